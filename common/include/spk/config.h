@@ -1,0 +1,53 @@
+/* spreekd / spreekctl configuration: embedded defaults, then a JSON config file (--config),
+ * then command-line flags. docs/operations.md lists every key. */
+#ifndef SPK_CONFIG_H
+#define SPK_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define SPK_CONFIG_MAX_ISSUERS 16
+
+typedef struct {
+    char listen_host[64]; /* "127.0.0.1" */
+    int listen_port;      /* 8480 */
+    char data_dir[512];   /* "./data" */
+    char web_root[512];   /* directory of the web client; "" = built-in default path */
+    char public_url[256]; /* base of links handed out; default http://<listen> */
+    char tls_cert[512];   /* PEM; TLS (HTTPS/WSS) is on when both are set */
+    char tls_key[512];
+    char log_level[16]; /* debug | info | warn | error */
+
+    /* limits */
+    int max_connections;       /* 20000 */
+    size_t max_message_bytes;  /* 65536 */
+    size_t send_queue_bytes;   /* 1 MiB per connection */
+    int handshake_timeout_s;   /* 10: TCP accept to WebSocket upgrade */
+    int auth_timeout_s;        /* 15: upgrade to successful auth / invite.redeem */
+    int idle_timeout_s;        /* 60: ping after idle/2, close after idle without traffic */
+    double rate_per_s;         /* 50 messages/s sustained per connection */
+    double rate_burst;         /* 100 */
+    int drain_timeout_s;       /* 5: SIGTERM to forced close */
+
+    /* identity */
+    char issuer_name[128];      /* own issuer "iss", default "spreekkamer-local" */
+    int64_t token_leeway_s;     /* 60 */
+    int64_t invite_ttl_s;       /* 86400 */
+    int64_t patient_session_s;  /* 43200: lifetime of the patient's resume token */
+    int n_issuers;              /* trusted external issuers, "<iss> <kid> <b64url pubkey>" */
+    char issuers[SPK_CONFIG_MAX_ISSUERS][256];
+} spk_config_t;
+
+/* Fills the embedded defaults. */
+void spk_config_defaults(spk_config_t *c);
+/* Applies a JSON config file; unknown keys and mistyped values are errors (SPK_ECONFIG with
+ * `why`). */
+int spk_config_load_file(spk_config_t *c, const char *path, char *why, size_t why_len);
+/* Applies one "--key value" flag (key without dashes, e.g. "listen", "data", "config" is not
+ * handled here). Returns 0, SPK_ENOTFOUND for an unknown key, SPK_ECONFIG for a bad value. */
+int spk_config_set(spk_config_t *c, const char *key, const char *value, char *why,
+                   size_t why_len);
+/* Fills in derived values (public_url from listen address when empty). */
+void spk_config_finish(spk_config_t *c);
+
+#endif

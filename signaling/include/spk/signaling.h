@@ -1,0 +1,60 @@
+/* Signaling core: the consult workflow as an I/O-free state machine.
+ *
+ * The transport (ws_server.c: libwebsockets on libuv) owns sockets and calls in with
+ * connection events and complete text messages; the core answers through the io callbacks.
+ * docs/protocol.md specifies the messages; docs/roles.md the role x action matrix it enforces.
+ * Single-threaded: every function runs on the control thread. */
+#ifndef SPK_SIGNALING_H
+#define SPK_SIGNALING_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "spk/config.h"
+#include "spk/store.h"
+#include "spk/token.h"
+
+typedef struct spk_sig spk_sig_t;
+
+typedef struct {
+    void *ud;
+    /* Queues one text message for `conn` (copied). Returns 0, or SPK_EBACKPRESSURE when the
+     * connection's send queue is over its cap: the transport then closes the connection. */
+    int (*send_cb)(void *ud, uint64_t conn, const char *msg, size_t len);
+    /* Asks the transport to close `conn` with a WebSocket close code and reason. The core
+     * forgets the connection when the transport later calls spk_sig_conn_close. */
+    void (*close_cb)(void *ud, uint64_t conn, int ws_code, const char *reason);
+} spk_sig_io_t;
+
+/* WebSocket close codes used by the core (docs/protocol.md). */
+#define SPK_WS_AUTH_TIMEOUT 4001
+#define SPK_WS_IDLE_TIMEOUT 4002
+#define SPK_WS_SLOW_CONSUMER 4003
+#define SPK_WS_SHUTDOWN 1001
+#define SPK_WS_TRY_LATER 1013
+
+/* Creates the core. store, keyring and issuer are borrowed and must outlive it. Loads open
+ * consults, lobbies and participants from the store. */
+int spk_sig_new(spk_sig_t **out, const spk_config_t *cfg, spk_store_t *store,
+                const spk_keyring_t *kr, const spk_signer_t *issuer, const spk_sig_io_t *io);
+void spk_sig_free(spk_sig_t *s);
+
+/* A WebSocket connection was established; the core sends "hello". */
+int spk_sig_conn_open(spk_sig_t *s, uint64_t conn, const char *remote_addr, uint64_t now_ms);
+/* The connection is gone (any reason); presence and rosters are updated. */
+void spk_sig_conn_close(spk_sig_t *s, uint64_t conn);
+/* One complete text message. */
+void spk_sig_conn_message(spk_sig_t *s, uint64_t conn, const char *data, size_t len,
+                          uint64_t now_ms);
+/* An error the transport detected (SPK_ETOOBIG, SPK_EBADMSG for a binary frame): the core
+ * answers with the documented error message. */
+void spk_sig_conn_reject(spk_sig_t *s, uint64_t conn, int err);
+/* Periodic housekeeping (authentication deadline); call about once a second. */
+void spk_sig_tick(spk_sig_t *s, uint64_t now_ms);
+/* Starts draining: every connection is told "server.shutdown"; new messages get
+ * SPK_ESHUTDOWN. */
+void spk_sig_shutdown(spk_sig_t *s);
+/* Appends Prometheus text-format metrics of the core to buf; returns bytes written. */
+size_t spk_sig_metrics(spk_sig_t *s, char *buf, size_t cap);
+
+#endif

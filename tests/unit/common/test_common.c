@@ -1,0 +1,68 @@
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <string.h>
+
+#include "spk/error.h"
+#include "spk/util.h"
+
+static void test_error_table(void **state)
+{
+    assert_string_equal(spk_err_wire(SPK_EBADJSON), "bad_json");
+    assert_string_equal(spk_err_name(SPK_EFORBIDDEN), "EFORBIDDEN");
+    assert_string_equal(spk_err_wire(-9999), "internal");
+    assert_string_equal(spk_strerror(0), "success");
+}
+
+static void test_b64url_roundtrip(void **state)
+{
+    const uint8_t in[] = {0xfb, 0xff, 0x00, 0x10, 0x41};
+    for (size_t n = 0; n <= sizeof(in); n++) {
+        char enc[16];
+        uint8_t dec[8];
+        size_t e = spk_b64url_encode(enc, in, n);
+        assert_int_equal(e, spk_b64url_encoded_len(n));
+        long d = spk_b64url_decode(dec, sizeof(dec), enc, e);
+        assert_int_equal(d, (long)n);
+        assert_memory_equal(dec, in, n);
+    }
+    uint8_t out[8];
+    assert_int_equal(spk_b64url_decode(out, sizeof(out), "a+b/", 4), SPK_EDECODE);
+    assert_int_equal(spk_b64url_decode(out, sizeof(out), "abcde", 5), SPK_EDECODE);
+    /* "QR" has non-zero trailing bits: non-canonical. */
+    assert_int_equal(spk_b64url_decode(out, sizeof(out), "QR", 2), SPK_EDECODE);
+    assert_int_equal(spk_b64url_decode(out, 1, "QUJD", 4), SPK_ERANGE);
+}
+
+static void test_hex(void **state)
+{
+    uint8_t b[4];
+    char s[9];
+    assert_int_equal(spk_hex_decode(b, sizeof(b), "00ff10Ab", 8), 4);
+    spk_hex_encode(s, b, 4);
+    assert_string_equal(s, "00ff10ab");
+    assert_int_equal(spk_hex_decode(b, sizeof(b), "0g", 2), SPK_EDECODE);
+    assert_int_equal(spk_hex_decode(b, sizeof(b), "0", 1), SPK_EDECODE);
+}
+
+static void test_json_escape(void **state)
+{
+    char out[64];
+    spk_json_escape(out, sizeof(out), "a\"b\\c\n\x01");
+    assert_string_equal(out, "a\\\"b\\\\c\\n\\u0001");
+    spk_json_escape(out, 4, "abcdef");
+    assert_string_equal(out, "abc");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_error_table),
+        cmocka_unit_test(test_b64url_roundtrip),
+        cmocka_unit_test(test_hex),
+        cmocka_unit_test(test_json_escape),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
