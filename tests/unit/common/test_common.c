@@ -6,6 +6,8 @@
 #include <string.h>
 
 #include "spk/error.h"
+#include "spk/map.h"
+#include "spk/role.h"
 #include "spk/util.h"
 
 static void test_error_table(void **state)
@@ -56,6 +58,44 @@ static void test_json_escape(void **state)
     assert_string_equal(out, "abc");
 }
 
+static void test_map(void **state)
+{
+    spk_map_t m;
+    spk_map_init(&m);
+    static int vals[2000];
+    for (int i = 0; i < 2000; i++) {
+        assert_int_equal(spk_map_put_u64(&m, (uint64_t)i * 7919u, &vals[i]), 0);
+    }
+    assert_int_equal(m.len, 2000);
+    for (int i = 0; i < 2000; i += 2) {
+        assert_ptr_equal(spk_map_del_u64(&m, (uint64_t)i * 7919u), &vals[i]);
+    }
+    for (int i = 0; i < 2000; i++) {
+        void *v = spk_map_get_u64(&m, (uint64_t)i * 7919u);
+        assert_ptr_equal(v, (i % 2) ? &vals[i] : NULL);
+    }
+    assert_int_equal(spk_map_put_str(&m, "c_abc", &vals[0]), 0);
+    assert_int_equal(spk_map_put_str(&m, "c_abc", &vals[1]), 0);
+    assert_ptr_equal(spk_map_get_str(&m, "c_abc"), &vals[1]);
+    size_t it = 0, n = 0;
+    void *v;
+    while (spk_map_next(&m, &it, &v)) {
+        n++;
+    }
+    assert_int_equal(n, 1001);
+    spk_map_free(&m);
+    assert_null(spk_map_get_str(&m, "c_abc"));
+}
+
+static void test_roles(void **state)
+{
+    assert_int_equal(spk_role_parse("remote_gp"), SPK_ROLE_REMOTE_GP);
+    assert_int_equal(spk_role_parse("root"), SPK_ROLE_NONE);
+    assert_int_equal(spk_role_parse(NULL), SPK_ROLE_NONE);
+    assert_string_equal(spk_role_name(SPK_ROLE_ADMIN), "admin");
+    assert_string_equal(spk_role_name(SPK_ROLE_COUNT), "none");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -63,6 +103,8 @@ int main(void)
         cmocka_unit_test(test_b64url_roundtrip),
         cmocka_unit_test(test_hex),
         cmocka_unit_test(test_json_escape),
+        cmocka_unit_test(test_map),
+        cmocka_unit_test(test_roles),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,1 @@
+spk_add_fuzz(token LIBS spk_crypto)
