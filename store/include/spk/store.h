@@ -58,7 +58,7 @@ typedef enum {
 
 typedef struct {
     char consult[SPK_ID_LEN];
-    char id[SPK_ID_LEN]; /* participant id */
+    char id[SPK_ID_LEN];   /* participant id */
     char sub[SPK_SUB_LEN]; /* user id (for patients: the participant id) */
     char name[SPK_SUB_LEN];
     spk_role_t role;
@@ -80,7 +80,7 @@ typedef struct {
     char consult[SPK_ID_LEN];
     char created_by[SPK_SUB_LEN];
     int64_t created_at, expires_at, used_at; /* used_at 0 while unused */
-    char used_by[SPK_ID_LEN];                 /* participant id */
+    char used_by[SPK_ID_LEN];                /* participant id */
 } spk_invite_rec_t;
 
 int spk_store_invite_insert(spk_store_t *st, const spk_invite_rec_t *inv);
@@ -122,16 +122,16 @@ int spk_store_delegation_each(spk_store_t *st, const char *practice, spk_store_d
  * specialists. Keyed by (consult, kind, subject); put replaces. ---- */
 typedef struct {
     char consult[SPK_ID_LEN];
-    char kind[32];              /* "identity_check" | "speak_freely" | "consent" | "specialist" */
-    char subject[SPK_SUB_LEN];  /* participant id, consent scope, or specialist sub */
-    char value[SPK_SUB_LEN];    /* e.g. "verified:id_document", "yes", "given:verbal" */
+    char kind[32];             /* "identity_check" | "speak_freely" | "consent" | "specialist" */
+    char subject[SPK_SUB_LEN]; /* participant id, consent scope, or specialist sub */
+    char value[SPK_SUB_LEN];   /* e.g. "verified:id_document", "yes", "given:verbal" */
     char recorded_by[SPK_SUB_LEN];
     int64_t at;
 } spk_fact_rec_t;
 
 int spk_store_fact_put(spk_store_t *st, const spk_fact_rec_t *f);
-int spk_store_fact_get(spk_store_t *st, const char *consult, const char *kind,
-                       const char *subject, spk_fact_rec_t *out);
+int spk_store_fact_get(spk_store_t *st, const char *consult, const char *kind, const char *subject,
+                       spk_fact_rec_t *out);
 typedef int (*spk_store_fact_cb)(void *ud, const spk_fact_rec_t *f);
 int spk_store_fact_each(spk_store_t *st, const char *consult, spk_store_fact_cb cb, void *ud);
 
@@ -141,8 +141,8 @@ int spk_store_fact_each(spk_store_t *st, const char *consult, spk_store_fact_cb 
  * database, authenticated with HMAC under a key in "audit.key", so that deleting the newest
  * entries is detected too. */
 typedef struct {
-    int64_t seq;   /* assigned by append, from 1 */
-    int64_t ts_ms; /* unix milliseconds */
+    int64_t seq;      /* assigned by append, from 1 */
+    int64_t ts_ms;    /* unix milliseconds */
     char event[48];   /* e.g. "consult.create" (docs/audit.md lists them) */
     char outcome[32]; /* "success" or the error's wire code ("forbidden", ...) */
     char user[SPK_SUB_LEN];
@@ -163,6 +163,15 @@ int spk_store_audit_append(spk_store_t *st, spk_audit_rec_t *rec);
  * expected one when entries are missing) and a reason when modified, deleted, inserted or
  * reordered entries are found, or when the head anchor does not match. */
 int spk_store_audit_verify(spk_store_t *st, int64_t *bad_seq, char *why, size_t why_len);
+/* Notes on the above: *bad_seq is 0 when the anchor file itself is missing or fails
+ * authentication. A zero rec->ts_ms is filled with the current time by append. While the anchor
+ * does not match, append still adds entries but leaves the anchor as it is, so verify keeps
+ * failing until an administrator has investigated and re-anchored (docs/audit.md). */
+/* Accepts the current chain as the new baseline after an investigation: the chain must hold
+ * together from seq 1 (SPK_EVERIFY with *bad_seq otherwise, nothing appended); then appends
+ * `rec` (e.g. event "audit.reanchor", detail naming the reason) and rewrites the anchor. */
+int spk_store_audit_reanchor(spk_store_t *st, spk_audit_rec_t *rec, int64_t *bad_seq, char *why,
+                             size_t why_len);
 typedef int (*spk_store_audit_cb)(void *ud, const spk_audit_rec_t *r);
 /* Entries in seq order, optionally only those of one patient pseudonym (NULL = all). */
 int spk_store_audit_each(spk_store_t *st, const char *patient, spk_store_audit_cb cb, void *ud);

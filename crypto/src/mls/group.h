@@ -1,0 +1,123 @@
+/* MLS group state (RFC 9420 §8, §12): joining through a Welcome (§12.4.3.1), caching proposals
+ * (§12.1) and processing Commits (§12.4.2) received from other members, as PublicMessage or
+ * PrivateMessage.
+ *
+ * The caller owns spk_mls_group_t (zero it or let join fill it) and releases it with
+ * spk_mls_group_free, which wipes every secret. Handling a message never changes the state when
+ * it fails: a Commit builds the next epoch aside and installs it only after the confirmation tag
+ * verified.
+ *
+ * Sending: spk_mls_group_create starts a one-member group (§11); spk_mls_group_commit builds a
+ * Commit over inline proposals, always with an UpdatePath, plus the Welcome for added members,
+ * and the next epoch's state, which the caller installs with spk_mls_group_merge_commit once the
+ * delivery service accepted the Commit (or drops with spk_mls_group_commit_out_free). */
+#ifndef SPK_MLS_GROUP_H
+#define SPK_MLS_GROUP_H
+
+#include "mls/keysched.h"
+#include "mls/prim.h"
+#include "mls/psk.h"
+#include "mls/secrettree.h"
+#include "mls/structs.h"
+#include "mls/tree.h"
+#include "mls/treekem.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Resumption PSKs of this many most recent epochs are kept (§8.6). */
+#define SPK_MLS_GROUP_RESUMPTION_KEEP 8
+/* Proposals cached per epoch. */
+#define SPK_MLS_GROUP_MAX_PROPOSALS 1024
+
+typedef struct {
+    uint8_t ref[SPK_MLS_HASH_LEN]; /* ProposalRef */
+    spk_mls_proposal_t proposal;
+    uint8_t sender_type;
+    uint32_t sender;
+} spk_mls_cached_proposal_t;
+
+typedef struct {
+    uint64_t epoch;
+    uint8_t psk[SPK_MLS_HASH_LEN];
+} spk_mls_resumption_psk_t;
+
+typedef struct {
+    spk_mls_group_context_t gc;
+    spk_mls_bytes_t gc_enc; /* serialized gc */
+    spk_mls_tree_t tree;
+    spk_mls_tree_priv_t priv;
+    uint32_t own_leaf;
+    uint8_t sig_priv[SPK_MLS_SIG_PRIV_LEN];
+    spk_mls_epoch_secrets_t secrets;
+    spk_mls_secret_tree_t st;
+    uint8_t interim[SPK_MLS_HASH_LEN]; /* interim transcript hash */
+    spk_mls_cached_proposal_t *proposals;
+    size_t n_proposals;
+    spk_mls_resumption_psk_t resumption[SPK_MLS_GROUP_RESUMPTION_KEEP];
+    size_t n_resumption;
+} spk_mls_group_t;
+
+/* External PSKs (§8.4) come from the application through psk_cb (may be NULL when none are
+ * used); resumption PSKs of this group's own recent epochs are resolved internally. */
+typedef struct {
+    spk_mls_psk_lookup_cb psk_cb;
+    void *psk_arg;
+} spk_mls_group_env_t;
+
+/* Joins through a Welcome (§12.4.3.1) with the KeyPackage it answers and its private keys.
+ * tree is the ratchet tree when it travels out of band, or NULL to take it from the GroupInfo's
+ * ratchet_tree extension. Verifies the GroupInfo signature, the tree (hash, parent hashes, leaf
+ * nodes), the derived path keys and the confirmation tag. */
+int spk_mls_group_join(spk_mls_group_t *g, const spk_mls_welcome_t *welcome,
+                       const spk_mls_key_package_t *kp,
+                       const uint8_t init_priv[SPK_MLS_KEM_PRIV_LEN],
+                       const uint8_t enc_priv[SPK_MLS_KEM_PRIV_LEN],
+                       const uint8_t sig_priv[SPK_MLS_SIG_PRIV_LEN], const spk_mls_tree_t *tree,
+                       const spk_mls_group_env_t *env);
+
+/* What handling a message did. */
+typedef enum {
+    SPK_MLS_GROUP_EV_PROPOSAL = 1, /* a proposal was cached for the next Commit */
+    SPK_MLS_GROUP_EV_COMMIT = 2,   /* a new epoch was installed */
+    SPK_MLS_GROUP_EV_REMOVED = 3,  /* a Commit removed this member; the state is unchanged */
+    SPK_MLS_GROUP_EV_APPLICATION = 4,
+} spk_mls_group_event_t;
+
+/* Handles one MLSMessage addressed to the group (PublicMessage or PrivateMessage). For
+ * application messages, app (may be NULL) receives the plaintext. SPK_EVERIFY when
+ * authentication or validation fails, SPK_ESTATE for another group or epoch. */
+int spk_mls_group_handle(spk_mls_group_t *g, const spk_mls_message_t *m,
+                         const spk_mls_group_env_t *env, spk_mls_group_event_t *ev,
+                         spk_mls_bytes_t *app);
+
+void spk_mls_group_free(spk_mls_group_t *g);
+
+/* A one-member group (§11) for the creator's leaf (from its KeyPackage) and keys. extensions
+ * may be NULL. */
+int spk_mls_group_create(spk_mls_group_t *g, const uint8_t *group_id, size_t group_id_len,
+                         const spk_mls_leaf_node_t *leaf,
+                         const uint8_t enc_priv[SPK_MLS_KEM_PRIV_LEN],
+                         const uint8_t sig_priv[SPK_MLS_SIG_PRIV_LEN],
+                         const spk_mls_extensions_t *extensions);
+
+typedef struct {
+    spk_mls_bytes_t commit;  /* MLSMessage(PublicMessage) carrying the Commit */
+    spk_mls_bytes_t welcome; /* MLSMessage(Welcome); empty when nobody is added */
+    spk_mls_group_t next;    /* the next epoch, for spk_mls_group_merge_commit */
+} spk_mls_commit_out_t;
+
+/* Commits props (inline, in order; validated as in §12.2) with a fresh UpdatePath. g is not
+ * changed. The Welcome carries the ratchet tree in a GroupInfo extension. */
+int spk_mls_group_commit(const spk_mls_group_t *g, const spk_mls_proposal_t *props, size_t n,
+                         const spk_mls_group_env_t *env, spk_mls_commit_out_t *out);
+/* Installs out->next into g and frees out. */
+void spk_mls_group_merge_commit(spk_mls_group_t *g, spk_mls_commit_out_t *out);
+void spk_mls_group_commit_out_free(spk_mls_commit_out_t *out);
+
+/* An application message as MLSMessage(PrivateMessage) with `padding` zero bytes. */
+int spk_mls_group_send(spk_mls_group_t *g, const uint8_t *data, size_t len, size_t padding,
+                       spk_mls_bytes_t *out);
+
+#endif

@@ -1,0 +1,347 @@
+/* spreekd: the spreekkamer server. Wires configuration, store, issuer key, signaling core and
+ * transport onto one libuv loop, and drains on SIGTERM / SIGINT. docs/operations.md. */
+#include <errno.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <uv.h>
+
+#include "spk/config.h"
+#include "spk/error.h"
+#include "spk/log.h"
+#include "spk/rand.h"
+#include "spk/signaling.h"
+#include "spk/store.h"
+#include "spk/token.h"
+#include "spk/util.h"
+#include "spk/ws_server.h"
+
+#ifndef SPK_WEB_ROOT_DEFAULT
+#define SPK_WEB_ROOT_DEFAULT "web"
+#endif
+#ifndef SPK_VERSION
+#define SPK_VERSION "0.1.0"
+#endif
+
+#define DEMO_TOKEN_TTL_S (12 * 3600)
+
+typedef struct {
+    spk_config_t cfg;
+    uv_loop_t loop;
+    uv_signal_t sigterm, sigint;
+    spk_store_t *store;
+    spk_signer_t signer;
+    spk_keyring_t *kr;
+    spk_sig_t *sig;
+    spk_ws_server_t *ws;
+} spreekd_t;
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: spreekd [--config FILE] [--key value ...]\n"
+            "\n"
+            "Runs the spreekkamer server. Settings come from the built-in defaults, then the JSON\n"
+            "file given with --config, then these flags (docs/operations.md lists them all):\n"
+            "\n"
+            "  --listen HOST:PORT          address to listen on (127.0.0.1:8480; [::1]:PORT)\n"
+            "  --data DIR                  data directory (./data)\n"
+            "  --web-root DIR              web client directory (built-in: %s)\n"
+            "  --public-url URL            base of links handed out (http://<listen>)\n"
+            "  --tls-cert FILE             PEM certificate; with --tls-key serves HTTPS/WSS\n"
+            "  --tls-key FILE              PEM private key\n"
+            "  --log-level LEVEL           debug | info | warn | error (info)\n"
+            "  --max-connections N         WebSocket connections (20000)\n"
+            "  --max-message-bytes N       largest accepted message (65536)\n"
+            "  --send-queue-bytes N        per-connection send queue cap (1048576)\n"
+            "  --handshake-timeout S       TCP accept to WebSocket upgrade (10)\n"
+            "  --auth-timeout S            upgrade to authentication (15)\n"
+            "  --idle-timeout S            no traffic and no pong (60)\n"
+            "  --rate N                    messages per second per connection (50)\n"
+            "  --burst N                   message burst per connection (100)\n"
+            "  --drain-timeout S           SIGTERM to forced close (5)\n"
+            "  --issuer \"ISS KID KEY\"      trust an external token issuer (repeatable)\n"
+            "  --issuer-name NAME          own issuer name (spreekkamer-local)\n"
+            "  --token-leeway S            clock skew allowed on tokens (60)\n"
+            "  --invite-ttl S              invite lifetime (86400)\n"
+            "  --patient-session S         patient session token lifetime (43200)\n"
+            "\n"
+            "  --config FILE               JSON config file (keys: docs/operations.md)\n"
+            "  --help                      this text\n"
+            "  --version                   print the version\n",
+            SPK_WEB_ROOT_DEFAULT);
+}
+
+/* Splits "--key=value" or "--key value"; returns the number of argv entries used, 0 on error. */
+static int flag_at(int argc, char **argv, int i, char *key, size_t key_cap, const char **value)
+{
+    const char *a = argv[i];
+    if (strncmp(a, "--", 2) != 0 || a[2] == '\0') {
+        fprintf(stderr, "spreekd: unexpected argument \"%s\" (see --help)\n", a);
+        return 0;
+    }
+    a += 2;
+    const char *eq = strchr(a, '=');
+    if (eq) {
+        snprintf(key, key_cap, "%.*s", (int)(eq - a), a);
+        *value = eq + 1;
+        return 1;
+    }
+    snprintf(key, key_cap, "%s", a);
+    if (i + 1 >= argc) {
+        fprintf(stderr, "spreekd: --%s needs a value (see --help)\n", key);
+        return 0;
+    }
+    *value = argv[i + 1];
+    return 2;
+}
+
+/* Defaults, then --config, then the other flags. Returns -1 to exit 2, 1 to exit 0. */
+static int parse_args(spk_config_t *cfg, int argc, char **argv)
+{
+    char why[512] = "";
+    char key[64];
+    const char *value;
+    spk_config_defaults(cfg);
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            usage(stdout);
+            return 1;
+        }
+        if (strcmp(argv[i], "--version") == 0) {
+            printf("spreekd %s\n", SPK_VERSION);
+            return 1;
+        }
+    }
+    for (int i = 1; i < argc;) {
+        int used = flag_at(argc, argv, i, key, sizeof(key), &value);
+        if (used == 0) {
+            return -1;
+        }
+        if (strcmp(key, "config") == 0 && spk_config_load_file(cfg, value, why, sizeof(why))) {
+            fprintf(stderr, "spreekd: %s\n", why);
+            return -1;
+        }
+        i += used;
+    }
+    for (int i = 1; i < argc;) {
+        int used = flag_at(argc, argv, i, key, sizeof(key), &value);
+        if (strcmp(key, "config") != 0) {
+            int rc = spk_config_set(cfg, key, value, why, sizeof(why));
+            if (rc != 0) {
+                fprintf(stderr, "spreekd: %s (see --help)\n", why);
+                return -1;
+            }
+        }
+        i += used;
+    }
+    if (cfg->web_root[0] == '\0') {
+        snprintf(cfg->web_root, sizeof(cfg->web_root), "%s", SPK_WEB_ROOT_DEFAULT);
+    }
+    if ((cfg->tls_cert[0] == '\0') != (cfg->tls_key[0] == '\0')) {
+        fprintf(stderr, "spreekd: --tls-cert and --tls-key go together\n");
+        return -1;
+    }
+    return 0;
+}
+
+/* Loads <data_dir>/issuer.key, or generates and saves it on first start. */
+static int load_issuer(spreekd_t *d)
+{
+    char path[600];
+    snprintf(path, sizeof(path), "%s/issuer.key", d->cfg.data_dir);
+    struct stat st;
+    if (stat(path, &st) == 0) {
+        int rc = spk_signer_load(&d->signer, path);
+        if (rc != 0) {
+            spk_error(0, "cannot load issuer key %s: %s", path, spk_strerror(rc));
+            return rc;
+        }
+        if (strcmp(d->signer.iss, d->cfg.issuer_name) != 0) {
+            spk_warn(0, "issuer key %s is for \"%s\", configured issuer name is \"%s\"", path,
+                     d->signer.iss, d->cfg.issuer_name);
+        }
+        spk_info(0, "issuer key loaded: iss=%s kid=%s", d->signer.iss, d->signer.kid);
+        return 0;
+    }
+    int rc = spk_signer_generate(&d->signer, d->cfg.issuer_name);
+    if (rc == 0) {
+        rc = spk_signer_save(&d->signer, path);
+    }
+    if (rc != 0) {
+        spk_error(0, "cannot create issuer key %s: %s", path, spk_strerror(rc));
+        return rc;
+    }
+    spk_info(0, "issuer key created: %s iss=%s kid=%s", path, d->signer.iss, d->signer.kid);
+    return 0;
+}
+
+static int build_keyring(spreekd_t *d)
+{
+    int rc = spk_keyring_new(&d->kr);
+    if (rc != 0) {
+        return rc;
+    }
+    rc = spk_keyring_add(d->kr, d->signer.iss, d->signer.kid, d->signer.pub);
+    if (rc != 0) {
+        spk_error(0, "cannot trust own issuer key: %s", spk_strerror(rc));
+        return rc;
+    }
+    for (int i = 0; i < d->cfg.n_issuers; i++) {
+        rc = spk_keyring_add_str(d->kr, d->cfg.issuers[i]);
+        if (rc != 0) {
+            spk_error(0, "issuer \"%s\" refused: %s", d->cfg.issuers[i], spk_strerror(rc));
+            return rc;
+        }
+    }
+    return 0;
+}
+
+/* Embedded default only: a GP demo token and a ready-to-open console link on stdout. */
+static void print_demo_link(spreekd_t *d)
+{
+    spk_token_claims_t c;
+    memset(&c, 0, sizeof(c));
+    int64_t now = spk_now_s();
+    snprintf(c.sub, sizeof(c.sub), "gp-demo");
+    snprintf(c.name, sizeof(c.name), "Huisarts Demo");
+    c.role = SPK_ROLE_GP;
+    snprintf(c.practice, sizeof(c.practice), "praktijk-demo");
+    c.iat = now;
+    c.nbf = now;
+    c.exp = now + DEMO_TOKEN_TTL_S;
+    if (spk_random_id(c.jti, sizeof(c.jti), 12) != 0) {
+        return;
+    }
+    char tok[SPK_TOKEN_MAX_LEN];
+    long n = spk_token_sign(&d->signer, &c, tok, sizeof(tok));
+    if (n < 0) {
+        spk_warn(0, "cannot mint the demo token: %s", spk_strerror((int)n));
+        return;
+    }
+    printf("GP demo console (valid 12 h): %s/console#token=%s\n", d->cfg.public_url, tok);
+    fflush(stdout);
+    spk_wipe(tok, sizeof(tok));
+}
+
+static void on_drained(void *ud)
+{
+    spreekd_t *d = ud;
+    uv_close((uv_handle_t *)&d->sigterm, NULL);
+    uv_close((uv_handle_t *)&d->sigint, NULL);
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    spreekd_t *d = h->data;
+    spk_info(0, "signal %d: draining", signum);
+    spk_ws_server_drain(d->ws, on_drained, d);
+}
+
+/* Binds, creates the core with the final public URL, and starts serving. */
+static int start_serving(spreekd_t *d)
+{
+    char why[512] = "";
+    int rc = spk_ws_server_new(&d->ws, &d->loop, &d->cfg);
+    if (rc == 0) {
+        rc = spk_ws_server_listen(d->ws, why, sizeof(why));
+    }
+    if (rc != 0) {
+        spk_error(0, "cannot start: %s", why[0] ? why : spk_strerror(rc));
+        return rc;
+    }
+    d->cfg.listen_port = spk_ws_server_port(d->ws);
+    spk_config_finish(&d->cfg); /* public_url from the bound port unless configured */
+
+    spk_sig_io_t io;
+    spk_ws_server_io(d->ws, &io);
+    rc = spk_sig_new(&d->sig, &d->cfg, d->store, d->kr, &d->signer, &io);
+    if (rc != 0) {
+        spk_error(0, "cannot create the signaling core: %s", spk_strerror(rc));
+        return rc;
+    }
+    return spk_ws_server_start(d->ws, d->sig);
+}
+
+static int open_store(spreekd_t *d)
+{
+    if (mkdir(d->cfg.data_dir, 0700) != 0 && errno != EEXIST) {
+        spk_error(0, "cannot create data directory %s: %s", d->cfg.data_dir, strerror(errno));
+        return SPK_EIO;
+    }
+    int rc = spk_store_open(&d->store, d->cfg.data_dir);
+    if (rc != 0) {
+        spk_error(0, "cannot open the store in %s: %s", d->cfg.data_dir, spk_strerror(rc));
+    }
+    return rc;
+}
+
+static int run(spreekd_t *d)
+{
+    int rc = open_store(d);
+    if (rc == 0) {
+        rc = load_issuer(d);
+    }
+    if (rc == 0) {
+        rc = build_keyring(d);
+    }
+    if (rc == 0) {
+        rc = start_serving(d);
+    }
+    if (rc != 0) {
+        return rc;
+    }
+    uv_signal_init(&d->loop, &d->sigterm);
+    uv_signal_init(&d->loop, &d->sigint);
+    d->sigterm.data = d->sigint.data = d;
+    uv_signal_start(&d->sigterm, on_signal, SIGTERM);
+    uv_signal_start(&d->sigint, on_signal, SIGINT);
+
+    const char *ws_scheme = d->cfg.tls_cert[0] ? "wss" : "ws";
+    bool v6 = strchr(d->cfg.listen_host, ':') != NULL;
+    spk_info(0, "listening %s port=%d ws=%s://%s%s%s:%d%s tls=%s", d->cfg.public_url,
+             d->cfg.listen_port, ws_scheme, v6 ? "[" : "", d->cfg.listen_host, v6 ? "]" : "",
+             d->cfg.listen_port, SPK_WS_PATH, d->cfg.tls_cert[0] ? "on" : "off");
+    if (d->cfg.n_issuers == 0) {
+        print_demo_link(d);
+    }
+    uv_run(&d->loop, UV_RUN_DEFAULT);
+    spk_info(0, "stopped");
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    signal(SIGPIPE, SIG_IGN);
+    static spreekd_t d;
+    int prc = parse_args(&d.cfg, argc, argv);
+    if (prc != 0) {
+        return prc > 0 ? 0 : 2;
+    }
+    spk_log_level_t lvl = SPK_LOG_INFO;
+    spk_log_level_parse(d.cfg.log_level, &lvl);
+    spk_log_set_level(lvl);
+
+    if (uv_loop_init(&d.loop) != 0) {
+        spk_error(0, "cannot initialise the event loop");
+        return 1;
+    }
+    int rc = run(&d);
+
+    spk_ws_server_free(d.ws);
+    spk_sig_free(d.sig);
+    spk_keyring_free(d.kr);
+    spk_signer_wipe(&d.signer);
+    if (d.store) {
+        spk_store_close(d.store);
+    }
+    uv_run(&d.loop, UV_RUN_NOWAIT);
+    int lc = uv_loop_close(&d.loop);
+    if (lc != 0) {
+        spk_warn(0, "event loop not empty at exit: %s", uv_strerror(lc));
+    }
+    return rc == 0 ? 0 : 1;
+}

@@ -1,0 +1,329 @@
+/* In-memory model of consults and their participants, backed by the store, and the events that
+ * keep clients' views current. */
+#include "core_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "spk/error.h"
+#include "spk/log.h"
+
+static const char *const g_part_states[] = {"lobby", "admitted", "denied", "left"};
+
+static void consult_free(sig_consult_t *c)
+{
+    for (size_t i = 0; i < c->n_parts; i++) {
+        free(c->parts[i]);
+    }
+    free(c->parts);
+    free(c->conns);
+    free(c);
+}
+
+void sig_consults_free(spk_sig_t *s)
+{
+    size_t it = 0;
+    void *v;
+    while (spk_map_next(&s->consults, &it, &v)) {
+        consult_free(v);
+    }
+    spk_map_free(&s->consults);
+}
+
+int sig_part_add(sig_consult_t *c, const spk_participant_rec_t *rec, sig_part_t **out)
+{
+    if (c->n_parts == c->cap_parts) {
+        size_t ncap = c->cap_parts ? c->cap_parts * 2 : 4;
+        sig_part_t **np = realloc(c->parts, ncap * sizeof(*np));
+        if (np == NULL) {
+            return SPK_ENOMEM;
+        }
+        c->parts = np;
+        c->cap_parts = ncap;
+    }
+    sig_part_t *p = calloc(1, sizeof(*p));
+    if (p == NULL) {
+        return SPK_ENOMEM;
+    }
+    p->rec = *rec;
+    c->parts[c->n_parts++] = p;
+    if (out != NULL) {
+        *out = p;
+    }
+    return 0;
+}
+
+static int load_part_cb(void *ud, const spk_participant_rec_t *p)
+{
+    return sig_part_add(ud, p, NULL);
+}
+
+sig_consult_t *sig_consult_cached(spk_sig_t *s, const char *id)
+{
+    return spk_map_get_str(&s->consults, id);
+}
+
+int sig_consult_lookup(spk_sig_t *s, const char *id, sig_consult_t **out)
+{
+    sig_consult_t *c = sig_consult_cached(s, id);
+    if (c != NULL) {
+        *out = c;
+        return 0;
+    }
+    c = calloc(1, sizeof(*c));
+    if (c == NULL) {
+        return SPK_ENOMEM;
+    }
+    int rc = spk_store_consult_get(s->store, id, &c->rec);
+    if (rc == 0) {
+        rc = spk_store_participant_each(s->store, id, load_part_cb, c);
+    }
+    if (rc == 0) {
+        rc = spk_map_put_str(&s->consults, c->rec.id, c);
+    }
+    if (rc != 0) {
+        consult_free(c);
+        return rc;
+    }
+    *out = c;
+    return 0;
+}
+
+/* Forgets an ended consult nobody is joined to any more. */
+void sig_consult_drop(spk_sig_t *s, sig_consult_t *c)
+{
+    if (c->rec.state == SPK_CONSULT_ENDED && c->n_conns == 0) {
+        spk_map_del_str(&s->consults, c->rec.id);
+        consult_free(c);
+    }
+}
+
+sig_part_t *sig_part_find(sig_consult_t *c, const char *id)
+{
+    for (size_t i = 0; i < c->n_parts; i++) {
+        if (strcmp(c->parts[i]->rec.id, id) == 0) {
+            return c->parts[i];
+        }
+    }
+    return NULL;
+}
+
+sig_part_t *sig_part_find_sub(sig_consult_t *c, const char *sub)
+{
+    for (size_t i = 0; i < c->n_parts; i++) {
+        if (strcmp(c->parts[i]->rec.sub, sub) == 0) {
+            return c->parts[i];
+        }
+    }
+    return NULL;
+}
+
+/* Persists a state change first, then applies it in memory (so a failed write changes
+ * nothing). */
+int sig_part_save(spk_sig_t *s, sig_part_t *p, spk_part_state_t state, int64_t now)
+{
+    spk_participant_rec_t rec = p->rec;
+    rec.state = state;
+    rec.updated_at = now;
+    int rc = spk_store_participant_put(s->store, &rec);
+    if (rc == 0) {
+        p->rec = rec;
+    }
+    return rc;
+}
+
+json_t *sig_consult_json(const sig_consult_t *c, bool with_patient)
+{
+    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I}", "id", c->rec.id, "practice",
+                          c->rec.practice, "gp", c->rec.gp, "title", c->rec.title, "state",
+                          c->rec.state == SPK_CONSULT_OPEN ? "open" : "ended", "created_at",
+                          (json_int_t)c->rec.created_at, "ended_at", (json_int_t)c->rec.ended_at);
+    if (o != NULL && with_patient) {
+        json_object_set_new(o, "patient", json_string(c->rec.patient));
+    }
+    return o;
+}
+
+json_t *sig_part_json(const sig_part_t *p)
+{
+    return json_pack("{s:s, s:s, s:s, s:s, s:b, s:I}", "id", p->rec.id, "name", p->rec.name, "role",
+                     spk_role_name(p->rec.role), "state", g_part_states[p->rec.state & 3], "online",
+                     p->online > 0, "since", (json_int_t)p->rec.updated_at);
+}
+
+static json_t *parts_json(const sig_consult_t *c, int only_state, int skip_state)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; a != NULL && i < c->n_parts; i++) {
+        const sig_part_t *p = c->parts[i];
+        if ((only_state >= 0 && (int)p->rec.state != only_state) ||
+            (int)p->rec.state == skip_state) {
+            continue;
+        }
+        json_array_append_new(a, sig_part_json(p));
+    }
+    return a;
+}
+
+json_t *sig_roster_json(const sig_consult_t *c)
+{
+    return parts_json(c, -1, SPK_PART_DENIED);
+}
+
+json_t *sig_lobby_json(const sig_consult_t *c)
+{
+    return parts_json(c, SPK_PART_LOBBY, -1);
+}
+
+json_t *sig_fact_json(const spk_fact_rec_t *f)
+{
+    return json_pack("{s:s, s:s, s:s, s:s, s:I}", "kind", f->kind, "subject", f->subject, "value",
+                     f->value, "recorded_by", f->recorded_by, "at", (json_int_t)f->at);
+}
+
+/* Sends a copy of msg to every connection of the consult that passes the filter. */
+static void send_filtered(spk_sig_t *s, sig_consult_t *c, json_t *msg, bool staff_only)
+{
+    for (size_t i = 0; i < c->n_conns; i++) {
+        sig_conn_t *conn = spk_map_get_u64(&s->conns, c->conns[i]);
+        if (conn == NULL) {
+            continue;
+        }
+        for (int j = 0; j < conn->n_joined; j++) {
+            sig_join_t *jn = &conn->joined[j];
+            if (jn->consult != c) {
+                continue;
+            }
+            bool admitted = jn->part->rec.state == SPK_PART_ADMITTED;
+            bool staff = sig_is_staff(jn->part->rec.role);
+            if (admitted && (!staff_only || staff)) {
+                sig_send_json(s, conn->id, json_incref(msg));
+            }
+        }
+    }
+    json_decref(msg);
+}
+
+void sig_broadcast_roster(spk_sig_t *s, sig_consult_t *c)
+{
+    json_t *m = json_pack("{s:s, s:s, s:o}", "type", "roster", "consult", c->rec.id, "participants",
+                          sig_roster_json(c));
+    if (m != NULL) {
+        send_filtered(s, c, m, false);
+    }
+}
+
+void sig_broadcast_lobby(spk_sig_t *s, sig_consult_t *c)
+{
+    json_t *m = json_pack("{s:s, s:s, s:o}", "type", "lobby.update", "consult", c->rec.id, "lobby",
+                          sig_lobby_json(c));
+    if (m != NULL) {
+        send_filtered(s, c, m, true);
+    }
+}
+
+static int fact_cb(void *ud, const spk_fact_rec_t *f)
+{
+    return json_array_append_new(ud, sig_fact_json(f)) == 0 ? 0 : SPK_ENOMEM;
+}
+
+void sig_broadcast_facts(spk_sig_t *s, sig_consult_t *c)
+{
+    json_t *facts = json_array();
+    if (facts == NULL || spk_store_fact_each(s->store, c->rec.id, fact_cb, facts) != 0) {
+        json_decref(facts);
+        return;
+    }
+    json_t *m =
+        json_pack("{s:s, s:s, s:o}", "type", "consult.facts", "consult", c->rec.id, "facts", facts);
+    if (m != NULL) {
+        send_filtered(s, c, m, true);
+    }
+}
+
+/* Sends msg to every connection joined as participant p (steals msg). */
+void sig_send_to_part(spk_sig_t *s, sig_consult_t *c, sig_part_t *p, json_t *msg)
+{
+    for (size_t i = 0; i < c->n_conns; i++) {
+        sig_conn_t *conn = spk_map_get_u64(&s->conns, c->conns[i]);
+        for (int j = 0; conn != NULL && j < conn->n_joined; j++) {
+            if (conn->joined[j].consult == c && conn->joined[j].part == p) {
+                sig_send_json(s, conn->id, json_incref(msg));
+            }
+        }
+    }
+    json_decref(msg);
+}
+
+int sig_join_conn(spk_sig_t *s, sig_conn_t *conn, sig_consult_t *c, sig_part_t *p)
+{
+    for (int j = 0; j < conn->n_joined; j++) {
+        if (conn->joined[j].consult == c) {
+            if (conn->joined[j].part != p) {
+                conn->joined[j].part->online--;
+                conn->joined[j].part = p;
+                p->online++;
+            }
+            return 0;
+        }
+    }
+    if (conn->n_joined == SPK_SIG_MAX_JOINED) {
+        return SPK_ERANGE;
+    }
+    if (c->n_conns == c->cap_conns) {
+        size_t ncap = c->cap_conns ? c->cap_conns * 2 : 4;
+        uint64_t *nc = realloc(c->conns, ncap * sizeof(*nc));
+        if (nc == NULL) {
+            return SPK_ENOMEM;
+        }
+        c->conns = nc;
+        c->cap_conns = ncap;
+    }
+    c->conns[c->n_conns++] = conn->id;
+    conn->joined[conn->n_joined++] = (sig_join_t){.consult = c, .part = p};
+    p->online++;
+    return 0;
+}
+
+void sig_unjoin_conn(spk_sig_t *s, sig_conn_t *conn, sig_consult_t *c, bool notify)
+{
+    sig_part_t *p = NULL;
+    for (int j = 0; j < conn->n_joined; j++) {
+        if (conn->joined[j].consult == c) {
+            p = conn->joined[j].part;
+            conn->joined[j] = conn->joined[--conn->n_joined];
+            break;
+        }
+    }
+    if (p == NULL) {
+        return;
+    }
+    for (size_t i = 0; i < c->n_conns; i++) {
+        if (c->conns[i] == conn->id) {
+            c->conns[i] = c->conns[--c->n_conns];
+            break;
+        }
+    }
+    p->online--;
+    if (notify && p->online == 0 && c->rec.state == SPK_CONSULT_OPEN) {
+        if (p->rec.state == SPK_PART_LOBBY) {
+            sig_broadcast_lobby(s, c);
+        } else {
+            sig_broadcast_roster(s, c);
+        }
+    }
+    sig_consult_drop(s, c);
+}
+
+size_t sig_lobby_waiting(spk_sig_t *s)
+{
+    size_t n = 0, it = 0;
+    void *v;
+    while (spk_map_next(&s->consults, &it, &v)) {
+        sig_consult_t *c = v;
+        for (size_t i = 0; c->rec.state == SPK_CONSULT_OPEN && i < c->n_parts; i++) {
+            n += c->parts[i]->rec.state == SPK_PART_LOBBY && c->parts[i]->online > 0;
+        }
+    }
+    return n;
+}

@@ -1,0 +1,304 @@
+/* Consult actions: create, list, get, join, leave, end, invite.create. */
+#include "core_int.h"
+
+#include <string.h>
+
+#include "spk/error.h"
+#include "spk/log.h"
+#include "spk/rand.h"
+
+/* The practice a request is about: the "practice" field, or the caller's own. */
+static int req_practice(sig_req_t *r, const char **out)
+{
+    const char *p;
+    int rc = sig_get_str(r, "practice", false, SPK_SUB_LEN - 1, &p);
+    if (rc != 0) {
+        return rc;
+    }
+    *out = p != NULL ? p : r->c->who.practice;
+    return sig_rel_practice(r, *out);
+}
+
+int sig_h_consult_create(sig_req_t *r)
+{
+    const spk_token_claims_t *w = &r->c->who;
+    const char *patient, *title, *gp, *practice;
+    int rc = sig_get_str(r, "patient", true, SPK_SUB_LEN - 1, &patient);
+    if (rc == 0) {
+        rc = sig_get_str(r, "title", false, SPK_SUB_LEN - 1, &title);
+    }
+    if (rc == 0) {
+        rc = sig_get_str(r, "gp", false, SPK_SUB_LEN - 1, &gp);
+    }
+    if (rc == 0) {
+        rc = req_practice(r, &practice);
+    }
+    if (rc != 0) {
+        return rc;
+    }
+    snprintf(r->patient, sizeof(r->patient), "%s", patient);
+    spk_consult_rec_t rec;
+    memset(&rec, 0, sizeof(rec));
+    memcpy(rec.id, "c_", 2);
+    rc = spk_random_id(rec.id + 2, sizeof(rec.id) - 2, 12);
+    if (rc != 0) {
+        return rc;
+    }
+    snprintf(rec.practice, sizeof(rec.practice), "%s", practice);
+    snprintf(rec.gp, sizeof(rec.gp), "%s",
+             gp != NULL ? gp : (w->role == SPK_ROLE_ASSISTANT ? w->acts_for : w->sub));
+    snprintf(rec.patient, sizeof(rec.patient), "%s", patient);
+    snprintf(rec.title, sizeof(rec.title), "%s", title != NULL ? title : "");
+    snprintf(rec.created_by, sizeof(rec.created_by), "%s", w->sub);
+    rec.state = SPK_CONSULT_OPEN;
+    rec.created_at = r->now;
+    rc = spk_store_consult_insert(r->s->store, &rec);
+    if (rc != 0) {
+        return rc;
+    }
+    snprintf(r->object, sizeof(r->object), "%s", rec.id);
+    sig_consult_t *c;
+    rc = sig_consult_lookup(r->s, rec.id, &c);
+    if (rc != 0) {
+        return rc;
+    }
+    r->s->m[SIG_M_CONSULTS_CREATED]++;
+    spk_info(r->c->id, "consult %s created", rec.id);
+    json_object_set_new(r->reply, "consult", sig_consult_json(c, true));
+    return 0;
+}
+
+static int list_cb(void *ud, const spk_consult_rec_t *rec)
+{
+    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:I}", "id", rec->id, "practice",
+                          rec->practice, "gp", rec->gp, "patient", rec->patient, "title",
+                          rec->title, "state", "open", "created_at", (json_int_t)rec->created_at,
+                          "ended_at", (json_int_t)0);
+    return json_array_append_new(ud, o) == 0 ? 0 : SPK_ENOMEM;
+}
+
+int sig_h_consult_list(sig_req_t *r)
+{
+    const char *practice;
+    int rc = req_practice(r, &practice);
+    if (rc != 0) {
+        return rc;
+    }
+    snprintf(r->object, sizeof(r->object), "%s", practice);
+    json_t *arr = json_array();
+    rc = arr ? spk_store_consult_each_open(r->s->store, practice, list_cb, arr) : SPK_ENOMEM;
+    if (rc != 0) {
+        json_decref(arr);
+        return rc;
+    }
+    json_object_set_new(r->reply, "consults", arr);
+    return 0;
+}
+
+static int facts_cb(void *ud, const spk_fact_rec_t *f)
+{
+    return json_array_append_new(ud, sig_fact_json(f)) == 0 ? 0 : SPK_ENOMEM;
+}
+
+int sig_h_consult_get(sig_req_t *r)
+{
+    sig_consult_t *c;
+    int rc = sig_req_consult(r, false, &c);
+    if (rc != 0) {
+        return rc;
+    }
+    bool staff = sig_is_staff(r->c->who.role);
+    json_object_set_new(r->reply, "consult",
+                        sig_consult_json(c, r->c->who.role != SPK_ROLE_PATIENT));
+    if (r->c->who.role == SPK_ROLE_PATIENT) {
+        /* A patient sees themself only, until admitted. */
+        sig_part_t *me = sig_part_find(c, r->c->who.sub);
+        if (me->rec.state == SPK_PART_ADMITTED) {
+            json_object_set_new(r->reply, "participants", sig_roster_json(c));
+        } else {
+            json_t *a = json_array();
+            json_array_append_new(a, sig_part_json(me));
+            json_object_set_new(r->reply, "participants", a);
+        }
+        return 0;
+    }
+    json_object_set_new(r->reply, "participants", sig_roster_json(c));
+    if (staff) {
+        json_t *facts = json_array();
+        rc = facts ? spk_store_fact_each(r->s->store, c->rec.id, facts_cb, facts) : SPK_ENOMEM;
+        if (rc != 0) {
+            json_decref(facts);
+            return rc;
+        }
+        json_object_set_new(r->reply, "lobby", sig_lobby_json(c));
+        json_object_set_new(r->reply, "facts", facts);
+    }
+    return 0;
+}
+
+/* The participant record for a professional joining: one per (consult, sub). */
+static int professional_part(sig_req_t *r, sig_consult_t *c, sig_part_t **out)
+{
+    const spk_token_claims_t *w = &r->c->who;
+    sig_part_t *p = sig_part_find_sub(c, w->sub);
+    if (p != NULL) {
+        *out = p;
+        return sig_part_save(r->s, p, SPK_PART_ADMITTED, r->now);
+    }
+    spk_participant_rec_t rec;
+    memset(&rec, 0, sizeof(rec));
+    snprintf(rec.consult, sizeof(rec.consult), "%s", c->rec.id);
+    memcpy(rec.id, "p_", 2);
+    int rc = spk_random_id(rec.id + 2, sizeof(rec.id) - 2, 12);
+    if (rc != 0) {
+        return rc;
+    }
+    snprintf(rec.sub, sizeof(rec.sub), "%s", w->sub);
+    snprintf(rec.name, sizeof(rec.name), "%s", w->name);
+    rec.role = w->role;
+    rec.state = SPK_PART_ADMITTED;
+    rec.joined_at = rec.updated_at = r->now;
+    rc = spk_store_participant_put(r->s->store, &rec);
+    if (rc == 0) {
+        rc = sig_part_add(c, &rec, out);
+    }
+    return rc;
+}
+
+int sig_h_consult_join(sig_req_t *r)
+{
+    sig_consult_t *c;
+    int rc = sig_req_consult(r, true, &c);
+    if (rc != 0) {
+        return rc;
+    }
+    sig_part_t *p;
+    if (r->c->who.role == SPK_ROLE_PATIENT) {
+        p = sig_part_find(c, r->c->who.sub);
+        if (p->rec.state == SPK_PART_LEFT) {
+            rc = sig_part_save(r->s, p, SPK_PART_LOBBY, r->now);
+        }
+    } else {
+        rc = professional_part(r, c, &p);
+    }
+    if (rc == 0) {
+        rc = sig_join_conn(r->s, r->c, c, p);
+    }
+    if (rc != 0) {
+        return rc;
+    }
+    bool admitted = p->rec.state == SPK_PART_ADMITTED;
+    json_object_set_new(r->reply, "consult",
+                        sig_consult_json(c, r->c->who.role != SPK_ROLE_PATIENT));
+    json_object_set_new(r->reply, "participant", sig_part_json(p));
+    if (admitted) {
+        json_object_set_new(r->reply, "participants", sig_roster_json(c));
+    }
+    if (sig_is_staff(r->c->who.role)) {
+        json_object_set_new(r->reply, "lobby", sig_lobby_json(c));
+    }
+    sig_audit(r, 0);
+    r->event = NULL;
+    sig_reply_ok(r);
+    if (admitted) {
+        sig_broadcast_roster(r->s, c);
+    } else {
+        sig_broadcast_lobby(r->s, c);
+    }
+    return 0;
+}
+
+int sig_h_consult_leave(sig_req_t *r)
+{
+    sig_consult_t *c;
+    int rc = sig_req_consult(r, false, &c);
+    if (rc != 0) {
+        return rc;
+    }
+    sig_part_t *p = r->c->who.role == SPK_ROLE_PATIENT ? sig_part_find(c, r->c->who.sub)
+                                                       : sig_part_find_sub(c, r->c->who.sub);
+    if (p == NULL) {
+        return SPK_ESTATE;
+    }
+    if (c->rec.state == SPK_CONSULT_OPEN) {
+        rc = sig_part_save(r->s, p, SPK_PART_LEFT, r->now);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    sig_audit(r, 0);
+    r->event = NULL;
+    sig_reply_ok(r);
+    /* Every connection of this participant on this connection leaves; others stay. */
+    sig_unjoin_conn(r->s, r->c, c, false);
+    c = sig_consult_cached(r->s, r->object);
+    if (c != NULL && c->rec.state == SPK_CONSULT_OPEN) {
+        sig_broadcast_roster(r->s, c);
+        sig_broadcast_lobby(r->s, c);
+    }
+    return 0;
+}
+
+int sig_h_consult_end(sig_req_t *r)
+{
+    sig_consult_t *c;
+    int rc = sig_req_consult(r, true, &c);
+    if (rc != 0) {
+        return rc;
+    }
+    rc = spk_store_consult_end(r->s->store, c->rec.id, r->now);
+    if (rc != 0) {
+        return rc;
+    }
+    c->rec.state = SPK_CONSULT_ENDED;
+    c->rec.ended_at = r->now;
+    sig_audit(r, 0);
+    r->event = NULL;
+    sig_reply_ok(r);
+    json_t *m = json_pack("{s:s, s:s}", "type", "consult.ended", "consult", c->rec.id);
+    for (size_t i = 0; m != NULL && i < c->n_conns; i++) {
+        sig_send_json(r->s, c->conns[i], json_incref(m));
+    }
+    json_decref(m);
+    /* Everyone is unjoined; the consult is forgotten with the last one. */
+    while (c->n_conns > 0) {
+        sig_conn_t *conn = spk_map_get_u64(&r->s->conns, c->conns[c->n_conns - 1]);
+        if (conn == NULL) {
+            c->n_conns--;
+            continue;
+        }
+        bool last = c->n_conns == 1;
+        sig_unjoin_conn(r->s, conn, c, false);
+        if (last) {
+            return 0; /* c was freed by sig_consult_drop */
+        }
+    }
+    sig_consult_drop(r->s, c);
+    return 0;
+}
+
+int sig_h_invite_create(sig_req_t *r)
+{
+    sig_consult_t *c;
+    int64_t ttl = r->s->cfg.invite_ttl_s;
+    int rc = sig_req_consult(r, true, &c);
+    if (rc == 0) {
+        rc = sig_get_int(r, "ttl", false, 60, 604800, &ttl);
+    }
+    if (rc != 0) {
+        return rc;
+    }
+    char code[64];
+    spk_invite_rec_t inv;
+    rc = spk_store_invite_create(r->s->store, c->rec.id, r->c->who.sub, r->now, ttl, code,
+                                 sizeof(code), &inv);
+    if (rc != 0) {
+        return rc;
+    }
+    char url[512];
+    snprintf(url, sizeof(url), "%s/join#%s", r->s->cfg.public_url, code);
+    json_object_set_new(r->reply, "invite",
+                        json_pack("{s:s, s:s, s:I}", "url", url, "code", code, "expires_at",
+                                  (json_int_t)inv.expires_at));
+    return 0;
+}

@@ -1,0 +1,285 @@
+/* Lobby actions and the facts recorded in a consult: identity check, speaking freely, consent,
+ * specialist invitations (meekijkconsult). */
+#include "core_int.h"
+
+#include <string.h>
+
+#include "spk/error.h"
+#include "spk/log.h"
+
+int sig_h_lobby_list(sig_req_t *r)
+{
+    sig_consult_t *c;
+    int rc = sig_req_consult(r, true, &c);
+    if (rc != 0) {
+        return rc;
+    }
+    json_object_set_new(r->reply, "lobby", sig_lobby_json(c));
+    return 0;
+}
+
+/* The consult and the patient participant a lobby action is about. */
+static int req_patient(sig_req_t *r, sig_consult_t **c, sig_part_t **p)
+{
+    const char *pid;
+    int rc = sig_req_consult(r, true, c);
+    if (rc == 0) {
+        rc = sig_get_str(r, "participant", true, SPK_ID_LEN - 1, &pid);
+    }
+    if (rc != 0) {
+        return rc;
+    }
+    *p = sig_part_find(*c, pid);
+    if (*p == NULL) {
+        snprintf(r->why, sizeof(r->why), "no such participant in this consult");
+        return SPK_ENOTFOUND;
+    }
+    snprintf(r->detail, sizeof(r->detail), "participant %s", pid);
+    return 0;
+}
+
+int sig_h_lobby_admit(sig_req_t *r)
+{
+    sig_consult_t *c;
+    sig_part_t *p;
+    int rc = req_patient(r, &c, &p);
+    if (rc != 0) {
+        return rc;
+    }
+    if (p->rec.state != SPK_PART_LOBBY) {
+        snprintf(r->why, sizeof(r->why), "participant is not in the lobby");
+        return SPK_ESTATE;
+    }
+    rc = sig_part_save(r->s, p, SPK_PART_ADMITTED, r->now);
+    if (rc != 0) {
+        return rc;
+    }
+    r->s->m[SIG_M_ADMITTED]++;
+    json_object_set_new(r->reply, "participant", sig_part_json(p));
+    sig_audit(r, 0);
+    r->event = NULL;
+    sig_reply_ok(r);
+    sig_send_to_part(r->s, c, p,
+                     json_pack("{s:s, s:s, s:o}", "type", "admitted", "consult", c->rec.id,
+                               "participant", sig_part_json(p)));
+    sig_broadcast_lobby(r->s, c);
+    sig_broadcast_roster(r->s, c);
+    return 0;
+}
+
+int sig_h_lobby_deny(sig_req_t *r)
+{
+    sig_consult_t *c;
+    sig_part_t *p;
+    const char *reason = NULL;
+    int rc = req_patient(r, &c, &p);
+    if (rc == 0) {
+        rc = sig_get_str(r, "reason", false, 200, &reason);
+    }
+    if (rc != 0) {
+        return rc;
+    }
+    if (p->rec.state != SPK_PART_LOBBY) {
+        snprintf(r->why, sizeof(r->why), "participant is not in the lobby");
+        return SPK_ESTATE;
+    }
+    rc = sig_part_save(r->s, p, SPK_PART_DENIED, r->now);
+    if (rc != 0) {
+        return rc;
+    }
+    sig_audit(r, 0);
+    r->event = NULL;
+    sig_reply_ok(r);
+    sig_send_to_part(r->s, c, p,
+                     json_pack("{s:s, s:s, s:s}", "type", "denied", "consult", c->rec.id, "reason",
+                               reason != NULL ? reason : ""));
+    /* The denied patient's connections leave the consult. */
+    for (size_t i = c->n_conns; i-- > 0;) {
+        sig_conn_t *conn = spk_map_get_u64(&r->s->conns, c->conns[i]);
+        for (int j = 0; conn != NULL && j < conn->n_joined; j++) {
+            if (conn->joined[j].part == p) {
+                sig_unjoin_conn(r->s, conn, c, false);
+                break;
+            }
+        }
+    }
+    sig_broadcast_lobby(r->s, c);
+    return 0;
+}
+
+int sig_h_lobby_send_back(sig_req_t *r)
+{
+    sig_consult_t *c;
+    sig_part_t *p;
+    int rc = req_patient(r, &c, &p);
+    if (rc != 0) {
+        return rc;
+    }
+    if (p->rec.state != SPK_PART_ADMITTED || p->rec.role != SPK_ROLE_PATIENT) {
+        snprintf(r->why, sizeof(r->why), "participant is not an admitted patient");
+        return SPK_ESTATE;
+    }
+    rc = sig_part_save(r->s, p, SPK_PART_LOBBY, r->now);
+    if (rc != 0) {
+        return rc;
+    }
+    sig_audit(r, 0);
+    r->event = NULL;
+    sig_reply_ok(r);
+    sig_send_to_part(r->s, c, p,
+                     json_pack("{s:s, s:s}", "type", "sent_back", "consult", c->rec.id));
+    sig_broadcast_roster(r->s, c);
+    sig_broadcast_lobby(r->s, c);
+    return 0;
+}
+
+/* Stores a fact and answers with it; staff joined to the consult get consult.facts. */
+static int put_fact(sig_req_t *r, sig_consult_t *c, const char *kind, const char *subject,
+                    const char *value)
+{
+    spk_fact_rec_t f;
+    memset(&f, 0, sizeof(f));
+    snprintf(f.consult, sizeof(f.consult), "%s", c->rec.id);
+    snprintf(f.kind, sizeof(f.kind), "%s", kind);
+    snprintf(f.subject, sizeof(f.subject), "%s", subject);
+    snprintf(f.value, sizeof(f.value), "%s", value);
+    snprintf(f.recorded_by, sizeof(f.recorded_by), "%s", r->c->who.sub);
+    f.at = r->now;
+    int rc = spk_store_fact_put(r->s->store, &f);
+    if (rc != 0) {
+        return rc;
+    }
+    snprintf(r->detail, sizeof(r->detail), "%s %s=%s", kind, subject, value);
+    json_object_set_new(r->reply, "fact", sig_fact_json(&f));
+    sig_audit(r, 0);
+    r->event = NULL;
+    sig_reply_ok(r);
+    sig_broadcast_facts(r->s, c);
+    return 0;
+}
+
+static bool one_of(const char *v, const char *const *set)
+{
+    for (; *set != NULL; set++) {
+        if (strcmp(v, *set) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+int sig_h_identity_record(sig_req_t *r)
+{
+    static const char *const methods[] = {"id_document", "known_to_caregiver", "digid", "other",
+                                          NULL};
+    sig_consult_t *c;
+    sig_part_t *p;
+    const char *method;
+    bool verified;
+    int rc = req_patient(r, &c, &p);
+    if (rc == 0) {
+        rc = sig_get_str(r, "method", true, 32, &method);
+    }
+    if (rc == 0 && !one_of(method, methods)) {
+        rc = sig_bad_field(r, "method");
+    }
+    if (rc == 0) {
+        rc = sig_get_bool(r, "verified", &verified);
+    }
+    if (rc != 0) {
+        return rc;
+    }
+    char value[64];
+    snprintf(value, sizeof(value), "%s:%s", verified ? "verified" : "not_verified", method);
+    return put_fact(r, c, "identity_check", p->rec.id, value);
+}
+
+int sig_h_speak_freely_record(sig_req_t *r)
+{
+    sig_consult_t *c;
+    sig_part_t *p;
+    bool confirmed;
+    int rc = req_patient(r, &c, &p);
+    if (rc == 0) {
+        rc = sig_get_bool(r, "confirmed", &confirmed);
+    }
+    if (rc != 0) {
+        return rc;
+    }
+    return put_fact(r, c, "speak_freely", p->rec.id, confirmed ? "yes" : "no");
+}
+
+int sig_h_consent_record(sig_req_t *r)
+{
+    static const char *const scopes[] = {"meekijkconsult", NULL};
+    static const char *const methods[] = {"verbal", "written", "in_app", NULL};
+    sig_consult_t *c;
+    const char *scope, *method;
+    bool given;
+    int rc = sig_req_consult(r, true, &c);
+    if (rc == 0) {
+        rc = sig_get_str(r, "scope", true, 32, &scope);
+    }
+    if (rc == 0 && !one_of(scope, scopes)) {
+        rc = sig_bad_field(r, "scope");
+    }
+    if (rc == 0) {
+        rc = sig_get_bool(r, "given", &given);
+    }
+    if (rc == 0) {
+        rc = sig_get_str(r, "method", true, 32, &method);
+    }
+    if (rc == 0 && !one_of(method, methods)) {
+        rc = sig_bad_field(r, "method");
+    }
+    if (rc != 0) {
+        return rc;
+    }
+    char value[64];
+    snprintf(value, sizeof(value), "%s:%s", given ? "given" : "refused", method);
+    return put_fact(r, c, "consent", scope, value);
+}
+
+int sig_h_specialist_invite(sig_req_t *r)
+{
+    sig_consult_t *c;
+    const char *spec, *name;
+    int rc = sig_req_consult(r, true, &c);
+    if (rc == 0) {
+        rc = sig_get_str(r, "specialist", true, SPK_SUB_LEN - 1, &spec);
+    }
+    if (rc == 0) {
+        rc = sig_get_str(r, "name", false, SPK_SUB_LEN - 1, &name);
+    }
+    if (rc != 0) {
+        return rc;
+    }
+    spk_fact_rec_t consent;
+    rc = spk_store_fact_get(r->s->store, c->rec.id, "consent", "meekijkconsult", &consent);
+    if (rc == SPK_ENOTFOUND || (rc == 0 && strncmp(consent.value, "given:", 6) != 0)) {
+        snprintf(r->why, sizeof(r->why),
+                 "the patient's consent to a meekijkconsult is not "
+                 "recorded");
+        return SPK_ECONSENT;
+    }
+    if (rc != 0) {
+        return rc;
+    }
+    rc = put_fact(r, c, "specialist", spec, name != NULL ? name : spec);
+    if (rc != 0) {
+        return rc;
+    }
+    /* Tell the specialist if they are connected. */
+    size_t it = 0;
+    void *v;
+    while (spk_map_next(&r->s->conns, &it, &v)) {
+        sig_conn_t *conn = v;
+        if (conn->authed && conn->who.role == SPK_ROLE_SPECIALIST &&
+            strcmp(conn->who.sub, spec) == 0) {
+            sig_send_json(r->s, conn->id,
+                          json_pack("{s:s, s:s, s:s}", "type", "specialist.invited", "consult",
+                                    c->rec.id, "by", r->c->who.name));
+        }
+    }
+    return 0;
+}

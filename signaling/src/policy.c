@@ -1,0 +1,180 @@
+/* The role x action matrix (docs/roles.md) and the relationship checks behind it. */
+#include "core_int.h"
+
+#include <string.h>
+
+#include "spk/error.h"
+
+#define P SIG_ROLE_BIT(SPK_ROLE_PATIENT)
+#define G SIG_ROLE_BIT(SPK_ROLE_GP)
+#define A SIG_ROLE_BIT(SPK_ROLE_ASSISTANT)
+#define R SIG_ROLE_BIT(SPK_ROLE_REMOTE_GP)
+#define S SIG_ROLE_BIT(SPK_ROLE_SPECIALIST)
+#define T SIG_ROLE_BIT(SPK_ROLE_PARTNER)
+#define D SIG_ROLE_BIT(SPK_ROLE_ADMIN)
+#define ALL (P | G | A | R | S | T | D)
+
+/* Must match docs/roles.md row for row (tests/integration/signaling walks both). */
+static const sig_action_t g_actions[] = {
+    {"ping", ALL, true, NULL, sig_h_ping},
+    {"auth", 0, true, "auth.login", sig_h_auth},
+    {"invite.redeem", 0, true, "invite.use", sig_h_invite_redeem},
+    {"consult.create", G | A | R, false, "consult.create", sig_h_consult_create},
+    {"consult.list", G | A | R, false, "consult.list", sig_h_consult_list},
+    {"consult.get", P | G | A | R | S, false, "consult.read", sig_h_consult_get},
+    {"consult.join", P | G | A | R | S, false, "consult.join", sig_h_consult_join},
+    {"consult.leave", P | G | A | R | S, false, "consult.leave", sig_h_consult_leave},
+    {"consult.end", G | A | R, false, "consult.end", sig_h_consult_end},
+    {"invite.create", G | A | R, false, "invite.create", sig_h_invite_create},
+    {"lobby.list", G | A | R, false, "lobby.list", sig_h_lobby_list},
+    {"lobby.admit", G | A | R, false, "consult.admit", sig_h_lobby_admit},
+    {"lobby.deny", G | A | R, false, "consult.deny", sig_h_lobby_deny},
+    {"lobby.send_back", G | A | R, false, "consult.send_back", sig_h_lobby_send_back},
+    {"identity.record", G | A | R, false, "identity.check", sig_h_identity_record},
+    {"speak_freely.record", G | R, false, "speak_freely.record", sig_h_speak_freely_record},
+    {"consent.record", G | R, false, "consent.record", sig_h_consent_record},
+    {"specialist.invite", G | R, false, "specialist.invite", sig_h_specialist_invite},
+    {"delegation.grant", G | D, false, "delegation.grant", sig_h_delegation_grant},
+    {"delegation.revoke", G | D, false, "delegation.revoke", sig_h_delegation_revoke},
+    {"delegation.list", G | R | D, false, "delegation.list", sig_h_delegation_list},
+    {"audit.read", D, false, "audit.read", sig_h_audit_read},
+};
+
+#undef P
+#undef G
+#undef A
+#undef R
+#undef S
+#undef T
+#undef D
+#undef ALL
+
+const sig_action_t *sig_action_find(const char *type, int *index)
+{
+    for (size_t i = 0; i < sizeof(g_actions) / sizeof(g_actions[0]); i++) {
+        if (strcmp(g_actions[i].type, type) == 0) {
+            if (index != NULL) {
+                *index = (int)i;
+            }
+            return &g_actions[i];
+        }
+    }
+    return NULL;
+}
+
+const sig_action_t *sig_action_at(int i)
+{
+    if (i < 0 || i >= (int)(sizeof(g_actions) / sizeof(g_actions[0]))) {
+        return NULL;
+    }
+    return &g_actions[i];
+}
+
+bool sig_role_allows(const sig_action_t *a, spk_role_t role)
+{
+    return (a->roles & SIG_ROLE_BIT(role)) != 0;
+}
+
+bool sig_is_staff(spk_role_t role)
+{
+    return role == SPK_ROLE_GP || role == SPK_ROLE_ASSISTANT || role == SPK_ROLE_REMOTE_GP;
+}
+
+/* May the caller act for `practice` (create or list its consults, manage its delegations)? */
+int sig_rel_practice(sig_req_t *r, const char *practice)
+{
+    const spk_token_claims_t *w = &r->c->who;
+    switch (w->role) {
+    case SPK_ROLE_GP:
+    case SPK_ROLE_ADMIN:
+        return strcmp(w->practice, practice) == 0 ? 0 : SPK_EFORBIDDEN;
+    case SPK_ROLE_ASSISTANT:
+        if (w->acts_for[0] == '\0') {
+            snprintf(r->why, sizeof(r->why), "assistant token names no GP to act for");
+            return SPK_EFORBIDDEN;
+        }
+        snprintf(r->on_behalf_of, sizeof(r->on_behalf_of), "%s", w->acts_for);
+        return strcmp(w->practice, practice) == 0 ? 0 : SPK_EFORBIDDEN;
+    case SPK_ROLE_REMOTE_GP: {
+        spk_delegation_rec_t d;
+        int rc = spk_store_delegation_find_active(r->s->store, practice, w->sub, r->now, &d);
+        if (rc == SPK_ENOTFOUND) {
+            snprintf(r->why, sizeof(r->why), "no active delegation from %s", practice);
+            return SPK_EFORBIDDEN;
+        }
+        if (rc != 0) {
+            return rc;
+        }
+        snprintf(r->on_behalf_of, sizeof(r->on_behalf_of), "%s", practice);
+        snprintf(r->detail, sizeof(r->detail), "delegation %s", d.id);
+        if (strcmp(r->c->delegation_used, d.id) != 0) {
+            /* The first use of a delegation on a connection is an audit event of its own. */
+            snprintf(r->c->delegation_used, sizeof(r->c->delegation_used), "%s", d.id);
+            sig_audit_raw(r->s, w, r->c->remote, "delegation.use", 0, practice, "", d.id,
+                          r->detail);
+        }
+        return 0;
+    }
+    default:
+        return SPK_EFORBIDDEN;
+    }
+}
+
+/* May the caller act on consult `c`? Sets the audit's patient and object as a side effect. */
+int sig_rel_consult(sig_req_t *r, sig_consult_t *c)
+{
+    const spk_token_claims_t *w = &r->c->who;
+    snprintf(r->patient, sizeof(r->patient), "%s", c->rec.patient);
+    snprintf(r->object, sizeof(r->object), "%s", c->rec.id);
+    switch (w->role) {
+    case SPK_ROLE_GP:
+    case SPK_ROLE_ASSISTANT:
+    case SPK_ROLE_REMOTE_GP:
+        return sig_rel_practice(r, c->rec.practice);
+    case SPK_ROLE_SPECIALIST: {
+        spk_fact_rec_t f;
+        int rc = spk_store_fact_get(r->s->store, c->rec.id, "specialist", w->sub, &f);
+        if (rc == SPK_ENOTFOUND) {
+            snprintf(r->why, sizeof(r->why), "specialist not invited to this consult");
+            return SPK_EFORBIDDEN;
+        }
+        return rc;
+    }
+    case SPK_ROLE_PATIENT: {
+        if (strcmp(w->consult, c->rec.id) != 0) {
+            return SPK_EFORBIDDEN;
+        }
+        sig_part_t *p = sig_part_find(c, w->sub);
+        if (p == NULL || p->rec.state == SPK_PART_DENIED) {
+            return SPK_EFORBIDDEN;
+        }
+        return 0;
+    }
+    default:
+        return SPK_EFORBIDDEN;
+    }
+}
+
+int sig_req_consult(sig_req_t *r, bool require_open, sig_consult_t **out)
+{
+    const char *id;
+    int rc = sig_get_str(r, "consult", true, SPK_ID_LEN - 1, &id);
+    if (rc != 0) {
+        return rc;
+    }
+    snprintf(r->object, sizeof(r->object), "%s", id);
+    sig_consult_t *c;
+    rc = sig_consult_lookup(r->s, id, &c);
+    if (rc != 0) {
+        return rc;
+    }
+    rc = sig_rel_consult(r, c);
+    if (rc != 0) {
+        return rc;
+    }
+    if (require_open && c->rec.state != SPK_CONSULT_OPEN) {
+        return SPK_ECONSULTENDED;
+    }
+    *out = c;
+    return 0;
+}

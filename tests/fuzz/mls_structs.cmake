@@ -1,0 +1,5 @@
+spk_add_fuzz(mls_structs LIBS spk_mls)
+target_include_directories(fuzz_mls_structs_replay PRIVATE ${CMAKE_SOURCE_DIR}/crypto/src)
+if(SPK_FUZZ)
+  target_include_directories(mls_structs_fuzzer PRIVATE ${CMAKE_SOURCE_DIR}/crypto/src)
+endif()

@@ -1,0 +1,41 @@
+// Signs tokens in tests exactly as an identity provider would: compact JWS, EdDSA (Ed25519).
+// The embedded issuer key is read from the data directory (issuer.key: "<iss> <kid> <seed>").
+import { createPrivateKey, generateKeyPairSync, sign, randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+const b64u = (buf) => Buffer.from(buf).toString('base64url');
+
+function keyFromSeed(seed) {
+  const der = Buffer.concat([Buffer.from('302e020100300506032b657004220420', 'hex'), seed]);
+  return createPrivateKey({ key: der, format: 'der', type: 'pkcs8' });
+}
+
+export function loadIssuer(dataDir) {
+  const [iss, kid, seed] = readFileSync(join(dataDir, 'issuer.key'), 'utf8').trim().split(/\s+/);
+  return { iss, kid, key: keyFromSeed(Buffer.from(seed, 'base64url')) };
+}
+
+// A key nobody trusts, for forged and wrong-issuer tokens.
+export function foreignIssuer(iss = 'elsewhere', kid = 'k1') {
+  const { privateKey } = generateKeyPairSync('ed25519');
+  return { iss, kid, key: privateKey };
+}
+
+export function signJws(header, claims, key) {
+  const h = b64u(JSON.stringify(header));
+  const p = b64u(JSON.stringify(claims));
+  const sig = sign(null, Buffer.from(`${h}.${p}`), key);
+  return `${h}.${p}.${b64u(sig)}`;
+}
+
+// Mints a token; `claims` override the defaults (valid for an hour from now).
+export function mint(issuer, claims = {}) {
+  const now = Math.floor(Date.now() / 1000);
+  const c = {
+    iss: issuer.iss, sub: 'gp-1', name: 'Dr. Jansen', role: 'gp', practice: 'praktijk-a',
+    iat: now, nbf: now - 5, exp: now + 3600, jti: randomBytes(9).toString('base64url'), ...claims,
+  };
+  for (const k of Object.keys(c)) if (c[k] === undefined) delete c[k];
+  return signJws({ alg: 'EdDSA', typ: 'JWT', kid: issuer.kid }, c, issuer.key);
+}

@@ -1,0 +1,92 @@
+// Walks every role against every action of docs/roles.md on a real server. For each pair a fresh
+// consult is prepared in which the relationship of that role holds, so an `allow` must answer
+// `ok` and a `deny` must answer `forbidden` (`unauthenticated` before sign-in).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { boot, PRACTICE } from './fixture.mjs';
+
+function readMatrix() {
+  const md = readFileSync(new URL('../../../docs/roles.md', import.meta.url), 'utf8');
+  const body = md.split('<!-- matrix:begin -->')[1].split('<!-- matrix:end -->')[0];
+  const rows = body.trim().split('\n').map((l) => l.split('|').slice(1, -1).map((s) => s.trim()));
+  const roles = rows[0].slice(1);
+  const matrix = {};
+  for (const r of rows.slice(2)) {
+    matrix[r[0]] = Object.fromEntries(roles.map((role, i) => [role, r[i + 1]]));
+  }
+  return { roles, matrix };
+}
+
+// A fresh consult with a patient in the lobby, a delegation to the remote GP, the patient's
+// consent and the specialist invited. Returns what the requests need.
+async function prepare(env, gp) {
+  const now = Math.floor(Date.now() / 1000);
+  const { consult } = await gp.ok('consult.create', { patient: 'pseudo-roles', title: 'matrix' });
+  const { invite } = await gp.ok('invite.create', { consult: consult.id });
+  const patient = await env.connect();
+  const red = await patient.ok('invite.redeem', { invite: invite.code, name: 'Patiënt' });
+  await gp.ok('consent.record', { consult: consult.id, scope: 'meekijkconsult', given: true, method: 'verbal' });
+  await gp.ok('specialist.invite', { consult: consult.id, specialist: 'spec-1' });
+  const { delegation } = await gp.ok('delegation.grant', { remote_gp: 'rgp-1', valid_until: now + 3600 });
+  return { consult: consult.id, participant: red.participant.id, patient, delegation: delegation.id, now };
+}
+
+// The request each action is tried with; `pre` runs first (as the GP or as the caller).
+const requests = {
+  ping: () => ({}),
+  'consult.create': () => ({ patient: 'pseudo-new', practice: PRACTICE }),
+  'consult.list': () => ({ practice: PRACTICE }),
+  'consult.get': (x) => ({ consult: x.consult }),
+  'consult.join': (x) => ({ consult: x.consult }),
+  'consult.leave': (x) => ({ consult: x.consult }),
+  'consult.end': (x) => ({ consult: x.consult }),
+  'invite.create': (x) => ({ consult: x.consult }),
+  'lobby.list': (x) => ({ consult: x.consult }),
+  'lobby.admit': (x) => ({ consult: x.consult, participant: x.participant }),
+  'lobby.deny': (x) => ({ consult: x.consult, participant: x.participant }),
+  'lobby.send_back': (x) => ({ consult: x.consult, participant: x.participant }),
+  'identity.record': (x) => ({ consult: x.consult, participant: x.participant, method: 'id_document', verified: true }),
+  'speak_freely.record': (x) => ({ consult: x.consult, participant: x.participant, confirmed: true }),
+  'consent.record': (x) => ({ consult: x.consult, scope: 'meekijkconsult', given: true, method: 'verbal' }),
+  'specialist.invite': (x) => ({ consult: x.consult, specialist: 'spec-2' }),
+  'delegation.grant': (x) => ({ remote_gp: 'rgp-2', valid_until: x.now + 600 }),
+  'delegation.revoke': (x) => ({ delegation: x.delegation }),
+  'delegation.list': () => ({}),
+  'audit.read': () => ({ limit: 5 }),
+};
+
+test('role x action matrix matches docs/roles.md', async () => {
+  const { roles, matrix } = readMatrix();
+  assert.deepEqual(Object.keys(matrix).sort(), Object.keys(requests).sort(), 'every documented action is exercised');
+  const env = await boot(['--rate', '100000', '--burst', '100000']);
+  const mismatches = [];
+  let checked = 0;
+  try {
+    const gp = await env.as(env.users.gp);
+    for (const action of Object.keys(matrix)) {
+      for (const role of roles) {
+        const x = await prepare(env, gp);
+        if (action === 'lobby.send_back') await gp.ok('lobby.admit', { consult: x.consult, participant: x.participant });
+        let caller;
+        if (role === 'unauthenticated') caller = await env.connect();
+        else if (role === 'patient') caller = x.patient;
+        else caller = await env.as(env.users[role]);
+        if (action === 'consult.leave' && matrix['consult.join'][role] === 'allow') {
+          await caller.ok('consult.join', { consult: x.consult });
+        }
+        const code = await caller.code(action, requests[action](x));
+        const want = matrix[action][role];
+        const expect = want === 'allow' ? 'ok' : role === 'unauthenticated' ? 'unauthenticated' : 'forbidden';
+        checked++;
+        if (code !== expect) mismatches.push(`${role} ${action}: got ${code}, matrix says ${want}`);
+        if (caller !== x.patient) caller.close();
+        x.patient.close();
+      }
+    }
+  } finally {
+    await env.close();
+  }
+  assert.deepEqual(mismatches, []);
+  assert.equal(checked, roles.length * Object.keys(matrix).length);
+});

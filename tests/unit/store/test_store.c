@@ -1,0 +1,899 @@
+/* Unit tests for store/: every function, restart, invites, delegations, and the audit chain
+ * under each kind of tampering done directly on the database. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <openssl/evp.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "spk/error.h"
+#include "spk/store.h"
+#include "spk/util.h"
+
+typedef struct {
+    char dir[256];
+    spk_store_t *st;
+} fixture_t;
+
+static void rm_rf(const char *dir)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+static int setup(void **state)
+{
+    fixture_t *f = calloc(1, sizeof(*f));
+    assert_non_null(f);
+    snprintf(f->dir, sizeof(f->dir), "/tmp/spk_store_XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    strcat(f->dir, "/data");
+    assert_int_equal(spk_store_open(&f->st, f->dir), 0);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture_t *f = *state;
+    spk_store_close(f->st);
+    char *slash = strrchr(f->dir, '/');
+    *slash = '\0';
+    rm_rf(f->dir);
+    free(f);
+    return 0;
+}
+
+static void reopen(fixture_t *f)
+{
+    spk_store_close(f->st);
+    f->st = NULL;
+    assert_int_equal(spk_store_open(&f->st, f->dir), 0);
+}
+
+static void sql(fixture_t *f, const char *q)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "%s/spreekkamer.db", f->dir);
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    char *err = NULL;
+    int rc = sqlite3_exec(db, q, NULL, NULL, &err);
+    if (rc != SQLITE_OK) {
+        fail_msg("sql \"%s\": %s", q, err != NULL ? err : "?");
+    }
+    sqlite3_close(db);
+}
+
+#define UNGUARD "DROP TRIGGER audit_no_update; DROP TRIGGER audit_no_delete;"
+
+static spk_consult_rec_t mk_consult(const char *id, const char *practice, int64_t at)
+{
+    spk_consult_rec_t c;
+    memset(&c, 0, sizeof(c));
+    snprintf(c.id, sizeof(c.id), "%s", id);
+    snprintf(c.practice, sizeof(c.practice), "%s", practice);
+    strcpy(c.gp, "gp-jansen");
+    strcpy(c.patient, "pp-123");
+    strcpy(c.title, "Beeldbellen");
+    strcpy(c.created_by, "gp-jansen");
+    c.created_at = at;
+    return c;
+}
+
+/* ---- files ---- */
+
+static void test_open_creates_private_files(void **state)
+{
+    fixture_t *f = *state;
+    struct stat sb;
+    char p[512];
+    assert_int_equal(stat(f->dir, &sb), 0);
+    assert_int_equal(sb.st_mode & 0777, 0700);
+    const char *files[] = {"spreekkamer.db", "audit.key", "audit.head"};
+    for (size_t i = 0; i < 3; i++) {
+        snprintf(p, sizeof(p), "%s/%s", f->dir, files[i]);
+        assert_int_equal(stat(p, &sb), 0);
+        assert_int_equal(sb.st_mode & 0777, 0600);
+    }
+    snprintf(p, sizeof(p), "%s/audit.key", f->dir);
+    assert_int_equal(stat(p, &sb), 0);
+    assert_int_equal(sb.st_size, 32);
+    spk_store_t *bad = NULL;
+    assert_int_equal(spk_store_open(&bad, ""), SPK_EINVAL);
+    assert_int_equal(spk_store_open(&bad, "/proc/nonexistent/x"), SPK_EIO);
+    assert_null(bad);
+    spk_store_close(NULL);
+}
+
+/* ---- consults ---- */
+
+typedef struct {
+    int n;
+    char ids[8][SPK_ID_LEN];
+    int stop_at;
+} collect_t;
+
+static int collect_consult(void *ud, const spk_consult_rec_t *c)
+{
+    collect_t *col = ud;
+    snprintf(col->ids[col->n++], SPK_ID_LEN, "%s", c->id);
+    return col->n == col->stop_at ? 42 : 0;
+}
+
+static void test_consult(void **state)
+{
+    fixture_t *f = *state;
+    spk_store_t *st = f->st;
+    spk_consult_rec_t a = mk_consult("c_a", "prac1", 100);
+    spk_consult_rec_t b = mk_consult("c_b", "prac2", 200);
+    spk_consult_rec_t c = mk_consult("c_c", "prac1", 300);
+    assert_int_equal(spk_store_consult_insert(st, &a), 0);
+    assert_int_equal(spk_store_consult_insert(st, &b), 0);
+    assert_int_equal(spk_store_consult_insert(st, &c), 0);
+    assert_int_equal(spk_store_consult_insert(st, &a), SPK_EEXIST);
+
+    spk_consult_rec_t got;
+    assert_int_equal(spk_store_consult_get(st, "c_b", &got), 0);
+    assert_string_equal(got.practice, "prac2");
+    assert_string_equal(got.patient, "pp-123");
+    assert_string_equal(got.title, "Beeldbellen");
+    assert_int_equal(got.state, SPK_CONSULT_OPEN);
+    assert_int_equal(got.created_at, 200);
+    assert_int_equal(spk_store_consult_get(st, "c_x", &got), SPK_ENOTFOUND);
+
+    collect_t col = {0};
+    assert_int_equal(spk_store_consult_each_open(st, NULL, collect_consult, &col), 0);
+    assert_int_equal(col.n, 3);
+    assert_string_equal(col.ids[0], "c_a");
+    assert_string_equal(col.ids[2], "c_c");
+
+    assert_int_equal(spk_store_consult_end(st, "c_a", 500), 0);
+    assert_int_equal(spk_store_consult_end(st, "c_a", 501), SPK_ECONSULTENDED);
+    assert_int_equal(spk_store_consult_end(st, "c_x", 501), SPK_ENOTFOUND);
+    assert_int_equal(spk_store_consult_get(st, "c_a", &got), 0);
+    assert_int_equal(got.state, SPK_CONSULT_ENDED);
+    assert_int_equal(got.ended_at, 500);
+
+    memset(&col, 0, sizeof(col));
+    assert_int_equal(spk_store_consult_each_open(st, "prac1", collect_consult, &col), 0);
+    assert_int_equal(col.n, 1);
+    assert_string_equal(col.ids[0], "c_c");
+
+    memset(&col, 0, sizeof(col));
+    col.stop_at = 1;
+    assert_int_equal(spk_store_consult_each_open(st, NULL, collect_consult, &col), 42);
+    assert_int_equal(col.n, 1);
+
+    spk_consult_rec_t bad = mk_consult("c_bad", "p", 1);
+    memset(bad.title, 'x', sizeof(bad.title)); /* no NUL: truncated field */
+    assert_int_equal(spk_store_consult_insert(st, &bad), SPK_ERANGE);
+    assert_int_equal(spk_store_consult_insert(st, NULL), SPK_EINVAL);
+}
+
+typedef struct {
+    spk_store_t *st;
+    int outer, inner;
+} nest_t;
+
+static int nest_inner(void *ud, const spk_consult_rec_t *c)
+{
+    ((nest_t *)ud)->inner++;
+    return 0;
+}
+
+static int nest_outer(void *ud, const spk_consult_rec_t *c)
+{
+    nest_t *n = ud;
+    n->outer++;
+    /* Re-entering the same query, and writing, from inside a callback. */
+    int rc = spk_store_consult_each_open(n->st, NULL, nest_inner, n);
+    if (rc == 0) {
+        rc = spk_store_consult_end(n->st, c->id, 900);
+    }
+    return rc;
+}
+
+static void test_iterator_reentry(void **state)
+{
+    fixture_t *f = *state;
+    for (int i = 0; i < 3; i++) {
+        char id[16];
+        snprintf(id, sizeof(id), "c_n%d", i);
+        spk_consult_rec_t c = mk_consult(id, "prac1", 100 + i);
+        assert_int_equal(spk_store_consult_insert(f->st, &c), 0);
+    }
+    nest_t n = {.st = f->st};
+    assert_int_equal(spk_store_consult_each_open(f->st, NULL, nest_outer, &n), 0);
+    assert_int_equal(n.outer, 3);
+    assert_true(n.inner >= 3);
+    collect_t col = {0};
+    assert_int_equal(spk_store_consult_each_open(f->st, NULL, collect_consult, &col), 0);
+    assert_int_equal(col.n, 0);
+}
+
+/* ---- participants ---- */
+
+static int count_part(void *ud, const spk_participant_rec_t *p)
+{
+    collect_t *col = ud;
+    snprintf(col->ids[col->n++], SPK_ID_LEN, "%s", p->id);
+    return 0;
+}
+
+static void test_participants(void **state)
+{
+    fixture_t *f = *state;
+    spk_consult_rec_t c = mk_consult("c_p", "prac1", 100);
+    assert_int_equal(spk_store_consult_insert(f->st, &c), 0);
+    spk_participant_rec_t p;
+    memset(&p, 0, sizeof(p));
+    strcpy(p.consult, "c_p");
+    strcpy(p.id, "p1");
+    strcpy(p.sub, "p1");
+    strcpy(p.name, "Patiënt");
+    p.role = SPK_ROLE_PATIENT;
+    p.state = SPK_PART_LOBBY;
+    p.joined_at = 10;
+    p.updated_at = 10;
+    assert_int_equal(spk_store_participant_put(f->st, &p), 0);
+    strcpy(p.id, "g1");
+    strcpy(p.sub, "gp-jansen");
+    p.role = SPK_ROLE_GP;
+    p.state = SPK_PART_ADMITTED;
+    p.joined_at = 20;
+    assert_int_equal(spk_store_participant_put(f->st, &p), 0);
+
+    spk_participant_rec_t got;
+    assert_int_equal(spk_store_participant_get(f->st, "c_p", "p1", &got), 0);
+    assert_int_equal(got.role, SPK_ROLE_PATIENT);
+    assert_int_equal(got.state, SPK_PART_LOBBY);
+    assert_string_equal(got.name, "Patiënt");
+
+    got.state = SPK_PART_ADMITTED;
+    got.updated_at = 30;
+    assert_int_equal(spk_store_participant_put(f->st, &got), 0);
+    assert_int_equal(spk_store_participant_get(f->st, "c_p", "p1", &got), 0);
+    assert_int_equal(got.state, SPK_PART_ADMITTED);
+    assert_int_equal(got.updated_at, 30);
+    assert_int_equal(spk_store_participant_get(f->st, "c_p", "nobody", &got), SPK_ENOTFOUND);
+
+    collect_t col = {0};
+    assert_int_equal(spk_store_participant_each(f->st, "c_p", count_part, &col), 0);
+    assert_int_equal(col.n, 2);
+    assert_string_equal(col.ids[0], "p1");
+    assert_string_equal(col.ids[1], "g1");
+
+    strcpy(p.consult, "c_unknown");
+    assert_int_equal(spk_store_participant_put(f->st, &p), SPK_ENOTFOUND);
+}
+
+/* ---- invites ---- */
+
+static void test_invites(void **state)
+{
+    fixture_t *f = *state;
+    spk_store_t *st = f->st;
+    spk_consult_rec_t c = mk_consult("c_i", "prac1", 100);
+    assert_int_equal(spk_store_consult_insert(st, &c), 0);
+
+    char code[32];
+    spk_invite_rec_t inv;
+    assert_int_equal(
+        spk_store_invite_create(st, "c_i", "gp-jansen", 1000, 600, code, sizeof(code), &inv), 0);
+    assert_int_equal(strlen(code), 22);
+    assert_int_equal(inv.expires_at, 1600);
+    uint8_t h[32];
+    spk_store_invite_hash(code, strlen(code), h);
+    assert_memory_equal(h, inv.code_hash, 32);
+
+    spk_invite_rec_t used;
+    assert_int_equal(spk_store_invite_use(st, h, 1100, "part-1", &used), 0);
+    assert_int_equal(used.used_at, 1100);
+    assert_string_equal(used.used_by, "part-1");
+    assert_string_equal(used.consult, "c_i");
+    /* Used twice. */
+    assert_int_equal(spk_store_invite_use(st, h, 1101, "part-2", NULL), SPK_EINVITEUSED);
+
+    /* Expired: at exactly expires_at it is no longer valid. */
+    char code2[32];
+    assert_int_equal(
+        spk_store_invite_create(st, "c_i", "gp-jansen", 1000, 60, code2, sizeof(code2), NULL), 0);
+    uint8_t h2[32];
+    spk_store_invite_hash(code2, strlen(code2), h2);
+    assert_int_equal(spk_store_invite_use(st, h2, 1060, "part-3", NULL), SPK_EINVITEEXPIRED);
+    assert_int_equal(spk_store_invite_use(st, h2, 1059, "part-3", NULL), 0);
+
+    /* Unknown. */
+    uint8_t h3[32];
+    spk_store_invite_hash("nonsense", 8, h3);
+    assert_int_equal(spk_store_invite_use(st, h3, 1000, "part-4", NULL), SPK_EINVITEINVALID);
+
+    /* Manual insert and bad arguments. */
+    spk_invite_rec_t m;
+    memset(&m, 0, sizeof(m));
+    memcpy(m.code_hash, h3, 32);
+    strcpy(m.consult, "c_i");
+    strcpy(m.created_by, "assistant-1");
+    m.created_at = 1000;
+    m.expires_at = 2000;
+    assert_int_equal(spk_store_invite_insert(st, &m), 0);
+    assert_int_equal(spk_store_invite_insert(st, &m), SPK_EEXIST);
+    assert_int_equal(spk_store_invite_use(st, h3, 1500, "part-4", NULL), 0);
+    strcpy(m.consult, "c_nope");
+    m.code_hash[0] ^= 1;
+    assert_int_equal(spk_store_invite_insert(st, &m), SPK_ENOTFOUND);
+    assert_int_equal(
+        spk_store_invite_create(st, "c_nope", "x", 1000, 60, code2, sizeof(code2), NULL),
+        SPK_ENOTFOUND);
+    assert_int_equal(spk_store_invite_create(st, "c_i", "x", 1000, 60, code2, 8, NULL), SPK_EINVAL);
+
+    /* Ended consult: no new invites. */
+    assert_int_equal(spk_store_consult_end(st, "c_i", 1700), 0);
+    assert_int_equal(spk_store_invite_create(st, "c_i", "x", 1800, 60, code2, sizeof(code2), NULL),
+                     SPK_ECONSULTENDED);
+}
+
+/* ---- delegations ---- */
+
+static int count_deleg(void *ud, const spk_delegation_rec_t *d)
+{
+    collect_t *col = ud;
+    snprintf(col->ids[col->n++], SPK_ID_LEN, "%s", d->id);
+    return 0;
+}
+
+static spk_delegation_rec_t mk_deleg(const char *id, const char *practice, int64_t from,
+                                     int64_t until)
+{
+    spk_delegation_rec_t d;
+    memset(&d, 0, sizeof(d));
+    snprintf(d.id, sizeof(d.id), "%s", id);
+    snprintf(d.practice, sizeof(d.practice), "%s", practice);
+    strcpy(d.grantee, "rgp-de-vries");
+    strcpy(d.granted_by, "gp-jansen");
+    d.created_at = from;
+    d.valid_from = from;
+    d.valid_until = until;
+    return d;
+}
+
+static void test_delegations(void **state)
+{
+    fixture_t *f = *state;
+    spk_store_t *st = f->st;
+    spk_delegation_rec_t d = mk_deleg("d_1", "prac1", 1000, 2000);
+    assert_int_equal(spk_store_delegation_insert(st, &d), 0);
+    assert_int_equal(spk_store_delegation_insert(st, &d), SPK_EEXIST);
+    spk_delegation_rec_t d2 = mk_deleg("d_2", "prac2", 1000, 2000);
+    assert_int_equal(spk_store_delegation_insert(st, &d2), 0);
+
+    spk_delegation_rec_t got;
+    assert_int_equal(spk_store_delegation_get(st, "d_1", &got), 0);
+    assert_string_equal(got.grantee, "rgp-de-vries");
+    assert_int_equal(got.valid_until, 2000);
+    assert_int_equal(spk_store_delegation_get(st, "d_x", &got), SPK_ENOTFOUND);
+
+    /* Window edges: valid_from <= now < valid_until. */
+    assert_int_equal(spk_store_delegation_find_active(st, "prac1", "rgp-de-vries", 999, &got),
+                     SPK_ENOTFOUND);
+    assert_int_equal(spk_store_delegation_find_active(st, "prac1", "rgp-de-vries", 1000, &got), 0);
+    assert_string_equal(got.id, "d_1");
+    assert_int_equal(spk_store_delegation_find_active(st, "prac1", "rgp-de-vries", 1999, &got), 0);
+    assert_int_equal(spk_store_delegation_find_active(st, "prac1", "rgp-de-vries", 2000, &got),
+                     SPK_ENOTFOUND);
+    assert_int_equal(spk_store_delegation_find_active(st, "prac1", "someone", 1500, &got),
+                     SPK_ENOTFOUND);
+    assert_int_equal(spk_store_delegation_find_active(st, "prac3", "rgp-de-vries", 1500, &got),
+                     SPK_ENOTFOUND);
+
+    /* Revoke. */
+    assert_int_equal(spk_store_delegation_revoke(st, "d_1", 1500), 0);
+    assert_int_equal(spk_store_delegation_revoke(st, "d_1", 1501), SPK_ESTATE);
+    assert_int_equal(spk_store_delegation_revoke(st, "d_x", 1501), SPK_ENOTFOUND);
+    assert_int_equal(spk_store_delegation_find_active(st, "prac1", "rgp-de-vries", 1600, &got),
+                     SPK_ENOTFOUND);
+    assert_int_equal(spk_store_delegation_get(st, "d_1", &got), 0);
+    assert_int_equal(got.revoked_at, 1500);
+
+    collect_t col = {0};
+    assert_int_equal(spk_store_delegation_each(st, "prac1", count_deleg, &col), 0);
+    assert_int_equal(col.n, 1);
+    assert_string_equal(col.ids[0], "d_1");
+    memset(&col, 0, sizeof(col));
+    assert_int_equal(spk_store_delegation_each(st, NULL, count_deleg, &col), 0);
+    assert_int_equal(col.n, 2);
+}
+
+/* ---- facts ---- */
+
+static int count_fact(void *ud, const spk_fact_rec_t *fr)
+{
+    collect_t *col = ud;
+    snprintf(col->ids[col->n++], SPK_ID_LEN, "%s", fr->kind);
+    return 0;
+}
+
+static void put_fact(spk_store_t *st, const char *consult, const char *kind, const char *subject,
+                     const char *value, int64_t at)
+{
+    spk_fact_rec_t fr;
+    memset(&fr, 0, sizeof(fr));
+    snprintf(fr.consult, sizeof(fr.consult), "%s", consult);
+    snprintf(fr.kind, sizeof(fr.kind), "%s", kind);
+    snprintf(fr.subject, sizeof(fr.subject), "%s", subject);
+    snprintf(fr.value, sizeof(fr.value), "%s", value);
+    strcpy(fr.recorded_by, "gp-jansen");
+    fr.at = at;
+    assert_int_equal(spk_store_fact_put(st, &fr), 0);
+}
+
+static void test_facts(void **state)
+{
+    fixture_t *f = *state;
+    spk_consult_rec_t c = mk_consult("c_f", "prac1", 100);
+    assert_int_equal(spk_store_consult_insert(f->st, &c), 0);
+    put_fact(f->st, "c_f", "identity_check", "p1", "verified:id_document", 10);
+    put_fact(f->st, "c_f", "speak_freely", "p1", "yes", 11);
+    put_fact(f->st, "c_f", "speak_freely", "p1", "no", 12); /* replaces */
+    spk_fact_rec_t got;
+    assert_int_equal(spk_store_fact_get(f->st, "c_f", "speak_freely", "p1", &got), 0);
+    assert_string_equal(got.value, "no");
+    assert_int_equal(got.at, 12);
+    assert_int_equal(spk_store_fact_get(f->st, "c_f", "consent", "p1", &got), SPK_ENOTFOUND);
+    collect_t col = {0};
+    assert_int_equal(spk_store_fact_each(f->st, "c_f", count_fact, &col), 0);
+    assert_int_equal(col.n, 2);
+    assert_string_equal(col.ids[0], "identity_check");
+    spk_fact_rec_t bad;
+    memset(&bad, 0, sizeof(bad));
+    strcpy(bad.consult, "c_none");
+    strcpy(bad.kind, "consent");
+    assert_int_equal(spk_store_fact_put(f->st, &bad), SPK_ENOTFOUND);
+}
+
+/* ---- restart keeps state ---- */
+
+static void test_restart_keeps_state(void **state)
+{
+    fixture_t *f = *state;
+    spk_consult_rec_t c = mk_consult("c_r", "prac1", 100);
+    assert_int_equal(spk_store_consult_insert(f->st, &c), 0);
+    spk_participant_rec_t p;
+    memset(&p, 0, sizeof(p));
+    strcpy(p.consult, "c_r");
+    strcpy(p.id, "p1");
+    strcpy(p.sub, "p1");
+    p.role = SPK_ROLE_PATIENT;
+    p.state = SPK_PART_DENIED;
+    assert_int_equal(spk_store_participant_put(f->st, &p), 0);
+    char code[32];
+    assert_int_equal(
+        spk_store_invite_create(f->st, "c_r", "gp", 1000, 600, code, sizeof(code), NULL), 0);
+    spk_delegation_rec_t d = mk_deleg("d_r", "prac1", 1000, 5000);
+    assert_int_equal(spk_store_delegation_insert(f->st, &d), 0);
+    put_fact(f->st, "c_r", "consent", "specialist_view", "given:verbal", 50);
+
+    reopen(f);
+
+    spk_consult_rec_t gc;
+    assert_int_equal(spk_store_consult_get(f->st, "c_r", &gc), 0);
+    assert_string_equal(gc.gp, "gp-jansen");
+    spk_participant_rec_t gp;
+    assert_int_equal(spk_store_participant_get(f->st, "c_r", "p1", &gp), 0);
+    assert_int_equal(gp.state, SPK_PART_DENIED);
+    uint8_t h[32];
+    spk_store_invite_hash(code, strlen(code), h);
+    assert_int_equal(spk_store_invite_use(f->st, h, 1001, "p1", NULL), 0);
+    reopen(f);
+    assert_int_equal(spk_store_invite_use(f->st, h, 1002, "p2", NULL), SPK_EINVITEUSED);
+    spk_delegation_rec_t gd;
+    assert_int_equal(spk_store_delegation_find_active(f->st, "prac1", "rgp-de-vries", 2000, &gd),
+                     0);
+    spk_fact_rec_t gf;
+    assert_int_equal(spk_store_fact_get(f->st, "c_r", "consent", "specialist_view", &gf), 0);
+    assert_string_equal(gf.value, "given:verbal");
+}
+
+/* ---- audit ---- */
+
+static int append_n(spk_store_t *st, int n, const char *patient)
+{
+    for (int i = 0; i < n; i++) {
+        spk_audit_rec_t r;
+        memset(&r, 0, sizeof(r));
+        r.ts_ms = 1700000000000 + i;
+        snprintf(r.event, sizeof(r.event), "%s", i % 2 ? "consult.join" : "consult.create");
+        strcpy(r.outcome, "success");
+        strcpy(r.user, "gp-jansen");
+        strcpy(r.name, "Dr. Jansen");
+        strcpy(r.role, "gp");
+        strcpy(r.access_point, "127.0.0.1");
+        snprintf(r.patient, sizeof(r.patient), "%s", patient);
+        snprintf(r.object, sizeof(r.object), "c_%d", i);
+        int rc = spk_store_audit_append(st, &r);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    return 0;
+}
+
+typedef struct {
+    int n;
+    int64_t last_seq;
+    uint8_t last_hash[32];
+    bool linked;
+} audit_walk_t;
+
+static int walk_cb(void *ud, const spk_audit_rec_t *r)
+{
+    audit_walk_t *w = ud;
+    if (r->seq != w->last_seq + 1 || memcmp(r->prev_hash, w->last_hash, 32) != 0) {
+        w->linked = false;
+    }
+    w->last_seq = r->seq;
+    memcpy(w->last_hash, r->hash, 32);
+    w->n++;
+    return 0;
+}
+
+static void expect_verify(spk_store_t *st, int want_rc, int64_t want_seq)
+{
+    int64_t bad = -1;
+    char why[256];
+    int rc = spk_store_audit_verify(st, &bad, why, sizeof(why));
+    if (rc != want_rc || (want_rc == SPK_EVERIFY && bad != want_seq)) {
+        fail_msg("verify: rc %d (want %d), bad_seq %lld (want %lld): %s", rc, want_rc,
+                 (long long)bad, (long long)want_seq, why);
+    }
+}
+
+static void test_audit_intact(void **state)
+{
+    fixture_t *f = *state;
+    expect_verify(f->st, 0, 0);
+    assert_int_equal(append_n(f->st, 4, "pp-1"), 0);
+    assert_int_equal(append_n(f->st, 3, "pp-2"), 0);
+    spk_audit_rec_t r;
+    memset(&r, 0, sizeof(r));
+    strcpy(r.event, "audit.read");
+    strcpy(r.outcome, "success");
+    assert_int_equal(spk_store_audit_append(f->st, &r), 0);
+    assert_int_equal(r.seq, 8);
+    assert_true(r.ts_ms > 0); /* filled in */
+    expect_verify(f->st, 0, 0);
+
+    audit_walk_t w = {.linked = true};
+    assert_int_equal(spk_store_audit_each(f->st, NULL, walk_cb, &w), 0);
+    assert_int_equal(w.n, 8);
+    assert_true(w.linked);
+    assert_memory_equal(w.last_hash, r.hash, 32);
+    audit_walk_t w2 = {.linked = true};
+    assert_int_equal(spk_store_audit_each(f->st, "pp-2", walk_cb, &w2), 0);
+    assert_int_equal(w2.n, 3);
+
+    reopen(f);
+    expect_verify(f->st, 0, 0);
+    assert_int_equal(append_n(f->st, 1, "pp-1"), 0);
+    expect_verify(f->st, 0, 0);
+
+    /* Field limits and arguments. */
+    memset(r.detail, 'x', sizeof(r.detail));
+    assert_int_equal(spk_store_audit_append(f->st, &r), SPK_ERANGE);
+    r.event[0] = '\0';
+    assert_int_equal(spk_store_audit_append(f->st, &r), SPK_EINVAL);
+    assert_int_equal(spk_store_audit_verify(NULL, NULL, NULL, 0), SPK_EINVAL);
+}
+
+/* Five entries, then close so that the database can be tampered with. */
+static void audit_five(fixture_t *f)
+{
+    assert_int_equal(append_n(f->st, 5, "pp-1"), 0);
+    expect_verify(f->st, 0, 0);
+    spk_store_close(f->st);
+    f->st = NULL;
+}
+
+static void test_tamper_modify(void **state)
+{
+    fixture_t *f = *state;
+    audit_five(f);
+    sql(f, UNGUARD "UPDATE audit SET outcome = 'forbidden' WHERE seq = 3;");
+    assert_int_equal(spk_store_open(&f->st, f->dir), 0);
+    expect_verify(f->st, SPK_EVERIFY, 3);
+    /* Logging goes on, the fault stays visible. */
+    assert_int_equal(append_n(f->st, 1, "pp-1"), 0);
+    expect_verify(f->st, SPK_EVERIFY, 3);
+}
+
+static void test_tamper_modify_time(void **state)
+{
+    fixture_t *f = *state;
+    audit_five(f);
+    sql(f, UNGUARD "UPDATE audit SET ts_ms = ts_ms + 1 WHERE seq = 2;");
+    assert_int_equal(spk_store_open(&f->st, f->dir), 0);
+    expect_verify(f->st, SPK_EVERIFY, 2);
+}
+
+static void test_tamper_delete_middle(void **state)
+{
+    fixture_t *f = *state;
+    audit_five(f);
+    sql(f, UNGUARD "DELETE FROM audit WHERE seq = 3;");
+    assert_int_equal(spk_store_open(&f->st, f->dir), 0);
+    expect_verify(f->st, SPK_EVERIFY, 3);
+}
+
+static void test_tamper_delete_newest(void **state)
+{
+    fixture_t *f = *state;
+    audit_five(f);
+    sql(f, UNGUARD "DELETE FROM audit WHERE seq = 5;");
+    assert_int_equal(spk_store_open(&f->st, f->dir), 0);
+    expect_verify(f->st, SPK_EVERIFY, 5);
+    /* A later append must not hide the deletion. */
+    assert_int_equal(append_n(f->st, 2, "pp-1"), 0);
+    expect_verify(f->st, SPK_EVERIFY, 5);
+}
+
+static void test_tamper_swap(void **state)
+{
+    fixture_t *f = *state;
+    audit_five(f);
+    sql(f, UNGUARD "CREATE TEMP TABLE t AS SELECT * FROM audit WHERE seq IN (2, 4);"
+                   "UPDATE audit SET (ts_ms, event, outcome, user, name, role, on_behalf_of,"
+                   " access_point, patient, object, detail, prev_hash, hash) = (SELECT ts_ms,"
+                   " event, outcome, user, name, role, on_behalf_of, access_point, patient,"
+                   " object, detail, prev_hash, hash FROM t WHERE t.seq = 6 - audit.seq)"
+                   " WHERE seq IN (2, 4);");
+    assert_int_equal(spk_store_open(&f->st, f->dir), 0);
+    expect_verify(f->st, SPK_EVERIFY, 2);
+}
+
+static void test_tamper_insert_middle(void **state)
+{
+    fixture_t *f = *state;
+    audit_five(f);
+    sql(f, UNGUARD "UPDATE audit SET seq = -seq WHERE seq >= 3;"
+                   "UPDATE audit SET seq = 1 - seq WHERE seq < 0;"
+                   "INSERT INTO audit SELECT 3, ts_ms, 'consult.admit', outcome, user, name,"
+                   " role, on_behalf_of, access_point, patient, object, detail, prev_hash, hash"
+                   " FROM audit WHERE seq = 2;");
+    assert_int_equal(spk_store_open(&f->st, f->dir), 0);
+    expect_verify(f->st, SPK_EVERIFY, 3);
+}
+
+static void copy_dir(const char *from, const char *to)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s' && cp -a '%s' '%s'", to, from, to);
+    assert_int_equal(system(cmd), 0);
+}
+
+/* A forged entry with a valid hash (made by a copy of the store) at the end: only the anchor
+ * can notice it. */
+static void test_tamper_insert_newest_valid_hash(void **state)
+{
+    fixture_t *f = *state;
+    audit_five(f);
+    char twin[300];
+    snprintf(twin, sizeof(twin), "%s.twin", f->dir);
+    copy_dir(f->dir, twin);
+    spk_store_t *t = NULL;
+    assert_int_equal(spk_store_open(&t, twin), 0);
+    assert_int_equal(append_n(t, 1, "pp-forged"), 0);
+    spk_store_close(t);
+    char q[1024];
+    snprintf(q, sizeof(q),
+             UNGUARD "ATTACH '%s/spreekkamer.db' AS twin;"
+                     "INSERT INTO audit SELECT * FROM twin.audit WHERE seq = 6;",
+             twin);
+    sql(f, q);
+    rm_rf(twin);
+    assert_int_equal(spk_store_open(&f->st, f->dir), 0);
+    expect_verify(f->st, SPK_EVERIFY, 6);
+}
+
+/* The newest entry replaced by another with a valid hash: the anchor catches it. */
+static void test_tamper_rewrite_newest(void **state)
+{
+    fixture_t *f = *state;
+    assert_int_equal(append_n(f->st, 4, "pp-1"), 0);
+    spk_store_close(f->st);
+    char twin[300];
+    snprintf(twin, sizeof(twin), "%s.twin", f->dir);
+    copy_dir(f->dir, twin);
+    assert_int_equal(spk_store_open(&f->st, f->dir), 0);
+    assert_int_equal(append_n(f->st, 1, "pp-1"), 0);
+    spk_store_close(f->st);
+    spk_store_t *t = NULL;
+    assert_int_equal(spk_store_open(&t, twin), 0);
+    assert_int_equal(append_n(t, 1, "pp-other"), 0);
+    spk_store_close(t);
+    char q[1024];
+    snprintf(q, sizeof(q),
+             UNGUARD "ATTACH '%s/spreekkamer.db' AS twin; DELETE FROM audit WHERE seq = 5;"
+                     "INSERT INTO audit SELECT * FROM twin.audit WHERE seq = 5;",
+             twin);
+    sql(f, q);
+    rm_rf(twin);
+    assert_int_equal(spk_store_open(&f->st, f->dir), 0);
+    expect_verify(f->st, SPK_EVERIFY, 5);
+}
+
+static void edit_file(const char *path, long off, char c)
+{
+    FILE *fp = fopen(path, "r+");
+    assert_non_null(fp);
+    assert_int_equal(fseek(fp, off, SEEK_SET), 0);
+    assert_int_equal(fputc(c, fp), c);
+    fclose(fp);
+}
+
+static void test_tamper_anchor(void **state)
+{
+    fixture_t *f = *state;
+    audit_five(f);
+    char head[300];
+    snprintf(head, sizeof(head), "%s/audit.head", f->dir);
+    /* "spk-audit-head v1 5 ...": make it claim seq 4. */
+    edit_file(head, 18, '4');
+    assert_int_equal(spk_store_open(&f->st, f->dir), 0);
+    expect_verify(f->st, SPK_EVERIFY, 0);
+    spk_store_close(f->st);
+    f->st = NULL;
+    assert_int_equal(unlink(head), 0);
+    assert_int_equal(spk_store_open(&f->st, f->dir), 0);
+    expect_verify(f->st, SPK_EVERIFY, 0);
+    /* Wiping the whole log together with the anchor is detected too. */
+    spk_store_close(f->st);
+    f->st = NULL;
+    sql(f, UNGUARD "DELETE FROM audit;");
+    assert_int_equal(spk_store_open(&f->st, f->dir), 0);
+    expect_verify(f->st, SPK_EVERIFY, 0);
+    assert_int_equal(append_n(f->st, 1, "pp-1"), 0);
+    expect_verify(f->st, SPK_EVERIFY, 0);
+}
+
+static void test_reanchor(void **state)
+{
+    fixture_t *f = *state;
+    audit_five(f);
+    sql(f, UNGUARD "DELETE FROM audit WHERE seq = 5;");
+    assert_int_equal(spk_store_open(&f->st, f->dir), 0);
+    expect_verify(f->st, SPK_EVERIFY, 5);
+    spk_audit_rec_t r;
+    memset(&r, 0, sizeof(r));
+    strcpy(r.event, "audit.reanchor");
+    strcpy(r.outcome, "success");
+    strcpy(r.detail, "investigated: newest entry lost");
+    int64_t bad = -1;
+    assert_int_equal(spk_store_audit_reanchor(f->st, &r, &bad, NULL, 0), 0);
+    assert_int_equal(r.seq, 5);
+    expect_verify(f->st, 0, 0);
+    reopen(f);
+    expect_verify(f->st, 0, 0);
+    /* A broken chain cannot be re-anchored. */
+    spk_store_close(f->st);
+    f->st = NULL;
+    sql(f, UNGUARD "UPDATE audit SET user = 'x' WHERE seq = 2;");
+    assert_int_equal(spk_store_open(&f->st, f->dir), 0);
+    assert_int_equal(spk_store_audit_reanchor(f->st, &r, &bad, NULL, 0), SPK_EVERIFY);
+    assert_int_equal(bad, 2);
+}
+
+/* Appends from two processes at once keep one valid chain. */
+static void test_audit_two_processes(void **state)
+{
+    fixture_t *f = *state;
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        spk_store_t *c = NULL;
+        int rc = spk_store_open(&c, f->dir);
+        if (rc == 0) {
+            rc = append_n(c, 30, "pp-child");
+        }
+        spk_store_close(c);
+        _exit(rc == 0 ? 0 : 1);
+    }
+    spk_store_t *second = NULL;
+    assert_int_equal(spk_store_open(&second, f->dir), 0);
+    for (int i = 0; i < 15; i++) {
+        assert_int_equal(append_n(f->st, 1, "pp-parent"), 0);
+        assert_int_equal(append_n(second, 1, "pp-parent"), 0);
+    }
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    spk_store_close(second);
+    expect_verify(f->st, 0, 0);
+    audit_walk_t w = {.linked = true};
+    assert_int_equal(spk_store_audit_each(f->st, NULL, walk_cb, &w), 0);
+    assert_int_equal(w.n, 60);
+}
+
+/* A crash after the commit but before the final anchor write leaves a pending anchor that
+ * still accepts the committed entry. */
+static void test_anchor_pending_after_crash(void **state)
+{
+    fixture_t *f = *state;
+    assert_int_equal(append_n(f->st, 2, "pp-1"), 0);
+    audit_walk_t w = {.linked = true};
+    assert_int_equal(spk_store_audit_each(f->st, NULL, walk_cb, &w), 0);
+    uint8_t h2[32];
+    memcpy(h2, w.last_hash, 32);
+    assert_int_equal(append_n(f->st, 1, "pp-1"), 0);
+    memset(&w, 0, sizeof(w));
+    assert_int_equal(spk_store_audit_each(f->st, NULL, walk_cb, &w), 0);
+    spk_store_close(f->st);
+    f->st = NULL;
+
+    /* Rebuild the anchor as it was between commit and final write. */
+    char path[300], body[400], a[65], b[65], line[520];
+    snprintf(path, sizeof(path), "%s/audit.key", f->dir);
+    uint8_t key[32];
+    FILE *fp = fopen(path, "rb");
+    assert_non_null(fp);
+    assert_int_equal(fread(key, 1, 32, fp), 32);
+    fclose(fp);
+    spk_hex_encode(a, h2, 32);
+    spk_hex_encode(b, w.last_hash, 32);
+    snprintf(body, sizeof(body), "spk-audit-head v1 2 %s 3 %s", a, b);
+    uint8_t mac[32];
+    size_t mac_len = 0;
+    assert_non_null(EVP_Q_mac(NULL, "HMAC", NULL, "SHA256", NULL, key, 32,
+                              (const unsigned char *)body, strlen(body), mac, 32, &mac_len));
+    char mac_hex[65];
+    spk_hex_encode(mac_hex, mac, 32);
+    snprintf(line, sizeof(line), "%s %s\n", body, mac_hex);
+    snprintf(path, sizeof(path), "%s/audit.head", f->dir);
+    fp = fopen(path, "w");
+    assert_non_null(fp);
+    fputs(line, fp);
+    fclose(fp);
+
+    assert_int_equal(spk_store_open(&f->st, f->dir), 0);
+    expect_verify(f->st, 0, 0);
+    assert_int_equal(append_n(f->st, 1, "pp-1"), 0);
+    expect_verify(f->st, 0, 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_open_creates_private_files, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_consult, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_iterator_reentry, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_participants, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_invites, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_delegations, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_facts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_restart_keeps_state, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_audit_intact, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tamper_modify, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tamper_modify_time, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tamper_delete_middle, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tamper_delete_newest, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tamper_swap, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tamper_insert_middle, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tamper_insert_newest_valid_hash, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tamper_rewrite_newest, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tamper_anchor, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reanchor, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_audit_two_processes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_anchor_pending_after_crash, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,501 @@
+// Patient page: /join#<invite code>.
+import * as i18n from './i18n.js';
+import { Client, ProtocolError } from './protocol.js';
+import * as media from './media.js';
+import { $, $$, h, show, announce } from './dom.js';
+import { renderRoster } from './roster.js';
+
+const SESSION_KEY = 'spk.join.session';
+const INVITE_KEY = 'spk.join.invite';
+const ENDED_KEY = 'spk.join.ended';
+const CODE_RE = /^[A-Za-z0-9_-]{8,128}$/;
+
+const state = {
+  screen: 'loading',
+  invite: null,
+  session: null, // { token, consult, participant, name, invite }
+  media: { stream: null, video: false, audio: false, errorKey: null },
+  videoOn: true,
+  audioOn: true,
+  meter: null,
+  mediaEpoch: 0,
+  client: null,
+  lostConnection: false,
+};
+
+// ---- storage -------------------------------------------------------------------------------
+
+function load(key) {
+  try {
+    const raw = sessionStorage.getItem(key);
+    return raw ? JSON.parse(raw) : null;
+  } catch {
+    return null;
+  }
+}
+
+function save(key, value) {
+  try {
+    if (value === null) sessionStorage.removeItem(key);
+    else sessionStorage.setItem(key, JSON.stringify(value));
+  } catch {
+    /* private mode: the page still works, a reload starts over */
+  }
+}
+
+function saveSession(session) {
+  state.session = session;
+  save(SESSION_KEY, session);
+}
+
+// Reads the invite code from the fragment and removes it from the address bar and history.
+function readInvite() {
+  let code = null;
+  const raw = window.location.hash.replace(/^#/, '');
+  if (raw) {
+    try {
+      code = decodeURIComponent(raw).trim();
+    } catch {
+      code = raw;
+    }
+    if (code.startsWith('invite=')) code = code.slice(7);
+    window.history.replaceState(null, '', window.location.pathname + window.location.search);
+  }
+  return code;
+}
+
+// ---- screens -------------------------------------------------------------------------------
+
+function showScreen(name, { focus = true } = {}) {
+  state.screen = name;
+  for (const el of $$('.screen')) show(el, el.id === `screen-${name}`);
+  document.body.dataset.screen = name;
+  if (focus) {
+    const heading = $(`#screen-${name} h1`);
+    if (heading) heading.focus({ preventScroll: false });
+  }
+  attachMedia();
+}
+
+const ENDINGS = {
+  missing: ['join.end.missing.title', 'join.end.missing.text', 'join.end.contact'],
+  invite_invalid: ['join.end.invalid.title', 'error.invite_invalid', 'join.end.contact'],
+  invite_used: ['join.end.used.title', 'error.invite_used', 'join.end.contact'],
+  invite_expired: ['join.end.expired.title', 'error.invite_expired', 'join.end.contact'],
+  denied: ['join.end.denied.title', 'join.end.denied.text', 'join.end.contact'],
+  ended: ['join.end.ended.title', 'join.end.ended.text', 'join.end.close'],
+  consult_ended: ['join.end.ended.title', 'join.end.ended.text', 'join.end.close'],
+  left: ['join.end.left.title', 'join.end.left.text', 'join.end.close'],
+  session: ['join.end.session.title', 'join.end.session.text', 'join.end.contact'],
+};
+
+function finish(kind, { reason = '', keepSession = false } = {}) {
+  const [title, text, hint] = ENDINGS[kind] || ENDINGS.session;
+  i18n.setText($('#ended-title'), title);
+  i18n.setText($('#ended-text'), text);
+  const reasonEl = $('#ended-reason');
+  reasonEl.textContent = kind === 'denied' ? reason : '';
+  show(reasonEl, kind === 'denied' && !!reason);
+  i18n.setText($('#ended-hint'), hint);
+  $('#screen-ended').dataset.kind = kind;
+  show($('#ended-rejoin'), kind === 'left');
+  if (kind === 'left' && state.session) saveSession({ ...state.session, left: true });
+  if (!keepSession) {
+    saveSession(null);
+    save(INVITE_KEY, null);
+    // A reload shows the same outcome instead of "incomplete link".
+    if (kind !== 'missing') save(ENDED_KEY, { kind, reason });
+  }
+  if (state.client) {
+    state.client.close();
+    state.client = null;
+  }
+  stopMedia();
+  setConnectionBanner(null);
+  showScreen('ended');
+  announce(title);
+}
+
+// ---- media ---------------------------------------------------------------------------------
+
+async function startMedia(devices = {}) {
+  stopMedia();
+  const epoch = ++state.mediaEpoch;
+  show($('#media-message'), false);
+  show($('#media-ok'), false);
+  const result = await media.openMedia({ video: true, audio: true, ...devices });
+  if (epoch !== state.mediaEpoch) {
+    // Stopped (or restarted) while the browser was asking: let go of this stream.
+    media.stop(result.stream);
+    return;
+  }
+  state.media = result;
+  state.videoOn = result.video;
+  state.audioOn = result.audio;
+  if (result.stream) state.meter = new media.LevelMeter(result.stream, $('#mic-level'));
+  renderMedia();
+  renderDevices();
+}
+
+// Offers a choice when there is more than one camera or microphone.
+async function renderDevices() {
+  const { cameras, microphones } = await media.listDevices();
+  const fill = (select, list, kind, labelKey) => {
+    const current = media.currentDeviceId(state.media.stream, kind);
+    select.replaceChildren(
+      ...list.map((d, i) =>
+        h('option', { value: d.deviceId, raw: d.label || i18n.t(labelKey, { n: i + 1 }) }),
+      ),
+    );
+    if (current) select.value = current;
+    return list.length > 1;
+  };
+  const cam = fill($('#camera-select'), cameras, 'video', 'media.cameraN');
+  const mic = fill($('#mic-select'), microphones, 'audio', 'media.microphoneN');
+  show($('#camera-field'), cam);
+  show($('#mic-field'), mic);
+  show($('#devices'), cam || mic);
+}
+
+function chosenDevices() {
+  return { videoId: $('#camera-select').value, audioId: $('#mic-select').value };
+}
+
+function stopMedia() {
+  state.mediaEpoch++;
+  if (state.meter) state.meter.stop();
+  state.meter = null;
+  media.stop(state.media.stream);
+  state.media = { stream: null, video: false, audio: false, errorKey: null };
+  attachMedia();
+}
+
+function attachMedia() {
+  const stream = state.media.stream;
+  const visible = { setup: '#preview', waiting: '#waiting-video', consult: '#local-video' };
+  for (const [screen, sel] of Object.entries(visible)) {
+    const el = $(sel);
+    const want = screen === state.screen && state.media.video ? stream : null;
+    if (el.srcObject !== want) media.attach(el, want);
+  }
+}
+
+function renderMedia() {
+  const m = state.media;
+  const msg = $('#media-message');
+  if (m.errorKey) {
+    let key = m.errorKey;
+    if (m.stream && m.audio && !m.video) key = 'media.only.audio';
+    else if (m.stream && m.video && !m.audio) key = 'media.only.video';
+    i18n.setText($('#media-message-text'), key);
+    msg.classList.toggle('notice-warn', true);
+    show(msg, true);
+    show($('#media-retry'), !m.stream || !m.video || !m.audio);
+  } else {
+    show(msg, false);
+  }
+  show($('#media-ok'), !!m.stream && m.video && m.audio);
+  show($('#preview-off'), !m.video || !state.videoOn);
+  i18n.setText($('#preview-off-text'), m.video ? 'join.preview.off' : 'join.preview.none');
+  show($('.level'), m.audio);
+  show($('.waiting-preview'), m.video);
+  for (const btn of $$('.toggle-video')) {
+    btn.disabled = !m.video;
+    btn.setAttribute('aria-pressed', String(m.video && state.videoOn));
+  }
+  for (const btn of $$('.toggle-audio')) {
+    btn.disabled = !m.audio;
+    btn.setAttribute('aria-pressed', String(m.audio && state.audioOn));
+  }
+  document.body.classList.toggle('video-off', !m.video || !state.videoOn);
+  attachMedia();
+}
+
+function bindMediaControls() {
+  for (const btn of $$('.toggle-video')) {
+    btn.addEventListener('click', () => {
+      state.videoOn = !state.videoOn;
+      media.setEnabled(state.media.stream, 'video', state.videoOn);
+      renderMedia();
+    });
+  }
+  for (const btn of $$('.toggle-audio')) {
+    btn.addEventListener('click', () => {
+      state.audioOn = !state.audioOn;
+      media.setEnabled(state.media.stream, 'audio', state.audioOn);
+      renderMedia();
+    });
+  }
+  $('#media-retry').addEventListener('click', () => startMedia());
+  $('#camera-select').addEventListener('change', () => startMedia(chosenDevices()));
+  $('#mic-select').addEventListener('change', () => startMedia(chosenDevices()));
+}
+
+// ---- connection ----------------------------------------------------------------------------
+
+function setConnectionBanner(key) {
+  const el = $('#connection');
+  if (!key) {
+    show(el, false);
+    i18n.setText(el, null);
+    return;
+  }
+  i18n.setText(el, key);
+  show(el, true);
+}
+
+function createClient() {
+  const client = new Client({ onOpen: restoreSession });
+  client.on('connection', onConnection);
+  client.on('session-error', ({ error }) => onSessionError(error));
+  client.on('admitted', onAdmitted);
+  client.on('denied', (msg) => finish('denied', { reason: msg.reason || '' }));
+  client.on('sent_back', onSentBack);
+  client.on('roster', (msg) => renderRoster($('#roster'), msg.participants, ownId()));
+  client.on('consult.ended', () => finish('ended'));
+  return client;
+}
+
+function ownId() {
+  return state.session ? state.session.participant : null;
+}
+
+function onConnection({ state: s }) {
+  if (s === 'reconnecting') {
+    state.lostConnection = true;
+    setConnectionBanner('conn.reconnecting');
+  } else if (s === 'open') {
+    if (state.lostConnection) announce('conn.restored');
+    state.lostConnection = false;
+    setConnectionBanner(null);
+  }
+}
+
+// Runs after every (re)connect: a patient with a session signs in again and rejoins.
+async function restoreSession(client) {
+  const s = state.session;
+  if (!s) return;
+  await client.request('auth', { token: s.token });
+  const res = await client.request('consult.join', { consult: s.consult });
+  applyParticipant(res.participant, res.participants);
+}
+
+function onSessionError(err) {
+  const code = err && err.code;
+  if (code === 'connection_lost' || code === 'timeout') return; // the client reconnects
+  if (code === 'forbidden') finish('denied');
+  else if (code === 'consult_ended') finish('ended');
+  else if (code === 'not_found') finish('ended');
+  else if (code && code.startsWith('token_')) finish('session');
+  else if (code === 'shutting_down' || code === 'internal' || code === 'rate_limited') {
+    setTimeout(() => state.client && state.client.reconnectNow(), 3000);
+  } else finish('session');
+}
+
+function waitOpen(client, timeoutMs = 20000) {
+  if (client.state === 'open') return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      off();
+      reject(new ProtocolError('connection_failed'));
+    }, timeoutMs);
+    const off = client.on('connection', ({ state: s }) => {
+      if (s === 'open') {
+        clearTimeout(timer);
+        off();
+        resolve();
+      }
+    });
+  });
+}
+
+// ---- consult state -------------------------------------------------------------------------
+
+function applyParticipant(participant, participants) {
+  if (!participant) return;
+  if (state.session && participant.id) {
+    saveSession({ ...state.session, participant: participant.id });
+  }
+  if (participant.state === 'admitted') {
+    enterConsult(participants);
+  } else if (participant.state === 'lobby') {
+    const since = $('#waiting-since');
+    if (participant.since) {
+      i18n.setText(since, 'join.waiting.since', { time: { time: participant.since } });
+    }
+    show(since, !!participant.since);
+    if (state.screen !== 'waiting') showScreen('waiting');
+  } else if (participant.state === 'denied') {
+    finish('denied');
+  } else if (participant.state === 'left') {
+    finish('left', { keepSession: true });
+  }
+}
+
+function enterConsult(participants) {
+  const first = state.screen !== 'consult';
+  i18n.setText($('#consult-status'), 'join.consult.admitted');
+  if (participants) renderRoster($('#roster'), participants, ownId());
+  if (first) {
+    showScreen('consult');
+    announce('join.consult.admitted');
+  }
+  if (!participants && state.client && state.session) {
+    state.client
+      .request('consult.get', { consult: state.session.consult })
+      .then((res) => renderRoster($('#roster'), res.participants, ownId()))
+      .catch(() => {});
+  }
+}
+
+function onAdmitted(msg) {
+  if (msg.participant) applyParticipant(msg.participant);
+  else enterConsult(null);
+}
+
+function onSentBack() {
+  i18n.setText($('#waiting-status'), 'join.waiting.sentBack');
+  showScreen('waiting');
+  announce('join.waiting.sentBack');
+}
+
+// ---- actions -------------------------------------------------------------------------------
+
+async function onSubmit(ev) {
+  ev.preventDefault();
+  const input = $('#name');
+  const name = input.value.trim();
+  const errEl = $('#join-error');
+  if (!name) {
+    i18n.setText(errEl, 'join.name.required');
+    show(errEl, true);
+    input.setAttribute('aria-invalid', 'true');
+    input.focus();
+    return;
+  }
+  input.removeAttribute('aria-invalid');
+  show(errEl, false);
+  const btn = $('#join-submit');
+  btn.disabled = true;
+  i18n.setText(btn, 'join.submitting');
+  try {
+    if (!state.client) {
+      state.client = createClient();
+      state.client.connect();
+    }
+    await waitOpen(state.client);
+    const res = await state.client.request('invite.redeem', { invite: state.invite, name });
+    saveSession({
+      token: res.session_token,
+      consult: res.consult,
+      participant: res.participant && res.participant.id,
+      name,
+      invite: state.invite,
+    });
+    save(INVITE_KEY, null);
+    i18n.setText($('#waiting-status'), 'join.waiting.status');
+    applyParticipant(res.participant || { state: 'lobby' });
+  } catch (err) {
+    const code = err && err.code;
+    if (code === 'invite_used' || code === 'invite_expired' || code === 'invite_invalid') {
+      finish(code);
+    } else if (code === 'consult_ended') {
+      finish('ended');
+    } else {
+      i18n.setError(errEl, err);
+      if (code === 'connection_failed' && state.client) {
+        state.client.close();
+        state.client = null;
+      }
+    }
+  } finally {
+    btn.disabled = false;
+    i18n.setText(btn, 'join.submit');
+  }
+}
+
+async function leave() {
+  const client = state.client;
+  const s = state.session;
+  if (client && s) {
+    try {
+      await client.request('consult.leave', { consult: s.consult });
+    } catch {
+      /* leaving works locally even when the server cannot be told */
+    }
+  }
+  finish('left', { keepSession: true });
+}
+
+function rejoin() {
+  if (!state.session) return;
+  saveSession({ ...state.session, left: false });
+  i18n.setText($('#waiting-status'), 'join.waiting.status');
+  if (!state.media.stream) startMedia();
+  state.client = createClient();
+  state.client.connect();
+  showScreen('waiting');
+}
+
+// ---- start ---------------------------------------------------------------------------------
+
+async function main() {
+  await i18n.init();
+  bindMediaControls();
+  $('#join-form').addEventListener('submit', onSubmit);
+  $('#waiting-leave').addEventListener('click', leave);
+  $('#consult-leave').addEventListener('click', leave);
+  const rejoinBtn = h('button', {
+    type: 'button',
+    id: 'ended-rejoin',
+    class: 'btn btn-secondary',
+    hidden: true,
+    dataset: { testid: 'ended-rejoin' },
+    text: ['join.end.rejoin'],
+    on: { click: rejoin },
+  });
+  $('#screen-ended').append(rejoinBtn);
+
+  const fromHash = readInvite();
+  let session = load(SESSION_KEY);
+  if (fromHash && session && session.invite !== fromHash) session = null;
+  if (fromHash) {
+    save(INVITE_KEY, fromHash);
+    save(ENDED_KEY, null);
+  }
+  state.invite = fromHash || load(INVITE_KEY);
+  state.session = session;
+  save(SESSION_KEY, session);
+
+  // Opening another invite link in this tab only changes the fragment: start over with it.
+  window.addEventListener('hashchange', () => window.location.reload());
+
+  if (session && session.left) {
+    finish('left', { keepSession: true });
+    return;
+  }
+  if (session) {
+    // A reload after the invite was used: sign in again with the session token.
+    showScreen('loading', { focus: false });
+    startMedia();
+    state.client = createClient();
+    state.client.connect();
+    return;
+  }
+  if (!state.invite) {
+    const ended = load(ENDED_KEY);
+    if (ended && ENDINGS[ended.kind]) finish(ended.kind, { reason: ended.reason || '' });
+    else finish('missing');
+    return;
+  }
+  if (!CODE_RE.test(state.invite)) {
+    finish('invite_invalid');
+    return;
+  }
+  showScreen('setup', { focus: false });
+  startMedia();
+}
+
+main().catch((err) => {
+  console.error(err);
+});

@@ -1,0 +1,199 @@
+// Client for the spreekkamer.v1 signaling protocol (docs/protocol.md).
+// One WebSocket, requests answered by id, events dispatched by type, automatic reconnect.
+
+export const SUBPROTOCOL = 'spreekkamer.v1';
+
+export class ProtocolError extends Error {
+  constructor(code, message) {
+    super(message || code);
+    this.name = 'ProtocolError';
+    this.code = code;
+  }
+}
+
+export function defaultUrl(loc = window.location) {
+  const scheme = loc.protocol === 'https:' ? 'wss:' : 'ws:';
+  return `${scheme}//${loc.host}/ws`;
+}
+
+const BACKOFF_MIN_MS = 500;
+const BACKOFF_MAX_MS = 15000;
+const REQUEST_TIMEOUT_MS = 20000;
+
+// States: 'idle' | 'connecting' | 'open' | 'reconnecting' | 'closed'
+export class Client {
+  constructor({ url = defaultUrl(), onOpen = null } = {}) {
+    this.url = url;
+    this.onOpen = onOpen; // async (client) => void, runs after every (re)connect
+    this.state = 'idle';
+    this.ws = null;
+    this.nextId = 1;
+    this.pending = new Map();
+    this.handlers = new Map();
+    this.attempt = 0;
+    this.retryTimer = null;
+    this.retryAfterMs = 0;
+    this.stopped = false;
+    this.hello = null;
+  }
+
+  on(type, fn) {
+    if (!this.handlers.has(type)) this.handlers.set(type, new Set());
+    this.handlers.get(type).add(fn);
+    return () => this.handlers.get(type).delete(fn);
+  }
+
+  emit(type, payload) {
+    for (const fn of this.handlers.get(type) || []) {
+      try {
+        fn(payload);
+      } catch (err) {
+        console.error(err);
+      }
+    }
+    for (const fn of this.handlers.get('*') || []) {
+      try {
+        fn(payload);
+      } catch (err) {
+        console.error(err);
+      }
+    }
+  }
+
+  setState(state, detail = {}) {
+    this.state = state;
+    this.emit('connection', { type: 'connection', state, ...detail });
+  }
+
+  connect() {
+    this.stopped = false;
+    this.open();
+  }
+
+  open() {
+    clearTimeout(this.retryTimer);
+    this.retryTimer = null;
+    if (this.stopped) return;
+    this.setState(this.attempt === 0 ? 'connecting' : 'reconnecting', { attempt: this.attempt });
+    let ws;
+    try {
+      ws = new WebSocket(this.url, SUBPROTOCOL);
+    } catch (err) {
+      this.scheduleReconnect();
+      return;
+    }
+    this.ws = ws;
+    ws.addEventListener('open', () => this.handleOpen(ws));
+    ws.addEventListener('message', (ev) => this.handleMessage(ws, ev));
+    ws.addEventListener('close', (ev) => this.handleClose(ws, ev));
+  }
+
+  async handleOpen(ws) {
+    if (ws !== this.ws) return;
+    try {
+      if (this.onOpen) await this.onOpen(this);
+      if (ws !== this.ws) return;
+      this.attempt = 0;
+      this.retryAfterMs = 0;
+      this.setState('open');
+    } catch (err) {
+      if (ws !== this.ws) return;
+      // The session could not be restored; the application decides what happens next.
+      this.emit('session-error', { type: 'session-error', error: err });
+    }
+  }
+
+  handleMessage(ws, ev) {
+    if (ws !== this.ws || typeof ev.data !== 'string') return;
+    let msg;
+    try {
+      msg = JSON.parse(ev.data);
+    } catch {
+      return;
+    }
+    if (!msg || typeof msg !== 'object' || typeof msg.type !== 'string') return;
+    if (msg.type === 'ok' || msg.type === 'error') {
+      const entry = this.pending.get(msg.re);
+      if (!entry) return;
+      this.pending.delete(msg.re);
+      clearTimeout(entry.timer);
+      if (msg.type === 'ok') entry.resolve(msg);
+      else entry.reject(new ProtocolError(msg.code, msg.message));
+      return;
+    }
+    if (msg.type === 'hello') this.hello = msg;
+    if (msg.type === 'server.shutdown') {
+      this.retryAfterMs = Number(msg.retry_after_ms) || 0;
+    }
+    this.emit(msg.type, msg);
+  }
+
+  handleClose(ws, ev) {
+    if (ws !== this.ws) return;
+    this.ws = null;
+    this.failPending('connection_lost');
+    if (this.stopped) {
+      this.setState('closed', { code: ev.code });
+      return;
+    }
+    this.scheduleReconnect(ev.code);
+  }
+
+  scheduleReconnect(code) {
+    this.attempt += 1;
+    const base = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** Math.min(this.attempt - 1, 6));
+    let delay = Math.round(base / 2 + Math.random() * (base / 2));
+    if (this.retryAfterMs > 0) delay = Math.max(delay, this.retryAfterMs);
+    this.retryAfterMs = 0;
+    // The timer is set before listeners hear of it, so that close() from a listener stops it.
+    this.retryTimer = setTimeout(() => this.open(), delay);
+    this.setState('reconnecting', { attempt: this.attempt, delay, code });
+  }
+
+  failPending(code) {
+    for (const [, entry] of this.pending) {
+      clearTimeout(entry.timer);
+      entry.reject(new ProtocolError(code));
+    }
+    this.pending.clear();
+  }
+
+  request(type, fields = {}) {
+    const ws = this.ws;
+    if (!ws || ws.readyState !== WebSocket.OPEN) {
+      return Promise.reject(new ProtocolError('connection_lost'));
+    }
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        reject(new ProtocolError('timeout'));
+      }, REQUEST_TIMEOUT_MS);
+      this.pending.set(id, { resolve, reject, timer });
+      ws.send(JSON.stringify({ ...fields, id, type }));
+    });
+  }
+
+  // Drops the current connection and connects again right away (e.g. after the user fixed
+  // something). Keeps handlers.
+  reconnectNow() {
+    if (this.stopped) return;
+    this.attempt = 0;
+    const ws = this.ws;
+    this.ws = null;
+    if (ws) ws.close(1000);
+    this.failPending('connection_lost');
+    this.open();
+  }
+
+  close() {
+    this.stopped = true;
+    clearTimeout(this.retryTimer);
+    this.retryTimer = null;
+    const ws = this.ws;
+    this.ws = null;
+    this.failPending('connection_lost');
+    if (ws) ws.close(1000);
+    this.setState('closed', { code: 1000 });
+  }
+}
