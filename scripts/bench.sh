@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Benchmarks on a Release build, one section each ("== name"); docs/performance.md has the method
 # and the figures. Usage: scripts/bench.sh [section ...]   (default: every section)
-# Sections: signaling
+# A section is a function section_<name> below, listed in all_sections.
 # Settings of the signaling section (environment): BENCH_CLIENTS (1000), BENCH_IDLE (10000),
 # BENCH_DURATION (5 s measured per load phase), BENCH_WARMUP (1 s), BENCH_REPEAT (3 rounds).
 set -euo pipefail
@@ -9,6 +9,7 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 jobs=$(nproc)
 build=build/bench
+all_sections=(signaling)
 
 machine() {
   echo "machine: $(nproc) cores, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)," \
@@ -30,9 +31,12 @@ section_signaling() {
 }
 
 sections=("$@")
-((${#sections[@]})) || sections=(signaling)
+((${#sections[@]})) || sections=("${all_sections[@]}")
 for s in "${sections[@]}"; do
-  declare -F "section_$s" >/dev/null || { echo "bench: unknown section $s" >&2; exit 2; }
+  declare -F "section_$s" >/dev/null || {
+    echo "bench: unknown section $s (sections: ${all_sections[*]})" >&2
+    exit 2
+  }
 done
 
 echo "== build (Release)"

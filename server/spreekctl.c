@@ -696,9 +696,11 @@ static const struct {
     const char *nl;
 } ctl_events[] = {
     {"auth.login", "aangemeld"},
-    {"auth.failed", "aanmelden mislukt"},
     {"consult.create", "consult aangemaakt"},
-    {"consult.join", "in de wachtkamer van het consult gekomen"},
+    {"consult.join", "consult binnengekomen (of wachtkamer)"},
+    {"consult.read", "consult ingezien"},
+    {"consult.list", "lijst van consulten ingezien"},
+    {"lobby.list", "wachtkamer ingezien"},
     {"consult.admit", "toegelaten tot het consult"},
     {"consult.deny", "toegang tot het consult geweigerd"},
     {"consult.send_back", "teruggestuurd naar de wachtkamer"},

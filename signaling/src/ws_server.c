@@ -645,6 +645,8 @@ static void fill_info(spk_ws_server_t *srv, struct lws_context_creation_info *in
         info->options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
         info->ssl_cert_filepath = cfg->tls_cert;
         info->ssl_private_key_filepath = cfg->tls_key;
+        /* HTTP/1.1 only: WebSockets stay plain RFC 6455 connections (no RFC 8441 streams) */
+        info->alpn = "http/1.1";
     }
     if (strchr(cfg->listen_host, ':') == NULL) {
         info->options |= LWS_SERVER_OPTION_DISABLE_IPV6;

@@ -258,6 +258,7 @@ static int serve_file(spk_ws_server_t *srv, struct lws *wsi, spk_ws_http_t *h, c
     if (add_security_headers(srv, wsi, html, &p, end)) {
         return -1;
     }
+    *p = '\0'; /* lws_serve_http_file searches other_headers as a C string */
     int n = lws_serve_http_file(wsi, real, mime, (const char *)hdrs, (int)(p - hdrs));
     if (n < 0 || (n > 0 && lws_http_transaction_completed(wsi))) {
         return -1;

@@ -1,7 +1,8 @@
 /* spreekbench: signaling load generator for spreekd.
  *
  * A libuv client with its own minimal RFC 6455 implementation measures, against a server:
- *   - round-trip latency and message rate of `ping` requests from N active clients;
+ *   - round-trip latency and message rate of `ping` requests from N active clients, and the
+ *     server's CPU time per answered request;
  *   - resident memory per idle connection (VmRSS before and after opening M idle connections);
  *   - the same round trips while the M idle connections stay open.
  * The same measurements run against a floor: a minimal WebSocket server in this program

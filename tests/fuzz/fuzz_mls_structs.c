@@ -25,7 +25,23 @@
         return rc;                                                                                 \
     }
 
-ROUNDTRIP(message)
+static int rt_message(const uint8_t *p, size_t n, spk_mls_bytes_t *out)
+{
+    spk_mls_message_t x;
+    spk_mls_message_info_t info;
+    int peek = spk_mls_message_peek(p, n, &info);
+    int rc = spk_mls_message_decode(&x, p, n);
+    if (rc == 0) {
+        if (peek != 0) {
+            fprintf(stderr, "peek rejected a message that decodes\n");
+            abort();
+        }
+        rc = spk_mls_message_encode(&x, out);
+        spk_mls_message_free(&x);
+    }
+    return rc;
+}
+
 ROUNDTRIP(commit)
 ROUNDTRIP(group_secrets)
 ROUNDTRIP(update_path)

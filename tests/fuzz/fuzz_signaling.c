@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "spk/log.h"
 #include "spk/signaling.h"
 #include "spk/util.h"
 
@@ -91,7 +92,12 @@ static void sign_in(uint64_t conn, const char *sub, spk_role_t role, const char 
 
 static void init(void)
 {
-    char dir[] = "/tmp/spk-fuzz-sig-XXXXXX";
+    /* tmpfs when available: the store syncs every write. */
+    char dir[] = "/dev/shm/spk-fuzz-sig-XXXXXX";
+    spk_log_set_level(SPK_LOG_ERROR);
+    if (access("/dev/shm", W_OK) != 0) {
+        memcpy(dir, "/tmp/spk-fuzz-sig-XXXXXX", sizeof("/tmp/spk-fuzz-sig-XXXXXX"));
+    }
     if (mkdtemp(dir) == NULL || spk_store_open(&g_store, dir) != 0) {
         abort();
     }

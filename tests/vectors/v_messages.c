@@ -11,6 +11,39 @@
 /* Decodes p as the field's struct and re-encodes it into out. */
 typedef int (*roundtrip_fn)(const uint8_t *p, size_t n, uint16_t arg, spk_mls_bytes_t *out);
 
+/* The routing header read by spk_mls_message_peek agrees with the full decode. */
+static bool peek_matches(const spk_mls_message_t *m, const uint8_t *p, size_t n)
+{
+    spk_mls_message_info_t info;
+    const spk_mls_bytes_t *gid = NULL;
+    uint64_t epoch = 0;
+    uint8_t ct = 0;
+    uint8_t st = 0;
+    uint32_t si = 0;
+    if (spk_mls_message_peek(p, n, &info) != 0) {
+        return false;
+    }
+    if (m->wire_format == SPK_MLS_WIRE_PUBLIC) {
+        const spk_mls_framed_content_t *c = &m->u.pub.content;
+        gid = &c->group_id;
+        epoch = c->epoch;
+        ct = c->content_type;
+        st = c->sender.type;
+        si = c->sender.index;
+    } else if (m->wire_format == SPK_MLS_WIRE_PRIVATE) {
+        gid = &m->u.priv.group_id;
+        epoch = m->u.priv.epoch;
+        ct = m->u.priv.content_type;
+    } else if (m->wire_format == SPK_MLS_WIRE_GROUP_INFO) {
+        gid = &m->u.group_info.group_context.group_id;
+        epoch = m->u.group_info.group_context.epoch;
+    }
+    bool same_gid = gid == NULL ? info.group_id_len == 0
+                                : spk_mls_bytes_eq_raw(gid, info.group_id, info.group_id_len);
+    return info.wire_format == m->wire_format && same_gid && info.epoch == epoch &&
+           info.content_type == ct && info.sender_type == st && info.sender_index == si;
+}
+
 static int rt_message(const uint8_t *p, size_t n, uint16_t wire_format, spk_mls_bytes_t *out)
 {
     spk_mls_message_t m;
@@ -18,7 +51,7 @@ static int rt_message(const uint8_t *p, size_t n, uint16_t wire_format, spk_mls_
     if (rc != 0) {
         return rc;
     }
-    if (m.wire_format != wire_format) {
+    if (m.wire_format != wire_format || !peek_matches(&m, p, n)) {
         rc = SPK_EDECODE;
     } else {
         rc = spk_mls_message_encode(&m, out);

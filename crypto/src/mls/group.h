@@ -108,10 +108,16 @@ typedef struct {
     spk_mls_group_t next;    /* the next epoch, for spk_mls_group_merge_commit */
 } spk_mls_commit_out_t;
 
-/* Commits props (inline, in order; validated as in §12.2) with a fresh UpdatePath. g is not
- * changed. The Welcome carries the ratchet tree in a GroupInfo extension. */
+/* Commits, with a fresh UpdatePath, the cached proposals by reference when include_cached
+ * (but not the committer's own Updates) followed by props inline; the list is validated as in
+ * §12.2. g is not changed. The Welcome carries the ratchet tree in a GroupInfo extension. */
 int spk_mls_group_commit(const spk_mls_group_t *g, const spk_mls_proposal_t *props, size_t n,
-                         const spk_mls_group_env_t *env, spk_mls_commit_out_t *out);
+                         bool include_cached, const spk_mls_group_env_t *env,
+                         spk_mls_commit_out_t *out);
+
+/* Sends p as a PublicMessage proposal and caches it for the Commit that will cover it. Update
+ * proposals are not supported (SPK_EINVAL): commit with an UpdatePath instead. */
+int spk_mls_group_propose(spk_mls_group_t *g, const spk_mls_proposal_t *p, spk_mls_bytes_t *out);
 /* Installs out->next into g and frees out. */
 void spk_mls_group_merge_commit(spk_mls_group_t *g, spk_mls_commit_out_t *out);
 void spk_mls_group_commit_out_free(spk_mls_commit_out_t *out);

@@ -88,8 +88,9 @@ static int sig_key_cb(void *arg, uint32_t leaf_index, const uint8_t **pub, size_
 
 /* ---- proposals ---- */
 
-static int cache_proposal(spk_mls_group_t *g, uint16_t wire_format,
-                          const spk_mls_framed_content_t *c, const spk_mls_bytes_t *signature)
+int spk_mls_group_cache_proposal(spk_mls_group_t *g, uint16_t wire_format,
+                                 const spk_mls_framed_content_t *c,
+                                 const spk_mls_bytes_t *signature)
 {
     spk_mls_cached_proposal_t e;
     spk_mls_bytes_t enc;
@@ -346,7 +347,7 @@ static int handle_content(spk_mls_group_t *g, const spk_mls_group_env_t *env, co
     const spk_mls_framed_content_t *c = m->content;
     switch (c->content_type) {
     case SPK_MLS_CONTENT_PROPOSAL: {
-        int rc = cache_proposal(g, m->wire_format, c, m->signature);
+        int rc = spk_mls_group_cache_proposal(g, m->wire_format, c, m->signature);
         if (rc == 0) {
             *ev = SPK_MLS_GROUP_EV_PROPOSAL;
         }

@@ -31,4 +31,9 @@ int spk_mls_group_next_context(const spk_mls_group_t *g, const spk_mls_tree_t *t
                                size_t confirmed_len, spk_mls_group_context_t *gc,
                                spk_mls_bytes_t *enc);
 
+/* Caches the proposal carried by c (signed as signature) under its ProposalRef. */
+int spk_mls_group_cache_proposal(spk_mls_group_t *g, uint16_t wire_format,
+                                 const spk_mls_framed_content_t *c,
+                                 const spk_mls_bytes_t *signature);
+
 #endif

@@ -155,19 +155,10 @@ static int build_path(const spk_mls_group_t *g, const spk_mls_proposal_use_t *li
 }
 
 /* FramedContent of the Commit, its signature and the confirmed transcript hash. */
-static int build_content(const spk_mls_group_t *g, const spk_mls_proposal_t *props, size_t n,
-                         build_t *b)
+static int build_content(const spk_mls_group_t *g, size_t n, build_t *b)
 {
     spk_mls_writer_t w;
     spk_mls_bytes_t input;
-    b->pors = calloc(n + 1, sizeof(*b->pors));
-    if (b->pors == NULL) {
-        return SPK_ENOMEM;
-    }
-    for (size_t i = 0; i < n; i++) {
-        b->pors[i].type = SPK_MLS_POR_PROPOSAL;
-        b->pors[i].proposal = props[i];
-    }
     b->content.group_id = g->gc.group_id;
     b->content.epoch = g->gc.epoch;
     b->content.sender.type = SPK_MLS_SENDER_MEMBER;
@@ -338,23 +329,57 @@ static int build_welcome(const spk_mls_group_t *g, const spk_mls_proposal_use_t 
     return rc;
 }
 
+/* The Commit's proposal list: cached proposals by reference (except the committer's own
+ * Updates, §12.2), then the inline ones; list[i] and pors[i] describe the same proposal. */
+static int make_list(const spk_mls_group_t *g, const spk_mls_proposal_t *props, size_t n,
+                     bool include_cached, spk_mls_proposal_use_t *list, build_t *b, size_t *total)
+{
+    size_t k = 0;
+    b->pors = calloc(n + g->n_proposals + 1, sizeof(*b->pors));
+    if (b->pors == NULL) {
+        return SPK_ENOMEM;
+    }
+    for (size_t i = 0; include_cached && i < g->n_proposals; i++) {
+        const spk_mls_cached_proposal_t *cp = &g->proposals[i];
+        if (cp->proposal.type == SPK_MLS_PROPOSAL_UPDATE &&
+            cp->sender_type == SPK_MLS_SENDER_MEMBER && cp->sender == g->own_leaf) {
+            continue;
+        }
+        list[k].proposal = &cp->proposal;
+        list[k].sender_type = cp->sender_type;
+        list[k].sender = cp->sender;
+        b->pors[k].type = SPK_MLS_POR_REFERENCE;
+        b->pors[k].reference.p = (uint8_t *)cp->ref;
+        b->pors[k].reference.n = SPK_MLS_HASH_LEN;
+        k++;
+    }
+    for (size_t i = 0; i < n; i++) {
+        list[k].proposal = &props[i];
+        list[k].sender_type = SPK_MLS_SENDER_MEMBER;
+        list[k].sender = g->own_leaf;
+        b->pors[k].type = SPK_MLS_POR_PROPOSAL;
+        b->pors[k].proposal = props[i];
+        k++;
+    }
+    *total = k;
+    return 0;
+}
+
 int spk_mls_group_commit(const spk_mls_group_t *g, const spk_mls_proposal_t *props, size_t n,
-                         const spk_mls_group_env_t *env, spk_mls_commit_out_t *out)
+                         bool include_cached, const spk_mls_group_env_t *env,
+                         spk_mls_commit_out_t *out)
 {
     build_t *b = calloc(1, sizeof(*b));
-    spk_mls_proposal_use_t *list = calloc(n + 1, sizeof(*list));
+    spk_mls_proposal_use_t *list = calloc(n + g->n_proposals + 1, sizeof(*list));
+    size_t total = 0;
     memset(out, 0, sizeof(*out));
     int rc = b != NULL && list != NULL ? 0 : SPK_ENOMEM;
-    for (size_t i = 0; rc == 0 && i < n; i++) {
-        list[i].proposal = &props[i];
-        list[i].sender_type = SPK_MLS_SENDER_MEMBER;
-        list[i].sender = g->own_leaf;
-    }
-    rc = rc != 0 ? rc : build_path(g, list, n, b, &out->next);
-    rc = rc != 0 ? rc : build_content(g, props, n, b);
-    rc = rc != 0 ? rc : build_epoch(g, env, list, n, b, out);
+    rc = rc != 0 ? rc : make_list(g, props, n, include_cached, list, b, &total);
+    rc = rc != 0 ? rc : build_path(g, list, total, b, &out->next);
+    rc = rc != 0 ? rc : build_content(g, total, b);
+    rc = rc != 0 ? rc : build_epoch(g, env, list, total, b, out);
     if (rc == 0 && b->a.n_added > 0) {
-        rc = build_welcome(g, list, n, b, out);
+        rc = build_welcome(g, list, total, b, out);
     }
     if (rc == 0) {
         out->next.own_leaf = g->own_leaf;
@@ -368,6 +393,39 @@ int spk_mls_group_commit(const spk_mls_group_t *g, const spk_mls_proposal_t *pro
         free(b);
     }
     free(list);
+    return rc;
+}
+
+/* ---- proposals ---- */
+
+int spk_mls_group_propose(spk_mls_group_t *g, const spk_mls_proposal_t *p, spk_mls_bytes_t *out)
+{
+    spk_mls_framed_content_t c;
+    spk_mls_message_t m;
+    if (p->type == SPK_MLS_PROPOSAL_UPDATE) {
+        return SPK_EINVAL; /* own Updates need their new private key kept: not supported */
+    }
+    memset(&c, 0, sizeof(c));
+    c.group_id = g->gc.group_id;
+    c.epoch = g->gc.epoch;
+    c.sender.type = SPK_MLS_SENDER_MEMBER;
+    c.sender.index = g->own_leaf;
+    c.content_type = SPK_MLS_CONTENT_PROPOSAL;
+    c.proposal = *p;
+    int rc = spk_mls_public_message_protect(&c, NULL, g->gc_enc.p, g->gc_enc.n, g->sig_priv,
+                                            g->secrets.membership_key, out);
+    if (rc != 0) {
+        return rc;
+    }
+    /* Keep it like any received proposal, so that a Commit may refer to it. */
+    rc = spk_mls_message_decode(&m, out->p, out->n);
+    if (rc == 0) {
+        rc = spk_mls_group_cache_proposal(g, SPK_MLS_WIRE_PUBLIC, &c, &m.u.pub.signature);
+        spk_mls_message_free(&m);
+    }
+    if (rc != 0) {
+        spk_mls_bytes_free(out);
+    }
     return rc;
 }
 

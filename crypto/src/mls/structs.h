@@ -336,6 +336,22 @@ typedef struct {
     } u;
 } spk_mls_message_t;
 
+/* Routing header of an MLSMessage, read without decoding (or copying) the rest: what a delivery
+ * service needs to order and forward messages. group_id points into the input. content_type
+ * and the sender are 0 where the wire format has none (sender: PublicMessage only; group_id and
+ * epoch: Public/PrivateMessage and GroupInfo). The rest of the message is not validated. */
+typedef struct {
+    uint16_t wire_format;
+    const uint8_t *group_id;
+    size_t group_id_len;
+    uint64_t epoch;
+    uint8_t content_type;
+    uint8_t sender_type;
+    uint32_t sender_index;
+} spk_mls_message_info_t;
+
+int spk_mls_message_peek(const uint8_t *p, size_t n, spk_mls_message_info_t *out);
+
 /* FramedContentAuthData (§6.1), read or written given the content type it depends on. */
 int spk_mls_auth_data_read(spk_mls_reader_t *r, uint8_t content_type, spk_mls_bytes_t *signature,
                            spk_mls_bytes_t *confirmation_tag);

@@ -312,3 +312,73 @@ void spk_mls_message_free(spk_mls_message_t *x)
 }
 
 SPK_MLS_DEFINE_CODEC(message)
+
+/* ---- routing header ---- */
+
+static int peek_public(spk_mls_reader_t *r, spk_mls_message_info_t *out)
+{
+    const uint8_t *ad;
+    size_t ad_len;
+    spk_mls_read_opaque_v(r, &out->group_id, &out->group_id_len);
+    spk_mls_read_u64(r, &out->epoch);
+    spk_mls_read_u8(r, &out->sender_type);
+    if (r->err == 0 && (out->sender_type == SPK_MLS_SENDER_MEMBER ||
+                        out->sender_type == SPK_MLS_SENDER_EXTERNAL)) {
+        spk_mls_read_u32(r, &out->sender_index);
+    } else if (r->err == 0 && out->sender_type != SPK_MLS_SENDER_NEW_MEMBER_PROPOSAL &&
+               out->sender_type != SPK_MLS_SENDER_NEW_MEMBER_COMMIT) {
+        spk_mls_reader_fail(r, SPK_EDECODE);
+    }
+    spk_mls_read_opaque_v(r, &ad, &ad_len);
+    spk_mls_read_u8(r, &out->content_type);
+    return r->err;
+}
+
+int spk_mls_message_peek(const uint8_t *p, size_t n, spk_mls_message_info_t *out)
+{
+    spk_mls_reader_t r;
+    uint16_t version = 0;
+    uint16_t skip16;
+    memset(out, 0, sizeof(*out));
+    spk_mls_reader_init(&r, p, n);
+    spk_mls_read_u16(&r, &version);
+    spk_mls_read_u16(&r, &out->wire_format);
+    if (r.err == 0 && version != SPK_MLS_VERSION_10) {
+        spk_mls_reader_fail(&r, SPK_EDECODE);
+    }
+    if (r.err == 0) {
+        switch (out->wire_format) {
+        case SPK_MLS_WIRE_PUBLIC:
+            peek_public(&r, out);
+            break;
+        case SPK_MLS_WIRE_PRIVATE:
+            spk_mls_read_opaque_v(&r, &out->group_id, &out->group_id_len);
+            spk_mls_read_u64(&r, &out->epoch);
+            spk_mls_read_u8(&r, &out->content_type);
+            break;
+        case SPK_MLS_WIRE_GROUP_INFO:
+            spk_mls_read_u16(&r, &skip16); /* GroupContext.version */
+            spk_mls_read_u16(&r, &skip16); /* GroupContext.cipher_suite */
+            spk_mls_read_opaque_v(&r, &out->group_id, &out->group_id_len);
+            spk_mls_read_u64(&r, &out->epoch);
+            break;
+        case SPK_MLS_WIRE_WELCOME:
+        case SPK_MLS_WIRE_KEY_PACKAGE:
+            break;
+        default:
+            spk_mls_reader_fail(&r, SPK_EDECODE);
+            break;
+        }
+    }
+    bool framed =
+        out->wire_format == SPK_MLS_WIRE_PUBLIC || out->wire_format == SPK_MLS_WIRE_PRIVATE;
+    if (r.err == 0 && framed &&
+        (out->content_type < SPK_MLS_CONTENT_APPLICATION ||
+         out->content_type > SPK_MLS_CONTENT_COMMIT)) {
+        spk_mls_reader_fail(&r, SPK_EDECODE);
+    }
+    if (r.err != 0) {
+        memset(out, 0, sizeof(*out));
+    }
+    return r.err;
+}

@@ -2,7 +2,11 @@
 // meekijkconsult, send back, leave, end, and a restart that keeps consults, lobby and invites.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { boot, consultWithPatient } from './fixture.mjs';
+
+const SPREEKCTL = process.env.SPREEKCTL ?? 'build/server/spreekctl';
+const ctl = (dataDir, ...args) => execFileSync(SPREEKCTL, ['--data', dataDir, ...args], { encoding: 'utf8' });
 
 test('video consult journey end to end', async () => {
   const env = await boot();
@@ -74,6 +78,22 @@ test('video consult journey end to end', async () => {
     assert.equal(await gp.code('invite.create', { consult: consult.id }), 'consult_ended');
     const list = await gp.ok('consult.list');
     assert.equal(list.consults.some((c) => c.id === consult.id), false);
+
+    // NEN 7513: the whole run is in the audit log, the chain verifies, and the patient's
+    // "who accessed my data" export lists what happened to them.
+    assert.match(ctl(env.srv.dataDir, 'audit', 'verify'), /audit log intact/);
+    const exp = JSON.parse(ctl(env.srv.dataDir, 'audit', 'export', '--patient', 'pseudo-4711', '--json'));
+    const events = exp.map((e) => `${e.event}/${e.role}`);
+    for (const want of ['consult.create/gp', 'invite.create/gp', 'invite.use/patient', 'consult.admit/gp',
+      'identity.check/gp', 'speak_freely.record/gp', 'consent.record/gp', 'specialist.invite/gp',
+      'consult.join/specialist', 'consult.send_back/gp', 'consult.end/gp']) {
+      assert.ok(events.includes(want), `export lacks ${want}`);
+    }
+    assert.ok(exp.some((e) => e.outcome === 'forbidden' && e.user === 'spec-1'), 'refused access is listed');
+    assert.ok(exp.every((e) => e.patient === 'pseudo-4711'));
+    // Exporting was itself logged.
+    const again = JSON.parse(ctl(env.srv.dataDir, 'audit', 'export', '--patient', 'pseudo-4711', '--json'));
+    assert.ok(again.some((e) => e.event === 'audit.export'));
   } finally {
     await env.close();
   }

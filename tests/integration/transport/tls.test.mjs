@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import https from 'node:https';
+import tls from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startServer } from '../lib/server.mjs';
@@ -45,6 +46,14 @@ test('HTTPS healthz and a WSS session with a self-signed certificate', async () 
     assert.equal((await ping(ws, 1)).type, 'ok');
     ws.close();
     await ws.closed;
+
+    // HTTP/1.1 only, also for clients offering h2 (WebSockets stay RFC 6455 connections)
+    const alpn = await new Promise((resolve, reject) => {
+      const s = tls.connect({ host: '127.0.0.1', port: srv.port, ca, servername: '127.0.0.1',
+        ALPNProtocols: ['h2', 'http/1.1'] }, () => { resolve(s.alpnProtocol); s.end(); });
+      s.on('error', reject);
+    });
+    assert.equal(alpn, 'http/1.1');
 
     // an untrusted certificate is refused by the client; plain HTTP gets no HTTP answer
     await assert.rejects(httpsGet(`${srv.url}/healthz`, undefined));

@@ -109,7 +109,7 @@ static void commit(member_t *ms, size_t n, size_t by, const spk_mls_proposal_t *
 {
     spk_mls_commit_out_t out;
     spk_mls_group_event_t ev;
-    assert_int_equal(spk_mls_group_commit(&ms[by].g, props, n_props, &env, &out), 0);
+    assert_int_equal(spk_mls_group_commit(&ms[by].g, props, n_props, true, &env, &out), 0);
     for (size_t i = 0; i < n; i++) {
         if (i == by || !ms[i].in) {
             continue;
@@ -177,7 +177,7 @@ static void test_group_lifecycle(void **state)
 {
     member_t *ms = calloc(4, sizeof(member_t));
     assert_non_null(ms);
-    const char *names[] = {"gp", "patient", "specialist", "assistant"};
+    const char *names[] = {"gp", "patient", "specialist", "nurse"};
     for (size_t i = 0; i < 4; i++) {
         make_member(&ms[i], names[i]);
     }
@@ -221,13 +221,22 @@ static void test_group_lifecycle(void **state)
     /* An unsupported extension type is refused. */
     spk_mls_commit_out_t out;
     ext.type = 0xff01;
-    assert_int_equal(spk_mls_group_commit(&ms[0].g, props, 1, &env, &out), SPK_EVERIFY);
+    assert_int_equal(spk_mls_group_commit(&ms[0].g, props, 1, false, &env, &out), SPK_EVERIFY);
 
-    /* The specialist removes the patient; the patient learns it was removed. */
+    /* The GP proposes removing the patient; the specialist commits it by reference, and the
+     * patient learns it was removed. */
+    spk_mls_bytes_t prop_msg;
+    spk_mls_group_event_t ev;
     memset(&props[0], 0, sizeof(props[0]));
     props[0].type = SPK_MLS_PROPOSAL_REMOVE;
     props[0].u.remove = 1;
-    commit(ms, 4, 2, props, 1, NULL, 0);
+    assert_int_equal(spk_mls_group_propose(&ms[0].g, &props[0], &prop_msg), 0);
+    for (size_t i = 1; i < 4; i++) {
+        assert_int_equal(deliver(&ms[i], &prop_msg, &ev, NULL), 0);
+        assert_int_equal(ev, SPK_MLS_GROUP_EV_PROPOSAL);
+    }
+    spk_mls_bytes_free(&prop_msg);
+    commit(ms, 4, 2, NULL, 0, NULL, 0);
     assert_false(ms[1].in);
     send_and_check(ms, 4, 0, "tot ziens");
 
@@ -252,10 +261,32 @@ static void test_tampered_commit(void **state)
                      0);
     ms[0].in = true;
     spk_mls_proposal_t props[2] = {add_of(&ms[1]), add_of(&ms[2])};
+
+    /* Every 5th byte of the Welcome flipped: joining fails cleanly, or (for bytes only another
+     * joiner reads, such as its own KeyPackageRef) gives the same epoch. */
+    uint8_t want[SPK_MLS_HASH_LEN];
+    assert_int_equal(spk_mls_group_commit(&ms[0].g, props, 2, false, &env, &out), 0);
+    memcpy(want, out.next.secrets.epoch_authenticator, sizeof(want));
+    for (size_t i = 0; i < out.welcome.n; i += 5) {
+        spk_mls_message_t w;
+        spk_mls_group_t g;
+        out.welcome.p[i] ^= 0x04;
+        if (spk_mls_message_decode(&w, out.welcome.p, out.welcome.n) == 0) {
+            if (spk_mls_group_join(&g, &w.u.welcome, &ms[1].kp, ms[1].init_priv, ms[1].enc_priv,
+                                   ms[1].sig_priv, NULL, &env) == 0) {
+                assert_memory_equal(g.secrets.epoch_authenticator, want, sizeof(want));
+                spk_mls_group_free(&g);
+            }
+            spk_mls_message_free(&w);
+        }
+        out.welcome.p[i] ^= 0x04;
+    }
+    spk_mls_group_commit_out_free(&out);
+
     member_t *j[] = {&ms[1], &ms[2]};
     commit(ms, 3, 0, props, 2, j, 2);
 
-    assert_int_equal(spk_mls_group_commit(&ms[0].g, NULL, 0, &env, &out), 0);
+    assert_int_equal(spk_mls_group_commit(&ms[0].g, NULL, 0, false, &env, &out), 0);
     uint8_t before[SPK_MLS_HASH_LEN];
     memcpy(before, ms[1].g.secrets.epoch_authenticator, sizeof(before));
     /* Flip every byte in turn: each variant must be rejected and leave the state alone. */
