@@ -18,7 +18,10 @@
 #include "spk/log.h"
 #include "spk/util.h"
 
-#define SPK_WS_RX_CHUNK 16384
+/* libwebsockets' per-connection receive buffer; longer messages arrive in chunks and are
+ * reassembled here, so a small buffer keeps idle connections cheap. */
+#define SPK_WS_RX_CHUNK 2048
+#define SPK_WS_DIRECT_MAX 4096     /* largest message written without queueing */
 #define SPK_WS_CLOSE_GRACE_S 3     /* close frame sent: wait this long for the peer's answer */
 #define SPK_WS_FLUSH_DEADLINE_S 10 /* closing after flush: give up flushing after this */
 /* lws_write's close opcode (value 4 in enum lws_write_protocol; lws 4.1 keeps the name
@@ -159,6 +162,21 @@ static int io_send(void *ud, uint64_t conn, const char *msg, size_t len)
     }
     if (c->killed || c->close_code != 0) {
         return 0; /* closing: nothing more goes out */
+    }
+    /* Fast path: nothing queued and the socket takes it now, so write directly instead of
+     * waiting for a writable callback (which costs epoll_ctl calls and a loop pass per
+     * message). Safe here: no HTTP/2 and no compression on these connections. */
+    if (!c->q_head && !c->close_sent && len <= SPK_WS_DIRECT_MAX && !lws_send_pipe_choked(c->wsi)) {
+        unsigned char buf[LWS_PRE + SPK_WS_DIRECT_MAX];
+        memcpy(buf + LWS_PRE, msg, len);
+        int n = lws_write(c->wsi, buf + LWS_PRE, len, LWS_WRITE_TEXT);
+        if (n < 0 || (size_t)n < len) {
+            conn_kill(c, 1011, "write failed");
+            return SPK_EIO;
+        }
+        srv->m.messages_out++;
+        srv->m.bytes_out += len;
+        return 0;
     }
     size_t cap = srv->cfg->send_queue_bytes;
     if (c->q_bytes > 0 && c->q_bytes + len > cap) {
@@ -359,7 +377,12 @@ static void on_receive(spk_ws_server_t *srv, spk_ws_conn_t *c, const void *in, s
     srv->m.bytes_in += len;
     c->last_rx_ms = (uint64_t)spk_now_ms();
     c->ping_out = false;
-    lws_validity_confirmed(c->wsi);
+    /* lws keeps every connection's validity timer in one sorted list (O(connections) per
+     * insert): refresh it at most every few seconds; idle pings are spreekd's own. */
+    if (c->last_rx_ms - c->validity_ms >= 5000) {
+        c->validity_ms = c->last_rx_ms;
+        lws_validity_confirmed(c->wsi);
+    }
     if (!c->in_core || c->killed || c->close_code != 0 || c->close_sent) {
         return; /* refused or closing: input is ignored */
     }
@@ -453,6 +476,10 @@ static int ws_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, 
             lws_validity_confirmed(wsi);
         }
         return 0;
+    case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+        /* The peer answering our own close frame (written by conn_write_close): lws would echo
+         * a second close, which browsers report as "Close received after close". */
+        return (c && c->close_sent) ? 1 : 0;
     case LWS_CALLBACK_SERVER_WRITEABLE:
         if (c && c->tracked) {
             return on_writeable(srv, c);

@@ -41,11 +41,12 @@ typedef struct spk_ws_conn {
 
     int close_code; /* != 0: close once the queue is flushed */
     char close_reason[64];
-    bool killed;         /* queue dropped: closing without flushing */
-    bool close_sent;     /* close frame written; nothing more goes out */
-    uint64_t last_rx_ms; /* last frame or pong from the peer (idle timeout) */
-    bool ping_due;       /* write a ping at the next writable callback */
-    bool ping_out;       /* a ping is unanswered */
+    bool killed;          /* queue dropped: closing without flushing */
+    bool close_sent;      /* close frame written; nothing more goes out */
+    uint64_t last_rx_ms;  /* last frame or pong from the peer (idle timeout) */
+    uint64_t validity_ms; /* last lws_validity_confirmed() */
+    bool ping_due;        /* write a ping at the next writable callback */
+    bool ping_out;        /* a ping is unanswered */
 } spk_ws_conn_t;
 
 /* Per-HTTP-request state (protocol "http"). */
