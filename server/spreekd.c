@@ -13,6 +13,7 @@
 #include "spk/error.h"
 #include "spk/log.h"
 #include "spk/rand.h"
+#include "spk/sig_media.h"
 #include "spk/signaling.h"
 #include "spk/store.h"
 #include "spk/token.h"
@@ -37,6 +38,9 @@ typedef struct {
     spk_keyring_t *kr;
     spk_sig_t *sig;
     spk_ws_server_t *ws;
+#ifdef SPK_HAVE_RELAY
+    spk_relay_t *relay;
+#endif
 } spreekd_t;
 
 static void usage(FILE *out)
@@ -54,6 +58,9 @@ static void usage(FILE *out)
             "  --tls-cert FILE             PEM certificate; with --tls-key serves HTTPS/WSS\n"
             "  --tls-key FILE              PEM private key\n"
             "  --log-level LEVEL           debug | info | warn | error (info)\n"
+            "  --relay-address A[,B]       media relay ICE addresses; media is off without\n"
+            "  --relay-port-min/max N      media relay UDP port range (ephemeral)\n"
+            "  --relay-workers N           media worker threads (number of cores)\n"
             "  --max-connections N         WebSocket connections (20000)\n"
             "  --max-message-bytes N       largest accepted message (65536)\n"
             "  --send-queue-bytes N        per-connection send queue cap (1048576)\n"
@@ -227,9 +234,67 @@ static void print_demo_link(spreekd_t *d)
     spk_wipe(tok, sizeof(tok));
 }
 
+#ifdef SPK_HAVE_RELAY
+/* Starts the media relay when relay addresses are configured. */
+static int start_relay(spreekd_t *d)
+{
+    if (d->cfg.relay_addresses[0] == '\0') {
+        spk_info(0, "media relay off (no relay_addresses configured)");
+        return 0;
+    }
+    spk_relay_config_t rc;
+    spk_relay_config_init(&rc);
+    static char addrs[sizeof(d->cfg.relay_addresses)];
+    snprintf(addrs, sizeof(addrs), "%s", d->cfg.relay_addresses);
+    char *save = NULL;
+    for (char *a = strtok_r(addrs, ", ", &save);
+         a != NULL && rc.n_addresses < SPK_RELAY_MAX_ADDRESSES; a = strtok_r(NULL, ", ", &save)) {
+        rc.addresses[rc.n_addresses++] = a;
+    }
+    rc.workers = (unsigned)d->cfg.relay_workers;
+    rc.port_min = (uint16_t)d->cfg.relay_port_min;
+    rc.port_max = (uint16_t)d->cfg.relay_port_max;
+    rc.ice_lite = d->cfg.relay_ice_lite != 0;
+    int err = spk_relay_new(&d->loop, &rc, spk_sig_relay_event, d->sig, &d->relay);
+    if (err != 0) {
+        spk_error(0, "cannot start the media relay on %s: %s", d->cfg.relay_addresses,
+                  spk_strerror(err));
+        return err;
+    }
+    spk_sig_set_relay(d->sig, d->relay);
+    spk_info(0, "media relay on %s (%s ICE)", d->cfg.relay_addresses,
+             rc.ice_lite ? "lite" : "full");
+    return 0;
+}
+
+static void stop_relay(spreekd_t *d)
+{
+    if (d->relay != NULL) {
+        if (d->sig != NULL) {
+            spk_sig_set_relay(d->sig, NULL);
+        }
+        spk_relay_destroy(d->relay);
+        d->relay = NULL;
+    }
+}
+#else
+static int start_relay(spreekd_t *d)
+{
+    if (d->cfg.relay_addresses[0] != '\0') {
+        spk_warn(0, "relay_addresses set, but this spreekd was built without the media relay");
+    }
+    return 0;
+}
+
+static void stop_relay(spreekd_t *d)
+{
+}
+#endif
+
 static void on_drained(void *ud)
 {
     spreekd_t *d = ud;
+    stop_relay(d);
     uv_close((uv_handle_t *)&d->sigterm, NULL);
     uv_close((uv_handle_t *)&d->sigint, NULL);
 }
@@ -261,6 +326,10 @@ static int start_serving(spreekd_t *d)
     rc = spk_sig_new(&d->sig, &d->cfg, d->store, d->kr, &d->signer, &io);
     if (rc != 0) {
         spk_error(0, "cannot create the signaling core: %s", spk_strerror(rc));
+        return rc;
+    }
+    rc = start_relay(d);
+    if (rc != 0) {
         return rc;
     }
     return spk_ws_server_start(d->ws, d->sig);
@@ -331,6 +400,7 @@ int main(int argc, char **argv)
     }
     int rc = run(&d);
 
+    stop_relay(&d);
     spk_ws_server_free(d.ws);
     spk_sig_free(d.sig);
     spk_keyring_free(d.kr);

@@ -63,6 +63,12 @@ static const cfg_opt_t g_opts[] = {
     {"token-leeway", "token_leeway_s", CFG_I64, OFF(token_leeway_s), 0, 0, 3600},
     {"invite-ttl", "invite_ttl_s", CFG_I64, OFF(invite_ttl_s), 0, 60, 31536000},
     {"patient-session", "patient_session_s", CFG_I64, OFF(patient_session_s), 0, 60, 31536000},
+    {"relay-address", "relay_addresses", CFG_STR, OFF(relay_addresses), SZ(relay_addresses), 0, 0},
+    {"relay-addresses", NULL, CFG_STR, OFF(relay_addresses), SZ(relay_addresses), 0, 0},
+    {"relay-port-min", "relay_port_min", CFG_INT, OFF(relay_port_min), 0, 0, 65535},
+    {"relay-port-max", "relay_port_max", CFG_INT, OFF(relay_port_max), 0, 0, 65535},
+    {"relay-workers", "relay_workers", CFG_INT, OFF(relay_workers), 0, 0, 64},
+    {"relay-ice-lite", "relay_ice_lite", CFG_INT, OFF(relay_ice_lite), 0, 0, 1},
     {"issuer", NULL, CFG_ISSUER, 0, 0, 0, 0},
     {NULL, "issuers", CFG_ISSUERS, 0, 0, 0, 0},
 };

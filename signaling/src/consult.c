@@ -79,6 +79,7 @@ int sig_consult_lookup(spk_sig_t *s, const char *id, sig_consult_t **out)
         rc = spk_store_participant_each(s->store, id, load_part_cb, c);
     }
     if (rc == 0) {
+        c->relay_id = ++s->next_relay_consult;
         rc = spk_map_put_str(&s->consults, c->rec.id, c);
     }
     if (rc != 0) {
@@ -288,9 +289,12 @@ int sig_join_conn(spk_sig_t *s, sig_conn_t *conn, sig_consult_t *c, sig_part_t *
 void sig_unjoin_conn(spk_sig_t *s, sig_conn_t *conn, sig_consult_t *c, bool notify)
 {
     sig_part_t *p = NULL;
+    bool had_media = false;
     for (int j = 0; j < conn->n_joined; j++) {
         if (conn->joined[j].consult == c) {
             p = conn->joined[j].part;
+            had_media = conn->joined[j].media != NULL;
+            sig_media_unjoin(s, conn, &conn->joined[j]);
             conn->joined[j] = conn->joined[--conn->n_joined];
             break;
         }
@@ -305,6 +309,9 @@ void sig_unjoin_conn(spk_sig_t *s, sig_conn_t *conn, sig_consult_t *c, bool noti
         }
     }
     p->online--;
+    if (had_media && c->rec.state == SPK_CONSULT_OPEN) {
+        sig_media_consult_changed(s, c);
+    }
     if (notify && p->online == 0 && c->rec.state == SPK_CONSULT_OPEN) {
         if (p->rec.state == SPK_PART_LOBBY) {
             sig_broadcast_lobby(s, c);

@@ -63,6 +63,7 @@ void spk_sig_free(spk_sig_t *s)
     }
     spk_map_free(&s->conns);
     sig_consults_free(s);
+    sig_media_free_all(s);
     free(s);
 }
 
@@ -364,6 +365,7 @@ void spk_sig_conn_message(spk_sig_t *s, uint64_t conn, const char *data, size_t 
 
 void spk_sig_tick(spk_sig_t *s, uint64_t now_ms)
 {
+    sig_media_tick(s);
     uint64_t limit = (uint64_t)s->cfg.auth_timeout_s * 1000;
     size_t it = 0;
     void *v;
@@ -450,10 +452,13 @@ size_t spk_sig_metrics(spk_sig_t *s, char *buf, size_t cap)
     static const char *const mnames[SIG_M_COUNT] = {
         "spk_consults_created_total", "spk_invites_redeemed_total", "spk_lobby_admitted_total",
         "spk_auth_ok_total",          "spk_auth_failed_total",      "spk_auth_timeouts_total",
-        "spk_sig_events_total"};
+        "spk_sig_events_total",       "spk_media_endpoints_total",  "spk_media_failed_total"};
     for (int i = 0; i < SIG_M_COUNT; i++) {
         o = append(buf, cap, o, "# TYPE %s counter\n%s %llu\n", mnames[i], mnames[i],
                    (unsigned long long)s->m[i]);
+    }
+    if (o < cap) {
+        o += sig_media_metrics(s, buf + o, cap - o);
     }
     return o;
 }

@@ -12,11 +12,13 @@
 
 typedef struct sig_consult sig_consult_t;
 typedef struct sig_part sig_part_t;
+typedef struct sig_media sig_media_t;
 
 /* One joined (connection, consult) pair. */
 typedef struct {
     sig_consult_t *consult;
     sig_part_t *part;
+    sig_media_t *media; /* NULL until the connection sets up media in this consult */
 } sig_join_t;
 
 typedef struct {
@@ -41,6 +43,7 @@ struct sig_part {
 
 struct sig_consult {
     spk_consult_rec_t rec;
+    uint64_t relay_id; /* the consult's numeric id towards the relay */
     sig_part_t **parts;
     size_t n_parts, cap_parts;
     uint64_t *conns; /* connections joined to this consult */
@@ -55,6 +58,8 @@ enum {
     SIG_M_AUTH_FAILED,
     SIG_M_AUTH_TIMEOUTS,
     SIG_M_EVENTS,
+    SIG_M_MEDIA_ENDPOINTS,
+    SIG_M_MEDIA_FAILED,
     SIG_M_COUNT
 };
 
@@ -71,6 +76,12 @@ struct spk_sig {
     uint64_t errors[64]; /* by -code */
     uint64_t by_action[32];
     uint64_t m[SIG_M_COUNT];
+    /* media relay (NULL when media is off) */
+    void *relay;
+    spk_map_t eps; /* relay endpoint id -> sig_ep_owner_t* */
+    uint64_t next_ep, next_relay_consult;
+    uint64_t relay_rtp_rx_closed, relay_rtp_tx_closed; /* totals of closed endpoints */
+    spk_map_t ep_stats;                                /* endpoint id -> last stats (uint64_t[2]) */
 };
 
 /* One request being handled. */
@@ -169,6 +180,18 @@ int sig_h_delegation_grant(sig_req_t *r);
 int sig_h_delegation_revoke(sig_req_t *r);
 int sig_h_delegation_list(sig_req_t *r);
 int sig_h_audit_read(sig_req_t *r);
+int sig_h_media_publish(sig_req_t *r);
+int sig_h_media_subscribe(sig_req_t *r);
+int sig_h_media_answer(sig_req_t *r);
+int sig_h_media_candidate(sig_req_t *r);
+int sig_h_media_stop(sig_req_t *r);
+
+/* media.c: called by the model when a join ends or a participant's admission changes. */
+void sig_media_unjoin(spk_sig_t *s, sig_conn_t *conn, sig_join_t *j);
+void sig_media_consult_changed(spk_sig_t *s, sig_consult_t *c);
+void sig_media_free_all(spk_sig_t *s);
+void sig_media_tick(spk_sig_t *s);
+size_t sig_media_metrics(spk_sig_t *s, char *buf, size_t cap);
 
 /* Looks up the request's "consult" field and checks the caller's relationship to it.
  * require_open: SPK_ECONSULTENDED for an ended consult. */

@@ -205,6 +205,7 @@ int sig_h_consult_join(sig_req_t *r)
     } else {
         sig_broadcast_lobby(r->s, c);
     }
+    sig_media_consult_changed(r->s, c);
     return 0;
 }
 

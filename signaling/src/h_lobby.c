@@ -64,6 +64,7 @@ int sig_h_lobby_admit(sig_req_t *r)
                                "participant", sig_part_json(p)));
     sig_broadcast_lobby(r->s, c);
     sig_broadcast_roster(r->s, c);
+    sig_media_consult_changed(r->s, c);
     return 0;
 }
 
@@ -130,6 +131,7 @@ int sig_h_lobby_send_back(sig_req_t *r)
                      json_pack("{s:s, s:s}", "type", "sent_back", "consult", c->rec.id));
     sig_broadcast_roster(r->s, c);
     sig_broadcast_lobby(r->s, c);
+    sig_media_consult_changed(r->s, c);
     return 0;
 }
 

@@ -38,6 +38,12 @@ static const sig_action_t g_actions[] = {
     {"delegation.revoke", G | D, false, "delegation.revoke", sig_h_delegation_revoke},
     {"delegation.list", G | R | D, false, "delegation.list", sig_h_delegation_list},
     {"audit.read", D, false, "audit.read", sig_h_audit_read},
+    /* Media set-up is not audited per message (candidates trickle); joining the consult is. */
+    {"media.publish", P | G | A | R | S, false, NULL, sig_h_media_publish},
+    {"media.subscribe", P | G | A | R | S, false, NULL, sig_h_media_subscribe},
+    {"media.answer", P | G | A | R | S, false, NULL, sig_h_media_answer},
+    {"media.candidate", P | G | A | R | S, false, NULL, sig_h_media_candidate},
+    {"media.stop", P | G | A | R | S, false, NULL, sig_h_media_stop},
 };
 
 #undef P

@@ -159,7 +159,7 @@ static bool tampered_commit_rejected(spk_mls_group_t *g, const spk_mls_group_env
                                            tag));
         memcpy(pm->membership_tag.p, tag, sizeof(tag));
         int rc = ok ? spk_mls_group_handle(g, &m, env, &ev, NULL) : 0;
-        if (ok && rc != SPK_EVERIFY) {
+        if (ok && rc != SPK_EMLSCONFIRM) {
             ok = vec_fail("epoch %zu: tampered commit gave %s", epoch, spk_err_name(rc));
         }
         if (ok && (g->gc.epoch != ep_before ||

@@ -19,23 +19,30 @@ typedef struct {
     char log_level[16]; /* debug | info | warn | error */
 
     /* limits */
-    int max_connections;       /* 20000 */
-    size_t max_message_bytes;  /* 65536 */
-    size_t send_queue_bytes;   /* 1 MiB per connection */
-    int handshake_timeout_s;   /* 10: TCP accept to WebSocket upgrade */
-    int auth_timeout_s;        /* 15: upgrade to successful auth / invite.redeem */
-    int idle_timeout_s;        /* 60: ping after idle/2, close after idle without traffic */
-    double rate_per_s;         /* 50 messages/s sustained per connection */
-    double rate_burst;         /* 100 */
-    int drain_timeout_s;       /* 5: SIGTERM to forced close */
+    int max_connections;      /* 20000 */
+    size_t max_message_bytes; /* 65536 */
+    size_t send_queue_bytes;  /* 1 MiB per connection */
+    int handshake_timeout_s;  /* 10: TCP accept to WebSocket upgrade */
+    int auth_timeout_s;       /* 15: upgrade to successful auth / invite.redeem */
+    int idle_timeout_s;       /* 60: ping after idle/2, close after idle without traffic */
+    double rate_per_s;        /* 50 messages/s sustained per connection */
+    double rate_burst;        /* 100 */
+    int drain_timeout_s;      /* 5: SIGTERM to forced close */
 
     /* identity */
-    char issuer_name[128];      /* own issuer "iss", default "spreekkamer-local" */
-    int64_t token_leeway_s;     /* 60 */
-    int64_t invite_ttl_s;       /* 86400 */
-    int64_t patient_session_s;  /* 43200: lifetime of the patient's resume token */
-    int n_issuers;              /* trusted external issuers, "<iss> <kid> <b64url pubkey>" */
+    char issuer_name[128];     /* own issuer "iss", default "spreekkamer-local" */
+    int64_t token_leeway_s;    /* 60 */
+    int64_t invite_ttl_s;      /* 86400 */
+    int64_t patient_session_s; /* 43200: lifetime of the patient's resume token */
+    int n_issuers;             /* trusted external issuers, "<iss> <kid> <b64url pubkey>" */
     char issuers[SPK_CONFIG_MAX_ISSUERS][256];
+
+    /* media relay: off while relay_addresses is empty */
+    char relay_addresses[256]; /* comma-separated addresses ICE candidates are gathered on */
+    int relay_port_min;        /* UDP port range; 0/0 = ephemeral ports */
+    int relay_port_max;
+    int relay_workers;  /* media worker threads; 0 = number of cores */
+    int relay_ice_lite; /* 1: ICE-lite (a relay with a public address), 0: full ICE */
 } spk_config_t;
 
 /* Fills the embedded defaults. */
@@ -45,8 +52,7 @@ void spk_config_defaults(spk_config_t *c);
 int spk_config_load_file(spk_config_t *c, const char *path, char *why, size_t why_len);
 /* Applies one "--key value" flag (key without dashes, e.g. "listen", "data", "config" is not
  * handled here). Returns 0, SPK_ENOTFOUND for an unknown key, SPK_ECONFIG for a bad value. */
-int spk_config_set(spk_config_t *c, const char *key, const char *value, char *why,
-                   size_t why_len);
+int spk_config_set(spk_config_t *c, const char *key, const char *value, char *why, size_t why_len);
 /* Fills in derived values (public_url from listen address when empty). */
 void spk_config_finish(spk_config_t *c);
 

@@ -30,6 +30,8 @@
 #define SPK_MLS_GROUP_RESUMPTION_KEEP 8
 /* Proposals cached per epoch. */
 #define SPK_MLS_GROUP_MAX_PROPOSALS 1024
+/* Own Update proposals whose new leaf private key is kept until the epoch ends. */
+#define SPK_MLS_GROUP_MAX_OWN_UPDATES 4
 
 typedef struct {
     uint8_t ref[SPK_MLS_HASH_LEN]; /* ProposalRef */
@@ -57,6 +59,10 @@ typedef struct {
     size_t n_proposals;
     spk_mls_resumption_psk_t resumption[SPK_MLS_GROUP_RESUMPTION_KEEP];
     size_t n_resumption;
+    /* New leaf keys of this member's own Update proposals in this epoch (node = its leaf). */
+    spk_mls_node_key_t own_updates[SPK_MLS_GROUP_MAX_OWN_UPDATES];
+    size_t n_own_updates;
+    bool removed; /* a Commit removed this member (set by the caller, kept by save/restore) */
 } spk_mls_group_t;
 
 /* External PSKs (§8.4) come from the application through psk_cb (may be NULL when none are
@@ -86,8 +92,11 @@ typedef enum {
 } spk_mls_group_event_t;
 
 /* Handles one MLSMessage addressed to the group (PublicMessage or PrivateMessage). For
- * application messages, app (may be NULL) receives the plaintext. SPK_EVERIFY when
- * authentication or validation fails, SPK_ESTATE for another group or epoch. */
+ * application messages, app (may be NULL) receives the plaintext. Errors: SPK_EMLSGROUP /
+ * SPK_EMLSEPOCH for another group or epoch, SPK_EMLSMEMBERTAG, SPK_EMLSSIG, SPK_EMLSCONFIRM for
+ * a bad membership tag, signature or confirmation tag, SPK_EMLSREPLAY for a PrivateMessage
+ * whose key was already used, SPK_EVERIFY when decryption or another validation fails. g is
+ * unchanged on any failure (a PrivateMessage's key is consumed only once it was handled). */
 int spk_mls_group_handle(spk_mls_group_t *g, const spk_mls_message_t *m,
                          const spk_mls_group_env_t *env, spk_mls_group_event_t *ev,
                          spk_mls_bytes_t *app);
@@ -111,13 +120,33 @@ typedef struct {
 /* Commits, with a fresh UpdatePath, the cached proposals by reference when include_cached
  * (but not the committer's own Updates) followed by props inline; the list is validated as in
  * §12.2. g is not changed. The Welcome carries the ratchet tree in a GroupInfo extension. */
-int spk_mls_group_commit(const spk_mls_group_t *g, const spk_mls_proposal_t *props, size_t n,
+int spk_mls_group_commit(spk_mls_group_t *g, const spk_mls_proposal_t *props, size_t n,
                          bool include_cached, const spk_mls_group_env_t *env,
                          spk_mls_commit_out_t *out);
 
+/* Flags of spk_mls_group_commit_ex. */
+#define SPK_MLS_GROUP_COMMIT_PRIVATE 0x1u /* send the Commit as PrivateMessage */
+#define SPK_MLS_GROUP_COMMIT_NO_TREE 0x2u /* no ratchet_tree extension in the Welcome */
+
+/* spk_mls_group_commit with flags. With SPK_MLS_GROUP_COMMIT_PRIVATE the Commit consumes one
+ * generation of g's handshake ratchet (the only change to g). */
+int spk_mls_group_commit_ex(spk_mls_group_t *g, const spk_mls_proposal_t *props, size_t n,
+                            bool include_cached, const spk_mls_group_env_t *env, unsigned flags,
+                            spk_mls_commit_out_t *out);
+
 /* Sends p as a PublicMessage proposal and caches it for the Commit that will cover it. Update
- * proposals are not supported (SPK_EINVAL): commit with an UpdatePath instead. */
+ * proposals go through spk_mls_group_propose_update (SPK_EINVAL here). */
 int spk_mls_group_propose(spk_mls_group_t *g, const spk_mls_proposal_t *p, spk_mls_bytes_t *out);
+/* Proposes an Update of this member's leaf with a fresh HPKE key (§12.1.2), as PublicMessage.
+ * The new private key is kept in g until the epoch ends, so that a Commit by another member that
+ * includes the Update can be processed. SPK_ERANGE when SPK_MLS_GROUP_MAX_OWN_UPDATES are
+ * pending. */
+int spk_mls_group_propose_update(spk_mls_group_t *g, spk_mls_bytes_t *out);
+
+/* Serialised state (see group_state.c for the format): every secret of the epoch. */
+int spk_mls_group_save(const spk_mls_group_t *g, spk_mls_bytes_t *out);
+/* Restores and validates a serialised state into g (zeroed on failure). */
+int spk_mls_group_restore(spk_mls_group_t *g, const uint8_t *p, size_t n);
 /* Installs out->next into g and frees out. */
 void spk_mls_group_merge_commit(spk_mls_group_t *g, spk_mls_commit_out_t *out);
 void spk_mls_group_commit_out_free(spk_mls_commit_out_t *out);

@@ -101,6 +101,11 @@ int spk_mls_group_cache_proposal(spk_mls_group_t *g, uint16_t wire_format,
     e.sender_type = c->sender.type;
     e.sender = c->sender.index;
     int rc = spk_mls_proposal_ref_of(wire_format, c, signature, e.ref);
+    for (size_t i = 0; rc == 0 && i < g->n_proposals; i++) {
+        if (memcmp(g->proposals[i].ref, e.ref, sizeof(e.ref)) == 0) {
+            rc = SPK_EMLSREPLAY; /* the same proposal message again */
+        }
+    }
     rc = rc != 0 ? rc : spk_mls_proposal_encode(&c->proposal, &enc);
     if (rc == 0) {
         rc = spk_mls_proposal_decode(&e.proposal, enc.p, enc.n);
@@ -225,8 +230,9 @@ static int confirmed_hash(const spk_mls_group_t *g, const commit_msg_t *m,
 
 /* Tree and private keys of the next epoch (proposals applied, UpdatePath merged and
  * decrypted with the provisional GroupContext), and the commit_secret. */
-static int next_tree(const spk_mls_group_t *g, const commit_msg_t *m, const spk_mls_applied_t *a,
-                     spk_mls_group_t *ng, uint8_t commit_secret[SPK_MLS_HASH_LEN])
+static int next_tree(const spk_mls_group_t *g, const spk_mls_tree_priv_t *priv,
+                     const commit_msg_t *m, const spk_mls_applied_t *a, spk_mls_group_t *ng,
+                     uint8_t commit_secret[SPK_MLS_HASH_LEN])
 {
     const spk_mls_commit_t *commit = &m->content->commit;
     const spk_mls_bytes_t *gid = &g->gc.group_id;
@@ -235,7 +241,7 @@ static int next_tree(const spk_mls_group_t *g, const commit_msg_t *m, const spk_
     spk_mls_bytes_t prov = {NULL, 0};
     memset(commit_secret, 0, SPK_MLS_HASH_LEN);
     if (!commit->has_path) {
-        ng->priv = g->priv;
+        ng->priv = *priv;
         int rc = spk_mls_tree_copy(&ng->tree, &a->tree);
         if (rc == 0) {
             spk_mls_tree_priv_prune(&ng->priv, &ng->tree);
@@ -257,10 +263,26 @@ static int next_tree(const spk_mls_group_t *g, const commit_msg_t *m, const spk_
                                           g->gc.confirmed_transcript_hash.n, NULL, &prov);
     rc = rc != 0
              ? rc
-             : spk_mls_treekem_decrypt(&ng->tree, &g->priv, committer, &commit->path, a->added,
+             : spk_mls_treekem_decrypt(&ng->tree, priv, committer, &commit->path, a->added,
                                        a->n_added, prov.p, prov.n, &ng->priv, NULL, commit_secret);
     spk_mls_bytes_free(&prov);
     return rc;
+}
+
+/* g's private keys with the leaf key of this member's own Update when the Commit applies it
+ * (§12.1.2: the committer replaces the leaf with the one from the Update proposal). */
+static int priv_with_own_update(const spk_mls_group_t *g, const spk_mls_tree_t *applied,
+                                spk_mls_tree_priv_t *out)
+{
+    const spk_mls_leaf_node_t *ln = spk_mls_tree_leaf(applied, g->own_leaf);
+    *out = g->priv;
+    for (size_t i = 0; ln != NULL && i < g->n_own_updates; i++) {
+        const spk_mls_node_key_t *k = &g->own_updates[i];
+        if (spk_mls_bytes_eq_raw(&ln->encryption_key, k->pub, sizeof(k->pub))) {
+            return spk_mls_tree_priv_set(out, k->node, k->priv);
+        }
+    }
+    return 0;
 }
 
 /* Key schedule, confirmation tag and transcript hash of the next epoch. */
@@ -273,9 +295,11 @@ static int next_secrets(const spk_mls_group_t *g, const spk_mls_group_env_t *env
     rc = rc != 0 ? rc
                  : spk_mls_key_schedule(g->secrets.init_secret, commit_secret, psk_secret,
                                         ng->gc_enc.p, ng->gc_enc.n, &ng->secrets);
-    rc = rc != 0 ? rc
-                 : spk_mls_confirmation_tag_verify(ng->secrets.confirmation_key, confirmed,
-                                                   m->confirmation_tag->p, m->confirmation_tag->n);
+    if (rc == 0 &&
+        spk_mls_confirmation_tag_verify(ng->secrets.confirmation_key, confirmed,
+                                        m->confirmation_tag->p, m->confirmation_tag->n) != 0) {
+        rc = SPK_EMLSCONFIRM;
+    }
     rc = rc != 0 ? rc
                  : spk_mls_interim_transcript_hash(confirmed, m->confirmation_tag->p,
                                                    m->confirmation_tag->n, ng->interim);
@@ -293,6 +317,7 @@ static int handle_commit(spk_mls_group_t *g, const spk_mls_group_env_t *env, con
     uint32_t committer = m->content->sender.index;
     spk_mls_applied_t a;
     spk_mls_group_t ng;
+    spk_mls_tree_priv_t priv;
     uint8_t confirmed[SPK_MLS_HASH_LEN];
     uint8_t commit_secret[SPK_MLS_HASH_LEN];
     if (m->content->sender.type != SPK_MLS_SENDER_MEMBER || committer == g->own_leaf) {
@@ -318,7 +343,8 @@ static int handle_commit(spk_mls_group_t *g, const spk_mls_group_env_t *env, con
         rc = SPK_EVERIFY;
     } else {
         rc = confirmed_hash(g, m, confirmed);
-        rc = rc != 0 ? rc : next_tree(g, m, &a, &ng, commit_secret);
+        rc = rc != 0 ? rc : priv_with_own_update(g, &a.tree, &priv);
+        rc = rc != 0 ? rc : next_tree(g, &priv, m, &a, &ng, commit_secret);
         rc = rc != 0 ? rc
                      : spk_mls_group_next_context(g, &ng.tree, a.gce, confirmed, sizeof(confirmed),
                                                   &ng.gc, &ng.gc_enc);
@@ -334,6 +360,7 @@ static int handle_commit(spk_mls_group_t *g, const spk_mls_group_env_t *env, con
     }
     spk_mls_group_free(&ng);
     spk_mls_applied_free(&a);
+    spk_mls_tree_priv_wipe(&priv);
     spk_wipe(commit_secret, sizeof(commit_secret));
     free(list);
     return rc;
@@ -372,13 +399,16 @@ static int handle_public(spk_mls_group_t *g, const spk_mls_public_message_t *pm,
     const spk_mls_framed_content_t *c = &pm->content;
     const uint8_t *pub;
     size_t pub_len;
-    if (!spk_mls_bytes_eq(&c->group_id, &g->gc.group_id) || c->epoch != g->gc.epoch) {
-        return SPK_ESTATE;
+    if (!spk_mls_bytes_eq(&c->group_id, &g->gc.group_id)) {
+        return SPK_EMLSGROUP;
+    }
+    if (c->epoch != g->gc.epoch) {
+        return SPK_EMLSEPOCH;
     }
     int rc = spk_mls_group_sender_key(g, c, &pub, &pub_len);
     rc = rc != 0 ? rc
-                 : spk_mls_public_message_verify(pm, g->gc_enc.p, g->gc_enc.n,
-                                                 g->secrets.membership_key, pub, pub_len);
+                 : spk_mls_public_message_check(pm, g->gc_enc.p, g->gc_enc.n,
+                                                g->secrets.membership_key, pub, pub_len);
     if (rc != 0) {
         return rc;
     }
@@ -391,18 +421,35 @@ static int handle_private(spk_mls_group_t *g, const spk_mls_private_message_t *p
                           spk_mls_bytes_t *app)
 {
     spk_mls_auth_content_t ac;
-    if (!spk_mls_bytes_eq(&pm->group_id, &g->gc.group_id) || pm->epoch != g->gc.epoch) {
-        return SPK_ESTATE;
+    uint32_t gen = 0;
+    if (!spk_mls_bytes_eq(&pm->group_id, &g->gc.group_id)) {
+        return SPK_EMLSGROUP;
     }
-    /* The ratchet key is consumed once the message authenticated, even when the Commit it
-     * carries is then rejected (§9.2: a key is never used twice). */
-    int rc = spk_mls_private_message_unprotect(pm, g->gc_enc.p, g->gc_enc.n, &g->st,
-                                               g->secrets.sender_data_secret, sig_key_cb, g, &ac);
+    if (pm->epoch != g->gc.epoch) {
+        return SPK_EMLSEPOCH;
+    }
+    int rc = spk_mls_private_message_open(pm, g->gc_enc.p, g->gc_enc.n, &g->st,
+                                          g->secrets.sender_data_secret, sig_key_cb, g, &ac, &gen);
+    if (rc == SPK_ENOTFOUND) {
+        return SPK_EMLSREPLAY; /* the generation's key was consumed (or evicted) */
+    }
     if (rc != 0) {
         return rc;
     }
     commit_msg_t m = {SPK_MLS_WIRE_PRIVATE, &ac.content, &ac.signature, &ac.confirmation_tag};
+    size_t n_before = g->n_proposals;
     rc = handle_content(g, env, &m, ev, app);
+    /* The ratchet key is deleted (§9.2) only once the content was accepted, so that a rejected
+     * message leaves the state as it was; an installed Commit replaced the secret tree. */
+    if (rc == 0 && *ev != SPK_MLS_GROUP_EV_COMMIT && *ev != SPK_MLS_GROUP_EV_REMOVED) {
+        rc = spk_mls_private_message_consume(&g->st, &ac, gen);
+        if (rc != 0 && g->n_proposals > n_before) {
+            spk_mls_proposal_free(&g->proposals[--g->n_proposals].proposal);
+        }
+        if (rc != 0 && app != NULL) {
+            spk_mls_bytes_free(app);
+        }
+    }
     spk_mls_auth_content_free(&ac);
     return rc;
 }

@@ -118,6 +118,8 @@ typedef struct {
     uint8_t confirmed[SPK_MLS_HASH_LEN];
     uint8_t tag[SPK_MLS_HASH_LEN];
     uint8_t psk_secret[SPK_MLS_HASH_LEN];
+    unsigned flags;       /* SPK_MLS_GROUP_COMMIT_* */
+    uint16_t wire_format; /* of the Commit message */
 } build_t;
 
 static void build_free(build_t *b)
@@ -168,14 +170,13 @@ static int build_content(const spk_mls_group_t *g, size_t n, build_t *b)
     b->content.commit.n_proposals = n;
     b->content.commit.has_path = true;
     b->content.commit.path = b->path;
-    int rc = spk_mls_framed_content_sign(SPK_MLS_WIRE_PUBLIC, &b->content, g->gc_enc.p, g->gc_enc.n,
+    int rc = spk_mls_framed_content_sign(b->wire_format, &b->content, g->gc_enc.p, g->gc_enc.n,
                                          g->sig_priv, &b->signature);
     if (rc != 0) {
         return rc;
     }
     spk_mls_writer_init(&w);
-    spk_mls_confirmed_transcript_input_write_parts(&w, SPK_MLS_WIRE_PUBLIC, &b->content,
-                                                   &b->signature);
+    spk_mls_confirmed_transcript_input_write_parts(&w, b->wire_format, &b->content, &b->signature);
     rc = spk_mls_writer_take(&w, &input);
     if (rc == 0) {
         rc = spk_mls_confirmed_transcript_hash(g->interim, sizeof(g->interim), input.p, input.n,
@@ -185,14 +186,42 @@ static int build_content(const spk_mls_group_t *g, size_t n, build_t *b)
     return rc;
 }
 
-/* Key schedule and transcript of the next epoch, then the framed Commit message. */
-static int build_epoch(const spk_mls_group_t *g, const spk_mls_group_env_t *env,
-                       const spk_mls_proposal_use_t *list, size_t n, build_t *b,
-                       spk_mls_commit_out_t *out)
+/* The Commit as MLSMessage: PublicMessage with a membership tag, or PrivateMessage under the
+ * next generation of the committer's handshake ratchet in st (the signature is deterministic,
+ * so protecting re-signs to the same bytes that entered the transcript hash). */
+static int frame_commit(const spk_mls_group_t *g, build_t *b, spk_mls_secret_tree_t *st,
+                        spk_mls_commit_out_t *out)
 {
-    spk_mls_group_t *next = &out->next;
     spk_mls_message_t m;
     uint8_t mt[SPK_MLS_HASH_LEN];
+    spk_mls_bytes_t tag = {b->tag, sizeof(b->tag)};
+    if (b->wire_format == SPK_MLS_WIRE_PRIVATE) {
+        return spk_mls_private_message_protect(&b->content, &tag, g->gc_enc.p, g->gc_enc.n,
+                                               g->sig_priv, st, g->secrets.sender_data_secret, 0,
+                                               &out->commit);
+    }
+    int rc = spk_mls_membership_tag(&b->content, &b->signature, &tag, g->gc_enc.p, g->gc_enc.n,
+                                    g->secrets.membership_key, mt);
+    if (rc == 0) {
+        memset(&m, 0, sizeof(m));
+        m.version = SPK_MLS_VERSION_10;
+        m.wire_format = SPK_MLS_WIRE_PUBLIC;
+        m.u.pub.content = b->content;
+        m.u.pub.signature = b->signature;
+        m.u.pub.confirmation_tag = tag;
+        m.u.pub.membership_tag.p = mt;
+        m.u.pub.membership_tag.n = sizeof(mt);
+        rc = spk_mls_message_encode(&m, &out->commit);
+    }
+    return rc;
+}
+
+/* Key schedule and transcript of the next epoch, then the framed Commit message. */
+static int build_epoch(const spk_mls_group_t *g, spk_mls_secret_tree_t *st,
+                       const spk_mls_group_env_t *env, const spk_mls_proposal_use_t *list, size_t n,
+                       build_t *b, spk_mls_commit_out_t *out)
+{
+    spk_mls_group_t *next = &out->next;
     spk_mls_psk_id_t *ids = calloc(n + 1, sizeof(*ids));
     size_t k = 0;
     if (ids == NULL) {
@@ -220,20 +249,8 @@ static int build_epoch(const spk_mls_group_t *g, const spk_mls_group_env_t *env,
     rc = rc != 0 ? rc
                  : spk_mls_secret_tree_init(&next->st, next->secrets.encryption_secret,
                                             next->tree.n_leaves);
-    spk_mls_bytes_t tag = {b->tag, sizeof(b->tag)};
-    rc = rc != 0 ? rc
-                 : spk_mls_membership_tag(&b->content, &b->signature, &tag, g->gc_enc.p,
-                                          g->gc_enc.n, g->secrets.membership_key, mt);
     if (rc == 0) {
-        memset(&m, 0, sizeof(m));
-        m.version = SPK_MLS_VERSION_10;
-        m.wire_format = SPK_MLS_WIRE_PUBLIC;
-        m.u.pub.content = b->content;
-        m.u.pub.signature = b->signature;
-        m.u.pub.confirmation_tag = tag;
-        m.u.pub.membership_tag.p = mt;
-        m.u.pub.membership_tag.n = sizeof(mt);
-        rc = spk_mls_message_encode(&m, &out->commit);
+        rc = frame_commit(g, b, st, out);
     }
     return rc;
 }
@@ -247,18 +264,21 @@ static int seal_group_info(const spk_mls_group_t *g, const build_t *b, const spk
     spk_mls_group_info_t gi;
     spk_mls_extension_t ext;
     memset(&gi, 0, sizeof(gi));
+    memset(&ext, 0, sizeof(ext));
     ext.type = SPK_MLS_EXT_RATCHET_TREE;
-    int rc = spk_mls_tree_encode(&next->tree, &ext.data);
-    if (rc != 0) {
-        return rc;
-    }
     gi.group_context = next->gc;
-    gi.extensions.v = &ext;
-    gi.extensions.n = 1;
+    if ((b->flags & SPK_MLS_GROUP_COMMIT_NO_TREE) == 0) {
+        int rc = spk_mls_tree_encode(&next->tree, &ext.data);
+        if (rc != 0) {
+            return rc;
+        }
+        gi.extensions.v = &ext;
+        gi.extensions.n = 1;
+    }
     gi.confirmation_tag.p = (uint8_t *)b->tag;
     gi.confirmation_tag.n = sizeof(b->tag);
     gi.signer = g->own_leaf;
-    rc = spk_mls_group_info_sign(&gi, g->sig_priv);
+    int rc = spk_mls_group_info_sign(&gi, g->sig_priv);
     rc = rc != 0 ? rc
                  : spk_mls_welcome_seal_group_info(&gi, next->secrets.joiner_secret, b->psk_secret,
                                                    enc_gi);
@@ -365,19 +385,31 @@ static int make_list(const spk_mls_group_t *g, const spk_mls_proposal_t *props, 
     return 0;
 }
 
-int spk_mls_group_commit(const spk_mls_group_t *g, const spk_mls_proposal_t *props, size_t n,
+int spk_mls_group_commit(spk_mls_group_t *g, const spk_mls_proposal_t *props, size_t n,
                          bool include_cached, const spk_mls_group_env_t *env,
                          spk_mls_commit_out_t *out)
+{
+    return spk_mls_group_commit_ex(g, props, n, include_cached, env, 0, out);
+}
+
+int spk_mls_group_commit_ex(spk_mls_group_t *g, const spk_mls_proposal_t *props, size_t n,
+                            bool include_cached, const spk_mls_group_env_t *env, unsigned flags,
+                            spk_mls_commit_out_t *out)
 {
     build_t *b = calloc(1, sizeof(*b));
     spk_mls_proposal_use_t *list = calloc(n + g->n_proposals + 1, sizeof(*list));
     size_t total = 0;
     memset(out, 0, sizeof(*out));
     int rc = b != NULL && list != NULL ? 0 : SPK_ENOMEM;
+    if (rc == 0) {
+        b->flags = flags;
+        b->wire_format = (flags & SPK_MLS_GROUP_COMMIT_PRIVATE) != 0 ? SPK_MLS_WIRE_PRIVATE
+                                                                     : SPK_MLS_WIRE_PUBLIC;
+    }
     rc = rc != 0 ? rc : make_list(g, props, n, include_cached, list, b, &total);
     rc = rc != 0 ? rc : build_path(g, list, total, b, &out->next);
     rc = rc != 0 ? rc : build_content(g, total, b);
-    rc = rc != 0 ? rc : build_epoch(g, env, list, total, b, out);
+    rc = rc != 0 ? rc : build_epoch(g, &g->st, env, list, total, b, out);
     if (rc == 0 && b->a.n_added > 0) {
         rc = build_welcome(g, list, total, b, out);
     }
@@ -398,13 +430,11 @@ int spk_mls_group_commit(const spk_mls_group_t *g, const spk_mls_proposal_t *pro
 
 /* ---- proposals ---- */
 
-int spk_mls_group_propose(spk_mls_group_t *g, const spk_mls_proposal_t *p, spk_mls_bytes_t *out)
+/* Frames p as a PublicMessage proposal and caches it. */
+static int propose(spk_mls_group_t *g, const spk_mls_proposal_t *p, spk_mls_bytes_t *out)
 {
     spk_mls_framed_content_t c;
     spk_mls_message_t m;
-    if (p->type == SPK_MLS_PROPOSAL_UPDATE) {
-        return SPK_EINVAL; /* own Updates need their new private key kept: not supported */
-    }
     memset(&c, 0, sizeof(c));
     c.group_id = g->gc.group_id;
     c.epoch = g->gc.epoch;
@@ -426,6 +456,49 @@ int spk_mls_group_propose(spk_mls_group_t *g, const spk_mls_proposal_t *p, spk_m
     if (rc != 0) {
         spk_mls_bytes_free(out);
     }
+    return rc;
+}
+
+int spk_mls_group_propose(spk_mls_group_t *g, const spk_mls_proposal_t *p, spk_mls_bytes_t *out)
+{
+    if (p->type == SPK_MLS_PROPOSAL_UPDATE) {
+        return SPK_EINVAL; /* see spk_mls_group_propose_update */
+    }
+    return propose(g, p, out);
+}
+
+int spk_mls_group_propose_update(spk_mls_group_t *g, spk_mls_bytes_t *out)
+{
+    spk_mls_proposal_t p;
+    spk_mls_node_key_t k;
+    const spk_mls_leaf_node_t *own = spk_mls_tree_leaf(&g->tree, g->own_leaf);
+    if (own == NULL) {
+        return SPK_ESTATE;
+    }
+    if (g->n_own_updates == SPK_MLS_GROUP_MAX_OWN_UPDATES) {
+        return SPK_ERANGE;
+    }
+    memset(&p, 0, sizeof(p));
+    p.type = SPK_MLS_PROPOSAL_UPDATE;
+    k.node = spk_mls_tm_leaf_to_node(g->own_leaf);
+    int rc = spk_mls_x25519_keygen(k.priv, k.pub);
+    rc = rc != 0 ? rc : spk_mls_leaf_node_copy(&p.u.update, own);
+    if (rc == 0) {
+        spk_mls_leaf_node_t *ln = &p.u.update;
+        spk_mls_bytes_free(&ln->parent_hash);
+        ln->source = SPK_MLS_LEAF_SRC_UPDATE;
+        memset(&ln->lifetime, 0, sizeof(ln->lifetime));
+        rc = spk_mls_bytes_copy(&ln->encryption_key, &(spk_mls_bytes_t){k.pub, sizeof(k.pub)});
+        rc = rc != 0 ? rc
+                     : spk_mls_leaf_node_sign(ln, g->sig_priv, g->gc.group_id.p, g->gc.group_id.n,
+                                              g->own_leaf);
+    }
+    rc = rc != 0 ? rc : propose(g, &p, out);
+    if (rc == 0) {
+        g->own_updates[g->n_own_updates++] = k;
+    }
+    spk_mls_proposal_free(&p);
+    spk_wipe(&k, sizeof(k));
     return rc;
 }
 

@@ -181,9 +181,9 @@ int spk_mls_public_message_protect(const spk_mls_framed_content_t *c,
     return rc;
 }
 
-int spk_mls_public_message_verify(const spk_mls_public_message_t *pm, const uint8_t *gc,
-                                  size_t gc_len, const uint8_t *membership_key,
-                                  const uint8_t *sig_pub, size_t sig_pub_len)
+int spk_mls_public_message_check(const spk_mls_public_message_t *pm, const uint8_t *gc,
+                                 size_t gc_len, const uint8_t *membership_key,
+                                 const uint8_t *sig_pub, size_t sig_pub_len)
 {
     const spk_mls_framed_content_t *c = &pm->content;
     if (c->content_type == SPK_MLS_CONTENT_APPLICATION) {
@@ -201,11 +201,22 @@ int spk_mls_public_message_verify(const spk_mls_public_message_t *pm, const uint
         }
         if (pm->membership_tag.n != sizeof tag ||
             !spk_ct_equal(pm->membership_tag.p, tag, sizeof tag)) {
-            return SPK_EVERIFY;
+            return SPK_EMLSMEMBERTAG;
         }
     }
-    return spk_mls_framed_content_verify(SPK_MLS_WIRE_PUBLIC, c, gc, gc_len, &pm->signature,
-                                         sig_pub, sig_pub_len);
+    if (spk_mls_framed_content_verify(SPK_MLS_WIRE_PUBLIC, c, gc, gc_len, &pm->signature, sig_pub,
+                                      sig_pub_len) != 0) {
+        return SPK_EMLSSIG;
+    }
+    return 0;
+}
+
+int spk_mls_public_message_verify(const spk_mls_public_message_t *pm, const uint8_t *gc,
+                                  size_t gc_len, const uint8_t *membership_key,
+                                  const uint8_t *sig_pub, size_t sig_pub_len)
+{
+    int rc = spk_mls_public_message_check(pm, gc, gc_len, membership_key, sig_pub, sig_pub_len);
+    return rc == SPK_EMLSMEMBERTAG || rc == SPK_EMLSSIG ? SPK_EVERIFY : rc;
 }
 
 /* ---- PrivateMessage (§6.3) ---- */
@@ -452,11 +463,11 @@ static int decrypt_content(const spk_mls_private_message_t *pm, const uint8_t *k
     return rc;
 }
 
-int spk_mls_private_message_unprotect(const spk_mls_private_message_t *pm, const uint8_t *gc,
-                                      size_t gc_len, spk_mls_secret_tree_t *st,
-                                      const uint8_t sender_data_secret[SPK_MLS_HASH_LEN],
-                                      spk_mls_sig_key_cb sig_key, void *arg,
-                                      spk_mls_auth_content_t *out)
+int spk_mls_private_message_open(const spk_mls_private_message_t *pm, const uint8_t *gc,
+                                 size_t gc_len, spk_mls_secret_tree_t *st,
+                                 const uint8_t sender_data_secret[SPK_MLS_HASH_LEN],
+                                 spk_mls_sig_key_cb sig_key, void *arg, spk_mls_auth_content_t *out,
+                                 uint32_t *generation)
 {
     uint8_t key[SPK_MLS_AEAD_KEY_LEN], nonce[SPK_MLS_AEAD_NONCE_LEN], guard[REUSE_GUARD_LEN];
     uint32_t leaf = 0, gen = 0;
@@ -479,15 +490,48 @@ int spk_mls_private_message_unprotect(const spk_mls_private_message_t *pm, const
     }
     rc = rc != 0 ? rc : decrypt_content(pm, key, nonce, out);
     rc = rc != 0 ? rc : sig_key(arg, leaf, &pub, &pub_len);
-    rc = rc != 0 ? rc
-                 : spk_mls_framed_content_verify(SPK_MLS_WIRE_PRIVATE, &out->content, gc, gc_len,
-                                                 &out->signature, pub, pub_len);
-    /* Everything checked: now delete the key (§9.2). */
-    rc = rc != 0 ? rc : spk_mls_secret_tree_consume(st, leaf, type, gen, key, nonce);
-    if (rc != 0) {
+    if (rc == 0 && spk_mls_framed_content_verify(SPK_MLS_WIRE_PRIVATE, &out->content, gc, gc_len,
+                                                 &out->signature, pub, pub_len) != 0) {
+        rc = SPK_EMLSSIG;
+    }
+    if (rc == 0) {
+        *generation = gen;
+    } else {
         spk_mls_auth_content_free(out);
     }
     spk_wipe(key, sizeof key);
     spk_wipe(nonce, sizeof nonce);
+    return rc;
+}
+
+int spk_mls_private_message_consume(spk_mls_secret_tree_t *st, const spk_mls_auth_content_t *ac,
+                                    uint32_t generation)
+{
+    uint8_t key[SPK_MLS_AEAD_KEY_LEN], nonce[SPK_MLS_AEAD_NONCE_LEN];
+    int rc =
+        spk_mls_secret_tree_consume(st, ac->content.sender.index,
+                                    ratchet_for(ac->content.content_type), generation, key, nonce);
+    spk_wipe(key, sizeof key);
+    spk_wipe(nonce, sizeof nonce);
+    return rc;
+}
+
+int spk_mls_private_message_unprotect(const spk_mls_private_message_t *pm, const uint8_t *gc,
+                                      size_t gc_len, spk_mls_secret_tree_t *st,
+                                      const uint8_t sender_data_secret[SPK_MLS_HASH_LEN],
+                                      spk_mls_sig_key_cb sig_key, void *arg,
+                                      spk_mls_auth_content_t *out)
+{
+    uint32_t gen = 0;
+    int rc = spk_mls_private_message_open(pm, gc, gc_len, st, sender_data_secret, sig_key, arg, out,
+                                          &gen);
+    if (rc == SPK_EMLSSIG) {
+        rc = SPK_EVERIFY;
+    }
+    /* Everything checked: now delete the key (§9.2). */
+    rc = rc != 0 ? rc : spk_mls_private_message_consume(st, out, gen);
+    if (rc != 0) {
+        spk_mls_auth_content_free(out);
+    }
     return rc;
 }

@@ -76,6 +76,12 @@ int spk_mls_public_message_verify(const spk_mls_public_message_t *pm, const uint
                                   size_t gc_len, const uint8_t *membership_key,
                                   const uint8_t *sig_pub, size_t sig_pub_len);
 
+/* The same with specific codes: SPK_EMLSMEMBERTAG for a bad membership tag, SPK_EMLSSIG for a
+ * bad signature. */
+int spk_mls_public_message_check(const spk_mls_public_message_t *pm, const uint8_t *gc,
+                                 size_t gc_len, const uint8_t *membership_key,
+                                 const uint8_t *sig_pub, size_t sig_pub_len);
+
 /* Signs c (a member sender; its leaf is c->sender.index), encrypts it with the next key of that
  * leaf's ratchet in st (handshake or application by content type) and frames it as an
  * MLSMessage(PrivateMessage) with `padding` zero bytes. The generation is consumed as soon as
@@ -100,5 +106,17 @@ int spk_mls_private_message_unprotect(const spk_mls_private_message_t *pm, const
                                       const uint8_t sender_data_secret[SPK_MLS_HASH_LEN],
                                       spk_mls_sig_key_cb sig_key, void *arg,
                                       spk_mls_auth_content_t *out);
+
+/* The first half of unprotect: decrypts and verifies without consuming the ratchet key
+ * (st is unchanged; SPK_EMLSSIG for a bad signature). *generation receives the generation to
+ * pass to spk_mls_private_message_consume once the content has been handled. */
+int spk_mls_private_message_open(const spk_mls_private_message_t *pm, const uint8_t *gc,
+                                 size_t gc_len, spk_mls_secret_tree_t *st,
+                                 const uint8_t sender_data_secret[SPK_MLS_HASH_LEN],
+                                 spk_mls_sig_key_cb sig_key, void *arg, spk_mls_auth_content_t *out,
+                                 uint32_t *generation);
+/* Deletes the ratchet key of an opened message (§9.2). */
+int spk_mls_private_message_consume(spk_mls_secret_tree_t *st, const spk_mls_auth_content_t *ac,
+                                    uint32_t generation);
 
 #endif

@@ -6,6 +6,9 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { boot, PRACTICE } from './fixture.mjs';
 
+// A publish offer as Chromium writes it (audio + video, BUNDLE, trickle).
+const OFFER = readFileSync(new URL('../../unit/sdp/chromium_offer.sdp', import.meta.url), 'utf8');
+
 function readMatrix() {
   const md = readFileSync(new URL('../../../docs/roles.md', import.meta.url), 'utf8');
   const body = md.split('<!-- matrix:begin -->')[1].split('<!-- matrix:end -->')[0];
@@ -54,12 +57,26 @@ const requests = {
   'delegation.revoke': (x) => ({ delegation: x.delegation }),
   'delegation.list': () => ({}),
   'audit.read': () => ({ limit: 5 }),
+  'media.publish': (x) => ({ consult: x.consult, sdp: OFFER }),
+  'media.subscribe': (x) => ({ consult: x.consult }),
+  'media.answer': (x) => ({ consult: x.consult, sdp: OFFER, version: 1 }),
+  'media.candidate': (x) => ({ consult: x.consult, pc: 'publish', candidate: '' }),
+  'media.stop': (x) => ({ consult: x.consult }),
+};
+
+// What an allowed request answers when it is not plainly `ok`: an answer with no offer
+// outstanding is a state error, not a permission error.
+const allowedCode = { 'media.answer': 'bad_state' };
+// Media actions need the caller joined to the consult (and a publish connection for
+// candidates); the preparation runs only for roles that may do them.
+const mediaPrep = {
+  'media.candidate': async (caller, x) => { await caller.ok('media.publish', { consult: x.consult, sdp: OFFER }); },
 };
 
 test('role x action matrix matches docs/roles.md', async () => {
   const { roles, matrix } = readMatrix();
   assert.deepEqual(Object.keys(matrix).sort(), Object.keys(requests).sort(), 'every documented action is exercised');
-  const env = await boot(['--rate', '100000', '--burst', '100000']);
+  const env = await boot(['--rate', '100000', '--burst', '100000', '--relay-address', '127.0.0.1']);
   const mismatches = [];
   let checked = 0;
   try {
@@ -72,12 +89,15 @@ test('role x action matrix matches docs/roles.md', async () => {
         if (role === 'unauthenticated') caller = await env.connect();
         else if (role === 'patient') caller = x.patient;
         else caller = await env.as(env.users[role]);
-        if (action === 'consult.leave' && matrix['consult.join'][role] === 'allow') {
+        const joins = action === 'consult.leave' || action.startsWith('media.');
+        if (joins && matrix['consult.join'][role] === 'allow') {
           await caller.ok('consult.join', { consult: x.consult });
+          if (mediaPrep[action]) await mediaPrep[action](caller, x);
         }
         const code = await caller.code(action, requests[action](x));
         const want = matrix[action][role];
-        const expect = want === 'allow' ? 'ok' : role === 'unauthenticated' ? 'unauthenticated' : 'forbidden';
+        const expect = want === 'allow' ? (allowedCode[action] ?? 'ok')
+          : role === 'unauthenticated' ? 'unauthenticated' : 'forbidden';
         checked++;
         if (code !== expect) mismatches.push(`${role} ${action}: got ${code}, matrix says ${want}`);
         if (caller !== x.patient) caller.close();

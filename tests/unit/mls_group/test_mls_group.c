@@ -122,7 +122,7 @@ static void commit(member_t *ms, size_t n, size_t by, const spk_mls_proposal_t *
         }
         assert_int_equal(ev, SPK_MLS_GROUP_EV_COMMIT);
         /* A replay of the same Commit is for an old epoch now. */
-        assert_int_equal(deliver(&ms[i], &out.commit, &ev, NULL), SPK_ESTATE);
+        assert_int_equal(deliver(&ms[i], &out.commit, &ev, NULL), SPK_EMLSEPOCH);
     }
     assert_int_equal(out.welcome.n > 0, n_join > 0);
     spk_mls_bytes_t welcome = out.welcome;

@@ -1,0 +1,232 @@
+/* spreekkamer media relay (SFU): ICE (libnice), DTLS-SRTP (OpenSSL + libsrtp2), RTP routing.
+ *
+ * Threads. The relay runs N media workers; each owns a GLib main context that drives its libnice
+ * agents and does all per-packet work (unprotect, route, protect, send) in the libnice receive
+ * callback on that thread. A consult's media lives wholly on one worker, chosen from the consult
+ * id, so the packet path takes no lock and makes no cross-thread hop.
+ *
+ * Messages. The functions taking a spk_relay_t are called from the control thread only (the
+ * thread that runs the uv_loop_t given to spk_relay_new()), except spk_relay_fingerprint(),
+ * which any thread may call. Commands are copied into a
+ * small message and queued to the worker that owns the consult; they never block on the worker
+ * and return only argument errors. Results arrive as events (spk_relay_event_t), delivered on the
+ * control thread's uv loop through a uv_async_t wake-up, in order per endpoint. The same
+ * messages can later cross a socket to a separate relay node.
+ *
+ * Identifiers. The control thread chooses consult and endpoint ids (nonzero, endpoint ids unique
+ * within the relay) and passes the consult id with every command; it selects the worker.
+ *
+ * DTLS roles. The relay answers: when the remote setup is "active" or "actpass" the relay is the
+ * DTLS server (a=setup:passive); when the remote setup is "passive" the relay is the DTLS client
+ * (a=setup:active). spk_relay_local_setup() gives the attribute to put in the answer.
+ *
+ * SRTP. Profiles offered and accepted, in order: AEAD_AES_128_GCM, AES_CM_128_HMAC_SHA1_80. RTP
+ * and RTCP are multiplexed on one component (rtcp-mux is required).
+ *
+ * Routing (for now). RTP from a publishing endpoint goes to every other subscribing endpoint of
+ * the consult, unchanged apart from SRTP. RTCP follows the roles: from a publish-only endpoint
+ * (sender reports) to subscribers, from a subscribe-only endpoint (receiver reports, NACK, PLI,
+ * REMB) to publishers, from an endpoint with both roles to every other endpoint. Endpoints with
+ * the same owner (spk_relay_set_owner) are never routed to each other.
+ *
+ * Lobby. An endpoint starts with forwarding off: nothing it sends is forwarded and nothing is
+ * forwarded to it until spk_relay_set_forwarding(..., true). This is enforced in the packet path.
+ *
+ * libsrtp is initialised once per process and never shut down; it must be the OpenSSL build
+ * (scripts/setup-libsrtp.sh), linked statically.
+ */
+#ifndef SPK_RELAY_H
+#define SPK_RELAY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+typedef struct spk_relay_s spk_relay_t;
+
+#define SPK_RELAY_MAX_WORKERS 64
+#define SPK_RELAY_MAX_ADDRESSES 8
+/* "AB:CD:..." for SHA-256 (32 bytes): 95 characters and a NUL. */
+#define SPK_RELAY_FINGERPRINT_LEN 96
+/* ICE credentials as produced here: ufrag 8 chars, pwd 24 chars (RFC 8839 allows 4..256 and
+ * 22..256); remote credentials up to these lengths including the NUL are accepted. */
+#define SPK_RELAY_UFRAG_MAX 64
+#define SPK_RELAY_PWD_MAX 128
+/* One SDP candidate attribute value ("candidate:..."), NUL terminated. */
+#define SPK_RELAY_CANDIDATE_MAX 256
+/* Endpoints per consult. */
+#define SPK_RELAY_MAX_CONSULT_ENDPOINTS 16
+
+/* Endpoint roles; an endpoint normally both publishes and subscribes. */
+enum {
+    SPK_RELAY_ROLE_PUBLISH = 1u << 0,   /* its RTP is forwarded to the consult's subscribers */
+    SPK_RELAY_ROLE_SUBSCRIBE = 1u << 1, /* it receives the consult's publishers' RTP */
+};
+
+typedef enum {
+    SPK_RELAY_SETUP_ACTPASS = 0,
+    SPK_RELAY_SETUP_ACTIVE,
+    SPK_RELAY_SETUP_PASSIVE,
+} spk_relay_setup_t;
+
+typedef enum {
+    SPK_RELAY_ICE_NEW = 0,
+    SPK_RELAY_ICE_GATHERING,
+    SPK_RELAY_ICE_CHECKING,
+    SPK_RELAY_ICE_CONNECTED,
+    SPK_RELAY_ICE_READY,
+    SPK_RELAY_ICE_FAILED,
+} spk_relay_ice_state_t;
+
+typedef struct {
+    /* Worker threads; 0 = number of online CPUs (capped at SPK_RELAY_MAX_WORKERS). */
+    unsigned workers;
+    /* Local addresses given to libnice explicitly (nice_agent_add_local_address), e.g.
+     * "127.0.0.1" and "::1" in tests, the public address in production. libnice's own interface
+     * discovery is not used. At least one. */
+    const char *addresses[SPK_RELAY_MAX_ADDRESSES];
+    size_t n_addresses;
+    /* UDP (and ICE-TCP) port range; 0/0 = ephemeral ports. */
+    uint16_t port_min;
+    uint16_t port_max;
+    /* ICE-lite (a relay with a public address) or full ICE (controlled). */
+    bool ice_lite;
+    /* ICE-TCP passive candidates in addition to UDP. */
+    bool ice_tcp;
+    /* An endpoint that received no DTLS, SRTP or SRTCP for this long after connecting fails
+     * (browsers send RTCP at least every few seconds); 0 = 30 s. STUN consent checks are
+     * answered inside libnice and do not count here. With full ICE, libnice's own RFC 7675
+     * consent freshness applies as well. */
+    unsigned consent_timeout_ms;
+    /* DTLS handshake must complete within this after the endpoint is created; 0 = 30 s. */
+    unsigned handshake_timeout_ms;
+} spk_relay_config_t;
+
+/* Fills defaults: workers 0, no addresses, ports 0/0, full ICE, no ICE-TCP. */
+void spk_relay_config_init(spk_relay_config_t *cfg);
+
+typedef struct {
+    uint64_t rtp_rx;           /* SRTP packets received and authenticated */
+    uint64_t rtcp_rx;          /* SRTCP packets received and authenticated */
+    uint64_t bytes_rx;         /* all bytes received (DTLS, SRTP, SRTCP) */
+    uint64_t rtp_tx;           /* SRTP packets sent (forwarded to this endpoint) */
+    uint64_t rtcp_tx;          /* SRTCP packets sent */
+    uint64_t bytes_tx;         /* all bytes sent */
+    uint64_t unprotect_errors; /* failed authentication or replay */
+    uint64_t dropped_lobby;    /* dropped because forwarding is off (either side) */
+    uint64_t dropped_other;    /* not RTP/RTCP/DTLS, malformed, or send failure */
+    uint64_t path_ns;          /* time spent in the packet path for this endpoint's input */
+    uint64_t worker_cpu_ns;    /* CPU time of the endpoint's worker thread so far (all its work) */
+} spk_relay_stats_t;
+
+typedef enum {
+    /* A local ICE candidate: cand is an SDP attribute value ("candidate:..."); an empty cand
+     * means end-of-candidates. */
+    SPK_RELAY_EV_LOCAL_CANDIDATE = 1,
+    /* ICE state change: ice_state. */
+    SPK_RELAY_EV_ICE_STATE,
+    /* DTLS done and SRTP keyed: srtp_profile ("AEAD_AES_128_GCM" or "AES_CM_128_HMAC_SHA1_80"). */
+    SPK_RELAY_EV_CONNECTED,
+    /* The endpoint failed (ICE failure, consent lost, DTLS failure, fingerprint mismatch,
+     * timeout): err and reason. It stays allocated until spk_relay_endpoint_close(). */
+    SPK_RELAY_EV_FAILED,
+    /* The endpoint is closed and freed; the last event for its id, with final stats.
+     * spk_relay_destroy() sends none. */
+    SPK_RELAY_EV_CLOSED,
+    /* Reply to spk_relay_stats(). */
+    SPK_RELAY_EV_STATS,
+} spk_relay_event_type_t;
+
+typedef struct {
+    spk_relay_event_type_t type;
+    uint64_t consult_id;
+    uint64_t endpoint_id;
+    int err;                            /* FAILED: negative SPK_E* code */
+    spk_relay_ice_state_t ice_state;    /* ICE_STATE */
+    const char *srtp_profile;           /* CONNECTED: static string */
+    char cand[SPK_RELAY_CANDIDATE_MAX]; /* LOCAL_CANDIDATE */
+    char reason[96];                    /* FAILED: short text for logs */
+    spk_relay_stats_t stats;            /* STATS (and a final copy with CLOSED) */
+} spk_relay_event_t;
+
+/* Called on the control thread; the event is borrowed for the duration of the call. The callback
+ * may call any spk_relay_* command, but not spk_relay_destroy(). */
+typedef void (*spk_relay_event_cb)(spk_relay_t *relay, const spk_relay_event_t *ev, void *user);
+
+/* Local ICE/DTLS parameters for the SDP answer. */
+typedef struct {
+    char ufrag[SPK_RELAY_UFRAG_MAX];
+    char pwd[SPK_RELAY_PWD_MAX];
+    char fingerprint[SPK_RELAY_FINGERPRINT_LEN]; /* sha-256, "AB:CD:..." */
+    bool ice_lite;
+} spk_relay_local_t;
+
+/* Creates the relay: generates the ECDSA P-256 self-signed DTLS certificate, starts the workers
+ * and registers a uv_async_t on loop for events. Returns 0 or SPK_EINVAL / SPK_ECONFIG (bad
+ * address) / SPK_ECRYPTO / SPK_ENOMEM / SPK_EIO (thread); on error *out is untouched. */
+int spk_relay_new(uv_loop_t *loop, const spk_relay_config_t *cfg, spk_relay_event_cb cb, void *user,
+                  spk_relay_t **out);
+
+/* Stops the workers (each frees its agents, DTLS and SRTP contexts on its own thread), joins
+ * them, and closes the uv_async_t; the relay's memory is released in that handle's close
+ * callback, so run the loop once more afterwards. No events are delivered after this call.
+ * Must not be called from the event callback. */
+void spk_relay_destroy(spk_relay_t *relay);
+
+/* The DTLS certificate's SHA-256 fingerprint, "AB:CD:...". Immutable; any thread. */
+const char *spk_relay_fingerprint(const spk_relay_t *relay);
+
+/* The a=setup value for the relay's answer given the remote one: "passive" unless the remote
+ * is passive. */
+const char *spk_relay_local_setup(spk_relay_setup_t remote);
+
+/* Creates an endpoint (one ICE stream, one component, rtcp-mux) on the consult's worker. Fills
+ * *local synchronously (credentials are generated here and handed to the worker); the local
+ * candidates follow as LOCAL_CANDIDATE events, then an end-of-candidates one. roles is a mask of
+ * SPK_RELAY_ROLE_*. Forwarding starts off. SPK_EEXIST is not detected here: a duplicate id gets a
+ * FAILED event. */
+int spk_relay_endpoint_create(spk_relay_t *relay, uint64_t consult_id, uint64_t endpoint_id,
+                              unsigned roles, spk_relay_local_t *local);
+
+/* The remote side's ICE credentials, DTLS fingerprint (SHA-256 only, "AB:CD:..." hex with or
+ * without colons, case-insensitive; a leading "sha-256 " is accepted) and a=setup. SPK_EINVAL on
+ * bad arguments, SPK_EDECODE on a malformed fingerprint. */
+int spk_relay_remote_description(spk_relay_t *relay, uint64_t consult_id, uint64_t endpoint_id,
+                                 const char *ufrag, const char *pwd, const char *fingerprint,
+                                 spk_relay_setup_t setup);
+
+/* One remote candidate: an SDP attribute value ("candidate:..." with or without "a="), or NULL /
+ * "" for end-of-candidates. A candidate libnice cannot parse is ignored (logged). */
+int spk_relay_remote_candidate(spk_relay_t *relay, uint64_t consult_id, uint64_t endpoint_id,
+                               const char *candidate);
+
+/* Groups endpoints that belong to one participant (e.g. its publish and its subscribe
+ * connection): endpoints with the same nonzero owner never forward to each other, so nobody
+ * receives their own media or feedback. 0 (the default) = no group. Send it right after
+ * spk_relay_endpoint_create(), before forwarding is turned on. */
+int spk_relay_set_owner(spk_relay_t *relay, uint64_t consult_id, uint64_t endpoint_id,
+                        uint64_t owner);
+
+/* Lobby gate. */
+int spk_relay_set_forwarding(spk_relay_t *relay, uint64_t consult_id, uint64_t endpoint_id,
+                             bool on);
+
+/* ICE restart with the remote side's new credentials; fills *local with new local credentials.
+ * DTLS and SRTP state are kept. New local candidates follow as events. */
+int spk_relay_ice_restart(spk_relay_t *relay, uint64_t consult_id, uint64_t endpoint_id,
+                          const char *ufrag, const char *pwd, spk_relay_local_t *local);
+
+/* Closes and frees the endpoint on its worker; a CLOSED event (with final stats) follows, also
+ * for an id the worker does not know (e.g. after a failed create). */
+int spk_relay_endpoint_close(spk_relay_t *relay, uint64_t consult_id, uint64_t endpoint_id);
+
+/* Requests counters; a STATS event follows. */
+int spk_relay_stats(spk_relay_t *relay, uint64_t consult_id, uint64_t endpoint_id);
+
+/* Name of an event type / ICE state, for logs; never NULL. */
+const char *spk_relay_event_name(spk_relay_event_type_t type);
+const char *spk_relay_ice_state_name(spk_relay_ice_state_t state);
+
+#endif

@@ -1,0 +1,181 @@
+/* Internal structures of the media relay. Control side: relay.c. Worker side: relay_worker.c
+ * (commands, endpoints, ICE), relay_dtls.c (DTLS-SRTP), relay_path.c (packet path). */
+#ifndef SPK_RELAY_INT_H
+#define SPK_RELAY_INT_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <glib.h>
+#include <nice/agent.h>
+#include <openssl/ssl.h>
+#include <srtp2/srtp.h>
+
+#include "spk/map.h"
+#include "spk/relay.h"
+
+#define SPK_RELAY_MTU 1200
+/* Largest datagram the packet path handles; anything larger is dropped. */
+#define SPK_RELAY_PKT_MAX 1500
+#define SPK_RELAY_FP_LEN 32 /* SHA-256 */
+
+/* DTLS datagrams written before ICE had a selected pair, sent when it has one. */
+#define SPK_RELAY_PENDING_MAX 4
+typedef struct {
+    unsigned n;
+    uint16_t len[SPK_RELAY_PENDING_MAX];
+    uint8_t data[SPK_RELAY_PENDING_MAX][SPK_RELAY_PKT_MAX];
+} spk_relay_pending_t;
+
+typedef struct spk_relay_worker spk_relay_worker_t;
+typedef struct spk_relay_consult spk_relay_consult_t;
+typedef struct spk_relay_ep spk_relay_ep_t;
+
+typedef enum {
+    SPK_RELAY_CMD_CREATE = 1,
+    SPK_RELAY_CMD_REMOTE_DESC,
+    SPK_RELAY_CMD_REMOTE_CAND,
+    SPK_RELAY_CMD_FORWARD,
+    SPK_RELAY_CMD_ICE_RESTART,
+    SPK_RELAY_CMD_CLOSE,
+    SPK_RELAY_CMD_STATS,
+    SPK_RELAY_CMD_OWNER,
+    SPK_RELAY_CMD_STOP,
+} spk_relay_cmd_type_t;
+
+/* A command message from the control thread to a worker. */
+typedef struct spk_relay_cmd {
+    struct spk_relay_cmd *next;
+    spk_relay_cmd_type_t type;
+    uint64_t consult_id;
+    uint64_t endpoint_id;
+    unsigned roles;
+    uint64_t owner;
+    bool on;
+    bool end_of_candidates;
+    spk_relay_setup_t setup;
+    char local_ufrag[SPK_RELAY_UFRAG_MAX];
+    char local_pwd[SPK_RELAY_PWD_MAX];
+    char remote_ufrag[SPK_RELAY_UFRAG_MAX];
+    char remote_pwd[SPK_RELAY_PWD_MAX];
+    uint8_t remote_fp[SPK_RELAY_FP_LEN];
+    char cand[SPK_RELAY_CANDIDATE_MAX];
+} spk_relay_cmd_t;
+
+/* An event message from a worker to the control thread. */
+typedef struct spk_relay_evnode {
+    struct spk_relay_evnode *next;
+    spk_relay_event_t ev;
+} spk_relay_evnode_t;
+
+struct spk_relay_consult {
+    uint64_t id;
+    size_t n;
+    spk_relay_ep_t *eps[SPK_RELAY_MAX_CONSULT_ENDPOINTS];
+};
+
+struct spk_relay_ep {
+    spk_relay_worker_t *w;
+    spk_relay_consult_t *consult;
+    uint64_t id;
+    uint64_t owner; /* 0: none */
+    unsigned roles;
+    bool forwarding;
+    bool failed;
+    bool remote_set;
+    bool dtls_server;
+    bool dtls_started;
+    bool dtls_done;
+    spk_relay_ice_state_t ice_state;
+
+    NiceAgent *agent;
+    guint stream;
+
+    SSL *ssl; /* owns rbio (memory) and wbio (sends through the agent) */
+    BIO *rbio;
+    GSource *dtls_timer;
+    spk_relay_pending_t *pending; /* handshake only */
+    uint8_t remote_fp[SPK_RELAY_FP_LEN];
+
+    srtp_t srtp_in;  /* remote keys: unprotect */
+    srtp_t srtp_out; /* local keys: protect */
+    const char *profile;
+
+    uint64_t created_ns;
+    uint64_t last_rx_ns;
+    spk_relay_stats_t st;
+};
+
+struct spk_relay_worker {
+    spk_relay_t *relay;
+    unsigned index;
+    pthread_t thread;
+    bool started;
+    GMainContext *ctx;
+    GMainLoop *loop;
+    GSource *wake_src;
+    GSource *tick_src;
+    int wake_fd; /* eventfd */
+
+    pthread_mutex_t mu; /* guards the command queue only */
+    spk_relay_cmd_t *head;
+    spk_relay_cmd_t *tail;
+
+    /* Worker thread only. */
+    spk_map_t endpoints; /* id -> spk_relay_ep_t */
+    spk_map_t consults;  /* id -> spk_relay_consult_t */
+    uint8_t rx[SPK_RELAY_PKT_MAX + SRTP_MAX_TRAILER_LEN];
+    uint8_t tx[SPK_RELAY_PKT_MAX + SRTP_MAX_TRAILER_LEN];
+};
+
+struct spk_relay_s {
+    uv_loop_t *loop;
+    uv_async_t async;
+    spk_relay_event_cb cb;
+    void *user;
+    spk_relay_config_t cfg;
+    NiceAddress addrs[SPK_RELAY_MAX_ADDRESSES];
+    size_t n_addrs;
+    uint64_t consent_ns;
+    uint64_t handshake_ns;
+
+    SSL_CTX *ssl_ctx;
+    BIO_METHOD *bio_method;
+    char fingerprint[SPK_RELAY_FINGERPRINT_LEN];
+
+    pthread_mutex_t ev_mu; /* guards the event queue only */
+    spk_relay_evnode_t *ev_head;
+    spk_relay_evnode_t *ev_tail;
+    bool destroyed;
+
+    unsigned n_workers;
+    spk_relay_worker_t *workers;
+};
+
+/* relay.c (any thread) */
+void spk_relay_emit(spk_relay_t *relay, const spk_relay_event_t *ev);
+void spk_relay_ep_event(spk_relay_ep_t *ep, spk_relay_event_type_t type);
+void spk_relay_ep_fail(spk_relay_ep_t *ep, int err, const char *reason);
+
+/* relay_worker.c */
+void *spk_relay_worker_main(void *arg);
+int spk_relay_worker_init(spk_relay_worker_t *w, spk_relay_t *relay, unsigned index);
+void spk_relay_worker_cleanup(spk_relay_worker_t *w);
+void spk_relay_worker_post(spk_relay_worker_t *w, spk_relay_cmd_t *cmd);
+
+/* relay_dtls.c */
+int spk_relay_dtls_ctx_new(spk_relay_t *relay);
+void spk_relay_dtls_ctx_free(spk_relay_t *relay);
+int spk_relay_dtls_setup(spk_relay_ep_t *ep, spk_relay_setup_t remote_setup);
+void spk_relay_dtls_start(spk_relay_ep_t *ep);
+void spk_relay_dtls_flush_pending(spk_relay_ep_t *ep);
+void spk_relay_dtls_input(spk_relay_ep_t *ep, const uint8_t *buf, size_t len);
+void spk_relay_dtls_free(spk_relay_ep_t *ep);
+int spk_relay_fingerprint_parse(const char *s, uint8_t out[SPK_RELAY_FP_LEN]);
+
+/* relay_path.c */
+void spk_relay_path_recv_cb(NiceAgent *agent, guint stream_id, guint component_id, guint len,
+                            gchar *buf, gpointer user);
+
+#endif

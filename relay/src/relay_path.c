@@ -1,0 +1,124 @@
+/* The packet path: runs in the libnice receive callback on the endpoint's worker thread.
+ * Demultiplex (RFC 7983: STUN is libnice's, DTLS 20..63, RTP/RTCP 128..191), unprotect, route
+ * to the consult's other endpoints, protect per subscriber, send. No locks, no allocation. */
+#include <string.h>
+
+#include "relay_int.h"
+#include "spk/rtp.h"
+#include "spk/util.h"
+
+static bool can_receive(const spk_relay_ep_t *to, const spk_relay_ep_t *from, bool rtcp)
+{
+    if (to == from || !to->forwarding || !to->srtp_out || to->failed) {
+        return false;
+    }
+    if (from->owner != 0 && from->owner == to->owner) {
+        return false; /* one participant's own connections */
+    }
+    /* Routing hook. RTP: publisher -> subscribers. RTCP by role: sender reports go with the
+     * media, receiver feedback goes back to the publishers; an endpoint with both roles sends
+     * both kinds, so its RTCP goes to every other endpoint. */
+    if (!rtcp) {
+        return (to->roles & SPK_RELAY_ROLE_SUBSCRIBE) != 0;
+    }
+    unsigned need = 0;
+    if (from->roles & SPK_RELAY_ROLE_PUBLISH) {
+        need |= SPK_RELAY_ROLE_SUBSCRIBE;
+    }
+    if (from->roles & SPK_RELAY_ROLE_SUBSCRIBE) {
+        need |= SPK_RELAY_ROLE_PUBLISH;
+    }
+    return (to->roles & need) != 0;
+}
+
+static void forward(spk_relay_worker_t *w, spk_relay_ep_t *from, size_t plain_len, bool rtcp)
+{
+    spk_relay_consult_t *c = from->consult;
+    for (size_t i = 0; i < c->n; i++) {
+        spk_relay_ep_t *to = c->eps[i];
+        if (!can_receive(to, from, rtcp)) {
+            if (to != from && !to->forwarding) {
+                from->st.dropped_lobby++;
+            }
+            continue;
+        }
+        memcpy(w->tx, w->rx, plain_len);
+        int len = (int)plain_len;
+        srtp_err_status_t e = rtcp ? srtp_protect_rtcp(to->srtp_out, w->tx, &len)
+                                   : srtp_protect(to->srtp_out, w->tx, &len);
+        if (e != srtp_err_status_ok) {
+            to->st.dropped_other++;
+            continue;
+        }
+        gint r = nice_agent_send(to->agent, to->stream, 1, (guint)len, (const gchar *)w->tx);
+        if (r != len) {
+            to->st.dropped_other++;
+            continue;
+        }
+        to->st.bytes_tx += (uint64_t)len;
+        if (rtcp) {
+            to->st.rtcp_tx++;
+        } else {
+            to->st.rtp_tx++;
+        }
+    }
+}
+
+static void media_input(spk_relay_ep_t *ep, const uint8_t *buf, size_t len, bool rtcp)
+{
+    spk_relay_worker_t *w = ep->w;
+    if (!ep->srtp_in || len < 12 || len > SPK_RELAY_PKT_MAX) {
+        ep->st.dropped_other++;
+        return;
+    }
+    memcpy(w->rx, buf, len);
+    int plain = (int)len;
+    srtp_err_status_t e = rtcp ? srtp_unprotect_rtcp(ep->srtp_in, w->rx, &plain)
+                               : srtp_unprotect(ep->srtp_in, w->rx, &plain);
+    if (e != srtp_err_status_ok) {
+        ep->st.unprotect_errors++;
+        return;
+    }
+    if (rtcp) {
+        ep->st.rtcp_rx++;
+    } else {
+        ep->st.rtp_rx++;
+    }
+    if (!ep->forwarding) {
+        ep->st.dropped_lobby++;
+        return;
+    }
+    if (!rtcp && !(ep->roles & SPK_RELAY_ROLE_PUBLISH)) {
+        ep->st.dropped_other++;
+        return;
+    }
+    forward(w, ep, (size_t)plain, rtcp);
+}
+
+void spk_relay_path_recv_cb(NiceAgent *agent, guint stream_id, guint component_id, guint len,
+                            gchar *buf, gpointer user)
+{
+    spk_relay_ep_t *ep = user;
+    if (ep->failed || len == 0) {
+        return;
+    }
+    uint64_t t0 = spk_mono_ns();
+    const uint8_t *p = (const uint8_t *)buf;
+    ep->st.bytes_rx += len;
+    ep->last_rx_ns = t0;
+    switch (spk_pkt_classify(p, len)) {
+    case SPK_PKT_DTLS:
+        spk_relay_dtls_input(ep, p, len);
+        break;
+    case SPK_PKT_RTP:
+        media_input(ep, p, len, false);
+        break;
+    case SPK_PKT_RTCP:
+        media_input(ep, p, len, true);
+        break;
+    default:
+        ep->st.dropped_other++;
+        break;
+    }
+    ep->st.path_ns += spk_mono_ns() - t0;
+}

@@ -1,0 +1,521 @@
+/* Media worker: a thread running a GLib main context that owns its consults' libnice agents.
+ * Commands arrive on a queue with an eventfd wake-up; everything else happens in callbacks on
+ * this thread. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <glib-unix.h>
+
+#include "relay_int.h"
+#include "spk/error.h"
+#include "spk/log.h"
+#include "spk/util.h"
+
+#define TICK_MS 500
+
+/* ---- command queue ---- */
+
+void spk_relay_worker_post(spk_relay_worker_t *w, spk_relay_cmd_t *cmd)
+{
+    cmd->next = NULL;
+    pthread_mutex_lock(&w->mu);
+    if (w->tail) {
+        w->tail->next = cmd;
+    } else {
+        w->head = cmd;
+    }
+    w->tail = cmd;
+    pthread_mutex_unlock(&w->mu);
+    uint64_t one = 1;
+    ssize_t r;
+    do {
+        r = write(w->wake_fd, &one, sizeof(one));
+    } while (r < 0 && errno == EINTR);
+}
+
+static void free_cmds(spk_relay_cmd_t *c)
+{
+    while (c) {
+        spk_relay_cmd_t *next = c->next;
+        spk_wipe(c, sizeof(*c));
+        free(c);
+        c = next;
+    }
+}
+
+/* ---- endpoints ---- */
+
+static spk_relay_ice_state_t map_state(guint state)
+{
+    switch (state) {
+    case NICE_COMPONENT_STATE_GATHERING:
+        return SPK_RELAY_ICE_GATHERING;
+    case NICE_COMPONENT_STATE_CONNECTING:
+        return SPK_RELAY_ICE_CHECKING;
+    case NICE_COMPONENT_STATE_CONNECTED:
+        return SPK_RELAY_ICE_CONNECTED;
+    case NICE_COMPONENT_STATE_READY:
+        return SPK_RELAY_ICE_READY;
+    case NICE_COMPONENT_STATE_FAILED:
+        return SPK_RELAY_ICE_FAILED;
+    default:
+        return SPK_RELAY_ICE_NEW;
+    }
+}
+
+static void on_state(NiceAgent *agent, guint stream_id, guint component_id, guint state,
+                     gpointer user)
+{
+    spk_relay_ep_t *ep = user;
+    spk_relay_ice_state_t s = map_state(state);
+    if (s == ep->ice_state) {
+        return;
+    }
+    ep->ice_state = s;
+    spk_debug(ep->id, "relay: ICE %s", spk_relay_ice_state_name(s));
+    spk_relay_ep_event(ep, SPK_RELAY_EV_ICE_STATE);
+    if (s == SPK_RELAY_ICE_FAILED) {
+        spk_relay_ep_fail(ep, SPK_ETIMEOUT,
+                          ep->dtls_done ? "ICE consent lost" : "ICE connectivity checks failed");
+    } else if (s == SPK_RELAY_ICE_CONNECTED || s == SPK_RELAY_ICE_READY) {
+        spk_relay_dtls_start(ep);
+    }
+}
+
+static void on_candidate(NiceAgent *agent, NiceCandidate *cand, gpointer user)
+{
+    spk_relay_ep_t *ep = user;
+    gchar *sdp = nice_agent_generate_local_candidate_sdp(agent, cand);
+    if (!sdp) {
+        return;
+    }
+    spk_relay_event_t ev;
+    memset(&ev, 0, sizeof(ev));
+    ev.type = SPK_RELAY_EV_LOCAL_CANDIDATE;
+    ev.consult_id = ep->consult->id;
+    ev.endpoint_id = ep->id;
+    const char *line = strncmp(sdp, "a=", 2) == 0 ? sdp + 2 : sdp;
+    if (strlen(line) < sizeof(ev.cand)) {
+        memcpy(ev.cand, line, strlen(line) + 1);
+        spk_relay_emit(ep->w->relay, &ev);
+    }
+    g_free(sdp);
+}
+
+static void on_gathering_done(NiceAgent *agent, guint stream_id, gpointer user)
+{
+    spk_relay_ep_t *ep = user;
+    spk_relay_event_t ev;
+    memset(&ev, 0, sizeof(ev));
+    ev.type = SPK_RELAY_EV_LOCAL_CANDIDATE;
+    ev.consult_id = ep->consult->id;
+    ev.endpoint_id = ep->id;
+    spk_relay_emit(ep->w->relay, &ev);
+}
+
+static void ep_free(spk_relay_ep_t *ep)
+{
+    spk_relay_dtls_free(ep);
+    if (ep->agent) {
+        g_signal_handlers_disconnect_by_data(ep->agent, ep);
+        if (ep->stream) {
+            nice_agent_attach_recv(ep->agent, ep->stream, 1, ep->w->ctx, NULL, NULL);
+            nice_agent_remove_stream(ep->agent, ep->stream);
+        }
+        g_object_unref(ep->agent);
+        ep->agent = NULL;
+    }
+    spk_wipe(ep->remote_fp, sizeof(ep->remote_fp));
+    free(ep);
+}
+
+static int ep_agent_new(spk_relay_ep_t *ep, const spk_relay_cmd_t *cmd)
+{
+    spk_relay_t *relay = ep->w->relay;
+    NiceAgentOption opts = NICE_AGENT_OPTION_ICE_TRICKLE;
+    opts |= relay->cfg.ice_lite ? NICE_AGENT_OPTION_LITE_MODE : NICE_AGENT_OPTION_CONSENT_FRESHNESS;
+    ep->agent = nice_agent_new_full(ep->w->ctx, NICE_COMPATIBILITY_RFC5245, opts);
+    if (!ep->agent) {
+        return SPK_ENOMEM;
+    }
+    g_object_set(ep->agent, "upnp", FALSE, "ice-tcp", (gboolean)relay->cfg.ice_tcp, "ice-udp", TRUE,
+                 "controlling-mode", FALSE, NULL);
+    for (size_t i = 0; i < relay->n_addrs; i++) {
+        nice_agent_add_local_address(ep->agent, &relay->addrs[i]);
+    }
+    g_signal_connect(ep->agent, "component-state-changed", G_CALLBACK(on_state), ep);
+    g_signal_connect(ep->agent, "new-candidate-full", G_CALLBACK(on_candidate), ep);
+    g_signal_connect(ep->agent, "candidate-gathering-done", G_CALLBACK(on_gathering_done), ep);
+    ep->stream = nice_agent_add_stream(ep->agent, 1);
+    if (ep->stream == 0) {
+        return SPK_ENOMEM;
+    }
+    if (relay->cfg.port_min || relay->cfg.port_max) {
+        nice_agent_set_port_range(ep->agent, ep->stream, 1, relay->cfg.port_min,
+                                  relay->cfg.port_max);
+    }
+    if (!nice_agent_set_local_credentials(ep->agent, ep->stream, cmd->local_ufrag,
+                                          cmd->local_pwd)) {
+        return SPK_EINVAL;
+    }
+    if (!nice_agent_attach_recv(ep->agent, ep->stream, 1, ep->w->ctx, spk_relay_path_recv_cb, ep)) {
+        return SPK_EIO;
+    }
+    if (!nice_agent_gather_candidates(ep->agent, ep->stream)) {
+        return SPK_EIO;
+    }
+    return 0;
+}
+
+static spk_relay_consult_t *consult_get(spk_relay_worker_t *w, uint64_t id, bool create)
+{
+    spk_relay_consult_t *c = spk_map_get_u64(&w->consults, id);
+    if (c || !create) {
+        return c;
+    }
+    c = calloc(1, sizeof(*c));
+    if (!c) {
+        return NULL;
+    }
+    c->id = id;
+    if (spk_map_put_u64(&w->consults, id, c) != 0) {
+        free(c);
+        return NULL;
+    }
+    return c;
+}
+
+static void consult_remove_ep(spk_relay_worker_t *w, spk_relay_ep_t *ep)
+{
+    spk_relay_consult_t *c = ep->consult;
+    if (!c) {
+        return;
+    }
+    for (size_t i = 0; i < c->n; i++) {
+        if (c->eps[i] == ep) {
+            c->eps[i] = c->eps[c->n - 1];
+            c->eps[--c->n] = NULL;
+            break;
+        }
+    }
+    if (c->n == 0) {
+        spk_map_del_u64(&w->consults, c->id);
+        free(c);
+    }
+    ep->consult = NULL;
+}
+
+static void create_fail(spk_relay_worker_t *w, const spk_relay_cmd_t *cmd, int err, const char *why)
+{
+    spk_relay_event_t ev;
+    memset(&ev, 0, sizeof(ev));
+    ev.type = SPK_RELAY_EV_FAILED;
+    ev.consult_id = cmd->consult_id;
+    ev.endpoint_id = cmd->endpoint_id;
+    ev.err = err;
+    snprintf(ev.reason, sizeof(ev.reason), "%s", why);
+    spk_warn(cmd->endpoint_id, "relay: endpoint create failed: %s", why);
+    spk_relay_emit(w->relay, &ev);
+}
+
+static void cmd_create(spk_relay_worker_t *w, const spk_relay_cmd_t *cmd)
+{
+    if (spk_map_get_u64(&w->endpoints, cmd->endpoint_id)) {
+        create_fail(w, cmd, SPK_EEXIST, "endpoint id in use");
+        return;
+    }
+    spk_relay_consult_t *c = consult_get(w, cmd->consult_id, true);
+    if (!c) {
+        create_fail(w, cmd, SPK_ENOMEM, "out of memory");
+        return;
+    }
+    if (c->n >= SPK_RELAY_MAX_CONSULT_ENDPOINTS) {
+        create_fail(w, cmd, SPK_ETOOMANY, "too many endpoints in consult");
+        return;
+    }
+    spk_relay_ep_t *ep = calloc(1, sizeof(*ep));
+    if (!ep || spk_map_put_u64(&w->endpoints, cmd->endpoint_id, ep) != 0) {
+        free(ep);
+        if (c->n == 0) {
+            spk_map_del_u64(&w->consults, c->id);
+            free(c);
+        }
+        create_fail(w, cmd, SPK_ENOMEM, "out of memory");
+        return;
+    }
+    ep->w = w;
+    ep->id = cmd->endpoint_id;
+    ep->roles = cmd->roles;
+    ep->consult = c;
+    c->eps[c->n++] = ep;
+    ep->created_ns = spk_mono_ns();
+    int rc = ep_agent_new(ep, cmd);
+    if (rc != 0) {
+        spk_relay_ep_fail(ep, rc, "ICE agent setup failed");
+    }
+}
+
+static void ep_close(spk_relay_worker_t *w, spk_relay_ep_t *ep, bool notify)
+{
+    spk_map_del_u64(&w->endpoints, ep->id);
+    uint64_t consult_id = ep->consult ? ep->consult->id : 0;
+    consult_remove_ep(w, ep);
+    if (notify) {
+        spk_relay_event_t ev;
+        memset(&ev, 0, sizeof(ev));
+        ev.type = SPK_RELAY_EV_CLOSED;
+        ev.consult_id = consult_id;
+        ev.endpoint_id = ep->id;
+        ev.ice_state = ep->ice_state;
+        ev.stats = ep->st;
+        spk_relay_emit(w->relay, &ev);
+    }
+    spk_debug(ep->id, "relay: endpoint closed");
+    ep_free(ep);
+}
+
+static void cmd_remote_desc(spk_relay_ep_t *ep, const spk_relay_cmd_t *cmd)
+{
+    if (ep->remote_set) {
+        spk_warn(ep->id, "relay: remote description already set; use ICE restart");
+        return;
+    }
+    if (!nice_agent_set_remote_credentials(ep->agent, ep->stream, cmd->remote_ufrag,
+                                           cmd->remote_pwd)) {
+        spk_relay_ep_fail(ep, SPK_EINVAL, "bad remote ICE credentials");
+        return;
+    }
+    memcpy(ep->remote_fp, cmd->remote_fp, sizeof(ep->remote_fp));
+    ep->remote_set = true;
+    int rc = spk_relay_dtls_setup(ep, cmd->setup);
+    if (rc != 0) {
+        spk_relay_ep_fail(ep, rc, "DTLS setup failed");
+        return;
+    }
+    if (ep->ice_state == SPK_RELAY_ICE_CONNECTED || ep->ice_state == SPK_RELAY_ICE_READY) {
+        spk_relay_dtls_start(ep);
+    }
+}
+
+static void cmd_remote_cand(spk_relay_ep_t *ep, const spk_relay_cmd_t *cmd)
+{
+    if (cmd->end_of_candidates) {
+        nice_agent_peer_candidate_gathering_done(ep->agent, ep->stream);
+        return;
+    }
+    NiceCandidate *c = nice_agent_parse_remote_candidate_sdp(ep->agent, ep->stream, cmd->cand);
+    if (!c) {
+        spk_info(ep->id, "relay: ignoring unparsable remote candidate");
+        return;
+    }
+    if (c->component_id == 1) {
+        GSList l = {.data = c, .next = NULL};
+        nice_agent_set_remote_candidates(ep->agent, ep->stream, 1, &l);
+    }
+    nice_candidate_free(c);
+}
+
+static void cmd_ice_restart(spk_relay_ep_t *ep, const spk_relay_cmd_t *cmd)
+{
+    if (!nice_agent_restart_stream(ep->agent, ep->stream) ||
+        !nice_agent_set_local_credentials(ep->agent, ep->stream, cmd->local_ufrag,
+                                          cmd->local_pwd) ||
+        !nice_agent_set_remote_credentials(ep->agent, ep->stream, cmd->remote_ufrag,
+                                           cmd->remote_pwd)) {
+        spk_relay_ep_fail(ep, SPK_EINVAL, "ICE restart failed");
+        return;
+    }
+    /* Local candidates are kept across a restart; announce them again. */
+    GSList *cands = nice_agent_get_local_candidates(ep->agent, ep->stream, 1);
+    for (GSList *i = cands; i; i = i->next) {
+        on_candidate(ep->agent, i->data, ep);
+    }
+    g_slist_free_full(cands, (GDestroyNotify)nice_candidate_free);
+    on_gathering_done(ep->agent, ep->stream, ep);
+}
+
+static void dispatch(spk_relay_worker_t *w, const spk_relay_cmd_t *cmd)
+{
+    if (cmd->type == SPK_RELAY_CMD_CREATE) {
+        cmd_create(w, cmd);
+        return;
+    }
+    spk_relay_ep_t *ep = spk_map_get_u64(&w->endpoints, cmd->endpoint_id);
+    if (!ep || !ep->consult || ep->consult->id != cmd->consult_id) {
+        spk_info(cmd->endpoint_id, "relay: command %d for unknown endpoint", (int)cmd->type);
+        if (cmd->type == SPK_RELAY_CMD_CLOSE) {
+            /* Still confirm, so that the control side can always wait for CLOSED. */
+            spk_relay_event_t ev;
+            memset(&ev, 0, sizeof(ev));
+            ev.type = SPK_RELAY_EV_CLOSED;
+            ev.consult_id = cmd->consult_id;
+            ev.endpoint_id = cmd->endpoint_id;
+            spk_relay_emit(w->relay, &ev);
+        }
+        return;
+    }
+    switch (cmd->type) {
+    case SPK_RELAY_CMD_REMOTE_DESC:
+        cmd_remote_desc(ep, cmd);
+        break;
+    case SPK_RELAY_CMD_REMOTE_CAND:
+        cmd_remote_cand(ep, cmd);
+        break;
+    case SPK_RELAY_CMD_FORWARD:
+        ep->forwarding = cmd->on;
+        spk_debug(ep->id, "relay: forwarding %s", cmd->on ? "on" : "off");
+        break;
+    case SPK_RELAY_CMD_ICE_RESTART:
+        cmd_ice_restart(ep, cmd);
+        break;
+    case SPK_RELAY_CMD_CLOSE:
+        ep_close(w, ep, true);
+        break;
+    case SPK_RELAY_CMD_STATS:
+        spk_relay_ep_event(ep, SPK_RELAY_EV_STATS);
+        break;
+    case SPK_RELAY_CMD_OWNER:
+        ep->owner = cmd->owner;
+        break;
+    default:
+        break;
+    }
+}
+
+static void close_all(spk_relay_worker_t *w)
+{
+    void *v;
+    for (;;) {
+        size_t it = 0;
+        if (!spk_map_next(&w->endpoints, &it, &v)) {
+            break;
+        }
+        ep_close(w, v, false);
+    }
+}
+
+static gboolean wake_cb(gint fd, GIOCondition cond, gpointer user)
+{
+    spk_relay_worker_t *w = user;
+    uint64_t v;
+    ssize_t r = read(fd, &v, sizeof(v));
+    (void)r;
+    pthread_mutex_lock(&w->mu);
+    spk_relay_cmd_t *c = w->head;
+    w->head = w->tail = NULL;
+    pthread_mutex_unlock(&w->mu);
+    bool stop = false;
+    for (spk_relay_cmd_t *i = c; i; i = i->next) {
+        if (i->type == SPK_RELAY_CMD_STOP) {
+            stop = true;
+            break;
+        }
+        dispatch(w, i);
+    }
+    free_cmds(c);
+    if (stop) {
+        close_all(w);
+        g_main_loop_quit(w->loop);
+    }
+    return G_SOURCE_CONTINUE;
+}
+
+/* Handshake deadline and, for ICE-lite (no consent checks of its own), receive silence. */
+static gboolean tick_cb(gpointer user)
+{
+    spk_relay_worker_t *w = user;
+    spk_relay_t *relay = w->relay;
+    uint64_t now = spk_mono_ns();
+    void *v;
+    for (size_t it = 0; spk_map_next(&w->endpoints, &it, &v);) {
+        spk_relay_ep_t *ep = v;
+        if (ep->failed) {
+            continue;
+        }
+        if (!ep->dtls_done && now - ep->created_ns > relay->handshake_ns) {
+            spk_relay_ep_fail(ep, SPK_ETIMEOUT, "ICE/DTLS not connected in time");
+        } else if (ep->dtls_done && now - ep->last_rx_ns > relay->consent_ns) {
+            spk_relay_ep_fail(ep, SPK_ETIMEOUT, "nothing received: consent expired");
+        }
+    }
+    return G_SOURCE_CONTINUE;
+}
+
+int spk_relay_worker_init(spk_relay_worker_t *w, spk_relay_t *relay, unsigned index)
+{
+    w->relay = relay;
+    w->index = index;
+    w->wake_fd = -1;
+    pthread_mutex_init(&w->mu, NULL);
+    spk_map_init(&w->endpoints);
+    spk_map_init(&w->consults);
+    w->ctx = g_main_context_new();
+    w->loop = g_main_loop_new(w->ctx, FALSE);
+    w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (w->wake_fd < 0) {
+        return SPK_EIO;
+    }
+    w->wake_src = g_unix_fd_source_new(w->wake_fd, G_IO_IN);
+    g_source_set_callback(w->wake_src, (GSourceFunc)(void (*)(void))wake_cb, w, NULL);
+    g_source_attach(w->wake_src, w->ctx);
+    w->tick_src = g_timeout_source_new(TICK_MS);
+    g_source_set_callback(w->tick_src, tick_cb, w, NULL);
+    g_source_attach(w->tick_src, w->ctx);
+    return 0;
+}
+
+void spk_relay_worker_cleanup(spk_relay_worker_t *w)
+{
+    if (!w->relay) {
+        return;
+    }
+    close_all(w);
+    if (w->wake_src) {
+        g_source_destroy(w->wake_src);
+        g_source_unref(w->wake_src);
+        w->wake_src = NULL;
+    }
+    if (w->tick_src) {
+        g_source_destroy(w->tick_src);
+        g_source_unref(w->tick_src);
+        w->tick_src = NULL;
+    }
+    if (w->ctx) {
+        /* Let libnice finish what it deferred to idle sources. */
+        for (int i = 0; i < 64 && g_main_context_iteration(w->ctx, FALSE); i++) {
+        }
+    }
+    if (w->loop) {
+        g_main_loop_unref(w->loop);
+        w->loop = NULL;
+    }
+    if (w->ctx) {
+        g_main_context_unref(w->ctx);
+        w->ctx = NULL;
+    }
+    if (w->wake_fd >= 0) {
+        close(w->wake_fd);
+        w->wake_fd = -1;
+    }
+    free_cmds(w->head);
+    w->head = w->tail = NULL;
+    spk_map_free(&w->endpoints);
+    spk_map_free(&w->consults);
+    pthread_mutex_destroy(&w->mu);
+    w->relay = NULL;
+}
+
+void *spk_relay_worker_main(void *arg)
+{
+    spk_relay_worker_t *w = arg;
+    g_main_context_push_thread_default(w->ctx);
+    g_main_loop_run(w->loop);
+    close_all(w);
+    for (int i = 0; i < 64 && g_main_context_iteration(w->ctx, FALSE); i++) {
+    }
+    g_main_context_pop_thread_default(w->ctx);
+    return NULL;
+}

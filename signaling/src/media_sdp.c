@@ -1,0 +1,239 @@
+/* SDP for the two media connections: the relay's answer to a publish offer, and the relay's
+ * offers on the subscribe connection (one sendonly m-section per forwarded stream, keeping the
+ * publisher's payload types and SSRCs so packets are forwarded without rewriting). */
+#include "media_int.h"
+
+#ifdef SPK_HAVE_RELAY
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "spk/error.h"
+#include "spk/util.h"
+
+void sig_fingerprint_to_str(const spk_sdp_fingerprint_t *fp, char *out, size_t cap)
+{
+    static const char hx[] = "0123456789ABCDEF";
+    size_t o = 0;
+    for (uint8_t i = 0; i < fp->len && o + 3 < cap; i++) {
+        if (i > 0) {
+            out[o++] = ':';
+        }
+        out[o++] = hx[fp->value[i] >> 4];
+        out[o++] = hx[fp->value[i] & 15];
+    }
+    out[o] = '\0';
+}
+
+static void fingerprint_from_str(const char *s, spk_sdp_fingerprint_t *fp)
+{
+    memset(fp, 0, sizeof(*fp));
+    fp->hash = SPK_SDP_HASH_SHA256;
+    char hex[2 * SPK_SDP_MAX_FINGERPRINT + 1];
+    size_t n = 0;
+    for (; *s != '\0' && n + 1 < sizeof(hex); s++) {
+        if (*s != ':') {
+            hex[n++] = *s;
+        }
+    }
+    long len = spk_hex_decode(fp->value, sizeof(fp->value), hex, n);
+    fp->len = len > 0 ? (uint8_t)len : 0;
+}
+
+/* Transport-wide parameters of one relay endpoint. Publishers get REMB (the relay tells them
+ * the bandwidth it wants to receive) plus NACK and PLI/FIR; subscribed streams carry no header
+ * extensions, because the publisher's extension ids mean nothing on the subscriber's
+ * connection. */
+static void local_of(const sig_ep_t *ep, bool publish, spk_sdp_local_t *l)
+{
+    memset(l, 0, sizeof(*l));
+    l->ice_ufrag = ep->local.ufrag;
+    l->ice_pwd = ep->local.pwd;
+    fingerprint_from_str(ep->local.fingerprint, &l->fingerprint);
+    l->ice_lite = ep->local.ice_lite;
+    l->ice_trickle = true;
+    l->fb_audio = 0;
+    l->fb_video = SPK_SDP_FB_NACK | SPK_SDP_FB_NACK_PLI | SPK_SDP_FB_CCM_FIR;
+    if (publish) {
+        l->fb_video |= SPK_SDP_FB_GOOG_REMB;
+        l->exts = SPK_SDP_EXT_BIT(SPK_EXT_MID) | SPK_SDP_EXT_BIT(SPK_EXT_ABS_SEND_TIME);
+    }
+    l->session_id = ep->id;
+    l->session_version = 1;
+}
+
+/* The primary and rtx SSRCs a section sends: the FID group when there is one. */
+static void section_ssrcs(const spk_sdp_media_t *mm, uint32_t *ssrc, uint32_t *rtx)
+{
+    *ssrc = mm->n_ssrcs > 0 ? mm->ssrcs[0].ssrc : 0;
+    *rtx = 0;
+    for (int g = 0; g < mm->n_ssrc_groups; g++) {
+        const spk_sdp_ssrc_group_t *grp = &mm->ssrc_groups[g];
+        if (strcmp(grp->semantics, "FID") == 0 && grp->n >= 2) {
+            *ssrc = grp->ssrcs[0];
+            *rtx = grp->ssrcs[1];
+            return;
+        }
+    }
+}
+
+/* Records the streams the publisher sends, as negotiated. */
+static void learn_tracks(sig_media_t *m, const spk_sdp_t *offer, const spk_sdp_t *answer)
+{
+    m->n_tracks = 0;
+    for (int i = 0; i < answer->n_media && m->n_tracks < SIG_MEDIA_MAX_TRACKS; i++) {
+        const spk_sdp_media_t *a = &answer->media[i];
+        const spk_sdp_media_t *o = &offer->media[i];
+        bool sends = o->dir == SPK_SDP_SENDONLY || o->dir == SPK_SDP_SENDRECV;
+        if (a->port == 0 || !sends || a->n_codecs == 0 ||
+            (a->kind != SPK_SDP_KIND_AUDIO && a->kind != SPK_SDP_KIND_VIDEO)) {
+            continue;
+        }
+        sig_track_t *t = &m->tracks[m->n_tracks];
+        memset(t, 0, sizeof(*t));
+        t->kind = a->kind;
+        t->codec = a->codecs[0];
+        for (int k = 1; k < a->n_codecs; k++) {
+            if (a->codecs[k].codec == SPK_CODEC_RTX && a->codecs[k].apt == t->codec.pt) {
+                t->rtx = a->codecs[k];
+            }
+        }
+        section_ssrcs(o, &t->ssrc, &t->rtx_ssrc);
+        if (t->ssrc == 0) {
+            continue; /* no a=ssrc: nothing the relay could announce to subscribers */
+        }
+        if (t->rtx.pt == 0) {
+            t->rtx_ssrc = 0;
+        }
+        snprintf(t->track, sizeof(t->track), "%s",
+                 o->msid_track[0] ? o->msid_track
+                                  : (a->kind == SPK_SDP_KIND_AUDIO ? "audio" : "video"));
+        m->n_tracks++;
+    }
+}
+
+int sig_media_answer(spk_sig_t *s, sig_media_t *m, const spk_sdp_t *offer, char *out, size_t cap,
+                     char *why, size_t why_len)
+{
+    spk_sdp_t *answer = malloc(sizeof(*answer));
+    if (answer == NULL) {
+        return SPK_ENOMEM;
+    }
+    spk_sdp_local_t l;
+    local_of(&m->pub, true, &l);
+    int rc = spk_sdp_answer_init(answer, offer, &l, why, why_len);
+    if (rc == 0) {
+        learn_tracks(m, offer, answer);
+        int n = spk_sdp_write(answer, out, cap);
+        rc = n < 0 ? n : 0;
+    }
+    free(answer);
+    return rc == SPK_EINVAL ? SPK_EDECODE : rc;
+}
+
+/* ---- subscribe offers ---- */
+
+static bool slot_matches(const sig_slot_t *sl, const char *pid, const sig_track_t *t)
+{
+    return sl->active && strcmp(sl->participant, pid) == 0 && sl->track.ssrc == t->ssrc;
+}
+
+/* Marks every slot of `m` still wanted; returns true when anything changed. */
+static bool sync_slots(spk_sig_t *s, sig_consult_t *c, sig_conn_t *self, sig_media_t *m)
+{
+    bool wanted[SIG_MEDIA_MAX_SLOTS] = {false};
+    bool changed = false;
+    for (size_t i = 0; i < c->n_conns; i++) {
+        sig_conn_t *conn = spk_map_get_u64(&s->conns, c->conns[i]);
+        for (int k = 0; conn != NULL && conn != self && k < conn->n_joined; k++) {
+            sig_join_t *j = &conn->joined[k];
+            if (j->consult != c || j->media == NULL || j->media->pub.id == 0 ||
+                j->part->rec.state != SPK_PART_ADMITTED) {
+                continue;
+            }
+            for (int t = 0; t < j->media->n_tracks; t++) {
+                const sig_track_t *tr = &j->media->tracks[t];
+                int found = -1;
+                for (int x = 0; x < m->n_slots && found < 0; x++) {
+                    if (slot_matches(&m->slots[x], j->part->rec.id, tr)) {
+                        found = x;
+                    }
+                }
+                if (found < 0 && m->n_slots < SIG_MEDIA_MAX_SLOTS) {
+                    sig_slot_t *sl = &m->slots[m->n_slots];
+                    memset(sl, 0, sizeof(*sl));
+                    snprintf(sl->mid, sizeof(sl->mid), "%d", m->n_slots);
+                    sl->kind = tr->kind;
+                    sl->active = true;
+                    snprintf(sl->participant, sizeof(sl->participant), "%s", j->part->rec.id);
+                    sl->track = *tr;
+                    found = m->n_slots++;
+                    changed = true;
+                }
+                if (found >= 0) {
+                    wanted[found] = true;
+                }
+            }
+        }
+    }
+    for (int x = 0; x < m->n_slots; x++) {
+        if (m->slots[x].active && !wanted[x]) {
+            m->slots[x].active = false;
+            changed = true;
+        }
+    }
+    return changed;
+}
+
+/* Builds the subscribe offer from m's slots. Returns 1 when the slots changed, 0 when not,
+ * or a negative SPK_E* code. *streams gets the mid -> participant list. */
+int sig_media_offer(spk_sig_t *s, sig_consult_t *c, sig_conn_t *conn, sig_media_t *m,
+                    json_t **streams, char *out, size_t cap)
+{
+    bool changed = sync_slots(s, c, conn, m);
+    spk_sdp_t *offer = malloc(sizeof(*offer));
+    json_t *list = json_array();
+    if (offer == NULL || list == NULL) {
+        free(offer);
+        json_decref(list);
+        return SPK_ENOMEM;
+    }
+    spk_sdp_local_t l;
+    local_of(&m->sub, false, &l);
+    l.session_version = (uint64_t)m->version + 1;
+    int rc = spk_sdp_offer_init(offer, &l);
+    for (int x = 0; rc == 0 && x < m->n_slots; x++) {
+        sig_slot_t *sl = &m->slots[x];
+        spk_sdp_codec_t codecs[2] = {sl->track.codec, sl->track.rtx};
+        size_t n = sl->track.rtx.pt != 0 ? 2 : 1;
+        spk_sdp_media_t *mm =
+            spk_sdp_offer_add_media(offer, &l, sl->kind, sl->mid,
+                                    sl->active ? SPK_SDP_SENDONLY : SPK_SDP_INACTIVE, codecs, n);
+        if (mm == NULL) {
+            rc = SPK_ETOOBIG;
+            break;
+        }
+        if (!sl->active) {
+            continue;
+        }
+        rc = spk_sdp_media_add_stream(mm, sl->track.ssrc, sl->track.rtx_ssrc, "spreekkamer",
+                                      sl->participant, sl->track.track);
+        json_array_append_new(list,
+                              json_pack("{s:s, s:s, s:s, s:s}", "participant", sl->participant,
+                                        "kind", sl->kind == SPK_SDP_KIND_AUDIO ? "audio" : "video",
+                                        "mid", sl->mid, "stream", sl->participant));
+    }
+    if (rc == 0 && m->n_slots > 0) {
+        int n = spk_sdp_write(offer, out, cap);
+        rc = n < 0 ? n : 0;
+    }
+    free(offer);
+    if (rc != 0) {
+        json_decref(list);
+        return rc;
+    }
+    *streams = list;
+    return changed ? 1 : 0;
+}
+
+#endif

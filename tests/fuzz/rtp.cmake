@@ -1,0 +1,3 @@
+if(TARGET spk_relay_core)
+  spk_add_fuzz(rtp LIBS spk_relay_core)
+endif()

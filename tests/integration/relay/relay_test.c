@@ -1,0 +1,689 @@
+/* Relay end to end on 127.0.0.1: a real spk_relay (libnice, OpenSSL DTLS, libsrtp) and two real
+ * client peers (loadtest/peer.c) in one consult. Checks the lobby gate, forwarding both ways,
+ * payload integrity, stats, endpoint close and relay destroy.
+ *
+ * Usage: relay_e2e MODE [packets]
+ *   full     full-ICE relay: lobby, forwarding both ways, one side back in the lobby, again
+ *   lite     the same with an ICE-lite relay and a configured port range
+ *   restart  full, then an ICE restart of one endpoint; media flows again
+ *   badfp    wrong fingerprints in the remote descriptions: both endpoints fail (EVERIFY)
+ *   consent  a peer vanishes: its endpoint fails when nothing arrives for consent_timeout_ms
+ *   dtlsloss the peers drop the relay's first DTLS flights (server and client role): the relay's
+ *            retransmission timers recover, then media flows
+ *   fanout   three endpoints in one consult (one subscribe-only, sharing an owner with one of
+ *            the others) and one in another consult on the same relay: each publisher reaches
+ *            every other subscriber of its consult that is not its own, with per-subscriber
+ *            SRTP; nothing crosses consults
+ * The main thread is the control thread (uv loop) and also iterates the peers' GMainContext. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <uv.h>
+
+#include "peer.h"
+#include "spk/error.h"
+#include "spk/log.h"
+#include "spk/relay.h"
+#include "spk/rtp.h"
+#include "spk/util.h"
+
+#define CONSULT 77
+#define CONSULT2 78
+#define EP_A 1001
+#define EP_B 1002
+#define EP_C 1003
+#define EP_D 2001
+#define N_SIDES 4
+#define ROLES_ALL (SPK_RELAY_ROLE_PUBLISH | SPK_RELAY_ROLE_SUBSCRIBE)
+#define PAYLOAD 1000
+#define MAX_PKTS 20000
+
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);               \
+            exit(1);                                                                               \
+        }                                                                                          \
+    } while (0)
+#define CHECK_EQ(a, b)                                                                             \
+    do {                                                                                           \
+        long long a_ = (long long)(a), b_ = (long long)(b);                                        \
+        if (a_ != b_) {                                                                            \
+            fprintf(stderr, "%s:%d: %s == %s failed: %lld != %lld\n", __FILE__, __LINE__, #a, #b,  \
+                    a_, b_);                                                                       \
+            exit(1);                                                                               \
+        }                                                                                          \
+    } while (0)
+
+typedef struct {
+    spk_peer_t *peer;
+    uint64_t consult;
+    uint64_t ep;
+    unsigned idx; /* sender index, carried in the SSRC's low byte */
+    uint32_t ssrc;
+    uint16_t seq;
+    /* receive side */
+    uint64_t got;
+    uint64_t got_pli;
+    uint64_t got_from[N_SIDES];
+    uint64_t bad;
+    uint64_t lat_ns_sum;
+    uint64_t lat_ns_max;
+    uint8_t seen[N_SIDES][MAX_PKTS];
+    /* relay side */
+    bool connected;
+    bool failed;
+    bool closed;
+    bool have_stats;
+    int fail_err;
+    uint16_t cand_port;
+    spk_relay_stats_t stats;
+    const char *profile;
+    int n_cands;
+    int tcp_cands;
+    bool cands_done;
+} side_t;
+
+static uv_loop_t loop;
+static GMainContext *pctx;
+static spk_relay_t *relay;
+static side_t S[N_SIDES];
+#define A S[0]
+#define B S[1]
+#define C S[2]
+#define D S[3]
+
+static side_t *side_of(uint64_t ep)
+{
+    for (unsigned i = 0; i < N_SIDES; i++) {
+        if (S[i].ep == ep) {
+            return &S[i];
+        }
+    }
+    return NULL;
+}
+
+static void event_cb(spk_relay_t *r, const spk_relay_event_t *ev, void *user)
+{
+    side_t *s = side_of(ev->endpoint_id);
+    CHECK(s != NULL);
+    CHECK_EQ(ev->consult_id, s->consult);
+    switch (ev->type) {
+    case SPK_RELAY_EV_LOCAL_CANDIDATE:
+        if (ev->cand[0]) {
+            s->n_cands++;
+            unsigned port = 0;
+            /* candidate:<foundation> <component> <transport> <priority> <address> <port> ... */
+            CHECK(sscanf(ev->cand, "candidate:%*s %*u %*s %*u %*s %u", &port) == 1);
+            if (strstr(ev->cand, " UDP ") || strstr(ev->cand, " udp ")) {
+                s->cand_port = (uint16_t)port;
+            }
+        } else {
+            s->cands_done = true;
+        }
+        if (strstr(ev->cand, " tcp ") || strstr(ev->cand, " TCP ")) {
+            s->tcp_cands++; /* the peers use UDP only */
+        } else if (s->peer) {
+            CHECK_EQ(spk_peer_add_remote_candidate(s->peer, ev->cand[0] ? ev->cand : NULL), 0);
+        }
+        break;
+    case SPK_RELAY_EV_CONNECTED:
+        s->connected = true;
+        s->profile = ev->srtp_profile;
+        break;
+    case SPK_RELAY_EV_FAILED:
+        fprintf(stderr, "endpoint %" PRIu64 " failed: %s\n", ev->endpoint_id, ev->reason);
+        s->failed = true;
+        s->fail_err = ev->err;
+        break;
+    case SPK_RELAY_EV_CLOSED:
+        s->closed = true;
+        s->stats = ev->stats;
+        break;
+    case SPK_RELAY_EV_STATS:
+        s->have_stats = true;
+        s->stats = ev->stats;
+        break;
+    default:
+        break;
+    }
+}
+
+static void media_cb(spk_peer_t *peer, const uint8_t *pkt, size_t len, bool rtcp, void *user)
+{
+    side_t *s = user;
+    if (rtcp) {
+        /* PLI (RFC 4585): PT 206, FMT 1, 12 bytes */
+        if (len == 12 && pkt[1] == 206 && (pkt[0] & 31) == 1) {
+            s->got_pli++;
+        } else {
+            s->bad++;
+        }
+        return;
+    }
+    if (len != 12 + PAYLOAD) {
+        s->bad++;
+        return;
+    }
+    const uint8_t *pl = pkt + 12;
+    uint32_t n = (uint32_t)pl[0] << 24 | (uint32_t)pl[1] << 16 | (uint32_t)pl[2] << 8 | pl[3];
+    uint64_t t = 0;
+    for (int i = 0; i < 8; i++) {
+        t = t << 8 | pl[4 + i];
+    }
+    unsigned from = pkt[11] % N_SIDES;
+    bool ok = n < MAX_PKTS && !s->seen[from][n];
+    for (size_t i = 12; ok && i < PAYLOAD; i++) {
+        ok = pl[i] == (uint8_t)(n * 31 + i);
+    }
+    if (!ok) {
+        s->bad++;
+        return;
+    }
+    s->seen[from][n] = 1;
+    s->got++;
+    s->got_from[from]++;
+    uint64_t lat = spk_mono_ns() - t;
+    s->lat_ns_sum += lat;
+    if (lat > s->lat_ns_max) {
+        s->lat_ns_max = lat;
+    }
+}
+
+/* Runs the uv loop and the peers' context until cond() or timeout. */
+static bool pump(bool (*cond)(void), unsigned timeout_ms)
+{
+    uint64_t end = spk_mono_ns() + (uint64_t)timeout_ms * 1000000u;
+    for (;;) {
+        uv_run(&loop, UV_RUN_NOWAIT);
+        while (g_main_context_iteration(pctx, FALSE)) {
+        }
+        if (cond && cond()) {
+            return true;
+        }
+        if (spk_mono_ns() > end) {
+            return false;
+        }
+        usleep(200);
+    }
+}
+
+static bool both_connected(void)
+{
+    return A.connected && B.connected && spk_peer_connected(A.peer) && spk_peer_connected(B.peer);
+}
+
+static bool any_failed(void)
+{
+    return A.failed || B.failed || spk_peer_failed(A.peer) || spk_peer_failed(B.peer);
+}
+
+static bool connected_or_failed(void)
+{
+    return both_connected() || any_failed();
+}
+
+static uint64_t want_a, want_b;
+
+static bool received_all(void)
+{
+    return A.got >= want_a && B.got >= want_b;
+}
+
+static bool have_stats(void)
+{
+    return A.have_stats && B.have_stats;
+}
+
+static bool a_closed(void)
+{
+    return A.closed;
+}
+
+static void send_one(side_t *s, uint32_t n)
+{
+    uint8_t pkt[12 + PAYLOAD];
+    pkt[0] = 0x80;
+    pkt[1] = 96;
+    pkt[2] = (uint8_t)(s->seq >> 8);
+    pkt[3] = (uint8_t)s->seq;
+    uint32_t ts = n * 3000;
+    for (int i = 0; i < 4; i++) {
+        pkt[4 + i] = (uint8_t)(ts >> (24 - 8 * i));
+        pkt[8 + i] = (uint8_t)(s->ssrc >> (24 - 8 * i));
+    }
+    s->seq++;
+    uint8_t *pl = pkt + 12;
+    uint64_t t = spk_mono_ns();
+    for (int i = 0; i < 4; i++) {
+        pl[i] = (uint8_t)(n >> (24 - 8 * i));
+    }
+    for (int i = 0; i < 8; i++) {
+        pl[4 + i] = (uint8_t)(t >> (56 - 8 * i));
+    }
+    for (size_t i = 12; i < PAYLOAD; i++) {
+        pl[i] = (uint8_t)(n * 31 + i);
+    }
+    CHECK_EQ(spk_peer_send_rtp(s->peer, pkt, sizeof(pkt)), 0);
+}
+
+/* Each side sends count packets numbered from first, paced in bursts of 10. */
+static void send_both(uint32_t first, uint32_t count)
+{
+    for (uint32_t i = 0; i < count; i++) {
+        send_one(&A, first + i);
+        send_one(&B, first + i);
+        if (i % 10 == 9) {
+            pump(NULL, 1);
+        }
+    }
+}
+
+static void reset_rx(void)
+{
+    for (unsigned i = 0; i < N_SIDES; i++) {
+        S[i].got = S[i].bad = S[i].lat_ns_sum = S[i].lat_ns_max = 0;
+        memset(S[i].got_from, 0, sizeof(S[i].got_from));
+        memset(S[i].seen, 0, sizeof(S[i].seen));
+    }
+}
+
+static void exchange_candidates(int only)
+{
+    for (int i = 0; i < N_SIDES; i++) {
+        if ((only >= 0 && only != i) || !S[i].peer) {
+            continue;
+        }
+        const char *lines[SPK_PEER_MAX_CANDIDATES];
+        bool done = false;
+        size_t n = spk_peer_local_candidates(S[i].peer, lines, SPK_PEER_MAX_CANDIDATES, &done);
+        CHECK(n > 0);
+        for (size_t j = 0; j < n; j++) {
+            CHECK_EQ(spk_relay_remote_candidate(relay, S[i].consult, S[i].ep, lines[j]), 0);
+        }
+        CHECK_EQ(spk_relay_remote_candidate(relay, S[i].consult, S[i].ep, NULL), 0);
+    }
+}
+
+static unsigned drop_dtls_rx;
+
+static void setup_side(side_t *s, uint64_t consult, uint64_t ep, unsigned roles, bool dtls_server,
+                       bool bad_fp)
+{
+    s->consult = consult;
+    s->ep = ep;
+    s->idx = (unsigned)(s - S);
+    s->ssrc = 0x11111100u * (s->idx + 1) + s->idx;
+    s->seq = (uint16_t)(s->ssrc * 7);
+    spk_peer_config_t pc = {.ctx = pctx,
+                            .address = "127.0.0.1",
+                            .dtls_server = dtls_server,
+                            .media_cb = media_cb,
+                            .user = s,
+                            .drop_dtls_rx = drop_dtls_rx};
+    CHECK_EQ(spk_peer_new(&pc, &s->peer), 0);
+    spk_relay_local_t local;
+    CHECK_EQ(spk_relay_endpoint_create(relay, consult, ep, roles, &local), 0);
+    CHECK(strlen(local.ufrag) >= 4);
+    CHECK(strcmp(local.fingerprint, spk_relay_fingerprint(relay)) == 0);
+    /* The peer's setup: passive peer -> the relay is the DTLS client, and vice versa. */
+    spk_relay_setup_t setup = dtls_server ? SPK_RELAY_SETUP_PASSIVE : SPK_RELAY_SETUP_ACTIVE;
+    char fp[SPK_RELAY_FINGERPRINT_LEN];
+    snprintf(fp, sizeof(fp), "%s", spk_peer_fingerprint(s->peer));
+    if (bad_fp) {
+        fp[0] = fp[0] == 'A' ? 'B' : 'A';
+    }
+    CHECK_EQ(spk_relay_remote_description(relay, consult, ep, spk_peer_ufrag(s->peer),
+                                          spk_peer_pwd(s->peer), fp, setup),
+             0);
+    CHECK_EQ(spk_peer_set_remote(s->peer, local.ufrag, local.pwd, local.fingerprint), 0);
+}
+
+static double cpu_s(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + (double)ru.ru_stime.tv_sec +
+           ((double)ru.ru_utime.tv_usec + (double)ru.ru_stime.tv_usec) / 1e6;
+}
+
+static void request_stats(void)
+{
+    A.have_stats = B.have_stats = false;
+    CHECK_EQ(spk_relay_stats(relay, CONSULT, EP_A), 0);
+    CHECK_EQ(spk_relay_stats(relay, CONSULT, EP_B), 0);
+    CHECK(pump(have_stats, 5000));
+}
+
+static void phase_lobby(uint32_t n)
+{
+    reset_rx();
+    send_both(0, n);
+    pump(NULL, 300);
+    CHECK_EQ(A.got, 0);
+    CHECK_EQ(B.got, 0);
+    request_stats();
+    CHECK_EQ(A.stats.rtp_rx, n);
+    CHECK_EQ(B.stats.rtp_rx, n);
+    CHECK_EQ(A.stats.rtp_tx, 0);
+    CHECK(A.stats.dropped_lobby >= n);
+    printf("lobby: %u packets each way sent, 0 forwarded\n", n);
+}
+
+static void phase_flow(const char *name, uint32_t first, uint32_t n)
+{
+    request_stats();
+    uint64_t w0 = A.stats.worker_cpu_ns;
+    uint64_t fwd0 = A.stats.rtp_tx + B.stats.rtp_tx;
+    reset_rx();
+    want_a = want_b = n;
+    double c0 = cpu_s();
+    uint64_t t0 = spk_mono_ns();
+    send_both(first, n);
+    bool all = pump(received_all, 10000);
+    double secs = (double)(spk_mono_ns() - t0) / 1e9;
+    double cpu = cpu_s() - c0;
+    printf("%s: A got %" PRIu64 "/%u, B got %" PRIu64 "/%u, bad %" PRIu64 "/%" PRIu64
+           ", latency avg %.1f/%.1f us max %.1f/%.1f us, %.3f s, process CPU %.3f s\n",
+           name, A.got, n, B.got, n, A.bad, B.bad, A.got ? A.lat_ns_sum / 1e3 / A.got : 0.0,
+           B.got ? B.lat_ns_sum / 1e3 / B.got : 0.0, A.lat_ns_max / 1e3, B.lat_ns_max / 1e3, secs,
+           cpu);
+    CHECK_EQ(A.bad, 0);
+    CHECK_EQ(B.bad, 0);
+    CHECK(all);
+    request_stats();
+    uint64_t fwd = A.stats.rtp_tx + B.stats.rtp_tx - fwd0;
+    printf("%s: relay worker CPU %.2f us per forwarded packet (%" PRIu64 " packets, fan-out 1)\n",
+           name, (double)(A.stats.worker_cpu_ns - w0) / 1e3 / (double)fwd, fwd);
+}
+
+static bool got_plis(void)
+{
+    return A.got_pli >= 5 && B.got_pli >= 5;
+}
+
+/* RTCP feedback through the relay: each side asks the other for a key frame. */
+static void phase_rtcp(void)
+{
+    uint8_t pli[64];
+    A.got_pli = B.got_pli = 0;
+    for (int i = 0; i < 5; i++) {
+        int n = spk_rtcp_build_pli(pli, sizeof(pli), A.ssrc, B.ssrc);
+        CHECK_EQ(n, 12);
+        CHECK_EQ(spk_peer_send_rtcp(A.peer, pli, (size_t)n), 0);
+        n = spk_rtcp_build_pli(pli, sizeof(pli), B.ssrc, A.ssrc);
+        CHECK_EQ(spk_peer_send_rtcp(B.peer, pli, (size_t)n), 0);
+    }
+    CHECK(pump(got_plis, 5000));
+    CHECK_EQ(A.bad, 0);
+    CHECK_EQ(B.bad, 0);
+    printf("rtcp: 5 PLIs each way forwarded and decrypted\n");
+}
+
+static void phase_one_side_lobby(uint32_t first, uint32_t n)
+{
+    CHECK_EQ(spk_relay_set_forwarding(relay, CONSULT, EP_A, false), 0);
+    pump(NULL, 50);
+    reset_rx();
+    send_both(first, n);
+    pump(NULL, 300);
+    CHECK_EQ(A.got, 0); /* nothing to an endpoint in the lobby */
+    CHECK_EQ(B.got, 0); /* nothing from an endpoint in the lobby */
+    printf("A in lobby: 0 forwarded either way\n");
+}
+
+static bool a_failed(void)
+{
+    return A.failed;
+}
+
+static bool both_relay_failed(void)
+{
+    return A.failed && B.failed;
+}
+
+static void connect_all(bool bad_fp)
+{
+    setup_side(&A, CONSULT, EP_A, ROLES_ALL, false, bad_fp); /* relay is DTLS server */
+    setup_side(&B, CONSULT, EP_B, ROLES_ALL, true, bad_fp);  /* relay is DTLS client */
+    pump(NULL, 20);
+    exchange_candidates(-1);
+}
+
+static void phase_restart(uint32_t first, uint32_t n)
+{
+    spk_relay_local_t local;
+    A.cands_done = false;
+    CHECK_EQ(spk_peer_ice_restart(A.peer), 0);
+    CHECK_EQ(spk_relay_ice_restart(relay, CONSULT, EP_A, spk_peer_ufrag(A.peer),
+                                   spk_peer_pwd(A.peer), &local),
+             0);
+    CHECK_EQ(spk_peer_set_remote_ice(A.peer, local.ufrag, local.pwd), 0);
+    exchange_candidates(0);
+    /* Media resumes once the new pair is selected; send until it does. */
+    reset_rx();
+    uint32_t sent = 0;
+    uint64_t end = spk_mono_ns() + 10000000000ull;
+    while ((A.got < 20 || B.got < 20) && spk_mono_ns() < end) {
+        send_one(&A, first + sent);
+        send_one(&B, first + sent);
+        sent++;
+        CHECK(sent < n);
+        pump(NULL, 5);
+    }
+    CHECK(A.got >= 20 && B.got >= 20);
+    CHECK(!any_failed());
+    printf("ICE restart: media flows again after %u packets\n", sent);
+}
+
+static bool all_connected(void)
+{
+    for (unsigned i = 0; i < N_SIDES; i++) {
+        if (S[i].peer && !(S[i].connected && spk_peer_connected(S[i].peer))) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static bool fanout_done(void)
+{
+    return B.got_from[2] >= want_a && A.got_from[2] >= want_a && C.got_from[0] >= want_a;
+}
+
+static void run_fanout(uint32_t n)
+{
+    setup_side(&A, CONSULT, EP_A, ROLES_ALL, false, false);
+    setup_side(&B, CONSULT, EP_B, SPK_RELAY_ROLE_SUBSCRIBE, true, false);
+    setup_side(&C, CONSULT, EP_C, ROLES_ALL, false, false);
+    setup_side(&D, CONSULT2, EP_D, ROLES_ALL, true, false);
+    /* A and B are one participant's publish(+subscribe) and subscribe connections. */
+    CHECK_EQ(spk_relay_set_owner(relay, CONSULT, EP_A, 9), 0);
+    CHECK_EQ(spk_relay_set_owner(relay, CONSULT, EP_B, 9), 0);
+    pump(NULL, 20);
+    exchange_candidates(-1);
+    CHECK(pump(all_connected, 15000));
+    for (unsigned i = 0; i < N_SIDES; i++) {
+        CHECK(!S[i].failed && !spk_peer_failed(S[i].peer));
+        CHECK_EQ(spk_relay_set_forwarding(relay, S[i].consult, S[i].ep, true), 0);
+    }
+    pump(NULL, 50);
+    request_stats();
+    uint64_t w0 = A.stats.worker_cpu_ns;
+    reset_rx();
+    want_a = n;
+    for (uint32_t i = 0; i < n; i++) {
+        for (unsigned k = 0; k < N_SIDES; k++) {
+            send_one(&S[k], i);
+        }
+        if (i % 10 == 9) {
+            pump(NULL, 1);
+        }
+    }
+    CHECK(pump(fanout_done, 10000));
+    pump(NULL, 200);
+    for (unsigned i = 0; i < N_SIDES; i++) {
+        CHECK_EQ(S[i].bad, 0);
+        CHECK_EQ(S[i].got_from[i], 0); /* never echoed */
+        CHECK_EQ(S[i].got_from[1], 0); /* B only subscribes */
+        CHECK_EQ(S[i].got_from[3], 0); /* D is in another consult */
+    }
+    CHECK_EQ(D.got, 0);
+    CHECK_EQ(A.got, n);
+    CHECK_EQ(B.got, n);
+    CHECK_EQ(B.got_from[0], 0); /* same owner as A */
+    CHECK_EQ(C.got, n);
+    request_stats();
+    uint64_t fwd = A.stats.rtp_tx + B.stats.rtp_tx + C.stats.rtp_tx;
+    printf("fanout: A %" PRIu64 ", B %" PRIu64 " (from C only), C %" PRIu64 ", D %" PRIu64
+           "; %" PRIu64 " packets forwarded\n",
+           A.got, B.got, C.got, D.got, fwd);
+    printf("fanout: worker CPU %.2f us per forwarded packet (the worker of consult %d also "
+           "received the packets that had no subscriber)\n",
+           (double)(A.stats.worker_cpu_ns - w0) / 1e3 / (double)fwd, CONSULT);
+    for (unsigned i = 1; i < N_SIDES; i++) {
+        S[i].closed = false;
+        CHECK_EQ(spk_relay_endpoint_close(relay, S[i].consult, S[i].ep), 0);
+    }
+}
+
+static bool others_closed(void)
+{
+    return B.closed && C.closed && D.closed;
+}
+
+static void teardown(void)
+{
+    if (!A.closed) {
+        CHECK_EQ(spk_relay_endpoint_close(relay, CONSULT, EP_A), 0);
+        CHECK(pump(a_closed, 5000));
+    }
+    spk_relay_destroy(relay);
+    relay = NULL;
+    uv_run(&loop, UV_RUN_DEFAULT);
+    CHECK_EQ(uv_loop_close(&loop), 0);
+    for (unsigned i = 0; i < N_SIDES; i++) {
+        spk_peer_free(S[i].peer);
+    }
+    while (g_main_context_iteration(pctx, FALSE)) {
+    }
+    g_main_context_unref(pctx);
+}
+
+static void run_forwarding(uint32_t n, bool lite, bool restart)
+{
+    CHECK(pump(connected_or_failed, 15000));
+    CHECK(!any_failed());
+    CHECK(A.n_cands > 0 && A.cands_done);
+    printf("connected (%s ICE, %d relay candidates): relay %s / %s, peers %s / %s\n",
+           lite ? "lite" : "full", A.n_cands, A.profile, B.profile, spk_peer_srtp_profile(A.peer),
+           spk_peer_srtp_profile(B.peer));
+    CHECK(strcmp(A.profile, "AEAD_AES_128_GCM") == 0);
+    CHECK(strcmp(B.profile, "AEAD_AES_128_GCM") == 0);
+
+    phase_lobby(50);
+    CHECK_EQ(spk_relay_set_forwarding(relay, CONSULT, EP_A, true), 0);
+    CHECK_EQ(spk_relay_set_forwarding(relay, CONSULT, EP_B, true), 0);
+    pump(NULL, 50);
+    phase_flow("forwarding", 100, n);
+    if (restart) {
+        phase_restart(200 + 2 * n, n);
+        return;
+    }
+    phase_rtcp();
+    phase_one_side_lobby(100 + n, 50);
+    CHECK_EQ(spk_relay_set_forwarding(relay, CONSULT, EP_A, true), 0);
+    pump(NULL, 50);
+    phase_flow("forwarding again", 200 + n, n);
+
+    request_stats();
+    printf("relay stats A: rtp_rx %" PRIu64 " rtp_tx %" PRIu64 " unprotect_err %" PRIu64
+           " lobby %" PRIu64 " path %.2f us/packet in (unprotect + protect + send)\n",
+           A.stats.rtp_rx, A.stats.rtp_tx, A.stats.unprotect_errors, A.stats.dropped_lobby,
+           A.stats.path_ns / 1e3 / (double)A.stats.rtp_rx);
+    CHECK_EQ(A.stats.unprotect_errors, 0);
+    CHECK_EQ(B.stats.unprotect_errors, 0);
+    CHECK(A.stats.rtp_tx >= 2 * n);
+    spk_peer_stats_t ps;
+    spk_peer_stats(A.peer, &ps);
+    CHECK_EQ(ps.unprotect_errors, 0);
+}
+
+int main(int argc, char **argv)
+{
+    const char *mode = argc > 1 ? argv[1] : "full";
+    bool lite = strcmp(mode, "lite") == 0;
+    uint32_t n = argc > 2 ? (uint32_t)atoi(argv[2]) : 500;
+    CHECK(n >= 10 && n * 4 < MAX_PKTS);
+    spk_log_set_level(getenv("SPK_TEST_DEBUG") ? SPK_LOG_DEBUG : SPK_LOG_ERROR);
+    CHECK_EQ(uv_loop_init(&loop), 0);
+    pctx = g_main_context_new();
+
+    spk_relay_config_t cfg;
+    spk_relay_config_init(&cfg);
+    cfg.workers = 2;
+    cfg.addresses[0] = "127.0.0.1";
+    cfg.addresses[1] = "::1"; /* gathered too; the IPv4-only peers pair with 127.0.0.1 */
+    cfg.n_addresses = 2;
+    cfg.ice_lite = lite;
+    if (lite) {
+        cfg.port_min = 41000;
+        cfg.port_max = 41999;
+        cfg.ice_tcp = true; /* passive TCP candidates too; the peers pair over UDP */
+    }
+    if (strcmp(mode, "consent") == 0) {
+        cfg.consent_timeout_ms = 1500;
+    }
+    CHECK_EQ(spk_relay_new(&loop, &cfg, event_cb, NULL, &relay), 0);
+    CHECK_EQ(strlen(spk_relay_fingerprint(relay)), 95);
+
+    if (strcmp(mode, "badfp") == 0) {
+        connect_all(true);
+        CHECK(pump(both_relay_failed, 15000));
+        CHECK_EQ(A.fail_err, SPK_EVERIFY);
+        CHECK_EQ(B.fail_err, SPK_EVERIFY);
+        CHECK(!A.connected && !B.connected);
+        printf("wrong fingerprints: both endpoints failed verification\n");
+    } else if (strcmp(mode, "consent") == 0) {
+        connect_all(false);
+        CHECK(pump(connected_or_failed, 15000));
+        CHECK(!any_failed());
+        spk_peer_free(A.peer);
+        A.peer = NULL;
+        CHECK(pump(a_failed, 10000));
+        CHECK_EQ(A.fail_err, SPK_ETIMEOUT);
+        printf("peer gone: endpoint failed (consent)\n");
+    } else if (strcmp(mode, "dtlsloss") == 0) {
+        drop_dtls_rx = 1;
+        uint64_t t0 = spk_mono_ns();
+        connect_all(false);
+        CHECK(pump(connected_or_failed, 15000));
+        CHECK(!any_failed());
+        double secs = (double)(spk_mono_ns() - t0) / 1e9;
+        printf("first relay DTLS flight lost on both endpoints: connected after %.2f s\n", secs);
+        CHECK(secs > 0.9); /* a retransmission happened */
+        CHECK_EQ(spk_relay_set_forwarding(relay, CONSULT, EP_A, true), 0);
+        CHECK_EQ(spk_relay_set_forwarding(relay, CONSULT, EP_B, true), 0);
+        pump(NULL, 50);
+        phase_flow("forwarding", 0, n);
+    } else if (strcmp(mode, "fanout") == 0) {
+        run_fanout(n);
+        CHECK(pump(others_closed, 5000));
+    } else {
+        connect_all(false);
+        run_forwarding(n, lite, strcmp(mode, "restart") == 0);
+        if (lite) {
+            CHECK(A.cand_port >= 41000 && A.cand_port <= 41999);
+            CHECK(A.tcp_cands > 0);
+        }
+    }
+    CHECK_EQ(spk_relay_endpoint_close(relay, CONSULT, EP_A), 0);
+    CHECK(pump(a_closed, 5000));
+    teardown();
+    printf("ok\n");
+    return 0;
+}
