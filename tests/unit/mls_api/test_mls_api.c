@@ -246,6 +246,7 @@ static void test_remove(void **state)
     /* carol can no longer read the group. */
     assert_rc(spk_mls_encrypt(w.m[0], (const uint8_t *)"zonder carol", 12, 0, &msg), 0);
     assert_rc(spk_mls_process(w.m[2], msg.p, msg.n, &ev), SPK_ESTATE);
+    spk_mls_buf_free(&commit);
     assert_rc(spk_mls_encrypt(w.m[2], (const uint8_t *)"x", 1, 0, &commit), SPK_ESTATE);
     assert_rc(spk_mls_process(w.m[1], msg.p, msg.n, &ev), 0);
     spk_mls_buf_free(&ev.data);
