@@ -1,7 +1,10 @@
 /* Media worker: a thread running a GLib main context that owns its consults' libnice agents.
  * Commands arrive on a queue with an eventfd wake-up; everything else happens in callbacks on
  * this thread. */
+#define _GNU_SOURCE /* pthread_setname_np */
 #include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -511,6 +514,9 @@ void spk_relay_worker_cleanup(spk_relay_worker_t *w)
 void *spk_relay_worker_main(void *arg)
 {
     spk_relay_worker_t *w = arg;
+    char name[16];
+    snprintf(name, sizeof(name), "spk-relay-%u", w->index);
+    pthread_setname_np(pthread_self(), name); /* per-worker CPU in /proc/<pid>/task */
     g_main_context_push_thread_default(w->ctx);
     g_main_loop_run(w->loop);
     close_all(w);

@@ -65,6 +65,10 @@ static int ep_open(spk_sig_t *s, sig_conn_t *conn, sig_consult_t *c, sig_ep_t *e
     unsigned roles = pc == SIG_PC_PUBLISH ? SPK_RELAY_ROLE_PUBLISH : SPK_RELAY_ROLE_SUBSCRIBE;
     int rc = spk_relay_endpoint_create(s->relay, c->relay_id, ep->id, roles, &ep->local);
     if (rc == 0) {
+        /* A connection's publish and subscribe endpoints never forward to each other. */
+        rc = spk_relay_set_owner(s->relay, c->relay_id, ep->id, conn->id);
+    }
+    if (rc == 0) {
         own->conn = conn->id;
         own->pc = pc;
         snprintf(own->consult, sizeof(own->consult), "%s", c->rec.id);

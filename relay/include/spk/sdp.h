@@ -2,10 +2,10 @@
  * write it. No I/O and no allocation: the parser fills a caller-provided spk_sdp_t and the writer
  * prints one into a caller buffer.
  *
- * spk_sdp_t is large (about 300 KB with the default limits): allocate it on the heap or embed
- * it in a long-lived object, never on a worker's stack. It holds no pointers, so it can be
- * copied, compared with memcmp after spk_sdp_parse (which zeroes it first) and sent between
- * threads.
+ * spk_sdp_t is large (about 780 KB with the default limits, 24 KB per m-section): allocate it on
+ * the heap or embed it in a long-lived object, never on a worker's stack. It holds no pointers, so
+ * it can be copied, compared with memcmp after spk_sdp_parse (which zeroes it first) and sent
+ * between threads.
  *
  * Parsing rules: CRLF and LF line ends are both accepted; lines longer than SPK_SDP_MAX_LINE,
  * more than SPK_SDP_MAX_MEDIA m-sections, or a description larger than SPK_SDP_MAX_SIZE are
@@ -332,8 +332,9 @@ typedef struct {
  * sendrecv and adds ssrcs/msid when it forwards a stream on it); ICE and fingerprint at media
  * level; BUNDLE over all accepted mids. Sections with no acceptable codec, application
  * sections and sections the offer rejected are rejected (port 0, inactive). Fails with
- * SPK_EDECODE when the offer lacks ICE credentials, fingerprint or rtcp-mux on an accepted
- * section, or SPK_EINVAL for a bad `local`. */
+ * SPK_EDECODE when the offer lacks ICE credentials, fingerprint, mid or rtcp-mux on an accepted
+ * section, SPK_ENOTFOUND when no section can be accepted, or SPK_EINVAL for a bad `local`
+ * (ufrag 4..256 / pwd 22..256 ice-chars, a fingerprint). On error `answer` is zeroed. */
 int spk_sdp_answer_init(spk_sdp_t *answer, const spk_sdp_t *offer, const spk_sdp_local_t *local,
                         char *why, size_t why_len);
 

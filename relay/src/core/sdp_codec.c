@@ -300,13 +300,15 @@ static int codec_rank(const spk_sdp_media_t *m, const spk_sdp_codec_t *c)
     if (c->codec == SPK_CODEC_VP8 && c->clock_rate == 90000) {
         return 100;
     }
-    if (c->codec == SPK_CODEC_H264 && c->clock_rate == 90000 &&
-        spk_sdp_h264_is_baseline(c->profile_level_id) && c->packetization_mode <= 1) {
+    /* RFC 6184 8.1: no profile-level-id means baseline, level 1 (42000a). */
+    uint32_t plid = c->profile_level_id != 0 ? c->profile_level_id : 0x42000a;
+    if (c->codec == SPK_CODEC_H264 && c->clock_rate == 90000 && spk_sdp_h264_is_baseline(plid) &&
+        c->packetization_mode <= 1) {
         int r = 10;
         if (c->packetization_mode == 1) {
             r += 4;
         }
-        if ((c->profile_level_id >> 16) != 0x42 || (c->profile_level_id >> 8 & 0x40) != 0) {
+        if ((plid >> 16) != 0x42 || (plid >> 8 & 0x40) != 0) {
             r += 2; /* constrained baseline (e.g. 42e01f) before plain baseline (42001f) */
         }
         return r;

@@ -84,6 +84,7 @@ static int parse_rtpmap(const media_ctx_t *c, const char *v)
     if (codec == NULL) {
         return 0;
     }
+    memset(codec->name, 0, sizeof(codec->name));
     memcpy(codec->name, rest, (size_t)(s1 - rest));
     codec->name[s1 - rest] = '\0';
     codec->codec = spk_sdp_codec_from_name(codec->name);
@@ -113,6 +114,7 @@ static int parse_fmtp(const media_ctx_t *c, const char *v)
     if (codec == NULL) {
         return 0;
     }
+    memset(codec->fmtp, 0, sizeof(codec->fmtp));
     memcpy(codec->fmtp, rest, n);
     codec->fmtp[n] = '\0';
     char why[160];
@@ -237,8 +239,8 @@ static bool copy_id(char *dst, const char *s, size_t n)
             return false;
         }
     }
+    memset(dst, 0, SPK_SDP_MAX_ID); /* a repeated attribute leaves no stale tail */
     memcpy(dst, s, n);
-    dst[n] = '\0';
     return true;
 }
 
@@ -250,7 +252,7 @@ static int parse_msid_value(const media_ctx_t *c, const char *v, char *stream, c
     if (!copy_id(stream, v, sn)) {
         return mfail(c, SPK_EDECODE, "msid stream id");
     }
-    track[0] = '\0';
+    memset(track, 0, SPK_SDP_MAX_ID);
     if (sp != NULL) {
         const char *t = sp + 1;
         size_t tn = strlen(t);

@@ -97,8 +97,8 @@ static bool tok_copy(char *dst, size_t cap, const char *t, size_t n)
     if (n == 0 || n >= cap) {
         return false;
     }
+    memset(dst, 0, cap); /* a repeated attribute leaves no stale tail */
     memcpy(dst, t, n);
-    dst[n] = '\0';
     return true;
 }
 
@@ -296,6 +296,7 @@ static int parse_fingerprint(parse_ctx_t *ctx, const char *v, spk_sdp_fingerprin
     if (!next_tok(&v, &t, &n) || n != (size_t)hashes[h].len * 3 - 1) {
         return FAIL(ctx, SPK_EDECODE, "fingerprint length for %s", hashes[h].name);
     }
+    memset(fp, 0, sizeof(*fp));
     for (size_t i = 0; i < hashes[h].len; i++) {
         const char *b = t + i * 3;
         if (!isxdigit((unsigned char)b[0]) || !isxdigit((unsigned char)b[1]) ||
@@ -328,7 +329,8 @@ static int parse_ice_cred(parse_ctx_t *ctx, const char *v, char *dst, size_t min
     if (n < min || n >= SPK_SDP_MAX_ICE || !is_ice_chars(v)) {
         return FAIL(ctx, SPK_EDECODE, "%s of %zu chars or not ice-chars", what, n);
     }
-    memcpy(dst, v, n + 1);
+    memset(dst, 0, SPK_SDP_MAX_ICE);
+    memcpy(dst, v, n);
     return 0;
 }
 
@@ -354,6 +356,7 @@ static int parse_group(parse_ctx_t *ctx, const char *v)
     }
     spk_sdp_t *sdp = ctx->sdp;
     sdp->n_bundle = 0;
+    memset(sdp->bundle, 0, sizeof(sdp->bundle));
     while (next_tok(&v, &t, &n)) {
         if (sdp->n_bundle >= SPK_SDP_MAX_MEDIA) {
             return FAIL(ctx, SPK_ETOOBIG, "more than %d BUNDLE mids", SPK_SDP_MAX_MEDIA);
@@ -387,8 +390,8 @@ static int parse_msid_semantic(parse_ctx_t *ctx, const char *v)
         return FAIL(ctx, SPK_EDECODE, "msid-semantic ids too long");
     }
     ctx->sdp->msid_semantic = true;
+    memset(ctx->sdp->msid_semantic_ids, 0, SPK_SDP_MAX_ID);
     memcpy(ctx->sdp->msid_semantic_ids, v, len);
-    ctx->sdp->msid_semantic_ids[len] = '\0';
     return 0;
 }
 
