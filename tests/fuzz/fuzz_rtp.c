@@ -7,7 +7,8 @@
  *  - a NACK rebuilt from an expanded NACK expands to the same sequence numbers;
  *  - RTX wrap then unwrap gives back the header fields and payload;
  *  - the retransmission store returns what was put in;
- *  - the NACK generator yields increasing sequence numbers and stays bounded. */
+ *  - the NACK generator yields increasing sequence numbers and stays bounded;
+ *  - transport-cc feedback built from the packets' arrivals decodes. */
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -17,6 +18,7 @@
 #include "spk/nack.h"
 #include "spk/rtp.h"
 #include "spk/rtx.h"
+#include "spk/twcc.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -140,6 +142,34 @@ static void fuzz_nack_gen(const spk_rtp_view_t *v)
         abort();
     }
     (void)spk_nack_gen_keyframe_needed(&gen);
+}
+
+static void fuzz_twcc_rx(const spk_rtp_view_t *v)
+{
+    static spk_twcc_rx_t rx;
+    static unsigned calls;
+    static uint8_t out[1200];
+    static spk_twcc_status_t st[65536];
+    (void)spk_twcc_rx_on_packet(&rx, v->seq, (int64_t)v->ts * 10);
+    if (++calls % 8 != 0) {
+        return;
+    }
+    int len;
+    while ((len = spk_twcc_rx_build(&rx, out, sizeof(out), 1, v->ssrc)) > 0) {
+        spk_rtcp_iter_t it;
+        spk_rtcp_pkt_t p;
+        spk_rtcp_fb_t fb;
+        spk_rtcp_twcc_t tw;
+        spk_rtcp_iter_init(&it, out, (size_t)len);
+        if (spk_rtcp_next(&it, &p, NULL, 0) != 0 || spk_rtcp_parse_fb(&p, &fb, NULL, 0) != 0 ||
+            spk_rtcp_parse_twcc(&fb, &tw, NULL, 0) != 0 ||
+            spk_rtcp_twcc_decode(&tw, st, sizeof(st) / sizeof(st[0])) != tw.status_count) {
+            abort(); /* the recorder's own feedback must decode */
+        }
+    }
+    if (len < 0) {
+        abort();
+    }
 }
 
 static void fuzz_nack(const spk_rtcp_fb_t *fb)
@@ -278,6 +308,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         fuzz_rtx(&v, data, size);
         fuzz_store(&v, data, size);
         fuzz_nack_gen(&v);
+        fuzz_twcc_rx(&v);
     }
     spk_rtcp_iter_t it;
     spk_rtcp_pkt_t p;

@@ -7,6 +7,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "spk/rtp.h"
+
 static inline uint16_t spk_rd16(const uint8_t *p)
 {
     return (uint16_t)((uint16_t)p[0] << 8 | p[1]);
@@ -46,5 +48,11 @@ static inline void spk_wr32(uint8_t *p, uint32_t v)
 /* Writes a reason into why (may be NULL) and returns err. */
 int spk_core_fail(char *why, size_t why_len, int err, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+
+/* Transport-cc feedback covering statuses from base (<= pkts[0].seq) on; see
+ * spk_rtcp_build_twcc, which is this with base = pkts[0].seq. */
+int spk_core_build_twcc(uint8_t *out, size_t cap, uint32_t sender_ssrc, uint32_t media_ssrc,
+                        uint8_t fb_count, int64_t base, const spk_twcc_recv_t *pkts, size_t n,
+                        size_t *consumed);
 
 #endif

@@ -295,11 +295,11 @@ static size_t twcc_chunks(twcc_walk_t w, int64_t count, uint8_t *out)
 }
 
 /* Packets that fit the delta range and status count limits. */
-static size_t twcc_fit(const spk_twcc_recv_t *pkts, size_t n, int64_t ref_ticks)
+static size_t twcc_fit(const spk_twcc_recv_t *pkts, size_t n, int64_t base, int64_t ref_ticks)
 {
     int64_t ticks = ref_ticks;
     for (size_t i = 0; i < n; i++) {
-        if (pkts[i].seq - pkts[0].seq > 0xfffe) {
+        if (pkts[i].seq - base > 0xfffe) {
             return i;
         }
         int64_t t = floor_div(pkts[i].arrival_us, 250);
@@ -311,10 +311,10 @@ static size_t twcc_fit(const spk_twcc_recv_t *pkts, size_t n, int64_t ref_ticks)
     return n;
 }
 
-static size_t twcc_size(const spk_twcc_recv_t *pkts, size_t k, int64_t ref_ticks)
+static size_t twcc_size(const spk_twcc_recv_t *pkts, size_t k, int64_t base, int64_t ref_ticks)
 {
-    twcc_walk_t w = {pkts, k, 0, 0, pkts[0].seq, ref_ticks};
-    int64_t count = pkts[k - 1].seq - pkts[0].seq + 1;
+    twcc_walk_t w = {pkts, k, 0, 0, base, ref_ticks};
+    int64_t count = pkts[k - 1].seq - base + 1;
     size_t bytes = 20 + twcc_chunks(w, count, NULL);
     int64_t ticks = ref_ticks;
     for (size_t i = 0; i < k; i++) {
@@ -325,41 +325,17 @@ static size_t twcc_size(const spk_twcc_recv_t *pkts, size_t k, int64_t ref_ticks
     return (bytes + 3) & ~(size_t)3;
 }
 
-int spk_rtcp_build_twcc(uint8_t *out, size_t cap, uint32_t sender_ssrc, uint32_t media_ssrc,
-                        uint8_t fb_count, const spk_twcc_recv_t *pkts, size_t n, size_t *consumed)
+static void twcc_write(uint8_t *out, size_t len, uint8_t fb_count, const spk_twcc_recv_t *pkts,
+                       size_t k, int64_t base, int64_t ref)
 {
-    if (consumed != NULL) {
-        *consumed = 0;
-    }
-    if (pkts == NULL || n == 0) {
-        return SPK_EINVAL;
-    }
-    for (size_t i = 1; i < n; i++) {
-        if (pkts[i].seq <= pkts[i - 1].seq) {
-            return SPK_EINVAL;
-        }
-    }
-    int64_t ref = floor_div(pkts[0].arrival_us, 64000);
     int64_t ref_ticks = ref * 256;
-    size_t k = twcc_fit(pkts, n, ref_ticks);
-    while (k > 0 && twcc_size(pkts, k, ref_ticks) > cap) {
-        k /= 2;
-    }
-    if (k == 0 || out == NULL) {
-        return SPK_ETOOBIG;
-    }
-    size_t len = twcc_size(pkts, k, ref_ticks);
-    int rc = fb_header(out, cap, SPK_RTPFB_TWCC, SPK_RTCP_RTPFB, len, sender_ssrc, media_ssrc);
-    if (rc < 0) {
-        return rc;
-    }
     memset(out + 12, 0, len - 12);
-    int64_t count = pkts[k - 1].seq - pkts[0].seq + 1;
-    spk_wr16(out + 12, (uint16_t)pkts[0].seq);
+    int64_t count = pkts[k - 1].seq - base + 1;
+    spk_wr16(out + 12, (uint16_t)base);
     spk_wr16(out + 14, (uint16_t)count);
     spk_wr24(out + 16, (uint32_t)ref & 0xffffffu);
     out[19] = fb_count;
-    twcc_walk_t w = {pkts, k, 0, 0, pkts[0].seq, ref_ticks};
+    twcc_walk_t w = {pkts, k, 0, 0, base, ref_ticks};
     size_t pos = 20 + twcc_chunks(w, count, out + 20);
     int64_t ticks = ref_ticks;
     for (size_t i = 0; i < k; i++) {
@@ -378,8 +354,48 @@ int spk_rtcp_build_twcc(uint8_t *out, size_t cap, uint32_t sender_ssrc, uint32_t
         out[0] |= 0x20;
         out[len - 1] = (uint8_t)(len - pos);
     }
+}
+
+int spk_core_build_twcc(uint8_t *out, size_t cap, uint32_t sender_ssrc, uint32_t media_ssrc,
+                        uint8_t fb_count, int64_t base, const spk_twcc_recv_t *pkts, size_t n,
+                        size_t *consumed)
+{
+    if (consumed != NULL) {
+        *consumed = 0;
+    }
+    if (pkts == NULL || n == 0 || base > pkts[0].seq) {
+        return SPK_EINVAL;
+    }
+    for (size_t i = 1; i < n; i++) {
+        if (pkts[i].seq <= pkts[i - 1].seq) {
+            return SPK_EINVAL;
+        }
+    }
+    int64_t ref = floor_div(pkts[0].arrival_us, 64000);
+    int64_t ref_ticks = ref * 256;
+    size_t k = twcc_fit(pkts, n, base, ref_ticks);
+    while (k > 0 && twcc_size(pkts, k, base, ref_ticks) > cap) {
+        k /= 2;
+    }
+    if (k == 0 || out == NULL) {
+        return SPK_ETOOBIG;
+    }
+    size_t len = twcc_size(pkts, k, base, ref_ticks);
+    int rc = fb_header(out, cap, SPK_RTPFB_TWCC, SPK_RTCP_RTPFB, len, sender_ssrc, media_ssrc);
+    if (rc < 0) {
+        return rc;
+    }
+    twcc_write(out, len, fb_count, pkts, k, base, ref);
     if (consumed != NULL) {
         *consumed = k;
     }
     return (int)len;
+}
+
+int spk_rtcp_build_twcc(uint8_t *out, size_t cap, uint32_t sender_ssrc, uint32_t media_ssrc,
+                        uint8_t fb_count, const spk_twcc_recv_t *pkts, size_t n, size_t *consumed)
+{
+    int64_t base = (pkts != NULL && n > 0) ? pkts[0].seq : 0;
+    return spk_core_build_twcc(out, cap, sender_ssrc, media_ssrc, fb_count, base, pkts, n,
+                               consumed);
 }

@@ -12,6 +12,7 @@
 
 #include "spk/error.h"
 #include "spk/rtp.h"
+#include "spk/twcc.h"
 
 int run_rtx_tests(void);
 
@@ -670,6 +671,87 @@ static void test_rtcp_twcc(void **state)
     assert_int_equal(spk_rtcp_build_twcc(out, sizeof(out), 1, 2, 0, e, 2, &used), SPK_EINVAL);
 }
 
+/* Decodes a feedback built by the recorder into st; returns the status count. */
+static int decode_fb(const uint8_t *buf, int len, spk_rtcp_twcc_t *tw, spk_twcc_status_t *st,
+                     size_t cap)
+{
+    spk_rtcp_iter_t it;
+    spk_rtcp_pkt_t p;
+    spk_rtcp_fb_t fb;
+    assert_true(len > 0);
+    spk_rtcp_iter_init(&it, buf, (size_t)len);
+    assert_int_equal(spk_rtcp_next(&it, &p, NULL, 0), 0);
+    assert_int_equal(spk_rtcp_parse_fb(&p, &fb, NULL, 0), 0);
+    assert_int_equal(spk_rtcp_parse_twcc(&fb, tw, NULL, 0), 0);
+    return spk_rtcp_twcc_decode(tw, st, cap);
+}
+
+static void test_twcc_recorder(void **state)
+{
+    (void)state;
+    static spk_twcc_rx_t r;
+    spk_twcc_rx_init(&r);
+    uint8_t out[1200];
+    spk_rtcp_twcc_t tw;
+    spk_twcc_status_t st[2048];
+    assert_int_equal(spk_twcc_rx_build(&r, out, sizeof(out), 1, 2), 0);
+    /* 65530 .. 65539 (wrapping), 65533 lost, 65535 after 0. */
+    const uint16_t order[] = {65530, 65531, 65532, 65534, 0, 65535, 1, 2, 3};
+    for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
+        assert_true(spk_twcc_rx_on_packet(&r, order[i], 1000000 + (int64_t)i * 1000));
+    }
+    assert_false(spk_twcc_rx_on_packet(&r, 2, 1));
+    assert_int_equal(spk_twcc_rx_pending(&r), 9);
+    int len = spk_twcc_rx_build(&r, out, sizeof(out), 1, 2);
+    int n = decode_fb(out, len, &tw, st, 2048);
+    assert_int_equal(tw.base_seq, 65530);
+    assert_int_equal(n, 10);
+    assert_int_equal(tw.fb_count, 0);
+    for (int i = 0; i < n; i++) {
+        assert_int_equal(st[i].received, i != 3);
+    }
+    assert_int_equal(st[5].arrival_us, 1005000); /* 65535 arrived after 0: negative delta */
+    assert_int_equal(st[6].arrival_us, 1004000);
+    assert_int_equal(spk_twcc_rx_build(&r, out, sizeof(out), 1, 2), 0);
+    /* 4 and 5 lost: the next feedback starts at 4. A late 65533 is not recorded. */
+    assert_false(spk_twcc_rx_on_packet(&r, 65533, 1010000));
+    assert_true(spk_twcc_rx_on_packet(&r, 6, 1020000));
+    assert_true(spk_twcc_rx_on_packet(&r, 7, 1021000));
+    len = spk_twcc_rx_build(&r, out, sizeof(out), 1, 2);
+    n = decode_fb(out, len, &tw, st, 2048);
+    assert_int_equal(tw.base_seq, 4);
+    assert_int_equal(tw.fb_count, 1);
+    assert_int_equal(n, 4);
+    assert_false(st[0].received);
+    assert_false(st[1].received);
+    assert_true(st[2].received);
+    assert_int_equal(st[3].arrival_us, 1021000);
+    /* More than the pending limit: the oldest are dropped, the rest fit several feedbacks. */
+    for (int i = 0; i < SPK_TWCC_MAX_PENDING + 100; i++) {
+        spk_twcc_rx_on_packet(&r, (uint16_t)(8 + i), 2000000 + (int64_t)i * 100);
+    }
+    assert_int_equal(spk_twcc_rx_pending(&r), SPK_TWCC_MAX_PENDING);
+    size_t total = 0;
+    int rounds = 0;
+    while ((len = spk_twcc_rx_build(&r, out, 300, 1, 2)) > 0) {
+        n = decode_fb(out, len, &tw, st, 2048);
+        total += (size_t)n;
+        rounds++;
+    }
+    assert_int_equal(len, 0);
+    assert_int_equal(total, SPK_TWCC_MAX_PENDING);
+    assert_true(rounds > 1);
+    spk_twcc_stats_t s;
+    spk_twcc_rx_get_stats(&r, &s);
+    assert_int_equal(s.dropped, 100);
+    assert_int_equal(s.duplicates, 1);
+    assert_int_equal(s.late, 1);
+    assert_int_equal(s.feedbacks, 2 + (uint64_t)rounds);
+    assert_int_equal(spk_twcc_rx_build(&r, out, 10, 1, 2), 0);
+    spk_twcc_rx_on_packet(&r, 5000, 0);
+    assert_int_equal(spk_twcc_rx_build(&r, out, 10, 1, 2), SPK_ETOOBIG);
+}
+
 static void test_rtcp_malformed(void **state)
 {
     (void)state;
@@ -772,6 +854,7 @@ int main(void)
         cmocka_unit_test(test_rtcp_pli_fir),
         cmocka_unit_test(test_rtcp_remb),
         cmocka_unit_test(test_rtcp_twcc),
+        cmocka_unit_test(test_twcc_recorder),
         cmocka_unit_test(test_rtcp_malformed),
     };
     int rc = cmocka_run_group_tests_name("rtp", tests, NULL, NULL);

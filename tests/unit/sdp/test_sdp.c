@@ -311,6 +311,22 @@ static void test_select_codec(void **state)
     assert_int_equal(r.pt, 124);
     free(f);
 
+    /* H.264 without profile-level-id is baseline (RFC 6184). */
+    spk_sdp_media_t *h = calloc(1, sizeof(*h));
+    assert_non_null(h);
+    h->kind = SPK_SDP_KIND_VIDEO;
+    h->n_codecs = 1;
+    h->codecs[0].pt = 100;
+    h->codecs[0].codec = SPK_CODEC_H264;
+    h->codecs[0].clock_rate = 90000;
+    h->codecs[0].packetization_mode = -1;
+    h->codecs[0].apt = -1;
+    assert_int_equal(spk_sdp_select_codec(h, &p, &r), 0);
+    assert_int_equal(p.pt, 100);
+    h->codecs[0].packetization_mode = 2;
+    assert_int_equal(spk_sdp_select_codec(h, &p, &r), SPK_ENOTFOUND);
+    free(h);
+
     assert_true(spk_sdp_h264_is_baseline(0x42e01f));
     assert_true(spk_sdp_h264_is_baseline(0x42001f));
     assert_true(spk_sdp_h264_is_baseline(0x4d801f));
