@@ -4,7 +4,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
+#include <gio/gio.h>
 #include <nice/agent.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -285,6 +287,9 @@ static void on_recv(NiceAgent *agent, guint stream, guint comp, guint len, gchar
         return;
     }
     bool rtcp = len >= 2 && b[1] >= 192 && b[1] <= 223;
+    if (p->cfg.drop_rx && p->cfg.drop_rx(p, b, len, rtcp, p->cfg.user)) {
+        return;
+    }
     memcpy(p->buf, b, len);
     int n = (int)len;
     srtp_err_status_t e =
@@ -303,10 +308,27 @@ static void on_recv(NiceAgent *agent, guint stream, guint comp, guint len, gchar
     }
 }
 
+static void set_rcvbuf(spk_peer_t *p)
+{
+    GSocket *s = nice_agent_get_selected_socket(p->agent, p->stream, 1);
+    if (!s) {
+        return;
+    }
+    int fd = g_socket_get_fd(s);
+    int v = p->cfg.rcvbuf_bytes;
+    if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &v, sizeof(v)) != 0) {
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &v, sizeof(v));
+    }
+    g_object_unref(s);
+}
+
 static void on_state(NiceAgent *agent, guint stream, guint comp, guint state, gpointer u)
 {
     spk_peer_t *p = u;
     if (state == NICE_COMPONENT_STATE_CONNECTED || state == NICE_COMPONENT_STATE_READY) {
+        if (!p->ice_up && p->cfg.rcvbuf_bytes > 0) {
+            set_rcvbuf(p);
+        }
         p->ice_up = true;
         dtls_maybe_start(p);
     } else if (state == NICE_COMPONENT_STATE_FAILED) {

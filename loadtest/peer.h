@@ -32,6 +32,13 @@ typedef struct {
     /* Loss simulation: the first drop_dtls_rx DTLS datagrams received are discarded, so the
      * remote side has to retransmit its flight. */
     unsigned drop_dtls_rx;
+    /* Receive buffer of the selected socket once ICE connects (SO_RCVBUFFORCE where allowed,
+     * else SO_RCVBUF up to net.core.rmem_max); 0 = the system default. */
+    int rcvbuf_bytes;
+    /* Loss simulation for media: called for every SRTP/SRTCP datagram received, before it is
+     * unprotected (the RTP header and the RTCP sender SSRC are plaintext); returning true drops
+     * it as if the network had lost it. NULL: nothing is dropped. */
+    bool (*drop_rx)(spk_peer_t *peer, const uint8_t *pkt, size_t len, bool rtcp, void *user);
 } spk_peer_config_t;
 
 typedef struct {

@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 jobs=$(nproc)
 build=build/bench
-all_sections=(signaling)
+all_sections=(signaling mls relay)
 
 machine() {
   echo "machine: $(nproc) cores, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)," \
@@ -30,6 +30,47 @@ section_signaling() {
   echo "signaling: $((SECONDS - t0)) s; JSON summary in $build/signaling.json"
 }
 
+section_mls() {
+  echo "== mls"
+  # The C library (tests/bench/mls_bench.c) and ts-mls (tests/bench/mls_bench_tsmls.mjs) on the
+  # same scenarios, one table with the ratio. Settings: BENCH_MLS_REPS (7), BENCH_MLS_SIZES
+  # ("2 10 100 1000").
+  local t0=$SECONDS
+  cmake --build "$build" -j"$jobs" --target mls_bench
+  # shellcheck disable=SC2086
+  node tests/bench/mls_bench_tsmls.mjs "$build/tests/bench/mls_bench" \
+    --reps "${BENCH_MLS_REPS:-7}" ${BENCH_MLS_SIZES:-2 10 100 1000} | tee "$build/mls.out"
+  echo "mls: $((SECONDS - t0)) s; table in $build/mls.out"
+}
+
+section_relay() {
+  echo "== relay"
+  # tests/bench/run_relay.sh: the floor (srtpfloor), spreekload's 20 consults x 2 participants
+  # for 30 s, CPU per forwarded packet at fan-out 1/2/3 (medians of RELAY_REPEAT runs) and a
+  # rate ramp on one relay worker; every spreekload run starts its own spreekd on loopback.
+  # With BENCH_PERF=1 a second acceptance run is profiled: perf record -g -p <spreekd pid>.
+  local t0=$SECONDS
+  bash tests/bench/run_relay.sh "$build/server/spreekd" "$build/loadtest/spreekload" \
+    "$build/loadtest/srtpfloor" | tee "$build/relay.out"
+  tail -n 1 "$build/relay.out" >"$build/relay.json"
+  echo "relay: $((SECONDS - t0)) s; JSON summary in $build/relay.json"
+  if [[ "${BENCH_PERF:-0}" == 1 ]] && command -v perf >/dev/null; then
+    local err="$build/relay-perf.err"
+    "$build/loadtest/spreekload" --spreekd "$build/server/spreekd" --consults 20 --participants 2 \
+      --duration 12 >"$build/relay-perf.json" 2>"$err" &
+    local lp=$! pid=""
+    for _ in $(seq 1 100); do
+      pid=$(sed -n 's/^spreekload: spreekd pid //p' "$err")
+      grep -q '^spreekload: measuring' "$err" && break
+      sleep 0.1
+    done
+    perf record -g -o "$build/relay-perf.data" -p "$pid" -- sleep 8 >/dev/null 2>&1 || true
+    wait "$lp" || true
+    perf report -i "$build/relay-perf.data" --no-children --sort symbol --stdio -g none \
+      2>/dev/null | grep '%' | head -n 25 || true
+  fi
+}
+
 sections=("$@")
 ((${#sections[@]})) || sections=("${all_sections[@]}")
 for s in "${sections[@]}"; do
@@ -41,7 +82,7 @@ done
 
 echo "== build (Release)"
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DSPK_TESTS=ON >/dev/null
-cmake --build "$build" -j"$jobs" --target spreekd spreekbench
+cmake --build "$build" -j"$jobs" --target spreekd spreekbench spreekload srtpfloor
 machine
 for s in "${sections[@]}"; do
   "section_$s"

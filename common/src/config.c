@@ -69,6 +69,9 @@ static const cfg_opt_t g_opts[] = {
     {"relay-port-max", "relay_port_max", CFG_INT, OFF(relay_port_max), 0, 0, 65535},
     {"relay-workers", "relay_workers", CFG_INT, OFF(relay_workers), 0, 0, 64},
     {"relay-ice-lite", "relay_ice_lite", CFG_INT, OFF(relay_ice_lite), 0, 0, 1},
+    {"turn-urls", "turn_urls", CFG_STR, OFF(turn_urls), SZ(turn_urls), 0, 0},
+    {"turn-secret", "turn_secret", CFG_STR, OFF(turn_secret), SZ(turn_secret), 0, 0},
+    {"turn-ttl", "turn_ttl_s", CFG_I64, OFF(turn_ttl_s), 0, 60, 86400},
     {"issuer", NULL, CFG_ISSUER, 0, 0, 0, 0},
     {NULL, "issuers", CFG_ISSUERS, 0, 0, 0, 0},
 };
@@ -109,6 +112,7 @@ void spk_config_defaults(spk_config_t *c)
     c->token_leeway_s = 60;
     c->invite_ttl_s = 86400;
     c->patient_session_s = 43200;
+    c->turn_ttl_s = 3600;
 }
 
 static const char *opt_name(const cfg_opt_t *o, bool from_file)

@@ -46,6 +46,7 @@ static int srtp_acquire(void)
 void spk_relay_config_init(spk_relay_config_t *cfg)
 {
     memset(cfg, 0, sizeof(*cfg));
+    cfg->remb_bps = SPK_RELAY_REMB_DEFAULT;
 }
 
 const char *spk_relay_fingerprint(const spk_relay_t *relay)
@@ -503,6 +504,44 @@ int spk_relay_set_owner(spk_relay_t *relay, uint64_t consult_id, uint64_t endpoi
         return cmd_fail(relay, consult_id, endpoint_id);
     }
     cmd->owner = owner;
+    return post(relay, cmd);
+}
+
+static bool streams_ok(const spk_relay_stream_t *streams, size_t n)
+{
+    if (n > SPK_RELAY_MAX_STREAMS || (n > 0 && streams == NULL)) {
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const spk_relay_stream_t *a = &streams[i];
+        if (a->ssrc == 0 || a->pt > 127 || a->rtx_pt > 127 || a->rtx_ssrc == a->ssrc) {
+            return false;
+        }
+        for (size_t j = 0; j < i; j++) {
+            const spk_relay_stream_t *b = &streams[j];
+            if (a->ssrc == b->ssrc || (a->rtx_ssrc != 0 && a->rtx_ssrc == b->rtx_ssrc) ||
+                a->ssrc == b->rtx_ssrc || (a->rtx_ssrc != 0 && a->rtx_ssrc == b->ssrc)) {
+                return false;
+            }
+        }
+    }
+    return true;
+}
+
+int spk_relay_set_streams(spk_relay_t *relay, uint64_t consult_id, uint64_t endpoint_id,
+                          const spk_relay_stream_t *streams, size_t n)
+{
+    if (!streams_ok(streams, n)) {
+        return SPK_EINVAL;
+    }
+    spk_relay_cmd_t *cmd = cmd_new(relay, SPK_RELAY_CMD_STREAMS, consult_id, endpoint_id);
+    if (!cmd) {
+        return cmd_fail(relay, consult_id, endpoint_id);
+    }
+    if (n > 0) {
+        memcpy(cmd->streams, streams, n * sizeof(*streams));
+    }
+    cmd->n_streams = (uint8_t)n;
     return post(relay, cmd);
 }
 

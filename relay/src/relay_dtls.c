@@ -401,6 +401,7 @@ static void handshake_done(spk_relay_ep_t *ep)
     spk_info(ep->id, "relay: DTLS connected (%s, %s), SRTP %s", SSL_get_version(ep->ssl),
              ep->dtls_server ? "server" : "client", ep->profile);
     spk_relay_ep_event(ep, SPK_RELAY_EV_CONNECTED);
+    spk_relay_rtcp_on_ready(ep);
 }
 
 static void handshake_step(spk_relay_ep_t *ep)

@@ -12,8 +12,12 @@
 #include <openssl/ssl.h>
 #include <srtp2/srtp.h>
 
+#include "relay_remb.h"
 #include "spk/map.h"
+#include "spk/nack.h"
 #include "spk/relay.h"
+#include "spk/rtp.h"
+#include "spk/rtx.h"
 
 #define SPK_RELAY_MTU 1200
 /* Largest datagram the packet path handles; anything larger is dropped. */
@@ -42,6 +46,7 @@ typedef enum {
     SPK_RELAY_CMD_STATS,
     SPK_RELAY_CMD_OWNER,
     SPK_RELAY_CMD_STOP,
+    SPK_RELAY_CMD_STREAMS,
 } spk_relay_cmd_type_t;
 
 /* A command message from the control thread to a worker. */
@@ -61,6 +66,8 @@ typedef struct spk_relay_cmd {
     char remote_pwd[SPK_RELAY_PWD_MAX];
     uint8_t remote_fp[SPK_RELAY_FP_LEN];
     char cand[SPK_RELAY_CANDIDATE_MAX];
+    spk_relay_stream_t streams[SPK_RELAY_MAX_STREAMS];
+    uint8_t n_streams;
 } spk_relay_cmd_t;
 
 /* An event message from a worker to the control thread. */
@@ -74,6 +81,27 @@ struct spk_relay_consult {
     size_t n;
     spk_relay_ep_t *eps[SPK_RELAY_MAX_CONSULT_ENDPOINTS];
 };
+
+/* A stream an endpoint publishes, as the relay receives it (relay_rtcp.c). */
+typedef struct {
+    spk_relay_stream_t d; /* declared, or learned from the first packet */
+    bool in_use;
+    bool declared;
+    bool started;                /* a packet arrived: rx is initialised */
+    spk_rtp_rx_stats_t rx;       /* for the relay's receiver reports */
+    spk_rtx_store_t store;       /* video: retransmission buffer (arena NULL otherwise) */
+    spk_nack_gen_t *nack;        /* declared video: gaps the relay NACKs itself; else NULL */
+    uint64_t last_keyframe_ns;   /* last PLI/FIR sent to the publisher for this stream */
+    uint8_t fir_seq;             /* RFC 5104 command sequence number */
+    int16_t worst_fraction_lost; /* worst a subscriber reported this interval; -1: none */
+} spk_relay_pstream_t;
+
+/* The rtx sequence numbers the relay uses towards one subscriber, per rtx SSRC. */
+#define SPK_RELAY_RTX_OUT_MAX 32
+typedef struct {
+    uint32_t ssrc;
+    uint16_t seq;
+} spk_relay_rtx_out_t;
 
 struct spk_relay_ep {
     spk_relay_worker_t *w;
@@ -105,6 +133,15 @@ struct spk_relay_ep {
     uint64_t created_ns;
     uint64_t last_rx_ns;
     spk_relay_stats_t st;
+
+    /* RTCP per hop (relay_rtcp.c), worker thread only. */
+    uint32_t relay_ssrc;   /* sender SSRC of the relay's own RTCP to this endpoint */
+    uint64_t rtcp_next_ns; /* next receiver report + REMB to this publisher */
+    uint64_t nack_next_ns; /* next look for gaps to NACK */
+    spk_remb_rule_t remb;
+    spk_relay_pstream_t streams[SPK_RELAY_MAX_STREAMS];
+    spk_relay_rtx_out_t rtx_out[SPK_RELAY_RTX_OUT_MAX];
+    uint8_t n_rtx_out;
 };
 
 struct spk_relay_worker {
@@ -127,6 +164,8 @@ struct spk_relay_worker {
     spk_map_t consults;  /* id -> spk_relay_consult_t */
     uint8_t rx[SPK_RELAY_PKT_MAX + SRTP_MAX_TRAILER_LEN];
     uint8_t tx[SPK_RELAY_PKT_MAX + SRTP_MAX_TRAILER_LEN];
+    /* The relay's own RTCP and retransmissions (relay_rtcp.c); rx may still hold the input. */
+    uint8_t ctl[SPK_RELAY_PKT_MAX + 2 + SRTP_MAX_TRAILER_LEN];
 };
 
 struct spk_relay_s {
@@ -173,6 +212,21 @@ void spk_relay_dtls_flush_pending(spk_relay_ep_t *ep);
 void spk_relay_dtls_input(spk_relay_ep_t *ep, const uint8_t *buf, size_t len);
 void spk_relay_dtls_free(spk_relay_ep_t *ep);
 int spk_relay_fingerprint_parse(const char *s, uint8_t out[SPK_RELAY_FP_LEN]);
+
+/* relay_rtcp.c: RTCP per hop, retransmissions, key frame requests */
+void spk_relay_rtcp_ep_init(spk_relay_ep_t *ep);
+void spk_relay_rtcp_ep_free(spk_relay_ep_t *ep);
+void spk_relay_rtcp_set_streams(spk_relay_ep_t *ep, const spk_relay_stream_t *streams, size_t n);
+/* DTLS done or forwarding turned on: key frames for what the endpoint will receive. */
+void spk_relay_rtcp_on_ready(spk_relay_ep_t *ep);
+/* An unprotected RTP packet from a publisher (forwarding on), before forwarding: statistics and
+ * the retransmission buffer. Returns false when the packet must not be forwarded (the
+ * publisher's rtx stream, which the relay terminates). pkt may be rewritten in place. */
+bool spk_relay_rtcp_rtp_in(spk_relay_ep_t *ep, uint8_t *pkt, size_t len, uint64_t now_ns);
+/* After forwarding a publisher's RTP: the periodic receiver report and REMB when due. */
+void spk_relay_rtcp_poll(spk_relay_ep_t *ep, uint64_t now_ns);
+/* An unprotected RTCP compound from an endpoint (forwarding on): handled per hop. */
+void spk_relay_rtcp_in(spk_relay_ep_t *ep, const uint8_t *buf, size_t len, uint64_t now_ns);
 
 /* relay_path.c */
 void spk_relay_path_recv_cb(NiceAgent *agent, guint stream_id, guint component_id, guint len,

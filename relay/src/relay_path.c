@@ -1,6 +1,7 @@
 /* The packet path: runs in the libnice receive callback on the endpoint's worker thread.
  * Demultiplex (RFC 7983: STUN is libnice's, DTLS 20..63, RTP/RTCP 128..191), unprotect, route
- * to the consult's other endpoints, protect per subscriber, send. No locks, no allocation. */
+ * to the consult's other endpoints, protect per subscriber, send. No locks, no allocation.
+ * RTCP is handled per hop and RTP accounted and buffered for retransmission in relay_rtcp.c. */
 #include <string.h>
 
 #include "relay_int.h"
@@ -92,7 +93,16 @@ static void media_input(spk_relay_ep_t *ep, const uint8_t *buf, size_t len, bool
         ep->st.dropped_other++;
         return;
     }
+    /* RTCP per hop (relay_rtcp.c); last_rx_ns is this packet's arrival. */
+    if (rtcp) {
+        spk_relay_rtcp_in(ep, w->rx, (size_t)plain, ep->last_rx_ns);
+        return;
+    }
+    if (!spk_relay_rtcp_rtp_in(ep, w->rx, (size_t)plain, ep->last_rx_ns)) {
+        return;
+    }
     forward(w, ep, (size_t)plain, rtcp);
+    spk_relay_rtcp_poll(ep, ep->last_rx_ns);
 }
 
 void spk_relay_path_recv_cb(NiceAgent *agent, guint stream_id, guint component_id, guint len,

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <glib-unix.h>
@@ -18,6 +19,10 @@
 #include "spk/util.h"
 
 #define TICK_MS 500
+/* Receive buffer of an endpoint's selected socket (capped by net.core.rmem_max): the default
+ * ~208 KiB holds only ~90 ms of a 1,000-packet/s endpoint, so a worker that is not scheduled
+ * for a moment (a busy host) drops datagrams in the kernel. */
+#define RCVBUF_BYTES (1 << 20)
 
 /* ---- command queue ---- */
 
@@ -69,6 +74,16 @@ static spk_relay_ice_state_t map_state(guint state)
     }
 }
 
+static void set_rcvbuf(spk_relay_ep_t *ep)
+{
+    GSocket *s = nice_agent_get_selected_socket(ep->agent, ep->stream, 1);
+    if (s) {
+        int v = RCVBUF_BYTES;
+        setsockopt(g_socket_get_fd(s), SOL_SOCKET, SO_RCVBUF, &v, sizeof(v));
+        g_object_unref(s);
+    }
+}
+
 static void on_state(NiceAgent *agent, guint stream_id, guint component_id, guint state,
                      gpointer user)
 {
@@ -84,6 +99,7 @@ static void on_state(NiceAgent *agent, guint stream_id, guint component_id, guin
         spk_relay_ep_fail(ep, SPK_ETIMEOUT,
                           ep->dtls_done ? "ICE consent lost" : "ICE connectivity checks failed");
     } else if (s == SPK_RELAY_ICE_CONNECTED || s == SPK_RELAY_ICE_READY) {
+        set_rcvbuf(ep);
         spk_relay_dtls_start(ep);
     }
 }
@@ -122,6 +138,7 @@ static void on_gathering_done(NiceAgent *agent, guint stream_id, gpointer user)
 static void ep_free(spk_relay_ep_t *ep)
 {
     spk_relay_dtls_free(ep);
+    spk_relay_rtcp_ep_free(ep);
     if (ep->agent) {
         g_signal_handlers_disconnect_by_data(ep->agent, ep);
         if (ep->stream) {
@@ -255,6 +272,7 @@ static void cmd_create(spk_relay_worker_t *w, const spk_relay_cmd_t *cmd)
     ep->consult = c;
     c->eps[c->n++] = ep;
     ep->created_ns = spk_mono_ns();
+    spk_relay_rtcp_ep_init(ep);
     int rc = ep_agent_new(ep, cmd);
     if (rc != 0) {
         spk_relay_ep_fail(ep, rc, "ICE agent setup failed");
@@ -367,10 +385,15 @@ static void dispatch(spk_relay_worker_t *w, const spk_relay_cmd_t *cmd)
     case SPK_RELAY_CMD_REMOTE_CAND:
         cmd_remote_cand(ep, cmd);
         break;
-    case SPK_RELAY_CMD_FORWARD:
+    case SPK_RELAY_CMD_FORWARD: {
+        bool was = ep->forwarding;
         ep->forwarding = cmd->on;
         spk_debug(ep->id, "relay: forwarding %s", cmd->on ? "on" : "off");
+        if (cmd->on && !was) {
+            spk_relay_rtcp_on_ready(ep);
+        }
         break;
+    }
     case SPK_RELAY_CMD_ICE_RESTART:
         cmd_ice_restart(ep, cmd);
         break;
@@ -382,6 +405,9 @@ static void dispatch(spk_relay_worker_t *w, const spk_relay_cmd_t *cmd)
         break;
     case SPK_RELAY_CMD_OWNER:
         ep->owner = cmd->owner;
+        break;
+    case SPK_RELAY_CMD_STREAMS:
+        spk_relay_rtcp_set_streams(ep, cmd->streams, cmd->n_streams);
         break;
     default:
         break;

@@ -192,6 +192,7 @@ void sig_media_consult_changed(spk_sig_t *s, sig_consult_t *c);
 void sig_media_free_all(spk_sig_t *s);
 void sig_media_tick(spk_sig_t *s);
 size_t sig_media_metrics(spk_sig_t *s, char *buf, size_t cap);
+json_t *sig_ice_servers_json(const spk_sig_t *s, const sig_conn_t *conn, int64_t now);
 
 /* Looks up the request's "consult" field and checks the caller's relationship to it.
  * require_open: SPK_ECONSULTENDED for an ended consult. */

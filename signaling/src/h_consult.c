@@ -197,6 +197,12 @@ int sig_h_consult_join(sig_req_t *r)
     if (sig_is_staff(r->c->who.role)) {
         json_object_set_new(r->reply, "lobby", sig_lobby_json(c));
     }
+    if (r->s->relay != NULL) {
+        json_t *ice = sig_ice_servers_json(r->s, r->c, r->now);
+        if (ice != NULL) {
+            json_object_set_new(r->reply, "ice_servers", ice);
+        }
+    }
     sig_audit(r, 0);
     r->event = NULL;
     sig_reply_ok(r);

@@ -8,8 +8,11 @@
 #include "spk/error.h"
 #include "spk/log.h"
 #include "spk/sig_media.h"
+#include "spk/util.h"
 
 #ifdef SPK_HAVE_RELAY
+
+#include "spk/turn.h"
 
 #define SDP_OUT_CAP 65536
 
@@ -18,6 +21,41 @@ static const char *const g_pc_names[] = {"publish", "subscribe"};
 void spk_sig_set_relay(spk_sig_t *s, spk_relay_t *relay)
 {
     s->relay = relay;
+}
+
+/* Short-lived TURN credentials (coturn's shared-secret scheme) as RTCPeerConnection
+ * iceServers, or NULL when TURN is not configured. */
+json_t *sig_ice_servers_json(const spk_sig_t *s, const sig_conn_t *conn, int64_t now)
+{
+    const spk_config_t *cfg = &s->cfg;
+    if (cfg->turn_urls[0] == '\0' || cfg->turn_secret[0] == '\0') {
+        return NULL;
+    }
+    char user[SPK_TOKEN_STR + 24];
+    char pass[SPK_TURN_PASSWORD_CAP];
+    if (spk_turn_credentials(cfg->turn_secret, conn->who.sub, now, cfg->turn_ttl_s, user,
+                             sizeof(user), pass, sizeof(pass)) != 0) {
+        return NULL;
+    }
+    json_t *urls = json_array();
+    char list[sizeof(cfg->turn_urls)];
+    snprintf(list, sizeof(list), "%s", cfg->turn_urls);
+    char *save = NULL;
+    for (char *u = strtok_r(list, ", ", &save); u != NULL; u = strtok_r(NULL, ", ", &save)) {
+        json_array_append_new(urls, json_string(u));
+    }
+    json_t *server =
+        json_pack("{s:o, s:s, s:s}", "urls", urls, "username", user, "credential", pass);
+    spk_wipe(pass, sizeof(pass));
+    return server != NULL ? json_pack("[o]", server) : NULL;
+}
+
+static void add_ice_servers(sig_req_t *r)
+{
+    json_t *ice = sig_ice_servers_json(r->s, r->c, r->now);
+    if (ice != NULL) {
+        json_object_set_new(r->reply, "ice_servers", ice);
+    }
 }
 
 /* The caller's join entry for the request's consult; not_found when not joined. */
@@ -271,6 +309,28 @@ static int parse_sdp(sig_req_t *r, spk_sdp_t **out)
     return 0;
 }
 
+/* Tells the relay what the publisher sends (for retransmissions as RTX, key-frame requests and
+ * bandwidth feedback), before its forwarding is switched on. */
+static void declare_streams(spk_sig_t *s, sig_consult_t *c, sig_media_t *m)
+{
+    spk_relay_stream_t st[SPK_RELAY_MAX_STREAMS];
+    size_t n = 0;
+    for (int i = 0; i < m->n_tracks && n < SPK_RELAY_MAX_STREAMS; i++) {
+        const sig_track_t *t = &m->tracks[i];
+        st[n] = (spk_relay_stream_t){.ssrc = t->ssrc,
+                                     .rtx_ssrc = t->rtx_ssrc,
+                                     .pt = t->codec.pt,
+                                     .rtx_pt = t->rtx.pt,
+                                     .clock_rate = t->codec.clock_rate,
+                                     .video = t->kind == SPK_SDP_KIND_VIDEO};
+        n++;
+    }
+    if (n > 0 && spk_relay_set_streams(s->relay, c->relay_id, m->pub.id, st, n) != 0) {
+        spk_warn(0, "relay refused the stream declaration of endpoint %llu",
+                 (unsigned long long)m->pub.id);
+    }
+}
+
 int sig_h_media_publish(sig_req_t *r)
 {
     sig_consult_t *c;
@@ -309,8 +369,10 @@ int sig_h_media_publish(sig_req_t *r)
         free(answer);
         return rc;
     }
+    declare_streams(r->s, c, m);
     json_object_set_new(r->reply, "sdp", json_string(answer));
     free(answer);
+    add_ice_servers(r);
     sig_reply_ok(r);
     /* Candidates gathered so far follow the answer. */
     for (int i = 0; i < m->pub.n_cands; i++) {
@@ -345,6 +407,7 @@ int sig_h_media_subscribe(sig_req_t *r)
     if (m->forwarding) {
         spk_relay_set_forwarding(r->s->relay, c->relay_id, m->sub.id, true);
     }
+    add_ice_servers(r);
     sig_reply_ok(r);
     reoffer(r->s, r->c, j, true);
     return 0;
@@ -579,6 +642,11 @@ void sig_media_free_all(spk_sig_t *s)
 }
 
 #else /* media off at build time */
+
+json_t *sig_ice_servers_json(const spk_sig_t *s, const sig_conn_t *conn, int64_t now)
+{
+    return NULL;
+}
 
 static int no_media(sig_req_t *r)
 {

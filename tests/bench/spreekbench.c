@@ -28,176 +28,21 @@
 #include <unistd.h>
 #include <uv.h>
 
-#define SUBPROTOCOL "spreekkamer.v1"
-#define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+#include "benchutil.h"
+#include "ws.h"
+
+#define SUBPROTOCOL SPK_WS_SUBPROTOCOL
 #define RBUF_SIZE 65536
-#define MAX_HEADER 8192
-#define MAX_FRAME (1u << 20)
+#define MAX_HEADER SPK_WS_MAX_HEADER
 #define MAX_ROUNDS 15
 
 /* ---------------------------------------------------------------- small utilities ---- */
-
-static uint32_t rol32(uint32_t x, int n)
-{
-    return (x << n) | (x >> (32 - n));
-}
-
-static void sha1_block(uint32_t h[5], const uint8_t *p)
-{
-    uint32_t w[80];
-    for (int i = 0; i < 16; i++) {
-        w[i] = (uint32_t)p[4 * i] << 24 | (uint32_t)p[4 * i + 1] << 16 |
-               (uint32_t)p[4 * i + 2] << 8 | (uint32_t)p[4 * i + 3];
-    }
-    for (int i = 16; i < 80; i++) {
-        w[i] = rol32(w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16], 1);
-    }
-    uint32_t a = h[0], b = h[1], c = h[2], d = h[3], e = h[4];
-    for (int i = 0; i < 80; i++) {
-        uint32_t f, k;
-        if (i < 20) {
-            f = (b & c) | (~b & d);
-            k = 0x5A827999;
-        } else if (i < 40) {
-            f = b ^ c ^ d;
-            k = 0x6ED9EBA1;
-        } else if (i < 60) {
-            f = (b & c) | (b & d) | (c & d);
-            k = 0x8F1BBCDC;
-        } else {
-            f = b ^ c ^ d;
-            k = 0xCA62C1D6;
-        }
-        uint32_t t = rol32(a, 5) + f + e + k + w[i];
-        e = d;
-        d = c;
-        c = rol32(b, 30);
-        b = a;
-        a = t;
-    }
-    h[0] += a;
-    h[1] += b;
-    h[2] += c;
-    h[3] += d;
-    h[4] += e;
-}
-
-/* SHA-1 of a short input (the handshake key plus GUID). */
-static void sha1(const uint8_t *data, size_t len, uint8_t out[20])
-{
-    uint32_t h[5] = {0x67452301, 0xEFCDAB89, 0x98BADCFE, 0x10325476, 0xC3D2E1F0};
-    size_t full = len / 64 * 64;
-    for (size_t i = 0; i < full; i += 64) {
-        sha1_block(h, data + i);
-    }
-    uint8_t tail[128] = {0};
-    size_t rest = len - full;
-    memcpy(tail, data + full, rest);
-    tail[rest] = 0x80;
-    size_t tlen = rest + 9 <= 64 ? 64 : 128;
-    uint64_t bits = (uint64_t)len * 8;
-    for (int i = 0; i < 8; i++) {
-        tail[tlen - 1 - i] = (uint8_t)(bits >> (8 * i));
-    }
-    for (size_t i = 0; i < tlen; i += 64) {
-        sha1_block(h, tail + i);
-    }
-    for (int i = 0; i < 5; i++) {
-        out[4 * i] = (uint8_t)(h[i] >> 24);
-        out[4 * i + 1] = (uint8_t)(h[i] >> 16);
-        out[4 * i + 2] = (uint8_t)(h[i] >> 8);
-        out[4 * i + 3] = (uint8_t)h[i];
-    }
-}
-
-static void base64(const uint8_t *in, size_t len, char *out)
-{
-    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    size_t o = 0;
-    for (size_t i = 0; i < len; i += 3) {
-        uint32_t v = (uint32_t)in[i] << 16;
-        if (i + 1 < len) {
-            v |= (uint32_t)in[i + 1] << 8;
-        }
-        if (i + 2 < len) {
-            v |= in[i + 2];
-        }
-        out[o++] = tab[(v >> 18) & 63];
-        out[o++] = tab[(v >> 12) & 63];
-        out[o++] = i + 1 < len ? tab[(v >> 6) & 63] : '=';
-        out[o++] = i + 2 < len ? tab[v & 63] : '=';
-    }
-    out[o] = '\0';
-}
-
-/* Sec-WebSocket-Accept for a key (RFC 6455 section 4.2.2); out holds at least 29 bytes. */
-static void ws_accept(const char *key, size_t key_len, char *out)
-{
-    uint8_t buf[128];
-    uint8_t digest[20];
-    if (key_len > sizeof(buf) - sizeof(WS_GUID)) {
-        key_len = sizeof(buf) - sizeof(WS_GUID);
-    }
-    memcpy(buf, key, key_len);
-    memcpy(buf + key_len, WS_GUID, sizeof(WS_GUID) - 1);
-    sha1(buf, key_len + sizeof(WS_GUID) - 1, digest);
-    base64(digest, sizeof(digest), out);
-}
-
-static uint64_t xorshift(uint64_t *s)
-{
-    uint64_t x = *s;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    *s = x;
-    return x;
-}
 
 static int64_t wall_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int cmp_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a;
-    uint64_t y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a;
-    double y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-/* Nearest-rank percentile of sorted values. */
-static uint64_t percentile(const uint64_t *v, size_t n, double q)
-{
-    if (n == 0) {
-        return 0;
-    }
-    size_t rank = (size_t)(q * (double)n + 0.999999);
-    if (rank < 1) {
-        rank = 1;
-    }
-    if (rank > n) {
-        rank = n;
-    }
-    return v[rank - 1];
-}
-
-static double median(double *v, int n)
-{
-    if (n <= 0) {
-        return 0;
-    }
-    qsort(v, (size_t)n, sizeof(*v), cmp_double);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 /* Raises RLIMIT_NOFILE to at least want (the hard limit too when privileged). */
@@ -223,14 +68,6 @@ static rlim_t nofile_limit(void)
 {
     struct rlimit rl;
     return getrlimit(RLIMIT_NOFILE, &rl) == 0 ? rl.rlim_cur : 0;
-}
-
-/* Closing with SO_LINGER 0 sends RST: no TIME_WAIT, so repeated rounds of 11,000 connections
- * do not exhaust the ephemeral port range. */
-static void set_linger0(int fd)
-{
-    struct linger lg = {1, 0};
-    setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
 }
 
 /* ---------------------------------------------------------------- JSON scanning ---- */
@@ -315,218 +152,13 @@ static size_t json_raw_id(const char *p, size_t n, const char **out)
     return (size_t)(e - v);
 }
 
-/* ---------------------------------------------------------------- WebSocket frames ---- */
-
-enum { OP_CONT = 0, OP_TEXT = 1, OP_BINARY = 2, OP_CLOSE = 8, OP_PING = 9, OP_PONG = 10 };
-
-typedef struct {
-    int opcode;
-    bool fin;
-    uint8_t *payload;
-    size_t len;
-    size_t size; /* header + payload */
-} ws_frame_t;
-
-/* 1: a whole frame at p (a masked payload is unmasked in place); 0: more bytes needed;
- * -1: protocol error. */
-static int ws_parse(uint8_t *p, size_t n, ws_frame_t *f)
-{
-    if (n < 2) {
-        return 0;
-    }
-    f->fin = (p[0] & 0x80) != 0;
-    f->opcode = p[0] & 0x0f;
-    bool masked = (p[1] & 0x80) != 0;
-    uint64_t len = p[1] & 0x7f;
-    size_t hdr = 2;
-    if (len == 126) {
-        if (n < 4) {
-            return 0;
-        }
-        len = (uint64_t)p[2] << 8 | p[3];
-        hdr = 4;
-    } else if (len == 127) {
-        if (n < 10) {
-            return 0;
-        }
-        len = 0;
-        for (int i = 0; i < 8; i++) {
-            len = len << 8 | p[2 + i];
-        }
-        hdr = 10;
-    }
-    if (len > MAX_FRAME || (p[0] & 0x70) != 0) {
-        return -1;
-    }
-    const uint8_t *mask = p + hdr;
-    hdr += masked ? 4 : 0;
-    if (n < hdr || n - hdr < len) {
-        return 0;
-    }
-    f->payload = p + hdr;
-    f->len = (size_t)len;
-    f->size = hdr + (size_t)len;
-    if (masked) {
-        for (size_t i = 0; i < f->len; i++) {
-            f->payload[i] ^= mask[i & 3];
-        }
-    }
-    return 1;
-}
-
-/* Writes a final frame of opcode with payload to out; masked when mask is given. Returns the
- * frame length; out needs len + 14 bytes. */
-static size_t ws_frame(uint8_t *out, int opcode, const void *payload, size_t len,
-                       const uint8_t *mask)
-{
-    size_t h = 0;
-    out[h++] = (uint8_t)(0x80 | opcode);
-    uint8_t mbit = mask ? 0x80 : 0;
-    if (len < 126) {
-        out[h++] = (uint8_t)(mbit | len);
-    } else if (len < 65536) {
-        out[h++] = mbit | 126;
-        out[h++] = (uint8_t)(len >> 8);
-        out[h++] = (uint8_t)len;
-    } else {
-        out[h++] = mbit | 127;
-        for (int i = 7; i >= 0; i--) {
-            out[h++] = (uint8_t)((uint64_t)len >> (8 * i));
-        }
-    }
-    const uint8_t *src = payload;
-    if (mask) {
-        memcpy(out + h, mask, 4);
-        h += 4;
-        for (size_t i = 0; i < len; i++) {
-            out[h + i] = src[i] ^ mask[i & 3];
-        }
-    } else if (len) {
-        memcpy(out + h, src, len);
-    }
-    return h + len;
-}
-
-/* ---------------------------------------------------------------- stream writes ---- */
-
-typedef struct {
-    uv_write_t req;
-    uv_buf_t buf;
-    char data[];
-} wreq_t;
-
-static void write_done(uv_write_t *req, int status)
-{
-    free(req->data);
-}
-
-/* Writes now when the socket takes it, else queues a copy. */
-static int stream_write(uv_stream_t *s, const void *p, size_t n)
-{
-    uv_buf_t b = uv_buf_init((char *)p, (unsigned int)n);
-    int r = uv_try_write(s, &b, 1);
-    if (r == (int)n) {
-        return 0;
-    }
-    if (r < 0 && r != UV_EAGAIN) {
-        return r;
-    }
-    size_t done = r > 0 ? (size_t)r : 0;
-    wreq_t *w = malloc(sizeof(*w) + n - done);
-    if (!w) {
-        return UV_ENOMEM;
-    }
-    memcpy(w->data, (const char *)p + done, n - done);
-    w->buf = uv_buf_init(w->data, (unsigned int)(n - done));
-    w->req.data = w;
-    r = uv_write(&w->req, s, &w->buf, 1, write_done);
-    if (r != 0) {
-        free(w);
-    }
-    return r;
-}
-
-/* Per-connection leftover of a partial frame or header. */
-typedef struct {
-    uint8_t *p;
-    size_t len, cap;
-} rxbuf_t;
-
-static int rx_keep(rxbuf_t *rx, const uint8_t *p, size_t n)
-{
-    if (n > rx->cap) {
-        size_t cap = rx->cap ? rx->cap : 256;
-        while (cap < n) {
-            cap *= 2;
-        }
-        uint8_t *q = realloc(rx->p, cap);
-        if (!q) {
-            return -1;
-        }
-        rx->p = q;
-        rx->cap = cap;
-    }
-    memmove(rx->p, p, n);
-    rx->len = n;
-    return 0;
-}
-
-/* Data to parse: the new bytes alone, or appended to the leftover. */
-static int rx_input(rxbuf_t *rx, const uv_buf_t *buf, size_t nread, uint8_t **p, size_t *n)
-{
-    if (rx->len == 0) {
-        *p = (uint8_t *)buf->base;
-        *n = nread;
-        return 0;
-    }
-    size_t total = rx->len + nread;
-    if (total > rx->cap) {
-        size_t keep = rx->len;
-        rx->len = 0;
-        uint8_t *q = realloc(rx->p, total);
-        if (!q) {
-            return -1;
-        }
-        rx->p = q;
-        rx->cap = total;
-        rx->len = keep;
-    }
-    memcpy(rx->p + rx->len, buf->base, nread);
-    rx->len = total;
-    *p = rx->p;
-    *n = total;
-    return 0;
-}
-
-/* After parsing `used` of (p, n): keeps the rest for the next read. */
-static int rx_done(rxbuf_t *rx, uint8_t *p, size_t n, size_t used)
-{
-    if (used >= n) {
-        rx->len = 0;
-        if (rx->cap > 65536) {
-            free(rx->p);
-            rx->p = NULL;
-            rx->cap = 0;
-        }
-        return 0;
-    }
-    return rx_keep(rx, p + used, n - used);
-}
-
-static uint8_t g_rbuf[RBUF_SIZE];
-
-static void alloc_shared(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
-{
-    *buf = uv_buf_init((char *)g_rbuf, sizeof(g_rbuf));
-}
-
 /* ---------------------------------------------------------------- floor server ---- */
 
 typedef struct {
     uv_tcp_t tcp;
     bool open;
     bool closing;
-    rxbuf_t rx;
+    spk_ws_rxbuf_t rx;
 } fconn_t;
 
 typedef struct {
@@ -549,16 +181,12 @@ static void fconn_close(fconn_t *c)
         return;
     }
     c->closing = true;
-    uv_os_fd_t fd;
-    if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0) {
-        set_linger0(fd);
-    }
-    uv_close((uv_handle_t *)&c->tcp, fconn_closed);
+    spk_ws_close_rst(&c->tcp, fconn_closed);
 }
 
 static void fconn_flush(fconn_t *c, obuf_t *o)
 {
-    if (o->len && !c->closing && stream_write((uv_stream_t *)&c->tcp, o->p, o->len) != 0) {
+    if (o->len && !c->closing && spk_ws_write((uv_stream_t *)&c->tcp, o->p, o->len) != 0) {
         fconn_close(c);
     }
     o->len = 0;
@@ -587,7 +215,7 @@ static long floor_handshake(fconn_t *c, const uint8_t *p, size_t n, obuf_t *o)
     k += strspn(k, " \t");
     size_t klen = strcspn(k, " \t\r\n");
     char accept[32];
-    ws_accept(k, klen, accept);
+    spk_ws_accept(k, klen, accept);
     int m = snprintf((char *)o->p, o->cap,
                      "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
                      "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n"
@@ -595,7 +223,7 @@ static long floor_handshake(fconn_t *c, const uint8_t *p, size_t n, obuf_t *o)
                      accept);
     static const char hello[] =
         "{\"type\":\"hello\",\"protocol\":\"" SUBPROTOCOL "\",\"server\":\"floor\"}";
-    o->len = (size_t)m + ws_frame(o->p + m, OP_TEXT, hello, sizeof(hello) - 1, NULL);
+    o->len = (size_t)m + spk_ws_frame(o->p + m, SPK_WS_OP_TEXT, hello, sizeof(hello) - 1, NULL);
     c->open = true;
     return (long)hlen;
 }
@@ -618,28 +246,29 @@ static void floor_answer(obuf_t *o, const char *msg, size_t len)
         m = snprintf(reply, sizeof(reply),
                      "{\"type\":\"error\",\"re\":%.*s,\"code\":\"unknown_type\"}", (int)id_len, id);
     }
-    o->len += ws_frame(o->p + o->len, OP_TEXT, reply, (size_t)m, NULL);
+    o->len += spk_ws_frame(o->p + o->len, SPK_WS_OP_TEXT, reply, (size_t)m, NULL);
 }
 
 /* Handles the frames in (p, n); returns the bytes used or -1 to close. */
 static long floor_frames(fconn_t *c, uint8_t *p, size_t n, obuf_t *o)
 {
     size_t off = 0;
-    ws_frame_t f;
+    spk_ws_frame_t f;
     int r;
-    while ((r = ws_parse(p + off, n - off, &f)) == 1) {
+    while ((r = spk_ws_parse(p + off, n - off, &f)) == 1) {
         off += f.size;
-        if (o->cap - o->len < 256 + (f.opcode == OP_PING ? f.len : 0)) {
+        if (o->cap - o->len < 256 + (f.opcode == SPK_WS_OP_PING ? f.len : 0)) {
             fconn_flush(c, o);
         }
-        if (f.opcode == OP_TEXT && f.fin) {
+        if (f.opcode == SPK_WS_OP_TEXT && f.fin) {
             floor_answer(o, (const char *)f.payload, f.len);
-        } else if (f.opcode == OP_PING && f.len <= 125) {
-            o->len += ws_frame(o->p + o->len, OP_PONG, f.payload, f.len, NULL);
-        } else if (f.opcode == OP_CLOSE) {
-            o->len += ws_frame(o->p + o->len, OP_CLOSE, f.payload, f.len < 2 ? f.len : 2, NULL);
+        } else if (f.opcode == SPK_WS_OP_PING && f.len <= 125) {
+            o->len += spk_ws_frame(o->p + o->len, SPK_WS_OP_PONG, f.payload, f.len, NULL);
+        } else if (f.opcode == SPK_WS_OP_CLOSE) {
+            o->len += spk_ws_frame(o->p + o->len, SPK_WS_OP_CLOSE, f.payload, f.len < 2 ? f.len : 2,
+                                   NULL);
             return -1;
-        } else if (f.opcode != OP_PONG) {
+        } else if (f.opcode != SPK_WS_OP_PONG) {
             return -1; /* binary and fragmented messages are not part of this benchmark */
         }
     }
@@ -657,7 +286,7 @@ static void floor_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     }
     uint8_t *p;
     size_t n;
-    if (rx_input(&c->rx, buf, (size_t)nread, &p, &n) != 0) {
+    if (spk_ws_rx_input(&c->rx, buf, (size_t)nread, &p, &n) != 0) {
         fconn_close(c);
         return;
     }
@@ -671,7 +300,7 @@ static void floor_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         used = more < 0 ? -1 : used + more;
     }
     fconn_flush(c, &o);
-    if (used < 0 || rx_done(&c->rx, p, n, (size_t)used) != 0) {
+    if (used < 0 || spk_ws_rx_done(&c->rx, p, n, (size_t)used) != 0) {
         fconn_close(c);
     }
 }
@@ -692,7 +321,7 @@ static void floor_accept(uv_stream_t *server, int status)
         return;
     }
     uv_tcp_nodelay(&c->tcp, 1);
-    uv_read_start((uv_stream_t *)&c->tcp, alloc_shared, floor_read);
+    uv_read_start((uv_stream_t *)&c->tcp, spk_ws_alloc_shared, floor_read);
 }
 
 static void floor_signal(uv_signal_t *h, int signum)
@@ -726,23 +355,17 @@ static int floor_main(int port)
 
 /* ---------------------------------------------------------------- client ---- */
 
-enum { C_CONNECTING, C_UPGRADING, C_OPEN, C_CLOSED };
-
 typedef struct bench bench_t;
 
 typedef struct {
-    uv_tcp_t tcp;
-    uv_connect_t creq;
+    spk_ws_client_t ws; /* ws.data points back here */
     bench_t *b;
-    uint8_t state;
     bool active;
-    bool closing;
+    bool ended;
     bool ready; /* hello received */
     uint32_t inflight;
     uint64_t next_id;
     uint64_t *sent_ns; /* send time of id % window */
-    rxbuf_t rx;
-    char accept[32]; /* expected Sec-WebSocket-Accept */
 } bconn_t;
 
 typedef struct {
@@ -784,40 +407,23 @@ struct bench {
     /* load */
     bool pinging, measuring;
     uint64_t inflight_total, responses, errors, lost;
-    uint64_t *lat;
-    size_t n_lat, cap_lat;
+    spk_bench_samples_t lat;
 };
 
-static void conn_send(bconn_t *c, int opcode, const void *payload, size_t len);
-
-static void conn_closed(uv_handle_t *h)
+static void conn_closed(spk_ws_client_t *ws)
 {
-    bconn_t *c = h->data;
+    bconn_t *c = ws->data;
     c->b->n_handles--;
-}
-
-static void conn_close(bconn_t *c)
-{
-    if (c->closing) {
-        return;
-    }
-    c->closing = true;
-    uv_os_fd_t fd;
-    if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0) {
-        set_linger0(fd);
-    }
-    uv_close((uv_handle_t *)&c->tcp, conn_closed);
 }
 
 static void pump_connects(bench_t *b);
 
 /* A connection ended: before its hello it counts as failed, after it as lost. */
-static void conn_end(bconn_t *c, const char *why)
+static void conn_ended(spk_ws_client_t *ws, const char *why)
 {
+    bconn_t *c = ws->data;
     bench_t *b = c->b;
-    if (c->state == C_CLOSED) {
-        return;
-    }
+    c->ended = true;
     if (!c->ready) {
         b->n_failed++;
         b->pending--;
@@ -833,27 +439,6 @@ static void conn_end(bconn_t *c, const char *why)
     }
     b->inflight_total -= c->inflight;
     c->inflight = 0;
-    c->state = C_CLOSED;
-    conn_close(c);
-}
-
-static void conn_send(bconn_t *c, int opcode, const void *payload, size_t len)
-{
-    uint8_t frame[256];
-    uint8_t *out = len + 14 <= sizeof(frame) ? frame : malloc(len + 14);
-    if (!out) {
-        conn_end(c, "out of memory");
-        return;
-    }
-    uint64_t r = xorshift(&c->b->rng);
-    uint8_t mask[4] = {(uint8_t)r, (uint8_t)(r >> 8), (uint8_t)(r >> 16), (uint8_t)(r >> 24)};
-    size_t n = ws_frame(out, opcode, payload, len, mask);
-    if (stream_write((uv_stream_t *)&c->tcp, out, n) != 0) {
-        conn_end(c, "write failed");
-    }
-    if (out != frame) {
-        free(out);
-    }
 }
 
 static void send_ping(bconn_t *c)
@@ -865,21 +450,7 @@ static void send_ping(bconn_t *c)
     c->next_id++;
     c->inflight++;
     b->inflight_total++;
-    conn_send(c, OP_TEXT, js, (size_t)n);
-}
-
-static void record_latency(bench_t *b, uint64_t ns)
-{
-    if (b->n_lat == b->cap_lat) {
-        size_t cap = b->cap_lat ? b->cap_lat * 2 : 1 << 16;
-        uint64_t *v = realloc(b->lat, cap * sizeof(*v));
-        if (!v) {
-            return;
-        }
-        b->lat = v;
-        b->cap_lat = cap;
-    }
-    b->lat[b->n_lat++] = ns;
+    spk_ws_client_send(&c->ws, SPK_WS_OP_TEXT, js, (size_t)n);
 }
 
 static void on_answer(bconn_t *c, const char *msg, size_t len, uint64_t now)
@@ -894,15 +465,16 @@ static void on_answer(bconn_t *c, const char *msg, size_t len, uint64_t now)
     b->inflight_total--;
     if (b->measuring) {
         b->responses++;
-        record_latency(b, now - sent);
+        spk_bench_samples_add(&b->lat, now - sent);
     }
     if (b->pinging) {
         send_ping(c);
     }
 }
 
-static void on_message(bconn_t *c, const char *msg, size_t len, uint64_t now)
+static void on_message(spk_ws_client_t *ws, const char *msg, size_t len, uint64_t now)
 {
+    bconn_t *c = ws->data;
     bench_t *b = c->b;
     if (json_str_is(msg, len, "type", "ok")) {
         on_answer(c, msg, len, now);
@@ -920,134 +492,18 @@ static void on_message(bconn_t *c, const char *msg, size_t len, uint64_t now)
     }
 }
 
-/* Checks the 101 answer at p; returns the bytes used, 0 when incomplete, -1 on refusal. */
-static long client_handshake(bconn_t *c, const uint8_t *p, size_t n)
-{
-    const uint8_t *end = memmem(p, n, "\r\n\r\n", 4);
-    if (!end) {
-        return n > MAX_HEADER ? -1 : 0;
-    }
-    size_t hlen = (size_t)(end - p) + 4;
-    bool ok = hlen > 12 && memcmp(p, "HTTP/1.1 101", 12) == 0 &&
-              memmem(p, hlen, c->accept, strlen(c->accept)) &&
-              memmem(p, hlen, SUBPROTOCOL, strlen(SUBPROTOCOL));
-    if (!ok) {
-        return -1;
-    }
-    c->state = C_OPEN;
-    return (long)hlen;
-}
-
-/* Handles the frames in (p, n); returns the bytes used or -1 on a protocol error or close. */
-static long client_frames(bconn_t *c, uint8_t *p, size_t n, uint64_t now)
-{
-    size_t off = 0;
-    ws_frame_t f;
-    int r;
-    while (c->state == C_OPEN && (r = ws_parse(p + off, n - off, &f)) == 1) {
-        off += f.size;
-        if (f.opcode == OP_TEXT && f.fin) {
-            on_message(c, (const char *)f.payload, f.len, now);
-        } else if (f.opcode == OP_PING) {
-            conn_send(c, OP_PONG, f.payload, f.len);
-        } else if (f.opcode == OP_CLOSE) {
-            unsigned code = f.len >= 2 ? (unsigned)f.payload[0] << 8 | f.payload[1] : 1005;
-            conn_send(c, OP_CLOSE, f.payload, f.len < 2 ? f.len : 2);
-            char why[64];
-            snprintf(why, sizeof(why), "closed by the server with %u", code);
-            conn_end(c, why);
-            return -2;
-        } else if (f.opcode != OP_PONG) {
-            return -1; /* fragmented or binary: not expected from a signaling server */
-        }
-    }
-    if (c->state != C_OPEN) {
-        return -2;
-    }
-    return r < 0 ? -1 : (long)off;
-}
-
-static void client_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
-{
-    bconn_t *c = s->data;
-    if (nread <= 0) {
-        if (nread < 0) {
-            conn_end(c, uv_strerror((int)nread));
-        }
-        return;
-    }
-    uint64_t now = uv_hrtime();
-    uint8_t *p;
-    size_t n;
-    if (rx_input(&c->rx, buf, (size_t)nread, &p, &n) != 0) {
-        conn_end(c, "out of memory");
-        return;
-    }
-    long used = 0;
-    if (c->state == C_UPGRADING) {
-        used = client_handshake(c, p, n);
-        if (used < 0) {
-            conn_end(c, "upgrade refused");
-            return;
-        }
-    }
-    if (c->state == C_OPEN) {
-        long more = client_frames(c, p + used, n - (size_t)used, now);
-        if (more == -1) {
-            conn_end(c, "protocol error");
-        }
-        if (more < 0) {
-            return;
-        }
-        used += more;
-    }
-    if (rx_done(&c->rx, p, n, (size_t)used) != 0) {
-        conn_end(c, "out of memory");
-    }
-}
-
-static void client_connected(uv_connect_t *req, int status)
-{
-    bconn_t *c = req->data;
-    if (status < 0) {
-        conn_end(c, uv_strerror(status));
-        return;
-    }
-    uint8_t nonce[16];
-    for (int i = 0; i < 16; i += 8) {
-        uint64_t r = xorshift(&c->b->rng);
-        memcpy(nonce + i, &r, 8);
-    }
-    char key[32];
-    base64(nonce, sizeof(nonce), key);
-    ws_accept(key, strlen(key), c->accept);
-    char req_txt[512];
-    int n = snprintf(req_txt, sizeof(req_txt),
-                     "GET /ws HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\n"
-                     "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
-                     "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: " SUBPROTOCOL "\r\n\r\n",
-                     c->b->host_port, key);
-    c->state = C_UPGRADING;
-    int r = uv_read_start((uv_stream_t *)&c->tcp, alloc_shared, client_read);
-    if (r == 0) {
-        r = stream_write((uv_stream_t *)&c->tcp, req_txt, (size_t)n);
-    }
-    if (r != 0) {
-        conn_end(c, uv_strerror(r));
-    }
-}
+static const spk_ws_client_cbs_t g_conn_cbs = {
+    .text_cb = on_message, .end_cb = conn_ended, .closed_cb = conn_closed};
 
 static void conn_start(bench_t *b, bconn_t *c)
 {
-    uv_tcp_init(b->loop, &c->tcp);
-    c->tcp.data = c;
-    c->creq.data = c;
+    c->ws.data = c;
     b->n_handles++;
     b->pending++;
-    uv_tcp_nodelay(&c->tcp, 1);
-    int r = uv_tcp_connect(&c->creq, &c->tcp, (const struct sockaddr *)&b->addr, client_connected);
+    int r = spk_ws_client_connect(&c->ws, b->loop, (const struct sockaddr *)&b->addr, b->host_port,
+                                  &g_conn_cbs, &b->rng);
     if (r != 0) {
-        conn_end(c, uv_strerror(r));
+        conn_ended(&c->ws, uv_strerror(r));
     }
 }
 
@@ -1142,48 +598,6 @@ static bool no_handles(bench_t *b)
     return b->n_handles == 0;
 }
 
-static long read_rss_kb(int pid)
-{
-    char path[64];
-    char line[256];
-    long kb = -1;
-    snprintf(path, sizeof(path), "/proc/%d/status", pid);
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        return -1;
-    }
-    while (fgets(line, sizeof(line), f)) {
-        if (strncmp(line, "VmRSS:", 6) == 0) {
-            kb = strtol(line + 6, NULL, 10);
-            break;
-        }
-    }
-    fclose(f);
-    return kb;
-}
-
-/* User + system CPU seconds of a process (every thread), -1 when unknown. */
-static double read_cpu_s(int pid)
-{
-    char path[64];
-    char buf[1024];
-    snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        return -1;
-    }
-    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    const char *p = strrchr(buf, ')'); /* fields after the command name */
-    unsigned long long ut = 0, st = 0;
-    if (!p ||
-        sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2) {
-        return -1;
-    }
-    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
-}
-
 static double self_cpu_s(void)
 {
     struct rusage ru;
@@ -1199,31 +613,31 @@ static void measure_load(bench_t *b, int pid, load_t *out)
     b->pinging = true;
     for (size_t i = 0; i < b->n_conns; i++) {
         bconn_t *c = b->conns[i];
-        for (int w = 0; w < b->window && c->active && c->state == C_OPEN; w++) {
+        for (int w = 0; w < b->window && c->active && spk_ws_client_is_open(&c->ws); w++) {
             send_ping(c);
         }
     }
     run_for(b, b->warmup_s);
-    b->n_lat = 0;
+    b->lat.n = 0;
     b->responses = 0;
     b->measuring = true;
-    double cpu0 = pid > 0 ? read_cpu_s(pid) : -1;
+    double cpu0 = pid > 0 ? spk_bench_cpu_s(pid) : -1;
     double self0 = self_cpu_s();
     uint64_t t0 = uv_hrtime();
     run_for(b, b->duration_s);
     uint64_t t1 = uv_hrtime();
-    double cpu1 = pid > 0 ? read_cpu_s(pid) : -1;
+    double cpu1 = pid > 0 ? spk_bench_cpu_s(pid) : -1;
     double wall = (double)(t1 - t0) / 1e9;
     out->client_util = (self_cpu_s() - self0) / wall;
     b->measuring = false;
     b->pinging = false;
     run_until(b, no_inflight, 10000);
-    qsort(b->lat, b->n_lat, sizeof(*b->lat), cmp_u64);
-    out->p50_us = (double)percentile(b->lat, b->n_lat, 0.50) / 1e3;
-    out->p99_us = (double)percentile(b->lat, b->n_lat, 0.99) / 1e3;
-    out->p999_us = (double)percentile(b->lat, b->n_lat, 0.999) / 1e3;
+    qsort(b->lat.v, b->lat.n, sizeof(*b->lat.v), spk_bench_cmp_u64);
+    out->p50_us = (double)spk_bench_percentile(b->lat.v, b->lat.n, 0.50) / 1e3;
+    out->p99_us = (double)spk_bench_percentile(b->lat.v, b->lat.n, 0.99) / 1e3;
+    out->p999_us = (double)spk_bench_percentile(b->lat.v, b->lat.n, 0.999) / 1e3;
     out->mps = (double)b->responses / wall;
-    out->samples = b->n_lat;
+    out->samples = b->lat.n;
     out->cpu_util = cpu0 >= 0 && cpu1 >= 0 ? (cpu1 - cpu0) / wall : -1;
     out->cpu_us_per_msg =
         out->cpu_util >= 0 && b->responses ? (cpu1 - cpu0) * 1e6 / (double)b->responses : -1;
@@ -1232,16 +646,11 @@ static void measure_load(bench_t *b, int pid, load_t *out)
 static void close_all(bench_t *b)
 {
     for (size_t i = 0; i < b->n_conns; i++) {
-        bconn_t *c = b->conns[i];
-        c->state = C_CLOSED;
-        if (c->tcp.data) {
-            conn_close(c);
-        }
+        spk_ws_client_close(&b->conns[i]->ws);
     }
     run_until(b, no_handles, 10000);
     for (size_t i = 0; i < b->n_conns; i++) {
         free(b->conns[i]->sent_ns);
-        free(b->conns[i]->rx.p);
         free(b->conns[i]);
     }
     b->n_conns = 0;
@@ -1288,13 +697,13 @@ static int run_round(bench_t *b, int pid, round_t *r)
     }
     if (ok && b->idle > 0) {
         run_for(b, 0.2);
-        r->rss_before_kb = pid > 0 ? read_rss_kb(pid) : -1;
+        r->rss_before_kb = pid > 0 ? spk_bench_rss_kb(pid) : -1;
         progress(b, pid, "opening the idle connections");
         uint64_t t0 = uv_hrtime();
         ok = open_and_wait(b, b->idle, false, 120);
         r->idle_open_s = (double)(uv_hrtime() - t0) / 1e9;
         run_for(b, 0.5);
-        r->rss_after_kb = pid > 0 ? read_rss_kb(pid) : -1;
+        r->rss_after_kb = pid > 0 ? spk_bench_rss_kb(pid) : -1;
         if (r->rss_before_kb > 0 && r->rss_after_kb > 0) {
             r->rss_per_idle = (double)(r->rss_after_kb - r->rss_before_kb) * 1024.0 / b->idle;
         }
@@ -1338,42 +747,11 @@ static void server_exited(uv_process_t *p, int64_t status, int signum)
     uv_close((uv_handle_t *)p, server_closed);
 }
 
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(a);
-    int port = -1;
-    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
-        getsockname(fd, (struct sockaddr *)&a, &len) == 0) {
-        port = ntohs(a.sin_port);
-    }
-    if (fd >= 0) {
-        close(fd);
-    }
-    return port;
-}
-
-static bool port_accepts(int port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0) {
-        return false;
-    }
-    struct sockaddr_in a = {.sin_family = AF_INET,
-                            .sin_port = htons((uint16_t)port),
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    bool ok = connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
-    set_linger0(fd);
-    close(fd);
-    return ok;
-}
-
 /* Starts argv (every "{port}" in it replaced by a free port) and waits until it accepts. */
 static int server_start(bench_t *b, server_t *s, char **tmpl, int argc)
 {
     memset(s, 0, sizeof(*s));
-    s->port = free_port();
+    s->port = spk_bench_free_port();
     char **argv = calloc((size_t)argc + 1, sizeof(char *));
     if (s->port < 0 || !argv) {
         free(argv);
@@ -1408,10 +786,10 @@ static int server_start(bench_t *b, server_t *s, char **tmpl, int argc)
     s->running = true;
     s->handle_open = true;
     s->pid = s->proc.pid;
-    for (int i = 0; i < 500 && s->running && !port_accepts(s->port); i++) {
+    for (int i = 0; i < 500 && s->running && !spk_bench_port_accepts(s->port); i++) {
         run_for(b, 0.02);
     }
-    return s->running && port_accepts(s->port) ? 0 : -1;
+    return s->running && spk_bench_port_accepts(s->port) ? 0 : -1;
 }
 
 static void server_stop(bench_t *b, server_t *s)
@@ -1446,7 +824,7 @@ typedef struct {
         for (int i_ = 0; i_ < (S)->n; i_++) {                                                      \
             v_[i_] = (double)(S)->rounds[i_].F;                                                    \
         }                                                                                          \
-        (S)->med.F = median(v_, (S)->n);                                                           \
+        (S)->med.F = spk_bench_median(v_, (S)->n);                                                 \
     } while (0)
 
 static void series_median(series_t *s)

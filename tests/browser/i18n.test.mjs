@@ -43,7 +43,7 @@ test('every key the pages use exists', () => {
   ];
   const prefixes = [
     'common', 'index', 'join', 'media', 'conn', 'consult', 'role', 'participant', 'console',
-    'identity', 'consent', 'fact', 'error',
+    'identity', 'consent', 'fact', 'error', 'call',
   ].join('|');
   const quoted = new RegExp(`['"]((?:${prefixes})\\.[\\w.]+)['"]`, 'g');
   const missing = new Set();
@@ -68,5 +68,6 @@ test('every key the pages use exists', () => {
 // Message types of the protocol look like keys ("consult.join"); they are not UI strings.
 function isProtocolType(k) {
   const types = /^(consult|identity|consent)\.(create|list|get|join|leave|end|ended|facts|record)$/;
-  return types.test(k);
+  const media = /^media\.(publish|subscribe|answer|candidate|stop|offer|state)$/;
+  return types.test(k) || media.test(k);
 }

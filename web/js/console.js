@@ -6,10 +6,12 @@ import { $, $$, h, show, announce, confirmStep, copyText } from './dom.js';
 import { renderRoster, initials } from './roster.js';
 import { renderFacts } from './facts.js';
 import { consultTitle, renderConsultList, updateTitle } from './consult_list.js';
+import { CallView, exposeHooks } from './call.js';
 
 const TOKEN_KEY = 'spk.console.token';
 const JOINED_KEY = 'spk.console.joined';
 const PRACTICE_KEY = 'spk.console.practice';
+const CALL_KEY = 'spk.console.call';
 const LOBBY_POLL_MS = 8000;
 
 const state = {
@@ -24,6 +26,12 @@ const state = {
   denyReason: '',
   lostConnection: false,
   local: null, // local camera { stream, video, audio }
+  localReady: null, // Promise of local
+  mic: true,
+  camera: true,
+  audioOnly: false,
+  view: null, // CallView: audio and video of one joined consult
+  openOnStart: null, // consult id from #consult=… (a specialist's link)
   pollTimer: 0,
 };
 
@@ -62,13 +70,25 @@ function saveJoined() {
   );
 }
 
-// Takes a token from #token=… and removes it from the address bar and history.
+// Takes a token from #token=… (and a consult to open from &consult=…) and removes them from
+// the address bar and history.
 function tokenFromFragment() {
   const raw = window.location.hash.replace(/^#/, '');
   if (!raw) return null;
-  const token = new URLSearchParams(raw).get('token');
+  const params = new URLSearchParams(raw);
+  const token = params.get('token');
+  const consult = params.get('consult');
+  if (consult && /^[A-Za-z0-9_-]{1,127}$/.test(consult)) state.openOnStart = consult;
   window.history.replaceState(null, '', window.location.pathname + window.location.search);
   return token && token.trim() ? token.trim() : null;
+}
+
+function loadCallConsult() {
+  try {
+    return sessionStorage.getItem(CALL_KEY);
+  } catch {
+    return null;
+  }
 }
 
 // ---- helpers -------------------------------------------------------------------------------
@@ -156,9 +176,10 @@ function startSession(token) {
   client.on('roster', onRoster);
   client.on('consult.facts', onFacts);
   client.on('consult.ended', onEnded);
-  client.on('specialist.invited', (msg) =>
-    announce('console.specialist.invitedYou', { by: msg.by }),
-  );
+  client.on('specialist.invited', (msg) => {
+    announce('console.specialist.invitedYou', { by: msg.by });
+    if (msg.consult) openConsult(msg.consult);
+  });
   const btn = $('#signin-submit');
   btn.disabled = true;
   client.connect();
@@ -182,8 +203,32 @@ async function restore(client) {
       if (err.code === 'connection_lost') throw err;
     }
   }
+  if (state.openOnStart) {
+    const id = state.openOnStart;
+    state.openOnStart = null;
+    openConsult(id, { select: true });
+  }
   if (state.selected) await loadConsult(state.selected).catch(() => {});
   renderAll();
+  // After a reload: media again for the consult it was running for.
+  const callId = loadCallConsult();
+  const callEntry = callId ? state.consults.get(callId) : null;
+  if (!state.view.active() && callEntry && callEntry.joined) startCall(callId);
+}
+
+// A consult the user was invited to (a specialist cannot list consults).
+function openConsult(id, { select: pick = false } = {}) {
+  entry(id);
+  if (!state.order.includes(id)) state.order.push(id);
+  loadConsult(id).catch((err) => {
+    if (err && (err.code === 'not_found' || err.code === 'forbidden')) {
+      state.consults.delete(id);
+      state.order = state.order.filter((x) => x !== id);
+      renderList();
+    }
+  });
+  renderList();
+  if (pick) select(id);
 }
 
 function onSessionError(err) {
@@ -198,6 +243,7 @@ function onSessionError(err) {
 }
 
 function signOut() {
+  stopCall({ tell: false });
   if (state.client) state.client.close();
   state.client = null;
   state.token = null;
@@ -208,6 +254,7 @@ function signOut() {
   store(TOKEN_KEY, null);
   store(JOINED_KEY, null);
   store(PRACTICE_KEY, null);
+  store(CALL_KEY, null);
   state.practice = '';
   stopLocalMedia();
   stopPolling();
@@ -222,12 +269,15 @@ function onConnection({ state: s }) {
   if (s === 'reconnecting' && state.user) {
     state.lostConnection = true;
     setConnectionBanner('conn.reconnecting');
+    state.view.setSignalingLost(true);
   } else if (s === 'connecting' && !state.user) {
     setConnectionBanner(null);
   } else if (s === 'open') {
     if (state.lostConnection) announce('conn.restored');
     state.lostConnection = false;
     setConnectionBanner(null);
+    // Media is built again over the restored connection.
+    state.view.setSignalingLost(false);
   }
   if (s === 'reconnecting' && !state.user) {
     // Could not reach the server for the first sign-in.
@@ -244,12 +294,22 @@ function isRemote() {
   return !!state.user && state.user.role === 'remote_gp';
 }
 
+// A specialist sees only the consults they were invited to and joins them; no lists, invites,
+// lobby or checks.
+function isSpecialist() {
+  return !!state.user && state.user.role === 'specialist';
+}
+
 // The practice field of consult.list / consult.create: a remote GP names the practice.
 function practiceFields() {
   return isRemote() && state.practice ? { practice: state.practice } : {};
 }
 
 async function refreshList() {
+  if (isSpecialist()) {
+    renderList();
+    return;
+  }
   if (isRemote() && !state.practice) {
     state.consults.clear();
     state.order = [];
@@ -309,6 +369,7 @@ function removeConsult(id) {
     state.selected = null;
     stopPolling();
   }
+  if (state.view.consult === id) stopCall({ tell: false });
   if (e && e.joined && ![...state.consults.values()].some((x) => x.joined)) stopLocalMedia();
 }
 
@@ -329,6 +390,7 @@ function onLobbyUpdate(msg) {
 function onRoster(msg) {
   const e = entry(msg.consult);
   e.participants = Array.isArray(msg.participants) ? msg.participants : [];
+  if (state.view.consult === msg.consult) state.view.refreshNames();
   if (msg.consult === state.selected) renderDetail();
 }
 
@@ -355,9 +417,15 @@ function renderList() {
   updateTitle(state.consults.values());
   renderConsultList($('#consult-list'), entries, {
     selected: state.selected,
-    emptyKey: isRemote() && !state.practice ? 'console.practice.needed' : 'console.consults.empty',
+    emptyKey: listEmptyKey(),
     onSelect: select,
   });
+}
+
+function listEmptyKey() {
+  if (isSpecialist()) return 'console.consults.specialist';
+  if (isRemote() && !state.practice) return 'console.practice.needed';
+  return 'console.consults.empty';
 }
 
 function renderUser() {
@@ -376,6 +444,12 @@ function renderUser() {
   const judge = canJudge();
   show($('#speak-form'), judge);
   show($('#meekijk-title').closest('section'), judge);
+  const staff = !isSpecialist();
+  for (const id of ['#new-title', '#invite-title', '#lobby-title', '#checks-title']) {
+    show($(id).closest('section'), staff);
+  }
+  show($('#list-refresh'), staff);
+  document.body.classList.toggle('role-specialist', !staff);
 }
 
 function renderAll() {
@@ -397,8 +471,10 @@ function renderDetail() {
   show($('#consult-join'), !e.joined);
   show($('#consult-leave'), e.joined);
   show($('#detail-joined'), e.joined);
+  show($('#consult-end'), !isSpecialist());
   show($('#media-card'), e.joined);
   show($('#lobby-hint'), !e.joined);
+  renderCall(e);
   renderInvite(e);
   renderLobby(e);
   renderParticipants(e);
@@ -546,7 +622,7 @@ function denyForm(e, p) {
 function renderParticipants(e) {
   const meId = e.me ? e.me.id : null;
   renderRoster($('#roster'), e.participants, meId, (p) => {
-    if (p.role !== 'patient' || p.state !== 'admitted') return null;
+    if (p.role !== 'patient' || p.state !== 'admitted' || isSpecialist()) return null;
     return h('button', {
       type: 'button',
       class: 'btn btn-ghost btn-small',
@@ -619,25 +695,119 @@ function stopPolling() {
   state.pollTimer = 0;
 }
 
-async function startLocalMedia() {
-  if (state.local) return;
-  const pending = { stream: null, video: false, audio: false };
-  state.local = pending;
-  const res = await media.openMedia({ video: true, audio: true });
-  if (state.local !== pending) {
-    media.stop(res.stream);
-    return;
-  }
-  state.local = res;
-  media.attach($('#local-video'), res.video ? res.stream : null);
-  $('#tiles').classList.toggle('no-local-video', !res.video);
+// The camera and microphone, opened once for the console's calls.
+function startLocalMedia() {
+  if (state.localReady) return state.localReady;
+  const ready = (async () => {
+    const res = await media.openMedia({ video: true, audio: true });
+    if (state.localReady !== ready) {
+      media.stop(res.stream);
+      return null;
+    }
+    state.local = res;
+    media.attach($('#local-video'), res.video ? res.stream : null);
+    applyLocalControls();
+    return res;
+  })();
+  state.localReady = ready;
+  return ready;
 }
 
 function stopLocalMedia() {
+  state.localReady = null;
   if (!state.local) return;
   media.stop(state.local.stream);
   state.local = null;
   media.attach($('#local-video'), null);
+}
+
+// ---- call ----------------------------------------------------------------------------------
+
+function nameOf(pid) {
+  const e = state.view && state.view.consult ? state.consults.get(state.view.consult) : null;
+  const p = e ? e.participants.find((x) => x.id === pid) : null;
+  return p ? p.name : '';
+}
+
+async function startCall(id) {
+  const client = state.client;
+  store(CALL_KEY, id);
+  const local = await startLocalMedia();
+  const e = state.consults.get(id);
+  if (!e || !e.joined || state.client !== client || !client) return;
+  const run = state.view.start({
+    client,
+    consult: id,
+    stream: local ? local.stream : null,
+    sendVideo: state.camera && !state.audioOnly,
+  });
+  renderDetail();
+  await run;
+  renderDetail();
+}
+
+async function stopCall({ tell = true } = {}) {
+  if (!state.view || !state.view.active()) return;
+  store(CALL_KEY, null);
+  await state.view.stop({ tell });
+  renderDetail();
+}
+
+function renderCall(e) {
+  const here = state.view.consult === e.consult.id;
+  const other = state.view.active() && !here;
+  show($('#call-box'), e.joined && here);
+  show($('#call-elsewhere'), e.joined && !here);
+  i18n.setText(
+    $('#call-elsewhere p'),
+    other ? 'console.call.elsewhere' : 'console.call.off',
+  );
+  i18n.setText($('#call-here'), other ? 'console.call.here' : 'console.call.start');
+}
+
+function applyLocalControls() {
+  const l = state.local || { stream: null, video: false, audio: false };
+  media.setEnabled(l.stream, 'audio', state.mic);
+  media.setEnabled(l.stream, 'video', state.camera);
+  const mic = $('#call-mic');
+  const cam = $('#call-camera');
+  const only = $('#call-audio-only');
+  mic.disabled = !l.audio;
+  mic.setAttribute('aria-pressed', String(l.audio && state.mic));
+  cam.disabled = !l.video;
+  cam.setAttribute('aria-pressed', String(l.video && state.camera));
+  only.disabled = !l.video;
+  only.setAttribute('aria-pressed', String(state.audioOnly));
+  const tiles = $('#tiles');
+  tiles.classList.toggle('no-local-video', !l.video);
+  tiles.classList.toggle('video-off', !l.video || !state.camera || state.audioOnly);
+  tiles.classList.toggle('audio-off', !l.audio || !state.mic);
+  tiles.classList.toggle('audio-only', state.audioOnly);
+}
+
+function bindCallControls() {
+  $('#call-mic').addEventListener('click', () => {
+    state.mic = !state.mic;
+    applyLocalControls();
+  });
+  $('#call-camera').addEventListener('click', () => {
+    state.camera = !state.camera;
+    state.view.setSendVideo(state.camera && !state.audioOnly);
+    applyLocalControls();
+  });
+  $('#call-audio-only').addEventListener('click', () => {
+    state.audioOnly = !state.audioOnly;
+    state.view.setSendVideo(state.camera && !state.audioOnly);
+    applyLocalControls();
+  });
+  $('#call-leave').addEventListener('click', (ev) => {
+    const e = state.view.consult ? state.consults.get(state.view.consult) : null;
+    if (e) leaveConsult(ev.currentTarget, e);
+  });
+  $('#call-here').addEventListener('click', () => {
+    const e = current();
+    if (e && e.joined) startCall(e.consult.id);
+  });
 }
 
 async function onCreate(ev) {
@@ -697,13 +867,17 @@ async function onJoin(ev) {
   if (!ok) return;
   announce('console.detail.joinedNotice');
   renderAll();
-  startLocalMedia();
+  startCall(e.consult.id);
 }
 
-async function onLeave(ev) {
+function onLeave(ev) {
   const e = current();
-  if (!e) return;
-  const ok = await run(ev.currentTarget, $('#detail-error'), () =>
+  if (e) leaveConsult(ev.currentTarget, e);
+}
+
+async function leaveConsult(btn, e) {
+  if (state.view.consult === e.consult.id) await stopCall();
+  const ok = await run(btn, $('#detail-error'), () =>
     request('consult.leave', { consult: e.consult.id }),
   );
   if (!ok) return;
@@ -866,6 +1040,9 @@ function onSignIn(ev) {
 
 async function main() {
   await i18n.init();
+  state.view = new CallView({ tiles: $('#tiles'), status: $('#call-status'), nameOf });
+  exposeHooks(() => state.view);
+  bindCallControls();
   i18n.onLanguageChange(() => {
     if (state.user) renderAll();
   });

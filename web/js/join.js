@@ -4,6 +4,7 @@ import { Client, ProtocolError } from './protocol.js';
 import * as media from './media.js';
 import { $, $$, h, show, announce } from './dom.js';
 import { renderRoster } from './roster.js';
+import { CallView, exposeHooks } from './call.js';
 
 const SESSION_KEY = 'spk.join.session';
 const INVITE_KEY = 'spk.join.invite';
@@ -17,6 +18,10 @@ const state = {
   media: { stream: null, video: false, audio: false, errorKey: null },
   videoOn: true,
   audioOn: true,
+  audioOnly: false,
+  mediaReady: Promise.resolve(),
+  view: null, // CallView: audio and video through the relay once admitted
+  participants: new Map(), // id -> participant (names for the tiles)
   meter: null,
   mediaEpoch: 0,
   client: null,
@@ -106,6 +111,7 @@ function finish(kind, { reason = '', keepSession = false } = {}) {
     // A reload shows the same outcome instead of "incomplete link".
     if (kind !== 'missing') save(ENDED_KEY, { kind, reason });
   }
+  stopCall({ tell: false });
   if (state.client) {
     state.client.close();
     state.client = null;
@@ -118,7 +124,12 @@ function finish(kind, { reason = '', keepSession = false } = {}) {
 
 // ---- media ---------------------------------------------------------------------------------
 
-async function startMedia(devices = {}) {
+function startMedia(devices = {}) {
+  state.mediaReady = openLocalMedia(devices);
+  return state.mediaReady;
+}
+
+async function openLocalMedia(devices) {
   stopMedia();
   const epoch = ++state.mediaEpoch;
   show($('#media-message'), false);
@@ -133,6 +144,10 @@ async function startMedia(devices = {}) {
   state.videoOn = result.video;
   state.audioOn = result.audio;
   if (result.stream) state.meter = new media.LevelMeter(result.stream, $('#mic-level'));
+  if (state.view) {
+    state.view.setStream(result.stream);
+    state.view.setSendVideo(sendingVideo());
+  }
   renderMedia();
   renderDevices();
 }
@@ -207,7 +222,13 @@ function renderMedia() {
     btn.disabled = !m.audio;
     btn.setAttribute('aria-pressed', String(m.audio && state.audioOn));
   }
-  document.body.classList.toggle('video-off', !m.video || !state.videoOn);
+  for (const btn of $$('.toggle-audio-only')) {
+    btn.disabled = !m.video;
+    btn.setAttribute('aria-pressed', String(state.audioOnly));
+  }
+  document.body.classList.toggle('video-off', !m.video || !state.videoOn || state.audioOnly);
+  document.body.classList.toggle('audio-off', !m.audio || !state.audioOn);
+  document.body.classList.toggle('audio-only', state.audioOnly);
   attachMedia();
 }
 
@@ -216,6 +237,7 @@ function bindMediaControls() {
     btn.addEventListener('click', () => {
       state.videoOn = !state.videoOn;
       media.setEnabled(state.media.stream, 'video', state.videoOn);
+      if (state.view) state.view.setSendVideo(sendingVideo());
       renderMedia();
     });
   }
@@ -223,6 +245,13 @@ function bindMediaControls() {
     btn.addEventListener('click', () => {
       state.audioOn = !state.audioOn;
       media.setEnabled(state.media.stream, 'audio', state.audioOn);
+      renderMedia();
+    });
+  }
+  for (const btn of $$('.toggle-audio-only')) {
+    btn.addEventListener('click', () => {
+      state.audioOnly = !state.audioOnly;
+      if (state.view) state.view.setSendVideo(sendingVideo());
       renderMedia();
     });
   }
@@ -251,7 +280,7 @@ function createClient() {
   client.on('admitted', onAdmitted);
   client.on('denied', (msg) => finish('denied', { reason: msg.reason || '' }));
   client.on('sent_back', onSentBack);
-  client.on('roster', (msg) => renderRoster($('#roster'), msg.participants, ownId()));
+  client.on('roster', (msg) => setParticipants(msg.participants));
   client.on('consult.ended', () => finish('ended'));
   return client;
 }
@@ -264,11 +293,53 @@ function onConnection({ state: s }) {
   if (s === 'reconnecting') {
     state.lostConnection = true;
     setConnectionBanner('conn.reconnecting');
+    if (state.view) state.view.setSignalingLost(true);
   } else if (s === 'open') {
     if (state.lostConnection) announce('conn.restored');
     state.lostConnection = false;
     setConnectionBanner(null);
+    // Media is built again over the restored connection (unless it was just started).
+    if (state.view) state.view.setSignalingLost(false);
   }
+}
+
+// ---- call ----------------------------------------------------------------------------------
+
+function setParticipants(list) {
+  if (!Array.isArray(list)) return;
+  for (const p of list) if (p && p.id) state.participants.set(p.id, p);
+  renderRoster($('#roster'), list, ownId());
+  if (state.view) state.view.refreshNames();
+}
+
+function nameOf(id) {
+  const p = state.participants.get(id);
+  return p ? p.name : '';
+}
+
+// Media starts once the patient is admitted: the relay forwards nothing before that.
+async function startCall() {
+  const client = state.client;
+  const s = state.session;
+  if (!client || !s || !state.view) return;
+  await state.mediaReady.catch(() => {});
+  if (state.client !== client || state.screen !== 'consult') return;
+  await state.view.start({
+    client,
+    consult: s.consult,
+    stream: state.media.stream,
+    sendVideo: sendingVideo(),
+  });
+}
+
+// Video goes out while the camera is on and the patient did not choose audio only.
+function sendingVideo() {
+  return state.videoOn && !state.audioOnly;
+}
+
+function stopCall({ tell = true } = {}) {
+  if (!state.view || !state.view.active()) return Promise.resolve();
+  return state.view.stop({ tell });
 }
 
 // Runs after every (re)connect: a patient with a session signs in again and rejoins.
@@ -319,6 +390,7 @@ function applyParticipant(participant, participants) {
   if (participant.state === 'admitted') {
     enterConsult(participants);
   } else if (participant.state === 'lobby') {
+    stopCall();
     const since = $('#waiting-since');
     if (participant.since) {
       i18n.setText(since, 'join.waiting.since', { time: { time: participant.since } });
@@ -335,7 +407,7 @@ function applyParticipant(participant, participants) {
 function enterConsult(participants) {
   const first = state.screen !== 'consult';
   i18n.setText($('#consult-status'), 'join.consult.admitted');
-  if (participants) renderRoster($('#roster'), participants, ownId());
+  if (participants) setParticipants(participants);
   if (first) {
     showScreen('consult');
     announce('join.consult.admitted');
@@ -343,9 +415,10 @@ function enterConsult(participants) {
   if (!participants && state.client && state.session) {
     state.client
       .request('consult.get', { consult: state.session.consult })
-      .then((res) => renderRoster($('#roster'), res.participants, ownId()))
+      .then((res) => setParticipants(res.participants))
       .catch(() => {});
   }
+  startCall();
 }
 
 function onAdmitted(msg) {
@@ -354,6 +427,7 @@ function onAdmitted(msg) {
 }
 
 function onSentBack() {
+  stopCall();
   i18n.setText($('#waiting-status'), 'join.waiting.sentBack');
   showScreen('waiting');
   announce('join.waiting.sentBack');
@@ -417,6 +491,7 @@ async function onSubmit(ev) {
 async function leave() {
   const client = state.client;
   const s = state.session;
+  await stopCall();
   if (client && s) {
     try {
       await client.request('consult.leave', { consult: s.consult });
@@ -441,6 +516,13 @@ function rejoin() {
 
 async function main() {
   await i18n.init();
+  state.view = new CallView({ tiles: $('#tiles'), status: $('#call-status'), nameOf });
+  exposeHooks(() => state.view);
+  // For tests of the relay's lobby gate: media set up while still in the waiting room.
+  window.__spk.media.startInLobby = () =>
+    state.client && state.session
+      ? state.view.start({ client: state.client, consult: state.session.consult, stream: state.media.stream })
+      : null;
   bindMediaControls();
   $('#join-form').addEventListener('submit', onSubmit);
   $('#waiting-leave').addEventListener('click', leave);

@@ -43,6 +43,11 @@ typedef struct {
     int relay_port_max;
     int relay_workers;  /* media worker threads; 0 = number of cores */
     int relay_ice_lite; /* 1: ICE-lite (a relay with a public address), 0: full ICE */
+
+    /* TURN (coturn, shared-secret scheme): handed to clients while turn_urls is set */
+    char turn_urls[512];   /* comma-separated, "turns:turn.example.nl:443?transport=tcp,..." */
+    char turn_secret[256]; /* coturn's static-auth-secret */
+    int64_t turn_ttl_s;    /* 3600: lifetime of the credentials handed out */
 } spk_config_t;
 
 /* Fills the embedded defaults. */

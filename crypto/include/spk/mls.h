@@ -65,11 +65,11 @@ int spk_mls_key_package_create(const uint8_t *identity, size_t identity_len,
                                spk_mls_buf_t *key_package, spk_mls_buf_t *secret);
 
 /* Validates an MLSMessage(KeyPackage) (§10.1): version, cipher suite, leaf node, lifetime at
- * now (Unix seconds; 0 skips the lifetime check) and both signatures. identity / identity_len
- * (either may be NULL) receive a pointer into kp at the basic credential's identity. 0,
- * SPK_EDECODE / SPK_ETRUNC for malformed bytes, SPK_EVERIFY for an invalid KeyPackage. */
+ * now (Unix seconds; 0 skips the lifetime check) and both signatures. identity (may be NULL)
+ * receives a copy of the basic credential's identity. 0, SPK_EDECODE / SPK_ETRUNC for malformed
+ * bytes, SPK_EVERIFY for an invalid KeyPackage. */
 int spk_mls_key_package_check(const uint8_t *kp, size_t kp_len, uint64_t now,
-                              const uint8_t **identity, size_t *identity_len);
+                              spk_mls_buf_t *identity);
 
 /* ---- creating and joining ---- */
 

@@ -7,6 +7,7 @@
 #include "mls/codec.h"
 #include "mls/prim.h"
 #include "spk/error.h"
+#include "spk/rand.h"
 #include "spk/util.h"
 
 #define HPKE_VERSION_LABEL "HPKE-v1"
@@ -207,8 +208,7 @@ int spk_hpke_setup_sender_with_ephemeral(spk_hpke_ctx_t *ctx, const spk_hpke_par
         rc = SPK_EINVAL;
     }
     /* Encap / AuthEncap (§4.1). */
-    rc = rc != 0 ? rc : spk_mls_x25519_pub(sk_e, kem_ctx);
-    rc = rc != 0 ? rc : spk_mls_x25519_dh(sk_e, pk_r, dh);
+    rc = rc != 0 ? rc : spk_mls_x25519_dh_pub(sk_e, pk_r, dh, kem_ctx);
     if (rc == 0) {
         memcpy(kem_ctx + SPK_HPKE_NPK, pk_r, SPK_HPKE_NPK);
     }
@@ -232,8 +232,9 @@ int spk_hpke_setup_sender(spk_hpke_ctx_t *ctx, const spk_hpke_params_t *params, 
                           size_t pk_r_len, uint8_t enc[SPK_HPKE_NENC])
 {
     uint8_t sk_e[SPK_HPKE_NSK];
-    uint8_t pk_e[SPK_HPKE_NPK];
-    int rc = spk_hpke_generate_key_pair(sk_e, pk_e);
+    /* Any 32 random bytes are an X25519 private key; its public key is derived once, with the
+     * shared secret, in spk_hpke_setup_sender_with_ephemeral. */
+    int rc = spk_random_bytes(sk_e, sizeof sk_e);
     if (rc == 0) {
         rc = spk_hpke_setup_sender_with_ephemeral(ctx, params, pk_r, pk_r_len, sk_e, enc);
     }
@@ -255,10 +256,9 @@ int spk_hpke_setup_receiver(spk_hpke_ctx_t *ctx, const spk_hpke_params_t *params
         rc = SPK_EDECODE;
     }
     /* Decap / AuthDecap (§4.1). */
-    rc = rc != 0 ? rc : spk_mls_x25519_dh(sk_r, enc, dh);
+    rc = rc != 0 ? rc : spk_mls_x25519_dh_pub(sk_r, enc, dh, kem_ctx + SPK_HPKE_NENC);
     if (rc == 0) {
         memcpy(kem_ctx, enc, SPK_HPKE_NENC);
-        rc = spk_mls_x25519_pub(sk_r, kem_ctx + SPK_HPKE_NENC);
     }
     if (rc == 0 && is_auth(params->mode)) {
         rc = spk_mls_x25519_dh(sk_r, params->pk_s, dh + 32);

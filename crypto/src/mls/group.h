@@ -1,16 +1,17 @@
 /* MLS group state (RFC 9420 §8, §12): joining through a Welcome (§12.4.3.1), caching proposals
  * (§12.1) and processing Commits (§12.4.2) received from other members, as PublicMessage or
- * PrivateMessage.
+ * PrivateMessage. The public API (spk/mls.h, mls_api.c) is a thin layer over this one.
  *
  * The caller owns spk_mls_group_t (zero it or let join fill it) and releases it with
  * spk_mls_group_free, which wipes every secret. Handling a message never changes the state when
  * it fails: a Commit builds the next epoch aside and installs it only after the confirmation tag
- * verified.
+ * verified, and a PrivateMessage's ratchet key is consumed only once its content was accepted.
  *
  * Sending: spk_mls_group_create starts a one-member group (§11); spk_mls_group_commit builds a
  * Commit over inline proposals, always with an UpdatePath, plus the Welcome for added members,
  * and the next epoch's state, which the caller installs with spk_mls_group_merge_commit once the
- * delivery service accepted the Commit (or drops with spk_mls_group_commit_out_free). */
+ * delivery service accepted the Commit (or drops with spk_mls_group_commit_out_free). Own Update
+ * proposals keep their new leaf private key in own_updates until the epoch ends. */
 #ifndef SPK_MLS_GROUP_H
 #define SPK_MLS_GROUP_H
 

@@ -310,6 +310,19 @@ static int next_secrets(const spk_mls_group_t *g, const spk_mls_group_env_t *env
     return rc;
 }
 
+/* True when the Commit removes this member (its leaf may be reused by an Add of the same
+ * Commit, so a non-blank leaf afterwards does not mean it stayed). */
+static bool removes_own_leaf(const spk_mls_group_t *g, const spk_mls_proposal_use_t *list, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (list[i].proposal->type == SPK_MLS_PROPOSAL_REMOVE &&
+            list[i].proposal->u.remove == g->own_leaf) {
+            return true;
+        }
+    }
+    return false;
+}
+
 static int handle_commit(spk_mls_group_t *g, const spk_mls_group_env_t *env, const commit_msg_t *m,
                          spk_mls_group_event_t *ev)
 {
@@ -337,7 +350,8 @@ static int handle_commit(spk_mls_group_t *g, const spk_mls_group_env_t *env, con
         free(list);
         return rc;
     }
-    if (spk_mls_tree_leaf(&a.tree, g->own_leaf) == NULL) {
+    if (removes_own_leaf(g, list, commit->n_proposals) ||
+        spk_mls_tree_leaf(&a.tree, g->own_leaf) == NULL) {
         *ev = SPK_MLS_GROUP_EV_REMOVED;
     } else if (a.path_required && !commit->has_path) {
         rc = SPK_EVERIFY;

@@ -4,6 +4,7 @@
 
 #include "mls/group.h"
 #include "mls/keysched.h"
+#include "mls/secrettree.h"
 #include "mls/validate.h"
 
 #include "spk/error.h"
@@ -11,6 +12,10 @@
 
 #include <stdlib.h>
 #include <string.h>
+
+_Static_assert(SPK_MLS_MAX_FORWARD == SPK_MLS_RATCHET_MAX_FORWARD &&
+                   SPK_MLS_MAX_SKIPPED == SPK_MLS_RATCHET_MAX_SKIPPED,
+               "the out-of-order window in spk/mls.h must match the secret tree");
 
 struct spk_mls {
     spk_mls_group_t g;
@@ -214,29 +219,23 @@ static int kp_decode(spk_mls_message_t *m, const uint8_t *p, size_t n, uint64_t 
 }
 
 int spk_mls_key_package_check(const uint8_t *kp, size_t kp_len, uint64_t now,
-                              const uint8_t **identity, size_t *identity_len)
+                              spk_mls_buf_t *identity)
 {
     spk_mls_message_t m;
+    spk_mls_bytes_t id = {NULL, 0};
+    buf_clear(identity);
     int rc = kp_decode(&m, kp, kp_len, now);
     if (rc != 0) {
         return rc;
     }
-    const spk_mls_bytes_t *id = &m.u.key_package.leaf_node.credential.identity;
-    /* Locate the identity inside the caller's buffer (the decoder copied it). */
-    const uint8_t *at = NULL;
-    for (size_t off = 0; id->n > 0 && off + id->n <= kp_len && at == NULL; off++) {
-        if (memcmp(kp + off, id->p, id->n) == 0) {
-            at = kp + off;
+    if (identity != NULL) {
+        rc = spk_mls_bytes_copy(&id, &m.u.key_package.leaf_node.credential.identity);
+        if (rc == 0) {
+            buf_take(identity, &id);
         }
     }
-    if (identity != NULL) {
-        *identity = at;
-    }
-    if (identity_len != NULL) {
-        *identity_len = at != NULL ? id->n : 0;
-    }
     spk_mls_message_free(&m);
-    return 0;
+    return rc;
 }
 
 /* ---- creating and joining ---- */

@@ -1,6 +1,7 @@
 /* Cipher suite 1 primitives on OpenSSL 3.0 and the labelled helpers of RFC 9420 §5. */
 #include "mls/prim.h"
 
+#include <pthread.h>
 #include <string.h>
 
 #include <openssl/core_names.h>
@@ -14,6 +15,49 @@
 
 #define MLS_LABEL_PREFIX "MLS 1.0 "
 
+/* ---- algorithm cache ----
+ *
+ * OpenSSL 3 looks algorithms up in its provider store on every EVP_sha256() digest init, MAC
+ * fetch and cipher init, which dominated the run time. They are fetched once here instead.
+ * Safe to share between threads: pthread_once runs algs_init exactly once and makes its writes
+ * visible to every caller; fetched EVP_MD / EVP_CIPHER objects are immutable and reference
+ * counted, documented as usable from several threads at once; the HMAC template context is
+ * only ever read (EVP_MAC_CTX_dup) after initialisation, never used or keyed itself. The
+ * objects live until the process exits (the default library context is not freed earlier). */
+typedef struct {
+    EVP_MD *sha256;
+    EVP_CIPHER *aes128gcm;
+    EVP_MAC_CTX *hmac; /* HMAC-SHA256 without a key: dup, then EVP_MAC_init with the key */
+    bool ok;
+} algs_t;
+
+static algs_t algs;
+static pthread_once_t algs_once = PTHREAD_ONCE_INIT;
+
+static void algs_init(void)
+{
+    char digest[] = "SHA256";
+    OSSL_PARAM params[2];
+    EVP_MAC *mac = EVP_MAC_fetch(NULL, OSSL_MAC_NAME_HMAC, NULL);
+    algs.sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+    algs.aes128gcm = EVP_CIPHER_fetch(NULL, "AES-128-GCM", NULL);
+    algs.hmac = mac != NULL ? EVP_MAC_CTX_new(mac) : NULL;
+    EVP_MAC_free(mac); /* the context keeps its own reference */
+    params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0);
+    params[1] = OSSL_PARAM_construct_end();
+    algs.ok = algs.sha256 != NULL && algs.aes128gcm != NULL && algs.hmac != NULL &&
+              EVP_MAC_CTX_set_params(algs.hmac, params) == 1;
+}
+
+/* The cached algorithms, or NULL when OpenSSL could not provide them. */
+static const algs_t *algs_get(void)
+{
+    if (pthread_once(&algs_once, algs_init) != 0 || !algs.ok) {
+        return NULL;
+    }
+    return &algs;
+}
+
 /* ---- hash, MAC, KDF ---- */
 
 int spk_mls_sha256(const uint8_t *p, size_t n, uint8_t out[SPK_MLS_HASH_LEN])
@@ -24,9 +68,10 @@ int spk_mls_sha256(const uint8_t *p, size_t n, uint8_t out[SPK_MLS_HASH_LEN])
 int spk_mls_sha256_2(const uint8_t *a, size_t an, const uint8_t *b, size_t bn,
                      uint8_t out[SPK_MLS_HASH_LEN])
 {
-    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    const algs_t *alg = algs_get();
+    EVP_MD_CTX *md = alg != NULL ? EVP_MD_CTX_new() : NULL;
     unsigned int len = 0;
-    int ok = md != NULL && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1 &&
+    int ok = md != NULL && EVP_DigestInit_ex(md, alg->sha256, NULL) == 1 &&
              (an == 0 || EVP_DigestUpdate(md, a, an) == 1) &&
              (bn == 0 || EVP_DigestUpdate(md, b, bn) == 1) &&
              EVP_DigestFinal_ex(md, out, &len) == 1 && len == SPK_MLS_HASH_LEN;
@@ -44,16 +89,12 @@ static int hmac_parts(const uint8_t *key, size_t key_len, const part_t *parts, s
                       uint8_t out[SPK_MLS_HASH_LEN])
 {
     static const uint8_t zero = 0;
-    EVP_MAC *mac = EVP_MAC_fetch(NULL, OSSL_MAC_NAME_HMAC, NULL);
-    EVP_MAC_CTX *ctx = mac != NULL ? EVP_MAC_CTX_new(mac) : NULL;
-    OSSL_PARAM params[2];
-    char digest[] = "SHA256";
+    const algs_t *a = algs_get();
+    EVP_MAC_CTX *ctx = a != NULL ? EVP_MAC_CTX_dup(a->hmac) : NULL;
     size_t len = 0;
     int ok = ctx != NULL;
 
-    params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0);
-    params[1] = OSSL_PARAM_construct_end();
-    ok = ok && EVP_MAC_init(ctx, key_len > 0 ? key : &zero, key_len, params) == 1;
+    ok = ok && EVP_MAC_init(ctx, key_len > 0 ? key : &zero, key_len, NULL) == 1;
     for (size_t i = 0; ok && i < n_parts; i++) {
         if (parts[i].n > 0) {
             ok = EVP_MAC_update(ctx, parts[i].p, parts[i].n) == 1;
@@ -61,7 +102,6 @@ static int hmac_parts(const uint8_t *key, size_t key_len, const part_t *parts, s
     }
     ok = ok && EVP_MAC_final(ctx, out, &len, SPK_MLS_HASH_LEN) == 1 && len == SPK_MLS_HASH_LEN;
     EVP_MAC_CTX_free(ctx);
-    EVP_MAC_free(mac);
     return ok ? 0 : SPK_ECRYPTO;
 }
 
@@ -118,11 +158,12 @@ int spk_mls_hkdf_expand(const uint8_t *prk, size_t prk_len, const uint8_t *info,
 static int aead_run(bool enc, const uint8_t *key, const uint8_t *nonce, const uint8_t *aad,
                     size_t aad_len, const uint8_t *in, size_t in_len, uint8_t *out, uint8_t *tag)
 {
-    EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
+    const algs_t *a = algs_get();
+    EVP_CIPHER_CTX *c = a != NULL ? EVP_CIPHER_CTX_new() : NULL;
     int len = 0;
     int ok = c != NULL && in_len <= INT32_MAX && aad_len <= INT32_MAX;
 
-    ok = ok && EVP_CipherInit_ex(c, EVP_aes_128_gcm(), NULL, NULL, NULL, enc ? 1 : 0) == 1;
+    ok = ok && EVP_CipherInit_ex(c, a->aes128gcm, NULL, NULL, NULL, enc ? 1 : 0) == 1;
     ok = ok && EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_IVLEN, SPK_MLS_AEAD_NONCE_LEN, NULL) == 1;
     ok = ok && EVP_CipherInit_ex(c, NULL, NULL, key, nonce, enc ? 1 : 0) == 1;
     if (ok && aad_len > 0) {
@@ -199,18 +240,24 @@ int spk_mls_x25519_keygen(uint8_t priv[SPK_MLS_KEM_PRIV_LEN], uint8_t pub[SPK_ML
     return rc;
 }
 
-int spk_mls_x25519_dh(const uint8_t priv[SPK_MLS_KEM_PRIV_LEN],
-                      const uint8_t peer_pub[SPK_MLS_KEM_PUB_LEN], uint8_t out[32])
+int spk_mls_x25519_dh_pub(const uint8_t priv[SPK_MLS_KEM_PRIV_LEN],
+                          const uint8_t peer_pub[SPK_MLS_KEM_PUB_LEN], uint8_t out[32],
+                          uint8_t *pub)
 {
     static const uint8_t zeros[32] = {0};
+    /* Importing the private key derives its public key anyway: hand it out when asked. */
     EVP_PKEY *k = EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, NULL, priv, SPK_MLS_KEM_PRIV_LEN);
     EVP_PKEY *peer =
         EVP_PKEY_new_raw_public_key(EVP_PKEY_X25519, NULL, peer_pub, SPK_MLS_KEM_PUB_LEN);
     EVP_PKEY_CTX *c = k != NULL ? EVP_PKEY_CTX_new(k, NULL) : NULL;
     size_t len = 32;
+    size_t pub_len = SPK_MLS_KEM_PUB_LEN;
     int ok = c != NULL && peer != NULL && EVP_PKEY_derive_init(c) == 1 &&
              EVP_PKEY_derive_set_peer(c, peer) == 1 && EVP_PKEY_derive(c, out, &len) == 1 &&
              len == 32;
+    if (ok && pub != NULL) {
+        ok = EVP_PKEY_get_raw_public_key(k, pub, &pub_len) == 1 && pub_len == SPK_MLS_KEM_PUB_LEN;
+    }
     EVP_PKEY_CTX_free(c);
     EVP_PKEY_free(peer);
     EVP_PKEY_free(k);
@@ -223,6 +270,12 @@ int spk_mls_x25519_dh(const uint8_t priv[SPK_MLS_KEM_PRIV_LEN],
         return SPK_ECRYPTO;
     }
     return 0;
+}
+
+int spk_mls_x25519_dh(const uint8_t priv[SPK_MLS_KEM_PRIV_LEN],
+                      const uint8_t peer_pub[SPK_MLS_KEM_PUB_LEN], uint8_t out[32])
+{
+    return spk_mls_x25519_dh_pub(priv, peer_pub, out, NULL);
 }
 
 /* ---- Ed25519 ---- */
@@ -249,11 +302,68 @@ int spk_mls_ed25519_keygen(uint8_t seed[SPK_MLS_SIG_PRIV_LEN], uint8_t pub[SPK_M
     return rc;
 }
 
+/* Importing an Ed25519 private key alone recomputes its public key, a scalar multiplication
+ * as expensive as the signature itself. Each thread remembers the public key of the last seed
+ * it signed with, under SHA-256 of a label and the seed (never the seed itself), and imports
+ * the key pair with both halves. */
+static _Thread_local struct {
+    bool valid;
+    uint8_t id[SPK_MLS_HASH_LEN];
+    uint8_t pub[SPK_MLS_SIG_PUB_LEN];
+} ed_pub_cache;
+
+static int ed25519_cached_pub(const uint8_t seed[SPK_MLS_SIG_PRIV_LEN],
+                              uint8_t pub[SPK_MLS_SIG_PUB_LEN])
+{
+    static const char label[] = "spk ed25519 public key cache";
+    uint8_t id[SPK_MLS_HASH_LEN];
+    int rc =
+        spk_mls_sha256_2((const uint8_t *)label, sizeof(label), seed, SPK_MLS_SIG_PRIV_LEN, id);
+    if (rc != 0) {
+        return rc;
+    }
+    if (ed_pub_cache.valid && spk_ct_equal(ed_pub_cache.id, id, sizeof(id))) {
+        memcpy(pub, ed_pub_cache.pub, SPK_MLS_SIG_PUB_LEN);
+        return 0;
+    }
+    rc = spk_mls_ed25519_pub(seed, pub);
+    if (rc == 0) {
+        memcpy(ed_pub_cache.id, id, sizeof(id));
+        memcpy(ed_pub_cache.pub, pub, SPK_MLS_SIG_PUB_LEN);
+        ed_pub_cache.valid = true;
+    }
+    return rc;
+}
+
+static EVP_PKEY *ed25519_key_pair(const uint8_t seed[SPK_MLS_SIG_PRIV_LEN])
+{
+    uint8_t pub[SPK_MLS_SIG_PUB_LEN];
+    uint8_t priv[SPK_MLS_SIG_PRIV_LEN];
+    OSSL_PARAM params[3];
+    EVP_PKEY *k = NULL;
+    if (ed25519_cached_pub(seed, pub) != 0) {
+        return NULL;
+    }
+    memcpy(priv, seed, sizeof(priv));
+    params[0] = OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PRIV_KEY, priv, sizeof(priv));
+    params[1] = OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY, pub, sizeof(pub));
+    params[2] = OSSL_PARAM_construct_end();
+    EVP_PKEY_CTX *c = EVP_PKEY_CTX_new_from_name(NULL, "ED25519", NULL);
+    if (c == NULL || EVP_PKEY_fromdata_init(c) != 1 ||
+        EVP_PKEY_fromdata(c, &k, EVP_PKEY_KEYPAIR, params) != 1) {
+        EVP_PKEY_free(k);
+        k = NULL;
+    }
+    EVP_PKEY_CTX_free(c);
+    spk_wipe(priv, sizeof(priv));
+    return k;
+}
+
 int spk_mls_ed25519_sign(const uint8_t seed[SPK_MLS_SIG_PRIV_LEN], const uint8_t *msg, size_t n,
                          uint8_t sig[SPK_MLS_SIG_LEN])
 {
     static const uint8_t empty = 0;
-    EVP_PKEY *k = EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, NULL, seed, SPK_MLS_SIG_PRIV_LEN);
+    EVP_PKEY *k = ed25519_key_pair(seed);
     EVP_MD_CTX *md = EVP_MD_CTX_new();
     size_t len = SPK_MLS_SIG_LEN;
     int ok = k != NULL && md != NULL && EVP_DigestSignInit(md, NULL, NULL, NULL, k) == 1 &&

@@ -57,6 +57,10 @@ int spk_mls_x25519_pub(const uint8_t priv[SPK_MLS_KEM_PRIV_LEN], uint8_t pub[SPK
 /* SPK_ECRYPTO on failure, including an all-zero shared secret (RFC 9180 §7.1.4). */
 int spk_mls_x25519_dh(const uint8_t priv[SPK_MLS_KEM_PRIV_LEN],
                       const uint8_t peer_pub[SPK_MLS_KEM_PUB_LEN], uint8_t out[32]);
+/* The same, also writing priv's public key to pub (when not NULL) at no extra cost. */
+int spk_mls_x25519_dh_pub(const uint8_t priv[SPK_MLS_KEM_PRIV_LEN],
+                          const uint8_t peer_pub[SPK_MLS_KEM_PUB_LEN], uint8_t out[32],
+                          uint8_t *pub);
 
 /* ---- Ed25519 ---- */
 

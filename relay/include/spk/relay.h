@@ -23,11 +23,24 @@
  * SRTP. Profiles offered and accepted, in order: AEAD_AES_128_GCM, AES_CM_128_HMAC_SHA1_80. RTP
  * and RTCP are multiplexed on one component (rtcp-mux is required).
  *
- * Routing (for now). RTP from a publishing endpoint goes to every other subscribing endpoint of
- * the consult, unchanged apart from SRTP. RTCP follows the roles: from a publish-only endpoint
- * (sender reports) to subscribers, from a subscribe-only endpoint (receiver reports, NACK, PLI,
- * REMB) to publishers, from an endpoint with both roles to every other endpoint. Endpoints with
- * the same owner (spk_relay_set_owner) are never routed to each other.
+ * Routing. RTP from a publishing endpoint goes to every other subscribing endpoint of the
+ * consult, unchanged apart from SRTP (the publisher's rtx stream, when declared, is terminated:
+ * see below). RTCP is handled per hop, below. Endpoints with the same owner
+ * (spk_relay_set_owner) are never routed to each other.
+ *
+ * RTCP per hop (relay_rtcp.c). The relay terminates RTCP: it sends its own receiver reports
+ * (loss, jitter, extended highest seq, LSR/DLSR) and a REMB (cfg.remb_bps, lowered while
+ * subscribers or the relay itself see loss) to each publisher about once a second, starting with
+ * the publisher's first packet; subscribers' RRs feed that rule and are not forwarded, nor are
+ * their REMBs; publishers' SRs (and SDES) go to their subscribers without report blocks. A PLI
+ * or FIR for SSRC X goes to the endpoint publishing X (at most one per stream per 500 ms), and
+ * the relay asks for a key frame itself when a stream starts and when a subscriber connects or
+ * leaves the lobby. Video packets are kept in a retransmission buffer per stream; a NACK is
+ * answered from it (as RTX with the publisher's rtx SSRC and payload type and per-subscriber
+ * sequence numbers when the stream has rtx, else the original packet) and what the buffer lacks
+ * is NACKed to the publisher, as are gaps the relay sees in a declared video stream. Streams
+ * are declared with spk_relay_set_streams() or learned from their first packets (then treated
+ * as video without rtx).
  *
  * Lobby. An endpoint starts with forwarding off: nothing it sends is forwarded and nothing is
  * forwarded to it until spk_relay_set_forwarding(..., true). This is enforced in the packet path.
@@ -102,9 +115,15 @@ typedef struct {
     unsigned consent_timeout_ms;
     /* DTLS handshake must complete within this after the endpoint is created; 0 = 30 s. */
     unsigned handshake_timeout_ms;
+    /* REMB sent to each publisher: the bitrate it may use while nobody reports loss; 0 = no
+     * REMB. spk_relay_config_init() sets SPK_RELAY_REMB_DEFAULT. */
+    uint64_t remb_bps;
 } spk_relay_config_t;
 
-/* Fills defaults: workers 0, no addresses, ports 0/0, full ICE, no ICE-TCP. */
+#define SPK_RELAY_REMB_DEFAULT 2500000u
+
+/* Fills defaults: workers 0, no addresses, ports 0/0, full ICE, no ICE-TCP, remb_bps
+ * SPK_RELAY_REMB_DEFAULT. */
 void spk_relay_config_init(spk_relay_config_t *cfg);
 
 typedef struct {
@@ -119,6 +138,20 @@ typedef struct {
     uint64_t dropped_other;    /* not RTP/RTCP/DTLS, malformed, or send failure */
     uint64_t path_ns;          /* time spent in the packet path for this endpoint's input */
     uint64_t worker_cpu_ns;    /* CPU time of the endpoint's worker thread so far (all its work) */
+    /* RTCP per hop. As a publisher: */
+    uint64_t rtcp_rr_sent;   /* receiver reports the relay sent to this endpoint */
+    uint64_t rtcp_remb_sent; /* REMBs the relay sent to this endpoint */
+    uint64_t remb_bps;       /* the last REMB value sent */
+    uint64_t pli_forwarded;  /* PLI/FIR sent on behalf of a subscriber */
+    uint64_t pli_generated;  /* PLI sent by the relay (stream start, subscriber joined) */
+    uint64_t pli_throttled;  /* key frame requests dropped: one per stream per 500 ms */
+    uint64_t nack_forwarded; /* sequence numbers NACKed to this endpoint (not in the buffer) */
+    uint64_t nack_sent;      /* sequence numbers NACKed for gaps the relay saw itself */
+    /* As a subscriber: */
+    uint64_t nack_received;    /* sequence numbers this endpoint NACKed */
+    uint64_t rtx_sent;         /* retransmissions sent to this endpoint from the buffer */
+    uint64_t rtcp_terminated;  /* RTCP packets from this endpoint consumed, not forwarded */
+    uint64_t rtx_buffer_bytes; /* memory of this endpoint's retransmission buffers */
 } spk_relay_stats_t;
 
 typedef enum {
@@ -208,6 +241,25 @@ int spk_relay_remote_candidate(spk_relay_t *relay, uint64_t consult_id, uint64_t
  * spk_relay_endpoint_create(), before forwarding is turned on. */
 int spk_relay_set_owner(spk_relay_t *relay, uint64_t consult_id, uint64_t endpoint_id,
                         uint64_t owner);
+
+/* The streams an endpoint publishes, as negotiated (its offer's ssrcs and FID group, the
+ * answer's payload types). */
+#define SPK_RELAY_MAX_STREAMS 4
+typedef struct {
+    uint32_t ssrc;       /* media SSRC, nonzero */
+    uint32_t rtx_ssrc;   /* RFC 4588 rtx SSRC (FID group); 0 = no rtx */
+    uint8_t pt;          /* media payload type */
+    uint8_t rtx_pt;      /* rtx payload type (apt = pt); 0 = no rtx */
+    uint32_t clock_rate; /* 0 = 90000 for video, 48000 for audio */
+    bool video;          /* video: retransmission buffer, key frame requests, REMB */
+} spk_relay_stream_t;
+
+/* Declares the streams an endpoint publishes (replacing an earlier declaration), n <=
+ * SPK_RELAY_MAX_STREAMS; send it before forwarding is turned on. Without it the relay learns
+ * streams from their first packets and treats them as video without rtx. SPK_EINVAL on a zero
+ * or duplicate SSRC or a payload type above 127. */
+int spk_relay_set_streams(spk_relay_t *relay, uint64_t consult_id, uint64_t endpoint_id,
+                          const spk_relay_stream_t *streams, size_t n);
 
 /* Lobby gate. */
 int spk_relay_set_forwarding(spk_relay_t *relay, uint64_t consult_id, uint64_t endpoint_id,

@@ -178,7 +178,7 @@ static int cmd_add(const char *name, const char *kp_file, unsigned flags)
     spk_mls_buf_t kp;
     spk_mls_t *g = NULL;
     int rc = read_hex(path_of(kp_file, ""), &kp);
-    rc = rc != 0 ? rc : spk_mls_key_package_check(kp.p, kp.n, 0, NULL, NULL);
+    rc = rc != 0 ? rc : spk_mls_key_package_check(kp.p, kp.n, 0, NULL);
     rc = rc != 0 ? rc : load(name, &g);
     if (rc == 0) {
         const uint8_t *adds[1] = {kp.p};

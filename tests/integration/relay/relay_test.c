@@ -14,6 +14,14 @@
  *            the others) and one in another consult on the same relay: each publisher reaches
  *            every other subscriber of its consult that is not its own, with per-subscriber
  *            SRTP; nothing crosses consults
+ *   rtcp     RTCP per hop: publishers A (declared video with rtx) and C (learned) and a
+ *            subscriber B that loses packets on purpose: B's NACKs are answered from the
+ *            relay's buffer (RTX for A, the original packet for C), a NACK the buffer cannot
+ *            answer reaches A, and the relay NACKs A itself for a packet it never got;
+ *            PLI/FIR reach the publisher, throttled; the publishers get the
+ *            relay's RRs and a REMB of the configured bitrate, lowered when B reports loss; B's
+ *            own RR/REMB are not forwarded; A's SR reaches B without report blocks; a new
+ *            subscriber D triggers a PLI to A
  * The main thread is the control thread (uv loop) and also iterates the peers' GMainContext. */
 #include <inttypes.h>
 #include <stdio.h>
@@ -29,6 +37,7 @@
 #include "spk/log.h"
 #include "spk/relay.h"
 #include "spk/rtp.h"
+#include "spk/rtx.h"
 #include "spk/util.h"
 
 #define CONSULT 77
@@ -69,6 +78,24 @@ typedef struct {
     /* receive side */
     uint64_t got;
     uint64_t got_pli;
+    uint64_t got_fir;
+    uint64_t got_nack;
+    uint8_t nacked[65536 / 8]; /* every sequence number NACKed to this side */
+    uint64_t got_rr;           /* receiver reports with a block about this side's SSRC */
+    uint32_t rr_ext_seq;
+    uint32_t rr_lsr;
+    int32_t rr_lost;
+    uint64_t got_remb;
+    uint64_t remb_bps; /* last REMB */
+    bool remb_own;     /* the last REMB listed this side's SSRC */
+    uint64_t got_sr;   /* SRs from other sides */
+    uint8_t sr_rc;     /* report count of the last one */
+    uint64_t foreign;  /* feedback carrying another peer's SSRC as sender (not terminated) */
+    uint64_t got_rtx;  /* RTX packets (unwrapped, then counted as the original) */
+    uint32_t rtx_ssrc; /* this side's rtx SSRC when it declares rtx */
+    bool drop_on;      /* drop some RTP on purpose (before SRTP) */
+    uint16_t dropped[N_SIDES][64];
+    size_t n_dropped[N_SIDES];
     uint64_t got_from[N_SIDES];
     uint64_t bad;
     uint64_t lat_ns_sum;
@@ -153,17 +180,101 @@ static void event_cb(spk_relay_t *r, const spk_relay_event_t *ev, void *user)
     }
 }
 
+static void rtcp_report(side_t *s, const spk_rtcp_pkt_t *p)
+{
+    spk_rtcp_sr_t sr;
+    CHECK_EQ(spk_rtcp_parse_sr_rr(p, &sr, NULL, 0), 0);
+    if (sr.is_sr) {
+        s->got_sr++;
+        s->sr_rc = sr.n_reports;
+    }
+    for (unsigned i = 0; i < sr.n_reports; i++) {
+        spk_rtcp_report_t r;
+        spk_rtcp_report_get(&sr, i, &r);
+        if (r.ssrc == s->ssrc) {
+            s->got_rr++;
+            s->rr_ext_seq = r.ext_highest_seq;
+            s->rr_lsr = r.lsr;
+            s->rr_lost = r.cumulative_lost;
+        }
+    }
+}
+
+static void rtcp_feedback(side_t *s, const spk_rtcp_pkt_t *p)
+{
+    spk_rtcp_fb_t fb;
+    CHECK_EQ(spk_rtcp_parse_fb(p, &fb, NULL, 0), 0);
+    spk_rtcp_remb_t remb;
+    if (p->pt == SPK_RTCP_PSFB && p->count == SPK_PSFB_PLI) {
+        s->got_pli += fb.media_ssrc == s->ssrc;
+    } else if (p->pt == SPK_RTCP_PSFB && p->count == SPK_PSFB_FIR) {
+        uint32_t target;
+        uint8_t nr;
+        spk_rtcp_fir_get(&fb, 0, &target, &nr);
+        s->got_fir += target == s->ssrc;
+    } else if (p->pt == SPK_RTCP_PSFB && spk_rtcp_parse_remb(&fb, &remb, NULL, 0) == 0) {
+        s->got_remb++;
+        s->remb_bps = remb.bitrate_bps;
+        s->remb_own = false;
+        for (unsigned i = 0; i < remb.n_ssrcs; i++) {
+            s->remb_own |= spk_rtcp_ssrc_at(remb.ssrcs, i) == s->ssrc;
+        }
+    } else if (p->pt == SPK_RTCP_RTPFB && p->count == SPK_RTPFB_NACK && fb.media_ssrc == s->ssrc) {
+        spk_rtcp_nack_iter_t it;
+        uint16_t seq;
+        CHECK_EQ(spk_rtcp_nack_iter_init(&it, &fb, NULL, 0), 0);
+        while (spk_rtcp_nack_next(&it, &seq)) {
+            s->nacked[seq / 8] |= (uint8_t)(1u << (seq % 8));
+        }
+        s->got_nack++;
+    }
+}
+
+static void media_rtcp(side_t *s, const uint8_t *pkt, size_t len)
+{
+    spk_rtcp_iter_t it;
+    spk_rtcp_pkt_t p;
+    spk_rtcp_iter_init(&it, pkt, len);
+    int rc;
+    while ((rc = spk_rtcp_next(&it, &p, NULL, 0)) == 0) {
+        uint32_t sender = p.len >= 8 ? spk_rtcp_ssrc_at(p.data + 4, 0) : 0;
+        for (unsigned i = 0; i < N_SIDES; i++) {
+            if (&S[i] != s && S[i].ssrc == sender && p.pt != SPK_RTCP_SR && p.pt != SPK_RTCP_SDES) {
+                s->foreign++;
+            }
+        }
+        if (p.pt == SPK_RTCP_SR || p.pt == SPK_RTCP_RR) {
+            rtcp_report(s, &p);
+        } else if (p.pt == SPK_RTCP_PSFB || p.pt == SPK_RTCP_RTPFB) {
+            rtcp_feedback(s, &p);
+        }
+    }
+    if (rc != SPK_ENOTFOUND) {
+        s->bad++;
+    }
+}
+
 static void media_cb(spk_peer_t *peer, const uint8_t *pkt, size_t len, bool rtcp, void *user)
 {
     side_t *s = user;
     if (rtcp) {
-        /* PLI (RFC 4585): PT 206, FMT 1, 12 bytes */
-        if (len == 12 && pkt[1] == 206 && (pkt[0] & 31) == 1) {
-            s->got_pli++;
-        } else {
-            s->bad++;
-        }
+        media_rtcp(s, pkt, len);
         return;
+    }
+    uint8_t orig[12 + PAYLOAD + 2];
+    uint32_t ssrc = len >= 12 ? spk_rtcp_ssrc_at(pkt + 8, 0) : 0;
+    for (unsigned i = 0; i < N_SIDES; i++) {
+        if (ssrc != 0 && ssrc == S[i].rtx_ssrc && len <= sizeof(orig) && (pkt[1] & 0x7f) == 97) {
+            memcpy(orig, pkt, len);
+            int n = spk_rtx_unwrap(orig, len, 96, S[i].ssrc);
+            if (n < 0) {
+                s->bad++;
+                return;
+            }
+            s->got_rtx++;
+            pkt = orig;
+            len = (size_t)n;
+        }
     }
     if (len != 12 + PAYLOAD) {
         s->bad++;
@@ -244,9 +355,8 @@ static bool a_closed(void)
     return A.closed;
 }
 
-static void send_one(side_t *s, uint32_t n)
+static void build_one(side_t *s, uint32_t n, uint8_t pkt[12 + PAYLOAD])
 {
-    uint8_t pkt[12 + PAYLOAD];
     pkt[0] = 0x80;
     pkt[1] = 96;
     pkt[2] = (uint8_t)(s->seq >> 8);
@@ -268,7 +378,31 @@ static void send_one(side_t *s, uint32_t n)
     for (size_t i = 12; i < PAYLOAD; i++) {
         pl[i] = (uint8_t)(n * 31 + i);
     }
+}
+
+static void send_one(side_t *s, uint32_t n)
+{
+    uint8_t pkt[12 + PAYLOAD];
+    build_one(s, n, pkt);
     CHECK_EQ(spk_peer_send_rtp(s->peer, pkt, sizeof(pkt)), 0);
+}
+
+/* Loss simulation in the receiving peer: every 37th sequence number (up to 64 per sender). */
+static bool drop_cb(spk_peer_t *peer, const uint8_t *pkt, size_t len, bool rtcp, void *user)
+{
+    side_t *s = user;
+    if (rtcp || !s->drop_on || len < 12) {
+        return false;
+    }
+    uint16_t seq = (uint16_t)(pkt[2] << 8 | pkt[3]);
+    uint32_t ssrc = spk_rtcp_ssrc_at(pkt + 8, 0);
+    for (unsigned i = 0; i < N_SIDES; i++) {
+        if (S[i].ssrc == ssrc && seq % 37 == 5 && s->n_dropped[i] < 64) {
+            s->dropped[i][s->n_dropped[i]++] = seq;
+            return true;
+        }
+    }
+    return false;
 }
 
 static uint64_t window_floor;
@@ -336,7 +470,8 @@ static void setup_side(side_t *s, uint64_t consult, uint64_t ep, unsigned roles,
                             .dtls_server = dtls_server,
                             .media_cb = media_cb,
                             .user = s,
-                            .drop_dtls_rx = drop_dtls_rx};
+                            .drop_dtls_rx = drop_dtls_rx,
+                            .drop_rx = drop_cb};
     CHECK_EQ(spk_peer_new(&pc, &s->peer), 0);
     spk_relay_local_t local;
     CHECK_EQ(spk_relay_endpoint_create(relay, consult, ep, roles, &local), 0);
@@ -415,13 +550,17 @@ static void phase_flow(const char *name, uint32_t first, uint32_t n)
 
 static bool got_plis(void)
 {
-    return A.got_pli >= 5 && B.got_pli >= 5;
+    return A.got_pli >= 1 && B.got_pli >= 1;
 }
 
-/* RTCP feedback through the relay: each side asks the other for a key frame. */
+/* RTCP feedback through the relay: each side asks the other for a key frame five times; the
+ * relay passes one per stream per 500 ms. Both publishers have had the relay's RR and REMB. */
 static void phase_rtcp(void)
 {
     uint8_t pli[64];
+    pump(NULL, 600); /* past the key frame request the relay made when the streams started */
+    request_stats();
+    uint64_t throttled0 = A.stats.pli_throttled + B.stats.pli_throttled;
     A.got_pli = B.got_pli = 0;
     for (int i = 0; i < 5; i++) {
         int n = spk_rtcp_build_pli(pli, sizeof(pli), A.ssrc, B.ssrc);
@@ -431,9 +570,21 @@ static void phase_rtcp(void)
         CHECK_EQ(spk_peer_send_rtcp(B.peer, pli, (size_t)n), 0);
     }
     CHECK(pump(got_plis, 5000));
+    pump(NULL, 200);
+    CHECK_EQ(A.got_pli, 1);
+    CHECK_EQ(B.got_pli, 1);
     CHECK_EQ(A.bad, 0);
     CHECK_EQ(B.bad, 0);
-    printf("rtcp: 5 PLIs each way forwarded and decrypted\n");
+    request_stats();
+    CHECK(A.stats.pli_throttled + B.stats.pli_throttled >= throttled0 + 8);
+    CHECK(A.got_rr > 0 && B.got_rr > 0);
+    CHECK(A.got_remb > 0 && A.remb_own && B.got_remb > 0 && B.remb_own);
+    CHECK_EQ(A.remb_bps, SPK_RELAY_REMB_DEFAULT);
+    CHECK_EQ(A.foreign, 0);
+    CHECK_EQ(B.foreign, 0);
+    printf("rtcp: 5 PLIs each way, 1 forwarded (throttled); RR and REMB %" PRIu64
+           " bit/s from the relay\n",
+           A.remb_bps);
 }
 
 static void phase_one_side_lobby(uint32_t first, uint32_t n)
@@ -569,6 +720,258 @@ static void run_fanout(uint32_t n)
     }
 }
 
+/* ---- rtcp mode ---- */
+
+#define RTCP_REMB_BPS 1500000u
+
+static bool rtcp_window(void)
+{
+    return B.got_from[0] + B.n_dropped[0] >= window_floor &&
+           B.got_from[2] + B.n_dropped[2] >= window_floor;
+}
+
+static bool b_has_all(void)
+{
+    return B.got_from[0] >= want_a && B.got_from[2] >= want_b;
+}
+
+static bool rtcp_have_stats(void)
+{
+    return A.have_stats && B.have_stats && C.have_stats;
+}
+
+static void rtcp_stats(void)
+{
+    A.have_stats = B.have_stats = C.have_stats = false;
+    CHECK_EQ(spk_relay_stats(relay, CONSULT, EP_A), 0);
+    CHECK_EQ(spk_relay_stats(relay, CONSULT, EP_B), 0);
+    CHECK_EQ(spk_relay_stats(relay, CONSULT, EP_C), 0);
+    CHECK(pump(rtcp_have_stats, 5000));
+}
+
+static bool got_nack_for(const side_t *s, uint16_t seq)
+{
+    return (s->nacked[seq / 8] >> (seq % 8)) & 1u;
+}
+
+static void rtcp_send_nack(side_t *from, uint32_t media, const uint16_t *seqs, size_t n)
+{
+    uint8_t buf[512];
+    int len = spk_rtcp_build_nack(buf, sizeof(buf), from->ssrc, media, seqs, n);
+    CHECK(len > 0);
+    CHECK_EQ(spk_peer_send_rtcp(from->peer, buf, (size_t)len), 0);
+}
+
+/* A and C send n packets; B drops every 37th on purpose; A "loses" one packet on its way to the
+ * relay and sends it later on its rtx stream. Then B NACKs what it dropped. */
+static void rtcp_phase_nack(uint32_t n)
+{
+    uint16_t a_first = A.seq;
+    uint8_t held[12 + PAYLOAD];
+    uint16_t held_seq = 0;
+    reset_rx();
+    B.drop_on = true;
+    for (uint32_t i = 0; i < n; i++) {
+        if (i == n / 2) {
+            held_seq = A.seq;
+            build_one(&A, i, held); /* not sent: lost before the relay */
+        } else {
+            send_one(&A, i);
+        }
+        send_one(&C, i);
+        if (i % 10 == 9) {
+            window_floor = i + 1 > WINDOW ? i + 1 - WINDOW : 0;
+            CHECK(pump(rtcp_window, 5000));
+        }
+    }
+    window_floor = n - 1;
+    CHECK(pump(rtcp_window, 5000));
+    B.drop_on = false;
+    CHECK(B.n_dropped[0] > 5 && B.n_dropped[2] > 5);
+    CHECK_EQ(B.got_rtx, 0);
+    /* A goes on at a video-like pace until the relay has NACKed the gap (it looks for gaps
+     * every 20 ms, as A's packets arrive). */
+    uint32_t extra = 0;
+    while (!got_nack_for(&A, held_seq) && extra < 200) {
+        send_one(&A, n + extra++);
+        pump(NULL, 10);
+    }
+    CHECK(got_nack_for(&A, held_seq)); /* the relay's own, for the gap it saw */
+    want_a = n + extra;
+    want_b = n;
+    /* The publisher's retransmission of the packet the relay never had: into the buffer and on
+     * to B as RTX. */
+    uint8_t rtx[sizeof(held) + 2];
+    int len = spk_rtx_wrap(rtx, sizeof(rtx), held, sizeof(held), 97, A.rtx_ssrc, 1);
+    CHECK(len > 0);
+    CHECK_EQ(spk_peer_send_rtp(A.peer, rtx, (size_t)len), 0);
+    rtcp_send_nack(&B, A.ssrc, B.dropped[0], B.n_dropped[0]);
+    rtcp_send_nack(&B, C.ssrc, B.dropped[2], B.n_dropped[2]);
+    uint16_t gone = (uint16_t)(a_first - 100);
+    rtcp_send_nack(&B, A.ssrc, &gone, 1); /* never sent: not in the buffer */
+    CHECK(pump(b_has_all, 5000));
+    pump(NULL, 200);
+    CHECK_EQ(B.bad, 0);
+    CHECK_EQ(B.got_from[0], n + extra);
+    CHECK_EQ(B.got_from[2], n);
+    CHECK_EQ(B.got_rtx, B.n_dropped[0] + 1); /* RTX for A only: C has no rtx */
+    CHECK(got_nack_for(&A, gone));           /* B's, forwarded */
+    rtcp_stats();
+    CHECK_EQ(B.stats.nack_received, B.n_dropped[0] + B.n_dropped[2] + 1);
+    CHECK_EQ(B.stats.rtx_sent, B.n_dropped[0] + B.n_dropped[2] + 1);
+    CHECK_EQ(A.stats.nack_forwarded, 1);
+    CHECK(A.stats.nack_sent >= 1);
+    CHECK_EQ(C.stats.nack_sent, 0); /* learned stream: the relay does not NACK it itself */
+    CHECK(A.stats.rtx_buffer_bytes > 0 && C.stats.rtx_buffer_bytes > 0);
+    printf("nack: B dropped %zu of A and %zu of C; retransmitted from the buffer (%" PRIu64
+           " RTX incl. 1 repaired upstream after the relay's NACK for seq %u), 1 NACK "
+           "forwarded to A\n",
+           B.n_dropped[0], B.n_dropped[2], B.got_rtx, (unsigned)held_seq);
+}
+
+static bool a_and_c_keyframe(void)
+{
+    return A.got_pli >= 1 && C.got_fir >= 1;
+}
+
+static void rtcp_phase_pli(void)
+{
+    pump(NULL, 600); /* past the throttle */
+    rtcp_stats();
+    uint64_t fwd0 = A.stats.pli_forwarded, thr0 = A.stats.pli_throttled;
+    A.got_pli = C.got_fir = 0;
+    uint8_t buf[64];
+    for (int i = 0; i < 3; i++) {
+        int n = spk_rtcp_build_pli(buf, sizeof(buf), B.ssrc, A.ssrc);
+        CHECK_EQ(spk_peer_send_rtcp(B.peer, buf, (size_t)n), 0);
+    }
+    int n = spk_rtcp_build_fir(buf, sizeof(buf), B.ssrc, C.ssrc, 1);
+    CHECK_EQ(spk_peer_send_rtcp(B.peer, buf, (size_t)n), 0);
+    CHECK(pump(a_and_c_keyframe, 3000));
+    pump(NULL, 200);
+    CHECK_EQ(A.got_pli, 1);
+    CHECK_EQ(C.got_fir, 1);
+    rtcp_stats();
+    CHECK_EQ(A.stats.pli_forwarded, fwd0 + 1);
+    CHECK_EQ(A.stats.pli_throttled, thr0 + 2);
+    printf("pli: 3 PLIs from B for A's stream: 1 reached A (2 throttled); B's FIR reached C\n");
+}
+
+/* B reports 25 % loss on A's stream and sends its own REMB; A sends an SR. */
+static void rtcp_phase_remb(uint32_t first)
+{
+    CHECK(A.got_remb > 0 && A.remb_own && C.got_remb > 0);
+    CHECK_EQ(A.remb_bps, RTCP_REMB_BPS);
+    CHECK(A.got_rr > 0 && C.got_rr > 0);
+    CHECK_EQ(B.got_sr, 0);
+    uint64_t remb0 = A.got_remb;
+    uint64_t end = spk_mono_ns() + 3500000000ull;
+    uint8_t buf[512];
+    for (uint32_t i = 0; spk_mono_ns() < end; i++) {
+        send_one(&A, first + i);
+        if (i % 20 == 0) {
+            spk_rtcp_report_t r = {.ssrc = A.ssrc, .fraction_lost = 64, .ext_highest_seq = A.seq};
+            int n = spk_rtcp_build_rr(buf, sizeof(buf), B.ssrc, &r, 1);
+            int m =
+                spk_rtcp_build_remb(buf + n, sizeof(buf) - (size_t)n, B.ssrc, 100000, &A.ssrc, 1);
+            CHECK(n > 0 && m > 0);
+            CHECK_EQ(spk_peer_send_rtcp(B.peer, buf, (size_t)(n + m)), 0);
+            spk_rtcp_report_t about_c = {.ssrc = C.ssrc};
+            uint64_t ntp = (uint64_t)(3900000000u + i) << 32 | 0x12345678u;
+            n = spk_rtcp_build_sr(buf, sizeof(buf), A.ssrc, ntp, i * 3000, i, i * PAYLOAD, &about_c,
+                                  1);
+            m = spk_rtcp_build_sdes_cname(buf + n, sizeof(buf) - (size_t)n, A.ssrc, "a@test");
+            CHECK(n > 0 && m > 0);
+            CHECK_EQ(spk_peer_send_rtcp(A.peer, buf, (size_t)(n + m)), 0);
+        }
+        pump(NULL, 10);
+    }
+    CHECK(A.got_remb >= remb0 + 2);
+    CHECK(A.remb_bps < RTCP_REMB_BPS && A.remb_bps >= 150000);
+    CHECK(A.rr_lsr != 0); /* the relay took the SR's NTP time for LSR */
+    CHECK(B.got_sr > 0);
+    CHECK_EQ(B.sr_rc, 0); /* A's report block about C stays at the relay */
+    CHECK_EQ(A.foreign, 0);
+    CHECK_EQ(C.foreign, 0);
+    CHECK_EQ(A.bad + B.bad + C.bad, 0);
+    rtcp_stats();
+    /* the wire format keeps 18 bits of mantissa */
+    CHECK(A.stats.remb_bps >= A.remb_bps && A.stats.remb_bps - A.remb_bps <= A.remb_bps / 1000);
+    CHECK(B.stats.rtcp_terminated > 0);
+    printf("remb: %u bit/s configured, %" PRIu64 " bit/s after B reported 25 %% loss (%" PRIu64
+           " REMBs, %" PRIu64 " RRs to A); A's SRs reached B without report blocks\n",
+           RTCP_REMB_BPS, A.remb_bps, A.got_remb, A.got_rr);
+}
+
+static bool d_ready(void)
+{
+    return D.connected && spk_peer_connected(D.peer);
+}
+
+static uint64_t rtcp_pli0;
+
+static bool a_pli_again(void)
+{
+    return A.got_pli > rtcp_pli0;
+}
+
+/* A new subscriber D: the relay asks A for a key frame as soon as D is forwarded to. */
+static void rtcp_phase_join(uint32_t first)
+{
+    rtcp_pli0 = A.got_pli;
+    rtcp_stats();
+    uint64_t gen0 = A.stats.pli_generated;
+    setup_side(&D, CONSULT, EP_D, SPK_RELAY_ROLE_SUBSCRIBE, true, false);
+    pump(NULL, 20);
+    exchange_candidates(3);
+    CHECK(pump(d_ready, 10000));
+    CHECK_EQ(A.got_pli, rtcp_pli0);
+    CHECK_EQ(spk_relay_set_forwarding(relay, CONSULT, EP_D, true), 0);
+    CHECK(pump(a_pli_again, 3000));
+    for (uint32_t i = 0; i < 20; i++) {
+        send_one(&A, first + i);
+        pump(NULL, 2);
+    }
+    pump(NULL, 100);
+    CHECK(D.got_from[0] > 0);
+    rtcp_stats();
+    CHECK_EQ(A.stats.pli_generated, gen0 + 1);
+    printf("join: subscriber D forwarded to: PLI to A; D receives A\n");
+}
+
+static void run_rtcp(uint32_t n)
+{
+    setup_side(&A, CONSULT, EP_A, SPK_RELAY_ROLE_PUBLISH, false, false);
+    setup_side(&B, CONSULT, EP_B, SPK_RELAY_ROLE_SUBSCRIBE, true, false);
+    setup_side(&C, CONSULT, EP_C, SPK_RELAY_ROLE_PUBLISH, false, false);
+    A.rtx_ssrc = A.ssrc + 0x100; /* same low byte: the receiver finds the sender by it */
+    spk_relay_stream_t st = {.ssrc = A.ssrc,
+                             .rtx_ssrc = A.rtx_ssrc,
+                             .pt = 96,
+                             .rtx_pt = 97,
+                             .clock_rate = 90000,
+                             .video = true};
+    CHECK_EQ(spk_relay_set_streams(relay, CONSULT, EP_A, &st, 1), 0);
+    spk_relay_stream_t dup[2] = {st, st};
+    CHECK_EQ(spk_relay_set_streams(relay, CONSULT, EP_A, dup, 2), SPK_EINVAL);
+    pump(NULL, 20);
+    exchange_candidates(-1);
+    CHECK(pump(all_connected, 15000));
+    for (unsigned i = 0; i < 3; i++) {
+        CHECK(!S[i].failed && !spk_peer_failed(S[i].peer));
+        CHECK_EQ(spk_relay_set_forwarding(relay, CONSULT, S[i].ep, true), 0);
+    }
+    pump(NULL, 50);
+    rtcp_phase_nack(n);
+    rtcp_phase_pli();
+    rtcp_phase_remb(2 * n + 400);
+    rtcp_phase_join(2 * n + 1000);
+    for (unsigned i = 1; i < N_SIDES; i++) {
+        S[i].closed = false;
+        CHECK_EQ(spk_relay_endpoint_close(relay, S[i].consult, S[i].ep), 0);
+    }
+}
+
 static bool others_closed(void)
 {
     return B.closed && C.closed && D.closed;
@@ -656,6 +1059,9 @@ int main(int argc, char **argv)
     if (strcmp(mode, "consent") == 0) {
         cfg.consent_timeout_ms = 1500;
     }
+    if (strcmp(mode, "rtcp") == 0) {
+        cfg.remb_bps = RTCP_REMB_BPS;
+    }
     CHECK_EQ(spk_relay_new(&loop, &cfg, event_cb, NULL, &relay), 0);
     CHECK_EQ(strlen(spk_relay_fingerprint(relay)), 95);
 
@@ -690,6 +1096,9 @@ int main(int argc, char **argv)
         phase_flow("forwarding", 0, n);
     } else if (strcmp(mode, "fanout") == 0) {
         run_fanout(n);
+        CHECK(pump(others_closed, 5000));
+    } else if (strcmp(mode, "rtcp") == 0) {
+        run_rtcp(n);
         CHECK(pump(others_closed, 5000));
     } else {
         connect_all(false);

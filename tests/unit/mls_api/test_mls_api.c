@@ -164,19 +164,18 @@ static void test_lifecycle(void **state)
 static void test_key_package(void **state)
 {
     (void)state;
-    spk_mls_buf_t kp, sec;
-    const uint8_t *id = NULL;
-    size_t id_len = 0;
+    spk_mls_buf_t kp, sec, id;
     new_kp("dokter@example", &kp, &sec);
-    assert_rc(spk_mls_key_package_check(kp.p, kp.n, 0, &id, &id_len), 0);
-    assert_int_equal(id_len, 14);
-    assert_memory_equal(id, "dokter@example", 14);
+    assert_rc(spk_mls_key_package_check(kp.p, kp.n, 0, &id), 0);
+    assert_int_equal(id.n, 14);
+    assert_memory_equal(id.p, "dokter@example", 14);
+    spk_mls_buf_free(&id);
     kp.p[kp.n - 1] ^= 1; /* signature */
-    assert_rc(spk_mls_key_package_check(kp.p, kp.n, 0, NULL, NULL), SPK_EVERIFY);
-    assert_rc(spk_mls_key_package_check(kp.p, kp.n - 10, 0, NULL, NULL), SPK_ETRUNC);
+    assert_rc(spk_mls_key_package_check(kp.p, kp.n, 0, NULL), SPK_EVERIFY);
+    assert_rc(spk_mls_key_package_check(kp.p, kp.n - 10, 0, NULL), SPK_ETRUNC);
     /* Far in the future the lifetime has ended. */
     kp.p[kp.n - 1] ^= 1;
-    assert_rc(spk_mls_key_package_check(kp.p, kp.n, UINT64_C(1) << 40, NULL, NULL), SPK_EVERIFY);
+    assert_rc(spk_mls_key_package_check(kp.p, kp.n, UINT64_C(1) << 40, NULL), SPK_EVERIFY);
     spk_mls_buf_free(&kp);
     spk_mls_buf_free(&sec);
 }
@@ -254,6 +253,39 @@ static void test_remove(void **state)
     spk_mls_free(w.m[2]);
     w.m[2] = NULL;
     assert_agree(&w);
+    world_free(&w);
+}
+
+/* A Commit that removes carol and adds dave, who takes carol's leaf: carol is still removed. */
+static void test_remove_leaf_reused(void **state)
+{
+    (void)state;
+    world_t w;
+    spk_mls_buf_t kp, sec, commit, welcome;
+    spk_mls_event_t ev;
+    spk_mls_t *dave = NULL;
+    world_init(&w, 0);
+    uint32_t carol = 2;
+    new_kp("dave", &kp, &sec);
+    const uint8_t *adds[1] = {kp.p};
+    size_t lens[1] = {kp.n};
+    spk_mls_commit_opts_t o = {adds, lens, 1, &carol, 1, SPK_MLS_COMMIT_PRIVATE};
+    assert_rc(spk_mls_commit(w.m[0], &o, &commit, &welcome), 0);
+    assert_rc(spk_mls_commit_merge(w.m[0]), 0);
+    assert_rc(spk_mls_process(w.m[1], commit.p, commit.n, &ev), 0);
+    assert_int_equal(ev.type, SPK_MLS_EVENT_COMMIT);
+    assert_rc(spk_mls_process(w.m[2], commit.p, commit.n, &ev), 0);
+    assert_int_equal(ev.type, SPK_MLS_EVENT_REMOVED);
+    assert_rc(spk_mls_join(&dave, sec.p, sec.n, welcome.p, welcome.n, NULL, 0), 0);
+    assert_int_equal(spk_mls_own_leaf(dave), carol);
+    spk_mls_free(w.m[2]);
+    w.m[2] = dave;
+    assert_agree(&w);
+    say(&w, 2, "dave is er");
+    spk_mls_buf_free(&kp);
+    spk_mls_buf_free(&sec);
+    spk_mls_buf_free(&commit);
+    spk_mls_buf_free(&welcome);
     world_free(&w);
 }
 
@@ -500,6 +532,79 @@ static void test_bad_tags_and_signatures(void **state)
     world_free(&w);
 }
 
+/* A PrivateMessage that decrypts but whose signature was made with another key: rejected
+ * without consuming the ratchet key, so the genuine message of that generation still works. */
+static void test_private_bad_signature(void **state)
+{
+    (void)state;
+    world_t w;
+    spk_mls_group_t alice;
+    spk_mls_framed_content_t c;
+    spk_mls_bytes_t forged;
+    spk_mls_buf_t real;
+    spk_mls_event_t ev;
+    uint8_t other_sig[SPK_MLS_SIG_PRIV_LEN], other_pub[SPK_MLS_SIG_PUB_LEN];
+    world_init(&w, 0);
+    internal_copy(w.m[0], &alice);
+    assert_rc(spk_mls_ed25519_keygen(other_sig, other_pub), 0);
+    memset(&c, 0, sizeof(c));
+    c.group_id = alice.gc.group_id;
+    c.epoch = alice.gc.epoch;
+    c.sender.type = SPK_MLS_SENDER_MEMBER;
+    c.sender.index = alice.own_leaf;
+    c.content_type = SPK_MLS_CONTENT_APPLICATION;
+    c.application_data.p = (uint8_t *)"vervalst";
+    c.application_data.n = 8;
+    assert_rc(spk_mls_private_message_protect(&c, NULL, alice.gc_enc.p, alice.gc_enc.n, other_sig,
+                                              &alice.st, alice.secrets.sender_data_secret, 0,
+                                              &forged),
+              0);
+    expect_rejected(w.m[1], forged.p, forged.n, SPK_EMLSSIG);
+    spk_mls_bytes_free(&forged);
+    /* The same generation from the real alice is accepted. */
+    assert_rc(spk_mls_encrypt(w.m[0], (const uint8_t *)"echt", 4, 0, &real), 0);
+    assert_rc(spk_mls_process(w.m[1], real.p, real.n, &ev), 0);
+    assert_int_equal(ev.data.n, 4);
+    spk_mls_buf_free(&ev.data);
+    spk_mls_buf_free(&real);
+    spk_mls_group_free(&alice);
+    say(&w, 2, "verder");
+    world_free(&w);
+}
+
+/* A member's own messages echoed back by the delivery service are rejected without effect. */
+static void test_own_echo(void **state)
+{
+    (void)state;
+    world_t w;
+    spk_mls_buf_t m, c;
+    world_init(&w, 0);
+    assert_rc(spk_mls_encrypt(w.m[0], (const uint8_t *)"echo", 4, 0, &m), 0);
+    expect_rejected(w.m[0], m.p, m.n, SPK_EMLSREPLAY);
+    spk_mls_buf_free(&m);
+    assert_rc(spk_mls_propose_update(w.m[0], &m), 0);
+    expect_rejected(w.m[0], m.p, m.n, SPK_EMLSREPLAY);
+    spk_mls_commit_opts_t priv = {NULL, NULL, 0, NULL, 0, SPK_MLS_COMMIT_PRIVATE};
+    assert_rc(spk_mls_commit(w.m[0], &priv, &c, NULL), 0);
+    expect_rejected(w.m[0], c.p, c.n, SPK_EMLSREPLAY);
+    spk_mls_buf_free(&c);
+    assert_rc(spk_mls_commit(w.m[0], NULL, &c, NULL), 0);
+    expect_rejected(w.m[0], c.p, c.n, SPK_EVERIFY);
+    /* The others take the proposal and the last Commit; alice merges it. */
+    spk_mls_event_t ev;
+    for (int i = 1; i < N_MEMBERS; i++) {
+        assert_rc(spk_mls_process(w.m[i], m.p, m.n, &ev), 0);
+        assert_rc(spk_mls_process(w.m[i], c.p, c.n, &ev), 0);
+        assert_int_equal(ev.type, SPK_MLS_EVENT_COMMIT);
+    }
+    assert_rc(spk_mls_commit_merge(w.m[0]), 0);
+    spk_mls_buf_free(&m);
+    spk_mls_buf_free(&c);
+    assert_agree(&w);
+    say(&w, 0, "na de echo");
+    world_free(&w);
+}
+
 static void test_private_replays(void **state)
 {
     (void)state;
@@ -550,10 +655,13 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_own_update),
         cmocka_unit_test(test_private_commit_oob_tree),
         cmocka_unit_test(test_remove),
+        cmocka_unit_test(test_remove_leaf_reused),
         cmocka_unit_test(test_save_restore),
         cmocka_unit_test(test_bad_framing),
         cmocka_unit_test(test_wrong_group_and_epoch),
         cmocka_unit_test(test_bad_tags_and_signatures),
+        cmocka_unit_test(test_private_bad_signature),
+        cmocka_unit_test(test_own_echo),
         cmocka_unit_test(test_private_replays),
     };
     if (argc > 1) {

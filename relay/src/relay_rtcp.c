@@ -1,0 +1,690 @@
+/* RTCP per hop, on the worker thread: the relay is the receiver of each publisher and the sender
+ * towards each subscriber, so it terminates RTCP instead of passing it through.
+ *
+ * To publishers: the relay's own receiver reports (RFC 3550 A.1/A.3/A.8 statistics of what
+ * arrives, LSR/DLSR from the publisher's SRs) and a REMB (relay_remb.h) about once a second,
+ * driven by the publisher's own packets (no timer: a publisher that sends nothing needs no
+ * report); key frame requests (subscribers' PLI/FIR, throttled per stream, and the relay's own
+ * when a stream starts or a subscriber joins); NACKs for what the retransmission buffer lacks
+ * and, on declared video streams, for the gaps the relay sees itself (spk/nack.h).
+ *
+ * To subscribers: the publishers' SRs (and SDES) without report blocks, for lip sync;
+ * retransmissions from the buffer (RFC 4588 RTX when the stream has rtx, else the original
+ * packet: the outbound SRTP session allows repeated indexes for that).
+ *
+ * Consumed: subscribers' RRs (their loss feeds the REMB rule), REMB, SDES, BYE, XR, APP,
+ * transport-cc feedback. The publisher's rtx stream is terminated too: a retransmission from the
+ * publisher fills the buffer and goes to every subscriber (the relay lacked it, so all of them
+ * did).
+ *
+ * No locks; no allocation except a stream's retransmission buffer when the stream is declared
+ * or first seen. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "relay_int.h"
+#include "spk/error.h"
+#include "spk/log.h"
+#include "spk/util.h"
+
+#define RTCP_INTERVAL_NS 1000000000ull
+#define KEYFRAME_MIN_NS 500000000ull
+#define NACK_MAX_SEQS 128 /* per NACK packet from a subscriber */
+#define FIR_MAX_ENTRIES 8
+#define FWD_MAX 640 /* forwarded SR + SDES compound */
+/* The relay's own NACKs for gaps in a declared video stream: looked for every 20 ms, each
+ * missing packet asked for up to 8 times 40 ms apart, not further back than 512 packets. */
+#define NACK_POLL_NS 20000000ull
+#define NACK_TRIES 8
+#define NACK_RETRY_MS 40
+#define NACK_MAX_AGE 512
+#define NACK_COLLECT 64
+/* Room in w->ctl for a plain packet; the SRTP trailer goes after it. */
+#define CTL_CAP (SPK_RELAY_PKT_MAX + 2)
+
+typedef enum { KF_RELAY, KF_PLI, KF_FIR } keyframe_why_t;
+
+typedef struct {
+    uint8_t buf[FWD_MAX];
+    size_t len;
+    bool has_sr;
+} fwd_t;
+
+/* ---- helpers ---- */
+
+/* Whether sub receives pub's media (roles and owner; not the lobby). */
+static bool media_link(const spk_relay_ep_t *sub, const spk_relay_ep_t *pub)
+{
+    if (sub == pub || !(pub->roles & SPK_RELAY_ROLE_PUBLISH) ||
+        !(sub->roles & SPK_RELAY_ROLE_SUBSCRIBE)) {
+        return false;
+    }
+    return pub->owner == 0 || pub->owner != sub->owner;
+}
+
+/* Whether the relay may send to the endpoint at all: keyed, alive and out of the lobby. */
+static bool can_send(const spk_relay_ep_t *to)
+{
+    return to->forwarding && to->srtp_out != NULL && !to->failed && to->agent != NULL;
+}
+
+/* Protects w->ctl[0, len) in place and sends it. */
+static bool send_ctl(spk_relay_ep_t *to, size_t len, bool rtcp)
+{
+    spk_relay_worker_t *w = to->w;
+    int n = (int)len;
+    srtp_err_status_t e =
+        rtcp ? srtp_protect_rtcp(to->srtp_out, w->ctl, &n) : srtp_protect(to->srtp_out, w->ctl, &n);
+    if (e != srtp_err_status_ok) {
+        to->st.dropped_other++;
+        return false;
+    }
+    gint r = nice_agent_send(to->agent, to->stream, 1, (guint)n, (const gchar *)w->ctl);
+    if (r != n) {
+        to->st.dropped_other++;
+        return false;
+    }
+    to->st.bytes_tx += (uint64_t)n;
+    if (rtcp) {
+        to->st.rtcp_tx++;
+    }
+    return true;
+}
+
+static spk_relay_pstream_t *own_stream(spk_relay_ep_t *ep, uint32_t ssrc)
+{
+    for (size_t i = 0; i < SPK_RELAY_MAX_STREAMS; i++) {
+        spk_relay_pstream_t *s = &ep->streams[i];
+        if (s->in_use && s->d.ssrc == ssrc) {
+            return s;
+        }
+    }
+    return NULL;
+}
+
+/* The stream with media SSRC ssrc among the publishers sub receives. */
+static spk_relay_pstream_t *find_pub(spk_relay_ep_t *sub, uint32_t ssrc, spk_relay_ep_t **pub)
+{
+    spk_relay_consult_t *c = sub->consult;
+    for (size_t i = 0; c != NULL && i < c->n; i++) {
+        spk_relay_ep_t *p = c->eps[i];
+        if (!media_link(sub, p)) {
+            continue;
+        }
+        spk_relay_pstream_t *s = own_stream(p, ssrc);
+        if (s != NULL) {
+            *pub = p;
+            return s;
+        }
+    }
+    return NULL;
+}
+
+/* ---- streams ---- */
+
+static void store_free(spk_relay_ep_t *ep, spk_relay_pstream_t *s)
+{
+    ep->st.rtx_buffer_bytes -= spk_rtx_store_memory(&s->store);
+    spk_rtx_store_destroy(&s->store);
+    memset(&s->store, 0, sizeof(s->store));
+}
+
+static void nack_free(spk_relay_ep_t *ep, spk_relay_pstream_t *s)
+{
+    if (s->nack != NULL) {
+        ep->st.rtx_buffer_bytes -= sizeof(*s->nack);
+        free(s->nack);
+        s->nack = NULL;
+    }
+}
+
+static void nack_reset(spk_relay_pstream_t *s)
+{
+    if (s->nack != NULL) {
+        spk_nack_gen_init(s->nack, NACK_TRIES, NACK_RETRY_MS, NACK_MAX_AGE);
+    }
+}
+
+static void stream_release(spk_relay_ep_t *ep, spk_relay_pstream_t *s)
+{
+    store_free(ep, s);
+    nack_free(ep, s);
+    memset(s, 0, sizeof(*s));
+}
+
+static void stream_setup(spk_relay_ep_t *ep, spk_relay_pstream_t *s, const spk_relay_stream_t *d,
+                         bool declared)
+{
+    uint32_t clock = d->clock_rate != 0 ? d->clock_rate : (d->video ? 90000u : 48000u);
+    if (s->in_use && s->started && (s->d.ssrc != d->ssrc || s->d.clock_rate != clock)) {
+        s->started = false; /* statistics start over with the next packet */
+    }
+    s->d = *d;
+    s->d.clock_rate = clock;
+    if (s->d.rtx_pt == 0 || s->d.rtx_ssrc == 0) {
+        s->d.rtx_pt = 0;
+        s->d.rtx_ssrc = 0;
+    }
+    if (!s->in_use) {
+        s->worst_fraction_lost = -1;
+    }
+    s->in_use = true;
+    s->declared = declared;
+    if (d->video && s->store.arena == NULL) {
+        if (spk_rtx_store_init(&s->store, SPK_RTX_VIDEO_SLOTS, SPK_RTX_VIDEO_ARENA,
+                               SPK_RTX_MAX_PACKET) == 0) {
+            ep->st.rtx_buffer_bytes += spk_rtx_store_memory(&s->store);
+        } else {
+            memset(&s->store, 0, sizeof(s->store));
+            spk_warn(ep->id, "relay: no memory for a retransmission buffer");
+        }
+    } else if (!d->video && s->store.arena != NULL) {
+        store_free(ep, s);
+    }
+    /* Only for declared streams: a recovered packet is recognised on the declared rtx SSRC or,
+     * without rtx, on the media SSRC itself. */
+    if (declared && d->video && s->nack == NULL) {
+        s->nack = malloc(sizeof(*s->nack));
+        if (s->nack != NULL) {
+            ep->st.rtx_buffer_bytes += sizeof(*s->nack);
+            nack_reset(s);
+        }
+    } else if (!(declared && d->video)) {
+        nack_free(ep, s);
+    }
+}
+
+static spk_relay_pstream_t *free_slot(spk_relay_ep_t *ep, bool evict_learned)
+{
+    for (size_t i = 0; i < SPK_RELAY_MAX_STREAMS; i++) {
+        if (!ep->streams[i].in_use) {
+            return &ep->streams[i];
+        }
+    }
+    for (size_t i = 0; evict_learned && i < SPK_RELAY_MAX_STREAMS; i++) {
+        if (!ep->streams[i].declared) {
+            stream_release(ep, &ep->streams[i]);
+            return &ep->streams[i];
+        }
+    }
+    return NULL;
+}
+
+static bool declared_in(const spk_relay_stream_t *streams, size_t n, uint32_t ssrc, bool rtx)
+{
+    for (size_t i = 0; i < n; i++) {
+        if ((rtx ? streams[i].rtx_ssrc : streams[i].ssrc) == ssrc && ssrc != 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+void spk_relay_rtcp_set_streams(spk_relay_ep_t *ep, const spk_relay_stream_t *streams, size_t n)
+{
+    for (size_t i = 0; i < SPK_RELAY_MAX_STREAMS; i++) {
+        spk_relay_pstream_t *s = &ep->streams[i];
+        /* Gone from the declaration, or a learned stream that is really an rtx stream. */
+        if (s->in_use && ((s->declared && !declared_in(streams, n, s->d.ssrc, false)) ||
+                          (!s->declared && declared_in(streams, n, s->d.ssrc, true)))) {
+            stream_release(ep, s);
+        }
+    }
+    for (size_t i = 0; i < n && i < SPK_RELAY_MAX_STREAMS; i++) {
+        spk_relay_pstream_t *s = own_stream(ep, streams[i].ssrc);
+        if (s == NULL) {
+            s = free_slot(ep, true);
+        }
+        if (s != NULL) {
+            stream_setup(ep, s, &streams[i], true);
+        }
+    }
+}
+
+void spk_relay_rtcp_ep_init(spk_relay_ep_t *ep)
+{
+    uint64_t h = ep->id * 0x9E3779B97F4A7C15ull;
+    ep->relay_ssrc = (uint32_t)(h >> 32) | 1u;
+    ep->rtcp_next_ns = 0;
+    spk_remb_rule_init(&ep->remb, ep->w->relay->cfg.remb_bps);
+}
+
+void spk_relay_rtcp_ep_free(spk_relay_ep_t *ep)
+{
+    for (size_t i = 0; i < SPK_RELAY_MAX_STREAMS; i++) {
+        stream_release(ep, &ep->streams[i]);
+    }
+}
+
+/* ---- key frames ---- */
+
+static void request_keyframe(spk_relay_ep_t *pub, spk_relay_pstream_t *s, uint64_t now_ns,
+                             keyframe_why_t why)
+{
+    if (!can_send(pub)) {
+        return;
+    }
+    if (s->last_keyframe_ns != 0 && now_ns - s->last_keyframe_ns < KEYFRAME_MIN_NS) {
+        pub->st.pli_throttled++;
+        return;
+    }
+    uint8_t *out = pub->w->ctl;
+    int n = why == KF_FIR
+                ? spk_rtcp_build_fir(out, CTL_CAP, pub->relay_ssrc, s->d.ssrc, ++s->fir_seq)
+                : spk_rtcp_build_pli(out, CTL_CAP, pub->relay_ssrc, s->d.ssrc);
+    if (n < 0 || !send_ctl(pub, (size_t)n, true)) {
+        return;
+    }
+    s->last_keyframe_ns = now_ns;
+    if (why == KF_RELAY) {
+        pub->st.pli_generated++;
+    } else {
+        pub->st.pli_forwarded++;
+    }
+}
+
+void spk_relay_rtcp_on_ready(spk_relay_ep_t *ep)
+{
+    if (!can_send(ep) || ep->consult == NULL) {
+        return;
+    }
+    uint64_t now = spk_mono_ns();
+    ep->rtcp_next_ns = 0;
+    /* Its own streams start over: what it sent in the lobby was not counted, and subscribers
+     * need a key frame (requested with the first packet). */
+    for (size_t k = 0; k < SPK_RELAY_MAX_STREAMS; k++) {
+        ep->streams[k].started = false;
+    }
+    spk_relay_consult_t *c = ep->consult;
+    for (size_t i = 0; i < c->n; i++) {
+        spk_relay_ep_t *p = c->eps[i];
+        if (!media_link(ep, p)) {
+            continue;
+        }
+        for (size_t k = 0; k < SPK_RELAY_MAX_STREAMS; k++) {
+            spk_relay_pstream_t *s = &p->streams[k];
+            if (s->in_use && s->started && s->d.video) {
+                request_keyframe(p, s, now, KF_RELAY);
+            }
+        }
+    }
+}
+
+/* ---- retransmissions ---- */
+
+static uint16_t next_rtx_seq(spk_relay_ep_t *sub, uint32_t ssrc)
+{
+    for (size_t i = 0; i < sub->n_rtx_out; i++) {
+        if (sub->rtx_out[i].ssrc == ssrc) {
+            return sub->rtx_out[i].seq++;
+        }
+    }
+    size_t i =
+        sub->n_rtx_out < SPK_RELAY_RTX_OUT_MAX ? sub->n_rtx_out++ : ssrc % SPK_RELAY_RTX_OUT_MAX;
+    /* An arbitrary start (RFC 3550 wants it unpredictable; this one is per subscriber). */
+    uint16_t first = (uint16_t)(((uint64_t)ssrc * 0x9E3779B1u ^ sub->id * 0x85EBCA77u) >> 7);
+    sub->rtx_out[i].ssrc = ssrc;
+    sub->rtx_out[i].seq = (uint16_t)(first + 1);
+    return first;
+}
+
+/* Sends a stored packet to one subscriber: as RTX when the stream has rtx. */
+static void resend(spk_relay_ep_t *sub, const spk_relay_pstream_t *s, const uint8_t *pkt,
+                   size_t len)
+{
+    if (!can_send(sub)) {
+        return;
+    }
+    uint8_t *out = sub->w->ctl;
+    int n = SPK_ETOOBIG;
+    if (s->d.rtx_ssrc != 0) {
+        n = spk_rtx_wrap(out, CTL_CAP, pkt, len, s->d.rtx_pt, s->d.rtx_ssrc,
+                         next_rtx_seq(sub, s->d.rtx_ssrc));
+    } else if (len <= CTL_CAP) {
+        memcpy(out, pkt, len);
+        n = (int)len;
+    }
+    if (n < 0) {
+        sub->st.dropped_other++;
+        return;
+    }
+    if (send_ctl(sub, (size_t)n, false)) {
+        sub->st.rtx_sent++;
+    }
+}
+
+/* A retransmission from the publisher's rtx stream: into the buffer and to every subscriber. */
+static void rtx_in(spk_relay_ep_t *pub, spk_relay_pstream_t *s, uint8_t *pkt, size_t len,
+                   uint64_t now_ns)
+{
+    int n = spk_rtx_unwrap(pkt, len, s->d.pt, s->d.ssrc);
+    if (n < SPK_RTP_HEADER_LEN) {
+        return; /* padding-only probe, or malformed */
+    }
+    spk_rtp_view_t v;
+    if (spk_rtp_parse(&v, pkt, (size_t)n, NULL, 0) != 0) {
+        return;
+    }
+    if (s->nack != NULL && s->started) {
+        spk_nack_gen_on_packet(s->nack, v.seq, now_ns / 1000000u);
+    }
+    if (s->store.arena == NULL || spk_rtx_contains(&s->store, v.seq) ||
+        spk_rtx_put(&s->store, v.seq, pkt, (size_t)n) != 0) {
+        return;
+    }
+    if (s->started) {
+        spk_rtp_rx_stats_update(&s->rx, v.seq, v.ts, now_ns / 1000u);
+    }
+    const uint8_t *stored;
+    size_t slen;
+    if (spk_rtx_get(&s->store, v.seq, now_ns / 1000000u, 0, &stored, &slen) != 0) {
+        return;
+    }
+    spk_relay_consult_t *c = pub->consult;
+    for (size_t i = 0; c != NULL && i < c->n; i++) {
+        if (media_link(c->eps[i], pub)) {
+            resend(c->eps[i], s, stored, slen);
+        }
+    }
+}
+
+static void on_nack(spk_relay_ep_t *sub, const spk_rtcp_pkt_t *p, uint64_t now_ns)
+{
+    spk_rtcp_fb_t fb;
+    spk_rtcp_nack_iter_t it;
+    if (spk_rtcp_parse_fb(p, &fb, NULL, 0) != 0 ||
+        spk_rtcp_nack_iter_init(&it, &fb, NULL, 0) != 0) {
+        sub->st.dropped_other++;
+        return;
+    }
+    spk_relay_ep_t *pub = NULL;
+    spk_relay_pstream_t *s = find_pub(sub, fb.media_ssrc, &pub);
+    uint16_t miss[NACK_MAX_SEQS];
+    size_t n_miss = 0;
+    uint16_t seq;
+    for (size_t count = 0; count < NACK_MAX_SEQS && spk_rtcp_nack_next(&it, &seq); count++) {
+        sub->st.nack_received++;
+        if (s == NULL) {
+            continue;
+        }
+        const uint8_t *pkt;
+        size_t len;
+        if (s->store.arena != NULL &&
+            spk_rtx_get(&s->store, seq, now_ns / 1000000u, 0, &pkt, &len) == 0) {
+            resend(sub, s, pkt, len);
+        } else {
+            miss[n_miss++] = seq;
+        }
+    }
+    if (n_miss == 0 || !can_send(pub)) {
+        return;
+    }
+    int n = spk_rtcp_build_nack(pub->w->ctl, CTL_CAP, pub->relay_ssrc, s->d.ssrc, miss, n_miss);
+    if (n > 0 && send_ctl(pub, (size_t)n, true)) {
+        pub->st.nack_forwarded += n_miss;
+    }
+}
+
+/* ---- RTCP from an endpoint ---- */
+
+static void on_psfb(spk_relay_ep_t *sub, const spk_rtcp_pkt_t *p, uint64_t now_ns)
+{
+    spk_rtcp_fb_t fb;
+    if (spk_rtcp_parse_fb(p, &fb, NULL, 0) != 0) {
+        sub->st.dropped_other++;
+        return;
+    }
+    spk_relay_ep_t *pub = NULL;
+    if (p->count == SPK_PSFB_PLI) {
+        spk_relay_pstream_t *s = find_pub(sub, fb.media_ssrc, &pub);
+        if (s != NULL) {
+            request_keyframe(pub, s, now_ns, KF_PLI);
+        }
+        return;
+    }
+    size_t n = 0;
+    if (p->count != SPK_PSFB_FIR || spk_rtcp_fir_count(&fb, &n, NULL, 0) != 0) {
+        sub->st.rtcp_terminated++; /* REMB and the rest */
+        return;
+    }
+    for (size_t i = 0; i < n && i < FIR_MAX_ENTRIES; i++) {
+        uint32_t target;
+        uint8_t seq_nr;
+        spk_rtcp_fir_get(&fb, i, &target, &seq_nr);
+        spk_relay_pstream_t *s = find_pub(sub, target, &pub);
+        if (s != NULL) {
+            request_keyframe(pub, s, now_ns, KF_FIR);
+        }
+    }
+}
+
+/* Report blocks from a subscriber: the worst loss per stream for the REMB rule. */
+static void loss_reports(spk_relay_ep_t *sub, const spk_rtcp_sr_t *sr)
+{
+    for (unsigned i = 0; i < sr->n_reports; i++) {
+        spk_rtcp_report_t r;
+        spk_rtcp_report_get(sr, i, &r);
+        spk_relay_ep_t *pub = NULL;
+        spk_relay_pstream_t *s = find_pub(sub, r.ssrc, &pub);
+        if (s != NULL && (int)r.fraction_lost > s->worst_fraction_lost) {
+            s->worst_fraction_lost = r.fraction_lost;
+        }
+    }
+}
+
+static void on_sr_rr(spk_relay_ep_t *ep, const spk_rtcp_pkt_t *p, fwd_t *fwd, uint64_t now_ns)
+{
+    spk_rtcp_sr_t sr;
+    if (spk_rtcp_parse_sr_rr(p, &sr, NULL, 0) != 0) {
+        ep->st.dropped_other++;
+        return;
+    }
+    loss_reports(ep, &sr);
+    if (!sr.is_sr || !(ep->roles & SPK_RELAY_ROLE_PUBLISH)) {
+        ep->st.rtcp_terminated++;
+        return;
+    }
+    spk_relay_pstream_t *s = own_stream(ep, sr.ssrc);
+    if (s != NULL && s->started) {
+        spk_rtp_rx_stats_on_sr(&s->rx, sr.ntp, now_ns / 1000u);
+    }
+    /* To the subscribers without report blocks: those are about what this endpoint receives. */
+    int n = spk_rtcp_build_sr(fwd->buf + fwd->len, sizeof(fwd->buf) - fwd->len, sr.ssrc, sr.ntp,
+                              sr.rtp_ts, sr.packet_count, sr.octet_count, NULL, 0);
+    if (n > 0) {
+        fwd->len += (size_t)n;
+        fwd->has_sr = true;
+    }
+}
+
+static void forward_sr(spk_relay_ep_t *pub, const fwd_t *fwd)
+{
+    spk_relay_consult_t *c = pub->consult;
+    for (size_t i = 0; c != NULL && i < c->n; i++) {
+        spk_relay_ep_t *to = c->eps[i];
+        if (media_link(to, pub) && can_send(to)) {
+            memcpy(to->w->ctl, fwd->buf, fwd->len);
+            send_ctl(to, fwd->len, true);
+        }
+    }
+}
+
+void spk_relay_rtcp_in(spk_relay_ep_t *ep, const uint8_t *buf, size_t len, uint64_t now_ns)
+{
+    spk_rtcp_iter_t it;
+    spk_rtcp_pkt_t p;
+    fwd_t fwd;
+    fwd.len = 0;
+    fwd.has_sr = false;
+    spk_rtcp_iter_init(&it, buf, len);
+    int rc;
+    while ((rc = spk_rtcp_next(&it, &p, NULL, 0)) == 0) {
+        switch (p.pt) {
+        case SPK_RTCP_SR:
+        case SPK_RTCP_RR:
+            on_sr_rr(ep, &p, &fwd, now_ns);
+            break;
+        case SPK_RTCP_SDES:
+            if (fwd.has_sr && p.len <= sizeof(fwd.buf) - fwd.len) {
+                memcpy(fwd.buf + fwd.len, p.data, p.len);
+                fwd.len += p.len;
+            } else {
+                ep->st.rtcp_terminated++;
+            }
+            break;
+        case SPK_RTCP_RTPFB:
+            if (p.count == SPK_RTPFB_NACK) {
+                on_nack(ep, &p, now_ns);
+            } else {
+                ep->st.rtcp_terminated++;
+            }
+            break;
+        case SPK_RTCP_PSFB:
+            on_psfb(ep, &p, now_ns);
+            break;
+        default:
+            ep->st.rtcp_terminated++;
+            break;
+        }
+    }
+    if (rc != SPK_ENOTFOUND) {
+        ep->st.dropped_other++;
+    }
+    if (fwd.has_sr) {
+        forward_sr(ep, &fwd);
+    }
+}
+
+/* ---- RTP from a publisher ---- */
+
+bool spk_relay_rtcp_rtp_in(spk_relay_ep_t *ep, uint8_t *pkt, size_t len, uint64_t now_ns)
+{
+    spk_rtp_view_t v;
+    if (spk_rtp_parse(&v, pkt, len, NULL, 0) != 0) {
+        return true; /* forwarded as it is; nothing to account */
+    }
+    spk_relay_pstream_t *s = NULL;
+    for (size_t i = 0; i < SPK_RELAY_MAX_STREAMS; i++) {
+        spk_relay_pstream_t *c = &ep->streams[i];
+        if (!c->in_use) {
+            continue;
+        }
+        if (c->d.ssrc == v.ssrc) {
+            s = c;
+            break;
+        }
+        if (c->d.rtx_ssrc == v.ssrc) {
+            rtx_in(ep, c, pkt, len, now_ns);
+            return false;
+        }
+    }
+    if (s == NULL) {
+        s = free_slot(ep, false);
+        if (s == NULL) {
+            return true; /* more streams than tracked: forwarded only */
+        }
+        spk_relay_stream_t d = {.ssrc = v.ssrc, .pt = v.pt, .video = true};
+        stream_setup(ep, s, &d, false);
+    }
+    if (!s->started) {
+        spk_rtp_rx_stats_init(&s->rx, v.ssrc, s->d.clock_rate, v.seq);
+        s->started = true;
+        nack_reset(s);
+        ep->rtcp_next_ns = now_ns; /* report (and REMB) with this packet */
+        if (s->d.video) {
+            request_keyframe(ep, s, now_ns, KF_RELAY);
+        }
+    }
+    spk_rtp_rx_stats_update(&s->rx, v.seq, v.ts, now_ns / 1000u);
+    if (s->nack != NULL) {
+        spk_nack_gen_on_packet(s->nack, v.seq, now_ns / 1000000u);
+    }
+    if (s->store.arena != NULL) {
+        (void)spk_rtx_put(&s->store, v.seq, pkt, len);
+    }
+    return true;
+}
+
+/* NACKs for the gaps the relay saw itself; a key frame when they cannot be repaired. */
+static void nack_poll(spk_relay_ep_t *ep, uint64_t now_ns)
+{
+    for (size_t i = 0; i < SPK_RELAY_MAX_STREAMS; i++) {
+        spk_relay_pstream_t *s = &ep->streams[i];
+        if (!s->in_use || !s->started || s->nack == NULL) {
+            continue;
+        }
+        uint16_t seqs[NACK_COLLECT];
+        size_t n = spk_nack_gen_collect(s->nack, now_ns / 1000000u, seqs, NACK_COLLECT);
+        if (n > 0) {
+            int len = spk_rtcp_build_nack(ep->w->ctl, CTL_CAP, ep->relay_ssrc, s->d.ssrc, seqs, n);
+            if (len > 0 && send_ctl(ep, (size_t)len, true)) {
+                ep->st.nack_sent += n;
+            }
+        }
+        if (spk_nack_gen_keyframe_needed(s->nack)) {
+            request_keyframe(ep, s, now_ns, KF_RELAY);
+        }
+    }
+}
+
+/* The receiver report and REMB to a publisher. */
+static void report(spk_relay_ep_t *ep, uint64_t now_ns)
+{
+    spk_rtcp_report_t reps[SPK_RELAY_MAX_STREAMS];
+    uint32_t video[SPK_RELAY_MAX_STREAMS];
+    size_t nr = 0, nv = 0;
+    int worst = -1;
+    for (size_t i = 0; i < SPK_RELAY_MAX_STREAMS; i++) {
+        spk_relay_pstream_t *s = &ep->streams[i];
+        if (!s->in_use || !s->started) {
+            continue;
+        }
+        spk_rtp_rx_stats_report(&s->rx, now_ns / 1000u, &reps[nr]);
+        if (s->d.video) {
+            video[nv++] = s->d.ssrc;
+            int f = reps[nr].fraction_lost;
+            worst = f > worst ? f : worst;
+            worst = s->worst_fraction_lost > worst ? s->worst_fraction_lost : worst;
+            s->worst_fraction_lost = -1;
+        }
+        nr++;
+    }
+    if (nr == 0) {
+        return;
+    }
+    uint8_t *out = ep->w->ctl;
+    int n = spk_rtcp_build_rr(out, CTL_CAP, ep->relay_ssrc, reps, nr);
+    if (n < 0) {
+        return;
+    }
+    size_t total = (size_t)n;
+    bool remb = false;
+    if (ep->remb.target_bps != 0 && nv > 0) {
+        uint64_t bps = spk_remb_rule_update(&ep->remb, worst);
+        int m = spk_rtcp_build_remb(out + total, CTL_CAP - total, ep->relay_ssrc, bps, video, nv);
+        if (m > 0) {
+            total += (size_t)m;
+            remb = true;
+            ep->st.remb_bps = bps;
+        }
+    }
+    if (send_ctl(ep, total, true)) {
+        ep->st.rtcp_rr_sent++;
+        ep->st.rtcp_remb_sent += remb ? 1u : 0u;
+    }
+}
+
+void spk_relay_rtcp_poll(spk_relay_ep_t *ep, uint64_t now_ns)
+{
+    if (!can_send(ep)) {
+        return;
+    }
+    if (now_ns >= ep->nack_next_ns) {
+        ep->nack_next_ns = now_ns + NACK_POLL_NS;
+        nack_poll(ep, now_ns);
+    }
+    if (now_ns >= ep->rtcp_next_ns) {
+        ep->rtcp_next_ns = now_ns + RTCP_INTERVAL_NS;
+        report(ep, now_ns);
+    }
+}

@@ -1,0 +1,195 @@
+// Helpers for the media browser tests: spreekd with the relay on 127.0.0.1, a GP console, a
+// patient through invite and lobby, and the pages' media statistics (window.__spk.media).
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { artifactDir, launchBrowser, mintToken, startServer, waitText, watchPage } from './lib.mjs';
+
+export const GP = { role: 'gp', sub: 'gp-1', name: 'Dr. Jansen', practice: 'praktijk-a' };
+export const SPECIALIST = {
+  role: 'specialist',
+  sub: 'spec-1',
+  name: 'Dr. de Boer',
+  practice: 'ziekenhuis-b',
+};
+
+export const tid = (page, id) => page.locator(`[data-testid="${id}"]`);
+
+// spreekd with the media relay on loopback, and headless Chromium.
+export async function setup(t) {
+  const srv = await startServer({ args: ['--relay-address', '127.0.0.1'] });
+  const browser = await launchBrowser();
+  const problems = [];
+  t.after(async () => {
+    await browser.close().catch(() => {});
+    await srv.stop();
+  });
+  const shots = artifactDir();
+  const shot = (page, name) =>
+    page.screenshot({ path: join(shots, `${name}.png`), fullPage: true }).catch(() => {});
+  return { srv, browser, problems, shot };
+}
+
+export async function newPage(env, label, { width = 1280, height = 900, mobile = false } = {}) {
+  const ctx = await env.browser.newContext({
+    viewport: { width, height },
+    locale: 'nl-NL',
+    ...(mobile ? { deviceScaleFactor: 2, isMobile: true, hasTouch: true } : {}),
+  });
+  // Every RTCPeerConnection the page creates, so a test can read all of their statistics.
+  await ctx.addInitScript(() => {
+    const Native = window.RTCPeerConnection;
+    if (!Native) return;
+    window.__pcs = [];
+    window.RTCPeerConnection = class extends Native {
+      constructor(...args) {
+        super(...args);
+        window.__pcs.push(this);
+      }
+    };
+  });
+  const page = await ctx.newPage();
+  env.problems.push(watchPage(page, label));
+  return page;
+}
+
+// Inbound RTP packets over all of the page's connections, open or closed since.
+export function allInbound(page) {
+  return page.evaluate(async () => {
+    let packets = 0;
+    let connections = 0;
+    for (const pc of window.__pcs || []) {
+      connections += 1;
+      try {
+        const report = await pc.getStats();
+        for (const s of report.values()) {
+          if (s.type === 'inbound-rtp') packets += s.packetsReceived || 0;
+        }
+      } catch {
+        /* closed */
+      }
+    }
+    return { packets, connections };
+  });
+}
+
+// Nobody receives RTP the relay's offer does not announce (e.g. their own media back).
+export async function assertNoStrayRtp(page, label) {
+  const sum = await summary(page);
+  assert.ok(sum, `${label}: no call`);
+  assert.equal(
+    sum.subscribe.unannounced.packets,
+    0,
+    `${label}: RTP from SSRCs not in the offer: ${sum.subscribe.unannounced.ssrcs.join(', ')} ` +
+      `(own: ${sum.ownSsrcs.join(', ')})`,
+  );
+}
+
+// A professional's console, signed in from the link; `consult` opens that consult.
+export async function openConsole(env, who, { consult = '', ...size } = {}) {
+  const token = await mintToken(env.srv.dataDir, who);
+  const page = await newPage(env, who.sub, size);
+  const frag = consult ? `token=${token}&consult=${consult}` : `token=${token}`;
+  await page.goto(`${env.srv.url}/console#${frag}`);
+  await waitText(tid(page, 'user-name'), who.name);
+  return page;
+}
+
+// The GP creates a consult and joins it. Returns { id }.
+export async function createAndJoin(gp, title = 'Beeldbellen') {
+  await tid(gp, 'new-consult-patient').fill('pseudo-4711');
+  await tid(gp, 'new-consult-title').fill(title);
+  await tid(gp, 'new-consult-submit').click();
+  await waitText(tid(gp, 'detail-title'), title);
+  const item = gp.locator('[data-testid="consult-item"]', { hasText: title });
+  const id = await item.getAttribute('data-consult');
+  await tid(gp, 'consult-join').click();
+  await tid(gp, 'detail-joined').waitFor({ state: 'visible' });
+  return { id };
+}
+
+export async function newInvite(gp) {
+  const before = await tid(gp, 'invite-url').inputValue().catch(() => '');
+  await tid(gp, 'invite-create').click();
+  await gp.waitForFunction(
+    (old) => {
+      const el = document.querySelector('[data-testid="invite-url"]');
+      return el && el.value && el.value !== old;
+    },
+    before,
+  );
+  return tid(gp, 'invite-url').inputValue();
+}
+
+// A patient opens the invite and goes to the waiting room.
+export async function patientToLobby(env, inviteUrl, name, size = {}) {
+  const page = await newPage(env, name, { width: 360, height: 740, mobile: true, ...size });
+  await page.goto(inviteUrl);
+  await tid(page, 'screen-setup').waitFor({ state: 'visible' });
+  await tid(page, 'media-ok').waitFor({ state: 'visible', timeout: 15000 });
+  await tid(page, 'join-name').fill(name);
+  await tid(page, 'join-submit').click();
+  await waitText(tid(page, 'join-status'), 'De huisarts laat u zo binnen');
+  return page;
+}
+
+export async function admit(gp, patient, name) {
+  const entry = gp.locator('[data-testid="lobby-entry"]', { hasText: name });
+  await entry.locator('[data-testid="lobby-admit"]').click();
+  await waitText(tid(patient, 'consult-status'), 'binnengelaten');
+}
+
+export function summary(page) {
+  return page.evaluate(() => (window.__spk && window.__spk.media ? window.__spk.media.summary() : null));
+}
+
+// The subscribe connection's totals for the remote participant called `name`.
+export function fromName(sum, name) {
+  if (!sum) return null;
+  return Object.values(sum.subscribe.byParticipant).find((p) => p.name === name) || null;
+}
+
+// Polls the page's media summary until check(sum) is true.
+export async function waitMedia(page, check, { timeout = 30000, what = 'media' } = {}) {
+  const end = Date.now() + timeout;
+  let last = null;
+  for (;;) {
+    last = await summary(page).catch(() => null);
+    if (last && check(last)) return last;
+    if (Date.now() > end) {
+      assert.fail(`${what}: not reached within ${timeout} ms; last summary: ${JSON.stringify(last)}`);
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+// Waits until the page decodes at least `frames` video frames and receives audio from each of
+// `names`.
+export function waitReceiving(page, names, { frames = 100, audio = 50, timeout = 30000 } = {}) {
+  return waitMedia(
+    page,
+    (sum) =>
+      names.every((n) => {
+        const p = fromName(sum, n);
+        return (
+          p &&
+          p.framesDecoded >= frames &&
+          p.audioPackets > audio &&
+          (p.totalSamplesReceived > 0 || p.audioLevel > 0)
+        );
+      }),
+    { timeout, what: `receiving ${names.join(', ')}` },
+  );
+}
+
+export async function relayCounters(srv) {
+  const m = await srv.server.metrics();
+  return {
+    forwarded: m.spk_relay_rtp_forwarded_total ?? 0,
+    received: m.spk_relay_rtp_received_total ?? 0,
+  };
+}
+
+export function noProblems(env) {
+  const all = env.problems.flat();
+  assert.deepEqual(all, []);
+}

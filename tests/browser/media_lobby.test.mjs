@@ -1,0 +1,75 @@
+// Browser test: a patient in the waiting room receives no media and sends none to the call,
+// even when their page sets up both relay connections before being admitted.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  GP,
+  admit,
+  allInbound,
+  createAndJoin,
+  newInvite,
+  noProblems,
+  openConsole,
+  patientToLobby,
+  setup,
+  summary,
+  waitMedia,
+  waitReceiving,
+} from './media_lib.mjs';
+
+const FIRST = 'Sanne de Vries';
+const SECOND = 'Piet Puk';
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+test('lobby: no media to or from a waiting patient', { timeout: 120000 }, async (t) => {
+  const started = Date.now();
+  const env = await setup(t);
+  const gp = await openConsole(env, GP);
+  await createAndJoin(gp);
+  const pat = await patientToLobby(env, await newInvite(gp), FIRST);
+  await admit(gp, pat, FIRST);
+  await Promise.all([
+    waitReceiving(pat, [GP.name], { frames: 30 }),
+    waitReceiving(gp, [FIRST], { frames: 30 }),
+  ]);
+  const second = await patientToLobby(env, await newInvite(gp), SECOND);
+
+  await t.test('the waiting page sets up no media by itself', async () => {
+    await sleep(5000);
+    assert.equal(await summary(second), null);
+    assert.deepEqual(await allInbound(second), { packets: 0, connections: 0 });
+  });
+
+  await t.test('connections set up from the waiting room carry nothing', async () => {
+    await second.evaluate(() => window.__spk.media.startInLobby());
+    const s = await waitMedia(second, (x) => x.publish.sent.video > 20, {
+      what: 'the waiting patient sends to the relay',
+    });
+    assert.ok(s.publish.sent.audio > 0);
+    await sleep(5000);
+    const inbound = await allInbound(second);
+    assert.ok(inbound.connections >= 2, `connections: ${inbound.connections}`);
+    assert.equal(inbound.packets, 0, 'the waiting patient receives no RTP');
+  });
+
+  await t.test('the others receive nothing from the waiting patient', async () => {
+    for (const page of [gp, pat]) {
+      const sum = await summary(page);
+      const names = Object.values(sum.subscribe.byParticipant).map((p) => p.name);
+      assert.ok(!names.includes(SECOND), `received from the waiting patient: ${names}`);
+      assert.ok(!sum.tiles.some((x) => x.name === SECOND), 'no tile for the waiting patient');
+      assert.equal(sum.subscribe.unannounced.packets, 0, 'no stray RTP');
+    }
+  });
+
+  await t.test('once admitted, the second patient is in the call', async () => {
+    await admit(gp, second, SECOND);
+    await Promise.all([
+      waitReceiving(second, [GP.name, FIRST], { frames: 30 }),
+      waitReceiving(gp, [FIRST, SECOND], { frames: 30 }),
+    ]);
+  });
+
+  await t.test('no script errors or CSP violations', () => noProblems(env));
+  t.diagnostic(`took ${Date.now() - started} ms`);
+});

@@ -1,0 +1,273 @@
+// A consult participant built on werift (an independent WebRTC stack in TypeScript): one
+// publish connection (client offers, media.publish answers) and one subscribe connection
+// (media.subscribe, then the relay's media.offer events answered with media.answer), with
+// candidates trickled both ways as docs/protocol.md section 5.7 describes.
+//
+// It publishes synthetic RTP: VP8 at ~30 packets/s and Opus at ~50 packets/s. Every payload
+// starts with a 4-byte magic ("SPKV" / "SPKA"), a 4-byte publisher tag and a 4-byte counter, so
+// a receiver can tell whose packet it got and whether it skipped any.
+import {
+  MediaStreamTrack, RTCPeerConnection, RTCRtpCodecParameters, RtpHeader, RtpPacket,
+} from 'werift';
+
+// Loopback only: werift also gathers on the host's other interfaces (when not run in a
+// loopback-only namespace); those candidates are never handed to the relay.
+const onLoopback = (cand) => {
+  const f = cand.split(' ');
+  return f.length > 5 && f[4] === '127.0.0.1';
+};
+export const loopbackOnly = (sdp) => sdp.split('\r\n')
+  .filter((l) => !l.startsWith('a=candidate:') || onLoopback(l)).join('\r\n');
+
+export const MAGIC = { video: Buffer.from('SPKV'), audio: Buffer.from('SPKA') };
+
+const VP8 = () => new RTCRtpCodecParameters({
+  mimeType: 'video/VP8', clockRate: 90000,
+  rtcpFeedback: [{ type: 'nack' }, { type: 'nack', parameter: 'pli' }],
+});
+const OPUS = () => new RTCRtpCodecParameters({ mimeType: 'audio/opus', clockRate: 48000, channels: 2 });
+
+// Parses one of our payloads; null for anything else. A VP8 payload carries a 1-byte payload
+// descriptor (S bit, partition 0) in front so that it is a well-formed VP8 RTP payload.
+export function parsePayload(kind, payload) {
+  const off = kind === 'video' ? 1 : 0;
+  if (payload.length < off + 12) return null;
+  if (!payload.subarray(off, off + 4).equals(MAGIC[kind])) return null;
+  return { tag: payload.readUInt32BE(off + 4), counter: payload.readUInt32BE(off + 8) };
+}
+
+function makePayload(kind, tag, counter) {
+  const body = Buffer.alloc(kind === 'video' ? 400 : 80);
+  const off = kind === 'video' ? 1 : 0;
+  if (kind === 'video') body[0] = 0x10; // VP8 descriptor: S=1, PID=0
+  MAGIC[kind].copy(body, off);
+  body.writeUInt32BE(tag >>> 0, off + 4);
+  body.writeUInt32BE(counter >>> 0, off + 8);
+  return body;
+}
+
+export class Peer {
+  /**
+   * @param {import('../lib/client.mjs').Client} client  an authenticated protocol client
+   * @param {string} consult  consult id (joined already)
+   * @param {number} tag      a number put into every payload this peer publishes
+   * @param {object} [rtcConfig]  extra werift configuration (e.g. iceServers, iceTransportPolicy)
+   */
+  constructor(client, consult, tag, rtcConfig = {}) {
+    this.client = client;
+    this.consult = consult;
+    this.tag = tag;
+    const cfg = {
+      iceServers: [],
+      iceAdditionalHostAddresses: ['127.0.0.1'],
+      iceInterfaceAddresses: { udp4: '127.0.0.1' },
+      iceUseIpv6: false,
+      bundlePolicy: 'max-bundle',
+      codecs: { audio: [OPUS()], video: [VP8()] },
+      ...rtcConfig,
+    };
+    this.pub = new RTCPeerConnection(cfg);
+    this.sub = new RTCPeerConnection(cfg);
+    this.pcs = { publish: this.pub, subscribe: this.sub };
+    this.pendingCands = { publish: [], subscribe: [] };
+    this.localCands = { publish: [], subscribe: [] };
+    this.tracks = { video: new MediaStreamTrack({ kind: 'video' }), audio: new MediaStreamTrack({ kind: 'audio' }) };
+    this.sent = { video: 0, audio: 0 };
+    this.timers = [];
+    this.offers = [];       // media.offer events handled
+    this.answerErrors = [];
+    this.streams = new Map(); // mid -> {participant, kind}
+    // received[kind] : Map ssrc -> {tags:Set, count, first, last, pt}
+    this.received = { video: new Map(), audio: new Map() };
+    this.foreign = 0; // packets whose payload was not ours
+    this._queue = Promise.resolve();
+    this.states = { publish: [], subscribe: [] };
+
+    for (const name of ['publish', 'subscribe']) {
+      const pc = this.pcs[name];
+      pc.onicecandidate = ({ candidate }) => {
+        const c = candidate ? candidate.candidate : '';
+        if (c && !onLoopback(c)) return;
+        if (c) this.localCands[name].push(c);
+        this.client.req('media.candidate', { consult, pc: name, candidate: c }).catch(() => {});
+      };
+      pc.connectionStateChange.subscribe((s) => this.states[name].push(s));
+    }
+    this.sub.onTrack.subscribe((track) => {
+      track.onReceiveRtp.subscribe((rtp) => this._onRtp(track.kind, rtp));
+    });
+    this._onEvent = this._onEvent.bind(this);
+  }
+
+  _onRtp(kind, rtp) {
+    const p = parsePayload(kind, rtp.payload);
+    if (!p) {
+      this.foreign++;
+      return;
+    }
+    const ssrc = rtp.header.ssrc;
+    let r = this.received[kind].get(ssrc);
+    if (!r) {
+      r = { tags: new Set(), count: 0, first: p.counter, last: p.counter, pt: rtp.header.payloadType };
+      this.received[kind].set(ssrc, r);
+    }
+    r.tags.add(p.tag);
+    r.count++;
+    r.last = Math.max(r.last, p.counter);
+  }
+
+  // Feeds the client's buffered and future events to this peer.
+  _pump() {
+    const c = this.client;
+    const take = () => {
+      const idx = c.events.findIndex((e) => (e.type === 'media.offer' || e.type === 'media.candidate' ||
+        e.type === 'media.state') && e.consult === this.consult);
+      if (idx < 0) return false;
+      const [e] = c.events.splice(idx, 1);
+      this._onEvent(e);
+      return true;
+    };
+    while (take());
+    // Wrap the client's dispatcher so that media events go straight to the peer.
+    const orig = c._onMessage.bind(c);
+    c._onMessage = (data, isBinary) => {
+      const msg = JSON.parse(data.toString());
+      if ((msg.type === 'media.offer' || msg.type === 'media.candidate' || msg.type === 'media.state') &&
+          msg.consult === this.consult) {
+        this._onEvent(msg);
+        return;
+      }
+      orig(data, isBinary);
+    };
+    this._restore = () => { c._onMessage = orig; };
+  }
+
+  _onEvent(e) {
+    // Serialise: a candidate may arrive while the offer is being applied.
+    this._queue = this._queue.then(() => this._handle(e)).catch((err) => {
+      this.answerErrors.push(`${e.type}: ${err.message}`);
+    });
+  }
+
+  async _handle(e) {
+    if (e.type === 'media.state') {
+      this.states[e.pc].push(`relay:${e.state}`);
+      return;
+    }
+    if (e.type === 'media.candidate') {
+      const pc = this.pcs[e.pc];
+      if (!pc.remoteDescription) {
+        this.pendingCands[e.pc].push(e.candidate);
+        return;
+      }
+      await this._addCandidate(pc, e.candidate);
+      return;
+    }
+    // media.offer
+    this.offers.push(e);
+    for (const s of e.streams ?? []) this.streams.set(s.mid, s);
+    await this.sub.setRemoteDescription({ type: 'offer', sdp: e.sdp });
+    for (const c of this.pendingCands.subscribe.splice(0)) await this._addCandidate(this.sub, c);
+    const answer = await this.sub.createAnswer();
+    await this.sub.setLocalDescription(answer);
+    const r = await this.client.req('media.answer', {
+      consult: this.consult, sdp: loopbackOnly(this.sub.localDescription.sdp), version: e.version,
+    });
+    if (r.type !== 'ok') this.answerErrors.push(`media.answer v${e.version}: ${r.code} ${r.message}`);
+  }
+
+  async _addCandidate(pc, cand) {
+    const mid = pc.remoteDescription?.sdp.match(/^a=mid:(\S+)/m)?.[1] ?? '0';
+    if (!cand) return; // end of candidates: nothing werift needs
+    await pc.addIceCandidate({ candidate: cand, sdpMid: mid, sdpMLineIndex: 0 });
+  }
+
+  // Publishes (offer → media.publish → answer) and subscribes. Returns the relay's answer SDP.
+  async start() {
+    this._pump();
+    this.videoTx = this.pub.addTransceiver(this.tracks.video, { direction: 'sendonly' });
+    this.audioTx = this.pub.addTransceiver(this.tracks.audio, { direction: 'sendonly' });
+    const offer = await this.pub.createOffer();
+    await this.pub.setLocalDescription(offer);
+    this.offerSdp = loopbackOnly(this.pub.localDescription.sdp);
+    const r = await this.client.req('media.publish', { consult: this.consult, sdp: this.offerSdp });
+    if (r.type !== 'ok') throw new Error(`media.publish: ${r.code} ${r.message}\n--- offer ---\n${this.offerSdp}`);
+    this.answerSdp = r.sdp;
+    await this.pub.setRemoteDescription({ type: 'answer', sdp: r.sdp });
+    for (const c of this.pendingCands.publish.splice(0)) await this._addCandidate(this.pub, c);
+    const s = await this.client.req('media.subscribe', { consult: this.consult });
+    if (s.type !== 'ok') throw new Error(`media.subscribe: ${s.code} ${s.message}`);
+    return r.sdp;
+  }
+
+  // The SSRCs this peer's senders stamp on their packets.
+  ssrcs() {
+    return { video: this.videoTx.sender.ssrc, audio: this.audioTx.sender.ssrc };
+  }
+
+  // Starts writing synthetic RTP (~30 video and ~50 audio packets per second).
+  startSending() {
+    const send = (kind, track, tsStep) => {
+      let seq = 1000;
+      let ts = 5000;
+      return () => {
+        const n = this.sent[kind]++;
+        const header = new RtpHeader({
+          version: 2, padding: false, extension: false, marker: kind === 'video',
+          payloadType: 0, sequenceNumber: seq, timestamp: ts, ssrc: 0,
+        });
+        seq = (seq + 1) & 0xffff;
+        ts = (ts + tsStep) >>> 0;
+        track.writeRtp(new RtpPacket(header, makePayload(kind, this.tag, n)));
+      };
+    };
+    this.timers.push(setInterval(send('video', this.tracks.video, 3000), 33));
+    this.timers.push(setInterval(send('audio', this.tracks.audio, 960), 20));
+  }
+
+  stopSending() {
+    for (const t of this.timers.splice(0)) clearInterval(t);
+  }
+
+  // Packets received so far from publisher `tag`, per kind.
+  countFrom(tag) {
+    const out = { video: 0, audio: 0, ssrcs: { video: [], audio: [] } };
+    for (const kind of ['video', 'audio']) {
+      for (const [ssrc, r] of this.received[kind]) {
+        if (r.tags.has(tag)) {
+          out[kind] += r.count;
+          out.ssrcs[kind].push(ssrc);
+        }
+      }
+    }
+    return out;
+  }
+
+  // Everything received, for assertion messages.
+  summary() {
+    const s = {};
+    for (const kind of ['video', 'audio']) {
+      s[kind] = [...this.received[kind]].map(([ssrc, r]) => ({ ssrc, tags: [...r.tags], count: r.count, first: r.first, last: r.last, pt: r.pt }));
+    }
+    return {
+      ...s, foreign: this.foreign, sent: this.sent, states: this.states,
+      offers: this.offers.map((o) => o.version), errors: this.answerErrors,
+    };
+  }
+
+  async close() {
+    this.stopSending();
+    this._restore?.();
+    await Promise.allSettled([this.pub.close(), this.sub.close()]);
+  }
+}
+
+// Polls `fn` until it returns truthy or `ms` pass; returns the last value.
+export async function waitFor(fn, ms, step = 100) {
+  const end = Date.now() + ms;
+  let v;
+  while (!(v = await fn()) && Date.now() < end) await new Promise((r) => setTimeout(r, step));
+  return v;
+}
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));

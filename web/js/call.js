@@ -1,0 +1,254 @@
+// The call view shared by the patient page and the console: one Call (rtc.js) at a time, its
+// remote tiles, the connection status line and the camera-off indication.
+import * as i18n from './i18n.js';
+import { show } from './dom.js';
+import { Call } from './rtc.js';
+import { setRemoteTile, removeRemoteTile, setTileCameraOff, setTileName } from './tiles.js';
+
+const MONITOR_MS = 1000;
+// A remote video that decoded at most one frame per monitor tick for this many ticks counts as
+// "camera off" (camera off and audio only send no video).
+const STILL_TICKS = 3;
+
+const STATUS_KEYS = {
+  connecting: 'call.connecting',
+  reconnecting: 'call.reconnecting',
+  unavailable: 'call.unavailable',
+};
+
+export class CallView {
+  // tiles: the #tiles container; status: the element for the connection status;
+  // nameOf(participantId) -> display name.
+  constructor({ tiles, status, nameOf = () => '' }) {
+    this.tiles = tiles;
+    this.status = status;
+    this.nameOf = nameOf;
+    this.call = null;
+    this.monitor = 0;
+    this.frames = new Map(); // participant -> { decoded, still }
+    this.signalingLost = false;
+    this.renderStatus();
+  }
+
+  get consult() {
+    return this.call ? this.call.consult : null;
+  }
+
+  active() {
+    return !!this.call;
+  }
+
+  // Starts media for a consult (stopping media of another consult first).
+  async start({ client, consult, stream, sendVideo = true }) {
+    if (this.call && this.call.consult === consult && this.call.client === client) return;
+    if (this.call) await this.stop();
+    this.signalingLost = false;
+    const call = new Call({
+      client,
+      consult,
+      stream,
+      sendVideo,
+      onTracks: (pid, ms) => this.onTracks(call, pid, ms),
+      onState: () => this.renderStatus(),
+    });
+    this.call = call;
+    this.tiles.classList.add('in-call');
+    this.renderStatus();
+    clearInterval(this.monitor);
+    this.monitor = setInterval(() => this.watchFrames(), MONITOR_MS);
+    await call.start().catch((err) => console.warn('media', err));
+  }
+
+  // tell = false when the server already ended this participant's media (ended, denied, left).
+  async stop({ tell = true } = {}) {
+    const call = this.call;
+    this.call = null;
+    clearInterval(this.monitor);
+    this.monitor = 0;
+    this.frames.clear();
+    if (call) await call.stop({ tell });
+    for (const tile of [...this.tiles.querySelectorAll('.tile-remote')]) {
+      removeRemoteTile(this.tiles, tile.dataset.participant);
+    }
+    this.tiles.classList.remove('in-call');
+    this.signalingLost = false;
+    this.renderStatus();
+  }
+
+  onTracks(call, pid, ms) {
+    if (call !== this.call) return;
+    if (ms) {
+      setRemoteTile(this.tiles, { id: pid, name: this.nameOf(pid), stream: ms });
+    } else {
+      removeRemoteTile(this.tiles, pid);
+      this.frames.delete(pid);
+    }
+  }
+
+  // Updates the names on the tiles (after a roster change).
+  refreshNames() {
+    for (const tile of this.tiles.querySelectorAll('.tile-remote')) {
+      const id = tile.dataset.participant;
+      setTileName(this.tiles, id, this.nameOf(id));
+    }
+  }
+
+  // The signaling connection dropped (true) or came back (false). After it comes back the
+  // relay connections are built again.
+  setSignalingLost(lost) {
+    const was = this.signalingLost;
+    this.signalingLost = lost;
+    this.renderStatus();
+    if (was && !lost && this.call) this.call.resume();
+  }
+
+  setStream(stream) {
+    if (this.call) this.call.setStream(stream);
+  }
+
+  setSendVideo(on) {
+    if (this.call) this.call.setSendVideo(on);
+  }
+
+  renderStatus() {
+    const el = this.status;
+    if (!el) return;
+    let state = this.call ? this.call.state : 'idle';
+    if (this.call && this.signalingLost) state = 'reconnecting';
+    const key = STATUS_KEYS[state] || null;
+    el.dataset.state = state;
+    if (key) i18n.setText(el, key);
+    else i18n.setText(el, null);
+    show(el, !!key);
+    this.tiles.dataset.media = state;
+  }
+
+  // Marks remote tiles whose video stopped (camera off, audio only) from the decoded frames.
+  async watchFrames() {
+    const call = this.call;
+    if (!call || !call.sub) return;
+    let report;
+    try {
+      report = await call.sub.pc.getStats();
+    } catch {
+      return;
+    }
+    if (call !== this.call) return;
+    // While the connection is being restored no frames arrive from anyone: that is shown by
+    // the status line, not as cameras turned off.
+    if (call.state !== 'connected') {
+      this.frames.clear();
+      for (const pid of call.remote.keys()) setTileCameraOff(this.tiles, pid, false);
+      return;
+    }
+    const midOf = new Map();
+    for (const s of call.streams) {
+      if (s && s.kind === 'video' && s.mid !== undefined) midOf.set(String(s.mid), s.participant);
+    }
+    const announced = call.announced();
+    const seen = new Set();
+    for (const s of report.values()) {
+      if (s.type !== 'inbound-rtp' || s.kind !== 'video') continue;
+      const mid = announced.size ? announced.get(String(s.ssrc)) : s.mid;
+      const pid = midOf.get(String(mid));
+      if (!pid) continue;
+      seen.add(pid);
+      const prev = this.frames.get(pid) || { decoded: -10, still: 0 };
+      const decoded = s.framesDecoded || 0;
+      const still = decoded - prev.decoded <= 1 ? prev.still + 1 : 0;
+      this.frames.set(pid, { decoded, still });
+      setTileCameraOff(this.tiles, pid, still >= STILL_TICKS);
+    }
+    for (const pid of call.remote.keys()) {
+      if (seen.has(pid)) continue;
+      // No video m-section for this participant: audio only.
+      const hasVideo = call.streams.some((s) => s.participant === pid && s.kind === 'video');
+      if (!hasVideo) setTileCameraOff(this.tiles, pid, true);
+    }
+  }
+
+  // Totals of the current call's statistics, for tests and diagnostics.
+  async summary() {
+    const call = this.call;
+    if (!call) return null;
+    const st = await call.stats();
+    const midOf = new Map(st.streams.map((s) => [String(s.mid), s.participant]));
+    const announced = call.announced();
+    const sum = (list, checkSsrc) => {
+      const out = {
+        video: { framesDecoded: 0, packetsReceived: 0, bytesReceived: 0 },
+        audio: { packetsReceived: 0, totalSamplesReceived: 0, audioLevel: 0, energy: 0 },
+        sent: { audio: 0, video: 0 },
+        byParticipant: {},
+        // RTP from SSRCs the relay's offer does not announce (counted apart).
+        unannounced: { packets: 0, ssrcs: [] },
+      };
+      for (const s of list) {
+        if (s.type === 'inbound-rtp') {
+          if (checkSsrc && !announced.has(String(s.ssrc))) {
+            out.unannounced.packets += s.packetsReceived || 0;
+            out.unannounced.ssrcs.push(`${s.kind}:${s.ssrc}`);
+            continue;
+          }
+          const mid = checkSsrc ? announced.get(String(s.ssrc)) : s.mid;
+          const pid = midOf.get(String(mid)) || '?';
+          const p = (out.byParticipant[pid] ||= {
+            name: this.nameOf(pid),
+            framesDecoded: 0,
+            videoPackets: 0,
+            audioPackets: 0,
+            totalSamplesReceived: 0,
+            audioLevel: 0,
+          });
+          if (s.kind === 'video') {
+            out.video.framesDecoded += s.framesDecoded || 0;
+            out.video.packetsReceived += s.packetsReceived || 0;
+            out.video.bytesReceived += s.bytesReceived || 0;
+            p.framesDecoded += s.framesDecoded || 0;
+            p.videoPackets += s.packetsReceived || 0;
+          } else if (s.kind === 'audio') {
+            out.audio.packetsReceived += s.packetsReceived || 0;
+            out.audio.totalSamplesReceived += s.totalSamplesReceived || 0;
+            out.audio.audioLevel = Math.max(out.audio.audioLevel, s.audioLevel || 0);
+            out.audio.energy += s.totalAudioEnergy || 0;
+            p.audioPackets += s.packetsReceived || 0;
+            p.totalSamplesReceived += s.totalSamplesReceived || 0;
+            p.audioLevel = Math.max(p.audioLevel, s.audioLevel || 0);
+          }
+        } else if (s.type === 'outbound-rtp') {
+          if (s.kind === 'audio') out.sent.audio += s.packetsSent || 0;
+          if (s.kind === 'video') out.sent.video += s.packetsSent || 0;
+        }
+      }
+      return out;
+    };
+    return {
+      consult: call.consult,
+      state: call.state,
+      restarts: call.restarts,
+      ice: st.ice,
+      streams: st.streams,
+      publish: sum(st.publish, false),
+      subscribe: sum(st.subscribe, true),
+      ownSsrcs: st.publish.filter((s) => s.type === 'outbound-rtp').map((s) => String(s.ssrc)),
+      tiles: [...this.tiles.querySelectorAll('.tile-remote')].map((t) => ({
+        participant: t.dataset.participant,
+        name: t.querySelector('.tile-name').textContent,
+        cameraOff: t.classList.contains('is-camera-off'),
+        playing: !t.querySelector('video').paused,
+        width: t.querySelector('video').videoWidth,
+      })),
+    };
+  }
+}
+
+// Test and diagnostics hooks: window.__spk.media.
+export function exposeHooks(getView) {
+  const hooks = (window.__spk ||= {});
+  hooks.media = {
+    summary: () => (getView() ? getView().summary() : null),
+    stats: () => (getView() && getView().call ? getView().call.stats() : null),
+    state: () => (getView() && getView().call ? getView().call.state : 'idle'),
+    restartIce: () => getView() && getView().call && getView().call.restartIce(),
+  };
+}

@@ -1,0 +1,568 @@
+// Audio and video of one consult through the media relay (docs/protocol.md, 5.7): a publish
+// connection (this side offers its camera and microphone) and a subscribe connection (the relay
+// offers everyone else's streams), both signalled over the protocol client.
+
+const PC_CONFIG = { bundlePolicy: 'max-bundle', rtcpMuxPolicy: 'require' };
+// How long ICE may stay "disconnected" before the connection is rebuilt.
+const DISCONNECTED_GRACE_MS = 3000;
+// After a failed rebuild, the next attempt waits this long (doubling up to the maximum).
+const RETRY_MIN_MS = 1000;
+const RETRY_MAX_MS = 10000;
+
+// Media states, for the page: 'idle' | 'connecting' | 'connected' | 'reconnecting' |
+// 'unavailable' (the server offers no media) | 'closed'.
+export class Call {
+  // client: protocol Client; consult: consult id; stream: local MediaStream or null.
+  // onTracks(participant, MediaStream|null): the remote tracks of a participant (null: gone).
+  // onState(state): see above.
+  constructor({
+    client,
+    consult,
+    stream = null,
+    sendVideo = true,
+    onTracks = () => {},
+    onState = () => {},
+  }) {
+    this.client = client;
+    this.consult = consult;
+    this.stream = stream;
+    this.onTracks = onTracks;
+    this.onState = onState;
+    this.state = 'idle';
+    this.closed = false;
+    this.sendVideo = sendVideo;
+    this.pub = null; // { pc, pending: [], remoteSet, audio, video, timer }
+    this.sub = null; // { pc, pending: [], remoteSet, timer, chain }
+    this.subscribing = null; // Promise of a media.subscribe in flight
+    this.streams = []; // the last offer's streams list
+    this.remote = new Map(); // participant -> MediaStream
+    this.offs = [];
+    this.retryMs = RETRY_MIN_MS;
+    this.retryTimer = 0;
+    this.restarts = 0;
+    this.refusals = 0;
+    this.rebuilding = null;
+    this.subGen = 0;
+    this.stashOffers = null;
+    this.pubChain = Promise.resolve();
+    this.hadStreams = false;
+    this.iceServers = []; // TURN servers from the server's answers (ice_servers), else none
+    this.offs.push(client.on('media.offer', (m) => this.onOffer(m)));
+    this.offs.push(client.on('media.candidate', (m) => this.onCandidate(m)));
+    this.offs.push(client.on('media.state', (m) => this.onRelayState(m)));
+  }
+
+  setState(state) {
+    if (this.state === state) return;
+    this.state = state;
+    this.onState(state);
+  }
+
+  async request(type, fields = {}) {
+    const res = await this.client.request(type, { consult: this.consult, ...fields });
+    // With TURN configured the server hands out (fresh) credentials with its answers.
+    if (res && Array.isArray(res.ice_servers)) this.iceServers = res.ice_servers;
+    return res;
+  }
+
+  pcConfig() {
+    return { ...PC_CONFIG, iceServers: this.iceServers };
+  }
+
+  // Sets up both connections: subscribe first, so that the publish connection already has the
+  // TURN servers from its answer. Resolves when the publish offer is answered; media follows
+  // when ICE and DTLS are done.
+  async start() {
+    this.setState('connecting');
+    try {
+      await this.subscribe();
+      await this.publish();
+      this.refusals = 0;
+    } catch (err) {
+      if (this.closed) return;
+      // A server without media (or without this participant's right to it) keeps saying so.
+      const code = err && err.code;
+      if (code === 'unknown_type' || code === 'forbidden' || code === 'not_found') {
+        this.refusals += 1;
+        if (code !== 'not_found' || this.refusals >= 3) {
+          this.dropConnections();
+          this.setState('unavailable');
+          throw err;
+        }
+      }
+      this.scheduleRetry();
+      throw err;
+    }
+  }
+
+  // ---- publish ----------------------------------------------------------------------------
+
+  // Offers are sent one at a time: an ICE restart waits for a negotiation in progress.
+  publish(opts = {}) {
+    const run = this.pubChain.catch(() => {}).then(() => this.negotiate(opts));
+    this.pubChain = run;
+    return run;
+  }
+
+  async negotiate({ iceRestart = false } = {}) {
+    if (this.closed) return;
+    let pub = this.pub;
+    // A closed connection cannot restart ICE: the caller rebuilds both (scheduleRetry).
+    if (pub && pub.pc.signalingState === 'closed') throw new Error('publish connection closed');
+    if (!pub) pub = this.pub = this.newPublish();
+    if (iceRestart) {
+      try {
+        pub.pc.setConfiguration({ ...pub.pc.getConfiguration(), iceServers: this.iceServers });
+      } catch {
+        /* keeps the servers it has */
+      }
+    }
+    const offer = await pub.pc.createOffer({ iceRestart });
+    await pub.pc.setLocalDescription(offer);
+    const res = await this.request('media.publish', { sdp: pub.pc.localDescription.sdp });
+    if (this.closed || this.pub !== pub) return;
+    await pub.pc.setRemoteDescription({ type: 'answer', sdp: res.sdp });
+    pub.remoteSet = true;
+    await this.flush(pub);
+  }
+
+  newPublish() {
+    const pc = new RTCPeerConnection(this.pcConfig());
+    const streams = this.stream ? [this.stream] : [];
+    const track = (kind) => {
+      if (!this.stream) return null;
+      const list = kind === 'audio' ? this.stream.getAudioTracks() : this.stream.getVideoTracks();
+      return list[0] || null;
+    };
+    const audio = pc.addTransceiver(track('audio') || 'audio', { direction: 'sendonly', streams });
+    const videoTrack = this.sendVideo ? track('video') : null;
+    const video = pc.addTransceiver(videoTrack || 'video', { direction: 'sendonly', streams });
+    const pub = { name: 'publish', pc, pending: [], remoteSet: false, audio, video, timer: 0 };
+    this.watch(pub);
+    return pub;
+  }
+
+  // Uses another local stream (other camera or microphone) without renegotiating.
+  async setStream(stream) {
+    this.stream = stream;
+    if (!this.pub) return;
+    const a = stream ? stream.getAudioTracks()[0] || null : null;
+    const v = stream && this.sendVideo ? stream.getVideoTracks()[0] || null : null;
+    await Promise.all([
+      this.pub.audio.sender.replaceTrack(a),
+      this.pub.video.sender.replaceTrack(v),
+    ]).catch(() => {});
+    if (stream) {
+      for (const t of [this.pub.audio, this.pub.video]) t.sender.setStreams?.(stream);
+    }
+  }
+
+  // Camera off or audio only: stops sending video (no renegotiation; the sender keeps its
+  // m-section).
+  async setSendVideo(on) {
+    this.sendVideo = on;
+    if (!this.pub) return;
+    const v = on && this.stream ? this.stream.getVideoTracks()[0] || null : null;
+    await this.pub.video.sender.replaceTrack(v).catch(() => {});
+  }
+
+  // ---- subscribe --------------------------------------------------------------------------
+
+  // Asks the relay for a (new) subscribe connection; its offer arrives as media.offer.
+  subscribe() {
+    if (this.closed) return Promise.resolve();
+    if (this.subscribing) return this.subscribing;
+    const gen = ++this.subGen;
+    const first = !this.sub;
+    const stash = [];
+    this.stashOffers = stash;
+    const run = (async () => {
+      try {
+        await this.request('media.subscribe');
+      } finally {
+        if (this.subGen === gen) {
+          this.stashOffers = null;
+          this.subscribing = null;
+        }
+      }
+      if (this.closed || this.subGen !== gen) return;
+      // Offers that arrived before the answer belong to the previous connection, unless there
+      // was none.
+      this.replaceSubscribe();
+      if (first && stash.length) this.onOffer(stash[stash.length - 1]);
+    })();
+    this.subscribing = run;
+    return run;
+  }
+
+  replaceSubscribe() {
+    const old = this.sub;
+    if (old) {
+      clearTimeout(old.timer);
+      old.pc.close();
+    }
+    const pc = new RTCPeerConnection(this.pcConfig());
+    const sub = {
+      name: 'subscribe',
+      pc,
+      pending: [],
+      remoteSet: false,
+      expectOffer: this.hadStreams,
+      timer: 0,
+      chain: Promise.resolve(),
+    };
+    pc.addEventListener('track', () => this.syncTracks());
+    this.watch(sub);
+    this.sub = sub;
+    return sub;
+  }
+
+  onOffer(msg) {
+    if (msg.consult !== this.consult || this.closed) return;
+    if (this.stashOffers) {
+      this.stashOffers.push(msg);
+      return;
+    }
+    const sub = this.sub;
+    if (!sub) return;
+    sub.chain = sub.chain.then(() => this.answer(sub, msg)).catch((err) => {
+      if (this.closed || this.sub !== sub) return;
+      if (err && err.code === 'bad_state') return; // a newer offer is on its way
+      console.warn('media.offer', err);
+      this.scheduleRetry();
+    });
+  }
+
+  async answer(sub, msg) {
+    if (this.sub !== sub || sub.pc.signalingState === 'closed') return;
+    await sub.pc.setRemoteDescription({ type: 'offer', sdp: msg.sdp });
+    const answer = await sub.pc.createAnswer();
+    await sub.pc.setLocalDescription(answer);
+    this.streams = Array.isArray(msg.streams) ? msg.streams : [];
+    this.hadStreams = this.streams.length > 0;
+    sub.remoteSet = true;
+    this.syncTracks();
+    this.updateState();
+    // The answer goes out before this side's candidates (they follow as ICE gathers).
+    const sent = this.request('media.answer', {
+      sdp: sub.pc.localDescription.sdp,
+      version: msg.version,
+    });
+    await this.flush(sub);
+    await sent;
+  }
+
+  // Groups the subscribe connection's receiving tracks by participant, following the last
+  // offer's streams list (by mid, else by the msid stream id).
+  syncTracks() {
+    const sub = this.sub;
+    if (!sub) return;
+    const byMid = new Map();
+    for (const t of sub.pc.getTransceivers()) if (t.mid !== null) byMid.set(t.mid, t);
+    const wanted = new Map(); // participant -> [track]
+    for (const s of this.streams) {
+      if (!s || !s.participant) continue;
+      let tr = s.mid !== undefined && s.mid !== null ? byMid.get(String(s.mid)) : null;
+      if (!tr && s.stream) {
+        tr = sub.pc.getTransceivers().find((t) => this.streamIdOf(t) === s.stream) || null;
+      }
+      if (!tr || !tr.receiver || !tr.receiver.track) continue;
+      if (!wanted.has(s.participant)) wanted.set(s.participant, []);
+      wanted.get(s.participant).push(tr.receiver.track);
+    }
+    for (const [pid, tracks] of wanted) {
+      const old = this.remote.get(pid);
+      const have = old ? old.getTracks() : [];
+      const same = have.length === tracks.length && tracks.every((t) => have.includes(t));
+      if (same) continue;
+      // A new stream object, so that the media element starts over with the new tracks.
+      const ms = new MediaStream(tracks);
+      this.remote.set(pid, ms);
+      this.onTracks(pid, ms);
+    }
+    for (const pid of [...this.remote.keys()]) {
+      if (!wanted.has(pid)) {
+        this.remote.delete(pid);
+        this.onTracks(pid, null);
+      }
+    }
+  }
+
+  streamIdOf(transceiver) {
+    const sdp = this.sub && this.sub.pc.remoteDescription ? this.sub.pc.remoteDescription.sdp : '';
+    if (!sdp || transceiver.mid === null) return null;
+    for (const section of sdp.split(/\r?\nm=/).slice(1)) {
+      const mid = /\r?\na=mid:(\S+)/.exec(section);
+      if (!mid || mid[1] !== transceiver.mid) continue;
+      const msid = /\r?\na=msid:(\S+)/.exec(section);
+      return msid ? msid[1] : null;
+    }
+    return null;
+  }
+
+  // ---- candidates and connection state ----------------------------------------------------
+
+  watch(conn) {
+    const { pc } = conn;
+    let sentEnd = false;
+    pc.addEventListener('icecandidate', (ev) => {
+      if (this.closed || !this.isCurrent(conn)) return;
+      const cand = ev.candidate && ev.candidate.candidate ? ev.candidate.candidate : '';
+      if (!cand) {
+        if (sentEnd) return;
+        sentEnd = true;
+      } else {
+        sentEnd = false;
+      }
+      this.request('media.candidate', { pc: conn.name, candidate: cand }).catch(() => {});
+    });
+    pc.addEventListener('iceconnectionstatechange', () => this.onIceState(conn));
+    pc.addEventListener('connectionstatechange', () => this.onIceState(conn));
+  }
+
+  isCurrent(conn) {
+    return conn === this.pub || conn === this.sub;
+  }
+
+  onCandidate(msg) {
+    if (msg.consult !== this.consult || this.closed) return;
+    const conn = msg.pc === 'publish' ? this.pub : msg.pc === 'subscribe' ? this.sub : null;
+    if (!conn) return;
+    const cand = typeof msg.candidate === 'string' ? msg.candidate : '';
+    if (!conn.remoteSet) {
+      conn.pending.push(cand);
+      return;
+    }
+    this.addCandidate(conn, cand);
+  }
+
+  async flush(conn) {
+    const list = conn.pending.splice(0);
+    for (const c of list) await this.addCandidate(conn, c);
+  }
+
+  async addCandidate(conn, cand) {
+    const { pc } = conn;
+    if (pc.signalingState === 'closed') return;
+    const mid = bundleMid(pc.remoteDescription && pc.remoteDescription.sdp);
+    try {
+      if (!cand) await pc.addIceCandidate({ candidate: '', sdpMid: mid });
+      else await pc.addIceCandidate({ candidate: cand.replace(/^a=/, ''), sdpMid: mid });
+    } catch {
+      /* a candidate this browser cannot use, or end-of-candidates twice */
+    }
+  }
+
+  // The relay gave up on a connection (e.g. ICE consent lost during an outage): its side of the
+  // DTLS session is gone, so both connections are built again.
+  onRelayState(msg) {
+    if (msg.consult !== this.consult || this.closed) return;
+    if (msg.state === 'failed' || msg.state === 'closed') {
+      const conn = msg.pc === 'publish' ? this.pub : this.sub;
+      if (conn) this.rebuild();
+    }
+  }
+
+  onIceState(conn) {
+    if (this.closed || !this.isCurrent(conn)) return;
+    const s = conn.pc.iceConnectionState;
+    const c = conn.pc.connectionState;
+    if (s === 'failed' || c === 'failed') {
+      clearTimeout(conn.timer);
+      conn.timer = 0;
+      this.recover(conn);
+    } else if (s === 'disconnected' || c === 'disconnected') {
+      if (!conn.timer) {
+        conn.timer = setTimeout(() => {
+          conn.timer = 0;
+          const now = conn.pc.iceConnectionState;
+          if (this.isCurrent(conn) && (now === 'disconnected' || now === 'failed')) {
+            this.recover(conn);
+          }
+        }, DISCONNECTED_GRACE_MS);
+      }
+    } else if (s === 'connected' || s === 'completed') {
+      clearTimeout(conn.timer);
+      conn.timer = 0;
+    }
+    this.updateState();
+  }
+
+  connected(conn) {
+    if (!conn) return false;
+    const s = conn.pc.iceConnectionState;
+    const c = conn.pc.connectionState;
+    return (s === 'connected' || s === 'completed') && (c === undefined || c === 'connected');
+  }
+
+  // A subscribe connection with nothing to receive (nobody else publishes: no offer yet, or an
+  // offer without streams) need not be connected. After a rebuild an offer is expected when
+  // there were streams before.
+  subscribeIdle() {
+    const sub = this.sub;
+    if (!sub) return false;
+    if (!sub.remoteSet) return !sub.expectOffer;
+    return this.streams.length === 0;
+  }
+
+  updateState() {
+    if (this.closed) return;
+    const pubOk = this.connected(this.pub);
+    const subOk = this.connected(this.sub) || this.subscribeIdle();
+    if (pubOk && subOk) {
+      this.retryMs = RETRY_MIN_MS;
+      this.setState('connected');
+      return;
+    }
+    const broken = [this.pub, this.sub].some((conn) => {
+      if (!conn) return false;
+      const s = conn.pc.iceConnectionState;
+      return s === 'disconnected' || s === 'failed';
+    });
+    if (broken || this.state === 'reconnecting') this.setState('reconnecting');
+    else if (this.state !== 'connected') this.setState('connecting');
+  }
+
+  // Restarts ICE on the publish connection, or rebuilds the subscribe connection.
+  recover(conn) {
+    if (this.closed) return;
+    this.setState('reconnecting');
+    this.restarts += 1;
+    const job = conn === this.pub ? this.publish({ iceRestart: true }) : this.subscribe();
+    job.catch(() => this.scheduleRetry());
+  }
+
+  // Called after a network change: restarts both connections.
+  restartIce() {
+    if (this.closed) return Promise.resolve();
+    this.setState('reconnecting');
+    this.restarts += 1;
+    return Promise.all([this.publish({ iceRestart: true }), this.subscribe()]).catch(() =>
+      this.scheduleRetry(),
+    );
+  }
+
+  // After the signaling connection was restored: the relay may have dropped both connections,
+  // so both are built again.
+  resume() {
+    return this.rebuild();
+  }
+
+  scheduleRetry() {
+    if (this.closed || this.retryTimer) return;
+    this.setState('reconnecting');
+    const delay = this.retryMs;
+    this.retryMs = Math.min(RETRY_MAX_MS, this.retryMs * 2);
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = 0;
+      this.rebuild();
+    }, delay);
+  }
+
+  // Closes both connections at the relay and here, and sets them up again.
+  rebuild() {
+    if (this.closed || this.rebuilding) return this.rebuilding;
+    if (this.client.state !== 'open') return null; // resume() follows the reconnect
+    this.setState('reconnecting');
+    this.restarts += 1;
+    clearTimeout(this.retryTimer);
+    this.retryTimer = 0;
+    this.rebuilding = (async () => {
+      try {
+        await this.request('media.stop').catch(() => {});
+        if (this.closed) return;
+        this.dropConnections();
+        await this.start().catch(() => {});
+      } finally {
+        this.rebuilding = null;
+      }
+    })();
+    return this.rebuilding;
+  }
+
+  dropConnections() {
+    for (const conn of [this.pub, this.sub]) {
+      if (!conn) continue;
+      clearTimeout(conn.timer);
+      conn.pc.close();
+    }
+    this.pub = null;
+    this.sub = null;
+    this.subGen += 1;
+    this.subscribing = null;
+    this.stashOffers = null;
+    this.pubChain = Promise.resolve();
+    this.streams = [];
+    this.syncTracks();
+  }
+
+  // Ends media for this consult; tell = false when the server already ended it (left, ended).
+  async stop({ tell = true } = {}) {
+    if (this.closed) return;
+    this.closed = true;
+    clearTimeout(this.retryTimer);
+    for (const off of this.offs) off();
+    this.offs = [];
+    const remote = [...this.remote.keys()];
+    for (const conn of [this.pub, this.sub]) {
+      if (!conn) continue;
+      clearTimeout(conn.timer);
+      conn.pc.close();
+    }
+    this.pub = null;
+    this.sub = null;
+    this.remote.clear();
+    for (const pid of remote) this.onTracks(pid, null);
+    this.setState('closed');
+    if (tell) await this.request('media.stop').catch(() => {});
+  }
+
+  // ---- statistics (tests and diagnostics) ---------------------------------------------------
+
+  // The subscribe connection's announced SSRCs (ssrc -> mid).
+  announced() {
+    const sub = this.sub;
+    const sdp = sub && sub.pc.remoteDescription ? sub.pc.remoteDescription.sdp : '';
+    return ssrcMids(sdp);
+  }
+
+  async stats() {
+    const read = async (conn) => {
+      if (!conn || conn.pc.signalingState === 'closed') return [];
+      const report = await conn.pc.getStats();
+      return [...report.values()];
+    };
+    return {
+      publish: await read(this.pub),
+      subscribe: await read(this.sub),
+      state: this.state,
+      restarts: this.restarts,
+      ice: {
+        publish: this.pub ? this.pub.pc.iceConnectionState : null,
+        subscribe: this.sub ? this.sub.pc.iceConnectionState : null,
+      },
+      streams: this.streams,
+    };
+  }
+}
+
+// The first mid of the BUNDLE group (the transport every candidate belongs to).
+function bundleMid(sdp) {
+  if (!sdp) return '0';
+  const group = /\r?\na=group:BUNDLE ([^\r\n]+)/.exec(`\n${sdp}`);
+  if (group) return group[1].trim().split(/\s+/)[0];
+  const mid = /\r?\na=mid:(\S+)/.exec(`\n${sdp}`);
+  return mid ? mid[1] : '0';
+}
+
+// The SSRCs a description announces (a=ssrc), each with the mid of its m-section.
+export function ssrcMids(sdp) {
+  const out = new Map();
+  if (!sdp) return out;
+  for (const section of sdp.split(/\r?\nm=/).slice(1)) {
+    const mid = /\r?\na=mid:(\S+)/.exec(section);
+    if (!mid) continue;
+    for (const m of section.matchAll(/\r?\na=ssrc:(\d+) /g)) out.set(m[1], mid[1]);
+  }
+  return out;
+}
