@@ -148,7 +148,7 @@ void spk_relay_ep_fail(spk_relay_ep_t *ep, int err, const char *reason)
         return;
     }
     ep->failed = true;
-    spk_warn(ep->id, "relay: endpoint failed: %s", reason);
+    spk_warn(0, "relay: endpoint %llu: endpoint failed: %s", (unsigned long long)ep->id, reason);
     spk_relay_event_t ev;
     memset(&ev, 0, sizeof(ev));
     ev.type = SPK_RELAY_EV_FAILED;

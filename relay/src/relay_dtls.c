@@ -398,7 +398,8 @@ static void handshake_done(spk_relay_ep_t *ep)
     }
     ep->dtls_done = true;
     ep->last_rx_ns = spk_mono_ns();
-    spk_info(ep->id, "relay: DTLS connected (%s, %s), SRTP %s", SSL_get_version(ep->ssl),
+    spk_info(0, "relay: endpoint %llu: DTLS connected (%s, %s), SRTP %s",
+             (unsigned long long)ep->id, SSL_get_version(ep->ssl),
              ep->dtls_server ? "server" : "client", ep->profile);
     spk_relay_ep_event(ep, SPK_RELAY_EV_CONNECTED);
     spk_relay_rtcp_on_ready(ep);

@@ -176,7 +176,8 @@ static void stream_setup(spk_relay_ep_t *ep, spk_relay_pstream_t *s, const spk_r
             ep->st.rtx_buffer_bytes += spk_rtx_store_memory(&s->store);
         } else {
             memset(&s->store, 0, sizeof(s->store));
-            spk_warn(ep->id, "relay: no memory for a retransmission buffer");
+            spk_warn(0, "relay: endpoint %llu: no memory for a retransmission buffer",
+                     (unsigned long long)ep->id);
         }
     } else if (!d->video && s->store.arena != NULL) {
         store_free(ep, s);

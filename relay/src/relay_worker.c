@@ -93,7 +93,8 @@ static void on_state(NiceAgent *agent, guint stream_id, guint component_id, guin
         return;
     }
     ep->ice_state = s;
-    spk_debug(ep->id, "relay: ICE %s", spk_relay_ice_state_name(s));
+    spk_debug(0, "relay: endpoint %llu: ICE %s", (unsigned long long)ep->id,
+              spk_relay_ice_state_name(s));
     spk_relay_ep_event(ep, SPK_RELAY_EV_ICE_STATE);
     if (s == SPK_RELAY_ICE_FAILED) {
         spk_relay_ep_fail(ep, SPK_ETIMEOUT,
@@ -294,14 +295,15 @@ static void ep_close(spk_relay_worker_t *w, spk_relay_ep_t *ep, bool notify)
         ev.stats = ep->st;
         spk_relay_emit(w->relay, &ev);
     }
-    spk_debug(ep->id, "relay: endpoint closed");
+    spk_debug(0, "relay: endpoint %llu: endpoint closed", (unsigned long long)ep->id);
     ep_free(ep);
 }
 
 static void cmd_remote_desc(spk_relay_ep_t *ep, const spk_relay_cmd_t *cmd)
 {
     if (ep->remote_set) {
-        spk_warn(ep->id, "relay: remote description already set; use ICE restart");
+        spk_warn(0, "relay: endpoint %llu: remote description already set; use ICE restart",
+                 (unsigned long long)ep->id);
         return;
     }
     if (!nice_agent_set_remote_credentials(ep->agent, ep->stream, cmd->remote_ufrag,
@@ -329,7 +331,8 @@ static void cmd_remote_cand(spk_relay_ep_t *ep, const spk_relay_cmd_t *cmd)
     }
     NiceCandidate *c = nice_agent_parse_remote_candidate_sdp(ep->agent, ep->stream, cmd->cand);
     if (!c) {
-        spk_info(ep->id, "relay: ignoring unparsable remote candidate");
+        spk_info(0, "relay: endpoint %llu: ignoring unparsable remote candidate",
+                 (unsigned long long)ep->id);
         return;
     }
     if (c->component_id == 1) {
@@ -388,7 +391,8 @@ static void dispatch(spk_relay_worker_t *w, const spk_relay_cmd_t *cmd)
     case SPK_RELAY_CMD_FORWARD: {
         bool was = ep->forwarding;
         ep->forwarding = cmd->on;
-        spk_debug(ep->id, "relay: forwarding %s", cmd->on ? "on" : "off");
+        spk_debug(0, "relay: endpoint %llu: forwarding %s", (unsigned long long)ep->id,
+                  cmd->on ? "on" : "off");
         if (cmd->on && !was) {
             spk_relay_rtcp_on_ready(ep);
         }

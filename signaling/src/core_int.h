@@ -8,7 +8,10 @@
 #include "spk/map.h"
 #include "spk/signaling.h"
 
-#define SPK_SIG_MAX_JOINED 16 /* consults one connection can be joined to at once */
+/* Consults one connection can be joined to at once. */
+#define SPK_SIG_MAX_JOINED 16
+/* Relay counters kept per endpoint for /metrics. */
+#define SIG_EP_STATS 10
 
 typedef struct sig_consult sig_consult_t;
 typedef struct sig_part sig_part_t;
@@ -80,8 +83,8 @@ struct spk_sig {
     void *relay;
     spk_map_t eps; /* relay endpoint id -> sig_ep_owner_t* */
     uint64_t next_ep, next_relay_consult;
-    uint64_t relay_rtp_rx_closed, relay_rtp_tx_closed; /* totals of closed endpoints */
-    spk_map_t ep_stats;                                /* endpoint id -> last stats (uint64_t[2]) */
+    uint64_t relay_closed[SIG_EP_STATS]; /* counter totals of closed endpoints */
+    spk_map_t ep_stats;                  /* endpoint id -> last counters (uint64_t[SIG_EP_STATS]) */
 };
 
 /* One request being handled. */

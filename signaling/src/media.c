@@ -522,6 +522,23 @@ static void on_local_candidate(spk_sig_t *s, sig_conn_t *conn, sig_join_t *j, si
     }
 }
 
+/* The relay counters /metrics reports, in the order of g_stat_names. */
+static const char *const g_stat_names[SIG_EP_STATS] = {
+    "spk_relay_rtp_received_total",  "spk_relay_rtp_forwarded_total",
+    "spk_relay_rtcp_received_total", "spk_relay_unprotect_errors_total",
+    "spk_relay_dropped_lobby_total", "spk_relay_dropped_malformed_total",
+    "spk_relay_pli_forwarded_total", "spk_relay_nack_received_total",
+    "spk_relay_rtx_sent_total",      "spk_relay_remb_sent_total"};
+
+static void stats_vector(const spk_relay_stats_t *st, uint64_t out[SIG_EP_STATS])
+{
+    const uint64_t v[SIG_EP_STATS] = {st->rtp_rx,           st->rtp_tx,        st->rtcp_rx,
+                                      st->unprotect_errors, st->dropped_lobby, st->dropped_other,
+                                      st->pli_forwarded,    st->nack_received, st->rtx_sent,
+                                      st->rtcp_remb_sent};
+    memcpy(out, v, sizeof(v));
+}
+
 void spk_sig_relay_event(spk_relay_t *relay, const spk_relay_event_t *ev, void *user)
 {
     spk_sig_t *s = user;
@@ -532,19 +549,21 @@ void spk_sig_relay_event(spk_relay_t *relay, const spk_relay_event_t *ev, void *
     if (ev->type == SPK_RELAY_EV_CLOSED || ev->type == SPK_RELAY_EV_STATS) {
         uint64_t *st = spk_map_get_u64(&s->ep_stats, ev->endpoint_id);
         if (st == NULL && ev->type == SPK_RELAY_EV_STATS) {
-            st = calloc(2, sizeof(*st));
+            st = calloc(SIG_EP_STATS, sizeof(*st));
             if (st != NULL && spk_map_put_u64(&s->ep_stats, ev->endpoint_id, st) != 0) {
                 free(st);
                 st = NULL;
             }
         }
+        uint64_t now[SIG_EP_STATS];
+        stats_vector(&ev->stats, now);
         if (st != NULL) {
-            st[0] = ev->stats.rtp_rx;
-            st[1] = ev->stats.rtp_tx;
+            memcpy(st, now, sizeof(now));
         }
         if (ev->type == SPK_RELAY_EV_CLOSED) {
-            s->relay_rtp_rx_closed += ev->stats.rtp_rx;
-            s->relay_rtp_tx_closed += ev->stats.rtp_tx;
+            for (int i = 0; i < SIG_EP_STATS; i++) {
+                s->relay_closed[i] += now[i];
+            }
             free(spk_map_del_u64(&s->ep_stats, ev->endpoint_id));
             free(spk_map_del_u64(&s->eps, ev->endpoint_id));
         }
@@ -607,23 +626,30 @@ void sig_media_tick(spk_sig_t *s)
 
 size_t sig_media_metrics(spk_sig_t *s, char *buf, size_t cap)
 {
-    uint64_t rx = s->relay_rtp_rx_closed, tx = s->relay_rtp_tx_closed;
+    uint64_t tot[SIG_EP_STATS];
+    memcpy(tot, s->relay_closed, sizeof(tot));
     size_t it = 0;
     void *v;
     while (spk_map_next(&s->ep_stats, &it, &v)) {
-        uint64_t *st = v;
-        rx += st[0];
-        tx += st[1];
+        const uint64_t *st = v;
+        for (int i = 0; i < SIG_EP_STATS; i++) {
+            tot[i] += st[i];
+        }
     }
+    size_t o = 0;
     int n = snprintf(buf, cap,
                      "# TYPE spk_relay_enabled gauge\nspk_relay_enabled %d\n"
-                     "# TYPE spk_relay_endpoints gauge\nspk_relay_endpoints %zu\n"
-                     "# TYPE spk_relay_rtp_received_total counter\n"
-                     "spk_relay_rtp_received_total %llu\n"
-                     "# TYPE spk_relay_rtp_forwarded_total counter\n"
-                     "spk_relay_rtp_forwarded_total %llu\n",
-                     s->relay != NULL, s->eps.len, (unsigned long long)rx, (unsigned long long)tx);
-    return n < 0 ? 0 : ((size_t)n >= cap ? cap - 1 : (size_t)n);
+                     "# TYPE spk_relay_endpoints gauge\nspk_relay_endpoints %zu\n",
+                     s->relay != NULL, s->eps.len);
+    for (int i = 0; n >= 0 && (size_t)n < cap - o && i <= SIG_EP_STATS; i++) {
+        o += (size_t)n;
+        if (i == SIG_EP_STATS) {
+            break;
+        }
+        n = snprintf(buf + o, cap - o, "# TYPE %s counter\n%s %llu\n", g_stat_names[i],
+                     g_stat_names[i], (unsigned long long)tot[i]);
+    }
+    return o < cap ? o : cap - 1;
 }
 
 void sig_media_free_all(spk_sig_t *s)
