@@ -93,13 +93,11 @@ export class CallView {
     }
   }
 
-  // The signaling connection dropped (true) or came back (false). After it comes back the
-  // relay connections are built again.
+  // The signaling connection dropped (true) or came back (false), for the status line. The
+  // Call itself builds its relay connections again after a reconnect.
   setSignalingLost(lost) {
-    const was = this.signalingLost;
     this.signalingLost = lost;
     this.renderStatus();
-    if (was && !lost && this.call) this.call.resume();
   }
 
   setStream(stream) {
@@ -141,29 +139,31 @@ export class CallView {
       for (const pid of call.remote.keys()) setTileCameraOff(this.tiles, pid, false);
       return;
     }
-    const midOf = new Map();
+    const midOf = new Map(); // mid -> { participant, kind }
     for (const s of call.streams) {
-      if (s && s.kind === 'video' && s.mid !== undefined) midOf.set(String(s.mid), s.participant);
+      if (s && s.mid !== undefined) midOf.set(String(s.mid), s);
     }
     const announced = call.announced();
-    const seen = new Set();
+    const video = new Map(); // participant -> framesDecoded
+    const audio = new Map(); // participant -> packetsReceived
     for (const s of report.values()) {
-      if (s.type !== 'inbound-rtp' || s.kind !== 'video') continue;
+      if (s.type !== 'inbound-rtp') continue;
       const mid = announced.size ? announced.get(String(s.ssrc)) : s.mid;
-      const pid = midOf.get(String(mid));
-      if (!pid) continue;
-      seen.add(pid);
-      const prev = this.frames.get(pid) || { decoded: -10, still: 0 };
-      const decoded = s.framesDecoded || 0;
-      const still = decoded - prev.decoded <= 1 ? prev.still + 1 : 0;
-      this.frames.set(pid, { decoded, still });
-      setTileCameraOff(this.tiles, pid, still >= STILL_TICKS);
+      const info = midOf.get(String(mid));
+      if (!info || info.kind !== s.kind) continue;
+      if (s.kind === 'video') video.set(info.participant, s.framesDecoded || 0);
+      else audio.set(info.participant, s.packetsReceived || 0);
     }
     for (const pid of call.remote.keys()) {
-      if (seen.has(pid)) continue;
-      // No video m-section for this participant: audio only.
-      const hasVideo = call.streams.some((s) => s.participant === pid && s.kind === 'video');
-      if (!hasVideo) setTileCameraOff(this.tiles, pid, true);
+      const prev = this.frames.get(pid) || { decoded: -10, packets: -1, still: 0 };
+      const decoded = video.has(pid) ? video.get(pid) : 0;
+      const packets = audio.has(pid) ? audio.get(pid) : -1;
+      const still = decoded - prev.decoded <= 1 ? prev.still + 1 : 0;
+      this.frames.set(pid, { decoded, packets, still });
+      // Sound still arriving while the picture stopped: the camera is off. Both stopped: the
+      // network (shown by the status line once ICE notices).
+      const hearing = packets < 0 || packets > prev.packets;
+      setTileCameraOff(this.tiles, pid, still >= STILL_TICKS && hearing);
     }
   }
 

@@ -8,6 +8,9 @@ const DISCONNECTED_GRACE_MS = 3000;
 // After a failed rebuild, the next attempt waits this long (doubling up to the maximum).
 const RETRY_MIN_MS = 1000;
 const RETRY_MAX_MS = 10000;
+// When ICE breaks, the WebSocket may be dead too (a network change) without either side
+// noticing for a long time: a ping not answered within this long reconnects it.
+const SIGNALING_CHECK_MS = 4000;
 
 // Media states, for the page: 'idle' | 'connecting' | 'connected' | 'reconnecting' |
 // 'unavailable' (the server offers no media) | 'closed'.
@@ -50,6 +53,42 @@ export class Call {
     this.offs.push(client.on('media.offer', (m) => this.onOffer(m)));
     this.offs.push(client.on('media.candidate', (m) => this.onCandidate(m)));
     this.offs.push(client.on('media.state', (m) => this.onRelayState(m)));
+    this.offs.push(client.on('connection', (m) => this.onSignaling(m.state)));
+    this.signalingDown = false;
+    this.checkingSignaling = false;
+  }
+
+  // After the WebSocket was down the relay may have dropped both connections (they belonged to
+  // the old one): both are built again once the session is restored.
+  onSignaling(state) {
+    if (this.closed) return;
+    if (state !== 'open') {
+      this.signalingDown = true;
+    } else if (this.signalingDown) {
+      this.signalingDown = false;
+      this.rebuild();
+    }
+  }
+
+  async checkSignaling() {
+    const client = this.client;
+    if (this.closed || this.checkingSignaling || client.state !== 'open') return;
+    this.checkingSignaling = true;
+    try {
+      const alive = await Promise.race([
+        client.request('ping').then(
+          () => true,
+          () => true, // refused or lost: the client handles that itself
+        ),
+        new Promise((resolve) => setTimeout(() => resolve(false), SIGNALING_CHECK_MS)),
+      ]);
+      if (!alive && !this.closed && client.state === 'open') {
+        this.signalingDown = true;
+        client.reconnectNow();
+      }
+    } finally {
+      this.checkingSignaling = false;
+    }
   }
 
   setState(state) {
@@ -357,7 +396,7 @@ export class Call {
   // DTLS session is gone, so both connections are built again.
   onRelayState(msg) {
     if (msg.consult !== this.consult || this.closed) return;
-    if (msg.state === 'failed' || msg.state === 'closed') {
+    if (msg.state === 'failed') {
       const conn = msg.pc === 'publish' ? this.pub : this.sub;
       if (conn) this.rebuild();
     }
@@ -372,6 +411,7 @@ export class Call {
       conn.timer = 0;
       this.recover(conn);
     } else if (s === 'disconnected' || c === 'disconnected') {
+      this.checkSignaling();
       if (!conn.timer) {
         conn.timer = setTimeout(() => {
           conn.timer = 0;
@@ -426,6 +466,7 @@ export class Call {
   // Restarts ICE on the publish connection, or rebuilds the subscribe connection.
   recover(conn) {
     if (this.closed) return;
+    this.checkSignaling();
     this.setState('reconnecting');
     this.restarts += 1;
     const job = conn === this.pub ? this.publish({ iceRestart: true }) : this.subscribe();
@@ -462,7 +503,10 @@ export class Call {
   // Closes both connections at the relay and here, and sets them up again.
   rebuild() {
     if (this.closed || this.rebuilding) return this.rebuilding;
-    if (this.client.state !== 'open') return null; // resume() follows the reconnect
+    if (this.client.state !== 'open') {
+      this.signalingDown = true; // rebuilt once the WebSocket is back (onSignaling)
+      return null;
+    }
     this.setState('reconnecting');
     this.restarts += 1;
     clearTimeout(this.retryTimer);

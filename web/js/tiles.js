@@ -25,6 +25,12 @@ function find(container, id) {
 function play(tile, video) {
   video.play().catch((err) => {
     if (!err || err.name !== 'NotAllowedError' || video.muted) return;
+    const ua = navigator.userActivation;
+    if (ua && ua.hasBeenActive) {
+      // Not the autoplay rule (the user did interact): try once more.
+      setTimeout(() => video.play().catch(() => {}), 500);
+      return;
+    }
     video.muted = true;
     tile.classList.add('needs-sound');
     video.play().catch(() => {});
