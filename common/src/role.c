@@ -2,10 +2,9 @@
 
 #include <string.h>
 
-static const char *const g_role_names[SPK_ROLE_COUNT] = {
-    "none",
+static const char *const g_role_names[SPK_ROLE_COUNT] = {"none",
 #define XX(n, s) s,
-    SPK_ROLE_MAP(XX)
+                                                         SPK_ROLE_MAP(XX)
 #undef XX
 };
 

@@ -99,12 +99,9 @@ static void test_roles(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_error_table),
-        cmocka_unit_test(test_b64url_roundtrip),
-        cmocka_unit_test(test_hex),
-        cmocka_unit_test(test_json_escape),
-        cmocka_unit_test(test_map),
-        cmocka_unit_test(test_roles),
+        cmocka_unit_test(test_error_table), cmocka_unit_test(test_b64url_roundtrip),
+        cmocka_unit_test(test_hex),         cmocka_unit_test(test_json_escape),
+        cmocka_unit_test(test_map),         cmocka_unit_test(test_roles),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
