@@ -7,15 +7,19 @@
 # one-line lists): same URIs, suites, components and Signed-By, restricted to the suites of the
 # running release. Nothing about a particular mirror is stored in the repository.
 #
-# Idempotent: exits at once when .deps/libsrtp/lib/libsrtp2.a is newer than this script.
+# Idempotent: exits at once when .deps/libsrtp/STAMP names the same build recipe (a hash of
+# this script). The new library is built and checked in a temporary prefix and only then moved
+# into place, so a failed build leaves the previous one usable. The deb-src entry it may add is
+# removed again when it is done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$(pwd)"
 PREFIX="$ROOT/.deps/libsrtp"
 LIB="$PREFIX/lib/libsrtp2.a"
-SELF="$ROOT/scripts/setup-libsrtp.sh"
+RECIPE="$(sha256sum "$ROOT/scripts/setup-libsrtp.sh" | cut -d' ' -f1)"
 
-if [ -f "$LIB" ] && [ "$LIB" -nt "$SELF" ] && [ -f "$PREFIX/include/srtp2/srtp.h" ]; then
+if [ -f "$LIB" ] && [ -f "$PREFIX/include/srtp2/srtp.h" ] &&
+  [ "$(cat "$PREFIX/STAMP" 2>/dev/null)" = "$RECIPE" ]; then
   exit 0
 fi
 
@@ -96,7 +100,15 @@ derive_sources() {
 }
 
 WORK="$(mktemp -d)"
-trap 'rm -rf "$WORK"' EXIT
+added_src=false
+cleanup() {
+  rm -rf "$WORK"
+  if $added_src; then
+    $SUDO rm -f "$SRC_LIST"
+    $SUDO apt-get update -qq >/dev/null 2>&1 || true
+  fi
+}
+trap cleanup EXIT
 chmod 0755 "$WORK"
 # apt-get source downloads as the unprivileged _apt user when it can.
 if [ "$(id -u)" -eq 0 ] && id _apt >/dev/null 2>&1; then
@@ -118,9 +130,10 @@ if ! $have_src; then
     exit 1
   fi
   if ! cmp -s "$WORK/src.sources" "$SRC_LIST" 2>/dev/null; then
-    echo "setup-libsrtp: writing $SRC_LIST"
+    echo "setup-libsrtp: writing $SRC_LIST (removed again when done)"
     $SUDO install -m 0644 "$WORK/src.sources" "$SRC_LIST"
   fi
+  added_src=true
 fi
 
 if ! command -v dpkg-source >/dev/null 2>&1; then
@@ -145,12 +158,12 @@ if [ -z "$SRCDIR" ] || [ ! -x "$SRCDIR/configure" ]; then
   exit 1
 fi
 
-echo "setup-libsrtp: building $(basename "$SRCDIR") with OpenSSL into $PREFIX"
-rm -rf "$PREFIX"
+STAGE="$WORK/prefix"
+echo "setup-libsrtp: building $(basename "$SRCDIR") with OpenSSL"
 (
   cd "$SRCDIR"
   CFLAGS="-O2 -fPIC" ./configure --enable-openssl --disable-shared --enable-static \
-    --prefix="$PREFIX" >"$WORK/configure.log" 2>&1 || { tail -n 30 "$WORK/configure.log" >&2; exit 1; }
+    --prefix="$STAGE" >"$WORK/configure.log" 2>&1 || { tail -n 30 "$WORK/configure.log" >&2; exit 1; }
   grep -q '^#define OPENSSL 1' crypto/include/config.h 2>/dev/null || grep -rq 'define OPENSSL 1' . ||
     { echo "setup-libsrtp: configure did not enable OpenSSL" >&2; exit 1; }
   make -j"$(nproc 2>/dev/null || echo 2)" libsrtp2.a >"$WORK/make.log" 2>&1 ||
@@ -183,9 +196,10 @@ int main(void)
     return 0;
 }
 EOF
-cc -O0 -I"$PREFIX/include" "$WORK/check.c" "$LIB" $(pkg-config --libs libcrypto) -o "$WORK/check"
+cc -O0 -I"$STAGE/include" "$WORK/check.c" "$STAGE/lib/libsrtp2.a" $(pkg-config --libs libcrypto) \
+  -o "$WORK/check"
 "$WORK/check"
-SYMS="$(nm "$LIB" 2>/dev/null || true)"
+SYMS="$(nm "$STAGE/lib/libsrtp2.a" 2>/dev/null || true)"
 if ! grep -q ' U EVP_CIPHER_CTX_new' <<<"$SYMS"; then
   echo "setup-libsrtp: $LIB does not reference OpenSSL EVP" >&2
   exit 1
@@ -194,5 +208,13 @@ if grep -q ' U NSS_' <<<"$SYMS"; then
   echo "setup-libsrtp: $LIB references NSS" >&2
   exit 1
 fi
-touch "$LIB"
+for pc in "$STAGE"/lib/pkgconfig/*.pc; do
+  [ -f "$pc" ] && sed -i "s|$STAGE|$PREFIX|g" "$pc"
+done
+echo "$RECIPE" >"$STAGE/STAMP"
+mkdir -p "$(dirname "$PREFIX")"
+rm -rf "$PREFIX.old"
+[ -d "$PREFIX" ] && mv "$PREFIX" "$PREFIX.old"
+mv "$STAGE" "$PREFIX"
+rm -rf "$PREFIX.old"
 echo "setup-libsrtp: ok ($LIB)"
