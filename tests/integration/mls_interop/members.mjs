@@ -214,3 +214,122 @@ export class WMember {
     this.secret?.fill(0);
   }
 }
+
+// ts-mls 1.6.4 with its default crypto provider, as in the older interop tests.
+let tsImpl = null;
+let tsMls = null;
+export async function tsmls() {
+  if (!tsMls) {
+    tsMls = await import('ts-mls');
+    tsImpl = await tsMls.getCiphersuiteImpl(
+      tsMls.getCiphersuiteFromName('MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519'),
+    );
+  }
+  return tsMls;
+}
+
+export class TsMember {
+  constructor(name) {
+    this.kind = 'ts';
+    this.name = name;
+    this.st = null;
+    this.pending = null;
+  }
+
+  #wrap(msg) {
+    return tsMls.encodeMlsMessage(msg);
+  }
+
+  #unwrap(bytes) {
+    return tsMls.decodeMlsMessage(bytes, 0)[0];
+  }
+
+  async keyPackage() {
+    const mls = await tsmls();
+    this.kp = await mls.generateKeyPackage(
+      { credentialType: 'basic', identity: te.encode(this.name) },
+      mls.defaultCapabilities(),
+      mls.defaultLifetime,
+      [],
+      tsImpl,
+    );
+    return this.#wrap({ keyPackage: this.kp.publicPackage, wireformat: 'mls_key_package', version: 'mls10' });
+  }
+
+  async create(groupId) {
+    this.st = await tsMls.createGroup(te.encode(groupId), this.kp.publicPackage, this.kp.privatePackage, [], tsImpl);
+  }
+
+  async join(welcome) {
+    const w = this.#unwrap(welcome).welcome;
+    this.st = await tsMls.joinGroup(w, this.kp.publicPackage, this.kp.privatePackage, tsMls.emptyPskIndex, tsImpl);
+  }
+
+  async commit({ add = [], remove = [], priv = false, extraProposals = [] } = {}) {
+    const proposals = [
+      ...add.map((kp) => ({ proposalType: 'add', add: { keyPackage: this.#unwrap(kp).keyPackage } })),
+      ...remove.map((leaf) => ({ proposalType: 'remove', remove: { removed: leaf } })),
+      ...extraProposals,
+    ];
+    const r = await tsMls.createCommit(
+      { state: this.st, cipherSuite: tsImpl },
+      { extraProposals: proposals, ratchetTreeExtension: true, wireAsPublicMessage: !priv },
+    );
+    this.pending = r.newState;
+    const welcome = r.welcome ? this.#wrap({ welcome: r.welcome, wireformat: 'mls_welcome', version: 'mls10' }) : null;
+    return { commit: this.#wrap(r.commit), welcome };
+  }
+
+  async merge() {
+    this.st = this.pending;
+    this.pending = null;
+  }
+
+  async discard() {
+    this.pending = null;
+  }
+
+  async proposeRemove(leaf) {
+    const r = await tsMls.createProposal(this.st, true, { proposalType: 'remove', remove: { removed: leaf } }, tsImpl);
+    this.st = r.newState;
+    return this.#wrap(r.message);
+  }
+
+  async send(text) {
+    const r = await tsMls.createApplicationMessage(this.st, te.encode(text), tsImpl);
+    this.st = r.newState;
+    return this.#wrap({ privateMessage: r.privateMessage, wireformat: 'mls_private_message', version: 'mls10' });
+  }
+
+  async process(msg) {
+    const before = this.st.groupContext.epoch;
+    const r = await tsMls.processMessage(this.#unwrap(msg), this.st, tsMls.emptyPskIndex, tsMls.acceptAll, tsImpl);
+    this.st = r.newState;
+    if (r.kind === 'applicationMessage') return { type: 'application', text: td.decode(r.message) };
+    if (this.st.groupActiveState?.kind === 'removedFromGroup') return { type: 'removed' };
+    return { type: this.st.groupContext.epoch !== before ? 'commit' : 'proposal' };
+  }
+
+  async info(label) {
+    const st = this.st;
+    const exp = await tsMls.mlsExporter(st.keySchedule.exporterSecret, label, new Uint8Array(0), 32, tsImpl);
+    const members = [];
+    for (let i = 0; i < st.ratchetTree.length; i += 2) {
+      const n = st.ratchetTree[i];
+      if (n?.nodeType === 'leaf') members.push(`${i / 2}:${hex(n.leaf.credential.identity)}`);
+    }
+    return {
+      epoch: st.groupContext.epoch,
+      leaf: st.privatePath.leafIndex,
+      auth: hex(st.keySchedule.epochAuthenticator),
+      exporter: hex(exp),
+      members: members.join(','),
+    };
+  }
+
+  async cycle() {}
+
+  async free() {
+    this.st = null;
+  }
+}
