@@ -157,7 +157,8 @@ class Runtime {
   }
 
   fail(fn, rc) {
-    throw new MlsError(rc, this.cstr(this.x.spk_err_name(rc)), this.cstr(this.x.spk_strerror(rc)), fn);
+    const name = this.cstr(this.x.spk_err_name(rc));
+    throw new MlsError(rc, name, this.cstr(this.x.spk_strerror(rc)), fn);
   }
 
   // Runs fn(scope); everything the scope allocated is wiped and freed afterwards.
@@ -436,7 +437,8 @@ export class Group {
   exportSecret(label, context = new Uint8Array(0), length = 32) {
     return this.#m.scope((s) => {
       const out = s.alloc(length);
-      s.check('spk_mls_export_secret', this.#g, s.str(label), ...s.bytes(context, 'context'), out, length >>> 0);
+      const ctx = s.bytes(context, 'context');
+      s.check('spk_mls_export_secret', this.#g, s.str(label), ...ctx, out, length >>> 0);
       return s.read(out, length);
     });
   }
@@ -491,7 +493,8 @@ export class Mls {
   create(groupId, keyPackageSecret) {
     return this.#m.scope((s) => {
       const out = s.alloc(LAYOUT.ptr);
-      s.check('spk_mls_create', out, ...s.bytes(groupId, 'groupId'), ...s.bytes(keyPackageSecret, 'secret'));
+      const gid = s.bytes(groupId, 'groupId');
+      s.check('spk_mls_create', out, ...gid, ...s.bytes(keyPackageSecret, 'secret'));
       return new Group(this.#m, s.u32(out));
     });
   }
@@ -524,9 +527,9 @@ export class Mls {
     return this.#m.cstr(this.#m.x.spk_err_name(code));
   }
 
-  // Bytes of wasm memory in use (for tests and measurements).
-  get memoryBytes() {
-    return this.#m.x.memory.buffer.byteLength;
+  // The module's memory (for tests that check wiping, and for measurements).
+  get memory() {
+    return this.#m.x.memory;
   }
 }
 
