@@ -64,7 +64,7 @@ struct spk_ws_server {
     struct lws_vhost *vhost;
     int port;
     char web_root[4096]; /* realpath of cfg->web_root */
-    char csp[512];
+    char csp[768];
 
     uint64_t next_id;
     spk_ws_conn_t *conns; /* every tracked WebSocket connection */
