@@ -18,9 +18,11 @@
 #include "spk/log.h"
 #include "spk/util.h"
 
-/* libwebsockets' per-connection receive buffer; longer messages arrive in chunks and are
- * reassembled here, so a small buffer keeps idle connections cheap. */
-#define SPK_WS_RX_CHUNK 2048
+/* libwebsockets' per-connection receive buffer (allocated at the upgrade, kept for the
+ * connection's life); longer messages arrive in chunks of this size and are reassembled here,
+ * so a small buffer keeps idle connections cheap. It must hold a control frame's payload
+ * (125 bytes). */
+#define SPK_WS_RX_CHUNK 512
 #define SPK_WS_DIRECT_MAX 4096     /* largest message written without queueing */
 #define SPK_WS_CLOSE_GRACE_S 3     /* close frame sent: wait this long for the peer's answer */
 #define SPK_WS_FLUSH_DEADLINE_S 10 /* closing after flush: give up flushing after this */
