@@ -31,7 +31,7 @@ const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s[Math.
 
 function openOne(url, ca) {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, 'spreekkamer.v1', { ca, perMessageDeflate: false, ...(process.env.TLSMAX ? { maxVersion: process.env.TLSMAX } : {}) });
+    const ws = new WebSocket(url, 'spreekkamer.v1', { ca, perMessageDeflate: false });
     ws.once('message', () => resolve(ws)); // hello
     ws.once('error', reject);
   });
@@ -53,7 +53,8 @@ async function openMany(url, n, ca) {
 // Limits out of the way (a build older than the limits per address lacks those flags).
 function limitArgs() {
   const big = String(opt.conns + 1000);
-  const args = ['--max-connections', big, '--auth-timeout', '3600'];
+  // (timeouts too: 256 TLS handshakes at a time on a busy machine can take seconds)
+  const args = ['--max-connections', big, '--auth-timeout', '3600', '--handshake-timeout', '120'];
   let help = '';
   try {
     help = execFileSync(bin, ['--help'], { encoding: 'utf8' });
@@ -61,7 +62,8 @@ function limitArgs() {
     help = String(e.stdout ?? '');
   }
   if (help.includes('max-pending-per-address')) {
-    args.push('--max-connections-per-address', big, '--max-pending-per-address', big);
+    args.push('--max-connections-per-address', big, '--max-pending-per-address', big,
+      '--header-timeout', '120');
   }
   return args;
 }
