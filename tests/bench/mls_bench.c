@@ -26,6 +26,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_util.h"
 #include "spk/error.h"
 #include "spk/mls.h"
 
@@ -39,26 +40,6 @@ static void need(int rc, const char *what)
         fprintf(stderr, "mls_bench: %s: %s\n", what, spk_err_name(rc));
         exit(1);
     }
-}
-
-static double now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a;
-    double y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof(double), cmp_double);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 static void key_package(int i, spk_mls_buf_t *kp, spk_mls_buf_t *sec)
@@ -140,9 +121,9 @@ static void bench_add(int n)
     spk_mls_buf_t as, bs, kp, sec;
     double *create = calloc((size_t)reps, sizeof(double));
     double *process = calloc((size_t)reps, sizeof(double));
-    double t0 = now_us();
+    double t0 = bench_cpu_us();
     build_group(n, &as, &bs);
-    fprintf(stderr, "mls_bench: group of %d built in %.1f s\n", n, (now_us() - t0) / 1e6);
+    fprintf(stderr, "mls_bench: group of %d built in %.1f s\n", n, (bench_cpu_us() - t0) / 1e6);
     key_package(n, &kp, &sec);
     for (int r = 0; r < reps; r++) {
         spk_mls_t *a = NULL;
@@ -154,20 +135,20 @@ static void bench_add(int n)
         const uint8_t *adds[1] = {kp.p};
         size_t lens[1] = {kp.n};
         spk_mls_commit_opts_t o = {adds, lens, 1, NULL, 0, 0};
-        double t = now_us();
+        double t = bench_cpu_us();
         need(spk_mls_commit(a, &o, &commit, &welcome), "commit");
         need(spk_mls_commit_merge(a), "merge");
-        create[r] = now_us() - t;
-        t = now_us();
+        create[r] = bench_cpu_us() - t;
+        t = bench_cpu_us();
         need(spk_mls_process(b, commit.p, commit.n, &ev), "process");
-        process[r] = now_us() - t;
+        process[r] = bench_cpu_us() - t;
         spk_mls_buf_free(&commit);
         spk_mls_buf_free(&welcome);
         spk_mls_free(a);
         spk_mls_free(b);
     }
-    printf("RESULT add_create_%d %.1f\n", n, median(create, reps));
-    printf("RESULT add_process_%d %.1f\n", n, median(process, reps));
+    printf("RESULT add_create_%d %.1f\n", n, bench_median(create, reps));
+    printf("RESULT add_process_%d %.1f\n", n, bench_median(process, reps));
     fflush(stdout);
     spk_mls_buf_free(&as);
     spk_mls_buf_free(&bs);
@@ -189,7 +170,7 @@ static void bench_app(void)
     need(spk_mls_restore(&a, as.p, as.n), "restore alice");
     need(spk_mls_restore(&b, bs.p, bs.n), "restore bob");
     for (int r = 0; r < reps; r++) {
-        double t = now_us();
+        double t = bench_cpu_us();
         for (int i = 0; i < app_iters; i++) {
             spk_mls_buf_t m;
             spk_mls_event_t ev;
@@ -201,9 +182,9 @@ static void bench_app(void)
             spk_mls_buf_free(&ev.data);
             spk_mls_buf_free(&m);
         }
-        v[r] = (now_us() - t) / app_iters;
+        v[r] = (bench_cpu_us() - t) / app_iters;
     }
-    printf("RESULT app_1k %.1f\n", median(v, reps));
+    printf("RESULT app_1k %.1f\n", bench_median(v, reps));
     fflush(stdout);
     spk_mls_free(a);
     spk_mls_free(b);

@@ -49,7 +49,8 @@
     XX(EMLSREPLAY, -37, "mls_replay", "MLS message key was already used")                          \
     XX(EMLSSIG, -38, "mls_bad_signature", "MLS signature does not verify")                         \
     XX(EMLSMEMBERTAG, -39, "mls_bad_membership_tag", "MLS membership tag does not verify")         \
-    XX(EMLSCONFIRM, -40, "mls_bad_confirmation_tag", "MLS confirmation tag does not verify")
+    XX(EMLSCONFIRM, -40, "mls_bad_confirmation_tag", "MLS confirmation tag does not verify")       \
+    XX(EREPLAY, -41, "replay", "already received (replay) or older than the replay window")
 
 typedef enum {
     SPK_OK = 0,
