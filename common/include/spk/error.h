@@ -50,7 +50,11 @@
     XX(EMLSSIG, -38, "mls_bad_signature", "MLS signature does not verify")                         \
     XX(EMLSMEMBERTAG, -39, "mls_bad_membership_tag", "MLS membership tag does not verify")         \
     XX(EMLSCONFIRM, -40, "mls_bad_confirmation_tag", "MLS confirmation tag does not verify")       \
-    XX(EREPLAY, -41, "replay", "already received (replay) or older than the replay window")
+    XX(EREPLAY, -41, "replay", "already received (replay) or older than the replay window")        \
+    XX(EMLSSENDER, -42, "mls_bad_sender", "MLS sender is not a member of the group")               \
+    XX(EMLSSTALE, -43, "mls_stale_epoch", "MLS message is for an epoch that is already committed") \
+    XX(EMLSKEYPACKAGE, -44, "mls_bad_key_package", "MLS KeyPackage is invalid")                    \
+    XX(EMLSPROPOSAL, -45, "mls_bad_proposal", "MLS proposal or proposal list is invalid")
 
 typedef enum {
     SPK_OK = 0,

@@ -227,7 +227,7 @@ int spk_mls_group_join(spk_mls_group_t *g, const spk_mls_welcome_t *welcome,
     if (welcome->cipher_suite != SPK_MLS_CIPHER_SUITE || kp->cipher_suite != SPK_MLS_CIPHER_SUITE) {
         return SPK_EVERIFY;
     }
-    int rc = spk_mls_key_package_ref(kp, ref);
+    int rc = mls_kp_ref(kp, ref);
     rc = rc != 0 ? rc : spk_mls_welcome_open_secrets(welcome, ref, init_priv, &gs);
     if (rc == 0 && gs.joiner_secret.n != SPK_MLS_HASH_LEN) {
         rc = SPK_EVERIFY;

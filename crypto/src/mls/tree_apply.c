@@ -271,3 +271,52 @@ int spk_mls_tree_apply_proposals(const spk_mls_tree_t *t, const uint8_t *group_i
     out->n_psks = c.n_psk;
     return 0;
 }
+
+/* ---- who joined and who left ---- */
+
+static void change_list_free(spk_mls_change_t *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        spk_mls_bytes_free(&v[i].identity);
+    }
+    free(v);
+}
+
+void spk_mls_changes_free(spk_mls_changes_t *c)
+{
+    change_list_free(c->joined, c->n_joined);
+    change_list_free(c->left, c->n_left);
+    memset(c, 0, sizeof(*c));
+}
+
+int spk_mls_changes_of(const spk_mls_tree_t *old, const spk_mls_proposal_use_t *list, size_t n,
+                       const spk_mls_applied_t *a, spk_mls_changes_t *out)
+{
+    size_t n_remove = 0;
+    memset(out, 0, sizeof(*out));
+    for (size_t i = 0; i < n; i++) {
+        n_remove += list[i].proposal->type == SPK_MLS_PROPOSAL_REMOVE;
+    }
+    out->joined = calloc(a->n_added + 1, sizeof(*out->joined));
+    out->left = calloc(n_remove + 1, sizeof(*out->left));
+    int rc = out->joined != NULL && out->left != NULL ? 0 : SPK_ENOMEM;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        const spk_mls_proposal_t *p = list[i].proposal;
+        if (p->type == SPK_MLS_PROPOSAL_REMOVE) {
+            const spk_mls_leaf_node_t *ln = spk_mls_tree_leaf(old, p->u.remove);
+            spk_mls_change_t *c = &out->left[out->n_left++];
+            c->leaf = p->u.remove;
+            rc = ln != NULL ? spk_mls_bytes_copy(&c->identity, &ln->credential.identity)
+                            : SPK_EINVAL;
+        } else if (p->type == SPK_MLS_PROPOSAL_ADD && out->n_joined < a->n_added) {
+            spk_mls_change_t *c = &out->joined[out->n_joined];
+            c->leaf = a->added[out->n_joined++];
+            rc = spk_mls_bytes_copy(&c->identity, &p->u.add.leaf_node.credential.identity);
+            rc = rc != 0 ? rc : mls_kp_ref(&p->u.add, c->key_package_ref);
+        }
+    }
+    if (rc != 0) {
+        spk_mls_changes_free(out);
+    }
+    return rc;
+}
