@@ -135,3 +135,12 @@ console.log('|---|---:|---:|---:|')
 for (const [label, key] of rows) {
   console.log(`| ${label} | ${fmt(c[key])} | ${fmt(ts[key])} | ${(ts[key] / c[key]).toFixed(1)}× |`)
 }
+// The delivery service's observer (C only): processing the same Commit, saving and restoring it.
+console.log('')
+console.log('| delivery service observer (C) | process Commit | save | restore | state |')
+console.log('|---|---:|---:|---:|---:|')
+for (const n of sizes) {
+  if (c[`observer_commit_${n}`] === undefined) continue
+  console.log(`| N=${n} | ${fmt(c[`observer_commit_${n}`])} | ${fmt(c[`observer_save_${n}`])} | ` +
+    `${fmt(c[`observer_restore_${n}`])} | ${(c[`observer_state_bytes_${n}`] / 1024).toFixed(1)} KiB |`)
+}

@@ -88,21 +88,20 @@ static int sig_key_cb(void *arg, uint32_t leaf_index, const uint8_t **pub, size_
 
 /* ---- proposals ---- */
 
-int spk_mls_group_cache_proposal(spk_mls_group_t *g, uint16_t wire_format,
-                                 const spk_mls_framed_content_t *c,
-                                 const spk_mls_bytes_t *signature)
+int spk_mls_proposal_cache_add(spk_mls_cached_proposal_t **cache, size_t *n, uint16_t wire_format,
+                               const spk_mls_framed_content_t *c, const spk_mls_bytes_t *signature)
 {
     spk_mls_cached_proposal_t e;
     spk_mls_bytes_t enc;
-    if (g->n_proposals == SPK_MLS_GROUP_MAX_PROPOSALS) {
+    if (*n == SPK_MLS_GROUP_MAX_PROPOSALS) {
         return SPK_ERANGE;
     }
     memset(&e, 0, sizeof(e));
     e.sender_type = c->sender.type;
     e.sender = c->sender.index;
     int rc = spk_mls_proposal_ref_of(wire_format, c, signature, e.ref);
-    for (size_t i = 0; rc == 0 && i < g->n_proposals; i++) {
-        if (memcmp(g->proposals[i].ref, e.ref, sizeof(e.ref)) == 0) {
+    for (size_t i = 0; rc == 0 && i < *n; i++) {
+        if (memcmp((*cache)[i].ref, e.ref, sizeof(e.ref)) == 0) {
             rc = SPK_EMLSREPLAY; /* the same proposal message again */
         }
     }
@@ -113,16 +112,37 @@ int spk_mls_group_cache_proposal(spk_mls_group_t *g, uint16_t wire_format,
     }
     spk_mls_cached_proposal_t *v = NULL;
     if (rc == 0) {
-        v = realloc(g->proposals, (g->n_proposals + 1) * sizeof(*v));
+        v = realloc(*cache, (*n + 1) * sizeof(*v));
         rc = v == NULL ? SPK_ENOMEM : 0;
     }
     if (rc != 0) {
         spk_mls_proposal_free(&e.proposal);
         return rc;
     }
-    g->proposals = v;
-    g->proposals[g->n_proposals++] = e;
+    *cache = v;
+    (*cache)[(*n)++] = e;
     return 0;
+}
+
+int spk_mls_proposal_cache_drop(spk_mls_cached_proposal_t *cache, size_t *n,
+                                const uint8_t ref[SPK_MLS_HASH_LEN])
+{
+    for (size_t i = 0; i < *n; i++) {
+        if (memcmp(cache[i].ref, ref, SPK_MLS_HASH_LEN) == 0) {
+            spk_mls_proposal_free(&cache[i].proposal);
+            memmove(cache + i, cache + i + 1, (*n - i - 1) * sizeof(cache[0]));
+            (*n)--;
+            return 0;
+        }
+    }
+    return SPK_ENOTFOUND;
+}
+
+int spk_mls_group_cache_proposal(spk_mls_group_t *g, uint16_t wire_format,
+                                 const spk_mls_framed_content_t *c,
+                                 const spk_mls_bytes_t *signature)
+{
+    return spk_mls_proposal_cache_add(&g->proposals, &g->n_proposals, wire_format, c, signature);
 }
 
 /* The proposal list of a Commit: inline ones from the committer, references from the cache. */
@@ -186,14 +206,21 @@ int spk_mls_group_next_context(const spk_mls_group_t *g, const spk_mls_tree_t *t
                                size_t confirmed_len, spk_mls_group_context_t *gc,
                                spk_mls_bytes_t *enc)
 {
-    spk_mls_group_context_t p = g->gc;
+    return spk_mls_next_context(&g->gc, tree, gce, confirmed, confirmed_len, gc, enc);
+}
+
+int spk_mls_next_context(const spk_mls_group_context_t *cur, const spk_mls_tree_t *tree,
+                         const spk_mls_extensions_t *gce, const uint8_t *confirmed,
+                         size_t confirmed_len, spk_mls_group_context_t *gc, spk_mls_bytes_t *enc)
+{
+    spk_mls_group_context_t p = *cur;
     spk_mls_group_context_t tmp;
     uint8_t th[SPK_MLS_HASH_LEN];
     int rc = spk_mls_tree_root_hash(tree, th);
     if (rc != 0) {
         return rc;
     }
-    p.epoch = g->gc.epoch + 1;
+    p.epoch = cur->epoch + 1;
     p.tree_hash.p = th;
     p.tree_hash.n = sizeof(th);
     p.confirmed_transcript_hash.p = (uint8_t *)confirmed;

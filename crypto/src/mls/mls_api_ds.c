@@ -15,6 +15,15 @@
 
 #define MLS_MESSAGE_HEADER 4 /* uint16 version || uint16 wire_format */
 
+int mls_api_decode(spk_mls_message_t *m, const uint8_t *p, size_t n)
+{
+    if (p == NULL || n > SPK_MLS_MAX_MESSAGE) {
+        memset(m, 0, sizeof(*m));
+        return p == NULL ? SPK_EINVAL : SPK_ETOOBIG;
+    }
+    return spk_mls_message_decode(m, p, n);
+}
+
 int spk_mls_message_info(const uint8_t *msg, size_t msg_len, spk_mls_message_info_t *out)
 {
     mls_peek_t info;
@@ -41,13 +50,7 @@ int spk_mls_message_info(const uint8_t *msg, size_t msg_len, spk_mls_message_inf
 int spk_mls_key_package_ref(const uint8_t *kp, size_t kp_len, uint8_t ref[SPK_MLS_REF_LEN])
 {
     spk_mls_message_t m;
-    if (kp == NULL) {
-        return SPK_EINVAL;
-    }
-    if (kp_len > SPK_MLS_MAX_MESSAGE) {
-        return SPK_ETOOBIG;
-    }
-    int rc = spk_mls_message_decode(&m, kp, kp_len);
+    int rc = mls_api_decode(&m, kp, kp_len);
     if (rc != 0) {
         return rc;
     }
@@ -65,13 +68,7 @@ int spk_mls_welcome_refs(const uint8_t *msg, size_t msg_len, spk_mls_buf_t *refs
     spk_mls_bytes_t out = {NULL, 0};
     mls_api_buf_clear(refs);
     *n = 0;
-    if (msg == NULL) {
-        return SPK_EINVAL;
-    }
-    if (msg_len > SPK_MLS_MAX_MESSAGE) {
-        return SPK_ETOOBIG;
-    }
-    int rc = spk_mls_message_decode(&m, msg, msg_len);
+    int rc = mls_api_decode(&m, msg, msg_len);
     if (rc != 0) {
         return rc;
     }

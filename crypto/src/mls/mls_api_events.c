@@ -4,6 +4,7 @@
 #include "spk/mls.h"
 
 #include "mls/group.h"
+#include "mls/group_int.h"
 #include "mls/mls_api_int.h"
 #include "mls/validate.h"
 
@@ -24,8 +25,8 @@ _Static_assert((int)SPK_MLS_MSG_PUBLIC == (int)SPK_MLS_WIRE_PUBLIC &&
 
 /* ---- proposals ---- */
 
-static void proposal_info(const spk_mls_group_t *g, const spk_mls_cached_proposal_t *cp,
-                          spk_mls_proposal_info_t *out)
+void mls_api_proposal_info(const spk_mls_tree_t *tree, const spk_mls_cached_proposal_t *cp,
+                           spk_mls_proposal_info_t *out)
 {
     const spk_mls_proposal_t *p = &cp->proposal;
     const spk_mls_leaf_node_t *ln = NULL;
@@ -43,7 +44,7 @@ static void proposal_info(const spk_mls_group_t *g, const spk_mls_cached_proposa
         break;
     case SPK_MLS_PROPOSAL_REMOVE:
         out->leaf = p->u.remove;
-        ln = spk_mls_tree_leaf(&g->tree, p->u.remove);
+        ln = spk_mls_tree_leaf(tree, p->u.remove);
         break;
     case SPK_MLS_PROPOSAL_UPDATE:
         out->leaf = out->sender;
@@ -68,26 +69,34 @@ int spk_mls_proposal_get(const spk_mls_t *g, size_t i, spk_mls_proposal_info_t *
     if (i >= g->g.n_proposals) {
         return SPK_ENOTFOUND;
     }
-    proposal_info(&g->g, &g->g.proposals[i], out);
+    mls_api_proposal_info(&g->g.tree, &g->g.proposals[i], out);
     return 0;
 }
 
 int spk_mls_proposal_refuse(spk_mls_t *g, const uint8_t ref[SPK_MLS_REF_LEN])
 {
-    spk_mls_group_t *gg = &g->g;
-    for (size_t i = 0; i < gg->n_proposals; i++) {
-        if (memcmp(gg->proposals[i].ref, ref, SPK_MLS_REF_LEN) == 0) {
-            spk_mls_proposal_free(&gg->proposals[i].proposal);
-            memmove(gg->proposals + i, gg->proposals + i + 1,
-                    (gg->n_proposals - i - 1) * sizeof(gg->proposals[0]));
-            gg->n_proposals--;
-            return 0;
-        }
-    }
-    return SPK_ENOTFOUND;
+    return spk_mls_proposal_cache_drop(g->g.proposals, &g->g.n_proposals, ref);
 }
 
 /* ---- events ---- */
+
+int mls_api_members(const spk_mls_changes_t *c, spk_mls_member_t **out)
+{
+    size_t n = c->n_joined + c->n_left;
+    *out = calloc(n + 1, sizeof(spk_mls_member_t));
+    if (*out == NULL) {
+        return SPK_ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const spk_mls_change_t *ch = i < c->n_joined ? &c->joined[i] : &c->left[i - c->n_joined];
+        spk_mls_member_t *m = &(*out)[i];
+        m->leaf = ch->leaf;
+        m->identity = ch->identity.p;
+        m->identity_len = ch->identity.n;
+        memcpy(m->key_package_ref, ch->key_package_ref, sizeof(m->key_package_ref));
+    }
+    return 0;
+}
 
 /* Points ev at g->last (sender, authenticated data, joined and left). */
 static int event_fill(spk_mls_t *g, spk_mls_event_t *ev, uint64_t epoch)
@@ -107,21 +116,12 @@ static int event_fill(spk_mls_t *g, spk_mls_event_t *ev, uint64_t epoch)
     }
     ev->authenticated_data = r->authenticated_data.p;
     ev->authenticated_data_len = r->authenticated_data.n;
-    size_t n = c->n_joined + c->n_left;
-    if (n == 0) {
+    if (c->n_joined + c->n_left == 0) {
         return 0;
     }
-    g->last_members = calloc(n, sizeof(spk_mls_member_t));
-    if (g->last_members == NULL) {
-        return SPK_ENOMEM;
-    }
-    for (size_t i = 0; i < n; i++) {
-        const spk_mls_change_t *ch = i < c->n_joined ? &c->joined[i] : &c->left[i - c->n_joined];
-        spk_mls_member_t *m = &g->last_members[i];
-        m->leaf = ch->leaf;
-        m->identity = ch->identity.p;
-        m->identity_len = ch->identity.n;
-        memcpy(m->key_package_ref, ch->key_package_ref, sizeof(m->key_package_ref));
+    int rc = mls_api_members(c, &g->last_members);
+    if (rc != 0) {
+        return rc;
     }
     ev->joined = g->last_members;
     ev->n_joined = c->n_joined;
@@ -137,16 +137,10 @@ int spk_mls_process(spk_mls_t *g, const uint8_t *msg, size_t msg_len, spk_mls_ev
     spk_mls_bytes_t app = {NULL, 0};
     spk_mls_group_report_t rep;
     memset(ev, 0, sizeof(*ev));
-    if (msg == NULL) {
-        return SPK_EINVAL;
-    }
-    if (msg_len > SPK_MLS_MAX_MESSAGE) {
-        return SPK_ETOOBIG;
-    }
-    if (g->g.removed) {
+    if (g->g.removed && msg != NULL && msg_len <= SPK_MLS_MAX_MESSAGE) {
         return SPK_ESTATE;
     }
-    int rc = spk_mls_message_decode(&m, msg, msg_len);
+    int rc = mls_api_decode(&m, msg, msg_len);
     if (rc != 0) {
         return rc;
     }
@@ -168,7 +162,7 @@ int spk_mls_process(spk_mls_t *g, const uint8_t *msg, size_t msg_len, spk_mls_ev
         break;
     case SPK_MLS_GROUP_EV_PROPOSAL:
         ev->type = SPK_MLS_EVENT_PROPOSAL;
-        proposal_info(&g->g, &g->g.proposals[g->g.n_proposals - 1], &ev->proposal);
+        mls_api_proposal_info(&g->g.tree, &g->g.proposals[g->g.n_proposals - 1], &ev->proposal);
         break;
     case SPK_MLS_GROUP_EV_REMOVED:
         ev->type = SPK_MLS_EVENT_REMOVED;

@@ -17,6 +17,9 @@ struct spk_mls {
     spk_mls_member_t *last_members; /* joined, then left */
 };
 
+/* Decodes an MLSMessage given to the API: SPK_EINVAL for NULL, SPK_ETOOBIG above
+ * SPK_MLS_MAX_MESSAGE, else the decoder's result (m is zeroed on failure). */
+int mls_api_decode(spk_mls_message_t *m, const uint8_t *p, size_t n);
 /* Moves src's bytes into dst (src is left empty). */
 void mls_api_buf_take(spk_mls_buf_t *dst, spk_mls_bytes_t *src);
 /* Sets b (when not NULL) to {NULL, 0}. */
@@ -25,5 +28,11 @@ void mls_api_buf_clear(spk_mls_buf_t *b);
 void mls_api_pending_drop(spk_mls_t *g);
 /* Releases what the last event pointed to. */
 void mls_api_last_clear(spk_mls_t *g);
+/* Describes a cached proposal (identities borrowed from tree and cp). */
+void mls_api_proposal_info(const spk_mls_tree_t *tree, const spk_mls_cached_proposal_t *cp,
+                           spk_mls_proposal_info_t *out);
+/* The joined members then the left ones of c as one allocated array (identities borrowed from
+ * c); free it with free(). */
+int mls_api_members(const spk_mls_changes_t *c, spk_mls_member_t **out);
 
 #endif

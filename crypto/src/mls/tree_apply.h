@@ -47,6 +47,15 @@ int spk_mls_tree_apply_proposals(const spk_mls_tree_t *t, const uint8_t *group_i
                                  const spk_mls_proposal_use_t *list, size_t n, uint64_t now,
                                  spk_mls_applied_t *out);
 
+/* The same; validate_kps false skips the KeyPackage signature and lifetime checks of Adds,
+ * for a caller that validated them already (the observer, which reports them with their own
+ * code). */
+int spk_mls_tree_apply_proposals_ex(const spk_mls_tree_t *t, const uint8_t *group_id,
+                                    size_t group_id_len, const spk_mls_extensions_t *gc_extensions,
+                                    uint32_t committer, bool external_commit,
+                                    const spk_mls_proposal_use_t *list, size_t n, uint64_t now,
+                                    bool validate_kps, spk_mls_applied_t *out);
+
 /* ---- who joined and who left ---- */
 
 /* A member added or removed by a Commit. */

@@ -18,6 +18,7 @@
 #include "mls/structs.h"
 #include "mls/tree.h"
 #include "mls/welcome_crypto.h"
+#include "mls_support.h"
 #include "spk/error.h"
 #include "spk/mls.h"
 
@@ -28,25 +29,6 @@ static const uint8_t gid[] = "care-team-3";
 typedef struct {
     spk_mls_t *m[MAX_MEMBERS]; /* 0 alice, 1 bob, 2 carol, then whoever joins */
 } world_t;
-
-static void assert_rc(int got, int want)
-{
-    if (got != want) {
-        print_error("rc %s (%d), want %s (%d)\n", spk_err_name(got), got, spk_err_name(want), want);
-    }
-    assert_int_equal(got, want);
-}
-
-static void new_kp(const char *name, spk_mls_buf_t *kp, spk_mls_buf_t *sec)
-{
-    assert_rc(spk_mls_key_package_create((const uint8_t *)name, strlen(name), kp, sec), 0);
-}
-
-static void assert_bytes(const uint8_t *p, size_t n, const char *want)
-{
-    assert_int_equal(n, strlen(want));
-    assert_memory_equal(p, want, n);
-}
 
 /* alice creates the group and adds bob and carol. */
 static void world_init(world_t *w)
@@ -615,14 +597,5 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_message_info),      cmocka_unit_test(test_welcome_refs),
         cmocka_unit_test(test_group_info),
     };
-    if (argc > 1) {
-        for (size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++) {
-            if (strcmp(tests[i].name + 5, argv[1]) == 0) {
-                return _cmocka_run_group_tests(argv[1], &tests[i], 1, NULL, NULL);
-            }
-        }
-        fprintf(stderr, "unknown case %s\n", argv[1]);
-        return 2;
-    }
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return run_cases(tests, sizeof(tests) / sizeof(tests[0]), argc, argv);
 }

@@ -13,17 +13,10 @@
 
 #include <cmocka.h>
 
+#include "mls_support.h"
 #include "spk/error.h"
 #include "spk/mls.h"
 #include "spk/sframe.h"
-
-static void assert_rc(int got, int want)
-{
-    if (got != want) {
-        print_error("rc %s (%d), want %s (%d)\n", spk_err_name(got), got, spk_err_name(want), want);
-    }
-    assert_int_equal(got, want);
-}
 
 static const uint8_t base_a[16] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
 static const uint8_t md[] = "rtp:ssrc=1234";
@@ -308,11 +301,6 @@ typedef struct {
     spk_sframe_mls_t *s[N_MEMBERS];
 } call_t;
 
-static void kp(const char *name, spk_mls_buf_t *k, spk_mls_buf_t *sec)
-{
-    assert_rc(spk_mls_key_package_create((const uint8_t *)name, strlen(name), k, sec), 0);
-}
-
 /* A GP creates the consult's group and adds the patient and a specialist; each installs the
  * epoch in its SFrame keys. */
 static void call_init(call_t *c, const spk_sframe_mls_opts_t *opts)
@@ -321,7 +309,7 @@ static void call_init(call_t *c, const spk_sframe_mls_opts_t *opts)
     const char *names[N_MEMBERS] = {"gp", "patient", "specialist"};
     memset(c, 0, sizeof(*c));
     for (int i = 0; i < N_MEMBERS; i++) {
-        kp(names[i], &k[i], &sec[i]);
+        new_kp(names[i], &k[i], &sec[i]);
     }
     assert_rc(spk_mls_create(&c->g[0], (const uint8_t *)"consult-1", 9, sec[0].p, sec[0].n), 0);
     const uint8_t *adds[2] = {k[1].p, k[2].p};
@@ -585,14 +573,5 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_mls_kids_and_epochs),
         cmocka_unit_test(test_mls_eviction),
     };
-    if (argc > 1) {
-        for (size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++) {
-            if (strcmp(tests[i].name + 5, argv[1]) == 0) {
-                return _cmocka_run_group_tests(argv[1], &tests[i], 1, NULL, NULL);
-            }
-        }
-        fprintf(stderr, "unknown case %s\n", argv[1]);
-        return 2;
-    }
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return run_cases(tests, sizeof(tests) / sizeof(tests[0]), argc, argv);
 }
