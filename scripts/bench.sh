@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 jobs=$(nproc)
 build=build/bench
-all_sections=(signaling mls sframe relay)
+all_sections=(signaling mls sframe relay audit)
 
 machine() {
   echo "machine: $(nproc) cores, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)," \
@@ -79,6 +79,19 @@ section_relay() {
     perf report -i "$build/relay-perf.data" --no-children --sort symbol --stdio -g none \
       2>/dev/null | grep '%' | head -n 25 || true
   fi
+}
+
+section_audit() {
+  echo "== audit"
+  # tests/bench/audit_flood.mjs: an unrelated client's ping round trip while 60 anonymous
+  # connections send bad tokens (throttled as configured by default, then with every refusal
+  # logged), and while 20 GPs create consults; audit entries committed per second. Setting:
+  # BENCH_AUDIT_SECONDS (10 per phase).
+  local t0=$SECONDS
+  cmake --build "$build" -j"$jobs" --target spreekctl
+  node tests/bench/audit_flood.mjs "$build/server/spreekd" "${BENCH_AUDIT_SECONDS:-10}" |
+    tee "$build/audit.out"
+  echo "audit: $((SECONDS - t0)) s; JSON lines in $build/audit.out"
 }
 
 sections=("$@")

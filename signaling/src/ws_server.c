@@ -199,6 +199,13 @@ static int io_send(void *ud, uint64_t conn, const char *msg, size_t len)
     return 0;
 }
 
+static size_t io_queued(void *ud, uint64_t conn)
+{
+    spk_ws_server_t *srv = ud;
+    spk_ws_conn_t *c = spk_map_get_u64(&srv->by_id, conn);
+    return c != NULL ? c->q_bytes : 0;
+}
+
 static void io_close(void *ud, uint64_t conn, int ws_code, const char *reason)
 {
     spk_ws_server_t *srv = ud;
@@ -216,6 +223,7 @@ void spk_ws_server_io(spk_ws_server_t *ws, spk_sig_io_t *io)
     io->ud = ws;
     io->send_cb = io_send;
     io->close_cb = io_close;
+    io->queued_cb = io_queued;
 }
 
 /* ---- connection life cycle ---- */
@@ -449,6 +457,9 @@ static int on_writeable(spk_ws_server_t *srv, spk_ws_conn_t *c)
     srv->m.bytes_out += len;
     if (c->rx_paused && c->q_bytes < srv->cfg->send_queue_bytes / 4) {
         conn_set_rx_paused(srv, c, false);
+    }
+    if (!c->q_head && c->in_core && c->close_code == 0) {
+        spk_sig_conn_writable(srv->sig, c->id); /* messages the core held may follow */
     }
     if (c->q_head || c->close_code != 0) {
         lws_callback_on_writable(c->wsi);

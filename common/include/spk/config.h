@@ -5,6 +5,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #define SPK_CONFIG_MAX_ISSUERS 16
 
@@ -34,8 +35,21 @@ typedef struct {
     int64_t token_leeway_s;    /* 60 */
     int64_t invite_ttl_s;      /* 86400 */
     int64_t patient_session_s; /* 43200: lifetime of the patient's resume token */
-    int n_issuers;             /* trusted external issuers, "<iss> <kid> <b64url pubkey>" */
+    int n_issuers; /* trusted external issuers, "<iss> <kid> <b64url pubkey> [roles=r1,r2]" */
     char issuers[SPK_CONFIG_MAX_ISSUERS][256];
+    char own_issuer_roles[128];    /* roles the own issuer may sign; "" = every role while no
+                                    * external issuer is configured, else "patient" */
+    char token_audience[128];      /* required "aud" ("spreekkamer") */
+    int64_t token_max_lifetime_s;  /* longest accepted exp - iat (86400) */
+    int max_connections_per_token; /* connections one token may hold at once (8) */
+    int auth_fail_window_s;        /* refused sign-ins are counted per address in windows of (60) */
+    int auth_fail_log;             /* ... logged one by one up to this many per window (5) */
+    int auth_fail_throttle;        /* ... and from this many on further attempts are refused (30) */
+
+    /* audit */
+    char audit_witness[512];       /* "" | "syslog" | a file or FIFO the audit head goes to */
+    int audit_witness_interval_ms; /* at most one witness line per interval (1000) */
+    int audit_verify_interval_s;   /* full walk of the chain this often (3600; 0 = never) */
 
     /* media relay: off while relay_addresses is empty */
     char relay_addresses[256]; /* comma-separated addresses ICE candidates are gathered on */
@@ -58,6 +72,8 @@ int spk_config_load_file(spk_config_t *c, const char *path, char *why, size_t wh
 /* Applies one "--key value" flag (key without dashes, e.g. "listen", "data", "config" is not
  * handled here). Returns 0, SPK_ENOTFOUND for an unknown key, SPK_ECONFIG for a bad value. */
 int spk_config_set(spk_config_t *c, const char *key, const char *value, char *why, size_t why_len);
+/* Prints one line per flag ("--key VALUE   what it does (default)"), for --help. */
+void spk_config_usage(FILE *out);
 /* Fills in derived values (public_url from listen address when empty). */
 void spk_config_finish(spk_config_t *c);
 
