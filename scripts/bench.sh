@@ -32,13 +32,14 @@ section_signaling() {
 
 section_mls() {
   echo "== mls"
-  # The C library (tests/bench/mls_bench.c) and ts-mls (tests/bench/mls_bench_tsmls.mjs) on the
-  # same scenarios, one table with the ratio. Settings: BENCH_MLS_REPS (7), BENCH_MLS_SIZES
-  # ("2 10 100 1000").
+  # The C library (tests/bench/mls_bench.c), its WebAssembly build in node and in headless
+  # Chromium (tests/bench/mls_bench_wasm.mjs, the page served by spreekd) and ts-mls
+  # (tests/bench/mls_bench_tsmls.mjs) on the same scenarios, one table with the ratios.
+  # Settings: BENCH_MLS_REPS (7), BENCH_MLS_SIZES ("2 10 100 1000").
   local t0=$SECONDS
   cmake --build "$build" -j"$jobs" --target mls_bench
   # shellcheck disable=SC2086
-  node tests/bench/mls_bench_tsmls.mjs "$build/tests/bench/mls_bench" \
+  SPREEKD="$build/server/spreekd" node tests/bench/mls_bench_tsmls.mjs "$build/tests/bench/mls_bench" \
     --reps "${BENCH_MLS_REPS:-7}" ${BENCH_MLS_SIZES:-2 10 100 1000} | tee "$build/mls.out"
   echo "mls: $((SECONDS - t0)) s; table in $build/mls.out"
 }

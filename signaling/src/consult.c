@@ -91,12 +91,22 @@ int sig_consult_lookup(spk_sig_t *s, const char *id, sig_consult_t **out)
     return 0;
 }
 
-/* Forgets an ended consult nobody is joined to any more. */
-void sig_consult_drop(spk_sig_t *s, sig_consult_t *c)
+/* Forgets consults nobody is joined to: the store has their state, and sig_consult_lookup
+ * loads them again when needed. Runs from the tick, never inside a request, so no handler holds
+ * a pointer to a consult that goes away. */
+void sig_consults_sweep(spk_sig_t *s)
 {
-    if (c->rec.state == SPK_CONSULT_ENDED && c->n_conns == 0) {
-        spk_map_del_str(&s->consults, c->rec.id);
-        consult_free(c);
+    sig_consult_t *idle[256];
+    size_t n = 0, it = 0;
+    void *v;
+    while (n < sizeof(idle) / sizeof(idle[0]) && spk_map_next(&s->consults, &it, &v)) {
+        if (((sig_consult_t *)v)->n_conns == 0) {
+            idle[n++] = v;
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        spk_map_del_str(&s->consults, idle[i]->rec.id);
+        consult_free(idle[i]);
     }
 }
 
@@ -341,7 +351,6 @@ void sig_unjoin_conn(spk_sig_t *s, sig_conn_t *conn, sig_consult_t *c, bool noti
             sig_broadcast_roster(s, c);
         }
     }
-    sig_consult_drop(s, c);
 }
 
 size_t sig_lobby_waiting(spk_sig_t *s)

@@ -20,13 +20,6 @@
 
 #define SPK_VERSION_STR "spreekd/0.1.0"
 
-/* Open consults are loaded at start so lobbies and metrics survive a restart. */
-static int load_open_cb(void *ud, const spk_consult_rec_t *c)
-{
-    sig_consult_t *out;
-    return sig_consult_lookup(ud, c->id, &out);
-}
-
 int spk_sig_new(spk_sig_t **out, const spk_config_t *cfg, spk_store_t *store,
                 const spk_keyring_t *kr, const spk_signer_t *issuer, const spk_sig_io_t *io)
 {
@@ -44,9 +37,6 @@ int spk_sig_new(spk_sig_t **out, const spk_config_t *cfg, spk_store_t *store,
     spk_map_init(&s->tok_conns);
     spk_map_init(&s->auth_fail);
     int rc = sig_issuers_init(s);
-    if (rc == 0) {
-        rc = spk_store_consult_each_open(store, NULL, load_open_cb, s);
-    }
     if (rc != 0) {
         spk_sig_free(s);
         return rc;
@@ -429,6 +419,7 @@ void spk_sig_tick(spk_sig_t *s, uint64_t now_ms)
     int64_t now = (int64_t)(now_ms / 1000);
     sig_access_tick(s, now);
     sig_auth_fail_tick(s, now);
+    sig_consults_sweep(s);
     s->cur_ticket = 0;
 }
 
@@ -464,13 +455,11 @@ static size_t append(char *buf, size_t cap, size_t off, const char *fmt, ...)
 
 size_t spk_sig_metrics(spk_sig_t *s, char *buf, size_t cap)
 {
-    size_t o = 0, open = 0, authed = 0, held = 0;
+    size_t o = 0, authed = 0, held = 0;
+    int64_t open = 0;
+    spk_store_consult_count_open(s->store, &open);
     size_t it = 0;
     void *v;
-    while (spk_map_next(&s->consults, &it, &v)) {
-        open += ((sig_consult_t *)v)->rec.state == SPK_CONSULT_OPEN;
-    }
-    it = 0;
     while (spk_map_next(&s->conns, &it, &v)) {
         authed += ((sig_conn_t *)v)->authed;
     }
@@ -480,7 +469,10 @@ size_t spk_sig_metrics(spk_sig_t *s, char *buf, size_t cap)
                "# TYPE spk_sig_sessions_authenticated gauge\n"
                "spk_sig_sessions_authenticated %zu\n",
                authed);
-    o = append(buf, cap, o, "# TYPE spk_consults_open gauge\nspk_consults_open %zu\n", open);
+    o = append(buf, cap, o, "# TYPE spk_consults_open gauge\nspk_consults_open %lld\n",
+               (long long)open);
+    o = append(buf, cap, o, "# TYPE spk_consults_active gauge\nspk_consults_active %zu\n",
+               s->consults.len);
     o = append(buf, cap, o, "# TYPE spk_lobby_waiting gauge\nspk_lobby_waiting %zu\n",
                sig_lobby_waiting(s));
     o = append(buf, cap, o, "# TYPE spk_sig_connections_held gauge\nspk_sig_connections_held %zu\n",

@@ -246,7 +246,7 @@ int sig_get_int(sig_req_t *r, const char *field, bool required, int64_t lo, int6
 /* consult.c: model */
 int sig_consult_lookup(spk_sig_t *s, const char *id, sig_consult_t **out);
 sig_consult_t *sig_consult_cached(spk_sig_t *s, const char *id);
-void sig_consult_drop(spk_sig_t *s, sig_consult_t *c);
+void sig_consults_sweep(spk_sig_t *s);
 void sig_consults_free(spk_sig_t *s);
 sig_part_t *sig_part_find(sig_consult_t *c, const char *id);
 /* The participant of user (iss, sub), or NULL. */

@@ -283,19 +283,14 @@ int sig_h_consult_end(sig_req_t *r)
         sig_send_json(r->s, c->conns[i], json_incref(m));
     }
     json_decref(m);
-    /* Everyone is unjoined; the consult is forgotten with the last one. */
+    /* Everyone is unjoined; the consult is forgotten at the next sweep. */
     while (c->n_conns > 0) {
         sig_conn_t *conn = spk_map_get_u64(&r->s->conns, c->conns[c->n_conns - 1]);
         if (conn == NULL) {
             c->n_conns--;
             continue;
         }
-        bool last = c->n_conns == 1;
         sig_unjoin_conn(r->s, conn, c, false);
-        if (last) {
-            return 0; /* c was freed by sig_consult_drop */
-        }
     }
-    sig_consult_drop(r->s, c);
     return 0;
 }

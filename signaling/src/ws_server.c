@@ -626,7 +626,9 @@ int spk_ws_server_new(spk_ws_server_t **out, uv_loop_t *loop, const spk_config_t
     return 0;
 }
 
-/* connect-src for the CSP: the WebSocket origin matching public_url. */
+/* The CSP: scripts from the origin only, plus WebAssembly compilation ('wasm-unsafe-eval') for
+ * the browser's MLS (web/mls/, docs/browser-mls.md); connect-src: the WebSocket origin matching
+ * public_url. */
 static void build_csp(spk_ws_server_t *srv)
 {
     const char *url = srv->cfg->public_url;
@@ -645,9 +647,9 @@ static void build_csp(spk_ws_server_t *srv)
         snprintf(origin, sizeof(origin), " %s%.*s", scheme, (int)host_len, rest);
     }
     snprintf(srv->csp, sizeof(srv->csp),
-             "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' blob: "
-             "data:; media-src 'self' blob:; connect-src 'self'%s; object-src 'none'; "
-             "base-uri 'none'; frame-ancestors 'none'; form-action 'self'",
+             "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; "
+             "img-src 'self' blob: data:; media-src 'self' blob:; connect-src 'self'%s; "
+             "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'",
              origin);
 }
 

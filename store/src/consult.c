@@ -92,6 +92,28 @@ int spk_store_consult_end(spk_store_t *st, const char *id, int64_t at)
     return rc == 0 ? SPK_ECONSULTENDED : rc;
 }
 
+static int count_row(sqlite3_stmt *s, void *out)
+{
+    *(int64_t *)out = sqlite3_column_int64(s, 0);
+    return 0;
+}
+
+int spk_store_consult_count_open(spk_store_t *st, int64_t *out)
+{
+    if (st == NULL || out == NULL) {
+        return SPK_EINVAL;
+    }
+    *out = 0;
+    sqlite3_stmt *s = NULL;
+    int rc =
+        st_acquire(st, ST_CONSULT_COUNT_OPEN, "SELECT count(*) FROM consults WHERE state = 0", &s);
+    if (rc == 0) {
+        rc = st_one(st->db, s, count_row, out, "consult count");
+    }
+    st_release(st, ST_CONSULT_COUNT_OPEN, s);
+    return rc;
+}
+
 typedef struct {
     spk_store_consult_cb cb;
     void *ud;

@@ -88,6 +88,8 @@ int spk_store_consult_insert(spk_store_t *st, const spk_consult_rec_t *c); /* SP
 int spk_store_consult_get(spk_store_t *st, const char *id, spk_consult_rec_t *out);
 /* Marks ended; SPK_ECONSULTENDED if it already was. */
 int spk_store_consult_end(spk_store_t *st, const char *id, int64_t at);
+/* Number of open consults. */
+int spk_store_consult_count_open(spk_store_t *st, int64_t *out);
 typedef int (*spk_store_consult_cb)(void *ud, const spk_consult_rec_t *c);
 /* Open consults, optionally only those of one practice (NULL = all), oldest first. */
 int spk_store_consult_each_open(spk_store_t *st, const char *practice, spk_store_consult_cb cb,
