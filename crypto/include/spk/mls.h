@@ -27,8 +27,8 @@
  *     through spk_mls_save), except where noted for sending (a failed send may skip a ratchet
  *     generation, which receivers tolerate).
  *   - Secrets are wiped when the group or a buffer is freed.
- *   - Pointers returned inside events and proposal descriptions (const members) are borrowed
- *     from g: valid until the next call that takes g non-const, or spk_mls_free. */
+ *   - Pointers inside spk_mls_event_info_t and spk_mls_proposal_info_t are borrowed from g:
+ *     valid until the next call that takes g non-const, or spk_mls_free. */
 #ifndef SPK_MLS_H
 #define SPK_MLS_H
 
@@ -205,7 +205,7 @@ int spk_mls_commit(spk_mls_t *g, const spk_mls_commit_opts_t *opts, spk_mls_buf_
                    spk_mls_buf_t *welcome);
 /* The same with authenticated_data (§6) on the Commit: authenticated, not encrypted (visible to
  * the delivery service), at most SPK_MLS_MAX_AUTHENTICATED_DATA bytes (ad may be NULL when
- * ad_len is 0). Receivers get it in spk_mls_event_t.authenticated_data. */
+ * ad_len is 0). Receivers get it in spk_mls_event_info_t.authenticated_data. */
 int spk_mls_commit_ad(spk_mls_t *g, const spk_mls_commit_opts_t *opts, const uint8_t *ad,
                       size_t ad_len, spk_mls_buf_t *commit, spk_mls_buf_t *welcome);
 /* Moves to the pending Commit's epoch (once the delivery service accepted the Commit).
@@ -222,7 +222,7 @@ int spk_mls_encrypt(spk_mls_t *g, const uint8_t *pt, size_t pt_len, size_t paddi
                     spk_mls_buf_t *msg);
 /* The same with authenticated_data (§6.3): authenticated with the message but carried in the
  * clear (the delivery service can read it), at most SPK_MLS_MAX_AUTHENTICATED_DATA bytes.
- * Receivers get it in spk_mls_event_t.authenticated_data. */
+ * Receivers get it in spk_mls_event_info_t.authenticated_data. */
 int spk_mls_encrypt_ad(spk_mls_t *g, const uint8_t *ad, size_t ad_len, const uint8_t *pt,
                        size_t pt_len, size_t padding, spk_mls_buf_t *msg);
 
@@ -244,7 +244,11 @@ typedef struct {
 typedef struct {
     spk_mls_event_type_t type;
     spk_mls_buf_t data; /* application plaintext (caller frees with spk_mls_buf_free) */
-    /* Everything below is borrowed from g (see the conventions at the top). */
+} spk_mls_event_t;
+
+/* More about an event (spk_mls_process_info, spk_mls_commit_merge_info). Everything in it is
+ * borrowed from g (see the conventions at the top). */
+typedef struct {
     uint64_t epoch;  /* the message's epoch; for COMMIT the new epoch */
     uint32_t sender; /* sender's leaf index, SPK_MLS_NO_LEAF for a non-member proposal */
     const uint8_t *sender_identity; /* the sender's credential identity (NULL for a non-member) */
@@ -258,7 +262,7 @@ typedef struct {
     const spk_mls_member_t *left;
     size_t n_left;
     spk_mls_proposal_info_t proposal; /* PROPOSAL: what was cached */
-} spk_mls_event_t;
+} spk_mls_event_info_t;
 
 /* Handles one MLSMessage (PublicMessage or PrivateMessage) for this group. Errors:
  *   SPK_ETOOBIG larger than SPK_MLS_MAX_MESSAGE; SPK_ETRUNC / SPK_EDECODE malformed;
@@ -272,10 +276,13 @@ typedef struct {
  *   removed.
  * The state is unchanged on any error. ev is filled on success. */
 int spk_mls_process(spk_mls_t *g, const uint8_t *msg, size_t msg_len, spk_mls_event_t *ev);
-/* spk_mls_commit_merge that also reports the merged Commit as an SPK_MLS_EVENT_COMMIT event
- * (ev may be NULL): the new epoch, this member as sender, its authenticated data, who joined
- * and who left. */
-int spk_mls_commit_merge_event(spk_mls_t *g, spk_mls_event_t *ev);
+/* spk_mls_process that also describes the message in info (may be NULL; filled on success):
+ * epoch, sender, authenticated data, who joined and left, the proposal cached. */
+int spk_mls_process_info(spk_mls_t *g, const uint8_t *msg, size_t msg_len, spk_mls_event_t *ev,
+                         spk_mls_event_info_t *info);
+/* spk_mls_commit_merge that also describes the merged Commit in info (may be NULL): the new
+ * epoch, this member as sender, its authenticated data, who joined and who left. */
+int spk_mls_commit_merge_info(spk_mls_t *g, spk_mls_event_info_t *info);
 
 /* ---- epoch information ---- */
 

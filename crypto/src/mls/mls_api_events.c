@@ -99,7 +99,7 @@ int mls_api_members(const spk_mls_changes_t *c, spk_mls_member_t **out)
 }
 
 /* Points ev at g->last (sender, authenticated data, joined and left). */
-static int event_fill(spk_mls_t *g, spk_mls_event_t *ev, uint64_t epoch)
+static int event_fill(spk_mls_t *g, spk_mls_event_info_t *ev, uint64_t epoch)
 {
     spk_mls_group_report_t *r = &g->last;
     const spk_mls_changes_t *c = &r->changes;
@@ -132,11 +132,20 @@ static int event_fill(spk_mls_t *g, spk_mls_event_t *ev, uint64_t epoch)
 
 int spk_mls_process(spk_mls_t *g, const uint8_t *msg, size_t msg_len, spk_mls_event_t *ev)
 {
+    return spk_mls_process_info(g, msg, msg_len, ev, NULL);
+}
+
+int spk_mls_process_info(spk_mls_t *g, const uint8_t *msg, size_t msg_len, spk_mls_event_t *ev,
+                         spk_mls_event_info_t *info)
+{
+    spk_mls_event_info_t scratch;
+    spk_mls_event_info_t *in = info != NULL ? info : &scratch;
     spk_mls_message_t m;
     spk_mls_group_event_t gev = 0;
     spk_mls_bytes_t app = {NULL, 0};
     spk_mls_group_report_t rep;
     memset(ev, 0, sizeof(*ev));
+    memset(in, 0, sizeof(*in));
     if (g->g.removed && msg != NULL && msg_len <= SPK_MLS_MAX_MESSAGE) {
         return SPK_ESTATE;
     }
@@ -162,7 +171,7 @@ int spk_mls_process(spk_mls_t *g, const uint8_t *msg, size_t msg_len, spk_mls_ev
         break;
     case SPK_MLS_GROUP_EV_PROPOSAL:
         ev->type = SPK_MLS_EVENT_PROPOSAL;
-        mls_api_proposal_info(&g->g.tree, &g->g.proposals[g->g.n_proposals - 1], &ev->proposal);
+        mls_api_proposal_info(&g->g.tree, &g->g.proposals[g->g.n_proposals - 1], &in->proposal);
         break;
     case SPK_MLS_GROUP_EV_REMOVED:
         ev->type = SPK_MLS_EVENT_REMOVED;
@@ -176,14 +185,17 @@ int spk_mls_process(spk_mls_t *g, const uint8_t *msg, size_t msg_len, spk_mls_ev
         break;
     }
     spk_mls_bytes_free(&app);
-    /* Out of memory here leaves the message handled but the event without its lists. */
-    return event_fill(g, ev, epoch);
+    if (info == NULL) {
+        return 0;
+    }
+    /* Out of memory here leaves the message handled but info without its lists. */
+    return event_fill(g, info, epoch);
 }
 
-int spk_mls_commit_merge_event(spk_mls_t *g, spk_mls_event_t *ev)
+int spk_mls_commit_merge_info(spk_mls_t *g, spk_mls_event_info_t *info)
 {
-    if (ev != NULL) {
-        memset(ev, 0, sizeof(*ev));
+    if (info != NULL) {
+        memset(info, 0, sizeof(*info));
     }
     if (!g->has_pending || g->pending.next.gc.epoch != g->g.gc.epoch + 1) {
         mls_api_pending_drop(g);
@@ -199,14 +211,10 @@ int spk_mls_commit_merge_event(spk_mls_t *g, spk_mls_event_t *ev)
     spk_mls_group_merge_commit(&g->g, &g->pending);
     g->has_pending = false;
     memset(&g->pending, 0, sizeof(g->pending));
-    if (ev == NULL) {
-        return 0;
-    }
-    ev->type = SPK_MLS_EVENT_COMMIT;
-    return event_fill(g, ev, g->g.gc.epoch);
+    return info != NULL ? event_fill(g, info, g->g.gc.epoch) : 0;
 }
 
 int spk_mls_commit_merge(spk_mls_t *g)
 {
-    return spk_mls_commit_merge_event(g, NULL);
+    return spk_mls_commit_merge_info(g, NULL);
 }

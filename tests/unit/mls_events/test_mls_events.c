@@ -103,11 +103,12 @@ static void assert_agree(world_t *w)
 static void deliver(world_t *w, int from, const spk_mls_buf_t *msg, spk_mls_event_type_t type)
 {
     spk_mls_event_t ev;
+    spk_mls_event_info_t in;
     for (int i = 0; i < MAX_MEMBERS; i++) {
         if (i == from || w->m[i] == NULL) {
             continue;
         }
-        assert_rc(spk_mls_process(w->m[i], msg->p, msg->n, &ev), 0);
+        assert_rc(spk_mls_process_info(w->m[i], msg->p, msg->n, &ev, &in), 0);
         assert_int_equal(ev.type, type);
         spk_mls_buf_free(&ev.data);
     }
@@ -121,6 +122,7 @@ static void test_self_remove(void **state)
     world_t w;
     spk_mls_buf_t leave, commit, before, blob;
     spk_mls_event_t ev;
+    spk_mls_event_info_t in;
     world_init(&w);
     /* carol cannot commit her own removal (§12.2): refused, state unchanged. */
     uint32_t carol = 2;
@@ -131,14 +133,14 @@ static void test_self_remove(void **state)
     /* She proposes to leave; the others see a Remove of her leaf, proposed by her. */
     assert_rc(spk_mls_leave(w.m[2], &leave), 0);
     for (int i = 0; i < 2; i++) {
-        assert_rc(spk_mls_process(w.m[i], leave.p, leave.n, &ev), 0);
+        assert_rc(spk_mls_process_info(w.m[i], leave.p, leave.n, &ev, &in), 0);
         assert_int_equal(ev.type, SPK_MLS_EVENT_PROPOSAL);
-        assert_int_equal(ev.sender, 2);
-        assert_bytes(ev.sender_identity, ev.sender_identity_len, "carol");
-        assert_int_equal(ev.proposal.type, SPK_MLS_PROP_REMOVE);
-        assert_int_equal(ev.proposal.sender, 2);
-        assert_int_equal(ev.proposal.leaf, 2);
-        assert_bytes(ev.proposal.identity, ev.proposal.identity_len, "carol");
+        assert_int_equal(in.sender, 2);
+        assert_bytes(in.sender_identity, in.sender_identity_len, "carol");
+        assert_int_equal(in.proposal.type, SPK_MLS_PROP_REMOVE);
+        assert_int_equal(in.proposal.sender, 2);
+        assert_int_equal(in.proposal.leaf, 2);
+        assert_bytes(in.proposal.identity, in.proposal.identity_len, "carol");
     }
     spk_mls_buf_free(&leave);
     /* Her own Commit leaves the self-remove out (checked on a restored copy). */
@@ -147,28 +149,27 @@ static void test_self_remove(void **state)
     assert_rc(spk_mls_restore(&copy, blob.p, blob.n), 0);
     spk_mls_buf_free(&blob);
     assert_rc(spk_mls_commit(copy, NULL, &commit, NULL), 0);
-    assert_rc(spk_mls_commit_merge_event(copy, &ev), 0);
-    assert_int_equal(ev.n_left, 0);
+    assert_rc(spk_mls_commit_merge_info(copy, &in), 0);
+    assert_int_equal(in.n_left, 0);
     assert_true(spk_mls_is_member(copy, 2));
     spk_mls_buf_free(&commit);
     spk_mls_free(copy);
     /* bob commits it by reference; the committer's merge reports carol as gone. */
     assert_rc(spk_mls_commit(w.m[1], NULL, &commit, NULL), 0);
-    assert_rc(spk_mls_commit_merge_event(w.m[1], &ev), 0);
+    assert_rc(spk_mls_commit_merge_info(w.m[1], &in), 0);
+    assert_int_equal(in.epoch, 2);
+    assert_int_equal(in.sender, 1);
+    assert_int_equal(in.n_joined, 0);
+    assert_int_equal(in.n_left, 1);
+    assert_int_equal(in.left[0].leaf, 2);
+    assert_bytes(in.left[0].identity, in.left[0].identity_len, "carol");
+    assert_rc(spk_mls_process_info(w.m[0], commit.p, commit.n, &ev, &in), 0);
     assert_int_equal(ev.type, SPK_MLS_EVENT_COMMIT);
-    assert_int_equal(ev.epoch, 2);
-    assert_int_equal(ev.sender, 1);
-    assert_int_equal(ev.n_joined, 0);
-    assert_int_equal(ev.n_left, 1);
-    assert_int_equal(ev.left[0].leaf, 2);
-    assert_bytes(ev.left[0].identity, ev.left[0].identity_len, "carol");
-    assert_rc(spk_mls_process(w.m[0], commit.p, commit.n, &ev), 0);
-    assert_int_equal(ev.type, SPK_MLS_EVENT_COMMIT);
-    assert_true(ev.sender == 1 && ev.n_left == 1 && ev.left[0].leaf == 2);
-    assert_bytes(ev.sender_identity, ev.sender_identity_len, "bob");
-    assert_rc(spk_mls_process(w.m[2], commit.p, commit.n, &ev), 0);
+    assert_true(in.sender == 1 && in.n_left == 1 && in.left[0].leaf == 2);
+    assert_bytes(in.sender_identity, in.sender_identity_len, "bob");
+    assert_rc(spk_mls_process_info(w.m[2], commit.p, commit.n, &ev, &in), 0);
     assert_int_equal(ev.type, SPK_MLS_EVENT_REMOVED);
-    assert_true(ev.n_left == 1 && ev.left[0].leaf == 2);
+    assert_true(in.n_left == 1 && in.left[0].leaf == 2);
     assert_rc(spk_mls_leave(w.m[2], &leave), SPK_ESTATE);
     spk_mls_buf_free(&leave);
     spk_mls_buf_free(&commit);
@@ -178,7 +179,7 @@ static void test_self_remove(void **state)
     assert_agree(&w);
     /* Alone, alice cannot leave: nobody could commit it. bob leaves, alice commits. */
     assert_rc(spk_mls_leave(w.m[1], &leave), 0);
-    assert_rc(spk_mls_process(w.m[0], leave.p, leave.n, &ev), 0);
+    assert_rc(spk_mls_process_info(w.m[0], leave.p, leave.n, &ev, &in), 0);
     spk_mls_buf_free(&leave);
     assert_rc(spk_mls_commit(w.m[0], NULL, &commit, NULL), 0);
     assert_rc(spk_mls_commit_merge(w.m[0]), 0);
@@ -197,9 +198,10 @@ static void test_self_remove_lapses(void **state)
     world_t w;
     spk_mls_buf_t leave, commit;
     spk_mls_event_t ev;
+    spk_mls_event_info_t in;
     world_init(&w);
     assert_rc(spk_mls_leave(w.m[2], &leave), 0);
-    assert_rc(spk_mls_process(w.m[0], leave.p, leave.n, &ev), 0);
+    assert_rc(spk_mls_process_info(w.m[0], leave.p, leave.n, &ev, &in), 0);
     spk_mls_buf_free(&leave);
     /* bob never saw it and commits first. */
     assert_rc(spk_mls_commit(w.m[1], NULL, &commit, NULL), 0);
@@ -214,9 +216,9 @@ static void test_self_remove_lapses(void **state)
     spk_mls_buf_free(&leave);
     assert_rc(spk_mls_commit(w.m[0], NULL, &commit, NULL), 0);
     assert_rc(spk_mls_commit_merge(w.m[0]), 0);
-    assert_rc(spk_mls_process(w.m[1], commit.p, commit.n, &ev), 0);
+    assert_rc(spk_mls_process_info(w.m[1], commit.p, commit.n, &ev, &in), 0);
     assert_int_equal(ev.type, SPK_MLS_EVENT_COMMIT);
-    assert_rc(spk_mls_process(w.m[2], commit.p, commit.n, &ev), 0);
+    assert_rc(spk_mls_process_info(w.m[2], commit.p, commit.n, &ev, &in), 0);
     assert_int_equal(ev.type, SPK_MLS_EVENT_REMOVED);
     spk_mls_buf_free(&commit);
     spk_mls_free(w.m[2]);
@@ -233,18 +235,19 @@ static void test_sender_and_ad(void **state)
     world_t w;
     spk_mls_buf_t msg, before, commit;
     spk_mls_event_t ev;
+    spk_mls_event_info_t in;
     static const char ad[] = "conversation:42;type=photo";
     world_init(&w);
     assert_rc(spk_mls_encrypt_ad(w.m[0], (const uint8_t *)ad, strlen(ad), (const uint8_t *)"foto",
                                  4, 0, &msg),
               0);
     for (int i = 1; i < 3; i++) {
-        assert_rc(spk_mls_process(w.m[i], msg.p, msg.n, &ev), 0);
+        assert_rc(spk_mls_process_info(w.m[i], msg.p, msg.n, &ev, &in), 0);
         assert_int_equal(ev.type, SPK_MLS_EVENT_APPLICATION);
-        assert_int_equal(ev.sender, 0);
-        assert_int_equal(ev.epoch, 1);
-        assert_bytes(ev.sender_identity, ev.sender_identity_len, "alice");
-        assert_bytes(ev.authenticated_data, ev.authenticated_data_len, ad);
+        assert_int_equal(in.sender, 0);
+        assert_int_equal(in.epoch, 1);
+        assert_bytes(in.sender_identity, in.sender_identity_len, "alice");
+        assert_bytes(in.authenticated_data, in.authenticated_data_len, ad);
         assert_bytes(ev.data.p, ev.data.n, "foto");
         spk_mls_buf_free(&ev.data);
     }
@@ -260,19 +263,19 @@ static void test_sender_and_ad(void **state)
     m.u.priv.authenticated_data.p[0] ^= 1;
     assert_rc(spk_mls_message_encode(&m, &bad), 0);
     save(w.m[0], &before);
-    assert_rc(spk_mls_process(w.m[0], bad.p, bad.n, &ev), SPK_EVERIFY);
+    assert_rc(spk_mls_process_info(w.m[0], bad.p, bad.n, &ev, &in), SPK_EVERIFY);
     assert_same_state(w.m[0], &before);
     spk_mls_bytes_free(&bad);
     spk_mls_message_free(&m);
-    assert_rc(spk_mls_process(w.m[0], msg.p, msg.n, &ev), 0);
-    assert_int_equal(ev.sender, 1);
+    assert_rc(spk_mls_process_info(w.m[0], msg.p, msg.n, &ev, &in), 0);
+    assert_int_equal(in.sender, 1);
     spk_mls_buf_free(&ev.data);
     spk_mls_buf_free(&msg);
     /* Without authenticated data: empty. Bad arguments: refused, state unchanged. */
     assert_rc(spk_mls_encrypt(w.m[2], (const uint8_t *)"y", 1, 0, &msg), 0);
-    assert_rc(spk_mls_process(w.m[0], msg.p, msg.n, &ev), 0);
-    assert_int_equal(ev.authenticated_data_len, 0);
-    assert_int_equal(ev.sender, 2);
+    assert_rc(spk_mls_process_info(w.m[0], msg.p, msg.n, &ev, &in), 0);
+    assert_int_equal(in.authenticated_data_len, 0);
+    assert_int_equal(in.sender, 2);
     spk_mls_buf_free(&ev.data);
     spk_mls_buf_free(&msg);
     uint8_t *big = calloc(1, SPK_MLS_MAX_AUTHENTICATED_DATA + 1);
@@ -289,15 +292,15 @@ static void test_sender_and_ad(void **state)
     /* A Commit's authenticated data, as PrivateMessage, on receivers and the committer. */
     spk_mls_commit_opts_t priv = {NULL, NULL, 0, NULL, 0, SPK_MLS_COMMIT_PRIVATE};
     assert_rc(spk_mls_commit_ad(w.m[2], &priv, (const uint8_t *)"rekey", 5, &commit, NULL), 0);
-    assert_rc(spk_mls_process(w.m[0], commit.p, commit.n, &ev), 0);
+    assert_rc(spk_mls_process_info(w.m[0], commit.p, commit.n, &ev, &in), 0);
     assert_int_equal(ev.type, SPK_MLS_EVENT_COMMIT);
-    assert_int_equal(ev.epoch, 2);
-    assert_int_equal(ev.sender, 2);
-    assert_bytes(ev.authenticated_data, ev.authenticated_data_len, "rekey");
-    assert_rc(spk_mls_process(w.m[1], commit.p, commit.n, &ev), 0);
-    assert_rc(spk_mls_commit_merge_event(w.m[2], &ev), 0);
-    assert_bytes(ev.authenticated_data, ev.authenticated_data_len, "rekey");
-    assert_bytes(ev.sender_identity, ev.sender_identity_len, "carol");
+    assert_int_equal(in.epoch, 2);
+    assert_int_equal(in.sender, 2);
+    assert_bytes(in.authenticated_data, in.authenticated_data_len, "rekey");
+    assert_rc(spk_mls_process_info(w.m[1], commit.p, commit.n, &ev, &in), 0);
+    assert_rc(spk_mls_commit_merge_info(w.m[2], &in), 0);
+    assert_bytes(in.authenticated_data, in.authenticated_data_len, "rekey");
+    assert_bytes(in.sender_identity, in.sender_identity_len, "carol");
     spk_mls_buf_free(&commit);
     assert_agree(&w);
     world_free(&w);
@@ -316,6 +319,7 @@ static void test_commit_joined_left(void **state)
     world_t w;
     spk_mls_buf_t kp[3], sec[3], commit, welcome, prop;
     spk_mls_event_t ev;
+    spk_mls_event_info_t in;
     uint8_t ref[3][SPK_MLS_REF_LEN];
     const char *names[3] = {"dave", "erin", "frank"};
     world_init(&w);
@@ -336,22 +340,22 @@ static void test_commit_joined_left(void **state)
     const uint32_t want_leaf[3] = {3, 4, 2};
     for (int who = 0; who < 3; who++) {
         if (who == 0) {
-            assert_rc(spk_mls_commit_merge_event(w.m[0], &ev), 0);
+            assert_rc(spk_mls_commit_merge_info(w.m[0], &in), 0);
         } else {
-            assert_rc(spk_mls_process(w.m[who], commit.p, commit.n, &ev), 0);
+            assert_rc(spk_mls_process_info(w.m[who], commit.p, commit.n, &ev, &in), 0);
             assert_int_equal(ev.type, who == 2 ? SPK_MLS_EVENT_REMOVED : SPK_MLS_EVENT_COMMIT);
         }
-        assert_int_equal(ev.sender, 0);
-        assert_int_equal(ev.n_left, 1);
-        assert_int_equal(ev.left[0].leaf, 2);
-        assert_bytes(ev.left[0].identity, ev.left[0].identity_len, "carol");
-        assert_int_equal(ev.n_joined, 3);
+        assert_int_equal(in.sender, 0);
+        assert_int_equal(in.n_left, 1);
+        assert_int_equal(in.left[0].leaf, 2);
+        assert_bytes(in.left[0].identity, in.left[0].identity_len, "carol");
+        assert_int_equal(in.n_joined, 3);
         const int order[3] = {2, 0, 1}; /* frank, dave, erin */
         for (int j = 0; j < 3; j++) {
             int k = order[j];
-            assert_int_equal(ev.joined[j].leaf, want_leaf[k]);
-            assert_bytes(ev.joined[j].identity, ev.joined[j].identity_len, names[k]);
-            assert_memory_equal(ev.joined[j].key_package_ref, ref[k], SPK_MLS_REF_LEN);
+            assert_int_equal(in.joined[j].leaf, want_leaf[k]);
+            assert_bytes(in.joined[j].identity, in.joined[j].identity_len, names[k]);
+            assert_memory_equal(in.joined[j].key_package_ref, ref[k], SPK_MLS_REF_LEN);
         }
     }
     spk_mls_free(w.m[2]);
@@ -377,6 +381,7 @@ static void test_pending_proposals(void **state)
     spk_mls_buf_t kp, sec, add, upd, commit, before;
     spk_mls_proposal_info_t info;
     spk_mls_event_t ev;
+    spk_mls_event_info_t in;
     uint8_t dave_ref[SPK_MLS_REF_LEN];
     world_init(&w);
     new_kp("dave", &kp, &sec);
@@ -385,10 +390,10 @@ static void test_pending_proposals(void **state)
     assert_rc(spk_mls_propose_update(w.m[2], &upd), 0);
     for (int i = 0; i < 3; i++) {
         if (i != 1) {
-            assert_rc(spk_mls_process(w.m[i], add.p, add.n, &ev), 0);
+            assert_rc(spk_mls_process_info(w.m[i], add.p, add.n, &ev, &in), 0);
         }
         if (i != 2) {
-            assert_rc(spk_mls_process(w.m[i], upd.p, upd.n, &ev), 0);
+            assert_rc(spk_mls_process_info(w.m[i], upd.p, upd.n, &ev, &in), 0);
         }
     }
     assert_int_equal(spk_mls_proposal_count(w.m[0]), 2);
@@ -415,8 +420,8 @@ static void test_pending_proposals(void **state)
     assert_same_state(w.m[0], &before);
     /* Her Commit covers only carol's Update; the others (holding both) follow it. */
     assert_rc(spk_mls_commit(w.m[0], NULL, &commit, NULL), 0);
-    assert_rc(spk_mls_commit_merge_event(w.m[0], &ev), 0);
-    assert_true(ev.n_joined == 0 && ev.n_left == 0);
+    assert_rc(spk_mls_commit_merge_info(w.m[0], &in), 0);
+    assert_true(in.n_joined == 0 && in.n_left == 0);
     deliver(&w, 0, &commit, SPK_MLS_EVENT_COMMIT);
     assert_int_equal(spk_mls_leaf_count(w.m[1]), 4);
     assert_false(spk_mls_is_member(w.m[1], 3));
@@ -438,6 +443,7 @@ static void test_refused_proposal_committed(void **state)
     spk_mls_buf_t kp, sec, add, commit, before;
     spk_mls_proposal_info_t info;
     spk_mls_event_t ev;
+    spk_mls_event_info_t in;
     world_init(&w);
     new_kp("mallory", &kp, &sec);
     assert_rc(spk_mls_propose_add(w.m[0], kp.p, kp.n, &add), 0);
@@ -446,12 +452,12 @@ static void test_refused_proposal_committed(void **state)
     assert_rc(spk_mls_proposal_refuse(w.m[2], info.ref), 0);
     assert_rc(spk_mls_commit(w.m[0], NULL, &commit, NULL), 0);
     save(w.m[2], &before);
-    assert_rc(spk_mls_process(w.m[2], commit.p, commit.n, &ev), SPK_EMLSPROPOSAL);
+    assert_rc(spk_mls_process_info(w.m[2], commit.p, commit.n, &ev, &in), SPK_EMLSPROPOSAL);
     assert_int_equal(ev.type, 0);
     assert_same_state(w.m[2], &before);
-    assert_rc(spk_mls_process(w.m[1], commit.p, commit.n, &ev), 0);
-    assert_int_equal(ev.n_joined, 1);
-    assert_bytes(ev.joined[0].identity, ev.joined[0].identity_len, "mallory");
+    assert_rc(spk_mls_process_info(w.m[1], commit.p, commit.n, &ev, &in), 0);
+    assert_int_equal(in.n_joined, 1);
+    assert_bytes(in.joined[0].identity, in.joined[0].identity_len, "mallory");
     spk_mls_buf_free(&commit);
     spk_mls_buf_free(&add);
     spk_mls_buf_free(&kp);

@@ -144,6 +144,7 @@ void world_commit(world_t *w, int by, int n_add, const uint32_t *removes, size_t
     const uint8_t *adds[WORLD_MAX];
     size_t lens[WORLD_MAX];
     spk_mls_event_t ev;
+    spk_mls_event_info_t in;
     report_t r;
     int first = w->n_slots;
     assert_true(first + n_add <= WORLD_MAX);
@@ -157,16 +158,16 @@ void world_commit(world_t *w, int by, int n_add, const uint32_t *removes, size_t
     assert_rc(spk_mls_commit(w->m[by], &o, &commit, n_add > 0 ? &welcome : NULL), 0);
     memset(&r, 0, sizeof(r));
     observe_commit(w, by, &commit, &welcome, &r);
-    assert_rc(spk_mls_commit_merge_event(w->m[by], &ev), 0);
-    assert_same_members(r.joined, r.n_joined, ev.joined, ev.n_joined, true);
-    assert_same_members(r.left, r.n_left, ev.left, ev.n_left, false);
+    assert_rc(spk_mls_commit_merge_info(w->m[by], &in), 0);
+    assert_same_members(r.joined, r.n_joined, in.joined, in.n_joined, true);
+    assert_same_members(r.left, r.n_left, in.left, in.n_left, false);
     for (int i = 0; i < w->n_slots; i++) {
         if (i == by || w->m[i] == NULL) {
             continue;
         }
-        assert_rc(spk_mls_process(w->m[i], commit.p, commit.n, &ev), 0);
-        assert_same_members(r.joined, r.n_joined, ev.joined, ev.n_joined, true);
-        assert_same_members(r.left, r.n_left, ev.left, ev.n_left, false);
+        assert_rc(spk_mls_process_info(w->m[i], commit.p, commit.n, &ev, &in), 0);
+        assert_same_members(r.joined, r.n_joined, in.joined, in.n_joined, true);
+        assert_same_members(r.left, r.n_left, in.left, in.n_left, false);
         if (ev.type == SPK_MLS_EVENT_REMOVED) {
             spk_mls_free(w->m[i]);
             w->m[i] = NULL;
@@ -193,14 +194,15 @@ void world_propose(world_t *w, int from, const spk_mls_buf_t *msg)
 {
     spk_mls_observed_t res;
     spk_mls_event_t ev;
+    spk_mls_event_info_t in;
     assert_rc(spk_mls_observer_process(w->obs, msg->p, msg->n, w->now, &res), 0);
     assert_int_equal(res.type, SPK_MLS_EVENT_PROPOSAL);
     assert_int_equal(res.sender, spk_mls_own_leaf(w->m[from]));
     for (int i = 0; i < w->n_slots; i++) {
         if (i != from && w->m[i] != NULL) {
-            assert_rc(spk_mls_process(w->m[i], msg->p, msg->n, &ev), 0);
+            assert_rc(spk_mls_process_info(w->m[i], msg->p, msg->n, &ev, &in), 0);
             assert_int_equal(ev.type, SPK_MLS_EVENT_PROPOSAL);
-            assert_memory_equal(ev.proposal.ref, res.proposal.ref, SPK_MLS_REF_LEN);
+            assert_memory_equal(in.proposal.ref, res.proposal.ref, SPK_MLS_REF_LEN);
         }
     }
 }

@@ -206,6 +206,7 @@ static void test_concurrent_commits(void **state)
     world_t w;
     spk_mls_buf_t c1, c2, c3;
     spk_mls_event_t ev;
+    spk_mls_event_info_t in;
     world_init(&w, 3, false);
     assert_rc(spk_mls_commit(w.m[1], NULL, &c1, NULL), 0);
     assert_rc(spk_mls_commit(w.m[2], NULL, &c2, NULL), 0);
@@ -213,9 +214,9 @@ static void test_concurrent_commits(void **state)
     expect_refused(w.obs, c2.p, c2.n, 0, SPK_EMLSSTALE);
     expect_refused(w.obs, c1.p, c1.n, 0, SPK_EMLSSTALE); /* a replayed Commit too */
     assert_rc(spk_mls_commit_merge(w.m[1]), 0);
-    assert_rc(spk_mls_process(w.m[0], c1.p, c1.n, &ev), 0);
+    assert_rc(spk_mls_process_info(w.m[0], c1.p, c1.n, &ev, &in), 0);
     spk_mls_commit_discard(w.m[2]);
-    assert_rc(spk_mls_process(w.m[2], c1.p, c1.n, &ev), 0);
+    assert_rc(spk_mls_process_info(w.m[2], c1.p, c1.n, &ev, &in), 0);
     world_check(&w);
     /* carol's Commit for the next-next epoch (she merged one the observer has not seen). */
     assert_rc(spk_mls_commit(w.m[2], NULL, &c3, NULL), 0);
@@ -235,7 +236,7 @@ static void test_concurrent_commits(void **state)
     assert_rc(spk_mls_observer_process(w.obs, c3.p, c3.n, 0, NULL), 0);
     assert_rc(spk_mls_commit_merge(w.m[2]), 0);
     for (int i = 0; i < 2; i++) {
-        assert_rc(spk_mls_process(w.m[i], c3.p, c3.n, &ev), 0);
+        assert_rc(spk_mls_process_info(w.m[i], c3.p, c3.n, &ev, &in), 0);
     }
     world_check(&w);
     spk_mls_buf_free(&c1);
@@ -501,18 +502,20 @@ static void test_unknown_reference(void **state)
     world_t w;
     spk_mls_buf_t prop, commit;
     spk_mls_event_t ev;
+    spk_mls_event_info_t in;
     world_init(&w, 3, false);
     assert_rc(spk_mls_propose_update(w.m[1], &prop), 0);
-    assert_rc(spk_mls_process(w.m[0], prop.p, prop.n, &ev), 0); /* bypassing the service */
+    assert_rc(spk_mls_process_info(w.m[0], prop.p, prop.n, &ev, &in),
+              0); /* bypassing the service */
     assert_rc(spk_mls_commit(w.m[0], NULL, &commit, NULL), 0);
     expect_refused(w.obs, commit.p, commit.n, 0, SPK_EMLSPROPOSAL);
     /* once the observer has it, the same Commit is accepted */
     assert_rc(spk_mls_observer_process(w.obs, prop.p, prop.n, 0, NULL), 0);
     assert_rc(spk_mls_observer_process(w.obs, commit.p, commit.n, 0, NULL), 0);
     assert_rc(spk_mls_commit_merge(w.m[0]), 0);
-    assert_rc(spk_mls_process(w.m[1], commit.p, commit.n, &ev), 0);
-    assert_rc(spk_mls_process(w.m[2], prop.p, prop.n, &ev), 0);
-    assert_rc(spk_mls_process(w.m[2], commit.p, commit.n, &ev), 0);
+    assert_rc(spk_mls_process_info(w.m[1], commit.p, commit.n, &ev, &in), 0);
+    assert_rc(spk_mls_process_info(w.m[2], prop.p, prop.n, &ev, &in), 0);
+    assert_rc(spk_mls_process_info(w.m[2], commit.p, commit.n, &ev, &in), 0);
     world_check(&w);
     spk_mls_buf_free(&prop);
     spk_mls_buf_free(&commit);
@@ -528,6 +531,7 @@ static void test_confirmation_tag_limit(void **state)
     spk_mls_buf_t commit, blob;
     spk_mls_bytes_t bad;
     spk_mls_event_t ev;
+    spk_mls_event_info_t in;
     spk_mls_observer_t *copy = NULL;
     world_init(&w, 3, false);
     assert_rc(spk_mls_commit(w.m[1], NULL, &commit, NULL), 0);
@@ -535,8 +539,8 @@ static void test_confirmation_tag_limit(void **state)
     assert_rc(spk_mls_observer_save(w.obs, &blob), 0);
     assert_rc(spk_mls_observer_restore(&copy, blob.p, blob.n), 0);
     assert_rc(spk_mls_observer_process(copy, bad.p, bad.n, 0, NULL), 0);
-    assert_rc(spk_mls_process(w.m[0], bad.p, bad.n, &ev), SPK_EMLSCONFIRM);
-    assert_rc(spk_mls_process(w.m[2], bad.p, bad.n, &ev), SPK_EMLSCONFIRM);
+    assert_rc(spk_mls_process_info(w.m[0], bad.p, bad.n, &ev, &in), SPK_EMLSCONFIRM);
+    assert_rc(spk_mls_process_info(w.m[2], bad.p, bad.n, &ev, &in), SPK_EMLSCONFIRM);
     spk_mls_observer_free(copy);
     spk_mls_bytes_free(&bad);
     /* the saved state before the bad Commit restores the service's view */
@@ -544,8 +548,8 @@ static void test_confirmation_tag_limit(void **state)
     assert_rc(spk_mls_observer_restore(&w.obs, blob.p, blob.n), 0);
     assert_rc(spk_mls_observer_process(w.obs, commit.p, commit.n, 0, NULL), 0);
     assert_rc(spk_mls_commit_merge(w.m[1]), 0);
-    assert_rc(spk_mls_process(w.m[0], commit.p, commit.n, &ev), 0);
-    assert_rc(spk_mls_process(w.m[2], commit.p, commit.n, &ev), 0);
+    assert_rc(spk_mls_process_info(w.m[0], commit.p, commit.n, &ev, &in), 0);
+    assert_rc(spk_mls_process_info(w.m[2], commit.p, commit.n, &ev, &in), 0);
     world_check(&w);
     spk_mls_buf_free(&blob);
     spk_mls_buf_free(&commit);
@@ -561,6 +565,7 @@ static void test_prepare_accept(void **state)
     spk_mls_buf_t kp, sec, commit, welcome, before, after, prop;
     spk_mls_observed_t res;
     spk_mls_event_t ev;
+    spk_mls_event_info_t in;
     world_init(&w, 3, false);
     assert_rc(spk_mls_observer_accept(w.obs), SPK_ESTATE);
     new_kp("not-in-this-conversation", &kp, &sec);
@@ -600,7 +605,7 @@ static void test_prepare_accept(void **state)
     assert_memory_equal(before.p, after.p, before.n);
     spk_mls_buf_free(&after);
     spk_mls_buf_free(&before);
-    assert_rc(spk_mls_process(w.m[0], prop.p, prop.n, &ev), 0);
+    assert_rc(spk_mls_process_info(w.m[0], prop.p, prop.n, &ev, &in), 0);
     assert_rc(spk_mls_commit(w.m[0], NULL, &commit, &welcome), 0);
     expect_refused(w.obs, commit.p, commit.n, 0, SPK_EMLSPROPOSAL);
     spk_mls_commit_discard(w.m[0]);
@@ -614,8 +619,8 @@ static void test_prepare_accept(void **state)
     assert_rc(spk_mls_observer_accept(w.obs), 0);
     assert_int_equal(spk_mls_observer_epoch(w.obs), 2);
     assert_rc(spk_mls_commit_merge(w.m[0]), 0);
-    assert_rc(spk_mls_process(w.m[1], commit.p, commit.n, &ev), 0);
-    assert_rc(spk_mls_process(w.m[2], commit.p, commit.n, &ev), 0);
+    assert_rc(spk_mls_process_info(w.m[1], commit.p, commit.n, &ev, &in), 0);
+    assert_rc(spk_mls_process_info(w.m[2], commit.p, commit.n, &ev, &in), 0);
     world_check(&w);
     spk_mls_buf_free(&commit);
     spk_mls_buf_free(&prop);
