@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 jobs=$(nproc)
 build=build/bench
-all_sections=(signaling mls sframe relay audit)
+all_sections=(signaling memory mls sframe relay audit)
 
 machine() {
   echo "machine: $(nproc) cores, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)," \
@@ -28,6 +28,18 @@ section_signaling() {
     | tee "$build/signaling.out"
   tail -n 1 "$build/signaling.out" >"$build/signaling.json"
   echo "signaling: $((SECONDS - t0)) s; JSON summary in $build/signaling.json"
+}
+
+section_memory() {
+  echo "== memory"
+  # Memory per idle WebSocket, plain and TLS (tests/bench/idle_memory.mjs): VmRSS of a fresh
+  # spreekd before and after opening BENCH_MEM_CONNS (5000) connections, 256 upgrades at a time,
+  # BENCH_MEM_REPEAT (3) rounds per mode, medians.
+  local t0=$SECONDS
+  node tests/bench/idle_memory.mjs "$build/server/spreekd" --conns "${BENCH_MEM_CONNS:-5000}" \
+    --repeat "${BENCH_MEM_REPEAT:-3}" | tee "$build/memory.out"
+  tail -n 1 "$build/memory.out" >"$build/memory.json"
+  echo "memory: $((SECONDS - t0)) s; JSON summary in $build/memory.json"
 }
 
 section_mls() {

@@ -78,6 +78,27 @@ static const cfg_opt_t g_opts[] = {
      "message burst per connection (100)"},
     {"drain-timeout", "drain_timeout_s", CFG_INT, OFF(drain_timeout_s), 0, 0, 3600, "S",
      "SIGTERM to forced close (5)"},
+    {"header-timeout", "header_timeout_s", CFG_INT, OFF(header_timeout_s), 0, 1, 3600, "S",
+     "TCP accept to a complete request head (5)"},
+    {"max-connections-per-address", "max_connections_per_address", CFG_INT,
+     OFF(max_connections_per_address), 0, 1, 1000000, "N", "connections from one address (256)"},
+    {"max-pending-per-address", "max_pending_per_address", CFG_INT, OFF(max_pending_per_address), 0,
+     1, 1000000, "N", "connections from one address without a complete request (32)"},
+    {"address-prefix-v4", "address_prefix_v4", CFG_INT, OFF(address_prefix_v4), 0, 8, 32, "N",
+     "IPv4 addresses counted together by this prefix (32)"},
+    {"address-prefix-v6", "address_prefix_v6", CFG_INT, OFF(address_prefix_v6), 0, 16, 128, "N",
+     "IPv6 addresses counted together by this prefix (64)"},
+    {"trusted-proxies", "trusted_proxies", CFG_STR, OFF(trusted_proxies), SZ(trusted_proxies), 0, 0,
+     "A[,CIDR]", "reverse proxies whose client address header is believed"},
+    {"client-address-header", "client_address_header", CFG_STR, OFF(client_address_header),
+     SZ(client_address_header), 0, 0, "HEADER",
+     "client address from a trusted proxy (X-Forwarded-For)"},
+    {"allowed-origins", "allowed_origins", CFG_STR, OFF(allowed_origins), SZ(allowed_origins), 0, 0,
+     "ORIGINS", "WebSocket origins allowed (same origin when empty)"},
+    {"allow-no-origin", "allow_no_origin", CFG_INT, OFF(allow_no_origin), 0, 0, 1, "0|1",
+     "WebSocket upgrades without Origin (non-browser clients) allowed (1)"},
+    {"hsts-max-age", "hsts_max_age_s", CFG_I64, OFF(hsts_max_age_s), 0, 0, 63072000, "S",
+     "Strict-Transport-Security max-age with TLS (31536000; 0 off)"},
     {"issuer-name", "issuer_name", CFG_STR, OFF(issuer_name), SZ(issuer_name), 0, 0, "NAME",
      "own issuer name (spreekkamer-local)"},
     {"token-leeway", "token_leeway_s", CFG_I64, OFF(token_leeway_s), 0, 0, 3600, "S",
@@ -161,6 +182,14 @@ void spk_config_defaults(spk_config_t *c)
     c->rate_per_s = 50;
     c->rate_burst = 100;
     c->drain_timeout_s = 5;
+    c->max_connections_per_address = 256;
+    c->max_pending_per_address = 32;
+    c->header_timeout_s = 5;
+    c->address_prefix_v4 = 32;
+    c->address_prefix_v6 = 64;
+    snprintf(c->client_address_header, sizeof(c->client_address_header), "X-Forwarded-For");
+    c->allow_no_origin = 1;
+    c->hsts_max_age_s = 31536000;
     snprintf(c->issuer_name, sizeof(c->issuer_name), "spreekkamer-local");
     c->token_leeway_s = 60;
     c->invite_ttl_s = 86400;

@@ -30,6 +30,18 @@ typedef struct {
     double rate_burst;        /* 100 */
     int drain_timeout_s;      /* 5: SIGTERM to forced close */
 
+    /* transport hardening (docs/operations.md "Limits", "Behind a reverse proxy") */
+    int max_connections_per_address; /* 256: open TCP connections (or proxied WebSockets) */
+    int max_pending_per_address;     /* 32: connections without a complete first request */
+    int header_timeout_s;            /* 5: accept to complete request head */
+    int address_prefix_v4;           /* 32: IPv4 addresses counted together by this prefix */
+    int address_prefix_v6;           /* 64: IPv6 addresses counted together by this prefix */
+    char trusted_proxies[512];       /* comma-separated addresses or CIDRs; "" = none */
+    char client_address_header[64];  /* "X-Forwarded-For": client address from a proxy */
+    char allowed_origins[1024];      /* comma-separated; "" = same origin only */
+    int allow_no_origin;             /* 1: upgrades without Origin (non-browser) allowed */
+    int64_t hsts_max_age_s;          /* 31536000; 0 = no Strict-Transport-Security */
+
     /* identity */
     char issuer_name[128];     /* own issuer "iss", default "spreekkamer-local" */
     int64_t token_leeway_s;    /* 60 */
