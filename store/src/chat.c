@@ -754,6 +754,22 @@ int spk_store_chat_log_trim(spk_store_t *st, const char *conversation, int64_t u
     return rc;
 }
 
+int spk_store_chat_log_trim_acked(spk_store_t *st, int64_t *n)
+{
+    if (st == NULL) {
+        return SPK_EINVAL;
+    }
+    int rc = write_texts(st, ST_CHAT_LOG_TRIM_ACKED,
+                         "DELETE FROM chat_log WHERE seq <= (SELECT min(acked) FROM chat_cursors"
+                         " WHERE chat_cursors.conversation = chat_log.conversation AND"
+                         " active = 1)",
+                         NULL, 0, NULL, 0, "log trim acknowledged");
+    if (n != NULL) {
+        *n = rc == 0 ? sqlite3_changes(st->db) : 0;
+    }
+    return rc;
+}
+
 int spk_store_chat_log_expire(spk_store_t *st, int64_t before_ms, int64_t *n)
 {
     if (st == NULL) {

@@ -55,7 +55,9 @@
     XX(EMLSSENDER, -43, "mls_bad_sender", "MLS sender is not a member of the group")               \
     XX(EMLSSTALE, -44, "mls_stale_epoch", "MLS message is for an epoch that is already committed") \
     XX(EMLSKEYPACKAGE, -45, "mls_bad_key_package", "MLS KeyPackage is invalid")                    \
-    XX(EMLSPROPOSAL, -46, "mls_bad_proposal", "MLS proposal or proposal list is invalid")
+    XX(EMLSPROPOSAL, -46, "mls_bad_proposal", "MLS proposal or proposal list is invalid")          \
+    XX(EMLSMEMBERS, -47, "mls_membership",                                                         \
+       "the MLS message does not match who may be in the conversation")
 
 typedef enum {
     SPK_OK = 0,
