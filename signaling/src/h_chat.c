@@ -204,18 +204,21 @@ int sig_h_chat_list(sig_req_t *r)
         return SPK_ENOMEM;
     }
     json_object_set_new(r->reply, "conversations", l.arr);
-    /* Staff see their practice's conversations (to be added to one); everyone their own. */
-    if (sig_is_staff(w->role)) {
-        const char *practice;
-        int rc = sig_get_str(r, "practice", false, SPK_SUB_LEN - 1, &practice);
-        practice = rc == 0 && practice != NULL ? practice : w->practice;
-        if (rc == 0) {
-            rc = sig_rel_practice(r, practice);
-        }
+    /* Staff see a practice's conversations (to be added to one): their own practice, or for a
+     * remote GP the practice they name (with a delegation). Everyone sees their own. */
+    const char *practice = NULL;
+    int rc = sig_is_staff(w->role) ? sig_get_str(r, "practice", false, SPK_SUB_LEN - 1, &practice)
+                                   : 0;
+    if (rc == 0 && practice == NULL && w->role != SPK_ROLE_REMOTE_GP && sig_is_staff(w->role)) {
+        practice = w->practice;
+    }
+    if (rc == 0 && practice != NULL) {
+        rc = sig_rel_practice(r, practice);
         return rc == 0 ? spk_store_chat_conv_each_of_practice(r->s->store, practice, list_cb, &l)
                        : rc;
     }
-    return spk_store_chat_conv_each_of_user(r->s->store, w->iss, w->sub, list_cb, &l);
+    return rc == 0 ? spk_store_chat_conv_each_of_user(r->s->store, w->iss, w->sub, list_cb, &l)
+                   : rc;
 }
 
 /* The conversation named in the request; staff of its practice may see it without being a
