@@ -826,6 +826,16 @@ static const struct {
     {"auth.summary", "herhaalde mislukte aanmeldingen (samengevat)"},
     {"invite.list", "uitnodigingen bekeken"},
     {"invite.revoke", "uitnodiging ingetrokken"},
+    {"chat.create", "chatgesprek aangemaakt"},
+    {"chat.list", "lijst van chatgesprekken ingezien"},
+    {"chat.open", "chatgesprek geopend (gegevens, geen inhoud)"},
+    {"chat.member.add", "deelnemer aan chatgesprek toegevoegd"},
+    {"chat.member.remove", "deelnemer uit chatgesprek verwijderd"},
+    {"chat.group.create", "versleutelde chatgroep gestart"},
+    {"chat.group.change", "apparaten in versleutelde chatgroep gewijzigd"},
+    {"chat.sync", "chatgesprekken opgehaald op een apparaat"},
+    {"chat.file.upload", "bestand (versleuteld) in chatgesprek geplaatst"},
+    {"chat.file.download", "bestand (versleuteld) uit chatgesprek opgehaald"},
 };
 
 static const char *event_nl(const char *event)
