@@ -46,6 +46,7 @@ typedef struct {
     bool help, json;
     const char *config_path;
     const char *data_dir;
+    const char *store; /* --store: a PostgreSQL database instead of SQLite in the data dir */
 
     spk_config_t cfg;
     spk_store_t *st;
@@ -179,6 +180,8 @@ static int parse_args(ctl_t *c, int argc, char **argv)
                 c->config_path = val;
             } else if (strcmp(key, "data") == 0) {
                 c->data_dir = val;
+            } else if (strcmp(key, "store") == 0) {
+                c->store = val;
             } else if (opt(c, key) != NULL) {
                 return usage_error("option --%s given twice", key);
             } else if (c->nopts == CTL_MAX_OPTS) {
@@ -253,6 +256,12 @@ static int load_config(ctl_t *c)
             return fail(rc, "--data: %s", why[0] ? why : spk_strerror(rc));
         }
     }
+    if (c->store != NULL) {
+        int rc = spk_config_set(&c->cfg, "store", c->store, why, sizeof(why));
+        if (rc != 0) {
+            return fail(rc, "--store: %s", why[0] ? why : spk_strerror(rc));
+        }
+    }
     spk_config_finish(&c->cfg);
     operator_identity(c);
     return CTL_OK;
@@ -260,13 +269,15 @@ static int load_config(ctl_t *c)
 
 static int open_store(ctl_t *c)
 {
-    char db[600];
-    snprintf(db, sizeof(db), "%s/spreekkamer.db", c->cfg.data_dir);
+    /* SQLite: the database file; PostgreSQL: the audit key next to which the chain was made. */
+    char path[600];
+    snprintf(path, sizeof(path), "%s/%s", c->cfg.data_dir,
+             c->cfg.store[0] != '\0' ? "audit.key" : "spreekkamer.db");
     struct stat sb;
-    if (stat(db, &sb) != 0) {
+    if (stat(path, &sb) != 0) {
         return fail(SPK_ENOTFOUND, "no store in %s (run spreekctl init first)", c->cfg.data_dir);
     }
-    int rc = spk_store_open(&c->st, c->cfg.data_dir);
+    int rc = spk_store_open_db(&c->st, c->cfg.data_dir, c->cfg.store);
     if (rc != 0) {
         return fail(rc, "cannot open the store in %s: %s", c->cfg.data_dir, spk_strerror(rc));
     }
@@ -368,7 +379,7 @@ static int cmd_init(ctl_t *c)
     if (rc != 0) {
         return fail(rc, "cannot create %s: %s", c->cfg.data_dir, strerror(errno));
     }
-    rc = spk_store_open(&c->st, c->cfg.data_dir);
+    rc = spk_store_open_db(&c->st, c->cfg.data_dir, c->cfg.store);
     if (rc != 0) {
         return fail(rc, "cannot open the store in %s: %s", c->cfg.data_dir, spk_strerror(rc));
     }
@@ -1099,7 +1110,8 @@ static void print_usage(const char *usage, const char *indent)
 
 static void print_help(const char *group)
 {
-    printf("usage: spreekctl [--config FILE] [--data DIR] <command> [options] [--help]\n\n"
+    printf("usage: spreekctl [--config FILE] [--data DIR] [--store URL] <command> [options]"
+           " [--help]\n\n"
            "commands:\n");
     for (size_t i = 0; i < N_CMDS; i++) {
         if (group == NULL || strcmp(group, ctl_cmds[i].group) == 0) {
@@ -1108,6 +1120,8 @@ static void print_help(const char *group)
     }
     printf("\nglobal options:\n  --config FILE  JSON configuration (default: embedded defaults)\n"
            "  --data DIR     data directory (default: data_dir from the configuration, ./data)\n"
+           "  --store URL    PostgreSQL database (default: store from the configuration; SQLite\n"
+           "                 in the data directory when empty)\n"
            "\nexit codes: 0 success, 1 failure (error code on stderr), 2 usage error\n");
 }
 
@@ -1177,7 +1191,7 @@ int main(int argc, char **argv)
         return usage_error("unknown command '%s'", c.words[0]);
     }
     if (c.help) {
-        printf("usage: spreekctl [--config FILE] [--data DIR] ");
+        printf("usage: spreekctl [--config FILE] [--data DIR] [--store URL] ");
         print_usage(cmd->usage, "");
         return CTL_OK;
     }

@@ -396,9 +396,13 @@ static int open_store(spreekd_t *d)
         spk_error(0, "cannot create data directory %s: %s", d->cfg.data_dir, strerror(errno));
         return SPK_EIO;
     }
-    int rc = spk_store_open(&d->store, d->cfg.data_dir);
+    int rc = spk_store_open_db(&d->store, d->cfg.data_dir, d->cfg.store);
     if (rc != 0) {
-        spk_error(0, "cannot open the store in %s: %s", d->cfg.data_dir, spk_strerror(rc));
+        spk_error(0, "cannot open the store%s in %s: %s",
+                  d->cfg.store[0] != '\0' ? " (PostgreSQL)" : "", d->cfg.data_dir,
+                  spk_strerror(rc));
+    } else {
+        spk_info(0, "store: %s", spk_store_backend(d->store));
     }
     return rc;
 }

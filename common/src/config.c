@@ -51,6 +51,8 @@ static const cfg_opt_t g_opts[] = {
      "port part of --listen"},
     {"data", "data_dir", CFG_STR, OFF(data_dir), SZ(data_dir), 0, 0, "DIR",
      "data directory (./data)"},
+    {"store", "store", CFG_STR, OFF(store), SZ(store), 0, 0, "URL",
+     "PostgreSQL database (postgresql://...); SQLite in the data directory when empty"},
     {"web-root", "web_root", CFG_STR, OFF(web_root), SZ(web_root), 0, 0, "DIR",
      "web client directory (the source tree's web/)"},
     {"public-url", "public_url", CFG_STR, OFF(public_url), SZ(public_url), 0, 0, "URL",

@@ -28,6 +28,10 @@ typedef struct {
 typedef struct ds_conv {
     spk_chat_conv_rec_t rec;
     spk_mls_observer_t *obs; /* NULL until the group is created */
+    /* The group as this process last read or wrote it in the store: a save only succeeds from
+     * there (another node may have committed the epoch meanwhile). */
+    bool saved;
+    uint64_t saved_epoch;
     int64_t last_seq;
     ds_member_t *members;
     size_t n_members, cap_members;

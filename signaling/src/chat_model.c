@@ -105,6 +105,8 @@ int ds_conv_get(spk_sig_t *s, const char *id, ds_conv_t **out)
         if (rc == 0) {
             rc = spk_mls_observer_restore(&c->obs, blob.p, blob.n);
         }
+        c->saved = rc == 0;
+        c->saved_epoch = epoch;
         spk_store_blob_free(&blob);
     }
     if (rc == 0) {

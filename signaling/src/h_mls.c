@@ -281,15 +281,24 @@ static void pending_free(ds_pending_t *p, size_t n)
     }
 }
 
+/* Stores the group's state, provided nobody (another node) stored another Commit first. */
 static int save_group(sig_req_t *r, ds_conv_t *c)
 {
     spk_mls_buf_t blob = {0};
+    uint64_t epoch = spk_mls_observer_epoch(c->obs);
     int rc = spk_mls_observer_save(c->obs, &blob);
     if (rc == 0) {
-        rc = spk_store_chat_group_put(r->s->store, c->rec.id, spk_mls_observer_epoch(c->obs),
-                                      blob.p, blob.n);
+        rc = spk_store_chat_group_put(r->s->store, c->rec.id, c->saved ? &c->saved_epoch : NULL,
+                                      epoch, blob.p, blob.n);
     }
     spk_mls_buf_free(&blob);
+    if (rc == 0) {
+        c->saved = true;
+        c->saved_epoch = epoch;
+    } else if (rc == SPK_EMLSSTALE) {
+        snprintf(r->why, sizeof(r->why),
+                 "another Commit was accepted for this epoch first: process it first");
+    }
     return rc;
 }
 
@@ -593,10 +602,14 @@ static int apply_commit(sig_req_t *r, ds_conv_t *c, const spk_mls_observed_t *o,
     }
     spk_chat_entry_t e;
     own_entry(r, &e, SPK_CHAT_ENTRY_COMMIT, old_epoch, commit, commit_n);
-    int rc = ds_append(r->s, c, &e, &p[(*np)]);
-    *np += rc == 0;
+    /* The epoch first: of two nodes racing with Commits of one epoch, the loser stops here. */
+    int rc = spk_mls_observer_accept(c->obs);
     if (rc == 0) {
-        rc = spk_mls_observer_accept(c->obs);
+        rc = save_group(r, c);
+    }
+    if (rc == 0) {
+        rc = ds_append(r->s, c, &e, &p[(*np)]);
+        *np += rc == 0;
     }
     for (size_t i = 0; rc == 0 && i < n_gone; i++) {
         rc = set_cursor(r->s, c, &gone[i], 0, false);
@@ -606,9 +619,6 @@ static int apply_commit(sig_req_t *r, ds_conv_t *c, const spk_mls_observed_t *o,
         if (welcome == NULL) {
             snprintf(r->why, sizeof(r->why), "a Commit that adds devices needs their Welcome");
         }
-    }
-    if (rc == 0) {
-        rc = save_group(r, c);
     }
     snprintf(r->detail, sizeof(r->detail), "epoch %llu: %zu devices joined, %zu left",
              (unsigned long long)spk_mls_observer_epoch(c->obs), o->n_joined, o->n_left);

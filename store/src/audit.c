@@ -56,12 +56,13 @@
 #define WITNESS_TAG "spk-audit-witness v1"
 #define N_TEXT 12
 #define AUDIT_COLS                                                                                 \
-    "seq, ts_ms, v, event, outcome, user, issuer, name, role, on_behalf_of, access_point,"         \
+    "seq, ts_ms, v, event, outcome, \"user\", issuer, name, role, on_behalf_of, access_point,"     \
     " patient, practice, object, detail, prev_hash, hash, mac"
 #define COL_TEXT 3
 #define COL_PREV 15
 #define COL_HASH 16
 #define COL_MAC 17
+#define WALK_PAGE 2000 /* entries read per query of a walk */
 
 typedef struct {
     const void *p;
@@ -363,53 +364,60 @@ static int lock_anchor(spk_store_t *st)
 
 /* ---- chain queries on a given connection ---- */
 
-int st_audit_head(sqlite3 *db, int64_t *seq, uint8_t hash[32])
+typedef struct {
+    int64_t *seq;
+    uint8_t *hash;
+} head_t;
+
+static int head_row(st_stmt_t *s, void *ud)
 {
-    sqlite3_stmt *s = NULL;
-    int rc = sqlite3_prepare_v2(db, "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1", -1, &s,
-                                NULL);
-    if (rc != SQLITE_OK) {
-        return st_err_db(db, rc, "audit head");
-    }
+    head_t *h = ud;
+    *h->seq = st_col_i64(s, 0);
+    st_col_blob32(s, 1, h->hash);
+    return 0;
+}
+
+int st_audit_head(st_db_t *db, int64_t *seq, uint8_t hash[32])
+{
     *seq = 0;
     memset(hash, 0, 32);
-    rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW) {
-        *seq = sqlite3_column_int64(s, 0);
-        st_col_blob32(s, 1, hash);
-        rc = 0;
-    } else {
-        rc = st_err_db(db, rc, "audit head");
+    st_stmt_t *s = NULL;
+    int rc =
+        st_prep(db, ST_AUDIT_HEAD, "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1", &s);
+    head_t h = {seq, hash};
+    if (rc == 0) {
+        rc = st_one(s, head_row, &h, "audit head");
     }
-    sqlite3_finalize(s);
-    return rc;
+    st_done(s);
+    return rc == SPK_ENOTFOUND ? 0 : rc;
+}
+
+static int hash_row(st_stmt_t *s, void *hash)
+{
+    return st_col_blob32(s, 0, hash) ? 0 : SPK_EVERIFY;
 }
 
 /* Stored hash of entry seq (zeros for seq 0); SPK_ENOTFOUND when there is no such entry. */
-static int hash_at(sqlite3 *db, int64_t seq, uint8_t hash[32])
+static int hash_at(st_db_t *db, int64_t seq, uint8_t hash[32])
 {
     memset(hash, 0, 32);
     if (seq == 0) {
         return 0;
     }
-    sqlite3_stmt *s = NULL;
-    int rc = sqlite3_prepare_v2(db, "SELECT hash FROM audit WHERE seq = ?1", -1, &s, NULL);
-    if (rc != SQLITE_OK) {
-        return st_err_db(db, rc, "audit hash");
+    st_stmt_t *s = NULL;
+    int rc = st_prep(db, ST_AUDIT_HASH_AT, "SELECT hash FROM audit WHERE seq = ?1", &s);
+    if (rc == 0) {
+        rc = st_bind_i64(s, 1, seq);
     }
-    sqlite3_bind_int64(s, 1, seq);
-    rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW) {
-        rc = st_col_blob32(s, 0, hash) ? 0 : SPK_EVERIFY;
-    } else {
-        rc = rc == SQLITE_DONE ? SPK_ENOTFOUND : st_err_db(db, rc, "audit hash");
+    if (rc == 0) {
+        rc = st_one(s, hash_row, hash, "audit hash");
     }
-    sqlite3_finalize(s);
+    st_done(s);
     return rc;
 }
 
 /* Does the chain (as db sees it) contain the anchored entry? */
-static int anchor_in_chain(sqlite3 *db, const anchor_t *a, bool *ok)
+static int anchor_in_chain(st_db_t *db, const anchor_t *a, bool *ok)
 {
     uint8_t h[32];
     int rc = hash_at(db, a->seq, h);
@@ -421,7 +429,7 @@ static int anchor_in_chain(sqlite3 *db, const anchor_t *a, bool *ok)
     return rc;
 }
 
-int st_audit_anchor_move(spk_store_t *st, sqlite3 *db, int64_t seq, const uint8_t hash[32])
+int st_audit_anchor_move(spk_store_t *st, st_db_t *db, int64_t seq, const uint8_t hash[32])
 {
     if (atomic_load(&st->anchor_bad)) {
         return 0;
@@ -527,11 +535,11 @@ static bool rec_fits(const spk_audit_rec_t *r)
 
 static int insert_row(spk_store_t *st, const spk_audit_rec_t *r, const uint8_t mac[32])
 {
-    sqlite3_stmt *s = NULL;
-    int rc = st_acquire(st, ST_AUDIT_INSERT,
-                        "INSERT INTO audit (" AUDIT_COLS ") VALUES (?1, ?2, 2, ?3, ?4, ?5, ?6,"
-                        " ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
-                        &s);
+    st_stmt_t *s = NULL;
+    int rc = st_prep(st->db, ST_AUDIT_INSERT,
+                     "INSERT INTO audit (" AUDIT_COLS ") VALUES (?1, ?2, 2, ?3, ?4, ?5, ?6,"
+                     " ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+                     &s);
     if (rc != 0) {
         return rc;
     }
@@ -539,9 +547,13 @@ static int insert_row(spk_store_t *st, const spk_audit_rec_t *r, const uint8_t m
                                ST_IN(r->issuer),       ST_IN(r->name),         ST_IN(r->role),
                                ST_IN(r->on_behalf_of), ST_IN(r->access_point), ST_IN(r->patient),
                                ST_IN(r->practice),     ST_IN(r->object),       ST_IN(r->detail)};
-    sqlite3_bind_int64(s, 1, r->seq);
-    sqlite3_bind_int64(s, 2, r->ts_ms);
-    rc = st_bind_texts(s, 3, t, N_TEXT);
+    rc = st_bind_i64(s, 1, r->seq);
+    if (rc == 0) {
+        rc = st_bind_i64(s, 2, r->ts_ms);
+    }
+    if (rc == 0) {
+        rc = st_bind_texts(s, 3, t, N_TEXT);
+    }
     if (rc == 0) {
         rc = st_bind_blob32(s, 15, r->prev_hash);
     }
@@ -552,30 +564,26 @@ static int insert_row(spk_store_t *st, const spk_audit_rec_t *r, const uint8_t m
         rc = st_bind_blob32(s, 17, mac);
     }
     if (rc == 0) {
-        rc = st_err(st, sqlite3_step(s), "audit insert");
+        rc = st_failed(st->db, st_step(s), "audit insert");
     }
-    st_release(st, ST_AUDIT_INSERT, s);
+    st_done(s);
     return rc;
 }
 
-/* Links rec to the head and inserts it (caller holds the write transaction). */
+/* Links rec to the head and inserts it (caller holds the write transaction). The head is read
+ * after taking the audit lock, which other processes' appends wait for until their
+ * transaction ends: one chain, whatever the number of processes or nodes. */
 static int append_in_txn(spk_store_t *st, spk_audit_rec_t *rec)
 {
-    sqlite3_stmt *s = NULL;
-    int rc =
-        st_acquire(st, ST_AUDIT_HEAD, "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1", &s);
+    int rc = st_failed(st->db, st->db->be->lock_audit(st->db), "audit lock");
+    int64_t head = 0;
+    if (rc == 0) {
+        rc = st_audit_head(st->db, &head, rec->prev_hash);
+    }
     if (rc != 0) {
         return rc;
     }
-    int step = sqlite3_step(s);
-    rec->seq = step == SQLITE_ROW ? sqlite3_column_int64(s, 0) + 1 : 1;
-    if (step == SQLITE_ROW) {
-        st_col_blob32(s, 1, rec->prev_hash);
-    } else {
-        memset(rec->prev_hash, 0, 32);
-        rc = st_err(st, step, "audit head");
-    }
-    st_release(st, ST_AUDIT_HEAD, s);
+    rec->seq = head + 1;
     field_t f[N_TEXT];
     rec_text(rec, f);
     uint8_t mac[32];
@@ -640,18 +648,17 @@ static bool walk_fail(walk_t *w, int64_t seq, const char *why)
 }
 
 /* Checks one row against the running chain; false (filling w) at the first fault. */
-static bool walk_row(sqlite3_stmt *s, walk_t *w)
+static bool walk_row(st_stmt_t *s, walk_t *w)
 {
-    int64_t seq = sqlite3_column_int64(s, 0);
+    int64_t seq = st_col_i64(s, 0);
     int64_t expected = w->last_seq + 1;
     if (seq > expected) {
         return walk_fail(w, expected, "is missing (deleted)");
     }
-    if (seq < expected || sqlite3_column_type(s, 0) != SQLITE_INTEGER ||
-        sqlite3_column_type(s, 1) != SQLITE_INTEGER) {
+    if (seq < expected || !s->db->be->col_is_int(s, 0) || !s->db->be->col_is_int(s, 1)) {
         return walk_fail(w, seq, "is unexpected (inserted)");
     }
-    int v = sqlite3_column_int(s, 2);
+    int v = (int)st_col_i64(s, 2);
     if ((v != 1 && v != 2) || (v == 1 && w->seen_v2)) {
         return walk_fail(w, seq, "has a forged version (inserted)");
     }
@@ -663,10 +670,9 @@ static bool walk_row(sqlite3_stmt *s, walk_t *w)
     }
     field_t f[N_TEXT];
     for (int i = 0; i < N_TEXT; i++) {
-        const void *p = sqlite3_column_blob(s, COL_TEXT + i);
-        f[i] = (field_t){p, p != NULL ? (size_t)sqlite3_column_bytes(s, COL_TEXT + i) : 0};
+        f[i].p = st_col_bytes(s, COL_TEXT + i, &f[i].n);
     }
-    w->err = chain_hash(v, w->last_hash, seq, sqlite3_column_int64(s, 1), f, h);
+    w->err = chain_hash(v, w->last_hash, seq, st_col_i64(s, 1), f, h);
     if (w->err != 0) {
         return false;
     }
@@ -689,42 +695,53 @@ static bool walk_row(sqlite3_stmt *s, walk_t *w)
     return true;
 }
 
-/* Walks up to max_rows (< 0: all) entries after w->last_seq on db; 0 when they hold together,
+/* Walks up to max_rows entries after w->last_seq on db; 0 when they hold together,
  * SPK_EVERIFY otherwise. *at_end tells whether the last entry was reached. */
-static int walk_from(sqlite3 *db, walk_t *w, int64_t max_rows, bool *at_end)
+static int walk_from(st_db_t *db, walk_t *w, int64_t max_rows, bool *at_end)
 {
-    sqlite3_stmt *s = NULL;
-    int rc = sqlite3_prepare_v2(
-        db, "SELECT " AUDIT_COLS " FROM audit WHERE seq > ?1 ORDER BY seq LIMIT ?2", -1, &s, NULL);
-    if (rc != SQLITE_OK) {
-        return st_err_db(db, rc, "audit walk");
+    st_stmt_t *s = NULL;
+    int rc = st_prep(db, ST_AUDIT_WALK,
+                     "SELECT " AUDIT_COLS " FROM audit WHERE seq > ?1 ORDER BY seq LIMIT ?2", &s);
+    if (rc == 0) {
+        rc = st_bind_i64(s, 1, w->last_seq);
     }
-    sqlite3_bind_int64(s, 1, w->last_seq);
-    sqlite3_bind_int64(s, 2, max_rows < 0 ? INT64_MAX : max_rows);
+    if (rc == 0) {
+        rc = st_bind_i64(s, 2, max_rows);
+    }
     bool good = true;
-    int step;
+    int step = rc;
     int64_t n = 0;
-    while ((step = sqlite3_step(s)) == SQLITE_ROW) {
+    while (rc == 0 && (step = st_step(s)) == ST_ROW) {
         n++;
         good = walk_row(s, w);
         if (!good) {
             break;
         }
     }
-    if (at_end != NULL) {
-        *at_end = max_rows < 0 || n < max_rows;
+    *at_end = n < max_rows;
+    if (rc == 0) {
+        rc = w->err != 0 ? w->err : (good ? st_failed(db, step, "audit walk") : 0);
     }
-    rc = w->err != 0 ? w->err
-                     : (good && step != SQLITE_DONE ? st_err_db(db, step, "audit walk") : 0);
-    sqlite3_finalize(s);
+    st_done(s);
     if (rc != 0) {
         return rc;
     }
     return good ? 0 : SPK_EVERIFY;
 }
 
+/* Walks every entry after w->last_seq, a page at a time. */
+static int walk_rest(st_db_t *db, walk_t *w)
+{
+    bool at_end = false;
+    int rc = 0;
+    while (rc == 0 && !at_end) {
+        rc = walk_from(db, w, WALK_PAGE, &at_end);
+    }
+    return rc;
+}
+
 /* Does the walked chain (or db) contain the anchor? Fills w on failure. */
-static int check_anchor(spk_store_t *st, sqlite3 *db, walk_t *w)
+static int check_anchor(spk_store_t *st, st_db_t *db, walk_t *w)
 {
     anchor_t a;
     int ar = anchor_read(st, &a);
@@ -760,19 +777,19 @@ static int check_anchor(spk_store_t *st, sqlite3 *db, walk_t *w)
 
 /* Walks from (w->last_seq, w->last_hash) in one read snapshot of db (the open transaction, if
  * there is one) and checks the anchor. */
-static int verify_snapshot(spk_store_t *st, sqlite3 *db, walk_t *w, bool with_anchor)
+static int verify_snapshot(spk_store_t *st, st_db_t *db, walk_t *w, bool with_anchor)
 {
-    bool own = sqlite3_get_autocommit(db) != 0;
-    int rc = own ? st_exec_db(db, "BEGIN") : 0;
+    bool own = !db->in_txn;
+    int rc = own ? st_db_begin(db, ST_TXN_SNAPSHOT) : 0;
     if (rc != 0) {
         return rc;
     }
-    rc = walk_from(db, w, -1, NULL);
+    rc = walk_rest(db, w);
     if (rc == 0 && with_anchor) {
         rc = check_anchor(st, db, w);
     }
     if (own) {
-        st_exec_db(db, "COMMIT");
+        st_db_rollback(db);
     }
     return rc;
 }
@@ -791,11 +808,11 @@ void st_walk_free(st_walk_t *w)
     free(w);
 }
 
-int st_walk_step(spk_store_t *st, st_walk_t *w, sqlite3 *db, int max_rows, bool *done,
+int st_walk_step(spk_store_t *st, st_walk_t *w, st_db_t *db, int max_rows, bool *done,
                  int64_t *bad_seq)
 {
     *done = false;
-    int rc = st_exec_db(db, "BEGIN");
+    int rc = st_db_begin(db, ST_TXN_SNAPSHOT);
     if (rc != 0) {
         return rc;
     }
@@ -805,7 +822,7 @@ int st_walk_step(spk_store_t *st, st_walk_t *w, sqlite3 *db, int max_rows, bool 
         rc = check_anchor(st, db, w);
         *done = true;
     }
-    st_exec_db(db, "COMMIT");
+    st_db_rollback(db);
     if (rc == SPK_EVERIFY) {
         *done = true;
         *bad_seq = w->bad_seq;
@@ -826,7 +843,7 @@ static void report(int rc, const walk_t *w, int64_t *bad_seq, char *why, size_t 
     }
 }
 
-int st_audit_walk_all(spk_store_t *st, sqlite3 *db, int64_t *bad_seq, char *why, size_t why_len)
+int st_audit_walk_all(spk_store_t *st, st_db_t *db, int64_t *bad_seq, char *why, size_t why_len)
 {
     walk_t w;
     memset(&w, 0, sizeof(w));
@@ -887,7 +904,7 @@ int st_audit_witness_line(int64_t seq, const uint8_t hash[32], int64_t ms, char 
 }
 
 /* Checks one witness line (any prefix before the tag, e.g. syslog's, is ignored). */
-static int witness_check_line(sqlite3 *db, const char *line, int64_t *seq_out, bool *ok)
+static int witness_check_line(st_db_t *db, const char *line, int64_t *seq_out, bool *ok)
 {
     const char *p = strstr(line, WITNESS_TAG " ");
     *ok = true;
@@ -987,11 +1004,11 @@ int spk_store_audit_reanchor(spk_store_t *st, spk_audit_rec_t *rec, int64_t *bad
 
 /* ---- reading ---- */
 
-static int audit_row(sqlite3_stmt *s, spk_audit_rec_t *r)
+static int audit_row(st_stmt_t *s, spk_audit_rec_t *r)
 {
     memset(r, 0, sizeof(*r));
-    r->seq = sqlite3_column_int64(s, 0);
-    r->ts_ms = sqlite3_column_int64(s, 1);
+    r->seq = st_col_i64(s, 0);
+    r->ts_ms = st_col_i64(s, 1);
     const st_out_t t[N_TEXT] = {
         ST_OUT(r->event),   ST_OUT(r->outcome),  ST_OUT(r->user),         ST_OUT(r->issuer),
         ST_OUT(r->name),    ST_OUT(r->role),     ST_OUT(r->on_behalf_of), ST_OUT(r->access_point),
@@ -1005,13 +1022,16 @@ static int audit_row(sqlite3_stmt *s, spk_audit_rec_t *r)
 typedef struct {
     spk_store_audit_cb cb;
     void *ud;
+    int64_t last_seq, rows;
 } each_t;
 
-static int each_row(sqlite3_stmt *s, void *ud)
+static int each_row(st_stmt_t *s, void *ud)
 {
     each_t *e = ud;
     spk_audit_rec_t r;
     int rc = audit_row(s, &r);
+    e->last_seq = r.seq;
+    e->rows++;
     return rc != 0 ? rc : e->cb(e->ud, &r);
 }
 
@@ -1021,33 +1041,42 @@ int spk_store_audit_each(spk_store_t *st, const spk_store_audit_filter_t *f, spk
     if (st == NULL || cb == NULL) {
         return SPK_EINVAL;
     }
-    /* One statement per index: by patient (practice as a filter), by practice, or all. */
-    sqlite3_stmt *s = NULL;
+    /* One statement per index: by patient (practice as a filter), by practice, or all; a page
+     * of entries at a time. */
     st_stmt_id_t id = ST_AUDIT_EACH;
-    const char *sql = "SELECT " AUDIT_COLS " FROM audit WHERE seq > ?1"
-                      " AND ?2 IS NULL AND ?3 IS NULL ORDER BY seq";
+    const char *sql = "SELECT " AUDIT_COLS " FROM audit WHERE seq > ?1 AND CAST(?2 AS TEXT) IS"
+                      " NULL AND CAST(?3 AS TEXT) IS NULL ORDER BY seq LIMIT ?4";
     if (f != NULL && f->patient != NULL) {
         id = ST_AUDIT_EACH_PATIENT;
         sql = "SELECT " AUDIT_COLS " FROM audit WHERE patient = ?2 AND seq > ?1"
-              " AND (?3 IS NULL OR practice = ?3) ORDER BY seq";
+              " AND (CAST(?3 AS TEXT) IS NULL OR practice = ?3) ORDER BY seq LIMIT ?4";
     } else if (f != NULL && f->practice != NULL) {
         id = ST_AUDIT_EACH_PRACTICE;
         sql = "SELECT " AUDIT_COLS " FROM audit WHERE practice = ?3 AND seq > ?1"
-              " AND ?2 IS NULL ORDER BY seq";
+              " AND CAST(?2 AS TEXT) IS NULL ORDER BY seq LIMIT ?4";
     }
-    int rc = st_acquire(st, id, sql, &s);
-    if (rc != 0) {
-        return rc;
+    each_t e = {cb, ud, f != NULL ? f->after : 0, WALK_PAGE};
+    int rc = 0;
+    while (rc == 0 && e.rows == WALK_PAGE) {
+        st_stmt_t *s = NULL;
+        rc = st_prep(st->db, id, sql, &s);
+        if (rc == 0) {
+            rc = st_bind_i64(s, 1, e.last_seq);
+        }
+        if (rc == 0) {
+            rc = st_bind_opt(s, 2, f != NULL ? f->patient : NULL);
+        }
+        if (rc == 0) {
+            rc = st_bind_opt(s, 3, f != NULL ? f->practice : NULL);
+        }
+        if (rc == 0) {
+            rc = st_bind_i64(s, 4, WALK_PAGE);
+        }
+        e.rows = 0;
+        if (rc == 0) {
+            rc = st_rows(s, each_row, &e, "audit each");
+        }
+        st_done(s);
     }
-    sqlite3_bind_int64(s, 1, f != NULL ? f->after : 0);
-    rc = st_bind_opt(s, 2, f != NULL ? f->patient : NULL);
-    if (rc == 0) {
-        rc = st_bind_opt(s, 3, f != NULL ? f->practice : NULL);
-    }
-    each_t e = {cb, ud};
-    if (rc == 0) {
-        rc = st_rows(st->db, s, each_row, &e, "audit each");
-    }
-    st_release(st, id, s);
     return rc;
 }

@@ -9,12 +9,12 @@
 
 #define FILE_COLS "id, conversation, size, uploader_iss, uploader, device, created_at"
 
-static int file_row(sqlite3_stmt *s, void *out)
+static int file_row(st_stmt_t *s, void *out)
 {
     spk_chat_file_rec_t *f = out;
     memset(f, 0, sizeof(*f));
-    f->size = sqlite3_column_int64(s, 2);
-    f->created_at = sqlite3_column_int64(s, 6);
+    f->size = st_col_i64(s, 2);
+    f->created_at = st_col_i64(s, 6);
     const st_out_t a[] = {ST_OUT(f->id), ST_OUT(f->conversation)};
     const st_out_t b[] = {ST_OUT(f->uploader_iss), ST_OUT(f->uploader), ST_OUT(f->device)};
     int rc = st_col_texts(s, 0, a, 2);
@@ -29,10 +29,13 @@ int spk_store_chat_file_insert(spk_store_t *st, const spk_chat_file_rec_t *f)
     const st_in_t t[] = {ST_IN(f->id), ST_IN(f->conversation), ST_IN(f->uploader_iss),
                          ST_IN(f->uploader), ST_IN(f->device)};
     const int64_t ints[] = {f->size, f->created_at};
-    return st_write_texts(st, ST_CHAT_FILE_INSERT,
-                          "INSERT INTO chat_files (id, conversation, uploader_iss, uploader,"
-                          " device, size, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                          t, 5, ints, 2, "file insert");
+    int64_t changed = 0;
+    int rc = st_write_texts(st, ST_CHAT_FILE_INSERT,
+                            "INSERT INTO chat_files (id, conversation, uploader_iss, uploader,"
+                            " device, size, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+                            " ON CONFLICT DO NOTHING",
+                            t, 5, ints, 2, &changed, "file insert");
+    return rc == 0 && changed == 0 ? SPK_EEXIST : rc;
 }
 
 int spk_store_chat_file_get(spk_store_t *st, const char *id, spk_chat_file_rec_t *out)
@@ -40,22 +43,22 @@ int spk_store_chat_file_get(spk_store_t *st, const char *id, spk_chat_file_rec_t
     if (st == NULL || id == NULL || out == NULL) {
         return SPK_EINVAL;
     }
-    sqlite3_stmt *s = NULL;
+    st_stmt_t *s = NULL;
     int rc =
-        st_acquire(st, ST_CHAT_FILE_GET, "SELECT " FILE_COLS " FROM chat_files WHERE id = ?1", &s);
+        st_prep(st->db, ST_CHAT_FILE_GET, "SELECT " FILE_COLS " FROM chat_files WHERE id = ?1", &s);
     if (rc == 0) {
         rc = st_bind_opt(s, 1, id);
     }
     if (rc == 0) {
-        rc = st_one(st->db, s, file_row, out, "file get");
+        rc = st_one(s, file_row, out, "file get");
     }
-    st_release(st, ST_CHAT_FILE_GET, s);
+    st_done(s);
     return rc;
 }
 
-static int sum_row(sqlite3_stmt *s, void *out)
+static int sum_row(st_stmt_t *s, void *out)
 {
-    *(int64_t *)out = sqlite3_column_int64(s, 0);
+    *(int64_t *)out = st_col_i64(s, 0);
     return 0;
 }
 
@@ -64,17 +67,18 @@ int spk_store_chat_file_bytes(spk_store_t *st, const char *conversation, int64_t
     if (st == NULL || conversation == NULL || out == NULL) {
         return SPK_EINVAL;
     }
-    sqlite3_stmt *s = NULL;
-    int rc =
-        st_acquire(st, ST_CHAT_FILE_BYTES,
-                   "SELECT coalesce(sum(size), 0) FROM chat_files WHERE conversation = ?1", &s);
+    st_stmt_t *s = NULL;
+    int rc = st_prep(st->db, ST_CHAT_FILE_BYTES,
+                     "SELECT CAST(coalesce(sum(size), 0) AS BIGINT) FROM chat_files"
+                     " WHERE conversation = ?1",
+                     &s);
     if (rc == 0) {
         rc = st_bind_opt(s, 1, conversation);
     }
     if (rc == 0) {
-        rc = st_one(st->db, s, sum_row, out, "file bytes");
+        rc = st_one(s, sum_row, out, "file bytes");
     }
-    st_release(st, ST_CHAT_FILE_BYTES, s);
+    st_done(s);
     return rc;
 }
 
@@ -83,7 +87,7 @@ typedef struct {
     void *ud;
 } file_each_t;
 
-static int expired_row(sqlite3_stmt *s, void *ud)
+static int expired_row(st_stmt_t *s, void *ud)
 {
     file_each_t *e = ud;
     char id[SPK_ID_LEN];
@@ -97,19 +101,23 @@ int spk_store_chat_file_each_expired(spk_store_t *st, int64_t now, int64_t limit
     if (st == NULL || cb == NULL || limit <= 0) {
         return SPK_EINVAL;
     }
-    sqlite3_stmt *s = NULL;
-    int rc = st_acquire(st, ST_CHAT_FILE_EXPIRED,
-                        "SELECT f.id FROM chat_files f JOIN chat_conversations c"
-                        " ON c.id = f.conversation WHERE f.created_at + c.retention_s <= ?1"
-                        " ORDER BY f.created_at LIMIT ?2",
-                        &s);
+    st_stmt_t *s = NULL;
+    int rc = st_prep(st->db, ST_CHAT_FILE_EXPIRED,
+                     "SELECT f.id FROM chat_files f JOIN chat_conversations c"
+                     " ON c.id = f.conversation WHERE f.created_at + c.retention_s <= ?1"
+                     " ORDER BY f.created_at LIMIT ?2",
+                     &s);
     if (rc == 0) {
-        sqlite3_bind_int64(s, 1, now);
-        sqlite3_bind_int64(s, 2, limit);
-        file_each_t e = {cb, ud};
-        rc = st_rows(st->db, s, expired_row, &e, "file expired");
+        rc = st_bind_i64(s, 1, now);
     }
-    st_release(st, ST_CHAT_FILE_EXPIRED, s);
+    if (rc == 0) {
+        rc = st_bind_i64(s, 2, limit);
+    }
+    file_each_t e = {cb, ud};
+    if (rc == 0) {
+        rc = st_rows(s, expired_row, &e, "file expired");
+    }
+    st_done(s);
     return rc;
 }
 
@@ -120,5 +128,5 @@ int spk_store_chat_file_delete(spk_store_t *st, const char *id)
     }
     const st_in_t t[] = {{id, SPK_ID_LEN}};
     return st_write_texts(st, ST_CHAT_FILE_DELETE, "DELETE FROM chat_files WHERE id = ?1", t, 1,
-                          NULL, 0, "file delete");
+                          NULL, 0, NULL, "file delete");
 }

@@ -7,15 +7,15 @@
 
 #define CONSULT_COLS "id, practice, gp, patient, title, created_by, state, created_at, ended_at"
 
-static int consult_row(sqlite3_stmt *s, void *out)
+static int consult_row(st_stmt_t *s, void *out)
 {
     spk_consult_rec_t *c = out;
     memset(c, 0, sizeof(*c));
     const st_out_t t[] = {ST_OUT(c->id),      ST_OUT(c->practice), ST_OUT(c->gp),
                           ST_OUT(c->patient), ST_OUT(c->title),    ST_OUT(c->created_by)};
-    c->state = sqlite3_column_int(s, 6) == SPK_CONSULT_ENDED ? SPK_CONSULT_ENDED : SPK_CONSULT_OPEN;
-    c->created_at = sqlite3_column_int64(s, 7);
-    c->ended_at = sqlite3_column_int64(s, 8);
+    c->state = st_col_i64(s, 6) == SPK_CONSULT_ENDED ? SPK_CONSULT_ENDED : SPK_CONSULT_OPEN;
+    c->created_at = st_col_i64(s, 7);
+    c->ended_at = st_col_i64(s, 8);
     return st_col_texts(s, 0, t, sizeof(t) / sizeof(t[0]));
 }
 
@@ -27,24 +27,28 @@ int spk_store_consult_insert(spk_store_t *st, const spk_consult_rec_t *c)
     if (c->state != SPK_CONSULT_OPEN && c->state != SPK_CONSULT_ENDED) {
         return SPK_EINVAL;
     }
-    sqlite3_stmt *s = NULL;
-    int rc = st_acquire(
-        st, ST_CONSULT_INSERT,
-        "INSERT INTO consults (" CONSULT_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)", &s);
+    st_stmt_t *s = NULL;
+    int rc = st_prep(st->db, ST_CONSULT_INSERT,
+                     "INSERT INTO consults (" CONSULT_COLS
+                     ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+                     " ON CONFLICT DO NOTHING",
+                     &s);
     if (rc != 0) {
         return rc;
     }
     const st_in_t t[] = {ST_IN(c->id),      ST_IN(c->practice), ST_IN(c->gp),
                          ST_IN(c->patient), ST_IN(c->title),    ST_IN(c->created_by)};
     rc = st_bind_texts(s, 1, t, sizeof(t) / sizeof(t[0]));
-    sqlite3_bind_int(s, 7, (int)c->state);
-    sqlite3_bind_int64(s, 8, c->created_at);
-    sqlite3_bind_int64(s, 9, c->ended_at);
+    const int64_t ints[] = {(int64_t)c->state, c->created_at, c->ended_at};
+    for (int i = 0; rc == 0 && i < 3; i++) {
+        rc = st_bind_i64(s, 7 + i, ints[i]);
+    }
     if (rc == 0) {
         rc = st_step_write(st, s, "consult insert");
     }
-    st_release(st, ST_CONSULT_INSERT, s);
-    return rc;
+    int64_t changed = st_changes(s);
+    st_done(s);
+    return rc == 0 && changed == 0 ? SPK_EEXIST : rc;
 }
 
 int spk_store_consult_get(spk_store_t *st, const char *id, spk_consult_rec_t *out)
@@ -52,16 +56,16 @@ int spk_store_consult_get(spk_store_t *st, const char *id, spk_consult_rec_t *ou
     if (st == NULL || id == NULL || out == NULL) {
         return SPK_EINVAL;
     }
-    sqlite3_stmt *s = NULL;
+    st_stmt_t *s = NULL;
     int rc =
-        st_acquire(st, ST_CONSULT_GET, "SELECT " CONSULT_COLS " FROM consults WHERE id = ?1", &s);
+        st_prep(st->db, ST_CONSULT_GET, "SELECT " CONSULT_COLS " FROM consults WHERE id = ?1", &s);
     if (rc == 0) {
         rc = st_bind_opt(s, 1, id);
     }
     if (rc == 0) {
-        rc = st_one(st->db, s, consult_row, out, "consult get");
+        rc = st_one(s, consult_row, out, "consult get");
     }
-    st_release(st, ST_CONSULT_GET, s);
+    st_done(s);
     return rc;
 }
 
@@ -70,20 +74,22 @@ int spk_store_consult_end(spk_store_t *st, const char *id, int64_t at)
     if (st == NULL || id == NULL) {
         return SPK_EINVAL;
     }
-    sqlite3_stmt *s = NULL;
+    st_stmt_t *s = NULL;
     int rc =
-        st_acquire(st, ST_CONSULT_END,
-                   "UPDATE consults SET state = 1, ended_at = ?2 WHERE id = ?1 AND state = 0", &s);
+        st_prep(st->db, ST_CONSULT_END,
+                "UPDATE consults SET state = 1, ended_at = ?2 WHERE id = ?1 AND state = 0", &s);
     if (rc != 0) {
         return rc;
     }
     rc = st_bind_opt(s, 1, id);
-    sqlite3_bind_int64(s, 2, at);
+    if (rc == 0) {
+        rc = st_bind_i64(s, 2, at);
+    }
     if (rc == 0) {
         rc = st_step_write(st, s, "consult end");
     }
-    int changed = sqlite3_changes(st->db);
-    st_release(st, ST_CONSULT_END, s);
+    int64_t changed = st_changes(s);
+    st_done(s);
     if (rc != 0 || changed > 0) {
         return rc;
     }
@@ -92,9 +98,9 @@ int spk_store_consult_end(spk_store_t *st, const char *id, int64_t at)
     return rc == 0 ? SPK_ECONSULTENDED : rc;
 }
 
-static int count_row(sqlite3_stmt *s, void *out)
+static int count_row(st_stmt_t *s, void *out)
 {
-    *(int64_t *)out = sqlite3_column_int64(s, 0);
+    *(int64_t *)out = st_col_i64(s, 0);
     return 0;
 }
 
@@ -104,13 +110,13 @@ int spk_store_consult_count_open(spk_store_t *st, int64_t *out)
         return SPK_EINVAL;
     }
     *out = 0;
-    sqlite3_stmt *s = NULL;
+    st_stmt_t *s = NULL;
     int rc =
-        st_acquire(st, ST_CONSULT_COUNT_OPEN, "SELECT count(*) FROM consults WHERE state = 0", &s);
+        st_prep(st->db, ST_CONSULT_COUNT_OPEN, "SELECT count(*) FROM consults WHERE state = 0", &s);
     if (rc == 0) {
-        rc = st_one(st->db, s, count_row, out, "consult count");
+        rc = st_one(s, count_row, out, "consult count");
     }
-    st_release(st, ST_CONSULT_COUNT_OPEN, s);
+    st_done(s);
     return rc;
 }
 
@@ -119,7 +125,7 @@ typedef struct {
     void *ud;
 } consult_each_t;
 
-static int consult_each_row(sqlite3_stmt *s, void *ud)
+static int consult_each_row(st_stmt_t *s, void *ud)
 {
     consult_each_t *e = ud;
     spk_consult_rec_t c;
@@ -133,19 +139,19 @@ int spk_store_consult_each_open(spk_store_t *st, const char *practice, spk_store
     if (st == NULL || cb == NULL) {
         return SPK_EINVAL;
     }
-    sqlite3_stmt *s = NULL;
-    int rc = st_acquire(st, ST_CONSULT_EACH_OPEN,
-                        "SELECT " CONSULT_COLS " FROM consults WHERE state = 0"
-                        " AND (?1 IS NULL OR practice = ?1) ORDER BY created_at, rowid",
-                        &s);
+    st_stmt_t *s = NULL;
+    int rc = st_prep(st->db, ST_CONSULT_EACH_OPEN,
+                     "SELECT " CONSULT_COLS " FROM consults WHERE state = 0"
+                     " AND (CAST(?1 AS TEXT) IS NULL OR practice = ?1) ORDER BY created_at, rowid",
+                     &s);
     if (rc == 0) {
         rc = st_bind_opt(s, 1, practice);
     }
     consult_each_t e = {cb, ud};
     if (rc == 0) {
-        rc = st_rows(st->db, s, consult_each_row, &e, "consult each");
+        rc = st_rows(s, consult_each_row, &e, "consult each");
     }
-    st_release(st, ST_CONSULT_EACH_OPEN, s);
+    st_done(s);
     return rc;
 }
 
@@ -153,18 +159,18 @@ int spk_store_consult_each_open(spk_store_t *st, const char *practice, spk_store
 
 #define PART_COLS "consult, id, sub, name, role, state, joined_at, updated_at, iss"
 
-static int part_row(sqlite3_stmt *s, void *out)
+static int part_row(st_stmt_t *s, void *out)
 {
     spk_participant_rec_t *p = out;
     memset(p, 0, sizeof(*p));
     const st_out_t t[] = {ST_OUT(p->consult), ST_OUT(p->id), ST_OUT(p->sub), ST_OUT(p->name)};
-    const unsigned char *role = sqlite3_column_text(s, 4);
-    p->role = role != NULL ? spk_role_parse((const char *)role) : SPK_ROLE_NONE;
-    int state = sqlite3_column_int(s, 5);
+    char role[32];
+    p->role = st_col_str(s, 4, role, sizeof(role)) == 0 ? spk_role_parse(role) : SPK_ROLE_NONE;
+    int state = (int)st_col_i64(s, 5);
     p->state = (state >= SPK_PART_LOBBY && state <= SPK_PART_LEFT) ? (spk_part_state_t)state
                                                                    : SPK_PART_LEFT;
-    p->joined_at = sqlite3_column_int64(s, 6);
-    p->updated_at = sqlite3_column_int64(s, 7);
+    p->joined_at = st_col_i64(s, 6);
+    p->updated_at = st_col_i64(s, 7);
     int rc = st_col_texts(s, 0, t, sizeof(t) / sizeof(t[0]));
     return rc != 0 ? rc : st_col_str(s, 8, p->iss, sizeof(p->iss));
 }
@@ -177,15 +183,15 @@ int spk_store_participant_put(spk_store_t *st, const spk_participant_rec_t *p)
     if (p->state < SPK_PART_LOBBY || p->state > SPK_PART_LEFT) {
         return SPK_EINVAL;
     }
-    sqlite3_stmt *s = NULL;
-    int rc = st_acquire(st, ST_PART_PUT,
-                        "INSERT INTO participants (" PART_COLS ")"
-                        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
-                        " ON CONFLICT (consult, id) DO UPDATE SET sub = excluded.sub,"
-                        " name = excluded.name, role = excluded.role,"
-                        " state = excluded.state, joined_at = excluded.joined_at,"
-                        " updated_at = excluded.updated_at, iss = excluded.iss",
-                        &s);
+    st_stmt_t *s = NULL;
+    int rc = st_prep(st->db, ST_PART_PUT,
+                     "INSERT INTO participants (" PART_COLS ")"
+                     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+                     " ON CONFLICT (consult, id) DO UPDATE SET sub = excluded.sub,"
+                     " name = excluded.name, role = excluded.role,"
+                     " state = excluded.state, joined_at = excluded.joined_at,"
+                     " updated_at = excluded.updated_at, iss = excluded.iss",
+                     &s);
     if (rc != 0) {
         return rc;
     }
@@ -198,13 +204,14 @@ int spk_store_participant_put(spk_store_t *st, const spk_participant_rec_t *p)
         const st_in_t iss = ST_IN(p->iss);
         rc = st_bind_texts(s, 9, &iss, 1);
     }
-    sqlite3_bind_int(s, 6, (int)p->state);
-    sqlite3_bind_int64(s, 7, p->joined_at);
-    sqlite3_bind_int64(s, 8, p->updated_at);
+    const int64_t ints[] = {(int64_t)p->state, p->joined_at, p->updated_at};
+    for (int i = 0; rc == 0 && i < 3; i++) {
+        rc = st_bind_i64(s, 6 + i, ints[i]);
+    }
     if (rc == 0) {
         rc = st_step_write(st, s, "participant put");
     }
-    st_release(st, ST_PART_PUT, s);
+    st_done(s);
     return rc;
 }
 
@@ -214,10 +221,9 @@ int spk_store_participant_get(spk_store_t *st, const char *consult, const char *
     if (st == NULL || consult == NULL || id == NULL || out == NULL) {
         return SPK_EINVAL;
     }
-    sqlite3_stmt *s = NULL;
-    int rc =
-        st_acquire(st, ST_PART_GET,
-                   "SELECT " PART_COLS " FROM participants WHERE consult = ?1 AND id = ?2", &s);
+    st_stmt_t *s = NULL;
+    int rc = st_prep(st->db, ST_PART_GET,
+                     "SELECT " PART_COLS " FROM participants WHERE consult = ?1 AND id = ?2", &s);
     if (rc == 0) {
         rc = st_bind_opt(s, 1, consult);
     }
@@ -225,9 +231,9 @@ int spk_store_participant_get(spk_store_t *st, const char *consult, const char *
         rc = st_bind_opt(s, 2, id);
     }
     if (rc == 0) {
-        rc = st_one(st->db, s, part_row, out, "participant get");
+        rc = st_one(s, part_row, out, "participant get");
     }
-    st_release(st, ST_PART_GET, s);
+    st_done(s);
     return rc;
 }
 
@@ -236,7 +242,7 @@ typedef struct {
     void *ud;
 } part_each_t;
 
-static int part_each_row(sqlite3_stmt *s, void *ud)
+static int part_each_row(st_stmt_t *s, void *ud)
 {
     part_each_t *e = ud;
     spk_participant_rec_t p;
@@ -250,18 +256,18 @@ int spk_store_participant_each(spk_store_t *st, const char *consult, spk_store_p
     if (st == NULL || consult == NULL || cb == NULL) {
         return SPK_EINVAL;
     }
-    sqlite3_stmt *s = NULL;
-    int rc = st_acquire(st, ST_PART_EACH,
-                        "SELECT " PART_COLS " FROM participants WHERE consult = ?1"
-                        " ORDER BY joined_at, rowid",
-                        &s);
+    st_stmt_t *s = NULL;
+    int rc = st_prep(st->db, ST_PART_EACH,
+                     "SELECT " PART_COLS " FROM participants WHERE consult = ?1"
+                     " ORDER BY joined_at, rowid",
+                     &s);
     if (rc == 0) {
         rc = st_bind_opt(s, 1, consult);
     }
     part_each_t e = {cb, ud};
     if (rc == 0) {
-        rc = st_rows(st->db, s, part_each_row, &e, "participant each");
+        rc = st_rows(s, part_each_row, &e, "participant each");
     }
-    st_release(st, ST_PART_EACH, s);
+    st_done(s);
     return rc;
 }

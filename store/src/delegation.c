@@ -9,16 +9,16 @@
     "id, practice, grantee, granted_by, created_at, valid_from, valid_until, revoked_at,"          \
     " grantee_iss"
 
-static int deleg_row(sqlite3_stmt *s, void *out)
+static int deleg_row(st_stmt_t *s, void *out)
 {
     spk_delegation_rec_t *d = out;
     memset(d, 0, sizeof(*d));
     const st_out_t t[] = {ST_OUT(d->id), ST_OUT(d->practice), ST_OUT(d->grantee),
                           ST_OUT(d->granted_by)};
-    d->created_at = sqlite3_column_int64(s, 4);
-    d->valid_from = sqlite3_column_int64(s, 5);
-    d->valid_until = sqlite3_column_int64(s, 6);
-    d->revoked_at = sqlite3_column_int64(s, 7);
+    d->created_at = st_col_i64(s, 4);
+    d->valid_from = st_col_i64(s, 5);
+    d->valid_until = st_col_i64(s, 6);
+    d->revoked_at = st_col_i64(s, 7);
     int rc = st_col_texts(s, 0, t, sizeof(t) / sizeof(t[0]));
     return rc != 0 ? rc : st_col_str(s, 8, d->grantee_iss, sizeof(d->grantee_iss));
 }
@@ -29,10 +29,12 @@ int spk_store_delegation_insert(spk_store_t *st, const spk_delegation_rec_t *d)
         d->grantee[0] == '\0') {
         return SPK_EINVAL;
     }
-    sqlite3_stmt *s = NULL;
-    int rc = st_acquire(
-        st, ST_DELEG_INSERT,
-        "INSERT INTO delegations (" DELEG_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)", &s);
+    st_stmt_t *s = NULL;
+    int rc = st_prep(st->db, ST_DELEG_INSERT,
+                     "INSERT INTO delegations (" DELEG_COLS
+                     ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+                     " ON CONFLICT DO NOTHING",
+                     &s);
     if (rc != 0) {
         return rc;
     }
@@ -42,15 +44,16 @@ int spk_store_delegation_insert(spk_store_t *st, const spk_delegation_rec_t *d)
     if (rc == 0) {
         rc = st_bind_texts(s, 9, &iss, 1);
     }
-    sqlite3_bind_int64(s, 5, d->created_at);
-    sqlite3_bind_int64(s, 6, d->valid_from);
-    sqlite3_bind_int64(s, 7, d->valid_until);
-    sqlite3_bind_int64(s, 8, d->revoked_at);
+    const int64_t ints[] = {d->created_at, d->valid_from, d->valid_until, d->revoked_at};
+    for (int i = 0; rc == 0 && i < 4; i++) {
+        rc = st_bind_i64(s, 5 + i, ints[i]);
+    }
     if (rc == 0) {
         rc = st_step_write(st, s, "delegation insert");
     }
-    st_release(st, ST_DELEG_INSERT, s);
-    return rc;
+    int64_t changed = st_changes(s);
+    st_done(s);
+    return rc == 0 && changed == 0 ? SPK_EEXIST : rc;
 }
 
 int spk_store_delegation_get(spk_store_t *st, const char *id, spk_delegation_rec_t *out)
@@ -58,16 +61,16 @@ int spk_store_delegation_get(spk_store_t *st, const char *id, spk_delegation_rec
     if (st == NULL || id == NULL || out == NULL) {
         return SPK_EINVAL;
     }
-    sqlite3_stmt *s = NULL;
+    st_stmt_t *s = NULL;
     int rc =
-        st_acquire(st, ST_DELEG_GET, "SELECT " DELEG_COLS " FROM delegations WHERE id = ?1", &s);
+        st_prep(st->db, ST_DELEG_GET, "SELECT " DELEG_COLS " FROM delegations WHERE id = ?1", &s);
     if (rc == 0) {
         rc = st_bind_opt(s, 1, id);
     }
     if (rc == 0) {
-        rc = st_one(st->db, s, deleg_row, out, "delegation get");
+        rc = st_one(s, deleg_row, out, "delegation get");
     }
-    st_release(st, ST_DELEG_GET, s);
+    st_done(s);
     return rc;
 }
 
@@ -76,20 +79,21 @@ int spk_store_delegation_revoke(spk_store_t *st, const char *id, int64_t at)
     if (st == NULL || id == NULL || at <= 0) {
         return SPK_EINVAL;
     }
-    sqlite3_stmt *s = NULL;
-    int rc =
-        st_acquire(st, ST_DELEG_REVOKE,
-                   "UPDATE delegations SET revoked_at = ?2 WHERE id = ?1 AND revoked_at = 0", &s);
+    st_stmt_t *s = NULL;
+    int rc = st_prep(st->db, ST_DELEG_REVOKE,
+                     "UPDATE delegations SET revoked_at = ?2 WHERE id = ?1 AND revoked_at = 0", &s);
     if (rc != 0) {
         return rc;
     }
     rc = st_bind_opt(s, 1, id);
-    sqlite3_bind_int64(s, 2, at);
+    if (rc == 0) {
+        rc = st_bind_i64(s, 2, at);
+    }
     if (rc == 0) {
         rc = st_step_write(st, s, "delegation revoke");
     }
-    int changed = sqlite3_changes(st->db);
-    st_release(st, ST_DELEG_REVOKE, s);
+    int64_t changed = st_changes(s);
+    st_done(s);
     if (rc != 0 || changed > 0) {
         return rc;
     }
@@ -104,13 +108,13 @@ int spk_store_delegation_find_active(spk_store_t *st, const char *practice, cons
     if (st == NULL || practice == NULL || grantee_iss == NULL || grantee == NULL || out == NULL) {
         return SPK_EINVAL;
     }
-    sqlite3_stmt *s = NULL;
-    int rc = st_acquire(st, ST_DELEG_ACTIVE,
-                        "SELECT " DELEG_COLS " FROM delegations"
-                        " WHERE practice = ?1 AND grantee = ?2 AND grantee_iss = ?4"
-                        " AND revoked_at = 0 AND valid_from <= ?3 AND valid_until > ?3"
-                        " ORDER BY valid_until DESC, rowid LIMIT 1",
-                        &s);
+    st_stmt_t *s = NULL;
+    int rc = st_prep(st->db, ST_DELEG_ACTIVE,
+                     "SELECT " DELEG_COLS " FROM delegations"
+                     " WHERE practice = ?1 AND grantee = ?2 AND grantee_iss = ?4"
+                     " AND revoked_at = 0 AND valid_from <= ?3 AND valid_until > ?3"
+                     " ORDER BY valid_until DESC, rowid LIMIT 1",
+                     &s);
     if (rc == 0) {
         rc = st_bind_opt(s, 1, practice);
     }
@@ -120,11 +124,13 @@ int spk_store_delegation_find_active(spk_store_t *st, const char *practice, cons
     if (rc == 0) {
         rc = st_bind_opt(s, 4, grantee_iss);
     }
-    sqlite3_bind_int64(s, 3, now);
     if (rc == 0) {
-        rc = st_one(st->db, s, deleg_row, out, "delegation active");
+        rc = st_bind_i64(s, 3, now);
     }
-    st_release(st, ST_DELEG_ACTIVE, s);
+    if (rc == 0) {
+        rc = st_one(s, deleg_row, out, "delegation active");
+    }
+    st_done(s);
     return rc;
 }
 
@@ -133,7 +139,7 @@ typedef struct {
     void *ud;
 } deleg_each_t;
 
-static int deleg_each_row(sqlite3_stmt *s, void *ud)
+static int deleg_each_row(st_stmt_t *s, void *ud)
 {
     deleg_each_t *e = ud;
     spk_delegation_rec_t d;
@@ -147,18 +153,19 @@ int spk_store_delegation_each(spk_store_t *st, const char *practice, spk_store_d
     if (st == NULL || cb == NULL) {
         return SPK_EINVAL;
     }
-    sqlite3_stmt *s = NULL;
-    int rc = st_acquire(st, ST_DELEG_EACH,
-                        "SELECT " DELEG_COLS " FROM delegations"
-                        " WHERE (?1 IS NULL OR practice = ?1) ORDER BY created_at, rowid",
-                        &s);
+    st_stmt_t *s = NULL;
+    int rc =
+        st_prep(st->db, ST_DELEG_EACH,
+                "SELECT " DELEG_COLS " FROM delegations"
+                " WHERE (CAST(?1 AS TEXT) IS NULL OR practice = ?1) ORDER BY created_at, rowid",
+                &s);
     if (rc == 0) {
         rc = st_bind_opt(s, 1, practice);
     }
     deleg_each_t e = {cb, ud};
     if (rc == 0) {
-        rc = st_rows(st->db, s, deleg_each_row, &e, "delegation each");
+        rc = st_rows(s, deleg_each_row, &e, "delegation each");
     }
-    st_release(st, ST_DELEG_EACH, s);
+    st_done(s);
     return rc;
 }

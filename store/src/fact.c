@@ -7,13 +7,13 @@
 
 #define FACT_COLS "consult, kind, subject, value, recorded_by, at, subject_iss"
 
-static int fact_row(sqlite3_stmt *s, void *out)
+static int fact_row(st_stmt_t *s, void *out)
 {
     spk_fact_rec_t *f = out;
     memset(f, 0, sizeof(*f));
     const st_out_t t[] = {ST_OUT(f->consult), ST_OUT(f->kind), ST_OUT(f->subject), ST_OUT(f->value),
                           ST_OUT(f->recorded_by)};
-    f->at = sqlite3_column_int64(s, 5);
+    f->at = st_col_i64(s, 5);
     int rc = st_col_texts(s, 0, t, sizeof(t) / sizeof(t[0]));
     return rc != 0 ? rc : st_col_str(s, 6, f->subject_iss, sizeof(f->subject_iss));
 }
@@ -23,13 +23,13 @@ int spk_store_fact_put(spk_store_t *st, const spk_fact_rec_t *f)
     if (st == NULL || f == NULL || f->consult[0] == '\0' || f->kind[0] == '\0') {
         return SPK_EINVAL;
     }
-    sqlite3_stmt *s = NULL;
-    int rc = st_acquire(st, ST_FACT_PUT,
-                        "INSERT INTO facts (" FACT_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
-                        " ON CONFLICT (consult, kind, subject_iss, subject) DO UPDATE SET"
-                        " value = excluded.value, recorded_by = excluded.recorded_by,"
-                        " at = excluded.at",
-                        &s);
+    st_stmt_t *s = NULL;
+    int rc = st_prep(st->db, ST_FACT_PUT,
+                     "INSERT INTO facts (" FACT_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+                     " ON CONFLICT (consult, kind, subject_iss, subject) DO UPDATE SET"
+                     " value = excluded.value, recorded_by = excluded.recorded_by,"
+                     " at = excluded.at",
+                     &s);
     if (rc != 0) {
         return rc;
     }
@@ -40,11 +40,13 @@ int spk_store_fact_put(spk_store_t *st, const spk_fact_rec_t *f)
     if (rc == 0) {
         rc = st_bind_texts(s, 7, &iss, 1);
     }
-    sqlite3_bind_int64(s, 6, f->at);
+    if (rc == 0) {
+        rc = st_bind_i64(s, 6, f->at);
+    }
     if (rc == 0) {
         rc = st_step_write(st, s, "fact put");
     }
-    st_release(st, ST_FACT_PUT, s);
+    st_done(s);
     return rc;
 }
 
@@ -54,11 +56,11 @@ int spk_store_fact_get(spk_store_t *st, const char *consult, const char *kind,
     if (st == NULL || consult == NULL || kind == NULL || subject == NULL || out == NULL) {
         return SPK_EINVAL;
     }
-    sqlite3_stmt *s = NULL;
-    int rc = st_acquire(st, ST_FACT_GET,
-                        "SELECT " FACT_COLS " FROM facts WHERE consult = ?1 AND kind = ?2"
-                        " AND subject_iss = ?4 AND subject = ?3",
-                        &s);
+    st_stmt_t *s = NULL;
+    int rc = st_prep(st->db, ST_FACT_GET,
+                     "SELECT " FACT_COLS " FROM facts WHERE consult = ?1 AND kind = ?2"
+                     " AND subject_iss = ?4 AND subject = ?3",
+                     &s);
     if (rc == 0) {
         rc = st_bind_opt(s, 1, consult);
     }
@@ -72,9 +74,9 @@ int spk_store_fact_get(spk_store_t *st, const char *consult, const char *kind,
         rc = st_bind_opt(s, 4, subject_iss != NULL ? subject_iss : "");
     }
     if (rc == 0) {
-        rc = st_one(st->db, s, fact_row, out, "fact get");
+        rc = st_one(s, fact_row, out, "fact get");
     }
-    st_release(st, ST_FACT_GET, s);
+    st_done(s);
     return rc;
 }
 
@@ -83,7 +85,7 @@ typedef struct {
     void *ud;
 } fact_each_t;
 
-static int fact_each_row(sqlite3_stmt *s, void *ud)
+static int fact_each_row(st_stmt_t *s, void *ud)
 {
     fact_each_t *e = ud;
     spk_fact_rec_t f;
@@ -96,18 +98,18 @@ int spk_store_fact_each(spk_store_t *st, const char *consult, spk_store_fact_cb 
     if (st == NULL || consult == NULL || cb == NULL) {
         return SPK_EINVAL;
     }
-    sqlite3_stmt *s = NULL;
-    int rc = st_acquire(st, ST_FACT_EACH,
-                        "SELECT " FACT_COLS " FROM facts WHERE consult = ?1"
-                        " ORDER BY at, kind, subject",
-                        &s);
+    st_stmt_t *s = NULL;
+    int rc = st_prep(st->db, ST_FACT_EACH,
+                     "SELECT " FACT_COLS " FROM facts WHERE consult = ?1"
+                     " ORDER BY at, kind, subject",
+                     &s);
     if (rc == 0) {
         rc = st_bind_opt(s, 1, consult);
     }
     fact_each_t e = {cb, ud};
     if (rc == 0) {
-        rc = st_rows(st->db, s, fact_each_row, &e, "fact each");
+        rc = st_rows(s, fact_each_row, &e, "fact each");
     }
-    st_release(st, ST_FACT_EACH, s);
+    st_done(s);
     return rc;
 }

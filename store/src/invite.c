@@ -27,7 +27,7 @@ static void invite_id(const uint8_t hash[32], char id[SPK_INVITE_ID_LEN])
     spk_hex_encode(id, hash, 8);
 }
 
-static int invite_row(sqlite3_stmt *s, void *out)
+static int invite_row(st_stmt_t *s, void *out)
 {
     spk_invite_rec_t *inv = out;
     memset(inv, 0, sizeof(*inv));
@@ -35,10 +35,10 @@ static int invite_row(sqlite3_stmt *s, void *out)
         return SPK_ERANGE;
     }
     const st_out_t t[] = {ST_OUT(inv->consult), ST_OUT(inv->created_by)};
-    inv->created_at = sqlite3_column_int64(s, 3);
-    inv->expires_at = sqlite3_column_int64(s, 4);
-    inv->used_at = sqlite3_column_int64(s, 5);
-    inv->revoked_at = sqlite3_column_int64(s, 8);
+    inv->created_at = st_col_i64(s, 3);
+    inv->expires_at = st_col_i64(s, 4);
+    inv->used_at = st_col_i64(s, 5);
+    inv->revoked_at = st_col_i64(s, 8);
     int rc = st_col_texts(s, 1, t, sizeof(t) / sizeof(t[0]));
     if (rc == 0) {
         rc = st_col_str(s, 6, inv->used_by, sizeof(inv->used_by));
@@ -54,10 +54,12 @@ int spk_store_invite_insert(spk_store_t *st, const spk_invite_rec_t *inv)
     if (st == NULL || inv == NULL || inv->consult[0] == '\0') {
         return SPK_EINVAL;
     }
-    sqlite3_stmt *s = NULL;
-    int rc = st_acquire(
-        st, ST_INVITE_INSERT,
-        "INSERT INTO invites (" INVITE_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)", &s);
+    st_stmt_t *s = NULL;
+    int rc =
+        st_prep(st->db, ST_INVITE_INSERT,
+                "INSERT INTO invites (" INVITE_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+                " ON CONFLICT DO NOTHING",
+                &s);
     if (rc != 0) {
         return rc;
     }
@@ -72,15 +74,19 @@ int spk_store_invite_insert(spk_store_t *st, const spk_invite_rec_t *inv)
     if (rc == 0) {
         rc = st_bind_texts(s, 7, t2, 2);
     }
-    sqlite3_bind_int64(s, 4, inv->created_at);
-    sqlite3_bind_int64(s, 5, inv->expires_at);
-    sqlite3_bind_int64(s, 6, inv->used_at);
-    sqlite3_bind_int64(s, 9, inv->revoked_at);
+    const int64_t ints[] = {inv->created_at, inv->expires_at, inv->used_at};
+    for (int i = 0; rc == 0 && i < 3; i++) {
+        rc = st_bind_i64(s, 4 + i, ints[i]);
+    }
+    if (rc == 0) {
+        rc = st_bind_i64(s, 9, inv->revoked_at);
+    }
     if (rc == 0) {
         rc = st_step_write(st, s, "invite insert");
     }
-    st_release(st, ST_INVITE_INSERT, s);
-    return rc;
+    int64_t changed = st_changes(s);
+    st_done(s);
+    return rc == 0 && changed == 0 ? SPK_EEXIST : rc;
 }
 
 int spk_store_invite_create(spk_store_t *st, const char *consult, const char *created_by,
@@ -142,29 +148,28 @@ static int invite_state_err(const spk_invite_rec_t *inv, int64_t now)
 
 static int invite_get(spk_store_t *st, const uint8_t code_hash[32], spk_invite_rec_t *out)
 {
-    sqlite3_stmt *s = NULL;
-    int rc = st_acquire(st, ST_INVITE_GET,
-                        "SELECT " INVITE_COLS " FROM invites WHERE code_hash = ?1", &s);
+    st_stmt_t *s = NULL;
+    int rc = st_prep(st->db, ST_INVITE_GET,
+                     "SELECT " INVITE_COLS " FROM invites WHERE code_hash = ?1", &s);
     if (rc == 0) {
         rc = st_bind_blob32(s, 1, code_hash);
     }
     if (rc == 0) {
-        rc = st_one(st->db, s, invite_row, out, "invite get");
+        rc = st_one(s, invite_row, out, "invite get");
     }
-    st_release(st, ST_INVITE_GET, s);
+    st_done(s);
     return rc;
 }
 
 /* Steps an UPDATE ... RETURNING of at most one invite to completion and releases it: 0 with
  * *out (may be NULL) filled when a row changed, SPK_ENOTFOUND when none did. */
-static int update_one(spk_store_t *st, st_stmt_id_t id, sqlite3_stmt *s, spk_invite_rec_t *out,
-                      const char *what)
+static int update_one(spk_store_t *st, st_stmt_t *s, spk_invite_rec_t *out, const char *what)
 {
     spk_invite_rec_t inv;
-    int rc = st_one(st->db, s, invite_row, &inv, what);
-    while (rc == 0 && sqlite3_step(s) == SQLITE_ROW) {
+    int rc = st_one(s, invite_row, &inv, what);
+    while (rc == 0 && st_step(s) == ST_ROW) {
     }
-    st_release(st, id, s);
+    st_done(s);
     if (rc == 0) {
         st_wrote(st);
         if (out != NULL) {
@@ -183,25 +188,27 @@ int spk_store_invite_use(spk_store_t *st, const uint8_t code_hash[32], int64_t n
     if (!st_fits(participant_id, SPK_ID_LEN)) {
         return SPK_ERANGE;
     }
-    sqlite3_stmt *s = NULL;
-    int rc = st_acquire(st, ST_INVITE_USE,
-                        "UPDATE invites SET used_at = ?2, used_by = ?3"
-                        " WHERE code_hash = ?1 AND used_at = 0 AND revoked_at = 0"
-                        " AND expires_at > ?2 RETURNING " INVITE_COLS,
-                        &s);
+    st_stmt_t *s = NULL;
+    int rc = st_prep(st->db, ST_INVITE_USE,
+                     "UPDATE invites SET used_at = ?2, used_by = ?3"
+                     " WHERE code_hash = ?1 AND used_at = 0 AND revoked_at = 0"
+                     " AND expires_at > ?2 RETURNING " INVITE_COLS,
+                     &s);
     if (rc != 0) {
         return rc;
     }
     rc = st_bind_blob32(s, 1, code_hash);
-    sqlite3_bind_int64(s, 2, now);
+    if (rc == 0) {
+        rc = st_bind_i64(s, 2, now);
+    }
     if (rc == 0) {
         rc = st_bind_opt(s, 3, participant_id);
     }
     if (rc != 0) {
-        st_release(st, ST_INVITE_USE, s);
+        st_done(s);
         return rc;
     }
-    rc = update_one(st, ST_INVITE_USE, s, out, "invite use");
+    rc = update_one(st, s, out, "invite use");
     if (rc != SPK_ENOTFOUND) {
         return rc;
     }
@@ -219,11 +226,11 @@ int spk_store_invite_revoke(spk_store_t *st, const char *consult, const char *id
     if (st == NULL || consult == NULL || id == NULL || at <= 0) {
         return SPK_EINVAL;
     }
-    sqlite3_stmt *s = NULL;
-    int rc = st_acquire(st, ST_INVITE_REVOKE,
-                        "UPDATE invites SET revoked_at = ?3 WHERE id = ?1 AND consult = ?2"
-                        " AND used_at = 0 AND revoked_at = 0 RETURNING " INVITE_COLS,
-                        &s);
+    st_stmt_t *s = NULL;
+    int rc = st_prep(st->db, ST_INVITE_REVOKE,
+                     "UPDATE invites SET revoked_at = ?3 WHERE id = ?1 AND consult = ?2"
+                     " AND used_at = 0 AND revoked_at = 0 RETURNING " INVITE_COLS,
+                     &s);
     if (rc != 0) {
         return rc;
     }
@@ -231,22 +238,25 @@ int spk_store_invite_revoke(spk_store_t *st, const char *consult, const char *id
     if (rc == 0) {
         rc = st_bind_opt(s, 2, consult);
     }
-    sqlite3_bind_int64(s, 3, at);
+    if (rc == 0) {
+        rc = st_bind_i64(s, 3, at);
+    }
     if (rc != 0) {
-        st_release(st, ST_INVITE_REVOKE, s);
+        st_done(s);
         return rc;
     }
-    rc = update_one(st, ST_INVITE_REVOKE, s, out, "invite revoke");
+    rc = update_one(st, s, out, "invite revoke");
     if (rc != SPK_ENOTFOUND) {
         return rc;
     }
     spk_invite_rec_t inv;
     /* Unknown, another consult's, or no longer revocable. */
-    sqlite3_stmt *g = NULL;
-    rc = st_acquire(st, ST_INVITE_EACH,
-                    "SELECT " INVITE_COLS " FROM invites WHERE consult = ?1 AND (?2 IS NULL OR"
-                    " id = ?2) ORDER BY created_at, rowid",
-                    &g);
+    st_stmt_t *g = NULL;
+    rc = st_prep(st->db, ST_INVITE_EACH,
+                 "SELECT " INVITE_COLS
+                 " FROM invites WHERE consult = ?1 AND (CAST(?2 AS TEXT) IS NULL OR"
+                 " id = ?2) ORDER BY created_at, rowid",
+                 &g);
     if (rc == 0) {
         rc = st_bind_opt(g, 1, consult);
     }
@@ -254,9 +264,9 @@ int spk_store_invite_revoke(spk_store_t *st, const char *consult, const char *id
         rc = st_bind_opt(g, 2, id);
     }
     if (rc == 0) {
-        rc = st_one(st->db, g, invite_row, &inv, "invite get");
+        rc = st_one(g, invite_row, &inv, "invite get");
     }
-    st_release(st, ST_INVITE_EACH, g);
+    st_done(g);
     return rc != 0 ? rc : invite_state_err(&inv, 0);
 }
 
@@ -265,7 +275,7 @@ typedef struct {
     void *ud;
 } invite_each_t;
 
-static int invite_each_row(sqlite3_stmt *s, void *ud)
+static int invite_each_row(st_stmt_t *s, void *ud)
 {
     invite_each_t *e = ud;
     spk_invite_rec_t inv;
@@ -278,11 +288,12 @@ int spk_store_invite_each(spk_store_t *st, const char *consult, spk_store_invite
     if (st == NULL || consult == NULL || cb == NULL) {
         return SPK_EINVAL;
     }
-    sqlite3_stmt *s = NULL;
-    int rc = st_acquire(st, ST_INVITE_EACH,
-                        "SELECT " INVITE_COLS " FROM invites WHERE consult = ?1 AND (?2 IS NULL OR"
-                        " id = ?2) ORDER BY created_at, rowid",
-                        &s);
+    st_stmt_t *s = NULL;
+    int rc = st_prep(st->db, ST_INVITE_EACH,
+                     "SELECT " INVITE_COLS
+                     " FROM invites WHERE consult = ?1 AND (CAST(?2 AS TEXT) IS NULL OR"
+                     " id = ?2) ORDER BY created_at, rowid",
+                     &s);
     if (rc == 0) {
         rc = st_bind_opt(s, 1, consult);
     }
@@ -291,8 +302,8 @@ int spk_store_invite_each(spk_store_t *st, const char *consult, spk_store_invite
     }
     invite_each_t e = {cb, ud};
     if (rc == 0) {
-        rc = st_rows(st->db, s, invite_each_row, &e, "invite each");
+        rc = st_rows(s, invite_each_row, &e, "invite each");
     }
-    st_release(st, ST_INVITE_EACH, s);
+    st_done(s);
     return rc;
 }

@@ -1,6 +1,6 @@
-/* The SQLite schema and its migrations. PRAGMA user_version holds the schema version; a store
- * of an older version is migrated in one transaction when it is opened, and a store of a newer
- * version than this build knows is refused. */
+/* The SQLite schema and its migrations (schema_pg.c has PostgreSQL's). PRAGMA user_version holds
+ * the schema version; a store of an older version is migrated in one transaction when it is
+ * opened, and a store of a newer version than this build knows is refused. */
 #include "store_priv.h"
 
 #include <stdio.h>
@@ -123,35 +123,41 @@ static const char *const migrate_2_3 =
     " created_at INTEGER NOT NULL);"
     "CREATE INDEX chat_files_conv ON chat_files(conversation, created_at);";
 
+static int int_row(st_stmt_t *s, void *out)
+{
+    *(int64_t *)out = st_col_i64(s, 0);
+    return 0;
+}
+
 static int user_version(spk_store_t *st, int *out)
 {
-    sqlite3_stmt *s = NULL;
-    int rc = sqlite3_prepare_v2(st->db, "PRAGMA user_version", -1, &s, NULL);
-    if (rc != SQLITE_OK) {
-        return st_err(st, rc, "user_version");
+    st_stmt_t *s = NULL;
+    int64_t v = 0;
+    int rc = st_prep(st->db, ST_SCHEMA_VERSION, "PRAGMA user_version", &s);
+    if (rc == 0) {
+        rc = st_one(s, int_row, &v, "user_version");
     }
-    rc = sqlite3_step(s);
-    *out = rc == SQLITE_ROW ? sqlite3_column_int(s, 0) : 0;
-    rc = rc == SQLITE_ROW ? 0 : st_err(st, rc, "user_version");
-    sqlite3_finalize(s);
+    st_done(s);
+    *out = (int)v;
     return rc;
 }
 
 static bool has_tables(spk_store_t *st)
 {
-    sqlite3_stmt *s = NULL;
-    bool found = false;
-    if (sqlite3_prepare_v2(st->db, "SELECT 1 FROM sqlite_master WHERE name = 'consults'", -1, &s,
-                           NULL) == SQLITE_OK) {
-        found = sqlite3_step(s) == SQLITE_ROW;
+    st_stmt_t *s = NULL;
+    int64_t one = 0;
+    int rc = st_prep(st->db, ST_SCHEMA_TABLES,
+                     "SELECT 1 FROM sqlite_master WHERE name = 'consults'", &s);
+    if (rc == 0) {
+        rc = st_one(s, int_row, &one, "schema tables");
     }
-    sqlite3_finalize(s);
-    return found;
+    st_done(s);
+    return rc == 0 && one == 1;
 }
 
-int st_schema_apply(spk_store_t *st)
+int st_schema_sqlite(spk_store_t *st)
 {
-    int rc = st_exec(st, "BEGIN IMMEDIATE");
+    int rc = st_db_begin(st->db, ST_TXN_WRITE);
     if (rc != 0) {
         return rc;
     }
@@ -168,32 +174,33 @@ int st_schema_apply(spk_store_t *st)
     const int orig = v;
     /* A new store starts at version 2; every store then takes the steps it lacks. */
     if (rc == 0 && v == 0) {
-        rc = st_exec(st, schema_v2);
+        rc = st_db_exec(st->db, schema_v2);
         v = 2;
     }
     if (rc == 0 && v == 1) {
         spk_info(0, "store: migrating schema 1 -> 2");
-        rc = st_exec(st, migrate_1_2);
+        rc = st_db_exec(st->db, migrate_1_2);
         v = 2;
     }
     if (rc == 0 && v == 2) {
         if (orig != 0) {
             spk_info(0, "store: migrating schema 2 -> 3");
         }
-        rc = st_exec(st, migrate_2_3);
+        rc = st_db_exec(st->db, migrate_2_3);
         v = 3;
     }
     if (rc == 0) {
-        rc = st_exec(st, guards);
+        rc = st_db_exec(st->db, guards);
     }
     if (rc == 0 && orig != SCHEMA_VERSION) {
         char sql[64];
         snprintf(sql, sizeof(sql), "PRAGMA user_version=%d", SCHEMA_VERSION);
-        rc = st_exec(st, sql);
+        rc = st_db_exec(st->db, sql);
     }
     if (rc == 0) {
-        return st_exec(st, "COMMIT");
+        return st_db_commit(st->db);
     }
-    st_exec(st, "ROLLBACK");
+    st_failed(st->db, rc, "schema");
+    st_db_rollback(st->db);
     return rc;
 }

@@ -1,14 +1,16 @@
 /* The store's sync thread: group commit, audit anchoring, the external witness and the periodic
- * full walk of the audit chain, all off the control thread.
+ * full walk of the audit chain, all off the control thread, on a connection of its own.
  *
- * With the thread running, the control thread's connection commits with synchronous=NORMAL:
- * a commit appends its frames to the WAL with write() and returns. The thread flushes the WAL
- * file with one fdatasync for every commit made since the previous flush (it opens the WAL file
- * itself; fsync on any descriptor of a file flushes that file), then publishes the newest
+ * With the thread running, the control thread's connection commits asynchronously (SQLite:
+ * synchronous=NORMAL, a commit appends its frames to the WAL with write() and returns;
+ * PostgreSQL: synchronous_commit off, a commit returns once its record is in the WAL buffers).
+ * The thread makes every commit made since the previous flush durable at once (the backend's
+ * flush: one fdatasync of the WAL file, or one small commit with synchronous_commit on that
+ * PostgreSQL only acknowledges after flushing the WAL up to it), then publishes the newest
  * ticket it covered (spk_store_durable) and calls durable_cb. Only then does it move the audit
  * head anchor, to the head it read before the flush (so the anchor never names an entry that
- * is not on disk), and write the witness line. Checkpoints run here too, on the thread's own
- * connection (the control thread's connection has automatic checkpoints off).
+ * is not on disk), and write the witness line. SQLite's checkpoints run here too (the control
+ * thread's connection has automatic checkpoints off).
  *
  * Shared state: last_ticket, durable, anchor_bad, full_failed are atomics; kicked and stop are
  * under mu. */
@@ -21,7 +23,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <syslog.h>
 #include <time.h>
 #include <unistd.h>
@@ -30,8 +31,7 @@
 #include "spk/log.h"
 #include "spk/util.h"
 
-#define CHECKPOINT_BYTES (4 * 1024 * 1024) /* checkpoint once the WAL is this large */
-#define WALK_ROWS 2000                     /* full-walk step between flushes */
+#define WALK_ROWS 2000 /* full-walk step between flushes */
 #define IDLE_WAKE_MS 1000
 
 struct st_sync {
@@ -43,10 +43,7 @@ struct st_sync {
     bool failed;
     spk_store_sync_opts_t opts;
     char witness[ST_PATH_MAX];
-    char wal_path[ST_PATH_MAX + 8];
-    sqlite3 *db;
-    int wal_fd;
-    ino_t wal_ino;
+    st_db_t *db;
     uint64_t flushed;
     int64_t head_seq; /* newest audit entry known to be on disk */
     uint8_t head_hash[32];
@@ -70,29 +67,6 @@ void st_sync_kick(spk_store_t *st)
     y->kicked = true;
     pthread_cond_signal(&y->cv);
     pthread_mutex_unlock(&y->mu);
-}
-
-/* Opens the WAL file, again whenever SQLite has replaced it (another inode at the path). */
-static int wal_open(st_sync_t *y)
-{
-    struct stat sb;
-    if (stat(y->wal_path, &sb) != 0) {
-        spk_error(0, "store: cannot stat %s: %s", y->wal_path, strerror(errno));
-        return SPK_EIO;
-    }
-    if (y->wal_fd >= 0 && sb.st_ino == y->wal_ino) {
-        return 0;
-    }
-    if (y->wal_fd >= 0) {
-        close(y->wal_fd);
-    }
-    y->wal_fd = open(y->wal_path, O_RDONLY | O_CLOEXEC);
-    if (y->wal_fd < 0) {
-        spk_error(0, "store: cannot open %s: %s", y->wal_path, strerror(errno));
-        return SPK_EIO;
-    }
-    y->wal_ino = sb.st_ino;
-    return 0;
 }
 
 static void witness_write(st_sync_t *y)
@@ -131,18 +105,6 @@ static void witness_write(st_sync_t *y)
     y->witness_ms = now;
 }
 
-static void checkpoint_if_large(st_sync_t *y)
-{
-    struct stat sb;
-    if (y->wal_fd >= 0 && fstat(y->wal_fd, &sb) == 0 && sb.st_size > CHECKPOINT_BYTES) {
-        int log = 0, done = 0;
-        int rc = sqlite3_wal_checkpoint_v2(y->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &done);
-        if (rc != SQLITE_OK && rc != SQLITE_BUSY) {
-            spk_warn(0, "store: checkpoint failed: %s", sqlite3_errmsg(y->db));
-        }
-    }
-}
-
 /* Flushes every commit up to ticket t, then anchors and witnesses. */
 static void flush(st_sync_t *y, uint64_t t)
 {
@@ -155,11 +117,10 @@ static void flush(st_sync_t *y, uint64_t t)
     uint8_t hash[32];
     int rc = st_audit_head(y->db, &seq, hash); /* read before the flush: covered by it */
     if (rc == 0) {
-        rc = wal_open(y);
-    }
-    if (rc == 0 && fdatasync(y->wal_fd) != 0) {
-        spk_error(0, "store: flushing %s failed: %s", y->wal_path, strerror(errno));
-        rc = SPK_EIO;
+        rc = y->db->be->flush(y->db);
+        if (rc != 0) {
+            spk_error(0, "store: flush failed: %s", st_db_errmsg(y->db));
+        }
     }
     if (rc != 0) {
         /* After a failed flush the page cache may have dropped the data: nothing committed
@@ -182,7 +143,9 @@ static void flush(st_sync_t *y, uint64_t t)
             spk_error(0, "audit: could not move the head anchor to seq %" PRId64, seq);
         }
     }
-    checkpoint_if_large(y);
+    if (y->db->be->maintain != NULL) {
+        y->db->be->maintain(y->db);
+    }
 }
 
 /* One step of the periodic full walk of the chain. */
@@ -249,10 +212,7 @@ static void sync_free(st_sync_t *y)
 {
     st_walk_free(y->walk);
     if (y->db != NULL) {
-        sqlite3_close_v2(y->db);
-    }
-    if (y->wal_fd >= 0) {
-        close(y->wal_fd);
+        y->db->be->close(y->db);
     }
     if (y->witness_fd >= 0) {
         close(y->witness_fd);
@@ -276,29 +236,21 @@ int spk_store_sync_start(spk_store_t *st, const spk_store_sync_opts_t *opts)
     }
     y->st = st;
     y->opts = *opts;
-    y->wal_fd = -1;
     y->witness_fd = -1;
     snprintf(y->witness, sizeof(y->witness), "%s", opts->witness != NULL ? opts->witness : "");
     y->opts.witness = y->witness;
     if (y->opts.witness_interval_ms <= 0) {
         y->opts.witness_interval_ms = 1000;
     }
-    snprintf(y->wal_path, sizeof(y->wal_path), "%s-wal", st->db_path);
     pthread_mutex_init(&y->mu, NULL);
     pthread_cond_init(&y->cv, NULL);
-    int rc = st_open_db(st->db_path, &y->db);
-    if (rc == 0) {
-        rc = st_exec_db(y->db, "PRAGMA synchronous=NORMAL");
-    }
+    int rc = st_db_open_same(st, &y->db);
     if (rc == 0) {
         rc = st_audit_head(y->db, &y->head_seq, y->head_hash);
     }
     /* From now on commits return before they are flushed; this thread flushes them. */
     if (rc == 0) {
-        rc = st_exec(st, "PRAGMA synchronous=NORMAL");
-    }
-    if (rc == 0) {
-        rc = st_exec(st, "PRAGMA wal_autocheckpoint=0");
+        rc = st->db->be->async_commit(st->db, true);
     }
     y->flushed = atomic_load(&st->last_ticket);
     y->next_walk_ms = 0; /* first full walk right away */
@@ -310,7 +262,7 @@ int spk_store_sync_start(spk_store_t *st, const spk_store_sync_opts_t *opts)
         }
     }
     if (rc != 0) {
-        st_exec(st, "PRAGMA synchronous=FULL");
+        st->db->be->async_commit(st->db, false);
         sync_free(y);
     }
     return rc;
@@ -331,6 +283,6 @@ void spk_store_sync_stop(spk_store_t *st)
     pthread_mutex_unlock(&y->mu);
     pthread_join(y->thread, NULL); /* the last pass flushes and anchors */
     st->sync = NULL;
-    st_exec(st, "PRAGMA synchronous=FULL");
+    st->db->be->async_commit(st->db, false);
     sync_free(y);
 }

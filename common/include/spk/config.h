@@ -13,6 +13,8 @@ typedef struct {
     char listen_host[64]; /* "127.0.0.1" */
     int listen_port;      /* 8480 */
     char data_dir[512];   /* "./data" */
+    char store[1024];     /* "" = SQLite in data_dir; else a PostgreSQL libpq connection string
+                           * ("postgresql://user@host/db"); the data directory keeps the keys */
     char web_root[512];   /* directory of the web client; "" = built-in default path */
     char public_url[256]; /* base of links handed out; default http://<listen> */
     char tls_cert[512];   /* PEM; TLS (HTTPS/WSS) is on when both are set */

@@ -1,16 +1,26 @@
 /* Persistence behind one interface. Embedded default: SQLite in WAL mode in the data directory
- * (file "spreekkamer.db"). Every call runs on the caller's thread (the control thread in spreekd).
+ * (file "spreekkamer.db"). Beyond one machine: PostgreSQL (spk_store_open_db with a libpq
+ * connection string), shared by every node; the audit key, head anchor and lock stay in the
+ * data directory either way (docs/architecture.md "State"). Every call runs on the caller's
+ * thread (the control thread in spreekd); on PostgreSQL each statement is one round trip to the
+ * server, which the control thread waits for.
  *
  * Transactions and durability. Each write function is a transaction of its own unless the
  * caller has opened one with spk_store_begin: then every write and audit append up to
  * spk_store_commit commits together or not at all (spk_store_rollback). Without a sync thread
- * a commit is durable when it returns (synchronous=FULL). With spk_store_sync_start (spreekd)
- * commits are written to the WAL but not flushed when they return: the store's sync thread
- * flushes every commit since the last flush with one fsync (group commit), then moves the audit
- * head anchor, and reports it; the caller holds back whatever acknowledges a commit until
- * spk_store_durable() reaches that commit's ticket. A process crash (kill -9) loses nothing
- * committed (the data is in the WAL); a power failure loses at most what was not yet
- * acknowledged.
+ * a commit is durable when it returns (SQLite synchronous=FULL, PostgreSQL synchronous_commit
+ * on). With spk_store_sync_start (spreekd) commits are written but not flushed when they
+ * return (the SQLite WAL with write(); PostgreSQL's WAL buffers with synchronous_commit off):
+ * the store's sync thread makes every commit since the last flush durable at once (one fsync
+ * of the WAL file; on PostgreSQL one small commit with synchronous_commit on, which flushes
+ * the WAL up to it), then moves the audit head anchor, and reports it; the caller holds back
+ * whatever acknowledges a commit until spk_store_durable() reaches that commit's ticket. A
+ * process crash (kill -9) of the caller loses nothing committed; a power failure (or, on
+ * PostgreSQL, a crash of the database server) loses at most what was not yet acknowledged.
+ *
+ * Several processes may use one store at once (spreekd and spreekctl on SQLite; any number of
+ * spreekd nodes on PostgreSQL): invite redemption, the audit chain and the one Commit per MLS
+ * epoch hold across them (see those functions).
  *
  * Strings in records are NUL-terminated and truncated fields are refused with SPK_ERANGE.
  * Functions return 0 or a negative SPK_E* code (SPK_ENOTFOUND when a row is missing, SPK_EIO
@@ -33,6 +43,13 @@ typedef struct spk_store spk_store_t;
 /* Opens (creating if needed, mode 0700 dir / 0600 files) the store in directory `dir`, applies
  * the schema (migrating an older one), and checks the audit head anchor (see audit below). */
 int spk_store_open(spk_store_t **out, const char *dir);
+/* The same with the database chosen: `db` NULL or "" is SQLite in `dir` (spk_store_open), else a
+ * libpq connection string ("postgresql://user@host/db" or "host=... dbname=..."; a password
+ * belongs in ~/.pgpass or PGPASSFILE rather than here) of a PostgreSQL database that holds the
+ * spreekkamer schema or is empty. `dir` keeps the audit key, anchor and lock. */
+int spk_store_open_db(spk_store_t **out, const char *dir, const char *db);
+/* "sqlite" or "postgresql". */
+const char *spk_store_backend(const spk_store_t *st);
 /* Stops the sync thread (flushing and anchoring what is committed) and closes. NULL-safe. */
 void spk_store_close(spk_store_t *st);
 

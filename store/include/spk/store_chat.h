@@ -47,9 +47,13 @@ int spk_store_chat_conv_get(spk_store_t *st, const char *id, spk_chat_conv_rec_t
 int spk_store_chat_conv_find(spk_store_t *st, const char *kind, const char *practice,
                              const char *patient, const char *consult, spk_chat_conv_rec_t *out);
 int spk_store_chat_conv_close(spk_store_t *st, const char *id, int64_t at);
-/* The group's public state after a commit (or its creation): epoch and the observer blob. */
-int spk_store_chat_group_put(spk_store_t *st, const char *id, uint64_t epoch,
-                             const uint8_t *observer, size_t observer_len);
+/* The group's public state after its creation (prev_epoch NULL), a Commit or a Proposal: epoch
+ * and the observer blob. Stored only while the conversation's group is where the caller saw
+ * it: no group yet for a creation, else still at *prev_epoch. SPK_EMLSSTALE when another
+ * creation or Commit (of this or another process) got there first: one Commit per epoch holds
+ * across spreekd nodes sharing a store. SPK_ENOTFOUND for an unknown conversation. */
+int spk_store_chat_group_put(spk_store_t *st, const char *id, const uint64_t *prev_epoch,
+                             uint64_t epoch, const uint8_t *observer, size_t observer_len);
 int spk_store_chat_group_get(spk_store_t *st, const char *id, uint64_t *epoch,
                              spk_store_blob_t *observer);
 typedef int (*spk_store_chat_conv_cb)(void *ud, const spk_chat_conv_rec_t *c);

@@ -1,0 +1,488 @@
+/* The statement layer on PostgreSQL through libpq (store_priv.h), for deployments beyond one
+ * machine (docs/architecture.md "State", "The PostgreSQL store").
+ *
+ * Every statement is prepared once per connection (named "spk<id>", the ?n parameters
+ * rewritten to $n) and run with PQexecPrepared: one round trip, the whole result fetched into
+ * the client (so an iterator callback may run other statements on the same connection).
+ * Parameters go as text (integers in decimal, so that the server may infer int4 or int8) and
+ * byte strings in binary; results come in binary (integers big endian, bytea raw).
+ *
+ * Durability: the connection commits with synchronous_commit on (durable when COMMIT returns)
+ * until async_commit switches it off: COMMIT then returns once the commit record is in the WAL
+ * buffers, without waiting for the WAL flush. flush() on another connection (the sync
+ * thread's) commits a one-row change with synchronous_commit on; PostgreSQL writes the WAL in
+ * order and flushes it up to that commit record, so every commit that returned before
+ * (of every connection and node) is durable when it returns.
+ *
+ * A connection lost outside a transaction is re-established on the next statement (the
+ * statement that found it lost fails); inside one, the transaction fails. */
+#include "store_priv.h"
+
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "spk/error.h"
+#include "spk/log.h"
+#include "spk/rand.h"
+#include "spk/util.h"
+
+#define MAX_PARAMS 24
+#define NO_VALUE SIZE_MAX
+/* pg_advisory_xact_lock key of the audit append: "spkaudit" */
+#define AUDIT_LOCK_KEY "8319669543063349620"
+
+/* Type OIDs of the integer results (pg_type.h is not part of libpq's headers). */
+#define OID_BOOL 16
+#define OID_INT8 20
+#define OID_INT2 21
+#define OID_INT4 23
+
+typedef struct {
+    st_stmt_t base;
+    bool cached, busy;
+    int n_params;
+    size_t off[MAX_PARAMS]; /* into buf, NO_VALUE for NULL */
+    int len[MAX_PARAMS];
+    int fmt[MAX_PARAMS];
+    char *buf;
+    size_t buf_len, buf_cap;
+    PGresult *res;
+    int row, n_rows;
+    int64_t changes;
+} pg_stmt_t;
+
+typedef struct {
+    st_db_t base;
+    PGconn *conn;
+    bool async;              /* synchronous_commit off */
+    bool prepared[ST_COUNT]; /* on this connection (cleared when it is re-established) */
+    pg_stmt_t stmts[ST_COUNT];
+    char node[33];  /* this connection's row in spk_flush, "" until flush() made it */
+    bool flush_row; /* the row exists */
+} pg_db_t;
+
+static pg_db_t *pgd(st_db_t *db)
+{
+    return (pg_db_t *)db;
+}
+
+/* Maps a failed result to SPK_E*: unique key → EEXIST, foreign key → ENOTFOUND, others → EIO
+ * with the message kept for the log. */
+static int map_result(pg_db_t *d, const PGresult *r)
+{
+    const char *state = r != NULL ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+    if (state != NULL && strcmp(state, "23505") == 0) {
+        return SPK_EEXIST;
+    }
+    if (state != NULL && strcmp(state, "23503") == 0) {
+        return SPK_ENOTFOUND;
+    }
+    const char *msg = r != NULL ? PQresultErrorMessage(r) : PQerrorMessage(d->conn);
+    snprintf(d->base.errmsg, sizeof(d->base.errmsg), "%s%s%.*s", state != NULL ? state : "",
+             state != NULL ? ": " : "", (int)strcspn(msg, "\n"), msg);
+    return SPK_EIO;
+}
+
+/* After a failure: a connection found broken outside a transaction is re-established, with the
+ * session settings it had; its statements are prepared again on use. */
+static void recover(pg_db_t *d)
+{
+    if (PQstatus(d->conn) != CONNECTION_BAD || d->base.in_txn) {
+        return;
+    }
+    spk_warn(0, "store: connection to PostgreSQL lost; reconnecting");
+    PQreset(d->conn);
+    memset(d->prepared, 0, sizeof(d->prepared));
+    if (PQstatus(d->conn) != CONNECTION_OK) {
+        return;
+    }
+    PQsetClientEncoding(d->conn, "UTF8");
+    PGresult *r =
+        PQexec(d->conn, d->async ? "SET synchronous_commit = off" : "SET synchronous_commit = on");
+    PQclear(r);
+}
+
+/* Runs SQL text; 0 or SPK_E*. The result is cleared. */
+static int run(pg_db_t *d, const char *sql, const char **cmd_status, char *status, size_t cap)
+{
+    PGresult *r = PQexec(d->conn, sql);
+    ExecStatusType es = PQresultStatus(r);
+    int rc = (es == PGRES_COMMAND_OK || es == PGRES_TUPLES_OK) ? 0 : map_result(d, r);
+    if (rc == 0 && cmd_status != NULL) {
+        snprintf(status, cap, "%s", PQcmdStatus(r));
+        *cmd_status = status;
+    }
+    PQclear(r);
+    if (rc != 0) {
+        recover(d);
+    }
+    return rc;
+}
+
+static int pg_exec(st_db_t *db, const char *sql)
+{
+    return run(pgd(db), sql, NULL, NULL, 0);
+}
+
+/* "?n" → "$n" outside quoted strings and identifiers. */
+static char *rewrite_params(const char *sql)
+{
+    char *out = strdup(sql);
+    if (out == NULL) {
+        return NULL;
+    }
+    char quote = 0;
+    for (char *p = out; *p != '\0'; p++) {
+        if (quote != 0) {
+            quote = *p == quote ? 0 : quote;
+        } else if (*p == '\'' || *p == '"') {
+            quote = *p;
+        } else if (*p == '?' && p[1] >= '0' && p[1] <= '9') {
+            *p = '$';
+        }
+    }
+    return out;
+}
+
+static void stmt_reset(pg_stmt_t *s)
+{
+    PQclear(s->res);
+    s->res = NULL;
+    s->n_params = 0;
+    s->buf_len = 0;
+    s->row = -1;
+    s->n_rows = 0;
+    s->changes = 0;
+}
+
+static int pg_prepare(st_db_t *db, st_stmt_id_t id, const char *sql, st_stmt_t **out)
+{
+    pg_db_t *d = pgd(db);
+    if (!d->prepared[id]) {
+        char *text = rewrite_params(sql);
+        if (text == NULL) {
+            return SPK_ENOMEM;
+        }
+        char name[16];
+        snprintf(name, sizeof(name), "spk%d", (int)id);
+        PGresult *r = PQprepare(d->conn, name, text, 0, NULL);
+        free(text);
+        int rc = PQresultStatus(r) == PGRES_COMMAND_OK ? 0 : map_result(d, r);
+        PQclear(r);
+        if (rc != 0) {
+            recover(d);
+            return st_failed(db, rc, "prepare");
+        }
+        d->prepared[id] = true;
+    }
+    pg_stmt_t *s = &d->stmts[id];
+    if (s->busy) {
+        /* In use by an iterator further up the stack: a statement object of its own. */
+        s = calloc(1, sizeof(*s));
+        if (s == NULL) {
+            return SPK_ENOMEM;
+        }
+    } else {
+        s->cached = true;
+    }
+    s->base = (st_stmt_t){db, id};
+    s->busy = true;
+    stmt_reset(s);
+    *out = &s->base;
+    return 0;
+}
+
+static void pg_release(st_stmt_t *st)
+{
+    pg_stmt_t *s = (pg_stmt_t *)st;
+    stmt_reset(s);
+    s->busy = false;
+    if (!s->cached) {
+        free(s->buf);
+        free(s);
+    }
+}
+
+/* Copies a parameter value (NUL-terminated for text) into the statement's buffer. */
+static int put(pg_stmt_t *s, int idx, const void *p, size_t n, int fmt)
+{
+    if (idx < 1 || idx > MAX_PARAMS || n > INT32_MAX - 1) {
+        return SPK_ERANGE;
+    }
+    for (int i = s->n_params; i < idx; i++) {
+        s->off[i] = NO_VALUE;
+        s->len[i] = 0;
+        s->fmt[i] = 0;
+    }
+    if (idx > s->n_params) {
+        s->n_params = idx;
+    }
+    if (p == NULL) {
+        s->off[idx - 1] = NO_VALUE;
+        return 0;
+    }
+    if (s->buf_len + n + 1 > s->buf_cap) {
+        size_t cap = s->buf_cap > 0 ? s->buf_cap : 256;
+        while (cap < s->buf_len + n + 1) {
+            cap *= 2;
+        }
+        char *b = realloc(s->buf, cap);
+        if (b == NULL) {
+            return SPK_ENOMEM;
+        }
+        s->buf = b;
+        s->buf_cap = cap;
+    }
+    memcpy(s->buf + s->buf_len, p, n);
+    s->buf[s->buf_len + n] = '\0';
+    s->off[idx - 1] = s->buf_len;
+    s->len[idx - 1] = (int)n;
+    s->fmt[idx - 1] = fmt;
+    s->buf_len += n + 1;
+    return 0;
+}
+
+static int pg_bind_i64(st_stmt_t *s, int idx, int64_t v)
+{
+    char num[24];
+    int n = snprintf(num, sizeof(num), "%lld", (long long)v);
+    return put((pg_stmt_t *)s, idx, num, (size_t)n, 0);
+}
+
+static int pg_bind_text(st_stmt_t *s, int idx, const char *v, size_t n)
+{
+    if (memchr(v, '\0', n) != NULL) {
+        return SPK_ERANGE; /* text cannot hold NUL in PostgreSQL */
+    }
+    return put((pg_stmt_t *)s, idx, v, n, 0);
+}
+
+static int pg_bind_blob(st_stmt_t *s, int idx, const void *p, size_t n)
+{
+    return put((pg_stmt_t *)s, idx, p != NULL ? p : "", n, 1);
+}
+
+static int pg_bind_null(st_stmt_t *s, int idx)
+{
+    return put((pg_stmt_t *)s, idx, NULL, 0, 0);
+}
+
+static int execute(pg_stmt_t *s)
+{
+    pg_db_t *d = pgd(s->base.db);
+    const char *vals[MAX_PARAMS];
+    for (int i = 0; i < s->n_params; i++) {
+        vals[i] = s->off[i] == NO_VALUE ? NULL : s->buf + s->off[i];
+    }
+    char name[16];
+    snprintf(name, sizeof(name), "spk%d", (int)s->base.id);
+    s->res = PQexecPrepared(d->conn, name, s->n_params, vals, s->len, s->fmt, 1);
+    ExecStatusType es = PQresultStatus(s->res);
+    if (es != PGRES_COMMAND_OK && es != PGRES_TUPLES_OK) {
+        int rc = map_result(d, s->res);
+        PQclear(s->res);
+        s->res = NULL;
+        recover(d);
+        return rc;
+    }
+    s->n_rows = PQntuples(s->res);
+    const char *n = PQcmdTuples(s->res);
+    s->changes = n[0] != '\0' ? strtoll(n, NULL, 10) : 0;
+    return 0;
+}
+
+static int pg_step(st_stmt_t *st)
+{
+    pg_stmt_t *s = (pg_stmt_t *)st;
+    if (s->res == NULL) {
+        int rc = execute(s);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    if (s->row < s->n_rows) {
+        s->row++;
+    }
+    return s->row < s->n_rows ? ST_ROW : ST_DONE;
+}
+
+static bool has_value(pg_stmt_t *s, int col)
+{
+    return s->res != NULL && s->row >= 0 && s->row < s->n_rows && col < PQnfields(s->res) &&
+           !PQgetisnull(s->res, s->row, col);
+}
+
+static int64_t pg_col_i64(st_stmt_t *st, int col)
+{
+    pg_stmt_t *s = (pg_stmt_t *)st;
+    if (!has_value(s, col)) {
+        return 0;
+    }
+    const uint8_t *p = (const uint8_t *)PQgetvalue(s->res, s->row, col);
+    int n = PQgetlength(s->res, s->row, col);
+    Oid t = PQftype(s->res, col);
+    if (!((t == OID_INT8 && n == 8) || (t == OID_INT4 && n == 4) || (t == OID_INT2 && n == 2) ||
+          (t == OID_BOOL && n == 1))) {
+        return 0; /* not an integer: the query must cast it */
+    }
+    uint64_t u = (p[0] & 0x80) && t != OID_BOOL ? UINT64_MAX : 0;
+    for (int i = 0; i < n; i++) {
+        u = (u << 8) | p[i];
+    }
+    return (int64_t)u;
+}
+
+static const void *pg_col_bytes(st_stmt_t *st, int col, size_t *n)
+{
+    pg_stmt_t *s = (pg_stmt_t *)st;
+    if (!has_value(s, col)) {
+        *n = 0;
+        return NULL;
+    }
+    *n = (size_t)PQgetlength(s->res, s->row, col);
+    return PQgetvalue(s->res, s->row, col);
+}
+
+static bool pg_col_is_int(st_stmt_t *st, int col)
+{
+    pg_stmt_t *s = (pg_stmt_t *)st;
+    if (!has_value(s, col)) {
+        return false;
+    }
+    Oid t = PQftype(s->res, col);
+    return t == OID_INT8 || t == OID_INT4 || t == OID_INT2;
+}
+
+static int64_t pg_changes(st_stmt_t *s)
+{
+    return ((pg_stmt_t *)s)->changes;
+}
+
+static int pg_txn(st_db_t *db, st_txn_op_t op)
+{
+    static const char *const sql[] = {"BEGIN", "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY",
+                                      "COMMIT", "ROLLBACK"};
+    pg_db_t *d = pgd(db);
+    char status[64];
+    const char *done = NULL;
+    int rc = run(d, sql[op], &done, status, sizeof(status));
+    if (rc == 0 && op == ST_TXN_COMMIT && strcmp(done, "COMMIT") != 0) {
+        /* A statement of the transaction failed: PostgreSQL rolled all of it back. */
+        snprintf(db->errmsg, sizeof(db->errmsg), "the transaction was rolled back (%s)", done);
+        rc = SPK_EIO;
+    }
+    return rc;
+}
+
+static int pg_lock_audit(st_db_t *db)
+{
+    return pg_exec(db, "SELECT pg_advisory_xact_lock(" AUDIT_LOCK_KEY ")");
+}
+
+static int pg_flush(st_db_t *db)
+{
+    pg_db_t *d = pgd(db);
+    if (d->node[0] == '\0' && spk_random_id(d->node, sizeof(d->node), 12) != 0) {
+        return SPK_EIO;
+    }
+    const char *vals[1] = {d->node};
+    PGresult *r = PQexecParams(d->conn,
+                               "INSERT INTO spk_flush (node, n) VALUES ($1, 1) ON CONFLICT (node)"
+                               " DO UPDATE SET n = spk_flush.n + 1",
+                               1, NULL, vals, NULL, NULL, 0);
+    int rc = PQresultStatus(r) == PGRES_COMMAND_OK ? 0 : map_result(d, r);
+    PQclear(r);
+    d->flush_row = d->flush_row || rc == 0;
+    return rc;
+}
+
+static int pg_async_commit(st_db_t *db, bool on)
+{
+    pg_db_t *d = pgd(db);
+    int rc = pg_exec(db, on ? "SET synchronous_commit = off" : "SET synchronous_commit = on");
+    if (rc == 0) {
+        d->async = on;
+    }
+    return rc;
+}
+
+static void pg_close(st_db_t *db)
+{
+    pg_db_t *d = pgd(db);
+    if (d->flush_row && PQstatus(d->conn) == CONNECTION_OK) {
+        const char *vals[1] = {d->node};
+        PQclear(PQexecParams(d->conn, "DELETE FROM spk_flush WHERE node = $1", 1, NULL, vals, NULL,
+                             NULL, 0));
+    }
+    for (int i = 0; i < ST_COUNT; i++) {
+        stmt_reset(&d->stmts[i]);
+        free(d->stmts[i].buf);
+    }
+    PQfinish(d->conn);
+    free(d);
+}
+
+const st_backend_t st_pg_backend = {
+    .name = "postgresql",
+    .prepare = pg_prepare,
+    .release = pg_release,
+    .bind_i64 = pg_bind_i64,
+    .bind_text = pg_bind_text,
+    .bind_blob = pg_bind_blob,
+    .bind_null = pg_bind_null,
+    .step = pg_step,
+    .col_i64 = pg_col_i64,
+    .col_bytes = pg_col_bytes,
+    .col_is_int = pg_col_is_int,
+    .changes = pg_changes,
+    .exec = pg_exec,
+    .txn = pg_txn,
+    .lock_audit = pg_lock_audit,
+    .flush = pg_flush,
+    .async_commit = pg_async_commit,
+    .maintain = NULL,
+    .schema_apply = st_schema_pg,
+    .close = pg_close,
+};
+
+/* The connection string without its password, for logs. */
+static void describe(PGconn *c, char *out, size_t cap)
+{
+    const char *host = PQhost(c);
+    snprintf(out, cap, "database %s on %s port %s as %s", PQdb(c) ? PQdb(c) : "?",
+             host ? host : "?", PQport(c) ? PQport(c) : "?", PQuser(c) ? PQuser(c) : "?");
+}
+
+int st_pg_open(const char *target, st_db_t **out)
+{
+    pg_db_t *d = calloc(1, sizeof(*d));
+    if (d == NULL) {
+        return SPK_ENOMEM;
+    }
+    d->base.be = &st_pg_backend;
+    d->conn = PQconnectdb(target);
+    if (d->conn == NULL || PQstatus(d->conn) != CONNECTION_OK) {
+        const char *msg = d->conn != NULL ? PQerrorMessage(d->conn) : "out of memory";
+        spk_error(0, "store: cannot connect to PostgreSQL: %.*s", (int)strcspn(msg, "\n"), msg);
+        PQfinish(d->conn);
+        free(d);
+        return SPK_EIO;
+    }
+    int rc = PQsetClientEncoding(d->conn, "UTF8") == 0 ? 0 : SPK_EIO;
+    /* A lock held by another node's open transaction is waited for this long at most. */
+    if (rc == 0) {
+        rc = pg_exec(&d->base, "SET lock_timeout = '10s'; SET synchronous_commit = on");
+    }
+    if (rc != 0) {
+        spk_error(0, "store: PostgreSQL session set-up failed: %s", d->base.errmsg);
+        pg_close(&d->base);
+        return rc;
+    }
+    char where[256];
+    describe(d->conn, where, sizeof(where));
+    spk_debug(0, "store: connected to %s", where);
+    *out = &d->base;
+    return 0;
+}
