@@ -14,7 +14,7 @@ bool st_fits(const char *v, size_t cap)
 
 int st_failed(st_db_t *db, int rc, const char *what)
 {
-    if (rc < 0 && rc != SPK_EEXIST && rc != SPK_ENOTFOUND) {
+    if (rc == SPK_EIO) {
         spk_error(0, "store: %s failed: %s", what, st_db_errmsg(db));
     }
     return rc;

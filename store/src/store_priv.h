@@ -266,7 +266,7 @@ int st_rows(st_stmt_t *s, int (*row)(st_stmt_t *s, void *ud), void *ud, const ch
 int st_one(st_stmt_t *s, int (*row)(st_stmt_t *s, void *out), void *out, const char *what);
 /* Steps a write statement to completion and advances the ticket outside a transaction. */
 int st_step_write(spk_store_t *st, st_stmt_t *s, const char *what);
-/* Logs an unexpected failure (not EEXIST / ENOTFOUND) of `what` once and returns rc. */
+/* Logs a database failure (SPK_EIO, with st_db_errmsg) of `what` and returns rc. */
 int st_failed(st_db_t *db, int rc, const char *what);
 
 /* Binds texts to parameters 1..n and ints to n+1.., and runs one write statement; *changed

@@ -11,12 +11,14 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "backend.h"
 #include "spk/error.h"
 #include "spk/store.h"
 #include "spk/store_chat.h"
 
 typedef struct {
     char dir[256];
+    tb_store_t b;
     spk_store_t *st;
 } fixture_t;
 
@@ -26,7 +28,8 @@ static int setup(void **state)
     assert_non_null(f);
     snprintf(f->dir, sizeof(f->dir), "/tmp/spk_store_chat_XXXXXX");
     assert_non_null(mkdtemp(f->dir));
-    assert_int_equal(spk_store_open(&f->st, f->dir), 0);
+    tb_create(&f->b, f->dir);
+    assert_int_equal(tb_open(&f->b, &f->st), 0);
     *state = f;
     return 0;
 }
@@ -35,6 +38,7 @@ static int teardown(void **state)
 {
     fixture_t *f = *state;
     spk_store_close(f->st);
+    tb_destroy(&f->b);
     char cmd[320];
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
     assert_int_equal(system(cmd), 0);
@@ -138,10 +142,13 @@ static void test_files(void **state)
     assert_int_equal(spk_store_chat_file_get(f->st, NULL, &r), SPK_EINVAL);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    if (!tb_init(argc, argv)) {
+        return 2;
+    }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_files, setup, teardown),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return cmocka_run_group_tests_name(tb_name(), tests, NULL, NULL);
 }

@@ -1,5 +1,6 @@
 /* Unit tests for store/: every function, restart, invites, delegations, and the audit chain
- * under each kind of tampering done directly on the database. */
+ * under each kind of tampering done directly on the database; on SQLite, and with --pg on
+ * PostgreSQL (backend.h). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -7,7 +8,6 @@
 #include <cmocka.h>
 
 #include <openssl/evp.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,12 +15,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "backend.h"
 #include "spk/error.h"
 #include "spk/store.h"
 #include "spk/util.h"
 
 typedef struct {
     char dir[256];
+    tb_store_t b;
     spk_store_t *st;
 } fixture_t;
 
@@ -38,7 +40,8 @@ static int setup(void **state)
     snprintf(f->dir, sizeof(f->dir), "/tmp/spk_store_XXXXXX");
     assert_non_null(mkdtemp(f->dir));
     strcat(f->dir, "/data");
-    assert_int_equal(spk_store_open(&f->st, f->dir), 0);
+    tb_create(&f->b, f->dir);
+    assert_int_equal(tb_open(&f->b, &f->st), 0);
     *state = f;
     return 0;
 }
@@ -47,6 +50,7 @@ static int teardown(void **state)
 {
     fixture_t *f = *state;
     spk_store_close(f->st);
+    tb_destroy(&f->b);
     char *slash = strrchr(f->dir, '/');
     *slash = '\0';
     rm_rf(f->dir);
@@ -58,24 +62,18 @@ static void reopen(fixture_t *f)
 {
     spk_store_close(f->st);
     f->st = NULL;
-    assert_int_equal(spk_store_open(&f->st, f->dir), 0);
+    assert_int_equal(tb_open(&f->b, &f->st), 0);
 }
 
 static void sql(fixture_t *f, const char *q)
 {
-    char path[512];
-    snprintf(path, sizeof(path), "%s/spreekkamer.db", f->dir);
-    sqlite3 *db = NULL;
-    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-    char *err = NULL;
-    int rc = sqlite3_exec(db, q, NULL, NULL, &err);
-    if (rc != SQLITE_OK) {
-        fail_msg("sql \"%s\": %s", q, err != NULL ? err : "?");
-    }
-    sqlite3_close(db);
+    tb_sql(&f->b, q);
 }
 
-#define UNGUARD "DROP TRIGGER audit_no_update; DROP TRIGGER audit_no_delete;"
+static void tamper(fixture_t *f, const char *q)
+{
+    tb_tamper(&f->b, q);
+}
 
 static spk_consult_rec_t mk_consult(const char *id, const char *practice, int64_t at)
 {
@@ -100,11 +98,18 @@ static void test_open_creates_private_files(void **state)
     char p[512];
     assert_int_equal(stat(f->dir, &sb), 0);
     assert_int_equal(sb.st_mode & 0777, 0700);
-    const char *files[] = {"spreekkamer.db", "audit.key", "audit.head"};
-    for (size_t i = 0; i < 3; i++) {
+    const char *files[] = {"audit.key", "audit.head", "spreekkamer.db"};
+    for (size_t i = 0; i < (tb_pg() ? 2 : 3); i++) {
         snprintf(p, sizeof(p), "%s/%s", f->dir, files[i]);
         assert_int_equal(stat(p, &sb), 0);
         assert_int_equal(sb.st_mode & 0777, 0600);
+    }
+    if (tb_pg()) { /* the data directory holds no database */
+        snprintf(p, sizeof(p), "%s/spreekkamer.db", f->dir);
+        assert_int_equal(stat(p, &sb), -1);
+        assert_string_equal(spk_store_backend(f->st), "postgresql");
+    } else {
+        assert_string_equal(spk_store_backend(f->st), "sqlite");
     }
     snprintf(p, sizeof(p), "%s/audit.key", f->dir);
     assert_int_equal(stat(p, &sb), 0);
@@ -614,8 +619,8 @@ static void test_tamper_modify(void **state)
 {
     fixture_t *f = *state;
     audit_five(f);
-    sql(f, UNGUARD "UPDATE audit SET outcome = 'forbidden' WHERE seq = 3;");
-    assert_int_equal(spk_store_open(&f->st, f->dir), 0);
+    tamper(f, "UPDATE audit SET outcome = 'forbidden' WHERE seq = 3;");
+    assert_int_equal(tb_open(&f->b, &f->st), 0);
     expect_verify(f->st, SPK_EVERIFY, 3);
     /* Logging goes on, the fault stays visible. */
     assert_int_equal(append_n(f->st, 1, "pp-1"), 0);
@@ -626,8 +631,8 @@ static void test_tamper_modify_time(void **state)
 {
     fixture_t *f = *state;
     audit_five(f);
-    sql(f, UNGUARD "UPDATE audit SET ts_ms = ts_ms + 1 WHERE seq = 2;");
-    assert_int_equal(spk_store_open(&f->st, f->dir), 0);
+    tamper(f, "UPDATE audit SET ts_ms = ts_ms + 1 WHERE seq = 2;");
+    assert_int_equal(tb_open(&f->b, &f->st), 0);
     expect_verify(f->st, SPK_EVERIFY, 2);
 }
 
@@ -635,8 +640,8 @@ static void test_tamper_delete_middle(void **state)
 {
     fixture_t *f = *state;
     audit_five(f);
-    sql(f, UNGUARD "DELETE FROM audit WHERE seq = 3;");
-    assert_int_equal(spk_store_open(&f->st, f->dir), 0);
+    tamper(f, "DELETE FROM audit WHERE seq = 3;");
+    assert_int_equal(tb_open(&f->b, &f->st), 0);
     expect_verify(f->st, SPK_EVERIFY, 3);
 }
 
@@ -644,8 +649,8 @@ static void test_tamper_delete_newest(void **state)
 {
     fixture_t *f = *state;
     audit_five(f);
-    sql(f, UNGUARD "DELETE FROM audit WHERE seq = 5;");
-    assert_int_equal(spk_store_open(&f->st, f->dir), 0);
+    tamper(f, "DELETE FROM audit WHERE seq = 5;");
+    assert_int_equal(tb_open(&f->b, &f->st), 0);
     expect_verify(f->st, SPK_EVERIFY, 5);
     /* A later append must not hide the deletion. */
     assert_int_equal(append_n(f->st, 2, "pp-1"), 0);
@@ -656,13 +661,13 @@ static void test_tamper_swap(void **state)
 {
     fixture_t *f = *state;
     audit_five(f);
-    sql(f, UNGUARD "CREATE TEMP TABLE t AS SELECT * FROM audit WHERE seq IN (2, 4);"
-                   "UPDATE audit SET (ts_ms, event, outcome, user, name, role, on_behalf_of,"
-                   " access_point, patient, object, detail, prev_hash, hash, mac) = (SELECT"
-                   " ts_ms, event, outcome, user, name, role, on_behalf_of, access_point,"
-                   " patient, object, detail, prev_hash, hash, mac FROM t"
-                   " WHERE t.seq = 6 - audit.seq) WHERE seq IN (2, 4);");
-    assert_int_equal(spk_store_open(&f->st, f->dir), 0);
+    tamper(f, "CREATE TEMP TABLE t AS SELECT * FROM audit WHERE seq IN (2, 4);"
+              "UPDATE audit SET (ts_ms, event, outcome, \"user\", name, role, on_behalf_of,"
+              " access_point, patient, object, detail, prev_hash, hash, mac) = (SELECT"
+              " ts_ms, event, outcome, \"user\", name, role, on_behalf_of, access_point,"
+              " patient, object, detail, prev_hash, hash, mac FROM t"
+              " WHERE t.seq = 6 - audit.seq) WHERE seq IN (2, 4);");
+    assert_int_equal(tb_open(&f->b, &f->st), 0);
     expect_verify(f->st, SPK_EVERIFY, 2);
 }
 
@@ -670,20 +675,13 @@ static void test_tamper_insert_middle(void **state)
 {
     fixture_t *f = *state;
     audit_five(f);
-    sql(f, UNGUARD "UPDATE audit SET seq = -seq WHERE seq >= 3;"
-                   "UPDATE audit SET seq = 1 - seq WHERE seq < 0;"
-                   "INSERT INTO audit SELECT 3, ts_ms, 'consult.admit', outcome, user, name,"
-                   " role, on_behalf_of, access_point, patient, object, detail, prev_hash, hash,"
-                   " v, issuer, practice, mac FROM audit WHERE seq = 2;");
-    assert_int_equal(spk_store_open(&f->st, f->dir), 0);
+    tamper(f, "UPDATE audit SET seq = -seq WHERE seq >= 3;"
+              "UPDATE audit SET seq = 1 - seq WHERE seq < 0;"
+              "INSERT INTO audit SELECT 3, ts_ms, 'consult.admit', outcome, \"user\", name,"
+              " role, on_behalf_of, access_point, patient, object, detail, prev_hash, hash,"
+              " v, issuer, practice, mac FROM audit WHERE seq = 2;");
+    assert_int_equal(tb_open(&f->b, &f->st), 0);
     expect_verify(f->st, SPK_EVERIFY, 3);
-}
-
-static void copy_dir(const char *from, const char *to)
-{
-    char cmd[1024];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s' && cp -a '%s' '%s'", to, from, to);
-    assert_int_equal(system(cmd), 0);
 }
 
 /* A forged entry with a valid hash at the end, made by someone without audit.key (a copy of the
@@ -694,21 +692,18 @@ static void test_tamper_insert_newest_valid_hash(void **state)
     audit_five(f);
     char twin[300], key[320];
     snprintf(twin, sizeof(twin), "%s.twin", f->dir);
-    copy_dir(f->dir, twin);
+    tb_store_t tw;
+    tb_copy(&f->b, &tw, twin);
     snprintf(key, sizeof(key), "%s/audit.key", twin);
     assert_int_equal(unlink(key), 0);
     spk_store_t *t = NULL;
-    assert_int_equal(spk_store_open(&t, twin), 0);
+    assert_int_equal(tb_open(&tw, &t), 0);
     assert_int_equal(append_n(t, 1, "pp-forged"), 0);
     spk_store_close(t);
-    char q[1024];
-    snprintf(q, sizeof(q),
-             UNGUARD "ATTACH '%s/spreekkamer.db' AS twin;"
-                     "INSERT INTO audit SELECT * FROM twin.audit WHERE seq = 6;",
-             twin);
-    sql(f, q);
+    tb_copy_audit_row(&tw, &f->b, 6, false);
+    tb_destroy(&tw);
     rm_rf(twin);
-    assert_int_equal(spk_store_open(&f->st, f->dir), 0);
+    assert_int_equal(tb_open(&f->b, &f->st), 0);
     expect_verify(f->st, SPK_EVERIFY, 6);
 }
 
@@ -720,22 +715,19 @@ static void test_tamper_rewrite_newest(void **state)
     spk_store_close(f->st);
     char twin[300];
     snprintf(twin, sizeof(twin), "%s.twin", f->dir);
-    copy_dir(f->dir, twin);
-    assert_int_equal(spk_store_open(&f->st, f->dir), 0);
+    tb_store_t tw;
+    tb_copy(&f->b, &tw, twin);
+    assert_int_equal(tb_open(&f->b, &f->st), 0);
     assert_int_equal(append_n(f->st, 1, "pp-1"), 0);
     spk_store_close(f->st);
     spk_store_t *t = NULL;
-    assert_int_equal(spk_store_open(&t, twin), 0);
+    assert_int_equal(tb_open(&tw, &t), 0);
     assert_int_equal(append_n(t, 1, "pp-other"), 0);
     spk_store_close(t);
-    char q[1024];
-    snprintf(q, sizeof(q),
-             UNGUARD "ATTACH '%s/spreekkamer.db' AS twin; DELETE FROM audit WHERE seq = 5;"
-                     "INSERT INTO audit SELECT * FROM twin.audit WHERE seq = 5;",
-             twin);
-    sql(f, q);
+    tb_copy_audit_row(&tw, &f->b, 5, true);
+    tb_destroy(&tw);
     rm_rf(twin);
-    assert_int_equal(spk_store_open(&f->st, f->dir), 0);
+    assert_int_equal(tb_open(&f->b, &f->st), 0);
     expect_verify(f->st, SPK_EVERIFY, 5);
 }
 
@@ -756,18 +748,18 @@ static void test_tamper_anchor(void **state)
     snprintf(head, sizeof(head), "%s/audit.head", f->dir);
     /* "spk-audit-head v1 5 ...": make it claim seq 4. */
     edit_file(head, 18, '4');
-    assert_int_equal(spk_store_open(&f->st, f->dir), 0);
+    assert_int_equal(tb_open(&f->b, &f->st), 0);
     expect_verify(f->st, SPK_EVERIFY, 0);
     spk_store_close(f->st);
     f->st = NULL;
     assert_int_equal(unlink(head), 0);
-    assert_int_equal(spk_store_open(&f->st, f->dir), 0);
+    assert_int_equal(tb_open(&f->b, &f->st), 0);
     expect_verify(f->st, SPK_EVERIFY, 0);
     /* Wiping the whole log together with the anchor is detected too. */
     spk_store_close(f->st);
     f->st = NULL;
-    sql(f, UNGUARD "DELETE FROM audit;");
-    assert_int_equal(spk_store_open(&f->st, f->dir), 0);
+    tamper(f, "DELETE FROM audit;");
+    assert_int_equal(tb_open(&f->b, &f->st), 0);
     expect_verify(f->st, SPK_EVERIFY, 0);
     assert_int_equal(append_n(f->st, 1, "pp-1"), 0);
     expect_verify(f->st, SPK_EVERIFY, 0);
@@ -777,8 +769,8 @@ static void test_reanchor(void **state)
 {
     fixture_t *f = *state;
     audit_five(f);
-    sql(f, UNGUARD "DELETE FROM audit WHERE seq = 5;");
-    assert_int_equal(spk_store_open(&f->st, f->dir), 0);
+    tamper(f, "DELETE FROM audit WHERE seq = 5;");
+    assert_int_equal(tb_open(&f->b, &f->st), 0);
     expect_verify(f->st, SPK_EVERIFY, 5);
     spk_audit_rec_t r;
     memset(&r, 0, sizeof(r));
@@ -794,8 +786,8 @@ static void test_reanchor(void **state)
     /* A broken chain cannot be re-anchored. */
     spk_store_close(f->st);
     f->st = NULL;
-    sql(f, UNGUARD "UPDATE audit SET user = 'x' WHERE seq = 2;");
-    assert_int_equal(spk_store_open(&f->st, f->dir), 0);
+    tamper(f, "UPDATE audit SET \"user\" = 'x' WHERE seq = 2;");
+    assert_int_equal(tb_open(&f->b, &f->st), 0);
     assert_int_equal(spk_store_audit_reanchor(f->st, &r, &bad, NULL, 0), SPK_EVERIFY);
     assert_int_equal(bad, 2);
 }
@@ -808,7 +800,7 @@ static void test_audit_two_processes(void **state)
     assert_true(pid >= 0);
     if (pid == 0) {
         spk_store_t *c = NULL;
-        int rc = spk_store_open(&c, f->dir);
+        int rc = tb_open(&f->b, &c);
         if (rc == 0) {
             rc = append_n(c, 30, "pp-child");
         }
@@ -816,7 +808,7 @@ static void test_audit_two_processes(void **state)
         _exit(rc == 0 ? 0 : 1);
     }
     spk_store_t *second = NULL;
-    assert_int_equal(spk_store_open(&second, f->dir), 0);
+    assert_int_equal(tb_open(&f->b, &second), 0);
     for (int i = 0; i < 15; i++) {
         assert_int_equal(append_n(f->st, 1, "pp-parent"), 0);
         assert_int_equal(append_n(second, 1, "pp-parent"), 0);
@@ -871,7 +863,7 @@ static void test_anchor_lagging_after_crash(void **state)
     fputs(line, fp);
     fclose(fp);
 
-    assert_int_equal(spk_store_open(&f->st, f->dir), 0);
+    assert_int_equal(tb_open(&f->b, &f->st), 0);
     expect_verify(f->st, 0, 0);
     assert_int_equal(append_n(f->st, 1, "pp-1"), 0);
     expect_verify(f->st, 0, 0);
@@ -881,18 +873,9 @@ static void test_anchor_lagging_after_crash(void **state)
 
 static int count_rows(fixture_t *f, const char *table)
 {
-    char path[512], q[128];
-    snprintf(path, sizeof(path), "%s/spreekkamer.db", f->dir);
+    char q[128];
     snprintf(q, sizeof(q), "SELECT count(*) FROM %s", table);
-    sqlite3 *db = NULL;
-    sqlite3_stmt *s = NULL;
-    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-    assert_int_equal(sqlite3_prepare_v2(db, q, -1, &s, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_step(s), SQLITE_ROW);
-    int n = sqlite3_column_int(s, 0);
-    sqlite3_finalize(s);
-    sqlite3_close(db);
-    return n;
+    return (int)tb_int(&f->b, q);
 }
 
 /* A state change and its audit entry commit together or not at all. */
@@ -1080,14 +1063,14 @@ static void test_group_commit(void **state)
      * does not. */
     spk_store_close(f->st);
     f->st = NULL;
-    sql(f, UNGUARD "DELETE FROM audit;");
+    tamper(f, "DELETE FROM audit;");
     char cmd[600];
     snprintf(cmd, sizeof(cmd), "%s/audit.head", f->dir);
     unlink(cmd);
     spk_store_t *t2 = NULL;
     /* A fresh key would be made without audit.key; keep it, so remove only the chain and the
      * anchor and re-anchor from scratch as an insider would. */
-    assert_int_equal(spk_store_open(&t2, f->dir), 0);
+    assert_int_equal(tb_open(&f->b, &t2), 0);
     spk_audit_rec_t r;
     memset(&r, 0, sizeof(r));
     strcpy(r.event, "audit.reanchor");
@@ -1109,7 +1092,7 @@ static void test_verify_recent(void **state)
     int64_t bad = 0;
     char why[256];
     assert_int_equal(spk_store_audit_verify_recent(f->st, &bad, why, sizeof(why)), 0);
-    sql(f, UNGUARD "UPDATE audit SET user = 'someone-else' WHERE seq = 2;");
+    tamper(f, "UPDATE audit SET \"user\" = 'someone-else' WHERE seq = 2;");
     assert_int_equal(append_n(f->st, 1, "pp-1"), 0);
     assert_int_equal(spk_store_audit_verify_recent(f->st, &bad, why, sizeof(why)), 0);
     expect_verify(f->st, SPK_EVERIFY, 2);
@@ -1150,6 +1133,9 @@ static int invite_seen_cb(void *ud, const spk_invite_rec_t *inv)
 static void test_migrate_v1(void **state)
 {
     fixture_t *f = *state;
+    if (tb_pg()) {
+        skip(); /* PostgreSQL stores start at schema version 3 */
+    }
     spk_store_close(f->st);
     f->st = NULL;
     char cmd[2048];
@@ -1157,7 +1143,7 @@ static void test_migrate_v1(void **state)
              "rm -rf '%s' && mkdir -m 0700 '%s' && cp %s/store_v1/* '%s/' && chmod 0600 '%s'/*",
              f->dir, f->dir, SPK_STORE_FIXTURES, f->dir, f->dir);
     assert_int_equal(system(cmd), 0);
-    assert_int_equal(spk_store_open(&f->st, f->dir), 0);
+    assert_int_equal(tb_open(&f->b, &f->st), 0);
     expect_verify(f->st, 0, 0);
     int n = 0;
     assert_int_equal(spk_store_audit_each(f->st, NULL, count_cb, &n), 0);
@@ -1178,17 +1164,76 @@ static void test_migrate_v1(void **state)
     /* A forged version 1 entry after version 2 ones is refused. */
     spk_store_close(f->st);
     f->st = NULL;
-    sql(f, UNGUARD "INSERT INTO audit (seq, ts_ms, event, outcome, user, name, role,"
-                   " on_behalf_of, access_point, patient, object, detail, prev_hash, hash, v)"
-                   " SELECT seq + 1, ts_ms, event, outcome, user, name, role, on_behalf_of,"
-                   " access_point, patient, object, detail, hash, hash, 1 FROM audit"
-                   " WHERE seq = 9;");
-    assert_int_equal(spk_store_open(&f->st, f->dir), 0);
+    tamper(f, "INSERT INTO audit (seq, ts_ms, event, outcome, user, name, role,"
+              " on_behalf_of, access_point, patient, object, detail, prev_hash, hash, v)"
+              " SELECT seq + 1, ts_ms, event, outcome, user, name, role, on_behalf_of,"
+              " access_point, patient, object, detail, hash, hash, 1 FROM audit"
+              " WHERE seq = 9;");
+    assert_int_equal(tb_open(&f->b, &f->st), 0);
     expect_verify(f->st, SPK_EVERIFY, 10);
 }
 
-int main(void)
+/* A store of a newer schema than this build knows is refused, on either backend. */
+static void test_schema_newer(void **state)
 {
+    fixture_t *f = *state;
+    spk_store_close(f->st);
+    f->st = NULL;
+    sql(f, tb_pg() ? "UPDATE spk_schema SET version = 99" : "PRAGMA user_version=99");
+    assert_int_equal(tb_open(&f->b, &f->st), SPK_ECONFIG);
+    assert_null(f->st);
+    sql(f, tb_pg() ? "UPDATE spk_schema SET version = 3" : "PRAGMA user_version=3");
+    assert_int_equal(tb_open(&f->b, &f->st), 0);
+}
+
+/* Processes opening an empty store at once (nodes starting together) agree on one schema,
+ * one audit key and one chain. */
+static void test_open_concurrently(void **state)
+{
+    fixture_t *f = *state;
+    spk_store_close(f->st);
+    f->st = NULL;
+    char fresh[300];
+    snprintf(fresh, sizeof(fresh), "%s.fresh", f->dir);
+    tb_store_t b;
+    tb_create(&b, fresh);
+    pid_t kids[4];
+    for (int i = 0; i < 4; i++) {
+        kids[i] = fork();
+        assert_true(kids[i] >= 0);
+        if (kids[i] == 0) {
+            spk_store_t *c = NULL;
+            int rc = tb_open(&b, &c);
+            if (rc == 0) {
+                rc = append_n(c, 5, "pp-start");
+            }
+            spk_store_close(c);
+            _exit(rc == 0 ? 0 : 1);
+        }
+    }
+    for (int i = 0; i < 4; i++) {
+        int status = 0;
+        assert_int_equal(waitpid(kids[i], &status, 0), kids[i]);
+        assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    }
+    spk_store_t *st = NULL;
+    assert_int_equal(tb_open(&b, &st), 0);
+    expect_verify(st, 0, 0);
+    audit_walk_t w = {.linked = true};
+    assert_int_equal(spk_store_audit_each(st, NULL, walk_cb, &w), 0);
+    assert_int_equal(w.n, 20);
+    assert_true(w.linked);
+    spk_store_close(st);
+    tb_destroy(&b);
+    rm_rf(fresh);
+    assert_int_equal(tb_open(&f->b, &f->st), 0);
+}
+
+int main(int argc, char **argv)
+{
+    if (!tb_init(argc, argv)) {
+        return 2;
+    }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_open_creates_private_files, setup, teardown),
         cmocka_unit_test_setup_teardown(test_consult, setup, teardown),
@@ -1217,6 +1262,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_group_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_verify_recent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migrate_v1, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_schema_newer, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_open_concurrently, setup, teardown),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return cmocka_run_group_tests_name(tb_name(), tests, NULL, NULL);
 }
