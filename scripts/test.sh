@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds and runs the whole test suite: a -Werror build with every test (unit, vectors,
-# integration, browser, fuzz corpus replay), then an ASan+UBSan build running the suite again,
+# integration, browser, fuzz corpus replay), the integration tests again with the store in
+# PostgreSQL, then an ASan+UBSan build running the suite again,
 # then a ThreadSanitizer build running it once more (browser tests excepted in both: they
 # exercise the web client, not new server paths). Benchmarks are separate: scripts/bench.sh.
 set -euo pipefail
@@ -27,6 +28,12 @@ configure build/test -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSPK_WERROR=ON
 cmake --build build/test -j"$jobs"
 echo "== tests"
 ctest --test-dir build/test --output-on-failure -j"$jobs" -LE bench
+echo "== integration tests with the store in PostgreSQL"
+# tests/lib/with_postgres.sh runs a PostgreSQL server for the run; every spreekd and spreekctl a
+# test starts gets a database of its own (tests/integration/lib/store.mjs). Label sqlite marks
+# the tests that work on the SQLite file itself.
+bash tests/lib/with_postgres.sh env SPK_TEST_STORE=postgresql \
+  ctest --test-dir build/test --output-on-failure -j"$jobs" -L integration -LE 'sqlite|bench'
 
 echo "== build (ASan+UBSan, clang)"
 configure build/asan -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug -DSPK_WERROR=ON \

@@ -462,6 +462,8 @@ int st_audit_anchor_move(spk_store_t *st, st_db_t *db, int64_t seq, const uint8_
     return rc;
 }
 
+static int anchor_first(spk_store_t *st, const anchor_t *head, bool *ok);
+
 int st_audit_open(spk_store_t *st)
 {
     bool fresh_key = false;
@@ -488,11 +490,16 @@ int st_audit_open(spk_store_t *st)
     int ar = anchor_read(st, &a);
     bool ok = false;
     /* A missing anchor is normal only next to a key made just now: once a store has a key, its
-     * anchor must exist, so wiping the audit table and the anchor together is detected. */
+     * anchor must exist, so wiping the audit table and the anchor together is detected. On
+     * PostgreSQL every node keeps its own anchor, and a node new to the deployment has none
+     * yet: it anchors the head once the whole chain verifies under the key. */
     if (ar == SPK_ENOTFOUND && head.seq == 0 && fresh_key) {
         memset(&a, 0, sizeof(a));
         rc = anchor_write(st, &a);
         ok = true;
+    } else if (ar == SPK_ENOTFOUND && st->target[0] != '\0') {
+        rc = anchor_first(st, &head, &ok);
+        a = head;
     } else if (ar == 0) {
         rc = anchor_in_chain(st->db, &a, &ok);
     } else if (ar == SPK_EIO) {
@@ -792,6 +799,29 @@ static int verify_snapshot(spk_store_t *st, st_db_t *db, walk_t *w, bool with_an
         st_db_rollback(db);
     }
     return rc;
+}
+
+/* A node's first anchor on a shared (PostgreSQL) chain: the head, if the chain up to it holds
+ * together. */
+static int anchor_first(spk_store_t *st, const anchor_t *head, bool *ok)
+{
+    walk_t w;
+    memset(&w, 0, sizeof(w));
+    w.st = st;
+    int rc = verify_snapshot(st, st->db, &w, false);
+    *ok = rc == 0 && w.last_seq >= head->seq;
+    if (rc == SPK_EVERIFY) {
+        spk_warn(0, "audit: chain fails verification at seq %" PRId64 ": %s", w.bad_seq, w.why);
+        return 0;
+    }
+    if (!*ok) {
+        return rc;
+    }
+    anchor_t a = {.seq = w.last_seq};
+    memcpy(a.hash, w.last_hash, 32);
+    spk_info(0, "audit: no head anchor in %s yet; the chain verifies, anchored at seq %" PRId64,
+             st->dir, a.seq);
+    return anchor_write(st, &a);
 }
 
 st_walk_t *st_walk_new(const spk_store_t *st)

@@ -30,10 +30,21 @@ export class ChatDevice {
     this.seen = new Map(); // conversation -> highest seq handled
     this.errors = [];
     this.queue = Promise.resolve();
+    this.#listen(client);
+  }
+
+  #listen(client) {
     client.ws.on('message', (data) => {
       const m = JSON.parse(data.toString());
       if (m.type === 'chat.entry') this.queue = this.queue.then(() => this.#onEntry(m));
     });
+  }
+
+  // Moves the device to another signed-in connection (another node, say), keeping its groups.
+  async moveTo(client) {
+    this.client = client;
+    this.#listen(client);
+    await client.ok('chat.device', { device: this.device });
   }
 
   // Declares the device on the connection and uploads `keyPackages` KeyPackages.

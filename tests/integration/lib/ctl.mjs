@@ -1,11 +1,13 @@
-// Runs spreekctl (the binary in $SPREEKCTL, else build/server/spreekctl) against a data directory.
+// Runs spreekctl (the binary in $SPREEKCTL, else build/server/spreekctl) against a data directory
+// (and, with SPK_TEST_STORE=postgresql, the PostgreSQL database of that directory: ./store.mjs).
 import { spawnSync } from 'node:child_process';
+import { storeArgs } from './store.mjs';
 
 const bin = () => process.env.SPREEKCTL ?? 'build/server/spreekctl';
 
 // Runs `spreekctl --data dir ...args` and returns {status, stdout, stderr}.
 export function ctl(dataDir, args) {
-  const r = spawnSync(bin(), ['--data', dataDir, ...args], { encoding: 'utf8' });
+  const r = spawnSync(bin(), ['--data', dataDir, ...storeArgs(dataDir), ...args], { encoding: 'utf8' });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 

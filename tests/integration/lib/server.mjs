@@ -10,12 +10,15 @@
 //   const { code } = await srv.stop();             // SIGTERM; throws unless the exit code is 0
 //
 // The binary is $SPREEKD (CTest sets it to $<TARGET_FILE:spreekd>), else build/server/spreekd.
+// With SPK_TEST_STORE=postgresql the server keeps its state in a PostgreSQL database of its
+// data directory (./store.mjs) instead of SQLite in it.
 // Unless args contain --listen, the server listens on 127.0.0.1:0 and the port is read from its
 // `listening` log line, so tests never race for a port.
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { dropStore, storeArgs } from './store.mjs';
 
 const DEFAULT_BIN = 'build/server/spreekd';
 
@@ -43,6 +46,7 @@ export async function startServer(o = {}) {
   if (!args.some((a) => a === '--data' || a.startsWith('--data='))) {
     args.push('--data', dataDir);
   }
+  args.push(...storeArgs(dataDir, args));
   const proc = spawn(bin, args, {
     env: { ...process.env, ...(o.env ?? {}) },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -201,6 +205,9 @@ class Server {
   }
 
   _cleanup() {
-    if (!this.keepDataDir) rmSync(this.dataDir, { recursive: true, force: true });
+    if (!this.keepDataDir) {
+      rmSync(this.dataDir, { recursive: true, force: true });
+      dropStore(this.dataDir);
+    }
   }
 }

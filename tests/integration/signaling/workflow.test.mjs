@@ -4,9 +4,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { boot, consultWithPatient } from './fixture.mjs';
+import { storeArgs } from '../lib/store.mjs';
 
 const SPREEKCTL = process.env.SPREEKCTL ?? 'build/server/spreekctl';
-const ctl = (dataDir, ...args) => execFileSync(SPREEKCTL, ['--data', dataDir, ...args], { encoding: 'utf8' });
+const ctl = (dataDir, ...args) =>
+  execFileSync(SPREEKCTL, ['--data', dataDir, ...storeArgs(dataDir), ...args], { encoding: 'utf8' });
 
 test('video consult journey end to end', async () => {
   const env = await boot();

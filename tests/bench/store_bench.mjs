@@ -1,0 +1,242 @@
+// The store under signaling load, SQLite against PostgreSQL (docs/performance.md "Store").
+// Usage: node tests/bench/store_bench.mjs SPREEKD [--seconds S] [--warmup S] [--repeat N]
+//        [--clients N]
+// Runs on SQLite, and on PostgreSQL too when SPK_TEST_PG names a server (scripts/bench.sh runs
+// it under tests/lib/with_postgres.sh). Every phase of every round starts a fresh spreekd with a
+// fresh data directory (and database), then measures for S seconds after a warm-up:
+//   read:  N clients in a closed loop of consult.get (one read of the store per request)
+//   write: N clients in a closed loop of consult.create (one transaction with its audit entry;
+//          the answer waits until the commit is durable)
+//   chat:  10 conversations, one sending device each with 8 messages in flight, chat.send of
+//          MLS application messages encrypted before the phase (each one appended to the
+//          conversation's log and acknowledged once durable)
+// The load runs in two worker threads (their own event loops); rounds are reported one by one,
+// then medians and the PostgreSQL / SQLite ratios, and a JSON line last.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { spawn, spawnSync } from 'node:child_process';
+import { createServer } from 'node:net';
+import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
+import { Client } from '../integration/lib/client.mjs';
+import { loadIssuer, mint } from '../integration/lib/tokens.mjs';
+
+const GP = { sub: 'gp-bench', name: 'Dr. Bench', role: 'gp', practice: 'p' };
+const CONVS = 10;
+const CHAT_WINDOW = 8;
+const b64u = (bytes) => Buffer.from(bytes).toString('base64url');
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const median = (a) => [...a].sort((x, y) => x - y)[Math.floor((a.length - 1) / 2)];
+
+function arg(name, dflt) {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 ? Number(process.argv[i + 1]) : dflt;
+}
+
+// ---- load, in worker threads ----
+
+async function readLoop(c, consult, stop, count) {
+  while (!stop.now) {
+    const m = await c.req('consult.get', { consult });
+    if (m.type !== 'ok') throw new Error(`consult.get: ${m.code}`);
+    if (stop.measuring) count.n++;
+  }
+}
+
+async function writeLoop(c, _consult, stop, count) {
+  while (!stop.now) {
+    const m = await c.req('consult.create', { patient: 'pseudo-bench' });
+    if (m.type !== 'ok') throw new Error(`consult.create: ${m.code}`);
+    if (stop.measuring) count.n++;
+  }
+}
+
+if (!isMainThread) {
+  const { kind, wsUrl, token, clients, consult } = workerData;
+  const stop = { now: false, measuring: false };
+  const count = { n: 0 };
+  parentPort.on('message', (m) => {
+    if (m === 'measure') {
+      stop.measuring = true;
+    } else {
+      stop.now = true;
+    }
+  });
+  const conns = [];
+  for (let i = 0; i < clients; i++) {
+    const c = await Client.connect(wsUrl);
+    await c.next('hello');
+    await c.ok('auth', { token });
+    conns.push(c);
+  }
+  parentPort.postMessage('ready');
+  const loop = kind === 'read' ? readLoop : writeLoop;
+  await Promise.all(conns.map((c) => loop(c, consult, stop, count)));
+  for (const c of conns) c.close();
+  parentPort.postMessage(count.n);
+  process.exit(0);
+}
+
+// ---- servers ----
+
+function freePort() {
+  return new Promise((resolve) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+let dbSeq = 0;
+
+// A fresh spreekd (log at warn, discarded) on a fresh data directory and, for PostgreSQL, a
+// fresh database.
+async function start(bin, backend) {
+  const dataDir = mkdtempSync(join(tmpdir(), 'spk-storebench-'));
+  const args = ['--listen', '', '--data', dataDir, '--log-level', 'warn', '--rate', '1000000',
+    '--burst', '1000000', '--max-connections-per-token', '1000'];
+  let db = null;
+  if (backend === 'postgresql') {
+    db = `spk_bench_${process.pid}_${++dbSeq}`;
+    const r = spawnSync('createdb', [db], { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`createdb: ${r.stderr}`);
+    args.push('--store', `${process.env.SPK_TEST_PG} dbname=${db}`);
+  }
+  const port = await freePort();
+  args[1] = `127.0.0.1:${port}`;
+  const proc = spawn(bin, args, { stdio: 'ignore' });
+  const exited = new Promise((r) => proc.once('exit', r));
+  const url = `http://127.0.0.1:${port}`;
+  for (let i = 0; i < 500; i++) {
+    try {
+      if ((await fetch(`${url}/healthz`)).ok) break;
+    } catch {
+      await sleep(20);
+    }
+  }
+  return {
+    wsUrl: `ws://127.0.0.1:${port}/ws`,
+    dataDir,
+    stop: async () => {
+      proc.kill('SIGTERM');
+      await exited;
+      rmSync(dataDir, { recursive: true, force: true });
+      if (db) spawnSync('dropdb', ['--force', db]);
+    },
+  };
+}
+
+// ---- phases ----
+
+async function requestPhase(srv, kind, clients, warmup, seconds) {
+  const token = mint(loadIssuer(srv.dataDir), { ...GP, exp: Math.floor(Date.now() / 1000) + 3600 });
+  const c = await Client.connect(srv.wsUrl);
+  await c.next('hello');
+  await c.ok('auth', { token });
+  const { consult } = await c.ok('consult.create', { patient: 'pseudo-bench' });
+  c.close();
+  const workers = [0, 1].map(() => new Worker(new URL(import.meta.url), {
+    workerData: { kind, wsUrl: srv.wsUrl, token, clients: Math.ceil(clients / 2), consult: consult.id },
+  }));
+  const results = workers.map((w) => new Promise((resolve, reject) => {
+    w.on('message', (m) => { if (typeof m === 'number') resolve(m); });
+    w.on('error', reject);
+  }));
+  await Promise.all(workers.map((w) => new Promise((r) => w.once('message', r)))); // ready
+  await sleep(warmup * 1000);
+  for (const w of workers) w.postMessage('measure');
+  const t0 = process.hrtime.bigint();
+  await sleep(seconds * 1000);
+  for (const w of workers) w.postMessage('stop');
+  const elapsed = Number(process.hrtime.bigint() - t0) / 1e9;
+  const n = (await Promise.all(results)).reduce((a, b) => a + b, 0);
+  return n / elapsed;
+}
+
+async function chatPhase(srv, mls, warmup, seconds) {
+  const token = mint(loadIssuer(srv.dataDir), { ...GP, exp: Math.floor(Date.now() / 1000) + 3600 });
+  const per = Math.ceil((warmup + seconds) * 12000 / CONVS); // more than the server takes
+  const senders = [];
+  for (let i = 0; i < CONVS; i++) {
+    const c = await Client.connect(srv.wsUrl);
+    await c.next('hello');
+    await c.ok('auth', { token });
+    const { consult } = await c.ok('consult.create', { patient: `pseudo-chat-${i}` });
+    const { conversation } = await c.ok('chat.create', { kind: 'consult', consult: consult.id });
+    const device = `bench-${i}`;
+    const { identity } = await c.ok('chat.device', { device });
+    const { keyPackage, secret } = mls.keyPackageCreate(identity);
+    await c.ok('mls.key_packages.upload', { key_packages: [b64u(keyPackage)] });
+    const g = mls.create(conversation.id, secret);
+    await c.ok('mls.group.create', { conversation: conversation.id, group_info: b64u(g.groupInfo()) });
+    const msgs = [];
+    for (let k = 0; k < per; k++) msgs.push(b64u(g.encrypt(`zelfmeting ${k}: 132/84 mmHg`)));
+    g.free();
+    senders.push({ c, conv: conversation.id, msgs, next: 0 });
+  }
+  const stop = { now: false, measuring: false };
+  let acked = 0;
+  const pump = async (s) => {
+    while (!stop.now && s.next < s.msgs.length) {
+      const m = await s.c.req('chat.send', { conversation: s.conv, message: s.msgs[s.next++] });
+      if (m.type !== 'ok') throw new Error(`chat.send: ${m.code} ${m.message}`);
+      if (stop.measuring) acked++;
+    }
+  };
+  const running = senders.flatMap((s) => Array.from({ length: CHAT_WINDOW }, () => pump(s)));
+  await sleep(warmup * 1000);
+  stop.measuring = true;
+  const t0 = process.hrtime.bigint();
+  await sleep(seconds * 1000);
+  stop.now = true;
+  const elapsed = Number(process.hrtime.bigint() - t0) / 1e9;
+  const out = acked / elapsed;
+  await Promise.all(running);
+  if (senders.some((s) => s.next >= s.msgs.length)) {
+    console.log('store_bench: warning: a sender ran out of messages; raise the pool');
+  }
+  for (const s of senders) s.c.close();
+  return out;
+}
+
+// ---- main ----
+
+const bin = process.argv[2];
+if (!bin || bin.startsWith('--')) {
+  console.error('usage: node tests/bench/store_bench.mjs SPREEKD [--seconds S] [--warmup S] [--repeat N] [--clients N]');
+  process.exit(2);
+}
+const seconds = arg('seconds', 5);
+const warmup = arg('warmup', 1);
+const repeat = arg('repeat', 3);
+const clients = arg('clients', 50);
+const backends = process.env.SPK_TEST_PG ? ['sqlite', 'postgresql'] : ['sqlite'];
+const { loadMls } = await import('../../web/mls/spk_mls.js');
+const mls = await loadMls();
+const runs = {};
+for (let round = 1; round <= repeat; round++) {
+  for (const backend of backends) {
+    for (const phase of ['read', 'write', 'chat']) {
+      const srv = await start(bin, backend);
+      let v;
+      try {
+        v = phase === 'chat' ? await chatPhase(srv, mls, warmup, seconds)
+          : await requestPhase(srv, phase, clients, warmup, seconds);
+      } finally {
+        await srv.stop();
+      }
+      (runs[`${backend}.${phase}`] ??= []).push(Math.round(v));
+      console.log(`round ${round} ${backend.padEnd(10)} ${phase.padEnd(5)} ${Math.round(v)} /s`);
+    }
+  }
+}
+const med = Object.fromEntries(Object.entries(runs).map(([k, v]) => [k, median(v)]));
+console.log(`\nmedians of ${repeat} rounds, ${clients} clients (read, write), ${CONVS} conversations x ${CHAT_WINDOW} in flight (chat):`);
+console.log('phase   sqlite/s  postgresql/s  postgresql/sqlite');
+for (const phase of ['read', 'write', 'chat']) {
+  const s = med[`sqlite.${phase}`];
+  const p = med[`postgresql.${phase}`];
+  console.log(`${phase.padEnd(6)} ${String(s).padStart(9)} ${String(p ?? '-').padStart(13)} ${p ? (p / s).toFixed(2).padStart(18) : ''}`);
+}
+console.log(JSON.stringify({ seconds, warmup, repeat, clients, medians: med, runs }));
