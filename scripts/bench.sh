@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 jobs=$(nproc)
 build=build/bench
-all_sections=(signaling memory mls sframe relay audit)
+all_sections=(signaling memory mls sframe relay audit store)
 
 machine() {
   echo "machine: $(nproc) cores, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)," \
@@ -105,6 +105,24 @@ section_audit() {
   node tests/bench/audit_flood.mjs "$build/server/spreekd" "${BENCH_AUDIT_SECONDS:-10}" |
     tee "$build/audit.out"
   echo "audit: $((SECONDS - t0)) s; JSON lines in $build/audit.out"
+}
+
+section_store() {
+  echo "== store"
+  # SQLite against PostgreSQL, on a PostgreSQL server made for the section
+  # (tests/lib/with_postgres.sh: a temporary cluster, fsync on, default settings otherwise).
+  # tests/bench/db_floor.c: one operation's wall-clock cost to the waiting thread, raw and
+  # through spk_store; tests/bench/store_bench.mjs: consult.get and consult.create round trips/s
+  # and chat.send messages/s through spreekd. Settings: BENCH_STORE_SECONDS (5 per phase),
+  # BENCH_STORE_REPEAT (3 rounds), BENCH_STORE_CLIENTS (50).
+  local t0=$SECONDS
+  cmake --build "$build" -j"$jobs" --target db_floor
+  bash tests/lib/with_postgres.sh "$build/tests/bench/db_floor" | tee "$build/store-floor.out"
+  bash tests/lib/with_postgres.sh node tests/bench/store_bench.mjs "$build/server/spreekd" \
+    --seconds "${BENCH_STORE_SECONDS:-5}" --repeat "${BENCH_STORE_REPEAT:-3}" \
+    --clients "${BENCH_STORE_CLIENTS:-50}" | tee "$build/store.out"
+  tail -n 1 "$build/store.out" >"$build/store.json"
+  echo "store: $((SECONDS - t0)) s; JSON summary in $build/store.json"
 }
 
 sections=("$@")

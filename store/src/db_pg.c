@@ -85,6 +85,27 @@ static int map_result(pg_db_t *d, const PGresult *r)
     return SPK_EIO;
 }
 
+/* The session's settings: UTF-8, commits synchronous or not (async_commit); a lock held by
+ * another node's open transaction is waited for 10 s at most, and a transaction of this session
+ * left open (its process stopped in the middle of one) is ended after 5 s, so that its locks do
+ * not stall the other nodes. */
+static int session_setup(pg_db_t *d)
+{
+    if (PQsetClientEncoding(d->conn, "UTF8") != 0) {
+        snprintf(d->base.errmsg, sizeof(d->base.errmsg), "client encoding UTF8 refused");
+        return SPK_EIO;
+    }
+    char sql[160];
+    snprintf(sql, sizeof(sql),
+             "SET lock_timeout = '10s'; SET idle_in_transaction_session_timeout = '5s';"
+             " SET synchronous_commit = %s",
+             d->async ? "off" : "on");
+    PGresult *r = PQexec(d->conn, sql);
+    int rc = PQresultStatus(r) == PGRES_COMMAND_OK ? 0 : map_result(d, r);
+    PQclear(r);
+    return rc;
+}
+
 /* After a failure: a connection found broken outside a transaction is re-established, with the
  * session settings it had; its statements are prepared again on use. */
 static void recover(pg_db_t *d)
@@ -95,13 +116,9 @@ static void recover(pg_db_t *d)
     spk_warn(0, "store: connection to PostgreSQL lost; reconnecting");
     PQreset(d->conn);
     memset(d->prepared, 0, sizeof(d->prepared));
-    if (PQstatus(d->conn) != CONNECTION_OK) {
-        return;
+    if (PQstatus(d->conn) == CONNECTION_OK && session_setup(d) != 0) {
+        spk_error(0, "store: PostgreSQL session set-up failed: %s", d->base.errmsg);
     }
-    PQsetClientEncoding(d->conn, "UTF8");
-    PGresult *r =
-        PQexec(d->conn, d->async ? "SET synchronous_commit = off" : "SET synchronous_commit = on");
-    PQclear(r);
 }
 
 /* Runs SQL text; 0 or SPK_E*. The result is cleared. */
@@ -470,11 +487,7 @@ int st_pg_open(const char *target, st_db_t **out)
         free(d);
         return SPK_EIO;
     }
-    int rc = PQsetClientEncoding(d->conn, "UTF8") == 0 ? 0 : SPK_EIO;
-    /* A lock held by another node's open transaction is waited for this long at most. */
-    if (rc == 0) {
-        rc = pg_exec(&d->base, "SET lock_timeout = '10s'; SET synchronous_commit = on");
-    }
+    int rc = session_setup(d);
     if (rc != 0) {
         spk_error(0, "store: PostgreSQL session set-up failed: %s", d->base.errmsg);
         pg_close(&d->base);

@@ -4,10 +4,12 @@
 // Runs on SQLite, and on PostgreSQL too when SPK_TEST_PG names a server (scripts/bench.sh runs
 // it under tests/lib/with_postgres.sh). Every phase of every round starts a fresh spreekd with a
 // fresh data directory (and database), then measures for S seconds after a warm-up:
-//   read:  N clients in a closed loop of consult.get (one read of the store per request)
-//   write: N clients in a closed loop of consult.create (one transaction with its audit entry;
-//          the answer waits until the commit is durable)
-//   chat:  10 conversations, one sending device each with 8 messages in flight, chat.send of
+//   read:    N clients in a closed loop of mls.key_packages.status (one query, not audited)
+//   audited: N clients in a closed loop of consult.get (a read and its audit entry, NEN 7513:
+//            a transaction whose answer waits until the commit is durable)
+//   write:   N clients in a closed loop of consult.create (a new consult and its audit entry,
+//            answered once durable)
+//   chat:    10 conversations, one sending device each with 8 messages in flight, chat.send of
 //          MLS application messages encrypted before the phase (each one appended to the
 //          conversation's log and acknowledged once durable)
 // The load runs in two worker threads (their own event loops); rounds are reported one by one,
@@ -22,6 +24,7 @@ import { Client } from '../integration/lib/client.mjs';
 import { loadIssuer, mint } from '../integration/lib/tokens.mjs';
 
 const GP = { sub: 'gp-bench', name: 'Dr. Bench', role: 'gp', practice: 'p' };
+const PHASES = ['read', 'audited', 'write', 'chat'];
 const CONVS = 10;
 const CHAT_WINDOW = 8;
 const b64u = (bytes) => Buffer.from(bytes).toString('base64url');
@@ -35,18 +38,17 @@ function arg(name, dflt) {
 
 // ---- load, in worker threads ----
 
-async function readLoop(c, consult, stop, count) {
-  while (!stop.now) {
-    const m = await c.req('consult.get', { consult });
-    if (m.type !== 'ok') throw new Error(`consult.get: ${m.code}`);
-    if (stop.measuring) count.n++;
-  }
-}
+// One request per phase, and what a connection does before (read: declare a chat device).
+const REQUESTS = {
+  read: { setup: (c, i) => c.ok('chat.device', { device: `bench-${i}` }), type: 'mls.key_packages.status', fields: () => ({}) },
+  audited: { type: 'consult.get', fields: (consult) => ({ consult }) },
+  write: { type: 'consult.create', fields: () => ({ patient: 'pseudo-bench' }) },
+};
 
-async function writeLoop(c, _consult, stop, count) {
+async function loop(c, req, consult, stop, count) {
   while (!stop.now) {
-    const m = await c.req('consult.create', { patient: 'pseudo-bench' });
-    if (m.type !== 'ok') throw new Error(`consult.create: ${m.code}`);
+    const m = await c.req(req.type, req.fields(consult));
+    if (m.type !== 'ok') throw new Error(`${req.type}: ${m.code}`);
     if (stop.measuring) count.n++;
   }
 }
@@ -62,16 +64,17 @@ if (!isMainThread) {
       stop.now = true;
     }
   });
+  const req = REQUESTS[kind];
   const conns = [];
   for (let i = 0; i < clients; i++) {
     const c = await Client.connect(wsUrl);
     await c.next('hello');
     await c.ok('auth', { token });
+    if (req.setup) await req.setup(c, `${workerData.index}-${i}`);
     conns.push(c);
   }
   parentPort.postMessage('ready');
-  const loop = kind === 'read' ? readLoop : writeLoop;
-  await Promise.all(conns.map((c) => loop(c, consult, stop, count)));
+  await Promise.all(conns.map((c) => loop(c, req, consult, stop, count)));
   for (const c of conns) c.close();
   parentPort.postMessage(count.n);
   process.exit(0);
@@ -136,8 +139,8 @@ async function requestPhase(srv, kind, clients, warmup, seconds) {
   await c.ok('auth', { token });
   const { consult } = await c.ok('consult.create', { patient: 'pseudo-bench' });
   c.close();
-  const workers = [0, 1].map(() => new Worker(new URL(import.meta.url), {
-    workerData: { kind, wsUrl: srv.wsUrl, token, clients: Math.ceil(clients / 2), consult: consult.id },
+  const workers = [0, 1].map((index) => new Worker(new URL(import.meta.url), {
+    workerData: { kind, index, wsUrl: srv.wsUrl, token, clients: Math.ceil(clients / 2), consult: consult.id },
   }));
   const results = workers.map((w) => new Promise((resolve, reject) => {
     w.on('message', (m) => { if (typeof m === 'number') resolve(m); });
@@ -217,7 +220,7 @@ const mls = await loadMls();
 const runs = {};
 for (let round = 1; round <= repeat; round++) {
   for (const backend of backends) {
-    for (const phase of ['read', 'write', 'chat']) {
+    for (const phase of PHASES) {
       const srv = await start(bin, backend);
       let v;
       try {
@@ -232,11 +235,11 @@ for (let round = 1; round <= repeat; round++) {
   }
 }
 const med = Object.fromEntries(Object.entries(runs).map(([k, v]) => [k, median(v)]));
-console.log(`\nmedians of ${repeat} rounds, ${clients} clients (read, write), ${CONVS} conversations x ${CHAT_WINDOW} in flight (chat):`);
-console.log('phase   sqlite/s  postgresql/s  postgresql/sqlite');
-for (const phase of ['read', 'write', 'chat']) {
+console.log(`\nmedians of ${repeat} rounds, ${clients} clients (read, audited, write), ${CONVS} conversations x ${CHAT_WINDOW} in flight (chat):`);
+console.log('phase     sqlite/s  postgresql/s  postgresql/sqlite');
+for (const phase of PHASES) {
   const s = med[`sqlite.${phase}`];
   const p = med[`postgresql.${phase}`];
-  console.log(`${phase.padEnd(6)} ${String(s).padStart(9)} ${String(p ?? '-').padStart(13)} ${p ? (p / s).toFixed(2).padStart(18) : ''}`);
+  console.log(`${phase.padEnd(8)} ${String(s).padStart(9)} ${String(p ?? '-').padStart(13)} ${p ? (p / s).toFixed(2).padStart(18) : ''}`);
 }
 console.log(JSON.stringify({ seconds, warmup, repeat, clients, medians: med, runs }));
