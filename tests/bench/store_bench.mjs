@@ -12,9 +12,13 @@
 //   chat:    10 conversations, one sending device each with 8 messages in flight, chat.send of
 //          MLS application messages encrypted before the phase (each one appended to the
 //          conversation's log and acknowledged once durable)
-// The load runs in two worker threads (their own event loops); rounds are reported one by one,
-// then medians and the PostgreSQL / SQLite ratios, and a JSON line last.
-import { mkdtempSync, rmSync } from 'node:fs';
+// The load runs in two worker threads (their own event loops). Besides the rate, the CPU time
+// per request is measured over the same interval (from /proc): spreekd's, and on PostgreSQL
+// also the database server's (every process of the cluster), which is the work the database
+// does for spreekd. On a shared machine the CPU time is the robust figure; the rate depends on
+// how much CPU the processes got. Rounds are reported one by one, then medians and the
+// PostgreSQL / SQLite ratios, and a JSON line last.
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
@@ -80,6 +84,42 @@ if (!isMainThread) {
   process.exit(0);
 }
 
+// ---- CPU time from /proc ----
+
+const TICK_US = 1e6 / 100; // USER_HZ is 100 on Linux
+
+function statOf(pid) {
+  try {
+    const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+    return { ppid: Number(f[1]), cpu: (Number(f[11]) + Number(f[12])) * TICK_US };
+  } catch {
+    return null; // gone
+  }
+}
+
+// CPU time (µs) of the PostgreSQL cluster of SPK_TEST_PG: the postmaster and its children.
+function pgCpuUs() {
+  if (!process.env.PGHOST) return 0;
+  let postmaster;
+  try {
+    postmaster = Number(readFileSync(join(process.env.PGHOST, 'data', 'postmaster.pid'), 'utf8').split('\n')[0]);
+  } catch {
+    return 0;
+  }
+  let sum = statOf(postmaster)?.cpu ?? 0;
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    const st = statOf(d);
+    if (st && st.ppid === postmaster) sum += st.cpu;
+  }
+  return sum;
+}
+
+function cpuNow(srv) {
+  return { spreekd: statOf(srv.pid)?.cpu ?? 0, pg: srv.backend === 'postgresql' ? pgCpuUs() : 0 };
+}
+
 // ---- servers ----
 
 function freePort() {
@@ -120,6 +160,8 @@ async function start(bin, backend) {
   }
   return {
     wsUrl: `ws://127.0.0.1:${port}/ws`,
+    pid: proc.pid,
+    backend,
     dataDir,
     stop: async () => {
       proc.kill('SIGTERM');
@@ -150,11 +192,22 @@ async function requestPhase(srv, kind, clients, warmup, seconds) {
   await sleep(warmup * 1000);
   for (const w of workers) w.postMessage('measure');
   const t0 = process.hrtime.bigint();
+  const c0 = cpuNow(srv);
   await sleep(seconds * 1000);
   for (const w of workers) w.postMessage('stop');
+  const c1 = cpuNow(srv);
   const elapsed = Number(process.hrtime.bigint() - t0) / 1e9;
   const n = (await Promise.all(results)).reduce((a, b) => a + b, 0);
-  return n / elapsed;
+  return figures(n, elapsed, c0, c1);
+}
+
+// Rate, and CPU µs per request of spreekd and of the database server.
+function figures(n, elapsed, c0, c1) {
+  return {
+    rate: n / elapsed,
+    cpu: n > 0 ? (c1.spreekd - c0.spreekd) / n : 0,
+    cpuDb: n > 0 ? (c1.pg - c0.pg) / n : 0,
+  };
 }
 
 async function chatPhase(srv, mls, warmup, seconds) {
@@ -191,10 +244,12 @@ async function chatPhase(srv, mls, warmup, seconds) {
   await sleep(warmup * 1000);
   stop.measuring = true;
   const t0 = process.hrtime.bigint();
+  const c0 = cpuNow(srv);
   await sleep(seconds * 1000);
   stop.now = true;
+  const c1 = cpuNow(srv);
   const elapsed = Number(process.hrtime.bigint() - t0) / 1e9;
-  const out = acked / elapsed;
+  const out = figures(acked, elapsed, c0, c1);
   await Promise.all(running);
   if (senders.some((s) => s.next >= s.msgs.length)) {
     console.log('store_bench: warning: a sender ran out of messages; raise the pool');
@@ -218,28 +273,38 @@ const backends = process.env.SPK_TEST_PG ? ['sqlite', 'postgresql'] : ['sqlite']
 const { loadMls } = await import('../../web/mls/spk_mls.js');
 const mls = await loadMls();
 const runs = {};
+const add = (key, v) => (runs[key] ??= []).push(Math.round(v * 10) / 10);
 for (let round = 1; round <= repeat; round++) {
   for (const backend of backends) {
     for (const phase of PHASES) {
       const srv = await start(bin, backend);
-      let v;
+      let f;
       try {
-        v = phase === 'chat' ? await chatPhase(srv, mls, warmup, seconds)
+        f = phase === 'chat' ? await chatPhase(srv, mls, warmup, seconds)
           : await requestPhase(srv, phase, clients, warmup, seconds);
       } finally {
         await srv.stop();
       }
-      (runs[`${backend}.${phase}`] ??= []).push(Math.round(v));
-      console.log(`round ${round} ${backend.padEnd(10)} ${phase.padEnd(5)} ${Math.round(v)} /s`);
+      add(`${backend}.${phase}.rate`, Math.round(f.rate));
+      add(`${backend}.${phase}.cpu_us`, f.cpu);
+      add(`${backend}.${phase}.db_cpu_us`, f.cpuDb);
+      console.log(`round ${round} ${backend.padEnd(10)} ${phase.padEnd(7)} ${String(Math.round(f.rate)).padStart(6)} /s`
+        + `  spreekd ${f.cpu.toFixed(1).padStart(6)} us/req  database ${f.cpuDb.toFixed(1).padStart(6)} us/req`);
     }
   }
 }
 const med = Object.fromEntries(Object.entries(runs).map(([k, v]) => [k, median(v)]));
-console.log(`\nmedians of ${repeat} rounds, ${clients} clients (read, audited, write), ${CONVS} conversations x ${CHAT_WINDOW} in flight (chat):`);
-console.log('phase     sqlite/s  postgresql/s  postgresql/sqlite');
+console.log(`\nmedians of ${repeat} rounds, ${clients} clients (read, audited, write), ${CONVS} conversations x ${CHAT_WINDOW} in flight (chat);`);
+console.log('CPU per request: spreekd + database server (PostgreSQL only)');
+console.log('phase      sqlite/s  postgresql/s  ratio   sqlite CPU us  postgresql CPU us (spreekd + db)  ratio');
 for (const phase of PHASES) {
-  const s = med[`sqlite.${phase}`];
-  const p = med[`postgresql.${phase}`];
-  console.log(`${phase.padEnd(8)} ${String(s).padStart(9)} ${String(p ?? '-').padStart(13)} ${p ? (p / s).toFixed(2).padStart(18) : ''}`);
+  const g = (b, k) => med[`${b}.${phase}.${k}`];
+  const s = g('sqlite', 'rate');
+  const p = g('postgresql', 'rate');
+  const sc = g('sqlite', 'cpu_us');
+  const pc = p !== undefined ? g('postgresql', 'cpu_us') + g('postgresql', 'db_cpu_us') : undefined;
+  console.log(`${phase.padEnd(8)} ${String(s).padStart(10)} ${String(p ?? '-').padStart(13)} ${p ? (p / s).toFixed(2).padStart(6) : '      '}`
+    + ` ${sc.toFixed(1).padStart(14)} ${p ? `${pc.toFixed(1)} (${g('postgresql', 'cpu_us')} + ${g('postgresql', 'db_cpu_us')})`.padStart(33) : ''}`
+    + ` ${p ? (pc / sc).toFixed(2).padStart(6) : ''}`);
 }
 console.log(JSON.stringify({ seconds, warmup, repeat, clients, medians: med, runs }));
