@@ -50,7 +50,9 @@
     XX(EMLSSIG, -38, "mls_bad_signature", "MLS signature does not verify")                         \
     XX(EMLSMEMBERTAG, -39, "mls_bad_membership_tag", "MLS membership tag does not verify")         \
     XX(EMLSCONFIRM, -40, "mls_bad_confirmation_tag", "MLS confirmation tag does not verify")       \
-    XX(EINVITEREVOKED, -41, "invite_revoked", "invite has been withdrawn")
+    XX(EINVITEREVOKED, -41, "invite_revoked", "invite has been withdrawn")                         \
+    XX(EIDEMPOTENCY, -42, "idempotency_key_reused",                                                \
+       "this Idempotency-Key was used for a different request")
 
 typedef enum {
     SPK_OK = 0,

@@ -39,7 +39,7 @@ async function prepare(env, gp) {
 // The request each action is tried with; `pre` runs first (as the GP or as the caller).
 const requests = {
   ping: () => ({}),
-  'consult.create': () => ({ patient: 'pseudo-new', practice: PRACTICE }),
+  'consult.create': () => ({ patient: 'pseudo-new', practice: PRACTICE, gp: 'gp-1' }),
   'consult.list': () => ({ practice: PRACTICE }),
   'consult.get': (x) => ({ consult: x.consult }),
   'consult.join': (x) => ({ consult: x.consult }),
@@ -65,6 +65,7 @@ const requests = {
   'media.answer': (x) => ({ consult: x.consult, sdp: OFFER, version: 1 }),
   'media.candidate': (x) => ({ consult: x.consult, pc: 'publish', candidate: '' }),
   'media.stop': (x) => ({ consult: x.consult }),
+  'console.link': (x) => ({ consult: x.consult }),
 };
 
 // What an allowed request answers when it is not plainly `ok`: an answer with no offer
