@@ -124,6 +124,8 @@ int sig_idem_begin(sig_req_t *r)
     }
     r->idem_replay = true;
     snprintf(r->detail, sizeof(r->detail), "answer replayed for a repeated idempotency key");
+    const char *gp = json_string_value(json_object_get(r->req, "gp"));
+    snprintf(r->on_behalf_of, sizeof(r->on_behalf_of), "%s", gp != NULL ? gp : "");
     const char *obj =
         json_string_value(json_object_get(json_object_get(r->reply, "consult"), "id"));
     if (obj != NULL) {
@@ -131,6 +133,9 @@ int sig_idem_begin(sig_req_t *r)
         const char *pat =
             json_string_value(json_object_get(json_object_get(r->reply, "consult"), "patient"));
         snprintf(r->patient, sizeof(r->patient), "%s", pat != NULL ? pat : "");
+        const char *pr =
+            json_string_value(json_object_get(json_object_get(r->reply, "consult"), "practice"));
+        snprintf(r->practice, sizeof(r->practice), "%s", pr != NULL ? pr : "");
     }
     return 0;
 }
