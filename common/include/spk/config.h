@@ -66,6 +66,8 @@ typedef struct {
     int64_t webhook_max_age_s;  /* an event not delivered within this is dropped (86400) */
     int webhook_workers;        /* delivery threads (2) */
     char webhook_ca_file[512];  /* PEM CA bundle for HTTPS webhooks; "" = system default */
+    /* chat (the MLS delivery service) */
+    int64_t chat_retention_s; /* ciphertext not acknowledged by every device is kept this long */
 
     /* audit */
     char audit_witness[512];       /* "" | "syslog" | a file or FIFO the audit head goes to */
