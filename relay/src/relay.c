@@ -11,6 +11,7 @@
 #include "relay_int.h"
 #include "spk/error.h"
 #include "spk/log.h"
+#include "spk/sdp.h"
 #include "spk/util.h"
 
 /* libsrtp is initialised once per process and never shut down: other code in the process (a
@@ -47,6 +48,11 @@ void spk_relay_config_init(spk_relay_config_t *cfg)
 {
     memset(cfg, 0, sizeof(*cfg));
     cfg->remb_bps = SPK_RELAY_REMB_DEFAULT;
+}
+
+uint64_t spk_relay_candidates_refused(const spk_relay_t *relay)
+{
+    return relay->cands_refused;
 }
 
 const char *spk_relay_fingerprint(const spk_relay_t *relay)
@@ -198,6 +204,12 @@ static int parse_addresses(spk_relay_t *relay, const spk_relay_config_t *cfg)
     if (cfg->port_min > cfg->port_max) {
         return SPK_ECONFIG;
     }
+    char why[128] = "";
+    if (spk_addr_filter_init(&relay->cand_filter, cfg->addresses, cfg->n_addresses,
+                             cfg->candidate_allow, cfg->candidate_deny, why, sizeof(why)) != 0) {
+        spk_error(0, "relay: candidate address ranges: %s", why);
+        return SPK_ECONFIG;
+    }
     return 0;
 }
 
@@ -289,6 +301,7 @@ int spk_relay_new(uv_loop_t *loop, const spk_relay_config_t *cfg, spk_relay_even
     relay->cb = cb;
     relay->user = user;
     relay->cfg = *cfg;
+    relay->cfg.candidate_allow = relay->cfg.candidate_deny = NULL; /* not kept */
     relay->consent_ns =
         (uint64_t)(cfg->consent_timeout_ms ? cfg->consent_timeout_ms : 30000) * 1000000u;
     relay->handshake_ns =
@@ -483,6 +496,18 @@ int spk_relay_remote_candidate(spk_relay_t *relay, uint64_t consult_id, uint64_t
     if (!eoc && (strncmp(candidate, "candidate:", 10) != 0 ||
                  strlen(candidate) >= SPK_RELAY_CANDIDATE_MAX)) {
         return SPK_EINVAL;
+    }
+    if (!eoc && relay != NULL) {
+        spk_sdp_candidate_t c;
+        if (spk_sdp_candidate_parse(&c, candidate, strlen(candidate), NULL, 0) != 0) {
+            return SPK_EINVAL;
+        }
+        if (!spk_addr_filter_allows(&relay->cand_filter, c.addr)) {
+            relay->cands_refused++;
+            spk_info(0, "relay: endpoint %llu: remote candidate address refused",
+                     (unsigned long long)endpoint_id);
+            return SPK_EFORBIDDEN;
+        }
     }
     spk_relay_cmd_t *cmd = cmd_new(relay, SPK_RELAY_CMD_REMOTE_CAND, consult_id, endpoint_id);
     if (!cmd) {

@@ -13,6 +13,7 @@
 #include <srtp2/srtp.h>
 
 #include "relay_remb.h"
+#include "spk/addr_filter.h"
 #include "spk/map.h"
 #include "spk/nack.h"
 #include "spk/relay.h"
@@ -94,7 +95,21 @@ typedef struct {
     uint64_t last_keyframe_ns;   /* last PLI/FIR sent to the publisher for this stream */
     uint8_t fir_seq;             /* RFC 5104 command sequence number */
     int16_t worst_fraction_lost; /* worst a subscriber reported this interval; -1: none */
+    /* Extended sequence numbers of the media stream since it (re)started: the gate's scale. */
+    spk_seq_unwrap_t unwrap;
+    int64_t last_ext; /* newest packet so far; valid when have_ext */
+    bool have_ext;
 } spk_relay_pstream_t;
+
+/* Where forwarding to a subscriber last started, per stream of a publisher it receives: packets
+ * of that stream numbered below `start` arrived (or were due) while the subscriber was in the
+ * lobby, and never reach it (relay_rtcp.c, spk_relay_gate_open). */
+typedef struct {
+    uint64_t pub; /* publisher endpoint id */
+    uint32_t ssrc;
+    int64_t start;
+} spk_relay_gate_t;
+#define SPK_RELAY_GATE_MAX (SPK_RELAY_MAX_CONSULT_ENDPOINTS * SPK_RELAY_MAX_STREAMS)
 
 /* The rtx sequence numbers the relay uses towards one subscriber, per rtx SSRC. */
 #define SPK_RELAY_RTX_OUT_MAX 32
@@ -142,6 +157,8 @@ struct spk_relay_ep {
     spk_relay_pstream_t streams[SPK_RELAY_MAX_STREAMS];
     spk_relay_rtx_out_t rtx_out[SPK_RELAY_RTX_OUT_MAX];
     uint8_t n_rtx_out;
+    spk_relay_gate_t gate[SPK_RELAY_GATE_MAX];
+    uint8_t n_gate;
 };
 
 struct spk_relay_worker {
@@ -178,6 +195,9 @@ struct spk_relay_s {
     size_t n_addrs;
     uint64_t consent_ns;
     uint64_t handshake_ns;
+
+    spk_addr_filter_t cand_filter;
+    uint64_t cands_refused; /* control thread */
 
     SSL_CTX *ssl_ctx;
     BIO_METHOD *bio_method;
@@ -220,9 +240,19 @@ void spk_relay_rtcp_set_streams(spk_relay_ep_t *ep, const spk_relay_stream_t *st
 /* DTLS done or forwarding turned on: key frames for what the endpoint will receive. */
 void spk_relay_rtcp_on_ready(spk_relay_ep_t *ep);
 /* An unprotected RTP packet from a publisher (forwarding on), before forwarding: statistics and
- * the retransmission buffer. Returns false when the packet must not be forwarded (the
- * publisher's rtx stream, which the relay terminates). pkt may be rewritten in place. */
-bool spk_relay_rtcp_rtp_in(spk_relay_ep_t *ep, uint8_t *pkt, size_t len, uint64_t now_ns);
+ * the retransmission buffer. Returns the packet's stream and sets *ext (its extended sequence
+ * number, for spk_relay_gate_allows), or NULL when the packet must not be forwarded: the
+ * publisher's rtx stream (terminated here), a malformed packet, or a stream beyond what the
+ * relay tracks. pkt may be rewritten in place. */
+spk_relay_pstream_t *spk_relay_rtcp_rtp_in(spk_relay_ep_t *ep, uint8_t *pkt, size_t len,
+                                           uint64_t now_ns, int64_t *ext);
+/* Forwarding to sub is turned on: from now on it gets, of every stream it receives, only what
+ * follows the newest packet the relay has seen. */
+void spk_relay_gate_open(spk_relay_ep_t *sub);
+/* Whether packet ext of pub's stream s may reach sub (it arrived, or was due, after sub's
+ * forwarding last started). */
+bool spk_relay_gate_allows(const spk_relay_ep_t *sub, const spk_relay_ep_t *pub,
+                           const spk_relay_pstream_t *s, int64_t ext);
 /* After forwarding a publisher's RTP: the periodic receiver report and REMB when due. */
 void spk_relay_rtcp_poll(spk_relay_ep_t *ep, uint64_t now_ns);
 /* An unprotected RTCP compound from an endpoint (forwarding on): handled per hop. */

@@ -395,6 +395,7 @@ static void dispatch(spk_relay_worker_t *w, const spk_relay_cmd_t *cmd)
                   cmd->on ? "on" : "off");
         if (cmd->on && !was) {
             spk_relay_rtcp_on_ready(ep);
+            spk_relay_gate_open(ep);
         }
         break;
     }

@@ -44,6 +44,12 @@
  *
  * Lobby. An endpoint starts with forwarding off: nothing it sends is forwarded and nothing is
  * forwarded to it until spk_relay_set_forwarding(..., true). This is enforced in the packet path.
+ * What a publisher sent while a subscriber's forwarding was off never reaches that subscriber
+ * later either: when its forwarding is turned on, the relay notes per stream the newest packet
+ * it has seen, and packets numbered up to it — answers to NACKs from the retransmission buffer,
+ * a publisher's repair of a packet lost on the way, late (reordered) originals — are not sent
+ * to it, nor NACKed upstream on its behalf. A publisher whose forwarding is turned on starts its
+ * streams over (statistics, numbering, retransmission buffer).
  *
  * libsrtp is initialised once per process and never shut down; it must be the OpenSSL build
  * (scripts/setup-libsrtp.sh), linked statically.
@@ -118,6 +124,11 @@ typedef struct {
     /* REMB sent to each publisher: the bitrate it may use while nobody reports loss; 0 = no
      * REMB. spk_relay_config_init() sets SPK_RELAY_REMB_DEFAULT. */
     uint64_t remb_bps;
+    /* Remote candidate address ranges (spk/addr_filter.h): extra ranges the relay may send to
+     * and ranges it never sends to, as CIDR lists separated by commas or spaces; NULL or "" for
+     * none. Read during spk_relay_new() only. */
+    const char *candidate_allow;
+    const char *candidate_deny;
 } spk_relay_config_t;
 
 #define SPK_RELAY_REMB_DEFAULT 2500000u
@@ -231,9 +242,16 @@ int spk_relay_remote_description(spk_relay_t *relay, uint64_t consult_id, uint64
                                  spk_relay_setup_t setup);
 
 /* One remote candidate: an SDP attribute value ("candidate:..." with or without "a="), or NULL /
- * "" for end-of-candidates. A candidate libnice cannot parse is ignored (logged). */
+ * "" for end-of-candidates. Its address goes through the relay's address filter
+ * (spk/addr_filter.h: the relay's own addresses and cfg.candidate_allow / _deny): a refused
+ * address (or a name such as an mDNS ".local" one) is SPK_EFORBIDDEN and counted, and the relay
+ * never sends to it. SPK_EINVAL for a line that is not a candidate. A candidate libnice cannot
+ * parse is ignored (logged). */
 int spk_relay_remote_candidate(spk_relay_t *relay, uint64_t consult_id, uint64_t endpoint_id,
                                const char *candidate);
+
+/* Remote candidates refused by the address filter so far (control thread). */
+uint64_t spk_relay_candidates_refused(const spk_relay_t *relay);
 
 /* Groups endpoints that belong to one participant (e.g. its publish and its subscribe
  * connection): endpoints with the same nonzero owner never forward to each other, so nobody
