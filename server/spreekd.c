@@ -38,9 +38,7 @@ typedef struct {
     spk_keyring_t *kr;
     spk_sig_t *sig;
     spk_ws_server_t *ws;
-#ifdef SPK_HAVE_RELAY
     spk_relay_t *relay;
-#endif
 } spreekd_t;
 
 static void usage(FILE *out)
@@ -61,6 +59,8 @@ static void usage(FILE *out)
             "  --relay-address A[,B]       media relay ICE addresses; media is off without\n"
             "  --relay-port-min/max N      media relay UDP port range (ephemeral)\n"
             "  --relay-workers N           media worker threads (number of cores)\n"
+            "  --relay-candidate-allow L   extra remote candidate ranges the relay may send to\n"
+            "  --relay-candidate-deny L    remote candidate ranges it never sends to (CIDR list)\n"
             "  --max-connections N         WebSocket connections (20000)\n"
             "  --max-message-bytes N       largest accepted message (65536)\n"
             "  --send-queue-bytes N        per-connection send queue cap (1048576)\n"
@@ -234,7 +234,6 @@ static void print_demo_link(spreekd_t *d)
     spk_wipe(tok, sizeof(tok));
 }
 
-#ifdef SPK_HAVE_RELAY
 /* Starts the media relay when relay addresses are configured. */
 static int start_relay(spreekd_t *d)
 {
@@ -255,6 +254,8 @@ static int start_relay(spreekd_t *d)
     rc.port_min = (uint16_t)d->cfg.relay_port_min;
     rc.port_max = (uint16_t)d->cfg.relay_port_max;
     rc.ice_lite = d->cfg.relay_ice_lite != 0;
+    rc.candidate_allow = d->cfg.relay_candidate_allow;
+    rc.candidate_deny = d->cfg.relay_candidate_deny;
     int err = spk_relay_new(&d->loop, &rc, spk_sig_relay_event, d->sig, &d->relay);
     if (err != 0) {
         spk_error(0, "cannot start the media relay on %s: %s", d->cfg.relay_addresses,
@@ -277,19 +278,6 @@ static void stop_relay(spreekd_t *d)
         d->relay = NULL;
     }
 }
-#else
-static int start_relay(spreekd_t *d)
-{
-    if (d->cfg.relay_addresses[0] != '\0') {
-        spk_warn(0, "relay_addresses set, but this spreekd was built without the media relay");
-    }
-    return 0;
-}
-
-static void stop_relay(spreekd_t *d)
-{
-}
-#endif
 
 static void on_drained(void *ud)
 {
