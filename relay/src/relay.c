@@ -105,8 +105,26 @@ const char *spk_relay_ice_state_name(spk_relay_ice_state_t state)
 
 /* ---- events: workers -> control thread ---- */
 
+/* Events every endpoint sends at most a few of; the others may be dropped when the queue is
+ * full (the control thread is not keeping up). */
+static bool essential(spk_relay_event_type_t type)
+{
+    return type == SPK_RELAY_EV_CONNECTED || type == SPK_RELAY_EV_FAILED ||
+           type == SPK_RELAY_EV_CLOSED;
+}
+
 void spk_relay_emit(spk_relay_t *relay, const spk_relay_event_t *ev)
 {
+    pthread_mutex_lock(&relay->ev_mu);
+    bool full = relay->n_events >= SPK_RELAY_EVENT_QUEUE_MAX && !essential(ev->type);
+    if (full && relay->dropped_events++ % 1024 == 0) {
+        spk_warn(0, "relay: event queue full: %s events dropped (%llu so far)",
+                 spk_relay_event_name(ev->type), (unsigned long long)relay->dropped_events);
+    }
+    pthread_mutex_unlock(&relay->ev_mu);
+    if (full) {
+        return;
+    }
     spk_relay_evnode_t *n = malloc(sizeof(*n));
     if (!n) {
         spk_error(ev->endpoint_id, "relay: out of memory; event %s lost",
@@ -127,6 +145,7 @@ void spk_relay_emit(spk_relay_t *relay, const spk_relay_event_t *ev)
         relay->ev_head = n;
     }
     relay->ev_tail = n;
+    relay->n_events++;
     pthread_mutex_unlock(&relay->ev_mu);
     uv_async_send(&relay->async);
 }
@@ -173,6 +192,7 @@ static void async_cb(uv_async_t *h)
     pthread_mutex_lock(&relay->ev_mu);
     spk_relay_evnode_t *n = relay->ev_head;
     relay->ev_head = relay->ev_tail = NULL;
+    relay->n_events = 0;
     pthread_mutex_unlock(&relay->ev_mu);
     while (n) {
         spk_relay_evnode_t *next = n->next;
@@ -246,7 +266,7 @@ static void stop_workers(spk_relay_t *relay)
         spk_relay_cmd_t *cmd = calloc(1, sizeof(*cmd));
         if (cmd) {
             cmd->type = SPK_RELAY_CMD_STOP;
-            spk_relay_worker_post(w, cmd);
+            (void)spk_relay_worker_post(w, cmd); /* always queued */
         } else {
             g_main_loop_quit(w->loop);
         }
@@ -298,6 +318,7 @@ int spk_relay_new(uv_loop_t *loop, const spk_relay_config_t *cfg, spk_relay_even
         return rc;
     }
     relay->loop = loop;
+    relay->control = pthread_self();
     relay->cb = cb;
     relay->user = user;
     relay->cfg = *cfg;
@@ -338,6 +359,7 @@ void spk_relay_destroy(spk_relay_t *relay)
     if (!relay) {
         return;
     }
+    SPK_RELAY_ON_CONTROL(relay);
     stop_workers(relay);
     pthread_mutex_lock(&relay->ev_mu);
     relay->destroyed = true;
@@ -363,8 +385,7 @@ static spk_relay_worker_t *worker_for(spk_relay_t *relay, uint64_t consult_id)
 
 static int post(spk_relay_t *relay, spk_relay_cmd_t *cmd)
 {
-    spk_relay_worker_post(worker_for(relay, cmd->consult_id), cmd);
-    return 0;
+    return spk_relay_worker_post(worker_for(relay, cmd->consult_id), cmd);
 }
 
 static spk_relay_cmd_t *cmd_new(spk_relay_t *relay, spk_relay_cmd_type_t type, uint64_t consult_id,
@@ -373,6 +394,7 @@ static spk_relay_cmd_t *cmd_new(spk_relay_t *relay, spk_relay_cmd_type_t type, u
     if (!relay || relay->destroyed || consult_id == 0 || endpoint_id == 0) {
         return NULL;
     }
+    SPK_RELAY_ON_CONTROL(relay);
     spk_relay_cmd_t *cmd = calloc(1, sizeof(*cmd));
     if (cmd) {
         cmd->type = type;

@@ -3,6 +3,7 @@
 #ifndef SPK_RELAY_INT_H
 #define SPK_RELAY_INT_H
 
+#include <assert.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -24,6 +25,13 @@
 /* Largest datagram the packet path handles; anything larger is dropped. */
 #define SPK_RELAY_PKT_MAX 1500
 #define SPK_RELAY_FP_LEN 32 /* SHA-256 */
+
+/* Queue bounds between the control thread and the workers. A full command queue refuses new
+ * commands (SPK_ENOMEM) except close and stop; a full event queue drops candidates, ICE states
+ * and counters (counted in dropped_events) but never connected, failed or closed, of which
+ * each endpoint sends at most a few. */
+#define SPK_RELAY_CMD_QUEUE_MAX 16384
+#define SPK_RELAY_EVENT_QUEUE_MAX 16384
 
 /* DTLS datagrams written before ICE had a selected pair, sent when it has one. */
 #define SPK_RELAY_PENDING_MAX 4
@@ -165,6 +173,7 @@ struct spk_relay_worker {
     spk_relay_t *relay;
     unsigned index;
     pthread_t thread;
+    pthread_t self; /* set by the worker thread itself: the owner of everything below */
     bool started;
     GMainContext *ctx;
     GMainLoop *loop;
@@ -175,6 +184,7 @@ struct spk_relay_worker {
     pthread_mutex_t mu; /* guards the command queue only */
     spk_relay_cmd_t *head;
     spk_relay_cmd_t *tail;
+    size_t n_cmds;
 
     /* Worker thread only. */
     spk_map_t endpoints; /* id -> spk_relay_ep_t */
@@ -206,7 +216,10 @@ struct spk_relay_s {
     pthread_mutex_t ev_mu; /* guards the event queue only */
     spk_relay_evnode_t *ev_head;
     spk_relay_evnode_t *ev_tail;
+    size_t n_events;
+    uint64_t dropped_events;
     bool destroyed;
+    pthread_t control; /* the thread that runs `loop`: every command comes from it */
 
     unsigned n_workers;
     spk_relay_worker_t *workers;
@@ -217,11 +230,17 @@ void spk_relay_emit(spk_relay_t *relay, const spk_relay_event_t *ev);
 void spk_relay_ep_event(spk_relay_ep_t *ep, spk_relay_event_type_t type);
 void spk_relay_ep_fail(spk_relay_ep_t *ep, int err, const char *reason);
 
+/* Thread ownership (checked in debug builds): control-thread functions and worker-thread ones. */
+#define SPK_RELAY_ON_CONTROL(relay) assert(pthread_equal(pthread_self(), (relay)->control))
+#define SPK_RELAY_ON_WORKER(w) assert(pthread_equal(pthread_self(), (w)->self))
+
 /* relay_worker.c */
 void *spk_relay_worker_main(void *arg);
 int spk_relay_worker_init(spk_relay_worker_t *w, spk_relay_t *relay, unsigned index);
 void spk_relay_worker_cleanup(spk_relay_worker_t *w);
-void spk_relay_worker_post(spk_relay_worker_t *w, spk_relay_cmd_t *cmd);
+/* Queues cmd (taking ownership); SPK_ENOMEM (cmd freed) when the queue is full, except for
+ * close and stop, which are always queued. */
+int spk_relay_worker_post(spk_relay_worker_t *w, spk_relay_cmd_t *cmd);
 
 /* relay_dtls.c */
 int spk_relay_dtls_ctx_new(spk_relay_t *relay);

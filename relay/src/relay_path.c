@@ -97,6 +97,7 @@ void spk_relay_path_recv_cb(NiceAgent *agent, guint stream_id, guint component_i
                             gchar *buf, gpointer user)
 {
     spk_relay_ep_t *ep = user;
+    SPK_RELAY_ON_WORKER(ep->w);
     if (ep->failed || len == 0) {
         return;
     }

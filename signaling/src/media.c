@@ -175,9 +175,9 @@ static void send_state(spk_sig_t *s, uint64_t conn, const char *consult, sig_pc_
                             "pc", sig_pc_names[pc], "state", state, "detail", detail));
 }
 
-/* A participant has one endpoint of each kind: closes the one another connection of theirs
- * holds, and tells that connection. */
-static void take_over(spk_sig_t *s, const sig_conn_t *self, const sig_join_t *mine, sig_pc_t pc)
+/* The endpoint of kind pc that another connection of the same participant holds, or NULL. */
+static sig_ep_t *held_elsewhere(spk_sig_t *s, const sig_conn_t *self, const sig_join_t *mine,
+                                sig_pc_t pc, sig_conn_t **holder, sig_join_t **join)
 {
     sig_consult_t *c = mine->consult;
     for (size_t i = 0; i < c->n_conns; i++) {
@@ -186,22 +186,47 @@ static void take_over(spk_sig_t *s, const sig_conn_t *self, const sig_join_t *mi
             sig_join_t *j = &conn->joined[k];
             sig_media_t *m = j->media;
             sig_ep_t *ep = m == NULL ? NULL : pc == SIG_PC_PUBLISH ? &m->pub : &m->sub;
-            if (j->consult != c || j->part != mine->part || ep == NULL || ep->id == 0) {
-                continue;
+            if (j->consult == c && j->part == mine->part && ep != NULL && ep->id != 0) {
+                *holder = conn;
+                *join = j;
+                return ep;
             }
-            ep_close(s, c, ep);
-            if (pc == SIG_PC_PUBLISH) {
-                m->n_tracks = 0;
-            } else {
-                m->n_slots = 0;
-                m->next_mid = 0;
-                m->offer_pending = false;
-            }
-            send_state(s, conn->id, c->rec.id, pc, "closed", "replaced");
-            spk_info(conn->id, "media %s in %s replaced by connection %llu", sig_pc_names[pc],
-                     c->rec.id, (unsigned long long)self->id);
         }
     }
+    return NULL;
+}
+
+/* A participant has one endpoint of each kind, held by their newest connection that asked for
+ * it: closes the one an older connection holds (and tells it), or refuses while a newer one
+ * holds it (a late request of a connection the client has already replaced). */
+static int take_over(sig_req_t *r, const sig_join_t *mine, sig_pc_t pc)
+{
+    sig_conn_t *conn;
+    sig_join_t *j;
+    sig_ep_t *ep = held_elsewhere(r->s, r->c, mine, pc, &conn, &j);
+    if (ep == NULL) {
+        return 0;
+    }
+    if (conn->id > r->c->id) {
+        snprintf(r->why, sizeof(r->why),
+                 "a newer connection of this participant has the %s "
+                 "connection",
+                 sig_pc_names[pc]);
+        return SPK_ESTATE;
+    }
+    sig_consult_t *c = mine->consult;
+    ep_close(r->s, c, ep);
+    if (pc == SIG_PC_PUBLISH) {
+        j->media->n_tracks = 0;
+    } else {
+        j->media->n_slots = 0;
+        j->media->next_mid = 0;
+        j->media->offer_pending = false;
+    }
+    send_state(r->s, conn->id, c->rec.id, pc, "closed", "replaced");
+    spk_info(conn->id, "media %s in %s replaced by connection %llu", sig_pc_names[pc], c->rec.id,
+             (unsigned long long)r->c->id);
+    return 0;
 }
 
 void sig_media_send_candidate(spk_sig_t *s, uint64_t conn, const char *consult, sig_pc_t pc,
@@ -457,8 +482,10 @@ int sig_h_media_publish(sig_req_t *r)
         rc = publish_target(r, m, offer, &fresh);
     }
     if (rc == 0 && fresh) {
+        rc = take_over(r, j, SIG_PC_PUBLISH);
+    }
+    if (rc == 0 && fresh) {
         ep_close(r->s, c, &m->pub);
-        take_over(r->s, r->c, j, SIG_PC_PUBLISH);
         rc = ep_open(r->s, r->c, j, &m->pub, SIG_PC_PUBLISH);
     }
     if (rc == 0) {
@@ -495,6 +522,9 @@ int sig_h_media_subscribe(sig_req_t *r)
     sig_consult_t *c;
     sig_join_t *j;
     int rc = req_join(r, true, &c, &j);
+    if (rc == 0) {
+        rc = take_over(r, j, SIG_PC_SUBSCRIBE);
+    }
     sig_media_t *m = rc == 0 ? media_of(j) : NULL;
     if (rc == 0 && m == NULL) {
         rc = SPK_ENOMEM;
@@ -507,7 +537,6 @@ int sig_h_media_subscribe(sig_req_t *r)
     m->n_slots = 0;
     m->next_mid = 0;
     m->offer_pending = false;
-    take_over(r->s, r->c, j, SIG_PC_SUBSCRIBE);
     rc = ep_open(r->s, r->c, j, &m->sub, SIG_PC_SUBSCRIBE);
     if (rc != 0) {
         return rc;

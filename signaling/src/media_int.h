@@ -5,9 +5,10 @@
  * request from anyone else is bad_state, and when a participant stops being admitted (sent
  * back, denied, left, consult ended, or unjoined by the core for any reason) their endpoints
  * are closed at once (sig_media_consult_changed, sig_media_unjoin). A participant has at most
- * one publish and one subscribe endpoint in a consult, whichever of their connections set it
- * up last: a new one replaces the other connection's (which is told with media.state
- * "closed", detail "replaced").
+ * one publish and one subscribe endpoint in a consult, held by the newest of their connections
+ * that asked: a new one replaces an older connection's (which is told with media.state
+ * "closed", detail "replaced"); an older connection's request is bad_state while a newer one
+ * holds it.
  *
  * Control thread only, like the rest of the core. */
 #ifndef SPK_SIG_MEDIA_INT_H

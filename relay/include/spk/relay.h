@@ -7,11 +7,15 @@
  *
  * Messages. The functions taking a spk_relay_t are called from the control thread only (the
  * thread that runs the uv_loop_t given to spk_relay_new()), except spk_relay_fingerprint(),
- * which any thread may call. Commands are copied into a
- * small message and queued to the worker that owns the consult; they never block on the worker
- * and return only argument errors. Results arrive as events (spk_relay_event_t), delivered on the
- * control thread's uv loop through a uv_async_t wake-up, in order per endpoint. The same
- * messages can later cross a socket to a separate relay node.
+ * which any thread may call (checked in debug builds). Commands are copied into a small message
+ * and queued to the worker that owns the consult; they never block on the worker and return
+ * argument errors, or SPK_ENOMEM when out of memory or when the worker has
+ * SPK_RELAY_CMD_QUEUE_MAX (16384) commands waiting (a stalled worker; endpoint close is always
+ * queued). Results arrive as events (spk_relay_event_t), delivered on the control thread's uv
+ * loop through a uv_async_t wake-up, in order per endpoint. The event queue is bounded too: when
+ * 16384 events wait (a stalled control thread) candidates, ICE states and counters are dropped,
+ * never connected, failed or closed. The same messages can later cross a socket to a separate
+ * relay node.
  *
  * Identifiers. The control thread chooses consult and endpoint ids (nonzero, endpoint ids unique
  * within the relay) and passes the consult id with every command; it selects the worker.

@@ -152,6 +152,10 @@ test('one publish and one subscribe connection per participant: another connecti
   await second.client.ok('media.subscribe', { consult: consult.id });
   assert.ok(await waitFor(() => first.stateEvents.some((e) => e.pc === 'subscribe' && e.state === 'closed'), 5000),
     JSON.stringify(first.stateEvents));
+  // The older connection cannot take it back (a late request of a connection the client has
+  // already replaced must not win).
+  const back = await patient.req('media.subscribe', { consult: consult.id });
+  assert.equal(back.code, 'bad_state', JSON.stringify(back));
   first.stopSending();
   second.startSending();
   assert.ok(await waitFor(() => gpPeer.countFrom(PT_TAG + 1).video >= 10, 10000),
@@ -174,11 +178,16 @@ test('one publish and one subscribe connection per participant: another connecti
   // The GP can still set up media again.
   assert.equal(await gp.code('media.subscribe', { consult: consult.id }), 'ok');
   assert.deepEqual(media(again).filter((e) => e.type === 'media.state' && e.state === 'failed'), []);
-  for (const p of extra) await p.close();
+  for (const p of extra) {
+    await p.close();
+    p.client.close(); // its connection closes: the server ends its media
+  }
   await second.close();
   await first.close();
   assert.equal(await patient.code('media.stop', { consult: consult.id }), 'ok');
   assert.equal(await again.code('media.stop', { consult: consult.id }), 'ok');
+  again.close();
+  assert.ok(await waitFor(async () => (await endpoints()) === 2, 5000), `only the GP's: ${await endpoints()}`);
   gpPeer.answerErrors.length = 0; // the GP's werift subscribe connection was replaced above
 });
 
