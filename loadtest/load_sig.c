@@ -63,6 +63,7 @@ static int gp_token(load_part_t *p, char *out, size_t cap)
     snprintf(c.name, sizeof(c.name), "Dr. Load %d", p->cons->idx);
     c.role = SPK_ROLE_GP;
     snprintf(c.practice, sizeof(c.practice), "praktijk-load");
+    snprintf(c.aud, sizeof(c.aud), "spreekkamer");
     uint8_t r[9];
     RAND_bytes(r, sizeof(r));
     spk_hex_encode(c.jti, r, sizeof(r));

@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 jobs=$(nproc)
 build=build/bench
-all_sections=(signaling mls relay)
+all_sections=(signaling memory mls relay audit)
 
 machine() {
   echo "machine: $(nproc) cores, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)," \
@@ -30,15 +30,28 @@ section_signaling() {
   echo "signaling: $((SECONDS - t0)) s; JSON summary in $build/signaling.json"
 }
 
+section_memory() {
+  echo "== memory"
+  # Memory per idle WebSocket, plain and TLS (tests/bench/idle_memory.mjs): VmRSS of a fresh
+  # spreekd before and after opening BENCH_MEM_CONNS (5000) connections, 256 upgrades at a time,
+  # BENCH_MEM_REPEAT (3) rounds per mode, medians.
+  local t0=$SECONDS
+  node tests/bench/idle_memory.mjs "$build/server/spreekd" --conns "${BENCH_MEM_CONNS:-5000}" \
+    --repeat "${BENCH_MEM_REPEAT:-3}" | tee "$build/memory.out"
+  tail -n 1 "$build/memory.out" >"$build/memory.json"
+  echo "memory: $((SECONDS - t0)) s; JSON summary in $build/memory.json"
+}
+
 section_mls() {
   echo "== mls"
-  # The C library (tests/bench/mls_bench.c) and ts-mls (tests/bench/mls_bench_tsmls.mjs) on the
-  # same scenarios, one table with the ratio. Settings: BENCH_MLS_REPS (7), BENCH_MLS_SIZES
-  # ("2 10 100 1000").
+  # The C library (tests/bench/mls_bench.c), its WebAssembly build in node and in headless
+  # Chromium (tests/bench/mls_bench_wasm.mjs, the page served by spreekd) and ts-mls
+  # (tests/bench/mls_bench_tsmls.mjs) on the same scenarios, one table with the ratios.
+  # Settings: BENCH_MLS_REPS (7), BENCH_MLS_SIZES ("2 10 100 1000").
   local t0=$SECONDS
   cmake --build "$build" -j"$jobs" --target mls_bench
   # shellcheck disable=SC2086
-  node tests/bench/mls_bench_tsmls.mjs "$build/tests/bench/mls_bench" \
+  SPREEKD="$build/server/spreekd" node tests/bench/mls_bench_tsmls.mjs "$build/tests/bench/mls_bench" \
     --reps "${BENCH_MLS_REPS:-7}" ${BENCH_MLS_SIZES:-2 10 100 1000} | tee "$build/mls.out"
   echo "mls: $((SECONDS - t0)) s; table in $build/mls.out"
 }
@@ -69,6 +82,19 @@ section_relay() {
     perf report -i "$build/relay-perf.data" --no-children --sort symbol --stdio -g none \
       2>/dev/null | grep '%' | head -n 25 || true
   fi
+}
+
+section_audit() {
+  echo "== audit"
+  # tests/bench/audit_flood.mjs: an unrelated client's ping round trip while 60 anonymous
+  # connections send bad tokens (throttled as configured by default, then with every refusal
+  # logged), and while 20 GPs create consults; audit entries committed per second. Setting:
+  # BENCH_AUDIT_SECONDS (10 per phase).
+  local t0=$SECONDS
+  cmake --build "$build" -j"$jobs" --target spreekctl
+  node tests/bench/audit_flood.mjs "$build/server/spreekd" "${BENCH_AUDIT_SECONDS:-10}" |
+    tee "$build/audit.out"
+  echo "audit: $((SECONDS - t0)) s; JSON lines in $build/audit.out"
 }
 
 sections=("$@")

@@ -8,7 +8,8 @@ APT_PKGS=(build-essential cmake pkg-config git
   libuv1-dev libwebsockets-dev libwebsockets-evlib-uv libjansson-dev libsqlite3-dev sqlite3
   libssl-dev openssl libcmocka-dev libnice-dev libglib2.0-dev
   clang libclang-rt-14-dev llvm-14 clang-format
-  nodejs npm chromium iproute2 util-linux procps coturn)
+  nodejs npm chromium iproute2 util-linux procps coturn
+  emscripten perl patch)
 
 missing=()
 for p in "${APT_PKGS[@]}"; do
@@ -32,3 +33,5 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   npm ci --no-audit --no-fund --loglevel=error
 fi
 bash scripts/setup-libsrtp.sh
+# spk_mls for the browser (WebAssembly) into web/vendor/, with libcrypto for wasm in .deps/.
+bash scripts/setup-webmls.sh

@@ -4,6 +4,7 @@
  *
  * Exit codes: 0 success, 1 failure (stderr names the error's wire code), 2 usage error. */
 #include <errno.h>
+#include <pwd.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <stdarg.h>
@@ -21,6 +22,7 @@
 #include "spk/rand.h"
 #include "spk/role.h"
 #include "spk/store.h"
+#include "spk/text.h"
 #include "spk/token.h"
 #include "spk/util.h"
 
@@ -47,7 +49,9 @@ typedef struct {
 
     spk_config_t cfg;
     spk_store_t *st;
-    char user[SPK_SUB_LEN];
+    char user[SPK_SUB_LEN]; /* the operator: login user (see operator_identity) */
+    char operator[48];      /* "uid N login M": the access point's detail */
+    const char *practice;   /* the practice the command concerns, for the audit entry */
 
     /* validated before the store is opened */
     spk_token_claims_t claims;
@@ -195,6 +199,44 @@ static int parse_args(ctl_t *c, int argc, char **argv)
 
 /* ---- configuration, store, audit ---- */
 
+static void user_name(uid_t uid, char *out, size_t cap)
+{
+    struct passwd pw, *res = NULL;
+    char buf[1024];
+    if (getpwuid_r(uid, &pw, buf, sizeof(buf), &res) == 0 && res != NULL) {
+        spk_utf8_copy(out, cap, pw.pw_name);
+    } else {
+        snprintf(out, cap, "uid%u", (unsigned)uid);
+    }
+}
+
+/* Who runs spreekctl, from what the caller cannot set freely: the real uid, and the login uid
+ * the kernel keeps for the session (/proc/self/loginuid, set at login and not changed by su or
+ * sudo); environment variables such as USER or SUDO_USER are not used. The audit entry names
+ * the login user when there is one, else the real user. */
+static void operator_identity(ctl_t *c)
+{
+    uid_t uid = getuid();
+    char uname[40], lname[40] = "";
+    user_name(uid, uname, sizeof(uname));
+    unsigned long login = 4294967295UL;
+    FILE *f = fopen("/proc/self/loginuid", "re");
+    if (f != NULL) {
+        if (fscanf(f, "%lu", &login) != 1) {
+            login = 4294967295UL;
+        }
+        fclose(f);
+    }
+    if (login != 4294967295UL) {
+        user_name((uid_t)login, lname, sizeof(lname));
+        snprintf(c->operator, sizeof(c->operator), "uid %u login %lu", (unsigned)uid, login);
+        snprintf(c->user, sizeof(c->user), "%s", lname);
+    } else {
+        snprintf(c->operator, sizeof(c->operator), "uid %u", (unsigned)uid);
+        snprintf(c->user, sizeof(c->user), "%s", uname);
+    }
+}
+
 static int load_config(ctl_t *c)
 {
     spk_config_defaults(&c->cfg);
@@ -212,14 +254,7 @@ static int load_config(ctl_t *c)
         }
     }
     spk_config_finish(&c->cfg);
-    const char *u = getenv("SUDO_USER");
-    if (u == NULL || u[0] == '\0') {
-        u = getenv("USER");
-    }
-    if (u == NULL || u[0] == '\0') {
-        u = "spreekctl";
-    }
-    snprintf(c->user, sizeof(c->user), "%s", u);
+    operator_identity(c);
     return CTL_OK;
 }
 
@@ -238,7 +273,29 @@ static int open_store(ctl_t *c)
     return CTL_OK;
 }
 
-/* Appends this command's audit entry. `result` is 0 or the SPK_E* code the command ends with. */
+/* The operator's fields of an audit entry. */
+static void operator_fields(const ctl_t *c, spk_audit_rec_t *r)
+{
+    spk_utf8_copy(r->user, sizeof(r->user), c->user);
+    snprintf(r->issuer, sizeof(r->issuer), "unix");
+    spk_utf8_copy(r->name, sizeof(r->name), c->user);
+    snprintf(r->role, sizeof(r->role), "admin");
+    snprintf(r->access_point, sizeof(r->access_point), "spreekctl %s", c->operator);
+}
+
+/* Ends the transaction a command's change ran in: commits when rc is 0, else rolls back.
+ * Returns rc, or the commit's error. */
+static int end_txn(ctl_t *c, int rc)
+{
+    if (rc == 0) {
+        return spk_store_commit(c->st, NULL);
+    }
+    spk_store_rollback(c->st);
+    return rc;
+}
+
+/* Appends this command's audit entry (inside the command's transaction when it has one).
+ * `result` is 0 or the SPK_E* code the command ends with. */
 static int audit(ctl_t *c, const char *event, int result, const char *patient, const char *object,
                  const char *detail_fmt, ...) __attribute__((format(printf, 6, 7)));
 
@@ -250,17 +307,17 @@ static int audit(ctl_t *c, const char *event, int result, const char *patient, c
     r.ts_ms = spk_now_ms();
     snprintf(r.event, sizeof(r.event), "%s", event);
     snprintf(r.outcome, sizeof(r.outcome), "%s", result == 0 ? "success" : spk_err_wire(result));
-    snprintf(r.user, sizeof(r.user), "%s", c->user);
-    snprintf(r.name, sizeof(r.name), "%s", c->user);
-    snprintf(r.role, sizeof(r.role), "admin");
-    snprintf(r.access_point, sizeof(r.access_point), "spreekctl");
-    snprintf(r.patient, sizeof(r.patient), "%s", patient != NULL ? patient : "");
-    snprintf(r.object, sizeof(r.object), "%s", object != NULL ? object : "");
+    operator_fields(c, &r);
+    spk_utf8_copy(r.patient, sizeof(r.patient), patient != NULL ? patient : "");
+    spk_utf8_copy(r.practice, sizeof(r.practice), c->practice != NULL ? c->practice : "");
+    spk_utf8_copy(r.object, sizeof(r.object), object != NULL ? object : "");
     if (detail_fmt != NULL) {
+        char detail[1024];
         va_list ap;
         va_start(ap, detail_fmt);
-        vsnprintf(r.detail, sizeof(r.detail), detail_fmt, ap);
+        vsnprintf(detail, sizeof(detail), detail_fmt, ap);
         va_end(ap);
+        spk_utf8_copy(r.detail, sizeof(r.detail), detail);
     }
     int rc = spk_store_audit_append(c->st, &r);
     if (rc != 0) {
@@ -434,6 +491,8 @@ static int cmd_token_mint(ctl_t *c)
     cl.iat = now;
     cl.nbf = now;
     cl.exp = now + ttl;
+    c->practice = cl.practice;
+    snprintf(cl.aud, sizeof(cl.aud), "%s", c->cfg.token_audience);
     rc = spk_random_id(cl.jti, sizeof(cl.jti), 12);
     char tok[SPK_TOKEN_MAX_LEN];
     long n = rc == 0 ? spk_token_sign(&s, &cl, tok, sizeof(tok)) : rc;
@@ -476,17 +535,23 @@ static int cmd_consult_create(ctl_t *c)
     rec.state = SPK_CONSULT_OPEN;
     rec.created_at = spk_now_s();
     memcpy(rec.id, "c_", 2);
+    c->practice = rec.practice;
     int rc = spk_random_id(rec.id + 2, sizeof(rec.id) - 2, 12);
+    if (rc == 0) {
+        rc = spk_store_begin(c->st);
+    }
     if (rc == 0) {
         rc = spk_store_consult_insert(c->st, &rec);
     }
-    int arc = audit(c, "consult.create", rc, rec.patient, rec.id, "practice %s; gp %s",
-                    rec.practice, rec.gp);
-    if (rc != 0) {
-        return fail(rc, "cannot create the consult: %s", spk_strerror(rc));
+    if (rc == 0) {
+        rc = audit(c, "consult.create", 0, rec.patient, rec.id, "practice %s; gp %s", rec.practice,
+                   rec.gp);
     }
-    if (arc != 0) {
-        return CTL_FAIL;
+    rc = end_txn(c, rc);
+    if (rc != 0) {
+        audit(c, "consult.create", rc, rec.patient, rec.id, "practice %s; gp %s", rec.practice,
+              rec.gp);
+        return fail(rc, "cannot create the consult: %s", spk_strerror(rc));
     }
     printf("%s\n", rec.id);
     return CTL_OK;
@@ -513,8 +578,12 @@ static int cmd_invite_create(ctl_t *c)
     spk_consult_rec_t con;
     int rc = spk_store_consult_get(c->st, id, &con);
     const char *patient = rc == 0 ? con.patient : NULL;
+    c->practice = rc == 0 ? con.practice : NULL;
     char code[32];
     spk_invite_rec_t inv;
+    if (rc == 0) {
+        rc = spk_store_begin(c->st);
+    }
     if (rc == 0) {
         rc =
             spk_store_invite_create(c->st, id, c->user, spk_now_s(), ttl, code, sizeof(code), &inv);
@@ -522,8 +591,13 @@ static int cmd_invite_create(ctl_t *c)
     char exp[32] = "-";
     if (rc == 0) {
         iso_time(inv.expires_at, exp, sizeof(exp));
+        rc = audit(c, "invite.create", 0, patient, id, "invite %s; expires %s", inv.id, exp);
     }
-    int arc = audit(c, "invite.create", rc, patient, id, "expires %s", exp);
+    rc = end_txn(c, rc);
+    int arc = 0;
+    if (rc != 0) {
+        arc = audit(c, "invite.create", rc, patient, id, "expires %s", exp);
+    }
     if (rc == SPK_ENOTFOUND) {
         return fail(rc, "no consult %s", id);
     }
@@ -582,20 +656,28 @@ static int cmd_delegation_grant(ctl_t *c)
     d.valid_from = now;
     d.valid_until = until;
     memcpy(d.id, "d_", 2);
+    snprintf(d.grantee_iss, sizeof(d.grantee_iss), "%s",
+             opt_or(c, "remote-gp-issuer", c->cfg.issuer_name));
+    c->practice = d.practice;
+    char exp[32];
+    iso_time(until, exp, sizeof(exp));
     int rc = spk_random_id(d.id + 2, sizeof(d.id) - 2, 12);
+    if (rc == 0) {
+        rc = spk_store_begin(c->st);
+    }
     if (rc == 0) {
         rc = spk_store_delegation_insert(c->st, &d);
     }
-    char exp[32];
-    iso_time(until, exp, sizeof(exp));
-    int arc = audit(c, "delegation.grant", rc, NULL, d.id,
-                    "practice %s; remote gp %s; granted by %s; until %s", d.practice, d.grantee,
-                    d.granted_by, exp);
-    if (rc != 0) {
-        return fail(rc, "cannot grant the delegation: %s", spk_strerror(rc));
+    if (rc == 0) {
+        rc = audit(c, "delegation.grant", 0, NULL, d.id,
+                   "practice %s; remote gp %s (%s); granted by %s; until %s", d.practice, d.grantee,
+                   d.grantee_iss, d.granted_by, exp);
     }
-    if (arc != 0) {
-        return CTL_FAIL;
+    rc = end_txn(c, rc);
+    if (rc != 0) {
+        audit(c, "delegation.grant", rc, NULL, d.id, "practice %s; remote gp %s; until %s",
+              d.practice, d.grantee, exp);
+        return fail(rc, "cannot grant the delegation: %s", spk_strerror(rc));
     }
     printf("%s\n", d.id);
     return CTL_OK;
@@ -604,8 +686,23 @@ static int cmd_delegation_grant(ctl_t *c)
 static int cmd_delegation_revoke(ctl_t *c)
 {
     const char *id = req(c, "id");
-    int rc = spk_store_delegation_revoke(c->st, id, spk_now_s());
-    int arc = audit(c, "delegation.revoke", rc, NULL, id, NULL);
+    spk_delegation_rec_t d;
+    int rc = spk_store_delegation_get(c->st, id, &d);
+    c->practice = rc == 0 ? d.practice : NULL;
+    if (rc == 0) {
+        rc = spk_store_begin(c->st);
+    }
+    if (rc == 0) {
+        rc = spk_store_delegation_revoke(c->st, id, spk_now_s());
+    }
+    if (rc == 0) {
+        rc = audit(c, "delegation.revoke", 0, NULL, id, NULL);
+    }
+    rc = end_txn(c, rc);
+    int arc = 0;
+    if (rc != 0) {
+        arc = audit(c, "delegation.revoke", rc, NULL, id, NULL);
+    }
     if (rc == SPK_ENOTFOUND) {
         return fail(rc, "no delegation %s", id);
     }
@@ -670,6 +767,7 @@ static int dump_json(json_t *arr)
 static int cmd_delegation_list(ctl_t *c)
 {
     const char *practice = req(c, "practice");
+    c->practice = practice;
     int rc = audit(c, "delegation.list", 0, NULL, practice, NULL);
     if (rc != 0) {
         return CTL_FAIL;
@@ -723,6 +821,11 @@ static const struct {
     {"token.mint", "toegangsbewijs (token) uitgegeven"},
     {"key.show", "publieke sleutel getoond"},
     {"admin.init", "opslag ingericht"},
+    {"access.end", "toegang beëindigd (verlopen, ingetrokken of toestemming teruggetrokken)"},
+    {"session.expire", "sessie verlopen"},
+    {"auth.summary", "herhaalde mislukte aanmeldingen (samengevat)"},
+    {"invite.list", "uitnodigingen bekeken"},
+    {"invite.revoke", "uitnodiging ingetrokken"},
 };
 
 static const char *event_nl(const char *event)
@@ -753,26 +856,34 @@ static int print_entry(void *ud, const spk_audit_rec_t *r)
     iso_time(r->ts_ms / 1000, when, sizeof(when));
     l->n++;
     if (l->arr != NULL) {
-        json_t *o = json_pack(
-            "{s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "seq",
-            (json_int_t)r->seq, "time", when, "user", r->user, "name", r->name, "role", r->role,
-            "on_behalf_of", r->on_behalf_of, "event", r->event, "event_nl", event_nl(r->event),
-            "object", r->object, "patient", r->patient, "outcome", r->outcome, "outcome_nl",
-            outcome_nl(r->outcome), "access_point", r->access_point, "detail", r->detail);
+        json_t *o =
+            json_pack("{s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s,"
+                      " s:s, s:s, s:s}",
+                      "seq", (json_int_t)r->seq, "time", when, "user", r->user, "issuer", r->issuer,
+                      "name", r->name, "role", r->role, "on_behalf_of", r->on_behalf_of, "event",
+                      r->event, "event_nl", event_nl(r->event), "object", r->object, "patient",
+                      r->patient, "practice", r->practice, "outcome", r->outcome, "outcome_nl",
+                      outcome_nl(r->outcome), "access_point", r->access_point, "detail", r->detail);
         return o != NULL ? json_array_append_new(l->arr, o) : SPK_ENOMEM;
     }
-    printf("%s  #%" PRId64 "  wie: %s (%s)", when, r->seq, r->name[0] ? r->name : r->user,
-           r->role[0] ? r->role : "-");
-    if (r->on_behalf_of[0] != '\0') {
-        printf(", namens %s", r->on_behalf_of);
+    /* Every field is escaped: one entry is always one line, whatever a field holds. */
+    char who[400], behalf[400], object[400], via[200], detail[800];
+    spk_text_escape(who, sizeof(who), r->name[0] ? r->name : r->user);
+    spk_text_escape(behalf, sizeof(behalf), r->on_behalf_of);
+    spk_text_escape(object, sizeof(object), r->object);
+    spk_text_escape(via, sizeof(via), r->access_point);
+    spk_text_escape(detail, sizeof(detail), r->detail);
+    printf("%s  #%" PRId64 "  wie: %s (%s)", when, r->seq, who, r->role[0] ? r->role : "-");
+    if (behalf[0] != '\0') {
+        printf(", namens %s", behalf);
     }
     printf("  wat: %s [%s]", event_nl(r->event), r->event);
-    if (r->object[0] != '\0') {
-        printf("  object: %s", r->object);
+    if (object[0] != '\0') {
+        printf("  object: %s", object);
     }
-    printf("  uitkomst: %s (%s)  via: %s", outcome_nl(r->outcome), r->outcome, r->access_point);
-    if (r->detail[0] != '\0') {
-        printf("  details: %s", r->detail);
+    printf("  uitkomst: %s (%s)  via: %s", outcome_nl(r->outcome), r->outcome, via);
+    if (detail[0] != '\0') {
+        printf("  details: %s", detail);
     }
     fputc('\n', stdout);
     return 0;
@@ -784,7 +895,8 @@ static int audit_listing(ctl_t *c, const char *patient)
     if (!c->json && patient != NULL) {
         printf("Wie heeft mijn gegevens ingezien? / Who accessed my data? Patient %s\n", patient);
     }
-    int rc = spk_store_audit_each(c->st, patient, print_entry, &l);
+    spk_store_audit_filter_t f = {.patient = patient};
+    int rc = spk_store_audit_each(c->st, &f, print_entry, &l);
     if (rc == 0 && l.arr != NULL) {
         return dump_json(l.arr) == 0 ? CTL_OK : CTL_FAIL;
     }
@@ -830,9 +942,16 @@ static int head_cb(void *ud, const spk_audit_rec_t *r)
 
 static int cmd_audit_verify(ctl_t *c)
 {
-    int64_t bad = 0;
+    int64_t bad = 0, lines = 0;
     char why[256];
     int rc = spk_store_audit_verify(c->st, &bad, why, sizeof(why));
+    const char *witness = opt(c, "witness");
+    if (rc == 0 && witness != NULL) {
+        rc = spk_store_audit_check_witness(c->st, witness, &lines, &bad, why, sizeof(why));
+        if (rc == SPK_ENOTFOUND) {
+            return fail(rc, "%s", why);
+        }
+    }
     head_ctx_t h = {0};
     if (rc == 0) {
         rc = spk_store_audit_each(c->st, NULL, head_cb, &h);
@@ -850,6 +969,9 @@ static int cmd_audit_verify(ctl_t *c)
     spk_hex_encode(hex, h.head_hash, sizeof(h.head_hash));
     printf("audit log intact: %" PRId64 " entries\nhead: seq %" PRId64 " sha256 %s\n", n,
            h.head_seq, hex);
+    if (witness != NULL) {
+        printf("witness: %" PRId64 " heads in %s are all in the chain\n", lines, witness);
+    }
     return audit(c, "audit.verify", 0, NULL, "audit log", "%" PRId64 " entries intact", n) == 0
                ? CTL_OK
                : CTL_FAIL;
@@ -862,10 +984,7 @@ static int cmd_audit_reanchor(ctl_t *c)
     const char *reason = req(c, "reason");
     snprintf(r.event, sizeof(r.event), "audit.reanchor");
     snprintf(r.outcome, sizeof(r.outcome), "success");
-    snprintf(r.user, sizeof(r.user), "%s", c->user);
-    snprintf(r.name, sizeof(r.name), "%s", c->user);
-    snprintf(r.role, sizeof(r.role), "admin");
-    snprintf(r.access_point, sizeof(r.access_point), "spreekctl");
+    operator_fields(c, &r);
     snprintf(r.object, sizeof(r.object), "audit log");
     int64_t bad = 0;
     char why[256] = "";
@@ -903,15 +1022,19 @@ static const ctl_cmd_t ctl_cmds[] = {
      "invite create --consult ID [--ttl SECONDS] [--url BASE]\n"
      "  Prints the single-use patient link BASE/join#CODE (BASE defaults to public_url)."},
     {"delegation", "grant", cmd_delegation_grant, check_delegation_grant,
-     "practice remote-gp until hours by",
-     "delegation grant --practice P --remote-gp SUB (--until UNIXTIME | --hours N) [--by SUB]\n"
-     "  Lets a remote GP act for the practice until the given time; prints the id."},
+     "practice remote-gp remote-gp-issuer until hours by",
+     "delegation grant --practice P --remote-gp SUB [--remote-gp-issuer ISS] (--until UNIXTIME |"
+     " --hours N) [--by SUB]\n"
+     "  Lets a remote GP (of issuer ISS, default the own issuer) act for the practice until the"
+     " given time; prints the id."},
     {"delegation", "revoke", cmd_delegation_revoke, NULL, "id", "delegation revoke --id ID"},
     {"delegation", "list", cmd_delegation_list, NULL, "practice",
      "delegation list --practice P [--json]"},
-    {"audit", "verify", cmd_audit_verify, NULL, "",
-     "audit verify\n  Walks the hash chain and checks the head anchor. Exit 0 when intact,"
-     " 1 with the first bad seq otherwise."},
+    {"audit", "verify", cmd_audit_verify, NULL, "witness",
+     "audit verify [--witness FILE]\n  Walks the hash chain and checks every entry's MAC and the"
+     " head anchor; with --witness also that every head in that copy of the witness (a file or"
+     " a syslog extract) is still in the chain. Exit 0 when intact, 1 with the first bad seq"
+     " otherwise."},
     {"audit", "export", cmd_audit_export, NULL, "patient",
      "audit export --patient PSEUDONYM [--json]\n  Who accessed this patient's data: time, who,"
      " on behalf of, what, object, outcome."},

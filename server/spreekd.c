@@ -2,6 +2,7 @@
  * transport onto one libuv loop, and drains on SIGTERM / SIGINT. docs/operations.md. */
 #include <errno.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,6 +39,10 @@ typedef struct {
     spk_keyring_t *kr;
     spk_sig_t *sig;
     spk_ws_server_t *ws;
+    uv_async_t durable; /* the store's sync thread reports flushed commits */
+    bool durable_open;
+    bool stopping_on_failure;
+    atomic_bool store_failed;
     spk_relay_t *relay;
 } spreekd_t;
 
@@ -47,39 +52,14 @@ static void usage(FILE *out)
             "usage: spreekd [--config FILE] [--key value ...]\n"
             "\n"
             "Runs the spreekkamer server. Settings come from the built-in defaults, then the JSON\n"
-            "file given with --config, then these flags (docs/operations.md lists them all):\n"
-            "\n"
-            "  --listen HOST:PORT          address to listen on (127.0.0.1:8480; [::1]:PORT)\n"
-            "  --data DIR                  data directory (./data)\n"
-            "  --web-root DIR              web client directory (built-in: %s)\n"
-            "  --public-url URL            base of links handed out (http://<listen>)\n"
-            "  --tls-cert FILE             PEM certificate; with --tls-key serves HTTPS/WSS\n"
-            "  --tls-key FILE              PEM private key\n"
-            "  --log-level LEVEL           debug | info | warn | error (info)\n"
-            "  --relay-address A[,B]       media relay ICE addresses; media is off without\n"
-            "  --relay-port-min/max N      media relay UDP port range (ephemeral)\n"
-            "  --relay-workers N           media worker threads (number of cores)\n"
-            "  --relay-candidate-allow L   extra remote candidate ranges the relay may send to\n"
-            "  --relay-candidate-deny L    remote candidate ranges it never sends to (CIDR list)\n"
-            "  --max-connections N         WebSocket connections (20000)\n"
-            "  --max-message-bytes N       largest accepted message (65536)\n"
-            "  --send-queue-bytes N        per-connection send queue cap (1048576)\n"
-            "  --handshake-timeout S       TCP accept to WebSocket upgrade (10)\n"
-            "  --auth-timeout S            upgrade to authentication (15)\n"
-            "  --idle-timeout S            no traffic and no pong (60)\n"
-            "  --rate N                    messages per second per connection (50)\n"
-            "  --burst N                   message burst per connection (100)\n"
-            "  --drain-timeout S           SIGTERM to forced close (5)\n"
-            "  --issuer \"ISS KID KEY\"      trust an external token issuer (repeatable)\n"
-            "  --issuer-name NAME          own issuer name (spreekkamer-local)\n"
-            "  --token-leeway S            clock skew allowed on tokens (60)\n"
-            "  --invite-ttl S              invite lifetime (86400)\n"
-            "  --patient-session S         patient session token lifetime (43200)\n"
-            "\n"
-            "  --config FILE               JSON config file (keys: docs/operations.md)\n"
-            "  --help                      this text\n"
-            "  --version                   print the version\n",
-            SPK_WEB_ROOT_DEFAULT);
+            "file given with --config, then these flags (docs/operations.md lists them all with\n"
+            "their file keys):\n"
+            "\n");
+    spk_config_usage(out);
+    fprintf(out, "\n"
+                 "  --config FILE                  JSON config file\n"
+                 "  --help                         this text\n"
+                 "  --version                      print the version\n");
 }
 
 /* Splits "--key=value" or "--key value"; returns the number of argv entries used, 0 on error. */
@@ -152,6 +132,10 @@ static int parse_args(spk_config_t *cfg, int argc, char **argv)
         fprintf(stderr, "spreekd: --tls-cert and --tls-key go together\n");
         return -1;
     }
+    if (cfg->patient_session_s > cfg->token_max_lifetime_s) {
+        fprintf(stderr, "spreekd: --patient-session must not exceed --token-max-lifetime\n");
+        return -1;
+    }
     return 0;
 }
 
@@ -198,7 +182,14 @@ static int build_keyring(spreekd_t *d)
         return rc;
     }
     for (int i = 0; i < d->cfg.n_issuers; i++) {
-        rc = spk_keyring_add_str(d->kr, d->cfg.issuers[i]);
+        /* "<iss> <kid> <key> [roles=...]": the keyring takes the first three fields. */
+        char line[sizeof(d->cfg.issuers[0])];
+        snprintf(line, sizeof(line), "%s", d->cfg.issuers[i]);
+        char *roles = strstr(line, " roles=");
+        if (roles != NULL) {
+            *roles = '\0';
+        }
+        rc = spk_keyring_add_str(d->kr, line);
         if (rc != 0) {
             spk_error(0, "issuer \"%s\" refused: %s", d->cfg.issuers[i], spk_strerror(rc));
             return rc;
@@ -217,6 +208,7 @@ static void print_demo_link(spreekd_t *d)
     snprintf(c.name, sizeof(c.name), "Huisarts Demo");
     c.role = SPK_ROLE_GP;
     snprintf(c.practice, sizeof(c.practice), "praktijk-demo");
+    snprintf(c.aud, sizeof(c.aud), "%s", d->cfg.token_audience);
     c.iat = now;
     c.nbf = now;
     c.exp = now + DEMO_TOKEN_TTL_S;
@@ -279,10 +271,67 @@ static void stop_relay(spreekd_t *d)
     }
 }
 
+static void on_drained(void *ud);
+
+/* Sync thread → control thread: more commits are on disk (or the disk failed). */
+static void durable_cb(void *ud, bool failed)
+{
+    spreekd_t *d = ud;
+    if (failed) {
+        atomic_store(&d->store_failed, true);
+    }
+    uv_async_send(&d->durable);
+}
+
+static void on_durable(uv_async_t *h)
+{
+    spreekd_t *d = h->data;
+    bool failed = atomic_load(&d->store_failed);
+    if (d->sig != NULL) {
+        spk_sig_durable(d->sig, failed);
+    }
+    if (failed && d->ws != NULL && !d->stopping_on_failure) {
+        d->stopping_on_failure = true;
+        spk_error(0, "storage failure: the server stops (nothing more can be acknowledged)");
+        spk_ws_server_drain(d->ws, on_drained, d);
+    }
+}
+
+static int start_group_commit(spreekd_t *d)
+{
+    if (uv_async_init(&d->loop, &d->durable, on_durable) != 0) {
+        return SPK_ENOMEM;
+    }
+    d->durable.data = d;
+    d->durable_open = true;
+    spk_store_sync_opts_t o = {.durable_cb = durable_cb,
+                               .ud = d,
+                               .witness = d->cfg.audit_witness,
+                               .witness_interval_ms = d->cfg.audit_witness_interval_ms,
+                               .full_verify_interval_s = d->cfg.audit_verify_interval_s};
+    int rc = spk_store_sync_start(d->store, &o);
+    if (rc != 0) {
+        spk_error(0, "cannot start the store's sync thread: %s", spk_strerror(rc));
+    }
+    return rc;
+}
+
+static void stop_group_commit(spreekd_t *d)
+{
+    if (d->store != NULL) {
+        spk_store_sync_stop(d->store); /* flushes and anchors what is committed */
+    }
+    if (d->durable_open) {
+        d->durable_open = false;
+        uv_close((uv_handle_t *)&d->durable, NULL);
+    }
+}
+
 static void on_drained(void *ud)
 {
     spreekd_t *d = ud;
     stop_relay(d);
+    stop_group_commit(d);
     uv_close((uv_handle_t *)&d->sigterm, NULL);
     uv_close((uv_handle_t *)&d->sigint, NULL);
 }
@@ -314,6 +363,10 @@ static int start_serving(spreekd_t *d)
     rc = spk_sig_new(&d->sig, &d->cfg, d->store, d->kr, &d->signer, &io);
     if (rc != 0) {
         spk_error(0, "cannot create the signaling core: %s", spk_strerror(rc));
+        return rc;
+    }
+    rc = start_group_commit(d);
+    if (rc != 0) {
         return rc;
     }
     rc = start_relay(d);
@@ -389,6 +442,7 @@ int main(int argc, char **argv)
     int rc = run(&d);
 
     stop_relay(&d);
+    stop_group_commit(&d);
     spk_ws_server_free(d.ws);
     spk_sig_free(d.sig);
     spk_keyring_free(d.kr);
@@ -401,5 +455,5 @@ int main(int argc, char **argv)
     if (lc != 0) {
         spk_warn(0, "event loop not empty at exit: %s", uv_strerror(lc));
     }
-    return rc == 0 ? 0 : 1;
+    return rc == 0 && !d.stopping_on_failure ? 0 : 1;
 }

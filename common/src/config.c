@@ -35,49 +35,124 @@ typedef struct {
     size_t off;
     size_t size; /* for strings: capacity */
     double min, max;
+    const char *arg;  /* --help: the value's placeholder */
+    const char *help; /* --help: what it does (default) */
 } cfg_opt_t;
 
 #define OFF(f) offsetof(spk_config_t, f)
 #define SZ(f) sizeof(((spk_config_t *)0)->f)
 
 static const cfg_opt_t g_opts[] = {
-    {"listen", "listen", CFG_LISTEN, 0, 0, 0, 0},
-    {"listen-host", "listen_host", CFG_STR, OFF(listen_host), SZ(listen_host), 0, 0},
-    {"listen-port", "listen_port", CFG_INT, OFF(listen_port), 0, 0, 65535},
-    {"data", "data_dir", CFG_STR, OFF(data_dir), SZ(data_dir), 0, 0},
-    {"web-root", "web_root", CFG_STR, OFF(web_root), SZ(web_root), 0, 0},
-    {"public-url", "public_url", CFG_STR, OFF(public_url), SZ(public_url), 0, 0},
-    {"tls-cert", "tls_cert", CFG_STR, OFF(tls_cert), SZ(tls_cert), 0, 0},
-    {"tls-key", "tls_key", CFG_STR, OFF(tls_key), SZ(tls_key), 0, 0},
-    {"log-level", "log_level", CFG_LOGLVL, OFF(log_level), SZ(log_level), 0, 0},
-    {"max-connections", "max_connections", CFG_INT, OFF(max_connections), 0, 1, 1000000},
-    {"max-message-bytes", "max_message_bytes", CFG_SIZE, OFF(max_message_bytes), 0, 256, 16777216},
-    {"send-queue-bytes", "send_queue_bytes", CFG_SIZE, OFF(send_queue_bytes), 0, 256, 1073741824},
-    {"handshake-timeout", "handshake_timeout_s", CFG_INT, OFF(handshake_timeout_s), 0, 1, 3600},
-    {"auth-timeout", "auth_timeout_s", CFG_INT, OFF(auth_timeout_s), 0, 1, 3600},
-    {"idle-timeout", "idle_timeout_s", CFG_INT, OFF(idle_timeout_s), 0, 2, 65535},
-    {"rate", "rate_per_s", CFG_DOUBLE, OFF(rate_per_s), 0, 0.001, 1e6},
-    {"burst", "rate_burst", CFG_DOUBLE, OFF(rate_burst), 0, 1, 1e6},
-    {"drain-timeout", "drain_timeout_s", CFG_INT, OFF(drain_timeout_s), 0, 0, 3600},
-    {"issuer-name", "issuer_name", CFG_STR, OFF(issuer_name), SZ(issuer_name), 0, 0},
-    {"token-leeway", "token_leeway_s", CFG_I64, OFF(token_leeway_s), 0, 0, 3600},
-    {"invite-ttl", "invite_ttl_s", CFG_I64, OFF(invite_ttl_s), 0, 60, 31536000},
-    {"patient-session", "patient_session_s", CFG_I64, OFF(patient_session_s), 0, 60, 31536000},
-    {"relay-address", "relay_addresses", CFG_STR, OFF(relay_addresses), SZ(relay_addresses), 0, 0},
-    {"relay-addresses", NULL, CFG_STR, OFF(relay_addresses), SZ(relay_addresses), 0, 0},
-    {"relay-port-min", "relay_port_min", CFG_INT, OFF(relay_port_min), 0, 0, 65535},
-    {"relay-port-max", "relay_port_max", CFG_INT, OFF(relay_port_max), 0, 0, 65535},
-    {"relay-workers", "relay_workers", CFG_INT, OFF(relay_workers), 0, 0, 64},
-    {"relay-ice-lite", "relay_ice_lite", CFG_INT, OFF(relay_ice_lite), 0, 0, 1},
+    {"listen", "listen", CFG_LISTEN, 0, 0, 0, 0, "HOST:PORT",
+     "address to listen on (127.0.0.1:8480; [::1]:PORT; port 0 picks one)"},
+    {"listen-host", "listen_host", CFG_STR, OFF(listen_host), SZ(listen_host), 0, 0, "HOST",
+     "host part of --listen"},
+    {"listen-port", "listen_port", CFG_INT, OFF(listen_port), 0, 0, 65535, "PORT",
+     "port part of --listen"},
+    {"data", "data_dir", CFG_STR, OFF(data_dir), SZ(data_dir), 0, 0, "DIR",
+     "data directory (./data)"},
+    {"web-root", "web_root", CFG_STR, OFF(web_root), SZ(web_root), 0, 0, "DIR",
+     "web client directory (the source tree's web/)"},
+    {"public-url", "public_url", CFG_STR, OFF(public_url), SZ(public_url), 0, 0, "URL",
+     "base of links handed out (http(s)://<listen>)"},
+    {"tls-cert", "tls_cert", CFG_STR, OFF(tls_cert), SZ(tls_cert), 0, 0, "FILE",
+     "PEM certificate; with --tls-key serves HTTPS/WSS"},
+    {"tls-key", "tls_key", CFG_STR, OFF(tls_key), SZ(tls_key), 0, 0, "FILE", "PEM private key"},
+    {"log-level", "log_level", CFG_LOGLVL, OFF(log_level), SZ(log_level), 0, 0, "LEVEL",
+     "debug | info | warn | error (info)"},
+    {"max-connections", "max_connections", CFG_INT, OFF(max_connections), 0, 1, 1000000, "N",
+     "open WebSocket connections (20000)"},
+    {"max-message-bytes", "max_message_bytes", CFG_SIZE, OFF(max_message_bytes), 0, 256, 16777216,
+     "N", "largest accepted message (65536)"},
+    {"send-queue-bytes", "send_queue_bytes", CFG_SIZE, OFF(send_queue_bytes), 0, 256, 1073741824,
+     "N", "per-connection send queue cap (1048576)"},
+    {"handshake-timeout", "handshake_timeout_s", CFG_INT, OFF(handshake_timeout_s), 0, 1, 3600, "S",
+     "TCP accept to WebSocket upgrade (10)"},
+    {"auth-timeout", "auth_timeout_s", CFG_INT, OFF(auth_timeout_s), 0, 1, 3600, "S",
+     "upgrade to authentication (15)"},
+    {"idle-timeout", "idle_timeout_s", CFG_INT, OFF(idle_timeout_s), 0, 2, 65535, "S",
+     "no traffic and no pong (60)"},
+    {"rate", "rate_per_s", CFG_DOUBLE, OFF(rate_per_s), 0, 0.001, 1e6, "N",
+     "messages per second per connection (50)"},
+    {"burst", "rate_burst", CFG_DOUBLE, OFF(rate_burst), 0, 1, 1e6, "N",
+     "message burst per connection (100)"},
+    {"drain-timeout", "drain_timeout_s", CFG_INT, OFF(drain_timeout_s), 0, 0, 3600, "S",
+     "SIGTERM to forced close (5)"},
+    {"header-timeout", "header_timeout_s", CFG_INT, OFF(header_timeout_s), 0, 1, 3600, "S",
+     "TCP accept to a complete request head (5)"},
+    {"max-connections-per-address", "max_connections_per_address", CFG_INT,
+     OFF(max_connections_per_address), 0, 1, 1000000, "N", "connections from one address (256)"},
+    {"max-pending-per-address", "max_pending_per_address", CFG_INT, OFF(max_pending_per_address), 0,
+     1, 1000000, "N", "connections from one address without a complete request (32)"},
+    {"address-prefix-v4", "address_prefix_v4", CFG_INT, OFF(address_prefix_v4), 0, 8, 32, "N",
+     "IPv4 addresses counted together by this prefix (32)"},
+    {"address-prefix-v6", "address_prefix_v6", CFG_INT, OFF(address_prefix_v6), 0, 16, 128, "N",
+     "IPv6 addresses counted together by this prefix (64)"},
+    {"trusted-proxies", "trusted_proxies", CFG_STR, OFF(trusted_proxies), SZ(trusted_proxies), 0, 0,
+     "A[,CIDR]", "reverse proxies whose client address header is believed"},
+    {"client-address-header", "client_address_header", CFG_STR, OFF(client_address_header),
+     SZ(client_address_header), 0, 0, "HEADER",
+     "client address from a trusted proxy (X-Forwarded-For)"},
+    {"allowed-origins", "allowed_origins", CFG_STR, OFF(allowed_origins), SZ(allowed_origins), 0, 0,
+     "ORIGINS", "WebSocket origins allowed (same origin when empty)"},
+    {"allow-no-origin", "allow_no_origin", CFG_INT, OFF(allow_no_origin), 0, 0, 1, "0|1",
+     "WebSocket upgrades without Origin (non-browser clients) allowed (1)"},
+    {"hsts-max-age", "hsts_max_age_s", CFG_I64, OFF(hsts_max_age_s), 0, 0, 63072000, "S",
+     "Strict-Transport-Security max-age with TLS (31536000; 0 off)"},
+    {"issuer-name", "issuer_name", CFG_STR, OFF(issuer_name), SZ(issuer_name), 0, 0, "NAME",
+     "own issuer name (spreekkamer-local)"},
+    {"token-leeway", "token_leeway_s", CFG_I64, OFF(token_leeway_s), 0, 0, 3600, "S",
+     "clock skew allowed on tokens (60)"},
+    {"invite-ttl", "invite_ttl_s", CFG_I64, OFF(invite_ttl_s), 0, 60, 31536000, "S",
+     "invite lifetime (86400)"},
+    {"patient-session", "patient_session_s", CFG_I64, OFF(patient_session_s), 0, 60, 31536000, "S",
+     "patient session token lifetime (43200)"},
+    {"relay-address", "relay_addresses", CFG_STR, OFF(relay_addresses), SZ(relay_addresses), 0, 0,
+     "A[,B]", "media relay ICE addresses; media is off without"},
+    {"relay-addresses", NULL, CFG_STR, OFF(relay_addresses), SZ(relay_addresses), 0, 0, "A[,B]",
+     "same as --relay-address"},
+    {"relay-port-min", "relay_port_min", CFG_INT, OFF(relay_port_min), 0, 0, 65535, "N",
+     "lowest media relay UDP port (0: ephemeral)"},
+    {"relay-port-max", "relay_port_max", CFG_INT, OFF(relay_port_max), 0, 0, 65535, "N",
+     "highest media relay UDP port (0: ephemeral)"},
+    {"relay-workers", "relay_workers", CFG_INT, OFF(relay_workers), 0, 0, 64, "N",
+     "media worker threads (0: number of cores)"},
+    {"relay-ice-lite", "relay_ice_lite", CFG_INT, OFF(relay_ice_lite), 0, 0, 1, "0|1",
+     "ICE-lite for a relay with a public address (0)"},
     {"relay-candidate-allow", "relay_candidate_allow", CFG_STR, OFF(relay_candidate_allow),
-     SZ(relay_candidate_allow), 0, 0},
+     SZ(relay_candidate_allow), 0, 0, "CIDR[,..]",
+     "remote candidate ranges the relay may send to beyond its rules"},
     {"relay-candidate-deny", "relay_candidate_deny", CFG_STR, OFF(relay_candidate_deny),
-     SZ(relay_candidate_deny), 0, 0},
-    {"turn-urls", "turn_urls", CFG_STR, OFF(turn_urls), SZ(turn_urls), 0, 0},
-    {"turn-secret", "turn_secret", CFG_STR, OFF(turn_secret), SZ(turn_secret), 0, 0},
-    {"turn-ttl", "turn_ttl_s", CFG_I64, OFF(turn_ttl_s), 0, 60, 86400},
-    {"issuer", NULL, CFG_ISSUER, 0, 0, 0, 0},
-    {NULL, "issuers", CFG_ISSUERS, 0, 0, 0, 0},
+     SZ(relay_candidate_deny), 0, 0, "CIDR[,..]", "remote candidate ranges it never sends to"},
+    {"turn-urls", "turn_urls", CFG_STR, OFF(turn_urls), SZ(turn_urls), 0, 0, "URLS",
+     "TURN URLs handed to clients, comma-separated"},
+    {"turn-secret", "turn_secret", CFG_STR, OFF(turn_secret), SZ(turn_secret), 0, 0, "SECRET",
+     "coturn static-auth-secret for TURN credentials"},
+    {"turn-ttl", "turn_ttl_s", CFG_I64, OFF(turn_ttl_s), 0, 60, 86400, "S",
+     "lifetime of TURN credentials (3600)"},
+    {"issuer", NULL, CFG_ISSUER, 0, 0, 0, 0, "\"ISS KID KEY [roles=R,..]\"",
+     "trust an external token issuer (repeatable)"},
+    {"own-issuer-roles", "own_issuer_roles", CFG_STR, OFF(own_issuer_roles), SZ(own_issuer_roles),
+     0, 0, "R[,R]", "roles the own issuer may sign (all; patient with --issuer)"},
+    {"token-audience", "token_audience", CFG_STR, OFF(token_audience), SZ(token_audience), 0, 0,
+     "AUD", "required token \"aud\" (spreekkamer)"},
+    {"token-max-lifetime", "token_max_lifetime_s", CFG_I64, OFF(token_max_lifetime_s), 0, 60,
+     31536000, "S", "longest accepted token lifetime exp - iat (86400)"},
+    {"max-connections-per-token", "max_connections_per_token", CFG_INT,
+     OFF(max_connections_per_token), 0, 1, 1000, "N", "connections one token may hold at once (8)"},
+    {"auth-fail-window", "auth_fail_window_s", CFG_INT, OFF(auth_fail_window_s), 0, 1, 86400, "S",
+     "window refused sign-ins are counted in, per address (60)"},
+    {"auth-fail-log", "auth_fail_log", CFG_INT, OFF(auth_fail_log), 0, 0, 100000, "N",
+     "refused sign-ins logged one by one per window (5)"},
+    {"auth-fail-throttle", "auth_fail_throttle", CFG_INT, OFF(auth_fail_throttle), 0, 1, 1000000,
+     "N", "refused sign-ins after which an address waits (30)"},
+    {"audit-witness", "audit_witness", CFG_STR, OFF(audit_witness), SZ(audit_witness), 0, 0, "DEST",
+     "ship the audit head to syslog or a file/FIFO"},
+    {"audit-witness-interval", "audit_witness_interval_ms", CFG_INT, OFF(audit_witness_interval_ms),
+     0, 1, 3600000, "MS", "at most one witness line per interval (1000)"},
+    {"audit-verify-interval", "audit_verify_interval_s", CFG_INT, OFF(audit_verify_interval_s), 0,
+     0, 31536000, "S", "full audit chain check interval (3600; 0 never)"},
+    {NULL, "issuers", CFG_ISSUERS, 0, 0, 0, 0, NULL, NULL},
 };
 
 #define N_OPTS (sizeof(g_opts) / sizeof(g_opts[0]))
@@ -112,11 +187,27 @@ void spk_config_defaults(spk_config_t *c)
     c->rate_per_s = 50;
     c->rate_burst = 100;
     c->drain_timeout_s = 5;
+    c->max_connections_per_address = 256;
+    c->max_pending_per_address = 32;
+    c->header_timeout_s = 5;
+    c->address_prefix_v4 = 32;
+    c->address_prefix_v6 = 64;
+    snprintf(c->client_address_header, sizeof(c->client_address_header), "X-Forwarded-For");
+    c->allow_no_origin = 1;
+    c->hsts_max_age_s = 31536000;
     snprintf(c->issuer_name, sizeof(c->issuer_name), "spreekkamer-local");
     c->token_leeway_s = 60;
     c->invite_ttl_s = 86400;
     c->patient_session_s = 43200;
     c->turn_ttl_s = 3600;
+    snprintf(c->token_audience, sizeof(c->token_audience), "spreekkamer");
+    c->token_max_lifetime_s = 86400;
+    c->max_connections_per_token = 8;
+    c->auth_fail_window_s = 60;
+    c->auth_fail_log = 5;
+    c->auth_fail_throttle = 30;
+    c->audit_witness_interval_ms = 1000;
+    c->audit_verify_interval_s = 3600;
 }
 
 static const char *opt_name(const cfg_opt_t *o, bool from_file)
@@ -190,8 +281,10 @@ static int check_issuer(const char *name, const char *v, char *why, size_t why_l
             fields++;
         }
     }
-    if (fields != 3) {
-        return fail(why, why_len, "%s: expected \"<iss> <kid> <base64url public key>\", got \"%s\"",
+    const char *roles = strstr(v, " roles=");
+    if (fields != 3 && !(fields == 4 && roles != NULL && strchr(roles + 1, ' ') == NULL)) {
+        return fail(why, why_len,
+                    "%s: expected \"<iss> <kid> <base64url public key> [roles=r1,r2]\", got \"%s\"",
                     name, v);
     }
     if (strlen(v) >= sizeof(((spk_config_t *)0)->issuers[0])) {
@@ -395,6 +488,19 @@ int spk_config_load_file(spk_config_t *c, const char *path, char *why, size_t wh
 out:
     json_decref(root);
     return rc;
+}
+
+void spk_config_usage(FILE *out)
+{
+    for (size_t i = 0; i < N_OPTS; i++) {
+        const cfg_opt_t *o = &g_opts[i];
+        if (o->flag == NULL) {
+            continue;
+        }
+        char left[96];
+        snprintf(left, sizeof(left), "--%s %s", o->flag, o->arg);
+        fprintf(out, "  %-30s %s\n", left, o->help);
+    }
 }
 
 void spk_config_finish(spk_config_t *c)

@@ -1,6 +1,7 @@
 #include "spk/util.h"
 #include "spk/error.h"
 
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -200,4 +201,19 @@ size_t spk_json_escape(char *out, size_t cap, const char *in)
     }
     out[o] = '\0';
     return o;
+}
+
+int spk_u64_push(uint64_t **arr, size_t *len, size_t *cap, uint64_t v)
+{
+    if (*len == *cap) {
+        size_t ncap = *cap ? *cap * 2 : 8;
+        uint64_t *n = realloc(*arr, ncap * sizeof(*n));
+        if (n == NULL) {
+            return SPK_ENOMEM;
+        }
+        *arr = n;
+        *cap = ncap;
+    }
+    (*arr)[(*len)++] = v;
+    return 0;
 }

@@ -5,6 +5,7 @@
  * claims, time. The payload is parsed before the signature is checked only to read "iss" as a
  * key selector; no claim is used until the signature verifies. */
 #include "spk/token.h"
+#include "spk/text.h"
 #include "spk/error.h"
 #include "spk/rand.h"
 #include "spk/util.h"
@@ -317,6 +318,7 @@ static json_t *claims_to_json(const spk_signer_t *s, const spk_token_claims_t *c
     bad |= put_str(o, "practice", c->practice, false);
     bad |= put_str(o, "acts_for", c->acts_for, false);
     bad |= put_str(o, "consult", c->consult, false);
+    bad |= put_str(o, "aud", c->aud, false);
     bad |= json_object_set_new(o, "exp", json_integer((json_int_t)c->exp));
     bad |= json_object_set_new(o, "nbf", json_integer((json_int_t)c->nbf));
     bad |= json_object_set_new(o, "iat", json_integer((json_int_t)c->iat));
@@ -465,7 +467,39 @@ static bool get_str(json_t *o, const char *key, char dst[SPK_TOKEN_STR], bool re
             return false;
         }
     }
+    if (!spk_text_ok(s, n)) {
+        return false; /* bidirectional or invisible characters */
+    }
     memcpy(dst, s, n + 1);
+    return true;
+}
+
+/* "aud": a string, or an array of strings (RFC 7519 §4.1.3). With an expected audience the
+ * matching element is kept, else the first. */
+static bool get_aud(json_t *o, const char *want, char dst[SPK_TOKEN_STR])
+{
+    json_t *v = json_object_get(o, "aud");
+    if (v == NULL || json_is_string(v)) {
+        return get_str(o, "aud", dst, false);
+    }
+    if (!json_is_array(v) || json_array_size(v) == 0 || json_array_size(v) > 16) {
+        return false;
+    }
+    size_t i;
+    json_t *e;
+    json_array_foreach(v, i, e)
+    {
+        json_t *tmp = json_pack("{s:O}", "aud", e);
+        char one[SPK_TOKEN_STR] = "";
+        bool ok = tmp != NULL && json_is_string(e) && get_str(tmp, "aud", one, true);
+        json_decref(tmp);
+        if (!ok) {
+            return false;
+        }
+        if (i == 0 || (want != NULL && strcmp(one, want) == 0)) {
+            memcpy(dst, one, sizeof(one));
+        }
+    }
     return true;
 }
 
@@ -524,7 +558,7 @@ static int jws_signature(spk_jws_t *j, const spk_keyring_t *kr, const spk_token_
     return 0;
 }
 
-static int jws_claims(spk_jws_t *j, spk_token_claims_t *c)
+static int jws_claims(spk_jws_t *j, const spk_token_policy_t *pol, spk_token_claims_t *c)
 {
     char role[SPK_TOKEN_STR] = "";
     bool ok = get_str(j->pay, "iss", c->iss, true) && get_str(j->pay, "sub", c->sub, true) &&
@@ -532,7 +566,8 @@ static int jws_claims(spk_jws_t *j, spk_token_claims_t *c)
               get_str(j->pay, "name", c->name, false) &&
               get_str(j->pay, "practice", c->practice, false) &&
               get_str(j->pay, "acts_for", c->acts_for, false) &&
-              get_str(j->pay, "consult", c->consult, false);
+              get_str(j->pay, "consult", c->consult, false) &&
+              get_aud(j->pay, pol != NULL ? pol->audience : NULL, c->aud);
     if (!ok) {
         j->why = "a string claim is missing, mistyped or too long";
         return SPK_ETOKENINVALID;
@@ -564,8 +599,33 @@ static int jws_time(spk_jws_t *j, const spk_token_claims_t *c, int64_t now, int6
     return 0;
 }
 
+/* Audience and lifetime (after the signature: only signed claims are judged). */
+static int jws_policy(spk_jws_t *j, const spk_token_policy_t *pol, const spk_token_claims_t *c)
+{
+    if (pol == NULL) {
+        return 0;
+    }
+    if (pol->audience != NULL && pol->audience[0] != '\0' && strcmp(c->aud, pol->audience) != 0) {
+        j->why = c->aud[0] == '\0' ? "claim aud is missing" : "claim aud names another audience";
+        return SPK_ETOKENINVALID;
+    }
+    int64_t from = c->iat > c->nbf ? c->iat : c->nbf;
+    if (pol->max_lifetime_s > 0 && (c->exp < from || c->exp - from > pol->max_lifetime_s)) {
+        j->why = "token lifetime exceeds the maximum";
+        return SPK_ETOKENINVALID;
+    }
+    return 0;
+}
+
 int spk_token_verify(const spk_keyring_t *kr, const char *tok, size_t len, int64_t now,
                      int64_t leeway_s, spk_token_claims_t *out, char *why, size_t why_len)
+{
+    return spk_token_verify_policy(kr, tok, len, now, leeway_s, NULL, out, why, why_len);
+}
+
+int spk_token_verify_policy(const spk_keyring_t *kr, const char *tok, size_t len, int64_t now,
+                            int64_t leeway_s, const spk_token_policy_t *pol,
+                            spk_token_claims_t *out, char *why, size_t why_len)
 {
     if (why != NULL && why_len > 0) {
         why[0] = '\0';
@@ -593,14 +653,21 @@ int spk_token_verify(const spk_keyring_t *kr, const char *tok, size_t len, int64
         rc = jws_signature(&j, kr, &c);
     }
     if (rc == 0) {
-        rc = jws_claims(&j, &c);
+        rc = jws_claims(&j, pol, &c);
     }
+    bool signed_claims = rc == 0;
     if (rc == 0) {
         rc = jws_time(&j, &c, now, leeway_s);
+    }
+    if (rc == 0) {
+        rc = jws_policy(&j, pol, &c);
     }
     json_decref(j.hdr);
     json_decref(j.pay);
     if (rc != 0) {
+        if (signed_claims) {
+            *out = c; /* a trusted issuer signed these: the refusal can name them */
+        }
         return set_why(why, why_len, rc, j.why != NULL ? j.why : "token is invalid");
     }
     *out = c;

@@ -7,6 +7,7 @@
 
 #include "spk/error.h"
 #include "spk/log.h"
+#include "spk/util.h"
 
 static const char *const g_part_states[] = {"lobby", "admitted", "denied", "left"};
 
@@ -90,12 +91,22 @@ int sig_consult_lookup(spk_sig_t *s, const char *id, sig_consult_t **out)
     return 0;
 }
 
-/* Forgets an ended consult nobody is joined to any more. */
-void sig_consult_drop(spk_sig_t *s, sig_consult_t *c)
+/* Forgets consults nobody is joined to: the store has their state, and sig_consult_lookup
+ * loads them again when needed. Runs from the tick, never inside a request, so no handler holds
+ * a pointer to a consult that goes away. */
+void sig_consults_sweep(spk_sig_t *s)
 {
-    if (c->rec.state == SPK_CONSULT_ENDED && c->n_conns == 0) {
-        spk_map_del_str(&s->consults, c->rec.id);
-        consult_free(c);
+    sig_consult_t *idle[256];
+    size_t n = 0, it = 0;
+    void *v;
+    while (n < sizeof(idle) / sizeof(idle[0]) && spk_map_next(&s->consults, &it, &v)) {
+        if (((sig_consult_t *)v)->n_conns == 0) {
+            idle[n++] = v;
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        spk_map_del_str(&s->consults, idle[i]->rec.id);
+        consult_free(idle[i]);
     }
 }
 
@@ -109,24 +120,25 @@ sig_part_t *sig_part_find(sig_consult_t *c, const char *id)
     return NULL;
 }
 
-sig_part_t *sig_part_find_sub(sig_consult_t *c, const char *sub)
+sig_part_t *sig_part_find_sub(sig_consult_t *c, const char *iss, const char *sub)
 {
     for (size_t i = 0; i < c->n_parts; i++) {
-        if (strcmp(c->parts[i]->rec.sub, sub) == 0) {
+        if (strcmp(c->parts[i]->rec.sub, sub) == 0 && strcmp(c->parts[i]->rec.iss, iss) == 0) {
             return c->parts[i];
         }
     }
     return NULL;
 }
 
-/* Persists a state change first, then applies it in memory (so a failed write changes
- * nothing). */
-int sig_part_save(spk_sig_t *s, sig_part_t *p, spk_part_state_t state, int64_t now)
+int sig_part_commit(sig_req_t *r, sig_part_t *p, spk_part_state_t state)
 {
     spk_participant_rec_t rec = p->rec;
     rec.state = state;
-    rec.updated_at = now;
-    int rc = spk_store_participant_put(s->store, &rec);
+    rec.updated_at = r->now;
+    int rc = spk_store_participant_put(r->s->store, &rec);
+    if (rc == 0) {
+        rc = sig_commit(r);
+    }
     if (rc == 0) {
         p->rec = rec;
     }
@@ -152,28 +164,47 @@ json_t *sig_part_json(const sig_part_t *p)
                      p->online > 0, "since", (json_int_t)p->rec.updated_at);
 }
 
-static json_t *parts_json(const sig_consult_t *c, int only_state, int skip_state)
+/* May `viewer` (NULL: staff) see participant p in a roster? Staff see everyone but denied
+ * participants. Others see no one waiting in the lobby. A patient sees another patient only
+ * while both are admitted to the call at the same time (staff brought them in together, and
+ * they see each other's video anyway): never one who waits, was refused, or has left. */
+static bool roster_shows(const sig_part_t *viewer, const sig_part_t *p)
+{
+    if (p->rec.state == SPK_PART_DENIED) {
+        return false;
+    }
+    if (viewer == NULL || sig_is_staff(viewer->rec.role) || p == viewer) {
+        return true;
+    }
+    if (p->rec.state == SPK_PART_LOBBY) {
+        return false;
+    }
+    if (viewer->rec.role != SPK_ROLE_PATIENT || p->rec.role != SPK_ROLE_PATIENT) {
+        return true;
+    }
+    return p->rec.state == SPK_PART_ADMITTED && viewer->rec.state == SPK_PART_ADMITTED;
+}
+
+json_t *sig_roster_json(const sig_consult_t *c, const sig_part_t *viewer)
 {
     json_t *a = json_array();
     for (size_t i = 0; a != NULL && i < c->n_parts; i++) {
-        const sig_part_t *p = c->parts[i];
-        if ((only_state >= 0 && (int)p->rec.state != only_state) ||
-            (int)p->rec.state == skip_state) {
-            continue;
+        if (roster_shows(viewer, c->parts[i])) {
+            json_array_append_new(a, sig_part_json(c->parts[i]));
         }
-        json_array_append_new(a, sig_part_json(p));
     }
     return a;
 }
 
-json_t *sig_roster_json(const sig_consult_t *c)
-{
-    return parts_json(c, -1, SPK_PART_DENIED);
-}
-
 json_t *sig_lobby_json(const sig_consult_t *c)
 {
-    return parts_json(c, SPK_PART_LOBBY, -1);
+    json_t *a = json_array();
+    for (size_t i = 0; a != NULL && i < c->n_parts; i++) {
+        if (c->parts[i]->rec.state == SPK_PART_LOBBY) {
+            json_array_append_new(a, sig_part_json(c->parts[i]));
+        }
+    }
+    return a;
 }
 
 json_t *sig_fact_json(const spk_fact_rec_t *f)
@@ -182,24 +213,25 @@ json_t *sig_fact_json(const spk_fact_rec_t *f)
                      f->value, "recorded_by", f->recorded_by, "at", (json_int_t)f->at);
 }
 
-/* Sends a copy of msg to every connection of the consult that passes the filter. */
+sig_join_t *sig_join_find(sig_conn_t *conn, const sig_consult_t *c)
+{
+    for (int j = 0; j < conn->n_joined; j++) {
+        if (conn->joined[j].consult == c) {
+            return &conn->joined[j];
+        }
+    }
+    return NULL;
+}
+
+/* Sends a copy of msg to every admitted connection of the consult (staff only if asked). */
 static void send_filtered(spk_sig_t *s, sig_consult_t *c, json_t *msg, bool staff_only)
 {
     for (size_t i = 0; i < c->n_conns; i++) {
         sig_conn_t *conn = spk_map_get_u64(&s->conns, c->conns[i]);
-        if (conn == NULL) {
-            continue;
-        }
-        for (int j = 0; j < conn->n_joined; j++) {
-            sig_join_t *jn = &conn->joined[j];
-            if (jn->consult != c) {
-                continue;
-            }
-            bool admitted = jn->part->rec.state == SPK_PART_ADMITTED;
-            bool staff = sig_is_staff(jn->part->rec.role);
-            if (admitted && (!staff_only || staff)) {
-                sig_send_json(s, conn->id, json_incref(msg));
-            }
+        sig_join_t *jn = conn != NULL ? sig_join_find(conn, c) : NULL;
+        if (jn != NULL && jn->part->rec.state == SPK_PART_ADMITTED &&
+            (!staff_only || sig_is_staff(jn->part->rec.role))) {
+            sig_send_json(s, conn->id, json_incref(msg));
         }
     }
     json_decref(msg);
@@ -207,10 +239,17 @@ static void send_filtered(spk_sig_t *s, sig_consult_t *c, json_t *msg, bool staf
 
 void sig_broadcast_roster(spk_sig_t *s, sig_consult_t *c)
 {
-    json_t *m = json_pack("{s:s, s:s, s:o}", "type", "roster", "consult", c->rec.id, "participants",
-                          sig_roster_json(c));
-    if (m != NULL) {
-        send_filtered(s, c, m, false);
+    /* Each admitted participant gets the roster as they may see it. */
+    for (size_t i = 0; i < c->n_conns; i++) {
+        sig_conn_t *conn = spk_map_get_u64(&s->conns, c->conns[i]);
+        sig_join_t *jn = conn != NULL ? sig_join_find(conn, c) : NULL;
+        if (jn == NULL || jn->part->rec.state != SPK_PART_ADMITTED) {
+            continue;
+        }
+        const sig_part_t *viewer = sig_is_staff(jn->part->rec.role) ? NULL : jn->part;
+        sig_send_json(s, conn->id,
+                      json_pack("{s:s, s:s, s:o}", "type", "roster", "consult", c->rec.id,
+                                "participants", sig_roster_json(c, viewer)));
     }
 }
 
@@ -271,16 +310,9 @@ int sig_join_conn(spk_sig_t *s, sig_conn_t *conn, sig_consult_t *c, sig_part_t *
     if (conn->n_joined == SPK_SIG_MAX_JOINED) {
         return SPK_ERANGE;
     }
-    if (c->n_conns == c->cap_conns) {
-        size_t ncap = c->cap_conns ? c->cap_conns * 2 : 4;
-        uint64_t *nc = realloc(c->conns, ncap * sizeof(*nc));
-        if (nc == NULL) {
-            return SPK_ENOMEM;
-        }
-        c->conns = nc;
-        c->cap_conns = ncap;
+    if (spk_u64_push(&c->conns, &c->n_conns, &c->cap_conns, conn->id) != 0) {
+        return SPK_ENOMEM;
     }
-    c->conns[c->n_conns++] = conn->id;
     conn->joined[conn->n_joined++] = (sig_join_t){.consult = c, .part = p};
     p->online++;
     return 0;
@@ -319,7 +351,6 @@ void sig_unjoin_conn(spk_sig_t *s, sig_conn_t *conn, sig_consult_t *c, bool noti
             sig_broadcast_roster(s, c);
         }
     }
-    sig_consult_drop(s, c);
 }
 
 size_t sig_lobby_waiting(spk_sig_t *s)

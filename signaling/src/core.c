@@ -1,4 +1,11 @@
-/* Signaling core: connections, framing, rate limits, dispatch, answers, audit. */
+/* Signaling core: connections, framing, rate limits, dispatch, answers, and the transaction
+ * every audited action runs in.
+ *
+ * A request is decided in this order (docs/protocol.md §3 "Which error wins"): rate limit,
+ * JSON, envelope (id, type), known type, draining, authentication state, token still valid,
+ * role; then the handler checks its fields and the relationship. An audited action runs in one
+ * store transaction with its audit entry: both are committed, or neither (the action then fails
+ * with "internal"). Refused accesses and refused sign-ins are audited after the rollback. */
 #include "core_int.h"
 
 #include <stdarg.h>
@@ -8,16 +15,10 @@
 
 #include "spk/error.h"
 #include "spk/log.h"
+#include "spk/text.h"
 #include "spk/util.h"
 
 #define SPK_VERSION_STR "spreekd/0.1.0"
-
-/* Open consults are loaded at start so lobbies and metrics survive a restart. */
-static int load_open_cb(void *ud, const spk_consult_rec_t *c)
-{
-    sig_consult_t *out;
-    return sig_consult_lookup(ud, c->id, &out);
-}
 
 int spk_sig_new(spk_sig_t **out, const spk_config_t *cfg, spk_store_t *store,
                 const spk_keyring_t *kr, const spk_signer_t *issuer, const spk_sig_io_t *io)
@@ -33,7 +34,9 @@ int spk_sig_new(spk_sig_t **out, const spk_config_t *cfg, spk_store_t *store,
     s->io = *io;
     spk_map_init(&s->conns);
     spk_map_init(&s->consults);
-    int rc = spk_store_consult_each_open(store, NULL, load_open_cb, s);
+    spk_map_init(&s->tok_conns);
+    spk_map_init(&s->auth_fail);
+    int rc = sig_issuers_init(s);
     if (rc != 0) {
         spk_sig_free(s);
         return rc;
@@ -47,6 +50,8 @@ static void conn_free(spk_sig_t *s, sig_conn_t *c)
     while (c->n_joined > 0) {
         sig_unjoin_conn(s, c, c->joined[c->n_joined - 1].consult, false);
     }
+    sig_token_count_del(s, c);
+    sig_outq_free(c);
     spk_wipe(&c->who, sizeof(c->who));
     free(c);
 }
@@ -62,6 +67,9 @@ void spk_sig_free(spk_sig_t *s)
         conn_free(s, v);
     }
     spk_map_free(&s->conns);
+    spk_map_free(&s->tok_conns);
+    sig_auth_fail_free(s);
+    sig_held_free(s);
     sig_consults_free(s);
     sig_media_free_all(s);
     free(s);
@@ -69,29 +77,24 @@ void spk_sig_free(spk_sig_t *s)
 
 int sig_send_json(spk_sig_t *s, uint64_t conn, json_t *msg)
 {
-    char *txt = json_dumps(msg, JSON_COMPACT);
-    json_decref(msg);
-    if (txt == NULL) {
-        return SPK_ENOMEM;
+    sig_conn_t *c = spk_map_get_u64(&s->conns, conn);
+    if (c == NULL || msg == NULL) {
+        json_decref(msg);
+        return c == NULL ? SPK_ENOTFOUND : SPK_ENOMEM;
     }
-    s->m[SIG_M_EVENTS]++;
-    int rc = s->io.send_cb(s->io.ud, conn, txt, strlen(txt));
-    free(txt);
-    return rc;
+    return sig_deliver(s, c, msg);
 }
 
 static void send_error(spk_sig_t *s, uint64_t conn, json_t *id, int err, const char *why)
 {
     int idx = -err;
-    if (idx > 0 && idx < (int)(sizeof(s->errors) / sizeof(s->errors[0]))) {
+    if (idx > 0 && idx <= SPK_ERR_COUNT) {
         s->errors[idx]++;
     }
     json_t *m =
         json_pack("{s:s, s:O?, s:s, s:s}", "type", "error", "re", id, "code", spk_err_wire(err),
                   "message", (why != NULL && why[0] != '\0') ? why : spk_strerror(err));
-    if (m != NULL) {
-        sig_send_json(s, conn, m);
-    }
+    sig_send_json(s, conn, m);
 }
 
 void sig_reply_ok(sig_req_t *r)
@@ -101,13 +104,34 @@ void sig_reply_ok(sig_req_t *r)
     }
     r->replied = true;
     json_t *m = json_pack("{s:s, s:O?}", "type", "ok", "re", r->id);
-    if (m == NULL) {
-        return;
-    }
-    if (r->reply != NULL) {
+    if (m != NULL && r->reply != NULL) {
         json_object_update(m, r->reply);
     }
     sig_send_json(r->s, r->c->id, m);
+}
+
+int sig_commit(sig_req_t *r)
+{
+    spk_store_t *st = r->s->store;
+    if (!spk_store_in_txn(st)) {
+        return 0;
+    }
+    int rc = r->event != NULL ? sig_audit(r, 0) : 0;
+    uint64_t t = 0;
+    if (rc == 0) {
+        rc = spk_store_commit(st, &t);
+    } else {
+        spk_store_rollback(st);
+    }
+    if (rc != 0) {
+        snprintf(r->why, sizeof(r->why), "the action could not be stored and audited");
+        return SPK_EIO;
+    }
+    r->event = NULL; /* recorded */
+    if (t > r->s->cur_ticket) {
+        r->s->cur_ticket = t;
+    }
+    return 0;
 }
 
 int spk_sig_conn_open(spk_sig_t *s, uint64_t conn, const char *remote_addr, uint64_t now_ms)
@@ -117,7 +141,7 @@ int spk_sig_conn_open(spk_sig_t *s, uint64_t conn, const char *remote_addr, uint
         return SPK_ENOMEM;
     }
     c->id = conn;
-    snprintf(c->remote, sizeof(c->remote), "%s", remote_addr ? remote_addr : "");
+    spk_utf8_copy(c->remote, sizeof(c->remote), remote_addr ? remote_addr : "");
     c->opened_ms = now_ms;
     c->tokens = s->cfg.rate_burst;
     c->refill_ms = now_ms;
@@ -125,19 +149,15 @@ int spk_sig_conn_open(spk_sig_t *s, uint64_t conn, const char *remote_addr, uint
         free(c);
         return SPK_ENOMEM;
     }
-    json_t *hello =
-        json_pack("{s:s, s:s, s:s, s:{s:I, s:f, s:f, s:I}}", "type", "hello", "protocol",
-                  "spreekkamer.v1", "server", SPK_VERSION_STR, "limits", "max_message_bytes",
-                  (json_int_t)s->cfg.max_message_bytes, "rate", s->cfg.rate_per_s, "burst",
-                  s->cfg.rate_burst, "auth_timeout_ms", (json_int_t)s->cfg.auth_timeout_s * 1000);
-    if (hello != NULL) {
-        sig_send_json(s, conn, hello);
-    }
+    sig_send_json(s, conn,
+                  json_pack("{s:s, s:s, s:s, s:{s:I, s:f, s:f, s:I}}", "type", "hello", "protocol",
+                            "spreekkamer.v1", "server", SPK_VERSION_STR, "limits",
+                            "max_message_bytes", (json_int_t)s->cfg.max_message_bytes, "rate",
+                            s->cfg.rate_per_s, "burst", s->cfg.rate_burst, "auth_timeout_ms",
+                            (json_int_t)s->cfg.auth_timeout_s * 1000));
     if (s->draining) {
-        json_t *m = json_pack("{s:s, s:i}", "type", "server.shutdown", "retry_after_ms", 2000);
-        if (m != NULL) {
-            sig_send_json(s, conn, m);
-        }
+        sig_send_json(s, conn,
+                      json_pack("{s:s, s:i}", "type", "server.shutdown", "retry_after_ms", 2000));
     }
     return 0;
 }
@@ -156,9 +176,7 @@ void spk_sig_conn_close(spk_sig_t *s, uint64_t conn)
 
 void spk_sig_conn_reject(spk_sig_t *s, uint64_t conn, int err)
 {
-    if (spk_map_get_u64(&s->conns, conn) != NULL) {
-        send_error(s, conn, NULL, err, NULL);
-    }
+    send_error(s, conn, NULL, err, NULL);
 }
 
 static bool rate_take(spk_sig_t *s, sig_conn_t *c, uint64_t now_ms)
@@ -183,7 +201,7 @@ int sig_bad_field(sig_req_t *r, const char *field)
     return SPK_EBADMSG;
 }
 
-int sig_get_str(sig_req_t *r, const char *field, bool required, size_t maxlen, const char **out)
+int sig_get_raw(sig_req_t *r, const char *field, bool required, size_t maxlen, const char **out)
 {
     json_t *v = json_object_get(r->req, field);
     *out = NULL;
@@ -200,6 +218,18 @@ int sig_get_str(sig_req_t *r, const char *field, bool required, size_t maxlen, c
     }
     *out = str;
     return 0;
+}
+
+int sig_get_str(sig_req_t *r, const char *field, bool required, size_t maxlen, const char **out)
+{
+    int rc = sig_get_raw(r, field, required, maxlen, out);
+    if (rc == 0 && *out != NULL && !spk_text_ok(*out, strlen(*out))) {
+        *out = NULL;
+        snprintf(r->why, sizeof(r->why),
+                 "field %s contains control, bidirectional or invisible characters", field);
+        return SPK_EBADMSG;
+    }
+    return rc;
 }
 
 int sig_get_bool(sig_req_t *r, const char *field, bool *out)
@@ -226,36 +256,18 @@ int sig_get_int(sig_req_t *r, const char *field, bool required, int64_t lo, int6
     return 0;
 }
 
-void sig_audit_raw(spk_sig_t *s, const spk_token_claims_t *who, const char *remote,
-                   const char *event, int outcome, const char *on_behalf_of, const char *patient,
-                   const char *object, const char *detail)
+/* The request's id if it has a valid one (also for requests that are refused early). */
+static json_t *valid_id(json_t *req)
 {
-    spk_audit_rec_t a;
-    memset(&a, 0, sizeof(a));
-    a.ts_ms = spk_now_ms();
-    snprintf(a.event, sizeof(a.event), "%s", event);
-    snprintf(a.outcome, sizeof(a.outcome), "%s", outcome == 0 ? "success" : spk_err_wire(outcome));
-    if (who != NULL) {
-        snprintf(a.user, sizeof(a.user), "%s", who->sub);
-        snprintf(a.name, sizeof(a.name), "%s", who->name);
-        snprintf(a.role, sizeof(a.role), "%s", spk_role_name(who->role));
+    json_t *id = json_object_get(req, "id");
+    if (id == NULL) {
+        return NULL;
     }
-    snprintf(a.on_behalf_of, sizeof(a.on_behalf_of), "%s", on_behalf_of ? on_behalf_of : "");
-    snprintf(a.access_point, sizeof(a.access_point), "%s", remote ? remote : "");
-    snprintf(a.patient, sizeof(a.patient), "%s", patient ? patient : "");
-    snprintf(a.object, sizeof(a.object), "%s", object ? object : "");
-    snprintf(a.detail, sizeof(a.detail), "%s", detail ? detail : "");
-    int rc = spk_store_audit_append(s->store, &a);
-    if (rc != 0) {
-        spk_error(0, "audit append failed for %s: %s", event, spk_strerror(rc));
-    }
-}
-
-void sig_audit(sig_req_t *r, int outcome)
-{
-    const spk_token_claims_t *who = r->c->authed ? &r->c->who : NULL;
-    sig_audit_raw(r->s, who, r->c->remote, r->event, outcome, r->on_behalf_of, r->patient,
-                  r->object, r->detail);
+    bool ok_int = json_is_integer(id) && json_integer_value(id) >= 0 &&
+                  json_integer_value(id) <= 9007199254740991LL;
+    bool ok_str = json_is_string(id) && json_string_length(id) <= 64 &&
+                  spk_text_ok(json_string_value(id), json_string_length(id));
+    return ok_int || ok_str ? id : NULL;
 }
 
 /* Decodes the frame into r->req and checks the envelope; returns the action or an error. */
@@ -269,15 +281,9 @@ static int parse_envelope(sig_req_t *r, const char *data, size_t len, const sig_
                  r->req ? "" : jerr.text);
         return SPK_EBADJSON;
     }
-    json_t *id = json_object_get(r->req, "id");
-    if (id != NULL) {
-        bool ok_int = json_is_integer(id) && json_integer_value(id) >= 0 &&
-                      json_integer_value(id) <= 9007199254740991LL;
-        bool ok_str = json_is_string(id) && json_string_length(id) <= 64;
-        if (!ok_int && !ok_str) {
-            return sig_bad_field(r, "id");
-        }
-        r->id = id;
+    r->id = valid_id(r->req);
+    if (r->id == NULL && json_object_get(r->req, "id") != NULL) {
+        return sig_bad_field(r, "id");
     }
     json_t *type = json_object_get(r->req, "type");
     if (!json_is_string(type)) {
@@ -297,7 +303,14 @@ static int check_access(sig_req_t *r, const sig_action_t *a)
 {
     sig_conn_t *c = r->c;
     if (!c->authed) {
-        return a->unauth ? 0 : SPK_EUNAUTH;
+        if (!a->unauth) {
+            return SPK_EUNAUTH;
+        }
+        if (a->event != NULL && sig_auth_throttled(r->s, c->remote, r->now)) {
+            snprintf(r->why, sizeof(r->why), "too many refused sign-ins from this address");
+            return SPK_ERATE;
+        }
+        return 0;
     }
     if (a->fn == sig_h_auth || a->fn == sig_h_invite_redeem) {
         return SPK_EALREADY;
@@ -311,6 +324,34 @@ static int check_access(sig_req_t *r, const sig_action_t *a)
     return 0;
 }
 
+/* Runs the handler inside the action's transaction and audits the outcome. */
+static int run_action(sig_req_t *r, const sig_action_t *a)
+{
+    spk_store_t *st = r->s->store;
+    r->reply = json_object();
+    if (r->reply == NULL) {
+        return SPK_ENOMEM;
+    }
+    int rc = r->event != NULL ? spk_store_begin(st) : 0;
+    if (rc != 0) {
+        return rc;
+    }
+    rc = a->fn(r);
+    if (rc == 0) {
+        rc = sig_commit(r); /* no-op when the handler committed already */
+    }
+    spk_store_rollback(st); /* no-op after a commit */
+    if (rc != 0 && r->event != NULL && a->unauth) {
+        sig_audit_auth_refused(r, rc);
+    } else if (rc == SPK_EFORBIDDEN && r->event != NULL) {
+        sig_audit(r, rc);
+    }
+    if (rc == 0) {
+        sig_reply_ok(r);
+    }
+    return rc;
+}
+
 void spk_sig_conn_message(spk_sig_t *s, uint64_t conn, const char *data, size_t len,
                           uint64_t now_ms)
 {
@@ -319,10 +360,6 @@ void spk_sig_conn_message(spk_sig_t *s, uint64_t conn, const char *data, size_t 
         return;
     }
     s->n_msgs++;
-    if (!rate_take(s, c, now_ms)) {
-        send_error(s, conn, NULL, SPK_ERATE, NULL);
-        return;
-    }
     sig_req_t r;
     memset(&r, 0, sizeof(r));
     r.s = s;
@@ -330,7 +367,15 @@ void spk_sig_conn_message(spk_sig_t *s, uint64_t conn, const char *data, size_t 
     r.now = spk_now_s();
     const sig_action_t *a = NULL;
     int index = -1;
-    int rc = parse_envelope(&r, data, len, &a, &index);
+    int rc;
+    if (!rate_take(s, c, now_ms)) {
+        /* Dropped unprocessed; the id is still echoed so the client can match the refusal. */
+        r.req = json_loadb(data, len, JSON_REJECT_DUPLICATES, NULL);
+        r.id = json_is_object(r.req) ? valid_id(r.req) : NULL;
+        rc = SPK_ERATE;
+    } else {
+        rc = parse_envelope(&r, data, len, &a, &index);
+    }
     if (rc == 0 && s->draining) {
         rc = SPK_ESHUTDOWN;
     }
@@ -343,15 +388,7 @@ void spk_sig_conn_message(spk_sig_t *s, uint64_t conn, const char *data, size_t 
         }
     }
     if (rc == 0) {
-        r.reply = json_object();
-        rc = r.reply ? a->fn(&r) : SPK_ENOMEM;
-        /* Successful and refused accesses are audited; so is every sign-in attempt. */
-        if (r.event != NULL && (rc == 0 || rc == SPK_EFORBIDDEN || a->unauth)) {
-            sig_audit(&r, rc);
-        }
-        if (rc == 0) {
-            sig_reply_ok(&r);
-        }
+        rc = run_action(&r, a);
     }
     if (rc != 0) {
         if (rc != SPK_ERATE) {
@@ -359,6 +396,8 @@ void spk_sig_conn_message(spk_sig_t *s, uint64_t conn, const char *data, size_t 
         }
         send_error(s, conn, r.id, rc, r.why);
     }
+    s->cur_ticket = 0;
+    spk_wipe(&r.refused, sizeof(r.refused));
     json_decref(r.reply);
     json_decref(r.req);
 }
@@ -372,12 +411,16 @@ void spk_sig_tick(spk_sig_t *s, uint64_t now_ms)
     while (spk_map_next(&s->conns, &it, &v)) {
         sig_conn_t *c = v;
         if (!c->authed && !c->closing && now_ms - c->opened_ms >= limit) {
-            c->closing = true;
             s->m[SIG_M_AUTH_TIMEOUTS]++;
             spk_info(c->id, "closing: not authenticated within %d s", s->cfg.auth_timeout_s);
-            s->io.close_cb(s->io.ud, c->id, SPK_WS_AUTH_TIMEOUT, "authentication timeout");
+            sig_close_conn(s, c, SPK_WS_AUTH_TIMEOUT, "authentication timeout");
         }
     }
+    int64_t now = (int64_t)(now_ms / 1000);
+    sig_access_tick(s, now);
+    sig_auth_fail_tick(s, now);
+    sig_consults_sweep(s);
+    s->cur_ticket = 0;
 }
 
 void spk_sig_shutdown(spk_sig_t *s)
@@ -387,10 +430,8 @@ void spk_sig_shutdown(spk_sig_t *s)
     void *v;
     while (spk_map_next(&s->conns, &it, &v)) {
         sig_conn_t *c = v;
-        json_t *m = json_pack("{s:s, s:i}", "type", "server.shutdown", "retry_after_ms", 2000);
-        if (m != NULL) {
-            sig_send_json(s, c->id, m);
-        }
+        sig_send_json(s, c->id,
+                      json_pack("{s:s, s:i}", "type", "server.shutdown", "retry_after_ms", 2000));
     }
 }
 
@@ -414,28 +455,32 @@ static size_t append(char *buf, size_t cap, size_t off, const char *fmt, ...)
 
 size_t spk_sig_metrics(spk_sig_t *s, char *buf, size_t cap)
 {
-    size_t o = 0, open = 0, authed = 0;
+    size_t o = 0, authed = 0, held = 0;
+    int64_t open = 0;
+    spk_store_consult_count_open(s->store, &open);
     size_t it = 0;
     void *v;
-    while (spk_map_next(&s->consults, &it, &v)) {
-        open += ((sig_consult_t *)v)->rec.state == SPK_CONSULT_OPEN;
-    }
-    it = 0;
     while (spk_map_next(&s->conns, &it, &v)) {
         authed += ((sig_conn_t *)v)->authed;
     }
+    held = s->n_held;
     o = append(buf, cap, o, "# TYPE spk_sig_sessions gauge\nspk_sig_sessions %zu\n", s->conns.len);
     o = append(buf, cap, o,
                "# TYPE spk_sig_sessions_authenticated gauge\n"
                "spk_sig_sessions_authenticated %zu\n",
                authed);
-    o = append(buf, cap, o, "# TYPE spk_consults_open gauge\nspk_consults_open %zu\n", open);
+    o = append(buf, cap, o, "# TYPE spk_consults_open gauge\nspk_consults_open %lld\n",
+               (long long)open);
+    o = append(buf, cap, o, "# TYPE spk_consults_active gauge\nspk_consults_active %zu\n",
+               s->consults.len);
     o = append(buf, cap, o, "# TYPE spk_lobby_waiting gauge\nspk_lobby_waiting %zu\n",
                sig_lobby_waiting(s));
+    o = append(buf, cap, o, "# TYPE spk_sig_connections_held gauge\nspk_sig_connections_held %zu\n",
+               held);
     o = append(buf, cap, o, "# TYPE spk_sig_messages_total counter\nspk_sig_messages_total %llu\n",
                (unsigned long long)s->n_msgs);
     o = append(buf, cap, o, "# TYPE spk_sig_requests_total counter\n");
-    for (int i = 0; i < 32; i++) {
+    for (int i = 0; i < SIG_N_ACTIONS; i++) {
         const sig_action_t *a = sig_action_at(i);
         if (a != NULL && s->by_action[i] > 0) {
             o = append(buf, cap, o, "spk_sig_requests_total{type=\"%s\"} %llu\n", a->type,
@@ -443,7 +488,7 @@ size_t spk_sig_metrics(spk_sig_t *s, char *buf, size_t cap)
         }
     }
     o = append(buf, cap, o, "# TYPE spk_sig_errors_total counter\n");
-    for (int i = 1; i < 64; i++) {
+    for (int i = 1; i <= SPK_ERR_COUNT; i++) {
         if (s->errors[i] > 0) {
             o = append(buf, cap, o, "spk_sig_errors_total{code=\"%s\",err=\"%s\"} %llu\n",
                        spk_err_wire(-i), spk_err_name(-i), (unsigned long long)s->errors[i]);

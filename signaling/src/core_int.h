@@ -5,12 +5,15 @@
 #include <jansson.h>
 #include <stdbool.h>
 
+#include "spk/error.h"
 #include "spk/map.h"
 #include "spk/relay.h"
 #include "spk/signaling.h"
 
 /* Consults one connection can be joined to at once. */
 #define SPK_SIG_MAX_JOINED 16
+/* Actions in the role x action matrix (policy.c asserts the table has exactly this many). */
+#define SIG_N_ACTIONS 29
 /* Relay counters kept per endpoint for /metrics. */
 #define SIG_EP_STATS 10
 
@@ -23,7 +26,13 @@ typedef struct {
     sig_consult_t *consult;
     sig_part_t *part;
     sig_media_t *media; /* NULL until the connection sets up media in this consult */
+    /* Access that ends by itself: a remote GP's delegation (its id and end). 0: none. */
+    int64_t access_until;
+    char delegation[SPK_ID_LEN];
 } sig_join_t;
+
+/* A message held back until the commit it reveals is on disk (outbox.c). */
+typedef struct sig_out sig_out_t;
 
 typedef struct {
     uint64_t id;
@@ -32,18 +41,30 @@ typedef struct {
     bool authed;
     bool closing;
     spk_token_claims_t who;
+    char tok_key[2 * SPK_TOKEN_STR + 2]; /* "<iss> <jti>" while counted against the token */
     /* token bucket */
     double tokens;
     uint64_t refill_ms;
     sig_join_t joined[SPK_SIG_MAX_JOINED];
     int n_joined;
     char delegation_used[SPK_ID_LEN]; /* last delegation audited as used on this connection */
+    sig_out_t *out_head, *out_tail;   /* held messages, in order */
+    size_t out_bytes;                 /* ... and their size */
 } sig_conn_t;
 
 struct sig_part {
     spk_participant_rec_t rec;
     int online; /* number of connections joined as this participant */
 };
+
+/* Failed sign-in attempts from one source address (sig_audit.c). */
+typedef struct {
+    char key[64];         /* the source address */
+    int64_t window_start; /* unix seconds */
+    int failures;         /* in this window */
+    int unlogged;         /* failures not written one by one (summarised at the window's end) */
+    char codes[96];       /* wire codes of the unlogged failures, for the summary */
+} sig_fail_t;
 
 struct sig_consult {
     spk_consult_rec_t rec;
@@ -67,8 +88,16 @@ enum {
     SIG_M_COUNT
 };
 
+/* A trusted issuer and the roles it may sign tokens for. */
+typedef struct {
+    char iss[SPK_TOKEN_STR];
+    unsigned roles; /* SIG_ROLE_BIT set */
+} sig_issuer_t;
+
 struct spk_sig {
     spk_config_t cfg;
+    sig_issuer_t issuers[SPK_CONFIG_MAX_ISSUERS + 1];
+    int n_issuers;
     spk_store_t *store;
     const spk_keyring_t *kr;
     const spk_signer_t *issuer;
@@ -77,8 +106,8 @@ struct spk_sig {
     spk_map_t consults; /* id -> sig_consult_t* (open consults, loaded lazily) */
     bool draining;
     uint64_t n_msgs;
-    uint64_t errors[64]; /* by -code */
-    uint64_t by_action[32];
+    uint64_t errors[SPK_ERR_COUNT + 1]; /* by -code */
+    uint64_t by_action[SIG_N_ACTIONS];
     uint64_t m[SIG_M_COUNT];
     /* media relay (NULL when media is off) */
     spk_relay_t *relay;
@@ -86,6 +115,15 @@ struct spk_sig {
     uint64_t next_ep, next_relay_consult;
     uint64_t relay_closed[SIG_EP_STATS]; /* counter totals of closed endpoints */
     spk_map_t ep_stats;                  /* endpoint id -> last counters (uint64_t[SIG_EP_STATS]) */
+    /* durability holds (outbox.c) */
+    uint64_t cur_ticket; /* commit whose effects the messages being sent now reveal; 0: none */
+    uint64_t *held;      /* connections with held messages */
+    size_t n_held, cap_held;
+    bool storage_failed; /* the store can no longer flush: nothing more is acknowledged */
+    /* access limits (sig_audit.c, access.c) */
+    spk_map_t tok_conns; /* "<iss> <jti>" -> (uintptr_t) connections authenticated with it */
+    spk_map_t auth_fail; /* source address -> sig_fail_t* */
+    int64_t last_access_check;
 };
 
 /* One request being handled. */
@@ -102,8 +140,15 @@ typedef struct {
     const char *event;
     char on_behalf_of[SPK_SUB_LEN];
     char patient[SPK_SUB_LEN];
+    char practice[SPK_SUB_LEN]; /* the practice whose data is accessed */
     char object[SPK_SUB_LEN];
     char detail[256];
+    /* a refused sign-in whose token a trusted issuer did sign: whose it was (for the audit) */
+    bool refused_signed;
+    spk_token_claims_t refused;
+    /* the delegation a remote GP acts under (sig_rel_practice), for sig_join_conn */
+    char delegation[SPK_ID_LEN];
+    int64_t delegation_until;
 } sig_req_t;
 
 typedef int (*sig_handler_fn)(sig_req_t *r);
@@ -118,23 +163,83 @@ typedef struct {
 
 #define SIG_ROLE_BIT(r) (1u << (r))
 
+/* sig_audit.c: audit entries. Every entry is appended to the store's open transaction when there
+ * is one (so it commits with the action), else on its own. Text is cut on character boundaries.
+ * Patients are recorded by participant id, never by name. */
+typedef struct {
+    const spk_token_claims_t *who; /* NULL for an anonymous connection */
+    const char *remote;
+    const char *event;
+    int outcome;
+    const char *on_behalf_of, *patient, *practice, *object, *detail;
+} sig_audit_ev_t;
+int sig_audit_write(spk_sig_t *s, const sig_audit_ev_t *ev);
+/* The request's entry with outcome (0 = success). */
+int sig_audit(sig_req_t *r, int outcome);
+/* A refused sign-in (auth / invite.redeem) from r's source: logged one by one up to a limit per
+ * source address and window, then counted into one summary entry at the window's end. */
+void sig_audit_auth_refused(sig_req_t *r, int outcome);
+/* Too many refused sign-ins from this source in the current window: new attempts are refused
+ * (SPK_ERATE) without being evaluated. */
+bool sig_auth_throttled(spk_sig_t *s, const char *remote, int64_t now);
+/* Writes the summaries of finished windows and forgets old sources. */
+void sig_auth_fail_tick(spk_sig_t *s, int64_t now);
+void sig_auth_fail_free(spk_sig_t *s);
+
+/* outbox.c: messages wait for the commit they reveal (protocol: "ok" means durable). */
+int sig_deliver(spk_sig_t *s, sig_conn_t *c, json_t *msg); /* steals msg */
+/* Closes the connection after its held messages (or now when none are held). */
+void sig_close_conn(spk_sig_t *s, sig_conn_t *c, int ws_code, const char *reason);
+void sig_outq_free(sig_conn_t *c);
+void sig_held_free(spk_sig_t *s);
+
+/* access.c: access that ends while a connection is open. */
+/* Ends conn's presence in consult c for `reason` (a documented code: "token_expired",
+ * "delegation_ended", "consent_withdrawn", "removed"): unjoins it (media endpoints close),
+ * tells the client (event access.ended) and audits it. */
+void sig_end_access(spk_sig_t *s, sig_conn_t *conn, sig_consult_t *c, const char *reason,
+                    const char *detail);
+/* Re-checks token expiry and delegations of every connection (called from spk_sig_tick). */
+void sig_access_tick(spk_sig_t *s, int64_t now);
+/* A delegation was revoked: its remote GP's connections leave the practice's consults. */
+void sig_access_delegation_revoked(spk_sig_t *s, const spk_delegation_rec_t *d);
+/* The patient's consent for a meekijkconsult was withdrawn: invited specialists leave. */
+void sig_access_consent_withdrawn(spk_sig_t *s, sig_consult_t *c);
+/* Per-token connection limit: counts conn against its token; SPK_ETOOMANY over the limit. */
+int sig_token_count_add(spk_sig_t *s, sig_conn_t *conn);
+void sig_token_count_del(spk_sig_t *s, sig_conn_t *conn);
+
 /* policy.c */
+/* Builds the issuer table from the configuration (own issuer first). SPK_ECONFIG for an unknown
+ * role name. */
+int sig_issuers_init(spk_sig_t *s);
+/* May tokens of issuer iss carry this role? */
+bool sig_issuer_allows(const spk_sig_t *s, const char *iss, spk_role_t role);
 const sig_action_t *sig_action_find(const char *type, int *index);
 const sig_action_t *sig_action_at(int i);
 bool sig_role_allows(const sig_action_t *a, spk_role_t role);
 int sig_rel_practice(sig_req_t *r, const char *practice);
 int sig_rel_consult(sig_req_t *r, sig_consult_t *c);
 bool sig_is_staff(spk_role_t role);
+/* Is the invited specialist (iss, sub) still invited to c (invitation not withdrawn, consent
+ * still given)? */
+int sig_specialist_invited(spk_sig_t *s, const sig_consult_t *c, const char *iss, const char *sub);
 
 /* core.c */
 int sig_send_json(spk_sig_t *s, uint64_t conn, json_t *msg); /* steals msg */
 void sig_reply_ok(sig_req_t *r);
-void sig_audit(sig_req_t *r, int outcome);
-void sig_audit_raw(spk_sig_t *s, const spk_token_claims_t *who, const char *remote,
-                   const char *event, int outcome, const char *on_behalf_of, const char *patient,
-                   const char *object, const char *detail);
+/* Appends the request's audit entry (r->event, success) to the open transaction and commits
+ * it together with the action's changes; from then on, messages sent reveal that commit and are
+ * held until it is on disk. Handlers call it once their changes are written and before they
+ * change the in-memory model; without an explicit call the core commits after the handler.
+ * On failure the transaction is rolled back and the action must fail (nothing changed). */
+int sig_commit(sig_req_t *r);
 int sig_bad_field(sig_req_t *r, const char *field);
+/* A string field: at most maxlen bytes, accepted text (spk/text.h: no control, bidi or
+ * invisible characters), non-empty when required. */
 int sig_get_str(sig_req_t *r, const char *field, bool required, size_t maxlen, const char **out);
+/* Like sig_get_str for protocol text that has lines of its own (SDP): any UTF-8 without NUL. */
+int sig_get_raw(sig_req_t *r, const char *field, bool required, size_t maxlen, const char **out);
 int sig_get_bool(sig_req_t *r, const char *field, bool *out);
 int sig_get_int(sig_req_t *r, const char *field, bool required, int64_t lo, int64_t hi,
                 int64_t *out);
@@ -142,15 +247,21 @@ int sig_get_int(sig_req_t *r, const char *field, bool required, int64_t lo, int6
 /* consult.c: model */
 int sig_consult_lookup(spk_sig_t *s, const char *id, sig_consult_t **out);
 sig_consult_t *sig_consult_cached(spk_sig_t *s, const char *id);
-void sig_consult_drop(spk_sig_t *s, sig_consult_t *c);
+void sig_consults_sweep(spk_sig_t *s);
 void sig_consults_free(spk_sig_t *s);
 sig_part_t *sig_part_find(sig_consult_t *c, const char *id);
-sig_part_t *sig_part_find_sub(sig_consult_t *c, const char *sub);
+/* The participant of user (iss, sub), or NULL. */
+sig_part_t *sig_part_find_sub(sig_consult_t *c, const char *iss, const char *sub);
+sig_join_t *sig_join_find(sig_conn_t *conn, const sig_consult_t *c);
 int sig_part_add(sig_consult_t *c, const spk_participant_rec_t *rec, sig_part_t **out);
-int sig_part_save(spk_sig_t *s, sig_part_t *p, spk_part_state_t state, int64_t now);
+/* Stores the participant's new state, commits the request (sig_commit) and only then changes
+ * it in memory: a failure changes nothing. */
+int sig_part_commit(sig_req_t *r, sig_part_t *p, spk_part_state_t state);
 json_t *sig_consult_json(const sig_consult_t *c, bool with_patient);
 json_t *sig_part_json(const sig_part_t *p);
-json_t *sig_roster_json(const sig_consult_t *c);
+/* The roster as `viewer` may see it: staff see everyone but denied participants; others see
+ * no one in the lobby and a patient sees no other patient (NULL viewer: staff view). */
+json_t *sig_roster_json(const sig_consult_t *c, const sig_part_t *viewer);
 json_t *sig_lobby_json(const sig_consult_t *c);
 json_t *sig_fact_json(const spk_fact_rec_t *f);
 void sig_broadcast_roster(spk_sig_t *s, sig_consult_t *c);
@@ -172,6 +283,8 @@ int sig_h_consult_join(sig_req_t *r);
 int sig_h_consult_leave(sig_req_t *r);
 int sig_h_consult_end(sig_req_t *r);
 int sig_h_invite_create(sig_req_t *r);
+int sig_h_invite_list(sig_req_t *r);
+int sig_h_invite_revoke(sig_req_t *r);
 int sig_h_lobby_list(sig_req_t *r);
 int sig_h_lobby_admit(sig_req_t *r);
 int sig_h_lobby_deny(sig_req_t *r);

@@ -1,4 +1,4 @@
-/* Consult actions: create, list, get, join, leave, end, invite.create. */
+/* Consult actions: create, list, get, join, leave, end. */
 #include "core_int.h"
 
 #include <string.h>
@@ -52,11 +52,14 @@ int sig_h_consult_create(sig_req_t *r)
     snprintf(rec.created_by, sizeof(rec.created_by), "%s", w->sub);
     rec.state = SPK_CONSULT_OPEN;
     rec.created_at = r->now;
+    snprintf(r->object, sizeof(r->object), "%s", rec.id);
     rc = spk_store_consult_insert(r->s->store, &rec);
+    if (rc == 0) {
+        rc = sig_commit(r);
+    }
     if (rc != 0) {
         return rc;
     }
-    snprintf(r->object, sizeof(r->object), "%s", rec.id);
     sig_consult_t *c;
     rc = sig_consult_lookup(r->s, rec.id, &c);
     if (rc != 0) {
@@ -102,48 +105,57 @@ static int facts_cb(void *ud, const spk_fact_rec_t *f)
 
 int sig_h_consult_get(sig_req_t *r)
 {
+    /* The one action an ended consult still answers: its final state stays readable. */
     sig_consult_t *c;
     int rc = sig_req_consult(r, false, &c);
     if (rc != 0) {
         return rc;
     }
-    bool staff = sig_is_staff(r->c->who.role);
-    json_object_set_new(r->reply, "consult",
-                        sig_consult_json(c, r->c->who.role != SPK_ROLE_PATIENT));
-    if (r->c->who.role == SPK_ROLE_PATIENT) {
-        /* A patient sees themself only, until admitted. */
-        sig_part_t *me = sig_part_find(c, r->c->who.sub);
+    const spk_token_claims_t *w = &r->c->who;
+    json_object_set_new(r->reply, "consult", sig_consult_json(c, w->role != SPK_ROLE_PATIENT));
+    if (w->role == SPK_ROLE_PATIENT) {
+        /* A patient sees themself only, until admitted; then no other patient ever. */
+        sig_part_t *me = sig_part_find(c, w->sub);
+        json_t *a = json_array();
         if (me->rec.state == SPK_PART_ADMITTED) {
-            json_object_set_new(r->reply, "participants", sig_roster_json(c));
+            json_decref(a);
+            a = sig_roster_json(c, me);
         } else {
-            json_t *a = json_array();
             json_array_append_new(a, sig_part_json(me));
-            json_object_set_new(r->reply, "participants", a);
         }
+        json_object_set_new(r->reply, "participants", a);
         return 0;
     }
-    json_object_set_new(r->reply, "participants", sig_roster_json(c));
-    if (staff) {
-        json_t *facts = json_array();
-        rc = facts ? spk_store_fact_each(r->s->store, c->rec.id, facts_cb, facts) : SPK_ENOMEM;
-        if (rc != 0) {
-            json_decref(facts);
-            return rc;
-        }
-        json_object_set_new(r->reply, "lobby", sig_lobby_json(c));
-        json_object_set_new(r->reply, "facts", facts);
+    if (!sig_is_staff(w->role)) {
+        /* A specialist (joined or not) sees what an admitted non-patient sees. */
+        sig_part_t view;
+        memset(&view, 0, sizeof(view));
+        view.rec.role = w->role;
+        view.rec.state = SPK_PART_ADMITTED;
+        json_object_set_new(r->reply, "participants", sig_roster_json(c, &view));
+        return 0;
     }
+    json_t *facts = json_array();
+    rc = facts ? spk_store_fact_each(r->s->store, c->rec.id, facts_cb, facts) : SPK_ENOMEM;
+    if (rc != 0) {
+        json_decref(facts);
+        return rc;
+    }
+    json_object_set_new(r->reply, "participants", sig_roster_json(c, NULL));
+    json_object_set_new(r->reply, "lobby", sig_lobby_json(c));
+    json_object_set_new(r->reply, "facts", facts);
     return 0;
 }
 
-/* The participant record for a professional joining: one per (consult, sub). */
+/* A professional joining: their participant record (one per consult and user) is admitted,
+ * made if needed, and the request committed. */
 static int professional_part(sig_req_t *r, sig_consult_t *c, sig_part_t **out)
 {
     const spk_token_claims_t *w = &r->c->who;
-    sig_part_t *p = sig_part_find_sub(c, w->sub);
+    sig_part_t *p = sig_part_find_sub(c, w->iss, w->sub);
     if (p != NULL) {
         *out = p;
-        return sig_part_save(r->s, p, SPK_PART_ADMITTED, r->now);
+        return sig_part_commit(r, p, SPK_PART_ADMITTED);
     }
     spk_participant_rec_t rec;
     memset(&rec, 0, sizeof(rec));
@@ -154,15 +166,39 @@ static int professional_part(sig_req_t *r, sig_consult_t *c, sig_part_t **out)
         return rc;
     }
     snprintf(rec.sub, sizeof(rec.sub), "%s", w->sub);
+    snprintf(rec.iss, sizeof(rec.iss), "%s", w->iss);
     snprintf(rec.name, sizeof(rec.name), "%s", w->name);
     rec.role = w->role;
     rec.state = SPK_PART_ADMITTED;
     rec.joined_at = rec.updated_at = r->now;
     rc = spk_store_participant_put(r->s->store, &rec);
     if (rc == 0) {
+        rc = sig_commit(r);
+    }
+    if (rc == 0) {
         rc = sig_part_add(c, &rec, out);
     }
     return rc;
+}
+
+static void join_reply(sig_req_t *r, sig_consult_t *c, sig_part_t *p)
+{
+    bool staff = sig_is_staff(r->c->who.role);
+    json_object_set_new(r->reply, "consult",
+                        sig_consult_json(c, r->c->who.role != SPK_ROLE_PATIENT));
+    json_object_set_new(r->reply, "participant", sig_part_json(p));
+    if (p->rec.state == SPK_PART_ADMITTED) {
+        json_object_set_new(r->reply, "participants", sig_roster_json(c, staff ? NULL : p));
+    }
+    if (staff) {
+        json_object_set_new(r->reply, "lobby", sig_lobby_json(c));
+    }
+    if (r->s->relay != NULL) {
+        json_t *ice = sig_ice_servers_json(r->s, r->c, r->now);
+        if (ice != NULL) {
+            json_object_set_new(r->reply, "ice_servers", ice);
+        }
+    }
 }
 
 int sig_h_consult_join(sig_req_t *r)
@@ -175,9 +211,7 @@ int sig_h_consult_join(sig_req_t *r)
     sig_part_t *p;
     if (r->c->who.role == SPK_ROLE_PATIENT) {
         p = sig_part_find(c, r->c->who.sub);
-        if (p->rec.state == SPK_PART_LEFT) {
-            rc = sig_part_save(r->s, p, SPK_PART_LOBBY, r->now);
-        }
+        rc = p->rec.state == SPK_PART_LEFT ? sig_part_commit(r, p, SPK_PART_LOBBY) : sig_commit(r);
     } else {
         rc = professional_part(r, c, &p);
     }
@@ -187,26 +221,13 @@ int sig_h_consult_join(sig_req_t *r)
     if (rc != 0) {
         return rc;
     }
-    bool admitted = p->rec.state == SPK_PART_ADMITTED;
-    json_object_set_new(r->reply, "consult",
-                        sig_consult_json(c, r->c->who.role != SPK_ROLE_PATIENT));
-    json_object_set_new(r->reply, "participant", sig_part_json(p));
-    if (admitted) {
-        json_object_set_new(r->reply, "participants", sig_roster_json(c));
-    }
-    if (sig_is_staff(r->c->who.role)) {
-        json_object_set_new(r->reply, "lobby", sig_lobby_json(c));
-    }
-    if (r->s->relay != NULL) {
-        json_t *ice = sig_ice_servers_json(r->s, r->c, r->now);
-        if (ice != NULL) {
-            json_object_set_new(r->reply, "ice_servers", ice);
-        }
-    }
-    sig_audit(r, 0);
-    r->event = NULL;
+    /* A remote GP's presence ends with the delegation it rests on (access.c). */
+    sig_join_t *jn = sig_join_find(r->c, c);
+    jn->access_until = r->delegation_until;
+    snprintf(jn->delegation, sizeof(jn->delegation), "%s", r->delegation);
+    join_reply(r, c, p);
     sig_reply_ok(r);
-    if (admitted) {
+    if (p->rec.state == SPK_PART_ADMITTED) {
         sig_broadcast_roster(r->s, c);
     } else {
         sig_broadcast_lobby(r->s, c);
@@ -218,31 +239,26 @@ int sig_h_consult_join(sig_req_t *r)
 int sig_h_consult_leave(sig_req_t *r)
 {
     sig_consult_t *c;
-    int rc = sig_req_consult(r, false, &c);
+    int rc = sig_req_consult(r, true, &c);
     if (rc != 0) {
         return rc;
     }
-    sig_part_t *p = r->c->who.role == SPK_ROLE_PATIENT ? sig_part_find(c, r->c->who.sub)
-                                                       : sig_part_find_sub(c, r->c->who.sub);
+    const spk_token_claims_t *w = &r->c->who;
+    sig_part_t *p = w->role == SPK_ROLE_PATIENT ? sig_part_find(c, w->sub)
+                                                : sig_part_find_sub(c, w->iss, w->sub);
     if (p == NULL) {
+        snprintf(r->why, sizeof(r->why), "not a participant of this consult");
         return SPK_ESTATE;
     }
-    if (c->rec.state == SPK_CONSULT_OPEN) {
-        rc = sig_part_save(r->s, p, SPK_PART_LEFT, r->now);
-        if (rc != 0) {
-            return rc;
-        }
+    rc = sig_part_commit(r, p, SPK_PART_LEFT);
+    if (rc != 0) {
+        return rc;
     }
-    sig_audit(r, 0);
-    r->event = NULL;
     sig_reply_ok(r);
-    /* Every connection of this participant on this connection leaves; others stay. */
+    /* This connection leaves; the participant's other connections stay. */
     sig_unjoin_conn(r->s, r->c, c, false);
-    c = sig_consult_cached(r->s, r->object);
-    if (c != NULL && c->rec.state == SPK_CONSULT_OPEN) {
-        sig_broadcast_roster(r->s, c);
-        sig_broadcast_lobby(r->s, c);
-    }
+    sig_broadcast_roster(r->s, c);
+    sig_broadcast_lobby(r->s, c);
     return 0;
 }
 
@@ -250,62 +266,31 @@ int sig_h_consult_end(sig_req_t *r)
 {
     sig_consult_t *c;
     int rc = sig_req_consult(r, true, &c);
-    if (rc != 0) {
-        return rc;
+    if (rc == 0) {
+        rc = spk_store_consult_end(r->s->store, c->rec.id, r->now);
     }
-    rc = spk_store_consult_end(r->s->store, c->rec.id, r->now);
+    if (rc == 0) {
+        rc = sig_commit(r);
+    }
     if (rc != 0) {
         return rc;
     }
     c->rec.state = SPK_CONSULT_ENDED;
     c->rec.ended_at = r->now;
-    sig_audit(r, 0);
-    r->event = NULL;
     sig_reply_ok(r);
     json_t *m = json_pack("{s:s, s:s}", "type", "consult.ended", "consult", c->rec.id);
     for (size_t i = 0; m != NULL && i < c->n_conns; i++) {
         sig_send_json(r->s, c->conns[i], json_incref(m));
     }
     json_decref(m);
-    /* Everyone is unjoined; the consult is forgotten with the last one. */
+    /* Everyone is unjoined; the consult is forgotten at the next sweep. */
     while (c->n_conns > 0) {
         sig_conn_t *conn = spk_map_get_u64(&r->s->conns, c->conns[c->n_conns - 1]);
         if (conn == NULL) {
             c->n_conns--;
             continue;
         }
-        bool last = c->n_conns == 1;
         sig_unjoin_conn(r->s, conn, c, false);
-        if (last) {
-            return 0; /* c was freed by sig_consult_drop */
-        }
     }
-    sig_consult_drop(r->s, c);
-    return 0;
-}
-
-int sig_h_invite_create(sig_req_t *r)
-{
-    sig_consult_t *c;
-    int64_t ttl = r->s->cfg.invite_ttl_s;
-    int rc = sig_req_consult(r, true, &c);
-    if (rc == 0) {
-        rc = sig_get_int(r, "ttl", false, 60, 604800, &ttl);
-    }
-    if (rc != 0) {
-        return rc;
-    }
-    char code[64];
-    spk_invite_rec_t inv;
-    rc = spk_store_invite_create(r->s->store, c->rec.id, r->c->who.sub, r->now, ttl, code,
-                                 sizeof(code), &inv);
-    if (rc != 0) {
-        return rc;
-    }
-    char url[512];
-    snprintf(url, sizeof(url), "%s/join#%s", r->s->cfg.public_url, code);
-    json_object_set_new(r->reply, "invite",
-                        json_pack("{s:s, s:s, s:I}", "url", url, "code", code, "expires_at",
-                                  (json_int_t)inv.expires_at));
     return 0;
 }

@@ -50,14 +50,12 @@ int sig_h_lobby_admit(sig_req_t *r)
         snprintf(r->why, sizeof(r->why), "participant is not in the lobby");
         return SPK_ESTATE;
     }
-    rc = sig_part_save(r->s, p, SPK_PART_ADMITTED, r->now);
+    rc = sig_part_commit(r, p, SPK_PART_ADMITTED);
     if (rc != 0) {
         return rc;
     }
     r->s->m[SIG_M_ADMITTED]++;
     json_object_set_new(r->reply, "participant", sig_part_json(p));
-    sig_audit(r, 0);
-    r->event = NULL;
     sig_reply_ok(r);
     sig_send_to_part(r->s, c, p,
                      json_pack("{s:s, s:s, s:o}", "type", "admitted", "consult", c->rec.id,
@@ -84,12 +82,10 @@ int sig_h_lobby_deny(sig_req_t *r)
         snprintf(r->why, sizeof(r->why), "participant is not in the lobby");
         return SPK_ESTATE;
     }
-    rc = sig_part_save(r->s, p, SPK_PART_DENIED, r->now);
+    rc = sig_part_commit(r, p, SPK_PART_DENIED);
     if (rc != 0) {
         return rc;
     }
-    sig_audit(r, 0);
-    r->event = NULL;
     sig_reply_ok(r);
     sig_send_to_part(r->s, c, p,
                      json_pack("{s:s, s:s, s:s}", "type", "denied", "consult", c->rec.id, "reason",
@@ -105,6 +101,7 @@ int sig_h_lobby_deny(sig_req_t *r)
         }
     }
     sig_broadcast_lobby(r->s, c);
+    sig_broadcast_roster(r->s, c); /* staff's roster listed the patient while waiting */
     return 0;
 }
 
@@ -120,12 +117,10 @@ int sig_h_lobby_send_back(sig_req_t *r)
         snprintf(r->why, sizeof(r->why), "participant is not an admitted patient");
         return SPK_ESTATE;
     }
-    rc = sig_part_save(r->s, p, SPK_PART_LOBBY, r->now);
+    rc = sig_part_commit(r, p, SPK_PART_LOBBY);
     if (rc != 0) {
         return rc;
     }
-    sig_audit(r, 0);
-    r->event = NULL;
     sig_reply_ok(r);
     sig_send_to_part(r->s, c, p,
                      json_pack("{s:s, s:s}", "type", "sent_back", "consult", c->rec.id));
@@ -135,26 +130,35 @@ int sig_h_lobby_send_back(sig_req_t *r)
     return 0;
 }
 
-/* Stores a fact and answers with it; staff joined to the consult get consult.facts. */
-static int put_fact(sig_req_t *r, sig_consult_t *c, const char *kind, const char *subject,
-                    const char *value)
+static void fact_init(sig_req_t *r, sig_consult_t *c, spk_fact_rec_t *f, const char *kind,
+                      const char *subject_iss, const char *subject, const char *value)
+{
+    memset(f, 0, sizeof(*f));
+    snprintf(f->consult, sizeof(f->consult), "%s", c->rec.id);
+    snprintf(f->kind, sizeof(f->kind), "%s", kind);
+    snprintf(f->subject_iss, sizeof(f->subject_iss), "%s", subject_iss);
+    snprintf(f->subject, sizeof(f->subject), "%s", subject);
+    snprintf(f->value, sizeof(f->value), "%s", value);
+    snprintf(f->recorded_by, sizeof(f->recorded_by), "%s", r->c->who.sub);
+    f->at = r->now;
+}
+
+/* Stores a fact, commits, and answers with it; staff joined to the consult get
+ * consult.facts. */
+static int put_fact(sig_req_t *r, sig_consult_t *c, const char *kind, const char *subject_iss,
+                    const char *subject, const char *value)
 {
     spk_fact_rec_t f;
-    memset(&f, 0, sizeof(f));
-    snprintf(f.consult, sizeof(f.consult), "%s", c->rec.id);
-    snprintf(f.kind, sizeof(f.kind), "%s", kind);
-    snprintf(f.subject, sizeof(f.subject), "%s", subject);
-    snprintf(f.value, sizeof(f.value), "%s", value);
-    snprintf(f.recorded_by, sizeof(f.recorded_by), "%s", r->c->who.sub);
-    f.at = r->now;
+    fact_init(r, c, &f, kind, subject_iss, subject, value);
+    snprintf(r->detail, sizeof(r->detail), "%s %s=%s", kind, subject, value);
     int rc = spk_store_fact_put(r->s->store, &f);
+    if (rc == 0) {
+        rc = sig_commit(r);
+    }
     if (rc != 0) {
         return rc;
     }
-    snprintf(r->detail, sizeof(r->detail), "%s %s=%s", kind, subject, value);
     json_object_set_new(r->reply, "fact", sig_fact_json(&f));
-    sig_audit(r, 0);
-    r->event = NULL;
     sig_reply_ok(r);
     sig_broadcast_facts(r->s, c);
     return 0;
@@ -193,7 +197,7 @@ int sig_h_identity_record(sig_req_t *r)
     }
     char value[64];
     snprintf(value, sizeof(value), "%s:%s", verified ? "verified" : "not_verified", method);
-    return put_fact(r, c, "identity_check", p->rec.id, value);
+    return put_fact(r, c, "identity_check", "", p->rec.id, value);
 }
 
 int sig_h_speak_freely_record(sig_req_t *r)
@@ -208,7 +212,21 @@ int sig_h_speak_freely_record(sig_req_t *r)
     if (rc != 0) {
         return rc;
     }
-    return put_fact(r, c, "speak_freely", p->rec.id, confirmed ? "yes" : "no");
+    return put_fact(r, c, "speak_freely", "", p->rec.id, confirmed ? "yes" : "no");
+}
+
+/* Marks an invited specialist's invitation withdrawn (value "withdrawn:<name>"). */
+static int withdraw_cb(void *ud, const spk_fact_rec_t *f)
+{
+    sig_req_t *r = ud;
+    if (strcmp(f->kind, "specialist") != 0 || strncmp(f->value, "withdrawn:", 10) == 0) {
+        return 0;
+    }
+    spk_fact_rec_t w = *f;
+    snprintf(w.value, sizeof(w.value), "withdrawn:%.100s", f->value);
+    snprintf(w.recorded_by, sizeof(w.recorded_by), "%s", r->c->who.sub);
+    w.at = r->now;
+    return spk_store_fact_put(r->s->store, &w);
 }
 
 int sig_h_consent_record(sig_req_t *r)
@@ -239,16 +257,31 @@ int sig_h_consent_record(sig_req_t *r)
     }
     char value[64];
     snprintf(value, sizeof(value), "%s:%s", given ? "given" : "refused", method);
-    return put_fact(r, c, "consent", scope, value);
+    if (!given) {
+        /* Withdrawing consent ends every specialist invitation of the consult, in the same
+         * transaction: they can no longer join, and present ones are removed below. */
+        rc = spk_store_fact_each(r->s->store, c->rec.id, withdraw_cb, r);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    rc = put_fact(r, c, "consent", "", scope, value);
+    if (rc == 0 && !given) {
+        sig_access_consent_withdrawn(r->s, c);
+    }
+    return rc;
 }
 
 int sig_h_specialist_invite(sig_req_t *r)
 {
     sig_consult_t *c;
-    const char *spec, *name;
+    const char *spec, *name, *iss;
     int rc = sig_req_consult(r, true, &c);
     if (rc == 0) {
         rc = sig_get_str(r, "specialist", true, SPK_SUB_LEN - 1, &spec);
+    }
+    if (rc == 0) {
+        rc = sig_get_str(r, "issuer", false, SPK_SUB_LEN - 1, &iss);
     }
     if (rc == 0) {
         rc = sig_get_str(r, "name", false, SPK_SUB_LEN - 1, &name);
@@ -256,8 +289,11 @@ int sig_h_specialist_invite(sig_req_t *r)
     if (rc != 0) {
         return rc;
     }
+    if (iss == NULL) {
+        iss = r->c->who.iss; /* the same identity provider as the inviting GP */
+    }
     spk_fact_rec_t consent;
-    rc = spk_store_fact_get(r->s->store, c->rec.id, "consent", "meekijkconsult", &consent);
+    rc = spk_store_fact_get(r->s->store, c->rec.id, "consent", NULL, "meekijkconsult", &consent);
     if (rc == SPK_ENOTFOUND || (rc == 0 && strncmp(consent.value, "given:", 6) != 0)) {
         snprintf(r->why, sizeof(r->why),
                  "the patient's consent to a meekijkconsult is not "
@@ -267,7 +303,7 @@ int sig_h_specialist_invite(sig_req_t *r)
     if (rc != 0) {
         return rc;
     }
-    rc = put_fact(r, c, "specialist", spec, name != NULL ? name : spec);
+    rc = put_fact(r, c, "specialist", iss, spec, name != NULL ? name : spec);
     if (rc != 0) {
         return rc;
     }
@@ -277,7 +313,7 @@ int sig_h_specialist_invite(sig_req_t *r)
     while (spk_map_next(&r->s->conns, &it, &v)) {
         sig_conn_t *conn = v;
         if (conn->authed && conn->who.role == SPK_ROLE_SPECIALIST &&
-            strcmp(conn->who.sub, spec) == 0) {
+            strcmp(conn->who.sub, spec) == 0 && strcmp(conn->who.iss, iss) == 0) {
             sig_send_json(r->s, conn->id,
                           json_pack("{s:s, s:s, s:s}", "type", "specialist.invited", "consult",
                                     c->rec.id, "by", r->c->who.name));

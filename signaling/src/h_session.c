@@ -8,6 +8,8 @@
 #include "spk/rand.h"
 #include "spk/util.h"
 
+#define PATIENT_NAME_MAX_CHARS 100
+
 int sig_h_ping(sig_req_t *r)
 {
     json_object_set_new(r->reply, "time", json_integer(spk_now_ms()));
@@ -16,91 +18,135 @@ int sig_h_ping(sig_req_t *r)
 
 static json_t *user_json(const spk_token_claims_t *w)
 {
-    return json_pack("{s:s, s:s, s:s, s:s, s:s}", "sub", w->sub, "name", w->name, "role",
-                     spk_role_name(w->role), "practice", w->practice, "acts_for", w->acts_for);
+    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "sub", w->sub, "iss", w->iss, "name",
+                     w->name, "role", spk_role_name(w->role), "practice", w->practice, "acts_for",
+                     w->acts_for);
+}
+
+/* Makes the connection authenticated as `who`, counted against its token; undone by
+ * unauthenticate when the action fails afterwards. */
+static int authenticate(sig_req_t *r, const spk_token_claims_t *who)
+{
+    r->c->who = *who;
+    int rc = sig_token_count_add(r->s, r->c);
+    if (rc != 0) {
+        snprintf(r->why, sizeof(r->why), "this token is in use on too many connections");
+        spk_wipe(&r->c->who, sizeof(r->c->who));
+        return rc;
+    }
+    r->c->authed = true;
+    return 0;
+}
+
+static void unauthenticate(sig_req_t *r)
+{
+    sig_token_count_del(r->s, r->c);
+    r->c->authed = false;
+    spk_wipe(&r->c->who, sizeof(r->c->who));
+}
+
+static int verify_token(sig_req_t *r, const char *tok, spk_token_claims_t *cl)
+{
+    if (strlen(tok) > SPK_TOKEN_MAX_LEN) {
+        snprintf(r->why, sizeof(r->why), "token is longer than %d bytes", SPK_TOKEN_MAX_LEN);
+        return SPK_ETOKENINVALID;
+    }
+    const spk_token_policy_t pol = {.audience = r->s->cfg.token_audience,
+                                    .max_lifetime_s = r->s->cfg.token_max_lifetime_s};
+    int rc = spk_token_verify_policy(r->s->kr, tok, strlen(tok), r->now, r->s->cfg.token_leeway_s,
+                                     &pol, cl, r->why, sizeof(r->why));
+    if (rc != 0) {
+        return rc;
+    }
+    if (!sig_issuer_allows(r->s, cl->iss, cl->role)) {
+        snprintf(r->why, sizeof(r->why), "issuer is not trusted for role %s",
+                 spk_role_name(cl->role));
+        return SPK_ETOKENISSUER;
+    }
+    if (cl->role == SPK_ROLE_PATIENT && cl->consult[0] == '\0') {
+        /* Patients only ever hold session tokens bound to one consult. */
+        snprintf(r->why, sizeof(r->why), "patient token is not bound to a consult");
+        return SPK_ETOKENINVALID;
+    }
+    return 0;
 }
 
 int sig_h_auth(sig_req_t *r)
 {
     const char *tok;
-    int rc = sig_get_str(r, "token", true, SPK_TOKEN_MAX_LEN, &tok);
+    /* Length is judged by the token check (token_invalid), not as a malformed field. */
+    int rc = sig_get_str(r, "token", true, r->s->cfg.max_message_bytes, &tok);
     if (rc != 0) {
         return rc;
     }
     spk_token_claims_t cl;
-    rc = spk_token_verify(r->s->kr, tok, strlen(tok), r->now, r->s->cfg.token_leeway_s, &cl, r->why,
-                          sizeof(r->why));
+    rc = verify_token(r, tok, &cl);
+    if (rc == 0) {
+        rc = authenticate(r, &cl);
+    }
     if (rc != 0) {
         r->s->m[SIG_M_AUTH_FAILED]++;
         spk_info(r->c->id, "auth refused: %s", spk_err_wire(rc));
+        if (cl.sub[0] != '\0') {
+            /* Signed by a trusted issuer but refused (expired, not yet valid, audience, role,
+             * too many connections): the audit entry names whose token it was. */
+            r->refused = cl;
+            r->refused_signed = true;
+        }
+        spk_wipe(&cl, sizeof(cl));
         return rc;
     }
-    if (cl.role == SPK_ROLE_PATIENT && cl.consult[0] == '\0') {
-        /* Patients only ever hold session tokens bound to one consult. */
-        r->s->m[SIG_M_AUTH_FAILED]++;
-        snprintf(r->why, sizeof(r->why), "patient token is not bound to a consult");
-        spk_wipe(&cl, sizeof(cl));
-        return SPK_ETOKENINVALID;
-    }
-    r->c->who = cl;
-    r->c->authed = true;
-    r->s->m[SIG_M_AUTH_OK]++;
     if (cl.role == SPK_ROLE_ASSISTANT) {
         snprintf(r->on_behalf_of, sizeof(r->on_behalf_of), "%s", cl.acts_for);
     }
+    snprintf(r->practice, sizeof(r->practice), "%s", cl.practice);
     snprintf(r->object, sizeof(r->object), "%s", cl.consult[0] ? cl.consult : cl.jti);
+    rc = sig_commit(r);
+    if (rc != 0) {
+        unauthenticate(r);
+        spk_wipe(&cl, sizeof(cl));
+        return rc;
+    }
+    r->s->m[SIG_M_AUTH_OK]++;
     spk_info(r->c->id, "authenticated sub=%s role=%s", cl.sub, spk_role_name(cl.role));
     json_object_set_new(r->reply, "user", user_json(&cl));
     json_object_set_new(r->reply, "expires_at", json_integer(cl.exp));
+    spk_wipe(&cl, sizeof(cl));
     return 0;
 }
 
-/* Signs the patient's session token for reconnecting to this consult. */
-static int patient_session_token(sig_req_t *r, const sig_consult_t *c, const sig_part_t *p,
-                                 char *out, size_t cap)
+/* The patient's session token for reconnecting to this consult. */
+static int patient_session_token(sig_req_t *r, const spk_token_claims_t *cl, char *out, size_t cap)
 {
-    spk_token_claims_t cl;
-    memset(&cl, 0, sizeof(cl));
-    snprintf(cl.sub, sizeof(cl.sub), "%s", p->rec.id);
-    snprintf(cl.name, sizeof(cl.name), "%s", p->rec.name);
-    snprintf(cl.practice, sizeof(cl.practice), "%s", c->rec.practice);
-    snprintf(cl.consult, sizeof(cl.consult), "%s", c->rec.id);
-    cl.role = SPK_ROLE_PATIENT;
-    cl.iat = r->now;
-    cl.nbf = r->now - 1;
-    cl.exp = r->now + r->s->cfg.patient_session_s;
-    int rc = spk_random_id(cl.jti, sizeof(cl.jti), 12);
-    if (rc != 0) {
-        return rc;
-    }
-    long n = spk_token_sign(r->s->issuer, &cl, out, cap);
+    long n = spk_token_sign(r->s->issuer, cl, out, cap);
     return n < 0 ? (int)n : 0;
 }
 
-static bool valid_name(const char *name)
+static size_t utf8_chars(const char *s)
 {
-    size_t n = strlen(name);
-    if (n == 0 || n > 100) {
-        return false;
+    size_t n = 0;
+    for (; *s != '\0'; s++) {
+        n += ((unsigned char)*s & 0xc0) != 0x80;
     }
-    for (size_t i = 0; i < n; i++) {
-        if ((unsigned char)name[i] < 0x20 || name[i] == 0x7f) {
-            return false;
-        }
+    return n;
+}
+
+static int redeem_args(sig_req_t *r, const char **code, const char **name)
+{
+    int rc = sig_get_str(r, "invite", true, 64, code);
+    if (rc == 0) {
+        rc = sig_get_str(r, "name", true, 4 * PATIENT_NAME_MAX_CHARS, name);
     }
-    return true;
+    if (rc == 0 && utf8_chars(*name) > PATIENT_NAME_MAX_CHARS) {
+        rc = sig_bad_field(r, "name");
+    }
+    return rc;
 }
 
 int sig_h_invite_redeem(sig_req_t *r)
 {
     const char *code, *name;
-    int rc = sig_get_str(r, "invite", true, 64, &code);
-    if (rc == 0) {
-        rc = sig_get_str(r, "name", true, 400, &name);
-    }
-    if (rc == 0 && !valid_name(name)) {
-        rc = sig_bad_field(r, "name");
-    }
+    int rc = redeem_args(r, &code, &name);
     if (rc != 0) {
         return rc;
     }
@@ -111,7 +157,8 @@ int sig_h_invite_redeem(sig_req_t *r)
     if (rc != 0) {
         return rc;
     }
-    /* The single atomic use decides; everything after it is this patient's. */
+    /* The single atomic use decides; everything after it is this patient's (and is undone
+     * with it when the action fails). */
     spk_invite_rec_t inv;
     rc = spk_store_invite_use(r->s->store, h, r->now, pid, &inv);
     if (rc != 0) {
@@ -124,6 +171,7 @@ int sig_h_invite_redeem(sig_req_t *r)
         return rc;
     }
     snprintf(r->patient, sizeof(r->patient), "%s", c->rec.patient);
+    snprintf(r->practice, sizeof(r->practice), "%s", c->rec.practice);
     snprintf(r->object, sizeof(r->object), "%s", c->rec.id);
     if (c->rec.state != SPK_CONSULT_OPEN) {
         return SPK_ECONSULTENDED;
@@ -133,34 +181,54 @@ int sig_h_invite_redeem(sig_req_t *r)
     snprintf(rec.consult, sizeof(rec.consult), "%s", c->rec.id);
     snprintf(rec.id, sizeof(rec.id), "%s", pid);
     snprintf(rec.sub, sizeof(rec.sub), "%s", pid);
+    snprintf(rec.iss, sizeof(rec.iss), "%s", r->s->issuer->iss);
     snprintf(rec.name, sizeof(rec.name), "%s", name);
     rec.role = SPK_ROLE_PATIENT;
     rec.state = SPK_PART_LOBBY;
     rec.joined_at = rec.updated_at = r->now;
-    char tok[SPK_TOKEN_MAX_LEN];
-    sig_part_t *p;
     rc = spk_store_participant_put(r->s->store, &rec);
+    /* The session token: the connection is authenticated with exactly these claims. */
+    spk_token_claims_t cl;
+    memset(&cl, 0, sizeof(cl));
+    snprintf(cl.iss, sizeof(cl.iss), "%s", r->s->issuer->iss);
+    snprintf(cl.sub, sizeof(cl.sub), "%s", pid);
+    snprintf(cl.name, sizeof(cl.name), "%s", rec.name);
+    snprintf(cl.practice, sizeof(cl.practice), "%s", c->rec.practice);
+    snprintf(cl.consult, sizeof(cl.consult), "%s", c->rec.id);
+    snprintf(cl.aud, sizeof(cl.aud), "%s", r->s->cfg.token_audience);
+    cl.role = SPK_ROLE_PATIENT;
+    cl.iat = r->now;
+    cl.nbf = r->now - 1;
+    cl.exp = r->now + r->s->cfg.patient_session_s;
+    char tok[SPK_TOKEN_MAX_LEN];
     if (rc == 0) {
-        rc = sig_part_add(c, &rec, &p);
+        rc = spk_random_id(cl.jti, sizeof(cl.jti), 12);
     }
     if (rc == 0) {
-        rc = patient_session_token(r, c, p, tok, sizeof(tok));
+        rc = patient_session_token(r, &cl, tok, sizeof(tok));
+    }
+    if (rc == 0) {
+        rc = authenticate(r, &cl);
+    }
+    if (rc == 0) {
+        rc = sig_commit(r);
+        if (rc != 0) {
+            unauthenticate(r);
+        }
     }
     if (rc != 0) {
+        spk_wipe(tok, sizeof(tok));
         return rc;
     }
-    /* Authenticate the connection as this patient. */
-    spk_token_claims_t *w = &r->c->who;
-    memset(w, 0, sizeof(*w));
-    snprintf(w->sub, sizeof(w->sub), "%s", pid);
-    snprintf(w->name, sizeof(w->name), "%s", rec.name);
-    snprintf(w->consult, sizeof(w->consult), "%s", c->rec.id);
-    snprintf(w->practice, sizeof(w->practice), "%s", c->rec.practice);
-    w->role = SPK_ROLE_PATIENT;
-    w->exp = r->now + r->s->cfg.patient_session_s;
-    r->c->authed = true;
-    rc = sig_join_conn(r->s, r->c, c, p);
+    /* Committed: the patient waits in the lobby from now on. */
+    sig_part_t *p;
+    rc = sig_part_add(c, &rec, &p);
+    if (rc == 0) {
+        rc = sig_join_conn(r->s, r->c, c, p);
+    }
     if (rc != 0) {
+        spk_error(r->c->id, "patient %s stored but not joined: %s", pid, spk_strerror(rc));
+        spk_wipe(tok, sizeof(tok));
         return rc;
     }
     r->s->m[SIG_M_INVITES_REDEEMED]++;
@@ -168,8 +236,6 @@ int sig_h_invite_redeem(sig_req_t *r)
     json_object_set_new(r->reply, "participant", sig_part_json(p));
     json_object_set_new(r->reply, "session_token", json_string(tok));
     spk_wipe(tok, sizeof(tok));
-    sig_audit(r, 0);
-    r->event = NULL; /* audited above, before the lobby event */
     sig_reply_ok(r);
     sig_broadcast_lobby(r->s, c);
     return 0;

@@ -403,7 +403,7 @@ static int apply_remote(spk_sig_t *s, sig_consult_t *c, sig_ep_t *ep, const spk_
 static int parse_sdp(sig_req_t *r, spk_sdp_t **out)
 {
     const char *text;
-    int rc = sig_get_str(r, "sdp", true, SPK_SDP_MAX_SIZE, &text);
+    int rc = sig_get_raw(r, "sdp", true, SPK_SDP_MAX_SIZE, &text);
     if (rc != 0) {
         return rc;
     }

@@ -1,9 +1,11 @@
 /* The role x action matrix (docs/roles.md) and the relationship checks behind it. */
 #include "core_int.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "spk/error.h"
+#include "spk/log.h"
 
 #define P SIG_ROLE_BIT(SPK_ROLE_PATIENT)
 #define G SIG_ROLE_BIT(SPK_ROLE_GP)
@@ -26,6 +28,8 @@ static const sig_action_t g_actions[] = {
     {"consult.leave", P | G | A | R | S, false, "consult.leave", sig_h_consult_leave},
     {"consult.end", G | A | R, false, "consult.end", sig_h_consult_end},
     {"invite.create", G | A | R, false, "invite.create", sig_h_invite_create},
+    {"invite.list", G | A | R, false, "invite.list", sig_h_invite_list},
+    {"invite.revoke", G | A | R, false, "invite.revoke", sig_h_invite_revoke},
     {"lobby.list", G | A | R, false, "lobby.list", sig_h_lobby_list},
     {"lobby.admit", G | A | R, false, "consult.admit", sig_h_lobby_admit},
     {"lobby.deny", G | A | R, false, "consult.deny", sig_h_lobby_deny},
@@ -46,6 +50,9 @@ static const sig_action_t g_actions[] = {
     {"media.stop", P | G | A | R | S, false, NULL, sig_h_media_stop},
 };
 
+_Static_assert(sizeof(g_actions) / sizeof(g_actions[0]) == SIG_N_ACTIONS,
+               "SIG_N_ACTIONS must match the action table");
+
 #undef P
 #undef G
 #undef A
@@ -54,6 +61,67 @@ static const sig_action_t g_actions[] = {
 #undef T
 #undef D
 #undef ALL
+
+/* "gp,assistant" -> role bits; false for an unknown role name. */
+static bool parse_roles(const char *list, unsigned *out)
+{
+    char buf[256];
+    snprintf(buf, sizeof(buf), "%s", list);
+    *out = 0;
+    char *save = NULL;
+    for (char *t = strtok_r(buf, ",", &save); t != NULL; t = strtok_r(NULL, ",", &save)) {
+        spk_role_t r = spk_role_parse(t);
+        if (r == SPK_ROLE_NONE) {
+            return false;
+        }
+        *out |= SIG_ROLE_BIT(r);
+    }
+    return true;
+}
+
+int sig_issuers_init(spk_sig_t *s)
+{
+    unsigned all = 0;
+    for (int r = SPK_ROLE_NONE + 1; r < SPK_ROLE_COUNT; r++) {
+        all |= SIG_ROLE_BIT(r);
+    }
+    /* The own issuer: every role for the embedded default; only patient session tokens once
+     * an identity provider is configured (unless configured otherwise). */
+    sig_issuer_t *own = &s->issuers[0];
+    snprintf(own->iss, sizeof(own->iss), "%s", s->issuer->iss);
+    const char *own_roles = s->cfg.own_issuer_roles;
+    if (own_roles[0] == '\0') {
+        own->roles = s->cfg.n_issuers == 0 ? all : SIG_ROLE_BIT(SPK_ROLE_PATIENT);
+    } else if (!parse_roles(own_roles, &own->roles)) {
+        spk_error(0, "own_issuer_roles: unknown role in \"%s\"", own_roles);
+        return SPK_ECONFIG;
+    }
+    s->n_issuers = 1;
+    for (int i = 0; i < s->cfg.n_issuers; i++) {
+        sig_issuer_t *e = &s->issuers[s->n_issuers++];
+        const char *line = s->cfg.issuers[i];
+        size_t n = strcspn(line, " ");
+        snprintf(e->iss, sizeof(e->iss), "%.*s", (int)n, line);
+        const char *roles = strstr(line, " roles=");
+        e->roles = all;
+        if (roles != NULL && !parse_roles(roles + 7, &e->roles)) {
+            spk_error(0, "issuer %s: unknown role in \"%s\"", e->iss, roles + 7);
+            return SPK_ECONFIG;
+        }
+    }
+    return 0;
+}
+
+bool sig_issuer_allows(const spk_sig_t *s, const char *iss, spk_role_t role)
+{
+    /* An issuer may appear more than once (several keys): any entry allowing the role counts. */
+    for (int i = 0; i < s->n_issuers; i++) {
+        if (strcmp(s->issuers[i].iss, iss) == 0 && (s->issuers[i].roles & SIG_ROLE_BIT(role))) {
+            return true;
+        }
+    }
+    return false;
+}
 
 const sig_action_t *sig_action_find(const char *type, int *index)
 {
@@ -70,7 +138,7 @@ const sig_action_t *sig_action_find(const char *type, int *index)
 
 const sig_action_t *sig_action_at(int i)
 {
-    if (i < 0 || i >= (int)(sizeof(g_actions) / sizeof(g_actions[0]))) {
+    if (i < 0 || i >= SIG_N_ACTIONS) {
         return NULL;
     }
     return &g_actions[i];
@@ -90,6 +158,7 @@ bool sig_is_staff(spk_role_t role)
 int sig_rel_practice(sig_req_t *r, const char *practice)
 {
     const spk_token_claims_t *w = &r->c->who;
+    snprintf(r->practice, sizeof(r->practice), "%s", practice);
     switch (w->role) {
     case SPK_ROLE_GP:
     case SPK_ROLE_ADMIN:
@@ -103,7 +172,8 @@ int sig_rel_practice(sig_req_t *r, const char *practice)
         return strcmp(w->practice, practice) == 0 ? 0 : SPK_EFORBIDDEN;
     case SPK_ROLE_REMOTE_GP: {
         spk_delegation_rec_t d;
-        int rc = spk_store_delegation_find_active(r->s->store, practice, w->sub, r->now, &d);
+        int rc =
+            spk_store_delegation_find_active(r->s->store, practice, w->iss, w->sub, r->now, &d);
         if (rc == SPK_ENOTFOUND) {
             snprintf(r->why, sizeof(r->why), "no active delegation from %s", practice);
             return SPK_EFORBIDDEN;
@@ -113,11 +183,22 @@ int sig_rel_practice(sig_req_t *r, const char *practice)
         }
         snprintf(r->on_behalf_of, sizeof(r->on_behalf_of), "%s", practice);
         snprintf(r->detail, sizeof(r->detail), "delegation %s", d.id);
+        snprintf(r->delegation, sizeof(r->delegation), "%s", d.id);
+        r->delegation_until = d.valid_until;
         if (strcmp(r->c->delegation_used, d.id) != 0) {
             /* The first use of a delegation on a connection is an audit event of its own. */
+            const sig_audit_ev_t ev = {.who = w,
+                                       .remote = r->c->remote,
+                                       .event = "delegation.use",
+                                       .on_behalf_of = practice,
+                                       .practice = practice,
+                                       .object = d.id,
+                                       .detail = r->detail};
+            rc = sig_audit_write(r->s, &ev);
+            if (rc != 0) {
+                return SPK_EIO;
+            }
             snprintf(r->c->delegation_used, sizeof(r->c->delegation_used), "%s", d.id);
-            sig_audit_raw(r->s, w, r->c->remote, "delegation.use", 0, practice, "", d.id,
-                          r->detail);
         }
         return 0;
     }
@@ -132,17 +213,18 @@ int sig_rel_consult(sig_req_t *r, sig_consult_t *c)
     const spk_token_claims_t *w = &r->c->who;
     snprintf(r->patient, sizeof(r->patient), "%s", c->rec.patient);
     snprintf(r->object, sizeof(r->object), "%s", c->rec.id);
+    snprintf(r->practice, sizeof(r->practice), "%s", c->rec.practice);
     switch (w->role) {
     case SPK_ROLE_GP:
     case SPK_ROLE_ASSISTANT:
     case SPK_ROLE_REMOTE_GP:
         return sig_rel_practice(r, c->rec.practice);
     case SPK_ROLE_SPECIALIST: {
-        spk_fact_rec_t f;
-        int rc = spk_store_fact_get(r->s->store, c->rec.id, "specialist", w->sub, &f);
-        if (rc == SPK_ENOTFOUND) {
-            snprintf(r->why, sizeof(r->why), "specialist not invited to this consult");
-            return SPK_EFORBIDDEN;
+        int rc = sig_specialist_invited(r->s, c, w->iss, w->sub);
+        if (rc == SPK_EFORBIDDEN) {
+            snprintf(r->why, sizeof(r->why),
+                     "specialist not invited to this consult, or the patient's consent was "
+                     "withdrawn");
         }
         return rc;
     }
@@ -159,6 +241,22 @@ int sig_rel_consult(sig_req_t *r, sig_consult_t *c)
     default:
         return SPK_EFORBIDDEN;
     }
+}
+
+int sig_specialist_invited(spk_sig_t *s, const sig_consult_t *c, const char *iss, const char *sub)
+{
+    spk_fact_rec_t f;
+    int rc = spk_store_fact_get(s->store, c->rec.id, "specialist", iss, sub, &f);
+    if (rc == 0 && strncmp(f.value, "withdrawn:", 10) == 0) {
+        rc = SPK_ENOTFOUND;
+    }
+    if (rc == 0) {
+        rc = spk_store_fact_get(s->store, c->rec.id, "consent", NULL, "meekijkconsult", &f);
+        if (rc == 0 && strncmp(f.value, "given:", 6) != 0) {
+            rc = SPK_ENOTFOUND;
+        }
+    }
+    return rc == SPK_ENOTFOUND ? SPK_EFORBIDDEN : rc;
 }
 
 int sig_req_consult(sig_req_t *r, bool require_open, sig_consult_t **out)

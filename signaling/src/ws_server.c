@@ -18,9 +18,11 @@
 #include "spk/log.h"
 #include "spk/util.h"
 
-/* libwebsockets' per-connection receive buffer; longer messages arrive in chunks and are
- * reassembled here, so a small buffer keeps idle connections cheap. */
-#define SPK_WS_RX_CHUNK 2048
+/* libwebsockets' per-connection receive buffer (allocated at the upgrade, kept for the
+ * connection's life); longer messages arrive in chunks of this size and are reassembled here,
+ * so a small buffer keeps idle connections cheap. It must hold a control frame's payload
+ * (125 bytes). */
+#define SPK_WS_RX_CHUNK 512
 #define SPK_WS_DIRECT_MAX 4096     /* largest message written without queueing */
 #define SPK_WS_CLOSE_GRACE_S 3     /* close frame sent: wait this long for the peer's answer */
 #define SPK_WS_FLUSH_DEADLINE_S 10 /* closing after flush: give up flushing after this */
@@ -199,6 +201,13 @@ static int io_send(void *ud, uint64_t conn, const char *msg, size_t len)
     return 0;
 }
 
+static size_t io_queued(void *ud, uint64_t conn)
+{
+    spk_ws_server_t *srv = ud;
+    spk_ws_conn_t *c = spk_map_get_u64(&srv->by_id, conn);
+    return c != NULL ? c->q_bytes : 0;
+}
+
 static void io_close(void *ud, uint64_t conn, int ws_code, const char *reason)
 {
     spk_ws_server_t *srv = ud;
@@ -216,6 +225,7 @@ void spk_ws_server_io(spk_ws_server_t *ws, spk_sig_io_t *io)
     io->ud = ws;
     io->send_cb = io_send;
     io->close_cb = io_close;
+    io->queued_cb = io_queued;
 }
 
 /* ---- connection life cycle ---- */
@@ -282,7 +292,7 @@ static int on_established(spk_ws_server_t *srv, struct lws *wsi, spk_ws_conn_t *
     }
     conn_track(srv, c);
     char peer[64] = "";
-    lws_get_peer_simple(wsi, peer, sizeof(peer));
+    ws_client_address(srv, wsi, peer, sizeof(peer));
     if (srv->m.connections_open > (uint64_t)srv->cfg->max_connections) {
         refuse_too_many(srv, c);
         return 0;
@@ -450,6 +460,9 @@ static int on_writeable(spk_ws_server_t *srv, spk_ws_conn_t *c)
     if (c->rx_paused && c->q_bytes < srv->cfg->send_queue_bytes / 4) {
         conn_set_rx_paused(srv, c, false);
     }
+    if (!c->q_head && c->in_core && c->close_code == 0) {
+        spk_sig_conn_writable(srv->sig, c->id); /* messages the core held may follow */
+    }
     if (c->q_head || c->close_code != 0) {
         lws_callback_on_writable(c->wsi);
     }
@@ -611,11 +624,14 @@ int spk_ws_server_new(spk_ws_server_t **out, uv_loop_t *loop, const spk_config_t
     srv->loop = loop;
     srv->cfg = cfg;
     spk_map_init(&srv->by_id);
+    spk_map_init(&srv->by_addr);
     *out = srv;
     return 0;
 }
 
-/* connect-src for the CSP: the WebSocket origin matching public_url. */
+/* The CSP: scripts from the origin only, plus WebAssembly compilation ('wasm-unsafe-eval') for
+ * the browser's MLS (web/mls/, docs/browser-mls.md); connect-src: the WebSocket origin matching
+ * public_url. */
 static void build_csp(spk_ws_server_t *srv)
 {
     const char *url = srv->cfg->public_url;
@@ -634,9 +650,9 @@ static void build_csp(spk_ws_server_t *srv)
         snprintf(origin, sizeof(origin), " %s%.*s", scheme, (int)host_len, rest);
     }
     snprintf(srv->csp, sizeof(srv->csp),
-             "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' blob: "
-             "data:; media-src 'self' blob:; connect-src 'self'%s; object-src 'none'; "
-             "base-uri 'none'; frame-ancestors 'none'; form-action 'self'",
+             "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; "
+             "img-src 'self' blob: data:; media-src 'self' blob:; connect-src 'self'%s; "
+             "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'",
              origin);
 }
 
@@ -655,7 +671,10 @@ static void fill_info(spk_ws_server_t *srv, struct lws_context_creation_info *in
     info->user = srv;
     info->vhost_name = "spreekkamer";
     info->timeout_secs = (unsigned int)cfg->handshake_timeout_s;
-    info->timeout_secs_ah_idle = (unsigned int)cfg->handshake_timeout_s;
+    /* a connection holds a header buffer from accept until its request head is complete */
+    info->timeout_secs_ah_idle =
+        (unsigned int)(cfg->header_timeout_s < cfg->handshake_timeout_s ? cfg->header_timeout_s
+                                                                        : cfg->handshake_timeout_s);
     info->keepalive_timeout = cfg->handshake_timeout_s;
     info->max_http_header_pool = 1024;
     info->gid = -1;
@@ -729,7 +748,11 @@ int spk_ws_server_listen(spk_ws_server_t *ws, char *why, size_t why_len)
         snprintf(why, why_len, "web root \"%s\" not found", ws->cfg->web_root);
         return SPK_ECONFIG;
     }
-    int rc = probe_bind(ws->cfg->listen_host, ws->cfg->listen_port, why, why_len);
+    int rc = ws_limits_init(ws, why, why_len);
+    if (rc != 0) {
+        return rc;
+    }
+    rc = probe_bind(ws->cfg->listen_host, ws->cfg->listen_port, why, why_len);
     if (rc != 0) {
         return rc;
     }
@@ -767,6 +790,7 @@ int spk_ws_server_start(spk_ws_server_t *ws, spk_sig_t *sig)
     }
     ws->sig = sig;
     build_csp(ws);
+    ws_limits_start(ws);
     uv_timer_init(ws->loop, &ws->tick);
     uv_timer_init(ws->loop, &ws->drain_timer);
     uv_idle_init(ws->loop, &ws->stop_idle);
@@ -817,5 +841,6 @@ void spk_ws_server_free(spk_ws_server_t *ws)
         spk_warn(0, "transport freed with %d handle(s) still open", ws->open_handles);
     }
     spk_map_free(&ws->by_id);
+    ws_limits_free(ws);
     free(ws);
 }

@@ -13,6 +13,9 @@
 #include "spk/map.h"
 #include "spk/signaling.h"
 #include "spk/ws_server.h"
+#include "ws_addr.h"
+
+#define WS_MAX_ORIGINS 16
 
 /* One queued outgoing message; buf has LWS_PRE bytes of headroom before the payload. */
 typedef struct spk_ws_msg {
@@ -20,6 +23,15 @@ typedef struct spk_ws_msg {
     size_t len;
     unsigned char buf[]; /* LWS_PRE + len */
 } spk_ws_msg_t;
+
+/* Per-address accounting (ws_limits.c): one entry per source address, masked by the configured
+ * prefix, freed when every count is back at 0. */
+typedef struct {
+    ws_ip_t key;
+    uint32_t tcp;     /* direct TCP connections open (any state) */
+    uint32_t pending; /* of those, without a complete first request */
+    uint32_t ws;      /* WebSockets through a trusted proxy, by the forwarded client address */
+} ws_addr_entry_t;
 
 /* Per-WebSocket-connection state: the lws per-session data of the "spreekkamer.v1" protocol.
  * Allocated (zeroed) by lws; everything it points to is freed on LWS_CALLBACK_CLOSED. */
@@ -64,12 +76,23 @@ struct spk_ws_server {
     struct lws_vhost *vhost;
     int port;
     char web_root[4096]; /* realpath of cfg->web_root */
-    char csp[512];
+    char csp[768];
 
     uint64_t next_id;
     spk_ws_conn_t *conns; /* every tracked WebSocket connection */
     spk_map_t by_id;      /* id -> spk_ws_conn_t* */
     spk_ws_metrics_t m;
+
+    /* limits per address, trusted proxies, origins (ws_limits.c) */
+    spk_map_t by_addr;               /* masked ws_ip_t -> ws_addr_entry_t* */
+    ws_addr_entry_t *accepting;      /* from FILTER_NETWORK_CONNECTION to the adoption */
+    ws_cidr_list_t proxies;          /* cfg->trusted_proxies */
+    char self_origin[WS_ORIGIN_MAX]; /* origin of cfg->public_url */
+    char origins[WS_MAX_ORIGINS][WS_ORIGIN_MAX]; /* cfg->allowed_origins, normalised */
+    int n_origins;
+    char hsts[48];             /* "max-age=N" when TLS is on and hsts_max_age_s > 0, else "" */
+    uint64_t refused_log_ms;   /* last "refused" log line (at most one a second) */
+    uint64_t refused_unlogged; /* refusals since */
 
     uv_timer_t tick;
     uv_timer_t drain_timer;
@@ -80,6 +103,27 @@ struct spk_ws_server {
     void (*done_cb)(void *ud);
     void *done_ud;
 };
+
+/* ---- ws_limits.c ---- */
+
+/* Parses trusted_proxies and allowed_origins. 0 or SPK_ECONFIG with `why`. */
+int ws_limits_init(spk_ws_server_t *srv, char *why, size_t why_len);
+/* Takes the origin of cfg->public_url (set once the port is known). */
+void ws_limits_start(spk_ws_server_t *srv);
+void ws_limits_free(spk_ws_server_t *srv);
+/* LWS_CALLBACK_FILTER_NETWORK_CONNECTION: 0 to accept, 1 after refusing (429 on plain HTTP). */
+int ws_limits_accept(spk_ws_server_t *srv, const struct lws_filter_network_conn_args *a);
+/* LWS_CALLBACK_SERVER_NEW_CLIENT_INSTANTIATED (right after FILTER_NETWORK_CONNECTION) and
+ * LWS_CALLBACK_WSI_DESTROY of every accepted connection. */
+void ws_limits_adopted(spk_ws_server_t *srv, struct lws *wsi);
+void ws_limits_wsi_destroy(spk_ws_server_t *srv, struct lws *wsi);
+/* The connection's request head is complete: it no longer counts as pending. */
+void ws_limits_request(spk_ws_server_t *srv, struct lws *wsi);
+/* At the upgrade: the Origin check and, behind a trusted proxy, the limit per forwarded client
+ * address. 0 to allow; otherwise the HTTP status to refuse with, and `why` for the body. */
+unsigned int ws_limits_upgrade(spk_ws_server_t *srv, struct lws *wsi, const char **why);
+/* The client's address as text: the peer, or behind a trusted proxy the forwarded one. */
+void ws_client_address(spk_ws_server_t *srv, struct lws *wsi, char *buf, size_t cap);
 
 /* protocols[0] callback: HTTP requests and upgrade confirmation. */
 int spk_ws_http_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,

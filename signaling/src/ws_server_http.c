@@ -68,9 +68,10 @@ static int add_security_headers(spk_ws_server_t *srv, struct lws *wsi, bool html
         {"permissions-policy:", "camera=(self), microphone=(self), geolocation=(), usb=()", true},
         {"x-frame-options:", "DENY", true},
         {"cache-control:", "no-cache", true},
+        {"strict-transport-security:", srv->hsts, false},
     };
     for (size_t i = 0; i < sizeof(h) / sizeof(h[0]); i++) {
-        if (h[i].html_only && !html) {
+        if ((h[i].html_only && !html) || h[i].value[0] == '\0') {
             continue;
         }
         if (lws_add_http_header_by_name(wsi, (const unsigned char *)h[i].name,
@@ -173,9 +174,17 @@ static size_t render_metrics(spk_ws_server_t *srv, char *buf, size_t cap)
                 "refused.\n# TYPE spk_connections_rejected_total counter\n"
                 "spk_connections_rejected_total{reason=\"too_many_connections\"} %llu\n"
                 "spk_connections_rejected_total{reason=\"draining\"} %llu\n"
-                "spk_connections_rejected_total{reason=\"bad_upgrade\"} %llu\n",
+                "spk_connections_rejected_total{reason=\"bad_upgrade\"} %llu\n"
+                "spk_connections_rejected_total{reason=\"per_address\"} %llu\n"
+                "spk_connections_rejected_total{reason=\"pending_per_address\"} %llu\n"
+                "spk_connections_rejected_total{reason=\"origin\"} %llu\n"
+                "spk_connections_rejected_total{reason=\"bad_forwarded_address\"} %llu\n",
                 (unsigned long long)m->rejected_too_many, (unsigned long long)m->rejected_draining,
-                (unsigned long long)m->rejected_protocol);
+                (unsigned long long)m->rejected_protocol, (unsigned long long)m->rejected_address,
+                (unsigned long long)m->rejected_pending, (unsigned long long)m->rejected_origin,
+                (unsigned long long)m->rejected_forwarded);
+    n = metric(buf, cap, n, "spk_client_addresses", "gauge",
+               "Source addresses (by prefix) with connections open.", srv->by_addr.len);
     n = metric(buf, cap, n, "spk_ws_messages_in_total", "counter",
                "Complete text messages received.", m->messages_in);
     n = metric(buf, cap, n, "spk_ws_messages_out_total", "counter", "Messages written.",
@@ -318,6 +327,34 @@ static bool offers_subprotocol(struct lws *wsi)
     return false;
 }
 
+/* Answers a refused upgrade with status and a text body, with the same headers as every other
+ * response (lws_return_http_status adds none of them), and returns 1: lws closes the
+ * connection once the callback returns. */
+static int refuse_upgrade(spk_ws_server_t *srv, struct lws *wsi, unsigned int status,
+                          const char *text)
+{
+    unsigned char buf[LWS_PRE + 2048];
+    unsigned char *start = buf + LWS_PRE, *p = start, *end = buf + sizeof(buf) - 1;
+    size_t len = strlen(text);
+    bool later = status == 429 || status == 503;
+    if (lws_add_http_common_headers(wsi, status, "text/plain; charset=utf-8", (lws_filepos_t)len,
+                                    &p, end) ||
+        add_security_headers(srv, wsi, false, &p, end) ||
+        lws_add_http_header_by_name(wsi, (const unsigned char *)"cache-control:",
+                                    (const unsigned char *)"no-store", 8, &p, end) ||
+        (later && lws_add_http_header_by_name(wsi, (const unsigned char *)"retry-after:",
+                                              (const unsigned char *)"10", 2, &p, end)) ||
+        lws_add_http_header_by_name(wsi, (const unsigned char *)"connection:",
+                                    (const unsigned char *)"close", 5, &p, end) ||
+        lws_finalize_http_header(wsi, &p, end) || (size_t)(end - p) < len) {
+        return 1;
+    }
+    memcpy(p, text, len);
+    p += len;
+    lws_write(wsi, start, (size_t)(p - start), LWS_WRITE_HTTP_HEADERS);
+    return 1;
+}
+
 /* Returns 0 to allow the upgrade, 1 after answering with an HTTP error. */
 static int confirm_upgrade(spk_ws_server_t *srv, struct lws *wsi, const char *what)
 {
@@ -328,16 +365,21 @@ static int confirm_upgrade(spk_ws_server_t *srv, struct lws *wsi, const char *wh
         srv->m.rejected_protocol++;
         spk_info(0, "upgrade refused: path or subprotocol (need %s with %s)", SPK_WS_PATH,
                  SPK_WS_SUBPROTOCOL);
-        lws_return_http_status(wsi, 400,
-                               "WebSocket upgrade needs path /ws and subprotocol "
-                               "spreekkamer.v1");
-        return 1;
+        return refuse_upgrade(srv, wsi, 400,
+                              "WebSocket upgrade needs path " SPK_WS_PATH
+                              " and subprotocol " SPK_WS_SUBPROTOCOL "\n");
     }
     if (srv->draining) {
         srv->m.rejected_draining++;
         spk_info(0, "upgrade refused: draining");
-        lws_return_http_status(wsi, 503, "server is shutting down");
-        return 1;
+        return refuse_upgrade(srv, wsi, 503, "server is shutting down\n");
+    }
+    const char *why = NULL;
+    unsigned int status = ws_limits_upgrade(srv, wsi, &why);
+    if (status != 0) {
+        char text[128];
+        snprintf(text, sizeof(text), "%s\n", why);
+        return refuse_upgrade(srv, wsi, status, text);
     }
     return 0;
 }
@@ -348,9 +390,19 @@ int spk_ws_http_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user
     spk_ws_server_t *srv = lws_context_user(lws_get_context(wsi));
     spk_ws_http_t *h = user;
     switch (reason) {
+    case LWS_CALLBACK_FILTER_NETWORK_CONNECTION:
+        return ws_limits_accept(srv, user);
+    case LWS_CALLBACK_SERVER_NEW_CLIENT_INSTANTIATED:
+        ws_limits_adopted(srv, wsi);
+        return 0;
+    case LWS_CALLBACK_WSI_DESTROY:
+        ws_limits_wsi_destroy(srv, wsi);
+        return 0;
     case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+        ws_limits_request(srv, wsi);
         return confirm_upgrade(srv, wsi, in);
     case LWS_CALLBACK_HTTP:
+        ws_limits_request(srv, wsi);
         return on_http(srv, wsi, h, in ? (const char *)in : "/");
     case LWS_CALLBACK_HTTP_BODY:
         return 0; /* discarded */

@@ -1,45 +1,42 @@
-/* Audit log (NEN 7513): append-only, hash-chained, with an authenticated head anchor.
+/* Audit log (NEN 7513): append-only, hash-chained, each entry authenticated, with an
+ * authenticated head anchor and an optional external witness.
  *
  * Chain. Entry n stores hash_n = SHA-256(hash_{n-1} || E(entry n)), hash_0 = 32 zero bytes,
- * where E is a canonical encoding of every field: a version tag, seq and ts_ms (8 bytes big
- * endian each) and the ten text fields, each field preceded by its length (4 bytes big endian).
- * Length prefixes make the encoding injective (no two different entries encode alike), and
- * seq inside the hash binds each entry to its position.
+ * where E is a canonical encoding: a version tag, seq and ts_ms (8 bytes big endian each) and
+ * the text fields, each preceded by its length (4 bytes big endian). Length prefixes make the
+ * encoding injective, and seq inside the hash binds each entry to its position. Entries of
+ * version 2 also store mac = HMAC-SHA256(audit.key, hash). Version 1 entries (written before
+ * schema 2) have ten text fields and no MAC; once a version 2 entry exists, every later entry
+ * must be version 2.
  *
- * Anchor. "audit.head" holds the newest (seq, hash) plus, during an append, the entry being
- * committed ("pending"), authenticated with HMAC-SHA256 under the 32-byte key in "audit.key"
- * (mode 0600). The anchor is rewritten atomically (temp file + rename): first with the pending
- * entry before the database commit, then with the new head after it, so a crash at any point
- * leaves an anchor that matches the database. The anchor costs no fsync of its own: the
- * database commit's fsync flushes the file system journal, and with it the rename that came
- * before (ext4 data=ordered with auto_da_alloc, XFS); on other file systems build with
- * -DSPK_AUDIT_ANCHOR_FSYNC.
- * Appends take an exclusive flock on "audit.lock" around the database row and both anchor
- * writes, so spreekd and spreekctl can append to the same chain.
+ * Anchor. "audit.head" holds a recent (seq, hash) of the chain, authenticated with HMAC under the
+ * 32-byte key in "audit.key" (mode 0600). It is moved forward after entries are on disk (by the
+ * sync thread after each group commit, or after the commit itself without one), written to a
+ * temporary file, flushed and renamed, under an exclusive flock on "audit.lock" so that spreekd
+ * and spreekctl only ever move it forward. The chain must contain the anchored entry; entries
+ * after it are those appended since the last anchor write.
  *
  * Threat model.
- *  - An attacker who can write the database but cannot read audit.key: modifying a field breaks
+ *  - An attacker who can write the database but not read audit.key: modifying a field breaks
  *    that entry's hash; deleting, inserting or reordering entries breaks seq continuity or the
- *    prev_hash link; rewriting the chain from some entry onward with fresh SHA-256 hashes (no
- *    key is needed for that) or deleting or adding the newest entries leaves a head that no
- *    longer matches the anchor, and a valid anchor cannot be forged without the key. verify
- *    reports the first bad seq (for a consistent rewrite: the anchored seq).
+ *    prev_hash link; appending entries (with correct hashes, which need no key) fails their MAC;
+ *    rewriting the chain from some entry onward fails the MACs; deleting the newest entries is
+ *    detected down to the anchored one (the anchor lags the newest entry by at most one group
+ *    commit while spreekd runs, and matches it after a clean stop).
  *  - When the anchor does not match (or fails authentication), appends still go into the chain
  *    (care must go on) but the anchor is left untouched, so the discrepancy stays visible to
- *    verify until an administrator has investigated it.
- *  - An attacker who holds both the database and audit.key can rebuild a consistent chain and
- *    anchor. Detecting that needs a copy of the head outside the machine: ship audit.head (or
- *    the head line that `spreekctl audit verify` prints) to a log server or another
- *    administrative domain regularly and compare.
- *  - Residual: if the process crashes between the database commit and the final anchor write,
- *    and the newest entry is then deleted before the next append, that deletion is not
- *    detected (the anchor still accepts the pre-commit head).
+ *    verify until an administrator has investigated it (spreekctl audit reanchor).
+ *  - An attacker who holds both the database and audit.key can rebuild a consistent chain,
+ *    MACs and anchor. The external witness defends against that: the sync thread ships the head
+ *    to a file, FIFO or syslog in another administrative domain, and `spreekctl audit verify
+ *    --witness FILE` checks that every witnessed head is still in the chain.
  */
 #include "store_priv.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,21 +50,18 @@
 #include "spk/rand.h"
 #include "spk/util.h"
 
-/* Build with -DSPK_AUDIT_ANCHOR_FSYNC on file systems that do not persist a rename with the next
- * journal commit: the pending anchor is then flushed before the database commit (one more
- * fsync per append). */
-#ifdef SPK_AUDIT_ANCHOR_FSYNC
-#define ANCHOR_PENDING ANCHOR_DATA
-#else
-#define ANCHOR_PENDING ANCHOR_LAZY
-#endif
-
-#define AUDIT_TAG "spk-audit-v1"
-#define ANCHOR_TAG "spk-audit-head v1"
-#define AUDIT_NFIELDS 13 /* tag, seq, ts_ms and ten text fields */
+#define TAG_V1 "spk-audit-v1"
+#define TAG_V2 "spk-audit-v2"
+#define ANCHOR_TAG "spk-audit-head"
+#define WITNESS_TAG "spk-audit-witness v1"
+#define N_TEXT 12
 #define AUDIT_COLS                                                                                 \
-    "seq, ts_ms, event, outcome, user, name, role, on_behalf_of, access_point, patient,"           \
-    " object, detail, prev_hash, hash"
+    "seq, ts_ms, v, event, outcome, user, issuer, name, role, on_behalf_of, access_point,"         \
+    " patient, practice, object, detail, prev_hash, hash, mac"
+#define COL_TEXT 3
+#define COL_PREV 15
+#define COL_HASH 16
+#define COL_MAC 17
 
 typedef struct {
     const void *p;
@@ -77,11 +71,10 @@ typedef struct {
 typedef struct {
     int64_t seq;
     uint8_t hash[32];
-    int64_t pseq; /* 0 when no append is in flight */
-    uint8_t phash[32];
 } anchor_t;
 
-static const uint8_t zero_hash[32];
+/* Positions of the version 1 fields in the version 2 order (no issuer, no practice). */
+static const int v1_fields[10] = {0, 1, 2, 4, 5, 6, 7, 8, 10, 11};
 
 /* ---- hashing ---- */
 
@@ -94,44 +87,59 @@ static void put_be64(uint8_t out[8], int64_t v)
     }
 }
 
-/* f[0..2] are filled here (tag, seq, ts); the caller fills f[3..12] with the text fields. */
-static int chain_hash(const uint8_t prev[32], int64_t seq, int64_t ts_ms, field_t *f,
-                      uint8_t out[32])
+static bool digest_field(EVP_MD_CTX *ctx, const void *p, size_t n)
+{
+    if (n > UINT32_MAX) {
+        return false;
+    }
+    uint8_t len[4] = {(uint8_t)(n >> 24), (uint8_t)(n >> 16), (uint8_t)(n >> 8), (uint8_t)n};
+    return EVP_DigestUpdate(ctx, len, 4) == 1 && (n == 0 || EVP_DigestUpdate(ctx, p, n) == 1);
+}
+
+/* hash = SHA-256(prev || tag || seq || ts || text fields) in the encoding of version v. */
+static int chain_hash(int v, const uint8_t prev[32], int64_t seq, int64_t ts_ms,
+                      const field_t text[N_TEXT], uint8_t out[32])
 {
     uint8_t seq_be[8], ts_be[8];
     put_be64(seq_be, seq);
     put_be64(ts_be, ts_ms);
-    f[0] = (field_t){AUDIT_TAG, sizeof(AUDIT_TAG) - 1};
-    f[1] = (field_t){seq_be, 8};
-    f[2] = (field_t){ts_be, 8};
+    const char *tag = v == 1 ? TAG_V1 : TAG_V2;
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
     if (ctx == NULL) {
         return SPK_ENOMEM;
     }
-    int ok =
-        EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1 && EVP_DigestUpdate(ctx, prev, 32) == 1;
-    for (int i = 0; ok && i < AUDIT_NFIELDS; i++) {
-        if (f[i].n > UINT32_MAX) {
-            ok = 0;
-            break;
-        }
-        uint8_t len[4] = {(uint8_t)(f[i].n >> 24), (uint8_t)(f[i].n >> 16), (uint8_t)(f[i].n >> 8),
-                          (uint8_t)f[i].n};
-        ok = EVP_DigestUpdate(ctx, len, 4) == 1 &&
-             (f[i].n == 0 || EVP_DigestUpdate(ctx, f[i].p, f[i].n) == 1);
+    bool ok = EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1 &&
+              EVP_DigestUpdate(ctx, prev, 32) == 1 && digest_field(ctx, tag, strlen(tag)) &&
+              digest_field(ctx, seq_be, 8) && digest_field(ctx, ts_be, 8);
+    int n = v == 1 ? 10 : N_TEXT;
+    for (int i = 0; ok && i < n; i++) {
+        const field_t *f = &text[v == 1 ? v1_fields[i] : i];
+        ok = digest_field(ctx, f->p, f->n);
     }
-    unsigned int n = 32;
-    ok = ok && EVP_DigestFinal_ex(ctx, out, &n) == 1;
+    unsigned int len = 32;
+    ok = ok && EVP_DigestFinal_ex(ctx, out, &len) == 1;
     EVP_MD_CTX_free(ctx);
     return ok ? 0 : SPK_ECRYPTO;
 }
 
-static void rec_fields(const spk_audit_rec_t *r, field_t *f)
+static int hmac32(const spk_store_t *st, const void *data, size_t n, uint8_t out[32])
 {
-    const char *t[10] = {r->event,        r->outcome,      r->user,    r->name,   r->role,
-                         r->on_behalf_of, r->access_point, r->patient, r->object, r->detail};
-    for (int i = 0; i < 10; i++) {
-        f[3 + i] = (field_t){t[i], strlen(t[i])};
+    size_t len = 0;
+    if (EVP_Q_mac(NULL, "HMAC", NULL, "SHA256", NULL, st->audit_key, ST_AUDIT_KEY_LEN, data, n, out,
+                  32, &len) == NULL ||
+        len != 32) {
+        return SPK_ECRYPTO;
+    }
+    return 0;
+}
+
+static void rec_text(const spk_audit_rec_t *r, field_t f[N_TEXT])
+{
+    const char *t[N_TEXT] = {r->event,   r->outcome,  r->user,         r->issuer,
+                             r->name,    r->role,     r->on_behalf_of, r->access_point,
+                             r->patient, r->practice, r->object,       r->detail};
+    for (int i = 0; i < N_TEXT; i++) {
+        f[i] = (field_t){t[i], strlen(t[i])};
     }
 }
 
@@ -165,16 +173,16 @@ static int write_all(int fd, const void *buf, size_t n)
     return 0;
 }
 
-/* Writes `data` to `tmp` (0600), flushed to disk when `sync` is set. */
-static int write_file(const char *tmp, const void *data, size_t n, bool sync)
+/* Writes `data` to a new file `path` (0600), flushed to disk. */
+static int write_file(const char *path, const void *data, size_t n)
 {
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0) {
-        spk_error(0, "audit: cannot write %s: %s", tmp, strerror(errno));
+        spk_error(0, "audit: cannot write %s: %s", path, strerror(errno));
         return SPK_EIO;
     }
     int rc = write_all(fd, data, n);
-    if (rc == 0 && sync && fdatasync(fd) != 0) {
+    if (rc == 0 && fdatasync(fd) != 0) {
         rc = SPK_EIO;
     }
     if (close(fd) != 0) {
@@ -218,18 +226,18 @@ static int read_file(const char *path, char *buf, size_t cap, size_t *len)
  * place, so two processes opening a fresh store at once agree on one complete key. */
 static int load_key(spk_store_t *st, bool *created)
 {
-    char path[SPK_PATH_MAX + 16], tmp[SPK_PATH_MAX + 48];
+    char path[ST_PATH_MAX + 16], tmp[ST_PATH_MAX + 48];
     snprintf(path, sizeof(path), "%s/audit.key", st->dir);
-    char buf[SPK_AUDIT_KEY_LEN + 1];
+    char buf[ST_AUDIT_KEY_LEN + 1];
     size_t n = 0;
     int rc = read_file(path, buf, sizeof(buf), &n);
     *created = false;
     if (rc == SPK_ENOTFOUND) {
-        uint8_t key[SPK_AUDIT_KEY_LEN];
+        uint8_t key[ST_AUDIT_KEY_LEN];
         snprintf(tmp, sizeof(tmp), "%s/audit.key.%ld.tmp", st->dir, (long)getpid());
         rc = spk_random_bytes(key, sizeof(key));
         if (rc == 0) {
-            rc = write_file(tmp, key, sizeof(key), true);
+            rc = write_file(tmp, key, sizeof(key));
         }
         if (rc == 0 && link(tmp, path) != 0) {
             if (errno != EEXIST) {
@@ -248,70 +256,36 @@ static int load_key(spk_store_t *st, bool *created)
             rc = read_file(path, buf, sizeof(buf), &n);
         }
     }
-    if (rc == 0 && n != SPK_AUDIT_KEY_LEN) {
-        spk_error(0, "audit: %s must hold exactly %d bytes", path, SPK_AUDIT_KEY_LEN);
+    if (rc == 0 && n != ST_AUDIT_KEY_LEN) {
+        spk_error(0, "audit: %s must hold exactly %d bytes", path, ST_AUDIT_KEY_LEN);
         rc = SPK_EIO;
     }
     if (rc == 0) {
-        memcpy(st->audit_key, buf, SPK_AUDIT_KEY_LEN);
+        memcpy(st->audit_key, buf, ST_AUDIT_KEY_LEN);
     }
     spk_wipe(buf, sizeof(buf));
     return rc;
 }
 
-static int anchor_mac(const spk_store_t *st, const char *text, size_t n, char hex[65])
+static int anchor_write(spk_store_t *st, const anchor_t *a)
 {
+    char body[200], hex[65], mac_hex[65];
     uint8_t mac[32];
-    size_t mac_len = 0;
-    if (EVP_Q_mac(NULL, "HMAC", NULL, "SHA256", NULL, st->audit_key, SPK_AUDIT_KEY_LEN,
-                  (const unsigned char *)text, n, mac, sizeof(mac), &mac_len) == NULL ||
-        mac_len != sizeof(mac)) {
-        return SPK_ECRYPTO;
-    }
-    spk_hex_encode(hex, mac, sizeof(mac));
-    return 0;
-}
-
-/* "<tag> <seq> <hash> <pseq> <phash>" without the mac; returns its length. */
-static int anchor_body(const anchor_t *a, char *out, size_t cap)
-{
-    char h[65], ph[65];
-    spk_hex_encode(h, a->hash, 32);
-    spk_hex_encode(ph, a->phash, 32);
-    int n =
-        snprintf(out, cap, "%s %" PRId64 " %s %" PRId64 " %s", ANCHOR_TAG, a->seq, h, a->pseq, ph);
-    return (n < 0 || (size_t)n >= cap) ? SPK_ERANGE : n;
-}
-
-/* Durability levels of an anchor write. */
-typedef enum {
-    ANCHOR_LAZY,   /* rename only; made durable by the database commit's fsync, which flushes
-                    * the file system journal (ext4 data=ordered with auto_da_alloc, XFS) */
-    ANCHOR_DATA,   /* contents flushed before the rename */
-    ANCHOR_DURABLE /* contents and directory flushed */
-} anchor_sync_t;
-
-static int anchor_write(spk_store_t *st, const anchor_t *a, anchor_sync_t sync)
-{
-    char buf[512], mac[65];
-    int n = anchor_body(a, buf, sizeof(buf) - 70);
-    if (n < 0) {
-        return n;
-    }
-    int rc = anchor_mac(st, buf, (size_t)n, mac);
+    spk_hex_encode(hex, a->hash, 32);
+    int n = snprintf(body, sizeof(body), "%s v2 %" PRId64 " %s", ANCHOR_TAG, a->seq, hex);
+    int rc = hmac32(st, body, (size_t)n, mac);
     if (rc != 0) {
         return rc;
     }
-    n += snprintf(buf + n, sizeof(buf) - (size_t)n, " %s\n", mac);
-    rc = write_file(st->head_tmp_path, buf, (size_t)n, sync != ANCHOR_LAZY);
+    spk_hex_encode(mac_hex, mac, 32);
+    char line[300];
+    n = snprintf(line, sizeof(line), "%s %s\n", body, mac_hex);
+    rc = write_file(st->head_tmp_path, line, (size_t)n);
     if (rc == 0 && rename(st->head_tmp_path, st->head_path) != 0) {
         spk_error(0, "audit: cannot replace %s: %s", st->head_path, strerror(errno));
         rc = SPK_EIO;
     }
-    if (rc == 0 && sync == ANCHOR_DURABLE) {
-        rc = fsync_dir(st->dir);
-    }
-    return rc;
+    return rc == 0 ? fsync_dir(st->dir) : rc;
 }
 
 static bool parse_i64(const char *s, int64_t *out)
@@ -329,7 +303,9 @@ static bool parse_i64(const char *s, int64_t *out)
     return true;
 }
 
-/* 0, SPK_ENOTFOUND (no anchor), SPK_EVERIFY (malformed or failing authentication), SPK_EIO. */
+/* 0, SPK_ENOTFOUND (no anchor), SPK_EVERIFY (malformed or failing authentication), SPK_EIO.
+ * Reads version 2 ("<tag> v2 <seq> <hash> <mac>") and version 1 ("<tag> v1 <seq> <hash> <pseq>
+ * <phash> <mac>", whose pending part is ignored: a lagging anchor is accepted anyway). */
 static int anchor_read(spk_store_t *st, anchor_t *a)
 {
     char buf[512];
@@ -349,12 +325,13 @@ static int anchor_read(spk_store_t *st, anchor_t *a)
         return SPK_EVERIFY;
     }
     *nl = '\0';
-    char want[65];
-    rc = anchor_mac(st, buf, (size_t)(mac_sp - buf), want);
+    uint8_t want[32], got[32];
+    rc = hmac32(st, buf, (size_t)(mac_sp - buf), want);
     if (rc != 0) {
         return rc;
     }
-    if (strlen(mac_sp + 1) != 64 || !spk_ct_equal(want, mac_sp + 1, 64)) {
+    if (spk_hex_decode(got, 32, mac_sp + 1, strlen(mac_sp + 1)) != 32 ||
+        CRYPTO_memcmp(want, got, 32) != 0) {
         return SPK_EVERIFY;
     }
     *mac_sp = '\0';
@@ -364,16 +341,16 @@ static int anchor_read(spk_store_t *st, anchor_t *a)
     for (char *t = strtok_r(buf, " ", &save); t != NULL && nt < 6; t = strtok_r(NULL, " ", &save)) {
         tok[nt++] = t;
     }
-    if (nt != 6 || strcmp(tok[0], "spk-audit-head") != 0 || strcmp(tok[1], "v1") != 0 ||
-        !parse_i64(tok[2], &a->seq) || spk_hex_decode(a->hash, 32, tok[3], strlen(tok[3])) != 32 ||
-        !parse_i64(tok[4], &a->pseq) ||
-        spk_hex_decode(a->phash, 32, tok[5], strlen(tok[5])) != 32) {
+    bool v1 = nt == 6 && strcmp(tok[1], "v1") == 0;
+    bool v2 = nt == 4 && strcmp(tok[1], "v2") == 0;
+    if ((!v1 && !v2) || strcmp(tok[0], ANCHOR_TAG) != 0 || !parse_i64(tok[2], &a->seq) ||
+        spk_hex_decode(a->hash, 32, tok[3], strlen(tok[3])) != 32) {
         return SPK_EVERIFY;
     }
     return 0;
 }
 
-static int lock_audit(spk_store_t *st)
+static int lock_anchor(spk_store_t *st)
 {
     while (flock(st->lock_fd, LOCK_EX) != 0) {
         if (errno != EINTR) {
@@ -384,111 +361,150 @@ static int lock_audit(spk_store_t *st)
     return 0;
 }
 
-static void unlock_audit(spk_store_t *st)
-{
-    flock(st->lock_fd, LOCK_UN);
-}
+/* ---- chain queries on a given connection ---- */
 
-/* Newest (seq, hash) in the database; (0, zeros) when empty. */
-static int db_head(spk_store_t *st, int64_t *seq, uint8_t hash[32])
+int st_audit_head(sqlite3 *db, int64_t *seq, uint8_t hash[32])
 {
     sqlite3_stmt *s = NULL;
-    int rc = spk_st_acquire(st, SPK_ST_AUDIT_HEAD,
-                            "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1", &s);
-    if (rc != 0) {
-        return rc;
+    int rc = sqlite3_prepare_v2(db, "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1", -1, &s,
+                                NULL);
+    if (rc != SQLITE_OK) {
+        return st_err_db(db, rc, "audit head");
     }
     *seq = 0;
     memset(hash, 0, 32);
-    int step = sqlite3_step(s);
-    if (step == SQLITE_ROW) {
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
         *seq = sqlite3_column_int64(s, 0);
-        const void *h = sqlite3_column_blob(s, 1);
-        if (h != NULL && sqlite3_column_bytes(s, 1) == 32) {
-            memcpy(hash, h, 32);
-        }
-    } else if (step != SQLITE_DONE) {
-        rc = spk_st_err(st, step, "audit head");
+        st_col_blob32(s, 1, hash);
+        rc = 0;
+    } else {
+        rc = st_err_db(db, rc, "audit head");
     }
-    spk_st_release(st, SPK_ST_AUDIT_HEAD, s);
+    sqlite3_finalize(s);
     return rc;
 }
 
-/* True when the anchor accepts (seq, hash) as the database head: either the recorded head, or
- * the pending entry of an append whose final anchor write did not happen. */
-static bool anchor_accepts(const anchor_t *a, int64_t seq, const uint8_t hash[32])
+/* Stored hash of entry seq (zeros for seq 0); SPK_ENOTFOUND when there is no such entry. */
+static int hash_at(sqlite3 *db, int64_t seq, uint8_t hash[32])
 {
-    if (a->seq == seq && memcmp(a->hash, hash, 32) == 0) {
-        return true;
+    memset(hash, 0, 32);
+    if (seq == 0) {
+        return 0;
     }
-    return a->pseq != 0 && a->pseq == seq && memcmp(a->phash, hash, 32) == 0;
+    sqlite3_stmt *s = NULL;
+    int rc = sqlite3_prepare_v2(db, "SELECT hash FROM audit WHERE seq = ?1", -1, &s, NULL);
+    if (rc != SQLITE_OK) {
+        return st_err_db(db, rc, "audit hash");
+    }
+    sqlite3_bind_int64(s, 1, seq);
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        rc = st_col_blob32(s, 0, hash) ? 0 : SPK_EVERIFY;
+    } else {
+        rc = rc == SQLITE_DONE ? SPK_ENOTFOUND : st_err_db(db, rc, "audit hash");
+    }
+    sqlite3_finalize(s);
+    return rc;
 }
 
-/* Checks the anchor against the database head (caller holds the audit lock). */
-static int anchor_check(spk_store_t *st, bool *ok)
+/* Does the chain (as db sees it) contain the anchored entry? */
+static int anchor_in_chain(sqlite3 *db, const anchor_t *a, bool *ok)
 {
-    int64_t seq = 0;
-    uint8_t hash[32];
-    int rc = db_head(st, &seq, hash);
+    uint8_t h[32];
+    int rc = hash_at(db, a->seq, h);
+    if (rc == SPK_ENOTFOUND || rc == SPK_EVERIFY) {
+        *ok = false;
+        return 0;
+    }
+    *ok = rc == 0 && memcmp(h, a->hash, 32) == 0;
+    return rc;
+}
+
+int st_audit_anchor_move(spk_store_t *st, sqlite3 *db, int64_t seq, const uint8_t hash[32])
+{
+    if (atomic_load(&st->anchor_bad)) {
+        return 0;
+    }
+    anchor_t head = {.seq = seq};
+    memcpy(head.hash, hash, 32);
+    int rc = lock_anchor(st);
     if (rc != 0) {
         return rc;
     }
     anchor_t a;
-    rc = anchor_read(st, &a);
-    if (rc == SPK_ENOTFOUND) {
-        *ok = false; /* only a freshly created key starts a new anchor (spk_audit_open) */
-        return 0;
+    int ar = anchor_read(st, &a);
+    bool ok = false;
+    if (ar == 0 && a.seq < head.seq) {
+        rc = anchor_in_chain(db, &a, &ok);
+        if (rc == 0 && ok) {
+            rc = anchor_write(st, &head);
+        }
+    } else if (ar == 0) {
+        ok = true; /* already there (or moved further by another process) */
+    } else if (ar == SPK_EIO) {
+        rc = ar;
+        ok = true;
     }
-    if (rc == SPK_EVERIFY) {
-        *ok = false;
-        return 0;
+    flock(st->lock_fd, LOCK_UN);
+    if (!ok && !atomic_exchange(&st->anchor_bad, true)) {
+        spk_warn(0, "audit: head anchor does not match the log; left as is for investigation"
+                    " (run spreekctl audit verify)");
     }
-    *ok = rc == 0 && anchor_accepts(&a, seq, hash);
     return rc;
 }
 
-int spk_audit_open(spk_store_t *st)
+int st_audit_open(spk_store_t *st)
 {
     bool fresh_key = false;
     int rc = load_key(st, &fresh_key);
     if (rc != 0) {
         return rc;
     }
-    char path[SPK_PATH_MAX + 16];
+    char path[ST_PATH_MAX + 16];
     snprintf(path, sizeof(path), "%s/audit.lock", st->dir);
     st->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (st->lock_fd < 0) {
         spk_error(0, "audit: cannot open %s: %s", path, strerror(errno));
         return SPK_EIO;
     }
-    rc = lock_audit(st);
+    anchor_t head, a;
+    rc = st_audit_head(st->db, &head.seq, head.hash);
     if (rc != 0) {
         return rc;
     }
-    anchor_t a;
-    int64_t seq = 0;
-    uint8_t hash[32];
-    rc = db_head(st, &seq, hash);
-    int ar = rc == 0 ? anchor_read(st, &a) : rc;
+    rc = lock_anchor(st);
+    if (rc != 0) {
+        return rc;
+    }
+    int ar = anchor_read(st, &a);
+    bool ok = false;
     /* A missing anchor is normal only next to a key made just now: once a store has a key, its
      * anchor must exist, so wiping the audit table and the anchor together is detected. */
-    if (rc == 0 && ar == SPK_ENOTFOUND && seq == 0 && fresh_key) {
+    if (ar == SPK_ENOTFOUND && head.seq == 0 && fresh_key) {
         memset(&a, 0, sizeof(a));
-        rc = anchor_write(st, &a, ANCHOR_DURABLE);
-    } else if (rc == 0 && ar != SPK_EIO && (ar != 0 || !anchor_accepts(&a, seq, hash))) {
-        st->anchor_warned = true;
+        rc = anchor_write(st, &a);
+        ok = true;
+    } else if (ar == 0) {
+        rc = anchor_in_chain(st->db, &a, &ok);
+    } else if (ar == SPK_EIO) {
+        rc = ar;
+    }
+    flock(st->lock_fd, LOCK_UN);
+    if (rc == 0 && !ok) {
+        atomic_store(&st->anchor_bad, true);
         spk_warn(0,
                  "audit: head anchor does not match the log (newest seq %" PRId64
                  "); run spreekctl audit verify",
-                 seq);
-    } else if (rc == 0 && ar == SPK_EIO) {
-        rc = SPK_EIO;
+                 head.seq);
+    } else if (rc == 0 && a.seq < head.seq) {
+        /* entries committed after the last anchor write */
+        rc = st_audit_anchor_move(st, st->db, head.seq, head.hash);
     }
-    unlock_audit(st);
     return rc;
 }
 
-void spk_audit_close(spk_store_t *st)
+void st_audit_close(spk_store_t *st)
 {
     if (st->lock_fd >= 0) {
         close(st->lock_fd);
@@ -498,369 +514,473 @@ void spk_audit_close(spk_store_t *st)
 
 /* ---- append ---- */
 
-static bool audit_rec_fits(const spk_audit_rec_t *r)
+static bool rec_fits(const spk_audit_rec_t *r)
 {
-    return spk_st_fits(r->event, sizeof(r->event)) && spk_st_fits(r->outcome, sizeof(r->outcome)) &&
-           spk_st_fits(r->user, sizeof(r->user)) && spk_st_fits(r->name, sizeof(r->name)) &&
-           spk_st_fits(r->role, sizeof(r->role)) &&
-           spk_st_fits(r->on_behalf_of, sizeof(r->on_behalf_of)) &&
-           spk_st_fits(r->access_point, sizeof(r->access_point)) &&
-           spk_st_fits(r->patient, sizeof(r->patient)) &&
-           spk_st_fits(r->object, sizeof(r->object)) && spk_st_fits(r->detail, sizeof(r->detail));
+    return st_fits(r->event, sizeof(r->event)) && st_fits(r->outcome, sizeof(r->outcome)) &&
+           st_fits(r->user, sizeof(r->user)) && st_fits(r->issuer, sizeof(r->issuer)) &&
+           st_fits(r->name, sizeof(r->name)) && st_fits(r->role, sizeof(r->role)) &&
+           st_fits(r->on_behalf_of, sizeof(r->on_behalf_of)) &&
+           st_fits(r->access_point, sizeof(r->access_point)) &&
+           st_fits(r->patient, sizeof(r->patient)) && st_fits(r->practice, sizeof(r->practice)) &&
+           st_fits(r->object, sizeof(r->object)) && st_fits(r->detail, sizeof(r->detail));
 }
 
-static int audit_insert(spk_store_t *st, const spk_audit_rec_t *r)
+static int insert_row(spk_store_t *st, const spk_audit_rec_t *r, const uint8_t mac[32])
 {
     sqlite3_stmt *s = NULL;
-    int rc = spk_st_acquire(st, SPK_ST_AUDIT_INSERT,
-                            "INSERT INTO audit (" AUDIT_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6,"
-                            " ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
-                            &s);
+    int rc = st_acquire(st, ST_AUDIT_INSERT,
+                        "INSERT INTO audit (" AUDIT_COLS ") VALUES (?1, ?2, 2, ?3, ?4, ?5, ?6,"
+                        " ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+                        &s);
     if (rc != 0) {
         return rc;
     }
-    const char *t[10] = {r->event,        r->outcome,      r->user,    r->name,   r->role,
-                         r->on_behalf_of, r->access_point, r->patient, r->object, r->detail};
+    const st_in_t t[N_TEXT] = {ST_IN(r->event),        ST_IN(r->outcome),      ST_IN(r->user),
+                               ST_IN(r->issuer),       ST_IN(r->name),         ST_IN(r->role),
+                               ST_IN(r->on_behalf_of), ST_IN(r->access_point), ST_IN(r->patient),
+                               ST_IN(r->practice),     ST_IN(r->object),       ST_IN(r->detail)};
     sqlite3_bind_int64(s, 1, r->seq);
     sqlite3_bind_int64(s, 2, r->ts_ms);
-    for (int i = 0; i < 10 && rc == 0; i++) {
-        rc = spk_st_bind_opt(s, 3 + i, t[i]);
-    }
-    if (rc == 0 && (sqlite3_bind_blob(s, 13, r->prev_hash, 32, SQLITE_TRANSIENT) != SQLITE_OK ||
-                    sqlite3_bind_blob(s, 14, r->hash, 32, SQLITE_TRANSIENT) != SQLITE_OK)) {
-        rc = SPK_EIO;
+    rc = st_bind_texts(s, 3, t, N_TEXT);
+    if (rc == 0) {
+        rc = st_bind_blob32(s, 15, r->prev_hash);
     }
     if (rc == 0) {
-        rc = spk_st_err(st, sqlite3_step(s), "audit insert");
+        rc = st_bind_blob32(s, 16, r->hash);
     }
-    spk_st_release(st, SPK_ST_AUDIT_INSERT, s);
+    if (rc == 0) {
+        rc = st_bind_blob32(s, 17, mac);
+    }
+    if (rc == 0) {
+        rc = st_err(st, sqlite3_step(s), "audit insert");
+    }
+    st_release(st, ST_AUDIT_INSERT, s);
     return rc;
 }
 
-/* Inserts the entry and commits, moving the anchor along when it matched (caller holds the
- * audit lock and has begun the transaction). */
-static int append_locked(spk_store_t *st, spk_audit_rec_t *rec, bool force_anchor,
-                         bool *pending_written)
+/* Links rec to the head and inserts it (caller holds the write transaction). */
+static int append_in_txn(spk_store_t *st, spk_audit_rec_t *rec)
 {
-    bool anchor_ok = false;
-    int rc = anchor_check(st, &anchor_ok);
-    anchor_ok = anchor_ok || force_anchor;
-    anchor_t a;
-    memset(&a, 0, sizeof(a));
-    if (rc == 0) {
-        rc = db_head(st, &a.seq, a.hash);
-    }
+    sqlite3_stmt *s = NULL;
+    int rc =
+        st_acquire(st, ST_AUDIT_HEAD, "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1", &s);
     if (rc != 0) {
         return rc;
     }
-    rec->seq = a.seq + 1;
-    memcpy(rec->prev_hash, a.hash, 32);
-    field_t f[AUDIT_NFIELDS];
-    rec_fields(rec, f);
-    rc = chain_hash(rec->prev_hash, rec->seq, rec->ts_ms, f, rec->hash);
+    int step = sqlite3_step(s);
+    rec->seq = step == SQLITE_ROW ? sqlite3_column_int64(s, 0) + 1 : 1;
+    if (step == SQLITE_ROW) {
+        st_col_blob32(s, 1, rec->prev_hash);
+    } else {
+        memset(rec->prev_hash, 0, 32);
+        rc = st_err(st, step, "audit head");
+    }
+    st_release(st, ST_AUDIT_HEAD, s);
+    field_t f[N_TEXT];
+    rec_text(rec, f);
+    uint8_t mac[32];
     if (rc == 0) {
-        rc = audit_insert(st, rec);
-    }
-    a.pseq = rec->seq;
-    memcpy(a.phash, rec->hash, 32);
-    if (rc == 0 && anchor_ok) {
-        rc = anchor_write(st, &a, ANCHOR_PENDING);
-        *pending_written = rc == 0;
+        rc = chain_hash(2, rec->prev_hash, rec->seq, rec->ts_ms, f, rec->hash);
     }
     if (rc == 0) {
-        rc = spk_st_exec(st, "COMMIT");
+        rc = hmac32(st, rec->hash, 32, mac);
     }
-    if (rc != 0) {
-        return rc;
-    }
-    if (anchor_ok) {
-        anchor_t head = {.seq = rec->seq};
-        memcpy(head.hash, rec->hash, 32);
-        if (anchor_write(st, &head, ANCHOR_LAZY) != 0) {
-            /* The entry is durable and the pending anchor still covers it. */
-            spk_error(0, "audit: could not move the head anchor to seq %" PRId64, rec->seq);
-        }
-    } else if (!st->anchor_warned) {
-        st->anchor_warned = true;
-        spk_warn(0, "audit: head anchor does not match the log; left as is for investigation"
-                    " (run spreekctl audit verify)");
-    }
-    return 0;
-}
-
-static int append(spk_store_t *st, spk_audit_rec_t *rec, bool force_anchor)
-{
-    if (st == NULL || rec == NULL || rec->event[0] == '\0' || !audit_rec_fits(rec)) {
-        return rec != NULL && st != NULL && rec->event[0] != '\0' ? SPK_ERANGE : SPK_EINVAL;
-    }
-    if (rec->ts_ms == 0) {
-        rec->ts_ms = spk_now_ms();
-    }
-    int rc = lock_audit(st);
-    if (rc != 0) {
-        return rc;
-    }
-    rc = spk_st_exec(st, "BEGIN IMMEDIATE");
     if (rc == 0) {
-        bool pending = false;
-        rc = append_locked(st, rec, force_anchor, &pending);
-        if (rc != 0) {
-            spk_st_exec(st, "ROLLBACK");
-            /* The pending anchor accepts the old head already; drop the pending part. */
-            anchor_t a;
-            memset(&a, 0, sizeof(a));
-            if (pending && db_head(st, &a.seq, a.hash) == 0) {
-                anchor_write(st, &a, ANCHOR_PENDING);
-            }
-        }
+        rc = insert_row(st, rec, mac);
     }
-    unlock_audit(st);
+    if (rc == 0) {
+        st->txn_audited = true;
+    }
     return rc;
 }
 
 int spk_store_audit_append(spk_store_t *st, spk_audit_rec_t *rec)
 {
-    return append(st, rec, false);
+    if (st == NULL || rec == NULL || rec->event[0] == '\0') {
+        return SPK_EINVAL;
+    }
+    if (!rec_fits(rec)) {
+        return SPK_ERANGE;
+    }
+    if (rec->ts_ms == 0) {
+        rec->ts_ms = spk_now_ms();
+    }
+    if (st->in_txn) {
+        return append_in_txn(st, rec);
+    }
+    int rc = spk_store_begin(st);
+    if (rc == 0) {
+        rc = append_in_txn(st, rec);
+    }
+    if (rc == 0) {
+        return spk_store_commit(st, NULL);
+    }
+    spk_store_rollback(st);
+    return rc;
 }
 
 /* ---- verify ---- */
 
-typedef struct {
+struct st_walk {
+    const spk_store_t *st;
     int64_t last_seq;
     uint8_t last_hash[32];
-    int64_t watch[2];          /* seqs whose stored hash is recorded (anchor head, pending) */
-    uint8_t watch_hash[2][32]; /* zeros when not seen */
+    bool seen_v2;
     int64_t bad_seq;
     char why[200];
-} walk_t;
+    int err;
+};
+typedef st_walk_t walk_t;
 
-static void col_field(sqlite3_stmt *s, int col, field_t *f)
+static bool walk_fail(walk_t *w, int64_t seq, const char *why)
 {
-    const void *p = sqlite3_column_blob(s, col);
-    f->n = p != NULL ? (size_t)sqlite3_column_bytes(s, col) : 0;
-    f->p = p;
+    w->bad_seq = seq;
+    snprintf(w->why, sizeof(w->why), "entry %" PRId64 " %s", seq, why);
+    return false;
 }
 
-/* Checks one row against the running chain; returns false (filling w) at the first fault. */
-static bool walk_row(sqlite3_stmt *s, walk_t *w, int *err)
+/* Checks one row against the running chain; false (filling w) at the first fault. */
+static bool walk_row(sqlite3_stmt *s, walk_t *w)
 {
     int64_t seq = sqlite3_column_int64(s, 0);
     int64_t expected = w->last_seq + 1;
     if (seq > expected) {
-        w->bad_seq = expected;
-        snprintf(w->why, sizeof(w->why), "entry %" PRId64 " is missing (deleted)", expected);
-        return false;
+        return walk_fail(w, expected, "is missing (deleted)");
     }
-    if (seq < expected || sqlite3_column_type(s, 0) != SQLITE_INTEGER) {
-        w->bad_seq = seq;
-        snprintf(w->why, sizeof(w->why), "unexpected entry %" PRId64 " (inserted)", seq);
-        return false;
-    }
-    const void *prev = sqlite3_column_blob(s, 12);
-    if (prev == NULL || sqlite3_column_bytes(s, 12) != 32 || memcmp(prev, w->last_hash, 32) != 0) {
-        w->bad_seq = seq;
-        snprintf(w->why, sizeof(w->why),
-                 "entry %" PRId64 " does not link to entry %" PRId64
-                 " (entries deleted, inserted or reordered)",
-                 seq, seq - 1);
-        return false;
-    }
-    field_t f[AUDIT_NFIELDS];
-    for (int i = 0; i < 10; i++) {
-        col_field(s, 2 + i, &f[3 + i]);
-    }
-    uint8_t h[32];
-    *err = chain_hash(w->last_hash, seq, sqlite3_column_int64(s, 1), f, h);
-    const void *stored = sqlite3_column_blob(s, 13);
-    if (*err != 0) {
-        return false;
-    }
-    if (stored == NULL || sqlite3_column_bytes(s, 13) != 32 || memcmp(stored, h, 32) != 0 ||
+    if (seq < expected || sqlite3_column_type(s, 0) != SQLITE_INTEGER ||
         sqlite3_column_type(s, 1) != SQLITE_INTEGER) {
-        w->bad_seq = seq;
-        snprintf(w->why, sizeof(w->why), "entry %" PRId64 " was modified (hash mismatch)", seq);
+        return walk_fail(w, seq, "is unexpected (inserted)");
+    }
+    int v = sqlite3_column_int(s, 2);
+    if ((v != 1 && v != 2) || (v == 1 && w->seen_v2)) {
+        return walk_fail(w, seq, "has a forged version (inserted)");
+    }
+    uint8_t prev[32], stored[32], h[32];
+    if (!st_col_blob32(s, COL_PREV, prev) || memcmp(prev, w->last_hash, 32) != 0) {
+        return walk_fail(w, seq,
+                         "does not link to the entry before it (entries deleted, inserted"
+                         " or reordered)");
+    }
+    field_t f[N_TEXT];
+    for (int i = 0; i < N_TEXT; i++) {
+        const void *p = sqlite3_column_blob(s, COL_TEXT + i);
+        f[i] = (field_t){p, p != NULL ? (size_t)sqlite3_column_bytes(s, COL_TEXT + i) : 0};
+    }
+    w->err = chain_hash(v, w->last_hash, seq, sqlite3_column_int64(s, 1), f, h);
+    if (w->err != 0) {
         return false;
+    }
+    if (!st_col_blob32(s, COL_HASH, stored) || memcmp(stored, h, 32) != 0) {
+        return walk_fail(w, seq, "was modified (hash mismatch)");
+    }
+    if (v == 2) {
+        uint8_t mac[32], want[32];
+        w->err = hmac32(w->st, h, 32, want);
+        if (w->err != 0) {
+            return false;
+        }
+        if (!st_col_blob32(s, COL_MAC, mac) || CRYPTO_memcmp(mac, want, 32) != 0) {
+            return walk_fail(w, seq, "fails authentication (forged or rewritten)");
+        }
+        w->seen_v2 = true;
     }
     w->last_seq = seq;
     memcpy(w->last_hash, h, 32);
-    for (int i = 0; i < 2; i++) {
-        if (w->watch[i] == seq) {
-            memcpy(w->watch_hash[i], h, 32);
-        }
-    }
     return true;
 }
 
-/* Walks the whole chain; 0 when it holds together, SPK_EVERIFY with w->bad_seq otherwise. */
-static int walk_chain(spk_store_t *st, walk_t *w)
+/* Walks up to max_rows (< 0: all) entries after w->last_seq on db; 0 when they hold together,
+ * SPK_EVERIFY otherwise. *at_end tells whether the last entry was reached. */
+static int walk_from(sqlite3 *db, walk_t *w, int64_t max_rows, bool *at_end)
 {
     sqlite3_stmt *s = NULL;
-    int rc =
-        spk_st_acquire(st, SPK_ST_AUDIT_WALK, "SELECT " AUDIT_COLS " FROM audit ORDER BY seq", &s);
-    if (rc != 0) {
-        return rc;
+    int rc = sqlite3_prepare_v2(
+        db, "SELECT " AUDIT_COLS " FROM audit WHERE seq > ?1 ORDER BY seq LIMIT ?2", -1, &s, NULL);
+    if (rc != SQLITE_OK) {
+        return st_err_db(db, rc, "audit walk");
     }
-    int step;
-    int err = 0;
+    sqlite3_bind_int64(s, 1, w->last_seq);
+    sqlite3_bind_int64(s, 2, max_rows < 0 ? INT64_MAX : max_rows);
     bool good = true;
+    int step;
+    int64_t n = 0;
     while ((step = sqlite3_step(s)) == SQLITE_ROW) {
-        good = walk_row(s, w, &err);
+        n++;
+        good = walk_row(s, w);
         if (!good) {
             break;
         }
     }
-    if (good && step != SQLITE_DONE) {
-        err = spk_st_err(st, step, "audit walk");
+    if (at_end != NULL) {
+        *at_end = max_rows < 0 || n < max_rows;
     }
-    spk_st_release(st, SPK_ST_AUDIT_WALK, s);
-    if (err != 0) {
-        return err;
+    rc = w->err != 0 ? w->err
+                     : (good && step != SQLITE_DONE ? st_err_db(db, step, "audit walk") : 0);
+    sqlite3_finalize(s);
+    if (rc != 0) {
+        return rc;
     }
     return good ? 0 : SPK_EVERIFY;
 }
 
-/* Compares the walked chain with an authenticated anchor. */
-static int compare_anchor(const anchor_t *a, walk_t *w)
-{
-    if (anchor_accepts(a, w->last_seq, w->last_hash)) {
-        return 0;
-    }
-    int64_t e = a->seq;
-    const uint8_t *eh = a->hash;
-    const uint8_t *seen = w->watch_hash[0];
-    if (a->pseq != 0 && w->last_seq >= a->pseq && memcmp(w->watch_hash[1], a->phash, 32) == 0) {
-        e = a->pseq;
-        eh = a->phash;
-        seen = w->watch_hash[1];
-    }
-    if (w->last_seq < e) {
-        w->bad_seq = w->last_seq + 1;
-        if (w->bad_seq == e) {
-            snprintf(w->why, sizeof(w->why),
-                     "entry %" PRId64 " is missing at the end (deleted; the head anchor records"
-                     " seq %" PRId64 ")",
-                     e, e);
-        } else {
-            snprintf(w->why, sizeof(w->why),
-                     "entries %" PRId64 "..%" PRId64 " are missing at the end (deleted; the head"
-                     " anchor records seq %" PRId64 ")",
-                     w->bad_seq, e, e);
-        }
-    } else if (e > 0 && memcmp(seen, eh, 32) != 0) {
-        w->bad_seq = e;
-        snprintf(w->why, sizeof(w->why),
-                 "entry %" PRId64 " does not match the head anchor (log rewritten)", e);
-    } else if (e == 0 && memcmp(eh, zero_hash, 32) != 0) {
-        w->bad_seq = 0;
-        snprintf(w->why, sizeof(w->why), "audit.head is inconsistent");
-    } else {
-        w->bad_seq = e + 1;
-        snprintf(w->why, sizeof(w->why),
-                 "entry %" PRId64 " is newer than the head anchor (seq %" PRId64
-                 "): inserted, or appended while the anchor did not match",
-                 e + 1, e);
-    }
-    return SPK_EVERIFY;
-}
-
-/* Reads the anchor and starts a read snapshot of the database under the audit lock, so that
- * both describe the same moment. */
-static int snapshot_begin(spk_store_t *st, anchor_t *a, int *anchor_rc)
-{
-    int rc = lock_audit(st);
-    if (rc != 0) {
-        return rc;
-    }
-    rc = spk_st_exec(st, "BEGIN");
-    int64_t seq;
-    uint8_t hash[32];
-    if (rc == 0) {
-        rc = db_head(st, &seq, hash); /* the first read fixes the snapshot */
-        if (rc != 0) {
-            spk_st_exec(st, "ROLLBACK");
-        }
-    }
-    if (rc == 0) {
-        *anchor_rc = anchor_read(st, a);
-    }
-    unlock_audit(st);
-    return rc;
-}
-
-static int verify_impl(spk_store_t *st, bool check_anchor, walk_t *w)
+/* Does the walked chain (or db) contain the anchor? Fills w on failure. */
+static int check_anchor(spk_store_t *st, sqlite3 *db, walk_t *w)
 {
     anchor_t a;
-    int ar = 0;
-    int rc = snapshot_begin(st, &a, &ar);
-    if (rc != 0) {
-        return rc;
-    }
-    memset(w, 0, sizeof(*w));
-    w->watch[0] = ar == 0 ? a.seq : -1;
-    w->watch[1] = ar == 0 && a.pseq != 0 ? a.pseq : -1;
-    rc = walk_chain(st, w);
-    spk_st_exec(st, "COMMIT");
-    if (rc != 0 || !check_anchor) {
-        return rc;
-    }
-    if (ar == SPK_ENOTFOUND) {
+    int ar = anchor_read(st, &a);
+    if (ar == SPK_ENOTFOUND || ar == SPK_EVERIFY) {
         w->bad_seq = 0;
-        snprintf(w->why, sizeof(w->why), "audit.head is missing");
-        return SPK_EVERIFY;
-    }
-    if (ar == SPK_EVERIFY) {
-        w->bad_seq = 0;
-        snprintf(w->why, sizeof(w->why),
-                 "audit.head fails authentication (modified, or audit.key replaced)");
+        snprintf(w->why, sizeof(w->why), "%s",
+                 ar == SPK_ENOTFOUND ? "audit.head is missing"
+                                     : "audit.head fails authentication (modified, or audit.key "
+                                       "replaced)");
         return SPK_EVERIFY;
     }
     if (ar != 0) {
         return ar;
     }
-    return compare_anchor(&a, w);
+    if (a.seq > w->last_seq) {
+        w->bad_seq = w->last_seq + 1;
+        snprintf(w->why, sizeof(w->why),
+                 "entries %" PRId64 "..%" PRId64 " are missing at the end (deleted; the head"
+                 " anchor records seq %" PRId64 ")",
+                 w->bad_seq, a.seq, a.seq);
+        return SPK_EVERIFY;
+    }
+    bool ok = false;
+    int rc = anchor_in_chain(db, &a, &ok);
+    if (rc == 0 && !ok) {
+        w->bad_seq = a.seq;
+        snprintf(w->why, sizeof(w->why),
+                 "entry %" PRId64 " does not match the head anchor (log rewritten)", a.seq);
+        return SPK_EVERIFY;
+    }
+    return rc;
 }
 
-int spk_store_audit_verify(spk_store_t *st, int64_t *bad_seq, char *why, size_t why_len)
+/* Walks from (w->last_seq, w->last_hash) in one read snapshot of db (the open transaction, if
+ * there is one) and checks the anchor. */
+static int verify_snapshot(spk_store_t *st, sqlite3 *db, walk_t *w, bool with_anchor)
 {
-    if (st == NULL) {
-        return SPK_EINVAL;
+    bool own = sqlite3_get_autocommit(db) != 0;
+    int rc = own ? st_exec_db(db, "BEGIN") : 0;
+    if (rc != 0) {
+        return rc;
     }
-    walk_t w;
-    int rc = verify_impl(st, true, &w);
+    rc = walk_from(db, w, -1, NULL);
+    if (rc == 0 && with_anchor) {
+        rc = check_anchor(st, db, w);
+    }
+    if (own) {
+        st_exec_db(db, "COMMIT");
+    }
+    return rc;
+}
+
+st_walk_t *st_walk_new(const spk_store_t *st)
+{
+    st_walk_t *w = calloc(1, sizeof(*w));
+    if (w != NULL) {
+        w->st = st;
+    }
+    return w;
+}
+
+void st_walk_free(st_walk_t *w)
+{
+    free(w);
+}
+
+int st_walk_step(spk_store_t *st, st_walk_t *w, sqlite3 *db, int max_rows, bool *done,
+                 int64_t *bad_seq)
+{
+    *done = false;
+    int rc = st_exec_db(db, "BEGIN");
+    if (rc != 0) {
+        return rc;
+    }
+    bool at_end = false;
+    rc = walk_from(db, w, max_rows, &at_end);
+    if (rc == 0 && at_end) {
+        rc = check_anchor(st, db, w);
+        *done = true;
+    }
+    st_exec_db(db, "COMMIT");
+    if (rc == SPK_EVERIFY) {
+        *done = true;
+        *bad_seq = w->bad_seq;
+        spk_warn(0, "audit: periodic verification failed at seq %" PRId64 ": %s", w->bad_seq,
+                 w->why);
+    }
+    return rc;
+}
+
+static void report(int rc, const walk_t *w, int64_t *bad_seq, char *why, size_t why_len)
+{
     if (bad_seq != NULL) {
-        *bad_seq = rc == SPK_EVERIFY ? w.bad_seq : 0;
+        *bad_seq = rc == SPK_EVERIFY ? w->bad_seq : 0;
     }
     if (why != NULL && why_len > 0) {
         snprintf(why, why_len, "%s",
-                 rc == SPK_EVERIFY ? w.why : (rc == 0 ? "intact" : spk_strerror(rc)));
+                 rc == SPK_EVERIFY ? w->why : (rc == 0 ? "intact" : spk_strerror(rc)));
     }
+}
+
+int st_audit_walk_all(spk_store_t *st, sqlite3 *db, int64_t *bad_seq, char *why, size_t why_len)
+{
+    walk_t w;
+    memset(&w, 0, sizeof(w));
+    w.st = st;
+    int rc = verify_snapshot(st, db, &w, true);
+    report(rc, &w, bad_seq, why, why_len);
     if (rc == SPK_EVERIFY) {
         spk_warn(0, "audit: verification failed at seq %" PRId64 ": %s", w.bad_seq, w.why);
     }
     return rc;
 }
 
-int spk_store_audit_reanchor(spk_store_t *st, spk_audit_rec_t *rec, int64_t *bad_seq, char *why,
-                             size_t why_len)
+int spk_store_audit_verify(spk_store_t *st, int64_t *bad_seq, char *why, size_t why_len)
 {
-    if (st == NULL || rec == NULL) {
+    if (st == NULL || st->in_txn) {
+        return st == NULL ? SPK_EINVAL : SPK_ESTATE;
+    }
+    return st_audit_walk_all(st, st->db, bad_seq, why, why_len);
+}
+
+int spk_store_audit_verify_recent(spk_store_t *st, int64_t *bad_seq, char *why, size_t why_len)
+{
+    if (st == NULL) {
         return SPK_EINVAL;
     }
     walk_t w;
-    int rc = verify_impl(st, false, &w);
-    if (bad_seq != NULL) {
-        *bad_seq = rc == SPK_EVERIFY ? w.bad_seq : 0;
+    memset(&w, 0, sizeof(w));
+    w.st = st;
+    int rc;
+    if (atomic_load(&st->full_failed)) {
+        w.bad_seq = atomic_load(&st->full_bad_seq);
+        snprintf(w.why, sizeof(w.why), "the periodic full verification failed at seq %" PRId64,
+                 w.bad_seq);
+        rc = SPK_EVERIFY;
+    } else {
+        w.last_seq = st->ver_seq;
+        memcpy(w.last_hash, st->ver_hash, 32);
+        w.seen_v2 = st->ver_v2;
+        rc = verify_snapshot(st, st->db, &w, true);
+        /* Remember how far the chain is known intact only when no entry of an uncommitted
+         * transaction was walked (it could still be rolled back). */
+        if (rc == 0 && !(st->in_txn && st->txn_audited)) {
+            st->ver_seq = w.last_seq;
+            st->ver_v2 = w.seen_v2;
+            memcpy(st->ver_hash, w.last_hash, 32);
+        }
     }
-    if (why != NULL && why_len > 0) {
-        snprintf(why, why_len, "%s", rc == SPK_EVERIFY ? w.why : "");
+    report(rc, &w, bad_seq, why, why_len);
+    return rc;
+}
+
+int st_audit_witness_line(int64_t seq, const uint8_t hash[32], int64_t ms, char *out, size_t cap)
+{
+    char hex[65];
+    spk_hex_encode(hex, hash, 32);
+    int n = snprintf(out, cap, "%s %" PRId64 " %" PRId64 " %s", WITNESS_TAG, ms, seq, hex);
+    return (n < 0 || (size_t)n >= cap) ? SPK_ERANGE : n;
+}
+
+/* Checks one witness line (any prefix before the tag, e.g. syslog's, is ignored). */
+static int witness_check_line(sqlite3 *db, const char *line, int64_t *seq_out, bool *ok)
+{
+    const char *p = strstr(line, WITNESS_TAG " ");
+    *ok = true;
+    if (p == NULL) {
+        return SPK_ENOTFOUND;
     }
+    long long ms = 0, seq = 0;
+    char hex[80];
+    if (sscanf(p + sizeof(WITNESS_TAG), "%lld %lld %70s", &ms, &seq, hex) != 3 || seq < 0) {
+        *ok = false;
+        return 0;
+    }
+    uint8_t want[32], have[32];
+    *seq_out = seq;
+    if (spk_hex_decode(want, 32, hex, strlen(hex)) != 32) {
+        *ok = false;
+        return 0;
+    }
+    int rc = hash_at(db, seq, have);
+    if (rc == SPK_ENOTFOUND || rc == SPK_EVERIFY) {
+        *ok = false;
+        return 0;
+    }
+    *ok = rc == 0 && memcmp(want, have, 32) == 0;
+    return rc;
+}
+
+int spk_store_audit_check_witness(spk_store_t *st, const char *path, int64_t *lines,
+                                  int64_t *bad_seq, char *why, size_t why_len)
+{
+    if (st == NULL || path == NULL || lines == NULL) {
+        return SPK_EINVAL;
+    }
+    *lines = 0;
+    FILE *f = fopen(path, "re");
+    if (f == NULL) {
+        snprintf(why, why_len, "cannot read %s: %s", path, strerror(errno));
+        return SPK_ENOTFOUND;
+    }
+    char line[1024];
+    int rc = 0;
+    while (rc == 0 && fgets(line, sizeof(line), f) != NULL) {
+        int64_t seq = 0;
+        bool ok = true;
+        int lr = witness_check_line(st->db, line, &seq, &ok);
+        if (lr == SPK_ENOTFOUND) {
+            continue;
+        }
+        (*lines)++;
+        if (lr != 0) {
+            rc = lr;
+        } else if (!ok) {
+            *bad_seq = seq;
+            snprintf(why, why_len,
+                     "witnessed head seq %" PRId64 " is not in the chain (log rebuilt or "
+                     "truncated)",
+                     seq);
+            rc = SPK_EVERIFY;
+        }
+    }
+    fclose(f);
+    return rc;
+}
+
+int spk_store_audit_reanchor(spk_store_t *st, spk_audit_rec_t *rec, int64_t *bad_seq, char *why,
+                             size_t why_len)
+{
+    if (st == NULL || rec == NULL || st->in_txn) {
+        return SPK_EINVAL;
+    }
+    walk_t w;
+    memset(&w, 0, sizeof(w));
+    w.st = st;
+    int rc = verify_snapshot(st, st->db, &w, false);
+    report(rc, &w, bad_seq, why, why_len);
     if (rc != 0) {
         return rc;
     }
-    /* The new entry links to the head as it is when the append takes the lock. */
-    rc = append(st, rec, true);
+    atomic_store(&st->anchor_bad, true); /* no anchor move for the append itself ... */
+    rc = spk_store_audit_append(st, rec);
+    atomic_store(&st->anchor_bad, false);
+    if (rc != 0) {
+        return rc;
+    }
+    /* ... the new baseline is written regardless of what the old anchor says. */
+    anchor_t head;
+    rc = st_audit_head(st->db, &head.seq, head.hash);
     if (rc == 0) {
-        st->anchor_warned = false;
+        rc = lock_anchor(st);
+    }
+    if (rc == 0) {
+        rc = anchor_write(st, &head);
+        flock(st->lock_fd, LOCK_UN);
     }
     return rc;
 }
@@ -872,57 +992,62 @@ static int audit_row(sqlite3_stmt *s, spk_audit_rec_t *r)
     memset(r, 0, sizeof(*r));
     r->seq = sqlite3_column_int64(s, 0);
     r->ts_ms = sqlite3_column_int64(s, 1);
-    char *t[10] = {r->event,        r->outcome,      r->user,    r->name,   r->role,
-                   r->on_behalf_of, r->access_point, r->patient, r->object, r->detail};
-    size_t caps[10] = {sizeof(r->event),        sizeof(r->outcome), sizeof(r->user),
-                       sizeof(r->name),         sizeof(r->role),    sizeof(r->on_behalf_of),
-                       sizeof(r->access_point), sizeof(r->patient), sizeof(r->object),
-                       sizeof(r->detail)};
-    for (int i = 0; i < 10; i++) {
-        int rc = spk_st_col_str(s, 2 + i, t[i], caps[i]);
-        if (rc != 0) {
-            return rc;
-        }
-    }
-    const void *p = sqlite3_column_blob(s, 12);
-    const void *h = sqlite3_column_blob(s, 13);
-    if (p != NULL && sqlite3_column_bytes(s, 12) == 32) {
-        memcpy(r->prev_hash, p, 32);
-    }
-    if (h != NULL && sqlite3_column_bytes(s, 13) == 32) {
-        memcpy(r->hash, h, 32);
-    }
-    return 0;
+    const st_out_t t[N_TEXT] = {
+        ST_OUT(r->event),   ST_OUT(r->outcome),  ST_OUT(r->user),         ST_OUT(r->issuer),
+        ST_OUT(r->name),    ST_OUT(r->role),     ST_OUT(r->on_behalf_of), ST_OUT(r->access_point),
+        ST_OUT(r->patient), ST_OUT(r->practice), ST_OUT(r->object),       ST_OUT(r->detail)};
+    int rc = st_col_texts(s, COL_TEXT, t, N_TEXT);
+    st_col_blob32(s, COL_PREV, r->prev_hash);
+    st_col_blob32(s, COL_HASH, r->hash);
+    return rc;
 }
 
-int spk_store_audit_each(spk_store_t *st, const char *patient, spk_store_audit_cb cb, void *ud)
+typedef struct {
+    spk_store_audit_cb cb;
+    void *ud;
+} each_t;
+
+static int each_row(sqlite3_stmt *s, void *ud)
+{
+    each_t *e = ud;
+    spk_audit_rec_t r;
+    int rc = audit_row(s, &r);
+    return rc != 0 ? rc : e->cb(e->ud, &r);
+}
+
+int spk_store_audit_each(spk_store_t *st, const spk_store_audit_filter_t *f, spk_store_audit_cb cb,
+                         void *ud)
 {
     if (st == NULL || cb == NULL) {
         return SPK_EINVAL;
     }
-    spk_stmt_id_t id = patient != NULL ? SPK_ST_AUDIT_EACH_PATIENT : SPK_ST_AUDIT_EACH;
-    const char *sql = patient != NULL ? "SELECT " AUDIT_COLS
-                                        " FROM audit WHERE patient = ?1 ORDER BY seq"
-                                      : "SELECT " AUDIT_COLS " FROM audit ORDER BY seq";
+    /* One statement per index: by patient (practice as a filter), by practice, or all. */
     sqlite3_stmt *s = NULL;
-    int rc = spk_st_acquire(st, id, sql, &s);
+    st_stmt_id_t id = ST_AUDIT_EACH;
+    const char *sql = "SELECT " AUDIT_COLS " FROM audit WHERE seq > ?1"
+                      " AND ?2 IS NULL AND ?3 IS NULL ORDER BY seq";
+    if (f != NULL && f->patient != NULL) {
+        id = ST_AUDIT_EACH_PATIENT;
+        sql = "SELECT " AUDIT_COLS " FROM audit WHERE patient = ?2 AND seq > ?1"
+              " AND (?3 IS NULL OR practice = ?3) ORDER BY seq";
+    } else if (f != NULL && f->practice != NULL) {
+        id = ST_AUDIT_EACH_PRACTICE;
+        sql = "SELECT " AUDIT_COLS " FROM audit WHERE practice = ?3 AND seq > ?1"
+              " AND ?2 IS NULL ORDER BY seq";
+    }
+    int rc = st_acquire(st, id, sql, &s);
     if (rc != 0) {
         return rc;
     }
-    if (patient != NULL) {
-        rc = spk_st_bind_opt(s, 1, patient);
+    sqlite3_bind_int64(s, 1, f != NULL ? f->after : 0);
+    rc = st_bind_opt(s, 2, f != NULL ? f->patient : NULL);
+    if (rc == 0) {
+        rc = st_bind_opt(s, 3, f != NULL ? f->practice : NULL);
     }
-    int step = SQLITE_DONE;
-    while (rc == 0 && (step = sqlite3_step(s)) == SQLITE_ROW) {
-        spk_audit_rec_t r;
-        rc = audit_row(s, &r);
-        if (rc == 0) {
-            rc = cb(ud, &r);
-        }
+    each_t e = {cb, ud};
+    if (rc == 0) {
+        rc = st_rows(st->db, s, each_row, &e, "audit each");
     }
-    if (rc == 0 && step != SQLITE_DONE) {
-        rc = spk_st_err(st, step, "audit each");
-    }
-    spk_st_release(st, id, s);
+    st_release(st, id, s);
     return rc;
 }

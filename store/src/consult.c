@@ -7,55 +7,16 @@
 
 #define CONSULT_COLS "id, practice, gp, patient, title, created_by, state, created_at, ended_at"
 
-static int consult_bind(sqlite3_stmt *s, const spk_consult_rec_t *c)
+static int consult_row(sqlite3_stmt *s, void *out)
 {
-    int rc = SPK_ST_BIND_FIELD(s, 1, c->id);
-    if (rc == 0) {
-        rc = SPK_ST_BIND_FIELD(s, 2, c->practice);
-    }
-    if (rc == 0) {
-        rc = SPK_ST_BIND_FIELD(s, 3, c->gp);
-    }
-    if (rc == 0) {
-        rc = SPK_ST_BIND_FIELD(s, 4, c->patient);
-    }
-    if (rc == 0) {
-        rc = SPK_ST_BIND_FIELD(s, 5, c->title);
-    }
-    if (rc == 0) {
-        rc = SPK_ST_BIND_FIELD(s, 6, c->created_by);
-    }
-    if (rc == 0) {
-        sqlite3_bind_int(s, 7, (int)c->state);
-        sqlite3_bind_int64(s, 8, c->created_at);
-        sqlite3_bind_int64(s, 9, c->ended_at);
-    }
-    return rc;
-}
-
-static int consult_row(sqlite3_stmt *s, spk_consult_rec_t *c)
-{
+    spk_consult_rec_t *c = out;
     memset(c, 0, sizeof(*c));
-    int rc = SPK_ST_COL_FIELD(s, 0, c->id);
-    if (rc == 0) {
-        rc = SPK_ST_COL_FIELD(s, 1, c->practice);
-    }
-    if (rc == 0) {
-        rc = SPK_ST_COL_FIELD(s, 2, c->gp);
-    }
-    if (rc == 0) {
-        rc = SPK_ST_COL_FIELD(s, 3, c->patient);
-    }
-    if (rc == 0) {
-        rc = SPK_ST_COL_FIELD(s, 4, c->title);
-    }
-    if (rc == 0) {
-        rc = SPK_ST_COL_FIELD(s, 5, c->created_by);
-    }
+    const st_out_t t[] = {ST_OUT(c->id),      ST_OUT(c->practice), ST_OUT(c->gp),
+                          ST_OUT(c->patient), ST_OUT(c->title),    ST_OUT(c->created_by)};
     c->state = sqlite3_column_int(s, 6) == SPK_CONSULT_ENDED ? SPK_CONSULT_ENDED : SPK_CONSULT_OPEN;
     c->created_at = sqlite3_column_int64(s, 7);
     c->ended_at = sqlite3_column_int64(s, 8);
-    return rc;
+    return st_col_texts(s, 0, t, sizeof(t) / sizeof(t[0]));
 }
 
 int spk_store_consult_insert(spk_store_t *st, const spk_consult_rec_t *c)
@@ -67,17 +28,22 @@ int spk_store_consult_insert(spk_store_t *st, const spk_consult_rec_t *c)
         return SPK_EINVAL;
     }
     sqlite3_stmt *s = NULL;
-    int rc = spk_st_acquire(
-        st, SPK_ST_CONSULT_INSERT,
+    int rc = st_acquire(
+        st, ST_CONSULT_INSERT,
         "INSERT INTO consults (" CONSULT_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)", &s);
     if (rc != 0) {
         return rc;
     }
-    rc = consult_bind(s, c);
+    const st_in_t t[] = {ST_IN(c->id),      ST_IN(c->practice), ST_IN(c->gp),
+                         ST_IN(c->patient), ST_IN(c->title),    ST_IN(c->created_by)};
+    rc = st_bind_texts(s, 1, t, sizeof(t) / sizeof(t[0]));
+    sqlite3_bind_int(s, 7, (int)c->state);
+    sqlite3_bind_int64(s, 8, c->created_at);
+    sqlite3_bind_int64(s, 9, c->ended_at);
     if (rc == 0) {
-        rc = spk_st_err(st, sqlite3_step(s), "consult insert");
+        rc = st_step_write(st, s, "consult insert");
     }
-    spk_st_release(st, SPK_ST_CONSULT_INSERT, s);
+    st_release(st, ST_CONSULT_INSERT, s);
     return rc;
 }
 
@@ -87,21 +53,15 @@ int spk_store_consult_get(spk_store_t *st, const char *id, spk_consult_rec_t *ou
         return SPK_EINVAL;
     }
     sqlite3_stmt *s = NULL;
-    int rc = spk_st_acquire(st, SPK_ST_CONSULT_GET,
-                            "SELECT " CONSULT_COLS " FROM consults WHERE id = ?1", &s);
-    if (rc != 0) {
-        return rc;
-    }
-    rc = spk_st_bind_opt(s, 1, id);
+    int rc =
+        st_acquire(st, ST_CONSULT_GET, "SELECT " CONSULT_COLS " FROM consults WHERE id = ?1", &s);
     if (rc == 0) {
-        int step = sqlite3_step(s);
-        if (step == SQLITE_ROW) {
-            rc = consult_row(s, out);
-        } else {
-            rc = step == SQLITE_DONE ? SPK_ENOTFOUND : spk_st_err(st, step, "consult get");
-        }
+        rc = st_bind_opt(s, 1, id);
     }
-    spk_st_release(st, SPK_ST_CONSULT_GET, s);
+    if (rc == 0) {
+        rc = st_one(st->db, s, consult_row, out, "consult get");
+    }
+    st_release(st, ST_CONSULT_GET, s);
     return rc;
 }
 
@@ -111,26 +71,60 @@ int spk_store_consult_end(spk_store_t *st, const char *id, int64_t at)
         return SPK_EINVAL;
     }
     sqlite3_stmt *s = NULL;
-    int rc = spk_st_acquire(st, SPK_ST_CONSULT_END,
-                            "UPDATE consults SET state = 1, ended_at = ?2"
-                            " WHERE id = ?1 AND state = 0",
-                            &s);
+    int rc =
+        st_acquire(st, ST_CONSULT_END,
+                   "UPDATE consults SET state = 1, ended_at = ?2 WHERE id = ?1 AND state = 0", &s);
     if (rc != 0) {
         return rc;
     }
-    rc = spk_st_bind_opt(s, 1, id);
+    rc = st_bind_opt(s, 1, id);
     sqlite3_bind_int64(s, 2, at);
     if (rc == 0) {
-        rc = spk_st_err(st, sqlite3_step(s), "consult end");
+        rc = st_step_write(st, s, "consult end");
     }
     int changed = sqlite3_changes(st->db);
-    spk_st_release(st, SPK_ST_CONSULT_END, s);
+    st_release(st, ST_CONSULT_END, s);
     if (rc != 0 || changed > 0) {
         return rc;
     }
     spk_consult_rec_t c;
     rc = spk_store_consult_get(st, id, &c);
     return rc == 0 ? SPK_ECONSULTENDED : rc;
+}
+
+static int count_row(sqlite3_stmt *s, void *out)
+{
+    *(int64_t *)out = sqlite3_column_int64(s, 0);
+    return 0;
+}
+
+int spk_store_consult_count_open(spk_store_t *st, int64_t *out)
+{
+    if (st == NULL || out == NULL) {
+        return SPK_EINVAL;
+    }
+    *out = 0;
+    sqlite3_stmt *s = NULL;
+    int rc =
+        st_acquire(st, ST_CONSULT_COUNT_OPEN, "SELECT count(*) FROM consults WHERE state = 0", &s);
+    if (rc == 0) {
+        rc = st_one(st->db, s, count_row, out, "consult count");
+    }
+    st_release(st, ST_CONSULT_COUNT_OPEN, s);
+    return rc;
+}
+
+typedef struct {
+    spk_store_consult_cb cb;
+    void *ud;
+} consult_each_t;
+
+static int consult_each_row(sqlite3_stmt *s, void *ud)
+{
+    consult_each_t *e = ud;
+    spk_consult_rec_t c;
+    int rc = consult_row(s, &c);
+    return rc != 0 ? rc : e->cb(e->ud, &c);
 }
 
 int spk_store_consult_each_open(spk_store_t *st, const char *practice, spk_store_consult_cb cb,
@@ -140,46 +134,30 @@ int spk_store_consult_each_open(spk_store_t *st, const char *practice, spk_store
         return SPK_EINVAL;
     }
     sqlite3_stmt *s = NULL;
-    int rc = spk_st_acquire(st, SPK_ST_CONSULT_EACH_OPEN,
-                            "SELECT " CONSULT_COLS " FROM consults WHERE state = 0"
-                            " AND (?1 IS NULL OR practice = ?1) ORDER BY created_at, rowid",
-                            &s);
-    if (rc != 0) {
-        return rc;
+    int rc = st_acquire(st, ST_CONSULT_EACH_OPEN,
+                        "SELECT " CONSULT_COLS " FROM consults WHERE state = 0"
+                        " AND (?1 IS NULL OR practice = ?1) ORDER BY created_at, rowid",
+                        &s);
+    if (rc == 0) {
+        rc = st_bind_opt(s, 1, practice);
     }
-    rc = spk_st_bind_opt(s, 1, practice);
-    int step = SQLITE_DONE;
-    while (rc == 0 && (step = sqlite3_step(s)) == SQLITE_ROW) {
-        spk_consult_rec_t c;
-        rc = consult_row(s, &c);
-        if (rc == 0) {
-            rc = cb(ud, &c);
-        }
+    consult_each_t e = {cb, ud};
+    if (rc == 0) {
+        rc = st_rows(st->db, s, consult_each_row, &e, "consult each");
     }
-    if (rc == 0 && step != SQLITE_DONE) {
-        rc = spk_st_err(st, step, "consult each");
-    }
-    spk_st_release(st, SPK_ST_CONSULT_EACH_OPEN, s);
+    st_release(st, ST_CONSULT_EACH_OPEN, s);
     return rc;
 }
 
 /* ---- participants ---- */
 
-#define PART_COLS "consult, id, sub, name, role, state, joined_at, updated_at"
+#define PART_COLS "consult, id, sub, name, role, state, joined_at, updated_at, iss"
 
-static int part_row(sqlite3_stmt *s, spk_participant_rec_t *p)
+static int part_row(sqlite3_stmt *s, void *out)
 {
+    spk_participant_rec_t *p = out;
     memset(p, 0, sizeof(*p));
-    int rc = SPK_ST_COL_FIELD(s, 0, p->consult);
-    if (rc == 0) {
-        rc = SPK_ST_COL_FIELD(s, 1, p->id);
-    }
-    if (rc == 0) {
-        rc = SPK_ST_COL_FIELD(s, 2, p->sub);
-    }
-    if (rc == 0) {
-        rc = SPK_ST_COL_FIELD(s, 3, p->name);
-    }
+    const st_out_t t[] = {ST_OUT(p->consult), ST_OUT(p->id), ST_OUT(p->sub), ST_OUT(p->name)};
     const unsigned char *role = sqlite3_column_text(s, 4);
     p->role = role != NULL ? spk_role_parse((const char *)role) : SPK_ROLE_NONE;
     int state = sqlite3_column_int(s, 5);
@@ -187,28 +165,8 @@ static int part_row(sqlite3_stmt *s, spk_participant_rec_t *p)
                                                                    : SPK_PART_LEFT;
     p->joined_at = sqlite3_column_int64(s, 6);
     p->updated_at = sqlite3_column_int64(s, 7);
-    return rc;
-}
-
-static int part_bind(sqlite3_stmt *s, const spk_participant_rec_t *p)
-{
-    int rc = SPK_ST_BIND_FIELD(s, 1, p->consult);
-    if (rc == 0) {
-        rc = SPK_ST_BIND_FIELD(s, 2, p->id);
-    }
-    if (rc == 0) {
-        rc = SPK_ST_BIND_FIELD(s, 3, p->sub);
-    }
-    if (rc == 0) {
-        rc = SPK_ST_BIND_FIELD(s, 4, p->name);
-    }
-    if (rc == 0) {
-        rc = spk_st_bind_opt(s, 5, spk_role_name(p->role));
-        sqlite3_bind_int(s, 6, (int)p->state);
-        sqlite3_bind_int64(s, 7, p->joined_at);
-        sqlite3_bind_int64(s, 8, p->updated_at);
-    }
-    return rc;
+    int rc = st_col_texts(s, 0, t, sizeof(t) / sizeof(t[0]));
+    return rc != 0 ? rc : st_col_str(s, 8, p->iss, sizeof(p->iss));
 }
 
 int spk_store_participant_put(spk_store_t *st, const spk_participant_rec_t *p)
@@ -220,22 +178,33 @@ int spk_store_participant_put(spk_store_t *st, const spk_participant_rec_t *p)
         return SPK_EINVAL;
     }
     sqlite3_stmt *s = NULL;
-    int rc = spk_st_acquire(st, SPK_ST_PART_PUT,
-                            "INSERT INTO participants (" PART_COLS ")"
-                            " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
-                            " ON CONFLICT (consult, id) DO UPDATE SET sub = excluded.sub,"
-                            " name = excluded.name, role = excluded.role,"
-                            " state = excluded.state, joined_at = excluded.joined_at,"
-                            " updated_at = excluded.updated_at",
-                            &s);
+    int rc = st_acquire(st, ST_PART_PUT,
+                        "INSERT INTO participants (" PART_COLS ")"
+                        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+                        " ON CONFLICT (consult, id) DO UPDATE SET sub = excluded.sub,"
+                        " name = excluded.name, role = excluded.role,"
+                        " state = excluded.state, joined_at = excluded.joined_at,"
+                        " updated_at = excluded.updated_at, iss = excluded.iss",
+                        &s);
     if (rc != 0) {
         return rc;
     }
-    rc = part_bind(s, p);
+    const st_in_t t[] = {ST_IN(p->consult), ST_IN(p->id), ST_IN(p->sub), ST_IN(p->name)};
+    rc = st_bind_texts(s, 1, t, sizeof(t) / sizeof(t[0]));
     if (rc == 0) {
-        rc = spk_st_err(st, sqlite3_step(s), "participant put");
+        rc = st_bind_opt(s, 5, spk_role_name(p->role));
     }
-    spk_st_release(st, SPK_ST_PART_PUT, s);
+    if (rc == 0) {
+        const st_in_t iss = ST_IN(p->iss);
+        rc = st_bind_texts(s, 9, &iss, 1);
+    }
+    sqlite3_bind_int(s, 6, (int)p->state);
+    sqlite3_bind_int64(s, 7, p->joined_at);
+    sqlite3_bind_int64(s, 8, p->updated_at);
+    if (rc == 0) {
+        rc = st_step_write(st, s, "participant put");
+    }
+    st_release(st, ST_PART_PUT, s);
     return rc;
 }
 
@@ -246,27 +215,33 @@ int spk_store_participant_get(spk_store_t *st, const char *consult, const char *
         return SPK_EINVAL;
     }
     sqlite3_stmt *s = NULL;
-    int rc = spk_st_acquire(st, SPK_ST_PART_GET,
-                            "SELECT " PART_COLS " FROM participants"
-                            " WHERE consult = ?1 AND id = ?2",
-                            &s);
-    if (rc != 0) {
-        return rc;
-    }
-    rc = spk_st_bind_opt(s, 1, consult);
+    int rc =
+        st_acquire(st, ST_PART_GET,
+                   "SELECT " PART_COLS " FROM participants WHERE consult = ?1 AND id = ?2", &s);
     if (rc == 0) {
-        rc = spk_st_bind_opt(s, 2, id);
+        rc = st_bind_opt(s, 1, consult);
     }
     if (rc == 0) {
-        int step = sqlite3_step(s);
-        if (step == SQLITE_ROW) {
-            rc = part_row(s, out);
-        } else {
-            rc = step == SQLITE_DONE ? SPK_ENOTFOUND : spk_st_err(st, step, "participant get");
-        }
+        rc = st_bind_opt(s, 2, id);
     }
-    spk_st_release(st, SPK_ST_PART_GET, s);
+    if (rc == 0) {
+        rc = st_one(st->db, s, part_row, out, "participant get");
+    }
+    st_release(st, ST_PART_GET, s);
     return rc;
+}
+
+typedef struct {
+    spk_store_participant_cb cb;
+    void *ud;
+} part_each_t;
+
+static int part_each_row(sqlite3_stmt *s, void *ud)
+{
+    part_each_t *e = ud;
+    spk_participant_rec_t p;
+    int rc = part_row(s, &p);
+    return rc != 0 ? rc : e->cb(e->ud, &p);
 }
 
 int spk_store_participant_each(spk_store_t *st, const char *consult, spk_store_participant_cb cb,
@@ -276,25 +251,17 @@ int spk_store_participant_each(spk_store_t *st, const char *consult, spk_store_p
         return SPK_EINVAL;
     }
     sqlite3_stmt *s = NULL;
-    int rc = spk_st_acquire(st, SPK_ST_PART_EACH,
-                            "SELECT " PART_COLS " FROM participants WHERE consult = ?1"
-                            " ORDER BY joined_at, rowid",
-                            &s);
-    if (rc != 0) {
-        return rc;
+    int rc = st_acquire(st, ST_PART_EACH,
+                        "SELECT " PART_COLS " FROM participants WHERE consult = ?1"
+                        " ORDER BY joined_at, rowid",
+                        &s);
+    if (rc == 0) {
+        rc = st_bind_opt(s, 1, consult);
     }
-    rc = spk_st_bind_opt(s, 1, consult);
-    int step = SQLITE_DONE;
-    while (rc == 0 && (step = sqlite3_step(s)) == SQLITE_ROW) {
-        spk_participant_rec_t p;
-        rc = part_row(s, &p);
-        if (rc == 0) {
-            rc = cb(ud, &p);
-        }
+    part_each_t e = {cb, ud};
+    if (rc == 0) {
+        rc = st_rows(st->db, s, part_each_row, &e, "participant each");
     }
-    if (rc == 0 && step != SQLITE_DONE) {
-        rc = spk_st_err(st, step, "participant each");
-    }
-    spk_st_release(st, SPK_ST_PART_EACH, s);
+    st_release(st, ST_PART_EACH, s);
     return rc;
 }

@@ -5,26 +5,17 @@
 
 #include "spk/error.h"
 
-#define FACT_COLS "consult, kind, subject, value, recorded_by, at"
+#define FACT_COLS "consult, kind, subject, value, recorded_by, at, subject_iss"
 
-static int fact_row(sqlite3_stmt *s, spk_fact_rec_t *f)
+static int fact_row(sqlite3_stmt *s, void *out)
 {
+    spk_fact_rec_t *f = out;
     memset(f, 0, sizeof(*f));
-    int rc = SPK_ST_COL_FIELD(s, 0, f->consult);
-    if (rc == 0) {
-        rc = SPK_ST_COL_FIELD(s, 1, f->kind);
-    }
-    if (rc == 0) {
-        rc = SPK_ST_COL_FIELD(s, 2, f->subject);
-    }
-    if (rc == 0) {
-        rc = SPK_ST_COL_FIELD(s, 3, f->value);
-    }
-    if (rc == 0) {
-        rc = SPK_ST_COL_FIELD(s, 4, f->recorded_by);
-    }
+    const st_out_t t[] = {ST_OUT(f->consult), ST_OUT(f->kind), ST_OUT(f->subject), ST_OUT(f->value),
+                          ST_OUT(f->recorded_by)};
     f->at = sqlite3_column_int64(s, 5);
-    return rc;
+    int rc = st_col_texts(s, 0, t, sizeof(t) / sizeof(t[0]));
+    return rc != 0 ? rc : st_col_str(s, 6, f->subject_iss, sizeof(f->subject_iss));
 }
 
 int spk_store_fact_put(spk_store_t *st, const spk_fact_rec_t *f)
@@ -33,67 +24,71 @@ int spk_store_fact_put(spk_store_t *st, const spk_fact_rec_t *f)
         return SPK_EINVAL;
     }
     sqlite3_stmt *s = NULL;
-    int rc = spk_st_acquire(st, SPK_ST_FACT_PUT,
-                            "INSERT INTO facts (" FACT_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
-                            " ON CONFLICT (consult, kind, subject) DO UPDATE SET"
-                            " value = excluded.value, recorded_by = excluded.recorded_by,"
-                            " at = excluded.at",
-                            &s);
+    int rc = st_acquire(st, ST_FACT_PUT,
+                        "INSERT INTO facts (" FACT_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+                        " ON CONFLICT (consult, kind, subject_iss, subject) DO UPDATE SET"
+                        " value = excluded.value, recorded_by = excluded.recorded_by,"
+                        " at = excluded.at",
+                        &s);
     if (rc != 0) {
         return rc;
     }
-    rc = SPK_ST_BIND_FIELD(s, 1, f->consult);
+    const st_in_t t[] = {ST_IN(f->consult), ST_IN(f->kind), ST_IN(f->subject), ST_IN(f->value),
+                         ST_IN(f->recorded_by)};
+    const st_in_t iss = ST_IN(f->subject_iss);
+    rc = st_bind_texts(s, 1, t, sizeof(t) / sizeof(t[0]));
     if (rc == 0) {
-        rc = SPK_ST_BIND_FIELD(s, 2, f->kind);
+        rc = st_bind_texts(s, 7, &iss, 1);
     }
+    sqlite3_bind_int64(s, 6, f->at);
     if (rc == 0) {
-        rc = SPK_ST_BIND_FIELD(s, 3, f->subject);
+        rc = st_step_write(st, s, "fact put");
     }
-    if (rc == 0) {
-        rc = SPK_ST_BIND_FIELD(s, 4, f->value);
-    }
-    if (rc == 0) {
-        rc = SPK_ST_BIND_FIELD(s, 5, f->recorded_by);
-    }
-    if (rc == 0) {
-        sqlite3_bind_int64(s, 6, f->at);
-        rc = spk_st_err(st, sqlite3_step(s), "fact put");
-    }
-    spk_st_release(st, SPK_ST_FACT_PUT, s);
+    st_release(st, ST_FACT_PUT, s);
     return rc;
 }
 
-int spk_store_fact_get(spk_store_t *st, const char *consult, const char *kind, const char *subject,
-                       spk_fact_rec_t *out)
+int spk_store_fact_get(spk_store_t *st, const char *consult, const char *kind,
+                       const char *subject_iss, const char *subject, spk_fact_rec_t *out)
 {
     if (st == NULL || consult == NULL || kind == NULL || subject == NULL || out == NULL) {
         return SPK_EINVAL;
     }
     sqlite3_stmt *s = NULL;
-    int rc = spk_st_acquire(st, SPK_ST_FACT_GET,
-                            "SELECT " FACT_COLS " FROM facts"
-                            " WHERE consult = ?1 AND kind = ?2 AND subject = ?3",
-                            &s);
-    if (rc != 0) {
-        return rc;
-    }
-    rc = spk_st_bind_opt(s, 1, consult);
+    int rc = st_acquire(st, ST_FACT_GET,
+                        "SELECT " FACT_COLS " FROM facts WHERE consult = ?1 AND kind = ?2"
+                        " AND subject_iss = ?4 AND subject = ?3",
+                        &s);
     if (rc == 0) {
-        rc = spk_st_bind_opt(s, 2, kind);
+        rc = st_bind_opt(s, 1, consult);
     }
     if (rc == 0) {
-        rc = spk_st_bind_opt(s, 3, subject);
+        rc = st_bind_opt(s, 2, kind);
     }
     if (rc == 0) {
-        int step = sqlite3_step(s);
-        if (step == SQLITE_ROW) {
-            rc = fact_row(s, out);
-        } else {
-            rc = step == SQLITE_DONE ? SPK_ENOTFOUND : spk_st_err(st, step, "fact get");
-        }
+        rc = st_bind_opt(s, 3, subject);
     }
-    spk_st_release(st, SPK_ST_FACT_GET, s);
+    if (rc == 0) {
+        rc = st_bind_opt(s, 4, subject_iss != NULL ? subject_iss : "");
+    }
+    if (rc == 0) {
+        rc = st_one(st->db, s, fact_row, out, "fact get");
+    }
+    st_release(st, ST_FACT_GET, s);
     return rc;
+}
+
+typedef struct {
+    spk_store_fact_cb cb;
+    void *ud;
+} fact_each_t;
+
+static int fact_each_row(sqlite3_stmt *s, void *ud)
+{
+    fact_each_t *e = ud;
+    spk_fact_rec_t f;
+    int rc = fact_row(s, &f);
+    return rc != 0 ? rc : e->cb(e->ud, &f);
 }
 
 int spk_store_fact_each(spk_store_t *st, const char *consult, spk_store_fact_cb cb, void *ud)
@@ -102,25 +97,17 @@ int spk_store_fact_each(spk_store_t *st, const char *consult, spk_store_fact_cb 
         return SPK_EINVAL;
     }
     sqlite3_stmt *s = NULL;
-    int rc = spk_st_acquire(st, SPK_ST_FACT_EACH,
-                            "SELECT " FACT_COLS " FROM facts WHERE consult = ?1"
-                            " ORDER BY at, kind, subject",
-                            &s);
-    if (rc != 0) {
-        return rc;
+    int rc = st_acquire(st, ST_FACT_EACH,
+                        "SELECT " FACT_COLS " FROM facts WHERE consult = ?1"
+                        " ORDER BY at, kind, subject",
+                        &s);
+    if (rc == 0) {
+        rc = st_bind_opt(s, 1, consult);
     }
-    rc = spk_st_bind_opt(s, 1, consult);
-    int step = SQLITE_DONE;
-    while (rc == 0 && (step = sqlite3_step(s)) == SQLITE_ROW) {
-        spk_fact_rec_t f;
-        rc = fact_row(s, &f);
-        if (rc == 0) {
-            rc = cb(ud, &f);
-        }
+    fact_each_t e = {cb, ud};
+    if (rc == 0) {
+        rc = st_rows(st->db, s, fact_each_row, &e, "fact each");
     }
-    if (rc == 0 && step != SQLITE_DONE) {
-        rc = spk_st_err(st, step, "fact each");
-    }
-    spk_st_release(st, SPK_ST_FACT_EACH, s);
+    st_release(st, ST_FACT_EACH, s);
     return rc;
 }

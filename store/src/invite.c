@@ -1,4 +1,5 @@
-/* Invites: single use, expiring, bound to one consult. Only the SHA-256 of a code is stored. */
+/* Invites: single use, expiring, revocable, bound to one consult. Only the SHA-256 of a code is
+ * stored; the public id is the hex of its first 8 bytes (it reveals nothing of the code). */
 #include "store_priv.h"
 
 #include <openssl/evp.h>
@@ -9,7 +10,8 @@
 #include "spk/util.h"
 
 #define INVITE_CODE_BYTES 16 /* 128 bits → 22 base64url characters */
-#define INVITE_COLS "code_hash, consult, created_by, created_at, expires_at, used_at, used_by"
+#define INVITE_COLS                                                                                \
+    "code_hash, consult, created_by, created_at, expires_at, used_at, used_by, id, revoked_at"
 
 void spk_store_invite_hash(const char *code, size_t len, uint8_t out[32])
 {
@@ -20,23 +22,29 @@ void spk_store_invite_hash(const char *code, size_t len, uint8_t out[32])
     }
 }
 
-static int invite_row(sqlite3_stmt *s, spk_invite_rec_t *inv)
+static void invite_id(const uint8_t hash[32], char id[SPK_INVITE_ID_LEN])
 {
+    spk_hex_encode(id, hash, 8);
+}
+
+static int invite_row(sqlite3_stmt *s, void *out)
+{
+    spk_invite_rec_t *inv = out;
     memset(inv, 0, sizeof(*inv));
-    const void *h = sqlite3_column_blob(s, 0);
-    if (h == NULL || sqlite3_column_bytes(s, 0) != 32) {
+    if (!st_col_blob32(s, 0, inv->code_hash)) {
         return SPK_ERANGE;
     }
-    memcpy(inv->code_hash, h, 32);
-    int rc = SPK_ST_COL_FIELD(s, 1, inv->consult);
-    if (rc == 0) {
-        rc = SPK_ST_COL_FIELD(s, 2, inv->created_by);
-    }
+    const st_out_t t[] = {ST_OUT(inv->consult), ST_OUT(inv->created_by)};
     inv->created_at = sqlite3_column_int64(s, 3);
     inv->expires_at = sqlite3_column_int64(s, 4);
     inv->used_at = sqlite3_column_int64(s, 5);
+    inv->revoked_at = sqlite3_column_int64(s, 8);
+    int rc = st_col_texts(s, 1, t, sizeof(t) / sizeof(t[0]));
     if (rc == 0) {
-        rc = SPK_ST_COL_FIELD(s, 6, inv->used_by);
+        rc = st_col_str(s, 6, inv->used_by, sizeof(inv->used_by));
+    }
+    if (rc == 0) {
+        rc = st_col_str(s, 7, inv->id, sizeof(inv->id));
     }
     return rc;
 }
@@ -47,31 +55,31 @@ int spk_store_invite_insert(spk_store_t *st, const spk_invite_rec_t *inv)
         return SPK_EINVAL;
     }
     sqlite3_stmt *s = NULL;
-    int rc = spk_st_acquire(
-        st, SPK_ST_INVITE_INSERT,
-        "INSERT INTO invites (" INVITE_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)", &s);
+    int rc = st_acquire(
+        st, ST_INVITE_INSERT,
+        "INSERT INTO invites (" INVITE_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)", &s);
     if (rc != 0) {
         return rc;
     }
-    if (sqlite3_bind_blob(s, 1, inv->code_hash, 32, SQLITE_TRANSIENT) != SQLITE_OK) {
-        rc = SPK_EIO;
+    char id[SPK_INVITE_ID_LEN];
+    invite_id(inv->code_hash, id);
+    const st_in_t t[] = {ST_IN(inv->consult), ST_IN(inv->created_by)};
+    const st_in_t t2[] = {ST_IN(inv->used_by), ST_IN(id)};
+    rc = st_bind_blob32(s, 1, inv->code_hash);
+    if (rc == 0) {
+        rc = st_bind_texts(s, 2, t, 2);
     }
     if (rc == 0) {
-        rc = SPK_ST_BIND_FIELD(s, 2, inv->consult);
+        rc = st_bind_texts(s, 7, t2, 2);
     }
+    sqlite3_bind_int64(s, 4, inv->created_at);
+    sqlite3_bind_int64(s, 5, inv->expires_at);
+    sqlite3_bind_int64(s, 6, inv->used_at);
+    sqlite3_bind_int64(s, 9, inv->revoked_at);
     if (rc == 0) {
-        rc = SPK_ST_BIND_FIELD(s, 3, inv->created_by);
+        rc = st_step_write(st, s, "invite insert");
     }
-    if (rc == 0) {
-        rc = SPK_ST_BIND_FIELD(s, 7, inv->used_by);
-    }
-    if (rc == 0) {
-        sqlite3_bind_int64(s, 4, inv->created_at);
-        sqlite3_bind_int64(s, 5, inv->expires_at);
-        sqlite3_bind_int64(s, 6, inv->used_at);
-        rc = spk_st_err(st, sqlite3_step(s), "invite insert");
-    }
-    spk_st_release(st, SPK_ST_INVITE_INSERT, s);
+    st_release(st, ST_INVITE_INSERT, s);
     return rc;
 }
 
@@ -93,7 +101,7 @@ int spk_store_invite_create(spk_store_t *st, const char *consult, const char *cr
     }
     spk_invite_rec_t inv;
     memset(&inv, 0, sizeof(inv));
-    if (!spk_st_fits(created_by, sizeof(inv.created_by))) {
+    if (!st_fits(created_by, sizeof(inv.created_by))) {
         return SPK_ERANGE;
     }
     memcpy(inv.consult, c.id, sizeof(inv.consult));
@@ -104,6 +112,7 @@ int spk_store_invite_create(spk_store_t *st, const char *consult, const char *cr
     rc = spk_random_id(code, sizeof(code), INVITE_CODE_BYTES);
     if (rc == 0) {
         spk_store_invite_hash(code, strlen(code), inv.code_hash);
+        invite_id(inv.code_hash, inv.id);
         rc = spk_store_invite_insert(st, &inv);
     }
     if (rc == 0) {
@@ -116,33 +125,52 @@ int spk_store_invite_create(spk_store_t *st, const char *consult, const char *cr
     return rc;
 }
 
-/* Why an invite could not be used: unknown, used or expired. */
-static int invite_why(spk_store_t *st, const uint8_t code_hash[32], int64_t now)
+/* Why an invite could not be used or revoked: its current state as an error. */
+static int invite_state_err(const spk_invite_rec_t *inv, int64_t now)
+{
+    if (inv->used_at != 0) {
+        return SPK_EINVITEUSED;
+    }
+    if (inv->revoked_at != 0) {
+        return SPK_EINVITEREVOKED;
+    }
+    if (now > 0 && inv->expires_at <= now) {
+        return SPK_EINVITEEXPIRED;
+    }
+    return SPK_ESTATE;
+}
+
+static int invite_get(spk_store_t *st, const uint8_t code_hash[32], spk_invite_rec_t *out)
 {
     sqlite3_stmt *s = NULL;
-    int rc = spk_st_acquire(st, SPK_ST_INVITE_GET,
-                            "SELECT " INVITE_COLS " FROM invites WHERE code_hash = ?1", &s);
-    if (rc != 0) {
-        return rc;
-    }
-    if (sqlite3_bind_blob(s, 1, code_hash, 32, SQLITE_TRANSIENT) != SQLITE_OK) {
-        rc = SPK_EIO;
+    int rc = st_acquire(st, ST_INVITE_GET,
+                        "SELECT " INVITE_COLS " FROM invites WHERE code_hash = ?1", &s);
+    if (rc == 0) {
+        rc = st_bind_blob32(s, 1, code_hash);
     }
     if (rc == 0) {
-        int step = sqlite3_step(s);
-        if (step == SQLITE_ROW) {
-            if (sqlite3_column_int64(s, 5) != 0) {
-                rc = SPK_EINVITEUSED;
-            } else if (sqlite3_column_int64(s, 4) <= now) {
-                rc = SPK_EINVITEEXPIRED;
-            } else {
-                rc = SPK_ESTATE; /* unreachable: the UPDATE would have matched */
-            }
-        } else {
-            rc = step == SQLITE_DONE ? SPK_EINVITEINVALID : spk_st_err(st, step, "invite get");
+        rc = st_one(st->db, s, invite_row, out, "invite get");
+    }
+    st_release(st, ST_INVITE_GET, s);
+    return rc;
+}
+
+/* Steps an UPDATE ... RETURNING of at most one invite to completion and releases it: 0 with
+ * *out (may be NULL) filled when a row changed, SPK_ENOTFOUND when none did. */
+static int update_one(spk_store_t *st, st_stmt_id_t id, sqlite3_stmt *s, spk_invite_rec_t *out,
+                      const char *what)
+{
+    spk_invite_rec_t inv;
+    int rc = st_one(st->db, s, invite_row, &inv, what);
+    while (rc == 0 && sqlite3_step(s) == SQLITE_ROW) {
+    }
+    st_release(st, id, s);
+    if (rc == 0) {
+        st_wrote(st);
+        if (out != NULL) {
+            *out = inv;
         }
     }
-    spk_st_release(st, SPK_ST_INVITE_GET, s);
     return rc;
 }
 
@@ -152,43 +180,119 @@ int spk_store_invite_use(spk_store_t *st, const uint8_t code_hash[32], int64_t n
     if (st == NULL || code_hash == NULL || participant_id == NULL || now <= 0) {
         return SPK_EINVAL;
     }
-    if (!spk_st_fits(participant_id, SPK_ID_LEN)) {
+    if (!st_fits(participant_id, SPK_ID_LEN)) {
         return SPK_ERANGE;
     }
     sqlite3_stmt *s = NULL;
-    int rc = spk_st_acquire(st, SPK_ST_INVITE_USE,
-                            "UPDATE invites SET used_at = ?2, used_by = ?3"
-                            " WHERE code_hash = ?1 AND used_at = 0 AND expires_at > ?2"
-                            " RETURNING " INVITE_COLS,
-                            &s);
+    int rc = st_acquire(st, ST_INVITE_USE,
+                        "UPDATE invites SET used_at = ?2, used_by = ?3"
+                        " WHERE code_hash = ?1 AND used_at = 0 AND revoked_at = 0"
+                        " AND expires_at > ?2 RETURNING " INVITE_COLS,
+                        &s);
     if (rc != 0) {
         return rc;
     }
-    if (sqlite3_bind_blob(s, 1, code_hash, 32, SQLITE_TRANSIENT) != SQLITE_OK) {
-        rc = SPK_EIO;
-    }
+    rc = st_bind_blob32(s, 1, code_hash);
     sqlite3_bind_int64(s, 2, now);
     if (rc == 0) {
-        rc = spk_st_bind_opt(s, 3, participant_id);
+        rc = st_bind_opt(s, 3, participant_id);
     }
-    bool used = false;
-    if (rc == 0) {
-        int step = sqlite3_step(s);
-        if (step == SQLITE_ROW) {
-            used = true;
-            spk_invite_rec_t tmp;
-            rc = invite_row(s, out != NULL ? out : &tmp);
-            /* Finish the statement so the UPDATE commits before returning. */
-            while ((step = sqlite3_step(s)) == SQLITE_ROW) {
-            }
-        }
-        if (step != SQLITE_DONE && rc == 0) {
-            rc = spk_st_err(st, step, "invite use");
-        }
-    }
-    spk_st_release(st, SPK_ST_INVITE_USE, s);
-    if (rc != 0 || used) {
+    if (rc != 0) {
+        st_release(st, ST_INVITE_USE, s);
         return rc;
     }
-    return invite_why(st, code_hash, now);
+    rc = update_one(st, ST_INVITE_USE, s, out, "invite use");
+    if (rc != SPK_ENOTFOUND) {
+        return rc;
+    }
+    spk_invite_rec_t inv;
+    rc = invite_get(st, code_hash, &inv);
+    if (rc == SPK_ENOTFOUND) {
+        return SPK_EINVITEINVALID;
+    }
+    return rc != 0 ? rc : invite_state_err(&inv, now);
+}
+
+int spk_store_invite_revoke(spk_store_t *st, const char *consult, const char *id, int64_t at,
+                            spk_invite_rec_t *out)
+{
+    if (st == NULL || consult == NULL || id == NULL || at <= 0) {
+        return SPK_EINVAL;
+    }
+    sqlite3_stmt *s = NULL;
+    int rc = st_acquire(st, ST_INVITE_REVOKE,
+                        "UPDATE invites SET revoked_at = ?3 WHERE id = ?1 AND consult = ?2"
+                        " AND used_at = 0 AND revoked_at = 0 RETURNING " INVITE_COLS,
+                        &s);
+    if (rc != 0) {
+        return rc;
+    }
+    rc = st_bind_opt(s, 1, id);
+    if (rc == 0) {
+        rc = st_bind_opt(s, 2, consult);
+    }
+    sqlite3_bind_int64(s, 3, at);
+    if (rc != 0) {
+        st_release(st, ST_INVITE_REVOKE, s);
+        return rc;
+    }
+    rc = update_one(st, ST_INVITE_REVOKE, s, out, "invite revoke");
+    if (rc != SPK_ENOTFOUND) {
+        return rc;
+    }
+    spk_invite_rec_t inv;
+    /* Unknown, another consult's, or no longer revocable. */
+    sqlite3_stmt *g = NULL;
+    rc = st_acquire(st, ST_INVITE_EACH,
+                    "SELECT " INVITE_COLS " FROM invites WHERE consult = ?1 AND (?2 IS NULL OR"
+                    " id = ?2) ORDER BY created_at, rowid",
+                    &g);
+    if (rc == 0) {
+        rc = st_bind_opt(g, 1, consult);
+    }
+    if (rc == 0) {
+        rc = st_bind_opt(g, 2, id);
+    }
+    if (rc == 0) {
+        rc = st_one(st->db, g, invite_row, &inv, "invite get");
+    }
+    st_release(st, ST_INVITE_EACH, g);
+    return rc != 0 ? rc : invite_state_err(&inv, 0);
+}
+
+typedef struct {
+    spk_store_invite_cb cb;
+    void *ud;
+} invite_each_t;
+
+static int invite_each_row(sqlite3_stmt *s, void *ud)
+{
+    invite_each_t *e = ud;
+    spk_invite_rec_t inv;
+    int rc = invite_row(s, &inv);
+    return rc != 0 ? rc : e->cb(e->ud, &inv);
+}
+
+int spk_store_invite_each(spk_store_t *st, const char *consult, spk_store_invite_cb cb, void *ud)
+{
+    if (st == NULL || consult == NULL || cb == NULL) {
+        return SPK_EINVAL;
+    }
+    sqlite3_stmt *s = NULL;
+    int rc = st_acquire(st, ST_INVITE_EACH,
+                        "SELECT " INVITE_COLS " FROM invites WHERE consult = ?1 AND (?2 IS NULL OR"
+                        " id = ?2) ORDER BY created_at, rowid",
+                        &s);
+    if (rc == 0) {
+        rc = st_bind_opt(s, 1, consult);
+    }
+    if (rc == 0) {
+        rc = st_bind_opt(s, 2, NULL);
+    }
+    invite_each_t e = {cb, ud};
+    if (rc == 0) {
+        rc = st_rows(st->db, s, invite_each_row, &e, "invite each");
+    }
+    st_release(st, ST_INVITE_EACH, s);
+    return rc;
 }

@@ -1,4 +1,5 @@
-/* SQLite store: open/close, schema, pragmas and the prepared-statement cache. */
+/* SQLite store: open/close, pragmas, transactions, the prepared-statement cache and the binding
+ * helpers every table uses. */
 #include "store_priv.h"
 
 #include <errno.h>
@@ -13,54 +14,14 @@
 #include "spk/log.h"
 #include "spk/util.h"
 
-#define SPK_SCHEMA_VERSION 1
-#define SPK_BUSY_TIMEOUT_MS 10000
+#define BUSY_TIMEOUT_MS 10000
 
-/* Every table is created if missing, so opening an existing store is idempotent. The audit
- * table refuses UPDATE and DELETE through triggers: a guard against mistakes, not against an
- * attacker (who can drop the triggers); the hash chain and the anchor are what detect that. */
-static const char *const spk_schema_sql =
-    "CREATE TABLE IF NOT EXISTS consults ("
-    " id TEXT PRIMARY KEY NOT NULL, practice TEXT NOT NULL, gp TEXT NOT NULL,"
-    " patient TEXT NOT NULL, title TEXT NOT NULL, created_by TEXT NOT NULL,"
-    " state INTEGER NOT NULL, created_at INTEGER NOT NULL, ended_at INTEGER NOT NULL);"
-    "CREATE INDEX IF NOT EXISTS consults_open ON consults(state, practice, created_at);"
-    "CREATE TABLE IF NOT EXISTS participants ("
-    " consult TEXT NOT NULL REFERENCES consults(id), id TEXT NOT NULL, sub TEXT NOT NULL,"
-    " name TEXT NOT NULL, role TEXT NOT NULL, state INTEGER NOT NULL,"
-    " joined_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, PRIMARY KEY (consult, id));"
-    "CREATE TABLE IF NOT EXISTS invites ("
-    " code_hash BLOB PRIMARY KEY NOT NULL, consult TEXT NOT NULL REFERENCES consults(id),"
-    " created_by TEXT NOT NULL, created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL,"
-    " used_at INTEGER NOT NULL, used_by TEXT NOT NULL);"
-    "CREATE INDEX IF NOT EXISTS invites_consult ON invites(consult);"
-    "CREATE TABLE IF NOT EXISTS delegations ("
-    " id TEXT PRIMARY KEY NOT NULL, practice TEXT NOT NULL, grantee TEXT NOT NULL,"
-    " granted_by TEXT NOT NULL, created_at INTEGER NOT NULL, valid_from INTEGER NOT NULL,"
-    " valid_until INTEGER NOT NULL, revoked_at INTEGER NOT NULL);"
-    "CREATE INDEX IF NOT EXISTS delegations_pg ON delegations(practice, grantee);"
-    "CREATE TABLE IF NOT EXISTS facts ("
-    " consult TEXT NOT NULL REFERENCES consults(id), kind TEXT NOT NULL, subject TEXT NOT NULL,"
-    " value TEXT NOT NULL, recorded_by TEXT NOT NULL, at INTEGER NOT NULL,"
-    " PRIMARY KEY (consult, kind, subject));"
-    "CREATE TABLE IF NOT EXISTS audit ("
-    " seq INTEGER PRIMARY KEY NOT NULL, ts_ms INTEGER NOT NULL, event TEXT NOT NULL,"
-    " outcome TEXT NOT NULL, user TEXT NOT NULL, name TEXT NOT NULL, role TEXT NOT NULL,"
-    " on_behalf_of TEXT NOT NULL, access_point TEXT NOT NULL, patient TEXT NOT NULL,"
-    " object TEXT NOT NULL, detail TEXT NOT NULL, prev_hash BLOB NOT NULL,"
-    " hash BLOB NOT NULL);"
-    "CREATE INDEX IF NOT EXISTS audit_patient ON audit(patient, seq);"
-    "CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit"
-    " BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;"
-    "CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit"
-    " BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;";
-
-bool spk_st_fits(const char *v, size_t cap)
+bool st_fits(const char *v, size_t cap)
 {
     return v != NULL && memchr(v, '\0', cap) != NULL;
 }
 
-int spk_st_err(spk_store_t *st, int rc, const char *what)
+int st_err_db(sqlite3 *db, int rc, const char *what)
 {
     switch (rc) {
     case SQLITE_OK:
@@ -70,7 +31,7 @@ int spk_st_err(spk_store_t *st, int rc, const char *what)
     default:
         break;
     }
-    int ext = st != NULL ? sqlite3_extended_errcode(st->db) : rc;
+    int ext = db != NULL ? sqlite3_extended_errcode(db) : rc;
     if (ext == SQLITE_CONSTRAINT_PRIMARYKEY || ext == SQLITE_CONSTRAINT_UNIQUE) {
         return SPK_EEXIST;
     }
@@ -78,11 +39,11 @@ int spk_st_err(spk_store_t *st, int rc, const char *what)
         return SPK_ENOTFOUND;
     }
     spk_error(0, "store: %s failed: %s (%d)", what,
-              st != NULL ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc), ext);
+              db != NULL ? sqlite3_errmsg(db) : sqlite3_errstr(rc), ext);
     return SPK_EIO;
 }
 
-int spk_st_acquire(spk_store_t *st, spk_stmt_id_t id, const char *sql, sqlite3_stmt **out)
+int st_acquire(spk_store_t *st, st_stmt_id_t id, const char *sql, sqlite3_stmt **out)
 {
     sqlite3_stmt *s = st->stmts[id];
     if (s != NULL && !sqlite3_stmt_busy(s)) {
@@ -93,7 +54,7 @@ int spk_st_acquire(spk_store_t *st, spk_stmt_id_t id, const char *sql, sqlite3_s
     int rc = sqlite3_prepare_v3(st->db, sql, -1, s == NULL ? SQLITE_PREPARE_PERSISTENT : 0, &fresh,
                                 NULL);
     if (rc != SQLITE_OK) {
-        return spk_st_err(st, rc, "prepare");
+        return st_err(st, rc, "prepare");
     }
     if (s == NULL) {
         st->stmts[id] = fresh;
@@ -102,7 +63,7 @@ int spk_st_acquire(spk_store_t *st, spk_stmt_id_t id, const char *sql, sqlite3_s
     return 0;
 }
 
-void spk_st_release(spk_store_t *st, spk_stmt_id_t id, sqlite3_stmt *s)
+void st_release(spk_store_t *st, st_stmt_id_t id, sqlite3_stmt *s)
 {
     if (s == NULL) {
         return;
@@ -115,29 +76,25 @@ void spk_st_release(spk_store_t *st, spk_stmt_id_t id, sqlite3_stmt *s)
     }
 }
 
-int spk_st_bind_str(sqlite3_stmt *s, int idx, const char *v, size_t cap)
+int st_bind_texts(sqlite3_stmt *s, int first, const st_in_t *f, size_t n)
 {
-    if (v == NULL) {
-        return SPK_EINVAL;
-    }
-    const char *end = memchr(v, '\0', cap);
-    if (end == NULL) {
-        return SPK_ERANGE;
-    }
-    if (sqlite3_bind_text(s, idx, v, (int)(end - v), SQLITE_TRANSIENT) != SQLITE_OK) {
-        return SPK_EIO;
+    for (size_t i = 0; i < n; i++) {
+        if (f[i].v == NULL) {
+            return SPK_EINVAL;
+        }
+        const char *end = memchr(f[i].v, '\0', f[i].cap);
+        if (end == NULL) {
+            return SPK_ERANGE;
+        }
+        if (sqlite3_bind_text(s, first + (int)i, f[i].v, (int)(end - f[i].v), SQLITE_TRANSIENT) !=
+            SQLITE_OK) {
+            return SPK_EIO;
+        }
     }
     return 0;
 }
 
-int spk_st_bind_opt(sqlite3_stmt *s, int idx, const char *v)
-{
-    int rc =
-        v == NULL ? sqlite3_bind_null(s, idx) : sqlite3_bind_text(s, idx, v, -1, SQLITE_TRANSIENT);
-    return rc == SQLITE_OK ? 0 : SPK_EIO;
-}
-
-int spk_st_col_str(sqlite3_stmt *s, int col, char *dst, size_t cap)
+int st_col_str(sqlite3_stmt *s, int col, char *dst, size_t cap)
 {
     const unsigned char *t = sqlite3_column_text(s, col);
     size_t n = (size_t)sqlite3_column_bytes(s, col);
@@ -155,17 +112,185 @@ int spk_st_col_str(sqlite3_stmt *s, int col, char *dst, size_t cap)
     return 0;
 }
 
-int spk_st_exec(spk_store_t *st, const char *sql)
+int st_col_texts(sqlite3_stmt *s, int first, const st_out_t *f, size_t n)
 {
-    char *msg = NULL;
-    int rc = sqlite3_exec(st->db, sql, NULL, NULL, &msg);
-    if (rc != SQLITE_OK) {
-        spk_error(0, "store: \"%s\" failed: %s", sql, msg != NULL ? msg : sqlite3_errstr(rc));
-        sqlite3_free(msg);
-        return rc == SQLITE_BUSY ? SPK_EIO : spk_st_err(st, rc, sql);
+    for (size_t i = 0; i < n; i++) {
+        int rc = st_col_str(s, first + (int)i, f[i].v, f[i].cap);
+        if (rc != 0) {
+            return rc;
+        }
     }
     return 0;
 }
+
+int st_bind_opt(sqlite3_stmt *s, int idx, const char *v)
+{
+    int rc =
+        v == NULL ? sqlite3_bind_null(s, idx) : sqlite3_bind_text(s, idx, v, -1, SQLITE_TRANSIENT);
+    return rc == SQLITE_OK ? 0 : SPK_EIO;
+}
+
+int st_bind_blob32(sqlite3_stmt *s, int idx, const uint8_t v[32])
+{
+    return sqlite3_bind_blob(s, idx, v, 32, SQLITE_TRANSIENT) == SQLITE_OK ? 0 : SPK_EIO;
+}
+
+bool st_col_blob32(sqlite3_stmt *s, int col, uint8_t out[32])
+{
+    const void *p = sqlite3_column_blob(s, col);
+    if (p == NULL || sqlite3_column_bytes(s, col) != 32) {
+        memset(out, 0, 32);
+        return false;
+    }
+    memcpy(out, p, 32);
+    return true;
+}
+
+int st_rows(sqlite3 *db, sqlite3_stmt *s, int (*row)(sqlite3_stmt *s, void *ud), void *ud,
+            const char *what)
+{
+    int step;
+    while ((step = sqlite3_step(s)) == SQLITE_ROW) {
+        int rc = row(s, ud);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    return step == SQLITE_DONE ? 0 : st_err_db(db, step, what);
+}
+
+int st_one(sqlite3 *db, sqlite3_stmt *s, int (*row)(sqlite3_stmt *s, void *out), void *out,
+           const char *what)
+{
+    int step = sqlite3_step(s);
+    if (step == SQLITE_ROW) {
+        return row(s, out);
+    }
+    return step == SQLITE_DONE ? SPK_ENOTFOUND : st_err_db(db, step, what);
+}
+
+void st_wrote(spk_store_t *st)
+{
+    if (!st->in_txn) {
+        atomic_fetch_add(&st->last_ticket, 1);
+        if (st->sync != NULL) {
+            st_sync_kick(st);
+        } else {
+            atomic_store(&st->durable, atomic_load(&st->last_ticket));
+        }
+    }
+}
+
+int st_step_write(spk_store_t *st, sqlite3_stmt *s, const char *what)
+{
+    int rc = st_err(st, sqlite3_step(s), what);
+    if (rc == 0) {
+        st_wrote(st);
+    }
+    return rc;
+}
+
+int st_exec_db(sqlite3 *db, const char *sql)
+{
+    char *msg = NULL;
+    int rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
+    if (rc != SQLITE_OK) {
+        spk_error(0, "store: \"%.60s\" failed: %s", sql, msg != NULL ? msg : sqlite3_errstr(rc));
+        sqlite3_free(msg);
+        return rc == SQLITE_BUSY ? SPK_EIO : st_err_db(db, rc, "exec");
+    }
+    return 0;
+}
+
+/* ---- transactions ---- */
+
+static int exec_cached(spk_store_t *st, st_stmt_id_t id, const char *sql)
+{
+    sqlite3_stmt *s = NULL;
+    int rc = st_acquire(st, id, sql, &s);
+    if (rc == 0) {
+        rc = st_err(st, sqlite3_step(s), sql);
+    }
+    st_release(st, id, s);
+    return rc;
+}
+
+int spk_store_begin(spk_store_t *st)
+{
+    if (st == NULL) {
+        return SPK_EINVAL;
+    }
+    if (st->in_txn) {
+        return SPK_ESTATE;
+    }
+    int rc = exec_cached(st, ST_BEGIN, "BEGIN IMMEDIATE");
+    if (rc == 0) {
+        st->in_txn = true;
+        st->txn_audited = false;
+    }
+    return rc;
+}
+
+void spk_store_rollback(spk_store_t *st)
+{
+    if (st == NULL || !st->in_txn) {
+        return;
+    }
+    st->in_txn = false;
+    if (exec_cached(st, ST_ROLLBACK, "ROLLBACK") != 0 && !sqlite3_get_autocommit(st->db)) {
+        spk_error(0, "store: rollback failed; the connection stays in a transaction");
+    }
+}
+
+int spk_store_commit(spk_store_t *st, uint64_t *ticket)
+{
+    if (st == NULL) {
+        return SPK_EINVAL;
+    }
+    if (!st->in_txn) {
+        return SPK_ESTATE;
+    }
+    int rc = exec_cached(st, ST_COMMIT, "COMMIT");
+    if (rc != 0) {
+        spk_store_rollback(st);
+        return rc;
+    }
+    st->in_txn = false;
+    uint64_t t = atomic_fetch_add(&st->last_ticket, 1) + 1;
+    if (ticket != NULL) {
+        *ticket = t;
+    }
+    if (st->sync != NULL) {
+        st_sync_kick(st);
+        return 0;
+    }
+    /* synchronous=FULL: durable now; the anchor follows the new head. */
+    atomic_store(&st->durable, t);
+    int64_t seq = 0;
+    uint8_t hash[32];
+    if (st->txn_audited && (st_audit_head(st->db, &seq, hash) != 0 ||
+                            st_audit_anchor_move(st, st->db, seq, hash) != 0)) {
+        spk_error(0, "audit: could not move the head anchor (the entries are stored)");
+    }
+    return 0;
+}
+
+bool spk_store_in_txn(const spk_store_t *st)
+{
+    return st != NULL && st->in_txn;
+}
+
+uint64_t spk_store_last_ticket(const spk_store_t *st)
+{
+    return atomic_load(&st->last_ticket);
+}
+
+uint64_t spk_store_durable(const spk_store_t *st)
+{
+    return atomic_load(&st->durable);
+}
+
+/* ---- open / close ---- */
 
 static int make_dir(const char *dir)
 {
@@ -193,11 +318,11 @@ static int precreate_file(const char *path)
     return 0;
 }
 
-static int apply_pragmas(spk_store_t *st)
+static int apply_pragmas(sqlite3 *db)
 {
-    int rc = sqlite3_busy_timeout(st->db, SPK_BUSY_TIMEOUT_MS);
+    int rc = sqlite3_busy_timeout(db, BUSY_TIMEOUT_MS);
     if (rc != SQLITE_OK) {
-        return spk_st_err(st, rc, "busy_timeout");
+        return st_err_db(db, rc, "busy_timeout");
     }
     static const char *const pragmas[] = {
         "PRAGMA journal_mode=WAL",
@@ -206,7 +331,7 @@ static int apply_pragmas(spk_store_t *st)
         "PRAGMA secure_delete=ON",
     };
     for (size_t i = 0; i < sizeof(pragmas) / sizeof(pragmas[0]); i++) {
-        rc = spk_st_exec(st, pragmas[i]);
+        rc = st_exec_db(db, pragmas[i]);
         if (rc != 0) {
             return rc;
         }
@@ -214,23 +339,25 @@ static int apply_pragmas(spk_store_t *st)
     return 0;
 }
 
-static int apply_schema(spk_store_t *st)
+int st_open_db(const char *path, sqlite3 **out)
 {
-    int rc = spk_st_exec(st, "BEGIN IMMEDIATE");
+    sqlite3 *db = NULL;
+    int src = sqlite3_open_v2(
+        path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, NULL);
+    if (src != SQLITE_OK) {
+        spk_error(0, "store: cannot open %s: %s", path,
+                  db != NULL ? sqlite3_errmsg(db) : sqlite3_errstr(src));
+        sqlite3_close_v2(db);
+        return SPK_EIO;
+    }
+    sqlite3_extended_result_codes(db, 1);
+    int rc = apply_pragmas(db);
     if (rc != 0) {
+        sqlite3_close_v2(db);
         return rc;
     }
-    rc = spk_st_exec(st, spk_schema_sql);
-    if (rc == 0) {
-        char sql[64];
-        snprintf(sql, sizeof(sql), "PRAGMA user_version=%d", SPK_SCHEMA_VERSION);
-        rc = spk_st_exec(st, sql);
-    }
-    if (rc == 0) {
-        return spk_st_exec(st, "COMMIT");
-    }
-    spk_st_exec(st, "ROLLBACK");
-    return rc;
+    *out = db;
+    return 0;
 }
 
 static int path_join(char *out, size_t cap, const char *dir, const char *name)
@@ -239,38 +366,13 @@ static int path_join(char *out, size_t cap, const char *dir, const char *name)
     return (n < 0 || (size_t)n >= cap) ? SPK_ERANGE : 0;
 }
 
-static int open_db(spk_store_t *st)
-{
-    char path[SPK_PATH_MAX];
-    int rc = path_join(path, sizeof(path), st->dir, "spreekkamer.db");
-    if (rc == 0) {
-        rc = precreate_file(path);
-    }
-    if (rc != 0) {
-        return rc;
-    }
-    int src = sqlite3_open_v2(
-        path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, NULL);
-    if (src != SQLITE_OK) {
-        spk_error(0, "store: cannot open %s: %s", path,
-                  st->db != NULL ? sqlite3_errmsg(st->db) : sqlite3_errstr(src));
-        return SPK_EIO;
-    }
-    sqlite3_extended_result_codes(st->db, 1);
-    rc = apply_pragmas(st);
-    if (rc == 0) {
-        rc = apply_schema(st);
-    }
-    return rc;
-}
-
 int spk_store_open(spk_store_t **out, const char *dir)
 {
     if (out == NULL || dir == NULL || dir[0] == '\0') {
         return SPK_EINVAL;
     }
     *out = NULL;
-    if (strlen(dir) + 32 >= SPK_PATH_MAX) {
+    if (strlen(dir) + 32 >= ST_PATH_MAX) {
         return SPK_ERANGE;
     }
     spk_store_t *st = calloc(1, sizeof(*st));
@@ -284,13 +386,22 @@ int spk_store_open(spk_store_t **out, const char *dir)
         rc = path_join(st->head_tmp_path, sizeof(st->head_tmp_path), dir, "audit.head.tmp");
     }
     if (rc == 0) {
+        rc = path_join(st->db_path, sizeof(st->db_path), dir, "spreekkamer.db");
+    }
+    if (rc == 0) {
         rc = make_dir(dir);
     }
     if (rc == 0) {
-        rc = open_db(st);
+        rc = precreate_file(st->db_path);
     }
     if (rc == 0) {
-        rc = spk_audit_open(st);
+        rc = st_open_db(st->db_path, &st->db);
+    }
+    if (rc == 0) {
+        rc = st_schema_apply(st);
+    }
+    if (rc == 0) {
+        rc = st_audit_open(st);
     }
     if (rc != 0) {
         spk_store_close(st);
@@ -305,7 +416,9 @@ void spk_store_close(spk_store_t *st)
     if (st == NULL) {
         return;
     }
-    for (int i = 0; i < SPK_ST_COUNT; i++) {
+    spk_store_rollback(st);
+    spk_store_sync_stop(st);
+    for (int i = 0; i < ST_COUNT; i++) {
         if (st->stmts[i] != NULL) {
             sqlite3_finalize(st->stmts[i]);
         }
@@ -313,7 +426,7 @@ void spk_store_close(spk_store_t *st)
     if (st->db != NULL) {
         sqlite3_close_v2(st->db);
     }
-    spk_audit_close(st);
+    st_audit_close(st);
     spk_wipe(st, sizeof(*st));
     free(st);
 }

@@ -1,8 +1,10 @@
-/* Private to store/: the SQLite handle, the statement cache and small binding helpers. */
+/* Private to store/: the SQLite handle, the statement cache, transactions, the sync thread and
+ * small binding helpers. */
 #ifndef SPK_STORE_PRIV_H
 #define SPK_STORE_PRIV_H
 
 #include <sqlite3.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -11,74 +13,155 @@
 
 /* One slot per cached statement. */
 typedef enum {
-    SPK_ST_CONSULT_INSERT = 0,
-    SPK_ST_CONSULT_GET,
-    SPK_ST_CONSULT_END,
-    SPK_ST_CONSULT_EACH_OPEN,
-    SPK_ST_PART_PUT,
-    SPK_ST_PART_GET,
-    SPK_ST_PART_EACH,
-    SPK_ST_INVITE_INSERT,
-    SPK_ST_INVITE_USE,
-    SPK_ST_INVITE_GET,
-    SPK_ST_DELEG_INSERT,
-    SPK_ST_DELEG_GET,
-    SPK_ST_DELEG_REVOKE,
-    SPK_ST_DELEG_ACTIVE,
-    SPK_ST_DELEG_EACH,
-    SPK_ST_FACT_PUT,
-    SPK_ST_FACT_GET,
-    SPK_ST_FACT_EACH,
-    SPK_ST_AUDIT_HEAD,
-    SPK_ST_AUDIT_INSERT,
-    SPK_ST_AUDIT_WALK,
-    SPK_ST_AUDIT_EACH,
-    SPK_ST_AUDIT_EACH_PATIENT,
-    SPK_ST_COUNT
-} spk_stmt_id_t;
+    ST_CONSULT_INSERT = 0,
+    ST_CONSULT_GET,
+    ST_CONSULT_END,
+    ST_CONSULT_EACH_OPEN,
+    ST_CONSULT_COUNT_OPEN,
+    ST_PART_PUT,
+    ST_PART_GET,
+    ST_PART_EACH,
+    ST_INVITE_INSERT,
+    ST_INVITE_USE,
+    ST_INVITE_GET,
+    ST_INVITE_REVOKE,
+    ST_INVITE_EACH,
+    ST_DELEG_INSERT,
+    ST_DELEG_GET,
+    ST_DELEG_REVOKE,
+    ST_DELEG_ACTIVE,
+    ST_DELEG_EACH,
+    ST_FACT_PUT,
+    ST_FACT_GET,
+    ST_FACT_EACH,
+    ST_AUDIT_HEAD,
+    ST_AUDIT_INSERT,
+    ST_AUDIT_EACH,
+    ST_AUDIT_EACH_PATIENT,
+    ST_AUDIT_EACH_PRACTICE,
+    ST_BEGIN,
+    ST_COMMIT,
+    ST_ROLLBACK,
+    ST_COUNT
+} st_stmt_id_t;
 
-#define SPK_AUDIT_KEY_LEN 32
-#define SPK_PATH_MAX 1024
+#define ST_AUDIT_KEY_LEN 32
+#define ST_PATH_MAX 1024
+
+typedef struct st_sync st_sync_t;
 
 struct spk_store {
     sqlite3 *db;
-    sqlite3_stmt *stmts[SPK_ST_COUNT];
-    char dir[SPK_PATH_MAX];
-    char head_path[SPK_PATH_MAX];
-    char head_tmp_path[SPK_PATH_MAX];
-    uint8_t audit_key[SPK_AUDIT_KEY_LEN];
-    int lock_fd; /* audit.lock: serialises appends (DB row + anchor) across processes */
-    bool anchor_warned;
+    sqlite3_stmt *stmts[ST_COUNT];
+    char dir[ST_PATH_MAX];
+    char db_path[ST_PATH_MAX];
+    char head_path[ST_PATH_MAX];
+    char head_tmp_path[ST_PATH_MAX];
+    uint8_t audit_key[ST_AUDIT_KEY_LEN];
+    int lock_fd; /* audit.lock: serialises anchor writes across processes */
+    bool in_txn;
+    bool txn_audited; /* the open transaction appended audit entries */
+    _Atomic uint64_t last_ticket;
+    _Atomic uint64_t durable;
+    _Atomic bool anchor_bad; /* the anchor did not match the chain: leave it for investigation */
+    /* spk_store_audit_verify_recent: the chain is known intact up to (ver_seq, ver_hash) */
+    int64_t ver_seq;
+    uint8_t ver_hash[32];
+    bool ver_v2;
+    _Atomic bool full_failed; /* the sync thread's full walk found a fault */
+    _Atomic int64_t full_bad_seq;
+    st_sync_t *sync; /* NULL without a sync thread */
 };
 
 /* Returns the cached statement for `id` (prepared on first use). When the cached one is in use
  * (an iterator callback re-entering the store), a fresh one is prepared instead; hand both
- * back with spk_st_release. */
-int spk_st_acquire(spk_store_t *st, spk_stmt_id_t id, const char *sql, sqlite3_stmt **out);
-void spk_st_release(spk_store_t *st, spk_stmt_id_t id, sqlite3_stmt *s);
+ * back with st_release. */
+int st_acquire(spk_store_t *st, st_stmt_id_t id, const char *sql, sqlite3_stmt **out);
+void st_release(spk_store_t *st, st_stmt_id_t id, sqlite3_stmt *s);
 
 /* Maps a SQLite result code to SPK_E* (constraint → EEXIST / ENOTFOUND, others → EIO) and logs
- * unexpected failures once. */
-int spk_st_err(spk_store_t *st, int rc, const char *what);
+ * unexpected failures once. db may be NULL. */
+int st_err_db(sqlite3 *db, int rc, const char *what);
+#define st_err(st, rc, what) st_err_db((st)->db, (rc), (what))
 
-/* Binds a NUL-terminated string that must fit in `cap` bytes; SPK_ERANGE if it does not. */
-int spk_st_bind_str(sqlite3_stmt *s, int idx, const char *v, size_t cap);
+/* Text parameters and columns, bound or read in a row. A field must fit its capacity. */
+typedef struct {
+    const char *v;
+    size_t cap;
+} st_in_t;
+typedef struct {
+    char *v;
+    size_t cap;
+} st_out_t;
+#define ST_IN(f)                                                                                   \
+    {                                                                                              \
+        (f), sizeof(f)                                                                             \
+    }
+#define ST_OUT(f)                                                                                  \
+    {                                                                                              \
+        (f), sizeof(f)                                                                             \
+    }
+/* Binds f[0..n) to parameters first, first+1, ...; SPK_ERANGE when one does not fit. */
+int st_bind_texts(sqlite3_stmt *s, int first, const st_in_t *f, size_t n);
+/* Reads columns first, first+1, ... into f[0..n); SPK_ERANGE when one does not fit. */
+int st_col_texts(sqlite3_stmt *s, int first, const st_out_t *f, size_t n);
 /* Binds an optional key string (NULL binds SQL NULL). */
-int spk_st_bind_opt(sqlite3_stmt *s, int idx, const char *v);
+int st_bind_opt(sqlite3_stmt *s, int idx, const char *v);
+int st_bind_blob32(sqlite3_stmt *s, int idx, const uint8_t v[32]);
 /* Copies text column `col` into dst (cap bytes incl. NUL); SPK_ERANGE if it does not fit. */
-int spk_st_col_str(sqlite3_stmt *s, int col, char *dst, size_t cap);
+int st_col_str(sqlite3_stmt *s, int col, char *dst, size_t cap);
+/* Copies a 32-byte blob column; false when the column is not exactly 32 bytes. */
+bool st_col_blob32(sqlite3_stmt *s, int col, uint8_t out[32]);
 
 /* True when the NUL-terminated field fits its array (a NUL within cap). */
-bool spk_st_fits(const char *v, size_t cap);
+bool st_fits(const char *v, size_t cap);
 
-/* Runs a one-shot SQL statement (BEGIN, COMMIT, ...). */
-int spk_st_exec(spk_store_t *st, const char *sql);
+/* Steps a query, calling row(s, ud) for each row until it returns non-zero (returned) or the
+ * rows end (0). Maps step errors with `what`. */
+int st_rows(sqlite3 *db, sqlite3_stmt *s, int (*row)(sqlite3_stmt *s, void *ud), void *ud,
+            const char *what);
+/* Steps a query expected to return at most one row into out; SPK_ENOTFOUND without one. */
+int st_one(sqlite3 *db, sqlite3_stmt *s, int (*row)(sqlite3_stmt *s, void *out), void *out,
+           const char *what);
+/* Steps a write statement to completion. */
+int st_step_write(spk_store_t *st, sqlite3_stmt *s, const char *what);
 
-#define SPK_ST_BIND_FIELD(s, idx, field) spk_st_bind_str((s), (idx), (field), sizeof(field))
-#define SPK_ST_COL_FIELD(s, col, field) spk_st_col_str((s), (col), (field), sizeof(field))
+/* Runs a one-shot SQL statement on db. */
+int st_exec_db(sqlite3 *db, const char *sql);
+#define st_exec(st, sql) st_exec_db((st)->db, (sql))
 
-/* audit.c: called by spk_store_open once the schema exists. */
-int spk_audit_open(spk_store_t *st);
-void spk_audit_close(spk_store_t *st);
+/* A write committed outside an explicit transaction: advances the ticket. */
+void st_wrote(spk_store_t *st);
+
+/* Opens a connection with the store's pragmas (WAL, synchronous=FULL, foreign keys). */
+int st_open_db(const char *path, sqlite3 **out);
+
+/* schema.c: creates or migrates the schema. */
+int st_schema_apply(spk_store_t *st);
+
+/* audit.c */
+int st_audit_open(spk_store_t *st);
+void st_audit_close(spk_store_t *st);
+/* Newest (seq, hash) of the chain as seen by db; (0, zeros) when empty. */
+int st_audit_head(sqlite3 *db, int64_t *seq, uint8_t hash[32]);
+/* Moves the head anchor forward to (seq, hash), an entry known to be on disk, unless the anchor
+ * is under investigation (anchor_bad), does not match the chain as db sees it, or is already
+ * there. Cross-process safe (audit.lock). */
+int st_audit_anchor_move(spk_store_t *st, sqlite3 *db, int64_t seq, const uint8_t hash[32]);
+/* A full walk of the chain in steps (for the sync thread): each step walks up to max_rows
+ * entries in a read snapshot of db; at the end the anchor is checked and *done set. Returns 0,
+ * SPK_EVERIFY (with *bad_seq, *done set) or an error. */
+typedef struct st_walk st_walk_t;
+st_walk_t *st_walk_new(const spk_store_t *st);
+int st_walk_step(spk_store_t *st, st_walk_t *w, sqlite3 *db, int max_rows, bool *done,
+                 int64_t *bad_seq);
+void st_walk_free(st_walk_t *w);
+/* Walks the whole chain on db; 0 intact, SPK_EVERIFY with *bad_seq and why. */
+int st_audit_walk_all(spk_store_t *st, sqlite3 *db, int64_t *bad_seq, char *why, size_t why_len);
+/* Formats the witness line for (seq, hash) at time ms into out. */
+int st_audit_witness_line(int64_t seq, const uint8_t hash[32], int64_t ms, char *out, size_t cap);
+
+/* sync.c */
+void st_sync_kick(spk_store_t *st);
 
 #endif

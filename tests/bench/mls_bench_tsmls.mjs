@@ -1,5 +1,7 @@
-// MLS benchmark: the C library (mls_bench) and ts-mls on the same machine, same scenarios, one
-// table with the ratio ts-mls / C (docs/performance.md, "MLS").
+// MLS benchmark: the C library (mls_bench), its WebAssembly build (mls_bench_wasm.mjs, in node
+// and in headless Chromium) and ts-mls on the same machine, same scenarios, one table with the
+// ratios to C (docs/performance.md, "MLS"). The Chromium column needs SPREEKD (the page is
+// served by spreekd) and is left out with --no-chromium.
 //   app:     encrypt + decrypt of a 1 KiB application message (two members), MLSMessage bytes
 //            encoded and decoded on both sides;
 //   add N:   creating (alice) and processing (bob) a PublicMessage Commit that adds one member
@@ -7,7 +9,7 @@
 // Groups are built as in mls_bench.c: one Commit adds everyone, then the members at leaves 2,
 // 4, 8, ... join and commit an UpdatePath, so alice's copath is non-blank. Times are process
 // CPU time (process.cpuUsage), medians of the repetitions.
-// Usage: node mls_bench_tsmls.mjs <mls_bench> [--reps R] [--app-iters I] [sizes...]
+// Usage: node mls_bench_tsmls.mjs <mls_bench> [--reps R] [--app-iters I] [--no-chromium] [sizes...]
 import { execFileSync } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
@@ -19,9 +21,11 @@ const args = process.argv.slice(2)
 const cbench = args.shift()
 let reps = 7
 let appIters = 300
+let chromium = true
 const sizes = []
 for (let i = 0; i < args.length; i++) {
   if (args[i] === '--reps') reps = Number(args[++i])
+  else if (args[i] === '--no-chromium') chromium = false
   else if (args[i] === '--app-iters') appIters = Number(args[++i])
   else sizes.push(Number(args[i]))
 }
@@ -113,7 +117,15 @@ async function benchAdd (n) {
 // C first (its own process), then ts-mls.
 const cOut = execFileSync(cbench, ['--reps', String(reps), '--app-iters', String(appIters), ...sizes.map(String)],
   { stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 20 }).toString()
-const c = Object.fromEntries([...cOut.matchAll(/^RESULT (\S+) (\S+)$/gm)].map((m) => [m[1], Number(m[2])]))
+const results = (out) => Object.fromEntries([...out.matchAll(/^RESULT (\S+) (\S+)$/gm)].map((m) => [m[1], Number(m[2])]))
+const c = results(cOut)
+// The WebAssembly build: node (CPU time), then Chromium (wall time), each its own process.
+const wasmBench = join(dirname(new URL(import.meta.url).pathname), 'mls_bench_wasm.mjs')
+const wasmRun = (extra) => results(execFileSync(process.execPath,
+  [wasmBench, ...extra, '--reps', String(reps), '--app-iters', String(appIters), ...sizes.map(String)],
+  { stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 20 }).toString())
+const wn = wasmRun([])
+const wc = chromium ? wasmRun(['--chromium']) : {}
 const ts = { app_1k: await benchApp() }
 for (const n of sizes) {
   [ts[`add_create_${n}`], ts[`add_process_${n}`]] = await benchAdd(n)
@@ -128,10 +140,19 @@ for (const n of sizes) {
 const tsMlsDir = join(dirname(createRequire(import.meta.url).resolve('ts-mls')), '..', '..')
 const tsMlsVersion = JSON.parse(readFileSync(join(tsMlsDir, 'package.json'), 'utf8')).version
 console.log(`MLS benchmark (cipher suite 1), ${os.cpus().length} × ${os.cpus()[0].model}, Node ${process.version}, ts-mls ${tsMlsVersion}`)
-console.log(`median of ${reps} repetitions, process CPU time per operation`)
+console.log(`median of ${reps} repetitions; process CPU time per operation, Chromium: wall time`)
 console.log('')
-console.log('| operation | C (spk_mls) | ts-mls | ts-mls / C |')
-console.log('|---|---:|---:|---:|')
+console.log('| operation | C (spk_mls) | wasm, node | wasm, Chromium | ts-mls | wasm node / C | ts-mls / C |')
+console.log('|---|---:|---:|---:|---:|---:|---:|')
+const opt = (v) => v === undefined ? '–' : fmt(v)
 for (const [label, key] of rows) {
-  console.log(`| ${label} | ${fmt(c[key])} | ${fmt(ts[key])} | ${(ts[key] / c[key]).toFixed(1)}× |`)
+  console.log(`| ${label} | ${fmt(c[key])} | ${fmt(wn[key])} | ${opt(wc[key])} | ${fmt(ts[key])} | ` +
+    `${(wn[key] / c[key]).toFixed(1)}× | ${(ts[key] / c[key]).toFixed(1)}× |`)
 }
+const wasmFile = join(dirname(wasmBench), '..', '..', 'web', 'vendor', 'spk_mls.wasm')
+const wasmBytes = readFileSync(wasmFile)
+const gz = (await import('node:zlib')).gzipSync(wasmBytes, { level: 9 }).length
+console.log('')
+console.log(`spk_mls.wasm: ${wasmBytes.length} bytes, ${gz} gzipped` + (chromium
+  ? `; loaded in Chromium (fetch, compile, instantiate) in ${wc.load_cold_ms.toFixed(1)} ms on the first visit, ${wc.load_warm_ms.toFixed(1)} ms on reload`
+  : ''))

@@ -12,4 +12,5 @@ trap 'rm -rf "$data"' EXIT
 # 11,000 connections on each side: spreekbench raises RLIMIT_NOFILE and the servers it starts
 # inherit the raised limit.
 "$spreekbench" "$@" -- "$spreekd" --listen '127.0.0.1:{port}' --data "$data" \
-  --rate 1000000 --burst 1000000 --auth-timeout 3600 --max-connections 50000 --log-level warn
+  --rate 1000000 --burst 1000000 --auth-timeout 3600 --max-connections 50000 \
+  --max-connections-per-address 50000 --max-pending-per-address 50000 --log-level warn

@@ -80,8 +80,9 @@ static void sign_in(uint64_t conn, const char *sub, spk_role_t role, const char 
     snprintf(c.acts_for, sizeof(c.acts_for), "%s", acts_for);
     snprintf(c.jti, sizeof(c.jti), "j-%s", sub);
     c.role = role;
+    snprintf(c.aud, sizeof(c.aud), "spreekkamer");
     c.iat = c.nbf = spk_now_s() - 10;
-    c.exp = spk_now_s() + 86400;
+    c.exp = spk_now_s() + 3600;
     char tok[SPK_TOKEN_MAX_LEN], msg[SPK_TOKEN_MAX_LEN + 64];
     if (spk_token_sign(&g_issuer, &c, tok, sizeof(tok)) < 0) {
         abort();

@@ -176,6 +176,11 @@ function startSession(token) {
   client.on('roster', onRoster);
   client.on('consult.facts', onFacts);
   client.on('consult.ended', onEnded);
+  client.on('access.ended', onAccessEnded);
+  client.on('session.expired', () => {
+    signOut();
+    i18n.setError($('#signin-error'), { code: 'token_expired' });
+  });
   client.on('specialist.invited', (msg) => {
     announce('console.specialist.invitedYou', { by: msg.by });
     if (msg.consult) openConsult(msg.consult);
@@ -406,6 +411,19 @@ function onEnded(msg) {
   const wasSelected = state.selected === msg.consult;
   removeConsult(msg.consult);
   announce('console.detail.endedNotice', { title });
+  renderAll();
+  if (wasSelected) focusDetail();
+}
+
+// Access to a consult ended while it was open here (delegation revoked or run out, consent
+// withdrawn): the consult leaves the view, and the reason is announced.
+function onAccessEnded(msg) {
+  const e = state.consults.get(msg.consult);
+  const title = e ? consultTitle(e) : '';
+  const wasSelected = state.selected === msg.consult;
+  if (wasSelected) stopCall({ tell: false });
+  removeConsult(msg.consult);
+  announce(`console.access.${msg.reason}`, { title });
   renderAll();
   if (wasSelected) focusDetail();
 }

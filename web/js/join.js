@@ -87,6 +87,7 @@ const ENDINGS = {
   invite_invalid: ['join.end.invalid.title', 'error.invite_invalid', 'join.end.contact'],
   invite_used: ['join.end.used.title', 'error.invite_used', 'join.end.contact'],
   invite_expired: ['join.end.expired.title', 'error.invite_expired', 'join.end.contact'],
+  invite_revoked: ['join.end.revoked.title', 'error.invite_revoked', 'join.end.contact'],
   denied: ['join.end.denied.title', 'join.end.denied.text', 'join.end.contact'],
   ended: ['join.end.ended.title', 'join.end.ended.text', 'join.end.close'],
   consult_ended: ['join.end.ended.title', 'join.end.ended.text', 'join.end.close'],
@@ -282,6 +283,10 @@ function createClient() {
   client.on('sent_back', onSentBack);
   client.on('roster', (msg) => setParticipants(msg.participants));
   client.on('consult.ended', () => finish('ended'));
+  client.on('session.expired', () => {
+    client.close();
+    finish('session');
+  });
   return client;
 }
 
@@ -471,7 +476,8 @@ async function onSubmit(ev) {
     applyParticipant(res.participant || { state: 'lobby' });
   } catch (err) {
     const code = err && err.code;
-    if (code === 'invite_used' || code === 'invite_expired' || code === 'invite_invalid') {
+    if (code === 'invite_used' || code === 'invite_expired' || code === 'invite_invalid' ||
+      code === 'invite_revoked') {
       finish(code);
     } else if (code === 'consult_ended') {
       finish('ended');

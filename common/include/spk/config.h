@@ -5,6 +5,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #define SPK_CONFIG_MAX_ISSUERS 16
 
@@ -29,13 +30,38 @@ typedef struct {
     double rate_burst;        /* 100 */
     int drain_timeout_s;      /* 5: SIGTERM to forced close */
 
+    /* transport hardening (docs/operations.md "Limits", "Behind a reverse proxy") */
+    int max_connections_per_address; /* 256: open TCP connections (or proxied WebSockets) */
+    int max_pending_per_address;     /* 32: connections without a complete first request */
+    int header_timeout_s;            /* 5: accept to complete request head */
+    int address_prefix_v4;           /* 32: IPv4 addresses counted together by this prefix */
+    int address_prefix_v6;           /* 64: IPv6 addresses counted together by this prefix */
+    char trusted_proxies[512];       /* comma-separated addresses or CIDRs; "" = none */
+    char client_address_header[64];  /* "X-Forwarded-For": client address from a proxy */
+    char allowed_origins[1024];      /* comma-separated; "" = same origin only */
+    int allow_no_origin;             /* 1: upgrades without Origin (non-browser) allowed */
+    int64_t hsts_max_age_s;          /* 31536000; 0 = no Strict-Transport-Security */
+
     /* identity */
     char issuer_name[128];     /* own issuer "iss", default "spreekkamer-local" */
     int64_t token_leeway_s;    /* 60 */
     int64_t invite_ttl_s;      /* 86400 */
     int64_t patient_session_s; /* 43200: lifetime of the patient's resume token */
-    int n_issuers;             /* trusted external issuers, "<iss> <kid> <b64url pubkey>" */
+    int n_issuers; /* trusted external issuers, "<iss> <kid> <b64url pubkey> [roles=r1,r2]" */
     char issuers[SPK_CONFIG_MAX_ISSUERS][256];
+    char own_issuer_roles[128];    /* roles the own issuer may sign; "" = every role while no
+                                    * external issuer is configured, else "patient" */
+    char token_audience[128];      /* required "aud" ("spreekkamer") */
+    int64_t token_max_lifetime_s;  /* longest accepted exp - iat (86400) */
+    int max_connections_per_token; /* connections one token may hold at once (8) */
+    int auth_fail_window_s;        /* refused sign-ins are counted per address in windows of (60) */
+    int auth_fail_log;             /* ... logged one by one up to this many per window (5) */
+    int auth_fail_throttle;        /* ... and from this many on further attempts are refused (30) */
+
+    /* audit */
+    char audit_witness[512];       /* "" | "syslog" | a file or FIFO the audit head goes to */
+    int audit_witness_interval_ms; /* at most one witness line per interval (1000) */
+    int audit_verify_interval_s;   /* full walk of the chain this often (3600; 0 = never) */
 
     /* media relay: off while relay_addresses is empty */
     char relay_addresses[256]; /* comma-separated addresses ICE candidates are gathered on */
@@ -61,6 +87,8 @@ int spk_config_load_file(spk_config_t *c, const char *path, char *why, size_t wh
 /* Applies one "--key value" flag (key without dashes, e.g. "listen", "data", "config" is not
  * handled here). Returns 0, SPK_ENOTFOUND for an unknown key, SPK_ECONFIG for a bad value. */
 int spk_config_set(spk_config_t *c, const char *key, const char *value, char *why, size_t why_len);
+/* Prints one line per flag ("--key VALUE   what it does (default)"), for --help. */
+void spk_config_usage(FILE *out);
 /* Fills in derived values (public_url from listen address when empty). */
 void spk_config_finish(spk_config_t *c);
 

@@ -49,7 +49,8 @@
     XX(EMLSREPLAY, -37, "mls_replay", "MLS message key was already used")                          \
     XX(EMLSSIG, -38, "mls_bad_signature", "MLS signature does not verify")                         \
     XX(EMLSMEMBERTAG, -39, "mls_bad_membership_tag", "MLS membership tag does not verify")         \
-    XX(EMLSCONFIRM, -40, "mls_bad_confirmation_tag", "MLS confirmation tag does not verify")
+    XX(EMLSCONFIRM, -40, "mls_bad_confirmation_tag", "MLS confirmation tag does not verify")       \
+    XX(EINVITEREVOKED, -41, "invite_revoked", "invite has been withdrawn")
 
 typedef enum {
     SPK_OK = 0,
@@ -57,6 +58,11 @@ typedef enum {
     SPK_ERRNO_MAP(SPK_ERR_ENUM_)
 #undef SPK_ERR_ENUM_
 } spk_err_t;
+
+/* Number of codes in the list (they run from -1 to -SPK_ERR_COUNT). */
+#define SPK_ERR_ONE_(name, val, wire, msg) +1
+enum { SPK_ERR_COUNT = 0 SPK_ERRNO_MAP(SPK_ERR_ONE_) };
+#undef SPK_ERR_ONE_
 
 /* Human-readable message for an error code; never NULL. */
 const char *spk_strerror(int err);

@@ -30,4 +30,8 @@ long spk_hex_decode(uint8_t *out, size_t out_cap, const char *in, size_t n);
 /* JSON string escaping (no surrounding quotes); output always NUL terminated, truncated to fit. */
 size_t spk_json_escape(char *out, size_t cap, const char *in);
 
+/* Appends v to a growable array (*arr of *len used, *cap allocated; doubling). 0 or
+ * SPK_ENOMEM (the array is unchanged then). */
+int spk_u64_push(uint64_t **arr, size_t *len, size_t *cap, uint64_t v);
+
 #endif

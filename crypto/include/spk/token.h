@@ -2,7 +2,8 @@
  *
  * Header: {"alg":"EdDSA","typ":"JWT","kid":"<key id>"}
  * Claims: iss, sub, name, role, practice, acts_for (optional), consult (optional: binds a
- *         patient session token to one consult), exp, nbf, iat, jti.
+ *         patient session token to one consult), aud (optional; required by a policy with an
+ *         audience), exp, nbf, iat, jti.
  *
  * Verification trusts only (iss, kid) pairs in a keyring, so a region's identity provider can
  * issue tokens; in the embedded default spreekd is its own issuer. The core is I/O-free. */
@@ -27,6 +28,7 @@ typedef struct {
     char practice[SPK_TOKEN_STR];
     char acts_for[SPK_TOKEN_STR]; /* "" when absent; assistant acts for a named gp */
     char consult[SPK_TOKEN_STR];  /* "" when absent */
+    char aud[SPK_TOKEN_STR];      /* "" when absent; the expected one when "aud" is an array */
     char jti[SPK_TOKEN_STR];
     int64_t exp, nbf, iat; /* seconds since the epoch */
 } spk_token_claims_t;
@@ -78,14 +80,29 @@ long spk_token_sign(const spk_signer_t *s, const spk_token_claims_t *c, char *ou
  * Returns 0 and fills *out, or: SPK_ETOKENINVALID (malformed, oversized, wrong alg, bad
  * signature, missing/mistyped claim, unknown role), SPK_ETOKENISSUER (iss/kid not trusted),
  * SPK_ETOKENEXPIRED (now >= exp + leeway), SPK_ETOKENNOTYET (now < nbf - leeway).
- * `why` (optional) receives a one-line reason. *out is zeroed on failure.
+ * `why` (optional) receives a one-line reason. *out is zeroed on failure, except when a trusted
+ * issuer's signature verified and only the time (or, for spk_token_verify_policy, the policy)
+ * failed: then *out holds the signed claims, so the caller can say whose token was refused.
  * Checks run in this order: size, structure, header, issuer/kid, signature, claims, time; the
  * payload is read before the signature only for "iss" to select the key. The header must have
  * alg "EdDSA", a kid, optionally typ "JWT", and no "crit". Claim strings must not be empty
  * (iss, sub, jti, role) or contain control characters; exp/nbf/iat must be JSON integers;
  * duplicate keys are refused; unknown claims are ignored. SPK_EINVAL for NULL kr/tok/out or a
- * negative leeway. */
+ * negative leeway. Claim strings must also be accepted text (spk/text.h). */
 int spk_token_verify(const spk_keyring_t *kr, const char *tok, size_t len, int64_t now,
                      int64_t leeway_s, spk_token_claims_t *out, char *why, size_t why_len);
+
+/* What a deployment requires of a token beyond a trusted signature. */
+typedef struct {
+    const char *audience;   /* NULL or "": any; else "aud" must be (or contain) it */
+    int64_t max_lifetime_s; /* 0: any; else exp - max(iat, nbf) must not exceed it */
+} spk_token_policy_t;
+
+/* spk_token_verify plus the policy (NULL: none); a token that fails it is SPK_ETOKENINVALID
+ * ("claim aud ...", "token lifetime exceeds the maximum"). Checked after the claims and the
+ * time. */
+int spk_token_verify_policy(const spk_keyring_t *kr, const char *tok, size_t len, int64_t now,
+                            int64_t leeway_s, const spk_token_policy_t *pol,
+                            spk_token_claims_t *out, char *why, size_t why_len);
 
 #endif

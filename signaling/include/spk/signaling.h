@@ -7,6 +7,7 @@
 #ifndef SPK_SIGNALING_H
 #define SPK_SIGNALING_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -24,12 +25,18 @@ typedef struct {
     /* Asks the transport to close `conn` with a WebSocket close code and reason. The core
      * forgets the connection when the transport later calls spk_sig_conn_close. */
     void (*close_cb)(void *ud, uint64_t conn, int ws_code, const char *reason);
+    /* Optional: bytes queued in the transport for `conn` and not yet written. Messages the core
+     * held back (see spk_sig_durable) are released while this is under half of
+     * send_queue_bytes, so that a burst of them does not overflow a client that reads; the
+     * transport calls spk_sig_conn_writable when its queue has emptied. */
+    size_t (*queued_cb)(void *ud, uint64_t conn);
 } spk_sig_io_t;
 
 /* WebSocket close codes used by the core (docs/protocol.md). */
 #define SPK_WS_AUTH_TIMEOUT 4001
 #define SPK_WS_IDLE_TIMEOUT 4002
 #define SPK_WS_SLOW_CONSUMER 4003
+#define SPK_WS_TOKEN_EXPIRED 4004
 #define SPK_WS_SHUTDOWN 1001
 #define SPK_WS_TRY_LATER 1013
 
@@ -46,11 +53,18 @@ void spk_sig_conn_close(spk_sig_t *s, uint64_t conn);
 /* One complete text message. */
 void spk_sig_conn_message(spk_sig_t *s, uint64_t conn, const char *data, size_t len,
                           uint64_t now_ms);
+/* The transport's send queue for conn has emptied: held messages may go on. */
+void spk_sig_conn_writable(spk_sig_t *s, uint64_t conn);
 /* An error the transport detected (SPK_ETOOBIG, SPK_EBADMSG for a binary frame): the core
  * answers with the documented error message. */
 void spk_sig_conn_reject(spk_sig_t *s, uint64_t conn, int err);
-/* Periodic housekeeping (authentication deadline); call about once a second. */
+/* Periodic housekeeping: authentication deadline, token expiry, delegations that ran out,
+ * summaries of refused sign-ins. Call about once a second. */
 void spk_sig_tick(spk_sig_t *s, uint64_t now_ms);
+/* The store has flushed more commits (spk_store_sync_opts_t.durable_cb, then on the control
+ * thread): answers and events held for them go out. failed: the store can no longer flush;
+ * nothing more is acknowledged (the caller should stop the server). */
+void spk_sig_durable(spk_sig_t *s, bool failed);
 /* Starts draining: every connection is told "server.shutdown"; new messages get
  * SPK_ESHUTDOWN. */
 void spk_sig_shutdown(spk_sig_t *s);

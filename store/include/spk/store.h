@@ -1,6 +1,16 @@
 /* Persistence behind one interface. Embedded default: SQLite in WAL mode in the data directory
- * (file "spreekkamer.db"). Every call runs on the caller's thread (the control thread in spreekd)
- * and is durable when it returns (synchronous=FULL): an acknowledged action survives a crash.
+ * (file "spreekkamer.db"). Every call runs on the caller's thread (the control thread in spreekd).
+ *
+ * Transactions and durability. Each write function is a transaction of its own unless the
+ * caller has opened one with spk_store_begin: then every write and audit append up to
+ * spk_store_commit commits together or not at all (spk_store_rollback). Without a sync thread
+ * a commit is durable when it returns (synchronous=FULL). With spk_store_sync_start (spreekd)
+ * commits are written to the WAL but not flushed when they return: the store's sync thread
+ * flushes every commit since the last flush with one fsync (group commit), then moves the audit
+ * head anchor, and reports it; the caller holds back whatever acknowledges a commit until
+ * spk_store_durable() reaches that commit's ticket. A process crash (kill -9) loses nothing
+ * committed (the data is in the WAL); a power failure loses at most what was not yet
+ * acknowledged.
  *
  * Strings in records are NUL-terminated and truncated fields are refused with SPK_ERANGE.
  * Functions return 0 or a negative SPK_E* code (SPK_ENOTFOUND when a row is missing, SPK_EIO
@@ -21,9 +31,44 @@
 typedef struct spk_store spk_store_t;
 
 /* Opens (creating if needed, mode 0700 dir / 0600 files) the store in directory `dir`, applies
- * the schema, and checks the audit head anchor (see audit below). */
+ * the schema (migrating an older one), and checks the audit head anchor (see audit below). */
 int spk_store_open(spk_store_t **out, const char *dir);
+/* Stops the sync thread (flushing and anchoring what is committed) and closes. NULL-safe. */
 void spk_store_close(spk_store_t *st);
+
+/* ---- transactions and group commit ---- */
+
+/* Opens a write transaction (SPK_ESTATE if one is open). */
+int spk_store_begin(spk_store_t *st);
+/* Commits it; *ticket (may be NULL) receives the commit's durability ticket. On failure the
+ * transaction is rolled back and nothing of it is stored. */
+int spk_store_commit(spk_store_t *st, uint64_t *ticket);
+/* Discards the open transaction (no-op without one). */
+void spk_store_rollback(spk_store_t *st);
+bool spk_store_in_txn(const spk_store_t *st);
+/* Ticket of the newest commit, and the newest ticket known to be on disk. Without a sync
+ * thread both are equal. Safe to call from any thread. */
+uint64_t spk_store_last_ticket(const spk_store_t *st);
+uint64_t spk_store_durable(const spk_store_t *st);
+
+typedef struct {
+    /* Called on the sync thread after each flush (read spk_store_durable), and with failed set
+     * when the disk refused a flush: durability can no longer be promised and the caller must
+     * stop acknowledging (spreekd exits). */
+    void (*durable_cb)(void *ud, bool failed);
+    void *ud;
+    int flush_delay_us;          /* wait this long after a commit for others to join (0) */
+    int full_verify_interval_s;  /* re-walk the whole audit chain this often (3600; 0 = never) */
+    const char *witness;         /* "" = none, "syslog", or a file/FIFO path: the audit head is
+                                  * appended there (one line per change, see docs/audit.md) */
+    int witness_interval_ms;     /* at most one witness line per interval (1000) */
+} spk_store_sync_opts_t;
+
+/* Starts the sync thread (commits are then flushed in groups, see above). */
+int spk_store_sync_start(spk_store_t *st, const spk_store_sync_opts_t *opts);
+/* Flushes and anchors what is committed, stops the thread and joins it; commits are durable
+ * when they return again. No-op without a sync thread. spk_store_close does it too. */
+void spk_store_sync_stop(spk_store_t *st);
 
 /* ---- consults ---- */
 typedef enum { SPK_CONSULT_OPEN = 0, SPK_CONSULT_ENDED = 1 } spk_consult_state_t;
@@ -43,6 +88,8 @@ int spk_store_consult_insert(spk_store_t *st, const spk_consult_rec_t *c); /* SP
 int spk_store_consult_get(spk_store_t *st, const char *id, spk_consult_rec_t *out);
 /* Marks ended; SPK_ECONSULTENDED if it already was. */
 int spk_store_consult_end(spk_store_t *st, const char *id, int64_t at);
+/* Number of open consults. */
+int spk_store_consult_count_open(spk_store_t *st, int64_t *out);
 typedef int (*spk_store_consult_cb)(void *ud, const spk_consult_rec_t *c);
 /* Open consults, optionally only those of one practice (NULL = all), oldest first. */
 int spk_store_consult_each_open(spk_store_t *st, const char *practice, spk_store_consult_cb cb,
@@ -60,6 +107,7 @@ typedef struct {
     char consult[SPK_ID_LEN];
     char id[SPK_ID_LEN];   /* participant id */
     char sub[SPK_SUB_LEN]; /* user id (for patients: the participant id) */
+    char iss[SPK_SUB_LEN]; /* issuer of sub: users are (iss, sub) pairs */
     char name[SPK_SUB_LEN];
     spk_role_t role;
     spk_part_state_t state;
@@ -74,12 +122,15 @@ typedef int (*spk_store_participant_cb)(void *ud, const spk_participant_rec_t *p
 int spk_store_participant_each(spk_store_t *st, const char *consult, spk_store_participant_cb cb,
                                void *ud);
 
-/* ---- invites (single use, expiring, bound to one consult) ---- */
+/* ---- invites (single use, expiring, revocable, bound to one consult) ---- */
+#define SPK_INVITE_ID_LEN 17 /* 16 hex characters + NUL */
 typedef struct {
     uint8_t code_hash[32]; /* SHA-256 of the invite code; the code itself is never stored */
+    char id[SPK_INVITE_ID_LEN]; /* public handle: hex of the first 8 bytes of code_hash */
     char consult[SPK_ID_LEN];
     char created_by[SPK_SUB_LEN];
     int64_t created_at, expires_at, used_at; /* used_at 0 while unused */
+    int64_t revoked_at;                      /* 0 unless revoked */
     char used_by[SPK_ID_LEN];                /* participant id */
 } spk_invite_rec_t;
 
@@ -91,17 +142,26 @@ int spk_store_invite_create(spk_store_t *st, const char *consult, const char *cr
                             spk_invite_rec_t *out);
 /* SHA-256 of an invite code as used for lookup. */
 void spk_store_invite_hash(const char *code, size_t len, uint8_t out[32]);
-/* Atomically marks the invite used (one UPDATE ... WHERE used_at = 0 AND expires_at > now).
- * Returns 0 and fills *out (may be NULL), or SPK_EINVITEINVALID (unknown), SPK_EINVITEUSED,
- * SPK_EINVITEEXPIRED. Exactly one of two concurrent callers can succeed. */
+/* Atomically marks the invite used (one UPDATE ... WHERE used_at = 0 AND revoked_at = 0 AND
+ * expires_at > now). Returns 0 and fills *out (may be NULL), or SPK_EINVITEINVALID (unknown),
+ * SPK_EINVITEUSED, SPK_EINVITEREVOKED, SPK_EINVITEEXPIRED. Exactly one of two concurrent callers
+ * can succeed. */
 int spk_store_invite_use(spk_store_t *st, const uint8_t code_hash[32], int64_t now,
                          const char *participant_id, spk_invite_rec_t *out);
+/* Revokes an unused invite of `consult` by id. SPK_ENOTFOUND (no such invite of that consult),
+ * SPK_EINVITEUSED, SPK_EINVITEREVOKED. Fills *out (may be NULL) with the revoked invite. */
+int spk_store_invite_revoke(spk_store_t *st, const char *consult, const char *id, int64_t at,
+                            spk_invite_rec_t *out);
+typedef int (*spk_store_invite_cb)(void *ud, const spk_invite_rec_t *inv);
+/* Invites of a consult, oldest first. */
+int spk_store_invite_each(spk_store_t *st, const char *consult, spk_store_invite_cb cb, void *ud);
 
 /* ---- delegations: a practice lets a remote GP act for it for a limited time ---- */
 typedef struct {
     char id[SPK_ID_LEN];
     char practice[SPK_SUB_LEN];
     char grantee[SPK_SUB_LEN]; /* remote_gp sub */
+    char grantee_iss[SPK_SUB_LEN]; /* ... and its issuer */
     char granted_by[SPK_SUB_LEN];
     int64_t created_at, valid_from, valid_until, revoked_at; /* revoked_at 0 if not revoked */
 } spk_delegation_rec_t;
@@ -110,70 +170,93 @@ int spk_store_delegation_insert(spk_store_t *st, const spk_delegation_rec_t *d);
 int spk_store_delegation_get(spk_store_t *st, const char *id, spk_delegation_rec_t *out);
 /* SPK_ENOTFOUND, or SPK_ESTATE if already revoked. */
 int spk_store_delegation_revoke(spk_store_t *st, const char *id, int64_t at);
-/* An active delegation (valid_from <= now < valid_until, not revoked) for grantee at practice;
- * SPK_ENOTFOUND if none. */
-int spk_store_delegation_find_active(spk_store_t *st, const char *practice, const char *grantee,
-                                     int64_t now, spk_delegation_rec_t *out);
+/* An active delegation (valid_from <= now < valid_until, not revoked) for (grantee_iss, grantee)
+ * at practice; the one that lasts longest when there are several. SPK_ENOTFOUND if none. */
+int spk_store_delegation_find_active(spk_store_t *st, const char *practice,
+                                     const char *grantee_iss, const char *grantee, int64_t now,
+                                     spk_delegation_rec_t *out);
 typedef int (*spk_store_delegation_cb)(void *ud, const spk_delegation_rec_t *d);
 int spk_store_delegation_each(spk_store_t *st, const char *practice, spk_store_delegation_cb cb,
                               void *ud);
 
 /* ---- facts recorded in a consult: identity check, "can speak freely", consent, invited
- * specialists. Keyed by (consult, kind, subject); put replaces. ---- */
+ * specialists. Keyed by (consult, kind, subject_iss, subject); put replaces. ---- */
 typedef struct {
     char consult[SPK_ID_LEN];
     char kind[32];             /* "identity_check" | "speak_freely" | "consent" | "specialist" */
     char subject[SPK_SUB_LEN]; /* participant id, consent scope, or specialist sub */
+    char subject_iss[SPK_SUB_LEN]; /* the specialist's issuer; "" for other kinds */
     char value[SPK_SUB_LEN];   /* e.g. "verified:id_document", "yes", "given:verbal" */
     char recorded_by[SPK_SUB_LEN];
     int64_t at;
 } spk_fact_rec_t;
 
 int spk_store_fact_put(spk_store_t *st, const spk_fact_rec_t *f);
-int spk_store_fact_get(spk_store_t *st, const char *consult, const char *kind, const char *subject,
-                       spk_fact_rec_t *out);
+/* subject_iss may be NULL for "". */
+int spk_store_fact_get(spk_store_t *st, const char *consult, const char *kind,
+                       const char *subject_iss, const char *subject, spk_fact_rec_t *out);
 typedef int (*spk_store_fact_cb)(void *ud, const spk_fact_rec_t *f);
 int spk_store_fact_each(spk_store_t *st, const char *consult, spk_store_fact_cb cb, void *ud);
 
 /* ---- audit log (NEN 7513): append-only, hash-chained ----
  * hash = SHA-256(prev_hash || canonical encoding of every other field including seq).
- * The head (last seq and hash) is also kept in an anchor file "audit.head" next to the
- * database, authenticated with HMAC under a key in "audit.key", so that deleting the newest
- * entries is detected too. */
+ * The head (a recent seq and its hash) is also kept in an anchor file "audit.head" next to the
+ * database, authenticated with HMAC under a key in "audit.key", and can be shipped to an
+ * external witness (spk_store_sync_opts_t.witness), so that deleting or rewriting entries is
+ * detected. docs/audit.md has the threat model. */
 typedef struct {
     int64_t seq;      /* assigned by append, from 1 */
     int64_t ts_ms;    /* unix milliseconds */
     char event[48];   /* e.g. "consult.create" (docs/audit.md lists them) */
     char outcome[32]; /* "success" or the error's wire code ("forbidden", ...) */
-    char user[SPK_SUB_LEN];
-    char name[SPK_SUB_LEN];
+    char user[SPK_SUB_LEN];   /* user id (sub); for patients their participant id */
+    char issuer[SPK_SUB_LEN]; /* issuer of the user id */
+    char name[SPK_SUB_LEN];   /* professional's display name; never a patient's name */
     char role[16];
     char on_behalf_of[SPK_SUB_LEN]; /* acts-for gp, or the practice for a remote gp */
     char access_point[64];          /* remote address, or "spreekctl" */
     char patient[SPK_SUB_LEN];      /* patient pseudonym, "" if none */
+    char practice[SPK_SUB_LEN];     /* practice whose data was accessed, "" if none */
     char object[SPK_SUB_LEN];       /* consult id, invite, delegation id, ... */
     char detail[256];
     uint8_t prev_hash[32];
     uint8_t hash[32];
 } spk_audit_rec_t;
 
-/* Fills rec->seq, prev_hash and hash and appends durably. */
+/* Fills rec->seq, prev_hash and hash and appends: inside the open transaction when there is
+ * one (it then commits or rolls back with the action it records), else as a transaction of its
+ * own. Text fields are stored as given: callers truncate on character boundaries
+ * (spk_utf8_copy). A zero rec->ts_ms is filled with the current time. */
 int spk_store_audit_append(spk_store_t *st, spk_audit_rec_t *rec);
 /* Walks the whole chain. 0 when intact; SPK_EVERIFY with *bad_seq (first bad seq, or the
- * expected one when entries are missing) and a reason when modified, deleted, inserted or
- * reordered entries are found, or when the head anchor does not match. */
+ * expected one when entries are missing; 0 when the anchor file itself is missing or fails
+ * authentication) and a reason when modified, deleted, inserted or reordered entries are found,
+ * or when the chain does not contain the anchored head. While the anchor does not match,
+ * appends still add entries but the anchor is left as it is, so verify keeps failing until an
+ * administrator has investigated and re-anchored (docs/audit.md). */
 int spk_store_audit_verify(spk_store_t *st, int64_t *bad_seq, char *why, size_t why_len);
-/* Notes on the above: *bad_seq is 0 when the anchor file itself is missing or fails
- * authentication. A zero rec->ts_ms is filled with the current time by append. While the anchor
- * does not match, append still adds entries but leaves the anchor as it is, so verify keeps
- * failing until an administrator has investigated and re-anchored (docs/audit.md). */
+/* Like verify, but walks only the entries appended since the last successful call on this
+ * store (the first call walks everything), and fails too once the sync thread's periodic full
+ * walk has found a fault. For frequent checks on the control thread. */
+int spk_store_audit_verify_recent(spk_store_t *st, int64_t *bad_seq, char *why, size_t why_len);
+/* Checks that every "<seq> <hash>" line of a witness file is in the chain: a chain rebuilt by
+ * someone who holds audit.key still fails here. SPK_EVERIFY with *bad_seq and why otherwise;
+ * SPK_ENOTFOUND when the file cannot be read. *lines receives the number of lines checked. */
+int spk_store_audit_check_witness(spk_store_t *st, const char *path, int64_t *lines,
+                                  int64_t *bad_seq, char *why, size_t why_len);
 /* Accepts the current chain as the new baseline after an investigation: the chain must hold
  * together from seq 1 (SPK_EVERIFY with *bad_seq otherwise, nothing appended); then appends
  * `rec` (e.g. event "audit.reanchor", detail naming the reason) and rewrites the anchor. */
 int spk_store_audit_reanchor(spk_store_t *st, spk_audit_rec_t *rec, int64_t *bad_seq, char *why,
                              size_t why_len);
 typedef int (*spk_store_audit_cb)(void *ud, const spk_audit_rec_t *r);
-/* Entries in seq order, optionally only those of one patient pseudonym (NULL = all). */
-int spk_store_audit_each(spk_store_t *st, const char *patient, spk_store_audit_cb cb, void *ud);
+typedef struct {
+    const char *patient;  /* only this patient pseudonym's entries (NULL = any) */
+    const char *practice; /* only entries about this practice (NULL = any) */
+    int64_t after;        /* only seq > after */
+} spk_store_audit_filter_t;
+/* Entries in seq order that pass the filter (NULL = all). */
+int spk_store_audit_each(spk_store_t *st, const spk_store_audit_filter_t *f, spk_store_audit_cb cb,
+                         void *ud);
 
 #endif

@@ -216,14 +216,14 @@ case_tamper_insert() {
     populate
     LAST=$(sqlite3 "$DB" "SELECT max(seq) FROM audit")
     sql "INSERT INTO audit SELECT seq + 1, ts_ms, 'consult.admit', outcome, user, name, role,
-         on_behalf_of, access_point, patient, object, detail, hash, hash FROM audit
-         WHERE seq = $LAST"
+         on_behalf_of, access_point, patient, object, detail, hash, hash, v, issuer, practice,
+         mac FROM audit WHERE seq = $LAST"
     verify_fails_at $((LAST + 1))
 }
 
 case_tamper_anchor() {
     populate
-    sed -i 's/^\(spk-audit-head v1 \)\([0-9]*\)/\1999/' "$DATA/audit.head"
+    sed -i 's/^\(spk-audit-head v2 \)\([0-9]*\)/\1999/' "$DATA/audit.head"
     verify_fails_at 0
     expect_out 'audit.head'
 }

@@ -59,6 +59,17 @@ export async function startServer(o = {}) {
   return srv;
 }
 
+/** Prometheus text format into {'name{labels}': number}. */
+export function parseMetrics(body) {
+  const out = {};
+  for (const line of body.split('\n')) {
+    if (!line || line.startsWith('#')) continue;
+    const i = line.lastIndexOf(' ');
+    out[line.slice(0, i)] = Number(line.slice(i + 1));
+  }
+  return out;
+}
+
 class Server {
   constructor(proc, dataDir, keepDataDir, echo) {
     this.proc = proc;
@@ -155,13 +166,7 @@ class Server {
   /** The /metrics text parsed into {'name{labels}': number}. */
   async metrics() {
     const { body } = await this.get('/metrics');
-    const out = {};
-    for (const line of body.split('\n')) {
-      if (!line || line.startsWith('#')) continue;
-      const i = line.lastIndexOf(' ');
-      out[line.slice(0, i)] = Number(line.slice(i + 1));
-    }
-    return out;
+    return parseMetrics(body);
   }
 
   /**

@@ -33,7 +33,7 @@ export function signJws(header, claims, key) {
 export function mint(issuer, claims = {}) {
   const now = Math.floor(Date.now() / 1000);
   const c = {
-    iss: issuer.iss, sub: 'gp-1', name: 'Dr. Jansen', role: 'gp', practice: 'praktijk-a',
+    iss: issuer.iss, aud: 'spreekkamer', sub: 'gp-1', name: 'Dr. Jansen', role: 'gp', practice: 'praktijk-a',
     iat: now, nbf: now - 5, exp: now + 3600, jti: randomBytes(9).toString('base64url'), ...claims,
   };
   for (const k of Object.keys(c)) if (c[k] === undefined) delete c[k];

@@ -32,7 +32,8 @@ async function prepare(env, gp) {
   await gp.ok('consent.record', { consult: consult.id, scope: 'meekijkconsult', given: true, method: 'verbal' });
   await gp.ok('specialist.invite', { consult: consult.id, specialist: 'spec-1' });
   const { delegation } = await gp.ok('delegation.grant', { remote_gp: 'rgp-1', valid_until: now + 3600 });
-  return { consult: consult.id, participant: red.participant.id, patient, delegation: delegation.id, now };
+  const { invite: spare } = await gp.ok('invite.create', { consult: consult.id });
+  return { consult: consult.id, participant: red.participant.id, patient, delegation: delegation.id, spare: spare.id, now };
 }
 
 // The request each action is tried with; `pre` runs first (as the GP or as the caller).
@@ -45,6 +46,8 @@ const requests = {
   'consult.leave': (x) => ({ consult: x.consult }),
   'consult.end': (x) => ({ consult: x.consult }),
   'invite.create': (x) => ({ consult: x.consult }),
+  'invite.list': (x) => ({ consult: x.consult }),
+  'invite.revoke': (x) => ({ consult: x.consult, invite: x.spare }),
   'lobby.list': (x) => ({ consult: x.consult }),
   'lobby.admit': (x) => ({ consult: x.consult, participant: x.participant }),
   'lobby.deny': (x) => ({ consult: x.consult, participant: x.participant }),

@@ -36,7 +36,7 @@ test('static files, entry points, headers, and no traversal', async () => {
     assert.match(idx.headers.get('content-type'), /^text\/html/);
     const csp = idx.headers.get('content-security-policy');
     assert.match(csp, /default-src 'self'/);
-    assert.match(csp, /script-src 'self'/);
+    assert.match(csp, /script-src 'self' 'wasm-unsafe-eval';/);
     assert.doesNotMatch(csp, /unsafe-inline/);
     assert.equal(idx.headers.get('x-content-type-options'), 'nosniff');
     assert.equal(idx.headers.get('referrer-policy'), 'no-referrer');

@@ -1,6 +1,9 @@
 // Helpers shared by the transport tests: raw WebSocket connections and plain TCP exchanges.
+import { execFileSync, execSync } from 'node:child_process';
+import { join } from 'node:path';
 import net from 'node:net';
 import WebSocket from 'ws';
+import { parseMetrics } from '../lib/server.mjs';
 
 export const PROTO = 'spreekkamer.v1';
 
@@ -61,11 +64,12 @@ export function refused(url, protocol, opts = {}) {
 }
 
 // Sends raw bytes over TCP and resolves with everything received until the server closes
-// (or timeoutMs passes): {data, closedByServer, ms}.
-export function rawExchange(port, bytes, timeoutMs = 5000) {
+// (or timeoutMs passes): {data, closedByServer, ms}. localAddress picks the source address
+// (any of 127.0.0.0/8 is local).
+export function rawExchange(port, bytes, timeoutMs = 5000, { localAddress } = {}) {
   return new Promise((resolve) => {
     const t0 = Date.now();
-    const s = net.connect(port, '127.0.0.1');
+    const s = net.connect({ port, host: '127.0.0.1', localAddress });
     let data = '';
     let done = false;
     const finish = (closedByServer) => {
@@ -85,3 +89,46 @@ export function rawExchange(port, bytes, timeoutMs = 5000) {
 }
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// Opens a TCP connection from localAddress and sends `bytes` (an unfinished request, or null
+// for a silent connection). Resolves once connected with the socket; s.data collects what the
+// server sends, s.whenClosed resolves with {ms} (since connect) when the server closes it.
+export function halfOpen(port, bytes, { localAddress = '127.0.0.1' } = {}) {
+  return new Promise((resolve) => {
+    const s = net.connect({ port, host: '127.0.0.1', localAddress });
+    s.data = '';
+    let t0 = Date.now();
+    s.isClosed = false;
+    s.whenClosed = new Promise((res) => s.on('close', () => { s.isClosed = true; res({ ms: Date.now() - t0 }); }));
+    s.on('data', (d) => { s.data += d.toString('latin1'); });
+    s.on('error', () => {});
+    s.on('connect', () => { t0 = Date.now(); if (bytes) s.write(bytes); resolve(s); });
+    s.on('close', () => resolve(s));
+  });
+}
+
+// The file-descriptor limit of this process's shell (what spreekd started from here gets).
+export function fdLimit() {
+  try {
+    return Number(execSync('ulimit -n', { shell: '/bin/sh' }).toString().trim()) || 1024;
+  } catch {
+    return 1024;
+  }
+}
+
+// GET /metrics on a connection of its own (closed after the answer, so that it leaves no
+// keep-alive connection behind), parsed into {'name{labels}': number}.
+export async function metricsOnce(port, { localAddress } = {}) {
+  const r = await rawExchange(port, 'GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n', 5000, { localAddress });
+  return parseMetrics(r.data.slice(r.data.indexOf('\r\n\r\n') + 4));
+}
+
+// A self-signed ECDSA certificate for 127.0.0.1 in dir: {cert, key} (PEM file paths).
+export function makeCert(dir) {
+  const cert = join(dir, 'cert.pem');
+  const key = join(dir, 'key.pem');
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1',
+    '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=127.0.0.1',
+    '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' });
+  return { cert, key };
+}

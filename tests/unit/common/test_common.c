@@ -8,6 +8,7 @@
 #include "spk/error.h"
 #include "spk/map.h"
 #include "spk/role.h"
+#include "spk/text.h"
 #include "spk/util.h"
 
 static void test_error_table(void **state)
@@ -96,12 +97,91 @@ static void test_roles(void **state)
     assert_string_equal(spk_role_name(SPK_ROLE_COUNT), "none");
 }
 
+static void test_text_ok(void **state)
+{
+    (void)state;
+    static const char *const good[] = {
+        "Sanne de Vries",   "Dr. Ömer Çelik",         "Zoë", "李小龍",
+        "Jean-Luc O'Neill", "emoji \xf0\x9f\x98\x80", ""};
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        if (!spk_text_ok(good[i], strlen(good[i]))) {
+            fail_msg("refused \"%s\"", good[i]);
+        }
+    }
+    static const char *const bad[] = {"line\nforged",
+                                      "tab\there",
+                                      "nul\x01",
+                                      "del\x7f",
+                                      "c1 \xc2\x85",
+                                      "rlo \xe2\x80\xae",
+                                      "lri \xe2\x81\xa6",
+                                      "alm \xd8\x9c",
+                                      "zwsp \xe2\x80\x8b",
+                                      "zwj \xe2\x80\x8d",
+                                      "bom \xef\xbb\xbf",
+                                      "shy \xc2\xad",
+                                      "ls \xe2\x80\xa8",
+                                      "tag \xf3\xa0\x80\x81",
+                                      "hangul \xe3\x85\xa4",
+                                      "overlong \xc0\xaf",
+                                      "surrogate \xed\xa0\x80",
+                                      "cut \xe2\x82",
+                                      "big \xf4\x90\x80\x80",
+                                      "lone \x80",
+                                      "nonchar \xef\xbf\xbf"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        if (spk_text_ok(bad[i], strlen(bad[i]))) {
+            fail_msg("accepted bad text #%zu", i);
+        }
+    }
+    assert_false(spk_text_ok("a\0b", 3));
+}
+
+static void test_utf8_copy(void **state)
+{
+    (void)state;
+    char out[8];
+    /* "aaaaa" + "é" (2 bytes) + "x": 8 bytes; cap 7 holds 6 bytes: the é would be cut -> drop it */
+    assert_int_equal(spk_utf8_copy(out, 7, "aaaaa\xc3\xa9x"), 5);
+    assert_string_equal(out, "aaaaa");
+    assert_int_equal(spk_utf8_copy(out, 8, "aaaaa\xc3\xa9x"), 7);
+    assert_string_equal(out, "aaaaa\xc3\xa9");
+    assert_int_equal(spk_utf8_copy(out, 8, "abc"), 3);
+    assert_string_equal(out, "abc");
+    /* a 4-byte character cut after 1, 2 or 3 of its bytes */
+    for (size_t cap = 3; cap <= 5; cap++) {
+        assert_int_equal(spk_utf8_copy(out, cap, "ab\xf0\x9f\x98\x80"), 2);
+        assert_true(spk_text_ok(out, strlen(out)));
+    }
+    assert_int_equal(spk_utf8_copy(out, 7, "ab\xf0\x9f\x98\x80"), 6);
+    assert_int_equal(spk_utf8_copy(out, 1, "abc"), 0);
+    assert_string_equal(out, "");
+}
+
+static void test_text_escape(void **state)
+{
+    (void)state;
+    char out[128];
+    spk_text_escape(out, sizeof(out), "Dr. Jansen\nforged line");
+    assert_string_equal(out, "Dr. Jansen\\u{000A}forged line");
+    spk_text_escape(out, sizeof(out),
+                    "a\xe2\x80\xae"
+                    "b\\c\xff");
+    assert_string_equal(out, "a\\u{202E}b\\\\c\\xFF");
+    spk_text_escape(out, sizeof(out), "Zo\xc3\xab");
+    assert_string_equal(out, "Zo\xc3\xab");
+    assert_int_equal(spk_text_escape(out, 6, "ab\ncd"), 2); /* the escape does not fit */
+    assert_string_equal(out, "ab");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_error_table), cmocka_unit_test(test_b64url_roundtrip),
         cmocka_unit_test(test_hex),         cmocka_unit_test(test_json_escape),
         cmocka_unit_test(test_map),         cmocka_unit_test(test_roles),
+        cmocka_unit_test(test_text_ok),     cmocka_unit_test(test_utf8_copy),
+        cmocka_unit_test(test_text_escape),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,146 @@
+/* The SQLite schema and its migrations. PRAGMA user_version holds the schema version; a store
+ * of an older version is migrated in one transaction when it is opened, and a store of a newer
+ * version than this build knows is refused. */
+#include "store_priv.h"
+
+#include <stdio.h>
+
+#include "spk/error.h"
+#include "spk/log.h"
+
+#define SCHEMA_VERSION 2
+
+/* The current schema for a new store. The audit table refuses UPDATE and DELETE through
+ * triggers: a guard against mistakes, not against an attacker (who can drop the triggers); the
+ * hash chain, the anchor and the witness are what detect that. */
+static const char *const schema_v2 =
+    "CREATE TABLE consults ("
+    " id TEXT PRIMARY KEY NOT NULL, practice TEXT NOT NULL, gp TEXT NOT NULL,"
+    " patient TEXT NOT NULL, title TEXT NOT NULL, created_by TEXT NOT NULL,"
+    " state INTEGER NOT NULL, created_at INTEGER NOT NULL, ended_at INTEGER NOT NULL);"
+    "CREATE INDEX consults_open ON consults(state, practice, created_at);"
+    "CREATE TABLE participants ("
+    " consult TEXT NOT NULL REFERENCES consults(id), id TEXT NOT NULL, sub TEXT NOT NULL,"
+    " name TEXT NOT NULL, role TEXT NOT NULL, state INTEGER NOT NULL,"
+    " joined_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, iss TEXT NOT NULL DEFAULT '',"
+    " PRIMARY KEY (consult, id));"
+    "CREATE TABLE invites ("
+    " code_hash BLOB PRIMARY KEY NOT NULL, consult TEXT NOT NULL REFERENCES consults(id),"
+    " created_by TEXT NOT NULL, created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL,"
+    " used_at INTEGER NOT NULL, used_by TEXT NOT NULL, id TEXT NOT NULL DEFAULT '',"
+    " revoked_at INTEGER NOT NULL DEFAULT 0);"
+    "CREATE INDEX invites_consult ON invites(consult);"
+    "CREATE UNIQUE INDEX invites_id ON invites(id);"
+    "CREATE TABLE delegations ("
+    " id TEXT PRIMARY KEY NOT NULL, practice TEXT NOT NULL, grantee TEXT NOT NULL,"
+    " granted_by TEXT NOT NULL, created_at INTEGER NOT NULL, valid_from INTEGER NOT NULL,"
+    " valid_until INTEGER NOT NULL, revoked_at INTEGER NOT NULL,"
+    " grantee_iss TEXT NOT NULL DEFAULT '');"
+    "CREATE INDEX delegations_pg ON delegations(practice, grantee);"
+    "CREATE TABLE facts ("
+    " consult TEXT NOT NULL REFERENCES consults(id), kind TEXT NOT NULL, subject TEXT NOT NULL,"
+    " value TEXT NOT NULL, recorded_by TEXT NOT NULL, at INTEGER NOT NULL,"
+    " subject_iss TEXT NOT NULL DEFAULT '', PRIMARY KEY (consult, kind, subject_iss, subject));"
+    "CREATE TABLE audit ("
+    " seq INTEGER PRIMARY KEY NOT NULL, ts_ms INTEGER NOT NULL, event TEXT NOT NULL,"
+    " outcome TEXT NOT NULL, user TEXT NOT NULL, name TEXT NOT NULL, role TEXT NOT NULL,"
+    " on_behalf_of TEXT NOT NULL, access_point TEXT NOT NULL, patient TEXT NOT NULL,"
+    " object TEXT NOT NULL, detail TEXT NOT NULL, prev_hash BLOB NOT NULL,"
+    " hash BLOB NOT NULL, v INTEGER NOT NULL DEFAULT 1, issuer TEXT NOT NULL DEFAULT '',"
+    " practice TEXT NOT NULL DEFAULT '', mac BLOB);"
+    "CREATE INDEX audit_patient ON audit(patient, seq);"
+    "CREATE INDEX audit_practice ON audit(practice, seq);";
+
+/* Run on every open: the guards come back if someone dropped them. */
+static const char *const guards =
+    "CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit"
+    " BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;"
+    "CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit"
+    " BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;";
+
+/* Version 1 → 2: users are (issuer, subject) pairs; invites get a public id and can be revoked;
+ * audit entries record the practice and the user's issuer and carry a MAC (entries of version 1
+ * keep their encoding: the column v says which one the hash covers). */
+static const char *const migrate_1_2 =
+    "ALTER TABLE participants ADD COLUMN iss TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE invites ADD COLUMN id TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE invites ADD COLUMN revoked_at INTEGER NOT NULL DEFAULT 0;"
+    "UPDATE invites SET id = lower(hex(substr(code_hash, 1, 8)));"
+    "CREATE UNIQUE INDEX invites_id ON invites(id);"
+    "ALTER TABLE delegations ADD COLUMN grantee_iss TEXT NOT NULL DEFAULT '';"
+    "CREATE TABLE facts_v2 ("
+    " consult TEXT NOT NULL REFERENCES consults(id), kind TEXT NOT NULL, subject TEXT NOT NULL,"
+    " value TEXT NOT NULL, recorded_by TEXT NOT NULL, at INTEGER NOT NULL,"
+    " subject_iss TEXT NOT NULL DEFAULT '', PRIMARY KEY (consult, kind, subject_iss, subject));"
+    "INSERT INTO facts_v2 (consult, kind, subject, value, recorded_by, at)"
+    " SELECT consult, kind, subject, value, recorded_by, at FROM facts;"
+    "DROP TABLE facts;"
+    "ALTER TABLE facts_v2 RENAME TO facts;"
+    "ALTER TABLE audit ADD COLUMN v INTEGER NOT NULL DEFAULT 1;"
+    "ALTER TABLE audit ADD COLUMN issuer TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE audit ADD COLUMN practice TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE audit ADD COLUMN mac BLOB;"
+    "CREATE INDEX audit_practice ON audit(practice, seq);";
+
+static int user_version(spk_store_t *st, int *out)
+{
+    sqlite3_stmt *s = NULL;
+    int rc = sqlite3_prepare_v2(st->db, "PRAGMA user_version", -1, &s, NULL);
+    if (rc != SQLITE_OK) {
+        return st_err(st, rc, "user_version");
+    }
+    rc = sqlite3_step(s);
+    *out = rc == SQLITE_ROW ? sqlite3_column_int(s, 0) : 0;
+    rc = rc == SQLITE_ROW ? 0 : st_err(st, rc, "user_version");
+    sqlite3_finalize(s);
+    return rc;
+}
+
+static bool has_tables(spk_store_t *st)
+{
+    sqlite3_stmt *s = NULL;
+    bool found = false;
+    if (sqlite3_prepare_v2(st->db, "SELECT 1 FROM sqlite_master WHERE name = 'consults'", -1, &s,
+                           NULL) == SQLITE_OK) {
+        found = sqlite3_step(s) == SQLITE_ROW;
+    }
+    sqlite3_finalize(s);
+    return found;
+}
+
+int st_schema_apply(spk_store_t *st)
+{
+    int rc = st_exec(st, "BEGIN IMMEDIATE");
+    if (rc != 0) {
+        return rc;
+    }
+    int v = 0;
+    rc = user_version(st, &v);
+    if (rc == 0 && v > SCHEMA_VERSION) {
+        spk_error(0, "store: schema version %d is newer than this build knows (%d)", v,
+                  SCHEMA_VERSION);
+        rc = SPK_ECONFIG;
+    }
+    if (rc == 0 && v == 0 && has_tables(st)) {
+        v = 1; /* stores made before user_version was kept */
+    }
+    if (rc == 0 && v == 0) {
+        rc = st_exec(st, schema_v2);
+    } else if (rc == 0 && v == 1) {
+        spk_info(0, "store: migrating schema 1 -> 2");
+        rc = st_exec(st, migrate_1_2);
+    }
+    if (rc == 0) {
+        rc = st_exec(st, guards);
+    }
+    if (rc == 0 && v != SCHEMA_VERSION) {
+        char sql[64];
+        snprintf(sql, sizeof(sql), "PRAGMA user_version=%d", SCHEMA_VERSION);
+        rc = st_exec(st, sql);
+    }
+    if (rc == 0) {
+        return st_exec(st, "COMMIT");
+    }
+    st_exec(st, "ROLLBACK");
+    return rc;
+}
