@@ -269,6 +269,24 @@ test('sent back: media ends at once; nothing of the lobby period reaches the pat
   await back.close();
 });
 
+test('access that ends while connected ends media: a watching specialist whose consent is withdrawn', async () => {
+  const spec = await env.as(env.users.specialist);
+  await spec.ok('consult.join', { consult: consult.id });
+  const looker = peer(spec, 0x5351);
+  await looker.start({ publish: false });
+  assert.ok(await waitFor(() => looker.countFrom(GP_TAG + 100).video >= 10, 10000), JSON.stringify(looker.summary()));
+  const n = await endpoints();
+  await gp.ok('consent.record', { consult: consult.id, scope: 'meekijkconsult', given: false, method: 'verbal' });
+  const ended = await spec.until('access.ended', () => true);
+  assert.equal(ended.reason, 'consent_withdrawn');
+  assert.ok(await waitFor(async () => (await endpoints()) === n - 1, 2000), `the specialist's endpoint closes: ${await endpoints()}`);
+  const got = looker.countFrom(GP_TAG + 100).video;
+  await new Promise((r) => setTimeout(r, 1000));
+  assert.ok(looker.countFrom(GP_TAG + 100).video <= got + 1, 'nothing more reaches the specialist');
+  assert.equal((await spec.req('media.subscribe', { consult: consult.id })).type, 'error');
+  await looker.close();
+});
+
 test('leaving ends the patient\'s media; ending the consult ends everyone\'s', async () => {
   const pt = peer(patient, PT_TAG + 60);
   await pt.start();
