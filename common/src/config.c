@@ -146,6 +146,8 @@ static const cfg_opt_t g_opts[] = {
      "refused sign-ins logged one by one per window (5)"},
     {"auth-fail-throttle", "auth_fail_throttle", CFG_INT, OFF(auth_fail_throttle), 0, 1, 1000000,
      "N", "refused sign-ins after which an address waits (30)"},
+    {"chat-retention", "chat_retention_s", CFG_I64, OFF(chat_retention_s), 0, 60, 315360000, "S",
+     "keep ciphertext not acknowledged by every device this long (2592000)"},
     {"audit-witness", "audit_witness", CFG_STR, OFF(audit_witness), SZ(audit_witness), 0, 0, "DEST",
      "ship the audit head to syslog or a file/FIFO"},
     {"audit-witness-interval", "audit_witness_interval_ms", CFG_INT, OFF(audit_witness_interval_ms),
@@ -207,6 +209,7 @@ void spk_config_defaults(spk_config_t *c)
     c->auth_fail_log = 5;
     c->auth_fail_throttle = 30;
     c->audit_witness_interval_ms = 1000;
+    c->chat_retention_s = 30 * 86400;
     c->audit_verify_interval_s = 3600;
 }
 

@@ -141,6 +141,7 @@ int sig_part_commit(sig_req_t *r, sig_part_t *p, spk_part_state_t state)
     }
     if (rc == 0) {
         p->rec = rec;
+        sig_chat_access_changed(r->s); /* a consult's chat follows admission */
     }
     return rc;
 }

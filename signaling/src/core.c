@@ -36,6 +36,8 @@ int spk_sig_new(spk_sig_t **out, const spk_config_t *cfg, spk_store_t *store,
     spk_map_init(&s->consults);
     spk_map_init(&s->tok_conns);
     spk_map_init(&s->auth_fail);
+    spk_map_init(&s->chats);
+    s->access_gen = 1;
     int rc = sig_issuers_init(s);
     if (rc != 0) {
         spk_sig_free(s);
@@ -51,6 +53,7 @@ static void conn_free(spk_sig_t *s, sig_conn_t *c)
         sig_unjoin_conn(s, c, c->joined[c->n_joined - 1].consult, false);
     }
     sig_token_count_del(s, c);
+    sig_chat_conn_free(s, c);
     sig_outq_free(c);
     spk_wipe(&c->who, sizeof(c->who));
     free(c);
@@ -70,6 +73,7 @@ void spk_sig_free(spk_sig_t *s)
     spk_map_free(&s->tok_conns);
     sig_auth_fail_free(s);
     sig_held_free(s);
+    sig_chat_free_all(s);
     sig_consults_free(s);
     sig_media_free_all(s);
     free(s);
@@ -108,6 +112,11 @@ void sig_reply_ok(sig_req_t *r)
         json_object_update(m, r->reply);
     }
     sig_send_json(r->s, r->c->id, m);
+}
+
+int sig_begin(sig_req_t *r)
+{
+    return spk_store_in_txn(r->s->store) ? 0 : spk_store_begin(r->s->store);
 }
 
 int sig_commit(sig_req_t *r)
@@ -419,6 +428,7 @@ void spk_sig_tick(spk_sig_t *s, uint64_t now_ms)
     int64_t now = (int64_t)(now_ms / 1000);
     sig_access_tick(s, now);
     sig_auth_fail_tick(s, now);
+    sig_chat_tick(s, now);
     sig_consults_sweep(s);
     s->cur_ticket = 0;
 }

@@ -13,7 +13,7 @@
 /* Consults one connection can be joined to at once. */
 #define SPK_SIG_MAX_JOINED 16
 /* Actions in the role x action matrix (policy.c asserts the table has exactly this many). */
-#define SIG_N_ACTIONS 29
+#define SIG_N_ACTIONS 44
 /* Relay counters kept per endpoint for /metrics. */
 #define SIG_EP_STATS 10
 
@@ -49,7 +49,8 @@ typedef struct {
     int n_joined;
     char delegation_used[SPK_ID_LEN]; /* last delegation audited as used on this connection */
     sig_out_t *out_head, *out_tail;   /* held messages, in order */
-    size_t out_bytes;                 /* ... and their size */
+    struct ds_conn *chat; /* the device this connection is, once declared (chat_model.c) */
+    size_t out_bytes;     /* ... and their size */
 } sig_conn_t;
 
 struct sig_part {
@@ -124,6 +125,10 @@ struct spk_sig {
     spk_map_t tok_conns; /* "<iss> <jti>" -> (uintptr_t) connections authenticated with it */
     spk_map_t auth_fail; /* source address -> sig_fail_t* */
     int64_t last_access_check;
+    /* MLS delivery service (chat_*.c) */
+    spk_map_t chats;       /* conversation id -> ds_conv_t* (loaded on use) */
+    uint64_t access_gen;   /* bumped by every change that can change who may be in a group */
+    int64_t chat_maint_at; /* last store maintenance (unix seconds) */
 };
 
 /* One request being handled. */
@@ -188,6 +193,8 @@ void sig_auth_fail_free(spk_sig_t *s);
 
 /* outbox.c: messages wait for the commit they reveal (protocol: "ok" means durable). */
 int sig_deliver(spk_sig_t *s, sig_conn_t *c, json_t *msg); /* steals msg */
+/* The same for a message already serialised (copied), e.g. one text for many connections. */
+int sig_deliver_text(spk_sig_t *s, sig_conn_t *c, const char *txt, size_t len);
 /* Closes the connection after its held messages (or now when none are held). */
 void sig_close_conn(spk_sig_t *s, sig_conn_t *c, int ws_code, const char *reason);
 void sig_outq_free(sig_conn_t *c);
@@ -302,6 +309,33 @@ int sig_h_media_subscribe(sig_req_t *r);
 int sig_h_media_answer(sig_req_t *r);
 int sig_h_media_candidate(sig_req_t *r);
 int sig_h_media_stop(sig_req_t *r);
+int sig_h_chat_device(sig_req_t *r);
+int sig_h_chat_create(sig_req_t *r);
+int sig_h_chat_list(sig_req_t *r);
+int sig_h_chat_get(sig_req_t *r);
+int sig_h_chat_members_add(sig_req_t *r);
+int sig_h_chat_members_remove(sig_req_t *r);
+int sig_h_chat_send(sig_req_t *r);
+int sig_h_chat_sync(sig_req_t *r);
+int sig_h_chat_ack(sig_req_t *r);
+int sig_h_mls_kp_upload(sig_req_t *r);
+int sig_h_mls_kp_status(sig_req_t *r);
+int sig_h_mls_kp_claim(sig_req_t *r);
+int sig_h_mls_group_create(sig_req_t *r);
+int sig_h_mls_commit(sig_req_t *r);
+int sig_h_mls_proposal(sig_req_t *r);
+
+/* chat_model.c: the delivery service's state kept with the core. */
+void sig_chat_conn_free(spk_sig_t *s, sig_conn_t *c);
+void sig_chat_sweep(spk_sig_t *s);
+/* Each second: forgets idle conversations; each minute: trims what every device acknowledged,
+ * deletes ciphertext past its retention and used-up KeyPackages, and re-decides access (time
+ * passes for delegations). */
+void sig_chat_tick(spk_sig_t *s, int64_t now);
+void sig_chat_free_all(spk_sig_t *s);
+/* Someone's access may have changed (admission, delegation, consent, membership): cached
+ * decisions are made again before the next delivery. */
+void sig_chat_access_changed(spk_sig_t *s);
 
 /* media.c: called by the model when a join ends or a participant's admission changes. */
 void sig_media_unjoin(spk_sig_t *s, sig_conn_t *conn, sig_join_t *j);
@@ -310,6 +344,10 @@ void sig_media_free_all(spk_sig_t *s);
 void sig_media_tick(spk_sig_t *s);
 size_t sig_media_metrics(spk_sig_t *s, char *buf, size_t cap);
 json_t *sig_ice_servers_json(const spk_sig_t *s, const sig_conn_t *conn, int64_t now);
+
+/* Opens the request's store transaction when the core did not (actions that write but have no
+ * audit entry of their own); sig_commit commits it. */
+int sig_begin(sig_req_t *r);
 
 /* Looks up the request's "consult" field and checks the caller's relationship to it.
  * require_open: SPK_ECONSULTENDED for an ended consult. */

@@ -48,6 +48,24 @@ static const sig_action_t g_actions[] = {
     {"media.answer", P | G | A | R | S, false, NULL, sig_h_media_answer},
     {"media.candidate", P | G | A | R | S, false, NULL, sig_h_media_candidate},
     {"media.stop", P | G | A | R | S, false, NULL, sig_h_media_stop},
+    /* The MLS delivery service (docs/chat.md): members only; an admin never reads content.
+     * Who may be in which conversation is decided per conversation (chat_model.c). */
+    {"chat.device", P | G | A | R | S | T, false, NULL, sig_h_chat_device},
+    {"chat.create", G | A | R, false, "chat.create", sig_h_chat_create},
+    {"chat.list", P | G | A | R | S | T, false, "chat.list", sig_h_chat_list},
+    {"chat.get", P | G | A | R | S | T, false, "chat.open", sig_h_chat_get},
+    {"chat.members.add", G | A | R, false, "chat.member.add", sig_h_chat_members_add},
+    {"chat.members.remove", P | G | A | R | S | T, false, "chat.member.remove",
+     sig_h_chat_members_remove},
+    {"chat.send", P | G | A | R | S | T, false, NULL, sig_h_chat_send},
+    {"chat.sync", P | G | A | R | S | T, false, "chat.sync", sig_h_chat_sync},
+    {"chat.ack", P | G | A | R | S | T, false, NULL, sig_h_chat_ack},
+    {"mls.key_packages.upload", P | G | A | R | S | T, false, NULL, sig_h_mls_kp_upload},
+    {"mls.key_packages.status", P | G | A | R | S | T, false, NULL, sig_h_mls_kp_status},
+    {"mls.key_packages.claim", P | G | A | R | S | T, false, NULL, sig_h_mls_kp_claim},
+    {"mls.group.create", P | G | A | R | S | T, false, "chat.group.create", sig_h_mls_group_create},
+    {"mls.commit", P | G | A | R | S | T, false, "chat.group.change", sig_h_mls_commit},
+    {"mls.proposal", P | G | A | R | S | T, false, NULL, sig_h_mls_proposal},
 };
 
 _Static_assert(sizeof(g_actions) / sizeof(g_actions[0]) == SIG_N_ACTIONS,

@@ -58,6 +58,9 @@ typedef struct {
     int auth_fail_log;             /* ... logged one by one up to this many per window (5) */
     int auth_fail_throttle;        /* ... and from this many on further attempts are refused (30) */
 
+    /* chat (the MLS delivery service) */
+    int64_t chat_retention_s; /* ciphertext not acknowledged by every device is kept this long */
+
     /* audit */
     char audit_witness[512];       /* "" | "syslog" | a file or FIFO the audit head goes to */
     int audit_witness_interval_ms; /* at most one witness line per interval (1000) */

@@ -65,11 +65,42 @@ const requests = {
   'media.answer': (x) => ({ consult: x.consult, sdp: OFFER, version: 1 }),
   'media.candidate': (x) => ({ consult: x.consult, pc: 'publish', candidate: '' }),
   'media.stop': (x) => ({ consult: x.consult }),
+  'chat.device': () => ({ device: 'roles-device' }),
+  'chat.create': (x) => ({ kind: 'consult', consult: x.consult }),
+  'chat.list': () => ({}),
+  'chat.get': () => ({ conversation: 'm_none' }),
+  'chat.members.add': () => ({ conversation: 'm_none', user: { sub: 'x' }, role: 'partner' }),
+  'chat.members.remove': () => ({ conversation: 'm_none', user: { sub: 'x' } }),
+  'chat.send': () => ({ conversation: 'm_none', message: 'AA' }),
+  'chat.sync': () => ({}),
+  'chat.ack': () => ({ conversation: 'm_none', seq: 1 }),
+  'mls.key_packages.upload': () => ({ key_packages: [] }),
+  'mls.key_packages.status': () => ({}),
+  'mls.key_packages.claim': () => ({ conversation: 'm_none', user: { sub: 'x' } }),
+  'mls.group.create': () => ({ conversation: 'm_none', group_info: 'AA' }),
+  'mls.commit': () => ({ conversation: 'm_none', commit: 'AA' }),
+  'mls.proposal': () => ({ conversation: 'm_none', proposal: 'AA' }),
 };
 
 // What an allowed request answers when it is not plainly `ok`: an answer with no offer
 // outstanding is a state error, not a permission error.
-const allowedCode = { 'media.answer': 'bad_state' };
+const allowedCode = {
+  'media.answer': 'bad_state',
+  // Chat actions on a conversation that does not exist, or before the connection declared its
+  // device: past the role check, refused by the state (the chat tests cover relationships).
+  'chat.get': 'not_found',
+  'chat.members.add': 'not_found',
+  'chat.members.remove': 'not_found',
+  'chat.send': 'bad_state',
+  'chat.sync': 'bad_state',
+  'chat.ack': 'bad_state',
+  'mls.key_packages.upload': 'bad_state',
+  'mls.key_packages.status': 'bad_state',
+  'mls.key_packages.claim': 'not_found',
+  'mls.group.create': 'bad_state',
+  'mls.commit': 'bad_state',
+  'mls.proposal': 'bad_state',
+};
 // Media actions need the caller joined to the consult (and a publish connection for
 // candidates); the preparation runs only for roles that may do them.
 const mediaPrep = {
