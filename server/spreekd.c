@@ -19,6 +19,7 @@
 #include "spk/store.h"
 #include "spk/token.h"
 #include "spk/util.h"
+#include "spk/webhook.h"
 #include "spk/ws_server.h"
 
 #ifndef SPK_WEB_ROOT_DEFAULT
@@ -39,13 +40,12 @@ typedef struct {
     spk_keyring_t *kr;
     spk_sig_t *sig;
     spk_ws_server_t *ws;
-    uv_async_t durable; /* the store's sync thread reports flushed commits */
+    spk_webhooks_t *webhooks; /* delivery to practice systems */
+    uv_async_t durable;       /* the store's sync thread reports flushed commits */
     bool durable_open;
     bool stopping_on_failure;
     atomic_bool store_failed;
-#ifdef SPK_HAVE_RELAY
     spk_relay_t *relay;
-#endif
 } spreekd_t;
 
 static void usage(FILE *out)
@@ -228,7 +228,6 @@ static void print_demo_link(spreekd_t *d)
     spk_wipe(tok, sizeof(tok));
 }
 
-#ifdef SPK_HAVE_RELAY
 /* Starts the media relay when relay addresses are configured. */
 static int start_relay(spreekd_t *d)
 {
@@ -249,6 +248,8 @@ static int start_relay(spreekd_t *d)
     rc.port_min = (uint16_t)d->cfg.relay_port_min;
     rc.port_max = (uint16_t)d->cfg.relay_port_max;
     rc.ice_lite = d->cfg.relay_ice_lite != 0;
+    rc.candidate_allow = d->cfg.relay_candidate_allow;
+    rc.candidate_deny = d->cfg.relay_candidate_deny;
     int err = spk_relay_new(&d->loop, &rc, spk_sig_relay_event, d->sig, &d->relay);
     if (err != 0) {
         spk_error(0, "cannot start the media relay on %s: %s", d->cfg.relay_addresses,
@@ -271,19 +272,6 @@ static void stop_relay(spreekd_t *d)
         d->relay = NULL;
     }
 }
-#else
-static int start_relay(spreekd_t *d)
-{
-    if (d->cfg.relay_addresses[0] != '\0') {
-        spk_warn(0, "relay_addresses set, but this spreekd was built without the media relay");
-    }
-    return 0;
-}
-
-static void stop_relay(spreekd_t *d)
-{
-}
-#endif
 
 static void on_drained(void *ud);
 
@@ -344,6 +332,8 @@ static void stop_group_commit(spreekd_t *d)
 static void on_drained(void *ud)
 {
     spreekd_t *d = ud;
+    spk_webhooks_stop(d->webhooks);
+    d->webhooks = NULL;
     stop_relay(d);
     stop_group_commit(d);
     uv_close((uv_handle_t *)&d->sigterm, NULL);
@@ -385,6 +375,11 @@ static int start_serving(spreekd_t *d)
     }
     rc = start_relay(d);
     if (rc != 0) {
+        return rc;
+    }
+    rc = spk_webhooks_start(&d->webhooks, &d->loop, &d->cfg, d->store);
+    if (rc != 0) {
+        spk_error(0, "cannot start webhook delivery: %s", spk_strerror(rc));
         return rc;
     }
     return spk_ws_server_start(d->ws, d->sig);
@@ -459,6 +454,8 @@ int main(int argc, char **argv)
     }
     int rc = run(&d);
 
+    spk_webhooks_stop(d.webhooks);
+    d.webhooks = NULL;
     stop_relay(&d);
     stop_group_commit(&d);
     spk_ws_server_free(d.ws);

@@ -5,7 +5,9 @@
 
 #include "spk/error.h"
 
-#define CONSULT_COLS "id, practice, gp, patient, title, created_by, state, created_at, ended_at"
+#define CONSULT_COLS                                                                               \
+    "id, practice, gp, patient, title, created_by, state, created_at, ended_at, planned_at,"       \
+    " planned_end, started_at"
 
 static int consult_row(st_stmt_t *s, void *out)
 {
@@ -16,6 +18,9 @@ static int consult_row(st_stmt_t *s, void *out)
     c->state = st_col_i64(s, 6) == SPK_CONSULT_ENDED ? SPK_CONSULT_ENDED : SPK_CONSULT_OPEN;
     c->created_at = st_col_i64(s, 7);
     c->ended_at = st_col_i64(s, 8);
+    c->planned_at = st_col_i64(s, 9);
+    c->planned_end = st_col_i64(s, 10);
+    c->started_at = st_col_i64(s, 11);
     return st_col_texts(s, 0, t, sizeof(t) / sizeof(t[0]));
 }
 
@@ -30,7 +35,7 @@ int spk_store_consult_insert(spk_store_t *st, const spk_consult_rec_t *c)
     st_stmt_t *s = NULL;
     int rc = st_prep(st->db, ST_CONSULT_INSERT,
                      "INSERT INTO consults (" CONSULT_COLS
-                     ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+                     ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
                      " ON CONFLICT DO NOTHING",
                      &s);
     if (rc != 0) {
@@ -39,8 +44,9 @@ int spk_store_consult_insert(spk_store_t *st, const spk_consult_rec_t *c)
     const st_in_t t[] = {ST_IN(c->id),      ST_IN(c->practice), ST_IN(c->gp),
                          ST_IN(c->patient), ST_IN(c->title),    ST_IN(c->created_by)};
     rc = st_bind_texts(s, 1, t, sizeof(t) / sizeof(t[0]));
-    const int64_t ints[] = {(int64_t)c->state, c->created_at, c->ended_at};
-    for (int i = 0; rc == 0 && i < 3; i++) {
+    const int64_t ints[] = {(int64_t)c->state, c->created_at,  c->ended_at,
+                            c->planned_at,     c->planned_end, c->started_at};
+    for (int i = 0; rc == 0 && i < 6; i++) {
         rc = st_bind_i64(s, 7 + i, ints[i]);
     }
     if (rc == 0) {
@@ -267,6 +273,58 @@ int spk_store_participant_each(spk_store_t *st, const char *consult, spk_store_p
     part_each_t e = {cb, ud};
     if (rc == 0) {
         rc = st_rows(s, part_each_row, &e, "participant each");
+    }
+    st_done(s);
+    return rc;
+}
+
+int spk_store_consult_set_started(spk_store_t *st, const char *id, int64_t at)
+{
+    if (st == NULL || id == NULL) {
+        return SPK_EINVAL;
+    }
+    st_stmt_t *s = NULL;
+    int rc = st_prep(st->db, ST_CONSULT_SET_STARTED,
+                     "UPDATE consults SET started_at = ?2 WHERE id = ?1 AND started_at = 0", &s);
+    if (rc == 0) {
+        rc = st_bind_opt(s, 1, id);
+    }
+    if (rc == 0) {
+        rc = st_bind_i64(s, 2, at);
+    }
+    if (rc == 0) {
+        rc = st_step_write(st, s, "consult started");
+    }
+    st_done(s);
+    return rc;
+}
+
+int spk_store_consult_each_between(spk_store_t *st, const char *practice, int64_t from,
+                                   int64_t until, spk_store_consult_cb cb, void *ud)
+{
+    if (st == NULL || practice == NULL || cb == NULL) {
+        return SPK_EINVAL;
+    }
+    st_stmt_t *s = NULL;
+    int rc = st_prep(st->db, ST_CONSULT_EACH_BETWEEN,
+                     "SELECT " CONSULT_COLS " FROM consults WHERE practice = ?1"
+                     " AND (CASE planned_at WHEN 0 THEN created_at ELSE planned_at END) >= ?2"
+                     " AND (CASE planned_at WHEN 0 THEN created_at ELSE planned_at END) < ?3"
+                     " ORDER BY (CASE planned_at WHEN 0 THEN created_at ELSE planned_at END),"
+                     " rowid",
+                     &s);
+    if (rc == 0) {
+        rc = st_bind_opt(s, 1, practice);
+    }
+    if (rc == 0) {
+        rc = st_bind_i64(s, 2, from);
+    }
+    if (rc == 0) {
+        rc = st_bind_i64(s, 3, until);
+    }
+    consult_each_t e = {cb, ud};
+    if (rc == 0) {
+        rc = st_rows(s, consult_each_row, &e, "consult each between");
     }
     st_done(s);
     return rc;

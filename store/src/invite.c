@@ -307,3 +307,29 @@ int spk_store_invite_each(spk_store_t *st, const char *consult, spk_store_invite
     st_done(s);
     return rc;
 }
+
+int spk_store_invite_each_expiring(spk_store_t *st, int64_t after, int64_t until,
+                                   spk_store_invite_cb cb, void *ud)
+{
+    if (st == NULL || cb == NULL) {
+        return SPK_EINVAL;
+    }
+    st_stmt_t *s = NULL;
+    int rc = st_prep(st->db, ST_INVITE_EXPIRING,
+                     "SELECT " INVITE_COLS " FROM invites WHERE used_at = 0 AND revoked_at = 0"
+                     " AND expires_at > ?1 AND expires_at <= ?2 ORDER BY expires_at, rowid",
+                     &s);
+    if (rc != 0) {
+        return rc;
+    }
+    if (rc == 0) {
+        rc = st_bind_i64(s, 1, after);
+    }
+    if (rc == 0) {
+        rc = st_bind_i64(s, 2, until);
+    }
+    invite_each_t e = {cb, ud};
+    rc = st_rows(s, invite_each_row, &e, "invite expiring");
+    st_done(s);
+    return rc;
+}

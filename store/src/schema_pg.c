@@ -5,7 +5,9 @@
  * is refused. Nodes that open an empty database at the same time wait for each other (an
  * advisory lock held for the transaction): one creates the tables, the others find them.
  *
- * The tables are SQLite's with PostgreSQL's types: BIGINT for INTEGER, BYTEA for BLOB, text
+ * Version 3 includes what SQLite stores of any version gain when opened (st_schema_integration:
+ * consult planning columns, integrations, idempotency records, the webhook queue, console
+ * links, marks). The tables are SQLite's with PostgreSQL's types: BIGINT for INTEGER, BYTEA for BLOB, text
  * compared bytewise (COLLATE "C", as SQLite compares), and a rowid identity column where the
  * queries order by insertion. spk_flush holds one row per sync-thread connection; changing it
  * with synchronous_commit on is what makes earlier commits durable (db_pg.c). */
@@ -28,7 +30,8 @@ static const char *const schema_v3 =
     "CREATE TABLE spk_flush (node " T " PRIMARY KEY, n " I ");"
     "CREATE TABLE consults ("
     " id " T " PRIMARY KEY, practice " T ", gp " T ", patient " T ", title " T ","
-    " created_by " T ", state " I ", created_at " I ", ended_at " I ", " ROWID ");"
+    " created_by " T ", state " I ", created_at " I ", ended_at " I ", " ROWID ","
+    " planned_at " I " DEFAULT 0, planned_end " I " DEFAULT 0, started_at " I " DEFAULT 0);"
     "CREATE INDEX consults_open ON consults(state, practice, created_at);"
     "CREATE TABLE participants ("
     " consult " T " REFERENCES consults(id), id " T ", sub " T ", name " T ", role " T ","
@@ -40,6 +43,7 @@ static const char *const schema_v3 =
     " id " T " DEFAULT '', revoked_at " I " DEFAULT 0, " ROWID ");"
     "CREATE INDEX invites_consult ON invites(consult);"
     "CREATE UNIQUE INDEX invites_id ON invites(id);"
+    "CREATE INDEX invites_expiry ON invites(expires_at);"
     "CREATE TABLE delegations ("
     " id " T " PRIMARY KEY, practice " T ", grantee " T ", granted_by " T ","
     " created_at " I ", valid_from " I ", valid_until " I ", revoked_at " I ","
@@ -87,6 +91,25 @@ static const char *const schema_v3 =
     " id " T " PRIMARY KEY, conversation " T ", size " I ", uploader_iss " T ","
     " uploader " T ", device " T ", created_at " I ");"
     "CREATE INDEX chat_files_conv ON chat_files(conversation, created_at);"
+    "CREATE TABLE integrations ("
+    " id " T " PRIMARY KEY, name " T ", practices " T ", webhook_url " T ","
+    " webhook_secret BYTEA NOT NULL, created_at " I ", revoked_at " I ", " ROWID ");"
+    "CREATE TABLE integration_keys ("
+    " integration " T " REFERENCES integrations(id), kid " T ", pub BYTEA NOT NULL,"
+    " created_at " I ", retired_at " I ", " ROWID ", PRIMARY KEY (integration, kid));"
+    "CREATE TABLE idempotency ("
+    " owner " T ", key_hash BYTEA NOT NULL, req_hash BYTEA NOT NULL, reply BYTEA NOT NULL,"
+    " created_at " I ", PRIMARY KEY (owner, key_hash));"
+    "CREATE INDEX idempotency_age ON idempotency(created_at);"
+    "CREATE TABLE webhook_queue ("
+    " id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, integration " T ", seq " I ","
+    " event " T ", created_at " I ", next_at " I ", attempts " I ", last_error " T ");"
+    "CREATE INDEX webhook_queue_integ ON webhook_queue(integration, id);"
+    "CREATE TABLE console_links ("
+    " code_hash BYTEA PRIMARY KEY NOT NULL, consult " T " REFERENCES consults(id),"
+    " practice " T ", gp " T ", name " T ", integration " T ", created_at " I ","
+    " expires_at " I ", used_at " I ");"
+    "CREATE TABLE marks (name " T " PRIMARY KEY, v " I ");"
     "INSERT INTO spk_schema (version) VALUES (3);";
 
 /* Run on every open: the guards come back if someone dropped them (a guard against mistakes,

@@ -55,6 +55,33 @@ typedef enum {
     ST_AUDIT_EACH_PRACTICE,
     ST_AUDIT_HASH_AT,
     ST_AUDIT_WALK,
+    ST_CONSULT_SET_STARTED,
+    ST_CONSULT_EACH_BETWEEN,
+    ST_INVITE_EXPIRING,
+    ST_INTEG_INSERT,
+    ST_INTEG_GET,
+    ST_INTEG_REVOKE,
+    ST_INTEG_WEBHOOK,
+    ST_INTEG_EACH,
+    ST_INTEG_KEY_ADD,
+    ST_INTEG_KEY_RETIRE,
+    ST_INTEG_KEY_EACH,
+    ST_IDEM_PUT,
+    ST_IDEM_GET,
+    ST_IDEM_PURGE,
+    ST_HOOK_INSERT,
+    ST_HOOK_HEAD,
+    ST_HOOK_DONE,
+    ST_HOOK_RETRY,
+    ST_HOOK_COUNT,
+    ST_HOOK_TRIM,
+    ST_HOOK_EXPIRE,
+    ST_LINK_INSERT,
+    ST_LINK_USE,
+    ST_LINK_GET,
+    ST_MARK_GET,
+    ST_MARK_SET,
+    ST_MARK_NEXT,
     ST_CHAT_CONV_INSERT,
     ST_CHAT_CONV_GET,
     ST_CHAT_CONV_FIND,
@@ -93,6 +120,7 @@ typedef enum {
     ST_CHAT_FILE_BYTES,
     ST_SCHEMA_VERSION,
     ST_SCHEMA_TABLES,
+    ST_SCHEMA_COLUMN,
     ST_COUNT
 } st_stmt_id_t;
 
@@ -303,6 +331,10 @@ struct spk_store {
 /* schema.c (SQLite) and schema_pg.c: create or migrate the schema. */
 int st_schema_sqlite(spk_store_t *st);
 int st_schema_pg(spk_store_t *st);
+/* integration.c: the integration tables and consult planning columns, added to a SQLite store
+ * of any schema version that lacks them (idempotent; inside st_schema_sqlite's transaction);
+ * PostgreSQL's schema has them from its first version. */
+int st_schema_integration(spk_store_t *st);
 
 /* audit.c */
 int st_audit_open(spk_store_t *st);

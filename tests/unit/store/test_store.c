@@ -754,15 +754,23 @@ static void test_tamper_anchor(void **state)
     f->st = NULL;
     assert_int_equal(unlink(head), 0);
     assert_int_equal(tb_open(&f->b, &f->st), 0);
-    expect_verify(f->st, SPK_EVERIFY, 0);
-    /* Wiping the whole log together with the anchor is detected too. */
+    if (tb_pg()) {
+        /* A node without an anchor is new to the shared chain: it anchors the head once the
+         * chain verifies (docs/audit.md, several nodes), and from then on holds it. */
+        expect_verify(f->st, 0, 0);
+    } else {
+        expect_verify(f->st, SPK_EVERIFY, 0);
+    }
+    /* Wiping the whole log (SQLite: together with the anchor) is detected too. */
     spk_store_close(f->st);
     f->st = NULL;
     tamper(f, "DELETE FROM audit;");
+    /* SQLite: no anchor file at all; PostgreSQL: the anchor at seq 5 names missing entries. */
+    int64_t at = tb_pg() ? 1 : 0;
     assert_int_equal(tb_open(&f->b, &f->st), 0);
-    expect_verify(f->st, SPK_EVERIFY, 0);
+    expect_verify(f->st, SPK_EVERIFY, at);
     assert_int_equal(append_n(f->st, 1, "pp-1"), 0);
-    expect_verify(f->st, SPK_EVERIFY, 0);
+    expect_verify(f->st, SPK_EVERIFY, tb_pg() ? 2 : 0);
 }
 
 static void test_reanchor(void **state)
