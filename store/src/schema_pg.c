@@ -7,9 +7,9 @@
  *
  * Version 3 includes what SQLite stores of any version gain when opened (st_schema_integration:
  * consult planning columns, integrations, idempotency records, the webhook queue, console
- * links, marks). The tables are SQLite's with PostgreSQL's types: BIGINT for INTEGER, BYTEA for BLOB, text
- * compared bytewise (COLLATE "C", as SQLite compares), and a rowid identity column where the
- * queries order by insertion. spk_flush holds one row per sync-thread connection; changing it
+ * links, marks). The tables are SQLite's with PostgreSQL's types: BIGINT for INTEGER, BYTEA for
+ * BLOB, text compared bytewise (COLLATE "C", as SQLite compares), and a rowid identity column where
+ * the queries order by insertion. spk_flush holds one row per sync-thread connection; changing it
  * with synchronous_commit on is what makes earlier commits durable (db_pg.c). */
 #include "store_priv.h"
 
