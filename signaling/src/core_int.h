@@ -39,6 +39,7 @@ typedef struct {
     uint64_t opened_ms;
     bool authed;
     bool closing;
+    bool api; /* carries /api/v1 requests: only a service token signs in (spk_sig_conn_api) */
     spk_token_claims_t who;
     char tok_key[2 * SPK_TOKEN_STR + 2]; /* "<iss> <jti>" while counted against the token */
     /* token bucket */
@@ -129,10 +130,11 @@ struct spk_sig {
     spk_map_t auth_fail; /* source address -> sig_fail_t* */
     int64_t last_access_check;
     /* MLS delivery service (chat_*.c) */
-    spk_map_t chats;       /* conversation id -> ds_conv_t* (loaded on use) */
-    uint64_t access_gen;   /* bumped by every change that can change who may be in a group */
-    int64_t chat_maint_at; /* last store maintenance (unix seconds) */
-    spk_map_t tickets;     /* file transfer ticket -> sig_ticket_t* (h_files.c) */
+    spk_map_t chats;        /* conversation id -> ds_conv_t* (loaded on use) */
+    uint64_t access_gen;    /* bumped by every change that can change who may be in a group */
+    int64_t chat_maint_at;  /* last store maintenance (unix seconds) */
+    int64_t idem_purged_at; /* last purge of old idempotency records (unix seconds) */
+    spk_map_t tickets;      /* file transfer ticket -> sig_ticket_t* (h_files.c) */
 };
 
 /* One request being handled. */

@@ -90,6 +90,15 @@ int sig_h_auth(sig_req_t *r)
     }
     spk_token_claims_t cl;
     rc = verify_token(r, tok, &cl);
+    if (rc == 0 && r->c->api && cl.role != SPK_ROLE_SERVICE) {
+        /* The HTTP API is for practice systems; people use the consulting room's own clients,
+         * where their requests are theirs and not "on behalf of" anyone. */
+        snprintf(r->why, sizeof(r->why),
+                 "the HTTP API is for practice systems: sign in with a service token, not a %s "
+                 "token",
+                 spk_role_name(cl.role));
+        rc = SPK_EFORBIDDEN;
+    }
     if (rc == 0) {
         rc = sig_authenticate(r, &cl);
     }

@@ -87,9 +87,14 @@ int sig_service_verify(sig_req_t *r, const char *tok, spk_token_claims_t *cl)
         rc = SPK_ETOKENINVALID;
     }
     if (rc == 0) {
-        /* The practices come from the registration; the token's claim is not used. */
-        snprintf(cl->practice, sizeof(cl->practice), "%.*s", (int)sizeof(cl->practice) - 1,
-                 in.practices);
+        /* The practices come from the registration, which each request is checked against
+         * (sig_service_rel; never a copy, so a long list is never cut); the token's claim is
+         * not used. The connection's own practice is the registration's only one, or "" for
+         * an integration of several practices: its requests name the practice. */
+        cl->practice[0] = '\0';
+        if (strchr(in.practices, ',') == NULL && strlen(in.practices) < sizeof(cl->practice)) {
+            snprintf(cl->practice, sizeof(cl->practice), "%s", in.practices);
+        }
         if (cl->name[0] == '\0') {
             snprintf(cl->name, sizeof(cl->name), "%s", in.name);
         }

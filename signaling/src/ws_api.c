@@ -200,6 +200,9 @@ static void dispatch(ws_api_req_t *q)
     }
     if (rc == 0) {
         rc = spk_sig_conn_open(srv->sig, q->conn, q->remote, (uint64_t)spk_now_ms());
+        if (rc == 0 && (rc = spk_sig_conn_api(srv->sig, q->conn)) != 0) {
+            spk_sig_conn_close(srv->sig, q->conn);
+        }
         if (rc != 0) {
             spk_map_del_u64(&srv->api_by_id, q->conn);
         }
