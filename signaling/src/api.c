@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "spk/error.h"
+#include "spk/text.h"
 
 typedef enum {
     R_LIST,
@@ -121,8 +122,12 @@ int api_wire_err(const char *code)
 
 char *api_error_body(bool fhir, const char *code, const char *message)
 {
-    json_t *o = fhir ? api_fhir_outcome(code, message)
-                     : json_pack("{s:s, s:s}", "code", code, "message", message);
+    /* The reason may quote what the client sent (a query parameter's name, a field cut at a
+     * length): anything that is not accepted text is escaped, so the body is always JSON. */
+    char c[64], m[512];
+    spk_text_escape(c, sizeof(c), code != NULL ? code : "internal");
+    spk_text_escape(m, sizeof(m), message != NULL ? message : "");
+    json_t *o = fhir ? api_fhir_outcome(c, m) : json_pack("{s:s, s:s}", "code", c, "message", m);
     char *txt = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
     return txt;

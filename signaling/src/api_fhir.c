@@ -183,11 +183,11 @@ json_t *api_fhir_appointment(const json_t *c, const json_t *invite)
     const char *url = json_string_value(json_object_get(invite, "url"));
     if (url != NULL) {
         json_array_append_new(
-            ext, json_pack("{s:s, s:[{s:s, s:{s:s, s:s, s:s}}, {s:s, s:s}, {s:s, s:O?}]}", "url",
+            ext, json_pack("{s:s, s:[{s:s, s:{s:s, s:s, s:s}}, {s:s, s:s}, {s:s, s:i}]}", "url",
                            EXT_VIRTUAL, "extension", "url", "channelType", "valueCoding", "system",
                            "urn:spreekkamer:virtual-service-type", "code", "spreekkamer", "display",
                            "spreekkamer video consult", "url", "addressUrl", "valueUrl", url, "url",
-                           "maxParticipants", "valuePositiveInt", json_integer(2)));
+                           "maxParticipants", "valuePositiveInt", 2));
     }
     json_object_set_new(a, "extension", ext);
     return a;

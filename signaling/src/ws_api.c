@@ -125,6 +125,11 @@ static void finish(ws_api_req_t *q, int status, const char *ctype, char *body)
         return;
     }
     q->finished = true;
+    if (body == NULL) {
+        status = 500; /* out of memory for the answer: say so rather than nothing */
+        body = strdup("{\"code\":\"internal\",\"message\":\"out of memory\"}");
+        ctype = "application/json";
+    }
     if (q->h == NULL || body == NULL) {
         free(body);
     } else {

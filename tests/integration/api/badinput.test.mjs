@@ -71,6 +71,9 @@ test('bad input to the API', { timeout: 60000 }, async (t) => {
     await expect(api('GET', '/api/v1/consults?date=2026-13-01'), 400, 'bad_message');
     await expect(api('GET', '/api/v1/consults?date=2026-01-01&colour=red'), 400, 'bad_message');
     await expect(api('GET', '/api/v1/consults'), 400, 'bad_message');
+    // A reason that quotes bytes which are not text (a query name %FF) is still a JSON body.
+    const q = await expect(api('GET', '/api/v1/consults?date=2026-01-01&%FF%FEx=1'), 400, 'bad_message');
+    assert.match(q.json.message, /unknown query parameter: \\xFF\\xFEx/);
     await expect(api('POST', '/api/v1/fhir/Appointment', { body: { resourceType: 'Patient' } }), 400, undefined);
   });
 
