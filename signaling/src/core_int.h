@@ -277,6 +277,11 @@ void sig_idem_tick(spk_sig_t *s, int64_t now);
 /* h_session.c */
 int sig_authenticate(sig_req_t *r, const spk_token_claims_t *who);
 void sig_unauthenticate(sig_req_t *r);
+/* A session of the own issuer for cl (sub, name, role, practice, consult set by the caller;
+ * iss, aud, times and jti filled in here): its token signed into tok, the connection
+ * authenticated with exactly these claims and the request committed (undone on failure, tok
+ * wiped). Invite and console link redemption. */
+int sig_session_start(sig_req_t *r, spk_token_claims_t *cl, char *tok, size_t cap);
 
 /* core.c */
 int sig_send_json(spk_sig_t *s, uint64_t conn, json_t *msg); /* steals msg */
