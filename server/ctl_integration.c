@@ -107,7 +107,8 @@ int cmd_integration_register(ctl_t *c)
     }
     if (strlen(practices) >= sizeof(r.practices) || strlen(name) >= sizeof(r.name) ||
         !practices_ok(practices) || !spk_text_ok(name, strlen(name))) {
-        return usage_error("--practices (comma-separated ids) or --name too long or not text");
+        return usage_error("--practices (comma-separated ids of 1..127 bytes) or --name too long "
+                           "or not text");
     }
     if (url[0] != '\0' && !webhook_url_ok(url)) {
         return usage_error("--webhook must be an https:// URL (http:// only to loopback)");

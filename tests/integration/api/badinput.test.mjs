@@ -119,6 +119,26 @@ test('bad input to the API', { timeout: 60000 }, async (t) => {
     assert.equal((await one.req('auth', { token: token() })).user.practice, 'praktijk-a');
   });
 
+  await t.test('spreekctl refuses practices and webhook URLs it cannot act for or deliver to', async () => {
+    const pub = 'A'.repeat(43);
+    const reg = (practices, webhook) => ctl(env.srv.dataDir, ['integration', 'register', '--id', 'his-refused',
+      '--practices', practices, '--public-key', pub, ...(webhook ? ['--webhook', webhook] : [])]);
+    for (const p of ['praktijk-a,,praktijk-b', 'praktijk-a,', 'x'.repeat(128)]) {
+      const r = reg(p);
+      assert.notEqual(r.status, 0, p);
+      assert.match(r.stderr, /--practices/);
+    }
+    for (const u of ['https://user@his.example.nl/hook', 'https://his.example.nl:https/hook',
+      'https://his.example.nl:65536/', 'https://his.example.nl/a\r\nX-Injected: 1', 'http://his.example.nl/hook',
+      'http://127.0.0.1.his.example.nl/hook', 'ftp://his.example.nl/']) {
+      const r = reg('praktijk-a', u);
+      assert.notEqual(r.status, 0, u);
+      assert.match(r.stderr, /--webhook/, u);
+    }
+    const ok = reg(`${'x'.repeat(127)},praktijk-a`, 'https://his.example.nl:8443/hook?v=1');
+    assert.equal(ok.status, 0, ok.stderr);
+  });
+
   await t.test('a revoked integration', async () => {
     const r = ctl(env.srv.dataDir, ['integration', 'revoke', '--id', integ.id]);
     assert.equal(r.status, 0, r.stderr);
