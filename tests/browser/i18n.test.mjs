@@ -37,9 +37,11 @@ test('every protocol error code has a Dutch and an English message', () => {
 });
 
 test('every key the pages use exists', () => {
+  const js = (dir) => readdirSync(dir, { withFileTypes: true }).flatMap((d) =>
+    d.isDirectory() ? js(join(dir, d.name)) : d.name.endsWith('.js') ? [join(dir, d.name)] : []);
   const files = [
     ...readdirSync(web).filter((f) => f.endsWith('.html')).map((f) => join(web, f)),
-    ...readdirSync(join(web, 'js')).map((f) => join(web, 'js', f)),
+    ...js(join(web, 'js')),
   ];
   const prefixes = [
     'common', 'index', 'join', 'media', 'conn', 'consult', 'role', 'participant', 'console',
@@ -67,7 +69,8 @@ test('every key the pages use exists', () => {
 
 // Message types of the protocol look like keys ("consult.join"); they are not UI strings.
 function isProtocolType(k) {
-  const types = /^(consult|identity|consent)\.(create|list|get|join|leave|end|ended|facts|record)$/;
+  const types =
+    /^(consult|identity|consent|console)\.(create|list|get|join|leave|end|ended|facts|record|redeem)$/;
   const media = /^media\.(publish|subscribe|answer|candidate|stop|offer|state)$/;
   return types.test(k) || media.test(k);
 }
