@@ -267,7 +267,7 @@ test('ingress: WebSocket timeouts, attachment body size, TLS, and nothing privat
   assert.equal(ing.spec.rules[0].host, host, 'ingress host = public_url');
   const paths = ing.spec.rules[0].http.paths;
   const routes = (p) => paths.some((x) => (x.pathType === 'Exact' ? x.path === p : p.startsWith(x.path)));
-  for (const p of ['/ws', '/files/f_x', '/join', '/console', '/', '/js/join.js', '/vendor/spk_mls.wasm', '/mls/spk_mls.js']) {
+  for (const p of ['/ws', '/files/f_x', '/api/v1/consults', '/join', '/console', '/', '/js/join.js', '/vendor/spk_mls.wasm', '/mls/spk_mls.js']) {
     assert.ok(routes(p), `routes ${p}`);
   }
   for (const p of ['/metrics', '/healthz']) assert.ok(!routes(p), `does not route ${p}`);
@@ -419,6 +419,7 @@ test('the image build file: multi-stage bookworm, no registry named, runtime sta
   const last = lines.slice(lines.lastIndexOf(froms.at(-1)));
   const runtime = last.join('\n');
   assert.doesNotMatch(runtime, /-dev\b|build-essential|cmake|emscripten|gcc/, 'no build tools in the runtime stage');
+  assert.match(runtime, / ca-certificates\b/, 'the CA store, for HTTPS webhooks');
   for (const lib of ['libuv1', 'libwebsockets17', 'libwebsockets-evlib-uv', 'libjansson4', 'libsqlite3-0', 'libssl3', 'libnice10', 'libglib2.0-0']) {
     assert.ok(runtime.includes(` ${lib}`), `runtime installs ${lib}`);
   }

@@ -2,11 +2,11 @@
 # Runs deploy/nginx/spreekkamer.conf (only the certificate paths replaced) in front of a real
 # spreekd configured as docs/deploy.md says (trusted_proxies 127.0.0.1, X-Real-IP), in a
 # loopback-only network namespace, and checks through it: TLS with HSTS, the web client, the
-# WebSocket (sign-in, consult, lobby), media through the relay, an MLS chat message and an
-# attachment of file_max_bytes (10 MiB) up and down; /metrics and /healthz not served; port 80
+# WebSocket (sign-in, consult, lobby), media through the relay, an MLS chat message, an
+# attachment of file_max_bytes (10 MiB) up and down, the practice system API (/api/v1); /metrics and /healthz not served; port 80
 # redirects; spreekd sees the client's own address (a client on 127.0.0.2 is logged as such).
 #
-# usage: nginx_proxy.sh SPREEKD          (as root; 77 = skipped when nginx is not installed)
+# usage: nginx_proxy.sh SPREEKD SPREEKCTL   (as root; 77 = skipped when nginx is not installed)
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
@@ -14,9 +14,10 @@ ROOT="$(cd "$HERE/../.." && pwd)"
 if [ "${1:-}" != "--inner" ]; then
   [ "$(id -u)" -eq 0 ] || { echo "SKIP: needs root (network namespace)"; exit 77; }
   command -v nginx >/dev/null || { echo "SKIP: nginx not installed (scripts/setup.sh)"; exit 77; }
-  exec unshare --net -- bash "$0" --inner "$(readlink -f "$1")"
+  exec unshare --net -- bash "$0" --inner "$(readlink -f "$1")" "$(readlink -f "$2")"
 fi
 SPREEKD="$2"
+export SPREEKCTL="$3"
 ip link set lo up
 fail() { echo "FAIL: $*" >&2; exit 1; }
 W="$(mktemp -d /tmp/spk-nginx.XXXXXX)"
@@ -100,6 +101,12 @@ assert.equal(r.headers.get('strict-transport-security'), 'max-age=31536000');
 for (const p of ['/metrics', '/healthz']) assert.equal((await fetch(`https://127.0.0.1${p}`)).status, 404, p);
 const post = await fetch('https://127.0.0.1/join', { method: 'POST', body: 'x' });
 assert.equal(post.status, 403, 'only GET for the web client');
+// The practice system API takes POST and answers with spreekd's own JSON errors.
+const api = await fetch('https://127.0.0.1/api/v1/consults', {
+  method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}',
+});
+assert.equal(api.status, 401);
+assert.equal(typeof (await api.json()).code, 'string');
 const plain = await fetch('http://127.0.0.1/join', { redirect: 'manual' });
 assert.equal(plain.status, 301);
 assert.equal(plain.headers.get('location'), 'https://127.0.0.1/join');
@@ -115,7 +122,7 @@ console.log('proxy ok');
 EOF
 sleep 0.3
 grep -q '"msg":"open remote=127.0.0.2"' "$W/spreekd.log" || fail "spreekd did not see the client's address"
-echo "ok 3 - HSTS, /metrics and /healthz not served, GET only, port 80 redirects, spreekd logs the client's own address"
+echo "ok 3 - HSTS, /metrics and /healthz not served, GET only for the web client, the API answered by spreekd, port 80 redirects, spreekd logs the client's own address"
 
 kill "$NGINX_PID"
 wait "$NGINX_PID" 2>/dev/null || true

@@ -5,7 +5,10 @@
 # web client, sign-in, consult with lobby, media through the relay, MLS chat and an attachment)
 # and `podman stop` must drain it to exit status 0.
 #
-# usage: tests/deploy/oci_image.sh [--keep]      (as root; 77 = skipped)
+# usage: tests/deploy/oci_image.sh [--keep] [SPREEKCTL]   (as root; 77 = skipped)
+#   --keep     keep the images afterwards (a second run then builds from podman's cache)
+#   SPREEKCTL  a spreekctl of this tree (default build/test/server/spreekctl), run as uid 10001
+#              on the container's data directory to register the API integration
 #
 # No registry is reachable from here, so the bookworm base image is made on this machine with
 # mmdebstrap from the machine's own Debian apt sources and imported into podman; the build then
@@ -16,11 +19,16 @@ set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
 KEEP=0
-[ "${1:-}" = "--keep" ] && KEEP=1
+if [ "${1:-}" = "--keep" ]; then
+  KEEP=1
+  shift
+fi
+CTL="$(readlink -f "${1:-$ROOT/build/test/server/spreekctl}")"
 skip() { echo "SKIP: $*"; exit 77; }
 fail() { echo "FAIL: $*" >&2; exit 1; }
 [ "$(id -u)" -eq 0 ] || skip "needs root"
-for t in podman mmdebstrap ip node; do command -v "$t" >/dev/null || skip "$t not installed"; done
+for t in podman mmdebstrap ip node setpriv; do command -v "$t" >/dev/null || skip "$t not installed"; done
+[ -x "$CTL" ] || skip "no spreekctl at $CTL (build the tree first)"
 
 CODENAME="$(. /etc/os-release && echo "$VERSION_CODENAME")"
 [ "$CODENAME" = bookworm ] || skip "the base image is made from this machine's sources: needs bookworm, not $CODENAME"
@@ -54,16 +62,16 @@ trap cleanup EXIT
 # SPK_OCI_BASE names one already made.
 BASE="${SPK_OCI_BASE:-localhost/spk-bookworm:$TAG}"
 if [ -z "${SPK_OCI_BASE:-}" ]; then
-mirrors=()
-for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources; do
-  [ -f "$f" ] || continue
-  grep -q "debian-archive-keyring\|^deb .*$CODENAME" "$f" && grep -q "$CODENAME" "$f" && mirrors+=("$f")
-done
-((${#mirrors[@]})) || skip "no Debian apt source for $CODENAME on this machine"
-echo "== base image: mmdebstrap $CODENAME from ${mirrors[*]}"
-mmdebstrap --quiet --variant=minbase --format=tar "$CODENAME" "$WORK/base.tar" "${mirrors[@]}"
-podman import --quiet "$WORK/base.tar" "localhost/spk-bookworm:$TAG" >/dev/null
-rm -f "$WORK/base.tar"
+  mirrors=()
+  for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources; do
+    [ -f "$f" ] || continue
+    grep -q "debian-archive-keyring\|^deb .*$CODENAME" "$f" && grep -q "$CODENAME" "$f" && mirrors+=("$f")
+  done
+  ((${#mirrors[@]})) || skip "no Debian apt source for $CODENAME on this machine"
+  echo "== base image: mmdebstrap $CODENAME from ${mirrors[*]}"
+  mmdebstrap --quiet --variant=minbase --format=tar "$CODENAME" "$WORK/base.tar" "${mirrors[@]}"
+  podman import --quiet "$WORK/base.tar" "localhost/spk-bookworm:$TAG" >/dev/null
+  rm -f "$WORK/base.tar"
 fi
 
 # 2. The image.
@@ -88,6 +96,7 @@ echo "ok - image runs as 10001:10001, has no compiler, spreekd and spreekctl sta
 # 3. Run it: read-only root, no capabilities, loopback-only network namespace.
 ip netns add "$NS"
 ip -n "$NS" link set lo up
+chmod 0711 "$WORK" # uid 10001 (spreekctl) reaches data/ through it
 mkdir -p "$WORK/data"
 chown 10001:10001 "$WORK/data"
 chmod 0700 "$WORK/data"
@@ -101,7 +110,10 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 podman logs "$TAG" 2>&1 | grep -q '"msg":"listening ' || { podman logs "$TAG" >&2; fail "did not start"; }
-(cd "$ROOT" && ip netns exec "$NS" env SPK_DATA="$WORK/data" node tests/deploy/sandbox_client.mjs check) \
+printf '#!/bin/sh\nexec setpriv --reuid 10001 --regid 10001 --clear-groups -- %s "$@"\n' "$CTL" >"$WORK/spreekctl"
+chmod 0755 "$WORK/spreekctl"
+(cd "$ROOT" && ip netns exec "$NS" env SPK_DATA="$WORK/data" SPREEKCTL="$WORK/spreekctl" \
+  node tests/deploy/sandbox_client.mjs check) \
   >"$WORK/check.log" 2>&1 || { cat "$WORK/check.log" >&2; podman logs "$TAG" >&2; fail "checks"; }
 echo "ok - through the container: $(tail -n1 "$WORK/check.log")"
 podman stop -t 15 "$TAG" >/dev/null

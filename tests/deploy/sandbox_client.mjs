@@ -4,21 +4,24 @@
 // it can read the issuer key from the service's state directory to mint tokens.
 //
 //   node sandbox_client.mjs check   health, metrics, sign-in, consult, lobby, media through the
-//                                   relay (werift), an encrypted chat message and attachment
+//                                   relay (werift), an encrypted chat message and attachment, a
+//                                   practice system on /api/v1 with a signed webhook back
 //   node sandbox_client.mjs drain   signs in, prints "ready", then expects server.shutdown and a
 //                                   1001 close when systemd stops the service
 //
 // SPK_URL (default http://127.0.0.1:8480): where clients connect; SPK_ADMIN_URL (default SPK_URL):
 // where /healthz and /metrics are read (a proxy keeps them private); SPK_DATA (default
-// /var/lib/spreekkamer): the data directory; SPK_FILE_BYTES (default 2 MiB): the attachment.
+// /var/lib/spreekkamer): the data directory; SPK_FILE_BYTES (default 2 MiB): the attachment;
+// SPREEKCTL: the spreekctl to register the integration with (run it as spreekd's user).
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { readdirSync } from 'node:fs';
 
+import { receiver } from '../integration/api/lib.mjs';
 import { consultChat, loadMls } from '../integration/chat/lib.mjs';
 import { parseMetrics } from '../integration/lib/server.mjs';
 import { Peer, waitFor } from '../integration/media/peer.mjs';
-import { attach, consultWithPatient } from '../integration/signaling/fixture.mjs';
+import { attach, consultWithPatient, registerIntegration, serviceToken } from '../integration/signaling/fixture.mjs';
 
 const url = process.env.SPK_URL ?? 'http://127.0.0.1:8480';
 const adminUrl = process.env.SPK_ADMIN_URL ?? url;
@@ -92,12 +95,34 @@ async function check() {
     assert.equal(got.status, 200);
     assert.ok(Buffer.from(await got.arrayBuffer()).equals(photo), 'attachment round trip');
     assert.ok(readdirSync(`${dataDir}/files`).includes(up.file), 'attachment stored in the state directory');
+    // A practice system: registered with spreekctl, a consult made and ended over /api/v1, the
+    // end delivered as a signed webhook (outbound HTTP from spreekd's worker threads).
+    const hook = await receiver();
+    try {
+      const integ = registerIntegration(dataDir, { id: 'his-sandbox', webhook: hook.url });
+      hook.setSecret(integ.secret);
+      const post = (path, body) => fetch(url + path, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${serviceToken(integ)}`, 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
+      const made = await post('/api/v1/consults', { patient: 'pseudo-api', gp: 'gp-1' });
+      assert.equal(made.status, 201, await made.clone().text());
+      const id = (await made.json()).consult.id;
+      const ended = await post(`/api/v1/consults/${id}/end`, {});
+      assert.equal(ended.status, 200, await ended.clone().text());
+      await hook.waitFor((e) => e.type === 'consult.ended' && e.consult === id);
+      assert.deepEqual(hook.bad, [], 'every webhook signature checks');
+    } finally {
+      hook.close();
+    }
     const m1 = await srv.metrics();
     console.log(JSON.stringify({
       check: 'ok',
       rtp_forwarded: m1.spk_relay_rtp_forwarded_total,
       file_uploads: m1.spk_file_uploads_total,
       file_bytes: fileBytes,
+      api_webhook: 'ok',
     }));
   } finally {
     await env.close();

@@ -6,8 +6,9 @@
 #   2. systemctl start: spreekd runs as the sysusers.d user with no capabilities, no_new_privs,
 #      a seccomp filter, a read-only / and its own writable state directory;
 #   3. through the sandbox: /healthz, the web client, sign-in, a consult with lobby and admit,
-#      audio and video through the relay (werift peers, ICE + DTLS-SRTP), an MLS chat message
-#      and a 2 MiB attachment (tests/deploy/sandbox_client.mjs);
+#      audio and video through the relay (werift peers, ICE + DTLS-SRTP), an MLS chat message,
+#      a 2 MiB attachment, a practice system on /api/v1 and its signed webhook, with spreekctl
+#      run as the service's user (tests/deploy/sandbox_client.mjs);
 #   4. SIGKILL of spreekd: systemd restarts it (Restart=on-failure) and it serves again;
 #   5. systemctl stop while a client is connected: server.shutdown, close 1001, exit status 0;
 #   6. a bad flag (exit code 2) is not restarted (RestartPreventExitStatus=2).
@@ -220,7 +221,11 @@ owner="$(in_ns stat -c '%U %a' /var/lib/spreekkamer)"
 ok "running as spreekkamer (uid $uid), no capabilities, no_new_privs, seccomp, / and /etc read-only, /var/lib/spreekkamer 0700 rw, LimitNOFILE $nofile"
 
 # 3. Everything through the sandbox.
-in_ns sh -c "cd '$ROOT' && node tests/deploy/sandbox_client.mjs check" >"$WORK/check.log" 2>&1 ||
+# spreekctl as the docs say: as the service's user, so that what it creates stays spreekd's.
+printf '#!/bin/sh\nexec runuser -u spreekkamer -- /usr/local/bin/spreekctl "$@"\n' >"$WORK/share/spreekctl"
+chmod 0755 "$WORK/share/spreekctl"
+in_ns sh -c "cd '$ROOT' && SPREEKCTL=/run/spk-test/spreekctl node tests/deploy/sandbox_client.mjs check" \
+  >"$WORK/check.log" 2>&1 ||
   { cat "$WORK/check.log" >&2; fail "functional checks"; }
 ok "through the sandbox: $(tail -n1 "$WORK/check.log")"
 # Expected: libwebsockets looks the listen address up as an interface name first (getifaddrs,
