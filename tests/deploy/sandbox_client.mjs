@@ -76,6 +76,10 @@ async function check() {
     } finally {
       await gpPeer.close();
       await ptPeer.close();
+      // Their signaling connections go too, so the relay ends their endpoints now instead of
+      // noticing later that ICE consent stopped (a warning in the log).
+      gp.close();
+      patient.close();
     }
 
     // Chat: an MLS group over the delivery service, a message, and an attachment written to the
