@@ -50,7 +50,7 @@ cleanup() {
   podman rm -f "$TAG" >/dev/null 2>&1 || true
   ip netns del "$NS" 2>/dev/null || true
   if [ "$KEEP" = 0 ]; then
-    podman rmi -f "localhost/spreekd:$TAG" >/dev/null 2>&1 || true
+    [ -n "${SPK_OCI_IMAGE:-}" ] || podman rmi -f "$img" >/dev/null 2>&1 || true
     [ -n "${SPK_OCI_BASE:-}" ] || podman rmi -f "$BASE" >/dev/null 2>&1 || true
   fi
   rm -rf "$WORK"
@@ -74,15 +74,17 @@ if [ -z "${SPK_OCI_BASE:-}" ]; then
   rm -f "$WORK/base.tar"
 fi
 
-# 2. The image.
-echo "== podman build (deploy/oci/Containerfile)"
-t0=$SECONDS
-"${PODMAN[@]}" build --quiet --network=host "${LIMITS[@]}" --build-arg "DEBIAN_IMAGE=$BASE" \
-  -f "$ROOT/deploy/oci/Containerfile" -t "localhost/spreekd:$TAG" "$ROOT" >"$WORK/build.log" 2>&1 ||
-  { tail -n 60 "$WORK/build.log" >&2; fail "podman build"; }
-echo "built in $((SECONDS - t0)) s; $(podman image inspect -f '{{.Size}}' "localhost/spreekd:$TAG" |
-  awk '{ printf "%.0f MB", $1 / 1e6 }')"
-img="localhost/spreekd:$TAG"
+# 2. The image (or SPK_OCI_IMAGE, one built before).
+img="${SPK_OCI_IMAGE:-localhost/spreekd:$TAG}"
+if [ -z "${SPK_OCI_IMAGE:-}" ]; then
+  echo "== podman build (deploy/oci/Containerfile)"
+  t0=$SECONDS
+  "${PODMAN[@]}" build --quiet --network=host "${LIMITS[@]}" --build-arg "DEBIAN_IMAGE=$BASE" \
+    -f "$ROOT/deploy/oci/Containerfile" -t "localhost/spreekd:$TAG" "$ROOT" >"$WORK/build.log" 2>&1 ||
+    { tail -n 60 "$WORK/build.log" >&2; fail "podman build"; }
+  echo "built in $((SECONDS - t0)) s; $(podman image inspect -f '{{.Size}}' "localhost/spreekd:$TAG" |
+    awk '{ printf "%.0f MB", $1 / 1e6 }')"
+fi
 [ "$(podman image inspect -f '{{.Config.User}}' "$img")" = 10001:10001 ] || fail "image user is not 10001"
 "${PODMAN[@]}" run --rm "${LIMITS[@]}" --network=none --entrypoint /bin/sh "$img" -c \
   'for t in cc gcc cmake make emcc; do command -v "$t" >/dev/null && echo "$t"; done; true' \
