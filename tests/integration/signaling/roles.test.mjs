@@ -39,7 +39,7 @@ async function prepare(env, gp) {
 // The request each action is tried with; `pre` runs first (as the GP or as the caller).
 const requests = {
   ping: () => ({}),
-  'consult.create': () => ({ patient: 'pseudo-new', practice: PRACTICE }),
+  'consult.create': () => ({ patient: 'pseudo-new', practice: PRACTICE, gp: 'gp-1' }),
   'consult.list': () => ({ practice: PRACTICE }),
   'consult.get': (x) => ({ consult: x.consult }),
   'consult.join': (x) => ({ consult: x.consult }),
@@ -74,12 +74,15 @@ const requests = {
   'chat.send': () => ({ conversation: 'm_none', message: 'AA' }),
   'chat.sync': () => ({}),
   'chat.ack': () => ({ conversation: 'm_none', seq: 1 }),
+  'chat.file.upload': () => ({ conversation: 'm_none', size: 10 }),
+  'chat.file.download': () => ({ conversation: 'm_none', file: 'f_none' }),
   'mls.key_packages.upload': () => ({ key_packages: [] }),
   'mls.key_packages.status': () => ({}),
   'mls.key_packages.claim': () => ({ conversation: 'm_none', user: { sub: 'x' } }),
   'mls.group.create': () => ({ conversation: 'm_none', group_info: 'AA' }),
   'mls.commit': () => ({ conversation: 'm_none', commit: 'AA' }),
   'mls.proposal': () => ({ conversation: 'm_none', proposal: 'AA' }),
+  'console.link': (x) => ({ consult: x.consult }),
 };
 
 // What an allowed request answers when it is not plainly `ok`: an answer with no offer
@@ -94,6 +97,8 @@ const allowedCode = {
   'chat.send': 'bad_state',
   'chat.sync': 'bad_state',
   'chat.ack': 'bad_state',
+  'chat.file.upload': 'bad_state',
+  'chat.file.download': 'bad_state',
   'mls.key_packages.upload': 'bad_state',
   'mls.key_packages.status': 'bad_state',
   'mls.key_packages.claim': 'not_found',
