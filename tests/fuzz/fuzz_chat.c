@@ -38,6 +38,10 @@
 #include "spk/signaling.h"
 #include "spk/util.h"
 
+#ifndef SPK_FUZZ_CHAT_GENERATE
+#include "fuzz_sig_env.h"
+#endif
+
 #define N_CONN 4
 #define ISSUER "fuzz-issuer"
 
@@ -46,8 +50,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #ifndef SPK_FUZZ_CHAT_GENERATE
 
 static spk_sig_t *g_sig;
-static spk_store_t *g_store;
-static spk_keyring_t *g_kr;
 static spk_signer_t g_issuer;
 
 typedef struct {
@@ -262,27 +264,11 @@ static void build_group(void)
 
 static void init(void)
 {
-    char dir[] = "/dev/shm/spk-fuzz-chat-XXXXXX";
-    spk_log_set_level(SPK_LOG_ERROR);
-    if (access("/dev/shm", W_OK) != 0) {
-        memcpy(dir, "/tmp/spk-fuzz-chat-XXXXXX", sizeof("/tmp/spk-fuzz-chat-XXXXXX"));
-    }
-    if (mkdtemp(dir) == NULL || spk_store_open(&g_store, dir) != 0) {
-        abort();
-    }
-    static const uint8_t seed[32] = {9};
-    spk_signer_from_seed(&g_issuer, seed, ISSUER);
-    spk_keyring_new(&g_kr);
-    spk_keyring_add(g_kr, g_issuer.iss, g_issuer.kid, g_issuer.pub);
-    spk_config_t cfg;
-    spk_config_defaults(&cfg);
-    cfg.rate_per_s = 1e9;
-    cfg.rate_burst = 1e9;
-    spk_config_finish(&cfg);
+    static fuzz_sig_env_t env;
     spk_sig_io_t io = {.ud = NULL, .send_cb = send_cb, .close_cb = close_cb};
-    if (spk_sig_new(&g_sig, &cfg, g_store, g_kr, &g_issuer, &io) != 0) {
-        abort();
-    }
+    fuzz_sig_env_init(&env, "chat", 9, ISSUER, &io);
+    g_sig = env.sig;
+    g_issuer = env.issuer;
 }
 
 /* The commit or message a placeholder stands for (base64url, malloc'd). */
