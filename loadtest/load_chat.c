@@ -51,7 +51,7 @@ void lc_error(lc_t *L, const char *fmt, ...)
 int lc_server_start(lc_t *L)
 {
     if (L->data[0] == '\0') {
-        snprintf(L->tmp, sizeof(L->tmp), "/tmp/spreekload-chat.XXXXXX");
+        snprintf(L->tmp, sizeof(L->tmp), "%s/spreekload-chat.XXXXXX", L->tmpdir);
         if (mkdtemp(L->tmp) == NULL) {
             return -1;
         }
@@ -137,12 +137,26 @@ void lc_server_stop(lc_t *L)
         lc_server_kill(L);
     }
     if (L->tmp[0] != '\0') {
-        char cmd[128];
+        char cmd[300];
         snprintf(cmd, sizeof(cmd), "rm -rf '%s'", L->tmp);
         if (system(cmd) != 0) {
             fprintf(stderr, "spreekload: cannot remove %s\n", L->tmp);
         }
     }
+}
+
+double lc_control_cpu_s(int pid)
+{
+    /* the main thread runs the control loop: its run time from schedstat (nanoseconds) */
+    char path[96];
+    snprintf(path, sizeof(path), "/proc/%d/task/%d/schedstat", pid, pid);
+    FILE *f = fopen(path, "r");
+    unsigned long long run = 0;
+    int n = f != NULL ? fscanf(f, "%llu", &run) : 0;
+    if (f != NULL) {
+        fclose(f);
+    }
+    return n == 1 ? (double)run / 1e9 : -1;
 }
 
 /* ---- tokens and devices ---- */
@@ -534,6 +548,7 @@ static void usage(FILE *out)
             "  --commits N           Commits measured per size (20)\n"
             "  --setup-timeout S     (120)\n"
             "  --spreekd PATH        start this spreekd (temporary data dir, free port)\n"
+            "  --tmpdir DIR          where that data directory goes (/tmp; /dev/shm: no disk)\n"
             "  --port P --pid PID --data DIR   use a running spreekd instead\n"
             "  --verbose\n",
             LC_MAX_DEVS);
@@ -600,6 +615,8 @@ static int parse_args(lc_t *L, int argc, char **argv)
             L->setup_timeout_s = atof(v);
         } else if (strcmp(k, "--spreekd") == 0) {
             L->spreekd = v;
+        } else if (strcmp(k, "--tmpdir") == 0) {
+            L->tmpdir = v;
         } else if (strcmp(k, "--port") == 0) {
             L->port = atoi(v);
         } else if (strcmp(k, "--pid") == 0) {
@@ -664,6 +681,7 @@ static void close_walk(uv_handle_t *h, void *arg)
 
 static void env_free(lc_t *L)
 {
+    L->closing = true;
     for (int c = 0; L->cs != NULL && c < L->conversations; c++) {
         lc_conv_t *cv = &L->cs[c];
         for (int i = 0; i < cv->n; i++) {
@@ -728,6 +746,7 @@ int load_chat_main(int argc, char **argv)
     L->commits = 20;
     L->setup_timeout_s = 120;
     L->max_connecting = 128;
+    L->tmpdir = "/tmp";
     L->step = -1;
     if (parse_args(L, argc, argv) != 0) {
         usage(stderr);

@@ -6,8 +6,8 @@
  * service still fans every Commit out to them) — built through the protocol: members added,
  * KeyPackages claimed, Adds committed 64 at a time. Then, one after the other, --commits
  * Commits of each kind: an UpdatePath alone, adding one device, and removing it again. Per kind:
- * the round trip mls.commit -> ok at the committer (median, p99) and spreekd's CPU per Commit
- * over the run (/proc/<pid>/stat). */
+ * the round trip mls.commit -> ok at the committer (median, p99) and the CPU time of spreekd's
+ * control thread per Commit (/proc/<pid>/task/<pid>/schedstat). */
 #define _GNU_SOURCE
 #include <stdio.h>
 #include <stdlib.h>
@@ -132,7 +132,7 @@ static json_t *kind_json(kind_t *k)
     return json_pack("{s:I, s:f, s:f, s:f}", "commits", (json_int_t)k->n, "rtt_p50_ms",
                      (double)spk_bench_percentile(k->rtt_us, k->n, 0.5) / 1000.0, "rtt_p99_ms",
                      (double)spk_bench_percentile(k->rtt_us, k->n, 0.99) / 1000.0,
-                     "spreekd_cpu_ms_per_commit",
+                     "control_thread_ms_per_commit",
                      k->n > 0 && k->cpu_s >= 0 ? k->cpu_s * 1000.0 / (double)k->n : -1.0);
 }
 
@@ -246,11 +246,11 @@ static json_t *one_size(lc_t *L, int size)
     lc_run_until(L, NULL, 300);
     kind_t update = {calloc((size_t)per_kind, 8), 0, 0}, add = {calloc((size_t)per_kind, 8), 0, 0},
            rm = {calloc((size_t)per_kind, 8), 0, 0};
-    double c0 = spk_bench_cpu_s(L->pid);
+    double c0 = lc_control_cpu_s(L->pid);
     for (int i = 0; ok && i < per_kind; i++) {
         ok = commit_one(L, devs[0], conv, &(cdev_commit_opts_t){.retries = 0}, &update);
     }
-    update.cpu_s = spk_bench_cpu_s(L->pid) - c0;
+    update.cpu_s = lc_control_cpu_s(L->pid) - c0;
     for (int i = 0; ok && i < per_kind; i++) {
         /* add the spare device ... */
         ok = call(L, devs[0],
@@ -264,20 +264,20 @@ static json_t *one_size(lc_t *L, int size)
                             &kn)
                : NULL;
         wait_free(&w);
-        double c1 = spk_bench_cpu_s(L->pid);
+        double c1 = lc_control_cpu_s(L->pid);
         const uint8_t *kpp = kp;
         ok = kp != NULL &&
              commit_one(L, devs[0], conv,
                         &(cdev_commit_opts_t){.add = &kpp, .add_len = &kn, .n_add = 1}, &add);
         free(kp);
-        double c2 = spk_bench_cpu_s(L->pid);
+        double c2 = lc_control_cpu_s(L->pid);
         /* ... and remove it again */
         uint32_t leaf[1];
         ok = ok && cdev_leaves_of(devs[0], conv, spare->sub, leaf, 1) == 1;
         ok = ok && commit_one(L, devs[0], conv,
                               &(cdev_commit_opts_t){.remove = leaf, .n_remove = 1}, &rm);
         add.cpu_s += c2 - c1;
-        rm.cpu_s += spk_bench_cpu_s(L->pid) - c2;
+        rm.cpu_s += lc_control_cpu_s(L->pid) - c2;
     }
     json_object_set_new(o, "update", kind_json(&update));
     json_object_set_new(o, "add_one", kind_json(&add));

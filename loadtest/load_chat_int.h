@@ -110,6 +110,8 @@ typedef struct {
     double wall_s;
     uint64_t t0, t1;
     double cpu0, cpu1, self0, self1;
+    double ctl0, ctl1;   /* spreekd's control thread */
+    double wait0, wait1; /* ... runnable but waiting for a CPU (schedstat) */
     uint64_t sent, acked, delivered;
     uint64_t offline; /* messages whose turn came while their device was offline */
 } lc_step_t;
@@ -133,8 +135,9 @@ struct lc {
     bool verbose;
     /* spreekd */
     const char *spreekd;
-    char data[256];
-    char tmp[64];
+    char data[300];
+    const char *tmpdir; /* parent of the temporary data directory */
+    char tmp[256];
     int port, pid;
     /* environment */
     uv_loop_t loop;
@@ -162,9 +165,11 @@ struct lc {
     size_t in_flight;
     /* crash */
     bool crashed, restarted;
+    bool closing; /* tearing down: requests in flight are answered "disconnected" */
     uint64_t crash_at_ns;
     /* counters */
     uint64_t setup_errors, send_errors, lost, reconnects, verify_errors;
+    uint64_t incomplete; /* acknowledged messages some recipient never got (after the drain) */
     char first_error[256];
 };
 
@@ -179,6 +184,8 @@ bool lc_run_until(lc_t *L, bool (*cond)(lc_t *), double ms);
 int lc_server_start(lc_t *L);
 void lc_server_kill(lc_t *L);
 void lc_server_stop(lc_t *L);
+/* CPU seconds of spreekd's control thread (its main thread), -1 when unknown. */
+double lc_control_cpu_s(int pid);
 
 /* load_chat_run.c */
 extern const cdev_cbs_t lc_cbs;

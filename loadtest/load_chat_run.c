@@ -217,6 +217,9 @@ static void on_joined(cdev_t *d, cdev_conv_t *c)
 static void on_end(cdev_t *d, const char *why)
 {
     lc_t *L = lc_of(d);
+    if (L->closing) {
+        return;
+    }
     lc_dev_t *v = d->data;
     bool was_ready = v->ready;
     v->ready = false;
@@ -303,7 +306,7 @@ static void send_done(cdev_t *d, void *ud, const char *code, json_t *m)
     lc_dev_t *v = snd->dev;
     L->in_flight--;
     if (code != NULL) {
-        if (strcmp(code, "disconnected") != 0 || !L->crashed) {
+        if (strcmp(code, "disconnected") != 0 || (!L->crashed && !L->closing)) {
             L->send_errors++;
             lc_error(L, "chat.send: %s %s", code, cdev_str(m, "message"));
         }
@@ -378,6 +381,8 @@ static void pace_cb(uv_timer_t *t)
         L->sending = false;
         st->t1 = now;
         st->cpu1 = spk_bench_cpu_s(L->pid);
+        st->ctl1 = lc_control_cpu_s(L->pid);
+        st->wait1 = spk_bench_task_wait_s(L->pid, L->pid);
         st->self1 = self_cpu_s();
         return;
     }
@@ -473,6 +478,7 @@ static json_t *step_json(lc_t *L, int k, uint64_t checked)
     double wall = (double)(st->t1 - st->t0) / 1e9;
     /* after a restart the CPU time is another process's */
     double cpu = st->cpu0 >= 0 && st->cpu1 >= 0 && !L->crashed ? st->cpu1 - st->cpu0 : -1;
+    double ctl = st->ctl0 >= 0 && st->ctl1 >= 0 && !L->crashed ? st->ctl1 - st->ctl0 : -1;
     lat_t lt;
     latencies(L, k, &lt);
     json_t *o = json_object();
@@ -496,6 +502,14 @@ static json_t *step_json(lc_t *L, int k, uint64_t checked)
     json_object_set_new(o, "spreekd_cpu_util", json_real(wall > 0 && cpu >= 0 ? cpu / wall : -1));
     json_object_set_new(o, "spreekd_cpu_us_per_message",
                         json_real(cpu >= 0 && st->acked ? cpu * 1e6 / (double)st->acked : -1));
+    json_object_set_new(o, "control_thread_util",
+                        json_real(wall > 0 && ctl >= 0 ? ctl / wall : -1));
+    json_object_set_new(o, "control_thread_us_per_message",
+                        json_real(ctl >= 0 && st->acked ? ctl * 1e6 / (double)st->acked : -1));
+    /* CPU the control thread wanted and did not get (a shared machine) */
+    json_object_set_new(
+        o, "control_thread_runqueue_wait_s",
+        json_real(st->wait0 >= 0 && st->wait1 >= 0 && !L->crashed ? st->wait1 - st->wait0 : -1));
     json_object_set_new(o, "client_cpu_util",
                         json_real(wall > 0 ? (st->self1 - st->self0) / wall : 0));
     json_object_set_new(o, "sample_checked", json_integer((json_int_t)checked));
@@ -570,6 +584,8 @@ int lc_run_steps(lc_t *L, json_t *out)
         L->rr = 0;
         st->t0 = uv_hrtime();
         st->cpu0 = spk_bench_cpu_s(L->pid);
+        st->ctl0 = lc_control_cpu_s(L->pid);
+        st->wait0 = spk_bench_task_wait_s(L->pid, L->pid);
         st->self0 = self_cpu_s();
         L->sending = true;
         uv_timer_start(pacer, pace_cb, 1, 1);
@@ -580,7 +596,9 @@ int lc_run_steps(lc_t *L, json_t *out)
             fprintf(stderr, "spreekload: step %d: not every message arrived\n", k);
         }
         uint64_t checked = verify_sample(L);
-        json_array_append_new(steps, step_json(L, k, checked));
+        json_t *sj = step_json(L, k, checked);
+        L->incomplete += (uint64_t)json_integer_value(json_object_get(sj, "incomplete"));
+        json_array_append_new(steps, sj);
         L->step = -1;
     }
     json_object_set_new(out, "steps", steps);
@@ -592,7 +610,7 @@ int lc_run_steps(lc_t *L, json_t *out)
     }
     json_object_set_new(out, "verify_errors", json_integer((json_int_t)L->verify_errors));
     bool fail = L->verify_errors > 0 || L->env.entry_errors > 0 || L->send_errors > 0 ||
-                L->lost > 0 || L->setup_errors > 0;
+                L->lost > 0 || L->setup_errors > 0 || L->incomplete > 0;
     if (L->crash_after_s > 0) {
         json_t *dl = json_object_get(out, "delivery");
         fail |= !L->crashed || L->reconnects == 0 ||
