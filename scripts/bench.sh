@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 jobs=$(nproc)
 build=build/bench
-all_sections=(signaling memory mls relay audit)
+all_sections=(signaling memory mls sframe relay e2ee audit)
 
 machine() {
   echo "machine: $(nproc) cores, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)," \
@@ -56,6 +56,16 @@ section_mls() {
   echo "mls: $((SECONDS - t0)) s; table in $build/mls.out"
 }
 
+section_sframe() {
+  echo "== sframe"
+  # tests/bench/sframe_bench.c: encrypt + decrypt of a 1,200-byte frame per cipher suite, through
+  # an SFrame context and through MLS-derived keys, against the bare AEAD on OpenSSL measured in
+  # the same run. Settings: BENCH_SFRAME_REPS (7), BENCH_SFRAME_ITERS (20000).
+  cmake --build "$build" -j"$jobs" --target sframe_bench
+  "$build/tests/bench/sframe_bench" --reps "${BENCH_SFRAME_REPS:-7}" \
+    --iters "${BENCH_SFRAME_ITERS:-20000}" | tee "$build/sframe.out"
+}
+
 section_relay() {
   echo "== relay"
   # tests/bench/run_relay.sh: the floor (srtpfloor), spreekload's 20 consults x 2 participants
@@ -82,6 +92,15 @@ section_relay() {
     perf report -i "$build/relay-perf.data" --no-children --sort symbol --stdio -g none \
       2>/dev/null | grep '%' | head -n 25 || true
   fi
+}
+
+section_e2ee() {
+  echo "== e2ee"
+  # tests/bench/run_e2ee.sh: spreekd CPU per forwarded packet with plain and with SFrame payloads
+  # (spreekload --e2ee), alternating, medians and ratio. Settings: BENCH_E2EE_SECONDS (15),
+  # BENCH_E2EE_REPEAT (3).
+  bash tests/bench/run_e2ee.sh "$build/server/spreekd" "$build/loadtest/spreekload" |
+    tee "$build/e2ee.out"
 }
 
 section_audit() {

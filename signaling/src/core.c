@@ -36,6 +36,9 @@ int spk_sig_new(spk_sig_t **out, const spk_config_t *cfg, spk_store_t *store,
     spk_map_init(&s->consults);
     spk_map_init(&s->tok_conns);
     spk_map_init(&s->auth_fail);
+    spk_map_init(&s->chats);
+    spk_map_init(&s->tickets);
+    s->access_gen = 1;
     int rc = sig_issuers_init(s);
     if (rc != 0) {
         spk_sig_free(s);
@@ -51,6 +54,7 @@ static void conn_free(spk_sig_t *s, sig_conn_t *c)
         sig_unjoin_conn(s, c, c->joined[c->n_joined - 1].consult, false);
     }
     sig_token_count_del(s, c);
+    sig_chat_conn_free(s, c);
     sig_outq_free(c);
     spk_wipe(&c->who, sizeof(c->who));
     free(c);
@@ -70,6 +74,8 @@ void spk_sig_free(spk_sig_t *s)
     spk_map_free(&s->tok_conns);
     sig_auth_fail_free(s);
     sig_held_free(s);
+    sig_chat_free_all(s);
+    sig_files_free(s);
     sig_consults_free(s);
     sig_media_free_all(s);
     free(s);
@@ -110,13 +116,24 @@ void sig_reply_ok(sig_req_t *r)
     sig_send_json(r->s, r->c->id, m);
 }
 
+int sig_begin(sig_req_t *r)
+{
+    return spk_store_in_txn(r->s->store) ? 0 : spk_store_begin(r->s->store);
+}
+
 int sig_commit(sig_req_t *r)
 {
     spk_store_t *st = r->s->store;
     if (!spk_store_in_txn(st)) {
         return 0;
     }
-    int rc = r->event != NULL ? sig_audit(r, 0) : 0;
+    int rc = sig_hooks_precommit(r);
+    if (rc == 0 && r->idem_key[0] != '\0') {
+        rc = sig_idem_store(r);
+    }
+    if (rc == 0 && r->event != NULL) {
+        rc = sig_audit(r, 0);
+    }
     uint64_t t = 0;
     if (rc == 0) {
         rc = spk_store_commit(st, &t);
@@ -128,9 +145,11 @@ int sig_commit(sig_req_t *r)
         return SPK_EIO;
     }
     r->event = NULL; /* recorded */
+    r->idem_key[0] = '\0';
     if (t > r->s->cur_ticket) {
         r->s->cur_ticket = t;
     }
+    sig_hooks_postcommit(r);
     return 0;
 }
 
@@ -336,7 +355,10 @@ static int run_action(sig_req_t *r, const sig_action_t *a)
     if (rc != 0) {
         return rc;
     }
-    rc = a->fn(r);
+    rc = r->event != NULL ? sig_idem_begin(r) : 0;
+    if (rc == 0 && !r->idem_replay) {
+        rc = a->fn(r);
+    }
     if (rc == 0) {
         rc = sig_commit(r); /* no-op when the handler committed already */
     }
@@ -419,6 +441,10 @@ void spk_sig_tick(spk_sig_t *s, uint64_t now_ms)
     int64_t now = (int64_t)(now_ms / 1000);
     sig_access_tick(s, now);
     sig_auth_fail_tick(s, now);
+    sig_hooks_tick(s, now);
+    sig_idem_tick(s, now);
+    sig_chat_tick(s, now);
+    sig_files_tick(s, now_ms);
     sig_consults_sweep(s);
     s->cur_ticket = 0;
 }
@@ -497,7 +523,8 @@ size_t spk_sig_metrics(spk_sig_t *s, char *buf, size_t cap)
     static const char *const mnames[SIG_M_COUNT] = {
         "spk_consults_created_total", "spk_invites_redeemed_total", "spk_lobby_admitted_total",
         "spk_auth_ok_total",          "spk_auth_failed_total",      "spk_auth_timeouts_total",
-        "spk_sig_events_total",       "spk_media_endpoints_total",  "spk_media_failed_total"};
+        "spk_sig_events_total",       "spk_media_endpoints_total",  "spk_media_failed_total",
+        "spk_file_uploads_total",     "spk_file_downloads_total",   "spk_file_refused_total"};
     for (int i = 0; i < SIG_M_COUNT; i++) {
         o = append(buf, cap, o, "# TYPE %s counter\n%s %llu\n", mnames[i], mnames[i],
                    (unsigned long long)s->m[i]);

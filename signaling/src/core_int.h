@@ -12,7 +12,7 @@
 /* Consults one connection can be joined to at once. */
 #define SPK_SIG_MAX_JOINED 16
 /* Actions in the role x action matrix (policy.c asserts the table has exactly this many). */
-#define SIG_N_ACTIONS 29
+#define SIG_N_ACTIONS 48
 /* Relay counters kept per endpoint for /metrics. */
 #define SIG_EP_STATS 10
 
@@ -48,7 +48,9 @@ typedef struct {
     int n_joined;
     char delegation_used[SPK_ID_LEN]; /* last delegation audited as used on this connection */
     sig_out_t *out_head, *out_tail;   /* held messages, in order */
-    size_t out_bytes;                 /* ... and their size */
+    struct ds_conn *chat; /* the device this connection is, once declared (chat_model.c) */
+    int n_tickets;        /* file transfers handed out and not yet used (h_files.c) */
+    size_t out_bytes;     /* ... and their size */
 } sig_conn_t;
 
 struct sig_part {
@@ -84,6 +86,9 @@ enum {
     SIG_M_EVENTS,
     SIG_M_MEDIA_ENDPOINTS,
     SIG_M_MEDIA_FAILED,
+    SIG_M_FILE_UPLOADS,
+    SIG_M_FILE_DOWNLOADS,
+    SIG_M_FILE_REFUSED,
     SIG_M_COUNT
 };
 
@@ -123,6 +128,11 @@ struct spk_sig {
     spk_map_t tok_conns; /* "<iss> <jti>" -> (uintptr_t) connections authenticated with it */
     spk_map_t auth_fail; /* source address -> sig_fail_t* */
     int64_t last_access_check;
+    /* MLS delivery service (chat_*.c) */
+    spk_map_t chats;       /* conversation id -> ds_conv_t* (loaded on use) */
+    uint64_t access_gen;   /* bumped by every change that can change who may be in a group */
+    int64_t chat_maint_at; /* last store maintenance (unix seconds) */
+    spk_map_t tickets;     /* file transfer ticket -> sig_ticket_t* (h_files.c) */
 };
 
 /* One request being handled. */
@@ -148,6 +158,14 @@ typedef struct {
     /* the delegation a remote GP acts under (sig_rel_practice), for sig_join_conn */
     char delegation[SPK_ID_LEN];
     int64_t delegation_until;
+    /* what the action changed, for the integrations' events (hooks.c): a participant moved to
+     * a state (sig_part_commit) */
+    const sig_part_t *moved;
+    spk_part_state_t moved_to;
+    /* idempotency (idem.c): the request's key once checked, and a stored answer replayed */
+    char idem_key[256];
+    uint8_t idem_req_hash[32];
+    bool idem_replay;
 } sig_req_t;
 
 typedef int (*sig_handler_fn)(sig_req_t *r);
@@ -187,6 +205,8 @@ void sig_auth_fail_free(spk_sig_t *s);
 
 /* outbox.c: messages wait for the commit they reveal (protocol: "ok" means durable). */
 int sig_deliver(spk_sig_t *s, sig_conn_t *c, json_t *msg); /* steals msg */
+/* The same for a message already serialised (copied), e.g. one text for many connections. */
+int sig_deliver_text(spk_sig_t *s, sig_conn_t *c, const char *txt, size_t len);
 /* Closes the connection after its held messages (or now when none are held). */
 void sig_close_conn(spk_sig_t *s, sig_conn_t *c, int ws_code, const char *reason);
 void sig_outq_free(sig_conn_t *c);
@@ -223,6 +243,38 @@ bool sig_is_staff(spk_role_t role);
 /* Is the invited specialist (iss, sub) still invited to c (invitation not withdrawn, consent
  * still given)? */
 int sig_specialist_invited(spk_sig_t *s, const sig_consult_t *c, const char *iss, const char *sub);
+
+/* service.c: the "service" role of practice system integrations (docs/integration.md). */
+/* A token signed by a registered integration: verified against its keys. SPK_ENOTFOUND when
+ * the token's issuer is no integration (the keyring decides then). */
+int sig_service_verify(sig_req_t *r, const char *tok, spk_token_claims_t *cl);
+/* May the integration act for `practice`? Sets on_behalf_of to the GP named in the request's
+ * "gp" field, else default_gp, else the practice. */
+int sig_service_rel(sig_req_t *r, const char *practice, const char *default_gp);
+/* An own-issuer GP session token from a console link (role gp, bound to a consult). */
+bool sig_console_session(const spk_sig_t *s, const spk_token_claims_t *cl);
+int sig_h_console_link(sig_req_t *r);
+int sig_h_console_redeem(sig_req_t *r);
+/* The consult's status for integrations: planned | waiting | in_progress | ended, with times. */
+void sig_consult_status(const sig_consult_t *c, json_t *o);
+
+/* hooks.c: events for the integrations' webhooks, stored in the action's transaction. */
+int sig_hooks_precommit(sig_req_t *r);
+void sig_hooks_postcommit(sig_req_t *r);
+/* Reports invites that expired unused since the last call (from the tick). */
+void sig_hooks_tick(spk_sig_t *s, int64_t now);
+
+/* idem.c: idempotency keys of creating requests. */
+/* Checks the request's idempotency_key: sets r->idem_key (new) or r->idem_replay with the
+ * stored answer in r->reply; SPK_EIDEMPOTENCY for a key used with another request. */
+int sig_idem_begin(sig_req_t *r);
+/* Stores the answer under the key, in the action's transaction (from sig_commit). */
+int sig_idem_store(sig_req_t *r);
+void sig_idem_tick(spk_sig_t *s, int64_t now);
+
+/* h_session.c */
+int sig_authenticate(sig_req_t *r, const spk_token_claims_t *who);
+void sig_unauthenticate(sig_req_t *r);
 
 /* core.c */
 int sig_send_json(spk_sig_t *s, uint64_t conn, json_t *msg); /* steals msg */
@@ -301,6 +353,40 @@ int sig_h_media_subscribe(sig_req_t *r);
 int sig_h_media_answer(sig_req_t *r);
 int sig_h_media_candidate(sig_req_t *r);
 int sig_h_media_stop(sig_req_t *r);
+int sig_h_chat_device(sig_req_t *r);
+int sig_h_chat_create(sig_req_t *r);
+int sig_h_chat_list(sig_req_t *r);
+int sig_h_chat_get(sig_req_t *r);
+int sig_h_chat_members_add(sig_req_t *r);
+int sig_h_chat_members_remove(sig_req_t *r);
+int sig_h_chat_send(sig_req_t *r);
+int sig_h_chat_sync(sig_req_t *r);
+int sig_h_chat_ack(sig_req_t *r);
+int sig_h_mls_kp_upload(sig_req_t *r);
+int sig_h_mls_kp_status(sig_req_t *r);
+int sig_h_mls_kp_claim(sig_req_t *r);
+int sig_h_mls_group_create(sig_req_t *r);
+int sig_h_mls_commit(sig_req_t *r);
+int sig_h_mls_proposal(sig_req_t *r);
+int sig_h_chat_file_upload(sig_req_t *r);
+int sig_h_chat_file_download(sig_req_t *r);
+
+/* h_files.c: transfer tickets run out; attachments past their conversation's retention go. */
+void sig_files_tick(spk_sig_t *s, uint64_t now_ms);
+int sig_files_expire(spk_sig_t *s, int64_t now, int64_t *n);
+void sig_files_free(spk_sig_t *s);
+
+/* chat_model.c: the delivery service's state kept with the core. */
+void sig_chat_conn_free(spk_sig_t *s, sig_conn_t *c);
+void sig_chat_sweep(spk_sig_t *s);
+/* Each second: forgets idle conversations; each minute: trims what every device acknowledged,
+ * deletes ciphertext past its retention and used-up KeyPackages, and re-decides access (time
+ * passes for delegations). */
+void sig_chat_tick(spk_sig_t *s, int64_t now);
+void sig_chat_free_all(spk_sig_t *s);
+/* Someone's access may have changed (admission, delegation, consent, membership): cached
+ * decisions are made again before the next delivery. */
+void sig_chat_access_changed(spk_sig_t *s);
 
 /* media.c: called by the model when a join ends or a participant's admission changes. */
 void sig_media_unjoin(spk_sig_t *s, sig_conn_t *conn, sig_join_t *j);
@@ -309,6 +395,10 @@ void sig_media_free_all(spk_sig_t *s);
 void sig_media_tick(spk_sig_t *s);
 size_t sig_media_metrics(spk_sig_t *s, char *buf, size_t cap);
 json_t *sig_ice_servers_json(const spk_sig_t *s, const sig_conn_t *conn, int64_t now);
+
+/* Opens the request's store transaction when the core did not (actions that write but have no
+ * audit entry of their own); sig_commit commits it. */
+int sig_begin(sig_req_t *r);
 
 /* Looks up the request's "consult" field and checks the caller's relationship to it.
  * require_open: SPK_ECONSULTENDED for an ended consult. */

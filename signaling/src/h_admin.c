@@ -64,6 +64,7 @@ int sig_h_delegation_grant(sig_req_t *r)
     snprintf(r->object, sizeof(r->object), "%s", d.id);
     snprintf(r->detail, sizeof(r->detail), "remote_gp %s until %lld", grantee, (long long)until);
     json_object_set_new(r->reply, "delegation", delegation_json(&d));
+    sig_chat_access_changed(r->s);
     return 0;
 }
 
@@ -93,6 +94,7 @@ int sig_h_delegation_revoke(sig_req_t *r)
         return rc;
     }
     /* The remote GP's presence in the practice's consults ends now, not at their next request. */
+    sig_chat_access_changed(r->s);
     sig_reply_ok(r);
     sig_access_delegation_revoked(r->s, &d);
     return 0;

@@ -159,6 +159,7 @@ static int put_fact(sig_req_t *r, sig_consult_t *c, const char *kind, const char
         return rc;
     }
     json_object_set_new(r->reply, "fact", sig_fact_json(&f));
+    sig_chat_access_changed(r->s); /* consent and specialists decide chat membership too */
     sig_reply_ok(r);
     sig_broadcast_facts(r->s, c);
     return 0;

@@ -61,6 +61,12 @@ static bool must_hold(spk_sig_t *s, const sig_conn_t *c)
     return c->out_head != NULL || s->storage_failed || s->cur_ticket > spk_store_durable(s->store);
 }
 
+int sig_deliver_text(spk_sig_t *s, sig_conn_t *c, const char *txt, size_t len)
+{
+    s->m[SIG_M_EVENTS]++;
+    return must_hold(s, c) ? enqueue(s, c, txt, len, 0) : s->io.send_cb(s->io.ud, c->id, txt, len);
+}
+
 int sig_deliver(spk_sig_t *s, sig_conn_t *c, json_t *msg)
 {
     char *txt = json_dumps(msg, JSON_COMPACT);
@@ -68,10 +74,7 @@ int sig_deliver(spk_sig_t *s, sig_conn_t *c, json_t *msg)
     if (txt == NULL) {
         return SPK_ENOMEM;
     }
-    s->m[SIG_M_EVENTS]++;
-    size_t len = strlen(txt);
-    int rc =
-        must_hold(s, c) ? enqueue(s, c, txt, len, 0) : s->io.send_cb(s->io.ud, c->id, txt, len);
+    int rc = sig_deliver_text(s, c, txt, strlen(txt));
     free(txt);
     return rc;
 }

@@ -55,8 +55,8 @@ static const char *mime_for(const char *path)
 }
 
 /* Security headers, raw "name: value\r\n" lines for lws_serve_http_file, or added to p. */
-static int add_security_headers(spk_ws_server_t *srv, struct lws *wsi, bool html, unsigned char **p,
-                                unsigned char *end)
+int ws_http_security_headers(spk_ws_server_t *srv, struct lws *wsi, bool html, unsigned char **p,
+                             unsigned char *end)
 {
     struct {
         const char *name, *value;
@@ -85,13 +85,13 @@ static int add_security_headers(spk_ws_server_t *srv, struct lws *wsi, bool html
 
 /* Sends status + headers now and the body (taken over: malloc'd with LWS_PRE headroom) from
  * HTTP_WRITEABLE. Returns what the lws callback should return. */
-static int respond(spk_ws_server_t *srv, struct lws *wsi, spk_ws_http_t *h, unsigned int status,
-                   const char *ctype, char *body, size_t len)
+int ws_http_respond(spk_ws_server_t *srv, struct lws *wsi, spk_ws_http_t *h, unsigned int status,
+                    const char *ctype, char *body, size_t len)
 {
     unsigned char buf[LWS_PRE + 2048];
     unsigned char *start = buf + LWS_PRE, *p = start, *end = buf + sizeof(buf) - 1;
     if (lws_add_http_common_headers(wsi, status, ctype, (lws_filepos_t)len, &p, end) ||
-        add_security_headers(srv, wsi, false, &p, end) ||
+        ws_http_security_headers(srv, wsi, false, &p, end) ||
         lws_add_http_header_by_name(wsi, (const unsigned char *)"cache-control:",
                                     (const unsigned char *)"no-store", 8, &p, end) ||
         lws_finalize_write_http_header(wsi, start, &p, end)) {
@@ -105,8 +105,8 @@ static int respond(spk_ws_server_t *srv, struct lws *wsi, spk_ws_http_t *h, unsi
     return 0;
 }
 
-static int respond_text(spk_ws_server_t *srv, struct lws *wsi, spk_ws_http_t *h,
-                        unsigned int status, const char *ctype, const char *text)
+int ws_http_respond_text(spk_ws_server_t *srv, struct lws *wsi, spk_ws_http_t *h,
+                         unsigned int status, const char *ctype, const char *text)
 {
     size_t len = strlen(text);
     char *body = malloc(LWS_PRE + len + 1);
@@ -114,7 +114,21 @@ static int respond_text(spk_ws_server_t *srv, struct lws *wsi, spk_ws_http_t *h,
         return -1;
     }
     memcpy(body + LWS_PRE, text, len + 1);
-    return respond(srv, wsi, h, status, ctype, body, len);
+    return ws_http_respond(srv, wsi, h, status, ctype, body, len);
+}
+
+/* An /api/v1 response decided since the last callback: headers now, the body when writable. */
+static int api_writeable(spk_ws_server_t *srv, struct lws *wsi, spk_ws_http_t *h)
+{
+    size_t len = strlen(h->api_body);
+    char *body = malloc(LWS_PRE + len + 1);
+    if (body == NULL) {
+        return -1;
+    }
+    memcpy(body + LWS_PRE, h->api_body, len + 1);
+    free(h->api_body);
+    h->api_body = NULL;
+    return ws_http_respond(srv, wsi, h, h->api_status, h->api_ctype, body, len);
 }
 
 static int http_writeable(struct lws *wsi, spk_ws_http_t *h)
@@ -126,7 +140,7 @@ static int http_writeable(struct lws *wsi, spk_ws_http_t *h)
     size_t len = h->body_len;
     free(h->body);
     h->body = NULL;
-    if (n < 0 || (size_t)n < len) {
+    if (n < 0 || (size_t)n < len || h->close_after) {
         return -1;
     }
     if (lws_http_transaction_completed(wsi)) {
@@ -205,6 +219,10 @@ static size_t render_metrics(spk_ws_server_t *srv, char *buf, size_t cap)
                "Connections whose reading is paused now.", m->connections_rx_paused);
     n = metric(buf, cap, n, "spk_draining", "gauge", "1 while the server drains.",
                srv->draining ? 1 : 0);
+    n = metric(buf, cap, n, "spk_api_requests_total", "counter", "/api/v1 requests answered.",
+               srv->api_requests);
+    n = metric(buf, cap, n, "spk_api_errors_total", "counter",
+               "/api/v1 requests answered with an error status.", srv->api_errors);
     if (srv->sig && n < cap - 1) {
         n += spk_sig_metrics(srv->sig, buf + n, cap - n);
     }
@@ -218,7 +236,7 @@ static int serve_metrics(spk_ws_server_t *srv, struct lws *wsi, spk_ws_http_t *h
         return -1;
     }
     size_t n = render_metrics(srv, body + LWS_PRE, METRICS_CAP);
-    return respond(srv, wsi, h, 200, "text/plain; version=0.0.4; charset=utf-8", body, n);
+    return ws_http_respond(srv, wsi, h, 200, "text/plain; version=0.0.4; charset=utf-8", body, n);
 }
 
 /* Only [A-Za-z0-9._~/-], absolute, no empty or dot-leading segment (no "..", no dotfiles). */
@@ -246,7 +264,7 @@ static int serve_file(spk_ws_server_t *srv, struct lws *wsi, spk_ws_http_t *h, c
 {
     if (!path_is_safe(path)) {
         spk_info(0, "http: refused path");
-        return respond_text(srv, wsi, h, 404, "text/plain; charset=utf-8", "not found\n");
+        return ws_http_respond_text(srv, wsi, h, 404, "text/plain; charset=utf-8", "not found\n");
     }
     char full[8192];
     char real[4096];
@@ -255,7 +273,7 @@ static int serve_file(spk_ws_server_t *srv, struct lws *wsi, spk_ws_http_t *h, c
     size_t root_len = strlen(srv->web_root);
     if (!realpath(full, real) || strncmp(real, srv->web_root, root_len) != 0 ||
         real[root_len] != '/' || stat(real, &st) != 0 || !S_ISREG(st.st_mode)) {
-        return respond_text(srv, wsi, h, 404, "text/plain; charset=utf-8", "not found\n");
+        return ws_http_respond_text(srv, wsi, h, 404, "text/plain; charset=utf-8", "not found\n");
     }
     const char *mime = mime_for(real);
     if (!mime) {
@@ -264,7 +282,7 @@ static int serve_file(spk_ws_server_t *srv, struct lws *wsi, spk_ws_http_t *h, c
     bool html = strncmp(mime, "text/html", 9) == 0;
     unsigned char hdrs[1024];
     unsigned char *p = hdrs, *end = hdrs + sizeof(hdrs) - 1;
-    if (add_security_headers(srv, wsi, html, &p, end)) {
+    if (ws_http_security_headers(srv, wsi, html, &p, end)) {
         return -1;
     }
     *p = '\0'; /* lws_serve_http_file searches other_headers as a C string */
@@ -277,21 +295,30 @@ static int serve_file(spk_ws_server_t *srv, struct lws *wsi, spk_ws_http_t *h, c
 
 static int on_http(spk_ws_server_t *srv, struct lws *wsi, spk_ws_http_t *h, const char *uri)
 {
+    if (strncmp(uri, "/files/", 7) == 0) {
+        return ws_files_request(srv, wsi, h, uri);
+    }
+    if (strncmp(uri, "/api/", 5) == 0) {
+        return ws_api_begin(srv, wsi, h, uri);
+    }
     if (lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) <= 0) {
-        return respond_text(srv, wsi, h, 405, "text/plain; charset=utf-8", "method not allowed\n");
+        return ws_http_respond_text(srv, wsi, h, 405, "text/plain; charset=utf-8",
+                                    "method not allowed\n");
     }
     if (strcmp(uri, "/healthz") == 0) {
         if (srv->draining) {
-            return respond_text(srv, wsi, h, 503, "application/json", "{\"status\":\"draining\"}");
+            return ws_http_respond_text(srv, wsi, h, 503, "application/json",
+                                        "{\"status\":\"draining\"}");
         }
-        return respond_text(srv, wsi, h, 200, "application/json", "{\"status\":\"ok\"}");
+        return ws_http_respond_text(srv, wsi, h, 200, "application/json", "{\"status\":\"ok\"}");
     }
     if (strcmp(uri, "/metrics") == 0) {
         return serve_metrics(srv, wsi, h);
     }
     if (strcmp(uri, SPK_WS_PATH) == 0) {
-        return respond_text(srv, wsi, h, 426, "text/plain; charset=utf-8",
-                            "WebSocket upgrade with subprotocol " SPK_WS_SUBPROTOCOL " expected\n");
+        return ws_http_respond_text(srv, wsi, h, 426, "text/plain; charset=utf-8",
+                                    "WebSocket upgrade with subprotocol " SPK_WS_SUBPROTOCOL
+                                    " expected\n");
     }
     if (strcmp(uri, "/join") == 0 || strcmp(uri, "/join/") == 0) {
         return serve_file(srv, wsi, h, "/join.html");
@@ -339,7 +366,7 @@ static int refuse_upgrade(spk_ws_server_t *srv, struct lws *wsi, unsigned int st
     bool later = status == 429 || status == 503;
     if (lws_add_http_common_headers(wsi, status, "text/plain; charset=utf-8", (lws_filepos_t)len,
                                     &p, end) ||
-        add_security_headers(srv, wsi, false, &p, end) ||
+        ws_http_security_headers(srv, wsi, false, &p, end) ||
         lws_add_http_header_by_name(wsi, (const unsigned char *)"cache-control:",
                                     (const unsigned char *)"no-store", 8, &p, end) ||
         (later && lws_add_http_header_by_name(wsi, (const unsigned char *)"retry-after:",
@@ -405,15 +432,20 @@ int spk_ws_http_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user
         ws_limits_request(srv, wsi);
         return on_http(srv, wsi, h, in ? (const char *)in : "/");
     case LWS_CALLBACK_HTTP_BODY:
-        return 0; /* discarded */
-    case LWS_CALLBACK_HTTP_BODY_COMPLETION:
-        if (h && h->refuse_after_body) {
-            h->refuse_after_body = false;
-            return respond_text(srv, wsi, h, 405, "text/plain; charset=utf-8",
-                                "method not allowed\n");
+        if (h && h->api) {
+            return ws_api_body(h, in, len);
         }
-        return 0;
+        return h && h->uploading ? ws_files_body(srv, h, in, len) : 0;
+    case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+        if (h && h->api) {
+            ws_api_body_done(h);
+            return 0;
+        }
+        return h && h->uploading ? ws_files_body_done(srv, wsi, h) : 0;
     case LWS_CALLBACK_HTTP_WRITEABLE:
+        if (h && h->api_body) {
+            return api_writeable(srv, wsi, h);
+        }
         if (h) {
             return http_writeable(wsi, h);
         }
@@ -423,6 +455,8 @@ int spk_ws_http_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user
         if (h) {
             free(h->body);
             h->body = NULL;
+            ws_files_closed(srv, h);
+            ws_api_drop(h);
         }
         return lws_callback_http_dummy(wsi, reason, user, in, len);
     case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:

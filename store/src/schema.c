@@ -8,7 +8,7 @@
 #include "spk/error.h"
 #include "spk/log.h"
 
-#define SCHEMA_VERSION 2
+#define SCHEMA_VERSION 3
 
 /* The current schema for a new store. The audit table refuses UPDATE and DELETE through
  * triggers: a guard against mistakes, not against an attacker (who can drop the triggers); the
@@ -82,6 +82,47 @@ static const char *const migrate_1_2 =
     "ALTER TABLE audit ADD COLUMN mac BLOB;"
     "CREATE INDEX audit_practice ON audit(practice, seq);";
 
+/* Version 2 → 3: the MLS delivery service (docs/chat.md). */
+static const char *const migrate_2_3 =
+    "CREATE TABLE chat_conversations ("
+    " id TEXT PRIMARY KEY NOT NULL, kind TEXT NOT NULL, practice TEXT NOT NULL,"
+    " patient TEXT NOT NULL, consult TEXT NOT NULL, title TEXT NOT NULL,"
+    " created_by_iss TEXT NOT NULL, created_by TEXT NOT NULL, created_at INTEGER NOT NULL,"
+    " closed_at INTEGER NOT NULL, retention_s INTEGER NOT NULL, epoch INTEGER NOT NULL,"
+    " observer BLOB);"
+    "CREATE INDEX chat_conv_find ON chat_conversations(kind, practice, patient, consult);"
+    "CREATE TABLE chat_members ("
+    " conversation TEXT NOT NULL REFERENCES chat_conversations(id), iss TEXT NOT NULL,"
+    " sub TEXT NOT NULL, name TEXT NOT NULL, role TEXT NOT NULL, added_by TEXT NOT NULL,"
+    " added_at INTEGER NOT NULL, removed_at INTEGER NOT NULL,"
+    " PRIMARY KEY (conversation, iss, sub));"
+    "CREATE INDEX chat_members_user ON chat_members(iss, sub);"
+    "CREATE TABLE chat_devices ("
+    " iss TEXT NOT NULL, sub TEXT NOT NULL, device TEXT NOT NULL, created_at INTEGER NOT NULL,"
+    " last_seen INTEGER NOT NULL, PRIMARY KEY (iss, sub, device));"
+    "CREATE TABLE chat_keypackages ("
+    " ref BLOB PRIMARY KEY NOT NULL, iss TEXT NOT NULL, sub TEXT NOT NULL, device TEXT NOT NULL,"
+    " kp BLOB, last_resort INTEGER NOT NULL, created_at INTEGER NOT NULL,"
+    " not_after INTEGER NOT NULL);"
+    "CREATE INDEX chat_kp_device ON chat_keypackages(iss, sub, device, last_resort);"
+    "CREATE TABLE chat_log ("
+    " conversation TEXT NOT NULL, seq INTEGER NOT NULL, epoch INTEGER NOT NULL,"
+    " type INTEGER NOT NULL, sender_iss TEXT NOT NULL, sender TEXT NOT NULL,"
+    " sender_device TEXT NOT NULL, to_iss TEXT NOT NULL, to_sub TEXT NOT NULL,"
+    " to_device TEXT NOT NULL, at_ms INTEGER NOT NULL, data BLOB NOT NULL,"
+    " PRIMARY KEY (conversation, seq)) WITHOUT ROWID;"
+    "CREATE INDEX chat_log_time ON chat_log(at_ms);"
+    "CREATE TABLE chat_cursors ("
+    " conversation TEXT NOT NULL, iss TEXT NOT NULL, sub TEXT NOT NULL, device TEXT NOT NULL,"
+    " from_seq INTEGER NOT NULL, acked INTEGER NOT NULL, active INTEGER NOT NULL,"
+    " PRIMARY KEY (conversation, iss, sub, device));"
+    "CREATE INDEX chat_cursors_device ON chat_cursors(iss, sub, device, active);"
+    "CREATE TABLE chat_files ("
+    " id TEXT PRIMARY KEY NOT NULL, conversation TEXT NOT NULL, size INTEGER NOT NULL,"
+    " uploader_iss TEXT NOT NULL, uploader TEXT NOT NULL, device TEXT NOT NULL,"
+    " created_at INTEGER NOT NULL);"
+    "CREATE INDEX chat_files_conv ON chat_files(conversation, created_at);";
+
 static int user_version(spk_store_t *st, int *out)
 {
     sqlite3_stmt *s = NULL;
@@ -124,16 +165,31 @@ int st_schema_apply(spk_store_t *st)
     if (rc == 0 && v == 0 && has_tables(st)) {
         v = 1; /* stores made before user_version was kept */
     }
+    const int orig = v;
+    /* A new store starts at version 2; every store then takes the steps it lacks. */
     if (rc == 0 && v == 0) {
         rc = st_exec(st, schema_v2);
-    } else if (rc == 0 && v == 1) {
+        v = 2;
+    }
+    if (rc == 0 && v == 1) {
         spk_info(0, "store: migrating schema 1 -> 2");
         rc = st_exec(st, migrate_1_2);
+        v = 2;
+    }
+    if (rc == 0 && v == 2) {
+        if (orig != 0) {
+            spk_info(0, "store: migrating schema 2 -> 3");
+        }
+        rc = st_exec(st, migrate_2_3);
+        v = 3;
     }
     if (rc == 0) {
         rc = st_exec(st, guards);
     }
-    if (rc == 0 && v != SCHEMA_VERSION) {
+    if (rc == 0) {
+        rc = st_schema_integration(st);
+    }
+    if (rc == 0 && orig != SCHEMA_VERSION) {
         char sql[64];
         snprintf(sql, sizeof(sql), "PRAGMA user_version=%d", SCHEMA_VERSION);
         rc = st_exec(st, sql);

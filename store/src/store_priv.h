@@ -39,6 +39,67 @@ typedef enum {
     ST_AUDIT_EACH,
     ST_AUDIT_EACH_PATIENT,
     ST_AUDIT_EACH_PRACTICE,
+    ST_CONSULT_SET_STARTED,
+    ST_CONSULT_EACH_BETWEEN,
+    ST_INVITE_EXPIRING,
+    ST_INTEG_INSERT,
+    ST_INTEG_GET,
+    ST_INTEG_REVOKE,
+    ST_INTEG_WEBHOOK,
+    ST_INTEG_EACH,
+    ST_INTEG_KEY_ADD,
+    ST_INTEG_KEY_RETIRE,
+    ST_INTEG_KEY_EACH,
+    ST_IDEM_PUT,
+    ST_IDEM_GET,
+    ST_IDEM_PURGE,
+    ST_HOOK_INSERT,
+    ST_HOOK_HEAD,
+    ST_HOOK_DONE,
+    ST_HOOK_RETRY,
+    ST_HOOK_COUNT,
+    ST_HOOK_TRIM,
+    ST_HOOK_EXPIRE,
+    ST_LINK_INSERT,
+    ST_LINK_USE,
+    ST_LINK_GET,
+    ST_MARK_GET,
+    ST_MARK_SET,
+    ST_CHAT_CONV_INSERT,
+    ST_CHAT_CONV_GET,
+    ST_CHAT_CONV_FIND,
+    ST_CHAT_CONV_CLOSE,
+    ST_CHAT_GROUP_PUT,
+    ST_CHAT_GROUP_GET,
+    ST_CHAT_CONV_OF_USER,
+    ST_CHAT_CONV_OF_PRACTICE,
+    ST_CHAT_MEMBER_PUT,
+    ST_CHAT_MEMBER_GET,
+    ST_CHAT_MEMBER_EACH,
+    ST_CHAT_DEVICE_TOUCH,
+    ST_CHAT_DEVICE_EACH,
+    ST_CHAT_KP_DROP_LR,
+    ST_CHAT_KP_PUT,
+    ST_CHAT_KP_PICK,
+    ST_CHAT_KP_USE,
+    ST_CHAT_KP_COUNT,
+    ST_CHAT_KP_OWNER,
+    ST_CHAT_KP_EXPIRE,
+    ST_CHAT_LOG_APPEND,
+    ST_CHAT_LOG_LAST,
+    ST_CHAT_LOG_EACH,
+    ST_CHAT_LOG_TRIM,
+    ST_CHAT_LOG_EXPIRE,
+    ST_CHAT_LOG_TRIM_ACKED,
+    ST_CHAT_CURSOR_PUT,
+    ST_CHAT_CURSOR_GET,
+    ST_CHAT_CURSOR_EACH,
+    ST_CHAT_CURSOR_OF_DEVICE,
+    ST_CHAT_FILE_INSERT,
+    ST_CHAT_FILE_GET,
+    ST_CHAT_FILE_EXPIRED,
+    ST_CHAT_FILE_DELETE,
+    ST_CHAT_FILE_BYTES,
     ST_BEGIN,
     ST_COMMIT,
     ST_ROLLBACK,
@@ -126,6 +187,10 @@ int st_one(sqlite3 *db, sqlite3_stmt *s, int (*row)(sqlite3_stmt *s, void *out),
 /* Steps a write statement to completion. */
 int st_step_write(spk_store_t *st, sqlite3_stmt *s, const char *what);
 
+/* Binds texts to parameters 1..n and ints to n+1.., and runs one write statement. */
+int st_write_texts(spk_store_t *st, st_stmt_id_t id, const char *sql, const st_in_t *t, size_t n,
+                   const int64_t *ints, size_t n_ints, const char *what);
+
 /* Runs a one-shot SQL statement on db. */
 int st_exec_db(sqlite3 *db, const char *sql);
 #define st_exec(st, sql) st_exec_db((st)->db, (sql))
@@ -138,6 +203,9 @@ int st_open_db(const char *path, sqlite3 **out);
 
 /* schema.c: creates or migrates the schema. */
 int st_schema_apply(spk_store_t *st);
+/* integration.c: the integration tables and consult planning columns, added to a store of any
+ * schema version that lacks them (idempotent; inside st_schema_apply's transaction). */
+int st_schema_integration(spk_store_t *st);
 
 /* audit.c */
 int st_audit_open(spk_store_t *st);

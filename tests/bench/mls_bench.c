@@ -3,7 +3,9 @@
  *
  *   app:         encrypt + decrypt of a 1 KiB application message in a two-member group;
  *   add N:       creating (alice) and processing (bob) a Commit that adds one member to a group
- *                of N members, for each N given.
+ *                of N members, for each N given;
+ *   observer N:  the delivery service's observer (spk/mls_observer.h) processing that Commit,
+ *                and saving / restoring the observer (what the service stores per group).
  *
  * Groups are built realistically rather than with blank parents: alice adds everyone in one
  * Commit (with an UpdatePath), then the members at leaves 2, 4, 8, ... (one in every subtree
@@ -26,8 +28,10 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_util.h"
 #include "spk/error.h"
 #include "spk/mls.h"
+#include "spk/mls_observer.h"
 
 static int reps = 7;
 static int app_iters = 300;
@@ -39,26 +43,6 @@ static void need(int rc, const char *what)
         fprintf(stderr, "mls_bench: %s: %s\n", what, spk_err_name(rc));
         exit(1);
     }
-}
-
-static double now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a;
-    double y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof(double), cmp_double);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 static void key_package(int i, spk_mls_buf_t *kp, spk_mls_buf_t *sec)
@@ -135,15 +119,50 @@ static void build_group(int n, spk_mls_buf_t *alice_state, spk_mls_buf_t *bob_st
     free(lens);
 }
 
+/* The observer of alice's group, saved. */
+static void observer_of(const spk_mls_buf_t *alice, spk_mls_buf_t *out)
+{
+    spk_mls_t *a = NULL;
+    spk_mls_observer_t *o = NULL;
+    spk_mls_buf_t gi;
+    need(spk_mls_restore(&a, alice->p, alice->n), "restore alice");
+    need(spk_mls_group_info(a, 0, &gi), "group info");
+    need(spk_mls_observer_create(&o, gi.p, gi.n, NULL, 0), "observer");
+    need(spk_mls_observer_save(o, out), "save observer");
+    spk_mls_observer_free(o);
+    spk_mls_buf_free(&gi);
+    spk_mls_free(a);
+}
+
+/* Observer figures for one Commit: process, save, restore (medians into t[0..2]). */
+static void bench_observer(const spk_mls_buf_t *obs, const spk_mls_buf_t *commit, double *t, int r)
+{
+    spk_mls_observer_t *o = NULL;
+    spk_mls_buf_t saved;
+    double t0 = bench_cpu_us();
+    need(spk_mls_observer_restore(&o, obs->p, obs->n), "restore observer");
+    t[2 * reps + r] = bench_cpu_us() - t0;
+    t0 = bench_cpu_us();
+    need(spk_mls_observer_process(o, commit->p, commit->n, 0, NULL), "observer process");
+    t[r] = bench_cpu_us() - t0;
+    t0 = bench_cpu_us();
+    need(spk_mls_observer_save(o, &saved), "save observer");
+    t[reps + r] = bench_cpu_us() - t0;
+    spk_mls_buf_free(&saved);
+    spk_mls_observer_free(o);
+}
+
 static void bench_add(int n)
 {
-    spk_mls_buf_t as, bs, kp, sec;
+    spk_mls_buf_t as, bs, kp, sec, obs;
     double *create = calloc((size_t)reps, sizeof(double));
     double *process = calloc((size_t)reps, sizeof(double));
-    double t0 = now_us();
+    double *observe = calloc(3 * (size_t)reps, sizeof(double));
+    double t0 = bench_cpu_us();
     build_group(n, &as, &bs);
-    fprintf(stderr, "mls_bench: group of %d built in %.1f s\n", n, (now_us() - t0) / 1e6);
+    fprintf(stderr, "mls_bench: group of %d built in %.1f s\n", n, (bench_cpu_us() - t0) / 1e6);
     key_package(n, &kp, &sec);
+    observer_of(&as, &obs);
     for (int r = 0; r < reps; r++) {
         spk_mls_t *a = NULL;
         spk_mls_t *b = NULL;
@@ -154,27 +173,34 @@ static void bench_add(int n)
         const uint8_t *adds[1] = {kp.p};
         size_t lens[1] = {kp.n};
         spk_mls_commit_opts_t o = {adds, lens, 1, NULL, 0, 0};
-        double t = now_us();
+        double t = bench_cpu_us();
         need(spk_mls_commit(a, &o, &commit, &welcome), "commit");
         need(spk_mls_commit_merge(a), "merge");
-        create[r] = now_us() - t;
-        t = now_us();
+        create[r] = bench_cpu_us() - t;
+        t = bench_cpu_us();
         need(spk_mls_process(b, commit.p, commit.n, &ev), "process");
-        process[r] = now_us() - t;
+        process[r] = bench_cpu_us() - t;
+        bench_observer(&obs, &commit, observe, r);
         spk_mls_buf_free(&commit);
         spk_mls_buf_free(&welcome);
         spk_mls_free(a);
         spk_mls_free(b);
     }
-    printf("RESULT add_create_%d %.1f\n", n, median(create, reps));
-    printf("RESULT add_process_%d %.1f\n", n, median(process, reps));
+    printf("RESULT add_create_%d %.1f\n", n, bench_median(create, reps));
+    printf("RESULT add_process_%d %.1f\n", n, bench_median(process, reps));
+    printf("RESULT observer_commit_%d %.1f\n", n, bench_median(observe, reps));
+    printf("RESULT observer_save_%d %.1f\n", n, bench_median(observe + reps, reps));
+    printf("RESULT observer_restore_%d %.1f\n", n, bench_median(observe + 2 * reps, reps));
+    printf("RESULT observer_state_bytes_%d %zu\n", n, obs.n);
     fflush(stdout);
     spk_mls_buf_free(&as);
     spk_mls_buf_free(&bs);
     spk_mls_buf_free(&kp);
     spk_mls_buf_free(&sec);
+    spk_mls_buf_free(&obs);
     free(create);
     free(process);
+    free(observe);
 }
 
 static void bench_app(void)
@@ -189,7 +215,7 @@ static void bench_app(void)
     need(spk_mls_restore(&a, as.p, as.n), "restore alice");
     need(spk_mls_restore(&b, bs.p, bs.n), "restore bob");
     for (int r = 0; r < reps; r++) {
-        double t = now_us();
+        double t = bench_cpu_us();
         for (int i = 0; i < app_iters; i++) {
             spk_mls_buf_t m;
             spk_mls_event_t ev;
@@ -201,9 +227,9 @@ static void bench_app(void)
             spk_mls_buf_free(&ev.data);
             spk_mls_buf_free(&m);
         }
-        v[r] = (now_us() - t) / app_iters;
+        v[r] = (bench_cpu_us() - t) / app_iters;
     }
-    printf("RESULT app_1k %.1f\n", median(v, reps));
+    printf("RESULT app_1k %.1f\n", bench_median(v, reps));
     fflush(stdout);
     spk_mls_free(a);
     spk_mls_free(b);

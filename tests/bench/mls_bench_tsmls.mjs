@@ -156,3 +156,12 @@ console.log('')
 console.log(`spk_mls.wasm: ${wasmBytes.length} bytes, ${gz} gzipped` + (chromium
   ? `; loaded in Chromium (fetch, compile, instantiate) in ${wc.load_cold_ms.toFixed(1)} ms on the first visit, ${wc.load_warm_ms.toFixed(1)} ms on reload`
   : ''))
+// The delivery service's observer (C only): processing the same Commit, saving and restoring it.
+console.log('')
+console.log('| delivery service observer (C) | process Commit | save | restore | state |')
+console.log('|---|---:|---:|---:|---:|')
+for (const n of sizes) {
+  if (c[`observer_commit_${n}`] === undefined) continue
+  console.log(`| N=${n} | ${fmt(c[`observer_commit_${n}`])} | ${fmt(c[`observer_save_${n}`])} | ` +
+    `${fmt(c[`observer_restore_${n}`])} | ${(c[`observer_state_bytes_${n}`] / 1024).toFixed(1)} KiB |`)
+}

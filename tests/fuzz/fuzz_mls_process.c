@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz_records.h"
 #include "spk/error.h"
 #include "spk/mls.h"
 
@@ -93,14 +94,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort(); /* the embedded state must always restore */
     }
     size_t off = 0;
-    for (int i = 0; i < MAX_RECORDS && size - off >= 3; i++) {
-        size_t n = ((size_t)data[off] << 16) | ((size_t)data[off + 1] << 8) | data[off + 2];
-        off += 3;
-        if (n > size - off) {
-            n = size - off;
-        }
-        process_one(g, data + off, n);
-        off += n;
+    const uint8_t *rec;
+    size_t n;
+    for (int i = 0; i < MAX_RECORDS && fuzz_next_record(data, size, &off, &rec, &n); i++) {
+        process_one(g, rec, n);
     }
     check(spk_mls_save(g, &a) == 0, "save");
     spk_mls_t *r = NULL;
@@ -120,28 +117,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 static const char *corpus_dir;
 
-static void need(int rc, const char *what)
-{
-    if (rc != 0) {
-        fprintf(stderr, "generate: %s: %s\n", what, spk_err_name(rc));
-        exit(1);
-    }
-}
-
 /* Writes one seed: the given messages as records. */
 static void seed(const char *name, const spk_mls_buf_t *const *msgs, size_t n)
 {
-    char path[1024];
-    snprintf(path, sizeof(path), "%s/%s", corpus_dir, name);
-    FILE *f = fopen(path, "wb");
-    need(f == NULL ? SPK_EIO : 0, path);
-    for (size_t i = 0; i < n; i++) {
-        uint8_t h[3] = {(uint8_t)(msgs[i]->n >> 16), (uint8_t)(msgs[i]->n >> 8),
-                        (uint8_t)msgs[i]->n};
-        fwrite(h, 1, 3, f);
-        fwrite(msgs[i]->p, 1, msgs[i]->n, f);
-    }
-    fclose(f);
+    fuzz_write_seed(corpus_dir, name, msgs, n);
 }
 
 static void seed1(const char *name, const spk_mls_buf_t *m)
@@ -165,7 +144,7 @@ typedef struct {
 static spk_mls_t *copy_of(const spk_mls_buf_t *state)
 {
     spk_mls_t *g = NULL;
-    need(spk_mls_restore(&g, state->p, state->n), "restore");
+    fuzz_need(spk_mls_restore(&g, state->p, state->n), "restore");
     return g;
 }
 
@@ -173,7 +152,7 @@ static void commit_seed(const char *name, spk_mls_t *g, const spk_mls_commit_opt
                         const spk_mls_buf_t *prefix, spk_mls_buf_t *welcome)
 {
     spk_mls_buf_t c, w;
-    need(spk_mls_commit(g, o, &c, &w), name);
+    fuzz_need(spk_mls_commit(g, o, &c, &w), name);
     const spk_mls_buf_t *msgs[2] = {prefix, &c};
     seed(name, prefix != NULL ? msgs : msgs + 1, prefix != NULL ? 2 : 1);
     if (welcome != NULL) {
@@ -188,14 +167,14 @@ static void proposal_seeds(const epoch_t *e, const spk_mls_buf_t *dave_kp)
 {
     spk_mls_buf_t p;
     spk_mls_t *a = copy_of(&e->alice);
-    need(spk_mls_propose_add(a, dave_kp->p, dave_kp->n, &p), "propose add");
+    fuzz_need(spk_mls_propose_add(a, dave_kp->p, dave_kp->n, &p), "propose add");
     seed1("proposal_add", &p);
     commit_seed("proposal_add_then_commit", a, NULL, &p, NULL);
     spk_mls_buf_free(&p);
     spk_mls_free(a);
 
     a = copy_of(&e->alice);
-    need(spk_mls_propose_remove(a, 2, &p), "propose remove");
+    fuzz_need(spk_mls_propose_remove(a, 2, &p), "propose remove");
     seed1("proposal_remove", &p);
     spk_mls_commit_opts_t priv = {NULL, NULL, 0, NULL, 0, SPK_MLS_COMMIT_PRIVATE};
     commit_seed("proposal_remove_then_private_commit", a, &priv, &p, NULL);
@@ -204,10 +183,10 @@ static void proposal_seeds(const epoch_t *e, const spk_mls_buf_t *dave_kp)
 
     spk_mls_t *c = copy_of(&e->carol);
     spk_mls_event_t ev;
-    need(spk_mls_propose_update(c, &p), "propose update");
+    fuzz_need(spk_mls_propose_update(c, &p), "propose update");
     seed1("proposal_update", &p);
     a = copy_of(&e->alice);
-    need(spk_mls_process(a, p.p, p.n, &ev), "alice gets the update");
+    fuzz_need(spk_mls_process(a, p.p, p.n, &ev), "alice gets the update");
     commit_seed("update_then_commit", a, NULL, &p, NULL);
     spk_mls_buf_free(&p);
     spk_mls_free(a);
@@ -250,7 +229,7 @@ static void app_seeds(const epoch_t *e, const spk_mls_buf_t *dave_kp)
     for (int i = 0; i < 3; i++) {
         char t[32];
         snprintf(t, sizeof(t), "bericht %d van carol", i);
-        need(spk_mls_encrypt(c, (const uint8_t *)t, strlen(t), (size_t)i * 7, &m[i]), "send");
+        fuzz_need(spk_mls_encrypt(c, (const uint8_t *)t, strlen(t), (size_t)i * 7, &m[i]), "send");
     }
     const spk_mls_buf_t *order[4] = {&m[2], &m[0], &m[1], &m[0]}; /* out of order, replay */
     seed("app_out_of_order_replay", order, 4);
@@ -260,7 +239,7 @@ static void app_seeds(const epoch_t *e, const spk_mls_buf_t *dave_kp)
     }
     spk_mls_free(c);
     spk_mls_t *a = copy_of(&e->alice);
-    need(spk_mls_encrypt(a, (const uint8_t *)"", 0, 0, &m[0]), "send empty");
+    fuzz_need(spk_mls_encrypt(a, (const uint8_t *)"", 0, 0, &m[0]), "send empty");
     seed1("app_alice_empty", &m[0]);
     spk_mls_buf_free(&m[0]);
     spk_mls_free(a);
@@ -279,38 +258,38 @@ int main(int argc, char **argv)
     }
     corpus_dir = argv[2];
     for (int i = 0; i < 4; i++) {
-        need(spk_mls_key_package_create((const uint8_t *)names[i], strlen(names[i]), &kp[i],
-                                        &sec[i]),
-             "key package");
+        fuzz_need(spk_mls_key_package_create((const uint8_t *)names[i], strlen(names[i]), &kp[i],
+                                             &sec[i]),
+                  "key package");
     }
     static const uint8_t gid[] = "fuzz-consult";
-    need(spk_mls_create(&g[0], gid, sizeof(gid), sec[0].p, sec[0].n), "create");
+    fuzz_need(spk_mls_create(&g[0], gid, sizeof(gid), sec[0].p, sec[0].n), "create");
     const uint8_t *adds[2] = {kp[1].p, kp[2].p};
     size_t lens[2] = {kp[1].n, kp[2].n};
     spk_mls_commit_opts_t o = {adds, lens, 2, NULL, 0, 0};
-    need(spk_mls_commit(g[0], &o, &c, &w), "add");
-    need(spk_mls_commit_merge(g[0]), "merge");
-    need(spk_mls_join(&g[1], sec[1].p, sec[1].n, w.p, w.n, NULL, 0), "join bob");
-    need(spk_mls_join(&g[2], sec[2].p, sec[2].n, w.p, w.n, NULL, 0), "join carol");
+    fuzz_need(spk_mls_commit(g[0], &o, &c, &w), "add");
+    fuzz_need(spk_mls_commit_merge(g[0]), "merge");
+    fuzz_need(spk_mls_join(&g[1], sec[1].p, sec[1].n, w.p, w.n, NULL, 0), "join bob");
+    fuzz_need(spk_mls_join(&g[2], sec[2].p, sec[2].n, w.p, w.n, NULL, 0), "join carol");
     spk_mls_buf_free(&c);
     spk_mls_buf_free(&w);
     /* An UpdatePath so that parent nodes are not blank. */
-    need(spk_mls_commit(g[0], NULL, &c, NULL), "path");
-    need(spk_mls_commit_merge(g[0]), "merge path");
-    need(spk_mls_process(g[1], c.p, c.n, &ev), "bob path");
-    need(spk_mls_process(g[2], c.p, c.n, &ev), "carol path");
+    fuzz_need(spk_mls_commit(g[0], NULL, &c, NULL), "path");
+    fuzz_need(spk_mls_commit_merge(g[0]), "merge path");
+    fuzz_need(spk_mls_process(g[1], c.p, c.n, &ev), "bob path");
+    fuzz_need(spk_mls_process(g[2], c.p, c.n, &ev), "carol path");
     spk_mls_buf_free(&c);
 
     epoch_t e;
-    need(spk_mls_save(g[0], &e.alice), "save alice");
-    need(spk_mls_save(g[2], &e.carol), "save carol");
-    need(spk_mls_save(g[1], &bob), "save bob");
+    fuzz_need(spk_mls_save(g[0], &e.alice), "save alice");
+    fuzz_need(spk_mls_save(g[2], &e.carol), "save carol");
+    fuzz_need(spk_mls_save(g[1], &bob), "save bob");
     proposal_seeds(&e, &kp[3]);
     commit_seeds(&e, &kp[3]);
     app_seeds(&e, &kp[3]);
 
     FILE *f = fopen(argv[1], "w");
-    need(f == NULL ? SPK_EIO : 0, argv[1]);
+    fuzz_need(f == NULL ? SPK_EIO : 0, argv[1]);
     fprintf(f, "/* Generated by mls_process_gen (fuzz_mls_process.c): the saved state of bob and\n"
                " * the KeyPackage secret of dave. Test keys only. */\n");
     write_array(f, "bob_state", &bob);

@@ -28,7 +28,7 @@
 static int rt_message(const uint8_t *p, size_t n, spk_mls_bytes_t *out)
 {
     spk_mls_message_t x;
-    spk_mls_message_info_t info;
+    mls_peek_t info;
     int peek = spk_mls_message_peek(p, n, &info);
     int rc = spk_mls_message_decode(&x, p, n);
     if (rc == 0) {

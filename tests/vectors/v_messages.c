@@ -14,7 +14,7 @@ typedef int (*roundtrip_fn)(const uint8_t *p, size_t n, uint16_t arg, spk_mls_by
 /* The routing header read by spk_mls_message_peek agrees with the full decode. */
 static bool peek_matches(const spk_mls_message_t *m, const uint8_t *p, size_t n)
 {
-    spk_mls_message_info_t info;
+    mls_peek_t info;
     const spk_mls_bytes_t *gid = NULL;
     uint64_t epoch = 0;
     uint8_t ct = 0;

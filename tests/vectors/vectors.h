@@ -37,6 +37,7 @@ VEC_HANDLER(vec_treekem);
 VEC_HANDLER(vec_passive_client_welcome);
 VEC_HANDLER(vec_passive_client_handling_commit);
 VEC_HANDLER(vec_passive_client_random);
+VEC_HANDLER(vec_sframe);
 
 /* Prints "<file>[<index>]: message" to stderr and returns false. */
 bool vec_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

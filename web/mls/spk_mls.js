@@ -451,6 +451,26 @@ export class Group {
     });
   }
 
+  // MLSMessage(GroupInfo) of the current epoch, signed by this member: what the delivery
+  // service's observer starts from (mls.group.create).
+  groupInfo({ treeOutOfBand = false } = {}) {
+    return this.#m.scope((s) => {
+      const out = s.buf();
+      s.check('spk_mls_group_info', this.#g, treeOutOfBand ? COMMIT_TREE_OUT_OF_BAND : 0, out);
+      return s.take(out);
+    });
+  }
+
+  // Leaving by oneself: a Remove proposal for the own leaf (PublicMessage), which another
+  // member commits.
+  leave() {
+    return this.#m.scope((s) => {
+      const out = s.buf();
+      s.check('spk_mls_leave', this.#g, out);
+      return s.take(out);
+    });
+  }
+
   // The state blob (spk_mls_save): every secret of the epoch and the signature key. Store it
   // only encrypted (web/mls/store.js) and wipe the returned copy when done.
   save() {

@@ -50,7 +50,16 @@
     XX(EMLSSIG, -38, "mls_bad_signature", "MLS signature does not verify")                         \
     XX(EMLSMEMBERTAG, -39, "mls_bad_membership_tag", "MLS membership tag does not verify")         \
     XX(EMLSCONFIRM, -40, "mls_bad_confirmation_tag", "MLS confirmation tag does not verify")       \
-    XX(EINVITEREVOKED, -41, "invite_revoked", "invite has been withdrawn")
+    XX(EINVITEREVOKED, -41, "invite_revoked", "invite has been withdrawn")                         \
+    XX(EREPLAY, -42, "replay", "already received (replay) or older than the replay window")        \
+    XX(EMLSSENDER, -43, "mls_bad_sender", "MLS sender is not a member of the group")               \
+    XX(EMLSSTALE, -44, "mls_stale_epoch", "MLS message is for an epoch that is already committed") \
+    XX(EMLSKEYPACKAGE, -45, "mls_bad_key_package", "MLS KeyPackage is invalid")                    \
+    XX(EMLSPROPOSAL, -46, "mls_bad_proposal", "MLS proposal or proposal list is invalid")          \
+    XX(EMLSMEMBERS, -47, "mls_membership",                                                         \
+       "the MLS message does not match who may be in the conversation")                            \
+    XX(EIDEMPOTENCY, -48, "idempotency_key_reused",                                                \
+       "this Idempotency-Key was used for a different request")
 
 typedef enum {
     SPK_OK = 0,

@@ -12,6 +12,9 @@
  *             spk_mls_join(secret, Welcome)
  *   everyone: spk_mls_encrypt / spk_mls_process, spk_mls_export_secret, spk_mls_save /
  *             spk_mls_restore, spk_mls_free
+ *   leaving:  spk_mls_leave -> send the proposal; another member commits it
+ *   delivery service: spk_mls_message_info, spk_mls_key_package_ref, spk_mls_welcome_refs,
+ *             and the observer of spk/mls_observer.h (follows a group without its secrets)
  *
  * Conventions for every function below:
  *   - Returns 0 or a negative SPK_E* code (spk/error.h).
@@ -23,7 +26,9 @@
  *   - A function that fails leaves the group state exactly as it was (checked by the unit tests
  *     through spk_mls_save), except where noted for sending (a failed send may skip a ratchet
  *     generation, which receivers tolerate).
- *   - Secrets are wiped when the group or a buffer is freed. */
+ *   - Secrets are wiped when the group or a buffer is freed.
+ *   - Pointers inside spk_mls_event_info_t and spk_mls_proposal_info_t are borrowed from g:
+ *     valid until the next call that takes g non-const, or spk_mls_free. */
 #ifndef SPK_MLS_H
 #define SPK_MLS_H
 
@@ -53,6 +58,36 @@ void spk_mls_buf_free(spk_mls_buf_t *b);
 /* ... and up to this many keys of skipped generations are kept per sender. */
 #define SPK_MLS_MAX_SKIPPED 256u
 #define SPK_MLS_EPOCH_AUTHENTICATOR_LEN 32u
+/* KeyPackageRef and ProposalRef (§5.2) length. */
+#define SPK_MLS_REF_LEN 32u
+/* "No leaf": a sender that is not a member, a proposal that names no leaf. */
+#define SPK_MLS_NO_LEAF UINT32_MAX
+/* Largest authenticated_data accepted on send. */
+#define SPK_MLS_MAX_AUTHENTICATED_DATA (64u * 1024u)
+
+/* Wire formats (§6) and content types (§6) as spk_mls_message_info reports them. */
+enum {
+    SPK_MLS_MSG_PUBLIC = 1,
+    SPK_MLS_MSG_PRIVATE = 2,
+    SPK_MLS_MSG_WELCOME = 3,
+    SPK_MLS_MSG_GROUP_INFO = 4,
+    SPK_MLS_MSG_KEY_PACKAGE = 5,
+};
+enum {
+    SPK_MLS_KIND_APPLICATION = 1,
+    SPK_MLS_KIND_PROPOSAL = 2,
+    SPK_MLS_KIND_COMMIT = 3,
+};
+/* Proposal types (§12.1). */
+enum {
+    SPK_MLS_PROP_ADD = 1,
+    SPK_MLS_PROP_UPDATE = 2,
+    SPK_MLS_PROP_REMOVE = 3,
+    SPK_MLS_PROP_PSK = 4,
+    SPK_MLS_PROP_REINIT = 5,
+    SPK_MLS_PROP_EXTERNAL_INIT = 6,
+    SPK_MLS_PROP_GROUP_CONTEXT_EXTENSIONS = 7,
+};
 
 /* ---- KeyPackages (§10) ---- */
 
@@ -70,6 +105,10 @@ int spk_mls_key_package_create(const uint8_t *identity, size_t identity_len,
  * bytes, SPK_EVERIFY for an invalid KeyPackage. */
 int spk_mls_key_package_check(const uint8_t *kp, size_t kp_len, uint64_t now,
                               spk_mls_buf_t *identity);
+/* KeyPackageRef (§5.2) of an MLSMessage(KeyPackage): what a Welcome names its new member by.
+ * The KeyPackage is decoded, not validated. SPK_EDECODE / SPK_ETRUNC, SPK_EINVAL for another
+ * wire format. */
+int spk_mls_key_package_ref(const uint8_t *kp, size_t kp_len, uint8_t ref[SPK_MLS_REF_LEN]);
 
 /* ---- creating and joining ---- */
 
@@ -97,8 +136,48 @@ void spk_mls_free(spk_mls_t *g);
  * Update (§12.1.2): a fresh leaf HPKE key; its private key is kept until the epoch ends so that
  * a Commit by another member that includes the Update can be processed (at most 4 pending). */
 int spk_mls_propose_add(spk_mls_t *g, const uint8_t *kp, size_t kp_len, spk_mls_buf_t *msg);
+/* Remove of leaf; this member's own leaf is a self-remove (spk_mls_leave). SPK_ENOTFOUND for a
+ * blank leaf. */
 int spk_mls_propose_remove(spk_mls_t *g, uint32_t leaf, spk_mls_buf_t *msg);
 int spk_mls_propose_update(spk_mls_t *g, spk_mls_buf_t *msg);
+
+/* Leaving by oneself: a Remove proposal for this member's own leaf, as PublicMessage in msg, to
+ * send to the group. RFC 9420 forbids committing one's own removal (§12.2), so another member
+ * commits it (any member's next spk_mls_commit includes it by reference; this member's own
+ * Commits leave it out). When that Commit arrives, spk_mls_process reports
+ * SPK_MLS_EVENT_REMOVED and the group becomes inert. If a Commit that does not include it
+ * arrives first, the proposal lapses with the epoch: call spk_mls_leave again. Until removed
+ * the member can still receive and send. SPK_ESTATE after removal, or when this member is the
+ * only one (nobody could commit it). */
+int spk_mls_leave(spk_mls_t *g, spk_mls_buf_t *msg);
+
+/* ---- pending proposals ---- */
+
+/* A proposal cached in this epoch (received or sent by this member), for the application to
+ * inspect, and refuse, before a Commit covers it. Pointers are borrowed from g. */
+typedef struct {
+    uint8_t ref[SPK_MLS_REF_LEN]; /* ProposalRef (§5.2) */
+    uint16_t type;                /* SPK_MLS_PROP_* */
+    uint32_t sender;              /* proposer's leaf, SPK_MLS_NO_LEAF for a non-member */
+    /* Remove: the leaf removed; Update: the proposer's leaf; Add: SPK_MLS_NO_LEAF (its leaf is
+     * chosen by the Commit). */
+    uint32_t leaf;
+    /* Add: the new member's identity; Remove: the removed member's; Update: the proposer's;
+     * NULL otherwise. */
+    const uint8_t *identity;
+    size_t identity_len;
+    uint8_t key_package_ref[SPK_MLS_REF_LEN]; /* Add: KeyPackageRef; zero otherwise */
+} spk_mls_proposal_info_t;
+
+/* Number of cached proposals. */
+size_t spk_mls_proposal_count(const spk_mls_t *g);
+/* The i-th cached proposal (in arrival order). SPK_ENOTFOUND beyond the count. */
+int spk_mls_proposal_get(const spk_mls_t *g, size_t i, spk_mls_proposal_info_t *out);
+/* Drops the cached proposal ref: this member's next Commit leaves it out, and a Commit from
+ * another member that includes it is rejected (SPK_EMLSPROPOSAL) — refusing is the
+ * application's policy decision (e.g. an Add of someone who may not be in the conversation).
+ * SPK_ENOTFOUND (state unchanged) when no cached proposal has that reference. */
+int spk_mls_proposal_refuse(spk_mls_t *g, const uint8_t ref[SPK_MLS_REF_LEN]);
 
 /* ---- commits (§12.4) ---- */
 
@@ -120,9 +199,15 @@ typedef struct {
  * stays in the current epoch (it can still send and receive) until spk_mls_commit_merge; a
  * Commit from another member that is processed meanwhile discards it. One pending Commit at a
  * time (a new one replaces it). SPK_EVERIFY when the proposal list is invalid (§12.2). With
- * SPK_MLS_COMMIT_PRIVATE one handshake ratchet generation is used. */
+ * SPK_MLS_COMMIT_PRIVATE one handshake ratchet generation is used. Cached Removes of this
+ * member's own leaf (a self-remove) are left out: another member commits those. */
 int spk_mls_commit(spk_mls_t *g, const spk_mls_commit_opts_t *opts, spk_mls_buf_t *commit,
                    spk_mls_buf_t *welcome);
+/* The same with authenticated_data (§6) on the Commit: authenticated, not encrypted (visible to
+ * the delivery service), at most SPK_MLS_MAX_AUTHENTICATED_DATA bytes (ad may be NULL when
+ * ad_len is 0). Receivers get it in spk_mls_event_info_t.authenticated_data. */
+int spk_mls_commit_ad(spk_mls_t *g, const spk_mls_commit_opts_t *opts, const uint8_t *ad,
+                      size_t ad_len, spk_mls_buf_t *commit, spk_mls_buf_t *welcome);
 /* Moves to the pending Commit's epoch (once the delivery service accepted the Commit).
  * SPK_ESTATE when there is none. */
 int spk_mls_commit_merge(spk_mls_t *g);
@@ -135,6 +220,11 @@ void spk_mls_commit_discard(spk_mls_t *g);
  * SPK_ESTATE after this member was removed. */
 int spk_mls_encrypt(spk_mls_t *g, const uint8_t *pt, size_t pt_len, size_t padding,
                     spk_mls_buf_t *msg);
+/* The same with authenticated_data (§6.3): authenticated with the message but carried in the
+ * clear (the delivery service can read it), at most SPK_MLS_MAX_AUTHENTICATED_DATA bytes.
+ * Receivers get it in spk_mls_event_info_t.authenticated_data. */
+int spk_mls_encrypt_ad(spk_mls_t *g, const uint8_t *ad, size_t ad_len, const uint8_t *pt,
+                       size_t pt_len, size_t padding, spk_mls_buf_t *msg);
 
 typedef enum {
     SPK_MLS_EVENT_APPLICATION = 1, /* data holds the plaintext */
@@ -143,10 +233,36 @@ typedef enum {
     SPK_MLS_EVENT_REMOVED = 4,     /* a Commit removed this member; the group is now inert */
 } spk_mls_event_type_t;
 
+/* A member who joined or left in a Commit (identity borrowed from g). */
+typedef struct {
+    uint32_t leaf;
+    const uint8_t *identity;
+    size_t identity_len;
+    uint8_t key_package_ref[SPK_MLS_REF_LEN]; /* joined: KeyPackageRef of its Add; left: zero */
+} spk_mls_member_t;
+
 typedef struct {
     spk_mls_event_type_t type;
     spk_mls_buf_t data; /* application plaintext (caller frees with spk_mls_buf_free) */
 } spk_mls_event_t;
+
+/* More about an event (spk_mls_process_info, spk_mls_commit_merge_info). Everything in it is
+ * borrowed from g (see the conventions at the top). */
+typedef struct {
+    uint64_t epoch;  /* the message's epoch; for COMMIT the new epoch */
+    uint32_t sender; /* sender's leaf index, SPK_MLS_NO_LEAF for a non-member proposal */
+    const uint8_t *sender_identity; /* the sender's credential identity (NULL for a non-member) */
+    size_t sender_identity_len;
+    const uint8_t *authenticated_data; /* the message's authenticated_data (§6), may be empty */
+    size_t authenticated_data_len;
+    /* COMMIT and REMOVED: who joined (with the leaf each got) and who left, in proposal order.
+     * A leaf can appear in both when an Add refills a leaf that a Remove emptied. */
+    const spk_mls_member_t *joined;
+    size_t n_joined;
+    const spk_mls_member_t *left;
+    size_t n_left;
+    spk_mls_proposal_info_t proposal; /* PROPOSAL: what was cached */
+} spk_mls_event_info_t;
 
 /* Handles one MLSMessage (PublicMessage or PrivateMessage) for this group. Errors:
  *   SPK_ETOOBIG larger than SPK_MLS_MAX_MESSAGE; SPK_ETRUNC / SPK_EDECODE malformed;
@@ -154,10 +270,19 @@ typedef struct {
  *   or newer) epoch, including a replayed Commit; SPK_EMLSREPLAY an application message or
  *   proposal whose key was already used (replay) or fell out of the window; SPK_ERANGE too far
  *   ahead (more than SPK_MLS_MAX_FORWARD generations); SPK_EMLSMEMBERTAG, SPK_EMLSSIG,
- *   SPK_EMLSCONFIRM bad membership tag, signature, confirmation tag; SPK_EVERIFY decryption or
- *   another validation failed; SPK_ESTATE after this member was removed.
+ *   SPK_EMLSCONFIRM bad membership tag, signature, confirmation tag; SPK_EMLSPROPOSAL a Commit
+ *   that refers to a proposal this member does not hold (never received, or refused);
+ *   SPK_EVERIFY decryption or another validation failed; SPK_ESTATE after this member was
+ *   removed.
  * The state is unchanged on any error. ev is filled on success. */
 int spk_mls_process(spk_mls_t *g, const uint8_t *msg, size_t msg_len, spk_mls_event_t *ev);
+/* spk_mls_process that also describes the message in info (may be NULL; filled on success):
+ * epoch, sender, authenticated data, who joined and left, the proposal cached. */
+int spk_mls_process_info(spk_mls_t *g, const uint8_t *msg, size_t msg_len, spk_mls_event_t *ev,
+                         spk_mls_event_info_t *info);
+/* spk_mls_commit_merge that also describes the merged Commit in info (may be NULL): the new
+ * epoch, this member as sender, its authenticated data, who joined and who left. */
+int spk_mls_commit_merge_info(spk_mls_t *g, spk_mls_event_info_t *info);
 
 /* ---- epoch information ---- */
 
@@ -179,6 +304,32 @@ int spk_mls_export_secret(const spk_mls_t *g, const char *label, const uint8_t *
                           size_t context_len, uint8_t *out, size_t out_len);
 /* The ratchet tree (§12.4.3.3), for a joiner when Welcomes leave it out. */
 int spk_mls_ratchet_tree(const spk_mls_t *g, spk_mls_buf_t *out);
+/* MLSMessage(GroupInfo) (§12.4.3) of the current epoch, signed by this member, with the
+ * ratchet tree in its ratchet_tree extension unless SPK_MLS_COMMIT_TREE_OUT_OF_BAND is in
+ * flags (then give the observer spk_mls_ratchet_tree). What a delivery service's observer
+ * starts from (spk_mls_observer_create). It holds no secret. SPK_ESTATE after removal. */
+int spk_mls_group_info(const spk_mls_t *g, unsigned flags, spk_mls_buf_t *out);
+
+/* ---- reading messages without a group (delivery service) ---- */
+
+/* The routing header of an MLSMessage, read without decoding or validating the rest. */
+typedef struct {
+    uint16_t wire_format;    /* SPK_MLS_MSG_* */
+    const uint8_t *group_id; /* borrowed from the message; Public/PrivateMessage, GroupInfo */
+    size_t group_id_len;
+    uint64_t epoch;       /* Public/PrivateMessage, GroupInfo */
+    uint8_t content_type; /* SPK_MLS_KIND_*; Public/PrivateMessage */
+    uint32_t sender;      /* PublicMessage from a member: its leaf; else SPK_MLS_NO_LEAF */
+} spk_mls_message_info_t;
+
+/* Reads the header of msg: cheap (no allocation, no cryptography), for ordering by epoch and
+ * telling handshake from application messages. SPK_ETRUNC / SPK_EDECODE when the header is
+ * malformed; nothing after it is checked. */
+int spk_mls_message_info(const uint8_t *msg, size_t msg_len, spk_mls_message_info_t *out);
+/* The KeyPackageRefs a Welcome is addressed to (one per new member, in order), to route it to
+ * the devices that uploaded those KeyPackages: *refs is allocated (n * SPK_MLS_REF_LEN bytes,
+ * free with spk_mls_buf_free). SPK_EINVAL when msg is not a Welcome. */
+int spk_mls_welcome_refs(const uint8_t *msg, size_t msg_len, spk_mls_buf_t *refs, size_t *n);
 
 /* ---- state persistence ---- */
 

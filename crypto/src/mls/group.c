@@ -109,8 +109,8 @@ int spk_mls_group_psk_secret(const spk_mls_group_t *g, const spk_mls_group_env_t
 
 /* ---- joining (§12.4.3.1) ---- */
 
-/* The ratchet tree: out of band, or from the GroupInfo's ratchet_tree extension. */
-static int join_tree(const spk_mls_group_info_t *gi, const spk_mls_tree_t *oob, spk_mls_tree_t *out)
+int spk_mls_group_info_tree(const spk_mls_group_info_t *gi, const spk_mls_tree_t *oob,
+                            spk_mls_tree_t *out)
 {
     if (oob != NULL) {
         return spk_mls_tree_copy(out, oob);
@@ -181,7 +181,7 @@ static int join_state(spk_mls_group_t *ng, const spk_mls_group_info_t *gi,
 {
     const spk_mls_group_context_t *gc = &gi->group_context;
     const uint8_t *ps = NULL;
-    int rc = join_tree(gi, oob, &ng->tree);
+    int rc = spk_mls_group_info_tree(gi, oob, &ng->tree);
     rc = rc != 0 ? rc : check_group_info(gi, &ng->tree);
     rc = rc != 0
              ? rc
@@ -227,7 +227,7 @@ int spk_mls_group_join(spk_mls_group_t *g, const spk_mls_welcome_t *welcome,
     if (welcome->cipher_suite != SPK_MLS_CIPHER_SUITE || kp->cipher_suite != SPK_MLS_CIPHER_SUITE) {
         return SPK_EVERIFY;
     }
-    int rc = spk_mls_key_package_ref(kp, ref);
+    int rc = mls_kp_ref(kp, ref);
     rc = rc != 0 ? rc : spk_mls_welcome_open_secrets(welcome, ref, init_priv, &gs);
     if (rc == 0 && gs.joiner_secret.n != SPK_MLS_HASH_LEN) {
         rc = SPK_EVERIFY;

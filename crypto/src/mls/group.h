@@ -21,6 +21,7 @@
 #include "mls/secrettree.h"
 #include "mls/structs.h"
 #include "mls/tree.h"
+#include "mls/tree_apply.h"
 #include "mls/treekem.h"
 
 #include <stdbool.h>
@@ -92,6 +93,16 @@ typedef enum {
     SPK_MLS_GROUP_EV_APPLICATION = 4,
 } spk_mls_group_event_t;
 
+/* What else handling a message tells (owned; free with spk_mls_group_report_free). */
+typedef struct {
+    uint8_t sender_type; /* SPK_MLS_SENDER_* */
+    uint32_t sender;     /* leaf index of a member sender */
+    spk_mls_bytes_t authenticated_data;
+    spk_mls_changes_t changes; /* EV_COMMIT and EV_REMOVED: who joined and who left */
+} spk_mls_group_report_t;
+
+void spk_mls_group_report_free(spk_mls_group_report_t *r);
+
 /* Handles one MLSMessage addressed to the group (PublicMessage or PrivateMessage). For
  * application messages, app (may be NULL) receives the plaintext. Errors: SPK_EMLSGROUP /
  * SPK_EMLSEPOCH for another group or epoch, SPK_EMLSMEMBERTAG, SPK_EMLSSIG, SPK_EMLSCONFIRM for
@@ -101,6 +112,10 @@ typedef enum {
 int spk_mls_group_handle(spk_mls_group_t *g, const spk_mls_message_t *m,
                          const spk_mls_group_env_t *env, spk_mls_group_event_t *ev,
                          spk_mls_bytes_t *app);
+/* The same, filling rep (may be NULL; zeroed first, set only on success). */
+int spk_mls_group_handle_report(spk_mls_group_t *g, const spk_mls_message_t *m,
+                                const spk_mls_group_env_t *env, spk_mls_group_event_t *ev,
+                                spk_mls_bytes_t *app, spk_mls_group_report_t *rep);
 
 void spk_mls_group_free(spk_mls_group_t *g);
 
@@ -113,9 +128,10 @@ int spk_mls_group_create(spk_mls_group_t *g, const uint8_t *group_id, size_t gro
                          const spk_mls_extensions_t *extensions);
 
 typedef struct {
-    spk_mls_bytes_t commit;  /* MLSMessage(PublicMessage) carrying the Commit */
-    spk_mls_bytes_t welcome; /* MLSMessage(Welcome); empty when nobody is added */
-    spk_mls_group_t next;    /* the next epoch, for spk_mls_group_merge_commit */
+    spk_mls_bytes_t commit;    /* MLSMessage(PublicMessage) carrying the Commit */
+    spk_mls_bytes_t welcome;   /* MLSMessage(Welcome); empty when nobody is added */
+    spk_mls_group_t next;      /* the next epoch, for spk_mls_group_merge_commit */
+    spk_mls_changes_t changes; /* who the Commit adds and removes */
 } spk_mls_commit_out_t;
 
 /* Commits, with a fresh UpdatePath, the cached proposals by reference when include_cached
@@ -129,11 +145,13 @@ int spk_mls_group_commit(spk_mls_group_t *g, const spk_mls_proposal_t *props, si
 #define SPK_MLS_GROUP_COMMIT_PRIVATE 0x1u /* send the Commit as PrivateMessage */
 #define SPK_MLS_GROUP_COMMIT_NO_TREE 0x2u /* no ratchet_tree extension in the Welcome */
 
-/* spk_mls_group_commit with flags. With SPK_MLS_GROUP_COMMIT_PRIVATE the Commit consumes one
- * generation of g's handshake ratchet (the only change to g). */
+/* spk_mls_group_commit with flags and authenticated data (ad may be NULL). With
+ * SPK_MLS_GROUP_COMMIT_PRIVATE the Commit consumes one generation of g's handshake ratchet (the
+ * only change to g). Cached Removes of the committer's own leaf (its own or another member's)
+ * are left out: a member cannot commit its own removal (§12.2). */
 int spk_mls_group_commit_ex(spk_mls_group_t *g, const spk_mls_proposal_t *props, size_t n,
                             bool include_cached, const spk_mls_group_env_t *env, unsigned flags,
-                            spk_mls_commit_out_t *out);
+                            const spk_mls_bytes_t *ad, spk_mls_commit_out_t *out);
 
 /* Sends p as a PublicMessage proposal and caches it for the Commit that will cover it. Update
  * proposals go through spk_mls_group_propose_update (SPK_EINVAL here). */
@@ -155,5 +173,8 @@ void spk_mls_group_commit_out_free(spk_mls_commit_out_t *out);
 /* An application message as MLSMessage(PrivateMessage) with `padding` zero bytes. */
 int spk_mls_group_send(spk_mls_group_t *g, const uint8_t *data, size_t len, size_t padding,
                        spk_mls_bytes_t *out);
+/* The same with authenticated data (ad may be NULL). */
+int spk_mls_group_send_ad(spk_mls_group_t *g, const spk_mls_bytes_t *ad, const uint8_t *data,
+                          size_t len, size_t padding, spk_mls_bytes_t *out);
 
 #endif

@@ -88,21 +88,20 @@ static int sig_key_cb(void *arg, uint32_t leaf_index, const uint8_t **pub, size_
 
 /* ---- proposals ---- */
 
-int spk_mls_group_cache_proposal(spk_mls_group_t *g, uint16_t wire_format,
-                                 const spk_mls_framed_content_t *c,
-                                 const spk_mls_bytes_t *signature)
+int spk_mls_proposal_cache_add(spk_mls_cached_proposal_t **cache, size_t *n, uint16_t wire_format,
+                               const spk_mls_framed_content_t *c, const spk_mls_bytes_t *signature)
 {
     spk_mls_cached_proposal_t e;
     spk_mls_bytes_t enc;
-    if (g->n_proposals == SPK_MLS_GROUP_MAX_PROPOSALS) {
+    if (*n == SPK_MLS_GROUP_MAX_PROPOSALS) {
         return SPK_ERANGE;
     }
     memset(&e, 0, sizeof(e));
     e.sender_type = c->sender.type;
     e.sender = c->sender.index;
     int rc = spk_mls_proposal_ref_of(wire_format, c, signature, e.ref);
-    for (size_t i = 0; rc == 0 && i < g->n_proposals; i++) {
-        if (memcmp(g->proposals[i].ref, e.ref, sizeof(e.ref)) == 0) {
+    for (size_t i = 0; rc == 0 && i < *n; i++) {
+        if (memcmp((*cache)[i].ref, e.ref, sizeof(e.ref)) == 0) {
             rc = SPK_EMLSREPLAY; /* the same proposal message again */
         }
     }
@@ -113,16 +112,37 @@ int spk_mls_group_cache_proposal(spk_mls_group_t *g, uint16_t wire_format,
     }
     spk_mls_cached_proposal_t *v = NULL;
     if (rc == 0) {
-        v = realloc(g->proposals, (g->n_proposals + 1) * sizeof(*v));
+        v = realloc(*cache, (*n + 1) * sizeof(*v));
         rc = v == NULL ? SPK_ENOMEM : 0;
     }
     if (rc != 0) {
         spk_mls_proposal_free(&e.proposal);
         return rc;
     }
-    g->proposals = v;
-    g->proposals[g->n_proposals++] = e;
+    *cache = v;
+    (*cache)[(*n)++] = e;
     return 0;
+}
+
+int spk_mls_proposal_cache_drop(spk_mls_cached_proposal_t *cache, size_t *n,
+                                const uint8_t ref[SPK_MLS_HASH_LEN])
+{
+    for (size_t i = 0; i < *n; i++) {
+        if (memcmp(cache[i].ref, ref, SPK_MLS_HASH_LEN) == 0) {
+            spk_mls_proposal_free(&cache[i].proposal);
+            memmove(cache + i, cache + i + 1, (*n - i - 1) * sizeof(cache[0]));
+            (*n)--;
+            return 0;
+        }
+    }
+    return SPK_ENOTFOUND;
+}
+
+int spk_mls_group_cache_proposal(spk_mls_group_t *g, uint16_t wire_format,
+                                 const spk_mls_framed_content_t *c,
+                                 const spk_mls_bytes_t *signature)
+{
+    return spk_mls_proposal_cache_add(&g->proposals, &g->n_proposals, wire_format, c, signature);
 }
 
 /* The proposal list of a Commit: inline ones from the committer, references from the cache. */
@@ -143,7 +163,7 @@ static int resolve(const spk_mls_group_t *g, const spk_mls_commit_t *commit, uin
             k++;
         }
         if (k == g->n_proposals) {
-            return SPK_EVERIFY;
+            return SPK_EMLSPROPOSAL; /* never received, or refused */
         }
         list[i].proposal = &g->proposals[k].proposal;
         list[i].sender_type = g->proposals[k].sender_type;
@@ -186,14 +206,21 @@ int spk_mls_group_next_context(const spk_mls_group_t *g, const spk_mls_tree_t *t
                                size_t confirmed_len, spk_mls_group_context_t *gc,
                                spk_mls_bytes_t *enc)
 {
-    spk_mls_group_context_t p = g->gc;
+    return spk_mls_next_context(&g->gc, tree, gce, confirmed, confirmed_len, gc, enc);
+}
+
+int spk_mls_next_context(const spk_mls_group_context_t *cur, const spk_mls_tree_t *tree,
+                         const spk_mls_extensions_t *gce, const uint8_t *confirmed,
+                         size_t confirmed_len, spk_mls_group_context_t *gc, spk_mls_bytes_t *enc)
+{
+    spk_mls_group_context_t p = *cur;
     spk_mls_group_context_t tmp;
     uint8_t th[SPK_MLS_HASH_LEN];
     int rc = spk_mls_tree_root_hash(tree, th);
     if (rc != 0) {
         return rc;
     }
-    p.epoch = g->gc.epoch + 1;
+    p.epoch = cur->epoch + 1;
     p.tree_hash.p = th;
     p.tree_hash.n = sizeof(th);
     p.confirmed_transcript_hash.p = (uint8_t *)confirmed;
@@ -324,7 +351,7 @@ static bool removes_own_leaf(const spk_mls_group_t *g, const spk_mls_proposal_us
 }
 
 static int handle_commit(spk_mls_group_t *g, const spk_mls_group_env_t *env, const commit_msg_t *m,
-                         spk_mls_group_event_t *ev)
+                         spk_mls_group_event_t *ev, spk_mls_group_report_t *rep)
 {
     const spk_mls_commit_t *commit = &m->content->commit;
     uint32_t committer = m->content->sender.index;
@@ -350,8 +377,13 @@ static int handle_commit(spk_mls_group_t *g, const spk_mls_group_env_t *env, con
         free(list);
         return rc;
     }
-    if (removes_own_leaf(g, list, commit->n_proposals) ||
-        spk_mls_tree_leaf(&a.tree, g->own_leaf) == NULL) {
+    if (rep != NULL) {
+        rc = spk_mls_changes_of(&g->tree, list, commit->n_proposals, &a, &rep->changes);
+    }
+    if (rc != 0) {
+        /* out of memory: nothing changed */
+    } else if (removes_own_leaf(g, list, commit->n_proposals) ||
+               spk_mls_tree_leaf(&a.tree, g->own_leaf) == NULL) {
         *ev = SPK_MLS_GROUP_EV_REMOVED;
     } else if (a.path_required && !commit->has_path) {
         rc = SPK_EVERIFY;
@@ -383,9 +415,18 @@ static int handle_commit(spk_mls_group_t *g, const spk_mls_group_env_t *env, con
 /* ---- dispatch ---- */
 
 static int handle_content(spk_mls_group_t *g, const spk_mls_group_env_t *env, const commit_msg_t *m,
-                          spk_mls_group_event_t *ev, spk_mls_bytes_t *app)
+                          spk_mls_group_event_t *ev, spk_mls_bytes_t *app,
+                          spk_mls_group_report_t *rep)
 {
     const spk_mls_framed_content_t *c = m->content;
+    if (rep != NULL) {
+        rep->sender_type = c->sender.type;
+        rep->sender = c->sender.index;
+        int rc = spk_mls_bytes_copy(&rep->authenticated_data, &c->authenticated_data);
+        if (rc != 0) {
+            return rc;
+        }
+    }
     switch (c->content_type) {
     case SPK_MLS_CONTENT_PROPOSAL: {
         int rc = spk_mls_group_cache_proposal(g, m->wire_format, c, m->signature);
@@ -395,7 +436,7 @@ static int handle_content(spk_mls_group_t *g, const spk_mls_group_env_t *env, co
         return rc;
     }
     case SPK_MLS_CONTENT_COMMIT:
-        return handle_commit(g, env, m, ev);
+        return handle_commit(g, env, m, ev, rep);
     default:
         /* Application data only arrives as PrivateMessage (§6.2). */
         if (m->wire_format != SPK_MLS_WIRE_PRIVATE) {
@@ -408,7 +449,7 @@ static int handle_content(spk_mls_group_t *g, const spk_mls_group_env_t *env, co
 
 static int handle_public(spk_mls_group_t *g, const spk_mls_public_message_t *pm,
                          const spk_mls_group_env_t *env, spk_mls_group_event_t *ev,
-                         spk_mls_bytes_t *app)
+                         spk_mls_bytes_t *app, spk_mls_group_report_t *rep)
 {
     const spk_mls_framed_content_t *c = &pm->content;
     const uint8_t *pub;
@@ -427,12 +468,12 @@ static int handle_public(spk_mls_group_t *g, const spk_mls_public_message_t *pm,
         return rc;
     }
     commit_msg_t m = {SPK_MLS_WIRE_PUBLIC, c, &pm->signature, &pm->confirmation_tag};
-    return handle_content(g, env, &m, ev, app);
+    return handle_content(g, env, &m, ev, app, rep);
 }
 
 static int handle_private(spk_mls_group_t *g, const spk_mls_private_message_t *pm,
                           const spk_mls_group_env_t *env, spk_mls_group_event_t *ev,
-                          spk_mls_bytes_t *app)
+                          spk_mls_bytes_t *app, spk_mls_group_report_t *rep)
 {
     spk_mls_auth_content_t ac;
     uint32_t gen = 0;
@@ -452,7 +493,7 @@ static int handle_private(spk_mls_group_t *g, const spk_mls_private_message_t *p
     }
     commit_msg_t m = {SPK_MLS_WIRE_PRIVATE, &ac.content, &ac.signature, &ac.confirmation_tag};
     size_t n_before = g->n_proposals;
-    rc = handle_content(g, env, &m, ev, app);
+    rc = handle_content(g, env, &m, ev, app, rep);
     /* The ratchet key is deleted (§9.2) only once the content was accepted, so that a rejected
      * message leaves the state as it was; an installed Commit replaced the secret tree. */
     if (rc == 0 && *ev != SPK_MLS_GROUP_EV_COMMIT && *ev != SPK_MLS_GROUP_EV_REMOVED) {
@@ -468,16 +509,36 @@ static int handle_private(spk_mls_group_t *g, const spk_mls_private_message_t *p
     return rc;
 }
 
+void spk_mls_group_report_free(spk_mls_group_report_t *r)
+{
+    spk_mls_bytes_free(&r->authenticated_data);
+    spk_mls_changes_free(&r->changes);
+    memset(r, 0, sizeof(*r));
+}
+
+int spk_mls_group_handle_report(spk_mls_group_t *g, const spk_mls_message_t *m,
+                                const spk_mls_group_env_t *env, spk_mls_group_event_t *ev,
+                                spk_mls_bytes_t *app, spk_mls_group_report_t *rep)
+{
+    int rc = SPK_EINVAL;
+    *ev = 0;
+    if (rep != NULL) {
+        memset(rep, 0, sizeof(*rep));
+    }
+    if (m->wire_format == SPK_MLS_WIRE_PUBLIC) {
+        rc = handle_public(g, &m->u.pub, env, ev, app, rep);
+    } else if (m->wire_format == SPK_MLS_WIRE_PRIVATE) {
+        rc = handle_private(g, &m->u.priv, env, ev, app, rep);
+    }
+    if (rc != 0 && rep != NULL) {
+        spk_mls_group_report_free(rep);
+    }
+    return rc;
+}
+
 int spk_mls_group_handle(spk_mls_group_t *g, const spk_mls_message_t *m,
                          const spk_mls_group_env_t *env, spk_mls_group_event_t *ev,
                          spk_mls_bytes_t *app)
 {
-    *ev = 0;
-    if (m->wire_format == SPK_MLS_WIRE_PUBLIC) {
-        return handle_public(g, &m->u.pub, env, ev, app);
-    }
-    if (m->wire_format == SPK_MLS_WIRE_PRIVATE) {
-        return handle_private(g, &m->u.priv, env, ev, app);
-    }
-    return SPK_EINVAL;
+    return spk_mls_group_handle_report(g, m, env, ev, app, NULL);
 }

@@ -99,6 +99,7 @@ void spk_mls_group_commit_out_free(spk_mls_commit_out_t *out)
     spk_mls_bytes_free(&out->commit);
     spk_mls_bytes_free(&out->welcome);
     spk_mls_group_free(&out->next);
+    spk_mls_changes_free(&out->changes);
 }
 
 void spk_mls_group_merge_commit(spk_mls_group_t *g, spk_mls_commit_out_t *out)
@@ -120,6 +121,7 @@ typedef struct {
     uint8_t psk_secret[SPK_MLS_HASH_LEN];
     unsigned flags;       /* SPK_MLS_GROUP_COMMIT_* */
     uint16_t wire_format; /* of the Commit message */
+    spk_mls_bytes_t ad;   /* authenticated_data (borrowed) */
 } build_t;
 
 static void build_free(build_t *b)
@@ -166,6 +168,7 @@ static int build_content(const spk_mls_group_t *g, size_t n, build_t *b)
     b->content.sender.type = SPK_MLS_SENDER_MEMBER;
     b->content.sender.index = g->own_leaf;
     b->content.content_type = SPK_MLS_CONTENT_COMMIT;
+    b->content.authenticated_data = b->ad;
     b->content.commit.proposals = b->pors;
     b->content.commit.n_proposals = n;
     b->content.commit.has_path = true;
@@ -307,7 +310,7 @@ static int seal_secrets(const build_t *b, const spk_mls_group_t *next,
         gs.path_secret.p = ps;
         gs.path_secret.n = sizeof(ps);
     }
-    rc = spk_mls_key_package_ref(kp, ref);
+    rc = mls_kp_ref(kp, ref);
     rc = rc != 0 ? rc : spk_mls_bytes_dup(&out->new_member, ref, sizeof(ref));
     rc = rc != 0 ? rc
                  : spk_mls_welcome_seal_secrets(&gs, kp->init_key.p, kp->init_key.n, enc_gi,
@@ -365,6 +368,9 @@ static int make_list(const spk_mls_group_t *g, const spk_mls_proposal_t *props, 
             cp->sender_type == SPK_MLS_SENDER_MEMBER && cp->sender == g->own_leaf) {
             continue;
         }
+        if (cp->proposal.type == SPK_MLS_PROPOSAL_REMOVE && cp->proposal.u.remove == g->own_leaf) {
+            continue; /* a self-remove: another member commits it */
+        }
         list[k].proposal = &cp->proposal;
         list[k].sender_type = cp->sender_type;
         list[k].sender = cp->sender;
@@ -389,12 +395,12 @@ int spk_mls_group_commit(spk_mls_group_t *g, const spk_mls_proposal_t *props, si
                          bool include_cached, const spk_mls_group_env_t *env,
                          spk_mls_commit_out_t *out)
 {
-    return spk_mls_group_commit_ex(g, props, n, include_cached, env, 0, out);
+    return spk_mls_group_commit_ex(g, props, n, include_cached, env, 0, NULL, out);
 }
 
 int spk_mls_group_commit_ex(spk_mls_group_t *g, const spk_mls_proposal_t *props, size_t n,
                             bool include_cached, const spk_mls_group_env_t *env, unsigned flags,
-                            spk_mls_commit_out_t *out)
+                            const spk_mls_bytes_t *ad, spk_mls_commit_out_t *out)
 {
     build_t *b = calloc(1, sizeof(*b));
     spk_mls_proposal_use_t *list = calloc(n + g->n_proposals + 1, sizeof(*list));
@@ -405,6 +411,9 @@ int spk_mls_group_commit_ex(spk_mls_group_t *g, const spk_mls_proposal_t *props,
         b->flags = flags;
         b->wire_format = (flags & SPK_MLS_GROUP_COMMIT_PRIVATE) != 0 ? SPK_MLS_WIRE_PRIVATE
                                                                      : SPK_MLS_WIRE_PUBLIC;
+        if (ad != NULL) {
+            b->ad = *ad;
+        }
     }
     rc = rc != 0 ? rc : make_list(g, props, n, include_cached, list, b, &total);
     rc = rc != 0 ? rc : build_path(g, list, total, b, &out->next);
@@ -413,6 +422,7 @@ int spk_mls_group_commit_ex(spk_mls_group_t *g, const spk_mls_proposal_t *props,
     if (rc == 0 && b->a.n_added > 0) {
         rc = build_welcome(g, list, total, b, out);
     }
+    rc = rc != 0 ? rc : spk_mls_changes_of(&g->tree, list, total, &b->a, &out->changes);
     if (rc == 0) {
         out->next.own_leaf = g->own_leaf;
         memcpy(out->next.sig_priv, g->sig_priv, sizeof(g->sig_priv));
@@ -507,6 +517,12 @@ int spk_mls_group_propose_update(spk_mls_group_t *g, spk_mls_bytes_t *out)
 int spk_mls_group_send(spk_mls_group_t *g, const uint8_t *data, size_t len, size_t padding,
                        spk_mls_bytes_t *out)
 {
+    return spk_mls_group_send_ad(g, NULL, data, len, padding, out);
+}
+
+int spk_mls_group_send_ad(spk_mls_group_t *g, const spk_mls_bytes_t *ad, const uint8_t *data,
+                          size_t len, size_t padding, spk_mls_bytes_t *out)
+{
     spk_mls_framed_content_t c;
     memset(&c, 0, sizeof(c));
     c.group_id = g->gc.group_id;
@@ -514,6 +530,9 @@ int spk_mls_group_send(spk_mls_group_t *g, const uint8_t *data, size_t len, size
     c.sender.type = SPK_MLS_SENDER_MEMBER;
     c.sender.index = g->own_leaf;
     c.content_type = SPK_MLS_CONTENT_APPLICATION;
+    if (ad != NULL) {
+        c.authenticated_data = *ad;
+    }
     c.application_data.p = (uint8_t *)data;
     c.application_data.n = len;
     return spk_mls_private_message_protect(&c, NULL, g->gc_enc.p, g->gc_enc.n, g->sig_priv, &g->st,

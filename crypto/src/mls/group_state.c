@@ -99,10 +99,10 @@ static void write_secret_tree(spk_mls_writer_t *w, const spk_mls_secret_tree_t *
     spk_mls_write_vec_end(w, mark);
 }
 
-static void write_proposals(spk_mls_writer_t *w, const spk_mls_group_t *g)
+void spk_mls_proposals_write(spk_mls_writer_t *w, const spk_mls_cached_proposal_t *v, size_t n)
 {
-    for (size_t i = 0; i < g->n_proposals; i++) {
-        const spk_mls_cached_proposal_t *cp = &g->proposals[i];
+    for (size_t i = 0; i < n; i++) {
+        const spk_mls_cached_proposal_t *cp = &v[i];
         spk_mls_write_bytes(w, cp->ref, sizeof(cp->ref));
         spk_mls_write_u8(w, cp->sender_type);
         spk_mls_write_u32(w, cp->sender);
@@ -147,7 +147,7 @@ static void write_field(spk_mls_writer_t *w, const spk_mls_group_t *g, int tag)
         write_secret_tree(w, &g->st);
         break;
     case T_PROPOSALS:
-        write_proposals(w, g);
+        spk_mls_proposals_write(w, g->proposals, g->n_proposals);
         break;
     case T_RESUMPTION:
         for (size_t i = 0; i < g->n_resumption; i++) {
@@ -162,6 +162,13 @@ static void write_field(spk_mls_writer_t *w, const spk_mls_group_t *g, int tag)
     spk_mls_write_vec_end(w, mark);
 }
 
+void spk_mls_state_write_header(spk_mls_writer_t *w, uint32_t magic, uint16_t version)
+{
+    spk_mls_write_u32(w, magic);
+    spk_mls_write_u16(w, version);
+    spk_mls_write_u16(w, SPK_MLS_CIPHER_SUITE);
+}
+
 int spk_mls_group_save(const spk_mls_group_t *g, spk_mls_bytes_t *out)
 {
     spk_mls_writer_t w;
@@ -170,9 +177,7 @@ int spk_mls_group_save(const spk_mls_group_t *g, spk_mls_bytes_t *out)
         return SPK_ESTATE;
     }
     spk_mls_writer_init(&w);
-    spk_mls_write_u32(&w, STATE_MAGIC);
-    spk_mls_write_u16(&w, STATE_VERSION);
-    spk_mls_write_u16(&w, SPK_MLS_CIPHER_SUITE);
+    spk_mls_state_write_header(&w, STATE_MAGIC, STATE_VERSION);
     for (int tag = T_GC; tag <= T_LAST; tag++) {
         write_field(&w, g, tag);
     }
@@ -284,12 +289,12 @@ static int read_secret_tree(spk_mls_reader_t *r, spk_mls_secret_tree_t *st, uint
     return spk_mls_reader_done(r);
 }
 
-static int read_proposals(spk_mls_reader_t *r, spk_mls_group_t *g)
+int spk_mls_proposals_read(spk_mls_reader_t *r, spk_mls_cached_proposal_t **out, size_t *n)
 {
     while (r->err == 0 && spk_mls_reader_remaining(r) > 0) {
         spk_mls_cached_proposal_t e;
         memset(&e, 0, sizeof(e));
-        if (g->n_proposals == SPK_MLS_GROUP_MAX_PROPOSALS) {
+        if (*n == SPK_MLS_GROUP_MAX_PROPOSALS) {
             return spk_mls_reader_fail(r, SPK_ERANGE);
         }
         spk_mls_read_copy(r, e.ref, sizeof(e.ref));
@@ -298,13 +303,13 @@ static int read_proposals(spk_mls_reader_t *r, spk_mls_group_t *g)
         if (spk_mls_proposal_read(r, &e.proposal) != 0) {
             break;
         }
-        spk_mls_cached_proposal_t *v = realloc(g->proposals, (g->n_proposals + 1) * sizeof(*v));
+        spk_mls_cached_proposal_t *v = realloc(*out, (*n + 1) * sizeof(*v));
         if (v == NULL) {
             spk_mls_proposal_free(&e.proposal);
             return spk_mls_reader_fail(r, SPK_ENOMEM);
         }
-        g->proposals = v;
-        g->proposals[g->n_proposals++] = e;
+        *out = v;
+        (*out)[(*n)++] = e;
     }
     return spk_mls_reader_done(r);
 }
@@ -332,13 +337,7 @@ static int read_field(spk_mls_reader_t *r, spk_mls_group_t *g, int tag)
     int rc;
     switch (tag) {
     case T_GC:
-        /* Kept only in its canonical encoding, which signatures and the key schedule use. */
-        rc = spk_mls_group_context_decode(&g->gc, r->p, r->len);
-        rc = rc != 0 ? rc : spk_mls_group_context_encode(&g->gc, &g->gc_enc);
-        if (rc == 0 && (g->gc_enc.n != r->len || memcmp(g->gc_enc.p, r->p, r->len) != 0)) {
-            rc = SPK_EDECODE;
-        }
-        return rc;
+        return spk_mls_state_read_gc(r, &g->gc, &g->gc_enc);
     case T_TREE:
         return spk_mls_tree_decode(&g->tree, r->p, r->len);
     case T_OWN:
@@ -358,7 +357,7 @@ static int read_field(spk_mls_reader_t *r, spk_mls_group_t *g, int tag)
     case T_ST:
         return read_secret_tree(r, &g->st, g->tree.n_leaves);
     case T_PROPOSALS:
-        return read_proposals(r, g);
+        return spk_mls_proposals_read(r, &g->proposals, &g->n_proposals);
     case T_RESUMPTION:
         while (r->err == 0 && spk_mls_reader_remaining(r) > 0) {
             if (g->n_resumption == SPK_MLS_GROUP_RESUMPTION_KEEP) {
@@ -410,23 +409,24 @@ static int check_state(const spk_mls_group_t *g)
     return spk_mls_tree_validate(&g->tree, gc->group_id.p, gc->group_id.n, &gc->extensions);
 }
 
-static int read_state(spk_mls_group_t *g, const uint8_t *p, size_t n)
+int spk_mls_state_read(const uint8_t *p, size_t n, uint32_t magic, uint16_t version, int last,
+                       spk_mls_state_field_fn fn, void *arg)
 {
     spk_mls_reader_t r;
-    uint32_t magic = 0;
-    uint16_t version = 0;
+    uint32_t m = 0;
+    uint16_t v = 0;
     uint16_t suite = 0;
     spk_mls_reader_init(&r, p, n);
-    spk_mls_read_u32(&r, &magic);
-    spk_mls_read_u16(&r, &version);
+    spk_mls_read_u32(&r, &m);
+    spk_mls_read_u16(&r, &v);
     spk_mls_read_u16(&r, &suite);
     if (r.err != 0) {
         return r.err;
     }
-    if (magic != STATE_MAGIC || version != STATE_VERSION || suite != SPK_MLS_CIPHER_SUITE) {
+    if (m != magic || v != version || suite != SPK_MLS_CIPHER_SUITE) {
         return SPK_EDECODE;
     }
-    for (int want = T_GC; want <= T_LAST; want++) {
+    for (int want = 1; want <= last; want++) {
         uint16_t tag = 0;
         spk_mls_reader_t body;
         spk_mls_read_u16(&r, &tag);
@@ -437,7 +437,7 @@ static int read_state(spk_mls_group_t *g, const uint8_t *p, size_t n)
         if (tag != want) {
             return SPK_EDECODE;
         }
-        int rc = read_field(&body, g, want);
+        int rc = fn(&body, arg, want);
         if (rc != 0) {
             return rc;
         }
@@ -445,12 +445,29 @@ static int read_state(spk_mls_group_t *g, const uint8_t *p, size_t n)
     return spk_mls_reader_done(&r);
 }
 
+int spk_mls_state_read_gc(const spk_mls_reader_t *r, spk_mls_group_context_t *gc,
+                          spk_mls_bytes_t *enc)
+{
+    /* Kept only in its canonical encoding, which signatures and the key schedule use. */
+    int rc = spk_mls_group_context_decode(gc, r->p, r->len);
+    rc = rc != 0 ? rc : spk_mls_group_context_encode(gc, enc);
+    if (rc == 0 && (enc->n != r->len || memcmp(enc->p, r->p, r->len) != 0)) {
+        rc = SPK_EDECODE;
+    }
+    return rc;
+}
+
+static int group_field(spk_mls_reader_t *r, void *arg, int tag)
+{
+    return read_field(r, arg, tag);
+}
+
 int spk_mls_group_restore(spk_mls_group_t *g, const uint8_t *p, size_t n)
 {
     spk_mls_group_t ng;
     memset(&ng, 0, sizeof(ng));
     memset(g, 0, sizeof(*g));
-    int rc = read_state(&ng, p, n);
+    int rc = spk_mls_state_read(p, n, STATE_MAGIC, STATE_VERSION, T_LAST, group_field, &ng);
     if (rc == 0) {
         ng.priv.own_leaf = ng.own_leaf;
         rc = check_state(&ng);

@@ -4,6 +4,7 @@
 
 #include "mls/group.h"
 #include "mls/keysched.h"
+#include "mls/mls_api_int.h"
 #include "mls/secrettree.h"
 #include "mls/validate.h"
 
@@ -16,12 +17,6 @@
 _Static_assert(SPK_MLS_MAX_FORWARD == SPK_MLS_RATCHET_MAX_FORWARD &&
                    SPK_MLS_MAX_SKIPPED == SPK_MLS_RATCHET_MAX_SKIPPED,
                "the out-of-order window in spk/mls.h must match the secret tree");
-
-struct spk_mls {
-    spk_mls_group_t g;
-    bool has_pending;
-    spk_mls_commit_out_t pending;
-};
 
 #define KP_SECRET_MAGIC 0x534d4b50u /* "SMKP" */
 #define KP_SECRET_VERSION 1
@@ -39,7 +34,7 @@ void spk_mls_buf_free(spk_mls_buf_t *b)
     b->n = 0;
 }
 
-static void buf_take(spk_mls_buf_t *dst, spk_mls_bytes_t *src)
+void mls_api_buf_take(spk_mls_buf_t *dst, spk_mls_bytes_t *src)
 {
     dst->p = src->p;
     dst->n = src->n;
@@ -47,7 +42,7 @@ static void buf_take(spk_mls_buf_t *dst, spk_mls_bytes_t *src)
     src->n = 0;
 }
 
-static void buf_clear(spk_mls_buf_t *b)
+void mls_api_buf_clear(spk_mls_buf_t *b)
 {
     if (b != NULL) {
         b->p = NULL;
@@ -172,8 +167,8 @@ int spk_mls_key_package_create(const uint8_t *identity, size_t identity_len,
     uint8_t ip[SPK_MLS_KEM_PUB_LEN];
     spk_mls_bytes_t enc = {NULL, 0};
     spk_mls_bytes_t sec = {NULL, 0};
-    buf_clear(key_package);
-    buf_clear(secret);
+    mls_api_buf_clear(key_package);
+    mls_api_buf_clear(secret);
     if (identity_len > SPK_MLS_MAX_IDENTITY || (identity == NULL && identity_len > 0)) {
         return SPK_EINVAL;
     }
@@ -194,8 +189,8 @@ int spk_mls_key_package_create(const uint8_t *identity, size_t identity_len,
         spk_mls_bytes_free(&enc);
         return rc;
     }
-    buf_take(key_package, &enc);
-    buf_take(secret, &sec);
+    mls_api_buf_take(key_package, &enc);
+    mls_api_buf_take(secret, &sec);
     return 0;
 }
 
@@ -223,7 +218,7 @@ int spk_mls_key_package_check(const uint8_t *kp, size_t kp_len, uint64_t now,
 {
     spk_mls_message_t m;
     spk_mls_bytes_t id = {NULL, 0};
-    buf_clear(identity);
+    mls_api_buf_clear(identity);
     int rc = kp_decode(&m, kp, kp_len, now);
     if (rc != 0) {
         return rc;
@@ -231,7 +226,7 @@ int spk_mls_key_package_check(const uint8_t *kp, size_t kp_len, uint64_t now,
     if (identity != NULL) {
         rc = spk_mls_bytes_copy(&id, &m.u.key_package.leaf_node.credential.identity);
         if (rc == 0) {
-            buf_take(identity, &id);
+            mls_api_buf_take(identity, &id);
         }
     }
     spk_mls_message_free(&m);
@@ -316,12 +311,20 @@ int spk_mls_join(spk_mls_t **out, const uint8_t *kp_secret, size_t kp_secret_len
     return 0;
 }
 
-static void pending_drop(spk_mls_t *g)
+void mls_api_pending_drop(spk_mls_t *g)
 {
     if (g->has_pending) {
         spk_mls_group_commit_out_free(&g->pending);
         g->has_pending = false;
     }
+    spk_mls_bytes_free(&g->pending_ad);
+}
+
+void mls_api_last_clear(spk_mls_t *g)
+{
+    spk_mls_group_report_free(&g->last);
+    free(g->last_members);
+    g->last_members = NULL;
 }
 
 void spk_mls_free(spk_mls_t *g)
@@ -329,7 +332,8 @@ void spk_mls_free(spk_mls_t *g)
     if (g == NULL) {
         return;
     }
-    pending_drop(g);
+    mls_api_pending_drop(g);
+    mls_api_last_clear(g);
     spk_mls_group_free(&g->g);
     spk_wipe(g, sizeof(*g));
     free(g);
@@ -342,7 +346,7 @@ static int propose(spk_mls_t *g, const spk_mls_proposal_t *p, spk_mls_buf_t *msg
     spk_mls_bytes_t out = {NULL, 0};
     int rc = spk_mls_group_propose(&g->g, p, &out);
     if (rc == 0) {
-        buf_take(msg, &out);
+        mls_api_buf_take(msg, &out);
     }
     return rc;
 }
@@ -351,7 +355,7 @@ int spk_mls_propose_add(spk_mls_t *g, const uint8_t *kp, size_t kp_len, spk_mls_
 {
     spk_mls_proposal_t p;
     spk_mls_message_t m;
-    buf_clear(msg);
+    mls_api_buf_clear(msg);
     if (g->g.removed) {
         return SPK_ESTATE;
     }
@@ -367,18 +371,28 @@ int spk_mls_propose_add(spk_mls_t *g, const uint8_t *kp, size_t kp_len, spk_mls_
     return rc;
 }
 
+static bool has_other_member(const spk_mls_group_t *g)
+{
+    for (uint32_t l = 0; l < g->tree.n_leaves; l++) {
+        if (l != g->own_leaf && spk_mls_tree_leaf(&g->tree, l) != NULL) {
+            return true;
+        }
+    }
+    return false;
+}
+
 int spk_mls_propose_remove(spk_mls_t *g, uint32_t leaf, spk_mls_buf_t *msg)
 {
     spk_mls_proposal_t p;
-    buf_clear(msg);
+    mls_api_buf_clear(msg);
     if (g->g.removed) {
         return SPK_ESTATE;
     }
-    if (leaf == g->g.own_leaf) {
-        return SPK_EINVAL;
-    }
     if (spk_mls_tree_leaf(&g->g.tree, leaf) == NULL) {
         return SPK_ENOTFOUND;
+    }
+    if (leaf == g->g.own_leaf && !has_other_member(&g->g)) {
+        return SPK_ESTATE; /* nobody could commit the self-remove */
     }
     memset(&p, 0, sizeof(p));
     p.type = SPK_MLS_PROPOSAL_REMOVE;
@@ -386,16 +400,21 @@ int spk_mls_propose_remove(spk_mls_t *g, uint32_t leaf, spk_mls_buf_t *msg)
     return propose(g, &p, msg);
 }
 
+int spk_mls_leave(spk_mls_t *g, spk_mls_buf_t *msg)
+{
+    return spk_mls_propose_remove(g, g->g.own_leaf, msg);
+}
+
 int spk_mls_propose_update(spk_mls_t *g, spk_mls_buf_t *msg)
 {
     spk_mls_bytes_t out = {NULL, 0};
-    buf_clear(msg);
+    mls_api_buf_clear(msg);
     if (g->g.removed) {
         return SPK_ESTATE;
     }
     int rc = spk_mls_group_propose_update(&g->g, &out);
     if (rc == 0) {
-        buf_take(msg, &out);
+        mls_api_buf_take(msg, &out);
     }
     return rc;
 }
@@ -429,19 +448,28 @@ static int commit_props(const spk_mls_t *g, const spk_mls_commit_opts_t *o,
 int spk_mls_commit(spk_mls_t *g, const spk_mls_commit_opts_t *opts, spk_mls_buf_t *commit,
                    spk_mls_buf_t *welcome)
 {
+    return spk_mls_commit_ad(g, opts, NULL, 0, commit, welcome);
+}
+
+int spk_mls_commit_ad(spk_mls_t *g, const spk_mls_commit_opts_t *opts, const uint8_t *ad_p,
+                      size_t ad_len, spk_mls_buf_t *commit, spk_mls_buf_t *welcome)
+{
     static const spk_mls_commit_opts_t none = {NULL, NULL, 0, NULL, 0, 0};
     const spk_mls_commit_opts_t *o = opts != NULL ? opts : &none;
     spk_mls_commit_out_t out;
-    buf_clear(commit);
-    buf_clear(welcome);
+    mls_api_buf_clear(commit);
+    mls_api_buf_clear(welcome);
     if (g->g.removed) {
         return SPK_ESTATE;
     }
     if ((o->n_add > 0 && (welcome == NULL || o->add == NULL || o->add_len == NULL)) ||
         (o->n_remove > 0 && o->remove == NULL) || o->n_add > SPK_MLS_GROUP_MAX_PROPOSALS ||
-        o->n_remove > SPK_MLS_GROUP_MAX_PROPOSALS) {
+        o->n_remove > SPK_MLS_GROUP_MAX_PROPOSALS || (ad_p == NULL && ad_len > 0) ||
+        ad_len > SPK_MLS_MAX_AUTHENTICATED_DATA) {
         return SPK_EINVAL;
     }
+    spk_mls_bytes_t ad = {(uint8_t *)ad_p, ad_len};
+    spk_mls_bytes_t ad_copy = {NULL, 0};
     size_t n = o->n_add + o->n_remove;
     spk_mls_proposal_t *props = calloc(n + 1, sizeof(*props));
     spk_mls_message_t *msgs = calloc(o->n_add + 1, sizeof(*msgs));
@@ -450,40 +478,31 @@ int spk_mls_commit(spk_mls_t *g, const spk_mls_commit_opts_t *opts, spk_mls_buf_
     unsigned flags =
         ((o->flags & SPK_MLS_COMMIT_PRIVATE) != 0 ? SPK_MLS_GROUP_COMMIT_PRIVATE : 0) |
         ((o->flags & SPK_MLS_COMMIT_TREE_OUT_OF_BAND) != 0 ? SPK_MLS_GROUP_COMMIT_NO_TREE : 0);
-    rc = rc != 0 ? rc : spk_mls_group_commit_ex(&g->g, props, n, true, NULL, flags, &out);
+    rc = rc != 0 ? rc : spk_mls_bytes_copy(&ad_copy, &ad);
+    rc = rc != 0 ? rc : spk_mls_group_commit_ex(&g->g, props, n, true, NULL, flags, &ad, &out);
     for (size_t i = 0; msgs != NULL && i < o->n_add; i++) {
         spk_mls_message_free(&msgs[i]);
     }
     free(msgs);
     free(props);
     if (rc != 0) {
+        spk_mls_bytes_free(&ad_copy);
         return rc;
     }
-    pending_drop(g);
-    buf_take(commit, &out.commit);
+    mls_api_pending_drop(g);
+    mls_api_buf_take(commit, &out.commit);
     if (welcome != NULL) {
-        buf_take(welcome, &out.welcome);
+        mls_api_buf_take(welcome, &out.welcome);
     }
     g->pending = out;
     g->has_pending = true;
-    return 0;
-}
-
-int spk_mls_commit_merge(spk_mls_t *g)
-{
-    if (!g->has_pending || g->pending.next.gc.epoch != g->g.gc.epoch + 1) {
-        pending_drop(g);
-        return SPK_ESTATE;
-    }
-    spk_mls_group_merge_commit(&g->g, &g->pending);
-    g->has_pending = false;
-    memset(&g->pending, 0, sizeof(g->pending));
+    g->pending_ad = ad_copy;
     return 0;
 }
 
 void spk_mls_commit_discard(spk_mls_t *g)
 {
-    pending_drop(g);
+    mls_api_pending_drop(g);
 }
 
 /* ---- messages ---- */
@@ -491,69 +510,28 @@ void spk_mls_commit_discard(spk_mls_t *g)
 int spk_mls_encrypt(spk_mls_t *g, const uint8_t *pt, size_t pt_len, size_t padding,
                     spk_mls_buf_t *msg)
 {
+    return spk_mls_encrypt_ad(g, NULL, 0, pt, pt_len, padding, msg);
+}
+
+int spk_mls_encrypt_ad(spk_mls_t *g, const uint8_t *ad, size_t ad_len, const uint8_t *pt,
+                       size_t pt_len, size_t padding, spk_mls_buf_t *msg)
+{
     spk_mls_bytes_t out = {NULL, 0};
-    buf_clear(msg);
+    spk_mls_bytes_t a = {(uint8_t *)ad, ad_len};
+    mls_api_buf_clear(msg);
     if (g->g.removed) {
         return SPK_ESTATE;
     }
     if ((pt == NULL && pt_len > 0) || pt_len > SPK_MLS_MAX_MESSAGE ||
-        padding > SPK_MLS_MAX_MESSAGE) {
+        padding > SPK_MLS_MAX_MESSAGE || (ad == NULL && ad_len > 0) ||
+        ad_len > SPK_MLS_MAX_AUTHENTICATED_DATA) {
         return SPK_EINVAL;
     }
-    int rc = spk_mls_group_send(&g->g, pt, pt_len, padding, &out);
+    int rc = spk_mls_group_send_ad(&g->g, &a, pt, pt_len, padding, &out);
     if (rc == 0) {
-        buf_take(msg, &out);
+        mls_api_buf_take(msg, &out);
     }
     return rc;
-}
-
-int spk_mls_process(spk_mls_t *g, const uint8_t *msg, size_t msg_len, spk_mls_event_t *ev)
-{
-    spk_mls_message_t m;
-    spk_mls_group_event_t gev = 0;
-    spk_mls_bytes_t app = {NULL, 0};
-    memset(ev, 0, sizeof(*ev));
-    if (msg == NULL) {
-        return SPK_EINVAL;
-    }
-    if (msg_len > SPK_MLS_MAX_MESSAGE) {
-        return SPK_ETOOBIG;
-    }
-    if (g->g.removed) {
-        return SPK_ESTATE;
-    }
-    int rc = spk_mls_message_decode(&m, msg, msg_len);
-    if (rc != 0) {
-        return rc;
-    }
-    if (m.wire_format != SPK_MLS_WIRE_PUBLIC && m.wire_format != SPK_MLS_WIRE_PRIVATE) {
-        rc = SPK_EINVAL;
-    }
-    rc = rc != 0 ? rc : spk_mls_group_handle(&g->g, &m, NULL, &gev, &app);
-    spk_mls_message_free(&m);
-    if (rc != 0) {
-        return rc;
-    }
-    switch (gev) {
-    case SPK_MLS_GROUP_EV_APPLICATION:
-        ev->type = SPK_MLS_EVENT_APPLICATION;
-        buf_take(&ev->data, &app);
-        break;
-    case SPK_MLS_GROUP_EV_PROPOSAL:
-        ev->type = SPK_MLS_EVENT_PROPOSAL;
-        break;
-    case SPK_MLS_GROUP_EV_REMOVED:
-        ev->type = SPK_MLS_EVENT_REMOVED;
-        g->g.removed = true;
-        pending_drop(g);
-        break;
-    default:
-        ev->type = SPK_MLS_EVENT_COMMIT;
-        pending_drop(g);
-        break;
-    }
-    spk_mls_bytes_free(&app);
-    return 0;
 }
 
 /* ---- epoch information ---- */
@@ -616,10 +594,10 @@ int spk_mls_export_secret(const spk_mls_t *g, const char *label, const uint8_t *
 int spk_mls_ratchet_tree(const spk_mls_t *g, spk_mls_buf_t *out)
 {
     spk_mls_bytes_t b = {NULL, 0};
-    buf_clear(out);
+    mls_api_buf_clear(out);
     int rc = spk_mls_tree_encode(&g->g.tree, &b);
     if (rc == 0) {
-        buf_take(out, &b);
+        mls_api_buf_take(out, &b);
     }
     return rc;
 }
@@ -629,10 +607,10 @@ int spk_mls_ratchet_tree(const spk_mls_t *g, spk_mls_buf_t *out)
 int spk_mls_save(const spk_mls_t *g, spk_mls_buf_t *out)
 {
     spk_mls_bytes_t b = {NULL, 0};
-    buf_clear(out);
+    mls_api_buf_clear(out);
     int rc = spk_mls_group_save(&g->g, &b);
     if (rc == 0) {
-        buf_take(out, &b);
+        mls_api_buf_take(out, &b);
     }
     return rc;
 }

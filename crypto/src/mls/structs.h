@@ -348,9 +348,9 @@ typedef struct {
     uint8_t content_type;
     uint8_t sender_type;
     uint32_t sender_index;
-} spk_mls_message_info_t;
+} mls_peek_t;
 
-int spk_mls_message_peek(const uint8_t *p, size_t n, spk_mls_message_info_t *out);
+int spk_mls_message_peek(const uint8_t *p, size_t n, mls_peek_t *out);
 
 /* FramedContentAuthData (§6.1), read or written given the content type it depends on. */
 int spk_mls_auth_data_read(spk_mls_reader_t *r, uint8_t content_type, spk_mls_bytes_t *signature,

@@ -315,7 +315,7 @@ SPK_MLS_DEFINE_CODEC(message)
 
 /* ---- routing header ---- */
 
-static int peek_public(spk_mls_reader_t *r, spk_mls_message_info_t *out)
+static int peek_public(spk_mls_reader_t *r, mls_peek_t *out)
 {
     const uint8_t *ad;
     size_t ad_len;
@@ -334,7 +334,7 @@ static int peek_public(spk_mls_reader_t *r, spk_mls_message_info_t *out)
     return r->err;
 }
 
-int spk_mls_message_peek(const uint8_t *p, size_t n, spk_mls_message_info_t *out)
+int spk_mls_message_peek(const uint8_t *p, size_t n, mls_peek_t *out)
 {
     spk_mls_reader_t r;
     uint16_t version = 0;

@@ -121,7 +121,7 @@ static int check_update_remove(const spk_mls_tree_t *t, const uint8_t *group_id,
  * signature key, none matching a member that stays; no duplicate PSK ids. */
 static int check_adds_psks(const spk_mls_tree_t *t, const spk_mls_extensions_t *ext,
                            const spk_mls_proposal_use_t *list, size_t n, const bool *removed,
-                           uint64_t now)
+                           uint64_t now, bool validate_kps)
 {
     for (size_t i = 0; i < n; i++) {
         const spk_mls_proposal_t *p = list[i].proposal;
@@ -137,7 +137,7 @@ static int check_adds_psks(const spk_mls_tree_t *t, const spk_mls_extensions_t *
             continue;
         }
         const spk_mls_bytes_t *sk = &p->u.add.leaf_node.signature_key;
-        if (spk_mls_key_package_validate(&p->u.add, now) != 0 ||
+        if ((validate_kps && spk_mls_key_package_validate(&p->u.add, now) != 0) ||
             spk_mls_leaf_check_required(&p->u.add.leaf_node, ext) != 0) {
             return SPK_EVERIFY;
         }
@@ -226,6 +226,16 @@ int spk_mls_tree_apply_proposals(const spk_mls_tree_t *t, const uint8_t *group_i
                                  const spk_mls_proposal_use_t *list, size_t n, uint64_t now,
                                  spk_mls_applied_t *out)
 {
+    return spk_mls_tree_apply_proposals_ex(t, group_id, group_id_len, gc_extensions, committer,
+                                           external_commit, list, n, now, true, out);
+}
+
+int spk_mls_tree_apply_proposals_ex(const spk_mls_tree_t *t, const uint8_t *group_id,
+                                    size_t group_id_len, const spk_mls_extensions_t *gc_extensions,
+                                    uint32_t committer, bool external_commit,
+                                    const spk_mls_proposal_use_t *list, size_t n, uint64_t now,
+                                    bool validate_kps, spk_mls_applied_t *out)
+{
     counts_t c;
     memset(out, 0, sizeof(*out));
     count(list, n, &c);
@@ -243,7 +253,7 @@ int spk_mls_tree_apply_proposals(const spk_mls_tree_t *t, const uint8_t *group_i
     rc = check_update_remove(t, group_id, group_id_len, ext, committer, external_commit, list, n,
                              touched, removed);
     if (rc == 0) {
-        rc = check_adds_psks(t, ext, list, n, removed, now);
+        rc = check_adds_psks(t, ext, list, n, removed, now, validate_kps);
     }
     free(touched);
     if (rc == 0 && c.n_add > 0) {
@@ -270,4 +280,53 @@ int spk_mls_tree_apply_proposals(const spk_mls_tree_t *t, const uint8_t *group_i
     out->has_external_init = c.n_external_init > 0;
     out->n_psks = c.n_psk;
     return 0;
+}
+
+/* ---- who joined and who left ---- */
+
+static void change_list_free(spk_mls_change_t *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        spk_mls_bytes_free(&v[i].identity);
+    }
+    free(v);
+}
+
+void spk_mls_changes_free(spk_mls_changes_t *c)
+{
+    change_list_free(c->joined, c->n_joined);
+    change_list_free(c->left, c->n_left);
+    memset(c, 0, sizeof(*c));
+}
+
+int spk_mls_changes_of(const spk_mls_tree_t *old, const spk_mls_proposal_use_t *list, size_t n,
+                       const spk_mls_applied_t *a, spk_mls_changes_t *out)
+{
+    size_t n_remove = 0;
+    memset(out, 0, sizeof(*out));
+    for (size_t i = 0; i < n; i++) {
+        n_remove += list[i].proposal->type == SPK_MLS_PROPOSAL_REMOVE;
+    }
+    out->joined = calloc(a->n_added + 1, sizeof(*out->joined));
+    out->left = calloc(n_remove + 1, sizeof(*out->left));
+    int rc = out->joined != NULL && out->left != NULL ? 0 : SPK_ENOMEM;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        const spk_mls_proposal_t *p = list[i].proposal;
+        if (p->type == SPK_MLS_PROPOSAL_REMOVE) {
+            const spk_mls_leaf_node_t *ln = spk_mls_tree_leaf(old, p->u.remove);
+            spk_mls_change_t *c = &out->left[out->n_left++];
+            c->leaf = p->u.remove;
+            rc = ln != NULL ? spk_mls_bytes_copy(&c->identity, &ln->credential.identity)
+                            : SPK_EINVAL;
+        } else if (p->type == SPK_MLS_PROPOSAL_ADD && out->n_joined < a->n_added) {
+            spk_mls_change_t *c = &out->joined[out->n_joined];
+            c->leaf = a->added[out->n_joined++];
+            rc = spk_mls_bytes_copy(&c->identity, &p->u.add.leaf_node.credential.identity);
+            rc = rc != 0 ? rc : mls_kp_ref(&p->u.add, c->key_package_ref);
+        }
+    }
+    if (rc != 0) {
+        spk_mls_changes_free(out);
+    }
+    return rc;
 }

@@ -7,6 +7,7 @@
 #ifndef SPK_MLS_TREE_APPLY_H
 #define SPK_MLS_TREE_APPLY_H
 
+#include "mls/prim.h"
 #include "mls/structs.h"
 #include "mls/tree.h"
 
@@ -45,5 +46,36 @@ int spk_mls_tree_apply_proposals(const spk_mls_tree_t *t, const uint8_t *group_i
                                  uint32_t committer, bool external_commit,
                                  const spk_mls_proposal_use_t *list, size_t n, uint64_t now,
                                  spk_mls_applied_t *out);
+
+/* The same; validate_kps false skips the KeyPackage signature and lifetime checks of Adds,
+ * for a caller that validated them already (the observer, which reports them with their own
+ * code). */
+int spk_mls_tree_apply_proposals_ex(const spk_mls_tree_t *t, const uint8_t *group_id,
+                                    size_t group_id_len, const spk_mls_extensions_t *gc_extensions,
+                                    uint32_t committer, bool external_commit,
+                                    const spk_mls_proposal_use_t *list, size_t n, uint64_t now,
+                                    bool validate_kps, spk_mls_applied_t *out);
+
+/* ---- who joined and who left ---- */
+
+/* A member added or removed by a Commit. */
+typedef struct {
+    uint32_t leaf;
+    spk_mls_bytes_t identity;                  /* owned copy of the credential's identity */
+    uint8_t key_package_ref[SPK_MLS_HASH_LEN]; /* joined: KeyPackageRef of its Add; else 0 */
+} spk_mls_change_t;
+
+typedef struct {
+    spk_mls_change_t *joined; /* in Add order */
+    size_t n_joined;
+    spk_mls_change_t *left; /* in Remove order */
+    size_t n_left;
+} spk_mls_changes_t;
+
+void spk_mls_changes_free(spk_mls_changes_t *c);
+/* The members list (validated and applied to old as a) removes and adds: leaf and identity of
+ * each Remove from old, leaf (from a->added), identity and KeyPackageRef of each Add. */
+int spk_mls_changes_of(const spk_mls_tree_t *old, const spk_mls_proposal_use_t *list, size_t n,
+                       const spk_mls_applied_t *a, spk_mls_changes_t *out);
 
 #endif

@@ -339,7 +339,7 @@ int spk_mls_key_package_sign(spk_mls_key_package_t *kp,
     return sign_writer(&w, sig_priv, "KeyPackageTBS", &kp->signature);
 }
 
-int spk_mls_key_package_ref(const spk_mls_key_package_t *kp, uint8_t out[SPK_MLS_HASH_LEN])
+int mls_kp_ref(const spk_mls_key_package_t *kp, uint8_t out[SPK_MLS_HASH_LEN])
 {
     spk_mls_bytes_t enc;
     int rc = spk_mls_key_package_encode(kp, &enc);

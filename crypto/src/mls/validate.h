@@ -71,7 +71,7 @@ int spk_mls_leaf_node_sign(spk_mls_leaf_node_t *ln, const uint8_t sig_priv[SPK_M
 int spk_mls_key_package_sign(spk_mls_key_package_t *kp,
                              const uint8_t sig_priv[SPK_MLS_SIG_PRIV_LEN]);
 /* KeyPackageRef = RefHash("MLS 1.0 KeyPackage Reference", KeyPackage) (§5.2). */
-int spk_mls_key_package_ref(const spk_mls_key_package_t *kp, uint8_t out[SPK_MLS_HASH_LEN]);
+int mls_kp_ref(const spk_mls_key_package_t *kp, uint8_t out[SPK_MLS_HASH_LEN]);
 
 /* The member-set part of spk_mls_tree_validate: every member supports every credential type in
  * use, and encryption keys (all nodes) and signature keys (all leaves) are unique. */

@@ -39,7 +39,7 @@ async function prepare(env, gp) {
 // The request each action is tried with; `pre` runs first (as the GP or as the caller).
 const requests = {
   ping: () => ({}),
-  'consult.create': () => ({ patient: 'pseudo-new', practice: PRACTICE }),
+  'consult.create': () => ({ patient: 'pseudo-new', practice: PRACTICE, gp: 'gp-1' }),
   'consult.list': () => ({ practice: PRACTICE }),
   'consult.get': (x) => ({ consult: x.consult }),
   'consult.join': (x) => ({ consult: x.consult }),
@@ -65,11 +65,47 @@ const requests = {
   'media.answer': (x) => ({ consult: x.consult, sdp: OFFER, version: 1 }),
   'media.candidate': (x) => ({ consult: x.consult, pc: 'publish', candidate: '' }),
   'media.stop': (x) => ({ consult: x.consult }),
+  'chat.device': () => ({ device: 'roles-device' }),
+  'chat.create': (x) => ({ kind: 'consult', consult: x.consult }),
+  'chat.list': () => ({}),
+  'chat.get': () => ({ conversation: 'm_none' }),
+  'chat.members.add': () => ({ conversation: 'm_none', user: { sub: 'x' }, role: 'partner' }),
+  'chat.members.remove': () => ({ conversation: 'm_none', user: { sub: 'x' } }),
+  'chat.send': () => ({ conversation: 'm_none', message: 'AA' }),
+  'chat.sync': () => ({}),
+  'chat.ack': () => ({ conversation: 'm_none', seq: 1 }),
+  'chat.file.upload': () => ({ conversation: 'm_none', size: 10 }),
+  'chat.file.download': () => ({ conversation: 'm_none', file: 'f_none' }),
+  'mls.key_packages.upload': () => ({ key_packages: [] }),
+  'mls.key_packages.status': () => ({}),
+  'mls.key_packages.claim': () => ({ conversation: 'm_none', user: { sub: 'x' } }),
+  'mls.group.create': () => ({ conversation: 'm_none', group_info: 'AA' }),
+  'mls.commit': () => ({ conversation: 'm_none', commit: 'AA' }),
+  'mls.proposal': () => ({ conversation: 'm_none', proposal: 'AA' }),
+  'console.link': (x) => ({ consult: x.consult }),
 };
 
 // What an allowed request answers when it is not plainly `ok`: an answer with no offer
 // outstanding is a state error, not a permission error.
-const allowedCode = { 'media.answer': 'bad_state' };
+const allowedCode = {
+  'media.answer': 'bad_state',
+  // Chat actions on a conversation that does not exist, or before the connection declared its
+  // device: past the role check, refused by the state (the chat tests cover relationships).
+  'chat.get': 'not_found',
+  'chat.members.add': 'not_found',
+  'chat.members.remove': 'not_found',
+  'chat.send': 'bad_state',
+  'chat.sync': 'bad_state',
+  'chat.ack': 'bad_state',
+  'chat.file.upload': 'bad_state',
+  'chat.file.download': 'bad_state',
+  'mls.key_packages.upload': 'bad_state',
+  'mls.key_packages.status': 'bad_state',
+  'mls.key_packages.claim': 'not_found',
+  'mls.group.create': 'bad_state',
+  'mls.commit': 'bad_state',
+  'mls.proposal': 'bad_state',
+};
 // Media actions need the caller joined to the consult (and a publish connection for
 // candidates); the preparation runs only for roles that may do them.
 const mediaPrep = {

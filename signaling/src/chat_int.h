@@ -1,0 +1,98 @@
+/* The MLS delivery service inside the signaling core (docs/chat.md): conversations and their
+ * groups as the service follows them, who may be in them, the devices of connections, and the
+ * delivery of each conversation's log. Runs on the control thread like the rest of the core. */
+#ifndef SPK_SIG_CHAT_INT_H
+#define SPK_SIG_CHAT_INT_H
+
+#include "core_int.h"
+#include "spk/mls_observer.h"
+#include "spk/store_chat.h"
+
+/* A credential identity is "spk1\n<iss>\n<sub>\n<device>" (newlines cannot occur in any of the
+ * three: they are accepted text, spk/text.h). */
+#define DS_IDENTITY_MAX (5 + 3 * SPK_SUB_LEN + SPK_CHAT_DEVICE_LEN)
+
+typedef struct {
+    char iss[SPK_SUB_LEN];
+    char sub[SPK_SUB_LEN];
+    char device[SPK_CHAT_DEVICE_LEN];
+} ds_device_t;
+
+/* A member user of a conversation, and the cached decision whether they may be in it now. */
+typedef struct {
+    spk_chat_member_rec_t rec;
+    uint64_t gen; /* s->access_gen the decision was made at (0: never) */
+    bool allowed;
+} ds_member_t;
+
+typedef struct ds_conv {
+    spk_chat_conv_rec_t rec;
+    spk_mls_observer_t *obs; /* NULL until the group is created */
+    int64_t last_seq;
+    ds_member_t *members;
+    size_t n_members, cap_members;
+    uint64_t *conns; /* connections that get the log as it grows */
+    size_t n_conns, cap_conns;
+    int64_t trimmed_at; /* when the log was last trimmed (seconds) */
+    /* digests of the application messages of the current epoch: a replayed one is refused */
+    uint64_t recent[256];
+    size_t n_recent;
+    uint64_t recent_epoch;
+} ds_conv_t;
+
+/* The device a connection is (chat.device) and the conversations it follows live. */
+typedef struct ds_conn {
+    char device[SPK_CHAT_DEVICE_LEN];
+    bool live; /* chat.sync was called: entries are pushed as they are appended */
+    ds_conv_t **convs;
+    size_t n_convs, cap_convs;
+} ds_conn_t;
+
+/* One appended entry waiting to be delivered after the request's commit. */
+typedef struct {
+    spk_chat_entry_t e;
+    uint8_t *data; /* owned copy */
+} ds_pending_t;
+
+/* chat_model.c */
+size_t ds_identity(const char *iss, const char *sub, const char *device, uint8_t *out, size_t cap);
+int ds_identity_parse(const uint8_t *id, size_t n, ds_device_t *out);
+/* The conversation (loaded from the store on first use). SPK_ENOTFOUND when there is none. */
+int ds_conv_get(spk_sig_t *s, const char *id, ds_conv_t **out);
+/* Forgets the cached conversation (e.g. after a failed transaction changed the store only). */
+void ds_conv_forget(spk_sig_t *s, ds_conv_t *c);
+ds_member_t *ds_member_find(ds_conv_t *c, const char *iss, const char *sub);
+int ds_member_add(ds_conv_t *c, const spk_chat_member_rec_t *rec);
+/* May this member user be in the group now (relationship of their role to the conversation)? */
+bool ds_member_allowed(spk_sig_t *s, ds_conv_t *c, ds_member_t *m);
+/* May the caller act in the conversation (member, allowed, and for staff the token's practice
+ * or delegation)? 0, SPK_EFORBIDDEN (why in r->why) or a store error. */
+int ds_caller_allowed(sig_req_t *r, ds_conv_t *c);
+/* The caller's device (chat.device), or NULL with SPK_ESTATE in *rc. */
+ds_conn_t *ds_caller_device(sig_req_t *r, int *rc);
+/* Is device (iss, sub, device) a member of the group (a leaf)? Its leaf in *leaf. */
+bool ds_device_in_group(const ds_conv_t *c, const char *iss, const char *sub, const char *device,
+                        uint32_t *leaf);
+/* Live delivery: the connection gets the conversation's entries as they are appended. */
+int ds_attach(spk_sig_t *s, sig_conn_t *conn, ds_conv_t *c);
+void ds_detach(spk_sig_t *s, sig_conn_t *conn, ds_conv_t *c);
+/* Appends an entry to the store (inside the request's transaction) with the next seq, and keeps
+ * a copy to deliver after the commit. */
+int ds_append(spk_sig_t *s, ds_conv_t *c, spk_chat_entry_t *e, ds_pending_t *pending);
+/* Delivers entries to the connections that follow the conversation and may have them. */
+void ds_deliver(spk_sig_t *s, ds_conv_t *c, const spk_chat_entry_t *e);
+/* Records an application message of the current epoch; false when it was seen already. */
+bool ds_remember(ds_conv_t *c, uint64_t epoch, const uint8_t *msg, size_t n);
+/* The event for an entry. */
+json_t *ds_entry_json(const spk_chat_entry_t *e);
+json_t *ds_conv_json(spk_sig_t *s, ds_conv_t *c);
+
+/* h_mls.c: request fields shared with h_chat.c */
+/* A base64url (RFC 4648 §5, no padding) field decoded into a new buffer of at most max bytes. */
+int ds_get_b64(sig_req_t *r, const char *field, bool required, size_t max, uint8_t **out,
+               size_t *len);
+/* A user field {"sub": ..., "iss": ...} (iss defaults to dflt). */
+int ds_req_user(sig_req_t *r, const char *field, const char *dflt, char iss[SPK_SUB_LEN],
+                char sub[SPK_SUB_LEN]);
+
+#endif

@@ -1,0 +1,528 @@
+/* The delivery service's in-memory model: conversations loaded from the store with their
+ * observer (the group's public state), members and the decision whether each may be in the
+ * group now, the devices of connections, and the delivery of appended log entries. */
+#include "chat_int.h"
+
+#include <openssl/evp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "spk/error.h"
+#include "spk/log.h"
+#include "spk/util.h"
+
+#define IDENTITY_TAG "spk1"
+
+size_t ds_identity(const char *iss, const char *sub, const char *device, uint8_t *out, size_t cap)
+{
+    int n = snprintf((char *)out, cap, IDENTITY_TAG "\n%s\n%s\n%s", iss, sub, device);
+    return (n < 0 || (size_t)n >= cap) ? 0 : (size_t)n;
+}
+
+/* Copies the next "\n"-separated field of [*p, end) into dst (cap bytes with NUL). */
+static bool take_field(const uint8_t **p, const uint8_t *end, char *dst, size_t cap, bool last)
+{
+    const uint8_t *q = *p;
+    while (q < end && *q != '\n') {
+        q++;
+    }
+    size_t n = (size_t)(q - *p);
+    if (n == 0 || n >= cap || (last ? q != end : q == end)) {
+        return false;
+    }
+    memcpy(dst, *p, n);
+    dst[n] = '\0';
+    *p = last ? q : q + 1;
+    return true;
+}
+
+int ds_identity_parse(const uint8_t *id, size_t n, ds_device_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    const uint8_t *p = id, *end = id + n;
+    char tag[8];
+    if (!take_field(&p, end, tag, sizeof(tag), false) || strcmp(tag, IDENTITY_TAG) != 0 ||
+        !take_field(&p, end, out->iss, sizeof(out->iss), false) ||
+        !take_field(&p, end, out->sub, sizeof(out->sub), false) ||
+        !take_field(&p, end, out->device, sizeof(out->device), true)) {
+        return SPK_EDECODE;
+    }
+    return 0;
+}
+
+/* ---- conversations ---- */
+
+static void conv_free(ds_conv_t *c)
+{
+    spk_mls_observer_free(c->obs);
+    free(c->members);
+    free(c->conns);
+    free(c);
+}
+
+int ds_member_add(ds_conv_t *c, const spk_chat_member_rec_t *rec)
+{
+    ds_member_t *m = ds_member_find(c, rec->iss, rec->sub);
+    if (m != NULL) {
+        m->rec = *rec;
+        m->gen = 0;
+        return 0;
+    }
+    if (c->n_members == c->cap_members) {
+        size_t ncap = c->cap_members ? c->cap_members * 2 : 8;
+        ds_member_t *nm = realloc(c->members, ncap * sizeof(*nm));
+        if (nm == NULL) {
+            return SPK_ENOMEM;
+        }
+        c->members = nm;
+        c->cap_members = ncap;
+    }
+    c->members[c->n_members++] = (ds_member_t){.rec = *rec};
+    return 0;
+}
+
+static int load_member_cb(void *ud, const spk_chat_member_rec_t *m)
+{
+    return ds_member_add(ud, m);
+}
+
+int ds_conv_get(spk_sig_t *s, const char *id, ds_conv_t **out)
+{
+    ds_conv_t *c = spk_map_get_str(&s->chats, id);
+    if (c != NULL) {
+        *out = c;
+        return 0;
+    }
+    c = calloc(1, sizeof(*c));
+    if (c == NULL) {
+        return SPK_ENOMEM;
+    }
+    int rc = spk_store_chat_conv_get(s->store, id, &c->rec);
+    if (rc == 0 && c->rec.has_group) {
+        spk_store_blob_t blob = {0};
+        uint64_t epoch = 0;
+        rc = spk_store_chat_group_get(s->store, id, &epoch, &blob);
+        if (rc == 0) {
+            rc = spk_mls_observer_restore(&c->obs, blob.p, blob.n);
+        }
+        spk_store_blob_free(&blob);
+    }
+    if (rc == 0) {
+        rc = spk_store_chat_log_last(s->store, id, &c->last_seq);
+    }
+    if (rc == 0) {
+        rc = spk_store_chat_member_each(s->store, id, load_member_cb, c);
+    }
+    if (rc == 0) {
+        rc = spk_map_put_str(&s->chats, c->rec.id, c);
+    }
+    if (rc != 0) {
+        conv_free(c);
+        return rc;
+    }
+    *out = c;
+    return 0;
+}
+
+void ds_conv_forget(spk_sig_t *s, ds_conv_t *c)
+{
+    /* Connections following it lose it; they sync again. */
+    for (size_t i = c->n_conns; i-- > 0;) {
+        sig_conn_t *conn = spk_map_get_u64(&s->conns, c->conns[i]);
+        if (conn != NULL) {
+            ds_detach(s, conn, c);
+        }
+    }
+    spk_map_del_str(&s->chats, c->rec.id);
+    conv_free(c);
+}
+
+void sig_chat_sweep(spk_sig_t *s)
+{
+    ds_conv_t *idle[128];
+    size_t n = 0, it = 0;
+    void *v;
+    while (n < sizeof(idle) / sizeof(idle[0]) && spk_map_next(&s->chats, &it, &v)) {
+        if (((ds_conv_t *)v)->n_conns == 0) {
+            idle[n++] = v;
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        spk_map_del_str(&s->chats, idle[i]->rec.id);
+        conv_free(idle[i]);
+    }
+}
+
+void sig_chat_tick(spk_sig_t *s, int64_t now)
+{
+    sig_chat_sweep(s);
+    if (now - s->chat_maint_at < 60) {
+        return;
+    }
+    s->chat_maint_at = now;
+    s->access_gen++; /* delegations run out with time, not only with events */
+    int64_t trimmed = 0, expired = 0, kps = 0;
+    int64_t keep_s = s->cfg.chat_retention_s > 0 ? s->cfg.chat_retention_s : 30 * 86400;
+    int rc = spk_store_begin(s->store);
+    if (rc == 0) {
+        rc = spk_store_chat_log_trim_acked(s->store, &trimmed);
+    }
+    if (rc == 0) {
+        rc = spk_store_chat_log_expire(s->store, (now - keep_s) * 1000, &expired);
+    }
+    if (rc == 0) {
+        rc = spk_store_chat_kp_expire(s->store, now, &kps);
+    }
+    int64_t files = 0;
+    if (rc == 0) {
+        rc = sig_files_expire(s, now, &files);
+    }
+    if (rc == 0) {
+        rc = spk_store_commit(s->store, NULL);
+    } else {
+        spk_store_rollback(s->store);
+    }
+    if (rc != 0) {
+        spk_warn(0, "chat: store maintenance failed: %s", spk_strerror(rc));
+    } else if (trimmed + expired + kps + files > 0) {
+        spk_info(0,
+                 "chat: deleted %lld acknowledged and %lld expired entries, %lld KeyPackages, "
+                 "%lld files",
+                 (long long)trimmed, (long long)expired, (long long)kps, (long long)files);
+    }
+}
+
+void sig_chat_free_all(spk_sig_t *s)
+{
+    size_t it = 0;
+    void *v;
+    while (spk_map_next(&s->chats, &it, &v)) {
+        conv_free(v);
+    }
+    spk_map_free(&s->chats);
+}
+
+void sig_chat_access_changed(spk_sig_t *s)
+{
+    s->access_gen++;
+}
+
+/* ---- who may be in a conversation ---- */
+
+ds_member_t *ds_member_find(ds_conv_t *c, const char *iss, const char *sub)
+{
+    for (size_t i = 0; i < c->n_members; i++) {
+        if (strcmp(c->members[i].rec.sub, sub) == 0 && strcmp(c->members[i].rec.iss, iss) == 0) {
+            return &c->members[i];
+        }
+    }
+    return NULL;
+}
+
+/* The relationship of a member's role to the conversation, from the store and the consult. */
+static bool relationship_holds(spk_sig_t *s, ds_conv_t *c, const spk_chat_member_rec_t *m)
+{
+    spk_role_t role = spk_role_parse(m->role);
+    const char *kind = c->rec.kind;
+    bool consult_kind = c->rec.consult[0] != '\0';
+    switch (role) {
+    case SPK_ROLE_GP:
+    case SPK_ROLE_ASSISTANT:
+        return true; /* their practice is checked on their own requests (token claim) */
+    case SPK_ROLE_REMOTE_GP: {
+        spk_delegation_rec_t d;
+        return spk_store_delegation_find_active(s->store, c->rec.practice, m->iss, m->sub,
+                                                spk_now_s(), &d) == 0;
+    }
+    case SPK_ROLE_PARTNER:
+        return strcmp(kind, "care_team") == 0;
+    case SPK_ROLE_SPECIALIST: {
+        if (!consult_kind || strcmp(kind, "econsult") == 0) {
+            return false;
+        }
+        sig_consult_t *sc = NULL;
+        return sig_consult_lookup(s, c->rec.consult, &sc) == 0 &&
+               sig_specialist_invited(s, sc, m->iss, m->sub) == 0;
+    }
+    case SPK_ROLE_PATIENT: {
+        if (strcmp(kind, "care_team") == 0) {
+            return true;
+        }
+        if (!consult_kind || strcmp(kind, "specialist_question") == 0) {
+            return false;
+        }
+        sig_consult_t *sc = NULL;
+        if (sig_consult_lookup(s, c->rec.consult, &sc) != 0) {
+            return false;
+        }
+        sig_part_t *p = sig_part_find(sc, m->sub);
+        if (p == NULL) {
+            return false;
+        }
+        /* A consult's chat is for who is admitted to the call; an e-consult for the patient
+         * unless refused. */
+        return strcmp(kind, "consult") == 0 ? p->rec.state == SPK_PART_ADMITTED
+                                            : p->rec.state != SPK_PART_DENIED;
+    }
+    default:
+        return false;
+    }
+}
+
+bool ds_member_allowed(spk_sig_t *s, ds_conv_t *c, ds_member_t *m)
+{
+    if (m->gen != s->access_gen || m->gen == 0) {
+        m->allowed =
+            m->rec.removed_at == 0 && c->rec.closed_at == 0 && relationship_holds(s, c, &m->rec);
+        m->gen = s->access_gen;
+    }
+    return m->allowed;
+}
+
+int ds_caller_allowed(sig_req_t *r, ds_conv_t *c)
+{
+    const spk_token_claims_t *w = &r->c->who;
+    snprintf(r->practice, sizeof(r->practice), "%s", c->rec.practice);
+    snprintf(r->patient, sizeof(r->patient), "%s", c->rec.patient);
+    snprintf(r->object, sizeof(r->object), "%s", c->rec.id);
+    ds_member_t *m = ds_member_find(c, w->iss, w->sub);
+    if (m == NULL || spk_role_parse(m->rec.role) != w->role || !ds_member_allowed(r->s, c, m)) {
+        snprintf(r->why, sizeof(r->why), "not a member of this conversation");
+        return SPK_EFORBIDDEN;
+    }
+    if (w->role == SPK_ROLE_PATIENT && w->consult[0] != '\0' && c->rec.consult[0] != '\0' &&
+        strcmp(w->consult, c->rec.consult) != 0) {
+        snprintf(r->why, sizeof(r->why), "the session is for another consult");
+        return SPK_EFORBIDDEN;
+    }
+    if (sig_is_staff(w->role)) {
+        return sig_rel_practice(r, c->rec.practice); /* practice claim, acts_for, delegation */
+    }
+    return 0;
+}
+
+ds_conn_t *ds_caller_device(sig_req_t *r, int *rc)
+{
+    if (r->c->chat == NULL) {
+        snprintf(r->why, sizeof(r->why), "declare the device first (chat.device)");
+        *rc = SPK_ESTATE;
+        return NULL;
+    }
+    *rc = 0;
+    return r->c->chat;
+}
+
+bool ds_device_in_group(const ds_conv_t *c, const char *iss, const char *sub, const char *device,
+                        uint32_t *leaf)
+{
+    if (c->obs == NULL) {
+        return false;
+    }
+    uint8_t want[DS_IDENTITY_MAX];
+    size_t wn = ds_identity(iss, sub, device, want, sizeof(want));
+    uint32_t n = spk_mls_observer_leaf_count(c->obs);
+    for (uint32_t l = 0; wn > 0 && l < n; l++) {
+        const uint8_t *id;
+        size_t len;
+        if (spk_mls_observer_member_identity(c->obs, l, &id, &len) == 0 && len == wn &&
+            memcmp(id, want, wn) == 0) {
+            if (leaf != NULL) {
+                *leaf = l;
+            }
+            return true;
+        }
+    }
+    return false;
+}
+
+/* ---- live delivery ---- */
+
+int ds_attach(spk_sig_t *s, sig_conn_t *conn, ds_conv_t *c)
+{
+    (void)s;
+    ds_conn_t *dc = conn->chat;
+    for (size_t i = 0; i < dc->n_convs; i++) {
+        if (dc->convs[i] == c) {
+            return 0;
+        }
+    }
+    if (dc->n_convs == dc->cap_convs) {
+        size_t ncap = dc->cap_convs ? dc->cap_convs * 2 : 4;
+        ds_conv_t **nc = realloc(dc->convs, ncap * sizeof(*nc));
+        if (nc == NULL) {
+            return SPK_ENOMEM;
+        }
+        dc->convs = nc;
+        dc->cap_convs = ncap;
+    }
+    if (spk_u64_push(&c->conns, &c->n_conns, &c->cap_conns, conn->id) != 0) {
+        return SPK_ENOMEM;
+    }
+    dc->convs[dc->n_convs++] = c;
+    return 0;
+}
+
+void ds_detach(spk_sig_t *s, sig_conn_t *conn, ds_conv_t *c)
+{
+    (void)s;
+    ds_conn_t *dc = conn->chat;
+    for (size_t i = 0; dc != NULL && i < dc->n_convs; i++) {
+        if (dc->convs[i] == c) {
+            dc->convs[i] = dc->convs[--dc->n_convs];
+            break;
+        }
+    }
+    for (size_t i = 0; i < c->n_conns; i++) {
+        if (c->conns[i] == conn->id) {
+            c->conns[i] = c->conns[--c->n_conns];
+            break;
+        }
+    }
+}
+
+void sig_chat_conn_free(spk_sig_t *s, sig_conn_t *conn)
+{
+    ds_conn_t *dc = conn->chat;
+    if (dc == NULL) {
+        return;
+    }
+    while (dc->n_convs > 0) {
+        ds_detach(s, conn, dc->convs[dc->n_convs - 1]);
+    }
+    free(dc->convs);
+    free(dc);
+    conn->chat = NULL;
+}
+
+int ds_append(spk_sig_t *s, ds_conv_t *c, spk_chat_entry_t *e, ds_pending_t *pending)
+{
+    snprintf(e->conversation, sizeof(e->conversation), "%s", c->rec.id);
+    e->seq = c->last_seq + 1;
+    e->at_ms = spk_now_ms();
+    int rc = spk_store_chat_log_append(s->store, e);
+    if (rc != 0) {
+        return rc;
+    }
+    c->last_seq = e->seq;
+    pending->e = *e;
+    pending->data = malloc(e->data_len);
+    if (pending->data == NULL) {
+        return SPK_ENOMEM;
+    }
+    memcpy(pending->data, e->data, e->data_len);
+    pending->e.data = pending->data;
+    return 0;
+}
+
+bool ds_remember(ds_conv_t *c, uint64_t epoch, const uint8_t *msg, size_t n)
+{
+    uint8_t md[32];
+    unsigned int len = sizeof(md);
+    if (EVP_Digest(msg, n, md, &len, EVP_sha256(), NULL) != 1) {
+        return true; /* cannot tell: let the members' MLS refuse a replay */
+    }
+    uint64_t h = 0;
+    memcpy(&h, md, sizeof(h));
+    if (c->recent_epoch != epoch) {
+        c->recent_epoch = epoch;
+        c->n_recent = 0;
+    }
+    size_t have = c->n_recent < 256 ? c->n_recent : 256;
+    for (size_t i = 0; i < have; i++) {
+        if (c->recent[i] == h) {
+            return false;
+        }
+    }
+    c->recent[c->n_recent++ % 256] = h;
+    return true;
+}
+
+static const char *const entry_types[] = {"", "commit", "proposal", "message", "welcome"};
+
+json_t *ds_entry_json(const spk_chat_entry_t *e)
+{
+    size_t cap = spk_b64url_encoded_len(e->data_len) + 1;
+    char *b64 = malloc(cap);
+    if (b64 == NULL) {
+        return NULL;
+    }
+    spk_b64url_encode(b64, e->data, e->data_len);
+    int t = (int)e->type >= 1 && (int)e->type <= 4 ? (int)e->type : 0;
+    json_t *m = json_pack("{s:s, s:s, s:I, s:I, s:s, s:{s:s, s:s, s:s}, s:I, s:s}", "type",
+                          "chat.entry", "conversation", e->conversation, "seq", (json_int_t)e->seq,
+                          "epoch", (json_int_t)e->epoch, "kind", entry_types[t], "sender", "iss",
+                          e->sender_iss, "sub", e->sender, "device", e->sender_device, "at_ms",
+                          (json_int_t)e->at_ms, "data", b64);
+    free(b64);
+    return m;
+}
+
+/* Should the device of this connection get entry e? */
+static bool wants(spk_sig_t *s, ds_conv_t *c, sig_conn_t *conn, const spk_chat_entry_t *e)
+{
+    const ds_conn_t *dc = conn->chat;
+    const spk_token_claims_t *w = &conn->who;
+    bool own = strcmp(dc->device, e->sender_device) == 0 && strcmp(w->sub, e->sender) == 0 &&
+               strcmp(w->iss, e->sender_iss) == 0;
+    if (e->type == SPK_CHAT_ENTRY_WELCOME) {
+        return strcmp(dc->device, e->to_device) == 0 && strcmp(w->sub, e->to) == 0 &&
+               strcmp(w->iss, e->to_iss) == 0;
+    }
+    if (own) {
+        return false; /* the sender has it */
+    }
+    ds_member_t *m = ds_member_find(c, w->iss, w->sub);
+    return m != NULL && ds_member_allowed(s, c, m);
+}
+
+void ds_deliver(spk_sig_t *s, ds_conv_t *c, const spk_chat_entry_t *e)
+{
+    json_t *m = ds_entry_json(e);
+    char *txt = m != NULL ? json_dumps(m, JSON_COMPACT) : NULL;
+    json_decref(m);
+    if (txt == NULL) {
+        return;
+    }
+    size_t len = strlen(txt);
+    for (size_t i = 0; i < c->n_conns; i++) {
+        sig_conn_t *conn = spk_map_get_u64(&s->conns, c->conns[i]);
+        if (conn != NULL && conn->chat != NULL && conn->chat->live && wants(s, c, conn, e)) {
+            sig_deliver_text(s, conn, txt, len);
+        }
+    }
+    free(txt);
+}
+
+json_t *ds_conv_json(spk_sig_t *s, ds_conv_t *c)
+{
+    json_t *members = json_array();
+    for (size_t i = 0; members != NULL && i < c->n_members; i++) {
+        ds_member_t *m = &c->members[i];
+        if (m->rec.removed_at != 0) {
+            continue;
+        }
+        json_array_append_new(members,
+                              json_pack("{s:s, s:s, s:s, s:s, s:b}", "iss", m->rec.iss, "sub",
+                                        m->rec.sub, "name", m->rec.name, "role", m->rec.role,
+                                        "allowed", ds_member_allowed(s, c, m)));
+    }
+    json_t *devices = json_array();
+    uint32_t n = c->obs != NULL ? spk_mls_observer_leaf_count(c->obs) : 0;
+    for (uint32_t l = 0; devices != NULL && l < n; l++) {
+        const uint8_t *id;
+        size_t len;
+        ds_device_t d;
+        if (spk_mls_observer_member_identity(c->obs, l, &id, &len) == 0 &&
+            ds_identity_parse(id, len, &d) == 0) {
+            json_array_append_new(devices,
+                                  json_pack("{s:I, s:s, s:s, s:s}", "leaf", (json_int_t)l, "iss",
+                                            d.iss, "sub", d.sub, "device", d.device));
+        }
+    }
+    return json_pack(
+        "{s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:b, s:I, s:o, s:o}", "id", c->rec.id, "kind",
+        c->rec.kind, "practice", c->rec.practice, "patient", c->rec.patient, "consult",
+        c->rec.consult, "title", c->rec.title, "created_at", (json_int_t)c->rec.created_at, "epoch",
+        (json_int_t)(c->obs != NULL ? spk_mls_observer_epoch(c->obs) : 0), "group", c->obs != NULL,
+        "last_seq", (json_int_t)c->last_seq, "members", members, "devices", devices);
+}

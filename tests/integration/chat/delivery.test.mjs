@@ -1,0 +1,112 @@
+// The MLS delivery service with real MLS clients (the browser's library in node): a consult's
+// chat follows admission, messages are stored and forwarded in order, a removed member reads
+// nothing new, and two Commits of one epoch race: one wins, the other re-bases.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { boot } from '../signaling/fixture.mjs';
+import { ChatDevice, consultChat, loadMls } from './lib.mjs';
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const mls = await loadMls();
+
+test('a consult chat: messages both ways, in order, once each', async () => {
+  const env = await boot();
+  try {
+    const { gp, pt, conv } = await consultChat(env, mls);
+    for (let i = 0; i < 20; i++) {
+      assert.equal((await gp.send(conv, `gp ${i}`)).type, 'ok');
+      assert.equal((await pt.send(conv, `pt ${i}`)).type, 'ok');
+    }
+    const want = (who) => Array.from({ length: 20 }, (_, i) => `${who} ${i}`);
+    await pt.until(() => pt.texts(conv).length === 20);
+    await gp.until(() => gp.texts(conv).length === 20);
+    assert.deepEqual(pt.texts(conv), want('gp'));
+    assert.deepEqual(gp.texts(conv), want('pt'));
+    assert.deepEqual(gp.errors, []);
+    assert.deepEqual(pt.errors, []);
+    // The epoch authenticators agree: both are in one group.
+    assert.deepEqual(gp.groups.get(conv).epochAuthenticator(), pt.groups.get(conv).epochAuthenticator());
+  } finally {
+    await env.close();
+  }
+});
+
+test('an offline device receives what it missed, in order, after reconnecting', async () => {
+  const env = await boot();
+  try {
+    const { gp, pt, conv, participant, sessionToken } = await consultChat(env, mls);
+    // The patient's second device (a laptop) joins too.
+    const laptopConn = await env.connect();
+    await laptopConn.ok('auth', { token: sessionToken });
+    const laptop = await ChatDevice.open(laptopConn, mls, 'patient-laptop');
+    await laptop.sync();
+    await gp.addDevices(conv, { sub: participant.id });
+    await laptop.until(() => laptop.groups.has(conv));
+    // The laptop goes offline; messages keep coming.
+    const saved = laptop.groups.get(conv).save();
+    laptopConn.close();
+    await sleep(100);
+    for (let i = 0; i < 15; i++) await gp.send(conv, `terwijl offline ${i}`);
+    await pt.until(() => pt.texts(conv).length === 15);
+    // Back online, from the saved state: it gets the backlog in order.
+    const again = await env.connect();
+    await again.ok('auth', { token: sessionToken });
+    const back = await ChatDevice.open(again, mls, 'patient-laptop', { keyPackages: 0 });
+    back.groups.set(conv, mls.restore(saved));
+    await back.sync();
+    await back.until(() => back.texts(conv).length === 15);
+    assert.deepEqual(back.texts(conv), Array.from({ length: 15 }, (_, i) => `terwijl offline ${i}`));
+    assert.deepEqual(back.errors, []);
+  } finally {
+    await env.close();
+  }
+});
+
+test('sent back to the lobby: nothing new reaches the patient; the next Commit must remove them', async () => {
+  const env = await boot();
+  try {
+    const { gpc, gp, pt, consult, participant, conv } = await consultChat(env, mls);
+    await gp.send(conv, 'voor');
+    await pt.until(() => pt.texts(conv).includes('voor'));
+    await gpc.ok('lobby.send_back', { consult: consult.id, participant: participant.id });
+    await gp.send(conv, 'na het terugsturen');
+    await sleep(300);
+    assert.ok(!pt.texts(conv).includes('na het terugsturen'), 'delivered after access ended');
+    // A Commit that leaves the patient in is refused; one that removes them is accepted.
+    await assert.rejects(gp.commit(conv, {}), (e) => e.code === 'mls_membership');
+    const leaf = gp.groups.get(conv).members().find((m) => new TextDecoder().decode(m.identity).includes(participant.id)).leaf;
+    await gp.commit(conv, { remove: [leaf] });
+    await gp.send(conv, 'na de verwijdering');
+    await sleep(300);
+    assert.ok(!pt.texts(conv).includes('na de verwijdering'));
+    // The patient cannot send either.
+    const r = await pt.send(conv, 'mag niet');
+    assert.equal(r.code, 'forbidden');
+  } finally {
+    await env.close();
+  }
+});
+
+test('two Commits for one epoch: the first valid wins, the other re-bases and succeeds', async () => {
+  const env = await boot();
+  try {
+    const { gpc, gp, pt, conv, consult } = await consultChat(env, mls);
+    // A second GP device joins, then both GP devices commit at once.
+    const second = await env.as(env.users.gp);
+    const gp2 = await ChatDevice.open(second, mls, 'gp-desktop');
+    await gp2.sync();
+    await gp.addDevices(conv, { sub: 'gp-1' });
+    await gp2.until(() => gp2.groups.has(conv));
+    const [a, b] = await Promise.allSettled([gp.commit(conv, {}), gp2.commit(conv, {})]);
+    assert.equal(a.status, 'fulfilled', a.reason?.message);
+    assert.equal(b.status, 'fulfilled', b.reason?.message);
+    await Promise.all([gp.idle(), gp2.idle(), pt.idle()]);
+    const auth = [gp, gp2, pt].map((d) => Buffer.from(d.groups.get(conv).epochAuthenticator()).toString('hex'));
+    assert.equal(new Set(auth).size, 1, 'members disagree after the race');
+    assert.equal(gp.groups.get(conv).epoch, 4n);
+    void gpc;
+    void consult;
+  } finally {
+    await env.close();
+  }
+});
