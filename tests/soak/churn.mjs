@@ -72,6 +72,7 @@ const st = {
   unexpectedFirst: [],
   connections: 0,
   behindMs: 0,
+  behindMsRun: 0,
   rtts: [],
   bursts: 0,
   burstsLimited: 0,
@@ -394,7 +395,10 @@ async function takeSlot() {
   const at = t0 + (k * 1000) / opt.rate;
   const wait = at - Date.now();
   if (wait > 0) await sleep(wait);
-  else st.behindMs = Math.max(st.behindMs, -wait);
+  else {
+    st.behindMs = Math.max(st.behindMs, -wait);
+    st.behindMsRun = Math.max(st.behindMsRun, -wait);
+  }
   return k;
 }
 
@@ -459,6 +463,7 @@ function stats(kind) {
     line.cycles_per_s = +((st.cycles * 1000) / Math.max(1, now - t0)).toFixed(2);
     line.requests_per_s = +((st.requests * 1000) / Math.max(1, now - t0)).toFixed(1);
     line.unexpected_first = st.unexpectedFirst;
+    line.behind_ms_max = Math.round(st.behindMsRun);
     line.ping_bursts = st.bursts;
     line.ping_bursts_limited = st.burstsLimited;
     line.parallel = opt.parallel;
