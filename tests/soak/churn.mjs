@@ -32,8 +32,9 @@
 // protocol promises (the first 20 are described on stderr and in the summary).
 import { Client } from '../integration/lib/client.mjs';
 import { foreignIssuer, loadIssuer, mint } from '../integration/lib/tokens.mjs';
+import { parseOptions } from './options.mjs';
 
-const opt = {
+const defaults = {
   ws: '',
   data: '',
   parallel: 8,
@@ -43,15 +44,7 @@ const opt = {
   timeoutMs: 60000,
   probeIntervalMs: 2000,
 };
-for (let i = 2; i < process.argv.length; i += 2) {
-  const k = process.argv[i].replace(/^--/, '').replace(/-([a-z])/g, (_, c) => c.toUpperCase());
-  const v = process.argv[i + 1];
-  if (!(k in opt) || v === undefined) {
-    console.error(`churn: unknown or incomplete option ${process.argv[i]}`);
-    process.exit(2);
-  }
-  opt[k] = typeof opt[k] === 'number' ? Number(v) : v;
-}
+const opt = parseOptions(defaults, process.argv.slice(2), 'churn');
 if (!opt.ws || !opt.data) {
   console.error('usage: churn.mjs --ws URL --data DIR [--parallel N] [--rate R] [--seconds S]');
   process.exit(2);
@@ -80,8 +73,9 @@ const st = {
 function unexpected(what) {
   st.unexpected++;
   if (st.unexpectedFirst.length < 20) {
-    st.unexpectedFirst.push(what);
-    console.error(`churn: unexpected: ${what}`);
+    const line = `${new Date().toISOString()} ${what}`;
+    st.unexpectedFirst.push(line);
+    console.error(`churn: unexpected: ${line}`);
   }
 }
 function refused(code) {
@@ -96,8 +90,18 @@ async function connect(localAddress) {
   open.add(c);
   c.ws.on('close', () => open.delete(c));
   st.connections++;
-  await c.next('hello', opt.timeoutMs);
+  const hello = await c.next('hello', opt.timeoutMs);
+  c.openedAt = Date.now();
+  c.authTimeoutMs = hello.limits?.auth_timeout_ms ?? 15000;
   return c;
+}
+
+// A connection that has not signed in is closed with 4001 once auth_timeout_ms have passed
+// since the upgrade (docs/protocol.md section 1). For the sign-in probes, which stay
+// unauthenticated on purpose, that close is what the protocol promises when a slow server has
+// not answered their attempts by then; any other close is not.
+function closedByAuthTimeout(c, err) {
+  return c.closed?.code === 4001 && Date.now() - c.openedAt >= c.authTimeoutMs - 1000 && /closed 4001/.test(err.message);
 }
 
 // Requests on one connection are paced to PACE_PER_S (the server allows 50/s with bursts of 100,
@@ -140,9 +144,21 @@ async function expectCode(c, code, type, fields = {}) {
 let jti = 0;
 const token = (claims) => mint(issuer, { jti: `soak-${process.pid}-${++jti}`, ...claims });
 
+// A sign-in that a starved server did not answer within auth_timeout_ms ends in close 4001, as
+// the protocol says; the cycle is then given up without counting it as unexpected.
+class AuthTimeout extends Error {}
+async function signInOn(c, type, fields) {
+  try {
+    return await ok(c, type, fields);
+  } catch (e) {
+    if (closedByAuthTimeout(c, e)) throw new AuthTimeout(`${type}: ${e.message}`);
+    throw e;
+  }
+}
+
 async function signIn(claims, localAddress) {
   const c = await connect(localAddress);
-  await ok(c, 'auth', { token: token(claims) });
+  await signInOn(c, 'auth', { token: token(claims) });
   return c;
 }
 
@@ -194,7 +210,7 @@ class Worker {
 
     let pat = await connect();
     try {
-      const red = await ok(pat, 'invite.redeem', { invite: invite.code, name: `Patiënt ${n}` });
+      const red = await signInOn(pat, 'invite.redeem', { invite: invite.code, name: `Patiënt ${n}` });
       remember(recent.used, invite.code);
       const pid = red.participant.id;
       if (red.participant.state !== 'lobby') throw new Error(`redeem: state ${red.participant.state}`);
@@ -204,7 +220,7 @@ class Worker {
         pat.close();
         await pat.closedPromise(opt.timeoutMs);
         pat = await connect();
-        await ok(pat, 'auth', { token: red.session_token });
+        await signInOn(pat, 'auth', { token: red.session_token });
         const j = await ok(pat, 'consult.join', { consult: cid });
         if (j.participant.state !== 'lobby' || j.participant.id !== pid) {
           throw new Error(`rejoin: ${j.participant.id} ${j.participant.state}`);
@@ -279,10 +295,15 @@ class Prober {
   }
 
   // An error answer without `re` (bad_json, too_large, binary frames) arrives as an event.
-  async rawExpect(c, send, code) {
+  async rawExpect(c, send, code, what) {
     c.drain('error');
     send();
-    const m = await c.next('error', opt.timeoutMs);
+    let m;
+    try {
+      m = await c.next('error', opt.timeoutMs);
+    } catch (e) {
+      throw new Error(`${what}: ${e.message}`);
+    }
     st.requests++;
     if (m.code !== code) unexpected(`raw frame: expected ${code}, got ${m.code}`);
     else refused(code);
@@ -292,7 +313,7 @@ class Prober {
     const c = await this.conn('bad', { sub: 'gp-bad', name: 'Dr. Fout', role: 'gp', practice: PRACTICE });
     switch (Math.floor(this.k / 3) % 5) {
       case 0:
-        return this.rawExpect(c, () => c.send('{"id":1,"type":'), 'bad_json');
+        return this.rawExpect(c, () => c.send('{"id":1,"type":'), 'bad_json', 'truncated JSON');
       case 1:
         return expectCode(c, 'bad_message', 'consult.create', { title: 'zonder patiënt' });
       case 2:
@@ -300,8 +321,8 @@ class Prober {
       case 3:
         return expectCode(c, 'unknown_type', 'consult.explode', {});
       default:
-        await this.rawExpect(c, () => c.ws.send(Buffer.from([1, 2, 3]), { binary: true }), 'bad_message');
-        return this.rawExpect(c, () => c.send({ type: 'ping', pad: 'x'.repeat(70000) }), 'too_large');
+        await this.rawExpect(c, () => c.ws.send(Buffer.from([1, 2, 3]), { binary: true }), 'bad_message', 'binary frame');
+        return this.rawExpect(c, () => c.send({ type: 'ping', pad: 'x'.repeat(70000) }), 'too_large', '70 KB frame');
     }
   }
 
@@ -331,9 +352,20 @@ class Prober {
     this.signins.push(now);
     const c = await connect('127.0.0.2');
     try {
-      const foreign = foreignIssuer();
-      const past = Math.floor(now / 1000) - 600;
-      switch (Math.floor(this.k / 3) % 5) {
+      return await this.signInAttempt(c, now);
+    } catch (e) {
+      if (!closedByAuthTimeout(c, e)) throw e;
+      refused('closed_4001_auth_timeout');
+      return undefined;
+    } finally {
+      c.close();
+    }
+  }
+
+  async signInAttempt(c, now) {
+    const foreign = foreignIssuer();
+    const past = Math.floor(now / 1000) - 600;
+    switch (Math.floor(this.k / 3) % 5) {
         case 0:
           return await expectCode(c, 'token_unknown_issuer', 'auth', { token: mint(foreign, { sub: 'x' }) });
         case 1:
@@ -348,18 +380,24 @@ class Prober {
           return await expectCode(c, 'invite_revoked', 'invite.redeem', { invite: recent.revoked[0], name: 'Te laat' });
         default:
           return await expectCode(c, 'invite_invalid', 'invite.redeem', { invite: 'A'.repeat(22), name: 'Niemand' });
-      }
-    } finally {
-      c.close();
     }
   }
 
-  // From 127.0.0.3: bad tokens until that address is throttled (at most 70 tries).
+  // From 127.0.0.3: bad tokens until that address is throttled (at most 70 tries; a new
+  // connection when a slow server let the old one reach its authentication timeout).
   async throttle() {
-    const c = await connect('127.0.0.3');
+    let c = await connect('127.0.0.3');
     try {
       for (let i = 0; i < 70; i++) {
-        const m = await req(c, 'auth', { token: `bad.${i}.token` });
+        let m;
+        try {
+          m = await req(c, 'auth', { token: `bad.${i}.token` });
+        } catch (e) {
+          if (!closedByAuthTimeout(c, e)) throw e;
+          refused('closed_4001_auth_timeout');
+          c = await connect('127.0.0.3');
+          continue;
+        }
         const code = m.type === 'ok' ? 'ok' : m.code;
         if (code === 'rate_limited') {
           refused('rate_limited_sign_in');
@@ -411,7 +449,8 @@ async function workerLoop(w) {
       st.cycles++;
     } catch (e) {
       st.cyclesFailed++;
-      unexpected(`cycle ${n} (worker ${w.i}): ${e.message}`);
+      if (e instanceof AuthTimeout) refused('cycle_given_up_auth_timeout');
+      else unexpected(`cycle ${n} (worker ${w.i}): ${e.message}`);
       w.close();
       w.gp = null;
       await sleep(1000);
@@ -427,7 +466,7 @@ async function proberLoop(p) {
     try {
       await p.probe();
     } catch (e) {
-      unexpected(`probe: ${e.message}`);
+      unexpected(`probe ${p.k}: ${e.message}`);
       p.close();
       p.other = p.bad = p.burst = null;
     }

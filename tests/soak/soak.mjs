@@ -6,24 +6,26 @@
 //    of its own inside --out, stderr to <out>/spreekd.log.
 // 2. Priming: a few consult cycles and one small media round, so that whatever spreekd opens
 //    once on first use (database files, relay sockets) is open; then idle: the baseline (file
-//    descriptors, RSS).
-// 3. Load for --minutes: consult churn with refused requests (tests/soak/churn.mjs, open loop at
-//    --churn-rate cycles/s over --churn-parallel workers) and media (rounds of spreekload
-//    against the running spreekd, in --media-streams staggered streams sharing --media-consults
-//    consults of 2 participants at --media-pps packets/s per publisher, --media-round-s seconds
-//    of media per round). Chat: see CHAT LOAD HOOK below.
+//    descriptors, RSS, live heap).
+// 3. Load, in two phases: --warmup-min minutes, idle checkpoint A, the rest of --minutes, idle
+//    checkpoint B. The load is consult churn with refused requests (tests/soak/churn.mjs, open
+//    loop at --churn-rate cycles/s over --churn-parallel workers) and media (rounds of
+//    spreekload against the running spreekd, in --media-streams staggered streams sharing
+//    --media-consults consults of 2 participants at --media-pps packets/s per publisher,
+//    --media-round-s seconds of media per round). Chat: see CHAT LOAD HOOK below.
 // 4. Every --sample-s seconds: RSS (and its anonymous, file and shared parts), threads, open
 //    file descriptors, CPU time and run-queue wait of spreekd from /proc, and its gauges and
 //    counters from /metrics; written to <out>/samples.csv and <out>/summary.json.
-// 5. Load stops, connections close; idle until every gauge is 0 and the fd count is back at the
-//    baseline (at most --idle-timeout-s); SIGTERM; spreekd must drain and exit 0 (LeakSanitizer
-//    runs at that exit); `spreekctl audit verify` on the data directory.
-// Fails (exit 1, every reason printed and in summary.json) on: RSS growth over --rss-limit-pct
-// after the warm-up (rssCheck below: the lowest RSS at full load in the last --window-min
-// minutes against the lowest in the first --window-min minutes after --warmup-min), a file
-// descriptor count at idle that is not the baseline, a gauge not back at 0, any sanitizer report
-// in spreekd's stderr, spreekd exiting early or not with 0, a driver that saw protocol errors
-// the load did not ask for or lost a connection, or an audit chain that does not verify.
+// 5. At each checkpoint the load has stopped and its connections closed: every gauge must be 0
+//    and the descriptors exactly the baseline's (at most --idle-timeout-s to get there); then
+//    RSS and the live heap (ASan's allocated bytes, read through gdb) are taken.
+// 6. SIGTERM: spreekd must drain and exit 0 (LeakSanitizer runs at that exit);
+//    `spreekctl audit verify` on the data directory.
+// Fails (exit 1, every reason printed and in summary.json) on: RSS or live heap at checkpoint B
+// more than --growth-limit-pct above checkpoint A, a descriptor count at a checkpoint that is
+// not the baseline, a gauge not back at 0, any sanitizer report in spreekd's stderr, spreekd
+// exiting early or not with 0, a driver that saw protocol errors the load did not ask for or
+// lost a connection, or an audit chain that does not verify.
 // --calibrate N measures the capacity of consult churn instead (see calibrate()).
 import { spawn, spawnSync } from 'node:child_process';
 import { appendFileSync, closeSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
@@ -33,17 +35,18 @@ import { loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import readline from 'node:readline';
 import { parseMetrics } from '../integration/lib/server.mjs';
+import { parseOptions } from './options.mjs';
 
-const opt = {
+const defaults = {
   spreekd: 'build/asan/server/spreekd',
   spreekctl: 'build/asan/server/spreekctl',
   spreekload: 'build/test/loadtest/spreekload',
   out: '',
   minutes: 30,
   warmupMin: -1, // default: a third of --minutes, at least 1
-  windowMin: -1, // default: a sixth of --minutes, at least 0.5
+  windowMin: -1, // RSS under load is reported for this last part of each phase; default: a sixth of --minutes
   sampleS: 10,
-  rssLimitPct: 1,
+  growthLimitPct: 1, // RSS and live heap, checkpoint B against checkpoint A
   churnRate: 30,
   churnParallel: 48,
   mediaConsults: 25,
@@ -55,20 +58,12 @@ const opt = {
   calibrate: 0, // N > 0: measure the churn capacity instead (N closed-loop rounds of 30 s), then stop
   calibrateParallel: 128,
 };
-for (let i = 2; i < process.argv.length; i += 2) {
-  const k = process.argv[i].replace(/^--/, '').replace(/-([a-z])/g, (_, c) => c.toUpperCase());
-  const v = process.argv[i + 1];
-  if (!(k in opt) || v === undefined) {
-    console.error(`soak: unknown or incomplete option ${process.argv[i]}`);
-    process.exit(2);
-  }
-  opt[k] = typeof opt[k] === 'number' ? Number(v) : v;
-}
+const opt = parseOptions(defaults, process.argv.slice(2), 'soak');
 if (opt.warmupMin < 0) opt.warmupMin = Math.max(1, Math.round(opt.minutes / 3));
 if (opt.windowMin < 0) opt.windowMin = Math.max(0.5, opt.minutes / 6);
 if (opt.mediaRoundS < 0) opt.mediaRoundS = Math.min(110, Math.round((opt.minutes * 60) / 3));
-if (opt.warmupMin + 2 * opt.windowMin > opt.minutes) {
-  console.error(`soak: --minutes ${opt.minutes} is shorter than the warm-up plus two windows`);
+if (opt.warmupMin >= opt.minutes) {
+  console.error(`soak: --minutes ${opt.minutes} leaves nothing after the warm-up of ${opt.warmupMin}`);
   process.exit(2);
 }
 if (!opt.out) opt.out = join('build', 'soak', new Date().toISOString().replace(/[:.]/g, '-'));
@@ -235,7 +230,7 @@ async function sample(phase, record = true) {
 
 // ---- drivers ----
 
-const drivers = { churn: null, churnSummary: null, churnStats: [], media: [], mediaRounds: 0, mediaFailed: [] };
+const drivers = { churnStats: [], mediaRounds: 0, mediaFailed: [] };
 const children = new Set(); // every process started here, stopped by pid if the run is cut short
 function track(p) {
   children.add(p);
@@ -248,6 +243,10 @@ function abort(why) {
   process.exit(1);
 }
 for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(sig, () => abort(`got ${sig}`));
+process.on('uncaughtException', (e) => abort(e.stack));
+process.on('exit', () => {
+  for (const p of children) p.kill('SIGKILL');
+});
 
 function startChurn(args, tag) {
   const p = track(spawn(process.execPath, ['tests/soak/churn.mjs', '--ws', `ws://127.0.0.1:${server.port}/ws`, '--data', server.dataDir, ...args], {
@@ -263,7 +262,7 @@ function startChurn(args, tag) {
       try {
         const j = JSON.parse(l);
         if (j.kind === 'summary') summary = j;
-        else if (tag === 'load') drivers.churnStats.push(j);
+        else if (tag.startsWith('load')) drivers.churnStats.push(j);
       } catch {
         // not JSON
       }
@@ -330,14 +329,14 @@ async function mediaStream(i, consults, endMs) {
 }
 
 // ---- CHAT LOAD HOOK ----
-// Chat (MLS delivery service, docs/mls.md) is not in the signaling protocol yet. When it is,
-// start its driver here for the whole load: care-team groups that members join and leave
-// (KeyPackages, Commits ordered per group, Welcomes), application messages fanned out, offline
-// members that fetch and acknowledge what they missed. Return a promise that resolves with the
-// driver's summary ({unexpected: n, ...}) once `endMs` has passed and its connections are closed,
-// and add the delivery service's queue gauges (messages held for offline devices, per-group
-// backlog) to GAUGES above so that the sampler records them and the idle check requires them to
-// return to 0 (or to a bound).
+// Chat load is not applied yet. This is where it goes: start a driver that runs for the phase
+// (until `endMs`) and returns a promise of its summary ({unexpected: n, ...}) once its
+// connections are closed: care-team conversations that devices create, join and leave
+// (KeyPackages, Commits ordered per group, Welcomes), application messages fanned out,
+// offline devices that fetch and acknowledge what they missed, attachments. Add the delivery
+// service's gauges (messages held for offline devices, per-group backlog) to GAUGES above so
+// that the sampler records them and the idle checks require them to return to their baseline,
+// and fold the summary's `unexpected` into the verdict in runPhase().
 async function chatLoad(/* endMs */) {
   return null;
 }
@@ -357,11 +356,51 @@ async function waitIdle(baseFds, timeoutS) {
   let problems;
   for (;;) {
     await sleep(1000);
-    s = await sample('idle', false); // only the final one is recorded
+    s = await sample('idle', false);
     problems = idleProblems(s, baseFds);
     if (!problems.length || Date.now() > end) break;
   }
   return { s, problems };
+}
+
+// Bytes the process has allocated and not freed, from ASan's allocator
+// (__sanitizer_get_current_allocated_bytes, called through gdb: spreekd stops for a moment).
+// Unlike RSS it does not include freed memory held in the quarantine or in the allocator's free
+// lists, so it is the exact measure of what the server keeps. -1 when gdb is not there.
+function liveHeapBytes() {
+  const r = spawnSync('gdb', ['-p', String(server.pid), '-batch', '-nx', '-ex', 'call (unsigned long)__sanitizer_get_current_allocated_bytes()'], { encoding: 'utf8', timeout: 120000 });
+  const m = /^\$1 = (\d+)/m.exec(r.stdout ?? '');
+  return m ? Number(m[1]) : -1;
+}
+
+// An idle checkpoint: the load has stopped; every gauge must be back at 0 and the descriptors at
+// the baseline. Then, once the allocator has had time to give free pages back (ASan releases
+// them at most every 5 s), RSS (lowest of three samples 5 s apart) and the live heap.
+async function checkpoint(name, baseFds, baseList) {
+  const idle = await waitIdle(baseFds, opt.idleTimeoutS);
+  if (idle.problems.length) {
+    const extra = [...baseList];
+    const now = fdList(server.pid).filter((f) => {
+      const i = extra.indexOf(f);
+      if (i >= 0) {
+        extra.splice(i, 1);
+        return false;
+      }
+      return true;
+    });
+    fail(`${name}: not idle ${opt.idleTimeoutS} s after the load: ${idle.problems.join(', ')}; descriptors not in the baseline: ${JSON.stringify(now.slice(0, 20))}`);
+  }
+  await sleep(10000);
+  const ss = [];
+  for (let i = 0; i < 3; i++) {
+    ss.push(await sample(name));
+    if (i < 2) await sleep(5000);
+  }
+  const low = ss.reduce((a, b) => (b.rss_kb < a.rss_kb ? b : a));
+  const heap = liveHeapBytes();
+  const res = { rss_kb: low.rss_kb, rss_anon_kb: low.rss_anon_kb, fds: low.fds, threads: low.threads, live_heap_bytes: heap, gauges: Object.fromEntries(Object.keys(GAUGES).map((k) => [k, low[k]])), problems: idle.problems };
+  log(`${name}: rss ${res.rss_kb} KB, live heap ${heap} B, fds ${res.fds} (baseline ${baseFds}), endpoints ${low.relay_endpoints}, held ${low.connections_held}`);
+  return res;
 }
 
 function sanitizerReports() {
@@ -374,47 +413,27 @@ function sanitizerReports() {
   return hits.length ? lines.slice(hits[0], hits[0] + 40).join('\n') : '';
 }
 
-// RSS under load moves with the load itself: a media round that is setting up or tearing down
-// holds tens of MB more or less than one in full flow. So the check looks only at samples taken
-// at full load (every media stream in flow: relay endpoints = 4 × media consults) and compares
-// floors: the lowest RSS of the last window against the lowest of the first window after the
-// warm-up. A leak raises the floor; a transient peak does not, and neither does a sample that
-// happened to catch a round between its setup and its teardown.
-function rssCheck(load) {
-  const w0 = opt.warmupMin * 60;
-  const w1 = w0 + opt.windowMin * 60;
-  const endT = opt.minutes * 60;
-  const full = opt.mediaConsults * 4;
-  const steady = load.filter((s) => s.t_s >= w0 && (opt.mediaConsults <= 0 || s.relay_endpoints === full));
-  const early = steady.filter((s) => s.t_s <= w1);
-  const late = steady.filter((s) => s.t_s >= endT - opt.windowMin * 60);
-  const res = { early_window_s: [w0, w1], late_window_s: [endT - opt.windowMin * 60, endT], full_load_endpoints: full, early_samples: early.length, late_samples: late.length };
-  if (early.length < 3 || late.length < 3) return { ...res, ok: false, why: 'fewer than 3 samples at full load in a window' };
-  const rss = (a) => a.map((s) => s.rss_kb).sort((x, y) => x - y);
-  const e = rss(early);
-  const l = rss(late);
-  const med = (a) => a[Math.floor(a.length / 2)];
-  const growthPct = (100 * (l[0] - e[0])) / e[0];
-  // Least-squares slope over the full-load samples after the warm-up (reported, not judged).
-  const n = steady.length;
-  const mx = steady.reduce((a, s) => a + s.t_s, 0) / n;
-  const my = steady.reduce((a, s) => a + s.rss_kb, 0) / n;
-  const sxy = steady.reduce((a, s) => a + (s.t_s - mx) * (s.rss_kb - my), 0);
-  const sxx = steady.reduce((a, s) => a + (s.t_s - mx) ** 2, 0);
+// RSS under load, reported (not judged): the samples taken at full media load (relay endpoints =
+// 4 × media consults) in the last --window-min minutes of a phase. Under load RSS follows the
+// load that is carried at that moment, which on a shared machine is what the neighbours leave:
+// the judged comparison is between the idle checkpoints.
+function underLoad(phase) {
+  const ph = samples.filter((s) => s.phase === phase);
+  if (!ph.length) return null;
+  const end = ph[ph.length - 1].t_s;
+  const full = ph.filter((s) => s.t_s >= end - opt.windowMin * 60 && (opt.mediaConsults <= 0 || s.relay_endpoints === opt.mediaConsults * 4));
+  const v = full.map((s) => s.rss_kb).sort((a, b) => a - b);
   return {
-    ...res,
-    early_min_kb: e[0],
-    early_median_kb: med(e),
-    early_max_kb: e[e.length - 1],
-    late_min_kb: l[0],
-    late_median_kb: med(l),
-    late_max_kb: l[l.length - 1],
-    growth_pct: +growthPct.toFixed(3),
-    median_growth_pct: +((100 * (med(l) - med(e))) / med(e)).toFixed(3),
-    slope_kb_per_min: sxx > 0 ? +((60 * sxy) / sxx).toFixed(1) : 0,
-    ok: growthPct <= opt.rssLimitPct,
+    window_s: [Math.round(end - opt.windowMin * 60), Math.round(end)],
+    samples: v.length,
+    rss_kb_min: v[0] ?? null,
+    rss_kb_median: v[Math.floor(v.length / 2)] ?? null,
+    rss_kb_max: v[v.length - 1] ?? null,
+    connections_open_median: full.map((s) => s.connections_open).sort((a, b) => a - b)[Math.floor(full.length / 2)] ?? null,
   };
 }
+
+const pct = (a, b) => (a > 0 && b >= 0 ? +((100 * (b - a)) / a).toFixed(3) : null);
 
 // ---- capacity of consult churn ----
 
@@ -450,8 +469,91 @@ async function calibrate() {
 
 // ---- the run ----
 
+// One phase of load: churn, media streams and the chat hook for `ms`, then everything stopped
+// and its connections closed. Returns what the drivers reported.
+async function runPhase(name, ms) {
+  const endMs = Date.now() + ms;
+  const sampler = setInterval(() => {
+    sample(name).catch((e) => log(`sample: ${e.message}`));
+  }, opt.sampleS * 1000);
+  await sample(name);
+  const churn = startChurn(['--parallel', String(opt.churnParallel), '--rate', String(opt.churnRate)], name);
+  const per = Math.floor(opt.mediaConsults / opt.mediaStreams);
+  const streams = Array.from({ length: opt.mediaStreams }, (_, i) =>
+    mediaStream(i, i === 0 ? opt.mediaConsults - per * (opt.mediaStreams - 1) : per, endMs));
+  const chat = chatLoad(endMs);
+  let lastLog = Date.now();
+  while (Date.now() < endMs && !server.exit) {
+    await sleep(1000);
+    if (Date.now() - lastLog >= 60000) {
+      lastLog = Date.now();
+      const s = samples[samples.length - 1];
+      const c = drivers.churnStats[drivers.churnStats.length - 1];
+      log(`${name} t=${Math.round((Date.now() - t0) / 1000)} s rss ${s.rss_kb} KB fds ${s.fds} endpoints ${s.relay_endpoints} conns ${s.connections_open} ` +
+        `churn ${c ? `${c.cycles} cycles, ${c.unexpected} unexpected` : '-'}, media rounds ${drivers.mediaRounds}, load ${s.loadavg_1m}`);
+    }
+    if (churn.proc.exitCode !== null) {
+      fail(`${name}: churn driver exited early (${churn.proc.exitCode})`);
+      break;
+    }
+  }
+  if (server.exit) fail(`spreekd exited during the load: code ${server.exit.code}, signal ${server.exit.signal}`);
+  churn.proc.kill('SIGTERM');
+  const cr = await churn.done;
+  const rounds = (await Promise.all(streams)).flat();
+  await chat;
+  clearInterval(sampler);
+  const last = await sample(name);
+  log(`${name} stopped after ${Math.round(last.t_s)} s: churn exit ${cr.code}, ${rounds.length} media rounds`);
+  if (cr.code !== 0 || !cr.summary || cr.summary.unexpected) {
+    fail(`${name}: churn driver: exit ${cr.code}, ${cr.summary?.unexpected ?? '?'} unexpected answers, events or closes: ${JSON.stringify(cr.summary?.unexpected_first ?? [])}`);
+  }
+  return { churn: cr.summary, rounds };
+}
+
+function mediaSummary(rounds) {
+  const sum = (k) => rounds.reduce((a, r) => a + (r?.[k] ?? 0), 0);
+  const arr = (k) => +rounds.reduce((a, r) => a + (r?.[k] ?? []).reduce((x, y) => x + y, 0), 0).toFixed(1);
+  const exp = sum('packets_expected');
+  return {
+    rounds: rounds.length,
+    consults: sum('consults'),
+    participants: sum('participants'),
+    packets_sent: sum('packets_sent'),
+    packets_expected: exp,
+    packets_received: sum('packets_received'),
+    loss_pct: exp ? +((100 * (exp - sum('packets_received'))) / exp).toFixed(4) : null,
+    join_without_media: sum('join_without_media'),
+    signaling_errors: sum('signaling_errors'),
+    connections_lost: sum('connections_lost'),
+    media_failures: sum('media_failures'),
+    worker_cpu_s: arr('worker_cpu_s'),
+    worker_runqueue_wait_s: arr('worker_runqueue_wait_s'),
+  };
+}
+
+function churnSummary(list) {
+  const ok = list.filter(Boolean);
+  const refused = {};
+  for (const c of ok) for (const [k, v] of Object.entries(c.refused_expected)) refused[k] = (refused[k] ?? 0) + v;
+  const sum = (k) => ok.reduce((a, c) => a + (c[k] ?? 0), 0);
+  return {
+    offered_cycles_per_s: opt.churnRate,
+    cycles: sum('cycles'),
+    cycles_given_up: sum('cycles_failed'),
+    requests: sum('requests'),
+    connections: sum('connections'),
+    ping_bursts: sum('ping_bursts'),
+    ping_bursts_limited: sum('ping_bursts_limited'),
+    unexpected: sum('unexpected'),
+    behind_ms_max: Math.max(0, ...ok.map((c) => c.behind_ms_max ?? 0)),
+    refused_expected: refused,
+  };
+}
+
 async function main() {
-  log(`out ${opt.out}; ${opt.minutes} min of load, warm-up ${opt.warmupMin} min, windows ${opt.windowMin} min`);
+  const phase2 = opt.minutes - opt.warmupMin;
+  log(`out ${opt.out}; ${opt.minutes} min of load: warm-up ${opt.warmupMin} min, checkpoint, ${phase2} min, checkpoint`);
   await startServer();
   log(`spreekd pid ${server.pid} on 127.0.0.1:${server.port}, data ${server.dataDir}`);
   t0 = Date.now();
@@ -465,70 +567,29 @@ async function main() {
   const warm = await waitIdle(-1, 60);
   if (warm.problems.length) fail(`not idle after the priming: ${warm.problems.join(', ')}`);
   await sleep(3000);
-  const baseFds = fdList(server.pid).length;
   const baseList = fdList(server.pid);
+  const baseFds = baseList.length;
   if (opt.calibrate > 0) return calibrate();
   const base = await sample('baseline');
-  log(`baseline: rss ${base.rss_kb} KB (fresh ${fresh.rss_kb} KB), fds ${baseFds} (fresh ${fresh.fds}), threads ${base.threads}`);
+  const baseHeap = liveHeapBytes();
+  log(`baseline: rss ${base.rss_kb} KB (fresh ${fresh.rss_kb} KB), live heap ${baseHeap} B, fds ${baseFds} (fresh ${fresh.fds}), threads ${base.threads}`);
 
-  // Load.
+  // Warm-up, checkpoint A, the rest of the load, checkpoint B.
   t0 = Date.now();
-  const endMs = t0 + opt.minutes * 60000;
-  const sampler = setInterval(() => {
-    sample('load').catch((e) => log(`sample: ${e.message}`));
-  }, opt.sampleS * 1000);
-  await sample('load');
-  drivers.churn = startChurn(['--parallel', String(opt.churnParallel), '--rate', String(opt.churnRate)], 'load');
-  const per = Math.floor(opt.mediaConsults / opt.mediaStreams);
-  const streams = Array.from({ length: opt.mediaStreams }, (_, i) =>
-    mediaStream(i, i === 0 ? opt.mediaConsults - per * (opt.mediaStreams - 1) : per, endMs));
-  const chat = chatLoad(endMs);
-  let lastLog = 0;
-  while (Date.now() < endMs && !server.exit) {
-    await sleep(1000);
-    if (Date.now() - lastLog >= 60000) {
-      lastLog = Date.now();
-      const s = samples[samples.length - 1];
-      const c = drivers.churnStats[drivers.churnStats.length - 1];
-      log(`t=${Math.round((Date.now() - t0) / 1000)} s rss ${s.rss_kb} KB fds ${s.fds} endpoints ${s.relay_endpoints} conns ${s.connections_open} ` +
-        `churn ${c ? `${c.cycles} cycles, ${c.unexpected} unexpected` : '-'}, media rounds ${drivers.mediaRounds}, load ${s.loadavg_1m}`);
-    }
-    if (drivers.churn.proc.exitCode !== null) {
-      fail(`churn driver exited early (${drivers.churn.proc.exitCode})`);
-      break;
-    }
-  }
-  if (server.exit) fail(`spreekd exited during the load: code ${server.exit.code}, signal ${server.exit.signal}`);
-
-  // Stop the load; wait for it to close.
-  drivers.churn.proc.kill('SIGTERM');
-  const churnRes = await drivers.churn.done;
-  drivers.churnSummary = churnRes.summary;
-  const mediaRounds = (await Promise.all(streams)).flat();
-  await chat;
-  clearInterval(sampler);
-  const loadEnd = await sample('load');
-  const loadSamples = samples.filter((s) => s.phase === 'load');
-  log(`load stopped after ${Math.round(loadEnd.t_s)} s: churn exit ${churnRes.code}, ${drivers.mediaRounds} media rounds`);
-  if (churnRes.code !== 0 || !churnRes.summary || churnRes.summary.unexpected) {
-    fail(`churn driver: exit ${churnRes.code}, ${churnRes.summary?.unexpected ?? '?'} unexpected answers, events or closes: ${JSON.stringify(churnRes.summary?.unexpected_first ?? [])}`);
-  }
+  const p1 = await runPhase('load1', opt.warmupMin * 60000);
+  const a = server.exit ? null : await checkpoint('idle-a', baseFds, baseList);
+  const p2 = server.exit ? null : await runPhase('load2', phase2 * 60000);
+  const b = server.exit ? null : await checkpoint('idle-b', baseFds, baseList);
+  const rounds = [...p1.rounds, ...(p2?.rounds ?? [])];
   if (drivers.mediaFailed.length) fail(`spreekload rounds with protocol errors or lost connections: ${JSON.stringify(drivers.mediaFailed)}`);
 
-  // Idle.
-  let idle = null;
-  if (!server.exit) {
-    idle = await waitIdle(baseFds, opt.idleTimeoutS);
-    samples.push(idle.s);
-    appendFileSync(csvPath, `${COLUMNS.map((c) => idle.s[c]).join(',')}\n`);
-    if (idle.problems.length) {
-      const now = fdList(server.pid);
-      const extra = now.filter((f) => { const i = baseList.indexOf(f); if (i >= 0) { baseList.splice(i, 1); return false; } return true; });
-      fail(`not idle ${opt.idleTimeoutS} s after the load: ${idle.problems.join(', ')}; descriptors not in the baseline: ${JSON.stringify(extra.slice(0, 20))}`);
-    }
-    log(`idle: rss ${idle.s.rss_kb} KB, fds ${idle.s.fds} (baseline ${baseFds}), endpoints ${idle.s.relay_endpoints}, held ${idle.s.connections_held}`);
-    server.proc.kill('SIGTERM');
-  }
+  // Growth: checkpoint B against checkpoint A (both idle, both after load).
+  const rssGrowth = a && b ? pct(a.rss_kb, b.rss_kb) : null;
+  const heapGrowth = a && b && a.live_heap_bytes > 0 && b.live_heap_bytes >= 0 ? pct(a.live_heap_bytes, b.live_heap_bytes) : null;
+  if (rssGrowth !== null && rssGrowth > opt.growthLimitPct) fail(`RSS at idle grew ${rssGrowth} % from checkpoint A (after the warm-up, ${a.rss_kb} KB) to checkpoint B (after the load, ${b.rss_kb} KB); limit ${opt.growthLimitPct} %`);
+  if (heapGrowth !== null && heapGrowth > opt.growthLimitPct) fail(`live heap at idle grew ${heapGrowth} % from checkpoint A (${a.live_heap_bytes} B) to checkpoint B (${b.live_heap_bytes} B); limit ${opt.growthLimitPct} %`);
+
+  if (!server.exit) server.proc.kill('SIGTERM');
   const ex = await Promise.race([server.exited, sleep(120000).then(() => null)]);
   if (!ex) {
     server.proc.kill('SIGKILL');
@@ -541,51 +602,34 @@ async function main() {
   const verify = spawnSync(opt.spreekctl, ['--data', server.dataDir, 'audit', 'verify'], { encoding: 'utf8', env: { ...process.env, ASAN_OPTIONS: 'detect_leaks=1' } });
   if (verify.status !== 0) fail(`spreekctl audit verify: exit ${verify.status}: ${verify.stdout}${verify.stderr}`);
 
-  const rss = rssCheck(loadSamples);
-  if (!rss.ok) {
-    fail(rss.why ? `RSS check: ${rss.why} (${rss.early_samples} and ${rss.late_samples})`
-      : `RSS floor grew ${rss.growth_pct} % after the warm-up (lowest ${rss.early_min_kb} KB in the first window, ${rss.late_min_kb} KB in the last; limit ${opt.rssLimitPct} %)`);
-  }
-
-  const sum = (k) => mediaRounds.reduce((a, r) => a + (r?.[k] ?? 0), 0);
+  const load = samples.filter((s) => s.phase.startsWith('load'));
+  const first = load[0];
+  const lastLoad = load[load.length - 1];
+  const max = (k) => Math.max(...load.map((s) => s[k]));
+  const counters = Object.fromEntries(Object.keys(COUNTERS).concat('sig_errors_total').map((k) => [k, lastLoad[k] - first[k]]));
+  const loadS = opt.minutes * 60;
   const summary = {
     ok: failures.length === 0,
     failures,
     options: opt,
-    spreekd: { pid: server.pid, exit: server.exit, data_dir: server.dataDir },
-    rss_kb: { fresh: fresh.rss_kb, baseline: base.rss_kb, after_warmup: rss.early_min_kb, end_of_load: rss.late_min_kb, idle: idle?.s.rss_kb, max: Math.max(...loadSamples.map((s) => s.rss_kb)) },
-    rss_check: rss,
-    fds: { fresh: fresh.fds, baseline: baseFds, max: Math.max(...loadSamples.map((s) => s.fds)), idle: idle?.s.fds },
-    threads: { baseline: base.threads, max: Math.max(...loadSamples.map((s) => s.threads)), idle: idle?.s.threads },
-    relay_endpoints: { max: Math.max(...loadSamples.map((s) => s.relay_endpoints)), idle: idle?.s.relay_endpoints },
-    connections_held: { max: Math.max(...loadSamples.map((s) => s.connections_held)), idle: idle?.s.connections_held },
-    connections_open: { max: Math.max(...loadSamples.map((s) => s.connections_open)), idle: idle?.s.connections_open },
-    consults_active: { max: Math.max(...loadSamples.map((s) => s.consults_active)), idle: idle?.s.consults_active },
-    spreekd_cpu_s_load: +(loadEnd.cpu_s - loadSamples[0].cpu_s).toFixed(1),
-    spreekd_runq_wait_s_load: +(loadEnd.runq_wait_s - loadSamples[0].runq_wait_s).toFixed(1),
-    load_s: loadEnd.t_s,
-    server_counters_during_load: Object.fromEntries(Object.keys(COUNTERS).concat('sig_errors_total').map((k) => [k, loadEnd[k] - loadSamples[0][k]])),
-    churn: drivers.churnSummary,
-    media: {
-      rounds: mediaRounds.length,
-      failed_rounds: drivers.mediaFailed,
-      consults: sum('consults'),
-      participants: sum('participants'),
-      packets_sent: sum('packets_sent'),
-      packets_expected: sum('packets_expected'),
-      packets_received: sum('packets_received'),
-      loss_pct: sum('packets_expected') ? +((100 * (sum('packets_expected') - sum('packets_received'))) / sum('packets_expected')).toFixed(4) : null,
-      forwarded_pps_mean_over_load: Math.round((loadEnd.rtp_forwarded_total - loadSamples[0].rtp_forwarded_total) / Math.max(1, loadEnd.t_s)),
-      forwarded_pps_mean_of_rounds: mediaRounds.length ? Math.round(mediaRounds.reduce((a, r) => a + (r?.forwarded_pps ?? 0), 0) / mediaRounds.length) : 0,
-      join_without_media: sum('join_without_media'),
-      signaling_errors: sum('signaling_errors'),
-      connections_lost: sum('connections_lost'),
-      media_failures: sum('media_failures'),
-      worker_runqueue_wait_s: +mediaRounds.reduce((a, r) => a + (r?.worker_runqueue_wait_s ?? []).reduce((x, y) => x + y, 0), 0).toFixed(1),
-      worker_cpu_s: +mediaRounds.reduce((a, r) => a + (r?.worker_cpu_s ?? []).reduce((x, y) => x + y, 0), 0).toFixed(1),
-    },
+    spreekd: { pid: server.pid, exit: server.exit },
+    checkpoints: { baseline: { rss_kb: base.rss_kb, live_heap_bytes: baseHeap, fds: baseFds, threads: base.threads }, a, b },
+    growth_pct: { rss_idle: rssGrowth, live_heap_idle: heapGrowth },
+    rss_kb: { fresh: fresh.rss_kb, baseline: base.rss_kb, idle_a: a?.rss_kb, idle_b: b?.rss_kb, max_under_load: max('rss_kb') },
+    under_load: { load1: underLoad('load1'), load2: underLoad('load2') },
+    fds: { fresh: fresh.fds, baseline: baseFds, max: max('fds'), idle_a: a?.fds, idle_b: b?.fds },
+    threads: { baseline: base.threads, max: max('threads'), idle_b: b?.threads },
+    max_under_load: Object.fromEntries(Object.keys(GAUGES).map((k) => [k, max(k)])),
+    spreekd_cpu_s_load: +(lastLoad.cpu_s - first.cpu_s).toFixed(1),
+    spreekd_runq_wait_s_load: +(lastLoad.runq_wait_s - first.runq_wait_s).toFixed(1),
+    load_s: loadS,
+    server_counters_during_load: counters,
+    requests_per_s_mean: +(counters.sig_messages_total / loadS).toFixed(1),
+    forwarded_pps_mean: Math.round(counters.rtp_forwarded_total / loadS),
+    churn: churnSummary([p1.churn, p2?.churn]),
+    media: { offered_forwarded_pps: opt.mediaConsults * 2 * opt.mediaPps, failed_rounds: drivers.mediaFailed, ...mediaSummary(rounds) },
     audit_verify: verify.stdout.trim(),
-    loadavg_1m: { min: Math.min(...loadSamples.map((s) => +s.loadavg_1m)), max: Math.max(...loadSamples.map((s) => +s.loadavg_1m)) },
+    loadavg_1m: { min: Math.min(...load.map((s) => +s.loadavg_1m)), median: load.map((s) => +s.loadavg_1m).sort((x, y) => x - y)[Math.floor(load.length / 2)], max: Math.max(...load.map((s) => +s.loadavg_1m)) },
     samples,
   };
   writeFileSync(join(opt.out, 'summary.json'), `${JSON.stringify(summary, null, 1)}\n`);
