@@ -7,6 +7,7 @@ import { renderRoster, initials } from './roster.js';
 import { renderFacts } from './facts.js';
 import { consultTitle, renderConsultList, updateTitle } from './consult_list.js';
 import { CallView, exposeHooks } from './call.js';
+import { ConsoleChat } from './chat/console_chat.js';
 
 const TOKEN_KEY = 'spk.console.token';
 const JOINED_KEY = 'spk.console.joined';
@@ -33,6 +34,7 @@ const state = {
   view: null, // CallView: audio and video of one joined consult
   openOnStart: null, // consult id from #consult=… (a specialist's link)
   pollTimer: 0,
+  chat: null, // ConsoleChat: consult chat, inbox, conversations (web/js/chat/)
 };
 
 // ---- storage -------------------------------------------------------------------------------
@@ -200,6 +202,7 @@ async function restore(client) {
     $('#new-patient').focus();
   }
   $('#signin-submit').disabled = false;
+  state.chat.attach(client, state.user).catch(() => {});
   await refreshList().catch((err) => i18n.setError($('#list-error'), err));
   for (const id of loadJoined()) {
     try {
@@ -249,6 +252,7 @@ function onSessionError(err) {
 
 function signOut() {
   stopCall({ tell: false });
+  state.chat.signOut();
   if (state.client) state.client.close();
   state.client = null;
   state.token = null;
@@ -477,8 +481,10 @@ function renderAll() {
 
 function renderDetail() {
   const e = current();
-  show($('#detail-empty'), !e);
-  show($('#detail'), !!e);
+  const chatView = state.chat && state.chat.viewing();
+  show($('#detail-empty'), !e && !chatView);
+  show($('#detail'), !!e && !chatView);
+  if (state.chat) state.chat.renderConsult(chatView ? null : e);
   if (!e) return;
   const c = e.consult;
   $('#detail-title').textContent = consultTitle(e);
@@ -674,6 +680,7 @@ function addFact(e, fact) {
 // ---- actions -------------------------------------------------------------------------------
 
 function select(id) {
+  state.chat.closeView();
   if (state.selected !== id) {
     state.denying = null;
     resetForms();
@@ -1060,6 +1067,20 @@ async function main() {
   await i18n.init();
   state.view = new CallView({ tiles: $('#tiles'), status: $('#call-status'), nameOf });
   exposeHooks(() => state.view);
+  state.chat = new ConsoleChat({
+    inbox: $('#chat-inbox'),
+    view: $('#chat-view'),
+    consult: $('#consult-chat'),
+    token: () => state.token,
+    // A conversation opened: the consult detail gives way (and comes back when it closes).
+    onView: (open) => {
+      if (open) {
+        state.selected = null;
+        stopPolling();
+      }
+      renderAll();
+    },
+  });
   bindCallControls();
   i18n.onLanguageChange(() => {
     if (state.user) renderAll();

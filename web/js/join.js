@@ -5,6 +5,7 @@ import * as media from './media.js';
 import { $, $$, h, show, announce } from './dom.js';
 import { renderRoster } from './roster.js';
 import { CallView, exposeHooks } from './call.js';
+import { PatientChat } from './chat/patient_chat.js';
 
 const SESSION_KEY = 'spk.join.session';
 const INVITE_KEY = 'spk.join.invite';
@@ -26,6 +27,7 @@ const state = {
   mediaEpoch: 0,
   client: null,
   lostConnection: false,
+  chat: null, // PatientChat: the consult's end-to-end encrypted chat
 };
 
 // ---- storage -------------------------------------------------------------------------------
@@ -353,7 +355,13 @@ async function restoreSession(client) {
   if (!s) return;
   await client.request('auth', { token: s.token });
   const res = await client.request('consult.join', { consult: s.consult });
+  attachChat(client);
   applyParticipant(res.participant, res.participants);
+}
+
+// The chat signs in on the same connection; it never holds up the consult.
+function attachChat(client) {
+  if (state.chat && state.session) state.chat.attach(client, state.session.consult).catch(() => {});
 }
 
 function onSessionError(err) {
@@ -472,6 +480,7 @@ async function onSubmit(ev) {
       invite: state.invite,
     });
     save(INVITE_KEY, null);
+    attachChat(state.client);
     i18n.setText($('#waiting-status'), 'join.waiting.status');
     applyParticipant(res.participant || { state: 'lobby' });
   } catch (err) {
@@ -524,6 +533,11 @@ async function main() {
   await i18n.init();
   state.view = new CallView({ tiles: $('#tiles'), status: $('#call-status'), nameOf });
   exposeHooks(() => state.view);
+  state.chat = new PatientChat({
+    root: $('#consult-chat'),
+    kind: 'consult',
+    token: () => (state.session ? state.session.token : null),
+  });
   // For tests of the relay's lobby gate: media set up while still in the waiting room.
   window.__spk.media.startInLobby = () =>
     state.client && state.session

@@ -1,0 +1,108 @@
+// Photos and files of the chat, encrypted in the browser (docs/chat-messages.md "Files").
+//
+// Each file gets a fresh AES-256-GCM key and a random 96-bit nonce; the server stores only the
+// ciphertext (uploaded over HTTP with the user's token, docs/protocol.md "Files") and the key
+// travels inside the MLS message that refers to the file. The SHA-256 of the ciphertext in the
+// message lets the receiver check that the server returned exactly what was uploaded.
+import { b64u, unb64u } from './util.js';
+
+export class FileError extends Error {
+  constructor(code, message) {
+    super(message || code);
+    this.name = 'FileError';
+    this.code = code;
+  }
+}
+
+export const MAX_PHOTO_BYTES = 10 * 1024 * 1024;
+
+async function sha256(bytes) {
+  return new Uint8Array(await crypto.subtle.digest('SHA-256', bytes));
+}
+
+// Encrypts bytes: { ciphertext, key, iv, sha256 } (the last three base64url).
+export async function encryptBytes(plain) {
+  const raw = crypto.getRandomValues(new Uint8Array(32));
+  const iv = crypto.getRandomValues(new Uint8Array(12));
+  const key = await crypto.subtle.importKey('raw', raw, 'AES-GCM', false, ['encrypt']);
+  const ct = new Uint8Array(await crypto.subtle.encrypt({ name: 'AES-GCM', iv }, key, plain));
+  const out = { ciphertext: ct, key: b64u(raw), iv: b64u(iv), sha256: b64u(await sha256(ct)) };
+  raw.fill(0);
+  return out;
+}
+
+// Checks and decrypts a ciphertext against the file description of a message.
+export async function decryptBytes(ct, file) {
+  const digest = b64u(await sha256(ct));
+  if (digest !== file.sha256) throw new FileError('file_altered', 'the file is not the one sent');
+  const raw = unb64u(file.key);
+  try {
+    const key = await crypto.subtle.importKey('raw', raw, 'AES-GCM', false, ['decrypt']);
+    return new Uint8Array(
+      await crypto.subtle.decrypt({ name: 'AES-GCM', iv: unb64u(file.iv) }, key, ct),
+    );
+  } catch {
+    throw new FileError('file_altered', 'the file does not decrypt');
+  } finally {
+    raw.fill(0);
+  }
+}
+
+// Uploads and downloads ciphertext over HTTP, with the bearer token of the signed-in user.
+export class FileStore {
+  constructor({ token, base = '' } = {}) {
+    this.token = token; // () => the current token
+    this.base = base;
+    this.cache = new Map(); // file id -> Promise<Blob> (decrypted, this page only)
+  }
+
+  #headers(extra = {}) {
+    const t = this.token();
+    return t ? { authorization: `Bearer ${t}`, ...extra } : extra;
+  }
+
+  // Encrypts and uploads a Blob (a photo) for a conversation. Returns the `file` object of a
+  // photo message.
+  async put(conversation, blob) {
+    if (!blob || !blob.size) throw new FileError('file_empty');
+    if (blob.size > MAX_PHOTO_BYTES) throw new FileError('file_too_large');
+    const plain = new Uint8Array(await blob.arrayBuffer());
+    const enc = await encryptBytes(plain);
+    plain.fill(0);
+    const res = await fetch(`${this.base}/files?conversation=${encodeURIComponent(conversation)}`, {
+      method: 'POST',
+      headers: this.#headers({ 'content-type': 'application/octet-stream' }),
+      body: enc.ciphertext,
+      credentials: 'omit',
+      cache: 'no-store',
+    });
+    const body = await res.json().catch(() => ({}));
+    if (!res.ok || !body || typeof body.id !== 'string') {
+      throw new FileError(body.code || `http_${res.status}`, body.message);
+    }
+    return { id: body.id, mime: blob.type, size: blob.size, key: enc.key, iv: enc.iv, sha256: enc.sha256 };
+  }
+
+  // Downloads, checks and decrypts the file of a message: a Blob of its type.
+  get(file) {
+    if (!this.cache.has(file.id)) {
+      const p = (async () => {
+        const res = await fetch(`${this.base}/files/${encodeURIComponent(file.id)}`, {
+          headers: this.#headers(),
+          credentials: 'omit',
+          cache: 'no-store',
+        });
+        if (!res.ok) {
+          const body = await res.json().catch(() => ({}));
+          throw new FileError(body.code || `http_${res.status}`, body.message);
+        }
+        const ct = new Uint8Array(await res.arrayBuffer());
+        const plain = await decryptBytes(ct, file);
+        return new Blob([plain], { type: file.mime });
+      })();
+      p.catch(() => this.cache.delete(file.id));
+      this.cache.set(file.id, p);
+    }
+    return this.cache.get(file.id);
+  }
+}
