@@ -143,6 +143,10 @@ static const cfg_opt_t g_opts[] = {
      "N", "refused sign-ins after which an address waits (30)"},
     {"chat-retention", "chat_retention_s", CFG_I64, OFF(chat_retention_s), 0, 60, 315360000, "S",
      "keep ciphertext not acknowledged by every device this long (2592000)"},
+    {"file-max-bytes", "file_max_bytes", CFG_SIZE, OFF(file_max_bytes), 0, 1024, 1073741824, "N",
+     "largest encrypted chat attachment (10485760)"},
+    {"file-quota-bytes", "file_quota_bytes", CFG_I64, OFF(file_quota_bytes), 0, 1024, 1099511627776,
+     "N", "attachments of one conversation together (1073741824)"},
     {"audit-witness", "audit_witness", CFG_STR, OFF(audit_witness), SZ(audit_witness), 0, 0, "DEST",
      "ship the audit head to syslog or a file/FIFO"},
     {"audit-witness-interval", "audit_witness_interval_ms", CFG_INT, OFF(audit_witness_interval_ms),
@@ -205,6 +209,8 @@ void spk_config_defaults(spk_config_t *c)
     c->auth_fail_throttle = 30;
     c->audit_witness_interval_ms = 1000;
     c->chat_retention_s = 30 * 86400;
+    c->file_max_bytes = 10 * 1024 * 1024;
+    c->file_quota_bytes = 1024LL * 1024 * 1024;
     c->audit_verify_interval_s = 3600;
 }
 

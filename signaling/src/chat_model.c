@@ -173,6 +173,10 @@ void sig_chat_tick(spk_sig_t *s, int64_t now)
     if (rc == 0) {
         rc = spk_store_chat_kp_expire(s->store, now, &kps);
     }
+    int64_t files = 0;
+    if (rc == 0) {
+        rc = sig_files_expire(s, now, &files);
+    }
     if (rc == 0) {
         rc = spk_store_commit(s->store, NULL);
     } else {
@@ -180,9 +184,11 @@ void sig_chat_tick(spk_sig_t *s, int64_t now)
     }
     if (rc != 0) {
         spk_warn(0, "chat: store maintenance failed: %s", spk_strerror(rc));
-    } else if (trimmed + expired + kps > 0) {
-        spk_info(0, "chat: deleted %lld acknowledged and %lld expired entries, %lld KeyPackages",
-                 (long long)trimmed, (long long)expired, (long long)kps);
+    } else if (trimmed + expired + kps + files > 0) {
+        spk_info(0,
+                 "chat: deleted %lld acknowledged and %lld expired entries, %lld KeyPackages, "
+                 "%lld files",
+                 (long long)trimmed, (long long)expired, (long long)kps, (long long)files);
     }
 }
 

@@ -37,6 +37,7 @@ int spk_sig_new(spk_sig_t **out, const spk_config_t *cfg, spk_store_t *store,
     spk_map_init(&s->tok_conns);
     spk_map_init(&s->auth_fail);
     spk_map_init(&s->chats);
+    spk_map_init(&s->tickets);
     s->access_gen = 1;
     int rc = sig_issuers_init(s);
     if (rc != 0) {
@@ -74,6 +75,7 @@ void spk_sig_free(spk_sig_t *s)
     sig_auth_fail_free(s);
     sig_held_free(s);
     sig_chat_free_all(s);
+    sig_files_free(s);
     sig_consults_free(s);
     sig_media_free_all(s);
     free(s);
@@ -429,6 +431,7 @@ void spk_sig_tick(spk_sig_t *s, uint64_t now_ms)
     sig_access_tick(s, now);
     sig_auth_fail_tick(s, now);
     sig_chat_tick(s, now);
+    sig_files_tick(s, now_ms);
     sig_consults_sweep(s);
     s->cur_ticket = 0;
 }
@@ -507,7 +510,8 @@ size_t spk_sig_metrics(spk_sig_t *s, char *buf, size_t cap)
     static const char *const mnames[SIG_M_COUNT] = {
         "spk_consults_created_total", "spk_invites_redeemed_total", "spk_lobby_admitted_total",
         "spk_auth_ok_total",          "spk_auth_failed_total",      "spk_auth_timeouts_total",
-        "spk_sig_events_total",       "spk_media_endpoints_total",  "spk_media_failed_total"};
+        "spk_sig_events_total",       "spk_media_endpoints_total",  "spk_media_failed_total",
+        "spk_file_uploads_total",     "spk_file_downloads_total",   "spk_file_refused_total"};
     for (int i = 0; i < SIG_M_COUNT; i++) {
         o = append(buf, cap, o, "# TYPE %s counter\n%s %llu\n", mnames[i], mnames[i],
                    (unsigned long long)s->m[i]);

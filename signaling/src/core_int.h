@@ -12,7 +12,7 @@
 /* Consults one connection can be joined to at once. */
 #define SPK_SIG_MAX_JOINED 16
 /* Actions in the role x action matrix (policy.c asserts the table has exactly this many). */
-#define SIG_N_ACTIONS 44
+#define SIG_N_ACTIONS 46
 /* Relay counters kept per endpoint for /metrics. */
 #define SIG_EP_STATS 10
 
@@ -49,6 +49,7 @@ typedef struct {
     char delegation_used[SPK_ID_LEN]; /* last delegation audited as used on this connection */
     sig_out_t *out_head, *out_tail;   /* held messages, in order */
     struct ds_conn *chat; /* the device this connection is, once declared (chat_model.c) */
+    int n_tickets;        /* file transfers handed out and not yet used (h_files.c) */
     size_t out_bytes;     /* ... and their size */
 } sig_conn_t;
 
@@ -85,6 +86,9 @@ enum {
     SIG_M_EVENTS,
     SIG_M_MEDIA_ENDPOINTS,
     SIG_M_MEDIA_FAILED,
+    SIG_M_FILE_UPLOADS,
+    SIG_M_FILE_DOWNLOADS,
+    SIG_M_FILE_REFUSED,
     SIG_M_COUNT
 };
 
@@ -128,6 +132,7 @@ struct spk_sig {
     spk_map_t chats;       /* conversation id -> ds_conv_t* (loaded on use) */
     uint64_t access_gen;   /* bumped by every change that can change who may be in a group */
     int64_t chat_maint_at; /* last store maintenance (unix seconds) */
+    spk_map_t tickets;     /* file transfer ticket -> sig_ticket_t* (h_files.c) */
 };
 
 /* One request being handled. */
@@ -323,6 +328,13 @@ int sig_h_mls_kp_claim(sig_req_t *r);
 int sig_h_mls_group_create(sig_req_t *r);
 int sig_h_mls_commit(sig_req_t *r);
 int sig_h_mls_proposal(sig_req_t *r);
+int sig_h_chat_file_upload(sig_req_t *r);
+int sig_h_chat_file_download(sig_req_t *r);
+
+/* h_files.c: transfer tickets run out; attachments past their conversation's retention go. */
+void sig_files_tick(spk_sig_t *s, uint64_t now_ms);
+int sig_files_expire(spk_sig_t *s, int64_t now, int64_t *n);
+void sig_files_free(spk_sig_t *s);
 
 /* chat_model.c: the delivery service's state kept with the core. */
 void sig_chat_conn_free(spk_sig_t *s, sig_conn_t *c);

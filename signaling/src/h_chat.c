@@ -207,8 +207,8 @@ int sig_h_chat_list(sig_req_t *r)
     /* Staff see a practice's conversations (to be added to one): their own practice, or for a
      * remote GP the practice they name (with a delegation). Everyone sees their own. */
     const char *practice = NULL;
-    int rc = sig_is_staff(w->role) ? sig_get_str(r, "practice", false, SPK_SUB_LEN - 1, &practice)
-                                   : 0;
+    int rc =
+        sig_is_staff(w->role) ? sig_get_str(r, "practice", false, SPK_SUB_LEN - 1, &practice) : 0;
     if (rc == 0 && practice == NULL && w->role != SPK_ROLE_REMOTE_GP && sig_is_staff(w->role)) {
         practice = w->practice;
     }

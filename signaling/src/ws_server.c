@@ -226,6 +226,7 @@ void spk_ws_server_io(spk_ws_server_t *ws, spk_sig_io_t *io)
     io->send_cb = io_send;
     io->close_cb = io_close;
     io->queued_cb = io_queued;
+    io->file_delete_cb = ws_files_delete;
 }
 
 /* ---- connection life cycle ---- */
@@ -749,6 +750,9 @@ int spk_ws_server_listen(spk_ws_server_t *ws, char *why, size_t why_len)
         return SPK_ECONFIG;
     }
     int rc = ws_limits_init(ws, why, why_len);
+    if (rc == 0) {
+        rc = ws_files_init(ws, why, why_len);
+    }
     if (rc != 0) {
         return rc;
     }

@@ -61,11 +61,20 @@ typedef struct spk_ws_conn {
     bool ping_out;        /* a ping is unanswered */
 } spk_ws_conn_t;
 
+typedef struct ws_file_job ws_file_job_t;
+
 /* Per-HTTP-request state (protocol "http"). */
 typedef struct {
-    char *body; /* LWS_PRE headroom before the payload */
+    char *body; /* response: LWS_PRE headroom before the payload */
     size_t body_len;
-    bool refuse_after_body; /* not a GET: answer 405 once the request body is read */
+    bool close_after; /* close the connection once the response is written */
+    /* an upload in progress (ws_files.c) */
+    bool uploading;
+    int fd;              /* the ".part" file the body goes to; valid while uploading */
+    uint64_t got;        /* body bytes so far */
+    int upload_err;      /* != 0: refuse at the body's end (bytes are discarded) */
+    spk_sig_file_t xfer; /* what the ticket allowed */
+    ws_file_job_t *job;  /* the upload being made durable (NULL when none) */
 } spk_ws_http_t;
 
 struct spk_ws_server {
@@ -77,6 +86,7 @@ struct spk_ws_server {
     int port;
     char web_root[4096]; /* realpath of cfg->web_root */
     char csp[768];
+    char files_dir[600]; /* <data_dir>/files: encrypted chat attachments */
 
     uint64_t next_id;
     spk_ws_conn_t *conns; /* every tracked WebSocket connection */
@@ -124,6 +134,28 @@ void ws_limits_request(spk_ws_server_t *srv, struct lws *wsi);
 unsigned int ws_limits_upgrade(spk_ws_server_t *srv, struct lws *wsi, const char **why);
 /* The client's address as text: the peer, or behind a trusted proxy the forwarded one. */
 void ws_client_address(spk_ws_server_t *srv, struct lws *wsi, char *buf, size_t cap);
+
+/* ---- ws_server_http.c: helpers for the other HTTP handlers ---- */
+
+/* Security headers on a response built in [*p, end). */
+int ws_http_security_headers(spk_ws_server_t *srv, struct lws *wsi, bool html, unsigned char **p,
+                             unsigned char *end);
+/* Answers with status and a text body (no-store); the body is written from HTTP_WRITEABLE. */
+int ws_http_respond_text(spk_ws_server_t *srv, struct lws *wsi, spk_ws_http_t *h,
+                         unsigned int status, const char *ctype, const char *text);
+
+/* ---- ws_files.c: /files/<id>, encrypted chat attachments (docs/protocol.md §5.10) ---- */
+
+/* Creates the directory. 0 or SPK_EIO with why. */
+int ws_files_init(spk_ws_server_t *srv, char *why, size_t why_len);
+/* A request for /files/...: GET downloads, PUT uploads (its body follows). */
+int ws_files_request(spk_ws_server_t *srv, struct lws *wsi, spk_ws_http_t *h, const char *uri);
+int ws_files_body(spk_ws_server_t *srv, spk_ws_http_t *h, const void *in, size_t len);
+int ws_files_body_done(spk_ws_server_t *srv, struct lws *wsi, spk_ws_http_t *h);
+/* The request's connection is gone: an unfinished upload is discarded. */
+void ws_files_closed(spk_ws_server_t *srv, spk_ws_http_t *h);
+/* io callback: deletes a file's bytes. */
+void ws_files_delete(void *ud, const char *file);
 
 /* protocols[0] callback: HTTP requests and upgrade confirmation. */
 int spk_ws_http_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,

@@ -55,8 +55,8 @@ static const char *mime_for(const char *path)
 }
 
 /* Security headers, raw "name: value\r\n" lines for lws_serve_http_file, or added to p. */
-static int add_security_headers(spk_ws_server_t *srv, struct lws *wsi, bool html, unsigned char **p,
-                                unsigned char *end)
+int ws_http_security_headers(spk_ws_server_t *srv, struct lws *wsi, bool html, unsigned char **p,
+                             unsigned char *end)
 {
     struct {
         const char *name, *value;
@@ -91,7 +91,7 @@ static int respond(spk_ws_server_t *srv, struct lws *wsi, spk_ws_http_t *h, unsi
     unsigned char buf[LWS_PRE + 2048];
     unsigned char *start = buf + LWS_PRE, *p = start, *end = buf + sizeof(buf) - 1;
     if (lws_add_http_common_headers(wsi, status, ctype, (lws_filepos_t)len, &p, end) ||
-        add_security_headers(srv, wsi, false, &p, end) ||
+        ws_http_security_headers(srv, wsi, false, &p, end) ||
         lws_add_http_header_by_name(wsi, (const unsigned char *)"cache-control:",
                                     (const unsigned char *)"no-store", 8, &p, end) ||
         lws_finalize_write_http_header(wsi, start, &p, end)) {
@@ -105,8 +105,8 @@ static int respond(spk_ws_server_t *srv, struct lws *wsi, spk_ws_http_t *h, unsi
     return 0;
 }
 
-static int respond_text(spk_ws_server_t *srv, struct lws *wsi, spk_ws_http_t *h,
-                        unsigned int status, const char *ctype, const char *text)
+int ws_http_respond_text(spk_ws_server_t *srv, struct lws *wsi, spk_ws_http_t *h,
+                         unsigned int status, const char *ctype, const char *text)
 {
     size_t len = strlen(text);
     char *body = malloc(LWS_PRE + len + 1);
@@ -126,7 +126,7 @@ static int http_writeable(struct lws *wsi, spk_ws_http_t *h)
     size_t len = h->body_len;
     free(h->body);
     h->body = NULL;
-    if (n < 0 || (size_t)n < len) {
+    if (n < 0 || (size_t)n < len || h->close_after) {
         return -1;
     }
     if (lws_http_transaction_completed(wsi)) {
@@ -246,7 +246,7 @@ static int serve_file(spk_ws_server_t *srv, struct lws *wsi, spk_ws_http_t *h, c
 {
     if (!path_is_safe(path)) {
         spk_info(0, "http: refused path");
-        return respond_text(srv, wsi, h, 404, "text/plain; charset=utf-8", "not found\n");
+        return ws_http_respond_text(srv, wsi, h, 404, "text/plain; charset=utf-8", "not found\n");
     }
     char full[8192];
     char real[4096];
@@ -255,7 +255,7 @@ static int serve_file(spk_ws_server_t *srv, struct lws *wsi, spk_ws_http_t *h, c
     size_t root_len = strlen(srv->web_root);
     if (!realpath(full, real) || strncmp(real, srv->web_root, root_len) != 0 ||
         real[root_len] != '/' || stat(real, &st) != 0 || !S_ISREG(st.st_mode)) {
-        return respond_text(srv, wsi, h, 404, "text/plain; charset=utf-8", "not found\n");
+        return ws_http_respond_text(srv, wsi, h, 404, "text/plain; charset=utf-8", "not found\n");
     }
     const char *mime = mime_for(real);
     if (!mime) {
@@ -264,7 +264,7 @@ static int serve_file(spk_ws_server_t *srv, struct lws *wsi, spk_ws_http_t *h, c
     bool html = strncmp(mime, "text/html", 9) == 0;
     unsigned char hdrs[1024];
     unsigned char *p = hdrs, *end = hdrs + sizeof(hdrs) - 1;
-    if (add_security_headers(srv, wsi, html, &p, end)) {
+    if (ws_http_security_headers(srv, wsi, html, &p, end)) {
         return -1;
     }
     *p = '\0'; /* lws_serve_http_file searches other_headers as a C string */
@@ -277,21 +277,27 @@ static int serve_file(spk_ws_server_t *srv, struct lws *wsi, spk_ws_http_t *h, c
 
 static int on_http(spk_ws_server_t *srv, struct lws *wsi, spk_ws_http_t *h, const char *uri)
 {
+    if (strncmp(uri, "/files/", 7) == 0) {
+        return ws_files_request(srv, wsi, h, uri);
+    }
     if (lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) <= 0) {
-        return respond_text(srv, wsi, h, 405, "text/plain; charset=utf-8", "method not allowed\n");
+        return ws_http_respond_text(srv, wsi, h, 405, "text/plain; charset=utf-8",
+                                    "method not allowed\n");
     }
     if (strcmp(uri, "/healthz") == 0) {
         if (srv->draining) {
-            return respond_text(srv, wsi, h, 503, "application/json", "{\"status\":\"draining\"}");
+            return ws_http_respond_text(srv, wsi, h, 503, "application/json",
+                                        "{\"status\":\"draining\"}");
         }
-        return respond_text(srv, wsi, h, 200, "application/json", "{\"status\":\"ok\"}");
+        return ws_http_respond_text(srv, wsi, h, 200, "application/json", "{\"status\":\"ok\"}");
     }
     if (strcmp(uri, "/metrics") == 0) {
         return serve_metrics(srv, wsi, h);
     }
     if (strcmp(uri, SPK_WS_PATH) == 0) {
-        return respond_text(srv, wsi, h, 426, "text/plain; charset=utf-8",
-                            "WebSocket upgrade with subprotocol " SPK_WS_SUBPROTOCOL " expected\n");
+        return ws_http_respond_text(srv, wsi, h, 426, "text/plain; charset=utf-8",
+                                    "WebSocket upgrade with subprotocol " SPK_WS_SUBPROTOCOL
+                                    " expected\n");
     }
     if (strcmp(uri, "/join") == 0 || strcmp(uri, "/join/") == 0) {
         return serve_file(srv, wsi, h, "/join.html");
@@ -339,7 +345,7 @@ static int refuse_upgrade(spk_ws_server_t *srv, struct lws *wsi, unsigned int st
     bool later = status == 429 || status == 503;
     if (lws_add_http_common_headers(wsi, status, "text/plain; charset=utf-8", (lws_filepos_t)len,
                                     &p, end) ||
-        add_security_headers(srv, wsi, false, &p, end) ||
+        ws_http_security_headers(srv, wsi, false, &p, end) ||
         lws_add_http_header_by_name(wsi, (const unsigned char *)"cache-control:",
                                     (const unsigned char *)"no-store", 8, &p, end) ||
         (later && lws_add_http_header_by_name(wsi, (const unsigned char *)"retry-after:",
@@ -405,14 +411,9 @@ int spk_ws_http_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user
         ws_limits_request(srv, wsi);
         return on_http(srv, wsi, h, in ? (const char *)in : "/");
     case LWS_CALLBACK_HTTP_BODY:
-        return 0; /* discarded */
+        return h && h->uploading ? ws_files_body(srv, h, in, len) : 0;
     case LWS_CALLBACK_HTTP_BODY_COMPLETION:
-        if (h && h->refuse_after_body) {
-            h->refuse_after_body = false;
-            return respond_text(srv, wsi, h, 405, "text/plain; charset=utf-8",
-                                "method not allowed\n");
-        }
-        return 0;
+        return h && h->uploading ? ws_files_body_done(srv, wsi, h) : 0;
     case LWS_CALLBACK_HTTP_WRITEABLE:
         if (h) {
             return http_writeable(wsi, h);
@@ -423,6 +424,7 @@ int spk_ws_http_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user
         if (h) {
             free(h->body);
             h->body = NULL;
+            ws_files_closed(srv, h);
         }
         return lws_callback_http_dummy(wsi, reason, user, in, len);
     case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:

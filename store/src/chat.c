@@ -39,9 +39,8 @@ static int col_blob(sqlite3_stmt *s, int col, spk_store_blob_t *out)
     return 0;
 }
 
-/* Binds texts to parameters 1..n and runs one write statement. */
-static int write_texts(spk_store_t *st, st_stmt_id_t id, const char *sql, const st_in_t *t,
-                       size_t n, const int64_t *ints, size_t n_ints, const char *what)
+int st_write_texts(spk_store_t *st, st_stmt_id_t id, const char *sql, const st_in_t *t, size_t n,
+                   const int64_t *ints, size_t n_ints, const char *what)
 {
     sqlite3_stmt *s = NULL;
     int rc = st_acquire(st, id, sql, &s);
@@ -89,11 +88,11 @@ int spk_store_chat_conv_insert(spk_store_t *st, const spk_chat_conv_rec_t *c)
         ST_IN(c->id),      ST_IN(c->kind),  ST_IN(c->practice),       ST_IN(c->patient),
         ST_IN(c->consult), ST_IN(c->title), ST_IN(c->created_by_iss), ST_IN(c->created_by)};
     const int64_t ints[] = {c->created_at, c->closed_at, c->retention_s, (int64_t)c->epoch};
-    return write_texts(st, ST_CHAT_CONV_INSERT,
-                       "INSERT INTO chat_conversations (id, kind, practice, patient, consult,"
-                       " title, created_by_iss, created_by, created_at, closed_at, retention_s,"
-                       " epoch) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-                       t, 8, ints, 4, "conversation insert");
+    return st_write_texts(st, ST_CHAT_CONV_INSERT,
+                          "INSERT INTO chat_conversations (id, kind, practice, patient, consult,"
+                          " title, created_by_iss, created_by, created_at, closed_at, retention_s,"
+                          " epoch) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                          t, 8, ints, 4, "conversation insert");
 }
 
 int spk_store_chat_conv_get(spk_store_t *st, const char *id, spk_chat_conv_rec_t *out)
@@ -148,10 +147,10 @@ int spk_store_chat_conv_close(spk_store_t *st, const char *id, int64_t at)
     }
     const st_in_t t[] = {{id, SPK_ID_LEN}};
     const int64_t ints[] = {at};
-    return write_texts(st, ST_CHAT_CONV_CLOSE,
-                       "UPDATE chat_conversations SET closed_at = ?2 WHERE id = ?1"
-                       " AND closed_at = 0",
-                       t, 1, ints, 1, "conversation close");
+    return st_write_texts(st, ST_CHAT_CONV_CLOSE,
+                          "UPDATE chat_conversations SET closed_at = ?2 WHERE id = ?1"
+                          " AND closed_at = 0",
+                          t, 1, ints, 1, "conversation close");
 }
 
 int spk_store_chat_group_put(spk_store_t *st, const char *id, uint64_t epoch,
@@ -294,13 +293,13 @@ int spk_store_chat_member_put(spk_store_t *st, const spk_chat_member_rec_t *m)
     const st_in_t t[] = {ST_IN(m->conversation), ST_IN(m->iss),  ST_IN(m->sub),
                          ST_IN(m->name),         ST_IN(m->role), ST_IN(m->added_by)};
     const int64_t ints[] = {m->added_at, m->removed_at};
-    return write_texts(st, ST_CHAT_MEMBER_PUT,
-                       "INSERT INTO chat_members (" MEMBER_COLS ") VALUES (?1, ?2, ?3, ?4, ?5,"
-                       " ?6, ?7, ?8) ON CONFLICT (conversation, iss, sub) DO UPDATE SET"
-                       " name = excluded.name, role = excluded.role,"
-                       " added_by = excluded.added_by, added_at = excluded.added_at,"
-                       " removed_at = excluded.removed_at",
-                       t, 6, ints, 2, "member put");
+    return st_write_texts(st, ST_CHAT_MEMBER_PUT,
+                          "INSERT INTO chat_members (" MEMBER_COLS ") VALUES (?1, ?2, ?3, ?4, ?5,"
+                          " ?6, ?7, ?8) ON CONFLICT (conversation, iss, sub) DO UPDATE SET"
+                          " name = excluded.name, role = excluded.role,"
+                          " added_by = excluded.added_by, added_at = excluded.added_at,"
+                          " removed_at = excluded.removed_at",
+                          t, 6, ints, 2, "member put");
 }
 
 int spk_store_chat_member_get(spk_store_t *st, const char *conversation, const char *iss,
@@ -385,11 +384,11 @@ int spk_store_chat_device_touch(spk_store_t *st, const char *iss, const char *su
     }
     const st_in_t t[] = {{iss, SPK_SUB_LEN}, {sub, SPK_SUB_LEN}, {device, SPK_CHAT_DEVICE_LEN}};
     const int64_t ints[] = {now};
-    return write_texts(st, ST_CHAT_DEVICE_TOUCH,
-                       "INSERT INTO chat_devices (iss, sub, device, created_at, last_seen)"
-                       " VALUES (?1, ?2, ?3, ?4, ?4) ON CONFLICT (iss, sub, device) DO UPDATE"
-                       " SET last_seen = excluded.last_seen",
-                       t, 3, ints, 1, "device touch");
+    return st_write_texts(st, ST_CHAT_DEVICE_TOUCH,
+                          "INSERT INTO chat_devices (iss, sub, device, created_at, last_seen)"
+                          " VALUES (?1, ?2, ?3, ?4, ?4) ON CONFLICT (iss, sub, device) DO UPDATE"
+                          " SET last_seen = excluded.last_seen",
+                          t, 3, ints, 1, "device touch");
 }
 
 typedef struct {
@@ -441,10 +440,10 @@ int spk_store_chat_kp_put(spk_store_t *st, const uint8_t ref[32], const char *is
     const st_in_t t[] = {{iss, SPK_SUB_LEN}, {sub, SPK_SUB_LEN}, {device, SPK_CHAT_DEVICE_LEN}};
     int rc = 0;
     if (last_resort) {
-        rc = write_texts(st, ST_CHAT_KP_DROP_LR,
-                         "DELETE FROM chat_keypackages WHERE iss = ?1 AND sub = ?2 AND"
-                         " device = ?3 AND last_resort = 1",
-                         t, 3, NULL, 0, "key package replace");
+        rc = st_write_texts(st, ST_CHAT_KP_DROP_LR,
+                            "DELETE FROM chat_keypackages WHERE iss = ?1 AND sub = ?2 AND"
+                            " device = ?3 AND last_resort = 1",
+                            t, 3, NULL, 0, "key package replace");
     }
     sqlite3_stmt *s = NULL;
     if (rc == 0) {
@@ -580,8 +579,8 @@ int spk_store_chat_kp_expire(spk_store_t *st, int64_t now, int64_t *n)
     }
     const int64_t ints[] = {now};
     int rc =
-        write_texts(st, ST_CHAT_KP_EXPIRE, "DELETE FROM chat_keypackages WHERE not_after <= ?1",
-                    NULL, 0, ints, 1, "key package expire");
+        st_write_texts(st, ST_CHAT_KP_EXPIRE, "DELETE FROM chat_keypackages WHERE not_after <= ?1",
+                       NULL, 0, ints, 1, "key package expire");
     if (n != NULL) {
         *n = rc == 0 ? sqlite3_changes(st->db) : 0;
     }
@@ -745,9 +744,9 @@ int spk_store_chat_log_trim(spk_store_t *st, const char *conversation, int64_t u
     }
     const st_in_t t[] = {{conversation, SPK_ID_LEN}};
     const int64_t ints[] = {upto};
-    int rc = write_texts(st, ST_CHAT_LOG_TRIM,
-                         "DELETE FROM chat_log WHERE conversation = ?1 AND seq <= ?2", t, 1, ints,
-                         1, "log trim");
+    int rc = st_write_texts(st, ST_CHAT_LOG_TRIM,
+                            "DELETE FROM chat_log WHERE conversation = ?1 AND seq <= ?2", t, 1,
+                            ints, 1, "log trim");
     if (n != NULL) {
         *n = rc == 0 ? sqlite3_changes(st->db) : 0;
     }
@@ -759,11 +758,11 @@ int spk_store_chat_log_trim_acked(spk_store_t *st, int64_t *n)
     if (st == NULL) {
         return SPK_EINVAL;
     }
-    int rc = write_texts(st, ST_CHAT_LOG_TRIM_ACKED,
-                         "DELETE FROM chat_log WHERE seq <= (SELECT min(acked) FROM chat_cursors"
-                         " WHERE chat_cursors.conversation = chat_log.conversation AND"
-                         " active = 1)",
-                         NULL, 0, NULL, 0, "log trim acknowledged");
+    int rc = st_write_texts(st, ST_CHAT_LOG_TRIM_ACKED,
+                            "DELETE FROM chat_log WHERE seq <= (SELECT min(acked) FROM chat_cursors"
+                            " WHERE chat_cursors.conversation = chat_log.conversation AND"
+                            " active = 1)",
+                            NULL, 0, NULL, 0, "log trim acknowledged");
     if (n != NULL) {
         *n = rc == 0 ? sqlite3_changes(st->db) : 0;
     }
@@ -776,8 +775,8 @@ int spk_store_chat_log_expire(spk_store_t *st, int64_t before_ms, int64_t *n)
         return SPK_EINVAL;
     }
     const int64_t ints[] = {before_ms};
-    int rc = write_texts(st, ST_CHAT_LOG_EXPIRE, "DELETE FROM chat_log WHERE at_ms < ?1", NULL, 0,
-                         ints, 1, "log expire");
+    int rc = st_write_texts(st, ST_CHAT_LOG_EXPIRE, "DELETE FROM chat_log WHERE at_ms < ?1", NULL,
+                            0, ints, 1, "log expire");
     if (n != NULL) {
         *n = rc == 0 ? sqlite3_changes(st->db) : 0;
     }
@@ -807,12 +806,12 @@ int spk_store_chat_cursor_put(spk_store_t *st, const spk_chat_cursor_t *c)
     }
     const st_in_t t[] = {ST_IN(c->conversation), ST_IN(c->iss), ST_IN(c->sub), ST_IN(c->device)};
     const int64_t ints[] = {c->from_seq, c->acked, c->active ? 1 : 0};
-    return write_texts(st, ST_CHAT_CURSOR_PUT,
-                       "INSERT INTO chat_cursors (" CURSOR_COLS ") VALUES (?1, ?2, ?3, ?4, ?5,"
-                       " ?6, ?7) ON CONFLICT (conversation, iss, sub, device) DO UPDATE SET"
-                       " from_seq = excluded.from_seq, acked = excluded.acked,"
-                       " active = excluded.active",
-                       t, 4, ints, 3, "cursor put");
+    return st_write_texts(st, ST_CHAT_CURSOR_PUT,
+                          "INSERT INTO chat_cursors (" CURSOR_COLS ") VALUES (?1, ?2, ?3, ?4, ?5,"
+                          " ?6, ?7) ON CONFLICT (conversation, iss, sub, device) DO UPDATE SET"
+                          " from_seq = excluded.from_seq, acked = excluded.acked,"
+                          " active = excluded.active",
+                          t, 4, ints, 3, "cursor put");
 }
 
 int spk_store_chat_cursor_get(spk_store_t *st, const char *conversation, const char *iss,

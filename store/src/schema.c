@@ -116,7 +116,12 @@ static const char *const migrate_2_3 =
     " conversation TEXT NOT NULL, iss TEXT NOT NULL, sub TEXT NOT NULL, device TEXT NOT NULL,"
     " from_seq INTEGER NOT NULL, acked INTEGER NOT NULL, active INTEGER NOT NULL,"
     " PRIMARY KEY (conversation, iss, sub, device));"
-    "CREATE INDEX chat_cursors_device ON chat_cursors(iss, sub, device, active);";
+    "CREATE INDEX chat_cursors_device ON chat_cursors(iss, sub, device, active);"
+    "CREATE TABLE chat_files ("
+    " id TEXT PRIMARY KEY NOT NULL, conversation TEXT NOT NULL, size INTEGER NOT NULL,"
+    " uploader_iss TEXT NOT NULL, uploader TEXT NOT NULL, device TEXT NOT NULL,"
+    " created_at INTEGER NOT NULL);"
+    "CREATE INDEX chat_files_conv ON chat_files(conversation, created_at);";
 
 static int user_version(spk_store_t *st, int *out)
 {

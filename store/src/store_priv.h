@@ -69,6 +69,11 @@ typedef enum {
     ST_CHAT_CURSOR_GET,
     ST_CHAT_CURSOR_EACH,
     ST_CHAT_CURSOR_OF_DEVICE,
+    ST_CHAT_FILE_INSERT,
+    ST_CHAT_FILE_GET,
+    ST_CHAT_FILE_EXPIRED,
+    ST_CHAT_FILE_DELETE,
+    ST_CHAT_FILE_BYTES,
     ST_BEGIN,
     ST_COMMIT,
     ST_ROLLBACK,
@@ -155,6 +160,10 @@ int st_one(sqlite3 *db, sqlite3_stmt *s, int (*row)(sqlite3_stmt *s, void *out),
            const char *what);
 /* Steps a write statement to completion. */
 int st_step_write(spk_store_t *st, sqlite3_stmt *s, const char *what);
+
+/* Binds texts to parameters 1..n and ints to n+1.., and runs one write statement. */
+int st_write_texts(spk_store_t *st, st_stmt_id_t id, const char *sql, const st_in_t *t, size_t n,
+                   const int64_t *ints, size_t n_ints, const char *what);
 
 /* Runs a one-shot SQL statement on db. */
 int st_exec_db(sqlite3 *db, const char *sql);

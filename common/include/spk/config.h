@@ -60,6 +60,8 @@ typedef struct {
 
     /* chat (the MLS delivery service) */
     int64_t chat_retention_s; /* ciphertext not acknowledged by every device is kept this long */
+    size_t file_max_bytes;    /* largest encrypted attachment (10485760) */
+    int64_t file_quota_bytes; /* attachments of one conversation together (1073741824) */
 
     /* audit */
     char audit_witness[512];       /* "" | "syslog" | a file or FIFO the audit head goes to */

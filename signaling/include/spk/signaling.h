@@ -30,6 +30,8 @@ typedef struct {
      * send_queue_bytes, so that a burst of them does not overflow a client that reads; the
      * transport calls spk_sig_conn_writable when its queue has emptied. */
     size_t (*queued_cb)(void *ud, uint64_t conn);
+    /* Optional: deletes the stored bytes of chat attachment `file` (its retention ran out). */
+    void (*file_delete_cb)(void *ud, const char *file);
 } spk_sig_io_t;
 
 /* WebSocket close codes used by the core (docs/protocol.md). */
@@ -68,6 +70,26 @@ void spk_sig_durable(spk_sig_t *s, bool failed);
 /* Starts draining: every connection is told "server.shutdown"; new messages get
  * SPK_ESHUTDOWN. */
 void spk_sig_shutdown(spk_sig_t *s);
+/* Encrypted chat attachments (docs/protocol.md §5.10). The transport moves the bytes; the core
+ * decides. A ticket from chat.file.upload / chat.file.download allows one HTTP request for one
+ * file within a minute; it is bound to the connection that asked for it. */
+#define SPK_FILE_TICKET_LEN 48 /* 43 base64url characters and a NUL */
+typedef enum { SPK_SIG_FILE_PUT = 1, SPK_SIG_FILE_GET = 2 } spk_sig_file_op_t;
+typedef struct {
+    spk_sig_file_op_t op;
+    char file[48];         /* the file id: [A-Za-z0-9_-], safe as a file name */
+    char conversation[48]; /* its conversation */
+    int64_t size;          /* exact number of bytes (PUT: what must arrive) */
+    uint64_t conn;         /* the connection the ticket was handed to */
+} spk_sig_file_t;
+/* At the start of a request: uses up the ticket for `file` and decides again whether the
+ * connection that asked may move it. 0 and *out; SPK_EUNAUTH (unknown, used, expired ticket or
+ * the session is gone), SPK_EFORBIDDEN / SPK_ESTATE (the access ended; audited). */
+int spk_sig_file_begin(spk_sig_t *s, spk_sig_file_op_t op, const char *file, const char *ticket,
+                       spk_sig_file_t *out);
+/* At the end of an upload, before its bytes become visible: the same decision again. */
+int spk_sig_file_recheck(spk_sig_t *s, const spk_sig_file_t *f);
+
 /* Appends Prometheus text-format metrics of the core to buf; returns bytes written. */
 size_t spk_sig_metrics(spk_sig_t *s, char *buf, size_t cap);
 

@@ -57,11 +57,11 @@ typedef struct {
      * stop acknowledging (spreekd exits). */
     void (*durable_cb)(void *ud, bool failed);
     void *ud;
-    int flush_delay_us;          /* wait this long after a commit for others to join (0) */
-    int full_verify_interval_s;  /* re-walk the whole audit chain this often (3600; 0 = never) */
-    const char *witness;         /* "" = none, "syslog", or a file/FIFO path: the audit head is
-                                  * appended there (one line per change, see docs/audit.md) */
-    int witness_interval_ms;     /* at most one witness line per interval (1000) */
+    int flush_delay_us;         /* wait this long after a commit for others to join (0) */
+    int full_verify_interval_s; /* re-walk the whole audit chain this often (3600; 0 = never) */
+    const char *witness;        /* "" = none, "syslog", or a file/FIFO path: the audit head is
+                                 * appended there (one line per change, see docs/audit.md) */
+    int witness_interval_ms;    /* at most one witness line per interval (1000) */
 } spk_store_sync_opts_t;
 
 /* Starts the sync thread (commits are then flushed in groups, see above). */
@@ -125,7 +125,7 @@ int spk_store_participant_each(spk_store_t *st, const char *consult, spk_store_p
 /* ---- invites (single use, expiring, revocable, bound to one consult) ---- */
 #define SPK_INVITE_ID_LEN 17 /* 16 hex characters + NUL */
 typedef struct {
-    uint8_t code_hash[32]; /* SHA-256 of the invite code; the code itself is never stored */
+    uint8_t code_hash[32];      /* SHA-256 of the invite code; the code itself is never stored */
     char id[SPK_INVITE_ID_LEN]; /* public handle: hex of the first 8 bytes of code_hash */
     char consult[SPK_ID_LEN];
     char created_by[SPK_SUB_LEN];
@@ -160,7 +160,7 @@ int spk_store_invite_each(spk_store_t *st, const char *consult, spk_store_invite
 typedef struct {
     char id[SPK_ID_LEN];
     char practice[SPK_SUB_LEN];
-    char grantee[SPK_SUB_LEN]; /* remote_gp sub */
+    char grantee[SPK_SUB_LEN];     /* remote_gp sub */
     char grantee_iss[SPK_SUB_LEN]; /* ... and its issuer */
     char granted_by[SPK_SUB_LEN];
     int64_t created_at, valid_from, valid_until, revoked_at; /* revoked_at 0 if not revoked */
@@ -172,9 +172,8 @@ int spk_store_delegation_get(spk_store_t *st, const char *id, spk_delegation_rec
 int spk_store_delegation_revoke(spk_store_t *st, const char *id, int64_t at);
 /* An active delegation (valid_from <= now < valid_until, not revoked) for (grantee_iss, grantee)
  * at practice; the one that lasts longest when there are several. SPK_ENOTFOUND if none. */
-int spk_store_delegation_find_active(spk_store_t *st, const char *practice,
-                                     const char *grantee_iss, const char *grantee, int64_t now,
-                                     spk_delegation_rec_t *out);
+int spk_store_delegation_find_active(spk_store_t *st, const char *practice, const char *grantee_iss,
+                                     const char *grantee, int64_t now, spk_delegation_rec_t *out);
 typedef int (*spk_store_delegation_cb)(void *ud, const spk_delegation_rec_t *d);
 int spk_store_delegation_each(spk_store_t *st, const char *practice, spk_store_delegation_cb cb,
                               void *ud);
@@ -186,7 +185,7 @@ typedef struct {
     char kind[32];             /* "identity_check" | "speak_freely" | "consent" | "specialist" */
     char subject[SPK_SUB_LEN]; /* participant id, consent scope, or specialist sub */
     char subject_iss[SPK_SUB_LEN]; /* the specialist's issuer; "" for other kinds */
-    char value[SPK_SUB_LEN];   /* e.g. "verified:id_document", "yes", "given:verbal" */
+    char value[SPK_SUB_LEN];       /* e.g. "verified:id_document", "yes", "given:verbal" */
     char recorded_by[SPK_SUB_LEN];
     int64_t at;
 } spk_fact_rec_t;
@@ -205,10 +204,10 @@ int spk_store_fact_each(spk_store_t *st, const char *consult, spk_store_fact_cb 
  * external witness (spk_store_sync_opts_t.witness), so that deleting or rewriting entries is
  * detected. docs/audit.md has the threat model. */
 typedef struct {
-    int64_t seq;      /* assigned by append, from 1 */
-    int64_t ts_ms;    /* unix milliseconds */
-    char event[48];   /* e.g. "consult.create" (docs/audit.md lists them) */
-    char outcome[32]; /* "success" or the error's wire code ("forbidden", ...) */
+    int64_t seq;              /* assigned by append, from 1 */
+    int64_t ts_ms;            /* unix milliseconds */
+    char event[48];           /* e.g. "consult.create" (docs/audit.md lists them) */
+    char outcome[32];         /* "success" or the error's wire code ("forbidden", ...) */
     char user[SPK_SUB_LEN];   /* user id (sub); for patients their participant id */
     char issuer[SPK_SUB_LEN]; /* issuer of the user id */
     char name[SPK_SUB_LEN];   /* professional's display name; never a patient's name */

@@ -166,4 +166,24 @@ int spk_store_chat_cursor_each(spk_store_t *st, const char *conversation,
 int spk_store_chat_cursor_each_of_device(spk_store_t *st, const char *iss, const char *sub,
                                          const char *device, spk_store_chat_cursor_cb cb, void *ud);
 
+/* ---- files: encrypted attachments (the bytes live on disk, docs/chat.md "Files") ---- */
+typedef struct {
+    char id[SPK_ID_LEN];
+    char conversation[SPK_ID_LEN];
+    int64_t size; /* bytes, as declared when the upload was granted */
+    char uploader_iss[SPK_SUB_LEN], uploader[SPK_SUB_LEN];
+    char device[SPK_CHAT_DEVICE_LEN];
+    int64_t created_at;
+} spk_chat_file_rec_t;
+
+int spk_store_chat_file_insert(spk_store_t *st, const spk_chat_file_rec_t *f); /* SPK_EEXIST */
+int spk_store_chat_file_get(spk_store_t *st, const char *id, spk_chat_file_rec_t *out);
+/* Total declared bytes of a conversation's files. */
+int spk_store_chat_file_bytes(spk_store_t *st, const char *conversation, int64_t *out);
+typedef int (*spk_store_chat_file_cb)(void *ud, const char *id);
+/* Files whose conversation's retention has run out at `now` (seconds), at most limit. */
+int spk_store_chat_file_each_expired(spk_store_t *st, int64_t now, int64_t limit,
+                                     spk_store_chat_file_cb cb, void *ud);
+int spk_store_chat_file_delete(spk_store_t *st, const char *id);
+
 #endif

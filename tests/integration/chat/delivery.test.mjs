@@ -3,31 +3,16 @@
 // nothing new, and two Commits of one epoch race: one wins, the other re-bases.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { boot, consultWithPatient } from '../signaling/fixture.mjs';
-import { ChatDevice, loadMls } from './lib.mjs';
+import { boot } from '../signaling/fixture.mjs';
+import { ChatDevice, consultChat, loadMls } from './lib.mjs';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const mls = await loadMls();
 
-async function consultChat(env) {
-  const gpc = await env.as(env.users.gp);
-  const { consult, patient, participant, sessionToken } = await consultWithPatient(env, gpc);
-  await gpc.ok('lobby.admit', { consult: consult.id, participant: participant.id });
-  const { conversation } = await gpc.ok('chat.create', { kind: 'consult', consult: consult.id });
-  const gp = await ChatDevice.open(gpc, mls, 'gp-laptop');
-  await gp.sync();
-  const pt = await ChatDevice.open(patient, mls, 'patient-phone');
-  await pt.sync();
-  await gp.createGroup(conversation.id);
-  await gp.addUser(conversation.id, { sub: participant.id }, 'patient', 'Sanne');
-  await pt.until(() => pt.groups.has(conversation.id));
-  return { gpc, gp, pt, patient, consult, participant, sessionToken, conv: conversation.id };
-}
-
 test('a consult chat: messages both ways, in order, once each', async () => {
   const env = await boot();
   try {
-    const { gp, pt, conv } = await consultChat(env);
+    const { gp, pt, conv } = await consultChat(env, mls);
     for (let i = 0; i < 20; i++) {
       assert.equal((await gp.send(conv, `gp ${i}`)).type, 'ok');
       assert.equal((await pt.send(conv, `pt ${i}`)).type, 'ok');
@@ -49,7 +34,7 @@ test('a consult chat: messages both ways, in order, once each', async () => {
 test('an offline device receives what it missed, in order, after reconnecting', async () => {
   const env = await boot();
   try {
-    const { gp, pt, conv, participant, sessionToken } = await consultChat(env);
+    const { gp, pt, conv, participant, sessionToken } = await consultChat(env, mls);
     // The patient's second device (a laptop) joins too.
     const laptopConn = await env.connect();
     await laptopConn.ok('auth', { token: sessionToken });
@@ -80,7 +65,7 @@ test('an offline device receives what it missed, in order, after reconnecting', 
 test('sent back to the lobby: nothing new reaches the patient; the next Commit must remove them', async () => {
   const env = await boot();
   try {
-    const { gpc, gp, pt, consult, participant, conv } = await consultChat(env);
+    const { gpc, gp, pt, consult, participant, conv } = await consultChat(env, mls);
     await gp.send(conv, 'voor');
     await pt.until(() => pt.texts(conv).includes('voor'));
     await gpc.ok('lobby.send_back', { consult: consult.id, participant: participant.id });
@@ -105,7 +90,7 @@ test('sent back to the lobby: nothing new reaches the patient; the next Commit m
 test('two Commits for one epoch: the first valid wins, the other re-bases and succeeds', async () => {
   const env = await boot();
   try {
-    const { gpc, gp, pt, conv, consult } = await consultChat(env);
+    const { gpc, gp, pt, conv, consult } = await consultChat(env, mls);
     // A second GP device joins, then both GP devices commit at once.
     const second = await env.as(env.users.gp);
     const gp2 = await ChatDevice.open(second, mls, 'gp-desktop');

@@ -9,6 +9,7 @@
 //   await d.send(conv, 'hallo');
 //   await other.until(() => other.texts(conv).includes('hallo'));
 import { loadMls } from '../../../web/mls/spk_mls.js';
+import { consultWithPatient } from '../signaling/fixture.mjs';
 
 export { loadMls };
 
@@ -188,4 +189,20 @@ export class ChatDevice {
     for (const g of this.groups.values()) g.free();
     this.groups.clear();
   }
+}
+
+// A consult with an admitted patient and its chat: the GP's and the patient's devices in the group.
+export async function consultChat(env, mls) {
+  const gpc = await env.as(env.users.gp);
+  const { consult, patient, participant, sessionToken } = await consultWithPatient(env, gpc);
+  await gpc.ok('lobby.admit', { consult: consult.id, participant: participant.id });
+  const { conversation } = await gpc.ok('chat.create', { kind: 'consult', consult: consult.id });
+  const gp = await ChatDevice.open(gpc, mls, 'gp-laptop');
+  await gp.sync();
+  const pt = await ChatDevice.open(patient, mls, 'patient-phone');
+  await pt.sync();
+  await gp.createGroup(conversation.id);
+  await gp.addUser(conversation.id, { sub: participant.id }, 'patient', 'Sanne');
+  await pt.until(() => pt.groups.has(conversation.id));
+  return { gpc, gp, pt, patient, consult, participant, sessionToken, conv: conversation.id };
 }

@@ -1,0 +1,147 @@
+/* Unit tests for the delivery service's tables (spk/store_chat.h): conversations and the file
+ * records of encrypted attachments, with their quota sums and retention. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "spk/error.h"
+#include "spk/store.h"
+#include "spk/store_chat.h"
+
+typedef struct {
+    char dir[256];
+    spk_store_t *st;
+} fixture_t;
+
+static int setup(void **state)
+{
+    fixture_t *f = calloc(1, sizeof(*f));
+    assert_non_null(f);
+    snprintf(f->dir, sizeof(f->dir), "/tmp/spk_store_chat_XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    assert_int_equal(spk_store_open(&f->st, f->dir), 0);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture_t *f = *state;
+    spk_store_close(f->st);
+    char cmd[320];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
+    assert_int_equal(system(cmd), 0);
+    free(f);
+    return 0;
+}
+
+static void conv(spk_store_t *st, const char *id, int64_t created, int64_t retention)
+{
+    spk_chat_conv_rec_t c;
+    memset(&c, 0, sizeof(c));
+    snprintf(c.id, sizeof(c.id), "%s", id);
+    snprintf(c.kind, sizeof(c.kind), "care_team");
+    snprintf(c.practice, sizeof(c.practice), "praktijk-a");
+    snprintf(c.patient, sizeof(c.patient), "pseudo-1");
+    c.created_at = created;
+    c.retention_s = retention;
+    assert_int_equal(spk_store_chat_conv_insert(st, &c), 0);
+}
+
+static void file(spk_store_t *st, const char *id, const char *conversation, int64_t size,
+                 int64_t at)
+{
+    spk_chat_file_rec_t r;
+    memset(&r, 0, sizeof(r));
+    snprintf(r.id, sizeof(r.id), "%s", id);
+    snprintf(r.conversation, sizeof(r.conversation), "%s", conversation);
+    snprintf(r.uploader_iss, sizeof(r.uploader_iss), "iss");
+    snprintf(r.uploader, sizeof(r.uploader), "gp-1");
+    snprintf(r.device, sizeof(r.device), "laptop");
+    r.size = size;
+    r.created_at = at;
+    assert_int_equal(spk_store_chat_file_insert(st, &r), 0);
+}
+
+typedef struct {
+    char ids[8][SPK_ID_LEN];
+    int n;
+} ids_t;
+
+static int collect(void *ud, const char *id)
+{
+    ids_t *l = ud;
+    snprintf(l->ids[l->n++], SPK_ID_LEN, "%s", id);
+    return 0;
+}
+
+static void test_files(void **state)
+{
+    fixture_t *f = *state;
+    conv(f->st, "m_short", 1000, 100);
+    conv(f->st, "m_long", 1000, 100000);
+    file(f->st, "f_a", "m_short", 10, 1000);
+    file(f->st, "f_b", "m_short", 20, 1050);
+    file(f->st, "f_c", "m_long", 40, 1000);
+
+    spk_chat_file_rec_t r;
+    assert_int_equal(spk_store_chat_file_get(f->st, "f_b", &r), 0);
+    assert_string_equal(r.conversation, "m_short");
+    assert_string_equal(r.uploader, "gp-1");
+    assert_string_equal(r.device, "laptop");
+    assert_int_equal(r.size, 20);
+    assert_int_equal(r.created_at, 1050);
+    assert_int_equal(spk_store_chat_file_get(f->st, "f_none", &r), SPK_ENOTFOUND);
+
+    spk_chat_file_rec_t dup;
+    memset(&dup, 0, sizeof(dup));
+    snprintf(dup.id, sizeof(dup.id), "f_a");
+    snprintf(dup.conversation, sizeof(dup.conversation), "m_long");
+    assert_int_equal(spk_store_chat_file_insert(f->st, &dup), SPK_EEXIST);
+
+    int64_t bytes = -1;
+    assert_int_equal(spk_store_chat_file_bytes(f->st, "m_short", &bytes), 0);
+    assert_int_equal(bytes, 30);
+    assert_int_equal(spk_store_chat_file_bytes(f->st, "m_none", &bytes), 0);
+    assert_int_equal(bytes, 0);
+
+    /* Retention is the conversation's: at 1099 nothing, at 1100 f_a, at 1150 f_a and f_b. */
+    ids_t l = {0};
+    assert_int_equal(spk_store_chat_file_each_expired(f->st, 1099, 10, collect, &l), 0);
+    assert_int_equal(l.n, 0);
+    assert_int_equal(spk_store_chat_file_each_expired(f->st, 1100, 10, collect, &l), 0);
+    assert_int_equal(l.n, 1);
+    assert_string_equal(l.ids[0], "f_a");
+    memset(&l, 0, sizeof(l));
+    assert_int_equal(spk_store_chat_file_each_expired(f->st, 1150, 1, collect, &l), 0);
+    assert_int_equal(l.n, 1); /* the limit holds */
+    memset(&l, 0, sizeof(l));
+    assert_int_equal(spk_store_chat_file_each_expired(f->st, 1150, 10, collect, &l), 0);
+    assert_int_equal(l.n, 2);
+    assert_string_equal(l.ids[1], "f_b");
+
+    assert_int_equal(spk_store_chat_file_delete(f->st, "f_a"), 0);
+    assert_int_equal(spk_store_chat_file_get(f->st, "f_a", &r), SPK_ENOTFOUND);
+    assert_int_equal(spk_store_chat_file_bytes(f->st, "m_short", &bytes), 0);
+    assert_int_equal(bytes, 20);
+
+    /* Bad arguments. */
+    assert_int_equal(spk_store_chat_file_insert(NULL, &r), SPK_EINVAL);
+    assert_int_equal(spk_store_chat_file_each_expired(f->st, 0, 0, collect, &l), SPK_EINVAL);
+    assert_int_equal(spk_store_chat_file_get(f->st, NULL, &r), SPK_EINVAL);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_files, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
