@@ -304,9 +304,10 @@ function isRemote() {
 }
 
 // A specialist sees only the consults they were invited to and joins them; no lists, invites,
-// lobby or checks.
+// lobby or checks. A partner (pharmacy, district nursing, ...) has no consults at all, only the
+// care-team conversations of the chat.
 function isSpecialist() {
-  return !!state.user && state.user.role === 'specialist';
+  return !!state.user && (state.user.role === 'specialist' || state.user.role === 'partner');
 }
 
 // The practice field of consult.list / consult.create: a remote GP names the practice.
@@ -471,6 +472,7 @@ function renderUser() {
     show($(id).closest('section'), staff);
   }
   show($('#list-refresh'), staff);
+  show($('#list-title').closest('section'), state.user.role !== 'partner');
   document.body.classList.toggle('role-specialist', !staff);
 }
 
@@ -1071,7 +1073,6 @@ async function main() {
     inbox: $('#chat-inbox'),
     view: $('#chat-view'),
     consult: $('#consult-chat'),
-    token: () => state.token,
     // A conversation opened: the consult detail gives way (and comes back when it closes).
     onView: (open) => {
       if (open) {

@@ -161,7 +161,6 @@ async function main() {
   state.chat = new PatientChat({
     root: $('#econsult-chat'),
     kind: 'econsult',
-    token: () => (state.session ? state.session.token : null),
     titleKey: 'econsult.chatTitle',
     queue: true,
   });

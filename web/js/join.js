@@ -536,7 +536,6 @@ async function main() {
   state.chat = new PatientChat({
     root: $('#consult-chat'),
     kind: 'consult',
-    token: () => (state.session ? state.session.token : null),
   });
   // For tests of the relay's lobby gate: media set up while still in the waiting room.
   window.__spk.media.startInLobby = () =>

@@ -15,6 +15,9 @@ const STAFF = ['gp', 'assistant', 'remote_gp'];
 const VIEW_RECONCILE_MS = 4000;
 const BACKGROUND_MS = 20000;
 const LIST_MS = 30000;
+// While a member who may be in a conversation has no device in its group (their device has not
+// uploaded KeyPackages yet), look again after these delays; the background round takes over.
+const RETRY_MS = [700, 1500, 3000, 5000, 8000, 13000];
 const KIND_ROLES = {
   care_team: ['partner', 'gp', 'assistant', 'remote_gp', 'patient'],
   specialist_question: ['specialist', 'gp', 'assistant', 'remote_gp'],
@@ -25,11 +28,11 @@ const KIND_ROLES = {
 const isStaff = (user) => !!user && STAFF.includes(user.role);
 
 export class ConsoleChat {
-  constructor({ inbox, view, consult, token, onView }) {
+  constructor({ inbox, view, consult, onView }) {
     this.roots = { inbox, view, consult };
     this.onView = onView;
     this.engine = new ChatEngine();
-    this.files = new FileStore({ token });
+    this.files = new FileStore({ request: (type, fields) => this.engine.request(type, fields) });
     this.members = new Membership(this.engine);
     this.user = null;
     this.client = null;
@@ -40,9 +43,11 @@ export class ConsoleChat {
     this.unread = new Map();
     this.timers = [];
     this.entry = null; // the consult entry shown in the detail
+    this.retries = new Map(); // conversation -> { attempt, timer, opts }
     this.#buildInbox();
     this.#buildConsultCard();
     this.#buildView();
+    this.engine.prepare().catch(() => {});
     this.engine.on('message', (ev) => this.#onMessage(ev));
     this.engine.on('conversation', (ev) => this.#onConversation(ev));
     i18n.onLanguageChange(() => {
@@ -90,6 +95,8 @@ export class ConsoleChat {
   #stopTimers() {
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
+    for (const r of this.retries.values()) clearTimeout(r.timer);
+    this.retries.clear();
   }
 
   #request(type, fields) {
@@ -250,7 +257,7 @@ export class ConsoleChat {
       files: this.files,
       nameOf: (who, conv) => this.nameOf(conv, who),
     });
-    this.consultError = h('p', { class: 'notice notice-error', role: 'alert', hidden: true });
+    this.consultError = h('p', { class: 'notice notice-error', role: 'alert', hidden: true, dataset: { testid: 'consult-chat-error' } });
     this.econsultBtn = h('button', {
       type: 'button',
       class: 'btn btn-secondary btn-small',
@@ -281,7 +288,7 @@ export class ConsoleChat {
     show(root, !!e && staff);
     if (!e || !staff) return;
     const judge = this.user.role === 'gp' || this.user.role === 'remote_gp';
-    show(this.questionBtn, judge && activeSpecialists(e).length > 0);
+    show(this.questionBtn, judge);
     show(this.consultPanelRoot, e.joined);
     const id = this.consultChats.get(e.consult.id);
     if (id) {
@@ -301,7 +308,7 @@ export class ConsoleChat {
         const id = r.conversation.id;
         this.consultChats.set(cid, id);
         if (this.entry && this.entry.consult.id === cid) this.consultPanel.show(id);
-        await this.members.reconcile(id, { wanted: admittedPatients(e.participants) });
+        await this.#sync(id, { wanted: admittedPatients(e.participants) });
         return id;
       })();
       p.catch(() => this.creating.delete(cid));
@@ -314,13 +321,18 @@ export class ConsoleChat {
   #onRoster(consult, participants) {
     const id = this.consultChats.get(consult);
     if (!id || !isStaff(this.user)) return;
-    this.members.reconcile(id, { wanted: admittedPatients(participants) }).catch(() => {});
+    this.#sync(id, { wanted: admittedPatients(participants) }).catch(() => {});
   }
 
   async #startFromConsult(kind) {
     const e = this.entry;
     if (!e) return;
     i18n.setError(this.consultError, null);
+    if (kind === 'specialist_question' && !activeSpecialists(e).length) {
+      i18n.setText(this.consultError, 'chat.question.needSpecialist');
+      show(this.consultError, true);
+      return;
+    }
     try {
       const fields = { kind, consult: e.consult.id };
       if (e.consult.title) fields.title = e.consult.title;
@@ -622,9 +634,26 @@ export class ConsoleChat {
     const meta = c.meta || (await this.engine.refresh(id)).meta;
     if (meta.kind === 'consult') {
       // The consult's chat follows the roster (roster events); here only devices.
-      return this.members.reconcile(id);
+      return this.#sync(id, {});
     }
-    return this.members.reconcile(id, { wanted: await this.#wanted(meta).catch(() => []) });
+    return this.#sync(id, { wanted: await this.#wanted(meta).catch(() => []) });
+  }
+
+  // Reconciles, and looks again soon while a member has no device in the group.
+  async #sync(id, opts) {
+    const prev = this.retries.get(id);
+    if (prev) clearTimeout(prev.timer);
+    const r = await this.members.reconcile(id, opts);
+    if (!r.waiting) {
+      this.retries.delete(id);
+      return r;
+    }
+    const attempt = prev && prev.opts === opts ? prev.attempt : 0;
+    if (attempt < RETRY_MS.length) {
+      const timer = setTimeout(() => this.#sync(id, opts).catch(() => {}), RETRY_MS[attempt]);
+      this.retries.set(id, { attempt: attempt + 1, timer, opts });
+    }
+    return r;
   }
 
   #reconcileView() {

@@ -91,6 +91,7 @@ export class ChatEngine {
     this.identity = null; // credential identity (string)
     this.dk = null; // prefix of this identity's records
     this.attached = false;
+    this.stats = { stale: 0, skipped: 0, entries: 0 }; // re-based operations, entries seen again
   }
 
   // ---- events ----
@@ -125,6 +126,11 @@ export class ChatEngine {
 
   get mls() {
     return this.#mls;
+  }
+
+  // Loads the MLS module and opens the store ahead of the first attach (optional).
+  prepare() {
+    return this.#init();
   }
 
   #init() {
@@ -191,7 +197,8 @@ export class ChatEngine {
     this.dk = null;
   }
 
-  #request(type, fields) {
+  // A request on the chat's connection (files: tickets are bound to it).
+  request(type, fields) {
     if (!this.client) return Promise.reject(new ChatError('connection_lost'));
     return this.client.request(type, fields);
   }
@@ -226,10 +233,25 @@ export class ChatEngine {
   // Refreshes the conversation object (members, devices) from the service.
   async refresh(id) {
     const c = await this.conversation(id);
-    const r = await this.#request('chat.get', { conversation: id });
+    let r;
+    try {
+      r = await this.request('chat.get', { conversation: id });
+    } catch (err) {
+      if (err.code === 'forbidden') this.#ended(c);
+      throw err;
+    }
     c.meta = r.conversation;
+    if (!c.allowed && this.inGroup(id)) c.allowed = true;
     this.#emit('conversation', { conversation: id });
     return c;
+  }
+
+  // This user may no longer be in the conversation (removed, or the access it rests on ended):
+  // the service sends nothing more of it. Learnt from a refused request or chat.sync.
+  #ended(c) {
+    if (!c.allowed) return;
+    c.allowed = false;
+    this.#emit('conversation', { conversation: c.id });
   }
 
   async #loadKnown() {
@@ -319,12 +341,13 @@ export class ChatEngine {
   // chat.sync for all conversations (or one), then again while the service has more.
   async sync(only) {
     for (let round = 0; round < 50; round++) {
-      const r = await this.#request('chat.sync', only ? { conversation: only } : {});
+      const r = await this.request('chat.sync', only ? { conversation: only } : {});
       let more = false;
       for (const s of r.conversations || []) {
         const c = await this.conversation(s.conversation);
-        if (c.allowed !== s.allowed) {
-          c.allowed = s.allowed;
+        if (!s.allowed) this.#ended(c);
+        else if (!c.allowed) {
+          c.allowed = true;
           this.#emit('conversation', { conversation: c.id });
         }
         if (s.more) more = true;
@@ -340,9 +363,11 @@ export class ChatEngine {
     if (!m || typeof m.conversation !== 'string' || !Number.isInteger(m.seq)) return;
     const c = await this.conversation(m.conversation);
     if (m.seq <= c.handled) {
+      this.stats.skipped++;
       this.#ackLater(c, m.seq); // handled before: acknowledge again, never twice to the user
       return;
     }
+    this.stats.entries++;
     let item = null;
     let changed = false;
     try {
@@ -445,7 +470,7 @@ export class ChatEngine {
     this.#acks.clear();
     await Promise.all(
       acks.map(([conversation, seq]) =>
-        this.#request('chat.ack', { conversation, seq }).catch(() => {
+        this.request('chat.ack', { conversation, seq }).catch(() => {
           /* the entry comes again after a reconnect and is acknowledged then */
         }),
       ),
@@ -483,14 +508,14 @@ export class ChatEngine {
 
   async #doReplenish() {
     if (!this.client || !this.dk) return;
-    const st = await this.#request('mls.key_packages.status', {});
+    const st = await this.request('mls.key_packages.status', {});
     const fields = {};
     const want = st.one_time < KP_LOW ? KP_TARGET - st.one_time : 0;
     if (want > 0) fields.key_packages = await this.#newKeyPackages(want, false);
     if (!st.last_resort) fields.last_resort = (await this.#newKeyPackages(1, true))[0];
     if (!fields.key_packages && !fields.last_resort) return;
     if (!fields.key_packages) fields.key_packages = [];
-    await this.#request('mls.key_packages.upload', fields);
+    await this.request('mls.key_packages.upload', fields);
     await this.#pruneSecrets();
   }
 
@@ -527,7 +552,7 @@ export class ChatEngine {
     const c = await this.conversation(id);
     return this.#queue.run(async () => {
       if (c.group && !c.group.freed) return true;
-      const r = await this.#request('chat.get', { conversation: id });
+      const r = await this.request('chat.get', { conversation: id });
       c.meta = r.conversation;
       if (c.meta.group) return false; // someone else made it: a member adds this device
       const { keyPackage, secret } = this.#mls.keyPackageCreate(this.identity);
@@ -539,7 +564,7 @@ export class ChatEngine {
         keyPackage.fill(0);
       }
       try {
-        await this.#request('mls.group.create', { conversation: id, group_info: b64u(g.groupInfo()) });
+        await this.request('mls.group.create', { conversation: id, group_info: b64u(g.groupInfo()) });
       } catch (err) {
         g.free();
         if (err.code === 'bad_state') return false; // made at the same moment by another device
@@ -553,9 +578,10 @@ export class ChatEngine {
     });
   }
 
-  // Commits what plan(group, conv) returns ({ add: [KeyPackage bytes], remove: [leaf] }, or null
-  // for nothing), re-basing on mls_stale_epoch: plan runs again on the group after the winning
-  // Commit. Resolves with the service's answer, or null when there was nothing to commit.
+  // Commits what plan(group, conv) returns ({ add: [KeyPackage bytes], remove: [leaf], update,
+  // proposals }, or null for nothing), re-basing on mls_stale_epoch: plan runs again on the
+  // group after the winning Commit. Resolves with the service's answer, or null when there was
+  // nothing to commit.
   async commit(id, plan) {
     const c = await this.conversation(id);
     for (let attempt = 0; ; attempt++) {
@@ -564,18 +590,21 @@ export class ChatEngine {
         const p = plan(c.group, c);
         const empty = !p || (!(p.add && p.add.length) && !(p.remove && p.remove.length));
         // A Commit with nothing of its own still covers the proposals received (a member's
-        // own Remove, to leave).
-        if (!p || (empty && !(p.proposals && c.proposals > 0))) return { done: null };
+        // own Remove, to leave); `update` asks for one anyway (new keys for this member).
+        if (!p || (empty && !p.update && !(p.proposals && c.proposals > 0))) return { done: null };
         const epoch = c.group.epoch;
         const { commit, welcome } = c.group.commit({ add: p.add || [], remove: p.remove || [] });
         const fields = { conversation: id, commit: b64u(commit) };
         if (welcome) fields.welcome = b64u(welcome);
         let r;
         try {
-          r = await this.#request('mls.commit', fields);
+          r = await this.request('mls.commit', fields);
         } catch (err) {
           c.group.commitDiscard();
-          if (err.code === 'mls_stale_epoch' && attempt < RETRIES) return { stale: epoch };
+          if (err.code === 'mls_stale_epoch' && attempt < RETRIES) {
+            this.stats.stale++;
+            return { stale: epoch };
+          }
           throw err;
         }
         c.group.commitMerge();
@@ -630,10 +659,19 @@ export class ChatEngine {
         await this.#saveState(c);
         let r;
         try {
-          r = await this.#request('chat.send', { conversation: c.id, message: b64u(ct) });
+          r = await this.request('chat.send', { conversation: c.id, message: b64u(ct) });
         } catch (err) {
-          if (err.code === 'mls_stale_epoch' && attempt < RETRIES) return { stale: epoch };
+          if (err.code === 'mls_stale_epoch' && attempt < RETRIES) {
+            this.stats.stale++;
+            return { stale: epoch };
+          }
           if (err.code === 'connection_lost' || err.code === 'timeout') return { done: item };
+          if (err.code === 'forbidden') this.#ended(c);
+          // Refused for good: the message stays in the history as not sent.
+          const failed = { ...item, pending: false, failed: err.code || 'internal' };
+          await this.#storeItem(c, failed).catch(() => {});
+          Object.assign(item, failed);
+          this.#emit('message', { conversation: c.id, item, replaced: true });
           throw err;
         }
         const sent = { ...item, key: `h|${this.dk}|${c.id}|${seqKey(r.seq)}`, seq: r.seq, pending: false };
@@ -667,7 +705,7 @@ export class ChatEngine {
     const c = await this.conversation(id);
     return this.#queue.run(async () => {
       if (!c.group || c.group.freed) return null;
-      return this.#request('mls.proposal', { conversation: id, proposal: b64u(c.group.leave()) });
+      return this.request('mls.proposal', { conversation: id, proposal: b64u(c.group.leave()) });
     });
   }
 

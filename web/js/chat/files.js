@@ -1,7 +1,7 @@
 // Photos and files of the chat, encrypted in the browser (docs/chat-messages.md "Files").
 //
 // Each file gets a fresh AES-256-GCM key and a random 96-bit nonce; the server stores only the
-// ciphertext (uploaded over HTTP with the user's token, docs/protocol.md "Files") and the key
+// ciphertext (docs/protocol.md §5.10: a ticket over the WebSocket, then HTTP) and the key
 // travels inside the MLS message that refers to the file. The SHA-256 of the ciphertext in the
 // message lets the receiver check that the server returned exactly what was uploaded.
 import { b64u, unb64u } from './util.js';
@@ -48,17 +48,29 @@ export async function decryptBytes(ct, file) {
   }
 }
 
-// Uploads and downloads ciphertext over HTTP, with the bearer token of the signed-in user.
+// Uploads and downloads ciphertext (docs/protocol.md §5.10): a ticket from the signaling
+// connection (chat.file.upload / chat.file.download), then one HTTP request with it.
 export class FileStore {
-  constructor({ token, base = '' } = {}) {
-    this.token = token; // () => the current token
+  constructor({ request, base = '' } = {}) {
+    this.request = request; // (type, fields) => Promise of the answer, on the chat's connection
     this.base = base;
     this.cache = new Map(); // file id -> Promise<Blob> (decrypted, this page only)
   }
 
-  #headers(extra = {}) {
-    const t = this.token();
-    return t ? { authorization: `Bearer ${t}`, ...extra } : extra;
+  async #transfer(type, fields, init) {
+    const t = await this.request(type, fields);
+    const res = await fetch(`${this.base}${t.path}`, {
+      ...init,
+      headers: { authorization: `Bearer ${t.ticket}`, ...(init.headers || {}) },
+      credentials: 'omit',
+      cache: 'no-store',
+      redirect: 'error',
+    });
+    if (!res.ok) {
+      const body = await res.json().catch(() => ({}));
+      throw new FileError(body.code || `http_${res.status}`, body.message);
+    }
+    return { t, res };
   }
 
   // Encrypts and uploads a Blob (a photo) for a conversation. Returns the `file` object of a
@@ -69,33 +81,23 @@ export class FileStore {
     const plain = new Uint8Array(await blob.arrayBuffer());
     const enc = await encryptBytes(plain);
     plain.fill(0);
-    const res = await fetch(`${this.base}/files?conversation=${encodeURIComponent(conversation)}`, {
-      method: 'POST',
-      headers: this.#headers({ 'content-type': 'application/octet-stream' }),
-      body: enc.ciphertext,
-      credentials: 'omit',
-      cache: 'no-store',
-    });
-    const body = await res.json().catch(() => ({}));
-    if (!res.ok || !body || typeof body.id !== 'string') {
-      throw new FileError(body.code || `http_${res.status}`, body.message);
-    }
-    return { id: body.id, mime: blob.type, size: blob.size, key: enc.key, iv: enc.iv, sha256: enc.sha256 };
+    const { t } = await this.#transfer(
+      'chat.file.upload',
+      { conversation, size: enc.ciphertext.length },
+      { method: 'PUT', headers: { 'content-type': 'application/octet-stream' }, body: enc.ciphertext },
+    );
+    return { id: t.file, mime: blob.type, size: blob.size, key: enc.key, iv: enc.iv, sha256: enc.sha256 };
   }
 
   // Downloads, checks and decrypts the file of a message: a Blob of its type.
-  get(file) {
+  get(conversation, file) {
     if (!this.cache.has(file.id)) {
       const p = (async () => {
-        const res = await fetch(`${this.base}/files/${encodeURIComponent(file.id)}`, {
-          headers: this.#headers(),
-          credentials: 'omit',
-          cache: 'no-store',
-        });
-        if (!res.ok) {
-          const body = await res.json().catch(() => ({}));
-          throw new FileError(body.code || `http_${res.status}`, body.message);
-        }
+        const { res } = await this.#transfer(
+          'chat.file.download',
+          { conversation, file: file.id },
+          { method: 'GET' },
+        );
         const ct = new Uint8Array(await res.arrayBuffer());
         const plain = await decryptBytes(ct, file);
         return new Blob([plain], { type: file.mime });

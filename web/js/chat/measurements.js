@@ -174,10 +174,10 @@ function svg(tag, attrs = {}, ...children) {
 }
 
 // A line plot of one kind over time: one line per component (systolic and diastolic together).
-export function plot(kind, list, { width = 560, height = 220 } = {}) {
+export function plot(kind, list, { width = 440, height = 200 } = {}) {
   const def = MEASUREMENTS[kind];
   const codes = Object.keys(def.components);
-  const pad = { l: 48, r: 12, t: 12, b: 34 };
+  const pad = { l: 44, r: 10, t: 12, b: 30 };
   const times = list.map((m) => Date.parse(m.effective));
   let t0 = Math.min(...times);
   let t1 = Math.max(...times);
@@ -279,6 +279,17 @@ function table(kind, list) {
   );
 }
 
+// Which line is which, when a plot has more than one (blood pressure).
+function legend(kind) {
+  const codes = Object.keys(MEASUREMENTS[kind].components);
+  if (codes.length < 2) return null;
+  return h(
+    'ul',
+    { class: 'measure-legend', 'aria-hidden': 'true' },
+    ...codes.map((c, i) => h('li', { class: `series-${i}`, text: [`measure.part.${c}`] })),
+  );
+}
+
 // Renders every kind that has measurements: a heading, the plot, the table.
 export function renderMeasurements(root, items) {
   const by = collect(items);
@@ -296,6 +307,7 @@ export function renderMeasurements(root, items) {
         { class: 'measure-kind', dataset: { testid: 'measure-kind-section', kind } },
         h('h3', { class: 'h4', text: [`measure.kind.${kind}`] }),
         list.length > 1 ? plot(kind, list) : null,
+        list.length > 1 ? legend(kind) : null,
         table(kind, list),
       ),
     );

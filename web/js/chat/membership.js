@@ -50,10 +50,11 @@ export class Membership {
   #lastOpts = null;
 
   // wanted: users who should be members ({ user: { sub, iss? }, role, name }).
-  // Returns { added: n devices, removed: n devices, members: n users added }.
+  // Returns { added: n devices, removed: n devices, members: n users added, waiting: n members
+  // who may be here but have no device in the group }.
   async #reconcile(id, { wanted = [] } = {}) {
     const engine = this.engine;
-    if (!(await engine.ensureGroup(id))) return { added: 0, removed: 0, members: 0 };
+    if (!(await engine.ensureGroup(id))) return { added: 0, removed: 0, members: 0, waiting: 0 };
     let meta = (await engine.refresh(id)).meta;
     let members = 0;
     for (const w of wanted) {
@@ -108,8 +109,14 @@ export class Membership {
       meta = (await engine.refresh(id)).meta;
       await engine.commit(id, plan);
     }
-    if (added || removed) await engine.refresh(id).catch(() => {});
-    return { added, removed, members };
+    if (added || removed) meta = (await engine.refresh(id).catch(() => null))?.meta || meta;
+    // Members who may be here but have no device in the group yet (their device has not
+    // uploaded KeyPackages, or was offline): the caller tries again later.
+    const me = engine.user;
+    const waiting = (meta.members || []).filter(
+      (m) => m.allowed && !sameUser(m, me) && !(meta.devices || []).some((d) => sameUser(d, m)),
+    ).length;
+    return { added, removed, members, waiting };
   }
 
   // Removes a user from the conversation and their devices from the group.

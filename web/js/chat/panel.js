@@ -209,6 +209,7 @@ export class ChatPanel {
         text: ['chat.at', { time: { time: Math.floor((item.msg ? item.msg.sent_at : item.at) / 1000), date: true } }],
       }),
       item.pending ? h('span', { class: 'chat-flag', text: ['chat.pending'] }) : null,
+      item.failed ? h('span', { class: 'chat-flag chat-warn', dataset: { testid: 'chat-failed' }, text: ['chat.failed'] }) : null,
       item.mismatch ? h('span', { class: 'chat-flag chat-warn', text: ['chat.mismatch'] }) : null,
     );
     li.append(meta, this.#body(item));
@@ -263,7 +264,7 @@ export class ChatPanel {
 
   #photoUrl(file) {
     if (this.urls.has(file.id)) return this.urls.get(file.id);
-    const p = this.files.get(file).then((blob) => URL.createObjectURL(blob));
+    const p = this.files.get(this.conv, file).then((blob) => URL.createObjectURL(blob));
     p.catch(() => this.urls.delete(file.id));
     this.urls.set(file.id, p);
     return p;

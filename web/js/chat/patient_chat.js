@@ -2,20 +2,21 @@
 // attached after every sign-in, and a panel that shows the conversation of one kind that
 // belongs to the patient's consult as soon as the practice has added this device.
 //
-//   const chat = new PatientChat({ root, kind: 'consult', token: () => session.token });
+//   const chat = new PatientChat({ root, kind: 'consult' });
 //   chat.attach(client, consultId);          // after auth / invite.redeem, on every reconnect
 import { ChatEngine } from './engine.js';
 import { FileStore } from './files.js';
 import { ChatPanel } from './panel.js';
 
 export class PatientChat {
-  constructor({ root, kind, token, titleKey = 'chat.title', queue = false, onConversation = null }) {
+  constructor({ root, kind, titleKey = 'chat.title', queue = false, onConversation = null }) {
     this.kind = kind;
     this.consult = null;
     this.current = null;
     this.onConversation = onConversation;
     this.engine = new ChatEngine();
-    this.files = new FileStore({ token });
+    this.engine.prepare().catch(() => {}); // the MLS module loads while the patient types a name
+    this.files = new FileStore({ request: (type, fields) => this.engine.request(type, fields) });
     this.panel = new ChatPanel(root, { engine: this.engine, files: this.files, titleKey, queue });
     this.engine.on('conversation', (ev) => this.#check(ev.conversation));
     this.engine.on('ready', () => this.#checkAll());
