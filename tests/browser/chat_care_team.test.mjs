@@ -10,8 +10,18 @@ import { mintToken, waitText as waitPageText } from './lib.mjs';
 import { GP, newPage, noProblems, openConsole, setup, tid } from './media_lib.mjs';
 import { sendText, texts, waitReady, waitText } from './chat_lib.mjs';
 
-const PHARMACY = { role: 'partner', sub: 'apo-1', name: 'Apotheek Centrum', practice: 'apotheek-centrum' };
-const NURSE = { role: 'partner', sub: 'wv-1', name: 'Wijkverpleging Noord', practice: 'wijkzorg-noord' };
+const PHARMACY = {
+  role: 'partner',
+  sub: 'apo-1',
+  name: 'Apotheek Centrum',
+  practice: 'apotheek-centrum',
+};
+const NURSE = {
+  role: 'partner',
+  sub: 'wv-1',
+  name: 'Wijkverpleging Noord',
+  practice: 'wijkzorg-noord',
+};
 const TITLE = 'Zorgplan mevrouw De Vries';
 
 async function openInbox(page, title = TITLE) {
@@ -33,103 +43,119 @@ async function addPartner(gp, who) {
     .waitFor({ state: 'visible', timeout: 30000 });
 }
 
-test('care-team conversation: offline partner catches up, removed partner reads nothing new', { timeout: 180000 }, async (t) => {
-  const started = Date.now();
-  const env = await setup(t);
-  const gp = await openConsole(env, GP);
-  const pharmacy = await openConsole(env, PHARMACY);
-  // The nurse's browser keeps its profile (IndexedDB) while the page is closed.
-  const nurseToken = await mintToken(env.srv.dataDir, NURSE);
-  let nurse = await newPage(env, 'nurse');
-  const nurseCtx = nurse.context();
-  const openNurse = async () => {
-    await nurse.goto(`${env.srv.url}/console#token=${nurseToken}`);
-    await waitPageText(tid(nurse, 'user-name'), NURSE.name);
-  };
-  await openNurse();
-  let gpChat;
-
-  await t.test('partners see no consults, only conversations', async () => {
-    assert.equal(await tid(pharmacy, 'new-consult-submit').isVisible(), false);
-    assert.equal(await tid(pharmacy, 'consult-list').isVisible(), false);
-    await tid(pharmacy, 'chat-inbox').waitFor({ state: 'visible' });
-  });
-
-  await t.test('the GP starts the care-team conversation and adds both partners', async () => {
-    await tid(gp, 'ct-patient').fill('pseudo-4711');
-    await tid(gp, 'ct-title').fill(TITLE);
-    await tid(gp, 'ct-submit').click();
-    await waitPageText(tid(gp, 'chat-view-title'), TITLE);
-    gpChat = tid(gp, 'chat-view-panel');
-    await waitReady(gpChat);
-    await addPartner(gp, PHARMACY);
-    await addPartner(gp, NURSE);
-    await sendText(gpChat, 'Welkom in het zorgteam van mevrouw De Vries.');
-  });
-
-  let phChat;
-  let nuChat;
-  await t.test('both partners find it in their inbox and read the welcome', async () => {
-    phChat = await openInbox(pharmacy);
-    nuChat = await openInbox(nurse);
-    await waitText(phChat, 'Welkom in het zorgteam');
-    await waitText(nuChat, 'Welkom in het zorgteam');
-  });
-
-  await t.test('the nurse goes offline; the GP and the pharmacy write', async () => {
-    await nurse.close();
-    await waitReady(phChat);
-    await sendText(gpChat, 'Medicatie: metoprolol 50 mg is gestopt.');
-    await sendText(phChat, 'Verwerkt in het medicatieoverzicht.');
-    await sendText(gpChat, 'Graag bloeddruk meten bij het volgende bezoek.');
-    await waitText(phChat, 'bloeddruk meten');
-  });
-
-  await t.test('the nurse comes back and reads the backlog, in order', async () => {
-    nurse = await nurseCtx.newPage();
-    env.problems.push([]);
-    nurse.on('pageerror', (err) => env.problems.at(-1).push(`nurse: ${err.message}`));
-    nurse.on('console', (m) => m.type() === 'error' && env.problems.at(-1).push(`nurse: ${m.text()}`));
+test(
+  'care-team conversation: offline partner catches up, removed partner reads nothing new',
+  { timeout: 180000 },
+  async (t) => {
+    const started = Date.now();
+    const env = await setup(t);
+    const gp = await openConsole(env, GP);
+    const pharmacy = await openConsole(env, PHARMACY);
+    // The nurse's browser keeps its profile (IndexedDB) while the page is closed.
+    const nurseToken = await mintToken(env.srv.dataDir, NURSE);
+    let nurse = await newPage(env, 'nurse');
+    const nurseCtx = nurse.context();
+    const openNurse = async () => {
+      await nurse.goto(`${env.srv.url}/console#token=${nurseToken}`);
+      await waitPageText(tid(nurse, 'user-name'), NURSE.name);
+    };
     await openNurse();
-    nuChat = await openInbox(nurse);
-    await waitText(nuChat, 'bloeddruk meten');
-    const got = await texts(nuChat);
-    assert.deepEqual(got, [
-      'Welkom in het zorgteam van mevrouw De Vries.',
-      'Medicatie: metoprolol 50 mg is gestopt.',
-      'Verwerkt in het medicatieoverzicht.',
-      'Graag bloeddruk meten bij het volgende bezoek.',
-    ]);
-    await sendText(nuChat, 'Gelezen, ik meet morgen.');
-    await waitText(gpChat, 'ik meet morgen');
-    await env.shot(nurse, 'chat-care-team-nurse');
-  });
+    let gpChat;
 
-  await t.test('the GP removes the nurse: nothing new reaches the nurse', async () => {
-    await gp
-      .locator(`[data-testid="chat-member"][data-sub="${NURSE.sub}"] [data-testid="chat-member-remove"]`)
-      .click();
-    await gp
-      .locator(`[data-testid="chat-member"][data-sub="${NURSE.sub}"]`)
-      .waitFor({ state: 'detached', timeout: 20000 });
-    // The removal Commit took the nurse's device out of the group.
-    await gp.waitForFunction(
-      (sub) => {
-        const e = window.__spk.chat;
-        return e.conversations().some((c) => c.meta && c.meta.devices.length === 2 && !c.meta.devices.some((d) => d.sub === sub));
-      },
-      NURSE.sub,
-      { timeout: 20000 },
-    );
-    await sendText(gpChat, 'Nieuw zorgplan volgt (niet voor de wijkverpleging).');
-    await waitText(phChat, 'Nieuw zorgplan volgt');
-    // The nurse's console learns that the conversation ended for them, and reads nothing new.
-    await nurse.locator('[data-testid="chat-view-panel"][data-state="ended"]').waitFor({ timeout: 20000 });
-    assert.ok(!(await texts(nuChat)).some((x) => x.includes('Nieuw zorgplan')));
-    assert.equal(await nuChat.locator('[data-testid="chat-input"]').isDisabled(), true);
-    await env.shot(gp, 'chat-care-team-gp');
-  });
+    await t.test('partners see no consults, only conversations', async () => {
+      assert.equal(await tid(pharmacy, 'new-consult-submit').isVisible(), false);
+      assert.equal(await tid(pharmacy, 'consult-list').isVisible(), false);
+      await tid(pharmacy, 'chat-inbox').waitFor({ state: 'visible' });
+    });
 
-  await t.test('no script errors or CSP violations', () => noProblems(env));
-  t.diagnostic(`took ${Date.now() - started} ms`);
-});
+    await t.test('the GP starts the care-team conversation and adds both partners', async () => {
+      await tid(gp, 'ct-patient').fill('pseudo-4711');
+      await tid(gp, 'ct-title').fill(TITLE);
+      await tid(gp, 'ct-submit').click();
+      await waitPageText(tid(gp, 'chat-view-title'), TITLE);
+      gpChat = tid(gp, 'chat-view-panel');
+      await waitReady(gpChat);
+      await addPartner(gp, PHARMACY);
+      await addPartner(gp, NURSE);
+      await sendText(gpChat, 'Welkom in het zorgteam van mevrouw De Vries.');
+    });
+
+    let phChat;
+    let nuChat;
+    await t.test('both partners find it in their inbox and read the welcome', async () => {
+      phChat = await openInbox(pharmacy);
+      nuChat = await openInbox(nurse);
+      await waitText(phChat, 'Welkom in het zorgteam');
+      await waitText(nuChat, 'Welkom in het zorgteam');
+    });
+
+    await t.test('the nurse goes offline; the GP and the pharmacy write', async () => {
+      await nurse.close();
+      await waitReady(phChat);
+      await sendText(gpChat, 'Medicatie: metoprolol 50 mg is gestopt.');
+      await sendText(phChat, 'Verwerkt in het medicatieoverzicht.');
+      await sendText(gpChat, 'Graag bloeddruk meten bij het volgende bezoek.');
+      await waitText(phChat, 'bloeddruk meten');
+    });
+
+    await t.test('the nurse comes back and reads the backlog, in order', async () => {
+      nurse = await nurseCtx.newPage();
+      env.problems.push([]);
+      nurse.on('pageerror', (err) => env.problems.at(-1).push(`nurse: ${err.message}`));
+      nurse.on(
+        'console',
+        (m) => m.type() === 'error' && env.problems.at(-1).push(`nurse: ${m.text()}`),
+      );
+      await openNurse();
+      nuChat = await openInbox(nurse);
+      await waitText(nuChat, 'bloeddruk meten');
+      const got = await texts(nuChat);
+      assert.deepEqual(got, [
+        'Welkom in het zorgteam van mevrouw De Vries.',
+        'Medicatie: metoprolol 50 mg is gestopt.',
+        'Verwerkt in het medicatieoverzicht.',
+        'Graag bloeddruk meten bij het volgende bezoek.',
+      ]);
+      await sendText(nuChat, 'Gelezen, ik meet morgen.');
+      await waitText(gpChat, 'ik meet morgen');
+      await env.shot(nurse, 'chat-care-team-nurse');
+    });
+
+    await t.test('the GP removes the nurse: nothing new reaches the nurse', async () => {
+      await gp
+        .locator(
+          `[data-testid="chat-member"][data-sub="${NURSE.sub}"] [data-testid="chat-member-remove"]`,
+        )
+        .click();
+      await gp
+        .locator(`[data-testid="chat-member"][data-sub="${NURSE.sub}"]`)
+        .waitFor({ state: 'detached', timeout: 20000 });
+      // The removal Commit took the nurse's device out of the group.
+      await gp.waitForFunction(
+        (sub) => {
+          const e = window.__spk.chat;
+          return e
+            .conversations()
+            .some(
+              (c) =>
+                c.meta && c.meta.devices.length === 2 && !c.meta.devices.some((d) => d.sub === sub),
+            );
+        },
+        NURSE.sub,
+        { timeout: 20000 },
+      );
+      await sendText(gpChat, 'Nieuw zorgplan volgt (niet voor de wijkverpleging).');
+      await waitText(phChat, 'Nieuw zorgplan volgt');
+      // The nurse's console learns that the conversation ended for them, and reads nothing new.
+      await nurse
+        .locator('[data-testid="chat-view-panel"][data-state="ended"]')
+        .waitFor({ timeout: 20000 });
+      assert.ok(!(await texts(nuChat)).some((x) => x.includes('Nieuw zorgplan')));
+      assert.equal(await nuChat.locator('[data-testid="chat-input"]').isDisabled(), true);
+      await env.shot(gp, 'chat-care-team-gp');
+    });
+
+    await t.test('no script errors or CSP violations', () => noProblems(env));
+    t.diagnostic(`took ${Date.now() - started} ms`);
+  },
+);

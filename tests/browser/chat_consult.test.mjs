@@ -54,17 +54,23 @@ test('consult chat: text and photos both ways during the call', { timeout: 18000
     await waitReceiving(pat, [GP.name], { frames: 10 });
   });
 
-  await t.test('the patient sends a text and a photo from the camera; the GP sees both', async () => {
-    await sendText(patChat, 'Goedemiddag dokter, hier is de foto van mijn arm.');
-    await patChat.locator('[data-testid="chat-camera"]').click();
-    await patChat.locator('[data-testid="chat-camera-take"]').click();
-    await waitPhotos(patChat, { mine: true });
-    await waitText(gpChat, 'hier is de foto van mijn arm');
-    const [[w, h]] = await waitPhotos(gpChat, { mine: false });
-    assert.ok(w >= 160 && h >= 120, `the camera photo decoded at ${w}×${h}`);
-    const from = await gpChat.locator('[data-testid="chat-message"][data-mine="0"] [data-testid="chat-from"]').first().innerText();
-    assert.equal(from, PATIENT);
-  });
+  await t.test(
+    'the patient sends a text and a photo from the camera; the GP sees both',
+    async () => {
+      await sendText(patChat, 'Goedemiddag dokter, hier is de foto van mijn arm.');
+      await patChat.locator('[data-testid="chat-camera"]').click();
+      await patChat.locator('[data-testid="chat-camera-take"]').click();
+      await waitPhotos(patChat, { mine: true });
+      await waitText(gpChat, 'hier is de foto van mijn arm');
+      const [[w, h]] = await waitPhotos(gpChat, { mine: false });
+      assert.ok(w >= 160 && h >= 120, `the camera photo decoded at ${w}×${h}`);
+      const from = await gpChat
+        .locator('[data-testid="chat-message"][data-mine="0"] [data-testid="chat-from"]')
+        .first()
+        .innerText();
+      assert.equal(from, PATIENT);
+    },
+  );
 
   await t.test('the GP sends a text and a photo from a file; the patient sees both', async () => {
     await sendText(gpChat, 'Dank u. Ik stuur u een voorbeeld terug.');
@@ -73,7 +79,10 @@ test('consult chat: text and photos both ways during the call', { timeout: 18000
     await waitText(patChat, 'Ik stuur u een voorbeeld terug');
     const [[w, h]] = await waitPhotos(patChat, { mine: false });
     assert.deepEqual([w, h], [32, 24]);
-    const from = await patChat.locator('[data-testid="chat-message"][data-mine="0"] [data-testid="chat-from"]').first().innerText();
+    const from = await patChat
+      .locator('[data-testid="chat-message"][data-mine="0"] [data-testid="chat-from"]')
+      .first()
+      .innerText();
     assert.equal(from, GP.name);
     await env.shot(pat, 'chat-consult-patient');
     await env.shot(gp, 'chat-consult-gp');

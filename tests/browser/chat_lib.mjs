@@ -51,7 +51,11 @@ export async function waitReady(panel, timeout = 30000) {
   const end = Date.now() + timeout;
   for (;;) {
     const st = await panel
-      .evaluate((el) => (el.classList.contains('chat-panel') ? el : el.querySelector('.chat-panel'))?.dataset.state)
+      .evaluate(
+        (el) =>
+          (el.classList.contains('chat-panel') ? el : el.querySelector('.chat-panel'))?.dataset
+            .state,
+      )
       .catch(() => null);
     if (st === 'ready') return;
     if (Date.now() > end) throw new Error(`chat panel not ready (state ${st})`);
@@ -69,28 +73,39 @@ export async function sendText(panel, text) {
 }
 
 export async function sendPhotoFile(panel, name = 'foto.png', buffer = png()) {
-  await panel.locator('[data-testid="chat-file"]').setInputFiles({ name, mimeType: 'image/png', buffer });
+  await panel
+    .locator('[data-testid="chat-file"]')
+    .setInputFiles({ name, mimeType: 'image/png', buffer });
 }
 
 // Waits until a received text shows up.
 export async function waitText(panel, text, timeout = 20000) {
   await panel
-    .locator('[data-testid="chat-message"][data-mine="0"] [data-testid="chat-text"]', { hasText: text })
+    .locator('[data-testid="chat-message"][data-mine="0"] [data-testid="chat-text"]', {
+      hasText: text,
+    })
     .waitFor({ state: 'visible', timeout });
 }
 
 // Waits until n photos (mine or received, as asked) decoded in the panel; returns their sizes.
 export async function waitPhotos(panel, { mine, n = 1, timeout = 20000 }) {
-  const sel = `[data-testid="chat-message"][data-type="photo"][data-mine="${mine ? 1 : 0}"] img[data-testid="chat-photo"]`;
+  const msg = `[data-testid="chat-message"][data-type="photo"][data-mine="${mine ? 1 : 0}"]`;
+  const sel = `${msg} img[data-testid="chat-photo"]`;
   const end = Date.now() + timeout;
   for (;;) {
     const sizes = await panel
       .locator(sel)
-      .evaluateAll((imgs) => imgs.map((i) => (i.complete ? [i.naturalWidth, i.naturalHeight] : [0, 0])))
+      .evaluateAll((imgs) =>
+        imgs.map((i) => (i.complete ? [i.naturalWidth, i.naturalHeight] : [0, 0])),
+      )
       .catch(() => []);
     const ok = sizes.filter(([w]) => w > 0);
     if (ok.length >= n) return ok;
-    if (Date.now() > end) assert.fail(`expected ${n} decoded photos (${mine ? 'mine' : 'received'}), got ${JSON.stringify(sizes)}`);
+    if (Date.now() > end)
+      assert.fail(
+        `expected ${n} decoded photos (${mine ? 'mine' : 'received'}), ` +
+          `got ${JSON.stringify(sizes)}`,
+      );
     await new Promise((r) => setTimeout(r, 150));
   }
 }

@@ -30,7 +30,11 @@ test('text, photo and measurement messages round-trip', () => {
   for (const m of [
     textMessage('Goedemiddag, dokter'),
     photoMessage(FILE, { name: 'arm.jpg', width: 640, height: 480, caption: 'Hier' }),
-    measurementMessage('blood_pressure', { systolic: 128, diastolic: 82 }, '2026-12-01T08:30:00+01:00'),
+    measurementMessage(
+      'blood_pressure',
+      { systolic: 128, diastolic: 82 },
+      '2026-12-01T08:30:00+01:00',
+    ),
     measurementMessage('glucose', { glucose: 6.4 }, new Date(0)),
     measurementMessage('weight', { weight: 81.5 }, Date.now()),
     measurementMessage('temperature', { temperature: 37.8 }, Date.now()),
@@ -64,19 +68,34 @@ test('bad input is refused, naming the field', () => {
     'measurement.components',
   );
   assert.equal(
-    invalid({ ...bp, measurement: { ...bp.measurement, components: [{ ...comps[0], value: 900 }, comps[1]] } }),
+    invalid({
+      ...bp,
+      measurement: { ...bp.measurement, components: [{ ...comps[0], value: 900 }, comps[1]] },
+    }),
     'measurement.systolic.value',
   );
   assert.equal(
-    invalid({ ...bp, measurement: { ...bp.measurement, components: [comps[0], { ...comps[1], unit: 'kPa' }] } }),
+    invalid({
+      ...bp,
+      measurement: { ...bp.measurement, components: [comps[0], { ...comps[1], unit: 'kPa' }] },
+    }),
     'measurement.diastolic.unit',
   );
-  assert.equal(invalid({ ...bp, measurement: { ...bp.measurement, kind: 'mood' } }), 'measurement.kind');
-  assert.equal(invalid({ ...bp, measurement: { ...bp.measurement, effective: 'gisteren' } }), 'measurement.effective');
+  assert.equal(
+    invalid({ ...bp, measurement: { ...bp.measurement, kind: 'mood' } }),
+    'measurement.kind',
+  );
+  assert.equal(
+    invalid({ ...bp, measurement: { ...bp.measurement, effective: 'gisteren' } }),
+    'measurement.effective',
+  );
   assert.throws(() => measurementMessage('mood', {}, Date.now()), TypeError);
   assert.throws(() => encode({ ...t, text: '' }), TypeError);
   // Too large as a whole (a long caption on a photo is within its own limit).
-  assert.throws(() => encode({ ...t, text: 'é'.repeat(4000), pad: 'x'.repeat(MAX_ENCODED) }), RangeError);
+  assert.throws(
+    () => encode({ ...t, text: 'é'.repeat(4000), pad: 'x'.repeat(MAX_ENCODED) }),
+    RangeError,
+  );
   // Not JSON, not UTF-8.
   assert.deepEqual(parse(te.encode('{')), { ok: false, reason: 'not JSON' });
   assert.equal(parse(new Uint8Array([0xff, 0xfe])).ok, false);
@@ -85,7 +104,11 @@ test('bad input is refused, naming the field', () => {
 });
 
 test('measurements map onto FHIR R4 Observation: LOINC, UCUM, components', () => {
-  const bp = measurementMessage('blood_pressure', { systolic: 142, diastolic: 91 }, '2026-12-01T07:15:00Z');
+  const bp = measurementMessage(
+    'blood_pressure',
+    { systolic: 142, diastolic: 91 },
+    '2026-12-01T07:15:00Z',
+  );
   const o = toObservation(bp, { patient: 'pseudo-4711' });
   assert.equal(o.resourceType, 'Observation');
   assert.equal(o.status, 'final');
@@ -97,10 +120,17 @@ test('measurements map onto FHIR R4 Observation: LOINC, UCUM, components', () =>
   assert.equal(o.code.coding[0].system, 'http://loinc.org');
   assert.equal(o.code.coding[0].code, '85354-9');
   assert.equal(o.effectiveDateTime, '2026-12-01T07:15:00.000Z');
-  assert.deepEqual(o.subject, { identifier: { system: 'urn:spreekkamer:patient', value: 'pseudo-4711' } });
+  assert.deepEqual(o.subject, {
+    identifier: { system: 'urn:spreekkamer:patient', value: 'pseudo-4711' },
+  });
   assert.equal(o.valueQuantity, undefined);
   assert.deepEqual(
-    o.component.map((c) => [c.code.coding[0].code, c.valueQuantity.value, c.valueQuantity.code, c.valueQuantity.system]),
+    o.component.map((c) => [
+      c.code.coding[0].code,
+      c.valueQuantity.value,
+      c.valueQuantity.code,
+      c.valueQuantity.system,
+    ]),
     [
       ['8480-6', 142, 'mm[Hg]', 'http://unitsofmeasure.org'],
       ['8462-4', 91, 'mm[Hg]', 'http://unitsofmeasure.org'],
@@ -124,6 +154,9 @@ test('measurements map onto FHIR R4 Observation: LOINC, UCUM, components', () =>
   }
   // Pulse oximetry is coded as both the profile's code and the method-specific one.
   const spo2 = toObservation(measurementMessage('spo2', { spo2: 95 }, Date.now()));
-  assert.deepEqual(spo2.code.coding.map((c) => c.code), ['2708-6', '59408-5']);
+  assert.deepEqual(
+    spo2.code.coding.map((c) => c.code),
+    ['2708-6', '59408-5'],
+  );
   assert.throws(() => toObservation(textMessage('x')), TypeError);
 });

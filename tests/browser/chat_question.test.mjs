@@ -7,7 +7,15 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mintToken, waitText as waitPageText } from './lib.mjs';
 import { GP, SPECIALIST, newPage, noProblems, openConsole, setup, tid } from './media_lib.mjs';
-import { png, sendPhotoFile, sendText, texts, waitPhotos, waitReady, waitText } from './chat_lib.mjs';
+import {
+  png,
+  sendPhotoFile,
+  sendText,
+  texts,
+  waitPhotos,
+  waitReady,
+  waitText,
+} from './chat_lib.mjs';
 
 const TITLE = 'Plekje op de arm';
 
@@ -56,29 +64,38 @@ test('specialist question: photo and question, answered later', { timeout: 18000
 
   await t.test('the specialist is offline while the GP asks, with a photo', async () => {
     await spec.close();
-    await sendText(gpChat, 'Wilt u meekijken naar deze plek op de onderarm? Sinds drie weken, groeit niet.');
+    await sendText(
+      gpChat,
+      'Wilt u meekijken naar deze plek op de onderarm? Sinds drie weken, groeit niet.',
+    );
     await sendPhotoFile(gpChat, 'onderarm.png', png(48, 36, [150, 90, 60]));
     await waitPhotos(gpChat, { mine: true });
   });
 
   let specChat;
-  await t.test('later the specialist opens the console, reads the question and sees the photo', async () => {
-    spec = await specCtx.newPage();
-    env.problems.push([]);
-    spec.on('pageerror', (err) => env.problems.at(-1).push(`specialist: ${err.message}`));
-    spec.on('console', (m) => m.type() === 'error' && env.problems.at(-1).push(`specialist: ${m.text()}`));
-    await openSpec();
-    const item = spec.locator('[data-testid="inbox-item"][data-kind="specialist_question"]');
-    await item.waitFor({ state: 'visible', timeout: 20000 });
-    await item.click();
-    await waitPageText(tid(spec, 'chat-view-title'), TITLE);
-    specChat = tid(spec, 'chat-view-panel');
-    await waitText(specChat, 'plek op de onderarm');
-    const [[w, h]] = await waitPhotos(specChat, { mine: false });
-    assert.deepEqual([w, h], [48, 36]);
-    const alt = await specChat.locator('img[data-testid="chat-photo"]').getAttribute('alt');
-    assert.match(alt, /Foto van Dr\. Jansen/);
-  });
+  await t.test(
+    'later the specialist opens the console, reads the question and sees the photo',
+    async () => {
+      spec = await specCtx.newPage();
+      env.problems.push([]);
+      spec.on('pageerror', (err) => env.problems.at(-1).push(`specialist: ${err.message}`));
+      spec.on(
+        'console',
+        (m) => m.type() === 'error' && env.problems.at(-1).push(`specialist: ${m.text()}`),
+      );
+      await openSpec();
+      const item = spec.locator('[data-testid="inbox-item"][data-kind="specialist_question"]');
+      await item.waitFor({ state: 'visible', timeout: 20000 });
+      await item.click();
+      await waitPageText(tid(spec, 'chat-view-title'), TITLE);
+      specChat = tid(spec, 'chat-view-panel');
+      await waitText(specChat, 'plek op de onderarm');
+      const [[w, h]] = await waitPhotos(specChat, { mine: false });
+      assert.deepEqual([w, h], [48, 36]);
+      const alt = await specChat.locator('img[data-testid="chat-photo"]').getAttribute('alt');
+      assert.match(alt, /Foto van Dr\. Jansen/);
+    },
+  );
 
   await t.test('the specialist answers; the GP reads the answer', async () => {
     await waitReady(specChat);

@@ -71,6 +71,7 @@ test('every key the pages use exists', () => {
 function isProtocolType(k) {
   const types = /^(consult|identity|consent)\.(create|list|get|join|leave|end|ended|facts|record)$/;
   const media = /^media\.(publish|subscribe|answer|candidate|stop|offer|state)$/;
-  const chat = /^chat\.(device|create|list|get|members\.add|members\.remove|send|sync|ack|entry)$/;
+  const chat =
+    /^chat\.(device|create|list|get|members\.(add|remove)|send|sync|ack|entry|file\.(upload|download))$/;
   return types.test(k) || media.test(k) || chat.test(k);
 }

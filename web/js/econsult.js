@@ -89,7 +89,9 @@ function connect() {
       state.chat.attach(c, state.session.consult).catch(() => {});
     },
   });
-  client.on('connection', ({ state: s }) => banner(s === 'reconnecting' ? 'conn.reconnecting' : null));
+  client.on('connection', ({ state: s }) =>
+    banner(s === 'reconnecting' ? 'conn.reconnecting' : null),
+  );
   client.on('session-error', ({ error }) => {
     const code = error && error.code;
     if (code === 'connection_lost' || code === 'timeout') return;

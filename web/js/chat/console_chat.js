@@ -106,7 +106,10 @@ export class ConsoleChat {
 
   nameOf(conv, who) {
     const c = this.engine.get(conv);
-    const m = c && c.meta ? (c.meta.members || []).find((x) => x.sub === who.sub && x.iss === who.iss) : null;
+    const m =
+      c && c.meta
+        ? (c.meta.members || []).find((x) => x.sub === who.sub && x.iss === who.iss)
+        : null;
     return m ? m.name : '';
   }
 
@@ -114,10 +117,26 @@ export class ConsoleChat {
 
   #buildInbox() {
     const root = this.roots.inbox;
-    this.inboxList = h('ul', { class: 'consult-list inbox-list', dataset: { testid: 'inbox-list' } });
+    this.inboxList = h('ul', {
+      class: 'consult-list inbox-list',
+      dataset: { testid: 'inbox-list' },
+    });
     this.inboxError = h('p', { class: 'notice notice-error', role: 'alert', hidden: true });
-    this.ctPatient = h('input', { id: 'ct-patient', type: 'text', maxlength: '127', autocomplete: 'off', spellcheck: 'false', dataset: { testid: 'ct-patient' } });
-    this.ctTitle = h('input', { id: 'ct-title', type: 'text', maxlength: '127', autocomplete: 'off', dataset: { testid: 'ct-title' } });
+    this.ctPatient = h('input', {
+      id: 'ct-patient',
+      type: 'text',
+      maxlength: '127',
+      autocomplete: 'off',
+      spellcheck: 'false',
+      dataset: { testid: 'ct-patient' },
+    });
+    this.ctTitle = h('input', {
+      id: 'ct-title',
+      type: 'text',
+      maxlength: '127',
+      autocomplete: 'off',
+      dataset: { testid: 'ct-title' },
+    });
     this.ctForm = h(
       'form',
       { class: 'form subform', novalidate: true, on: { submit: (ev) => this.#createCareTeam(ev) } },
@@ -125,9 +144,24 @@ export class ConsoleChat {
         'fieldset',
         {},
         h('legend', { text: ['chat.careTeam.new'] }),
-        h('div', { class: 'field' }, h('label', { for: 'ct-patient', text: ['console.new.patient'] }), this.ctPatient),
-        h('div', { class: 'field' }, h('label', { for: 'ct-title', text: ['console.new.consultTitle'] }), this.ctTitle),
-        h('button', { type: 'submit', class: 'btn btn-secondary', dataset: { testid: 'ct-submit' }, text: ['chat.careTeam.create'] }),
+        h(
+          'div',
+          { class: 'field' },
+          h('label', { for: 'ct-patient', text: ['console.new.patient'] }),
+          this.ctPatient,
+        ),
+        h(
+          'div',
+          { class: 'field' },
+          h('label', { for: 'ct-title', text: ['console.new.consultTitle'] }),
+          this.ctTitle,
+        ),
+        h('button', {
+          type: 'submit',
+          class: 'btn btn-secondary',
+          dataset: { testid: 'ct-submit' },
+          text: ['chat.careTeam.create'],
+        }),
       ),
     );
     root.replaceChildren(
@@ -140,7 +174,9 @@ export class ConsoleChat {
           class: 'btn btn-ghost btn-small',
           dataset: { testid: 'inbox-refresh' },
           text: ['console.consults.refresh'],
-          on: { click: () => this.refreshList().catch((err) => i18n.setError(this.inboxError, err)) },
+          on: {
+            click: () => this.refreshList().catch((err) => i18n.setError(this.inboxError, err)),
+          },
         }),
       ),
       this.inboxError,
@@ -185,16 +221,25 @@ export class ConsoleChat {
               dataset: { testid: 'inbox-item', conversation: c.id, kind: c.kind },
               on: { click: () => this.#openView(c.id) },
             },
-            h('span', { class: 'consult-item-title', raw: c.title || i18n.t(`chat.kind.${c.kind}`) }),
+            h('span', {
+              class: 'consult-item-title',
+              raw: c.title || i18n.t(`chat.kind.${c.kind}`),
+            }),
             h(
               'span',
               { class: 'consult-item-meta' },
               h('span', { text: [`chat.kind.${c.kind}`] }),
               c.patient ? h('span', { class: 'pseudonym', raw: c.patient }) : null,
             ),
-            c.member === false ? h('span', { class: 'badge badge-left', text: ['chat.inbox.notMember'] }) : null,
+            c.member === false
+              ? h('span', { class: 'badge badge-left', text: ['chat.inbox.notMember'] })
+              : null,
             n
-              ? h('span', { class: 'badge badge-lobby', dataset: { testid: 'inbox-unread' }, text: ['chat.inbox.unread', { n }] })
+              ? h('span', {
+                  class: 'badge badge-lobby',
+                  dataset: { testid: 'inbox-unread' },
+                  text: ['chat.inbox.unread', { n }],
+                })
               : null,
           ),
         );
@@ -251,13 +296,21 @@ export class ConsoleChat {
 
   #buildConsultCard() {
     const root = this.roots.consult;
-    this.consultPanelRoot = h('div', { class: 'chat-card-body', dataset: { testid: 'chat-panel' } });
+    this.consultPanelRoot = h('div', {
+      class: 'chat-card-body',
+      dataset: { testid: 'chat-panel' },
+    });
     this.consultPanel = new ChatPanel(this.consultPanelRoot, {
       engine: this.engine,
       files: this.files,
       nameOf: (who, conv) => this.nameOf(conv, who),
     });
-    this.consultError = h('p', { class: 'notice notice-error', role: 'alert', hidden: true, dataset: { testid: 'consult-chat-error' } });
+    this.consultError = h('p', {
+      class: 'notice notice-error',
+      role: 'alert',
+      hidden: true,
+      dataset: { testid: 'consult-chat-error' },
+    });
     this.econsultBtn = h('button', {
       type: 'button',
       class: 'btn btn-secondary btn-small',
@@ -296,7 +349,8 @@ export class ConsoleChat {
       return;
     }
     this.consultPanel.show(null);
-    if (e.joined && this.engine.attached) this.#consultChat(e).catch((err) => i18n.setError(this.consultError, err));
+    if (e.joined && this.engine.attached)
+      this.#consultChat(e).catch((err) => i18n.setError(this.consultError, err));
   }
 
   // The consult's chat: created (once) by the first staff member who joins the consult.
@@ -350,16 +404,37 @@ export class ConsoleChat {
     const root = this.roots.view;
     this.vTitle = h('h1', { class: 'h2', tabindex: '-1', dataset: { testid: 'chat-view-title' } });
     this.vMeta = h('p', { class: 'muted', dataset: { testid: 'chat-view-meta' } });
-    this.vError = h('p', { class: 'notice notice-error full', role: 'alert', hidden: true, dataset: { testid: 'chat-view-error' } });
-    this.vPanelRoot = h('section', { class: 'card chat-card', dataset: { testid: 'chat-view-panel' } });
+    this.vError = h('p', {
+      class: 'notice notice-error full',
+      role: 'alert',
+      hidden: true,
+      dataset: { testid: 'chat-view-error' },
+    });
+    this.vPanelRoot = h('section', {
+      class: 'card chat-card',
+      dataset: { testid: 'chat-view-panel' },
+    });
     this.vPanel = new ChatPanel(this.vPanelRoot, {
       engine: this.engine,
       files: this.files,
       nameOf: (who, conv) => this.nameOf(conv, who),
     });
     this.vMembers = h('ul', { class: 'roster', dataset: { testid: 'chat-members' } });
-    this.addSub = h('input', { id: 'chat-add-sub', type: 'text', maxlength: '127', autocomplete: 'off', spellcheck: 'false', dataset: { testid: 'chat-add-sub' } });
-    this.addName = h('input', { id: 'chat-add-name', type: 'text', maxlength: '127', autocomplete: 'off', dataset: { testid: 'chat-add-name' } });
+    this.addSub = h('input', {
+      id: 'chat-add-sub',
+      type: 'text',
+      maxlength: '127',
+      autocomplete: 'off',
+      spellcheck: 'false',
+      dataset: { testid: 'chat-add-sub' },
+    });
+    this.addName = h('input', {
+      id: 'chat-add-name',
+      type: 'text',
+      maxlength: '127',
+      autocomplete: 'off',
+      dataset: { testid: 'chat-add-name' },
+    });
     this.addRole = h('select', { id: 'chat-add-role', dataset: { testid: 'chat-add-role' } });
     this.addForm = h(
       'form',
@@ -368,13 +443,38 @@ export class ConsoleChat {
         'fieldset',
         {},
         h('legend', { text: ['chat.members.add'] }),
-        h('div', { class: 'field' }, h('label', { for: 'chat-add-role', text: ['chat.members.role'] }), this.addRole),
-        h('div', { class: 'field' }, h('label', { for: 'chat-add-sub', text: ['chat.members.sub'] }), this.addSub),
-        h('div', { class: 'field' }, h('label', { for: 'chat-add-name', text: ['console.specialist.name'] }), this.addName),
-        h('button', { type: 'submit', class: 'btn btn-secondary', dataset: { testid: 'chat-add-submit' }, text: ['chat.members.addSubmit'] }),
+        h(
+          'div',
+          { class: 'field' },
+          h('label', { for: 'chat-add-role', text: ['chat.members.role'] }),
+          this.addRole,
+        ),
+        h(
+          'div',
+          { class: 'field' },
+          h('label', { for: 'chat-add-sub', text: ['chat.members.sub'] }),
+          this.addSub,
+        ),
+        h(
+          'div',
+          { class: 'field' },
+          h('label', { for: 'chat-add-name', text: ['console.specialist.name'] }),
+          this.addName,
+        ),
+        h('button', {
+          type: 'submit',
+          class: 'btn btn-secondary',
+          dataset: { testid: 'chat-add-submit' },
+          text: ['chat.members.addSubmit'],
+        }),
       ),
     );
-    this.mError = h('p', { class: 'notice notice-error', role: 'alert', hidden: true, dataset: { testid: 'chat-members-error' } });
+    this.mError = h('p', {
+      class: 'notice notice-error',
+      role: 'alert',
+      hidden: true,
+      dataset: { testid: 'chat-members-error' },
+    });
     this.membersCard = h(
       'section',
       { class: 'card', 'aria-labelledby': 'chat-members-title' },
@@ -383,7 +483,12 @@ export class ConsoleChat {
       this.mError,
       this.addForm,
     );
-    this.inviteUrl = h('input', { id: 'econsult-url', type: 'text', readonly: true, dataset: { testid: 'econsult-url' } });
+    this.inviteUrl = h('input', {
+      id: 'econsult-url',
+      type: 'text',
+      readonly: true,
+      dataset: { testid: 'econsult-url' },
+    });
     this.inviteBox = h(
       'div',
       { class: 'invite-result', hidden: true },
@@ -501,7 +606,9 @@ export class ConsoleChat {
     const roles = KIND_ROLES[m.kind] || [];
     if (this.addRole.dataset.kind !== m.kind) {
       this.addRole.dataset.kind = m.kind;
-      this.addRole.replaceChildren(...roles.map((r) => h('option', { value: r, text: [`role.${r}`] })));
+      this.addRole.replaceChildren(
+        ...roles.map((r) => h('option', { value: r, text: [`role.${r}`] })),
+      );
     }
     this.#renderMembers();
   }
@@ -516,7 +623,10 @@ export class ConsoleChat {
       const self = this.user && x.sub === this.user.sub && x.iss === this.user.iss;
       return h(
         'li',
-        { class: 'roster-item', dataset: { testid: 'chat-member', sub: x.sub, devices: String(n) } },
+        {
+          class: 'roster-item',
+          dataset: { testid: 'chat-member', sub: x.sub, devices: String(n) },
+        },
         h(
           'span',
           { class: 'who' },
@@ -526,7 +636,11 @@ export class ConsoleChat {
         ),
         h('span', {
           class: `badge ${n ? 'badge-admitted' : 'badge-lobby'}`,
-          text: x.allowed ? (n ? ['chat.members.devices', { n }] : ['chat.members.noDevice']) : ['chat.members.ended'],
+          text: x.allowed
+            ? n
+              ? ['chat.members.devices', { n }]
+              : ['chat.members.noDevice']
+            : ['chat.members.ended'],
         }),
         staff && !self
           ? h('button', {
@@ -540,7 +654,9 @@ export class ConsoleChat {
           : null,
       );
     });
-    this.vMembers.replaceChildren(...(list.length ? list : [h('li', { class: 'empty', text: ['chat.members.none'] })]));
+    this.vMembers.replaceChildren(
+      ...(list.length ? list : [h('li', { class: 'empty', text: ['chat.members.none'] })]),
+    );
   }
 
   #renderMeasurements() {
@@ -566,7 +682,12 @@ export class ConsoleChat {
     const name = this.addName.value.trim();
     const role = this.addRole.value;
     try {
-      await this.#request('chat.members.add', { conversation: id, user: { sub }, role, ...(name ? { name } : {}) });
+      await this.#request('chat.members.add', {
+        conversation: id,
+        user: { sub },
+        role,
+        ...(name ? { name } : {}),
+      });
       this.addSub.value = '';
       this.addName.value = '';
       await this.members.reconcile(id);
@@ -613,13 +734,16 @@ export class ConsoleChat {
   // Who should be members of a conversation, from its consult: the e-consult's patient, the
   // specialists invited to the consult for a question.
   async #wanted(meta) {
-    if (!meta || !meta.consult || (meta.kind !== 'econsult' && meta.kind !== 'specialist_question')) return [];
+    if (!meta || !meta.consult || (meta.kind !== 'econsult' && meta.kind !== 'specialist_question'))
+      return [];
     const r = await this.#request('consult.get', { consult: meta.consult });
     if (meta.kind === 'econsult') {
       const all = [...(r.participants || []), ...(r.lobby || [])];
       const seen = new Set();
       return all
-        .filter((p) => p.role === 'patient' && p.state !== 'denied' && !seen.has(p.id) && seen.add(p.id))
+        .filter(
+          (p) => p.role === 'patient' && p.state !== 'denied' && !seen.has(p.id) && seen.add(p.id),
+        )
         .map((p) => ({ user: { sub: p.id }, role: 'patient', name: p.name }));
     }
     return activeSpecialists({ facts: r.facts || [] }).map((f) => ({
@@ -663,7 +787,8 @@ export class ConsoleChat {
     Promise.resolve(step)
       .then(() => this.viewId === id && this.#renderMembers())
       .catch((err) => {
-        if (this.viewId === id && err && err.code !== 'connection_lost') i18n.setError(this.mError, err);
+        if (this.viewId === id && err && err.code !== 'connection_lost')
+          i18n.setError(this.mError, err);
       });
   }
 
@@ -691,7 +816,9 @@ function admittedPatients(participants) {
 
 // Specialist facts whose invitation stands (not withdrawn).
 function activeSpecialists(e) {
-  return (e.facts || []).filter((f) => f.kind === 'specialist' && !String(f.value || '').startsWith('withdrawn:'));
+  return (e.facts || []).filter(
+    (f) => f.kind === 'specialist' && !String(f.value || '').startsWith('withdrawn:'),
+  );
 }
 
 // The e-consult page takes the same invite code as the video consult's page.

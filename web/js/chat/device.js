@@ -30,7 +30,9 @@ function saveIds(storage, ids) {
 
 function newId() {
   const b = crypto.getRandomValues(new Uint8Array(9));
-  return `web-${btoa(String.fromCharCode(...b)).replace(/\+/g, '-').replace(/\//g, '_')}`;
+  return `web-${btoa(String.fromCharCode(...b))
+    .replace(/\+/g, '-')
+    .replace(/\//g, '_')}`;
 }
 
 // Holds the lock `name` until release() is called; resolves false when another tab has it.

@@ -113,7 +113,8 @@ export class ChatEngine {
   }
 
   #fail(conv, where, err) {
-    const text = `${where}: ${err && (err.code || err.name) ? `${err.code || err.name} ` : ''}${err && err.message}`;
+    const code = err && (err.code || err.name) ? `${err.code || err.name} ` : '';
+    const text = `${where}: ${code}${err && err.message}`;
     if (conv) conv.errors.push(text);
     this.#emit('error', { conversation: conv ? conv.id : null, where, error: err, text });
   }
@@ -376,7 +377,10 @@ export class ChatEngine {
         await this.#join(c, data);
         changed = true;
       } else if (!c.group || c.group.freed) {
-        throw new ChatError('not_in_group', `entry ${m.seq} (${m.kind}) for a group this device is not in`);
+        throw new ChatError(
+          'not_in_group',
+          `entry ${m.seq} (${m.kind}) for a group this device is not in`,
+        );
       } else {
         const ev = c.group.processInfo(data);
         if (ev.type === 'application') {
@@ -434,7 +438,9 @@ export class ChatEngine {
 
   // Joins from a Welcome with one of this device's KeyPackage secrets.
   async #join(c, welcome) {
-    const refs = (await this.#store.listKeyPackageSecrets()).filter((r) => r.startsWith(`${this.dk}|`));
+    const refs = (await this.#store.listKeyPackageSecrets()).filter((r) =>
+      r.startsWith(`${this.dk}|`),
+    );
     // One-time KeyPackages first, last-resort ones after.
     refs.sort((a, b) => (a.includes('|lr|') ? 1 : 0) - (b.includes('|lr|') ? 1 : 0));
     for (const ref of refs) {
@@ -536,7 +542,9 @@ export class ChatEngine {
   }
 
   async #pruneSecrets() {
-    const refs = (await this.#store.listKeyPackageSecrets()).filter((r) => r.startsWith(`${this.dk}|`));
+    const refs = (await this.#store.listKeyPackageSecrets()).filter((r) =>
+      r.startsWith(`${this.dk}|`),
+    );
     const old = Date.now() - KP_LIFETIME_MS;
     for (const ref of refs) {
       const t = Number(ref.split('|').find((p) => /^\d{13}$/.test(p)));
@@ -564,7 +572,10 @@ export class ChatEngine {
         keyPackage.fill(0);
       }
       try {
-        await this.request('mls.group.create', { conversation: id, group_info: b64u(g.groupInfo()) });
+        await this.request('mls.group.create', {
+          conversation: id,
+          group_info: b64u(g.groupInfo()),
+        });
       } catch (err) {
         g.free();
         if (err.code === 'bad_state') return false; // made at the same moment by another device
@@ -674,7 +685,12 @@ export class ChatEngine {
           this.#emit('message', { conversation: c.id, item, replaced: true });
           throw err;
         }
-        const sent = { ...item, key: `h|${this.dk}|${c.id}|${seqKey(r.seq)}`, seq: r.seq, pending: false };
+        const sent = {
+          ...item,
+          key: `h|${this.dk}|${c.id}|${seqKey(r.seq)}`,
+          seq: r.seq,
+          pending: false,
+        };
         await this.#storeItem(c, sent);
         await this.#store.deleteChat(item.key).catch(() => {});
         const i = c.items.indexOf(item);

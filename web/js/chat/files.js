@@ -84,9 +84,20 @@ export class FileStore {
     const { t } = await this.#transfer(
       'chat.file.upload',
       { conversation, size: enc.ciphertext.length },
-      { method: 'PUT', headers: { 'content-type': 'application/octet-stream' }, body: enc.ciphertext },
+      {
+        method: 'PUT',
+        headers: { 'content-type': 'application/octet-stream' },
+        body: enc.ciphertext,
+      },
     );
-    return { id: t.file, mime: blob.type, size: blob.size, key: enc.key, iv: enc.iv, sha256: enc.sha256 };
+    return {
+      id: t.file,
+      mime: blob.type,
+      size: blob.size,
+      key: enc.key,
+      iv: enc.iv,
+      sha256: enc.sha256,
+    };
   }
 
   // Downloads, checks and decrypts the file of a message: a Blob of its type.

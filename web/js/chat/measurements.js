@@ -31,14 +31,17 @@ export function valueText(m) {
 
 // "Bloeddruk 128/82 mmHg (1 dec. 2026 08:30)".
 export function measurementText(m) {
-  const when = i18n.t('chat.at', { time: { time: Math.floor(Date.parse(m.effective) / 1000), date: true } });
+  const when = i18n.t('chat.at', {
+    time: { time: Math.floor(Date.parse(m.effective) / 1000), date: true },
+  });
   const note = m.note ? ` — ${m.note}` : '';
   return `${i18n.t(`measure.kind.${m.kind}`)} ${valueText(m)} (${when})${note}`;
 }
 
 function localInputValue(d) {
   const p = (n) => String(n).padStart(2, '0');
-  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T${p(d.getHours())}:${p(d.getMinutes())}`;
+  const day = `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}`;
+  return `${day}T${p(d.getHours())}:${p(d.getMinutes())}`;
 }
 
 // The patient's form: kind, value(s), time, optional note → a measurement message.
@@ -48,8 +51,14 @@ export class MeasurementForm {
     this.onSubmit = onSubmit;
     this.kind = h(
       'select',
-      { id: `measure-kind-${n}`, dataset: { testid: 'measure-kind' }, on: { change: () => this.#fields() } },
-      ...Object.keys(MEASUREMENTS).map((k) => h('option', { value: k, text: [`measure.kind.${k}`] })),
+      {
+        id: `measure-kind-${n}`,
+        dataset: { testid: 'measure-kind' },
+        on: { change: () => this.#fields() },
+      },
+      ...Object.keys(MEASUREMENTS).map((k) =>
+        h('option', { value: k, text: [`measure.kind.${k}`] }),
+      ),
     );
     this.values = h('div', { class: 'measure-values' });
     this.when = h('input', {
@@ -58,18 +67,49 @@ export class MeasurementForm {
       required: true,
       dataset: { testid: 'measure-when' },
     });
-    this.note = h('input', { id: `measure-note-${n}`, type: 'text', maxlength: '500', autocomplete: 'off', dataset: { testid: 'measure-note' } });
-    this.error = h('p', { class: 'notice notice-error', role: 'alert', hidden: true, dataset: { testid: 'measure-error' } });
+    this.note = h('input', {
+      id: `measure-note-${n}`,
+      type: 'text',
+      maxlength: '500',
+      autocomplete: 'off',
+      dataset: { testid: 'measure-note' },
+    });
+    this.error = h('p', {
+      class: 'notice notice-error',
+      role: 'alert',
+      hidden: true,
+      dataset: { testid: 'measure-error' },
+    });
     this.n = n;
     const form = h(
       'form',
       { class: 'form measure-form', novalidate: true, on: { submit: (ev) => this.#submit(ev) } },
-      h('div', { class: 'field' }, h('label', { for: this.kind.id, text: ['measure.kind'] }), this.kind),
+      h(
+        'div',
+        { class: 'field' },
+        h('label', { for: this.kind.id, text: ['measure.kind'] }),
+        this.kind,
+      ),
       this.values,
-      h('div', { class: 'field' }, h('label', { for: this.when.id, text: ['measure.when'] }), this.when),
-      h('div', { class: 'field' }, h('label', { for: this.note.id, text: ['measure.note'] }), this.note),
+      h(
+        'div',
+        { class: 'field' },
+        h('label', { for: this.when.id, text: ['measure.when'] }),
+        this.when,
+      ),
+      h(
+        'div',
+        { class: 'field' },
+        h('label', { for: this.note.id, text: ['measure.note'] }),
+        this.note,
+      ),
       this.error,
-      h('button', { type: 'submit', class: 'btn btn-primary', dataset: { testid: 'measure-submit' }, text: ['measure.submit'] }),
+      h('button', {
+        type: 'submit',
+        class: 'btn btn-primary',
+        dataset: { testid: 'measure-submit' },
+        text: ['measure.submit'],
+      }),
     );
     root.replaceChildren(form);
     this.form = form;
@@ -96,7 +136,13 @@ export class MeasurementForm {
         return h(
           'div',
           { class: 'field' },
-          h('label', { for: input.id, text: ['measure.valueLabel', { what: { key: `measure.part.${code}` }, unit: UNIT_LABELS[c.unit] }] }),
+          h('label', {
+            for: input.id,
+            text: [
+              'measure.valueLabel',
+              { what: { key: `measure.part.${code}` }, unit: UNIT_LABELS[c.unit] },
+            ],
+          }),
           input,
         );
       }),
@@ -137,7 +183,9 @@ export class MeasurementForm {
     const btn = this.form.querySelector('button[type=submit]');
     btn.disabled = true;
     try {
-      await this.onSubmit(measurementMessage(kind, values, when, this.note.value.trim() || undefined));
+      await this.onSubmit(
+        measurementMessage(kind, values, when, this.note.value.trim() || undefined),
+      );
       for (const input of Object.values(this.inputs)) input.value = '';
       this.note.value = '';
       announce('measure.sent');
@@ -162,7 +210,8 @@ export function collect(items) {
     list.push({ ...m.measurement, id: m.id, from: it.from });
     by.set(m.measurement.kind, list);
   }
-  for (const list of by.values()) list.sort((a, b) => Date.parse(a.effective) - Date.parse(b.effective));
+  for (const list of by.values())
+    list.sort((a, b) => Date.parse(a.effective) - Date.parse(b.effective));
   return by;
 }
 
@@ -205,7 +254,11 @@ export function plot(kind, list, { width = 440, height = 200 } = {}) {
     preserveAspectRatio: 'xMidYMid meet',
   });
   const title = svg('title', { id: titleId });
-  title.textContent = i18n.t('measure.plotTitle', { kind: { key: `measure.kind.${kind}` }, n: list.length, unit });
+  title.textContent = i18n.t('measure.plotTitle', {
+    kind: { key: `measure.kind.${kind}` },
+    n: list.length,
+    unit,
+  });
   root.append(title);
   // Axes, three horizontal grid lines with values, first and last date.
   const axes = svg('g', { class: 'plot-axes' });
@@ -213,7 +266,12 @@ export function plot(kind, list, { width = 440, height = 200 } = {}) {
     const v = v0 + ((v1 - v0) * i) / 2;
     const yy = y(v);
     axes.append(svg('line', { x1: pad.l, x2: width - pad.r, y1: yy, y2: yy, class: 'plot-grid' }));
-    const label = svg('text', { x: pad.l - 6, y: yy + 4, 'text-anchor': 'end', class: 'plot-label' });
+    const label = svg('text', {
+      x: pad.l - 6,
+      y: yy + 4,
+      'text-anchor': 'end',
+      class: 'plot-label',
+    });
     label.textContent = fmt(v, def.components[codes[0]].step);
     axes.append(label);
   }
@@ -222,7 +280,12 @@ export function plot(kind, list, { width = 440, height = 200 } = {}) {
     [t0, 'start'],
     [t1, 'end'],
   ]) {
-    const label = svg('text', { x: x(t), y: height - 10, 'text-anchor': anchor, class: 'plot-label' });
+    const label = svg('text', {
+      x: x(t),
+      y: height - 10,
+      'text-anchor': anchor,
+      class: 'plot-label',
+    });
     label.textContent = fmtDate(t);
     axes.append(label);
   }
@@ -230,8 +293,16 @@ export function plot(kind, list, { width = 440, height = 200 } = {}) {
   codes.forEach((code, i) => {
     const pts = list.map((m) => [x(Date.parse(m.effective)), y(value(m, code))]);
     const g = svg('g', { class: `plot-series plot-series-${i}`, 'data-code': code });
-    g.append(svg('polyline', { points: pts.map((p) => p.map((n) => n.toFixed(1)).join(',')).join(' '), class: 'plot-line' }));
-    for (const [px, py] of pts) g.append(svg('circle', { cx: px.toFixed(1), cy: py.toFixed(1), r: 3.5, class: 'plot-point' }));
+    g.append(
+      svg('polyline', {
+        points: pts.map((p) => p.map((n) => n.toFixed(1)).join(',')).join(' '),
+        class: 'plot-line',
+      }),
+    );
+    for (const [px, py] of pts)
+      g.append(
+        svg('circle', { cx: px.toFixed(1), cy: py.toFixed(1), r: 3.5, class: 'plot-point' }),
+      );
     root.append(g);
   });
   return root;
@@ -252,7 +323,13 @@ function table(kind, list) {
         {},
         h('th', { scope: 'col', text: ['measure.when'] }),
         ...codes.map((c) =>
-          h('th', { scope: 'col', text: ['measure.colUnit', { what: { key: `measure.part.${c}` }, unit: UNIT_LABELS[def.components[c].unit] }] }),
+          h('th', {
+            scope: 'col',
+            text: [
+              'measure.colUnit',
+              { what: { key: `measure.part.${c}` }, unit: UNIT_LABELS[def.components[c].unit] },
+            ],
+          }),
         ),
         h('th', { scope: 'col', text: ['measure.note'] }),
       ),
@@ -269,9 +346,14 @@ function table(kind, list) {
             { dataset: { testid: 'measure-row' } },
             h('th', {
               scope: 'row',
-              text: ['chat.at', { time: { time: Math.floor(Date.parse(m.effective) / 1000), date: true } }],
+              text: [
+                'chat.at',
+                { time: { time: Math.floor(Date.parse(m.effective) / 1000), date: true } },
+              ],
             }),
-            ...codes.map((c) => h('td', { class: 'num', raw: fmt(value(m, c), def.components[c].step) })),
+            ...codes.map((c) =>
+              h('td', { class: 'num', raw: fmt(value(m, c), def.components[c].step) }),
+            ),
             h('td', { raw: m.note || '' }),
           ),
         ),

@@ -80,7 +80,11 @@ export class Membership {
           user: { sub: m.sub, iss: m.iss },
         });
         for (const k of r.key_packages || []) {
-          claimed.push({ user: { sub: m.sub, iss: m.iss }, device: k.device, kp: unb64u(k.key_package) });
+          claimed.push({
+            user: { sub: m.sub, iss: m.iss },
+            device: k.device,
+            kp: unb64u(k.key_package),
+          });
         }
       } catch (err) {
         if (err.code !== 'forbidden') throw err;

@@ -26,8 +26,20 @@ export const MEASUREMENTS = {
     category: 'vital-signs',
     loinc: [['85354-9', 'Blood pressure panel with all children optional']],
     components: {
-      systolic: { loinc: ['8480-6', 'Systolic blood pressure'], unit: 'mm[Hg]', min: 40, max: 300, step: 1 },
-      diastolic: { loinc: ['8462-4', 'Diastolic blood pressure'], unit: 'mm[Hg]', min: 20, max: 200, step: 1 },
+      systolic: {
+        loinc: ['8480-6', 'Systolic blood pressure'],
+        unit: 'mm[Hg]',
+        min: 40,
+        max: 300,
+        step: 1,
+      },
+      diastolic: {
+        loinc: ['8462-4', 'Diastolic blood pressure'],
+        unit: 'mm[Hg]',
+        min: 20,
+        max: 200,
+        step: 1,
+      },
     },
   },
   glucose: {
@@ -114,7 +126,8 @@ function checkFile(f) {
   if (!isInt(f.size, 1, 64 * 1024 * 1024)) return 'file.size';
   if (!isStr(f.key, 64) || !B64U_RE.test(f.key) || f.key.length !== 43) return 'file.key';
   if (!isStr(f.iv, 16) || !B64U_RE.test(f.iv) || f.iv.length !== 16) return 'file.iv';
-  if (!isStr(f.sha256, 64) || !B64U_RE.test(f.sha256) || f.sha256.length !== 43) return 'file.sha256';
+  if (!isStr(f.sha256, 64) || !B64U_RE.test(f.sha256) || f.sha256.length !== 43)
+    return 'file.sha256';
   return null;
 }
 
@@ -134,7 +147,12 @@ function checkMeasurement(m) {
     const d = def.components[code];
     if (!c) return `measurement.${code}`;
     if (c.unit !== d.unit) return `measurement.${code}.unit`;
-    if (typeof c.value !== 'number' || !Number.isFinite(c.value) || c.value < d.min || c.value > d.max) {
+    if (
+      typeof c.value !== 'number' ||
+      !Number.isFinite(c.value) ||
+      c.value < d.min ||
+      c.value > d.max
+    ) {
       return `measurement.${code}.value`;
     }
   }
@@ -152,16 +170,22 @@ export function invalid(msg) {
   if (!Number.isInteger(msg.sent_at) || msg.sent_at < 0) return 'sent_at';
   switch (msg.type) {
     case 'text':
-      return typeof msg.text === 'string' && msg.text.trim().length > 0 && msg.text.length <= MAX_TEXT
+      return typeof msg.text === 'string' &&
+        msg.text.trim().length > 0 &&
+        msg.text.length <= MAX_TEXT
         ? null
         : 'text';
     case 'photo': {
       const why = checkFile(msg.file);
       if (why) return why;
-      if (msg.caption !== undefined && (typeof msg.caption !== 'string' || msg.caption.length > MAX_TEXT)) {
+      if (
+        msg.caption !== undefined &&
+        (typeof msg.caption !== 'string' || msg.caption.length > MAX_TEXT)
+      ) {
         return 'caption';
       }
-      if (msg.name !== undefined && (typeof msg.name !== 'string' || msg.name.length > 200)) return 'name';
+      if (msg.name !== undefined && (typeof msg.name !== 'string' || msg.name.length > 200))
+        return 'name';
       for (const k of ['width', 'height']) {
         if (msg[k] !== undefined && !isInt(msg[k], 1, 100000)) return k;
       }
@@ -198,7 +222,12 @@ export function parse(bytes) {
 
 // ---- FHIR R4 ----
 
-const quantity = (value, unit) => ({ value, unit: UNIT_LABELS[unit] || unit, system: UCUM, code: unit });
+const quantity = (value, unit) => ({
+  value,
+  unit: UNIT_LABELS[unit] || unit,
+  system: UCUM,
+  code: unit,
+});
 const loincConcept = (pairs) => ({
   coding: pairs.map(([code, display]) => ({ system: LOINC, code, display })),
   text: pairs[0][1],
@@ -206,7 +235,10 @@ const loincConcept = (pairs) => ({
 
 // A FHIR R4 Observation for a measurement message. patient: the conversation's patient
 // (pseudonym) as Observation.subject.identifier; performer: who sent it (default: the patient).
-export function toObservation(msg, { patient, patientSystem = 'urn:spreekkamer:patient', performer } = {}) {
+export function toObservation(
+  msg,
+  { patient, patientSystem = 'urn:spreekkamer:patient', performer } = {},
+) {
   if (msg.type !== 'measurement' || checkMeasurement(msg.measurement)) {
     throw new TypeError('not a valid measurement message');
   }
@@ -232,7 +264,10 @@ export function toObservation(msg, { patient, patientSystem = 'urn:spreekkamer:p
   } else {
     obs.component = codes.map((code) => {
       const c = value(code);
-      return { code: loincConcept([def.components[code].loinc]), valueQuantity: quantity(c.value, c.unit) };
+      return {
+        code: loincConcept([def.components[code].loinc]),
+        valueQuantity: quantity(c.value, c.unit),
+      };
     });
   }
   if (m.note) obs.note = [{ text: m.note }];

@@ -12,7 +12,10 @@ import { measurementText } from './measurements.js';
 let panels = 0;
 
 export class ChatPanel {
-  constructor(root, { engine, files, nameOf = null, titleKey = 'chat.title', camera = true, queue = false } = {}) {
+  constructor(
+    root,
+    { engine, files, nameOf = null, titleKey = 'chat.title', camera = true, queue = false } = {},
+  ) {
     this.root = root;
     // queue: before the conversation is known (the practice has not added this device yet)
     // messages wait here, shown as pending, and go out once show(id) is called.
@@ -36,8 +39,17 @@ export class ChatPanel {
       tabindex: '0',
       dataset: { testid: 'chat-log' },
     });
-    this.status = h('p', { class: 'chat-status hint', dataset: { testid: 'chat-status' }, hidden: true });
-    this.error = h('p', { class: 'notice notice-error', role: 'alert', dataset: { testid: 'chat-error' }, hidden: true });
+    this.status = h('p', {
+      class: 'chat-status hint',
+      dataset: { testid: 'chat-status' },
+      hidden: true,
+    });
+    this.error = h('p', {
+      class: 'notice notice-error',
+      role: 'alert',
+      dataset: { testid: 'chat-error' },
+      hidden: true,
+    });
     this.input = h('textarea', {
       id: ids.input,
       rows: '2',
@@ -93,7 +105,14 @@ export class ChatPanel {
       }
     });
     this.heading = h('h2', { id: ids.title, class: 'h3', text: [titleKey] });
-    root.replaceChildren(this.heading, this.status, this.log, this.error, this.cameraBox, this.form);
+    root.replaceChildren(
+      this.heading,
+      this.status,
+      this.log,
+      this.error,
+      this.cameraBox,
+      this.form,
+    );
     root.classList.add('chat-panel');
     root.dataset.testid = root.dataset.testid || 'chat-panel';
     this.offs = [
@@ -131,7 +150,15 @@ export class ChatPanel {
     if (this.conv) return this.engine.send(this.conv, msg);
     if (!this.queue) throw Object.assign(new Error('no conversation'), { code: 'not_in_group' });
     this.early.push(msg);
-    const item = { key: `early|${msg.id}`, seq: 0, at: Date.now(), mine: true, msg, pending: true, from: {} };
+    const item = {
+      key: `early|${msg.id}`,
+      seq: 0,
+      at: Date.now(),
+      mine: true,
+      msg,
+      pending: true,
+      from: {},
+    };
     this.#render(item, false);
     this.#scroll();
     return item;
@@ -159,12 +186,17 @@ export class ChatPanel {
     const n = this.nameOf ? this.nameOf(item.from, this.conv) : '';
     if (n) return n;
     const c = this.engine.get(this.conv);
-    const m = c && c.meta ? (c.meta.members || []).find((x) => x.sub === item.from.sub && x.iss === item.from.iss) : null;
+    const m =
+      c && c.meta
+        ? (c.meta.members || []).find((x) => x.sub === item.from.sub && x.iss === item.from.iss)
+        : null;
     return m ? m.name : item.from.sub;
   }
 
   #onItem({ item, replaced }) {
-    const old = [...this.rendered.entries()].find(([, li]) => li.dataset.id === (item.msg && item.msg.id));
+    const old = [...this.rendered.entries()].find(
+      ([, li]) => li.dataset.id === (item.msg && item.msg.id),
+    );
     if (replaced && old) {
       const li = this.#build(item);
       old[1].replaceWith(li);
@@ -181,7 +213,9 @@ export class ChatPanel {
     const li = this.#build(item);
     this.rendered.set(item.key, li);
     // Keep seq order; pending (unsent) messages stay at the end.
-    const after = [...this.log.children].find((x) => Number(x.dataset.seq || Infinity) > (item.seq || Infinity));
+    const after = [...this.log.children].find(
+      (x) => Number(x.dataset.seq || Infinity) > (item.seq || Infinity),
+    );
     if (after) this.log.insertBefore(li, after);
     else this.log.append(li);
     if (fresh && !item.mine) announce('chat.received', { name: this.nameFor(item) });
@@ -206,10 +240,21 @@ export class ChatPanel {
       ' ',
       h('span', {
         class: 'chat-time',
-        text: ['chat.at', { time: { time: Math.floor((item.msg ? item.msg.sent_at : item.at) / 1000), date: true } }],
+        text: [
+          'chat.at',
+          {
+            time: { time: Math.floor((item.msg ? item.msg.sent_at : item.at) / 1000), date: true },
+          },
+        ],
       }),
       item.pending ? h('span', { class: 'chat-flag', text: ['chat.pending'] }) : null,
-      item.failed ? h('span', { class: 'chat-flag chat-warn', dataset: { testid: 'chat-failed' }, text: ['chat.failed'] }) : null,
+      item.failed
+        ? h('span', {
+            class: 'chat-flag chat-warn',
+            dataset: { testid: 'chat-failed' },
+            text: ['chat.failed'],
+          })
+        : null,
       item.mismatch ? h('span', { class: 'chat-flag chat-warn', text: ['chat.mismatch'] }) : null,
     );
     li.append(meta, this.#body(item));
@@ -253,11 +298,21 @@ export class ChatPanel {
           height: m.height || null,
           dataset: { testid: 'chat-photo' },
         });
-        const link = h('a', { href: url, target: '_blank', rel: 'noopener', class: 'chat-photo-link' }, img);
+        const link = h(
+          'a',
+          { href: url, target: '_blank', rel: 'noopener', class: 'chat-photo-link' },
+          img,
+        );
         status.replaceWith(link);
       })
       .catch((err) => {
-        status.replaceWith(h('span', { class: 'notice-error', dataset: { testid: 'chat-photo-error' }, text: [`chat.photo.${err.code === 'file_altered' ? 'altered' : 'failed'}`] }));
+        status.replaceWith(
+          h('span', {
+            class: 'notice-error',
+            dataset: { testid: 'chat-photo-error' },
+            text: [`chat.photo.${err.code === 'file_altered' ? 'altered' : 'failed'}`],
+          }),
+        );
       });
     return fig;
   }
@@ -332,7 +387,9 @@ export class ChatPanel {
       const size = await imageSize(blob).catch(() => ({}));
       const file = await this.files.put(this.conv, blob);
       const caption = this.input.value.trim();
-      await this.sendMessage(photoMessage(file, { ...size, ...extra, caption: caption || undefined }));
+      await this.sendMessage(
+        photoMessage(file, { ...size, ...extra, caption: caption || undefined }),
+      );
       if (caption) this.input.value = '';
       announce('chat.photo.sent');
     } catch (err) {
@@ -346,7 +403,12 @@ export class ChatPanel {
   // ---- camera ----
 
   #cameraBox() {
-    this.video = h('video', { autoplay: true, muted: true, playsinline: true, 'aria-hidden': 'true' });
+    this.video = h('video', {
+      autoplay: true,
+      muted: true,
+      playsinline: true,
+      'aria-hidden': 'true',
+    });
     this.video.muted = true;
     return h(
       'div',
@@ -375,7 +437,10 @@ export class ChatPanel {
   async #openCamera() {
     this.#setError(null);
     try {
-      this.stream = await navigator.mediaDevices.getUserMedia({ video: { facingMode: 'environment' }, audio: false });
+      this.stream = await navigator.mediaDevices.getUserMedia({
+        video: { facingMode: 'environment' },
+        audio: false,
+      });
     } catch {
       this.#setError({ code: 'camera_unavailable' });
       return;
@@ -395,7 +460,8 @@ export class ChatPanel {
 
   async #takePhoto() {
     const v = this.video;
-    if (!v.videoWidth) await new Promise((r) => v.addEventListener('loadedmetadata', r, { once: true }));
+    if (!v.videoWidth)
+      await new Promise((r) => v.addEventListener('loadedmetadata', r, { once: true }));
     const canvas = document.createElement('canvas');
     canvas.width = v.videoWidth;
     canvas.height = v.videoHeight;
