@@ -61,6 +61,8 @@ test('bad input is refused, naming the field', () => {
   assert.equal(invalid({ ...p, file: { ...FILE, key: 'short' } }), 'file.key');
   assert.equal(invalid({ ...p, file: { ...FILE, id: '../etc' } }), 'file.id');
   assert.equal(invalid({ ...p, file: { ...FILE, size: 0 } }), 'file.size');
+  assert.equal(invalid({ ...p, file: { ...FILE, size: 10 * 1024 * 1024 - 15 } }), 'file.size');
+  assert.equal(invalid({ ...p, file: { ...FILE, size: 10 * 1024 * 1024 - 16 } }), null);
   const bp = measurementMessage('blood_pressure', { systolic: 128, diastolic: 82 }, Date.now());
   const comps = bp.measurement.components;
   assert.equal(

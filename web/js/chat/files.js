@@ -4,6 +4,7 @@
 // ciphertext (docs/protocol.md §5.10: a ticket over the WebSocket, then HTTP) and the key
 // travels inside the MLS message that refers to the file. The SHA-256 of the ciphertext in the
 // message lets the receiver check that the server returned exactly what was uploaded.
+import { MAX_FILE_BYTES } from './messages.js';
 import { b64u, unb64u } from './util.js';
 
 export class FileError extends Error {
@@ -14,7 +15,7 @@ export class FileError extends Error {
   }
 }
 
-export const MAX_PHOTO_BYTES = 10 * 1024 * 1024;
+export const MAX_PHOTO_BYTES = MAX_FILE_BYTES;
 
 async function sha256(bytes) {
   return new Uint8Array(await crypto.subtle.digest('SHA-256', bytes));

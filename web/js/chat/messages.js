@@ -12,6 +12,8 @@ export const MAX_ENCODED = 40000; // bytes of JSON; the PrivateMessage stays und
 const ID_RE = /^[0-9a-f]{32}$/;
 const B64U_RE = /^[A-Za-z0-9_-]+$/;
 export const PHOTO_TYPES = ['image/jpeg', 'image/png', 'image/webp'];
+// The server takes files of at most 10 MiB (file_max_bytes); the ciphertext is 16 bytes longer.
+export const MAX_FILE_BYTES = 10 * 1024 * 1024 - 16;
 
 const te = new TextEncoder();
 const td = new TextDecoder('utf-8', { fatal: true });
@@ -123,7 +125,7 @@ function checkFile(f) {
   if (!f || typeof f !== 'object') return 'file';
   if (!isStr(f.id, 128) || !/^[A-Za-z0-9_.-]+$/.test(f.id)) return 'file.id';
   if (!PHOTO_TYPES.includes(f.mime)) return 'file.mime';
-  if (!isInt(f.size, 1, 64 * 1024 * 1024)) return 'file.size';
+  if (!isInt(f.size, 1, MAX_FILE_BYTES)) return 'file.size';
   if (!isStr(f.key, 64) || !B64U_RE.test(f.key) || f.key.length !== 43) return 'file.key';
   if (!isStr(f.iv, 16) || !B64U_RE.test(f.iv) || f.iv.length !== 16) return 'file.iv';
   if (!isStr(f.sha256, 64) || !B64U_RE.test(f.sha256) || f.sha256.length !== 43)
