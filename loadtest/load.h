@@ -16,13 +16,20 @@
 
 #include "benchutil.h"
 #include "peer.h"
+#include "spk/mls.h"
 #include "spk/sdp.h"
+#include "spk/sframe.h"
 #include "spk/token.h"
 #include "ws.h"
 
 #define LOAD_MAX_STEPS 16
 #define LOAD_MAX_K 8 /* participants per consult */
 #define LOAD_REQ_RING 64
+
+/* Plaintext markers of the synthetic payload; with --e2ee neither may appear in what the relay
+ * forwards. */
+#define LOAD_PAYLOAD_MAGIC "SPKL"
+#define LOAD_CANARY "CANARY-spreekkamer-plaintext"
 
 typedef struct load load_t;
 typedef struct load_consult load_consult_t;
@@ -95,6 +102,10 @@ struct load_part {
 
     /* subscriber: what arrived from each participant of the consult */
     load_pair_t pairs[LOAD_MAX_K];
+
+    /* --e2ee: this participant's MLS group (NULL for a tap) and SFrame keys */
+    spk_mls_t *mls;
+    spk_sframe_mls_t *sframe;
 };
 
 struct load_consult {
@@ -126,7 +137,9 @@ struct load {
     int consults, k;
     double duration_s, setup_timeout_s, pps;
     size_t size;
-    int rcvbuf; /* client sockets' receive buffer, bytes */
+    int rcvbuf;    /* client sockets' receive buffer, bytes */
+    bool e2ee;     /* payloads are SFrame frames under each consult's MLS group */
+    bool e2ee_tap; /* ... and the last participant is outside the group, receiving only */
     double rates[LOAD_MAX_STEPS];
     int n_rates;
     bool verbose;
@@ -152,7 +165,12 @@ struct load {
     load_step_t steps[LOAD_MAX_STEPS];
     uint64_t t_run0_ns;
     uint64_t sig_errors, ws_lost, media_failed, send_errors, foreign_rx, bad_payload;
-    spk_sdp_t *sdp_a, *sdp_b; /* scratch (large) */
+    uint64_t e2ee_failed;      /* frames a member could not encrypt or decrypt */
+    uint64_t e2ee_tap_frames;  /* frames the tap received */
+    uint64_t e2ee_tap_refused; /* ... and could not decrypt */
+    uint64_t e2ee_tap_opened;  /* ... and could (must stay 0) */
+    uint64_t e2ee_canary_seen; /* plaintext markers in forwarded frames (must stay 0) */
+    spk_sdp_t *sdp_a, *sdp_b;  /* scratch (large) */
     char *sdp_text;
 };
 
@@ -172,5 +190,16 @@ void load_media_free(load_part_t *p);
 /* Counts pairs (subscriber, publisher) of the run that have received something. */
 int load_media_pairs_ready(load_t *L, int *total);
 GSource *load_uv_source_new(uv_loop_t *loop);
+
+/* load_e2ee.c */
+int load_e2ee_setup(load_t *L);
+bool load_e2ee_sends(const load_part_t *p);
+/* Frame length, 0 on failure (counted). */
+size_t load_e2ee_seal(load_part_t *p, const uint8_t *pt, size_t pt_len, uint8_t *out, size_t cap);
+size_t load_e2ee_open(load_part_t *p, const uint8_t *frame, size_t len, uint8_t *out, size_t cap);
+bool load_e2ee_is_tap(const load_part_t *p);
+/* The tap received a payload: scans it for plaintext markers and tries to decrypt it. */
+void load_e2ee_tap(load_part_t *p, const uint8_t *payload, size_t len);
+void load_e2ee_free(load_part_t *p);
 
 #endif

@@ -16,7 +16,7 @@
 #include "spk/rtp.h"
 #include "spk/util.h"
 
-#define PAYLOAD_MAGIC "SPKL"
+#define PAYLOAD_MAGIC LOAD_PAYLOAD_MAGIC
 #define HDR_LEN 12
 #define INFO_LEN 24 /* magic 4, consult 2, participant 2, seq 8, send time 8 */
 #define PT_VP8 96
@@ -100,6 +100,24 @@ static void on_media(spk_peer_t *peer, const uint8_t *pkt, size_t len, bool rtcp
     load_t *L = p->L;
     if (rtcp) {
         return;
+    }
+    if (load_e2ee_is_tap(p)) {
+        if (len > HDR_LEN) {
+            load_e2ee_tap(p, pkt + HDR_LEN, len - HDR_LEN);
+        }
+        return;
+    }
+    uint8_t clear[1500];
+    if (L->e2ee && len > HDR_LEN) {
+        /* the RTP header stays as it came; the payload is the SFrame frame */
+        size_t n = load_e2ee_open(p, pkt + HDR_LEN, len - HDR_LEN, clear + HDR_LEN,
+                                  sizeof(clear) - HDR_LEN);
+        if (n == 0) {
+            return;
+        }
+        memcpy(clear, pkt, HDR_LEN);
+        pkt = clear;
+        len = HDR_LEN + n;
     }
     if (len < HDR_LEN + INFO_LEN || memcmp(pkt + HDR_LEN, PAYLOAD_MAGIC, 4) != 0) {
         L->bad_payload++;
@@ -360,7 +378,22 @@ static void send_one(load_part_t *p, uint8_t *pkt, uint64_t now)
     memcpy(pkt + HDR_LEN + 6, &pi, 2);
     memcpy(pkt + HDR_LEN + 8, &p->seq, 8);
     memcpy(pkt + HDR_LEN + 16, &now, 8);
-    if (spk_peer_send_rtp(p->pub.peer, pkt, L->size) != 0) {
+    size_t len = L->size;
+    if (L->e2ee) {
+        /* the same information plus a known plaintext, sealed into an SFrame frame */
+        uint8_t pt[1500];
+        size_t pt_len = L->size - HDR_LEN - SPK_SFRAME_MAX_OVERHEAD;
+        memcpy(pt, pkt + HDR_LEN, INFO_LEN);
+        for (size_t i = INFO_LEN; i < pt_len; i++) {
+            pt[i] = (uint8_t)LOAD_CANARY[(i - INFO_LEN) % (sizeof(LOAD_CANARY) - 1)];
+        }
+        size_t n = load_e2ee_seal(p, pt, pt_len, pkt + HDR_LEN, 1500 - HDR_LEN);
+        if (n == 0) {
+            return;
+        }
+        len = HDR_LEN + n;
+    }
+    if (spk_peer_send_rtp(p->pub.peer, pkt, len) != 0) {
         L->send_errors++;
     }
     p->seq++;
@@ -397,7 +430,7 @@ void load_media_pump(load_t *L, uint64_t now)
             }
             load_media_trickle(p);
             send_rr(p, now);
-            if (!L->sending || !spk_peer_connected(p->pub.peer)) {
+            if (!L->sending || !spk_peer_connected(p->pub.peer) || !load_e2ee_sends(p)) {
                 continue;
             }
             if (p->send_base_ns == 0) {
@@ -420,7 +453,9 @@ int load_media_pairs_ready(load_t *L, int *total)
     for (int c = 0; c < L->consults; c++) {
         for (int i = 0; i < L->k; i++) {
             for (int j = 0; j < L->k; j++) {
-                if (i != j) {
+                /* a tap (--e2ee-tap) neither sends nor can read what it gets */
+                if (i != j && load_e2ee_sends(&L->cs[c].parts[j]) &&
+                    load_e2ee_sends(&L->cs[c].parts[i])) {
                     all++;
                     ready += L->cs[c].parts[i].pairs[j].any ? 1 : 0;
                 }
@@ -433,6 +468,7 @@ int load_media_pairs_ready(load_t *L, int *total)
 
 void load_media_free(load_part_t *p)
 {
+    load_e2ee_free(p);
     spk_peer_free(p->pub.peer);
     spk_peer_free(p->sub.peer);
     p->pub.peer = p->sub.peer = NULL;

@@ -243,7 +243,7 @@ static void step_result(load_t *L, int k, step_res_t *r)
             uint64_t n = pub->s1[k] - pub->s0[k];
             r->sent += n;
             for (int j = 0; j < L->k; j++) {
-                if (j != i) {
+                if (j != i && load_e2ee_sends(&L->cs[c].parts[j])) { /* a tap counts apart */
                     r->expected += n;
                     r->received += count_bits(&L->cs[c].parts[j].pairs[i], pub->s0[k], pub->s1[k]);
                 }
@@ -366,6 +366,18 @@ static void print_summary(load_t *L, double setup_s, long rss0, long rss1)
     json_object_set_new(o, "media_failures", json_integer((json_int_t)L->media_failed));
     json_object_set_new(o, "send_errors", json_integer((json_int_t)L->send_errors));
     json_object_set_new(o, "foreign_packets", json_integer((json_int_t)L->foreign_rx));
+    if (L->e2ee || L->e2ee_tap) {
+        json_t *e = json_object();
+        json_object_set_new(e, "on", json_boolean(L->e2ee));
+        json_object_set_new(e, "failed", json_integer((json_int_t)L->e2ee_failed));
+        json_object_set_new(e, "tap", json_boolean(L->e2ee_tap));
+        json_object_set_new(e, "tap_frames", json_integer((json_int_t)L->e2ee_tap_frames));
+        json_object_set_new(e, "tap_refused", json_integer((json_int_t)L->e2ee_tap_refused));
+        json_object_set_new(e, "tap_opened", json_integer((json_int_t)L->e2ee_tap_opened));
+        json_object_set_new(e, "plaintext_markers_seen",
+                            json_integer((json_int_t)L->e2ee_canary_seen));
+        json_object_set_new(o, "e2ee", e);
+    }
     char *txt = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(6));
     printf("%s\n", txt ? txt : "{}");
     fflush(stdout);
@@ -377,20 +389,24 @@ static void print_summary(load_t *L, double setup_s, long rss0, long rss1)
 
 static void usage(FILE *out)
 {
-    fprintf(out,
-            "usage: spreekload [options]\n"
-            "  --consults N          consults (20)\n"
-            "  --participants K      participants per consult, GP + K-1 patients (2, max %d)\n"
-            "  --duration S          seconds measured per rate (30)\n"
-            "  --pps R               RTP packets per second per publisher (160)\n"
-            "  --rates R1,R2,...     measure these rates one after the other (default: --pps)\n"
-            "  --size B              RTP packet size in bytes, 40..1400 (1100)\n"
-            "  --setup-timeout S     wait at most this for all media to flow (30)\n"
-            "  --rcvbuf B            receive buffer of the client's media sockets (4194304)\n"
-            "  --spreekd PATH        start this spreekd (temporary data dir, free port)\n"
-            "  --relay-workers N     with --spreekd: relay worker threads\n"
-            "  --pid PID --port P --data DIR   use a running spreekd instead\n",
-            LOAD_MAX_K);
+    fprintf(
+        out,
+        "usage: spreekload [options]\n"
+        "  --consults N          consults (20)\n"
+        "  --participants K      participants per consult, GP + K-1 patients (2, max %d)\n"
+        "  --duration S          seconds measured per rate (30)\n"
+        "  --pps R               RTP packets per second per publisher (160)\n"
+        "  --rates R1,R2,...     measure these rates one after the other (default: --pps)\n"
+        "  --size B              RTP packet size in bytes, 40..1400 (1100)\n"
+        "  --setup-timeout S     wait at most this for all media to flow (30)\n"
+        "  --rcvbuf B            receive buffer of the client's media sockets (4194304)\n"
+        "  --e2ee                payloads are SFrame frames keyed from each consult's MLS group\n"
+        "  --e2ee-tap            with --e2ee: the last participant is outside the group and\n"
+        "                        receives only (needs --participants >= 3)\n"
+        "  --spreekd PATH        start this spreekd (temporary data dir, free port)\n"
+        "  --relay-workers N     with --spreekd: relay worker threads\n"
+        "  --pid PID --port P --data DIR   use a running spreekd instead\n",
+        LOAD_MAX_K);
 }
 
 static int parse_rates(load_t *L, const char *s)
@@ -420,6 +436,11 @@ static int parse_args(load_t *L, server_opts_t *so, int argc, char **argv)
         if (strcmp(k, "--help") == 0) {
             usage(stdout);
             exit(0);
+        }
+        if (strcmp(k, "--e2ee") == 0 || strcmp(k, "--e2ee-tap") == 0 || strcmp(k, "--tap") == 0) {
+            L->e2ee = L->e2ee || strcmp(k, "--tap") != 0;
+            L->e2ee_tap = L->e2ee_tap || strcmp(k, "--e2ee") != 0;
+            continue;
         }
         if (!v) {
             return -1;
@@ -601,12 +622,16 @@ int main(int argc, char **argv)
     usleep(200000);
     long rss0 = spk_bench_rss_kb(so.pid);
     int rc = 1;
-    if (env_init(L, &so) == 0) {
+    if (env_init(L, &so) == 0 && load_e2ee_setup(L) == 0) {
         double setup_s = 0;
         long rss1 = -1;
         run(L, &setup_s, &rss1);
         print_summary(L, setup_s, rss0, rss1);
-        rc = L->sig_errors || L->ws_lost || L->media_failed ? 1 : 0;
+        rc = L->sig_errors || L->ws_lost || L->media_failed || L->e2ee_failed ||
+                     L->e2ee_tap_opened || (L->e2ee && L->e2ee_canary_seen) ||
+                     (L->e2ee_tap && L->e2ee_tap_frames == 0)
+                 ? 1
+                 : 0;
     }
     env_free(L);
     server_stop(&so);

@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 jobs=$(nproc)
 build=build/bench
-all_sections=(signaling memory mls sframe relay audit)
+all_sections=(signaling memory mls sframe relay e2ee audit)
 
 machine() {
   echo "machine: $(nproc) cores, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)," \
@@ -92,6 +92,15 @@ section_relay() {
     perf report -i "$build/relay-perf.data" --no-children --sort symbol --stdio -g none \
       2>/dev/null | grep '%' | head -n 25 || true
   fi
+}
+
+section_e2ee() {
+  echo "== e2ee"
+  # tests/bench/run_e2ee.sh: spreekd CPU per forwarded packet with plain and with SFrame payloads
+  # (spreekload --e2ee), alternating, medians and ratio. Settings: BENCH_E2EE_SECONDS (15),
+  # BENCH_E2EE_REPEAT (3).
+  bash tests/bench/run_e2ee.sh "$build/server/spreekd" "$build/loadtest/spreekload" |
+    tee "$build/e2ee.out"
 }
 
 section_audit() {

@@ -26,38 +26,9 @@
 #include "spk/token.h"
 #include "spk/util.h"
 
-#define CTL_OK 0
-#define CTL_FAIL 1
-#define CTL_USAGE 2
-#define CTL_MAX_OPTS 24
-#define CTL_MAX_WORDS 4
+#include "ctl.h"
+
 #define CTL_DEFAULT_TOKEN_TTL (8 * 3600)
-
-typedef struct {
-    const char *key;
-    const char *val;
-} ctl_opt_t;
-
-typedef struct {
-    const char *words[CTL_MAX_WORDS];
-    int nwords;
-    ctl_opt_t opts[CTL_MAX_OPTS];
-    int nopts;
-    bool help, json;
-    const char *config_path;
-    const char *data_dir;
-
-    spk_config_t cfg;
-    spk_store_t *st;
-    char user[SPK_SUB_LEN]; /* the operator: login user (see operator_identity) */
-    char operator[48];      /* "uid N login M": the access point's detail */
-    const char *practice;   /* the practice the command concerns, for the audit entry */
-
-    /* validated before the store is opened */
-    spk_token_claims_t claims;
-    int64_t ttl;
-    int64_t until;
-} ctl_t;
 
 typedef struct {
     const char *group;
@@ -70,9 +41,9 @@ typedef struct {
 
 /* ---- messages ---- */
 
-static int fail(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int fail(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-static int fail(int err, const char *fmt, ...)
+int fail(int err, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -83,9 +54,9 @@ static int fail(int err, const char *fmt, ...)
     return CTL_FAIL;
 }
 
-static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-static int usage_error(const char *fmt, ...)
+int usage_error(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -96,7 +67,7 @@ static int usage_error(const char *fmt, ...)
     return CTL_USAGE;
 }
 
-static void iso_time(int64_t unix_s, char *out, size_t cap)
+void iso_time(int64_t unix_s, char *out, size_t cap)
 {
     time_t t = (time_t)unix_s;
     struct tm tm;
@@ -107,7 +78,7 @@ static void iso_time(int64_t unix_s, char *out, size_t cap)
 
 /* ---- options ---- */
 
-static const char *opt(const ctl_t *c, const char *key)
+const char *opt(const ctl_t *c, const char *key)
 {
     for (int i = 0; i < c->nopts; i++) {
         if (strcmp(c->opts[i].key, key) == 0) {
@@ -118,14 +89,14 @@ static const char *opt(const ctl_t *c, const char *key)
 }
 
 /* A required option (check_opts made sure it is there); "" if it is not. */
-static const char *req(const ctl_t *c, const char *key)
+const char *req(const ctl_t *c, const char *key)
 {
     const char *v = opt(c, key);
     return v != NULL ? v : "";
 }
 
 /* An optional option with a default. */
-static const char *opt_or(const ctl_t *c, const char *key, const char *dflt)
+const char *opt_or(const ctl_t *c, const char *key, const char *dflt)
 {
     const char *v = opt(c, key);
     return v != NULL ? v : dflt;
@@ -146,7 +117,7 @@ static bool word_in(const char *list, const char *w)
 }
 
 /* Parses a positive integer; false on anything else. */
-static bool parse_pos_i64(const char *s, int64_t *out)
+bool parse_pos_i64(const char *s, int64_t *out)
 {
     if (s == NULL || *s < '0' || *s > '9') {
         return false;
@@ -285,7 +256,7 @@ static void operator_fields(const ctl_t *c, spk_audit_rec_t *r)
 
 /* Ends the transaction a command's change ran in: commits when rc is 0, else rolls back.
  * Returns rc, or the commit's error. */
-static int end_txn(ctl_t *c, int rc)
+int end_txn(ctl_t *c, int rc)
 {
     if (rc == 0) {
         return spk_store_commit(c->st, NULL);
@@ -296,11 +267,11 @@ static int end_txn(ctl_t *c, int rc)
 
 /* Appends this command's audit entry (inside the command's transaction when it has one).
  * `result` is 0 or the SPK_E* code the command ends with. */
-static int audit(ctl_t *c, const char *event, int result, const char *patient, const char *object,
-                 const char *detail_fmt, ...) __attribute__((format(printf, 6, 7)));
+int audit(ctl_t *c, const char *event, int result, const char *patient, const char *object,
+          const char *detail_fmt, ...) __attribute__((format(printf, 6, 7)));
 
-static int audit(ctl_t *c, const char *event, int result, const char *patient, const char *object,
-                 const char *detail_fmt, ...)
+int audit(ctl_t *c, const char *event, int result, const char *patient, const char *object,
+          const char *detail_fmt, ...)
 {
     spk_audit_rec_t r;
     memset(&r, 0, sizeof(r));
@@ -756,7 +727,7 @@ static int print_deleg(void *ud, const spk_delegation_rec_t *d)
     return 0;
 }
 
-static int dump_json(json_t *arr)
+int dump_json(json_t *arr)
 {
     int rc = json_dumpf(arr, stdout, JSON_INDENT(2) | JSON_ENSURE_ASCII);
     fputc('\n', stdout);
@@ -826,6 +797,23 @@ static const struct {
     {"auth.summary", "herhaalde mislukte aanmeldingen (samengevat)"},
     {"invite.list", "uitnodigingen bekeken"},
     {"invite.revoke", "uitnodiging ingetrokken"},
+    {"chat.create", "chatgesprek aangemaakt"},
+    {"chat.list", "lijst van chatgesprekken ingezien"},
+    {"chat.open", "chatgesprek geopend (gegevens, geen inhoud)"},
+    {"chat.member.add", "deelnemer aan chatgesprek toegevoegd"},
+    {"chat.member.remove", "deelnemer uit chatgesprek verwijderd"},
+    {"chat.group.create", "versleutelde chatgroep gestart"},
+    {"chat.group.change", "apparaten in versleutelde chatgroep gewijzigd"},
+    {"chat.sync", "chatgesprekken opgehaald op een apparaat"},
+    {"chat.file.upload", "bestand (versleuteld) in chatgesprek geplaatst"},
+    {"chat.file.download", "bestand (versleuteld) uit chatgesprek opgehaald"},
+    {"console.link", "consolelink voor de huisarts aangemaakt (praktijksysteem)"},
+    {"console.link.use", "aangemeld via consolelink van het praktijksysteem"},
+    {"integration.register", "praktijksysteem gekoppeld"},
+    {"integration.list", "koppelingen met praktijksystemen bekeken"},
+    {"integration.rotate_key", "sleutel van praktijksysteem vervangen"},
+    {"integration.revoke", "koppeling met praktijksysteem ingetrokken"},
+    {"integration.webhook", "webhook van praktijksysteem ingesteld"},
 };
 
 static const char *event_nl(const char *event)
@@ -1039,6 +1027,21 @@ static const ctl_cmd_t ctl_cmds[] = {
      "audit export --patient PSEUDONYM [--json]\n  Who accessed this patient's data: time, who,"
      " on behalf of, what, object, outcome."},
     {"audit", "list", cmd_audit_list, NULL, "", "audit list [--json]\n  Every audit entry."},
+    {"integration", "register", cmd_integration_register, NULL,
+     "id name practices public-key webhook",
+     "integration register --id ID --practices P1,P2 --public-key B64URL [--name N]"
+     " [--webhook URL]\n  Registers a practice system (role service) with its Ed25519 public key;"
+     " prints the key id and, with a webhook, its signing secret (shown once)."},
+    {"integration", "list", cmd_integration_list, NULL, "",
+     "integration list [--json]\n  Integrations, their keys and queued webhook events."},
+    {"integration", "rotate-key", cmd_integration_rotate_key, NULL, "id public-key grace",
+     "integration rotate-key --id ID --public-key B64URL [--grace SECONDS]\n  Adds the new key;"
+     " the old ones keep verifying tokens for the grace period (default none)."},
+    {"integration", "revoke", cmd_integration_revoke, NULL, "id",
+     "integration revoke --id ID\n  Its tokens are refused from now on (token_revoked)."},
+    {"integration", "webhook", cmd_integration_webhook, NULL, "id url",
+     "integration webhook --id ID --url (URL | none)\n  Sets the webhook endpoint with a new"
+     " signing secret (printed once)."},
     {"audit", "reanchor", cmd_audit_reanchor, NULL, "reason",
      "audit reanchor --reason TEXT\n  After investigating a verify failure: accepts the current"
      " chain (which must link from seq 1) as the new baseline; the reason is logged."},
@@ -1072,6 +1075,18 @@ static const char *required_opts(const ctl_cmd_t *cmd)
     }
     if (cmd->run == cmd_audit_reanchor) {
         return "reason";
+    }
+    if (cmd->run == cmd_integration_register) {
+        return "id practices public-key";
+    }
+    if (cmd->run == cmd_integration_rotate_key) {
+        return "id public-key";
+    }
+    if (cmd->run == cmd_integration_revoke) {
+        return "id";
+    }
+    if (cmd->run == cmd_integration_webhook) {
+        return "id url";
     }
     return "";
 }
@@ -1120,7 +1135,7 @@ static int check_opts(const ctl_t *c, const ctl_cmd_t *cmd)
         }
     }
     bool json_ok = cmd->run == cmd_delegation_list || cmd->run == cmd_audit_export ||
-                   cmd->run == cmd_audit_list;
+                   cmd->run == cmd_audit_list || cmd->run == cmd_integration_list;
     if (c->json && !json_ok) {
         return usage_error("--json is not available for this command");
     }

@@ -19,6 +19,7 @@
 #include "spk/store.h"
 #include "spk/token.h"
 #include "spk/util.h"
+#include "spk/webhook.h"
 #include "spk/ws_server.h"
 
 #ifndef SPK_WEB_ROOT_DEFAULT
@@ -39,7 +40,8 @@ typedef struct {
     spk_keyring_t *kr;
     spk_sig_t *sig;
     spk_ws_server_t *ws;
-    uv_async_t durable; /* the store's sync thread reports flushed commits */
+    spk_webhooks_t *webhooks; /* delivery to practice systems */
+    uv_async_t durable;       /* the store's sync thread reports flushed commits */
     bool durable_open;
     bool stopping_on_failure;
     atomic_bool store_failed;
@@ -344,6 +346,8 @@ static void stop_group_commit(spreekd_t *d)
 static void on_drained(void *ud)
 {
     spreekd_t *d = ud;
+    spk_webhooks_stop(d->webhooks);
+    d->webhooks = NULL;
     stop_relay(d);
     stop_group_commit(d);
     uv_close((uv_handle_t *)&d->sigterm, NULL);
@@ -385,6 +389,11 @@ static int start_serving(spreekd_t *d)
     }
     rc = start_relay(d);
     if (rc != 0) {
+        return rc;
+    }
+    rc = spk_webhooks_start(&d->webhooks, &d->loop, &d->cfg, d->store);
+    if (rc != 0) {
+        spk_error(0, "cannot start webhook delivery: %s", spk_strerror(rc));
         return rc;
     }
     return spk_ws_server_start(d->ws, d->sig);
@@ -455,6 +464,8 @@ int main(int argc, char **argv)
     }
     int rc = run(&d);
 
+    spk_webhooks_stop(d.webhooks);
+    d.webhooks = NULL;
     stop_relay(&d);
     stop_group_commit(&d);
     spk_ws_server_free(d.ws);

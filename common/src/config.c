@@ -153,6 +153,20 @@ static const cfg_opt_t g_opts[] = {
      0, 1, 3600000, "MS", "at most one witness line per interval (1000)"},
     {"audit-verify-interval", "audit_verify_interval_s", CFG_INT, OFF(audit_verify_interval_s), 0,
      0, 31536000, "S", "full audit chain check interval (3600; 0 never)"},
+    {"api-max-body", "api_max_body_bytes", CFG_SIZE, OFF(api_max_body_bytes), 0, 1024, 16777216,
+     "N", "largest /api/v1 request body (65536)"},
+    {"console-link-ttl", "console_link_ttl_s", CFG_I64, OFF(console_link_ttl_s), 0, 30, 86400, "S",
+     "a console link can be opened this long (300)"},
+    {"webhook-timeout", "webhook_timeout_ms", CFG_INT, OFF(webhook_timeout_ms), 0, 100, 600000,
+     "MS", "one webhook delivery attempt (10000)"},
+    {"webhook-queue-max", "webhook_queue_max", CFG_INT, OFF(webhook_queue_max), 0, 1, 10000000, "N",
+     "undelivered webhook events kept per integration (10000)"},
+    {"webhook-max-age", "webhook_max_age_s", CFG_I64, OFF(webhook_max_age_s), 0, 60, 31536000, "S",
+     "undelivered webhook events dropped after (86400)"},
+    {"webhook-workers", "webhook_workers", CFG_INT, OFF(webhook_workers), 0, 1, 64, "N",
+     "webhook delivery threads (2)"},
+    {"webhook-ca-file", "webhook_ca_file", CFG_STR, OFF(webhook_ca_file), SZ(webhook_ca_file), 0, 0,
+     "FILE", "CA bundle for HTTPS webhooks (system default)"},
     {NULL, "issuers", CFG_ISSUERS, 0, 0, 0, 0, NULL, NULL},
 };
 
@@ -212,6 +226,12 @@ void spk_config_defaults(spk_config_t *c)
     c->file_max_bytes = 10 * 1024 * 1024;
     c->file_quota_bytes = 1024LL * 1024 * 1024;
     c->audit_verify_interval_s = 3600;
+    c->api_max_body_bytes = 65536;
+    c->console_link_ttl_s = 300;
+    c->webhook_timeout_ms = 10000;
+    c->webhook_queue_max = 10000;
+    c->webhook_max_age_s = 86400;
+    c->webhook_workers = 2;
 }
 
 static const char *opt_name(const cfg_opt_t *o, bool from_file)

@@ -135,6 +135,8 @@ int sig_part_commit(sig_req_t *r, sig_part_t *p, spk_part_state_t state)
     spk_participant_rec_t rec = p->rec;
     rec.state = state;
     rec.updated_at = r->now;
+    r->moved = p;
+    r->moved_to = state;
     int rc = spk_store_participant_put(r->s->store, &rec);
     if (rc == 0) {
         rc = sig_commit(r);
@@ -154,6 +156,9 @@ json_t *sig_consult_json(const sig_consult_t *c, bool with_patient)
                           (json_int_t)c->rec.created_at, "ended_at", (json_int_t)c->rec.ended_at);
     if (o != NULL && with_patient) {
         json_object_set_new(o, "patient", json_string(c->rec.patient));
+    }
+    if (o != NULL) {
+        sig_consult_status(c, o);
     }
     return o;
 }

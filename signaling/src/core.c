@@ -127,7 +127,13 @@ int sig_commit(sig_req_t *r)
     if (!spk_store_in_txn(st)) {
         return 0;
     }
-    int rc = r->event != NULL ? sig_audit(r, 0) : 0;
+    int rc = sig_hooks_precommit(r);
+    if (rc == 0 && r->idem_key[0] != '\0') {
+        rc = sig_idem_store(r);
+    }
+    if (rc == 0 && r->event != NULL) {
+        rc = sig_audit(r, 0);
+    }
     uint64_t t = 0;
     if (rc == 0) {
         rc = spk_store_commit(st, &t);
@@ -139,9 +145,11 @@ int sig_commit(sig_req_t *r)
         return SPK_EIO;
     }
     r->event = NULL; /* recorded */
+    r->idem_key[0] = '\0';
     if (t > r->s->cur_ticket) {
         r->s->cur_ticket = t;
     }
+    sig_hooks_postcommit(r);
     return 0;
 }
 
@@ -347,7 +355,10 @@ static int run_action(sig_req_t *r, const sig_action_t *a)
     if (rc != 0) {
         return rc;
     }
-    rc = a->fn(r);
+    rc = r->event != NULL ? sig_idem_begin(r) : 0;
+    if (rc == 0 && !r->idem_replay) {
+        rc = a->fn(r);
+    }
     if (rc == 0) {
         rc = sig_commit(r); /* no-op when the handler committed already */
     }
@@ -430,6 +441,8 @@ void spk_sig_tick(spk_sig_t *s, uint64_t now_ms)
     int64_t now = (int64_t)(now_ms / 1000);
     sig_access_tick(s, now);
     sig_auth_fail_tick(s, now);
+    sig_hooks_tick(s, now);
+    sig_idem_tick(s, now);
     sig_chat_tick(s, now);
     sig_files_tick(s, now_ms);
     sig_consults_sweep(s);

@@ -12,7 +12,7 @@
 /* Consults one connection can be joined to at once. */
 #define SPK_SIG_MAX_JOINED 16
 /* Actions in the role x action matrix (policy.c asserts the table has exactly this many). */
-#define SIG_N_ACTIONS 46
+#define SIG_N_ACTIONS 48
 /* Relay counters kept per endpoint for /metrics. */
 #define SIG_EP_STATS 10
 
@@ -158,6 +158,14 @@ typedef struct {
     /* the delegation a remote GP acts under (sig_rel_practice), for sig_join_conn */
     char delegation[SPK_ID_LEN];
     int64_t delegation_until;
+    /* what the action changed, for the integrations' events (hooks.c): a participant moved to
+     * a state (sig_part_commit) */
+    const sig_part_t *moved;
+    spk_part_state_t moved_to;
+    /* idempotency (idem.c): the request's key once checked, and a stored answer replayed */
+    char idem_key[256];
+    uint8_t idem_req_hash[32];
+    bool idem_replay;
 } sig_req_t;
 
 typedef int (*sig_handler_fn)(sig_req_t *r);
@@ -235,6 +243,38 @@ bool sig_is_staff(spk_role_t role);
 /* Is the invited specialist (iss, sub) still invited to c (invitation not withdrawn, consent
  * still given)? */
 int sig_specialist_invited(spk_sig_t *s, const sig_consult_t *c, const char *iss, const char *sub);
+
+/* service.c: the "service" role of practice system integrations (docs/integration.md). */
+/* A token signed by a registered integration: verified against its keys. SPK_ENOTFOUND when
+ * the token's issuer is no integration (the keyring decides then). */
+int sig_service_verify(sig_req_t *r, const char *tok, spk_token_claims_t *cl);
+/* May the integration act for `practice`? Sets on_behalf_of to the GP named in the request's
+ * "gp" field, else default_gp, else the practice. */
+int sig_service_rel(sig_req_t *r, const char *practice, const char *default_gp);
+/* An own-issuer GP session token from a console link (role gp, bound to a consult). */
+bool sig_console_session(const spk_sig_t *s, const spk_token_claims_t *cl);
+int sig_h_console_link(sig_req_t *r);
+int sig_h_console_redeem(sig_req_t *r);
+/* The consult's status for integrations: planned | waiting | in_progress | ended, with times. */
+void sig_consult_status(const sig_consult_t *c, json_t *o);
+
+/* hooks.c: events for the integrations' webhooks, stored in the action's transaction. */
+int sig_hooks_precommit(sig_req_t *r);
+void sig_hooks_postcommit(sig_req_t *r);
+/* Reports invites that expired unused since the last call (from the tick). */
+void sig_hooks_tick(spk_sig_t *s, int64_t now);
+
+/* idem.c: idempotency keys of creating requests. */
+/* Checks the request's idempotency_key: sets r->idem_key (new) or r->idem_replay with the
+ * stored answer in r->reply; SPK_EIDEMPOTENCY for a key used with another request. */
+int sig_idem_begin(sig_req_t *r);
+/* Stores the answer under the key, in the action's transaction (from sig_commit). */
+int sig_idem_store(sig_req_t *r);
+void sig_idem_tick(spk_sig_t *s, int64_t now);
+
+/* h_session.c */
+int sig_authenticate(sig_req_t *r, const spk_token_claims_t *who);
+void sig_unauthenticate(sig_req_t *r);
 
 /* core.c */
 int sig_send_json(spk_sig_t *s, uint64_t conn, json_t *msg); /* steals msg */

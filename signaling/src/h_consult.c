@@ -19,16 +19,37 @@ static int req_practice(sig_req_t *r, const char **out)
     return sig_rel_practice(r, *out);
 }
 
+/* The optional planned start and end of a consult (an appointment from the practice system). */
+static int req_planned(sig_req_t *r, int64_t *at, int64_t *end)
+{
+    *at = *end = 0;
+    int rc = sig_get_int(r, "planned_at", false, r->now - 86400, r->now + 400 * 86400LL, at);
+    if (rc == 0) {
+        rc = sig_get_int(r, "planned_end", false, 1, r->now + 401 * 86400LL, end);
+    }
+    if (rc == 0 && *end != 0 && (*at == 0 || *end <= *at || *end - *at > 86400)) {
+        rc = sig_bad_field(r, "planned_end");
+    }
+    if (rc == 0 && *at != 0 && *end == 0) {
+        *end = *at + 600; /* a GP consult: ten minutes */
+    }
+    return rc;
+}
+
 int sig_h_consult_create(sig_req_t *r)
 {
     const spk_token_claims_t *w = &r->c->who;
     const char *patient, *title, *gp, *practice;
+    int64_t planned_at, planned_end;
     int rc = sig_get_str(r, "patient", true, SPK_SUB_LEN - 1, &patient);
     if (rc == 0) {
         rc = sig_get_str(r, "title", false, SPK_SUB_LEN - 1, &title);
     }
     if (rc == 0) {
-        rc = sig_get_str(r, "gp", false, SPK_SUB_LEN - 1, &gp);
+        rc = sig_get_str(r, "gp", w->role == SPK_ROLE_SERVICE, SPK_SUB_LEN - 1, &gp);
+    }
+    if (rc == 0) {
+        rc = req_planned(r, &planned_at, &planned_end);
     }
     if (rc == 0) {
         rc = req_practice(r, &practice);
@@ -37,59 +58,79 @@ int sig_h_consult_create(sig_req_t *r)
         return rc;
     }
     snprintf(r->patient, sizeof(r->patient), "%s", patient);
-    spk_consult_rec_t rec;
-    memset(&rec, 0, sizeof(rec));
-    memcpy(rec.id, "c_", 2);
-    rc = spk_random_id(rec.id + 2, sizeof(rec.id) - 2, 12);
+    sig_consult_t tmp;
+    memset(&tmp, 0, sizeof(tmp));
+    spk_consult_rec_t *rec = &tmp.rec;
+    memcpy(rec->id, "c_", 2);
+    rc = spk_random_id(rec->id + 2, sizeof(rec->id) - 2, 12);
     if (rc != 0) {
         return rc;
     }
-    snprintf(rec.practice, sizeof(rec.practice), "%s", practice);
-    snprintf(rec.gp, sizeof(rec.gp), "%s",
+    snprintf(rec->practice, sizeof(rec->practice), "%s", practice);
+    snprintf(rec->gp, sizeof(rec->gp), "%s",
              gp != NULL ? gp : (w->role == SPK_ROLE_ASSISTANT ? w->acts_for : w->sub));
-    snprintf(rec.patient, sizeof(rec.patient), "%s", patient);
-    snprintf(rec.title, sizeof(rec.title), "%s", title != NULL ? title : "");
-    snprintf(rec.created_by, sizeof(rec.created_by), "%s", w->sub);
-    rec.state = SPK_CONSULT_OPEN;
-    rec.created_at = r->now;
-    snprintf(r->object, sizeof(r->object), "%s", rec.id);
-    rc = spk_store_consult_insert(r->s->store, &rec);
+    snprintf(rec->patient, sizeof(rec->patient), "%s", patient);
+    snprintf(rec->title, sizeof(rec->title), "%s", title != NULL ? title : "");
+    snprintf(rec->created_by, sizeof(rec->created_by), "%s", w->sub);
+    rec->state = SPK_CONSULT_OPEN;
+    rec->created_at = r->now;
+    rec->planned_at = planned_at;
+    rec->planned_end = planned_end;
+    snprintf(r->object, sizeof(r->object), "%s", rec->id);
+    /* The answer is complete before the commit (an idempotency record stores it with it). */
+    json_object_set_new(r->reply, "consult", sig_consult_json(&tmp, true));
+    rc = spk_store_consult_insert(r->s->store, rec);
     if (rc == 0) {
         rc = sig_commit(r);
     }
     if (rc != 0) {
         return rc;
     }
-    sig_consult_t *c;
-    rc = sig_consult_lookup(r->s, rec.id, &c);
-    if (rc != 0) {
-        return rc;
-    }
     r->s->m[SIG_M_CONSULTS_CREATED]++;
-    spk_info(r->c->id, "consult %s created", rec.id);
-    json_object_set_new(r->reply, "consult", sig_consult_json(c, true));
+    spk_info(r->c->id, "consult %s created", rec->id);
     return 0;
 }
 
 static int list_cb(void *ud, const spk_consult_rec_t *rec)
 {
-    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:I}", "id", rec->id, "practice",
-                          rec->practice, "gp", rec->gp, "patient", rec->patient, "title",
-                          rec->title, "state", "open", "created_at", (json_int_t)rec->created_at,
-                          "ended_at", (json_int_t)0);
-    return json_array_append_new(ud, o) == 0 ? 0 : SPK_ENOMEM;
+    void **a = ud;
+    sig_consult_t *c = sig_consult_cached(a[1], rec->id);
+    sig_consult_t tmp;
+    if (c == NULL) {
+        memset(&tmp, 0, sizeof(tmp));
+        tmp.rec = *rec;
+        c = &tmp;
+    }
+    return json_array_append_new(a[0], sig_consult_json(c, true)) == 0 ? 0 : SPK_ENOMEM;
 }
 
 int sig_h_consult_list(sig_req_t *r)
 {
     const char *practice;
-    int rc = req_practice(r, &practice);
+    int64_t from = 0, until = 0;
+    int rc = sig_get_int(r, "from", false, 0, INT64_MAX / 2, &from);
+    if (rc == 0) {
+        rc = sig_get_int(r, "until", false, 1, INT64_MAX / 2, &until);
+    }
+    if (rc == 0 && (from != 0 || until != 0) && (until <= from || until - from > 31 * 86400)) {
+        rc = sig_bad_field(r, "until");
+    }
+    if (rc == 0) {
+        rc = req_practice(r, &practice);
+    }
     if (rc != 0) {
         return rc;
     }
     snprintf(r->object, sizeof(r->object), "%s", practice);
     json_t *arr = json_array();
-    rc = arr ? spk_store_consult_each_open(r->s->store, practice, list_cb, arr) : SPK_ENOMEM;
+    void *ud[2] = {arr, r->s};
+    if (arr == NULL) {
+        rc = SPK_ENOMEM;
+    } else if (until != 0) {
+        rc = spk_store_consult_each_between(r->s->store, practice, from, until, list_cb, ud);
+    } else {
+        rc = spk_store_consult_each_open(r->s->store, practice, list_cb, ud);
+    }
     if (rc != 0) {
         json_decref(arr);
         return rc;
@@ -124,6 +165,10 @@ int sig_h_consult_get(sig_req_t *r)
             json_array_append_new(a, sig_part_json(me));
         }
         json_object_set_new(r->reply, "participants", a);
+        return 0;
+    }
+    if (w->role == SPK_ROLE_SERVICE) {
+        /* A practice system sees the consult's state and times, no names (docs/integration.md). */
         return 0;
     }
     if (!sig_is_staff(w->role)) {
@@ -277,6 +322,8 @@ int sig_h_consult_end(sig_req_t *r)
     }
     c->rec.state = SPK_CONSULT_ENDED;
     c->rec.ended_at = r->now;
+    json_object_set_new(r->reply, "consult",
+                        sig_consult_json(c, r->c->who.role != SPK_ROLE_PATIENT));
     sig_reply_ok(r);
     json_t *m = json_pack("{s:s, s:s}", "type", "consult.ended", "consult", c->rec.id);
     for (size_t i = 0; m != NULL && i < c->n_conns; i++) {

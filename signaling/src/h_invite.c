@@ -51,6 +51,7 @@ int sig_h_invite_create(sig_req_t *r)
     json_object_set_new(o, "url", json_string(url));
     json_object_set_new(o, "code", json_string(code));
     json_object_set_new(r->reply, "invite", o);
+    json_object_set_new(r->reply, "consult", sig_consult_json(c, true));
     return 0;
 }
 

@@ -25,7 +25,7 @@ static json_t *user_json(const spk_token_claims_t *w)
 
 /* Makes the connection authenticated as `who`, counted against its token; undone by
  * unauthenticate when the action fails afterwards. */
-static int authenticate(sig_req_t *r, const spk_token_claims_t *who)
+int sig_authenticate(sig_req_t *r, const spk_token_claims_t *who)
 {
     r->c->who = *who;
     int rc = sig_token_count_add(r->s, r->c);
@@ -38,7 +38,7 @@ static int authenticate(sig_req_t *r, const spk_token_claims_t *who)
     return 0;
 }
 
-static void unauthenticate(sig_req_t *r)
+void sig_unauthenticate(sig_req_t *r)
 {
     sig_token_count_del(r->s, r->c);
     r->c->authed = false;
@@ -51,14 +51,23 @@ static int verify_token(sig_req_t *r, const char *tok, spk_token_claims_t *cl)
         snprintf(r->why, sizeof(r->why), "token is longer than %d bytes", SPK_TOKEN_MAX_LEN);
         return SPK_ETOKENINVALID;
     }
+    /* A practice system integration signs its own tokens with a registered key. */
+    int rc = sig_service_verify(r, tok, cl);
+    if (rc != SPK_ENOTFOUND) {
+        return rc;
+    }
     const spk_token_policy_t pol = {.audience = r->s->cfg.token_audience,
                                     .max_lifetime_s = r->s->cfg.token_max_lifetime_s};
-    int rc = spk_token_verify_policy(r->s->kr, tok, strlen(tok), r->now, r->s->cfg.token_leeway_s,
-                                     &pol, cl, r->why, sizeof(r->why));
+    rc = spk_token_verify_policy(r->s->kr, tok, strlen(tok), r->now, r->s->cfg.token_leeway_s, &pol,
+                                 cl, r->why, sizeof(r->why));
     if (rc != 0) {
         return rc;
     }
-    if (!sig_issuer_allows(r->s, cl->iss, cl->role)) {
+    if (cl->role == SPK_ROLE_SERVICE) {
+        snprintf(r->why, sizeof(r->why), "service tokens are signed by a registered integration");
+        return SPK_ETOKENISSUER;
+    }
+    if (!sig_issuer_allows(r->s, cl->iss, cl->role) && !sig_console_session(r->s, cl)) {
         snprintf(r->why, sizeof(r->why), "issuer is not trusted for role %s",
                  spk_role_name(cl->role));
         return SPK_ETOKENISSUER;
@@ -82,7 +91,7 @@ int sig_h_auth(sig_req_t *r)
     spk_token_claims_t cl;
     rc = verify_token(r, tok, &cl);
     if (rc == 0) {
-        rc = authenticate(r, &cl);
+        rc = sig_authenticate(r, &cl);
     }
     if (rc != 0) {
         r->s->m[SIG_M_AUTH_FAILED]++;
@@ -103,7 +112,7 @@ int sig_h_auth(sig_req_t *r)
     snprintf(r->object, sizeof(r->object), "%s", cl.consult[0] ? cl.consult : cl.jti);
     rc = sig_commit(r);
     if (rc != 0) {
-        unauthenticate(r);
+        sig_unauthenticate(r);
         spk_wipe(&cl, sizeof(cl));
         return rc;
     }
@@ -173,6 +182,7 @@ int sig_h_invite_redeem(sig_req_t *r)
     snprintf(r->patient, sizeof(r->patient), "%s", c->rec.patient);
     snprintf(r->practice, sizeof(r->practice), "%s", c->rec.practice);
     snprintf(r->object, sizeof(r->object), "%s", c->rec.id);
+    snprintf(r->detail, sizeof(r->detail), "invite %s", inv.id);
     if (c->rec.state != SPK_CONSULT_OPEN) {
         return SPK_ECONSULTENDED;
     }
@@ -208,12 +218,12 @@ int sig_h_invite_redeem(sig_req_t *r)
         rc = patient_session_token(r, &cl, tok, sizeof(tok));
     }
     if (rc == 0) {
-        rc = authenticate(r, &cl);
+        rc = sig_authenticate(r, &cl);
     }
     if (rc == 0) {
         rc = sig_commit(r);
         if (rc != 0) {
-            unauthenticate(r);
+            sig_unauthenticate(r);
         }
     }
     if (rc != 0) {

@@ -14,22 +14,23 @@
 #define S SIG_ROLE_BIT(SPK_ROLE_SPECIALIST)
 #define T SIG_ROLE_BIT(SPK_ROLE_PARTNER)
 #define D SIG_ROLE_BIT(SPK_ROLE_ADMIN)
-#define ALL (P | G | A | R | S | T | D)
+#define V SIG_ROLE_BIT(SPK_ROLE_SERVICE)
+#define ALL (P | G | A | R | S | T | D | V)
 
 /* Must match docs/roles.md row for row (tests/integration/signaling walks both). */
 static const sig_action_t g_actions[] = {
     {"ping", ALL, true, NULL, sig_h_ping},
     {"auth", 0, true, "auth.login", sig_h_auth},
     {"invite.redeem", 0, true, "invite.use", sig_h_invite_redeem},
-    {"consult.create", G | A | R, false, "consult.create", sig_h_consult_create},
-    {"consult.list", G | A | R, false, "consult.list", sig_h_consult_list},
-    {"consult.get", P | G | A | R | S, false, "consult.read", sig_h_consult_get},
+    {"consult.create", G | A | R | V, false, "consult.create", sig_h_consult_create},
+    {"consult.list", G | A | R | V, false, "consult.list", sig_h_consult_list},
+    {"consult.get", P | G | A | R | S | V, false, "consult.read", sig_h_consult_get},
     {"consult.join", P | G | A | R | S, false, "consult.join", sig_h_consult_join},
     {"consult.leave", P | G | A | R | S, false, "consult.leave", sig_h_consult_leave},
-    {"consult.end", G | A | R, false, "consult.end", sig_h_consult_end},
-    {"invite.create", G | A | R, false, "invite.create", sig_h_invite_create},
-    {"invite.list", G | A | R, false, "invite.list", sig_h_invite_list},
-    {"invite.revoke", G | A | R, false, "invite.revoke", sig_h_invite_revoke},
+    {"consult.end", G | A | R | V, false, "consult.end", sig_h_consult_end},
+    {"invite.create", G | A | R | V, false, "invite.create", sig_h_invite_create},
+    {"invite.list", G | A | R | V, false, "invite.list", sig_h_invite_list},
+    {"invite.revoke", G | A | R | V, false, "invite.revoke", sig_h_invite_revoke},
     {"lobby.list", G | A | R, false, "lobby.list", sig_h_lobby_list},
     {"lobby.admit", G | A | R, false, "consult.admit", sig_h_lobby_admit},
     {"lobby.deny", G | A | R, false, "consult.deny", sig_h_lobby_deny},
@@ -69,6 +70,9 @@ static const sig_action_t g_actions[] = {
     {"mls.group.create", P | G | A | R | S | T, false, "chat.group.create", sig_h_mls_group_create},
     {"mls.commit", P | G | A | R | S | T, false, "chat.group.change", sig_h_mls_commit},
     {"mls.proposal", P | G | A | R | S | T, false, NULL, sig_h_mls_proposal},
+    /* Practice system integrations (service.c, docs/integration.md). */
+    {"console.link", V, false, "console.link", sig_h_console_link},
+    {"console.redeem", 0, true, "console.link.use", sig_h_console_redeem},
 };
 
 _Static_assert(sizeof(g_actions) / sizeof(g_actions[0]) == SIG_N_ACTIONS,
@@ -81,6 +85,7 @@ _Static_assert(sizeof(g_actions) / sizeof(g_actions[0]) == SIG_N_ACTIONS,
 #undef S
 #undef T
 #undef D
+#undef V
 #undef ALL
 
 /* "gp,assistant" -> role bits; false for an unknown role name. */
@@ -223,6 +228,8 @@ int sig_rel_practice(sig_req_t *r, const char *practice)
         }
         return 0;
     }
+    case SPK_ROLE_SERVICE:
+        return sig_service_rel(r, practice, NULL);
     default:
         return SPK_EFORBIDDEN;
     }
@@ -240,6 +247,8 @@ int sig_rel_consult(sig_req_t *r, sig_consult_t *c)
     case SPK_ROLE_ASSISTANT:
     case SPK_ROLE_REMOTE_GP:
         return sig_rel_practice(r, c->rec.practice);
+    case SPK_ROLE_SERVICE:
+        return sig_service_rel(r, c->rec.practice, c->rec.gp);
     case SPK_ROLE_SPECIALIST: {
         int rc = sig_specialist_invited(r->s, c, w->iss, w->sub);
         if (rc == SPK_EFORBIDDEN) {

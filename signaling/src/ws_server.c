@@ -160,7 +160,7 @@ static int io_send(void *ud, uint64_t conn, const char *msg, size_t len)
     spk_ws_server_t *srv = ud;
     spk_ws_conn_t *c = spk_map_get_u64(&srv->by_id, conn);
     if (!c) {
-        return SPK_ENOTFOUND;
+        return ws_api_core_message(srv, conn, msg, len);
     }
     if (c->killed || c->close_code != 0) {
         return 0; /* closing: nothing more goes out */
@@ -213,6 +213,7 @@ static void io_close(void *ud, uint64_t conn, int ws_code, const char *reason)
     spk_ws_server_t *srv = ud;
     spk_ws_conn_t *c = spk_map_get_u64(&srv->by_id, conn);
     if (!c) {
+        ws_api_core_close(srv, conn); /* an /api/v1 request's: it closes when answered */
         return;
     }
     spk_info(c->id, "closing: %d %s", ws_code, reason ? reason : "");
@@ -573,6 +574,7 @@ static void stop_idle_cb(uv_idle_t *h)
     uv_close((uv_handle_t *)&srv->tick, handle_closed_cb);
     uv_close((uv_handle_t *)&srv->drain_timer, handle_closed_cb);
     uv_close((uv_handle_t *)&srv->stop_idle, handle_closed_cb);
+    uv_close((uv_handle_t *)&srv->api_idle, handle_closed_cb);
 }
 
 static void drain_timeout_cb(uv_timer_t *t)
@@ -626,6 +628,7 @@ int spk_ws_server_new(spk_ws_server_t **out, uv_loop_t *loop, const spk_config_t
     srv->cfg = cfg;
     spk_map_init(&srv->by_id);
     spk_map_init(&srv->by_addr);
+    spk_map_init(&srv->api_by_id);
     *out = srv;
     return 0;
 }
@@ -798,8 +801,9 @@ int spk_ws_server_start(spk_ws_server_t *ws, spk_sig_t *sig)
     uv_timer_init(ws->loop, &ws->tick);
     uv_timer_init(ws->loop, &ws->drain_timer);
     uv_idle_init(ws->loop, &ws->stop_idle);
-    ws->tick.data = ws->drain_timer.data = ws->stop_idle.data = ws;
-    ws->open_handles = 3;
+    uv_idle_init(ws->loop, &ws->api_idle);
+    ws->tick.data = ws->drain_timer.data = ws->stop_idle.data = ws->api_idle.data = ws;
+    ws->open_handles = 4;
     uv_timer_start(&ws->tick, tick_cb, 1000, 1000);
     return 0;
 }
@@ -826,6 +830,7 @@ void spk_ws_server_free(spk_ws_server_t *ws)
             uv_close((uv_handle_t *)&ws->tick, handle_closed_cb);
             uv_close((uv_handle_t *)&ws->drain_timer, handle_closed_cb);
             uv_close((uv_handle_t *)&ws->stop_idle, handle_closed_cb);
+            uv_close((uv_handle_t *)&ws->api_idle, handle_closed_cb);
         }
         lws_context_destroy(ws->ctx);
         uv_run(ws->loop, UV_RUN_DEFAULT);
@@ -845,6 +850,8 @@ void spk_ws_server_free(spk_ws_server_t *ws)
         spk_warn(0, "transport freed with %d handle(s) still open", ws->open_handles);
     }
     spk_map_free(&ws->by_id);
+    ws_api_free_all(ws);
+    spk_map_free(&ws->api_by_id);
     ws_limits_free(ws);
     free(ws);
 }

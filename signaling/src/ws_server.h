@@ -62,6 +62,7 @@ typedef struct spk_ws_conn {
 } spk_ws_conn_t;
 
 typedef struct ws_file_job ws_file_job_t;
+typedef struct ws_api_req ws_api_req_t;
 
 /* Per-HTTP-request state (protocol "http"). */
 typedef struct {
@@ -70,11 +71,15 @@ typedef struct {
     bool close_after; /* close the connection once the response is written */
     /* an upload in progress (ws_files.c) */
     bool uploading;
-    int fd;              /* the ".part" file the body goes to; valid while uploading */
-    uint64_t got;        /* body bytes so far */
-    int upload_err;      /* != 0: refuse at the body's end (bytes are discarded) */
-    spk_sig_file_t xfer; /* what the ticket allowed */
-    ws_file_job_t *job;  /* the upload being made durable (NULL when none) */
+    int fd;                  /* the ".part" file the body goes to; valid while uploading */
+    uint64_t got;            /* body bytes so far */
+    int upload_err;          /* != 0: refuse at the body's end (bytes are discarded) */
+    spk_sig_file_t xfer;     /* what the ticket allowed */
+    ws_file_job_t *job;      /* the upload being made durable (NULL when none) */
+    ws_api_req_t *api;       /* an /api/v1 request in progress (ws_api.c) */
+    unsigned int api_status; /* its decided response, written when writable */
+    const char *api_ctype;
+    char *api_body;
 } spk_ws_http_t;
 
 struct spk_ws_server {
@@ -103,6 +108,13 @@ struct spk_ws_server {
     char hsts[48];             /* "max-age=N" when TLS is on and hsts_max_age_s > 0, else "" */
     uint64_t refused_log_ms;   /* last "refused" log line (at most one a second) */
     uint64_t refused_unlogged; /* refusals since */
+
+    /* /api/v1 (ws_api.c): requests running on internal core connections */
+    spk_map_t api_by_id;    /* core connection id -> ws_api_req_t* */
+    ws_api_req_t *api_done; /* finished: their core connections close from api_idle */
+    ws_api_req_t *api_kick; /* with core answers to handle from api_idle */
+    uv_idle_t api_idle;
+    uint64_t api_requests, api_errors;
 
     uv_timer_t tick;
     uv_timer_t drain_timer;
@@ -156,6 +168,23 @@ int ws_files_body_done(spk_ws_server_t *srv, struct lws *wsi, spk_ws_http_t *h);
 void ws_files_closed(spk_ws_server_t *srv, spk_ws_http_t *h);
 /* io callback: deletes a file's bytes. */
 void ws_files_delete(void *ud, const char *file);
+/* ---- ws_api.c: the /api/v1 HTTP API ---- */
+/* LWS_CALLBACK_HTTP for a path under /api/: collects the request (dispatched at once without a
+ * body, else when the body is complete). */
+int ws_api_begin(spk_ws_server_t *srv, struct lws *wsi, spk_ws_http_t *h, const char *uri);
+int ws_api_body(spk_ws_http_t *h, const void *in, size_t len);
+void ws_api_body_done(spk_ws_http_t *h);
+/* The HTTP connection is gone (its request may still finish in the core). */
+void ws_api_drop(spk_ws_http_t *h);
+/* io callbacks for internal core connections: SPK_ENOTFOUND / false when conn is not one. */
+int ws_api_core_message(spk_ws_server_t *srv, uint64_t conn, const char *msg, size_t len);
+bool ws_api_core_close(spk_ws_server_t *srv, uint64_t conn);
+void ws_api_idle_cb(uv_idle_t *h);
+/* At shutdown: frees requests still waiting (their core connections are gone with the core). */
+void ws_api_free_all(spk_ws_server_t *srv);
+/* ws_server_http.c: status, headers and body (malloc'd with LWS_PRE headroom, taken over). */
+int ws_http_respond(spk_ws_server_t *srv, struct lws *wsi, spk_ws_http_t *h, unsigned int status,
+                    const char *ctype, char *body, size_t len);
 
 /* protocols[0] callback: HTTP requests and upgrade confirmation. */
 int spk_ws_http_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,

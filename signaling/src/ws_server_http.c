@@ -85,8 +85,8 @@ int ws_http_security_headers(spk_ws_server_t *srv, struct lws *wsi, bool html, u
 
 /* Sends status + headers now and the body (taken over: malloc'd with LWS_PRE headroom) from
  * HTTP_WRITEABLE. Returns what the lws callback should return. */
-static int respond(spk_ws_server_t *srv, struct lws *wsi, spk_ws_http_t *h, unsigned int status,
-                   const char *ctype, char *body, size_t len)
+int ws_http_respond(spk_ws_server_t *srv, struct lws *wsi, spk_ws_http_t *h, unsigned int status,
+                    const char *ctype, char *body, size_t len)
 {
     unsigned char buf[LWS_PRE + 2048];
     unsigned char *start = buf + LWS_PRE, *p = start, *end = buf + sizeof(buf) - 1;
@@ -114,7 +114,21 @@ int ws_http_respond_text(spk_ws_server_t *srv, struct lws *wsi, spk_ws_http_t *h
         return -1;
     }
     memcpy(body + LWS_PRE, text, len + 1);
-    return respond(srv, wsi, h, status, ctype, body, len);
+    return ws_http_respond(srv, wsi, h, status, ctype, body, len);
+}
+
+/* An /api/v1 response decided since the last callback: headers now, the body when writable. */
+static int api_writeable(spk_ws_server_t *srv, struct lws *wsi, spk_ws_http_t *h)
+{
+    size_t len = strlen(h->api_body);
+    char *body = malloc(LWS_PRE + len + 1);
+    if (body == NULL) {
+        return -1;
+    }
+    memcpy(body + LWS_PRE, h->api_body, len + 1);
+    free(h->api_body);
+    h->api_body = NULL;
+    return ws_http_respond(srv, wsi, h, h->api_status, h->api_ctype, body, len);
 }
 
 static int http_writeable(struct lws *wsi, spk_ws_http_t *h)
@@ -205,6 +219,10 @@ static size_t render_metrics(spk_ws_server_t *srv, char *buf, size_t cap)
                "Connections whose reading is paused now.", m->connections_rx_paused);
     n = metric(buf, cap, n, "spk_draining", "gauge", "1 while the server drains.",
                srv->draining ? 1 : 0);
+    n = metric(buf, cap, n, "spk_api_requests_total", "counter", "/api/v1 requests answered.",
+               srv->api_requests);
+    n = metric(buf, cap, n, "spk_api_errors_total", "counter",
+               "/api/v1 requests answered with an error status.", srv->api_errors);
     if (srv->sig && n < cap - 1) {
         n += spk_sig_metrics(srv->sig, buf + n, cap - n);
     }
@@ -218,7 +236,7 @@ static int serve_metrics(spk_ws_server_t *srv, struct lws *wsi, spk_ws_http_t *h
         return -1;
     }
     size_t n = render_metrics(srv, body + LWS_PRE, METRICS_CAP);
-    return respond(srv, wsi, h, 200, "text/plain; version=0.0.4; charset=utf-8", body, n);
+    return ws_http_respond(srv, wsi, h, 200, "text/plain; version=0.0.4; charset=utf-8", body, n);
 }
 
 /* Only [A-Za-z0-9._~/-], absolute, no empty or dot-leading segment (no "..", no dotfiles). */
@@ -279,6 +297,9 @@ static int on_http(spk_ws_server_t *srv, struct lws *wsi, spk_ws_http_t *h, cons
 {
     if (strncmp(uri, "/files/", 7) == 0) {
         return ws_files_request(srv, wsi, h, uri);
+    }
+    if (strncmp(uri, "/api/", 5) == 0) {
+        return ws_api_begin(srv, wsi, h, uri);
     }
     if (lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) <= 0) {
         return ws_http_respond_text(srv, wsi, h, 405, "text/plain; charset=utf-8",
@@ -411,10 +432,20 @@ int spk_ws_http_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user
         ws_limits_request(srv, wsi);
         return on_http(srv, wsi, h, in ? (const char *)in : "/");
     case LWS_CALLBACK_HTTP_BODY:
+        if (h && h->api) {
+            return ws_api_body(h, in, len);
+        }
         return h && h->uploading ? ws_files_body(srv, h, in, len) : 0;
     case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+        if (h && h->api) {
+            ws_api_body_done(h);
+            return 0;
+        }
         return h && h->uploading ? ws_files_body_done(srv, wsi, h) : 0;
     case LWS_CALLBACK_HTTP_WRITEABLE:
+        if (h && h->api_body) {
+            return api_writeable(srv, wsi, h);
+        }
         if (h) {
             return http_writeable(wsi, h);
         }
@@ -425,6 +456,7 @@ int spk_ws_http_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user
             free(h->body);
             h->body = NULL;
             ws_files_closed(srv, h);
+            ws_api_drop(h);
         }
         return lws_callback_http_dummy(wsi, reason, user, in, len);
     case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:

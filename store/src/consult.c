@@ -5,7 +5,9 @@
 
 #include "spk/error.h"
 
-#define CONSULT_COLS "id, practice, gp, patient, title, created_by, state, created_at, ended_at"
+#define CONSULT_COLS                                                                               \
+    "id, practice, gp, patient, title, created_by, state, created_at, ended_at, planned_at,"       \
+    " planned_end, started_at"
 
 static int consult_row(sqlite3_stmt *s, void *out)
 {
@@ -16,6 +18,9 @@ static int consult_row(sqlite3_stmt *s, void *out)
     c->state = sqlite3_column_int(s, 6) == SPK_CONSULT_ENDED ? SPK_CONSULT_ENDED : SPK_CONSULT_OPEN;
     c->created_at = sqlite3_column_int64(s, 7);
     c->ended_at = sqlite3_column_int64(s, 8);
+    c->planned_at = sqlite3_column_int64(s, 9);
+    c->planned_end = sqlite3_column_int64(s, 10);
+    c->started_at = sqlite3_column_int64(s, 11);
     return st_col_texts(s, 0, t, sizeof(t) / sizeof(t[0]));
 }
 
@@ -28,9 +33,10 @@ int spk_store_consult_insert(spk_store_t *st, const spk_consult_rec_t *c)
         return SPK_EINVAL;
     }
     sqlite3_stmt *s = NULL;
-    int rc = st_acquire(
-        st, ST_CONSULT_INSERT,
-        "INSERT INTO consults (" CONSULT_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)", &s);
+    int rc = st_acquire(st, ST_CONSULT_INSERT,
+                        "INSERT INTO consults (" CONSULT_COLS
+                        ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                        &s);
     if (rc != 0) {
         return rc;
     }
@@ -40,6 +46,9 @@ int spk_store_consult_insert(spk_store_t *st, const spk_consult_rec_t *c)
     sqlite3_bind_int(s, 7, (int)c->state);
     sqlite3_bind_int64(s, 8, c->created_at);
     sqlite3_bind_int64(s, 9, c->ended_at);
+    sqlite3_bind_int64(s, 10, c->planned_at);
+    sqlite3_bind_int64(s, 11, c->planned_end);
+    sqlite3_bind_int64(s, 12, c->started_at);
     if (rc == 0) {
         rc = st_step_write(st, s, "consult insert");
     }
@@ -263,5 +272,51 @@ int spk_store_participant_each(spk_store_t *st, const char *consult, spk_store_p
         rc = st_rows(st->db, s, part_each_row, &e, "participant each");
     }
     st_release(st, ST_PART_EACH, s);
+    return rc;
+}
+
+int spk_store_consult_set_started(spk_store_t *st, const char *id, int64_t at)
+{
+    if (st == NULL || id == NULL) {
+        return SPK_EINVAL;
+    }
+    sqlite3_stmt *s = NULL;
+    int rc = st_acquire(st, ST_CONSULT_SET_STARTED,
+                        "UPDATE consults SET started_at = ?2 WHERE id = ?1 AND started_at = 0", &s);
+    if (rc == 0) {
+        rc = st_bind_opt(s, 1, id);
+    }
+    sqlite3_bind_int64(s, 2, at);
+    if (rc == 0) {
+        rc = st_step_write(st, s, "consult started");
+    }
+    st_release(st, ST_CONSULT_SET_STARTED, s);
+    return rc;
+}
+
+int spk_store_consult_each_between(spk_store_t *st, const char *practice, int64_t from,
+                                   int64_t until, spk_store_consult_cb cb, void *ud)
+{
+    if (st == NULL || practice == NULL || cb == NULL) {
+        return SPK_EINVAL;
+    }
+    sqlite3_stmt *s = NULL;
+    int rc = st_acquire(st, ST_CONSULT_EACH_BETWEEN,
+                        "SELECT " CONSULT_COLS " FROM consults WHERE practice = ?1"
+                        " AND (CASE planned_at WHEN 0 THEN created_at ELSE planned_at END) >= ?2"
+                        " AND (CASE planned_at WHEN 0 THEN created_at ELSE planned_at END) < ?3"
+                        " ORDER BY (CASE planned_at WHEN 0 THEN created_at ELSE planned_at END),"
+                        " rowid",
+                        &s);
+    if (rc == 0) {
+        rc = st_bind_opt(s, 1, practice);
+    }
+    sqlite3_bind_int64(s, 2, from);
+    sqlite3_bind_int64(s, 3, until);
+    consult_each_t e = {cb, ud};
+    if (rc == 0) {
+        rc = st_rows(st->db, s, consult_each_row, &e, "consult each between");
+    }
+    st_release(st, ST_CONSULT_EACH_BETWEEN, s);
     return rc;
 }

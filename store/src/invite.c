@@ -296,3 +296,25 @@ int spk_store_invite_each(spk_store_t *st, const char *consult, spk_store_invite
     st_release(st, ST_INVITE_EACH, s);
     return rc;
 }
+
+int spk_store_invite_each_expiring(spk_store_t *st, int64_t after, int64_t until,
+                                   spk_store_invite_cb cb, void *ud)
+{
+    if (st == NULL || cb == NULL) {
+        return SPK_EINVAL;
+    }
+    sqlite3_stmt *s = NULL;
+    int rc = st_acquire(st, ST_INVITE_EXPIRING,
+                        "SELECT " INVITE_COLS " FROM invites WHERE used_at = 0 AND revoked_at = 0"
+                        " AND expires_at > ?1 AND expires_at <= ?2 ORDER BY expires_at, rowid",
+                        &s);
+    if (rc != 0) {
+        return rc;
+    }
+    sqlite3_bind_int64(s, 1, after);
+    sqlite3_bind_int64(s, 2, until);
+    invite_each_t e = {cb, ud};
+    rc = st_rows(st->db, s, invite_each_row, &e, "invite expiring");
+    st_release(st, ST_INVITE_EXPIRING, s);
+    return rc;
+}

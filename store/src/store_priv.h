@@ -39,6 +39,32 @@ typedef enum {
     ST_AUDIT_EACH,
     ST_AUDIT_EACH_PATIENT,
     ST_AUDIT_EACH_PRACTICE,
+    ST_CONSULT_SET_STARTED,
+    ST_CONSULT_EACH_BETWEEN,
+    ST_INVITE_EXPIRING,
+    ST_INTEG_INSERT,
+    ST_INTEG_GET,
+    ST_INTEG_REVOKE,
+    ST_INTEG_WEBHOOK,
+    ST_INTEG_EACH,
+    ST_INTEG_KEY_ADD,
+    ST_INTEG_KEY_RETIRE,
+    ST_INTEG_KEY_EACH,
+    ST_IDEM_PUT,
+    ST_IDEM_GET,
+    ST_IDEM_PURGE,
+    ST_HOOK_INSERT,
+    ST_HOOK_HEAD,
+    ST_HOOK_DONE,
+    ST_HOOK_RETRY,
+    ST_HOOK_COUNT,
+    ST_HOOK_TRIM,
+    ST_HOOK_EXPIRE,
+    ST_LINK_INSERT,
+    ST_LINK_USE,
+    ST_LINK_GET,
+    ST_MARK_GET,
+    ST_MARK_SET,
     ST_CHAT_CONV_INSERT,
     ST_CHAT_CONV_GET,
     ST_CHAT_CONV_FIND,
@@ -177,6 +203,9 @@ int st_open_db(const char *path, sqlite3 **out);
 
 /* schema.c: creates or migrates the schema. */
 int st_schema_apply(spk_store_t *st);
+/* integration.c: the integration tables and consult planning columns, added to a store of any
+ * schema version that lacks them (idempotent; inside st_schema_apply's transaction). */
+int st_schema_integration(spk_store_t *st);
 
 /* audit.c */
 int st_audit_open(spk_store_t *st);

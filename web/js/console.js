@@ -33,6 +33,7 @@ const state = {
   audioOnly: false,
   view: null, // CallView: audio and video of one joined consult
   openOnStart: null, // consult id from #consult=… (a specialist's link)
+  link: null, // single-use console link code from #link=… (a practice system's link)
   pollTimer: 0,
   chat: null, // ConsoleChat: consult chat, inbox, conversations (web/js/chat/)
 };
@@ -80,6 +81,8 @@ function tokenFromFragment() {
   const params = new URLSearchParams(raw);
   const token = params.get('token');
   const consult = params.get('consult');
+  const link = params.get('link');
+  if (link && /^[A-Za-z0-9_-]{22}$/.test(link)) state.link = link;
   if (consult && /^[A-Za-z0-9_-]{1,127}$/.test(consult)) state.openOnStart = consult;
   window.history.replaceState(null, '', window.location.pathname + window.location.search);
   return token && token.trim() ? token.trim() : null;
@@ -193,7 +196,15 @@ function startSession(token) {
 }
 
 async function restore(client) {
-  const res = await client.request('auth', { token: state.token });
+  let res;
+  if (state.link) {
+    // A console link from the practice system: used once; its session token signs in later.
+    res = await client.request('console.redeem', { link: state.link });
+    state.link = null;
+    state.token = res.session_token;
+  } else {
+    res = await client.request('auth', { token: state.token });
+  }
   state.user = res.user || {};
   store(TOKEN_KEY, state.token);
   renderUser();
@@ -1111,10 +1122,13 @@ async function main() {
   }
   // A new sign-in link opened in this tab only changes the fragment.
   window.addEventListener('hashchange', () => {
-    if (/(^#|&)token=/.test(window.location.hash)) window.location.reload();
+    if (/(^#|&)(token|link)=/.test(window.location.hash)) window.location.reload();
   });
   const token = tokenFromFragment() || loadToken();
-  if (token) {
+  if (state.link) {
+    showScreen('signin');
+    startSession(null);
+  } else if (token) {
     showScreen('signin');
     $('#token').value = '';
     startSession(token);

@@ -25,7 +25,9 @@ export class Call {
     sendVideo = true,
     onTracks = () => {},
     onState = () => {},
+    e2ee = null,
   }) {
+    this.e2ee = e2ee; // E2ee (e2ee/e2ee.js): every frame encrypted with SFrame, or null
     this.client = client;
     this.consult = consult;
     this.stream = stream;
@@ -176,6 +178,12 @@ export class Call {
     const audio = pc.addTransceiver(track('audio') || 'audio', { direction: 'sendonly', streams });
     const videoTrack = this.sendVideo ? track('video') : null;
     const video = pc.addTransceiver(videoTrack || 'video', { direction: 'sendonly', streams });
+    if (this.e2ee) {
+      // The frame bytes left in the clear are known for VP8 and Opus only (e2ee/worker.js).
+      preferCodec(video, 'video/vp8');
+      this.e2ee.attachSender(audio.sender, 'audio');
+      this.e2ee.attachSender(video.sender, 'video');
+    }
     const pub = { name: 'publish', pc, pending: [], remoteSet: false, audio, video, timer: 0 };
     this.watch(pub);
     return pub;
@@ -250,7 +258,10 @@ export class Call {
       timer: 0,
       chain: Promise.resolve(),
     };
-    pc.addEventListener('track', () => this.syncTracks());
+    pc.addEventListener('track', (ev) => {
+      if (this.e2ee) this.e2ee.attachReceiver(ev.receiver, ev.track.kind);
+      this.syncTracks();
+    });
     this.watch(sub);
     this.sub = sub;
     return sub;
@@ -609,4 +620,22 @@ export function ssrcMids(sdp) {
     for (const m of section.matchAll(/\r?\na=ssrc:(\d+) /g)) out.set(m[1], mid[1]);
   }
   return out;
+}
+
+// Puts codec mime (and its retransmission format) first and alone on a transceiver.
+function preferCodec(transceiver, mime) {
+  if (!transceiver.setCodecPreferences) return;
+  const kind = transceiver.receiver.track.kind;
+  for (const api of [globalThis.RTCRtpReceiver, globalThis.RTCRtpSender]) {
+    const caps = api?.getCapabilities?.(kind);
+    if (!caps) continue;
+    const pick = caps.codecs.filter((c) => ['/rtx', mime].some((m) => c.mimeType.toLowerCase().endsWith(m)));
+    if (!pick.some((c) => c.mimeType.toLowerCase() === mime)) continue;
+    try {
+      transceiver.setCodecPreferences(pick);
+      return;
+    } catch {
+      /* this browser takes the other list */
+    }
+  }
 }

@@ -58,6 +58,14 @@ typedef struct {
     int auth_fail_log;             /* ... logged one by one up to this many per window (5) */
     int auth_fail_throttle;        /* ... and from this many on further attempts are refused (30) */
 
+    /* practice system integrations (docs/integration.md) */
+    size_t api_max_body_bytes;  /* largest accepted /api/v1 request body (65536) */
+    int64_t console_link_ttl_s; /* a console link can be opened this long (300) */
+    int webhook_timeout_ms;     /* one delivery attempt, connect to answer (10000) */
+    int webhook_queue_max;      /* undelivered events kept per integration (10000) */
+    int64_t webhook_max_age_s;  /* an event not delivered within this is dropped (86400) */
+    int webhook_workers;        /* delivery threads (2) */
+    char webhook_ca_file[512];  /* PEM CA bundle for HTTPS webhooks; "" = system default */
     /* chat (the MLS delivery service) */
     int64_t chat_retention_s; /* ciphertext not acknowledged by every device is kept this long */
     size_t file_max_bytes;    /* largest encrypted attachment (10485760) */

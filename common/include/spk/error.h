@@ -57,7 +57,9 @@
     XX(EMLSKEYPACKAGE, -45, "mls_bad_key_package", "MLS KeyPackage is invalid")                    \
     XX(EMLSPROPOSAL, -46, "mls_bad_proposal", "MLS proposal or proposal list is invalid")          \
     XX(EMLSMEMBERS, -47, "mls_membership",                                                         \
-       "the MLS message does not match who may be in the conversation")
+       "the MLS message does not match who may be in the conversation")                            \
+    XX(EIDEMPOTENCY, -48, "idempotency_key_reused",                                                \
+       "this Idempotency-Key was used for a different request")
 
 typedef enum {
     SPK_OK = 0,

@@ -11,7 +11,8 @@
     XX(REMOTE_GP, "remote_gp")                                                                     \
     XX(SPECIALIST, "specialist")                                                                   \
     XX(PARTNER, "partner")                                                                         \
-    XX(ADMIN, "admin")
+    XX(ADMIN, "admin")                                                                             \
+    XX(SERVICE, "service")
 
 typedef enum {
     SPK_ROLE_NONE = 0,

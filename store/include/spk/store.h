@@ -81,7 +81,9 @@ typedef struct {
     char title[SPK_SUB_LEN];
     char created_by[SPK_SUB_LEN];
     spk_consult_state_t state;
-    int64_t created_at, ended_at; /* unix seconds; ended_at 0 while open */
+    int64_t created_at, ended_at;    /* unix seconds; ended_at 0 while open */
+    int64_t planned_at, planned_end; /* the appointment's planned start and end; 0 = unplanned */
+    int64_t started_at;              /* first admission of a patient; 0 until then */
 } spk_consult_rec_t;
 
 int spk_store_consult_insert(spk_store_t *st, const spk_consult_rec_t *c); /* SPK_EEXIST */
@@ -94,6 +96,13 @@ typedef int (*spk_store_consult_cb)(void *ud, const spk_consult_rec_t *c);
 /* Open consults, optionally only those of one practice (NULL = all), oldest first. */
 int spk_store_consult_each_open(spk_store_t *st, const char *practice, spk_store_consult_cb cb,
                                 void *ud);
+
+/* Records the consult's start (first admission of a patient); no-op once it has one. */
+int spk_store_consult_set_started(spk_store_t *st, const char *id, int64_t at);
+/* Consults of a practice (open and ended) whose planned start, or creation time when
+ * unplanned, lies in [from, until), in that order. */
+int spk_store_consult_each_between(spk_store_t *st, const char *practice, int64_t from,
+                                   int64_t until, spk_store_consult_cb cb, void *ud);
 
 /* ---- participants of a consult ---- */
 typedef enum {
@@ -155,6 +164,9 @@ int spk_store_invite_revoke(spk_store_t *st, const char *consult, const char *id
 typedef int (*spk_store_invite_cb)(void *ud, const spk_invite_rec_t *inv);
 /* Invites of a consult, oldest first. */
 int spk_store_invite_each(spk_store_t *st, const char *consult, spk_store_invite_cb cb, void *ud);
+/* Unused, unrevoked invites whose expiry lies in (after, until], in expiry order. */
+int spk_store_invite_each_expiring(spk_store_t *st, int64_t after, int64_t until,
+                                   spk_store_invite_cb cb, void *ud);
 
 /* ---- delegations: a practice lets a remote GP act for it for a limited time ---- */
 typedef struct {
@@ -257,5 +269,110 @@ typedef struct {
 /* Entries in seq order that pass the filter (NULL = all). */
 int spk_store_audit_each(spk_store_t *st, const spk_store_audit_filter_t *f, spk_store_audit_cb cb,
                          void *ud);
+
+/* ---- practice system integrations (store/src/integration.c, docs/integration.md) ----
+ * An integration is a HIS (or a regional platform) that acts for one or more practices with
+ * role "service". It signs its own tokens (iss = sub = its id) with a key registered here;
+ * spreekd verifies them against its keys that are not retired. */
+#define SPK_INTEG_PRACTICES_LEN 512
+#define SPK_URL_LEN 512
+typedef struct {
+    char id[SPK_ID_LEN];
+    char name[SPK_SUB_LEN];
+    char practices[SPK_INTEG_PRACTICES_LEN]; /* comma-separated practice ids */
+    char webhook_url[SPK_URL_LEN];           /* "" = no webhooks */
+    uint8_t webhook_secret[32];
+    int64_t created_at, revoked_at; /* revoked_at 0 while active */
+} spk_integration_rec_t;
+
+int spk_store_integration_insert(spk_store_t *st, const spk_integration_rec_t *r); /* EEXIST */
+int spk_store_integration_get(spk_store_t *st, const char *id, spk_integration_rec_t *out);
+/* SPK_ENOTFOUND, or SPK_ESTATE when revoked already. */
+int spk_store_integration_revoke(spk_store_t *st, const char *id, int64_t at);
+int spk_store_integration_set_webhook(spk_store_t *st, const char *id, const char *url,
+                                      const uint8_t secret[32]);
+typedef int (*spk_store_integration_cb)(void *ud, const spk_integration_rec_t *r);
+/* Every integration (revoked ones too), oldest first. */
+int spk_store_integration_each(spk_store_t *st, spk_store_integration_cb cb, void *ud);
+/* Does the integration act for `practice`? */
+bool spk_integration_acts_for(const spk_integration_rec_t *r, const char *practice);
+
+typedef struct {
+    char integration[SPK_ID_LEN];
+    char kid[SPK_ID_LEN];
+    uint8_t pub[32];                /* Ed25519 public key */
+    int64_t created_at, retired_at; /* retired_at 0 while it verifies tokens */
+} spk_integration_key_rec_t;
+
+int spk_store_integration_key_add(spk_store_t *st, const spk_integration_key_rec_t *k);
+/* Retires every key of the integration except `keep` (NULL: all) at time `at`. */
+int spk_store_integration_key_retire(spk_store_t *st, const char *integration, const char *keep,
+                                     int64_t at);
+typedef int (*spk_store_integration_key_cb)(void *ud, const spk_integration_key_rec_t *k);
+int spk_store_integration_key_each(spk_store_t *st, const char *integration,
+                                   spk_store_integration_key_cb cb, void *ud);
+
+/* Idempotency records: the answer to a creating request, kept so that a retry with the same
+ * key gets the same answer instead of a second resource. The caller seals the answer under a
+ * key derived from the Idempotency-Key itself, of which only a hash is stored. */
+typedef struct {
+    char owner[SPK_ID_LEN]; /* the integration */
+    uint8_t key_hash[32];
+    uint8_t req_hash[32];
+    unsigned char *reply; /* sealed answer: malloc'd by get (caller frees); borrowed by put */
+    size_t reply_len;
+    int64_t created_at;
+} spk_idem_rec_t;
+int spk_store_idem_put(spk_store_t *st, const spk_idem_rec_t *r);
+/* Fills *out; SPK_ENOTFOUND. */
+int spk_store_idem_get(spk_store_t *st, const char *owner, const uint8_t key_hash[32],
+                       spk_idem_rec_t *out);
+int spk_store_idem_purge(spk_store_t *st, int64_t before);
+
+/* Webhook queue: events waiting for delivery, per integration in order (seq). */
+typedef struct {
+    int64_t id;  /* queue row */
+    int64_t seq; /* per integration, from 1, in the order of the events */
+    char integration[SPK_ID_LEN];
+    char event[2048]; /* the event's JSON object (without seq) */
+    int64_t created_at, next_at;
+    int attempts;
+    char last_error[128];
+} spk_webhook_rec_t;
+/* Appends an event for the integration; when more than max_queue wait, the oldest are dropped
+ * (*dropped counts them; may be NULL). */
+int spk_store_webhook_enqueue(spk_store_t *st, const char *integration, const char *event,
+                              int64_t now, int max_queue, int64_t *dropped);
+/* The integration's oldest waiting event; SPK_ENOTFOUND when none. */
+int spk_store_webhook_head(spk_store_t *st, const char *integration, spk_webhook_rec_t *out);
+int spk_store_webhook_done(spk_store_t *st, int64_t id);
+int spk_store_webhook_retry(spk_store_t *st, int64_t id, int attempts, int64_t next_at,
+                            const char *error);
+int spk_store_webhook_count(spk_store_t *st, const char *integration, int64_t *out);
+/* Drops events created before `before`; *n counts them (may be NULL). */
+int spk_store_webhook_expire(spk_store_t *st, int64_t before, int64_t *n);
+
+/* Console links: single use, short-lived; they open the GP console on a consult for the GP an
+ * integration acts for. Only the code's hash is stored. */
+typedef struct {
+    uint8_t code_hash[32];
+    char consult[SPK_ID_LEN];
+    char practice[SPK_SUB_LEN];
+    char gp[SPK_SUB_LEN];
+    char name[SPK_SUB_LEN];
+    char integration[SPK_ID_LEN];
+    int64_t created_at, expires_at, used_at;
+} spk_console_link_rec_t;
+/* Stores rec (code_hash filled here) with a fresh code: 22 base64url characters into code_out
+ * (cap >= 32). */
+int spk_store_console_link_create(spk_store_t *st, spk_console_link_rec_t *rec, char *code_out,
+                                  size_t cap);
+/* Atomically uses the link: SPK_EINVITEINVALID, SPK_EINVITEUSED, SPK_EINVITEEXPIRED. */
+int spk_store_console_link_use(spk_store_t *st, const uint8_t code_hash[32], int64_t now,
+                               spk_console_link_rec_t *out);
+
+/* Small named marks (e.g. how far invite expiry has been reported); 0 when unset. */
+int spk_store_mark_get(spk_store_t *st, const char *name, int64_t *out);
+int spk_store_mark_set(spk_store_t *st, const char *name, int64_t v);
 
 #endif

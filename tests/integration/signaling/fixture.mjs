@@ -1,8 +1,30 @@
 // Shared set-up for the signaling tests: a real spreekd on loopback with a fresh data dir, the
 // embedded issuer's key for minting tokens, and helpers to sign in as any role.
+import { generateKeyPairSync } from 'node:crypto';
 import { Client } from '../lib/client.mjs';
+import { ctl } from '../lib/ctl.mjs';
 import { startServer } from '../lib/server.mjs';
 import { loadIssuer, mint } from '../lib/tokens.mjs';
+
+// Registers a practice system integration (role service) with a fresh Ed25519 key pair; its
+// tokens are signed with that key (iss = sub = id). Returns { id, iss, kid, key, secret }.
+export function registerIntegration(dataDir, { id = 'his-a', practices = PRACTICE, webhook } = {}) {
+  const { privateKey, publicKey } = generateKeyPairSync('ed25519');
+  const pub = publicKey.export({ format: 'der', type: 'spki' }).subarray(12).toString('base64url');
+  const args = ['integration', 'register', '--id', id, '--practices', practices, '--public-key', pub,
+    '--name', `HIS ${id}`];
+  if (webhook) args.push('--webhook', webhook);
+  const r = ctl(dataDir, args);
+  if (r.status !== 0) throw new Error(`integration register: ${r.stderr}`);
+  const kid = /^kid (\S+)/m.exec(r.stdout)[1];
+  const secret = /^webhook secret ([0-9a-f]+)/m.exec(r.stdout)?.[1];
+  return { id, iss: id, kid, key: privateKey, secret };
+}
+
+// A service token of integration `integ` (claims override the defaults).
+export function serviceToken(integ, claims = {}) {
+  return mint(integ, { sub: integ.id, role: 'service', name: undefined, practice: undefined, ...claims });
+}
 
 export const PRACTICE = 'praktijk-a';
 
@@ -16,7 +38,10 @@ export async function boot(extraArgs = [], opts = {}) {
     await c.next('hello');
     return c;
   };
-  const token = (claims) => mint(issuer, claims);
+  // The practice system integration his-a, registered when a service token is first needed.
+  let integration = null;
+  const integ = () => (integration ??= registerIntegration(srv.dataDir));
+  const token = (claims) => (claims.role === 'service' ? serviceToken(integ(), claims) : mint(issuer, claims));
   // Signs in a new connection with a token for `claims`.
   const as = async (claims) => {
     const c = await connect();
@@ -33,12 +58,13 @@ export async function boot(extraArgs = [], opts = {}) {
     specialist: { sub: 'spec-1', name: 'Dr. Dermatoloog', role: 'specialist', practice: 'ziekenhuis-x' },
     partner: { sub: 'apo-1', name: 'Apotheek Centrum', role: 'partner', practice: 'apotheek-centrum' },
     admin: { sub: 'adm-1', name: 'Beheerder', role: 'admin', practice: PRACTICE },
+    service: { sub: 'his-a', role: 'service' },
   };
   const close = async () => {
     for (const c of clients) c.close();
     await srv.stop();
   };
-  return { srv, issuer, connect, token, as, users, close };
+  return { srv, issuer, integration: integ, connect, token, as, users, close };
 }
 
 // A consult with a patient waiting in the lobby. Returns the pieces.

@@ -39,7 +39,7 @@ async function prepare(env, gp) {
 // The request each action is tried with; `pre` runs first (as the GP or as the caller).
 const requests = {
   ping: () => ({}),
-  'consult.create': () => ({ patient: 'pseudo-new', practice: PRACTICE }),
+  'consult.create': () => ({ patient: 'pseudo-new', practice: PRACTICE, gp: 'gp-1' }),
   'consult.list': () => ({ practice: PRACTICE }),
   'consult.get': (x) => ({ consult: x.consult }),
   'consult.join': (x) => ({ consult: x.consult }),
@@ -82,6 +82,7 @@ const requests = {
   'mls.group.create': () => ({ conversation: 'm_none', group_info: 'AA' }),
   'mls.commit': () => ({ conversation: 'm_none', commit: 'AA' }),
   'mls.proposal': () => ({ conversation: 'm_none', proposal: 'AA' }),
+  'console.link': (x) => ({ consult: x.consult }),
 };
 
 // What an allowed request answers when it is not plainly `ok`: an answer with no offer

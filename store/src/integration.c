@@ -1,0 +1,760 @@
+/* Practice system integrations: registrations and their keys, idempotency records, the webhook
+ * queue, console links and named marks (docs/integration.md). */
+#include "store_priv.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "spk/error.h"
+#include "spk/rand.h"
+#include "spk/util.h"
+
+#define LINK_CODE_BYTES 16 /* 128 bits */
+
+/* Added to a store of any schema version that lacks them; every statement is idempotent. */
+static const char *const integ_tables =
+    "CREATE TABLE IF NOT EXISTS integrations ("
+    " id TEXT PRIMARY KEY NOT NULL, name TEXT NOT NULL, practices TEXT NOT NULL,"
+    " webhook_url TEXT NOT NULL, webhook_secret BLOB NOT NULL, created_at INTEGER NOT NULL,"
+    " revoked_at INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS integration_keys ("
+    " integration TEXT NOT NULL REFERENCES integrations(id), kid TEXT NOT NULL,"
+    " pub BLOB NOT NULL, created_at INTEGER NOT NULL, retired_at INTEGER NOT NULL,"
+    " PRIMARY KEY (integration, kid));"
+    "CREATE TABLE IF NOT EXISTS idempotency ("
+    " owner TEXT NOT NULL, key_hash BLOB NOT NULL, req_hash BLOB NOT NULL, reply BLOB NOT NULL,"
+    " created_at INTEGER NOT NULL, PRIMARY KEY (owner, key_hash));"
+    "CREATE INDEX IF NOT EXISTS idempotency_age ON idempotency(created_at);"
+    "CREATE TABLE IF NOT EXISTS webhook_queue ("
+    " id INTEGER PRIMARY KEY AUTOINCREMENT, integration TEXT NOT NULL, seq INTEGER NOT NULL,"
+    " event TEXT NOT NULL, created_at INTEGER NOT NULL, next_at INTEGER NOT NULL,"
+    " attempts INTEGER NOT NULL, last_error TEXT NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS webhook_queue_integ ON webhook_queue(integration, id);"
+    "CREATE TABLE IF NOT EXISTS console_links ("
+    " code_hash BLOB PRIMARY KEY NOT NULL, consult TEXT NOT NULL REFERENCES consults(id),"
+    " practice TEXT NOT NULL, gp TEXT NOT NULL, name TEXT NOT NULL, integration TEXT NOT NULL,"
+    " created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, used_at INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS marks (name TEXT PRIMARY KEY NOT NULL, v INTEGER NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS invites_expiry ON invites(expires_at);";
+
+static const char *const consult_cols[] = {"planned_at", "planned_end", "started_at"};
+
+static bool has_column(spk_store_t *st, const char *table, const char *col)
+{
+    sqlite3_stmt *s = NULL;
+    bool found = false;
+    if (sqlite3_prepare_v2(st->db, "SELECT 1 FROM pragma_table_info(?1) WHERE name = ?2", -1, &s,
+                           NULL) == SQLITE_OK) {
+        sqlite3_bind_text(s, 1, table, -1, SQLITE_STATIC);
+        sqlite3_bind_text(s, 2, col, -1, SQLITE_STATIC);
+        found = sqlite3_step(s) == SQLITE_ROW;
+    }
+    sqlite3_finalize(s);
+    return found;
+}
+
+int st_schema_integration(spk_store_t *st)
+{
+    for (size_t i = 0; i < sizeof(consult_cols) / sizeof(consult_cols[0]); i++) {
+        if (!has_column(st, "consults", consult_cols[i])) {
+            char sql[128];
+            snprintf(sql, sizeof(sql),
+                     "ALTER TABLE consults ADD COLUMN %s INTEGER NOT NULL DEFAULT 0",
+                     consult_cols[i]);
+            int rc = st_exec(st, sql);
+            if (rc != 0) {
+                return rc;
+            }
+        }
+    }
+    return st_exec(st, integ_tables);
+}
+
+/* ---- integrations ---- */
+
+#define INTEG_COLS "id, name, practices, webhook_url, webhook_secret, created_at, revoked_at"
+
+static int integ_row(sqlite3_stmt *s, void *out)
+{
+    spk_integration_rec_t *r = out;
+    memset(r, 0, sizeof(*r));
+    const st_out_t t[] = {ST_OUT(r->id), ST_OUT(r->name), ST_OUT(r->practices),
+                          ST_OUT(r->webhook_url)};
+    st_col_blob32(s, 4, r->webhook_secret);
+    r->created_at = sqlite3_column_int64(s, 5);
+    r->revoked_at = sqlite3_column_int64(s, 6);
+    return st_col_texts(s, 0, t, sizeof(t) / sizeof(t[0]));
+}
+
+int spk_store_integration_insert(spk_store_t *st, const spk_integration_rec_t *r)
+{
+    if (st == NULL || r == NULL || r->id[0] == '\0') {
+        return SPK_EINVAL;
+    }
+    sqlite3_stmt *s = NULL;
+    int rc = st_acquire(
+        st, ST_INTEG_INSERT,
+        "INSERT INTO integrations (" INTEG_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)", &s);
+    if (rc != 0) {
+        return rc;
+    }
+    const st_in_t t[] = {ST_IN(r->id), ST_IN(r->name), ST_IN(r->practices), ST_IN(r->webhook_url)};
+    rc = st_bind_texts(s, 1, t, sizeof(t) / sizeof(t[0]));
+    if (rc == 0) {
+        rc = st_bind_blob32(s, 5, r->webhook_secret);
+    }
+    sqlite3_bind_int64(s, 6, r->created_at);
+    sqlite3_bind_int64(s, 7, r->revoked_at);
+    if (rc == 0) {
+        rc = st_step_write(st, s, "integration insert");
+    }
+    st_release(st, ST_INTEG_INSERT, s);
+    return rc;
+}
+
+int spk_store_integration_get(spk_store_t *st, const char *id, spk_integration_rec_t *out)
+{
+    if (st == NULL || id == NULL || out == NULL) {
+        return SPK_EINVAL;
+    }
+    sqlite3_stmt *s = NULL;
+    int rc =
+        st_acquire(st, ST_INTEG_GET, "SELECT " INTEG_COLS " FROM integrations WHERE id = ?1", &s);
+    if (rc == 0) {
+        rc = st_bind_opt(s, 1, id);
+    }
+    if (rc == 0) {
+        rc = st_one(st->db, s, integ_row, out, "integration get");
+    }
+    st_release(st, ST_INTEG_GET, s);
+    return rc;
+}
+
+int spk_store_integration_revoke(spk_store_t *st, const char *id, int64_t at)
+{
+    spk_integration_rec_t r;
+    int rc = spk_store_integration_get(st, id, &r);
+    if (rc != 0) {
+        return rc;
+    }
+    if (r.revoked_at != 0) {
+        return SPK_ESTATE;
+    }
+    sqlite3_stmt *s = NULL;
+    rc = st_acquire(st, ST_INTEG_REVOKE, "UPDATE integrations SET revoked_at = ?2 WHERE id = ?1",
+                    &s);
+    if (rc == 0) {
+        rc = st_bind_opt(s, 1, id);
+    }
+    sqlite3_bind_int64(s, 2, at);
+    if (rc == 0) {
+        rc = st_step_write(st, s, "integration revoke");
+    }
+    st_release(st, ST_INTEG_REVOKE, s);
+    return rc;
+}
+
+int spk_store_integration_set_webhook(spk_store_t *st, const char *id, const char *url,
+                                      const uint8_t secret[32])
+{
+    if (st == NULL || id == NULL || url == NULL || secret == NULL) {
+        return SPK_EINVAL;
+    }
+    if (!st_fits(url, SPK_URL_LEN)) {
+        return SPK_ERANGE;
+    }
+    sqlite3_stmt *s = NULL;
+    int rc = st_acquire(st, ST_INTEG_WEBHOOK,
+                        "UPDATE integrations SET webhook_url = ?2, webhook_secret = ?3"
+                        " WHERE id = ?1",
+                        &s);
+    if (rc == 0) {
+        rc = st_bind_opt(s, 1, id);
+    }
+    if (rc == 0) {
+        rc = st_bind_opt(s, 2, url);
+    }
+    if (rc == 0) {
+        rc = st_bind_blob32(s, 3, secret);
+    }
+    if (rc == 0) {
+        rc = st_step_write(st, s, "integration webhook");
+    }
+    int changed = sqlite3_changes(st->db);
+    st_release(st, ST_INTEG_WEBHOOK, s);
+    return rc != 0 ? rc : (changed > 0 ? 0 : SPK_ENOTFOUND);
+}
+
+typedef struct {
+    spk_store_integration_cb cb;
+    void *ud;
+} integ_each_t;
+
+static int integ_each_row(sqlite3_stmt *s, void *ud)
+{
+    integ_each_t *e = ud;
+    spk_integration_rec_t r;
+    int rc = integ_row(s, &r);
+    return rc != 0 ? rc : e->cb(e->ud, &r);
+}
+
+int spk_store_integration_each(spk_store_t *st, spk_store_integration_cb cb, void *ud)
+{
+    if (st == NULL || cb == NULL) {
+        return SPK_EINVAL;
+    }
+    sqlite3_stmt *s = NULL;
+    int rc = st_acquire(st, ST_INTEG_EACH,
+                        "SELECT " INTEG_COLS " FROM integrations ORDER BY created_at, rowid", &s);
+    integ_each_t e = {cb, ud};
+    if (rc == 0) {
+        rc = st_rows(st->db, s, integ_each_row, &e, "integration each");
+    }
+    st_release(st, ST_INTEG_EACH, s);
+    return rc;
+}
+
+bool spk_integration_acts_for(const spk_integration_rec_t *r, const char *practice)
+{
+    size_t n = strlen(practice);
+    for (const char *p = r->practices; *p != '\0';) {
+        size_t len = strcspn(p, ",");
+        if (len == n && n > 0 && strncmp(p, practice, n) == 0) {
+            return true;
+        }
+        p += len;
+        if (*p == ',') {
+            p++;
+        }
+    }
+    return false;
+}
+
+/* ---- keys ---- */
+
+static int key_row(sqlite3_stmt *s, void *out)
+{
+    spk_integration_key_rec_t *k = out;
+    memset(k, 0, sizeof(*k));
+    const st_out_t t[] = {ST_OUT(k->integration), ST_OUT(k->kid)};
+    if (!st_col_blob32(s, 2, k->pub)) {
+        return SPK_ERANGE;
+    }
+    k->created_at = sqlite3_column_int64(s, 3);
+    k->retired_at = sqlite3_column_int64(s, 4);
+    return st_col_texts(s, 0, t, 2);
+}
+
+int spk_store_integration_key_add(spk_store_t *st, const spk_integration_key_rec_t *k)
+{
+    if (st == NULL || k == NULL || k->kid[0] == '\0') {
+        return SPK_EINVAL;
+    }
+    sqlite3_stmt *s = NULL;
+    int rc = st_acquire(st, ST_INTEG_KEY_ADD,
+                        "INSERT INTO integration_keys (integration, kid, pub, created_at,"
+                        " retired_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                        &s);
+    if (rc != 0) {
+        return rc;
+    }
+    const st_in_t t[] = {ST_IN(k->integration), ST_IN(k->kid)};
+    rc = st_bind_texts(s, 1, t, 2);
+    if (rc == 0) {
+        rc = st_bind_blob32(s, 3, k->pub);
+    }
+    sqlite3_bind_int64(s, 4, k->created_at);
+    sqlite3_bind_int64(s, 5, k->retired_at);
+    if (rc == 0) {
+        rc = st_step_write(st, s, "integration key add");
+    }
+    st_release(st, ST_INTEG_KEY_ADD, s);
+    return rc;
+}
+
+int spk_store_integration_key_retire(spk_store_t *st, const char *integration, const char *keep,
+                                     int64_t at)
+{
+    if (st == NULL || integration == NULL) {
+        return SPK_EINVAL;
+    }
+    sqlite3_stmt *s = NULL;
+    int rc = st_acquire(st, ST_INTEG_KEY_RETIRE,
+                        "UPDATE integration_keys SET retired_at = ?3 WHERE integration = ?1"
+                        " AND retired_at = 0 AND (?2 IS NULL OR kid <> ?2)",
+                        &s);
+    if (rc == 0) {
+        rc = st_bind_opt(s, 1, integration);
+    }
+    if (rc == 0) {
+        rc = st_bind_opt(s, 2, keep);
+    }
+    sqlite3_bind_int64(s, 3, at);
+    if (rc == 0) {
+        rc = st_step_write(st, s, "integration key retire");
+    }
+    st_release(st, ST_INTEG_KEY_RETIRE, s);
+    return rc;
+}
+
+typedef struct {
+    spk_store_integration_key_cb cb;
+    void *ud;
+} key_each_t;
+
+static int key_each_row(sqlite3_stmt *s, void *ud)
+{
+    key_each_t *e = ud;
+    spk_integration_key_rec_t k;
+    int rc = key_row(s, &k);
+    return rc != 0 ? rc : e->cb(e->ud, &k);
+}
+
+int spk_store_integration_key_each(spk_store_t *st, const char *integration,
+                                   spk_store_integration_key_cb cb, void *ud)
+{
+    if (st == NULL || integration == NULL || cb == NULL) {
+        return SPK_EINVAL;
+    }
+    sqlite3_stmt *s = NULL;
+    int rc = st_acquire(st, ST_INTEG_KEY_EACH,
+                        "SELECT integration, kid, pub, created_at, retired_at FROM"
+                        " integration_keys WHERE integration = ?1 ORDER BY created_at, rowid",
+                        &s);
+    if (rc == 0) {
+        rc = st_bind_opt(s, 1, integration);
+    }
+    key_each_t e = {cb, ud};
+    if (rc == 0) {
+        rc = st_rows(st->db, s, key_each_row, &e, "integration key each");
+    }
+    st_release(st, ST_INTEG_KEY_EACH, s);
+    return rc;
+}
+
+/* ---- idempotency ---- */
+
+int spk_store_idem_put(spk_store_t *st, const spk_idem_rec_t *r)
+{
+    if (st == NULL || r == NULL || r->reply == NULL) {
+        return SPK_EINVAL;
+    }
+    sqlite3_stmt *s = NULL;
+    int rc = st_acquire(st, ST_IDEM_PUT,
+                        "INSERT INTO idempotency (owner, key_hash, req_hash, reply, created_at)"
+                        " VALUES (?1, ?2, ?3, ?4, ?5)",
+                        &s);
+    if (rc != 0) {
+        return rc;
+    }
+    rc = st_bind_opt(s, 1, r->owner);
+    if (rc == 0) {
+        rc = st_bind_blob32(s, 2, r->key_hash);
+    }
+    if (rc == 0) {
+        rc = st_bind_blob32(s, 3, r->req_hash);
+    }
+    if (rc == 0 &&
+        sqlite3_bind_blob(s, 4, r->reply, (int)r->reply_len, SQLITE_TRANSIENT) != SQLITE_OK) {
+        rc = SPK_EIO;
+    }
+    sqlite3_bind_int64(s, 5, r->created_at);
+    if (rc == 0) {
+        rc = st_step_write(st, s, "idempotency put");
+    }
+    st_release(st, ST_IDEM_PUT, s);
+    return rc;
+}
+
+static int idem_row(sqlite3_stmt *s, void *out)
+{
+    spk_idem_rec_t *r = out;
+    st_col_blob32(s, 0, r->req_hash);
+    r->created_at = sqlite3_column_int64(s, 2);
+    const void *b = sqlite3_column_blob(s, 1);
+    int n = sqlite3_column_bytes(s, 1);
+    r->reply = malloc(n > 0 ? (size_t)n : 1);
+    if (r->reply == NULL) {
+        return SPK_ENOMEM;
+    }
+    if (n > 0) {
+        memcpy(r->reply, b, (size_t)n);
+    }
+    r->reply_len = (size_t)n;
+    return 0;
+}
+
+int spk_store_idem_get(spk_store_t *st, const char *owner, const uint8_t key_hash[32],
+                       spk_idem_rec_t *out)
+{
+    if (st == NULL || owner == NULL || out == NULL) {
+        return SPK_EINVAL;
+    }
+    memset(out, 0, sizeof(*out));
+    sqlite3_stmt *s = NULL;
+    int rc = st_acquire(st, ST_IDEM_GET,
+                        "SELECT req_hash, reply, created_at FROM idempotency WHERE owner = ?1"
+                        " AND key_hash = ?2",
+                        &s);
+    if (rc == 0) {
+        rc = st_bind_opt(s, 1, owner);
+    }
+    if (rc == 0) {
+        rc = st_bind_blob32(s, 2, key_hash);
+    }
+    if (rc == 0) {
+        rc = st_one(st->db, s, idem_row, out, "idempotency get");
+    }
+    st_release(st, ST_IDEM_GET, s);
+    if (rc == 0) {
+        snprintf(out->owner, sizeof(out->owner), "%s", owner);
+        memcpy(out->key_hash, key_hash, 32);
+    }
+    return rc;
+}
+
+int spk_store_idem_purge(spk_store_t *st, int64_t before)
+{
+    if (st == NULL) {
+        return SPK_EINVAL;
+    }
+    sqlite3_stmt *s = NULL;
+    int rc = st_acquire(st, ST_IDEM_PURGE, "DELETE FROM idempotency WHERE created_at < ?1", &s);
+    sqlite3_bind_int64(s, 1, before);
+    if (rc == 0) {
+        rc = st_step_write(st, s, "idempotency purge");
+    }
+    st_release(st, ST_IDEM_PURGE, s);
+    return rc;
+}
+
+/* ---- marks ---- */
+
+static int i64_row(sqlite3_stmt *s, void *out)
+{
+    *(int64_t *)out = sqlite3_column_int64(s, 0);
+    return 0;
+}
+
+int spk_store_mark_get(spk_store_t *st, const char *name, int64_t *out)
+{
+    if (st == NULL || name == NULL || out == NULL) {
+        return SPK_EINVAL;
+    }
+    *out = 0;
+    sqlite3_stmt *s = NULL;
+    int rc = st_acquire(st, ST_MARK_GET, "SELECT v FROM marks WHERE name = ?1", &s);
+    if (rc == 0) {
+        rc = st_bind_opt(s, 1, name);
+    }
+    if (rc == 0) {
+        rc = st_one(st->db, s, i64_row, out, "mark get");
+    }
+    st_release(st, ST_MARK_GET, s);
+    return rc == SPK_ENOTFOUND ? 0 : rc;
+}
+
+int spk_store_mark_set(spk_store_t *st, const char *name, int64_t v)
+{
+    if (st == NULL || name == NULL) {
+        return SPK_EINVAL;
+    }
+    sqlite3_stmt *s = NULL;
+    int rc =
+        st_acquire(st, ST_MARK_SET, "INSERT OR REPLACE INTO marks (name, v) VALUES (?1, ?2)", &s);
+    if (rc == 0) {
+        rc = st_bind_opt(s, 1, name);
+    }
+    sqlite3_bind_int64(s, 2, v);
+    if (rc == 0) {
+        rc = st_step_write(st, s, "mark set");
+    }
+    st_release(st, ST_MARK_SET, s);
+    return rc;
+}
+
+/* ---- webhook queue ---- */
+
+#define HOOK_COLS "id, seq, integration, event, created_at, next_at, attempts, last_error"
+
+static int hook_row(sqlite3_stmt *s, void *out)
+{
+    spk_webhook_rec_t *r = out;
+    memset(r, 0, sizeof(*r));
+    r->id = sqlite3_column_int64(s, 0);
+    r->seq = sqlite3_column_int64(s, 1);
+    r->created_at = sqlite3_column_int64(s, 4);
+    r->next_at = sqlite3_column_int64(s, 5);
+    r->attempts = sqlite3_column_int(s, 6);
+    const st_out_t t[] = {ST_OUT(r->integration), ST_OUT(r->event)};
+    int rc = st_col_texts(s, 2, t, 2);
+    if (rc == 0) {
+        rc = st_col_str(s, 7, r->last_error, sizeof(r->last_error));
+    }
+    return rc;
+}
+
+int spk_store_webhook_count(spk_store_t *st, const char *integration, int64_t *out)
+{
+    if (st == NULL || integration == NULL || out == NULL) {
+        return SPK_EINVAL;
+    }
+    *out = 0;
+    sqlite3_stmt *s = NULL;
+    int rc = st_acquire(st, ST_HOOK_COUNT,
+                        "SELECT count(*) FROM webhook_queue WHERE integration = ?1", &s);
+    if (rc == 0) {
+        rc = st_bind_opt(s, 1, integration);
+    }
+    if (rc == 0) {
+        rc = st_one(st->db, s, i64_row, out, "webhook count");
+    }
+    st_release(st, ST_HOOK_COUNT, s);
+    return rc;
+}
+
+/* Drops the integration's oldest events so that at most `keep` remain. */
+static int hook_trim(spk_store_t *st, const char *integration, int64_t keep, int64_t *dropped)
+{
+    int64_t n = 0;
+    int rc = spk_store_webhook_count(st, integration, &n);
+    if (rc != 0 || n <= keep) {
+        return rc;
+    }
+    sqlite3_stmt *s = NULL;
+    rc = st_acquire(st, ST_HOOK_TRIM,
+                    "DELETE FROM webhook_queue WHERE id IN (SELECT id FROM webhook_queue WHERE"
+                    " integration = ?1 ORDER BY id LIMIT ?2)",
+                    &s);
+    if (rc == 0) {
+        rc = st_bind_opt(s, 1, integration);
+    }
+    sqlite3_bind_int64(s, 2, n - keep);
+    if (rc == 0) {
+        rc = st_step_write(st, s, "webhook trim");
+    }
+    st_release(st, ST_HOOK_TRIM, s);
+    if (rc == 0 && dropped != NULL) {
+        *dropped += n - keep;
+    }
+    return rc;
+}
+
+int spk_store_webhook_enqueue(spk_store_t *st, const char *integration, const char *event,
+                              int64_t now, int max_queue, int64_t *dropped)
+{
+    if (st == NULL || integration == NULL || event == NULL || max_queue < 1) {
+        return SPK_EINVAL;
+    }
+    if (!st_fits(event, sizeof(((spk_webhook_rec_t *)0)->event))) {
+        return SPK_ERANGE;
+    }
+    char mark[SPK_ID_LEN + 16];
+    snprintf(mark, sizeof(mark), "webhook_seq %s", integration);
+    int64_t seq = 0;
+    int rc = spk_store_mark_get(st, mark, &seq);
+    if (rc == 0) {
+        rc = spk_store_mark_set(st, mark, ++seq);
+    }
+    if (rc == 0) {
+        rc = hook_trim(st, integration, max_queue - 1, dropped);
+    }
+    sqlite3_stmt *s = NULL;
+    if (rc == 0) {
+        rc = st_acquire(st, ST_HOOK_INSERT,
+                        "INSERT INTO webhook_queue (integration, seq, event, created_at, next_at,"
+                        " attempts, last_error) VALUES (?1, ?2, ?3, ?4, ?4, 0, '')",
+                        &s);
+    }
+    if (rc != 0) {
+        return rc;
+    }
+    rc = st_bind_opt(s, 1, integration);
+    sqlite3_bind_int64(s, 2, seq);
+    if (rc == 0) {
+        rc = st_bind_opt(s, 3, event);
+    }
+    sqlite3_bind_int64(s, 4, now);
+    if (rc == 0) {
+        rc = st_step_write(st, s, "webhook enqueue");
+    }
+    st_release(st, ST_HOOK_INSERT, s);
+    return rc;
+}
+
+int spk_store_webhook_head(spk_store_t *st, const char *integration, spk_webhook_rec_t *out)
+{
+    if (st == NULL || integration == NULL || out == NULL) {
+        return SPK_EINVAL;
+    }
+    sqlite3_stmt *s = NULL;
+    int rc = st_acquire(st, ST_HOOK_HEAD,
+                        "SELECT " HOOK_COLS " FROM webhook_queue WHERE integration = ?1"
+                        " ORDER BY id LIMIT 1",
+                        &s);
+    if (rc == 0) {
+        rc = st_bind_opt(s, 1, integration);
+    }
+    if (rc == 0) {
+        rc = st_one(st->db, s, hook_row, out, "webhook head");
+    }
+    st_release(st, ST_HOOK_HEAD, s);
+    return rc;
+}
+
+int spk_store_webhook_done(spk_store_t *st, int64_t id)
+{
+    if (st == NULL) {
+        return SPK_EINVAL;
+    }
+    sqlite3_stmt *s = NULL;
+    int rc = st_acquire(st, ST_HOOK_DONE, "DELETE FROM webhook_queue WHERE id = ?1", &s);
+    sqlite3_bind_int64(s, 1, id);
+    if (rc == 0) {
+        rc = st_step_write(st, s, "webhook done");
+    }
+    st_release(st, ST_HOOK_DONE, s);
+    return rc;
+}
+
+int spk_store_webhook_retry(spk_store_t *st, int64_t id, int attempts, int64_t next_at,
+                            const char *error)
+{
+    if (st == NULL || error == NULL) {
+        return SPK_EINVAL;
+    }
+    sqlite3_stmt *s = NULL;
+    int rc = st_acquire(st, ST_HOOK_RETRY,
+                        "UPDATE webhook_queue SET attempts = ?2, next_at = ?3, last_error = ?4"
+                        " WHERE id = ?1",
+                        &s);
+    sqlite3_bind_int64(s, 1, id);
+    sqlite3_bind_int(s, 2, attempts);
+    sqlite3_bind_int64(s, 3, next_at);
+    if (rc == 0) {
+        rc = st_bind_opt(s, 4, error);
+    }
+    if (rc == 0) {
+        rc = st_step_write(st, s, "webhook retry");
+    }
+    st_release(st, ST_HOOK_RETRY, s);
+    return rc;
+}
+
+int spk_store_webhook_expire(spk_store_t *st, int64_t before, int64_t *n)
+{
+    if (st == NULL) {
+        return SPK_EINVAL;
+    }
+    sqlite3_stmt *s = NULL;
+    int rc = st_acquire(st, ST_HOOK_EXPIRE, "DELETE FROM webhook_queue WHERE created_at < ?1", &s);
+    sqlite3_bind_int64(s, 1, before);
+    if (rc == 0) {
+        rc = st_step_write(st, s, "webhook expire");
+    }
+    if (n != NULL) {
+        *n = rc == 0 ? sqlite3_changes(st->db) : 0;
+    }
+    st_release(st, ST_HOOK_EXPIRE, s);
+    return rc;
+}
+
+/* ---- console links ---- */
+
+#define LINK_COLS                                                                                  \
+    "code_hash, consult, practice, gp, name, integration, created_at, expires_at, used_at"
+
+static int link_row(sqlite3_stmt *s, void *out)
+{
+    spk_console_link_rec_t *r = out;
+    memset(r, 0, sizeof(*r));
+    if (!st_col_blob32(s, 0, r->code_hash)) {
+        return SPK_ERANGE;
+    }
+    const st_out_t t[] = {ST_OUT(r->consult), ST_OUT(r->practice), ST_OUT(r->gp), ST_OUT(r->name),
+                          ST_OUT(r->integration)};
+    r->created_at = sqlite3_column_int64(s, 6);
+    r->expires_at = sqlite3_column_int64(s, 7);
+    r->used_at = sqlite3_column_int64(s, 8);
+    return st_col_texts(s, 1, t, sizeof(t) / sizeof(t[0]));
+}
+
+int spk_store_console_link_create(spk_store_t *st, spk_console_link_rec_t *rec, char *code_out,
+                                  size_t cap)
+{
+    if (st == NULL || rec == NULL || code_out == NULL || cap < 32) {
+        return SPK_EINVAL;
+    }
+    char code[32];
+    int rc = spk_random_id(code, sizeof(code), LINK_CODE_BYTES);
+    if (rc != 0) {
+        return rc;
+    }
+    spk_store_invite_hash(code, strlen(code), rec->code_hash);
+    sqlite3_stmt *s = NULL;
+    rc = st_acquire(
+        st, ST_LINK_INSERT,
+        "INSERT INTO console_links (" LINK_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 0)", &s);
+    if (rc == 0) {
+        rc = st_bind_blob32(s, 1, rec->code_hash);
+    }
+    const st_in_t t[] = {ST_IN(rec->consult), ST_IN(rec->practice), ST_IN(rec->gp),
+                         ST_IN(rec->name), ST_IN(rec->integration)};
+    if (rc == 0) {
+        rc = st_bind_texts(s, 2, t, sizeof(t) / sizeof(t[0]));
+    }
+    if (rc == 0) {
+        sqlite3_bind_int64(s, 7, rec->created_at);
+        sqlite3_bind_int64(s, 8, rec->expires_at);
+        rc = st_step_write(st, s, "console link insert");
+    }
+    st_release(st, ST_LINK_INSERT, s);
+    if (rc == 0) {
+        memcpy(code_out, code, strlen(code) + 1);
+    }
+    spk_wipe(code, sizeof(code));
+    return rc;
+}
+
+int spk_store_console_link_use(spk_store_t *st, const uint8_t code_hash[32], int64_t now,
+                               spk_console_link_rec_t *out)
+{
+    if (st == NULL || code_hash == NULL || out == NULL) {
+        return SPK_EINVAL;
+    }
+    sqlite3_stmt *s = NULL;
+    int rc = st_acquire(st, ST_LINK_USE,
+                        "UPDATE console_links SET used_at = ?2 WHERE code_hash = ?1 AND"
+                        " used_at = 0 AND expires_at > ?2",
+                        &s);
+    if (rc == 0) {
+        rc = st_bind_blob32(s, 1, code_hash);
+    }
+    sqlite3_bind_int64(s, 2, now);
+    if (rc == 0) {
+        rc = st_step_write(st, s, "console link use");
+    }
+    int changed = rc == 0 ? sqlite3_changes(st->db) : 0;
+    st_release(st, ST_LINK_USE, s);
+    if (rc != 0) {
+        return rc;
+    }
+    s = NULL;
+    rc = st_acquire(st, ST_LINK_GET, "SELECT " LINK_COLS " FROM console_links WHERE code_hash = ?1",
+                    &s);
+    if (rc == 0) {
+        rc = st_bind_blob32(s, 1, code_hash);
+    }
+    if (rc == 0) {
+        rc = st_one(st->db, s, link_row, out, "console link get");
+    }
+    st_release(st, ST_LINK_GET, s);
+    if (rc == SPK_ENOTFOUND) {
+        return SPK_EINVITEINVALID;
+    }
+    if (rc != 0 || changed > 0) {
+        return rc;
+    }
+    return out->used_at != 0 ? SPK_EINVITEUSED : SPK_EINVITEEXPIRED;
+}

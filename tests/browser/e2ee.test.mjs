@@ -1,0 +1,201 @@
+// Browser test: end-to-end encrypted media (docs/sframe.md "In the browser"). Headless Chromium
+// pages run the web client's Call (rtc.js) with SFrame transforms (e2ee/), keyed from a real MLS
+// group of the browser's library; the relay forwards what it cannot read. The GP and an
+// admitted patient decode each other's video and hear each other; a participant who is in the
+// consult but not in the group receives every frame and decodes none; after a Commit removes a
+// member, the remaining two keep decoding in the new epoch and the removed one decodes nothing
+// sent after it. Both sides show the same safety number.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+
+import { Client } from '../integration/lib/client.mjs';
+import { loadMls } from '../../web/mls/spk_mls.js';
+import { epochKeys } from '../../web/js/e2ee/sframe_mls.js';
+import { safetyNumber } from '../../web/js/e2ee/e2ee.js';
+import { mintToken } from './lib.mjs';
+import { GP, newPage, noProblems, setup } from './media_lib.mjs';
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// Signs a page in (token), joins the consult and starts its call, with E2EE keys or without.
+async function startCall(page, { url, token, consult, keys, safety, e2ee = true, send = true }) {
+  await page.goto(`${url}/`);
+  await page.evaluate(
+    async ({ token, consult, keys, safety, e2ee, send }) => {
+      const { Client } = await import('/js/protocol.js');
+      const { Call } = await import('/js/rtc.js');
+      const { E2ee } = await import('/js/e2ee/e2ee.js');
+      const client = new Client();
+      await new Promise((resolve, reject) => {
+        client.onOpen = async () => {
+          try {
+            await client.request('auth', { token });
+            await client.request('consult.join', { consult });
+            resolve();
+          } catch (e) {
+            reject(e);
+          }
+        };
+        client.connect();
+      });
+      const stream = send ? await navigator.mediaDevices.getUserMedia({ audio: true, video: true }) : null;
+      const box = document.createElement('div');
+      document.body.append(box);
+      const sec = e2ee ? new E2ee() : null;
+      if (sec && keys) sec.setEpoch({ ...keys, baseKey: Uint8Array.from(keys.baseKey) }, safety);
+      const call = new Call({
+        client,
+        consult,
+        stream,
+        e2ee: sec,
+        onTracks: (pid, ms) => {
+          let v = box.querySelector(`[data-p="${pid}"]`);
+          if (!ms) return v?.remove();
+          if (!v) {
+            v = document.createElement('video');
+            v.dataset.p = pid;
+            v.autoplay = true;
+            box.append(v);
+          }
+          v.srcObject = ms;
+        },
+      });
+      window.__t = { call, e2ee: sec };
+      await call.start();
+    },
+    { token, consult, keys, safety, e2ee, send },
+  );
+}
+
+// Decoded video frames and received audio per participant, and the worker's counters.
+function received(page) {
+  return page.evaluate(async () => {
+    const { call, e2ee } = window.__t;
+    const out = { frames: 0, audioEnergy: 0, audioPackets: 0, heard: 0, sentVideo: 0, e2ee: e2ee ? e2ee.stats : null, safety: e2ee?.safety };
+    if (call.sub) {
+      for (const s of (await call.sub.pc.getStats()).values()) {
+        if (s.type !== 'inbound-rtp') continue;
+        if (s.kind === 'video') out.frames += s.framesDecoded || 0;
+        else {
+          out.audioEnergy += s.totalAudioEnergy || 0;
+          out.audioPackets += s.packetsReceived || 0;
+          // samples played that were decoded, not made up to hide loss
+          out.heard += (s.totalSamplesReceived || 0) - (s.concealedSamples || 0);
+        }
+      }
+    }
+    if (call.pub) {
+      for (const s of (await call.pub.pc.getStats()).values()) {
+        if (s.type === 'outbound-rtp' && s.kind === 'video') out.sentVideo += s.framesEncoded || 0;
+      }
+    }
+    return out;
+  });
+}
+
+async function until(page, pred, what, timeout = 30000) {
+  const end = Date.now() + timeout;
+  let last;
+  for (;;) {
+    last = await received(page);
+    if (pred(last)) return last;
+    if (Date.now() > end) throw new Error(`${what}: not reached in ${timeout} ms: ${JSON.stringify(last)}`);
+    await sleep(500);
+  }
+}
+
+const keysOf = (g) => {
+  const k = epochKeys(g);
+  return { epoch: k.epoch.toString(), baseKey: [...k.baseKey], leafCount: k.leafCount, ownLeaf: k.ownLeaf };
+};
+
+test('end-to-end encrypted 1:1 call, an outsider, and a member removed', { timeout: 180000 }, async (t) => {
+  const env = await setup(t);
+  const url = env.srv.url;
+  const gpToken = await mintToken(env.srv.dataDir, GP);
+  const gpc = await Client.connect(env.srv.server.wsUrl);
+  t.after(() => gpc.close());
+  await gpc.next('hello');
+  await gpc.ok('auth', { token: gpToken });
+  const { consult } = await gpc.ok('consult.create', { patient: 'pseudo-4711', title: 'E2EE' });
+  await gpc.ok('consult.join', { consult: consult.id });
+  const patients = [];
+  for (const name of ['Sanne de Vries', 'Tolk Ahmed', 'Buitenstaander']) {
+    const { invite } = await gpc.ok('invite.create', { consult: consult.id });
+    const c = await Client.connect(env.srv.server.wsUrl);
+    await c.next('hello');
+    const red = await c.ok('invite.redeem', { invite: invite.code, name });
+    await gpc.ok('lobby.admit', { consult: consult.id, participant: red.participant.id });
+    c.close();
+    patients.push(red.session_token);
+  }
+
+  // The consult's MLS group: the GP, the patient and the interpreter (not the outsider).
+  const mls = await loadMls();
+  const kps = ['gp', 'patient', 'tolk'].map((n) => mls.keyPackageCreate(n));
+  const g0 = mls.create(`consult-${consult.id}`, kps[0].secret);
+  const { welcome } = g0.commit({ add: [kps[1].keyPackage, kps[2].keyPackage] });
+  g0.commitMerge();
+  const groups = [g0, mls.join(kps[1].secret, welcome), mls.join(kps[2].secret, welcome)];
+  const safety = safetyNumber(g0.epochAuthenticator());
+
+  const pages = {};
+  for (const [who, token, i] of [
+    ['gp', gpToken, 0],
+    ['patient', patients[0], 1],
+    ['tolk', patients[1], 2],
+  ]) {
+    pages[who] = await newPage(env, who);
+    await startCall(pages[who], { url, token, consult: consult.id, keys: keysOf(groups[i]), safety: safetyNumber(groups[i].epochAuthenticator()) });
+  }
+  pages.outsider = await newPage(env, 'outsider');
+  // In the consult (receiving only), with a key of its own that is not the group's: it can
+  // decrypt nothing.
+  const wrong = { epoch: '1', baseKey: new Array(16).fill(9), leafCount: 4, ownLeaf: 3 };
+  await startCall(pages.outsider, { url, token: patients[2], consult: consult.id, keys: wrong, safety: '', send: false });
+
+  await t.test('members decode each other\'s video and hear each other, through SFrame', async () => {
+    for (const who of ['gp', 'patient', 'tolk']) {
+      const r = await until(pages[who], (x) => x.frames >= 200 && x.heard > 48000 && x.e2ee?.decrypted > 100, who);
+      assert.equal(r.e2ee.failed, 0, `${who}: ${JSON.stringify(r.e2ee)}`);
+      assert.ok(r.e2ee.encrypted > 100, `${who} encrypts`);
+      assert.equal(r.safety, safety, `${who}: the same safety number`);
+    }
+  });
+
+  await t.test('a participant outside the group receives the frames and decodes none', async () => {
+    const r = await until(pages.outsider, (x) => x.audioPackets > 200 && x.e2ee?.failed > 100, 'outsider');
+    assert.equal(r.frames, 0, 'no video frame decoded');
+    assert.equal(r.e2ee.decrypted, 0);
+    assert.ok(r.heard < 4800, `no sound decoded: ${r.heard} samples`);
+  });
+
+  await t.test('after a Commit removes the interpreter, the others keep decoding; the interpreter does not', async () => {
+    const { commit } = g0.commit({ remove: [groups[2].ownLeaf] });
+    g0.commitMerge();
+    groups[1].process(commit);
+    for (const [who, g] of [['gp', g0], ['patient', groups[1]]]) {
+      await pages[who].evaluate(
+        ({ keys, safety }) => window.__t.e2ee.setEpoch({ ...keys, baseKey: Uint8Array.from(keys.baseKey) }, safety),
+        { keys: keysOf(g), safety: safetyNumber(g.epochAuthenticator()) },
+      );
+    }
+    await sleep(1500); // frames of the old epoch drain
+    const before = { gp: await received(pages.gp), patient: await received(pages.patient), tolk: await received(pages.tolk) };
+    await sleep(4000);
+    const after = { gp: await received(pages.gp), patient: await received(pages.patient), tolk: await received(pages.tolk) };
+    for (const who of ['gp', 'patient']) {
+      // Each hears the other (one remote video now counts for the pair).
+      assert.ok(after[who].e2ee.decrypted - before[who].e2ee.decrypted > 50, `${who} keeps decrypting`);
+      assert.ok(after[who].frames - before[who].frames > 30, `${who} keeps decoding: ${before[who].frames} → ${after[who].frames}`);
+      assert.equal(after[who].e2ee.epoch, Number(g0.epoch));
+      assert.equal(after[who].safety, safetyNumber(g0.epochAuthenticator()));
+    }
+    assert.notEqual(safetyNumber(g0.epochAuthenticator()), safety);
+    // The interpreter gets the new frames but has no key for them.
+    assert.ok(after.tolk.e2ee.dropped_not_ours - before.tolk.e2ee.dropped_not_ours > 50, JSON.stringify(after.tolk.e2ee));
+  });
+
+  for (const g of groups) g.free();
+  noProblems(env);
+});
