@@ -69,7 +69,8 @@ test('every key the pages use exists', () => {
 
 // Message types of the protocol look like keys ("consult.join"); they are not UI strings.
 function isProtocolType(k) {
-  const types = /^(consult|identity|consent)\.(create|list|get|join|leave|end|ended|facts|record)$/;
+  const types =
+    /^(consult|identity|consent|console)\.(create|list|get|join|leave|end|ended|facts|record|redeem)$/;
   const media = /^media\.(publish|subscribe|answer|candidate|stop|offer|state)$/;
   const chat =
     /^chat\.(device|create|list|get|members\.(add|remove)|send|sync|ack|entry|file\.(upload|download))$/;
