@@ -85,6 +85,12 @@ test(
     await t.test('two tabs of one browser are two devices', async () => {
       for (const p of [a, b])
         await p.waitForFunction(() => window.__spk.chat && window.__spk.chat.attached);
+      for (const p of [a, b]) {
+        await p.evaluate(() => {
+          window.__epochs = [];
+          window.__spk.chat.on('epoch', (ev) => window.__epochs.push(ev.conversation));
+        });
+      }
       const ids = await Promise.all(
         [a, b].map((p) => p.evaluate(() => window.__spk.chat.deviceId)),
       );
@@ -149,6 +155,23 @@ test(
         const auth = [await authenticator(a, conv), await authenticator(b, conv)];
         assert.equal(auth[0], auth[1]);
         assert.equal(auth[0], `${hex(node.groups.get(conv).epochAuthenticator())}@${before + 2}`);
+        // Media keys from the same epoch: both tabs derive the same SFrame base key.
+        const baseKey = (p) =>
+          p.evaluate(
+            (id) =>
+              window.__spk.chat.withGroup(id, (g) =>
+                [...g.exportSecret('SFrame 1.0 Base Key', new Uint8Array(0), 16)].join(','),
+              ),
+            conv,
+          );
+        assert.equal(await baseKey(a), await baseKey(b));
+        for (const p of [a, b]) {
+          const seen = await p.evaluate(() => window.__epochs);
+          assert.ok(
+            seen.filter((x) => x === conv).length >= 2,
+            'epoch events for the conversation',
+          );
+        }
       },
     );
 

@@ -554,6 +554,11 @@ export class ConsoleChat {
     root.hidden = true;
   }
 
+  // The chat conversation of a consult, once this console created or found it (null before).
+  consultConversation(consult) {
+    return this.consultChats.get(consult) || null;
+  }
+
   viewing() {
     return !!this.viewId;
   }

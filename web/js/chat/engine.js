@@ -409,6 +409,8 @@ export class ChatEngine {
     this.#ackLater(c, m.seq);
     if (changed) {
       this.#wakeEpoch(c);
+      if (c.group && !c.group.freed && m.kind !== 'proposal')
+        this.#emit('epoch', { conversation: c.id });
       this.#emit('conversation', { conversation: c.id, entry: m.kind });
       if (m.kind === 'welcome') {
         this.refresh(c.id).catch(() => {});
@@ -584,6 +586,7 @@ export class ChatEngine {
       c.group = g;
       c.allowed = true;
       await this.#saveState(c);
+      this.#emit('epoch', { conversation: id });
       this.#emit('conversation', { conversation: id });
       return true;
     });
@@ -621,6 +624,7 @@ export class ChatEngine {
         c.group.commitMerge();
         c.proposals = 0;
         await this.#saveState(c);
+        this.#emit('epoch', { conversation: id });
         this.#emit('conversation', { conversation: id, entry: 'commit' });
         return { done: r };
       });
@@ -723,6 +727,15 @@ export class ChatEngine {
       if (!c.group || c.group.freed) return null;
       return this.request('mls.proposal', { conversation: id, proposal: b64u(c.group.leave()) });
     });
+  }
+
+  // Runs fn(group) on the queue with the conversation's group at its current epoch (null when
+  // this device is not in it), e.g. to derive media keys from the MLS exporter on every 'epoch'
+  // event: engine.on('epoch', ({ conversation }) => engine.withGroup(conversation, (g) => …)).
+  // fn must not keep the group.
+  async withGroup(id, fn) {
+    const c = await this.conversation(id);
+    return this.#queue.run(() => fn(c.group && !c.group.freed ? c.group : null));
   }
 
   // Waits until every entry received so far is handled (tests, and before a Commit).

@@ -62,6 +62,11 @@ export class PatientChat {
     }
   }
 
+  // The conversation of the consult shown (null until the practice added this device).
+  conversation() {
+    return this.current;
+  }
+
   detach() {
     this.engine.detach();
   }
