@@ -2,7 +2,7 @@
 // e-consult conversation). The patient types a name, redeems the invite, and then writes to the
 // practice, sends photos and self-measurements in the end-to-end encrypted conversation.
 import * as i18n from './i18n.js';
-import { Client, ProtocolError } from './protocol.js';
+import { Client } from './protocol.js';
 import { $, $$, show, announce } from './dom.js';
 import { PatientChat } from './chat/patient_chat.js';
 import { MeasurementForm } from './chat/measurements.js';
@@ -109,23 +109,6 @@ function connect() {
   return client;
 }
 
-function waitOpen(client, timeoutMs = 20000) {
-  if (client.state === 'open') return Promise.resolve();
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      off();
-      reject(new ProtocolError('connection_failed'));
-    }, timeoutMs);
-    const off = client.on('connection', ({ state: s }) => {
-      if (s === 'open') {
-        clearTimeout(timer);
-        off();
-        resolve();
-      }
-    });
-  });
-}
-
 async function onSetup(ev) {
   ev.preventDefault();
   const input = $('#name');
@@ -144,7 +127,7 @@ async function onSetup(ev) {
   btn.disabled = true;
   try {
     const client = state.client || connect();
-    await waitOpen(client);
+    await client.waitOpen();
     const res = await client.request('invite.redeem', { invite: state.invite, name });
     saveSession({ token: res.session_token, consult: res.consult, name, invite: state.invite });
     showScreen('econsult');

@@ -1,6 +1,6 @@
 // Patient page: /join#<invite code>.
 import * as i18n from './i18n.js';
-import { Client, ProtocolError } from './protocol.js';
+import { Client } from './protocol.js';
 import * as media from './media.js';
 import { $, $$, h, show, announce } from './dom.js';
 import { renderRoster } from './roster.js';
@@ -376,23 +376,6 @@ function onSessionError(err) {
   } else finish('session');
 }
 
-function waitOpen(client, timeoutMs = 20000) {
-  if (client.state === 'open') return Promise.resolve();
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      off();
-      reject(new ProtocolError('connection_failed'));
-    }, timeoutMs);
-    const off = client.on('connection', ({ state: s }) => {
-      if (s === 'open') {
-        clearTimeout(timer);
-        off();
-        resolve();
-      }
-    });
-  });
-}
-
 // ---- consult state -------------------------------------------------------------------------
 
 function applyParticipant(participant, participants) {
@@ -470,7 +453,7 @@ async function onSubmit(ev) {
       state.client = createClient();
       state.client.connect();
     }
-    await waitOpen(state.client);
+    await state.client.waitOpen();
     const res = await state.client.request('invite.redeem', { invite: state.invite, name });
     saveSession({
       token: res.session_token,

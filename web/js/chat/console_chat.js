@@ -355,14 +355,17 @@ export class ConsoleChat {
 
   // The consult's chat: created (once) by the first staff member who joins the consult.
   #consultChat(e) {
-    const cid = e.consult.id;
+    return this.#consultChatOf(e.consult.id, e.participants);
+  }
+
+  #consultChatOf(cid, participants) {
     if (!this.creating.has(cid)) {
       const p = (async () => {
         const r = await this.#request('chat.create', { kind: 'consult', consult: cid });
         const id = r.conversation.id;
         this.consultChats.set(cid, id);
         if (this.entry && this.entry.consult.id === cid) this.consultPanel.show(id);
-        await this.#sync(id, { wanted: admittedPatients(e.participants) });
+        await this.#sync(id, { wanted: admittedPatients(participants) });
         return id;
       })();
       p.catch(() => this.creating.delete(cid));
@@ -371,10 +374,16 @@ export class ConsoleChat {
     return this.creating.get(cid);
   }
 
-  // Admission changed: the patient joins the chat when admitted, leaves it when sent back.
+  // Admission changed in a joined consult: the patient joins the chat when admitted, leaves it
+  // when sent back (also for a consult that is not the one on screen).
   #onRoster(consult, participants) {
+    if (!isStaff(this.user) || !this.engine.attached) return;
     const id = this.consultChats.get(consult);
-    if (!id || !isStaff(this.user)) return;
+    if (!id) {
+      if (admittedPatients(participants).length)
+        this.#consultChatOf(consult, participants).catch(() => {});
+      return;
+    }
     this.#sync(id, { wanted: admittedPatients(participants) }).catch(() => {});
   }
 
@@ -600,6 +609,12 @@ export class ConsoleChat {
     const m = this.#meta();
     if (!m) return;
     this.vTitle.textContent = m.title || i18n.t(`chat.kind.${m.kind}`);
+    // Staff see every conversation of their practice, but take part only as members.
+    const listed = this.list.find((x) => x.id === this.viewId);
+    if (listed && listed.member === false) {
+      i18n.setText(this.vError, 'chat.view.notMember');
+      show(this.vError, true);
+    }
     i18n.setText(this.vMeta, m.patient ? 'chat.view.meta' : 'chat.view.metaNoPatient', {
       kind: { key: `chat.kind.${m.kind}` },
       patient: m.patient || '',

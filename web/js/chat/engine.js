@@ -14,7 +14,7 @@ import { loadMls } from '../../mls/spk_mls.js';
 import { openMlsStore } from '../../mls/store.js';
 import { claimDevice } from './device.js';
 import { encode, parse } from './messages.js';
-import { Serial, b64u, parseIdentity, randomId, sha256Hex, sleep, td, te, unb64u } from './util.js';
+import { Serial, b64u, parseIdentity, randomId, sha256Hex, td, te, unb64u } from './util.js';
 
 const KP_LOW = 5; // replenish one-time KeyPackages below this many
 const KP_TARGET = 12;
