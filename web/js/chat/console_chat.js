@@ -342,8 +342,9 @@ export class ConsoleChat {
     if (!e || !staff) return;
     const judge = this.user.role === 'gp' || this.user.role === 'remote_gp';
     show(this.questionBtn, judge);
-    show(this.consultPanelRoot, e.joined);
-    const id = this.consultChats.get(e.consult.id);
+    // The chat of a video consult is for who takes part in it.
+    this.consultPanel.idleKey = e.joined ? 'chat.status.joining' : 'chat.status.joinConsult';
+    const id = e.joined ? this.consultChats.get(e.consult.id) : null;
     if (id) {
       this.consultPanel.show(id);
       return;

@@ -4,7 +4,7 @@
 //   const panel = new ChatPanel(container, { engine, files, nameOf, label: 'chat.title' });
 //   panel.show(conversationId);
 import * as i18n from '../i18n.js';
-import { h, show, announce } from '../dom.js';
+import { h, show } from '../dom.js';
 import { MAX_TEXT, PHOTO_TYPES, photoMessage, textMessage } from './messages.js';
 import { MAX_PHOTO_BYTES } from './files.js';
 import { measurementText } from './measurements.js';
@@ -137,7 +137,7 @@ export class ChatPanel {
     if (!id) return;
     const items = await this.engine.history(id);
     if (this.conv !== id) return;
-    for (const item of items) this.#render(item, false);
+    for (const item of items) this.#render(item);
     this.#scroll();
     const early = this.early.splice(0);
     for (const msg of early) {
@@ -159,7 +159,7 @@ export class ChatPanel {
       pending: true,
       from: {},
     };
-    this.#render(item, false);
+    this.#render(item);
     this.#scroll();
     return item;
   }
@@ -168,7 +168,8 @@ export class ChatPanel {
   renderStatus() {
     const c = this.conv ? this.engine.get(this.conv) : null;
     let key = null;
-    if (!this.conv) key = this.queue ? 'chat.status.waitPractice' : 'chat.status.none';
+    if (!this.conv)
+      key = this.idleKey || (this.queue ? 'chat.status.waitPractice' : 'chat.status.none');
     else if (!this.engine.attached) key = 'chat.status.offline';
     else if (c && !c.allowed) key = 'chat.status.ended';
     else if (!this.engine.inGroup(this.conv)) key = 'chat.status.joining';
@@ -204,11 +205,11 @@ export class ChatPanel {
       this.rendered.set(item.key, li);
       return;
     }
-    this.#render(item, true);
+    this.#render(item);
     this.#scroll();
   }
 
-  #render(item, fresh) {
+  #render(item) {
     if (this.rendered.has(item.key)) return;
     const li = this.#build(item);
     this.rendered.set(item.key, li);
@@ -218,7 +219,6 @@ export class ChatPanel {
     );
     if (after) this.log.insertBefore(li, after);
     else this.log.append(li);
-    if (fresh && !item.mine) announce('chat.received', { name: this.nameFor(item) });
   }
 
   #build(item) {
@@ -353,7 +353,6 @@ export class ChatPanel {
     try {
       await this.sendMessage(textMessage(text));
       this.input.value = '';
-      announce('chat.sent');
     } catch (err) {
       this.#setError(err);
     }
@@ -391,7 +390,6 @@ export class ChatPanel {
         photoMessage(file, { ...size, ...extra, caption: caption || undefined }),
       );
       if (caption) this.input.value = '';
-      announce('chat.photo.sent');
     } catch (err) {
       this.#setError(err);
     } finally {
