@@ -87,6 +87,9 @@ export class ConsoleChat {
     this.engine.detach();
     this.list = [];
     this.consultChats.clear();
+    this.creating.clear();
+    this.unread.clear();
+    this.entry = null;
     this.user = null;
     this.client = null;
     this.#renderList();
