@@ -48,7 +48,7 @@ test(
   { timeout: 180000 },
   async (t) => {
     const started = Date.now();
-    const env = await setup(t);
+    const env = await setup(t, { relay: false });
     const gp = await openConsole(env, GP);
     const pharmacy = await openConsole(env, PHARMACY);
     // The nurse's browser keeps its profile (IndexedDB) while the page is closed.

@@ -68,7 +68,7 @@ test(
   { timeout: 200000 },
   async (t) => {
     const started = Date.now();
-    const env = await setup(t);
+    const env = await setup(t, { relay: false });
     const mls = await loadMls();
     const a = await openConsole(env, GP);
     const token = await mintToken(env.srv.dataDir, GP);

@@ -38,7 +38,7 @@ test('consult chat: text and photos both ways during the call', { timeout: 18000
   await createAndJoin(gp);
   const invite = await newInvite(gp);
   const pat = await patientToLobby(env, invite, PATIENT);
-  await admit(gp, pat, PATIENT);
+  await admit(gp, pat, PATIENT, { timeout: 30000 });
   const gpChat = tid(gp, 'consult-chat');
   const patChat = tid(pat, 'chat-panel');
   let conv;
@@ -106,7 +106,7 @@ test('consult chat: text and photos both ways during the call', { timeout: 18000
   });
 
   await t.test('admitted again: added again, reads what comes after', async () => {
-    await admit(gp, pat, PATIENT);
+    await admit(gp, pat, PATIENT, { timeout: 30000 });
     await waitReady(patChat);
     await sendText(gpChat, 'Welkom terug.');
     await waitText(patChat, 'Welkom terug');

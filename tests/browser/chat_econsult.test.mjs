@@ -34,7 +34,7 @@ test(
   { timeout: 180000 },
   async (t) => {
     const started = Date.now();
-    const env = await setup(t);
+    const env = await setup(t, { relay: false });
     const gp = await openConsole(env, GP);
     let url;
 

@@ -69,7 +69,7 @@ export async function sendText(panel, text) {
   // Delivered: the own message has a seq (not pending any more).
   await panel
     .locator(`[data-testid="chat-message"][data-mine="1"]:not(.chat-pending)`, { hasText: text })
-    .waitFor({ state: 'visible', timeout: 15000 });
+    .waitFor({ state: 'visible', timeout: 30000 });
 }
 
 export async function sendPhotoFile(panel, name = 'foto.png', buffer = png()) {
@@ -79,7 +79,7 @@ export async function sendPhotoFile(panel, name = 'foto.png', buffer = png()) {
 }
 
 // Waits until a received text shows up.
-export async function waitText(panel, text, timeout = 20000) {
+export async function waitText(panel, text, timeout = 30000) {
   await panel
     .locator('[data-testid="chat-message"][data-mine="0"] [data-testid="chat-text"]', {
       hasText: text,
@@ -88,7 +88,7 @@ export async function waitText(panel, text, timeout = 20000) {
 }
 
 // Waits until n photos (mine or received, as asked) decoded in the panel; returns their sizes.
-export async function waitPhotos(panel, { mine, n = 1, timeout = 20000 }) {
+export async function waitPhotos(panel, { mine, n = 1, timeout = 30000 }) {
   const msg = `[data-testid="chat-message"][data-type="photo"][data-mine="${mine ? 1 : 0}"]`;
   const sel = `${msg} img[data-testid="chat-photo"]`;
   const end = Date.now() + timeout;

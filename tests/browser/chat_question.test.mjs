@@ -21,7 +21,7 @@ const TITLE = 'Plekje op de arm';
 
 test('specialist question: photo and question, answered later', { timeout: 180000 }, async (t) => {
   const started = Date.now();
-  const env = await setup(t);
+  const env = await setup(t, { relay: false });
   const gp = await openConsole(env, GP);
   // The specialist's browser keeps its profile while the console is closed.
   const specToken = await mintToken(env.srv.dataDir, SPECIALIST);
