@@ -7,6 +7,7 @@
 
 #include "spk/error.h"
 #include "spk/map.h"
+#include "spk/relay.h"
 #include "spk/signaling.h"
 
 /* Consults one connection can be joined to at once. */
@@ -114,7 +115,7 @@ struct spk_sig {
     uint64_t by_action[SIG_N_ACTIONS];
     uint64_t m[SIG_M_COUNT];
     /* media relay (NULL when media is off) */
-    void *relay;
+    spk_relay_t *relay;
     spk_map_t eps; /* relay endpoint id -> sig_ep_owner_t* */
     uint64_t next_ep, next_relay_consult;
     uint64_t relay_closed[SIG_EP_STATS]; /* counter totals of closed endpoints */

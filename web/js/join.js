@@ -520,11 +520,24 @@ async function main() {
     root: $('#consult-chat'),
     kind: 'consult',
   });
-  // For tests of the relay's lobby gate: media set up while still in the waiting room.
-  window.__spk.media.startInLobby = () =>
-    state.client && state.session
-      ? state.view.start({ client: state.client, consult: state.session.consult, stream: state.media.stream })
-      : null;
+  // For tests of the lobby gate: what the server answers media requests from the waiting room
+  // (the page itself sets up media only once admitted).
+  window.__spk.media.tryInLobby = async () => {
+    const pc = new RTCPeerConnection();
+    pc.addTransceiver('audio', { direction: 'sendonly' });
+    const offer = await pc.createOffer();
+    pc.close();
+    const codes = {};
+    for (const [type, fields] of [['media.publish', { sdp: offer.sdp }], ['media.subscribe', {}]]) {
+      try {
+        await state.client.request(type, { consult: state.session.consult, ...fields });
+        codes[type] = 'ok';
+      } catch (err) {
+        codes[type] = err && err.code;
+      }
+    }
+    return codes;
+  };
   bindMediaControls();
   $('#join-form').addEventListener('submit', onSubmit);
   $('#waiting-leave').addEventListener('click', leave);
