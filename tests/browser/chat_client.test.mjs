@@ -65,7 +65,7 @@ const authenticator = (page, conv) =>
 
 test(
   'chat client: devices, re-basing, bad messages, reloads, restarts',
-  { timeout: 200000 },
+  { timeout: 300000 },
   async (t) => {
     const started = Date.now();
     const env = await setup(t, { relay: false });

@@ -31,7 +31,7 @@ import {
 
 const PATIENT = 'Sanne de Vries';
 
-test('consult chat: text and photos both ways during the call', { timeout: 180000 }, async (t) => {
+test('consult chat: text and photos both ways during the call', { timeout: 300000 }, async (t) => {
   const started = Date.now();
   const env = await setup(t);
   const gp = await openConsole(env, GP);

@@ -31,7 +31,7 @@ async function enterBloodPressure(page, [when, sys, dia]) {
 
 test(
   'e-consult: a blood-pressure series shown to the GP as a table and a plot',
-  { timeout: 180000 },
+  { timeout: 300000 },
   async (t) => {
     const started = Date.now();
     const env = await setup(t, { relay: false });

@@ -19,7 +19,7 @@ import {
 
 const TITLE = 'Plekje op de arm';
 
-test('specialist question: photo and question, answered later', { timeout: 180000 }, async (t) => {
+test('specialist question: photo and question, answered later', { timeout: 300000 }, async (t) => {
   const started = Date.now();
   const env = await setup(t, { relay: false });
   const gp = await openConsole(env, GP);

@@ -367,6 +367,16 @@ export class ConsoleChat {
       const p = (async () => {
         const r = await this.#request('chat.create', { kind: 'consult', consult: cid });
         const id = r.conversation.id;
+        if (!this.#isMember(r.conversation)) {
+          // Made by another member of staff: take part (the others' consoles add this device).
+          const u = this.user;
+          await this.#request('chat.members.add', {
+            conversation: id,
+            user: { sub: u.sub, iss: u.iss },
+            role: u.role,
+            ...(u.name ? { name: u.name } : {}),
+          });
+        }
         this.consultChats.set(cid, id);
         if (this.entry && this.entry.consult.id === cid) this.consultPanel.show(id);
         await this.#sync(id, { wanted: admittedPatients(participants) });
@@ -539,6 +549,19 @@ export class ConsoleChat {
       h('h2', { id: 'measure-title', class: 'h3', text: ['measure.title'] }),
       this.vMeasure,
     );
+    this.vJoinBtn = h('button', {
+      type: 'button',
+      class: 'btn btn-primary btn-small',
+      dataset: { testid: 'chat-view-join' },
+      text: ['chat.view.join'],
+      on: { click: (ev) => this.#joinSelf(ev.currentTarget) },
+    });
+    this.vJoin = h(
+      'div',
+      { class: 'notice full', hidden: true, dataset: { testid: 'chat-view-not-member' } },
+      h('p', { text: ['chat.view.notMember'] }),
+      this.vJoinBtn,
+    );
     root.replaceChildren(
       h(
         'div',
@@ -556,6 +579,7 @@ export class ConsoleChat {
           }),
         ),
         this.vError,
+        this.vJoin,
       ),
       h(
         'div',
@@ -613,12 +637,9 @@ export class ConsoleChat {
     const m = this.#meta();
     if (!m) return;
     this.vTitle.textContent = m.title || i18n.t(`chat.kind.${m.kind}`);
-    // Staff see every conversation of their practice, but take part only as members.
-    const listed = this.list.find((x) => x.id === this.viewId);
-    if (listed && listed.member === false) {
-      i18n.setText(this.vError, 'chat.view.notMember');
-      show(this.vError, true);
-    }
+    // Staff see every conversation of their practice, and take part once they are members
+    // (they may add themselves).
+    show(this.vJoin, isStaff(this.user) && !this.#isMember(m));
     i18n.setText(this.vMeta, m.patient ? 'chat.view.meta' : 'chat.view.metaNoPatient', {
       kind: { key: `chat.kind.${m.kind}` },
       patient: m.patient || '',
@@ -635,6 +656,36 @@ export class ConsoleChat {
       );
     }
     this.#renderMembers();
+  }
+
+  #isMember(meta) {
+    if (!meta.members) return meta.member !== false;
+    return meta.members.some((x) => x.sub === this.user.sub && x.iss === this.user.iss);
+  }
+
+  // A member of staff who is not a member yet adds themselves; a member's console then adds
+  // this device to the group.
+  async #joinSelf(btn) {
+    const id = this.viewId;
+    const u = this.user;
+    btn.disabled = true;
+    i18n.setError(this.vError, null);
+    try {
+      await this.#request('chat.members.add', {
+        conversation: id,
+        user: { sub: u.sub, iss: u.iss },
+        role: u.role,
+        ...(u.name ? { name: u.name } : {}),
+      });
+      await this.engine.refresh(id);
+      await this.refreshList().catch(() => {});
+      this.#renderViewMeta();
+      announce('chat.view.joined');
+    } catch (err) {
+      i18n.setError(this.vError, err);
+    } finally {
+      btn.disabled = false;
+    }
   }
 
   #renderMembers() {
