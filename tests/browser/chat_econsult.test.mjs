@@ -154,6 +154,20 @@ test(
       await env.shot(pat, 'chat-econsult-patient');
     });
 
+    await t.test(
+      'the patient comes back later: the conversation and its history are there',
+      async () => {
+        await pat.reload();
+        await tid(pat, 'econsult-view').waitFor({ state: 'visible' });
+        patChat = tid(pat, 'chat-panel');
+        await waitReady(patChat);
+        await waitText(patChat, 'meet nog een week door');
+        assert.equal(await patChat.locator('[data-testid="chat-measurement"]').count(), 4);
+        await sendText(patChat, 'Dank u, dat doe ik.');
+        await waitText(gpChat, 'dat doe ik');
+      },
+    );
+
     await t.test('English is available', async () => {
       await tid(pat, 'lang-en').click();
       await waitPageText(tid(pat, 'measure-submit'), 'Send measurement');
