@@ -1,13 +1,14 @@
 // Browser test: an e-consult with home measurements (issue 9, acceptance 2c). The GP starts an
-// e-consult for a consult and makes its invite link; the patient opens it on the e-consult page,
-// writes a question and enters a blood-pressure series (some before the practice has opened the
-// conversation: they wait in the browser and go out once it is open). The GP console shows the
-// series as a table and a plot, the GP answers, the patient reads it. No script errors or CSP
-// violations.
+// e-consult for a consult, makes its invite link and closes the console; the patient opens the
+// link on the e-consult page, writes a question and a first blood-pressure reading, which wait
+// in the browser's encrypted store (a reload keeps them) until the GP opens the e-consult again
+// and the console adds the patient. Then the rest of the series; the GP console shows it as a
+// table and a plot, the GP answers, the patient reads it, comes back later and finds it all.
+// No script errors or CSP violations.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { waitText as waitPageText } from './lib.mjs';
-import { GP, newPage, noProblems, openConsole, setup, tid } from './media_lib.mjs';
+import { mintToken, waitText as waitPageText } from './lib.mjs';
+import { GP, newPage, noProblems, setup, tid } from './media_lib.mjs';
 import { sendText, waitReady, waitText } from './chat_lib.mjs';
 
 const SERIES = [
@@ -35,7 +36,15 @@ test(
   async (t) => {
     const started = Date.now();
     const env = await setup(t, { relay: false });
-    const gp = await openConsole(env, GP);
+    // The GP's browser keeps its profile while the console is closed.
+    const gpToken = await mintToken(env.srv.dataDir, GP);
+    let gp = await newPage(env, 'gp');
+    const gpCtx = gp.context();
+    const openGp = async () => {
+      await gp.goto(`${env.srv.url}/console#token=${gpToken}`);
+      await waitPageText(tid(gp, 'user-name'), GP.name);
+    };
+    await openGp();
     let url;
 
     await t.test('the GP starts an e-consult and makes its invite link', async () => {
@@ -52,6 +61,8 @@ test(
       );
       url = await tid(gp, 'econsult-url').inputValue();
       assert.match(url, /^http:\/\/127\.0\.0\.1:\d+\/econsult\.html#[A-Za-z0-9_-]{16,}$/);
+      // Nobody of the practice is online while the patient writes.
+      await gp.close();
     });
 
     let pat;
@@ -75,16 +86,38 @@ test(
           .fill('Mijn bloeddruk is de laatste dagen hoog.');
         await patChat.locator('[data-testid="chat-send"]').click();
         await enterBloodPressure(pat, SERIES[0]);
+        const pending = patChat.locator('[data-testid="chat-message"].chat-pending');
+        await pending.nth(1).waitFor({ state: 'visible' });
+        // They wait in the browser's encrypted store: a reload keeps them.
+        await pat.waitForFunction(() => window.__spk.chat.attached);
+        await pat.reload();
+        await tid(pat, 'econsult-view').waitFor({ state: 'visible' });
+        await patChat.locator('[data-testid="chat-message"].chat-pending').nth(1).waitFor();
+        assert.equal(await patChat.locator('[data-testid="chat-message"]').count(), 2);
       },
     );
 
     let gpChat;
-    await t.test('the practice adds the patient; what waited goes out', async () => {
-      gpChat = tid(gp, 'chat-view-panel');
-      await waitReady(patChat, 40000);
-      await waitText(gpChat, 'de laatste dagen hoog');
-      for (const m of SERIES.slice(1)) await enterBloodPressure(pat, m);
-    });
+    await t.test(
+      'the GP opens the e-consult later; the patient is added, what waited goes out',
+      async () => {
+        gp = await gpCtx.newPage();
+        env.problems.push([]);
+        gp.on('pageerror', (err) => env.problems.at(-1).push(`gp: ${err.message}`));
+        gp.on(
+          'console',
+          (m) => m.type() === 'error' && env.problems.at(-1).push(`gp: ${m.text()}`),
+        );
+        await openGp();
+        const item = gp.locator('[data-testid="inbox-item"][data-kind="econsult"]');
+        await item.waitFor({ state: 'visible', timeout: 30000 });
+        await item.click();
+        gpChat = tid(gp, 'chat-view-panel');
+        await waitReady(patChat, 40000);
+        await waitText(gpChat, 'de laatste dagen hoog');
+        for (const m of SERIES.slice(1)) await enterBloodPressure(pat, m);
+      },
+    );
 
     await t.test('the GP console shows the series as a table and a plot', async () => {
       const table = gp.locator('[data-testid="measure-table"][data-kind="blood_pressure"]');

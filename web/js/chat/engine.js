@@ -709,6 +709,49 @@ export class ChatEngine {
     }
   }
 
+  // ---- parked messages: written before there is a conversation to send them to ----
+
+  // Keeps a message for `scope` (e.g. a consult: the patient's e-consult before the practice
+  // added this device), encrypted in the store; returns its pending history item.
+  async park(scope, msg) {
+    encode(msg); // validates
+    if (!this.dk) throw new ChatError('not_attached');
+    const item = {
+      key: `p|${this.dk}|${scope}|${seqKey(Date.now())}|${msg.id}`,
+      seq: 0,
+      at: Date.now(),
+      from: { iss: this.user.iss, sub: this.user.sub, device: this.deviceId },
+      mine: true,
+      msg,
+      pending: true,
+    };
+    await this.#storeItem(null, item);
+    return item;
+  }
+
+  async parked(scope) {
+    if (!this.dk) return [];
+    const recs = await this.#store.getChatRange(`p|${this.dk}|${scope}|`);
+    const out = [];
+    for (const { id, bytes } of recs) {
+      try {
+        out.push({ ...JSON.parse(td.decode(bytes)), key: id });
+      } catch {
+        /* unreadable: skipped */
+      }
+    }
+    return out;
+  }
+
+  // Sends what was parked for scope into the conversation, oldest first. Each message is in
+  // the conversation's outbox before its parked copy goes (a copy sent twice is shown once).
+  async unpark(scope, id) {
+    for (const item of await this.parked(scope)) {
+      await this.send(id, item.msg);
+      await this.#store.deleteChat(item.key);
+    }
+  }
+
   #flushOutbox(c) {
     for (const item of c.items.filter((x) => x.pending)) {
       this.#deliver(c, item).catch((err) => this.#fail(c, 'send', err));

@@ -18,9 +18,11 @@ export class ChatPanel {
   ) {
     this.root = root;
     // queue: before the conversation is known (the practice has not added this device yet)
-    // messages wait here, shown as pending, and go out once show(id) is called.
+    // messages wait, shown as pending, and go out once show(id) is called: in the engine's
+    // store when `parking` ({ put(msg), list(), flush(id) }) is set, else in memory.
     this.queue = queue;
     this.early = [];
+    this.parking = null;
     this.engine = engine;
     this.files = files;
     this.nameOf = nameOf;
@@ -139,26 +141,39 @@ export class ChatPanel {
     if (this.conv !== id) return;
     for (const item of items) this.#render(item);
     this.#scroll();
+    if (this.parking) await this.parking.flush(id).catch((err) => this.#setError(err));
     const early = this.early.splice(0);
     for (const msg of early) {
       await this.engine.send(id, msg).catch((err) => this.#setError(err));
     }
   }
 
+  // Shows the messages waiting for the conversation (after a reload of the page).
+  async showParked() {
+    if (this.conv || !this.parking) return;
+    for (const item of await this.parking.list()) this.#render(item);
+    this.#scroll();
+  }
+
   // Sends a typed message, or keeps it until the conversation is known (queue).
   async sendMessage(msg) {
     if (this.conv) return this.engine.send(this.conv, msg);
     if (!this.queue) throw Object.assign(new Error('no conversation'), { code: 'not_in_group' });
-    this.early.push(msg);
-    const item = {
-      key: `early|${msg.id}`,
-      seq: 0,
-      at: Date.now(),
-      mine: true,
-      msg,
-      pending: true,
-      from: {},
-    };
+    let item;
+    if (this.parking) {
+      item = await this.parking.put(msg);
+    } else {
+      this.early.push(msg);
+      item = {
+        key: `early|${msg.id}`,
+        seq: 0,
+        at: Date.now(),
+        mine: true,
+        msg,
+        pending: true,
+        from: {},
+      };
+    }
     this.#render(item);
     this.#scroll();
     return item;

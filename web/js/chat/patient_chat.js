@@ -28,10 +28,24 @@ export class PatientChat {
   attach(client, consult) {
     this.consult = consult;
     this.panel.renderStatus();
-    return this.engine.attach(client, { role: 'patient' }).catch((err) => {
-      this.panel.renderStatus();
-      throw err;
-    });
+    return this.engine
+      .attach(client, { role: 'patient' })
+      .then(() => {
+        if (!this.panel.queue || this.panel.parking) return;
+        // Messages written before the conversation exists wait in the encrypted store, so a
+        // reload does not lose them.
+        this.panel.parking = {
+          put: (msg) => this.engine.park(consult, msg),
+          list: () => this.engine.parked(consult),
+          flush: (id) => this.engine.unpark(consult, id),
+        };
+        if (this.current) this.engine.unpark(consult, this.current).catch(() => {});
+        else this.panel.showParked();
+      })
+      .catch((err) => {
+        this.panel.renderStatus();
+        throw err;
+      });
   }
 
   async #checkAll() {
