@@ -618,14 +618,19 @@ export class ConsoleChat {
     this.#renderList();
     i18n.setError(this.vError, null);
     this.inviteBox.hidden = true;
-    const c = await this.engine.conversation(id);
-    if (!c.meta) await this.engine.refresh(id).catch((err) => i18n.setError(this.vError, err));
-    if (this.viewId !== id) return;
-    this.#renderViewMeta();
-    if (focus) this.vTitle.focus();
-    await this.vPanel.show(id);
-    this.#renderMeasurements();
-    this.#reconcileView();
+    try {
+      const c = await this.engine.conversation(id);
+      if (!c.meta) await this.engine.refresh(id).catch((err) => i18n.setError(this.vError, err));
+      if (this.viewId !== id) return;
+      this.#renderViewMeta();
+      if (focus) this.vTitle.focus();
+      await this.vPanel.show(id);
+      this.#renderMeasurements();
+      this.#reconcileView();
+    } catch (err) {
+      // Not signed in yet (attach() opens the view again once it is).
+      i18n.setError(this.vError, err);
+    }
   }
 
   #meta() {

@@ -168,9 +168,11 @@ export class ChatEngine {
     // The user is who the service says this connection is (a patient knows no issuer).
     this.user = { name: user.name, role: user.role, iss: who.iss, sub: who.sub };
     if (this.identity !== r.identity) {
-      if (this.identity) this.#reset(); // another user signed in on this page
+      const dk = (await sha256Hex(r.identity)).slice(0, 24);
+      // First sign-in, or another user on this page: nothing loaded before belongs to it.
+      this.#reset();
       this.identity = r.identity;
-      this.dk = (await sha256Hex(r.identity)).slice(0, 24);
+      this.dk = dk;
       await this.#loadKnown();
     }
     await this.#replenish().catch((err) => this.#fail(null, 'key_packages', err));
@@ -214,8 +216,9 @@ export class ChatEngine {
     return this.#convs.get(id) || null;
   }
 
-  // The conversation's local state (loaded from the store on first use).
+  // The conversation's local state (loaded from the store on first use, once attached).
   async conversation(id) {
+    if (!this.dk) throw new ChatError('not_attached', 'the chat is not signed in yet');
     let c = this.#convs.get(id);
     if (!c) {
       c = new Conversation(id);

@@ -137,7 +137,7 @@ export class ChatPanel {
     this.rendered.clear();
     this.renderStatus();
     if (!id) return;
-    const items = await this.engine.history(id);
+    const items = await this.engine.history(id).catch(() => []);
     if (this.conv !== id) return;
     for (const item of items) this.#render(item);
     this.#scroll();
