@@ -28,7 +28,7 @@ static const char *const integ_tables =
     "CREATE INDEX IF NOT EXISTS idempotency_age ON idempotency(created_at);"
     "CREATE TABLE IF NOT EXISTS webhook_queue ("
     " id INTEGER PRIMARY KEY AUTOINCREMENT, integration TEXT NOT NULL, seq INTEGER NOT NULL,"
-    " event TEXT NOT NULL, created_at INTEGER NOT NULL, next_at INTEGER NOT NULL,"
+    " event TEXT NOT NULL, created_at INTEGER NOT NULL, next_at_ms INTEGER NOT NULL,"
     " attempts INTEGER NOT NULL, last_error TEXT NOT NULL);"
     "CREATE INDEX IF NOT EXISTS webhook_queue_integ ON webhook_queue(integration, id);"
     "CREATE TABLE IF NOT EXISTS console_links ("
@@ -78,6 +78,15 @@ int st_schema_integration(spk_store_t *st)
             if (rc != 0) {
                 return rc;
             }
+        }
+    }
+    /* The retry time was kept in seconds as next_at; in milliseconds now (a "1 s" backoff is
+     * one second). The old values, read as milliseconds, are in the past: due at once. */
+    if (has_column(st, "webhook_queue", "next_at")) {
+        int rc =
+            st_db_exec(st->db, "ALTER TABLE webhook_queue RENAME COLUMN next_at TO next_at_ms");
+        if (rc != 0) {
+            return rc;
         }
     }
     return st_db_exec(st->db, integ_tables);
@@ -531,7 +540,7 @@ static int mark_next(spk_store_t *st, const char *name, int64_t *out)
 
 /* ---- webhook queue ---- */
 
-#define HOOK_COLS "id, seq, integration, event, created_at, next_at, attempts, last_error"
+#define HOOK_COLS "id, seq, integration, event, created_at, next_at_ms, attempts, last_error"
 
 static int hook_row(st_stmt_t *s, void *out)
 {
@@ -540,7 +549,7 @@ static int hook_row(st_stmt_t *s, void *out)
     r->id = st_col_i64(s, 0);
     r->seq = st_col_i64(s, 1);
     r->created_at = st_col_i64(s, 4);
-    r->next_at = st_col_i64(s, 5);
+    r->next_at_ms = st_col_i64(s, 5);
     r->attempts = (int)st_col_i64(s, 6);
     const st_out_t t[] = {ST_OUT(r->integration), ST_OUT(r->event)};
     int rc = st_col_texts(s, 2, t, 2);
@@ -617,8 +626,8 @@ int spk_store_webhook_enqueue(spk_store_t *st, const char *integration, const ch
     st_stmt_t *s = NULL;
     if (rc == 0) {
         rc = st_prep(st->db, ST_HOOK_INSERT,
-                     "INSERT INTO webhook_queue (integration, seq, event, created_at, next_at,"
-                     " attempts, last_error) VALUES (?1, ?2, ?3, ?4, ?4, 0, '')",
+                     "INSERT INTO webhook_queue (integration, seq, event, created_at, next_at_ms,"
+                     " attempts, last_error) VALUES (?1, ?2, ?3, ?4, 0, 0, '')",
                      &s);
     }
     if (rc != 0) {
@@ -678,7 +687,7 @@ int spk_store_webhook_done(spk_store_t *st, int64_t id)
     return rc;
 }
 
-int spk_store_webhook_retry(spk_store_t *st, int64_t id, int attempts, int64_t next_at,
+int spk_store_webhook_retry(spk_store_t *st, int64_t id, int attempts, int64_t next_at_ms,
                             const char *error)
 {
     if (st == NULL || error == NULL) {
@@ -686,7 +695,7 @@ int spk_store_webhook_retry(spk_store_t *st, int64_t id, int attempts, int64_t n
     }
     st_stmt_t *s = NULL;
     int rc = st_prep(st->db, ST_HOOK_RETRY,
-                     "UPDATE webhook_queue SET attempts = ?2, next_at = ?3, last_error = ?4"
+                     "UPDATE webhook_queue SET attempts = ?2, next_at_ms = ?3, last_error = ?4"
                      " WHERE id = ?1",
                      &s);
     if (rc == 0) {
@@ -696,7 +705,7 @@ int spk_store_webhook_retry(spk_store_t *st, int64_t id, int attempts, int64_t n
         rc = st_bind_i64(s, 2, attempts);
     }
     if (rc == 0) {
-        rc = st_bind_i64(s, 3, next_at);
+        rc = st_bind_i64(s, 3, next_at_ms);
     }
     if (rc == 0) {
         rc = st_bind_opt(s, 4, error);

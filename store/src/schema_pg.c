@@ -103,7 +103,7 @@ static const char *const schema_v3 =
     "CREATE INDEX idempotency_age ON idempotency(created_at);"
     "CREATE TABLE webhook_queue ("
     " id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, integration " T ", seq " I ","
-    " event " T ", created_at " I ", next_at " I ", attempts " I ", last_error " T ");"
+    " event " T ", created_at " I ", next_at_ms " I ", attempts " I ", last_error " T ");"
     "CREATE INDEX webhook_queue_integ ON webhook_queue(integration, id);"
     "CREATE TABLE console_links ("
     " code_hash BYTEA PRIMARY KEY NOT NULL, consult " T " REFERENCES consults(id),"

@@ -184,7 +184,7 @@ static void test_webhook_queue(void **state)
     assert_int_equal(spk_store_webhook_retry(f->st, h.id, 1, 999, "timeout"), 0);
     assert_int_equal(spk_store_webhook_head(f->st, "his-a", &h), 0);
     assert_int_equal(h.attempts, 1);
-    assert_int_equal(h.next_at, 999);
+    assert_int_equal(h.next_at_ms, 999);
     assert_string_equal(h.last_error, "timeout");
     assert_int_equal(spk_store_webhook_done(f->st, h.id), 0);
     assert_int_equal(spk_store_webhook_head(f->st, "his-a", &h), 0);
