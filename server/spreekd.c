@@ -17,6 +17,7 @@
 #include "spk/sig_media.h"
 #include "spk/signaling.h"
 #include "spk/store.h"
+#include "spreekd_bus.h"
 #include "spk/token.h"
 #include "spk/util.h"
 #include "spk/webhook.h"
@@ -46,6 +47,7 @@ typedef struct {
     bool stopping_on_failure;
     atomic_bool store_failed;
     spk_relay_t *relay;
+    spk_bus_t *bus; /* events between nodes (redis set) */
 } spreekd_t;
 
 static void usage(FILE *out)
@@ -334,6 +336,8 @@ static void on_drained(void *ud)
     spreekd_t *d = ud;
     spk_webhooks_stop(d->webhooks);
     d->webhooks = NULL;
+    spk_bus_stop(d->bus);
+    d->bus = NULL;
     stop_relay(d);
     stop_group_commit(d);
     uv_close((uv_handle_t *)&d->sigterm, NULL);
@@ -345,6 +349,32 @@ static void on_signal(uv_signal_t *h, int signum)
     spreekd_t *d = h->data;
     spk_info(0, "signal %d: draining", signum);
     spk_ws_server_drain(d->ws, on_drained, d);
+}
+
+static void on_bus_event(void *ud, const char *msg, size_t len)
+{
+    spreekd_t *d = ud;
+    if (d->sig != NULL) {
+        spk_sig_bus_input(d->sig, msg, len);
+    }
+}
+
+/* Several nodes on one store: events between them go over Redis (spreekd_bus.c). */
+static int start_bus(spreekd_t *d, spk_sig_io_t *io)
+{
+    if (d->cfg.redis[0] == '\0') {
+        return 0;
+    }
+    if (d->cfg.store[0] == '\0') {
+        spk_warn(0, "redis is set but the store is SQLite in the data directory: nodes share "
+                    "nothing else");
+    }
+    int rc = spk_bus_start(&d->bus, &d->loop, d->cfg.redis, d->cfg.redis_channel, on_bus_event, d);
+    if (rc == 0) {
+        io->publish_cb = spk_bus_publish;
+        io->bus_ud = d->bus;
+    }
+    return rc;
 }
 
 /* Binds, creates the core with the final public URL, and starts serving. */
@@ -364,6 +394,10 @@ static int start_serving(spreekd_t *d)
 
     spk_sig_io_t io;
     spk_ws_server_io(d->ws, &io);
+    rc = start_bus(d, &io);
+    if (rc != 0) {
+        return rc;
+    }
     rc = spk_sig_new(&d->sig, &d->cfg, d->store, d->kr, &d->signer, &io);
     if (rc != 0) {
         spk_error(0, "cannot create the signaling core: %s", spk_strerror(rc));
@@ -456,6 +490,8 @@ int main(int argc, char **argv)
 
     spk_webhooks_stop(d.webhooks);
     d.webhooks = NULL;
+    spk_bus_stop(d.bus);
+    d.bus = NULL;
     stop_relay(&d);
     stop_group_commit(&d);
     spk_ws_server_free(d.ws);

@@ -53,6 +53,10 @@ static const cfg_opt_t g_opts[] = {
      "data directory (./data)"},
     {"store", "store", CFG_STR, OFF(store), SZ(store), 0, 0, "URL",
      "PostgreSQL database (postgresql://...); SQLite in the data directory when empty"},
+    {"redis", "redis", CFG_STR, OFF(redis), SZ(redis), 0, 0, "HOST:PORT",
+     "Redis carrying events between nodes that share the store; empty: one node"},
+    {"redis-channel", "redis_channel", CFG_STR, OFF(redis_channel), SZ(redis_channel), 0, 0, "NAME",
+     "the deployment's Redis channel (spreekkamer)"},
     {"web-root", "web_root", CFG_STR, OFF(web_root), SZ(web_root), 0, 0, "DIR",
      "web client directory (the source tree's web/)"},
     {"public-url", "public_url", CFG_STR, OFF(public_url), SZ(public_url), 0, 0, "URL",
@@ -200,6 +204,7 @@ void spk_config_defaults(spk_config_t *c)
     c->listen_port = 8480;
     snprintf(c->data_dir, sizeof(c->data_dir), "./data");
     snprintf(c->log_level, sizeof(c->log_level), "info");
+    snprintf(c->redis_channel, sizeof(c->redis_channel), "spreekkamer");
     c->max_connections = 20000;
     c->max_message_bytes = 65536;
     c->send_queue_bytes = 1024 * 1024;

@@ -478,6 +478,7 @@ static bool wants(spk_sig_t *s, ds_conv_t *c, sig_conn_t *conn, const spk_chat_e
 
 void ds_deliver(spk_sig_t *s, ds_conv_t *c, const spk_chat_entry_t *e)
 {
+    sig_bus_chat(s, c->rec.id, e->seq, (int)e->type);
     json_t *m = ds_entry_json(e);
     char *txt = m != NULL ? json_dumps(m, JSON_COMPACT) : NULL;
     json_decref(m);
@@ -526,4 +527,97 @@ json_t *ds_conv_json(spk_sig_t *s, ds_conv_t *c)
         c->rec.consult, "title", c->rec.title, "created_at", (json_int_t)c->rec.created_at, "epoch",
         (json_int_t)(c->obs != NULL ? spk_mls_observer_epoch(c->obs) : 0), "group", c->obs != NULL,
         "last_seq", (json_int_t)c->last_seq, "members", members, "devices", devices);
+}
+
+/* ---- entries another node appended (bus.c) ---- */
+
+typedef struct {
+    spk_sig_t *s;
+    ds_conv_t *c;
+} catch_up_t;
+
+static int catch_up_cb(void *ud, const spk_chat_entry_t *e)
+{
+    catch_up_t *k = ud;
+    ds_deliver(k->s, k->c, e);
+    k->c->last_seq = e->seq;
+    return 0;
+}
+
+/* Connections here whose device is in the group follow it (a Welcome made elsewhere). */
+static void follow_members(spk_sig_t *s, ds_conv_t *c)
+{
+    size_t it = 0;
+    void *v;
+    while (spk_map_next(&s->conns, &it, &v)) {
+        sig_conn_t *conn = v;
+        if (conn->chat != NULL && conn->chat->live &&
+            ds_device_in_group(c, conn->who.iss, conn->who.sub, conn->chat->device, NULL)) {
+            ds_attach(s, conn, c);
+        }
+    }
+}
+
+static bool any_live_device(spk_sig_t *s)
+{
+    size_t it = 0;
+    void *v;
+    while (spk_map_next(&s->conns, &it, &v)) {
+        const sig_conn_t *conn = v;
+        if (conn->chat != NULL && conn->chat->live) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Reads the conversation again from the store; the connections that followed it still do. */
+static int reload_conv(spk_sig_t *s, const char *conv, ds_conv_t **cp)
+{
+    ds_conv_t *c = *cp;
+    uint64_t *conns = NULL;
+    size_t have = 0, cap = 0;
+    for (size_t i = 0; c != NULL && i < c->n_conns; i++) {
+        spk_u64_push(&conns, &have, &cap, c->conns[i]);
+    }
+    if (c != NULL) {
+        ds_conv_forget(s, c);
+    }
+    int rc = ds_conv_get(s, conv, cp);
+    for (size_t i = 0; rc == 0 && i < have; i++) {
+        sig_conn_t *conn = spk_map_get_u64(&s->conns, conns[i]);
+        if (conn != NULL && conn->chat != NULL) {
+            ds_attach(s, conn, *cp);
+        }
+    }
+    free(conns);
+    return rc;
+}
+
+void sig_chat_catch_up(spk_sig_t *s, const char *conv, int64_t seq, int kind)
+{
+    ds_conv_t *c = spk_map_get_str(&s->chats, conv);
+    if (c != NULL ? seq <= c->last_seq : (kind == SPK_CHAT_ENTRY_MESSAGE || !any_live_device(s))) {
+        return; /* known, or nobody here can be concerned (it is read from the store on use) */
+    }
+    int64_t from = c != NULL ? c->last_seq : seq - 1;
+    if (c == NULL || kind != SPK_CHAT_ENTRY_MESSAGE) {
+        /* The group or its members may have changed, and devices here may have joined. */
+        int rc = reload_conv(s, conv, &c);
+        if (rc != 0) {
+            spk_warn(0, "bus: cannot read conversation %s again: %s", conv, spk_strerror(rc));
+            return;
+        }
+        sig_chat_access_changed(s);
+    }
+    catch_up_t k = {s, c};
+    int rc = spk_store_chat_log_each(s->store, conv, from, seq - from, catch_up_cb, &k);
+    if (rc != 0) {
+        spk_warn(0, "bus: cannot read conversation %s: %s", conv, spk_strerror(rc));
+    }
+    if (kind != SPK_CHAT_ENTRY_MESSAGE) {
+        /* Devices here that the Commit added follow from its Welcome on (the next entry), as on
+         * the node that took the Commit. */
+        follow_members(s, c);
+    }
 }

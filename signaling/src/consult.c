@@ -91,6 +91,28 @@ int sig_consult_lookup(spk_sig_t *s, const char *id, sig_consult_t **out)
     return 0;
 }
 
+static int reload_part_cb(void *ud, const spk_participant_rec_t *rec)
+{
+    sig_consult_t *c = ud;
+    sig_part_t *p = sig_part_find(c, rec->id);
+    if (p == NULL) {
+        return sig_part_add(c, rec, NULL);
+    }
+    p->rec = *rec;
+    return 0;
+}
+
+int sig_consult_reload(spk_sig_t *s, sig_consult_t *c)
+{
+    spk_consult_rec_t rec;
+    int rc = spk_store_consult_get(s->store, c->rec.id, &rec);
+    if (rc == 0) {
+        c->rec = rec;
+        rc = spk_store_participant_each(s->store, rec.id, reload_part_cb, c);
+    }
+    return rc;
+}
+
 /* Forgets consults nobody is joined to: the store has their state, and sig_consult_lookup
  * loads them again when needed. Runs from the tick, never inside a request, so no handler holds
  * a pointer to a consult that goes away. */
@@ -167,7 +189,7 @@ json_t *sig_part_json(const sig_part_t *p)
 {
     return json_pack("{s:s, s:s, s:s, s:s, s:b, s:I}", "id", p->rec.id, "name", p->rec.name, "role",
                      spk_role_name(p->rec.role), "state", g_part_states[p->rec.state & 3], "online",
-                     p->online > 0, "since", (json_int_t)p->rec.updated_at);
+                     sig_part_online(p) > 0, "since", (json_int_t)p->rec.updated_at);
 }
 
 /* May `viewer` (NULL: staff) see participant p in a roster? Staff see everyone but denied
@@ -245,6 +267,7 @@ static void send_filtered(spk_sig_t *s, sig_consult_t *c, json_t *msg, bool staf
 
 void sig_broadcast_roster(spk_sig_t *s, sig_consult_t *c)
 {
+    sig_bus_consult(s, c, "roster");
     /* Each admitted participant gets the roster as they may see it. */
     for (size_t i = 0; i < c->n_conns; i++) {
         sig_conn_t *conn = spk_map_get_u64(&s->conns, c->conns[i]);
@@ -261,6 +284,7 @@ void sig_broadcast_roster(spk_sig_t *s, sig_consult_t *c)
 
 void sig_broadcast_lobby(spk_sig_t *s, sig_consult_t *c)
 {
+    sig_bus_consult(s, c, "lobby");
     json_t *m = json_pack("{s:s, s:s, s:o}", "type", "lobby.update", "consult", c->rec.id, "lobby",
                           sig_lobby_json(c));
     if (m != NULL) {
@@ -275,6 +299,7 @@ static int fact_cb(void *ud, const spk_fact_rec_t *f)
 
 void sig_broadcast_facts(spk_sig_t *s, sig_consult_t *c)
 {
+    sig_bus_consult(s, c, "facts");
     json_t *facts = json_array();
     if (facts == NULL || spk_store_fact_each(s->store, c->rec.id, fact_cb, facts) != 0) {
         json_decref(facts);
@@ -290,6 +315,7 @@ void sig_broadcast_facts(spk_sig_t *s, sig_consult_t *c)
 /* Sends msg to every connection joined as participant p (steals msg). */
 void sig_send_to_part(spk_sig_t *s, sig_consult_t *c, sig_part_t *p, json_t *msg)
 {
+    sig_bus_part(s, c, p, msg);
     for (size_t i = 0; i < c->n_conns; i++) {
         sig_conn_t *conn = spk_map_get_u64(&s->conns, c->conns[i]);
         for (int j = 0; conn != NULL && j < conn->n_joined; j++) {
@@ -356,6 +382,24 @@ void sig_unjoin_conn(spk_sig_t *s, sig_conn_t *conn, sig_consult_t *c, bool noti
         } else {
             sig_broadcast_roster(s, c);
         }
+    }
+}
+
+void sig_consult_ended(spk_sig_t *s, sig_consult_t *c)
+{
+    json_t *m = json_pack("{s:s, s:s}", "type", "consult.ended", "consult", c->rec.id);
+    for (size_t i = 0; m != NULL && i < c->n_conns; i++) {
+        sig_send_json(s, c->conns[i], json_incref(m));
+    }
+    json_decref(m);
+    /* Everyone is unjoined; the consult is forgotten at the next sweep. */
+    while (c->n_conns > 0) {
+        sig_conn_t *conn = spk_map_get_u64(&s->conns, c->conns[c->n_conns - 1]);
+        if (conn == NULL) {
+            c->n_conns--;
+            continue;
+        }
+        sig_unjoin_conn(s, conn, c, false);
     }
 }
 

@@ -74,6 +74,7 @@ void spk_sig_free(spk_sig_t *s)
     spk_map_free(&s->tok_conns);
     sig_auth_fail_free(s);
     sig_held_free(s);
+    sig_bus_free(s);
     sig_chat_free_all(s);
     sig_files_free(s);
     sig_consults_free(s);

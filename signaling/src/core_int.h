@@ -55,9 +55,16 @@ typedef struct {
     size_t out_bytes;     /* ... and their size */
 } sig_conn_t;
 
+/* Other nodes whose connections a participant's presence is counted from (bus.c). */
+#define SIG_BUS_NODES 8
+#define SIG_NODE_LEN 17
+
 struct sig_part {
     spk_participant_rec_t rec;
     int online; /* number of connections joined as this participant */
+    /* connections joined as this participant on other nodes, as they last reported */
+    char rnode[SIG_BUS_NODES][SIG_NODE_LEN];
+    int ronline[SIG_BUS_NODES];
 };
 
 /* Failed sign-in attempts from one source address (sig_audit.c). */
@@ -136,6 +143,11 @@ struct spk_sig {
     int64_t chat_maint_at;  /* last store maintenance (unix seconds) */
     int64_t idem_purged_at; /* last purge of old idempotency records (unix seconds) */
     spk_map_t tickets;      /* file transfer ticket -> sig_ticket_t* (h_files.c) */
+    /* events for other nodes (bus.c): this node's name, events waiting for their commit */
+    char node[SIG_NODE_LEN];
+    bool bus_rx; /* handling another node's event: nothing is published again */
+    struct sig_bus_out *bus_head, *bus_tail;
+    uint64_t bus_published, bus_received, bus_bad;
 };
 
 /* One request being handled. */
@@ -328,6 +340,8 @@ void sig_broadcast_lobby(spk_sig_t *s, sig_consult_t *c);
 void sig_broadcast_facts(spk_sig_t *s, sig_consult_t *c);
 void sig_send_to_part(spk_sig_t *s, sig_consult_t *c, sig_part_t *p, json_t *msg);
 int sig_join_conn(spk_sig_t *s, sig_conn_t *conn, sig_consult_t *c, sig_part_t *p);
+/* The consult has ended: its connections are told (consult.ended) and unjoined. */
+void sig_consult_ended(spk_sig_t *s, sig_consult_t *c);
 void sig_unjoin_conn(spk_sig_t *s, sig_conn_t *conn, sig_consult_t *c, bool notify);
 size_t sig_lobby_waiting(spk_sig_t *s);
 
@@ -395,6 +409,28 @@ void sig_chat_free_all(spk_sig_t *s);
 /* Someone's access may have changed (admission, delegation, consent, membership): cached
  * decisions are made again before the next delivery. */
 void sig_chat_access_changed(spk_sig_t *s);
+
+/* bus.c: events to and from other nodes on one store (spk_sig_io_t.publish_cb). All of them do
+ * nothing on a single node. */
+bool sig_bus_on(const spk_sig_t *s);
+/* The consult changed: other nodes read it again and send what `what` names ("roster",
+ * "lobby", "facts", "ended") to their connections; this node's presence counts go along. */
+void sig_bus_consult(spk_sig_t *s, const sig_consult_t *c, const char *what);
+/* msg (not stolen) for participant p's connections on other nodes. */
+void sig_bus_part(spk_sig_t *s, const sig_consult_t *c, const sig_part_t *p, const json_t *msg);
+/* Conversation entry e was appended: other nodes catch up from the store and deliver. */
+void sig_bus_chat(spk_sig_t *s, const char *conv, int64_t seq, int kind);
+/* Publishes what waits for commits that are durable now (from spk_sig_durable). */
+void sig_bus_release(spk_sig_t *s, uint64_t durable);
+void sig_bus_free(spk_sig_t *s);
+/* Connections joined as p on every node. */
+int sig_part_online(const sig_part_t *p);
+/* Reads the consult's record and participants again from the store (another node changed
+ * them); presence counts stay. */
+int sig_consult_reload(spk_sig_t *s, sig_consult_t *c);
+/* chat_model.c: another node appended entries up to seq: they are delivered here; an entry of
+ * another kind than an application message may have changed the group, which is read again. */
+void sig_chat_catch_up(spk_sig_t *s, const char *conv, int64_t seq, int kind);
 
 /* media.c: called by the model when a join ends or a participant's admission changes. */
 void sig_media_unjoin(spk_sig_t *s, sig_conn_t *conn, sig_join_t *j);

@@ -328,19 +328,7 @@ int sig_h_consult_end(sig_req_t *r)
     json_object_set_new(r->reply, "consult",
                         sig_consult_json(c, r->c->who.role != SPK_ROLE_PATIENT));
     sig_reply_ok(r);
-    json_t *m = json_pack("{s:s, s:s}", "type", "consult.ended", "consult", c->rec.id);
-    for (size_t i = 0; m != NULL && i < c->n_conns; i++) {
-        sig_send_json(r->s, c->conns[i], json_incref(m));
-    }
-    json_decref(m);
-    /* Everyone is unjoined; the consult is forgotten at the next sweep. */
-    while (c->n_conns > 0) {
-        sig_conn_t *conn = spk_map_get_u64(&r->s->conns, c->conns[c->n_conns - 1]);
-        if (conn == NULL) {
-            c->n_conns--;
-            continue;
-        }
-        sig_unjoin_conn(r->s, conn, c, false);
-    }
+    sig_bus_consult(r->s, c, "ended");
+    sig_consult_ended(r->s, c);
     return 0;
 }

@@ -161,6 +161,7 @@ void spk_sig_durable(spk_sig_t *s, bool failed)
     }
     s->n_held = keep;
     s->cur_ticket = saved;
+    sig_bus_release(s, durable);
 }
 
 void spk_sig_conn_writable(spk_sig_t *s, uint64_t conn)

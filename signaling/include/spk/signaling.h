@@ -32,6 +32,11 @@ typedef struct {
     size_t (*queued_cb)(void *ud, uint64_t conn);
     /* Optional: deletes the stored bytes of chat attachment `file` (its retention ran out). */
     void (*file_delete_cb)(void *ud, const char *file);
+    /* Optional, for several nodes on one store (docs/architecture.md "Several nodes"): publishes
+     * one event (JSON text) to the other nodes, which hand it to spk_sig_bus_input. NULL: one
+     * node, nothing is published. Called with bus_ud, once the commit it reveals is durable. */
+    void (*publish_cb)(void *bus_ud, const char *msg, size_t len);
+    void *bus_ud;
 } spk_sig_io_t;
 
 /* WebSocket close codes used by the core (docs/protocol.md). */
@@ -71,6 +76,10 @@ void spk_sig_tick(spk_sig_t *s, uint64_t now_ms);
  * thread): answers and events held for them go out. failed: the store can no longer flush;
  * nothing more is acknowledged (the caller should stop the server). */
 void spk_sig_durable(spk_sig_t *s, bool failed);
+/* An event another node published (spk_sig_io_t.publish_cb): this node's view of the consult or
+ * conversation is read again from the store and its own connections are told, as if the change
+ * had happened here. Its own events and malformed input are ignored. */
+void spk_sig_bus_input(spk_sig_t *s, const char *msg, size_t len);
 /* Starts draining: every connection is told "server.shutdown"; new messages get
  * SPK_ESHUTDOWN. */
 void spk_sig_shutdown(spk_sig_t *s);

@@ -8,14 +8,8 @@
 //  - the audit entries of both nodes form one chain that spreekctl verifies.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { Client } from '../lib/client.mjs';
 import { ctl } from '../lib/ctl.mjs';
-import { startServer } from '../lib/server.mjs';
-import { dropStore, pgTarget } from '../lib/store.mjs';
-import { loadIssuer, mint } from '../lib/tokens.mjs';
+import { startNodes } from '../lib/nodes.mjs';
 import { ChatDevice, loadMls } from '../chat/lib.mjs';
 
 const GP = { sub: 'gp-1', name: 'Dr. Jansen', role: 'gp', practice: 'praktijk-a' };
@@ -24,30 +18,9 @@ const b64u = (bytes) => Buffer.from(bytes).toString('base64url');
 
 // Nodes A and B: A creates the keys, B gets copies; both use A's database.
 async function twoNodes() {
-  const dirA = mkdtempSync(join(tmpdir(), 'spk-node-a-'));
-  const dirB = mkdtempSync(join(tmpdir(), 'spk-node-b-'));
-  const store = pgTarget(dirA);
-  const a = await startServer({ dataDir: dirA, args: ['--store', store] });
-  for (const f of ['issuer.key', 'audit.key']) copyFileSync(join(dirA, f), join(dirB, f));
-  const b = await startServer({ dataDir: dirB, args: ['--store', store] });
-  const issuer = loadIssuer(dirA);
-  const clients = [];
-  const connect = async (srv, token) => {
-    const c = await Client.connect(srv.wsUrl);
-    clients.push(c);
-    await c.next('hello');
-    if (token) await c.ok('auth', { token });
-    return c;
-  };
-  const close = async () => {
-    for (const c of clients) c.close();
-    await a.stop();
-    await b.stop();
-    rmSync(dirA, { recursive: true, force: true });
-    rmSync(dirB, { recursive: true, force: true });
-    dropStore(dirA);
-  };
-  return { a, b, dirA, dirB, store, token: (claims) => mint(issuer, claims), connect, close };
+  const env = await startNodes(['a', 'b']);
+  const [a, b] = env.srv;
+  return { ...env, a, b, dirA: env.dirs[0], dirB: env.dirs[1] };
 }
 
 test('two patients redeem one invite on two nodes at once: exactly one gets in', { skip }, async () => {

@@ -1,0 +1,255 @@
+/* Events between nodes that share one store (docs/architecture.md "Several nodes").
+ *
+ * Each node keeps consults and conversations its connections use in memory and tells only its
+ * own connections. When several nodes share a PostgreSQL store, a change made on one node is
+ * published (spk_sig_io_t.publish_cb; spreekd carries it over Redis) as a small JSON event that
+ * names what changed, never the change itself: the other nodes read the consult or the
+ * conversation again from the store, which stays the one truth, and tell their connections as
+ * if the change had happened there. The one exception are messages for one participant
+ * (admitted, denied, sent_back), carried whole because they are not in the store.
+ *
+ *   {"n":NODE, "k":"consult", "id":CONSULT, "w":WHAT, "on":{PART:COUNT, ...}}
+ *   {"n":NODE, "k":"part", "id":CONSULT, "p":PART, "m":MESSAGE}
+ *   {"n":NODE, "k":"chat", "id":CONVERSATION, "seq":SEQ, "kind":KIND}
+ *
+ * "on" carries the sending node's presence counts: a participant is online while connections
+ * on any node are joined as them. Events wait like answers do for the commit they reveal to be
+ * durable (outbox.c), so no node tells a client of a change a crash could still lose. A node
+ * that does not have the consult or conversation loaded has nobody to tell and ignores it. */
+#include "core_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "spk/error.h"
+#include "spk/log.h"
+#include "spk/rand.h"
+#include "spk/util.h"
+
+typedef struct sig_bus_out {
+    struct sig_bus_out *next;
+    uint64_t ticket;
+    size_t len;
+    char data[];
+} sig_bus_out_t;
+
+bool sig_bus_on(const spk_sig_t *s)
+{
+    return s->io.publish_cb != NULL && !s->bus_rx;
+}
+
+static void node_name(spk_sig_t *s)
+{
+    if (s->node[0] == '\0') {
+        uint8_t b[8];
+        if (spk_random_bytes(b, sizeof(b)) != 0) {
+            memset(b, 0x5a, sizeof(b));
+        }
+        for (int i = 0; i < 8; i++) {
+            snprintf(s->node + 2 * i, 3, "%02x", b[i]);
+        }
+    }
+}
+
+/* Adds the node's name and publishes m (stolen) now or once its commit is durable. */
+static void publish(spk_sig_t *s, json_t *m)
+{
+    if (m == NULL) {
+        return;
+    }
+    node_name(s);
+    json_object_set_new(m, "n", json_string(s->node));
+    char *txt = json_dumps(m, JSON_COMPACT);
+    json_decref(m);
+    if (txt == NULL) {
+        return;
+    }
+    size_t len = strlen(txt);
+    bool hold =
+        s->bus_head != NULL || s->storage_failed || s->cur_ticket > spk_store_durable(s->store);
+    if (!hold) {
+        s->bus_published++;
+        s->io.publish_cb(s->io.bus_ud, txt, len);
+        free(txt);
+        return;
+    }
+    sig_bus_out_t *o = malloc(sizeof(*o) + len + 1);
+    if (o != NULL) {
+        o->next = NULL;
+        o->ticket = s->cur_ticket;
+        o->len = len;
+        memcpy(o->data, txt, len + 1);
+        if (s->bus_tail != NULL) {
+            s->bus_tail->next = o;
+        } else {
+            s->bus_head = o;
+        }
+        s->bus_tail = o;
+    }
+    free(txt);
+}
+
+void sig_bus_release(spk_sig_t *s, uint64_t durable)
+{
+    while (s->bus_head != NULL && s->bus_head->ticket <= durable) {
+        sig_bus_out_t *o = s->bus_head;
+        s->bus_head = o->next;
+        s->bus_published++;
+        s->io.publish_cb(s->io.bus_ud, o->data, o->len);
+        free(o);
+    }
+    if (s->bus_head == NULL) {
+        s->bus_tail = NULL;
+    }
+}
+
+void sig_bus_free(spk_sig_t *s)
+{
+    while (s->bus_head != NULL) {
+        sig_bus_out_t *o = s->bus_head;
+        s->bus_head = o->next;
+        free(o);
+    }
+    s->bus_tail = NULL;
+}
+
+int sig_part_online(const sig_part_t *p)
+{
+    int n = p->online;
+    for (int i = 0; i < SIG_BUS_NODES; i++) {
+        n += p->rnode[i][0] != '\0' ? p->ronline[i] : 0;
+    }
+    return n;
+}
+
+void sig_bus_consult(spk_sig_t *s, const sig_consult_t *c, const char *what)
+{
+    if (!sig_bus_on(s)) {
+        return;
+    }
+    json_t *on = json_object();
+    for (size_t i = 0; on != NULL && i < c->n_parts; i++) {
+        json_object_set_new(on, c->parts[i]->rec.id, json_integer(c->parts[i]->online));
+    }
+    publish(
+        s, json_pack("{s:s, s:s, s:s, s:o}", "k", "consult", "id", c->rec.id, "w", what, "on", on));
+}
+
+void sig_bus_part(spk_sig_t *s, const sig_consult_t *c, const sig_part_t *p, const json_t *msg)
+{
+    if (!sig_bus_on(s)) {
+        return;
+    }
+    publish(s, json_pack("{s:s, s:s, s:s, s:O}", "k", "part", "id", c->rec.id, "p", p->rec.id, "m",
+                         msg));
+}
+
+void sig_bus_chat(spk_sig_t *s, const char *conv, int64_t seq, int kind)
+{
+    if (!sig_bus_on(s)) {
+        return;
+    }
+    publish(s, json_pack("{s:s, s:s, s:I, s:i}", "k", "chat", "id", conv, "seq", (json_int_t)seq,
+                         "kind", kind));
+}
+
+/* ---- input ---- */
+
+static void set_remote(sig_part_t *p, const char *node, int n)
+{
+    int free_at = -1;
+    for (int i = 0; i < SIG_BUS_NODES; i++) {
+        if (strcmp(p->rnode[i], node) == 0) {
+            p->ronline[i] = n;
+            return;
+        }
+        if (free_at < 0 && (p->rnode[i][0] == '\0' || p->ronline[i] == 0)) {
+            free_at = i;
+        }
+    }
+    if (free_at >= 0 && n > 0) {
+        snprintf(p->rnode[free_at], SIG_NODE_LEN, "%s", node);
+        p->ronline[free_at] = n;
+    }
+}
+
+static void on_consult(spk_sig_t *s, sig_consult_t *c, const char *node, json_t *ev)
+{
+    json_t *on = json_object_get(ev, "on");
+    const char *key;
+    json_t *v;
+    json_object_foreach(on, key, v)
+    {
+        sig_part_t *p = sig_part_find(c, key);
+        if (p != NULL && json_is_integer(v)) {
+            set_remote(p, node, (int)json_integer_value(v));
+        }
+    }
+    const char *what = json_string_value(json_object_get(ev, "w"));
+    if (what == NULL) {
+        return;
+    }
+    if (strcmp(what, "ended") == 0) {
+        if (c->rec.state == SPK_CONSULT_ENDED) {
+            sig_consult_ended(s, c);
+        }
+    } else if (strcmp(what, "roster") == 0) {
+        sig_broadcast_roster(s, c);
+    } else if (strcmp(what, "lobby") == 0) {
+        sig_broadcast_lobby(s, c);
+    } else if (strcmp(what, "facts") == 0) {
+        sig_broadcast_facts(s, c);
+    }
+}
+
+static void on_part(spk_sig_t *s, sig_consult_t *c, json_t *ev)
+{
+    sig_part_t *p = sig_part_find(c, json_string_value(json_object_get(ev, "p")) ?: "");
+    json_t *m = json_object_get(ev, "m");
+    if (p == NULL || !json_is_object(m)) {
+        s->bus_bad++;
+        return;
+    }
+    sig_send_to_part(s, c, p, json_incref(m));
+    sig_chat_access_changed(s); /* a consult's chat follows admission */
+}
+
+void spk_sig_bus_input(spk_sig_t *s, const char *msg, size_t len)
+{
+    json_t *ev = json_loadb(msg, len, JSON_REJECT_DUPLICATES, NULL);
+    const char *node = json_string_value(json_object_get(ev, "n"));
+    const char *kind = json_string_value(json_object_get(ev, "k"));
+    const char *id = json_string_value(json_object_get(ev, "id"));
+    if (node == NULL || kind == NULL || id == NULL || strlen(node) >= SIG_NODE_LEN) {
+        s->bus_bad++;
+        json_decref(ev);
+        return;
+    }
+    node_name(s);
+    if (strcmp(node, s->node) == 0) {
+        json_decref(ev);
+        return;
+    }
+    s->bus_received++;
+    s->bus_rx = true;
+    if (strcmp(kind, "chat") == 0) {
+        json_t *seq = json_object_get(ev, "seq");
+        sig_chat_catch_up(s, id, json_is_integer(seq) ? json_integer_value(seq) : 0,
+                          (int)json_integer_value(json_object_get(ev, "kind")));
+    } else if (strcmp(kind, "consult") == 0 || strcmp(kind, "part") == 0) {
+        sig_consult_t *c = sig_consult_cached(s, id);
+        int rc = c != NULL ? sig_consult_reload(s, c) : SPK_ENOTFOUND;
+        if (rc == 0 && kind[0] == 'c') {
+            on_consult(s, c, node, ev);
+        } else if (rc == 0) {
+            on_part(s, c, ev);
+        } else if (rc != SPK_ENOTFOUND) {
+            spk_warn(0, "bus: cannot read consult %s again: %s", id, spk_strerror(rc));
+        }
+    } else {
+        s->bus_bad++;
+    }
+    s->bus_rx = false;
+    json_decref(ev);
+}

@@ -1,0 +1,140 @@
+// Three spreekd nodes on one PostgreSQL database with events between them over Redis (run under
+// tests/lib/with_postgres.sh and tests/lib/with_redis.sh; issue: several nodes). Each node has
+// its own data directory with the keys an operator distributes and its own port on loopback.
+// A GP on node A, the patient on node B, a specialist on node C:
+//  - the patient waits in the lobby on B and the GP on A sees them, online; the admission on A
+//    reaches the patient on B; rosters agree on all three nodes;
+//  - chat between devices on A and B (Welcome, application messages both ways);
+//  - node B is killed (SIGKILL): the patient reconnects to C with the session token and finds
+//    the consult, their admission and every chat message sent meanwhile;
+//  - two patients racing for one invite on two nodes: exactly one gets in.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { ctl } from '../lib/ctl.mjs';
+import { startNodes } from '../lib/nodes.mjs';
+import { ChatDevice, loadMls } from '../chat/lib.mjs';
+
+const GP = { sub: 'gp-1', name: 'Dr. Jansen', role: 'gp', practice: 'praktijk-a' };
+const SPEC = { sub: 'spec-1', name: 'Dr. Dermatoloog', role: 'specialist' };
+const skip = (!process.env.SPK_TEST_PG || !process.env.SPK_TEST_REDIS) &&
+  'needs SPK_TEST_PG and SPK_TEST_REDIS (tests/lib/with_postgres.sh, tests/lib/with_redis.sh)';
+
+const nodes = (names) => startNodes(names, { redis: process.env.SPK_TEST_REDIS });
+
+const patientIn = (e, state) => e.participants.some((p) => p.role === 'patient' && p.state === state && p.online);
+
+test('GP on A, patient on B, specialist on C: lobby, admission, chat; B dies and the patient resumes on C', { skip, timeout: 120000 }, async () => {
+  const env = await nodes(['a', 'b', 'c']);
+  const [A, B, C] = env.srv;
+  const mls = await loadMls();
+  try {
+    const gp = await env.connect(A, env.token(GP));
+    const { consult } = await gp.ok('consult.create', { patient: 'pseudo-4711', title: 'Beeldbellen' });
+    const { invite } = await gp.ok('invite.create', { consult: consult.id });
+    await gp.ok('consult.join', { consult: consult.id });
+
+    // The patient redeems the invite on B and waits; the GP on A sees them in the lobby, online.
+    const patient = await env.connect(B);
+    const red = await patient.ok('invite.redeem', { invite: invite.code, name: 'Sanne de Vries' });
+    const lobby = await gp.until('lobby.update', (e) => e.lobby.length === 1 && e.lobby[0].online);
+    assert.equal(lobby.lobby[0].name, 'Sanne de Vries');
+
+    // Admitted on A; the patient on B is told and sees the roster.
+    await gp.ok('lobby.admit', { consult: consult.id, participant: red.participant.id });
+    const adm = await patient.next('admitted');
+    assert.equal(adm.participant.state, 'admitted');
+    await patient.until('roster', (e) => e.participants.length === 2 && e.participants.every((p) => p.online));
+    await gp.until('roster', (e) => patientIn(e, 'admitted'));
+
+    // A specialist on C joins after consent and invitation on A; A and B see them online.
+    await gp.ok('consent.record', { consult: consult.id, scope: 'meekijkconsult', given: true, method: 'verbal' });
+    await gp.ok('specialist.invite', { consult: consult.id, specialist: SPEC.sub, name: SPEC.name });
+    const spec = await env.connect(C, env.token(SPEC));
+    await spec.ok('consult.join', { consult: consult.id });
+    const withSpec = (e) => e.participants.length === 3 && e.participants.some((p) => p.role === 'specialist' && p.online);
+    await patient.until('roster', withSpec);
+    await gp.until('roster', withSpec);
+    const r = await spec.ok('consult.get', { consult: consult.id });
+    assert.equal(r.participants.find((p) => p.role === 'patient').state, 'admitted');
+
+    // Chat: the group is made on A, the patient's device on B gets its Welcome over the bus.
+    const { conversation } = await gp.ok('chat.create', { kind: 'consult', consult: consult.id });
+    const conv = conversation.id;
+    const gpDev = await ChatDevice.open(gp, mls, 'gp-laptop');
+    await gpDev.sync();
+    const ptDev = await ChatDevice.open(patient, mls, 'patient-phone');
+    await ptDev.sync();
+    await gpDev.createGroup(conv);
+    await gpDev.addUser(conv, { sub: red.participant.id }, 'patient', 'Sanne');
+    await ptDev.until(() => ptDev.groups.has(conv), 10000);
+    for (let i = 0; i < 5; i++) {
+      assert.equal((await gpDev.send(conv, `vraag ${i}`)).type, 'ok');
+      assert.equal((await ptDev.send(conv, `antwoord ${i}`)).type, 'ok');
+    }
+    await ptDev.until(() => ptDev.texts(conv).length === 5, 10000);
+    await gpDev.until(() => gpDev.texts(conv).length === 5, 10000);
+    assert.deepEqual(ptDev.texts(conv), [0, 1, 2, 3, 4].map((i) => `vraag ${i}`));
+    assert.deepEqual(gpDev.texts(conv), [0, 1, 2, 3, 4].map((i) => `antwoord ${i}`));
+    await ptDev.idle();
+
+    // Node B dies. The GP writes on while the patient is away.
+    B.kill();
+    await B.exited;
+    for (let i = 0; i < 3; i++) assert.equal((await gpDev.send(conv, `terwijl weg ${i}`)).type, 'ok');
+
+    // The patient reconnects to C with the session token: the consult, the admission and the
+    // messages written meanwhile are there.
+    const again = await env.connect(C);
+    await again.ok('auth', { token: red.session_token });
+    const j = await again.ok('consult.join', { consult: consult.id });
+    const me = j.participants.find((p) => p.id === red.participant.id);
+    assert.equal(me.state, 'admitted');
+    await gp.until('roster', (e) => patientIn(e, 'admitted'));
+    await ptDev.moveTo(again);
+    await ptDev.sync(conv);
+    await ptDev.until(() => ptDev.texts(conv).length === 8, 10000);
+    assert.deepEqual(ptDev.texts(conv).slice(5), [0, 1, 2].map((i) => `terwijl weg ${i}`));
+    // ... and chat goes on across A and C.
+    assert.equal((await ptDev.send(conv, 'weer terug')).type, 'ok');
+    await gpDev.until(() => gpDev.texts(conv).includes('weer terug'), 10000);
+    assert.deepEqual(ptDev.errors, []);
+    assert.deepEqual(gpDev.errors, []);
+
+    // Ending the consult on A ends it for the patient on C and the specialist.
+    await gp.ok('consult.end', { consult: consult.id });
+    await again.next('consult.ended');
+    await spec.next('consult.ended');
+    const v = ctl(env.dirs[2], ['--store', env.store, 'audit', 'verify']);
+    assert.equal(v.status, 0, v.stderr);
+  } finally {
+    await env.close();
+  }
+});
+
+test('two patients race for one invite on nodes A and C: exactly one gets in, A sees them', { skip, timeout: 60000 }, async () => {
+  const env = await nodes(['a', 'c']);
+  const [A, C] = env.srv;
+  try {
+    const gp = await env.connect(A, env.token(GP));
+    const { consult } = await gp.ok('consult.create', { patient: 'pseudo-race' });
+    await gp.ok('consult.join', { consult: consult.id });
+    for (let i = 0; i < 6; i++) {
+      const { invite } = await gp.ok('invite.create', { consult: consult.id });
+      const p1 = await env.connect(A);
+      const p2 = await env.connect(C);
+      const both = await Promise.all([
+        p1.req('invite.redeem', { invite: invite.code, name: `Eerste ${i}` }),
+        p2.req('invite.redeem', { invite: invite.code, name: `Tweede ${i}` }),
+      ]);
+      const won = both.filter((m) => m.type === 'ok');
+      assert.equal(won.length, 1, `round ${i}: ${JSON.stringify(both)}`);
+      assert.equal(both.find((m) => m.type !== 'ok').code, 'invite_used');
+      // The GP on A sees the winner waiting, whichever node it redeemed on.
+      await gp.until('lobby.update', (e) => e.lobby.some((p) => p.id === won[0].participant.id && p.online));
+      p1.close();
+      p2.close();
+    }
+  } finally {
+    await env.close();
+  }
+});
