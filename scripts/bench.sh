@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 jobs=$(nproc)
 build=build/bench
-all_sections=(signaling memory mls sframe relay e2ee audit chat store)
+all_sections=(signaling memory mls sframe relay e2ee audit chat store nodes)
 
 machine() {
   echo "machine: $(nproc) cores, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)," \
@@ -132,6 +132,19 @@ section_store() {
     --clients "${BENCH_STORE_CLIENTS:-50}" | tee "$build/store.out"
   tail -n 1 "$build/store.out" >"$build/store.json"
   echo "store: $((SECONDS - t0)) s; JSON summary in $build/store.json"
+}
+
+section_nodes() {
+  echo "== nodes"
+  # Two spreekd nodes on one PostgreSQL and one Redis made for the section
+  # (tests/lib/with_postgres.sh, tests/lib/with_redis.sh); tests/bench/bus_bench.mjs: latency of
+  # a lobby event and of a chat entry to a client on the same node and on the other node, p50
+  # and p99 over BENCH_NODES_ROUNDS (300) rounds each.
+  local t0=$SECONDS
+  bash tests/lib/with_postgres.sh bash tests/lib/with_redis.sh node tests/bench/bus_bench.mjs \
+    "$build/server/spreekd" --rounds "${BENCH_NODES_ROUNDS:-300}" | tee "$build/nodes.out"
+  tail -n 1 "$build/nodes.out" >"$build/nodes.json"
+  echo "nodes: $((SECONDS - t0)) s; JSON in $build/nodes.json"
 }
 
 section_chat() {

@@ -205,7 +205,8 @@ static void on_consult(spk_sig_t *s, sig_consult_t *c, const char *node, json_t 
 
 static void on_part(spk_sig_t *s, sig_consult_t *c, json_t *ev)
 {
-    sig_part_t *p = sig_part_find(c, json_string_value(json_object_get(ev, "p")) ?: "");
+    const char *id = json_string_value(json_object_get(ev, "p"));
+    sig_part_t *p = id != NULL ? sig_part_find(c, id) : NULL;
     json_t *m = json_object_get(ev, "m");
     if (p == NULL || !json_is_object(m)) {
         s->bus_bad++;
