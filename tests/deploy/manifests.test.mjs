@@ -344,10 +344,10 @@ test('every configuration file in deploy/ is accepted by spreekd\'s configuratio
     }
     // And the parser does refuse: an unknown key.
     const bad = join(dir, 'bad.json');
-    writeFileSync(bad, JSON.stringify({ ...JSON.parse(configs[0][1]), store: 'postgresql://db' }));
+    writeFileSync(bad, JSON.stringify({ ...JSON.parse(configs[0][1]), stoer: 'postgresql://db' }));
     const r = spawnSync(ctl, ['--config', bad, '--data', join(dir, 'data'), 'init'], { encoding: 'utf8' });
     assert.notEqual(r.status, 0);
-    assert.match(r.stderr, /unknown key "store"/);
+    assert.match(r.stderr, /unknown key "stoer"/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -61,11 +61,12 @@ async function check() {
     const gpPeer = new Peer(gp, consult.id, 0x6770);
     const ptPeer = new Peer(patient, consult.id, 0x7074);
     try {
+      // No media before admission (docs/security.md): the patient is admitted first.
+      await gp.ok('lobby.admit', { consult: consult.id, participant: participant.id });
       await gpPeer.start();
       await ptPeer.start();
       gpPeer.startSending();
       ptPeer.startSending();
-      await gp.ok('lobby.admit', { consult: consult.id, participant: participant.id });
       const both = () => {
         const a = gpPeer.countFrom(0x7074);
         const b = ptPeer.countFrom(0x6770);
