@@ -26,6 +26,7 @@ async function lobbyLatency(env, gp, consult, patients) {
         p.client.drain(ev);
         const t0 = process.hrtime.bigint();
         const got = p.client.next(ev, 10000);
+        got.catch(() => {}); // awaited below; a failed request must not leave it unhandled
         await gp.ok(req, { consult, participant: p.id });
         await got;
         out[node].push(ms(process.hrtime.bigint() - t0));
@@ -51,7 +52,10 @@ async function chatLatency(gpDev, conv, devs) {
   return out;
 }
 
-const env = await startNodes(['a', 'b'], { redis: process.env.SPK_TEST_REDIS });
+const env = await startNodes(['a', 'b'], {
+  redis: process.env.SPK_TEST_REDIS,
+  args: ['--rate', '1000000', '--burst', '1000000'],
+});
 const [A, B] = env.srv;
 try {
   const mls = await loadMls();

@@ -1,5 +1,6 @@
 // No plaintext on the server: members (C and the browser's library) send messages and a photo
-// carrying a random canary; then the data directory (database, WAL, files, keys, audit) and a
+// carrying a random canary; then the data directory (database, WAL, files, keys, audit; on
+// PostgreSQL also the cluster's files) and a
 // core dump of the running spreekd (gcore) are searched for the canary as UTF-8, UTF-16 (both byte
 // orders), base64 and base64url (every alignment) and hex. It must be nowhere. A control string
 // that the server does keep in the clear (the conversation's title, metadata) is searched the
@@ -12,6 +13,7 @@ import { closeSync, mkdtempSync, openSync, readSync, readdirSync, rmSync, statSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { boot } from '../signaling/fixture.mjs';
+import { onPostgres } from '../lib/store.mjs';
 import { ChatDevice, loadMls } from './lib.mjs';
 import { Agent, CDevice } from './cdevice.mjs';
 
@@ -137,8 +139,12 @@ test('no message or photo plaintext in the data directory or in the memory of sp
     const [core] = readdirSync(coreDir).map((f) => join(coreDir, f));
     assert.ok(core && statSync(core).size > 1 << 20, 'no core dump');
 
-    const files = filesUnder(env.srv.dataDir);
-    assert.ok(files.some((f) => f.endsWith('-wal')) && files.some((f) => f.includes('/files/')), files.join(' '));
+    // The store: SQLite (database and WAL) in the data directory, or on PostgreSQL the cluster's
+    // files (tests/lib/with_postgres.sh keeps them under $PGHOST/data: tables, WAL).
+    const pgData = onPostgres() ? join(process.env.PGHOST, 'data') : null;
+    const files = [...filesUnder(env.srv.dataDir), ...(pgData ? filesUnder(pgData) : [])];
+    const hasStore = pgData ? files.some((f) => f.includes('/pg_wal/')) : files.some((f) => f.endsWith('-wal'));
+    assert.ok(hasStore && files.some((f) => f.includes('/files/')), files.join(' '));
     const canaryForms = forms(canary);
     const controlForms = forms(control);
     const where = { canary: [], control: [] };

@@ -13,12 +13,12 @@ import { startServer } from './server.mjs';
 import { dropStore, pgTarget } from './store.mjs';
 import { loadIssuer, mint } from './tokens.mjs';
 
-/** Starts one node per name; with `redis` they exchange events over it (and this waits until
- *  every node is subscribed). */
-export async function startNodes(names, { redis } = {}) {
+/** Starts one node per name (with `args` added to each); with `redis` they exchange events over
+ *  it (and this waits until every node is subscribed). */
+export async function startNodes(names, { redis, args: extra = [] } = {}) {
   const dirs = names.map((n) => mkdtempSync(join(tmpdir(), `spk-node-${n}-`)));
   const store = pgTarget(dirs[0]);
-  const args = ['--store', store, ...(redis ? ['--redis', redis] : [])];
+  const args = ['--store', store, ...(redis ? ['--redis', redis] : []), ...extra];
   const srv = [];
   try {
     srv.push(await startServer({ dataDir: dirs[0], args }));
