@@ -32,7 +32,8 @@ typedef struct ds_conv {
      * there (another node may have committed the epoch meanwhile). */
     bool saved;
     uint64_t saved_epoch;
-    int64_t last_seq;
+    int64_t last_seq;      /* the newest entry in the store, as far as this node knows */
+    int64_t delivered_seq; /* entries up to here went to the devices following it here */
     ds_member_t *members;
     size_t n_members, cap_members;
     uint64_t *conns; /* connections that get the log as it grows */

@@ -111,6 +111,7 @@ int ds_conv_get(spk_sig_t *s, const char *id, ds_conv_t **out)
     }
     if (rc == 0) {
         rc = spk_store_chat_log_last(s->store, id, &c->last_seq);
+        c->delivered_seq = c->last_seq;
     }
     if (rc == 0) {
         rc = spk_store_chat_member_each(s->store, id, load_member_cb, c);
@@ -476,8 +477,19 @@ static bool wants(spk_sig_t *s, ds_conv_t *c, sig_conn_t *conn, const spk_chat_e
     return m != NULL && ds_member_allowed(s, c, m);
 }
 
+static void deliver_gap(spk_sig_t *s, ds_conv_t *c, int64_t upto);
+
 void ds_deliver(spk_sig_t *s, ds_conv_t *c, const spk_chat_entry_t *e)
 {
+    if (e->seq <= c->delivered_seq) {
+        return; /* went out here already (another node's entry, caught up) */
+    }
+    if (e->seq > c->delivered_seq + 1 && s->io.publish_cb != NULL) {
+        /* Entries other nodes appended in between and whose events have not arrived yet go
+         * first, so devices here get the log in order. */
+        deliver_gap(s, c, e->seq - 1);
+    }
+    c->delivered_seq = e->seq;
     sig_bus_chat(s, c->rec.id, e->seq, (int)e->type);
     json_t *m = ds_entry_json(e);
     char *txt = m != NULL ? json_dumps(m, JSON_COMPACT) : NULL;
@@ -540,8 +552,24 @@ static int catch_up_cb(void *ud, const spk_chat_entry_t *e)
 {
     catch_up_t *k = ud;
     ds_deliver(k->s, k->c, e);
-    k->c->last_seq = e->seq;
+    if (k->c->last_seq < e->seq) {
+        k->c->last_seq = e->seq;
+    }
     return 0;
+}
+
+static void deliver_gap(spk_sig_t *s, ds_conv_t *c, int64_t upto)
+{
+    catch_up_t k = {s, c};
+    int64_t from = c->delivered_seq;
+    bool rx = s->bus_rx;
+    s->bus_rx = true; /* the nodes that appended them told the others */
+    int rc = spk_store_chat_log_each(s->store, c->rec.id, from, upto - from, catch_up_cb, &k);
+    s->bus_rx = rx;
+    if (rc != 0) {
+        spk_warn(0, "bus: cannot read conversation %s: %s", c->rec.id, spk_strerror(rc));
+    }
+    c->delivered_seq = upto; /* what could not be read is for the devices' next sync */
 }
 
 /* Connections here whose device is in the group follow it (a Welcome made elsewhere). */
@@ -597,10 +625,11 @@ static int reload_conv(spk_sig_t *s, const char *conv, ds_conv_t **cp)
 void sig_chat_catch_up(spk_sig_t *s, const char *conv, int64_t seq, int kind)
 {
     ds_conv_t *c = spk_map_get_str(&s->chats, conv);
-    if (c != NULL ? seq <= c->last_seq : (kind == SPK_CHAT_ENTRY_MESSAGE || !any_live_device(s))) {
+    if (c != NULL ? seq <= c->delivered_seq
+                  : (kind == SPK_CHAT_ENTRY_MESSAGE || !any_live_device(s))) {
         return; /* known, or nobody here can be concerned (it is read from the store on use) */
     }
-    int64_t from = c != NULL ? c->last_seq : seq - 1;
+    int64_t from = c != NULL ? c->delivered_seq : seq - 1;
     if (c == NULL || kind != SPK_CHAT_ENTRY_MESSAGE) {
         /* The group or its members may have changed, and devices here may have joined. */
         int rc = reload_conv(s, conv, &c);
@@ -609,12 +638,9 @@ void sig_chat_catch_up(spk_sig_t *s, const char *conv, int64_t seq, int kind)
             return;
         }
         sig_chat_access_changed(s);
+        c->delivered_seq = from; /* read again: what is new to the devices here is still new */
     }
-    catch_up_t k = {s, c};
-    int rc = spk_store_chat_log_each(s->store, conv, from, seq - from, catch_up_cb, &k);
-    if (rc != 0) {
-        spk_warn(0, "bus: cannot read conversation %s: %s", conv, spk_strerror(rc));
-    }
+    deliver_gap(s, c, seq);
     if (kind != SPK_CHAT_ENTRY_MESSAGE) {
         /* Devices here that the Commit added follow from its Welcome on (the next entry), as on
          * the node that took the Commit. */

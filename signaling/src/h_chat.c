@@ -444,14 +444,24 @@ int sig_h_chat_send(sig_req_t *r)
              r->c->chat != NULL ? r->c->chat->device : "");
     e.data = msg;
     e.data_len = n;
-    if (rc == 0) {
+    for (int attempt = 0; attempt < 2 && rc == 0; attempt++) {
         rc = sig_begin(r);
-    }
-    if (rc == 0) {
-        rc = ds_append(r->s, c, &e, &p);
-    }
-    if (rc == 0) {
-        rc = sig_commit(r);
+        if (rc == 0) {
+            rc = ds_append(r->s, c, &e, &p);
+        }
+        if (rc == 0) {
+            rc = sig_commit(r);
+        }
+        if (rc == SPK_EEXIST && attempt == 0 && r->s->io.publish_cb != NULL) {
+            /* Another node appended this seq first and its event is still on the way: take
+             * the next one (the entries in between are delivered here before this one). */
+            free(p.data);
+            p.data = NULL;
+            spk_store_rollback(r->s->store);
+            rc = spk_store_chat_log_last(r->s->store, c->rec.id, &c->last_seq);
+            continue;
+        }
+        break;
     }
     free(msg);
     if (rc != 0) {

@@ -7,6 +7,7 @@
 //  - chat between devices on A and B (Welcome, application messages both ways);
 //  - node B is killed (SIGKILL): the patient reconnects to C with the session token and finds
 //    the consult, their admission and every chat message sent meanwhile;
+//  - both sides of the chat writing at once on two nodes: nothing refused, nothing lost;
 //  - two patients racing for one invite on two nodes: exactly one gets in.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -97,6 +98,18 @@ test('GP on A, patient on B, specialist on C: lobby, admission, chat; B dies and
     // ... and chat goes on across A and C.
     assert.equal((await ptDev.send(conv, 'weer terug')).type, 'ok');
     await gpDev.until(() => gpDev.texts(conv).includes('weer terug'), 10000);
+    // Both write at once on two nodes (A and C): every message is stored once, none is refused,
+    // and each side gets the other's in the order sent.
+    const burst = async (d, who) => {
+      for (let i = 0; i < 10; i++) assert.equal((await d.send(conv, `${who} ${i}`)).type, 'ok', `${who} ${i}`);
+    };
+    await Promise.all([burst(gpDev, 'tegelijk gp'), burst(ptDev, 'tegelijk pt')]);
+    const ten = (who) => [...Array(10).keys()].map((i) => `${who} ${i}`);
+    const from = (d, who) => d.texts(conv).filter((t) => t.startsWith(who));
+    await ptDev.until(() => from(ptDev, 'tegelijk gp').length === 10, 15000);
+    await gpDev.until(() => from(gpDev, 'tegelijk pt').length === 10, 15000);
+    assert.deepEqual(from(ptDev, 'tegelijk gp'), ten('tegelijk gp'));
+    assert.deepEqual(from(gpDev, 'tegelijk pt'), ten('tegelijk pt'));
     assert.deepEqual(ptDev.errors, []);
     assert.deepEqual(gpDev.errors, []);
 
