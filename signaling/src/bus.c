@@ -12,10 +12,14 @@
  *   {"n":NODE, "k":"part", "id":CONSULT, "p":PART, "m":MESSAGE}
  *   {"n":NODE, "k":"chat", "id":CONVERSATION, "seq":SEQ, "kind":KIND}
  *
+ *   {"n":NODE, "k":"alive"}   every BUS_ALIVE_MS
+ *
  * "on" carries the sending node's presence counts: a participant is online while connections
- * on any node are joined as them. Events wait like answers do for the commit they reveal to be
- * durable (outbox.c), so no node tells a client of a change a crash could still lose. A node
- * that does not have the consult or conversation loaded has nobody to tell and ignores it. */
+ * on any node are joined as them. A node not heard for BUS_GONE_MS (killed, cut off) is taken
+ * as gone: its counts are dropped and rosters and lobbies here are sent again. Events wait like
+ * answers do for the commit they reveal to be durable (outbox.c), so no node tells a client of a
+ * change a crash could still lose. A node that does not have the consult or conversation loaded has
+ * nobody to tell and ignores it. */
 #include "core_int.h"
 
 #include <stdio.h>
@@ -26,6 +30,14 @@
 #include "spk/log.h"
 #include "spk/rand.h"
 #include "spk/util.h"
+
+#define BUS_ALIVE_MS 2000
+#define BUS_GONE_MS 7000
+
+typedef struct {
+    char node[SIG_NODE_LEN];
+    uint64_t seen_ms;
+} sig_bus_peer_t;
 
 typedef struct sig_bus_out {
     struct sig_bus_out *next;
@@ -106,6 +118,12 @@ void sig_bus_release(spk_sig_t *s, uint64_t durable)
 
 void sig_bus_free(spk_sig_t *s)
 {
+    size_t it = 0;
+    void *v;
+    while (spk_map_next(&s->bus_peers, &it, &v)) {
+        free(v);
+    }
+    spk_map_free(&s->bus_peers);
     while (s->bus_head != NULL) {
         sig_bus_out_t *o = s->bus_head;
         s->bus_head = o->next;
@@ -152,6 +170,82 @@ void sig_bus_chat(spk_sig_t *s, const char *conv, int64_t seq, int kind)
     }
     publish(s, json_pack("{s:s, s:s, s:I, s:i}", "k", "chat", "id", conv, "seq", (json_int_t)seq,
                          "kind", kind));
+}
+
+/* ---- nodes that are alive ---- */
+
+static void heard(spk_sig_t *s, const char *node)
+{
+    sig_bus_peer_t *p = spk_map_get_str(&s->bus_peers, node);
+    if (p == NULL) {
+        p = calloc(1, sizeof(*p));
+        if (p == NULL) {
+            return;
+        }
+        snprintf(p->node, sizeof(p->node), "%s", node);
+        if (spk_map_put_str(&s->bus_peers, p->node, p) != 0) {
+            free(p);
+            return;
+        }
+    }
+    p->seen_ms = spk_now_ms();
+}
+
+/* Drops node's presence counts; rosters and lobbies of the consults it had are sent again. */
+static void node_gone(spk_sig_t *s, const char *node)
+{
+    size_t it = 0;
+    void *v;
+    while (spk_map_next(&s->consults, &it, &v)) {
+        sig_consult_t *c = v;
+        bool changed = false;
+        for (size_t i = 0; i < c->n_parts; i++) {
+            sig_part_t *p = c->parts[i];
+            for (int k = 0; k < SIG_BUS_NODES; k++) {
+                if (strcmp(p->rnode[k], node) == 0) {
+                    changed |= p->ronline[k] > 0;
+                    p->rnode[k][0] = '\0';
+                    p->ronline[k] = 0;
+                }
+            }
+        }
+        if (changed && c->rec.state == SPK_CONSULT_OPEN) {
+            sig_broadcast_roster(s, c);
+            sig_broadcast_lobby(s, c);
+        }
+    }
+}
+
+void sig_bus_tick(spk_sig_t *s, uint64_t now_ms)
+{
+    if (s->io.publish_cb == NULL) {
+        return;
+    }
+    if (now_ms - s->bus_alive_at >= BUS_ALIVE_MS) {
+        s->bus_alive_at = now_ms;
+        node_name(s);
+        char msg[64];
+        int n = snprintf(msg, sizeof(msg), "{\"n\":\"%s\",\"k\":\"alive\"}", s->node);
+        s->io.publish_cb(s->io.bus_ud, msg, (size_t)n);
+    }
+    sig_bus_peer_t *gone[16];
+    size_t n = 0, it = 0;
+    void *v;
+    uint64_t now = spk_now_ms();
+    while (n < sizeof(gone) / sizeof(gone[0]) && spk_map_next(&s->bus_peers, &it, &v)) {
+        if (now - ((sig_bus_peer_t *)v)->seen_ms >= BUS_GONE_MS) {
+            gone[n++] = v;
+        }
+    }
+    s->bus_rx = true; /* the other nodes decide for themselves */
+    for (size_t i = 0; i < n; i++) {
+        spk_warn(0, "bus: node %s not heard for %d s: its connections count as gone", gone[i]->node,
+                 BUS_GONE_MS / 1000);
+        spk_map_del_str(&s->bus_peers, gone[i]->node);
+        node_gone(s, gone[i]->node);
+        free(gone[i]);
+    }
+    s->bus_rx = false;
 }
 
 /* ---- input ---- */
@@ -222,7 +316,8 @@ void spk_sig_bus_input(spk_sig_t *s, const char *msg, size_t len)
     const char *node = json_string_value(json_object_get(ev, "n"));
     const char *kind = json_string_value(json_object_get(ev, "k"));
     const char *id = json_string_value(json_object_get(ev, "id"));
-    if (node == NULL || kind == NULL || id == NULL || strlen(node) >= SIG_NODE_LEN) {
+    if (node == NULL || kind == NULL || strlen(node) >= SIG_NODE_LEN ||
+        (id == NULL && strcmp(kind, "alive") != 0)) {
         s->bus_bad++;
         json_decref(ev);
         return;
@@ -233,8 +328,11 @@ void spk_sig_bus_input(spk_sig_t *s, const char *msg, size_t len)
         return;
     }
     s->bus_received++;
+    heard(s, node);
     s->bus_rx = true;
-    if (strcmp(kind, "chat") == 0) {
+    if (strcmp(kind, "alive") == 0) {
+        /* heard */
+    } else if (strcmp(kind, "chat") == 0) {
         json_t *seq = json_object_get(ev, "seq");
         sig_chat_catch_up(s, id, json_is_integer(seq) ? json_integer_value(seq) : 0,
                           (int)json_integer_value(json_object_get(ev, "kind")));

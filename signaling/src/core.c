@@ -38,6 +38,7 @@ int spk_sig_new(spk_sig_t **out, const spk_config_t *cfg, spk_store_t *store,
     spk_map_init(&s->auth_fail);
     spk_map_init(&s->chats);
     spk_map_init(&s->tickets);
+    spk_map_init(&s->bus_peers);
     s->access_gen = 1;
     int rc = sig_issuers_init(s);
     if (rc != 0) {
@@ -457,6 +458,7 @@ void spk_sig_tick(spk_sig_t *s, uint64_t now_ms)
     sig_chat_tick(s, now);
     sig_files_tick(s, now_ms);
     sig_consults_sweep(s);
+    sig_bus_tick(s, now_ms);
     s->cur_ticket = 0;
 }
 

@@ -148,6 +148,8 @@ struct spk_sig {
     bool bus_rx; /* handling another node's event: nothing is published again */
     struct sig_bus_out *bus_head, *bus_tail;
     uint64_t bus_published, bus_received, bus_bad;
+    spk_map_t bus_peers;   /* node -> sig_bus_peer_t*: when each other node was last heard */
+    uint64_t bus_alive_at; /* when this node last said it is alive (ms) */
 };
 
 /* One request being handled. */
@@ -420,6 +422,9 @@ void sig_bus_consult(spk_sig_t *s, const sig_consult_t *c, const char *what);
 void sig_bus_part(spk_sig_t *s, const sig_consult_t *c, const sig_part_t *p, const json_t *msg);
 /* Conversation entry e was appended: other nodes catch up from the store and deliver. */
 void sig_bus_chat(spk_sig_t *s, const char *conv, int64_t seq, int kind);
+/* Each second: says this node is alive; a node not heard for a while is taken as gone, and
+ * connections counted there no longer make anyone online here. */
+void sig_bus_tick(spk_sig_t *s, uint64_t now_ms);
 /* Publishes what waits for commits that are durable now (from spk_sig_durable). */
 void sig_bus_release(spk_sig_t *s, uint64_t durable);
 void sig_bus_free(spk_sig_t *s);

@@ -78,10 +78,12 @@ test('GP on A, patient on B, specialist on C: lobby, admission, chat; B dies and
     assert.deepEqual(gpDev.texts(conv), [0, 1, 2, 3, 4].map((i) => `antwoord ${i}`));
     await ptDev.idle();
 
-    // Node B dies. The GP writes on while the patient is away.
+    // Node B dies. The GP writes on while the patient is away, and sees them go offline once
+    // B has not been heard for a while.
     B.kill();
     await B.exited;
     for (let i = 0; i < 3; i++) assert.equal((await gpDev.send(conv, `terwijl weg ${i}`)).type, 'ok');
+    await gp.until('roster', (e) => e.participants.some((p) => p.role === 'patient' && !p.online), 20000);
 
     // The patient reconnects to C with the session token: the consult, the admission and the
     // messages written meanwhile are there.
