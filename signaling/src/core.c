@@ -518,6 +518,16 @@ size_t spk_sig_metrics(spk_sig_t *s, char *buf, size_t cap)
                held);
     o = append(buf, cap, o, "# TYPE spk_sig_messages_total counter\nspk_sig_messages_total %llu\n",
                (unsigned long long)s->n_msgs);
+    if (s->io.publish_cb != NULL) {
+        o = append(buf, cap, o,
+                   "# TYPE spk_bus_events_total counter\n"
+                   "spk_bus_events_total{dir=\"out\"} %llu\n"
+                   "spk_bus_events_total{dir=\"in\"} %llu\n"
+                   "spk_bus_events_total{dir=\"bad\"} %llu\n"
+                   "# TYPE spk_bus_nodes gauge\nspk_bus_nodes %zu\n",
+                   (unsigned long long)s->bus_published, (unsigned long long)s->bus_received,
+                   (unsigned long long)s->bus_bad, s->bus_peers.len);
+    }
     o = append(buf, cap, o, "# TYPE spk_sig_requests_total counter\n");
     for (int i = 0; i < SIG_N_ACTIONS; i++) {
         const sig_action_t *a = sig_action_at(i);

@@ -78,6 +78,12 @@ test('GP on A, patient on B, specialist on C: lobby, admission, chat; B dies and
     assert.deepEqual(gpDev.texts(conv), [0, 1, 2, 3, 4].map((i) => `antwoord ${i}`));
     await ptDev.idle();
 
+    // A hears B and C; events went both ways.
+    const m = await A.metrics();
+    assert.equal(m.spk_bus_nodes, 2);
+    assert.ok(m['spk_bus_events_total{dir="out"}'] > 0 && m['spk_bus_events_total{dir="in"}'] > 0);
+    assert.equal(m['spk_bus_events_total{dir="bad"}'], 0);
+
     // Node B dies. The GP writes on while the patient is away, and sees them go offline once
     // B has not been heard for a while.
     B.kill();
