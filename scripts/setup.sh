@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 APT_PKGS=(build-essential cmake pkg-config git
   libuv1-dev libwebsockets-dev libwebsockets-evlib-uv libjansson-dev libsqlite3-dev sqlite3
-  libpq-dev postgresql libhiredis-dev redis-server
+  libpq-dev postgresql libhiredis-dev redis-server redis-tools
   libssl-dev openssl libcmocka-dev libnice-dev libglib2.0-dev
   clang libclang-rt-14-dev llvm-14 clang-format
   nodejs npm chromium iproute2 util-linux procps coturn

@@ -26,6 +26,7 @@ struct spk_bus {
     void *ud;
     redisAsyncContext *sub, *pub;
     bool sub_ready; /* subscribed */
+    bool down;      /* connecting failed since the last success: said once, not every second */
     uv_timer_t retry;
     bool stopping;
     uint64_t published, dropped;
@@ -59,8 +60,17 @@ static void on_message(redisAsyncContext *ac, void *reply, void *priv)
 static void on_connect(const redisAsyncContext *ac, int status)
 {
     spk_bus_t *b = ac->data;
-    if (status != REDIS_OK) {
-        spk_warn(0, "bus: cannot connect to Redis at %s:%d: %s", b->host, b->port, ac->errstr);
+    if (status == REDIS_OK) {
+        if (b->down) {
+            spk_info(0, "bus: connected to Redis at %s:%d again", b->host, b->port);
+        }
+        b->down = false;
+    } else {
+        if (!b->down) {
+            spk_warn(0, "bus: cannot connect to Redis at %s:%d: %s (retrying every second)",
+                     b->host, b->port, ac->errstr);
+        }
+        b->down = true;
         /* hiredis frees the context after this callback */
         if (ac == b->sub) {
             b->sub = NULL;
@@ -93,7 +103,11 @@ static redisAsyncContext *connect_one(spk_bus_t *b)
         return NULL;
     }
     if (ac->err != 0) {
-        spk_warn(0, "bus: cannot connect to Redis at %s:%d: %s", b->host, b->port, ac->errstr);
+        if (!b->down) {
+            spk_warn(0, "bus: cannot connect to Redis at %s:%d: %s (retrying every second)",
+                     b->host, b->port, ac->errstr);
+        }
+        b->down = true;
         redisAsyncFree(ac);
         return NULL;
     }

@@ -8,9 +8,11 @@
 //  - node B is killed (SIGKILL): the patient reconnects to C with the session token and finds
 //    the consult, their admission and every chat message sent meanwhile;
 //  - both sides of the chat writing at once on two nodes: nothing refused, nothing lost;
-//  - two patients racing for one invite on two nodes: exactly one gets in.
+//  - two patients racing for one invite on two nodes: exactly one gets in;
+//  - Redis dropping the nodes' connections: they connect again and events flow.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { ctl } from '../lib/ctl.mjs';
 import { startNodes } from '../lib/nodes.mjs';
 import { ChatDevice, loadMls } from '../chat/lib.mjs';
@@ -155,6 +157,31 @@ test('two patients race for one invite on nodes A and C: exactly one gets in, A 
       p1.close();
       p2.close();
     }
+  } finally {
+    await env.close();
+  }
+});
+
+test('Redis drops the nodes\' connections: they connect again and events flow', { skip, timeout: 60000 }, async () => {
+  const env = await nodes(['a', 'b']);
+  const [A, B] = env.srv;
+  try {
+    const gp = await env.connect(A, env.token(GP));
+    const { consult } = await gp.ok('consult.create', { patient: 'pseudo-redis' });
+    await gp.ok('consult.join', { consult: consult.id });
+    const [host, port] = process.env.SPK_TEST_REDIS.split(':');
+    for (const type of ['pubsub', 'normal']) {
+      const r = spawnSync('redis-cli', ['-h', host, '-p', port, 'CLIENT', 'KILL', 'TYPE', type], { encoding: 'utf8' });
+      assert.equal(r.status, 0, r.stderr);
+    }
+    const subscribed = (s) => s.grep(/^bus: subscribed/).length;
+    const until = Date.now() + 15000;
+    while ((subscribed(A) < 2 || subscribed(B) < 2) && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
+    assert.ok(subscribed(A) >= 2 && subscribed(B) >= 2, 'both nodes subscribed again');
+    const { invite } = await gp.ok('invite.create', { consult: consult.id });
+    const patient = await env.connect(B);
+    await patient.ok('invite.redeem', { invite: invite.code, name: 'Na de storing' });
+    await gp.until('lobby.update', (e) => e.lobby.some((p) => p.name === 'Na de storing' && p.online), 10000);
   } finally {
     await env.close();
   }
