@@ -5,12 +5,14 @@
  * published (spk_sig_io_t.publish_cb; spreekd carries it over Redis) as a small JSON event that
  * names what changed, never the change itself: the other nodes read the consult or the
  * conversation again from the store, which stays the one truth, and tell their connections as
- * if the change had happened there. The one exception are messages for one participant
- * (admitted, denied, sent_back), carried whole because they are not in the store.
+ * if the change had happened there. The exceptions are messages for one participant
+ * (admitted, denied, sent_back) and for one user (specialist.invited), carried whole because
+ * they are not in the store.
  *
  *   {"n":NODE, "k":"consult", "id":CONSULT, "w":WHAT, "on":{PART:COUNT, ...}}
  *   {"n":NODE, "k":"part", "id":CONSULT, "p":PART, "m":MESSAGE}
  *   {"n":NODE, "k":"chat", "id":CONVERSATION, "seq":SEQ, "kind":KIND}
+ *   {"n":NODE, "k":"user", "id":SUB, "iss":ISS, "role":ROLE, "m":MESSAGE}
  *
  *   {"n":NODE, "k":"alive"}   every BUS_ALIVE_MS
  *
@@ -161,6 +163,16 @@ void sig_bus_part(spk_sig_t *s, const sig_consult_t *c, const sig_part_t *p, con
     }
     publish(s, json_pack("{s:s, s:s, s:s, s:O}", "k", "part", "id", c->rec.id, "p", p->rec.id, "m",
                          msg));
+}
+
+void sig_bus_user(spk_sig_t *s, spk_role_t role, const char *iss, const char *sub,
+                  const json_t *msg)
+{
+    if (!sig_bus_on(s)) {
+        return;
+    }
+    publish(s, json_pack("{s:s, s:s, s:i, s:s, s:O}", "k", "user", "id", sub, "role", (int)role,
+                         "iss", iss, "m", msg));
 }
 
 void sig_bus_chat(spk_sig_t *s, const char *conv, int64_t seq, int kind)
@@ -332,6 +344,15 @@ void spk_sig_bus_input(spk_sig_t *s, const char *msg, size_t len)
     s->bus_rx = true;
     if (strcmp(kind, "alive") == 0) {
         /* heard */
+    } else if (strcmp(kind, "user") == 0) {
+        const char *iss = json_string_value(json_object_get(ev, "iss"));
+        json_t *role = json_object_get(ev, "role");
+        json_t *m = json_object_get(ev, "m");
+        if (iss != NULL && json_is_integer(role) && json_is_object(m)) {
+            sig_send_to_user(s, (spk_role_t)json_integer_value(role), iss, id, json_incref(m));
+        } else {
+            s->bus_bad++;
+        }
     } else if (strcmp(kind, "chat") == 0) {
         json_t *seq = json_object_get(ev, "seq");
         sig_chat_catch_up(s, id, json_is_integer(seq) ? json_integer_value(seq) : 0,

@@ -327,6 +327,21 @@ void sig_send_to_part(spk_sig_t *s, sig_consult_t *c, sig_part_t *p, json_t *msg
     json_decref(msg);
 }
 
+void sig_send_to_user(spk_sig_t *s, spk_role_t role, const char *iss, const char *sub, json_t *msg)
+{
+    sig_bus_user(s, role, iss, sub, msg);
+    size_t it = 0;
+    void *v;
+    while (spk_map_next(&s->conns, &it, &v)) {
+        sig_conn_t *conn = v;
+        if (conn->authed && conn->who.role == role && strcmp(conn->who.sub, sub) == 0 &&
+            strcmp(conn->who.iss, iss) == 0) {
+            sig_send_json(s, conn->id, json_incref(msg));
+        }
+    }
+    json_decref(msg);
+}
+
 int sig_join_conn(spk_sig_t *s, sig_conn_t *conn, sig_consult_t *c, sig_part_t *p)
 {
     for (int j = 0; j < conn->n_joined; j++) {

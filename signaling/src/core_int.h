@@ -342,6 +342,9 @@ void sig_broadcast_lobby(spk_sig_t *s, sig_consult_t *c);
 void sig_broadcast_facts(spk_sig_t *s, sig_consult_t *c);
 void sig_send_to_part(spk_sig_t *s, sig_consult_t *c, sig_part_t *p, json_t *msg);
 int sig_join_conn(spk_sig_t *s, sig_conn_t *conn, sig_consult_t *c, sig_part_t *p);
+/* Sends msg (stolen) to every signed-in connection of user (iss, sub) with this role, on every
+ * node. */
+void sig_send_to_user(spk_sig_t *s, spk_role_t role, const char *iss, const char *sub, json_t *msg);
 /* The consult has ended: its connections are told (consult.ended) and unjoined. */
 void sig_consult_ended(spk_sig_t *s, sig_consult_t *c);
 void sig_unjoin_conn(spk_sig_t *s, sig_conn_t *conn, sig_consult_t *c, bool notify);
@@ -420,6 +423,9 @@ bool sig_bus_on(const spk_sig_t *s);
 void sig_bus_consult(spk_sig_t *s, const sig_consult_t *c, const char *what);
 /* msg (not stolen) for participant p's connections on other nodes. */
 void sig_bus_part(spk_sig_t *s, const sig_consult_t *c, const sig_part_t *p, const json_t *msg);
+/* msg (not stolen) for the signed-in connections of user (iss, sub, role) on other nodes. */
+void sig_bus_user(spk_sig_t *s, spk_role_t role, const char *iss, const char *sub,
+                  const json_t *msg);
 /* Conversation entry e was appended: other nodes catch up from the store and deliver. */
 void sig_bus_chat(spk_sig_t *s, const char *conv, int64_t seq, int kind);
 /* Each second: says this node is alive; a node not heard for a while is taken as gone, and

@@ -308,17 +308,11 @@ int sig_h_specialist_invite(sig_req_t *r)
     if (rc != 0) {
         return rc;
     }
-    /* Tell the specialist if they are connected. */
-    size_t it = 0;
-    void *v;
-    while (spk_map_next(&r->s->conns, &it, &v)) {
-        sig_conn_t *conn = v;
-        if (conn->authed && conn->who.role == SPK_ROLE_SPECIALIST &&
-            strcmp(conn->who.sub, spec) == 0 && strcmp(conn->who.iss, iss) == 0) {
-            sig_send_json(r->s, conn->id,
-                          json_pack("{s:s, s:s, s:s}", "type", "specialist.invited", "consult",
-                                    c->rec.id, "by", r->c->who.name));
-        }
+    /* Tell the specialist if they are connected (to any node). */
+    json_t *m = json_pack("{s:s, s:s, s:s}", "type", "specialist.invited", "consult", c->rec.id,
+                          "by", r->c->who.name);
+    if (m != NULL) {
+        sig_send_to_user(r->s, SPK_ROLE_SPECIALIST, iss, spec, m);
     }
     return 0;
 }

@@ -49,10 +49,12 @@ test('GP on A, patient on B, specialist on C: lobby, admission, chat; B dies and
     await patient.until('roster', (e) => e.participants.length === 2 && e.participants.every((p) => p.online));
     await gp.until('roster', (e) => patientIn(e, 'admitted'));
 
-    // A specialist on C joins after consent and invitation on A; A and B see them online.
+    // A specialist on C is told of the invitation made on A and joins; A and B see them online.
+    const spec = await env.connect(C, env.token(SPEC));
     await gp.ok('consent.record', { consult: consult.id, scope: 'meekijkconsult', given: true, method: 'verbal' });
     await gp.ok('specialist.invite', { consult: consult.id, specialist: SPEC.sub, name: SPEC.name });
-    const spec = await env.connect(C, env.token(SPEC));
+    const invited = await spec.next('specialist.invited', 10000);
+    assert.equal(invited.consult, consult.id);
     await spec.ok('consult.join', { consult: consult.id });
     const withSpec = (e) => e.participants.length === 3 && e.participants.some((p) => p.role === 'specialist' && p.online);
     await patient.until('roster', withSpec);
