@@ -120,6 +120,7 @@ section_join() {
   [[ -x /usr/bin/chromium ]] || { echo "join: no /usr/bin/chromium, skipped"; return; }
   cmake --build "$build" -j"$jobs" --target spreekctl
   local e
+  rm -f "$build/join.out"
   for e in 0 1; do
     SPREEKD="$build/server/spreekd" SPREEKCTL="$build/server/spreekctl" \
       sh tests/browser/run.sh node tests/bench/join_browser.mjs "${BENCH_JOINS:-20}" "$e" |
