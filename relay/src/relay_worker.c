@@ -165,8 +165,14 @@ static void ep_free(spk_relay_ep_t *ep)
 static int ep_agent_new(spk_relay_ep_t *ep, const spk_relay_cmd_t *cmd)
 {
     spk_relay_t *relay = ep->w->relay;
+    /* Not libnice's RFC 7675 consent freshness: it gives up on a pair about 10 s after the last
+     * answered consent check, so a network outage of a few seconds ends the call although both
+     * sides would carry on. The relay's own rule (tick_cb: nothing authenticated received for
+     * consent_timeout_ms) stops sending to a peer that went away. */
     NiceAgentOption opts = NICE_AGENT_OPTION_ICE_TRICKLE;
-    opts |= relay->cfg.ice_lite ? NICE_AGENT_OPTION_LITE_MODE : NICE_AGENT_OPTION_CONSENT_FRESHNESS;
+    if (relay->cfg.ice_lite) {
+        opts |= NICE_AGENT_OPTION_LITE_MODE;
+    }
     ep->agent = nice_agent_new_full(ep->w->ctx, NICE_COMPATIBILITY_RFC5245, opts);
     if (!ep->agent) {
         return SPK_ENOMEM;

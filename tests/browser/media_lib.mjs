@@ -14,9 +14,9 @@ export const SPECIALIST = {
 
 export const tid = (page, id) => page.locator(`[data-testid="${id}"]`);
 
-// spreekd with the media relay on loopback, and headless Chromium.
-export async function setup(t) {
-  const srv = await startServer({ args: ['--relay-address', '127.0.0.1'] });
+// spreekd with the media relay on loopback (and `args`), and headless Chromium.
+export async function setup(t, { args = [] } = {}) {
+  const srv = await startServer({ args: ['--relay-address', '127.0.0.1', ...args] });
   const browser = await launchBrowser();
   const problems = [];
   t.after(async () => {
@@ -35,15 +35,43 @@ export async function newPage(env, label, { width = 1280, height = 900, mobile =
     locale: 'nl-NL',
     ...(mobile ? { deviceScaleFactor: 2, isMobile: true, hasTouch: true } : {}),
   });
-  // Every RTCPeerConnection the page creates, so a test can read all of their statistics.
+  // Every RTCPeerConnection the page creates, so a test can read all of their statistics, and a
+  // timeline of their ICE states and of the WebSockets (window.__timeline: [ms, what]) for
+  // diagnostics.
   await ctx.addInitScript(() => {
+    const timeline = (window.__timeline = []);
+    const note = (what) => {
+      timeline.push([Date.now(), what]);
+      if (timeline.length > 2000) timeline.splice(0, 1000);
+    };
+    const NativeWs = window.WebSocket;
+    if (NativeWs) {
+      let n = 0;
+      window.WebSocket = class extends NativeWs {
+        constructor(...args) {
+          super(...args);
+          const id = ++n;
+          note(`ws${id} new`);
+          for (const ev of ['open', 'close', 'error']) {
+            this.addEventListener(ev, (e) => note(`ws${id} ${ev}${e.code ? ` ${e.code}` : ''}`));
+          }
+        }
+      };
+    }
     const Native = window.RTCPeerConnection;
     if (!Native) return;
     window.__pcs = [];
     window.RTCPeerConnection = class extends Native {
       constructor(...args) {
         super(...args);
-        window.__pcs.push(this);
+        const id = window.__pcs.push(this);
+        note(`pc${id} new`);
+        this.addEventListener('iceconnectionstatechange', () =>
+          note(`pc${id} ice ${this.iceConnectionState}`),
+        );
+        this.addEventListener('connectionstatechange', () =>
+          note(`pc${id} conn ${this.connectionState}`),
+        );
       }
     };
   });
@@ -187,6 +215,12 @@ export async function relayCounters(srv) {
     forwarded: m.spk_relay_rtp_forwarded_total ?? 0,
     received: m.spk_relay_rtp_received_total ?? 0,
   };
+}
+
+// The page's timeline (see newPage) from `since` (ms since the epoch), as lines relative to it.
+export async function timeline(page, since) {
+  const list = await page.evaluate(() => window.__timeline || []).catch(() => []);
+  return list.filter(([t]) => t >= since).map(([t, what]) => `${t - since} ms: ${what}`);
 }
 
 export function noProblems(env) {
