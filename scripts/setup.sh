@@ -9,7 +9,7 @@ APT_PKGS=(build-essential cmake pkg-config git
   libssl-dev openssl libcmocka-dev libnice-dev libglib2.0-dev
   clang libclang-rt-14-dev llvm-14 clang-format
   nodejs npm chromium iproute2 util-linux procps coturn
-  emscripten perl patch)
+  emscripten perl patch gdb)
 
 missing=()
 for p in "${APT_PKGS[@]}"; do
@@ -25,6 +25,24 @@ if ((${#missing[@]})); then
   echo "setup: installing ${missing[*]}"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# nginx for tests/deploy/nginx_proxy.sh (the reverse proxy configuration of docs/deploy.md, run
+# in front of a real spreekd). Its package would start a daemon on port 80: installed while a
+# policy-rc.d forbids starting services, and never started by anything but that test.
+if ! dpkg-query -W -f='${Status}' nginx-light 2>/dev/null | grep -q "install ok installed"; then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  echo "setup: installing nginx-light (not started)"
+  policy=/usr/sbin/policy-rc.d
+  own_policy=0
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$policy" >/dev/null
+    $SUDO chmod 0755 "$policy"
+    own_policy=1
+  fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends nginx-light
+  [ "$own_policy" = 0 ] || $SUDO rm -f "$policy"
 fi
 
 # npm packages for tests and tools (pinned in package-lock.json).

@@ -45,7 +45,7 @@ test('every key the pages use exists', () => {
   ];
   const prefixes = [
     'common', 'index', 'join', 'media', 'conn', 'consult', 'role', 'participant', 'console',
-    'identity', 'consent', 'fact', 'error', 'call',
+    'identity', 'consent', 'fact', 'error', 'call', 'chat', 'measure', 'econsult',
   ].join('|');
   const quoted = new RegExp(`['"]((?:${prefixes})\\.[\\w.]+)['"]`, 'g');
   const missing = new Set();
@@ -72,5 +72,7 @@ function isProtocolType(k) {
   const types =
     /^(consult|identity|consent|console)\.(create|list|get|join|leave|end|ended|facts|record|redeem)$/;
   const media = /^media\.(publish|subscribe|answer|candidate|stop|offer|state)$/;
-  return types.test(k) || media.test(k);
+  const chat =
+    /^chat\.(device|create|list|get|members\.(add|remove)|send|sync|ack|entry|file\.(upload|download))$/;
+  return types.test(k) || media.test(k) || chat.test(k);
 }

@@ -14,9 +14,10 @@ export const SPECIALIST = {
 
 export const tid = (page, id) => page.locator(`[data-testid="${id}"]`);
 
-// spreekd with the media relay on loopback (and `args`), and headless Chromium.
-export async function setup(t, { args = [] } = {}) {
-  const srv = await startServer({ args: ['--relay-address', '127.0.0.1', ...args] });
+// spreekd with the media relay on loopback (unless `relay` is false; extra `args`), and headless
+// Chromium.
+export async function setup(t, { relay = true, args = [] } = {}) {
+  const srv = await startServer({ args: [...(relay ? ['--relay-address', '127.0.0.1'] : []), ...args] });
   const browser = await launchBrowser();
   const problems = [];
   t.after(async () => {
@@ -160,10 +161,10 @@ export async function patientToLobby(env, inviteUrl, name, size = {}) {
   return page;
 }
 
-export async function admit(gp, patient, name) {
+export async function admit(gp, patient, name, { timeout = 10000 } = {}) {
   const entry = gp.locator('[data-testid="lobby-entry"]', { hasText: name });
-  await entry.locator('[data-testid="lobby-admit"]').click();
-  await waitText(tid(patient, 'consult-status'), 'binnengelaten');
+  await entry.locator('[data-testid="lobby-admit"]').click({ timeout });
+  await waitText(tid(patient, 'consult-status'), 'binnengelaten', timeout);
 }
 
 export function summary(page) {
