@@ -154,7 +154,10 @@ struct spk_relay_ep {
     const char *profile;
 
     uint64_t created_ns;
-    uint64_t last_rx_ns;
+    uint64_t last_rx_ns; /* the last packet's arrival, whatever it was */
+    /* the last packet that authenticated (SRTP/SRTCP from the peer; the DTLS handshake's end):
+     * the consent rule (relay_worker.c tick_cb) gives up on an endpoint silent for consent_ns */
+    uint64_t heard_ns;
     spk_relay_stats_t st;
 
     /* RTCP per hop (relay_rtcp.c), worker thread only. */

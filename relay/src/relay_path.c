@@ -66,6 +66,7 @@ static void media_input(spk_relay_ep_t *ep, const uint8_t *buf, size_t len, bool
         ep->st.unprotect_errors++;
         return;
     }
+    ep->heard_ns = ep->last_rx_ns;
     if (rtcp) {
         ep->st.rtcp_rx++;
     } else {

@@ -1,6 +1,7 @@
 // Helpers for the media browser tests: spreekd with the relay on 127.0.0.1, a GP console, a
 // patient through invite and lobby, and the pages' media statistics (window.__spk.media).
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { artifactDir, launchBrowser, mintToken, startServer, waitText, watchPage } from './lib.mjs';
 
@@ -14,11 +15,12 @@ export const SPECIALIST = {
 
 export const tid = (page, id) => page.locator(`[data-testid="${id}"]`);
 
-// spreekd with the media relay on loopback (unless `relay` is false; extra `args`), and headless
-// Chromium.
-export async function setup(t, { relay = true, args = [] } = {}) {
-  const srv = await startServer({ args: [...(relay ? ['--relay-address', '127.0.0.1'] : []), ...args] });
-  const browser = await launchBrowser();
+// spreekd with the media relay on loopback (unless `relay` is false; more spreekd switches in
+// `args`), and headless Chromium (more switches in `browserArgs`).
+export async function setup(t, { relay = true, args = [], browserArgs = [] } = {}) {
+  const relayArgs = relay ? ['--relay-address', '127.0.0.1'] : [];
+  const srv = await startServer({ args: [...relayArgs, ...args] });
+  const browser = await launchBrowser({ args: browserArgs });
   const problems = [];
   t.after(async () => {
     await browser.close().catch(() => {});
@@ -222,6 +224,18 @@ export async function relayCounters(srv) {
 export async function timeline(page, since) {
   const list = await page.evaluate(() => window.__timeline || []).catch(() => []);
   return list.filter(([t]) => t >= since).map(([t, what]) => `${t - since} ms: ${what}`);
+}
+
+// Whether this process runs in a network namespace of its own that has nothing but loopback
+// (run.sh), so a test may take the network down.
+export function privateLoopback() {
+  if (process.env.SPK_NETNS !== '1') return false;
+  try {
+    const links = execFileSync('ip', ['-o', 'link'], { encoding: 'utf8' }).trim().split('\n');
+    return links.length === 1 && /^\d+: lo:/.test(links[0]);
+  } catch {
+    return false;
+  }
 }
 
 export function noProblems(env) {

@@ -11,6 +11,7 @@ import {
   admit,
   createAndJoin,
   newInvite,
+  privateLoopback,
   noProblems,
   openConsole,
   patientToLobby,
@@ -25,17 +26,6 @@ const PATIENT = 'Sanne de Vries';
 const DROP_MS = 5000;
 const BACK_WITHIN_MS = 2000;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-// Only in a namespace of our own that has nothing but loopback.
-function privateLoopback() {
-  if (process.env.SPK_NETNS !== '1') return false;
-  try {
-    const links = execFileSync('ip', ['-o', 'link'], { encoding: 'utf8' }).trim().split('\n');
-    return links.length === 1 && /^\d+: lo:/.test(links[0]);
-  } catch {
-    return false;
-  }
-}
 
 // Starts, in the page, a poll of every connection's decoded video frames every 100 ms; each
 // time any of them grows, the time is recorded in window.__decodedAt.

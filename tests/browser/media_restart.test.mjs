@@ -14,6 +14,7 @@ import {
   createAndJoin,
   fromName,
   newInvite,
+  privateLoopback,
   noProblems,
   openConsole,
   patientToLobby,
@@ -26,17 +27,6 @@ import {
 
 const PATIENT = 'Sanne de Vries';
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-// Only in a namespace of our own that has nothing but loopback.
-function privateLoopback() {
-  if (process.env.SPK_NETNS !== '1') return false;
-  try {
-    const links = execFileSync('ip', ['-o', 'link'], { encoding: 'utf8' }).trim().split('\n');
-    return links.length === 1 && /^\d+: lo:/.test(links[0]);
-  } catch {
-    return false;
-  }
-}
 
 async function frames(page, name) {
   const p = fromName(await summary(page), name);

@@ -118,10 +118,11 @@ typedef struct {
     bool ice_lite;
     /* ICE-TCP passive candidates in addition to UDP. */
     bool ice_tcp;
-    /* An endpoint that received no DTLS, SRTP or SRTCP for this long after connecting fails
-     * (browsers send RTCP at least every few seconds); 0 = 30 s. STUN consent checks are
-     * answered inside libnice and do not count here. With full ICE, libnice's own RFC 7675
-     * consent freshness applies as well. */
+    /* Consent: an endpoint that received nothing that authenticates (SRTP or SRTCP from its
+     * peer) for this long after connecting fails (browsers send RTCP at least every few
+     * seconds); 0 = 30 s, RFC 7675's expiry. STUN is answered inside libnice and does not
+     * count. libnice's own consent freshness is off: it ends a pair about 10 s after the last
+     * answered check, so a network outage of a few seconds would end the call. */
     unsigned consent_timeout_ms;
     /* DTLS handshake must complete within this after the endpoint is created; 0 = 30 s. */
     unsigned handshake_timeout_ms;
