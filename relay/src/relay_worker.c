@@ -432,6 +432,9 @@ static void dispatch(spk_relay_worker_t *w, const spk_relay_cmd_t *cmd)
     case SPK_RELAY_CMD_STREAMS:
         spk_relay_rtcp_set_streams(ep, cmd->streams, cmd->n_streams);
         break;
+    case SPK_RELAY_CMD_EXT_MAP:
+        memcpy(ep->ext_map, cmd->ext_map, sizeof(ep->ext_map));
+        break;
     default:
         break;
     }

@@ -32,7 +32,8 @@ export async function setup(t, { relay = true, args = [], browserArgs = [] } = {
   return { srv, browser, problems, shot };
 }
 
-export async function newPage(env, label, { width = 1280, height = 900, mobile = false } = {}) {
+// `init`: a function run in every document of the page before its own scripts.
+export async function newPage(env, label, { width = 1280, height = 900, mobile = false, init } = {}) {
   const ctx = await env.browser.newContext({
     viewport: { width, height },
     locale: 'nl-NL',
@@ -78,6 +79,7 @@ export async function newPage(env, label, { width = 1280, height = 900, mobile =
       }
     };
   });
+  if (init) await ctx.addInitScript(init);
   const page = await ctx.newPage();
   env.problems.push(watchPage(page, label));
   return page;

@@ -284,6 +284,15 @@ typedef struct {
 int spk_relay_set_streams(spk_relay_t *relay, uint64_t consult_id, uint64_t endpoint_id,
                           const spk_relay_stream_t *streams, size_t n);
 
+/* Header extensions of what an endpoint publishes: each RTP packet from it has its extension
+ * ids rewritten with map (spk_rtp_ext_remap(): map[publisher's id] = the id the subscribers
+ * were offered, 0 = the element is removed; spk_sdp_ext_map() builds it) before it is buffered
+ * and forwarded, so every subscriber gets the same ids. Until an endpoint has a map, every
+ * element is removed: the publisher's ids mean nothing on a subscriber's connection. */
+#define SPK_RELAY_EXT_IDS 256
+int spk_relay_set_ext_map(spk_relay_t *relay, uint64_t consult_id, uint64_t endpoint_id,
+                          const uint8_t map[SPK_RELAY_EXT_IDS]);
+
 /* Lobby gate. */
 int spk_relay_set_forwarding(spk_relay_t *relay, uint64_t consult_id, uint64_t endpoint_id,
                              bool on);
