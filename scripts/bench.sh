@@ -101,6 +101,15 @@ section_e2ee() {
   # BENCH_E2EE_REPEAT (3).
   bash tests/bench/run_e2ee.sh "$build/server/spreekd" "$build/loadtest/spreekload" |
     tee "$build/e2ee.out"
+  # tests/bench/e2ee_browser.mjs: the time frames spend in the browser's SFrame transforms (the
+  # latency E2EE adds), against WebCrypto's bare AES-GCM in the same pages. Setting:
+  # BENCH_E2EE_BROWSER_SECONDS (20). Needs /usr/bin/chromium.
+  if [[ -x /usr/bin/chromium ]]; then
+    cmake --build "$build" -j"$jobs" --target spreekctl
+    SPREEKD="$build/server/spreekd" SPREEKCTL="$build/server/spreekctl" \
+      sh tests/browser/run.sh node tests/bench/e2ee_browser.mjs "${BENCH_E2EE_BROWSER_SECONDS:-20}" |
+      tee -a "$build/e2ee.out"
+  fi
 }
 
 section_audit() {
