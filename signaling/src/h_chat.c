@@ -405,6 +405,7 @@ int sig_h_chat_send(sig_req_t *r)
         }
     }
     spk_mls_message_info_t mi;
+    uint64_t digest = 0;
     if (rc == 0) {
         rc = spk_mls_message_info(msg, n, &mi);
     }
@@ -429,7 +430,7 @@ int sig_h_chat_send(sig_req_t *r)
                !ds_device_in_group(c, r->c->who.iss, r->c->who.sub, r->c->chat->device, NULL)) {
         snprintf(r->why, sizeof(r->why), "this device is not in the conversation's group");
         rc = SPK_EMLSSENDER;
-    } else if (rc == 0 && !ds_remember(c, epoch, msg, n)) {
+    } else if (rc == 0 && ds_replayed(c, epoch, msg, n, &digest)) {
         snprintf(r->why, sizeof(r->why), "this message was sent already");
         rc = SPK_EREPLAY;
     }
@@ -461,6 +462,7 @@ int sig_h_chat_send(sig_req_t *r)
         }
         return rc;
     }
+    ds_remember(c, epoch, digest);
     json_object_set_new(r->reply, "seq", json_integer(e.seq));
     ds_deliver(r->s, c, &p.e);
     free(p.data);
