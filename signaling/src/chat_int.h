@@ -92,11 +92,14 @@ void ds_deliver(spk_sig_t *s, ds_conv_t *c, const spk_chat_entry_t *e);
  * ds_remember once it is stored. */
 bool ds_replayed(ds_conv_t *c, uint64_t epoch, const uint8_t *msg, size_t n, uint64_t *digest);
 void ds_remember(ds_conv_t *c, uint64_t epoch, uint64_t digest);
+/* chat_batch.c: the message (checked, for c's current epoch) joins the batch; the request is
+ * answered when the batch is written (sig_chat_flush). */
+int sig_chat_batch_add(sig_req_t *r, ds_conv_t *c, const spk_chat_entry_t *e);
 /* Stores the replay window when entries were appended since (inside the caller's transaction):
  * application messages are trimmed from the log only once a stored window covers them. */
 int ds_recent_save(spk_sig_t *s, ds_conv_t *c);
-/* The event for an entry. */
-json_t *ds_entry_json(const spk_chat_entry_t *e);
+/* The chat.entry event for an entry, as text (malloc'd; its length in *len). */
+char *ds_entry_text(const spk_chat_entry_t *e, size_t *len);
 json_t *ds_conv_json(spk_sig_t *s, ds_conv_t *c);
 
 /* h_mls.c: request fields shared with h_chat.c */

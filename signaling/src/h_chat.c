@@ -437,6 +437,7 @@ int sig_h_chat_send(sig_req_t *r)
     ds_pending_t p = {0};
     spk_chat_entry_t e;
     memset(&e, 0, sizeof(e));
+    snprintf(e.conversation, sizeof(e.conversation), "%s", rc == 0 ? c->rec.id : "");
     e.type = SPK_CHAT_ENTRY_MESSAGE;
     e.epoch = epoch;
     snprintf(e.sender_iss, sizeof(e.sender_iss), "%s", r->c->who.iss);
@@ -445,6 +446,15 @@ int sig_h_chat_send(sig_req_t *r)
              r->c->chat != NULL ? r->c->chat->device : "");
     e.data = msg;
     e.data_len = n;
+    if (rc == 0 && r->s->chat_batching) {
+        /* group commit (chat_batch.c): answered and delivered once the batch is stored */
+        rc = sig_chat_batch_add(r, c, &e);
+        if (rc == 0) {
+            ds_remember(c, epoch, digest);
+        }
+        free(msg);
+        return rc;
+    }
     if (rc == 0) {
         rc = sig_begin(r);
     }
@@ -493,7 +503,11 @@ static int sync_entry_cb(void *ud, const spk_chat_entry_t *e)
         return 0;
     }
     x->sent++;
-    return sig_send_json(x->r->s, x->r->c->id, ds_entry_json(e)) == SPK_EBACKPRESSURE ? 1 : 0;
+    size_t len = 0;
+    char *txt = ds_entry_text(e, &len);
+    int rc = txt != NULL ? sig_deliver_text(x->r->s, x->r->c, txt, len) : SPK_ENOMEM;
+    free(txt);
+    return rc == SPK_EBACKPRESSURE ? 1 : 0;
 }
 
 /* Sends the device's backlog of one conversation and follows it live from then on. */
