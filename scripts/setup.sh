@@ -9,7 +9,7 @@ APT_PKGS=(build-essential cmake pkg-config git
   libssl-dev openssl libcmocka-dev libnice-dev libglib2.0-dev
   clang libclang-rt-14-dev llvm-14 clang-format
   nodejs npm chromium iproute2 util-linux procps coturn
-  emscripten perl patch)
+  emscripten perl patch gdb)
 
 missing=()
 for p in "${APT_PKGS[@]}"; do
