@@ -26,6 +26,7 @@
 
 #include "benchutil.h"
 #include "load.h"
+#include "load_chat.h"
 #include "spk/util.h"
 
 extern char **environ;
@@ -405,7 +406,8 @@ static void usage(FILE *out)
         "                        receives only (needs --participants >= 3)\n"
         "  --spreekd PATH        start this spreekd (temporary data dir, free port)\n"
         "  --relay-workers N     with --spreekd: relay worker threads\n"
-        "  --pid PID --port P --data DIR   use a running spreekd instead\n",
+        "  --pid PID --port P --data DIR   use a running spreekd instead\n"
+        "  --chat ... | --chat-agent --port P   chat devices instead (--chat --help)\n",
         LOAD_MAX_K);
 }
 
@@ -598,6 +600,9 @@ static bool run(load_t *L, double *setup_s, long *rss1)
 int main(int argc, char **argv)
 {
     signal(SIGPIPE, SIG_IGN);
+    if (argc > 1 && strncmp(argv[1], "--chat", 6) == 0) {
+        return load_chat_main(argc, argv); /* chat devices instead of media (load_chat.h) */
+    }
     load_t *L = calloc(1, sizeof(*L));
     server_opts_t so;
     memset(&so, 0, sizeof(so));

@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 jobs=$(nproc)
 build=build/bench
-all_sections=(signaling memory mls sframe relay e2ee audit)
+all_sections=(signaling memory mls sframe relay e2ee audit chat)
 
 machine() {
   echo "machine: $(nproc) cores, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)," \
@@ -114,6 +114,21 @@ section_audit() {
   node tests/bench/audit_flood.mjs "$build/server/spreekd" "${BENCH_AUDIT_SECONDS:-10}" |
     tee "$build/audit.out"
   echo "audit: $((SECONDS - t0)) s; JSON lines in $build/audit.out"
+}
+
+section_chat() {
+  echo "== chat"
+  # tests/bench/run_chat.sh: the delivery service under spreekload --chat (C devices with spk_mls,
+  # loadtest/load_chat*.c; every run starts its own spreekd): BENCH_CHAT_CONVS (1000)
+  # conversations of 5 devices, application messages offered at each of BENCH_CHAT_RATES per
+  # second for BENCH_CHAT_SECONDS (10) — persisted and fanned out per second, end-to-end p50/p99
+  # from send to every recipient's receipt, spreekd's CPU per message — then Commit handling at
+  # group sizes BENCH_CHAT_COMMIT_SIZES. With BENCH_PERF=1 another run at BENCH_CHAT_PERF_RATE is
+  # profiled (perf record -g on spreekd).
+  local t0=$SECONDS
+  bash tests/bench/run_chat.sh "$build/server/spreekd" "$build/loadtest/spreekload" "$build" |
+    tee "$build/chat.out"
+  echo "chat: $((SECONDS - t0)) s; JSON in $build/chat*.json"
 }
 
 sections=("$@")

@@ -45,9 +45,7 @@ typedef struct {
     bool durable_open;
     bool stopping_on_failure;
     atomic_bool store_failed;
-#ifdef SPK_HAVE_RELAY
     spk_relay_t *relay;
-#endif
 } spreekd_t;
 
 static void usage(FILE *out)
@@ -230,7 +228,6 @@ static void print_demo_link(spreekd_t *d)
     spk_wipe(tok, sizeof(tok));
 }
 
-#ifdef SPK_HAVE_RELAY
 /* Starts the media relay when relay addresses are configured. */
 static int start_relay(spreekd_t *d)
 {
@@ -251,6 +248,8 @@ static int start_relay(spreekd_t *d)
     rc.port_min = (uint16_t)d->cfg.relay_port_min;
     rc.port_max = (uint16_t)d->cfg.relay_port_max;
     rc.ice_lite = d->cfg.relay_ice_lite != 0;
+    rc.candidate_allow = d->cfg.relay_candidate_allow;
+    rc.candidate_deny = d->cfg.relay_candidate_deny;
     int err = spk_relay_new(&d->loop, &rc, spk_sig_relay_event, d->sig, &d->relay);
     if (err != 0) {
         spk_error(0, "cannot start the media relay on %s: %s", d->cfg.relay_addresses,
@@ -273,19 +272,6 @@ static void stop_relay(spreekd_t *d)
         d->relay = NULL;
     }
 }
-#else
-static int start_relay(spreekd_t *d)
-{
-    if (d->cfg.relay_addresses[0] != '\0') {
-        spk_warn(0, "relay_addresses set, but this spreekd was built without the media relay");
-    }
-    return 0;
-}
-
-static void stop_relay(spreekd_t *d)
-{
-}
-#endif
 
 static void on_drained(void *ud);
 

@@ -6,6 +6,7 @@
  * key selector; no claim is used until the signature verifies. */
 #include "spk/token.h"
 #include "spk/text.h"
+#include "spk/digest.h"
 #include "spk/error.h"
 #include "spk/rand.h"
 #include "spk/util.h"
@@ -168,14 +169,13 @@ static bool ed25519_verify(const uint8_t pub[32], const char *msg, size_t n, con
     return ok;
 }
 
-static int derive_kid(const uint8_t pub[32], char kid[SPK_TOKEN_STR])
+int spk_token_kid(const uint8_t pub[32], char kid[SPK_TOKEN_STR])
 {
     uint8_t h[32];
-    unsigned int hl = 0;
     char enc[48];
-    if (EVP_Digest(pub, SPK_ED25519_KEY, h, &hl, EVP_sha256(), NULL) != 1 || hl != sizeof(h)) {
-        ERR_clear_error();
-        return SPK_ECRYPTO;
+    int rc = spk_sha256(h, pub, SPK_ED25519_KEY, NULL, 0);
+    if (rc != 0) {
+        return rc;
     }
     spk_b64url_encode(enc, h, sizeof(h));
     memcpy(kid, enc, SPK_KID_CHARS);
@@ -196,7 +196,7 @@ int spk_signer_from_seed(spk_signer_t *s, const uint8_t seed[32], const char *is
     memcpy(t.iss, iss, strlen(iss) + 1);
     int rc = ed25519_pub(t.seed, t.pub);
     if (rc == 0) {
-        rc = derive_kid(t.pub, t.kid);
+        rc = spk_token_kid(t.pub, t.kid);
     }
     if (rc == 0) {
         memcpy(s, &t, sizeof(t));

@@ -11,6 +11,7 @@
 #include "relay_int.h"
 #include "spk/error.h"
 #include "spk/log.h"
+#include "spk/sdp.h"
 #include "spk/util.h"
 
 /* libsrtp is initialised once per process and never shut down: other code in the process (a
@@ -47,6 +48,11 @@ void spk_relay_config_init(spk_relay_config_t *cfg)
 {
     memset(cfg, 0, sizeof(*cfg));
     cfg->remb_bps = SPK_RELAY_REMB_DEFAULT;
+}
+
+uint64_t spk_relay_candidates_refused(const spk_relay_t *relay)
+{
+    return relay->cands_refused;
 }
 
 const char *spk_relay_fingerprint(const spk_relay_t *relay)
@@ -99,8 +105,26 @@ const char *spk_relay_ice_state_name(spk_relay_ice_state_t state)
 
 /* ---- events: workers -> control thread ---- */
 
+/* Events every endpoint sends at most a few of; the others may be dropped when the queue is
+ * full (the control thread is not keeping up). */
+static bool essential(spk_relay_event_type_t type)
+{
+    return type == SPK_RELAY_EV_CONNECTED || type == SPK_RELAY_EV_FAILED ||
+           type == SPK_RELAY_EV_CLOSED;
+}
+
 void spk_relay_emit(spk_relay_t *relay, const spk_relay_event_t *ev)
 {
+    pthread_mutex_lock(&relay->ev_mu);
+    bool full = relay->n_events >= SPK_RELAY_EVENT_QUEUE_MAX && !essential(ev->type);
+    if (full && relay->dropped_events++ % 1024 == 0) {
+        spk_warn(0, "relay: event queue full: %s events dropped (%llu so far)",
+                 spk_relay_event_name(ev->type), (unsigned long long)relay->dropped_events);
+    }
+    pthread_mutex_unlock(&relay->ev_mu);
+    if (full) {
+        return;
+    }
     spk_relay_evnode_t *n = malloc(sizeof(*n));
     if (!n) {
         spk_error(ev->endpoint_id, "relay: out of memory; event %s lost",
@@ -121,6 +145,7 @@ void spk_relay_emit(spk_relay_t *relay, const spk_relay_event_t *ev)
         relay->ev_head = n;
     }
     relay->ev_tail = n;
+    relay->n_events++;
     pthread_mutex_unlock(&relay->ev_mu);
     uv_async_send(&relay->async);
 }
@@ -167,6 +192,7 @@ static void async_cb(uv_async_t *h)
     pthread_mutex_lock(&relay->ev_mu);
     spk_relay_evnode_t *n = relay->ev_head;
     relay->ev_head = relay->ev_tail = NULL;
+    relay->n_events = 0;
     pthread_mutex_unlock(&relay->ev_mu);
     while (n) {
         spk_relay_evnode_t *next = n->next;
@@ -196,6 +222,12 @@ static int parse_addresses(spk_relay_t *relay, const spk_relay_config_t *cfg)
     }
     relay->n_addrs = cfg->n_addresses;
     if (cfg->port_min > cfg->port_max) {
+        return SPK_ECONFIG;
+    }
+    char why[128] = "";
+    if (spk_addr_filter_init(&relay->cand_filter, cfg->addresses, cfg->n_addresses,
+                             cfg->candidate_allow, cfg->candidate_deny, why, sizeof(why)) != 0) {
+        spk_error(0, "relay: candidate address ranges: %s", why);
         return SPK_ECONFIG;
     }
     return 0;
@@ -234,7 +266,7 @@ static void stop_workers(spk_relay_t *relay)
         spk_relay_cmd_t *cmd = calloc(1, sizeof(*cmd));
         if (cmd) {
             cmd->type = SPK_RELAY_CMD_STOP;
-            spk_relay_worker_post(w, cmd);
+            (void)spk_relay_worker_post(w, cmd); /* always queued */
         } else {
             g_main_loop_quit(w->loop);
         }
@@ -286,9 +318,11 @@ int spk_relay_new(uv_loop_t *loop, const spk_relay_config_t *cfg, spk_relay_even
         return rc;
     }
     relay->loop = loop;
+    relay->control = pthread_self();
     relay->cb = cb;
     relay->user = user;
     relay->cfg = *cfg;
+    relay->cfg.candidate_allow = relay->cfg.candidate_deny = NULL; /* not kept */
     relay->consent_ns =
         (uint64_t)(cfg->consent_timeout_ms ? cfg->consent_timeout_ms : 30000) * 1000000u;
     relay->handshake_ns =
@@ -325,6 +359,7 @@ void spk_relay_destroy(spk_relay_t *relay)
     if (!relay) {
         return;
     }
+    SPK_RELAY_ON_CONTROL(relay);
     stop_workers(relay);
     pthread_mutex_lock(&relay->ev_mu);
     relay->destroyed = true;
@@ -350,8 +385,7 @@ static spk_relay_worker_t *worker_for(spk_relay_t *relay, uint64_t consult_id)
 
 static int post(spk_relay_t *relay, spk_relay_cmd_t *cmd)
 {
-    spk_relay_worker_post(worker_for(relay, cmd->consult_id), cmd);
-    return 0;
+    return spk_relay_worker_post(worker_for(relay, cmd->consult_id), cmd);
 }
 
 static spk_relay_cmd_t *cmd_new(spk_relay_t *relay, spk_relay_cmd_type_t type, uint64_t consult_id,
@@ -360,6 +394,7 @@ static spk_relay_cmd_t *cmd_new(spk_relay_t *relay, spk_relay_cmd_type_t type, u
     if (!relay || relay->destroyed || consult_id == 0 || endpoint_id == 0) {
         return NULL;
     }
+    SPK_RELAY_ON_CONTROL(relay);
     spk_relay_cmd_t *cmd = calloc(1, sizeof(*cmd));
     if (cmd) {
         cmd->type = type;
@@ -483,6 +518,18 @@ int spk_relay_remote_candidate(spk_relay_t *relay, uint64_t consult_id, uint64_t
     if (!eoc && (strncmp(candidate, "candidate:", 10) != 0 ||
                  strlen(candidate) >= SPK_RELAY_CANDIDATE_MAX)) {
         return SPK_EINVAL;
+    }
+    if (!eoc && relay != NULL) {
+        spk_sdp_candidate_t c;
+        if (spk_sdp_candidate_parse(&c, candidate, strlen(candidate), NULL, 0) != 0) {
+            return SPK_EINVAL;
+        }
+        if (!spk_addr_filter_allows(&relay->cand_filter, c.addr)) {
+            relay->cands_refused++;
+            spk_info(0, "relay: endpoint %llu: remote candidate address refused",
+                     (unsigned long long)endpoint_id);
+            return SPK_EFORBIDDEN;
+        }
     }
     spk_relay_cmd_t *cmd = cmd_new(relay, SPK_RELAY_CMD_REMOTE_CAND, consult_id, endpoint_id);
     if (!cmd) {

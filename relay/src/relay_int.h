@@ -3,6 +3,7 @@
 #ifndef SPK_RELAY_INT_H
 #define SPK_RELAY_INT_H
 
+#include <assert.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -13,6 +14,7 @@
 #include <srtp2/srtp.h>
 
 #include "relay_remb.h"
+#include "spk/addr_filter.h"
 #include "spk/map.h"
 #include "spk/nack.h"
 #include "spk/relay.h"
@@ -23,6 +25,13 @@
 /* Largest datagram the packet path handles; anything larger is dropped. */
 #define SPK_RELAY_PKT_MAX 1500
 #define SPK_RELAY_FP_LEN 32 /* SHA-256 */
+
+/* Queue bounds between the control thread and the workers. A full command queue refuses new
+ * commands (SPK_ENOMEM) except close and stop; a full event queue drops candidates, ICE states
+ * and counters (counted in dropped_events) but never connected, failed or closed, of which
+ * each endpoint sends at most a few. */
+#define SPK_RELAY_CMD_QUEUE_MAX 16384
+#define SPK_RELAY_EVENT_QUEUE_MAX 16384
 
 /* DTLS datagrams written before ICE had a selected pair, sent when it has one. */
 #define SPK_RELAY_PENDING_MAX 4
@@ -94,7 +103,21 @@ typedef struct {
     uint64_t last_keyframe_ns;   /* last PLI/FIR sent to the publisher for this stream */
     uint8_t fir_seq;             /* RFC 5104 command sequence number */
     int16_t worst_fraction_lost; /* worst a subscriber reported this interval; -1: none */
+    /* Extended sequence numbers of the media stream since it (re)started: the gate's scale. */
+    spk_seq_unwrap_t unwrap;
+    int64_t last_ext; /* newest packet so far; valid when have_ext */
+    bool have_ext;
 } spk_relay_pstream_t;
+
+/* Where forwarding to a subscriber last started, per stream of a publisher it receives: packets
+ * of that stream numbered below `start` arrived (or were due) while the subscriber was in the
+ * lobby, and never reach it (relay_rtcp.c, spk_relay_gate_open). */
+typedef struct {
+    uint64_t pub; /* publisher endpoint id */
+    uint32_t ssrc;
+    int64_t start;
+} spk_relay_gate_t;
+#define SPK_RELAY_GATE_MAX (SPK_RELAY_MAX_CONSULT_ENDPOINTS * SPK_RELAY_MAX_STREAMS)
 
 /* The rtx sequence numbers the relay uses towards one subscriber, per rtx SSRC. */
 #define SPK_RELAY_RTX_OUT_MAX 32
@@ -142,12 +165,15 @@ struct spk_relay_ep {
     spk_relay_pstream_t streams[SPK_RELAY_MAX_STREAMS];
     spk_relay_rtx_out_t rtx_out[SPK_RELAY_RTX_OUT_MAX];
     uint8_t n_rtx_out;
+    spk_relay_gate_t gate[SPK_RELAY_GATE_MAX];
+    uint8_t n_gate;
 };
 
 struct spk_relay_worker {
     spk_relay_t *relay;
     unsigned index;
     pthread_t thread;
+    pthread_t self; /* set by the worker thread itself: the owner of everything below */
     bool started;
     GMainContext *ctx;
     GMainLoop *loop;
@@ -158,6 +184,7 @@ struct spk_relay_worker {
     pthread_mutex_t mu; /* guards the command queue only */
     spk_relay_cmd_t *head;
     spk_relay_cmd_t *tail;
+    size_t n_cmds;
 
     /* Worker thread only. */
     spk_map_t endpoints; /* id -> spk_relay_ep_t */
@@ -179,6 +206,9 @@ struct spk_relay_s {
     uint64_t consent_ns;
     uint64_t handshake_ns;
 
+    spk_addr_filter_t cand_filter;
+    uint64_t cands_refused; /* control thread */
+
     SSL_CTX *ssl_ctx;
     BIO_METHOD *bio_method;
     char fingerprint[SPK_RELAY_FINGERPRINT_LEN];
@@ -186,7 +216,10 @@ struct spk_relay_s {
     pthread_mutex_t ev_mu; /* guards the event queue only */
     spk_relay_evnode_t *ev_head;
     spk_relay_evnode_t *ev_tail;
+    size_t n_events;
+    uint64_t dropped_events;
     bool destroyed;
+    pthread_t control; /* the thread that runs `loop`: every command comes from it */
 
     unsigned n_workers;
     spk_relay_worker_t *workers;
@@ -197,11 +230,17 @@ void spk_relay_emit(spk_relay_t *relay, const spk_relay_event_t *ev);
 void spk_relay_ep_event(spk_relay_ep_t *ep, spk_relay_event_type_t type);
 void spk_relay_ep_fail(spk_relay_ep_t *ep, int err, const char *reason);
 
+/* Thread ownership (checked in debug builds): control-thread functions and worker-thread ones. */
+#define SPK_RELAY_ON_CONTROL(relay) assert(pthread_equal(pthread_self(), (relay)->control))
+#define SPK_RELAY_ON_WORKER(w) assert(pthread_equal(pthread_self(), (w)->self))
+
 /* relay_worker.c */
 void *spk_relay_worker_main(void *arg);
 int spk_relay_worker_init(spk_relay_worker_t *w, spk_relay_t *relay, unsigned index);
 void spk_relay_worker_cleanup(spk_relay_worker_t *w);
-void spk_relay_worker_post(spk_relay_worker_t *w, spk_relay_cmd_t *cmd);
+/* Queues cmd (taking ownership); SPK_ENOMEM (cmd freed) when the queue is full, except for
+ * close and stop, which are always queued. */
+int spk_relay_worker_post(spk_relay_worker_t *w, spk_relay_cmd_t *cmd);
 
 /* relay_dtls.c */
 int spk_relay_dtls_ctx_new(spk_relay_t *relay);
@@ -220,9 +259,19 @@ void spk_relay_rtcp_set_streams(spk_relay_ep_t *ep, const spk_relay_stream_t *st
 /* DTLS done or forwarding turned on: key frames for what the endpoint will receive. */
 void spk_relay_rtcp_on_ready(spk_relay_ep_t *ep);
 /* An unprotected RTP packet from a publisher (forwarding on), before forwarding: statistics and
- * the retransmission buffer. Returns false when the packet must not be forwarded (the
- * publisher's rtx stream, which the relay terminates). pkt may be rewritten in place. */
-bool spk_relay_rtcp_rtp_in(spk_relay_ep_t *ep, uint8_t *pkt, size_t len, uint64_t now_ns);
+ * the retransmission buffer. Returns the packet's stream and sets *ext (its extended sequence
+ * number, for spk_relay_gate_allows), or NULL when the packet must not be forwarded: the
+ * publisher's rtx stream (terminated here), a malformed packet, or a stream beyond what the
+ * relay tracks. pkt may be rewritten in place. */
+spk_relay_pstream_t *spk_relay_rtcp_rtp_in(spk_relay_ep_t *ep, uint8_t *pkt, size_t len,
+                                           uint64_t now_ns, int64_t *ext);
+/* Forwarding to sub is turned on: from now on it gets, of every stream it receives, only what
+ * follows the newest packet the relay has seen. */
+void spk_relay_gate_open(spk_relay_ep_t *sub);
+/* Whether packet ext of pub's stream s may reach sub (it arrived, or was due, after sub's
+ * forwarding last started). */
+bool spk_relay_gate_allows(const spk_relay_ep_t *sub, const spk_relay_ep_t *pub,
+                           const spk_relay_pstream_t *s, int64_t ext);
 /* After forwarding a publisher's RTP: the periodic receiver report and REMB when due. */
 void spk_relay_rtcp_poll(spk_relay_ep_t *ep, uint64_t now_ns);
 /* An unprotected RTCP compound from an endpoint (forwarding on): handled per hop. */

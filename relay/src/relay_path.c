@@ -8,46 +8,36 @@
 #include "spk/rtp.h"
 #include "spk/util.h"
 
-static bool can_receive(const spk_relay_ep_t *to, const spk_relay_ep_t *from, bool rtcp)
+static bool can_receive(const spk_relay_ep_t *to, const spk_relay_ep_t *from)
 {
-    if (to == from || !to->forwarding || !to->srtp_out || to->failed) {
+    if (to == from || !to->forwarding || !to->srtp_out || to->failed ||
+        (to->roles & SPK_RELAY_ROLE_SUBSCRIBE) == 0) {
         return false;
     }
-    if (from->owner != 0 && from->owner == to->owner) {
-        return false; /* one participant's own connections */
-    }
-    /* Routing hook. RTP: publisher -> subscribers. RTCP by role: sender reports go with the
-     * media, receiver feedback goes back to the publishers; an endpoint with both roles sends
-     * both kinds, so its RTCP goes to every other endpoint. */
-    if (!rtcp) {
-        return (to->roles & SPK_RELAY_ROLE_SUBSCRIBE) != 0;
-    }
-    unsigned need = 0;
-    if (from->roles & SPK_RELAY_ROLE_PUBLISH) {
-        need |= SPK_RELAY_ROLE_SUBSCRIBE;
-    }
-    if (from->roles & SPK_RELAY_ROLE_SUBSCRIBE) {
-        need |= SPK_RELAY_ROLE_PUBLISH;
-    }
-    return (to->roles & need) != 0;
+    return from->owner == 0 || from->owner != to->owner; /* not one participant's own */
 }
 
-static void forward(spk_relay_worker_t *w, spk_relay_ep_t *from, size_t plain_len, bool rtcp)
+/* Protects w->rx[0, plain_len) (RTP of pub's stream s, extended number ext) per subscriber and
+ * sends it. */
+static void forward(spk_relay_worker_t *w, spk_relay_ep_t *from, size_t plain_len,
+                    const spk_relay_pstream_t *s, int64_t ext)
 {
     spk_relay_consult_t *c = from->consult;
     for (size_t i = 0; i < c->n; i++) {
         spk_relay_ep_t *to = c->eps[i];
-        if (!can_receive(to, from, rtcp)) {
+        if (!can_receive(to, from)) {
             if (to != from && !to->forwarding) {
                 from->st.dropped_lobby++;
             }
             continue;
         }
+        if (!spk_relay_gate_allows(to, from, s, ext)) {
+            from->st.dropped_lobby++; /* late: due while `to` was in the lobby */
+            continue;
+        }
         memcpy(w->tx, w->rx, plain_len);
         int len = (int)plain_len;
-        srtp_err_status_t e = rtcp ? srtp_protect_rtcp(to->srtp_out, w->tx, &len)
-                                   : srtp_protect(to->srtp_out, w->tx, &len);
-        if (e != srtp_err_status_ok) {
+        if (srtp_protect(to->srtp_out, w->tx, &len) != srtp_err_status_ok) {
             to->st.dropped_other++;
             continue;
         }
@@ -57,11 +47,7 @@ static void forward(spk_relay_worker_t *w, spk_relay_ep_t *from, size_t plain_le
             continue;
         }
         to->st.bytes_tx += (uint64_t)len;
-        if (rtcp) {
-            to->st.rtcp_tx++;
-        } else {
-            to->st.rtp_tx++;
-        }
+        to->st.rtp_tx++;
     }
 }
 
@@ -98,10 +84,12 @@ static void media_input(spk_relay_ep_t *ep, const uint8_t *buf, size_t len, bool
         spk_relay_rtcp_in(ep, w->rx, (size_t)plain, ep->last_rx_ns);
         return;
     }
-    if (!spk_relay_rtcp_rtp_in(ep, w->rx, (size_t)plain, ep->last_rx_ns)) {
-        return;
+    int64_t ext = 0;
+    const spk_relay_pstream_t *s =
+        spk_relay_rtcp_rtp_in(ep, w->rx, (size_t)plain, ep->last_rx_ns, &ext);
+    if (s != NULL) {
+        forward(w, ep, (size_t)plain, s, ext);
     }
-    forward(w, ep, (size_t)plain, rtcp);
     spk_relay_rtcp_poll(ep, ep->last_rx_ns);
 }
 
@@ -109,6 +97,7 @@ void spk_relay_path_recv_cb(NiceAgent *agent, guint stream_id, guint component_i
                             gchar *buf, gpointer user)
 {
     spk_relay_ep_t *ep = user;
+    SPK_RELAY_ON_WORKER(ep->w);
     if (ep->failed || len == 0) {
         return;
     }

@@ -120,6 +120,63 @@ static spk_relay_pstream_t *find_pub(spk_relay_ep_t *sub, uint32_t ssrc, spk_rel
     return NULL;
 }
 
+/* ---- the gate: nothing of a subscriber's lobby period reaches it ---- */
+
+/* The stream's extended number for seq, relative to its newest packet (no state change). */
+static int64_t ext_of(const spk_relay_pstream_t *s, uint16_t seq)
+{
+    return s->last_ext + (int16_t)(uint16_t)(seq - (uint16_t)s->last_ext);
+}
+
+void spk_relay_gate_open(spk_relay_ep_t *sub)
+{
+    sub->n_gate = 0;
+    spk_relay_consult_t *c = sub->consult;
+    for (size_t i = 0; c != NULL && i < c->n; i++) {
+        spk_relay_ep_t *p = c->eps[i];
+        if (!media_link(sub, p)) {
+            continue;
+        }
+        for (size_t k = 0; k < SPK_RELAY_MAX_STREAMS && sub->n_gate < SPK_RELAY_GATE_MAX; k++) {
+            const spk_relay_pstream_t *s = &p->streams[k];
+            if (s->in_use && s->have_ext) {
+                sub->gate[sub->n_gate++] =
+                    (spk_relay_gate_t){.pub = p->id, .ssrc = s->d.ssrc, .start = s->last_ext + 1};
+            }
+        }
+    }
+}
+
+bool spk_relay_gate_allows(const spk_relay_ep_t *sub, const spk_relay_ep_t *pub,
+                           const spk_relay_pstream_t *s, int64_t ext)
+{
+    for (size_t i = 0; i < sub->n_gate; i++) {
+        const spk_relay_gate_t *g = &sub->gate[i];
+        if (g->pub == pub->id && g->ssrc == s->d.ssrc) {
+            return ext >= g->start;
+        }
+    }
+    /* The stream had no packet when sub's forwarding started: all of it came later. */
+    return true;
+}
+
+/* pub's streams start over (new numbering): the gates others hold about them no longer apply,
+ * and everything pub's streams arrive with from now on is after those gates opened. */
+static void gate_forget(spk_relay_ep_t *pub)
+{
+    spk_relay_consult_t *c = pub->consult;
+    for (size_t i = 0; c != NULL && i < c->n; i++) {
+        spk_relay_ep_t *sub = c->eps[i];
+        for (size_t k = 0; k < sub->n_gate;) {
+            if (sub->gate[k].pub == pub->id) {
+                sub->gate[k] = sub->gate[--sub->n_gate];
+            } else {
+                k++;
+            }
+        }
+    }
+}
+
 /* ---- streams ---- */
 
 static void store_free(spk_relay_ep_t *ep, spk_relay_pstream_t *s)
@@ -291,11 +348,19 @@ void spk_relay_rtcp_on_ready(spk_relay_ep_t *ep)
     }
     uint64_t now = spk_mono_ns();
     ep->rtcp_next_ns = 0;
-    /* Its own streams start over: what it sent in the lobby was not counted, and subscribers
-     * need a key frame (requested with the first packet). */
+    /* Its own streams start over: what it sent in the lobby was not counted, subscribers need
+     * a key frame (requested with the first packet), and the numbering (and with it what the
+     * buffer holds) begins again, as the sequence numbers may have moved anywhere meanwhile. */
     for (size_t k = 0; k < SPK_RELAY_MAX_STREAMS; k++) {
-        ep->streams[k].started = false;
+        spk_relay_pstream_t *s = &ep->streams[k];
+        s->started = false;
+        s->have_ext = false;
+        memset(&s->unwrap, 0, sizeof(s->unwrap));
+        if (s->store.arena != NULL) {
+            spk_rtx_store_clear(&s->store);
+        }
     }
+    gate_forget(ep);
     spk_relay_consult_t *c = ep->consult;
     for (size_t i = 0; i < c->n; i++) {
         spk_relay_ep_t *p = c->eps[i];
@@ -381,10 +446,14 @@ static void rtx_in(spk_relay_ep_t *pub, spk_relay_pstream_t *s, uint8_t *pkt, si
     if (spk_rtx_get(&s->store, v.seq, now_ns / 1000000u, 0, &stored, &slen) != 0) {
         return;
     }
+    int64_t ext = ext_of(s, v.seq);
     spk_relay_consult_t *c = pub->consult;
     for (size_t i = 0; c != NULL && i < c->n; i++) {
-        if (media_link(c->eps[i], pub)) {
-            resend(c->eps[i], s, stored, slen);
+        spk_relay_ep_t *sub = c->eps[i];
+        if (media_link(sub, pub) && spk_relay_gate_allows(sub, pub, s, ext)) {
+            resend(sub, s, stored, slen);
+        } else if (media_link(sub, pub)) {
+            pub->st.dropped_lobby++;
         }
     }
 }
@@ -405,8 +474,8 @@ static void on_nack(spk_relay_ep_t *sub, const spk_rtcp_pkt_t *p, uint64_t now_n
     uint16_t seq;
     for (size_t count = 0; count < NACK_MAX_SEQS && spk_rtcp_nack_next(&it, &seq); count++) {
         sub->st.nack_received++;
-        if (s == NULL) {
-            continue;
+        if (s == NULL || !s->have_ext || !spk_relay_gate_allows(sub, pub, s, ext_of(s, seq))) {
+            continue; /* unknown, or from the subscriber's lobby period: never */
         }
         const uint8_t *pkt;
         size_t len;
@@ -558,11 +627,13 @@ void spk_relay_rtcp_in(spk_relay_ep_t *ep, const uint8_t *buf, size_t len, uint6
 
 /* ---- RTP from a publisher ---- */
 
-bool spk_relay_rtcp_rtp_in(spk_relay_ep_t *ep, uint8_t *pkt, size_t len, uint64_t now_ns)
+spk_relay_pstream_t *spk_relay_rtcp_rtp_in(spk_relay_ep_t *ep, uint8_t *pkt, size_t len,
+                                           uint64_t now_ns, int64_t *ext)
 {
     spk_rtp_view_t v;
     if (spk_rtp_parse(&v, pkt, len, NULL, 0) != 0) {
-        return true; /* forwarded as it is; nothing to account */
+        ep->st.dropped_other++;
+        return NULL;
     }
     spk_relay_pstream_t *s = NULL;
     for (size_t i = 0; i < SPK_RELAY_MAX_STREAMS; i++) {
@@ -576,13 +647,14 @@ bool spk_relay_rtcp_rtp_in(spk_relay_ep_t *ep, uint8_t *pkt, size_t len, uint64_
         }
         if (c->d.rtx_ssrc == v.ssrc) {
             rtx_in(ep, c, pkt, len, now_ns);
-            return false;
+            return NULL;
         }
     }
     if (s == NULL) {
         s = free_slot(ep, false);
         if (s == NULL) {
-            return true; /* more streams than tracked: forwarded only */
+            ep->st.dropped_other++; /* more streams than tracked */
+            return NULL;
         }
         spk_relay_stream_t d = {.ssrc = v.ssrc, .pt = v.pt, .video = true};
         stream_setup(ep, s, &d, false);
@@ -596,6 +668,11 @@ bool spk_relay_rtcp_rtp_in(spk_relay_ep_t *ep, uint8_t *pkt, size_t len, uint64_
             request_keyframe(ep, s, now_ns, KF_RELAY);
         }
     }
+    *ext = spk_seq_unwrap(&s->unwrap, v.seq);
+    if (!s->have_ext || *ext > s->last_ext) {
+        s->last_ext = *ext;
+    }
+    s->have_ext = true;
     spk_rtp_rx_stats_update(&s->rx, v.seq, v.ts, now_ns / 1000u);
     if (s->nack != NULL) {
         spk_nack_gen_on_packet(s->nack, v.seq, now_ns / 1000000u);
@@ -603,7 +680,7 @@ bool spk_relay_rtcp_rtp_in(spk_relay_ep_t *ep, uint8_t *pkt, size_t len, uint64_
     if (s->store.arena != NULL) {
         (void)spk_rtx_put(&s->store, v.seq, pkt, len);
     }
-    return true;
+    return s;
 }
 
 /* NACKs for the gaps the relay saw itself; a key frame when they cannot be repaired. */

@@ -26,10 +26,18 @@
 
 /* ---- command queue ---- */
 
-void spk_relay_worker_post(spk_relay_worker_t *w, spk_relay_cmd_t *cmd)
+int spk_relay_worker_post(spk_relay_worker_t *w, spk_relay_cmd_t *cmd)
 {
     cmd->next = NULL;
+    bool always = cmd->type == SPK_RELAY_CMD_CLOSE || cmd->type == SPK_RELAY_CMD_STOP;
     pthread_mutex_lock(&w->mu);
+    if (w->n_cmds >= SPK_RELAY_CMD_QUEUE_MAX && !always) {
+        pthread_mutex_unlock(&w->mu);
+        spk_warn(0, "relay: worker %u: command queue full; command refused", w->index);
+        free(cmd);
+        return SPK_ENOMEM;
+    }
+    w->n_cmds++;
     if (w->tail) {
         w->tail->next = cmd;
     } else {
@@ -42,6 +50,7 @@ void spk_relay_worker_post(spk_relay_worker_t *w, spk_relay_cmd_t *cmd)
     do {
         r = write(w->wake_fd, &one, sizeof(one));
     } while (r < 0 && errno == EINTR);
+    return 0;
 }
 
 static void free_cmds(spk_relay_cmd_t *c)
@@ -363,6 +372,7 @@ static void cmd_ice_restart(spk_relay_ep_t *ep, const spk_relay_cmd_t *cmd)
 
 static void dispatch(spk_relay_worker_t *w, const spk_relay_cmd_t *cmd)
 {
+    SPK_RELAY_ON_WORKER(w);
     if (cmd->type == SPK_RELAY_CMD_CREATE) {
         cmd_create(w, cmd);
         return;
@@ -395,6 +405,7 @@ static void dispatch(spk_relay_worker_t *w, const spk_relay_cmd_t *cmd)
                   cmd->on ? "on" : "off");
         if (cmd->on && !was) {
             spk_relay_rtcp_on_ready(ep);
+            spk_relay_gate_open(ep);
         }
         break;
     }
@@ -439,6 +450,7 @@ static gboolean wake_cb(gint fd, GIOCondition cond, gpointer user)
     pthread_mutex_lock(&w->mu);
     spk_relay_cmd_t *c = w->head;
     w->head = w->tail = NULL;
+    w->n_cmds = 0;
     pthread_mutex_unlock(&w->mu);
     bool stop = false;
     for (spk_relay_cmd_t *i = c; i; i = i->next) {
@@ -544,6 +556,7 @@ void spk_relay_worker_cleanup(spk_relay_worker_t *w)
 void *spk_relay_worker_main(void *arg)
 {
     spk_relay_worker_t *w = arg;
+    w->self = pthread_self();
     char name[16];
     snprintf(name, sizeof(name), "spk-relay-%u", w->index);
     pthread_setname_np(pthread_self(), name); /* per-worker CPU in /proc/<pid>/task */

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "spk/error.h"
+#include "spk/text.h"
 
 typedef enum {
     R_LIST,
@@ -121,8 +122,12 @@ int api_wire_err(const char *code)
 
 char *api_error_body(bool fhir, const char *code, const char *message)
 {
-    json_t *o = fhir ? api_fhir_outcome(code, message)
-                     : json_pack("{s:s, s:s}", "code", code, "message", message);
+    /* The reason may quote what the client sent (a query parameter's name, a field cut at a
+     * length): anything that is not accepted text is escaped, so the body is always JSON. */
+    char c[64], m[512];
+    spk_text_escape(c, sizeof(c), code != NULL ? code : "internal");
+    spk_text_escape(m, sizeof(m), message != NULL ? message : "");
+    json_t *o = fhir ? api_fhir_outcome(c, m) : json_pack("{s:s, s:s}", "code", c, "message", m);
     char *txt = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
     return txt;
@@ -381,19 +386,11 @@ static const char *const g_months_en[] = {"January",   "February", "March",    "
 /* "dinsdag 12 mei om 14:30" / "Tuesday 12 May at 14:30" in the practices' local time. */
 static void local_when(int64_t t, bool nl, char *out, size_t cap)
 {
-    int64_t l = t + api_local_offset(t);
-    int64_t days = l >= 0 ? l / 86400 : (l - 86399) / 86400;
-    int64_t secs = l - days * 86400;
-    int wday = (int)((days % 7 + 11) % 7); /* 1970-01-01 was a Thursday */
-    /* civil from days (H. Hinnant) */
-    int64_t z = days + 719468, era = (z >= 0 ? z : z - 146096) / 146097;
-    int64_t doe = z - era * 146097, yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100), mp = (5 * doy + 2) / 153;
-    int d = (int)(doy - (153 * mp + 2) / 5 + 1), m = (int)(mp < 10 ? mp + 3 : mp - 9);
+    api_civil_t c;
+    api_civil(t + api_local_offset(t), &c);
     snprintf(out, cap, nl ? "%s %d %s om %02d:%02d" : "%s %d %s at %02d:%02d",
-             nl ? g_days_nl[wday] : g_days_en[wday], d,
-             nl ? g_months_nl[m - 1] : g_months_en[m - 1], (int)(secs / 3600),
-             (int)(secs / 60 % 60));
+             nl ? g_days_nl[c.wday] : g_days_en[c.wday], c.day,
+             nl ? g_months_nl[c.month - 1] : g_months_en[c.month - 1], c.hour, c.min);
 }
 
 /* Texts a practice system sends by SMS or e-mail with the invite link. */
@@ -488,56 +485,4 @@ void api_call_response(api_call_t *c, json_t *const *answers, int n, int *status
         *status = 500;
         *body = api_error_body(r->fhir, "internal", "out of memory");
     }
-}
-
-/* ---- local time (Europe/Amsterdam: CET, CEST from the last Sunday of March 01:00 UTC to the
- * last Sunday of October 01:00 UTC) ---- */
-
-static int64_t days_from_civil(int64_t y, int m, int d)
-{
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    int64_t yoe = y - era * 400;
-    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
-}
-
-/* 01:00 UTC on the last Sunday of the month. */
-static int64_t last_sunday(int64_t y, int m)
-{
-    int64_t last = days_from_civil(y, m, 31);
-    int wday = (int)((last % 7 + 11) % 7);
-    return (last - wday) * 86400 + 3600;
-}
-
-int64_t api_local_offset(int64_t t)
-{
-    int64_t days = t >= 0 ? t / 86400 : (t - 86399) / 86400;
-    int64_t z = days + 719468, era = (z >= 0 ? z : z - 146096) / 146097;
-    int64_t doe = z - era * 146097, yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100), mp = (5 * doy + 2) / 153;
-    int64_t y = yoe + era * 400 + (mp >= 10);
-    return t >= last_sunday(y, 3) && t < last_sunday(y, 10) ? 7200 : 3600;
-}
-
-bool api_local_day(const char *date, int64_t *from, int64_t *until)
-{
-    int y, m, d;
-    char tail;
-    if (strlen(date) != 10 || sscanf(date, "%4d-%2d-%2d%c", &y, &m, &d, &tail) != 3 || y < 2000 ||
-        y > 2200 || m < 1 || m > 12 || d < 1 || d > 31) {
-        return false;
-    }
-    static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    if (d > mdays[m - 1] || (m == 2 && d == 29 && !leap)) {
-        return false;
-    }
-    int64_t utc0 = days_from_civil(y, m, d) * 86400;
-    /* Local midnight is never inside a change (those are at 02:00 / 03:00 local). */
-    *from = utc0 - api_local_offset(utc0 - 7200);
-    int64_t next = utc0 + 86400;
-    *until = next - api_local_offset(next - 7200);
-    return true;
 }

@@ -60,6 +60,20 @@ int api_fhir_to_create(const json_t *appt, json_t *req, char *why, size_t why_le
 json_t *api_fhir_appointment(const json_t *consult, const json_t *invite);
 json_t *api_fhir_outcome(const char *code, const char *message);
 
+/* api_time.c: dates. Days since 1970-01-01 of a date of the proleptic Gregorian calendar, and
+ * a moment (Unix seconds) as UTC date and time. */
+typedef struct {
+    int64_t year;
+    int month, day, hour, min, sec;
+    int wday; /* 0 = Sunday */
+} api_civil_t;
+int64_t api_days_from_civil(int64_t y, int m, int d);
+void api_civil(int64_t t, api_civil_t *out);
+/* A FHIR instant "YYYY-MM-DDThh:mm:ss[.fraction](Z|+hh:mm|-hh:mm)" as Unix seconds (the fraction
+ * dropped); false when malformed or not a real date. */
+bool api_instant_parse(const char *s, int64_t *out);
+/* t as "YYYY-MM-DDThh:mm:ssZ" (cap >= 32 for any year of 4 digits). */
+void api_instant_format(int64_t t, char *out, size_t cap);
 /* Local time of the practices (Europe/Amsterdam): UTC offset at a moment, and the bounds of a
  * local day "YYYY-MM-DD" (false when malformed). */
 int64_t api_local_offset(int64_t t);

@@ -17,77 +17,30 @@
 #define EXT_PRACTICE "urn:spreekkamer:fhir:practice"
 #define EXT_STATUS "urn:spreekkamer:fhir:consult-status"
 
-static int64_t days_from_civil(int64_t y, int m, int d)
-{
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    int64_t yoe = y - era * 400;
-    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    return era * 146097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719468;
-}
-
-/* An FHIR instant: YYYY-MM-DDThh:mm:ss[.fraction](Z|+hh:mm|-hh:mm). */
-static bool parse_instant(const char *s, int64_t *out)
-{
-    int y, mo, d, h, mi, sec, n = 0;
-    if (s == NULL || sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &sec, &n) != 6 ||
-        n != 19 || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60) {
-        return false;
-    }
-    const char *p = s + 19;
-    if (*p == '.') {
-        p++;
-        while (*p >= '0' && *p <= '9') {
-            p++;
-        }
-    }
-    int64_t off = 0;
-    if (*p == 'Z' && p[1] == '\0') {
-        off = 0;
-    } else if ((*p == '+' || *p == '-') && strlen(p) == 6 && p[3] == ':') {
-        int oh, om;
-        if (sscanf(p + 1, "%2d:%2d", &oh, &om) != 2 || oh > 14 || om > 59) {
-            return false;
-        }
-        off = (*p == '+' ? 1 : -1) * (oh * 3600 + om * 60);
-    } else {
-        return false;
-    }
-    *out = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec - off;
-    return true;
-}
-
 static json_t *instant(int64_t t)
 {
-    int64_t days = t >= 0 ? t / 86400 : (t - 86399) / 86400, secs = t - days * 86400;
-    int64_t z = days + 719468, era = (z >= 0 ? z : z - 146096) / 146097;
-    int64_t doe = z - era * 146097, yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100), mp = (5 * doy + 2) / 153;
-    int64_t y = yoe + era * 400 + (mp >= 10);
     char buf[32];
-    snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02dZ", (int)y,
-             (int)(mp < 10 ? mp + 3 : mp - 9), (int)(doy - (153 * mp + 2) / 5 + 1),
-             (int)(secs / 3600), (int)(secs / 60 % 60), (int)(secs % 60));
+    api_instant_format(t, buf, sizeof(buf));
     return json_string(buf);
 }
 
-/* The actor of a participant: its type (Patient, Practitioner) and its id (identifier value, or
- * the id of a "Type/id" reference). */
-static bool actor(const json_t *part, const char **type, const char **id)
+/* The actor of a participant: its type (Patient, Practitioner; from `type`, else from the
+ * "Type/id" reference, copied into rtype) and its id (identifier value, or the reference's id). */
+static bool actor(const json_t *part, char rtype[32], const char **type, const char **id)
 {
     const json_t *a = json_object_get(part, "actor");
     const char *ref = json_string_value(json_object_get(a, "reference"));
+    const char *slash = ref != NULL ? strchr(ref, '/') : NULL;
     *type = json_string_value(json_object_get(a, "type"));
     *id = json_string_value(json_object_get(json_object_get(a, "identifier"), "value"));
-    static char rtype[32];
-    if (ref != NULL && strchr(ref, '/') != NULL &&
-        (size_t)(strchr(ref, '/') - ref) < sizeof(rtype)) {
-        snprintf(rtype, sizeof(rtype), "%.*s", (int)(strchr(ref, '/') - ref), ref);
+    if (slash != NULL && (size_t)(slash - ref) < 32) {
         if (*type == NULL) {
+            memcpy(rtype, ref, (size_t)(slash - ref));
+            rtype[slash - ref] = '\0';
             *type = rtype;
         }
         if (*id == NULL) {
-            *id = strchr(ref, '/') + 1;
+            *id = slash + 1;
         }
     }
     return *type != NULL && *id != NULL && (*id)[0] != '\0';
@@ -106,13 +59,13 @@ int api_fhir_to_create(const json_t *appt, json_t *req, char *why, size_t wl)
         return SPK_EBADMSG;
     }
     int64_t start, end = 0;
-    if (!parse_instant(json_string_value(json_object_get(appt, "start")), &start)) {
+    if (!api_instant_parse(json_string_value(json_object_get(appt, "start")), &start)) {
         snprintf(why, wl, "start must be an instant (YYYY-MM-DDThh:mm:ss with Z or an offset)");
         return SPK_EBADMSG;
     }
     json_t *je = json_object_get(appt, "end");
     json_t *dur = json_object_get(appt, "minutesDuration");
-    if (je != NULL && !parse_instant(json_string_value(je), &end)) {
+    if (je != NULL && !api_instant_parse(json_string_value(je), &end)) {
         snprintf(why, wl, "end must be an instant");
         return SPK_EBADMSG;
     }
@@ -125,11 +78,12 @@ int api_fhir_to_create(const json_t *appt, json_t *req, char *why, size_t wl)
         end = start + json_integer_value(dur) * 60;
     }
     const char *patient = NULL, *gp = NULL, *type, *id;
+    char rtype[32];
     size_t i;
     json_t *p;
     json_array_foreach(json_object_get(appt, "participant"), i, p)
     {
-        if (!actor(p, &type, &id)) {
+        if (!actor(p, rtype, &type, &id)) {
             continue;
         }
         if (strcmp(type, "Patient") == 0 && patient == NULL) {
@@ -229,11 +183,11 @@ json_t *api_fhir_appointment(const json_t *c, const json_t *invite)
     const char *url = json_string_value(json_object_get(invite, "url"));
     if (url != NULL) {
         json_array_append_new(
-            ext, json_pack("{s:s, s:[{s:s, s:{s:s, s:s, s:s}}, {s:s, s:s}, {s:s, s:O?}]}", "url",
+            ext, json_pack("{s:s, s:[{s:s, s:{s:s, s:s, s:s}}, {s:s, s:s}, {s:s, s:i}]}", "url",
                            EXT_VIRTUAL, "extension", "url", "channelType", "valueCoding", "system",
                            "urn:spreekkamer:virtual-service-type", "code", "spreekkamer", "display",
                            "spreekkamer video consult", "url", "addressUrl", "valueUrl", url, "url",
-                           "maxParticipants", "valuePositiveInt", json_integer(2)));
+                           "maxParticipants", "valuePositiveInt", 2));
     }
     json_object_set_new(a, "extension", ext);
     return a;

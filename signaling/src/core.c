@@ -181,6 +181,16 @@ int spk_sig_conn_open(spk_sig_t *s, uint64_t conn, const char *remote_addr, uint
     return 0;
 }
 
+int spk_sig_conn_api(spk_sig_t *s, uint64_t conn)
+{
+    sig_conn_t *c = spk_map_get_u64(&s->conns, conn);
+    if (c == NULL) {
+        return SPK_ENOTFOUND;
+    }
+    c->api = true;
+    return 0;
+}
+
 void spk_sig_conn_close(spk_sig_t *s, uint64_t conn)
 {
     sig_conn_t *c = spk_map_del_u64(&s->conns, conn);

@@ -7,6 +7,7 @@
 
 #include "spk/error.h"
 #include "spk/map.h"
+#include "spk/relay.h"
 #include "spk/signaling.h"
 
 /* Consults one connection can be joined to at once. */
@@ -39,6 +40,7 @@ typedef struct {
     uint64_t opened_ms;
     bool authed;
     bool closing;
+    bool api; /* carries /api/v1 requests: only a service token signs in (spk_sig_conn_api) */
     spk_token_claims_t who;
     char tok_key[2 * SPK_TOKEN_STR + 2]; /* "<iss> <jti>" while counted against the token */
     /* token bucket */
@@ -114,7 +116,7 @@ struct spk_sig {
     uint64_t by_action[SIG_N_ACTIONS];
     uint64_t m[SIG_M_COUNT];
     /* media relay (NULL when media is off) */
-    void *relay;
+    spk_relay_t *relay;
     spk_map_t eps; /* relay endpoint id -> sig_ep_owner_t* */
     uint64_t next_ep, next_relay_consult;
     uint64_t relay_closed[SIG_EP_STATS]; /* counter totals of closed endpoints */
@@ -129,10 +131,11 @@ struct spk_sig {
     spk_map_t auth_fail; /* source address -> sig_fail_t* */
     int64_t last_access_check;
     /* MLS delivery service (chat_*.c) */
-    spk_map_t chats;       /* conversation id -> ds_conv_t* (loaded on use) */
-    uint64_t access_gen;   /* bumped by every change that can change who may be in a group */
-    int64_t chat_maint_at; /* last store maintenance (unix seconds) */
-    spk_map_t tickets;     /* file transfer ticket -> sig_ticket_t* (h_files.c) */
+    spk_map_t chats;        /* conversation id -> ds_conv_t* (loaded on use) */
+    uint64_t access_gen;    /* bumped by every change that can change who may be in a group */
+    int64_t chat_maint_at;  /* last store maintenance (unix seconds) */
+    int64_t idem_purged_at; /* last purge of old idempotency records (unix seconds) */
+    spk_map_t tickets;      /* file transfer ticket -> sig_ticket_t* (h_files.c) */
 };
 
 /* One request being handled. */
@@ -275,6 +278,11 @@ void sig_idem_tick(spk_sig_t *s, int64_t now);
 /* h_session.c */
 int sig_authenticate(sig_req_t *r, const spk_token_claims_t *who);
 void sig_unauthenticate(sig_req_t *r);
+/* A session of the own issuer for cl (sub, name, role, practice, consult set by the caller;
+ * iss, aud, times and jti filled in here): its token signed into tok, the connection
+ * authenticated with exactly these claims and the request committed (undone on failure, tok
+ * wiped). Invite and console link redemption. */
+int sig_session_start(sig_req_t *r, spk_token_claims_t *cl, char *tok, size_t cap);
 
 /* core.c */
 int sig_send_json(spk_sig_t *s, uint64_t conn, json_t *msg); /* steals msg */

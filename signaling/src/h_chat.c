@@ -279,7 +279,14 @@ int sig_h_chat_members_add(sig_req_t *r)
     ds_conv_t *c;
     const char *role_s, *name;
     char iss[SPK_SUB_LEN], sub[SPK_SUB_LEN];
-    int rc = req_conv(r, false, &c);
+    /* Members add members; staff of the practice (a remote GP through a delegation) who are not
+     * members yet may add only themselves (docs/chat.md "Members"). */
+    int rc = req_conv(r, true, &c);
+    bool member = false;
+    if (rc == 0) {
+        member = ds_caller_allowed(r, c) == 0;
+        r->why[0] = '\0';
+    }
     if (rc == 0) {
         rc = sig_get_str(r, "role", true, 15, &role_s);
     }
@@ -297,6 +304,11 @@ int sig_h_chat_members_add(sig_req_t *r)
     }
     if (rc != 0) {
         return rc;
+    }
+    const spk_token_claims_t *w = &r->c->who;
+    if (!member && (strcmp(sub, w->sub) != 0 || strcmp(iss, w->iss) != 0 || role != w->role)) {
+        snprintf(r->why, sizeof(r->why), "only members add others; you may add yourself");
+        return SPK_EFORBIDDEN;
     }
     if (!role_fits(c->rec.kind, role)) {
         snprintf(r->why, sizeof(r->why), "a %s is not a member of a %s conversation",

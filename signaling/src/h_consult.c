@@ -7,11 +7,14 @@
 #include "spk/log.h"
 #include "spk/rand.h"
 
-/* The practice a request is about: the "practice" field, or the caller's own. */
+/* The practice a request is about: the "practice" field, or the caller's own (required of an
+ * integration that acts for several practices, which has none of its own). */
 static int req_practice(sig_req_t *r, const char **out)
 {
     const char *p;
-    int rc = sig_get_str(r, "practice", false, SPK_SUB_LEN - 1, &p);
+    const spk_token_claims_t *w = &r->c->who;
+    bool need = w->role == SPK_ROLE_SERVICE && w->practice[0] == '\0';
+    int rc = sig_get_str(r, "practice", need, SPK_SUB_LEN - 1, &p);
     if (rc != 0) {
         return rc;
     }

@@ -90,6 +90,15 @@ int sig_h_auth(sig_req_t *r)
     }
     spk_token_claims_t cl;
     rc = verify_token(r, tok, &cl);
+    if (rc == 0 && r->c->api && cl.role != SPK_ROLE_SERVICE) {
+        /* The HTTP API is for practice systems; people use the consulting room's own clients,
+         * where their requests are theirs and not "on behalf of" anyone. */
+        snprintf(r->why, sizeof(r->why),
+                 "the HTTP API is for practice systems: sign in with a service token, not a %s "
+                 "token",
+                 spk_role_name(cl.role));
+        rc = SPK_EFORBIDDEN;
+    }
     if (rc == 0) {
         rc = sig_authenticate(r, &cl);
     }
@@ -124,11 +133,31 @@ int sig_h_auth(sig_req_t *r)
     return 0;
 }
 
-/* The patient's session token for reconnecting to this consult. */
-static int patient_session_token(sig_req_t *r, const spk_token_claims_t *cl, char *out, size_t cap)
+int sig_session_start(sig_req_t *r, spk_token_claims_t *cl, char *tok, size_t cap)
 {
-    long n = spk_token_sign(r->s->issuer, cl, out, cap);
-    return n < 0 ? (int)n : 0;
+    snprintf(cl->iss, sizeof(cl->iss), "%s", r->s->issuer->iss);
+    snprintf(cl->aud, sizeof(cl->aud), "%s", r->s->cfg.token_audience);
+    cl->iat = r->now;
+    cl->nbf = r->now - 1;
+    cl->exp = r->now + r->s->cfg.patient_session_s;
+    int rc = spk_random_id(cl->jti, sizeof(cl->jti), 12);
+    if (rc == 0) {
+        long n = spk_token_sign(r->s->issuer, cl, tok, cap);
+        rc = n < 0 ? (int)n : 0;
+    }
+    if (rc == 0) {
+        rc = sig_authenticate(r, cl);
+    }
+    if (rc == 0) {
+        rc = sig_commit(r);
+        if (rc != 0) {
+            sig_unauthenticate(r);
+        }
+    }
+    if (rc != 0) {
+        spk_wipe(tok, cap);
+    }
+    return rc;
 }
 
 static size_t utf8_chars(const char *s)
@@ -200,31 +229,14 @@ int sig_h_invite_redeem(sig_req_t *r)
     /* The session token: the connection is authenticated with exactly these claims. */
     spk_token_claims_t cl;
     memset(&cl, 0, sizeof(cl));
-    snprintf(cl.iss, sizeof(cl.iss), "%s", r->s->issuer->iss);
     snprintf(cl.sub, sizeof(cl.sub), "%s", pid);
     snprintf(cl.name, sizeof(cl.name), "%s", rec.name);
     snprintf(cl.practice, sizeof(cl.practice), "%s", c->rec.practice);
     snprintf(cl.consult, sizeof(cl.consult), "%s", c->rec.id);
-    snprintf(cl.aud, sizeof(cl.aud), "%s", r->s->cfg.token_audience);
     cl.role = SPK_ROLE_PATIENT;
-    cl.iat = r->now;
-    cl.nbf = r->now - 1;
-    cl.exp = r->now + r->s->cfg.patient_session_s;
     char tok[SPK_TOKEN_MAX_LEN];
     if (rc == 0) {
-        rc = spk_random_id(cl.jti, sizeof(cl.jti), 12);
-    }
-    if (rc == 0) {
-        rc = patient_session_token(r, &cl, tok, sizeof(tok));
-    }
-    if (rc == 0) {
-        rc = sig_authenticate(r, &cl);
-    }
-    if (rc == 0) {
-        rc = sig_commit(r);
-        if (rc != 0) {
-            sig_unauthenticate(r);
-        }
+        rc = sig_session_start(r, &cl, tok, sizeof(tok));
     }
     if (rc != 0) {
         spk_wipe(tok, sizeof(tok));

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "spk/digest.h"
 #include "spk/error.h"
 #include "spk/log.h"
 #include "spk/rand.h"
@@ -25,16 +26,10 @@
 #define NONCE_LEN 12
 #define TAG_LEN 16
 
+/* SHA-256 of a NUL-terminated label (with its NUL) and a buffer. */
 static void sha256_parts(uint8_t out[32], const char *a, const void *b, size_t blen)
 {
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    unsigned int n = 32;
-    if (ctx == NULL || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1 ||
-        EVP_DigestUpdate(ctx, a, strlen(a) + 1) != 1 || EVP_DigestUpdate(ctx, b, blen) != 1 ||
-        EVP_DigestFinal_ex(ctx, out, &n) != 1) {
-        memset(out, 0, 32);
-    }
-    EVP_MD_CTX_free(ctx);
+    spk_sha256(out, a, strlen(a) + 1, b, blen);
 }
 
 /* Seals (enc) or opens a buffer with AES-256-GCM; returns the output length or -1. */
@@ -174,10 +169,9 @@ int sig_idem_store(sig_req_t *r)
 
 void sig_idem_tick(spk_sig_t *s, int64_t now)
 {
-    static int64_t last;
-    if (now - last < 3600 || spk_store_in_txn(s->store)) {
+    if (now - s->idem_purged_at < 3600 || spk_store_in_txn(s->store)) {
         return;
     }
-    last = now;
+    s->idem_purged_at = now;
     spk_store_idem_purge(s->store, now - IDEM_KEEP_S);
 }

@@ -1,5 +1,6 @@
-/* Media signaling (docs/protocol.md 5.7): publish and subscribe connections per joined
- * (connection, consult), relay endpoints, the lobby gate, re-offers and relay events. */
+/* Media signaling (docs/protocol.md 5.7): the media.* requests, the access rules of media_int.h,
+ * relay endpoints and re-offers. Relay events and counters are in media_relay.c, SDP in
+ * media_sdp.c. */
 #include "media_int.h"
 
 #include <stdlib.h>
@@ -8,15 +9,12 @@
 #include "spk/error.h"
 #include "spk/log.h"
 #include "spk/sig_media.h"
-#include "spk/util.h"
-
-#ifdef SPK_HAVE_RELAY
-
 #include "spk/turn.h"
+#include "spk/util.h"
 
 #define SDP_OUT_CAP 65536
 
-static const char *const g_pc_names[] = {"publish", "subscribe"};
+const char *const sig_pc_names[2] = {"publish", "subscribe"};
 
 void spk_sig_set_relay(spk_sig_t *s, spk_relay_t *relay)
 {
@@ -28,7 +26,7 @@ void spk_sig_set_relay(spk_sig_t *s, spk_relay_t *relay)
 json_t *sig_ice_servers_json(const spk_sig_t *s, const sig_conn_t *conn, int64_t now)
 {
     const spk_config_t *cfg = &s->cfg;
-    if (cfg->turn_urls[0] == '\0' || cfg->turn_secret[0] == '\0') {
+    if (s->relay == NULL || cfg->turn_urls[0] == '\0' || cfg->turn_secret[0] == '\0') {
         return NULL;
     }
     char user[SPK_TOKEN_STR + 24];
@@ -58,8 +56,14 @@ static void add_ice_servers(sig_req_t *r)
     }
 }
 
-/* The caller's join entry for the request's consult; not_found when not joined. */
-static int req_join(sig_req_t *r, sig_consult_t **c, sig_join_t **out)
+static bool may_flow(const sig_join_t *j)
+{
+    return j->part->rec.state == SPK_PART_ADMITTED && j->consult->rec.state == SPK_CONSULT_OPEN;
+}
+
+/* The caller's join entry for the request's consult: not_found without the relay or a join,
+ * bad_state unless admitted (when need_admitted). */
+static int req_join(sig_req_t *r, bool need_admitted, sig_consult_t **c, sig_join_t **out)
 {
     if (r->s->relay == NULL) {
         snprintf(r->why, sizeof(r->why), "media is not enabled on this server");
@@ -72,6 +76,10 @@ static int req_join(sig_req_t *r, sig_consult_t **c, sig_join_t **out)
     for (int i = 0; i < r->c->n_joined; i++) {
         if (r->c->joined[i].consult == *c) {
             *out = &r->c->joined[i];
+            if (need_admitted && !may_flow(*out)) {
+                snprintf(r->why, sizeof(r->why), "media starts once you are admitted");
+                return SPK_ESTATE;
+            }
             return 0;
         }
     }
@@ -87,13 +95,21 @@ static sig_media_t *media_of(sig_join_t *j)
     return j->media;
 }
 
-static bool may_flow(const sig_join_t *j)
+/* The relay's owner group of a participant: endpoints of one participant never forward to each
+ * other (FNV-1a of the participant id; nonzero). */
+static uint64_t owner_of(const sig_part_t *p)
 {
-    return j->part->rec.state == SPK_PART_ADMITTED && j->consult->rec.state == SPK_CONSULT_OPEN;
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (const char *c = p->rec.id; *c != '\0'; c++) {
+        h = (h ^ (uint8_t)*c) * 0x100000001b3ull;
+    }
+    return h | 1u;
 }
 
-static int ep_open(spk_sig_t *s, sig_conn_t *conn, sig_consult_t *c, sig_ep_t *ep, sig_pc_t pc)
+/* Creates a relay endpoint for an admitted participant; media flows at once. */
+static int ep_open(spk_sig_t *s, sig_conn_t *conn, sig_join_t *j, sig_ep_t *ep, sig_pc_t pc)
 {
+    sig_consult_t *c = j->consult;
     sig_ep_owner_t *own = calloc(1, sizeof(*own));
     if (own == NULL) {
         return SPK_ENOMEM;
@@ -103,8 +119,7 @@ static int ep_open(spk_sig_t *s, sig_conn_t *conn, sig_consult_t *c, sig_ep_t *e
     unsigned roles = pc == SIG_PC_PUBLISH ? SPK_RELAY_ROLE_PUBLISH : SPK_RELAY_ROLE_SUBSCRIBE;
     int rc = spk_relay_endpoint_create(s->relay, c->relay_id, ep->id, roles, &ep->local);
     if (rc == 0) {
-        /* A connection's publish and subscribe endpoints never forward to each other. */
-        rc = spk_relay_set_owner(s->relay, c->relay_id, ep->id, conn->id);
+        rc = spk_relay_set_owner(s->relay, c->relay_id, ep->id, owner_of(j->part));
     }
     if (rc == 0) {
         own->conn = conn->id;
@@ -114,10 +129,14 @@ static int ep_open(spk_sig_t *s, sig_conn_t *conn, sig_consult_t *c, sig_ep_t *e
     }
     if (rc != 0) {
         free(own);
-        ep->id = 0;
+        if (ep->id != 0) {
+            spk_relay_endpoint_close(s->relay, c->relay_id, ep->id);
+        }
+        memset(ep, 0, sizeof(*ep));
         return rc;
     }
     s->m[SIG_M_MEDIA_ENDPOINTS]++;
+    ep->forwarding = spk_relay_set_forwarding(s->relay, c->relay_id, ep->id, true) == 0;
     return 0;
 }
 
@@ -134,29 +153,99 @@ static void ep_close(spk_sig_t *s, sig_consult_t *c, sig_ep_t *ep)
     memset(ep, 0, sizeof(*ep));
 }
 
-/* Tells the relay whether this join's media may flow (the lobby gate). */
-static void apply_gate(spk_sig_t *s, sig_join_t *j)
+static void media_end(spk_sig_t *s, sig_join_t *j)
 {
     sig_media_t *m = j->media;
-    bool on = may_flow(j);
-    if (m == NULL || m->forwarding == on) {
+    if (m == NULL) {
         return;
     }
-    m->forwarding = on;
-    if (m->pub.id != 0) {
-        spk_relay_set_forwarding(s->relay, j->consult->relay_id, m->pub.id, on);
+    if (s->relay != NULL) {
+        ep_close(s, j->consult, &m->pub);
+        ep_close(s, j->consult, &m->sub);
     }
-    if (m->sub.id != 0) {
-        spk_relay_set_forwarding(s->relay, j->consult->relay_id, m->sub.id, on);
-    }
+    free(m);
+    j->media = NULL;
 }
 
-static void send_candidate(spk_sig_t *s, uint64_t conn, const char *consult, sig_pc_t pc,
-                           const char *cand)
+static void send_state(spk_sig_t *s, uint64_t conn, const char *consult, sig_pc_t pc,
+                       const char *state, const char *detail)
 {
     sig_send_json(s, conn,
-                  json_pack("{s:s, s:s, s:s, s:s}", "type", "media.candidate", "consult", consult,
-                            "pc", g_pc_names[pc], "candidate", cand));
+                  json_pack("{s:s, s:s, s:s, s:s, s:s}", "type", "media.state", "consult", consult,
+                            "pc", sig_pc_names[pc], "state", state, "detail", detail));
+}
+
+/* The endpoint of kind pc that another connection of the same participant holds, or NULL. */
+static sig_ep_t *held_elsewhere(spk_sig_t *s, const sig_conn_t *self, const sig_join_t *mine,
+                                sig_pc_t pc, sig_conn_t **holder, sig_join_t **join)
+{
+    sig_consult_t *c = mine->consult;
+    for (size_t i = 0; i < c->n_conns; i++) {
+        sig_conn_t *conn = spk_map_get_u64(&s->conns, c->conns[i]);
+        for (int k = 0; conn != NULL && conn != self && k < conn->n_joined; k++) {
+            sig_join_t *j = &conn->joined[k];
+            sig_media_t *m = j->media;
+            sig_ep_t *ep = m == NULL ? NULL : pc == SIG_PC_PUBLISH ? &m->pub : &m->sub;
+            if (j->consult == c && j->part == mine->part && ep != NULL && ep->id != 0) {
+                *holder = conn;
+                *join = j;
+                return ep;
+            }
+        }
+    }
+    return NULL;
+}
+
+/* A participant has one endpoint of each kind, held by their newest connection that asked for
+ * it: closes the one an older connection holds (and tells it), or refuses while a newer one
+ * holds it (a late request of a connection the client has already replaced). */
+static int take_over(sig_req_t *r, const sig_join_t *mine, sig_pc_t pc)
+{
+    sig_conn_t *conn;
+    sig_join_t *j;
+    sig_ep_t *ep = held_elsewhere(r->s, r->c, mine, pc, &conn, &j);
+    if (ep == NULL) {
+        return 0;
+    }
+    if (conn->id > r->c->id) {
+        snprintf(r->why, sizeof(r->why),
+                 "a newer connection of this participant has the %s "
+                 "connection",
+                 sig_pc_names[pc]);
+        return SPK_ESTATE;
+    }
+    sig_consult_t *c = mine->consult;
+    ep_close(r->s, c, ep);
+    if (pc == SIG_PC_PUBLISH) {
+        j->media->n_tracks = 0;
+    } else {
+        j->media->n_slots = 0;
+        j->media->next_mid = 0;
+        j->media->offer_pending = false;
+    }
+    send_state(r->s, conn->id, c->rec.id, pc, "closed", "replaced");
+    spk_info(conn->id, "media %s in %s replaced by connection %llu", sig_pc_names[pc], c->rec.id,
+             (unsigned long long)r->c->id);
+    return 0;
+}
+
+void sig_media_send_candidate(spk_sig_t *s, uint64_t conn, const char *consult, sig_pc_t pc,
+                              const sig_ep_t *ep, const char *cand)
+{
+    sig_send_json(s, conn,
+                  json_pack("{s:s, s:s, s:s, s:s, s:s, s:i}", "type", "media.candidate", "consult",
+                            consult, "pc", sig_pc_names[pc], "candidate", cand, "sdpMid", ep->mid,
+                            "sdpMLineIndex", ep->mline));
+}
+
+/* Candidates gathered before the client had the description they belong to. */
+static void flush_candidates(spk_sig_t *s, uint64_t conn, const char *consult, sig_pc_t pc,
+                             sig_ep_t *ep)
+{
+    for (int i = 0; i < ep->n_cands; i++) {
+        sig_media_send_candidate(s, conn, consult, pc, ep, ep->cands[i]);
+    }
+    ep->n_cands = 0;
 }
 
 /* Sends a new media.offer to a subscriber if its streams changed (or force). */
@@ -183,11 +272,12 @@ static void reoffer(spk_sig_t *s, sig_conn_t *conn, sig_join_t *j, bool force)
                                 j->consult->rec.id, "sdp", sdp, "version", (json_int_t)m->version,
                                 "streams", streams));
         streams = NULL;
-        /* Candidates gathered before the first offer follow it. */
-        for (int i = 0; i < m->sub.n_cands; i++) {
-            send_candidate(s, conn->id, j->consult->rec.id, SIG_PC_SUBSCRIBE, m->sub.cands[i]);
+        if (m->sub.mid[0] == '\0') {
+            /* The first offer: candidates belong to its first m-section. */
+            snprintf(m->sub.mid, sizeof(m->sub.mid), "%s", m->slots[0].mid);
+            m->sub.mline = 0;
+            flush_candidates(s, conn->id, j->consult->rec.id, SIG_PC_SUBSCRIBE, &m->sub);
         }
-        m->sub.n_cands = 0;
     }
     json_decref(streams);
     free(sdp);
@@ -198,11 +288,21 @@ void sig_media_consult_changed(spk_sig_t *s, sig_consult_t *c)
     if (s->relay == NULL) {
         return;
     }
+    /* Media ends with access; then everyone left is offered what remains. */
+    for (size_t i = 0; i < c->n_conns; i++) {
+        sig_conn_t *conn = spk_map_get_u64(&s->conns, c->conns[i]);
+        for (int k = 0; conn != NULL && k < conn->n_joined; k++) {
+            sig_join_t *j = &conn->joined[k];
+            if (j->consult == c && j->media != NULL && !may_flow(j)) {
+                spk_info(conn->id, "media in %s ends: not admitted", c->rec.id);
+                media_end(s, j);
+            }
+        }
+    }
     for (size_t i = 0; i < c->n_conns; i++) {
         sig_conn_t *conn = spk_map_get_u64(&s->conns, c->conns[i]);
         for (int k = 0; conn != NULL && k < conn->n_joined; k++) {
             if (conn->joined[k].consult == c) {
-                apply_gate(s, &conn->joined[k]);
                 reoffer(s, conn, &conn->joined[k], false);
             }
         }
@@ -211,16 +311,8 @@ void sig_media_consult_changed(spk_sig_t *s, sig_consult_t *c)
 
 void sig_media_unjoin(spk_sig_t *s, sig_conn_t *conn, sig_join_t *j)
 {
-    sig_media_t *m = j->media;
-    if (m == NULL) {
-        return;
-    }
-    if (s->relay != NULL) {
-        ep_close(s, j->consult, &m->pub);
-        ep_close(s, j->consult, &m->sub);
-    }
-    free(m);
-    j->media = NULL;
+    (void)conn;
+    media_end(s, j);
 }
 
 static int fingerprint_str(const spk_sdp_t *sdp, const spk_sdp_media_t *mm, char *out, size_t cap)
@@ -240,48 +332,69 @@ static spk_relay_setup_t relay_setup(spk_sdp_setup_t st)
                                          : SPK_RELAY_SETUP_ACTPASS;
 }
 
-/* Hands the remote ICE/DTLS parameters and candidates of a description to the relay. On an
- * ICE restart (new ufrag on an endpoint that has one) the relay restarts ICE and *restarted is
- * set: the local credentials in ep->local change. */
-static int apply_remote(spk_sig_t *s, sig_consult_t *c, sig_ep_t *ep, const spk_sdp_t *sdp,
-                        bool *restarted, char *why, size_t why_len)
+/* The first m-section a description accepts (port != 0), or NULL. */
+static const spk_sdp_media_t *first_accepted(const spk_sdp_t *sdp, int *index)
 {
-    const spk_sdp_media_t *first = NULL;
-    for (int i = 0; i < sdp->n_media && first == NULL; i++) {
+    for (int i = 0; i < sdp->n_media; i++) {
         if (sdp->media[i].port != 0) {
-            first = &sdp->media[i];
+            *index = i;
+            return &sdp->media[i];
         }
     }
+    return NULL;
+}
+
+/* The transport parameters of a description: ICE credentials and the SHA-256 fingerprint of its
+ * first accepted m-section. */
+static int transport_of(const spk_sdp_t *sdp, const spk_sdp_ice_t **ice, char *fp, size_t fp_cap,
+                        char *why, size_t why_len)
+{
+    int index;
+    const spk_sdp_media_t *first = first_accepted(sdp, &index);
     if (first == NULL) {
         snprintf(why, why_len, "no accepted m-section");
         return SPK_EDECODE;
     }
-    const spk_sdp_ice_t *ice = spk_sdp_media_ice(sdp, first);
-    char fp[SPK_RELAY_FINGERPRINT_LEN];
-    if (ice->ufrag[0] == '\0' || ice->pwd[0] == '\0' ||
-        fingerprint_str(sdp, first, fp, sizeof(fp)) != 0) {
+    *ice = spk_sdp_media_ice(sdp, first);
+    if ((*ice)->ufrag[0] == '\0' || (*ice)->pwd[0] == '\0' ||
+        fingerprint_str(sdp, first, fp, fp_cap) != 0) {
         snprintf(why, why_len, "ICE credentials or SHA-256 fingerprint missing");
         return SPK_EDECODE;
     }
-    int rc = 0;
-    *restarted = false;
+    return 0;
+}
+
+/* Hands the remote ICE/DTLS parameters and candidates of a description to the relay: the
+ * first time, or an ICE restart (new ufrag: the relay restarts ICE and ep->local gets new
+ * credentials). A candidate outside the relay's address ranges is dropped there. */
+static int apply_remote(spk_sig_t *s, sig_consult_t *c, sig_ep_t *ep, const spk_sdp_t *sdp,
+                        char *why, size_t why_len)
+{
+    const spk_sdp_ice_t *ice;
+    char fp[SPK_RELAY_FINGERPRINT_LEN];
+    int rc = transport_of(sdp, &ice, fp, sizeof(fp), why, why_len);
+    if (rc != 0) {
+        return rc;
+    }
+    int index;
+    const spk_sdp_media_t *first = first_accepted(sdp, &index);
     if (!ep->remote_set) {
         rc = spk_relay_remote_description(s->relay, c->relay_id, ep->id, ice->ufrag, ice->pwd, fp,
                                           relay_setup(spk_sdp_media_setup(sdp, first)));
         ep->remote_set = rc == 0;
     } else if (strcmp(ep->remote_ufrag, ice->ufrag) != 0) {
         rc = spk_relay_ice_restart(s->relay, c->relay_id, ep->id, ice->ufrag, ice->pwd, &ep->local);
-        *restarted = rc == 0;
     }
     if (rc != 0) {
         snprintf(why, why_len, "relay refused the description");
         return rc == SPK_EINVAL ? SPK_EDECODE : rc;
     }
     snprintf(ep->remote_ufrag, sizeof(ep->remote_ufrag), "%s", ice->ufrag);
+    snprintf(ep->remote_fp, sizeof(ep->remote_fp), "%s", fp);
     for (int i = 0; i < first->n_candidates; i++) {
         char line[SPK_RELAY_CANDIDATE_MAX];
         if (spk_sdp_candidate_format(&first->candidates[i], line, sizeof(line)) > 0) {
-            spk_relay_remote_candidate(s->relay, c->relay_id, ep->id, line);
+            (void)spk_relay_remote_candidate(s->relay, c->relay_id, ep->id, line);
         }
     }
     return 0;
@@ -310,7 +423,7 @@ static int parse_sdp(sig_req_t *r, spk_sdp_t **out)
 }
 
 /* Tells the relay what the publisher sends (for retransmissions as RTX, key-frame requests and
- * bandwidth feedback), before its forwarding is switched on. */
+ * bandwidth feedback). */
 static void declare_streams(spk_sig_t *s, sig_consult_t *c, sig_media_t *m)
 {
     spk_relay_stream_t st[SPK_RELAY_MAX_STREAMS];
@@ -331,12 +444,32 @@ static void declare_streams(spk_sig_t *s, sig_consult_t *c, sig_media_t *m)
     }
 }
 
+/* Whether a publish offer belongs to the publish connection the relay has: a different DTLS
+ * fingerprint is a new RTCPeerConnection, which replaces it. A failed connection takes no
+ * renegotiation or ICE restart. */
+static int publish_target(sig_req_t *r, sig_media_t *m, const spk_sdp_t *offer, bool *fresh)
+{
+    const spk_sdp_ice_t *ice;
+    char fp[SPK_RELAY_FINGERPRINT_LEN];
+    int rc = transport_of(offer, &ice, fp, sizeof(fp), r->why, sizeof(r->why));
+    if (rc != 0) {
+        return rc;
+    }
+    *fresh = m->pub.id == 0 || (m->pub.remote_set && strcmp(m->pub.remote_fp, fp) != 0);
+    if (!*fresh && m->pub.failed) {
+        snprintf(r->why, sizeof(r->why),
+                 "the publish connection failed: media.stop, then set up a new one");
+        return SPK_ESTATE;
+    }
+    return 0;
+}
+
 int sig_h_media_publish(sig_req_t *r)
 {
     sig_consult_t *c;
     sig_join_t *j;
     spk_sdp_t *offer = NULL;
-    int rc = req_join(r, &c, &j);
+    int rc = req_join(r, true, &c, &j);
     if (rc == 0) {
         rc = parse_sdp(r, &offer);
     }
@@ -345,14 +478,18 @@ int sig_h_media_publish(sig_req_t *r)
         rc = SPK_ENOMEM;
     }
     bool fresh = false;
-    if (rc == 0 && m->pub.id == 0) {
-        rc = ep_open(r->s, r->c, c, &m->pub, SIG_PC_PUBLISH);
-        fresh = rc == 0;
-        m->forwarding = false;
-    }
-    bool restarted = false;
     if (rc == 0) {
-        rc = apply_remote(r->s, c, &m->pub, offer, &restarted, r->why, sizeof(r->why));
+        rc = publish_target(r, m, offer, &fresh);
+    }
+    if (rc == 0 && fresh) {
+        rc = take_over(r, j, SIG_PC_PUBLISH);
+    }
+    if (rc == 0 && fresh) {
+        ep_close(r->s, c, &m->pub);
+        rc = ep_open(r->s, r->c, j, &m->pub, SIG_PC_PUBLISH);
+    }
+    if (rc == 0) {
+        rc = apply_remote(r->s, c, &m->pub, offer, r->why, sizeof(r->why));
     }
     char *answer = rc == 0 ? malloc(SDP_OUT_CAP) : NULL;
     if (rc == 0 && answer == NULL) {
@@ -363,8 +500,9 @@ int sig_h_media_publish(sig_req_t *r)
     }
     free(offer);
     if (rc != 0) {
-        if (fresh) {
+        if (fresh && m->pub.id != 0) {
             ep_close(r->s, c, &m->pub);
+            m->n_tracks = 0;
         }
         free(answer);
         return rc;
@@ -374,12 +512,7 @@ int sig_h_media_publish(sig_req_t *r)
     free(answer);
     add_ice_servers(r);
     sig_reply_ok(r);
-    /* Candidates gathered so far follow the answer. */
-    for (int i = 0; i < m->pub.n_cands; i++) {
-        send_candidate(r->s, r->c->id, c->rec.id, SIG_PC_PUBLISH, m->pub.cands[i]);
-    }
-    m->pub.n_cands = 0;
-    apply_gate(r->s, j);
+    flush_candidates(r->s, r->c->id, c->rec.id, SIG_PC_PUBLISH, &m->pub);
     sig_media_consult_changed(r->s, c);
     return 0;
 }
@@ -388,7 +521,10 @@ int sig_h_media_subscribe(sig_req_t *r)
 {
     sig_consult_t *c;
     sig_join_t *j;
-    int rc = req_join(r, &c, &j);
+    int rc = req_join(r, true, &c, &j);
+    if (rc == 0) {
+        rc = take_over(r, j, SIG_PC_SUBSCRIBE);
+    }
     sig_media_t *m = rc == 0 ? media_of(j) : NULL;
     if (rc == 0 && m == NULL) {
         rc = SPK_ENOMEM;
@@ -399,13 +535,11 @@ int sig_h_media_subscribe(sig_req_t *r)
     /* A new subscribe connection: new ICE credentials, new DTLS session, fresh slots. */
     ep_close(r->s, c, &m->sub);
     m->n_slots = 0;
+    m->next_mid = 0;
     m->offer_pending = false;
-    rc = ep_open(r->s, r->c, c, &m->sub, SIG_PC_SUBSCRIBE);
+    rc = ep_open(r->s, r->c, j, &m->sub, SIG_PC_SUBSCRIBE);
     if (rc != 0) {
         return rc;
-    }
-    if (m->forwarding) {
-        spk_relay_set_forwarding(r->s->relay, c->relay_id, m->sub.id, true);
     }
     add_ice_servers(r);
     sig_reply_ok(r);
@@ -419,29 +553,36 @@ int sig_h_media_answer(sig_req_t *r)
     sig_join_t *j;
     int64_t version = 0;
     spk_sdp_t *answer = NULL;
-    int rc = req_join(r, &c, &j);
+    int rc = req_join(r, true, &c, &j);
     if (rc == 0) {
         rc = sig_get_int(r, "version", true, 1, INT64_MAX, &version);
     }
-    if (rc == 0 && (j->media == NULL || j->media->sub.id == 0)) {
-        snprintf(r->why, sizeof(r->why), "no subscribe connection");
+    sig_media_t *m = rc == 0 ? j->media : NULL;
+    if (rc == 0 && (m == NULL || m->sub.id == 0 || m->sub.failed)) {
+        snprintf(r->why, sizeof(r->why), "no working subscribe connection");
         rc = SPK_ESTATE;
     }
-    if (rc == 0 && version != j->media->version) {
+    if (rc == 0 && version != m->version) {
         snprintf(r->why, sizeof(r->why), "answer to offer %lld, current is %lld",
-                 (long long)version, (long long)j->media->version);
+                 (long long)version, (long long)m->version);
         rc = SPK_ESTATE;
     }
     if (rc == 0) {
         rc = parse_sdp(r, &answer);
     }
-    bool restarted = false;
-    if (rc == 0) {
-        rc = apply_remote(r->s, c, &j->media->sub, answer, &restarted, r->why, sizeof(r->why));
+    if (rc == 0 && answer->n_media != m->n_slots) {
+        snprintf(r->why, sizeof(r->why), "sdp: %d m-sections, the offer has %d", answer->n_media,
+                 m->n_slots);
+        rc = SPK_EDECODE;
+    }
+    /* An answer that accepts nothing (nothing to receive) is fine: the transport stays as the
+     * last answer set it up. */
+    if (rc == 0 && sig_media_answer_slots(m, answer)) {
+        rc = apply_remote(r->s, c, &m->sub, answer, r->why, sizeof(r->why));
     }
     free(answer);
     if (rc == 0) {
-        j->media->offer_pending = false;
+        m->offer_pending = false;
     }
     return rc;
 }
@@ -451,7 +592,7 @@ int sig_h_media_candidate(sig_req_t *r)
     sig_consult_t *c;
     sig_join_t *j;
     const char *pc, *cand;
-    int rc = req_join(r, &c, &j);
+    int rc = req_join(r, true, &c, &j);
     if (rc == 0) {
         rc = sig_get_str(r, "pc", true, 16, &pc);
     }
@@ -478,253 +619,25 @@ int sig_h_media_candidate(sig_req_t *r)
             return sig_bad_field(r, "candidate");
         }
     }
-    return spk_relay_remote_candidate(r->s->relay, c->relay_id, ep->id, cand);
+    rc = spk_relay_remote_candidate(r->s->relay, c->relay_id, ep->id, cand);
+    /* An address outside the relay's ranges is dropped (and counted): the client learns nothing
+     * about which addresses the relay would send to. */
+    return rc == SPK_EFORBIDDEN ? 0 : rc;
 }
 
 int sig_h_media_stop(sig_req_t *r)
 {
     sig_consult_t *c;
     sig_join_t *j;
-    int rc = req_join(r, &c, &j);
+    int rc = req_join(r, false, &c, &j);
     if (rc != 0) {
         return rc;
     }
-    sig_media_unjoin(r->s, r->c, j);
+    bool had = j->media != NULL;
+    media_end(r->s, j);
     sig_reply_ok(r);
-    sig_media_consult_changed(r->s, c);
+    if (had) {
+        sig_media_consult_changed(r->s, c);
+    }
     return 0;
 }
-
-/* ---- relay events ---- */
-
-static sig_join_t *owner_join(spk_sig_t *s, const sig_ep_owner_t *own, sig_conn_t **conn)
-{
-    *conn = own->conn ? spk_map_get_u64(&s->conns, own->conn) : NULL;
-    for (int i = 0; *conn != NULL && i < (*conn)->n_joined; i++) {
-        if (strcmp((*conn)->joined[i].consult->rec.id, own->consult) == 0) {
-            return &(*conn)->joined[i];
-        }
-    }
-    return NULL;
-}
-
-static void on_local_candidate(spk_sig_t *s, sig_conn_t *conn, sig_join_t *j, sig_pc_t pc,
-                               const char *cand)
-{
-    sig_media_t *m = j->media;
-    sig_ep_t *ep = pc == SIG_PC_PUBLISH ? &m->pub : &m->sub;
-    /* Until the client has the description these belong to, remember them. */
-    bool hold = pc == SIG_PC_SUBSCRIBE ? m->version == 0 : false;
-    if (!hold) {
-        send_candidate(s, conn->id, j->consult->rec.id, pc, cand);
-    } else if (ep->n_cands < SIG_MEDIA_MAX_CANDS) {
-        snprintf(ep->cands[ep->n_cands++], sizeof(ep->cands[0]), "%s", cand);
-    }
-}
-
-/* The relay counters /metrics reports, in the order of g_stat_names. */
-static const char *const g_stat_names[SIG_EP_STATS] = {
-    "spk_relay_rtp_received_total",  "spk_relay_rtp_forwarded_total",
-    "spk_relay_rtcp_received_total", "spk_relay_unprotect_errors_total",
-    "spk_relay_dropped_lobby_total", "spk_relay_dropped_malformed_total",
-    "spk_relay_pli_forwarded_total", "spk_relay_nack_received_total",
-    "spk_relay_rtx_sent_total",      "spk_relay_remb_sent_total"};
-
-static void stats_vector(const spk_relay_stats_t *st, uint64_t out[SIG_EP_STATS])
-{
-    const uint64_t v[SIG_EP_STATS] = {st->rtp_rx,           st->rtp_tx,        st->rtcp_rx,
-                                      st->unprotect_errors, st->dropped_lobby, st->dropped_other,
-                                      st->pli_forwarded,    st->nack_received, st->rtx_sent,
-                                      st->rtcp_remb_sent};
-    memcpy(out, v, sizeof(v));
-}
-
-void spk_sig_relay_event(spk_relay_t *relay, const spk_relay_event_t *ev, void *user)
-{
-    spk_sig_t *s = user;
-    sig_ep_owner_t *own = spk_map_get_u64(&s->eps, ev->endpoint_id);
-    if (own == NULL) {
-        return;
-    }
-    if (ev->type == SPK_RELAY_EV_CLOSED || ev->type == SPK_RELAY_EV_STATS) {
-        uint64_t *st = spk_map_get_u64(&s->ep_stats, ev->endpoint_id);
-        if (st == NULL && ev->type == SPK_RELAY_EV_STATS) {
-            st = calloc(SIG_EP_STATS, sizeof(*st));
-            if (st != NULL && spk_map_put_u64(&s->ep_stats, ev->endpoint_id, st) != 0) {
-                free(st);
-                st = NULL;
-            }
-        }
-        uint64_t now[SIG_EP_STATS];
-        stats_vector(&ev->stats, now);
-        if (st != NULL) {
-            memcpy(st, now, sizeof(now));
-        }
-        if (ev->type == SPK_RELAY_EV_CLOSED) {
-            for (int i = 0; i < SIG_EP_STATS; i++) {
-                s->relay_closed[i] += now[i];
-            }
-            free(spk_map_del_u64(&s->ep_stats, ev->endpoint_id));
-            free(spk_map_del_u64(&s->eps, ev->endpoint_id));
-        }
-        return;
-    }
-    sig_conn_t *conn;
-    sig_join_t *j = owner_join(s, own, &conn);
-    if (j == NULL || j->media == NULL) {
-        return;
-    }
-    switch (ev->type) {
-    case SPK_RELAY_EV_LOCAL_CANDIDATE:
-        on_local_candidate(s, conn, j, own->pc, ev->cand);
-        break;
-    case SPK_RELAY_EV_CONNECTED:
-        spk_info(conn->id, "media %s connected (%s)", g_pc_names[own->pc], ev->srtp_profile);
-        sig_send_json(s, conn->id,
-                      json_pack("{s:s, s:s, s:s, s:s, s:s}", "type", "media.state", "consult",
-                                own->consult, "pc", g_pc_names[own->pc], "state", "connected",
-                                "detail", ev->srtp_profile ? ev->srtp_profile : ""));
-        break;
-    case SPK_RELAY_EV_FAILED:
-        s->m[SIG_M_MEDIA_FAILED]++;
-        spk_warn(conn->id, "media %s failed: %s", g_pc_names[own->pc], ev->reason);
-        sig_send_json(s, conn->id,
-                      json_pack("{s:s, s:s, s:s, s:s, s:s}", "type", "media.state", "consult",
-                                own->consult, "pc", g_pc_names[own->pc], "state", "failed",
-                                "detail", ev->reason));
-        break;
-    default:
-        break;
-    }
-}
-
-void sig_media_tick(spk_sig_t *s)
-{
-    if (s->relay == NULL) {
-        return;
-    }
-    size_t it = 0;
-    void *v;
-    while (spk_map_next(&s->consults, &it, &v)) {
-        sig_consult_t *c = v;
-        for (size_t i = 0; i < c->n_conns; i++) {
-            sig_conn_t *conn = spk_map_get_u64(&s->conns, c->conns[i]);
-            for (int k = 0; conn != NULL && k < conn->n_joined; k++) {
-                sig_media_t *m = conn->joined[k].media;
-                if (conn->joined[k].consult == c && m != NULL) {
-                    if (m->pub.id) {
-                        spk_relay_stats(s->relay, c->relay_id, m->pub.id);
-                    }
-                    if (m->sub.id) {
-                        spk_relay_stats(s->relay, c->relay_id, m->sub.id);
-                    }
-                }
-            }
-        }
-    }
-}
-
-size_t sig_media_metrics(spk_sig_t *s, char *buf, size_t cap)
-{
-    uint64_t tot[SIG_EP_STATS];
-    memcpy(tot, s->relay_closed, sizeof(tot));
-    size_t it = 0;
-    void *v;
-    while (spk_map_next(&s->ep_stats, &it, &v)) {
-        const uint64_t *st = v;
-        for (int i = 0; i < SIG_EP_STATS; i++) {
-            tot[i] += st[i];
-        }
-    }
-    size_t o = 0;
-    int n = snprintf(buf, cap,
-                     "# TYPE spk_relay_enabled gauge\nspk_relay_enabled %d\n"
-                     "# TYPE spk_relay_endpoints gauge\nspk_relay_endpoints %zu\n",
-                     s->relay != NULL, s->eps.len);
-    for (int i = 0; n >= 0 && (size_t)n < cap - o && i <= SIG_EP_STATS; i++) {
-        o += (size_t)n;
-        if (i == SIG_EP_STATS) {
-            break;
-        }
-        n = snprintf(buf + o, cap - o, "# TYPE %s counter\n%s %llu\n", g_stat_names[i],
-                     g_stat_names[i], (unsigned long long)tot[i]);
-    }
-    return o < cap ? o : cap - 1;
-}
-
-void sig_media_free_all(spk_sig_t *s)
-{
-    size_t it = 0;
-    void *v;
-    while (spk_map_next(&s->eps, &it, &v)) {
-        free(v);
-    }
-    spk_map_free(&s->eps);
-    it = 0;
-    while (spk_map_next(&s->ep_stats, &it, &v)) {
-        free(v);
-    }
-    spk_map_free(&s->ep_stats);
-}
-
-#else /* media off at build time */
-
-json_t *sig_ice_servers_json(const spk_sig_t *s, const sig_conn_t *conn, int64_t now)
-{
-    return NULL;
-}
-
-static int no_media(sig_req_t *r)
-{
-    snprintf(r->why, sizeof(r->why), "media is not enabled on this server");
-    return SPK_ENOTFOUND;
-}
-
-int sig_h_media_publish(sig_req_t *r)
-{
-    return no_media(r);
-}
-
-int sig_h_media_subscribe(sig_req_t *r)
-{
-    return no_media(r);
-}
-
-int sig_h_media_answer(sig_req_t *r)
-{
-    return no_media(r);
-}
-
-int sig_h_media_candidate(sig_req_t *r)
-{
-    return no_media(r);
-}
-
-int sig_h_media_stop(sig_req_t *r)
-{
-    return no_media(r);
-}
-
-void sig_media_unjoin(spk_sig_t *s, sig_conn_t *conn, sig_join_t *j)
-{
-}
-
-void sig_media_consult_changed(spk_sig_t *s, sig_consult_t *c)
-{
-}
-
-void sig_media_free_all(spk_sig_t *s)
-{
-}
-
-void sig_media_tick(spk_sig_t *s)
-{
-}
-
-size_t sig_media_metrics(spk_sig_t *s, char *buf, size_t cap)
-{
-    int n = snprintf(buf, cap, "# TYPE spk_relay_enabled gauge\nspk_relay_enabled 0\n");
-    return n < 0 ? 0 : (size_t)n;
-}
-
-#endif

@@ -1,17 +1,26 @@
-/* Media signaling (docs/protocol.md 5.7): the publish and subscribe connections of each joined
- * (connection, consult) pair, wired to the relay. */
+/* Media signaling (docs/protocol.md 5.7): the publish and subscribe connections of the joined
+ * (connection, consult) pairs, wired to the relay.
+ *
+ * Access. Relay endpoints exist only for admitted participants of an open consult: a media
+ * request from anyone else is bad_state, and when a participant stops being admitted (sent
+ * back, denied, left, consult ended, or unjoined by the core for any reason) their endpoints
+ * are closed at once (sig_media_consult_changed, sig_media_unjoin). A participant has at most
+ * one publish and one subscribe endpoint in a consult, held by the newest of their connections
+ * that asked: a new one replaces an older connection's (which is told with media.state
+ * "closed", detail "replaced"); an older connection's request is bad_state while a newer one
+ * holds it.
+ *
+ * Control thread only, like the rest of the core. */
 #ifndef SPK_SIG_MEDIA_INT_H
 #define SPK_SIG_MEDIA_INT_H
 
 #include "core_int.h"
-
-#ifdef SPK_HAVE_RELAY
 #include "spk/relay.h"
 #include "spk/sdp.h"
 
 #define SIG_MEDIA_MAX_TRACKS 4 /* published m-sections per connection */
-#define SIG_MEDIA_MAX_SLOTS 32 /* m-sections of one subscribe connection over its life */
-#define SIG_MEDIA_MAX_CANDS 16 /* relay candidates remembered per endpoint */
+#define SIG_MEDIA_MAX_SLOTS 32 /* m-sections of one subscribe connection */
+#define SIG_MEDIA_MAX_CANDS 16 /* relay candidates held until the client has a description */
 
 /* One published stream, as learnt from the publish offer and the relay's answer. */
 typedef struct {
@@ -22,12 +31,16 @@ typedef struct {
     char track[SPK_SDP_MAX_ID];
 } sig_track_t;
 
-/* One m-section of a subscribe connection: which participant's stream it carries. Slots keep
- * their mid for the life of the connection (JSEP); a gone stream leaves an inactive slot. */
+/* One m-section of a subscribe connection: which participant's stream it carries. A stream that
+ * goes away leaves its slot inactive (same mid), and a later stream of the same kind takes it
+ * over. A slot the client rejected (port 0 in its answer) is offered rejected until a new
+ * stream needs it: then it is recycled with a new mid (JSEP, RFC 8829 5.2.2). So the number of
+ * m-sections stays at the most streams received at once. */
 typedef struct {
     char mid[8];
     spk_sdp_kind_t kind;
     bool active;
+    bool rejected;
     char participant[SPK_ID_LEN];
     sig_track_t track;
 } sig_slot_t;
@@ -39,10 +52,16 @@ typedef struct {
     uint64_t id; /* 0: none */
     spk_relay_local_t local;
     bool remote_set;
+    bool failed;     /* the relay gave up on it: final */
+    bool forwarding; /* what the relay was last told */
     char remote_ufrag[SPK_SDP_MAX_ICE];
+    char remote_fp[SPK_RELAY_FINGERPRINT_LEN];
+    /* The m-section the relay's candidates belong to (the BUNDLE tag); mid[0] == 0 while the
+     * client has no description from the relay yet, and candidates are held. */
+    char mid[SPK_SDP_MAX_ID];
+    int mline;
     char cands[SIG_MEDIA_MAX_CANDS][SPK_RELAY_CANDIDATE_MAX];
     int n_cands;
-    bool cands_done;
 } sig_ep_t;
 
 struct sig_media {
@@ -51,24 +70,32 @@ struct sig_media {
     int n_tracks;
     sig_slot_t slots[SIG_MEDIA_MAX_SLOTS];
     int n_slots;
+    unsigned next_mid;  /* mids are never reused on one subscribe connection */
     int64_t version;    /* of the last media.offer sent */
     bool offer_pending; /* offer sent, answer not yet received */
-    bool forwarding;    /* what the relay was last told */
 };
 
 /* Relay endpoint id -> owner (for routing relay events). */
 typedef struct {
-    uint64_t conn;
+    uint64_t conn; /* 0 once the endpoint is being closed: its events are dropped */
     char consult[SPK_ID_LEN];
     sig_pc_t pc;
 } sig_ep_owner_t;
+
+extern const char *const sig_pc_names[2];
+
+/* media.c */
+void sig_media_send_candidate(spk_sig_t *s, uint64_t conn, const char *consult, sig_pc_t pc,
+                              const sig_ep_t *ep, const char *cand);
 
 /* media_sdp.c */
 int sig_media_answer(spk_sig_t *s, sig_media_t *m, const spk_sdp_t *offer, char *out, size_t cap,
                      char *why, size_t why_len);
 int sig_media_offer(spk_sig_t *s, sig_consult_t *c, sig_conn_t *conn, sig_media_t *m,
                     json_t **streams, char *out, size_t cap);
+/* The subscriber's answer: marks the slots it rejected. Returns false when it rejected every
+ * m-section (its transport is gone: the next offer needs a new endpoint). */
+bool sig_media_answer_slots(sig_media_t *m, const spk_sdp_t *answer);
 void sig_fingerprint_to_str(const spk_sdp_fingerprint_t *fp, char *out, size_t cap);
 
-#endif /* SPK_HAVE_RELAY */
 #endif

@@ -3,8 +3,6 @@
  * publisher's payload types and SSRCs so packets are forwarded without rewriting). */
 #include "media_int.h"
 
-#ifdef SPK_HAVE_RELAY
-
 #include <stdlib.h>
 #include <string.h>
 
@@ -127,8 +125,16 @@ int sig_media_answer(spk_sig_t *s, sig_media_t *m, const spk_sdp_t *offer, char 
         int n = spk_sdp_write(answer, out, cap);
         rc = n < 0 ? n : 0;
     }
+    /* The relay's candidates belong to the BUNDLE tag: the first accepted m-section. */
+    for (int i = 0; rc == 0 && i < answer->n_media; i++) {
+        if (answer->media[i].port != 0) {
+            snprintf(m->pub.mid, sizeof(m->pub.mid), "%s", answer->media[i].mid);
+            m->pub.mline = i;
+            break;
+        }
+    }
     free(answer);
-    return rc == SPK_EINVAL ? SPK_EDECODE : rc;
+    return rc == SPK_EINVAL || rc == SPK_ENOTFOUND ? SPK_EDECODE : rc;
 }
 
 /* ---- subscribe offers ---- */
@@ -138,7 +144,36 @@ static bool slot_matches(const sig_slot_t *sl, const char *pid, const sig_track_
     return sl->active && strcmp(sl->participant, pid) == 0 && sl->track.ssrc == t->ssrc;
 }
 
-/* Marks every slot of `m` still wanted; returns true when anything changed. */
+/* A slot for a new stream: an inactive one of the same kind, else a rejected one (recycled with
+ * a new mid), else a new one. -1 when the connection has SIG_MEDIA_MAX_SLOTS. */
+static int slot_for(sig_media_t *m, spk_sdp_kind_t kind, const bool *wanted)
+{
+    for (int x = 0; x < m->n_slots; x++) {
+        sig_slot_t *sl = &m->slots[x];
+        if (!sl->active && !sl->rejected && sl->kind == kind && !wanted[x]) {
+            return x; /* same mid, new stream */
+        }
+    }
+    int x = -1;
+    for (int i = 0; i < m->n_slots && x < 0; i++) {
+        if (m->slots[i].rejected && !wanted[i]) {
+            x = i;
+        }
+    }
+    if (x < 0 && m->n_slots < SIG_MEDIA_MAX_SLOTS) {
+        x = m->n_slots++;
+    }
+    if (x >= 0) {
+        sig_slot_t *sl = &m->slots[x];
+        memset(sl, 0, sizeof(*sl));
+        snprintf(sl->mid, sizeof(sl->mid), "%u", m->next_mid++);
+        sl->kind = kind;
+    }
+    return x;
+}
+
+/* Marks every slot of `m` still wanted and gives new streams a slot; returns true when anything
+ * changed. */
 static bool sync_slots(spk_sig_t *s, sig_consult_t *c, sig_conn_t *self, sig_media_t *m)
 {
     bool wanted[SIG_MEDIA_MAX_SLOTS] = {false};
@@ -159,16 +194,15 @@ static bool sync_slots(spk_sig_t *s, sig_consult_t *c, sig_conn_t *self, sig_med
                         found = x;
                     }
                 }
-                if (found < 0 && m->n_slots < SIG_MEDIA_MAX_SLOTS) {
-                    sig_slot_t *sl = &m->slots[m->n_slots];
-                    memset(sl, 0, sizeof(*sl));
-                    snprintf(sl->mid, sizeof(sl->mid), "%d", m->n_slots);
-                    sl->kind = tr->kind;
-                    sl->active = true;
-                    snprintf(sl->participant, sizeof(sl->participant), "%s", j->part->rec.id);
-                    sl->track = *tr;
-                    found = m->n_slots++;
-                    changed = true;
+                if (found < 0) {
+                    found = slot_for(m, tr->kind, wanted);
+                    if (found >= 0) {
+                        sig_slot_t *sl = &m->slots[found];
+                        sl->active = true;
+                        snprintf(sl->participant, sizeof(sl->participant), "%s", j->part->rec.id);
+                        sl->track = *tr;
+                        changed = true;
+                    }
                 }
                 if (found >= 0) {
                     wanted[found] = true;
@@ -183,6 +217,20 @@ static bool sync_slots(spk_sig_t *s, sig_consult_t *c, sig_conn_t *self, sig_med
         }
     }
     return changed;
+}
+
+bool sig_media_answer_slots(sig_media_t *m, const spk_sdp_t *answer)
+{
+    bool any = false;
+    for (int x = 0; x < m->n_slots && x < answer->n_media; x++) {
+        if (answer->media[x].port == 0) {
+            m->slots[x].rejected = true;
+            m->slots[x].active = false;
+        } else {
+            any = true;
+        }
+    }
+    return any;
 }
 
 /* Builds the subscribe offer from m's slots. Returns 1 when the slots changed, 0 when not,
@@ -213,6 +261,10 @@ int sig_media_offer(spk_sig_t *s, sig_consult_t *c, sig_conn_t *conn, sig_media_
             rc = SPK_ETOOBIG;
             break;
         }
+        if (sl->rejected) {
+            mm->port = 0; /* stays rejected, outside the BUNDLE group */
+            offer->n_bundle--;
+        }
         if (!sl->active) {
             continue;
         }
@@ -235,5 +287,3 @@ int sig_media_offer(spk_sig_t *s, sig_consult_t *c, sig_conn_t *conn, sig_media_
     *streams = list;
     return changed ? 1 : 0;
 }
-
-#endif

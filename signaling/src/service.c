@@ -87,9 +87,14 @@ int sig_service_verify(sig_req_t *r, const char *tok, spk_token_claims_t *cl)
         rc = SPK_ETOKENINVALID;
     }
     if (rc == 0) {
-        /* The practices come from the registration; the token's claim is not used. */
-        snprintf(cl->practice, sizeof(cl->practice), "%.*s", (int)sizeof(cl->practice) - 1,
-                 in.practices);
+        /* The practices come from the registration, which each request is checked against
+         * (sig_service_rel; never a copy, so a long list is never cut); the token's claim is
+         * not used. The connection's own practice is the registration's only one, or "" for
+         * an integration of several practices: its requests name the practice. */
+        cl->practice[0] = '\0';
+        if (strchr(in.practices, ',') == NULL && strlen(in.practices) < sizeof(cl->practice)) {
+            snprintf(cl->practice, sizeof(cl->practice), "%s", in.practices);
+        }
         if (cl->name[0] == '\0') {
             snprintf(cl->name, sizeof(cl->name), "%s", in.name);
         }
@@ -228,31 +233,13 @@ int sig_h_console_redeem(sig_req_t *r)
     /* The GP's session: a GP token of the own issuer bound to the consult it was opened on. */
     spk_token_claims_t cl;
     memset(&cl, 0, sizeof(cl));
-    snprintf(cl.iss, sizeof(cl.iss), "%s", r->s->issuer->iss);
     snprintf(cl.sub, sizeof(cl.sub), "%s", l.gp);
     snprintf(cl.name, sizeof(cl.name), "%s", l.name);
     snprintf(cl.practice, sizeof(cl.practice), "%s", l.practice);
     snprintf(cl.consult, sizeof(cl.consult), "%s", l.consult);
-    snprintf(cl.aud, sizeof(cl.aud), "%s", r->s->cfg.token_audience);
     cl.role = SPK_ROLE_GP;
-    cl.iat = r->now;
-    cl.nbf = r->now - 1;
-    cl.exp = r->now + r->s->cfg.patient_session_s;
     char tok[SPK_TOKEN_MAX_LEN];
-    rc = spk_random_id(cl.jti, sizeof(cl.jti), 12);
-    if (rc == 0) {
-        long n = spk_token_sign(r->s->issuer, &cl, tok, sizeof(tok));
-        rc = n < 0 ? (int)n : 0;
-    }
-    if (rc == 0) {
-        rc = sig_authenticate(r, &cl);
-    }
-    if (rc == 0) {
-        rc = sig_commit(r);
-        if (rc != 0) {
-            sig_unauthenticate(r);
-        }
-    }
+    rc = sig_session_start(r, &cl, tok, sizeof(tok));
     if (rc == 0) {
         json_object_set_new(r->reply, "user",
                             json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "sub", cl.sub, "iss",

@@ -17,7 +17,7 @@
 #include "spk/util.h"
 
 #define POLL_MS 100
-#define BACKOFF_MAX_S 300
+#define BACKOFF_MAX_MS 300000 /* 5 minutes */
 
 typedef struct job {
     struct job *next;
@@ -48,6 +48,16 @@ struct spk_webhooks {
     int64_t last_expire;
     spk_webhooks_stats_t stats;
 };
+
+int64_t spk_webhook_backoff_ms(int attempts)
+{
+    if (attempts < 1) {
+        return 0;
+    }
+    return attempts > 9 ? BACKOFF_MAX_MS
+                        : (1000LL << (attempts - 1) < BACKOFF_MAX_MS ? 1000LL << (attempts - 1)
+                                                                     : BACKOFF_MAX_MS);
+}
 
 static void job_free(job_t *j)
 {
@@ -109,12 +119,12 @@ static void sign(const uint8_t secret[32], int64_t t, const char *body, char *ou
     snprintf(out, cap, "t=%" PRId64 ",v1=%s", t, hex);
 }
 
-/* The request for the integration's oldest event, or NULL when none is due. */
-static job_t *next_job(spk_webhooks_t *w, const spk_integration_rec_t *in, int64_t now)
+/* The request for the integration's oldest event, or NULL when none is due (now_ms). */
+static job_t *next_job(spk_webhooks_t *w, const spk_integration_rec_t *in, int64_t now_ms)
 {
     spk_webhook_rec_t ev;
     uint64_t seen = spk_store_last_ticket(w->st);
-    if (spk_store_webhook_head(w->st, in->id, &ev) != 0 || ev.next_at > now) {
+    if (spk_store_webhook_head(w->st, in->id, &ev) != 0 || ev.next_at_ms > now_ms) {
         return NULL;
     }
     if (spk_store_durable(w->st) < seen) {
@@ -163,7 +173,7 @@ static int poll_cb(void *ud, const spk_integration_rec_t *in)
         spk_map_get_str(&w->busy, in->id) != NULL) {
         return 0;
     }
-    job_t *j = next_job(w, in, spk_now_s());
+    job_t *j = next_job(w, in, spk_now_ms());
     if (j == NULL) {
         return 0;
     }
@@ -222,16 +232,16 @@ static void async_cb(uv_async_t *a)
         } else {
             w->stats.failed++;
             int attempts = j->attempts + 1;
-            int64_t delay = attempts >= 9 ? BACKOFF_MAX_S : (int64_t)1 << (attempts - 1);
+            int64_t delay = spk_webhook_backoff_ms(attempts);
             char err[128];
             if (j->result > 0) {
                 snprintf(err, sizeof(err), "http %d", j->result);
             } else {
                 snprintf(err, sizeof(err), "%s: %.100s", spk_err_wire(j->result), j->why);
             }
-            spk_info(0, "webhook to %s failed (%s); attempt %d, next in %" PRId64 " s",
+            spk_info(0, "webhook to %s failed (%s); attempt %d, next in %" PRId64 " ms",
                      j->integration, err, attempts, delay);
-            spk_store_webhook_retry(w->st, j->row, attempts, spk_now_s() + delay, err);
+            spk_store_webhook_retry(w->st, j->row, attempts, spk_now_ms() + delay, err);
         }
         job_free(j);
     }

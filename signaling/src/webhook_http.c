@@ -20,57 +20,8 @@
 #include <unistd.h>
 
 #include "spk/error.h"
+#include "spk/url.h"
 #include "spk/util.h"
-
-typedef struct {
-    bool tls;
-    char host[256];
-    char port[8];
-    char path[512];
-} url_t;
-
-static bool parse_url(const char *s, url_t *u)
-{
-    memset(u, 0, sizeof(*u));
-    const char *p;
-    if (strncmp(s, "https://", 8) == 0) {
-        u->tls = true;
-        p = s + 8;
-        snprintf(u->port, sizeof(u->port), "443");
-    } else if (strncmp(s, "http://", 7) == 0) {
-        p = s + 7;
-        snprintf(u->port, sizeof(u->port), "80");
-    } else {
-        return false;
-    }
-    size_t hl;
-    if (*p == '[') {
-        const char *e = strchr(p, ']');
-        if (e == NULL || (size_t)(e - p - 1) >= sizeof(u->host)) {
-            return false;
-        }
-        hl = (size_t)(e - p - 1);
-        memcpy(u->host, p + 1, hl);
-        p = e + 1;
-    } else {
-        hl = strcspn(p, ":/");
-        if (hl == 0 || hl >= sizeof(u->host)) {
-            return false;
-        }
-        memcpy(u->host, p, hl);
-        p += hl;
-    }
-    if (*p == ':') {
-        size_t pl = strcspn(p + 1, "/");
-        if (pl == 0 || pl >= sizeof(u->port)) {
-            return false;
-        }
-        memcpy(u->port, p + 1, pl);
-        p += 1 + pl;
-    }
-    snprintf(u->path, sizeof(u->path), "%s", *p == '/' ? p : "/");
-    return true;
-}
 
 static bool is_loopback(const struct sockaddr *sa)
 {
@@ -99,7 +50,7 @@ static int wait_fd(int fd, short ev, int64_t deadline)
     return n > 0 ? 0 : SPK_ETIMEOUT;
 }
 
-static int connect_to(const url_t *u, int64_t deadline, int *out, char *why, size_t wl)
+static int connect_to(const spk_url_t *u, int64_t deadline, int *out, char *why, size_t wl)
 {
     struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
     int gai = getaddrinfo(u->host, u->port, &hints, &res);
@@ -172,46 +123,39 @@ static int write_all(int fd, SSL *ssl, const char *buf, size_t len, int64_t dead
 /* Reads until the status line is complete; returns the status code. */
 static int read_status(int fd, SSL *ssl, int64_t deadline)
 {
-    char buf[512];
+    char buf[SPK_WEBHOOK_STATUS_MAX];
     size_t got = 0;
-    while (got < sizeof(buf) - 1) {
-        int n = ssl != NULL ? SSL_read(ssl, buf + got, (int)(sizeof(buf) - 1 - got))
-                            : (int)recv(fd, buf + got, sizeof(buf) - 1 - got, 0);
+    int code = 0;
+    while (code == 0) {
+        int n = ssl != NULL ? SSL_read(ssl, buf + got, (int)(sizeof(buf) - got))
+                            : (int)recv(fd, buf + got, sizeof(buf) - got, 0);
         if (n > 0) {
             got += (size_t)n;
-            buf[got] = '\0';
-            if (strstr(buf, "\r\n") != NULL) {
-                break;
-            }
+            code = spk_webhook_status(buf, got);
             continue;
         }
         if (n == 0) {
-            break;
+            return SPK_EDECODE; /* closed before a whole status line */
         }
         short ev = POLLIN;
         if (ssl != NULL) {
             int e = SSL_get_error(ssl, n);
             if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
-                break;
+                return SPK_EDECODE;
             }
             ev = e == SSL_ERROR_WANT_WRITE ? POLLOUT : POLLIN;
         } else if (errno != EAGAIN && errno != EINTR) {
-            break;
+            return SPK_EDECODE;
         }
         if (wait_fd(fd, ev, deadline) != 0) {
             return SPK_ETIMEOUT;
         }
     }
-    buf[got] = '\0';
-    int code = 0;
-    if (sscanf(buf, "HTTP/1.%*d %d", &code) != 1 || code < 100 || code > 599) {
-        return SPK_EDECODE;
-    }
     return code;
 }
 
-static SSL *tls_start(int fd, const url_t *u, const char *ca_file, int64_t deadline, SSL_CTX **ctx,
-                      char *why, size_t wl)
+static SSL *tls_start(int fd, const spk_url_t *u, const char *ca_file, int64_t deadline,
+                      SSL_CTX **ctx, char *why, size_t wl)
 {
     *ctx = SSL_CTX_new(TLS_client_method());
     SSL *ssl = NULL;
@@ -251,8 +195,8 @@ static SSL *tls_start(int fd, const url_t *u, const char *ca_file, int64_t deadl
 int spk_webhook_post(const char *url, const char *headers, const char *body, int timeout_ms,
                      const char *ca_file, char *why, size_t why_len)
 {
-    url_t u;
-    if (!parse_url(url, &u)) {
+    spk_url_t u;
+    if (spk_url_parse(url, strlen(url), &u) != 0) {
         snprintf(why, why_len, "malformed webhook URL");
         return SPK_EINVAL;
     }
@@ -278,10 +222,15 @@ int spk_webhook_post(const char *url, const char *headers, const char *body, int
     if (head == NULL) {
         rc = SPK_ENOMEM;
     } else {
+        /* Host: the authority as written (an IPv6 address in brackets, a port other than the
+         * scheme's default). */
+        bool v6 = strchr(u.host, ':') != NULL;
+        bool dflt = strcmp(u.port, u.tls ? "443" : "80") == 0;
         snprintf(head, cap,
-                 "POST %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: spreekd\r\nContent-Type: "
+                 "POST %s HTTP/1.1\r\nHost: %s%s%s%s%s\r\nUser-Agent: spreekd\r\nContent-Type: "
                  "application/json\r\nContent-Length: %zu\r\nConnection: close\r\n%s\r\n",
-                 u.path, u.host, blen, headers);
+                 u.path, v6 ? "[" : "", u.host, v6 ? "]" : "", dflt ? "" : ":", dflt ? "" : u.port,
+                 blen, headers);
         rc = write_all(fd, ssl, head, strlen(head), deadline);
         free(head);
     }

@@ -125,6 +125,11 @@ static void finish(ws_api_req_t *q, int status, const char *ctype, char *body)
         return;
     }
     q->finished = true;
+    if (body == NULL) {
+        status = 500; /* out of memory for the answer: say so rather than nothing */
+        body = strdup("{\"code\":\"internal\",\"message\":\"out of memory\"}");
+        ctype = "application/json";
+    }
     if (q->h == NULL || body == NULL) {
         free(body);
     } else {
@@ -200,6 +205,9 @@ static void dispatch(ws_api_req_t *q)
     }
     if (rc == 0) {
         rc = spk_sig_conn_open(srv->sig, q->conn, q->remote, (uint64_t)spk_now_ms());
+        if (rc == 0 && (rc = spk_sig_conn_api(srv->sig, q->conn)) != 0) {
+            spk_sig_conn_close(srv->sig, q->conn);
+        }
         if (rc != 0) {
             spk_map_del_u64(&srv->api_by_id, q->conn);
         }

@@ -28,7 +28,7 @@ static const char *const integ_tables =
     "CREATE INDEX IF NOT EXISTS idempotency_age ON idempotency(created_at);"
     "CREATE TABLE IF NOT EXISTS webhook_queue ("
     " id INTEGER PRIMARY KEY AUTOINCREMENT, integration TEXT NOT NULL, seq INTEGER NOT NULL,"
-    " event TEXT NOT NULL, created_at INTEGER NOT NULL, next_at INTEGER NOT NULL,"
+    " event TEXT NOT NULL, created_at INTEGER NOT NULL, next_at_ms INTEGER NOT NULL,"
     " attempts INTEGER NOT NULL, last_error TEXT NOT NULL);"
     "CREATE INDEX IF NOT EXISTS webhook_queue_integ ON webhook_queue(integration, id);"
     "CREATE TABLE IF NOT EXISTS console_links ("
@@ -66,6 +66,14 @@ int st_schema_integration(spk_store_t *st)
             if (rc != 0) {
                 return rc;
             }
+        }
+    }
+    /* The retry time was kept in seconds as next_at; in milliseconds now (a "1 s" backoff is
+     * one second). The old values, read as milliseconds, are in the past: due at once. */
+    if (has_column(st, "webhook_queue", "next_at")) {
+        int rc = st_exec(st, "ALTER TABLE webhook_queue RENAME COLUMN next_at TO next_at_ms");
+        if (rc != 0) {
+            return rc;
         }
     }
     return st_exec(st, integ_tables);
@@ -476,7 +484,7 @@ int spk_store_mark_set(spk_store_t *st, const char *name, int64_t v)
 
 /* ---- webhook queue ---- */
 
-#define HOOK_COLS "id, seq, integration, event, created_at, next_at, attempts, last_error"
+#define HOOK_COLS "id, seq, integration, event, created_at, next_at_ms, attempts, last_error"
 
 static int hook_row(sqlite3_stmt *s, void *out)
 {
@@ -485,7 +493,7 @@ static int hook_row(sqlite3_stmt *s, void *out)
     r->id = sqlite3_column_int64(s, 0);
     r->seq = sqlite3_column_int64(s, 1);
     r->created_at = sqlite3_column_int64(s, 4);
-    r->next_at = sqlite3_column_int64(s, 5);
+    r->next_at_ms = sqlite3_column_int64(s, 5);
     r->attempts = sqlite3_column_int(s, 6);
     const st_out_t t[] = {ST_OUT(r->integration), ST_OUT(r->event)};
     int rc = st_col_texts(s, 2, t, 2);
@@ -562,10 +570,11 @@ int spk_store_webhook_enqueue(spk_store_t *st, const char *integration, const ch
     }
     sqlite3_stmt *s = NULL;
     if (rc == 0) {
-        rc = st_acquire(st, ST_HOOK_INSERT,
-                        "INSERT INTO webhook_queue (integration, seq, event, created_at, next_at,"
-                        " attempts, last_error) VALUES (?1, ?2, ?3, ?4, ?4, 0, '')",
-                        &s);
+        rc =
+            st_acquire(st, ST_HOOK_INSERT,
+                       "INSERT INTO webhook_queue (integration, seq, event, created_at, next_at_ms,"
+                       " attempts, last_error) VALUES (?1, ?2, ?3, ?4, 0, 0, '')",
+                       &s);
     }
     if (rc != 0) {
         return rc;
@@ -618,7 +627,7 @@ int spk_store_webhook_done(spk_store_t *st, int64_t id)
     return rc;
 }
 
-int spk_store_webhook_retry(spk_store_t *st, int64_t id, int attempts, int64_t next_at,
+int spk_store_webhook_retry(spk_store_t *st, int64_t id, int attempts, int64_t next_at_ms,
                             const char *error)
 {
     if (st == NULL || error == NULL) {
@@ -626,12 +635,12 @@ int spk_store_webhook_retry(spk_store_t *st, int64_t id, int attempts, int64_t n
     }
     sqlite3_stmt *s = NULL;
     int rc = st_acquire(st, ST_HOOK_RETRY,
-                        "UPDATE webhook_queue SET attempts = ?2, next_at = ?3, last_error = ?4"
+                        "UPDATE webhook_queue SET attempts = ?2, next_at_ms = ?3, last_error = ?4"
                         " WHERE id = ?1",
                         &s);
     sqlite3_bind_int64(s, 1, id);
     sqlite3_bind_int(s, 2, attempts);
-    sqlite3_bind_int64(s, 3, next_at);
+    sqlite3_bind_int64(s, 3, next_at_ms);
     if (rc == 0) {
         rc = st_bind_opt(s, 4, error);
     }

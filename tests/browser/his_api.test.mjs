@@ -33,7 +33,9 @@ test('consult from the HIS: invite link and console link, both see each other', 
 
   const gp = await newPage(env, 'gp');
   await gp.goto(link.url);
-  await waitText(tid(gp, 'user-name'), GP_NAME);
+  // Loading the console and redeeming the link while the patient's page sends media: under a
+  // loaded machine (sanitizer builds alongside) this took longer than the default 10 s.
+  await waitText(tid(gp, 'user-name'), GP_NAME, 30000);
   await waitText(tid(gp, 'detail-title'), 'Beeldbellen');
   await tid(gp, 'consult-join').click();
   await tid(gp, 'detail-joined').waitFor({ state: 'visible' });

@@ -37,13 +37,15 @@ test('every protocol error code has a Dutch and an English message', () => {
 });
 
 test('every key the pages use exists', () => {
+  const js = (dir) => readdirSync(dir, { withFileTypes: true }).flatMap((d) =>
+    d.isDirectory() ? js(join(dir, d.name)) : d.name.endsWith('.js') ? [join(dir, d.name)] : []);
   const files = [
     ...readdirSync(web).filter((f) => f.endsWith('.html')).map((f) => join(web, f)),
-    ...readdirSync(join(web, 'js')).map((f) => join(web, 'js', f)),
+    ...js(join(web, 'js')),
   ];
   const prefixes = [
     'common', 'index', 'join', 'media', 'conn', 'consult', 'role', 'participant', 'console',
-    'identity', 'consent', 'fact', 'error', 'call',
+    'identity', 'consent', 'fact', 'error', 'call', 'chat', 'measure', 'econsult',
   ].join('|');
   const quoted = new RegExp(`['"]((?:${prefixes})\\.[\\w.]+)['"]`, 'g');
   const missing = new Set();
@@ -67,7 +69,10 @@ test('every key the pages use exists', () => {
 
 // Message types of the protocol look like keys ("consult.join"); they are not UI strings.
 function isProtocolType(k) {
-  const types = /^(consult|identity|consent)\.(create|list|get|join|leave|end|ended|facts|record)$/;
+  const types =
+    /^(consult|identity|consent|console)\.(create|list|get|join|leave|end|ended|facts|record|redeem)$/;
   const media = /^media\.(publish|subscribe|answer|candidate|stop|offer|state)$/;
-  return types.test(k) || media.test(k);
+  const chat =
+    /^chat\.(device|create|list|get|members\.(add|remove)|send|sync|ack|entry|file\.(upload|download))$/;
+  return types.test(k) || media.test(k) || chat.test(k);
 }

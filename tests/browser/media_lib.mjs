@@ -15,8 +15,8 @@ export const SPECIALIST = {
 export const tid = (page, id) => page.locator(`[data-testid="${id}"]`);
 
 // spreekd with the media relay on loopback, and headless Chromium.
-export async function setup(t) {
-  const srv = await startServer({ args: ['--relay-address', '127.0.0.1'] });
+export async function setup(t, { relay = true } = {}) {
+  const srv = await startServer({ args: relay ? ['--relay-address', '127.0.0.1'] : [] });
   const browser = await launchBrowser();
   const problems = [];
   t.after(async () => {
@@ -132,10 +132,10 @@ export async function patientToLobby(env, inviteUrl, name, size = {}) {
   return page;
 }
 
-export async function admit(gp, patient, name) {
+export async function admit(gp, patient, name, { timeout = 10000 } = {}) {
   const entry = gp.locator('[data-testid="lobby-entry"]', { hasText: name });
-  await entry.locator('[data-testid="lobby-admit"]').click();
-  await waitText(tid(patient, 'consult-status'), 'binnengelaten');
+  await entry.locator('[data-testid="lobby-admit"]').click({ timeout });
+  await waitText(tid(patient, 'consult-status'), 'binnengelaten', timeout);
 }
 
 export function summary(page) {

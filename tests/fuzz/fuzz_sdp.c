@@ -6,12 +6,15 @@
  *    that gives the identical text;
  *  - the relay's answer to a parsed offer (when one can be made) is written and parses again
  *    to the identical struct;
- *  - a parsed candidate formats and parses again to the identical struct. */
+ *  - a parsed candidate formats and parses again to the identical struct, and the relay's
+ *    address filter (spk/addr_filter.h) decides on its address the same way twice, never
+ *    accepting a name or a loopback address other than the relay's own. */
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "spk/addr_filter.h"
 #include "spk/error.h"
 #include "spk/sdp.h"
 
@@ -87,6 +90,23 @@ static void check_candidate(const uint8_t *data, size_t size)
     int n = spk_sdp_candidate_format(&c, buf, sizeof(buf));
     if (n < 0 || spk_sdp_candidate_parse(&d, buf, (size_t)n, why, sizeof(why)) != 0 ||
         memcmp(&c, &d, sizeof(c)) != 0) {
+        abort();
+    }
+    static spk_addr_filter_t f;
+    static bool f_ready;
+    if (!f_ready) {
+        static const char *const local[] = {"127.0.0.1", "203.0.113.7"};
+        if (spk_addr_filter_init(&f, local, 2, "198.51.100.0/24", "203.0.113.0/24", NULL, 0) != 0) {
+            abort();
+        }
+        f_ready = true;
+    }
+    bool ok = spk_addr_filter_allows(&f, c.addr);
+    uint8_t a[16];
+    bool literal = spk_addr_parse(c.addr, a);
+    static const uint8_t own[16] = {[10] = 0xff, [11] = 0xff, [12] = 127, [15] = 1};
+    if (ok != spk_addr_filter_allows(&f, d.addr) || (ok && !literal) ||
+        (ok && a[10] == 0xff && a[11] == 0xff && a[12] == 127 && memcmp(a, own, 16) != 0)) {
         abort();
     }
 }

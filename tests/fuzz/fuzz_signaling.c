@@ -12,10 +12,9 @@
 #include "spk/log.h"
 #include "spk/signaling.h"
 #include "spk/util.h"
+#include "fuzz_sig_env.h"
 
 static spk_sig_t *g_sig;
-static spk_store_t *g_store;
-static spk_keyring_t *g_kr;
 static spk_signer_t g_issuer;
 static size_t g_sent;
 /* Last consult id, participant id and invite code seen in answers: "@C", "@P" and "@I" in the
@@ -93,28 +92,11 @@ static void sign_in(uint64_t conn, const char *sub, spk_role_t role, const char 
 
 static void init(void)
 {
-    /* tmpfs when available: the store syncs every write. */
-    char dir[] = "/dev/shm/spk-fuzz-sig-XXXXXX";
-    spk_log_set_level(SPK_LOG_ERROR);
-    if (access("/dev/shm", W_OK) != 0) {
-        memcpy(dir, "/tmp/spk-fuzz-sig-XXXXXX", sizeof("/tmp/spk-fuzz-sig-XXXXXX"));
-    }
-    if (mkdtemp(dir) == NULL || spk_store_open(&g_store, dir) != 0) {
-        abort();
-    }
-    static const uint8_t seed[32] = {7};
-    spk_signer_from_seed(&g_issuer, seed, "fuzz-issuer");
-    spk_keyring_new(&g_kr);
-    spk_keyring_add(g_kr, g_issuer.iss, g_issuer.kid, g_issuer.pub);
-    spk_config_t cfg;
-    spk_config_defaults(&cfg);
-    cfg.rate_per_s = 1e9;
-    cfg.rate_burst = 1e9;
-    spk_config_finish(&cfg);
+    static fuzz_sig_env_t env;
     spk_sig_io_t io = {.ud = NULL, .send_cb = send_cb, .close_cb = close_cb};
-    if (spk_sig_new(&g_sig, &cfg, g_store, g_kr, &g_issuer, &io) != 0) {
-        abort();
-    }
+    fuzz_sig_env_init(&env, "sig", 7, "fuzz-issuer", &io);
+    g_sig = env.sig;
+    g_issuer = env.issuer;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

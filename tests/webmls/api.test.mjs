@@ -137,6 +137,35 @@ test('messages: application data both ways, padding, replay, other group and epo
   b.free();
 });
 
+test('processInfo: the authenticated sender, epoch, who joined and left', () => {
+  const [a, b, c] = group(['alice', 'bob', 'carol'], 'info-group');
+  const ev = b.processInfo(a.encrypt('van alice'));
+  assert.equal(ev.type, 'application');
+  assert.equal(td.decode(ev.data), 'van alice');
+  assert.equal(ev.epoch, 1n);
+  assert.equal(ev.sender.leaf, 0);
+  assert.equal(td.decode(ev.sender.identity), 'alice');
+  assert.equal(ev.authenticatedData.length, 0);
+  assert.deepEqual([ev.joined, ev.left], [[], []]);
+  // A Commit that removes carol and adds dave: carol left leaf 2, dave joined (leaf 2 again).
+  const dave = member('dave');
+  const { commit, welcome } = a.commit({ add: [dave.keyPackage], remove: [2] });
+  a.commitMerge();
+  const ci = b.processInfo(commit);
+  assert.equal(ci.type, 'commit');
+  assert.equal(ci.epoch, 2n);
+  assert.equal(td.decode(ci.sender.identity), 'alice');
+  assert.deepEqual(ci.left.map((m) => `${m.leaf}:${td.decode(m.identity)}`), ['2:carol']);
+  assert.deepEqual(ci.joined.map((m) => `${m.leaf}:${td.decode(m.identity)}`), ['2:dave']);
+  assert.equal(c.processInfo(commit).type, 'removed');
+  const d = mls.join(dave.secret, welcome);
+  assert.equal(td.decode(d.processInfo(b.encrypt('hoi dave')).sender.identity), 'bob');
+  // Failure leaves the state as it was, as process() does.
+  assert.throws(() => b.processInfo(commit), code('EMLSEPOCH'));
+  agree([a, b, d]);
+  for (const g of [a, b, c, d]) g.free();
+});
+
 test('proposals: add, remove, update, committed by another member', () => {
   const [a, b, c] = group(['alice', 'bob', 'carol']);
   const dave = member('dave');

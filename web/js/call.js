@@ -14,6 +14,7 @@ const STATUS_KEYS = {
   connecting: 'call.connecting',
   reconnecting: 'call.reconnecting',
   unavailable: 'call.unavailable',
+  elsewhere: 'call.elsewhere',
 };
 
 export class CallView {

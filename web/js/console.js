@@ -7,6 +7,7 @@ import { renderRoster, initials } from './roster.js';
 import { renderFacts } from './facts.js';
 import { consultTitle, renderConsultList, updateTitle } from './consult_list.js';
 import { CallView, exposeHooks } from './call.js';
+import { ConsoleChat } from './chat/console_chat.js';
 
 const TOKEN_KEY = 'spk.console.token';
 const JOINED_KEY = 'spk.console.joined';
@@ -34,6 +35,7 @@ const state = {
   openOnStart: null, // consult id from #consult=… (a specialist's link)
   link: null, // single-use console link code from #link=… (a practice system's link)
   pollTimer: 0,
+  chat: null, // ConsoleChat: consult chat, inbox, conversations (web/js/chat/)
 };
 
 // ---- storage -------------------------------------------------------------------------------
@@ -211,6 +213,7 @@ async function restore(client) {
     $('#new-patient').focus();
   }
   $('#signin-submit').disabled = false;
+  state.chat.attach(client, state.user).catch(() => {});
   await refreshList().catch((err) => i18n.setError($('#list-error'), err));
   for (const id of loadJoined()) {
     try {
@@ -260,6 +263,7 @@ function onSessionError(err) {
 
 function signOut() {
   stopCall({ tell: false });
+  state.chat.signOut();
   if (state.client) state.client.close();
   state.client = null;
   state.token = null;
@@ -311,9 +315,10 @@ function isRemote() {
 }
 
 // A specialist sees only the consults they were invited to and joins them; no lists, invites,
-// lobby or checks.
+// lobby or checks. A partner (pharmacy, district nursing, ...) has no consults at all, only the
+// care-team conversations of the chat.
 function isSpecialist() {
-  return !!state.user && state.user.role === 'specialist';
+  return !!state.user && (state.user.role === 'specialist' || state.user.role === 'partner');
 }
 
 // The practice field of consult.list / consult.create: a remote GP names the practice.
@@ -478,6 +483,7 @@ function renderUser() {
     show($(id).closest('section'), staff);
   }
   show($('#list-refresh'), staff);
+  show($('#list-title').closest('section'), state.user.role !== 'partner');
   document.body.classList.toggle('role-specialist', !staff);
 }
 
@@ -488,8 +494,10 @@ function renderAll() {
 
 function renderDetail() {
   const e = current();
-  show($('#detail-empty'), !e);
-  show($('#detail'), !!e);
+  const chatView = state.chat && state.chat.viewing();
+  show($('#detail-empty'), !e && !chatView);
+  show($('#detail'), !!e && !chatView);
+  if (state.chat) state.chat.renderConsult(chatView ? null : e);
   if (!e) return;
   const c = e.consult;
   $('#detail-title').textContent = consultTitle(e);
@@ -685,6 +693,7 @@ function addFact(e, fact) {
 // ---- actions -------------------------------------------------------------------------------
 
 function select(id) {
+  state.chat.closeView();
   if (state.selected !== id) {
     state.denying = null;
     resetForms();
@@ -1071,6 +1080,19 @@ async function main() {
   await i18n.init();
   state.view = new CallView({ tiles: $('#tiles'), status: $('#call-status'), nameOf });
   exposeHooks(() => state.view);
+  state.chat = new ConsoleChat({
+    inbox: $('#chat-inbox'),
+    view: $('#chat-view'),
+    consult: $('#consult-chat'),
+    // A conversation opened: the consult detail gives way (and comes back when it closes).
+    onView: (open) => {
+      if (open) {
+        state.selected = null;
+        stopPolling();
+      }
+      renderAll();
+    },
+  });
   bindCallControls();
   i18n.onLanguageChange(() => {
     if (state.user) renderAll();

@@ -1,10 +1,11 @@
 // Patient page: /join#<invite code>.
 import * as i18n from './i18n.js';
-import { Client, ProtocolError } from './protocol.js';
+import { Client } from './protocol.js';
 import * as media from './media.js';
 import { $, $$, h, show, announce } from './dom.js';
 import { renderRoster } from './roster.js';
 import { CallView, exposeHooks } from './call.js';
+import { PatientChat } from './chat/patient_chat.js';
 
 const SESSION_KEY = 'spk.join.session';
 const INVITE_KEY = 'spk.join.invite';
@@ -26,6 +27,7 @@ const state = {
   mediaEpoch: 0,
   client: null,
   lostConnection: false,
+  chat: null, // PatientChat: the consult's end-to-end encrypted chat
 };
 
 // ---- storage -------------------------------------------------------------------------------
@@ -353,7 +355,13 @@ async function restoreSession(client) {
   if (!s) return;
   await client.request('auth', { token: s.token });
   const res = await client.request('consult.join', { consult: s.consult });
+  attachChat(client);
   applyParticipant(res.participant, res.participants);
+}
+
+// The chat signs in on the same connection; it never holds up the consult.
+function attachChat(client) {
+  if (state.chat && state.session) state.chat.attach(client, state.session.consult).catch(() => {});
 }
 
 function onSessionError(err) {
@@ -366,23 +374,6 @@ function onSessionError(err) {
   else if (code === 'shutting_down' || code === 'internal' || code === 'rate_limited') {
     setTimeout(() => state.client && state.client.reconnectNow(), 3000);
   } else finish('session');
-}
-
-function waitOpen(client, timeoutMs = 20000) {
-  if (client.state === 'open') return Promise.resolve();
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      off();
-      reject(new ProtocolError('connection_failed'));
-    }, timeoutMs);
-    const off = client.on('connection', ({ state: s }) => {
-      if (s === 'open') {
-        clearTimeout(timer);
-        off();
-        resolve();
-      }
-    });
-  });
 }
 
 // ---- consult state -------------------------------------------------------------------------
@@ -462,7 +453,7 @@ async function onSubmit(ev) {
       state.client = createClient();
       state.client.connect();
     }
-    await waitOpen(state.client);
+    await state.client.waitOpen();
     const res = await state.client.request('invite.redeem', { invite: state.invite, name });
     saveSession({
       token: res.session_token,
@@ -472,6 +463,7 @@ async function onSubmit(ev) {
       invite: state.invite,
     });
     save(INVITE_KEY, null);
+    attachChat(state.client);
     i18n.setText($('#waiting-status'), 'join.waiting.status');
     applyParticipant(res.participant || { state: 'lobby' });
   } catch (err) {
@@ -524,11 +516,28 @@ async function main() {
   await i18n.init();
   state.view = new CallView({ tiles: $('#tiles'), status: $('#call-status'), nameOf });
   exposeHooks(() => state.view);
-  // For tests of the relay's lobby gate: media set up while still in the waiting room.
-  window.__spk.media.startInLobby = () =>
-    state.client && state.session
-      ? state.view.start({ client: state.client, consult: state.session.consult, stream: state.media.stream })
-      : null;
+  state.chat = new PatientChat({
+    root: $('#consult-chat'),
+    kind: 'consult',
+  });
+  // For tests of the lobby gate: what the server answers media requests from the waiting room
+  // (the page itself sets up media only once admitted).
+  window.__spk.media.tryInLobby = async () => {
+    const pc = new RTCPeerConnection();
+    pc.addTransceiver('audio', { direction: 'sendonly' });
+    const offer = await pc.createOffer();
+    pc.close();
+    const codes = {};
+    for (const [type, fields] of [['media.publish', { sdp: offer.sdp }], ['media.subscribe', {}]]) {
+      try {
+        await state.client.request(type, { consult: state.session.consult, ...fields });
+        codes[type] = 'ok';
+      } catch (err) {
+        codes[type] = err && err.code;
+      }
+    }
+    return codes;
+  };
   bindMediaControls();
   $('#join-form').addEventListener('submit', onSubmit);
   $('#waiting-leave').addEventListener('click', leave);

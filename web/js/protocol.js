@@ -174,6 +174,25 @@ export class Client {
     });
   }
 
+  // Resolves once the connection is open (after onOpen restored the session); rejects with
+  // connection_failed when that takes longer than timeoutMs.
+  waitOpen(timeoutMs = 20000) {
+    if (this.state === 'open') return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        off();
+        reject(new ProtocolError('connection_failed'));
+      }, timeoutMs);
+      const off = this.on('connection', ({ state }) => {
+        if (state === 'open') {
+          clearTimeout(timer);
+          off();
+          resolve();
+        }
+      });
+    });
+  }
+
   // Drops the current connection and connects again right away (e.g. after the user fixed
   // something). Keeps handlers.
   reconnectNow() {

@@ -13,7 +13,8 @@ const RETRY_MAX_MS = 10000;
 const SIGNALING_CHECK_MS = 4000;
 
 // Media states, for the page: 'idle' | 'connecting' | 'connected' | 'reconnecting' |
-// 'unavailable' (the server offers no media) | 'closed'.
+// 'unavailable' (the server offers no media) | 'elsewhere' (another connection of this
+// participant took the call over) | 'closed'.
 export class Call {
   // client: protocol Client; consult: consult id; stream: local MediaStream or null.
   // onTracks(participant, MediaStream|null): the remote tracks of a participant (null: gone).
@@ -121,8 +122,15 @@ export class Call {
       this.refusals = 0;
     } catch (err) {
       if (this.closed) return;
-      // A server without media (or without this participant's right to it) keeps saying so.
       const code = err && err.code;
+      // Not (or no longer) admitted: media starts again when the page calls start() after the
+      // next `admitted`.
+      if (code === 'bad_state') {
+        this.dropConnections();
+        this.setState('idle');
+        throw err;
+      }
+      // A server without media (or without this participant's right to it) keeps saying so.
       if (code === 'unknown_type' || code === 'forbidden' || code === 'not_found') {
         this.refusals += 1;
         if (code !== 'not_found' || this.refusals >= 3) {
@@ -378,7 +386,11 @@ export class Call {
     if (msg.consult !== this.consult || this.closed) return;
     const conn = msg.pc === 'publish' ? this.pub : msg.pc === 'subscribe' ? this.sub : null;
     if (!conn) return;
-    const cand = typeof msg.candidate === 'string' ? msg.candidate : '';
+    const cand = {
+      candidate: typeof msg.candidate === 'string' ? msg.candidate.replace(/^a=/, '') : '',
+      sdpMid: typeof msg.sdpMid === 'string' ? msg.sdpMid : null,
+      sdpMLineIndex: Number.isInteger(msg.sdpMLineIndex) ? msg.sdpMLineIndex : null,
+    };
     if (!conn.remoteSet) {
       conn.pending.push(cand);
       return;
@@ -394,10 +406,14 @@ export class Call {
   async addCandidate(conn, cand) {
     const { pc } = conn;
     if (pc.signalingState === 'closed') return;
-    const mid = bundleMid(pc.remoteDescription && pc.remoteDescription.sdp);
+    // The relay names the m-section (the BUNDLE tag); older servers did not.
+    const init = { ...cand };
+    if (init.sdpMid === null && init.sdpMLineIndex === null) {
+      init.sdpMid = bundleMid(pc.remoteDescription && pc.remoteDescription.sdp);
+    }
+    if (init.sdpMLineIndex === null) delete init.sdpMLineIndex;
     try {
-      if (!cand) await pc.addIceCandidate({ candidate: '', sdpMid: mid });
-      else await pc.addIceCandidate({ candidate: cand.replace(/^a=/, ''), sdpMid: mid });
+      await pc.addIceCandidate(init);
     } catch {
       /* a candidate this browser cannot use, or end-of-candidates twice */
     }
@@ -410,6 +426,13 @@ export class Call {
     if (msg.state === 'failed') {
       const conn = msg.pc === 'publish' ? this.pub : this.sub;
       if (conn) this.rebuild();
+    } else if (msg.state === 'closed') {
+      // Another connection of this participant (a second window) took the call over: stay
+      // quiet here instead of taking it back.
+      clearTimeout(this.retryTimer);
+      this.retryTimer = 0;
+      this.dropConnections();
+      this.setState('elsewhere');
     }
   }
 
@@ -457,7 +480,7 @@ export class Call {
   }
 
   updateState() {
-    if (this.closed) return;
+    if (this.closed || this.state === 'elsewhere') return;
     const pubOk = this.connected(this.pub);
     const subOk = this.connected(this.sub) || this.subscribeIdle();
     if (pubOk && subOk) {
@@ -501,7 +524,7 @@ export class Call {
   }
 
   scheduleRetry() {
-    if (this.closed || this.retryTimer) return;
+    if (this.closed || this.retryTimer || this.state === 'elsewhere') return;
     this.setState('reconnecting');
     const delay = this.retryMs;
     this.retryMs = Math.min(RETRY_MAX_MS, this.retryMs * 2);

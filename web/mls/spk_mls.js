@@ -42,7 +42,24 @@ const LAYOUT = {
   eventData: 4,
   authLen: 32,
   maxMessage: 8 * 1024 * 1024,
+  info: 128,
+  infoEpoch: 0,
+  infoSender: 8,
+  infoSenderId: 12,
+  infoSenderIdLen: 16,
+  infoAd: 20,
+  infoAdLen: 24,
+  infoJoined: 28,
+  infoNJoined: 32,
+  infoLeft: 36,
+  infoNLeft: 40,
+  member: 44,
+  memberLeaf: 0,
+  memberId: 4,
+  memberIdLen: 8,
 };
+
+const NO_LEAF = 0xffffffff;
 
 export const COMMIT_PRIVATE = 0x1;
 export const COMMIT_TREE_OUT_OF_BAND = 0x2;
@@ -372,6 +389,48 @@ export class Group {
       s.bufs.push(ev + LAYOUT.eventData);
       const type = EVENT_TYPES[s.u32(ev + LAYOUT.eventType)] ?? 'unknown';
       const out = { type };
+      if (type === 'application') out.data = s.take(ev + LAYOUT.eventData) ?? new Uint8Array(0);
+      return out;
+    });
+  }
+
+  // process() that also describes the message (spk_mls_process_info): { type, data?, epoch
+  // (BigInt: the message's; for a Commit the new one), sender: { leaf, identity } (null for a
+  // non-member), authenticatedData, joined and left: [{ leaf, identity }] for a Commit }. The
+  // sender is the one the message's signature proves, not what a delivery service claims.
+  processInfo(message) {
+    return this.#m.scope((s) => {
+      const ev = s.alloc(LAYOUT.event);
+      const info = s.alloc(LAYOUT.info);
+      s.check('spk_mls_process_info', this.#g, ...s.bytes(message, 'message'), ev, info);
+      s.bufs.push(ev + LAYOUT.eventData);
+      const type = EVENT_TYPES[s.u32(ev + LAYOUT.eventType)] ?? 'unknown';
+      const dv = this.#m.dv();
+      const bytesAt = (p, n) => (p === 0 ? new Uint8Array(0) : s.read(p, n));
+      const members = (arr, n) => {
+        const out = [];
+        for (let i = 0; i < n; i++) {
+          const m = arr + i * LAYOUT.member;
+          out.push({
+            leaf: s.u32(m + LAYOUT.memberLeaf),
+            identity: bytesAt(s.u32(m + LAYOUT.memberId), s.u32(m + LAYOUT.memberIdLen)),
+          });
+        }
+        return out;
+      };
+      const leaf = s.u32(info + LAYOUT.infoSender);
+      const idPtr = s.u32(info + LAYOUT.infoSenderId);
+      const out = {
+        type,
+        epoch: dv.getBigUint64(info + LAYOUT.infoEpoch, true),
+        sender:
+          leaf === NO_LEAF || idPtr === 0
+            ? null
+            : { leaf, identity: bytesAt(idPtr, s.u32(info + LAYOUT.infoSenderIdLen)) },
+        authenticatedData: bytesAt(s.u32(info + LAYOUT.infoAd), s.u32(info + LAYOUT.infoAdLen)),
+        joined: members(s.u32(info + LAYOUT.infoJoined), s.u32(info + LAYOUT.infoNJoined)),
+        left: members(s.u32(info + LAYOUT.infoLeft), s.u32(info + LAYOUT.infoNLeft)),
+      };
       if (type === 'application') out.data = s.take(ev + LAYOUT.eventData) ?? new Uint8Array(0);
       return out;
     });

@@ -27,6 +27,21 @@ static const uint32_t layout[] = {
     offsetof(spk_mls_event_t, data),
     SPK_MLS_EPOCH_AUTHENTICATOR_LEN,
     SPK_MLS_MAX_MESSAGE,
+    sizeof(spk_mls_event_info_t),
+    offsetof(spk_mls_event_info_t, epoch),
+    offsetof(spk_mls_event_info_t, sender),
+    offsetof(spk_mls_event_info_t, sender_identity),
+    offsetof(spk_mls_event_info_t, sender_identity_len),
+    offsetof(spk_mls_event_info_t, authenticated_data),
+    offsetof(spk_mls_event_info_t, authenticated_data_len),
+    offsetof(spk_mls_event_info_t, joined),
+    offsetof(spk_mls_event_info_t, n_joined),
+    offsetof(spk_mls_event_info_t, left),
+    offsetof(spk_mls_event_info_t, n_left),
+    sizeof(spk_mls_member_t),
+    offsetof(spk_mls_member_t, leaf),
+    offsetof(spk_mls_member_t, identity),
+    offsetof(spk_mls_member_t, identity_len),
 };
 
 uint32_t spk_wasm_layout(uint32_t i)

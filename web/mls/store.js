@@ -11,14 +11,18 @@
 //   await store.putKeyPackageSecret(ref, secret);  // until the Welcome arrives
 //   const secret = await store.takeKeyPackageSecret(ref);  // read and delete (one use)
 //
+// The chat client keeps its own records (decrypted message history, delivery cursors, unsent
+// messages) in the same way, under ids it chooses: putChat / getChat / listChat(prefix).
+//
 // Records: { v: 1, iv: 12 random bytes, ct: AES-GCM ciphertext with its 16-byte tag }, the
-// additional data binding each record to its place ("spreekkamer-mls/1 state <groupId>" or
-// "... kp <ref>"), so a record copied under another name does not decrypt. The plaintext a get
+// additional data binding each record to its place ("spreekkamer-mls/1 state <groupId>",
+// "... kp <ref>" or "... chat <id>"), so a record copied under another name does not decrypt. The plaintext a get
 // returns belongs to the caller: wipe it with .fill(0) once it went into spk_mls.
 
-const VERSION = 1;
+const VERSION = 1; // record format
+const DB_VERSION = 2; // 2: the chat store
 const KEY_ID = 'aes-gcm-256';
-const STORES = ['keys', 'state', 'kp'];
+const STORES = ['keys', 'state', 'kp', 'chat'];
 const te = new TextEncoder();
 
 function req(r) {
@@ -29,7 +33,7 @@ function req(r) {
 }
 
 function open(name) {
-  const r = indexedDB.open(name, VERSION);
+  const r = indexedDB.open(name, DB_VERSION);
   r.onupgradeneeded = () => {
     for (const s of STORES) {
       if (!r.result.objectStoreNames.contains(s)) r.result.createObjectStore(s);
@@ -122,8 +126,9 @@ export class MlsStore {
     await tx(this.#db, kind, 'readwrite', (s) => req(s.delete(String(id))));
   }
 
-  async #list(kind) {
-    const keys = await tx(this.#db, kind, 'readonly', (s) => req(s.getAllKeys()));
+  async #list(kind, prefix = null) {
+    const range = prefix === null ? undefined : IDBKeyRange.bound(prefix, `${prefix}\uffff`);
+    const keys = await tx(this.#db, kind, 'readonly', (s) => req(s.getAllKeys(range)));
     return keys.map(String);
   }
 
@@ -168,6 +173,38 @@ export class MlsStore {
 
   listKeyPackageSecrets() {
     return this.#list('kp');
+  }
+
+  // ---- the chat client's records (history, cursors, unsent messages), by id ----
+
+  putChat(id, bytes) {
+    return this.#put('chat', id, bytes);
+  }
+
+  getChat(id) {
+    return this.#get('chat', id);
+  }
+
+  deleteChat(id) {
+    return this.#delete('chat', id);
+  }
+
+  // Ids that start with prefix, in key order.
+  listChat(prefix = '') {
+    return this.#list('chat', prefix);
+  }
+
+  // [{ id, bytes }] of every record whose id starts with prefix, in key order.
+  async getChatRange(prefix) {
+    const range = IDBKeyRange.bound(prefix, `${prefix}\uffff`);
+    const [keys, recs] = await tx(this.#db, 'chat', 'readonly', (s) =>
+      Promise.all([req(s.getAllKeys(range)), req(s.getAll(range))]),
+    );
+    const out = [];
+    for (let i = 0; i < keys.length; i++) {
+      out.push({ id: String(keys[i]), bytes: await this.#open('chat', String(keys[i]), recs[i]) });
+    }
+    return out;
   }
 
   close() {

@@ -47,6 +47,9 @@ typedef struct spk_keyring spk_keyring_t;
  * iss (and every iss/kid in signers and keyrings) must be 1..SPK_TOKEN_STR-1 bytes without
  * whitespace or control characters, else SPK_EINVAL. */
 int spk_signer_generate(spk_signer_t *s, const char *iss);
+/* The key id of a public key: the first 16 characters of base64url(SHA-256(pub)). 0 or
+ * SPK_ECRYPTO. */
+int spk_token_kid(const uint8_t pub[32], char kid[SPK_TOKEN_STR]);
 /* Builds a signer from a seed (derives pub and kid). */
 int spk_signer_from_seed(spk_signer_t *s, const uint8_t seed[32], const char *iss);
 void spk_signer_wipe(spk_signer_t *s);

@@ -7,11 +7,15 @@
  *
  * Messages. The functions taking a spk_relay_t are called from the control thread only (the
  * thread that runs the uv_loop_t given to spk_relay_new()), except spk_relay_fingerprint(),
- * which any thread may call. Commands are copied into a
- * small message and queued to the worker that owns the consult; they never block on the worker
- * and return only argument errors. Results arrive as events (spk_relay_event_t), delivered on the
- * control thread's uv loop through a uv_async_t wake-up, in order per endpoint. The same
- * messages can later cross a socket to a separate relay node.
+ * which any thread may call (checked in debug builds). Commands are copied into a small message
+ * and queued to the worker that owns the consult; they never block on the worker and return
+ * argument errors, or SPK_ENOMEM when out of memory or when the worker has
+ * SPK_RELAY_CMD_QUEUE_MAX (16384) commands waiting (a stalled worker; endpoint close is always
+ * queued). Results arrive as events (spk_relay_event_t), delivered on the control thread's uv
+ * loop through a uv_async_t wake-up, in order per endpoint. The event queue is bounded too: when
+ * 16384 events wait (a stalled control thread) candidates, ICE states and counters are dropped,
+ * never connected, failed or closed. The same messages can later cross a socket to a separate
+ * relay node.
  *
  * Identifiers. The control thread chooses consult and endpoint ids (nonzero, endpoint ids unique
  * within the relay) and passes the consult id with every command; it selects the worker.
@@ -44,6 +48,12 @@
  *
  * Lobby. An endpoint starts with forwarding off: nothing it sends is forwarded and nothing is
  * forwarded to it until spk_relay_set_forwarding(..., true). This is enforced in the packet path.
+ * What a publisher sent while a subscriber's forwarding was off never reaches that subscriber
+ * later either: when its forwarding is turned on, the relay notes per stream the newest packet
+ * it has seen, and packets numbered up to it — answers to NACKs from the retransmission buffer,
+ * a publisher's repair of a packet lost on the way, late (reordered) originals — are not sent
+ * to it, nor NACKed upstream on its behalf. A publisher whose forwarding is turned on starts its
+ * streams over (statistics, numbering, retransmission buffer).
  *
  * libsrtp is initialised once per process and never shut down; it must be the OpenSSL build
  * (scripts/setup-libsrtp.sh), linked statically.
@@ -118,6 +128,11 @@ typedef struct {
     /* REMB sent to each publisher: the bitrate it may use while nobody reports loss; 0 = no
      * REMB. spk_relay_config_init() sets SPK_RELAY_REMB_DEFAULT. */
     uint64_t remb_bps;
+    /* Remote candidate address ranges (spk/addr_filter.h): extra ranges the relay may send to
+     * and ranges it never sends to, as CIDR lists separated by commas or spaces; NULL or "" for
+     * none. Read during spk_relay_new() only. */
+    const char *candidate_allow;
+    const char *candidate_deny;
 } spk_relay_config_t;
 
 #define SPK_RELAY_REMB_DEFAULT 2500000u
@@ -231,9 +246,16 @@ int spk_relay_remote_description(spk_relay_t *relay, uint64_t consult_id, uint64
                                  spk_relay_setup_t setup);
 
 /* One remote candidate: an SDP attribute value ("candidate:..." with or without "a="), or NULL /
- * "" for end-of-candidates. A candidate libnice cannot parse is ignored (logged). */
+ * "" for end-of-candidates. Its address goes through the relay's address filter
+ * (spk/addr_filter.h: the relay's own addresses and cfg.candidate_allow / _deny): a refused
+ * address (or a name such as an mDNS ".local" one) is SPK_EFORBIDDEN and counted, and the relay
+ * never sends to it. SPK_EINVAL for a line that is not a candidate. A candidate libnice cannot
+ * parse is ignored (logged). */
 int spk_relay_remote_candidate(spk_relay_t *relay, uint64_t consult_id, uint64_t endpoint_id,
                                const char *candidate);
+
+/* Remote candidates refused by the address filter so far (control thread). */
+uint64_t spk_relay_candidates_refused(const spk_relay_t *relay);
 
 /* Groups endpoints that belong to one participant (e.g. its publish and its subscribe
  * connection): endpoints with the same nonzero owner never forward to each other, so nobody

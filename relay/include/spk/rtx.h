@@ -69,6 +69,9 @@ typedef struct {
 /* slots: power of two in 16..32768; arena_bytes >= 2 * max_packet; max_packet 64..65535.
  * Returns 0, SPK_EINVAL or SPK_ENOMEM. */
 int spk_rtx_store_init(spk_rtx_store_t *s, uint32_t slots, size_t arena_bytes, size_t max_packet);
+/* Forgets every stored packet (a stream that starts over: its sequence numbers may jump
+ * anywhere); memory stays allocated, statistics are kept. */
+void spk_rtx_store_clear(spk_rtx_store_t *s);
 /* Frees the memory; s may be zeroed or already destroyed. */
 void spk_rtx_store_destroy(spk_rtx_store_t *s);
 /* Bytes allocated by the store. */

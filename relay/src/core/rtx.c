@@ -34,6 +34,18 @@ int spk_rtx_store_init(spk_rtx_store_t *s, uint32_t slots, size_t arena_bytes, s
     return 0;
 }
 
+void spk_rtx_store_clear(spk_rtx_store_t *s)
+{
+    for (uint32_t i = 0; s->slots != NULL && i <= s->mask; i++) {
+        s->slots[i].seq = INT64_MIN;
+        s->slots[i].len = 0;
+        s->slots[i].last_sent_ms = 0;
+        s->slots[i].resends = 0;
+    }
+    memset(&s->unwrap, 0, sizeof(s->unwrap));
+    s->reserved = false;
+}
+
 void spk_rtx_store_destroy(spk_rtx_store_t *s)
 {
     free(s->arena);

@@ -1,9 +1,8 @@
-/* Wiring between the signaling core and the media relay (spk/relay.h). Only available when
- * spreekd is built with the relay (SPK_HAVE_RELAY). */
+/* Wiring between the signaling core and the media relay (spk/relay.h). Media is off while no
+ * relay is set (spreekd without relay addresses): then the media.* actions answer not_found. */
 #ifndef SPK_SIG_MEDIA_H
 #define SPK_SIG_MEDIA_H
 
-#ifdef SPK_HAVE_RELAY
 #include "spk/relay.h"
 #include "spk/signaling.h"
 
@@ -13,6 +12,5 @@ void spk_sig_set_relay(spk_sig_t *s, spk_relay_t *relay);
 
 /* The relay's event callback: pass it to spk_relay_new() with the core as `user`. */
 void spk_sig_relay_event(spk_relay_t *relay, const spk_relay_event_t *ev, void *user);
-#endif
 
 #endif

@@ -50,6 +50,10 @@ void spk_sig_free(spk_sig_t *s);
 
 /* A WebSocket connection was established; the core sends "hello". */
 int spk_sig_conn_open(spk_sig_t *s, uint64_t conn, const char *remote_addr, uint64_t now_ms);
+/* The connection carries requests of the HTTP API (/api/v1, docs/integration.md), which is for
+ * practice systems: "auth" on it accepts only a service token, any other valid token is
+ * refused with SPK_EFORBIDDEN (audited). SPK_ENOTFOUND for an unknown connection. */
+int spk_sig_conn_api(spk_sig_t *s, uint64_t conn);
 /* The connection is gone (any reason); presence and rosters are updated. */
 void spk_sig_conn_close(spk_sig_t *s, uint64_t conn);
 /* One complete text message. */

@@ -3,8 +3,8 @@
  * The signaling core stores events in the store's webhook queue inside the transaction of the
  * action that caused them (hooks.c). This module delivers them: per integration in order, one at
  * a time, each POST signed with HMAC-SHA256 over "<timestamp>.<body>" with the integration's
- * secret, retried with exponential backoff (1 s doubling to 5 min) until delivered or older than
- * webhook_max_age_s. An event is sent only once its commit is on disk.
+ * secret, retried with exponential backoff (1 s doubling to 5 min, kept in milliseconds) until
+ * delivered or older than webhook_max_age_s. An event is sent only once its commit is on disk.
  *
  * Threads: the control thread reads the queue and builds requests (uv timer); the network I/O
  * (DNS, connect, TLS, write, read the status line), which may block for up to
@@ -37,5 +37,15 @@ void spk_webhooks_stats(const spk_webhooks_t *w, spk_webhooks_stats_t *out);
  * negative SPK_E* with `why`. Plain http is refused unless the address is on loopback. */
 int spk_webhook_post(const char *url, const char *headers, const char *body, int timeout_ms,
                      const char *ca_file, char *why, size_t why_len);
+
+/* The wait before the next attempt after `attempts` failed ones: 1 s, 2 s, 4 s, ... at most
+ * 5 minutes (milliseconds). */
+int64_t spk_webhook_backoff_ms(int attempts);
+
+/* The status code of an endpoint's answer from its first bytes buf[0..len) (webhook_answer.c,
+ * I/O-free): 100..599 once the status line "HTTP/1.<d> <ddd>[ <reason>]" ends (LF or CRLF); 0
+ * while it has not ended and len < SPK_WEBHOOK_STATUS_MAX (read more); else SPK_EDECODE. */
+#define SPK_WEBHOOK_STATUS_MAX 512
+int spk_webhook_status(const char *buf, size_t len);
 
 #endif

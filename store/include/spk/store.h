@@ -334,8 +334,9 @@ typedef struct {
     int64_t id;  /* queue row */
     int64_t seq; /* per integration, from 1, in the order of the events */
     char integration[SPK_ID_LEN];
-    char event[2048]; /* the event's JSON object (without seq) */
-    int64_t created_at, next_at;
+    char event[2048];   /* the event's JSON object (without seq) */
+    int64_t created_at; /* unix seconds */
+    int64_t next_at_ms; /* not before (unix milliseconds; 0: at once) */
     int attempts;
     char last_error[128];
 } spk_webhook_rec_t;
@@ -346,7 +347,8 @@ int spk_store_webhook_enqueue(spk_store_t *st, const char *integration, const ch
 /* The integration's oldest waiting event; SPK_ENOTFOUND when none. */
 int spk_store_webhook_head(spk_store_t *st, const char *integration, spk_webhook_rec_t *out);
 int spk_store_webhook_done(spk_store_t *st, int64_t id);
-int spk_store_webhook_retry(spk_store_t *st, int64_t id, int attempts, int64_t next_at,
+/* The next attempt not before next_at_ms (unix milliseconds). */
+int spk_store_webhook_retry(spk_store_t *st, int64_t id, int attempts, int64_t next_at_ms,
                             const char *error);
 int spk_store_webhook_count(spk_store_t *st, const char *integration, int64_t *out);
 /* Drops events created before `before`; *n counts them (may be NULL). */

@@ -110,3 +110,53 @@ test('two Commits for one epoch: the first valid wins, the other re-bases and su
     await env.close();
   }
 });
+
+test("a remote GP under delegation joins the practice's care-team conversation and reads it until the delegation ends", async () => {
+  const env = await boot();
+  try {
+    const gpc = await env.as(env.users.gp);
+    const gp = await ChatDevice.open(gpc, mls, 'gp-laptop');
+    await gp.sync();
+    const { conversation } = await gpc.ok('chat.create', { kind: 'care_team', patient: 'pseudo-4711' });
+    const conv = conversation.id;
+    await gp.createGroup(conv);
+    const now = () => Math.floor(Date.now() / 1000);
+    const { delegation } = await gpc.ok('delegation.grant', { remote_gp: 'rgp-1', valid_until: now() + 3600 });
+
+    const rc = await env.as(env.users.remote_gp);
+    // Without a delegation of that practice, or for someone else, no.
+    const list = await rc.ok('chat.list', { practice: 'praktijk-a' });
+    assert.ok(list.conversations.some((c) => c.id === conv && c.member === false));
+    let r = await rc.req('chat.members.add', { conversation: conv, user: { sub: 'apo-1' }, role: 'partner' });
+    assert.equal(r.code, 'forbidden');
+    r = await rc.req('chat.members.add', { conversation: conv, user: { sub: 'rgp-1' }, role: 'gp' });
+    assert.equal(r.code, 'forbidden');
+    await rc.ok('chat.members.add', { conversation: conv, user: { sub: 'rgp-1' }, role: 'remote_gp', name: 'Dr. Waarnemer' });
+    const rgp = await ChatDevice.open(rc, mls, 'hap-pc');
+    await rgp.sync();
+    // A member's device commits the Add of the new member's devices.
+    await gp.addDevices(conv, { sub: 'rgp-1' });
+    await rgp.until(() => rgp.groups.has(conv));
+    await gp.send(conv, 'overdracht: let op de bloeddruk');
+    await rgp.until(() => rgp.texts(conv).includes('overdracht: let op de bloeddruk'));
+
+    // The audit names the practice the remote GP acted for.
+    const admin = await env.as(env.users.admin);
+    const log = await admin.ok('audit.read', { limit: 1000 });
+    const add = log.entries.find((e) => e.event === 'chat.member.add' && e.user === 'rgp-1');
+    assert.equal(add?.on_behalf_of, 'praktijk-a');
+
+    // The delegation ends: nothing new reaches the remote GP, and the next Commit must remove them.
+    await gpc.ok('delegation.revoke', { delegation: delegation.id });
+    await gp.send(conv, 'na de intrekking');
+    await sleep(300);
+    assert.ok(!rgp.texts(conv).includes('na de intrekking'));
+    await assert.rejects(gp.commit(conv, {}), (e) => e.code === 'mls_membership');
+    const leaf = gp.groups.get(conv).members().find((m) => new TextDecoder().decode(m.identity).includes('rgp-1'));
+    assert.ok(leaf, 'the remote GP is a leaf');
+    await gp.commit(conv, { remove: [leaf.leaf] });
+    assert.deepEqual(gp.errors, []);
+  } finally {
+    await env.close();
+  }
+});

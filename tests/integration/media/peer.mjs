@@ -7,7 +7,8 @@
 // starts with a 4-byte magic ("SPKV" / "SPKA"), a 4-byte publisher tag and a 4-byte counter, so
 // a receiver can tell whose packet it got and whether it skipped any.
 import {
-  MediaStreamTrack, RTCPeerConnection, RTCRtpCodecParameters, RtpHeader, RtpPacket,
+  GenericNack, MediaStreamTrack, RTCPeerConnection, RTCRtpCodecParameters, RtcpTransportLayerFeedback,
+  RtpHeader, RtpPacket,
 } from 'werift';
 
 // Loopback only: werift also gathers on the host's other interfaces (when not run in a
@@ -75,9 +76,12 @@ export class Peer {
     this.sent = { video: 0, audio: 0 };
     this.timers = [];
     this.offers = [];       // media.offer events handled
+    this.candEvents = [];   // media.candidate events, as received
+    this.receivers = new Set(); // every receiver the subscribe connection had
+    this.stateEvents = [];  // media.state events, as received
     this.answerErrors = [];
     this.streams = new Map(); // mid -> {participant, kind}
-    // received[kind] : Map ssrc -> {tags:Set, count, first, last, pt}
+    // received[kind] : Map ssrc -> {tags:Set, count, first, last, pt, counters:Set, firstSeq, lastSeq}
     this.received = { video: new Map(), audio: new Map() };
     this.foreign = 0; // packets whose payload was not ours
     this._queue = Promise.resolve();
@@ -108,12 +112,17 @@ export class Peer {
     const ssrc = rtp.header.ssrc;
     let r = this.received[kind].get(ssrc);
     if (!r) {
-      r = { tags: new Set(), count: 0, first: p.counter, last: p.counter, pt: rtp.header.payloadType };
+      r = {
+        tags: new Set(), count: 0, first: p.counter, last: p.counter, pt: rtp.header.payloadType,
+        counters: new Set(), firstSeq: rtp.header.sequenceNumber, lastSeq: rtp.header.sequenceNumber,
+      };
       this.received[kind].set(ssrc, r);
     }
     r.tags.add(p.tag);
     r.count++;
     r.last = Math.max(r.last, p.counter);
+    r.counters.add(p.counter);
+    r.lastSeq = rtp.header.sequenceNumber;
   }
 
   // Feeds the client's buffered and future events to this peer.
@@ -151,10 +160,12 @@ export class Peer {
 
   async _handle(e) {
     if (e.type === 'media.state') {
+      this.stateEvents.push(e);
       this.states[e.pc].push(`relay:${e.state}`);
       return;
     }
     if (e.type === 'media.candidate') {
+      this.candEvents.push(e);
       const pc = this.pcs[e.pc];
       if (!pc.remoteDescription) {
         this.pendingCands[e.pc].push(e.candidate);
@@ -167,6 +178,7 @@ export class Peer {
     this.offers.push(e);
     for (const s of e.streams ?? []) this.streams.set(s.mid, s);
     await this.sub.setRemoteDescription({ type: 'offer', sdp: e.sdp });
+    for (const t of this.sub.getTransceivers()) this.receivers.add(t.receiver);
     for (const c of this.pendingCands.subscribe.splice(0)) await this._addCandidate(this.sub, c);
     const answer = await this.sub.createAnswer();
     await this.sub.setLocalDescription(answer);
@@ -182,22 +194,48 @@ export class Peer {
     await pc.addIceCandidate({ candidate: cand, sdpMid: mid, sdpMLineIndex: 0 });
   }
 
-  // Publishes (offer → media.publish → answer) and subscribes. Returns the relay's answer SDP.
-  async start() {
+  // Publishes (offer → media.publish → answer) and subscribes; either may be left out. Returns
+  // the relay's answer SDP (undefined without publish).
+  async start({ publish = true, subscribe = true } = {}) {
     this._pump();
-    this.videoTx = this.pub.addTransceiver(this.tracks.video, { direction: 'sendonly' });
-    this.audioTx = this.pub.addTransceiver(this.tracks.audio, { direction: 'sendonly' });
+    if (publish) await this.publish();
+    if (subscribe) {
+      const s = await this.client.req('media.subscribe', { consult: this.consult });
+      if (s.type !== 'ok') throw new Error(`media.subscribe: ${s.code} ${s.message}`);
+    }
+    return this.answerSdp;
+  }
+
+  // The publish offer (creates the transceivers once); then media.publish and the answer.
+  async publishOffer() {
+    if (!this.videoTx) {
+      this.videoTx = this.pub.addTransceiver(this.tracks.video, { direction: 'sendonly' });
+      this.audioTx = this.pub.addTransceiver(this.tracks.audio, { direction: 'sendonly' });
+    }
     const offer = await this.pub.createOffer();
     await this.pub.setLocalDescription(offer);
     this.offerSdp = loopbackOnly(this.pub.localDescription.sdp);
+    return this.offerSdp;
+  }
+
+  async publish() {
+    await this.publishOffer();
     const r = await this.client.req('media.publish', { consult: this.consult, sdp: this.offerSdp });
     if (r.type !== 'ok') throw new Error(`media.publish: ${r.code} ${r.message}\n--- offer ---\n${this.offerSdp}`);
     this.answerSdp = r.sdp;
     await this.pub.setRemoteDescription({ type: 'answer', sdp: r.sdp });
     for (const c of this.pendingCands.publish.splice(0)) await this._addCandidate(this.pub, c);
-    const s = await this.client.req('media.subscribe', { consult: this.consult });
-    if (s.type !== 'ok') throw new Error(`media.subscribe: ${s.code} ${s.message}`);
     return r.sdp;
+  }
+
+  // Sends a generic NACK for `seqs` of the publisher stream `ssrc` on the subscribe connection.
+  async nack(ssrc, seqs) {
+    const dtls = this.sub.getReceivers().find((r) => r.dtlsTransport)?.dtlsTransport;
+    if (!dtls) throw new Error('no subscribe transport');
+    for (let i = 0; i < seqs.length; i += 100) {
+      const feedback = new GenericNack({ senderSsrc: 1234, mediaSourceSsrc: ssrc, lost: seqs.slice(i, i + 100) });
+      await dtls.sendRtcp([new RtcpTransportLayerFeedback({ feedback })]);
+    }
   }
 
   // The SSRCs this peer's senders stamp on their packets.
@@ -259,6 +297,9 @@ export class Peer {
     this.stopSending();
     this._restore?.();
     await Promise.allSettled([this.pub.close(), this.sub.close()]);
+    // werift 0.24 leaves a receiver's NACK timer running forever once it gave up on a lost
+    // packet, also for receivers of m-sections a later offer removed: stop them all.
+    for (const r of this.receivers) r.nack?.close?.();
   }
 }
 

@@ -104,12 +104,17 @@ function joinCall({ wsUrl, consult, token, invite, iceServers }) {
       const r = await req('media.answer', { consult, sdp: sub.localDescription.sdp, version: m.version });
       if (r.type !== 'ok') window.__errors.push(`media.answer: ${r.code}`);
     };
-    for (const t of stream.getTracks()) pcs.publish.addTransceiver(t, { direction: 'sendonly', streams: [stream] });
-    await pcs.publish.setLocalDescription(await pcs.publish.createOffer());
-    const ans = await must('media.publish', { consult, sdp: pcs.publish.localDescription.sdp });
-    await pcs.publish.setRemoteDescription({ type: 'answer', sdp: ans.sdp });
-    for (const c of queued.publish.splice(0)) await add(pcs.publish, c);
-    await must('media.subscribe', { consult });
+    // Media is set up once admitted (a patient in the lobby gets bad_state).
+    const start = async () => {
+      for (const t of stream.getTracks()) pcs.publish.addTransceiver(t, { direction: 'sendonly', streams: [stream] });
+      await pcs.publish.setLocalDescription(await pcs.publish.createOffer());
+      const ans = await must('media.publish', { consult, sdp: pcs.publish.localDescription.sdp });
+      await pcs.publish.setRemoteDescription({ type: 'answer', sdp: ans.sdp });
+      for (const c of queued.publish.splice(0)) await add(pcs.publish, c);
+      await must('media.subscribe', { consult });
+    };
+    if (me.state === 'admitted') await start();
+    else handlers.admitted = () => start().catch((e) => window.__errors.push(`start: ${e.message}`));
     return me;
   })();
 }

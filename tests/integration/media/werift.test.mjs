@@ -1,7 +1,7 @@
 // Interop with an independent WebRTC stack: two werift peers (a GP and a patient who came in
 // through an invite) publish synthetic VP8 and Opus RTP to the real spreekd relay on loopback
-// and subscribe. Each must receive the other's packets, unchanged (SSRC and payload counters),
-// and nothing while the patient waits in the lobby.
+// and subscribe. Each must receive the other's packets, unchanged (SSRC and payload counters);
+// the patient sets up media once admitted, and nothing flows after they are sent back.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 
@@ -35,44 +35,37 @@ after(async () => {
   await env?.close();
 });
 
-test('werift publishes to the relay and both peers connect', async () => {
+test('werift publishes to the relay; nothing is forwarded while the patient waits', async () => {
   gpPeer = new Peer(gp, consult.id, GP_TAG);
-  ptPeer = new Peer(patient, consult.id, PT_TAG);
   const gpAnswer = await gpPeer.start();
-  const ptAnswer = await ptPeer.start();
-  for (const sdp of [gpAnswer, ptAnswer]) {
-    assert.match(sdp, /^a=group:BUNDLE /m, 'answer bundles');
-    assert.match(sdp, /^a=rtpmap:\d+ VP8\/90000/m, 'answer keeps VP8');
-    assert.match(sdp, /^a=rtpmap:\d+ opus\/48000\/2/m, 'answer keeps Opus');
-    assert.match(sdp, /^a=setup:passive/m, 'relay answers passive');
-  }
   gpPeer.startSending();
-  ptPeer.startSending();
-  // The GP's subscribe connection has nothing to carry yet (the only other participant waits in
-  // the lobby), so the relay has sent it no offer; the other three connect.
-  const connected = (pc) => pc.connectionState === 'connected';
-  const up = await waitFor(() => connected(gpPeer.pub) && connected(ptPeer.pub) && connected(ptPeer.sub), 20000);
-  assert.ok(up, `three connections connected: gp ${JSON.stringify(gpPeer.states)} patient ${JSON.stringify(ptPeer.states)}`);
-  assert.equal(gpPeer.offers.length, 0, 'no offer to the GP while no admitted participant publishes');
-  assert.equal(ptPeer.offers.length, 1, 'the patient in the lobby is offered the GP\'s streams');
-  assert.deepEqual(ptPeer.offers[0].streams.map((s) => s.kind).sort(), ['audio', 'video']);
-});
-
-test('a patient in the lobby receives nothing and nothing of theirs is forwarded', async () => {
-  // Both connections are up and both peers are sending; the relay has their packets.
+  // The patient in the lobby can set up no relay connection (docs/protocol.md 5.7).
+  ptPeer = new Peer(patient, consult.id, PT_TAG);
+  const early = await patient.req('media.publish', { consult: consult.id, sdp: await ptPeer.publishOffer() });
+  assert.equal(early.code, 'bad_state', JSON.stringify(early));
+  assert.equal((await patient.req('media.subscribe', { consult: consult.id })).code, 'bad_state');
+  const up = await waitFor(() => gpPeer.pub.connectionState === 'connected', 20000);
+  assert.ok(up, `GP publish connected: ${JSON.stringify(gpPeer.states)}`);
   const rx = await waitFor(async () => (await received()) > 50, 10000);
   assert.ok(rx, `relay received RTP: ${await received()}`);
-  await sleep(1500);
-  assert.equal(ptPeer.countFrom(GP_TAG).video + ptPeer.countFrom(GP_TAG).audio, 0,
-    `patient in the lobby got GP media: ${JSON.stringify(ptPeer.summary())}`);
-  assert.equal(gpPeer.countFrom(PT_TAG).video + gpPeer.countFrom(PT_TAG).audio, 0,
-    `GP got media from a patient in the lobby: ${JSON.stringify(gpPeer.summary())}`);
-  assert.equal(await forwarded(), 0, 'nothing forwarded while the only other participant waits');
+  assert.equal(await forwarded(), 0, 'nothing forwarded: nobody else is admitted');
+  assert.equal(gpPeer.offers.length, 0, 'no offer to the GP while no admitted participant publishes');
+  assert.match(gpAnswer, /^a=group:BUNDLE /m, 'answer bundles');
+  assert.match(gpAnswer, /^a=rtpmap:\d+ VP8\/90000/m, 'answer keeps VP8');
+  assert.match(gpAnswer, /^a=rtpmap:\d+ opus\/48000\/2/m, 'answer keeps Opus');
+  assert.match(gpAnswer, /^a=setup:passive/m, 'relay answers passive');
 });
 
 test('after admission each peer receives the other\'s audio and video through the relay', async () => {
   const before = await forwarded();
   await gp.ok('lobby.admit', { consult: consult.id, participant: participant.id });
+  await ptPeer.start();
+  ptPeer.startSending();
+  const connected = (pc) => pc.connectionState === 'connected';
+  const up = await waitFor(() => connected(ptPeer.pub) && connected(ptPeer.sub) && connected(gpPeer.sub), 20000);
+  assert.ok(up, `connected: gp ${JSON.stringify(gpPeer.states)} patient ${JSON.stringify(ptPeer.states)}`);
+  assert.equal(ptPeer.offers.length, 1, 'the patient is offered the GP\'s streams');
+  assert.deepEqual(ptPeer.offers[0].streams.map((x) => x.kind).sort(), ['audio', 'video']);
   const enough = (peer, tag) => () => {
     const c = peer.countFrom(tag);
     return c.video >= 30 && c.audio >= 50;

@@ -22,12 +22,24 @@
  *            relay's RRs and a REMB of the configured bitrate, lowered when B reports loss; B's
  *            own RR/REMB are not forwarded; A's SR reaches B without report blocks; a new
  *            subscriber D triggers a PLI to A
+ *   withheld publisher A (declared video with rtx) and subscriber B; B goes back to the lobby
+ *            while A sends: nothing of that period ever reaches B after it is forwarded to again
+ *            — not B's NACKs for all of it, not A's retransmission (after the relay's own NACK)
+ *            of a packet lost on its way to the relay, not a late (reordered) original — while
+ *            packets sent after re-admission are forwarded and repaired as usual
+ *   candfilter remote candidates: an address the relay does not listen on (127.0.0.2), a
+ *            link-local, a multicast and a private one and an mDNS name are refused and counted,
+ *            and no STUN check reaches the loopback one; a configured allow range and the
+ *            relay's own address are accepted, and checks reach them
  * The main thread is the control thread (uv loop) and also iterates the peers' GMainContext. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <uv.h>
@@ -353,6 +365,11 @@ static bool have_stats(void)
 static bool a_closed(void)
 {
     return A.closed;
+}
+
+static bool b_closed(void)
+{
+    return B.closed;
 }
 
 static void build_one(side_t *s, uint32_t n, uint8_t pkt[12 + PAYLOAD])
@@ -740,6 +757,14 @@ static bool rtcp_have_stats(void)
     return A.have_stats && B.have_stats && C.have_stats;
 }
 
+static void rtcp_stats_ab(void)
+{
+    A.have_stats = B.have_stats = false;
+    CHECK_EQ(spk_relay_stats(relay, CONSULT, EP_A), 0);
+    CHECK_EQ(spk_relay_stats(relay, CONSULT, EP_B), 0);
+    CHECK(pump(have_stats, 5000));
+}
+
 static void rtcp_stats(void)
 {
     A.have_stats = B.have_stats = C.have_stats = false;
@@ -939,11 +964,9 @@ static void rtcp_phase_join(uint32_t first)
     printf("join: subscriber D forwarded to: PLI to A; D receives A\n");
 }
 
-static void run_rtcp(uint32_t n)
+/* A publishes video with rtx (payload types 96/97), declared to the relay. */
+static spk_relay_stream_t declare_a_video_rtx(void)
 {
-    setup_side(&A, CONSULT, EP_A, SPK_RELAY_ROLE_PUBLISH, false, false);
-    setup_side(&B, CONSULT, EP_B, SPK_RELAY_ROLE_SUBSCRIBE, true, false);
-    setup_side(&C, CONSULT, EP_C, SPK_RELAY_ROLE_PUBLISH, false, false);
     A.rtx_ssrc = A.ssrc + 0x100; /* same low byte: the receiver finds the sender by it */
     spk_relay_stream_t st = {.ssrc = A.ssrc,
                              .rtx_ssrc = A.rtx_ssrc,
@@ -952,6 +975,15 @@ static void run_rtcp(uint32_t n)
                              .clock_rate = 90000,
                              .video = true};
     CHECK_EQ(spk_relay_set_streams(relay, CONSULT, EP_A, &st, 1), 0);
+    return st;
+}
+
+static void run_rtcp(uint32_t n)
+{
+    setup_side(&A, CONSULT, EP_A, SPK_RELAY_ROLE_PUBLISH, false, false);
+    setup_side(&B, CONSULT, EP_B, SPK_RELAY_ROLE_SUBSCRIBE, true, false);
+    setup_side(&C, CONSULT, EP_C, SPK_RELAY_ROLE_PUBLISH, false, false);
+    spk_relay_stream_t st = declare_a_video_rtx();
     spk_relay_stream_t dup[2] = {st, st};
     CHECK_EQ(spk_relay_set_streams(relay, CONSULT, EP_A, dup, 2), SPK_EINVAL);
     pump(NULL, 20);
@@ -970,6 +1002,223 @@ static void run_rtcp(uint32_t n)
         S[i].closed = false;
         CHECK_EQ(spk_relay_endpoint_close(relay, S[i].consult, S[i].ep), 0);
     }
+}
+
+/* ---- withheld mode ---- */
+
+#define LOBBY_N 299
+
+static uint32_t b_want;
+
+static bool b_has(void)
+{
+    return B.got_from[0] >= b_want;
+}
+
+static bool a_nacked_both(uint16_t x, uint16_t y)
+{
+    return got_nack_for(&A, x) && got_nack_for(&A, y);
+}
+
+/* B NACKs [first, first + n) of A's stream, 100 at a time (the relay reads up to 128 per NACK). */
+static void b_nack_range(uint16_t first, uint32_t n)
+{
+    for (uint32_t done = 0; done < n;) {
+        uint16_t seqs[100];
+        size_t k = 0;
+        for (; k < 100 && done < n; k++, done++) {
+            seqs[k] = (uint16_t)(first + done);
+        }
+        rtcp_send_nack(&B, A.ssrc, seqs, k);
+        pump(NULL, 5);
+    }
+}
+
+static void run_withheld(uint32_t n)
+{
+    setup_side(&A, CONSULT, EP_A, SPK_RELAY_ROLE_PUBLISH, false, false);
+    setup_side(&B, CONSULT, EP_B, SPK_RELAY_ROLE_SUBSCRIBE, true, false);
+    declare_a_video_rtx();
+    pump(NULL, 20);
+    exchange_candidates(-1);
+    CHECK(pump(both_connected, 15000));
+    CHECK_EQ(spk_relay_set_forwarding(relay, CONSULT, EP_A, true), 0);
+    CHECK_EQ(spk_relay_set_forwarding(relay, CONSULT, EP_B, true), 0);
+    pump(NULL, 50);
+    reset_rx();
+
+    /* Admitted: B receives A. */
+    for (uint32_t i = 0; i < n; i++) {
+        send_one(&A, i);
+        pump(NULL, 1);
+    }
+    b_want = n;
+    CHECK(pump(b_has, 5000));
+
+    /* B in the lobby while A sends LOBBY_N packets; one is lost on its way to the relay and
+     * one is delayed in the network. */
+    CHECK_EQ(spk_relay_set_forwarding(relay, CONSULT, EP_B, false), 0);
+    pump(NULL, 50);
+    uint16_t lobby_seq0 = A.seq;
+    uint8_t lost[12 + PAYLOAD], late[12 + PAYLOAD];
+    uint16_t lost_seq = 0, late_seq = 0;
+    for (uint32_t i = 0; i < LOBBY_N; i++) {
+        if (i == 100) {
+            lost_seq = A.seq;
+            build_one(&A, n + i, lost);
+        } else if (i == 200) {
+            late_seq = A.seq;
+            build_one(&A, n + i, late);
+        } else {
+            send_one(&A, n + i);
+        }
+        pump(NULL, 1);
+    }
+    /* The relay NACKs A for both gaps (it looks every 20 ms as A's packets arrive). */
+    uint32_t next = n + LOBBY_N;
+    for (int k = 0; k < 100 && !a_nacked_both(lost_seq, late_seq); k++) {
+        send_one(&A, next++);
+        pump(NULL, 10);
+    }
+    CHECK(a_nacked_both(lost_seq, late_seq));
+    uint16_t lobby_seq1 = A.seq;
+    pump(NULL, 100);
+    CHECK_EQ(B.got_from[0], n); /* nothing while in the lobby */
+
+    /* Back in the call; B loses some of what follows on purpose. */
+    CHECK_EQ(spk_relay_set_forwarding(relay, CONSULT, EP_B, true), 0);
+    pump(NULL, 50);
+    uint32_t after0 = next;
+    B.drop_on = true;
+    for (uint32_t i = 0; i < 200; i++) {
+        send_one(&A, next++);
+        pump(NULL, 1);
+    }
+    B.drop_on = false;
+    uint32_t after_n = next - after0;
+    CHECK(B.n_dropped[0] > 3);
+    b_want = n + after_n - B.n_dropped[0];
+    CHECK(pump(b_has, 5000));
+
+    /* The late original, the publisher's repair of the lost one, and B's NACKs for the whole
+     * lobby period and for what it lost after re-admission. */
+    CHECK_EQ(spk_peer_send_rtp(A.peer, late, sizeof(late)), 0);
+    uint8_t rtx[sizeof(lost) + 2];
+    int len = spk_rtx_wrap(rtx, sizeof(rtx), lost, sizeof(lost), 97, A.rtx_ssrc, 1);
+    CHECK(len > 0);
+    CHECK_EQ(spk_peer_send_rtp(A.peer, rtx, (size_t)len), 0);
+    pump(NULL, 50);
+    b_nack_range(lobby_seq0, (uint16_t)(lobby_seq1 - lobby_seq0));
+    rtcp_send_nack(&B, A.ssrc, B.dropped[0], B.n_dropped[0]);
+    b_want = n + after_n;
+    CHECK(pump(b_has, 5000));
+    pump(NULL, 300);
+
+    uint32_t leaked = 0;
+    for (uint32_t k = n; k < after0; k++) {
+        leaked += B.seen[0][k];
+    }
+    printf("withheld: B NACKed the %u packets of its lobby period; %u of them reached it; %zu "
+           "lost after re-admission repaired by %" PRIu64 " RTX\n",
+           (unsigned)(uint16_t)(lobby_seq1 - lobby_seq0), leaked, B.n_dropped[0], B.got_rtx);
+    CHECK_EQ(leaked, 0);
+    CHECK_EQ(B.got_from[0], n + after_n);
+    CHECK_EQ(B.got_rtx, B.n_dropped[0]);
+    CHECK_EQ(B.bad, 0);
+    rtcp_stats_ab();
+    CHECK_EQ(A.stats.nack_forwarded, 0); /* withheld sequence numbers are not asked for */
+    S[1].closed = false;
+    CHECK_EQ(spk_relay_endpoint_close(relay, CONSULT, EP_B), 0);
+}
+
+/* ---- candfilter mode ---- */
+
+/* A UDP socket on addr (ephemeral port) that the relay's checks may reach. */
+static int udp_on(const char *addr, uint16_t *port)
+{
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);
+    CHECK(fd >= 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    CHECK_EQ(inet_pton(AF_INET, addr, &sa.sin_addr), 1);
+    CHECK_EQ(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    socklen_t sl = sizeof(sa);
+    CHECK_EQ(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
+    *port = ntohs(sa.sin_port);
+    return fd;
+}
+
+/* STUN messages (RFC 5389 magic cookie) read from fd so far. */
+static unsigned stun_count(int fd)
+{
+    unsigned n = 0;
+    uint8_t buf[1500];
+    ssize_t r;
+    while ((r = recv(fd, buf, sizeof(buf), 0)) > 0) {
+        n += r >= 20 && (buf[0] & 0xc0) == 0 && buf[4] == 0x21 && buf[5] == 0x12 &&
+             buf[6] == 0xa4 && buf[7] == 0x42;
+    }
+    return n;
+}
+
+static int cand_at(const char *addr, uint16_t port)
+{
+    char line[160];
+    snprintf(line, sizeof(line), "candidate:1 1 udp 2130706431 %s %u typ host", addr, port);
+    return spk_relay_remote_candidate(relay, CONSULT, EP_A, line);
+}
+
+static void run_candfilter(void)
+{
+    uint16_t p_own, p_other, p_allowed;
+    int own = udp_on("127.0.0.1", &p_own);
+    int other = udp_on("127.0.0.2", &p_other);
+    int allowed = udp_on("127.0.0.3", &p_allowed);
+    spk_relay_local_t local;
+    A.consult = CONSULT;
+    A.ep = EP_A;
+    CHECK_EQ(spk_relay_endpoint_create(relay, CONSULT, EP_A, ROLES_ALL, &local), 0);
+    CHECK_EQ(spk_relay_remote_description(relay, CONSULT, EP_A, "remoteufrag",
+                                          "remotepasswordremotepassword",
+                                          "sha-256 00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:"
+                                          "00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF",
+                                          SPK_RELAY_SETUP_ACTIVE),
+             0);
+    /* Refused: another loopback address, link-local, multicast, private (the relay has no
+     * private address), unspecified, an mDNS name. */
+    CHECK_EQ(cand_at("127.0.0.2", p_other), SPK_EFORBIDDEN);
+    CHECK_EQ(cand_at("169.254.10.10", 9), SPK_EFORBIDDEN);
+    CHECK_EQ(cand_at("224.0.0.251", 5353), SPK_EFORBIDDEN);
+    CHECK_EQ(cand_at("192.168.1.20", 9), SPK_EFORBIDDEN);
+    CHECK_EQ(cand_at("0.0.0.0", 9), SPK_EFORBIDDEN);
+    CHECK_EQ(cand_at("fe80::1", 9), SPK_EFORBIDDEN);
+    CHECK_EQ(cand_at("5f0c8a4e-7c1d-4b8e-9d2a-1f3e5a7b9c0d.local", 9), SPK_EFORBIDDEN);
+    CHECK_EQ(spk_relay_remote_candidate(relay, CONSULT, EP_A, "candidate:garbage"), SPK_EINVAL);
+    CHECK_EQ(spk_relay_candidates_refused(relay), 7);
+    /* Accepted: the relay's own loopback address, and a configured allow range. */
+    CHECK_EQ(cand_at("127.0.0.1", p_own), 0);
+    CHECK_EQ(cand_at("127.0.0.3", p_allowed), 0);
+    CHECK_EQ(spk_relay_remote_candidate(relay, CONSULT, EP_A, NULL), 0);
+    unsigned n_own = 0, n_other = 0, n_allowed = 0;
+    uint64_t end = spk_mono_ns() + 5000000000ull;
+    while ((n_own == 0 || n_allowed == 0) && spk_mono_ns() < end) {
+        pump(NULL, 50);
+        n_own += stun_count(own);
+        n_other += stun_count(other);
+        n_allowed += stun_count(allowed);
+    }
+    pump(NULL, 500);
+    n_own += stun_count(own);
+    n_other += stun_count(other);
+    n_allowed += stun_count(allowed);
+    printf("candfilter: STUN checks reached the relay's own address %u times, the allowed one %u "
+           "times, the refused loopback address %u times; %" PRIu64 " candidates refused\n",
+           n_own, n_allowed, n_other, spk_relay_candidates_refused(relay));
+    CHECK(n_own > 0);
+    CHECK(n_allowed > 0);
+    CHECK_EQ(n_other, 0);
+    close(own);
+    close(other);
+    close(allowed);
 }
 
 static bool others_closed(void)
@@ -1062,6 +1311,10 @@ int main(int argc, char **argv)
     if (strcmp(mode, "rtcp") == 0) {
         cfg.remb_bps = RTCP_REMB_BPS;
     }
+    if (strcmp(mode, "candfilter") == 0) {
+        cfg.candidate_allow = "127.0.0.3/32";
+        cfg.candidate_deny = "203.0.113.0/24";
+    }
     CHECK_EQ(spk_relay_new(&loop, &cfg, event_cb, NULL, &relay), 0);
     CHECK_EQ(strlen(spk_relay_fingerprint(relay)), 95);
 
@@ -1100,6 +1353,11 @@ int main(int argc, char **argv)
     } else if (strcmp(mode, "rtcp") == 0) {
         run_rtcp(n);
         CHECK(pump(others_closed, 5000));
+    } else if (strcmp(mode, "candfilter") == 0) {
+        run_candfilter();
+    } else if (strcmp(mode, "withheld") == 0) {
+        run_withheld(n);
+        CHECK(pump(b_closed, 5000));
     } else {
         connect_all(false);
         run_forwarding(n, lite, strcmp(mode, "restart") == 0);

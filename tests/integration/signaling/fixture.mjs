@@ -29,7 +29,12 @@ export function serviceToken(integ, claims = {}) {
 export const PRACTICE = 'praktijk-a';
 
 export async function boot(extraArgs = [], opts = {}) {
-  const srv = await startServer({ args: extraArgs, ...opts });
+  return attach(await startServer({ args: extraArgs, ...opts }));
+}
+
+// The same helpers for a server started elsewhere (e.g. by systemd in tests/deploy/): `srv` needs
+// wsUrl, dataDir (to read the issuer key) and stop().
+export function attach(srv) {
   const issuer = loadIssuer(srv.dataDir);
   const clients = [];
   const connect = async (o) => {

@@ -131,6 +131,10 @@ test('role x action matrix matches docs/roles.md', async () => {
         const joins = action === 'consult.leave' || action.startsWith('media.');
         if (joins && matrix['consult.join'][role] === 'allow') {
           await caller.ok('consult.join', { consult: x.consult });
+          // Media is for admitted participants (a patient in the lobby gets bad_state).
+          if (role === 'patient' && action.startsWith('media.')) {
+            await gp.ok('lobby.admit', { consult: x.consult, participant: x.participant });
+          }
           if (mediaPrep[action]) await mediaPrep[action](caller, x);
         }
         const code = await caller.code(action, requests[action](x));

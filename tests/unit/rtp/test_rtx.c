@@ -94,6 +94,39 @@ static void test_store_basic(void **state)
     spk_rtx_store_destroy(&s);
 }
 
+/* A stream that starts over: nothing of before is found, the next sequence numbers may be
+ * anywhere (here far behind), and the memory stays. */
+static void test_store_clear(void **state)
+{
+    (void)state;
+    spk_rtx_store_t s;
+    assert_int_equal(spk_rtx_store_init(&s, 64, 64 * 1024, 1500), 0);
+    size_t mem = spk_rtx_store_memory(&s);
+    uint8_t p[1500];
+    const uint8_t *got;
+    size_t len;
+    int64_t hi;
+    for (uint16_t seq = 40000; seq < 40020; seq++) {
+        assert_int_equal(spk_rtx_put(&s, seq, p, make_pkt(p, seq, 200)), 0);
+    }
+    assert_non_null(spk_rtx_reserve(&s));
+    spk_rtx_store_clear(&s);
+    assert_int_equal(spk_rtx_store_memory(&s), mem);
+    assert_false(spk_rtx_highest(&s, &hi));
+    assert_int_equal(spk_rtx_commit(&s, 1, 10), SPK_ESTATE);
+    for (uint16_t seq = 40000; seq < 40020; seq++) {
+        assert_false(spk_rtx_contains(&s, seq));
+        assert_int_equal(spk_rtx_get(&s, seq, 0, 0, &got, &len), SPK_ENOTFOUND);
+    }
+    /* 39000 would be older than the window (64 slots behind 40019) without the clear. */
+    assert_int_equal(spk_rtx_put(&s, 39000, p, make_pkt(p, 39000, 300)), 0);
+    assert_int_equal(spk_rtx_get(&s, 39000, 0, 0, &got, &len), 0);
+    check_pkt(got, len, 39000, 300);
+    assert_true(spk_rtx_highest(&s, &hi));
+    assert_int_equal(hi, 39000);
+    spk_rtx_store_destroy(&s);
+}
+
 static void test_store_eviction(void **state)
 {
     (void)state;
@@ -311,11 +344,9 @@ static void test_store_timing(void **state)
 int run_rtx_tests(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_store_basic),
-        cmocka_unit_test(test_store_eviction),
-        cmocka_unit_test(test_store_throttle_and_reserve),
-        cmocka_unit_test(test_rtx_wrap),
-        cmocka_unit_test(test_nack_gen),
+        cmocka_unit_test(test_store_basic),    cmocka_unit_test(test_store_clear),
+        cmocka_unit_test(test_store_eviction), cmocka_unit_test(test_store_throttle_and_reserve),
+        cmocka_unit_test(test_rtx_wrap),       cmocka_unit_test(test_nack_gen),
         cmocka_unit_test(test_store_timing),
     };
     return cmocka_run_group_tests_name("rtx", tests, NULL, NULL);

@@ -1187,6 +1187,45 @@ static void test_migrate_v1(void **state)
     expect_verify(f->st, SPK_EVERIFY, 10);
 }
 
+/* Webhook retry times are kept in milliseconds (a "1 s" backoff is one second, not 0..1 s); a
+ * queue of a store from before, whose next_at held seconds, is migrated and due at once. */
+static void test_webhook_retry_ms(void **state)
+{
+    fixture_t *f = *state;
+    assert_int_equal(spk_store_begin(f->st), 0);
+    assert_int_equal(
+        spk_store_webhook_enqueue(f->st, "his-a", "{\"type\":\"x\"}", 1780000000, 10, NULL), 0);
+    assert_int_equal(spk_store_commit(f->st, NULL), 0);
+    spk_webhook_rec_t ev;
+    assert_int_equal(spk_store_webhook_head(f->st, "his-a", &ev), 0);
+    assert_int_equal(ev.next_at_ms, 0); /* due at once */
+    assert_int_equal(ev.created_at, 1780000000);
+    assert_int_equal(spk_store_begin(f->st), 0);
+    assert_int_equal(spk_store_webhook_retry(f->st, ev.id, 1, 1780000001234LL, "http 500"), 0);
+    assert_int_equal(spk_store_commit(f->st, NULL), 0);
+    reopen(f);
+    assert_int_equal(spk_store_webhook_head(f->st, "his-a", &ev), 0);
+    assert_int_equal(ev.next_at_ms, 1780000001234LL);
+    assert_int_equal(ev.attempts, 1);
+    assert_string_equal(ev.last_error, "http 500");
+
+    /* the queue as it was kept before */
+    spk_store_close(f->st);
+    f->st = NULL;
+    sql(f, "DROP TABLE webhook_queue;"
+           "CREATE TABLE webhook_queue (id INTEGER PRIMARY KEY AUTOINCREMENT, integration TEXT NOT "
+           "NULL, seq INTEGER NOT NULL, event TEXT NOT NULL, created_at INTEGER NOT NULL, next_at "
+           "INTEGER NOT NULL, attempts INTEGER NOT NULL, last_error TEXT NOT NULL);"
+           "INSERT INTO webhook_queue (integration, seq, event, created_at, next_at, attempts,"
+           " last_error) VALUES ('his-b', 1, '{}', 1780000000, 1780000002, 2, 'http 503');");
+    assert_int_equal(spk_store_open(&f->st, f->dir), 0);
+    assert_int_equal(spk_store_webhook_head(f->st, "his-b", &ev), 0);
+    assert_int_equal(ev.next_at_ms, 1780000002); /* read as milliseconds: long past */
+    assert_int_equal(ev.attempts, 2);
+    reopen(f); /* idempotent */
+    assert_int_equal(spk_store_webhook_head(f->st, "his-b", &ev), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1217,6 +1256,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_group_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_verify_recent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migrate_v1, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_webhook_retry_ms, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
