@@ -39,6 +39,10 @@ test('slow consumer: reading is paused, answers arrive complete and in order', a
     assert.ok(during.spk_rx_paused_total >= 1);
     assert.equal(during.spk_send_queue_overflows_total, 0, 'pausing reads keeps the queue under its cap');
     assert.ok(inBefore < sent, `requests are waiting unread (${inBefore} of ${sent} read)`);
+    // The queue gauges: over half the cap (reading is paused), under the cap, one connection.
+    assert.ok(during.spk_ws_send_queue_bytes > 8192 && during.spk_ws_send_queue_bytes <= 16384,
+      `queued bytes ${during.spk_ws_send_queue_bytes}`);
+    assert.equal(during.spk_ws_send_queue_bytes_max, during.spk_ws_send_queue_bytes);
 
     ws._socket.resume();
     const t0 = Date.now();
@@ -49,6 +53,7 @@ test('slow consumer: reading is paused, answers arrive complete and in order', a
     });
     const after = await srv.metrics();
     assert.equal(after.spk_connections_rx_paused, 0, 'reading resumed');
+    assert.equal(after.spk_ws_send_queue_bytes, 0, 'queue written out');
     assert.equal(ws.readyState, ws.OPEN);
     ws.close();
     await ws.closed;
