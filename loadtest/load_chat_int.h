@@ -119,7 +119,9 @@ typedef struct {
 struct lc {
     /* options */
     int conversations, k;
-    const char *kind; /* care_team, consult, mixed */
+    const char *kind;   /* care_team, consult, mixed */
+    const char *prefix; /* of every user subject and patient: runs against one spreekd meet no
+                           earlier ones */
     double rates[LC_MAX_STEPS];
     int n_rates;
     double duration_s, setup_timeout_s;
