@@ -12,10 +12,14 @@
 //    loop at --churn-rate cycles/s over --churn-parallel workers) and media (rounds of
 //    spreekload against the running spreekd, in --media-streams staggered streams sharing
 //    --media-consults consults of 2 participants at --media-pps packets/s per publisher,
-//    --media-round-s seconds of media per round). Chat: see CHAT LOAD HOOK below.
+//    --media-round-s seconds of media per round) and chat (rounds of spreekload --chat against
+//    the running spreekd: --chat-conversations conversations of --chat-devices C devices set up
+//    through the protocol, MLS groups, Welcomes, then --chat-rate messages/s for --chat-round-s
+//    seconds, a sample decrypted and checked; see chatLoad()).
 // 4. Every --sample-s seconds: RSS (and its anonymous, file and shared parts), threads, open
-//    file descriptors, CPU time and run-queue wait of spreekd from /proc, and its gauges and
-//    counters from /metrics; written to <out>/samples.csv and <out>/summary.json.
+//    file descriptors, CPU time and run-queue wait of spreekd from /proc, its gauges (send queues
+//    and the delivery service's included) and counters from /metrics, and the rows of the chat
+//    log and of unused KeyPackages in the store; written to <out>/samples.csv and summary.json.
 // 5. At each checkpoint the load has stopped and its connections closed: every gauge must be 0
 //    and the descriptors exactly the baseline's (at most --idle-timeout-s to get there); then
 //    RSS and the live heap (ASan's allocated bytes, read through gdb) are taken.
@@ -47,12 +51,17 @@ const defaults = {
   windowMin: -1, // RSS under load is reported for this last part of each phase; default: a sixth of --minutes
   sampleS: 10,
   growthLimitPct: 1, // RSS and live heap, checkpoint B against checkpoint A
-  churnRate: 30,
+  churnRate: 10,
   churnParallel: 48,
   mediaConsults: 25,
   mediaStreams: 2,
   mediaPps: 160,
   mediaRoundS: -1, // default: 110 s, or a third of a shorter run
+  chatConversations: 20, // per round; 0: no chat load
+  chatDevices: 5,
+  chatRate: 400, // application messages per second offered, all conversations of a round together
+  chatRoundS: -1, // seconds of messages per round; default: 60 s, or a sixth of a shorter run
+  chatSize: 100,
   idleTimeoutS: 120,
   keepData: 0,
   calibrate: 0, // N > 0: measure the churn capacity instead (N closed-loop rounds of 30 s), then stop
@@ -62,6 +71,7 @@ const opt = parseOptions(defaults, process.argv.slice(2), 'soak');
 if (opt.warmupMin < 0) opt.warmupMin = Math.max(1, Math.round(opt.minutes / 3));
 if (opt.windowMin < 0) opt.windowMin = Math.max(0.5, opt.minutes / 6);
 if (opt.mediaRoundS < 0) opt.mediaRoundS = Math.min(110, Math.round((opt.minutes * 60) / 3));
+if (opt.chatRoundS < 0) opt.chatRoundS = Math.min(60, Math.round((opt.minutes * 60) / 6));
 if (opt.warmupMin >= opt.minutes) {
   console.error(`soak: --minutes ${opt.minutes} leaves nothing after the warm-up of ${opt.warmupMin}`);
   process.exit(2);
@@ -192,6 +202,12 @@ const GAUGES = {
   connections_held: 'spk_sig_connections_held',
   relay_endpoints: 'spk_relay_endpoints',
   rx_paused: 'spk_connections_rx_paused',
+  send_queue_bytes: 'spk_ws_send_queue_bytes',
+  send_queue_bytes_max: 'spk_ws_send_queue_bytes_max',
+  chat_devices: 'spk_chat_devices',
+  chat_follows: 'spk_chat_follows',
+  chat_conversations_loaded: 'spk_chat_conversations_loaded',
+  file_tickets: 'spk_file_tickets',
 };
 const COUNTERS = {
   consults_open: 'spk_consults_open',
@@ -205,9 +221,21 @@ const COUNTERS = {
   media_endpoints_total: 'spk_media_endpoints_total',
   media_failed_total: 'spk_media_failed_total',
   unprotect_errors_total: 'spk_relay_unprotect_errors_total',
+  chat_send_total: 'spk_sig_requests_total{type="chat.send"}',
 };
+// Rows in the store, read with the sqlite3 shell (a reader beside spreekd's connection, WAL):
+// the chat log holds what some active device has not acknowledged yet (trimmed every minute),
+// KeyPackages wait to be claimed. Recorded, not judged: the store is on disk, not in memory.
+const STORE_ROWS = { chat_log_rows: 'chat_log', chat_kp_rows: 'chat_keypackages', chat_conversations_rows: 'chat_conversations' };
 const COLUMNS = ['t_s', 'phase', 'rss_kb', 'rss_anon_kb', 'rss_file_kb', 'rss_shmem_kb', 'threads', 'fds', 'cpu_s', 'runq_wait_s',
-  ...Object.keys(GAUGES), ...Object.keys(COUNTERS), 'sig_errors_total', 'loadavg_1m'];
+  ...Object.keys(GAUGES), ...Object.keys(COUNTERS), 'sig_errors_total', ...Object.keys(STORE_ROWS), 'loadavg_1m'];
+
+function storeRows() {
+  const q = Object.values(STORE_ROWS).map((t) => `SELECT count(*) FROM ${t};`).join(' ');
+  const r = spawnSync('sqlite3', ['-cmd', '.timeout 5000', join(server.dataDir, 'spreekkamer.db'), q], { encoding: 'utf8', timeout: 10000 });
+  const v = (r.stdout ?? '').trim().split('\n').map(Number);
+  return Object.fromEntries(Object.keys(STORE_ROWS).map((k, i) => [k, r.status === 0 && Number.isFinite(v[i]) ? v[i] : -1]));
+}
 
 const samples = [];
 let t0 = 0; // start of the load
@@ -220,6 +248,7 @@ async function sample(phase, record = true) {
   const m = parseMetrics((await get(server.port, '/metrics')).body);
   for (const [k, name] of Object.entries({ ...GAUGES, ...COUNTERS })) s[k] = m[name] ?? -1;
   s.sig_errors_total = Object.entries(m).filter(([k]) => k.startsWith('spk_sig_errors_total')).reduce((a, [, v]) => a + v, 0);
+  if (record) Object.assign(s, storeRows());
   s.loadavg_1m = loadavg()[0].toFixed(2);
   if (record) {
     samples.push(s);
@@ -230,7 +259,7 @@ async function sample(phase, record = true) {
 
 // ---- drivers ----
 
-const drivers = { churnStats: [], mediaRounds: 0, mediaFailed: [] };
+const drivers = { churnStats: [], mediaRounds: 0, mediaFailed: [], chatRounds: 0, chatFailed: [] };
 const children = new Set(); // every process started here, stopped by pid if the run is cut short
 function track(p) {
   children.add(p);
@@ -282,16 +311,14 @@ function startChurn(args, tag) {
   return { proc: p, done };
 }
 
-function spreekloadRound(consults, durationS) {
+// One run of spreekload against the running spreekd: stderr to <out>/<name>.log, its JSON summary
+// (the last line of stdout) with the exit status and `extra` appended to <out>/<name>.jsonl.
+function spreekload(args, name, extra = {}) {
   return new Promise((resolve) => {
-    const p = track(spawn(opt.spreekload, [
-      '--pid', String(server.pid), '--port', String(server.port), '--data', server.dataDir,
-      '--consults', String(consults), '--participants', '2', '--pps', String(opt.mediaPps),
-      '--duration', String(durationS),
-    ], { stdio: ['ignore', 'pipe', 'pipe'] }));
+    const p = track(spawn(opt.spreekload, args, { stdio: ['ignore', 'pipe', 'pipe'] }));
     let out = '';
     p.stdout.on('data', (d) => { out += d; });
-    p.stderr.on('data', (d) => appendFileSync(join(opt.out, 'media.log'), d));
+    p.stderr.on('data', (d) => appendFileSync(join(opt.out, `${name}.log`), d));
     p.on('exit', (code) => {
       let j = null;
       try {
@@ -299,10 +326,18 @@ function spreekloadRound(consults, durationS) {
       } catch {
         // no summary
       }
-      appendFileSync(join(opt.out, 'media.jsonl'), `${JSON.stringify({ exit: code, ...(j ?? {}) })}\n`);
+      appendFileSync(join(opt.out, `${name}.jsonl`), `${JSON.stringify({ exit: code, ...extra, ...(j ?? {}) })}\n`);
       resolve({ code, j });
     });
   });
+}
+
+function spreekloadRound(consults, durationS) {
+  return spreekload([
+    '--pid', String(server.pid), '--port', String(server.port), '--data', server.dataDir,
+    '--consults', String(consults), '--participants', '2', '--pps', String(opt.mediaPps),
+    '--duration', String(durationS),
+  ], 'media');
 }
 
 // One stream of media rounds, offset so that the streams do not set up at the same moment;
@@ -328,17 +363,47 @@ async function mediaStream(i, consults, endMs) {
   return rounds;
 }
 
-// ---- CHAT LOAD HOOK ----
-// Chat load is not applied yet. This is where it goes: start a driver that runs for the phase
-// (until `endMs`) and returns a promise of its summary ({unexpected: n, ...}) once its
-// connections are closed: care-team conversations that devices create, join and leave
-// (KeyPackages, Commits ordered per group, Welcomes), application messages fanned out,
-// offline devices that fetch and acknowledge what they missed, attachments. Add the delivery
-// service's gauges (messages held for offline devices, per-group backlog) to GAUGES above so
-// that the sampler records them and the idle checks require them to return to their baseline,
-// and fold the summary's `unexpected` into the verdict in runPhase().
-async function chatLoad(/* endMs */) {
-  return null;
+// ---- chat ----
+
+// One round of chat: spreekload --chat against the running spreekd. Its devices (one connection
+// each) set the conversations up through the protocol: care-team conversations and consult chats
+// alternating (for a consult: consult, invite, redemption by the patient's phone, admission, the
+// laptop with the session token), members added, the MLS group created, KeyPackages claimed,
+// Adds committed, every device joining from its Welcome and following live (chat.sync). Then
+// application messages at --chat-rate per second, round robin over the devices, acknowledged
+// cumulatively every second; a sample of conversations decrypted and checked at the end. Then
+// every device disconnects. Each round has users of its own (--prefix), as new consults bring.
+let chatSeq = 0;
+function chatRound(durationS) {
+  const prefix = `s${++chatSeq}-`;
+  return spreekload([
+    '--chat', '--port', String(server.port), '--pid', String(server.pid), '--data', server.dataDir,
+    '--conversations', String(opt.chatConversations), '--devices', String(opt.chatDevices), '--kind', 'mixed',
+    '--rates', String(opt.chatRate), '--duration', String(durationS), '--size', String(opt.chatSize),
+    '--sample', String(Math.min(10, opt.chatConversations)), '--prefix', prefix, '--setup-timeout', '240',
+  ], 'chat', { prefix });
+}
+
+// Chat rounds one after the other until the end of the phase; no round starts that would not
+// finish before it. A round that exits with an error, sets up fewer conversations than asked,
+// or saw send, entry, verification errors or a lost connection fails the soak.
+async function chatLoad(endMs) {
+  const rounds = [];
+  if (opt.chatConversations <= 0) return rounds;
+  for (;;) {
+    const left = (endMs - Date.now()) / 1000 - 30; // setup and teardown of a round
+    if (left < 10 || server.exit) break;
+    const r = await chatRound(Math.min(opt.chatRoundS, left));
+    drivers.chatRounds++;
+    rounds.push(r.j);
+    const j = r.j ?? {};
+    const bad = r.code !== 0 || !r.j || j.setup_errors || j.send_errors || j.entry_errors || j.connections_lost || j.verify_errors;
+    if (bad) {
+      drivers.chatFailed.push({ exit: r.code, setup_errors: j.setup_errors, send_errors: j.send_errors, entry_errors: j.entry_errors,
+        connections_lost: j.connections_lost, verify_errors: j.verify_errors, first_error: j.first_error });
+    }
+  }
+  return rounds;
 }
 
 // ---- checks ----
@@ -398,7 +463,7 @@ async function checkpoint(name, baseFds, baseList) {
   }
   const low = ss.reduce((a, b) => (b.rss_kb < a.rss_kb ? b : a));
   const heap = liveHeapBytes();
-  const res = { rss_kb: low.rss_kb, rss_anon_kb: low.rss_anon_kb, fds: low.fds, threads: low.threads, live_heap_bytes: heap, gauges: Object.fromEntries(Object.keys(GAUGES).map((k) => [k, low[k]])), problems: idle.problems };
+  const res = { rss_kb: low.rss_kb, rss_anon_kb: low.rss_anon_kb, fds: low.fds, threads: low.threads, live_heap_bytes: heap, gauges: Object.fromEntries(Object.keys(GAUGES).map((k) => [k, low[k]])), store_rows: storeRowsAt(low), problems: idle.problems };
   log(`${name}: rss ${res.rss_kb} KB, live heap ${heap} B, fds ${res.fds} (baseline ${baseFds}), endpoints ${low.relay_endpoints}, held ${low.connections_held}`);
   return res;
 }
@@ -433,6 +498,7 @@ function underLoad(phase) {
   };
 }
 
+const storeRowsAt = (smp) => Object.fromEntries(Object.keys(STORE_ROWS).map((k) => [k, smp[k]]));
 const MIN_WARMUP_MIN = 5;
 const pct = (a, b) => (a > 0 && b >= 0 ? +((100 * (b - a)) / a).toFixed(3) : null);
 
@@ -491,7 +557,8 @@ async function runPhase(name, ms) {
       const s = samples[samples.length - 1];
       const c = drivers.churnStats[drivers.churnStats.length - 1];
       log(`${name} t=${Math.round((Date.now() - t0) / 1000)} s rss ${s.rss_kb} KB fds ${s.fds} endpoints ${s.relay_endpoints} conns ${s.connections_open} ` +
-        `churn ${c ? `${c.cycles} cycles, ${c.unexpected} unexpected` : '-'}, media rounds ${drivers.mediaRounds}, load ${s.loadavg_1m}`);
+        `churn ${c ? `${c.cycles} cycles, ${c.unexpected} unexpected` : '-'}, media rounds ${drivers.mediaRounds}, chat rounds ${drivers.chatRounds} ` +
+        `(devices ${s.chat_devices}, log ${s.chat_log_rows}), load ${s.loadavg_1m}`);
     }
     if (churn.proc.exitCode !== null) {
       fail(`${name}: churn driver exited early (${churn.proc.exitCode})`);
@@ -502,14 +569,14 @@ async function runPhase(name, ms) {
   churn.proc.kill('SIGTERM');
   const cr = await churn.done;
   const rounds = (await Promise.all(streams)).flat();
-  await chat;
+  const chatRounds = await chat;
   clearInterval(sampler);
   const last = await sample(name);
-  log(`${name} stopped after ${Math.round(last.t_s)} s: churn exit ${cr.code}, ${rounds.length} media rounds`);
+  log(`${name} stopped after ${Math.round(last.t_s)} s: churn exit ${cr.code}, ${rounds.length} media rounds, ${chatRounds.length} chat rounds`);
   if (cr.code !== 0 || !cr.summary || cr.summary.unexpected) {
     fail(`${name}: churn driver: exit ${cr.code}, ${cr.summary?.unexpected ?? '?'} unexpected answers, events or closes: ${JSON.stringify(cr.summary?.unexpected_first ?? [])}`);
   }
-  return { churn: cr.summary, rounds };
+  return { churn: cr.summary, rounds, chatRounds };
 }
 
 function mediaSummary(rounds) {
@@ -530,6 +597,31 @@ function mediaSummary(rounds) {
     media_failures: sum('media_failures'),
     worker_cpu_s: arr('worker_cpu_s'),
     worker_runqueue_wait_s: arr('worker_runqueue_wait_s'),
+  };
+}
+
+function chatSummary(rounds) {
+  const ok = rounds.filter((r) => r?.steps?.length);
+  const steps = ok.map((r) => r.steps[0]);
+  const sum = (k) => steps.reduce((a, t) => a + (t[k] ?? 0), 0);
+  const med = (k) => steps.map((t) => t[k]).sort((a, b) => a - b)[Math.floor(steps.length / 2)] ?? null;
+  const secs = sum('seconds');
+  return {
+    rounds: rounds.length,
+    conversations: ok.reduce((a, r) => a + (r.conversations ?? 0), 0),
+    devices: ok.reduce((a, r) => a + (r.conversations ?? 0) * (r.devices_per_conversation ?? 0), 0),
+    setup_s_median: ok.map((r) => r.setup_s).sort((a, b) => a - b)[Math.floor(ok.length / 2)] ?? null,
+    messages_sent: sum('sent'),
+    messages_acknowledged: sum('acknowledged_in_window'),
+    message_seconds: +secs.toFixed(1),
+    messages_per_s_while_sending: secs ? +(sum('acknowledged_in_window') / secs).toFixed(1) : null,
+    deliveries_per_s_median: med('deliveries_per_s'),
+    e2e_ms_p50_median: steps.length ? +(med('e2e_p50_us') / 1000).toFixed(2) : null,
+    e2e_ms_p99_median: steps.length ? +(med('e2e_p99_us') / 1000).toFixed(2) : null,
+    e2e_ms_max: steps.length ? +(Math.max(...steps.map((t) => t.e2e_max_us ?? 0)) / 1000).toFixed(2) : null,
+    incomplete: sum('incomplete'),
+    sample_checked: sum('sample_checked'),
+    errors: rounds.reduce((a, r) => a + (r ? (r.setup_errors ?? 0) + (r.send_errors ?? 0) + (r.entry_errors ?? 0) + (r.verify_errors ?? 0) + (r.connections_lost ?? 0) : 1), 0),
   };
 }
 
@@ -563,8 +655,11 @@ async function main() {
   // Priming: what spreekd opens once on first use is open before the baseline.
   const prime = startChurn(['--parallel', '1', '--rate', '0', '--seconds', '5'], 'prime');
   const primeMedia = await spreekloadRound(1, 2);
+  const primeChat = opt.chatConversations > 0 ? await chatRound(2) : { code: 0 };
   const primeChurn = await prime.done;
-  if (primeChurn.code !== 0 || primeMedia.code !== 0) fail(`priming: churn exit ${primeChurn.code}, spreekload exit ${primeMedia.code}`);
+  if (primeChurn.code !== 0 || primeMedia.code !== 0 || primeChat.code !== 0) {
+    fail(`priming: churn exit ${primeChurn.code}, spreekload exit ${primeMedia.code}, chat exit ${primeChat.code}`);
+  }
   const warm = await waitIdle(-1, 60);
   if (warm.problems.length) fail(`not idle after the priming: ${warm.problems.join(', ')}`);
   await sleep(3000);
@@ -583,6 +678,8 @@ async function main() {
   const b = server.exit ? null : await checkpoint('idle-b', baseFds, baseList);
   const rounds = [...p1.rounds, ...(p2?.rounds ?? [])];
   if (drivers.mediaFailed.length) fail(`spreekload rounds with protocol errors or lost connections: ${JSON.stringify(drivers.mediaFailed)}`);
+  if (drivers.chatFailed.length) fail(`chat rounds with errors: ${JSON.stringify(drivers.chatFailed)}`);
+  const chatRoundsAll = [...p1.chatRounds, ...(p2?.chatRounds ?? [])];
 
   // Growth: checkpoint B against checkpoint A (both idle, both after load).
   const rssGrowth = a && b ? pct(a.rss_kb, b.rss_kb) : null;
@@ -632,6 +729,8 @@ async function main() {
     forwarded_pps_mean: Math.round(counters.rtp_forwarded_total / loadS),
     churn: churnSummary([p1.churn, p2?.churn]),
     media: { offered_forwarded_pps: opt.mediaConsults * 2 * opt.mediaPps, failed_rounds: drivers.mediaFailed, ...mediaSummary(rounds) },
+    chat: { offered_messages_per_s: opt.chatRate, conversations_per_round: opt.chatConversations, failed_rounds: drivers.chatFailed, ...chatSummary(chatRoundsAll) },
+    store_rows: { baseline: storeRowsAt(base), idle_a: a?.store_rows, idle_b: b?.store_rows, max_under_load: Object.fromEntries(Object.keys(STORE_ROWS).map((k) => [k, max(k)])) },
     audit_verify: verify.stdout.trim(),
     loadavg_1m: { min: Math.min(...load.map((s) => +s.loadavg_1m)), median: load.map((s) => +s.loadavg_1m).sort((x, y) => x - y)[Math.floor(load.length / 2)], max: Math.max(...load.map((s) => +s.loadavg_1m)) },
     samples,
