@@ -179,7 +179,8 @@ static void on_ok(load_part_t *p, load_req_t kind, json_t *m)
     case REQ_PUBLISH:
         load_media_on_answer(p, json_string_value(json_object_get(m, "sdp")));
         load_send_req(p, REQ_SUBSCRIBE,
-                      json_pack("{s:s, s:s}", "type", "media.subscribe", "consult", c->id));
+                      json_pack("{s:s, s:s, s:b}", "type", "media.subscribe", "consult", c->id,
+                                "e2ee", p->L->e2ee || p->L->e2ee_tap));
         break;
     case REQ_SUBSCRIBE:
         break;

@@ -87,6 +87,24 @@ static int req_join(sig_req_t *r, bool need_admitted, sig_consult_t **c, sig_joi
     return SPK_ENOTFOUND;
 }
 
+/* A consult that requires end-to-end encrypted media takes publish and subscribe requests only
+ * from clients that say they encrypt every frame with SFrame ("e2ee": true; protocol.md §6). */
+static int need_e2ee(sig_req_t *r, const sig_consult_t *c)
+{
+    if (!c->e2ee) {
+        return 0;
+    }
+    json_t *v = json_object_get(r->req, "e2ee");
+    if (v != NULL && !json_is_boolean(v)) {
+        return sig_bad_field(r, "e2ee");
+    }
+    if (!json_is_true(v)) {
+        snprintf(r->why, sizeof(r->why), "this consult's media is end-to-end encrypted (SFrame)");
+        return SPK_EE2EE;
+    }
+    return 0;
+}
+
 static sig_media_t *media_of(sig_join_t *j)
 {
     if (j->media == NULL) {
@@ -473,6 +491,9 @@ int sig_h_media_publish(sig_req_t *r)
     if (rc == 0) {
         rc = parse_sdp(r, &offer);
     }
+    if (rc == 0) {
+        rc = need_e2ee(r, c);
+    }
     sig_media_t *m = rc == 0 ? media_of(j) : NULL;
     if (rc == 0 && m == NULL) {
         rc = SPK_ENOMEM;
@@ -522,6 +543,9 @@ int sig_h_media_subscribe(sig_req_t *r)
     sig_consult_t *c;
     sig_join_t *j;
     int rc = req_join(r, true, &c, &j);
+    if (rc == 0) {
+        rc = need_e2ee(r, c);
+    }
     if (rc == 0) {
         rc = take_over(r, j, SIG_PC_SUBSCRIBE);
     }

@@ -14,9 +14,11 @@ export const SPECIALIST = {
 
 export const tid = (page, id) => page.locator(`[data-testid="${id}"]`);
 
-// spreekd with the media relay on loopback, and headless Chromium.
-export async function setup(t, { relay = true } = {}) {
-  const srv = await startServer({ args: relay ? ['--relay-address', '127.0.0.1'] : [] });
+// spreekd with the media relay on loopback, and headless Chromium. e2ee: the consults require
+// end-to-end encrypted media (the product's default); the relay's own tests run without.
+export async function setup(t, { relay = true, e2ee = false } = {}) {
+  const media = ['--relay-address', '127.0.0.1', '--media-e2ee', e2ee ? '1' : '0'];
+  const srv = await startServer({ args: relay ? media : [] });
   const browser = await launchBrowser();
   const problems = [];
   t.after(async () => {
@@ -130,6 +132,18 @@ export async function patientToLobby(env, inviteUrl, name, size = {}) {
   await tid(page, 'join-submit').click();
   await waitText(tid(page, 'join-status'), 'De huisarts laat u zo binnen');
   return page;
+}
+
+// The GP records the patient's consent (verbal) and invites SPECIALIST to the consult shown.
+export async function inviteSpecialist(gp) {
+  await tid(gp, 'consent-given').selectOption('yes');
+  await tid(gp, 'consent-method').selectOption('verbal');
+  await tid(gp, 'consent-submit').click();
+  await waitText(gp.locator('[data-testid="fact"][data-kind="consent"]'), 'gegeven');
+  await tid(gp, 'specialist-sub').fill(SPECIALIST.sub);
+  await tid(gp, 'specialist-name').fill(SPECIALIST.name);
+  await tid(gp, 'specialist-submit').click();
+  await waitText(gp.locator('[data-testid="fact"][data-kind="specialist"]'), SPECIALIST.name);
 }
 
 export async function admit(gp, patient, name, { timeout = 10000 } = {}) {

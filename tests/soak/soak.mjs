@@ -125,7 +125,7 @@ async function startServer() {
   const fd = openSync(server.logPath, 'w');
   const args = [
     '--listen', `127.0.0.1:${server.port}`, '--data', server.dataDir, '--relay-address', '127.0.0.1',
-    '--log-level', 'info',
+    '--media-e2ee', '0', '--log-level', 'info',
     // Every client of the soak connects from 127.0.0.1 (the refusal probes from .2 and .3):
     // room for all of them in the per-address limits, which production spreads over clients.
     '--max-connections-per-address', '1024', '--max-pending-per-address', '256',

@@ -168,7 +168,7 @@ export class Call {
     }
     const offer = await pub.pc.createOffer({ iceRestart });
     await pub.pc.setLocalDescription(offer);
-    const res = await this.request('media.publish', { sdp: pub.pc.localDescription.sdp });
+    const res = await this.request('media.publish', { sdp: pub.pc.localDescription.sdp, e2ee: !!this.e2ee });
     if (this.closed || this.pub !== pub) return;
     await pub.pc.setRemoteDescription({ type: 'answer', sdp: res.sdp });
     pub.remoteSet = true;
@@ -233,7 +233,7 @@ export class Call {
     this.stashOffers = stash;
     const run = (async () => {
       try {
-        await this.request('media.subscribe');
+        await this.request('media.subscribe', { e2ee: !!this.e2ee });
       } finally {
         if (this.subGen === gen) {
           this.stashOffers = null;

@@ -82,6 +82,7 @@ typedef struct {
     int relay_port_max;
     int relay_workers;  /* media worker threads; 0 = number of cores */
     int relay_ice_lite; /* 1: ICE-lite (a relay with a public address), 0: full ICE */
+    int media_e2ee;     /* 1: consults require end-to-end encrypted media (SFrame) */
     /* remote candidate address ranges (CIDR lists, relay/include/spk/addr_filter.h) */
     char relay_candidate_allow[512]; /* extra ranges the relay may send to */
     char relay_candidate_deny[512];  /* ranges it never sends to */
