@@ -549,6 +549,8 @@ static void usage(FILE *out)
             "  --commit-sizes N,...  instead of messages: Commit handling at these group sizes\n"
             "  --commits N           Commits measured per size (20)\n"
             "  --setup-timeout S     (120)\n"
+            "  --drain-timeout S     after each step, wait at most S for every delivery (20;\n"
+            "                        60 after a kill); later ones count as incomplete\n"
             "  --spreekd PATH        start this spreekd (temporary data dir, free port)\n"
             "  --tmpdir DIR          where that data directory goes (/tmp; /dev/shm: no disk)\n"
             "  --port P --pid PID --data DIR   use a running spreekd instead\n"
@@ -617,6 +619,8 @@ static int parse_args(lc_t *L, int argc, char **argv)
             L->commits = atoi(v);
         } else if (strcmp(k, "--setup-timeout") == 0) {
             L->setup_timeout_s = atof(v);
+        } else if (strcmp(k, "--drain-timeout") == 0) {
+            L->drain_timeout_s = atof(v);
         } else if (strcmp(k, "--spreekd") == 0) {
             L->spreekd = v;
         } else if (strcmp(k, "--tmpdir") == 0) {
