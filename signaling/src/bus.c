@@ -339,6 +339,7 @@ void spk_sig_bus_input(spk_sig_t *s, const char *msg, size_t len)
         json_decref(ev);
         return;
     }
+    sig_chat_flush(s); /* nothing enters the core past a waiting batch */
     s->bus_received++;
     heard(s, node);
     s->bus_rx = true;

@@ -79,6 +79,7 @@ typedef struct {
 struct sig_consult {
     spk_consult_rec_t rec;
     uint64_t relay_id; /* the consult's numeric id towards the relay */
+    bool e2ee;         /* media must be end-to-end encrypted (config media_e2ee) */
     sig_part_t **parts;
     size_t n_parts, cap_parts;
     uint64_t *conns; /* connections joined to this consult */
@@ -150,6 +151,9 @@ struct spk_sig {
     uint64_t bus_published, bus_received, bus_bad;
     spk_map_t bus_peers;   /* node -> sig_bus_peer_t*: when each other node was last heard */
     uint64_t bus_alive_at; /* when this node last said it is alive (ms) */
+    /* group commit of chat.send (chat_batch.c) */
+    bool chat_batching;
+    struct sig_chat_batch *chat_batch;
 };
 
 /* One request being handled. */
@@ -300,6 +304,8 @@ int sig_session_start(sig_req_t *r, spk_token_claims_t *cl, char *tok, size_t ca
 
 /* core.c */
 int sig_send_json(spk_sig_t *s, uint64_t conn, json_t *msg); /* steals msg */
+/* An error answer to request id (may be NULL) with its documented code. */
+void sig_send_error(spk_sig_t *s, uint64_t conn, json_t *id, int err, const char *why);
 void sig_reply_ok(sig_req_t *r);
 /* Appends the request's audit entry (r->event, success) to the open transaction and commits
  * it together with the action's changes; from then on, messages sent reveal that commit and are
@@ -411,6 +417,11 @@ void sig_chat_sweep(spk_sig_t *s);
  * passes for delegations). */
 void sig_chat_tick(spk_sig_t *s, int64_t now);
 void sig_chat_free_all(spk_sig_t *s);
+/* chat_batch.c: group commit of application messages. */
+typedef struct sig_chat_batch sig_chat_batch_t;
+/* Writes the waiting messages in one transaction, answers and delivers them. */
+void sig_chat_flush(spk_sig_t *s);
+void sig_chat_batch_free(spk_sig_t *s);
 /* Someone's access may have changed (admission, delegation, consent, membership): cached
  * decisions are made again before the next delivery. */
 void sig_chat_access_changed(spk_sig_t *s);

@@ -7,10 +7,11 @@
  *
  * Version 3 includes what SQLite stores of any version gain when opened (st_schema_integration:
  * consult planning columns, integrations, idempotency records, the webhook queue, console
- * links, marks). The tables are SQLite's with PostgreSQL's types: BIGINT for INTEGER, BYTEA for
- * BLOB, text compared bytewise (COLLATE "C", as SQLite compares), and a rowid identity column where
- * the queries order by insertion. spk_flush holds one row per sync-thread connection; changing it
- * with synchronous_commit on is what makes earlier commits durable (db_pg.c). */
+ * links, marks; st_schema_chat: the delivery service's replay windows). The tables are SQLite's
+ * with PostgreSQL's types: BIGINT for INTEGER, BYTEA for BLOB, text compared bytewise (COLLATE "C",
+ * as SQLite compares), and a rowid identity column where the queries order by insertion. spk_flush
+ * holds one row per sync-thread connection; changing it with synchronous_commit on is what makes
+ * earlier commits durable (db_pg.c). */
 #include "store_priv.h"
 
 #include <stdio.h>
@@ -110,6 +111,8 @@ static const char *const schema_v3 =
     " practice " T ", gp " T ", name " T ", integration " T ", created_at " I ","
     " expires_at " I ", used_at " I ");"
     "CREATE TABLE marks (name " T " PRIMARY KEY, v " I ");"
+    "CREATE TABLE chat_replay (conversation " T " PRIMARY KEY, epoch " I ", seq " I ","
+    " digests BYTEA NOT NULL);"
     "INSERT INTO spk_schema (version) VALUES (3);";
 
 /* Run on every open: the guards come back if someone dropped them (a guard against mistakes,

@@ -106,6 +106,9 @@ typedef enum {
     ST_CHAT_LOG_APPEND,
     ST_CHAT_LOG_LAST,
     ST_CHAT_LOG_EACH,
+    ST_CHAT_LOG_RECENT,
+    ST_CHAT_REPLAY_PUT,
+    ST_CHAT_REPLAY_GET,
     ST_CHAT_LOG_TRIM,
     ST_CHAT_LOG_EXPIRE,
     ST_CHAT_LOG_TRIM_ACKED,
@@ -335,6 +338,8 @@ int st_schema_pg(spk_store_t *st);
  * of any schema version that lacks them (idempotent; inside st_schema_sqlite's transaction);
  * PostgreSQL's schema has them from its first version. */
 int st_schema_integration(spk_store_t *st);
+/* chat.c: tables added to schema 3 without a version step (CREATE TABLE IF NOT EXISTS). */
+int st_schema_chat(spk_store_t *st);
 
 /* audit.c */
 int st_audit_open(spk_store_t *st);

@@ -80,6 +80,14 @@ void spk_sig_durable(spk_sig_t *s, bool failed);
  * conversation is read again from the store and its own connections are told, as if the change
  * had happened here. Its own events and malformed input are ignored. */
 void spk_sig_bus_input(spk_sig_t *s, const char *msg, size_t len);
+/* Group commit of application messages: with it on, chat.send is written together with the
+ * other messages that arrive before spk_sig_flush (or before anything else enters the core: any
+ * other request, a connection opening or closing, the tick, shutdown), in one transaction; the
+ * answers and deliveries then go out, held until durable as always. Off by default (every
+ * chat.send its own transaction). The transport calls spk_sig_flush once it has handled what it
+ * read in a turn of its event loop. */
+void spk_sig_batch_chat(spk_sig_t *s, bool on);
+void spk_sig_flush(spk_sig_t *s);
 /* Starts draining: every connection is told "server.shutdown"; new messages get
  * SPK_ESHUTDOWN. */
 void spk_sig_shutdown(spk_sig_t *s);
