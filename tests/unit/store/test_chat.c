@@ -1,5 +1,6 @@
-/* Unit tests for the delivery service's tables (spk/store_chat.h): conversations and the file
- * records of encrypted attachments, with their quota sums and retention. */
+/* Unit tests for the delivery service's tables (spk/store_chat.h): conversations, the file
+ * records of encrypted attachments, with their quota sums and retention, and the trimming of
+ * acknowledged log entries in batches. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -68,6 +69,92 @@ static void file(spk_store_t *st, const char *id, const char *conversation, int6
     r.size = size;
     r.created_at = at;
     assert_int_equal(spk_store_chat_file_insert(st, &r), 0);
+}
+
+static void entry(spk_store_t *st, const char *conversation, int64_t seq)
+{
+    static const uint8_t data[] = "ciphertext";
+    spk_chat_entry_t e;
+    memset(&e, 0, sizeof(e));
+    snprintf(e.conversation, sizeof(e.conversation), "%s", conversation);
+    e.seq = seq;
+    e.type = SPK_CHAT_ENTRY_MESSAGE;
+    snprintf(e.sender_iss, sizeof(e.sender_iss), "iss");
+    snprintf(e.sender, sizeof(e.sender), "gp-1");
+    snprintf(e.sender_device, sizeof(e.sender_device), "laptop");
+    e.at_ms = 1000 + seq;
+    e.data = data;
+    e.data_len = sizeof(data);
+    assert_int_equal(spk_store_chat_log_append(st, &e), 0);
+}
+
+static void cursor(spk_store_t *st, const char *conversation, const char *sub, int64_t acked,
+                   bool active)
+{
+    spk_chat_cursor_t c;
+    memset(&c, 0, sizeof(c));
+    snprintf(c.conversation, sizeof(c.conversation), "%s", conversation);
+    snprintf(c.iss, sizeof(c.iss), "iss");
+    snprintf(c.sub, sizeof(c.sub), "%s", sub);
+    snprintf(c.device, sizeof(c.device), "laptop");
+    c.from_seq = 1;
+    c.acked = acked;
+    c.active = active;
+    assert_int_equal(spk_store_chat_cursor_put(st, &c), 0);
+}
+
+static int first_seq_cb(void *ud, const spk_chat_entry_t *e)
+{
+    int64_t *first = ud;
+    if (*first == 0) {
+        *first = e->seq;
+    }
+    return 0;
+}
+
+static int64_t first_seq(spk_store_t *st, const char *conversation)
+{
+    int64_t first = 0;
+    assert_int_equal(spk_store_chat_log_each(st, conversation, 0, 0, first_seq_cb, &first), 0);
+    return first;
+}
+
+/* Acknowledged entries go in batches of at most the limit: up to the lowest acknowledgement of
+ * the conversation's active devices (a device that left does not hold entries back), nothing
+ * of a conversation without active devices. */
+static void test_trim_acked_batches(void **state)
+{
+    fixture_t *f = *state;
+    for (int64_t i = 1; i <= 60; i++) {
+        entry(f->st, "ch_a", i);
+    }
+    for (int64_t i = 1; i <= 20; i++) {
+        entry(f->st, "ch_b", i);
+    }
+    for (int64_t i = 1; i <= 5; i++) {
+        entry(f->st, "ch_c", i);
+    }
+    cursor(f->st, "ch_a", "gp-1", 30, true);
+    cursor(f->st, "ch_a", "pt-1", 50, true);
+    cursor(f->st, "ch_b", "gp-1", 10, true);
+    cursor(f->st, "ch_b", "pt-1", 0, false);
+    int64_t n = -1;
+    assert_int_equal(spk_store_chat_log_trim_acked(f->st, 25, &n), 0);
+    assert_int_equal(n, 25);
+    assert_int_equal(spk_store_chat_log_trim_acked(f->st, 25, &n), 0);
+    assert_int_equal(n, 15); /* fewer than the limit: none left */
+    assert_int_equal(spk_store_chat_log_trim_acked(f->st, 25, &n), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(first_seq(f->st, "ch_a"), 31);
+    assert_int_equal(first_seq(f->st, "ch_b"), 11);
+    assert_int_equal(first_seq(f->st, "ch_c"), 1);
+    /* No limit: everything acknowledged at once. */
+    cursor(f->st, "ch_a", "gp-1", 60, true);
+    cursor(f->st, "ch_a", "pt-1", 60, true);
+    assert_int_equal(spk_store_chat_log_trim_acked(f->st, 0, &n), 0);
+    assert_int_equal(n, 30);
+    assert_int_equal(first_seq(f->st, "ch_a"), 0);
+    assert_int_equal(spk_store_chat_log_trim_acked(f->st, -1, &n), SPK_EINVAL);
 }
 
 typedef struct {
@@ -142,6 +229,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_files, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_trim_acked_batches, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
