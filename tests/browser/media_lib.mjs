@@ -124,7 +124,7 @@ export async function openConsole(env, who, { consult = '', ...size } = {}) {
   const page = await newPage(env, who.sub, size);
   const frag = consult ? `token=${token}&consult=${consult}` : `token=${token}`;
   await page.goto(`${env.srv.url}/console#${frag}`);
-  await waitText(tid(page, 'user-name'), who.name);
+  await waitText(tid(page, 'user-name'), who.name, 30000); // the console loads its modules first
   return page;
 }
 
