@@ -13,6 +13,7 @@
 #include <openssl/ssl.h>
 #include <srtp2/srtp.h>
 
+#include "relay_fallback.h"
 #include "relay_remb.h"
 #include "spk/addr_filter.h"
 #include "spk/map.h"
@@ -170,6 +171,9 @@ struct spk_relay_ep {
     uint64_t rtcp_next_ns; /* next receiver report + REMB to this publisher */
     uint64_t nack_next_ns; /* next look for gaps to NACK */
     spk_remb_rule_t remb;
+    /* As a subscriber: the audio-only fallback and the bitrate of its latest REMB (0: none). */
+    spk_fallback_t fallback;
+    uint64_t sub_remb_bps;
     spk_relay_pstream_t streams[SPK_RELAY_MAX_STREAMS];
     spk_relay_rtx_out_t rtx_out[SPK_RELAY_RTX_OUT_MAX];
     uint8_t n_rtx_out;

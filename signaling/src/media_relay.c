@@ -115,6 +115,14 @@ void spk_sig_relay_event(spk_relay_t *relay, const spk_relay_event_t *ev, void *
                       json_pack("{s:s, s:s, s:s, s:s, s:s}", "type", "media.state", "consult",
                                 own->consult, "pc", pc, "state", "failed", "detail", ev->reason));
         break;
+    case SPK_RELAY_EV_VIDEO:
+        /* Audio-only fallback (spk/relay.h): the subscriber's link and the relay's verdict. */
+        spk_info(conn->id, "media %s: video %s", pc, ev->video_on ? "resumed" : "paused");
+        sig_send_json(s, conn->id,
+                      json_pack("{s:s, s:s, s:s, s:s}", "type", "media.video", "consult",
+                                own->consult, "video", ev->video_on ? "resumed" : "paused",
+                                "reason", ev->video_on ? "link_recovered" : "weak_link"));
+        break;
     default:
         break;
     }
