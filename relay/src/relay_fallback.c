@@ -12,13 +12,7 @@ void spk_fallback_init(spk_fallback_t *f, uint64_t now_ms)
     f->n_off = 0;
 }
 
-static bool remb_weak(uint64_t remb_bps)
-{
-    return remb_bps != 0 && remb_bps < SPK_FALLBACK_MIN_VIDEO_BPS;
-}
-
-static spk_fallback_change_t while_on(spk_fallback_t *f, uint64_t now_ms, int video_loss,
-                                      uint64_t remb_bps)
+static spk_fallback_change_t while_on(spk_fallback_t *f, uint64_t now_ms, int video_loss)
 {
     if (now_ms - f->changed_at < SPK_FALLBACK_GRACE_MS) {
         return SPK_FALLBACK_SAME;
@@ -26,9 +20,8 @@ static spk_fallback_change_t while_on(spk_fallback_t *f, uint64_t now_ms, int vi
     if (now_ms - f->changed_at >= SPK_FALLBACK_STABLE_MS) {
         f->backoff_ms = SPK_FALLBACK_BACKOFF_MS;
     }
-    bool weak = video_loss > SPK_FALLBACK_LOSS_OFF || remb_weak(remb_bps);
-    if (!weak) {
-        if (video_loss >= 0 || remb_bps != 0) {
+    if (video_loss <= SPK_FALLBACK_LOSS_OFF) {
+        if (video_loss >= 0) {
             f->weak_n = 0; /* a report that speaks of video and is fine */
         }
         return SPK_FALLBACK_SAME;
@@ -52,10 +45,9 @@ static spk_fallback_change_t while_on(spk_fallback_t *f, uint64_t now_ms, int vi
     return SPK_FALLBACK_VIDEO_OFF;
 }
 
-static spk_fallback_change_t while_off(spk_fallback_t *f, uint64_t now_ms, int audio_loss,
-                                       uint64_t remb_bps)
+static spk_fallback_change_t while_off(spk_fallback_t *f, uint64_t now_ms, int audio_loss)
 {
-    if (audio_loss > SPK_FALLBACK_LOSS_ON || remb_weak(remb_bps)) {
+    if (audio_loss > SPK_FALLBACK_LOSS_ON) {
         f->wait_from = now_ms; /* even audio struggles: wait a full backoff from here */
         return SPK_FALLBACK_SAME;
     }
@@ -69,11 +61,59 @@ static spk_fallback_change_t while_off(spk_fallback_t *f, uint64_t now_ms, int a
 }
 
 spk_fallback_change_t spk_fallback_report(spk_fallback_t *f, uint64_t now_ms, int video_loss,
-                                          int audio_loss, uint64_t remb_bps)
+                                          int audio_loss)
 {
     if (now_ms < f->changed_at) {
         now_ms = f->changed_at; /* the caller's clock is monotonic; be safe anyway */
     }
-    return f->video_off ? while_off(f, now_ms, audio_loss, remb_bps)
-                        : while_on(f, now_ms, video_loss, remb_bps);
+    return f->video_off ? while_off(f, now_ms, audio_loss) : while_on(f, now_ms, video_loss);
+}
+
+void spk_loss_window_init(spk_loss_window_t *w, uint32_t ssrc)
+{
+    w->ssrc = ssrc;
+    w->used = true;
+    w->have_base = false;
+    w->skip = false;
+    w->base_ms = 0;
+    w->base_lost = 0;
+    w->base_hi = 0;
+}
+
+void spk_loss_window_restart(spk_loss_window_t *w)
+{
+    w->have_base = false;
+    w->skip = true;
+}
+
+static void rebase(spk_loss_window_t *w, uint64_t now_ms, int32_t cum_lost, uint32_t ext_hi)
+{
+    w->have_base = true;
+    w->base_ms = now_ms;
+    w->base_lost = cum_lost;
+    w->base_hi = ext_hi;
+}
+
+int spk_loss_window_update(spk_loss_window_t *w, uint64_t now_ms, int32_t cum_lost, uint32_t ext_hi)
+{
+    if (!w->have_base || now_ms < w->base_ms || ext_hi < w->base_hi) {
+        rebase(w, now_ms, cum_lost, ext_hi);
+        return -1;
+    }
+    if (now_ms - w->base_ms < SPK_FALLBACK_WINDOW_MS) {
+        return -1;
+    }
+    int64_t expected = (int64_t)ext_hi - (int64_t)w->base_hi;
+    int64_t lost = (int64_t)cum_lost - (int64_t)w->base_lost;
+    bool skip = w->skip;
+    w->skip = false;
+    rebase(w, now_ms, cum_lost, ext_hi);
+    if (skip || expected <= 0) {
+        return -1;
+    }
+    if (lost <= 0) {
+        return 0;
+    }
+    int64_t f = lost * 256 / expected;
+    return f > 255 ? 255 : (int)f;
 }

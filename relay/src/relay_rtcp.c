@@ -128,9 +128,12 @@ static int64_t ext_of(const spk_relay_pstream_t *s, uint16_t seq)
     return s->last_ext + (int16_t)(uint16_t)(seq - (uint16_t)s->last_ext);
 }
 
+static void loss_windows_restart(spk_relay_ep_t *sub);
+
 void spk_relay_gate_open(spk_relay_ep_t *sub)
 {
     sub->n_gate = 0;
+    loss_windows_restart(sub); /* what it receives jumps over its time in the lobby */
     spk_relay_consult_t *c = sub->consult;
     for (size_t i = 0; c != NULL && i < c->n; i++) {
         spk_relay_ep_t *p = c->eps[i];
@@ -341,7 +344,6 @@ void spk_relay_rtcp_ep_init(spk_relay_ep_t *ep)
     ep->rtcp_next_ns = 0;
     spk_remb_rule_init(&ep->remb, ep->w->relay->cfg.remb_bps);
     spk_fallback_init(&ep->fallback, spk_mono_ns() / 1000000u);
-    ep->sub_remb_bps = 0;
 }
 
 void spk_relay_rtcp_ep_free(spk_relay_ep_t *ep)
@@ -549,14 +551,6 @@ static void on_psfb(spk_relay_ep_t *sub, const spk_rtcp_pkt_t *p, uint64_t now_n
         }
         return;
     }
-    if (p->count == SPK_PSFB_AFB) {
-        spk_rtcp_remb_t remb;
-        if (spk_rtcp_parse_remb(&fb, &remb, NULL, 0) == 0) {
-            sub->sub_remb_bps = remb.bitrate_bps; /* for the audio-only fallback */
-        }
-        sub->st.rtcp_terminated++;
-        return;
-    }
     size_t n = 0;
     if (p->count != SPK_PSFB_FIR || spk_rtcp_fir_count(&fb, &n, NULL, 0) != 0) {
         sub->st.rtcp_terminated++; /* REMB and the rest */
@@ -576,25 +570,49 @@ static void on_psfb(spk_relay_ep_t *sub, const spk_rtcp_pkt_t *p, uint64_t now_n
 /* The audio-only fallback's verdict on one receiver report of a subscriber. */
 static void fallback_report(spk_relay_ep_t *sub, int video_loss, int audio_loss, uint64_t now_ns)
 {
-    spk_fallback_change_t c = spk_fallback_report(&sub->fallback, now_ns / 1000000u, video_loss,
-                                                  audio_loss, sub->sub_remb_bps);
+    spk_fallback_change_t c =
+        spk_fallback_report(&sub->fallback, now_ns / 1000000u, video_loss, audio_loss);
     if (c == SPK_FALLBACK_SAME) {
         return;
     }
     bool on = c == SPK_FALLBACK_VIDEO_ON;
     if (on) {
         gate_video_resume(sub, now_ns);
+        loss_windows_restart(sub); /* the next window spans the paused numbers */
     } else {
         sub->st.video_off++;
     }
-    spk_info(sub->id, "relay: video %s for a subscriber (loss video %d audio %d /256, remb %llu)",
-             on ? "resumed" : "withheld", video_loss, audio_loss,
-             (unsigned long long)sub->sub_remb_bps);
+    spk_info(sub->id, "relay: video %s for a subscriber (loss video %d audio %d /256)",
+             on ? "resumed" : "withheld", video_loss, audio_loss);
     spk_relay_ep_event(sub, SPK_RELAY_EV_VIDEO);
 }
 
+/* The loss window of the stream ssrc a subscriber reports on (a slot is reused when all are
+ * taken). */
+static spk_loss_window_t *loss_window(spk_relay_ep_t *sub, uint32_t ssrc)
+{
+    spk_loss_window_t *free_w = NULL;
+    for (size_t i = 0; i < SPK_RELAY_LOSS_WINDOWS; i++) {
+        spk_loss_window_t *w = &sub->loss_win[i];
+        if (w->used && w->ssrc == ssrc) {
+            return w;
+        }
+        free_w = free_w == NULL && !w->used ? w : free_w;
+    }
+    spk_loss_window_t *w = free_w ? free_w : &sub->loss_win[ssrc % SPK_RELAY_LOSS_WINDOWS];
+    spk_loss_window_init(w, ssrc);
+    return w;
+}
+
+static void loss_windows_restart(spk_relay_ep_t *sub)
+{
+    for (size_t i = 0; i < SPK_RELAY_LOSS_WINDOWS; i++) {
+        spk_loss_window_restart(&sub->loss_win[i]);
+    }
+}
+
 /* Report blocks from a subscriber: the worst loss per stream for the REMB rule, and per kind
- * for the audio-only fallback. */
+ * (measured over about a second per stream) for the audio-only fallback. */
 static void loss_reports(spk_relay_ep_t *sub, const spk_rtcp_sr_t *sr, uint64_t now_ns)
 {
     int video_loss = -1, audio_loss = -1;
@@ -608,10 +626,12 @@ static void loss_reports(spk_relay_ep_t *sub, const spk_rtcp_sr_t *sr, uint64_t 
         }
         int f = (int)r.fraction_lost;
         s->worst_fraction_lost = f > s->worst_fraction_lost ? (int16_t)f : s->worst_fraction_lost;
+        f = spk_loss_window_update(loss_window(sub, r.ssrc), now_ns / 1000000u, r.cumulative_lost,
+                                   r.ext_highest_seq);
         int *k = s->d.video ? &video_loss : &audio_loss;
         *k = f > *k ? f : *k;
     }
-    if (video_loss >= 0 || audio_loss >= 0 || sub->sub_remb_bps != 0) {
+    if (video_loss >= 0 || audio_loss >= 0) {
         fallback_report(sub, video_loss, audio_loss, now_ns);
     }
 }
