@@ -631,7 +631,9 @@ static void loss_reports(spk_relay_ep_t *sub, const spk_rtcp_sr_t *sr, uint64_t 
         int *k = s->d.video ? &video_loss : &audio_loss;
         *k = f > *k ? f : *k;
     }
-    if (video_loss >= 0 || audio_loss >= 0) {
+    /* While video is off every report counts: the next try is due after a time, also for a
+     * subscriber that receives nothing else (no audio) and so has no loss to report. */
+    if (video_loss >= 0 || audio_loss >= 0 || sub->fallback.video_off) {
         fallback_report(sub, video_loss, audio_loss, now_ns);
     }
 }
