@@ -87,6 +87,9 @@ test('on a 200 kbit/s link the relay withholds video from the patient and says s
   assert.equal(b.video - a.video, 0, 'no video reaches the patient while paused');
   // 50 packets/s are sent; half is the floor here (timers slip on a loaded machine).
   assert.ok(b.audio - a.audio >= 75, `audio keeps flowing: +${b.audio - a.audio} in 3 s`);
+  const m = await env.srv.metrics();
+  assert.equal(m.spk_relay_video_paused_total, 1, 'counted once in /metrics');
+  assert.ok(m.spk_relay_video_withheld_total > 100, `withheld video counted: ${m.spk_relay_video_withheld_total}`);
   // The GP's own subscription (unshaped) is not affected.
   assert.deepEqual(videoEvents(gp), [], 'the GP gets no media.video');
   const g0 = gpPeer.countFrom(PT_TAG).video;
