@@ -544,6 +544,12 @@ static void on_psfb(spk_relay_ep_t *sub, const spk_rtcp_pkt_t *p, uint64_t now_n
         return;
     }
     spk_relay_ep_t *pub = NULL;
+    if (sub->fallback.video_off && (p->count == SPK_PSFB_PLI || p->count == SPK_PSFB_FIR)) {
+        /* It gets no video now (audio-only fallback): a key frame would cost the publisher and
+         * the other subscribers for nothing; one is asked for when its video resumes. */
+        sub->st.rtcp_terminated++;
+        return;
+    }
     if (p->count == SPK_PSFB_PLI) {
         spk_relay_pstream_t *s = find_pub(sub, fb.media_ssrc, &pub);
         if (s != NULL) {

@@ -1210,7 +1210,13 @@ static void run_fallback(void)
     uint32_t off_last = next; /* [off_first, off_last): sent while off, NACKed by B below */
     uint16_t off_seq1 = A.seq;
     b_nack_range(off_seq0, (uint16_t)(off_seq1 - off_seq0));
+    uint64_t pli0 = A.got_pli;
+    uint8_t pli[64];
+    int pli_len = spk_rtcp_build_pli(pli, sizeof(pli), B.ssrc, A.ssrc);
+    CHECK(pli_len > 0);
+    CHECK_EQ(spk_peer_send_rtcp(B.peer, pli, (size_t)pli_len), 0);
     pump(NULL, 200);
+    CHECK_EQ(A.got_pli, pli0); /* no key frame for a subscriber that gets no video */
     CHECK_EQ(B.got_from[0], got0);
     CHECK_EQ(B.got_rtx, rtx0);
     for (uint16_t q = off_seq0; q != off_seq1; q++) {
@@ -1220,6 +1226,8 @@ static void run_fallback(void)
     /* The next try: after the backoff, video again, from newer packets only. */
     next = fallback_run(next, off_seq0, false, b_video_back, 15000);
     CHECK(b_video_back());
+    pump(NULL, 50);
+    CHECK(A.got_pli > pli0); /* the relay's own request: video resumes from a key frame */
     double back_s = (double)(spk_mono_ns() - t0) / 1e9;
     CHECK(back_s >= 7.5 && back_s < 12.0);
     for (uint32_t i = 0; i < 100; i++) {
