@@ -50,11 +50,11 @@
  * video and audio the relay sends it, measured per stream over about a second from cumulative
  * loss and highest sequence number) feed a rule per subscriber: when its link cannot carry
  * video (video loss above ~20 % for 2.5 s), the relay stops forwarding video to it (originals,
- * retransmissions and NACK answers; its PLI/FIR are not passed on; audio goes on) and sends a VIDEO event (video_on false).
- * After a backoff (8 s, doubling up to 64 s while tries fail) with clean audio it forwards video
- * again from the newest packet on (nothing of the paused period, as for the lobby), asks the
- * publishers for a key frame and sends a VIDEO event (video_on true). Other subscribers are not
- * affected. Subscribers' REMBs are not used (relay_fallback.h says why).
+ * retransmissions and NACK answers; its PLI/FIR are not passed on; audio goes on) and sends a VIDEO
+ * event (video_on false). After a backoff (8 s, doubling up to 64 s while tries fail) with clean
+ * audio it forwards video again from the newest packet on (nothing of the paused period, as for the
+ * lobby), asks the publishers for a key frame and sends a VIDEO event (video_on true). Other
+ * subscribers are not affected. Subscribers' REMBs are not used (relay_fallback.h says why).
  *
  * Lobby. An endpoint starts with forwarding off: nothing it sends is forwarded and nothing is
  * forwarded to it until spk_relay_set_forwarding(..., true). This is enforced in the packet path.
