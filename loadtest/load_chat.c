@@ -718,6 +718,10 @@ static void env_free(lc_t *L)
     free(L->all);
     free(L->start_q);
     free(L->sends);
+    for (size_t i = 0; i < L->n_retired; i++) {
+        free(L->retired[i]);
+    }
+    free(L->retired);
     if (L->env.loop != NULL) {
         cdev_env_close(&L->env);
         uv_walk(&L->loop, close_walk, NULL);

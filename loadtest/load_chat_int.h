@@ -163,6 +163,9 @@ struct lc {
     lc_step_t steps[LC_MAX_STEPS];
     lc_send_t *sends;
     size_t n_sends, cap_sends;
+    /* earlier steps' arrays with answers still outstanding (send_done writes through them) */
+    lc_send_t **retired;
+    size_t n_retired;
     size_t rr;
     uint64_t due;
     size_t in_flight;

@@ -143,7 +143,9 @@ section_audit() {
 
 section_chat() {
   echo "== chat"
-  # tests/bench/run_chat.sh: the delivery service under spreekload --chat (C devices with spk_mls,
+  # tests/bench/run_chat.sh: first the core alone (chat_core_bench: CPU per message with a
+  # transaction per message and with group commit, BENCH_CHAT_CORE_*), then the delivery service
+  # under spreekload --chat (C devices with spk_mls,
   # loadtest/load_chat*.c; every run starts its own spreekd): BENCH_CHAT_CONVS (1000)
   # conversations of 5 devices, application messages offered at each of BENCH_CHAT_RATES per
   # second for BENCH_CHAT_SECONDS (10) — persisted and fanned out per second, end-to-end p50/p99
@@ -151,6 +153,7 @@ section_chat() {
   # group sizes BENCH_CHAT_COMMIT_SIZES. With BENCH_PERF=1 another run at BENCH_CHAT_PERF_RATE is
   # profiled (perf record -g on spreekd).
   local t0=$SECONDS
+  cmake --build "$build" -j"$jobs" --target chat_core_bench
   bash tests/bench/run_chat.sh "$build/server/spreekd" "$build/loadtest/spreekload" "$build" |
     tee "$build/chat.out"
   echo "chat: $((SECONDS - t0)) s; JSON in $build/chat*.json"

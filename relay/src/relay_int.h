@@ -13,6 +13,7 @@
 #include <openssl/ssl.h>
 #include <srtp2/srtp.h>
 
+#include "relay_fallback.h"
 #include "relay_remb.h"
 #include "spk/addr_filter.h"
 #include "spk/map.h"
@@ -56,6 +57,7 @@ typedef enum {
     SPK_RELAY_CMD_OWNER,
     SPK_RELAY_CMD_STOP,
     SPK_RELAY_CMD_STREAMS,
+    SPK_RELAY_CMD_EXT_MAP,
 } spk_relay_cmd_type_t;
 
 /* A command message from the control thread to a worker. */
@@ -77,6 +79,7 @@ typedef struct spk_relay_cmd {
     char cand[SPK_RELAY_CANDIDATE_MAX];
     spk_relay_stream_t streams[SPK_RELAY_MAX_STREAMS];
     uint8_t n_streams;
+    uint8_t ext_map[SPK_RELAY_EXT_IDS];
 } spk_relay_cmd_t;
 
 /* An event message from a worker to the control thread. */
@@ -119,6 +122,9 @@ typedef struct {
 } spk_relay_gate_t;
 #define SPK_RELAY_GATE_MAX (SPK_RELAY_MAX_CONSULT_ENDPOINTS * SPK_RELAY_MAX_STREAMS)
 
+/* Streams per subscriber whose reported loss the audio-only fallback follows. */
+#define SPK_RELAY_LOSS_WINDOWS 8
+
 /* The rtx sequence numbers the relay uses towards one subscriber, per rtx SSRC. */
 #define SPK_RELAY_RTX_OUT_MAX 32
 typedef struct {
@@ -154,7 +160,13 @@ struct spk_relay_ep {
     const char *profile;
 
     uint64_t created_ns;
-    uint64_t last_rx_ns;
+    uint64_t last_rx_ns; /* the last packet's arrival, whatever it was */
+    /* header extension ids of its RTP -> the subscribers' (spk_relay_set_ext_map; all 0 until
+     * set: every element removed) */
+    uint8_t ext_map[SPK_RELAY_EXT_IDS];
+    /* the last packet that authenticated (SRTP/SRTCP from the peer; the DTLS handshake's end):
+     * the consent rule (relay_worker.c tick_cb) gives up on an endpoint silent for consent_ns */
+    uint64_t heard_ns;
     spk_relay_stats_t st;
 
     /* RTCP per hop (relay_rtcp.c), worker thread only. */
@@ -162,6 +174,10 @@ struct spk_relay_ep {
     uint64_t rtcp_next_ns; /* next receiver report + REMB to this publisher */
     uint64_t nack_next_ns; /* next look for gaps to NACK */
     spk_remb_rule_t remb;
+    /* As a subscriber: the audio-only fallback (relay_fallback.h) and the loss it reports per
+     * stream it receives (slots reused by SSRC when more streams come). */
+    spk_fallback_t fallback;
+    spk_loss_window_t loss_win[SPK_RELAY_LOSS_WINDOWS];
     spk_relay_pstream_t streams[SPK_RELAY_MAX_STREAMS];
     spk_relay_rtx_out_t rtx_out[SPK_RELAY_RTX_OUT_MAX];
     uint8_t n_rtx_out;

@@ -66,6 +66,7 @@ void spk_sig_free(spk_sig_t *s)
     if (s == NULL) {
         return;
     }
+    sig_chat_batch_free(s); /* never answered, so never acknowledged */
     size_t it = 0;
     void *v;
     while (spk_map_next(&s->conns, &it, &v)) {
@@ -92,7 +93,7 @@ int sig_send_json(spk_sig_t *s, uint64_t conn, json_t *msg)
     return sig_deliver(s, c, msg);
 }
 
-static void send_error(spk_sig_t *s, uint64_t conn, json_t *id, int err, const char *why)
+void sig_send_error(spk_sig_t *s, uint64_t conn, json_t *id, int err, const char *why)
 {
     int idx = -err;
     if (idx > 0 && idx <= SPK_ERR_COUNT) {
@@ -156,6 +157,7 @@ int sig_commit(sig_req_t *r)
 
 int spk_sig_conn_open(spk_sig_t *s, uint64_t conn, const char *remote_addr, uint64_t now_ms)
 {
+    sig_chat_flush(s); /* nothing enters the core past a waiting batch */
     sig_conn_t *c = calloc(1, sizeof(*c));
     if (c == NULL) {
         return SPK_ENOMEM;
@@ -194,6 +196,7 @@ int spk_sig_conn_api(spk_sig_t *s, uint64_t conn)
 
 void spk_sig_conn_close(spk_sig_t *s, uint64_t conn)
 {
+    sig_chat_flush(s);
     sig_conn_t *c = spk_map_del_u64(&s->conns, conn);
     if (c == NULL) {
         return;
@@ -206,7 +209,7 @@ void spk_sig_conn_close(spk_sig_t *s, uint64_t conn)
 
 void spk_sig_conn_reject(spk_sig_t *s, uint64_t conn, int err)
 {
-    send_error(s, conn, NULL, err, NULL);
+    sig_send_error(s, conn, NULL, err, NULL);
 }
 
 static bool rate_take(spk_sig_t *s, sig_conn_t *c, uint64_t now_ms)
@@ -409,6 +412,9 @@ void spk_sig_conn_message(spk_sig_t *s, uint64_t conn, const char *data, size_t 
     } else {
         rc = parse_envelope(&r, data, len, &a, &index);
     }
+    if (rc != 0 || a->fn != sig_h_chat_send) {
+        sig_chat_flush(s); /* only chat.send joins a waiting batch */
+    }
     if (rc == 0 && s->draining) {
         rc = SPK_ESHUTDOWN;
     }
@@ -427,7 +433,8 @@ void spk_sig_conn_message(spk_sig_t *s, uint64_t conn, const char *data, size_t 
         if (rc != SPK_ERATE) {
             spk_debug(conn, "request refused: %s (%s)", spk_err_wire(rc), r.why);
         }
-        send_error(s, conn, r.id, rc, r.why);
+        sig_chat_flush(s); /* the answers of earlier requests go first */
+        sig_send_error(s, conn, r.id, rc, r.why);
     }
     s->cur_ticket = 0;
     spk_wipe(&r.refused, sizeof(r.refused));
@@ -437,6 +444,7 @@ void spk_sig_conn_message(spk_sig_t *s, uint64_t conn, const char *data, size_t 
 
 void spk_sig_tick(spk_sig_t *s, uint64_t now_ms)
 {
+    sig_chat_flush(s);
     sig_media_tick(s);
     uint64_t limit = (uint64_t)s->cfg.auth_timeout_s * 1000;
     size_t it = 0;
@@ -462,6 +470,7 @@ void spk_sig_tick(spk_sig_t *s, uint64_t now_ms)
 
 void spk_sig_shutdown(spk_sig_t *s)
 {
+    sig_chat_flush(s);
     s->draining = true;
     size_t it = 0;
     void *v;

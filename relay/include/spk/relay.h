@@ -46,6 +46,16 @@
  * are declared with spk_relay_set_streams() or learned from their first packets (then treated
  * as video without rtx).
  *
+ * Audio-only fallback (relay_fallback.h). Each subscriber's receiver reports (the loss of the
+ * video and audio the relay sends it, measured per stream over about a second from cumulative
+ * loss and highest sequence number) feed a rule per subscriber: when its link cannot carry
+ * video (video loss above ~20 % for 2.5 s), the relay stops forwarding video to it (originals,
+ * retransmissions and NACK answers; its PLI/FIR are not passed on; audio goes on) and sends a VIDEO
+ * event (video_on false). After a backoff (8 s, doubling up to 64 s while tries fail) with clean
+ * audio it forwards video again from the newest packet on (nothing of the paused period, as for the
+ * lobby), asks the publishers for a key frame and sends a VIDEO event (video_on true). Other
+ * subscribers are not affected. Subscribers' REMBs are not used (relay_fallback.h says why).
+ *
  * Lobby. An endpoint starts with forwarding off: nothing it sends is forwarded and nothing is
  * forwarded to it until spk_relay_set_forwarding(..., true). This is enforced in the packet path.
  * What a publisher sent while a subscriber's forwarding was off never reaches that subscriber
@@ -118,10 +128,11 @@ typedef struct {
     bool ice_lite;
     /* ICE-TCP passive candidates in addition to UDP. */
     bool ice_tcp;
-    /* An endpoint that received no DTLS, SRTP or SRTCP for this long after connecting fails
-     * (browsers send RTCP at least every few seconds); 0 = 30 s. STUN consent checks are
-     * answered inside libnice and do not count here. With full ICE, libnice's own RFC 7675
-     * consent freshness applies as well. */
+    /* Consent: an endpoint that received nothing that authenticates (SRTP or SRTCP from its
+     * peer) for this long after connecting fails (browsers send RTCP at least every few
+     * seconds); 0 = 30 s, RFC 7675's expiry. STUN is answered inside libnice and does not
+     * count. libnice's own consent freshness is off: it ends a pair about 10 s after the last
+     * answered check, so a network outage of a few seconds would end the call. */
     unsigned consent_timeout_ms;
     /* DTLS handshake must complete within this after the endpoint is created; 0 = 30 s. */
     unsigned handshake_timeout_ms;
@@ -167,6 +178,9 @@ typedef struct {
     uint64_t rtx_sent;         /* retransmissions sent to this endpoint from the buffer */
     uint64_t rtcp_terminated;  /* RTCP packets from this endpoint consumed, not forwarded */
     uint64_t rtx_buffer_bytes; /* memory of this endpoint's retransmission buffers */
+    /* Audio-only fallback (below), as a subscriber: */
+    uint64_t video_withheld; /* video packets not forwarded to it while its video was off */
+    uint64_t video_off;      /* times its video went off */
 } spk_relay_stats_t;
 
 typedef enum {
@@ -185,6 +199,10 @@ typedef enum {
     SPK_RELAY_EV_CLOSED,
     /* Reply to spk_relay_stats(). */
     SPK_RELAY_EV_STATS,
+    /* Audio-only fallback: the relay stopped (video_on false) or resumed (true) forwarding video
+     * to this subscribing endpoint: its link could not carry video, or (video_on) it has room
+     * for a try again (see Audio-only fallback above). */
+    SPK_RELAY_EV_VIDEO,
 } spk_relay_event_type_t;
 
 typedef struct {
@@ -197,6 +215,7 @@ typedef struct {
     char cand[SPK_RELAY_CANDIDATE_MAX]; /* LOCAL_CANDIDATE */
     char reason[96];                    /* FAILED: short text for logs */
     spk_relay_stats_t stats;            /* STATS (and a final copy with CLOSED) */
+    bool video_on;                      /* VIDEO */
 } spk_relay_event_t;
 
 /* Called on the control thread; the event is borrowed for the duration of the call. The callback
@@ -282,6 +301,15 @@ typedef struct {
  * or duplicate SSRC or a payload type above 127. */
 int spk_relay_set_streams(spk_relay_t *relay, uint64_t consult_id, uint64_t endpoint_id,
                           const spk_relay_stream_t *streams, size_t n);
+
+/* Header extensions of what an endpoint publishes: each RTP packet from it has its extension
+ * ids rewritten with map (spk_rtp_ext_remap(): map[publisher's id] = the id the subscribers
+ * were offered, 0 = the element is removed; spk_sdp_ext_map() builds it) before it is buffered
+ * and forwarded, so every subscriber gets the same ids. Until an endpoint has a map, every
+ * element is removed: the publisher's ids mean nothing on a subscriber's connection. */
+#define SPK_RELAY_EXT_IDS 256
+int spk_relay_set_ext_map(spk_relay_t *relay, uint64_t consult_id, uint64_t endpoint_id,
+                          const uint8_t map[SPK_RELAY_EXT_IDS]);
 
 /* Lobby gate. */
 int spk_relay_set_forwarding(spk_relay_t *relay, uint64_t consult_id, uint64_t endpoint_id,
