@@ -290,9 +290,43 @@ void sig_chat_sweep(spk_sig_t *s)
     }
 }
 
+/* Acknowledged entries are deleted in batches of at most this many, one batch a tick (a second),
+ * so that a large backlog does not hold the control thread (and every connection) for seconds. */
+#define TRIM_BATCH 1000
+
+/* Ends a maintenance transaction: committed when rc is 0, rolled back otherwise. */
+static int maint_end(spk_sig_t *s, int rc)
+{
+    if (rc == 0) {
+        return spk_store_commit(s->store, NULL);
+    }
+    spk_store_rollback(s->store);
+    return rc;
+}
+
+/* One more batch of acknowledged entries, in a transaction of its own. */
+static void trim_more(spk_sig_t *s)
+{
+    int64_t trimmed = 0;
+    int rc = spk_store_begin(s->store);
+    if (rc == 0) {
+        rc = spk_store_chat_log_trim_acked(s->store, TRIM_BATCH, &trimmed);
+    }
+    rc = maint_end(s, rc);
+    s->chat_trim_more = rc == 0 && trimmed == TRIM_BATCH;
+    if (rc != 0) {
+        spk_warn(0, "chat: deleting acknowledged entries failed: %s", spk_strerror(rc));
+    } else {
+        spk_debug(0, "chat: deleted %lld more acknowledged entries", (long long)trimmed);
+    }
+}
+
 void sig_chat_tick(spk_sig_t *s, int64_t now)
 {
     sig_chat_sweep(s);
+    if (s->chat_trim_more) {
+        trim_more(s);
+    }
     if (now - s->chat_maint_at < 60) {
         return;
     }
@@ -307,7 +341,7 @@ void sig_chat_tick(spk_sig_t *s, int64_t now)
         rc = ds_recent_save(s, v); /* so that their messages can be trimmed */
     }
     if (rc == 0) {
-        rc = spk_store_chat_log_trim_acked(s->store, &trimmed);
+        rc = spk_store_chat_log_trim_acked(s->store, TRIM_BATCH, &trimmed);
     }
     if (rc == 0) {
         rc = spk_store_chat_log_expire(s->store, (now - keep_s) * 1000, &expired);
@@ -319,11 +353,8 @@ void sig_chat_tick(spk_sig_t *s, int64_t now)
     if (rc == 0) {
         rc = sig_files_expire(s, now, &files);
     }
-    if (rc == 0) {
-        rc = spk_store_commit(s->store, NULL);
-    } else {
-        spk_store_rollback(s->store);
-    }
+    rc = maint_end(s, rc);
+    s->chat_trim_more = rc == 0 && trimmed == TRIM_BATCH;
     if (rc != 0) {
         it = 0;
         while (spk_map_next(&s->chats, &it, &v)) {

@@ -15,7 +15,7 @@
 /* Actions in the role x action matrix (policy.c asserts the table has exactly this many). */
 #define SIG_N_ACTIONS 48
 /* Relay counters kept per endpoint for /metrics. */
-#define SIG_EP_STATS 10
+#define SIG_EP_STATS 12
 
 typedef struct sig_consult sig_consult_t;
 typedef struct sig_part sig_part_t;
@@ -142,6 +142,7 @@ struct spk_sig {
     spk_map_t chats;        /* conversation id -> ds_conv_t* (loaded on use) */
     uint64_t access_gen;    /* bumped by every change that can change who may be in a group */
     int64_t chat_maint_at;  /* last store maintenance (unix seconds) */
+    bool chat_trim_more;    /* the last trim of acknowledged entries stopped at its batch size */
     int64_t idem_purged_at; /* last purge of old idempotency records (unix seconds) */
     spk_map_t tickets;      /* file transfer ticket -> sig_ticket_t* (h_files.c) */
     /* events for other nodes (bus.c): this node's name, events waiting for their commit */

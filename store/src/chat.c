@@ -888,17 +888,21 @@ int spk_store_chat_log_trim(spk_store_t *st, const char *conversation, int64_t u
                           1, n, "log trim");
 }
 
-int spk_store_chat_log_trim_acked(spk_store_t *st, int64_t *n)
+int spk_store_chat_log_trim_acked(spk_store_t *st, int64_t limit, int64_t *n)
 {
-    if (st == NULL) {
+    if (st == NULL || limit < 0) {
         return SPK_EINVAL;
     }
+    const int64_t ints[] = {limit > 0 ? limit : INT64_MAX};
     return st_write_texts(st, ST_CHAT_LOG_TRIM_ACKED,
-                          "DELETE FROM chat_log WHERE seq <= (SELECT min(acked) FROM chat_cursors"
-                          " WHERE chat_cursors.conversation = chat_log.conversation AND"
-                          " active = 1) AND (type <> 3 OR seq <= (SELECT seq FROM chat_replay"
-                          " WHERE chat_replay.conversation = chat_log.conversation))",
-                          NULL, 0, NULL, 0, n, "log trim acknowledged");
+                          "DELETE FROM chat_log WHERE (conversation, seq) IN ("
+                          "SELECT l.conversation, l.seq FROM chat_log AS l WHERE l.seq <="
+                          " (SELECT min(c.acked) FROM chat_cursors AS c"
+                          " WHERE c.conversation = l.conversation AND c.active = 1)"
+                          " AND (l.type <> 3 OR l.seq <= (SELECT r.seq FROM chat_replay AS r"
+                          " WHERE r.conversation = l.conversation))"
+                          " LIMIT ?1)",
+                          NULL, 0, ints, 1, n, "log trim acknowledged");
 }
 
 int spk_store_chat_log_expire(spk_store_t *st, int64_t before_ms, int64_t *n)

@@ -159,9 +159,11 @@ int spk_store_chat_replay_get(spk_store_t *st, const char *conversation, uint64_
                               int64_t *seq, uint64_t *digests, size_t cap, size_t *n);
 /* Deletes entries up to and including seq; returns the number deleted in *n (may be NULL). */
 int spk_store_chat_log_trim(spk_store_t *st, const char *conversation, int64_t upto, int64_t *n);
-/* Deletes, in every conversation, the entries every active device has acknowledged (application
- * messages only once the conversation's replay window covers them). */
-int spk_store_chat_log_trim_acked(spk_store_t *st, int64_t *n);
+/* Deletes, in every conversation, entries every active device has acknowledged (application
+ * messages only once the conversation's replay window covers them): at most `limit` (0: all), so
+ * that a caller on a busy thread can spread the work; the number deleted in *n (may be NULL).
+ * Fewer than `limit` deleted means none is left. */
+int spk_store_chat_log_trim_acked(spk_store_t *st, int64_t limit, int64_t *n);
 /* Deletes entries written before `before_ms` in every conversation (retention). */
 int spk_store_chat_log_expire(spk_store_t *st, int64_t before_ms, int64_t *n);
 

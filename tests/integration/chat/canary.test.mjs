@@ -47,7 +47,13 @@ function scan(path, patterns) {
   const longest = Math.max(...Object.values(patterns).map((p) => p.length));
   const chunk = Buffer.alloc(32 << 20);
   const found = new Set();
-  const fd = openSync(path, 'r');
+  let fd;
+  try {
+    fd = openSync(path, 'r');
+  } catch (e) {
+    if (e.code === 'ENOENT') return found; // a temporary file renamed into place meanwhile
+    throw e;
+  }
   try {
     let pos = 0;
     let keep = 0;

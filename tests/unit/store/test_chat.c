@@ -1,6 +1,6 @@
-/* Unit tests for the delivery service's tables (spk/store_chat.h): conversations and the file
- * records of encrypted attachments, with their quota sums and retention, and the replay window
- * with the trimming of the log it allows. */
+/* Unit tests for the delivery service's tables (spk/store_chat.h): conversations, the file
+ * records of encrypted attachments, with their quota sums and retention, the replay window with
+ * the trimming of the log it allows, and that trimming in batches. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -174,6 +174,79 @@ static int collect_seq(void *ud, const spk_chat_entry_t *e)
     return 0;
 }
 
+static void cursor(spk_store_t *st, const char *conversation, const char *sub, int64_t acked,
+                   bool active)
+{
+    spk_chat_cursor_t c;
+    memset(&c, 0, sizeof(c));
+    snprintf(c.conversation, sizeof(c.conversation), "%s", conversation);
+    snprintf(c.iss, sizeof(c.iss), "iss");
+    snprintf(c.sub, sizeof(c.sub), "%s", sub);
+    snprintf(c.device, sizeof(c.device), "laptop");
+    c.from_seq = 1;
+    c.acked = acked;
+    c.active = active;
+    assert_int_equal(spk_store_chat_cursor_put(st, &c), 0);
+}
+
+static int first_seq_cb(void *ud, const spk_chat_entry_t *e)
+{
+    int64_t *first = ud;
+    if (*first == 0) {
+        *first = e->seq;
+    }
+    return 0;
+}
+
+static int64_t first_seq(spk_store_t *st, const char *conversation)
+{
+    int64_t first = 0;
+    assert_int_equal(spk_store_chat_log_each(st, conversation, 0, 0, first_seq_cb, &first), 0);
+    return first;
+}
+
+/* Acknowledged entries go in batches of at most the limit: up to the lowest acknowledgement of
+ * the conversation's active devices (a device that left does not hold entries back), nothing
+ * of a conversation without active devices. */
+static void test_trim_acked_batches(void **state)
+{
+    fixture_t *f = *state;
+    for (int64_t i = 1; i <= 60; i++) {
+        entry(f->st, "ch_a", i, 0, SPK_CHAT_ENTRY_MESSAGE);
+    }
+    for (int64_t i = 1; i <= 20; i++) {
+        entry(f->st, "ch_b", i, 0, SPK_CHAT_ENTRY_MESSAGE);
+    }
+    for (int64_t i = 1; i <= 5; i++) {
+        entry(f->st, "ch_c", i, 0, SPK_CHAT_ENTRY_MESSAGE);
+    }
+    cursor(f->st, "ch_a", "gp-1", 30, true);
+    cursor(f->st, "ch_a", "pt-1", 50, true);
+    cursor(f->st, "ch_b", "gp-1", 10, true);
+    cursor(f->st, "ch_b", "pt-1", 0, false);
+    /* Replay windows cover every message (trimming waits for them: test_replay_window). */
+    assert_int_equal(spk_store_chat_replay_put(f->st, "ch_a", 0, 60, NULL, 0), 0);
+    assert_int_equal(spk_store_chat_replay_put(f->st, "ch_b", 0, 20, NULL, 0), 0);
+    assert_int_equal(spk_store_chat_replay_put(f->st, "ch_c", 0, 5, NULL, 0), 0);
+    int64_t n = -1;
+    assert_int_equal(spk_store_chat_log_trim_acked(f->st, 25, &n), 0);
+    assert_int_equal(n, 25);
+    assert_int_equal(spk_store_chat_log_trim_acked(f->st, 25, &n), 0);
+    assert_int_equal(n, 15); /* fewer than the limit: none left */
+    assert_int_equal(spk_store_chat_log_trim_acked(f->st, 25, &n), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(first_seq(f->st, "ch_a"), 31);
+    assert_int_equal(first_seq(f->st, "ch_b"), 11);
+    assert_int_equal(first_seq(f->st, "ch_c"), 1);
+    /* No limit: everything acknowledged at once. */
+    cursor(f->st, "ch_a", "gp-1", 60, true);
+    cursor(f->st, "ch_a", "pt-1", 60, true);
+    assert_int_equal(spk_store_chat_log_trim_acked(f->st, 0, &n), 0);
+    assert_int_equal(n, 30);
+    assert_int_equal(first_seq(f->st, "ch_a"), 0);
+    assert_int_equal(spk_store_chat_log_trim_acked(f->st, -1, &n), SPK_EINVAL);
+}
+
 /* The replay window: stored and read back (newest kept when it is larger than asked), and
  * application messages are trimmed as acknowledged only once a stored window covers them. */
 static void test_replay_window(void **state)
@@ -214,7 +287,7 @@ static void test_replay_window(void **state)
 
     /* without a window only the Commits go */
     int64_t n = 0;
-    assert_int_equal(spk_store_chat_log_trim_acked(f->st, &n), 0);
+    assert_int_equal(spk_store_chat_log_trim_acked(f->st, 0, &n), 0);
     assert_int_equal(n, 2);
     uint64_t epoch = 0, h[4];
     int64_t seq = 0;
@@ -225,7 +298,7 @@ static void test_replay_window(void **state)
     /* a window up to seq 5: the messages up to 5 go, 6 stays */
     const uint64_t w[3] = {UINT64_C(0x0102030405060708), 7, UINT64_MAX};
     assert_int_equal(spk_store_chat_replay_put(f->st, "m_a", 2, 5, w, 3), 0);
-    assert_int_equal(spk_store_chat_log_trim_acked(f->st, &n), 0);
+    assert_int_equal(spk_store_chat_log_trim_acked(f->st, 0, &n), 0);
     assert_int_equal(n, 3);
     memset(&l, 0, sizeof(l));
     assert_int_equal(spk_store_chat_log_each(f->st, "m_a", 0, 0, collect_seq, &l), 0);
@@ -256,6 +329,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_files, setup, teardown),
         cmocka_unit_test_setup_teardown(test_replay_window, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_trim_acked_batches, setup, teardown),
     };
     return cmocka_run_group_tests_name(tb_name(), tests, NULL, NULL);
 }
