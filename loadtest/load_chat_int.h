@@ -119,10 +119,13 @@ typedef struct {
 struct lc {
     /* options */
     int conversations, k;
-    const char *kind; /* care_team, consult, mixed */
+    const char *kind;   /* care_team, consult, mixed */
+    const char *prefix; /* of every user subject and patient: runs against one spreekd meet no
+                           earlier ones */
     double rates[LC_MAX_STEPS];
     int n_rates;
     double duration_s, setup_timeout_s;
+    double drain_timeout_s; /* after a step, wait at most this for every delivery (0: default) */
     size_t size;
     int ack_ms;
     int sample; /* conversations whose messages are decrypted after each step */

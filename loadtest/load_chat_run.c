@@ -601,7 +601,8 @@ int lc_run_steps(lc_t *L, json_t *out)
         uv_timer_start(pacer, pace_cb, 1, 1);
         lc_run_until(L, not_sending, L->duration_s * 1000 + 5000);
         uv_timer_stop(pacer);
-        bool ok = lc_run_until(L, drained, L->crashed ? 60000 : 20000);
+        double drain_ms = L->drain_timeout_s > 0 ? L->drain_timeout_s * 1000 : 20000;
+        bool ok = lc_run_until(L, drained, L->crashed && drain_ms < 60000 ? 60000 : drain_ms);
         if (!ok) {
             fprintf(stderr, "spreekload: step %d: not every message arrived\n", k);
         }

@@ -280,8 +280,8 @@ int load_media_start(load_part_t *p)
     }
     p->media_started = true;
     load_send_req(p, REQ_PUBLISH,
-                  json_pack("{s:s, s:s, s:s}", "type", "media.publish", "consult", p->cons->id,
-                            "sdp", L->sdp_text));
+                  json_pack("{s:s, s:s, s:s, s:b}", "type", "media.publish", "consult", p->cons->id,
+                            "sdp", L->sdp_text, "e2ee", L->e2ee || L->e2ee_tap));
     return 0;
 }
 

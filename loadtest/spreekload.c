@@ -37,6 +37,7 @@ typedef struct {
     int port;
     int pid;
     int workers;
+    bool e2ee; /* the consults require end-to-end encrypted media (--e2ee, --e2ee-tap) */
     char tmp[64];
 } server_opts_t;
 
@@ -70,6 +71,8 @@ static int server_start(server_opts_t *o)
     argv[n++] = "100000";
     argv[n++] = "--burst";
     argv[n++] = "100000";
+    argv[n++] = "--media-e2ee";
+    argv[n++] = o->e2ee ? "1" : "0";
     if (o->workers > 0) {
         argv[n++] = "--relay-workers";
         argv[n++] = workers;
@@ -620,6 +623,7 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
+    so.e2ee = L->e2ee || L->e2ee_tap;
     if (so.spreekd && server_start(&so) != 0) {
         server_stop(&so);
         return 1;

@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 jobs=$(nproc)
 build=build/bench
-all_sections=(signaling memory mls sframe relay e2ee audit chat)
+all_sections=(signaling memory mls sframe relay e2ee join audit chat)
 
 machine() {
   echo "machine: $(nproc) cores, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)," \
@@ -101,6 +101,31 @@ section_e2ee() {
   # BENCH_E2EE_REPEAT (3).
   bash tests/bench/run_e2ee.sh "$build/server/spreekd" "$build/loadtest/spreekload" |
     tee "$build/e2ee.out"
+  # tests/bench/e2ee_browser.mjs: the time frames spend in the browser's SFrame transforms (the
+  # latency E2EE adds), against WebCrypto's bare AES-GCM in the same pages. Setting:
+  # BENCH_E2EE_BROWSER_SECONDS (20). Needs /usr/bin/chromium.
+  if [[ -x /usr/bin/chromium ]]; then
+    cmake --build "$build" -j"$jobs" --target spreekctl
+    SPREEKD="$build/server/spreekd" SPREEKCTL="$build/server/spreekctl" \
+      sh tests/browser/run.sh node tests/bench/e2ee_browser.mjs "${BENCH_E2EE_BROWSER_SECONDS:-20}" |
+      tee -a "$build/e2ee.out"
+  fi
+}
+
+section_join() {
+  echo "== join"
+  # tests/bench/join_browser.mjs: admit → first decoded remote frame in Chromium (patient and GP),
+  # over BENCH_JOINS (20) send-back/admit cycles, without and with end-to-end encryption.
+  # Needs /usr/bin/chromium.
+  [[ -x /usr/bin/chromium ]] || { echo "join: no /usr/bin/chromium, skipped"; return; }
+  cmake --build "$build" -j"$jobs" --target spreekctl
+  local e
+  rm -f "$build/join.out"
+  for e in 0 1; do
+    SPREEKD="$build/server/spreekd" SPREEKCTL="$build/server/spreekctl" \
+      sh tests/browser/run.sh node tests/bench/join_browser.mjs "${BENCH_JOINS:-20}" "$e" |
+      tee -a "$build/join.out"
+  done
 }
 
 section_audit() {

@@ -61,7 +61,7 @@ static void key_id(const uint8_t pub[32], char out[SPK_ID_LEN])
 {
     char kid[SPK_TOKEN_STR] = "";
     spk_token_kid(pub, kid);
-    snprintf(out, SPK_ID_LEN, "%s", kid);
+    snprintf(out, SPK_ID_LEN, "%.*s", SPK_ID_LEN - 1, kid);
 }
 
 static int parse_pub(const char *s, uint8_t pub[32])

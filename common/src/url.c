@@ -62,7 +62,7 @@ static int parse_port(const char *p, size_t n, spk_url_t *u, size_t *used)
     if (i == 0 || v == 0) {
         return SPK_EINVAL;
     }
-    snprintf(u->port, sizeof(u->port), "%ld", v);
+    snprintf(u->port, sizeof(u->port), "%hu", (unsigned short)v); /* v <= 65535 */
     *used = i;
     return 0;
 }

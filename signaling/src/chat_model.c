@@ -384,8 +384,16 @@ static bool relationship_holds(spk_sig_t *s, ds_conv_t *c, const spk_chat_member
             return false;
         }
         sig_consult_t *sc = NULL;
-        return sig_consult_lookup(s, c->rec.consult, &sc) == 0 &&
-               sig_specialist_invited(s, sc, m->iss, m->sub) == 0;
+        if (sig_consult_lookup(s, c->rec.consult, &sc) != 0 ||
+            sig_specialist_invited(s, sc, m->iss, m->sub) != 0) {
+            return false;
+        }
+        if (strcmp(kind, "consult") != 0) {
+            return true;
+        }
+        /* A consult's chat, and with it the call's media keys, is for who is in the call. */
+        sig_part_t *p = sig_part_find_sub(sc, m->iss, m->sub);
+        return p != NULL && p->rec.state == SPK_PART_ADMITTED;
     }
     case SPK_ROLE_PATIENT: {
         if (strcmp(kind, "care_team") == 0) {

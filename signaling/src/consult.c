@@ -81,6 +81,7 @@ int sig_consult_lookup(spk_sig_t *s, const char *id, sig_consult_t **out)
     }
     if (rc == 0) {
         c->relay_id = ++s->next_relay_consult;
+        c->e2ee = s->cfg.media_e2ee != 0;
         rc = spk_map_put_str(&s->consults, c->rec.id, c);
     }
     if (rc != 0) {
@@ -154,6 +155,9 @@ json_t *sig_consult_json(const sig_consult_t *c, bool with_patient)
                           c->rec.practice, "gp", c->rec.gp, "title", c->rec.title, "state",
                           c->rec.state == SPK_CONSULT_OPEN ? "open" : "ended", "created_at",
                           (json_int_t)c->rec.created_at, "ended_at", (json_int_t)c->rec.ended_at);
+    if (o != NULL) {
+        json_object_set_new(o, "e2ee", json_boolean(c->e2ee));
+    }
     if (o != NULL && with_patient) {
         json_object_set_new(o, "patient", json_string(c->rec.patient));
     }

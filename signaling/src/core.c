@@ -7,6 +7,7 @@
  * store transaction with its audit entry: both are committed, or neither (the action then fails
  * with "internal"). Refused accesses and refused sign-ins are audited after the rollback. */
 #include "core_int.h"
+#include "chat_int.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -500,13 +501,16 @@ static size_t append(char *buf, size_t cap, size_t off, const char *fmt, ...)
 
 size_t spk_sig_metrics(spk_sig_t *s, char *buf, size_t cap)
 {
-    size_t o = 0, authed = 0, held = 0;
+    size_t o = 0, authed = 0, held = 0, devices = 0, follows = 0;
     int64_t open = 0;
     spk_store_consult_count_open(s->store, &open);
     size_t it = 0;
     void *v;
     while (spk_map_next(&s->conns, &it, &v)) {
-        authed += ((sig_conn_t *)v)->authed;
+        const sig_conn_t *c = v;
+        authed += c->authed;
+        devices += c->chat != NULL;
+        follows += c->chat != NULL ? c->chat->n_convs : 0;
     }
     held = s->n_held;
     o = append(buf, cap, o, "# TYPE spk_sig_sessions gauge\nspk_sig_sessions %zu\n", s->conns.len);
@@ -522,6 +526,14 @@ size_t spk_sig_metrics(spk_sig_t *s, char *buf, size_t cap)
                sig_lobby_waiting(s));
     o = append(buf, cap, o, "# TYPE spk_sig_connections_held gauge\nspk_sig_connections_held %zu\n",
                held);
+    /* The delivery service's state in memory (chat_model.c) and the file transfer tickets
+     * (h_files.c): each returns to 0 once no device is connected and the tickets have run out. */
+    o = append(buf, cap, o,
+               "# TYPE spk_chat_devices gauge\nspk_chat_devices %zu\n"
+               "# TYPE spk_chat_follows gauge\nspk_chat_follows %zu\n"
+               "# TYPE spk_chat_conversations_loaded gauge\nspk_chat_conversations_loaded %zu\n"
+               "# TYPE spk_file_tickets gauge\nspk_file_tickets %zu\n",
+               devices, follows, s->chats.len, s->tickets.len);
     o = append(buf, cap, o, "# TYPE spk_sig_messages_total counter\nspk_sig_messages_total %llu\n",
                (unsigned long long)s->n_msgs);
     o = append(buf, cap, o, "# TYPE spk_sig_requests_total counter\n");

@@ -72,6 +72,7 @@ typedef struct {
 struct sig_consult {
     spk_consult_rec_t rec;
     uint64_t relay_id; /* the consult's numeric id towards the relay */
+    bool e2ee;         /* media must be end-to-end encrypted (config media_e2ee) */
     sig_part_t **parts;
     size_t n_parts, cap_parts;
     uint64_t *conns; /* connections joined to this consult */

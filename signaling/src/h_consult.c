@@ -63,6 +63,7 @@ int sig_h_consult_create(sig_req_t *r)
     snprintf(r->patient, sizeof(r->patient), "%s", patient);
     sig_consult_t tmp;
     memset(&tmp, 0, sizeof(tmp));
+    tmp.e2ee = r->s->cfg.media_e2ee != 0;
     spk_consult_rec_t *rec = &tmp.rec;
     memcpy(rec->id, "c_", 2);
     rc = spk_random_id(rec->id + 2, sizeof(rec->id) - 2, 12);
@@ -102,6 +103,7 @@ static int list_cb(void *ud, const spk_consult_rec_t *rec)
     if (c == NULL) {
         memset(&tmp, 0, sizeof(tmp));
         tmp.rec = *rec;
+        tmp.e2ee = ((spk_sig_t *)a[1])->cfg.media_e2ee != 0;
         c = &tmp;
     }
     return json_array_append_new(a[0], sig_consult_json(c, true)) == 0 ? 0 : SPK_ENOMEM;

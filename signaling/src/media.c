@@ -87,6 +87,24 @@ static int req_join(sig_req_t *r, bool need_admitted, sig_consult_t **c, sig_joi
     return SPK_ENOTFOUND;
 }
 
+/* A consult that requires end-to-end encrypted media takes publish and subscribe requests only
+ * from clients that say they encrypt every frame with SFrame ("e2ee": true; protocol.md §6). */
+static int need_e2ee(sig_req_t *r, const sig_consult_t *c)
+{
+    if (!c->e2ee) {
+        return 0;
+    }
+    json_t *v = json_object_get(r->req, "e2ee");
+    if (v != NULL && !json_is_boolean(v)) {
+        return sig_bad_field(r, "e2ee");
+    }
+    if (!json_is_true(v)) {
+        snprintf(r->why, sizeof(r->why), "this consult's media is end-to-end encrypted (SFrame)");
+        return SPK_EE2EE;
+    }
+    return 0;
+}
+
 static sig_media_t *media_of(sig_join_t *j)
 {
     if (j->media == NULL) {
@@ -423,7 +441,7 @@ static int parse_sdp(sig_req_t *r, spk_sdp_t **out)
 }
 
 /* Tells the relay what the publisher sends (for retransmissions as RTX, key-frame requests and
- * bandwidth feedback). */
+ * bandwidth feedback) and how to rewrite its header extension ids. */
 static void declare_streams(spk_sig_t *s, sig_consult_t *c, sig_media_t *m)
 {
     spk_relay_stream_t st[SPK_RELAY_MAX_STREAMS];
@@ -440,6 +458,10 @@ static void declare_streams(spk_sig_t *s, sig_consult_t *c, sig_media_t *m)
     }
     if (n > 0 && spk_relay_set_streams(s->relay, c->relay_id, m->pub.id, st, n) != 0) {
         spk_warn(0, "relay refused the stream declaration of endpoint %llu",
+                 (unsigned long long)m->pub.id);
+    }
+    if (spk_relay_set_ext_map(s->relay, c->relay_id, m->pub.id, m->ext_map) != 0) {
+        spk_warn(0, "relay refused the header extension map of endpoint %llu",
                  (unsigned long long)m->pub.id);
     }
 }
@@ -472,6 +494,9 @@ int sig_h_media_publish(sig_req_t *r)
     int rc = req_join(r, true, &c, &j);
     if (rc == 0) {
         rc = parse_sdp(r, &offer);
+    }
+    if (rc == 0) {
+        rc = need_e2ee(r, c);
     }
     sig_media_t *m = rc == 0 ? media_of(j) : NULL;
     if (rc == 0 && m == NULL) {
@@ -522,6 +547,9 @@ int sig_h_media_subscribe(sig_req_t *r)
     sig_consult_t *c;
     sig_join_t *j;
     int rc = req_join(r, true, &c, &j);
+    if (rc == 0) {
+        rc = need_e2ee(r, c);
+    }
     if (rc == 0) {
         rc = take_over(r, j, SIG_PC_SUBSCRIBE);
     }

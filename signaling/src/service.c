@@ -92,8 +92,9 @@ int sig_service_verify(sig_req_t *r, const char *tok, spk_token_claims_t *cl)
          * not used. The connection's own practice is the registration's only one, or "" for
          * an integration of several practices: its requests name the practice. */
         cl->practice[0] = '\0';
-        if (strchr(in.practices, ',') == NULL && strlen(in.practices) < sizeof(cl->practice)) {
-            snprintf(cl->practice, sizeof(cl->practice), "%s", in.practices);
+        size_t plen = strlen(in.practices);
+        if (strchr(in.practices, ',') == NULL && plen < sizeof(cl->practice)) {
+            memcpy(cl->practice, in.practices, plen + 1);
         }
         if (cl->name[0] == '\0') {
             snprintf(cl->name, sizeof(cl->name), "%s", in.name);

@@ -10,6 +10,7 @@ import {
   admit,
   assertNoStrayRtp,
   createAndJoin,
+  inviteSpecialist,
   newInvite,
   noProblems,
   openConsole,
@@ -39,14 +40,7 @@ test('meekijkconsult: patient, GP and specialist', { timeout: 150000 }, async (t
   });
 
   await t.test('GP records consent and invites the specialist', async () => {
-    await tid(gp, 'consent-given').selectOption('yes');
-    await tid(gp, 'consent-method').selectOption('verbal');
-    await tid(gp, 'consent-submit').click();
-    await waitText(gp.locator('[data-testid="fact"][data-kind="consent"]'), 'gegeven');
-    await tid(gp, 'specialist-sub').fill(SPECIALIST.sub);
-    await tid(gp, 'specialist-name').fill(SPECIALIST.name);
-    await tid(gp, 'specialist-submit').click();
-    await waitText(gp.locator('[data-testid="fact"][data-kind="specialist"]'), SPECIALIST.name);
+    await inviteSpecialist(gp);
   });
 
   await t.test('the specialist sees the consult and joins', async () => {

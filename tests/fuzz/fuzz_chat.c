@@ -61,10 +61,10 @@ typedef struct {
 } fconn_t;
 
 static fconn_t g_conns[N_CONN + 1] = {
-    [1] = {"", "", SPK_ROLE_NONE},
-    [2] = {"gp-fuzz", "fz-a", SPK_ROLE_GP},
-    [3] = {"da-fuzz", "fz-b", SPK_ROLE_ASSISTANT},
-    [4] = {"apo-fuzz", "fz-c", SPK_ROLE_PARTNER},
+    [1] = {.sub = "", .device = "", .role = SPK_ROLE_NONE},
+    [2] = {.sub = "gp-fuzz", .device = "fz-a", .role = SPK_ROLE_GP},
+    [3] = {.sub = "da-fuzz", .device = "fz-b", .role = SPK_ROLE_ASSISTANT},
+    [4] = {.sub = "apo-fuzz", .device = "fz-c", .role = SPK_ROLE_PARTNER},
 };
 
 static spk_mls_t *g_a, *g_b; /* the harness's members */

@@ -3,6 +3,8 @@
 import * as i18n from './i18n.js';
 import { show } from './dom.js';
 import { Call } from './rtc.js';
+import { E2ee } from './e2ee/e2ee.js';
+import { CallKeys } from './e2ee/call_keys.js';
 import { setRemoteTile, removeRemoteTile, setTileCameraOff, setTileName } from './tiles.js';
 
 const MONITOR_MS = 1000;
@@ -15,6 +17,8 @@ const STATUS_KEYS = {
   reconnecting: 'call.reconnecting',
   unavailable: 'call.unavailable',
   elsewhere: 'call.elsewhere',
+  e2ee_unsupported: 'call.e2ee.unsupported',
+  e2ee_required: 'error.e2ee_required',
 };
 
 export class CallView {
@@ -28,6 +32,13 @@ export class CallView {
     this.monitor = 0;
     this.frames = new Map(); // participant -> { decoded, still }
     this.signalingLost = false;
+    this.unsupported = false; // the consult needs E2EE that this browser cannot do
+    this.keys = null; // CallKeys while the call is end-to-end encrypted
+    this.badge = document.createElement('p');
+    this.badge.className = 'call-e2ee';
+    this.badge.dataset.testid = 'call-e2ee';
+    this.badge.hidden = true;
+    if (status) status.after(this.badge);
     this.renderStatus();
   }
 
@@ -39,20 +50,35 @@ export class CallView {
     return !!this.call;
   }
 
-  // Starts media for a consult (stopping media of another consult first).
-  async start({ client, consult, stream, sendVideo = true }) {
+  // Starts media for a consult (stopping media of another consult first). e2ee: the consult
+  // requires end-to-end encrypted media (its `e2ee`); chat: the ChatEngine whose consult
+  // conversation holds the keys (e2ee/call_keys.js).
+  async start({ client, consult, stream, sendVideo = true, e2ee = false, chat = null }) {
     if (this.call && this.call.consult === consult && this.call.client === client) return;
     if (this.call) await this.stop();
     this.signalingLost = false;
+    this.unsupported = false;
+    if (e2ee && (!E2ee.supported() || !chat)) {
+      // No call rather than one the consult does not allow.
+      this.unsupported = true;
+      this.renderStatus();
+      return;
+    }
+    const enc = e2ee ? new E2ee() : null;
     const call = new Call({
       client,
       consult,
       stream,
       sendVideo,
+      e2ee: enc,
       onTracks: (pid, ms) => this.onTracks(call, pid, ms),
       onState: () => this.renderStatus(),
     });
     this.call = call;
+    if (enc) {
+      this.keys = new CallKeys({ engine: chat, consult, e2ee: enc, onChange: () => this.renderStatus() });
+      this.keys.start();
+    }
     this.tiles.classList.add('in-call');
     this.renderStatus();
     clearInterval(this.monitor);
@@ -67,7 +93,11 @@ export class CallView {
     clearInterval(this.monitor);
     this.monitor = 0;
     this.frames.clear();
+    const keys = this.keys;
+    this.keys = null;
+    if (keys) keys.stop();
     if (call) await call.stop({ tell });
+    if (keys) keys.e2ee.close();
     for (const tile of [...this.tiles.querySelectorAll('.tile-remote')]) {
       removeRemoteTile(this.tiles, tile.dataset.participant);
     }
@@ -112,7 +142,8 @@ export class CallView {
   renderStatus() {
     const el = this.status;
     if (!el) return;
-    let state = this.call ? this.call.state : 'idle';
+    this.renderE2ee();
+    let state = this.call ? this.call.state : this.unsupported ? 'e2ee_unsupported' : 'idle';
     if (this.call && this.signalingLost) state = 'reconnecting';
     const key = STATUS_KEYS[state] || null;
     el.dataset.state = state;
@@ -120,6 +151,29 @@ export class CallView {
     else i18n.setText(el, null);
     show(el, !!key);
     this.tiles.dataset.media = state;
+  }
+
+  // "End-to-end encrypted" with the safety number of the epoch in use, or that the keys are
+  // still on their way (until the practice has added this device to the consult's group).
+  renderE2ee() {
+    const b = this.badge;
+    const keys = this.call ? this.keys : null;
+    b.hidden = !keys;
+    if (!keys) return;
+    b.dataset.state = keys.keyed ? 'on' : 'waiting';
+    b.dataset.safety = keys.safety;
+    b.replaceChildren();
+    const label = document.createElement('span');
+    i18n.setText(label, keys.keyed ? 'call.e2ee.on' : 'call.e2ee.waiting');
+    b.append(label);
+    if (keys.keyed) {
+      const num = document.createElement('span');
+      num.className = 'call-e2ee-safety';
+      num.dataset.testid = 'call-safety';
+      i18n.setAttr(num, 'title', 'call.e2ee.safety');
+      num.textContent = keys.safety;
+      b.append(' ', num);
+    }
   }
 
   // Marks remote tiles whose video stopped (camera off, audio only) from the decoded frames.
@@ -223,9 +277,13 @@ export class CallView {
       }
       return out;
     };
+    const keys = this.keys;
     return {
       consult: call.consult,
       state: call.state,
+      e2ee: keys
+        ? { keyed: keys.keyed, epoch: keys.e2ee.epoch === null ? null : String(keys.e2ee.epoch), safety: keys.safety, frames: keys.e2ee.stats }
+        : null,
       restarts: call.restarts,
       ice: st.ice,
       streams: st.streams,
@@ -238,6 +296,7 @@ export class CallView {
         cameraOff: t.classList.contains('is-camera-off'),
         playing: !t.querySelector('video').paused,
         width: t.querySelector('video').videoWidth,
+        height: t.querySelector('video').videoHeight,
       })),
     };
   }

@@ -778,6 +778,8 @@ async function startCall(id) {
     consult: id,
     stream: local ? local.stream : null,
     sendVideo: state.camera && !state.audioOnly,
+    e2ee: e.consult.e2ee === true,
+    chat: state.chat ? state.chat.engine : null,
   });
   renderDetail();
   await run;

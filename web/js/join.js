@@ -28,6 +28,7 @@ const state = {
   client: null,
   lostConnection: false,
   chat: null, // PatientChat: the consult's end-to-end encrypted chat
+  consultInfo: null, // the consult object (its `e2ee`), from consult.join or consult.get
 };
 
 // ---- storage -------------------------------------------------------------------------------
@@ -331,11 +332,19 @@ async function startCall() {
   if (!client || !s || !state.view) return;
   await state.mediaReady.catch(() => {});
   if (state.client !== client || state.screen !== 'consult') return;
+  // Whether the consult's media must be end-to-end encrypted (keys from its chat's MLS group).
+  if (!state.consultInfo || state.consultInfo.id !== s.consult) {
+    const res = await client.request('consult.get', { consult: s.consult }).catch(() => null);
+    if (!res || state.client !== client) return;
+    state.consultInfo = res.consult;
+  }
   await state.view.start({
     client,
     consult: s.consult,
     stream: state.media.stream,
     sendVideo: sendingVideo(),
+    e2ee: state.consultInfo.e2ee === true,
+    chat: state.chat ? state.chat.engine : null,
   });
 }
 
@@ -355,6 +364,7 @@ async function restoreSession(client) {
   if (!s) return;
   await client.request('auth', { token: s.token });
   const res = await client.request('consult.join', { consult: s.consult });
+  if (res.consult) state.consultInfo = res.consult;
   attachChat(client);
   applyParticipant(res.participant, res.participants);
 }

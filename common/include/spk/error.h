@@ -59,7 +59,8 @@
     XX(EMLSMEMBERS, -47, "mls_membership",                                                         \
        "the MLS message does not match who may be in the conversation")                            \
     XX(EIDEMPOTENCY, -48, "idempotency_key_reused",                                                \
-       "this Idempotency-Key was used for a different request")
+       "this Idempotency-Key was used for a different request")                                    \
+    XX(EE2EE, -49, "e2ee_required", "this consult requires end-to-end encrypted media")
 
 typedef enum {
     SPK_OK = 0,

@@ -267,6 +267,8 @@ test('consult chat: C GP and patient laptop, JS patient phone and GP desktop, C 
     const desktop = await device(env, agent, 'js', { claims: env.users.gp }, 'gp-desktop');
     await withSpecialist(gp, consult);
     const spec = await device(env, agent, 'c', { claims: env.users.specialist }, 'spec-pc');
+    // A specialist is in a consult's chat (and holds its media keys) while in the call.
+    await spec.ok('consult.join', { consult: consult.id });
     const { conversation } = await gp.ok('chat.create', { kind: 'consult', consult: consult.id });
     const patient = { sub: phone.participant };
     await exercise(env, {

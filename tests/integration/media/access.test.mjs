@@ -44,7 +44,7 @@ function bundleTag(sdp) {
 
 before(async () => {
   // More connections per token than the default 8, so that the media limit is what holds.
-  env = await boot(['--relay-address', '127.0.0.1', '--max-connections-per-token', '32']);
+  env = await boot(['--relay-address', '127.0.0.1', '--media-e2ee', '0', '--max-connections-per-token', '32']);
   gp = await env.as(env.users.gp);
   ({ consult, patient, participant, sessionToken } = await consultWithPatient(env, gp));
   await patient.ok('consult.join', { consult: consult.id });

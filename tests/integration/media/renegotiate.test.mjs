@@ -26,7 +26,7 @@ const answerErrors = (p) => p.answerErrors.filter((e) => !/bad_state answer to o
 const sections = (sdp) => sdp.split(/\r?\nm=/).length - 1;
 
 before(async () => {
-  env = await boot(['--relay-address', '127.0.0.1']);
+  env = await boot(['--relay-address', '127.0.0.1', '--media-e2ee', '0']);
   gp = await env.as(env.users.gp);
   ({ consult, patient, participant } = await consultWithPatient(env, gp));
   await patient.ok('consult.join', { consult: consult.id });

@@ -36,7 +36,7 @@ let peers = [];
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'spk-turn-'));
   turn = await startCoturn(dir, SECRET);
-  env = await boot(['--relay-address', '127.0.0.1']);
+  env = await boot(['--relay-address', '127.0.0.1', '--media-e2ee', '0']);
 });
 
 after(async () => {

@@ -34,7 +34,7 @@ let browser;
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'spk-turn-'));
   turn = await startCoturn(dir, SECRET);
-  env = await boot(['--relay-address', '127.0.0.1']);
+  env = await boot(['--relay-address', '127.0.0.1', '--media-e2ee', '0']);
   browser = await chromium.launch({
     executablePath: CHROMIUM, headless: true, args: [...CHROMIUM_ARGS, '--ignore-certificate-errors'],
   });

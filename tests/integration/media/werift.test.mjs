@@ -23,7 +23,7 @@ const forwarded = async () => (await env.srv.metrics())['spk_relay_rtp_forwarded
 const received = async () => (await env.srv.metrics())['spk_relay_rtp_received_total'] ?? 0;
 
 before(async () => {
-  env = await boot(['--relay-address', '127.0.0.1']);
+  env = await boot(['--relay-address', '127.0.0.1', '--media-e2ee', '0']);
   gp = await env.as(env.users.gp);
   ({ consult, patient, participant } = await consultWithPatient(env, gp));
   await patient.ok('consult.join', { consult: consult.id });

@@ -60,8 +60,8 @@ const requests = {
   'delegation.revoke': (x) => ({ delegation: x.delegation }),
   'delegation.list': () => ({}),
   'audit.read': () => ({ limit: 5 }),
-  'media.publish': (x) => ({ consult: x.consult, sdp: OFFER }),
-  'media.subscribe': (x) => ({ consult: x.consult }),
+  'media.publish': (x) => ({ consult: x.consult, sdp: OFFER, e2ee: true }),
+  'media.subscribe': (x) => ({ consult: x.consult, e2ee: true }),
   'media.answer': (x) => ({ consult: x.consult, sdp: OFFER, version: 1 }),
   'media.candidate': (x) => ({ consult: x.consult, pc: 'publish', candidate: '' }),
   'media.stop': (x) => ({ consult: x.consult }),
@@ -109,7 +109,7 @@ const allowedCode = {
 // Media actions need the caller joined to the consult (and a publish connection for
 // candidates); the preparation runs only for roles that may do them.
 const mediaPrep = {
-  'media.candidate': async (caller, x) => { await caller.ok('media.publish', { consult: x.consult, sdp: OFFER }); },
+  'media.candidate': async (caller, x) => { await caller.ok('media.publish', { consult: x.consult, sdp: OFFER, e2ee: true }); },
 };
 
 test('role x action matrix matches docs/roles.md', async () => {

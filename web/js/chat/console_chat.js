@@ -39,6 +39,7 @@ export class ConsoleChat {
     this.list = []; // conversation objects of chat.list
     this.viewId = null;
     this.consultChats = new Map(); // consult id -> conversation id (its chat)
+    this.consultFacts = new Map(); // consult id -> its facts (who is invited as specialist)
     this.creating = new Map(); // consult id -> Promise
     this.unread = new Map();
     this.timers = [];
@@ -65,7 +66,10 @@ export class ConsoleChat {
     if (this.client !== client) {
       this.client = client;
       client.on('roster', (msg) => this.#onRoster(msg.consult, msg.participants));
-      client.on('consult.facts', () => this.#reconcileView());
+      client.on('consult.facts', (msg) => {
+        if (msg.consult && Array.isArray(msg.facts)) this.consultFacts.set(msg.consult, msg.facts);
+        this.#reconcileView();
+      });
     }
     this.#renderInboxChrome();
     this.#stopTimers();
@@ -87,6 +91,7 @@ export class ConsoleChat {
     this.engine.detach();
     this.list = [];
     this.consultChats.clear();
+    this.consultFacts.clear();
     this.creating.clear();
     this.unread.clear();
     this.entry = null;
@@ -339,6 +344,7 @@ export class ConsoleChat {
   // entry, or null).
   renderConsult(e) {
     this.entry = e;
+    if (e && Array.isArray(e.facts)) this.consultFacts.set(e.consult.id, e.facts);
     const root = this.roots.consult;
     const staff = isStaff(this.user);
     show(root, !!e && staff);
@@ -379,7 +385,7 @@ export class ConsoleChat {
         }
         this.consultChats.set(cid, id);
         if (this.entry && this.entry.consult.id === cid) this.consultPanel.show(id);
-        await this.#sync(id, { wanted: admittedPatients(participants) });
+        await this.#sync(id, { wanted: this.#callMembers(cid, participants) });
         return id;
       })();
       p.catch(() => this.creating.delete(cid));
@@ -388,17 +394,30 @@ export class ConsoleChat {
     return this.creating.get(cid);
   }
 
+  // Who besides staff is in the consult's chat (and holds the call's media keys): the admitted
+  // patients, and the invited specialists while a specialist is in the call.
+  #callMembers(consult, participants) {
+    const out = admittedPatients(participants);
+    const inCall = (participants || []).some((p) => p.role === 'specialist' && p.state === 'admitted');
+    if (!inCall) return out;
+    const facts = this.consultFacts.get(consult) || (this.entry && this.entry.consult.id === consult ? this.entry.facts : []);
+    for (const f of activeSpecialists({ facts })) {
+      out.push({ user: { sub: f.subject }, role: 'specialist', name: f.value });
+    }
+    return out;
+  }
+
   // Admission changed in a joined consult: the patient joins the chat when admitted, leaves it
   // when sent back (also for a consult that is not the one on screen).
   #onRoster(consult, participants) {
     if (!isStaff(this.user) || !this.engine.attached) return;
     const id = this.consultChats.get(consult);
     if (!id) {
-      if (admittedPatients(participants).length)
+      if (this.#callMembers(consult, participants).length)
         this.#consultChatOf(consult, participants).catch(() => {});
       return;
     }
-    this.#sync(id, { wanted: admittedPatients(participants) }).catch(() => {});
+    this.#sync(id, { wanted: this.#callMembers(consult, participants) }).catch(() => {});
   }
 
   async #startFromConsult(kind) {
