@@ -41,57 +41,57 @@ void spk_sig_batch_chat(spk_sig_t *s, bool on)
     s->chat_batching = on;
 }
 
-int sig_chat_batch_add(sig_req_t *r, ds_conv_t *c, const spk_chat_entry_t *e)
+/* The next free item (the request will be answered by sig_chat_flush), or NULL. */
+static batch_item_t *item_new(sig_req_t *r)
 {
     spk_sig_t *s = r->s;
     if (s->chat_batch == NULL) {
         s->chat_batch = calloc(1, sizeof(*s->chat_batch));
         if (s->chat_batch == NULL) {
-            return SPK_ENOMEM;
+            return NULL;
         }
     }
-    sig_chat_batch_t *b = s->chat_batch;
-    batch_item_t *it = &b->items[b->n];
+    batch_item_t *it = &s->chat_batch->items[s->chat_batch->n];
     memset(it, 0, sizeof(*it));
-    uint8_t *data = malloc(e->data_len > 0 ? e->data_len : 1);
+    it->conn = r->c->id;
+    return it;
+}
+
+/* Takes the item filled in by the caller into the batch; writes the batch when it is full. */
+static void item_take(sig_req_t *r, batch_item_t *it)
+{
+    it->id = json_incref(r->id);
+    r->replied = true; /* answered by sig_chat_flush */
+    if (++r->s->chat_batch->n == BATCH_MAX) {
+        sig_chat_flush(r->s);
+    }
+}
+
+int sig_chat_batch_add(sig_req_t *r, ds_conv_t *c, const spk_chat_entry_t *e)
+{
+    batch_item_t *it = item_new(r);
+    uint8_t *data = it != NULL ? malloc(e->data_len > 0 ? e->data_len : 1) : NULL;
     if (data == NULL) {
         return SPK_ENOMEM;
     }
     memcpy(data, e->data, e->data_len);
-    it->conn = r->c->id;
-    it->id = json_incref(r->id);
     snprintf(it->conversation, sizeof(it->conversation), "%s", c->rec.id);
     it->e = *e;
     it->e.data = data;
-    b->n++;
-    r->replied = true; /* answered by sig_chat_flush */
-    if (b->n == BATCH_MAX) {
-        sig_chat_flush(s);
-    }
+    item_take(r, it);
     return 0;
 }
 
 int sig_chat_batch_ack(sig_req_t *r, const spk_chat_cursor_t *cur)
 {
-    spk_sig_t *s = r->s;
-    if (s->chat_batch == NULL) {
-        s->chat_batch = calloc(1, sizeof(*s->chat_batch));
-        if (s->chat_batch == NULL) {
-            return SPK_ENOMEM;
-        }
+    batch_item_t *it = item_new(r);
+    if (it == NULL) {
+        return SPK_ENOMEM;
     }
-    sig_chat_batch_t *b = s->chat_batch;
-    batch_item_t *it = &b->items[b->n++];
-    memset(it, 0, sizeof(*it));
-    it->conn = r->c->id;
-    it->id = json_incref(r->id);
     it->ack = true;
     it->cur = *cur;
     snprintf(it->conversation, sizeof(it->conversation), "%s", cur->conversation);
-    r->replied = true;
-    if (b->n == BATCH_MAX) {
-        sig_chat_flush(s);
-    }
+    item_take(r, it);
     return 0;
 }
 
