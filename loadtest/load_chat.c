@@ -62,30 +62,16 @@ int lc_server_start(lc_t *L)
     }
     char listen[32];
     snprintf(listen, sizeof(listen), "127.0.0.1:%d", L->port);
-    /* Limits out of the way of one client address holding thousands of connections; no media
-     * relay. */
-    char *argv[] = {(char *)L->spreekd,
-                    "--listen",
-                    listen,
-                    "--data",
-                    L->data,
-                    "--log-level",
-                    "warn",
-                    "--rate",
-                    "1000000",
-                    "--burst",
-                    "1000000",
-                    "--max-connections",
-                    "100000",
-                    "--max-connections-per-address",
-                    "100000",
-                    "--max-pending-per-address",
-                    "100000",
-                    "--idle-timeout",
-                    "600",
-                    "--auth-timeout",
-                    "600",
-                    NULL};
+    /* Limits out of the way of one client address holding thousands of connections and of large
+     * Commits; no media relay. */
+    char *argv[] = {(char *)L->spreekd, "--listen", listen, "--data", L->data, "--log-level",
+                    "warn", "--rate", "1000000", "--burst", "1000000", "--max-connections",
+                    "100000", "--max-connections-per-address", "100000",
+                    "--max-pending-per-address", "100000", "--idle-timeout", "600",
+                    "--auth-timeout", "600",
+                    /* a Commit adding to a group of 1,000 carries the ratchet tree in its Welcome:
+                     * far over the default frame limit of 64 KiB */
+                    "--max-message-bytes", "8388608", NULL};
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);

@@ -1,13 +1,13 @@
-/* Group commit of application messages (docs/chat.md "Throughput"): with batching on (spreekd's
- * transport turns it on), chat.send checks a message completely and then, instead of a
- * transaction of its own, joins a batch that is written in one transaction when the event loop
- * has handled what it read (spk_sig_flush), when the batch is full, or before anything else
- * enters the core (another request, a connection opening or closing, the tick, shutdown). So no
- * other request is handled between a message's check and its write, and each connection's
- * answers stay in the order of its requests. After the commit every answer ("ok" with seq) and
- * every delivery carries the batch's ticket and waits until it is on disk, as before. If the
- * batch cannot be written, every message in it is answered with the store's error and each
- * conversation is read back from the store. */
+/* Group commit of application messages and acknowledgements (docs/chat.md "Throughput"): with
+ * batching on (spreekd's transport turns it on), chat.send checks a message completely (chat.ack
+ * its acknowledgement) and then, instead of a transaction of its own, joins a batch that is written
+ * in one transaction when the event loop has handled what it read (spk_sig_flush), when the batch
+ * is full, or before anything else enters the core (another request, a connection opening or
+ * closing, the tick, shutdown). So no other request is handled between a message's check and its
+ * write, and each connection's answers stay in the order of its requests. After the commit every
+ * answer ("ok" with seq) and every delivery carries the batch's ticket and waits until it is on
+ * disk, as before. If the batch cannot be written, every message in it is answered with the store's
+ * error and each conversation is read back from the store. */
 #include "chat_int.h"
 
 #include <stdlib.h>
@@ -23,7 +23,9 @@ typedef struct {
     uint64_t conn;
     json_t *id; /* the request's id (owned reference) */
     char conversation[SPK_ID_LEN];
-    spk_chat_entry_t e; /* data owned */
+    bool ack;              /* chat.ack (cur) rather than chat.send (e) */
+    spk_chat_entry_t e;    /* data owned */
+    spk_chat_cursor_t cur; /* acked: the seq to acknowledge */
 } batch_item_t;
 
 struct sig_chat_batch {
@@ -39,33 +41,72 @@ void spk_sig_batch_chat(spk_sig_t *s, bool on)
     s->chat_batching = on;
 }
 
-int sig_chat_batch_add(sig_req_t *r, ds_conv_t *c, const spk_chat_entry_t *e)
+/* The next free item (the request will be answered by sig_chat_flush), or NULL. */
+static batch_item_t *item_new(sig_req_t *r)
 {
     spk_sig_t *s = r->s;
     if (s->chat_batch == NULL) {
         s->chat_batch = calloc(1, sizeof(*s->chat_batch));
         if (s->chat_batch == NULL) {
-            return SPK_ENOMEM;
+            return NULL;
         }
     }
-    sig_chat_batch_t *b = s->chat_batch;
-    batch_item_t *it = &b->items[b->n];
-    uint8_t *data = malloc(e->data_len > 0 ? e->data_len : 1);
+    batch_item_t *it = &s->chat_batch->items[s->chat_batch->n];
+    memset(it, 0, sizeof(*it));
+    it->conn = r->c->id;
+    return it;
+}
+
+/* Takes the item filled in by the caller into the batch; writes the batch when it is full. */
+static void item_take(sig_req_t *r, batch_item_t *it)
+{
+    it->id = json_incref(r->id);
+    r->replied = true; /* answered by sig_chat_flush */
+    if (++r->s->chat_batch->n == BATCH_MAX) {
+        sig_chat_flush(r->s);
+    }
+}
+
+int sig_chat_batch_add(sig_req_t *r, ds_conv_t *c, const spk_chat_entry_t *e)
+{
+    batch_item_t *it = item_new(r);
+    uint8_t *data = it != NULL ? malloc(e->data_len > 0 ? e->data_len : 1) : NULL;
     if (data == NULL) {
         return SPK_ENOMEM;
     }
     memcpy(data, e->data, e->data_len);
-    it->conn = r->c->id;
-    it->id = json_incref(r->id);
     snprintf(it->conversation, sizeof(it->conversation), "%s", c->rec.id);
     it->e = *e;
     it->e.data = data;
-    b->n++;
-    r->replied = true; /* answered by sig_chat_flush */
-    if (b->n == BATCH_MAX) {
-        sig_chat_flush(s);
-    }
+    item_take(r, it);
     return 0;
+}
+
+int sig_chat_batch_ack(sig_req_t *r, const spk_chat_cursor_t *cur)
+{
+    batch_item_t *it = item_new(r);
+    if (it == NULL) {
+        return SPK_ENOMEM;
+    }
+    it->ack = true;
+    it->cur = *cur;
+    snprintf(it->conversation, sizeof(it->conversation), "%s", cur->conversation);
+    item_take(r, it);
+    return 0;
+}
+
+/* An acknowledgement moves the stored cursor forward only (another in the same batch, or one
+ * stored since its check, may be further already). */
+static int ack_write(spk_sig_t *s, const spk_chat_cursor_t *want)
+{
+    spk_chat_cursor_t cur;
+    int rc = spk_store_chat_cursor_get(s->store, want->conversation, want->iss, want->sub,
+                                       want->device, &cur);
+    if (rc != 0 || cur.acked >= want->acked || !cur.active) {
+        return rc == SPK_ENOTFOUND ? 0 : rc;
+    }
+    cur.acked = want->acked;
+    return spk_store_chat_cursor_put(s->store, &cur);
 }
 
 static void item_free(batch_item_t *it)
@@ -81,6 +122,10 @@ static int batch_write(spk_sig_t *s, sig_chat_batch_t *b, ds_conv_t **convs, uin
     int rc = spk_store_begin(s->store);
     for (size_t i = 0; rc == 0 && i < b->n; i++) {
         batch_item_t *it = &b->items[i];
+        if (it->ack) {
+            rc = ack_write(s, &it->cur);
+            continue;
+        }
         rc = ds_conv_get(s, it->conversation, &convs[i]);
         if (rc == 0) {
             it->e.seq = convs[i]->last_seq + 1;
@@ -129,7 +174,7 @@ void sig_chat_flush(spk_sig_t *s)
                  spk_strerror(rc));
         for (size_t i = 0; i < b->n; i++) {
             /* last_seq and the replay window as stored, once per conversation */
-            bool first = true;
+            bool first = !b->items[i].ack;
             for (size_t k = 0; k < i && first; k++) {
                 first = strcmp(b->items[k].conversation, b->items[i].conversation) != 0;
             }
@@ -149,10 +194,14 @@ void sig_chat_flush(spk_sig_t *s)
     }
     for (size_t i = 0; i < b->n; i++) {
         batch_item_t *it = &b->items[i];
-        sig_send_json(s, it->conn,
-                      json_pack("{s:s, s:O?, s:I}", "type", "ok", "re", it->id, "seq",
-                                (json_int_t)it->e.seq));
-        ds_deliver(s, convs[i], &it->e);
+        if (it->ack) {
+            sig_send_json(s, it->conn, json_pack("{s:s, s:O?}", "type", "ok", "re", it->id));
+        } else {
+            sig_send_json(s, it->conn,
+                          json_pack("{s:s, s:O?, s:I}", "type", "ok", "re", it->id, "seq",
+                                    (json_int_t)it->e.seq));
+            ds_deliver(s, convs[i], &it->e);
+        }
         item_free(it);
     }
     b->n = 0;

@@ -100,6 +100,8 @@ void ds_remember(ds_conv_t *c, uint64_t epoch, uint64_t digest);
 /* chat_batch.c: the message (checked, for c's current epoch) joins the batch; the request is
  * answered when the batch is written (sig_chat_flush). */
 int sig_chat_batch_add(sig_req_t *r, ds_conv_t *c, const spk_chat_entry_t *e);
+/* The same for a checked acknowledgement (cur with the new acked). */
+int sig_chat_batch_ack(sig_req_t *r, const spk_chat_cursor_t *cur);
 /* Stores the replay window when entries were appended since (inside the caller's transaction):
  * application messages are trimmed from the log only once a stored window covers them. */
 int ds_recent_save(spk_sig_t *s, ds_conv_t *c);

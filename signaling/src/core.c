@@ -414,8 +414,8 @@ void spk_sig_conn_message(spk_sig_t *s, uint64_t conn, const char *data, size_t 
     } else {
         rc = parse_envelope(&r, data, len, &a, &index);
     }
-    if (rc != 0 || a->fn != sig_h_chat_send) {
-        sig_chat_flush(s); /* only chat.send joins a waiting batch */
+    if (rc != 0 || (a->fn != sig_h_chat_send && a->fn != sig_h_chat_ack)) {
+        sig_chat_flush(s); /* only chat.send and chat.ack join a waiting batch */
     }
     if (rc == 0 && s->draining) {
         rc = SPK_ESHUTDOWN;

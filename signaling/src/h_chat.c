@@ -625,6 +625,9 @@ int sig_h_chat_ack(sig_req_t *r)
         return rc; /* acknowledged already: nothing changes */
     }
     cur.acked = seq;
+    if (r->s->chat_batching) {
+        return sig_chat_batch_ack(r, &cur); /* group commit (chat_batch.c) */
+    }
     rc = sig_begin(r);
     if (rc == 0) {
         rc = spk_store_chat_cursor_put(r->s->store, &cur);
