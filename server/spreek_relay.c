@@ -20,12 +20,14 @@
 #include "spk/rand.h"
 #include "spk/relay.h"
 #include "spk/relay_link.h"
+#include "spk/relay_tls.h"
 #include "spk/relays.h"
 #include "spk/url.h"
 #include "spk/util.h"
 
 #define MAX_CONNS 64
 #define IN_CAP (2 * SPK_LINK_WIRE_MAX)
+#define CIPHER_CAP 16384
 #define WRITE_QUEUE_MAX (8u << 20)
 #define TICK_MS 1000
 
@@ -36,11 +38,14 @@ typedef struct {
     node_t *node;
     bool closing;
     spk_link_t link;
+    spk_relay_tls_t *tls;
+    bool hello_sent;
     uint64_t last_rx_ms;
     spk_map_t eps;      /* controller endpoint id -> node endpoint id (uint64 boxed) */
     spk_map_t consults; /* controller consult id -> cconsult_t* */
-    uint8_t in[IN_CAP];
+    uint8_t in[IN_CAP]; /* plaintext: link frames */
     size_t in_len;
+    uint8_t cin[CIPHER_CAP]; /* ciphertext as read */
 } conn_t;
 
 typedef struct {
@@ -61,6 +66,7 @@ struct node {
     uv_signal_t sigterm, sigint;
     uv_timer_t tick;
     spk_relay_t *relay;
+    spk_relay_tls_ctx_t *tls;
     conn_t *conns[MAX_CONNS];
     spk_map_t neps; /* node endpoint id -> nep_t* */
     uint64_t next_ep, next_consult;
@@ -110,6 +116,29 @@ static void write_done(uv_write_t *req, int status)
 
 static void conn_close(conn_t *c, const char *why);
 
+/* Writes the ciphertext TLS has pending. */
+static void conn_flush(conn_t *c)
+{
+    while (!c->closing) {
+        uv_write_t *req = malloc(sizeof(*req) + CIPHER_CAP);
+        if (req == NULL) {
+            conn_close(c, "out of memory");
+            return;
+        }
+        uint8_t *buf = (uint8_t *)(req + 1);
+        size_t len = spk_relay_tls_pending(c->tls, buf, CIPHER_CAP);
+        if (len == 0) {
+            free(req);
+            return;
+        }
+        uv_buf_t b = uv_buf_init((char *)buf, (unsigned)len);
+        if (uv_write(req, (uv_stream_t *)&c->tcp, &b, 1, write_done) != 0) {
+            free(req);
+            conn_close(c, "write failed");
+        }
+    }
+}
+
 static void conn_send(conn_t *c, const spk_link_msg_t *m)
 {
     if (c->closing) {
@@ -119,23 +148,18 @@ static void conn_send(conn_t *c, const spk_link_msg_t *m)
         conn_close(c, "the controller does not read");
         return;
     }
-    uv_write_t *req = malloc(sizeof(*req) + SPK_LINK_WIRE_MAX);
-    if (req == NULL) {
-        conn_close(c, "out of memory");
-        return;
-    }
-    uint8_t *buf = (uint8_t *)(req + 1);
-    int len = spk_link_encode(&c->link, m, buf, SPK_LINK_WIRE_MAX);
+    uint8_t frame[SPK_LINK_WIRE_MAX];
+    int len = spk_link_encode(&c->link, m, frame, sizeof(frame));
     if (len < 0) {
-        free(req);
         spk_warn(0, "link: cannot encode %s: %s", spk_link_type_name(m->type), spk_strerror(len));
         return;
     }
-    uv_buf_t b = uv_buf_init((char *)buf, (unsigned)len);
-    if (uv_write(req, (uv_stream_t *)&c->tcp, &b, 1, write_done) != 0) {
-        free(req);
-        conn_close(c, "write failed");
+    int rc = spk_relay_tls_write(c->tls, frame, (size_t)len);
+    if (rc != 0) {
+        conn_close(c, "TLS error");
+        return;
     }
+    conn_flush(c);
 }
 
 static void send_event(conn_t *c, const spk_relay_event_t *ev)
@@ -345,6 +369,7 @@ static void conn_freed(uv_handle_t *h)
     spk_map_free(&c->eps);
     spk_map_free(&c->consults);
     spk_link_wipe(&c->link);
+    spk_relay_tls_free(c->tls);
     free(c);
 }
 
@@ -412,8 +437,8 @@ static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     (void)suggested;
     conn_t *c = h->data;
-    buf->base = (char *)c->in + c->in_len;
-    buf->len = IN_CAP - c->in_len;
+    buf->base = (char *)c->cin;
+    buf->len = sizeof(c->cin);
 }
 
 static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
@@ -427,26 +452,50 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         conn_close(c, nread == UV_EOF ? "closed by the controller" : uv_strerror((int)nread));
         return;
     }
-    c->in_len += (size_t)nread;
     c->last_rx_ms = uv_now(&c->node->loop);
-    size_t off = 0;
+    int rc = spk_relay_tls_feed(c->tls, c->cin, (size_t)nread);
+    conn_flush(c);
+    if (rc != 0) {
+        conn_close(c, rc == SPK_EVERIFY ? "authentication failed (TLS handshake refused)"
+                                        : "TLS error");
+        return;
+    }
+    if (!c->hello_sent && spk_relay_tls_ready(c->tls)) {
+        c->hello_sent = true;
+        send_hello(c);
+    }
     static spk_link_msg_t msg;
     while (!c->closing) {
-        size_t used = 0;
-        int rc = spk_link_decode(&c->link, c->in + off, c->in_len - off, &used, &msg);
-        if (rc < 0) {
-            spk_warn(0, "link: %s", spk_strerror(rc));
-            conn_close(c, rc == SPK_EVERIFY ? "authentication failed" : "protocol error");
+        int got = spk_relay_tls_read(c->tls, c->in + c->in_len, IN_CAP - c->in_len);
+        if (got < 0) {
+            conn_close(c, got == SPK_EIO ? "closed by the controller" : "TLS error");
             return;
         }
-        if (rc == 0) {
+        if (got == 0) {
             break;
         }
-        off += used;
-        on_msg(c, &msg);
+        c->in_len += (size_t)got;
+        size_t off = 0;
+        while (!c->closing) {
+            size_t used = 0;
+            rc = spk_link_decode(&c->link, c->in + off, c->in_len - off, &used, &msg);
+            if (rc < 0) {
+                spk_warn(0, "link: %s", spk_strerror(rc));
+                conn_close(c, rc == SPK_EVERIFY ? "authentication failed" : "protocol error");
+                return;
+            }
+            if (rc == 0) {
+                break;
+            }
+            off += used;
+            on_msg(c, &msg);
+        }
+        if (c->closing) {
+            return;
+        }
+        memmove(c->in, c->in + off, c->in_len - off);
+        c->in_len -= off;
     }
-    memmove(c->in, c->in + off, c->in_len - off);
-    c->in_len -= off;
 }
 
 static void on_connection(uv_stream_t *server, int status)
@@ -471,7 +520,8 @@ static void on_connection(uv_stream_t *server, int status)
     }
     bool ok = uv_accept(server, (uv_stream_t *)&c->tcp) == 0 && slot >= 0 &&
               spk_random_bytes(nonce, sizeof(nonce)) == 0 &&
-              spk_link_init(&c->link, SPK_LINK_NODE, nd->secret, nd->secret_len, nonce) == 0;
+              spk_link_init(&c->link, SPK_LINK_NODE, nd->secret, nd->secret_len, nonce) == 0 &&
+              spk_relay_tls_new(nd->tls, &c->tls) == 0;
     if (!ok) {
         c->closing = true;
         uv_close((uv_handle_t *)&c->tcp, conn_freed);
@@ -480,8 +530,7 @@ static void on_connection(uv_stream_t *server, int status)
     nd->conns[slot] = c;
     c->last_rx_ms = uv_now(&nd->loop);
     uv_tcp_nodelay(&c->tcp, 1);
-    send_hello(c);
-    if (!c->closing && uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb) != 0) {
+    if (uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb) != 0) {
         conn_close(c, "cannot read");
     }
 }
@@ -689,7 +738,12 @@ static int start(node_t *nd)
          a = strtok_r(NULL, ", ", &save)) {
         nd->rc.addresses[nd->rc.n_addresses++] = a;
     }
-    int rc = spk_relay_new(&nd->loop, &nd->rc, on_relay_event, nd, &nd->relay);
+    int rc = spk_relay_tls_ctx_new(true, nd->secret, nd->secret_len, &nd->tls);
+    if (rc != 0) {
+        spk_error(0, "cannot set up TLS: %s", spk_strerror(rc));
+        return rc;
+    }
+    rc = spk_relay_new(&nd->loop, &nd->rc, on_relay_event, nd, &nd->relay);
     if (rc != 0) {
         spk_error(0, "cannot start the media relay on %s: %s", nd->addresses, spk_strerror(rc));
         return rc;
@@ -756,6 +810,7 @@ int main(int argc, char **argv)
         free(v);
     }
     spk_map_free(&nd.neps);
+    spk_relay_tls_ctx_free(nd.tls);
     uv_loop_close(&nd.loop);
     spk_wipe(nd.secret, sizeof(nd.secret));
     spk_info(0, "stopped");

@@ -8,6 +8,7 @@
 #include "spk/error.h"
 #include "spk/log.h"
 #include "spk/rand.h"
+#include "spk/relay_tls.h"
 
 #define TICK_MS 250
 #define BACKOFF_MIN_MS 500
@@ -15,6 +16,7 @@
 /* A node that does not read its commands: the link is dropped. */
 #define WRITE_QUEUE_MAX (8u << 20)
 #define IN_CAP (2 * SPK_LINK_WIRE_MAX)
+#define CIPHER_CAP 16384
 
 struct rconn {
     uv_tcp_t tcp;
@@ -22,8 +24,10 @@ struct rconn {
     rnode_t *node; /* NULL once abandoned (closing) */
     spk_relays_t *owner;
     spk_link_t link;
-    uint8_t in[IN_CAP];
+    spk_relay_tls_t *tls;
+    uint8_t in[IN_CAP]; /* plaintext: link frames */
     size_t in_len;
+    uint8_t cin[CIPHER_CAP]; /* ciphertext as read */
 };
 
 typedef struct {
@@ -55,6 +59,7 @@ static void conn_closed(uv_handle_t *h)
     rconn_t *c = h->data;
     spk_relays_t *r = c->owner;
     spk_link_wipe(&c->link);
+    spk_relay_tls_free(c->tls);
     free(c);
     nodes_unref(r);
 }
@@ -71,8 +76,11 @@ static void node_drop(rnode_t *n, const char *why)
     }
     n->gen++;
     if (n->state != NODE_DOWN) {
-        spk_log(was_up ? SPK_LOG_WARN : SPK_LOG_INFO, 0, "relay node %s %s: %s", n->name,
-                was_up ? "lost" : "not reachable", why);
+        /* While a node stays away, only the first failed attempt is logged at info. */
+        spk_log_level_t lvl = was_up                            ? SPK_LOG_WARN
+                              : n->backoff_ms == BACKOFF_MIN_MS ? SPK_LOG_INFO
+                                                                : SPK_LOG_DEBUG;
+        spk_log(lvl, 0, "relay node %s %s: %s", n->name, was_up ? "lost" : "not reachable", why);
     }
     set_state(n, NODE_DOWN);
     n->next_attempt_ms = node_now_ms(n) + n->backoff_ms;
@@ -92,6 +100,33 @@ static void write_done(uv_write_t *req, int status)
     nodes_unref(r);
 }
 
+/* Writes the ciphertext TLS has pending; false when the link was dropped. */
+static bool conn_flush(rnode_t *n)
+{
+    rconn_t *c = n->conn;
+    for (;;) {
+        wbuf_t *w = malloc(sizeof(*w) + CIPHER_CAP);
+        if (w == NULL) {
+            node_drop(n, "out of memory");
+            return false;
+        }
+        size_t len = spk_relay_tls_pending(c->tls, w->buf, CIPHER_CAP);
+        if (len == 0) {
+            free(w);
+            return true;
+        }
+        w->owner = n->owner;
+        uv_buf_t b = uv_buf_init((char *)w->buf, (unsigned)len);
+        int rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, write_done);
+        if (rc != 0) {
+            free(w);
+            node_drop(n, uv_strerror(rc));
+            return false;
+        }
+        n->owner->refs++;
+    }
+}
+
 static int conn_send(rnode_t *n, const spk_link_msg_t *msg)
 {
     rconn_t *c = n->conn;
@@ -102,25 +137,19 @@ static int conn_send(rnode_t *n, const spk_link_msg_t *msg)
         node_drop(n, "the node does not read");
         return 0;
     }
-    wbuf_t *w = malloc(sizeof(*w) + SPK_LINK_WIRE_MAX);
-    if (w == NULL) {
-        return SPK_ENOMEM;
-    }
-    int len = spk_link_encode(&c->link, msg, w->buf, SPK_LINK_WIRE_MAX);
+    uint8_t frame[SPK_LINK_WIRE_MAX];
+    int len = spk_link_encode(&c->link, msg, frame, sizeof(frame));
     if (len < 0) {
-        free(w);
         return len;
     }
-    w->owner = n->owner;
-    uv_buf_t b = uv_buf_init((char *)w->buf, (unsigned)len);
-    int rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, write_done);
+    int rc = spk_relay_tls_write(c->tls, frame, (size_t)len);
     if (rc != 0) {
-        free(w);
-        node_drop(n, uv_strerror(rc));
+        node_drop(n, spk_strerror(rc));
         return 0;
     }
-    n->owner->refs++;
-    n->last_tx_ms = node_now_ms(n);
+    if (conn_flush(n)) {
+        n->last_tx_ms = node_now_ms(n);
+    }
     return 0;
 }
 
@@ -177,8 +206,8 @@ static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     (void)suggested;
     rconn_t *c = h->data;
-    buf->base = (char *)c->in + c->in_len;
-    buf->len = IN_CAP - c->in_len;
+    buf->base = (char *)c->cin;
+    buf->len = sizeof(c->cin);
 }
 
 static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
@@ -193,28 +222,46 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         node_drop(n, nread == UV_EOF ? "closed by the node" : uv_strerror((int)nread));
         return;
     }
-    c->in_len += (size_t)nread;
     n->last_rx_ms = node_now_ms(n);
-    size_t off = 0;
+    int rc = spk_relay_tls_feed(c->tls, c->cin, (size_t)nread);
+    if (rc != 0 || !conn_flush(n)) {
+        if (rc != 0) {
+            node_drop(n, rc == SPK_EVERIFY ? "TLS handshake refused (another relay_secret?)"
+                                           : "TLS error");
+        }
+        return;
+    }
     static spk_link_msg_t msg; /* loop thread only */
     for (;;) {
-        size_t used = 0;
-        int rc = spk_link_decode(&c->link, c->in + off, c->in_len - off, &used, &msg);
-        if (rc < 0) {
-            spk_warn(0, "relay node %s: %s", n->name, spk_strerror(rc));
-            node_drop(n, "protocol error");
+        int got = spk_relay_tls_read(c->tls, c->in + c->in_len, IN_CAP - c->in_len);
+        if (got < 0) {
+            node_drop(n, got == SPK_EIO ? "closed by the node" : "TLS error");
             return;
         }
-        if (rc == 0) {
+        if (got == 0) {
             break;
         }
-        off += used;
-        if (!on_msg(n, &msg)) {
-            return;
+        c->in_len += (size_t)got;
+        size_t off = 0;
+        for (;;) {
+            size_t used = 0;
+            rc = spk_link_decode(&c->link, c->in + off, c->in_len - off, &used, &msg);
+            if (rc < 0) {
+                spk_warn(0, "relay node %s: %s", n->name, spk_strerror(rc));
+                node_drop(n, rc == SPK_EVERIFY ? "authentication failed" : "protocol error");
+                return;
+            }
+            if (rc == 0) {
+                break;
+            }
+            off += used;
+            if (!on_msg(n, &msg)) {
+                return;
+            }
         }
+        memmove(c->in, c->in + off, c->in_len - off);
+        c->in_len -= off;
     }
-    memmove(c->in, c->in + off, c->in_len - off);
-    c->in_len -= off;
 }
 
 static void connect_cb(uv_connect_t *req, int status)
@@ -234,7 +281,9 @@ static void connect_cb(uv_connect_t *req, int status)
     int rc = uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb);
     if (rc != 0) {
         node_drop(n, uv_strerror(rc));
+        return;
     }
+    (void)conn_flush(n); /* the ClientHello */
 }
 
 static void node_connect(rnode_t *n, const struct sockaddr *addr)
@@ -243,7 +292,8 @@ static void node_connect(rnode_t *n, const struct sockaddr *addr)
     rconn_t *c = calloc(1, sizeof(*c));
     uint8_t nonce[SPK_LINK_NONCE_LEN];
     if (c == NULL || spk_random_bytes(nonce, sizeof(nonce)) != 0 ||
-        spk_link_init(&c->link, SPK_LINK_CONTROLLER, r->secret, r->secret_len, nonce) != 0) {
+        spk_link_init(&c->link, SPK_LINK_CONTROLLER, r->secret, r->secret_len, nonce) != 0 ||
+        spk_relay_tls_new(r->tls, &c->tls) != 0) {
         free(c);
         node_drop(n, "out of memory");
         return;

@@ -4,6 +4,7 @@
 
 #include "spk/map.h"
 #include "spk/relay_link.h"
+#include "spk/relay_tls.h"
 #include "spk/relays.h"
 
 typedef struct rconn rconn_t;
@@ -70,6 +71,7 @@ struct spk_relays_s {
     size_t n_nodes;
     char secret[SPK_LINK_SECRET_MAX + 1];
     size_t secret_len;
+    spk_relay_tls_ctx_t *tls;
     spk_map_t consults; /* consult id -> rconsult_t* (pinned) */
     spk_map_t eps;      /* endpoint id -> rep_t* */
     /* events made here (lost node, close of a lost endpoint), delivered from the loop */

@@ -14,6 +14,7 @@
 
 static void relays_free(spk_relays_t *r)
 {
+    spk_relay_tls_ctx_free(r->tls);
     free(r->pending);
     spk_map_free(&r->consults);
     spk_map_free(&r->eps);
@@ -121,6 +122,9 @@ int spk_relays_new_remote(uv_loop_t *loop, const spk_relays_remote_config_t *cfg
     memcpy(r->secret, cfg->secret, slen);
     r->secret_len = slen;
     int rc = add_nodes(r, cfg->nodes);
+    if (rc == 0) {
+        rc = spk_relay_tls_ctx_new(false, r->secret, r->secret_len, &r->tls);
+    }
     if (rc == 0) {
         rc = flush_init(r);
     }
