@@ -237,3 +237,14 @@ test('SIGTERM stops a node gracefully; spreekd sees it go', async () => {
   assert.ok(await waitFor(async () => nodeMetric(await metrics(), 'spk_relay_node_up', r) === 0, 5000));
   await sleep(100);
 });
+
+test('with no node up, media requests answer unavailable; the consult carries on', async () => {
+  const last = relays[1];
+  last.proc.kill('SIGKILL');
+  assert.ok(await waitFor(async () => nodeMetric(await metrics(), 'spk_relay_node_up', last) === 0, 5000));
+  const p = pairs[pairs.length - 1];
+  const r = await p.gp.req('media.subscribe', { consult: p.consult.id });
+  assert.equal(r.code, 'unavailable', JSON.stringify(r));
+  const again = await p.gp.req('consult.get', { consult: p.consult.id });
+  assert.equal(again.type, 'ok', 'signaling is unaffected');
+});
