@@ -630,7 +630,7 @@ static bool parse_uint(const char *v, long max, long *out)
 static int parse_args(node_t *nd, int argc, char **argv, const char **secret_file)
 {
     static char allow[512], deny[512];
-    for (int i = 1; i < argc; i++) {
+    for (int i = 1; i < argc; i += 2) {
         const char *k = argv[i];
         if (strcmp(k, "--help") == 0 || strcmp(k, "-h") == 0) {
             usage(stdout);
@@ -679,7 +679,6 @@ static int parse_args(node_t *nd, int argc, char **argv, const char **secret_fil
             fprintf(stderr, "spreek-relay: bad or missing value for %s\n", k);
             return SPK_ECONFIG;
         }
-        i++;
     }
     if (nd->addresses[0] == '\0') {
         fprintf(stderr, "spreek-relay: --addresses is required\n");

@@ -57,6 +57,9 @@ typedef struct {
     uint32_t gen;
     bool closing; /* close sent: CLOSED is next */
     bool lost;    /* its node's link dropped: FAILED sent */
+    /* The last counters the node reported: a CLOSED made here carries them, so that counter
+     * totals built from CLOSED events never go back. */
+    spk_relay_stats_t last;
 } rep_t;
 
 struct spk_relays_s {

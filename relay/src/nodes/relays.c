@@ -226,6 +226,8 @@ static void queue_event(spk_relays_t *r, const rep_t *ep, spk_relay_event_type_t
     if (type == SPK_RELAY_EV_FAILED) {
         ev->err = SPK_EUNAVAILABLE;
         snprintf(ev->reason, sizeof(ev->reason), "%s", SPK_RELAYS_LOST_REASON);
+    } else {
+        ev->stats = ep->last;
     }
     uv_timer_start(&r->flush, flush_cb, 0, 0);
 }
@@ -354,7 +356,9 @@ void relays_node_event(rnode_t *n, const spk_relay_event_t *ev)
     if (ep == NULL || ep->node != n || ep->gen != n->gen || ep->lost) {
         return;
     }
-    if (ev->type == SPK_RELAY_EV_CLOSED) {
+    if (ev->type == SPK_RELAY_EV_STATS) {
+        ep->last = ev->stats;
+    } else if (ev->type == SPK_RELAY_EV_CLOSED) {
         ep_forget(r, ep);
     }
     r->cb(ev, r->user);

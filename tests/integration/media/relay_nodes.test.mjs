@@ -7,7 +7,7 @@
 // and places the next consult on it. A node with another secret is never used, and garbage on
 // the link port closes that connection only. Loopback only.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import net from 'node:net';
 import { after, before, test } from 'node:test';
 
@@ -95,6 +95,27 @@ after(async () => {
   }
 });
 
+test('spreek-relay: --help, and bad flags or a short secret refused with exit code 2', () => {
+  const run = (args, secret = SECRET) => spawnSync(BIN, args, {
+    env: { ...process.env, SPREEK_RELAY_SECRET: secret }, encoding: 'utf8', timeout: 10000,
+  });
+  const help = run(['--help']);
+  assert.equal(help.status, 0);
+  assert.match(help.stdout, /--secret-file FILE/);
+  for (const [args, secret, why] of [
+    [['--addresses', '127.0.0.1', '--bogus', '1'], SECRET, /unknown option/],
+    [['--listen', '127.0.0.1'], SECRET, /bad or missing value for --listen/],
+    [['--addresses', '127.0.0.1', '--workers', '65'], SECRET, /bad or missing value/],
+    [['--listen', '127.0.0.1:0'], SECRET, /--addresses is required/],
+    [['--addresses', '127.0.0.1', '--listen', '127.0.0.1:0'], 'too-short', /must be 16\.\.256 bytes/],
+    [['--addresses', '127.0.0.1', '--secret-file', '/nonexistent/secret'], SECRET, /cannot read/],
+  ]) {
+    const r = run(args, secret);
+    assert.equal(r.status, 2, `${args.join(' ')}: ${r.stderr}`);
+    assert.match(r.stderr, why);
+  }
+});
+
 test('spreekd connects to both nodes and refuses the one with another secret', async () => {
   const up = await waitFor(async () => {
     const m = await metrics();
@@ -158,6 +179,7 @@ test('SIGKILL of a node: its consults recover on the other, the rest never stop'
   const hit = pairs.filter((p) => nodeOf(p) === victim);
   const spared = pairs.filter((p) => nodeOf(p) === survivor);
   const base = new Map(pairs.map((p) => [p, snap(p)]));
+  const forwardedBefore = (await metrics()).spk_relay_rtp_forwarded_total;
   const t0 = Date.now();
   victim.proc.kill('SIGKILL');
 
@@ -196,6 +218,8 @@ test('SIGKILL of a node: its consults recover on the other, the rest never stop'
   assert.deepEqual(stalls, [], 'the surviving node\'s consults never stopped');
 
   const m = await metrics();
+  assert.ok(m.spk_relay_rtp_forwarded_total >= forwardedBefore,
+    `counter totals keep what the lost node had counted: ${m.spk_relay_rtp_forwarded_total} >= ${forwardedBefore}`);
   assert.equal(nodeMetric(m, 'spk_relay_node_up', victim), 0);
   assert.equal(nodeMetric(m, 'spk_relay_node_lost_total', victim), 1);
   assert.equal(nodeMetric(m, 'spk_relay_node_endpoints_lost_total', victim), 8);
