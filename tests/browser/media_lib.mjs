@@ -16,8 +16,9 @@ export const tid = (page, id) => page.locator(`[data-testid="${id}"]`);
 
 // spreekd with the media relay on loopback, and headless Chromium. e2ee: the consults require
 // end-to-end encrypted media (the product's default); the relay's own tests run without.
-export async function setup(t, { relay = true, e2ee = false } = {}) {
-  const media = ['--relay-address', '127.0.0.1', '--media-e2ee', e2ee ? '1' : '0'];
+// relayArgs: how spreekd gets its relay (default: in-process on 127.0.0.1), e.g. relay nodes.
+export async function setup(t, { relay = true, e2ee = false, relayArgs = ['--relay-address', '127.0.0.1'] } = {}) {
+  const media = [...relayArgs, '--media-e2ee', e2ee ? '1' : '0'];
   const srv = await startServer({ args: relay ? media : [] });
   const browser = await launchBrowser();
   const problems = [];

@@ -7,53 +7,18 @@
 // and places the next consult on it. A node with another secret is never used, and garbage on
 // the link port closes that connection only. Loopback only.
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import net from 'node:net';
 import { after, before, test } from 'node:test';
 
-import { parseMetrics } from '../lib/server.mjs';
+import { RELAY_BIN as BIN, freePort, startRelay as start } from '../lib/relay_nodes.mjs';
 import { boot, consultWithPatient } from '../signaling/fixture.mjs';
 import { Peer, sleep, waitFor } from './peer.mjs';
 
 const SECRET = 'relay-link-test-secret-0123456789';
-const BIN = process.env.SPREEK_RELAY ?? 'build/server/spreek-relay';
+const startRelay = (port, nodeId, secret = SECRET) => start(port, nodeId, secret);
 // Recovery bound: the link drop is seen at once (RST on loopback); the peers then rebuild.
 const RECOVERY_MS = 20000;
-
-const freePort = () => new Promise((resolve, reject) => {
-  const s = net.createServer();
-  s.once('error', reject);
-  s.listen(0, '127.0.0.1', () => {
-    const { port } = s.address();
-    s.close(() => resolve(port));
-  });
-});
-
-// Starts one spreek-relay; resolves with {proc, port, fingerprint, log} once it listens.
-function startRelay(port, nodeId, secret = SECRET) {
-  const proc = spawn(BIN, ['--addresses', '127.0.0.1', '--listen', `127.0.0.1:${port}`,
-    '--node-id', nodeId, '--workers', '1'], {
-    env: { ...process.env, SPREEK_RELAY_SECRET: secret }, stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const r = { proc, port, nodeId, log: '', fingerprint: null, exited: null };
-  proc.stderr.on('data', (d) => {
-    r.log += d;
-    const m = r.log.match(/fingerprint ([0-9A-F:]{95})/);
-    if (m) r.fingerprint = m[1];
-  });
-  proc.on('exit', (code, signal) => { r.exited = { code, signal }; });
-  return new Promise((resolve, reject) => {
-    let out = '';
-    const t = setTimeout(() => reject(new Error(`${nodeId} did not start: ${r.log}`)), 10000);
-    proc.stdout.on('data', (d) => {
-      out += d;
-      if (/listening on/.test(out)) {
-        clearTimeout(t);
-        resolve(r);
-      }
-    });
-  });
-}
 
 let env;
 let relays;
