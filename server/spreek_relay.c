@@ -17,16 +17,14 @@
 #include "spk/error.h"
 #include "spk/log.h"
 #include "spk/map.h"
-#include "spk/rand.h"
 #include "spk/relay.h"
+#include "spk/relay_conn.h"
 #include "spk/relay_link.h"
-#include "spk/relay_tls.h"
 #include "spk/relays.h"
 #include "spk/url.h"
 #include "spk/util.h"
 
 #define MAX_CONNS 64
-#define IN_CAP (2 * SPK_LINK_WIRE_MAX)
 #define CIPHER_CAP 16384
 #define WRITE_QUEUE_MAX (8u << 20)
 #define TICK_MS 1000
@@ -37,14 +35,10 @@ typedef struct {
     uv_tcp_t tcp;
     node_t *node;
     bool closing;
-    spk_link_t link;
-    spk_relay_tls_t *tls;
-    bool hello_sent;
+    spk_link_conn_t *link;
     uint64_t last_rx_ms;
-    spk_map_t eps;      /* controller endpoint id -> node endpoint id (uint64 boxed) */
-    spk_map_t consults; /* controller consult id -> cconsult_t* */
-    uint8_t in[IN_CAP]; /* plaintext: link frames */
-    size_t in_len;
+    spk_map_t eps;           /* controller endpoint id -> node endpoint id (uint64 boxed) */
+    spk_map_t consults;      /* controller consult id -> cconsult_t* */
     uint8_t cin[CIPHER_CAP]; /* ciphertext as read */
 } conn_t;
 
@@ -126,7 +120,7 @@ static void conn_flush(conn_t *c)
             return;
         }
         uint8_t *buf = (uint8_t *)(req + 1);
-        size_t len = spk_relay_tls_pending(c->tls, buf, CIPHER_CAP);
+        size_t len = spk_link_conn_pending(c->link, buf, CIPHER_CAP);
         if (len == 0) {
             free(req);
             return;
@@ -148,13 +142,11 @@ static void conn_send(conn_t *c, const spk_link_msg_t *m)
         conn_close(c, "the controller does not read");
         return;
     }
-    uint8_t frame[SPK_LINK_WIRE_MAX];
-    int len = spk_link_encode(&c->link, m, frame, sizeof(frame));
-    if (len < 0) {
-        spk_warn(0, "link: cannot encode %s: %s", spk_link_type_name(m->type), spk_strerror(len));
+    int rc = spk_link_conn_send(c->link, m);
+    if (rc == SPK_EINVAL || rc == SPK_ETOOBIG) {
+        spk_warn(0, "link: cannot encode %s: %s", spk_link_type_name(m->type), spk_strerror(rc));
         return;
     }
-    int rc = spk_relay_tls_write(c->tls, frame, (size_t)len);
     if (rc != 0) {
         conn_close(c, "TLS error");
         return;
@@ -335,17 +327,15 @@ static int command(conn_t *c, const spk_link_msg_t *m)
 
 /* ---- connections ---- */
 
-static void send_hello(conn_t *c)
+/* The HELLO each connection sends once TLS is up. */
+static void hello_of(const node_t *nd, spk_link_msg_t *m)
 {
-    node_t *nd = c->node;
-    static spk_link_msg_t m;
-    memset(&m, 0, sizeof(m));
-    m.type = SPK_LINK_HELLO;
-    snprintf(m.node_id, sizeof(m.node_id), "%s", nd->node_id);
-    snprintf(m.fingerprint, sizeof(m.fingerprint), "%s", spk_relay_fingerprint(nd->relay));
-    m.ice_lite = nd->rc.ice_lite;
-    m.capacity = nd->capacity;
-    conn_send(c, &m);
+    memset(m, 0, sizeof(*m));
+    m->type = SPK_LINK_HELLO;
+    snprintf(m->node_id, sizeof(m->node_id), "%s", nd->node_id);
+    snprintf(m->fingerprint, sizeof(m->fingerprint), "%s", spk_relay_fingerprint(nd->relay));
+    m->ice_lite = nd->rc.ice_lite;
+    m->capacity = nd->capacity;
 }
 
 static void send_load(conn_t *c)
@@ -368,8 +358,7 @@ static void conn_freed(uv_handle_t *h)
     conn_t *c = h->data;
     spk_map_free(&c->eps);
     spk_map_free(&c->consults);
-    spk_link_wipe(&c->link);
-    spk_relay_tls_free(c->tls);
+    spk_link_conn_free(c->link);
     free(c);
 }
 
@@ -408,8 +397,9 @@ static void conn_close(conn_t *c, const char *why)
     uv_close((uv_handle_t *)&c->tcp, conn_freed);
 }
 
-static void on_msg(conn_t *c, const spk_link_msg_t *m)
+static bool on_msg(const spk_link_msg_t *m, void *user)
 {
+    conn_t *c = user;
     int rc = 0;
     switch (m->type) {
     case SPK_LINK_AUTH: {
@@ -431,6 +421,7 @@ static void on_msg(conn_t *c, const spk_link_msg_t *m)
     if (rc != 0) {
         send_failed(c, m->consult_id, m->endpoint_id, rc, spk_link_type_name(m->type));
     }
+    return !c->closing;
 }
 
 static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -453,48 +444,17 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     c->last_rx_ms = uv_now(&c->node->loop);
-    int rc = spk_relay_tls_feed(c->tls, c->cin, (size_t)nread);
-    conn_flush(c);
-    if (rc != 0) {
-        conn_close(c, rc == SPK_EVERIFY ? "authentication failed (TLS handshake refused)"
-                                        : "TLS error");
+    const char *why = NULL;
+    int rc = spk_link_conn_feed(c->link, c->cin, (size_t)nread, on_msg, c, &why);
+    if (c->closing) {
         return;
     }
-    if (!c->hello_sent && spk_relay_tls_ready(c->tls)) {
-        c->hello_sent = true;
-        send_hello(c);
-    }
-    static spk_link_msg_t msg;
-    while (!c->closing) {
-        int got = spk_relay_tls_read(c->tls, c->in + c->in_len, IN_CAP - c->in_len);
-        if (got < 0) {
-            conn_close(c, got == SPK_EIO ? "closed by the controller" : "TLS error");
-            return;
+    conn_flush(c); /* TLS handshake, or its alert */
+    if (rc != 0) {
+        if (rc != SPK_EIO && rc != SPK_EVERIFY) {
+            spk_warn(0, "link: %s", spk_strerror(rc));
         }
-        if (got == 0) {
-            break;
-        }
-        c->in_len += (size_t)got;
-        size_t off = 0;
-        while (!c->closing) {
-            size_t used = 0;
-            rc = spk_link_decode(&c->link, c->in + off, c->in_len - off, &used, &msg);
-            if (rc < 0) {
-                spk_warn(0, "link: %s", spk_strerror(rc));
-                conn_close(c, rc == SPK_EVERIFY ? "authentication failed" : "protocol error");
-                return;
-            }
-            if (rc == 0) {
-                break;
-            }
-            off += used;
-            on_msg(c, &msg);
-        }
-        if (c->closing) {
-            return;
-        }
-        memmove(c->in, c->in + off, c->in_len - off);
-        c->in_len -= off;
+        conn_close(c, rc == SPK_EVERIFY ? "authentication failed (another secret?)" : why);
     }
 }
 
@@ -513,15 +473,15 @@ static void on_connection(uv_stream_t *server, int status)
     c->node = nd;
     spk_map_init(&c->eps);
     spk_map_init(&c->consults);
-    uint8_t nonce[SPK_LINK_NONCE_LEN];
+    spk_link_msg_t hello;
+    hello_of(nd, &hello);
     int slot = -1;
     for (int i = 0; i < MAX_CONNS && slot < 0; i++) {
         slot = nd->conns[i] == NULL ? i : -1;
     }
     bool ok = uv_accept(server, (uv_stream_t *)&c->tcp) == 0 && slot >= 0 &&
-              spk_random_bytes(nonce, sizeof(nonce)) == 0 &&
-              spk_link_init(&c->link, SPK_LINK_NODE, nd->secret, nd->secret_len, nonce) == 0 &&
-              spk_relay_tls_new(nd->tls, &c->tls) == 0;
+              spk_link_conn_new(nd->tls, SPK_LINK_NODE, nd->secret, nd->secret_len, &hello,
+                                &c->link) == 0;
     if (!ok) {
         c->closing = true;
         uv_close((uv_handle_t *)&c->tcp, conn_freed);
@@ -545,9 +505,9 @@ static void on_tick(uv_timer_t *t)
             continue;
         }
         if (now - c->last_rx_ms > SPK_RELAYS_DEAD_MS) {
-            conn_close(c, c->link.state == SPK_LINK_ST_OPEN ? "controller silent"
-                                                            : "handshake timed out");
-        } else if (c->link.state == SPK_LINK_ST_OPEN) {
+            conn_close(c,
+                       spk_link_conn_open(c->link) ? "controller silent" : "handshake timed out");
+        } else if (spk_link_conn_open(c->link)) {
             send_load(c);
         }
     }

@@ -7,15 +7,13 @@
 
 #include "spk/error.h"
 #include "spk/log.h"
-#include "spk/rand.h"
-#include "spk/relay_tls.h"
+#include "spk/relay_conn.h"
 
 #define TICK_MS 250
 #define BACKOFF_MIN_MS 500
 #define BACKOFF_MAX_MS 5000
 /* A node that does not read its commands: the link is dropped. */
 #define WRITE_QUEUE_MAX (8u << 20)
-#define IN_CAP (2 * SPK_LINK_WIRE_MAX)
 #define CIPHER_CAP 16384
 
 struct rconn {
@@ -23,10 +21,7 @@ struct rconn {
     uv_connect_t req;
     rnode_t *node; /* NULL once abandoned (closing) */
     spk_relays_t *owner;
-    spk_link_t link;
-    spk_relay_tls_t *tls;
-    uint8_t in[IN_CAP]; /* plaintext: link frames */
-    size_t in_len;
+    spk_link_conn_t *link;
     uint8_t cin[CIPHER_CAP]; /* ciphertext as read */
 };
 
@@ -58,8 +53,7 @@ static void conn_closed(uv_handle_t *h)
 {
     rconn_t *c = h->data;
     spk_relays_t *r = c->owner;
-    spk_link_wipe(&c->link);
-    spk_relay_tls_free(c->tls);
+    spk_link_conn_free(c->link);
     free(c);
     nodes_unref(r);
 }
@@ -110,7 +104,7 @@ static bool conn_flush(rnode_t *n)
             node_drop(n, "out of memory");
             return false;
         }
-        size_t len = spk_relay_tls_pending(c->tls, w->buf, CIPHER_CAP);
+        size_t len = spk_link_conn_pending(c->link, w->buf, CIPHER_CAP);
         if (len == 0) {
             free(w);
             return true;
@@ -137,12 +131,10 @@ static int conn_send(rnode_t *n, const spk_link_msg_t *msg)
         node_drop(n, "the node does not read");
         return 0;
     }
-    uint8_t frame[SPK_LINK_WIRE_MAX];
-    int len = spk_link_encode(&c->link, msg, frame, sizeof(frame));
-    if (len < 0) {
-        return len;
+    int rc = spk_link_conn_send(c->link, msg);
+    if (rc == SPK_EINVAL || rc == SPK_ETOOBIG) {
+        return rc; /* this message cannot be sent; the link is fine */
     }
-    int rc = spk_relay_tls_write(c->tls, frame, (size_t)len);
     if (rc != 0) {
         node_drop(n, spk_strerror(rc));
         return 0;
@@ -172,8 +164,9 @@ static void on_hello(rnode_t *n, const spk_link_msg_t *m)
 }
 
 /* One decoded message; false when the link was dropped. */
-static bool on_msg(rnode_t *n, const spk_link_msg_t *m)
+static bool on_msg(const spk_link_msg_t *m, void *user)
 {
+    rnode_t *n = user;
     uint32_t gen = n->gen;
     switch (m->type) {
     case SPK_LINK_HELLO:
@@ -223,44 +216,17 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     n->last_rx_ms = node_now_ms(n);
-    int rc = spk_relay_tls_feed(c->tls, c->cin, (size_t)nread);
-    if (rc != 0 || !conn_flush(n)) {
-        if (rc != 0) {
-            node_drop(n, rc == SPK_EVERIFY ? "TLS handshake refused (another relay_secret?)"
-                                           : "TLS error");
+    const char *why = NULL;
+    int rc = spk_link_conn_feed(c->link, c->cin, (size_t)nread, on_msg, n, &why);
+    if (rc != 0) {
+        if (rc != SPK_EIO && rc != SPK_EVERIFY) {
+            spk_warn(0, "relay node %s: %s", n->name, spk_strerror(rc));
         }
+        node_drop(n, why);
         return;
     }
-    static spk_link_msg_t msg; /* loop thread only */
-    for (;;) {
-        int got = spk_relay_tls_read(c->tls, c->in + c->in_len, IN_CAP - c->in_len);
-        if (got < 0) {
-            node_drop(n, got == SPK_EIO ? "closed by the node" : "TLS error");
-            return;
-        }
-        if (got == 0) {
-            break;
-        }
-        c->in_len += (size_t)got;
-        size_t off = 0;
-        for (;;) {
-            size_t used = 0;
-            rc = spk_link_decode(&c->link, c->in + off, c->in_len - off, &used, &msg);
-            if (rc < 0) {
-                spk_warn(0, "relay node %s: %s", n->name, spk_strerror(rc));
-                node_drop(n, rc == SPK_EVERIFY ? "authentication failed" : "protocol error");
-                return;
-            }
-            if (rc == 0) {
-                break;
-            }
-            off += used;
-            if (!on_msg(n, &msg)) {
-                return;
-            }
-        }
-        memmove(c->in, c->in + off, c->in_len - off);
-        c->in_len -= off;
+    if (c->node != NULL) {
+        (void)conn_flush(n);
     }
 }
 
@@ -290,10 +256,8 @@ static void node_connect(rnode_t *n, const struct sockaddr *addr)
 {
     spk_relays_t *r = n->owner;
     rconn_t *c = calloc(1, sizeof(*c));
-    uint8_t nonce[SPK_LINK_NONCE_LEN];
-    if (c == NULL || spk_random_bytes(nonce, sizeof(nonce)) != 0 ||
-        spk_link_init(&c->link, SPK_LINK_CONTROLLER, r->secret, r->secret_len, nonce) != 0 ||
-        spk_relay_tls_new(r->tls, &c->tls) != 0) {
+    if (c == NULL || spk_link_conn_new(r->tls, SPK_LINK_CONTROLLER, r->secret, r->secret_len, NULL,
+                                       &c->link) != 0) {
         free(c);
         node_drop(n, "out of memory");
         return;

@@ -20,7 +20,7 @@ export const freePort = () => new Promise((resolve, reject) => {
 });
 
 export function startRelay(port, nodeId, secret) {
-  const proc = spawn(RELAY_BIN, ['--addresses', '127.0.0.1', '--listen', `127.0.0.1:${port}`,
+  const proc = spawn(process.env.SPREEK_RELAY ?? RELAY_BIN, ['--addresses', '127.0.0.1', '--listen', `127.0.0.1:${port}`,
     '--node-id', nodeId, '--workers', '1'], {
     env: { ...process.env, SPREEK_RELAY_SECRET: secret }, stdio: ['ignore', 'pipe', 'pipe'],
   });
