@@ -325,8 +325,8 @@ void lc_advance(lc_conv_t *cv)
             break;
         case OP_CHAT_CREATE:
             if (strcmp(cv->kind, "care_team") == 0) {
-                char patient[48];
-                snprintf(patient, sizeof(patient), "pseudo-load-%d", cv->idx);
+                char patient[64];
+                snprintf(patient, sizeof(patient), "%spseudo-load-%d", L->prefix, cv->idx);
                 req = json_pack("{s:s, s:s, s:s}", "type", "chat.create", "kind", cv->kind,
                                 "patient", patient);
             } else {
@@ -421,8 +421,8 @@ static void conv_init(lc_t *L, lc_conv_t *cv, int idx)
     int k = care ? L->k : (L->k < 5 ? L->k : 5);
     cv->n = k;
     snprintf(cv->practice, sizeof(cv->practice), "praktijk-load-%d", idx % 50);
-    char gp[40], sub[48];
-    snprintf(gp, sizeof(gp), "gp-load-%d", idx);
+    char gp[48], sub[64];
+    snprintf(gp, sizeof(gp), "%sgp-load-%d", L->prefix, idx);
     dev_init(cv, 0, "gp", gp, "laptop");
     bool two_gp = false;
     for (int i = 1; i < k; i++) {
@@ -430,16 +430,16 @@ static void conv_init(lc_t *L, lc_conv_t *cv, int idx)
             dev_init(cv, i, "gp", gp, "desktop");
             two_gp = true;
         } else if (care && i == 1) {
-            snprintf(sub, sizeof(sub), "da-load-%d", idx);
+            snprintf(sub, sizeof(sub), "%sda-load-%d", L->prefix, idx);
             dev_init(cv, i, "assistant", sub, "pc");
         } else if (care) {
-            snprintf(sub, sizeof(sub), "partner-load-%d-%d", idx, i);
+            snprintf(sub, sizeof(sub), "%spartner-load-%d-%d", L->prefix, idx, i);
             dev_init(cv, i, "partner", sub, "pc");
         } else if (i == 1 || i == 3) {
             dev_init(cv, i, "patient", "", i == 1 ? "phone" : "laptop");
             cv->devs[i].second_patient = i == 3;
         } else if (i == 2) {
-            snprintf(sub, sizeof(sub), "da-load-%d", idx);
+            snprintf(sub, sizeof(sub), "%sda-load-%d", L->prefix, idx);
             dev_init(cv, i, "assistant", sub, "pc");
         } else {
             dev_init(cv, i, "gp", gp, "desktop");
@@ -537,6 +537,8 @@ static void usage(FILE *out)
             "                        together, one measured step each (1000)\n"
             "  --duration S          seconds per step (10)\n"
             "  --size B              plaintext bytes per message (100)\n"
+            "  --prefix P            before every user subject and patient, so that runs\n"
+            "                        against one spreekd meet none of the earlier ones (<= 16)\n"
             "  --ack-ms MS           acknowledge cumulatively every MS ms; 0: each entry (1000)\n"
             "  --sample N            conversations whose messages are decrypted and checked\n"
             "                        after each step (10)\n"
@@ -547,6 +549,8 @@ static void usage(FILE *out)
             "  --commit-sizes N,...  instead of messages: Commit handling at these group sizes\n"
             "  --commits N           Commits measured per size (20)\n"
             "  --setup-timeout S     (120)\n"
+            "  --drain-timeout S     after each step, wait at most S for every delivery (20;\n"
+            "                        60 after a kill); later ones count as incomplete\n"
             "  --spreekd PATH        start this spreekd (temporary data dir, free port)\n"
             "  --tmpdir DIR          where that data directory goes (/tmp; /dev/shm: no disk)\n"
             "  --port P --pid PID --data DIR   use a running spreekd instead\n"
@@ -595,6 +599,8 @@ static int parse_args(lc_t *L, int argc, char **argv)
             L->n_rates = parse_list(v, L->rates, LC_MAX_STEPS);
         } else if (strcmp(k, "--duration") == 0) {
             L->duration_s = atof(v);
+        } else if (strcmp(k, "--prefix") == 0) {
+            L->prefix = v;
         } else if (strcmp(k, "--size") == 0) {
             L->size = (size_t)atoi(v);
         } else if (strcmp(k, "--ack-ms") == 0) {
@@ -613,6 +619,8 @@ static int parse_args(lc_t *L, int argc, char **argv)
             L->commits = atoi(v);
         } else if (strcmp(k, "--setup-timeout") == 0) {
             L->setup_timeout_s = atof(v);
+        } else if (strcmp(k, "--drain-timeout") == 0) {
+            L->drain_timeout_s = atof(v);
         } else if (strcmp(k, "--spreekd") == 0) {
             L->spreekd = v;
         } else if (strcmp(k, "--tmpdir") == 0) {
@@ -636,7 +644,8 @@ static int parse_args(lc_t *L, int argc, char **argv)
     return L->conversations >= 1 && L->conversations <= 100000 && L->k >= 2 &&
                    L->k <= LC_MAX_DEVS && kind_ok && L->n_rates > 0 && L->duration_s > 0 &&
                    L->size >= 24 && L->size <= 40000 && L->ack_ms >= 0 && server &&
-                   L->n_commit_sizes >= 0 && (L->crash_after_s <= 0 || L->spreekd != NULL)
+                   strlen(L->prefix) <= 16 && L->n_commit_sizes >= 0 &&
+                   (L->crash_after_s <= 0 || L->spreekd != NULL)
                ? 0
                : -1;
 }
@@ -709,6 +718,10 @@ static void env_free(lc_t *L)
     free(L->all);
     free(L->start_q);
     free(L->sends);
+    for (size_t i = 0; i < L->n_retired; i++) {
+        free(L->retired[i]);
+    }
+    free(L->retired);
     if (L->env.loop != NULL) {
         cdev_env_close(&L->env);
         uv_walk(&L->loop, close_walk, NULL);
@@ -737,6 +750,7 @@ int load_chat_main(int argc, char **argv)
     L->conversations = 20;
     L->k = 5;
     L->kind = "mixed";
+    L->prefix = "";
     L->rates[0] = 1000;
     L->n_rates = 1;
     L->duration_s = 10;

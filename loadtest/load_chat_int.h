@@ -119,10 +119,13 @@ typedef struct {
 struct lc {
     /* options */
     int conversations, k;
-    const char *kind; /* care_team, consult, mixed */
+    const char *kind;   /* care_team, consult, mixed */
+    const char *prefix; /* of every user subject and patient: runs against one spreekd meet no
+                           earlier ones */
     double rates[LC_MAX_STEPS];
     int n_rates;
     double duration_s, setup_timeout_s;
+    double drain_timeout_s; /* after a step, wait at most this for every delivery (0: default) */
     size_t size;
     int ack_ms;
     int sample; /* conversations whose messages are decrypted after each step */
@@ -160,6 +163,9 @@ struct lc {
     lc_step_t steps[LC_MAX_STEPS];
     lc_send_t *sends;
     size_t n_sends, cap_sends;
+    /* earlier steps' arrays with answers still outstanding (send_done writes through them) */
+    lc_send_t **retired;
+    size_t n_retired;
     size_t rr;
     uint64_t due;
     size_t in_flight;

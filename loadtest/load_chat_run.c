@@ -570,7 +570,17 @@ int lc_run_steps(lc_t *L, json_t *out)
         lc_step_t *st = &L->steps[k];
         st->rate = L->rates[k];
         size_t per_dev = (size_t)(st->rate * L->duration_s / (double)L->n_all) + 2;
-        free(L->sends);
+        if (L->in_flight > 0 && L->sends != NULL) {
+            /* answers of the last step still to come: keep what they point into */
+            lc_send_t **r = realloc(L->retired, (L->n_retired + 1) * sizeof(*r));
+            if (r == NULL) {
+                break;
+            }
+            L->retired = r;
+            L->retired[L->n_retired++] = L->sends;
+        } else {
+            free(L->sends);
+        }
         L->cap_sends = per_dev * L->n_all;
         L->n_sends = 0;
         L->sends = calloc(L->cap_sends, sizeof(*L->sends));
@@ -591,7 +601,8 @@ int lc_run_steps(lc_t *L, json_t *out)
         uv_timer_start(pacer, pace_cb, 1, 1);
         lc_run_until(L, not_sending, L->duration_s * 1000 + 5000);
         uv_timer_stop(pacer);
-        bool ok = lc_run_until(L, drained, L->crashed ? 60000 : 20000);
+        double drain_ms = L->drain_timeout_s > 0 ? L->drain_timeout_s * 1000 : 20000;
+        bool ok = lc_run_until(L, drained, L->crashed && drain_ms < 60000 ? 60000 : drain_ms);
         if (!ok) {
             fprintf(stderr, "spreekload: step %d: not every message arrived\n", k);
         }

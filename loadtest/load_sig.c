@@ -134,6 +134,19 @@ static const char *str2(json_t *m, const char *a, const char *b)
     return v ? v : "";
 }
 
+/* Media starts once the participant has joined and is admitted: professionals are at once, a
+ * patient when the GP has admitted it from the lobby (the relay refuses media before that), which
+ * under load can come after the patient's own consult.join has been answered. */
+static void start_media(load_part_t *p)
+{
+    if (!p->joined || !p->admitted || p->media_started) {
+        return;
+    }
+    if (load_media_start(p) != 0) {
+        p->L->media_failed++;
+    }
+}
+
 static void on_ok(load_part_t *p, load_req_t kind, json_t *m)
 {
     load_consult_t *c = p->cons;
@@ -169,13 +182,14 @@ static void on_ok(load_part_t *p, load_req_t kind, json_t *m)
         snprintf(p->pid, sizeof(p->pid), "%s", str2(m, "participant", "id"));
         join(p);
         break;
-    case REQ_JOIN:
+    case REQ_JOIN: {
         snprintf(p->pid, sizeof(p->pid), "%s", str2(m, "participant", "id"));
         p->joined = true;
-        if (load_media_start(p) != 0) {
-            p->L->media_failed++;
-        }
+        const char *st = str2(m, "participant", "state");
+        p->admitted = p->admitted || (st != NULL && strcmp(st, "admitted") == 0);
+        start_media(p);
         break;
+    }
     case REQ_PUBLISH:
         load_media_on_answer(p, json_string_value(json_object_get(m, "sdp")));
         load_send_req(p, REQ_SUBSCRIBE,
@@ -213,6 +227,7 @@ static void on_event(load_part_t *p, const char *type, json_t *m)
         }
     } else if (strcmp(type, "admitted") == 0) {
         p->admitted = true;
+        start_media(p);
     } else if (strcmp(type, "hello") == 0) {
         on_hello(p);
     }

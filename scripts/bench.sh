@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 jobs=$(nproc)
 build=build/bench
-all_sections=(signaling memory mls sframe relay relay_nodes e2ee audit chat)
+all_sections=(signaling memory mls sframe relay relay_nodes e2ee join audit chat)
 
 machine() {
   echo "machine: $(nproc) cores, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)," \
@@ -124,6 +124,22 @@ section_e2ee() {
   fi
 }
 
+section_join() {
+  echo "== join"
+  # tests/bench/join_browser.mjs: admit → first decoded remote frame in Chromium (patient and GP),
+  # over BENCH_JOINS (20) send-back/admit cycles, without and with end-to-end encryption.
+  # Needs /usr/bin/chromium.
+  [[ -x /usr/bin/chromium ]] || { echo "join: no /usr/bin/chromium, skipped"; return; }
+  cmake --build "$build" -j"$jobs" --target spreekctl
+  local e
+  rm -f "$build/join.out"
+  for e in 0 1; do
+    SPREEKD="$build/server/spreekd" SPREEKCTL="$build/server/spreekctl" \
+      sh tests/browser/run.sh node tests/bench/join_browser.mjs "${BENCH_JOINS:-20}" "$e" |
+      tee -a "$build/join.out"
+  done
+}
+
 section_audit() {
   echo "== audit"
   # tests/bench/audit_flood.mjs: an unrelated client's ping round trip while 60 anonymous
@@ -139,7 +155,9 @@ section_audit() {
 
 section_chat() {
   echo "== chat"
-  # tests/bench/run_chat.sh: the delivery service under spreekload --chat (C devices with spk_mls,
+  # tests/bench/run_chat.sh: first the core alone (chat_core_bench: CPU per message with a
+  # transaction per message and with group commit, BENCH_CHAT_CORE_*), then the delivery service
+  # under spreekload --chat (C devices with spk_mls,
   # loadtest/load_chat*.c; every run starts its own spreekd): BENCH_CHAT_CONVS (1000)
   # conversations of 5 devices, application messages offered at each of BENCH_CHAT_RATES per
   # second for BENCH_CHAT_SECONDS (10) — persisted and fanned out per second, end-to-end p50/p99
@@ -147,6 +165,7 @@ section_chat() {
   # group sizes BENCH_CHAT_COMMIT_SIZES. With BENCH_PERF=1 another run at BENCH_CHAT_PERF_RATE is
   # profiled (perf record -g on spreekd).
   local t0=$SECONDS
+  cmake --build "$build" -j"$jobs" --target chat_core_bench
   bash tests/bench/run_chat.sh "$build/server/spreekd" "$build/loadtest/spreekload" "$build" |
     tee "$build/chat.out"
   echo "chat: $((SECONDS - t0)) s; JSON in $build/chat*.json"

@@ -79,25 +79,27 @@ struct node {
 
 static void usage(FILE *out)
 {
-    fprintf(out,
-            "usage: spreek-relay --addresses A[,B] [options]\n"
-            "\n"
-            "Runs the spreekkamer media relay as a relay node driven by spreekd (relay_nodes).\n"
-            "The link secret comes from --secret-file or the SPREEK_RELAY_SECRET environment\n"
-            "variable (at least 16 bytes, the same as spreekd's relay_secret).\n"
-            "\n"
-            "  --listen HOST:PORT        where spreekd connects (127.0.0.1:8490; [::1]:PORT)\n"
-            "  --secret-file FILE        the link secret (first line)\n"
-            "  --node-id ID              name in spreekd's logs (the host name)\n"
-            "  --capacity N              endpoints this node is meant to carry (0 = no limit)\n"
-            "  --addresses A[,B]         addresses ICE candidates are gathered on (required)\n"
-            "  --port-min N --port-max N UDP port range (0/0 = ephemeral)\n"
-            "  --workers N               media worker threads (0 = number of cores)\n"
-            "  --ice-lite 0|1            ICE-lite, for a relay with a public address (0)\n"
-            "  --candidate-allow CIDRS   extra remote ranges the relay may send to\n"
-            "  --candidate-deny CIDRS    remote ranges it never sends to\n"
-            "  --log-level LEVEL         debug|info|warn|error (info)\n"
-            "  --help                    this text\n");
+    fprintf(
+        out,
+        "usage: spreek-relay --addresses A[,B] [options]\n"
+        "\n"
+        "Runs the spreekkamer media relay as a relay node driven by spreekd (relay_nodes).\n"
+        "The link secret comes from --secret-file or the SPREEK_RELAY_SECRET environment\n"
+        "variable (at least 16 bytes, the same as spreekd's relay_secret).\n"
+        "\n"
+        "  --listen HOST:PORT        where spreekd connects (127.0.0.1:8490; [::1]:PORT)\n"
+        "  --secret-file FILE        the link secret (first line)\n"
+        "  --node-id ID              name in spreekd's logs (the host name)\n"
+        "  --capacity N              endpoints this node is meant to carry (0 = no limit)\n"
+        "  --addresses A[,B]         addresses ICE candidates are gathered on (required)\n"
+        "  --port-min N --port-max N UDP port range (0/0 = ephemeral)\n"
+        "  --workers N               media worker threads (0 = number of cores)\n"
+        "  --ice-lite 0|1            ICE-lite, for a relay with a public address (0)\n"
+        "  --consent-timeout S       endpoint given up after S s without a packet (30; 2..300)\n"
+        "  --candidate-allow CIDRS   extra remote ranges the relay may send to\n"
+        "  --candidate-deny CIDRS    remote ranges it never sends to\n"
+        "  --log-level LEVEL         debug|info|warn|error (info)\n"
+        "  --help                    this text\n");
 }
 
 /* ---- sending ---- */
@@ -301,6 +303,9 @@ static int command(conn_t *c, const spk_link_msg_t *m)
         break;
     case SPK_LINK_SET_FORWARDING:
         rc = spk_relay_set_forwarding(nd->relay, cid, node_ep, m->on);
+        break;
+    case SPK_LINK_SET_EXT_MAP:
+        rc = spk_relay_set_ext_map(nd->relay, cid, node_ep, m->ext_map);
         break;
     case SPK_LINK_ICE_RESTART: {
         spk_relay_ice_creds_t cr;
@@ -619,6 +624,9 @@ static int parse_args(node_t *nd, int argc, char **argv, const char **secret_fil
         } else if (strcmp(k, "--workers") == 0) {
             ok = parse_uint(v, SPK_RELAY_MAX_WORKERS, &n);
             nd->rc.workers = (unsigned)n;
+        } else if (strcmp(k, "--consent-timeout") == 0) {
+            ok = parse_uint(v, 300, &n) && n >= 2;
+            nd->rc.consent_timeout_ms = (unsigned)n * 1000u;
         } else if (strcmp(k, "--ice-lite") == 0) {
             ok = parse_uint(v, 1, &n);
             nd->rc.ice_lite = n == 1;

@@ -268,6 +268,7 @@ static int start_relay(spreekd_t *d)
     rc.port_min = (uint16_t)d->cfg.relay_port_min;
     rc.port_max = (uint16_t)d->cfg.relay_port_max;
     rc.ice_lite = d->cfg.relay_ice_lite != 0;
+    rc.consent_timeout_ms = (unsigned)d->cfg.relay_consent_timeout_s * 1000u;
     rc.candidate_allow = d->cfg.relay_candidate_allow;
     rc.candidate_deny = d->cfg.relay_candidate_deny;
     int err = spk_relays_new_local(&d->loop, &rc, spk_sig_relay_event, d->sig, &d->relay);

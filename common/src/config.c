@@ -122,6 +122,8 @@ static const cfg_opt_t g_opts[] = {
      "consults require end-to-end encrypted media (1)"},
     {"relay-ice-lite", "relay_ice_lite", CFG_INT, OFF(relay_ice_lite), 0, 0, 1, "0|1",
      "ICE-lite for a relay with a public address (0)"},
+    {"relay-consent-timeout", "relay_consent_timeout_s", CFG_INT, OFF(relay_consent_timeout_s), 0,
+     2, 300, "S", "media endpoint given up after this long without a packet from its peer (30)"},
     {"relay-candidate-allow", "relay_candidate_allow", CFG_STR, OFF(relay_candidate_allow),
      SZ(relay_candidate_allow), 0, 0, "CIDR[,..]",
      "remote candidate ranges the relay may send to beyond its rules"},
@@ -228,6 +230,7 @@ void spk_config_defaults(spk_config_t *c)
     c->media_e2ee = 1;
     c->patient_session_s = 43200;
     c->turn_ttl_s = 3600;
+    c->relay_consent_timeout_s = 30;
     snprintf(c->token_audience, sizeof(c->token_audience), "spreekkamer");
     c->token_max_lifetime_s = 86400;
     c->max_connections_per_token = 8;

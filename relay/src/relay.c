@@ -651,6 +651,17 @@ int spk_relay_set_streams(spk_relay_t *relay, uint64_t consult_id, uint64_t endp
     return post(relay, cmd);
 }
 
+int spk_relay_set_ext_map(spk_relay_t *relay, uint64_t consult_id, uint64_t endpoint_id,
+                          const uint8_t map[SPK_RELAY_EXT_IDS])
+{
+    spk_relay_cmd_t *cmd = cmd_new(relay, SPK_RELAY_CMD_EXT_MAP, consult_id, endpoint_id);
+    if (!cmd) {
+        return cmd_fail(relay, consult_id, endpoint_id);
+    }
+    memcpy(cmd->ext_map, map, SPK_RELAY_EXT_IDS);
+    return post(relay, cmd);
+}
+
 int spk_relay_set_forwarding(spk_relay_t *relay, uint64_t consult_id, uint64_t endpoint_id, bool on)
 {
     spk_relay_cmd_t *cmd = cmd_new(relay, SPK_RELAY_CMD_FORWARD, consult_id, endpoint_id);

@@ -398,6 +398,7 @@ static void handshake_done(spk_relay_ep_t *ep)
     }
     ep->dtls_done = true;
     ep->last_rx_ns = spk_mono_ns();
+    ep->heard_ns = ep->last_rx_ns;
     spk_info(0, "relay: endpoint %llu: DTLS connected (%s, %s), SRTP %s",
              (unsigned long long)ep->id, SSL_get_version(ep->ssl),
              ep->dtls_server ? "server" : "client", ep->profile);

@@ -56,6 +56,7 @@ typedef enum {
     SPK_RELAY_CMD_OWNER,
     SPK_RELAY_CMD_STOP,
     SPK_RELAY_CMD_STREAMS,
+    SPK_RELAY_CMD_EXT_MAP,
 } spk_relay_cmd_type_t;
 
 /* A command message from the control thread to a worker. */
@@ -77,6 +78,7 @@ typedef struct spk_relay_cmd {
     char cand[SPK_RELAY_CANDIDATE_MAX];
     spk_relay_stream_t streams[SPK_RELAY_MAX_STREAMS];
     uint8_t n_streams;
+    uint8_t ext_map[SPK_RELAY_EXT_IDS];
 } spk_relay_cmd_t;
 
 /* An event message from a worker to the control thread. */
@@ -154,7 +156,13 @@ struct spk_relay_ep {
     const char *profile;
 
     uint64_t created_ns;
-    uint64_t last_rx_ns;
+    uint64_t last_rx_ns; /* the last packet's arrival, whatever it was */
+    /* header extension ids of its RTP -> the subscribers' (spk_relay_set_ext_map; all 0 until
+     * set: every element removed) */
+    uint8_t ext_map[SPK_RELAY_EXT_IDS];
+    /* the last packet that authenticated (SRTP/SRTCP from the peer; the DTLS handshake's end):
+     * the consent rule (relay_worker.c tick_cb) gives up on an endpoint silent for consent_ns */
+    uint64_t heard_ns;
     spk_relay_stats_t st;
 
     /* RTCP per hop (relay_rtcp.c), worker thread only. */

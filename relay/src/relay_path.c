@@ -1,6 +1,7 @@
 /* The packet path: runs in the libnice receive callback on the endpoint's worker thread.
  * Demultiplex (RFC 7983: STUN is libnice's, DTLS 20..63, RTP/RTCP 128..191), unprotect, route
- * to the consult's other endpoints, protect per subscriber, send. No locks, no allocation.
+ * to the consult's other endpoints (header extension ids rewritten once, for all subscribers),
+ * protect per subscriber, send. No locks, no allocation.
  * RTCP is handled per hop and RTP accounted and buffered for retransmission in relay_rtcp.c. */
 #include <string.h>
 
@@ -51,6 +52,18 @@ static void forward(spk_relay_worker_t *w, spk_relay_ep_t *from, size_t plain_le
     }
 }
 
+/* Rewrites the header extension ids of an RTP packet from the publisher's to the subscribers'
+ * (spk_relay_set_ext_map). False for a malformed extension block. */
+static bool remap_exts(const spk_relay_ep_t *ep, uint8_t *pkt, size_t len)
+{
+    if ((pkt[0] & 0x10u) == 0) {
+        return true; /* no extension */
+    }
+    spk_rtp_view_t v;
+    return spk_rtp_parse(&v, pkt, len, NULL, 0) == 0 &&
+           spk_rtp_ext_remap(pkt, &v, ep->ext_map) == 0;
+}
+
 static void media_input(spk_relay_ep_t *ep, const uint8_t *buf, size_t len, bool rtcp)
 {
     spk_relay_worker_t *w = ep->w;
@@ -66,6 +79,7 @@ static void media_input(spk_relay_ep_t *ep, const uint8_t *buf, size_t len, bool
         ep->st.unprotect_errors++;
         return;
     }
+    ep->heard_ns = ep->last_rx_ns;
     if (rtcp) {
         ep->st.rtcp_rx++;
     } else {
@@ -82,6 +96,10 @@ static void media_input(spk_relay_ep_t *ep, const uint8_t *buf, size_t len, bool
     /* RTCP per hop (relay_rtcp.c); last_rx_ns is this packet's arrival. */
     if (rtcp) {
         spk_relay_rtcp_in(ep, w->rx, (size_t)plain, ep->last_rx_ns);
+        return;
+    }
+    if (!remap_exts(ep, w->rx, (size_t)plain)) {
+        ep->st.dropped_other++;
         return;
     }
     int64_t ext = 0;

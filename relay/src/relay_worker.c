@@ -165,8 +165,16 @@ static void ep_free(spk_relay_ep_t *ep)
 static int ep_agent_new(spk_relay_ep_t *ep, const spk_relay_cmd_t *cmd)
 {
     spk_relay_t *relay = ep->w->relay;
+    /* Not libnice's RFC 7675 consent freshness: it gives up on a pair about 10 s after the last
+     * answered consent check, so a network outage of a few seconds ends the call although both
+     * sides would carry on. The relay's own rule (tick_cb: nothing that authenticates, i.e.
+     * SRTP or SRTCP from the peer, received for consent_timeout_ms) stops sending to a peer
+     * that went away; a browser sends RTCP at least every few seconds even when it only
+     * receives. */
     NiceAgentOption opts = NICE_AGENT_OPTION_ICE_TRICKLE;
-    opts |= relay->cfg.ice_lite ? NICE_AGENT_OPTION_LITE_MODE : NICE_AGENT_OPTION_CONSENT_FRESHNESS;
+    if (relay->cfg.ice_lite) {
+        opts |= NICE_AGENT_OPTION_LITE_MODE;
+    }
     ep->agent = nice_agent_new_full(ep->w->ctx, NICE_COMPATIBILITY_RFC5245, opts);
     if (!ep->agent) {
         return SPK_ENOMEM;
@@ -424,6 +432,9 @@ static void dispatch(spk_relay_worker_t *w, const spk_relay_cmd_t *cmd)
     case SPK_RELAY_CMD_STREAMS:
         spk_relay_rtcp_set_streams(ep, cmd->streams, cmd->n_streams);
         break;
+    case SPK_RELAY_CMD_EXT_MAP:
+        memcpy(ep->ext_map, cmd->ext_map, sizeof(ep->ext_map));
+        break;
     default:
         break;
     }
@@ -468,7 +479,9 @@ static gboolean wake_cb(gint fd, GIOCondition cond, gpointer user)
     return G_SOURCE_CONTINUE;
 }
 
-/* Handshake deadline and, for ICE-lite (no consent checks of its own), receive silence. */
+/* Handshake deadline, and consent: an endpoint from whose peer nothing authenticated arrived
+ * for consent_ns (30 s by default, RFC 7675's expiry) is given up, so the relay stops sending
+ * to an address that no longer wants its packets. */
 static gboolean tick_cb(gpointer user)
 {
     spk_relay_worker_t *w = user;
@@ -482,7 +495,7 @@ static gboolean tick_cb(gpointer user)
         }
         if (!ep->dtls_done && now - ep->created_ns > relay->handshake_ns) {
             spk_relay_ep_fail(ep, SPK_ETIMEOUT, "ICE/DTLS not connected in time");
-        } else if (ep->dtls_done && now - ep->last_rx_ns > relay->consent_ns) {
+        } else if (ep->dtls_done && now - ep->heard_ns > relay->consent_ns) {
             spk_relay_ep_fail(ep, SPK_ETIMEOUT, "nothing received: consent expired");
         }
     }

@@ -11,6 +11,8 @@
 /* A credential identity is "spk1\n<iss>\n<sub>\n<device>" (newlines cannot occur in any of the
  * three: they are accepted text, spk/text.h). */
 #define DS_IDENTITY_MAX (5 + 3 * SPK_SUB_LEN + SPK_CHAT_DEVICE_LEN)
+/* application messages per conversation whose replay is refused */
+#define DS_RECENT 256
 
 typedef struct {
     char iss[SPK_SUB_LEN];
@@ -34,10 +36,12 @@ typedef struct ds_conv {
     uint64_t *conns; /* connections that get the log as it grows */
     size_t n_conns, cap_conns;
     int64_t trimmed_at; /* when the log was last trimmed (seconds) */
-    /* digests of the application messages of the current epoch: a replayed one is refused */
-    uint64_t recent[256];
+    /* digests of the latest application messages of the current epoch (seeded from the log when
+     * the conversation is loaded): a replayed one is refused */
+    uint64_t recent[DS_RECENT];
     size_t n_recent;
     uint64_t recent_epoch;
+    int64_t recent_seq; /* the stored window covers the log up to here */
 } ds_conv_t;
 
 /* The device a connection is (chat.device) and the conversations it follows live. */
@@ -59,8 +63,11 @@ size_t ds_identity(const char *iss, const char *sub, const char *device, uint8_t
 int ds_identity_parse(const uint8_t *id, size_t n, ds_device_t *out);
 /* The conversation (loaded from the store on first use). SPK_ENOTFOUND when there is none. */
 int ds_conv_get(spk_sig_t *s, const char *id, ds_conv_t **out);
-/* Forgets the cached conversation (e.g. after a failed transaction changed the store only). */
-void ds_conv_forget(spk_sig_t *s, ds_conv_t *c);
+/* Rolls back the request's transaction and reads the conversation again from the store (after a
+ * refused or failed change that moved the observer in memory only); the connections that follow
+ * it keep following. If it cannot be read,
+ * it is dropped from memory (c is freed) and its followers get it again on chat.sync. */
+void ds_conv_reload(spk_sig_t *s, ds_conv_t *c);
 ds_member_t *ds_member_find(ds_conv_t *c, const char *iss, const char *sub);
 int ds_member_add(ds_conv_t *c, const spk_chat_member_rec_t *rec);
 /* May this member user be in the group now (relationship of their role to the conversation)? */
@@ -81,10 +88,18 @@ void ds_detach(spk_sig_t *s, sig_conn_t *conn, ds_conv_t *c);
 int ds_append(spk_sig_t *s, ds_conv_t *c, spk_chat_entry_t *e, ds_pending_t *pending);
 /* Delivers entries to the connections that follow the conversation and may have them. */
 void ds_deliver(spk_sig_t *s, ds_conv_t *c, const spk_chat_entry_t *e);
-/* Records an application message of the current epoch; false when it was seen already. */
-bool ds_remember(ds_conv_t *c, uint64_t epoch, const uint8_t *msg, size_t n);
-/* The event for an entry. */
-json_t *ds_entry_json(const spk_chat_entry_t *e);
+/* Was this application message of the current epoch sent already? Its digest in *digest for
+ * ds_remember once it is stored. */
+bool ds_replayed(ds_conv_t *c, uint64_t epoch, const uint8_t *msg, size_t n, uint64_t *digest);
+void ds_remember(ds_conv_t *c, uint64_t epoch, uint64_t digest);
+/* chat_batch.c: the message (checked, for c's current epoch) joins the batch; the request is
+ * answered when the batch is written (sig_chat_flush). */
+int sig_chat_batch_add(sig_req_t *r, ds_conv_t *c, const spk_chat_entry_t *e);
+/* Stores the replay window when entries were appended since (inside the caller's transaction):
+ * application messages are trimmed from the log only once a stored window covers them. */
+int ds_recent_save(spk_sig_t *s, ds_conv_t *c);
+/* The chat.entry event for an entry, as text (malloc'd; its length in *len). */
+char *ds_entry_text(const spk_chat_entry_t *e, size_t *len);
 json_t *ds_conv_json(spk_sig_t *s, ds_conv_t *c);
 
 /* h_mls.c: request fields shared with h_chat.c */

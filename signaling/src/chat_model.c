@@ -86,17 +86,86 @@ static int load_member_cb(void *ud, const spk_chat_member_rec_t *m)
     return ds_member_add(ud, m);
 }
 
-int ds_conv_get(spk_sig_t *s, const char *id, ds_conv_t **out)
+static bool recent_digest(const uint8_t *msg, size_t n, uint64_t *h)
 {
-    ds_conv_t *c = spk_map_get_str(&s->chats, id);
-    if (c != NULL) {
-        *out = c;
-        return 0;
+    uint8_t md[32];
+    if (spk_sha256(md, msg, n, NULL, 0) != 0) {
+        return false;
     }
-    c = calloc(1, sizeof(*c));
-    if (c == NULL) {
+    memcpy(h, md, sizeof(*h));
+    return true;
+}
+
+typedef struct {
+    uint64_t h[DS_RECENT];
+    size_t n;
+} recent_load_t;
+
+static int recent_row_cb(void *ud, const spk_chat_entry_t *e)
+{
+    recent_load_t *x = ud;
+    if (x->n < DS_RECENT && recent_digest(e->data, e->data_len, &x->h[x->n])) {
+        x->n++;
+    }
+    return 0;
+}
+
+/* The replay window survives the conversation leaving memory and a restart: the window stored
+ * when it last left memory (or at the last maintenance), then the digests of the current epoch's
+ * application messages appended after that (still in the log: an application message is
+ * trimmed only once a stored window covers it). */
+static int load_recent(spk_sig_t *s, ds_conv_t *c)
+{
+    recent_load_t *x = calloc(1, sizeof(*x));
+    if (x == NULL) {
         return SPK_ENOMEM;
     }
+    uint64_t epoch = spk_mls_observer_epoch(c->obs), stored_epoch = 0;
+    int64_t covered = 0;
+    size_t n = 0;
+    c->recent_epoch = epoch;
+    c->n_recent = 0;
+    int rc = spk_store_chat_replay_get(s->store, c->rec.id, &stored_epoch, &covered, c->recent,
+                                       DS_RECENT, &n);
+    if (rc == 0 && stored_epoch == epoch) {
+        c->n_recent = n;
+    }
+    if (rc == SPK_ENOTFOUND) {
+        rc = 0;
+    }
+    c->recent_seq = covered;
+    if (rc == 0) {
+        rc = spk_store_chat_log_recent(s->store, c->rec.id, epoch, SPK_CHAT_ENTRY_MESSAGE, covered,
+                                       DS_RECENT, recent_row_cb, x);
+    }
+    for (size_t i = x->n; rc == 0 && i-- > 0;) {
+        c->recent[c->n_recent++ % DS_RECENT] = x->h[i];
+    }
+    free(x);
+    return rc;
+}
+
+int ds_recent_save(spk_sig_t *s, ds_conv_t *c)
+{
+    if (c->recent_seq >= c->last_seq) {
+        return 0; /* nothing appended since it was stored */
+    }
+    uint64_t h[DS_RECENT];
+    size_t n = c->n_recent < DS_RECENT ? c->n_recent : DS_RECENT;
+    size_t start = c->n_recent < DS_RECENT ? 0 : c->n_recent % DS_RECENT;
+    for (size_t i = 0; i < n; i++) {
+        h[i] = c->recent[(start + i) % DS_RECENT];
+    }
+    int rc = spk_store_chat_replay_put(s->store, c->rec.id, c->recent_epoch, c->last_seq, h, n);
+    if (rc == 0) {
+        c->recent_seq = c->last_seq; /* (the caller sets -1 when its transaction rolls back) */
+    }
+    return rc;
+}
+
+/* Reads a conversation into a zeroed c (on failure c holds what was read: conv_free it). */
+static int conv_load(spk_sig_t *s, const char *id, ds_conv_t *c)
+{
     int rc = spk_store_chat_conv_get(s->store, id, &c->rec);
     if (rc == 0 && c->rec.has_group) {
         spk_store_blob_t blob = {0};
@@ -110,9 +179,27 @@ int ds_conv_get(spk_sig_t *s, const char *id, ds_conv_t **out)
     if (rc == 0) {
         rc = spk_store_chat_log_last(s->store, id, &c->last_seq);
     }
+    if (rc == 0 && c->obs != NULL) {
+        rc = load_recent(s, c);
+    }
     if (rc == 0) {
         rc = spk_store_chat_member_each(s->store, id, load_member_cb, c);
     }
+    return rc;
+}
+
+int ds_conv_get(spk_sig_t *s, const char *id, ds_conv_t **out)
+{
+    ds_conv_t *c = spk_map_get_str(&s->chats, id);
+    if (c != NULL) {
+        *out = c;
+        return 0;
+    }
+    c = calloc(1, sizeof(*c));
+    if (c == NULL) {
+        return SPK_ENOMEM;
+    }
+    int rc = conv_load(s, id, c);
     if (rc == 0) {
         rc = spk_map_put_str(&s->chats, c->rec.id, c);
     }
@@ -124,9 +211,36 @@ int ds_conv_get(spk_sig_t *s, const char *id, ds_conv_t **out)
     return 0;
 }
 
-void ds_conv_forget(spk_sig_t *s, ds_conv_t *c)
+void ds_conv_reload(spk_sig_t *s, ds_conv_t *c)
 {
-    /* Connections following it lose it; they sync again. */
+    /* the failed request's writes go first (the request is refused; run_action's rollback is
+     * then a no-op) */
+    if (spk_store_in_txn(s->store)) {
+        spk_store_rollback(s->store);
+    }
+    ds_conv_t *fresh = calloc(1, sizeof(*fresh));
+    int rc = fresh != NULL ? conv_load(s, c->rec.id, fresh) : SPK_ENOMEM;
+    if (rc == 0) {
+        /* the same conversation, as stored; the connections that follow it keep following */
+        uint64_t *conns = c->conns;
+        size_t n_conns = c->n_conns, cap_conns = c->cap_conns;
+        int64_t trimmed_at = c->trimmed_at;
+        spk_mls_observer_free(c->obs);
+        free(c->members);
+        *c = *fresh;
+        c->conns = conns;
+        c->n_conns = n_conns;
+        c->cap_conns = cap_conns;
+        c->trimmed_at = trimmed_at;
+        free(fresh);
+        return;
+    }
+    if (fresh != NULL) {
+        conv_free(fresh);
+    }
+    /* Cannot read it now: drop it from memory; the connections that followed it get it again
+     * when they sync (chat.sync), and everything is in the store. */
+    spk_warn(0, "chat: conversation %s could not be reloaded: %s", c->rec.id, spk_strerror(rc));
     for (size_t i = c->n_conns; i-- > 0;) {
         sig_conn_t *conn = spk_map_get_u64(&s->conns, c->conns[i]);
         if (conn != NULL) {
@@ -141,11 +255,31 @@ void sig_chat_sweep(spk_sig_t *s)
 {
     ds_conv_t *idle[128];
     size_t n = 0, it = 0;
+    bool dirty = false;
     void *v;
     while (n < sizeof(idle) / sizeof(idle[0]) && spk_map_next(&s->chats, &it, &v)) {
         if (((ds_conv_t *)v)->n_conns == 0) {
+            dirty = dirty || ((ds_conv_t *)v)->recent_seq < ((ds_conv_t *)v)->last_seq;
             idle[n++] = v;
         }
+    }
+    /* Their replay windows are stored first (so that their messages can be trimmed); when that
+     * fails they stay in memory and are tried again. */
+    int rc = dirty ? spk_store_begin(s->store) : 0;
+    for (size_t i = 0; dirty && rc == 0 && i < n; i++) {
+        rc = ds_recent_save(s, idle[i]);
+    }
+    if (dirty && rc == 0) {
+        rc = spk_store_commit(s->store, NULL);
+    } else if (dirty) {
+        spk_store_rollback(s->store);
+    }
+    if (rc != 0) {
+        for (size_t i = 0; i < n; i++) {
+            idle[i]->recent_seq = -1; /* stored again next time */
+        }
+        spk_warn(0, "chat: storing replay windows failed: %s", spk_strerror(rc));
+        return;
     }
     for (size_t i = 0; i < n; i++) {
         spk_map_del_str(&s->chats, idle[i]->rec.id);
@@ -164,6 +298,11 @@ void sig_chat_tick(spk_sig_t *s, int64_t now)
     int64_t trimmed = 0, expired = 0, kps = 0;
     int64_t keep_s = s->cfg.chat_retention_s > 0 ? s->cfg.chat_retention_s : 30 * 86400;
     int rc = spk_store_begin(s->store);
+    size_t it = 0;
+    void *v;
+    while (rc == 0 && spk_map_next(&s->chats, &it, &v)) {
+        rc = ds_recent_save(s, v); /* so that their messages can be trimmed */
+    }
     if (rc == 0) {
         rc = spk_store_chat_log_trim_acked(s->store, &trimmed);
     }
@@ -183,6 +322,10 @@ void sig_chat_tick(spk_sig_t *s, int64_t now)
         spk_store_rollback(s->store);
     }
     if (rc != 0) {
+        it = 0;
+        while (spk_map_next(&s->chats, &it, &v)) {
+            ((ds_conv_t *)v)->recent_seq = -1; /* replay windows: stored again next time */
+        }
         spk_warn(0, "chat: store maintenance failed: %s", spk_strerror(rc));
     } else if (trimmed + expired + kps + files > 0) {
         spk_info(0,
@@ -422,46 +565,63 @@ int ds_append(spk_sig_t *s, ds_conv_t *c, spk_chat_entry_t *e, ds_pending_t *pen
     return 0;
 }
 
-bool ds_remember(ds_conv_t *c, uint64_t epoch, const uint8_t *msg, size_t n)
+bool ds_replayed(ds_conv_t *c, uint64_t epoch, const uint8_t *msg, size_t n, uint64_t *digest)
 {
-    uint8_t md[32];
-    if (spk_sha256(md, msg, n, NULL, 0) != 0) {
-        return true; /* cannot tell: let the members' MLS refuse a replay */
+    if (!recent_digest(msg, n, digest)) {
+        *digest = 0;
+        return false; /* cannot tell: let the members' MLS refuse a replay */
     }
-    uint64_t h = 0;
-    memcpy(&h, md, sizeof(h));
+    if (c->recent_epoch != epoch) {
+        return false;
+    }
+    size_t have = c->n_recent < DS_RECENT ? c->n_recent : DS_RECENT;
+    for (size_t i = 0; i < have; i++) {
+        if (c->recent[i] == *digest) {
+            return true;
+        }
+    }
+    return false;
+}
+
+void ds_remember(ds_conv_t *c, uint64_t epoch, uint64_t digest)
+{
     if (c->recent_epoch != epoch) {
         c->recent_epoch = epoch;
         c->n_recent = 0;
     }
-    size_t have = c->n_recent < 256 ? c->n_recent : 256;
-    for (size_t i = 0; i < have; i++) {
-        if (c->recent[i] == h) {
-            return false;
-        }
-    }
-    c->recent[c->n_recent++ % 256] = h;
-    return true;
+    c->recent[c->n_recent++ % DS_RECENT] = digest;
 }
 
 static const char *const entry_types[] = {"", "commit", "proposal", "message", "welcome"};
 
-json_t *ds_entry_json(const spk_chat_entry_t *e)
+char *ds_entry_text(const spk_chat_entry_t *e, size_t *len)
 {
-    size_t cap = spk_b64url_encoded_len(e->data_len) + 1;
-    char *b64 = malloc(cap);
-    if (b64 == NULL) {
+    /* The fields but data through jansson; the data (base64url, nothing to escape) is written
+     * into the text directly: it is most of the entry, and escaping it char by char was a tenth
+     * of a message's cost (docs/performance.md). */
+    int t = (int)e->type >= 1 && (int)e->type <= 4 ? (int)e->type : 0;
+    json_t *m =
+        json_pack("{s:s, s:s, s:I, s:I, s:s, s:{s:s, s:s, s:s}, s:I}", "type", "chat.entry",
+                  "conversation", e->conversation, "seq", (json_int_t)e->seq, "epoch",
+                  (json_int_t)e->epoch, "kind", entry_types[t], "sender", "iss", e->sender_iss,
+                  "sub", e->sender, "device", e->sender_device, "at_ms", (json_int_t)e->at_ms);
+    char *head = m != NULL ? json_dumps(m, JSON_COMPACT) : NULL;
+    json_decref(m);
+    size_t hn = head != NULL ? strlen(head) : 0;
+    char *out = hn > 0 ? malloc(hn + spk_b64url_encoded_len(e->data_len) + 16) : NULL;
+    if (out == NULL) {
+        free(head);
         return NULL;
     }
-    spk_b64url_encode(b64, e->data, e->data_len);
-    int t = (int)e->type >= 1 && (int)e->type <= 4 ? (int)e->type : 0;
-    json_t *m = json_pack("{s:s, s:s, s:I, s:I, s:s, s:{s:s, s:s, s:s}, s:I, s:s}", "type",
-                          "chat.entry", "conversation", e->conversation, "seq", (json_int_t)e->seq,
-                          "epoch", (json_int_t)e->epoch, "kind", entry_types[t], "sender", "iss",
-                          e->sender_iss, "sub", e->sender, "device", e->sender_device, "at_ms",
-                          (json_int_t)e->at_ms, "data", b64);
-    free(b64);
-    return m;
+    memcpy(out, head, hn - 1); /* without the closing brace */
+    free(head);
+    size_t n = hn - 1;
+    memcpy(out + n, ",\"data\":\"", 9);
+    n += 9;
+    n += spk_b64url_encode(out + n, e->data, e->data_len);
+    memcpy(out + n, "\"}", 3);
+    *len = n + 2;
+    return out;
 }
 
 /* Should the device of this connection get entry e? */
@@ -484,13 +644,11 @@ static bool wants(spk_sig_t *s, ds_conv_t *c, sig_conn_t *conn, const spk_chat_e
 
 void ds_deliver(spk_sig_t *s, ds_conv_t *c, const spk_chat_entry_t *e)
 {
-    json_t *m = ds_entry_json(e);
-    char *txt = m != NULL ? json_dumps(m, JSON_COMPACT) : NULL;
-    json_decref(m);
+    size_t len = 0;
+    char *txt = ds_entry_text(e, &len);
     if (txt == NULL) {
         return;
     }
-    size_t len = strlen(txt);
     for (size_t i = 0; i < c->n_conns; i++) {
         sig_conn_t *conn = spk_map_get_u64(&s->conns, c->conns[i]);
         if (conn != NULL && conn->chat != NULL && conn->chat->live && wants(s, c, conn, e)) {

@@ -7,6 +7,7 @@
  * store transaction with its audit entry: both are committed, or neither (the action then fails
  * with "internal"). Refused accesses and refused sign-ins are audited after the rollback. */
 #include "core_int.h"
+#include "chat_int.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -65,6 +66,7 @@ void spk_sig_free(spk_sig_t *s)
     if (s == NULL) {
         return;
     }
+    sig_chat_batch_free(s); /* never answered, so never acknowledged */
     size_t it = 0;
     void *v;
     while (spk_map_next(&s->conns, &it, &v)) {
@@ -91,7 +93,7 @@ int sig_send_json(spk_sig_t *s, uint64_t conn, json_t *msg)
     return sig_deliver(s, c, msg);
 }
 
-static void send_error(spk_sig_t *s, uint64_t conn, json_t *id, int err, const char *why)
+void sig_send_error(spk_sig_t *s, uint64_t conn, json_t *id, int err, const char *why)
 {
     int idx = -err;
     if (idx > 0 && idx <= SPK_ERR_COUNT) {
@@ -155,6 +157,7 @@ int sig_commit(sig_req_t *r)
 
 int spk_sig_conn_open(spk_sig_t *s, uint64_t conn, const char *remote_addr, uint64_t now_ms)
 {
+    sig_chat_flush(s); /* nothing enters the core past a waiting batch */
     sig_conn_t *c = calloc(1, sizeof(*c));
     if (c == NULL) {
         return SPK_ENOMEM;
@@ -193,6 +196,7 @@ int spk_sig_conn_api(spk_sig_t *s, uint64_t conn)
 
 void spk_sig_conn_close(spk_sig_t *s, uint64_t conn)
 {
+    sig_chat_flush(s);
     sig_conn_t *c = spk_map_del_u64(&s->conns, conn);
     if (c == NULL) {
         return;
@@ -205,7 +209,7 @@ void spk_sig_conn_close(spk_sig_t *s, uint64_t conn)
 
 void spk_sig_conn_reject(spk_sig_t *s, uint64_t conn, int err)
 {
-    send_error(s, conn, NULL, err, NULL);
+    sig_send_error(s, conn, NULL, err, NULL);
 }
 
 static bool rate_take(spk_sig_t *s, sig_conn_t *c, uint64_t now_ms)
@@ -408,6 +412,9 @@ void spk_sig_conn_message(spk_sig_t *s, uint64_t conn, const char *data, size_t 
     } else {
         rc = parse_envelope(&r, data, len, &a, &index);
     }
+    if (rc != 0 || a->fn != sig_h_chat_send) {
+        sig_chat_flush(s); /* only chat.send joins a waiting batch */
+    }
     if (rc == 0 && s->draining) {
         rc = SPK_ESHUTDOWN;
     }
@@ -426,7 +433,8 @@ void spk_sig_conn_message(spk_sig_t *s, uint64_t conn, const char *data, size_t 
         if (rc != SPK_ERATE) {
             spk_debug(conn, "request refused: %s (%s)", spk_err_wire(rc), r.why);
         }
-        send_error(s, conn, r.id, rc, r.why);
+        sig_chat_flush(s); /* the answers of earlier requests go first */
+        sig_send_error(s, conn, r.id, rc, r.why);
     }
     s->cur_ticket = 0;
     spk_wipe(&r.refused, sizeof(r.refused));
@@ -436,6 +444,7 @@ void spk_sig_conn_message(spk_sig_t *s, uint64_t conn, const char *data, size_t 
 
 void spk_sig_tick(spk_sig_t *s, uint64_t now_ms)
 {
+    sig_chat_flush(s);
     sig_media_tick(s);
     uint64_t limit = (uint64_t)s->cfg.auth_timeout_s * 1000;
     size_t it = 0;
@@ -461,6 +470,7 @@ void spk_sig_tick(spk_sig_t *s, uint64_t now_ms)
 
 void spk_sig_shutdown(spk_sig_t *s)
 {
+    sig_chat_flush(s);
     s->draining = true;
     size_t it = 0;
     void *v;
@@ -491,13 +501,16 @@ static size_t append(char *buf, size_t cap, size_t off, const char *fmt, ...)
 
 size_t spk_sig_metrics(spk_sig_t *s, char *buf, size_t cap)
 {
-    size_t o = 0, authed = 0, held = 0;
+    size_t o = 0, authed = 0, held = 0, devices = 0, follows = 0;
     int64_t open = 0;
     spk_store_consult_count_open(s->store, &open);
     size_t it = 0;
     void *v;
     while (spk_map_next(&s->conns, &it, &v)) {
-        authed += ((sig_conn_t *)v)->authed;
+        const sig_conn_t *c = v;
+        authed += c->authed;
+        devices += c->chat != NULL;
+        follows += c->chat != NULL ? c->chat->n_convs : 0;
     }
     held = s->n_held;
     o = append(buf, cap, o, "# TYPE spk_sig_sessions gauge\nspk_sig_sessions %zu\n", s->conns.len);
@@ -513,6 +526,14 @@ size_t spk_sig_metrics(spk_sig_t *s, char *buf, size_t cap)
                sig_lobby_waiting(s));
     o = append(buf, cap, o, "# TYPE spk_sig_connections_held gauge\nspk_sig_connections_held %zu\n",
                held);
+    /* The delivery service's state in memory (chat_model.c) and the file transfer tickets
+     * (h_files.c): each returns to 0 once no device is connected and the tickets have run out. */
+    o = append(buf, cap, o,
+               "# TYPE spk_chat_devices gauge\nspk_chat_devices %zu\n"
+               "# TYPE spk_chat_follows gauge\nspk_chat_follows %zu\n"
+               "# TYPE spk_chat_conversations_loaded gauge\nspk_chat_conversations_loaded %zu\n"
+               "# TYPE spk_file_tickets gauge\nspk_file_tickets %zu\n",
+               devices, follows, s->chats.len, s->tickets.len);
     o = append(buf, cap, o, "# TYPE spk_sig_messages_total counter\nspk_sig_messages_total %llu\n",
                (unsigned long long)s->n_msgs);
     o = append(buf, cap, o, "# TYPE spk_sig_requests_total counter\n");

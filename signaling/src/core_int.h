@@ -138,6 +138,9 @@ struct spk_sig {
     int64_t chat_maint_at;  /* last store maintenance (unix seconds) */
     int64_t idem_purged_at; /* last purge of old idempotency records (unix seconds) */
     spk_map_t tickets;      /* file transfer ticket -> sig_ticket_t* (h_files.c) */
+    /* group commit of chat.send (chat_batch.c) */
+    bool chat_batching;
+    struct sig_chat_batch *chat_batch;
 };
 
 /* One request being handled. */
@@ -288,6 +291,8 @@ int sig_session_start(sig_req_t *r, spk_token_claims_t *cl, char *tok, size_t ca
 
 /* core.c */
 int sig_send_json(spk_sig_t *s, uint64_t conn, json_t *msg); /* steals msg */
+/* An error answer to request id (may be NULL) with its documented code. */
+void sig_send_error(spk_sig_t *s, uint64_t conn, json_t *id, int err, const char *why);
 void sig_reply_ok(sig_req_t *r);
 /* Appends the request's audit entry (r->event, success) to the open transaction and commits
  * it together with the action's changes; from then on, messages sent reveal that commit and are
@@ -394,6 +399,11 @@ void sig_chat_sweep(spk_sig_t *s);
  * passes for delegations). */
 void sig_chat_tick(spk_sig_t *s, int64_t now);
 void sig_chat_free_all(spk_sig_t *s);
+/* chat_batch.c: group commit of application messages. */
+typedef struct sig_chat_batch sig_chat_batch_t;
+/* Writes the waiting messages in one transaction, answers and delivers them. */
+void sig_chat_flush(spk_sig_t *s);
+void sig_chat_batch_free(spk_sig_t *s);
 /* Someone's access may have changed (admission, delegation, consent, membership): cached
  * decisions are made again before the next delivery. */
 void sig_chat_access_changed(spk_sig_t *s);

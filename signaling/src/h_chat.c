@@ -405,6 +405,7 @@ int sig_h_chat_send(sig_req_t *r)
         }
     }
     spk_mls_message_info_t mi;
+    uint64_t digest = 0;
     if (rc == 0) {
         rc = spk_mls_message_info(msg, n, &mi);
     }
@@ -429,13 +430,14 @@ int sig_h_chat_send(sig_req_t *r)
                !ds_device_in_group(c, r->c->who.iss, r->c->who.sub, r->c->chat->device, NULL)) {
         snprintf(r->why, sizeof(r->why), "this device is not in the conversation's group");
         rc = SPK_EMLSSENDER;
-    } else if (rc == 0 && !ds_remember(c, epoch, msg, n)) {
+    } else if (rc == 0 && ds_replayed(c, epoch, msg, n, &digest)) {
         snprintf(r->why, sizeof(r->why), "this message was sent already");
         rc = SPK_EREPLAY;
     }
     ds_pending_t p = {0};
     spk_chat_entry_t e;
     memset(&e, 0, sizeof(e));
+    snprintf(e.conversation, sizeof(e.conversation), "%s", rc == 0 ? c->rec.id : "");
     e.type = SPK_CHAT_ENTRY_MESSAGE;
     e.epoch = epoch;
     snprintf(e.sender_iss, sizeof(e.sender_iss), "%s", r->c->who.iss);
@@ -444,6 +446,15 @@ int sig_h_chat_send(sig_req_t *r)
              r->c->chat != NULL ? r->c->chat->device : "");
     e.data = msg;
     e.data_len = n;
+    if (rc == 0 && r->s->chat_batching) {
+        /* group commit (chat_batch.c): answered and delivered once the batch is stored */
+        rc = sig_chat_batch_add(r, c, &e);
+        if (rc == 0) {
+            ds_remember(c, epoch, digest);
+        }
+        free(msg);
+        return rc;
+    }
     if (rc == 0) {
         rc = sig_begin(r);
     }
@@ -461,6 +472,7 @@ int sig_h_chat_send(sig_req_t *r)
         }
         return rc;
     }
+    ds_remember(c, epoch, digest);
     json_object_set_new(r->reply, "seq", json_integer(e.seq));
     ds_deliver(r->s, c, &p.e);
     free(p.data);
@@ -491,7 +503,11 @@ static int sync_entry_cb(void *ud, const spk_chat_entry_t *e)
         return 0;
     }
     x->sent++;
-    return sig_send_json(x->r->s, x->r->c->id, ds_entry_json(e)) == SPK_EBACKPRESSURE ? 1 : 0;
+    size_t len = 0;
+    char *txt = ds_entry_text(e, &len);
+    int rc = txt != NULL ? sig_deliver_text(x->r->s, x->r->c, txt, len) : SPK_ENOMEM;
+    free(txt);
+    return rc == SPK_EBACKPRESSURE ? 1 : 0;
 }
 
 /* Sends the device's backlog of one conversation and follows it live from then on. */

@@ -70,11 +70,21 @@ static int upload_one(sig_req_t *r, const uint8_t *kp, size_t n, bool last_resor
         return SPK_EMLSKEYPACKAGE;
     }
     uint8_t ref[SPK_MLS_REF_LEN];
+    uint64_t not_before = 0, not_after = 0;
     rc = spk_mls_key_package_ref(kp, n, ref);
     if (rc == 0) {
+        rc = spk_mls_key_package_lifetime(kp, n, &not_before, &not_after);
+    }
+    if (rc == 0) {
+        /* kept until its own lifetime ends (claims and status count it only before then), and
+         * at most KP_STORE_DAYS */
+        int64_t until = r->now + KP_STORE_DAYS * 86400;
+        if (not_after < (uint64_t)until) {
+            until = (int64_t)not_after;
+        }
         const spk_token_claims_t *w = &r->c->who;
         rc = spk_store_chat_kp_put(r->s->store, ref, w->iss, w->sub, r->c->chat->device, kp, n,
-                                   last_resort, r->now, r->now + KP_STORE_DAYS * 86400);
+                                   last_resort, r->now, until);
         if (rc == SPK_EEXIST) {
             rc = 0; /* uploaded before: nothing new */
         }
@@ -265,7 +275,7 @@ static int commit_entries(sig_req_t *r, ds_conv_t *c, ds_pending_t *p, size_t n)
 {
     int rc = sig_commit(r);
     if (rc != 0) {
-        ds_conv_forget(r->s, c); /* the observer moved on in memory only: reload */
+        ds_conv_reload(r->s, c); /* the observer moved on in memory only: reload */
         return rc;
     }
     for (size_t i = 0; i < n; i++) {
@@ -386,7 +396,7 @@ int sig_h_mls_group_create(sig_req_t *r)
         rc = sig_commit(r);
     }
     if (rc != 0) {
-        ds_conv_forget(r->s, c);
+        ds_conv_reload(r->s, c);
         return rc;
     }
     if (r->c->chat->live) {
@@ -664,7 +674,7 @@ int sig_h_mls_commit(sig_req_t *r)
     if (rc != 0) {
         pending_free(p, np);
         if (applied) {
-            ds_conv_forget(r->s, c); /* the observer may have moved on: reload from the store */
+            ds_conv_reload(r->s, c); /* the observer may have moved on: reload from the store */
         }
         return rc;
     }
@@ -672,7 +682,7 @@ int sig_h_mls_commit(sig_req_t *r)
     int64_t seq = np > 0 ? p[0].e.seq : 0;
     rc = sig_commit(r);
     if (rc != 0) {
-        ds_conv_forget(r->s, c); /* the observer moved on in memory only: reload */
+        ds_conv_reload(r->s, c); /* the observer moved on in memory only: reload */
     }
     if (rc == 0) {
         /* Everyone in the group gets the Commit; new devices that are connected follow from
@@ -747,7 +757,7 @@ int sig_h_mls_proposal(sig_req_t *r)
         }
         /* prepare cached the proposal: reload the observer from the store */
         free(msg);
-        ds_conv_forget(r->s, c);
+        ds_conv_reload(r->s, c);
         return rc;
     }
     ds_pending_t p[1];
@@ -767,7 +777,7 @@ int sig_h_mls_proposal(sig_req_t *r)
         json_object_set_new(r->reply, "seq", json_integer(p[0].e.seq));
         rc = commit_entries(r, c, p, np);
     } else {
-        ds_conv_forget(r->s, c);
+        ds_conv_reload(r->s, c);
     }
     pending_free(p, np);
     return rc;

@@ -442,7 +442,7 @@ static int parse_sdp(sig_req_t *r, spk_sdp_t **out)
 }
 
 /* Tells the relay what the publisher sends (for retransmissions as RTX, key-frame requests and
- * bandwidth feedback). */
+ * bandwidth feedback) and how to rewrite its header extension ids. */
 static void declare_streams(spk_sig_t *s, sig_consult_t *c, sig_media_t *m)
 {
     spk_relay_stream_t st[SPK_RELAY_MAX_STREAMS];
@@ -459,6 +459,10 @@ static void declare_streams(spk_sig_t *s, sig_consult_t *c, sig_media_t *m)
     }
     if (n > 0 && spk_relays_set_streams(s->relay, c->relay_id, m->pub.id, st, n) != 0) {
         spk_warn(0, "relay refused the stream declaration of endpoint %llu",
+                 (unsigned long long)m->pub.id);
+    }
+    if (spk_relays_set_ext_map(s->relay, c->relay_id, m->pub.id, m->ext_map) != 0) {
+        spk_warn(0, "relay refused the header extension map of endpoint %llu",
                  (unsigned long long)m->pub.id);
     }
 }

@@ -68,6 +68,8 @@ struct sig_media {
     sig_ep_t pub, sub;
     sig_track_t tracks[SIG_MEDIA_MAX_TRACKS];
     int n_tracks;
+    /* the publisher's header extension ids -> the subscribers' (spk_relay_set_ext_map) */
+    uint8_t ext_map[SPK_RELAY_EXT_IDS];
     sig_slot_t slots[SIG_MEDIA_MAX_SLOTS];
     int n_slots;
     unsigned next_mid;  /* mids are never reused on one subscribe connection */

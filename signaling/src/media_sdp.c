@@ -38,10 +38,20 @@ static void fingerprint_from_str(const char *s, spk_sdp_fingerprint_t *fp)
     fp->len = len > 0 ? (uint8_t)len : 0;
 }
 
+/* Header extensions the relay forwards: offered to subscribers under its own ids
+ * (spk_sdp_offer_ext_id), the publisher's ids rewritten to them on the packet path
+ * (spk_relay_set_ext_map). Video orientation, so that a phone held upright is shown upright
+ * (with it negotiated the sender signals the rotation instead of rotating the picture); audio
+ * level (who is speaking); abs-send-time, the send time a receiver's bandwidth estimate uses.
+ * Not forwarded: mid (the subscriber's mids differ), transport-wide sequence numbers (they
+ * number one transport's packets, the publisher's), and everything else. */
+#define SUB_EXTS                                                                                   \
+    (SPK_SDP_EXT_BIT(SPK_EXT_ABS_SEND_TIME) | SPK_SDP_EXT_BIT(SPK_EXT_AUDIO_LEVEL) |               \
+     SPK_SDP_EXT_BIT(SPK_EXT_VIDEO_ORIENTATION))
+
 /* Transport-wide parameters of one relay endpoint. Publishers get REMB (the relay tells them
- * the bandwidth it wants to receive) plus NACK and PLI/FIR; subscribed streams carry no header
- * extensions, because the publisher's extension ids mean nothing on the subscriber's
- * connection. */
+ * the bandwidth it wants to receive) plus NACK and PLI/FIR, and are asked for the extensions
+ * the relay forwards (plus mid); subscribers are offered those under the relay's ids. */
 static void local_of(const sig_ep_t *ep, bool publish, spk_sdp_local_t *l)
 {
     memset(l, 0, sizeof(*l));
@@ -52,9 +62,10 @@ static void local_of(const sig_ep_t *ep, bool publish, spk_sdp_local_t *l)
     l->ice_trickle = true;
     l->fb_audio = 0;
     l->fb_video = SPK_SDP_FB_NACK | SPK_SDP_FB_NACK_PLI | SPK_SDP_FB_CCM_FIR;
+    l->exts = SUB_EXTS;
     if (publish) {
         l->fb_video |= SPK_SDP_FB_GOOG_REMB;
-        l->exts = SPK_SDP_EXT_BIT(SPK_EXT_MID) | SPK_SDP_EXT_BIT(SPK_EXT_ABS_SEND_TIME);
+        l->exts |= SPK_SDP_EXT_BIT(SPK_EXT_MID);
     }
     l->session_id = ep->id;
     l->session_version = 1;
@@ -122,6 +133,7 @@ int sig_media_answer(spk_sig_t *s, sig_media_t *m, const spk_sdp_t *offer, char 
     int rc = spk_sdp_answer_init(answer, offer, &l, why, why_len);
     if (rc == 0) {
         learn_tracks(m, offer, answer);
+        spk_sdp_ext_map(answer, SUB_EXTS, m->ext_map);
         int n = spk_sdp_write(answer, out, cap);
         rc = n < 0 ? n : 0;
     }

@@ -541,6 +541,12 @@ static void idle_sweep(spk_ws_server_t *srv, uint64_t now)
     }
 }
 
+static void flush_check_cb(uv_check_t *h)
+{
+    spk_ws_server_t *srv = h->data;
+    spk_sig_flush(srv->sig);
+}
+
 static void tick_cb(uv_timer_t *t)
 {
     spk_ws_server_t *srv = t->data;
@@ -566,12 +572,15 @@ static void stop_idle_cb(uv_idle_t *h)
     }
     srv->stopping = true;
     uv_timer_stop(&srv->tick);
+    uv_check_stop(&srv->flush_check);
+    spk_sig_flush(srv->sig);
     uv_timer_stop(&srv->drain_timer);
     if (srv->done_cb) {
         srv->done_cb(srv->done_ud);
     }
     lws_context_destroy(srv->ctx);
     uv_close((uv_handle_t *)&srv->tick, handle_closed_cb);
+    uv_close((uv_handle_t *)&srv->flush_check, handle_closed_cb);
     uv_close((uv_handle_t *)&srv->drain_timer, handle_closed_cb);
     uv_close((uv_handle_t *)&srv->stop_idle, handle_closed_cb);
     uv_close((uv_handle_t *)&srv->api_idle, handle_closed_cb);
@@ -802,9 +811,14 @@ int spk_ws_server_start(spk_ws_server_t *ws, spk_sig_t *sig)
     uv_timer_init(ws->loop, &ws->drain_timer);
     uv_idle_init(ws->loop, &ws->stop_idle);
     uv_idle_init(ws->loop, &ws->api_idle);
+    uv_check_init(ws->loop, &ws->flush_check);
     ws->tick.data = ws->drain_timer.data = ws->stop_idle.data = ws->api_idle.data = ws;
-    ws->open_handles = 4;
+    ws->flush_check.data = ws;
+    ws->open_handles = 5;
     uv_timer_start(&ws->tick, tick_cb, 1000, 1000);
+    /* group commit of chat messages: written once the turn's input is handled */
+    spk_sig_batch_chat(sig, true);
+    uv_check_start(&ws->flush_check, flush_check_cb);
     return 0;
 }
 
@@ -828,6 +842,7 @@ void spk_ws_server_free(spk_ws_server_t *ws)
         ws->stopping = true;
         if (ws->sig) {
             uv_close((uv_handle_t *)&ws->tick, handle_closed_cb);
+            uv_close((uv_handle_t *)&ws->flush_check, handle_closed_cb);
             uv_close((uv_handle_t *)&ws->drain_timer, handle_closed_cb);
             uv_close((uv_handle_t *)&ws->stop_idle, handle_closed_cb);
             uv_close((uv_handle_t *)&ws->api_idle, handle_closed_cb);

@@ -117,6 +117,7 @@ struct spk_ws_server {
     uint64_t api_requests, api_errors;
 
     uv_timer_t tick;
+    uv_check_t flush_check; /* after each turn's I/O: the core writes its batch (spk_sig_flush) */
     uv_timer_t drain_timer;
     uv_idle_t stop_idle;
     bool draining;

@@ -217,6 +217,15 @@ static size_t render_metrics(spk_ws_server_t *srv, char *buf, size_t cap)
                m->rx_paused);
     n = metric(buf, cap, n, "spk_connections_rx_paused", "gauge",
                "Connections whose reading is paused now.", m->connections_rx_paused);
+    uint64_t q_bytes = 0, q_max = 0;
+    for (const spk_ws_conn_t *c = srv->conns; c != NULL; c = c->next) {
+        q_bytes += c->q_bytes;
+        q_max = c->q_bytes > q_max ? c->q_bytes : q_max;
+    }
+    n = metric(buf, cap, n, "spk_ws_send_queue_bytes", "gauge",
+               "Bytes queued for writing, all connections together.", q_bytes);
+    n = metric(buf, cap, n, "spk_ws_send_queue_bytes_max", "gauge",
+               "Bytes queued for writing on the connection with the longest queue.", q_max);
     n = metric(buf, cap, n, "spk_draining", "gauge", "1 while the server drains.",
                srv->draining ? 1 : 0);
     n = metric(buf, cap, n, "spk_api_requests_total", "counter", "/api/v1 requests answered.",

@@ -737,6 +737,130 @@ int spk_store_chat_log_each(spk_store_t *st, const char *conversation, int64_t a
     return rc;
 }
 
+int spk_store_chat_log_recent(spk_store_t *st, const char *conversation, uint64_t epoch,
+                              spk_chat_entry_type_t type, int64_t after, int64_t limit,
+                              spk_store_chat_entry_cb cb, void *ud)
+{
+    if (st == NULL || conversation == NULL || cb == NULL) {
+        return SPK_EINVAL;
+    }
+    sqlite3_stmt *s = NULL;
+    int rc = st_acquire(st, ST_CHAT_LOG_RECENT,
+                        "SELECT " LOG_COLS " FROM chat_log WHERE conversation = ?1 AND seq > ?2"
+                        " AND epoch = ?3 AND type = ?4 ORDER BY seq DESC LIMIT ?5",
+                        &s);
+    if (rc == 0) {
+        rc = st_bind_opt(s, 1, conversation);
+    }
+    sqlite3_bind_int64(s, 2, after);
+    sqlite3_bind_int64(s, 3, (int64_t)epoch);
+    sqlite3_bind_int(s, 4, (int)type);
+    sqlite3_bind_int64(s, 5, limit > 0 ? limit : INT64_MAX);
+    entry_each_t x = {cb, ud};
+    if (rc == 0) {
+        rc = st_rows(st->db, s, entry_row, &x, "log recent");
+    }
+    st_release(st, ST_CHAT_LOG_RECENT, s);
+    return rc;
+}
+
+/* ---- the replay window ---- */
+
+int st_schema_chat(spk_store_t *st)
+{
+    return st_exec(st, "CREATE TABLE IF NOT EXISTS chat_replay ("
+                       " conversation TEXT PRIMARY KEY NOT NULL, epoch INTEGER NOT NULL,"
+                       " seq INTEGER NOT NULL, digests BLOB NOT NULL) WITHOUT ROWID;");
+}
+
+#define REPLAY_MAX 4096 /* digests per conversation */
+
+int spk_store_chat_replay_put(spk_store_t *st, const char *conversation, uint64_t epoch,
+                              int64_t seq, const uint64_t *digests, size_t n)
+{
+    if (st == NULL || conversation == NULL || (digests == NULL && n > 0) || n > REPLAY_MAX) {
+        return SPK_EINVAL;
+    }
+    uint8_t *b = malloc(n * 8 + 1);
+    if (b == NULL) {
+        return SPK_ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++) {
+        for (size_t k = 0; k < 8; k++) {
+            b[i * 8 + k] = (uint8_t)(digests[i] >> (8 * k)); /* little-endian */
+        }
+    }
+    sqlite3_stmt *s = NULL;
+    int rc = st_acquire(st, ST_CHAT_REPLAY_PUT,
+                        "INSERT OR REPLACE INTO chat_replay (conversation, epoch, seq, digests)"
+                        " VALUES (?1, ?2, ?3, ?4)",
+                        &s);
+    if (rc == 0) {
+        rc = st_bind_opt(s, 1, conversation);
+    }
+    if (rc == 0) {
+        sqlite3_bind_int64(s, 2, (int64_t)epoch);
+        sqlite3_bind_int64(s, 3, seq);
+        rc = sqlite3_bind_blob(s, 4, b, (int)(n * 8), SQLITE_TRANSIENT) == SQLITE_OK ? 0 : SPK_EIO;
+    }
+    if (rc == 0) {
+        rc = st_step_write(st, s, "replay window put");
+    }
+    st_release(st, ST_CHAT_REPLAY_PUT, s);
+    free(b);
+    return rc;
+}
+
+typedef struct {
+    uint64_t *epoch;
+    int64_t *seq;
+    uint64_t *digests;
+    size_t cap, *n;
+} replay_out_t;
+
+static int replay_row(sqlite3_stmt *s, void *out)
+{
+    replay_out_t *o = out;
+    *o->epoch = (uint64_t)sqlite3_column_int64(s, 0);
+    *o->seq = sqlite3_column_int64(s, 1);
+    const uint8_t *b = sqlite3_column_blob(s, 2);
+    size_t have = (size_t)sqlite3_column_bytes(s, 2) / 8;
+    size_t skip = have > o->cap ? have - o->cap : 0; /* keep the newest */
+    *o->n = 0;
+    for (size_t i = skip; i < have; i++) {
+        uint64_t h = 0;
+        for (size_t k = 0; k < 8; k++) {
+            h |= (uint64_t)b[i * 8 + k] << (8 * k);
+        }
+        o->digests[(*o->n)++] = h;
+    }
+    return 0;
+}
+
+int spk_store_chat_replay_get(spk_store_t *st, const char *conversation, uint64_t *epoch,
+                              int64_t *seq, uint64_t *digests, size_t cap, size_t *n)
+{
+    if (st == NULL || conversation == NULL || epoch == NULL || seq == NULL || n == NULL ||
+        (digests == NULL && cap > 0)) {
+        return SPK_EINVAL;
+    }
+    *epoch = 0;
+    *seq = 0;
+    *n = 0;
+    sqlite3_stmt *s = NULL;
+    int rc = st_acquire(st, ST_CHAT_REPLAY_GET,
+                        "SELECT epoch, seq, digests FROM chat_replay WHERE conversation = ?1", &s);
+    if (rc == 0) {
+        rc = st_bind_opt(s, 1, conversation);
+    }
+    replay_out_t o = {epoch, seq, digests, cap, n};
+    if (rc == 0) {
+        rc = st_one(st->db, s, replay_row, &o, "replay window get");
+    }
+    st_release(st, ST_CHAT_REPLAY_GET, s);
+    return rc;
+}
+
 int spk_store_chat_log_trim(spk_store_t *st, const char *conversation, int64_t upto, int64_t *n)
 {
     if (st == NULL || conversation == NULL) {
@@ -761,7 +885,8 @@ int spk_store_chat_log_trim_acked(spk_store_t *st, int64_t *n)
     int rc = st_write_texts(st, ST_CHAT_LOG_TRIM_ACKED,
                             "DELETE FROM chat_log WHERE seq <= (SELECT min(acked) FROM chat_cursors"
                             " WHERE chat_cursors.conversation = chat_log.conversation AND"
-                            " active = 1)",
+                            " active = 1) AND (type <> 3 OR seq <= (SELECT seq FROM chat_replay"
+                            " WHERE chat_replay.conversation = chat_log.conversation))",
                             NULL, 0, NULL, 0, "log trim acknowledged");
     if (n != NULL) {
         *n = rc == 0 ? sqlite3_changes(st->db) : 0;

@@ -189,6 +189,9 @@ int st_schema_apply(spk_store_t *st)
     if (rc == 0) {
         rc = st_schema_integration(st);
     }
+    if (rc == 0) {
+        rc = st_schema_chat(st);
+    }
     if (rc == 0 && orig != SCHEMA_VERSION) {
         char sql[64];
         snprintf(sql, sizeof(sql), "PRAGMA user_version=%d", SCHEMA_VERSION);

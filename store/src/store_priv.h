@@ -88,6 +88,9 @@ typedef enum {
     ST_CHAT_LOG_APPEND,
     ST_CHAT_LOG_LAST,
     ST_CHAT_LOG_EACH,
+    ST_CHAT_LOG_RECENT,
+    ST_CHAT_REPLAY_PUT,
+    ST_CHAT_REPLAY_GET,
     ST_CHAT_LOG_TRIM,
     ST_CHAT_LOG_EXPIRE,
     ST_CHAT_LOG_TRIM_ACKED,
@@ -206,6 +209,8 @@ int st_schema_apply(spk_store_t *st);
 /* integration.c: the integration tables and consult planning columns, added to a store of any
  * schema version that lacks them (idempotent; inside st_schema_apply's transaction). */
 int st_schema_integration(spk_store_t *st);
+/* chat.c: tables added to schema 3 without a version step (CREATE TABLE IF NOT EXISTS). */
+int st_schema_chat(spk_store_t *st);
 
 /* audit.c */
 int st_audit_open(spk_store_t *st);

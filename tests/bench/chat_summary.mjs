@@ -16,6 +16,17 @@ if (s.steps) {
       t.control_thread_runqueue_wait_s.toFixed(2), t.client_cpu_util.toFixed(2)]);
   }
 }
+if (s.modes) {
+  console.log(`core: ${s.conversations} conversations x ${s.devices} devices, ` +
+    `${s.messages_per_mode_and_round} messages per mode and round, ${s.rounds} rounds (medians), ` +
+    `${s.out_per_message} messages out per message, ${s.out_bytes_per_message} bytes`);
+  row(['batch', 'messages/s (loop)', 'µs/message (control thread)', 'µs/message (process)', 'thread CPU vs first']);
+  row(Array(5).fill('---:'));
+  for (const m of s.modes) {
+    row([m.batch, m.messages_per_s, m.thread_cpu_us_per_message.toFixed(2),
+      m.process_cpu_us_per_message.toFixed(2), m.thread_cpu_vs_first.toFixed(2)]);
+  }
+}
 if (s.commit_sizes) {
   row(['group size', 'kind', 'commits', 'round trip p50 ms', 'p99 ms', 'control thread ms/commit']);
   row(Array(6).fill('---:'));

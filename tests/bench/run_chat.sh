@@ -1,5 +1,10 @@
 #!/usr/bin/env bash
 # The delivery service under load: usage run_chat.sh SPREEKD SPREEKLOAD OUTDIR
+# 0. chat_core_bench (next to this build's spreekd: OUTDIR/tests/bench/chat_core_bench): the
+#    cost of one application message inside the core, without sockets, BENCH_CHAT_CORE_CONVS
+#    (1000) conversations of 5 devices, BENCH_CHAT_CORE_MESSAGES (10) messages per conversation,
+#    mode and round, BENCH_CHAT_CORE_ROUNDS (3) rounds, modes BENCH_CHAT_CORE_BATCHES ("1 16 64":
+#    1 = a transaction per message, B = group commit after every B messages) -> OUTDIR/chat-core.json;
 # 1. spreekload --chat: BENCH_CHAT_CONVS (1000) conversations of 5 C devices (care_team and
 #    consult alternating), application messages of 100 bytes offered at each rate of
 #    BENCH_CHAT_RATES ("2000 5000 10000 20000 40000") per second for BENCH_CHAT_SECONDS (10),
@@ -16,6 +21,12 @@ convs=${BENCH_CHAT_CONVS:-1000}
 rates=${BENCH_CHAT_RATES:-2000 5000 10000 20000 40000}
 secs=${BENCH_CHAT_SECONDS:-10}
 sizes=${BENCH_CHAT_COMMIT_SIZES:-2 100 1000}
+core_batches=${BENCH_CHAT_CORE_BATCHES:-1 16 64}
+"$out/tests/bench/chat_core_bench" --conversations "${BENCH_CHAT_CORE_CONVS:-1000}" \
+  --messages "${BENCH_CHAT_CORE_MESSAGES:-10}" --rounds "${BENCH_CHAT_CORE_ROUNDS:-3}" \
+  --batches "${core_batches// /,}" >"$out/chat-core.json" 2>"$out/chat-core.err" ||
+  echo "run_chat: the core benchmark reported errors (see $out/chat-core.err)"
+node "$here/chat_summary.mjs" "$out/chat-core.json"
 "$load" --chat --spreekd "$spreekd" --conversations "$convs" --devices 5 --kind mixed \
   --rates "${rates// /,}" --duration "$secs" --ack-ms 1000 >"$out/chat.json" 2>"$out/chat.err" ||
   echo "run_chat: the message run reported errors (see $out/chat.err)"

@@ -101,12 +101,13 @@ export async function mintToken(dataDir, { role, sub, name, practice, actsFor })
   return token;
 }
 
-export async function launchBrowser() {
+// `args`: more Chromium switches (e.g. a fake camera's picture from a file).
+export async function launchBrowser({ args = [] } = {}) {
   const { chromium } = await import('playwright-core');
   return chromium.launch({
     executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
     headless: true,
-    args: CHROMIUM_ARGS,
+    args: [...CHROMIUM_ARGS, ...args],
   });
 }
 

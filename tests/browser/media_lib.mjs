@@ -1,6 +1,7 @@
 // Helpers for the media browser tests: spreekd with the relay on 127.0.0.1, a GP console, a
 // patient through invite and lobby, and the pages' media statistics (window.__spk.media).
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { artifactDir, launchBrowser, mintToken, startServer, waitText, watchPage } from './lib.mjs';
 
@@ -14,13 +15,16 @@ export const SPECIALIST = {
 
 export const tid = (page, id) => page.locator(`[data-testid="${id}"]`);
 
-// spreekd with the media relay on loopback, and headless Chromium. e2ee: the consults require
+// spreekd with the media relay on loopback (unless `relay` is false; more spreekd switches in
+// `args`), and headless Chromium (more switches in `browserArgs`). e2ee: the consults require
 // end-to-end encrypted media (the product's default); the relay's own tests run without.
 // relayArgs: how spreekd gets its relay (default: in-process on 127.0.0.1), e.g. relay nodes.
-export async function setup(t, { relay = true, e2ee = false, relayArgs = ['--relay-address', '127.0.0.1'] } = {}) {
+export async function setup(t, {
+  relay = true, e2ee = false, relayArgs = ['--relay-address', '127.0.0.1'], args = [], browserArgs = [],
+} = {}) {
   const media = [...relayArgs, '--media-e2ee', e2ee ? '1' : '0'];
-  const srv = await startServer({ args: relay ? media : [] });
-  const browser = await launchBrowser();
+  const srv = await startServer({ args: [...(relay ? media : []), ...args] });
+  const browser = await launchBrowser({ args: browserArgs });
   const problems = [];
   t.after(async () => {
     await browser.close().catch(() => {});
@@ -32,24 +36,54 @@ export async function setup(t, { relay = true, e2ee = false, relayArgs = ['--rel
   return { srv, browser, problems, shot };
 }
 
-export async function newPage(env, label, { width = 1280, height = 900, mobile = false } = {}) {
+// `init`: a function run in every document of the page before its own scripts.
+export async function newPage(env, label, { width = 1280, height = 900, mobile = false, init } = {}) {
   const ctx = await env.browser.newContext({
     viewport: { width, height },
     locale: 'nl-NL',
     ...(mobile ? { deviceScaleFactor: 2, isMobile: true, hasTouch: true } : {}),
   });
-  // Every RTCPeerConnection the page creates, so a test can read all of their statistics.
+  // Every RTCPeerConnection the page creates, so a test can read all of their statistics, and a
+  // timeline of their ICE states and of the WebSockets (window.__timeline: [ms, what]) for
+  // diagnostics.
   await ctx.addInitScript(() => {
+    const timeline = (window.__timeline = []);
+    const note = (what) => {
+      timeline.push([Date.now(), what]);
+      if (timeline.length > 2000) timeline.splice(0, 1000);
+    };
+    const NativeWs = window.WebSocket;
+    if (NativeWs) {
+      let n = 0;
+      window.WebSocket = class extends NativeWs {
+        constructor(...args) {
+          super(...args);
+          const id = ++n;
+          note(`ws${id} new`);
+          for (const ev of ['open', 'close', 'error']) {
+            this.addEventListener(ev, (e) => note(`ws${id} ${ev}${e.code ? ` ${e.code}` : ''}`));
+          }
+        }
+      };
+    }
     const Native = window.RTCPeerConnection;
     if (!Native) return;
     window.__pcs = [];
     window.RTCPeerConnection = class extends Native {
       constructor(...args) {
         super(...args);
-        window.__pcs.push(this);
+        const id = window.__pcs.push(this);
+        note(`pc${id} new`);
+        this.addEventListener('iceconnectionstatechange', () =>
+          note(`pc${id} ice ${this.iceConnectionState}`),
+        );
+        this.addEventListener('connectionstatechange', () =>
+          note(`pc${id} conn ${this.connectionState}`),
+        );
       }
     };
   });
+  if (init) await ctx.addInitScript(init);
   const page = await ctx.newPage();
   env.problems.push(watchPage(page, label));
   return page;
@@ -202,6 +236,24 @@ export async function relayCounters(srv) {
     forwarded: m.spk_relay_rtp_forwarded_total ?? 0,
     received: m.spk_relay_rtp_received_total ?? 0,
   };
+}
+
+// The page's timeline (see newPage) from `since` (ms since the epoch), as lines relative to it.
+export async function timeline(page, since) {
+  const list = await page.evaluate(() => window.__timeline || []).catch(() => []);
+  return list.filter(([t]) => t >= since).map(([t, what]) => `${t - since} ms: ${what}`);
+}
+
+// Whether this process runs in a network namespace of its own that has nothing but loopback
+// (run.sh), so a test may take the network down.
+export function privateLoopback() {
+  if (process.env.SPK_NETNS !== '1') return false;
+  try {
+    const links = execFileSync('ip', ['-o', 'link'], { encoding: 'utf8' }).trim().split('\n');
+    return links.length === 1 && /^\d+: lo:/.test(links[0]);
+  } catch {
+    return false;
+  }
 }
 
 export function noProblems(env) {

@@ -60,12 +60,16 @@ async function check() {
     // Media: werift peers publish and subscribe through the relay (ICE, DTLS-SRTP on UDP).
     const gpPeer = new Peer(gp, consult.id, 0x6770);
     const ptPeer = new Peer(patient, consult.id, 0x7074);
+    // The deployed default requires end-to-end encrypted media: the peers say they encrypt.
+    gpPeer.e2ee = ptPeer.e2ee = consult.e2ee === true;
     try {
+      // Media exists only for admitted participants (protocol.md §5.7).
+      await gp.ok('lobby.admit', { consult: consult.id, participant: participant.id });
+      await patient.next('admitted');
       await gpPeer.start();
       await ptPeer.start();
       gpPeer.startSending();
       ptPeer.startSending();
-      await gp.ok('lobby.admit', { consult: consult.id, participant: participant.id });
       const both = () => {
         const a = gpPeer.countFrom(0x7074);
         const b = ptPeer.countFrom(0x6770);

@@ -61,10 +61,10 @@ typedef struct {
 } fconn_t;
 
 static fconn_t g_conns[N_CONN + 1] = {
-    [1] = {"", "", SPK_ROLE_NONE},
-    [2] = {"gp-fuzz", "fz-a", SPK_ROLE_GP},
-    [3] = {"da-fuzz", "fz-b", SPK_ROLE_ASSISTANT},
-    [4] = {"apo-fuzz", "fz-c", SPK_ROLE_PARTNER},
+    [1] = {.sub = "", .device = "", .role = SPK_ROLE_NONE},
+    [2] = {.sub = "gp-fuzz", .device = "fz-a", .role = SPK_ROLE_GP},
+    [3] = {.sub = "da-fuzz", .device = "fz-b", .role = SPK_ROLE_ASSISTANT},
+    [4] = {.sub = "apo-fuzz", .device = "fz-c", .role = SPK_ROLE_PARTNER},
 };
 
 static spk_mls_t *g_a, *g_b; /* the harness's members */
@@ -113,6 +113,7 @@ static bool send_msg(uint64_t conn, const char *msg, size_t n)
     fconn_t *c = &g_conns[conn];
     c->answers = 0;
     spk_sig_conn_message(g_sig, conn, msg, n, 0);
+    spk_sig_flush(g_sig); /* group commit on (as in spreekd): chat.send is answered here */
     if (c->answers > 1) {
         fail("two answers to one request");
     }
@@ -373,6 +374,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (g_sig == NULL) {
         init();
+        spk_sig_batch_chat(g_sig, true);
     }
     for (uint64_t c = 1; c <= N_CONN; c++) {
         if (g_conns[c].open && (g_conns[c].closed || c == 1)) {

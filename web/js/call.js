@@ -296,6 +296,7 @@ export class CallView {
         cameraOff: t.classList.contains('is-camera-off'),
         playing: !t.querySelector('video').paused,
         width: t.querySelector('video').videoWidth,
+        height: t.querySelector('video').videoHeight,
       })),
     };
   }

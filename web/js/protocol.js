@@ -18,6 +18,9 @@ export function defaultUrl(loc = window.location) {
 
 const BACKOFF_MIN_MS = 500;
 const BACKOFF_MAX_MS = 15000;
+// A connection that never opened (network down, server not listening) cost the server nothing,
+// so it is tried again at least this often: the session comes back soon after the network does.
+const CONNECT_RETRY_MAX_MS = 3000;
 const REQUEST_TIMEOUT_MS = 20000;
 
 // States: 'idle' | 'connecting' | 'open' | 'reconnecting' | 'closed'
@@ -83,7 +86,11 @@ export class Client {
       return;
     }
     this.ws = ws;
-    ws.addEventListener('open', () => this.handleOpen(ws));
+    this.opened = false;
+    ws.addEventListener('open', () => {
+      if (ws === this.ws) this.opened = true;
+      this.handleOpen(ws);
+    });
     ws.addEventListener('message', (ev) => this.handleMessage(ws, ev));
     ws.addEventListener('close', (ev) => this.handleClose(ws, ev));
   }
@@ -136,12 +143,13 @@ export class Client {
       this.setState('closed', { code: ev.code });
       return;
     }
-    this.scheduleReconnect(ev.code);
+    this.scheduleReconnect(ev.code, !this.opened);
   }
 
-  scheduleReconnect(code) {
+  scheduleReconnect(code, neverOpened = true) {
     this.attempt += 1;
-    const base = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** Math.min(this.attempt - 1, 6));
+    let base = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** Math.min(this.attempt - 1, 6));
+    if (neverOpened) base = Math.min(base, CONNECT_RETRY_MAX_MS);
     let delay = Math.round(base / 2 + Math.random() * (base / 2));
     if (this.retryAfterMs > 0) delay = Math.max(delay, this.retryAfterMs);
     this.retryAfterMs = 0;

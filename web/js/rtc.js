@@ -3,14 +3,19 @@
 // offers everyone else's streams), both signalled over the protocol client.
 
 const PC_CONFIG = { bundlePolicy: 'max-bundle', rtcpMuxPolicy: 'require' };
-// How long ICE may stay "disconnected" before the connection is rebuilt.
-const DISCONNECTED_GRACE_MS = 3000;
+// How long ICE may stay "disconnected" before this side restarts it. A short outage needs
+// nothing: neither side gives up on the connection (the relay keeps an endpoint for 30 s of
+// silence), so ICE and media come back by themselves when the network does. Only a connection
+// that stays broken longer (a changed network) is restarted; "failed" is acted on at once.
+const DISCONNECTED_GRACE_MS = 10000;
 // After a failed rebuild, the next attempt waits this long (doubling up to the maximum).
 const RETRY_MIN_MS = 1000;
 const RETRY_MAX_MS = 10000;
-// When ICE breaks, the WebSocket may be dead too (a network change) without either side
-// noticing for a long time: a ping not answered within this long reconnects it.
-const SIGNALING_CHECK_MS = 4000;
+// When ICE breaks, the WebSocket may be dead too (a changed network) without either side
+// noticing for a long time. A ping is sent; TCP delivers it once the network is back, however
+// long the outage, so the WebSocket is given up only when the ping stays unanswered this long
+// (the outage then lasted long enough that the connections are restarted anyway).
+const SIGNALING_DEAD_MS = 12000;
 
 // Media states, for the page: 'idle' | 'connecting' | 'connected' | 'reconnecting' |
 // 'unavailable' (the server offers no media) | 'elsewhere' (another connection of this
@@ -83,9 +88,9 @@ export class Call {
           () => true,
           () => true, // refused or lost: the client handles that itself
         ),
-        new Promise((resolve) => setTimeout(() => resolve(false), SIGNALING_CHECK_MS)),
+        new Promise((resolve) => setTimeout(() => resolve(false), SIGNALING_DEAD_MS)),
       ]);
-      if (!alive && !this.closed && client.state === 'open') {
+      if (!alive && !this.closed && client.state === 'open' && this.iceBroken()) {
         this.signalingDown = true;
         client.reconnectNow();
       }
@@ -462,6 +467,15 @@ export class Call {
     this.updateState();
   }
 
+  // Whether a connection of this call is (still) disconnected or failed.
+  iceBroken() {
+    return [this.pub, this.sub].some((conn) => {
+      if (!conn) return false;
+      const s = conn.pc.iceConnectionState;
+      return s === 'disconnected' || s === 'failed';
+    });
+  }
+
   connected(conn) {
     if (!conn) return false;
     const s = conn.pc.iceConnectionState;
@@ -488,12 +502,7 @@ export class Call {
       this.setState('connected');
       return;
     }
-    const broken = [this.pub, this.sub].some((conn) => {
-      if (!conn) return false;
-      const s = conn.pc.iceConnectionState;
-      return s === 'disconnected' || s === 'failed';
-    });
-    if (broken || this.state === 'reconnecting') this.setState('reconnecting');
+    if (this.iceBroken() || this.state === 'reconnecting') this.setState('reconnecting');
     else if (this.state !== 'connected') this.setState('connecting');
   }
 

@@ -82,7 +82,10 @@ typedef struct {
     int relay_port_max;
     int relay_workers;  /* media worker threads; 0 = number of cores */
     int relay_ice_lite; /* 1: ICE-lite (a relay with a public address), 0: full ICE */
-    int media_e2ee;     /* 1: consults require end-to-end encrypted media (SFrame) */
+    /* an endpoint whose peer sent nothing for this long is given up (30): a shorter outage of
+     * the network is carried over without renegotiation */
+    int relay_consent_timeout_s;
+    int media_e2ee; /* 1: consults require end-to-end encrypted media (SFrame) */
     /* remote candidate address ranges (CIDR lists, relay/include/spk/addr_filter.h) */
     char relay_candidate_allow[512]; /* extra ranges the relay may send to */
     char relay_candidate_deny[512];  /* ranges it never sends to */

@@ -109,6 +109,11 @@ int spk_mls_key_package_check(const uint8_t *kp, size_t kp_len, uint64_t now,
  * The KeyPackage is decoded, not validated. SPK_EDECODE / SPK_ETRUNC, SPK_EINVAL for another
  * wire format. */
 int spk_mls_key_package_ref(const uint8_t *kp, size_t kp_len, uint8_t ref[SPK_MLS_REF_LEN]);
+/* The lifetime (§7.2: Unix seconds, both ends inclusive) of an MLSMessage(KeyPackage)'s leaf
+ * node; decoded, not validated. SPK_EDECODE / SPK_ETRUNC, SPK_EINVAL for another wire format
+ * (both outputs 0 on error). */
+int spk_mls_key_package_lifetime(const uint8_t *kp, size_t kp_len, uint64_t *not_before,
+                                 uint64_t *not_after);
 
 /* ---- creating and joining ---- */
 

@@ -62,6 +62,26 @@ int spk_mls_key_package_ref(const uint8_t *kp, size_t kp_len, uint8_t ref[SPK_ML
                                                   kp_len - MLS_MESSAGE_HEADER, ref);
 }
 
+int spk_mls_key_package_lifetime(const uint8_t *kp, size_t kp_len, uint64_t *not_before,
+                                 uint64_t *not_after)
+{
+    spk_mls_message_t m;
+    *not_before = 0;
+    *not_after = 0;
+    int rc = mls_api_decode(&m, kp, kp_len);
+    if (rc != 0) {
+        return rc;
+    }
+    if (m.wire_format != SPK_MLS_WIRE_KEY_PACKAGE) {
+        rc = SPK_EINVAL;
+    } else {
+        *not_before = m.u.key_package.leaf_node.lifetime.not_before;
+        *not_after = m.u.key_package.leaf_node.lifetime.not_after;
+    }
+    spk_mls_message_free(&m);
+    return rc;
+}
+
 int spk_mls_welcome_refs(const uint8_t *msg, size_t msg_len, spk_mls_buf_t *refs, size_t *n)
 {
     spk_mls_message_t m;

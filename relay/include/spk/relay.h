@@ -118,10 +118,11 @@ typedef struct {
     bool ice_lite;
     /* ICE-TCP passive candidates in addition to UDP. */
     bool ice_tcp;
-    /* An endpoint that received no DTLS, SRTP or SRTCP for this long after connecting fails
-     * (browsers send RTCP at least every few seconds); 0 = 30 s. STUN consent checks are
-     * answered inside libnice and do not count here. With full ICE, libnice's own RFC 7675
-     * consent freshness applies as well. */
+    /* Consent: an endpoint that received nothing that authenticates (SRTP or SRTCP from its
+     * peer) for this long after connecting fails (browsers send RTCP at least every few
+     * seconds); 0 = 30 s, RFC 7675's expiry. STUN is answered inside libnice and does not
+     * count. libnice's own consent freshness is off: it ends a pair about 10 s after the last
+     * answered check, so a network outage of a few seconds would end the call. */
     unsigned consent_timeout_ms;
     /* DTLS handshake must complete within this after the endpoint is created; 0 = 30 s. */
     unsigned handshake_timeout_ms;
@@ -282,6 +283,15 @@ typedef struct {
  * or duplicate SSRC or a payload type above 127. */
 int spk_relay_set_streams(spk_relay_t *relay, uint64_t consult_id, uint64_t endpoint_id,
                           const spk_relay_stream_t *streams, size_t n);
+
+/* Header extensions of what an endpoint publishes: each RTP packet from it has its extension
+ * ids rewritten with map (spk_rtp_ext_remap(): map[publisher's id] = the id the subscribers
+ * were offered, 0 = the element is removed; spk_sdp_ext_map() builds it) before it is buffered
+ * and forwarded, so every subscriber gets the same ids. Until an endpoint has a map, every
+ * element is removed: the publisher's ids mean nothing on a subscriber's connection. */
+#define SPK_RELAY_EXT_IDS 256
+int spk_relay_set_ext_map(spk_relay_t *relay, uint64_t consult_id, uint64_t endpoint_id,
+                          const uint8_t map[SPK_RELAY_EXT_IDS]);
 
 /* Lobby gate. */
 int spk_relay_set_forwarding(spk_relay_t *relay, uint64_t consult_id, uint64_t endpoint_id,

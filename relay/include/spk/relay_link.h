@@ -59,6 +59,7 @@ typedef enum {
     SPK_LINK_ICE_RESTART = 22,
     SPK_LINK_CLOSE = 23,
     SPK_LINK_STATS = 24,
+    SPK_LINK_SET_EXT_MAP = 25,
     /* node -> controller: one spk_relay_event_t */
     SPK_LINK_EVENT = 32,
 } spk_link_type_t;
@@ -94,8 +95,9 @@ typedef struct {
     uint64_t owner;                     /* SET_OWNER */
     spk_relay_stream_t streams[SPK_RELAY_MAX_STREAMS]; /* SET_STREAMS */
     size_t n_streams;
-    bool on;              /* SET_FORWARDING */
-    spk_relay_event_t ev; /* EVENT (srtp_profile points to a static string) */
+    bool on;                            /* SET_FORWARDING */
+    uint8_t ext_map[SPK_RELAY_EXT_IDS]; /* SET_EXT_MAP: map[publisher id] = offered id */
+    spk_relay_event_t ev;               /* EVENT (srtp_profile points to a static string) */
 } spk_link_msg_t;
 
 typedef enum {

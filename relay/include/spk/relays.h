@@ -72,6 +72,8 @@ int spk_relays_set_owner(spk_relays_t *r, uint64_t consult_id, uint64_t endpoint
                          uint64_t owner);
 int spk_relays_set_streams(spk_relays_t *r, uint64_t consult_id, uint64_t endpoint_id,
                            const spk_relay_stream_t *streams, size_t n);
+int spk_relays_set_ext_map(spk_relays_t *r, uint64_t consult_id, uint64_t endpoint_id,
+                           const uint8_t map[SPK_RELAY_EXT_IDS]);
 int spk_relays_set_forwarding(spk_relays_t *r, uint64_t consult_id, uint64_t endpoint_id, bool on);
 int spk_relays_ice_restart(spk_relays_t *r, uint64_t consult_id, uint64_t endpoint_id,
                            const char *ufrag, const char *pwd, spk_relay_local_t *local);

@@ -341,6 +341,17 @@ int spk_sdp_answer_init(spk_sdp_t *answer, const spk_sdp_t *offer, const spk_sdp
 /* Starts a relay offer: session fields from local, no m-sections. */
 int spk_sdp_offer_init(spk_sdp_t *offer, const spk_sdp_local_t *local);
 
+/* The id under which spk_sdp_offer_add_media() offers extension `ext` when local->exts is
+ * `exts`: the extensions in exts are numbered 1, 2, ... in spk_sdp_ext_t order (at most 14, the
+ * one-byte form). 0 when ext is not in exts (or is SPK_EXT_OTHER, or beyond the 14th). */
+uint8_t spk_sdp_offer_ext_id(uint32_t exts, spk_sdp_ext_t ext);
+
+/* The header extension id map for forwarding a publisher's RTP to subscribers whose offers were
+ * built with `exts` (spk_rtp_ext_remap): from the extmaps of every accepted section of `sdp` (the
+ * relay's answer to the publisher, whose ids are the publisher's), map[publisher id] = the id the
+ * subscribers were offered for that extension; every other entry 0 (the element is removed). */
+void spk_sdp_ext_map(const spk_sdp_t *sdp, uint32_t exts, uint8_t map[256]);
+
 /* Appends an m-section to a relay offer (setup actpass, rtcp-mux, rtcp-rsize, ICE and
  * fingerprint from local, rtcp-fb from local->fb_*, the extmaps in local->exts with ids 1..14
  * in spk_sdp_ext_t order, mid added to BUNDLE). codecs[0..n) are copied (their fb is replaced by

@@ -192,6 +192,35 @@ static bool mid_ok(const char *mid)
     return true;
 }
 
+uint8_t spk_sdp_offer_ext_id(uint32_t exts, spk_sdp_ext_t ext)
+{
+    if (ext <= SPK_EXT_OTHER || ext >= SPK_EXT_COUNT_ || (exts & SPK_SDP_EXT_BIT(ext)) == 0) {
+        return 0;
+    }
+    unsigned id = 1;
+    for (int e = 1; e < (int)ext; e++) {
+        id += (exts & SPK_SDP_EXT_BIT(e)) != 0;
+    }
+    return id <= 14 ? (uint8_t)id : 0;
+}
+
+void spk_sdp_ext_map(const spk_sdp_t *sdp, uint32_t exts, uint8_t map[256])
+{
+    memset(map, 0, 256);
+    for (int i = 0; i < sdp->n_media; i++) {
+        const spk_sdp_media_t *m = &sdp->media[i];
+        if (m->port == 0) {
+            continue;
+        }
+        for (int k = 0; k < m->n_extmaps; k++) {
+            const spk_sdp_extmap_t *x = &m->extmaps[k];
+            if (x->id >= 1) {
+                map[x->id] = spk_sdp_offer_ext_id(exts, x->ext);
+            }
+        }
+    }
+}
+
 spk_sdp_media_t *spk_sdp_offer_add_media(spk_sdp_t *offer, const spk_sdp_local_t *local,
                                          spk_sdp_kind_t kind, const char *mid, spk_sdp_dir_t dir,
                                          const spk_sdp_codec_t *codecs, size_t n)
@@ -219,14 +248,14 @@ spk_sdp_media_t *spk_sdp_offer_add_media(spk_sdp_t *offer, const spk_sdp_local_t
         m->codecs[i].fb = codecs[i].codec == SPK_CODEC_RTX ? 0 : fb;
     }
     m->n_codecs = (uint8_t)n;
-    uint8_t id = 1;
-    for (int e = 1; e < SPK_EXT_COUNT_ && id <= 14; e++) {
-        if ((local->exts & SPK_SDP_EXT_BIT(e)) == 0) {
+    for (int e = 1; e < SPK_EXT_COUNT_; e++) {
+        uint8_t id = spk_sdp_offer_ext_id(local->exts, (spk_sdp_ext_t)e);
+        if (id == 0) {
             continue;
         }
         spk_sdp_extmap_t *x = &m->extmaps[m->n_extmaps++];
         memset(x, 0, sizeof(*x));
-        x->id = id++;
+        x->id = id;
         x->ext = (spk_sdp_ext_t)e;
         strcpy(x->uri, spk_sdp_ext_uri((spk_sdp_ext_t)e));
     }

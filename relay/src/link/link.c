@@ -242,10 +242,11 @@ static uint8_t profile_index(const char *p)
 #define STATS_FIELDS(X)                                                                            \
     X(rtp_rx)                                                                                      \
     X(rtcp_rx)                                                                                     \
-    X(bytes_rx) X(rtp_tx) X(rtcp_tx) X(bytes_tx) X(unprotect_errors) X(dropped_lobby)              \
-        X(dropped_other) X(path_ns) X(worker_cpu_ns) X(rtcp_rr_sent) X(rtcp_remb_sent) X(remb_bps) \
-            X(pli_forwarded) X(pli_generated) X(pli_throttled) X(nack_forwarded) X(nack_sent)      \
-                X(nack_received) X(rtx_sent) X(rtcp_terminated) X(rtx_buffer_bytes)
+    X(bytes_rx)                                                                                    \
+    X(rtp_tx) X(rtcp_tx) X(bytes_tx) X(unprotect_errors) X(dropped_lobby) X(dropped_other)         \
+        X(path_ns) X(worker_cpu_ns) X(rtcp_rr_sent) X(rtcp_remb_sent) X(remb_bps) X(pli_forwarded) \
+            X(pli_generated) X(pli_throttled) X(nack_forwarded) X(nack_sent) X(nack_received)      \
+                X(rtx_sent) X(rtcp_terminated) X(rtx_buffer_bytes)
 
 static bool put_event(wr_t *w, const spk_relay_event_t *ev)
 {
@@ -349,6 +350,9 @@ static bool put_command(wr_t *w, const spk_link_msg_t *m)
     case SPK_LINK_SET_FORWARDING:
         put_u8(w, m->on ? 1 : 0);
         return true;
+    case SPK_LINK_SET_EXT_MAP:
+        put(w, m->ext_map, sizeof(m->ext_map));
+        return true;
     case SPK_LINK_ICE_RESTART:
         return put_str(w, m->ufrag, sizeof(m->ufrag)) && put_str(w, m->pwd, sizeof(m->pwd)) &&
                put_str(w, m->local_ufrag, sizeof(m->local_ufrag)) &&
@@ -393,6 +397,9 @@ static void get_command(rd_t *r, spk_link_msg_t *m)
     case SPK_LINK_SET_FORWARDING:
         m->on = get_bool(r);
         break;
+    case SPK_LINK_SET_EXT_MAP:
+        get_bytes(r, m->ext_map, sizeof(m->ext_map));
+        break;
     case SPK_LINK_ICE_RESTART:
         get_str(r, m->ufrag, sizeof(m->ufrag));
         get_str(r, m->pwd, sizeof(m->pwd));
@@ -406,7 +413,7 @@ static void get_command(rd_t *r, spk_link_msg_t *m)
 
 static bool is_command(spk_link_type_t t)
 {
-    return t >= SPK_LINK_CREATE && t <= SPK_LINK_STATS;
+    return t >= SPK_LINK_CREATE && t <= SPK_LINK_SET_EXT_MAP;
 }
 
 /* Who may send what: the controller sends AUTH, KEEPALIVE and commands; the node the rest. */
@@ -661,6 +668,7 @@ const char *spk_link_type_name(spk_link_type_t type)
         [SPK_LINK_ICE_RESTART] = "ice_restart",
         [SPK_LINK_CLOSE] = "close",
         [SPK_LINK_STATS] = "stats",
+        [SPK_LINK_SET_EXT_MAP] = "set_ext_map",
         [SPK_LINK_EVENT] = "event",
     };
     if ((unsigned)type < sizeof(names) / sizeof(names[0]) && names[type] != NULL) {

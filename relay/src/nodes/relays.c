@@ -560,6 +560,20 @@ int spk_relays_set_streams(spk_relays_t *r, uint64_t consult_id, uint64_t endpoi
     return send_cmd(r, m);
 }
 
+int spk_relays_set_ext_map(spk_relays_t *r, uint64_t consult_id, uint64_t endpoint_id,
+                           const uint8_t map[SPK_RELAY_EXT_IDS])
+{
+    if (r == NULL || r->destroyed || map == NULL) {
+        return SPK_EINVAL;
+    }
+    if (r->local != NULL) {
+        return spk_relay_set_ext_map(r->local, consult_id, endpoint_id, map);
+    }
+    spk_link_msg_t *m = cmd(SPK_LINK_SET_EXT_MAP, consult_id, endpoint_id);
+    memcpy(m->ext_map, map, sizeof(m->ext_map));
+    return send_cmd(r, m);
+}
+
 int spk_relays_set_forwarding(spk_relays_t *r, uint64_t consult_id, uint64_t endpoint_id, bool on)
 {
     if (r == NULL || r->destroyed) {

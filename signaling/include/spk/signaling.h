@@ -71,6 +71,14 @@ void spk_sig_tick(spk_sig_t *s, uint64_t now_ms);
  * thread): answers and events held for them go out. failed: the store can no longer flush;
  * nothing more is acknowledged (the caller should stop the server). */
 void spk_sig_durable(spk_sig_t *s, bool failed);
+/* Group commit of application messages: with it on, chat.send is written together with the
+ * other messages that arrive before spk_sig_flush (or before anything else enters the core: any
+ * other request, a connection opening or closing, the tick, shutdown), in one transaction; the
+ * answers and deliveries then go out, held until durable as always. Off by default (every
+ * chat.send its own transaction). The transport calls spk_sig_flush once it has handled what it
+ * read in a turn of its event loop. */
+void spk_sig_batch_chat(spk_sig_t *s, bool on);
+void spk_sig_flush(spk_sig_t *s);
 /* Starts draining: every connection is told "server.shutdown"; new messages get
  * SPK_ESHUTDOWN. */
 void spk_sig_shutdown(spk_sig_t *s);

@@ -140,9 +140,23 @@ typedef int (*spk_store_chat_entry_cb)(void *ud, const spk_chat_entry_t *e);
 /* Entries with seq > after, in order, at most limit (0: no limit). */
 int spk_store_chat_log_each(spk_store_t *st, const char *conversation, int64_t after, int64_t limit,
                             spk_store_chat_entry_cb cb, void *ud);
+/* The latest entries of one epoch and type with seq > after, newest first, at most limit (0: no
+ * limit). */
+int spk_store_chat_log_recent(spk_store_t *st, const char *conversation, uint64_t epoch,
+                              spk_chat_entry_type_t type, int64_t after, int64_t limit,
+                              spk_store_chat_entry_cb cb, void *ud);
+/* The delivery service's replay window of a conversation: digests of application messages of
+ * `epoch` (oldest first), covering the log up to `seq`. Until a window covers them, application
+ * messages are not trimmed as acknowledged (spk_store_chat_log_trim_acked). */
+int spk_store_chat_replay_put(spk_store_t *st, const char *conversation, uint64_t epoch,
+                              int64_t seq, const uint64_t *digests, size_t n);
+/* SPK_ENOTFOUND when none was stored; at most cap digests (the newest) are returned in *n. */
+int spk_store_chat_replay_get(spk_store_t *st, const char *conversation, uint64_t *epoch,
+                              int64_t *seq, uint64_t *digests, size_t cap, size_t *n);
 /* Deletes entries up to and including seq; returns the number deleted in *n (may be NULL). */
 int spk_store_chat_log_trim(spk_store_t *st, const char *conversation, int64_t upto, int64_t *n);
-/* Deletes, in every conversation, the entries every active device has acknowledged. */
+/* Deletes, in every conversation, the entries every active device has acknowledged (application
+ * messages only once the conversation's replay window covers them). */
 int spk_store_chat_log_trim_acked(spk_store_t *st, int64_t *n);
 /* Deletes entries written before `before_ms` in every conversation (retention). */
 int spk_store_chat_log_expire(spk_store_t *st, int64_t before_ms, int64_t *n);

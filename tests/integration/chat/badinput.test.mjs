@@ -1,13 +1,15 @@
 // Bad input to the delivery service (docs/protocol.md §5.9), each answered with its documented
 // code while the connection and the server carry on and nothing stored is lost: Commits for a
-// past and a future epoch, a second Commit for an epoch, KeyPackages with a wrong suite, a bad
-// signature, an ended lifetime or another device's credential, messages from a device outside the
-// group, a removed member, oversized, replayed and stale messages, acknowledgements of entries
-// the device does not have.
+// past and a future epoch, a second Commit for an epoch, Commits against the conversation's
+// membership, KeyPackages with a wrong suite, a bad signature, an ended lifetime or another
+// device's credential (and ended ones never handed out), messages from a device outside the
+// group, a removed member, oversized, replayed (also after the conversation left memory and after
+// a restart) and stale messages, acknowledgements of entries the device does not have.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { boot } from '../signaling/fixture.mjs';
+import { attach, boot } from '../signaling/fixture.mjs';
+import { startServer } from '../lib/server.mjs';
 import { ChatDevice, loadMls } from './lib.mjs';
 import { keyPackage } from './keypackage.mjs';
 
@@ -40,7 +42,8 @@ async function carriesOn(client) {
 async function agree(conv, ...devices) {
   for (const d of devices) await d.idle();
   const auths = devices.map((d) => hex(d.groups.get(conv).epochAuthenticator()));
-  assert.equal(new Set(auths).size, 1, 'members disagree');
+  const epochs = devices.map((d) => d.groups.get(conv).epoch);
+  assert.equal(new Set(auths).size, 1, `members disagree (epochs ${epochs.join(', ')})`);
 }
 
 async function serverEpoch(client, conv) {
@@ -94,20 +97,29 @@ test('KeyPackages: wrong suite, bad signature, ended lifetime, another credentia
   }
 });
 
-test('a KeyPackage whose lifetime has ended is not handed out', { todo: 'the service stores every KeyPackage for 90 days, whatever its own lifetime: claims hand out ended ones and the Commit that uses one is refused (mls_bad_key_package)' }, async () => {
+test('KeyPackages whose lifetime has ended are not counted or handed out', async () => {
   const env = await boot();
   try {
     const c = await env.as(env.users.gp);
     const d = await ChatDevice.open(c, mls, 'gp-laptop', { keyPackages: 0 });
     const now = Math.floor(Date.now() / 1000);
-    await c.ok('mls.key_packages.upload', { key_packages: [b64u(keyPackage({ identity: d.identity, notAfter: now + 2 }))] });
+    const short = (o = {}) => b64u(keyPackage({ identity: d.identity, notAfter: now + 2, ...o }));
+    await c.ok('mls.key_packages.upload', { key_packages: [short(), short()], last_resort: short() });
+    let st = await c.ok('mls.key_packages.status');
+    assert.deepEqual([st.one_time, st.last_resort], [2, true], 'valid ones are counted');
     await sleep(3500);
-    const st = await c.ok('mls.key_packages.status');
-    assert.equal(st.one_time, 0, 'an ended KeyPackage counts as valid');
+    st = await c.ok('mls.key_packages.status');
+    assert.deepEqual([st.one_time, st.last_resort], [0, false], 'ended KeyPackages count as valid');
     const { conversation } = await c.ok('chat.create', { kind: 'care_team', patient: 'pseudo-1' });
     const claim = await c.ok('mls.key_packages.claim', { conversation: conversation.id, user: { sub: 'gp-1' } });
     assert.deepEqual(claim.key_packages, [], 'an ended KeyPackage was handed out');
     assert.deepEqual(claim.missing, ['gp-laptop']);
+    // one with a long lifetime uploaded next to them is handed out (the store keeps it 90 days)
+    const long = b64u(keyPackage({ identity: d.identity }));
+    await c.ok('mls.key_packages.upload', { key_packages: [long] });
+    const again = await c.ok('mls.key_packages.claim', { conversation: conversation.id, user: { sub: 'gp-1' } });
+    assert.deepEqual(again.key_packages.map((k) => [k.key_package, k.last_resort]), [[long, false]]);
+    await carriesOn(c);
   } finally {
     await env.close();
   }
@@ -189,6 +201,64 @@ test('Commits: a past epoch, a future epoch, a second one for an epoch, a replay
   }
 });
 
+test('Commits against the membership: a non-member\'s device, a removal the committer may not make, a Welcome for KeyPackages not claimed here', async () => {
+  const env = await boot();
+  try {
+    const { gpc, gp, apoc, apo, conv } = await careTeam(env);
+    const epoch0 = await serverEpoch(gpc, conv);
+    const wijkId = gp.identity.replace('\ngp-1\ngp-laptop', '\nwijk-1\nwijk-tablet');
+    assert.notEqual(wijkId, gp.identity);
+    const commitWith = (device, opts, { withWelcome = true } = {}) => {
+      const { commit, welcome } = device.groups.get(conv).commit(opts);
+      const fields = { conversation: conv, commit: b64u(commit) };
+      if (welcome && withWelcome) fields.welcome = b64u(welcome);
+      return device.client.req('mls.commit', fields);
+    };
+
+    // the device of someone who is not a member (a valid KeyPackage with a valid credential)
+    let r = await commitWith(gp, { add: [keyPackage({ identity: wijkId })] });
+    assert.equal(r.code, 'mls_membership', `${r.code} ${r.message}`);
+    gp.groups.get(conv).commitDiscard();
+    // a partner removes the GP (only staff remove others)
+    const gpLeaf = apo.groups.get(conv).members().find((m) => new TextDecoder().decode(m.identity).includes('\ngp-1\n')).leaf;
+    r = await commitWith(apo, { remove: [gpLeaf] });
+    assert.equal(r.code, 'mls_membership', `${r.code} ${r.message}`);
+    apo.groups.get(conv).commitDiscard();
+
+    // the district nurse becomes a member and uploads a KeyPackage; the GP adds a KeyPackage of
+    // that device that was never claimed here, then the right one without its Welcome
+    await gpc.ok('chat.members.add', { conversation: conv, user: { sub: 'wijk-1' }, role: 'partner', name: 'Wijkverpleging' });
+    const wijkc = await env.as(wijk);
+    const nurse = await ChatDevice.open(wijkc, mls, 'wijk-tablet');
+    await nurse.sync();
+    assert.equal(nurse.identity, wijkId);
+    r = await commitWith(gp, { add: [keyPackage({ identity: wijkId })] });
+    assert.equal(r.code, 'bad_message', `not claimed: ${r.code} ${r.message}`);
+    gp.groups.get(conv).commitDiscard();
+    const claim = await gpc.ok('mls.key_packages.claim', { conversation: conv, user: { sub: 'wijk-1' } });
+    const add = claim.key_packages.map((k) => Buffer.from(k.key_package, 'base64url'));
+    assert.equal(add.length, 1);
+    r = await commitWith(gp, { add }, { withWelcome: false });
+    assert.equal(r.code, 'bad_message', `no Welcome: ${r.code} ${r.message}`);
+    gp.groups.get(conv).commitDiscard();
+
+    // none of it moved the group; the claimed KeyPackage with its Welcome goes through
+    assert.equal(await serverEpoch(gpc, conv), epoch0);
+    await carriesOn(gpc);
+    await carriesOn(apoc);
+    await gp.commit(conv, { add });
+    await nurse.until(() => nurse.groups.has(conv));
+    await gp.send(conv, 'welkom');
+    await nurse.until(() => nurse.texts(conv).includes('welkom'));
+    // the pharmacy kept following the conversation live through the refusals
+    await apo.until(() => apo.texts(conv).includes('welkom'));
+    await agree(conv, gp, apo, nurse);
+    assert.deepEqual([...gp.errors, ...apo.errors, ...nurse.errors], []);
+  } finally {
+    await env.close();
+  }
+});
+
 test('messages: outside the group, not a member, oversized, replayed, stale, future, not base64url', async () => {
   const env = await boot();
   try {
@@ -263,23 +333,46 @@ test('an oversized message within a larger frame limit is bad_message', async ()
   }
 });
 
-test('a replay is refused after the conversation left the service\'s memory', { todo: 'replay detection is a ring of 256 digests per conversation in memory: a conversation nobody follows is dropped from memory within a second (and everything on restart), and then a replay is accepted and delivered again' }, async () => {
-  const env = await boot();
+test('a replay is refused after the conversation left the service\'s memory and after a restart', async () => {
+  const env = await boot([], { keepDataDir: true });
+  let env2 = null;
   try {
     const { gpc, gp, apo, conv } = await careTeam(env);
     const m = b64u(gp.groups.get(conv).encrypt('één keer'));
-    assert.equal((await gpc.req('chat.send', { conversation: conv, message: m })).type, 'ok');
+    const first = await gpc.req('chat.send', { conversation: conv, message: m });
+    assert.equal(first.type, 'ok');
+    // three more from the pharmacy: the window holds the messages of both senders
+    const later = [];
+    for (let i = 0; i < 3; i++) later.push(b64u(apo.groups.get(conv).encrypt(`bericht ${i}`)));
+    for (const x of later) assert.equal((await apo.client.req('chat.send', { conversation: conv, message: x })).type, 'ok');
+    await gp.until(() => gp.texts(conv).length === 3);
     await apo.until(() => apo.texts(conv).length === 1);
-    // nobody follows the conversation for a while
+    // nobody follows the conversation: it leaves the service's memory within a second
     apo.client.close();
     gp.client.close();
     await sleep(2500);
     const again = await env.as(env.users.gp);
     await again.ok('chat.device', { device: 'gp-laptop' });
-    const r = await again.req('chat.send', { conversation: conv, message: m });
+    let r = await again.req('chat.send', { conversation: conv, message: m });
     assert.equal(r.code, 'replay', `${r.type} ${r.code ?? ''}: the replay was stored (seq ${r.seq})`);
-  } finally {
+    // the same after a restart of spreekd on the same data directory
+    const dataDir = env.srv.dataDir;
     await env.close();
+    env2 = attach(await startServer({ dataDir, keepDataDir: false }));
+    const back = await env2.as(env2.users.partner);
+    await back.ok('chat.device', { device: 'apo-pc' });
+    r = await back.req('chat.send', { conversation: conv, message: later[2] });
+    assert.equal(r.code, 'replay', `after a restart: ${r.type} ${r.code ?? ''} (seq ${r.seq})`);
+    const gp2 = await env2.as(env2.users.gp);
+    await gp2.ok('chat.device', { device: 'gp-laptop' });
+    r = await gp2.req('chat.send', { conversation: conv, message: m });
+    assert.equal(r.code, 'replay', `after a restart: ${r.type} ${r.code ?? ''} (seq ${r.seq})`);
+    // nothing was stored by the refusals: the log ends with the pharmacy's third message
+    assert.equal((await gp2.ok('chat.get', { conversation: conv })).conversation.last_seq, first.seq + 3);
+    await carriesOn(gp2);
+  } finally {
+    if (env2) await env2.close();
+    else await env.close();
   }
 });
 

@@ -31,6 +31,35 @@ test('a consult chat: messages both ways, in order, once each', async () => {
   }
 });
 
+test('delivery service gauges follow the devices and return to 0 when they go', async () => {
+  const env = await boot();
+  try {
+    const { gpc, gp, pt, patient, conv } = await consultChat(env, mls);
+    assert.equal((await gp.send(conv, 'hallo')).type, 'ok');
+    const during = await env.srv.metrics();
+    assert.equal(during.spk_chat_devices, 2, 'two connections declared a device');
+    assert.equal(during.spk_chat_follows, 2, 'both follow the one conversation');
+    assert.equal(during.spk_chat_conversations_loaded, 1);
+    assert.equal(during.spk_file_tickets, 0);
+    gp.close();
+    pt.close();
+    gpc.close();
+    patient.close();
+    // Connections close shortly after the client; the conversation is unloaded by the next tick.
+    let after;
+    for (let i = 0; i < 100; i++) {
+      after = await env.srv.metrics();
+      if (after.spk_chat_devices === 0 && after.spk_chat_follows === 0 && after.spk_chat_conversations_loaded === 0) break;
+      await sleep(50);
+    }
+    assert.equal(after.spk_chat_devices, 0);
+    assert.equal(after.spk_chat_follows, 0);
+    assert.equal(after.spk_chat_conversations_loaded, 0, 'an unfollowed conversation is unloaded');
+  } finally {
+    await env.close();
+  }
+});
+
 test('an offline device receives what it missed, in order, after reconnecting', async () => {
   const env = await boot();
   try {

@@ -66,6 +66,10 @@ export class Peer {
     this.rebuilds = [];     // {at, done} per rebuild (ms since the epoch)
     this.rebuilding = null;
     this.gen = 0;           // bumped by each rebuild
+    // Says "e2ee": true in media.publish and media.subscribe (a consult that requires it,
+    // protocol.md §5.7). The payload stays this peer's synthetic one: the relay forwards it
+    // exactly as it forwards SFrame frames, without reading it (relay/README.md).
+    this.e2ee = false;
     this.rtcConfig = {
       iceServers: [],
       iceAdditionalHostAddresses: ['127.0.0.1'],
@@ -138,7 +142,7 @@ export class Peer {
         await Promise.allSettled(old.map((pc) => pc.close()));
         for (const r of oldReceivers) r.nack?.close?.();
         await this.publish();
-        const s = await this.client.req('media.subscribe', { consult: this.consult });
+        const s = await this.client.req('media.subscribe', { consult: this.consult, e2ee: this.e2ee });
         if (s.type !== 'ok') throw new Error(`media.subscribe: ${s.code} ${s.message}`);
         entry.done = Date.now();
       } catch (err) {
@@ -251,7 +255,7 @@ export class Peer {
     this._pump();
     if (publish) await this.publish();
     if (subscribe) {
-      const s = await this.client.req('media.subscribe', { consult: this.consult });
+      const s = await this.client.req('media.subscribe', { consult: this.consult, e2ee: this.e2ee });
       if (s.type !== 'ok') throw new Error(`media.subscribe: ${s.code} ${s.message}`);
     }
     return this.answerSdp;
@@ -271,7 +275,7 @@ export class Peer {
 
   async publish() {
     await this.publishOffer();
-    const r = await this.client.req('media.publish', { consult: this.consult, sdp: this.offerSdp });
+    const r = await this.client.req('media.publish', { consult: this.consult, sdp: this.offerSdp, e2ee: this.e2ee });
     if (r.type !== 'ok') throw new Error(`media.publish: ${r.code} ${r.message}\n--- offer ---\n${this.offerSdp}`);
     this.answerSdp = r.sdp;
     await this.pub.setRemoteDescription({ type: 'answer', sdp: r.sdp });

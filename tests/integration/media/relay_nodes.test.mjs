@@ -71,6 +71,7 @@ test('spreek-relay: --help, and bad flags or a short secret refused with exit co
     [['--addresses', '127.0.0.1', '--bogus', '1'], SECRET, /unknown option/],
     [['--listen', '127.0.0.1'], SECRET, /bad or missing value for --listen/],
     [['--addresses', '127.0.0.1', '--workers', '65'], SECRET, /bad or missing value/],
+    [['--addresses', '127.0.0.1', '--consent-timeout', '1'], SECRET, /bad or missing value/],
     [['--listen', '127.0.0.1:0'], SECRET, /--addresses is required/],
     [['--addresses', '127.0.0.1', '--listen', '127.0.0.1:0'], 'too-short', /must be 16\.\.256 bytes/],
     [['--addresses', '127.0.0.1', '--secret-file', '/nonexistent/secret'], SECRET, /cannot read/],

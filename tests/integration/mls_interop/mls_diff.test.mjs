@@ -1,6 +1,7 @@
 // Differential test of spk_mls native (C, through mls_diff_driver) against spk_mls compiled to
 // WebAssembly (web/mls/spk_mls.js, the browser's MLS) in mixed groups: the tree shapes that
-// broke ts-mls 1.6.4 (issue 9, docs/browser-mls.md) as named cases, then random adds, removes,
+// broke ts-mls 1.6.4 (issue 9, docs/browser-mls.md) as named cases (shape 4 with a ts-mls member
+// sending the GroupContextExtensions Commits, which spk_mls does not send), then random adds, removes,
 // updates and proposals in groups of up to 24 members. After every step every member agrees on
 // epoch, epoch authenticator, exporter secret and member list, and application messages from
 // both implementations decrypt everywhere.
@@ -11,17 +12,18 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { Driver, wasm } from './members.mjs';
+import { Driver, TsMember, tsmls, wasm } from './members.mjs';
 import { makers, prng, World } from './world.mjs';
 
 const driverPath = process.env.MLS_DIFF_DRIVER;
 assert.ok(driverPath, 'MLS_DIFF_DRIVER must name the mls_diff_driver binary');
 const verbose = process.env.SPK_MLS_DIFF_VERBOSE === '1';
+const tsMls = await tsmls();
 
 async function withWorld(fn) {
   const driver = new Driver(driverPath);
   const steps = [];
-  const world = new World(makers(driver, await wasm()), {
+  const world = new World({ ...makers(driver, await wasm()), ts: (n) => new TsMember(n) }, {
     log: (s) => {
       steps.push(s);
       if (verbose) console.log(`  ${s}`);
@@ -85,9 +87,40 @@ for (const kinds of [['c', 'w', 'c', 'w', 'c'], ['w', 'c', 'w', 'c', 'w']]) {
     }));
 }
 
-// Issue 9, shape 4 (ts-mls sent invalid GroupContextExtensions Commits) has no counterpart
-// here: the public API of spk_mls sends no GroupContextExtensions proposal
-// (tsmls_shapes.test.mjs shows the ts-mls side).
+// Issue 9, shape 4: GroupContextExtensions Commits. The public API of spk_mls sends no
+// GroupContextExtensions proposal, so a ts-mls member sends them here, in groups with C and
+// wasm members. Without the UpdatePath that RFC 9420 §12.4 requires (what ts-mls 1.6.4 sends on
+// its own) both builds refuse it and the group carries on in its epoch; with one (ts-mls adds a
+// path when the Commit also removes a member) both builds accept it and agree with each other and
+// with the committer on the new epoch, then commit and message on from there.
+const gce = { proposalType: 'group_context_extensions', groupContextExtensions: { extensions: [] } };
+for (const kinds of [['ts', 'c', 'w', 'c'], ['ts', 'w', 'c', 'w']]) {
+  test(`GroupContextExtensions Commits: ${kinds.join('')}, without and with an UpdatePath`, () =>
+    withWorld(async (w) => {
+      const m = await w.build(kinds);
+      const ts = m[0];
+      const { commit: bad } = await ts.commit({ extraProposals: [gce] });
+      const content = (c) => tsMls.decodeMlsMessage(c, 0)[0].publicMessage.content.commit;
+      assert.equal(content(bad).path, undefined, 'ts-mls now sends an UpdatePath here: update the docs');
+      for (const x of m.slice(1)) {
+        await assert.rejects(async () => x.process(bad), (err) => err.code === 'EVERIFY' || err.name === 'EVERIFY', `${x.name} (${x.kind})`);
+      }
+      await ts.discard();
+      await w.agree();
+      await w.messages();
+
+      const { commit: good } = await ts.commit({ remove: [m[3].leaf], extraProposals: [gce] });
+      assert.ok(content(good).path, 'a Commit with a Remove carries an UpdatePath');
+      assert.ok(content(good).proposals.some((p) => p.proposal?.proposalType === 'group_context_extensions'));
+      await ts.merge();
+      await w.deliver(ts, good, [m[3]]);
+      await w.agree();
+      await w.messages();
+      await w.commit(m[1], { add: [kinds[2]] });
+      await w.commit(m[2], { remove: [ts] });
+      await w.messages();
+    }));
+}
 
 // Proposals by one member committed by another, including own Updates across implementations.
 test('proposals across implementations', () =>

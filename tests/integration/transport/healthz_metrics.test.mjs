@@ -12,6 +12,7 @@ const TRANSPORT_METRICS = [
   'spk_ws_messages_in_total', 'spk_ws_messages_out_total', 'spk_ws_bytes_in_total',
   'spk_ws_bytes_out_total', 'spk_send_queue_overflows_total', 'spk_frames_too_large_total',
   'spk_rx_paused_total', 'spk_connections_rx_paused', 'spk_draining',
+  'spk_ws_send_queue_bytes', 'spk_ws_send_queue_bytes_max',
 ];
 
 test('healthz answers ok, metrics count connections and messages', async () => {

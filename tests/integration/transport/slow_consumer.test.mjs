@@ -39,6 +39,12 @@ test('slow consumer: reading is paused, answers arrive complete and in order', a
     assert.ok(during.spk_rx_paused_total >= 1);
     assert.equal(during.spk_send_queue_overflows_total, 0, 'pausing reads keeps the queue under its cap');
     assert.ok(inBefore < sent, `requests are waiting unread (${inBefore} of ${sent} read)`);
+    // The queue gauges: answers are queued, never over the cap, all on the one connection; while
+    // reading is paused the queue is at least a quarter of the cap (reading resumes below that).
+    const q = during.spk_ws_send_queue_bytes;
+    assert.ok(q > 0 && q <= 16384, `queued bytes ${q}`);
+    if (during.spk_connections_rx_paused === 1) assert.ok(q >= 4096, `queued bytes ${q} while paused`);
+    assert.equal(during.spk_ws_send_queue_bytes_max, q);
 
     ws._socket.resume();
     const t0 = Date.now();
@@ -49,6 +55,7 @@ test('slow consumer: reading is paused, answers arrive complete and in order', a
     });
     const after = await srv.metrics();
     assert.equal(after.spk_connections_rx_paused, 0, 'reading resumed');
+    assert.equal(after.spk_ws_send_queue_bytes, 0, 'queue written out');
     assert.equal(ws.readyState, ws.OPEN);
     ws.close();
     await ws.closed;

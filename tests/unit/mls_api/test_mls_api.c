@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -176,6 +177,13 @@ static void test_key_package(void **state)
     /* Far in the future the lifetime has ended. */
     kp.p[kp.n - 1] ^= 1;
     assert_rc(spk_mls_key_package_check(kp.p, kp.n, UINT64_C(1) << 40, NULL), SPK_EVERIFY);
+    /* The lifetime as created: from an hour ago to 90 days from now. */
+    uint64_t nb = 0, na = 0, now = (uint64_t)time(NULL);
+    assert_rc(spk_mls_key_package_lifetime(kp.p, kp.n, &nb, &na), 0);
+    assert_true(nb <= now - 3600 + 5 && nb + 3600 + 5 >= now);
+    assert_true(na >= now + 90 * 86400 - 5 && na <= now + 90 * 86400 + 5);
+    assert_rc(spk_mls_key_package_lifetime(kp.p, kp.n - 10, &nb, &na), SPK_ETRUNC);
+    assert_true(nb == 0 && na == 0);
     spk_mls_buf_free(&kp);
     spk_mls_buf_free(&sec);
 }

@@ -170,6 +170,13 @@ static void test_handshake_and_every_message(void **state)
     assert_string_equal(got.ufrag, "newR");
     assert_string_equal(got.local_pwd, r.local_pwd);
 
+    spk_link_msg_t em = {.type = SPK_LINK_SET_EXT_MAP, .consult_id = 7, .endpoint_id = 9};
+    for (int i = 0; i < SPK_RELAY_EXT_IDS; i++) {
+        em.ext_map[i] = (uint8_t)(255 - i);
+    }
+    assert_int_equal(pass(&p.ctl, &p.node, &em, &got), 1);
+    assert_memory_equal(got.ext_map, em.ext_map, SPK_RELAY_EXT_IDS);
+
     for (int t = SPK_LINK_CLOSE; t <= SPK_LINK_STATS; t++) {
         spk_link_msg_t x = {.type = (spk_link_type_t)t, .consult_id = 1, .endpoint_id = 2};
         assert_int_equal(pass(&p.ctl, &p.node, &x, &got), 1);
@@ -365,6 +372,12 @@ static void test_strict_bodies(void **state)
     expect_body(SPK_LINK_SET_STREAMS, st, sizeof(st), SPK_EDECODE, true);
     st[17 + 8] = 96;
     expect_body(SPK_LINK_SET_STREAMS, st, sizeof(st), 1, true);
+    /* SET_EXT_MAP: exactly 256 bytes after the ids. */
+    static uint8_t map[16 + SPK_RELAY_EXT_IDS + 1];
+    memcpy(map, ids, 16);
+    expect_body(SPK_LINK_SET_EXT_MAP, map, 16 + SPK_RELAY_EXT_IDS, 1, true);
+    expect_body(SPK_LINK_SET_EXT_MAP, map, 16 + SPK_RELAY_EXT_IDS - 1, SPK_EDECODE, true);
+    expect_body(SPK_LINK_SET_EXT_MAP, map, 16 + SPK_RELAY_EXT_IDS + 1, SPK_EDECODE, true);
     /* Direction: a node never receives an EVENT, a controller never a command. */
     expect_body(SPK_LINK_EVENT, ids, 16, SPK_EDECODE, true);
     expect_body(SPK_LINK_CLOSE, ids, 16, SPK_EDECODE, false);

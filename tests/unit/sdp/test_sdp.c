@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "spk/error.h"
+#include "spk/rtp.h"
 #include "spk/sdp.h"
 
 #ifndef SPK_SDP_FIXTURES
@@ -465,6 +466,18 @@ static void test_answer_rejects(void **state)
     free(out);
 }
 
+/* VP8 at payload type 96, as a relay offer lists it. */
+static void vp8_codec(spk_sdp_codec_t *c)
+{
+    memset(c, 0, sizeof(*c));
+    c->pt = 96;
+    c->codec = SPK_CODEC_VP8;
+    strcpy(c->name, "VP8");
+    c->clock_rate = 90000;
+    c->apt = -1;
+    c->packetization_mode = -1;
+}
+
 static void test_offer(void **state)
 {
     (void)state;
@@ -488,12 +501,7 @@ static void test_offer(void **state)
     opus.packetization_mode = -1;
     spk_sdp_codec_t vid[2];
     memset(vid, 0, sizeof(vid));
-    vid[0].pt = 96;
-    vid[0].codec = SPK_CODEC_VP8;
-    strcpy(vid[0].name, "VP8");
-    vid[0].clock_rate = 90000;
-    vid[0].apt = -1;
-    vid[0].packetization_mode = -1;
+    vp8_codec(&vid[0]);
     vid[1].pt = 97;
     vid[1].codec = SPK_CODEC_RTX;
     strcpy(vid[1].name, "rtx");
@@ -529,6 +537,121 @@ static void test_offer(void **state)
     free(o);
     free(b);
     free(out);
+}
+
+/* The extensions the relay forwards to subscribers (signaling/src/media_sdp.c SUB_EXTS). */
+#define FWD_EXTS                                                                                   \
+    (SPK_SDP_EXT_BIT(SPK_EXT_ABS_SEND_TIME) | SPK_SDP_EXT_BIT(SPK_EXT_AUDIO_LEVEL) |               \
+     SPK_SDP_EXT_BIT(SPK_EXT_VIDEO_ORIENTATION))
+
+static void test_ext_ids(void **state)
+{
+    (void)state;
+    /* Numbered 1, 2, ... in spk_sdp_ext_t order among the set. */
+    assert_int_equal(spk_sdp_offer_ext_id(FWD_EXTS, SPK_EXT_ABS_SEND_TIME), 1);
+    assert_int_equal(spk_sdp_offer_ext_id(FWD_EXTS, SPK_EXT_AUDIO_LEVEL), 2);
+    assert_int_equal(spk_sdp_offer_ext_id(FWD_EXTS, SPK_EXT_VIDEO_ORIENTATION), 3);
+    assert_int_equal(spk_sdp_offer_ext_id(FWD_EXTS, SPK_EXT_MID), 0);
+    assert_int_equal(spk_sdp_offer_ext_id(FWD_EXTS, SPK_EXT_TRANSPORT_CC), 0);
+    assert_int_equal(spk_sdp_offer_ext_id(FWD_EXTS, SPK_EXT_OTHER), 0);
+    assert_int_equal(spk_sdp_offer_ext_id(FWD_EXTS, SPK_EXT_COUNT_), 0);
+    assert_int_equal(spk_sdp_offer_ext_id(0, SPK_EXT_AUDIO_LEVEL), 0);
+    uint32_t all = 0;
+    for (int e = 1; e < SPK_EXT_COUNT_; e++) {
+        all |= SPK_SDP_EXT_BIT(e);
+    }
+    assert_int_equal(spk_sdp_offer_ext_id(all, SPK_EXT_MID), 1);
+    assert_int_equal(spk_sdp_offer_ext_id(all, (spk_sdp_ext_t)(SPK_EXT_COUNT_ - 1)),
+                     SPK_EXT_COUNT_ - 1 <= 14 ? SPK_EXT_COUNT_ - 1 : 0);
+
+    /* An offer built with the set carries exactly those ids. */
+    spk_sdp_local_t l;
+    make_local(&l);
+    l.exts = FWD_EXTS;
+    spk_sdp_t *o = malloc(sizeof(*o));
+    assert_int_equal(spk_sdp_offer_init(o, &l), 0);
+    spk_sdp_codec_t vp8;
+    vp8_codec(&vp8);
+    spk_sdp_media_t *m =
+        spk_sdp_offer_add_media(o, &l, SPK_SDP_KIND_VIDEO, "v0", SPK_SDP_SENDONLY, &vp8, 1);
+    assert_non_null(m);
+    assert_int_equal(m->n_extmaps, 3);
+    assert_int_equal(spk_sdp_find_extmap(m, SPK_EXT_ABS_SEND_TIME)->id, 1);
+    assert_int_equal(spk_sdp_find_extmap(m, SPK_EXT_AUDIO_LEVEL)->id, 2);
+    assert_int_equal(spk_sdp_find_extmap(m, SPK_EXT_VIDEO_ORIENTATION)->id, 3);
+    free(o);
+}
+
+/* A publisher's ids (Chromium's offer: audio level 1, abs-send-time 2, transport-cc 3, mid 4,
+ * video orientation 13, toffset 14, ...) become the subscribers' on the packet path. */
+static void test_ext_map(void **state)
+{
+    (void)state;
+    spk_sdp_t *o = parse_file("chromium_offer.sdp");
+    spk_sdp_t *a = malloc(sizeof(*a));
+    spk_sdp_local_t l;
+    make_local(&l);
+    l.exts = FWD_EXTS | SPK_SDP_EXT_BIT(SPK_EXT_MID);
+    char why[256] = "";
+    assert_int_equal(spk_sdp_answer_init(a, o, &l, why, sizeof(why)), 0);
+    uint8_t map[256];
+    memset(map, 0xEE, sizeof(map));
+    spk_sdp_ext_map(a, FWD_EXTS, map);
+    for (int id = 0; id < 256; id++) {
+        uint8_t want = id == 1 ? 2 : id == 2 ? 1 : id == 13 ? 3 : 0;
+        assert_int_equal(map[id], want);
+    }
+    /* A rejected section's extmaps do not count. */
+    a->media[1].port = 0;
+    spk_sdp_ext_map(a, FWD_EXTS, map);
+    assert_int_equal(map[13], 0);
+    assert_int_equal(map[1], 2);
+    a->media[1].port = 9;
+    spk_sdp_ext_map(a, FWD_EXTS, map);
+
+    /* A video packet as Chromium sends it: one-byte form with abs-send-time (2), transport-cc
+     * (3), mid (4), video orientation (13, rotation 90: value 1) and toffset (14). */
+    uint8_t pkt[64] = {0x90, 96, 0x12, 0x34, 0, 0, 0, 1, 0, 0, 0, 7, 0xBE, 0xDE, 0, 5};
+    const uint8_t ext[20] = {0x22, 0xAA, 0xBB, 0xCC, 0x31, 0x00, 0x05, 0x40, '1',  0xD0,
+                             0x01, 0xE2, 0x00, 0x00, 0x09, 0x00, 0x00, 0x00, 0x00, 0x00};
+    memcpy(pkt + 16, ext, sizeof(ext));
+    const uint8_t payload[4] = {0x10, 0x02, 0x03, 0x04};
+    memcpy(pkt + 36, payload, sizeof(payload));
+    size_t len = 40;
+    spk_rtp_view_t v;
+    assert_int_equal(spk_rtp_parse(&v, pkt, len, why, sizeof(why)), 0);
+    assert_int_equal(spk_rtp_ext_remap(pkt, &v, map), 0);
+    const uint8_t want[20] = {0x12, 0xAA, 0xBB, 0xCC, 0x00, 0x00, 0x00, 0x00, 0x00, 0x30,
+                              0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00};
+    assert_memory_equal(pkt + 16, want, sizeof(want));
+    assert_memory_equal(pkt + 36, payload, sizeof(payload));
+    assert_int_equal(spk_rtp_parse(&v, pkt, len, why, sizeof(why)), 0);
+    spk_rtp_ext_t e;
+    assert_int_equal(spk_rtp_ext_find(&v, 3, &e), 0); /* orientation, under the new id */
+    assert_int_equal(e.len, 1);
+    assert_int_equal(e.data[0], 0x01);
+    uint32_t ast = 0;
+    assert_int_equal(spk_rtp_ext_find(&v, 1, &e), 0);
+    assert_true(spk_rtp_ext_read_abs_send_time(&e, &ast));
+    assert_int_equal(ast, 0xAABBCC);
+    assert_int_equal(spk_rtp_ext_find(&v, 2, &e), SPK_ENOTFOUND); /* no audio level here */
+    assert_int_equal(spk_rtp_ext_find(&v, 4, &e), SPK_ENOTFOUND); /* mid removed */
+
+    /* Audio: audio level (1 -> 2) keeps its value. */
+    uint8_t apkt[24] = {0x90, 111,  0, 1, 0,    0,    0,    1,    0,    0,    0,    8,
+                        0xBE, 0xDE, 0, 1, 0x10, 0x85, 0x00, 0x00, 0xF8, 0xFF, 0xFE, 0x00};
+    assert_int_equal(spk_rtp_parse(&v, apkt, sizeof(apkt), why, sizeof(why)), 0);
+    assert_int_equal(spk_rtp_ext_remap(apkt, &v, map), 0);
+    assert_int_equal(apkt[16], 0x20);
+    assert_int_equal(spk_rtp_parse(&v, apkt, sizeof(apkt), why, sizeof(why)), 0);
+    assert_int_equal(spk_rtp_ext_find(&v, 2, &e), 0);
+    bool voice = false;
+    uint8_t level = 0;
+    assert_true(spk_rtp_ext_read_audio_level(&e, &voice, &level));
+    assert_true(voice);
+    assert_int_equal(level, 5);
+    free(o);
+    free(a);
 }
 
 static void test_candidates(void **state)
@@ -721,7 +844,8 @@ int main(void)
         cmocka_unit_test(test_answer),         cmocka_unit_test(test_answer_rejects),
         cmocka_unit_test(test_offer),          cmocka_unit_test(test_candidates),
         cmocka_unit_test(test_malformed),      cmocka_unit_test(test_limits),
-        cmocka_unit_test(test_names),
+        cmocka_unit_test(test_names),          cmocka_unit_test(test_ext_ids),
+        cmocka_unit_test(test_ext_map),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

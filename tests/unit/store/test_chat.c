@@ -1,5 +1,6 @@
 /* Unit tests for the delivery service's tables (spk/store_chat.h): conversations and the file
- * records of encrypted attachments, with their quota sums and retention. */
+ * records of encrypted attachments, with their quota sums and retention, and the replay window
+ * with the trimming of the log it allows. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -138,10 +139,116 @@ static void test_files(void **state)
     assert_int_equal(spk_store_chat_file_get(f->st, NULL, &r), SPK_EINVAL);
 }
 
+static void entry(spk_store_t *st, const char *conversation, int64_t seq, uint64_t epoch,
+                  spk_chat_entry_type_t type)
+{
+    uint8_t data[4] = {(uint8_t)seq, 1, 2, 3};
+    spk_chat_entry_t e;
+    memset(&e, 0, sizeof(e));
+    snprintf(e.conversation, sizeof(e.conversation), "%s", conversation);
+    snprintf(e.sender_iss, sizeof(e.sender_iss), "iss");
+    snprintf(e.sender, sizeof(e.sender), "gp-1");
+    snprintf(e.sender_device, sizeof(e.sender_device), "laptop");
+    e.seq = seq;
+    e.epoch = epoch;
+    e.type = type;
+    e.at_ms = 1000 + seq;
+    e.data = data;
+    e.data_len = sizeof(data);
+    assert_int_equal(spk_store_chat_log_append(st, &e), 0);
+}
+
+typedef struct {
+    int64_t seq[8];
+    int n;
+} seqs_t;
+
+static int collect_seq(void *ud, const spk_chat_entry_t *e)
+{
+    seqs_t *l = ud;
+    l->seq[l->n++] = e->seq;
+    return 0;
+}
+
+/* The replay window: stored and read back (newest kept when it is larger than asked), and
+ * application messages are trimmed as acknowledged only once a stored window covers them. */
+static void test_replay_window(void **state)
+{
+    fixture_t *f = *state;
+    conv(f->st, "m_a", 1000, 0);
+    entry(f->st, "m_a", 1, 0, SPK_CHAT_ENTRY_COMMIT);
+    entry(f->st, "m_a", 2, 1, SPK_CHAT_ENTRY_MESSAGE);
+    entry(f->st, "m_a", 3, 1, SPK_CHAT_ENTRY_MESSAGE);
+    entry(f->st, "m_a", 4, 1, SPK_CHAT_ENTRY_COMMIT);
+    entry(f->st, "m_a", 5, 2, SPK_CHAT_ENTRY_MESSAGE);
+    entry(f->st, "m_a", 6, 2, SPK_CHAT_ENTRY_MESSAGE);
+    spk_chat_cursor_t cur;
+    memset(&cur, 0, sizeof(cur));
+    snprintf(cur.conversation, sizeof(cur.conversation), "m_a");
+    snprintf(cur.iss, sizeof(cur.iss), "iss");
+    snprintf(cur.sub, sizeof(cur.sub), "apo-1");
+    snprintf(cur.device, sizeof(cur.device), "pc");
+    cur.from_seq = 1;
+    cur.acked = 6;
+    cur.active = true;
+    assert_int_equal(spk_store_chat_cursor_put(f->st, &cur), 0);
+
+    /* the latest messages of an epoch after a seq, newest first */
+    seqs_t l = {0};
+    assert_int_equal(
+        spk_store_chat_log_recent(f->st, "m_a", 1, SPK_CHAT_ENTRY_MESSAGE, 0, 0, collect_seq, &l),
+        0);
+    assert_int_equal(l.n, 2);
+    assert_int_equal(l.seq[0], 3);
+    assert_int_equal(l.seq[1], 2);
+    memset(&l, 0, sizeof(l));
+    assert_int_equal(
+        spk_store_chat_log_recent(f->st, "m_a", 2, SPK_CHAT_ENTRY_MESSAGE, 5, 10, collect_seq, &l),
+        0);
+    assert_int_equal(l.n, 1);
+    assert_int_equal(l.seq[0], 6);
+
+    /* without a window only the Commits go */
+    int64_t n = 0;
+    assert_int_equal(spk_store_chat_log_trim_acked(f->st, &n), 0);
+    assert_int_equal(n, 2);
+    uint64_t epoch = 0, h[4];
+    int64_t seq = 0;
+    size_t got = 0;
+    assert_int_equal(spk_store_chat_replay_get(f->st, "m_a", &epoch, &seq, h, 4, &got),
+                     SPK_ENOTFOUND);
+
+    /* a window up to seq 5: the messages up to 5 go, 6 stays */
+    const uint64_t w[3] = {UINT64_C(0x0102030405060708), 7, UINT64_MAX};
+    assert_int_equal(spk_store_chat_replay_put(f->st, "m_a", 2, 5, w, 3), 0);
+    assert_int_equal(spk_store_chat_log_trim_acked(f->st, &n), 0);
+    assert_int_equal(n, 3);
+    memset(&l, 0, sizeof(l));
+    assert_int_equal(spk_store_chat_log_each(f->st, "m_a", 0, 0, collect_seq, &l), 0);
+    assert_int_equal(l.n, 1);
+    assert_int_equal(l.seq[0], 6);
+
+    /* read back whole, then only the newest two */
+    assert_int_equal(spk_store_chat_replay_get(f->st, "m_a", &epoch, &seq, h, 4, &got), 0);
+    assert_int_equal(epoch, 2);
+    assert_int_equal(seq, 5);
+    assert_int_equal(got, 3);
+    assert_true(h[0] == w[0] && h[1] == w[1] && h[2] == w[2]);
+    assert_int_equal(spk_store_chat_replay_get(f->st, "m_a", &epoch, &seq, h, 2, &got), 0);
+    assert_int_equal(got, 2);
+    assert_true(h[0] == w[1] && h[1] == w[2]);
+    /* replaced, not added to */
+    assert_int_equal(spk_store_chat_replay_put(f->st, "m_a", 3, 6, NULL, 0), 0);
+    assert_int_equal(spk_store_chat_replay_get(f->st, "m_a", &epoch, &seq, h, 4, &got), 0);
+    assert_true(epoch == 3 && seq == 6 && got == 0);
+    assert_int_equal(spk_store_chat_replay_put(f->st, NULL, 3, 6, NULL, 0), SPK_EINVAL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_files, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_replay_window, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
