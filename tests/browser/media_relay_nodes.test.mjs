@@ -2,7 +2,7 @@
 // "Relay nodes"). A GP and a patient in Chromium hold a call; the node carrying it is killed
 // (SIGKILL); both pages are told (media.state failed, relay_node_lost), rebuild their
 // connections by themselves (web/js/rtc.js) and audio and video flow again through the other
-// node.
+// node, header extensions included.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { freePort, startRelay } from '../integration/lib/relay_nodes.mjs';
@@ -35,6 +35,15 @@ test('a relay node dies: the call moves to the other node', { timeout: 180000 },
   const env = await setup(t, { relayArgs: ['--relay-nodes', nodes, '--relay-secret', SECRET] });
   const metrics = () => env.srv.server.metrics();
   const label = (r) => `{node="127.0.0.1:${r.port}"}`;
+  // Polls metrics until check(m) holds (or `ms` pass); returns the last metrics.
+  const until = async (check, ms = 5000) => {
+    let m = await metrics();
+    for (const end = Date.now() + ms; !check(m) && Date.now() < end;) {
+      await new Promise((r) => setTimeout(r, 200));
+      m = await metrics();
+    }
+    return m;
+  };
   const up = async () => {
     const m = await metrics();
     return relays.every((r) => m[`spk_relay_node_up${label(r)}`] === 1);
@@ -54,8 +63,9 @@ test('a relay node dies: the call moves to the other node', { timeout: 180000 },
       waitReceiving(pat, [GP.name], { frames: 30 }),
       waitReceiving(gp, [PATIENT], { frames: 30 }),
     ]);
-    const m = await metrics();
-    const used = relays.filter((r) => m[`spk_relay_node_endpoints${label(r)}`] === 4);
+    const four = (m, r) => m[`spk_relay_node_endpoints${label(r)}`] === 4;
+    const m = await until((x) => relays.filter((r) => four(x, r)).length === 1);
+    const used = relays.filter((r) => four(m, r));
     assert.equal(used.length, 1, `one node carries the consult's four connections: ${JSON.stringify(m)}`);
     victim = used[0];
   });
@@ -70,12 +80,34 @@ test('a relay node dies: the call moves to the other node', { timeout: 180000 },
     }, { what: `${name} received again after the rebuild`, timeout: 45000 });
     await Promise.all([again(gp, PATIENT, before[0]), again(pat, GP.name, before[1])]);
     t.diagnostic(`media flowing again ${Date.now() - t0} ms after the relay node was killed`);
-    const m = await metrics();
     const other = relays.find((r) => r !== victim);
+    const m = await until((x) => x[`spk_relay_node_endpoints${label(other)}`] === 4);
     assert.equal(m[`spk_relay_node_up${label(victim)}`], 0);
     assert.equal(m[`spk_relay_node_endpoints_lost_total${label(victim)}`], 4);
     assert.equal(m[`spk_relay_node_endpoints${label(other)}`], 4, 'the call is on the other node now');
     await env.shot(pat, 'media-relay-nodes-patient');
+  });
+
+  await t.test('header extensions reach the subscriber through the node (audio level)', async () => {
+    // getSynchronizationSources() has an audioLevel only from the ssrc-audio-level extension,
+    // which the node forwards only with the extension map spreekd sent it (SET_EXT_MAP).
+    const levels = () => gp.evaluate(() => {
+      const out = [];
+      for (const pc of window.__pcs || []) {
+        if (pc.signalingState === 'closed') continue;
+        for (const r of pc.getReceivers()) {
+          if (r.track.kind !== 'audio') continue;
+          for (const src of r.getSynchronizationSources()) out.push(src.audioLevel);
+        }
+      }
+      return out;
+    });
+    let got = [];
+    for (let i = 0; i < 40 && !got.some((l) => typeof l === 'number'); i++) {
+      got = await levels();
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    assert.ok(got.some((l) => typeof l === 'number'), `audio level from the extension: ${JSON.stringify(got)}`);
   });
 
   await t.test('no script errors or CSP violations', () => noProblems(env));
