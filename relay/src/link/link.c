@@ -239,14 +239,33 @@ static uint8_t profile_index(const char *p)
     return 0;
 }
 
-#define STATS_FIELDS(X)                                                                            \
-    X(rtp_rx)                                                                                      \
-    X(rtcp_rx)                                                                                     \
-    X(bytes_rx)                                                                                    \
-    X(rtp_tx) X(rtcp_tx) X(bytes_tx) X(unprotect_errors) X(dropped_lobby) X(dropped_other)         \
-        X(path_ns) X(worker_cpu_ns) X(rtcp_rr_sent) X(rtcp_remb_sent) X(remb_bps) X(pli_forwarded) \
-            X(pli_generated) X(pli_throttled) X(nack_forwarded) X(nack_sent) X(nack_received)      \
-                X(rtx_sent) X(rtcp_terminated) X(rtx_buffer_bytes)
+/* The counters of spk_relay_stats_t in the order of relay.h (the EVENT body). */
+// clang-format off
+#define STATS_FIELDS(X) \
+    X(rtp_rx) \
+    X(rtcp_rx) \
+    X(bytes_rx) \
+    X(rtp_tx) \
+    X(rtcp_tx) \
+    X(bytes_tx) \
+    X(unprotect_errors) \
+    X(dropped_lobby) \
+    X(dropped_other) \
+    X(path_ns) \
+    X(worker_cpu_ns) \
+    X(rtcp_rr_sent) \
+    X(rtcp_remb_sent) \
+    X(remb_bps) \
+    X(pli_forwarded) \
+    X(pli_generated) \
+    X(pli_throttled) \
+    X(nack_forwarded) \
+    X(nack_sent) \
+    X(nack_received) \
+    X(rtx_sent) \
+    X(rtcp_terminated) \
+    X(rtx_buffer_bytes)
+// clang-format on
 
 static bool put_event(wr_t *w, const spk_relay_event_t *ev)
 {
