@@ -240,7 +240,7 @@ static uint8_t profile_index(const char *p)
 }
 
 /* The counters of spk_relay_stats_t in the order of relay.h (the EVENT body). */
-// clang-format off
+/* clang-format off */
 #define STATS_FIELDS(X) \
     X(rtp_rx) \
     X(rtcp_rx) \
@@ -265,7 +265,7 @@ static uint8_t profile_index(const char *p)
     X(rtx_sent) \
     X(rtcp_terminated) \
     X(rtx_buffer_bytes)
-// clang-format on
+/* clang-format on */
 
 static bool put_event(wr_t *w, const spk_relay_event_t *ev)
 {
