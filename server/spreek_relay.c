@@ -37,6 +37,7 @@ typedef struct {
     bool closing;
     spk_link_conn_t *link;
     uint64_t last_rx_ms;
+    uint64_t accepted_ms;    /* TLS and the link handshake must be done within SPK_RELAYS_DEAD_MS */
     spk_map_t eps;           /* controller endpoint id -> node endpoint id (uint64 boxed) */
     spk_map_t consults;      /* controller consult id -> cconsult_t* */
     uint8_t cin[CIPHER_CAP]; /* ciphertext as read */
@@ -494,6 +495,7 @@ static void on_connection(uv_stream_t *server, int status)
     }
     nd->conns[slot] = c;
     c->last_rx_ms = uv_now(&nd->loop);
+    c->accepted_ms = c->last_rx_ms;
     uv_tcp_nodelay(&c->tcp, 1);
     if (uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb) != 0) {
         conn_close(c, "cannot read");
@@ -509,10 +511,12 @@ static void on_tick(uv_timer_t *t)
         if (c == NULL) {
             continue;
         }
-        if (now - c->last_rx_ms > SPK_RELAYS_DEAD_MS) {
-            conn_close(c,
-                       spk_link_conn_open(c->link) ? "controller silent" : "handshake timed out");
-        } else if (spk_link_conn_open(c->link)) {
+        bool open = spk_link_conn_open(c->link);
+        if (!open && now - c->accepted_ms > SPK_RELAYS_DEAD_MS) {
+            conn_close(c, "handshake timed out");
+        } else if (now - c->last_rx_ms > SPK_RELAYS_DEAD_MS) {
+            conn_close(c, "controller silent");
+        } else if (open) {
             send_load(c);
         }
     }

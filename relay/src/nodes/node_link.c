@@ -339,7 +339,9 @@ static void tick_cb(uv_timer_t *t)
         break;
     case NODE_HANDSHAKE:
     case NODE_UP:
-        if (now - n->last_rx_ms > SPK_RELAYS_DEAD_MS) {
+        if (n->state == NODE_HANDSHAKE && now - n->state_since_ms > SPK_RELAYS_DEAD_MS) {
+            node_drop(n, "handshake timed out");
+        } else if (now - n->last_rx_ms > SPK_RELAYS_DEAD_MS) {
             node_drop(n, "silent");
         } else if (n->state == NODE_UP && now - n->last_tx_ms >= SPK_RELAYS_KEEPALIVE_MS) {
             spk_link_msg_t ka = {.type = SPK_LINK_KEEPALIVE};

@@ -109,6 +109,23 @@ test('garbage on a node\'s link port closes that connection only', async () => {
   assert.equal(nodeMetric(await metrics(), 'spk_relay_node_up', relays[0]), 1, 'spreekd\'s link stays up');
 });
 
+test('a connection that never finishes the handshake is closed, even while it trickles bytes', async () => {
+  const t0 = Date.now();
+  const closedAfter = await new Promise((resolve) => {
+    const s = net.connect(relays[1].port, '127.0.0.1', () => {
+      s.write(Buffer.from([0x16, 0x03, 0x01, 0x40, 0x00])); // a TLS record of 16 KiB, never sent
+    });
+    const trickle = setInterval(() => s.write(Buffer.alloc(1)), 300);
+    s.on('data', () => {});
+    s.on('error', () => {});
+    s.on('close', () => { clearInterval(trickle); resolve(Date.now() - t0); });
+    setTimeout(() => { clearInterval(trickle); s.destroy(); resolve(null); }, 10000);
+  });
+  assert.ok(closedAfter !== null && closedAfter >= 3000, `closed by the node after the handshake limit: ${closedAfter} ms`);
+  assert.ok(/handshake timed out/.test(relays[1].log), 'logged');
+  assert.equal(relays[1].exited, null, 'the node carries on');
+});
+
 test('four consults spread over both nodes, media flows in each', async () => {
   for (let i = 0; i < 4; i++) {
     const gp = await env.as(env.users.gp);
