@@ -80,6 +80,8 @@ const char *spk_relay_event_name(spk_relay_event_type_t type)
         return "closed";
     case SPK_RELAY_EV_STATS:
         return "stats";
+    case SPK_RELAY_EV_VIDEO:
+        return "video";
     }
     return "unknown";
 }
@@ -110,7 +112,7 @@ const char *spk_relay_ice_state_name(spk_relay_ice_state_t state)
 static bool essential(spk_relay_event_type_t type)
 {
     return type == SPK_RELAY_EV_CONNECTED || type == SPK_RELAY_EV_FAILED ||
-           type == SPK_RELAY_EV_CLOSED;
+           type == SPK_RELAY_EV_CLOSED || type == SPK_RELAY_EV_VIDEO;
 }
 
 void spk_relay_emit(spk_relay_t *relay, const spk_relay_event_t *ev)
@@ -160,6 +162,7 @@ void spk_relay_ep_event(spk_relay_ep_t *ep, spk_relay_event_type_t type)
     ev.ice_state = ep->ice_state;
     ev.srtp_profile = ep->profile;
     ev.stats = ep->st;
+    ev.video_on = !ep->fallback.video_off;
     struct timespec ts;
     if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) == 0) {
         ev.stats.worker_cpu_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;

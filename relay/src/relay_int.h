@@ -13,6 +13,7 @@
 #include <openssl/ssl.h>
 #include <srtp2/srtp.h>
 
+#include "relay_fallback.h"
 #include "relay_remb.h"
 #include "spk/addr_filter.h"
 #include "spk/map.h"
@@ -121,6 +122,9 @@ typedef struct {
 } spk_relay_gate_t;
 #define SPK_RELAY_GATE_MAX (SPK_RELAY_MAX_CONSULT_ENDPOINTS * SPK_RELAY_MAX_STREAMS)
 
+/* Streams per subscriber whose reported loss the audio-only fallback follows. */
+#define SPK_RELAY_LOSS_WINDOWS 8
+
 /* The rtx sequence numbers the relay uses towards one subscriber, per rtx SSRC. */
 #define SPK_RELAY_RTX_OUT_MAX 32
 typedef struct {
@@ -170,6 +174,10 @@ struct spk_relay_ep {
     uint64_t rtcp_next_ns; /* next receiver report + REMB to this publisher */
     uint64_t nack_next_ns; /* next look for gaps to NACK */
     spk_remb_rule_t remb;
+    /* As a subscriber: the audio-only fallback (relay_fallback.h) and the loss it reports per
+     * stream it receives (slots reused by SSRC when more streams come). */
+    spk_fallback_t fallback;
+    spk_loss_window_t loss_win[SPK_RELAY_LOSS_WINDOWS];
     spk_relay_pstream_t streams[SPK_RELAY_MAX_STREAMS];
     spk_relay_rtx_out_t rtx_out[SPK_RELAY_RTX_OUT_MAX];
     uint8_t n_rtx_out;

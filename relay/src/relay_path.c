@@ -32,6 +32,10 @@ static void forward(spk_relay_worker_t *w, spk_relay_ep_t *from, size_t plain_le
             }
             continue;
         }
+        if (s->d.video && to->fallback.video_off) {
+            to->st.video_withheld++; /* its link cannot carry video (relay_fallback.h) */
+            continue;
+        }
         if (!spk_relay_gate_allows(to, from, s, ext)) {
             from->st.dropped_lobby++; /* late: due while `to` was in the lobby */
             continue;

@@ -128,9 +128,12 @@ static int64_t ext_of(const spk_relay_pstream_t *s, uint16_t seq)
     return s->last_ext + (int16_t)(uint16_t)(seq - (uint16_t)s->last_ext);
 }
 
+static void loss_windows_restart(spk_relay_ep_t *sub);
+
 void spk_relay_gate_open(spk_relay_ep_t *sub)
 {
     sub->n_gate = 0;
+    loss_windows_restart(sub); /* what it receives jumps over its time in the lobby */
     spk_relay_consult_t *c = sub->consult;
     for (size_t i = 0; c != NULL && i < c->n; i++) {
         spk_relay_ep_t *p = c->eps[i];
@@ -150,6 +153,9 @@ void spk_relay_gate_open(spk_relay_ep_t *sub)
 bool spk_relay_gate_allows(const spk_relay_ep_t *sub, const spk_relay_ep_t *pub,
                            const spk_relay_pstream_t *s, int64_t ext)
 {
+    if (s->d.video && sub->fallback.video_off) {
+        return false; /* audio only: no video, not even retransmissions */
+    }
     for (size_t i = 0; i < sub->n_gate; i++) {
         const spk_relay_gate_t *g = &sub->gate[i];
         if (g->pub == pub->id && g->ssrc == s->d.ssrc) {
@@ -158,6 +164,38 @@ bool spk_relay_gate_allows(const spk_relay_ep_t *sub, const spk_relay_ep_t *pub,
     }
     /* The stream had no packet when sub's forwarding started: all of it came later. */
     return true;
+}
+
+/* sub gets video again after the audio-only fallback: of each video stream, only what follows
+ * the newest packet (nothing of the paused period, not even through NACKs), from a key frame. */
+static void request_keyframe(spk_relay_ep_t *pub, spk_relay_pstream_t *s, uint64_t now_ns,
+                             keyframe_why_t why);
+
+static void gate_video_resume(spk_relay_ep_t *sub, uint64_t now_ns)
+{
+    spk_relay_consult_t *c = sub->consult;
+    for (size_t i = 0; c != NULL && i < c->n; i++) {
+        spk_relay_ep_t *p = c->eps[i];
+        if (!media_link(sub, p)) {
+            continue;
+        }
+        for (size_t k = 0; k < SPK_RELAY_MAX_STREAMS; k++) {
+            spk_relay_pstream_t *s = &p->streams[k];
+            if (!s->in_use || !s->d.video || !s->have_ext) {
+                continue;
+            }
+            spk_relay_gate_t g = {.pub = p->id, .ssrc = s->d.ssrc, .start = s->last_ext + 1};
+            size_t j = 0;
+            while (j < sub->n_gate && (sub->gate[j].pub != p->id || sub->gate[j].ssrc != g.ssrc)) {
+                j++;
+            }
+            if (j < SPK_RELAY_GATE_MAX) {
+                sub->gate[j] = g;
+                sub->n_gate = j == sub->n_gate ? (uint8_t)(j + 1) : sub->n_gate;
+            }
+            request_keyframe(p, s, now_ns, KF_RELAY);
+        }
+    }
 }
 
 /* pub's streams start over (new numbering): the gates others hold about them no longer apply,
@@ -305,6 +343,7 @@ void spk_relay_rtcp_ep_init(spk_relay_ep_t *ep)
     ep->relay_ssrc = (uint32_t)(h >> 32) | 1u;
     ep->rtcp_next_ns = 0;
     spk_remb_rule_init(&ep->remb, ep->w->relay->cfg.remb_bps);
+    spk_fallback_init(&ep->fallback, spk_mono_ns() / 1000000u);
 }
 
 void spk_relay_rtcp_ep_free(spk_relay_ep_t *ep)
@@ -505,6 +544,12 @@ static void on_psfb(spk_relay_ep_t *sub, const spk_rtcp_pkt_t *p, uint64_t now_n
         return;
     }
     spk_relay_ep_t *pub = NULL;
+    if (sub->fallback.video_off && (p->count == SPK_PSFB_PLI || p->count == SPK_PSFB_FIR)) {
+        /* It gets no video now (audio-only fallback): a key frame would cost the publisher and
+         * the other subscribers for nothing; one is asked for when its video resumes. */
+        sub->st.rtcp_terminated++;
+        return;
+    }
     if (p->count == SPK_PSFB_PLI) {
         spk_relay_pstream_t *s = find_pub(sub, fb.media_ssrc, &pub);
         if (s != NULL) {
@@ -528,17 +573,74 @@ static void on_psfb(spk_relay_ep_t *sub, const spk_rtcp_pkt_t *p, uint64_t now_n
     }
 }
 
-/* Report blocks from a subscriber: the worst loss per stream for the REMB rule. */
-static void loss_reports(spk_relay_ep_t *sub, const spk_rtcp_sr_t *sr)
+/* The audio-only fallback's verdict on one receiver report of a subscriber. */
+static void fallback_report(spk_relay_ep_t *sub, int video_loss, int audio_loss, uint64_t now_ns)
 {
+    spk_fallback_change_t c =
+        spk_fallback_report(&sub->fallback, now_ns / 1000000u, video_loss, audio_loss);
+    if (c == SPK_FALLBACK_SAME) {
+        return;
+    }
+    bool on = c == SPK_FALLBACK_VIDEO_ON;
+    if (on) {
+        gate_video_resume(sub, now_ns);
+        loss_windows_restart(sub); /* the next window spans the paused numbers */
+    } else {
+        sub->st.video_off++;
+    }
+    spk_info(sub->id, "relay: video %s for a subscriber (loss video %d audio %d /256)",
+             on ? "resumed" : "withheld", video_loss, audio_loss);
+    spk_relay_ep_event(sub, SPK_RELAY_EV_VIDEO);
+}
+
+/* The loss window of the stream ssrc a subscriber reports on (a slot is reused when all are
+ * taken). */
+static spk_loss_window_t *loss_window(spk_relay_ep_t *sub, uint32_t ssrc)
+{
+    spk_loss_window_t *free_w = NULL;
+    for (size_t i = 0; i < SPK_RELAY_LOSS_WINDOWS; i++) {
+        spk_loss_window_t *w = &sub->loss_win[i];
+        if (w->used && w->ssrc == ssrc) {
+            return w;
+        }
+        free_w = free_w == NULL && !w->used ? w : free_w;
+    }
+    spk_loss_window_t *w = free_w ? free_w : &sub->loss_win[ssrc % SPK_RELAY_LOSS_WINDOWS];
+    spk_loss_window_init(w, ssrc);
+    return w;
+}
+
+static void loss_windows_restart(spk_relay_ep_t *sub)
+{
+    for (size_t i = 0; i < SPK_RELAY_LOSS_WINDOWS; i++) {
+        spk_loss_window_restart(&sub->loss_win[i]);
+    }
+}
+
+/* Report blocks from a subscriber: the worst loss per stream for the REMB rule, and per kind
+ * (measured over about a second per stream) for the audio-only fallback. */
+static void loss_reports(spk_relay_ep_t *sub, const spk_rtcp_sr_t *sr, uint64_t now_ns)
+{
+    int video_loss = -1, audio_loss = -1;
     for (unsigned i = 0; i < sr->n_reports; i++) {
         spk_rtcp_report_t r;
         spk_rtcp_report_get(sr, i, &r);
         spk_relay_ep_t *pub = NULL;
         spk_relay_pstream_t *s = find_pub(sub, r.ssrc, &pub);
-        if (s != NULL && (int)r.fraction_lost > s->worst_fraction_lost) {
-            s->worst_fraction_lost = r.fraction_lost;
+        if (s == NULL) {
+            continue;
         }
+        int f = (int)r.fraction_lost;
+        s->worst_fraction_lost = f > s->worst_fraction_lost ? (int16_t)f : s->worst_fraction_lost;
+        f = spk_loss_window_update(loss_window(sub, r.ssrc), now_ns / 1000000u, r.cumulative_lost,
+                                   r.ext_highest_seq);
+        int *k = s->d.video ? &video_loss : &audio_loss;
+        *k = f > *k ? f : *k;
+    }
+    /* While video is off every report counts: the next try is due after a time, also for a
+     * subscriber that receives nothing else (no audio) and so has no loss to report. */
+    if (video_loss >= 0 || audio_loss >= 0 || sub->fallback.video_off) {
+        fallback_report(sub, video_loss, audio_loss, now_ns);
     }
 }
 
@@ -549,7 +651,7 @@ static void on_sr_rr(spk_relay_ep_t *ep, const spk_rtcp_pkt_t *p, fwd_t *fwd, ui
         ep->st.dropped_other++;
         return;
     }
-    loss_reports(ep, &sr);
+    loss_reports(ep, &sr, now_ns);
     if (!sr.is_sr || !(ep->roles & SPK_RELAY_ROLE_PUBLISH)) {
         ep->st.rtcp_terminated++;
         return;

@@ -37,14 +37,15 @@ static const char *const g_stat_names[SIG_EP_STATS] = {
     "spk_relay_rtcp_received_total", "spk_relay_unprotect_errors_total",
     "spk_relay_dropped_lobby_total", "spk_relay_dropped_malformed_total",
     "spk_relay_pli_forwarded_total", "spk_relay_nack_received_total",
-    "spk_relay_rtx_sent_total",      "spk_relay_remb_sent_total"};
+    "spk_relay_rtx_sent_total",      "spk_relay_remb_sent_total",
+    "spk_relay_video_paused_total",  "spk_relay_video_withheld_total"};
 
 static void stats_vector(const spk_relay_stats_t *st, uint64_t out[SIG_EP_STATS])
 {
     const uint64_t v[SIG_EP_STATS] = {st->rtp_rx,           st->rtp_tx,        st->rtcp_rx,
                                       st->unprotect_errors, st->dropped_lobby, st->dropped_other,
                                       st->pli_forwarded,    st->nack_received, st->rtx_sent,
-                                      st->rtcp_remb_sent};
+                                      st->rtcp_remb_sent,   st->video_off,     st->video_withheld};
     memcpy(out, v, sizeof(v));
 }
 
@@ -113,6 +114,14 @@ void spk_sig_relay_event(const spk_relay_event_t *ev, void *user)
         sig_send_json(s, conn->id,
                       json_pack("{s:s, s:s, s:s, s:s, s:s}", "type", "media.state", "consult",
                                 own->consult, "pc", pc, "state", "failed", "detail", ev->reason));
+        break;
+    case SPK_RELAY_EV_VIDEO:
+        /* Audio-only fallback (spk/relay.h): the subscriber's link and the relay's verdict. */
+        spk_info(conn->id, "media %s: video %s", pc, ev->video_on ? "resumed" : "paused");
+        sig_send_json(s, conn->id,
+                      json_pack("{s:s, s:s, s:s, s:s}", "type", "media.video", "consult",
+                                own->consult, "video", ev->video_on ? "resumed" : "paused",
+                                "reason", ev->video_on ? "link_recovered" : "weak_link"));
         break;
     default:
         break;

@@ -71,7 +71,7 @@ test('every key the pages use exists', () => {
 function isProtocolType(k) {
   const types =
     /^(consult|identity|consent|console)\.(create|list|get|join|leave|end|ended|facts|record|redeem)$/;
-  const media = /^media\.(publish|subscribe|answer|candidate|stop|offer|state)$/;
+  const media = /^media\.(publish|subscribe|answer|candidate|stop|offer|state|video)$/;
   const chat =
     /^chat\.(device|create|list|get|members\.(add|remove)|send|sync|ack|entry|file\.(upload|download))$/;
   return types.test(k) || media.test(k) || chat.test(k);

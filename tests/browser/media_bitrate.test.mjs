@@ -5,8 +5,7 @@
 // estimate and encoder target are recorded for the timeline.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -14,6 +13,7 @@ import {
   admit,
   createAndJoin,
   newInvite,
+  noiseCamera,
   noProblems,
   openConsole,
   patientToLobby,
@@ -25,20 +25,6 @@ const PATIENT = 'Sanne de Vries';
 const TARGET_BPS = 1000000;
 const WITHIN_MS = 5000;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-// A camera picture with as much detail as a real camera's sensor noise: Chromium's default fake
-// camera shows a few flat shapes that VP8 codes in under 500 kbit/s whatever the link allows.
-// 640x480 (what the client asks for), 30 frames of 4:2:0 noise in a Y4M file, played in a loop.
-function noiseCamera(dir) {
-  const w = 640;
-  const h = 480;
-  const frame = (w * h * 3) / 2;
-  const parts = [Buffer.from(`YUV4MPEG2 W${w} H${h} F30:1 Ip A1:1 C420jpeg\n`)];
-  for (let i = 0; i < 30; i++) parts.push(Buffer.from('FRAME\n'), randomBytes(frame));
-  const file = join(dir, 'noise.y4m');
-  writeFileSync(file, Buffer.concat(parts));
-  return file;
-}
 
 // In the page: every 100 ms, the bytes of video received (all inbound video of all connections)
 // and sent (outbound video, with the sender's bandwidth estimate), as [ms, rx bytes, tx bytes,

@@ -2,6 +2,8 @@
 // patient through invite and lobby, and the pages' media statistics (window.__spk.media).
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { artifactDir, launchBrowser, mintToken, startServer, waitText, watchPage } from './lib.mjs';
 
@@ -127,7 +129,7 @@ export async function openConsole(env, who, { consult = '', ...size } = {}) {
   const page = await newPage(env, who.sub, size);
   const frag = consult ? `token=${token}&consult=${consult}` : `token=${token}`;
   await page.goto(`${env.srv.url}/console#${frag}`);
-  await waitText(tid(page, 'user-name'), who.name);
+  await waitText(tid(page, 'user-name'), who.name, 30000); // the console loads its modules first
   return page;
 }
 
@@ -259,4 +261,18 @@ export function privateLoopback() {
 export function noProblems(env) {
   const all = env.problems.flat();
   assert.deepEqual(all, []);
+}
+
+// A camera picture with as much detail as a real camera's sensor noise: Chromium's default fake
+// camera shows a few flat shapes that VP8 codes in under 500 kbit/s whatever the link allows.
+// 640x480 (what the client asks for), 30 frames of 4:2:0 noise in a Y4M file, played in a loop.
+export function noiseCamera(dir) {
+  const w = 640;
+  const h = 480;
+  const frame = (w * h * 3) / 2;
+  const parts = [Buffer.from(`YUV4MPEG2 W${w} H${h} F30:1 Ip A1:1 C420jpeg\n`)];
+  for (let i = 0; i < 30; i++) parts.push(Buffer.from('FRAME\n'), randomBytes(frame));
+  const file = join(dir, 'noise.y4m');
+  writeFileSync(file, Buffer.concat(parts));
+  return file;
 }

@@ -19,6 +19,7 @@ const STATUS_KEYS = {
   elsewhere: 'call.elsewhere',
   e2ee_unsupported: 'call.e2ee.unsupported',
   e2ee_required: 'error.e2ee_required',
+  weak_link: 'call.weakLink',
 };
 
 export class CallView {
@@ -145,6 +146,7 @@ export class CallView {
     this.renderE2ee();
     let state = this.call ? this.call.state : this.unsupported ? 'e2ee_unsupported' : 'idle';
     if (this.call && this.signalingLost) state = 'reconnecting';
+    else if (state === 'connected' && this.call.videoPaused) state = 'weak_link';
     const key = STATUS_KEYS[state] || null;
     el.dataset.state = state;
     if (key) i18n.setText(el, key);

@@ -61,6 +61,10 @@ export class Call {
     this.offs.push(client.on('media.offer', (m) => this.onOffer(m)));
     this.offs.push(client.on('media.candidate', (m) => this.onCandidate(m)));
     this.offs.push(client.on('media.state', (m) => this.onRelayState(m)));
+    // The relay withholds video while this subscriber's link cannot carry it (audio-only
+    // fallback, protocol.md 5.7); the status line says why.
+    this.videoPaused = false;
+    this.offs.push(client.on('media.video', (m) => this.onVideo(m)));
     this.offs.push(client.on('connection', (m) => this.onSignaling(m.state)));
     this.signalingDown = false;
     this.checkingSignaling = false;
@@ -228,9 +232,16 @@ export class Call {
 
   // ---- subscribe --------------------------------------------------------------------------
 
+  onVideo(msg) {
+    if (msg.consult !== this.consult || this.closed) return;
+    this.videoPaused = msg.video === 'paused';
+    this.onState(this.state);
+  }
+
   // Asks the relay for a (new) subscribe connection; its offer arrives as media.offer.
   subscribe() {
     if (this.closed) return Promise.resolve();
+    this.videoPaused = false; // a new connection starts with video
     if (this.subscribing) return this.subscribing;
     const gen = ++this.subGen;
     const first = !this.sub;

@@ -46,6 +46,16 @@
  * are declared with spk_relay_set_streams() or learned from their first packets (then treated
  * as video without rtx).
  *
+ * Audio-only fallback (relay_fallback.h). Each subscriber's receiver reports (the loss of the
+ * video and audio the relay sends it, measured per stream over about a second from cumulative
+ * loss and highest sequence number) feed a rule per subscriber: when its link cannot carry
+ * video (video loss above ~20 % for 2.5 s), the relay stops forwarding video to it (originals,
+ * retransmissions and NACK answers; its PLI/FIR are not passed on; audio goes on) and sends a VIDEO
+ * event (video_on false). After a backoff (8 s, doubling up to 64 s while tries fail) with clean
+ * audio it forwards video again from the newest packet on (nothing of the paused period, as for the
+ * lobby), asks the publishers for a key frame and sends a VIDEO event (video_on true). Other
+ * subscribers are not affected. Subscribers' REMBs are not used (relay_fallback.h says why).
+ *
  * Lobby. An endpoint starts with forwarding off: nothing it sends is forwarded and nothing is
  * forwarded to it until spk_relay_set_forwarding(..., true). This is enforced in the packet path.
  * What a publisher sent while a subscriber's forwarding was off never reaches that subscriber
@@ -168,6 +178,9 @@ typedef struct {
     uint64_t rtx_sent;         /* retransmissions sent to this endpoint from the buffer */
     uint64_t rtcp_terminated;  /* RTCP packets from this endpoint consumed, not forwarded */
     uint64_t rtx_buffer_bytes; /* memory of this endpoint's retransmission buffers */
+    /* Audio-only fallback (below), as a subscriber: */
+    uint64_t video_withheld; /* video packets not forwarded to it while its video was off */
+    uint64_t video_off;      /* times its video went off */
 } spk_relay_stats_t;
 
 typedef enum {
@@ -186,6 +199,10 @@ typedef enum {
     SPK_RELAY_EV_CLOSED,
     /* Reply to spk_relay_stats(). */
     SPK_RELAY_EV_STATS,
+    /* Audio-only fallback: the relay stopped (video_on false) or resumed (true) forwarding video
+     * to this subscribing endpoint: its link could not carry video, or (video_on) it has room
+     * for a try again (see Audio-only fallback above). */
+    SPK_RELAY_EV_VIDEO,
 } spk_relay_event_type_t;
 
 typedef struct {
@@ -198,6 +215,7 @@ typedef struct {
     char cand[SPK_RELAY_CANDIDATE_MAX]; /* LOCAL_CANDIDATE */
     char reason[96];                    /* FAILED: short text for logs */
     spk_relay_stats_t stats;            /* STATS (and a final copy with CLOSED) */
+    bool video_on;                      /* VIDEO */
 } spk_relay_event_t;
 
 /* Called on the control thread; the event is borrowed for the duration of the call. The callback

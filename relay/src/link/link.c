@@ -264,7 +264,9 @@ static uint8_t profile_index(const char *p)
     X(nack_received) \
     X(rtx_sent) \
     X(rtcp_terminated) \
-    X(rtx_buffer_bytes)
+    X(rtx_buffer_bytes) \
+    X(video_withheld) \
+    X(video_off)
 /* clang-format on */
 
 static bool put_event(wr_t *w, const spk_relay_event_t *ev)
@@ -275,11 +277,12 @@ static bool put_event(wr_t *w, const spk_relay_event_t *ev)
     put_u32(w, (uint32_t)-ev->err);
     put_u8(w, (uint8_t)ev->ice_state);
     put_u8(w, profile_index(ev->srtp_profile));
+    put_u8(w, ev->video_on ? 1 : 0);
     bool ok = put_str(w, ev->cand, sizeof(ev->cand)) && put_str(w, ev->reason, sizeof(ev->reason));
 #define PUT_STAT(f) put_u64(w, ev->stats.f);
     STATS_FIELDS(PUT_STAT)
 #undef PUT_STAT
-    return ok && ev->type >= SPK_RELAY_EV_LOCAL_CANDIDATE && ev->type <= SPK_RELAY_EV_STATS &&
+    return ok && ev->type >= SPK_RELAY_EV_LOCAL_CANDIDATE && ev->type <= SPK_RELAY_EV_VIDEO &&
            ev->err <= 0 && ev->err > -1000 && (unsigned)ev->ice_state <= SPK_RELAY_ICE_FAILED;
 }
 
@@ -295,12 +298,13 @@ static void get_event(rd_t *r, spk_relay_event_t *ev)
     ev->ice_state = (spk_relay_ice_state_t)ice;
     uint8_t prof = get_u8(r);
     ev->srtp_profile = prof < 3 && prof > 0 ? g_profiles[prof] : NULL;
+    ev->video_on = get_bool(r);
     get_str(r, ev->cand, sizeof(ev->cand));
     get_str(r, ev->reason, sizeof(ev->reason));
 #define GET_STAT(f) ev->stats.f = get_u64(r);
     STATS_FIELDS(GET_STAT)
 #undef GET_STAT
-    if (type < SPK_RELAY_EV_LOCAL_CANDIDATE || type > SPK_RELAY_EV_STATS || err >= 1000 ||
+    if (type < SPK_RELAY_EV_LOCAL_CANDIDATE || type > SPK_RELAY_EV_VIDEO || err >= 1000 ||
         ice > SPK_RELAY_ICE_FAILED || prof >= 3 || ev->endpoint_id == 0) {
         r->bad = true;
     }

@@ -37,8 +37,8 @@ export function parsePayload(kind, payload) {
   return { tag: payload.readUInt32BE(off + 4), counter: payload.readUInt32BE(off + 8) };
 }
 
-function makePayload(kind, tag, counter) {
-  const body = Buffer.alloc(kind === 'video' ? 400 : 80);
+function makePayload(kind, tag, counter, videoBytes = 400) {
+  const body = Buffer.alloc(kind === 'video' ? videoBytes : 80);
   const off = kind === 'video' ? 1 : 0;
   if (kind === 'video') body[0] = 0x10; // VP8 descriptor: S=1, PID=0
   MAGIC[kind].copy(body, off);
@@ -298,9 +298,10 @@ export class Peer {
     return { video: this.videoTx.sender.ssrc, audio: this.audioTx.sender.ssrc };
   }
 
-  // Starts writing synthetic RTP (~30 video and ~50 audio packets per second).
-  startSending() {
-    // Writes to the current tracks, so that sending carries on across a rebuild.
+  // Starts writing synthetic RTP (~30 video and ~50 audio packets per second; videoBytes and
+  // videoMs change the video payload size and spacing). Writes to the current tracks, so that
+  // sending carries on across a rebuild.
+  startSending({ videoBytes = 400, videoMs = 33 } = {}) {
     const send = (kind, tsStep) => {
       let seq = 1000;
       let ts = 5000;
@@ -313,10 +314,10 @@ export class Peer {
         });
         seq = (seq + 1) & 0xffff;
         ts = (ts + tsStep) >>> 0;
-        this.tracks[kind].writeRtp(new RtpPacket(header, makePayload(kind, this.tag, n)));
+        this.tracks[kind].writeRtp(new RtpPacket(header, makePayload(kind, this.tag, n, videoBytes)));
       };
     };
-    this.timers.push(setInterval(send('video', 3000), 33));
+    this.timers.push(setInterval(send('video', 3000), videoMs));
     this.timers.push(setInterval(send('audio', 960), 20));
   }
 

@@ -125,6 +125,8 @@ typedef struct {
     int n_cands;
     int tcp_cands;
     bool cands_done;
+    uint64_t video_events; /* SPK_RELAY_EV_VIDEO (audio-only fallback) */
+    bool video_on;
 } side_t;
 
 static uv_loop_t loop;
@@ -186,6 +188,10 @@ static void event_cb(spk_relay_t *r, const spk_relay_event_t *ev, void *user)
     case SPK_RELAY_EV_STATS:
         s->have_stats = true;
         s->stats = ev->stats;
+        break;
+    case SPK_RELAY_EV_VIDEO:
+        s->video_events++;
+        s->video_on = ev->video_on;
         break;
     default:
         break;
@@ -1131,6 +1137,123 @@ static void run_withheld(uint32_t n)
     CHECK_EQ(spk_relay_endpoint_close(relay, CONSULT, EP_B), 0);
 }
 
+/* ---- fallback mode ---- */
+
+static bool b_video_off(void)
+{
+    return B.video_events == 1 && !B.video_on;
+}
+
+static bool b_video_back(void)
+{
+    return B.video_events == 2 && B.video_on;
+}
+
+/* B's receiver report on A's stream: cumulative loss and extended highest sequence number. */
+static void b_report(int32_t lost, uint32_t ext_hi)
+{
+    uint8_t buf[128];
+    spk_rtcp_report_t r = {.ssrc = A.ssrc, .cumulative_lost = lost, .ext_highest_seq = ext_hi};
+    int len = spk_rtcp_build_rr(buf, sizeof(buf), B.ssrc, &r, 1);
+    CHECK(len > 0);
+    CHECK_EQ(spk_peer_send_rtcp(B.peer, buf, (size_t)len), 0);
+}
+
+/* A sends a packet every 10 ms and B reports every 100 ms (half of what A sent since `from`
+ * lost while `lossy`, else its count frozen as if nothing arrived) until cond or `ms` pass. */
+static uint32_t fallback_run(uint32_t next, uint16_t from, bool lossy, bool (*cond)(void),
+                             unsigned ms)
+{
+    uint64_t end = spk_mono_ns() + (uint64_t)ms * 1000000u;
+    uint32_t hi = from;
+    for (uint32_t i = 0; spk_mono_ns() < end && !(cond && cond()); i++) {
+        send_one(&A, next++);
+        if (i % 10 == 0) {
+            hi = lossy ? A.seq : hi;
+            b_report(lossy ? (int32_t)((uint16_t)(A.seq - from) / 2) : 0, hi);
+        }
+        pump(NULL, 10);
+    }
+    return next;
+}
+
+/* B reports half of A's video lost: the relay withholds video from B (VIDEO event), answers
+ * none of B's NACKs for what it withheld and asks A for none of it; after the backoff video
+ * comes back (VIDEO event) with only what follows. */
+static void run_fallback(void)
+{
+    setup_side(&A, CONSULT, EP_A, SPK_RELAY_ROLE_PUBLISH, false, false);
+    setup_side(&B, CONSULT, EP_B, SPK_RELAY_ROLE_SUBSCRIBE, true, false);
+    declare_a_video_rtx();
+    pump(NULL, 20);
+    exchange_candidates(-1);
+    CHECK(pump(both_connected, 15000));
+    CHECK_EQ(spk_relay_set_forwarding(relay, CONSULT, EP_A, true), 0);
+    CHECK_EQ(spk_relay_set_forwarding(relay, CONSULT, EP_B, true), 0);
+    pump(NULL, 50);
+    reset_rx();
+
+    uint64_t t0 = spk_mono_ns();
+    uint32_t next = fallback_run(0, A.seq, true, b_video_off, 10000);
+    CHECK(b_video_off());
+    double off_s = (double)(spk_mono_ns() - t0) / 1e9;
+    CHECK(off_s >= 2.5 && off_s < 8.0);
+    CHECK(B.got_from[0] > 0);
+    pump(NULL, 100);
+
+    /* Off: nothing reaches B, not even what it NACKs. */
+    uint64_t got0 = B.got_from[0], rtx0 = B.got_rtx;
+    uint32_t off_first = next;
+    uint16_t off_seq0 = A.seq;
+    t0 = spk_mono_ns();
+    next = fallback_run(next, off_seq0, false, NULL, 2000);
+    uint32_t off_last = next; /* [off_first, off_last): sent while off, NACKed by B below */
+    uint16_t off_seq1 = A.seq;
+    b_nack_range(off_seq0, (uint16_t)(off_seq1 - off_seq0));
+    uint64_t pli0 = A.got_pli;
+    uint8_t pli[64];
+    int pli_len = spk_rtcp_build_pli(pli, sizeof(pli), B.ssrc, A.ssrc);
+    CHECK(pli_len > 0);
+    CHECK_EQ(spk_peer_send_rtcp(B.peer, pli, (size_t)pli_len), 0);
+    pump(NULL, 200);
+    CHECK_EQ(A.got_pli, pli0); /* no key frame for a subscriber that gets no video */
+    CHECK_EQ(B.got_from[0], got0);
+    CHECK_EQ(B.got_rtx, rtx0);
+    for (uint16_t q = off_seq0; q != off_seq1; q++) {
+        CHECK(!got_nack_for(&A, q)); /* withheld numbers are not asked for upstream */
+    }
+
+    /* The next try: after the backoff, video again, from newer packets only. */
+    next = fallback_run(next, off_seq0, false, b_video_back, 15000);
+    CHECK(b_video_back());
+    pump(NULL, 50);
+    CHECK(A.got_pli > pli0); /* the relay's own request: video resumes from a key frame */
+    double back_s = (double)(spk_mono_ns() - t0) / 1e9;
+    CHECK(back_s >= 7.5 && back_s < 12.0);
+    for (uint32_t i = 0; i < 100; i++) {
+        send_one(&A, next++);
+        pump(NULL, 5);
+    }
+    b_want = got0 + 100;
+    CHECK(pump(b_has, 5000));
+    b_nack_range(off_seq0, (uint16_t)(off_seq1 - off_seq0));
+    pump(NULL, 200);
+    uint32_t leaked = 0;
+    for (uint32_t k = off_first; k < off_last; k++) {
+        leaked += B.seen[0][k];
+    }
+    CHECK_EQ(leaked, 0);
+    CHECK_EQ(B.bad, 0);
+    rtcp_stats_ab();
+    CHECK_EQ(B.stats.video_off, 1);
+    CHECK(B.stats.video_withheld >= off_last - off_first);
+    printf("fallback: video withheld %.1f s after B began reporting 50 %% loss; %" PRIu64
+           " packets withheld, none reached B (NACKed or not); video back after %.1f s\n",
+           off_s, B.stats.video_withheld, back_s);
+    S[1].closed = false;
+    CHECK_EQ(spk_relay_endpoint_close(relay, CONSULT, EP_B), 0);
+}
+
 /* ---- candfilter mode ---- */
 
 /* A UDP socket on addr (ephemeral port) that the relay's checks may reach. */
@@ -1357,6 +1480,9 @@ int main(int argc, char **argv)
         run_candfilter();
     } else if (strcmp(mode, "withheld") == 0) {
         run_withheld(n);
+        CHECK(pump(b_closed, 5000));
+    } else if (strcmp(mode, "fallback") == 0) {
+        run_fallback();
         CHECK(pump(b_closed, 5000));
     } else {
         connect_all(false);

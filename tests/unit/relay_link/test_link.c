@@ -210,12 +210,19 @@ static void test_handshake_and_every_message(void **state)
     e.ev.type = SPK_RELAY_EV_STATS;
     e.ev.stats.rtp_rx = 5;
     e.ev.stats.rtx_buffer_bytes = 1ull << 50;
+    e.ev.stats.video_off = 3;
     assert_int_equal(pass(&p.node, &p.ctl, &e, &got), 1);
     assert_memory_equal(&got.ev.stats, &e.ev.stats, sizeof(e.ev.stats));
     e.ev.type = SPK_RELAY_EV_ICE_STATE;
     e.ev.ice_state = SPK_RELAY_ICE_READY;
     assert_int_equal(pass(&p.node, &p.ctl, &e, &got), 1);
     assert_int_equal(got.ev.ice_state, SPK_RELAY_ICE_READY);
+    e.ev.type = SPK_RELAY_EV_VIDEO;
+    e.ev.video_on = true;
+    assert_int_equal(pass(&p.node, &p.ctl, &e, &got), 1);
+    assert_int_equal(got.ev.type, SPK_RELAY_EV_VIDEO);
+    assert_true(got.ev.video_on);
+    e.ev.video_on = false;
     e.ev.type = SPK_RELAY_EV_LOCAL_CANDIDATE;
     snprintf(e.ev.cand, sizeof(e.ev.cand), "candidate:x");
     assert_int_equal(pass(&p.node, &p.ctl, &e, &got), 1);
@@ -385,13 +392,16 @@ static void test_strict_bodies(void **state)
     expect_body(99, ids, 16, SPK_EDECODE, true);
     expect_body(SPK_LINK_AUTH, ids, 16, SPK_ESTATE, true);
     /* An EVENT with type 0 and one with an ICE state out of range. */
-    static uint8_t ev[1 + 8 + 8 + 4 + 1 + 1 + 2 + 2 + 23 * 8];
+    static uint8_t ev[1 + 8 + 8 + 4 + 1 + 1 + 1 + 2 + 2 + 25 * 8];
     memset(ev, 0, sizeof(ev));
     ev[16] = 9; /* endpoint id 9 */
     expect_body(SPK_LINK_EVENT, ev, sizeof(ev), SPK_EDECODE, false);
     ev[0] = SPK_RELAY_EV_ICE_STATE;
     expect_body(SPK_LINK_EVENT, ev, sizeof(ev), 1, false);
     ev[21] = 6;
+    expect_body(SPK_LINK_EVENT, ev, sizeof(ev), SPK_EDECODE, false);
+    ev[21] = 0;
+    ev[23] = 2; /* video_on is a boolean */
     expect_body(SPK_LINK_EVENT, ev, sizeof(ev), SPK_EDECODE, false);
 }
 
