@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 jobs=$(nproc)
 build=build/bench
-all_sections=(signaling memory mls sframe relay e2ee join audit chat store nodes)
+all_sections=(signaling memory mls sframe relay relay_nodes e2ee join audit chat store nodes)
 
 machine() {
   echo "machine: $(nproc) cores, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)," \
@@ -92,6 +92,18 @@ section_relay() {
     perf report -i "$build/relay-perf.data" --no-children --sort symbol --stdio -g none \
       2>/dev/null | grep '%' | head -n 25 || true
   fi
+}
+
+section_relay_nodes() {
+  echo "== relay_nodes"
+  # tests/bench/relay_nodes.mjs: werift peers, in-process relay against two spreek-relay nodes
+  # side by side, rounds alternating: media set-up, a deliberate rebuild, and the time from a
+  # relay node's SIGKILL until media flows again through the other node (BENCH_NODES_ROUNDS, 7).
+  local t0=$SECONDS
+  sh tests/browser/run.sh node tests/bench/relay_nodes.mjs "$build/server/spreekd" \
+    "$build/server/spreek-relay" --rounds "${BENCH_NODES_ROUNDS:-7}" | tee "$build/relay_nodes.out"
+  tail -n 1 "$build/relay_nodes.out" >"$build/relay_nodes.json"
+  echo "relay_nodes: $((SECONDS - t0)) s; JSON summary in $build/relay_nodes.json"
 }
 
 section_e2ee() {
@@ -201,7 +213,7 @@ done
 
 echo "== build (Release)"
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DSPK_TESTS=ON >/dev/null
-cmake --build "$build" -j"$jobs" --target spreekd spreekbench spreekload srtpfloor
+cmake --build "$build" -j"$jobs" --target spreekd spreek-relay spreekbench spreekload srtpfloor
 machine
 for s in "${sections[@]}"; do
   "section_$s"

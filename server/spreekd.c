@@ -14,6 +14,7 @@
 #include "spk/error.h"
 #include "spk/log.h"
 #include "spk/rand.h"
+#include "spk/relay_link.h"
 #include "spk/sig_media.h"
 #include "spk/signaling.h"
 #include "spk/store.h"
@@ -46,7 +47,7 @@ typedef struct {
     bool durable_open;
     bool stopping_on_failure;
     atomic_bool store_failed;
-    spk_relay_t *relay;
+    spk_relays_t *relay; /* in-process or relay nodes */
     spk_bus_t *bus; /* events between nodes (redis set) */
 } spreekd_t;
 
@@ -230,11 +231,30 @@ static void print_demo_link(spreekd_t *d)
     spk_wipe(tok, sizeof(tok));
 }
 
-/* Starts the media relay when relay addresses are configured. */
+/* Connects to the relay nodes (spreek-relay) when relay_nodes is configured. */
+static int start_relay_nodes(spreekd_t *d)
+{
+    spk_relays_remote_config_t rc = {.nodes = d->cfg.relay_nodes, .secret = d->cfg.relay_secret};
+    int err = spk_relays_new_remote(&d->loop, &rc, spk_sig_relay_event, d->sig, &d->relay);
+    if (err != 0) {
+        spk_error(0, "relay_nodes %s: %s (relay_secret must be %d..%d bytes)", d->cfg.relay_nodes,
+                  spk_strerror(err), SPK_LINK_SECRET_MIN, SPK_LINK_SECRET_MAX);
+        return err;
+    }
+    spk_sig_set_relay(d->sig, d->relay);
+    spk_info(0, "media on relay nodes %s", d->cfg.relay_nodes);
+    return 0;
+}
+
+/* Starts the media relay: relay nodes when configured, else the in-process relay when relay
+ * addresses are configured. */
 static int start_relay(spreekd_t *d)
 {
+    if (d->cfg.relay_nodes[0] != '\0') {
+        return start_relay_nodes(d);
+    }
     if (d->cfg.relay_addresses[0] == '\0') {
-        spk_info(0, "media relay off (no relay_addresses configured)");
+        spk_info(0, "media relay off (no relay_addresses or relay_nodes configured)");
         return 0;
     }
     spk_relay_config_t rc;
@@ -253,7 +273,7 @@ static int start_relay(spreekd_t *d)
     rc.consent_timeout_ms = (unsigned)d->cfg.relay_consent_timeout_s * 1000u;
     rc.candidate_allow = d->cfg.relay_candidate_allow;
     rc.candidate_deny = d->cfg.relay_candidate_deny;
-    int err = spk_relay_new(&d->loop, &rc, spk_sig_relay_event, d->sig, &d->relay);
+    int err = spk_relays_new_local(&d->loop, &rc, spk_sig_relay_event, d->sig, &d->relay);
     if (err != 0) {
         spk_error(0, "cannot start the media relay on %s: %s", d->cfg.relay_addresses,
                   spk_strerror(err));
@@ -271,7 +291,7 @@ static void stop_relay(spreekd_t *d)
         if (d->sig != NULL) {
             spk_sig_set_relay(d->sig, NULL);
         }
-        spk_relay_destroy(d->relay);
+        spk_relays_destroy(d->relay);
         d->relay = NULL;
     }
 }

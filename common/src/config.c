@@ -5,6 +5,7 @@
 #include "spk/config.h"
 #include "spk/error.h"
 #include "spk/log.h"
+#include "spk/url.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -134,6 +135,10 @@ static const cfg_opt_t g_opts[] = {
      "remote candidate ranges the relay may send to beyond its rules"},
     {"relay-candidate-deny", "relay_candidate_deny", CFG_STR, OFF(relay_candidate_deny),
      SZ(relay_candidate_deny), 0, 0, "CIDR[,..]", "remote candidate ranges it never sends to"},
+    {"relay-nodes", "relay_nodes", CFG_STR, OFF(relay_nodes), SZ(relay_nodes), 0, 0,
+     "HOST:PORT[,..]", "separate relay nodes (spreek-relay) instead of the in-process relay"},
+    {"relay-secret", "relay_secret", CFG_STR, OFF(relay_secret), SZ(relay_secret), 0, 0, "SECRET",
+     "shared secret of the relay nodes' link (16..256 bytes)"},
     {"turn-urls", "turn_urls", CFG_STR, OFF(turn_urls), SZ(turn_urls), 0, 0, "URLS",
      "TURN URLs handed to clients, comma-separated"},
     {"turn-secret", "turn_secret", CFG_STR, OFF(turn_secret), SZ(turn_secret), 0, 0, "SECRET",
@@ -274,37 +279,14 @@ static int set_string(char *dst, size_t cap, const char *name, const char *v, ch
 /* Parses "HOST:PORT" or "[IPV6]:PORT". */
 static int parse_listen(spk_config_t *c, const char *name, const char *v, char *why, size_t why_len)
 {
-    const char *host = v;
-    size_t host_len;
-    const char *colon;
-    if (v[0] == '[') {
-        const char *close = strchr(v, ']');
-        if (!close || close[1] != ':') {
-            return fail(why, why_len, "%s: expected [IPV6]:PORT, got \"%s\"", name, v);
-        }
-        host = v + 1;
-        host_len = (size_t)(close - host);
-        colon = close + 1;
-    } else {
-        colon = strrchr(v, ':');
-        if (!colon || strchr(v, ':') != colon) {
-            return fail(why, why_len, "%s: expected HOST:PORT or [IPV6]:PORT, got \"%s\"", name, v);
-        }
-        host_len = (size_t)(colon - v);
+    char host[sizeof(c->listen_host)];
+    int port = 0;
+    if (spk_hostport_parse(v, host, sizeof(host), &port) != 0) {
+        return fail(why, why_len,
+                    "%s: expected HOST:PORT or [IPV6]:PORT (port 0..65535), got \"%s\"", name, v);
     }
-    if (host_len == 0 || host_len >= sizeof(c->listen_host)) {
-        return fail(why, why_len, "%s: bad host in \"%s\"", name, v);
-    }
-    const char *p = colon + 1;
-    char *end = NULL;
-    errno = 0;
-    long port = strtol(p, &end, 10);
-    if (*p == '\0' || *end != '\0' || errno != 0 || port < 0 || port > 65535) {
-        return fail(why, why_len, "%s: bad port in \"%s\" (0..65535)", name, v);
-    }
-    memcpy(c->listen_host, host, host_len);
-    c->listen_host[host_len] = '\0';
-    c->listen_port = (int)port;
+    memcpy(c->listen_host, host, sizeof(host));
+    c->listen_port = port;
     return 0;
 }
 

@@ -2,6 +2,7 @@
 #include "spk/url.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -132,4 +133,42 @@ bool spk_url_host_loopback(const spk_url_t *u)
     char tail;
     return sscanf(u->host, "%3u.%3u.%3u.%3u%c", &a, &b, &c, &d, &tail) == 4 && a == 127 &&
            b < 256 && c < 256 && d < 256;
+}
+
+int spk_hostport_parse(const char *s, char *host, size_t host_cap, int *port)
+{
+    if (s == NULL || host == NULL || port == NULL || host_cap == 0) {
+        return SPK_EINVAL;
+    }
+    const char *h = s;
+    size_t hlen;
+    const char *colon;
+    if (s[0] == '[') {
+        const char *close = strchr(s, ']');
+        if (close == NULL || close[1] != ':') {
+            return SPK_EINVAL;
+        }
+        h = s + 1;
+        hlen = (size_t)(close - h);
+        colon = close + 1;
+    } else {
+        colon = strrchr(s, ':');
+        if (colon == NULL || strchr(s, ':') != colon) {
+            return SPK_EINVAL;
+        }
+        hlen = (size_t)(colon - s);
+    }
+    const char *p = colon + 1;
+    size_t digits = strspn(p, "0123456789");
+    if (hlen == 0 || hlen >= host_cap || digits == 0 || digits > 5 || p[digits] != '\0') {
+        return SPK_EINVAL;
+    }
+    long v = strtol(p, NULL, 10);
+    if (v > 65535) {
+        return SPK_EINVAL;
+    }
+    memcpy(host, h, hlen);
+    host[hlen] = '\0';
+    *port = (int)v;
+    return 0;
 }

@@ -468,6 +468,65 @@ static bool ice_token_ok(const char *s, size_t cap)
     return true;
 }
 
+int spk_relay_ice_credentials(spk_relay_ice_creds_t *out)
+{
+    if (!out) {
+        return SPK_EINVAL;
+    }
+    int rc = random_token(out->ufrag, 8);
+    if (rc == 0) {
+        rc = random_token(out->pwd, 24);
+    }
+    return rc;
+}
+
+static bool creds_ok(const spk_relay_ice_creds_t *c)
+{
+    return c && ice_token_ok(c->ufrag, SPK_RELAY_UFRAG_MAX) &&
+           ice_token_ok(c->pwd, SPK_RELAY_PWD_MAX) && strlen(c->ufrag) >= 4 && strlen(c->pwd) >= 22;
+}
+
+bool spk_relay_ice_lite(const spk_relay_t *relay)
+{
+    return relay && relay->cfg.ice_lite;
+}
+
+int spk_relay_endpoint_create_with(spk_relay_t *relay, uint64_t consult_id, uint64_t endpoint_id,
+                                   unsigned roles, const spk_relay_ice_creds_t *local)
+{
+    if (!creds_ok(local) ||
+        (roles & ~(unsigned)(SPK_RELAY_ROLE_PUBLISH | SPK_RELAY_ROLE_SUBSCRIBE)) != 0) {
+        return SPK_EINVAL;
+    }
+    spk_relay_cmd_t *cmd = cmd_new(relay, SPK_RELAY_CMD_CREATE, consult_id, endpoint_id);
+    if (!cmd) {
+        return cmd_fail(relay, consult_id, endpoint_id);
+    }
+    cmd->roles = roles;
+    snprintf(cmd->local_ufrag, sizeof(cmd->local_ufrag), "%s", local->ufrag);
+    snprintf(cmd->local_pwd, sizeof(cmd->local_pwd), "%s", local->pwd);
+    return post(relay, cmd);
+}
+
+int spk_relay_ice_restart_with(spk_relay_t *relay, uint64_t consult_id, uint64_t endpoint_id,
+                               const char *ufrag, const char *pwd,
+                               const spk_relay_ice_creds_t *local)
+{
+    if (!creds_ok(local) || !ice_token_ok(ufrag, SPK_RELAY_UFRAG_MAX) ||
+        !ice_token_ok(pwd, SPK_RELAY_PWD_MAX)) {
+        return SPK_EINVAL;
+    }
+    spk_relay_cmd_t *cmd = cmd_new(relay, SPK_RELAY_CMD_ICE_RESTART, consult_id, endpoint_id);
+    if (!cmd) {
+        return cmd_fail(relay, consult_id, endpoint_id);
+    }
+    snprintf(cmd->local_ufrag, sizeof(cmd->local_ufrag), "%s", local->ufrag);
+    snprintf(cmd->local_pwd, sizeof(cmd->local_pwd), "%s", local->pwd);
+    snprintf(cmd->remote_ufrag, sizeof(cmd->remote_ufrag), "%s", ufrag);
+    snprintf(cmd->remote_pwd, sizeof(cmd->remote_pwd), "%s", pwd);
+    return post(relay, cmd);
+}
+
 int spk_relay_endpoint_create(spk_relay_t *relay, uint64_t consult_id, uint64_t endpoint_id,
                               unsigned roles, spk_relay_local_t *local)
 {

@@ -8,6 +8,7 @@
 #include "spk/error.h"
 #include "spk/map.h"
 #include "spk/relay.h"
+#include "spk/relays.h"
 #include "spk/signaling.h"
 
 /* Consults one connection can be joined to at once. */
@@ -124,8 +125,8 @@ struct spk_sig {
     uint64_t by_action[SIG_N_ACTIONS];
     uint64_t m[SIG_M_COUNT];
     /* media relay (NULL when media is off) */
-    spk_relay_t *relay;
-    spk_map_t eps; /* relay endpoint id -> sig_ep_owner_t* */
+    spk_relays_t *relay; /* in-process or relay nodes (spk/relays.h) */
+    spk_map_t eps;       /* relay endpoint id -> sig_ep_owner_t* */
     uint64_t next_ep, next_relay_consult;
     uint64_t relay_closed[SIG_EP_STATS]; /* counter totals of closed endpoints */
     spk_map_t ep_stats;                  /* endpoint id -> last counters (uint64_t[SIG_EP_STATS]) */

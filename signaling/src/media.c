@@ -16,7 +16,7 @@
 
 const char *const sig_pc_names[2] = {"publish", "subscribe"};
 
-void spk_sig_set_relay(spk_sig_t *s, spk_relay_t *relay)
+void spk_sig_set_relay(spk_sig_t *s, spk_relays_t *relay)
 {
     s->relay = relay;
 }
@@ -135,9 +135,9 @@ static int ep_open(spk_sig_t *s, sig_conn_t *conn, sig_join_t *j, sig_ep_t *ep, 
     memset(ep, 0, sizeof(*ep));
     ep->id = ++s->next_ep;
     unsigned roles = pc == SIG_PC_PUBLISH ? SPK_RELAY_ROLE_PUBLISH : SPK_RELAY_ROLE_SUBSCRIBE;
-    int rc = spk_relay_endpoint_create(s->relay, c->relay_id, ep->id, roles, &ep->local);
+    int rc = spk_relays_endpoint_create(s->relay, c->relay_id, ep->id, roles, &ep->local);
     if (rc == 0) {
-        rc = spk_relay_set_owner(s->relay, c->relay_id, ep->id, owner_of(j->part));
+        rc = spk_relays_set_owner(s->relay, c->relay_id, ep->id, owner_of(j->part));
     }
     if (rc == 0) {
         own->conn = conn->id;
@@ -148,20 +148,20 @@ static int ep_open(spk_sig_t *s, sig_conn_t *conn, sig_join_t *j, sig_ep_t *ep, 
     if (rc != 0) {
         free(own);
         if (ep->id != 0) {
-            spk_relay_endpoint_close(s->relay, c->relay_id, ep->id);
+            spk_relays_endpoint_close(s->relay, c->relay_id, ep->id);
         }
         memset(ep, 0, sizeof(*ep));
         return rc;
     }
     s->m[SIG_M_MEDIA_ENDPOINTS]++;
-    ep->forwarding = spk_relay_set_forwarding(s->relay, c->relay_id, ep->id, true) == 0;
+    ep->forwarding = spk_relays_set_forwarding(s->relay, c->relay_id, ep->id, true) == 0;
     return 0;
 }
 
 static void ep_close(spk_sig_t *s, sig_consult_t *c, sig_ep_t *ep)
 {
     if (ep->id != 0) {
-        spk_relay_endpoint_close(s->relay, c->relay_id, ep->id);
+        spk_relays_endpoint_close(s->relay, c->relay_id, ep->id);
         /* The owner entry goes with the CLOSED event; until then events are dropped. */
         sig_ep_owner_t *own = spk_map_get_u64(&s->eps, ep->id);
         if (own != NULL) {
@@ -397,11 +397,12 @@ static int apply_remote(spk_sig_t *s, sig_consult_t *c, sig_ep_t *ep, const spk_
     int index;
     const spk_sdp_media_t *first = first_accepted(sdp, &index);
     if (!ep->remote_set) {
-        rc = spk_relay_remote_description(s->relay, c->relay_id, ep->id, ice->ufrag, ice->pwd, fp,
-                                          relay_setup(spk_sdp_media_setup(sdp, first)));
+        rc = spk_relays_remote_description(s->relay, c->relay_id, ep->id, ice->ufrag, ice->pwd, fp,
+                                           relay_setup(spk_sdp_media_setup(sdp, first)));
         ep->remote_set = rc == 0;
     } else if (strcmp(ep->remote_ufrag, ice->ufrag) != 0) {
-        rc = spk_relay_ice_restart(s->relay, c->relay_id, ep->id, ice->ufrag, ice->pwd, &ep->local);
+        rc =
+            spk_relays_ice_restart(s->relay, c->relay_id, ep->id, ice->ufrag, ice->pwd, &ep->local);
     }
     if (rc != 0) {
         snprintf(why, why_len, "relay refused the description");
@@ -412,7 +413,7 @@ static int apply_remote(spk_sig_t *s, sig_consult_t *c, sig_ep_t *ep, const spk_
     for (int i = 0; i < first->n_candidates; i++) {
         char line[SPK_RELAY_CANDIDATE_MAX];
         if (spk_sdp_candidate_format(&first->candidates[i], line, sizeof(line)) > 0) {
-            (void)spk_relay_remote_candidate(s->relay, c->relay_id, ep->id, line);
+            (void)spk_relays_remote_candidate(s->relay, c->relay_id, ep->id, line);
         }
     }
     return 0;
@@ -456,11 +457,11 @@ static void declare_streams(spk_sig_t *s, sig_consult_t *c, sig_media_t *m)
                                      .video = t->kind == SPK_SDP_KIND_VIDEO};
         n++;
     }
-    if (n > 0 && spk_relay_set_streams(s->relay, c->relay_id, m->pub.id, st, n) != 0) {
+    if (n > 0 && spk_relays_set_streams(s->relay, c->relay_id, m->pub.id, st, n) != 0) {
         spk_warn(0, "relay refused the stream declaration of endpoint %llu",
                  (unsigned long long)m->pub.id);
     }
-    if (spk_relay_set_ext_map(s->relay, c->relay_id, m->pub.id, m->ext_map) != 0) {
+    if (spk_relays_set_ext_map(s->relay, c->relay_id, m->pub.id, m->ext_map) != 0) {
         spk_warn(0, "relay refused the header extension map of endpoint %llu",
                  (unsigned long long)m->pub.id);
     }
@@ -647,7 +648,7 @@ int sig_h_media_candidate(sig_req_t *r)
             return sig_bad_field(r, "candidate");
         }
     }
-    rc = spk_relay_remote_candidate(r->s->relay, c->relay_id, ep->id, cand);
+    rc = spk_relays_remote_candidate(r->s->relay, c->relay_id, ep->id, cand);
     /* An address outside the relay's ranges is dropped (and counted): the client learns nothing
      * about which addresses the relay would send to. */
     return rc == SPK_EFORBIDDEN ? 0 : rc;

@@ -75,9 +75,8 @@ static void on_counters(spk_sig_t *s, const spk_relay_event_t *ev)
     }
 }
 
-void spk_sig_relay_event(spk_relay_t *relay, const spk_relay_event_t *ev, void *user)
+void spk_sig_relay_event(const spk_relay_event_t *ev, void *user)
 {
-    (void)relay;
     spk_sig_t *s = user;
     sig_ep_owner_t *own = spk_map_get_u64(&s->eps, ev->endpoint_id);
     if (own == NULL) {
@@ -144,10 +143,10 @@ void sig_media_tick(spk_sig_t *s)
                 sig_media_t *m = conn->joined[k].media;
                 if (conn->joined[k].consult == c && m != NULL) {
                     if (m->pub.id) {
-                        spk_relay_stats(s->relay, c->relay_id, m->pub.id);
+                        spk_relays_stats(s->relay, c->relay_id, m->pub.id);
                     }
                     if (m->sub.id) {
-                        spk_relay_stats(s->relay, c->relay_id, m->sub.id);
+                        spk_relays_stats(s->relay, c->relay_id, m->sub.id);
                     }
                 }
             }
@@ -174,7 +173,7 @@ size_t sig_media_metrics(spk_sig_t *s, char *buf, size_t cap)
                      "# TYPE spk_relay_candidates_refused_total counter\n"
                      "spk_relay_candidates_refused_total %llu\n",
                      s->relay != NULL, s->eps.len,
-                     (unsigned long long)(s->relay ? spk_relay_candidates_refused(s->relay) : 0));
+                     (unsigned long long)(s->relay ? spk_relays_candidates_refused(s->relay) : 0));
     for (int i = 0; n >= 0 && (size_t)n < cap - o && i <= SIG_EP_STATS; i++) {
         o += (size_t)n;
         if (i == SIG_EP_STATS) {
@@ -182,6 +181,9 @@ size_t sig_media_metrics(spk_sig_t *s, char *buf, size_t cap)
         }
         n = snprintf(buf + o, cap - o, "# TYPE %s counter\n%s %llu\n", g_stat_names[i],
                      g_stat_names[i], (unsigned long long)tot[i]);
+    }
+    if (o < cap) {
+        o += spk_relays_metrics(s->relay, buf + o, cap - o);
     }
     return o < cap ? o : cap - 1;
 }

@@ -20,8 +20,11 @@ export const tid = (page, id) => page.locator(`[data-testid="${id}"]`);
 // spreekd with the media relay on loopback (unless `relay` is false; more spreekd switches in
 // `args`), and headless Chromium (more switches in `browserArgs`). e2ee: the consults require
 // end-to-end encrypted media (the product's default); the relay's own tests run without.
-export async function setup(t, { relay = true, e2ee = false, args = [], browserArgs = [] } = {}) {
-  const media = ['--relay-address', '127.0.0.1', '--media-e2ee', e2ee ? '1' : '0'];
+// relayArgs: how spreekd gets its relay (default: in-process on 127.0.0.1), e.g. relay nodes.
+export async function setup(t, {
+  relay = true, e2ee = false, relayArgs = ['--relay-address', '127.0.0.1'], args = [], browserArgs = [],
+} = {}) {
+  const media = [...relayArgs, '--media-e2ee', e2ee ? '1' : '0'];
   const srv = await startServer({ args: [...(relay ? media : []), ...args] });
   const browser = await launchBrowser({ args: browserArgs });
   const problems = [];

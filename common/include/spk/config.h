@@ -94,6 +94,10 @@ typedef struct {
     /* remote candidate address ranges (CIDR lists, relay/include/spk/addr_filter.h) */
     char relay_candidate_allow[512]; /* extra ranges the relay may send to */
     char relay_candidate_deny[512];  /* ranges it never sends to */
+    /* relay nodes (spreek-relay) instead of the in-process relay: "host:port,..." and the link's
+     * shared secret; relay_addresses and the other relay_* settings are then the nodes' own */
+    char relay_nodes[1024];
+    char relay_secret[257];
 
     /* TURN (coturn, shared-secret scheme): handed to clients while turn_urls is set */
     char turn_urls[512];   /* comma-separated, "turns:turn.example.nl:443?transport=tcp,..." */

@@ -60,7 +60,8 @@
        "the MLS message does not match who may be in the conversation")                            \
     XX(EIDEMPOTENCY, -48, "idempotency_key_reused",                                                \
        "this Idempotency-Key was used for a different request")                                    \
-    XX(EE2EE, -49, "e2ee_required", "this consult requires end-to-end encrypted media")
+    XX(EE2EE, -49, "e2ee_required", "this consult requires end-to-end encrypted media")            \
+    XX(EUNAVAILABLE, -50, "unavailable", "temporarily unavailable; try again")
 
 typedef enum {
     SPK_OK = 0,

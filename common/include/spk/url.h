@@ -30,4 +30,9 @@ int spk_url_format(const spk_url_t *u, char *out, size_t cap);
  * "::1". (The address a name resolves to is checked again when connecting.) */
 bool spk_url_host_loopback(const spk_url_t *u);
 
+/* "HOST:PORT" or "[IPV6]:PORT" (a listen address, a relay node): the host (without []) into
+ * host[host_cap] and the port (0..65535) into *port. SPK_EINVAL for anything else: no port, an
+ * empty or too long host, a bare IPv6 address, a port that is not all digits or out of range. */
+int spk_hostport_parse(const char *s, char *host, size_t host_cap, int *port);
+
 #endif

@@ -327,6 +327,30 @@ int spk_relay_endpoint_close(spk_relay_t *relay, uint64_t consult_id, uint64_t e
 /* Requests counters; a STATS event follows. */
 int spk_relay_stats(spk_relay_t *relay, uint64_t consult_id, uint64_t endpoint_id);
 
+/* Local ICE credentials chosen by the caller, for a relay driven by a controller that answers
+ * for it (spk/relay_link.h: spreekd chooses them and sends them to a relay node). ICE
+ * characters only (A-Z a-z 0-9 + /), ufrag 4..SPK_RELAY_UFRAG_MAX-1, pwd
+ * 22..SPK_RELAY_PWD_MAX-1 (RFC 8839). */
+typedef struct {
+    char ufrag[SPK_RELAY_UFRAG_MAX];
+    char pwd[SPK_RELAY_PWD_MAX];
+} spk_relay_ice_creds_t;
+
+/* Fresh random credentials as spk_relay_endpoint_create() makes them (8 and 24 characters).
+ * 0 or SPK_ECRYPTO. Any thread. */
+int spk_relay_ice_credentials(spk_relay_ice_creds_t *out);
+
+/* spk_relay_endpoint_create() and spk_relay_ice_restart() with the local credentials given
+ * instead of generated; SPK_EINVAL for credentials outside the ranges above. */
+int spk_relay_endpoint_create_with(spk_relay_t *relay, uint64_t consult_id, uint64_t endpoint_id,
+                                   unsigned roles, const spk_relay_ice_creds_t *local);
+int spk_relay_ice_restart_with(spk_relay_t *relay, uint64_t consult_id, uint64_t endpoint_id,
+                               const char *ufrag, const char *pwd,
+                               const spk_relay_ice_creds_t *local);
+
+/* The relay's ICE mode (cfg.ice_lite). */
+bool spk_relay_ice_lite(const spk_relay_t *relay);
+
 /* Name of an event type / ICE state, for logs; never NULL. */
 const char *spk_relay_event_name(spk_relay_event_type_t type);
 const char *spk_relay_ice_state_name(spk_relay_ice_state_t state);

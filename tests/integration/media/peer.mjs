@@ -53,16 +53,24 @@ export class Peer {
    * @param {string} consult  consult id (joined already)
    * @param {number} tag      a number put into every payload this peer publishes
    * @param {object} [rtcConfig]  extra werift configuration (e.g. iceServers, iceTransportPolicy)
+   * @param {object} [opts]
+   * @param {boolean} [opts.rebuildOnFailure]  on media.state "failed" for either connection,
+   *   rebuild both as the browser client does (web/js/rtc.js rebuild): media.stop, new
+   *   connections, publish and subscribe again
    */
-  constructor(client, consult, tag, rtcConfig = {}) {
+  constructor(client, consult, tag, rtcConfig = {}, { rebuildOnFailure = false } = {}) {
     this.client = client;
     this.consult = consult;
     this.tag = tag;
+    this.rebuildOnFailure = rebuildOnFailure;
+    this.rebuilds = [];     // {at, done} per rebuild (ms since the epoch)
+    this.rebuilding = null;
+    this.gen = 0;           // bumped by each rebuild
     // Says "e2ee": true in media.publish and media.subscribe (a consult that requires it,
     // protocol.md §5.7). The payload stays this peer's synthetic one: the relay forwards it
     // exactly as it forwards SFrame frames, without reading it (relay/README.md).
     this.e2ee = false;
-    const cfg = {
+    this.rtcConfig = {
       iceServers: [],
       iceAdditionalHostAddresses: ['127.0.0.1'],
       iceInterfaceAddresses: { udp4: '127.0.0.1' },
@@ -71,17 +79,14 @@ export class Peer {
       codecs: { audio: [OPUS()], video: [VP8()] },
       ...rtcConfig,
     };
-    this.pub = new RTCPeerConnection(cfg);
-    this.sub = new RTCPeerConnection(cfg);
-    this.pcs = { publish: this.pub, subscribe: this.sub };
-    this.pendingCands = { publish: [], subscribe: [] };
     this.localCands = { publish: [], subscribe: [] };
-    this.tracks = { video: new MediaStreamTrack({ kind: 'video' }), audio: new MediaStreamTrack({ kind: 'audio' }) };
+    this.receivers = new Set(); // every receiver the subscribe connection had
+    this.states = { publish: [], subscribe: [] };
+    this._makeConnections();
     this.sent = { video: 0, audio: 0 };
     this.timers = [];
     this.offers = [];       // media.offer events handled
     this.candEvents = [];   // media.candidate events, as received
-    this.receivers = new Set(); // every receiver the subscribe connection had
     this.stateEvents = [];  // media.state events, as received
     this.answerErrors = [];
     this.streams = new Map(); // mid -> {participant, kind}
@@ -89,22 +94,64 @@ export class Peer {
     this.received = { video: new Map(), audio: new Map() };
     this.foreign = 0; // packets whose payload was not ours
     this._queue = Promise.resolve();
-    this.states = { publish: [], subscribe: [] };
+    this._onEvent = this._onEvent.bind(this);
+  }
 
+  // New publish and subscribe connections (and tracks): at the start and for each rebuild.
+  _makeConnections() {
+    this.pub = new RTCPeerConnection(this.rtcConfig);
+    this.sub = new RTCPeerConnection(this.rtcConfig);
+    this.pcs = { publish: this.pub, subscribe: this.sub };
+    this.pendingCands = { publish: [], subscribe: [] };
+    this.tracks = { video: new MediaStreamTrack({ kind: 'video' }), audio: new MediaStreamTrack({ kind: 'audio' }) };
+    this.videoTx = null;
+    this.audioTx = null;
     for (const name of ['publish', 'subscribe']) {
       const pc = this.pcs[name];
       pc.onicecandidate = ({ candidate }) => {
+        if (pc !== this.pcs[name]) return; // a connection a rebuild replaced
         const c = candidate ? candidate.candidate : '';
         if (c && !onLoopback(c)) return;
         if (c) this.localCands[name].push(c);
-        this.client.req('media.candidate', { consult, pc: name, candidate: c }).catch(() => {});
+        this.client.req('media.candidate', { consult: this.consult, pc: name, candidate: c }).catch(() => {});
       };
-      pc.connectionStateChange.subscribe((s) => this.states[name].push(s));
+      pc.connectionStateChange.subscribe((s) => {
+        if (pc === this.pcs[name]) this.states[name].push(s);
+      });
     }
     this.sub.onTrack.subscribe((track) => {
       track.onReceiveRtp.subscribe((rtp) => this._onRtp(track.kind, rtp));
     });
-    this._onEvent = this._onEvent.bind(this);
+  }
+
+  // Closes both connections at the relay and here and sets them up again, as the browser client
+  // does after the relay reports a failure. One at a time; resolves when both are requested.
+  rebuild() {
+    if (this.rebuilding) return this.rebuilding;
+    const entry = { at: Date.now(), done: 0 };
+    this.rebuilds.push(entry);
+    this.rebuilding = (async () => {
+      try {
+        await this.client.req('media.stop', { consult: this.consult });
+        // Everything after media.stop's reply is about the new connections.
+        this.gen += 1;
+        this._queue = Promise.resolve();
+        const old = [this.pub, this.sub];
+        const oldReceivers = [...this.receivers];
+        this._makeConnections();
+        await Promise.allSettled(old.map((pc) => pc.close()));
+        for (const r of oldReceivers) r.nack?.close?.();
+        await this.publish();
+        const s = await this.client.req('media.subscribe', { consult: this.consult, e2ee: this.e2ee });
+        if (s.type !== 'ok') throw new Error(`media.subscribe: ${s.code} ${s.message}`);
+        entry.done = Date.now();
+      } catch (err) {
+        this.answerErrors.push(`rebuild: ${err.message}`);
+      } finally {
+        this.rebuilding = null;
+      }
+    })();
+    return this.rebuilding;
   }
 
   _onRtp(kind, rtp) {
@@ -156,8 +203,10 @@ export class Peer {
   }
 
   _onEvent(e) {
-    // Serialise: a candidate may arrive while the offer is being applied.
-    this._queue = this._queue.then(() => this._handle(e)).catch((err) => {
+    // Serialise: a candidate may arrive while the offer is being applied. Events queued for
+    // connections a rebuild has replaced are skipped (their handling may never finish).
+    const gen = this.gen;
+    this._queue = this._queue.then(() => (gen === this.gen ? this._handle(e) : null)).catch((err) => {
       this.answerErrors.push(`${e.type}: ${err.message}`);
     });
   }
@@ -166,6 +215,8 @@ export class Peer {
     if (e.type === 'media.state') {
       this.stateEvents.push(e);
       this.states[e.pc].push(`relay:${e.state}`);
+      // Not awaited: the rebuild's own offers come through this queue.
+      if (e.state === 'failed' && this.rebuildOnFailure) this.rebuild();
       return;
     }
     if (e.type === 'media.candidate') {
@@ -248,12 +299,14 @@ export class Peer {
   }
 
   // Starts writing synthetic RTP (~30 video and ~50 audio packets per second; videoBytes and
-  // videoMs change the video payload size and spacing).
+  // videoMs change the video payload size and spacing). Writes to the current tracks, so that
+  // sending carries on across a rebuild.
   startSending({ videoBytes = 400, videoMs = 33 } = {}) {
-    const send = (kind, track, tsStep) => {
+    const send = (kind, tsStep) => {
       let seq = 1000;
       let ts = 5000;
       return () => {
+        if (!this.tracks[kind]) return;
         const n = this.sent[kind]++;
         const header = new RtpHeader({
           version: 2, padding: false, extension: false, marker: kind === 'video',
@@ -261,11 +314,11 @@ export class Peer {
         });
         seq = (seq + 1) & 0xffff;
         ts = (ts + tsStep) >>> 0;
-        track.writeRtp(new RtpPacket(header, makePayload(kind, this.tag, n, videoBytes)));
+        this.tracks[kind].writeRtp(new RtpPacket(header, makePayload(kind, this.tag, n, videoBytes)));
       };
     };
-    this.timers.push(setInterval(send('video', this.tracks.video, 3000), videoMs));
-    this.timers.push(setInterval(send('audio', this.tracks.audio, 960), 20));
+    this.timers.push(setInterval(send('video', 3000), videoMs));
+    this.timers.push(setInterval(send('audio', 960), 20));
   }
 
   stopSending() {

@@ -9,6 +9,7 @@
 #include "spk/map.h"
 #include "spk/role.h"
 #include "spk/text.h"
+#include "spk/url.h"
 #include "spk/util.h"
 
 static void test_error_table(void **state)
@@ -174,13 +175,47 @@ static void test_text_escape(void **state)
     assert_string_equal(out, "ab");
 }
 
+/* "HOST:PORT" and "[V6]:PORT" (listen addresses, relay nodes). */
+static void test_hostport(void **state)
+{
+    (void)state;
+    char host[16];
+    int port = -1;
+    assert_int_equal(spk_hostport_parse("127.0.0.1:8490", host, sizeof(host), &port), 0);
+    assert_string_equal(host, "127.0.0.1");
+    assert_int_equal(port, 8490);
+    assert_int_equal(spk_hostport_parse("[::1]:0", host, sizeof(host), &port), 0);
+    assert_string_equal(host, "::1");
+    assert_int_equal(port, 0);
+    assert_int_equal(spk_hostport_parse("relay-a:65535", host, sizeof(host), &port), 0);
+    const char *bad[] = {"127.0.0.1",
+                         "::1:80",
+                         "[::1]80",
+                         ":80",
+                         "h:",
+                         "h:65536",
+                         "h:-1",
+                         "h:8x",
+                         "h:123456",
+                         "[::1",
+                         "a-very-long-host-name:1"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_int_equal(spk_hostport_parse(bad[i], host, sizeof(host), &port), SPK_EINVAL);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_error_table), cmocka_unit_test(test_b64url_roundtrip),
-        cmocka_unit_test(test_hex),         cmocka_unit_test(test_json_escape),
-        cmocka_unit_test(test_map),         cmocka_unit_test(test_roles),
-        cmocka_unit_test(test_text_ok),     cmocka_unit_test(test_utf8_copy),
+        cmocka_unit_test(test_hostport),
+        cmocka_unit_test(test_error_table),
+        cmocka_unit_test(test_b64url_roundtrip),
+        cmocka_unit_test(test_hex),
+        cmocka_unit_test(test_json_escape),
+        cmocka_unit_test(test_map),
+        cmocka_unit_test(test_roles),
+        cmocka_unit_test(test_text_ok),
+        cmocka_unit_test(test_utf8_copy),
         cmocka_unit_test(test_text_escape),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
