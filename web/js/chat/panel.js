@@ -183,7 +183,11 @@ export class ChatPanel {
   renderStatus() {
     const c = this.conv ? this.engine.get(this.conv) : null;
     let key = null;
-    if (!this.conv)
+    // Waiting messages are kept in the encrypted store, which needs the chat signed in: until
+    // then nothing can be written.
+    const signingIn = !this.conv && this.queue && !this.engine.attached;
+    if (signingIn) key = 'chat.status.offline';
+    else if (!this.conv)
       key = this.idleKey || (this.queue ? 'chat.status.waitPractice' : 'chat.status.none');
     else if (!this.engine.attached) key = 'chat.status.offline';
     else if (c && !c.allowed) key = 'chat.status.ended';
@@ -193,7 +197,7 @@ export class ChatPanel {
     const ended = !!(c && !c.allowed);
     this.root.dataset.state = key ? key.split('.').pop() : 'ready';
     for (const el of [this.input, this.sendBtn, this.photoBtn, this.cameraBtn]) {
-      if (el) el.disabled = (!this.conv && !this.queue) || ended;
+      if (el) el.disabled = (!this.conv && !this.queue) || signingIn || ended;
     }
   }
 

@@ -31,6 +31,7 @@ export class PatientChat {
     return this.engine
       .attach(client, { role: 'patient' })
       .then(() => {
+        this.panel.renderStatus();
         if (!this.panel.queue || this.panel.parking) return;
         // Messages written before the conversation exists wait in the encrypted store, so a
         // reload does not lose them.
