@@ -48,7 +48,7 @@ typedef struct {
     bool stopping_on_failure;
     atomic_bool store_failed;
     spk_relays_t *relay; /* in-process or relay nodes */
-    spk_bus_t *bus; /* events between nodes (redis set) */
+    spk_bus_t *bus;      /* events between nodes (redis set) */
 } spreekd_t;
 
 static void usage(FILE *out)
