@@ -199,6 +199,24 @@ export function fromName(sum, name) {
   return Object.values(sum.subscribe.byParticipant).find((p) => p.name === name) || null;
 }
 
+// The local UDP port of the page's connection that receives video (the subscribe one), for
+// shaping the packets to it; null without a selected pair.
+export function subscribePort(page) {
+  return page.evaluate(async () => {
+    for (const pc of window.__pcs || []) {
+      if (pc.signalingState === 'closed') continue;
+      const r = await pc.getStats();
+      const all = [...r.values()];
+      if (!all.some((s) => s.type === 'inbound-rtp' && s.kind === 'video')) continue;
+      const tr = all.find((s) => s.type === 'transport' && s.selectedCandidatePairId);
+      const pair = tr && r.get(tr.selectedCandidatePairId);
+      const local = pair && r.get(pair.localCandidateId);
+      if (local) return local.port;
+    }
+    return null;
+  });
+}
+
 // Polls the page's media summary until check(sum) is true.
 export async function waitMedia(page, check, { timeout = 30000, what = 'media' } = {}) {
   const end = Date.now() + timeout;

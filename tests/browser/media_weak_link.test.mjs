@@ -22,6 +22,7 @@ import {
   patientToLobby,
   privateLoopback,
   setup,
+  subscribePort,
   summary,
   tid,
   waitReceiving,
@@ -32,22 +33,6 @@ const PATIENT = 'Sanne de Vries';
 const RATE = '80kbit';
 const NL = JSON.parse(readFileSync(new URL('../../web/i18n/nl.json', import.meta.url), 'utf8'));
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-// The local UDP port of the page's connection that receives video (the subscribe one).
-function subscribePort(page) {
-  return page.evaluate(async () => {
-    for (const pc of window.__pcs || []) {
-      if (pc.signalingState === 'closed') continue;
-      const r = await pc.getStats();
-      const all = [...r.values()];
-      if (!all.some((s) => s.type === 'inbound-rtp' && s.kind === 'video')) continue;
-      const tr = all.find((s) => s.type === 'transport' && s.selectedCandidatePairId);
-      const pair = tr && r.get(tr.selectedCandidatePairId);
-      const local = pair && r.get(pair.localCandidateId);
-      if (local) return local.port;
-    }
-    return null;
-  });
-}
 
 const status = (page) => page.evaluate(() => {
   const el = document.querySelector('[data-testid="call-status"]');

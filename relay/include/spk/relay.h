@@ -181,6 +181,9 @@ typedef struct {
     /* Audio-only fallback (below), as a subscriber: */
     uint64_t video_withheld; /* video packets not forwarded to it while its video was off */
     uint64_t video_off;      /* times its video went off */
+    /* Simulcast, as a subscriber: times a layer started being forwarded to it (the first one
+     * included). */
+    uint64_t sim_switches;
 } spk_relay_stats_t;
 
 typedef enum {
@@ -286,6 +289,8 @@ int spk_relay_set_owner(spk_relay_t *relay, uint64_t consult_id, uint64_t endpoi
 /* The streams an endpoint publishes, as negotiated (its offer's ssrcs and FID group, the
  * answer's payload types). */
 #define SPK_RELAY_MAX_STREAMS 4
+#define SPK_RELAY_MAX_RIDS 3 /* simulcast layers (SPK_SIM_MAX_LAYERS) */
+#define SPK_RELAY_RID_MAX 17 /* rid: 1..16 of A-Z a-z 0-9 - _, + NUL */
 typedef struct {
     uint32_t ssrc;       /* media SSRC, nonzero */
     uint32_t rtx_ssrc;   /* RFC 4588 rtx SSRC (FID group); 0 = no rtx */
@@ -293,12 +298,24 @@ typedef struct {
     uint8_t rtx_pt;      /* rtx payload type (apt = pt); 0 = no rtx */
     uint32_t clock_rate; /* 0 = 90000 for video, 48000 for audio */
     bool video;          /* video: retransmission buffer, key frame requests, REMB */
+    /* Simulcast (spk/simulcast.h): n_rids > 0 for a VP8 stream the publisher sends as layers,
+     * rids[0] the lowest. ssrc and rtx_ssrc are then the SSRCs the relay sends the stream to
+     * subscribers under (chosen by the caller, offered to them); each layer's own SSRCs are
+     * learnt from its packets' rid and repaired-rid header extensions, which have the ids
+     * rid_ext and rrid_ext (0: none) in the publisher's numbering. At most one per endpoint. */
+    uint8_t n_rids;
+    char rids[SPK_RELAY_MAX_RIDS][SPK_RELAY_RID_MAX];
+    uint8_t rid_ext;
+    uint8_t rrid_ext;
 } spk_relay_stream_t;
 
 /* Declares the streams an endpoint publishes (replacing an earlier declaration), n <=
  * SPK_RELAY_MAX_STREAMS; send it before forwarding is turned on. Without it the relay learns
  * streams from their first packets and treats them as video without rtx. SPK_EINVAL on a zero
- * or duplicate SSRC or a payload type above 127. */
+ * or duplicate SSRC or a payload type above 127, or for simulcast: more than one simulcast
+ * stream, audio, more than SPK_RELAY_MAX_RIDS rids, an empty or unterminated rid, or rid_ext 0.
+ * The layers of a simulcast stream take stream slots as they are learnt, so the declaration
+ * plus the layers must fit SPK_RELAY_MAX_STREAMS (audio and three layers do). */
 int spk_relay_set_streams(spk_relay_t *relay, uint64_t consult_id, uint64_t endpoint_id,
                           const spk_relay_stream_t *streams, size_t n);
 
