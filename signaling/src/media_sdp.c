@@ -87,9 +87,10 @@ static void section_ssrcs(const spk_sdp_media_t *mm, uint32_t *ssrc, uint32_t *r
     }
 }
 
-/* A simulcast section (docs/protocol.md 5.7.1): its layers in the answer's a=simulcast order
- * (lowest first), the rid extension ids, and the SSRCs the relay forwards it under, derived from
- * the publish endpoint and the section so that they stay the same across renegotiations. */
+/* A simulcast section (docs/protocol.md 5.7, Simulcast): its layers in the answer's
+ * a=simulcast order (lowest first), the rid extension ids, and the SSRCs the relay forwards it
+ * under, derived from the publish endpoint and the section so that they stay the same across
+ * renegotiations. */
 static void learn_simulcast(sig_track_t *t, const spk_sdp_media_t *o, const spk_sdp_media_t *a,
                             uint64_t ep_id, int index)
 {

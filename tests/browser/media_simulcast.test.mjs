@@ -1,18 +1,18 @@
-// Browser test: simulcast through the relay (docs/protocol.md 5.7.1). The GP's Chromium publishes
-// its camera as layers (web/js/rtc.js); a patient whose subscribe connection goes through a tc
-// htb class of RATE on the loopback of run.sh's private namespace, and a specialist on an
+// Browser test: simulcast through the relay (docs/protocol.md 5.7, Simulcast). The GP's Chromium
+// publishes its camera as layers (web/js/rtc.js); a patient whose subscribe connection goes
+// through a tc htb class on the loopback of run.sh's private namespace, and a specialist on an
 // unshaped link, watch. The relay must give the patient a lower layer and the specialist the top
 // one, each under one SSRC, with frames decoded on without a stall across the switch.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   GP,
   SPECIALIST,
   admit,
+  blockCamera,
   assertNoStrayRtp,
   createAndJoin,
   fromName,
@@ -33,27 +33,6 @@ import { shape, shapingUnavailable, unshape } from '../integration/lib/shape.mjs
 const PATIENT = 'Sanne de Vries';
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-// A 640x480 camera picture, flat grey but for a block of noise in the middle: the top layer
-// costs several times the lower one (four times the noise), as a real camera's detail does,
-// while the encoder keeps a usable frame rate (Chromium's own fake camera codes in so little
-// that its layers differ by less than the link's margins; full-frame noise drops to a few frames
-// a second). 30 frames of 4:2:0 in a Y4M file, played in a loop.
-function blockCamera(dir) {
-  const w = 640;
-  const h = 480;
-  const bw = 160;
-  const bh = 120;
-  const parts = [Buffer.from(`YUV4MPEG2 W${w} H${h} F30:1 Ip A1:1 C420jpeg\n`)];
-  for (let i = 0; i < 30; i++) {
-    const f = Buffer.alloc((w * h * 3) / 2, 128);
-    const noise = randomBytes(bw * bh);
-    for (let y = 0; y < bh; y++) noise.copy(f, ((h - bh) / 2 + y) * w + (w - bw) / 2, y * bw, (y + 1) * bw);
-    parts.push(Buffer.from('FRAME\n'), f);
-  }
-  const file = join(dir, 'block.y4m');
-  writeFileSync(file, Buffer.concat(parts));
-  return file;
-}
 
 
 // Samples what `page` receives from the GP every 500 ms for `ms`: frame width and frames decoded.

@@ -16,8 +16,8 @@ const RETRY_MAX_MS = 10000;
 // long the outage, so the WebSocket is given up only when the ping stays unanswered this long
 // (the outage then lasted long enough that the connections are restarted anyway).
 const SIGNALING_DEAD_MS = 12000;
-// Simulcast (docs/protocol.md 5.7.1): the camera is sent as layers, lowest first, and the relay
-// forwards to each subscriber the one its link carries. Three layers from 960 pixels wide, two
+// Simulcast (docs/protocol.md 5.7, Simulcast): the camera is sent as layers, lowest first, and
+// the relay forwards to each subscriber the one its link carries. Three layers from 960 pixels wide, two
 // below (the page asks for 640x480): Chromium's encoder sends no more at those sizes, and
 // leaves out the top ones, not the bottom ones, when asked for more.
 const SIMULCAST = [
