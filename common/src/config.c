@@ -52,6 +52,8 @@ static const cfg_opt_t g_opts[] = {
      "port part of --listen"},
     {"data", "data_dir", CFG_STR, OFF(data_dir), SZ(data_dir), 0, 0, "DIR",
      "data directory (./data)"},
+    {"files-dir", "files_dir", CFG_STR, OFF(files_dir), SZ(files_dir), 0, 0, "DIR",
+     "encrypted chat attachments (<data>/files); shared storage when nodes share the store"},
     {"store", "store", CFG_STR, OFF(store), SZ(store), 0, 0, "URL",
      "PostgreSQL database (postgresql://...); SQLite in the data directory when empty"},
     {"redis", "redis", CFG_STR, OFF(redis), SZ(redis), 0, 0, "HOST:PORT",

@@ -13,6 +13,7 @@ typedef struct {
     char listen_host[64];   /* "127.0.0.1" */
     int listen_port;        /* 8480 */
     char data_dir[512];     /* "./data" */
+    char files_dir[512];    /* chat attachments; "" = <data_dir>/files */
     char store[1024];       /* "" = SQLite in data_dir; else a PostgreSQL libpq connection string
                              * ("postgresql://user@host/db"); the data directory keeps the keys */
     char redis[256];        /* "" = one node; else HOST:PORT of the Redis that carries events
