@@ -48,6 +48,8 @@ void spk_relay_config_init(spk_relay_config_t *cfg)
 {
     memset(cfg, 0, sizeof(*cfg));
     cfg->remb_bps = SPK_RELAY_REMB_DEFAULT;
+    spk_fallback_rule_defaults(&cfg->fallback);
+    spk_sim_rule_defaults(&cfg->simulcast);
 }
 
 uint64_t spk_relay_candidates_refused(const spk_relay_t *relay)
@@ -308,7 +310,8 @@ static int start_workers(spk_relay_t *relay)
 int spk_relay_new(uv_loop_t *loop, const spk_relay_config_t *cfg, spk_relay_event_cb cb, void *user,
                   spk_relay_t **out)
 {
-    if (!loop || !cfg || !cb || !out) {
+    if (!loop || !cfg || !cb || !out || !spk_fallback_rule_ok(&cfg->fallback) ||
+        !spk_sim_rule_ok(&cfg->simulcast)) {
         return SPK_EINVAL;
     }
     spk_relay_t *relay = calloc(1, sizeof(*relay));

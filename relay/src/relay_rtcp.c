@@ -381,7 +381,7 @@ void spk_relay_rtcp_ep_init(spk_relay_ep_t *ep)
     ep->relay_ssrc = (uint32_t)(h >> 32) | 1u;
     ep->rtcp_next_ns = 0;
     spk_remb_rule_init(&ep->remb, ep->w->relay->cfg.remb_bps);
-    spk_fallback_init(&ep->fallback, spk_mono_ns() / 1000000u);
+    spk_fallback_init_rule(&ep->fallback, spk_mono_ns() / 1000000u, &ep->w->relay->cfg.fallback);
     spk_relay_sim_init_sub(ep, spk_mono_ns());
 }
 

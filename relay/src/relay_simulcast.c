@@ -22,7 +22,10 @@
  * then drains, and only the loss window after that speaks of the lower layer. */
 #define SETTLE_MS 3000u
 
-static spk_sim_rule_t g_rule = {26, 5, 2, 1500, 4000, 32000, 20000};
+static const spk_sim_rule_t *rule_of(const spk_relay_ep_t *ep)
+{
+    return &ep->w->relay->cfg.simulcast;
+}
 
 /* ---- the publisher's side ---- */
 
@@ -360,7 +363,7 @@ static int top_of_all(const spk_relay_ep_t *sub, uint64_t now_ms)
 
 void spk_relay_sim_init_sub(spk_relay_ep_t *sub, uint64_t now_ns)
 {
-    spk_sim_select_init(&sub->sim_sel, &g_rule, SPK_SIM_MAX_LAYERS - 1, now_ns / 1000000u);
+    spk_sim_select_init(&sub->sim_sel, rule_of(sub), SPK_SIM_MAX_LAYERS - 1, now_ns / 1000000u);
 }
 
 int spk_relay_sim_report(spk_relay_ep_t *sub, int window_loss, uint64_t now_ns, bool *changed)
@@ -372,7 +375,7 @@ int spk_relay_sim_report(spk_relay_ep_t *sub, int window_loss, uint64_t now_ns, 
         return -1; /* no layer flows: nothing to choose, and the loss says nothing */
     }
     int before = sub->sim_sel.want;
-    int want = spk_sim_select_report(&sub->sim_sel, &g_rule, now_ms, window_loss, top);
+    int want = spk_sim_select_report(&sub->sim_sel, rule_of(sub), now_ms, window_loss, top);
     if (want != before) {
         *changed = true;
         spk_info(sub->id, "relay: simulcast wants layer %d (was %d; loss %d /256)", want, before,
@@ -380,7 +383,7 @@ int spk_relay_sim_report(spk_relay_ep_t *sub, int window_loss, uint64_t now_ns, 
     }
     /* Below the lowest layer comes the audio-only fallback, once the lowest layer has had its
      * grace time: the loss right after a step down is the higher layer's. */
-    bool settled = now_ms - sub->sim_sel.changed_at >= g_rule.grace_ms + SETTLE_MS;
+    bool settled = now_ms - sub->sim_sel.changed_at >= rule_of(sub)->grace_ms + SETTLE_MS;
     return want == 0 && settled ? window_loss : -1;
 }
 

@@ -77,6 +77,8 @@
 
 #include <uv.h>
 
+#include "spk/simulcast.h"
+
 typedef struct spk_relay_s spk_relay_t;
 
 #define SPK_RELAY_MAX_WORKERS 64
@@ -113,6 +115,19 @@ typedef enum {
     SPK_RELAY_ICE_FAILED,
 } spk_relay_ice_state_t;
 
+/* The audio-only fallback's thresholds (see Audio-only fallback above; relay/src/
+ * relay_fallback.h). Loss as RTCP's fraction lost, 0..255 (= lost / expected * 256). */
+typedef struct {
+    int loss_off;            /* video loss above this makes a report weak: 51 (~20 %) */
+    int loss_on;             /* audio loss at most this lets a try go ahead: 13 (~5 %) */
+    uint32_t weak_ms;        /* weak for this long, and weak_n reports, turn video off: 2500 */
+    uint32_t weak_n;         /* 2 */
+    uint32_t grace_ms;       /* reports this soon after a change do not count: 1500 */
+    uint32_t backoff_ms;     /* first wait before a try: 8000 */
+    uint32_t backoff_max_ms; /* the wait doubles up to this while tries fail: 64000 */
+    uint32_t stable_ms;      /* video on this long resets the wait: 30000 */
+} spk_relay_fallback_rule_t;
+
 typedef struct {
     /* Worker threads; 0 = number of online CPUs (capped at SPK_RELAY_MAX_WORKERS). */
     unsigned workers;
@@ -144,12 +159,18 @@ typedef struct {
      * none. Read during spk_relay_new() only. */
     const char *candidate_allow;
     const char *candidate_deny;
+    /* The audio-only fallback's and the simulcast layer choice's thresholds; defaults from
+     * spk_relay_config_init(). spk_relay_new() refuses (SPK_EINVAL) a loss outside 0..255, a
+     * loss_on above loss_off, loss_up above loss_down, a zero time or count, or a maximum wait
+     * below the first one. */
+    spk_relay_fallback_rule_t fallback;
+    spk_sim_rule_t simulcast;
 } spk_relay_config_t;
 
 #define SPK_RELAY_REMB_DEFAULT 2500000u
 
 /* Fills defaults: workers 0, no addresses, ports 0/0, full ICE, no ICE-TCP, remb_bps
- * SPK_RELAY_REMB_DEFAULT. */
+ * SPK_RELAY_REMB_DEFAULT, the fallback and simulcast rules as documented at their fields. */
 void spk_relay_config_init(spk_relay_config_t *cfg);
 
 typedef struct {

@@ -110,6 +110,8 @@ typedef struct {
 } spk_sim_rule_t;
 
 void spk_sim_rule_defaults(spk_sim_rule_t *r);
+/* Losses 0..255 with loss_up <= loss_down, down_n and the waits nonzero, up_max_ms >= up_ms. */
+bool spk_sim_rule_ok(const spk_sim_rule_t *r);
 
 typedef struct {
     uint8_t want;        /* chosen layer, 0 = lowest */

@@ -209,6 +209,13 @@ void spk_sim_rule_defaults(spk_sim_rule_t *r)
     r->stable_ms = 20000;
 }
 
+bool spk_sim_rule_ok(const spk_sim_rule_t *r)
+{
+    return r->loss_down >= 0 && r->loss_down <= 255 && r->loss_up >= 0 &&
+           r->loss_up <= r->loss_down && r->down_n > 0 && r->up_ms > 0 &&
+           r->up_max_ms >= r->up_ms && r->stable_ms > 0;
+}
+
 void spk_sim_select_init(spk_sim_select_t *s, const spk_sim_rule_t *r, int want, uint64_t now_ms)
 {
     memset(s, 0, sizeof(*s));

@@ -252,6 +252,16 @@ static void test_select(void **state)
     (void)state;
     spk_sim_rule_t r;
     spk_sim_rule_defaults(&r);
+    assert_true(spk_sim_rule_ok(&r));
+    spk_sim_rule_t bad = r;
+    bad.loss_up = r.loss_down + 1;
+    assert_false(spk_sim_rule_ok(&bad));
+    bad = r;
+    bad.up_max_ms = r.up_ms - 1;
+    assert_false(spk_sim_rule_ok(&bad));
+    bad = r;
+    bad.down_n = 0;
+    assert_false(spk_sim_rule_ok(&bad));
     spk_sim_select_t s;
     uint64_t t = 100000;
     spk_sim_select_init(&s, &r, 2, t);
