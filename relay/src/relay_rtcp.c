@@ -722,6 +722,27 @@ static void loss_reports(spk_relay_ep_t *sub, const spk_rtcp_sr_t *sr, uint64_t 
     }
 }
 
+/* A simulcast layer's SR: to each subscriber that gets that layer now, under the output SSRC and
+ * with the RTP timestamp as it receives them (relay_simulcast.h), so that it can keep audio and
+ * video in sync; the packet and octet counts are the layer's. */
+static void sim_sr(spk_relay_ep_t *pub, const spk_relay_pstream_t *s, const spk_rtcp_sr_t *sr)
+{
+    spk_relay_consult_t *c = pub->consult;
+    for (size_t i = 0; c != NULL && i < c->n; i++) {
+        spk_relay_ep_t *to = c->eps[i];
+        uint32_t ts_off;
+        if (!media_link(to, pub) || !can_send(to) ||
+            !spk_relay_sim_sr_offset(to, pub, s->layer - 1, &ts_off)) {
+            continue;
+        }
+        int n = spk_rtcp_build_sr(to->w->ctl, CTL_CAP, pub->sim.d.ssrc, sr->ntp,
+                                  sr->rtp_ts + ts_off, sr->packet_count, sr->octet_count, NULL, 0);
+        if (n > 0) {
+            send_ctl(to, (size_t)n, true);
+        }
+    }
+}
+
 static void on_sr_rr(spk_relay_ep_t *ep, const spk_rtcp_pkt_t *p, fwd_t *fwd, uint64_t now_ns)
 {
     spk_rtcp_sr_t sr;
@@ -737,6 +758,10 @@ static void on_sr_rr(spk_relay_ep_t *ep, const spk_rtcp_pkt_t *p, fwd_t *fwd, ui
     spk_relay_pstream_t *s = own_stream(ep, sr.ssrc);
     if (s != NULL && s->started) {
         spk_rtp_rx_stats_on_sr(&s->rx, sr.ntp, now_ns / 1000u);
+    }
+    if (s != NULL && s->layer != 0) {
+        sim_sr(ep, s, &sr);
+        return;
     }
     /* To the subscribers without report blocks: those are about what this endpoint receives. */
     int n = spk_rtcp_build_sr(fwd->buf + fwd->len, sizeof(fwd->buf) - fwd->len, sr.ssrc, sr.ntp,

@@ -387,6 +387,19 @@ int spk_relay_sim_report(spk_relay_ep_t *sub, int window_loss, uint64_t now_ns, 
     return want == 0 && settled ? window_loss : -1;
 }
 
+bool spk_relay_sim_sr_offset(const spk_relay_ep_t *sub, const spk_relay_ep_t *pub, int layer,
+                             uint32_t *ts_off)
+{
+    for (size_t i = 0; i < SPK_RELAY_SIM_SUBS; i++) {
+        const spk_relay_sim_sub_t *x = &sub->sim_subs[i];
+        if (x->pub == pub->id && x->out.layer == layer && layer >= 0) {
+            *ts_off = x->out.hist[0].ts_off;
+            return true;
+        }
+    }
+    return false;
+}
+
 void spk_relay_sim_resync_sub(spk_relay_ep_t *sub)
 {
     /* A try up waits a full wait from here: nothing of the time before says the link is clean. */

@@ -66,6 +66,10 @@ bool spk_relay_sim_owns(const spk_relay_ep_t *sub, uint32_t ssrc);
 int spk_relay_sim_report(spk_relay_ep_t *sub, int window_loss, uint64_t now_ns, bool *changed);
 /* A subscriber endpoint is set up (its level starts at the top). */
 void spk_relay_sim_init_sub(spk_relay_ep_t *sub, uint64_t now_ns);
+/* The RTP timestamp offset under which sub receives pub's `layer` now; false when it does not
+ * receive that layer now (a sender report of the layer then does not go to it). */
+bool spk_relay_sim_sr_offset(const spk_relay_ep_t *sub, const spk_relay_ep_t *pub, int layer,
+                             uint32_t *ts_off);
 /* sub's forwarding (re)starts or its video resumes: each stream waits for a key frame. */
 void spk_relay_sim_resync_sub(spk_relay_ep_t *sub);
 /* pub's streams start over: every subscriber waits for a key frame of them. */

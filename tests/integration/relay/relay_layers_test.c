@@ -9,7 +9,9 @@
  *              numbers without a gap and PictureIDs running on across the switch, nothing of
  *              the other layer; B's NACK for a packet of the top layer, sent before the switch,
  *              is answered with RTX on the output rtx SSRC carrying that packet as B first got
- *              it; a packet of an SSRC with an unknown rid is never forwarded.
+ *              it; a packet of an SSRC with an unknown rid is never forwarded; A's sender report
+ *              for the layer B receives reaches B under the output SSRC with the timestamp
+ *              offset as B's packets are, the one for the other layer does not.
  *   junk       consent rests on authentication: A goes silent but for datagrams from its own
  *              address and port that look like RTP and RTCP and do not authenticate; its
  *              endpoint still fails once the consent time has passed, while B, sending SRTP,
@@ -61,6 +63,7 @@
 /* What B received: per packet the output numbers and what the payload says it was. */
 typedef struct {
     uint16_t seq;
+    uint32_t ts;
     uint16_t pid;
     uint8_t layer;
     uint32_t n;
@@ -75,7 +78,10 @@ typedef struct {
     spk_relay_stats_t stats;
     rx_t rx[MAX_RX];
     size_t n_rx;
-    uint64_t bad;      /* RTP not from the output SSRCs, or malformed */
+    uint64_t bad;     /* RTP not from the output SSRCs, or malformed */
+    uint64_t srs;     /* sender reports */
+    uint32_t sr_ssrc; /* of the last one */
+    uint32_t sr_ts;
     uint64_t with_ext; /* packets that still carried a header extension element */
 } side_t;
 
@@ -125,7 +131,21 @@ static void media_cb(spk_peer_t *peer, const uint8_t *pkt, size_t len, bool rtcp
 {
     (void)peer;
     side_t *s = user;
-    if (rtcp || s != &B) {
+    if (s != &B) {
+        return;
+    }
+    if (rtcp) {
+        spk_rtcp_iter_t it;
+        spk_rtcp_pkt_t p;
+        spk_rtcp_sr_t sr;
+        spk_rtcp_iter_init(&it, pkt, len);
+        while (spk_rtcp_next(&it, &p, NULL, 0) == 0) {
+            if (p.pt == SPK_RTCP_SR && spk_rtcp_parse_sr_rr(&p, &sr, NULL, 0) == 0) {
+                s->srs++;
+                s->sr_ssrc = sr.ssrc;
+                s->sr_ts = sr.rtp_ts;
+            }
+        }
         return;
     }
     uint8_t buf[1500];
@@ -161,6 +181,7 @@ static void media_cb(spk_peer_t *peer, const uint8_t *pkt, size_t len, bool rtcp
     const uint8_t *p = buf + v.payload_off + d.len + 1;
     rx_t *r = &s->rx[s->n_rx++];
     r->seq = v.seq;
+    r->ts = v.ts;
     r->pid = d.picture_id;
     r->layer = p[0];
     r->n = (uint32_t)p[1] << 24 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 8 | p[4];
@@ -392,6 +413,23 @@ static void run_simulcast(void)
     CHECK_EQ(got.pid, want.pid);
     CHECK_EQ(got.layer, 1);
     CHECK_EQ(got.n, want.n);
+    /* Sender reports: the low layer's reaches B as its stream's, the top layer's does not. */
+    uint8_t sr[64];
+    n = spk_rtcp_build_sr(sr, sizeof(sr), hi.ssrc, 0x0123456789ABCDEFull, hi.ts, hi.n, 0, NULL, 0);
+    CHECK(n > 0);
+    CHECK_EQ(spk_peer_send_rtcp(A.peer, sr, (size_t)n), 0);
+    pump(NULL, 300);
+    CHECK_EQ(B.srs, 0);
+    n = spk_rtcp_build_sr(sr, sizeof(sr), lo.ssrc, 0x0123456789ABCDEFull, lo.ts, lo.n, 0, NULL, 0);
+    CHECK(n > 0);
+    CHECK_EQ(spk_peer_send_rtcp(A.peer, sr, (size_t)n), 0);
+    for (uint64_t end = spk_mono_ns() + 3000000000ull; B.srs == 0 && spk_mono_ns() < end;) {
+        pump(NULL, 10);
+    }
+    CHECK_EQ(B.srs, 1);
+    CHECK_EQ(B.sr_ssrc, OUT_SSRC);
+    /* The last low packet was sent with lo.ts - 3000 and reached B as rx[before_nack - 1]. */
+    CHECK_EQ(B.sr_ts - lo.ts, B.rx[before_nack - 1].ts - (lo.ts - 3000));
     request_stats(&B);
     CHECK(B.stats.sim_switches >= 2);
     CHECK_EQ(B.stats.rtx_sent, 1);
