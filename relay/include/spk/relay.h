@@ -28,8 +28,8 @@
  * and RTCP are multiplexed on one component (rtcp-mux is required).
  *
  * Routing. RTP from a publishing endpoint goes to every other subscribing endpoint of the
- * consult, unchanged apart from SRTP (the publisher's rtx stream, when declared, is terminated:
- * see below). RTCP is handled per hop, below. Endpoints with the same owner
+ * consult, unchanged apart from SRTP and header extension ids (the publisher's rtx stream, when
+ * declared, is terminated: see below), except simulcast layers (below). RTCP is handled per hop, below. Endpoints with the same owner
  * (spk_relay_set_owner) are never routed to each other.
  *
  * RTCP per hop (relay_rtcp.c). The relay terminates RTCP: it sends its own receiver reports
@@ -55,6 +55,15 @@
  * audio it forwards video again from the newest packet on (nothing of the paused period, as for the
  * lobby), asks the publishers for a key frame and sends a VIDEO event (video_on true). Other
  * subscribers are not affected. Subscribers' REMBs are not used (relay_fallback.h says why).
+ *
+ * Simulcast (spk/simulcast.h; docs/protocol.md 5.7). A stream declared with rids arrives as
+ * layers whose SSRCs the relay learns from the rid header extension (an SSRC with no known
+ * rid is dropped while the endpoint has such a stream). Each subscriber gets one layer at a
+ * time under the declared SSRC, rewritten (sequence number, timestamp, VP8 PictureID and
+ * TL0PICIDX) so that a switch, made only at a key frame of the new layer, leaves no gap;
+ * NACK, PLI/FIR and the layer's SRs are mapped between the two. The layer follows one level
+ * per subscriber (cfg.simulcast) from its receiver reports; the audio-only fallback is the
+ * step below the lowest layer, and subscribers' loss on layers does not lower the REMB.
  *
  * Lobby. An endpoint starts with forwarding off: nothing it sends is forwarded and nothing is
  * forwarded to it until spk_relay_set_forwarding(..., true). This is enforced in the packet path.
