@@ -29,8 +29,9 @@
  *
  * Routing. RTP from a publishing endpoint goes to every other subscribing endpoint of the
  * consult, unchanged apart from SRTP and header extension ids (the publisher's rtx stream, when
- * declared, is terminated: see below), except simulcast layers (below). RTCP is handled per hop, below. Endpoints with the same owner
- * (spk_relay_set_owner) are never routed to each other.
+ * declared, is terminated: see below), except simulcast layers (below). RTCP is handled per
+ * hop, below. Endpoints with the same owner (spk_relay_set_owner) are never routed to each
+ * other.
  *
  * RTCP per hop (relay_rtcp.c). The relay terminates RTCP: it sends its own receiver reports
  * (loss, jitter, extended highest seq, LSR/DLSR) and a REMB (cfg.remb_bps, lowered while
