@@ -377,7 +377,7 @@ int spk_relay_sim_report(spk_relay_ep_t *sub, int window_loss, uint64_t now_ns, 
     int before = sub->sim_sel.want;
     int want = spk_sim_select_report(&sub->sim_sel, rule_of(sub), now_ms, window_loss, top);
     if (want != before) {
-        *changed = true;
+        *changed = want < before; /* a step down: the next window must not span it */
         spk_info(sub->id, "relay: simulcast wants layer %d (was %d; loss %d /256)", want, before,
                  window_loss);
     }

@@ -61,8 +61,9 @@ bool spk_relay_sim_keyframe(spk_relay_ep_t *sub, uint32_t ssrc, uint64_t now_ns)
 bool spk_relay_sim_owns(const spk_relay_ep_t *sub, uint32_t ssrc);
 /* One receiver report of sub: the worst loss over a window (spk_loss_window_update) of the
  * simulcast streams it receives, -1 for none, feeds the layer choice (*changed: its level
- * changed, so the loss windows start over). Returns the loss for the audio-only fallback: -1
- * unless sub is settled at the lowest level (the fallback is the step below). */
+ * went down, so the loss windows start over; a try up is judged on the windows as they run).
+ * Returns the loss for the audio-only fallback: -1 unless sub is settled at the lowest level (the
+ * fallback is the step below). */
 int spk_relay_sim_report(spk_relay_ep_t *sub, int window_loss, uint64_t now_ns, bool *changed);
 /* A subscriber endpoint is set up (its level starts at the top). */
 void spk_relay_sim_init_sub(spk_relay_ep_t *sub, uint64_t now_ns);

@@ -132,13 +132,14 @@ test('simulcast: a weak link gets a lower layer, a good one the top layer', {
   for (const l of env.srv.server.logs.filter((x) => /simulcast|video/.test(x.msg ?? ''))) {
     t.diagnostic(`spreekd: ${JSON.stringify(l)}`);
   }
-  // From the first switch on, the patient mostly receives the lower layer: the relay tries
-  // the top one again now and then (each try sooner undone, and rarer).
+  // From the first switch on, the patient mostly receives the lower layer: the relay tries the
+  // top one again now and then (each try costs about 3 s: a key frame, a loss window, a key
+  // frame back; the waits between them double).
   const first = shaped.findIndex((s) => s.width > 0 && s.width < top);
   assert.ok(first >= 0 && first <= 20, `the patient gets a lower layer within 10 s: ${JSON.stringify(shaped.map((s) => s.width))}`);
   const after = shaped.slice(first);
   const lower = after.filter((s) => s.width > 0 && s.width < top).length;
-  assert.ok(lower >= 0.7 * after.length, `mostly the lower layer after the switch: ${lower} of ${after.length}`);
+  assert.ok(lower >= 0.6 * after.length, `mostly the lower layer after the switch: ${lower} of ${after.length}`);
   assert.ok(good.every((s) => s.width === top), `the specialist receives the top layer ${top}`);
   const stall = longestStall(shaped);
   assert.ok(stall <= 3000, `the patient's frames go on across the switch (longest stall ${stall} ms)`);

@@ -102,11 +102,11 @@ const spk_sim_map_t *spk_sim_out_lookup(const spk_sim_out_t *o, uint16_t out_seq
 typedef struct {
     int loss_down;      /* fraction lost (/256) above which a window is weak: ~10 % */
     int loss_up;        /* at most this, a window is clean: ~2 % */
-    uint32_t down_n;    /* weak windows in a row before going down */
+    uint32_t down_n;    /* weak windows in a row before going down (1 after a try up) */
     uint32_t grace_ms;  /* after a change, windows in this time do not count */
     uint32_t up_ms;     /* clean for this long (first wait) before trying a layer up */
     uint32_t up_max_ms; /* the wait doubles up to this while tries fail */
-    uint32_t stable_ms; /* a layer kept this long resets the wait */
+    uint32_t stable_ms; /* a try up kept this long resets the wait */
 } spk_sim_rule_t;
 
 void spk_sim_rule_defaults(spk_sim_rule_t *r);

@@ -247,12 +247,14 @@ int spk_sim_select_report(spk_sim_select_t *s, const spk_sim_rule_t *r, uint64_t
     if (loss < 0 || now_ms - s->changed_at < r->grace_ms) {
         return s->want;
     }
-    if (now_ms - s->changed_at >= r->stable_ms) {
-        s->wait_ms = r->up_ms;
+    if (s->went_up && now_ms - s->changed_at >= r->stable_ms) {
+        s->wait_ms = r->up_ms; /* the try held: the next one need not wait long */
     }
     if (loss > r->loss_down) {
         s->clean_from = now_ms;
-        if (++s->weak_n >= r->down_n && s->want > 0) {
+        /* A try up is undone at its first weak window: the link said what it carries. */
+        bool trying = s->went_up && now_ms - s->changed_at < r->stable_ms;
+        if (++s->weak_n >= (trying ? 1u : r->down_n) && s->want > 0) {
             /* Down again soon after a try up: wait longer before the next try. */
             if (s->went_up && now_ms - s->changed_at < r->stable_ms) {
                 uint32_t next = s->wait_ms * 2u;

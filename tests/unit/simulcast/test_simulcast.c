@@ -286,12 +286,17 @@ static void test_select(void **state)
     assert_int_equal(spk_sim_select_report(&s, &r, c + 2000, 15, 2), 0);
     assert_int_equal(spk_sim_select_report(&s, &r, c + 2000 + r.up_ms - 1, 0, 2), 0);
     assert_int_equal(spk_sim_select_report(&s, &r, c + 2000 + r.up_ms, 0, 2), 1);
-    /* That try fails soon: back down, and the next try waits twice as long. */
+    /* That try fails soon: back down at the first weak window after the grace time, and the
+     * next try waits twice as long. */
     uint64_t u = c + 2000 + r.up_ms;
-    assert_int_equal(spk_sim_select_report(&s, &r, u + 2000, 200, 2), 1);
-    assert_int_equal(spk_sim_select_report(&s, &r, u + 3000, 200, 2), 0);
+    assert_int_equal(spk_sim_select_report(&s, &r, u + 1000, 200, 2), 1);
+    assert_int_equal(spk_sim_select_report(&s, &r, u + 2000, 200, 2), 0);
     assert_int_equal(s.wait_ms, 2 * r.up_ms);
-    uint64_t d = u + 3000;
+    /* Staying down for stable_ms does not shorten the wait: only a try that holds does. */
+    spk_sim_select_t kept = s;
+    assert_int_equal(spk_sim_select_report(&kept, &r, u + 2000 + r.stable_ms, 15, 2), 0);
+    assert_int_equal(kept.wait_ms, 2 * r.up_ms);
+    uint64_t d = u + 2000;
     assert_int_equal(spk_sim_select_report(&s, &r, d + 2 * r.up_ms - 1, 0, 2), 0);
     assert_int_equal(spk_sim_select_report(&s, &r, d + 2 * r.up_ms, 0, 2), 1);
     /* Kept for stable_ms: the wait is back at its start; up to the top and not beyond it. */
