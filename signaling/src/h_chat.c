@@ -529,7 +529,7 @@ static int sync_conv(sig_req_t *r, const spk_chat_cursor_t *cur, json_t *out)
         return rc == SPK_ENOTFOUND ? 0 : rc;
     }
     ds_member_t *m = ds_member_find(c, r->c->who->iss, r->c->who->sub);
-    bool allowed = m != NULL && ds_member_allowed(r->s, c, m);
+    bool allowed = m != NULL && ds_conn_fits(c, m, r->c->who) && ds_member_allowed(r->s, c, m);
     sync_t x = {r, c, cur, 0, 0};
     if (allowed) {
         rc = ds_attach(r->s, r->c, c);
