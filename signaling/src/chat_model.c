@@ -492,7 +492,9 @@ int ds_caller_allowed(sig_req_t *r, ds_conv_t *c)
         return SPK_EFORBIDDEN;
     }
     if (sig_is_staff(w->role)) {
-        return sig_rel_practice(r, c->rec.practice); /* practice claim, acts_for, delegation */
+        return sig_rel_practice_in(
+            r, c->rec.practice,
+            c->rec.consult[0] ? c->rec.consult : NULL); /* practice claim, acts_for, delegation */
     }
     return 0;
 }

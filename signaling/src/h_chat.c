@@ -240,7 +240,8 @@ static int req_conv(sig_req_t *r, bool staff_view, ds_conv_t **out)
         rc = ds_caller_allowed(r, *out);
     }
     if (rc == SPK_EFORBIDDEN && staff_view && sig_is_staff(r->c->who->role)) {
-        rc = sig_rel_practice(r, (*out)->rec.practice);
+        const ds_conv_t *c = *out;
+        rc = sig_rel_practice_in(r, c->rec.practice, c->rec.consult[0] ? c->rec.consult : NULL);
     }
     return rc;
 }
