@@ -284,7 +284,8 @@ int sig_rel_consult(sig_req_t *r, sig_consult_t *c)
         if (strcmp(w->consult, c->rec.id) != 0) {
             return SPK_EFORBIDDEN;
         }
-        sig_part_t *p = sig_part_find(c, w->sub);
+        /* The participant its session was made for: the same issuer, not only the same id. */
+        sig_part_t *p = sig_part_find_sub(c, w->iss, w->sub);
         if (p == NULL || p->rec.state == SPK_PART_DENIED) {
             return SPK_EFORBIDDEN;
         }

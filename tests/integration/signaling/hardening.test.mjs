@@ -232,6 +232,12 @@ test('the same subject from another issuer is another user', async () => {
     assert.equal(await impostor.code('consult.join', { consult: consult.id }), 'ok');
     const got = await gp.ok('consult.get', { consult: consult.id });
     assert.equal(got.participants.filter((p) => p.role === 'specialist').length, 2);
+    // A patient is the participant their session was made for: another issuer trusted for
+    // patients cannot sign a token for that participant id.
+    const fake = await env.connect();
+    await fake.ok('auth', { token: mint(other, { role: 'patient', sub: participant.id, consult: consult.id, practice: undefined }) });
+    assert.equal(await fake.code('consult.join', { consult: consult.id }), 'forbidden');
+    assert.equal(await fake.code('consult.get', { consult: consult.id }), 'forbidden');
   } finally {
     await env.close();
   }
