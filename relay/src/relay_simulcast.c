@@ -121,6 +121,9 @@ bool spk_relay_sim_learn(spk_relay_ep_t *ep, const uint8_t *pkt, size_t len)
         s->have_ext = false;
         s->d.ssrc = v.ssrc;
         s->d.rtx_ssrc = rtx_ssrc;
+        if (s->store.arena != NULL) {
+            spk_rtx_store_clear(&s->store); /* the old SSRC's packets: never an answer now */
+        }
         spk_relay_sim_restart_pub(ep);
         return true;
     }

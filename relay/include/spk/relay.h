@@ -64,7 +64,9 @@
  * TL0PICIDX) so that a switch, made only at a key frame of the new layer, leaves no gap;
  * NACK, PLI/FIR and the layer's SRs are mapped between the two. The layer follows one level
  * per subscriber (cfg.simulcast) from its receiver reports; the audio-only fallback is the
- * step below the lowest layer, and subscribers' loss on layers does not lower the REMB.
+ * step below the lowest layer, and subscribers' loss on layers does not lower the REMB. A
+ * subscriber receives at most four simulcast publishers at once (a fifth one's
+ * video does not reach it).
  *
  * Lobby. An endpoint starts with forwarding off: nothing it sends is forwarded and nothing is
  * forwarded to it until spk_relay_set_forwarding(..., true). This is enforced in the packet path.
