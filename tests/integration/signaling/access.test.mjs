@@ -110,6 +110,12 @@ test('a patient never sees another patient who waits, was refused or left', asyn
     // A (admitted) sees nobody waiting, in roster events and in consult.get.
     const got = await a.ok('consult.get', { consult: consult.id });
     assert.ok(!names(got.participants).includes('Bert Bos'));
+    // every event A got while B waited (rosters among them) names nobody waiting
+    await sleep(200);
+    for (const e of a.events) {
+      const listed = [...(e.participants || []), ...(e.lobby || [])];
+      assert.ok(!names(listed).includes('Bert Bos'), JSON.stringify(e));
+    }
     a.drain('roster');
     await gp.ok('identity.record', { consult: consult.id, participant: pa.id, method: 'digid', verified: true });
     // Staff do see B waiting, in the lobby and the roster.
