@@ -327,6 +327,11 @@ void sig_chat_tick(spk_sig_t *s, int64_t now)
     if (s->chat_trim_more) {
         trim_more(s);
     }
+    if (s->access_change_at != 0 && now >= s->access_change_at) {
+        /* a delegation a member's access rested on ran out: decide again, now */
+        s->access_change_at = 0;
+        s->access_gen++;
+    }
     if (now - s->chat_maint_at < 60) {
         return;
     }
@@ -408,8 +413,15 @@ static bool relationship_holds(spk_sig_t *s, ds_conv_t *c, const spk_chat_member
         return true; /* their practice is checked on their own requests (token claim) */
     case SPK_ROLE_REMOTE_GP: {
         spk_delegation_rec_t d;
-        return spk_store_delegation_find_active(s->store, c->rec.practice, m->iss, m->sub,
-                                                spk_now_s(), &d) == 0;
+        if (spk_store_delegation_find_active(s->store, c->rec.practice, m->iss, m->sub, spk_now_s(),
+                                             &d) != 0) {
+            return false;
+        }
+        if (d.valid_until > 0 &&
+            (s->access_change_at == 0 || d.valid_until < s->access_change_at)) {
+            s->access_change_at = d.valid_until; /* decided again when it runs out */
+        }
+        return true;
     }
     case SPK_ROLE_PARTNER:
         return strcmp(kind, "care_team") == 0;

@@ -220,3 +220,35 @@ test("a remote GP under delegation joins the practice's care-team conversation a
     await env.close();
   }
 });
+
+// A delegation that runs out (valid_until) ends the remote GP's reading at once, also when they
+// are in no consult: the next entry is not delivered and chat.sync says not allowed.
+test('a delegation running out ends the remote GP\'s chat at once', async () => {
+  const env = await boot();
+  try {
+    const gpc = await env.as(env.users.gp);
+    const gp = await ChatDevice.open(gpc, mls, 'gp-laptop');
+    await gp.sync();
+    const { conversation } = await gpc.ok('chat.create', { kind: 'care_team', patient: 'pseudo-4711' });
+    const conv = conversation.id;
+    await gp.createGroup(conv);
+    const until = Math.floor(Date.now() / 1000) + 4;
+    await gpc.ok('delegation.grant', { remote_gp: 'rgp-1', valid_until: until });
+    const rc = await env.as(env.users.remote_gp);
+    await rc.ok('chat.members.add', { conversation: conv, user: { sub: 'rgp-1' }, role: 'remote_gp', name: 'Dr. Waarnemer' });
+    const rgp = await ChatDevice.open(rc, mls, 'hap-pc');
+    await rgp.sync();
+    await gp.addDevices(conv, { sub: 'rgp-1' });
+    await rgp.until(() => rgp.groups.has(conv));
+    await gp.send(conv, 'tijdens de waarneming');
+    await rgp.until(() => rgp.texts(conv).includes('tijdens de waarneming'));
+    while (Date.now() / 1000 < until + 1.5) await sleep(200); // the delegation has run out
+    await gp.send(conv, 'na de waarneming');
+    await sleep(500);
+    assert.ok(!rgp.texts(conv).includes('na de waarneming'), 'nothing new after the delegation ended');
+    const s = await rc.ok('chat.sync', { conversation: conv });
+    assert.deepEqual(s.conversations.map((x) => x.allowed), [false]);
+  } finally {
+    await env.close();
+  }
+});

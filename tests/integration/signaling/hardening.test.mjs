@@ -6,6 +6,7 @@ import { generateKeyPairSync } from 'node:crypto';
 import { boot, consultWithPatient, PRACTICE } from './fixture.mjs';
 import { ctl, ctlJson } from '../lib/ctl.mjs';
 import { mint } from '../lib/tokens.mjs';
+import { Client } from '../lib/client.mjs';
 
 const now = () => Math.floor(Date.now() / 1000);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -141,6 +142,35 @@ test('refused sign-ins: logged one by one up to a limit, then summarised and thr
     assert.equal(summary[0].access_point, '127.0.0.1');
     // Other connections carry on meanwhile.
     assert.equal(await c.code('ping'), 'ok');
+  } finally {
+    await env.close();
+  }
+});
+
+// Behind a proxy, clients are IPv6 addresses: refusals count per /64, as the connection limits
+// do, so rotating addresses inside one's own network does not escape the throttle.
+test('refused sign-ins count per IPv6 /64', async () => {
+  const env = await boot(['--trusted-proxies', '127.0.0.3', '--auth-fail-window', '60', '--auth-fail-log', '3',
+    '--auth-fail-throttle', '6', '--max-connections-per-address', '64']);
+  try {
+    const via = async (xff) => {
+      const c = await Client.connect(env.srv.wsUrl, { localAddress: '127.0.0.3', headers: { 'X-Forwarded-For': xff } });
+      await c.next('hello');
+      return c;
+    };
+    const codes = [];
+    for (let i = 1; i <= 9; i++) {
+      const c = await via(`2001:db8:1:2::${i.toString(16)}`);
+      codes.push(await c.code('auth', { token: `bogus.${i}.x` }));
+      c.close();
+    }
+    assert.deepEqual(codes, [...Array(6).fill('token_invalid'), ...Array(3).fill('rate_limited')]);
+    const elsewhere = await via('2001:db8:1:3::1');
+    assert.equal(await elsewhere.code('auth', { token: 'bogus.x.y' }), 'token_invalid');
+    elsewhere.close();
+    const all = ctlJson(env.srv.dataDir, ['audit', 'list']);
+    const refused = all.filter((e) => e.event === 'auth.login' && e.outcome === 'token_invalid');
+    assert.deepEqual(refused.map((e) => e.access_point).slice(0, 3), ['2001:db8:1:2::1', '2001:db8:1:2::2', '2001:db8:1:2::3']);
   } finally {
     await env.close();
   }
