@@ -17,6 +17,7 @@
  *              endpoint still fails once the consent time has passed, while B, sending SRTP,
  *              stays. */
 #include <inttypes.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -398,6 +399,13 @@ static void run_simulcast(void)
     printf("top layer stopped: B on the low layer from packet %zu, %zu in all, no gap\n", first_lo,
            B.n_rx);
 
+    /* Everything sent has arrived (nothing more comes for 300 ms). */
+    for (size_t last = SIZE_MAX; last != B.n_rx;) {
+        last = B.n_rx;
+        pump(NULL, 300);
+    }
+    rx_t last_lo = B.rx[B.n_rx - 1];
+    CHECK(last_lo.layer == 0 && !last_lo.rtx);
     /* A NACK for a packet B got from the top layer: RTX, as first sent. */
     rx_t want = B.rx[first_hi + 5];
     uint8_t nack[64];
@@ -407,6 +415,7 @@ static void run_simulcast(void)
     CHECK_EQ(spk_peer_send_rtcp(B.peer, nack, (size_t)n), 0);
     want_rx = before_nack + 1;
     CHECK(pump(b_has, 3000));
+    CHECK_EQ(B.n_rx, before_nack + 1);
     rx_t got = B.rx[before_nack];
     CHECK(got.rtx);
     CHECK_EQ(got.seq, want.seq);
@@ -428,8 +437,8 @@ static void run_simulcast(void)
     }
     CHECK_EQ(B.srs, 1);
     CHECK_EQ(B.sr_ssrc, OUT_SSRC);
-    /* The last low packet was sent with lo.ts - 3000 and reached B as rx[before_nack - 1]. */
-    CHECK_EQ(B.sr_ts - lo.ts, B.rx[before_nack - 1].ts - (lo.ts - 3000));
+    /* The last low packet was sent with lo.ts - 3000 and reached B as last_lo. */
+    CHECK_EQ(B.sr_ts - lo.ts, last_lo.ts - (lo.ts - 3000));
     request_stats(&B);
     CHECK(B.stats.sim_switches >= 2);
     CHECK_EQ(B.stats.rtx_sent, 1);
