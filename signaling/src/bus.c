@@ -13,6 +13,8 @@
  *   {"n":NODE, "k":"part", "id":CONSULT, "p":PART, "m":MESSAGE}
  *   {"n":NODE, "k":"chat", "id":CONVERSATION, "seq":SEQ, "kind":KIND}
  *   {"n":NODE, "k":"user", "id":SUB, "iss":ISS, "role":ROLE, "m":MESSAGE}
+ *   {"n":NODE, "k":"media", "id":CONSULT, "pubs":{PART:[TRACK, ...], ...}}
+ *   {"n":NODE, "k":"media?", "id":CONSULT}
  *
  *   {"n":NODE, "k":"alive"}   every BUS_ALIVE_MS
  *
@@ -21,7 +23,13 @@
  * as gone: its counts are dropped and rosters and lobbies here are sent again. Events wait like
  * answers do for the commit they reveal to be durable (outbox.c), so no node tells a client of a
  * change a crash could still lose. A node that does not have the consult or conversation loaded has
- * nobody to tell and ignores it. */
+ * nobody to tell and ignores it.
+ *
+ * Media (media_bus.c): every node drives the consult's one relay node for its own connections,
+ * and a subscriber's offer lists the streams of every admitted publisher, so each node says
+ * which of its connections publish what in a consult ("media": the whole list, when it changed;
+ * tracks are not in the store) and asks for the others' lists when a subscriber starts here
+ * ("media?"). */
 #include "core_int.h"
 
 #include <stdio.h>
@@ -102,6 +110,15 @@ static void publish(spk_sig_t *s, json_t *m)
         s->bus_tail = o;
     }
     free(txt);
+}
+
+void sig_bus_publish_media(spk_sig_t *s, json_t *m)
+{
+    if (s->io.publish_cb == NULL) {
+        json_decref(m);
+        return;
+    }
+    publish(s, m);
 }
 
 void sig_bus_release(spk_sig_t *s, uint64_t durable)
@@ -226,6 +243,7 @@ static void node_gone(spk_sig_t *s, const char *node)
             sig_broadcast_lobby(s, c);
         }
     }
+    sig_media_bus_node_gone(s, node);
 }
 
 void sig_bus_tick(spk_sig_t *s, uint64_t now_ms)
@@ -367,6 +385,15 @@ void spk_sig_bus_input(spk_sig_t *s, const char *msg, size_t len)
             on_part(s, c, ev);
         } else if (rc != SPK_ENOTFOUND) {
             spk_warn(0, "bus: cannot read consult %s again: %s", id, spk_strerror(rc));
+        }
+        if (rc == 0 && c->rec.state == SPK_CONSULT_OPEN) {
+            /* media here ends with access decided there (send-back, deny, ...) */
+            sig_media_consult_changed(s, c);
+        }
+    } else if (strcmp(kind, "media") == 0 || strcmp(kind, "media?") == 0) {
+        sig_consult_t *c = sig_consult_cached(s, id);
+        if (c != NULL) {
+            sig_media_bus_input(s, c, node, kind, ev);
         }
     } else {
         s->bus_bad++;
