@@ -153,6 +153,10 @@ struct spk_sig {
     /* events for other nodes (bus.c): this node's name, events waiting for their commit */
     char node[SIG_NODE_LEN];
     bool bus_rx; /* handling another node's event: nothing is published again */
+    /* consults whose connections here lost access while handling another node's event: their
+     * rosters (presence) are published once that is done (bus.c) */
+    char bus_again[8][SPK_ID_LEN];
+    int n_bus_again;
     struct sig_bus_out *bus_head, *bus_tail;
     uint64_t bus_published, bus_received, bus_bad;
     spk_map_t bus_peers;   /* node -> sig_bus_peer_t*: when each other node was last heard */
@@ -445,6 +449,10 @@ void sig_bus_user(spk_sig_t *s, spk_role_t role, const char *iss, const char *su
                   const json_t *msg);
 /* Conversation entry e was appended: other nodes catch up from the store and deliver. */
 void sig_bus_chat(spk_sig_t *s, const char *conv, int64_t seq, int kind);
+/* A delegation was revoked: nodes end their connections' access under it. */
+void sig_bus_delegation(spk_sig_t *s, const char *id);
+/* Access of a connection here to c ended while handling bus input (sig_end_access). */
+void sig_bus_access_ended(spk_sig_t *s, const sig_consult_t *c);
 /* Each second: says this node is alive; a node not heard for a while is taken as gone, and
  * connections counted there no longer make anyone online here. */
 void sig_bus_tick(spk_sig_t *s, uint64_t now_ms);

@@ -263,9 +263,6 @@ static bool rpubs_set(sig_consult_t *c, const char *node, json_t *pubs)
 void sig_media_bus_input(spk_sig_t *s, sig_consult_t *c, const char *node, const char *kind,
                          json_t *ev)
 {
-    if (s->relay == NULL) {
-        return;
-    }
     if (strcmp(kind, "media?") == 0) {
         sig_media_bus_say(s, c, true);
         return;

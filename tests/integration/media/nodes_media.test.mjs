@@ -12,6 +12,9 @@
 //    rebuild, and all land on the other relay node together;
 //  - the GP on A sends the patient on C back: the patient's media ends at once on C's relay
 //    endpoints, for every node.
+// And access decided on one node ends what flows for connections on the others at once, audited:
+// a specialist's token expiring on C, consent withdrawn on A (the specialist on C), a delegation
+// revoked on A (the remote GP on B), an invite revoked on A (redeemed on B).
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 
@@ -54,7 +57,7 @@ before(async () => {
   env = await startNodes(['a', 'b', 'c'], {
     redis: process.env.SPK_TEST_REDIS,
     hosts: ['127.0.0.2', '127.0.0.3', '127.0.0.4'],
-    args: ['--relay-secret', SECRET, '--media-e2ee', '0'],
+    args: ['--relay-secret', SECRET, '--media-e2ee', '0', '--token-leeway', '0'],
     nodeArgs: [list([0, 1]), list([1, 0]), list([1, 0])],
   });
   const up = await waitFor(async () => {
@@ -71,6 +74,7 @@ after(async () => {
   for (const p of peers) await p.close();
   await env?.close();
   for (const r of relays) if (!r.exited) r.proc.kill('SIGKILL');
+  setTimeout(() => process.exit(), 500).unref(); // werift keeps timers alive after close()
 });
 
 test('GP on A, patient on B, specialist on C: one relay node, media between all, B dies, the relay dies, send-back', { skip, timeout: 180000 }, async () => {
@@ -174,4 +178,94 @@ test('GP on A, patient on B, specialist on C: one relay node, media between all,
   assert.equal(ptPeer.countFrom(TAG.gp).video + ptPeer.countFrom(TAG.spec).video, pa, 'nor anything of theirs the patient');
   base = counts([gpPeer, spPeer]);
   assert.ok(await waitFor(() => grewAll([gpPeer, spPeer], base, 20), 10000), 'GP and specialist carry on');
+});
+
+// Nothing more of publisher `tag` reaches `peer` (after a moment for packets in flight).
+async function silent(peer, tag) {
+  await sleep(1000);
+  const total = () => { const c = peer.countFrom(tag); return c.video + c.audio; };
+  const was = total();
+  await sleep(1500);
+  return total() === was;
+}
+
+test('access decided on one node ends what flows on the others: token expiry, consent, delegation, invite', { skip, timeout: 120000 }, async () => {
+  const nodes = env.srv.filter((s) => !s.exit); // B was killed by the first test
+  const [nA, nC] = [nodes[0], nodes[nodes.length - 1]];
+  const now = () => Math.floor(Date.now() / 1000);
+  const RGP = { sub: 'rgp-1', name: 'Dr. Waarnemer', role: 'remote_gp', practice: 'hap-regio' };
+  const ADMIN = { sub: 'adm-1', name: 'Beheerder', role: 'admin', practice: GP.practice };
+
+  const gp = await env.connect(nA, env.token(GP));
+  const { consult } = await gp.ok('consult.create', { patient: 'pseudo-access', title: 'Toegang' });
+  await gp.ok('consult.join', { consult: consult.id });
+  await gp.ok('consent.record', { consult: consult.id, scope: 'meekijkconsult', given: true, method: 'verbal' });
+  await gp.ok('specialist.invite', { consult: consult.id, specialist: SPEC.sub, name: SPEC.name });
+  const { delegation } = await gp.ok('delegation.grant', { remote_gp: RGP.sub, valid_until: now() + 3600 });
+
+  // The first test killed B: the remote GP and the specialist are on C, the GP on A.
+  const rgp = await env.connect(nC, env.token(RGP));
+  await rgp.ok('consult.join', { consult: consult.id, practice: GP.practice });
+  // The specialist on C with a token that expires in a few seconds.
+  const spec = await env.connect(nC, env.token({ ...SPEC, exp: now() + 6 }));
+  await spec.ok('consult.join', { consult: consult.id });
+  const gpPeer = new Peer(gp, consult.id, 0x51, {}, {});
+  const rgPeer = new Peer(rgp, consult.id, 0x52, {}, {});
+  const spPeer = new Peer(spec, consult.id, 0x53, {}, {});
+  peers.push(gpPeer, rgPeer, spPeer);
+  for (const p of [gpPeer, rgPeer, spPeer]) {
+    await p.start();
+    p.startSending();
+  }
+  const all = [gpPeer, rgPeer, spPeer];
+  assert.ok(await waitFor(() => grewAll(all, null, 20), 30000), `media between all three: ${detail(all)}`);
+
+  // 1. The specialist's token expires on C: A sees them leave, their media stops for A.
+  const expired = await spec.next('session.expired', 10000);
+  assert.ok(expired.expired_at > 0);
+  await gp.until('roster', (e) => e.participants.some((p) => p.role === 'specialist' && !p.online), 10000);
+  assert.ok(await silent(gpPeer, 0x53), 'nothing of the expired specialist reaches A');
+
+  // 2. The specialist again on C (fresh token); consent withdrawn on A ends their access on C.
+  const spec2 = await env.connect(nC, env.token(SPEC));
+  await spec2.ok('consult.join', { consult: consult.id });
+  const sp2 = new Peer(spec2, consult.id, 0x54, {}, {});
+  peers.push(sp2);
+  await sp2.start();
+  sp2.startSending();
+  assert.ok(await waitFor(() => gpPeer.countFrom(0x54).video >= 20, 20000), 'the specialist\'s media reaches A');
+  await gp.ok('consent.record', { consult: consult.id, scope: 'meekijkconsult', given: false, method: 'verbal' });
+  const ended = await spec2.next('access.ended', 5000);
+  assert.equal(ended.reason, 'consent_withdrawn');
+  assert.equal(await spec2.code('consult.join', { consult: consult.id }), 'forbidden');
+  await gp.until('roster', (e) => e.participants.some((p) => p.role === 'specialist' && !p.online), 10000);
+  assert.ok(await silent(gpPeer, 0x54), 'nothing of the specialist reaches A after consent is withdrawn');
+  assert.ok(await silent(sp2, 0x51), 'nor anything of the GP the specialist');
+
+  // 3. The delegation revoked on A ends the remote GP's access on C.
+  assert.ok(rgPeer.countFrom(0x51).video >= 20 && gpPeer.countFrom(0x52).video >= 20);
+  await gp.ok('delegation.revoke', { delegation: delegation.id });
+  const ended2 = await rgp.next('access.ended', 5000);
+  assert.equal(ended2.reason, 'delegation_ended');
+  assert.equal(await rgp.code('consult.get', { consult: consult.id }), 'forbidden');
+  assert.ok(await silent(gpPeer, 0x52), 'nothing of the remote GP reaches A after the revocation');
+  assert.ok(await silent(rgPeer, 0x51), 'nor anything of the GP the remote GP');
+
+  // 4. An invite revoked on A cannot be redeemed on another node.
+  const { invite } = await gp.ok('invite.create', { consult: consult.id });
+  await gp.ok('invite.revoke', { consult: consult.id, invite: invite.id });
+  const late = await env.connect(nC);
+  assert.equal(await late.code('invite.redeem', { invite: invite.code, name: 'Te laat' }), 'invite_revoked');
+
+  // Each end of access is audited once, by the node the connection was on.
+  const admin = await env.connect(nA, env.token(ADMIN));
+  const log = await admin.ok('audit.read', { limit: 1000 });
+  assert.equal(log.verified, true);
+  const ends = log.entries.filter((e) => e.event === 'access.end' && e.object === consult.id);
+  assert.deepEqual(ends.map((e) => [e.user, e.detail]).sort(), [
+    ['rgp-1', `delegation ${delegation.id} revoked`],
+    ['spec-1', 'meekijkconsult consent withdrawn'],
+    ['spec-1', 'token_expired'],
+  ]);
+  assert.ok(log.entries.some((e) => e.event === 'session.expire' && e.user === 'spec-1'));
 });
