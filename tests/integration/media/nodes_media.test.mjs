@@ -14,8 +14,10 @@
 //    endpoints, for every node.
 // And access decided on one node ends what flows for connections on the others at once, audited:
 // a specialist's token expiring on C, consent withdrawn on A (the specialist on C), a delegation
-// revoked on A (the remote GP on B), an invite revoked on A (redeemed on B).
+// revoked on A (the remote GP on C), an invite revoked on A (redeemed on C). Malformed media
+// events on the bus are counted and change nothing.
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { after, before, test } from 'node:test';
 
 import { chatBetween, loadMls } from '../chat/lib.mjs';
@@ -271,4 +273,45 @@ test('access decided on one node ends what flows on the others: token expiry, co
     ['spec-1', 'token_expired'],
   ]);
   assert.ok(log.entries.some((e) => e.event === 'session.expire' && e.user === 'spec-1'));
+});
+
+test('malformed media events on the bus are counted as bad and change no offer', { skip, timeout: 60000 }, async () => {
+  const nA = env.srv[0];
+  const gp = await env.connect(nA, env.token(GP));
+  const { consult } = await gp.ok('consult.create', { patient: 'pseudo-bad-bus' });
+  await gp.ok('consult.join', { consult: consult.id });
+  const { invite } = await gp.ok('invite.create', { consult: consult.id });
+  const pt = await env.connect(nA);
+  const red = await pt.ok('invite.redeem', { invite: invite.code, name: 'Op afstand' });
+  await gp.ok('lobby.admit', { consult: consult.id, participant: red.participant.id });
+  const me = red.participant.id; // an admitted participant, said to publish on another node
+  const peer = new Peer(gp, consult.id, 0x61, {}, {});
+  peers.push(peer);
+  await peer.start({ publish: false, subscribe: true });
+  const track = (over) => ({
+    kind: 1, ssrc: 4321, rtx_ssrc: 0, track: 't',
+    c: [96, 'VP8', 90000, 0, '', 3, 1, -1, -1, 0, false], x: [0, '', 0, 0, '', 0, 0, -1, -1, 0, false], ...over,
+  });
+  const bad = [
+    { pubs: { [me]: [track({ c: [96, 'VP8\r\na=injected', 90000, 0, '', 3, 1, -1, -1, 0, false] })] } },
+    { pubs: { [me]: [track({ track: 'x y' })] } },
+    { pubs: { [me]: [track({ kind: 7 })] } },
+    { pubs: { [me]: [track({ ssrc: 0 })] } },
+    { pubs: [me] },
+  ].map((e) => JSON.stringify({ n: 'ffffffffffffffff', k: 'media', id: consult.id, ...e }));
+  const [host, port] = process.env.SPK_TEST_REDIS.split(':');
+  const publish = (m) => spawnSync('redis-cli', ['-h', host, '-p', port, 'PUBLISH', 'spreekkamer', m], { encoding: 'utf8' });
+  // A well-formed one is offered (the path works) ...
+  assert.equal(publish(JSON.stringify({ n: 'ffffffffffffffff', k: 'media', id: consult.id, pubs: { [me]: [track({})] } })).status, 0);
+  assert.ok(await waitFor(() => peer.offers.some((o) => /a=ssrc:4321 /.test(o.sdp)), 5000), 'a remote publisher is offered');
+  const offers = peer.offers.length;
+  // ... malformed ones are not.
+  const before = (await nA.metrics())['spk_bus_events_total{dir="bad"}'];
+  for (const m of bad) assert.equal(publish(m).status, 0);
+  const counted = await waitFor(async () => (await nA.metrics())['spk_bus_events_total{dir="bad"}'] - before === bad.length, 5000);
+  assert.ok(counted, 'each malformed event counted once');
+  await sleep(300);
+  assert.equal(peer.offers.length, offers, 'no new offer');
+  assert.ok(peer.offers.every((o) => !/injected/.test(o.sdp)), 'nothing of them in an offer');
+  assert.equal((await gp.req('consult.get', { consult: consult.id })).type, 'ok', 'the node carries on');
 });
