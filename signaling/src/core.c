@@ -107,9 +107,16 @@ void sig_send_error(spk_sig_t *s, uint64_t conn, json_t *id, int err, const char
     if (idx > 0 && idx <= SPK_ERR_COUNT) {
         s->errors[idx]++;
     }
-    json_t *m =
-        json_pack("{s:s, s:O?, s:s, s:s}", "type", "error", "re", id, "code", spk_err_wire(err),
-                  "message", (why != NULL && why[0] != '\0') ? why : spk_strerror(err));
+    /* The reason may quote the request, cut to fit: it ends on a character boundary, and a
+     * reason that is still not UTF-8 gives way to the code's own text. */
+    char msg[512];
+    spk_utf8_copy(msg, sizeof(msg), (why != NULL && why[0] != '\0') ? why : spk_strerror(err));
+    json_t *m = json_pack("{s:s, s:O?, s:s, s:s}", "type", "error", "re", id, "code",
+                          spk_err_wire(err), "message", msg);
+    if (m == NULL) {
+        m = json_pack("{s:s, s:O?, s:s, s:s}", "type", "error", "re", id, "code", spk_err_wire(err),
+                      "message", spk_strerror(err));
+    }
     sig_send_json(s, conn, m);
 }
 

@@ -274,6 +274,9 @@ const sig_action_t *sig_action_find(const char *type, int *index);
 const sig_action_t *sig_action_at(int i);
 bool sig_role_allows(const sig_action_t *a, spk_role_t role);
 int sig_rel_practice(sig_req_t *r, const char *practice);
+/* The same for something of one consult (NULL: of the practice as a whole): a staff session
+ * bound to a consult (its `consult` claim) acts on that consult only. */
+int sig_rel_practice_in(sig_req_t *r, const char *practice, const char *consult);
 int sig_rel_consult(sig_req_t *r, sig_consult_t *c);
 bool sig_is_staff(spk_role_t role);
 /* Is the invited specialist (iss, sub) still invited to c (invitation not withdrawn, consent

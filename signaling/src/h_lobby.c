@@ -6,6 +6,7 @@
 
 #include "spk/error.h"
 #include "spk/log.h"
+#include "spk/text.h"
 
 int sig_h_lobby_list(sig_req_t *r)
 {
@@ -224,7 +225,9 @@ static int withdraw_cb(void *ud, const spk_fact_rec_t *f)
         return 0;
     }
     spk_fact_rec_t w = *f;
-    snprintf(w.value, sizeof(w.value), "withdrawn:%.100s", f->value);
+    char v[sizeof(w.value)];
+    snprintf(v, sizeof(v), "withdrawn:%.100s", f->value);
+    spk_utf8_copy(w.value, sizeof(w.value), v); /* the cut may fall inside a character */
     snprintf(w.recorded_by, sizeof(w.recorded_by), "%s", r->c->who->sub);
     w.at = r->now;
     return spk_store_fact_put(r->s->store, &w);

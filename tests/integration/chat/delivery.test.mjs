@@ -140,6 +140,37 @@ test('two Commits for one epoch: the first valid wins, the other re-bases and su
   }
 });
 
+// A member is added by user id and role; the service cannot know a GP's practice then. A GP of
+// another practice made a member of this practice's conversation gets neither its Welcome nor
+// its messages, and chat.sync says they are not allowed (their chat.get and chat.send were
+// refused already).
+test('a GP of another practice made a member reads nothing of the conversation', async () => {
+  const env = await boot();
+  try {
+    const gpc = await env.as(env.users.gp);
+    const gp = await ChatDevice.open(gpc, mls, 'gp-laptop');
+    await gp.sync();
+    const { conversation } = await gpc.ok('chat.create', { kind: 'care_team', patient: 'pseudo-4711' });
+    const conv = conversation.id;
+    await gp.createGroup(conv);
+    const oc = await env.as({ sub: 'gp-9', name: 'Dr. Elders', role: 'gp', practice: 'praktijk-b' });
+    const other = await ChatDevice.open(oc, mls, 'elders-pc');
+    await other.sync();
+    await gpc.ok('chat.members.add', { conversation: conv, user: { sub: 'gp-9' }, role: 'gp', name: 'Dr. Elders' });
+    await gp.addDevices(conv, { sub: 'gp-9' });
+    await gp.send(conv, 'alleen voor praktijk A');
+    await sleep(300);
+    assert.ok(!other.groups.has(conv), 'no Welcome reached the other practice');
+    assert.deepEqual(other.texts(conv), []);
+    const s = await oc.ok('chat.sync', { conversation: conv });
+    assert.deepEqual(s.conversations.map((x) => [x.conversation, x.allowed, x.sent]), [[conv, false, 0]]);
+    assert.equal((await oc.req('chat.get', { conversation: conv })).code, 'forbidden');
+    assert.equal(await other.until(() => true).then(() => other.texts(conv).length), 0);
+  } finally {
+    await env.close();
+  }
+});
+
 test("a remote GP under delegation joins the practice's care-team conversation and reads it until the delegation ends", async () => {
   const env = await boot();
   try {
