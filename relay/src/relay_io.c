@@ -258,6 +258,8 @@ static bool tx_lookup(spk_relay_ep_t *ep)
     ep->tx_sock = s;
     ep->tx_fd = g_socket_get_fd(s);
     ep->tx_direct = 0;
+    spk_debug(0, "relay: endpoint %llu: sending directly on socket %d", (unsigned long long)ep->id,
+              ep->tx_fd);
     return ep->tx_fd >= 0;
 }
 
