@@ -33,6 +33,7 @@
 #include "spk/log.h"
 
 #define IO_EVENTS 64
+#define IO_EP_SOCKETS 64 /* sockets of one endpoint handled (UDP per address, ICE-TCP more) */
 
 /* The worker whose io_cb is running on this thread, for io_poll. */
 static __thread spk_relay_worker_t *tls_worker;
@@ -112,6 +113,10 @@ int spk_relay_io_init(spk_relay_worker_t *w)
     }
     w->io_src = g_unix_fd_source_new(w->epoll_fd, G_IO_IN);
     g_source_set_callback(w->io_src, (GSourceFunc)(void (*)(void))io_cb, w, NULL);
+    /* GLib blocks a source that cannot recurse around its dispatch by removing its descriptor
+     * from the poll set and adding it back, and each of those writes the context's wake-up
+     * eventfd: two system calls per wake-up that io_cb, which never iterates ctx, does not need. */
+    g_source_set_can_recurse(w->io_src, TRUE);
     g_source_attach(w->io_src, w->ctx);
     return 0;
 }
@@ -162,20 +167,41 @@ int spk_relay_io_ep_attach(spk_relay_ep_t *ep)
     return 0;
 }
 
+/* The descriptors of ep's sockets (at most max). The GPtrArray is read through GLib only: its
+ * struct comes from GLib's slice allocator, whose recycling between threads ThreadSanitizer
+ * cannot see. */
+static guint ep_fds(spk_relay_ep_t *ep, int *fds, guint max)
+{
+    GPtrArray *socks = nice_agent_get_sockets(ep->agent, ep->stream, 1);
+    if (socks == NULL) {
+        return 0;
+    }
+    gsize len = 0;
+    gpointer *v = g_ptr_array_steal(socks, &len);
+    guint n = 0;
+    for (gsize i = 0; i < len; i++) {
+        if (n < max) {
+            fds[n++] = g_socket_get_fd(v[i]);
+        }
+        g_object_unref(v[i]);
+    }
+    g_free(v);
+    g_ptr_array_unref(socks);
+    return n;
+}
+
 void spk_relay_io_ep_sync(spk_relay_ep_t *ep)
 {
     if (ep->io_ctx == NULL || ep->agent == NULL || ep->stream == 0) {
         return;
     }
-    GPtrArray *socks = nice_agent_get_sockets(ep->agent, ep->stream, 1);
-    if (socks == NULL) {
-        return;
-    }
+    int fds[IO_EP_SOCKETS];
+    guint n = ep_fds(ep, fds, IO_EP_SOCKETS);
     /* A descriptor closed by libnice left the set by itself (and may come back as another
      * endpoint's, which then takes it over in the map); one that is registered already is this
      * endpoint's, as no two endpoints share a socket. */
-    for (guint i = 0; i < socks->len; i++) {
-        int fd = g_socket_get_fd(g_ptr_array_index(socks, i));
+    for (guint i = 0; i < n; i++) {
+        int fd = fds[i];
         struct epoll_event ev = {.events = EPOLLIN, .data.fd = fd};
         if (fd < 0 || !fd_map_set(ep->w, fd, ep)) {
             continue;
@@ -185,23 +211,19 @@ void spk_relay_io_ep_sync(spk_relay_ep_t *ep)
                      strerror(errno));
         }
     }
-    g_ptr_array_unref(socks);
 }
 
 void spk_relay_io_ep_detach(spk_relay_ep_t *ep)
 {
     spk_relay_io_pair_changed(ep);
     if (ep->agent && ep->stream) {
-        GPtrArray *socks = nice_agent_get_sockets(ep->agent, ep->stream, 1);
-        for (guint i = 0; socks != NULL && i < socks->len; i++) {
-            int fd = g_socket_get_fd(g_ptr_array_index(socks, i));
-            if (fd >= 0 && ep_of_fd(ep->w, fd) == ep) {
-                epoll_ctl(ep->w->epoll_fd, EPOLL_CTL_DEL, fd, NULL);
-                ep->w->io_eps[fd] = NULL;
+        int fds[IO_EP_SOCKETS];
+        guint n = ep_fds(ep, fds, IO_EP_SOCKETS);
+        for (guint i = 0; i < n; i++) {
+            if (fds[i] >= 0 && ep_of_fd(ep->w, fds[i]) == ep) {
+                epoll_ctl(ep->w->epoll_fd, EPOLL_CTL_DEL, fds[i], NULL);
+                ep->w->io_eps[fds[i]] = NULL;
             }
-        }
-        if (socks) {
-            g_ptr_array_unref(socks);
         }
         nice_agent_attach_recv(ep->agent, ep->stream, 1, ep->w->ctx, NULL, NULL);
     }
@@ -227,33 +249,31 @@ void spk_relay_io_pair_changed(spk_relay_ep_t *ep)
 }
 
 /* Caches the selected pair's UDP socket and remote address; false when there is none (no
- * selected pair yet, or a TCP one). */
+ * selected pair yet, a relayed or a TCP one). The candidates are libnice's (slice-allocated):
+ * read through libnice only, as above. */
 static bool tx_lookup(spk_relay_ep_t *ep)
 {
     ep->tx_looked_up = true;
     NiceCandidate *local = NULL, *remote = NULL;
-    if (!nice_agent_get_selected_pair(ep->agent, ep->stream, 1, &local, &remote) || local == NULL ||
-        remote == NULL || local->transport != NICE_CANDIDATE_TRANSPORT_UDP ||
-        local->type == NICE_CANDIDATE_TYPE_RELAYED) {
+    if (!nice_agent_get_selected_pair(ep->agent, ep->stream, 1, &local, &remote) ||
+        remote == NULL) {
         return false;
     }
-    GSocket *s = nice_agent_get_selected_socket(ep->agent, ep->stream, 1);
+    GSocket *s = nice_agent_get_selected_socket(ep->agent, ep->stream, 1); /* NULL: relayed */
     if (s == NULL) {
         return false;
     }
-    socklen_t len = 0;
-    switch (remote->addr.s.addr.sa_family) {
-    case AF_INET:
-        len = sizeof(remote->addr.s.ip4);
-        break;
-    case AF_INET6:
-        len = sizeof(remote->addr.s.ip6);
-        break;
-    default:
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof(ss));
+    nice_address_copy_to_sockaddr(&remote->addr, (struct sockaddr *)&ss);
+    socklen_t len = ss.ss_family == AF_INET    ? sizeof(struct sockaddr_in)
+                    : ss.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                               : 0;
+    if (len == 0 || g_socket_get_protocol(s) != G_SOCKET_PROTOCOL_UDP) {
         g_object_unref(s);
         return false;
     }
-    memcpy(&ep->tx_addr, &remote->addr.s, len);
+    memcpy(&ep->tx_addr, &ss, len);
     ep->tx_addrlen = len;
     ep->tx_sock = s;
     ep->tx_fd = g_socket_get_fd(s);
