@@ -39,11 +39,11 @@
 #define NACK_RETRY_MS 40
 #define NACK_MAX_AGE 512
 #define NACK_COLLECT 64
-/* Retransmission history of a video stream: RTX_WINDOW_MS of the stream at the rate measured
+/* Retransmission history of a video stream: rtx_window_ms (spk_relay_config_t, 500 ms by
+ * default) of the stream at the rate measured
  * over each RTX_RATE_NS (or less, see history_fit), between RTX_MIN_* and SPK_RTX_VIDEO_*
  * (rtx.h); a new stream starts with RTX_START_*. It grows at once and shrinks when it needs at
  * most half of what it has. */
-#define RTX_WINDOW_MS 500
 #define RTX_RATE_NS 1000000000ull
 #define RTX_MIN_ARENA (16u * 1024u)
 #define RTX_MIN_SLOTS 32u
@@ -762,8 +762,9 @@ static void history_fit(spk_relay_ep_t *ep, spk_relay_pstream_t *s, size_t len, 
     uint32_t slots;
     size_t arena;
     spk_rtx_size_for(s->rate_bytes * 1000000000ull / dt, s->rate_pkts * 1000000000ull / dt,
-                     RTX_WINDOW_MS, SPK_RTX_MAX_PACKET, RTX_MIN_ARENA, SPK_RTX_VIDEO_ARENA,
-                     RTX_MIN_SLOTS, SPK_RTX_VIDEO_SLOTS, &slots, &arena);
+                     ep->w->relay->cfg.rtx_window_ms ? ep->w->relay->cfg.rtx_window_ms : 500u,
+                     SPK_RTX_MAX_PACKET, RTX_MIN_ARENA, SPK_RTX_VIDEO_ARENA, RTX_MIN_SLOTS,
+                     SPK_RTX_VIDEO_SLOTS, &slots, &arena);
     s->rate_t0_ns = now_ns;
     s->rate_bytes = 0;
     s->rate_pkts = 0;

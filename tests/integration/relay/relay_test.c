@@ -1417,6 +1417,9 @@ int main(int argc, char **argv)
     }
     if (strcmp(mode, "rtcp") == 0) {
         cfg.remb_bps = RTCP_REMB_BPS;
+        /* B NACKs what it lost only after the whole phase, which a slow (sanitized) build may
+         * spread over more than the default 500 ms. */
+        cfg.rtx_window_ms = 10000;
     }
     if (strcmp(mode, "candfilter") == 0) {
         cfg.candidate_allow = "127.0.0.3/32";
