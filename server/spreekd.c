@@ -390,7 +390,11 @@ static int start_bus(spreekd_t *d, spk_sig_io_t *io)
         spk_warn(0, "redis is set but the store is SQLite in the data directory: nodes share "
                     "nothing else");
     }
-    int rc = spk_bus_start(&d->bus, &d->loop, d->cfg.redis, d->cfg.redis_channel, on_bus_event, d);
+    const spk_bus_config_t bc = {.addr = d->cfg.redis,
+                                 .channel = d->cfg.redis_channel,
+                                 .user = d->cfg.redis_user,
+                                 .password = d->cfg.redis_password};
+    int rc = spk_bus_start(&d->bus, &d->loop, &bc, on_bus_event, d);
     if (rc == 0) {
         io->publish_cb = spk_bus_publish;
         io->bus_ud = d->bus;

@@ -466,7 +466,7 @@ bool ds_member_allowed(spk_sig_t *s, ds_conv_t *c, ds_member_t *m)
 
 int ds_caller_allowed(sig_req_t *r, ds_conv_t *c)
 {
-    const spk_token_claims_t *w = &r->c->who;
+    const spk_token_claims_t *w = r->c->who;
     snprintf(r->practice, sizeof(r->practice), "%s", c->rec.practice);
     snprintf(r->patient, sizeof(r->patient), "%s", c->rec.patient);
     snprintf(r->object, sizeof(r->object), "%s", c->rec.id);
@@ -662,7 +662,7 @@ char *ds_entry_text(const spk_chat_entry_t *e, size_t *len)
 static bool wants(spk_sig_t *s, ds_conv_t *c, sig_conn_t *conn, const spk_chat_entry_t *e)
 {
     const ds_conn_t *dc = conn->chat;
-    const spk_token_claims_t *w = &conn->who;
+    const spk_token_claims_t *w = conn->who;
     bool own = strcmp(dc->device, e->sender_device) == 0 && strcmp(w->sub, e->sender) == 0 &&
                strcmp(w->iss, e->sender_iss) == 0;
     if (e->type == SPK_CHAT_ENTRY_WELCOME) {
@@ -777,7 +777,7 @@ static void follow_members(spk_sig_t *s, ds_conv_t *c)
     while (spk_map_next(&s->conns, &it, &v)) {
         sig_conn_t *conn = v;
         if (conn->chat != NULL && conn->chat->live &&
-            ds_device_in_group(c, conn->who.iss, conn->who.sub, conn->chat->device, NULL)) {
+            ds_device_in_group(c, conn->who->iss, conn->who->sub, conn->chat->device, NULL)) {
             ds_attach(s, conn, c);
         }
     }

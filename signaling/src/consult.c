@@ -338,8 +338,8 @@ void sig_send_to_user(spk_sig_t *s, spk_role_t role, const char *iss, const char
     void *v;
     while (spk_map_next(&s->conns, &it, &v)) {
         sig_conn_t *conn = v;
-        if (conn->authed && conn->who.role == role && strcmp(conn->who.sub, sub) == 0 &&
-            strcmp(conn->who.iss, iss) == 0) {
+        if (conn->authed && conn->who->role == role && strcmp(conn->who->sub, sub) == 0 &&
+            strcmp(conn->who->iss, iss) == 0) {
             sig_send_json(s, conn->id, json_incref(msg));
         }
     }
@@ -360,6 +360,16 @@ int sig_join_conn(spk_sig_t *s, sig_conn_t *conn, sig_consult_t *c, sig_part_t *
     }
     if (conn->n_joined == SPK_SIG_MAX_JOINED) {
         return SPK_ERANGE;
+    }
+    if (conn->n_joined == conn->cap_joined) {
+        int cap = conn->cap_joined ? 2 * conn->cap_joined : 2;
+        cap = cap > SPK_SIG_MAX_JOINED ? SPK_SIG_MAX_JOINED : cap;
+        sig_join_t *j = realloc(conn->joined, (size_t)cap * sizeof(*j));
+        if (j == NULL) {
+            return SPK_ENOMEM;
+        }
+        conn->joined = j;
+        conn->cap_joined = cap;
     }
     if (spk_u64_push(&c->conns, &c->n_conns, &c->cap_conns, conn->id) != 0) {
         return SPK_ENOMEM;

@@ -42,19 +42,24 @@ typedef struct {
     bool authed;
     bool closing;
     bool api; /* carries /api/v1 requests: only a service token signs in (spk_sig_conn_api) */
-    spk_token_claims_t who;
+    /* The claims of the signed-in user: sig_no_claims (all empty) until the first sign-in,
+     * then the connection's own copy until it closes; wiped when signed out. */
+    spk_token_claims_t *who;
     char tok_key[2 * SPK_TOKEN_STR + 2]; /* "<iss> <jti>" while counted against the token */
     /* token bucket */
     double tokens;
     uint64_t refill_ms;
-    sig_join_t joined[SPK_SIG_MAX_JOINED];
-    int n_joined;
+    sig_join_t *joined; /* grown as it joins, up to SPK_SIG_MAX_JOINED; NULL before */
+    int n_joined, cap_joined;
     char delegation_used[SPK_ID_LEN]; /* last delegation audited as used on this connection */
     sig_out_t *out_head, *out_tail;   /* held messages, in order */
     struct ds_conn *chat; /* the device this connection is, once declared (chat_model.c) */
     int n_tickets;        /* file transfers handed out and not yet used (h_files.c) */
     size_t out_bytes;     /* ... and their size */
 } sig_conn_t;
+
+/* The claims an unauthenticated connection reads: every string empty. Never written. */
+extern spk_token_claims_t sig_no_claims;
 
 /* Other nodes whose connections a participant's presence is counted from (bus.c). */
 #define SIG_BUS_NODES 8

@@ -31,7 +31,7 @@ json_t *sig_ice_servers_json(const spk_sig_t *s, const sig_conn_t *conn, int64_t
     }
     char user[SPK_TOKEN_STR + 24];
     char pass[SPK_TURN_PASSWORD_CAP];
-    if (spk_turn_credentials(cfg->turn_secret, conn->who.sub, now, cfg->turn_ttl_s, user,
+    if (spk_turn_credentials(cfg->turn_secret, conn->who->sub, now, cfg->turn_ttl_s, user,
                              sizeof(user), pass, sizeof(pass)) != 0) {
         return NULL;
     }

@@ -183,7 +183,7 @@ bool sig_is_staff(spk_role_t role)
 /* May the caller act for `practice` (create or list its consults, manage its delegations)? */
 int sig_rel_practice(sig_req_t *r, const char *practice)
 {
-    const spk_token_claims_t *w = &r->c->who;
+    const spk_token_claims_t *w = r->c->who;
     snprintf(r->practice, sizeof(r->practice), "%s", practice);
     switch (w->role) {
     case SPK_ROLE_GP:
@@ -238,7 +238,7 @@ int sig_rel_practice(sig_req_t *r, const char *practice)
 /* May the caller act on consult `c`? Sets the audit's patient and object as a side effect. */
 int sig_rel_consult(sig_req_t *r, sig_consult_t *c)
 {
-    const spk_token_claims_t *w = &r->c->who;
+    const spk_token_claims_t *w = r->c->who;
     snprintf(r->patient, sizeof(r->patient), "%s", c->rec.patient);
     snprintf(r->object, sizeof(r->object), "%s", c->rec.id);
     snprintf(r->practice, sizeof(r->practice), "%s", c->rec.practice);

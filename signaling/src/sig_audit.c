@@ -56,7 +56,7 @@ int sig_audit_write(spk_sig_t *s, const sig_audit_ev_t *ev)
 
 int sig_audit(sig_req_t *r, int outcome)
 {
-    const spk_token_claims_t *who = r->c->authed ? &r->c->who : NULL;
+    const spk_token_claims_t *who = r->c->authed ? r->c->who : NULL;
     if (who == NULL && r->refused_signed) {
         who = &r->refused;
     }

@@ -541,18 +541,34 @@ static void idle_sweep(spk_ws_server_t *srv, uint64_t now)
     }
 }
 
+/* The 1 Hz tick only marks its work due: libuv runs timers before it polls for input, so a
+ * server that got no CPU for a while (a loaded host, a stopped process) would otherwise judge
+ * idle and authentication timeouts before reading the frames that are already waiting. The
+ * work runs in the check phase of the same loop turn, after that turn's input was read; the
+ * idle handle makes that turn's poll return at once. */
+static void tick_idle_cb(uv_idle_t *h)
+{
+    (void)h;
+}
+
 static void flush_check_cb(uv_check_t *h)
 {
     spk_ws_server_t *srv = h->data;
+    if (srv->tick_due) {
+        srv->tick_due = false;
+        uv_idle_stop(&srv->tick_idle);
+        uint64_t now = (uint64_t)spk_now_ms();
+        idle_sweep(srv, now);
+        spk_sig_tick(srv->sig, now);
+    }
     spk_sig_flush(srv->sig);
 }
 
 static void tick_cb(uv_timer_t *t)
 {
     spk_ws_server_t *srv = t->data;
-    uint64_t now = (uint64_t)spk_now_ms();
-    idle_sweep(srv, now);
-    spk_sig_tick(srv->sig, now);
+    srv->tick_due = true;
+    uv_idle_start(&srv->tick_idle, tick_idle_cb);
 }
 
 static void handle_closed_cb(uv_handle_t *h)
@@ -572,6 +588,7 @@ static void stop_idle_cb(uv_idle_t *h)
     }
     srv->stopping = true;
     uv_timer_stop(&srv->tick);
+    uv_idle_stop(&srv->tick_idle);
     uv_check_stop(&srv->flush_check);
     spk_sig_flush(srv->sig);
     uv_timer_stop(&srv->drain_timer);
@@ -584,6 +601,7 @@ static void stop_idle_cb(uv_idle_t *h)
     uv_close((uv_handle_t *)&srv->drain_timer, handle_closed_cb);
     uv_close((uv_handle_t *)&srv->stop_idle, handle_closed_cb);
     uv_close((uv_handle_t *)&srv->api_idle, handle_closed_cb);
+    uv_close((uv_handle_t *)&srv->tick_idle, handle_closed_cb);
 }
 
 static void drain_timeout_cb(uv_timer_t *t)
@@ -811,10 +829,12 @@ int spk_ws_server_start(spk_ws_server_t *ws, spk_sig_t *sig)
     uv_timer_init(ws->loop, &ws->drain_timer);
     uv_idle_init(ws->loop, &ws->stop_idle);
     uv_idle_init(ws->loop, &ws->api_idle);
+    uv_idle_init(ws->loop, &ws->tick_idle);
     uv_check_init(ws->loop, &ws->flush_check);
-    ws->tick.data = ws->drain_timer.data = ws->stop_idle.data = ws->api_idle.data = ws;
+    ws->tick.data = ws->drain_timer.data = ws->stop_idle.data = ws->api_idle.data =
+        ws->tick_idle.data = ws;
     ws->flush_check.data = ws;
-    ws->open_handles = 5;
+    ws->open_handles = 6;
     uv_timer_start(&ws->tick, tick_cb, 1000, 1000);
     /* group commit of chat messages: written once the turn's input is handled */
     spk_sig_batch_chat(sig, true);
@@ -846,6 +866,7 @@ void spk_ws_server_free(spk_ws_server_t *ws)
             uv_close((uv_handle_t *)&ws->drain_timer, handle_closed_cb);
             uv_close((uv_handle_t *)&ws->stop_idle, handle_closed_cb);
             uv_close((uv_handle_t *)&ws->api_idle, handle_closed_cb);
+            uv_close((uv_handle_t *)&ws->tick_idle, handle_closed_cb);
         }
         lws_context_destroy(ws->ctx);
         uv_run(ws->loop, UV_RUN_DEFAULT);

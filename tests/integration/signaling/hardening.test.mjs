@@ -67,6 +67,38 @@ test('text with control, bidirectional or invisible characters is refused everyw
   }
 });
 
+// Details and values built from accepted text and cut to their fixed size end on a character
+// boundary: a 127-byte specialist id and a 127-byte name of two-byte characters once made a
+// 255-byte audit detail ending in half a character, after which the admin's audit.read, the
+// patient's JSON export and (after consent was withdrawn) consult.get failed.
+test('text cut to fit a detail or a fact ends on a character boundary', async () => {
+  const env = await boot();
+  try {
+    const gp = await env.as(env.users.gp);
+    const { consult } = await consultWithPatient(env, gp);
+    await gp.ok('consent.record', { consult: consult.id, scope: 'meekijkconsult', given: true, method: 'verbal' });
+    const spec = 's'.repeat(127);
+    const name = 'a' + 'é'.repeat(63);
+    assert.equal(Buffer.byteLength(name), 127);
+    await gp.ok('specialist.invite', { consult: consult.id, specialist: spec, name });
+    const admin = await env.as(env.users.admin);
+    const log = await admin.ok('audit.read', { limit: 1000 });
+    const inv = log.entries.find((e) => e.event === 'specialist.invite');
+    assert.ok(inv, 'the invitation is in the audit log');
+    assert.ok(!inv.detail.includes('\uFFFD'));
+    const out = ctl(env.srv.dataDir, ['audit', 'export', '--patient', 'pseudo-4711', '--json']);
+    assert.equal(out.status, 0, out.stderr);
+    JSON.parse(out.stdout);
+    await gp.ok('consent.record', { consult: consult.id, scope: 'meekijkconsult', given: false, method: 'verbal' });
+    await gp.ok('consult.get', { consult: consult.id });
+    // A refusal whose reason quotes the request, cut inside a character, is still answered.
+    const r = await gp.req('consult.get', { consult: 'c_' + 'é'.repeat(40) });
+    assert.equal(r.type, 'error');
+  } finally {
+    await env.close();
+  }
+});
+
 test('the audit log never holds a patient name', async () => {
   const env = await boot();
   try {
