@@ -145,12 +145,13 @@ struct spk_sig {
     spk_map_t auth_fail; /* source address -> sig_fail_t* */
     int64_t last_access_check;
     /* MLS delivery service (chat_*.c) */
-    spk_map_t chats;        /* conversation id -> ds_conv_t* (loaded on use) */
-    uint64_t access_gen;    /* bumped by every change that can change who may be in a group */
-    int64_t chat_maint_at;  /* last store maintenance (unix seconds) */
-    bool chat_trim_more;    /* the last trim of acknowledged entries stopped at its batch size */
-    int64_t idem_purged_at; /* last purge of old idempotency records (unix seconds) */
-    spk_map_t tickets;      /* file transfer ticket -> sig_ticket_t* (h_files.c) */
+    spk_map_t chats;          /* conversation id -> ds_conv_t* (loaded on use) */
+    uint64_t access_gen;      /* bumped by every change that can change who may be in a group */
+    int64_t access_change_at; /* the earliest end (unix s) of a delegation a decision rested on */
+    int64_t chat_maint_at;    /* last store maintenance (unix seconds) */
+    bool chat_trim_more;      /* the last trim of acknowledged entries stopped at its batch size */
+    int64_t idem_purged_at;   /* last purge of old idempotency records (unix seconds) */
+    spk_map_t tickets;        /* file transfer ticket -> sig_ticket_t* (h_files.c) */
     /* events for other nodes (bus.c): this node's name, events waiting for their commit */
     char node[SIG_NODE_LEN];
     bool bus_rx; /* handling another node's event: nothing is published again */
@@ -266,6 +267,9 @@ const sig_action_t *sig_action_find(const char *type, int *index);
 const sig_action_t *sig_action_at(int i);
 bool sig_role_allows(const sig_action_t *a, spk_role_t role);
 int sig_rel_practice(sig_req_t *r, const char *practice);
+/* The same for something of one consult (NULL: of the practice as a whole): a staff session
+ * bound to a consult (its `consult` claim) acts on that consult only. */
+int sig_rel_practice_in(sig_req_t *r, const char *practice, const char *consult);
 int sig_rel_consult(sig_req_t *r, sig_consult_t *c);
 bool sig_is_staff(spk_role_t role);
 /* Is the invited specialist (iss, sub) still invited to c (invitation not withdrawn, consent

@@ -240,7 +240,8 @@ static int req_conv(sig_req_t *r, bool staff_view, ds_conv_t **out)
         rc = ds_caller_allowed(r, *out);
     }
     if (rc == SPK_EFORBIDDEN && staff_view && sig_is_staff(r->c->who->role)) {
-        rc = sig_rel_practice(r, (*out)->rec.practice);
+        const ds_conv_t *c = *out;
+        rc = sig_rel_practice_in(r, c->rec.practice, c->rec.consult[0] ? c->rec.consult : NULL);
     }
     return rc;
 }
@@ -529,7 +530,7 @@ static int sync_conv(sig_req_t *r, const spk_chat_cursor_t *cur, json_t *out)
         return rc == SPK_ENOTFOUND ? 0 : rc;
     }
     ds_member_t *m = ds_member_find(c, r->c->who->iss, r->c->who->sub);
-    bool allowed = m != NULL && ds_member_allowed(r->s, c, m);
+    bool allowed = m != NULL && ds_conn_fits(c, m, r->c->who) && ds_member_allowed(r->s, c, m);
     sync_t x = {r, c, cur, 0, 0};
     if (allowed) {
         rc = ds_attach(r->s, r->c, c);

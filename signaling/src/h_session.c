@@ -18,9 +18,14 @@ int sig_h_ping(sig_req_t *r)
 
 static json_t *user_json(const spk_token_claims_t *w)
 {
-    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "sub", w->sub, "iss", w->iss, "name",
-                     w->name, "role", spk_role_name(w->role), "practice", w->practice, "acts_for",
-                     w->acts_for);
+    json_t *u =
+        json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "sub", w->sub, "iss", w->iss, "name", w->name,
+                  "role", spk_role_name(w->role), "practice", w->practice, "acts_for", w->acts_for);
+    if (u != NULL && sig_is_staff(w->role) && w->consult[0] != '\0') {
+        /* a session bound to one consult (a console link's) */
+        json_object_set_new(u, "consult", json_string(w->consult));
+    }
+    return u;
 }
 
 /* Makes the connection authenticated as `who`, counted against its token; undone by

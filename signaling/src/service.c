@@ -243,9 +243,9 @@ int sig_h_console_redeem(sig_req_t *r)
     rc = sig_session_start(r, &cl, tok, sizeof(tok));
     if (rc == 0) {
         json_object_set_new(r->reply, "user",
-                            json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "sub", cl.sub, "iss",
+                            json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "sub", cl.sub, "iss",
                                       cl.iss, "name", cl.name, "role", "gp", "practice",
-                                      cl.practice, "acts_for", ""));
+                                      cl.practice, "acts_for", "", "consult", cl.consult));
         json_object_set_new(r->reply, "consult", json_string(l.consult));
         json_object_set_new(r->reply, "session_token", json_string(tok));
         json_object_set_new(r->reply, "expires_at", json_integer(cl.exp));

@@ -8,6 +8,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <openssl/ssl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -724,6 +725,13 @@ static void fill_info(spk_ws_server_t *srv, struct lws_context_creation_info *in
         info->ssl_private_key_filepath = cfg->tls_key;
         /* HTTP/1.1 only: WebSockets stay plain RFC 6455 connections (no RFC 8441 streams) */
         info->alpn = "http/1.1";
+        /* TLS 1.2 and 1.3 only, no renegotiation; TLS 1.2 with forward-secret AEAD suites only
+         * (docs/operations.md, "TLS") */
+        info->ssl_options_set = SSL_OP_NO_SSLv3 | SSL_OP_NO_TLSv1 | SSL_OP_NO_TLSv1_1 |
+                                SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE;
+        info->ssl_cipher_list = "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+                                "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+                                "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
     }
     if (strchr(cfg->listen_host, ':') == NULL) {
         info->options |= LWS_SERVER_OPTION_DISABLE_IPV6;

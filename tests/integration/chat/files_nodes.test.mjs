@@ -27,6 +27,7 @@ test('an attachment uploaded on one node is downloaded byte for byte from anothe
     await gpc.ok('consult.join', { consult: consult.id });
     const patient = await env.connect(B);
     const red = await patient.ok('invite.redeem', { invite: invite.code, name: 'Sanne de Vries' });
+    await gpc.until('lobby.update', (e) => e.lobby.length === 1, 10000); // A knows of B's patient
     await gpc.ok('lobby.admit', { consult: consult.id, participant: red.participant.id });
     await patient.next('admitted');
     const { conversation } = await gpc.ok('chat.create', { kind: 'consult', consult: consult.id });
