@@ -68,13 +68,14 @@ section_sframe() {
 
 section_relay() {
   echo "== relay"
-  # tests/bench/run_relay.sh: the floor (srtpfloor), spreekload's 20 consults x 2 participants
+  # tests/bench/run_relay.sh: the floors (srtpfloor: busy loop; epfloor: one epoll wake-up per
+  # arriving packet), spreekload's 20 consults x 2 participants
   # for 30 s, CPU per forwarded packet at fan-out 1/2/3 (medians of RELAY_REPEAT runs) and a
   # rate ramp on one relay worker; every spreekload run starts its own spreekd on loopback.
   # With BENCH_PERF=1 a second acceptance run is profiled: perf record -g -p <spreekd pid>.
   local t0=$SECONDS
   bash tests/bench/run_relay.sh "$build/server/spreekd" "$build/loadtest/spreekload" \
-    "$build/loadtest/srtpfloor" | tee "$build/relay.out"
+    "$build/loadtest/srtpfloor" "$build/loadtest/epfloor" | tee "$build/relay.out"
   tail -n 1 "$build/relay.out" >"$build/relay.json"
   echo "relay: $((SECONDS - t0)) s; JSON summary in $build/relay.json"
   if [[ "${BENCH_PERF:-0}" == 1 ]] && command -v perf >/dev/null; then
@@ -181,7 +182,16 @@ section_nodes() {
   bash tests/lib/with_postgres.sh bash tests/lib/with_redis.sh node tests/bench/bus_bench.mjs \
     "$build/server/spreekd" --rounds "${BENCH_NODES_ROUNDS:-300}" | tee "$build/nodes.out"
   tail -n 1 "$build/nodes.out" >"$build/nodes.json"
-  echo "nodes: $((SECONDS - t0)) s; JSON in $build/nodes.json"
+  # tests/bench/store_bench.mjs --nodes: signaling round trips/s (read) and chat messages/s
+  # (chat) with one and with three spreekd nodes on the same PostgreSQL and Redis, clients
+  # spread evenly over the nodes (BENCH_STORE_SECONDS, BENCH_STORE_REPEAT, BENCH_STORE_CLIENTS).
+  for n in 1 3; do
+    bash tests/lib/with_postgres.sh bash tests/lib/with_redis.sh node tests/bench/store_bench.mjs \
+      "$build/server/spreekd" --nodes "$n" --phases read,chat --seconds "${BENCH_STORE_SECONDS:-5}" \
+      --repeat "${BENCH_STORE_REPEAT:-3}" --clients "${BENCH_STORE_CLIENTS:-50}" |
+      tee "$build/nodes-scale-$n.out"
+  done
+  echo "nodes: $((SECONDS - t0)) s; JSON in $build/nodes.json, $build/nodes-scale-{1,3}.out"
 }
 
 section_chat() {
@@ -213,7 +223,8 @@ done
 
 echo "== build (Release)"
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DSPK_TESTS=ON >/dev/null
-cmake --build "$build" -j"$jobs" --target spreekd spreek-relay spreekbench spreekload srtpfloor
+cmake --build "$build" -j"$jobs" --target spreekd spreek-relay spreekbench spreekload srtpfloor \
+  epfloor
 machine
 for s in "${sections[@]}"; do
   "section_$s"

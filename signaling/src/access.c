@@ -56,6 +56,7 @@ void sig_end_access(spk_sig_t *s, sig_conn_t *conn, sig_consult_t *c, const char
     }
     spk_info(conn->id, "access to consult %s ended: %s", consult_id, reason);
     sig_chat_access_changed(s);
+    sig_bus_access_ended(s, c);
     sig_unjoin_conn(s, conn, c, true); /* may free c */
     sig_send_json(s, conn->id,
                   json_pack("{s:s, s:s, s:s}", "type", "access.ended", "consult", consult_id,

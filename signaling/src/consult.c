@@ -18,6 +18,7 @@ static void consult_free(sig_consult_t *c)
     }
     free(c->parts);
     free(c->conns);
+    sig_media_bus_free(c);
     free(c);
 }
 
@@ -64,6 +65,13 @@ sig_consult_t *sig_consult_cached(spk_sig_t *s, const char *id)
     return spk_map_get_str(&s->consults, id);
 }
 
+/* The consult's id towards the relay: FNV-1a 64 of its id (nonzero), the same on every node,
+ * so that spreekd nodes driving one relay node name the consult alike (docs/relay_link.md). */
+static uint64_t relay_id_of(const char *id)
+{
+    return spk_fnv1a64(id) | 1u;
+}
+
 int sig_consult_lookup(spk_sig_t *s, const char *id, sig_consult_t **out)
 {
     sig_consult_t *c = sig_consult_cached(s, id);
@@ -80,7 +88,7 @@ int sig_consult_lookup(spk_sig_t *s, const char *id, sig_consult_t **out)
         rc = spk_store_participant_each(s->store, id, load_part_cb, c);
     }
     if (rc == 0) {
-        c->relay_id = ++s->next_relay_consult;
+        c->relay_id = relay_id_of(c->rec.id);
         c->e2ee = s->cfg.media_e2ee != 0;
         rc = spk_map_put_str(&s->consults, c->rec.id, c);
     }

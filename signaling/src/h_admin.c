@@ -97,6 +97,7 @@ int sig_h_delegation_revoke(sig_req_t *r)
     sig_chat_access_changed(r->s);
     sig_reply_ok(r);
     sig_access_delegation_revoked(r->s, &d);
+    sig_bus_delegation(r->s, d.id); /* and on the other nodes */
     return 0;
 }
 

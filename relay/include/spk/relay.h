@@ -171,6 +171,9 @@ typedef struct {
      * none. Read during spk_relay_new() only. */
     const char *candidate_allow;
     const char *candidate_deny;
+    /* Retransmission history of a video stream: this long at its measured rate (within 16 KiB
+     * and SPK_RTX_VIDEO_ARENA); 0 = 500 ms. NACKs for older packets go on to the publisher. */
+    unsigned rtx_window_ms;
     /* The audio-only fallback's and the simulcast layer choice's thresholds; defaults from
      * spk_relay_config_init(). spk_relay_new() refuses (SPK_EINVAL) a loss outside 0..255, a
      * loss_on above loss_off, loss_up above loss_down, a zero time or count, or a maximum wait

@@ -149,3 +149,16 @@ test('console link: one click from the HIS into the console, once', { timeout: 3
   const re = await env.connect();
   assert.equal((await re.req('auth', { token: red.session_token })).type, 'ok', 'the session token signs in again');
 });
+
+// (the store's own test walks the clock; this one waits for the shortest lifetime, 30 s)
+test('an expired console link is refused', { timeout: 60000 }, async (t) => {
+  const { env, api } = await setup(t, { args: ['--console-link-ttl', '30'] });
+  const c = await api('POST', '/api/v1/consults', { body: { patient: 'pseudo-9', gp: 'gp-1' } });
+  const r = await api('POST', `/api/v1/consults/${c.json.consult.id}/console-link`, { body: { name: 'Dr. Jansen' } });
+  assert.equal(r.status, 201, r.text);
+  const code = /#link=([A-Za-z0-9_-]{22})/.exec(r.json.link.url)[1];
+  await new Promise((res) => setTimeout(res, 31500));
+  const con = await env.connect();
+  assert.equal(await con.code('console.redeem', { link: code }), 'invite_expired');
+  assert.equal(await con.code('consult.list', {}), 'unauthenticated');
+});
