@@ -108,6 +108,7 @@ test('simulcast: a weak link gets a lower layer, a good one the top layer', {
   const port = await subscribePort(pat);
   assert.ok(port, 'the patient\'s subscribe connection has a selected pair');
   t.diagnostic(`shaping at ${new Date().toISOString()}`);
+  const shapedAt = Date.now();
   const shapedWith = shape({ port, rate: RATE, queue: 50 });
   const shaped = await watch(pat, 25000);
   const good = await watch(spec, 2000);
@@ -132,14 +133,19 @@ test('simulcast: a weak link gets a lower layer, a good one the top layer', {
   for (const l of env.srv.server.logs.filter((x) => /simulcast|video/.test(x.msg ?? ''))) {
     t.diagnostic(`spreekd: ${JSON.stringify(l)}`);
   }
-  // From the first switch on, the patient mostly receives the lower layer: the relay tries the
-  // top one again now and then (each try costs about 3 s: a key frame, a loss window, a key
-  // frame back; the waits between them double).
+  // From the first switch on, the patient receives the lower layer most of the time: the relay
+  // tries the top one again now and then (each try shows it for 2–6 s here: a key frame, a
+  // loss window, a key frame back from an encoder short of CPU), and the waits between tries
+  // double, so there are at most three in the shaped period.
   const first = shaped.findIndex((s) => s.width > 0 && s.width < top);
   assert.ok(first >= 0 && first <= 20, `the patient gets a lower layer within 10 s: ${JSON.stringify(shaped.map((s) => s.width))}`);
   const after = shaped.slice(first);
   const lower = after.filter((s) => s.width > 0 && s.width < top).length;
-  assert.ok(lower >= 0.6 * after.length, `mostly the lower layer after the switch: ${lower} of ${after.length}`);
+  assert.ok(lower > 0.5 * after.length, `mostly the lower layer after the switch: ${lower} of ${after.length}`);
+  const tries = env.srv.server.logs.filter(
+    (l) => Date.parse(l.ts) >= shapedAt && /simulcast wants layer 1 \(was 0/.test(l.msg ?? ''),
+  ).length;
+  assert.ok(tries <= 3, `tries of the top layer grow rarer: ${tries} in 25 s`);
   assert.ok(good.every((s) => s.width === top), `the specialist receives the top layer ${top}`);
   const stall = longestStall(shaped);
   assert.ok(stall <= 3000, `the patient's frames go on across the switch (longest stall ${stall} ms)`);
