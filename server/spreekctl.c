@@ -479,12 +479,23 @@ static int cmd_token_mint(ctl_t *c)
     long n = rc == 0 ? spk_token_sign(&s, &cl, tok, sizeof(tok)) : rc;
     spk_signer_wipe(&s);
     rc = n < 0 ? (int)n : 0;
+    /* A token bound to a consult is a session spreekd only accepts when it is recorded; the
+     * audit names it by its record, not by its jti (which would let a copy of the log and the
+     * issuer key make the same session again). */
+    char sess[SPK_TOKEN_SESSION_NAME_LEN] = "";
+    if (rc == 0 && cl.consult[0] != '\0') {
+        rc = spk_token_session_name(&cl, sess);
+        if (rc == 0) {
+            rc = spk_store_mark_set(c->st, sess, cl.exp);
+        }
+    }
     char exp[32];
     iso_time(cl.exp, exp, sizeof(exp));
     int arc = audit(c, "token.mint", rc, NULL, cl.sub,
-                    "role %s; practice %s; acts_for %s; consult %s; jti %s; expires %s",
+                    "role %s; practice %s; acts_for %s; consult %s; %s%s; expires %s",
                     spk_role_name(cl.role), cl.practice, cl.acts_for[0] ? cl.acts_for : "-",
-                    cl.consult[0] ? cl.consult : "-", cl.jti, exp);
+                    cl.consult[0] ? cl.consult : "-", sess[0] ? "" : "jti ",
+                    sess[0] ? sess : cl.jti, exp);
     if (rc != 0) {
         return fail(rc, "cannot sign the token: %s", spk_strerror(rc));
     }

@@ -673,3 +673,26 @@ int spk_token_verify_policy(const spk_keyring_t *kr, const char *tok, size_t len
     *out = c;
     return 0;
 }
+
+int spk_token_session_name(const spk_token_claims_t *c, char out[SPK_TOKEN_SESSION_NAME_LEN])
+{
+    /* the four claims with their NULs, so that no two different sets run together alike */
+    char buf[4 * SPK_TOKEN_STR];
+    size_t n = 0;
+    const char *parts[] = {c->iss, c->sub, c->consult, c->jti};
+    for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
+        size_t len = strnlen(parts[i], SPK_TOKEN_STR - 1);
+        memcpy(buf + n, parts[i], len);
+        n += len;
+        buf[n++] = '\0';
+    }
+    uint8_t h[32];
+    int rc = spk_sha256(h, buf, n, NULL, 0);
+    spk_wipe(buf, sizeof(buf));
+    if (rc != 0) {
+        return rc;
+    }
+    memcpy(out, "session ", 8);
+    spk_hex_encode(out + 8, h, 16);
+    return 0;
+}

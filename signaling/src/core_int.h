@@ -320,6 +320,8 @@ void sig_unauthenticate(sig_req_t *r);
  * authenticated with exactly these claims and the request committed (undone on failure, tok
  * wiped). Invite and console link redemption. */
 int sig_session_start(sig_req_t *r, spk_token_claims_t *cl, char *tok, size_t cap);
+/* Records a session token the own issuer gives out (one with a `consult` claim) in the store. */
+int sig_session_record(spk_sig_t *s, const spk_token_claims_t *cl);
 
 /* core.c */
 int sig_send_json(spk_sig_t *s, uint64_t conn, json_t *msg); /* steals msg */

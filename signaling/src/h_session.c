@@ -57,6 +57,33 @@ void sig_unauthenticate(sig_req_t *r)
     spk_wipe(r->c->who, sizeof(*r->c->who));
 }
 
+int sig_session_record(spk_sig_t *s, const spk_token_claims_t *cl)
+{
+    char name[SPK_TOKEN_SESSION_NAME_LEN];
+    int rc = spk_token_session_name(cl, name);
+    return rc == 0 ? spk_store_mark_set(s->store, name, cl->exp) : rc;
+}
+
+/* A token of the own issuer bound to a consult is a session this server gave out, and it
+ * recorded it then (sig_session_record): a copy of issuer.key does not make one. */
+static int session_known(sig_req_t *r, const spk_token_claims_t *cl)
+{
+    if (strcmp(cl->iss, r->s->issuer->iss) != 0 || cl->consult[0] == '\0') {
+        return 0;
+    }
+    char name[SPK_TOKEN_SESSION_NAME_LEN];
+    int64_t until = 0;
+    int rc = spk_token_session_name(cl, name);
+    if (rc == 0) {
+        rc = spk_store_mark_get(r->s->store, name, &until);
+    }
+    if (rc == 0 && until < cl->exp) {
+        snprintf(r->why, sizeof(r->why), "no session of this server");
+        rc = SPK_ETOKENINVALID;
+    }
+    return rc;
+}
+
 static int verify_token(sig_req_t *r, const char *tok, spk_token_claims_t *cl)
 {
     if (strlen(tok) > SPK_TOKEN_MAX_LEN) {
@@ -89,7 +116,7 @@ static int verify_token(sig_req_t *r, const char *tok, spk_token_claims_t *cl)
         snprintf(r->why, sizeof(r->why), "patient token is not bound to a consult");
         return SPK_ETOKENINVALID;
     }
-    return 0;
+    return session_known(r, cl);
 }
 
 int sig_h_auth(sig_req_t *r)
@@ -156,6 +183,9 @@ int sig_session_start(sig_req_t *r, spk_token_claims_t *cl, char *tok, size_t ca
     if (rc == 0) {
         long n = spk_token_sign(r->s->issuer, cl, tok, cap);
         rc = n < 0 ? (int)n : 0;
+    }
+    if (rc == 0) {
+        rc = sig_session_record(r->s, cl); /* in the same transaction as what it opens */
     }
     if (rc == 0) {
         rc = sig_authenticate(r, cl);

@@ -174,4 +174,6 @@ void sig_idem_tick(spk_sig_t *s, int64_t now)
     }
     s->idem_purged_at = now;
     spk_store_idem_purge(s->store, now - IDEM_KEEP_S);
+    /* and the records of session tokens that have expired (sig_session_record) */
+    spk_store_mark_purge(s->store, "session ", now, NULL);
 }

@@ -514,6 +514,35 @@ int spk_store_mark_set(spk_store_t *st, const char *name, int64_t v)
     return rc;
 }
 
+int spk_store_mark_purge(spk_store_t *st, const char *prefix, int64_t below, int64_t *n)
+{
+    if (st == NULL || prefix == NULL || prefix[0] == '\0') {
+        return SPK_EINVAL;
+    }
+    /* by equality of the name's first characters, not by a range: a database collation may
+     * order names with blanks and punctuation otherwise than their bytes */
+    st_stmt_t *s = NULL;
+    int rc = st_prep(st->db, ST_MARK_PURGE,
+                     "DELETE FROM marks WHERE substr(name, 1, ?2) = ?1 AND v < ?3", &s);
+    if (rc == 0) {
+        rc = st_bind_opt(s, 1, prefix);
+    }
+    if (rc == 0) {
+        rc = st_bind_i64(s, 2, (int64_t)strlen(prefix));
+    }
+    if (rc == 0) {
+        rc = st_bind_i64(s, 3, below);
+    }
+    if (rc == 0) {
+        rc = st_step_write(st, s, "mark purge");
+    }
+    if (rc == 0 && n != NULL) {
+        *n = st_changes(s);
+    }
+    st_done(s);
+    return rc;
+}
+
 /* Runs a marks statement that returns the mark's new value: ?1 name, then the values given. */
 static int mark_returning(spk_store_t *st, st_stmt_id_t id, const char *sql, const char *name,
                           const int64_t *v, int nv, int64_t *out)

@@ -83,6 +83,7 @@ typedef enum {
     ST_MARK_SET,
     ST_MARK_NEXT,
     ST_MARK_CLAIM,
+    ST_MARK_PURGE,
     ST_CHAT_CONV_INSERT,
     ST_CHAT_CONV_GET,
     ST_CHAT_CONV_FIND,

@@ -79,6 +79,14 @@ int spk_keyring_add_str(spk_keyring_t *kr, const char *line);
  * strings (name, practice, acts_for, consult) are left out of the payload. */
 long spk_token_sign(const spk_signer_t *s, const spk_token_claims_t *c, char *out, size_t cap);
 
+/* The store's name for a session token the server's own issuer gave out (a token with a
+ * `consult` claim: a patient's session, a console link's GP session): "session " and 32 hex
+ * characters of SHA-256 over iss, sub, consult and jti. The server records it when it issues the
+ * token and refuses such a token it has no record of, so a copy of the issuer key alone makes
+ * no session. 0 or SPK_ECRYPTO. */
+#define SPK_TOKEN_SESSION_NAME_LEN 41 /* with the NUL */
+int spk_token_session_name(const spk_token_claims_t *c, char out[SPK_TOKEN_SESSION_NAME_LEN]);
+
 /* Verifies a compact JWS against the keyring at time `now` with `leeway_s` of clock skew.
  * Returns 0 and fills *out, or: SPK_ETOKENINVALID (malformed, oversized, wrong alg, bad
  * signature, missing/mistyped claim, unknown role), SPK_ETOKENISSUER (iss/kid not trusted),

@@ -257,6 +257,26 @@ static void test_console_links_and_marks(void **state)
     assert_int_equal(spk_store_mark_get(f->st, "invite_expiry", &v), 0);
     assert_int_equal(v, 43);
 
+    /* purge: only names with the prefix, only values below the bound */
+    assert_int_equal(spk_store_mark_set(f->st, "session aa", 100), 0);
+    assert_int_equal(spk_store_mark_set(f->st, "session bb", 200), 0);
+    assert_int_equal(spk_store_mark_set(f->st, "sessionz", 50), 0);
+    assert_int_equal(spk_store_mark_set(f->st, "session!", 50), 0);
+    int64_t n = -1;
+    assert_int_equal(spk_store_mark_purge(f->st, "session ", 150, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(spk_store_mark_get(f->st, "session aa", &v), 0);
+    assert_int_equal(v, 0);
+    assert_int_equal(spk_store_mark_get(f->st, "session bb", &v), 0);
+    assert_int_equal(v, 200);
+    assert_int_equal(spk_store_mark_get(f->st, "sessionz", &v), 0);
+    assert_int_equal(v, 50);
+    assert_int_equal(spk_store_mark_get(f->st, "session!", &v), 0);
+    assert_int_equal(v, 50);
+    assert_int_equal(spk_store_mark_get(f->st, "invite_expiry", &v), 0);
+    assert_int_equal(v, 43);
+    assert_int_equal(spk_store_mark_purge(f->st, "", 150, &n), SPK_EINVAL);
+
     /* claim: the first value wins; a later claim replaces only the value it names */
     assert_int_equal(spk_store_mark_claim(f->st, "relay_pin 7", 11, 0, &v), 0);
     assert_int_equal(v, 11);

@@ -1178,6 +1178,37 @@ static void test_keyfile_malformed(void **state)
     unlink(path);
 }
 
+static void test_session_name(void **state)
+{
+    (void)state;
+    spk_token_claims_t a;
+    memset(&a, 0, sizeof(a));
+    snprintf(a.iss, sizeof(a.iss), "spreekkamer-local");
+    snprintf(a.sub, sizeof(a.sub), "p_1");
+    snprintf(a.consult, sizeof(a.consult), "c_1");
+    snprintf(a.jti, sizeof(a.jti), "j1");
+    char n1[SPK_TOKEN_SESSION_NAME_LEN], n2[SPK_TOKEN_SESSION_NAME_LEN];
+    assert_int_equal(spk_token_session_name(&a, n1), 0);
+    assert_int_equal(strlen(n1), SPK_TOKEN_SESSION_NAME_LEN - 1);
+    assert_memory_equal(n1, "session ", 8);
+    assert_int_equal(spk_token_session_name(&a, n2), 0);
+    assert_string_equal(n1, n2); /* the same claims, the same record */
+    /* any of the four claims changed, or moved from one field into the next: another record */
+    spk_token_claims_t b = a;
+    snprintf(b.jti, sizeof(b.jti), "j2");
+    assert_int_equal(spk_token_session_name(&b, n2), 0);
+    assert_string_not_equal(n1, n2);
+    b = a;
+    snprintf(b.consult, sizeof(b.consult), "c_2");
+    assert_int_equal(spk_token_session_name(&b, n2), 0);
+    assert_string_not_equal(n1, n2);
+    b = a;
+    snprintf(b.sub, sizeof(b.sub), "p_1c");
+    snprintf(b.consult, sizeof(b.consult), "_1");
+    assert_int_equal(spk_token_session_name(&b, n2), 0);
+    assert_string_not_equal(n1, n2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1205,6 +1236,7 @@ int main(void)
         cmocka_unit_test(test_numeric_claims),
         cmocka_unit_test(test_duplicate_keys),
         cmocka_unit_test(test_string_claims),
+        cmocka_unit_test(test_session_name),
         cmocka_unit_test(test_sign_errors),
         cmocka_unit_test(test_verify_args),
         cmocka_unit_test(test_keyring_full_and_duplicate),
