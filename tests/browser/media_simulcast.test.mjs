@@ -138,7 +138,10 @@ test('simulcast: a weak link gets a lower layer, a good one the top layer', {
   // loss window, a key frame back from an encoder short of CPU), and the waits between tries
   // double, so there are at most three in the shaped period.
   const first = shaped.findIndex((s) => s.width > 0 && s.width < top);
-  assert.ok(first >= 0 && first <= 20, `the patient gets a lower layer within 10 s: ${JSON.stringify(shaped.map((s) => s.width))}`);
+  // The relay decides in about 2 s; the page shows it once a key frame of the lower layer is
+  // decoded, later on a loaded machine.
+  assert.ok(first >= 0 && shaped[first].t - shapedAt <= 15000,
+    `the patient gets a lower layer within 15 s: ${JSON.stringify(shaped.map((s) => s.width))}`);
   const after = shaped.slice(first);
   const lower = after.filter((s) => s.width > 0 && s.width < top).length;
   assert.ok(lower > 0.5 * after.length, `mostly the lower layer after the switch: ${lower} of ${after.length}`);
