@@ -114,6 +114,7 @@ typedef struct {
     double wait0, wait1; /* ... runnable but waiting for a CPU (schedstat) */
     uint64_t sent, acked, delivered;
     uint64_t offline; /* messages whose turn came while their device was offline */
+    uint64_t shed; /* answered "unavailable" (the service is behind): not stored, not sent again */
 } lc_step_t;
 
 struct lc {

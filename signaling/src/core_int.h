@@ -134,6 +134,7 @@ struct spk_sig {
     uint64_t cur_ticket; /* commit whose effects the messages being sent now reveal; 0: none */
     uint64_t *held;      /* connections with held messages */
     size_t n_held, cap_held;
+    size_t held_bytes;   /* the size of every connection's held messages */
     bool storage_failed; /* the store can no longer flush: nothing more is acknowledged */
     /* access limits (sig_audit.c, access.c) */
     spk_map_t tok_conns; /* "<iss> <jti>" -> (uintptr_t) connections authenticated with it */
@@ -156,6 +157,8 @@ struct spk_sig {
     /* group commit of chat.send (chat_batch.c) */
     bool chat_batching;
     struct sig_chat_batch *chat_batch;
+    int64_t chat_turn_ms; /* when the loop turn handling chat.send began (ms; 0: none yet) */
+    uint64_t chat_shed;   /* chat.send answered "unavailable" because the service is behind */
 };
 
 /* One request being handled. */
@@ -168,6 +171,7 @@ typedef struct {
     int64_t now;   /* unix seconds */
     bool replied;
     char why[160];
+    int64_t retry_ms; /* > 0: the error answer carries retry_ms (the service is behind) */
     /* audit record of the action (filled by handlers) */
     const char *event;
     char on_behalf_of[SPK_SUB_LEN];
@@ -232,7 +236,7 @@ int sig_deliver(spk_sig_t *s, sig_conn_t *c, json_t *msg); /* steals msg */
 int sig_deliver_text(spk_sig_t *s, sig_conn_t *c, const char *txt, size_t len);
 /* Closes the connection after its held messages (or now when none are held). */
 void sig_close_conn(spk_sig_t *s, sig_conn_t *c, int ws_code, const char *reason);
-void sig_outq_free(sig_conn_t *c);
+void sig_outq_free(spk_sig_t *s, sig_conn_t *c);
 void sig_held_free(spk_sig_t *s);
 
 /* access.c: access that ends while a connection is open. */
@@ -308,6 +312,9 @@ int sig_session_start(sig_req_t *r, spk_token_claims_t *cl, char *tok, size_t ca
 int sig_send_json(spk_sig_t *s, uint64_t conn, json_t *msg); /* steals msg */
 /* An error answer to request id (may be NULL) with its documented code. */
 void sig_send_error(spk_sig_t *s, uint64_t conn, json_t *id, int err, const char *why);
+/* The same with retry_ms (> 0) in the answer: the client may try again after that long. */
+void sig_send_error_retry(spk_sig_t *s, uint64_t conn, json_t *id, int err, const char *why,
+                          int64_t retry_ms);
 void sig_reply_ok(sig_req_t *r);
 /* Appends the request's audit entry (r->event, success) to the open transaction and commits
  * it together with the action's changes; from then on, messages sent reveal that commit and are

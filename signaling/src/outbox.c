@@ -53,6 +53,7 @@ static int enqueue(spk_sig_t *s, sig_conn_t *c, const char *data, size_t len, in
     }
     c->out_tail = o;
     c->out_bytes += len;
+    s->held_bytes += len;
     return 0;
 }
 
@@ -91,8 +92,9 @@ void sig_close_conn(spk_sig_t *s, sig_conn_t *c, int ws_code, const char *reason
     s->io.close_cb(s->io.ud, c->id, ws_code, reason);
 }
 
-void sig_outq_free(sig_conn_t *c)
+void sig_outq_free(spk_sig_t *s, sig_conn_t *c)
 {
+    s->held_bytes -= c->out_bytes;
     while (c->out_head != NULL) {
         sig_out_t *o = c->out_head;
         c->out_head = o->next;
@@ -118,6 +120,7 @@ static bool drain(spk_sig_t *s, sig_conn_t *c, uint64_t durable)
         sig_out_t *o = c->out_head;
         c->out_head = o->next;
         c->out_bytes -= o->len;
+        s->held_bytes -= o->len;
         if (o->close_code > 0) {
             c->closing = true;
             s->io.close_cb(s->io.ud, c->id, o->close_code, o->data);
@@ -127,7 +130,7 @@ static bool drain(spk_sig_t *s, sig_conn_t *c, uint64_t durable)
         free(o);
     }
     if (c->closing) {
-        sig_outq_free(c); /* nothing is sent after a close */
+        sig_outq_free(s, c); /* nothing is sent after a close */
     }
     if (c->out_head == NULL) {
         c->out_tail = NULL;

@@ -368,7 +368,7 @@ static void rx_message_done(spk_ws_server_t *srv, spk_ws_conn_t *c)
         spk_sig_conn_reject(srv->sig, c->id, SPK_EBADMSG);
     } else if (c->rx_discard) {
         srv->m.frames_too_large++;
-        spk_info(c->id, "message over %zu bytes discarded", srv->cfg->max_message_bytes);
+        spk_info(c->id, "message over %zu bytes discarded", spk_sig_conn_rx_limit(srv->sig, c->id));
         spk_sig_conn_reject(srv->sig, c->id, SPK_ETOOBIG);
     } else {
         srv->m.messages_in++;
@@ -402,7 +402,7 @@ static void on_receive(spk_ws_server_t *srv, spk_ws_conn_t *c, const void *in, s
         c->rx_binary = lws_frame_is_binary(c->wsi) != 0;
     }
     if (!c->rx_binary && !c->rx_discard) {
-        int rc = rx_append(c, in, len, srv->cfg->max_message_bytes);
+        int rc = rx_append(c, in, len, spk_sig_conn_rx_limit(srv->sig, c->id));
         if (rc == SPK_ENOMEM) {
             spk_error(c->id, "out of memory reassembling a message");
             conn_kill(c, 1011, "internal error");
