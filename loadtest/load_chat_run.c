@@ -626,8 +626,18 @@ int lc_run_steps(lc_t *L, json_t *out)
         json_object_set_new(out, "delivery", verify_delivery(L));
     }
     json_object_set_new(out, "verify_errors", json_integer((json_int_t)L->verify_errors));
+    uint64_t shed = 0;
+    for (int k = 0; k < L->n_rates; k++) {
+        shed += L->steps[k].shed;
+    }
+    json_object_set_new(out, "refused_unavailable", json_integer((json_int_t)shed));
+    json_object_set_new(out, "unanswered", json_integer((json_int_t)L->in_flight));
+    if (L->in_flight > 0) {
+        lc_error(L, "%zu chat.send requests were never answered", L->in_flight);
+    }
     bool fail = L->verify_errors > 0 || L->env.entry_errors > 0 || L->send_errors > 0 ||
-                L->lost > 0 || L->setup_errors > 0 || L->incomplete > 0;
+                L->lost > 0 || L->setup_errors > 0 || L->incomplete > 0 || L->in_flight > 0 ||
+                (L->expect_refusals && shed == 0);
     if (L->crash_after_s > 0) {
         json_t *dl = json_object_get(out, "delivery");
         fail |= !L->crashed || L->reconnects == 0 ||
