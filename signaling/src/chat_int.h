@@ -38,7 +38,8 @@ typedef struct ds_conv {
     int64_t delivered_seq; /* entries up to here went to the devices following it here */
     ds_member_t *members;
     size_t n_members, cap_members;
-    uint64_t *conns; /* connections that get the log as it grows */
+    spk_map_t member_at; /* "<iss>\n<sub>" -> index in members + 1 (a group of 1,000 users) */
+    uint64_t *conns;     /* connections that get the log as it grows */
     size_t n_conns, cap_conns;
     int64_t trimmed_at; /* when the log was last trimmed (seconds) */
     /* digests of the latest application messages of the current epoch (seeded from the log when

@@ -56,8 +56,16 @@ static void conv_free(ds_conv_t *c)
 {
     spk_mls_observer_free(c->obs);
     free(c->members);
+    spk_map_free(&c->member_at);
     free(c->conns);
     free(c);
+}
+
+/* The key of member_at; its length. */
+static size_t member_key(const char *iss, const char *sub, char out[2 * SPK_SUB_LEN])
+{
+    int n = snprintf(out, 2 * SPK_SUB_LEN, "%s\n%s", iss, sub);
+    return n > 0 && n < 2 * SPK_SUB_LEN ? (size_t)n : 0;
 }
 
 int ds_member_add(ds_conv_t *c, const spk_chat_member_rec_t *rec)
@@ -76,6 +84,12 @@ int ds_member_add(ds_conv_t *c, const spk_chat_member_rec_t *rec)
         }
         c->members = nm;
         c->cap_members = ncap;
+    }
+    char key[2 * SPK_SUB_LEN];
+    size_t kn = member_key(rec->iss, rec->sub, key);
+    if (kn == 0 ||
+        spk_map_put(&c->member_at, key, kn, (void *)(uintptr_t)(c->n_members + 1)) != 0) {
+        return SPK_ENOMEM;
     }
     c->members[c->n_members++] = (ds_member_t){.rec = *rec};
     return 0;
@@ -230,6 +244,7 @@ void ds_conv_reload(spk_sig_t *s, ds_conv_t *c)
         int64_t trimmed_at = c->trimmed_at;
         spk_mls_observer_free(c->obs);
         free(c->members);
+        spk_map_free(&c->member_at);
         *c = *fresh;
         c->conns = conns;
         c->n_conns = n_conns;
@@ -388,12 +403,10 @@ void sig_chat_access_changed(spk_sig_t *s)
 
 ds_member_t *ds_member_find(ds_conv_t *c, const char *iss, const char *sub)
 {
-    for (size_t i = 0; i < c->n_members; i++) {
-        if (strcmp(c->members[i].rec.sub, sub) == 0 && strcmp(c->members[i].rec.iss, iss) == 0) {
-            return &c->members[i];
-        }
-    }
-    return NULL;
+    char key[2 * SPK_SUB_LEN];
+    size_t kn = member_key(iss, sub, key);
+    uintptr_t at = kn > 0 ? (uintptr_t)spk_map_get(&c->member_at, key, kn) : 0;
+    return at > 0 && at <= c->n_members ? &c->members[at - 1] : NULL;
 }
 
 /* The relationship of a member's role to the conversation, from the store and the consult. */
@@ -695,12 +708,14 @@ void ds_deliver(spk_sig_t *s, ds_conv_t *c, const spk_chat_entry_t *e)
     if (txt == NULL) {
         return;
     }
+    sig_share_begin(s, txt, len); /* held once for every device, not a copy each */
     for (size_t i = 0; i < c->n_conns; i++) {
         sig_conn_t *conn = spk_map_get_u64(&s->conns, c->conns[i]);
         if (conn != NULL && conn->chat != NULL && conn->chat->live && wants(s, c, conn, e)) {
             sig_deliver_text(s, conn, txt, len);
         }
     }
+    sig_share_end(s);
     free(txt);
 }
 

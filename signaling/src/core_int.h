@@ -134,7 +134,11 @@ struct spk_sig {
     uint64_t cur_ticket; /* commit whose effects the messages being sent now reveal; 0: none */
     uint64_t *held;      /* connections with held messages */
     size_t n_held, cap_held;
-    size_t held_bytes;   /* the size of every connection's held messages */
+    size_t held_bytes; /* the size of every connection's held messages */
+    /* one text held once for many connections (sig_share_begin) */
+    const char *share_txt;
+    size_t share_len;
+    struct sig_shared *share;
     bool storage_failed; /* the store can no longer flush: nothing more is acknowledged */
     /* access limits (sig_audit.c, access.c) */
     spk_map_t tok_conns; /* "<iss> <jti>" -> (uintptr_t) connections authenticated with it */
@@ -237,6 +241,11 @@ int sig_deliver_text(spk_sig_t *s, sig_conn_t *c, const char *txt, size_t len);
 /* Closes the connection after its held messages (or now when none are held). */
 void sig_close_conn(spk_sig_t *s, sig_conn_t *c, int ws_code, const char *reason);
 void sig_outq_free(spk_sig_t *s, sig_conn_t *c);
+typedef struct sig_shared sig_shared_t;
+/* Until sig_share_end, sig_deliver_text of exactly this text (same pointer and length) holds one
+ * shared copy for every connection instead of a copy each. txt must stay valid until the end. */
+void sig_share_begin(spk_sig_t *s, const char *txt, size_t len);
+void sig_share_end(spk_sig_t *s);
 void sig_held_free(spk_sig_t *s);
 
 /* access.c: access that ends while a connection is open. */

@@ -155,6 +155,20 @@ static int conn_write_close(spk_ws_conn_t *c)
 
 /* ---- io callbacks for the core ---- */
 
+/* srv->wbuf holds LWS_PRE + len bytes (false when out of memory: the message is queued). */
+static bool wbuf_reserve(spk_ws_server_t *srv, size_t len)
+{
+    if (srv->wbuf_cap < LWS_PRE + len) {
+        unsigned char *b = realloc(srv->wbuf, LWS_PRE + len);
+        if (b == NULL) {
+            return false;
+        }
+        srv->wbuf = b;
+        srv->wbuf_cap = LWS_PRE + len;
+    }
+    return true;
+}
+
 static int io_send(void *ud, uint64_t conn, const char *msg, size_t len)
 {
     spk_ws_server_t *srv = ud;
@@ -168,8 +182,10 @@ static int io_send(void *ud, uint64_t conn, const char *msg, size_t len)
     /* Fast path: nothing queued and the socket takes it now, so write directly instead of
      * waiting for a writable callback (which costs epoll_ctl calls and a loop pass per
      * message). Safe here: no HTTP/2 and no compression on these connections. */
-    if (!c->q_head && !c->close_sent && len <= SPK_WS_DIRECT_MAX && !lws_send_pipe_choked(c->wsi)) {
-        unsigned char buf[LWS_PRE + SPK_WS_DIRECT_MAX];
+    if (!c->q_head && !c->close_sent && !lws_send_pipe_choked(c->wsi) &&
+        (len <= SPK_WS_DIRECT_MAX || wbuf_reserve(srv, len))) {
+        unsigned char small[LWS_PRE + SPK_WS_DIRECT_MAX];
+        unsigned char *buf = len <= SPK_WS_DIRECT_MAX ? small : srv->wbuf;
         memcpy(buf + LWS_PRE, msg, len);
         int n = lws_write(c->wsi, buf + LWS_PRE, len, LWS_WRITE_TEXT);
         if (n < 0 || (size_t)n < len) {
@@ -868,5 +884,6 @@ void spk_ws_server_free(spk_ws_server_t *ws)
     ws_api_free_all(ws);
     spk_map_free(&ws->api_by_id);
     ws_limits_free(ws);
+    free(ws->wbuf);
     free(ws);
 }

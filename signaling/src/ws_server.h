@@ -94,6 +94,10 @@ struct spk_ws_server {
     char files_dir[600]; /* <data_dir>/files: encrypted chat attachments */
 
     uint64_t next_id;
+    /* a message larger than SPK_WS_DIRECT_MAX written directly goes through here (reused: no
+     * allocation and no fresh pages per recipient of a large Commit) */
+    unsigned char *wbuf;
+    size_t wbuf_cap;
     spk_ws_conn_t *conns; /* every tracked WebSocket connection */
     spk_map_t by_id;      /* id -> spk_ws_conn_t* */
     spk_ws_metrics_t m;
