@@ -153,6 +153,22 @@ static int ack_write(spk_sig_t *s, const spk_chat_cursor_t *want)
     return spk_store_chat_cursor_put(s->store, &cur);
 }
 
+/* {"type":"ok","re":id,"seq":seq}: written directly for an integer id (the usual case; the
+ * JSON tree and its dump cost as much as the rest of the answer), through jansson otherwise. */
+static void answer_seq(spk_sig_t *s, uint64_t conn, json_t *id, int64_t seq)
+{
+    sig_conn_t *c = spk_map_get_u64(&s->conns, conn);
+    if (c != NULL && json_is_integer(id)) {
+        char buf[96];
+        int n = snprintf(buf, sizeof(buf), "{\"type\":\"ok\",\"re\":%lld,\"seq\":%lld}",
+                         (long long)json_integer_value(id), (long long)seq);
+        sig_deliver_text(s, c, buf, (size_t)n);
+        return;
+    }
+    sig_send_json(s, conn,
+                  json_pack("{s:s, s:O?, s:I}", "type", "ok", "re", id, "seq", (json_int_t)seq));
+}
+
 static void item_free(batch_item_t *it)
 {
     json_decref(it->id);
@@ -261,9 +277,7 @@ void sig_chat_flush(spk_sig_t *s)
         } else if (it->ack) {
             sig_send_json(s, it->conn, json_pack("{s:s, s:O?}", "type", "ok", "re", it->id));
         } else {
-            sig_send_json(s, it->conn,
-                          json_pack("{s:s, s:O?, s:I}", "type", "ok", "re", it->id, "seq",
-                                    (json_int_t)it->e.seq));
+            answer_seq(s, it->conn, it->id, it->e.seq);
             ds_deliver(s, convs[i], &it->e);
         }
         item_free(it);
