@@ -118,10 +118,11 @@ bool sig_chat_behind(sig_req_t *r, int64_t *retry_ms)
     if (s->chat_turn_ms == 0) {
         s->chat_turn_ms = now;
     }
-    int64_t budget = s->cfg.chat_turn_budget_ms;
+    int64_t budget = s->cfg.chat_turn_budget_ms; /* 0: only the sender's own queue counts */
     if (budget > 0 && now - s->chat_turn_ms > budget) {
         *retry_ms = RETRY_TURN_MS;
-    } else if (s->held_bytes > HELD_MAX_BYTES || r->c->out_bytes > s->cfg.send_queue_bytes / 2) {
+    } else if ((budget > 0 && s->held_bytes > HELD_MAX_BYTES) ||
+               r->c->out_bytes > s->cfg.send_queue_bytes / 2) {
         *retry_ms = RETRY_HELD_MS;
     }
     return *retry_ms > 0;
