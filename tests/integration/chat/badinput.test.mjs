@@ -287,6 +287,12 @@ test('messages: outside the group, not a member, oversized, replayed, stale, fut
     const tooLarge = await gpc.next('error');
     assert.deepEqual([tooLarge.code, tooLarge.re], ['too_large', 999]);
     await carriesOn(gpc);
+    // an mls.* request between the two limits is read and handled (a Commit into a large group
+    // carries the ratchet tree): this one is no MLS message, so it is refused as such
+    const junk = b64u(randomBytes(200 * 1024));
+    const bigCommit = await gpc.req('mls.commit', { conversation: conv, commit: junk });
+    assert.equal(bigCommit.type, 'error');
+    assert.ok(['malformed', 'truncated', 'invalid_argument'].includes(bigCommit.code), bigCommit.code);
     const huge = b64u(randomBytes(3200 * 1024)); // > 4 MiB as base64url
     gpc.send({ id: 998, type: 'chat.send', conversation: conv, message: huge });
     const discarded = await gpc.next('error');
