@@ -534,9 +534,9 @@ static void usage(FILE *out)
             "                        reconnect, and verify that every acknowledged message is\n"
             "                        delivered once (needs --spreekd; implies --decrypt-all)\n"
             "  --turn-budget MS      spreekd's chat_turn_budget_ms (10): chat.send handled per\n"
-            "                        loop turn before it answers unavailable\n"
-            "  --expect-refusals     fail unless some chat.send was answered unavailable (an\n"
-            "                        overload test; refused messages are counted, not errors)\n"
+            "                        loop turn before further input waits for the next turn\n"
+            "  --expect-deferred     fail unless spreekd left messages for a later loop turn\n"
+            "                        (spk_rx_deferred_total: an overload test)\n"
             "  --commit-sizes N,...  instead of messages: Commit handling at these group sizes\n"
             "  --commits N           Commits measured per size (20)\n"
             "  --setup-timeout S     (120)\n"
@@ -576,8 +576,8 @@ static int parse_args(lc_t *L, int argc, char **argv)
             *(k[2] == 'd' ? &L->decrypt_all : &L->verbose) = true;
             continue;
         }
-        if (strcmp(k, "--expect-refusals") == 0) {
-            L->expect_refusals = true;
+        if (strcmp(k, "--expect-deferred") == 0) {
+            L->expect_deferred = true;
             continue;
         }
         const char *v = i + 1 < argc ? argv[++i] : NULL;

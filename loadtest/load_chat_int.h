@@ -132,7 +132,7 @@ struct lc {
     int sample; /* conversations whose messages are decrypted after each step */
     bool decrypt_all;
     int turn_budget_ms;   /* > 0: spreekd's chat_turn_budget_ms (--turn-budget) */
-    bool expect_refusals; /* fail unless some chat.send was answered "unavailable" */
+    bool expect_deferred; /* fail unless spreekd left some messages for a later loop turn */
     double crash_after_s; /* 0: no kill */
     int commit_sizes[8];
     int n_commit_sizes;

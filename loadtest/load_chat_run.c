@@ -631,13 +631,15 @@ int lc_run_steps(lc_t *L, json_t *out)
         shed += L->steps[k].shed;
     }
     json_object_set_new(out, "refused_unavailable", json_integer((json_int_t)shed));
+    double deferred = spk_bench_metric(L->port, "spk_rx_deferred_total");
+    json_object_set_new(out, "deferred_messages", json_real(deferred));
     json_object_set_new(out, "unanswered", json_integer((json_int_t)L->in_flight));
     if (L->in_flight > 0) {
         lc_error(L, "%zu chat.send requests were never answered", L->in_flight);
     }
     bool fail = L->verify_errors > 0 || L->env.entry_errors > 0 || L->send_errors > 0 ||
                 L->lost > 0 || L->setup_errors > 0 || L->incomplete > 0 || L->in_flight > 0 ||
-                (L->expect_refusals && shed == 0);
+                (L->expect_deferred && deferred <= 0);
     if (L->crash_after_s > 0) {
         json_t *dl = json_object_get(out, "delivery");
         fail |= !L->crashed || L->reconnects == 0 ||

@@ -164,7 +164,7 @@ static const cfg_opt_t g_opts[] = {
     {"chat-retention", "chat_retention_s", CFG_I64, OFF(chat_retention_s), 0, 60, 315360000, "S",
      "keep ciphertext not acknowledged by every device this long (2592000)"},
     {"chat-turn-budget", "chat_turn_budget_ms", CFG_INT, OFF(chat_turn_budget_ms), 0, 0, 60000,
-     "MS", "chat.send handled per loop turn before answering unavailable; 0 = off (10)"},
+     "MS", "chat.send handled per loop turn before reading waits; 0 = off (10)"},
     {"mls-message-bytes", "mls_message_bytes", CFG_SIZE, OFF(mls_message_bytes), 0, 256, 67108864,
      "N", "largest MLS handshake request (mls.*) of a signed-in connection (4194304)"},
     {"file-max-bytes", "file_max_bytes", CFG_SIZE, OFF(file_max_bytes), 0, 1024, 1073741824, "N",

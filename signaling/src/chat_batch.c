@@ -27,7 +27,6 @@
 
 #define BATCH_MAX 256
 #define HELD_MAX_BYTES ((size_t)16 << 20)
-#define RETRY_TURN_MS 100 /* the control thread is behind: the next turns are as full */
 #define RETRY_HELD_MS 250 /* waiting for the disk or for clients to read */
 
 typedef struct {
@@ -107,6 +106,13 @@ int sig_chat_batch_ack(sig_req_t *r, const spk_chat_cursor_t *cur)
     return 0;
 }
 
+bool spk_sig_busy(spk_sig_t *s)
+{
+    int64_t budget = s->cfg.chat_turn_budget_ms;
+    return s->chat_batching && budget > 0 && s->chat_turn_ms != 0 &&
+           spk_now_ms() - s->chat_turn_ms > budget;
+}
+
 bool sig_chat_behind(sig_req_t *r, int64_t *retry_ms)
 {
     spk_sig_t *s = r->s;
@@ -114,15 +120,12 @@ bool sig_chat_behind(sig_req_t *r, int64_t *retry_ms)
     if (!s->chat_batching) {
         return false;
     }
-    int64_t now = spk_now_ms();
     if (s->chat_turn_ms == 0) {
-        s->chat_turn_ms = now;
+        s->chat_turn_ms = spk_now_ms(); /* the turn's budget starts (spk_sig_busy) */
     }
-    int64_t budget = s->cfg.chat_turn_budget_ms; /* 0: only the sender's own queue counts */
-    if (budget > 0 && now - s->chat_turn_ms > budget) {
-        *retry_ms = RETRY_TURN_MS;
-    } else if ((budget > 0 && s->held_bytes > HELD_MAX_BYTES) ||
-               r->c->out_bytes > s->cfg.send_queue_bytes / 2) {
+    /* 0: only the sender's own queue counts */
+    bool global = s->cfg.chat_turn_budget_ms > 0 && s->held_bytes > HELD_MAX_BYTES;
+    if (global || r->c->out_bytes > s->cfg.send_queue_bytes / 2) {
         *retry_ms = RETRY_HELD_MS;
     }
     return *retry_ms > 0;
