@@ -64,8 +64,14 @@ static void conv_free(ds_conv_t *c)
 /* The key of member_at; its length. */
 static size_t member_key(const char *iss, const char *sub, char out[2 * SPK_SUB_LEN])
 {
-    int n = snprintf(out, 2 * SPK_SUB_LEN, "%s\n%s", iss, sub);
-    return n > 0 && n < 2 * SPK_SUB_LEN ? (size_t)n : 0;
+    size_t a = strlen(iss), b = strlen(sub);
+    if (a + b + 1 >= 2 * SPK_SUB_LEN) {
+        return 0;
+    }
+    memcpy(out, iss, a);
+    out[a] = '\n';
+    memcpy(out + a + 1, sub, b);
+    return a + b + 1;
 }
 
 int ds_member_add(ds_conv_t *c, const spk_chat_member_rec_t *rec)

@@ -331,7 +331,10 @@ static int parse_envelope(sig_req_t *r, const char *data, size_t len, const sig_
                           int *index)
 {
     json_error_t jerr;
-    r->req = json_loadb(data, len, JSON_REJECT_DUPLICATES, &jerr);
+    r->req = sig_json_flat(data, len); /* NULL: not the simple shape, the full parser decides */
+    if (r->req == NULL) {
+        r->req = json_loadb(data, len, JSON_REJECT_DUPLICATES, &jerr);
+    }
     if (r->req == NULL || !json_is_object(r->req)) {
         snprintf(r->why, sizeof(r->why), "not a JSON object%s%.100s", r->req ? "" : ": ",
                  r->req ? "" : jerr.text);

@@ -319,6 +319,9 @@ int sig_session_start(sig_req_t *r, spk_token_claims_t *cl, char *tok, size_t ca
 
 /* core.c */
 int sig_send_json(spk_sig_t *s, uint64_t conn, json_t *msg); /* steals msg */
+/* json_flat.c: a flat object of integers and plain ASCII strings parsed without jansson's
+ * parser (the same object json_loadb gives), or NULL for anything else. */
+json_t *sig_json_flat(const char *data, size_t len);
 /* An error answer to request id (may be NULL) with its documented code. */
 void sig_send_error(spk_sig_t *s, uint64_t conn, json_t *id, int err, const char *why);
 /* The same with retry_ms (> 0) in the answer: the client may try again after that long. */
