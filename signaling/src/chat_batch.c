@@ -20,6 +20,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "spk/error.h"
 #include "spk/log.h"
@@ -106,11 +107,20 @@ int sig_chat_batch_ack(sig_req_t *r, const spk_chat_cursor_t *cur)
     return 0;
 }
 
+/* The control thread's CPU time (µs): the turn's budget counts work, not time the thread
+ * waited for a CPU (on a shared machine a wall-clock budget ran out without any work done). */
+static int64_t thread_cpu_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 bool spk_sig_busy(spk_sig_t *s)
 {
     int64_t budget = s->cfg.chat_turn_budget_ms;
-    return s->chat_batching && budget > 0 && s->chat_turn_ms != 0 &&
-           spk_now_ms() - s->chat_turn_ms > budget;
+    return s->chat_batching && budget > 0 && s->chat_turn_us != 0 &&
+           thread_cpu_us() - s->chat_turn_us > budget * 1000;
 }
 
 bool sig_chat_behind(sig_req_t *r, int64_t *retry_ms)
@@ -120,8 +130,8 @@ bool sig_chat_behind(sig_req_t *r, int64_t *retry_ms)
     if (!s->chat_batching) {
         return false;
     }
-    if (s->chat_turn_ms == 0) {
-        s->chat_turn_ms = spk_now_ms(); /* the turn's budget starts (spk_sig_busy) */
+    if (s->chat_turn_us == 0 && s->cfg.chat_turn_budget_ms > 0) {
+        s->chat_turn_us = thread_cpu_us(); /* the turn's budget starts (spk_sig_busy) */
     }
     /* 0: only the sender's own queue counts */
     bool global = s->cfg.chat_turn_budget_ms > 0 && s->held_bytes > HELD_MAX_BYTES;
@@ -305,5 +315,5 @@ void sig_chat_batch_free(spk_sig_t *s)
 void spk_sig_flush(spk_sig_t *s)
 {
     sig_chat_flush(s);
-    s->chat_turn_ms = 0; /* the loop turn ends */
+    s->chat_turn_us = 0; /* the loop turn ends */
 }

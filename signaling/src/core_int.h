@@ -161,7 +161,7 @@ struct spk_sig {
     /* group commit of chat.send (chat_batch.c) */
     bool chat_batching;
     struct sig_chat_batch *chat_batch;
-    int64_t chat_turn_ms; /* when the loop turn handling chat.send began (ms; 0: none yet) */
+    int64_t chat_turn_us; /* control thread CPU time when the turn's first chat.send came (µs) */
     uint64_t chat_shed;   /* chat.send answered "unavailable" because the service is behind */
 };
 
