@@ -15,3 +15,25 @@ if(SPK_FUZZ)
   # Instrument everything for coverage; fuzz executables add -fsanitize=fuzzer themselves.
   target_compile_options(spk_warnings INTERFACE -fsanitize=fuzzer-no-link)
 endif()
+
+# Hardening, in every build: stack protector and stack-clash checks, control-flow protection
+# where the target has it, position-independent executables, full RELRO and a non-executable
+# stack; _FORTIFY_SOURCE where the optimizer runs (it needs -O1 or more) and no sanitizer
+# stands in for it.
+include(CheckCCompilerFlag)
+include(CheckPIESupported)
+check_pie_supported()
+target_compile_options(spk_warnings INTERFACE -fstack-protector-strong)
+check_c_compiler_flag(-fstack-clash-protection SPK_HAVE_STACK_CLASH_PROTECTION)
+if(SPK_HAVE_STACK_CLASH_PROTECTION)
+  target_compile_options(spk_warnings INTERFACE -fstack-clash-protection)
+endif()
+check_c_compiler_flag(-fcf-protection SPK_HAVE_CF_PROTECTION)
+if(SPK_HAVE_CF_PROTECTION)
+  target_compile_options(spk_warnings INTERFACE -fcf-protection)
+endif()
+target_link_options(spk_warnings INTERFACE -Wl,-z,relro -Wl,-z,now -Wl,-z,noexecstack)
+if(NOT SPK_SANITIZE AND NOT SPK_FUZZ)
+  target_compile_options(spk_warnings INTERFACE
+    $<$<NOT:$<CONFIG:Debug>>:-U_FORTIFY_SOURCE -D_FORTIFY_SOURCE=2>)
+endif()

@@ -181,7 +181,16 @@ section_nodes() {
   bash tests/lib/with_postgres.sh bash tests/lib/with_redis.sh node tests/bench/bus_bench.mjs \
     "$build/server/spreekd" --rounds "${BENCH_NODES_ROUNDS:-300}" | tee "$build/nodes.out"
   tail -n 1 "$build/nodes.out" >"$build/nodes.json"
-  echo "nodes: $((SECONDS - t0)) s; JSON in $build/nodes.json"
+  # tests/bench/store_bench.mjs --nodes: signaling round trips/s (read) and chat messages/s
+  # (chat) with one and with three spreekd nodes on the same PostgreSQL and Redis, clients
+  # spread evenly over the nodes (BENCH_STORE_SECONDS, BENCH_STORE_REPEAT, BENCH_STORE_CLIENTS).
+  for n in 1 3; do
+    bash tests/lib/with_postgres.sh bash tests/lib/with_redis.sh node tests/bench/store_bench.mjs \
+      "$build/server/spreekd" --nodes "$n" --phases read,chat --seconds "${BENCH_STORE_SECONDS:-5}" \
+      --repeat "${BENCH_STORE_REPEAT:-3}" --clients "${BENCH_STORE_CLIENTS:-50}" |
+      tee "$build/nodes-scale-$n.out"
+  done
+  echo "nodes: $((SECONDS - t0)) s; JSON in $build/nodes.json, $build/nodes-scale-{1,3}.out"
 }
 
 section_chat() {

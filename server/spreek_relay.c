@@ -2,9 +2,12 @@
  * relay link (spk/relay_link.h; docs/relay_link.md, docs/operations.md "Relay nodes").
  *
  * One uv loop: the relay's control thread, the link listener and its connections. Each
- * connection is one controller; the endpoint and consult ids it chooses are mapped to the
- * node's own, so controllers never collide. When a controller's link drops, every endpoint it
- * created is closed. SIGTERM / SIGINT: stop listening, close the links, stop the relay, exit 0. */
+ * connection is one controller; the endpoint ids it chooses are mapped to the node's own, so
+ * controllers never collide. Consult ids are shared: controllers holding the link secret are
+ * spreekd nodes of one deployment, whose consult ids name the same consult, so endpoints several
+ * controllers create in one consult are one consult here and media flows between them. When a
+ * controller's link drops, every endpoint it created is closed. SIGTERM / SIGINT: stop listening,
+ * close the links, stop the relay, exit 0. */
 #include <errno.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -39,12 +42,13 @@ typedef struct {
     uint64_t last_rx_ms;
     uint64_t accepted_ms;    /* TLS and the link handshake must be done within SPK_RELAYS_DEAD_MS */
     spk_map_t eps;           /* controller endpoint id -> node endpoint id (uint64 boxed) */
-    spk_map_t consults;      /* controller consult id -> cconsult_t* */
     uint8_t cin[CIPHER_CAP]; /* ciphertext as read */
 } conn_t;
 
+/* A consult: the controllers' id (the same from every controller) and the node's. */
 typedef struct {
-    uint64_t id; /* the node's */
+    uint64_t key; /* the controllers' */
+    uint64_t id;  /* the node's */
     unsigned refs;
 } cconsult_t;
 
@@ -63,7 +67,8 @@ struct node {
     spk_relay_t *relay;
     spk_relay_tls_ctx_t *tls;
     conn_t *conns[MAX_CONNS];
-    spk_map_t neps; /* node endpoint id -> nep_t* */
+    spk_map_t neps;     /* node endpoint id -> nep_t* */
+    spk_map_t consults; /* controllers' consult id -> cconsult_t* */
     uint64_t next_ep, next_consult;
     uint32_t n_consults;
     bool stopping;
@@ -180,6 +185,15 @@ static void send_failed(conn_t *c, uint64_t consult, uint64_t ep, int err, const
 
 /* ---- endpoints ---- */
 
+static void consult_unref(node_t *nd, cconsult_t *cc)
+{
+    if (cc != NULL && --cc->refs == 0) {
+        spk_map_del_u64(&nd->consults, cc->key);
+        free(cc);
+        nd->n_consults--;
+    }
+}
+
 static void nep_free(node_t *nd, uint64_t node_ep)
 {
     nep_t *e = spk_map_del_u64(&nd->neps, node_ep);
@@ -188,11 +202,7 @@ static void nep_free(node_t *nd, uint64_t node_ep)
     }
     if (e->conn != NULL) {
         spk_map_del_u64(&e->conn->eps, e->ctl_ep);
-        if (--e->consult->refs == 0) {
-            spk_map_del_u64(&e->conn->consults, e->ctl_consult);
-            free(e->consult);
-            nd->n_consults--;
-        }
+        consult_unref(nd, e->consult);
     }
     free(e);
 }
@@ -224,7 +234,7 @@ static int create(conn_t *c, const spk_link_msg_t *m)
         send_failed(c, m->consult_id, m->endpoint_id, SPK_EEXIST, "create");
         return 0;
     }
-    cconsult_t *cc = spk_map_get_u64(&c->consults, m->consult_id);
+    cconsult_t *cc = spk_map_get_u64(&nd->consults, m->consult_id);
     nep_t *e = calloc(1, sizeof(*e));
     bool new_consult = cc == NULL;
     if (new_consult) {
@@ -232,16 +242,17 @@ static int create(conn_t *c, const spk_link_msg_t *m)
     }
     uint64_t node_ep = ++nd->next_ep;
     if (e == NULL || cc == NULL ||
-        (new_consult && spk_map_put_u64(&c->consults, m->consult_id, cc) != 0) ||
+        (new_consult && spk_map_put_u64(&nd->consults, m->consult_id, cc) != 0) ||
         spk_map_put_u64(&nd->neps, node_ep, e) != 0) {
-        if (new_consult) {
-            spk_map_del_u64(&c->consults, m->consult_id);
+        if (new_consult && cc != NULL) {
+            spk_map_del_u64(&nd->consults, m->consult_id);
             free(cc);
         }
         free(e);
         return SPK_ENOMEM;
     }
     if (new_consult) {
+        cc->key = m->consult_id;
         cc->id = ++nd->next_consult;
         nd->n_consults++;
     }
@@ -249,11 +260,7 @@ static int create(conn_t *c, const spk_link_msg_t *m)
     *e = (nep_t){.conn = c, .ctl_ep = m->endpoint_id, .ctl_consult = m->consult_id, .consult = cc};
     if (spk_map_put_u64(&c->eps, m->endpoint_id, (void *)(uintptr_t)node_ep) != 0) {
         e->conn = NULL;
-        if (--cc->refs == 0) {
-            spk_map_del_u64(&c->consults, m->consult_id);
-            free(cc);
-            nd->n_consults--;
-        }
+        consult_unref(nd, cc);
         spk_map_del_u64(&nd->neps, node_ep);
         free(e);
         return SPK_ENOMEM;
@@ -363,7 +370,6 @@ static void conn_freed(uv_handle_t *h)
 {
     conn_t *c = h->data;
     spk_map_free(&c->eps);
-    spk_map_free(&c->consults);
     spk_link_conn_free(c->link);
     free(c);
 }
@@ -389,10 +395,7 @@ static void conn_close(conn_t *c, const char *why)
         if (e->conn == c) {
             uint64_t node_ep = (uint64_t)(uintptr_t)spk_map_get_u64(&c->eps, e->ctl_ep);
             e->conn = NULL;
-            if (--e->consult->refs == 0) {
-                free(e->consult);
-                nd->n_consults--;
-            }
+            consult_unref(nd, e->consult);
             e->consult = NULL;
             if (nd->relay != NULL && !nd->stopping) {
                 /* consult id: any nonzero value selects a worker; CLOSED comes back with ours */
@@ -478,7 +481,6 @@ static void on_connection(uv_stream_t *server, int status)
     c->tcp.data = c;
     c->node = nd;
     spk_map_init(&c->eps);
-    spk_map_init(&c->consults);
     spk_link_msg_t hello;
     hello_of(nd, &hello);
     int slot = -1;
@@ -764,6 +766,7 @@ int main(int argc, char **argv)
         return 2;
     }
     spk_map_init(&nd.neps);
+    spk_map_init(&nd.consults);
     uv_loop_init(&nd.loop);
     rc = start(&nd);
     if (rc != 0) {
@@ -781,6 +784,11 @@ int main(int argc, char **argv)
         free(v);
     }
     spk_map_free(&nd.neps);
+    it = 0;
+    while (spk_map_next(&nd.consults, &it, &v)) {
+        free(v);
+    }
+    spk_map_free(&nd.consults);
     spk_relay_tls_ctx_free(nd.tls);
     uv_loop_close(&nd.loop);
     spk_wipe(nd.secret, sizeof(nd.secret));

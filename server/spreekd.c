@@ -231,6 +231,17 @@ static void print_demo_link(spreekd_t *d)
     spk_wipe(tok, sizeof(tok));
 }
 
+/* Shared placement of consults on relay nodes (spk_relays_set_placement): one record per consult
+ * in the store every node shares, so spreekd nodes drive one relay node per consult. */
+static int place_consult(void *user, uint64_t consult, int64_t want, int64_t replace,
+                         int64_t *chosen)
+{
+    spreekd_t *d = user;
+    char name[48];
+    snprintf(name, sizeof(name), "relay_pin %llu", (unsigned long long)consult);
+    return spk_store_mark_claim(d->store, name, want, replace, chosen);
+}
+
 /* Connects to the relay nodes (spreek-relay) when relay_nodes is configured. */
 static int start_relay_nodes(spreekd_t *d)
 {
@@ -241,8 +252,13 @@ static int start_relay_nodes(spreekd_t *d)
                   spk_strerror(err), SPK_LINK_SECRET_MIN, SPK_LINK_SECRET_MAX);
         return err;
     }
+    if (d->cfg.store[0] != '\0') {
+        /* a shared store: other spreekd nodes may drive the same relay nodes */
+        spk_relays_set_placement(d->relay, place_consult, d);
+    }
     spk_sig_set_relay(d->sig, d->relay);
-    spk_info(0, "media on relay nodes %s", d->cfg.relay_nodes);
+    spk_info(0, "media on relay nodes %s%s", d->cfg.relay_nodes,
+             d->cfg.store[0] != '\0' ? " (placement shared through the store)" : "");
     return 0;
 }
 
@@ -390,7 +406,11 @@ static int start_bus(spreekd_t *d, spk_sig_io_t *io)
         spk_warn(0, "redis is set but the store is SQLite in the data directory: nodes share "
                     "nothing else");
     }
-    int rc = spk_bus_start(&d->bus, &d->loop, d->cfg.redis, d->cfg.redis_channel, on_bus_event, d);
+    const spk_bus_config_t bc = {.addr = d->cfg.redis,
+                                 .channel = d->cfg.redis_channel,
+                                 .user = d->cfg.redis_user,
+                                 .password = d->cfg.redis_password};
+    int rc = spk_bus_start(&d->bus, &d->loop, &bc, on_bus_event, d);
     if (rc == 0) {
         io->publish_cb = spk_bus_publish;
         io->bus_ud = d->bus;

@@ -14,6 +14,7 @@
 
 #include "spk/error.h"
 #include "spk/log.h"
+#include "spk/util.h"
 
 #define BUS_RETRY_MS 1000
 
@@ -22,11 +23,13 @@ struct spk_bus {
     char host[256];
     int port;
     char channel[128];
+    char user[129], password[257]; /* AUTH on every connection when password is set */
     spk_bus_msg_cb on_msg;
     void *ud;
     redisAsyncContext *sub, *pub;
     bool sub_ready; /* subscribed */
     bool down;      /* connecting failed since the last success: said once, not every second */
+    bool refused;   /* Redis refused the password: said once */
     uv_timer_t retry;
     bool stopping;
     uint64_t published, dropped;
@@ -90,9 +93,30 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
     } else if (ac == b->pub) {
         b->pub = NULL;
     }
-    if (!b->stopping) {
+    if (!b->stopping && !b->down) {
         spk_warn(0, "bus: connection to Redis lost (%s); events are dropped until it is back",
                  status == REDIS_OK ? "closed" : ac->errstr);
+    }
+}
+
+/* The answer to AUTH: a refused password ends the connection (tried again every second). */
+static void on_auth(redisAsyncContext *ac, void *reply, void *priv)
+{
+    spk_bus_t *b = priv;
+    redisReply *r = reply;
+    if (r == NULL) {
+        return; /* the connection went first */
+    }
+    if (r->type == REDIS_REPLY_ERROR) {
+        if (!b->refused) {
+            spk_error(0, "bus: Redis at %s:%d refused spreekd's credentials: %s", b->host, b->port,
+                      r->str);
+        }
+        b->refused = b->down = true;
+        redisAsyncDisconnect(ac);
+    } else if (b->refused) {
+        spk_info(0, "bus: Redis at %s:%d accepts spreekd's credentials again", b->host, b->port);
+        b->refused = false;
     }
 }
 
@@ -118,6 +142,11 @@ static redisAsyncContext *connect_one(spk_bus_t *b)
     }
     redisAsyncSetConnectCallback(ac, on_connect);
     redisAsyncSetDisconnectCallback(ac, on_disconnect);
+    if (b->password[0] != '\0') {
+        /* queued first: every later command on this connection runs after it */
+        redisAsyncCommand(ac, on_auth, b, "AUTH %s %s", b->user[0] ? b->user : "default",
+                          b->password);
+    }
     return ac;
 }
 
@@ -174,9 +203,10 @@ static int parse_addr(spk_bus_t *b, const char *addr)
     return b->host[0] != '\0' ? 0 : SPK_ECONFIG;
 }
 
-int spk_bus_start(spk_bus_t **out, uv_loop_t *loop, const char *addr, const char *channel,
+int spk_bus_start(spk_bus_t **out, uv_loop_t *loop, const spk_bus_config_t *cfg,
                   spk_bus_msg_cb on_msg, void *ud)
 {
+    const char *addr = cfg->addr;
     spk_bus_t *b = calloc(1, sizeof(*b));
     if (b == NULL) {
         return SPK_ENOMEM;
@@ -184,10 +214,13 @@ int spk_bus_start(spk_bus_t **out, uv_loop_t *loop, const char *addr, const char
     b->loop = loop;
     b->on_msg = on_msg;
     b->ud = ud;
-    snprintf(b->channel, sizeof(b->channel), "%s", channel);
+    snprintf(b->channel, sizeof(b->channel), "%s", cfg->channel);
+    snprintf(b->user, sizeof(b->user), "%s", cfg->user ? cfg->user : "");
+    snprintf(b->password, sizeof(b->password), "%s", cfg->password ? cfg->password : "");
     int rc = parse_addr(b, addr);
     if (rc != 0) {
         spk_error(0, "bus: cannot read the Redis address \"%s\" (HOST:PORT)", addr);
+        spk_wipe(b->password, sizeof(b->password));
         free(b);
         return rc;
     }
@@ -238,5 +271,6 @@ void spk_bus_stop(spk_bus_t *b)
         redisAsyncFree(b->pub);
         b->pub = NULL;
     }
+    spk_wipe(b->password, sizeof(b->password));
     uv_close((uv_handle_t *)&b->retry, free_on_close);
 }

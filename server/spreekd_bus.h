@@ -9,10 +9,18 @@
 typedef struct spk_bus spk_bus_t;
 typedef void (*spk_bus_msg_cb)(void *ud, const char *msg, size_t len);
 
-/* Connects to Redis at addr ("HOST:PORT") on loop, subscribes to channel and calls on_msg for
- * every event published there (its own too). SPK_ECONFIG for an unreadable address; a Redis
- * that cannot be reached yet is retried every second. */
-int spk_bus_start(spk_bus_t **out, uv_loop_t *loop, const char *addr, const char *channel,
+typedef struct {
+    const char *addr;     /* "HOST:PORT", "[V6]:PORT" or "HOST" (6379) */
+    const char *channel;  /* the deployment's channel */
+    const char *user;     /* Redis ACL user; NULL or "" = "default" */
+    const char *password; /* NULL or "": no AUTH */
+} spk_bus_config_t;
+
+/* Connects to Redis on loop (AUTH first when a password is given), subscribes to the channel
+ * and calls on_msg for every event published there (its own too). SPK_ECONFIG for an
+ * unreadable address; a Redis that cannot be reached or refuses the credentials is tried again
+ * every second. The password is copied and wiped by spk_bus_stop. */
+int spk_bus_start(spk_bus_t **out, uv_loop_t *loop, const spk_bus_config_t *cfg,
                   spk_bus_msg_cb on_msg, void *ud);
 /* Publishes msg on the channel (spk_sig_io_t.publish_cb; bus is the spk_bus_t). */
 void spk_bus_publish(void *bus, const char *msg, size_t len);

@@ -83,14 +83,21 @@ size_t spk_utf8_copy(char *dst, size_t cap, const char *src)
     size_t n = strlen(src);
     if (n >= cap) {
         n = cap - 1;
-        /* Back up over continuation bytes to the start of the character that did not fit. */
-        size_t k = n;
-        while (k > 0 && ((unsigned char)src[k] & 0xc0) == 0x80) {
-            k--;
+    }
+    /* The last character must be whole: the source may have been cut already (an snprintf
+     * into a fixed buffer), or the cut above fell inside it. */
+    size_t k = n;
+    while (k > 0 && ((unsigned char)src[k - 1] & 0xc0) == 0x80) {
+        k--;
+    }
+    if (k > 0) {
+        unsigned char lead = (unsigned char)src[k - 1];
+        size_t len = lead < 0x80 ? 1 : lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : lead >= 0xc0 ? 2 : 0;
+        if (len == 0 || (k - 1) + len > n) {
+            n = k - 1; /* an incomplete (or stray) last sequence goes */
         }
-        if (k < n || ((unsigned char)src[n] & 0xc0) == 0x80) {
-            n = k;
-        }
+    } else {
+        n = 0; /* nothing but continuation bytes */
     }
     memcpy(dst, src, n);
     dst[n] = '\0';

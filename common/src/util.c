@@ -228,3 +228,12 @@ int spk_u64_push(uint64_t **arr, size_t *len, size_t *cap, uint64_t v)
     (*arr)[(*len)++] = v;
     return 0;
 }
+
+uint64_t spk_fnv1a64(const char *s)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (const char *c = s; c != NULL && *c != '\0'; c++) {
+        h = (h ^ (uint8_t)*c) * 0x100000001b3ull;
+    }
+    return h;
+}

@@ -23,10 +23,10 @@ void sig_end_access(spk_sig_t *s, sig_conn_t *conn, sig_consult_t *c, const char
     snprintf(consult_id, sizeof(consult_id), "%s", c->rec.id);
     snprintf(patient, sizeof(patient), "%s", c->rec.patient);
     snprintf(practice, sizeof(practice), "%s", c->rec.practice);
-    const char *behalf = conn->who.role == SPK_ROLE_ASSISTANT   ? conn->who.acts_for
-                         : conn->who.role == SPK_ROLE_REMOTE_GP ? practice
-                                                                : "";
-    const sig_audit_ev_t ev = {.who = &conn->who,
+    const char *behalf = conn->who->role == SPK_ROLE_ASSISTANT   ? conn->who->acts_for
+                         : conn->who->role == SPK_ROLE_REMOTE_GP ? practice
+                                                                 : "";
+    const sig_audit_ev_t ev = {.who = conn->who,
                                .remote = conn->remote,
                                .event = "access.end",
                                .outcome = 0,
@@ -56,6 +56,7 @@ void sig_end_access(spk_sig_t *s, sig_conn_t *conn, sig_consult_t *c, const char
     }
     spk_info(conn->id, "access to consult %s ended: %s", consult_id, reason);
     sig_chat_access_changed(s);
+    sig_bus_access_ended(s, c);
     sig_unjoin_conn(s, conn, c, true); /* may free c */
     sig_send_json(s, conn->id,
                   json_pack("{s:s, s:s, s:s}", "type", "access.ended", "consult", consult_id,
@@ -70,16 +71,16 @@ static void expire_session(spk_sig_t *s, sig_conn_t *conn)
     while (conn->n_joined > 0) {
         sig_end_access(s, conn, conn->joined[conn->n_joined - 1].consult, "token_expired", NULL);
     }
-    const sig_audit_ev_t ev = {.who = &conn->who,
+    const sig_audit_ev_t ev = {.who = conn->who,
                                .remote = conn->remote,
                                .event = "session.expire",
                                .outcome = SPK_ETOKENEXPIRED,
-                               .practice = conn->who.practice,
-                               .object = conn->who.jti};
+                               .practice = conn->who->practice,
+                               .object = conn->who->jti};
     sig_audit_write(s, &ev);
     sig_send_json(s, conn->id,
                   json_pack("{s:s, s:I}", "type", "session.expired", "expired_at",
-                            (json_int_t)conn->who.exp));
+                            (json_int_t)conn->who->exp));
     sig_close_conn(s, conn, SPK_WS_TOKEN_EXPIRED, "token expired");
 }
 
@@ -93,7 +94,7 @@ void sig_access_tick(spk_sig_t *s, int64_t now)
         if (!conn->authed || conn->closing) {
             continue;
         }
-        if (now >= conn->who.exp + s->cfg.token_leeway_s) {
+        if (now >= conn->who->exp + s->cfg.token_leeway_s) {
             expire_session(s, conn);
             continue;
         }
@@ -114,8 +115,9 @@ void sig_access_delegation_revoked(spk_sig_t *s, const spk_delegation_rec_t *d)
     void *v;
     while (spk_map_next(&s->conns, &it, &v)) {
         sig_conn_t *conn = v;
-        if (!conn->authed || conn->who.role != SPK_ROLE_REMOTE_GP ||
-            strcmp(conn->who.sub, d->grantee) != 0 || strcmp(conn->who.iss, d->grantee_iss) != 0) {
+        if (!conn->authed || conn->who->role != SPK_ROLE_REMOTE_GP ||
+            strcmp(conn->who->sub, d->grantee) != 0 ||
+            strcmp(conn->who->iss, d->grantee_iss) != 0) {
             continue;
         }
         conn->delegation_used[0] = '\0';
@@ -136,7 +138,7 @@ void sig_access_consent_withdrawn(spk_sig_t *s, sig_consult_t *c)
      * looked at already. The consult is open, so it stays in memory. */
     for (size_t i = c->n_conns; i-- > 0;) {
         sig_conn_t *conn = spk_map_get_u64(&s->conns, c->conns[i]);
-        if (conn != NULL && conn->who.role == SPK_ROLE_SPECIALIST) {
+        if (conn != NULL && conn->who->role == SPK_ROLE_SPECIALIST) {
             sig_end_access(s, conn, c, "consent_withdrawn", "meekijkconsult consent withdrawn");
         }
     }
@@ -147,7 +149,7 @@ void sig_access_consent_withdrawn(spk_sig_t *s, sig_consult_t *c)
 int sig_token_count_add(spk_sig_t *s, sig_conn_t *conn)
 {
     char key[sizeof(conn->tok_key)];
-    snprintf(key, sizeof(key), "%s %s", conn->who.iss, conn->who.jti);
+    snprintf(key, sizeof(key), "%s %s", conn->who->iss, conn->who->jti);
     uintptr_t n = (uintptr_t)spk_map_get_str(&s->tok_conns, key);
     if ((int)n >= s->cfg.max_connections_per_token) {
         return SPK_ETOOMANY;

@@ -13,6 +13,9 @@
  *   {"n":NODE, "k":"part", "id":CONSULT, "p":PART, "m":MESSAGE}
  *   {"n":NODE, "k":"chat", "id":CONVERSATION, "seq":SEQ, "kind":KIND}
  *   {"n":NODE, "k":"user", "id":SUB, "iss":ISS, "role":ROLE, "m":MESSAGE}
+ *   {"n":NODE, "k":"media", "id":CONSULT, "pubs":{PART:[TRACK, ...], ...}}
+ *   {"n":NODE, "k":"media?", "id":CONSULT}
+ *   {"n":NODE, "k":"deleg", "id":DELEGATION}   revoked: read it, end access under it here
  *
  *   {"n":NODE, "k":"alive"}   every BUS_ALIVE_MS
  *
@@ -21,7 +24,19 @@
  * as gone: its counts are dropped and rosters and lobbies here are sent again. Events wait like
  * answers do for the commit they reveal to be durable (outbox.c), so no node tells a client of a
  * change a crash could still lose. A node that does not have the consult or conversation loaded has
- * nobody to tell and ignores it. */
+ * nobody to tell and ignores it.
+ *
+ * Media (media_bus.c): every node drives the consult's one relay node for its own connections,
+ * and a subscriber's offer lists the streams of every admitted publisher, so each node says
+ * which of its connections publish what in a consult ("media": the whole list, when it changed;
+ * tracks are not in the store) and asks for the others' lists when a subscriber starts here
+ * ("media?").
+ *
+ * Access that ends by a decision on another node ends here at once for this node's
+ * connections, audited here: a consent withdrawn ("facts": the store's consent is read),
+ * a delegation revoked ("deleg"), a participant sent back or denied ("part"/"consult": media
+ * here follows the participant's state). The rosters of those consults are then published
+ * again (presence changed here). */
 #include "core_int.h"
 
 #include <stdio.h>
@@ -104,6 +119,15 @@ static void publish(spk_sig_t *s, json_t *m)
     free(txt);
 }
 
+void sig_bus_publish_media(spk_sig_t *s, json_t *m)
+{
+    if (s->io.publish_cb == NULL) {
+        json_decref(m);
+        return;
+    }
+    publish(s, m);
+}
+
 void sig_bus_release(spk_sig_t *s, uint64_t durable)
 {
     while (s->bus_head != NULL && s->bus_head->ticket <= durable) {
@@ -184,6 +208,68 @@ void sig_bus_chat(spk_sig_t *s, const char *conv, int64_t seq, int kind)
                          "kind", kind));
 }
 
+void sig_bus_delegation(spk_sig_t *s, const char *id)
+{
+    if (!sig_bus_on(s)) {
+        return;
+    }
+    publish(s, json_pack("{s:s, s:s}", "k", "deleg", "id", id));
+}
+
+void sig_bus_access_ended(spk_sig_t *s, const sig_consult_t *c)
+{
+    if (!s->bus_rx || s->io.publish_cb == NULL) {
+        return;
+    }
+    for (int i = 0; i < s->n_bus_again; i++) {
+        if (strcmp(s->bus_again[i], c->rec.id) == 0) {
+            return;
+        }
+    }
+    if (s->n_bus_again < (int)(sizeof(s->bus_again) / sizeof(s->bus_again[0]))) {
+        snprintf(s->bus_again[s->n_bus_again++], SPK_ID_LEN, "%s", c->rec.id);
+    }
+}
+
+/* The rosters of consults where access ended here while handling bus input: the other nodes
+ * see the presence this node has now. */
+static void publish_again(spk_sig_t *s)
+{
+    for (int i = 0; i < s->n_bus_again; i++) {
+        sig_consult_t *c = sig_consult_cached(s, s->bus_again[i]);
+        if (c != NULL) {
+            sig_bus_consult(s, c, "roster");
+        }
+    }
+    s->n_bus_again = 0;
+}
+
+/* Access decided on another node that this node enforces for its own connections: a consent
+ * withdrawn (specialists leave), a delegation revoked (the remote GP leaves the practice's
+ * consults). The store says what holds now; ending access is audited here (access.c). */
+static void consent_check(spk_sig_t *s, sig_consult_t *c)
+{
+    spk_fact_rec_t f;
+    if (spk_store_fact_get(s->store, c->rec.id, "consent", "", "meekijkconsult", &f) == 0 &&
+        strncmp(f.value, "refused", 7) == 0) {
+        sig_access_consent_withdrawn(s, c);
+    }
+}
+
+static void on_delegation(spk_sig_t *s, const char *id)
+{
+    spk_delegation_rec_t d;
+    int rc = spk_store_delegation_get(s->store, id, &d);
+    if (rc != 0) {
+        s->bus_bad += rc == SPK_ENOTFOUND;
+        return;
+    }
+    if (d.revoked_at != 0) {
+        sig_chat_access_changed(s);
+        sig_access_delegation_revoked(s, &d);
+    }
+}
+
 /* ---- nodes that are alive ---- */
 
 static void heard(spk_sig_t *s, const char *node)
@@ -226,6 +312,7 @@ static void node_gone(spk_sig_t *s, const char *node)
             sig_broadcast_lobby(s, c);
         }
     }
+    sig_media_bus_node_gone(s, node);
 }
 
 void sig_bus_tick(spk_sig_t *s, uint64_t now_ms)
@@ -306,6 +393,7 @@ static void on_consult(spk_sig_t *s, sig_consult_t *c, const char *node, json_t 
         sig_broadcast_lobby(s, c);
     } else if (strcmp(what, "facts") == 0) {
         sig_broadcast_facts(s, c);
+        consent_check(s, c);
     }
 }
 
@@ -368,9 +456,21 @@ void spk_sig_bus_input(spk_sig_t *s, const char *msg, size_t len)
         } else if (rc != SPK_ENOTFOUND) {
             spk_warn(0, "bus: cannot read consult %s again: %s", id, spk_strerror(rc));
         }
+        if (rc == 0 && c->rec.state == SPK_CONSULT_OPEN) {
+            /* media here ends with access decided there (send-back, deny, ...) */
+            sig_media_consult_changed(s, c);
+        }
+    } else if (strcmp(kind, "deleg") == 0) {
+        on_delegation(s, id);
+    } else if (strcmp(kind, "media") == 0 || strcmp(kind, "media?") == 0) {
+        sig_consult_t *c = sig_consult_cached(s, id);
+        if (c != NULL) {
+            sig_media_bus_input(s, c, node, kind, ev);
+        }
     } else {
         s->bus_bad++;
     }
     s->bus_rx = false;
+    publish_again(s);
     json_decref(ev);
 }

@@ -78,6 +78,10 @@ ds_member_t *ds_member_find(ds_conv_t *c, const char *iss, const char *sub);
 int ds_member_add(ds_conv_t *c, const spk_chat_member_rec_t *rec);
 /* May this member user be in the group now (relationship of their role to the conversation)? */
 bool ds_member_allowed(spk_sig_t *s, ds_conv_t *c, ds_member_t *m);
+/* Does a connection signed in with claims w read as member m (delivery, chat.sync)? Its role is
+ * the member's, and a GP or assistant is of the conversation's practice (what relationship_holds
+ * cannot know when they are added; a remote GP's delegation is checked there). */
+bool ds_conn_fits(const ds_conv_t *c, const ds_member_t *m, const spk_token_claims_t *w);
 /* May the caller act in the conversation (member, allowed, and for staff the token's practice
  * or delegation)? 0, SPK_EFORBIDDEN (why in r->why) or a store error. */
 int ds_caller_allowed(sig_req_t *r, ds_conv_t *c);

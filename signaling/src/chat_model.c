@@ -348,6 +348,11 @@ void sig_chat_tick(spk_sig_t *s, int64_t now)
     if (s->chat_trim_more) {
         trim_more(s);
     }
+    if (s->access_change_at != 0 && now >= s->access_change_at) {
+        /* a delegation a member's access rested on ran out: decide again, now */
+        s->access_change_at = 0;
+        s->access_gen++;
+    }
     if (now - s->chat_maint_at < 60) {
         return;
     }
@@ -427,8 +432,15 @@ static bool relationship_holds(spk_sig_t *s, ds_conv_t *c, const spk_chat_member
         return true; /* their practice is checked on their own requests (token claim) */
     case SPK_ROLE_REMOTE_GP: {
         spk_delegation_rec_t d;
-        return spk_store_delegation_find_active(s->store, c->rec.practice, m->iss, m->sub,
-                                                spk_now_s(), &d) == 0;
+        if (spk_store_delegation_find_active(s->store, c->rec.practice, m->iss, m->sub, spk_now_s(),
+                                             &d) != 0) {
+            return false;
+        }
+        if (d.valid_until > 0 &&
+            (s->access_change_at == 0 || d.valid_until < s->access_change_at)) {
+            s->access_change_at = d.valid_until; /* decided again when it runs out */
+        }
+        return true;
     }
     case SPK_ROLE_PARTNER:
         return strcmp(kind, "care_team") == 0;
@@ -483,9 +495,20 @@ bool ds_member_allowed(spk_sig_t *s, ds_conv_t *c, ds_member_t *m)
     return m->allowed;
 }
 
+bool ds_conn_fits(const ds_conv_t *c, const ds_member_t *m, const spk_token_claims_t *w)
+{
+    if (spk_role_parse(m->rec.role) != w->role) {
+        return false;
+    }
+    if (w->role == SPK_ROLE_GP || w->role == SPK_ROLE_ASSISTANT) {
+        return strcmp(w->practice, c->rec.practice) == 0;
+    }
+    return true;
+}
+
 int ds_caller_allowed(sig_req_t *r, ds_conv_t *c)
 {
-    const spk_token_claims_t *w = &r->c->who;
+    const spk_token_claims_t *w = r->c->who;
     snprintf(r->practice, sizeof(r->practice), "%s", c->rec.practice);
     snprintf(r->patient, sizeof(r->patient), "%s", c->rec.patient);
     snprintf(r->object, sizeof(r->object), "%s", c->rec.id);
@@ -500,7 +523,9 @@ int ds_caller_allowed(sig_req_t *r, ds_conv_t *c)
         return SPK_EFORBIDDEN;
     }
     if (sig_is_staff(w->role)) {
-        return sig_rel_practice(r, c->rec.practice); /* practice claim, acts_for, delegation */
+        return sig_rel_practice_in(
+            r, c->rec.practice,
+            c->rec.consult[0] ? c->rec.consult : NULL); /* practice claim, acts_for, delegation */
     }
     return 0;
 }
@@ -686,18 +711,19 @@ char *ds_entry_text(const spk_chat_entry_t *e, size_t *len)
 static bool wants(spk_sig_t *s, ds_conv_t *c, sig_conn_t *conn, const spk_chat_entry_t *e)
 {
     const ds_conn_t *dc = conn->chat;
-    const spk_token_claims_t *w = &conn->who;
+    const spk_token_claims_t *w = conn->who;
     bool own = strcmp(dc->device, e->sender_device) == 0 && strcmp(w->sub, e->sender) == 0 &&
                strcmp(w->iss, e->sender_iss) == 0;
     if (e->type == SPK_CHAT_ENTRY_WELCOME) {
-        return strcmp(dc->device, e->to_device) == 0 && strcmp(w->sub, e->to) == 0 &&
-               strcmp(w->iss, e->to_iss) == 0;
-    }
-    if (own) {
+        if (strcmp(dc->device, e->to_device) != 0 || strcmp(w->sub, e->to) != 0 ||
+            strcmp(w->iss, e->to_iss) != 0) {
+            return false;
+        }
+    } else if (own) {
         return false; /* the sender has it */
     }
     ds_member_t *m = ds_member_find(c, w->iss, w->sub);
-    return m != NULL && ds_member_allowed(s, c, m);
+    return m != NULL && ds_conn_fits(c, m, w) && ds_member_allowed(s, c, m);
 }
 
 static void deliver_gap(spk_sig_t *s, ds_conv_t *c, int64_t upto);
@@ -803,7 +829,7 @@ static void follow_members(spk_sig_t *s, ds_conv_t *c)
     while (spk_map_next(&s->conns, &it, &v)) {
         sig_conn_t *conn = v;
         if (conn->chat != NULL && conn->chat->live &&
-            ds_device_in_group(c, conn->who.iss, conn->who.sub, conn->chat->device, NULL)) {
+            ds_device_in_group(c, conn->who->iss, conn->who->sub, conn->chat->device, NULL)) {
             ds_attach(s, conn, c);
         }
     }

@@ -18,6 +18,7 @@ static void consult_free(sig_consult_t *c)
     }
     free(c->parts);
     free(c->conns);
+    sig_media_bus_free(c);
     free(c);
 }
 
@@ -64,6 +65,13 @@ sig_consult_t *sig_consult_cached(spk_sig_t *s, const char *id)
     return spk_map_get_str(&s->consults, id);
 }
 
+/* The consult's id towards the relay: FNV-1a 64 of its id (nonzero), the same on every node,
+ * so that spreekd nodes driving one relay node name the consult alike (docs/relay_link.md). */
+static uint64_t relay_id_of(const char *id)
+{
+    return spk_fnv1a64(id) | 1u;
+}
+
 int sig_consult_lookup(spk_sig_t *s, const char *id, sig_consult_t **out)
 {
     sig_consult_t *c = sig_consult_cached(s, id);
@@ -80,7 +88,7 @@ int sig_consult_lookup(spk_sig_t *s, const char *id, sig_consult_t **out)
         rc = spk_store_participant_each(s->store, id, load_part_cb, c);
     }
     if (rc == 0) {
-        c->relay_id = ++s->next_relay_consult;
+        c->relay_id = relay_id_of(c->rec.id);
         c->e2ee = s->cfg.media_e2ee != 0;
         rc = spk_map_put_str(&s->consults, c->rec.id, c);
     }
@@ -338,8 +346,8 @@ void sig_send_to_user(spk_sig_t *s, spk_role_t role, const char *iss, const char
     void *v;
     while (spk_map_next(&s->conns, &it, &v)) {
         sig_conn_t *conn = v;
-        if (conn->authed && conn->who.role == role && strcmp(conn->who.sub, sub) == 0 &&
-            strcmp(conn->who.iss, iss) == 0) {
+        if (conn->authed && conn->who->role == role && strcmp(conn->who->sub, sub) == 0 &&
+            strcmp(conn->who->iss, iss) == 0) {
             sig_send_json(s, conn->id, json_incref(msg));
         }
     }
@@ -360,6 +368,16 @@ int sig_join_conn(spk_sig_t *s, sig_conn_t *conn, sig_consult_t *c, sig_part_t *
     }
     if (conn->n_joined == SPK_SIG_MAX_JOINED) {
         return SPK_ERANGE;
+    }
+    if (conn->n_joined == conn->cap_joined) {
+        int cap = conn->cap_joined ? 2 * conn->cap_joined : 2;
+        cap = cap > SPK_SIG_MAX_JOINED ? SPK_SIG_MAX_JOINED : cap;
+        sig_join_t *j = realloc(conn->joined, (size_t)cap * sizeof(*j));
+        if (j == NULL) {
+            return SPK_ENOMEM;
+        }
+        conn->joined = j;
+        conn->cap_joined = cap;
     }
     if (spk_u64_push(&c->conns, &c->n_conns, &c->cap_conns, conn->id) != 0) {
         return SPK_ENOMEM;

@@ -50,6 +50,8 @@ int spk_sig_new(spk_sig_t **out, const spk_config_t *cfg, spk_store_t *store,
     return 0;
 }
 
+spk_token_claims_t sig_no_claims;
+
 static void conn_free(spk_sig_t *s, sig_conn_t *c)
 {
     while (c->n_joined > 0) {
@@ -58,7 +60,11 @@ static void conn_free(spk_sig_t *s, sig_conn_t *c)
     sig_token_count_del(s, c);
     sig_chat_conn_free(s, c);
     sig_outq_free(s, c);
-    spk_wipe(&c->who, sizeof(c->who));
+    if (c->who != &sig_no_claims) {
+        spk_wipe(c->who, sizeof(*c->who));
+        free(c->who);
+    }
+    free(c->joined);
     free(c);
 }
 
@@ -102,9 +108,16 @@ void sig_send_error_retry(spk_sig_t *s, uint64_t conn, json_t *id, int err, cons
     if (idx > 0 && idx <= SPK_ERR_COUNT) {
         s->errors[idx]++;
     }
-    json_t *m =
-        json_pack("{s:s, s:O?, s:s, s:s}", "type", "error", "re", id, "code", spk_err_wire(err),
-                  "message", (why != NULL && why[0] != '\0') ? why : spk_strerror(err));
+    /* The reason may quote the request, cut to fit: it ends on a character boundary, and a
+     * reason that is still not UTF-8 gives way to the code's own text. */
+    char msg[512];
+    spk_utf8_copy(msg, sizeof(msg), (why != NULL && why[0] != '\0') ? why : spk_strerror(err));
+    json_t *m = json_pack("{s:s, s:O?, s:s, s:s}", "type", "error", "re", id, "code",
+                          spk_err_wire(err), "message", msg);
+    if (m == NULL) {
+        m = json_pack("{s:s, s:O?, s:s, s:s}", "type", "error", "re", id, "code", spk_err_wire(err),
+                      "message", spk_strerror(err));
+    }
     if (m != NULL && retry_ms > 0) {
         json_object_set_new(m, "retry_ms", json_integer(retry_ms));
     }
@@ -174,6 +187,7 @@ int spk_sig_conn_open(spk_sig_t *s, uint64_t conn, const char *remote_addr, uint
         return SPK_ENOMEM;
     }
     c->id = conn;
+    c->who = &sig_no_claims;
     spk_utf8_copy(c->remote, sizeof(c->remote), remote_addr ? remote_addr : "");
     c->opened_ms = now_ms;
     c->tokens = s->cfg.rate_burst;
@@ -374,10 +388,10 @@ static int check_access(sig_req_t *r, const sig_action_t *a)
     if (a->fn == sig_h_auth || a->fn == sig_h_invite_redeem) {
         return SPK_EALREADY;
     }
-    if (r->now >= c->who.exp + r->s->cfg.token_leeway_s) {
+    if (r->now >= c->who->exp + r->s->cfg.token_leeway_s) {
         return SPK_ETOKENEXPIRED;
     }
-    if (!sig_role_allows(a, c->who.role)) {
+    if (!sig_role_allows(a, c->who->role)) {
         return SPK_EFORBIDDEN;
     }
     return 0;

@@ -42,19 +42,24 @@ typedef struct {
     bool authed;
     bool closing;
     bool api; /* carries /api/v1 requests: only a service token signs in (spk_sig_conn_api) */
-    spk_token_claims_t who;
+    /* The claims of the signed-in user: sig_no_claims (all empty) until the first sign-in,
+     * then the connection's own copy until it closes; wiped when signed out. */
+    spk_token_claims_t *who;
     char tok_key[2 * SPK_TOKEN_STR + 2]; /* "<iss> <jti>" while counted against the token */
     /* token bucket */
     double tokens;
     uint64_t refill_ms;
-    sig_join_t joined[SPK_SIG_MAX_JOINED];
-    int n_joined;
+    sig_join_t *joined; /* grown as it joins, up to SPK_SIG_MAX_JOINED; NULL before */
+    int n_joined, cap_joined;
     char delegation_used[SPK_ID_LEN]; /* last delegation audited as used on this connection */
     sig_out_t *out_head, *out_tail;   /* held messages, in order */
     struct ds_conn *chat; /* the device this connection is, once declared (chat_model.c) */
     int n_tickets;        /* file transfers handed out and not yet used (h_files.c) */
     size_t out_bytes;     /* ... and their size */
 } sig_conn_t;
+
+/* The claims an unauthenticated connection reads: every string empty. Never written. */
+extern spk_token_claims_t sig_no_claims;
 
 /* Other nodes whose connections a participant's presence is counted from (bus.c). */
 #define SIG_BUS_NODES 8
@@ -85,6 +90,10 @@ struct sig_consult {
     size_t n_parts, cap_parts;
     uint64_t *conns; /* connections joined to this consult */
     size_t n_conns, cap_conns;
+    /* Publishers on other nodes (bus "media", media_bus.c) and what this node last said. */
+    struct sig_rpub *rpubs;
+    size_t n_rpubs;
+    uint64_t media_said;
 };
 
 enum {
@@ -127,7 +136,7 @@ struct spk_sig {
     /* media relay (NULL when media is off) */
     spk_relays_t *relay; /* in-process or relay nodes (spk/relays.h) */
     spk_map_t eps;       /* relay endpoint id -> sig_ep_owner_t* */
-    uint64_t next_ep, next_relay_consult;
+    uint64_t next_ep;
     uint64_t relay_closed[SIG_EP_STATS]; /* counter totals of closed endpoints */
     spk_map_t ep_stats;                  /* endpoint id -> last counters (uint64_t[SIG_EP_STATS]) */
     /* durability holds (outbox.c) */
@@ -145,15 +154,20 @@ struct spk_sig {
     spk_map_t auth_fail; /* source address -> sig_fail_t* */
     int64_t last_access_check;
     /* MLS delivery service (chat_*.c) */
-    spk_map_t chats;        /* conversation id -> ds_conv_t* (loaded on use) */
-    uint64_t access_gen;    /* bumped by every change that can change who may be in a group */
-    int64_t chat_maint_at;  /* last store maintenance (unix seconds) */
-    bool chat_trim_more;    /* the last trim of acknowledged entries stopped at its batch size */
-    int64_t idem_purged_at; /* last purge of old idempotency records (unix seconds) */
-    spk_map_t tickets;      /* file transfer ticket -> sig_ticket_t* (h_files.c) */
+    spk_map_t chats;          /* conversation id -> ds_conv_t* (loaded on use) */
+    uint64_t access_gen;      /* bumped by every change that can change who may be in a group */
+    int64_t access_change_at; /* the earliest end (unix s) of a delegation a decision rested on */
+    int64_t chat_maint_at;    /* last store maintenance (unix seconds) */
+    bool chat_trim_more;      /* the last trim of acknowledged entries stopped at its batch size */
+    int64_t idem_purged_at;   /* last purge of old idempotency records (unix seconds) */
+    spk_map_t tickets;        /* file transfer ticket -> sig_ticket_t* (h_files.c) */
     /* events for other nodes (bus.c): this node's name, events waiting for their commit */
     char node[SIG_NODE_LEN];
     bool bus_rx; /* handling another node's event: nothing is published again */
+    /* consults whose connections here lost access while handling another node's event: their
+     * rosters (presence) are published once that is done (bus.c) */
+    char bus_again[8][SPK_ID_LEN];
+    int n_bus_again;
     struct sig_bus_out *bus_head, *bus_tail;
     uint64_t bus_published, bus_received, bus_bad;
     spk_map_t bus_peers;   /* node -> sig_bus_peer_t*: when each other node was last heard */
@@ -274,6 +288,9 @@ const sig_action_t *sig_action_find(const char *type, int *index);
 const sig_action_t *sig_action_at(int i);
 bool sig_role_allows(const sig_action_t *a, spk_role_t role);
 int sig_rel_practice(sig_req_t *r, const char *practice);
+/* The same for something of one consult (NULL: of the practice as a whole): a staff session
+ * bound to a consult (its `consult` claim) acts on that consult only. */
+int sig_rel_practice_in(sig_req_t *r, const char *practice, const char *consult);
 int sig_rel_consult(sig_req_t *r, sig_consult_t *c);
 bool sig_is_staff(spk_role_t role);
 /* Is the invited specialist (iss, sub) still invited to c (invitation not withdrawn, consent
@@ -460,6 +477,10 @@ void sig_bus_user(spk_sig_t *s, spk_role_t role, const char *iss, const char *su
                   const json_t *msg);
 /* Conversation entry e was appended: other nodes catch up from the store and deliver. */
 void sig_bus_chat(spk_sig_t *s, const char *conv, int64_t seq, int kind);
+/* A delegation was revoked: nodes end their connections' access under it. */
+void sig_bus_delegation(spk_sig_t *s, const char *id);
+/* Access of a connection here to c ended while handling bus input (sig_end_access). */
+void sig_bus_access_ended(spk_sig_t *s, const sig_consult_t *c);
 /* Each second: says this node is alive; a node not heard for a while is taken as gone, and
  * connections counted there no longer make anyone online here. */
 void sig_bus_tick(spk_sig_t *s, uint64_t now_ms);
@@ -478,6 +499,18 @@ void sig_chat_catch_up(spk_sig_t *s, const char *conv, int64_t seq, int kind);
 /* media.c: called by the model when a join ends or a participant's admission changes. */
 void sig_media_unjoin(spk_sig_t *s, sig_conn_t *conn, sig_join_t *j);
 void sig_media_consult_changed(spk_sig_t *s, sig_consult_t *c);
+/* media_bus.c: a consult's media across nodes. The bus input of "media" and "media?" events;
+ * a node gone (its publishers are dropped); this node's publishers said again when they changed
+ * (or always, with force). */
+void sig_media_bus_input(spk_sig_t *s, sig_consult_t *c, const char *node, const char *kind,
+                         json_t *ev);
+void sig_media_bus_node_gone(spk_sig_t *s, const char *node);
+void sig_media_bus_say(spk_sig_t *s, sig_consult_t *c, bool force);
+void sig_media_bus_ask(spk_sig_t *s, sig_consult_t *c);
+void sig_media_bus_free(sig_consult_t *c);
+/* bus.c: publishes m (stolen) also while handling bus input (media events are said only when
+ * this node's own publishers changed, so they cannot echo). */
+void sig_bus_publish_media(spk_sig_t *s, json_t *m);
 void sig_media_free_all(spk_sig_t *s);
 void sig_media_tick(spk_sig_t *s);
 size_t sig_media_metrics(spk_sig_t *s, char *buf, size_t cap);

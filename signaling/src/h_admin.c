@@ -20,7 +20,7 @@ static json_t *delegation_json(const spk_delegation_rec_t *d)
 
 int sig_h_delegation_grant(sig_req_t *r)
 {
-    const spk_token_claims_t *w = &r->c->who;
+    const spk_token_claims_t *w = r->c->who;
     const char *grantee, *grantee_iss;
     int64_t from = r->now, until = 0;
     int rc = sig_get_str(r, "remote_gp", true, SPK_SUB_LEN - 1, &grantee);
@@ -97,6 +97,7 @@ int sig_h_delegation_revoke(sig_req_t *r)
     sig_chat_access_changed(r->s);
     sig_reply_ok(r);
     sig_access_delegation_revoked(r->s, &d);
+    sig_bus_delegation(r->s, d.id); /* and on the other nodes */
     return 0;
 }
 
@@ -120,7 +121,7 @@ static int grantee_cb(void *ud, const spk_delegation_rec_t *d)
 
 int sig_h_delegation_list(sig_req_t *r)
 {
-    const spk_token_claims_t *w = &r->c->who;
+    const spk_token_claims_t *w = r->c->who;
     json_t *arr = json_array();
     if (arr == NULL) {
         return SPK_ENOMEM;
@@ -172,7 +173,7 @@ int sig_h_audit_read(sig_req_t *r)
     const char *patient;
     audit_q_t q = {.limit = 100};
     /* An admin reads the entries about their own practice only. */
-    spk_store_audit_filter_t f = {.practice = r->c->who.practice};
+    spk_store_audit_filter_t f = {.practice = r->c->who->practice};
     int rc = sig_get_str(r, "patient", false, SPK_SUB_LEN - 1, &patient);
     if (rc == 0) {
         rc = sig_get_int(r, "limit", false, 1, 1000, &q.limit);
@@ -185,7 +186,7 @@ int sig_h_audit_read(sig_req_t *r)
     }
     f.patient = patient;
     snprintf(r->patient, sizeof(r->patient), "%s", patient ? patient : "");
-    snprintf(r->practice, sizeof(r->practice), "%s", r->c->who.practice);
+    snprintf(r->practice, sizeof(r->practice), "%s", r->c->who->practice);
     snprintf(r->object, sizeof(r->object), "audit");
     q.arr = json_array();
     if (q.arr == NULL) {

@@ -31,7 +31,7 @@ int sig_h_chat_device(sig_req_t *r)
                  r->c->chat->device);
         return SPK_ESTATE;
     }
-    const spk_token_claims_t *w = &r->c->who;
+    const spk_token_claims_t *w = r->c->who;
     rc = sig_begin(r);
     if (rc == 0) {
         rc = spk_store_chat_device_touch(r->s->store, w->iss, w->sub, device, r->now);
@@ -74,7 +74,7 @@ static int new_conv(sig_req_t *r, const char *kind, const char *practice, const 
     if (rc != 0) {
         return rc;
     }
-    const spk_token_claims_t *w = &r->c->who;
+    const spk_token_claims_t *w = r->c->who;
     snprintf(rec.kind, sizeof(rec.kind), "%s", kind);
     snprintf(rec.practice, sizeof(rec.practice), "%s", practice);
     snprintf(rec.patient, sizeof(rec.patient), "%s", patient);
@@ -132,7 +132,7 @@ int sig_h_chat_create(sig_req_t *r)
             rc = sig_get_str(r, "practice", false, SPK_SUB_LEN - 1, &practice);
         }
         if (rc == 0) {
-            practice = practice != NULL ? practice : r->c->who.practice;
+            practice = practice != NULL ? practice : r->c->who->practice;
             rc = sig_rel_practice(r, practice);
         }
         snprintf(patient_buf, sizeof(patient_buf), "%s", rc == 0 ? patient : "");
@@ -142,7 +142,7 @@ int sig_h_chat_create(sig_req_t *r)
         sig_consult_t *sc;
         rc = sig_req_consult(r, true, &sc);
         if (rc == 0 && strcmp(kind, "specialist_question") == 0 &&
-            r->c->who.role == SPK_ROLE_ASSISTANT) {
+            r->c->who->role == SPK_ROLE_ASSISTANT) {
             snprintf(r->why, sizeof(r->why), "bringing in a specialist stays with a GP");
             rc = SPK_EFORBIDDEN;
         }
@@ -185,7 +185,7 @@ static int list_cb(void *ud, const spk_chat_conv_rec_t *rec)
     if (ds_conv_get(l->r->s, rec->id, &c) != 0) {
         return 0;
     }
-    const spk_token_claims_t *w = &l->r->c->who;
+    const spk_token_claims_t *w = l->r->c->who;
     ds_member_t *m = ds_member_find(c, w->iss, w->sub);
     bool member = m != NULL && ds_member_allowed(l->r->s, c, m);
     if (!member && !sig_is_staff(w->role)) {
@@ -198,7 +198,7 @@ static int list_cb(void *ud, const spk_chat_conv_rec_t *rec)
 
 int sig_h_chat_list(sig_req_t *r)
 {
-    const spk_token_claims_t *w = &r->c->who;
+    const spk_token_claims_t *w = r->c->who;
     list_t l = {r, json_array()};
     if (l.arr == NULL) {
         return SPK_ENOMEM;
@@ -239,8 +239,9 @@ static int req_conv(sig_req_t *r, bool staff_view, ds_conv_t **out)
     if (rc == 0) {
         rc = ds_caller_allowed(r, *out);
     }
-    if (rc == SPK_EFORBIDDEN && staff_view && sig_is_staff(r->c->who.role)) {
-        rc = sig_rel_practice(r, (*out)->rec.practice);
+    if (rc == SPK_EFORBIDDEN && staff_view && sig_is_staff(r->c->who->role)) {
+        const ds_conv_t *c = *out;
+        rc = sig_rel_practice_in(r, c->rec.practice, c->rec.consult[0] ? c->rec.consult : NULL);
     }
     return rc;
 }
@@ -296,7 +297,7 @@ int sig_h_chat_members_add(sig_req_t *r)
     }
     if (rc == 0) {
         /* Patients are the own issuer's (invite sessions); others default to the caller's. */
-        rc = ds_req_user(r, "user", role == SPK_ROLE_PATIENT ? r->s->issuer->iss : r->c->who.iss,
+        rc = ds_req_user(r, "user", role == SPK_ROLE_PATIENT ? r->s->issuer->iss : r->c->who->iss,
                          iss, sub);
     }
     if (rc == 0) {
@@ -305,7 +306,7 @@ int sig_h_chat_members_add(sig_req_t *r)
     if (rc != 0) {
         return rc;
     }
-    const spk_token_claims_t *w = &r->c->who;
+    const spk_token_claims_t *w = r->c->who;
     if (!member && (strcmp(sub, w->sub) != 0 || strcmp(iss, w->iss) != 0 || role != w->role)) {
         snprintf(r->why, sizeof(r->why), "only members add others; you may add yourself");
         return SPK_EFORBIDDEN;
@@ -322,7 +323,7 @@ int sig_h_chat_members_add(sig_req_t *r)
     snprintf(m.sub, sizeof(m.sub), "%s", sub);
     snprintf(m.name, sizeof(m.name), "%s", name != NULL ? name : sub);
     snprintf(m.role, sizeof(m.role), "%s", spk_role_name(role));
-    snprintf(m.added_by, sizeof(m.added_by), "%s", r->c->who.sub);
+    snprintf(m.added_by, sizeof(m.added_by), "%s", r->c->who->sub);
     m.added_at = r->now;
     /* The relationship must hold now (an admitted patient, an invited specialist, a remote GP
      * with a delegation). */
@@ -353,13 +354,13 @@ int sig_h_chat_members_remove(sig_req_t *r)
     char iss[SPK_SUB_LEN], sub[SPK_SUB_LEN];
     int rc = req_conv(r, false, &c);
     if (rc == 0) {
-        rc = ds_req_user(r, "user", r->c->who.iss, iss, sub);
+        rc = ds_req_user(r, "user", r->c->who->iss, iss, sub);
     }
     if (rc != 0) {
         return rc;
     }
-    bool self = strcmp(sub, r->c->who.sub) == 0 && strcmp(iss, r->c->who.iss) == 0;
-    if (!self && !sig_is_staff(r->c->who.role)) {
+    bool self = strcmp(sub, r->c->who->sub) == 0 && strcmp(iss, r->c->who->iss) == 0;
+    if (!self && !sig_is_staff(r->c->who->role)) {
         snprintf(r->why, sizeof(r->why), "only staff remove others");
         return SPK_EFORBIDDEN;
     }
@@ -431,7 +432,7 @@ int sig_h_chat_send(sig_req_t *r)
         snprintf(r->why, sizeof(r->why), "the group is in epoch %llu", (unsigned long long)epoch);
         rc = mi.epoch < epoch ? SPK_EMLSSTALE : SPK_EMLSEPOCH;
     } else if (rc == 0 &&
-               !ds_device_in_group(c, r->c->who.iss, r->c->who.sub, r->c->chat->device, NULL)) {
+               !ds_device_in_group(c, r->c->who->iss, r->c->who->sub, r->c->chat->device, NULL)) {
         snprintf(r->why, sizeof(r->why), "this device is not in the conversation's group");
         rc = SPK_EMLSSENDER;
     } else if (rc == 0 && ds_replayed(c, epoch, msg, n, &digest)) {
@@ -444,8 +445,8 @@ int sig_h_chat_send(sig_req_t *r)
     snprintf(e.conversation, sizeof(e.conversation), "%s", rc == 0 ? c->rec.id : "");
     e.type = SPK_CHAT_ENTRY_MESSAGE;
     e.epoch = epoch;
-    snprintf(e.sender_iss, sizeof(e.sender_iss), "%s", r->c->who.iss);
-    snprintf(e.sender, sizeof(e.sender), "%s", r->c->who.sub);
+    snprintf(e.sender_iss, sizeof(e.sender_iss), "%s", r->c->who->iss);
+    snprintf(e.sender, sizeof(e.sender), "%s", r->c->who->sub);
     snprintf(e.sender_device, sizeof(e.sender_device), "%s",
              r->c->chat != NULL ? r->c->chat->device : "");
     e.data = msg;
@@ -507,7 +508,7 @@ static int sync_entry_cb(void *ud, const spk_chat_entry_t *e)
 {
     sync_t *x = ud;
     const spk_chat_cursor_t *cur = x->cur;
-    const spk_token_claims_t *w = &x->r->c->who;
+    const spk_token_claims_t *w = x->r->c->who;
     x->last = e->seq;
     bool own = strcmp(e->sender, w->sub) == 0 && strcmp(e->sender_iss, w->iss) == 0 &&
                strcmp(e->sender_device, cur->device) == 0;
@@ -532,8 +533,8 @@ static int sync_conv(sig_req_t *r, const spk_chat_cursor_t *cur, json_t *out)
     if (rc != 0) {
         return rc == SPK_ENOTFOUND ? 0 : rc;
     }
-    ds_member_t *m = ds_member_find(c, r->c->who.iss, r->c->who.sub);
-    bool allowed = m != NULL && ds_member_allowed(r->s, c, m);
+    ds_member_t *m = ds_member_find(c, r->c->who->iss, r->c->who->sub);
+    bool allowed = m != NULL && ds_conn_fits(c, m, r->c->who) && ds_member_allowed(r->s, c, m);
     sync_t x = {r, c, cur, 0, 0};
     if (allowed) {
         rc = ds_attach(r->s, r->c, c);
@@ -586,7 +587,7 @@ int sig_h_chat_sync(sig_req_t *r)
     json_t *out = json_array();
     json_object_set_new(r->reply, "conversations", out);
     sync_all_t a = {r, out, only};
-    const spk_token_claims_t *w = &r->c->who;
+    const spk_token_claims_t *w = r->c->who;
     snprintf(r->object, sizeof(r->object), "%s", only != NULL ? only : dc->device);
     snprintf(r->detail, sizeof(r->detail), "device %s", dc->device);
     rc = spk_store_chat_cursor_each_of_device(r->s->store, w->iss, w->sub, dc->device,
@@ -610,7 +611,7 @@ int sig_h_chat_ack(sig_req_t *r)
     if (rc != 0) {
         return rc;
     }
-    const spk_token_claims_t *w = &r->c->who;
+    const spk_token_claims_t *w = r->c->who;
     spk_chat_cursor_t cur;
     rc = spk_store_chat_cursor_get(r->s->store, id, w->iss, w->sub, dc->device, &cur);
     ds_conv_t *c = NULL;

@@ -12,13 +12,13 @@
 static int req_practice(sig_req_t *r, const char **out)
 {
     const char *p;
-    const spk_token_claims_t *w = &r->c->who;
+    const spk_token_claims_t *w = r->c->who;
     bool need = w->role == SPK_ROLE_SERVICE && w->practice[0] == '\0';
     int rc = sig_get_str(r, "practice", need, SPK_SUB_LEN - 1, &p);
     if (rc != 0) {
         return rc;
     }
-    *out = p != NULL ? p : r->c->who.practice;
+    *out = p != NULL ? p : r->c->who->practice;
     return sig_rel_practice(r, *out);
 }
 
@@ -41,7 +41,7 @@ static int req_planned(sig_req_t *r, int64_t *at, int64_t *end)
 
 int sig_h_consult_create(sig_req_t *r)
 {
-    const spk_token_claims_t *w = &r->c->who;
+    const spk_token_claims_t *w = r->c->who;
     const char *patient, *title, *gp, *practice;
     int64_t planned_at, planned_end;
     int rc = sig_get_str(r, "patient", true, SPK_SUB_LEN - 1, &patient);
@@ -157,7 +157,7 @@ int sig_h_consult_get(sig_req_t *r)
     if (rc != 0) {
         return rc;
     }
-    const spk_token_claims_t *w = &r->c->who;
+    const spk_token_claims_t *w = r->c->who;
     json_object_set_new(r->reply, "consult", sig_consult_json(c, w->role != SPK_ROLE_PATIENT));
     if (w->role == SPK_ROLE_PATIENT) {
         /* A patient sees themself only, until admitted; then no other patient ever. */
@@ -201,7 +201,7 @@ int sig_h_consult_get(sig_req_t *r)
  * made if needed, and the request committed. */
 static int professional_part(sig_req_t *r, sig_consult_t *c, sig_part_t **out)
 {
-    const spk_token_claims_t *w = &r->c->who;
+    const spk_token_claims_t *w = r->c->who;
     sig_part_t *p = sig_part_find_sub(c, w->iss, w->sub);
     if (p != NULL) {
         *out = p;
@@ -233,9 +233,9 @@ static int professional_part(sig_req_t *r, sig_consult_t *c, sig_part_t **out)
 
 static void join_reply(sig_req_t *r, sig_consult_t *c, sig_part_t *p)
 {
-    bool staff = sig_is_staff(r->c->who.role);
+    bool staff = sig_is_staff(r->c->who->role);
     json_object_set_new(r->reply, "consult",
-                        sig_consult_json(c, r->c->who.role != SPK_ROLE_PATIENT));
+                        sig_consult_json(c, r->c->who->role != SPK_ROLE_PATIENT));
     json_object_set_new(r->reply, "participant", sig_part_json(p));
     if (p->rec.state == SPK_PART_ADMITTED) {
         json_object_set_new(r->reply, "participants", sig_roster_json(c, staff ? NULL : p));
@@ -259,8 +259,8 @@ int sig_h_consult_join(sig_req_t *r)
         return rc;
     }
     sig_part_t *p;
-    if (r->c->who.role == SPK_ROLE_PATIENT) {
-        p = sig_part_find(c, r->c->who.sub);
+    if (r->c->who->role == SPK_ROLE_PATIENT) {
+        p = sig_part_find(c, r->c->who->sub);
         rc = p->rec.state == SPK_PART_LEFT ? sig_part_commit(r, p, SPK_PART_LOBBY) : sig_commit(r);
     } else {
         rc = professional_part(r, c, &p);
@@ -293,7 +293,7 @@ int sig_h_consult_leave(sig_req_t *r)
     if (rc != 0) {
         return rc;
     }
-    const spk_token_claims_t *w = &r->c->who;
+    const spk_token_claims_t *w = r->c->who;
     sig_part_t *p = w->role == SPK_ROLE_PATIENT ? sig_part_find(c, w->sub)
                                                 : sig_part_find_sub(c, w->iss, w->sub);
     if (p == NULL) {
@@ -328,7 +328,7 @@ int sig_h_consult_end(sig_req_t *r)
     c->rec.state = SPK_CONSULT_ENDED;
     c->rec.ended_at = r->now;
     json_object_set_new(r->reply, "consult",
-                        sig_consult_json(c, r->c->who.role != SPK_ROLE_PATIENT));
+                        sig_consult_json(c, r->c->who->role != SPK_ROLE_PATIENT));
     sig_reply_ok(r);
     sig_bus_consult(r->s, c, "ended");
     sig_consult_ended(r->s, c);

@@ -46,7 +46,7 @@ static int file_access(sig_req_t *r, const char *conversation, ds_conv_t **out)
     if (rc == 0) {
         rc = ds_caller_allowed(r, c);
     }
-    if (rc == 0 && !ds_device_in_group(c, r->c->who.iss, r->c->who.sub, dev->device, NULL)) {
+    if (rc == 0 && !ds_device_in_group(c, r->c->who->iss, r->c->who->sub, dev->device, NULL)) {
         snprintf(r->why, sizeof(r->why), "this device is not in the conversation's group");
         rc = SPK_ESTATE;
     }
@@ -141,8 +141,8 @@ int sig_h_chat_file_upload(sig_req_t *r)
         return rc;
     }
     snprintf(f.conversation, sizeof(f.conversation), "%s", c->rec.id);
-    snprintf(f.uploader_iss, sizeof(f.uploader_iss), "%s", r->c->who.iss);
-    snprintf(f.uploader, sizeof(f.uploader), "%s", r->c->who.sub);
+    snprintf(f.uploader_iss, sizeof(f.uploader_iss), "%s", r->c->who->iss);
+    snprintf(f.uploader, sizeof(f.uploader), "%s", r->c->who->sub);
     snprintf(f.device, sizeof(f.device), "%s", r->c->chat->device);
     f.size = size;
     f.created_at = r->now;
@@ -197,7 +197,7 @@ static void audit_refused(spk_sig_t *s, sig_conn_t *c, const sig_ticket_t *t, in
     char detail[64];
     snprintf(detail, sizeof(detail), "file %s", t->file);
     sig_audit_ev_t ev = {
-        .who = &c->who,
+        .who = c->who,
         .remote = c->remote,
         .event = t->op == SPK_SIG_FILE_PUT ? "chat.file.upload" : "chat.file.download",
         .outcome = rc,

@@ -39,7 +39,7 @@ int sig_h_invite_create(sig_req_t *r)
     }
     char code[64];
     spk_invite_rec_t inv;
-    rc = spk_store_invite_create(r->s->store, c->rec.id, r->c->who.sub, r->now, ttl, code,
+    rc = spk_store_invite_create(r->s->store, c->rec.id, r->c->who->sub, r->now, ttl, code,
                                  sizeof(code), &inv);
     if (rc != 0) {
         return rc;

@@ -6,6 +6,7 @@
 
 #include "spk/error.h"
 #include "spk/log.h"
+#include "spk/text.h"
 
 int sig_h_lobby_list(sig_req_t *r)
 {
@@ -139,7 +140,7 @@ static void fact_init(sig_req_t *r, sig_consult_t *c, spk_fact_rec_t *f, const c
     snprintf(f->subject_iss, sizeof(f->subject_iss), "%s", subject_iss);
     snprintf(f->subject, sizeof(f->subject), "%s", subject);
     snprintf(f->value, sizeof(f->value), "%s", value);
-    snprintf(f->recorded_by, sizeof(f->recorded_by), "%s", r->c->who.sub);
+    snprintf(f->recorded_by, sizeof(f->recorded_by), "%s", r->c->who->sub);
     f->at = r->now;
 }
 
@@ -224,8 +225,10 @@ static int withdraw_cb(void *ud, const spk_fact_rec_t *f)
         return 0;
     }
     spk_fact_rec_t w = *f;
-    snprintf(w.value, sizeof(w.value), "withdrawn:%.100s", f->value);
-    snprintf(w.recorded_by, sizeof(w.recorded_by), "%s", r->c->who.sub);
+    char v[sizeof(w.value)];
+    snprintf(v, sizeof(v), "withdrawn:%.100s", f->value);
+    spk_utf8_copy(w.value, sizeof(w.value), v); /* the cut may fall inside a character */
+    snprintf(w.recorded_by, sizeof(w.recorded_by), "%s", r->c->who->sub);
     w.at = r->now;
     return spk_store_fact_put(r->s->store, &w);
 }
@@ -291,7 +294,7 @@ int sig_h_specialist_invite(sig_req_t *r)
         return rc;
     }
     if (iss == NULL) {
-        iss = r->c->who.iss; /* the same identity provider as the inviting GP */
+        iss = r->c->who->iss; /* the same identity provider as the inviting GP */
     }
     spk_fact_rec_t consent;
     rc = spk_store_fact_get(r->s->store, c->rec.id, "consent", NULL, "meekijkconsult", &consent);
@@ -310,7 +313,7 @@ int sig_h_specialist_invite(sig_req_t *r)
     }
     /* Tell the specialist if they are connected (to any node). */
     json_t *m = json_pack("{s:s, s:s, s:s}", "type", "specialist.invited", "consult", c->rec.id,
-                          "by", r->c->who.name);
+                          "by", r->c->who->name);
     if (m != NULL) {
         sig_send_to_user(r->s, SPK_ROLE_SPECIALIST, iss, spec, m);
     }

@@ -48,7 +48,7 @@ int ds_get_b64(sig_req_t *r, const char *field, bool required, size_t max, uint8
 /* The caller's device identity bytes. */
 static size_t caller_identity(sig_req_t *r, uint8_t *out, size_t cap)
 {
-    const spk_token_claims_t *w = &r->c->who;
+    const spk_token_claims_t *w = r->c->who;
     return ds_identity(w->iss, w->sub, r->c->chat->device, out, cap);
 }
 
@@ -83,7 +83,7 @@ static int upload_one(sig_req_t *r, const uint8_t *kp, size_t n, bool last_resor
         if (not_after < (uint64_t)until) {
             until = (int64_t)not_after;
         }
-        const spk_token_claims_t *w = &r->c->who;
+        const spk_token_claims_t *w = r->c->who;
         rc = spk_store_chat_kp_put(r->s->store, ref, w->iss, w->sub, r->c->chat->device, kp, n,
                                    last_resort, r->now, until);
         if (rc == SPK_EEXIST) {
@@ -95,7 +95,7 @@ static int upload_one(sig_req_t *r, const uint8_t *kp, size_t n, bool last_resor
 
 static int kp_status(sig_req_t *r)
 {
-    const spk_token_claims_t *w = &r->c->who;
+    const spk_token_claims_t *w = r->c->who;
     int64_t one = 0;
     bool lr = false;
     int rc =
@@ -119,7 +119,7 @@ int sig_h_mls_kp_upload(sig_req_t *r)
     }
     int64_t one = 0;
     bool lr = false;
-    const spk_token_claims_t *w = &r->c->who;
+    const spk_token_claims_t *w = r->c->who;
     rc =
         spk_store_chat_kp_count(r->s->store, w->iss, w->sub, r->c->chat->device, r->now, &one, &lr);
     if (rc == 0 && one + (int64_t)json_array_size(list) > KP_MAX_PER_DEVICE) {
@@ -249,7 +249,7 @@ int sig_h_mls_kp_claim(sig_req_t *r)
     char iss[SPK_SUB_LEN], sub[SPK_SUB_LEN];
     int rc = req_conv(r, &c);
     if (rc == 0) {
-        rc = ds_req_user(r, "user", r->c->who.iss, iss, sub);
+        rc = ds_req_user(r, "user", r->c->who->iss, iss, sub);
     }
     if (rc != 0) {
         return rc;
@@ -340,7 +340,7 @@ static void follow(spk_sig_t *s, ds_conv_t *c, const ds_device_t *d, bool on)
     while (spk_map_next(&s->conns, &it, &v)) {
         sig_conn_t *conn = v;
         if (conn->chat != NULL && conn->chat->live && strcmp(conn->chat->device, d->device) == 0 &&
-            strcmp(conn->who.sub, d->sub) == 0 && strcmp(conn->who.iss, d->iss) == 0) {
+            strcmp(conn->who->sub, d->sub) == 0 && strcmp(conn->who->iss, d->iss) == 0) {
             if (on) {
                 ds_attach(s, conn, c);
             } else {
@@ -422,7 +422,7 @@ int sig_h_mls_group_create(sig_req_t *r)
 static bool may_remove(sig_req_t *r, ds_conv_t *c, const ds_device_t *d, uint32_t leaf,
                        const spk_mls_observed_t *o)
 {
-    if (sig_is_staff(r->c->who.role)) {
+    if (sig_is_staff(r->c->who->role)) {
         return true;
     }
     ds_member_t *m = ds_member_find(c, d->iss, d->sub);
@@ -537,8 +537,8 @@ static int route_welcome(sig_req_t *r, ds_conv_t *c, const spk_mls_observed_t *o
         memset(&e, 0, sizeof(e));
         e.type = SPK_CHAT_ENTRY_WELCOME;
         e.epoch = spk_mls_observer_epoch(c->obs);
-        snprintf(e.sender_iss, sizeof(e.sender_iss), "%s", r->c->who.iss);
-        snprintf(e.sender, sizeof(e.sender), "%s", r->c->who.sub);
+        snprintf(e.sender_iss, sizeof(e.sender_iss), "%s", r->c->who->iss);
+        snprintf(e.sender, sizeof(e.sender), "%s", r->c->who->sub);
         snprintf(e.sender_device, sizeof(e.sender_device), "%s", r->c->chat->device);
         snprintf(e.to_iss, sizeof(e.to_iss), "%s", d.iss);
         snprintf(e.to, sizeof(e.to), "%s", d.sub);
@@ -574,7 +574,7 @@ static int handshake_check(sig_req_t *r, ds_conv_t *c, const uint8_t *msg, size_
         return SPK_ESTATE;
     }
     uint32_t leaf = 0;
-    if (!ds_device_in_group(c, r->c->who.iss, r->c->who.sub, r->c->chat->device, &leaf) ||
+    if (!ds_device_in_group(c, r->c->who->iss, r->c->who->sub, r->c->chat->device, &leaf) ||
         mi.sender != leaf) {
         snprintf(r->why, sizeof(r->why), "a device sends only as itself");
         return SPK_EMLSSENDER;
@@ -589,8 +589,8 @@ static void own_entry(sig_req_t *r, spk_chat_entry_t *e, spk_chat_entry_type_t t
     memset(e, 0, sizeof(*e));
     e->type = type;
     e->epoch = epoch;
-    snprintf(e->sender_iss, sizeof(e->sender_iss), "%s", r->c->who.iss);
-    snprintf(e->sender, sizeof(e->sender), "%s", r->c->who.sub);
+    snprintf(e->sender_iss, sizeof(e->sender_iss), "%s", r->c->who->iss);
+    snprintf(e->sender, sizeof(e->sender), "%s", r->c->who->sub);
     snprintf(e->sender_device, sizeof(e->sender_device), "%s", r->c->chat->device);
     e->data = msg;
     e->data_len = n;
@@ -744,7 +744,7 @@ int sig_h_mls_proposal(sig_req_t *r)
     /* Only own removals (leaving), own updates, and Adds of allowed users from anyone; staff
      * may propose any Remove. */
     if (rc == 0 && o.proposal.type == SPK_MLS_PROP_REMOVE && o.proposal.leaf != o.sender &&
-        !sig_is_staff(r->c->who.role)) {
+        !sig_is_staff(r->c->who->role)) {
         snprintf(r->why, sizeof(r->why), "only staff propose to remove others");
         rc = SPK_EMLSMEMBERS;
     }

@@ -18,20 +18,32 @@ int sig_h_ping(sig_req_t *r)
 
 static json_t *user_json(const spk_token_claims_t *w)
 {
-    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "sub", w->sub, "iss", w->iss, "name",
-                     w->name, "role", spk_role_name(w->role), "practice", w->practice, "acts_for",
-                     w->acts_for);
+    json_t *u =
+        json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "sub", w->sub, "iss", w->iss, "name", w->name,
+                  "role", spk_role_name(w->role), "practice", w->practice, "acts_for", w->acts_for);
+    if (u != NULL && sig_is_staff(w->role) && w->consult[0] != '\0') {
+        /* a session bound to one consult (a console link's) */
+        json_object_set_new(u, "consult", json_string(w->consult));
+    }
+    return u;
 }
 
 /* Makes the connection authenticated as `who`, counted against its token; undone by
  * unauthenticate when the action fails afterwards. */
 int sig_authenticate(sig_req_t *r, const spk_token_claims_t *who)
 {
-    r->c->who = *who;
+    if (r->c->who == &sig_no_claims) {
+        r->c->who = malloc(sizeof(*r->c->who));
+        if (r->c->who == NULL) {
+            r->c->who = &sig_no_claims;
+            return SPK_ENOMEM;
+        }
+    }
+    *r->c->who = *who;
     int rc = sig_token_count_add(r->s, r->c);
     if (rc != 0) {
         snprintf(r->why, sizeof(r->why), "this token is in use on too many connections");
-        spk_wipe(&r->c->who, sizeof(r->c->who));
+        spk_wipe(r->c->who, sizeof(*r->c->who));
         return rc;
     }
     r->c->authed = true;
@@ -42,7 +54,7 @@ void sig_unauthenticate(sig_req_t *r)
 {
     sig_token_count_del(r->s, r->c);
     r->c->authed = false;
-    spk_wipe(&r->c->who, sizeof(r->c->who));
+    spk_wipe(r->c->who, sizeof(*r->c->who));
 }
 
 static int verify_token(sig_req_t *r, const char *tok, spk_token_claims_t *cl)

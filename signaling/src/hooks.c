@@ -91,9 +91,9 @@ int sig_hooks_precommit(sig_req_t *r)
     int rc = 0;
     if (strcmp(ev, "invite.use") == 0 && c != NULL) {
         const char *invite = strncmp(r->detail, "invite ", 7) == 0 ? r->detail + 7 : NULL;
-        rc = emit(r->s, &c->rec, "invite.used", r->now, r->c->who.sub, invite, NULL);
+        rc = emit(r->s, &c->rec, "invite.used", r->now, r->c->who->sub, invite, NULL);
         if (rc == 0) {
-            rc = emit(r->s, &c->rec, "lobby.entered", r->now, r->c->who.sub, NULL, "invite");
+            rc = emit(r->s, &c->rec, "lobby.entered", r->now, r->c->who->sub, NULL, "invite");
         }
     } else if (strcmp(ev, "consult.end") == 0 && c != NULL) {
         spk_consult_rec_t rec = c->rec;

@@ -54,7 +54,7 @@ int sig_idem_begin(sig_req_t *r)
     if (k == NULL) {
         return 0;
     }
-    if (r->c->who.role != SPK_ROLE_SERVICE) {
+    if (r->c->who->role != SPK_ROLE_SERVICE) {
         snprintf(r->why, sizeof(r->why), "idempotency keys are for practice systems");
         return sig_bad_field(r, "idempotency_key");
     }
@@ -74,9 +74,9 @@ int sig_idem_begin(sig_req_t *r)
     sha256_parts(r->idem_req_hash, "spk-idem-request", canon, strlen(canon));
     free(canon);
     uint8_t key_hash[32];
-    sha256_parts(key_hash, r->c->who.sub, key, strlen(key));
+    sha256_parts(key_hash, r->c->who->sub, key, strlen(key));
     spk_idem_rec_t rec;
-    rc = spk_store_idem_get(r->s->store, r->c->who.sub, key_hash, &rec);
+    rc = spk_store_idem_get(r->s->store, r->c->who->sub, key_hash, &rec);
     if (rc == SPK_ENOTFOUND) {
         snprintf(r->idem_key, sizeof(r->idem_key), "%s", key);
         return 0;
@@ -144,8 +144,8 @@ int sig_idem_store(sig_req_t *r)
     size_t len = strlen(txt);
     spk_idem_rec_t rec;
     memset(&rec, 0, sizeof(rec));
-    snprintf(rec.owner, sizeof(rec.owner), "%.*s", (int)sizeof(rec.owner) - 1, r->c->who.sub);
-    sha256_parts(rec.key_hash, r->c->who.sub, r->idem_key, strlen(r->idem_key));
+    snprintf(rec.owner, sizeof(rec.owner), "%.*s", (int)sizeof(rec.owner) - 1, r->c->who->sub);
+    sha256_parts(rec.key_hash, r->c->who->sub, r->idem_key, strlen(r->idem_key));
     memcpy(rec.req_hash, r->idem_req_hash, 32);
     rec.created_at = r->now;
     rec.reply_len = NONCE_LEN + TAG_LEN + len;

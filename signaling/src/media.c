@@ -31,7 +31,7 @@ json_t *sig_ice_servers_json(const spk_sig_t *s, const sig_conn_t *conn, int64_t
     }
     char user[SPK_TOKEN_STR + 24];
     char pass[SPK_TURN_PASSWORD_CAP];
-    if (spk_turn_credentials(cfg->turn_secret, conn->who.sub, now, cfg->turn_ttl_s, user,
+    if (spk_turn_credentials(cfg->turn_secret, conn->who->sub, now, cfg->turn_ttl_s, user,
                              sizeof(user), pass, sizeof(pass)) != 0) {
         return NULL;
     }
@@ -117,11 +117,7 @@ static sig_media_t *media_of(sig_join_t *j)
  * other (FNV-1a of the participant id; nonzero). */
 static uint64_t owner_of(const sig_part_t *p)
 {
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (const char *c = p->rec.id; *c != '\0'; c++) {
-        h = (h ^ (uint8_t)*c) * 0x100000001b3ull;
-    }
-    return h | 1u;
+    return spk_fnv1a64(p->rec.id) | 1u;
 }
 
 /* Creates a relay endpoint for an admitted participant; media flows at once. */
@@ -325,6 +321,7 @@ void sig_media_consult_changed(spk_sig_t *s, sig_consult_t *c)
             }
         }
     }
+    sig_media_bus_say(s, c, false); /* other nodes' subscribers learn this node's publishers */
 }
 
 void sig_media_unjoin(spk_sig_t *s, sig_conn_t *conn, sig_join_t *j)
@@ -573,6 +570,7 @@ int sig_h_media_subscribe(sig_req_t *r)
     add_ice_servers(r);
     sig_reply_ok(r);
     reoffer(r->s, r->c, j, true);
+    sig_media_bus_ask(r->s, c); /* publishers on other nodes say theirs: a new offer follows */
     return 0;
 }
 

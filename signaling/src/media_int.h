@@ -90,6 +90,11 @@ extern const char *const sig_pc_names[2];
 void sig_media_send_candidate(spk_sig_t *s, uint64_t conn, const char *consult, sig_pc_t pc,
                               const sig_ep_t *ep, const char *cand);
 
+/* media_bus.c: the i-th publisher of c on another node (its participant and tracks); returns
+ * the number of tracks, -1 past the end. */
+int sig_media_remote_tracks(sig_consult_t *c, size_t i, const char **part,
+                            const sig_track_t **tracks);
+
 /* media_sdp.c */
 int sig_media_answer(spk_sig_t *s, sig_media_t *m, const spk_sdp_t *offer, char *out, size_t cap,
                      char *why, size_t why_len);

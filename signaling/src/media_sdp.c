@@ -184,6 +184,74 @@ static int slot_for(sig_media_t *m, spk_sdp_kind_t kind, const bool *wanted)
     return x;
 }
 
+/* Gives stream tr of participant pid a slot of m (an existing one, else a new one) and marks it
+ * wanted; sets *changed when it is new. */
+static void want_track(sig_media_t *m, const char *pid, const sig_track_t *tr, bool *wanted,
+                       bool *changed)
+{
+    int found = -1;
+    for (int x = 0; x < m->n_slots && found < 0; x++) {
+        if (slot_matches(&m->slots[x], pid, tr)) {
+            found = x;
+        }
+    }
+    if (found < 0) {
+        found = slot_for(m, tr->kind, wanted);
+        if (found >= 0) {
+            sig_slot_t *sl = &m->slots[found];
+            sl->active = true;
+            snprintf(sl->participant, sizeof(sl->participant), "%s", pid);
+            sl->track = *tr;
+            *changed = true;
+        }
+    }
+    if (found >= 0) {
+        wanted[found] = true;
+    }
+}
+
+/* Whether a connection here publishes as participant pid in c. */
+static bool publishes_here(spk_sig_t *s, sig_consult_t *c, const char *pid)
+{
+    for (size_t i = 0; i < c->n_conns; i++) {
+        sig_conn_t *conn = spk_map_get_u64(&s->conns, c->conns[i]);
+        for (int k = 0; conn != NULL && k < conn->n_joined; k++) {
+            const sig_join_t *j = &conn->joined[k];
+            if (j->consult == c && j->media != NULL && j->media->pub.id != 0 &&
+                strcmp(j->part->rec.id, pid) == 0) {
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
+/* The streams of publishers on other nodes (media_bus.c): admitted as this node sees them, not
+ * the subscriber's own, and not a participant who publishes here now (newer). */
+static void want_remote(spk_sig_t *s, sig_consult_t *c, const sig_conn_t *self, sig_media_t *m,
+                        bool *wanted, bool *changed)
+{
+    const char *me = NULL;
+    for (int k = 0; k < self->n_joined; k++) {
+        if (self->joined[k].consult == c) {
+            me = self->joined[k].part->rec.id;
+        }
+    }
+    const char *pid;
+    const sig_track_t *tracks;
+    int n;
+    for (size_t i = 0; (n = sig_media_remote_tracks(c, i, &pid, &tracks)) >= 0; i++) {
+        const sig_part_t *p = sig_part_find(c, pid);
+        if (p == NULL || p->rec.state != SPK_PART_ADMITTED ||
+            (me != NULL && strcmp(me, pid) == 0) || publishes_here(s, c, pid)) {
+            continue;
+        }
+        for (int t = 0; t < n; t++) {
+            want_track(m, pid, &tracks[t], wanted, changed);
+        }
+    }
+}
+
 /* Marks every slot of `m` still wanted and gives new streams a slot; returns true when anything
  * changed. */
 static bool sync_slots(spk_sig_t *s, sig_consult_t *c, sig_conn_t *self, sig_media_t *m)
@@ -199,29 +267,11 @@ static bool sync_slots(spk_sig_t *s, sig_consult_t *c, sig_conn_t *self, sig_med
                 continue;
             }
             for (int t = 0; t < j->media->n_tracks; t++) {
-                const sig_track_t *tr = &j->media->tracks[t];
-                int found = -1;
-                for (int x = 0; x < m->n_slots && found < 0; x++) {
-                    if (slot_matches(&m->slots[x], j->part->rec.id, tr)) {
-                        found = x;
-                    }
-                }
-                if (found < 0) {
-                    found = slot_for(m, tr->kind, wanted);
-                    if (found >= 0) {
-                        sig_slot_t *sl = &m->slots[found];
-                        sl->active = true;
-                        snprintf(sl->participant, sizeof(sl->participant), "%s", j->part->rec.id);
-                        sl->track = *tr;
-                        changed = true;
-                    }
-                }
-                if (found >= 0) {
-                    wanted[found] = true;
-                }
+                want_track(m, j->part->rec.id, &j->media->tracks[t], wanted, &changed);
             }
         }
     }
+    want_remote(s, c, self, m, wanted, &changed);
     for (int x = 0; x < m->n_slots; x++) {
         if (m->slots[x].active && !wanted[x]) {
             m->slots[x].active = false;

@@ -181,9 +181,31 @@ bool sig_is_staff(spk_role_t role)
 }
 
 /* May the caller act for `practice` (create or list its consults, manage its delegations)? */
+static int rel_practice(sig_req_t *r, const char *practice);
+
 int sig_rel_practice(sig_req_t *r, const char *practice)
 {
-    const spk_token_claims_t *w = &r->c->who;
+    return sig_rel_practice_in(r, practice, NULL);
+}
+
+/* A staff session with a `consult` claim (a console link's) is bound to that consult: it acts
+ * on the consult and its conversations, never on anything practice-wide or on another consult.
+ * consult: what the request is about, NULL for the practice as a whole. */
+int sig_rel_practice_in(sig_req_t *r, const char *practice, const char *consult)
+{
+    const spk_token_claims_t *w = r->c->who;
+    if (sig_is_staff(w->role) && w->consult[0] != '\0' &&
+        (consult == NULL || strcmp(w->consult, consult) != 0)) {
+        snprintf(r->practice, sizeof(r->practice), "%s", practice);
+        snprintf(r->why, sizeof(r->why), "this session is for consult %.100s only", w->consult);
+        return SPK_EFORBIDDEN;
+    }
+    return rel_practice(r, practice);
+}
+
+static int rel_practice(sig_req_t *r, const char *practice)
+{
+    const spk_token_claims_t *w = r->c->who;
     snprintf(r->practice, sizeof(r->practice), "%s", practice);
     switch (w->role) {
     case SPK_ROLE_GP:
@@ -238,7 +260,7 @@ int sig_rel_practice(sig_req_t *r, const char *practice)
 /* May the caller act on consult `c`? Sets the audit's patient and object as a side effect. */
 int sig_rel_consult(sig_req_t *r, sig_consult_t *c)
 {
-    const spk_token_claims_t *w = &r->c->who;
+    const spk_token_claims_t *w = r->c->who;
     snprintf(r->patient, sizeof(r->patient), "%s", c->rec.patient);
     snprintf(r->object, sizeof(r->object), "%s", c->rec.id);
     snprintf(r->practice, sizeof(r->practice), "%s", c->rec.practice);
@@ -246,7 +268,7 @@ int sig_rel_consult(sig_req_t *r, sig_consult_t *c)
     case SPK_ROLE_GP:
     case SPK_ROLE_ASSISTANT:
     case SPK_ROLE_REMOTE_GP:
-        return sig_rel_practice(r, c->rec.practice);
+        return sig_rel_practice_in(r, c->rec.practice, c->rec.id);
     case SPK_ROLE_SERVICE:
         return sig_service_rel(r, c->rec.practice, c->rec.gp);
     case SPK_ROLE_SPECIALIST: {
@@ -262,7 +284,8 @@ int sig_rel_consult(sig_req_t *r, sig_consult_t *c)
         if (strcmp(w->consult, c->rec.id) != 0) {
             return SPK_EFORBIDDEN;
         }
-        sig_part_t *p = sig_part_find(c, w->sub);
+        /* The participant its session was made for: the same issuer, not only the same id. */
+        sig_part_t *p = sig_part_find_sub(c, w->iss, w->sub);
         if (p == NULL || p->rec.state == SPK_PART_DENIED) {
             return SPK_EFORBIDDEN;
         }

@@ -105,7 +105,7 @@ int sig_service_verify(sig_req_t *r, const char *tok, spk_token_claims_t *cl)
 
 int sig_service_rel(sig_req_t *r, const char *practice, const char *default_gp)
 {
-    const spk_token_claims_t *w = &r->c->who;
+    const spk_token_claims_t *w = r->c->who;
     snprintf(r->practice, sizeof(r->practice), "%s", practice);
     spk_integration_rec_t in;
     int rc = spk_store_integration_get(r->s->store, w->sub, &in);
@@ -191,7 +191,7 @@ int sig_h_console_link(sig_req_t *r)
     snprintf(l.gp, sizeof(l.gp), "%s", gp != NULL ? gp : c->rec.gp);
     snprintf(l.name, sizeof(l.name), "%s", name != NULL ? name : l.gp);
     snprintf(l.integration, sizeof(l.integration), "%.*s", (int)sizeof(l.integration) - 1,
-             r->c->who.sub);
+             r->c->who->sub);
     l.created_at = r->now;
     l.expires_at = r->now + r->s->cfg.console_link_ttl_s;
     char code[32];
@@ -243,9 +243,9 @@ int sig_h_console_redeem(sig_req_t *r)
     rc = sig_session_start(r, &cl, tok, sizeof(tok));
     if (rc == 0) {
         json_object_set_new(r->reply, "user",
-                            json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "sub", cl.sub, "iss",
+                            json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "sub", cl.sub, "iss",
                                       cl.iss, "name", cl.name, "role", "gp", "practice",
-                                      cl.practice, "acts_for", ""));
+                                      cl.practice, "acts_for", "", "consult", cl.consult));
         json_object_set_new(r->reply, "consult", json_string(l.consult));
         json_object_set_new(r->reply, "session_token", json_string(tok));
         json_object_set_new(r->reply, "expires_at", json_integer(cl.exp));

@@ -10,6 +10,7 @@
  * auth_fail_throttle failures on, further attempts from that address are refused with
  * rate_limited without being evaluated (and counted into the summary). */
 #include "core_int.h"
+#include "ws_addr.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -56,7 +57,7 @@ int sig_audit_write(spk_sig_t *s, const sig_audit_ev_t *ev)
 
 int sig_audit(sig_req_t *r, int outcome)
 {
-    const spk_token_claims_t *who = r->c->authed ? &r->c->who : NULL;
+    const spk_token_claims_t *who = r->c->authed ? r->c->who : NULL;
     if (who == NULL && r->refused_signed) {
         who = &r->refused;
     }
@@ -76,8 +77,25 @@ int sig_audit(sig_req_t *r, int outcome)
 
 /* ---- refused sign-ins ---- */
 
-static sig_fail_t *fail_get(spk_sig_t *s, const char *remote, bool create)
+/* Refusals count per source as the connection limits do: an IPv4 address, an IPv6 /64 (a client
+ * rotating addresses inside its own network is one source). */
+static const char *source_key(const char *remote, char *buf, size_t cap)
 {
+    ws_ip_t ip;
+    if (ws_ip_parse(remote, strlen(remote), &ip) != 0 || ip.family != 6) {
+        return remote;
+    }
+    ws_ip_t net = ws_ip_masked(&ip, 64);
+    char a[48]; /* INET6_ADDRSTRLEN */
+    ws_ip_format(&net, a, sizeof(a));
+    snprintf(buf, cap, "%s/64", a);
+    return buf;
+}
+
+static sig_fail_t *fail_get(spk_sig_t *s, const char *remote_addr, bool create)
+{
+    char buf[sizeof(((sig_fail_t *)0)->key)]; /* the key is copied into sig_fail_t.key */
+    const char *remote = source_key(remote_addr, buf, sizeof(buf));
     sig_fail_t *f = spk_map_get_str(&s->auth_fail, remote);
     if (f != NULL || !create) {
         return f;
@@ -145,7 +163,7 @@ bool sig_auth_throttled(spk_sig_t *s, const char *remote, int64_t now)
     if (f == NULL) {
         return false;
     }
-    roll_window(s, remote, f, now);
+    roll_window(s, f->key, f, now);
     if (f->failures < s->cfg.auth_fail_throttle) {
         return false;
     }
@@ -159,7 +177,7 @@ void sig_audit_auth_refused(sig_req_t *r, int outcome)
     spk_sig_t *s = r->s;
     sig_fail_t *f = fail_get(s, r->c->remote, true);
     if (f != NULL) {
-        roll_window(s, r->c->remote, f, r->now);
+        roll_window(s, f->key, f, r->now);
         f->failures++;
         if (f->failures > s->cfg.auth_fail_log) {
             f->unlogged++;

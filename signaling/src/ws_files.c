@@ -28,9 +28,13 @@ struct ws_file_job {
 
 int ws_files_init(spk_ws_server_t *srv, char *why, size_t why_len)
 {
-    int n = snprintf(srv->files_dir, sizeof(srv->files_dir), "%s/files", srv->cfg->data_dir);
+    /* files_dir, when set, is shared by the nodes of a store (a network file system): an
+     * attachment uploaded to one node is downloaded from any (docs/operations.md) */
+    int n = srv->cfg->files_dir[0]
+                ? snprintf(srv->files_dir, sizeof(srv->files_dir), "%s", srv->cfg->files_dir)
+                : snprintf(srv->files_dir, sizeof(srv->files_dir), "%s/files", srv->cfg->data_dir);
     if (n < 0 || (size_t)n >= sizeof(srv->files_dir)) {
-        snprintf(why, why_len, "data directory path too long");
+        snprintf(why, why_len, "attachment directory path too long");
         return SPK_ECONFIG;
     }
     if (mkdir(srv->cfg->data_dir, 0700) != 0 && errno != EEXIST) {

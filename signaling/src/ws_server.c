@@ -8,6 +8,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <openssl/ssl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -622,9 +623,26 @@ static void idle_sweep(spk_ws_server_t *srv, uint64_t now)
     }
 }
 
+/* The 1 Hz tick only marks its work due: libuv runs timers before it polls for input, so a
+ * server that got no CPU for a while (a loaded host, a stopped process) would otherwise judge
+ * idle and authentication timeouts before reading the frames that are already waiting. The
+ * work runs in the check phase of the same loop turn, after that turn's input was read; the
+ * idle handle makes that turn's poll return at once. */
+static void tick_idle_cb(uv_idle_t *h)
+{
+    (void)h;
+}
+
 static void flush_check_cb(uv_check_t *h)
 {
     spk_ws_server_t *srv = h->data;
+    if (srv->tick_due) {
+        srv->tick_due = false;
+        uv_idle_stop(&srv->tick_idle);
+        uint64_t now = (uint64_t)spk_now_ms();
+        idle_sweep(srv, now);
+        spk_sig_tick(srv->sig, now);
+    }
     spk_sig_flush(srv->sig);
     if (srv->n_deferred > 0) {
         deferred_drain(srv);
@@ -634,9 +652,8 @@ static void flush_check_cb(uv_check_t *h)
 static void tick_cb(uv_timer_t *t)
 {
     spk_ws_server_t *srv = t->data;
-    uint64_t now = (uint64_t)spk_now_ms();
-    idle_sweep(srv, now);
-    spk_sig_tick(srv->sig, now);
+    srv->tick_due = true;
+    uv_idle_start(&srv->tick_idle, tick_idle_cb);
 }
 
 static void handle_closed_cb(uv_handle_t *h)
@@ -656,6 +673,7 @@ static void stop_idle_cb(uv_idle_t *h)
     }
     srv->stopping = true;
     uv_timer_stop(&srv->tick);
+    uv_idle_stop(&srv->tick_idle);
     uv_check_stop(&srv->flush_check);
     spk_sig_flush(srv->sig);
     uv_timer_stop(&srv->drain_timer);
@@ -668,6 +686,7 @@ static void stop_idle_cb(uv_idle_t *h)
     uv_close((uv_handle_t *)&srv->drain_timer, handle_closed_cb);
     uv_close((uv_handle_t *)&srv->stop_idle, handle_closed_cb);
     uv_close((uv_handle_t *)&srv->api_idle, handle_closed_cb);
+    uv_close((uv_handle_t *)&srv->tick_idle, handle_closed_cb);
     uv_close((uv_handle_t *)&srv->defer_idle, handle_closed_cb);
 }
 
@@ -791,6 +810,13 @@ static void fill_info(spk_ws_server_t *srv, struct lws_context_creation_info *in
         info->ssl_private_key_filepath = cfg->tls_key;
         /* HTTP/1.1 only: WebSockets stay plain RFC 6455 connections (no RFC 8441 streams) */
         info->alpn = "http/1.1";
+        /* TLS 1.2 and 1.3 only, no renegotiation; TLS 1.2 with forward-secret AEAD suites only
+         * (docs/operations.md, "TLS") */
+        info->ssl_options_set = SSL_OP_NO_SSLv3 | SSL_OP_NO_TLSv1 | SSL_OP_NO_TLSv1_1 |
+                                SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE;
+        info->ssl_cipher_list = "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+                                "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+                                "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
     }
     if (strchr(cfg->listen_host, ':') == NULL) {
         info->options |= LWS_SERVER_OPTION_DISABLE_IPV6;
@@ -896,11 +922,13 @@ int spk_ws_server_start(spk_ws_server_t *ws, spk_sig_t *sig)
     uv_timer_init(ws->loop, &ws->drain_timer);
     uv_idle_init(ws->loop, &ws->stop_idle);
     uv_idle_init(ws->loop, &ws->api_idle);
+    uv_idle_init(ws->loop, &ws->tick_idle);
     uv_idle_init(ws->loop, &ws->defer_idle);
     uv_check_init(ws->loop, &ws->flush_check);
-    ws->tick.data = ws->drain_timer.data = ws->stop_idle.data = ws->api_idle.data = ws;
+    ws->tick.data = ws->drain_timer.data = ws->stop_idle.data = ws->api_idle.data =
+        ws->tick_idle.data = ws;
     ws->flush_check.data = ws->defer_idle.data = ws;
-    ws->open_handles = 6;
+    ws->open_handles = 7;
     uv_timer_start(&ws->tick, tick_cb, 1000, 1000);
     /* group commit of chat messages: written once the turn's input is handled */
     spk_sig_batch_chat(sig, true);
@@ -932,6 +960,7 @@ void spk_ws_server_free(spk_ws_server_t *ws)
             uv_close((uv_handle_t *)&ws->drain_timer, handle_closed_cb);
             uv_close((uv_handle_t *)&ws->stop_idle, handle_closed_cb);
             uv_close((uv_handle_t *)&ws->api_idle, handle_closed_cb);
+            uv_close((uv_handle_t *)&ws->tick_idle, handle_closed_cb);
             uv_close((uv_handle_t *)&ws->defer_idle, handle_closed_cb);
         }
         lws_context_destroy(ws->ctx);

@@ -119,6 +119,8 @@ struct spk_ws_server {
     ws_api_req_t *api_done; /* finished: their core connections close from api_idle */
     ws_api_req_t *api_kick; /* with core answers to handle from api_idle */
     uv_idle_t api_idle;
+    uv_idle_t tick_idle; /* keeps the loop's poll from blocking while a tick is due */
+    bool tick_due;       /* the 1 Hz tick fired; its work runs after this turn's input */
     uint64_t api_requests, api_errors;
 
     uv_timer_t tick;

@@ -514,20 +514,20 @@ int spk_store_mark_set(spk_store_t *st, const char *name, int64_t v)
     return rc;
 }
 
-/* Increments the mark and returns the new value in one statement, so that processes (nodes)
- * enqueuing at once get different numbers. */
-static int mark_next(spk_store_t *st, const char *name, int64_t *out)
+/* Runs a marks statement that returns the mark's new value: ?1 name, then the values given. */
+static int mark_returning(spk_store_t *st, st_stmt_id_t id, const char *sql, const char *name,
+                          const int64_t *v, int nv, int64_t *out)
 {
     st_stmt_t *s = NULL;
-    int rc = st_prep(st->db, ST_MARK_NEXT,
-                     "INSERT INTO marks (name, v) VALUES (?1, 1) ON CONFLICT (name) DO UPDATE SET"
-                     " v = marks.v + 1 RETURNING v",
-                     &s);
+    int rc = st_prep(st->db, id, sql, &s);
     if (rc == 0) {
         rc = st_bind_opt(s, 1, name);
     }
+    for (int i = 0; rc == 0 && i < nv; i++) {
+        rc = st_bind_i64(s, 2 + i, v[i]);
+    }
     if (rc == 0) {
-        rc = st_one(s, i64_row, out, "mark next");
+        rc = st_one(s, i64_row, out, "mark");
     }
     while (rc == 0 && st_step(s) == ST_ROW) {
     }
@@ -536,6 +536,30 @@ static int mark_next(spk_store_t *st, const char *name, int64_t *out)
     }
     st_done(s);
     return rc;
+}
+
+int spk_store_mark_claim(spk_store_t *st, const char *name, int64_t v, int64_t replace,
+                         int64_t *out)
+{
+    if (st == NULL || name == NULL || out == NULL) {
+        return SPK_EINVAL;
+    }
+    const int64_t args[] = {v, replace};
+    return mark_returning(
+        st, ST_MARK_CLAIM,
+        "INSERT INTO marks (name, v) VALUES (?1, ?2) ON CONFLICT (name) DO UPDATE SET"
+        " v = CASE WHEN marks.v = ?3 THEN excluded.v ELSE marks.v END RETURNING v",
+        name, args, 2, out);
+}
+
+/* Increments the mark and returns the new value in one statement, so that processes (nodes)
+ * enqueuing at once get different numbers. */
+static int mark_next(spk_store_t *st, const char *name, int64_t *out)
+{
+    return mark_returning(st, ST_MARK_NEXT,
+                          "INSERT INTO marks (name, v) VALUES (?1, 1) ON CONFLICT (name) DO UPDATE"
+                          " SET v = marks.v + 1 RETURNING v",
+                          name, NULL, 0, out);
 }
 
 /* ---- webhook queue ---- */

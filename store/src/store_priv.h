@@ -82,6 +82,7 @@ typedef enum {
     ST_MARK_GET,
     ST_MARK_SET,
     ST_MARK_NEXT,
+    ST_MARK_CLAIM,
     ST_CHAT_CONV_INSERT,
     ST_CHAT_CONV_GET,
     ST_CHAT_CONV_FIND,

@@ -2,7 +2,9 @@
 // N connections (each one upgraded to /ws with spreekkamer.v1 and its hello received), on a
 // fresh spreekd per round. Usage:
 //   node tests/bench/idle_memory.mjs SPREEKD [--conns N] [--repeat R] [--concurrency C]
-//        [--mode plain|tls|both] [--label NAME] [-- extra spreekd flags]
+//        [--mode plain|tls|both] [--signed-in 0|1] [--label NAME] [-- extra spreekd flags]
+// With --signed-in 1 every connection also signs in (auth) with its own GP token, as a clinician's
+// console that waits for patients does.
 // Prints one line per round and a JSON summary (medians) as the last line. docs/performance.md
 // ("Memory per idle connection") has the method and the figures.
 import { execFileSync } from 'node:child_process';
@@ -11,11 +13,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import WebSocket from 'ws';
 import { startServer } from '../integration/lib/server.mjs';
+import { loadIssuer, mint } from '../integration/lib/tokens.mjs';
 import { makeCert } from '../integration/transport/util.mjs';
 
 const argv = process.argv.slice(2);
 const bin = argv.shift();
-const opt = { conns: 5000, repeat: 3, concurrency: 256, mode: 'both', label: '' };
+const opt = { conns: 5000, repeat: 3, concurrency: 256, mode: 'both', label: '', 'signed-in': 0 };
 const extra = [];
 for (let i = 0; i < argv.length; i++) {
   if (argv[i] === '--') { extra.push(...argv.slice(i + 1)); break; }
@@ -29,21 +32,31 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const rssKb = (pid) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]);
 const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)]; };
 
-function openOne(url, ca) {
+// Opens one connection and resolves once its hello arrived (and, given a token, once it is
+// signed in with it).
+function openOne(url, ca, token) {
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(url, 'spreekkamer.v1', { ca, perMessageDeflate: false });
-    ws.once('message', () => resolve(ws)); // hello
+    ws.once('message', () => {
+      if (!token) return resolve(ws); // hello
+      ws.send(JSON.stringify({ id: 1, type: 'auth', token }));
+      ws.once('message', (d) => {
+        const m = JSON.parse(String(d));
+        if (m.type === 'ok') resolve(ws);
+        else reject(new Error(`auth refused: ${String(d).slice(0, 200)}`));
+      });
+    });
     ws.once('error', reject);
   });
 }
 
-async function openMany(url, n, ca) {
+async function openMany(url, n, ca, tokenFor) {
   const out = [];
   let next = 0;
   const worker = async () => {
     while (next < n) {
       next++;
-      out.push(await openOne(url, ca));
+      out.push(await openOne(url, ca, tokenFor?.(next)));
     }
   };
   await Promise.all(Array.from({ length: Math.min(opt.concurrency, n) }, worker));
@@ -83,7 +96,12 @@ async function round(mode, dir) {
     await sleep(300);
     const before = rssKb(srv.proc.pid);
     const t0 = Date.now();
-    const socks = await openMany(srv.wsUrl, opt.conns, ca);
+    let tokenFor;
+    if (opt['signed-in']) {
+      const issuer = loadIssuer(srv.dataDir);
+      tokenFor = (i) => mint(issuer, { sub: `gp-${i}`, name: `Dr. ${i}` });
+    }
+    const socks = await openMany(srv.wsUrl, opt.conns, ca, tokenFor);
     const openMs = Date.now() - t0;
     await sleep(500);
     const after = rssKb(srv.proc.pid);
@@ -97,7 +115,7 @@ async function round(mode, dir) {
 
 const modes = opt.mode === 'both' ? ['plain', 'tls'] : [opt.mode];
 const dir = mkdtempSync(join(tmpdir(), 'spk-idle-'));
-const summary = { label: opt.label, conns: opt.conns, repeat: opt.repeat };
+const summary = { label: opt.label, conns: opt.conns, repeat: opt.repeat, signed_in: !!opt['signed-in'] };
 try {
   for (const mode of modes) {
     const rounds = [];

@@ -1,6 +1,6 @@
 // The store under signaling load, SQLite against PostgreSQL (docs/performance.md "Store").
 // Usage: node tests/bench/store_bench.mjs SPREEKD [--seconds S] [--warmup S] [--repeat N]
-//        [--clients N]
+//        [--clients N] [--nodes N] [--phases read,chat]
 // Runs on SQLite, and on PostgreSQL too when SPK_TEST_PG names a server (scripts/bench.sh runs
 // it under tests/lib/with_postgres.sh). Every phase of every round starts a fresh spreekd with a
 // fresh data directory (and database), then measures for S seconds after a warm-up:
@@ -18,7 +18,11 @@
 // does for spreekd. On a shared machine the CPU time is the robust figure; the rate depends on
 // how much CPU the processes got. Rounds are reported one by one, then medians and the
 // PostgreSQL / SQLite ratios, and a JSON line last.
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+// With --nodes N (needs SPK_TEST_PG and SPK_TEST_REDIS; scripts/bench.sh "nodes") each phase
+// runs against N spreekd nodes (1 too) on one PostgreSQL database and one Redis instead, the
+// clients (and chat senders) spread evenly over the nodes, one load thread per node at least;
+// the CPU time is that of all N nodes (plus the database server's). Only PostgreSQL then.
+import { copyFileSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
@@ -117,7 +121,8 @@ function pgCpuUs() {
 }
 
 function cpuNow(srv) {
-  return { spreekd: statOf(srv.pid)?.cpu ?? 0, pg: srv.backend === 'postgresql' ? pgCpuUs() : 0 };
+  const spreekd = srv.pids.reduce((sum, pid) => sum + (statOf(pid)?.cpu ?? 0), 0);
+  return { spreekd, pg: srv.backend === 'postgresql' ? pgCpuUs() : 0 };
 }
 
 // ---- servers ----
@@ -133,40 +138,49 @@ function freePort() {
 
 let dbSeq = 0;
 
-// A fresh spreekd (log at warn, discarded) on a fresh data directory and, for PostgreSQL, a
-// fresh database.
-async function start(bin, backend) {
-  const dataDir = mkdtempSync(join(tmpdir(), 'spk-storebench-'));
-  const args = ['--listen', '', '--data', dataDir, '--log-level', 'warn', '--rate', '1000000',
-    '--burst', '1000000', '--max-connections-per-token', '1000'];
+// Fresh spreekd nodes (log at warn, discarded) on fresh data directories and, for PostgreSQL, a
+// fresh database they share (node 0 makes the keys an operator distributes; Redis between them).
+async function start(bin, backend, nodes = 1, redis = null) {
+  const dirs = Array.from({ length: nodes }, () => mkdtempSync(join(tmpdir(), 'spk-storebench-')));
+  const common = ['--log-level', 'warn', '--rate', '1000000', '--burst', '1000000',
+    '--max-connections-per-token', '1000'];
   let db = null;
   if (backend === 'postgresql') {
     db = `spk_bench_${process.pid}_${++dbSeq}`;
     const r = spawnSync('createdb', [db], { encoding: 'utf8' });
     if (r.status !== 0) throw new Error(`createdb: ${r.stderr}`);
-    args.push('--store', `${process.env.SPK_TEST_PG} dbname=${db}`);
+    common.push('--store', `${process.env.SPK_TEST_PG} dbname=${db}`);
+    if (redis) common.push('--redis', redis);
   }
-  const port = await freePort();
-  args[1] = `127.0.0.1:${port}`;
-  const proc = spawn(bin, args, { stdio: 'ignore' });
-  const exited = new Promise((r) => proc.once('exit', r));
-  const url = `http://127.0.0.1:${port}`;
-  for (let i = 0; i < 500; i++) {
-    try {
-      if ((await fetch(`${url}/healthz`)).ok) break;
-    } catch {
-      await sleep(20);
+  const procs = [];
+  const ports = [];
+  for (let i = 0; i < nodes; i++) {
+    if (i > 0) {
+      for (const f of ['issuer.key', 'audit.key']) copyFileSync(join(dirs[0], f), join(dirs[i], f));
+    }
+    const port = await freePort();
+    const proc = spawn(bin, ['--listen', `127.0.0.1:${port}`, '--data', dirs[i], ...common], { stdio: 'ignore' });
+    procs.push({ proc, exited: new Promise((r) => proc.once('exit', r)) });
+    ports.push(port);
+    for (let k = 0; k < 500; k++) {
+      try {
+        if ((await fetch(`http://127.0.0.1:${port}/healthz`)).ok) break;
+      } catch {
+        await sleep(20);
+      }
     }
   }
+  const wsUrls = ports.map((port) => `ws://127.0.0.1:${port}/ws`);
   return {
-    wsUrl: `ws://127.0.0.1:${port}/ws`,
-    pid: proc.pid,
+    wsUrl: wsUrls[0],
+    wsUrls,
+    pids: procs.map((p) => p.proc.pid),
     backend,
-    dataDir,
+    dataDir: dirs[0],
     stop: async () => {
-      proc.kill('SIGTERM');
-      await exited;
-      rmSync(dataDir, { recursive: true, force: true });
+      for (const p of procs) p.proc.kill('SIGTERM');
+      await Promise.all(procs.map((p) => p.exited));
+      for (const d of dirs) rmSync(d, { recursive: true, force: true });
       if (db) spawnSync('dropdb', ['--force', db]);
     },
   };
@@ -181,8 +195,11 @@ async function requestPhase(srv, kind, clients, warmup, seconds) {
   await c.ok('auth', { token });
   const { consult } = await c.ok('consult.create', { patient: 'pseudo-bench' });
   c.close();
-  const workers = [0, 1].map((index) => new Worker(new URL(import.meta.url), {
-    workerData: { kind, index, wsUrl: srv.wsUrl, token, clients: Math.ceil(clients / 2), consult: consult.id },
+  const n = Math.max(2, srv.wsUrls.length);
+  const workers = Array.from({ length: n }, (_, index) => new Worker(new URL(import.meta.url), {
+    workerData: {
+      kind, index, wsUrl: srv.wsUrls[index % srv.wsUrls.length], token, clients: Math.ceil(clients / n), consult: consult.id,
+    },
   }));
   const results = workers.map((w) => new Promise((resolve, reject) => {
     w.on('message', (m) => { if (typeof m === 'number') resolve(m); });
@@ -197,8 +214,8 @@ async function requestPhase(srv, kind, clients, warmup, seconds) {
   for (const w of workers) w.postMessage('stop');
   const c1 = cpuNow(srv);
   const elapsed = Number(process.hrtime.bigint() - t0) / 1e9;
-  const n = (await Promise.all(results)).reduce((a, b) => a + b, 0);
-  return figures(n, elapsed, c0, c1);
+  const done = (await Promise.all(results)).reduce((a, b) => a + b, 0);
+  return figures(done, elapsed, c0, c1);
 }
 
 // Rate, and CPU µs per request of spreekd and of the database server.
@@ -215,7 +232,7 @@ async function chatPhase(srv, mls, warmup, seconds) {
   const per = Math.ceil((warmup + seconds) * 12000 / CONVS); // more than the server takes
   const senders = [];
   for (let i = 0; i < CONVS; i++) {
-    const c = await Client.connect(srv.wsUrl);
+    const c = await Client.connect(srv.wsUrls[i % srv.wsUrls.length]);
     await c.next('hello');
     await c.ok('auth', { token });
     const { consult } = await c.ok('consult.create', { patient: `pseudo-chat-${i}` });
@@ -269,15 +286,23 @@ const seconds = arg('seconds', 5);
 const warmup = arg('warmup', 1);
 const repeat = arg('repeat', 3);
 const clients = arg('clients', 50);
-const backends = process.env.SPK_TEST_PG ? ['sqlite', 'postgresql'] : ['sqlite'];
+const nodes = arg('nodes', 1);
+const cluster = process.argv.includes('--nodes');
+const phasesArg = process.argv.indexOf('--phases');
+const phases = phasesArg > 0 ? process.argv[phasesArg + 1].split(',') : PHASES;
+if (cluster && (!process.env.SPK_TEST_PG || !process.env.SPK_TEST_REDIS)) {
+  console.error('store_bench: --nodes needs SPK_TEST_PG and SPK_TEST_REDIS');
+  process.exit(2);
+}
+const backends = cluster ? ['postgresql'] : process.env.SPK_TEST_PG ? ['sqlite', 'postgresql'] : ['sqlite'];
 const { loadMls } = await import('../../web/mls/spk_mls.js');
 const mls = await loadMls();
 const runs = {};
 const add = (key, v) => (runs[key] ??= []).push(Math.round(v * 10) / 10);
 for (let round = 1; round <= repeat; round++) {
   for (const backend of backends) {
-    for (const phase of PHASES) {
-      const srv = await start(bin, backend);
+    for (const phase of phases) {
+      const srv = await start(bin, backend, nodes, cluster ? process.env.SPK_TEST_REDIS : null);
       let f;
       try {
         f = phase === 'chat' ? await chatPhase(srv, mls, warmup, seconds)
@@ -294,10 +319,12 @@ for (let round = 1; round <= repeat; round++) {
   }
 }
 const med = Object.fromEntries(Object.entries(runs).map(([k, v]) => [k, median(v)]));
-console.log(`\nmedians of ${repeat} rounds, ${clients} clients (read, audited, write), ${CONVS} conversations x ${CHAT_WINDOW} in flight (chat);`);
+console.log(`\nmedians of ${repeat} rounds, ${nodes} node(s), ${clients} clients (read, audited, write), ${CONVS} conversations x ${CHAT_WINDOW} in flight (chat);`);
 console.log('CPU per request: spreekd + database server (PostgreSQL only)');
-console.log('phase      sqlite/s  postgresql/s  ratio   sqlite CPU us  postgresql CPU us (spreekd + db)  ratio');
-for (const phase of PHASES) {
+if (!cluster) {
+  console.log('phase      sqlite/s  postgresql/s  ratio   sqlite CPU us  postgresql CPU us (spreekd + db)  ratio');
+}
+for (const phase of cluster ? [] : phases) {
   const g = (b, k) => med[`${b}.${phase}.${k}`];
   const s = g('sqlite', 'rate');
   const p = g('postgresql', 'rate');
@@ -307,4 +334,11 @@ for (const phase of PHASES) {
     + ` ${sc.toFixed(1).padStart(14)} ${p ? `${pc.toFixed(1)} (${g('postgresql', 'cpu_us')} + ${g('postgresql', 'db_cpu_us')})`.padStart(33) : ''}`
     + ` ${p ? (pc / sc).toFixed(2).padStart(6) : ''}`);
 }
-console.log(JSON.stringify({ seconds, warmup, repeat, clients, medians: med, runs }));
+if (cluster) {
+  for (const phase of phases) {
+    const g = (k) => med[`postgresql.${phase}.${k}`];
+    console.log(`${phase.padEnd(8)} ${String(g('rate')).padStart(8)} /s  CPU ${(g('cpu_us') + g('db_cpu_us')).toFixed(1)} us/req`
+      + ` (${nodes} spreekd ${g('cpu_us')} + db ${g('db_cpu_us')})`);
+  }
+}
+console.log(JSON.stringify({ seconds, warmup, repeat, clients, nodes, medians: med, runs }));

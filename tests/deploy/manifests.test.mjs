@@ -5,8 +5,11 @@
 // ingress fit for WebSockets and attachments, Prometheus scraping, configuration that spreekd
 // itself accepts, a systemd unit and an image build file that keep their hardening.
 //
-// SPREEKD and SPREEKCTL (set by CTest) are the binaries whose flags and configuration parser
-// are the reference; without them those two checks fail.
+// SPREEKD, SPREEKCTL and SPREEK_RELAY (set by CTest) are the binaries whose flags and
+// configuration parser are the reference; without them those checks fail.
+//
+// deploy/kubernetes/region/ is an overlay of the base: its patches (JSON patches, RFC 6902) are
+// applied here to the base's objects and the results checked like the base's.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -36,7 +39,8 @@ function walk(dir) {
   return out;
 }
 
-const yamlFiles = walk(DEPLOY).filter((p) => /\.ya?ml$/.test(p));
+const isPatch = (p) => p.includes(`${join('kubernetes', 'region', 'patches')}/`);
+const yamlFiles = walk(DEPLOY).filter((p) => /\.ya?ml$/.test(p) && !isPatch(p));
 
 // Every document of every YAML file, parsed strictly (duplicate keys, tabs, anything the YAML
 // 1.2 parser warns about is an error).
@@ -111,12 +115,16 @@ test('the schema check is not blind: broken objects are refused', async () => {
 
 test('kustomizations list exactly their files, and pin every image to a version', () => {
   const kusts = all.filter(({ obj }) => obj.kind === 'Kustomization');
-  assert.equal(kusts.length, 2, 'deploy/kubernetes and deploy/kubernetes/turn');
+  assert.equal(kusts.length, 4, 'deploy/kubernetes and its turn, relay and region');
   for (const { file, obj } of kusts) {
     const dir = dirname(file);
     const here = readdirSync(dir).filter((f) => /\.ya?ml$/.test(f) && f !== 'kustomization.yaml' && f !== 'secrets.example.yaml');
-    assert.deepEqual([...obj.resources].sort(), here.sort(), `${rel(file)}: resources are the directory's files`);
-    const docs = obj.resources.flatMap((r) => loadYaml(join(dir, r))).map((d) => d.obj);
+    const files = obj.resources.filter((r) => r !== '..'); // region/: the base, then patches
+    assert.deepEqual([...files].sort(), here.sort(), `${rel(file)}: resources are the directory's files`);
+    for (const pt of obj.patches ?? []) assert.ok(statSync(join(dir, pt.path)).isFile(), `${rel(file)}: ${pt.path}`);
+    const base = obj.resources.includes('..')
+      ? loadYaml(join(dir, '..', 'kustomization.yaml'))[0].obj.resources.map((r) => join(dir, '..', r)) : [];
+    const docs = [...files.map((r) => join(dir, r)), ...base].flatMap((f) => loadYaml(f)).map((d) => d.obj);
     const mapped = new Map((obj.images ?? []).map((i) => [i.name, i]));
     for (const w of docs.filter((o) => o.spec?.template?.spec)) {
       const ps = w.spec.template.spec;
@@ -139,7 +147,13 @@ test('namespaces: restricted Pod Security for spreekd, privileged only where hos
   assert.equal(ns.spreekkamer['pod-security.kubernetes.io/enforce'], 'restricted');
   assert.equal(ns['spreekkamer-turn']['pod-security.kubernetes.io/enforce'], 'privileged');
   assert.equal(ns['spreekkamer-turn']['pod-security.kubernetes.io/warn'], 'restricted');
+  assert.equal(ns['spreekkamer-relay']['pod-security.kubernetes.io/enforce'], 'privileged');
+  assert.equal(ns['spreekkamer-relay']['pod-security.kubernetes.io/warn'], 'restricted');
 });
+
+// The namespace a workload of deploy/kubernetes lands in (its kustomization's).
+const nsOf = (file, obj) => obj.metadata.namespace ??
+  (rel(file).includes('/turn/') ? 'spreekkamer-turn' : rel(file).includes('/relay/') ? 'spreekkamer-relay' : 'spreekkamer');
 
 // The coturn container starts as root to bind 443 and drops to the turnserver user; it is the
 // one container allowed to, with exactly these capabilities (turn/daemonset.yaml).
@@ -147,8 +161,12 @@ const ROOT_CONTAINERS = { coturn: ['NET_BIND_SERVICE', 'SETGID', 'SETUID'] };
 
 test('every pod is hardened: non-root, read-only root, no escalation, no capabilities, seccomp, resources', () => {
   const ws = workloads();
-  assert.ok(ws.length >= 2);
-  for (const { file, obj } of ws) {
+  assert.ok(ws.length >= 3);
+  for (const { file, obj } of ws) checkPod(file, obj);
+});
+
+function checkPod(file, obj) {
+  {
     const ps = obj.spec.template.spec;
     const where = `${rel(file)}: ${obj.metadata.name}`;
     assert.equal(ps.automountServiceAccountToken, false, `${where}: no service account token`);
@@ -176,7 +194,7 @@ test('every pod is hardened: non-root, read-only root, no escalation, no capabil
       }
       assert.ok(!/:latest$/.test(c.image), `${at}: no latest tag`);
     }
-    const ns = obj.metadata.namespace ?? (rel(file).includes('/turn/') ? 'spreekkamer-turn' : 'spreekkamer');
+    const ns = nsOf(file, obj);
     if (ns === 'spreekkamer') {
       // What Pod Security "restricted" refuses, so that the namespace label can be enforced.
       assert.ok(!ps.hostNetwork, `${where}: no hostNetwork under restricted`);
@@ -190,7 +208,7 @@ test('every pod is hardened: non-root, read-only root, no escalation, no capabil
       }
     }
   }
-});
+}
 
 test('spreekd: one replica on its volume, probes on /healthz, a grace period above the drain', () => {
   const d = spreekd();
@@ -364,6 +382,98 @@ test('every flag the manifests and the unit pass is one spreekd knows', () => {
   used.push(...(/^ExecStart=\S+ (.*)$/m.exec(unit)[1].match(/--[a-z-]+/g)));
   assert.ok(used.length >= 4);
   for (const f of used) assert.ok(flags.has(f), `${f} is a spreekd flag`);
+});
+
+// --- the region overlay and the relay nodes ------------------------------------------------
+
+// RFC 6902 on a copy of obj: the operations the region's patches use (add, replace, remove).
+function jsonPatch(obj, ops) {
+  const out = structuredClone(obj);
+  for (const op of ops) {
+    const keys = op.path.split('/').slice(1).map((k) => k.replace(/~1/g, '/').replace(/~0/g, '~'));
+    const last = keys.pop();
+    let at = out;
+    for (const k of keys) {
+      at = at[k];
+      assert.ok(at !== undefined, `patch path ${op.path} exists`);
+    }
+    if (op.op === 'replace' || op.op === 'remove') assert.ok(last in at, `patch path ${op.path} exists`);
+    if (op.op === 'remove') {
+      if (Array.isArray(at)) at.splice(Number(last), 1);
+      else delete at[last];
+    } else {
+      assert.ok(['add', 'replace'].includes(op.op), `patch op ${op.op}`);
+      at[last] = structuredClone(op.value);
+    }
+  }
+  return out;
+}
+
+const REGION = join(K8S, 'region');
+
+// The base's objects as the region renders them (its patches applied; local-config dropped).
+function region() {
+  const k = loadYaml(join(REGION, 'kustomization.yaml'))[0].obj;
+  const out = objects.filter(({ file }) => dirname(file) === K8S).map(({ obj }) => obj);
+  return out.map((o) => {
+    const pt = (k.patches ?? []).find((p) => p.target.kind === o.kind && p.target.name === o.metadata.name);
+    if (!pt) return o;
+    const ops = parseAllDocuments(read(join(REGION, pt.path)), { uniqueKeys: true, strict: true })[0].toJS();
+    assert.ok(Array.isArray(ops), `${pt.path}: a JSON patch`);
+    return jsonPatch(o, ops);
+  }).filter((o) => o.metadata.annotations?.['config.kubernetes.io/local-config'] !== 'true');
+}
+
+test('region: three spreekd replicas on PostgreSQL and Redis, rolling, a budget of N-1, media on relay nodes', async () => {
+  const objs = region();
+  const d = objs.find((o) => o.kind === 'Deployment' && o.metadata.name === 'spreekd');
+  const Deployment = await schemaFor('apps/v1', 'Deployment');
+  assert.doesNotThrow(() => new Deployment(d).validate(), 'the patched Deployment validates');
+  checkPod(join(REGION, 'patches/spreekd.yaml'), d);
+  assert.ok(d.spec.replicas >= 3, `replicas ${d.spec.replicas}`);
+  assert.equal(d.spec.strategy.type, 'RollingUpdate');
+  assert.equal(d.spec.strategy.rollingUpdate.maxUnavailable, 1);
+  const pdb = objs.find((o) => o.kind === 'PodDisruptionBudget');
+  assert.equal(pdb.spec.minAvailable, d.spec.replicas - 1, 'minAvailable N-1');
+  assert.ok(!objs.some((o) => o.kind === 'PersistentVolumeClaim'), 'no SQLite volume');
+  const ps = d.spec.template.spec;
+  assert.ok(ps.volumes.every((v) => !v.persistentVolumeClaim), 'no volume a second pod could not mount');
+  const c = ps.containers[0];
+  assert.ok(!c.args.includes('--relay-address'), 'no in-process relay');
+  const cfgVol = ps.volumes.find((v) => v.name === c.volumeMounts.find((m) => c.args[1].startsWith(`${m.mountPath}/`)).name);
+  assert.equal(cfgVol.secret?.secretName, 'spreekd-region-config', 'the configuration (credentials) from a Secret');
+  const help = spawnSync(process.env.SPREEKD, ['--help'], { encoding: 'utf8' }).stdout;
+  for (const f of c.args.filter((a) => a.startsWith('--'))) assert.ok(help.includes(f), `${f} is a spreekd flag`);
+
+  // The configuration the Secret is made from: spreekd's parser accepts it; it names the shared
+  // store, Redis and the relay nodes, with placeholders for every credential.
+  const text = read(join(REGION, 'spreekd-region.example.json'));
+  const cfg = JSON.parse(text);
+  assert.match(cfg.store, /^postgresql:\/\//);
+  assert.ok(cfg.redis && cfg.relay_nodes.split(',').length >= 2 && cfg.relay_secret);
+  for (const k of ['store', 'redis_password', 'relay_secret']) assert.match(cfg[k], /REPLACE/, `${k} is a placeholder`);
+  assert.equal(cfg.relay_port_min, undefined, 'no in-process relay settings');
+  const dir = mkdtempSync(join(tmpdir(), 'spk-deploy-region-'));
+  try {
+    const r = spawnSync(process.env.SPREEKCTL, ['--config', join(REGION, 'spreekd-region.example.json'), '--store', '',
+      '--data', join(dir, 'data'), 'init'], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+
+  // Relay nodes: the DaemonSet's flags are spreek-relay's, its link port the one spreekd lists.
+  const relay = one('DaemonSet', 'spreek-relay');
+  const rc = relay.spec.template.spec.containers[0];
+  assert.ok(relay.spec.template.spec.hostNetwork, 'relay nodes on the host network');
+  const rhelp = spawnSync(process.env.SPREEK_RELAY, ['--help'], { encoding: 'utf8' }).stdout;
+  assert.ok(rhelp.includes('--secret-file'), 'SPREEK_RELAY is spreek-relay');
+  for (const f of rc.args.filter((a) => a.startsWith('--'))) assert.ok(rhelp.includes(`${f} `), `${f} is a spreek-relay flag`);
+  const listen = rc.args[rc.args.indexOf('--listen') + 1];
+  for (const n of cfg.relay_nodes.split(',')) assert.equal(n.split(':').pop(), listen.split(':').pop(), `${n}: the link port`);
+  const secret = rc.args[rc.args.indexOf('--secret-file') + 1];
+  assert.ok(rc.volumeMounts.some((m) => secret.startsWith(`${m.mountPath}/`)), 'the link secret from a Secret volume');
+  assert.ok(!rc.args.some((a) => /secret/i.test(a) && !a.startsWith('/') && !a.startsWith('--')), 'no secret on the command line');
 });
 
 // --- systemd and the image build file -----------------------------------------------------

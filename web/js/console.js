@@ -331,6 +331,12 @@ async function refreshList() {
     renderList();
     return;
   }
+  // A session from a practice system's console link is for its one consult.
+  if (state.user && state.user.consult) {
+    entry(state.user.consult);
+    renderList();
+    return;
+  }
   if (isRemote() && !state.practice) {
     state.consults.clear();
     state.order = [];

@@ -10,17 +10,20 @@
 #define SPK_CONFIG_MAX_ISSUERS 16
 
 typedef struct {
-    char listen_host[64];   /* "127.0.0.1" */
-    int listen_port;        /* 8480 */
-    char data_dir[512];     /* "./data" */
-    char store[1024];       /* "" = SQLite in data_dir; else a PostgreSQL libpq connection string
-                             * ("postgresql://user@host/db"); the data directory keeps the keys */
-    char redis[256];        /* "" = one node; else HOST:PORT of the Redis that carries events
-                             * between the nodes sharing `store` */
-    char redis_channel[96]; /* the deployment's channel ("spreekkamer") */
-    char web_root[512];     /* directory of the web client; "" = built-in default path */
-    char public_url[256];   /* base of links handed out; default http://<listen> */
-    char tls_cert[512];     /* PEM; TLS (HTTPS/WSS) is on when both are set */
+    char listen_host[64];     /* "127.0.0.1" */
+    int listen_port;          /* 8480 */
+    char data_dir[512];       /* "./data" */
+    char files_dir[512];      /* chat attachments; "" = <data_dir>/files */
+    char store[1024];         /* "" = SQLite in data_dir; else a PostgreSQL libpq connection string
+                               * ("postgresql://user@host/db"); the data directory keeps the keys */
+    char redis[256];          /* "" = one node; else HOST:PORT of the Redis that carries events
+                               * between the nodes sharing `store` */
+    char redis_user[129];     /* "" = "default" (Redis ACL user) */
+    char redis_password[257]; /* "" = no AUTH */
+    char redis_channel[96];   /* the deployment's channel ("spreekkamer") */
+    char web_root[512];       /* directory of the web client; "" = built-in default path */
+    char public_url[256];     /* base of links handed out; default http://<listen> */
+    char tls_cert[512];       /* PEM; TLS (HTTPS/WSS) is on when both are set */
     char tls_key[512];
     char log_level[16]; /* debug | info | warn | error */
 

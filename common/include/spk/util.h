@@ -34,4 +34,7 @@ size_t spk_json_escape(char *out, size_t cap, const char *in);
  * SPK_ENOMEM (the array is unchanged then). */
 int spk_u64_push(uint64_t **arr, size_t *len, size_t *cap, uint64_t v);
 
+/* FNV-1a 64 of a NUL-terminated string (not a cryptographic hash: names, not secrets). */
+uint64_t spk_fnv1a64(const char *s);
+
 #endif

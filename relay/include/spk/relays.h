@@ -90,6 +90,21 @@ uint64_t spk_relays_candidates_refused(const spk_relays_t *r);
  * Returns the length written (truncated to cap - 1). */
 size_t spk_relays_metrics(const spk_relays_t *r, char *buf, size_t cap);
 
+/* Shared placement, for several controllers driving the same relay nodes (spreekd nodes on one
+ * store). Without it each controller places consults by itself. With it, a consult that needs a
+ * node here asks cb, which keeps one record per consult where every controller sees it: cb sets
+ * the record to `want` when there is none or it holds `replace` (0: none), atomically, and
+ * returns the record in *chosen (another controller's choice when it came first). Nodes are
+ * named by spk_relays_node_key() of their configured "host:port", so every controller must list
+ * a node under the same name. A record naming a node that is not up here is replaced by this
+ * controller's choice (its node was lost: the consult moves for everyone); one naming a node
+ * this controller does not know is SPK_EUNAVAILABLE. Errors of cb are returned as they are. */
+typedef int (*spk_relays_place_cb)(void *user, uint64_t consult_id, int64_t want, int64_t replace,
+                                   int64_t *chosen);
+void spk_relays_set_placement(spk_relays_t *r, spk_relays_place_cb cb, void *user);
+/* A node's name in placement records: FNV-1a 64 of "host:port", positive and nonzero. */
+int64_t spk_relays_node_key(const char *name);
+
 /* Whether endpoints can be created now (in-process: always; nodes: at least one is up). */
 bool spk_relays_available(const spk_relays_t *r);
 

@@ -20,6 +20,7 @@ typedef enum {
 typedef struct rnode {
     spk_relays_t *owner;
     char name[280]; /* "host:port" as configured: the metrics label */
+    int64_t key;    /* spk_relays_node_key(name): its name in shared placement records */
     char host[256];
     char port[8];
     node_state_t state;
@@ -75,8 +76,10 @@ struct spk_relays_s {
     char secret[SPK_LINK_SECRET_MAX + 1];
     size_t secret_len;
     spk_relay_tls_ctx_t *tls;
-    spk_map_t consults; /* consult id -> rconsult_t* (pinned) */
-    spk_map_t eps;      /* endpoint id -> rep_t* */
+    spk_map_t consults;           /* consult id -> rconsult_t* (pinned) */
+    spk_relays_place_cb place_cb; /* shared placement, or NULL */
+    void *place_ud;
+    spk_map_t eps; /* endpoint id -> rep_t* */
     /* events made here (lost node, close of a lost endpoint), delivered from the loop */
     spk_relay_event_t *pending;
     size_t n_pending, cap_pending;

@@ -9,6 +9,7 @@
 #include "spk/error.h"
 #include "spk/log.h"
 #include "spk/url.h"
+#include "spk/util.h"
 
 /* ---- lifetime ---- */
 
@@ -78,6 +79,7 @@ static int parse_node(const char *s, rnode_t *n)
     }
     snprintf(n->port, sizeof(n->port), "%d", port);
     snprintf(n->name, sizeof(n->name), "%s", s);
+    n->key = spk_relays_node_key(n->name);
     return 0;
 }
 
@@ -266,6 +268,13 @@ static void ep_forget(spk_relays_t *r, rep_t *ep)
     }
 }
 
+/* A node's consults for placement: this controller's, plus (with shared placement) what the
+ * node last reported for all its controllers. */
+static uint64_t load_of(const spk_relays_t *r, const rnode_t *n)
+{
+    return n->consults + (r->place_cb != NULL ? n->rep_consults : 0u);
+}
+
 static rnode_t *least_loaded(spk_relays_t *r)
 {
     rnode_t *best = NULL;
@@ -275,12 +284,60 @@ static rnode_t *least_loaded(spk_relays_t *r)
         if (n->state != NODE_UP || full) {
             continue;
         }
-        if (best == NULL || n->consults < best->consults ||
-            (n->consults == best->consults && n->endpoints < best->endpoints)) {
+        if (best == NULL || load_of(r, n) < load_of(r, best) ||
+            (load_of(r, n) == load_of(r, best) && n->endpoints < best->endpoints)) {
             best = n;
         }
     }
     return best;
+}
+
+int64_t spk_relays_node_key(const char *name)
+{
+    return (int64_t)((spk_fnv1a64(name) & (uint64_t)INT64_MAX) | 1u);
+}
+
+void spk_relays_set_placement(spk_relays_t *r, spk_relays_place_cb cb, void *user)
+{
+    if (r != NULL) {
+        r->place_cb = cb;
+        r->place_ud = user;
+    }
+}
+
+static rnode_t *node_by_key(spk_relays_t *r, int64_t key)
+{
+    for (size_t i = 0; i < r->n_nodes; i++) {
+        if (r->nodes[i]->key == key) {
+            return r->nodes[i];
+        }
+    }
+    return NULL;
+}
+
+/* The node of the shared record: `want` unless another controller chose first; a record naming
+ * a node that is down here is replaced (once) by `want`. */
+static int place_shared(spk_relays_t *r, uint64_t consult_id, rnode_t *want, rnode_t **out)
+{
+    int64_t chosen = 0;
+    int rc = r->place_cb(r->place_ud, consult_id, want->key, 0, &chosen);
+    rnode_t *n = rc == 0 ? node_by_key(r, chosen) : NULL;
+    if (rc == 0 && n != NULL && n->state != NODE_UP) {
+        spk_info(0, "relay nodes: consult %llu moves from %s (down) to %s",
+                 (unsigned long long)consult_id, n->name, want->name);
+        rc = r->place_cb(r->place_ud, consult_id, want->key, chosen, &chosen);
+        n = rc == 0 ? node_by_key(r, chosen) : NULL;
+    }
+    if (rc != 0) {
+        return rc;
+    }
+    if (n == NULL || n->state != NODE_UP) {
+        spk_warn(0, "relay nodes: consult %llu is placed on a node not reachable from here",
+                 (unsigned long long)consult_id);
+        return SPK_EUNAVAILABLE;
+    }
+    *out = n;
+    return 0;
 }
 
 /* The consult's placement, pinning it now when it has none (or its node was lost). */
@@ -297,6 +354,12 @@ static int place(spk_relays_t *r, uint64_t consult_id, rconsult_t **out)
     rnode_t *n = least_loaded(r);
     if (n == NULL) {
         return SPK_EUNAVAILABLE;
+    }
+    if (r->place_cb != NULL) {
+        int rc = place_shared(r, consult_id, n, &n);
+        if (rc != 0) {
+            return rc;
+        }
     }
     c = calloc(1, sizeof(*c));
     if (c == NULL) {

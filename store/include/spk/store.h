@@ -393,5 +393,9 @@ int spk_store_console_link_use(spk_store_t *st, const uint8_t code_hash[32], int
 /* Small named marks (e.g. how far invite expiry has been reported); 0 when unset. */
 int spk_store_mark_get(spk_store_t *st, const char *name, int64_t *out);
 int spk_store_mark_set(spk_store_t *st, const char *name, int64_t v);
+/* Sets the mark to v when it is unset or equal to `replace`, in one statement (processes racing
+ * on one store agree: the first one's v wins, the others get it). *out is the value after. */
+int spk_store_mark_claim(spk_store_t *st, const char *name, int64_t v, int64_t replace,
+                         int64_t *out);
 
 #endif

@@ -131,9 +131,34 @@ test('console link: one click from the HIS into the console, once', { timeout: 3
   assert.equal(red.user.sub, 'gp-1');
   assert.equal(red.user.name, 'Dr. Jansen');
   assert.equal(red.consult, m[2]);
+  assert.equal(red.user.consult, m[2], 'the session is bound to the consult');
   await con.ok('consult.join', { consult: m[2] });
+  // Bound to that consult: nothing practice-wide, no other consult of the practice.
+  const other = await api('POST', '/api/v1/consults', { body: { patient: 'pseudo-8', gp: 'gp-1' } });
+  assert.equal(await con.code('consult.get', { consult: other.json.consult.id }), 'forbidden');
+  assert.equal(await con.code('consult.join', { consult: other.json.consult.id }), 'forbidden');
+  assert.equal(await con.code('consult.list', {}), 'forbidden');
+  assert.equal(await con.code('chat.list', {}), 'forbidden');
+  assert.equal(await con.code('chat.create', { kind: 'care_team', patient: 'pseudo-8' }), 'forbidden');
+  const until = Math.floor(Date.now() / 1000) + 3600;
+  assert.equal(await con.code('delegation.grant', { remote_gp: 'rgp-1', valid_until: until }), 'forbidden');
+  assert.equal((await con.ok('consult.get', { consult: m[2] })).consult.id, m[2]);
+  await con.ok('chat.create', { kind: 'consult', consult: m[2] });
   const again = await env.connect();
   assert.equal(await again.code('console.redeem', { link: m[1] }), 'invite_used');
   const re = await env.connect();
   assert.equal((await re.req('auth', { token: red.session_token })).type, 'ok', 'the session token signs in again');
+});
+
+// (the store's own test walks the clock; this one waits for the shortest lifetime, 30 s)
+test('an expired console link is refused', { timeout: 60000 }, async (t) => {
+  const { env, api } = await setup(t, { args: ['--console-link-ttl', '30'] });
+  const c = await api('POST', '/api/v1/consults', { body: { patient: 'pseudo-9', gp: 'gp-1' } });
+  const r = await api('POST', `/api/v1/consults/${c.json.consult.id}/console-link`, { body: { name: 'Dr. Jansen' } });
+  assert.equal(r.status, 201, r.text);
+  const code = /#link=([A-Za-z0-9_-]{22})/.exec(r.json.link.url)[1];
+  await new Promise((res) => setTimeout(res, 31500));
+  const con = await env.connect();
+  assert.equal(await con.code('console.redeem', { link: code }), 'invite_expired');
+  assert.equal(await con.code('consult.list', {}), 'unauthenticated');
 });

@@ -140,6 +140,37 @@ test('two Commits for one epoch: the first valid wins, the other re-bases and su
   }
 });
 
+// A member is added by user id and role; the service cannot know a GP's practice then. A GP of
+// another practice made a member of this practice's conversation gets neither its Welcome nor
+// its messages, and chat.sync says they are not allowed (their chat.get and chat.send were
+// refused already).
+test('a GP of another practice made a member reads nothing of the conversation', async () => {
+  const env = await boot();
+  try {
+    const gpc = await env.as(env.users.gp);
+    const gp = await ChatDevice.open(gpc, mls, 'gp-laptop');
+    await gp.sync();
+    const { conversation } = await gpc.ok('chat.create', { kind: 'care_team', patient: 'pseudo-4711' });
+    const conv = conversation.id;
+    await gp.createGroup(conv);
+    const oc = await env.as({ sub: 'gp-9', name: 'Dr. Elders', role: 'gp', practice: 'praktijk-b' });
+    const other = await ChatDevice.open(oc, mls, 'elders-pc');
+    await other.sync();
+    await gpc.ok('chat.members.add', { conversation: conv, user: { sub: 'gp-9' }, role: 'gp', name: 'Dr. Elders' });
+    await gp.addDevices(conv, { sub: 'gp-9' });
+    await gp.send(conv, 'alleen voor praktijk A');
+    await sleep(300);
+    assert.ok(!other.groups.has(conv), 'no Welcome reached the other practice');
+    assert.deepEqual(other.texts(conv), []);
+    const s = await oc.ok('chat.sync', { conversation: conv });
+    assert.deepEqual(s.conversations.map((x) => [x.conversation, x.allowed, x.sent]), [[conv, false, 0]]);
+    assert.equal((await oc.req('chat.get', { conversation: conv })).code, 'forbidden');
+    assert.equal(await other.until(() => true).then(() => other.texts(conv).length), 0);
+  } finally {
+    await env.close();
+  }
+});
+
 test("a remote GP under delegation joins the practice's care-team conversation and reads it until the delegation ends", async () => {
   const env = await boot();
   try {
@@ -185,6 +216,38 @@ test("a remote GP under delegation joins the practice's care-team conversation a
     assert.ok(leaf, 'the remote GP is a leaf');
     await gp.commit(conv, { remove: [leaf.leaf] });
     assert.deepEqual(gp.errors, []);
+  } finally {
+    await env.close();
+  }
+});
+
+// A delegation that runs out (valid_until) ends the remote GP's reading at once, also when they
+// are in no consult: the next entry is not delivered and chat.sync says not allowed.
+test('a delegation running out ends the remote GP\'s chat at once', async () => {
+  const env = await boot();
+  try {
+    const gpc = await env.as(env.users.gp);
+    const gp = await ChatDevice.open(gpc, mls, 'gp-laptop');
+    await gp.sync();
+    const { conversation } = await gpc.ok('chat.create', { kind: 'care_team', patient: 'pseudo-4711' });
+    const conv = conversation.id;
+    await gp.createGroup(conv);
+    const until = Math.floor(Date.now() / 1000) + 4;
+    await gpc.ok('delegation.grant', { remote_gp: 'rgp-1', valid_until: until });
+    const rc = await env.as(env.users.remote_gp);
+    await rc.ok('chat.members.add', { conversation: conv, user: { sub: 'rgp-1' }, role: 'remote_gp', name: 'Dr. Waarnemer' });
+    const rgp = await ChatDevice.open(rc, mls, 'hap-pc');
+    await rgp.sync();
+    await gp.addDevices(conv, { sub: 'rgp-1' });
+    await rgp.until(() => rgp.groups.has(conv));
+    await gp.send(conv, 'tijdens de waarneming');
+    await rgp.until(() => rgp.texts(conv).includes('tijdens de waarneming'));
+    while (Date.now() / 1000 < until + 1.5) await sleep(200); // the delegation has run out
+    await gp.send(conv, 'na de waarneming');
+    await sleep(500);
+    assert.ok(!rgp.texts(conv).includes('na de waarneming'), 'nothing new after the delegation ended');
+    const s = await rc.ok('chat.sync', { conversation: conv });
+    assert.deepEqual(s.conversations.map((x) => x.allowed), [false]);
   } finally {
     await env.close();
   }

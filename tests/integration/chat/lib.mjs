@@ -207,13 +207,22 @@ export async function consultChat(env, mls) {
   const gpc = await env.as(env.users.gp);
   const { consult, patient, participant, sessionToken } = await consultWithPatient(env, gpc);
   await gpc.ok('lobby.admit', { consult: consult.id, participant: participant.id });
-  const { conversation } = await gpc.ok('chat.create', { kind: 'consult', consult: consult.id });
-  const gp = await ChatDevice.open(gpc, mls, 'gp-laptop');
-  await gp.sync();
-  const pt = await ChatDevice.open(patient, mls, 'patient-phone');
-  await pt.sync();
-  await gp.createGroup(conversation.id);
-  await gp.addUser(conversation.id, { sub: participant.id }, 'patient', 'Sanne');
-  await pt.until(() => pt.groups.has(conversation.id));
-  return { gpc, gp, pt, patient, consult, participant, sessionToken, conv: conversation.id };
+  const { conv, gpDev: gp, ptDev: pt } = await chatBetween(mls, gpc, patient, consult.id, participant.id);
+  return { gpc, gp, pt, patient, consult, participant, sessionToken, conv };
+}
+
+/** The consult's chat between a GP's connection and an admitted patient's (`patientSub`, their
+ *  participant id): devices on both, the GP's makes the group and adds the patient; resolves
+ *  once the patient's device has joined. */
+export async function chatBetween(mls, gp, patient, consultId, patientSub) {
+  const { conversation } = await gp.ok('chat.create', { kind: 'consult', consult: consultId });
+  const conv = conversation.id;
+  const gpDev = await ChatDevice.open(gp, mls, 'gp-laptop');
+  await gpDev.sync();
+  const ptDev = await ChatDevice.open(patient, mls, 'patient-phone');
+  await ptDev.sync();
+  await gpDev.createGroup(conv);
+  await gpDev.addUser(conv, { sub: patientSub }, 'patient', 'Sanne');
+  await ptDev.until(() => ptDev.groups.has(conv), 10000);
+  return { conv, gpDev, ptDev };
 }

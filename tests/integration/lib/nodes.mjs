@@ -14,17 +14,19 @@ import { dropStore, pgTarget } from './store.mjs';
 import { loadIssuer, mint } from './tokens.mjs';
 
 /** Starts one node per name (with `args` added to each); with `redis` they exchange events over
- *  it (and this waits until every node is subscribed). */
-export async function startNodes(names, { redis, args: extra = [] } = {}) {
+ *  it (and this waits until every node is subscribed). `hosts` gives node i its own loopback
+ *  address (e.g. 127.0.0.2), as separate machines have; `nodeArgs[i]` are added to node i's. */
+export async function startNodes(names, { redis, args: extra = [], hosts = [], nodeArgs = [] } = {}) {
   const dirs = names.map((n) => mkdtempSync(join(tmpdir(), `spk-node-${n}-`)));
   const store = pgTarget(dirs[0]);
   const args = ['--store', store, ...(redis ? ['--redis', redis] : []), ...extra];
+  const argsOf = (i) => [...args, ...(nodeArgs[i] ?? []), ...(hosts[i] ? ['--listen', `${hosts[i]}:0`] : [])];
   const srv = [];
   try {
-    srv.push(await startServer({ dataDir: dirs[0], args }));
+    srv.push(await startServer({ dataDir: dirs[0], args: argsOf(0) }));
     for (let i = 1; i < dirs.length; i++) {
       for (const f of ['issuer.key', 'audit.key']) copyFileSync(join(dirs[0], f), join(dirs[i], f));
-      srv.push(await startServer({ dataDir: dirs[i], args }));
+      srv.push(await startServer({ dataDir: dirs[i], args: argsOf(i) }));
     }
     if (redis) await Promise.all(srv.map((s) => s.waitLog(/^bus: subscribed/, 10000)));
   } catch (e) {

@@ -287,6 +287,38 @@ test('access that ends while connected ends media: a watching specialist whose c
   await looker.close();
 });
 
+// The other ways access ends while connected end media the same way: a remote GP whose
+// delegation is revoked, and a GP whose token expires (with the server's 60 s leeway: the token
+// below expired 56 s ago and is past its leeway 4 s from now).
+for (const how of ['delegation revoked', 'token expired']) {
+  test(`access that ends while connected ends media: ${how}`, async () => {
+    const t = Math.floor(Date.now() / 1000);
+    let watcher;
+    if (how === 'delegation revoked') {
+      const { delegation } = await gp.ok('delegation.grant', { remote_gp: 'rgp-1', valid_until: t + 3600 });
+      watcher = await env.as(env.users.remote_gp);
+      await watcher.ok('consult.join', { consult: consult.id, practice: 'praktijk-a' });
+      watcher.revoke = () => gp.ok('delegation.revoke', { delegation: delegation.id });
+    } else {
+      watcher = await env.as({ ...env.users.gp, sub: 'gp-2', name: 'Dr. Tweede', iat: t - 120, nbf: t - 120, exp: t - 56 });
+      await watcher.ok('consult.join', { consult: consult.id });
+      watcher.revoke = async () => {};
+    }
+    const looker = peer(watcher, how === 'token expired' ? 0x5353 : 0x5352);
+    await looker.start({ publish: false });
+    assert.ok(await waitFor(() => looker.countFrom(GP_TAG + 100).video >= 10, 10000), JSON.stringify(looker.summary()));
+    const n = await endpoints();
+    await watcher.revoke();
+    const ended = await watcher.until('access.ended', () => true, 10000);
+    assert.equal(ended.reason, how === 'token expired' ? 'token_expired' : 'delegation_ended');
+    assert.ok(await waitFor(async () => (await endpoints()) === n - 1, 2000), `the endpoint closes: ${await endpoints()}`);
+    const got = looker.countFrom(GP_TAG + 100).video;
+    await new Promise((r) => setTimeout(r, 1000));
+    assert.ok(looker.countFrom(GP_TAG + 100).video <= got + 1, 'nothing more arrives');
+    await looker.close();
+  });
+}
+
 test('leaving ends the patient\'s media; ending the consult ends everyone\'s', async () => {
   const pt = peer(patient, PT_TAG + 60);
   await pt.start();

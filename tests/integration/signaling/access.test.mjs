@@ -110,6 +110,12 @@ test('a patient never sees another patient who waits, was refused or left', asyn
     // A (admitted) sees nobody waiting, in roster events and in consult.get.
     const got = await a.ok('consult.get', { consult: consult.id });
     assert.ok(!names(got.participants).includes('Bert Bos'));
+    // every event A got while B waited (rosters among them) names nobody waiting
+    await sleep(200);
+    for (const e of a.events) {
+      const listed = [...(e.participants || []), ...(e.lobby || [])];
+      assert.ok(!names(listed).includes('Bert Bos'), JSON.stringify(e));
+    }
     a.drain('roster');
     await gp.ok('identity.record', { consult: consult.id, participant: pa.id, method: 'digid', verified: true });
     // Staff do see B waiting, in the lobby and the roster.
@@ -175,6 +181,37 @@ test('invites can be listed and revoked by staff; a revoked invite is refused', 
     const log = await admin.ok('audit.read', { limit: 1000 });
     assert.ok(log.entries.some((e) => e.event === 'invite.revoke' && e.outcome === 'success' &&
       e.on_behalf_of === 'gp-1' && e.detail.includes(invite.id)));
+  } finally {
+    await env.close();
+  }
+});
+
+// A token that expires while its connection is joined to a consult (docs/protocol.md §5.8): the
+// connection leaves the consult (access.ended, token_expired), is told (session.expired), is
+// closed with 4004, and the end is audited.
+test('a token expiring while joined ends the connection\'s access at once, audited', async () => {
+  const env = await boot(['--token-leeway', '0']);
+  try {
+    const gp = await env.as(env.users.gp);
+    const { consult } = await consultWithPatient(env, gp);
+    const exp = now() + 3;
+    const short = await env.as({ ...env.users.gp, exp, iat: exp - 60, nbf: exp - 60 });
+    await short.ok('consult.join', { consult: consult.id });
+    const lobbyEvents = counter(short, 'lobby.update');
+    const ended = await short.next('access.ended', 8000);
+    assert.equal(ended.consult, consult.id);
+    assert.equal(ended.reason, 'token_expired');
+    const expired = await short.next('session.expired', 3000);
+    assert.equal(expired.expired_at, exp);
+    assert.ok(now() >= exp, 'not before the token expired');
+    assert.equal((await short.closedPromise()).code, 4004);
+    assert.equal(lobbyEvents.length, 0);
+    const admin = await env.as(env.users.admin);
+    const log = await admin.ok('audit.read', { limit: 1000 });
+    const end = log.entries.find((e) => e.event === 'session.expire');
+    assert.ok(end, 'session.expire audited');
+    assert.equal(end.user, env.users.gp.sub);
+    assert.equal(end.outcome, 'token_expired');
   } finally {
     await env.close();
   }

@@ -6,6 +6,7 @@ import { generateKeyPairSync } from 'node:crypto';
 import { boot, consultWithPatient, PRACTICE } from './fixture.mjs';
 import { ctl, ctlJson } from '../lib/ctl.mjs';
 import { mint } from '../lib/tokens.mjs';
+import { Client } from '../lib/client.mjs';
 
 const now = () => Math.floor(Date.now() / 1000);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -67,6 +68,38 @@ test('text with control, bidirectional or invisible characters is refused everyw
   }
 });
 
+// Details and values built from accepted text and cut to their fixed size end on a character
+// boundary: a 127-byte specialist id and a 127-byte name of two-byte characters once made a
+// 255-byte audit detail ending in half a character, after which the admin's audit.read, the
+// patient's JSON export and (after consent was withdrawn) consult.get failed.
+test('text cut to fit a detail or a fact ends on a character boundary', async () => {
+  const env = await boot();
+  try {
+    const gp = await env.as(env.users.gp);
+    const { consult } = await consultWithPatient(env, gp);
+    await gp.ok('consent.record', { consult: consult.id, scope: 'meekijkconsult', given: true, method: 'verbal' });
+    const spec = 's'.repeat(127);
+    const name = 'a' + 'é'.repeat(63);
+    assert.equal(Buffer.byteLength(name), 127);
+    await gp.ok('specialist.invite', { consult: consult.id, specialist: spec, name });
+    const admin = await env.as(env.users.admin);
+    const log = await admin.ok('audit.read', { limit: 1000 });
+    const inv = log.entries.find((e) => e.event === 'specialist.invite');
+    assert.ok(inv, 'the invitation is in the audit log');
+    assert.ok(!inv.detail.includes('\uFFFD'));
+    const out = ctl(env.srv.dataDir, ['audit', 'export', '--patient', 'pseudo-4711', '--json']);
+    assert.equal(out.status, 0, out.stderr);
+    JSON.parse(out.stdout);
+    await gp.ok('consent.record', { consult: consult.id, scope: 'meekijkconsult', given: false, method: 'verbal' });
+    await gp.ok('consult.get', { consult: consult.id });
+    // A refusal whose reason quotes the request, cut inside a character, is still answered.
+    const r = await gp.req('consult.get', { consult: 'c_' + 'é'.repeat(40) });
+    assert.equal(r.type, 'error');
+  } finally {
+    await env.close();
+  }
+});
+
 test('the audit log never holds a patient name', async () => {
   const env = await boot();
   try {
@@ -109,6 +142,35 @@ test('refused sign-ins: logged one by one up to a limit, then summarised and thr
     assert.equal(summary[0].access_point, '127.0.0.1');
     // Other connections carry on meanwhile.
     assert.equal(await c.code('ping'), 'ok');
+  } finally {
+    await env.close();
+  }
+});
+
+// Behind a proxy, clients are IPv6 addresses: refusals count per /64, as the connection limits
+// do, so rotating addresses inside one's own network does not escape the throttle.
+test('refused sign-ins count per IPv6 /64', async () => {
+  const env = await boot(['--trusted-proxies', '127.0.0.3', '--auth-fail-window', '60', '--auth-fail-log', '3',
+    '--auth-fail-throttle', '6', '--max-connections-per-address', '64']);
+  try {
+    const via = async (xff) => {
+      const c = await Client.connect(env.srv.wsUrl, { localAddress: '127.0.0.3', headers: { 'X-Forwarded-For': xff } });
+      await c.next('hello');
+      return c;
+    };
+    const codes = [];
+    for (let i = 1; i <= 9; i++) {
+      const c = await via(`2001:db8:1:2::${i.toString(16)}`);
+      codes.push(await c.code('auth', { token: `bogus.${i}.x` }));
+      c.close();
+    }
+    assert.deepEqual(codes, [...Array(6).fill('token_invalid'), ...Array(3).fill('rate_limited')]);
+    const elsewhere = await via('2001:db8:1:3::1');
+    assert.equal(await elsewhere.code('auth', { token: 'bogus.x.y' }), 'token_invalid');
+    elsewhere.close();
+    const all = ctlJson(env.srv.dataDir, ['audit', 'list']);
+    const refused = all.filter((e) => e.event === 'auth.login' && e.outcome === 'token_invalid');
+    assert.deepEqual(refused.map((e) => e.access_point).slice(0, 3), ['2001:db8:1:2::1', '2001:db8:1:2::2', '2001:db8:1:2::3']);
   } finally {
     await env.close();
   }
@@ -161,6 +223,18 @@ test('audience, lifetime and the roles each issuer may sign', async () => {
     assert.equal(await c3.code('auth', { token: mint(idp, { iat: t, exp: t + 2 * 86400 }) }), 'token_invalid');
     // A user is (issuer, subject): the same sub from two issuers is two people.
     assert.equal((await c.ok('ping')).type, 'ok');
+    // An own-issuer GP token with a `consult` claim (what a console link's session is; a copy of
+    // issuer.key can make one) acts on that consult only: never practice-wide, never on another.
+    const { consult } = await c.ok('consult.create', { patient: 'pseudo-1' });
+    const { consult: other } = await c.ok('consult.create', { patient: 'pseudo-2' });
+    for (const bound of [consult.id, 'c_nonexistent']) {
+      const s = await env.connect();
+      assert.equal(await s.code('auth', { token: env.token({ sub: 'gp-1', consult: bound }) }), 'ok');
+      assert.equal(await s.code('consult.list', {}), 'forbidden');
+      assert.equal(await s.code('consult.get', { consult: other.id }), 'forbidden');
+      assert.equal(await s.code('delegation.grant', { remote_gp: 'rgp-1', valid_until: t + 3600 }), 'forbidden');
+      assert.equal(await s.code('chat.list', {}), 'forbidden');
+    }
   } finally {
     await env.close();
   }
@@ -188,6 +262,12 @@ test('the same subject from another issuer is another user', async () => {
     assert.equal(await impostor.code('consult.join', { consult: consult.id }), 'ok');
     const got = await gp.ok('consult.get', { consult: consult.id });
     assert.equal(got.participants.filter((p) => p.role === 'specialist').length, 2);
+    // A patient is the participant their session was made for: another issuer trusted for
+    // patients cannot sign a token for that participant id.
+    const fake = await env.connect();
+    await fake.ok('auth', { token: mint(other, { role: 'patient', sub: participant.id, consult: consult.id, practice: undefined }) });
+    assert.equal(await fake.code('consult.join', { consult: consult.id }), 'forbidden');
+    assert.equal(await fake.code('consult.get', { consult: consult.id }), 'forbidden');
   } finally {
     await env.close();
   }

@@ -15,7 +15,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { ctl } from '../lib/ctl.mjs';
 import { startNodes } from '../lib/nodes.mjs';
-import { ChatDevice, loadMls } from '../chat/lib.mjs';
+import { chatBetween, loadMls } from '../chat/lib.mjs';
 
 const GP = { sub: 'gp-1', name: 'Dr. Jansen', role: 'gp', practice: 'praktijk-a' };
 const SPEC = { sub: 'spec-1', name: 'Dr. Dermatoloog', role: 'specialist' };
@@ -63,15 +63,7 @@ test('GP on A, patient on B, specialist on C: lobby, admission, chat; B dies and
     assert.equal(r.participants.find((p) => p.role === 'patient').state, 'admitted');
 
     // Chat: the group is made on A, the patient's device on B gets its Welcome over the bus.
-    const { conversation } = await gp.ok('chat.create', { kind: 'consult', consult: consult.id });
-    const conv = conversation.id;
-    const gpDev = await ChatDevice.open(gp, mls, 'gp-laptop');
-    await gpDev.sync();
-    const ptDev = await ChatDevice.open(patient, mls, 'patient-phone');
-    await ptDev.sync();
-    await gpDev.createGroup(conv);
-    await gpDev.addUser(conv, { sub: red.participant.id }, 'patient', 'Sanne');
-    await ptDev.until(() => ptDev.groups.has(conv), 10000);
+    const { conv, gpDev, ptDev } = await chatBetween(mls, gp, patient, consult.id, red.participant.id);
     for (let i = 0; i < 5; i++) {
       assert.equal((await gpDev.send(conv, `vraag ${i}`)).type, 'ok');
       assert.equal((await ptDev.send(conv, `antwoord ${i}`)).type, 'ok');

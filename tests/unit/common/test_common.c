@@ -168,6 +168,15 @@ static void test_utf8_copy(void **state)
     assert_int_equal(spk_utf8_copy(out, 7, "ab\xf0\x9f\x98\x80"), 6);
     assert_int_equal(spk_utf8_copy(out, 1, "abc"), 0);
     assert_string_equal(out, "");
+    /* a source that fits but was cut inside its last character already (an snprintf into a
+     * fixed buffer): the incomplete character goes */
+    assert_int_equal(spk_utf8_copy(out, sizeof(out), "ab\xc3"), 2);
+    assert_string_equal(out, "ab");
+    assert_int_equal(spk_utf8_copy(out, sizeof(out), "a\xe2\x82"), 1);
+    assert_int_equal(spk_utf8_copy(out, sizeof(out), "\xf0\x9f\x98"), 0);
+    assert_int_equal(spk_utf8_copy(out, sizeof(out), "\x80\x80"), 0);
+    assert_int_equal(spk_utf8_copy(out, sizeof(out), "a\xe2\x82\xac"), 4);
+    assert_true(spk_text_ok(out, strlen(out)));
 }
 
 static void test_text_escape(void **state)

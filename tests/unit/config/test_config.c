@@ -40,6 +40,7 @@ static void test_defaults(void **state)
     assert_string_equal(c.listen_host, "127.0.0.1");
     assert_int_equal(c.listen_port, 8480);
     assert_string_equal(c.data_dir, "./data");
+    assert_string_equal(c.files_dir, "");
     assert_string_equal(c.web_root, "");
     assert_string_equal(c.log_level, "info");
     assert_int_equal(c.max_connections, 20000);

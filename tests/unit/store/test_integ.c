@@ -256,6 +256,20 @@ static void test_console_links_and_marks(void **state)
     assert_int_equal(spk_store_mark_set(f->st, "invite_expiry", 43), 0);
     assert_int_equal(spk_store_mark_get(f->st, "invite_expiry", &v), 0);
     assert_int_equal(v, 43);
+
+    /* claim: the first value wins; a later claim replaces only the value it names */
+    assert_int_equal(spk_store_mark_claim(f->st, "relay_pin 7", 11, 0, &v), 0);
+    assert_int_equal(v, 11);
+    assert_int_equal(spk_store_mark_claim(f->st, "relay_pin 7", 22, 0, &v), 0);
+    assert_int_equal(v, 11);
+    assert_int_equal(spk_store_mark_claim(f->st, "relay_pin 7", 22, 99, &v), 0);
+    assert_int_equal(v, 11);
+    assert_int_equal(spk_store_mark_claim(f->st, "relay_pin 7", 22, 11, &v), 0);
+    assert_int_equal(v, 22);
+    assert_int_equal(spk_store_mark_claim(f->st, "relay_pin 7", 33, 11, &v), 0);
+    assert_int_equal(v, 22);
+    assert_int_equal(spk_store_mark_get(f->st, "relay_pin 7", &v), 0);
+    assert_int_equal(v, 22);
 }
 
 int main(int argc, char **argv)

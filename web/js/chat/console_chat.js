@@ -196,11 +196,17 @@ export class ConsoleChat {
   }
 
   #renderInboxChrome() {
-    show(this.ctForm, isStaff(this.user));
+    show(this.ctForm, isStaff(this.user) && !(this.user && this.user.consult));
   }
 
   async refreshList() {
     if (!this.client) return;
+    if (this.user && this.user.consult) {
+      // A session bound to one consult (a console link's) has no inbox: its consult's chat only.
+      this.list = [];
+      this.#renderList();
+      return;
+    }
     const r = await this.#request('chat.list', {});
     this.list = (r.conversations || []).filter((c) => c.kind !== 'consult');
     i18n.setError(this.inboxError, null);

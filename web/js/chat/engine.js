@@ -63,6 +63,10 @@ class Conversation {
     this.epochWaiters = [];
     this.errors = [];
     this.proposals = 0; // proposals received in this epoch (a member's own Remove)
+    // seq of this device's own accepted Commit, not merged yet: entries sequenced before it
+    // (of the Commit's epoch) are read first (ChatEngine.commit)
+    this.mergeAt = 0;
+    this.merged = null; // resolves once that Commit is merged
   }
 
   get epoch() {
@@ -372,6 +376,8 @@ export class ChatEngine {
       return;
     }
     this.stats.entries++;
+    // An entry after this device's own Commit is of the Commit's epoch.
+    if (c.mergeAt && m.seq > c.mergeAt) await this.#mergeOwn(c);
     let item = null;
     let changed = false;
     try {
@@ -486,6 +492,23 @@ export class ChatEngine {
         }),
       ),
     );
+  }
+
+  // Merges this device's own accepted Commit (ChatEngine.commit).
+  async #mergeOwn(c) {
+    const done = c.mergedResolve;
+    c.mergeAt = 0;
+    c.mergedResolve = null;
+    if (!done) return;
+    if (c.group && !c.group.freed) {
+      c.group.commitMerge();
+      c.proposals = 0;
+      await this.#saveState(c).catch((err) => this.#fail(c, 'save', err));
+      this.#wakeEpoch(c);
+      this.#emit('epoch', { conversation: c.id });
+      this.#emit('conversation', { conversation: c.id, entry: 'commit' });
+    }
+    done();
   }
 
   #wakeEpoch(c) {
@@ -604,6 +627,7 @@ export class ChatEngine {
     for (let attempt = 0; ; attempt++) {
       const out = await this.#queue.run(async () => {
         if (!c.group || c.group.freed) throw new ChatError('not_in_group');
+        if (c.mergeAt) return { stale: c.group.epoch }; // our last Commit is merging
         const p = plan(c.group, c);
         const empty = !p || (!(p.add && p.add.length) && !(p.remove && p.remove.length));
         // A Commit with nothing of its own still covers the proposals received (a member's
@@ -624,14 +648,28 @@ export class ChatEngine {
           }
           throw err;
         }
-        c.group.commitMerge();
-        c.proposals = 0;
-        await this.#saveState(c);
-        this.#emit('epoch', { conversation: id });
-        this.#emit('conversation', { conversation: id, entry: 'commit' });
+        // Entries sequenced before the Commit (application messages and proposals of this
+        // epoch) may not have reached this device yet: an event can be late (crossing nodes),
+        // and entries sent before the answer wait behind this task. They are read with this
+        // epoch's keys, so the merge waits for them (below).
+        c.mergeAt = Number.isInteger(r.seq) ? r.seq : 0;
+        c.merged = new Promise((resolve) => {
+          c.mergedResolve = resolve;
+        });
+        if (!c.mergeAt || r.seq <= c.handled + 1) await this.#mergeOwn(c);
         return { done: r };
       });
-      if (!('stale' in out)) return out.done;
+      if (!('stale' in out)) {
+        if (c.mergeAt) {
+          // chat.sync sends, before its answer, every entry the store holds for this device
+          // and not yet acknowledged (the Commit's predecessors among them); the merge is
+          // queued after them.
+          await this.request('chat.sync', { conversation: id }).catch(() => {});
+          this.#queue.run(() => this.#mergeOwn(c));
+        }
+        await c.merged;
+        return out.done;
+      }
       await this.#waitEpoch(c, out.stale);
     }
   }
