@@ -20,6 +20,8 @@
 #include <openssl/rand.h>
 #include <srtp2/srtp.h>
 
+#include "floor_util.h"
+
 #define PKT 1200
 #define BATCH 128
 #define MAX_REPEAT 15
@@ -27,31 +29,6 @@
 typedef struct {
     double unprotect_ns, protect_ns, send_ns, floor_ns;
 } floor_t;
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static int session(srtp_t *s, srtp_profile_t prof, const uint8_t *key, bool in)
-{
-    srtp_policy_t pol;
-    memset(&pol, 0, sizeof(pol));
-    srtp_crypto_policy_set_from_profile_for_rtp(&pol.rtp, prof);
-    srtp_crypto_policy_set_from_profile_for_rtcp(&pol.rtcp, prof);
-    pol.key = (uint8_t *)key;
-    pol.ssrc.type = in ? ssrc_any_inbound : ssrc_any_outbound;
-    pol.window_size = 1024;
-    return srtp_create(s, &pol) == srtp_err_status_ok ? 0 : -1;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
 
 /* One run of n packets; 0 or -1. */
 static int run(srtp_profile_t prof, int n, int tx, int rx, const struct sockaddr_in *to,
@@ -61,8 +38,8 @@ static int run(srtp_profile_t prof, int n, int tx, int rx, const struct sockaddr
     RAND_bytes(k1, sizeof(k1));
     RAND_bytes(k2, sizeof(k2));
     srtp_t pub = NULL, in = NULL, outs = NULL;
-    if (session(&pub, prof, k1, false) || session(&in, prof, k1, true) ||
-        session(&outs, prof, k2, false)) {
+    if (floor_session(&pub, prof, k1, false) || floor_session(&in, prof, k1, true) ||
+        floor_session(&outs, prof, k2, false)) {
         return -1;
     }
     static uint8_t pkts[BATCH][PKT + SRTP_MAX_TRAILER_LEN];
@@ -89,23 +66,23 @@ static int run(srtp_profile_t prof, int n, int tx, int rx, const struct sockaddr
         /* Stage by stage over the batch, so that the clock is read three times per batch. */
         static uint8_t work[BATCH][PKT + SRTP_MAX_TRAILER_LEN];
         int wl[BATCH];
-        uint64_t a = now_ns();
+        uint64_t a = floor_clock_ns(CLOCK_MONOTONIC);
         for (int i = 0; i < BATCH; i++) {
             memcpy(work[i], pkts[i], (size_t)lens[i]);
             wl[i] = lens[i];
             rc |= srtp_unprotect(in, work[i], &wl[i]) == srtp_err_status_ok ? 0 : -1;
         }
-        uint64_t b = now_ns();
+        uint64_t b = floor_clock_ns(CLOCK_MONOTONIC);
         for (int i = 0; i < BATCH; i++) {
             rc |= srtp_protect(outs, work[i], &wl[i]) == srtp_err_status_ok ? 0 : -1;
         }
-        uint64_t c = now_ns();
+        uint64_t c = floor_clock_ns(CLOCK_MONOTONIC);
         for (int i = 0; i < BATCH; i++) {
             ssize_t r =
                 sendto(tx, work[i], (size_t)wl[i], 0, (const struct sockaddr *)to, sizeof(*to));
             rc |= r == wl[i] ? 0 : -1;
         }
-        uint64_t d = now_ns();
+        uint64_t d = floor_clock_ns(CLOCK_MONOTONIC);
         t_un += b - a;
         t_pr += c - b;
         t_tx += d - c;
@@ -124,7 +101,7 @@ static int run(srtp_profile_t prof, int n, int tx, int rx, const struct sockaddr
 
 static double med(double *v, int n)
 {
-    qsort(v, (size_t)n, sizeof(*v), cmp_double);
+    qsort(v, (size_t)n, sizeof(*v), floor_cmp_double);
     return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 

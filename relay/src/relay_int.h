@@ -8,6 +8,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <sys/epoll.h>
+#include <sys/socket.h>
+
+#include <gio/gio.h>
 #include <glib.h>
 #include <nice/agent.h>
 #include <openssl/ssl.h>
@@ -110,6 +114,10 @@ typedef struct {
     spk_seq_unwrap_t unwrap;
     int64_t last_ext; /* newest packet so far; valid when have_ext */
     bool have_ext;
+    /* The rate the retransmission buffer is sized from (relay_rtcp.c history_fit). */
+    uint64_t rate_t0_ns;
+    uint64_t rate_bytes;
+    uint64_t rate_pkts;
 } spk_relay_pstream_t;
 
 /* Where forwarding to a subscriber last started, per stream of a publisher it receives: packets
@@ -148,6 +156,15 @@ struct spk_relay_ep {
 
     NiceAgent *agent;
     guint stream;
+    /* Packet I/O (relay_io.c): the context libnice delivers this endpoint's packets on, and the
+     * selected pair's UDP socket and remote address for direct sends (tx_fd -1: none). */
+    GMainContext *io_ctx;
+    GSocket *tx_sock;
+    int tx_fd;
+    bool tx_looked_up;
+    socklen_t tx_addrlen;
+    struct sockaddr_storage tx_addr;
+    uint64_t tx_direct; /* packets sent directly since the pair was cached */
 
     SSL *ssl; /* owns rbio (memory) and wbio (sends through the agent) */
     BIO *rbio;
@@ -195,7 +212,14 @@ struct spk_relay_worker {
     GMainLoop *loop;
     GSource *wake_src;
     GSource *tick_src;
-    int wake_fd; /* eventfd */
+    int wake_fd;     /* eventfd */
+    int epoll_fd;    /* every endpoint's ICE sockets (relay_io.c) */
+    GSource *io_src; /* epoll_fd in ctx */
+    uint64_t io_wakeups;
+    spk_relay_ep_t **io_eps; /* socket descriptor -> endpoint, io_cap entries */
+    size_t io_cap;
+    struct epoll_event *io_cur; /* inside io_cb: the ready sockets (relay_io.c io_poll) */
+    int io_cur_n;
 
     pthread_mutex_t mu; /* guards the command queue only */
     spk_relay_cmd_t *head;
@@ -292,6 +316,22 @@ bool spk_relay_gate_allows(const spk_relay_ep_t *sub, const spk_relay_ep_t *pub,
 void spk_relay_rtcp_poll(spk_relay_ep_t *ep, uint64_t now_ns);
 /* An unprotected RTCP compound from an endpoint (forwarding on): handled per hop. */
 void spk_relay_rtcp_in(spk_relay_ep_t *ep, const uint8_t *buf, size_t len, uint64_t now_ns);
+
+/* relay_io.c: one epoll set per worker for every endpoint's sockets; direct sends on the
+ * selected pair. Worker thread only. */
+int spk_relay_io_init(spk_relay_worker_t *w);
+void spk_relay_io_cleanup(spk_relay_worker_t *w);
+/* After the agent's stream exists: packets of ep are delivered on ep->io_ctx. */
+int spk_relay_io_ep_attach(spk_relay_ep_t *ep);
+/* Registers ep's current sockets in the worker's epoll set (after gathering, on state and
+ * pair changes: libnice may open sockets). */
+void spk_relay_io_ep_sync(spk_relay_ep_t *ep);
+/* Before the agent's stream is removed. */
+void spk_relay_io_ep_detach(spk_relay_ep_t *ep);
+/* Another pair was selected, ICE restarted or failed: the cached destination is stale. */
+void spk_relay_io_pair_changed(spk_relay_ep_t *ep);
+/* Sends one datagram to ep's peer: 0 or SPK_EIO. */
+int spk_relay_io_send(spk_relay_ep_t *ep, const uint8_t *buf, size_t len);
 
 /* relay_path.c */
 void spk_relay_path_recv_cb(NiceAgent *agent, guint stream_id, guint component_id, guint len,

@@ -46,8 +46,7 @@ static void forward(spk_relay_worker_t *w, spk_relay_ep_t *from, size_t plain_le
             to->st.dropped_other++;
             continue;
         }
-        gint r = nice_agent_send(to->agent, to->stream, 1, (guint)len, (const gchar *)w->tx);
-        if (r != len) {
+        if (spk_relay_io_send(to, w->tx, (size_t)len) != 0) {
             to->st.dropped_other++;
             continue;
         }

@@ -39,6 +39,16 @@
 #define NACK_RETRY_MS 40
 #define NACK_MAX_AGE 512
 #define NACK_COLLECT 64
+/* Retransmission history of a video stream: rtx_window_ms (spk_relay_config_t, 500 ms by
+ * default) of the stream at the rate measured
+ * over each RTX_RATE_NS (or less, see history_fit), between RTX_MIN_* and SPK_RTX_VIDEO_*
+ * (rtx.h); a new stream starts with RTX_START_*. It grows at once and shrinks when it needs at
+ * most half of what it has. */
+#define RTX_RATE_NS 1000000000ull
+#define RTX_MIN_ARENA (16u * 1024u)
+#define RTX_MIN_SLOTS 32u
+#define RTX_START_ARENA (64u * 1024u)
+#define RTX_START_SLOTS 128u
 /* Room in w->ctl for a plain packet; the SRTP trailer goes after it. */
 #define CTL_CAP (SPK_RELAY_PKT_MAX + 2)
 
@@ -79,8 +89,7 @@ static bool send_ctl(spk_relay_ep_t *to, size_t len, bool rtcp)
         to->st.dropped_other++;
         return false;
     }
-    gint r = nice_agent_send(to->agent, to->stream, 1, (guint)n, (const gchar *)w->ctl);
-    if (r != n) {
+    if (spk_relay_io_send(to, w->ctl, (size_t)n) != 0) {
         to->st.dropped_other++;
         return false;
     }
@@ -266,8 +275,9 @@ static void stream_setup(spk_relay_ep_t *ep, spk_relay_pstream_t *s, const spk_r
     s->in_use = true;
     s->declared = declared;
     if (d->video && s->store.arena == NULL) {
-        if (spk_rtx_store_init(&s->store, SPK_RTX_VIDEO_SLOTS, SPK_RTX_VIDEO_ARENA,
-                               SPK_RTX_MAX_PACKET) == 0) {
+        s->rate_t0_ns = 0;
+        if (spk_rtx_store_init(&s->store, RTX_START_SLOTS, RTX_START_ARENA, SPK_RTX_MAX_PACKET) ==
+            0) {
             ep->st.rtx_buffer_bytes += spk_rtx_store_memory(&s->store);
         } else {
             memset(&s->store, 0, sizeof(s->store));
@@ -729,6 +739,51 @@ void spk_relay_rtcp_in(spk_relay_ep_t *ep, const uint8_t *buf, size_t len, uint6
 
 /* ---- RTP from a publisher ---- */
 
+/* Sizes s's retransmission buffer from the rate measured over the last period. */
+static void history_fit(spk_relay_ep_t *ep, spk_relay_pstream_t *s, size_t len, uint64_t now_ns)
+{
+    s->rate_bytes += len;
+    s->rate_pkts++;
+    if (s->rate_t0_ns == 0) {
+        s->rate_t0_ns = now_ns;
+        return;
+    }
+    /* Measured every period, and sooner when the period has brought half of what the buffer
+     * holds: it grows before it would drop packets younger than the window. */
+    uint64_t dt = now_ns - s->rate_t0_ns;
+    size_t cur = s->store.arena_size;
+    uint32_t cur_slots = s->store.mask + 1;
+    if (dt < RTX_RATE_NS && s->rate_pkts * 2 < cur_slots && s->rate_bytes * 2 < cur) {
+        return;
+    }
+    if (dt < 1000000u) {
+        dt = 1000000u;
+    }
+    uint32_t slots;
+    size_t arena;
+    spk_rtx_size_for(s->rate_bytes * 1000000000ull / dt, s->rate_pkts * 1000000000ull / dt,
+                     ep->w->relay->cfg.rtx_window_ms ? ep->w->relay->cfg.rtx_window_ms : 500u,
+                     SPK_RTX_MAX_PACKET, RTX_MIN_ARENA, SPK_RTX_VIDEO_ARENA, RTX_MIN_SLOTS,
+                     SPK_RTX_VIDEO_SLOTS, &slots, &arena);
+    s->rate_t0_ns = now_ns;
+    s->rate_bytes = 0;
+    s->rate_pkts = 0;
+    size_t na = arena > cur ? arena : cur;
+    uint32_t ns = slots > cur_slots ? slots : cur_slots;
+    if (arena * 2 <= cur) {
+        na = arena;
+        ns = slots;
+    }
+    if (na == cur && ns == cur_slots) {
+        return;
+    }
+    size_t before = spk_rtx_store_memory(&s->store);
+    if (spk_rtx_store_resize(&s->store, ns, na) == 0) {
+        ep->st.rtx_buffer_bytes += spk_rtx_store_memory(&s->store);
+        ep->st.rtx_buffer_bytes -= before;
+    }
+}
+
 spk_relay_pstream_t *spk_relay_rtcp_rtp_in(spk_relay_ep_t *ep, uint8_t *pkt, size_t len,
                                            uint64_t now_ns, int64_t *ext)
 {
@@ -780,6 +835,7 @@ spk_relay_pstream_t *spk_relay_rtcp_rtp_in(spk_relay_ep_t *ep, uint8_t *pkt, siz
         spk_nack_gen_on_packet(s->nack, v.seq, now_ns / 1000000u);
     }
     if (s->store.arena != NULL) {
+        history_fit(ep, s, len, now_ns);
         (void)spk_rtx_put(&s->store, v.seq, pkt, len);
     }
     return s;

@@ -102,6 +102,8 @@ static void on_state(NiceAgent *agent, guint stream_id, guint component_id, guin
         return;
     }
     ep->ice_state = s;
+    spk_relay_io_pair_changed(ep);
+    spk_relay_io_ep_sync(ep);
     spk_debug(0, "relay: endpoint %llu: ICE %s", (unsigned long long)ep->id,
               spk_relay_ice_state_name(s));
     spk_relay_ep_event(ep, SPK_RELAY_EV_ICE_STATE);
@@ -112,6 +114,14 @@ static void on_state(NiceAgent *agent, guint stream_id, guint component_id, guin
         set_rcvbuf(ep);
         spk_relay_dtls_start(ep);
     }
+}
+
+static void on_selected_pair(NiceAgent *agent, guint stream_id, guint component_id,
+                             NiceCandidate *local, NiceCandidate *remote, gpointer user)
+{
+    spk_relay_ep_t *ep = user;
+    spk_relay_io_pair_changed(ep);
+    spk_relay_io_ep_sync(ep);
 }
 
 static void on_candidate(NiceAgent *agent, NiceCandidate *cand, gpointer user)
@@ -151,8 +161,8 @@ static void ep_free(spk_relay_ep_t *ep)
     spk_relay_rtcp_ep_free(ep);
     if (ep->agent) {
         g_signal_handlers_disconnect_by_data(ep->agent, ep);
+        spk_relay_io_ep_detach(ep);
         if (ep->stream) {
-            nice_agent_attach_recv(ep->agent, ep->stream, 1, ep->w->ctx, NULL, NULL);
             nice_agent_remove_stream(ep->agent, ep->stream);
         }
         g_object_unref(ep->agent);
@@ -187,6 +197,7 @@ static int ep_agent_new(spk_relay_ep_t *ep, const spk_relay_cmd_t *cmd)
     g_signal_connect(ep->agent, "component-state-changed", G_CALLBACK(on_state), ep);
     g_signal_connect(ep->agent, "new-candidate-full", G_CALLBACK(on_candidate), ep);
     g_signal_connect(ep->agent, "candidate-gathering-done", G_CALLBACK(on_gathering_done), ep);
+    g_signal_connect(ep->agent, "new-selected-pair-full", G_CALLBACK(on_selected_pair), ep);
     ep->stream = nice_agent_add_stream(ep->agent, 1);
     if (ep->stream == 0) {
         return SPK_ENOMEM;
@@ -199,12 +210,14 @@ static int ep_agent_new(spk_relay_ep_t *ep, const spk_relay_cmd_t *cmd)
                                           cmd->local_pwd)) {
         return SPK_EINVAL;
     }
-    if (!nice_agent_attach_recv(ep->agent, ep->stream, 1, ep->w->ctx, spk_relay_path_recv_cb, ep)) {
-        return SPK_EIO;
+    int rc = spk_relay_io_ep_attach(ep);
+    if (rc != 0) {
+        return rc;
     }
     if (!nice_agent_gather_candidates(ep->agent, ep->stream)) {
         return SPK_EIO;
     }
+    spk_relay_io_ep_sync(ep);
     return 0;
 }
 
@@ -285,6 +298,7 @@ static void cmd_create(spk_relay_worker_t *w, const spk_relay_cmd_t *cmd)
         return;
     }
     ep->w = w;
+    ep->tx_fd = -1;
     ep->id = cmd->endpoint_id;
     ep->roles = cmd->roles;
     ep->consult = c;
@@ -361,6 +375,7 @@ static void cmd_remote_cand(spk_relay_ep_t *ep, const spk_relay_cmd_t *cmd)
 
 static void cmd_ice_restart(spk_relay_ep_t *ep, const spk_relay_cmd_t *cmd)
 {
+    spk_relay_io_pair_changed(ep);
     if (!nice_agent_restart_stream(ep->agent, ep->stream) ||
         !nice_agent_set_local_credentials(ep->agent, ep->stream, cmd->local_ufrag,
                                           cmd->local_pwd) ||
@@ -493,6 +508,9 @@ static gboolean tick_cb(gpointer user)
         if (ep->failed) {
             continue;
         }
+        if (!ep->dtls_done) {
+            spk_relay_io_ep_sync(ep);
+        }
         if (!ep->dtls_done && now - ep->created_ns > relay->handshake_ns) {
             spk_relay_ep_fail(ep, SPK_ETIMEOUT, "ICE/DTLS not connected in time");
         } else if (ep->dtls_done && now - ep->heard_ns > relay->consent_ns) {
@@ -507,6 +525,7 @@ int spk_relay_worker_init(spk_relay_worker_t *w, spk_relay_t *relay, unsigned in
     w->relay = relay;
     w->index = index;
     w->wake_fd = -1;
+    w->epoll_fd = -1;
     pthread_mutex_init(&w->mu, NULL);
     spk_map_init(&w->endpoints);
     spk_map_init(&w->consults);
@@ -522,7 +541,7 @@ int spk_relay_worker_init(spk_relay_worker_t *w, spk_relay_t *relay, unsigned in
     w->tick_src = g_timeout_source_new(TICK_MS);
     g_source_set_callback(w->tick_src, tick_cb, w, NULL);
     g_source_attach(w->tick_src, w->ctx);
-    return 0;
+    return spk_relay_io_init(w);
 }
 
 void spk_relay_worker_cleanup(spk_relay_worker_t *w)
@@ -531,6 +550,7 @@ void spk_relay_worker_cleanup(spk_relay_worker_t *w)
         return;
     }
     close_all(w);
+    spk_relay_io_cleanup(w);
     if (w->wake_src) {
         g_source_destroy(w->wake_src);
         g_source_unref(w->wake_src);

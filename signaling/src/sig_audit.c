@@ -86,7 +86,7 @@ static const char *source_key(const char *remote, char *buf, size_t cap)
         return remote;
     }
     ws_ip_t net = ws_ip_masked(&ip, 64);
-    char a[48]; /* INET6_ADDRSTRLEN */
+    char a[48]; /* the longest IPv6 text form, 45 characters */
     ws_ip_format(&net, a, sizeof(a));
     snprintf(buf, cap, "%s/64", a);
     return buf;
@@ -94,7 +94,7 @@ static const char *source_key(const char *remote, char *buf, size_t cap)
 
 static sig_fail_t *fail_get(spk_sig_t *s, const char *remote_addr, bool create)
 {
-    char buf[sizeof(((sig_fail_t *)0)->key)]; /* the key is copied into sig_fail_t.key */
+    char buf[64];
     const char *remote = source_key(remote_addr, buf, sizeof(buf));
     sig_fail_t *f = spk_map_get_str(&s->auth_fail, remote);
     if (f != NULL || !create) {

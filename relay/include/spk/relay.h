@@ -144,6 +144,9 @@ typedef struct {
      * none. Read during spk_relay_new() only. */
     const char *candidate_allow;
     const char *candidate_deny;
+    /* Retransmission history of a video stream: this long at its measured rate (within 16 KiB
+     * and SPK_RTX_VIDEO_ARENA); 0 = 500 ms. NACKs for older packets go on to the publisher. */
+    unsigned rtx_window_ms;
 } spk_relay_config_t;
 
 #define SPK_RELAY_REMB_DEFAULT 2500000u

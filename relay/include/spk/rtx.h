@@ -10,8 +10,9 @@
  * Layout: a byte ring (the arena) holds packets back to back; an index of `slots` entries
  * (a power of two) maps seq & (slots - 1) to an arena position. A packet stays retrievable
  * until either its index slot is reused (`slots` newer sequence numbers arrived) or the arena
- * wrapped over its bytes. Memory is fixed at init: arena_bytes + slots * 32 bytes; nothing is
- * allocated afterwards.
+ * wrapped over its bytes. Memory is set at init: arena_bytes + slots * 32 bytes; nothing is
+ * allocated afterwards unless the owner resizes the store (spk_rtx_store_resize: the relay sizes
+ * it from the stream's measured rate and a time window).
  *
  * Zero-copy insertion: spk_rtx_reserve() returns max_packet writable bytes at the arena head;
  * the worker copies the SRTP packet from the socket there, unprotects it in place (libsrtp
@@ -26,8 +27,8 @@
 
 #include "spk/rtp.h"
 
-/* Suggested sizes: video 512 slots / 512 KiB (about 1.6 s at 2.5 Mbit/s), audio 64 slots /
- * 16 KiB. */
+/* Suggested sizes: video 512 slots / 512 KiB (about 1.6 s at 2.5 Mbit/s; the largest the relay
+ * grows a video store to), audio 64 slots / 16 KiB. */
 #define SPK_RTX_VIDEO_SLOTS 512
 #define SPK_RTX_VIDEO_ARENA (512u * 1024u)
 #define SPK_RTX_AUDIO_SLOTS 64
@@ -72,6 +73,17 @@ int spk_rtx_store_init(spk_rtx_store_t *s, uint32_t slots, size_t arena_bytes, s
 /* Forgets every stored packet (a stream that starts over: its sequence numbers may jump
  * anywhere); memory stays allocated, statistics are kept. */
 void spk_rtx_store_clear(spk_rtx_store_t *s);
+/* Moves the store to new sizes (the limits of spk_rtx_store_init), keeping the newest packets
+ * that fit both (with their resend state); a pending reservation is dropped. Returns 0,
+ * SPK_EINVAL or SPK_ENOMEM (the store is unchanged). */
+int spk_rtx_store_resize(spk_rtx_store_t *s, uint32_t slots, size_t arena_bytes);
+/* The sizes of a store that holds window_ms of a stream arriving at bytes_per_s in pkts_per_s
+ * packets: an arena of the window's bytes plus room for one more packet, rounded up to 4 KiB,
+ * within [min_arena, max_arena]; the next power of two of twice the window's packets as slots,
+ * within [min_slots, max_slots] (both powers of two). */
+void spk_rtx_size_for(uint64_t bytes_per_s, uint64_t pkts_per_s, uint32_t window_ms,
+                      size_t max_packet, size_t min_arena, size_t max_arena, uint32_t min_slots,
+                      uint32_t max_slots, uint32_t *slots, size_t *arena);
 /* Frees the memory; s may be zeroed or already destroyed. */
 void spk_rtx_store_destroy(spk_rtx_store_t *s);
 /* Bytes allocated by the store. */

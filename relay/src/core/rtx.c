@@ -6,11 +6,16 @@
 #include "spk/error.h"
 #include "spk/rtx.h"
 
+static bool rtx_sizes_ok(uint32_t slots, size_t arena_bytes, size_t max_packet)
+{
+    return slots >= 16 && slots <= 32768 && (slots & (slots - 1)) == 0 && max_packet >= 64 &&
+           max_packet <= 65535 && arena_bytes >= 2 * max_packet && arena_bytes <= ((size_t)1 << 30);
+}
+
 int spk_rtx_store_init(spk_rtx_store_t *s, uint32_t slots, size_t arena_bytes, size_t max_packet)
 {
     memset(s, 0, sizeof(*s));
-    if (slots < 16 || slots > 32768 || (slots & (slots - 1)) != 0 || max_packet < 64 ||
-        max_packet > 65535 || arena_bytes < 2 * max_packet || arena_bytes > ((size_t)1 << 30)) {
+    if (!rtx_sizes_ok(slots, arena_bytes, max_packet)) {
         return SPK_EINVAL;
     }
     s->arena = malloc(arena_bytes);
@@ -61,6 +66,89 @@ size_t spk_rtx_store_memory(const spk_rtx_store_t *s)
     return s->arena_size + sizeof(spk_rtx_slot_t) * ((size_t)s->mask + 1);
 }
 
+/* True while the bytes of slot e have not been overwritten: a write can reach absolute
+ * position head + max_packet, which aliases pos once that exceeds pos + arena_size. */
+static bool rtx_bytes_alive(const spk_rtx_store_t *s, const spk_rtx_slot_t *e)
+{
+    return e->pos + s->arena_size >= s->head + s->max_packet;
+}
+
+int spk_rtx_store_resize(spk_rtx_store_t *s, uint32_t slots, size_t arena_bytes)
+{
+    if (s->slots == NULL || !rtx_sizes_ok(slots, arena_bytes, s->max_packet)) {
+        return SPK_EINVAL;
+    }
+    uint8_t *arena = malloc(arena_bytes);
+    spk_rtx_slot_t *idx = malloc(sizeof(*idx) * slots);
+    if (arena == NULL || idx == NULL) {
+        free(arena);
+        free(idx);
+        return SPK_ENOMEM;
+    }
+    for (uint32_t i = 0; i < slots; i++) {
+        idx[i] = (spk_rtx_slot_t){.seq = INT64_MIN};
+    }
+    /* The newest live packets, newest first, while they fit the new index window and leave
+     * room for the next write (what rtx_bytes_alive asks of the oldest); then laid out oldest
+     * first from position 0. */
+    uint32_t keep = 0;
+    size_t bytes = 0;
+    int64_t oldest = 0;
+    if (s->unwrap.started) {
+        int64_t hi = s->unwrap.highest;
+        for (int64_t ext = hi; ext >= 0 && hi - ext <= (int64_t)s->mask && hi - ext < slots;
+             ext--) {
+            const spk_rtx_slot_t *e = &s->slots[(uint64_t)ext & s->mask];
+            if (e->seq != ext || !rtx_bytes_alive(s, e)) {
+                continue;
+            }
+            size_t need = ((size_t)e->len + 7) & ~(size_t)7;
+            if (bytes + need + s->max_packet > arena_bytes) {
+                break;
+            }
+            bytes += need;
+            keep++;
+            oldest = ext;
+        }
+    }
+    uint64_t pos = 0;
+    for (int64_t ext = oldest; keep > 0 && ext <= s->unwrap.highest; ext++) {
+        const spk_rtx_slot_t *e = &s->slots[(uint64_t)ext & s->mask];
+        if (e->seq != ext || !rtx_bytes_alive(s, e)) {
+            continue;
+        }
+        memcpy(arena + pos, s->arena + e->pos % s->arena_size, e->len);
+        spk_rtx_slot_t *n = &idx[(uint64_t)ext & (slots - 1)];
+        *n = *e;
+        n->pos = pos;
+        pos += ((size_t)e->len + 7) & ~(size_t)7;
+    }
+    free(s->arena);
+    free(s->slots);
+    s->arena = arena;
+    s->arena_size = arena_bytes;
+    s->slots = idx;
+    s->mask = slots - 1;
+    s->head = pos;
+    s->reserved = false;
+    return 0;
+}
+
+void spk_rtx_size_for(uint64_t bytes_per_s, uint64_t pkts_per_s, uint32_t window_ms,
+                      size_t max_packet, size_t min_arena, size_t max_arena, uint32_t min_slots,
+                      uint32_t max_slots, uint32_t *slots, size_t *arena)
+{
+    uint64_t bytes = bytes_per_s * window_ms / 1000u + max_packet;
+    bytes = (bytes + 4095u) & ~(uint64_t)4095u;
+    *arena = bytes < min_arena ? min_arena : bytes > max_arena ? max_arena : (size_t)bytes;
+    uint64_t want = 2u * pkts_per_s * window_ms / 1000u;
+    uint32_t n = min_slots;
+    while (n < max_slots && n < want) {
+        n *= 2;
+    }
+    *slots = n;
+}
+
 uint8_t *spk_rtx_reserve(spk_rtx_store_t *s)
 {
     if (s->arena == NULL) {
@@ -82,13 +170,6 @@ static int64_t rtx_extend(const spk_rtx_store_t *s, uint16_t seq)
 {
     spk_seq_unwrap_t u = s->unwrap;
     return spk_seq_unwrap(&u, seq);
-}
-
-/* True while the bytes of slot e have not been overwritten: a write can reach absolute
- * position head + max_packet, which aliases pos once that exceeds pos + arena_size. */
-static bool rtx_bytes_alive(const spk_rtx_store_t *s, const spk_rtx_slot_t *e)
-{
-    return e->pos + s->arena_size >= s->head + s->max_packet;
 }
 
 int spk_rtx_commit(spk_rtx_store_t *s, uint16_t seq, size_t len)

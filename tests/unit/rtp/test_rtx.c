@@ -1,6 +1,6 @@
 /* Unit tests for spk/rtx.h: the retransmission store (eviction by slots and by arena bytes,
- * duplicates, late packets, throttling, zero-copy reserve/commit, sequence wrap) and RFC 4588
- * RTX wrapping. */
+ * duplicates, late packets, throttling, zero-copy reserve/commit, sequence wrap, resizing) and
+ * RFC 4588 RTX wrapping. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -163,6 +163,83 @@ static void test_store_eviction(void **state)
     }
     assert_false(spk_rtx_contains(&s, 199 - 16));
     spk_rtx_store_destroy(&s);
+}
+
+/* Resizing keeps the newest packets that fit the new arena and index (with their resend
+ * state), across a sequence wrap, both ways; the store carries on as usual afterwards. */
+static void test_store_resize(void **state)
+{
+    (void)state;
+    spk_rtx_store_t s;
+    uint8_t p[1024];
+    const uint8_t *got;
+    size_t len;
+    assert_int_equal(spk_rtx_store_init(&s, 64, 64 * 1024, 1024), 0);
+    for (uint32_t i = 0; i < 40; i++) {
+        uint16_t seq = (uint16_t)(65520 + i); /* wraps */
+        assert_int_equal(spk_rtx_put(&s, seq, p, make_pkt(p, seq, 1000)), 0);
+    }
+    /* 65530 was handed out once: the resend state travels with it. */
+    assert_int_equal(spk_rtx_get(&s, 65530, 1000, 100, &got, &len), 0);
+    assert_int_equal(spk_rtx_store_resize(&s, 100, 16 * 1024), SPK_EINVAL);
+    assert_int_equal(spk_rtx_store_resize(&s, 64, 1024), SPK_EINVAL);
+    /* Up: everything stays. */
+    assert_int_equal(spk_rtx_store_resize(&s, 128, 128 * 1024), 0);
+    assert_int_equal(spk_rtx_store_memory(&s), 128 * 1024 + 128 * sizeof(spk_rtx_slot_t));
+    for (uint32_t i = 0; i < 40; i++) {
+        uint16_t seq = (uint16_t)(65520 + i);
+        assert_int_equal(spk_rtx_get(&s, seq, 5000, 0, &got, &len), 0);
+        check_pkt(got, len, seq, 1000);
+    }
+    /* Down to 8 KiB: (8192 - 1024) / 1000 = 7 packets, the newest. */
+    assert_int_equal(spk_rtx_store_resize(&s, 32, 8 * 1024), 0);
+    for (uint32_t i = 0; i < 40; i++) {
+        uint16_t seq = (uint16_t)(65520 + i);
+        assert_int_equal(spk_rtx_contains(&s, seq), i >= 33);
+    }
+    /* The slot count limits too: 16 slots keep 16 small packets of 40. */
+    spk_rtx_store_clear(&s);
+    for (uint16_t seq = 500; seq < 540; seq++) {
+        assert_int_equal(spk_rtx_put(&s, seq, p, make_pkt(p, seq, 60)), 0);
+    }
+    assert_int_equal(spk_rtx_store_resize(&s, 16, 64 * 1024), 0);
+    for (uint16_t seq = 500; seq < 540; seq++) {
+        assert_int_equal(spk_rtx_contains(&s, seq), seq >= 524);
+    }
+    /* And it goes on storing, evicting and refusing the stale as before. */
+    for (uint16_t seq = 540; seq < 600; seq++) {
+        assert_int_equal(spk_rtx_put(&s, seq, p, make_pkt(p, seq, 900)), 0);
+        assert_int_equal(spk_rtx_get(&s, seq, 0, 0, &got, &len), 0);
+        check_pkt(got, len, seq, 900);
+    }
+    assert_int_equal(spk_rtx_put(&s, 500, p, make_pkt(p, 500, 60)), SPK_ERANGE);
+    assert_true(spk_rtx_contains(&s, 599));
+    assert_false(spk_rtx_contains(&s, 540));
+    spk_rtx_store_destroy(&s);
+}
+
+static void test_size_for(void **state)
+{
+    (void)state;
+    uint32_t slots;
+    size_t arena;
+    /* 1.5 Mbit/s video in 160 packets/s, 500 ms: 93,750 + 1,500 bytes -> 96 KiB; 160 packets
+     * -> 256 slots. */
+    spk_rtx_size_for(187500, 160, 500, 1500, 16384, 512 * 1024, 32, 512, &slots, &arena);
+    assert_int_equal(arena, 96 * 1024);
+    assert_int_equal(slots, 256);
+    /* Nothing measured yet, or a trickle: the minimum. */
+    spk_rtx_size_for(0, 0, 500, 1500, 16384, 512 * 1024, 32, 512, &slots, &arena);
+    assert_int_equal(arena, 16384);
+    assert_int_equal(slots, 32);
+    /* 8 Mbit/s in 1,000 packets/s: the maximum. */
+    spk_rtx_size_for(1000000, 1000, 1000, 1500, 16384, 512 * 1024, 32, 512, &slots, &arena);
+    assert_int_equal(arena, 512 * 1024);
+    assert_int_equal(slots, 512);
+    /* A power of two exactly: 2 * 64 = 128 slots. */
+    spk_rtx_size_for(64000, 64, 1000, 1500, 16384, 512 * 1024, 32, 512, &slots, &arena);
+    assert_int_equal(slots, 128);
+    assert_int_equal(arena, 64 * 1024); /* 65,500 bytes */
 }
 
 static void test_store_throttle_and_reserve(void **state)
@@ -347,7 +424,8 @@ int run_rtx_tests(void)
         cmocka_unit_test(test_store_basic),    cmocka_unit_test(test_store_clear),
         cmocka_unit_test(test_store_eviction), cmocka_unit_test(test_store_throttle_and_reserve),
         cmocka_unit_test(test_rtx_wrap),       cmocka_unit_test(test_nack_gen),
-        cmocka_unit_test(test_store_timing),
+        cmocka_unit_test(test_store_timing),   cmocka_unit_test(test_store_resize),
+        cmocka_unit_test(test_size_for),
     };
     return cmocka_run_group_tests_name("rtx", tests, NULL, NULL);
 }
