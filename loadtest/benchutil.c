@@ -195,6 +195,41 @@ bool spk_bench_port_accepts(int port)
     return ok;
 }
 
+double spk_bench_metric(int port, const char *name)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0) {
+        return -1;
+    }
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    static const char req[] = "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
+    size_t cap = 1 << 20, n = 0;
+    char *buf = malloc(cap + 1);
+    if (buf == NULL || connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0 ||
+        write(fd, req, sizeof(req) - 1) != (ssize_t)(sizeof(req) - 1)) {
+        free(buf);
+        close(fd);
+        return -1;
+    }
+    for (ssize_t r; n < cap && (r = read(fd, buf + n, cap - n)) > 0;) {
+        n += (size_t)r;
+    }
+    close(fd);
+    buf[n] = '\0';
+    double v = -1;
+    size_t nl = strlen(name);
+    for (char *p = buf; (p = strstr(p, name)) != NULL; p += nl) {
+        if ((p == buf || p[-1] == '\n') && p[nl] == ' ') {
+            v = strtod(p + nl + 1, NULL);
+            break;
+        }
+    }
+    free(buf);
+    return v;
+}
+
 int spk_bench_cmp_u64(const void *a, const void *b)
 {
     uint64_t x = *(const uint64_t *)a;

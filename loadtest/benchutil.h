@@ -37,6 +37,8 @@ typedef struct {
 void spk_bench_samples_add(spk_bench_samples_t *s, uint64_t x);
 void spk_bench_samples_free(spk_bench_samples_t *s);
 
+/* The value of an unlabelled metric in spreekd's /metrics on 127.0.0.1:port; -1 if absent. */
+double spk_bench_metric(int port, const char *name);
 int spk_bench_cmp_u64(const void *a, const void *b);
 int spk_bench_cmp_double(const void *a, const void *b);
 /* Nearest-rank percentile of sorted values (0 when empty). */

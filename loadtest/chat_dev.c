@@ -286,6 +286,8 @@ static void commit_answer(cdev_t *d, void *ud, const char *code, json_t *m)
     }
 }
 
+size_t cdev_last_commit_bytes, cdev_last_welcome_bytes;
+
 static void commit_send(cdev_commit_t *c)
 {
     cdev_t *d = c->d;
@@ -309,6 +311,8 @@ static void commit_send(cdev_commit_t *c)
         commit_finish(c, why, NULL);
         return;
     }
+    cdev_last_commit_bytes = commit.n;
+    cdev_last_welcome_bytes = welcome.n;
     json_t *msg = json_pack("{s:s, s:s}", "type", "mls.commit", "conversation", c->conv);
     char *cb64 = cdev_b64(commit.p, commit.n);
     char *wb64 = welcome.n > 0 ? cdev_b64(welcome.p, welcome.n) : NULL;

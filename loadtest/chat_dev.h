@@ -168,6 +168,8 @@ typedef struct {
     size_t n_remove;
     int retries;
 } cdev_commit_opts_t;
+/* Bytes of the last Commit built (MLS Commit and Welcome, before base64url). */
+extern size_t cdev_last_commit_bytes, cdev_last_welcome_bytes;
 void cdev_commit(cdev_t *d, const char *conversation, const cdev_commit_opts_t *o,
                  cdev_answer_cb cb, void *ud);
 /* Claims the KeyPackages of every device of user (iss may be NULL) not in the group yet and

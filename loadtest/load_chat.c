@@ -60,8 +60,9 @@ int lc_server_start(lc_t *L)
     if (L->port <= 0) {
         L->port = spk_bench_free_port();
     }
-    char listen[32];
+    char listen[32], budget[16];
     snprintf(listen, sizeof(listen), "127.0.0.1:%d", L->port);
+    snprintf(budget, sizeof(budget), "%d", L->turn_budget_ms > 0 ? L->turn_budget_ms : 10);
     /* Limits out of the way of one client address holding thousands of connections and of large
      * Commits; no media relay. */
     char *argv[] = {(char *)L->spreekd, "--listen", listen, "--data", L->data, "--log-level",
@@ -70,8 +71,8 @@ int lc_server_start(lc_t *L)
                     "--max-pending-per-address", "100000", "--idle-timeout", "600",
                     "--auth-timeout", "600",
                     /* a Commit adding to a group of 1,000 carries the ratchet tree in its Welcome:
-                     * far over the default frame limit of 64 KiB */
-                    "--max-message-bytes", "8388608", NULL};
+                     * over the default frame limit of 64 KiB, within mls_message_bytes (4 MiB) */
+                    "--chat-turn-budget", budget, NULL};
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
@@ -532,6 +533,10 @@ static void usage(FILE *out)
             "  --crash-after S       kill -9 spreekd S seconds into the first step, restart it,\n"
             "                        reconnect, and verify that every acknowledged message is\n"
             "                        delivered once (needs --spreekd; implies --decrypt-all)\n"
+            "  --turn-budget MS      spreekd's chat_turn_budget_ms (10): chat.send handled per\n"
+            "                        loop turn before further input waits for the next turn\n"
+            "  --expect-deferred     fail unless spreekd left messages for a later loop turn\n"
+            "                        (spk_rx_deferred_total: an overload test)\n"
             "  --commit-sizes N,...  instead of messages: Commit handling at these group sizes\n"
             "  --commits N           Commits measured per size (20)\n"
             "  --setup-timeout S     (120)\n"
@@ -571,6 +576,10 @@ static int parse_args(lc_t *L, int argc, char **argv)
             *(k[2] == 'd' ? &L->decrypt_all : &L->verbose) = true;
             continue;
         }
+        if (strcmp(k, "--expect-deferred") == 0) {
+            L->expect_deferred = true;
+            continue;
+        }
         const char *v = i + 1 < argc ? argv[++i] : NULL;
         if (v == NULL) {
             return -1;
@@ -593,6 +602,8 @@ static int parse_args(lc_t *L, int argc, char **argv)
             L->ack_ms = atoi(v);
         } else if (strcmp(k, "--sample") == 0) {
             L->sample = atoi(v);
+        } else if (strcmp(k, "--turn-budget") == 0) {
+            L->turn_budget_ms = atoi(v);
         } else if (strcmp(k, "--crash-after") == 0) {
             L->crash_after_s = atof(v);
         } else if (strcmp(k, "--commit-sizes") == 0) {

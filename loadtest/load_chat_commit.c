@@ -124,14 +124,16 @@ typedef struct {
     uint64_t *rtt_us;
     size_t n;
     double cpu_s;
+    size_t commit_bytes, welcome_bytes; /* of the last one */
 } kind_t;
 
 static json_t *kind_json(kind_t *k)
 {
     qsort(k->rtt_us, k->n, sizeof(uint64_t), spk_bench_cmp_u64);
-    return json_pack("{s:I, s:f, s:f, s:f}", "commits", (json_int_t)k->n, "rtt_p50_ms",
-                     (double)spk_bench_percentile(k->rtt_us, k->n, 0.5) / 1000.0, "rtt_p99_ms",
-                     (double)spk_bench_percentile(k->rtt_us, k->n, 0.99) / 1000.0,
+    return json_pack("{s:I, s:I, s:I, s:f, s:f, s:f}", "commits", (json_int_t)k->n, "commit_bytes",
+                     (json_int_t)k->commit_bytes, "welcome_bytes", (json_int_t)k->welcome_bytes,
+                     "rtt_p50_ms", (double)spk_bench_percentile(k->rtt_us, k->n, 0.5) / 1000.0,
+                     "rtt_p99_ms", (double)spk_bench_percentile(k->rtt_us, k->n, 0.99) / 1000.0,
                      "control_thread_ms_per_commit",
                      k->n > 0 && k->cpu_s >= 0 ? k->cpu_s * 1000.0 / (double)k->n : -1.0);
 }
@@ -147,6 +149,8 @@ static bool commit_one(lc_t *L, cdev_t *gp, const char *conv, const cdev_commit_
     bool ok = wait_for(L, &w, 60000);
     if (ok) {
         k->rtt_us[k->n++] = (uv_hrtime() - t0) / 1000;
+        k->commit_bytes = cdev_last_commit_bytes;
+        k->welcome_bytes = cdev_last_welcome_bytes;
     } else {
         lc_error(L, "mls.commit: %s %s", w.code, cdev_str(w.m, "message"));
     }
@@ -244,8 +248,9 @@ static json_t *one_size(lc_t *L, int size)
                     &w);
     wait_free(&w);
     lc_run_until(L, NULL, 300);
-    kind_t update = {calloc((size_t)per_kind, 8), 0, 0}, add = {calloc((size_t)per_kind, 8), 0, 0},
-           rm = {calloc((size_t)per_kind, 8), 0, 0};
+    kind_t update = {.rtt_us = calloc((size_t)per_kind, 8)};
+    kind_t add = {.rtt_us = calloc((size_t)per_kind, 8)},
+           rm = {.rtt_us = calloc((size_t)per_kind, 8)};
     double c0 = lc_control_cpu_s(L->pid);
     for (int i = 0; ok && i < per_kind; i++) {
         ok = commit_one(L, devs[0], conv, &(cdev_commit_opts_t){.retries = 0}, &update);

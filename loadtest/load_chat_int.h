@@ -114,6 +114,7 @@ typedef struct {
     double wait0, wait1; /* ... runnable but waiting for a CPU (schedstat) */
     uint64_t sent, acked, delivered;
     uint64_t offline; /* messages whose turn came while their device was offline */
+    uint64_t shed; /* answered "unavailable" (the service is behind): not stored, not sent again */
 } lc_step_t;
 
 struct lc {
@@ -130,6 +131,8 @@ struct lc {
     int ack_ms;
     int sample; /* conversations whose messages are decrypted after each step */
     bool decrypt_all;
+    int turn_budget_ms;   /* > 0: spreekd's chat_turn_budget_ms (--turn-budget) */
+    bool expect_deferred; /* fail unless spreekd left some messages for a later loop turn */
     double crash_after_s; /* 0: no kill */
     int commit_sizes[8];
     int n_commit_sizes;

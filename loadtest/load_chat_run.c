@@ -305,6 +305,11 @@ static void send_done(cdev_t *d, void *ud, const char *code, json_t *m)
     lc_send_t *snd = ud;
     lc_dev_t *v = snd->dev;
     L->in_flight--;
+    if (code != NULL && strcmp(code, "unavailable") == 0) {
+        /* back-pressure: refused unstored (docs/protocol.md chat.send); counted, not an error */
+        L->steps[L->step >= 0 ? L->step : L->n_rates - 1].shed++;
+        return;
+    }
     if (code != NULL) {
         if (strcmp(code, "disconnected") != 0 || (!L->crashed && !L->closing)) {
             L->send_errors++;
@@ -486,6 +491,7 @@ static json_t *step_json(lc_t *L, int k, uint64_t checked)
     json_object_set_new(o, "seconds", json_real(wall));
     json_object_set_new(o, "sent", json_integer((json_int_t)st->sent));
     json_object_set_new(o, "not_sent_offline", json_integer((json_int_t)st->offline));
+    json_object_set_new(o, "refused_unavailable", json_integer((json_int_t)st->shed));
     json_object_set_new(o, "acknowledged_in_window", json_integer((json_int_t)st->acked));
     json_object_set_new(o, "messages_per_s", json_real(wall > 0 ? (double)st->acked / wall : 0));
     json_object_set_new(o, "deliveries_per_s",
@@ -620,8 +626,20 @@ int lc_run_steps(lc_t *L, json_t *out)
         json_object_set_new(out, "delivery", verify_delivery(L));
     }
     json_object_set_new(out, "verify_errors", json_integer((json_int_t)L->verify_errors));
+    uint64_t shed = 0;
+    for (int k = 0; k < L->n_rates; k++) {
+        shed += L->steps[k].shed;
+    }
+    json_object_set_new(out, "refused_unavailable", json_integer((json_int_t)shed));
+    double deferred = spk_bench_metric(L->port, "spk_rx_deferred_total");
+    json_object_set_new(out, "deferred_messages", json_real(deferred));
+    json_object_set_new(out, "unanswered", json_integer((json_int_t)L->in_flight));
+    if (L->in_flight > 0) {
+        lc_error(L, "%zu chat.send requests were never answered", L->in_flight);
+    }
     bool fail = L->verify_errors > 0 || L->env.entry_errors > 0 || L->send_errors > 0 ||
-                L->lost > 0 || L->setup_errors > 0 || L->incomplete > 0;
+                L->lost > 0 || L->setup_errors > 0 || L->incomplete > 0 || L->in_flight > 0 ||
+                (L->expect_deferred && deferred <= 0);
     if (L->crash_after_s > 0) {
         json_t *dl = json_object_get(out, "delivery");
         fail |= !L->crashed || L->reconnects == 0 ||

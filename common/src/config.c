@@ -190,6 +190,10 @@ static const cfg_opt_t g_opts[] = {
      "N", "refused sign-ins after which an address waits (30)"},
     {"chat-retention", "chat_retention_s", CFG_I64, OFF(chat_retention_s), 0, 60, 315360000, "S",
      "keep ciphertext not acknowledged by every device this long (2592000)"},
+    {"chat-turn-budget", "chat_turn_budget_ms", CFG_INT, OFF(chat_turn_budget_ms), 0, 0, 60000,
+     "MS", "chat.send handled per loop turn before reading waits; 0 = off (10)"},
+    {"mls-message-bytes", "mls_message_bytes", CFG_SIZE, OFF(mls_message_bytes), 0, 256, 67108864,
+     "N", "largest MLS handshake request (mls.*) of a signed-in connection (4194304)"},
     {"file-max-bytes", "file_max_bytes", CFG_SIZE, OFF(file_max_bytes), 0, 1024, 1073741824, "N",
      "largest encrypted chat attachment (10485760)"},
     {"file-quota-bytes", "file_quota_bytes", CFG_I64, OFF(file_quota_bytes), 0, 1024, 1099511627776,
@@ -282,6 +286,8 @@ void spk_config_defaults(spk_config_t *c)
     c->auth_fail_throttle = 30;
     c->audit_witness_interval_ms = 1000;
     c->chat_retention_s = 30 * 86400;
+    c->chat_turn_budget_ms = 10;
+    c->mls_message_bytes = 4 * 1024 * 1024;
     c->file_max_bytes = 10 * 1024 * 1024;
     c->file_quota_bytes = 1024LL * 1024 * 1024;
     c->audit_verify_interval_s = 3600;

@@ -73,24 +73,22 @@ size_t spk_b64url_encode(char *out, const uint8_t *in, size_t n)
     return o;
 }
 
+/* The value of each base64url character + 1; 0 for every other byte (a table: the decoder is on
+ * the path of every chat message). */
+static const uint8_t b64u_rev[256] = {
+    ['A'] = 1,  ['B'] = 2,  ['C'] = 3,  ['D'] = 4,  ['E'] = 5,  ['F'] = 6,  ['G'] = 7,  ['H'] = 8,
+    ['I'] = 9,  ['J'] = 10, ['K'] = 11, ['L'] = 12, ['M'] = 13, ['N'] = 14, ['O'] = 15, ['P'] = 16,
+    ['Q'] = 17, ['R'] = 18, ['S'] = 19, ['T'] = 20, ['U'] = 21, ['V'] = 22, ['W'] = 23, ['X'] = 24,
+    ['Y'] = 25, ['Z'] = 26, ['a'] = 27, ['b'] = 28, ['c'] = 29, ['d'] = 30, ['e'] = 31, ['f'] = 32,
+    ['g'] = 33, ['h'] = 34, ['i'] = 35, ['j'] = 36, ['k'] = 37, ['l'] = 38, ['m'] = 39, ['n'] = 40,
+    ['o'] = 41, ['p'] = 42, ['q'] = 43, ['r'] = 44, ['s'] = 45, ['t'] = 46, ['u'] = 47, ['v'] = 48,
+    ['w'] = 49, ['x'] = 50, ['y'] = 51, ['z'] = 52, ['0'] = 53, ['1'] = 54, ['2'] = 55, ['3'] = 56,
+    ['4'] = 57, ['5'] = 58, ['6'] = 59, ['7'] = 60, ['8'] = 61, ['9'] = 62, ['-'] = 63, ['_'] = 64,
+};
+
 static int b64u_val(char c)
 {
-    if (c >= 'A' && c <= 'Z') {
-        return c - 'A';
-    }
-    if (c >= 'a' && c <= 'z') {
-        return c - 'a' + 26;
-    }
-    if (c >= '0' && c <= '9') {
-        return c - '0' + 52;
-    }
-    if (c == '-') {
-        return 62;
-    }
-    if (c == '_') {
-        return 63;
-    }
-    return -1;
+    return (int)b64u_rev[(unsigned char)c] - 1;
 }
 
 long spk_b64url_decode(uint8_t *out, size_t out_cap, const char *in, size_t n)
@@ -103,9 +101,22 @@ long spk_b64url_decode(uint8_t *out, size_t out_cap, const char *in, size_t n)
         return SPK_ERANGE;
     }
     size_t o = 0;
+    size_t i = 0;
+    /* whole groups of four characters (three bytes) first */
+    for (; i + 4 <= n; i += 4) {
+        const unsigned char *q = (const unsigned char *)in + i;
+        unsigned a = b64u_rev[q[0]], b = b64u_rev[q[1]], c = b64u_rev[q[2]], d = b64u_rev[q[3]];
+        if (a == 0 || b == 0 || c == 0 || d == 0) {
+            return SPK_EDECODE;
+        }
+        uint32_t v = ((a - 1) << 18) | ((b - 1) << 12) | ((c - 1) << 6) | (d - 1);
+        out[o++] = (uint8_t)(v >> 16);
+        out[o++] = (uint8_t)(v >> 8);
+        out[o++] = (uint8_t)v;
+    }
     uint32_t acc = 0;
     int bits = 0;
-    for (size_t i = 0; i < n; i++) {
+    for (; i < n; i++) {
         int v = b64u_val(in[i]);
         if (v < 0) {
             return SPK_EDECODE;

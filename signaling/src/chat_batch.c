@@ -7,23 +7,35 @@
  * write, and each connection's answers stay in the order of its requests. After the commit every
  * answer ("ok" with seq) and every delivery carries the batch's ticket and waits until it is on
  * disk, as before. If the batch cannot be written, every message in it is answered with the store's
- * error and each conversation is read back from the store. */
+ * error and each conversation is read back from the store.
+ *
+ * Back-pressure (docs/protocol.md "chat.send"): when the service is behind, chat.send is answered
+ * "unavailable" with retry_ms at once, without being checked or stored, so that the messages it
+ * does accept keep a bounded delay instead of every message waiting longer and longer. Behind
+ * means: this loop turn has handled chat.send for longer than chat_turn_budget_ms already, or the
+ * answers and deliveries held for the disk or for slow connections exceed HELD_MAX_BYTES, or the
+ * sender's own held answers exceed half its send queue (it does not read them). The refusal joins
+ * the batch like an answer, so each connection's answers stay in the order of its requests. */
 #include "chat_int.h"
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "spk/error.h"
 #include "spk/log.h"
 #include "spk/util.h"
 
 #define BATCH_MAX 256
+#define HELD_MAX_BYTES ((size_t)16 << 20)
+#define RETRY_HELD_MS 250 /* waiting for the disk or for clients to read */
 
 typedef struct {
     uint64_t conn;
     json_t *id; /* the request's id (owned reference) */
     char conversation[SPK_ID_LEN];
     bool ack;              /* chat.ack (cur) rather than chat.send (e) */
+    int64_t shed_ms;       /* > 0: answered "unavailable" with this retry_ms */
     spk_chat_entry_t e;    /* data owned */
     spk_chat_cursor_t cur; /* acked: the seq to acknowledge */
 } batch_item_t;
@@ -95,6 +107,52 @@ int sig_chat_batch_ack(sig_req_t *r, const spk_chat_cursor_t *cur)
     return 0;
 }
 
+/* The control thread's CPU time (µs): the turn's budget counts work, not time the thread
+ * waited for a CPU (on a shared machine a wall-clock budget ran out without any work done). */
+static int64_t thread_cpu_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+bool spk_sig_busy(spk_sig_t *s)
+{
+    int64_t budget = s->cfg.chat_turn_budget_ms;
+    return s->chat_batching && budget > 0 && s->chat_turn_us != 0 &&
+           thread_cpu_us() - s->chat_turn_us > budget * 1000;
+}
+
+bool sig_chat_behind(sig_req_t *r, int64_t *retry_ms)
+{
+    spk_sig_t *s = r->s;
+    *retry_ms = 0;
+    if (!s->chat_batching) {
+        return false;
+    }
+    if (s->chat_turn_us == 0 && s->cfg.chat_turn_budget_ms > 0) {
+        s->chat_turn_us = thread_cpu_us(); /* the turn's budget starts (spk_sig_busy) */
+    }
+    /* 0: only the sender's own queue counts */
+    bool global = s->cfg.chat_turn_budget_ms > 0 && s->held_bytes > HELD_MAX_BYTES;
+    if (global || r->c->out_bytes > s->cfg.send_queue_bytes / 2) {
+        *retry_ms = RETRY_HELD_MS;
+    }
+    return *retry_ms > 0;
+}
+
+int sig_chat_batch_shed(sig_req_t *r, int64_t retry_ms)
+{
+    batch_item_t *it = item_new(r);
+    if (it == NULL) {
+        return SPK_ENOMEM;
+    }
+    it->shed_ms = retry_ms;
+    r->s->chat_shed++;
+    item_take(r, it);
+    return 0;
+}
+
 /* An acknowledgement moves the stored cursor forward only (another in the same batch, or one
  * stored since its check, may be further already). */
 static int ack_write(spk_sig_t *s, const spk_chat_cursor_t *want)
@@ -107,6 +165,22 @@ static int ack_write(spk_sig_t *s, const spk_chat_cursor_t *want)
     }
     cur.acked = want->acked;
     return spk_store_chat_cursor_put(s->store, &cur);
+}
+
+/* {"type":"ok","re":id,"seq":seq}: written directly for an integer id (the usual case; the
+ * JSON tree and its dump cost as much as the rest of the answer), through jansson otherwise. */
+static void answer_seq(spk_sig_t *s, uint64_t conn, json_t *id, int64_t seq)
+{
+    sig_conn_t *c = spk_map_get_u64(&s->conns, conn);
+    if (c != NULL && json_is_integer(id)) {
+        char buf[96];
+        int n = snprintf(buf, sizeof(buf), "{\"type\":\"ok\",\"re\":%lld,\"seq\":%lld}",
+                         (long long)json_integer_value(id), (long long)seq);
+        sig_deliver_text(s, c, buf, (size_t)n);
+        return;
+    }
+    sig_send_json(s, conn,
+                  json_pack("{s:s, s:O?, s:I}", "type", "ok", "re", id, "seq", (json_int_t)seq));
 }
 
 static void item_free(batch_item_t *it)
@@ -122,6 +196,9 @@ static int batch_write(spk_sig_t *s, sig_chat_batch_t *b, ds_conv_t **convs, uin
     int rc = spk_store_begin(s->store);
     for (size_t i = 0; rc == 0 && i < b->n; i++) {
         batch_item_t *it = &b->items[i];
+        if (it->shed_ms > 0) {
+            continue;
+        }
         if (it->ack) {
             rc = ack_write(s, &it->cur);
             continue;
@@ -150,13 +227,20 @@ void sig_chat_flush(spk_sig_t *s)
     }
     ds_conv_t *convs[BATCH_MAX] = {0};
     uint64_t t = 0;
-    int rc = batch_write(s, b, convs, &t);
+    size_t work = 0;
+    for (size_t i = 0; i < b->n; i++) {
+        work += b->items[i].shed_ms == 0;
+    }
+    int rc = work > 0 ? batch_write(s, b, convs, &t) : 0;
     if (rc == SPK_EEXIST && s->io.publish_cb != NULL) {
         /* Another node appended to one of the conversations first and its event is still on
          * the way: once more from the store's last seq (the entries in between are delivered
          * here before these). */
         spk_store_rollback(s->store);
         for (size_t i = 0; rc == SPK_EEXIST && i < b->n; i++) {
+            if (b->items[i].shed_ms > 0) {
+                continue;
+            }
             ds_conv_t *c = NULL;
             if (ds_conv_get(s, b->items[i].conversation, &c) != 0 ||
                 spk_store_chat_log_last(s->store, c->rec.id, &c->last_seq) != 0) {
@@ -174,7 +258,7 @@ void sig_chat_flush(spk_sig_t *s)
                  spk_strerror(rc));
         for (size_t i = 0; i < b->n; i++) {
             /* last_seq and the replay window as stored, once per conversation */
-            bool first = !b->items[i].ack;
+            bool first = !b->items[i].ack && b->items[i].shed_ms == 0;
             for (size_t k = 0; k < i && first; k++) {
                 first = strcmp(b->items[k].conversation, b->items[i].conversation) != 0;
             }
@@ -182,8 +266,13 @@ void sig_chat_flush(spk_sig_t *s)
             if (first && ds_conv_get(s, b->items[i].conversation, &c) == 0) {
                 ds_conv_reload(s, c);
             }
-            sig_send_error(s, b->items[i].conn, b->items[i].id, SPK_EIO,
-                           "the message could not be stored");
+            if (b->items[i].shed_ms > 0) {
+                sig_send_error_retry(s, b->items[i].conn, b->items[i].id, SPK_EUNAVAILABLE,
+                                     "the service is behind; retry later", b->items[i].shed_ms);
+            } else {
+                sig_send_error(s, b->items[i].conn, b->items[i].id, SPK_EIO,
+                               "the message could not be stored");
+            }
             item_free(&b->items[i]);
         }
         b->n = 0;
@@ -194,12 +283,15 @@ void sig_chat_flush(spk_sig_t *s)
     }
     for (size_t i = 0; i < b->n; i++) {
         batch_item_t *it = &b->items[i];
-        if (it->ack) {
+        if (it->shed_ms > 0) {
+            s->cur_ticket = saved; /* reveals nothing of this commit */
+            sig_send_error_retry(s, it->conn, it->id, SPK_EUNAVAILABLE,
+                                 "the service is behind; retry later", it->shed_ms);
+            s->cur_ticket = t > saved ? t : saved;
+        } else if (it->ack) {
             sig_send_json(s, it->conn, json_pack("{s:s, s:O?}", "type", "ok", "re", it->id));
         } else {
-            sig_send_json(s, it->conn,
-                          json_pack("{s:s, s:O?, s:I}", "type", "ok", "re", it->id, "seq",
-                                    (json_int_t)it->e.seq));
+            answer_seq(s, it->conn, it->id, it->e.seq);
             ds_deliver(s, convs[i], &it->e);
         }
         item_free(it);
@@ -223,4 +315,5 @@ void sig_chat_batch_free(spk_sig_t *s)
 void spk_sig_flush(spk_sig_t *s)
 {
     sig_chat_flush(s);
+    s->chat_turn_us = 0; /* the loop turn ends */
 }

@@ -38,7 +38,8 @@ typedef struct ds_conv {
     int64_t delivered_seq; /* entries up to here went to the devices following it here */
     ds_member_t *members;
     size_t n_members, cap_members;
-    uint64_t *conns; /* connections that get the log as it grows */
+    spk_map_t member_at; /* "<iss>\n<sub>" -> index in members + 1 (a group of 1,000 users) */
+    uint64_t *conns;     /* connections that get the log as it grows */
     size_t n_conns, cap_conns;
     int64_t trimmed_at; /* when the log was last trimmed (seconds) */
     /* digests of the latest application messages of the current epoch (seeded from the log when
@@ -104,6 +105,11 @@ void ds_remember(ds_conv_t *c, uint64_t epoch, uint64_t digest);
 /* chat_batch.c: the message (checked, for c's current epoch) joins the batch; the request is
  * answered when the batch is written (sig_chat_flush). */
 int sig_chat_batch_add(sig_req_t *r, ds_conv_t *c, const spk_chat_entry_t *e);
+/* Is the service behind (chat_batch.c: the loop turn's budget spent, too much held for the disk
+ * or for slow connections, or the caller's own answers piling up)? The advised retry_ms. */
+bool sig_chat_behind(sig_req_t *r, int64_t *retry_ms);
+/* The request is answered "unavailable" with retry_ms in its place among the batch's answers. */
+int sig_chat_batch_shed(sig_req_t *r, int64_t retry_ms);
 /* The same for a checked acknowledgement (cur with the new acked). */
 int sig_chat_batch_ack(sig_req_t *r, const spk_chat_cursor_t *cur);
 /* Stores the replay window when entries were appended since (inside the caller's transaction):

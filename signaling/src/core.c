@@ -59,7 +59,7 @@ static void conn_free(spk_sig_t *s, sig_conn_t *c)
     }
     sig_token_count_del(s, c);
     sig_chat_conn_free(s, c);
-    sig_outq_free(c);
+    sig_outq_free(s, c);
     if (c->who != &sig_no_claims) {
         spk_wipe(c->who, sizeof(*c->who));
         free(c->who);
@@ -101,7 +101,8 @@ int sig_send_json(spk_sig_t *s, uint64_t conn, json_t *msg)
     return sig_deliver(s, c, msg);
 }
 
-void sig_send_error(spk_sig_t *s, uint64_t conn, json_t *id, int err, const char *why)
+void sig_send_error_retry(spk_sig_t *s, uint64_t conn, json_t *id, int err, const char *why,
+                          int64_t retry_ms)
 {
     int idx = -err;
     if (idx > 0 && idx <= SPK_ERR_COUNT) {
@@ -117,7 +118,15 @@ void sig_send_error(spk_sig_t *s, uint64_t conn, json_t *id, int err, const char
         m = json_pack("{s:s, s:O?, s:s, s:s}", "type", "error", "re", id, "code", spk_err_wire(err),
                       "message", spk_strerror(err));
     }
+    if (m != NULL && retry_ms > 0) {
+        json_object_set_new(m, "retry_ms", json_integer(retry_ms));
+    }
     sig_send_json(s, conn, m);
+}
+
+void sig_send_error(spk_sig_t *s, uint64_t conn, json_t *id, int err, const char *why)
+{
+    sig_send_error_retry(s, conn, id, err, why, 0);
 }
 
 void sig_reply_ok(sig_req_t *r)
@@ -188,11 +197,15 @@ int spk_sig_conn_open(spk_sig_t *s, uint64_t conn, const char *remote_addr, uint
         return SPK_ENOMEM;
     }
     sig_send_json(s, conn,
-                  json_pack("{s:s, s:s, s:s, s:{s:I, s:f, s:f, s:I}}", "type", "hello", "protocol",
-                            "spreekkamer.v1", "server", SPK_VERSION_STR, "limits",
-                            "max_message_bytes", (json_int_t)s->cfg.max_message_bytes, "rate",
-                            s->cfg.rate_per_s, "burst", s->cfg.rate_burst, "auth_timeout_ms",
-                            (json_int_t)s->cfg.auth_timeout_s * 1000));
+                  json_pack("{s:s, s:s, s:s, s:{s:I, s:I, s:f, s:f, s:I}}", "type", "hello",
+                            "protocol", "spreekkamer.v1", "server", SPK_VERSION_STR, "limits",
+                            "max_message_bytes", (json_int_t)s->cfg.max_message_bytes,
+                            "max_mls_message_bytes",
+                            (json_int_t)(s->cfg.mls_message_bytes > s->cfg.max_message_bytes
+                                             ? s->cfg.mls_message_bytes
+                                             : s->cfg.max_message_bytes),
+                            "rate", s->cfg.rate_per_s, "burst", s->cfg.rate_burst,
+                            "auth_timeout_ms", (json_int_t)s->cfg.auth_timeout_s * 1000));
     if (s->draining) {
         sig_send_json(s, conn,
                       json_pack("{s:s, s:i}", "type", "server.shutdown", "retry_after_ms", 2000));
@@ -221,6 +234,14 @@ void spk_sig_conn_close(spk_sig_t *s, uint64_t conn)
         sig_unjoin_conn(s, c, c->joined[c->n_joined - 1].consult, true);
     }
     conn_free(s, c);
+}
+
+size_t spk_sig_conn_rx_limit(spk_sig_t *s, uint64_t conn)
+{
+    const sig_conn_t *c = spk_map_get_u64(&s->conns, conn);
+    size_t lim = s->cfg.max_message_bytes;
+    return c != NULL && c->authed && s->cfg.mls_message_bytes > lim ? s->cfg.mls_message_bytes
+                                                                    : lim;
 }
 
 void spk_sig_conn_reject(spk_sig_t *s, uint64_t conn, int err)
@@ -324,7 +345,10 @@ static int parse_envelope(sig_req_t *r, const char *data, size_t len, const sig_
                           int *index)
 {
     json_error_t jerr;
-    r->req = json_loadb(data, len, JSON_REJECT_DUPLICATES, &jerr);
+    r->req = sig_json_flat(data, len); /* NULL: not the simple shape, the full parser decides */
+    if (r->req == NULL) {
+        r->req = json_loadb(data, len, JSON_REJECT_DUPLICATES, &jerr);
+    }
     if (r->req == NULL || !json_is_object(r->req)) {
         snprintf(r->why, sizeof(r->why), "not a JSON object%s%.100s", r->req ? "" : ": ",
                  r->req ? "" : jerr.text);
@@ -428,6 +452,9 @@ void spk_sig_conn_message(spk_sig_t *s, uint64_t conn, const char *data, size_t 
     } else {
         rc = parse_envelope(&r, data, len, &a, &index);
     }
+    if (rc == 0 && len > s->cfg.max_message_bytes && strncmp(a->type, "mls.", 4) != 0) {
+        rc = SPK_ETOOBIG; /* only MLS handshake requests may use mls_message_bytes */
+    }
     if (rc != 0 || (a->fn != sig_h_chat_send && a->fn != sig_h_chat_ack)) {
         sig_chat_flush(s); /* only chat.send and chat.ack join a waiting batch */
     }
@@ -450,7 +477,7 @@ void spk_sig_conn_message(spk_sig_t *s, uint64_t conn, const char *data, size_t 
             spk_debug(conn, "request refused: %s (%s)", spk_err_wire(rc), r.why);
         }
         sig_chat_flush(s); /* the answers of earlier requests go first */
-        sig_send_error(s, conn, r.id, rc, r.why);
+        sig_send_error_retry(s, conn, r.id, rc, r.why, r.retry_ms);
     }
     s->cur_ticket = 0;
     spk_wipe(&r.refused, sizeof(r.refused));

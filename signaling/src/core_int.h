@@ -143,6 +143,11 @@ struct spk_sig {
     uint64_t cur_ticket; /* commit whose effects the messages being sent now reveal; 0: none */
     uint64_t *held;      /* connections with held messages */
     size_t n_held, cap_held;
+    size_t held_bytes; /* the size of every connection's held messages */
+    /* one text held once for many connections (sig_share_begin) */
+    const char *share_txt;
+    size_t share_len;
+    struct sig_shared *share;
     bool storage_failed; /* the store can no longer flush: nothing more is acknowledged */
     /* access limits (sig_audit.c, access.c) */
     spk_map_t tok_conns; /* "<iss> <jti>" -> (uintptr_t) connections authenticated with it */
@@ -170,6 +175,8 @@ struct spk_sig {
     /* group commit of chat.send (chat_batch.c) */
     bool chat_batching;
     struct sig_chat_batch *chat_batch;
+    int64_t chat_turn_us; /* control thread CPU time when the turn's first chat.send came (µs) */
+    uint64_t chat_shed;   /* chat.send answered "unavailable" because the service is behind */
 };
 
 /* One request being handled. */
@@ -182,6 +189,7 @@ typedef struct {
     int64_t now;   /* unix seconds */
     bool replied;
     char why[160];
+    int64_t retry_ms; /* > 0: the error answer carries retry_ms (the service is behind) */
     /* audit record of the action (filled by handlers) */
     const char *event;
     char on_behalf_of[SPK_SUB_LEN];
@@ -246,7 +254,12 @@ int sig_deliver(spk_sig_t *s, sig_conn_t *c, json_t *msg); /* steals msg */
 int sig_deliver_text(spk_sig_t *s, sig_conn_t *c, const char *txt, size_t len);
 /* Closes the connection after its held messages (or now when none are held). */
 void sig_close_conn(spk_sig_t *s, sig_conn_t *c, int ws_code, const char *reason);
-void sig_outq_free(sig_conn_t *c);
+void sig_outq_free(spk_sig_t *s, sig_conn_t *c);
+typedef struct sig_shared sig_shared_t;
+/* Until sig_share_end, sig_deliver_text of exactly this text (same pointer and length) holds one
+ * shared copy for every connection instead of a copy each. txt must stay valid until the end. */
+void sig_share_begin(spk_sig_t *s, const char *txt, size_t len);
+void sig_share_end(spk_sig_t *s);
 void sig_held_free(spk_sig_t *s);
 
 /* access.c: access that ends while a connection is open. */
@@ -325,8 +338,14 @@ int sig_session_record(spk_sig_t *s, const spk_token_claims_t *cl);
 
 /* core.c */
 int sig_send_json(spk_sig_t *s, uint64_t conn, json_t *msg); /* steals msg */
+/* json_flat.c: a flat object of integers and plain ASCII strings parsed without jansson's
+ * parser (the same object json_loadb gives), or NULL for anything else. */
+json_t *sig_json_flat(const char *data, size_t len);
 /* An error answer to request id (may be NULL) with its documented code. */
 void sig_send_error(spk_sig_t *s, uint64_t conn, json_t *id, int err, const char *why);
+/* The same with retry_ms (> 0) in the answer: the client may try again after that long. */
+void sig_send_error_retry(spk_sig_t *s, uint64_t conn, json_t *id, int err, const char *why,
+                          int64_t retry_ms);
 void sig_reply_ok(sig_req_t *r);
 /* Appends the request's audit entry (r->event, success) to the open transaction and commits
  * it together with the action's changes; from then on, messages sent reveal that commit and are

@@ -395,6 +395,10 @@ int sig_h_chat_send(sig_req_t *r)
     if (ds_caller_device(r, &rc) == NULL) {
         return rc;
     }
+    int64_t retry_ms = 0;
+    if (sig_chat_behind(r, &retry_ms)) {
+        return sig_chat_batch_shed(r, retry_ms); /* before any work: shedding must be cheap */
+    }
     uint8_t *msg = NULL;
     size_t n = 0;
     rc = req_conv(r, false, &c);

@@ -12,7 +12,11 @@
  * of send_queue_bytes (io.queued_cb); the rest waits here until the transport reports the queue
  * empty (spk_sig_conn_writable). So a burst released at once does not overflow a client that
  * reads. A client that does not read still ends as a slow consumer: once more than
- * send_queue_bytes wait here, they are handed to the transport, which closes it with 4003. */
+ * send_queue_bytes wait here, they are handed to the transport, which closes it with 4003.
+ *
+ * One text delivered to many connections (a chat entry to every device following the
+ * conversation, sig_share_begin) is held once, shared by reference: a Commit into a group of
+ * 1,000 devices is large, and a copy per device was most of its cost. */
 #include "core_int.h"
 
 #include <stdlib.h>
@@ -22,29 +26,93 @@
 #include "spk/log.h"
 #include "spk/util.h"
 
+struct sig_shared {
+    size_t refs;
+    char data[];
+};
+
 struct sig_out {
     sig_out_t *next;
     uint64_t ticket;
     int close_code; /* > 0: close the connection with this code instead of sending */
     size_t len;
-    char data[]; /* message text, or the close reason */
+    sig_shared_t *shared; /* the text when shared, else in data */
+    char data[];          /* message text, or the close reason */
 };
+
+static void shared_put(sig_shared_t *sh)
+{
+    if (sh != NULL && --sh->refs == 0) {
+        free(sh);
+    }
+}
+
+static void out_free(sig_out_t *o)
+{
+    shared_put(o->shared);
+    free(o);
+}
+
+static const char *out_text(const sig_out_t *o)
+{
+    return o->shared != NULL ? o->shared->data : o->data;
+}
+
+void sig_share_begin(spk_sig_t *s, const char *txt, size_t len)
+{
+    sig_share_end(s);
+    s->share_txt = txt;
+    s->share_len = len;
+}
+
+void sig_share_end(spk_sig_t *s)
+{
+    shared_put(s->share);
+    s->share = NULL;
+    s->share_txt = NULL;
+    s->share_len = 0;
+}
+
+/* The shared copy of the text between sig_share_begin and sig_share_end (NULL: not that text,
+ * or out of memory: copied instead). */
+static sig_shared_t *shared_get(spk_sig_t *s, const char *data, size_t len, int close_code)
+{
+    if (close_code > 0 || data != s->share_txt || len != s->share_len) {
+        return NULL;
+    }
+    if (s->share == NULL) {
+        s->share = malloc(sizeof(*s->share) + len + 1);
+        if (s->share == NULL) {
+            return NULL;
+        }
+        s->share->refs = 1; /* the sharing's own */
+        memcpy(s->share->data, data, len);
+        s->share->data[len] = '\0';
+    }
+    s->share->refs++;
+    return s->share;
+}
 
 static int enqueue(spk_sig_t *s, sig_conn_t *c, const char *data, size_t len, int close_code)
 {
-    sig_out_t *o = malloc(sizeof(*o) + len + 1);
+    sig_shared_t *sh = shared_get(s, data, len, close_code);
+    sig_out_t *o = malloc(sizeof(*o) + (sh != NULL ? 0 : len) + 1);
     if (o == NULL) {
+        shared_put(sh);
         return SPK_ENOMEM;
     }
     o->next = NULL;
     o->ticket = s->cur_ticket;
     o->close_code = close_code;
     o->len = len;
-    memcpy(o->data, data, len);
-    o->data[len] = '\0';
+    o->shared = sh;
+    if (sh == NULL) {
+        memcpy(o->data, data, len);
+    }
+    o->data[sh != NULL ? 0 : len] = '\0';
     if (c->out_head == NULL) {
         if (spk_u64_push(&s->held, &s->n_held, &s->cap_held, c->id) != 0) {
-            free(o);
+            out_free(o);
             return SPK_ENOMEM;
         }
         c->out_head = o;
@@ -53,6 +121,7 @@ static int enqueue(spk_sig_t *s, sig_conn_t *c, const char *data, size_t len, in
     }
     c->out_tail = o;
     c->out_bytes += len;
+    s->held_bytes += len;
     return 0;
 }
 
@@ -91,12 +160,13 @@ void sig_close_conn(spk_sig_t *s, sig_conn_t *c, int ws_code, const char *reason
     s->io.close_cb(s->io.ud, c->id, ws_code, reason);
 }
 
-void sig_outq_free(sig_conn_t *c)
+void sig_outq_free(spk_sig_t *s, sig_conn_t *c)
 {
+    s->held_bytes -= c->out_bytes;
     while (c->out_head != NULL) {
         sig_out_t *o = c->out_head;
         c->out_head = o->next;
-        free(o);
+        out_free(o);
     }
     c->out_tail = NULL;
     c->out_bytes = 0;
@@ -118,16 +188,17 @@ static bool drain(spk_sig_t *s, sig_conn_t *c, uint64_t durable)
         sig_out_t *o = c->out_head;
         c->out_head = o->next;
         c->out_bytes -= o->len;
+        s->held_bytes -= o->len;
         if (o->close_code > 0) {
             c->closing = true;
             s->io.close_cb(s->io.ud, c->id, o->close_code, o->data);
         } else {
-            s->io.send_cb(s->io.ud, c->id, o->data, o->len);
+            s->io.send_cb(s->io.ud, c->id, out_text(o), o->len);
         }
-        free(o);
+        out_free(o);
     }
     if (c->closing) {
-        sig_outq_free(c); /* nothing is sent after a close */
+        sig_outq_free(s, c); /* nothing is sent after a close */
     }
     if (c->out_head == NULL) {
         c->out_tail = NULL;

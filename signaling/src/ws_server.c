@@ -156,6 +156,20 @@ static int conn_write_close(spk_ws_conn_t *c)
 
 /* ---- io callbacks for the core ---- */
 
+/* srv->wbuf holds LWS_PRE + len bytes (false when out of memory: the message is queued). */
+static bool wbuf_reserve(spk_ws_server_t *srv, size_t len)
+{
+    if (srv->wbuf_cap < LWS_PRE + len) {
+        unsigned char *b = realloc(srv->wbuf, LWS_PRE + len);
+        if (b == NULL) {
+            return false;
+        }
+        srv->wbuf = b;
+        srv->wbuf_cap = LWS_PRE + len;
+    }
+    return true;
+}
+
 static int io_send(void *ud, uint64_t conn, const char *msg, size_t len)
 {
     spk_ws_server_t *srv = ud;
@@ -169,8 +183,10 @@ static int io_send(void *ud, uint64_t conn, const char *msg, size_t len)
     /* Fast path: nothing queued and the socket takes it now, so write directly instead of
      * waiting for a writable callback (which costs epoll_ctl calls and a loop pass per
      * message). Safe here: no HTTP/2 and no compression on these connections. */
-    if (!c->q_head && !c->close_sent && len <= SPK_WS_DIRECT_MAX && !lws_send_pipe_choked(c->wsi)) {
-        unsigned char buf[LWS_PRE + SPK_WS_DIRECT_MAX];
+    if (!c->q_head && !c->close_sent && !lws_send_pipe_choked(c->wsi) &&
+        (len <= SPK_WS_DIRECT_MAX || wbuf_reserve(srv, len))) {
+        unsigned char small[LWS_PRE + SPK_WS_DIRECT_MAX];
+        unsigned char *buf = len <= SPK_WS_DIRECT_MAX ? small : srv->wbuf;
         memcpy(buf + LWS_PRE, msg, len);
         int n = lws_write(c->wsi, buf + LWS_PRE, len, LWS_WRITE_TEXT);
         if (n < 0 || (size_t)n < len) {
@@ -361,15 +377,30 @@ static int rx_append(spk_ws_conn_t *c, const void *in, size_t len, size_t max)
     return 0;
 }
 
+static void deferred_run(spk_ws_server_t *srv, spk_ws_conn_t *c);
+
+/* Hands the complete message in c->rx to the core (or defers it: back-pressure). */
 static void rx_message_done(spk_ws_server_t *srv, spk_ws_conn_t *c)
 {
+    if (!c->rx_binary && !c->rx_discard && spk_sig_busy(srv->sig) &&
+        spk_u64_push(&srv->deferred, &srv->n_deferred, &srv->cap_deferred, c->id) == 0) {
+        /* The core spent this turn's budget: the message waits (whole, in c->rx) and the
+         * connection is not read until it is handled, so the backlog stays in the kernel and
+         * the clients' TCP windows instead of in one ever longer turn. */
+        c->deferred = true;
+        srv->m.rx_deferred++;
+        if (!c->rx_paused) {
+            lws_rx_flow_control(c->wsi, 0);
+        }
+        return;
+    }
     uint64_t now = (uint64_t)spk_now_ms();
     if (c->rx_binary) {
         spk_info(c->id, "binary message refused");
         spk_sig_conn_reject(srv->sig, c->id, SPK_EBADMSG);
     } else if (c->rx_discard) {
         srv->m.frames_too_large++;
-        spk_info(c->id, "message over %zu bytes discarded", srv->cfg->max_message_bytes);
+        spk_info(c->id, "message over %zu bytes discarded", spk_sig_conn_rx_limit(srv->sig, c->id));
         spk_sig_conn_reject(srv->sig, c->id, SPK_ETOOBIG);
     } else {
         srv->m.messages_in++;
@@ -383,6 +414,51 @@ static void rx_message_done(spk_ws_server_t *srv, spk_ws_conn_t *c)
         c->rx = NULL;
         c->rx_cap = 0;
     }
+}
+
+/* The deferred message of c goes to the core now; reading resumes. */
+static void deferred_run(spk_ws_server_t *srv, spk_ws_conn_t *c)
+{
+    c->deferred = false;
+    uint64_t now = (uint64_t)spk_now_ms();
+    srv->m.messages_in++;
+    spk_sig_conn_message(srv->sig, c->id, c->rx ? c->rx : "", c->rx_len, now);
+    c->rx_len = 0;
+    if (c->rx_cap > 4 * SPK_WS_RX_CHUNK) {
+        free(c->rx);
+        c->rx = NULL;
+        c->rx_cap = 0;
+    }
+    if (!c->rx_paused && c->tracked) {
+        lws_rx_flow_control(c->wsi, 1);
+    }
+}
+
+static void defer_idle_cb(uv_idle_t *h);
+
+/* Deferred messages, oldest first, until the core is over its budget again. */
+static void deferred_drain(spk_ws_server_t *srv)
+{
+    size_t i = 0;
+    for (; i < srv->n_deferred && !spk_sig_busy(srv->sig); i++) {
+        spk_ws_conn_t *c = spk_map_get_u64(&srv->by_id, srv->deferred[i]);
+        if (c != NULL && c->deferred) {
+            deferred_run(srv, c);
+        }
+    }
+    memmove(srv->deferred, srv->deferred + i, (srv->n_deferred - i) * sizeof(uint64_t));
+    srv->n_deferred -= i;
+    spk_sig_flush(srv->sig); /* their answers: this turn's batch */
+    if (srv->n_deferred > 0) {
+        uv_idle_start(&srv->defer_idle, defer_idle_cb); /* no waiting in poll meanwhile */
+    } else {
+        uv_idle_stop(&srv->defer_idle);
+    }
+}
+
+static void defer_idle_cb(uv_idle_t *h)
+{
+    deferred_drain(h->data);
 }
 
 static void on_receive(spk_ws_server_t *srv, spk_ws_conn_t *c, const void *in, size_t len)
@@ -399,11 +475,16 @@ static void on_receive(spk_ws_server_t *srv, spk_ws_conn_t *c, const void *in, s
     if (!c->in_core || c->killed || c->close_code != 0 || c->close_sent) {
         return; /* refused or closing: input is ignored */
     }
+    if (c->deferred) {
+        /* more input although deferred (reading was resumed for a slow consumer): the waiting
+         * message goes first */
+        deferred_run(srv, c);
+    }
     if (c->rx_len == 0 && !c->rx_discard && !c->rx_binary) {
         c->rx_binary = lws_frame_is_binary(c->wsi) != 0;
     }
     if (!c->rx_binary && !c->rx_discard) {
-        int rc = rx_append(c, in, len, srv->cfg->max_message_bytes);
+        int rc = rx_append(c, in, len, spk_sig_conn_rx_limit(srv->sig, c->id));
         if (rc == SPK_ENOMEM) {
             spk_error(c->id, "out of memory reassembling a message");
             conn_kill(c, 1011, "internal error");
@@ -563,6 +644,9 @@ static void flush_check_cb(uv_check_t *h)
         spk_sig_tick(srv->sig, now);
     }
     spk_sig_flush(srv->sig);
+    if (srv->n_deferred > 0) {
+        deferred_drain(srv);
+    }
 }
 
 static void tick_cb(uv_timer_t *t)
@@ -603,6 +687,7 @@ static void stop_idle_cb(uv_idle_t *h)
     uv_close((uv_handle_t *)&srv->stop_idle, handle_closed_cb);
     uv_close((uv_handle_t *)&srv->api_idle, handle_closed_cb);
     uv_close((uv_handle_t *)&srv->tick_idle, handle_closed_cb);
+    uv_close((uv_handle_t *)&srv->defer_idle, handle_closed_cb);
 }
 
 static void drain_timeout_cb(uv_timer_t *t)
@@ -838,11 +923,12 @@ int spk_ws_server_start(spk_ws_server_t *ws, spk_sig_t *sig)
     uv_idle_init(ws->loop, &ws->stop_idle);
     uv_idle_init(ws->loop, &ws->api_idle);
     uv_idle_init(ws->loop, &ws->tick_idle);
+    uv_idle_init(ws->loop, &ws->defer_idle);
     uv_check_init(ws->loop, &ws->flush_check);
     ws->tick.data = ws->drain_timer.data = ws->stop_idle.data = ws->api_idle.data =
         ws->tick_idle.data = ws;
-    ws->flush_check.data = ws;
-    ws->open_handles = 6;
+    ws->flush_check.data = ws->defer_idle.data = ws;
+    ws->open_handles = 7;
     uv_timer_start(&ws->tick, tick_cb, 1000, 1000);
     /* group commit of chat messages: written once the turn's input is handled */
     spk_sig_batch_chat(sig, true);
@@ -875,6 +961,7 @@ void spk_ws_server_free(spk_ws_server_t *ws)
             uv_close((uv_handle_t *)&ws->stop_idle, handle_closed_cb);
             uv_close((uv_handle_t *)&ws->api_idle, handle_closed_cb);
             uv_close((uv_handle_t *)&ws->tick_idle, handle_closed_cb);
+            uv_close((uv_handle_t *)&ws->defer_idle, handle_closed_cb);
         }
         lws_context_destroy(ws->ctx);
         uv_run(ws->loop, UV_RUN_DEFAULT);
@@ -897,5 +984,7 @@ void spk_ws_server_free(spk_ws_server_t *ws)
     ws_api_free_all(ws);
     spk_map_free(&ws->api_by_id);
     ws_limits_free(ws);
+    free(ws->wbuf);
+    free(ws->deferred);
     free(ws);
 }

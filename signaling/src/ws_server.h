@@ -45,6 +45,7 @@ typedef struct spk_ws_conn {
     spk_ws_msg_t *q_head, *q_tail;
     size_t q_bytes;
     bool rx_paused; /* lws_rx_flow_control(wsi, 0) is in effect */
+    bool deferred;  /* a complete message waits in rx for the next loop turn (srv->deferred) */
 
     char *rx; /* reassembly of a fragmented text message */
     size_t rx_len, rx_cap;
@@ -94,6 +95,10 @@ struct spk_ws_server {
     char files_dir[600]; /* <data_dir>/files: encrypted chat attachments */
 
     uint64_t next_id;
+    /* a message larger than SPK_WS_DIRECT_MAX written directly goes through here (reused: no
+     * allocation and no fresh pages per recipient of a large Commit) */
+    unsigned char *wbuf;
+    size_t wbuf_cap;
     spk_ws_conn_t *conns; /* every tracked WebSocket connection */
     spk_map_t by_id;      /* id -> spk_ws_conn_t* */
     spk_ws_metrics_t m;
@@ -122,6 +127,11 @@ struct spk_ws_server {
     uv_check_t flush_check; /* after each turn's I/O: the core writes its batch (spk_sig_flush) */
     uv_timer_t drain_timer;
     uv_idle_t stop_idle;
+    /* messages read while the core was over its turn budget (spk_sig_busy): handed over in
+     * the next turns, oldest first, their connections not read meanwhile */
+    uint64_t *deferred;
+    size_t n_deferred, cap_deferred;
+    uv_idle_t defer_idle; /* keeps the loop turning while messages are deferred */
     bool draining;
     bool stopping; /* lws_context_destroy has been called once */
     int open_handles;

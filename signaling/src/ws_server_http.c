@@ -211,6 +211,9 @@ static size_t render_metrics(spk_ws_server_t *srv, char *buf, size_t cap)
                "Connections closed because their send queue was full.", m->send_queue_overflows);
     n = metric(buf, cap, n, "spk_frames_too_large_total", "counter",
                "Messages over max_message_bytes, discarded.", m->frames_too_large);
+    n = metric(buf, cap, n, "spk_rx_deferred_total", "counter",
+               "Messages left for a later loop turn because the turn's chat budget was spent.",
+               m->rx_deferred);
     n = metric(buf, cap, n, "spk_rx_paused_total", "counter",
                "Times reading a connection was paused because its send queue passed half "
                "the cap.",

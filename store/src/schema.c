@@ -8,7 +8,7 @@
 #include "spk/error.h"
 #include "spk/log.h"
 
-#define SCHEMA_VERSION 3
+#define SCHEMA_VERSION 4
 
 /* The current schema for a new store. The audit table refuses UPDATE and DELETE through
  * triggers: a guard against mistakes, not against an attacker (who can drop the triggers); the
@@ -123,6 +123,25 @@ static const char *const migrate_2_3 =
     " created_at INTEGER NOT NULL);"
     "CREATE INDEX chat_files_conv ON chat_files(conversation, created_at);";
 
+/* Version 3 → 4: the chat log in one global append order (docs/chat.md "Throughput"): rows keyed
+ * by gseq, so a batch of messages to many conversations appends at the end of one B-tree instead
+ * of touching one page per conversation; (conversation, seq) stays unique (its small index serves
+ * each device's drain, and a second writer of a seq gets SPK_EEXIST as before). */
+static const char *const migrate_3_4 =
+    "CREATE TABLE chat_log_v4 ("
+    " gseq INTEGER PRIMARY KEY, conversation TEXT NOT NULL, seq INTEGER NOT NULL,"
+    " epoch INTEGER NOT NULL, type INTEGER NOT NULL, sender_iss TEXT NOT NULL,"
+    " sender TEXT NOT NULL, sender_device TEXT NOT NULL, to_iss TEXT NOT NULL,"
+    " to_sub TEXT NOT NULL, to_device TEXT NOT NULL, at_ms INTEGER NOT NULL, data BLOB NOT NULL,"
+    " CONSTRAINT chat_log_conv_seq UNIQUE (conversation, seq));"
+    "INSERT INTO chat_log_v4 (conversation, seq, epoch, type, sender_iss, sender, sender_device,"
+    " to_iss, to_sub, to_device, at_ms, data) SELECT conversation, seq, epoch, type, sender_iss,"
+    " sender, sender_device, to_iss, to_sub, to_device, at_ms, data FROM chat_log"
+    " ORDER BY at_ms, conversation, seq;"
+    "DROP TABLE chat_log;"
+    "ALTER TABLE chat_log_v4 RENAME TO chat_log;"
+    "CREATE INDEX chat_log_time ON chat_log(at_ms);";
+
 static int int_row(st_stmt_t *s, void *out)
 {
     *(int64_t *)out = st_col_i64(s, 0);
@@ -188,6 +207,13 @@ int st_schema_sqlite(spk_store_t *st)
         }
         rc = st_db_exec(st->db, migrate_2_3);
         v = 3;
+    }
+    if (rc == 0 && v == 3) {
+        if (orig != 0) {
+            spk_info(0, "store: migrating schema 3 -> 4");
+        }
+        rc = st_db_exec(st->db, migrate_3_4);
+        v = 4;
     }
     if (rc == 0) {
         rc = st_db_exec(st->db, guards);

@@ -19,7 +19,7 @@
 #include "spk/error.h"
 #include "spk/log.h"
 
-#define SCHEMA_VERSION 3
+#define SCHEMA_VERSION 4
 #define SCHEMA_LOCK_KEY "8319669543063350131" /* "spkschem" */
 
 #define T "TEXT COLLATE \"C\" NOT NULL"
@@ -127,8 +127,15 @@ static const char *const guards =
     "CREATE OR REPLACE TRIGGER audit_no_truncate BEFORE TRUNCATE ON audit"
     " FOR EACH STATEMENT EXECUTE FUNCTION spk_audit_append_only();";
 
-/* Steps from version n to n + 1, for n = 3, 4, ... (none yet). */
-static const char *const migrations[] = {NULL};
+/* Steps from version n to n + 1, for n = 3, 4, ... */
+static const char *const migrations[] = {
+    /* 3 → 4: the chat log keyed by one global append order, (conversation, seq) unique (as in
+     * schema.c) */
+    "ALTER TABLE chat_log ADD COLUMN gseq BIGINT GENERATED ALWAYS AS IDENTITY;"
+    "ALTER TABLE chat_log DROP CONSTRAINT chat_log_pkey;"
+    "ALTER TABLE chat_log ADD PRIMARY KEY (gseq);"
+    "ALTER TABLE chat_log ADD CONSTRAINT chat_log_conv_seq UNIQUE (conversation, seq);",
+};
 
 static int int_row(st_stmt_t *s, void *out)
 {

@@ -349,6 +349,7 @@ int main(int argc, char **argv)
     spk_config_defaults(&cfg);
     cfg.rate_per_s = 1e9;
     cfg.rate_burst = 1e9;
+    cfg.chat_turn_budget_ms = 0; /* no back-pressure: every message is measured */
     spk_config_finish(&cfg);
     spk_sig_io_t io = {.send_cb = send_cb, .close_cb = close_cb};
     if (spk_sig_new(&g_sig, &cfg, g_store, kr, &g_issuer, &io) != 0) {

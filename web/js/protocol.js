@@ -125,7 +125,11 @@ export class Client {
       this.pending.delete(msg.re);
       clearTimeout(entry.timer);
       if (msg.type === 'ok') entry.resolve(msg);
-      else entry.reject(new ProtocolError(msg.code, msg.message));
+      else {
+        const err = new ProtocolError(msg.code, msg.message);
+        if (Number.isFinite(msg.retry_ms)) err.retryMs = msg.retry_ms; // the service is behind
+        entry.reject(err);
+      }
       return;
     }
     if (msg.type === 'hello') this.hello = msg;

@@ -76,6 +76,8 @@ typedef struct {
     char webhook_ca_file[512];  /* PEM CA bundle for HTTPS webhooks; "" = system default */
     /* chat (the MLS delivery service) */
     int64_t chat_retention_s; /* ciphertext not acknowledged by every device is kept this long */
+    int chat_turn_budget_ms;  /* chat.send handled per loop turn before reading waits (10; 0 off) */
+    size_t mls_message_bytes; /* largest mls.* request of a signed-in connection (4 MiB) */
     size_t file_max_bytes;    /* largest encrypted attachment (10485760) */
     int64_t file_quota_bytes; /* attachments of one conversation together (1073741824) */
 

@@ -64,6 +64,13 @@ void spk_sig_conn_close(spk_sig_t *s, uint64_t conn);
 /* One complete text message. */
 void spk_sig_conn_message(spk_sig_t *s, uint64_t conn, const char *data, size_t len,
                           uint64_t now_ms);
+/* Has the current loop turn handled chat.send for longer than chat_turn_budget_ms? Then the
+ * transport leaves further messages for the next turns (spk_sig_flush ends a turn). */
+bool spk_sig_busy(spk_sig_t *s);
+/* The largest message the transport accepts from conn: max_message_bytes, or for a signed-in
+ * connection the larger mls_message_bytes (only mls.* requests may use the difference: a Commit
+ * into a large group carries the ratchet tree in its Welcome). */
+size_t spk_sig_conn_rx_limit(spk_sig_t *s, uint64_t conn);
 /* The transport's send queue for conn has emptied: held messages may go on. */
 void spk_sig_conn_writable(spk_sig_t *s, uint64_t conn);
 /* An error the transport detected (SPK_ETOOBIG, SPK_EBADMSG for a binary frame): the core

@@ -47,6 +47,7 @@ typedef struct {
     uint64_t frames_too_large;      /* messages over max_message_bytes */
     uint64_t rx_paused;             /* times reading was paused for a full send queue */
     uint64_t connections_rx_paused; /* connections whose reading is paused now */
+    uint64_t rx_deferred; /* messages left for a later loop turn (the core's turn budget) */
 } spk_ws_metrics_t;
 
 /* Allocates the server. `cfg` and `loop` are borrowed. cfg->web_root must be set (spreekd fills

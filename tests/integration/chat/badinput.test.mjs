@@ -279,12 +279,24 @@ test('messages: outside the group, not a member, oversized, replayed, stale, fut
     const bare = await env.as(env.users.partner);
     assert.equal((await send(bare, byPc)).code, 'bad_state');
 
-    // oversized: the frame limit (max_message_bytes, 65,536) comes first; the frame is
-    // discarded unread, so the error cannot name the request (re: null)
+    // oversized: over max_message_bytes (65,536) but within max_mls_message_bytes, the frame
+    // of a signed-in connection is read and refused as too_large for anything but mls.*,
+    // naming the request; over max_mls_message_bytes it is discarded unread (re: null)
     const big = b64u(randomBytes(49153));
     gpc.send({ id: 999, type: 'chat.send', conversation: conv, message: big });
     const tooLarge = await gpc.next('error');
-    assert.deepEqual([tooLarge.code, tooLarge.re], ['too_large', null]);
+    assert.deepEqual([tooLarge.code, tooLarge.re], ['too_large', 999]);
+    await carriesOn(gpc);
+    // an mls.* request between the two limits is read and handled (a Commit into a large group
+    // carries the ratchet tree): this one is no MLS message, so it is refused as such
+    const junk = b64u(randomBytes(200 * 1024));
+    const bigCommit = await gpc.req('mls.commit', { conversation: conv, commit: junk });
+    assert.equal(bigCommit.type, 'error');
+    assert.ok(['malformed', 'truncated', 'invalid_argument'].includes(bigCommit.code), bigCommit.code);
+    const huge = b64u(randomBytes(3200 * 1024)); // > 4 MiB as base64url
+    gpc.send({ id: 998, type: 'chat.send', conversation: conv, message: huge });
+    const discarded = await gpc.next('error');
+    assert.deepEqual([discarded.code, discarded.re], ['too_large', null]);
     await carriesOn(gpc);
     // not MLS, not an application message, not base64url
     assert.ok(['malformed', 'truncated', 'invalid_argument'].includes((await send(gpc, b64u(randomBytes(100)))).code));

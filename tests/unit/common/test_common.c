@@ -38,6 +38,17 @@ static void test_b64url_roundtrip(void **state)
     /* "QR" has non-zero trailing bits: non-canonical. */
     assert_int_equal(spk_b64url_decode(out, sizeof(out), "QR", 2), SPK_EDECODE);
     assert_int_equal(spk_b64url_decode(out, 1, "QUJD", 4), SPK_ERANGE);
+    /* every position of a whole group and of the tail; bytes outside the alphabet */
+    assert_int_equal(spk_b64url_decode(out, sizeof(out), "QUJDQUJD", 8), 6);
+    assert_memory_equal(out, "ABCABC", 6);
+    for (size_t i = 0; i < 8; i++) {
+        char bad[9] = "QUJDQUJD";
+        bad[i] = (char)(i % 2 ? 0xc3 : '=');
+        assert_int_equal(spk_b64url_decode(out, sizeof(out), bad, 8), SPK_EDECODE);
+    }
+    assert_int_equal(spk_b64url_decode(out, sizeof(out), "QUJD\0UE", 7), SPK_EDECODE);
+    assert_int_equal(spk_b64url_decode(out, sizeof(out), "QUJDQU.", 7), SPK_EDECODE);
+    assert_int_equal(spk_b64url_decode(out, sizeof(out), "-_-_", 4), 3);
 }
 
 static void test_hex(void **state)

@@ -1232,7 +1232,7 @@ static void test_schema_newer(void **state)
     sql(f, tb_pg() ? "UPDATE spk_schema SET version = 99" : "PRAGMA user_version=99");
     assert_int_equal(tb_open(&f->b, &f->st), SPK_ECONFIG);
     assert_null(f->st);
-    sql(f, tb_pg() ? "UPDATE spk_schema SET version = 3" : "PRAGMA user_version=3");
+    sql(f, tb_pg() ? "UPDATE spk_schema SET version = 4" : "PRAGMA user_version=4");
     assert_int_equal(tb_open(&f->b, &f->st), 0);
 }
 

@@ -715,7 +715,18 @@ export class ChatEngine {
         await this.#saveState(c);
         let r;
         try {
-          r = await this.request('chat.send', { conversation: c.id, message: b64u(ct) });
+          const body = { conversation: c.id, message: b64u(ct) };
+          // "unavailable" with retry_ms: the service is behind and did not store it; the same
+          // ciphertext goes again after the advised time (a few times, with jitter)
+          for (let busy = 0; ; busy++) {
+            try {
+              r = await this.request('chat.send', body);
+              break;
+            } catch (err) {
+              if (err.code !== 'unavailable' || !err.retryMs || busy >= RETRIES) throw err;
+              await new Promise((ok) => setTimeout(ok, err.retryMs * (1 + Math.random())));
+            }
+          }
         } catch (err) {
           if (err.code === 'mls_stale_epoch' && attempt < RETRIES) {
             this.stats.stale++;
