@@ -618,6 +618,18 @@ int spk_peer_send_rtcp(spk_peer_t *p, const uint8_t *rtcp, size_t len)
     return send_protected(p, rtcp, len, true);
 }
 
+int spk_peer_send_raw(spk_peer_t *p, const uint8_t *buf, size_t len)
+{
+    if (len == 0 || len > 1400) {
+        return SPK_EINVAL;
+    }
+    if (nice_agent_send(p->agent, p->stream, 1, (guint)len, (const gchar *)buf) != (gint)len) {
+        p->st.send_errors++;
+        return SPK_EIO;
+    }
+    return 0;
+}
+
 void spk_peer_stats(const spk_peer_t *p, spk_peer_stats_t *out)
 {
     *out = p->st;

@@ -87,6 +87,10 @@ int spk_peer_send_rtp(spk_peer_t *peer, const uint8_t *rtp, size_t len);
 /* Same for an RTCP compound packet. */
 int spk_peer_send_rtcp(spk_peer_t *peer, const uint8_t *rtcp, size_t len);
 
+/* Sends bytes as they are (no SRTP) on the selected pair: for tests of what the relay does with
+ * datagrams that do not authenticate. 0 or a negative SPK_E* code. */
+int spk_peer_send_raw(spk_peer_t *peer, const uint8_t *buf, size_t len);
+
 void spk_peer_stats(const spk_peer_t *peer, spk_peer_stats_t *out);
 
 #endif

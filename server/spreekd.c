@@ -262,6 +262,20 @@ static int start_relay_nodes(spreekd_t *d)
     return 0;
 }
 
+/* The fallback's and simulcast's thresholds from the config (percentages to RTCP's /256). */
+static void relay_rules(const spk_config_t *c, spk_relay_config_t *rc)
+{
+    rc->fallback.loss_off = (c->relay_fallback_loss_pct * 256 + 50) / 100;
+    rc->fallback.weak_ms = (uint32_t)c->relay_fallback_weak_ms;
+    rc->fallback.loss_on = (c->relay_fallback_resume_loss_pct * 256 + 50) / 100;
+    rc->fallback.backoff_ms = (uint32_t)c->relay_fallback_backoff_ms;
+    rc->fallback.backoff_max_ms = (uint32_t)c->relay_fallback_backoff_max_ms;
+    rc->simulcast.loss_down = (c->relay_simulcast_loss_pct * 256 + 50) / 100;
+    rc->simulcast.loss_up = (c->relay_simulcast_clean_loss_pct * 256 + 50) / 100;
+    rc->simulcast.up_ms = (uint32_t)c->relay_simulcast_up_ms;
+    rc->simulcast.up_max_ms = (uint32_t)c->relay_simulcast_up_max_ms;
+}
+
 /* Starts the media relay: relay nodes when configured, else the in-process relay when relay
  * addresses are configured. */
 static int start_relay(spreekd_t *d)
@@ -287,12 +301,18 @@ static int start_relay(spreekd_t *d)
     rc.port_max = (uint16_t)d->cfg.relay_port_max;
     rc.ice_lite = d->cfg.relay_ice_lite != 0;
     rc.consent_timeout_ms = (unsigned)d->cfg.relay_consent_timeout_s * 1000u;
+    relay_rules(&d->cfg, &rc);
     rc.candidate_allow = d->cfg.relay_candidate_allow;
     rc.candidate_deny = d->cfg.relay_candidate_deny;
     int err = spk_relays_new_local(&d->loop, &rc, spk_sig_relay_event, d->sig, &d->relay);
     if (err != 0) {
-        spk_error(0, "cannot start the media relay on %s: %s", d->cfg.relay_addresses,
-                  spk_strerror(err));
+        spk_error(0, "cannot start the media relay on %s: %s%s", d->cfg.relay_addresses,
+                  spk_strerror(err),
+                  err == SPK_EINVAL
+                      ? " (relay_fallback_resume_loss_pct above relay_fallback_loss_pct, "
+                        "relay_simulcast_clean_loss_pct above relay_simulcast_loss_pct, "
+                        "or a maximum wait below the first?)"
+                      : "");
         return err;
     }
     spk_sig_set_relay(d->sig, d->relay);

@@ -136,6 +136,27 @@ static const cfg_opt_t g_opts[] = {
      "ICE-lite for a relay with a public address (0)"},
     {"relay-consent-timeout", "relay_consent_timeout_s", CFG_INT, OFF(relay_consent_timeout_s), 0,
      2, 300, "S", "media endpoint given up after this long without a packet from its peer (30)"},
+    {"relay-fallback-loss", "relay_fallback_loss_pct", CFG_INT, OFF(relay_fallback_loss_pct), 0, 1,
+     99, "PCT", "video loss above which a subscriber's link is weak (20)"},
+    {"relay-fallback-weak", "relay_fallback_weak_ms", CFG_INT, OFF(relay_fallback_weak_ms), 0, 500,
+     60000, "MS", "weak this long: the subscriber gets audio only (2500)"},
+    {"relay-fallback-resume-loss", "relay_fallback_resume_loss_pct", CFG_INT,
+     OFF(relay_fallback_resume_loss_pct), 0, 0, 99, "PCT",
+     "audio loss at most this for a try of video again (5)"},
+    {"relay-fallback-backoff", "relay_fallback_backoff_ms", CFG_INT, OFF(relay_fallback_backoff_ms),
+     0, 1000, 600000, "MS", "first wait before video is tried again (8000)"},
+    {"relay-fallback-backoff-max", "relay_fallback_backoff_max_ms", CFG_INT,
+     OFF(relay_fallback_backoff_max_ms), 0, 1000, 3600000, "MS",
+     "the wait doubles up to this while tries fail (64000)"},
+    {"relay-simulcast-loss", "relay_simulcast_loss_pct", CFG_INT, OFF(relay_simulcast_loss_pct), 0,
+     1, 99, "PCT", "video loss above which a subscriber steps a simulcast layer down (10)"},
+    {"relay-simulcast-clean-loss", "relay_simulcast_clean_loss_pct", CFG_INT,
+     OFF(relay_simulcast_clean_loss_pct), 0, 0, 99, "PCT",
+     "video loss at most this counts as clean for a try up (2)"},
+    {"relay-simulcast-up", "relay_simulcast_up_ms", CFG_INT, OFF(relay_simulcast_up_ms), 0, 500,
+     600000, "MS", "clean this long: a try one simulcast layer up (4000)"},
+    {"relay-simulcast-up-max", "relay_simulcast_up_max_ms", CFG_INT, OFF(relay_simulcast_up_max_ms),
+     0, 500, 3600000, "MS", "that wait doubles up to this while tries fail (32000)"},
     {"relay-candidate-allow", "relay_candidate_allow", CFG_STR, OFF(relay_candidate_allow),
      SZ(relay_candidate_allow), 0, 0, "CIDR[,..]",
      "remote candidate ranges the relay may send to beyond its rules"},
@@ -248,6 +269,15 @@ void spk_config_defaults(spk_config_t *c)
     c->patient_session_s = 43200;
     c->turn_ttl_s = 3600;
     c->relay_consent_timeout_s = 30;
+    c->relay_fallback_loss_pct = 20;
+    c->relay_fallback_weak_ms = 2500;
+    c->relay_fallback_resume_loss_pct = 5;
+    c->relay_fallback_backoff_ms = 8000;
+    c->relay_fallback_backoff_max_ms = 64000;
+    c->relay_simulcast_loss_pct = 10;
+    c->relay_simulcast_clean_loss_pct = 2;
+    c->relay_simulcast_up_ms = 4000;
+    c->relay_simulcast_up_max_ms = 32000;
     snprintf(c->token_audience, sizeof(c->token_audience), "spreekkamer");
     c->token_max_lifetime_s = 86400;
     c->max_connections_per_token = 8;

@@ -48,6 +48,8 @@ void spk_relay_config_init(spk_relay_config_t *cfg)
 {
     memset(cfg, 0, sizeof(*cfg));
     cfg->remb_bps = SPK_RELAY_REMB_DEFAULT;
+    spk_fallback_rule_defaults(&cfg->fallback);
+    spk_sim_rule_defaults(&cfg->simulcast);
 }
 
 uint64_t spk_relay_candidates_refused(const spk_relay_t *relay)
@@ -308,7 +310,8 @@ static int start_workers(spk_relay_t *relay)
 int spk_relay_new(uv_loop_t *loop, const spk_relay_config_t *cfg, spk_relay_event_cb cb, void *user,
                   spk_relay_t **out)
 {
-    if (!loop || !cfg || !cb || !out) {
+    if (!loop || !cfg || !cb || !out || !spk_fallback_rule_ok(&cfg->fallback) ||
+        !spk_sim_rule_ok(&cfg->simulcast)) {
         return SPK_EINVAL;
     }
     spk_relay_t *relay = calloc(1, sizeof(*relay));
@@ -616,14 +619,35 @@ int spk_relay_set_owner(spk_relay_t *relay, uint64_t consult_id, uint64_t endpoi
     return post(relay, cmd);
 }
 
+/* A simulcast declaration (spk_relay_stream_t.n_rids > 0): video, 1..SPK_RELAY_MAX_RIDS
+ * terminated non-empty rids, a rid extension id. */
+static bool simulcast_ok(const spk_relay_stream_t *a)
+{
+    if (a->n_rids == 0) {
+        return true;
+    }
+    if (!a->video || a->n_rids > SPK_RELAY_MAX_RIDS || a->rid_ext == 0) {
+        return false;
+    }
+    for (size_t r = 0; r < a->n_rids; r++) {
+        size_t len = strnlen(a->rids[r], SPK_RELAY_RID_MAX);
+        if (len == 0 || len == SPK_RELAY_RID_MAX) {
+            return false;
+        }
+    }
+    return true;
+}
+
 static bool streams_ok(const spk_relay_stream_t *streams, size_t n)
 {
     if (n > SPK_RELAY_MAX_STREAMS || (n > 0 && streams == NULL)) {
         return false;
     }
+    size_t n_sim = 0;
     for (size_t i = 0; i < n; i++) {
         const spk_relay_stream_t *a = &streams[i];
-        if (a->ssrc == 0 || a->pt > 127 || a->rtx_pt > 127 || a->rtx_ssrc == a->ssrc) {
+        if (a->ssrc == 0 || a->pt > 127 || a->rtx_pt > 127 || a->rtx_ssrc == a->ssrc ||
+            !simulcast_ok(a) || (a->n_rids > 0 && ++n_sim > 1)) {
             return false;
         }
         for (size_t j = 0; j < i; j++) {

@@ -12,6 +12,7 @@
  * while only audio flows and climbs back by about 8 % a second once video resumes; acting on it
  * would keep video off, or turn it off again right after every try.
  *
+ * The thresholds below are the defaults; spk_relay_config_t.fallback sets them per relay.
  * A report is weak when video loss is above SPK_FALLBACK_LOSS_OFF (about 20 %). Video goes off when
  * reports have been weak, without a report in between that was not, for SPK_FALLBACK_WEAK_MS and at
  * least SPK_FALLBACK_WEAK_N reports. Reports in the first SPK_FALLBACK_GRACE_MS after video went
@@ -31,6 +32,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "spk/relay.h"
+
+/* The defaults of spk_relay_fallback_rule_t (spreekd config keys relay_fallback_*). */
 #define SPK_FALLBACK_LOSS_OFF 51 /* fraction lost: ~20 % */
 #define SPK_FALLBACK_LOSS_ON 13  /* fraction lost: ~5 % */
 #define SPK_FALLBACK_WEAK_MS 2500u
@@ -48,6 +52,7 @@ typedef enum {
 } spk_fallback_change_t;
 
 typedef struct {
+    spk_relay_fallback_rule_t r; /* its thresholds */
     bool video_off;
     uint32_t weak_n;     /* weak reports in a row */
     uint64_t weak_since; /* ms of the first of them */
@@ -57,8 +62,16 @@ typedef struct {
     uint32_t n_off;      /* times video went off (for stats) */
 } spk_fallback_t;
 
-/* Video on; the backoff at its start. */
+/* The default thresholds (the SPK_FALLBACK_* values). */
+void spk_fallback_rule_defaults(spk_relay_fallback_rule_t *r);
+
+/* Whether a rule is usable (see spk_relay_config_t). */
+bool spk_fallback_rule_ok(const spk_relay_fallback_rule_t *r);
+
+/* Video on; the backoff at its start. spk_fallback_init uses the default thresholds,
+ * spk_fallback_init_rule those of r (copied). */
 void spk_fallback_init(spk_fallback_t *f, uint64_t now_ms);
+void spk_fallback_init_rule(spk_fallback_t *f, uint64_t now_ms, const spk_relay_fallback_rule_t *r);
 
 /* One receiver report (see above); returns the change to make, if any. */
 spk_fallback_change_t spk_fallback_report(spk_fallback_t *f, uint64_t now_ms, int video_loss,

@@ -19,6 +19,7 @@
 
 #include "relay_fallback.h"
 #include "relay_remb.h"
+#include "relay_simulcast.h"
 #include "spk/addr_filter.h"
 #include "spk/map.h"
 #include "spk/nack.h"
@@ -99,8 +100,9 @@ struct spk_relay_consult {
 };
 
 /* A stream an endpoint publishes, as the relay receives it (relay_rtcp.c). */
-typedef struct {
+typedef struct spk_relay_pstream_s {
     spk_relay_stream_t d; /* declared, or learned from the first packet */
+    uint8_t layer;        /* simulcast: 1 + the layer it is (relay_simulcast.h); 0: none */
     bool in_use;
     bool declared;
     bool started;                /* a packet arrived: rx is initialised */
@@ -200,6 +202,10 @@ struct spk_relay_ep {
     uint8_t n_rtx_out;
     spk_relay_gate_t gate[SPK_RELAY_GATE_MAX];
     uint8_t n_gate;
+    /* Simulcast (relay_simulcast.c): as a publisher, as a subscriber. */
+    spk_relay_sim_pub_t sim;
+    spk_relay_sim_sub_t sim_subs[SPK_RELAY_SIM_SUBS];
+    spk_sim_select_t sim_sel; /* its level: the layer wanted of every simulcast stream */
 };
 
 struct spk_relay_worker {
@@ -312,6 +318,17 @@ void spk_relay_gate_open(spk_relay_ep_t *sub);
  * forwarding last started). */
 bool spk_relay_gate_allows(const spk_relay_ep_t *sub, const spk_relay_ep_t *pub,
                            const spk_relay_pstream_t *s, int64_t ext);
+/* A stream learnt from a simulcast publisher's rid (declared, no eviction of declared ones);
+ * NULL when every slot is taken. */
+spk_relay_pstream_t *spk_relay_rtcp_add_stream(spk_relay_ep_t *ep, const spk_relay_stream_t *d);
+/* A key frame request from the relay itself for pub's stream s (throttled). */
+void spk_relay_rtcp_keyframe(spk_relay_ep_t *pub, spk_relay_pstream_t *s, uint64_t now_ns);
+/* Sends a stored packet (already rewritten as sub receives it) to sub: as RTX on rtx_ssrc
+ * with rtx_pt when rtx_ssrc != 0, else as it is. */
+void spk_relay_rtcp_resend(spk_relay_ep_t *sub, uint32_t rtx_ssrc, uint8_t rtx_pt,
+                           const uint8_t *pkt, size_t len);
+/* Whether sub receives pub's media (roles and owner; not the lobby). */
+bool spk_relay_media_link(const spk_relay_ep_t *sub, const spk_relay_ep_t *pub);
 /* After forwarding a publisher's RTP: the periodic receiver report and REMB when due. */
 void spk_relay_rtcp_poll(spk_relay_ep_t *ep, uint64_t now_ns);
 /* An unprotected RTCP compound from an endpoint (forwarding on): handled per hop. */

@@ -19,9 +19,10 @@ static bool can_receive(const spk_relay_ep_t *to, const spk_relay_ep_t *from)
 }
 
 /* Protects w->rx[0, plain_len) (RTP of pub's stream s, extended number ext) per subscriber and
- * sends it. */
+ * sends it; a simulcast layer's packet (sim) only to those that receive that layer, rewritten
+ * for each (relay_simulcast.h). */
 static void forward(spk_relay_worker_t *w, spk_relay_ep_t *from, size_t plain_len,
-                    const spk_relay_pstream_t *s, int64_t ext)
+                    const spk_relay_pstream_t *s, int64_t ext, const spk_relay_sim_pkt_t *sim)
 {
     spk_relay_consult_t *c = from->consult;
     for (size_t i = 0; i < c->n; i++) {
@@ -41,6 +42,9 @@ static void forward(spk_relay_worker_t *w, spk_relay_ep_t *from, size_t plain_le
             continue;
         }
         memcpy(w->tx, w->rx, plain_len);
+        if (sim != NULL && !spk_relay_sim_forward(to, from, sim, w->tx, from->last_rx_ns)) {
+            continue; /* another layer than it receives */
+        }
         int len = (int)plain_len;
         if (srtp_protect(to->srtp_out, w->tx, &len) != srtp_err_status_ok) {
             to->st.dropped_other++;
@@ -101,6 +105,10 @@ static void media_input(spk_relay_ep_t *ep, const uint8_t *buf, size_t len, bool
         spk_relay_rtcp_in(ep, w->rx, (size_t)plain, ep->last_rx_ns);
         return;
     }
+    if (!spk_relay_sim_learn(ep, w->rx, (size_t)plain)) {
+        ep->st.dropped_other++; /* simulcast: an SSRC of no known layer */
+        return;
+    }
     if (!remap_exts(ep, w->rx, (size_t)plain)) {
         ep->st.dropped_other++;
         return;
@@ -108,8 +116,10 @@ static void media_input(spk_relay_ep_t *ep, const uint8_t *buf, size_t len, bool
     int64_t ext = 0;
     const spk_relay_pstream_t *s =
         spk_relay_rtcp_rtp_in(ep, w->rx, (size_t)plain, ep->last_rx_ns, &ext);
-    if (s != NULL) {
-        forward(w, ep, (size_t)plain, s, ext);
+    spk_relay_sim_pkt_t sim;
+    if (s != NULL && (s->layer == 0 ||
+                      spk_relay_sim_prepare(ep, s, w->rx, (size_t)plain, ep->last_rx_ns, &sim))) {
+        forward(w, ep, (size_t)plain, s, ext, s->layer != 0 ? &sim : NULL);
     }
     spk_relay_rtcp_poll(ep, ep->last_rx_ns);
 }

@@ -72,6 +72,11 @@ static bool media_link(const spk_relay_ep_t *sub, const spk_relay_ep_t *pub)
     return pub->owner == 0 || pub->owner != sub->owner;
 }
 
+bool spk_relay_media_link(const spk_relay_ep_t *sub, const spk_relay_ep_t *pub)
+{
+    return media_link(sub, pub);
+}
+
 /* Whether the relay may send to the endpoint at all: keyed, alive and out of the lobby. */
 static bool can_send(const spk_relay_ep_t *to)
 {
@@ -142,7 +147,8 @@ static void loss_windows_restart(spk_relay_ep_t *sub);
 void spk_relay_gate_open(spk_relay_ep_t *sub)
 {
     sub->n_gate = 0;
-    loss_windows_restart(sub); /* what it receives jumps over its time in the lobby */
+    spk_relay_sim_resync_sub(sub); /* from a key frame on */
+    loss_windows_restart(sub);     /* what it receives jumps over its time in the lobby */
     spk_relay_consult_t *c = sub->consult;
     for (size_t i = 0; c != NULL && i < c->n; i++) {
         spk_relay_ep_t *p = c->eps[i];
@@ -211,6 +217,7 @@ static void gate_video_resume(spk_relay_ep_t *sub, uint64_t now_ns)
  * and everything pub's streams arrive with from now on is after those gates opened. */
 static void gate_forget(spk_relay_ep_t *pub)
 {
+    spk_relay_sim_restart_pub(pub);
     spk_relay_consult_t *c = pub->consult;
     for (size_t i = 0; c != NULL && i < c->n; i++) {
         spk_relay_ep_t *sub = c->eps[i];
@@ -326,17 +333,39 @@ static bool declared_in(const spk_relay_stream_t *streams, size_t n, uint32_t ss
     return false;
 }
 
+/* Whether a simulcast declaration keeps the layers of the current one (same output SSRC and
+ * rids). */
+static bool same_simulcast(const spk_relay_ep_t *ep, const spk_relay_stream_t *streams, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (streams[i].n_rids > 0) {
+            return ep->sim.d.n_rids > 0 && streams[i].ssrc == ep->sim.d.ssrc &&
+                   streams[i].n_rids == ep->sim.d.n_rids &&
+                   memcmp(streams[i].rids, ep->sim.d.rids, sizeof(streams[i].rids)) == 0;
+        }
+    }
+    return false;
+}
+
 void spk_relay_rtcp_set_streams(spk_relay_ep_t *ep, const spk_relay_stream_t *streams, size_t n)
 {
+    bool keep_layers = same_simulcast(ep, streams, n);
     for (size_t i = 0; i < SPK_RELAY_MAX_STREAMS; i++) {
         spk_relay_pstream_t *s = &ep->streams[i];
-        /* Gone from the declaration, or a learned stream that is really an rtx stream. */
-        if (s->in_use && ((s->declared && !declared_in(streams, n, s->d.ssrc, false)) ||
-                          (!s->declared && declared_in(streams, n, s->d.ssrc, true)))) {
+        /* Gone from the declaration, or a learned stream that is really an rtx stream; the
+         * layers of a simulcast stream (relay_simulcast.c) while it stays the same. */
+        bool gone = s->layer != 0 ? !keep_layers
+                                  : (s->declared && !declared_in(streams, n, s->d.ssrc, false)) ||
+                                        (!s->declared && declared_in(streams, n, s->d.ssrc, true));
+        if (s->in_use && gone) {
             stream_release(ep, s);
         }
     }
+    spk_relay_sim_declare(ep, streams, n);
     for (size_t i = 0; i < n && i < SPK_RELAY_MAX_STREAMS; i++) {
+        if (streams[i].n_rids > 0) {
+            continue; /* its layers are learnt from their packets */
+        }
         spk_relay_pstream_t *s = own_stream(ep, streams[i].ssrc);
         if (s == NULL) {
             s = free_slot(ep, true);
@@ -347,13 +376,23 @@ void spk_relay_rtcp_set_streams(spk_relay_ep_t *ep, const spk_relay_stream_t *st
     }
 }
 
+spk_relay_pstream_t *spk_relay_rtcp_add_stream(spk_relay_ep_t *ep, const spk_relay_stream_t *d)
+{
+    spk_relay_pstream_t *s = free_slot(ep, true);
+    if (s != NULL) {
+        stream_setup(ep, s, d, true);
+    }
+    return s;
+}
+
 void spk_relay_rtcp_ep_init(spk_relay_ep_t *ep)
 {
     uint64_t h = ep->id * 0x9E3779B97F4A7C15ull;
     ep->relay_ssrc = (uint32_t)(h >> 32) | 1u;
     ep->rtcp_next_ns = 0;
     spk_remb_rule_init(&ep->remb, ep->w->relay->cfg.remb_bps);
-    spk_fallback_init(&ep->fallback, spk_mono_ns() / 1000000u);
+    spk_fallback_init_rule(&ep->fallback, spk_mono_ns() / 1000000u, &ep->w->relay->cfg.fallback);
+    spk_relay_sim_init_sub(ep, spk_mono_ns());
 }
 
 void spk_relay_rtcp_ep_free(spk_relay_ep_t *ep)
@@ -388,6 +427,11 @@ static void request_keyframe(spk_relay_ep_t *pub, spk_relay_pstream_t *s, uint64
     } else {
         pub->st.pli_forwarded++;
     }
+}
+
+void spk_relay_rtcp_keyframe(spk_relay_ep_t *pub, spk_relay_pstream_t *s, uint64_t now_ns)
+{
+    request_keyframe(pub, s, now_ns, KF_RELAY);
 }
 
 void spk_relay_rtcp_on_ready(spk_relay_ep_t *ep)
@@ -443,18 +487,16 @@ static uint16_t next_rtx_seq(spk_relay_ep_t *sub, uint32_t ssrc)
     return first;
 }
 
-/* Sends a stored packet to one subscriber: as RTX when the stream has rtx. */
-static void resend(spk_relay_ep_t *sub, const spk_relay_pstream_t *s, const uint8_t *pkt,
-                   size_t len)
+void spk_relay_rtcp_resend(spk_relay_ep_t *sub, uint32_t rtx_ssrc, uint8_t rtx_pt,
+                           const uint8_t *pkt, size_t len)
 {
     if (!can_send(sub)) {
         return;
     }
     uint8_t *out = sub->w->ctl;
     int n = SPK_ETOOBIG;
-    if (s->d.rtx_ssrc != 0) {
-        n = spk_rtx_wrap(out, CTL_CAP, pkt, len, s->d.rtx_pt, s->d.rtx_ssrc,
-                         next_rtx_seq(sub, s->d.rtx_ssrc));
+    if (rtx_ssrc != 0) {
+        n = spk_rtx_wrap(out, CTL_CAP, pkt, len, rtx_pt, rtx_ssrc, next_rtx_seq(sub, rtx_ssrc));
     } else if (len <= CTL_CAP) {
         memcpy(out, pkt, len);
         n = (int)len;
@@ -466,6 +508,13 @@ static void resend(spk_relay_ep_t *sub, const spk_relay_pstream_t *s, const uint
     if (send_ctl(sub, (size_t)n, false)) {
         sub->st.rtx_sent++;
     }
+}
+
+/* Sends a stored packet to one subscriber: as RTX when the stream has rtx. */
+static void resend(spk_relay_ep_t *sub, const spk_relay_pstream_t *s, const uint8_t *pkt,
+                   size_t len)
+{
+    spk_relay_rtcp_resend(sub, s->d.rtx_ssrc, s->d.rtx_pt, pkt, len);
 }
 
 /* A retransmission from the publisher's rtx stream: into the buffer and to every subscriber. */
@@ -496,6 +545,9 @@ static void rtx_in(spk_relay_ep_t *pub, spk_relay_pstream_t *s, uint8_t *pkt, si
         return;
     }
     int64_t ext = ext_of(s, v.seq);
+    if (s->layer != 0) {
+        return; /* a simulcast layer: kept for the subscribers' NACKs (relay_simulcast.c) */
+    }
     spk_relay_consult_t *c = pub->consult;
     for (size_t i = 0; c != NULL && i < c->n; i++) {
         spk_relay_ep_t *sub = c->eps[i];
@@ -514,6 +566,9 @@ static void on_nack(spk_relay_ep_t *sub, const spk_rtcp_pkt_t *p, uint64_t now_n
     if (spk_rtcp_parse_fb(p, &fb, NULL, 0) != 0 ||
         spk_rtcp_nack_iter_init(&it, &fb, NULL, 0) != 0) {
         sub->st.dropped_other++;
+        return;
+    }
+    if (spk_relay_sim_nack(sub, &fb, now_ns)) {
         return;
     }
     spk_relay_ep_t *pub = NULL;
@@ -561,6 +616,9 @@ static void on_psfb(spk_relay_ep_t *sub, const spk_rtcp_pkt_t *p, uint64_t now_n
         return;
     }
     if (p->count == SPK_PSFB_PLI) {
+        if (spk_relay_sim_keyframe(sub, fb.media_ssrc, now_ns)) {
+            return;
+        }
         spk_relay_pstream_t *s = find_pub(sub, fb.media_ssrc, &pub);
         if (s != NULL) {
             request_keyframe(pub, s, now_ns, KF_PLI);
@@ -576,6 +634,9 @@ static void on_psfb(spk_relay_ep_t *sub, const spk_rtcp_pkt_t *p, uint64_t now_n
         uint32_t target;
         uint8_t seq_nr;
         spk_rtcp_fir_get(&fb, i, &target, &seq_nr);
+        if (spk_relay_sim_keyframe(sub, target, now_ns)) {
+            continue;
+        }
         spk_relay_pstream_t *s = find_pub(sub, target, &pub);
         if (s != NULL) {
             request_keyframe(pub, s, now_ns, KF_FIR);
@@ -594,6 +655,7 @@ static void fallback_report(spk_relay_ep_t *sub, int video_loss, int audio_loss,
     bool on = c == SPK_FALLBACK_VIDEO_ON;
     if (on) {
         gate_video_resume(sub, now_ns);
+        spk_relay_sim_resync_sub(sub);
         loss_windows_restart(sub); /* the next window spans the paused numbers */
     } else {
         sub->st.video_off++;
@@ -631,13 +693,20 @@ static void loss_windows_restart(spk_relay_ep_t *sub)
  * (measured over about a second per stream) for the audio-only fallback. */
 static void loss_reports(spk_relay_ep_t *sub, const spk_rtcp_sr_t *sr, uint64_t now_ns)
 {
-    int video_loss = -1, audio_loss = -1;
+    int video_loss = -1, audio_loss = -1, sim_loss = -1;
+    bool has_sim = false;
     for (unsigned i = 0; i < sr->n_reports; i++) {
         spk_rtcp_report_t r;
         spk_rtcp_report_get(sr, i, &r);
         spk_relay_ep_t *pub = NULL;
         spk_relay_pstream_t *s = find_pub(sub, r.ssrc, &pub);
         if (s == NULL) {
+            if (spk_relay_sim_owns(sub, r.ssrc)) { /* a simulcast stream it receives */
+                int w = spk_loss_window_update(loss_window(sub, r.ssrc), now_ns / 1000000u,
+                                               r.cumulative_lost, r.ext_highest_seq);
+                sim_loss = w > sim_loss ? w : sim_loss;
+                has_sim = true;
+            }
             continue;
         }
         int f = (int)r.fraction_lost;
@@ -647,10 +716,40 @@ static void loss_reports(spk_relay_ep_t *sub, const spk_rtcp_sr_t *sr, uint64_t 
         int *k = s->d.video ? &video_loss : &audio_loss;
         *k = f > *k ? f : *k;
     }
+    if (has_sim) {
+        /* The layer choice first; the fallback below the lowest layer. */
+        bool changed;
+        int f = spk_relay_sim_report(sub, sim_loss, now_ns, &changed);
+        video_loss = f > video_loss ? f : video_loss;
+        if (changed) {
+            loss_windows_restart(sub); /* the next window spans the switch */
+        }
+    }
     /* While video is off every report counts: the next try is due after a time, also for a
      * subscriber that receives nothing else (no audio) and so has no loss to report. */
     if (video_loss >= 0 || audio_loss >= 0 || sub->fallback.video_off) {
         fallback_report(sub, video_loss, audio_loss, now_ns);
+    }
+}
+
+/* A simulcast layer's SR: to each subscriber that gets that layer now, under the output SSRC and
+ * with the RTP timestamp as it receives them (relay_simulcast.h), so that it can keep audio and
+ * video in sync; the packet and octet counts are the layer's. */
+static void sim_sr(spk_relay_ep_t *pub, const spk_relay_pstream_t *s, const spk_rtcp_sr_t *sr)
+{
+    spk_relay_consult_t *c = pub->consult;
+    for (size_t i = 0; c != NULL && i < c->n; i++) {
+        spk_relay_ep_t *to = c->eps[i];
+        uint32_t ts_off;
+        if (!media_link(to, pub) || !can_send(to) ||
+            !spk_relay_sim_sr_offset(to, pub, s->layer - 1, &ts_off)) {
+            continue;
+        }
+        int n = spk_rtcp_build_sr(to->w->ctl, CTL_CAP, pub->sim.d.ssrc, sr->ntp,
+                                  sr->rtp_ts + ts_off, sr->packet_count, sr->octet_count, NULL, 0);
+        if (n > 0) {
+            send_ctl(to, (size_t)n, true);
+        }
     }
 }
 
@@ -669,6 +768,10 @@ static void on_sr_rr(spk_relay_ep_t *ep, const spk_rtcp_pkt_t *p, fwd_t *fwd, ui
     spk_relay_pstream_t *s = own_stream(ep, sr.ssrc);
     if (s != NULL && s->started) {
         spk_rtp_rx_stats_on_sr(&s->rx, sr.ntp, now_ns / 1000u);
+    }
+    if (s != NULL && s->layer != 0) {
+        sim_sr(ep, s, &sr);
+        return;
     }
     /* To the subscribers without report blocks: those are about what this endpoint receives. */
     int n = spk_rtcp_build_sr(fwd->buf + fwd->len, sizeof(fwd->buf) - fwd->len, sr.ssrc, sr.ntp,

@@ -451,7 +451,11 @@ static void declare_streams(spk_sig_t *s, sig_consult_t *c, sig_media_t *m)
                                      .pt = t->codec.pt,
                                      .rtx_pt = t->rtx.pt,
                                      .clock_rate = t->codec.clock_rate,
-                                     .video = t->kind == SPK_SDP_KIND_VIDEO};
+                                     .video = t->kind == SPK_SDP_KIND_VIDEO,
+                                     .n_rids = t->n_rids,
+                                     .rid_ext = t->rid_ext,
+                                     .rrid_ext = t->rrid_ext};
+        memcpy(st[n].rids, t->rids, sizeof(st[n].rids));
         n++;
     }
     if (n > 0 && spk_relays_set_streams(s->relay, c->relay_id, m->pub.id, st, n) != 0) {

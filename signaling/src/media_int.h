@@ -25,10 +25,15 @@
 /* One published stream, as learnt from the publish offer and the relay's answer. */
 typedef struct {
     spk_sdp_kind_t kind;
-    spk_sdp_codec_t codec; /* the negotiated codec, with the offer's payload type */
-    spk_sdp_codec_t rtx;   /* rtx.pt == 0: none */
-    uint32_t ssrc, rtx_ssrc;
+    spk_sdp_codec_t codec;   /* the negotiated codec, with the offer's payload type */
+    spk_sdp_codec_t rtx;     /* rtx.pt == 0: none */
+    uint32_t ssrc, rtx_ssrc; /* simulcast: the SSRCs the relay sends it under */
     char track[SPK_SDP_MAX_ID];
+    /* Simulcast (n_rids > 0): the accepted rids, lowest layer first, and the publisher's ids of
+     * the rid and repaired-rid header extensions. */
+    uint8_t n_rids;
+    char rids[SPK_RELAY_MAX_RIDS][SPK_RELAY_RID_MAX];
+    uint8_t rid_ext, rrid_ext;
 } sig_track_t;
 
 /* One m-section of a subscribe connection: which participant's stream it carries. A stream that

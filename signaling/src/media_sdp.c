@@ -65,7 +65,8 @@ static void local_of(const sig_ep_t *ep, bool publish, spk_sdp_local_t *l)
     l->exts = SUB_EXTS;
     if (publish) {
         l->fb_video |= SPK_SDP_FB_GOOG_REMB;
-        l->exts |= SPK_SDP_EXT_BIT(SPK_EXT_MID);
+        l->exts |= SPK_SDP_EXT_BIT(SPK_EXT_MID) | SPK_SDP_EXT_BIT(SPK_EXT_RID) |
+                   SPK_SDP_EXT_BIT(SPK_EXT_RRID);
     }
     l->session_id = ep->id;
     l->session_version = 1;
@@ -83,6 +84,32 @@ static void section_ssrcs(const spk_sdp_media_t *mm, uint32_t *ssrc, uint32_t *r
             *rtx = grp->ssrcs[1];
             return;
         }
+    }
+}
+
+/* A simulcast section (docs/protocol.md 5.7, Simulcast): its layers in the answer's
+ * a=simulcast order (lowest first), the rid extension ids, and the SSRCs the relay forwards it
+ * under, derived from the publish endpoint and the section so that they stay the same across
+ * renegotiations. */
+static void learn_simulcast(sig_track_t *t, const spk_sdp_media_t *o, const spk_sdp_media_t *a,
+                            uint64_t ep_id, int index)
+{
+    t->n_rids = 0;
+    for (int k = 0; k < a->n_sim && k < SPK_RELAY_MAX_RIDS; k++) {
+        snprintf(t->rids[t->n_rids++], SPK_RELAY_RID_MAX, "%s", a->sim[k]);
+    }
+    const spk_sdp_extmap_t *rid = spk_sdp_find_extmap(o, SPK_EXT_RID);
+    const spk_sdp_extmap_t *rrid = spk_sdp_find_extmap(o, SPK_EXT_RRID);
+    t->rid_ext = rid != NULL ? rid->id : 0;
+    t->rrid_ext = rrid != NULL ? rrid->id : 0;
+    uint64_t h = (ep_id + (uint64_t)index + 1) * 0x9E3779B97F4A7C15ull;
+    h ^= h >> 29;
+    h *= 0xBF58476D1CE4E5B9ull;
+    h ^= h >> 32;
+    t->ssrc = (uint32_t)h | 1u;
+    t->rtx_ssrc = (uint32_t)(h >> 32) & ~1u;
+    if (t->rtx_ssrc == 0) {
+        t->rtx_ssrc = 2;
     }
 }
 
@@ -108,6 +135,9 @@ static void learn_tracks(sig_media_t *m, const spk_sdp_t *offer, const spk_sdp_t
             }
         }
         section_ssrcs(o, &t->ssrc, &t->rtx_ssrc);
+        if (spk_sdp_answer_simulcast(a)) {
+            learn_simulcast(t, o, a, m->pub.id, i);
+        }
         if (t->ssrc == 0) {
             continue; /* no a=ssrc: nothing the relay could announce to subscribers */
         }

@@ -109,7 +109,7 @@ static sig_fail_t *fail_get(spk_sig_t *s, const char *remote_addr, bool create)
     }
     f = calloc(1, sizeof(*f));
     if (f != NULL) {
-        snprintf(f->key, sizeof(f->key), "%s", remote);
+        spk_utf8_copy(f->key, sizeof(f->key), remote);
     }
     if (f != NULL && spk_map_put_str(&s->auth_fail, f->key, f) != 0) {
         free(f);

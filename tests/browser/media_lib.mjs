@@ -199,6 +199,24 @@ export function fromName(sum, name) {
   return Object.values(sum.subscribe.byParticipant).find((p) => p.name === name) || null;
 }
 
+// The local UDP port of the page's connection that receives video (the subscribe one), for
+// shaping the packets to it; null without a selected pair.
+export function subscribePort(page) {
+  return page.evaluate(async () => {
+    for (const pc of window.__pcs || []) {
+      if (pc.signalingState === 'closed') continue;
+      const r = await pc.getStats();
+      const all = [...r.values()];
+      if (!all.some((s) => s.type === 'inbound-rtp' && s.kind === 'video')) continue;
+      const tr = all.find((s) => s.type === 'transport' && s.selectedCandidatePairId);
+      const pair = tr && r.get(tr.selectedCandidatePairId);
+      const local = pair && r.get(pair.localCandidateId);
+      if (local) return local.port;
+    }
+    return null;
+  });
+}
+
 // Polls the page's media summary until check(sum) is true.
 export async function waitMedia(page, check, { timeout = 30000, what = 'media' } = {}) {
   const end = Date.now() + timeout;
@@ -273,6 +291,28 @@ export function noiseCamera(dir) {
   const parts = [Buffer.from(`YUV4MPEG2 W${w} H${h} F30:1 Ip A1:1 C420jpeg\n`)];
   for (let i = 0; i < 30; i++) parts.push(Buffer.from('FRAME\n'), randomBytes(frame));
   const file = join(dir, 'noise.y4m');
+  writeFileSync(file, Buffer.concat(parts));
+  return file;
+}
+
+// A 640x480 camera picture, flat grey but for a block of noise in the middle: the top layer
+// costs several times the lower one (four times the noise), as a real camera's detail does,
+// while the encoder keeps a usable frame rate (Chromium's own fake camera codes in so little
+// that its layers differ by less than the link's margins; full-frame noise drops to a few frames
+// a second). 30 frames of 4:2:0 in a Y4M file, played in a loop.
+export function blockCamera(dir) {
+  const w = 640;
+  const h = 480;
+  const bw = 160;
+  const bh = 120;
+  const parts = [Buffer.from(`YUV4MPEG2 W${w} H${h} F30:1 Ip A1:1 C420jpeg\n`)];
+  for (let i = 0; i < 30; i++) {
+    const f = Buffer.alloc((w * h * 3) / 2, 128);
+    const noise = randomBytes(bw * bh);
+    for (let y = 0; y < bh; y++) noise.copy(f, ((h - bh) / 2 + y) * w + (w - bw) / 2, y * bw, (y + 1) * bw);
+    parts.push(Buffer.from('FRAME\n'), f);
+  }
+  const file = join(dir, 'block.y4m');
   writeFileSync(file, Buffer.concat(parts));
   return file;
 }

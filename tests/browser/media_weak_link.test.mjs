@@ -1,10 +1,11 @@
 // Browser test: the audio-only fallback seen by a patient in Chromium (docs/protocol.md 5.7).
 // GP and patient are in a call; then the packets to the patient's subscribe connection (its
 // local UDP port, found in its statistics) go through a tc htb class of 80 kbit/s on the
-// loopback of run.sh's private namespace — less than the relay's lowest REMB for video
-// (150 kbit/s), which a camera of noise fills. The relay must stop the patient's video and the page must say why, in Dutch
-// (the page's locale), while the patient still receives audio; once the shaping is removed
-// video comes back by itself and the notice goes.
+// loopback of run.sh's private namespace — less than the GP's lowest simulcast layer needs with a
+// camera that has detail. The relay first gives the patient that lowest layer (simulcast), then
+// must stop the patient's video, and the page must say why, in Dutch (the page's locale), while
+// the patient still receives audio; once the shaping is removed video comes back by itself (at
+// the lowest layer, which keeps a usable frame rate) and the notice goes.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -13,15 +14,16 @@ import { join } from 'node:path';
 import {
   GP,
   admit,
+  blockCamera,
   createAndJoin,
   fromName,
   newInvite,
-  noiseCamera,
   noProblems,
   openConsole,
   patientToLobby,
   privateLoopback,
   setup,
+  subscribePort,
   summary,
   tid,
   waitReceiving,
@@ -32,22 +34,6 @@ const PATIENT = 'Sanne de Vries';
 const RATE = '80kbit';
 const NL = JSON.parse(readFileSync(new URL('../../web/i18n/nl.json', import.meta.url), 'utf8'));
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-// The local UDP port of the page's connection that receives video (the subscribe one).
-function subscribePort(page) {
-  return page.evaluate(async () => {
-    for (const pc of window.__pcs || []) {
-      if (pc.signalingState === 'closed') continue;
-      const r = await pc.getStats();
-      const all = [...r.values()];
-      if (!all.some((s) => s.type === 'inbound-rtp' && s.kind === 'video')) continue;
-      const tr = all.find((s) => s.type === 'transport' && s.selectedCandidatePairId);
-      const pair = tr && r.get(tr.selectedCandidatePairId);
-      const local = pair && r.get(pair.localCandidateId);
-      if (local) return local.port;
-    }
-    return null;
-  });
-}
 
 const status = (page) => page.evaluate(() => {
   const el = document.querySelector('[data-testid="call-status"]');
@@ -66,11 +52,11 @@ test('a link too weak for video: audio only, the page says why, video comes back
   skip: privateLoopback() && !shapingUnavailable() ? false : 'needs the loopback-only namespace of run.sh and tc htb',
 }, async (t) => {
   t.after(unshape);
-  // A camera that fills whatever bitrate the encoder gets (the relay's REMB floor, 150 kbit/s,
-  // once the patient reports loss): Chromium's default fake camera is coded in far less.
+  // A camera with detail (a block of noise): its lowest layer needs more than the link carries,
+  // while Chromium's default fake camera is coded in far less.
   const dir = mkdtempSync(join(tmpdir(), 'spk-camera-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
-  const env = await setup(t, { browserArgs: [`--use-file-for-fake-video-capture=${noiseCamera(dir)}`] });
+  const env = await setup(t, { browserArgs: [`--use-file-for-fake-video-capture=${blockCamera(dir)}`] });
   const gp = await openConsole(env, GP);
   await createAndJoin(gp);
   const invite = await newInvite(gp);
@@ -100,12 +86,13 @@ test('a link too weak for video: audio only, the page says why, video comes back
   const t1 = Date.now();
   const back = await waitStatus(pat, (s) => s && s.state !== 'weak_link', 80000);
   t.diagnostic(`unshaped: status ${JSON.stringify(back)} after ${Date.now() - t1} ms`);
-  for (const l of (env.srv.server ?? env.srv).logs.filter((x) => /video/.test(x.msg ?? ''))) {
+  for (const l of (env.srv.server ?? env.srv).logs.filter((x) => /video|simulcast/.test(x.msg ?? ''))) {
     t.diagnostic(`spreekd: ${l.msg}`);
   }
   assert.equal(back.state, 'connected');
   assert.equal(back.hidden, true, 'no notice once video is back');
   const c = fromName(await summary(pat), GP.name);
+  t.diagnostic(`frames when video resumed: ${c.framesDecoded}`);
   await waitReceiving(pat, [GP.name], { frames: c.framesDecoded + 30, timeout: 15000 });
   // The GP was never affected.
   assert.notEqual((await status(gp)).state, 'weak_link');

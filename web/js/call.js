@@ -235,7 +235,7 @@ export class CallView {
       const out = {
         video: { framesDecoded: 0, packetsReceived: 0, bytesReceived: 0 },
         audio: { packetsReceived: 0, totalSamplesReceived: 0, audioLevel: 0, energy: 0 },
-        sent: { audio: 0, video: 0 },
+        sent: { audio: 0, video: 0, layers: [] },
         byParticipant: {},
         // RTP from SSRCs the relay's offer does not announce (counted apart).
         unannounced: { packets: 0, ssrcs: [] },
@@ -263,6 +263,7 @@ export class CallView {
             out.video.bytesReceived += s.bytesReceived || 0;
             p.framesDecoded += s.framesDecoded || 0;
             p.videoPackets += s.packetsReceived || 0;
+            p.frameWidth = Math.max(p.frameWidth || 0, s.frameWidth || 0);
           } else if (s.kind === 'audio') {
             out.audio.packetsReceived += s.packetsReceived || 0;
             out.audio.totalSamplesReceived += s.totalSamplesReceived || 0;
@@ -275,6 +276,9 @@ export class CallView {
         } else if (s.type === 'outbound-rtp') {
           if (s.kind === 'audio') out.sent.audio += s.packetsSent || 0;
           if (s.kind === 'video') out.sent.video += s.packetsSent || 0;
+          if (s.kind === 'video' && s.rid) {
+            out.sent.layers.push({ rid: s.rid, frameWidth: s.frameWidth || 0, bytesSent: s.bytesSent || 0, active: s.active !== false });
+          }
         }
       }
       return out;

@@ -16,6 +16,20 @@ const RETRY_MAX_MS = 10000;
 // long the outage, so the WebSocket is given up only when the ping stays unanswered this long
 // (the outage then lasted long enough that the connections are restarted anyway).
 const SIGNALING_DEAD_MS = 12000;
+// Simulcast (docs/protocol.md 5.7, Simulcast): the camera is sent as layers, lowest first, and
+// the relay forwards to each subscriber the one its link carries. Three layers from 960 pixels wide, two
+// below (the page asks for 640x480): Chromium's encoder sends no more at those sizes, and
+// leaves out the top ones, not the bottom ones, when asked for more.
+const SIMULCAST = [
+  { rid: 'q', scaleResolutionDownBy: 4, maxBitrate: 150000 },
+  { rid: 'h', scaleResolutionDownBy: 2, maxBitrate: 350000 },
+  { rid: 'f', scaleResolutionDownBy: 1, maxBitrate: 1500000 },
+];
+
+function simulcastEncodings(track) {
+  const width = (track && track.getSettings && track.getSettings().width) || 640;
+  return SIMULCAST.slice(width >= 960 ? 0 : 1).map((e) => ({ ...e }));
+}
 
 // Media states, for the page: 'idle' | 'connecting' | 'connected' | 'reconnecting' |
 // 'unavailable' (the server offers no media) | 'elsewhere' (another connection of this
@@ -32,7 +46,9 @@ export class Call {
     onTracks = () => {},
     onState = () => {},
     e2ee = null,
+    simulcast = true,
   }) {
+    this.simulcast = simulcast; // publish the camera as layers (SIMULCAST)
     this.e2ee = e2ee; // E2ee (e2ee/e2ee.js): every frame encrypted with SFrame, or null
     this.client = client;
     this.consult = consult;
@@ -194,7 +210,9 @@ export class Call {
     };
     const audio = pc.addTransceiver(track('audio') || 'audio', { direction: 'sendonly', streams });
     const videoTrack = this.sendVideo ? track('video') : null;
-    const video = pc.addTransceiver(videoTrack || 'video', { direction: 'sendonly', streams });
+    const init = { direction: 'sendonly', streams };
+    if (this.simulcast) init.sendEncodings = simulcastEncodings(videoTrack);
+    const video = pc.addTransceiver(videoTrack || 'video', init);
     if (this.e2ee) {
       // The frame bytes left in the clear are known for VP8 and Opus only (e2ee/worker.js).
       preferCodec(video, 'video/vp8');

@@ -95,6 +95,20 @@ typedef struct {
     /* an endpoint whose peer sent nothing for this long is given up (30): a shorter outage of
      * the network is carried over without renegotiation */
     int relay_consent_timeout_s;
+    /* The audio-only fallback (docs/protocol.md 5.7): video loss (%) that makes a report weak,
+     * how long weak before video stops, audio loss (%) at most for a try, the first and the
+     * longest wait before a try */
+    int relay_fallback_loss_pct;
+    int relay_fallback_weak_ms;
+    int relay_fallback_resume_loss_pct;
+    int relay_fallback_backoff_ms;
+    int relay_fallback_backoff_max_ms;
+    /* Simulcast layer choice: video loss (%) above which a window is weak, at most which it is
+     * clean, the first and the longest clean wait before a try one layer up */
+    int relay_simulcast_loss_pct;
+    int relay_simulcast_clean_loss_pct;
+    int relay_simulcast_up_ms;
+    int relay_simulcast_up_max_ms;
     int media_e2ee; /* 1: consults require end-to-end encrypted media (SFrame) */
     /* remote candidate address ranges (CIDR lists, relay/include/spk/addr_filter.h) */
     char relay_candidate_allow[512]; /* extra ranges the relay may send to */

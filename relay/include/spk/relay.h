@@ -28,9 +28,10 @@
  * and RTCP are multiplexed on one component (rtcp-mux is required).
  *
  * Routing. RTP from a publishing endpoint goes to every other subscribing endpoint of the
- * consult, unchanged apart from SRTP (the publisher's rtx stream, when declared, is terminated:
- * see below). RTCP is handled per hop, below. Endpoints with the same owner
- * (spk_relay_set_owner) are never routed to each other.
+ * consult, unchanged apart from SRTP and header extension ids (the publisher's rtx stream, when
+ * declared, is terminated: see below), except simulcast layers (below). RTCP is handled per
+ * hop, below. Endpoints with the same owner (spk_relay_set_owner) are never routed to each
+ * other.
  *
  * RTCP per hop (relay_rtcp.c). The relay terminates RTCP: it sends its own receiver reports
  * (loss, jitter, extended highest seq, LSR/DLSR) and a REMB (cfg.remb_bps, lowered while
@@ -56,6 +57,17 @@
  * lobby), asks the publishers for a key frame and sends a VIDEO event (video_on true). Other
  * subscribers are not affected. Subscribers' REMBs are not used (relay_fallback.h says why).
  *
+ * Simulcast (spk/simulcast.h; docs/protocol.md 5.7). A stream declared with rids arrives as
+ * layers whose SSRCs the relay learns from the rid header extension (an SSRC with no known
+ * rid is dropped while the endpoint has such a stream). Each subscriber gets one layer at a
+ * time under the declared SSRC, rewritten (sequence number, timestamp, VP8 PictureID and
+ * TL0PICIDX) so that a switch, made only at a key frame of the new layer, leaves no gap;
+ * NACK, PLI/FIR and the layer's SRs are mapped between the two. The layer follows one level
+ * per subscriber (cfg.simulcast) from its receiver reports; the audio-only fallback is the
+ * step below the lowest layer, and subscribers' loss on layers does not lower the REMB. A
+ * subscriber receives at most four simulcast publishers at once (a fifth one's
+ * video does not reach it).
+ *
  * Lobby. An endpoint starts with forwarding off: nothing it sends is forwarded and nothing is
  * forwarded to it until spk_relay_set_forwarding(..., true). This is enforced in the packet path.
  * What a publisher sent while a subscriber's forwarding was off never reaches that subscriber
@@ -76,6 +88,8 @@
 #include <stdint.h>
 
 #include <uv.h>
+
+#include "spk/simulcast.h"
 
 typedef struct spk_relay_s spk_relay_t;
 
@@ -113,6 +127,19 @@ typedef enum {
     SPK_RELAY_ICE_FAILED,
 } spk_relay_ice_state_t;
 
+/* The audio-only fallback's thresholds (see Audio-only fallback above; relay/src/
+ * relay_fallback.h). Loss as RTCP's fraction lost, 0..255 (= lost / expected * 256). */
+typedef struct {
+    int loss_off;            /* video loss above this makes a report weak: 51 (~20 %) */
+    int loss_on;             /* audio loss at most this lets a try go ahead: 13 (~5 %) */
+    uint32_t weak_ms;        /* weak for this long, and weak_n reports, turn video off: 2500 */
+    uint32_t weak_n;         /* 2 */
+    uint32_t grace_ms;       /* reports this soon after a change do not count: 1500 */
+    uint32_t backoff_ms;     /* first wait before a try: 8000 */
+    uint32_t backoff_max_ms; /* the wait doubles up to this while tries fail: 64000 */
+    uint32_t stable_ms;      /* video on this long resets the wait: 30000 */
+} spk_relay_fallback_rule_t;
+
 typedef struct {
     /* Worker threads; 0 = number of online CPUs (capped at SPK_RELAY_MAX_WORKERS). */
     unsigned workers;
@@ -147,12 +174,18 @@ typedef struct {
     /* Retransmission history of a video stream: this long at its measured rate (within 16 KiB
      * and SPK_RTX_VIDEO_ARENA); 0 = 500 ms. NACKs for older packets go on to the publisher. */
     unsigned rtx_window_ms;
+    /* The audio-only fallback's and the simulcast layer choice's thresholds; defaults from
+     * spk_relay_config_init(). spk_relay_new() refuses (SPK_EINVAL) a loss outside 0..255, a
+     * loss_on above loss_off, loss_up above loss_down, a zero time or count, or a maximum wait
+     * below the first one. */
+    spk_relay_fallback_rule_t fallback;
+    spk_sim_rule_t simulcast;
 } spk_relay_config_t;
 
 #define SPK_RELAY_REMB_DEFAULT 2500000u
 
 /* Fills defaults: workers 0, no addresses, ports 0/0, full ICE, no ICE-TCP, remb_bps
- * SPK_RELAY_REMB_DEFAULT. */
+ * SPK_RELAY_REMB_DEFAULT, the fallback and simulcast rules as documented at their fields. */
 void spk_relay_config_init(spk_relay_config_t *cfg);
 
 typedef struct {
@@ -184,6 +217,9 @@ typedef struct {
     /* Audio-only fallback (below), as a subscriber: */
     uint64_t video_withheld; /* video packets not forwarded to it while its video was off */
     uint64_t video_off;      /* times its video went off */
+    /* Simulcast, as a subscriber: times a layer started being forwarded to it (the first one
+     * included). */
+    uint64_t sim_switches;
 } spk_relay_stats_t;
 
 typedef enum {
@@ -289,6 +325,8 @@ int spk_relay_set_owner(spk_relay_t *relay, uint64_t consult_id, uint64_t endpoi
 /* The streams an endpoint publishes, as negotiated (its offer's ssrcs and FID group, the
  * answer's payload types). */
 #define SPK_RELAY_MAX_STREAMS 4
+#define SPK_RELAY_MAX_RIDS 3 /* simulcast layers (SPK_SIM_MAX_LAYERS) */
+#define SPK_RELAY_RID_MAX 17 /* rid: 1..16 of A-Z a-z 0-9 - _, + NUL */
 typedef struct {
     uint32_t ssrc;       /* media SSRC, nonzero */
     uint32_t rtx_ssrc;   /* RFC 4588 rtx SSRC (FID group); 0 = no rtx */
@@ -296,12 +334,24 @@ typedef struct {
     uint8_t rtx_pt;      /* rtx payload type (apt = pt); 0 = no rtx */
     uint32_t clock_rate; /* 0 = 90000 for video, 48000 for audio */
     bool video;          /* video: retransmission buffer, key frame requests, REMB */
+    /* Simulcast (spk/simulcast.h): n_rids > 0 for a VP8 stream the publisher sends as layers,
+     * rids[0] the lowest. ssrc and rtx_ssrc are then the SSRCs the relay sends the stream to
+     * subscribers under (chosen by the caller, offered to them); each layer's own SSRCs are
+     * learnt from its packets' rid and repaired-rid header extensions, which have the ids
+     * rid_ext and rrid_ext (0: none) in the publisher's numbering. At most one per endpoint. */
+    uint8_t n_rids;
+    char rids[SPK_RELAY_MAX_RIDS][SPK_RELAY_RID_MAX];
+    uint8_t rid_ext;
+    uint8_t rrid_ext;
 } spk_relay_stream_t;
 
 /* Declares the streams an endpoint publishes (replacing an earlier declaration), n <=
  * SPK_RELAY_MAX_STREAMS; send it before forwarding is turned on. Without it the relay learns
  * streams from their first packets and treats them as video without rtx. SPK_EINVAL on a zero
- * or duplicate SSRC or a payload type above 127. */
+ * or duplicate SSRC or a payload type above 127, or for simulcast: more than one simulcast
+ * stream, audio, more than SPK_RELAY_MAX_RIDS rids, an empty or unterminated rid, or rid_ext 0.
+ * The layers of a simulcast stream take stream slots as they are learnt, so the declaration
+ * plus the layers must fit SPK_RELAY_MAX_STREAMS (audio and three layers do). */
 int spk_relay_set_streams(spk_relay_t *relay, uint64_t consult_id, uint64_t endpoint_id,
                           const spk_relay_stream_t *streams, size_t n);
 

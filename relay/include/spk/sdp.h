@@ -34,6 +34,8 @@
 #define SPK_SDP_MAX_FMTP 256       /* raw a=fmtp parameters + NUL */
 #define SPK_SDP_MAX_URI 128        /* extmap URI + NUL */
 #define SPK_SDP_MAX_FINGERPRINT 64 /* sha-512 */
+#define SPK_SDP_MAX_RIDS 4         /* a=rid per m-section; a=simulcast layers */
+#define SPK_SDP_MAX_RID 17         /* rid id (RFC 8851: 1..16 of A-Z a-z 0-9 - _) + NUL */
 
 typedef enum {
     SPK_SDP_KIND_AUDIO = 0,
@@ -206,6 +208,12 @@ typedef struct {
     uint32_t ssrcs[SPK_SDP_MAX_GROUP_SSRCS];
 } spk_sdp_ssrc_group_t;
 
+/* a=rid:<id> send|recv (RFC 8851); restrictions after the direction are ignored. */
+typedef struct {
+    char id[SPK_SDP_MAX_RID];
+    bool recv; /* false: send */
+} spk_sdp_rid_t;
+
 typedef struct {
     spk_sdp_kind_t kind;
     char kind_name[16]; /* as written ("audio", "video", "application", ...) */
@@ -238,6 +246,15 @@ typedef struct {
     spk_sdp_ssrc_t ssrcs[SPK_SDP_MAX_SSRCS];
     spk_sdp_ssrc_group_t ssrc_groups[SPK_SDP_MAX_SSRC_GROUPS];
     spk_sdp_candidate_t candidates[SPK_SDP_MAX_CANDIDATES];
+    uint8_t n_rids;
+    spk_sdp_rid_t rids[SPK_SDP_MAX_RIDS];
+    /* a=simulcast (RFC 8853): the first direction written ("send" or "recv") and its streams in
+     * order; of alternatives ("a,b") the first is kept; sim_paused marks a "~" stream. n_sim 0:
+     * no a=simulcast. Extra directions and streams beyond SPK_SDP_MAX_RIDS are ignored. */
+    bool sim_recv;
+    uint8_t n_sim;
+    char sim[SPK_SDP_MAX_RIDS][SPK_SDP_MAX_RID];
+    bool sim_paused[SPK_SDP_MAX_RIDS];
 } spk_sdp_media_t;
 
 typedef struct {
@@ -331,12 +348,20 @@ typedef struct {
  * sendrecv -> recvonly, inactive -> inactive: the caller switches a section to sendonly or
  * sendrecv and adds ssrcs/msid when it forwards a stream on it); ICE and fingerprint at media
  * level; BUNDLE over all accepted mids. Sections with no acceptable codec, application
- * sections and sections the offer rejected are rejected (port 0, inactive). Fails with
- * SPK_EDECODE when the offer lacks ICE credentials, fingerprint, mid or rtcp-mux on an accepted
- * section, SPK_ENOTFOUND when no section can be accepted, or SPK_EINVAL for a bad `local`
- * (ufrag 4..256 / pwd 22..256 ice-chars, a fingerprint). On error `answer` is zeroed. */
+ * sections and sections the offer rejected are rejected (port 0, inactive).
+ * Simulcast: an offered video section with a=simulcast:send of 2..SPK_SDP_MAX_RIDS streams
+ * (each with its a=rid ... send), whose selected codec is VP8 and whose offer has the rid
+ * header extension in local->exts, is answered with a=rid:<id> recv for each and
+ * a=simulcast:recv in the same order (paused streams left out); otherwise simulcast is not
+ * answered and the sender sends its first encoding only. spk_sdp_answer_simulcast() tells
+ * which. Fails with SPK_EDECODE when the offer lacks ICE credentials, fingerprint, mid or rtcp-mux
+ * on an accepted section, SPK_ENOTFOUND when no section can be accepted, or SPK_EINVAL for a bad
+ * `local` (ufrag 4..256 / pwd 22..256 ice-chars, a fingerprint). On error `answer` is zeroed. */
 int spk_sdp_answer_init(spk_sdp_t *answer, const spk_sdp_t *offer, const spk_sdp_local_t *local,
                         char *why, size_t why_len);
+
+/* Whether the answered section m accepted simulcast (a=simulcast:recv with at least 2 rids). */
+bool spk_sdp_answer_simulcast(const spk_sdp_media_t *m);
 
 /* Starts a relay offer: session fields from local, no m-sections. */
 int spk_sdp_offer_init(spk_sdp_t *offer, const spk_sdp_local_t *local);

@@ -92,6 +92,44 @@ static void answer_extmaps(spk_sdp_media_t *a, const spk_sdp_media_t *o, uint32_
     }
 }
 
+static bool offered_rid(const spk_sdp_media_t *o, const char *id)
+{
+    for (unsigned i = 0; i < o->n_rids; i++) {
+        if (!o->rids[i].recv && strcmp(o->rids[i].id, id) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Accepts the offer's simulcast streams (spk_sdp_answer_init). */
+static void answer_simulcast(spk_sdp_media_t *a, const spk_sdp_media_t *o,
+                             const spk_sdp_codec_t *primary, uint32_t exts)
+{
+    if (o->kind != SPK_SDP_KIND_VIDEO || o->n_sim < 2 || o->sim_recv ||
+        primary->codec != SPK_CODEC_VP8 || (exts & SPK_SDP_EXT_BIT(SPK_EXT_RID)) == 0 ||
+        spk_sdp_find_extmap(o, SPK_EXT_RID) == NULL) {
+        return;
+    }
+    for (unsigned i = 0; i < o->n_sim; i++) {
+        if (!o->sim_paused[i] && offered_rid(o, o->sim[i])) {
+            strcpy(a->rids[a->n_rids].id, o->sim[i]);
+            a->rids[a->n_rids++].recv = true;
+            strcpy(a->sim[a->n_sim++], o->sim[i]);
+        }
+    }
+    a->sim_recv = true;
+    if (a->n_sim < 2) {
+        a->n_rids = 0;
+        a->n_sim = 0;
+    }
+}
+
+bool spk_sdp_answer_simulcast(const spk_sdp_media_t *m)
+{
+    return m->port != 0 && m->n_sim >= 2 && m->sim_recv;
+}
+
 static int answer_media(spk_sdp_media_t *a, const spk_sdp_t *offer, const spk_sdp_media_t *o,
                         const spk_sdp_local_t *l, char *why, size_t why_len)
 {
@@ -134,6 +172,7 @@ static int answer_media(spk_sdp_media_t *a, const spk_sdp_t *offer, const spk_sd
         a->codecs[a->n_codecs++] = rtx;
     }
     answer_extmaps(a, o, l->exts);
+    answer_simulcast(a, o, &primary, l->exts);
     return 0;
 }
 

@@ -1,5 +1,5 @@
 /* SDP media-level attributes: rtpmap, fmtp, rtcp-fb, extmap, ssrc, ssrc-group, msid, mid,
- * directions, candidates. */
+ * directions, candidates, rid, simulcast. */
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -352,6 +352,94 @@ static int parse_ssrc_group(const media_ctx_t *c, const char *v)
     return 0;
 }
 
+static bool rid_chars(const char *t, size_t n)
+{
+    if (n == 0 || n >= SPK_SDP_MAX_RID) {
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (!isalnum((unsigned char)t[i]) && t[i] != '-' && t[i] != '_') {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* a=rid:<id> send|recv [restrictions] (RFC 8851); restrictions are ignored. */
+static int parse_rid(const media_ctx_t *c, const char *v)
+{
+    const char *sp = strchr(v, ' ');
+    size_t n = sp != NULL ? (size_t)(sp - v) : strlen(v);
+    if (sp == NULL || !rid_chars(v, n)) {
+        return mfail(c, SPK_EDECODE, "rid id");
+    }
+    const char *d = sp + 1;
+    size_t dn = strcspn(d, " ");
+    bool recv = dn == 4 && strncmp(d, "recv", 4) == 0;
+    if (!recv && !(dn == 4 && strncmp(d, "send", 4) == 0)) {
+        return mfail(c, SPK_EDECODE, "rid direction");
+    }
+    if (c->m->n_rids >= SPK_SDP_MAX_RIDS) {
+        c->m->n_dropped++;
+        return 0;
+    }
+    spk_sdp_rid_t *r = &c->m->rids[c->m->n_rids++];
+    memset(r, 0, sizeof(*r));
+    memcpy(r->id, v, n);
+    r->recv = recv;
+    return 0;
+}
+
+/* a=simulcast:<send|recv> <streams> [<send|recv> <streams>] (RFC 8853): the first direction's
+ * streams, separated by ';', each a list of alternatives separated by ',' (the first is kept),
+ * "~" marking a paused one. */
+static int parse_simulcast(const media_ctx_t *c, const char *v)
+{
+    size_t dn = strcspn(v, " ");
+    bool recv = dn == 4 && strncmp(v, "recv", 4) == 0;
+    if ((!recv && !(dn == 4 && strncmp(v, "send", 4) == 0)) || v[dn] != ' ') {
+        return mfail(c, SPK_EDECODE, "simulcast direction");
+    }
+    const char *p = v + dn + 1;
+    size_t len = strcspn(p, " ");
+    spk_sdp_media_t *m = c->m;
+    m->n_sim = 0;
+    m->sim_recv = recv;
+    while (len > 0) {
+        size_t sn = strcspn(p, ";");
+        sn = sn > len ? len : sn;
+        size_t an = strcspn(p, ",");
+        an = an > sn ? sn : an;
+        bool paused = an > 0 && p[0] == '~';
+        const char *id = paused ? p + 1 : p;
+        size_t idn = paused ? an - 1 : an;
+        if (!rid_chars(id, idn)) {
+            m->n_sim = 0;
+            return mfail(c, SPK_EDECODE, "simulcast stream id");
+        }
+        if (m->n_sim < SPK_SDP_MAX_RIDS) {
+            memset(m->sim[m->n_sim], 0, SPK_SDP_MAX_RID);
+            memcpy(m->sim[m->n_sim], id, idn);
+            m->sim_paused[m->n_sim++] = paused;
+        } else {
+            m->n_dropped++;
+        }
+        p += sn;
+        len -= sn;
+        if (len > 0) {
+            p++; /* ';' */
+            len--;
+            if (len == 0) {
+                return mfail(c, SPK_EDECODE, "simulcast list ends with ';'");
+            }
+        }
+    }
+    if (m->n_sim == 0) {
+        return mfail(c, SPK_EDECODE, "simulcast without streams");
+    }
+    return 0;
+}
+
 static int parse_candidate(const media_ctx_t *c, const char *v)
 {
     char line[SPK_SDP_MAX_LINE + 16];
@@ -408,6 +496,10 @@ int spk_sdp_parse_media_attr(spk_sdp_media_t *m, uint32_t *fb_wildcard, const ch
         return parse_msid_value(&c, value, m->msid_stream, m->msid_track);
     } else if (strcmp(name, "candidate") == 0) {
         return parse_candidate(&c, value);
+    } else if (strcmp(name, "rid") == 0) {
+        return parse_rid(&c, value);
+    } else if (strcmp(name, "simulcast") == 0) {
+        return parse_simulcast(&c, value);
     } else if (strcmp(name, "sctp-port") == 0) {
         uint64_t port;
         if (!spk_sdp_parse_u64(value, strlen(value), 65535, &port)) {

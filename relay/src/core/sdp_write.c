@@ -223,6 +223,16 @@ static int write_media(wbuf_t *w, const spk_sdp_media_t *m)
         write_codec(w, &m->codecs[i]);
     }
     write_ssrcs(w, m);
+    for (unsigned i = 0; i < m->n_rids && i < SPK_SDP_MAX_RIDS; i++) {
+        wr(w, "a=rid:%s %s\r\n", m->rids[i].id, m->rids[i].recv ? "recv" : "send");
+    }
+    if (m->n_sim > 0) {
+        wr(w, "a=simulcast:%s ", m->sim_recv ? "recv" : "send");
+        for (unsigned i = 0; i < m->n_sim && i < SPK_SDP_MAX_RIDS; i++) {
+            wr(w, "%s%s%s", i > 0 ? ";" : "", m->sim_paused[i] ? "~" : "", m->sim[i]);
+        }
+        wr(w, "\r\n");
+    }
     return 0;
 }
 

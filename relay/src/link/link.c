@@ -266,7 +266,8 @@ static uint8_t profile_index(const char *p)
     X(rtcp_terminated) \
     X(rtx_buffer_bytes) \
     X(video_withheld) \
-    X(video_off)
+    X(video_off) \
+    X(sim_switches)
 /* clang-format on */
 
 static bool put_event(wr_t *w, const spk_relay_event_t *ev)
@@ -324,6 +325,17 @@ static bool put_streams(wr_t *w, const spk_link_msg_t *m)
         put_u8(w, s->rtx_pt);
         put_u32(w, s->clock_rate);
         put_u8(w, s->video ? 1 : 0);
+        if (s->n_rids > SPK_RELAY_MAX_RIDS) {
+            return false;
+        }
+        put_u8(w, s->n_rids);
+        for (size_t r = 0; r < s->n_rids && r < SPK_RELAY_MAX_RIDS; r++) {
+            if (!put_str(w, s->rids[r], sizeof(s->rids[r]))) {
+                return false;
+            }
+        }
+        put_u8(w, s->rid_ext);
+        put_u8(w, s->rrid_ext);
     }
     return true;
 }
@@ -344,7 +356,13 @@ static void get_streams(rd_t *r, spk_link_msg_t *m)
         s->rtx_pt = get_u8(r);
         s->clock_rate = get_u32(r);
         s->video = get_bool(r);
-        if (s->pt > 127 || s->rtx_pt > 127) {
+        s->n_rids = get_u8(r);
+        for (size_t k = 0; k < s->n_rids && k < SPK_RELAY_MAX_RIDS; k++) {
+            get_str(r, s->rids[k], sizeof(s->rids[k]));
+        }
+        s->rid_ext = get_u8(r);
+        s->rrid_ext = get_u8(r);
+        if (s->pt > 127 || s->rtx_pt > 127 || s->n_rids > SPK_RELAY_MAX_RIDS) {
             r->bad = true;
         }
     }

@@ -57,6 +57,10 @@ static void test_defaults(void **state)
     assert_int_equal(c.invite_ttl_s, 86400);
     assert_int_equal(c.patient_session_s, 43200);
     assert_int_equal(c.n_issuers, 0);
+    assert_int_equal(c.relay_fallback_loss_pct, 20);
+    assert_int_equal(c.relay_fallback_backoff_max_ms, 64000);
+    assert_int_equal(c.relay_simulcast_loss_pct, 10);
+    assert_int_equal(c.relay_simulcast_up_ms, 4000);
     spk_config_finish(&c);
     assert_string_equal(c.public_url, "http://127.0.0.1:8480");
 }
@@ -151,6 +155,12 @@ static void test_bad_flags(void **state)
         {"handshake-timeout", ""},
         {"issuer", "only-two fields"},
         {"send-queue-bytes", "1e99"},
+        {"relay-fallback-loss", "0"},
+        {"relay-fallback-loss", "100"},
+        {"relay-fallback-weak", "100"},
+        {"relay-simulcast-loss", "0"},
+        {"relay-simulcast-up", "99"},
+        {"relay-simulcast-up-max", "x"},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         spk_config_t c;

@@ -180,6 +180,44 @@ static void test_loss_window(void **state)
     assert_int_equal(spk_loss_window_update(&w, T0 + 1000, 25, 310), 0);
 }
 
+/* Thresholds from the relay's configuration (spk_relay_config_t.fallback). */
+static void test_configured_rule(void **state)
+{
+    (void)state;
+    spk_relay_fallback_rule_t r;
+    spk_fallback_rule_defaults(&r);
+    assert_true(spk_fallback_rule_ok(&r));
+    r.loss_off = 128; /* 50 % */
+    r.weak_ms = 500;
+    r.backoff_ms = 1000;
+    r.backoff_max_ms = 1000;
+    assert_true(spk_fallback_rule_ok(&r));
+    spk_fallback_t f;
+    spk_fallback_init_rule(&f, T0, &r);
+    spk_fallback_change_t c;
+    /* 40 % loss is not weak under this rule (it is under the default one). */
+    assert_int_equal(reports(&f, T0 + 2000, T0 + 10000, 102, 0, &c), 0);
+    uint64_t off = reports(&f, T0 + 10000, T0 + 20000, 200, 0, &c);
+    assert_int_equal(c, SPK_FALLBACK_VIDEO_OFF);
+    assert_int_equal(off, T0 + 11000); /* two weak reports, 500 ms apart at least */
+    uint64_t on = reports(&f, off, off + 10000, -1, 0, &c);
+    assert_int_equal(c, SPK_FALLBACK_VIDEO_ON);
+    assert_int_equal(on, off + 1000);
+    /* Refused: a resume threshold above the weak one, zero times, a maximum below the first. */
+    spk_relay_fallback_rule_t bad = r;
+    bad.loss_on = 129;
+    assert_false(spk_fallback_rule_ok(&bad));
+    bad = r;
+    bad.loss_off = 256;
+    assert_false(spk_fallback_rule_ok(&bad));
+    bad = r;
+    bad.weak_n = 0;
+    assert_false(spk_fallback_rule_ok(&bad));
+    bad = r;
+    bad.backoff_max_ms = 999;
+    assert_false(spk_fallback_rule_ok(&bad));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -190,6 +228,7 @@ int main(void)
         cmocka_unit_test(test_lossy_audio_delays_probe),
         cmocka_unit_test(test_clock_backwards),
         cmocka_unit_test(test_loss_window),
+        cmocka_unit_test(test_configured_rule),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

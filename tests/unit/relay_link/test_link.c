@@ -147,8 +147,16 @@ static void test_handshake_and_every_message(void **state)
 
     spk_link_msg_t s = {.type = SPK_LINK_SET_STREAMS, .consult_id = 7, .endpoint_id = 9};
     s.n_streams = 2;
-    s.streams[0] = (spk_relay_stream_t){
-        .ssrc = 1, .rtx_ssrc = 2, .pt = 96, .rtx_pt = 97, .clock_rate = 90000, .video = true};
+    s.streams[0] = (spk_relay_stream_t){.ssrc = 1,
+                                        .rtx_ssrc = 2,
+                                        .pt = 96,
+                                        .rtx_pt = 97,
+                                        .clock_rate = 90000,
+                                        .video = true,
+                                        .n_rids = 3,
+                                        .rids = {"q", "h", "0123456789abcdef"},
+                                        .rid_ext = 10,
+                                        .rrid_ext = 11};
     s.streams[1] = (spk_relay_stream_t){.ssrc = 0xffffffffu, .pt = 111, .clock_rate = 48000};
     assert_int_equal(pass(&p.ctl, &p.node, &s, &got), 1);
     assert_int_equal(got.n_streams, 2);
@@ -368,8 +376,8 @@ static void test_strict_bodies(void **state)
     cand[17] = 3;
     cand[19] = 0;
     expect_body(SPK_LINK_REMOTE_CANDIDATE, cand, 16 + 2 + 3, SPK_EDECODE, true);
-    /* SET_STREAMS with five streams, and with a payload type above 127. */
-    uint8_t st[16 + 1 + 15] = {0};
+    /* SET_STREAMS with five streams, with a payload type above 127, and with four rids. */
+    uint8_t st[16 + 1 + 18] = {0};
     memcpy(st, ids, 16);
     st[16] = 5;
     expect_body(SPK_LINK_SET_STREAMS, st, 17, SPK_EDECODE, true);
@@ -379,6 +387,9 @@ static void test_strict_bodies(void **state)
     expect_body(SPK_LINK_SET_STREAMS, st, sizeof(st), SPK_EDECODE, true);
     st[17 + 8] = 96;
     expect_body(SPK_LINK_SET_STREAMS, st, sizeof(st), 1, true);
+    st[17 + 15] = 4; /* n_rids */
+    expect_body(SPK_LINK_SET_STREAMS, st, sizeof(st), SPK_EDECODE, true);
+    st[17 + 15] = 0;
     /* SET_EXT_MAP: exactly 256 bytes after the ids. */
     static uint8_t map[16 + SPK_RELAY_EXT_IDS + 1];
     memcpy(map, ids, 16);
@@ -392,7 +403,7 @@ static void test_strict_bodies(void **state)
     expect_body(99, ids, 16, SPK_EDECODE, true);
     expect_body(SPK_LINK_AUTH, ids, 16, SPK_ESTATE, true);
     /* An EVENT with type 0 and one with an ICE state out of range. */
-    static uint8_t ev[1 + 8 + 8 + 4 + 1 + 1 + 1 + 2 + 2 + 25 * 8];
+    static uint8_t ev[1 + 8 + 8 + 4 + 1 + 1 + 1 + 2 + 2 + 26 * 8];
     memset(ev, 0, sizeof(ev));
     ev[16] = 9; /* endpoint id 9 */
     expect_body(SPK_LINK_EVENT, ev, sizeof(ev), SPK_EDECODE, false);
@@ -427,7 +438,7 @@ static void test_state_order(void **state)
     /* A HELLO of another version. */
     spk_link_init(&ctl, SPK_LINK_CONTROLLER, SECRET, strlen(SECRET), nc);
     int n = spk_link_encode(&node, &h, buf, sizeof(buf));
-    buf[6] = 2;
+    buf[6] = 1; /* version 1: before simulcast */
     assert_int_equal(feed(&ctl, buf, n, &got), SPK_EDECODE);
     /* A second HELLO where AUTH_OK is due. */
     spk_link_init(&ctl, SPK_LINK_CONTROLLER, SECRET, strlen(SECRET), nc);

@@ -416,6 +416,96 @@ static void test_answer(void **state)
     check_answer("safari_offer.sdp", 111, 102, 103);
 }
 
+/* Simulcast (RFC 8851/8853): Chromium's offer for sendEncodings h (half size) and f; the
+ * relay's answer accepts both rids in order when VP8 and the rid extension are there. */
+static void test_simulcast(void **state)
+{
+    (void)state;
+    spk_sdp_t *o = parse_file("chromium_simulcast_offer.sdp");
+    spk_sdp_t *a = malloc(sizeof(*a));
+    spk_sdp_t *b = malloc(sizeof(*b));
+    char *out = malloc(OUT_CAP);
+    char why[256] = "";
+    const spk_sdp_media_t *v = &o->media[1];
+    assert_int_equal(v->n_rids, 2);
+    assert_string_equal(v->rids[0].id, "h");
+    assert_false(v->rids[0].recv);
+    assert_string_equal(v->rids[1].id, "f");
+    assert_int_equal(v->n_sim, 2);
+    assert_false(v->sim_recv);
+    assert_string_equal(v->sim[0], "h");
+    assert_string_equal(v->sim[1], "f");
+    assert_int_equal(v->n_ssrcs, 0); /* Chromium names no SSRC for simulcast layers */
+    assert_false(spk_sdp_answer_simulcast(&o->media[0]));
+    spk_sdp_local_t l;
+    make_local(&l);
+    /* Without the rid extension among the relay's: no simulcast in the answer. */
+    assert_int_equal(spk_sdp_answer_init(a, o, &l, why, sizeof(why)), 0);
+    assert_false(spk_sdp_answer_simulcast(&a->media[1]));
+    assert_int_equal(a->media[1].n_rids, 0);
+    l.exts |= SPK_SDP_EXT_BIT(SPK_EXT_RID) | SPK_SDP_EXT_BIT(SPK_EXT_RRID);
+    assert_int_equal(spk_sdp_answer_init(a, o, &l, why, sizeof(why)), 0);
+    const spk_sdp_media_t *av = &a->media[1];
+    assert_true(spk_sdp_answer_simulcast(av));
+    assert_false(spk_sdp_answer_simulcast(&a->media[0]));
+    assert_int_equal(av->n_rids, 2);
+    assert_true(av->rids[0].recv && av->rids[1].recv);
+    assert_non_null(spk_sdp_find_extmap(av, SPK_EXT_RID));
+    assert_int_equal(spk_sdp_find_extmap(av, SPK_EXT_RID)->id,
+                     spk_sdp_find_extmap(v, SPK_EXT_RID)->id);
+    int n = spk_sdp_write(a, out, OUT_CAP);
+    assert_true(n > 0);
+    assert_non_null(strstr(out, "a=rid:h recv\r\na=rid:f recv\r\na=simulcast:recv h;f\r\n"));
+    assert_int_equal(spk_sdp_parse(b, out, (size_t)n, why, sizeof(why)), 0);
+    assert_memory_equal(a, b, sizeof(*a));
+    /* The offer round-trips too. */
+    n = spk_sdp_write(o, out, OUT_CAP);
+    assert_true(n > 0);
+    assert_non_null(strstr(out, "a=simulcast:send h;f\r\n"));
+    assert_int_equal(spk_sdp_parse(b, out, (size_t)n, why, sizeof(why)), 0);
+    assert_memory_equal(o, b, sizeof(*o));
+    /* A paused stream is left out; one stream left is no simulcast. */
+    o->media[1].sim_paused[1] = true;
+    assert_int_equal(spk_sdp_answer_init(a, o, &l, why, sizeof(why)), 0);
+    assert_false(spk_sdp_answer_simulcast(&a->media[1]));
+    assert_int_equal(a->media[1].n_rids, 0);
+    o->media[1].sim_paused[1] = false;
+    /* Not VP8: not answered either (the relay switches layers at VP8 key frames only). */
+    for (unsigned i = 0; i < o->media[1].n_codecs; i++) {
+        if (o->media[1].codecs[i].codec == SPK_CODEC_VP8) {
+            o->media[1].codecs[i].codec = SPK_CODEC_OTHER;
+        }
+    }
+    assert_int_equal(spk_sdp_answer_init(a, o, &l, why, sizeof(why)), 0);
+    assert_int_not_equal(a->media[1].codecs[0].codec, SPK_CODEC_VP8);
+    assert_false(spk_sdp_answer_simulcast(&a->media[1]));
+    free(o);
+    free(a);
+    free(b);
+    free(out);
+}
+
+static void test_simulcast_attrs(void **state)
+{
+    (void)state;
+    spk_sdp_t *s = malloc(sizeof(*s));
+    char why[256] = "";
+    static const char text[] = "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n"
+                               "m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:0\r\n"
+                               "a=rid:q send max-width=320\r\na=rid:h send\r\na=rid:f recv\r\n"
+                               "a=simulcast:send q,x;~h;f recv z\r\n";
+    assert_int_equal(spk_sdp_parse(s, text, strlen(text), why, sizeof(why)), 0);
+    const spk_sdp_media_t *m = &s->media[0];
+    assert_int_equal(m->n_rids, 3);
+    assert_true(m->rids[2].recv);
+    assert_int_equal(m->n_sim, 3);
+    assert_string_equal(m->sim[0], "q"); /* the first alternative */
+    assert_true(m->sim_paused[1]);
+    assert_string_equal(m->sim[1], "h");
+    assert_false(m->sim_paused[2]);
+    free(s);
+}
+
 static const char k_app_offer[] =
     "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0 1 2\r\n"
     "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\n"
@@ -719,6 +809,15 @@ static void test_malformed(void **state)
         {"v=1\r\n" MA, SPK_EDECODE, "v=0"},
         {HDR "garbage\r\n" MA, SPK_EDECODE, "line 5: not <type>=<value>"},
         {HDR MA "a=fmtp:x1 a=b\r\n", SPK_EDECODE, "fmtp payload type"},
+        {HDR MA "a=rid:h sideways\r\n", SPK_EDECODE, "rid direction"},
+        {HDR MA "a=rid:h\r\n", SPK_EDECODE, "rid id"},
+        {HDR MA "a=rid:abcdefghijklmnopq send\r\n", SPK_EDECODE, "rid id"},
+        {HDR MA "a=rid:a.b send\r\n", SPK_EDECODE, "rid id"},
+        {HDR MA "a=simulcast:both h;f\r\n", SPK_EDECODE, "simulcast direction"},
+        {HDR MA "a=simulcast:send\r\n", SPK_EDECODE, "simulcast direction"},
+        {HDR MA "a=simulcast:send h;\r\n", SPK_EDECODE, "ends with"},
+        {HDR MA "a=simulcast:send ~;f\r\n", SPK_EDECODE, "simulcast stream id"},
+        {HDR MA "a=simulcast:send h;;f\r\n", SPK_EDECODE, "simulcast stream id"},
         {HDR MA "a=fmtp:111\r\n", SPK_EDECODE, "fmtp without parameters"},
         {HDR MA "a=fmtp:111 \r\n", SPK_EDECODE, "fmtp without parameters"},
         {HDR "m=video 9 UDP/TLS/RTP/SAVPF 96 97\r\na=rtpmap:97 rtx/90000\r\na=fmtp:97 apt=abc\r\n",
@@ -838,14 +937,15 @@ static void test_names(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_chromium_offer), cmocka_unit_test(test_firefox_offer),
-        cmocka_unit_test(test_safari_offer),   cmocka_unit_test(test_roundtrip),
-        cmocka_unit_test(test_lf_only),        cmocka_unit_test(test_select_codec),
-        cmocka_unit_test(test_answer),         cmocka_unit_test(test_answer_rejects),
-        cmocka_unit_test(test_offer),          cmocka_unit_test(test_candidates),
-        cmocka_unit_test(test_malformed),      cmocka_unit_test(test_limits),
-        cmocka_unit_test(test_names),          cmocka_unit_test(test_ext_ids),
-        cmocka_unit_test(test_ext_map),
+        cmocka_unit_test(test_chromium_offer),  cmocka_unit_test(test_firefox_offer),
+        cmocka_unit_test(test_safari_offer),    cmocka_unit_test(test_roundtrip),
+        cmocka_unit_test(test_lf_only),         cmocka_unit_test(test_select_codec),
+        cmocka_unit_test(test_answer),          cmocka_unit_test(test_answer_rejects),
+        cmocka_unit_test(test_offer),           cmocka_unit_test(test_candidates),
+        cmocka_unit_test(test_malformed),       cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_names),           cmocka_unit_test(test_ext_ids),
+        cmocka_unit_test(test_ext_map),         cmocka_unit_test(test_simulcast),
+        cmocka_unit_test(test_simulcast_attrs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
