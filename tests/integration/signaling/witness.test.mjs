@@ -12,10 +12,12 @@ import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { attach, consultWithPatient } from './fixture.mjs';
 import { startServer } from '../lib/server.mjs';
+import { storeArgs } from '../lib/store.mjs';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+// spreekctl on the data directory (and, in the PostgreSQL run, on that directory's database)
 const ctl = (dataDir, args, env = {}) =>
-  spawnSync(process.env.SPREEKCTL ?? 'build/server/spreekctl', ['--data', dataDir, ...args], {
+  spawnSync(process.env.SPREEKCTL ?? 'build/server/spreekctl', ['--data', dataDir, ...storeArgs(dataDir), ...args], {
     encoding: 'utf8',
     env: { ...process.env, ...env },
   });
