@@ -627,7 +627,7 @@ export class ChatEngine {
     for (let attempt = 0; ; attempt++) {
       const out = await this.#queue.run(async () => {
         if (!c.group || c.group.freed) throw new ChatError('not_in_group');
-        if (c.mergeAt) return { stale: c.group.epoch }; // our last Commit is merging
+        if (c.mergeAt) return { merging: c.merged }; // our last Commit is merging
         const p = plan(c.group, c);
         const empty = !p || (!(p.add && p.add.length) && !(p.remove && p.remove.length));
         // A Commit with nothing of its own still covers the proposals received (a member's
@@ -659,6 +659,11 @@ export class ChatEngine {
         if (!c.mergeAt || r.seq <= c.handled + 1) await this.#mergeOwn(c);
         return { done: r };
       });
+      if ('merging' in out) {
+        await out.merging; // then plan again on the merged epoch (not a lost race)
+        attempt--;
+        continue;
+      }
       if (!('stale' in out)) {
         if (c.mergeAt) {
           // chat.sync sends, before its answer, every entry the store holds for this device
@@ -701,6 +706,9 @@ export class ChatEngine {
       const out = await this.#queue.run(async () => {
         if (!item.pending) return { done: item };
         if (!c.group || c.group.freed || !this.attached) return { done: item }; // waits
+        // This device's own Commit is accepted but not merged yet: the message is for the
+        // epoch it starts, so it waits for the merge rather than going out for the old one.
+        if (c.mergeAt) return { merging: c.merged };
         const epoch = c.group.epoch;
         const plain = encode(item.msg);
         const padding = (256 - (plain.length % 256)) % 256;
@@ -756,6 +764,11 @@ export class ChatEngine {
         this.#emit('message', { conversation: c.id, item: sent, replaced: true });
         return { done: sent };
       });
+      if ('merging' in out) {
+        await out.merging;
+        attempt--;
+        continue;
+      }
       if (!('stale' in out)) return out.done;
       await this.#waitEpoch(c, out.stale);
     }
