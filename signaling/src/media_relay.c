@@ -111,6 +111,11 @@ void spk_sig_relay_event(const spk_relay_event_t *ev, void *user)
         break;
     case SPK_RELAY_EV_FAILED:
         ep->failed = true;
+        if (own->pc == SIG_PC_PUBLISH) {
+            /* its publisher comes back on another endpoint (another relay node after a node's
+             * loss), maybe with the same tracks: the other nodes hear the list again then */
+            j->consult->media_said = 0;
+        }
         s->m[SIG_M_MEDIA_FAILED]++;
         spk_warn(conn->id, "media %s failed: %s", pc, ev->reason);
         sig_send_json(s, conn->id,
