@@ -9,6 +9,16 @@ import { ChatDevice, consultChat, loadMls } from './lib.mjs';
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const mls = await loadMls();
 
+// The GP's device and a care-team conversation whose group it made.
+async function careTeam(env) {
+  const gpc = await env.as(env.users.gp);
+  const gp = await ChatDevice.open(gpc, mls, 'gp-laptop');
+  await gp.sync();
+  const { conversation } = await gpc.ok('chat.create', { kind: 'care_team', patient: 'pseudo-4711' });
+  await gp.createGroup(conversation.id);
+  return { gpc, gp, conv: conversation.id };
+}
+
 test('a consult chat: messages both ways, in order, once each', async () => {
   const env = await boot();
   try {
@@ -147,12 +157,7 @@ test('two Commits for one epoch: the first valid wins, the other re-bases and su
 test('a GP of another practice made a member reads nothing of the conversation', async () => {
   const env = await boot();
   try {
-    const gpc = await env.as(env.users.gp);
-    const gp = await ChatDevice.open(gpc, mls, 'gp-laptop');
-    await gp.sync();
-    const { conversation } = await gpc.ok('chat.create', { kind: 'care_team', patient: 'pseudo-4711' });
-    const conv = conversation.id;
-    await gp.createGroup(conv);
+    const { gpc, gp, conv } = await careTeam(env);
     const oc = await env.as({ sub: 'gp-9', name: 'Dr. Elders', role: 'gp', practice: 'praktijk-b' });
     const other = await ChatDevice.open(oc, mls, 'elders-pc');
     await other.sync();
@@ -174,12 +179,7 @@ test('a GP of another practice made a member reads nothing of the conversation',
 test("a remote GP under delegation joins the practice's care-team conversation and reads it until the delegation ends", async () => {
   const env = await boot();
   try {
-    const gpc = await env.as(env.users.gp);
-    const gp = await ChatDevice.open(gpc, mls, 'gp-laptop');
-    await gp.sync();
-    const { conversation } = await gpc.ok('chat.create', { kind: 'care_team', patient: 'pseudo-4711' });
-    const conv = conversation.id;
-    await gp.createGroup(conv);
+    const { gpc, gp, conv } = await careTeam(env);
     const now = () => Math.floor(Date.now() / 1000);
     const { delegation } = await gpc.ok('delegation.grant', { remote_gp: 'rgp-1', valid_until: now() + 3600 });
 
@@ -226,12 +226,7 @@ test("a remote GP under delegation joins the practice's care-team conversation a
 test('a delegation running out ends the remote GP\'s chat at once', async () => {
   const env = await boot();
   try {
-    const gpc = await env.as(env.users.gp);
-    const gp = await ChatDevice.open(gpc, mls, 'gp-laptop');
-    await gp.sync();
-    const { conversation } = await gpc.ok('chat.create', { kind: 'care_team', patient: 'pseudo-4711' });
-    const conv = conversation.id;
-    await gp.createGroup(conv);
+    const { gpc, gp, conv } = await careTeam(env);
     const until = Math.floor(Date.now() / 1000) + 4;
     await gpc.ok('delegation.grant', { remote_gp: 'rgp-1', valid_until: until });
     const rc = await env.as(env.users.remote_gp);

@@ -25,6 +25,7 @@
 
 #include <uv.h>
 
+#include "check.h"
 #include "peer.h"
 #include "spk/error.h"
 #include "spk/log.h"
@@ -43,23 +44,6 @@
 #define RRID_EXT 6
 #define BODY 200
 #define MAX_RX 4096
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);               \
-            exit(1);                                                                               \
-        }                                                                                          \
-    } while (0)
-#define CHECK_EQ(a, b)                                                                             \
-    do {                                                                                           \
-        long long a_ = (long long)(a), b_ = (long long)(b);                                        \
-        if (a_ != b_) {                                                                            \
-            fprintf(stderr, "%s:%d: %s == %s failed: %lld != %lld\n", __FILE__, __LINE__, #a, #b,  \
-                    a_, b_);                                                                       \
-            exit(1);                                                                               \
-        }                                                                                          \
-    } while (0)
 
 /* What B received: per packet the output numbers and what the payload says it was. */
 typedef struct {
