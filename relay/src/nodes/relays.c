@@ -297,6 +297,11 @@ int64_t spk_relays_node_key(const char *name)
     return (int64_t)((spk_fnv1a64(name) & (uint64_t)INT64_MAX) | 1u);
 }
 
+void spk_relays_pin_name(uint64_t consult_id, char out[SPK_RELAYS_PIN_NAME_LEN])
+{
+    snprintf(out, SPK_RELAYS_PIN_NAME_LEN, "relay_pin %llu", (unsigned long long)consult_id);
+}
+
 void spk_relays_set_placement(spk_relays_t *r, spk_relays_place_cb cb, void *user)
 {
     if (r != NULL) {

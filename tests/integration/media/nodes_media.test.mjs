@@ -11,7 +11,8 @@
 //  - the consult's relay node is killed: every node's participants are told (relay_node_lost),
 //    rebuild, and all land on the other relay node together;
 //  - the GP on A sends the patient on C back: the patient's media ends at once on C's relay
-//    endpoints, for every node.
+//    endpoints, for every node;
+//  - the consult ends: its placement record (store mark relay_pin) is deleted.
 // And access decided on one node ends what flows for connections on the others at once, audited:
 // a specialist's token expiring on C, consent withdrawn on A (the specialist on C), a delegation
 // revoked on A (the remote GP on C), an invite revoked on A (redeemed on C). Malformed media
@@ -180,6 +181,16 @@ test('GP on A, patient on B, specialist on C: one relay node, media between all,
     }
     home = other;
   });
+
+  // The consult ends: its placement record in the store goes with it, or records would pile up.
+  const pins = () => {
+    const r = spawnSync('psql', [env.store, '-Atc', "SELECT count(*) FROM marks WHERE name LIKE 'relay_pin %'"], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    return Number(r.stdout.trim());
+  };
+  assert.equal(pins(), 1, 'the consult\'s placement, once for all nodes');
+  await gp.ok('consult.end', { consult: consult.id });
+  assert.equal(pins(), 0, 'the ended consult\'s placement record is gone');
 });
 
 // Nothing more of publisher `tag` reaches `peer`: once what was in flight has arrived (a second
