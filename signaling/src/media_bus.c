@@ -137,6 +137,24 @@ void sig_media_bus_say(spk_sig_t *s, sig_consult_t *c, bool force)
         s, json_pack("{s:s, s:s, s:o}", "k", "media", "id", c->rec.id, "pubs", pubs));
 }
 
+void sig_media_bus_resync(spk_sig_t *s, sig_consult_t *c)
+{
+    if (s->io.publish_cb == NULL || s->relay == NULL) {
+        return;
+    }
+    sig_media_bus_say(s, c, true);
+    for (size_t i = 0; i < c->n_conns; i++) {
+        sig_conn_t *conn = spk_map_get_u64(&s->conns, c->conns[i]);
+        for (int k = 0; conn != NULL && k < conn->n_joined; k++) {
+            const sig_media_t *m = conn->joined[k].media;
+            if (conn->joined[k].consult == c && m != NULL && m->sub.id != 0) {
+                sig_media_bus_ask(s, c); /* a subscriber here: the others' lists */
+                return;
+            }
+        }
+    }
+}
+
 void sig_media_bus_ask(spk_sig_t *s, sig_consult_t *c)
 {
     if (s->io.publish_cb != NULL && s->relay != NULL) {
