@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "spk/error.h"
 #include "spk/log.h"
@@ -66,6 +67,20 @@ typedef struct {
 static pg_db_t *pgd(st_db_t *db)
 {
     return (pg_db_t *)db;
+}
+
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Counts a round trip of kind w that began at t0 (now_ns). */
+static void waited(pg_db_t *d, st_wait_t w, int64_t t0)
+{
+    d->base.waits[w]++;
+    d->base.wait_ns[w] += (uint64_t)(now_ns() - t0);
 }
 
 /* Maps a failed result to SPK_E*: unique key → EEXIST, foreign key → ENOTFOUND, others → EIO
@@ -122,9 +137,12 @@ static void recover(pg_db_t *d)
 }
 
 /* Runs SQL text; 0 or SPK_E*. The result is cleared. */
-static int run(pg_db_t *d, const char *sql, const char **cmd_status, char *status, size_t cap)
+static int run(pg_db_t *d, st_wait_t w, const char *sql, const char **cmd_status, char *status,
+               size_t cap)
 {
+    int64_t t0 = now_ns();
     PGresult *r = PQexec(d->conn, sql);
+    waited(d, w, t0);
     ExecStatusType es = PQresultStatus(r);
     int rc = (es == PGRES_COMMAND_OK || es == PGRES_TUPLES_OK) ? 0 : map_result(d, r);
     if (rc == 0 && cmd_status != NULL) {
@@ -140,7 +158,7 @@ static int run(pg_db_t *d, const char *sql, const char **cmd_status, char *statu
 
 static int pg_exec(st_db_t *db, const char *sql)
 {
-    return run(pgd(db), sql, NULL, NULL, 0);
+    return run(pgd(db), ST_WAIT_OTHER, sql, NULL, NULL, 0);
 }
 
 /* "?n" → "$n" outside quoted strings and identifiers. */
@@ -184,7 +202,9 @@ static int pg_prepare(st_db_t *db, st_stmt_id_t id, const char *sql, st_stmt_t *
         }
         char name[16];
         snprintf(name, sizeof(name), "spk%d", (int)id);
+        int64_t t0 = now_ns();
         PGresult *r = PQprepare(d->conn, name, text, 0, NULL);
+        waited(d, ST_WAIT_OTHER, t0);
         free(text);
         int rc = PQresultStatus(r) == PGRES_COMMAND_OK ? 0 : map_result(d, r);
         PQclear(r);
@@ -295,8 +315,10 @@ static int execute(pg_stmt_t *s)
     }
     char name[16];
     snprintf(name, sizeof(name), "spk%d", (int)s->base.id);
+    int64_t t0 = now_ns();
     s->res = PQexecPrepared(d->conn, name, s->n_params, vals, s->len, s->fmt, 1);
     ExecStatusType es = PQresultStatus(s->res);
+    waited(d, es == PGRES_TUPLES_OK ? ST_WAIT_READ : ST_WAIT_WRITE, t0);
     if (es != PGRES_COMMAND_OK && es != PGRES_TUPLES_OK) {
         int rc = map_result(d, s->res);
         PQclear(s->res);
@@ -384,7 +406,8 @@ static int pg_txn(st_db_t *db, st_txn_op_t op)
     pg_db_t *d = pgd(db);
     char status[64];
     const char *done = NULL;
-    int rc = run(d, sql[op], &done, status, sizeof(status));
+    static const st_wait_t kind[] = {ST_WAIT_BEGIN, ST_WAIT_BEGIN, ST_WAIT_COMMIT, ST_WAIT_OTHER};
+    int rc = run(d, kind[op], sql[op], &done, status, sizeof(status));
     if (rc == 0 && op == ST_TXN_COMMIT && strcmp(done, "COMMIT") != 0) {
         /* A statement of the transaction failed: PostgreSQL rolled all of it back. */
         snprintf(db->errmsg, sizeof(db->errmsg), "the transaction was rolled back (%s)", done);
@@ -395,7 +418,8 @@ static int pg_txn(st_db_t *db, st_txn_op_t op)
 
 static int pg_lock_audit(st_db_t *db)
 {
-    return pg_exec(db, "SELECT pg_advisory_xact_lock(" AUDIT_LOCK_KEY ")");
+    return run(pgd(db), ST_WAIT_AUDIT_LOCK, "SELECT pg_advisory_xact_lock(" AUDIT_LOCK_KEY ")",
+               NULL, NULL, 0);
 }
 
 static int pg_flush(st_db_t *db)

@@ -100,6 +100,33 @@ uint64_t spk_store_durable(const spk_store_t *st)
     return atomic_load(&st->durable);
 }
 
+size_t spk_store_metrics(const spk_store_t *st, char *buf, size_t cap)
+{
+    static const char *const ops[ST_WAIT_N] = {"begin",      "read",   "write",
+                                               "audit_lock", "commit", "other"};
+    if (st == NULL || cap == 0 || st->target[0] == '\0') {
+        return 0;
+    }
+    size_t o = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        const char *name =
+            pass == 0 ? "spk_store_round_trips_total" : "spk_store_wait_seconds_total";
+        int n = snprintf(buf + o, cap - o, "# TYPE %s counter\n", name);
+        for (int i = 0; n >= 0 && (size_t)n < cap - o && i < ST_WAIT_N; i++) {
+            o += (size_t)n;
+            n = pass == 0 ? snprintf(buf + o, cap - o, "%s{op=\"%s\"} %llu\n", name, ops[i],
+                                     (unsigned long long)st->db->waits[i])
+                          : snprintf(buf + o, cap - o, "%s{op=\"%s\"} %.6f\n", name, ops[i],
+                                     (double)st->db->wait_ns[i] / 1e9);
+        }
+        if (n < 0 || (size_t)n >= cap - o) {
+            return cap - 1;
+        }
+        o += (size_t)n;
+    }
+    return o;
+}
+
 const char *spk_store_backend(const spk_store_t *st)
 {
     return st != NULL ? st->db->be->name : "";

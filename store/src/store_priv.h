@@ -186,11 +186,25 @@ typedef struct {
     void (*close)(st_db_t *db);
 } st_backend_t;
 
+/* What a connection waited for the database server for (PostgreSQL; SQLite does not wait on
+ * a server): round trips and the wall time the calling thread was blocked in them. */
+typedef enum {
+    ST_WAIT_BEGIN,
+    ST_WAIT_READ,  /* a statement that returned rows */
+    ST_WAIT_WRITE, /* a statement that returned none */
+    ST_WAIT_AUDIT_LOCK,
+    ST_WAIT_COMMIT,
+    ST_WAIT_OTHER, /* rollback, prepare, session and schema statements */
+    ST_WAIT_N
+} st_wait_t;
+
 /* Every backend's connection starts with this. */
 struct st_db {
     const st_backend_t *be;
     bool in_txn;
     char errmsg[256]; /* the last failure, for logs */
+    uint64_t waits[ST_WAIT_N];
+    uint64_t wait_ns[ST_WAIT_N];
 };
 
 /* Every backend's statement starts with this. */

@@ -87,6 +87,12 @@ int spk_store_sync_start(spk_store_t *st, const spk_store_sync_opts_t *opts);
  * when they return again. No-op without a sync thread. spk_store_close does it too. */
 void spk_store_sync_stop(spk_store_t *st);
 
+/* Appends, in the Prometheus text format, how often and how long the caller's thread waited for
+ * the database server (PostgreSQL only; nothing on SQLite): spk_store_round_trips_total and
+ * spk_store_wait_seconds_total by op (begin, read, write, audit_lock, commit, other). Returns
+ * the bytes written (output cut at cap - 1, NUL-terminated). Caller's thread. */
+size_t spk_store_metrics(const spk_store_t *st, char *buf, size_t cap);
+
 /* ---- consults ---- */
 typedef enum { SPK_CONSULT_OPEN = 0, SPK_CONSULT_ENDED = 1 } spk_consult_state_t;
 
