@@ -8,15 +8,16 @@
  * results come in binary (integers big endian, bytea raw).
  *
  * Pipeline mode (libpq). The connection sends commands without waiting for each answer; their
- * results come back in order. A statement whose result the caller reads (every prepared
- * statement, ROLLBACK, a synchronous COMMIT) ends a sync group and is waited for: one round
- * trip. Three commands are only sent, not waited for: BEGIN and the audit lock
- * (pg_advisory_xact_lock) go out in the sync group of the statement that follows them (a
- * failure of either fails that statement, and PostgreSQL skips the rest of the group, so
- * nothing runs outside the transaction or without the lock), and with the sync thread running
- * COMMIT goes out as a sync group of its own whose result the control thread reads later
- * (pg_commit_async): with the next statement's round trip, or from the event loop when the
- * socket turns readable (spk_store_poll). The store counts such a commit as made only when its
+ * results come back in order. (A caller may also have a write of a transaction only sent,
+ * defer_next: the chat batch's appends, whose refusal only matters for the whole batch.) A
+ * statement whose result the caller reads (every prepared statement, ROLLBACK, a synchronous
+ * COMMIT) ends a sync group and is waited for: one round trip. Three commands are only sent, not
+ * waited for: BEGIN and the audit lock (pg_advisory_xact_lock) go out in the sync group of the
+ * statement that follows them (a failure of either fails that statement, and PostgreSQL skips the
+ * rest of the group, so nothing runs outside the transaction or without the lock), and with the
+ * sync thread running COMMIT goes out as a sync group of its own whose result the control thread
+ * reads later (pg_commit_async): with the next statement's round trip, or from the event loop when
+ * the socket turns readable (spk_store_poll). The store counts such a commit as made only when its
  * result has arrived (on_commit); only then can the sync thread's flush cover it. A COMMIT is
  * sent this way only when every earlier command of its transaction is known to have
  * succeeded, so the one way it can still fail is the connection or the server failing in the
@@ -60,6 +61,7 @@
 typedef struct {
     st_stmt_t base;
     bool cached, busy;
+    bool deferred; /* sent without waiting: no result */
     int n_params;
     size_t off[MAX_PARAMS]; /* into buf, NO_VALUE for NULL */
     int len[MAX_PARAMS];
@@ -96,6 +98,7 @@ typedef struct {
     PGresult *target; /* the Q_TARGET's result once read */
     int target_rc;    /* a deferred command before it in its group failed */
     bool txn_failed;  /* a command of the open transaction failed */
+    bool defer_next;  /* send the next prepared statement without waiting (pg_defer_next) */
     unsigned gen;     /* counts re-established connections */
     bool async;       /* synchronous_commit off */
     bool prepared[ST_COUNT]; /* on this connection (cleared when it is re-established) */
@@ -454,6 +457,7 @@ static void stmt_reset(pg_stmt_t *s)
 {
     PQclear(s->res);
     s->res = NULL;
+    s->deferred = false;
     s->n_params = 0;
     s->buf_len = 0;
     s->row = -1;
@@ -581,6 +585,18 @@ static int execute(pg_stmt_t *s)
     char name[16];
     snprintf(name, sizeof(name), "spk%d", (int)s->base.id);
     int rc = 0;
+    if (d->defer_next && d->base.in_txn) {
+        /* Only sent: it goes out with the next statement waited for (or the commit). */
+        d->defer_next = false;
+        if (PQsendQueryPrepared(d->conn, name, s->n_params, vals, s->len, s->fmt, 1) != 1) {
+            map_result(d, NULL);
+            return conn_lost(d);
+        }
+        q_push(d, Q_DEFERRED, false, 0);
+        s->deferred = true;
+        return 0;
+    }
+    d->defer_next = false;
     s->res = sent_wait(d, PQsendQueryPrepared(d->conn, name, s->n_params, vals, s->len, s->fmt, 1),
                        ST_WAIT_N, &rc);
     if (s->res == NULL) {
@@ -595,7 +611,7 @@ static int execute(pg_stmt_t *s)
 static int pg_step(st_stmt_t *st)
 {
     pg_stmt_t *s = (pg_stmt_t *)st;
-    if (s->res == NULL) {
+    if (s->res == NULL && !s->deferred) {
         int rc = execute(s);
         if (rc != 0) {
             return rc;
@@ -735,6 +751,11 @@ static int pg_drain(st_db_t *db)
     return drain(pgd(db));
 }
 
+static void pg_defer_next(st_db_t *db)
+{
+    pgd(db)->defer_next = true;
+}
+
 /* Goes out with the next statement (the head read), in its sync group: the head is read after
  * the lock is held, in one round trip. */
 static int pg_lock_audit(st_db_t *db)
@@ -814,6 +835,7 @@ const st_backend_t st_pg_backend = {
     .poll_fd = pg_poll_fd,
     .pending = pg_pending,
     .drain = pg_drain,
+    .defer_next = pg_defer_next,
     .flush = pg_flush,
     .async_commit = pg_async_commit,
     .maintain = NULL,

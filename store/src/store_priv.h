@@ -188,6 +188,10 @@ typedef struct {
     int (*poll_fd)(const st_db_t *db, unsigned *gen);
     size_t (*pending)(const st_db_t *db);
     int (*drain)(st_db_t *db);
+    /* The next statement stepped on db, a write inside a transaction, is only sent: its step
+     * returns ST_DONE at once (no rows, no count) and a refusal fails the next statement
+     * waited for, or the commit (NULL: every statement is waited for). */
+    void (*defer_next)(st_db_t *db);
     /* Makes every commit of any connection that returned before the call durable. */
     int (*flush)(st_db_t *db);
     /* Commits of this connection return before they are durable (on) or after (off). */

@@ -1,6 +1,6 @@
 // The store under signaling load, SQLite against PostgreSQL (docs/performance.md "Store").
 // Usage: node tests/bench/store_bench.mjs SPREEKD [--seconds S] [--warmup S] [--repeat N]
-//        [--clients N] [--nodes N] [--phases read,chat]
+//        [--clients N] [--nodes N] [--phases read,chat] [--backends sqlite,postgresql]
 // Runs on SQLite, and on PostgreSQL too when SPK_TEST_PG names a server (scripts/bench.sh runs
 // it under tests/lib/with_postgres.sh). Every phase of every round starts a fresh spreekd with a
 // fresh data directory (and database), then measures for S seconds after a warm-up:
@@ -324,7 +324,10 @@ if (cluster && (!process.env.SPK_TEST_PG || !process.env.SPK_TEST_REDIS)) {
   console.error('store_bench: --nodes needs SPK_TEST_PG and SPK_TEST_REDIS');
   process.exit(2);
 }
-const backends = cluster ? ['postgresql'] : process.env.SPK_TEST_PG ? ['sqlite', 'postgresql'] : ['sqlite'];
+const backendsArg = process.argv.indexOf('--backends');
+const backends = cluster ? ['postgresql']
+  : backendsArg > 0 ? process.argv[backendsArg + 1].split(',')
+    : process.env.SPK_TEST_PG ? ['sqlite', 'postgresql'] : ['sqlite'];
 const { loadMls } = await import('../../web/mls/spk_mls.js');
 const mls = await loadMls();
 const runs = {};
@@ -363,10 +366,11 @@ for (let round = 1; round <= repeat; round++) {
 const med = Object.fromEntries(Object.entries(runs).map(([k, v]) => [k, median(v)]));
 console.log(`\nmedians of ${repeat} rounds, ${nodes} node(s), ${clients} clients (read, audited, write), ${CONVS} conversations x ${CHAT_WINDOW} in flight (chat);`);
 console.log('CPU per request: spreekd + database server (PostgreSQL only)');
-if (!cluster) {
+const both = !cluster && backends.includes('sqlite') && backends.includes('postgresql');
+if (both) {
   console.log('phase      sqlite/s  postgresql/s  ratio   sqlite CPU us  postgresql CPU us (spreekd + db)  ratio');
 }
-for (const phase of cluster ? [] : phases) {
+for (const phase of both ? phases : []) {
   const g = (b, k) => med[`${b}.${phase}.${k}`];
   const s = g('sqlite', 'rate');
   const p = g('postgresql', 'rate');
