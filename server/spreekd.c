@@ -47,9 +47,9 @@ typedef struct {
     bool durable_open;
     bool stopping_on_failure;
     atomic_bool store_failed;
-    uv_poll_t store_poll;   /* PostgreSQL: answers to commits not waited for (spk_store_poll) */
+    uv_poll_t *store_poll;  /* PostgreSQL: answers to commits not waited for (spk_store_poll) */
     uv_check_t store_check; /* re-watches the socket when the store reconnected */
-    bool store_poll_on, store_check_on;
+    bool store_check_on;
     int store_fd;
     unsigned store_gen;
     spk_relays_t *relay; /* in-process or relay nodes */
@@ -385,11 +385,28 @@ static int start_group_commit(spreekd_t *d)
     return 0;
 }
 
+static void free_handle(uv_handle_t *h)
+{
+    free(h);
+}
+
+static void store_unwatch(spreekd_t *d)
+{
+    if (d->store_poll != NULL) {
+        uv_close((uv_handle_t *)d->store_poll, free_handle);
+        d->store_poll = NULL;
+    }
+}
+
 static void on_store_readable(uv_poll_t *h, int status, int events)
 {
-    (void)status;
     (void)events;
     spreekd_t *d = h->data;
+    if (status < 0) {
+        store_unwatch(d); /* watched again from the next loop turn (on_store_check) */
+        d->store_fd = -1;
+        return;
+    }
     spk_store_poll(d->store);
 }
 
@@ -398,21 +415,23 @@ static void store_watch(spreekd_t *d)
 {
     unsigned gen = 0;
     int fd = spk_store_poll_fd(d->store, &gen);
-    if (d->store_poll_on && fd == d->store_fd && gen == d->store_gen) {
+    if (d->store_poll != NULL && fd == d->store_fd && gen == d->store_gen) {
         return;
     }
-    if (d->store_poll_on) {
-        uv_poll_stop(&d->store_poll);
-        uv_close((uv_handle_t *)&d->store_poll, NULL);
-        d->store_poll_on = false;
-    }
+    store_unwatch(d);
     d->store_fd = fd;
     d->store_gen = gen;
-    if (fd >= 0 && uv_poll_init_socket(&d->loop, &d->store_poll, fd) == 0) {
-        d->store_poll.data = d;
-        d->store_poll_on = true;
-        uv_poll_start(&d->store_poll, UV_READABLE, on_store_readable);
+    uv_poll_t *h = fd >= 0 ? malloc(sizeof(*h)) : NULL;
+    if (h == NULL) {
+        return;
     }
+    if (uv_poll_init_socket(&d->loop, h, fd) != 0) {
+        free(h);
+        return;
+    }
+    h->data = d;
+    d->store_poll = h;
+    uv_poll_start(h, UV_READABLE, on_store_readable);
 }
 
 static void on_store_check(uv_check_t *h)
@@ -434,10 +453,7 @@ static void start_store_watch(spreekd_t *d)
 
 static void stop_store_watch(spreekd_t *d)
 {
-    if (d->store_poll_on) {
-        uv_close((uv_handle_t *)&d->store_poll, NULL);
-        d->store_poll_on = false;
-    }
+    store_unwatch(d);
     if (d->store_check_on) {
         uv_close((uv_handle_t *)&d->store_check, NULL);
         d->store_check_on = false;
