@@ -47,6 +47,11 @@ typedef struct {
     bool durable_open;
     bool stopping_on_failure;
     atomic_bool store_failed;
+    uv_poll_t *store_poll;  /* PostgreSQL: answers to commits not waited for (spk_store_poll) */
+    uv_check_t store_check; /* re-watches the socket when the store reconnected */
+    bool store_check_on;
+    int store_fd;
+    unsigned store_gen;
     spk_relays_t *relay; /* in-process or relay nodes */
     spk_bus_t *bus;      /* events between nodes (redis set) */
 } spreekd_t;
@@ -333,6 +338,7 @@ static void stop_relay(spreekd_t *d)
 }
 
 static void on_drained(void *ud);
+static void start_store_watch(spreekd_t *d);
 
 /* Sync thread → control thread: more commits are on disk (or the disk failed). */
 static void durable_cb(void *ud, bool failed)
@@ -373,12 +379,90 @@ static int start_group_commit(spreekd_t *d)
     int rc = spk_store_sync_start(d->store, &o);
     if (rc != 0) {
         spk_error(0, "cannot start the store's sync thread: %s", spk_strerror(rc));
+        return rc;
     }
-    return rc;
+    start_store_watch(d);
+    return 0;
+}
+
+static void free_handle(uv_handle_t *h)
+{
+    free(h);
+}
+
+static void store_unwatch(spreekd_t *d)
+{
+    if (d->store_poll != NULL) {
+        uv_close((uv_handle_t *)d->store_poll, free_handle);
+        d->store_poll = NULL;
+    }
+}
+
+static void on_store_readable(uv_poll_t *h, int status, int events)
+{
+    (void)events;
+    spreekd_t *d = h->data;
+    if (status < 0) {
+        store_unwatch(d); /* watched again from the next loop turn (on_store_check) */
+        d->store_fd = -1;
+        return;
+    }
+    spk_store_poll(d->store);
+}
+
+/* Watches the store's PostgreSQL socket (the one it has now: a reconnect changes it). */
+static void store_watch(spreekd_t *d)
+{
+    unsigned gen = 0;
+    int fd = spk_store_poll_fd(d->store, &gen);
+    if (d->store_poll != NULL && fd == d->store_fd && gen == d->store_gen) {
+        return;
+    }
+    store_unwatch(d);
+    d->store_fd = fd;
+    d->store_gen = gen;
+    uv_poll_t *h = fd >= 0 ? malloc(sizeof(*h)) : NULL;
+    if (h == NULL) {
+        return;
+    }
+    if (uv_poll_init_socket(&d->loop, h, fd) != 0) {
+        free(h);
+        return;
+    }
+    h->data = d;
+    d->store_poll = h;
+    uv_poll_start(h, UV_READABLE, on_store_readable);
+}
+
+static void on_store_check(uv_check_t *h)
+{
+    store_watch(h->data);
+}
+
+/* PostgreSQL only (SQLite has no socket). */
+static void start_store_watch(spreekd_t *d)
+{
+    if (spk_store_poll_fd(d->store, NULL) < 0 || uv_check_init(&d->loop, &d->store_check) != 0) {
+        return;
+    }
+    d->store_check.data = d;
+    d->store_check_on = true;
+    uv_check_start(&d->store_check, on_store_check);
+    store_watch(d);
+}
+
+static void stop_store_watch(spreekd_t *d)
+{
+    store_unwatch(d);
+    if (d->store_check_on) {
+        uv_close((uv_handle_t *)&d->store_check, NULL);
+        d->store_check_on = false;
+    }
 }
 
 static void stop_group_commit(spreekd_t *d)
 {
+    stop_store_watch(d);
     if (d->store != NULL) {
         spk_store_sync_stop(d->store); /* flushes and anchors what is committed */
     }

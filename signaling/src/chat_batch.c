@@ -26,6 +26,7 @@
 #include "spk/log.h"
 #include "spk/util.h"
 
+#define RACE_RETRIES 8 /* a batch written again after another node took its seq */
 #define BATCH_MAX 256
 #define HELD_MAX_BYTES ((size_t)16 << 20)
 #define RETRY_HELD_MS 250 /* waiting for the disk or for clients to read */
@@ -207,7 +208,7 @@ static int batch_write(spk_sig_t *s, sig_chat_batch_t *b, ds_conv_t **convs, uin
         if (rc == 0) {
             it->e.seq = convs[i]->last_seq + 1;
             it->e.at_ms = spk_now_ms();
-            rc = spk_store_chat_log_append(s->store, &it->e);
+            rc = spk_store_chat_log_append_batched(s->store, &it->e);
         }
         if (rc == 0) {
             convs[i]->last_seq = it->e.seq;
@@ -232,10 +233,11 @@ void sig_chat_flush(spk_sig_t *s)
         work += b->items[i].shed_ms == 0;
     }
     int rc = work > 0 ? batch_write(s, b, convs, &t) : 0;
-    if (rc == SPK_EEXIST && s->io.publish_cb != NULL) {
+    for (int again = 0; rc == SPK_EEXIST && s->io.publish_cb != NULL && again < RACE_RETRIES;
+         again++) {
         /* Another node appended to one of the conversations first and its event is still on
          * the way: once more from the store's last seq (the entries in between are delivered
-         * here before these). */
+         * here before these). While both nodes keep sending, it can happen again. */
         spk_store_rollback(s->store);
         for (size_t i = 0; rc == SPK_EEXIST && i < b->n; i++) {
             if (b->items[i].shed_ms > 0) {

@@ -615,6 +615,9 @@ size_t spk_sig_metrics(spk_sig_t *s, char *buf, size_t cap)
                    (unsigned long long)s->m[i]);
     }
     if (o < cap) {
+        o += spk_store_metrics(s->store, buf + o, cap - o);
+    }
+    if (o < cap) {
         o += sig_media_metrics(s, buf + o, cap - o);
     }
     return o;

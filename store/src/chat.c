@@ -629,7 +629,22 @@ int spk_store_chat_kp_owner(spk_store_t *st, const uint8_t ref[32], char iss[SPK
     "conversation, seq, epoch, type, sender_iss, sender, sender_device, to_iss, to_sub,"           \
     " to_device, at_ms, data"
 
+static int log_append(spk_store_t *st, const spk_chat_entry_t *e, bool defer);
+
 int spk_store_chat_log_append(spk_store_t *st, const spk_chat_entry_t *e)
+{
+    return log_append(st, e, false);
+}
+
+int spk_store_chat_log_append_batched(spk_store_t *st, const spk_chat_entry_t *e)
+{
+    if (st == NULL || !st->in_txn) {
+        return SPK_ESTATE;
+    }
+    return log_append(st, e, true);
+}
+
+static int log_append(spk_store_t *st, const spk_chat_entry_t *e, bool defer)
 {
     if (st == NULL || e == NULL || e->conversation[0] == '\0' || e->seq <= 0 || e->data == NULL) {
         return SPK_EINVAL;
@@ -658,6 +673,9 @@ int spk_store_chat_log_append(spk_store_t *st, const spk_chat_entry_t *e)
     }
     if (rc == 0) {
         rc = st_bind_blob(s, 12, e->data, e->data_len);
+    }
+    if (rc == 0 && defer && st->db->be->defer_next != NULL) {
+        st->db->be->defer_next(st->db);
     }
     if (rc == 0) {
         rc = st_step_write(st, s, "log append");

@@ -2,10 +2,28 @@
  * machine (docs/architecture.md "State", "The PostgreSQL store").
  *
  * Every statement is prepared once per connection (named "spk<id>", the ?n parameters
- * rewritten to $n) and run with PQexecPrepared: one round trip, the whole result fetched into
- * the client (so an iterator callback may run other statements on the same connection).
- * Parameters go as text (integers in decimal, so that the server may infer int4 or int8) and
- * byte strings in binary; results come in binary (integers big endian, bytea raw).
+ * rewritten to $n) and run as one command whose whole result is fetched into the client (so an
+ * iterator callback may run other statements on the same connection). Parameters go as text
+ * (integers in decimal, so that the server may infer int4 or int8) and byte strings in binary;
+ * results come in binary (integers big endian, bytea raw).
+ *
+ * Pipeline mode (libpq). The connection sends commands without waiting for each answer; their
+ * results come back in order. (A caller may also have a write of a transaction only sent,
+ * defer_next: the chat batch's appends, whose refusal only matters for the whole batch.) A
+ * statement whose result the caller reads (every prepared statement, ROLLBACK, a synchronous
+ * COMMIT) ends a sync group and is waited for: one round trip. Three commands are only sent, not
+ * waited for: BEGIN and the audit lock (pg_advisory_xact_lock) go out in the sync group of the
+ * statement that follows them (a failure of either fails that statement, and PostgreSQL skips the
+ * rest of the group, so nothing runs outside the transaction or without the lock), and with the
+ * sync thread running COMMIT goes out as a sync group of its own whose result the control thread
+ * reads later (pg_commit_async): with the next statement's round trip, or from the event loop when
+ * the socket turns readable (spk_store_poll). The store counts such a commit as made only when its
+ * result has arrived (on_commit); only then can the sync thread's flush cover it. A COMMIT is
+ * sent this way only when every earlier command of its transaction is known to have
+ * succeeded, so the one way it can still fail is the connection or the server failing in the
+ * middle, which leaves the commit in doubt: the store then stops acknowledging anything
+ * (on_commit with an error, like a failed flush). Multi-statement SQL text (schema, session
+ * settings) leaves pipeline mode for its run.
  *
  * Durability: the connection commits with synchronous_commit on (durable when COMMIT returns)
  * until async_commit switches it off: COMMIT then returns once the commit record is in the WAL
@@ -22,6 +40,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "spk/error.h"
 #include "spk/log.h"
@@ -42,6 +61,7 @@
 typedef struct {
     st_stmt_t base;
     bool cached, busy;
+    bool deferred; /* sent without waiting: no result */
     int n_params;
     size_t off[MAX_PARAMS]; /* into buf, NO_VALUE for NULL */
     int len[MAX_PARAMS];
@@ -53,10 +73,34 @@ typedef struct {
     int64_t changes;
 } pg_stmt_t;
 
+/* A command sent whose result has not been read yet. */
+typedef enum {
+    Q_TARGET,   /* the statement being waited for (always the newest entry) */
+    Q_DEFERRED, /* BEGIN, the audit lock: a failure fails the rest of its sync group */
+    Q_COMMIT,   /* a COMMIT sent with pg_commit_async */
+} q_kind_t;
+
+typedef struct {
+    q_kind_t kind;
+    bool synced; /* a Sync follows it (the end of its group) */
+    uint64_t ticket;
+} q_ent_t;
+
+#define Q_CAP 256
+
 typedef struct {
     st_db_t base;
     PGconn *conn;
-    bool async;              /* synchronous_commit off */
+    q_ent_t q[Q_CAP]; /* in the order sent */
+    unsigned q_head, q_n, q_commits;
+    int phase;        /* of the front entry: 0 wants its result, 1 the end of it, 2 its Sync */
+    int group_rc;     /* first failure of a deferred command in the current sync group */
+    PGresult *target; /* the Q_TARGET's result once read */
+    int target_rc;    /* a deferred command before it in its group failed */
+    bool txn_failed;  /* a command of the open transaction failed */
+    bool defer_next;  /* send the next prepared statement without waiting (pg_defer_next) */
+    unsigned gen;     /* counts re-established connections */
+    bool async;       /* synchronous_commit off */
     bool prepared[ST_COUNT]; /* on this connection (cleared when it is re-established) */
     pg_stmt_t stmts[ST_COUNT];
     char node[33];  /* this connection's row in spk_flush, "" until flush() made it */
@@ -66,6 +110,20 @@ typedef struct {
 static pg_db_t *pgd(st_db_t *db)
 {
     return (pg_db_t *)db;
+}
+
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Counts a round trip of kind w that began at t0 (now_ns). */
+static void waited(pg_db_t *d, st_wait_t w, int64_t t0)
+{
+    d->base.waits[w]++;
+    d->base.wait_ns[w] += (uint64_t)(now_ns() - t0);
 }
 
 /* Maps a failed result to SPK_E*: unique key → EEXIST, foreign key → ENOTFOUND, others → EIO
@@ -106,6 +164,18 @@ static int session_setup(pg_db_t *d)
     return rc;
 }
 
+static int conn_lost(pg_db_t *d);
+
+/* Enters pipeline mode (after connecting, and after SQL text ran outside it). */
+static int pipeline_on(pg_db_t *d)
+{
+    if (PQenterPipelineMode(d->conn) != 1) {
+        snprintf(d->base.errmsg, sizeof(d->base.errmsg), "pipeline mode refused");
+        return SPK_EIO;
+    }
+    return 0;
+}
+
 /* After a failure: a connection found broken outside a transaction is re-established, with the
  * session settings it had; its statements are prepared again on use. */
 static void recover(pg_db_t *d)
@@ -114,22 +184,222 @@ static void recover(pg_db_t *d)
         return;
     }
     spk_warn(0, "store: connection to PostgreSQL lost; reconnecting");
+    conn_lost(d);
     PQreset(d->conn);
+    d->gen++;
     memset(d->prepared, 0, sizeof(d->prepared));
-    if (PQstatus(d->conn) == CONNECTION_OK && session_setup(d) != 0) {
-        spk_error(0, "store: PostgreSQL session set-up failed: %s", d->base.errmsg);
+    if (PQstatus(d->conn) == CONNECTION_OK) {
+        if (PQpipelineStatus(d->conn) != PQ_PIPELINE_OFF) {
+            PQexitPipelineMode(d->conn);
+        }
+        if (session_setup(d) != 0 || pipeline_on(d) != 0) {
+            spk_error(0, "store: PostgreSQL session set-up failed: %s", d->base.errmsg);
+        }
     }
 }
 
-/* Runs SQL text; 0 or SPK_E*. The result is cleared. */
-static int run(pg_db_t *d, const char *sql, const char **cmd_status, char *status, size_t cap)
+/* ---- the pipeline: commands sent, results read in order ---- */
+
+static void q_push(pg_db_t *d, q_kind_t kind, bool synced, uint64_t ticket)
 {
-    PGresult *r = PQexec(d->conn, sql);
+    d->q[(d->q_head + d->q_n) % Q_CAP] = (q_ent_t){kind, synced, ticket};
+    d->q_n++;
+    d->q_commits += kind == Q_COMMIT;
+}
+
+static void q_pop(pg_db_t *d)
+{
+    d->q_commits -= d->q[d->q_head].kind == Q_COMMIT;
+    d->q_head = (d->q_head + 1) % Q_CAP;
+    d->q_n--;
+    d->phase = 0;
+}
+
+static void commit_done(pg_db_t *d, uint64_t ticket, int rc)
+{
+    if (rc != 0) {
+        spk_error(0, "store: PostgreSQL did not confirm a commit (%s): it may or may not be stored",
+                  d->base.errmsg);
+    }
+    if (d->base.on_commit != NULL) {
+        d->base.on_commit(d->base.on_commit_ud, ticket, rc);
+    }
+}
+
+/* The connection failed with commands outstanding: none of their results will come. */
+static int conn_lost(pg_db_t *d)
+{
+    if (d->q_n > 0) {
+        const char *msg = PQerrorMessage(d->conn);
+        snprintf(d->base.errmsg, sizeof(d->base.errmsg), "connection lost: %.*s",
+                 (int)strcspn(msg, "\n"), msg);
+    }
+    while (d->q_n > 0) {
+        q_ent_t e = d->q[d->q_head];
+        q_pop(d);
+        if (e.kind == Q_COMMIT) {
+            commit_done(d, e.ticket, SPK_EIO);
+        }
+    }
+    d->group_rc = 0;
+    return SPK_EIO;
+}
+
+/* Takes the result r of the front entry. */
+static void settle(pg_db_t *d, const q_ent_t *e, PGresult *r)
+{
     ExecStatusType es = PQresultStatus(r);
-    int rc = (es == PGRES_COMMAND_OK || es == PGRES_TUPLES_OK) ? 0 : map_result(d, r);
-    if (rc == 0 && cmd_status != NULL) {
+    bool ok = es == PGRES_COMMAND_OK || es == PGRES_TUPLES_OK;
+    if (e->kind == Q_TARGET) {
+        d->target = r;
+        d->target_rc = d->group_rc;
+        return;
+    }
+    if (e->kind == Q_DEFERRED) {
+        if (!ok && d->group_rc == 0) {
+            d->group_rc = map_result(d, r);
+        }
+    } else {
+        int rc = ok && strcmp(PQcmdStatus(r), "COMMIT") == 0 ? 0 : SPK_EIO;
+        if (rc != 0) {
+            map_result(d, r);
+        }
+        commit_done(d, e->ticket, rc);
+    }
+    PQclear(r);
+}
+
+/* One step of reading the front entry's results: 1 done, 0 would block (only when !block),
+ * SPK_EIO when the connection failed (every outstanding entry is then failed). */
+static int advance(pg_db_t *d, bool block)
+{
+    if (!block && (PQconsumeInput(d->conn) != 1 || PQisBusy(d->conn))) {
+        return PQstatus(d->conn) == CONNECTION_BAD ? conn_lost(d) : 0;
+    }
+    PGresult *r = PQgetResult(d->conn);
+    q_ent_t e = d->q[d->q_head];
+    if (d->phase == 0) {
+        if (r == NULL || PQresultStatus(r) == PGRES_PIPELINE_SYNC) {
+            PQclear(r);
+            return conn_lost(d); /* the connection is gone (or out of step) */
+        }
+        settle(d, &e, r);
+        d->phase = 1;
+        return 1;
+    }
+    if (d->phase == 1) {
+        if (r != NULL) {
+            PQclear(r); /* not expected: one result per command */
+            return 1;
+        }
+        if (e.synced) {
+            d->phase = 2;
+            return 1;
+        }
+    } else {
+        ExecStatusType es = PQresultStatus(r);
+        PQclear(r);
+        if (es != PGRES_PIPELINE_SYNC) {
+            return conn_lost(d);
+        }
+        d->group_rc = 0;
+    }
+    q_pop(d);
+    return 1;
+}
+
+/* Ends the open sync group, if any, so that the server answers it. */
+static int sync_open_group(pg_db_t *d)
+{
+    q_ent_t *last = &d->q[(d->q_head + d->q_n - 1) % Q_CAP];
+    if (d->q_n == 0 || last->synced) {
+        return 0;
+    }
+    if (PQpipelineSync(d->conn) != 1) {
+        return conn_lost(d);
+    }
+    last->synced = true;
+    return 0;
+}
+
+/* Reads every outstanding result (blocking). Returns the first failure of a deferred command
+ * among them, or SPK_EIO when the connection failed. */
+static int drain(pg_db_t *d)
+{
+    int rc = sync_open_group(d), first = 0;
+    while (rc == 0 && d->q_n > 0) {
+        rc = advance(d, true) < 0 ? SPK_EIO : 0;
+        first = first != 0 ? first : d->group_rc;
+    }
+    return rc != 0 ? rc : first;
+}
+
+/* Sends SQL text without parameters as one command of the given kind; with sync it ends its
+ * group. 0, or SPK_EIO when the connection refused it. */
+static int send_text(pg_db_t *d, const char *sql, q_kind_t kind, bool sync, uint64_t ticket)
+{
+    if (PQsendQueryParams(d->conn, sql, 0, NULL, NULL, NULL, NULL, 1) != 1 ||
+        (sync && PQpipelineSync(d->conn) != 1)) {
+        map_result(d, NULL);
+        conn_lost(d);
+        return SPK_EIO;
+    }
+    q_push(d, kind, sync, ticket);
+    return 0;
+}
+
+/* Waits for the target just sent (and everything before it) and returns its result (the
+ * caller clears it), or NULL with *rc set. The wait is counted as a round trip of kind w
+ * (ST_WAIT_N: read or write by the result). */
+static PGresult *await(pg_db_t *d, st_wait_t w, int *rc)
+{
+    int64_t t0 = now_ns();
+    d->target = NULL;
+    d->target_rc = 0;
+    while (d->q_n > 0 && advance(d, true) >= 0) {
+    }
+    PGresult *r = d->target;
+    d->target = NULL;
+    if (w == ST_WAIT_N) {
+        w = PQresultStatus(r) == PGRES_TUPLES_OK ? ST_WAIT_READ : ST_WAIT_WRITE;
+    }
+    waited(d, w, t0);
+    ExecStatusType es = PQresultStatus(r);
+    *rc = r == NULL                                           ? SPK_EIO
+          : d->target_rc != 0                                 ? d->target_rc
+          : (es == PGRES_COMMAND_OK || es == PGRES_TUPLES_OK) ? 0
+                                                              : map_result(d, r);
+    if (*rc != 0) {
+        PQclear(r);
+        d->txn_failed = d->txn_failed || d->base.in_txn;
+        recover(d);
+        return NULL;
+    }
+    return r;
+}
+
+/* After a PQsend* call (sent: its return value) of the statement to wait for: ends its sync
+ * group and waits (await). */
+static PGresult *sent_wait(pg_db_t *d, int sent, st_wait_t w, int *rc)
+{
+    if (sent != 1 || PQpipelineSync(d->conn) != 1) {
+        map_result(d, NULL);
+        conn_lost(d);
+        recover(d);
+        *rc = SPK_EIO;
+        return NULL;
+    }
+    q_push(d, Q_TARGET, true, 0);
+    return await(d, w, rc);
+}
+
+/* Runs SQL text without parameters and waits for it; the result is cleared. */
+static int run(pg_db_t *d, st_wait_t w, const char *sql, char *status, size_t cap)
+{
+    int rc = send_text(d, sql, Q_TARGET, true, 0);
+    PGresult *r = rc == 0 ? await(d, w, &rc) : NULL;
+    if (r != NULL && status != NULL) {
         snprintf(status, cap, "%s", PQcmdStatus(r));
-        *cmd_status = status;
     }
     PQclear(r);
     if (rc != 0) {
@@ -138,9 +408,29 @@ static int run(pg_db_t *d, const char *sql, const char **cmd_status, char *statu
     return rc;
 }
 
+/* SQL text of one or more statements: outside pipeline mode, after every result is in. */
 static int pg_exec(st_db_t *db, const char *sql)
 {
-    return run(pgd(db), sql, NULL, NULL, 0);
+    pg_db_t *d = pgd(db);
+    int rc = drain(d);
+    if (rc != 0) {
+        return rc;
+    }
+    PQexitPipelineMode(d->conn);
+    int64_t t0 = now_ns();
+    PGresult *r = PQexec(d->conn, sql);
+    waited(d, ST_WAIT_OTHER, t0);
+    ExecStatusType es = PQresultStatus(r);
+    rc = (es == PGRES_COMMAND_OK || es == PGRES_TUPLES_OK) ? 0 : map_result(d, r);
+    PQclear(r);
+    if (PQpipelineStatus(d->conn) == PQ_PIPELINE_OFF && PQstatus(d->conn) == CONNECTION_OK) {
+        pipeline_on(d);
+    }
+    if (rc != 0) {
+        d->txn_failed = d->txn_failed || d->base.in_txn;
+        recover(d);
+    }
+    return rc;
 }
 
 /* "?n" → "$n" outside quoted strings and identifiers. */
@@ -167,6 +457,7 @@ static void stmt_reset(pg_stmt_t *s)
 {
     PQclear(s->res);
     s->res = NULL;
+    s->deferred = false;
     s->n_params = 0;
     s->buf_len = 0;
     s->row = -1;
@@ -184,12 +475,10 @@ static int pg_prepare(st_db_t *db, st_stmt_id_t id, const char *sql, st_stmt_t *
         }
         char name[16];
         snprintf(name, sizeof(name), "spk%d", (int)id);
-        PGresult *r = PQprepare(d->conn, name, text, 0, NULL);
+        int rc = 0;
+        PQclear(sent_wait(d, PQsendPrepare(d->conn, name, text, 0, NULL), ST_WAIT_OTHER, &rc));
         free(text);
-        int rc = PQresultStatus(r) == PGRES_COMMAND_OK ? 0 : map_result(d, r);
-        PQclear(r);
         if (rc != 0) {
-            recover(d);
             return st_failed(db, rc, "prepare");
         }
         d->prepared[id] = true;
@@ -295,13 +584,22 @@ static int execute(pg_stmt_t *s)
     }
     char name[16];
     snprintf(name, sizeof(name), "spk%d", (int)s->base.id);
-    s->res = PQexecPrepared(d->conn, name, s->n_params, vals, s->len, s->fmt, 1);
-    ExecStatusType es = PQresultStatus(s->res);
-    if (es != PGRES_COMMAND_OK && es != PGRES_TUPLES_OK) {
-        int rc = map_result(d, s->res);
-        PQclear(s->res);
-        s->res = NULL;
-        recover(d);
+    int rc = 0;
+    if (d->defer_next && d->base.in_txn) {
+        /* Only sent: it goes out with the next statement waited for (or the commit). */
+        d->defer_next = false;
+        if (PQsendQueryPrepared(d->conn, name, s->n_params, vals, s->len, s->fmt, 1) != 1) {
+            map_result(d, NULL);
+            return conn_lost(d);
+        }
+        q_push(d, Q_DEFERRED, false, 0);
+        s->deferred = true;
+        return 0;
+    }
+    d->defer_next = false;
+    s->res = sent_wait(d, PQsendQueryPrepared(d->conn, name, s->n_params, vals, s->len, s->fmt, 1),
+                       ST_WAIT_N, &rc);
+    if (s->res == NULL) {
         return rc;
     }
     s->n_rows = PQntuples(s->res);
@@ -313,7 +611,7 @@ static int execute(pg_stmt_t *s)
 static int pg_step(st_stmt_t *st)
 {
     pg_stmt_t *s = (pg_stmt_t *)st;
-    if (s->res == NULL) {
+    if (s->res == NULL && !s->deferred) {
         int rc = execute(s);
         if (rc != 0) {
             return rc;
@@ -381,21 +679,98 @@ static int pg_txn(st_db_t *db, st_txn_op_t op)
 {
     static const char *const sql[] = {"BEGIN", "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY",
                                       "COMMIT", "ROLLBACK"};
+    static const st_wait_t kind[] = {ST_WAIT_BEGIN, ST_WAIT_BEGIN, ST_WAIT_COMMIT, ST_WAIT_OTHER};
     pg_db_t *d = pgd(db);
-    char status[64];
-    const char *done = NULL;
-    int rc = run(d, sql[op], &done, status, sizeof(status));
-    if (rc == 0 && op == ST_TXN_COMMIT && strcmp(done, "COMMIT") != 0) {
+    if (op == ST_TXN_WRITE || op == ST_TXN_SNAPSHOT) {
+        /* Goes out with the next statement, in its sync group. */
+        d->txn_failed = false;
+        return send_text(d, sql[op], Q_DEFERRED, false, 0);
+    }
+    char status[64] = "";
+    int rc = run(d, kind[op], sql[op], status, sizeof(status));
+    if (rc == 0 && op == ST_TXN_COMMIT && strcmp(status, "COMMIT") != 0) {
         /* A statement of the transaction failed: PostgreSQL rolled all of it back. */
-        snprintf(db->errmsg, sizeof(db->errmsg), "the transaction was rolled back (%s)", done);
+        snprintf(db->errmsg, sizeof(db->errmsg), "the transaction was rolled back (%s)", status);
         rc = SPK_EIO;
     }
     return rc;
 }
 
+/* COMMIT without waiting for it (see the top of the file): 1 when sent so (its result reaches
+ * on_commit later), 0 when it was made and waited for instead, or an error. */
+static int pg_commit_async(st_db_t *db, uint64_t ticket)
+{
+    pg_db_t *d = pgd(db);
+    /* Only when every earlier command of the transaction is known to have succeeded: nothing
+     * but COMMITs of earlier transactions may still be outstanding. */
+    bool known = !d->txn_failed && d->q_n == d->q_commits && d->q_n < Q_CAP - 8;
+    if (!d->async || db->on_commit == NULL || !known) {
+        int rc = pg_txn(db, ST_TXN_COMMIT);
+        return rc;
+    }
+    int rc = send_text(d, "COMMIT", Q_COMMIT, true, ticket);
+    if (rc != 0) {
+        recover(d);
+        return rc;
+    }
+    return 1;
+}
+
+/* Reads the results that have arrived, without blocking. */
+static void pg_poll(st_db_t *db)
+{
+    pg_db_t *d = pgd(db);
+    /* Reads whatever came, also with nothing outstanding (a notice, the server ending the
+     * session), so that a readable socket does not stay readable. */
+    if (PQconsumeInput(d->conn) != 1 && d->q_n > 0) {
+        conn_lost(d);
+    }
+    while (d->q_n > 0 && advance(d, false) > 0) {
+    }
+    if (d->q_n == 0 && !db->in_txn) {
+        recover(d);
+    }
+}
+
+static int pg_poll_fd(const st_db_t *db, unsigned *gen)
+{
+    const pg_db_t *d = (const pg_db_t *)db;
+    if (gen != NULL) {
+        *gen = d->gen;
+    }
+    return PQsocket(d->conn);
+}
+
+static size_t pg_pending(const st_db_t *db)
+{
+    return ((const pg_db_t *)db)->q_commits;
+}
+
+static int pg_drain(st_db_t *db)
+{
+    return drain(pgd(db));
+}
+
+static void pg_defer_next(st_db_t *db)
+{
+    pgd(db)->defer_next = true;
+}
+
+/* Goes out with the next statement (the head read), in its sync group: the head is read after
+ * the lock is held, in one round trip. */
 static int pg_lock_audit(st_db_t *db)
 {
-    return pg_exec(db, "SELECT pg_advisory_xact_lock(" AUDIT_LOCK_KEY ")");
+    return send_text(pgd(db), "SELECT pg_advisory_xact_lock(" AUDIT_LOCK_KEY ")", Q_DEFERRED, false,
+                     0);
+}
+
+/* Runs a statement with text parameters and waits for it. */
+static int run_params(pg_db_t *d, const char *sql, int n, const char *const *vals)
+{
+    int rc = 0;
+    PQclear(sent_wait(d, PQsendQueryParams(d->conn, sql, n, NULL, vals, NULL, NULL, 0),
+                      ST_WAIT_OTHER, &rc));
+    return rc;
 }
 
 static int pg_flush(st_db_t *db)
@@ -405,12 +780,10 @@ static int pg_flush(st_db_t *db)
         return SPK_EIO;
     }
     const char *vals[1] = {d->node};
-    PGresult *r = PQexecParams(d->conn,
-                               "INSERT INTO spk_flush (node, n) VALUES ($1, 1) ON CONFLICT (node)"
-                               " DO UPDATE SET n = spk_flush.n + 1",
-                               1, NULL, vals, NULL, NULL, 0);
-    int rc = PQresultStatus(r) == PGRES_COMMAND_OK ? 0 : map_result(d, r);
-    PQclear(r);
+    int rc = run_params(d,
+                        "INSERT INTO spk_flush (node, n) VALUES ($1, 1) ON CONFLICT (node)"
+                        " DO UPDATE SET n = spk_flush.n + 1",
+                        1, vals);
     d->flush_row = d->flush_row || rc == 0;
     return rc;
 }
@@ -428,10 +801,10 @@ static int pg_async_commit(st_db_t *db, bool on)
 static void pg_close(st_db_t *db)
 {
     pg_db_t *d = pgd(db);
+    drain(d);
     if (d->flush_row && PQstatus(d->conn) == CONNECTION_OK) {
         const char *vals[1] = {d->node};
-        PQclear(PQexecParams(d->conn, "DELETE FROM spk_flush WHERE node = $1", 1, NULL, vals, NULL,
-                             NULL, 0));
+        run_params(d, "DELETE FROM spk_flush WHERE node = $1", 1, vals);
     }
     for (int i = 0; i < ST_COUNT; i++) {
         stmt_reset(&d->stmts[i]);
@@ -457,6 +830,12 @@ const st_backend_t st_pg_backend = {
     .exec = pg_exec,
     .txn = pg_txn,
     .lock_audit = pg_lock_audit,
+    .commit_async = pg_commit_async,
+    .poll = pg_poll,
+    .poll_fd = pg_poll_fd,
+    .pending = pg_pending,
+    .drain = pg_drain,
+    .defer_next = pg_defer_next,
     .flush = pg_flush,
     .async_commit = pg_async_commit,
     .maintain = NULL,
@@ -488,6 +867,9 @@ int st_pg_open(const char *target, st_db_t **out)
         return SPK_EIO;
     }
     int rc = session_setup(d);
+    if (rc == 0) {
+        rc = pipeline_on(d);
+    }
     if (rc != 0) {
         spk_error(0, "store: PostgreSQL session set-up failed: %s", d->base.errmsg);
         pg_close(&d->base);

@@ -175,6 +175,24 @@ int st_db_commit(st_db_t *db)
     return 0;
 }
 
+int st_db_commit_async(st_db_t *db, uint64_t ticket)
+{
+    if (db->be->commit_async == NULL) {
+        return st_db_commit(db);
+    }
+    if (!db->in_txn) {
+        return SPK_ESTATE;
+    }
+    int rc = db->be->commit_async(db, ticket);
+    if (rc < 0) {
+        st_failed(db, rc, "commit");
+        st_db_rollback(db);
+        return rc == SPK_EEXIST || rc == SPK_ENOTFOUND ? rc : SPK_EIO;
+    }
+    db->in_txn = false;
+    return rc;
+}
+
 void st_db_rollback(st_db_t *db)
 {
     if (!db->in_txn) {

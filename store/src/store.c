@@ -14,14 +14,17 @@
 #include "spk/log.h"
 #include "spk/util.h"
 
+/* A statement outside a transaction has just returned: every commit before it is confirmed
+ * (the connection answers in order), and so is the write itself. */
 void st_wrote(spk_store_t *st)
 {
     if (!st->in_txn) {
-        atomic_fetch_add(&st->last_ticket, 1);
+        uint64_t t = atomic_fetch_add(&st->last_ticket, 1) + 1;
         if (st->sync != NULL) {
-            st_sync_kick(st);
+            st_committed(st, t);
         } else {
-            atomic_store(&st->durable, atomic_load(&st->last_ticket));
+            atomic_store(&st->committed, t);
+            atomic_store(&st->durable, t);
         }
     }
 }
@@ -61,20 +64,27 @@ int spk_store_commit(spk_store_t *st, uint64_t *ticket)
     if (!st->in_txn) {
         return SPK_ESTATE;
     }
-    int rc = st_db_commit(st->db); /* rolls back on failure */
+    /* With the sync thread, PostgreSQL's COMMIT is sent without waiting for it (db_pg.c): its
+     * ticket counts as committed once the server's answer arrives (st_committed), and only a
+     * flush after that makes it durable. Rolls back on failure. */
+    uint64_t t = atomic_load(&st->last_ticket) + 1;
+    int rc = st->sync != NULL ? st_db_commit_async(st->db, t) : st_db_commit(st->db);
     st->in_txn = false;
-    if (rc != 0) {
+    if (rc < 0) {
         return rc;
     }
-    uint64_t t = atomic_fetch_add(&st->last_ticket, 1) + 1;
+    atomic_store(&st->last_ticket, t);
     if (ticket != NULL) {
         *ticket = t;
     }
     if (st->sync != NULL) {
-        st_sync_kick(st);
+        if (rc == 0) {
+            st_committed(st, t);
+        }
         return 0;
     }
     /* Synchronous commits: durable now; the anchor follows the new head. */
+    atomic_store(&st->committed, t);
     atomic_store(&st->durable, t);
     int64_t seq = 0;
     uint8_t hash[32];
@@ -98,6 +108,53 @@ uint64_t spk_store_last_ticket(const spk_store_t *st)
 uint64_t spk_store_durable(const spk_store_t *st)
 {
     return atomic_load(&st->durable);
+}
+
+int spk_store_poll_fd(const spk_store_t *st, unsigned *gen)
+{
+    if (st == NULL || st->db->be->poll_fd == NULL) {
+        return -1;
+    }
+    return st->db->be->poll_fd(st->db, gen);
+}
+
+void spk_store_poll(spk_store_t *st)
+{
+    if (st != NULL && st->db->be->poll != NULL && !st->in_txn) {
+        st->db->be->poll(st->db);
+    }
+}
+
+size_t spk_store_pending(const spk_store_t *st)
+{
+    return st != NULL && st->db->be->pending != NULL ? st->db->be->pending(st->db) : 0;
+}
+
+size_t spk_store_metrics(const spk_store_t *st, char *buf, size_t cap)
+{
+    static const char *const ops[ST_WAIT_N] = {"begin",      "read",   "write",
+                                               "audit_lock", "commit", "other"};
+    if (st == NULL || cap == 0 || st->target[0] == '\0') {
+        return 0;
+    }
+    size_t o = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        const char *name =
+            pass == 0 ? "spk_store_round_trips_total" : "spk_store_wait_seconds_total";
+        int n = snprintf(buf + o, cap - o, "# TYPE %s counter\n", name);
+        for (int i = 0; n >= 0 && (size_t)n < cap - o && i < ST_WAIT_N; i++) {
+            o += (size_t)n;
+            n = pass == 0 ? snprintf(buf + o, cap - o, "%s{op=\"%s\"} %llu\n", name, ops[i],
+                                     (unsigned long long)st->db->waits[i])
+                          : snprintf(buf + o, cap - o, "%s{op=\"%s\"} %.6f\n", name, ops[i],
+                                     (double)st->db->wait_ns[i] / 1e9);
+        }
+        if (n < 0 || (size_t)n >= cap - o) {
+            return cap - 1;
+        }
+        o += (size_t)n;
+    }
+    return o;
 }
 
 const char *spk_store_backend(const spk_store_t *st)

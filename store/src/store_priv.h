@@ -175,8 +175,24 @@ typedef struct {
     int (*exec)(st_db_t *db, const char *sql);
     int (*txn)(st_db_t *db, st_txn_op_t op);
     /* Serialises audit appends across processes and nodes until the transaction ends (NULL:
-     * the write transaction does already). */
+     * the write transaction does already). May only be sent: a failure then fails the next
+     * statement. */
     int (*lock_audit)(st_db_t *db);
+    /* Commits without waiting for the server (NULL: the backend does not): 1 when the result
+     * will reach db->on_commit later (from a later statement, poll or drain), 0 when committed
+     * now, or an error (rolled back). */
+    int (*commit_async)(st_db_t *db, uint64_t ticket);
+    /* Reads results that have arrived without blocking; the socket to watch for them (-1: none)
+     * and a count of re-established connections (the socket may change); how many commits
+     * are outstanding; waiting for all of them. NULL without commit_async. */
+    void (*poll)(st_db_t *db);
+    int (*poll_fd)(const st_db_t *db, unsigned *gen);
+    size_t (*pending)(const st_db_t *db);
+    int (*drain)(st_db_t *db);
+    /* The next statement stepped on db, a write inside a transaction, is only sent: its step
+     * returns ST_DONE at once (no rows, no count) and a refusal fails the next statement
+     * waited for, or the commit (NULL: every statement is waited for). */
+    void (*defer_next)(st_db_t *db);
     /* Makes every commit of any connection that returned before the call durable. */
     int (*flush)(st_db_t *db);
     /* Commits of this connection return before they are durable (on) or after (off). */
@@ -187,11 +203,28 @@ typedef struct {
     void (*close)(st_db_t *db);
 } st_backend_t;
 
+/* What a connection waited for the database server for (PostgreSQL; SQLite does not wait on
+ * a server): round trips and the wall time the calling thread was blocked in them. */
+typedef enum {
+    ST_WAIT_BEGIN,
+    ST_WAIT_READ,  /* a statement that returned rows */
+    ST_WAIT_WRITE, /* a statement that returned none */
+    ST_WAIT_AUDIT_LOCK,
+    ST_WAIT_COMMIT,
+    ST_WAIT_OTHER, /* rollback, prepare, session and schema statements */
+    ST_WAIT_N
+} st_wait_t;
+
 /* Every backend's connection starts with this. */
 struct st_db {
     const st_backend_t *be;
     bool in_txn;
     char errmsg[256]; /* the last failure, for logs */
+    uint64_t waits[ST_WAIT_N];
+    uint64_t wait_ns[ST_WAIT_N];
+    /* commit_async: the outcome of the commit with this ticket (0: made; else in doubt) */
+    void (*on_commit)(void *ud, uint64_t ticket, int rc);
+    void *on_commit_ud;
 };
 
 /* Every backend's statement starts with this. */
@@ -257,6 +290,9 @@ static inline const char *st_db_errmsg(const st_db_t *db)
 /* Transactions on one connection (the store's own go through spk_store_begin). */
 int st_db_begin(st_db_t *db, st_txn_op_t op);
 int st_db_commit(st_db_t *db);
+/* Commits with commit_async where the backend has it: 1 sent (outcome to on_commit), 0 made,
+ * or an error (rolled back). */
+int st_db_commit_async(st_db_t *db, uint64_t ticket);
 void st_db_rollback(st_db_t *db);
 
 /* Text parameters and columns, bound or read in a row. A field must fit its capacity. */
@@ -321,10 +357,12 @@ struct spk_store {
     uint8_t audit_key[ST_AUDIT_KEY_LEN];
     int lock_fd; /* audit.lock: serialises anchor writes across processes */
     bool in_txn;
-    bool txn_audited; /* the open transaction appended audit entries */
-    _Atomic uint64_t last_ticket;
+    bool txn_audited;             /* the open transaction appended audit entries */
+    _Atomic uint64_t last_ticket; /* the newest commit's ticket (given to the caller) */
+    _Atomic uint64_t committed;   /* the newest whose commit the database confirmed (≤ last) */
     _Atomic uint64_t durable;
-    _Atomic bool anchor_bad; /* the anchor did not match the chain: leave it for investigation */
+    _Atomic bool commit_failed; /* a commit's outcome is in doubt: nothing is durable any more */
+    _Atomic bool anchor_bad;    /* the anchor did not match the chain: leave it for investigation */
     /* spk_store_audit_verify_recent: the chain is known intact up to (ver_seq, ver_hash) */
     int64_t ver_seq;
     uint8_t ver_hash[32];
@@ -368,5 +406,7 @@ int st_audit_witness_line(int64_t seq, const uint8_t hash[32], int64_t ms, char 
 
 /* sync.c */
 void st_sync_kick(spk_store_t *st);
+/* The database confirmed commits up to ticket t (control thread). */
+void st_committed(spk_store_t *st, uint64_t t);
 
 #endif

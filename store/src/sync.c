@@ -12,8 +12,13 @@
  * is not on disk), and write the witness line. SQLite's checkpoints run here too (the control
  * thread's connection has automatic checkpoints off).
  *
- * Shared state: last_ticket, durable, anchor_bad, full_failed are atomics; kicked and stop are
- * under mu. */
+ * On PostgreSQL the control thread's COMMIT is not waited for (db_pg.c): a commit is covered by
+ * a flush only once the server has confirmed it (st_committed, the store's `committed`
+ * ticket), and a commit whose outcome is in doubt (the connection failed before the server
+ * answered) ends durability as a failed flush does.
+ *
+ * Shared state: last_ticket, committed, durable, commit_failed, anchor_bad, full_failed are
+ * atomics; kicked and stop are under mu. */
 #include "store_priv.h"
 
 #include <errno.h>
@@ -58,6 +63,29 @@ static int64_t mono_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Control thread: the outcome of a COMMIT sent without waiting (db_pg.c). */
+static void on_commit(void *ud, uint64_t ticket, int rc)
+{
+    spk_store_t *st = ud;
+    if (rc != 0) {
+        atomic_store(&st->commit_failed, true);
+        st_sync_kick(st);
+        return;
+    }
+    st_committed(st, ticket);
+}
+
+void st_committed(spk_store_t *st, uint64_t t)
+{
+    if (atomic_load(&st->commit_failed) || t <= atomic_load(&st->committed)) {
+        return;
+    }
+    atomic_store(&st->committed, t);
+    if (st->sync != NULL) {
+        st_sync_kick(st);
+    }
 }
 
 void st_sync_kick(spk_store_t *st)
@@ -111,7 +139,7 @@ static void flush(st_sync_t *y, uint64_t t)
     spk_store_t *st = y->st;
     if (y->opts.flush_delay_us > 0) {
         usleep((useconds_t)y->opts.flush_delay_us);
-        t = atomic_load(&st->last_ticket);
+        t = atomic_load(&st->committed);
     }
     int64_t seq = 0;
     uint8_t hash[32];
@@ -121,6 +149,10 @@ static void flush(st_sync_t *y, uint64_t t)
         if (rc != 0) {
             spk_error(0, "store: flush failed: %s", st_db_errmsg(y->db));
         }
+    }
+    if (rc == 0 && atomic_load(&st->commit_failed)) {
+        spk_error(0, "store: a commit's outcome is in doubt: nothing more is acknowledged");
+        rc = SPK_EIO;
     }
     if (rc != 0) {
         /* After a failed flush the page cache may have dropped the data: nothing committed
@@ -192,8 +224,8 @@ static void *sync_main(void *arg)
         bool stopping = y->stop;
         y->kicked = false;
         pthread_mutex_unlock(&y->mu);
-        uint64_t t = atomic_load(&st->last_ticket);
-        if (t > y->flushed && !y->failed) {
+        uint64_t t = atomic_load(&st->committed);
+        if ((t > y->flushed || atomic_load(&st->commit_failed)) && !y->failed) {
             flush(y, t);
         }
         if (stopping) {
@@ -252,7 +284,9 @@ int spk_store_sync_start(spk_store_t *st, const spk_store_sync_opts_t *opts)
     if (rc == 0) {
         rc = st->db->be->async_commit(st->db, true);
     }
-    y->flushed = atomic_load(&st->last_ticket);
+    st->db->on_commit = on_commit;
+    st->db->on_commit_ud = st;
+    y->flushed = atomic_load(&st->committed);
     y->next_walk_ms = 0; /* first full walk right away */
     if (rc == 0) {
         st->sync = y;
@@ -263,6 +297,7 @@ int spk_store_sync_start(spk_store_t *st, const spk_store_sync_opts_t *opts)
     }
     if (rc != 0) {
         st->db->be->async_commit(st->db, false);
+        st->db->on_commit = NULL;
         sync_free(y);
     }
     return rc;
@@ -277,6 +312,9 @@ void spk_store_sync_stop(spk_store_t *st)
     if (y == NULL) {
         return;
     }
+    if (st->db->be->drain != NULL && !st->in_txn) {
+        st->db->be->drain(st->db); /* the outstanding commits' outcomes, for the last flush */
+    }
     pthread_mutex_lock(&y->mu);
     y->stop = true;
     pthread_cond_signal(&y->cv);
@@ -284,5 +322,6 @@ void spk_store_sync_stop(spk_store_t *st)
     pthread_join(y->thread, NULL); /* the last pass flushes and anchors */
     st->sync = NULL;
     st->db->be->async_commit(st->db, false);
+    st->db->on_commit = NULL;
     sync_free(y);
 }

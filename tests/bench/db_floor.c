@@ -304,6 +304,7 @@ static void store_floor(const char *dir, const char *db, const char *name)
         uint64_t t = spk_store_last_ticket(st);
         double t0 = wall_us();
         while (spk_store_durable(st) < t) {
+            spk_store_poll(st); /* PostgreSQL: reads the COMMIT's answer (spreekd's loop does) */
             usleep(20);
         }
         v[r] = wall_us() - t0;

@@ -1,6 +1,6 @@
 // The store under signaling load, SQLite against PostgreSQL (docs/performance.md "Store").
 // Usage: node tests/bench/store_bench.mjs SPREEKD [--seconds S] [--warmup S] [--repeat N]
-//        [--clients N] [--nodes N] [--phases read,chat]
+//        [--clients N] [--nodes N] [--phases read,chat] [--backends sqlite,postgresql]
 // Runs on SQLite, and on PostgreSQL too when SPK_TEST_PG names a server (scripts/bench.sh runs
 // it under tests/lib/with_postgres.sh). Every phase of every round starts a fresh spreekd with a
 // fresh data directory (and database), then measures for S seconds after a warm-up:
@@ -125,6 +125,31 @@ function cpuNow(srv) {
   return { spreekd, pg: srv.backend === 'postgresql' ? pgCpuUs() : 0 };
 }
 
+// Time the control thread was blocked waiting for the database server, and its round trips, by
+// operation (spk_store_wait_seconds_total / spk_store_round_trips_total in /metrics, summed
+// over the nodes; PostgreSQL only).
+async function waitsNow(srv) {
+  const out = { us: {}, n: {} };
+  if (srv.backend !== 'postgresql') return out;
+  for (const port of srv.ports) {
+    const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    for (const m of text.matchAll(/^spk_store_(round_trips_total|wait_seconds_total)\{op="(\w+)"\} (\S+)$/gm)) {
+      const [key, mult] = m[1] === 'round_trips_total' ? ['n', 1] : ['us', 1e6];
+      out[key][m[2]] = (out[key][m[2]] ?? 0) + Number(m[3]) * mult;
+    }
+  }
+  return out;
+}
+
+// Per request: blocked µs and round trips, in all and by operation.
+function waitFigures(n, w0, w1) {
+  const per = (key) => Object.fromEntries(Object.keys(w1[key]).map((op) => [op, n > 0 ? (w1[key][op] - (w0[key][op] ?? 0)) / n : 0]));
+  const us = per('us');
+  const rt = per('n');
+  const sum = (o) => Object.values(o).reduce((a, b) => a + b, 0);
+  return { blocked: sum(us), trips: sum(rt), us, rt };
+}
+
 // ---- servers ----
 
 function freePort() {
@@ -175,6 +200,7 @@ async function start(bin, backend, nodes = 1, redis = null) {
     wsUrl: wsUrls[0],
     wsUrls,
     pids: procs.map((p) => p.proc.pid),
+    ports,
     backend,
     dataDir: dirs[0],
     stop: async () => {
@@ -208,14 +234,16 @@ async function requestPhase(srv, kind, clients, warmup, seconds) {
   await Promise.all(workers.map((w) => new Promise((r) => w.once('message', r)))); // ready
   await sleep(warmup * 1000);
   for (const w of workers) w.postMessage('measure');
+  const w0 = await waitsNow(srv);
   const t0 = process.hrtime.bigint();
   const c0 = cpuNow(srv);
   await sleep(seconds * 1000);
   for (const w of workers) w.postMessage('stop');
   const c1 = cpuNow(srv);
   const elapsed = Number(process.hrtime.bigint() - t0) / 1e9;
+  const w1 = await waitsNow(srv);
   const done = (await Promise.all(results)).reduce((a, b) => a + b, 0);
-  return figures(done, elapsed, c0, c1);
+  return { ...figures(done, elapsed, c0, c1), waits: waitFigures(done, w0, w1) };
 }
 
 // Rate, and CPU µs per request of spreekd and of the database server.
@@ -259,6 +287,7 @@ async function chatPhase(srv, mls, warmup, seconds) {
   };
   const running = senders.flatMap((s) => Array.from({ length: CHAT_WINDOW }, () => pump(s)));
   await sleep(warmup * 1000);
+  const w0 = await waitsNow(srv);
   stop.measuring = true;
   const t0 = process.hrtime.bigint();
   const c0 = cpuNow(srv);
@@ -266,7 +295,8 @@ async function chatPhase(srv, mls, warmup, seconds) {
   stop.now = true;
   const c1 = cpuNow(srv);
   const elapsed = Number(process.hrtime.bigint() - t0) / 1e9;
-  const out = figures(acked, elapsed, c0, c1);
+  const w1 = await waitsNow(srv);
+  const out = { ...figures(acked, elapsed, c0, c1), waits: waitFigures(acked, w0, w1) };
   await Promise.all(running);
   if (senders.some((s) => s.next >= s.msgs.length)) {
     console.log('store_bench: warning: a sender ran out of messages; raise the pool');
@@ -294,7 +324,10 @@ if (cluster && (!process.env.SPK_TEST_PG || !process.env.SPK_TEST_REDIS)) {
   console.error('store_bench: --nodes needs SPK_TEST_PG and SPK_TEST_REDIS');
   process.exit(2);
 }
-const backends = cluster ? ['postgresql'] : process.env.SPK_TEST_PG ? ['sqlite', 'postgresql'] : ['sqlite'];
+const backendsArg = process.argv.indexOf('--backends');
+const backends = cluster ? ['postgresql']
+  : backendsArg > 0 ? process.argv[backendsArg + 1].split(',')
+    : process.env.SPK_TEST_PG ? ['sqlite', 'postgresql'] : ['sqlite'];
 const { loadMls } = await import('../../web/mls/spk_mls.js');
 const mls = await loadMls();
 const runs = {};
@@ -313,18 +346,31 @@ for (let round = 1; round <= repeat; round++) {
       add(`${backend}.${phase}.rate`, Math.round(f.rate));
       add(`${backend}.${phase}.cpu_us`, f.cpu);
       add(`${backend}.${phase}.db_cpu_us`, f.cpuDb);
+      let blocked = '';
+      if (backend === 'postgresql') {
+        add(`${backend}.${phase}.blocked_us`, f.waits.blocked);
+        add(`${backend}.${phase}.round_trips`, f.waits.trips);
+        for (const op of Object.keys(f.waits.us)) {
+          add(`${backend}.${phase}.blocked_us.${op}`, f.waits.us[op]);
+          add(`${backend}.${phase}.round_trips.${op}`, f.waits.rt[op]);
+        }
+        const ops = Object.keys(f.waits.us).filter((op) => f.waits.rt[op] >= 0.01)
+          .map((op) => `${op} ${f.waits.rt[op].toFixed(2)}/${f.waits.us[op].toFixed(0)}`).join(', ');
+        blocked = `  control thread blocked ${f.waits.blocked.toFixed(1)} us/req in ${f.waits.trips.toFixed(2)} round trips (${ops})`;
+      }
       console.log(`round ${round} ${backend.padEnd(10)} ${phase.padEnd(7)} ${String(Math.round(f.rate)).padStart(6)} /s`
-        + `  spreekd ${f.cpu.toFixed(1).padStart(6)} us/req  database ${f.cpuDb.toFixed(1).padStart(6)} us/req`);
+        + `  spreekd ${f.cpu.toFixed(1).padStart(6)} us/req  database ${f.cpuDb.toFixed(1).padStart(6)} us/req${blocked}`);
     }
   }
 }
 const med = Object.fromEntries(Object.entries(runs).map(([k, v]) => [k, median(v)]));
 console.log(`\nmedians of ${repeat} rounds, ${nodes} node(s), ${clients} clients (read, audited, write), ${CONVS} conversations x ${CHAT_WINDOW} in flight (chat);`);
 console.log('CPU per request: spreekd + database server (PostgreSQL only)');
-if (!cluster) {
+const both = !cluster && backends.includes('sqlite') && backends.includes('postgresql');
+if (both) {
   console.log('phase      sqlite/s  postgresql/s  ratio   sqlite CPU us  postgresql CPU us (spreekd + db)  ratio');
 }
-for (const phase of cluster ? [] : phases) {
+for (const phase of both ? phases : []) {
   const g = (b, k) => med[`${b}.${phase}.${k}`];
   const s = g('sqlite', 'rate');
   const p = g('postgresql', 'rate');
@@ -333,6 +379,15 @@ for (const phase of cluster ? [] : phases) {
   console.log(`${phase.padEnd(8)} ${String(s).padStart(10)} ${String(p ?? '-').padStart(13)} ${p ? (p / s).toFixed(2).padStart(6) : '      '}`
     + ` ${sc.toFixed(1).padStart(14)} ${p ? `${pc.toFixed(1)} (${g('postgresql', 'cpu_us')} + ${g('postgresql', 'db_cpu_us')})`.padStart(33) : ''}`
     + ` ${p ? (pc / sc).toFixed(2).padStart(6) : ''}`);
+}
+if (backends.includes('postgresql')) {
+  console.log('PostgreSQL: control thread blocked on the database, us/req, and round trips/req (by op: trips/us)');
+  for (const phase of phases) {
+    const g = (k) => med[`postgresql.${phase}.${k}`];
+    const ops = ['begin', 'read', 'write', 'audit_lock', 'commit', 'other'].filter((op) => g(`round_trips.${op}`) >= 0.01)
+      .map((op) => `${op} ${g(`round_trips.${op}`)}/${g(`blocked_us.${op}`)}`).join(', ');
+    console.log(`${phase.padEnd(8)} blocked ${String(g('blocked_us')).padStart(7)} us in ${g('round_trips')} round trips (${ops})`);
+  }
 }
 if (cluster) {
   for (const phase of phases) {

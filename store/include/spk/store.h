@@ -2,8 +2,10 @@
  * (file "spreekkamer.db"). Beyond one machine: PostgreSQL (spk_store_open_db with a libpq
  * connection string), shared by every node; the audit key, head anchor and lock stay in the
  * data directory either way (docs/architecture.md "State"). Every call runs on the caller's
- * thread (the control thread in spreekd); on PostgreSQL each statement is one round trip to the
- * server, which the control thread waits for.
+ * thread (the control thread in spreekd); on PostgreSQL each statement the caller reads is one
+ * round trip to the server, which the control thread waits for; BEGIN and the audit lock go
+ * out with the statement after them, and with the sync thread COMMIT is not waited for (see
+ * spk_store_poll).
  *
  * Transactions and durability. Each write function is a transaction of its own unless the
  * caller has opened one with spk_store_begin: then every write and audit append up to
@@ -86,6 +88,24 @@ int spk_store_sync_start(spk_store_t *st, const spk_store_sync_opts_t *opts);
 /* Flushes and anchors what is committed, stops the thread and joins it; commits are durable
  * when they return again. No-op without a sync thread. spk_store_close does it too. */
 void spk_store_sync_stop(spk_store_t *st);
+
+/* PostgreSQL with the sync thread: a commit returns once COMMIT is sent; the server's answer
+ * is read later, with the next statement's or when the connection's socket turns readable.
+ * The caller watches spk_store_poll_fd (-1 on SQLite) for reading and calls spk_store_poll
+ * (never blocks; outside a transaction) when it is; *gen (may be NULL) changes when the
+ * connection was re-established, and the socket with it. spk_store_pending: commits whose
+ * answer has not been read. A commit counts for spk_store_durable only once answered and
+ * flushed; one whose answer never comes (the connection failed) stops durability for good
+ * (durable_cb with failed set), as a failed flush does. Caller's thread. */
+int spk_store_poll_fd(const spk_store_t *st, unsigned *gen);
+void spk_store_poll(spk_store_t *st);
+size_t spk_store_pending(const spk_store_t *st);
+
+/* Appends, in the Prometheus text format, how often and how long the caller's thread waited for
+ * the database server (PostgreSQL only; nothing on SQLite): spk_store_round_trips_total and
+ * spk_store_wait_seconds_total by op (begin, read, write, audit_lock, commit, other). Returns
+ * the bytes written (output cut at cap - 1, NUL-terminated). Caller's thread. */
+size_t spk_store_metrics(const spk_store_t *st, char *buf, size_t cap);
 
 /* ---- consults ---- */
 typedef enum { SPK_CONSULT_OPEN = 0, SPK_CONSULT_ENDED = 1 } spk_consult_state_t;

@@ -138,6 +138,11 @@ typedef struct {
 } spk_chat_entry_t;
 
 int spk_store_chat_log_append(spk_store_t *st, const spk_chat_entry_t *e);
+/* The same inside the caller's transaction (SPK_ESTATE outside one), for many appends in a
+ * row: on PostgreSQL the append is only sent, and its refusal (SPK_EEXIST: the seq is taken)
+ * fails the next statement the store waits for or spk_store_commit instead (the transaction
+ * is then rolled back); on SQLite it fails here. */
+int spk_store_chat_log_append_batched(spk_store_t *st, const spk_chat_entry_t *e);
 /* The highest seq of the conversation's log (0 when empty). */
 int spk_store_chat_log_last(spk_store_t *st, const char *conversation, int64_t *seq);
 typedef int (*spk_store_chat_entry_cb)(void *ud, const spk_chat_entry_t *e);

@@ -8,6 +8,9 @@
 //  - node B is killed (SIGKILL): the patient reconnects to C with the session token and finds
 //    the consult, their admission and every chat message sent meanwhile;
 //  - both sides of the chat writing at once on two nodes: nothing refused, nothing lost;
+//  - two devices each with 25 messages in flight into one conversation on two nodes: every
+//    one stored once with a sequence number of its own (a node whose batch finds a number
+//    taken writes it again from the store's last one);
 //  - two patients racing for one invite on two nodes: exactly one gets in;
 //  - Redis dropping the nodes' connections: they connect again and events flow.
 import { test } from 'node:test';
@@ -15,8 +18,9 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { ctl } from '../lib/ctl.mjs';
 import { startNodes } from '../lib/nodes.mjs';
-import { chatBetween, loadMls } from '../chat/lib.mjs';
+import { ChatDevice, chatBetween, loadMls } from '../chat/lib.mjs';
 
+const b64u = (bytes) => Buffer.from(bytes).toString('base64url');
 const GP = { sub: 'gp-1', name: 'Dr. Jansen', role: 'gp', practice: 'praktijk-a' };
 const SPEC = { sub: 'spec-1', name: 'Dr. Dermatoloog', role: 'specialist' };
 const skip = (!process.env.SPK_TEST_PG || !process.env.SPK_TEST_REDIS) &&
@@ -123,6 +127,51 @@ test('GP on A, patient on B, specialist on C: lobby, admission, chat; B dies and
     await spec.next('consult.ended');
     const v = ctl(env.dirs[2], ['--store', env.store, 'audit', 'verify']);
     assert.equal(v.status, 0, v.stderr);
+  } finally {
+    await env.close();
+  }
+});
+
+test('messages sent at once on two nodes into one conversation: each stored once', { skip, timeout: 60000 }, async () => {
+  const env = await nodes(['a', 'b']);
+  const [a, b] = env.srv;
+  const mls = await loadMls();
+  try {
+    const gpc = await env.connect(a, env.token(GP));
+    const { consult } = await gpc.ok('consult.create', { patient: 'pseudo-send-race' });
+    const { conversation } = await gpc.ok('chat.create', { kind: 'consult', consult: consult.id });
+    const conv = conversation.id;
+    const laptop = await ChatDevice.open(gpc, mls, 'gp-laptop');
+    await laptop.sync();
+    await laptop.createGroup(conv);
+    const deskA = await env.connect(a, env.token(GP));
+    const desk = await ChatDevice.open(deskA, mls, 'gp-desktop');
+    await desk.sync();
+    await laptop.addDevices(conv, { sub: GP.sub });
+    await desk.until(() => desk.groups.has(conv));
+    await desk.idle();
+    deskA.close();
+    await desk.moveTo(await env.connect(b, env.token(GP)));
+    await desk.sync();
+    const devices = [laptop, desk];
+    await Promise.all(devices.map((d) => d.idle()));
+    const N = 25;
+    const answers = await Promise.all(devices.flatMap((d, k) => Array.from({ length: N }, (_, i) =>
+      d.client.req('chat.send', { conversation: conv, message: b64u(d.groups.get(conv).encrypt(`${k}:${i}`)) }))));
+    assert.deepEqual(answers.filter((m) => m.type !== 'ok'), []);
+    const seqs = answers.map((m) => m.seq);
+    assert.equal(new Set(seqs).size, 2 * N, `sequence numbers repeat: ${seqs}`);
+    // Each device finds the other's messages, each once.
+    for (const [k, d] of devices.entries()) {
+      await d.sync(conv);
+      const other = `${1 - k}:`;
+      await d.until(() => d.texts(conv).filter((t) => t.startsWith(other)).length >= N, 10000);
+      const got = d.texts(conv).filter((t) => t.startsWith(other));
+      assert.equal(new Set(got).size, N, `${d.device}: ${got}`);
+      assert.equal(got.length, N, `${d.device}: ${got}`);
+    }
+    assert.deepEqual(laptop.errors, []);
+    assert.deepEqual(desk.errors, []);
   } finally {
     await env.close();
   }

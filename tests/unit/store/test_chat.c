@@ -205,6 +205,67 @@ static int64_t first_seq(spk_store_t *st, const char *conversation)
     return first;
 }
 
+/* Batched appends (the delivery service's group commit): stored with the commit; a taken seq
+ * fails the append (SQLite) or the commit (PostgreSQL, where the append is only sent), and
+ * then nothing of the transaction is stored. */
+static void test_log_append_batched(void **state)
+{
+    fixture_t *f = *state;
+    spk_store_t *st = f->st;
+    entry(st, "ch_a", 1, 0, SPK_CHAT_ENTRY_MESSAGE);
+    uint8_t data[3] = {1, 2, 3};
+    spk_chat_entry_t e;
+    memset(&e, 0, sizeof(e));
+    snprintf(e.conversation, sizeof(e.conversation), "ch_a");
+    snprintf(e.sender, sizeof(e.sender), "gp-1");
+    e.type = SPK_CHAT_ENTRY_MESSAGE;
+    e.data = data;
+    e.data_len = sizeof(data);
+    e.seq = 2;
+    assert_int_equal(spk_store_chat_log_append_batched(st, &e), SPK_ESTATE); /* no transaction */
+
+    assert_int_equal(spk_store_begin(st), 0);
+    for (e.seq = 2; e.seq <= 5; e.seq++) {
+        assert_int_equal(spk_store_chat_log_append_batched(st, &e), 0);
+    }
+    int64_t last = 0;
+    assert_int_equal(spk_store_chat_log_last(st, "ch_a", &last), 0); /* sees its own appends */
+    assert_int_equal(last, 5);
+    assert_int_equal(spk_store_commit(st, NULL), 0);
+
+    assert_int_equal(spk_store_begin(st), 0);
+    e.seq = 6;
+    assert_int_equal(spk_store_chat_log_append_batched(st, &e), 0);
+    e.seq = 3; /* taken */
+    int rc = spk_store_chat_log_append_batched(st, &e);
+    if (rc == 0) {
+        assert_true(tb_pg());
+        rc = spk_store_commit(st, NULL);
+    } else {
+        spk_store_rollback(st);
+    }
+    assert_int_equal(rc, SPK_EEXIST);
+    assert_false(spk_store_in_txn(st));
+    assert_int_equal(spk_store_chat_log_last(st, "ch_a", &last), 0);
+    assert_int_equal(last, 5); /* seq 6 went with the transaction */
+
+    /* The store carries on; a refusal also fails the next statement waited for. */
+    assert_int_equal(spk_store_begin(st), 0);
+    e.seq = 4;
+    rc = spk_store_chat_log_append_batched(st, &e);
+    if (rc == 0) {
+        rc = spk_store_chat_log_last(st, "ch_a", &last);
+    }
+    assert_int_equal(rc, SPK_EEXIST);
+    spk_store_rollback(st);
+    assert_int_equal(spk_store_begin(st), 0);
+    e.seq = 6;
+    assert_int_equal(spk_store_chat_log_append_batched(st, &e), 0);
+    assert_int_equal(spk_store_commit(st, NULL), 0);
+    assert_int_equal(spk_store_chat_log_last(st, "ch_a", &last), 0);
+    assert_int_equal(last, 6);
+}
+
 /* Acknowledged entries go in batches of at most the limit: up to the lowest acknowledgement of
  * the conversation's active devices (a device that left does not hold entries back), nothing
  * of a conversation without active devices. */
@@ -330,6 +391,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_files, setup, teardown),
         cmocka_unit_test_setup_teardown(test_replay_window, setup, teardown),
         cmocka_unit_test_setup_teardown(test_trim_acked_batches, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_log_append_batched, setup, teardown),
     };
     return cmocka_run_group_tests_name(tb_name(), tests, NULL, NULL);
 }

@@ -1001,13 +1001,15 @@ static void durable_cb(void *ud, bool failed)
     sync_seen_t *s = ud;
     __atomic_add_fetch(&s->calls, 1, __ATOMIC_SEQ_CST);
     if (failed) {
-        s->failed = true;
+        __atomic_store_n(&s->failed, true, __ATOMIC_SEQ_CST);
     }
 }
 
+/* Waits as spreekd's loop does: reading the answers of commits not waited for (PostgreSQL). */
 static void wait_durable(spk_store_t *st, uint64_t t)
 {
     for (int i = 0; i < 500 && spk_store_durable(st) < t; i++) {
+        spk_store_poll(st);
         usleep(10000);
     }
     assert_true(spk_store_durable(st) >= t);
@@ -1089,6 +1091,111 @@ static void test_group_commit(void **state)
     assert_int_equal(spk_store_audit_check_witness(t2, witness, &lines, &bad, why, sizeof(why)),
                      SPK_EVERIFY);
     f->st = t2;
+}
+
+/* PostgreSQL with the sync thread: COMMIT is sent, not waited for. The ticket counts as durable
+ * only after the server's answer has been read (spk_store_poll) and a flush followed; a
+ * statement after it sees the commit; a transaction with a failed statement still fails at its
+ * commit, at once; BEGIN and the audit lock travel with the next statement. */
+static void test_commit_unwaited(void **state)
+{
+    fixture_t *f = *state;
+    spk_store_t *st = f->st;
+    sync_seen_t seen = {0};
+    spk_store_sync_opts_t o = {.durable_cb = durable_cb, .ud = &seen};
+    assert_int_equal(spk_store_sync_start(st, &o), 0);
+    uint64_t t1 = 0, t2 = 0;
+    spk_consult_rec_t a = mk_consult("c_a", "prac1", 100);
+    assert_int_equal(spk_store_begin(st), 0);
+    assert_int_equal(spk_store_consult_insert(st, &a), 0);
+    assert_int_equal(append_n(st, 1, "pp-1"), 0);
+    assert_int_equal(spk_store_commit(st, &t1), 0);
+    if (tb_pg()) {
+        assert_int_equal(spk_store_pending(st), 1);
+        usleep(50000);
+        assert_true(spk_store_durable(st) < t1); /* unread: not yet counted as committed */
+        assert_true(spk_store_poll_fd(st, NULL) >= 0);
+    } else {
+        assert_int_equal(spk_store_pending(st), 0);
+        assert_int_equal(spk_store_poll_fd(st, NULL), -1);
+    }
+    /* The next statement reads the commit's answer on its way and sees what it stored. */
+    spk_consult_rec_t got;
+    assert_int_equal(spk_store_consult_get(st, "c_a", &got), 0);
+    assert_int_equal(spk_store_pending(st), 0);
+    wait_durable(st, t1);
+
+    /* A failed statement in the transaction: the commit fails at once, nothing is stored. */
+    spk_consult_rec_t b = mk_consult("c_b", "prac1", 200);
+    assert_int_equal(spk_store_begin(st), 0);
+    assert_int_equal(append_n(st, 1, "pp-2"), 0);
+    assert_int_equal(spk_store_consult_insert(st, &b), 0);
+    spk_participant_rec_t p;
+    memset(&p, 0, sizeof(p));
+    strcpy(p.consult, "c_none"); /* no such consult: a foreign key violation */
+    strcpy(p.id, "p1");
+    strcpy(p.sub, "p1");
+    p.role = SPK_ROLE_PATIENT;
+    assert_int_equal(spk_store_participant_put(st, &p), SPK_ENOTFOUND);
+    if (tb_pg()) {
+        assert_int_not_equal(spk_store_commit(st, NULL), 0);
+    } else {
+        spk_store_rollback(st); /* SQLite keeps the transaction: the caller rolls back */
+    }
+    assert_int_equal(spk_store_consult_get(st, "c_b", &got), SPK_ENOTFOUND);
+
+    /* Each commit's answer comes with the next transaction's first round trip; the last one's
+     * is read by a poll. */
+    for (int i = 0; i < 20; i++) {
+        assert_int_equal(spk_store_begin(st), 0);
+        assert_int_equal(append_n(st, 1, "pp-3"), 0);
+        assert_int_equal(spk_store_commit(st, &t2), 0);
+    }
+    assert_int_equal(spk_store_pending(st), tb_pg() ? 1 : 0);
+    wait_durable(st, t2);
+    assert_int_equal(spk_store_pending(st), 0);
+    assert_false(seen.failed);
+    expect_verify(st, 0, 0);
+    assert_int_equal(tb_int(&f->b, "SELECT count(*) FROM audit"), 21);
+}
+
+/* PostgreSQL: the connection fails with a commit's answer unread. Its outcome is in doubt, so
+ * the store stops promising durability (durable_cb with failed), as after a failed flush. */
+static void test_commit_in_doubt(void **state)
+{
+    fixture_t *f = *state;
+    if (!tb_pg()) {
+        skip();
+    }
+    spk_store_t *st = f->st;
+    sync_seen_t seen = {0};
+    spk_store_sync_opts_t o = {.durable_cb = durable_cb, .ud = &seen};
+    assert_int_equal(spk_store_sync_start(st, &o), 0);
+    uint64_t t = 0;
+    assert_int_equal(spk_store_begin(st), 0);
+    assert_int_equal(append_n(st, 1, "pp-1"), 0);
+    /* Every other session of the database ends: the store's and its sync thread's. */
+    tb_sql(&f->b, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                  " WHERE datname = current_database() AND pid <> pg_backend_pid()");
+    int rc = spk_store_commit(st, &t);
+    if (rc == 0) {
+        /* Sent: the answer that comes is the connection's end. */
+        for (int i = 0; i < 500 && !__atomic_load_n(&seen.failed, __ATOMIC_SEQ_CST); i++) {
+            spk_store_poll(st);
+            usleep(10000);
+        }
+        assert_true(__atomic_load_n(&seen.failed, __ATOMIC_SEQ_CST));
+        assert_true(spk_store_durable(st) < t);
+    } else {
+        assert_int_equal(rc, SPK_EIO); /* the connection refused it at once: not committed */
+    }
+    /* The store carries on after reconnecting (statements work; durability stays ended). */
+    spk_consult_rec_t a = mk_consult("c_a", "prac1", 100);
+    int rc2 = spk_store_consult_insert(st, &a);
+    if (rc2 != 0) {
+        rc2 = spk_store_consult_insert(st, &a); /* the first found the connection lost */
+    }
+    assert_int_equal(rc2, 0);
 }
 
 /* The incremental check walks only new entries; the sync thread's full walk finds a fault in
@@ -1315,6 +1422,8 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_audit_filters, setup, teardown),
         cmocka_unit_test_setup_teardown(test_invite_revoke, setup, teardown),
         cmocka_unit_test_setup_teardown(test_group_commit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_commit_unwaited, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_commit_in_doubt, setup, teardown),
         cmocka_unit_test_setup_teardown(test_verify_recent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migrate_v1, setup, teardown),
         cmocka_unit_test_setup_teardown(test_schema_newer, setup, teardown),
