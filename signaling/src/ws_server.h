@@ -44,6 +44,7 @@ typedef struct spk_ws_conn {
 
     spk_ws_msg_t *q_head, *q_tail;
     size_t q_bytes;
+    bool flush_due; /* in srv->flushq: its queue is written before the loop polls again */
     bool rx_paused; /* lws_rx_flow_control(wsi, 0) is in effect */
     bool deferred;  /* a complete message waits in rx for the next loop turn (srv->deferred) */
 
@@ -95,10 +96,16 @@ struct spk_ws_server {
     char files_dir[600]; /* <data_dir>/files: encrypted chat attachments */
 
     uint64_t next_id;
-    /* a message larger than SPK_WS_DIRECT_MAX written directly goes through here (reused: no
-     * allocation and no fresh pages per recipient of a large Commit) */
+    /* the frames of one write, gathered from a connection's queue (reused: no allocation and
+     * no fresh pages per write) */
     unsigned char *wbuf;
     size_t wbuf_cap;
+    /* connections with messages queued in this loop turn: written once each before the loop
+     * polls again (flush_prep), so the frames a turn produces for a connection go out in one
+     * write */
+    uint64_t *flushq;
+    size_t n_flush, cap_flush;
+    uv_prepare_t flush_prep;
     spk_ws_conn_t *conns; /* every tracked WebSocket connection */
     spk_map_t by_id;      /* id -> spk_ws_conn_t* */
     spk_ws_metrics_t m;

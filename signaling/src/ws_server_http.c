@@ -203,6 +203,10 @@ static size_t render_metrics(spk_ws_server_t *srv, char *buf, size_t cap)
                "Complete text messages received.", m->messages_in);
     n = metric(buf, cap, n, "spk_ws_messages_out_total", "counter", "Messages written.",
                m->messages_out);
+    n = metric(buf, cap, n, "spk_ws_writes_total", "counter",
+               "Socket writes of messages (the messages a loop turn queues for a connection go "
+               "out together).",
+               m->writes_out);
     n = metric(buf, cap, n, "spk_ws_bytes_in_total", "counter", "WebSocket payload bytes read.",
                m->bytes_in);
     n = metric(buf, cap, n, "spk_ws_bytes_out_total", "counter", "WebSocket payload bytes written.",

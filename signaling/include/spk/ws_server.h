@@ -43,6 +43,7 @@ typedef struct {
     uint64_t rejected_forwarded; /* trusted proxy sent an unusable client address header */
     uint64_t messages_in, messages_out;
     uint64_t bytes_in, bytes_out;
+    uint64_t writes_out;            /* socket writes of messages (several messages each) */
     uint64_t send_queue_overflows;  /* connections closed with 4003 */
     uint64_t frames_too_large;      /* messages over max_message_bytes */
     uint64_t rx_paused;             /* times reading was paused for a full send queue */

@@ -41,6 +41,36 @@ test('a consult chat: messages both ways, in order, once each', async () => {
   }
 });
 
+test('a burst of large and small entries: each whole and in order (several frames per write)', async () => {
+  // A 48 KiB message's entry is over 65,535 bytes (a 64-bit frame length) and larger than one
+  // write's batch; the short ones between it go out together (docs/architecture.md).
+  const env = await boot(['--max-message-bytes', '131072']);
+  try {
+    const { gp, pt, conv } = await consultChat(env, mls);
+    let largest = 0;
+    pt.client.ws.on('message', (d) => {
+      largest = Math.max(largest, d.length);
+    });
+    await gp.idle();
+    const g = gp.groups.get(conv);
+    const texts = [];
+    const reqs = [];
+    for (let i = 0; i < 12; i++) {
+      const text = i % 4 === 1 ? `big ${i} `.padEnd(48900, 'x') : `small ${i}`;
+      texts.push(text);
+      const message = Buffer.from(g.encrypt(text)).toString('base64url');
+      reqs.push(gp.client.req('chat.send', { conversation: conv, message }, 20000));
+    }
+    for (const r of await Promise.all(reqs)) assert.equal(r.type, 'ok', JSON.stringify(r));
+    await pt.until(() => pt.texts(conv).length === texts.length, 20000);
+    assert.deepEqual(pt.texts(conv), texts);
+    assert.deepEqual(pt.errors, []);
+    assert.ok(largest > 65535, `largest entry ${largest} bytes: the 64-bit length was not used`);
+  } finally {
+    await env.close();
+  }
+});
+
 test('delivery service gauges follow the devices and return to 0 when they go', async () => {
   const env = await boot();
   try {
