@@ -496,7 +496,8 @@ static gboolean wake_cb(gint fd, GIOCondition cond, gpointer user)
 
 /* Handshake deadline, and consent: an endpoint from whose peer nothing authenticated arrived
  * for consent_ns (30 s by default, RFC 7675's expiry) is given up, so the relay stops sending
- * to an address that no longer wants its packets. */
+ * to an address that no longer wants its packets. Also deferred key frame requests of a
+ * publisher that sent nothing since their window ended (otherwise its next packet sends them). */
 static gboolean tick_cb(gpointer user)
 {
     spk_relay_worker_t *w = user;
@@ -511,6 +512,7 @@ static gboolean tick_cb(gpointer user)
         if (!ep->dtls_done) {
             spk_relay_io_ep_sync(ep);
         }
+        spk_relay_rtcp_keyframe_due(ep, now); /* a publisher that sends nothing meanwhile */
         if (!ep->dtls_done && now - ep->created_ns > relay->handshake_ns) {
             spk_relay_ep_fail(ep, SPK_ETIMEOUT, "ICE/DTLS not connected in time");
         } else if (ep->dtls_done && now - ep->heard_ns > relay->consent_ns) {

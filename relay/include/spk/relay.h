@@ -206,7 +206,8 @@ typedef struct {
     uint64_t remb_bps;       /* the last REMB value sent */
     uint64_t pli_forwarded;  /* PLI/FIR sent on behalf of a subscriber */
     uint64_t pli_generated;  /* PLI sent by the relay (stream start, subscriber joined) */
-    uint64_t pli_throttled;  /* key frame requests dropped: one per stream per 500 ms */
+    uint64_t pli_throttled;  /* key frame requests within 500 ms of the stream's last one: held
+                              * and sent, merged into one, when that window ends */
     uint64_t nack_forwarded; /* sequence numbers NACKed to this endpoint (not in the buffer) */
     uint64_t nack_sent;      /* sequence numbers NACKed for gaps the relay saw itself */
     /* As a subscriber: */
