@@ -332,6 +332,9 @@ void spk_relay_rtcp_keyframe(spk_relay_ep_t *pub, spk_relay_pstream_t *s, uint64
 /* Sends pub's deferred key frame requests whose window has ended (called with each of pub's
  * packets and from the worker's tick). */
 void spk_relay_rtcp_keyframe_due(spk_relay_ep_t *pub, uint64_t now_ns);
+/* A key frame of pub's stream s arrived (known where the relay reads the payload descriptor:
+ * simulcast layers): a deferred request for it is answered and is not sent. */
+void spk_relay_rtcp_keyframe_seen(spk_relay_ep_t *pub, spk_relay_pstream_t *s);
 /* Sends a stored packet (already rewritten as sub receives it) to sub: as RTX on rtx_ssrc
  * with rtx_pt when rtx_ssrc != 0, else as it is. */
 void spk_relay_rtcp_resend(spk_relay_ep_t *sub, uint32_t rtx_ssrc, uint8_t rtx_pt,

@@ -447,6 +447,12 @@ static void request_keyframe(spk_relay_ep_t *pub, spk_relay_pstream_t *s, uint64
     keyframe_send(pub, s, now_ns, why);
 }
 
+void spk_relay_rtcp_keyframe_seen(spk_relay_ep_t *pub, spk_relay_pstream_t *s)
+{
+    (void)pub; /* kf_pending_n is an upper bound: keyframe_due recounts */
+    s->kf_pending = false;
+}
+
 void spk_relay_rtcp_keyframe_due(spk_relay_ep_t *pub, uint64_t now_ns)
 {
     if (pub->kf_pending_n == 0 || !can_send(pub)) {
