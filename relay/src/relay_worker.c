@@ -189,8 +189,12 @@ static int ep_agent_new(spk_relay_ep_t *ep, const spk_relay_cmd_t *cmd)
     if (!ep->agent) {
         return SPK_ENOMEM;
     }
+    /* RFC 8445 6.1.1: the offerer controls, unless it is lite. The relay offers on a subscribe
+     * connection (a browser answering it takes the controlled role: were both controlled, every
+     * connection would start with a role conflict to resolve) and answers on a publish one. */
+    bool controlling = !relay->cfg.ice_lite && ep->roles == SPK_RELAY_ROLE_SUBSCRIBE;
     g_object_set(ep->agent, "upnp", FALSE, "ice-tcp", (gboolean)relay->cfg.ice_tcp, "ice-udp", TRUE,
-                 "controlling-mode", FALSE, NULL);
+                 "controlling-mode", (gboolean)controlling, NULL);
     for (size_t i = 0; i < relay->n_addrs; i++) {
         nice_agent_add_local_address(ep->agent, &relay->addrs[i]);
     }

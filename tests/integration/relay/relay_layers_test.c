@@ -200,8 +200,12 @@ static bool both_connected(void)
 static void setup_side(side_t *s, uint64_t ep, unsigned roles)
 {
     s->ep = ep;
-    spk_peer_config_t pc = {
-        .ctx = pctx, .address = "127.0.0.1", .dtls_server = true, .media_cb = media_cb, .user = s};
+    spk_peer_config_t pc = {.ctx = pctx,
+                            .address = "127.0.0.1",
+                            .dtls_server = true,
+                            .ice_controlled = roles == SPK_RELAY_ROLE_SUBSCRIBE,
+                            .media_cb = media_cb,
+                            .user = s};
     CHECK_EQ(spk_peer_new(&pc, &s->peer), 0);
     spk_relay_local_t local;
     CHECK_EQ(spk_relay_endpoint_create(relay, CONSULT, ep, roles, &local), 0);
