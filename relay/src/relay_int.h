@@ -301,6 +301,8 @@ void spk_relay_dtls_start(spk_relay_ep_t *ep);
 void spk_relay_dtls_flush_pending(spk_relay_ep_t *ep);
 void spk_relay_dtls_input(spk_relay_ep_t *ep, const uint8_t *buf, size_t len);
 void spk_relay_dtls_free(spk_relay_ep_t *ep);
+/* Frees the DTLS state once the handshake is done and the peer has shown it finished too. */
+void spk_relay_dtls_release(spk_relay_ep_t *ep);
 int spk_relay_fingerprint_parse(const char *s, uint8_t out[SPK_RELAY_FP_LEN]);
 
 /* relay_rtcp.c: RTCP per hop, retransmissions, key frame requests */

@@ -555,6 +555,8 @@ static void phase_flow(const char *name, uint32_t first, uint32_t n)
     CHECK_EQ(B.bad, 0);
     CHECK(all);
     request_stats();
+    CHECK_EQ(A.stats.dtls_released, 1); /* each peer sent SRTP: its DTLS state is gone */
+    CHECK_EQ(B.stats.dtls_released, 1);
     uint64_t fwd = A.stats.rtp_tx + B.stats.rtp_tx - fwd0;
     printf("%s: relay worker CPU %.2f us per forwarded packet (%" PRIu64 " packets, fan-out 1)\n",
            name, (double)(A.stats.worker_cpu_ns - w0) / 1e3 / (double)fwd, fwd);
