@@ -238,8 +238,8 @@ static int place_consult(void *user, uint64_t consult, int64_t want, int64_t rep
                          int64_t *chosen)
 {
     spreekd_t *d = user;
-    char name[48];
-    snprintf(name, sizeof(name), "relay_pin %llu", (unsigned long long)consult);
+    char name[SPK_RELAYS_PIN_NAME_LEN];
+    spk_relays_pin_name(consult, name);
     return spk_store_mark_claim(d->store, name, want, replace, chosen);
 }
 

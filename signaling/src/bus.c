@@ -21,10 +21,11 @@
  *
  * "on" carries the sending node's presence counts: a participant is online while connections
  * on any node are joined as them. A node not heard for BUS_GONE_MS (killed, cut off) is taken
- * as gone: its counts are dropped and rosters and lobbies here are sent again. Events wait like
- * answers do for the commit they reveal to be durable (outbox.c), so no node tells a client of a
- * change a crash could still lose. A node that does not have the consult or conversation loaded has
- * nobody to tell and ignores it.
+ * as gone: its counts are dropped and rosters and lobbies here are sent again. A node heard again
+ * after that or after BUS_GAP_MS of silence is told this node's consults again (resync). Events
+ * wait like answers do for the commit they reveal to be durable (outbox.c), so no node tells a
+ * client of a change a crash could still lose. A node that does not have the consult or
+ * conversation loaded has nobody to tell and ignores it.
  *
  * Media (media_bus.c): every node drives the consult's one relay node for its own connections,
  * and a subscriber's offer lists the streams of every admitted publisher, so each node says
@@ -50,10 +51,13 @@
 
 #define BUS_ALIVE_MS 2000
 #define BUS_GONE_MS 7000
+#define BUS_GAP_MS 3500 /* a node silent this long may have sent what did not arrive */
+#define BUS_FORGET_MS (10 * 60 * 1000) /* a node gone this long is forgotten */
 
 typedef struct {
     char node[SIG_NODE_LEN];
     uint64_t seen_ms;
+    bool gone; /* not heard for BUS_GONE_MS: its presence and publishers were dropped */
 } sig_bus_peer_t;
 
 typedef struct sig_bus_out {
@@ -272,9 +276,35 @@ static void on_delegation(spk_sig_t *s, const char *id)
 
 /* ---- nodes that are alive ---- */
 
+/* What another node may have missed of this node's consults is said again (presence, media
+ * lists), and what this node may have missed of theirs is asked for (media lists): after a
+ * silence (Redis down or paused, a node's loop stalled) the bus delivers nothing of what was
+ * published meanwhile, and a node taken as gone lost this node's presence and publishers. */
+static void resync(spk_sig_t *s, bool presence)
+{
+    size_t it = 0;
+    void *v;
+    while (spk_map_next(&s->consults, &it, &v)) {
+        sig_consult_t *c = v;
+        if (c->n_conns > 0 && c->rec.state == SPK_CONSULT_OPEN) {
+            if (presence) {
+                sig_bus_consult(s, c, "roster");
+            }
+            sig_media_bus_resync(s, c);
+        }
+    }
+}
+
 static void heard(spk_sig_t *s, const char *node)
 {
     sig_bus_peer_t *p = spk_map_get_str(&s->bus_peers, node);
+    uint64_t now = spk_now_ms();
+    if (p != NULL && (p->gone || now - p->seen_ms >= BUS_GAP_MS)) {
+        spk_info(0, "bus: node %s heard again after %llu ms%s: consults said again", node,
+                 (unsigned long long)(now - p->seen_ms), p->gone ? " (taken as gone)" : "");
+        resync(s, p->gone);
+        p->gone = false;
+    }
     if (p == NULL) {
         p = calloc(1, sizeof(*p));
         if (p == NULL) {
@@ -286,7 +316,17 @@ static void heard(spk_sig_t *s, const char *node)
             return;
         }
     }
-    p->seen_ms = spk_now_ms();
+    p->seen_ms = now;
+}
+
+size_t sig_bus_nodes(spk_sig_t *s)
+{
+    size_t n = 0, it = 0;
+    void *v;
+    while (spk_map_next(&s->bus_peers, &it, &v)) {
+        n += !((sig_bus_peer_t *)v)->gone;
+    }
+    return n;
 }
 
 /* Drops node's presence counts; rosters and lobbies of the consults it had are sent again. */
@@ -332,17 +372,22 @@ void sig_bus_tick(spk_sig_t *s, uint64_t now_ms)
     void *v;
     uint64_t now = spk_now_ms();
     while (n < sizeof(gone) / sizeof(gone[0]) && spk_map_next(&s->bus_peers, &it, &v)) {
-        if (now - ((sig_bus_peer_t *)v)->seen_ms >= BUS_GONE_MS) {
-            gone[n++] = v;
+        sig_bus_peer_t *p = v;
+        if ((!p->gone && now - p->seen_ms >= BUS_GONE_MS) || now - p->seen_ms >= BUS_FORGET_MS) {
+            gone[n++] = p;
         }
     }
     s->bus_rx = true; /* the other nodes decide for themselves */
     for (size_t i = 0; i < n; i++) {
+        if (gone[i]->gone) {
+            spk_map_del_str(&s->bus_peers, gone[i]->node); /* not back: forgotten */
+            free(gone[i]);
+            continue;
+        }
         spk_warn(0, "bus: node %s not heard for %d s: its connections count as gone", gone[i]->node,
                  BUS_GONE_MS / 1000);
-        spk_map_del_str(&s->bus_peers, gone[i]->node);
+        gone[i]->gone = true;
         node_gone(s, gone[i]->node);
-        free(gone[i]);
     }
     s->bus_rx = false;
 }

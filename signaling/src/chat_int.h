@@ -25,6 +25,7 @@ typedef struct {
     spk_chat_member_rec_t rec;
     uint64_t gen; /* s->access_gen the decision was made at (0: never) */
     bool allowed;
+    spk_role_t role; /* spk_role_parse(rec.role), kept with rec */
 } ds_member_t;
 
 typedef struct ds_conv {

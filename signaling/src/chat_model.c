@@ -79,6 +79,7 @@ int ds_member_add(ds_conv_t *c, const spk_chat_member_rec_t *rec)
     ds_member_t *m = ds_member_find(c, rec->iss, rec->sub);
     if (m != NULL) {
         m->rec = *rec;
+        m->role = spk_role_parse(rec->role);
         m->gen = 0;
         return 0;
     }
@@ -97,7 +98,7 @@ int ds_member_add(ds_conv_t *c, const spk_chat_member_rec_t *rec)
         spk_map_put(&c->member_at, key, kn, (void *)(uintptr_t)(c->n_members + 1)) != 0) {
         return SPK_ENOMEM;
     }
-    c->members[c->n_members++] = (ds_member_t){.rec = *rec};
+    c->members[c->n_members++] = (ds_member_t){.rec = *rec, .role = spk_role_parse(rec->role)};
     return 0;
 }
 
@@ -497,7 +498,7 @@ bool ds_member_allowed(spk_sig_t *s, ds_conv_t *c, ds_member_t *m)
 
 bool ds_conn_fits(const ds_conv_t *c, const ds_member_t *m, const spk_token_claims_t *w)
 {
-    if (spk_role_parse(m->rec.role) != w->role) {
+    if (m->role != w->role) {
         return false;
     }
     if (w->role == SPK_ROLE_GP || w->role == SPK_ROLE_ASSISTANT) {
@@ -513,7 +514,7 @@ int ds_caller_allowed(sig_req_t *r, ds_conv_t *c)
     snprintf(r->patient, sizeof(r->patient), "%s", c->rec.patient);
     snprintf(r->object, sizeof(r->object), "%s", c->rec.id);
     ds_member_t *m = ds_member_find(c, w->iss, w->sub);
-    if (m == NULL || spk_role_parse(m->rec.role) != w->role || !ds_member_allowed(r->s, c, m)) {
+    if (m == NULL || m->role != w->role || !ds_member_allowed(r->s, c, m)) {
         snprintf(r->why, sizeof(r->why), "not a member of this conversation");
         return SPK_EFORBIDDEN;
     }

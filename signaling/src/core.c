@@ -588,7 +588,7 @@ size_t spk_sig_metrics(spk_sig_t *s, char *buf, size_t cap)
                    "spk_bus_events_total{dir=\"bad\"} %llu\n"
                    "# TYPE spk_bus_nodes gauge\nspk_bus_nodes %zu\n",
                    (unsigned long long)s->bus_published, (unsigned long long)s->bus_received,
-                   (unsigned long long)s->bus_bad, s->bus_peers.len);
+                   (unsigned long long)s->bus_bad, sig_bus_nodes(s));
     }
     o = append(buf, cap, o, "# TYPE spk_sig_requests_total counter\n");
     for (int i = 0; i < SIG_N_ACTIONS; i++) {

@@ -469,6 +469,8 @@ void sig_chat_access_changed(spk_sig_t *s);
 /* bus.c: events to and from other nodes on one store (spk_sig_io_t.publish_cb). All of them do
  * nothing on a single node. */
 bool sig_bus_on(const spk_sig_t *s);
+/* The other nodes heard lately (not taken as gone). */
+size_t sig_bus_nodes(spk_sig_t *s);
 /* The consult changed: other nodes read it again and send what `what` names ("roster",
  * "lobby", "facts", "ended") to their connections; this node's presence counts go along. */
 void sig_bus_consult(spk_sig_t *s, const sig_consult_t *c, const char *what);
@@ -509,6 +511,8 @@ void sig_media_bus_input(spk_sig_t *s, sig_consult_t *c, const char *node, const
 void sig_media_bus_node_gone(spk_sig_t *s, const char *node);
 void sig_media_bus_say(spk_sig_t *s, sig_consult_t *c, bool force);
 void sig_media_bus_ask(spk_sig_t *s, sig_consult_t *c);
+/* After a silence on the bus: says c's list again and asks for the others' (subscribers here). */
+void sig_media_bus_resync(spk_sig_t *s, sig_consult_t *c);
 void sig_media_bus_free(sig_consult_t *c);
 /* bus.c: publishes m (stolen) also while handling bus input (media events are said only when
  * this node's own publishers changed, so they cannot echo). */

@@ -319,6 +319,13 @@ int sig_h_consult_end(sig_req_t *r)
     if (rc == 0) {
         rc = spk_store_consult_end(r->s->store, c->rec.id, r->now);
     }
+    if (rc == 0 && r->s->relay != NULL) {
+        /* its placement on a relay node, shared by the spreekd nodes (docs/relay_link.md): the
+         * media of an ended consult is over on every node */
+        char pin[SPK_RELAYS_PIN_NAME_LEN];
+        spk_relays_pin_name(c->relay_id, pin);
+        rc = spk_store_mark_delete(r->s->store, pin);
+    }
     if (rc == 0) {
         rc = sig_commit(r);
     }

@@ -262,6 +262,24 @@ static void flush_candidates(spk_sig_t *s, uint64_t conn, const char *consult, s
     ep->n_cands = 0;
 }
 
+/* The offer's m-sections (mid:participant:ssrc) in the debug log. */
+static void log_offer(uint64_t conn, const sig_consult_t *c, const sig_media_t *m)
+{
+    if (spk_log_get_level() > SPK_LOG_DEBUG) {
+        return;
+    }
+    char sum[512] = "";
+    size_t o = 0;
+    for (int x = 0; x < m->n_slots && o < sizeof(sum); x++) {
+        const sig_slot_t *sl = &m->slots[x];
+        int n = snprintf(sum + o, sizeof(sum) - o, " %s:%s:%u%s", sl->mid, sl->participant,
+                         sl->track.ssrc, sl->active ? "" : "(inactive)");
+        o += n > 0 ? (size_t)n : 0;
+    }
+    spk_debug(conn, "media offer v%lld in %s (sub %llu):%s", (long long)m->version, c->rec.id,
+              (unsigned long long)m->sub.id, sum);
+}
+
 /* Sends a new media.offer to a subscriber if its streams changed (or force). */
 static void reoffer(spk_sig_t *s, sig_conn_t *conn, sig_join_t *j, bool force)
 {
@@ -281,6 +299,7 @@ static void reoffer(spk_sig_t *s, sig_conn_t *conn, sig_join_t *j, bool force)
     } else if ((changed > 0 || force) && m->n_slots > 0) {
         m->version++;
         m->offer_pending = true;
+        log_offer(conn->id, j->consult, m);
         sig_send_json(s, conn->id,
                       json_pack("{s:s, s:s, s:s, s:I, s:o}", "type", "media.offer", "consult",
                                 j->consult->rec.id, "sdp", sdp, "version", (json_int_t)m->version,
@@ -612,10 +631,17 @@ int sig_h_media_answer(sig_req_t *r)
         rc = apply_remote(r->s, c, &m->sub, answer, r->why, sizeof(r->why));
     }
     free(answer);
-    if (rc == 0) {
-        m->offer_pending = false;
+    if (rc != 0) {
+        return rc;
     }
-    return rc;
+    m->offer_pending = false;
+    m->answered = version;
+    if (m->starved) {
+        /* a stream that waited for this answer to learn which slot it may take */
+        sig_reply_ok(r);
+        reoffer(r->s, r->c, j, false);
+    }
+    return 0;
 }
 
 int sig_h_media_candidate(sig_req_t *r)

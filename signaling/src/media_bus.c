@@ -84,6 +84,28 @@ static json_t *local_pubs(spk_sig_t *s, sig_consult_t *c)
     return pubs;
 }
 
+/* "PART:SSRC,SSRC PART:…" of a list, for the debug log. */
+static void pubs_summary(json_t *pubs, char *out, size_t cap)
+{
+    size_t o = 0;
+    const char *part;
+    json_t *list;
+    out[0] = '\0';
+    json_object_foreach(pubs, part, list)
+    {
+        int n = snprintf(out + o, cap - o, "%s%s:", o ? " " : "", part);
+        for (size_t t = 0; n >= 0 && (size_t)n < cap - o && t < json_array_size(list); t++) {
+            o += (size_t)n;
+            json_int_t ssrc = json_integer_value(json_object_get(json_array_get(list, t), "ssrc"));
+            n = snprintf(out + o, cap - o, "%s%lld", t ? "," : "", (long long)ssrc);
+        }
+        if (n < 0 || (size_t)n >= cap - o) {
+            return;
+        }
+        o += (size_t)n;
+    }
+}
+
 void sig_media_bus_say(spk_sig_t *s, sig_consult_t *c, bool force)
 {
     if (s->io.publish_cb == NULL || s->relay == NULL) {
@@ -105,8 +127,32 @@ void sig_media_bus_say(spk_sig_t *s, sig_consult_t *c, bool force)
         return;
     }
     c->media_said = said;
+    if (spk_log_get_level() <= SPK_LOG_DEBUG) {
+        char sum[512];
+        pubs_summary(pubs, sum, sizeof(sum));
+        spk_debug(0, "media bus: %s says its publishers in %s%s: {%s}", s->node, c->rec.id,
+                  force ? " (asked)" : "", sum);
+    }
     sig_bus_publish_media(
         s, json_pack("{s:s, s:s, s:o}", "k", "media", "id", c->rec.id, "pubs", pubs));
+}
+
+void sig_media_bus_resync(spk_sig_t *s, sig_consult_t *c)
+{
+    if (s->io.publish_cb == NULL || s->relay == NULL) {
+        return;
+    }
+    sig_media_bus_say(s, c, true);
+    for (size_t i = 0; i < c->n_conns; i++) {
+        sig_conn_t *conn = spk_map_get_u64(&s->conns, c->conns[i]);
+        for (int k = 0; conn != NULL && k < conn->n_joined; k++) {
+            const sig_media_t *m = conn->joined[k].media;
+            if (conn->joined[k].consult == c && m != NULL && m->sub.id != 0) {
+                sig_media_bus_ask(s, c); /* a subscriber here: the others' lists */
+                return;
+            }
+        }
+    }
 }
 
 void sig_media_bus_ask(spk_sig_t *s, sig_consult_t *c)
@@ -263,6 +309,12 @@ static bool rpubs_set(sig_consult_t *c, const char *node, json_t *pubs)
 void sig_media_bus_input(spk_sig_t *s, sig_consult_t *c, const char *node, const char *kind,
                          json_t *ev)
 {
+    if (spk_log_get_level() <= SPK_LOG_DEBUG) {
+        char sum[512] = "";
+        pubs_summary(json_object_get(ev, "pubs"), sum, sizeof(sum));
+        spk_debug(0, "media bus: %s hears %s from %s in %s: {%s}", s->node, kind, node, c->rec.id,
+                  sum);
+    }
     if (strcmp(kind, "media?") == 0) {
         sig_media_bus_say(s, c, true);
         return;

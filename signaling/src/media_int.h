@@ -38,14 +38,18 @@ typedef struct {
 
 /* One m-section of a subscribe connection: which participant's stream it carries. A stream that
  * goes away leaves its slot inactive (same mid), and a later stream of the same kind takes it
- * over. A slot the client rejected (port 0 in its answer) is offered rejected until a new
- * stream needs it: then it is recycled with a new mid (JSEP, RFC 8829 5.2.2). So the number of
- * m-sections stays at the most streams received at once. */
+ * over once the client has answered an offer showing it inactive without rejecting it (a client
+ * may reject an inactive m-section, and an answer to an offer already superseded is refused,
+ * rejections and all: until then the slot's fate is unknown and a new stream gets another one).
+ * A slot the client rejected (port 0 in its answer) is offered rejected until a new stream needs
+ * it: then it is recycled with a new mid (JSEP, RFC 8829 5.2.2). So the number of m-sections
+ * stays at about the most streams received at once. */
 typedef struct {
     char mid[8];
     spk_sdp_kind_t kind;
     bool active;
     bool rejected;
+    int64_t idle_from; /* the offer that first showed it inactive */
     char participant[SPK_ID_LEN];
     sig_track_t track;
 } sig_slot_t;
@@ -79,7 +83,9 @@ struct sig_media {
     int n_slots;
     unsigned next_mid;  /* mids are never reused on one subscribe connection */
     int64_t version;    /* of the last media.offer sent */
+    int64_t answered;   /* the offer the client's last accepted media.answer answered */
     bool offer_pending; /* offer sent, answer not yet received */
+    bool starved;       /* a stream found no slot it may take: offered again after an answer */
 };
 
 /* Relay endpoint id -> owner (for routing relay events). */

@@ -186,13 +186,15 @@ static bool slot_matches(const sig_slot_t *sl, const char *pid, const sig_track_
     return sl->active && strcmp(sl->participant, pid) == 0 && sl->track.ssrc == t->ssrc;
 }
 
-/* A slot for a new stream: an inactive one of the same kind, else a rejected one (recycled with
- * a new mid), else a new one. -1 when the connection has SIG_MEDIA_MAX_SLOTS. */
+/* A slot for a new stream: an inactive one of the same kind that the client has seen inactive
+ * and kept, else a rejected one (recycled with a new mid), else a new one. -1 when the
+ * connection has SIG_MEDIA_MAX_SLOTS. */
 static int slot_for(sig_media_t *m, spk_sdp_kind_t kind, const bool *wanted)
 {
     for (int x = 0; x < m->n_slots; x++) {
         sig_slot_t *sl = &m->slots[x];
-        if (!sl->active && !sl->rejected && sl->kind == kind && !wanted[x]) {
+        if (!sl->active && !sl->rejected && sl->kind == kind && !wanted[x] &&
+            m->answered >= sl->idle_from) {
             return x; /* same mid, new stream */
         }
     }
@@ -237,6 +239,8 @@ static void want_track(sig_media_t *m, const char *pid, const sig_track_t *tr, b
     }
     if (found >= 0) {
         wanted[found] = true;
+    } else {
+        m->starved = true;
     }
 }
 
@@ -288,6 +292,7 @@ static bool sync_slots(spk_sig_t *s, sig_consult_t *c, sig_conn_t *self, sig_med
 {
     bool wanted[SIG_MEDIA_MAX_SLOTS] = {false};
     bool changed = false;
+    m->starved = false;
     for (size_t i = 0; i < c->n_conns; i++) {
         sig_conn_t *conn = spk_map_get_u64(&s->conns, c->conns[i]);
         for (int k = 0; conn != NULL && conn != self && k < conn->n_joined; k++) {
@@ -305,6 +310,7 @@ static bool sync_slots(spk_sig_t *s, sig_consult_t *c, sig_conn_t *self, sig_med
     for (int x = 0; x < m->n_slots; x++) {
         if (m->slots[x].active && !wanted[x]) {
             m->slots[x].active = false;
+            m->slots[x].idle_from = m->version + 1; /* the offer this goes into */
             changed = true;
         }
     }

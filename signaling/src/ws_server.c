@@ -7,6 +7,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <malloc.h>
 #include <netinet/in.h>
 #include <openssl/ssl.h>
 #include <stdio.h>
@@ -623,6 +624,36 @@ static void idle_sweep(spk_ws_server_t *srv, uint64_t now)
     }
 }
 
+/* Connections' short-lived allocations (above all a TLS handshake's buffers and key exchange)
+ * leave free holes between the long-lived state of the connections that stay, and glibc keeps
+ * those pages resident. Once WS_TRIM_CHURN connections have opened or closed since the last trim
+ * and a tick passed without another one (a burst is over), or WS_TRIM_EVERY_MS passed under steady
+ * churn, the free pages go back to the kernel: malloc_trim madvises the free space of every
+ * arena, holding each arena's lock only while it walks that arena (a few milliseconds on the
+ * control thread after thousands of TLS handshakes; the debug log times it).
+ * docs/performance.md "Memory per idle connection". */
+#define WS_TRIM_CHURN 64
+#define WS_TRIM_EVERY_MS 30000
+
+static void heap_trim(spk_ws_server_t *srv, uint64_t now)
+{
+    /* connections opened plus connections closed */
+    uint64_t total = 2 * srv->m.connections_total - srv->m.connections_open;
+    bool quiet = total == srv->trim_seen_total;
+    srv->trim_seen_total = total;
+    if (total - srv->trim_at_total < WS_TRIM_CHURN ||
+        (!quiet && now - srv->trim_ms < WS_TRIM_EVERY_MS)) {
+        return;
+    }
+    srv->trim_at_total = total;
+    srv->trim_ms = now;
+#ifdef __GLIBC__
+    uint64_t t0 = spk_mono_ns();
+    malloc_trim(0);
+    spk_debug(0, "heap trimmed in %llu us", (unsigned long long)((spk_mono_ns() - t0) / 1000));
+#endif
+}
+
 /* The 1 Hz tick only marks its work due: libuv runs timers before it polls for input, so a
  * server that got no CPU for a while (a loaded host, a stopped process) would otherwise judge
  * idle and authentication timeouts before reading the frames that are already waiting. The
@@ -642,6 +673,7 @@ static void flush_check_cb(uv_check_t *h)
         uint64_t now = (uint64_t)spk_now_ms();
         idle_sweep(srv, now);
         spk_sig_tick(srv->sig, now);
+        heap_trim(srv, now);
     }
     spk_sig_flush(srv->sig);
     if (srv->n_deferred > 0) {

@@ -121,6 +121,9 @@ struct spk_ws_server {
     uv_idle_t api_idle;
     uv_idle_t tick_idle; /* keeps the loop's poll from blocking while a tick is due */
     bool tick_due;       /* the 1 Hz tick fired; its work runs after this turn's input */
+    /* heap trim (ws_server.c heap_trim): the last one's time and the connections opened
+     * and closed until then, and until the previous tick */
+    uint64_t trim_ms, trim_at_total, trim_seen_total;
     uint64_t api_requests, api_errors;
 
     uv_timer_t tick;

@@ -543,6 +543,23 @@ int spk_store_mark_purge(spk_store_t *st, const char *prefix, int64_t below, int
     return rc;
 }
 
+int spk_store_mark_delete(spk_store_t *st, const char *name)
+{
+    if (st == NULL || name == NULL || name[0] == '\0') {
+        return SPK_EINVAL;
+    }
+    st_stmt_t *s = NULL;
+    int rc = st_prep(st->db, ST_MARK_DELETE, "DELETE FROM marks WHERE name = ?1", &s);
+    if (rc == 0) {
+        rc = st_bind_opt(s, 1, name);
+    }
+    if (rc == 0) {
+        rc = st_step_write(st, s, "mark delete");
+    }
+    st_done(s);
+    return rc;
+}
+
 /* Runs a marks statement that returns the mark's new value: ?1 name, then the values given. */
 static int mark_returning(spk_store_t *st, st_stmt_id_t id, const char *sql, const char *name,
                           const int64_t *v, int nv, int64_t *out)

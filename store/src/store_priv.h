@@ -84,6 +84,7 @@ typedef enum {
     ST_MARK_NEXT,
     ST_MARK_CLAIM,
     ST_MARK_PURGE,
+    ST_MARK_DELETE,
     ST_CHAT_CONV_INSERT,
     ST_CHAT_CONV_GET,
     ST_CHAT_CONV_FIND,

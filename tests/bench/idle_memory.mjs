@@ -2,9 +2,12 @@
 // N connections (each one upgraded to /ws with spreekkamer.v1 and its hello received), on a
 // fresh spreekd per round. Usage:
 //   node tests/bench/idle_memory.mjs SPREEKD [--conns N] [--repeat R] [--concurrency C]
-//        [--mode plain|tls|both] [--signed-in 0|1] [--label NAME] [-- extra spreekd flags]
+//        [--mode plain|tls|both] [--signed-in 0|1] [--settle-ms MS] [--label NAME]
+//        [-- extra spreekd flags]
 // With --signed-in 1 every connection also signs in (auth) with its own GP token, as a clinician's
-// console that waits for patients does.
+// console that waits for patients does. --settle-ms (2500) is the wait between the last
+// connection's hello and the second reading: long enough for the server's 1 Hz tick to see the
+// burst over and hand the handshakes' freed heap pages back (ws_server.c heap_trim).
 // Prints one line per round and a JSON summary (medians) as the last line. docs/performance.md
 // ("Memory per idle connection") has the method and the figures.
 import { execFileSync } from 'node:child_process';
@@ -18,7 +21,9 @@ import { makeCert } from '../integration/transport/util.mjs';
 
 const argv = process.argv.slice(2);
 const bin = argv.shift();
-const opt = { conns: 5000, repeat: 3, concurrency: 256, mode: 'both', label: '', 'signed-in': 0 };
+const opt = {
+  conns: 5000, repeat: 3, concurrency: 256, mode: 'both', label: '', 'signed-in': 0, 'settle-ms': 2500,
+};
 const extra = [];
 for (let i = 0; i < argv.length; i++) {
   if (argv[i] === '--') { extra.push(...argv.slice(i + 1)); break; }
@@ -103,7 +108,7 @@ async function round(mode, dir) {
     }
     const socks = await openMany(srv.wsUrl, opt.conns, ca, tokenFor);
     const openMs = Date.now() - t0;
-    await sleep(500);
+    await sleep(opt['settle-ms']);
     const after = rssKb(srv.proc.pid);
     const perConn = Math.round(((after - before) * 1024) / opt.conns);
     for (const s of [warm, ...socks]) s.terminate();

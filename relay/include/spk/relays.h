@@ -104,6 +104,10 @@ typedef int (*spk_relays_place_cb)(void *user, uint64_t consult_id, int64_t want
 void spk_relays_set_placement(spk_relays_t *r, spk_relays_place_cb cb, void *user);
 /* A node's name in placement records: FNV-1a 64 of "host:port", positive and nonzero. */
 int64_t spk_relays_node_key(const char *name);
+/* The name of a consult's placement record as a store mark ("relay_pin <consult id>"), the one
+ * spreekd's cb keeps; spreekd deletes it when the consult ends. */
+#define SPK_RELAYS_PIN_NAME_LEN 32
+void spk_relays_pin_name(uint64_t consult_id, char out[SPK_RELAYS_PIN_NAME_LEN]);
 
 /* Whether endpoints can be created now (in-process: always; nodes: at least one is up). */
 bool spk_relays_available(const spk_relays_t *r);

@@ -297,6 +297,11 @@ int64_t spk_relays_node_key(const char *name)
     return (int64_t)((spk_fnv1a64(name) & (uint64_t)INT64_MAX) | 1u);
 }
 
+void spk_relays_pin_name(uint64_t consult_id, char out[SPK_RELAYS_PIN_NAME_LEN])
+{
+    snprintf(out, SPK_RELAYS_PIN_NAME_LEN, "relay_pin %llu", (unsigned long long)consult_id);
+}
+
 void spk_relays_set_placement(spk_relays_t *r, spk_relays_place_cb cb, void *user)
 {
     if (r != NULL) {
@@ -505,6 +510,9 @@ static int remote_create(spk_relays_t *r, uint64_t consult_id, uint64_t endpoint
     snprintf(m.local_ufrag, sizeof(m.local_ufrag), "%s", cr.ufrag);
     snprintf(m.local_pwd, sizeof(m.local_pwd), "%s", cr.pwd);
     rc = node_send(c->node, &m);
+    spk_debug(0, "relay nodes: endpoint %llu of consult %llu on %s (roles %u): %s",
+              (unsigned long long)endpoint_id, (unsigned long long)consult_id, c->node->name, roles,
+              rc == 0 ? "sent" : spk_strerror(rc));
     local_from(c->node, &cr, local);
     memset(&cr, 0, sizeof(cr));
     if (rc != 0 && rc != SPK_ESTATE) {

@@ -396,6 +396,8 @@ int spk_store_mark_set(spk_store_t *st, const char *name, int64_t v);
 /* Deletes the marks whose name starts with prefix and whose value is below `below`
  * (e.g. the records of session tokens that have expired); *n (optional) gets how many. */
 int spk_store_mark_purge(spk_store_t *st, const char *prefix, int64_t below, int64_t *n);
+/* Deletes the mark of exactly this name (nothing to delete is no error). */
+int spk_store_mark_delete(spk_store_t *st, const char *name);
 /* Sets the mark to v when it is unset or equal to `replace`, in one statement (processes racing
  * on one store agree: the first one's v wins, the others get it). *out is the value after. */
 int spk_store_mark_claim(spk_store_t *st, const char *name, int64_t v, int64_t replace,

@@ -86,6 +86,7 @@ export class Peer {
     this.sent = { video: 0, audio: 0 };
     this.timers = [];
     this.offers = [];       // media.offer events handled
+    this.offersIn = [];     // media.offer events as they arrive (handled or held)
     this.candEvents = [];   // media.candidate events, as received
     this.stateEvents = [];  // media.state events, as received
     this.answerErrors = [];
@@ -202,7 +203,17 @@ export class Peer {
     this._restore = () => { c._onMessage = orig; };
   }
 
+  // Holds back the handling of media events (offers are not applied or answered) until the
+  // returned function is called, as a client busy elsewhere would; offersIn shows what came.
+  hold() {
+    let release;
+    const gate = new Promise((resolve) => { release = resolve; });
+    this._queue = this._queue.then(() => gate);
+    return release;
+  }
+
   _onEvent(e) {
+    if (e.type === 'media.offer') this.offersIn.push(e);
     // Serialise: a candidate may arrive while the offer is being applied. Events queued for
     // connections a rebuild has replaced are skipped (their handling may never finish).
     const gen = this.gen;

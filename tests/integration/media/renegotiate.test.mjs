@@ -3,7 +3,10 @@
 //    streams, can answer that offer (accepting or rejecting them), and the next offer applies:
 //    20 send-back/admit cycles, media each time, the number of m-sections stays bounded;
 //  - a publish connection the relay has failed takes no ICE restart and no renegotiation
-//    (bad_state); a new connection replaces it.
+//    (bad_state); a new connection replaces it;
+//  - a subscriber that answers late (its answer to the offer without streams arrives after the
+//    next offer went out, and is refused as stale) gets the new stream in an m-section it has
+//    not rejected, and receives it (werift rejects inactive m-sections with port 0).
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 
@@ -100,4 +103,38 @@ test('a failed publish connection takes no ICE restart or renegotiation; a new o
   good.startSending();
   assert.ok(await waitFor(() => gpPeer.countFrom(PT_TAG + 101).video >= 5, 10000),
     `a new publish connection replaces the failed one: ${JSON.stringify(gpPeer.summary())}`);
+});
+
+test('a new stream does not take over an m-section whose offer without streams is unanswered', async () => {
+  // The patient publishes (the connection of the previous test), the GP receives it.
+  const mids = (e) => new Set(e.streams.map((x) => String(x.mid)));
+  const sdpMids = (sdp) => [...sdp.matchAll(/^a=mid:(\S+)/gm)].map((m) => m[1]);
+  const before = gpPeer.offersIn.length;
+  const release = gpPeer.hold(); // the GP's client answers nothing for now
+  await gp.ok('lobby.send_back', { consult: consult.id, participant: participant.id });
+  await patient.until('sent_back', () => true);
+  assert.ok(await waitFor(() => gpPeer.offersIn.length > before && gpPeer.offersIn.at(-1).streams.length === 0, 5000),
+    'an offer without streams');
+  const idle = gpPeer.offersIn.at(-1);
+  await gp.ok('lobby.admit', { consult: consult.id, participant: participant.id });
+  await patient.until('admitted', () => true);
+  const back = new Peer(patient, consult.id, PT_TAG + 200);
+  peers.push(back);
+  await back.start({ subscribe: false });
+  back.startSending();
+  assert.ok(await waitFor(() => gpPeer.offersIn.at(-1).streams.length > 0, 5000), 'an offer with the new stream');
+  const next = gpPeer.offersIn.at(-1);
+  // The m-sections the unanswered offer showed inactive may be rejected by the answer to come:
+  // the new stream is not put in one of them.
+  const inactive = sdpMids(idle.sdp).filter((m) => !mids(idle).has(m));
+  assert.ok(inactive.length >= 2, `the patient's m-sections went inactive: ${idle.sdp}`);
+  for (const m of mids(next)) assert.ok(!inactive.includes(m), `mid ${m} was inactive in offer ${idle.version}, unanswered`);
+  release(); // the GP answers both: the first is refused as stale, the second applies
+  assert.ok(await waitFor(() => gpPeer.countFrom(PT_TAG + 200).video >= 5 && gpPeer.countFrom(PT_TAG + 200).audio >= 5, 10000),
+    `the GP receives the new stream: ${JSON.stringify(gpPeer.summary())}`);
+  assert.deepEqual(answerErrors(gpPeer), []);
+  // Answered now: a later stream takes over an m-section the GP kept (or one it rejected comes
+  // back with a new mid), so the number of m-sections stays bounded.
+  assert.ok(sections(gpPeer.offers.at(-1).sdp) <= 6, `m-sections: ${sections(gpPeer.offers.at(-1).sdp)}`);
+  await back.close();
 });

@@ -290,6 +290,19 @@ static void test_console_links_and_marks(void **state)
     assert_int_equal(v, 22);
     assert_int_equal(spk_store_mark_get(f->st, "relay_pin 7", &v), 0);
     assert_int_equal(v, 22);
+
+    /* delete: exactly the name given, not names it is a prefix of */
+    assert_int_equal(spk_store_mark_set(f->st, "relay_pin 71", 5), 0);
+    assert_int_equal(spk_store_mark_delete(f->st, "relay_pin 7"), 0);
+    assert_int_equal(spk_store_mark_get(f->st, "relay_pin 7", &v), 0);
+    assert_int_equal(v, 0);
+    assert_int_equal(spk_store_mark_get(f->st, "relay_pin 71", &v), 0);
+    assert_int_equal(v, 5);
+    assert_int_equal(spk_store_mark_delete(f->st, "relay_pin 7"), 0); /* gone already */
+    assert_int_equal(spk_store_mark_delete(f->st, ""), SPK_EINVAL);
+    /* a deleted pin can be claimed afresh */
+    assert_int_equal(spk_store_mark_claim(f->st, "relay_pin 7", 44, 0, &v), 0);
+    assert_int_equal(v, 44);
 }
 
 int main(int argc, char **argv)
