@@ -256,6 +256,7 @@ static int peer_new(load_part_t *p, bool dtls_server, spk_peer_t **out)
     cfg.ctx = p->L->ctx;
     cfg.address = "127.0.0.1";
     cfg.dtls_server = dtls_server;
+    cfg.ice_controlled = dtls_server; /* the subscribe connection answers the relay's offer */
     cfg.media_cb = dtls_server ? on_media : NULL;
     cfg.user = p;
     cfg.rcvbuf_bytes = p->L->rcvbuf;

@@ -1,4 +1,5 @@
-/* spreekload client peer: libnice (full ICE, controlling) + OpenSSL DTLS + libsrtp2. */
+/* spreekload client peer: libnice (full ICE; controlling unless it answers) + OpenSSL DTLS +
+ * libsrtp2. */
 #include "peer.h"
 
 #include <stdio.h>
@@ -377,7 +378,8 @@ static int agent_setup(spk_peer_t *p)
     if (!p->agent) {
         return SPK_ENOMEM;
     }
-    g_object_set(p->agent, "upnp", FALSE, "ice-tcp", FALSE, "controlling-mode", TRUE, NULL);
+    g_object_set(p->agent, "upnp", FALSE, "ice-tcp", FALSE, "controlling-mode",
+                 (gboolean)!p->cfg.ice_controlled, NULL);
     nice_agent_add_local_address(p->agent, &addr);
     g_signal_connect(p->agent, "component-state-changed", G_CALLBACK(on_state), p);
     g_signal_connect(p->agent, "new-candidate-full", G_CALLBACK(on_cand), p);

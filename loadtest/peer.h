@@ -27,6 +27,9 @@ typedef struct {
     GMainContext *ctx;   /* borrowed; must outlive the peer */
     const char *address; /* local address given to libnice, e.g. "127.0.0.1" */
     bool dtls_server;    /* a=setup:passive (DTLS server) when true, else a=setup:active */
+    /* ICE role: controlled when this side answers the other's offer (a subscribe connection,
+     * which the relay offers: RFC 8445 6.1.1), else controlling. */
+    bool ice_controlled;
     spk_peer_media_cb media_cb;
     void *user;
     /* Loss simulation: the first drop_dtls_rx DTLS datagrams received are discarded, so the

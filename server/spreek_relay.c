@@ -749,6 +749,7 @@ static void close_any(uv_handle_t *h, void *arg)
 int main(int argc, char **argv)
 {
     signal(SIGPIPE, SIG_IGN);
+    spk_relay_tune_malloc(); /* before any allocation of the relay's */
     static node_t nd;
     spk_relay_config_init(&nd.rc);
     snprintf(nd.listen_host, sizeof(nd.listen_host), "127.0.0.1");

@@ -14,6 +14,7 @@
 #include "spk/error.h"
 #include "spk/log.h"
 #include "spk/rand.h"
+#include "spk/relay.h"
 #include "spk/relay_link.h"
 #include "spk/sig_media.h"
 #include "spk/signaling.h"
@@ -618,6 +619,7 @@ static int run(spreekd_t *d)
 int main(int argc, char **argv)
 {
     signal(SIGPIPE, SIG_IGN);
+    spk_relay_tune_malloc(); /* before any allocation of the relay's */
     static spreekd_t d;
     int prc = parse_args(&d.cfg, argc, argv);
     if (prc != 0) {

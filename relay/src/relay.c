@@ -1,5 +1,6 @@
 /* Media relay, control side: configuration, workers, command messages and the event queue
  * drained on the control thread's uv loop. */
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,6 +43,15 @@ static int srtp_acquire(void)
 {
     pthread_once(&srtp_once, srtp_init_once);
     return srtp_ok ? 0 : SPK_ECRYPTO;
+}
+
+#define MMAP_THRESHOLD_BYTES (32 * 1024)
+
+void spk_relay_tune_malloc(void)
+{
+#ifdef M_MMAP_THRESHOLD
+    (void)mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES);
+#endif
 }
 
 void spk_relay_config_init(spk_relay_config_t *cfg)

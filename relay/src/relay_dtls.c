@@ -448,7 +448,7 @@ void spk_relay_dtls_start(spk_relay_ep_t *ep)
 void spk_relay_dtls_input(spk_relay_ep_t *ep, const uint8_t *buf, size_t len)
 {
     if (!ep->ssl || ep->failed) {
-        return; /* before the remote description: the peer retransmits */
+        return; /* before the remote description (the peer retransmits), or released */
     }
     ep->dtls_started = true;
     BIO_write(ep->rbio, buf, (int)len);
@@ -456,8 +456,9 @@ void spk_relay_dtls_input(spk_relay_ep_t *ep, const uint8_t *buf, size_t len)
         handshake_step(ep);
         return;
     }
-    /* After the handshake: alerts, close_notify, retransmitted flights, or application data
-     * (no data channels are negotiated; it is read and dropped). */
+    /* After the handshake, until the peer's first SRTP/SRTCP (spk_relay_dtls_release): alerts,
+     * close_notify, retransmitted flights, or application data (no data channels are
+     * negotiated; it is read and dropped). */
     uint8_t scratch[512];
     ERR_clear_error();
     for (int i = 0; i < 8; i++) {
@@ -475,6 +476,25 @@ void spk_relay_dtls_input(spk_relay_ep_t *ep, const uint8_t *buf, size_t len)
     }
     ERR_clear_error();
     (void)BIO_reset(ep->rbio); /* never let unread input accumulate */
+}
+
+/* Called with the first authenticated SRTP or SRTCP packet from the peer: it sends media only
+ * once its side of the handshake is complete, so it will not retransmit a flight that this side
+ * would have to answer. The SSL object, its buffers and the peer's certificate (about 48 KB of
+ * resident memory per endpoint, docs/performance.md) are freed. DTLS the peer sends later (a
+ * close_notify when it closes its connection) is ignored: the endpoint then ends by signaling
+ * or by the consent timeout; and no close_notify is sent when the relay closes it. DTLS 1.2
+ * renegotiation is not supported by WebRTC stacks, nor here. */
+void spk_relay_dtls_release(spk_relay_ep_t *ep)
+{
+    if (ep->ssl == NULL || !ep->dtls_done) {
+        return;
+    }
+    timer_cancel(ep);
+    SSL_free(ep->ssl);
+    ep->ssl = NULL;
+    ep->rbio = NULL;
+    ep->st.dtls_released = 1;
 }
 
 void spk_relay_dtls_free(spk_relay_ep_t *ep)

@@ -120,6 +120,10 @@ typedef struct spk_relay_pstream_s {
     uint64_t rate_t0_ns;
     uint64_t rate_bytes;
     uint64_t rate_pkts;
+    /* A key frame request that came within 500 ms of the last one: sent when that window
+     * ends (relay_rtcp.c spk_relay_rtcp_keyframe_due). */
+    bool kf_pending;
+    uint8_t kf_why; /* keyframe_why_t (relay_rtcp.c) of the pending request */
 } spk_relay_pstream_t;
 
 /* Where forwarding to a subscriber last started, per stream of a publisher it receives: packets
@@ -192,6 +196,7 @@ struct spk_relay_ep {
     uint32_t relay_ssrc;   /* sender SSRC of the relay's own RTCP to this endpoint */
     uint64_t rtcp_next_ns; /* next receiver report + REMB to this publisher */
     uint64_t nack_next_ns; /* next look for gaps to NACK */
+    uint8_t kf_pending_n;  /* streams with a deferred key frame request (at least) */
     spk_remb_rule_t remb;
     /* As a subscriber: the audio-only fallback (relay_fallback.h) and the loss it reports per
      * stream it receives (slots reused by SSRC when more streams come). */
@@ -296,6 +301,8 @@ void spk_relay_dtls_start(spk_relay_ep_t *ep);
 void spk_relay_dtls_flush_pending(spk_relay_ep_t *ep);
 void spk_relay_dtls_input(spk_relay_ep_t *ep, const uint8_t *buf, size_t len);
 void spk_relay_dtls_free(spk_relay_ep_t *ep);
+/* Frees the DTLS state once the handshake is done and the peer has shown it finished too. */
+void spk_relay_dtls_release(spk_relay_ep_t *ep);
 int spk_relay_fingerprint_parse(const char *s, uint8_t out[SPK_RELAY_FP_LEN]);
 
 /* relay_rtcp.c: RTCP per hop, retransmissions, key frame requests */
@@ -321,8 +328,15 @@ bool spk_relay_gate_allows(const spk_relay_ep_t *sub, const spk_relay_ep_t *pub,
 /* A stream learnt from a simulcast publisher's rid (declared, no eviction of declared ones);
  * NULL when every slot is taken. */
 spk_relay_pstream_t *spk_relay_rtcp_add_stream(spk_relay_ep_t *ep, const spk_relay_stream_t *d);
-/* A key frame request from the relay itself for pub's stream s (throttled). */
+/* A key frame request from the relay itself for pub's stream s (throttled: within 500 ms of
+ * the last one it is deferred to the end of that window). */
 void spk_relay_rtcp_keyframe(spk_relay_ep_t *pub, spk_relay_pstream_t *s, uint64_t now_ns);
+/* Sends pub's deferred key frame requests whose window has ended (called with each of pub's
+ * packets and from the worker's tick). */
+void spk_relay_rtcp_keyframe_due(spk_relay_ep_t *pub, uint64_t now_ns);
+/* A key frame of pub's stream s arrived (known where the relay reads the payload descriptor:
+ * simulcast layers): a deferred request for it is answered and is not sent. */
+void spk_relay_rtcp_keyframe_seen(spk_relay_ep_t *pub, spk_relay_pstream_t *s);
 /* Sends a stored packet (already rewritten as sub receives it) to sub: as RTX on rtx_ssrc
  * with rtx_pt when rtx_ssrc != 0, else as it is. */
 void spk_relay_rtcp_resend(spk_relay_ep_t *sub, uint32_t rtx_ssrc, uint8_t rtx_pt,

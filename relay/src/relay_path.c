@@ -86,6 +86,9 @@ static void media_input(spk_relay_ep_t *ep, const uint8_t *buf, size_t len, bool
         ep->st.unprotect_errors++;
         return;
     }
+    if (ep->ssl != NULL) {
+        spk_relay_dtls_release(ep); /* the peer is done with the handshake */
+    }
     ep->heard_ns = ep->last_rx_ns;
     if (rtcp) {
         ep->st.rtcp_rx++;

@@ -4,8 +4,9 @@
  * To publishers: the relay's own receiver reports (RFC 3550 A.1/A.3/A.8 statistics of what
  * arrives, LSR/DLSR from the publisher's SRs) and a REMB (relay_remb.h) about once a second,
  * driven by the publisher's own packets (no timer: a publisher that sends nothing needs no
- * report); key frame requests (subscribers' PLI/FIR, throttled per stream, and the relay's own
- * when a stream starts or a subscriber joins); NACKs for what the retransmission buffer lacks
+ * report); key frame requests (subscribers' PLI/FIR, throttled per stream: one within 500 ms of
+ * the last is deferred to the window's end, not dropped; and the relay's own when a stream starts
+ * or a subscriber joins); NACKs for what the retransmission buffer lacks
  * and, on declared video streams, for the gaps the relay sees itself (spk/nack.h).
  *
  * To subscribers: the publishers' SRs (and SDES) without report blocks, for lip sync;
@@ -404,16 +405,9 @@ void spk_relay_rtcp_ep_free(spk_relay_ep_t *ep)
 
 /* ---- key frames ---- */
 
-static void request_keyframe(spk_relay_ep_t *pub, spk_relay_pstream_t *s, uint64_t now_ns,
-                             keyframe_why_t why)
+static void keyframe_send(spk_relay_ep_t *pub, spk_relay_pstream_t *s, uint64_t now_ns,
+                          keyframe_why_t why)
 {
-    if (!can_send(pub)) {
-        return;
-    }
-    if (s->last_keyframe_ns != 0 && now_ns - s->last_keyframe_ns < KEYFRAME_MIN_NS) {
-        pub->st.pli_throttled++;
-        return;
-    }
     uint8_t *out = pub->w->ctl;
     int n = why == KF_FIR
                 ? spk_rtcp_build_fir(out, CTL_CAP, pub->relay_ssrc, s->d.ssrc, ++s->fir_seq)
@@ -427,6 +421,59 @@ static void request_keyframe(spk_relay_ep_t *pub, spk_relay_pstream_t *s, uint64
     } else {
         pub->st.pli_forwarded++;
     }
+}
+
+/* At most one request per stream per KEYFRAME_MIN_NS. One that comes within the window is not
+ * dropped but deferred to its end, all of them in one (a FIR if any was), so that a subscriber
+ * that starts just after another still gets a key frame after at most the window, without
+ * waiting for its own next request. */
+static void request_keyframe(spk_relay_ep_t *pub, spk_relay_pstream_t *s, uint64_t now_ns,
+                             keyframe_why_t why)
+{
+    if (!can_send(pub)) {
+        return;
+    }
+    if (s->last_keyframe_ns != 0 && now_ns - s->last_keyframe_ns < KEYFRAME_MIN_NS) {
+        pub->st.pli_throttled++;
+        if (!s->kf_pending) {
+            s->kf_pending = true;
+            s->kf_why = (uint8_t)why;
+            pub->kf_pending_n++;
+        } else if (why == KF_FIR) {
+            s->kf_why = KF_FIR;
+        }
+        return;
+    }
+    keyframe_send(pub, s, now_ns, why);
+}
+
+void spk_relay_rtcp_keyframe_seen(spk_relay_ep_t *pub, spk_relay_pstream_t *s)
+{
+    (void)pub; /* kf_pending_n is an upper bound: keyframe_due recounts */
+    s->kf_pending = false;
+}
+
+void spk_relay_rtcp_keyframe_due(spk_relay_ep_t *pub, uint64_t now_ns)
+{
+    if (pub->kf_pending_n == 0 || !can_send(pub)) {
+        return;
+    }
+    uint8_t left = 0;
+    for (size_t k = 0; k < SPK_RELAY_MAX_STREAMS; k++) {
+        spk_relay_pstream_t *s = &pub->streams[k];
+        if (!s->kf_pending) {
+            continue;
+        }
+        if (!s->in_use) {
+            s->kf_pending = false;
+        } else if (now_ns - s->last_keyframe_ns >= KEYFRAME_MIN_NS) {
+            s->kf_pending = false;
+            keyframe_send(pub, s, now_ns, (keyframe_why_t)s->kf_why);
+        } else {
+            left++;
+        }
+    }
+    pub->kf_pending_n = left;
 }
 
 void spk_relay_rtcp_keyframe(spk_relay_ep_t *pub, spk_relay_pstream_t *s, uint64_t now_ns)
@@ -1018,6 +1065,7 @@ void spk_relay_rtcp_poll(spk_relay_ep_t *ep, uint64_t now_ns)
     if (!can_send(ep)) {
         return;
     }
+    spk_relay_rtcp_keyframe_due(ep, now_ns);
     if (now_ns >= ep->nack_next_ns) {
         ep->nack_next_ns = now_ns + NACK_POLL_NS;
         nack_poll(ep, now_ns);

@@ -152,6 +152,12 @@ bool spk_relay_sim_prepare(spk_relay_ep_t *pub, const spk_relay_pstream_t *s, co
     p->ts = v.ts;
     p->payload_off = v.payload_off;
     pub->sim.last_ms[p->layer] = now_ns / 1000000u;
+    if (p->desc.keyframe) {
+        spk_relay_pstream_t *ls = layer_stream(pub, p->layer);
+        if (ls != NULL) {
+            spk_relay_rtcp_keyframe_seen(pub, ls);
+        }
+    }
     return true;
 }
 
@@ -240,6 +246,10 @@ bool spk_relay_sim_forward(spk_relay_ep_t *sub, spk_relay_ep_t *pub, const spk_r
     }
     int target = effective(pub, sub->sim_sel.want, now_ms);
     x->out.target = (int8_t)target;
+    int before = x->out.layer;
+    bool accepted = spk_sim_out_accept(&x->out, p->layer, p->seq, p->ts, &p->desc, now_ms);
+    /* Still waiting for the target's key frame (asked after the packet, so that the key frame
+     * that ends the wait is not followed by a request nobody needs). */
     if (x->out.layer != target && now_ms - x->asked_ms >= ASK_MS) {
         spk_relay_pstream_t *ts = layer_stream(pub, target);
         if (ts != NULL) {
@@ -247,8 +257,7 @@ bool spk_relay_sim_forward(spk_relay_ep_t *sub, spk_relay_ep_t *pub, const spk_r
             spk_relay_rtcp_keyframe(pub, ts, now_ns);
         }
     }
-    int before = x->out.layer;
-    if (!spk_sim_out_accept(&x->out, p->layer, p->seq, p->ts, &p->desc, now_ms)) {
+    if (!accepted) {
         return false;
     }
     if (before != x->out.layer) {

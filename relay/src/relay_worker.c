@@ -189,8 +189,12 @@ static int ep_agent_new(spk_relay_ep_t *ep, const spk_relay_cmd_t *cmd)
     if (!ep->agent) {
         return SPK_ENOMEM;
     }
+    /* RFC 8445 6.1.1: the offerer controls, unless it is lite. The relay offers on a subscribe
+     * connection (a browser answering it takes the controlled role: were both controlled, every
+     * connection would start with a role conflict to resolve) and answers on a publish one. */
+    bool controlling = !relay->cfg.ice_lite && ep->roles == SPK_RELAY_ROLE_SUBSCRIBE;
     g_object_set(ep->agent, "upnp", FALSE, "ice-tcp", (gboolean)relay->cfg.ice_tcp, "ice-udp", TRUE,
-                 "controlling-mode", FALSE, NULL);
+                 "controlling-mode", (gboolean)controlling, NULL);
     for (size_t i = 0; i < relay->n_addrs; i++) {
         nice_agent_add_local_address(ep->agent, &relay->addrs[i]);
     }
@@ -496,7 +500,8 @@ static gboolean wake_cb(gint fd, GIOCondition cond, gpointer user)
 
 /* Handshake deadline, and consent: an endpoint from whose peer nothing authenticated arrived
  * for consent_ns (30 s by default, RFC 7675's expiry) is given up, so the relay stops sending
- * to an address that no longer wants its packets. */
+ * to an address that no longer wants its packets. Also deferred key frame requests of a
+ * publisher that sent nothing since their window ended (otherwise its next packet sends them). */
 static gboolean tick_cb(gpointer user)
 {
     spk_relay_worker_t *w = user;
@@ -511,6 +516,7 @@ static gboolean tick_cb(gpointer user)
         if (!ep->dtls_done) {
             spk_relay_io_ep_sync(ep);
         }
+        spk_relay_rtcp_keyframe_due(ep, now); /* a publisher that sends nothing meanwhile */
         if (!ep->dtls_done && now - ep->created_ns > relay->handshake_ns) {
             spk_relay_ep_fail(ep, SPK_ETIMEOUT, "ICE/DTLS not connected in time");
         } else if (ep->dtls_done && now - ep->heard_ns > relay->consent_ns) {

@@ -300,6 +300,10 @@ int sig_h_invite_redeem(sig_req_t *r)
     json_object_set_new(r->reply, "participant", sig_part_json(p));
     json_object_set_new(r->reply, "session_token", json_string(tok));
     spk_wipe(tok, sizeof(tok));
+    json_t *ice = sig_ice_servers_json(r->s, r->c, r->now); /* so media can start at admission */
+    if (ice != NULL) {
+        json_object_set_new(r->reply, "ice_servers", ice);
+    }
     sig_reply_ok(r);
     sig_broadcast_lobby(r->s, c);
     return 0;

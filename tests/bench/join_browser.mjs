@@ -5,7 +5,11 @@
 // back and the next join begins. The patient's media connections are built anew at every
 // admission (ICE, DTLS, SRTP, first key frame). With E2EE (the server's default) the keys come
 // through the consult chat's MLS group as well (a Commit with the patient's device and a Welcome).
-// Usage: SPREEKD=... SPREEKCTL=... node tests/bench/join_browser.mjs [JOINS=20] [e2ee: 0|1]
+// With BENCH_JOIN_SPLIT=1 each page also records when the steps of a join happen (signaling
+// messages, ICE and DTLS states, the first video packet and the first decoded frame, from
+// getStats polled every 10 ms), and the medians of each step since the admit click are printed.
+// Usage: SPREEKD=... SPREEKCTL=... [BENCH_WEB_ROOT=dir] node tests/bench/join_browser.mjs
+//        [JOINS=20] [e2ee: 0|1]
 import { waitText } from '../browser/lib.mjs';
 import { GP, admit, createAndJoin, newInvite, openConsole, patientToLobby, setup, tid } from '../browser/media_lib.mjs';
 
@@ -14,11 +18,109 @@ const e2ee = process.argv[3] === '1';
 const cleanups = [];
 const t = { after: (fn) => cleanups.push(fn) };
 const PATIENT = 'Sanne de Vries';
+const split = process.env.BENCH_JOIN_SPLIT === '1';
+
+// Run in every document of the pages when `split`: window.__steps, [ms since the epoch, step],
+// for the first occurrence of each step after window.__stepsFrom.
+function traceInit() {
+  const steps = (window.__steps = []);
+  window.__stepsFrom = Infinity;
+  const note = (what) => {
+    if (Date.now() < window.__stepsFrom || steps.some(([, w]) => w === what)) return;
+    steps.push([Date.now(), what]);
+  };
+  window.__note = note;
+  const asks = new Map(); // request id -> type
+  const watched = (type) => /^(media\.|admitted|sent_back)/.test(type || '');
+  const NativeWs = window.WebSocket;
+  window.WebSocket = class extends NativeWs {
+    constructor(...args) {
+      super(...args);
+      this.addEventListener('message', (ev) => {
+        if (typeof ev.data !== 'string' || ev.data.length > 65536) return;
+        let m;
+        try {
+          m = JSON.parse(ev.data);
+        } catch {
+          return;
+        }
+        if (m.re != null && asks.has(m.re)) note(`< ${m.type} ${asks.get(m.re)}`);
+        else if (watched(m.type)) note(`< ${m.type}`);
+      });
+    }
+    send(data) {
+      if (typeof data === 'string' && data.length < 65536) {
+        try {
+          const m = JSON.parse(data);
+          if (watched(m.type)) {
+            if (m.id != null) asks.set(m.id, m.type);
+            note(`> ${m.type}${m.type === 'media.candidate' ? ` ${m.pc}` : ''}`);
+          }
+        } catch {
+          /* not JSON */
+        }
+      }
+      return super.send(data);
+    }
+  };
+  const Native = window.RTCPeerConnection;
+  window.RTCPeerConnection = class extends Native {
+    constructor(...args) {
+      super(...args);
+      let name = 'pc';
+      const origSrd = this.setRemoteDescription.bind(this);
+      this.setRemoteDescription = (d, ...rest) => {
+        if (d && d.type === 'offer') name = 'sub';
+        if (d && d.type === 'answer') name = 'pub';
+        return origSrd(d, ...rest);
+      };
+      this.addEventListener('iceconnectionstatechange', () => note(`${name} ice ${this.iceConnectionState}`));
+      this.addEventListener('connectionstatechange', () => note(`${name} conn ${this.connectionState}`));
+    }
+  };
+  // Counters of the streams there were when the steps began (the GP's subscribe connection
+  // stays up between joins) count from what they had then.
+  window.__base = null;
+  setInterval(async () => {
+    if (Date.now() < window.__stepsFrom) return;
+    const first = window.__base === null;
+    if (first) window.__base = new Map();
+    const base = window.__base;
+    const grew = (s, field) => {
+      const k = `${s.id} ${field}`;
+      if (first) base.set(k, s[field] || 0);
+      return (s[field] || 0) > (base.get(k) || 0);
+    };
+    for (const pc of window.__pcs || []) {
+      if (pc.signalingState === 'closed') continue;
+      let r;
+      try {
+        r = await pc.getStats();
+      } catch {
+        continue;
+      }
+      for (const s of r.values()) {
+        if (s.type === 'inbound-rtp' && s.kind === 'video') {
+          if (grew(s, 'packetsReceived')) note('video rtp in');
+          if (grew(s, 'framesDecoded')) note('video decoded');
+        }
+        if (s.type === 'outbound-rtp' && s.kind === 'video' && grew(s, 'packetsSent')) {
+          note('video rtp out');
+        }
+      }
+    }
+  }, 10);
+}
 
 // Arms a page: the wall-clock time of the first remote video frame shown after now.
 function arm(page) {
   return page.evaluate(() => {
     window.__first = null;
+    if (window.__steps) {
+      window.__steps.length = 0;
+      window.__stepsFrom = Date.now();
+      window.__base = null;
+    }
     const seen = new WeakSet();
     clearInterval(window.__firstTimer);
     window.__firstTimer = setInterval(() => {
@@ -27,6 +129,7 @@ function arm(page) {
         seen.add(v);
         v.requestVideoFrameCallback(() => {
           if (window.__first === null) window.__first = Date.now();
+          if (window.__note) window.__note('frame shown');
         });
       }
       if (window.__first !== null) clearInterval(window.__firstTimer);
@@ -45,13 +148,28 @@ const pct = (a, p) => {
 };
 
 try {
-  const env = await setup(t, { e2ee });
-  const gp = await openConsole(env, GP);
+  // BENCH_WEB_ROOT: another web client (e.g. an older tree's, for a before/after comparison);
+  // BENCH_JOIN_ARGS: more spreekd switches (e.g. "--relay-ice-lite 1").
+  const args = process.env.BENCH_WEB_ROOT ? ['--web-root', process.env.BENCH_WEB_ROOT] : [];
+  args.push(...(process.env.BENCH_JOIN_ARGS || '').split(' ').filter(Boolean));
+  const env = await setup(t, { e2ee, args });
+  const init = split ? traceInit : undefined;
+  const gp = await openConsole(env, GP, { init });
   await createAndJoin(gp);
   const invite = await newInvite(gp);
-  const pat = await patientToLobby(env, invite, PATIENT);
+  const pat = await patientToLobby(env, invite, PATIENT, { init });
   const atPatient = [];
   const atGp = [];
+  const stepsOf = { patient: new Map(), gp: new Map() }; // step -> [ms since the admit click]
+  const collect = async (page, into, t0) => {
+    const line = {};
+    for (const [t, what] of await page.evaluate(() => window.__steps || [])) {
+      if (!into.has(what)) into.set(what, []);
+      into.get(what).push(t - t0);
+      line[what] = t - t0;
+    }
+    return line;
+  };
   for (let i = 0; i < joins + 1; i++) {
     await arm(pat);
     await arm(gp);
@@ -62,7 +180,19 @@ try {
       // the first join warms up the pages (module loading, the MLS library); not counted
       atPatient.push(p - t0);
       atGp.push(g - t0);
-      console.log(JSON.stringify({ join: i, patient_ms: p - t0, gp_ms: g - t0 }));
+      const line = { join: i, patient_ms: p - t0, gp_ms: g - t0 };
+      if (split) {
+        line.patient_steps = await collect(pat, stepsOf.patient, t0);
+        line.gp_steps = await collect(gp, stepsOf.gp, t0);
+      }
+      console.log(JSON.stringify(line));
+      if (split && process.env.BENCH_JOIN_LOGS === "1") {
+        // the relay's log lines of this join (spreekd runs with --log-level info)
+        for (const l of env.srv.server.logs) {
+          const at = Date.parse(l.ts);
+          if (at >= t0 && at <= Math.max(p, g) && /^relay/.test(l.msg || '')) console.log(`  ${at - t0} ms: ${l.msg}`);
+        }
+      }
     }
     await gp.locator('[data-testid="send-back"]').click();
     await waitText(tid(pat, 'join-status'), 'teruggezet', 30000);
@@ -70,6 +200,15 @@ try {
   }
   const fig = (a) => ({ p50: pct(a, 50), p95: pct(a, 95), max: Math.max(...a) });
   const out = { e2ee, joins, patient_ms: fig(atPatient), gp_ms: fig(atGp) };
+  if (split) {
+    for (const [who, m] of Object.entries(stepsOf)) {
+      const rows = [...m].map(([what, a]) => [what, pct(a, 50), pct(a, 95), a.length]);
+      rows.sort((x, y) => x[1] - y[1]);
+      console.log(`steps at the ${who} (ms since the admit click: p50 p95 count):`);
+      for (const [what, p50, p95, n] of rows) console.log(`  ${String(p50).padStart(5)} ${String(p95).padStart(5)} ${String(n).padStart(3)}  ${what}`);
+      out[`${who}_steps_p50`] = Object.fromEntries(rows.map(([w, p50]) => [w, p50]));
+    }
+  }
   console.log(JSON.stringify(out));
   console.log(
     `join (admit → first decoded remote frame), ${joins} joins, E2EE ${e2ee ? 'on' : 'off'}: ` +

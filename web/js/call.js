@@ -54,7 +54,9 @@ export class CallView {
   // Starts media for a consult (stopping media of another consult first). e2ee: the consult
   // requires end-to-end encrypted media (its `e2ee`); chat: the ChatEngine whose consult
   // conversation holds the keys (e2ee/call_keys.js).
-  async start({ client, consult, stream, sendVideo = true, e2ee = false, chat = null }) {
+  // iceServers: invite.redeem's or consult.join's ice_servers ([] when it had none: the server
+  // has no TURN), or null when not known.
+  async start({ client, consult, stream, sendVideo = true, e2ee = false, chat = null, iceServers = null }) {
     if (this.call && this.call.consult === consult && this.call.client === client) return;
     if (this.call) await this.stop();
     this.signalingLost = false;
@@ -72,6 +74,7 @@ export class CallView {
       stream,
       sendVideo,
       e2ee: enc,
+      iceServers,
       onTracks: (pid, ms) => this.onTracks(call, pid, ms),
       onState: () => this.renderStatus(),
     });

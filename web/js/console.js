@@ -378,6 +378,7 @@ async function joinConsult(id) {
   const res = await request('consult.join', { consult: id });
   const e = entry(id);
   if (res.consult) e.consult = { ...e.consult, ...res.consult };
+  e.iceServers = Array.isArray(res.ice_servers) ? res.ice_servers : []; // []: no TURN
   e.me = res.participant || null;
   if (Array.isArray(res.participants)) e.participants = res.participants;
   e.joined = true;
@@ -786,6 +787,7 @@ async function startCall(id) {
     sendVideo: state.camera && !state.audioOnly,
     e2ee: e.consult.e2ee === true,
     chat: state.chat ? state.chat.engine : null,
+    iceServers: e.iceServers ?? null,
   });
   renderDetail();
   await run;

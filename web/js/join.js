@@ -29,6 +29,7 @@ const state = {
   lostConnection: false,
   chat: null, // PatientChat: the consult's end-to-end encrypted chat
   consultInfo: null, // the consult object (its `e2ee`), from consult.join or consult.get
+  iceServers: null, // invite.redeem's or consult.join's ice_servers ([]: the server has no TURN)
 };
 
 // ---- storage -------------------------------------------------------------------------------
@@ -345,6 +346,7 @@ async function startCall() {
     sendVideo: sendingVideo(),
     e2ee: state.consultInfo.e2ee === true,
     chat: state.chat ? state.chat.engine : null,
+    iceServers: state.iceServers,
   });
 }
 
@@ -365,6 +367,7 @@ async function restoreSession(client) {
   await client.request('auth', { token: s.token });
   const res = await client.request('consult.join', { consult: s.consult });
   if (res.consult) state.consultInfo = res.consult;
+  state.iceServers = Array.isArray(res.ice_servers) ? res.ice_servers : [];
   attachChat(client);
   applyParticipant(res.participant, res.participants);
 }
@@ -473,6 +476,7 @@ async function onSubmit(ev) {
       invite: state.invite,
     });
     save(INVITE_KEY, null);
+    state.iceServers = Array.isArray(res.ice_servers) ? res.ice_servers : [];
     attachChat(state.client);
     i18n.setText($('#waiting-status'), 'join.waiting.status');
     applyParticipant(res.participant || { state: 'lobby' });

@@ -31,6 +31,17 @@ function simulcastEncodings(track) {
   return SIMULCAST.slice(width >= 960 ? 0 : 1).map((e) => ({ ...e }));
 }
 
+// Whether TURN credentials are good for new allocations for another minute (the username is
+// "<expiry>:<user id>", docs/protocol.md); servers without a username need none.
+function iceServersValid(servers) {
+  const now = Date.now() / 1000;
+  return servers.every((s) => {
+    if (!s || typeof s.username !== 'string') return true;
+    const expiry = Number(s.username.split(':')[0]);
+    return Number.isFinite(expiry) && expiry - now > 60;
+  });
+}
+
 // Media states, for the page: 'idle' | 'connecting' | 'connected' | 'reconnecting' |
 // 'unavailable' (the server offers no media) | 'elsewhere' (another connection of this
 // participant took the call over) | 'closed'.
@@ -47,6 +58,7 @@ export class Call {
     onState = () => {},
     e2ee = null,
     simulcast = true,
+    iceServers = null,
   }) {
     this.simulcast = simulcast; // publish the camera as layers (SIMULCAST)
     this.e2ee = e2ee; // E2ee (e2ee/e2ee.js): every frame encrypted with SFrame, or null
@@ -73,7 +85,11 @@ export class Call {
     this.stashOffers = null;
     this.pubChain = Promise.resolve();
     this.hadStreams = false;
-    this.iceServers = []; // TURN servers from the server's answers (ice_servers), else none
+    // TURN servers from the server's answers (ice_servers), else none. `iceServers`: what the
+    // page already has from invite.redeem or consult.join ([] when that answer had none: the
+    // server has no TURN), or null.
+    this.iceServers = Array.isArray(iceServers) ? iceServers : [];
+    this.iceKnown = Array.isArray(iceServers);
     this.offs.push(client.on('media.offer', (m) => this.onOffer(m)));
     this.offs.push(client.on('media.candidate', (m) => this.onCandidate(m)));
     this.offs.push(client.on('media.state', (m) => this.onRelayState(m)));
@@ -136,14 +152,19 @@ export class Call {
     return { ...PC_CONFIG, iceServers: this.iceServers };
   }
 
-  // Sets up both connections: subscribe first, so that the publish connection already has the
-  // TURN servers from its answer. Resolves when the publish offer is answered; media follows
-  // when ICE and DTLS are done.
+  // Sets up both connections: at once when the TURN servers are known and still valid (or the
+  // server has none), else subscribe first, so that the publish connection has the TURN
+  // servers from its answer. Resolves when the publish offer is answered; media follows when
+  // ICE and DTLS are done.
   async start() {
     this.setState('connecting');
     try {
-      await this.subscribe();
-      await this.publish();
+      if (this.iceKnown && iceServersValid(this.iceServers)) {
+        await Promise.all([this.subscribe(), this.publish()]);
+      } else {
+        await this.subscribe();
+        await this.publish();
+      }
       this.refusals = 0;
     } catch (err) {
       if (this.closed) return;

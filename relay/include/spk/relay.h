@@ -187,6 +187,13 @@ typedef struct {
 /* Fills defaults: workers 0, no addresses, ports 0/0, full ICE, no ICE-TCP, remb_bps
  * SPK_RELAY_REMB_DEFAULT, the fallback and simulcast rules as documented at their fields. */
 void spk_relay_config_init(spk_relay_config_t *cfg);
+/* The allocator setting the relay's memory figures assume (docs/performance.md, "Memory per
+ * participant"): allocations of 32 KiB and more are mapped on their own (glibc's
+ * M_MMAP_THRESHOLD), so that the large buffers of each endpoint (libnice's two 64 KiB receive
+ * buffers, of which a few pages are ever used; retransmission buffers that are resized) hold
+ * only the pages they use and give them back when freed. Process-wide: call once at start, in
+ * a program that runs the relay. */
+void spk_relay_tune_malloc(void);
 
 typedef struct {
     uint64_t rtp_rx;           /* SRTP packets received and authenticated */
@@ -206,7 +213,8 @@ typedef struct {
     uint64_t remb_bps;       /* the last REMB value sent */
     uint64_t pli_forwarded;  /* PLI/FIR sent on behalf of a subscriber */
     uint64_t pli_generated;  /* PLI sent by the relay (stream start, subscriber joined) */
-    uint64_t pli_throttled;  /* key frame requests dropped: one per stream per 500 ms */
+    uint64_t pli_throttled;  /* key frame requests within 500 ms of the stream's last one: held
+                              * and sent, merged into one, when that window ends */
     uint64_t nack_forwarded; /* sequence numbers NACKed to this endpoint (not in the buffer) */
     uint64_t nack_sent;      /* sequence numbers NACKed for gaps the relay saw itself */
     /* As a subscriber: */
@@ -220,6 +228,9 @@ typedef struct {
     /* Simulcast, as a subscriber: times a layer started being forwarded to it (the first one
      * included). */
     uint64_t sim_switches;
+    /* 1 once the endpoint's DTLS state was freed: the peer sent SRTP/SRTCP, so it finished the
+     * handshake (relay_dtls.c spk_relay_dtls_release). */
+    uint64_t dtls_released;
 } spk_relay_stats_t;
 
 typedef enum {

@@ -267,7 +267,8 @@ static uint8_t profile_index(const char *p)
     X(rtx_buffer_bytes) \
     X(video_withheld) \
     X(video_off) \
-    X(sim_switches)
+    X(sim_switches) \
+    X(dtls_released)
 /* clang-format on */
 
 static bool put_event(wr_t *w, const spk_relay_event_t *ev)

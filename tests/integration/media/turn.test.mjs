@@ -49,6 +49,38 @@ after(async () => {
   setTimeout(() => process.exit(), 500).unref();
 });
 
+test('the answers of invite.redeem and consult.join carry TURN credentials, only when configured', async () => {
+  const urls = `turn:127.0.0.1:${turn.port}?transport=udp`;
+  const withTurn = await boot(['--relay-address', '127.0.0.1', '--media-e2ee', '0',
+    '--turn-urls', urls, '--turn-secret', SECRET, '--turn-ttl', '600']);
+  try {
+    for (const e of [withTurn, env]) {
+      const gp = await e.as(e.users.gp);
+      const { consult } = await gp.ok('consult.create', { patient: 'pseudo-4711', title: 'Beeldbellen' });
+      const { invite } = await gp.ok('invite.create', { consult: consult.id });
+      const joined = await gp.ok('consult.join', { consult: consult.id });
+      const patient = await e.connect();
+      const red = await patient.ok('invite.redeem', { invite: invite.code, name: 'Sanne de Vries' });
+      if (e === env) {
+        assert.equal(red.ice_servers, undefined);
+        assert.equal(joined.ice_servers, undefined);
+        continue;
+      }
+      for (const [ice, sub] of [[red.ice_servers, red.participant.id], [joined.ice_servers, gp.user.sub]]) {
+        assert.equal(ice.length, 1);
+        assert.deepEqual(ice[0].urls, [urls]);
+        const [expiry, user] = ice[0].username.split(':');
+        assert.equal(user, sub);
+        const left = Number(expiry) - Date.now() / 1000;
+        assert.ok(left > 590 && left <= 601, `expiry ${left} s ahead`);
+        assert.equal(ice[0].credential, turnCredentials(SECRET, sub, 0, Number(expiry)).credential);
+      }
+    }
+  } finally {
+    await withTurn.close();
+  }
+});
+
 const relayOnly = (peer, name) => peer.localCands[name].length > 0 &&
   peer.localCands[name].every((c) => / typ relay( |$)/.test(c));
 

@@ -200,8 +200,12 @@ static bool both_connected(void)
 static void setup_side(side_t *s, uint64_t ep, unsigned roles)
 {
     s->ep = ep;
-    spk_peer_config_t pc = {
-        .ctx = pctx, .address = "127.0.0.1", .dtls_server = true, .media_cb = media_cb, .user = s};
+    spk_peer_config_t pc = {.ctx = pctx,
+                            .address = "127.0.0.1",
+                            .dtls_server = true,
+                            .ice_controlled = roles == SPK_RELAY_ROLE_SUBSCRIBE,
+                            .media_cb = media_cb,
+                            .user = s};
     CHECK_EQ(spk_peer_new(&pc, &s->peer), 0);
     spk_relay_local_t local;
     CHECK_EQ(spk_relay_endpoint_create(relay, CONSULT, ep, roles, &local), 0);
@@ -322,6 +326,32 @@ static void request_stats(side_t *s)
     CHECK(s->have_stats);
 }
 
+/* A's streams start over (its forwarding restarts, as after the lobby): the relay asks A for a
+ * key frame with the first packet; B, waiting for a key frame of its layer, asks too, inside the
+ * 500 ms window, so that request is held. A's key frame arrives next and answers both: the held
+ * request is not sent when the window ends. */
+static void run_held_answered(void)
+{
+    CHECK_EQ(spk_relay_set_forwarding(relay, CONSULT, EP_A, false), 0);
+    pump(NULL, 600);
+    CHECK_EQ(spk_relay_set_forwarding(relay, CONSULT, EP_A, true), 0);
+    pump(NULL, 50);
+    request_stats(&A);
+    uint64_t gen0 = A.stats.pli_generated, thr0 = A.stats.pli_throttled;
+    size_t n0 = B.n_rx;
+    send_frames(1, true, false, 1000); /* lo, not a key frame: B waits */
+    send_frames(1, true, false, 1);    /* lo's key frame */
+    send_frames(40, true, false, 1000);
+    want_rx = n0 + 41;
+    CHECK(pump(b_has, 3000));
+    CHECK_EQ(B.rx[n0].layer, 0);
+    request_stats(&A);
+    CHECK_EQ(A.stats.pli_throttled, thr0 + 1); /* B's request, held */
+    CHECK_EQ(A.stats.pli_generated, gen0 + 1); /* only the one with the first packet */
+    printf("A restarted: 1 key frame request with its first packet, B's held one answered by the "
+           "key frame (not sent after the window)\n");
+}
+
 static void run_simulcast(void)
 {
     connect_both(SPK_RELAY_ROLE_SUBSCRIBE);
@@ -430,6 +460,7 @@ static void run_simulcast(void)
     CHECK(A.stats.dropped_other >= 1); /* the stray SSRC */
     printf("NACK of top-layer packet %u answered with RTX; %" PRIu64 " layer switches\n", want.seq,
            B.stats.sim_switches);
+    run_held_answered();
 }
 
 /* ---- consent ---- */

@@ -74,6 +74,7 @@ typedef struct {
     /* receive side */
     uint64_t got;
     uint64_t got_pli;
+    uint64_t pli_ns[8]; /* arrival of the PLIs for this side's SSRC (mono ns), by got_pli % 8 */
     uint64_t got_fir;
     uint64_t got_nack;
     uint8_t nacked[65536 / 8]; /* every sequence number NACKed to this side */
@@ -208,7 +209,10 @@ static void rtcp_feedback(side_t *s, const spk_rtcp_pkt_t *p)
     CHECK_EQ(spk_rtcp_parse_fb(p, &fb, NULL, 0), 0);
     spk_rtcp_remb_t remb;
     if (p->pt == SPK_RTCP_PSFB && p->count == SPK_PSFB_PLI) {
-        s->got_pli += fb.media_ssrc == s->ssrc;
+        if (fb.media_ssrc == s->ssrc) {
+            s->pli_ns[s->got_pli % 8] = spk_mono_ns();
+            s->got_pli++;
+        }
     } else if (p->pt == SPK_RTCP_PSFB && p->count == SPK_PSFB_FIR) {
         uint32_t target;
         uint8_t nr;
@@ -475,6 +479,7 @@ static void setup_side(side_t *s, uint64_t consult, uint64_t ep, unsigned roles,
     spk_peer_config_t pc = {.ctx = pctx,
                             .address = "127.0.0.1",
                             .dtls_server = dtls_server,
+                            .ice_controlled = roles == SPK_RELAY_ROLE_SUBSCRIBE,
                             .media_cb = media_cb,
                             .user = s,
                             .drop_dtls_rx = drop_dtls_rx,
@@ -550,6 +555,8 @@ static void phase_flow(const char *name, uint32_t first, uint32_t n)
     CHECK_EQ(B.bad, 0);
     CHECK(all);
     request_stats();
+    CHECK_EQ(A.stats.dtls_released, 1); /* each peer sent SRTP: its DTLS state is gone */
+    CHECK_EQ(B.stats.dtls_released, 1);
     uint64_t fwd = A.stats.rtp_tx + B.stats.rtp_tx - fwd0;
     printf("%s: relay worker CPU %.2f us per forwarded packet (%" PRIu64 " packets, fan-out 1)\n",
            name, (double)(A.stats.worker_cpu_ns - w0) / 1e3 / (double)fwd, fwd);
@@ -560,8 +567,14 @@ static bool got_plis(void)
     return A.got_pli >= 1 && B.got_pli >= 1;
 }
 
+static bool got_plis_twice(void)
+{
+    return A.got_pli >= 2 && B.got_pli >= 2;
+}
+
 /* RTCP feedback through the relay: each side asks the other for a key frame five times; the
- * relay passes one per stream per 500 ms. Both publishers have had the relay's RR and REMB. */
+ * relay passes one per stream per 500 ms: the first at once, the other four in one when the
+ * window ends. Both publishers have had the relay's RR and REMB. */
 static void phase_rtcp(void)
 {
     uint8_t pli[64];
@@ -580,6 +593,11 @@ static void phase_rtcp(void)
     pump(NULL, 200);
     CHECK_EQ(A.got_pli, 1);
     CHECK_EQ(B.got_pli, 1);
+    CHECK(pump(got_plis_twice, 3000)); /* no packets meanwhile: the worker's tick sends them */
+    pump(NULL, 700);
+    CHECK_EQ(A.got_pli, 2);
+    CHECK_EQ(B.got_pli, 2);
+    CHECK((A.pli_ns[1] - A.pli_ns[0]) / 1000000u >= 450);
     CHECK_EQ(A.bad, 0);
     CHECK_EQ(B.bad, 0);
     request_stats();
@@ -589,8 +607,8 @@ static void phase_rtcp(void)
     CHECK_EQ(A.remb_bps, SPK_RELAY_REMB_DEFAULT);
     CHECK_EQ(A.foreign, 0);
     CHECK_EQ(B.foreign, 0);
-    printf("rtcp: 5 PLIs each way, 1 forwarded (throttled); RR and REMB %" PRIu64
-           " bit/s from the relay\n",
+    printf("rtcp: 5 PLIs each way, 1 forwarded at once and 1 when the window ended; RR and "
+           "REMB %" PRIu64 " bit/s from the relay\n",
            A.remb_bps);
 }
 
@@ -954,6 +972,50 @@ static void rtcp_phase_join(uint32_t first)
     printf("join: subscriber D forwarded to: PLI to A; D receives A\n");
 }
 
+static uint32_t rtcp_next;
+
+static bool a_pli_twice(void)
+{
+    send_one(&A, rtcp_next++); /* A keeps publishing, as a camera does */
+    usleep(10000);
+    return A.got_pli >= rtcp_pli0 + 2;
+}
+
+/* A subscriber that starts just after another's key frame request still gets its own: D's
+ * forwarding restarts 100 ms after B's PLI for A went out; the relay's request for D falls in the
+ * stream's 500 ms window and goes to A when the window ends, one PLI for the window. */
+static void rtcp_phase_join_soon(uint32_t first)
+{
+    rtcp_next = first;
+    pump(NULL, 600); /* past the throttle of the join above */
+    rtcp_stats();
+    uint64_t gen0 = A.stats.pli_generated, thr0 = A.stats.pli_throttled;
+    rtcp_pli0 = A.got_pli;
+    CHECK_EQ(spk_relay_set_forwarding(relay, CONSULT, EP_D, false), 0);
+    uint8_t buf[64];
+    int n = spk_rtcp_build_pli(buf, sizeof(buf), B.ssrc, A.ssrc);
+    CHECK_EQ(spk_peer_send_rtcp(B.peer, buf, (size_t)n), 0);
+    CHECK(pump(a_pli_again, 3000));
+    pump(NULL, 100);
+    uint64_t t_join = spk_mono_ns();
+    CHECK_EQ(spk_relay_set_forwarding(relay, CONSULT, EP_D, true), 0);
+    CHECK(pump(a_pli_twice, 3000));
+    uint64_t gap_ms = (A.pli_ns[(rtcp_pli0 + 1) % 8] - A.pli_ns[rtcp_pli0 % 8]) / 1000000u;
+    uint64_t wait_ms = (A.pli_ns[(rtcp_pli0 + 1) % 8] - t_join) / 1000000u;
+    for (int i = 0; i < 80; i++) { /* 800 ms more of A's packets: nothing else is pending */
+        send_one(&A, rtcp_next++);
+        pump(NULL, 10);
+    }
+    CHECK_EQ(A.got_pli, rtcp_pli0 + 2);
+    CHECK(gap_ms >= 450); /* the window held (less a little for the arrival of the first) */
+    rtcp_stats();
+    CHECK_EQ(A.stats.pli_throttled, thr0 + 1);
+    CHECK_EQ(A.stats.pli_generated, gen0 + 1);
+    printf("join soon after a PLI: D's key frame request reached A %" PRIu64 " ms after D's start, "
+           "%" PRIu64 " ms after B's (held, not dropped)\n",
+           wait_ms, gap_ms);
+}
+
 /* A publishes video with rtx (payload types 96/97), declared to the relay. */
 static spk_relay_stream_t declare_a_video_rtx(void)
 {
@@ -988,6 +1050,7 @@ static void run_rtcp(uint32_t n)
     rtcp_phase_pli();
     rtcp_phase_remb(2 * n + 400);
     rtcp_phase_join(2 * n + 1000);
+    rtcp_phase_join_soon(2 * n + 1100);
     for (unsigned i = 1; i < N_SIDES; i++) {
         S[i].closed = false;
         CHECK_EQ(spk_relay_endpoint_close(relay, S[i].consult, S[i].ep), 0);
