@@ -40,7 +40,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "spk/error.h"
 #include "spk/log.h"
@@ -112,18 +111,11 @@ static pg_db_t *pgd(st_db_t *db)
     return (pg_db_t *)db;
 }
 
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-/* Counts a round trip of kind w that began at t0 (now_ns). */
-static void waited(pg_db_t *d, st_wait_t w, int64_t t0)
+/* Counts a round trip of kind w that began at t0 (spk_mono_ns). */
+static void waited(pg_db_t *d, st_wait_t w, uint64_t t0)
 {
     d->base.waits[w]++;
-    d->base.wait_ns[w] += (uint64_t)(now_ns() - t0);
+    d->base.wait_ns[w] += spk_mono_ns() - t0;
 }
 
 /* Maps a failed result to SPK_E*: unique key → EEXIST, foreign key → ENOTFOUND, others → EIO
@@ -353,7 +345,7 @@ static int send_text(pg_db_t *d, const char *sql, q_kind_t kind, bool sync, uint
  * (ST_WAIT_N: read or write by the result). */
 static PGresult *await(pg_db_t *d, st_wait_t w, int *rc)
 {
-    int64_t t0 = now_ns();
+    uint64_t t0 = spk_mono_ns();
     d->target = NULL;
     d->target_rc = 0;
     while (d->q_n > 0 && advance(d, true) >= 0) {
@@ -417,7 +409,7 @@ static int pg_exec(st_db_t *db, const char *sql)
         return rc;
     }
     PQexitPipelineMode(d->conn);
-    int64_t t0 = now_ns();
+    uint64_t t0 = spk_mono_ns();
     PGresult *r = PQexec(d->conn, sql);
     waited(d, ST_WAIT_OTHER, t0);
     ExecStatusType es = PQresultStatus(r);
