@@ -201,6 +201,26 @@ test('reused invite, ended consult, and unauthenticated actions', async () => {
   }
 });
 
+test('one connection joins at most 16 consults: out_of_range for a 17th, and it carries on', async () => {
+  const env = await boot();
+  try {
+    const gp = await env.as(env.users.gp);
+    const ids = [];
+    for (let i = 0; i < 17; i++) {
+      ids.push((await gp.ok('consult.create', { patient: `pseudo-${i}`, title: `Spreekuur ${i}` })).consult.id);
+    }
+    for (const id of ids.slice(0, 16)) await gp.ok('consult.join', { consult: id });
+    assert.equal(await gp.code('consult.join', { consult: ids[16] }), 'out_of_range');
+    // Joining one it has already joined is not a new one; leaving one makes room.
+    await gp.ok('consult.join', { consult: ids[3] });
+    await gp.ok('consult.leave', { consult: ids[3] });
+    const got = await gp.ok('consult.join', { consult: ids[16] });
+    assert.equal(got.consult.id, ids[16]);
+  } finally {
+    await env.close();
+  }
+});
+
 test('a connection that never signs in is closed with 4001', async () => {
   const env = await boot(['--auth-timeout', '1']);
   try {
