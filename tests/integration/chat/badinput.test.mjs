@@ -97,6 +97,24 @@ test('KeyPackages: wrong suite, bad signature, ended lifetime, another credentia
   }
 });
 
+test('a device holds at most 200 one-time KeyPackages: out_of_range beyond, nothing of that request stored', async () => {
+  const env = await boot();
+  try {
+    const c = await env.as(env.users.gp);
+    const d = await ChatDevice.open(c, mls, 'gp-laptop', { keyPackages: 0 });
+    const fresh = (n) => Array.from({ length: n }, () => b64u(keyPackage({ identity: d.identity })));
+    assert.equal((await c.ok('mls.key_packages.upload', { key_packages: fresh(100) })).one_time, 100);
+    assert.equal((await c.ok('mls.key_packages.upload', { key_packages: fresh(99) })).one_time, 199);
+    const over = await c.req('mls.key_packages.upload', { key_packages: fresh(2) });
+    assert.equal(over.code, 'out_of_range', `${over.code} ${over.message}`);
+    assert.equal((await c.ok('mls.key_packages.status')).one_time, 199, 'part of a refused upload was stored');
+    assert.equal((await c.ok('mls.key_packages.upload', { key_packages: fresh(1) })).one_time, 200);
+    await carriesOn(c);
+  } finally {
+    await env.close();
+  }
+});
+
 test('KeyPackages whose lifetime has ended are not counted or handed out', async () => {
   const env = await boot();
   try {
