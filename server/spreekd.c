@@ -51,6 +51,9 @@ typedef struct {
     uv_poll_t *store_poll;  /* PostgreSQL: answers to commits not waited for (spk_store_poll) */
     uv_check_t store_check; /* re-watches the socket when the store reconnected */
     bool store_check_on;
+    uv_timer_t store_timer; /* while the store is unreachable: reconnects, /healthz */
+    bool store_timer_on;
+    bool store_up;
     int store_fd;
     unsigned store_gen;
     spk_relays_t *relay; /* in-process or relay nodes */
@@ -440,6 +443,28 @@ static void on_store_check(uv_check_t *h)
     store_watch(h->data);
 }
 
+/* Every STORE_TICK_MS: while the store's connection is lost, moves reconnecting on (never
+ * blocks); /healthz follows whether the store is reachable. */
+#define STORE_TICK_MS 100
+static void on_store_timer(uv_timer_t *h)
+{
+    spreekd_t *d = h->data;
+    bool up = spk_store_available(d->store);
+    if (!up) {
+        spk_store_poll(d->store);
+        up = spk_store_available(d->store);
+    }
+    if (up != d->store_up) {
+        d->store_up = up;
+        spk_ws_server_set_store_up(d->ws, up);
+        if (up) {
+            spk_info(0, "store reachable again: /healthz answers ok");
+        } else {
+            spk_warn(0, "store unreachable: requests that need it are refused (unavailable)");
+        }
+    }
+}
+
 /* PostgreSQL only (SQLite has no socket). */
 static void start_store_watch(spreekd_t *d)
 {
@@ -450,6 +475,12 @@ static void start_store_watch(spreekd_t *d)
     d->store_check_on = true;
     uv_check_start(&d->store_check, on_store_check);
     store_watch(d);
+    d->store_up = true;
+    if (uv_timer_init(&d->loop, &d->store_timer) == 0) {
+        d->store_timer.data = d;
+        d->store_timer_on = true;
+        uv_timer_start(&d->store_timer, on_store_timer, STORE_TICK_MS, STORE_TICK_MS);
+    }
 }
 
 static void stop_store_watch(spreekd_t *d)
@@ -458,6 +489,10 @@ static void stop_store_watch(spreekd_t *d)
     if (d->store_check_on) {
         uv_close((uv_handle_t *)&d->store_check, NULL);
         d->store_check_on = false;
+    }
+    if (d->store_timer_on) {
+        uv_close((uv_handle_t *)&d->store_timer, NULL);
+        d->store_timer_on = false;
     }
 }
 

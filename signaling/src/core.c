@@ -168,7 +168,7 @@ int sig_commit(sig_req_t *r)
     }
     if (rc != 0) {
         snprintf(r->why, sizeof(r->why), "the action could not be stored and audited");
-        return SPK_EIO;
+        return rc == SPK_EUNAVAILABLE ? rc : SPK_EIO; /* the database is being reconnected */
     }
     r->event = NULL; /* recorded */
     r->idem_key[0] = '\0';

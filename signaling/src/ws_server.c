@@ -852,6 +852,13 @@ static void drain_timeout_cb(uv_timer_t *t)
     uv_idle_start(&srv->stop_idle, stop_idle_cb);
 }
 
+void spk_ws_server_set_store_up(spk_ws_server_t *ws, bool up)
+{
+    if (ws != NULL) {
+        ws->store_down = !up;
+    }
+}
+
 void spk_ws_server_drain(spk_ws_server_t *ws, void (*done_cb)(void *ud), void *ud)
 {
     if (!ws->sig || ws->draining) {

@@ -143,7 +143,8 @@ struct spk_ws_server {
     size_t n_deferred, cap_deferred;
     uv_idle_t defer_idle; /* keeps the loop turning while messages are deferred */
     bool draining;
-    bool stopping; /* lws_context_destroy has been called once */
+    bool store_down; /* /healthz answers 503 (spk_ws_server_set_store_up) */
+    bool stopping;   /* lws_context_destroy has been called once */
     int open_handles;
     void (*done_cb)(void *ud);
     void *done_ud;

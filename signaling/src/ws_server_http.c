@@ -326,6 +326,10 @@ static int on_http(spk_ws_server_t *srv, struct lws *wsi, spk_ws_http_t *h, cons
             return ws_http_respond_text(srv, wsi, h, 503, "application/json",
                                         "{\"status\":\"draining\"}");
         }
+        if (srv->store_down) {
+            return ws_http_respond_text(srv, wsi, h, 503, "application/json",
+                                        "{\"status\":\"store_unavailable\"}");
+        }
         return ws_http_respond_text(srv, wsi, h, 200, "application/json", "{\"status\":\"ok\"}");
     }
     if (strcmp(uri, "/metrics") == 0) {

@@ -37,6 +37,7 @@
 #include "store_priv.h"
 
 #include <libpq-fe.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,6 +49,14 @@
 
 #define MAX_PARAMS 24
 #define NO_VALUE SIZE_MAX
+/* Reconnecting (see "A lost connection" above): the first attempt at once, then after 0.1 s,
+ * doubling up to 5 s; an attempt that has not completed after 10 s is abandoned. */
+#define RETRY_FIRST_MS 100
+#define RETRY_MAX_MS 5000
+#define ATTEMPT_MS 10000
+/* The control connection's marker row (store_priv.h, st_db_t.mark_node). */
+#define MARK_SQL "UPDATE spk_commit_mark SET ticket = $2 WHERE node = $1"
+#define MARK_READ_SQL "SELECT ticket FROM spk_commit_mark WHERE node = $1 FOR UPDATE NOWAIT"
 /* pg_advisory_xact_lock key of the audit append: "spkaudit" */
 #define AUDIT_LOCK_KEY "8319669543063349620"
 
@@ -104,6 +113,17 @@ typedef struct {
     pg_stmt_t stmts[ST_COUNT];
     char node[33];  /* this connection's row in spk_flush, "" until flush() made it */
     bool flush_row; /* the row exists */
+    bool mark_prepared;
+    bool mark_row; /* this connection created the marker row (pg_mark_start) */
+    bool broken;   /* out of step with the server: dropped like a lost connection */
+    /* A lost connection: down until a new one is set up (and, with a marker row, its marker
+     * read); connecting while an attempt (PQconnectStart) is under way. */
+    bool down, connecting;
+    PostgresPollingStatusType want; /* what the attempt waits for */
+    int64_t next_try_ms, attempt_end_ms;
+    int retry_ms;
+    unsigned attempts; /* failed attempts since the connection was lost */
+    char *conninfo;    /* the connection string, for reconnecting */
 } pg_db_t;
 
 static pg_db_t *pgd(st_db_t *db)
@@ -157,6 +177,7 @@ static int session_setup(pg_db_t *d)
 }
 
 static int conn_lost(pg_db_t *d);
+static void describe(PGconn *c, char *out, size_t cap);
 
 /* Enters pipeline mode (after connecting, and after SQL text ran outside it). */
 static int pipeline_on(pg_db_t *d)
@@ -168,26 +189,25 @@ static int pipeline_on(pg_db_t *d)
     return 0;
 }
 
-/* After a failure: a connection found broken outside a transaction is re-established, with the
- * session settings it had; its statements are prepared again on use. */
-static void recover(pg_db_t *d)
+static void go_down(pg_db_t *d);
+static int reconnect_step(pg_db_t *d);
+
+/* Before a command: 0 when the connection is up (reconnecting first when it is down and no
+ * transaction is open), SPK_EUNAVAILABLE while it is not. */
+static int ready(pg_db_t *d)
 {
-    if (PQstatus(d->conn) != CONNECTION_BAD || d->base.in_txn) {
-        return;
+    return d->down ? reconnect_step(d) : 0;
+}
+
+/* A failure rc of a command: SPK_EUNAVAILABLE when the connection is gone with it (which then
+ * goes down, see the top of the file), rc otherwise. */
+static int lost_rc(pg_db_t *d, int rc)
+{
+    if (rc != 0 && (d->down || d->broken || PQstatus(d->conn) == CONNECTION_BAD)) {
+        go_down(d);
+        return SPK_EUNAVAILABLE;
     }
-    spk_warn(0, "store: connection to PostgreSQL lost; reconnecting");
-    conn_lost(d);
-    PQreset(d->conn);
-    d->gen++;
-    memset(d->prepared, 0, sizeof(d->prepared));
-    if (PQstatus(d->conn) == CONNECTION_OK) {
-        if (PQpipelineStatus(d->conn) != PQ_PIPELINE_OFF) {
-            PQexitPipelineMode(d->conn);
-        }
-        if (session_setup(d) != 0 || pipeline_on(d) != 0) {
-            spk_error(0, "store: PostgreSQL session set-up failed: %s", d->base.errmsg);
-        }
-    }
+    return rc;
 }
 
 /* ---- the pipeline: commands sent, results read in order ---- */
@@ -218,19 +238,22 @@ static void commit_done(pg_db_t *d, uint64_t ticket, int rc)
     }
 }
 
-/* The connection failed with commands outstanding: none of their results will come. */
+/* The connection failed with commands outstanding: none of their results will come. A COMMIT
+ * among them is in doubt (SPK_EUNAVAILABLE to on_commit: the store resolves it once
+ * reconnected). A connection still up is out of step with the server and is dropped too. */
 static int conn_lost(pg_db_t *d)
 {
     if (d->q_n > 0) {
         const char *msg = PQerrorMessage(d->conn);
         snprintf(d->base.errmsg, sizeof(d->base.errmsg), "connection lost: %.*s",
                  (int)strcspn(msg, "\n"), msg);
+        d->broken = d->broken || PQstatus(d->conn) != CONNECTION_BAD;
     }
     while (d->q_n > 0) {
         q_ent_t e = d->q[d->q_head];
         q_pop(d);
         if (e.kind == Q_COMMIT) {
-            commit_done(d, e.ticket, SPK_EIO);
+            commit_done(d, e.ticket, SPK_EUNAVAILABLE);
         }
     }
     d->group_rc = 0;
@@ -334,7 +357,7 @@ static int send_text(pg_db_t *d, const char *sql, q_kind_t kind, bool sync, uint
         (sync && PQpipelineSync(d->conn) != 1)) {
         map_result(d, NULL);
         conn_lost(d);
-        return SPK_EIO;
+        return lost_rc(d, SPK_EIO);
     }
     q_push(d, kind, sync, ticket);
     return 0;
@@ -364,7 +387,7 @@ static PGresult *await(pg_db_t *d, st_wait_t w, int *rc)
     if (*rc != 0) {
         PQclear(r);
         d->txn_failed = d->txn_failed || d->base.in_txn;
-        recover(d);
+        *rc = lost_rc(d, *rc);
         return NULL;
     }
     return r;
@@ -377,8 +400,7 @@ static PGresult *sent_wait(pg_db_t *d, int sent, st_wait_t w, int *rc)
     if (sent != 1 || PQpipelineSync(d->conn) != 1) {
         map_result(d, NULL);
         conn_lost(d);
-        recover(d);
-        *rc = SPK_EIO;
+        *rc = lost_rc(d, SPK_EIO);
         return NULL;
     }
     q_push(d, Q_TARGET, true, 0);
@@ -394,9 +416,6 @@ static int run(pg_db_t *d, st_wait_t w, const char *sql, char *status, size_t ca
         snprintf(status, cap, "%s", PQcmdStatus(r));
     }
     PQclear(r);
-    if (rc != 0) {
-        recover(d);
-    }
     return rc;
 }
 
@@ -404,9 +423,12 @@ static int run(pg_db_t *d, st_wait_t w, const char *sql, char *status, size_t ca
 static int pg_exec(st_db_t *db, const char *sql)
 {
     pg_db_t *d = pgd(db);
-    int rc = drain(d);
+    int rc = ready(d);
+    if (rc == 0) {
+        rc = drain(d);
+    }
     if (rc != 0) {
-        return rc;
+        return lost_rc(d, rc);
     }
     PQexitPipelineMode(d->conn);
     uint64_t t0 = spk_mono_ns();
@@ -420,7 +442,7 @@ static int pg_exec(st_db_t *db, const char *sql)
     }
     if (rc != 0) {
         d->txn_failed = d->txn_failed || d->base.in_txn;
-        recover(d);
+        rc = lost_rc(d, rc);
     }
     return rc;
 }
@@ -460,6 +482,10 @@ static void stmt_reset(pg_stmt_t *s)
 static int pg_prepare(st_db_t *db, st_stmt_id_t id, const char *sql, st_stmt_t **out)
 {
     pg_db_t *d = pgd(db);
+    int ready_rc = ready(d);
+    if (ready_rc != 0) {
+        return ready_rc;
+    }
     if (!d->prepared[id]) {
         char *text = rewrite_params(sql);
         if (text == NULL) {
@@ -577,12 +603,16 @@ static int execute(pg_stmt_t *s)
     char name[16];
     snprintf(name, sizeof(name), "spk%d", (int)s->base.id);
     int rc = 0;
+    if (d->down) {
+        return SPK_EUNAVAILABLE; /* prepared on a connection that is gone */
+    }
     if (d->defer_next && d->base.in_txn) {
         /* Only sent: it goes out with the next statement waited for (or the commit). */
         d->defer_next = false;
         if (PQsendQueryPrepared(d->conn, name, s->n_params, vals, s->len, s->fmt, 1) != 1) {
             map_result(d, NULL);
-            return conn_lost(d);
+            conn_lost(d);
+            return lost_rc(d, SPK_EIO);
         }
         q_push(d, Q_DEFERRED, false, 0);
         s->deferred = true;
@@ -673,6 +703,13 @@ static int pg_txn(st_db_t *db, st_txn_op_t op)
                                       "COMMIT", "ROLLBACK"};
     static const st_wait_t kind[] = {ST_WAIT_BEGIN, ST_WAIT_BEGIN, ST_WAIT_COMMIT, ST_WAIT_OTHER};
     pg_db_t *d = pgd(db);
+    if (d->down && op == ST_TXN_ROLLBACK) {
+        return 0; /* the server ended the transaction with the connection */
+    }
+    int ready_rc = ready(d);
+    if (ready_rc != 0) {
+        return ready_rc;
+    }
     if (op == ST_TXN_WRITE || op == ST_TXN_SNAPSHOT) {
         /* Goes out with the next statement, in its sync group. */
         d->txn_failed = false;
@@ -701,27 +738,37 @@ static int pg_commit_async(st_db_t *db, uint64_t ticket)
         return rc;
     }
     int rc = send_text(d, "COMMIT", Q_COMMIT, true, ticket);
-    if (rc != 0) {
-        recover(d);
-        return rc;
-    }
-    return 1;
+    return rc != 0 ? rc : 1;
 }
 
 /* Reads the results that have arrived, without blocking. */
 static void pg_poll(st_db_t *db)
 {
     pg_db_t *d = pgd(db);
+    if (d->down) {
+        reconnect_step(d);
+        return;
+    }
     /* Reads whatever came, also with nothing outstanding (a notice, the server ending the
-     * session), so that a readable socket does not stay readable. */
-    if (PQconsumeInput(d->conn) != 1 && d->q_n > 0) {
+     * session), so that a readable socket does not stay readable. A server ending the session
+     * sends an error and then closes: read once more to see the close. */
+    int ok = PQconsumeInput(d->conn);
+    if (ok == 1 && d->q_n == 0) {
+        ok = PQconsumeInput(d->conn);
+    }
+    if (ok != 1 && d->q_n > 0) {
         conn_lost(d);
     }
     while (d->q_n > 0 && advance(d, false) > 0) {
     }
-    if (d->q_n == 0 && !db->in_txn) {
-        recover(d);
+    if (lost_rc(d, SPK_EIO) == SPK_EUNAVAILABLE && !db->in_txn) {
+        reconnect_step(d); /* at once: the server may be up (a backend ended, a proxy restarted) */
     }
+}
+
+static bool pg_up(const st_db_t *db)
+{
+    return !((const pg_db_t *)db)->down;
 }
 
 static int pg_poll_fd(const st_db_t *db, unsigned *gen)
@@ -752,16 +799,191 @@ static void pg_defer_next(st_db_t *db)
  * the lock is held, in one round trip. */
 static int pg_lock_audit(st_db_t *db)
 {
-    return send_text(pgd(db), "SELECT pg_advisory_xact_lock(" AUDIT_LOCK_KEY ")", Q_DEFERRED, false,
-                     0);
+    int rc = ready(pgd(db));
+    return rc != 0 ? rc
+                   : send_text(pgd(db), "SELECT pg_advisory_xact_lock(" AUDIT_LOCK_KEY ")",
+                               Q_DEFERRED, false, 0);
 }
 
-/* Runs a statement with text parameters and waits for it. */
-static int run_params(pg_db_t *d, const char *sql, int n, const char *const *vals)
+/* Runs a statement with text parameters and waits for it; *first (may be NULL) receives the
+ * first column of its first row as an integer (-1 without a row or for NULL). */
+static int run_params(pg_db_t *d, const char *sql, int n, const char *const *vals, int64_t *first)
 {
     int rc = 0;
-    PQclear(sent_wait(d, PQsendQueryParams(d->conn, sql, n, NULL, vals, NULL, NULL, 0),
-                      ST_WAIT_OTHER, &rc));
+    PGresult *r = sent_wait(d, PQsendQueryParams(d->conn, sql, n, NULL, vals, NULL, NULL, 0),
+                            ST_WAIT_OTHER, &rc);
+    if (first != NULL) {
+        bool has = r != NULL && PQntuples(r) > 0 && PQnfields(r) > 0 && !PQgetisnull(r, 0, 0);
+        *first = has ? strtoll(PQgetvalue(r, 0, 0), NULL, 10) : -1;
+    }
+    PQclear(r);
+    return rc;
+}
+
+/* ---- a lost connection ---- */
+
+static int64_t now_ms(void)
+{
+    return (int64_t)(spk_mono_ns() / 1000000);
+}
+
+/* The connection is gone (the server restarted or ended the session, the network or a proxy
+ * dropped it): what was outstanding has failed (conn_lost), and from now on every command is
+ * refused with SPK_EUNAVAILABLE until reconnect_step has set a new connection up. */
+static void go_down(pg_db_t *d)
+{
+    if (d->down) {
+        return;
+    }
+    conn_lost(d);
+    const char *msg = PQerrorMessage(d->conn);
+    spk_warn(0, "store: connection to PostgreSQL lost (%.*s); reconnecting",
+             (int)strcspn(msg, "\n"), msg);
+    d->down = true;
+    d->connecting = false;
+    d->broken = false;
+    d->defer_next = false;
+    d->txn_failed = d->base.in_txn;
+    d->next_try_ms = 0;
+    d->retry_ms = RETRY_FIRST_MS;
+    d->attempts = 0;
+    memset(d->prepared, 0, sizeof(d->prepared));
+    d->mark_prepared = false;
+}
+
+/* An attempt failed: the next one after the back-off. */
+static int attempt_failed(pg_db_t *d, int64_t now, const char *why)
+{
+    /* The first failure, then about once a minute. */
+    if (d->attempts++ % (60000 / RETRY_MAX_MS) == 0) {
+        spk_warn(0, "store: PostgreSQL not reachable (%.*s); trying again", (int)strcspn(why, "\n"),
+                 why);
+    }
+    d->connecting = false;
+    d->next_try_ms = now + d->retry_ms;
+    d->retry_ms = d->retry_ms * 2 < RETRY_MAX_MS ? d->retry_ms * 2 : RETRY_MAX_MS;
+    return SPK_EUNAVAILABLE;
+}
+
+/* The new connection is made: the session as before and, on the connection with a marker row,
+ * the marker read under its row lock (NOWAIT: a transaction of the old session that still
+ * holds it makes this attempt fail and the next one try again) and handed to on_up. */
+static int established(pg_db_t *d, int64_t now)
+{
+    int rc = session_setup(d);
+    if (rc == 0) {
+        rc = pipeline_on(d);
+    }
+    int64_t mark = -1;
+    if (rc == 0 && d->base.mark_node[0] != '\0' && d->base.on_up != NULL) {
+        const char *vals[1] = {d->base.mark_node};
+        rc = run_params(d, MARK_READ_SQL, 1, vals, &mark);
+    }
+    if (rc != 0) {
+        return attempt_failed(d, now, d->base.errmsg);
+    }
+    d->down = false;
+    d->attempts = 0;
+    char where[256];
+    describe(d->conn, where, sizeof(where));
+    spk_info(0, "store: reconnected to %s", where);
+    if (d->base.mark_node[0] != '\0' && d->base.on_up != NULL) {
+        d->base.on_up(d->base.on_commit_ud, mark);
+    }
+    return 0;
+}
+
+/* Moves reconnecting on as far as it can without waiting (poll with timeout 0, PQconnectPoll):
+ * 0 once the connection is up, SPK_EUNAVAILABLE while it is not. Not inside a transaction (the
+ * caller rolls it back first). */
+static int reconnect_step(pg_db_t *d)
+{
+    if (!d->down) {
+        return 0;
+    }
+    if (d->base.in_txn) {
+        return SPK_EUNAVAILABLE;
+    }
+    int64_t now = now_ms();
+    if (!d->connecting) {
+        if (now < d->next_try_ms) {
+            return SPK_EUNAVAILABLE;
+        }
+        PQfinish(d->conn);
+        d->conn = PQconnectStart(d->conninfo);
+        d->gen++;
+        if (d->conn == NULL || PQstatus(d->conn) == CONNECTION_BAD) {
+            return attempt_failed(d, now, d->conn != NULL ? PQerrorMessage(d->conn) : "no memory");
+        }
+        d->connecting = true;
+        d->want = PGRES_POLLING_WRITING;
+        d->attempt_end_ms = now + ATTEMPT_MS;
+    }
+    while (d->want != PGRES_POLLING_OK) {
+        struct pollfd p = {.fd = PQsocket(d->conn),
+                           .events = d->want == PGRES_POLLING_READING ? POLLIN : POLLOUT};
+        if (p.fd < 0) {
+            return attempt_failed(d, now, PQerrorMessage(d->conn));
+        }
+        if (poll(&p, 1, 0) == 0) {
+            return now < d->attempt_end_ms ? SPK_EUNAVAILABLE
+                                           : attempt_failed(d, now, "timed out connecting");
+        }
+        d->want = PQconnectPoll(d->conn);
+        if (d->want == PGRES_POLLING_FAILED) {
+            return attempt_failed(d, now, PQerrorMessage(d->conn));
+        }
+    }
+    d->connecting = false;
+    return established(d, now);
+}
+
+/* Sends the marker update (st_db_t.mark_node) for the transaction of `ticket`: with BEGIN, or in
+ * the sync group of the write after it outside a transaction (one implicit transaction). */
+static int pg_mark(st_db_t *db, uint64_t ticket)
+{
+    pg_db_t *d = pgd(db);
+    int rc = ready(d);
+    if (rc != 0 || db->mark_node[0] == '\0') {
+        return rc;
+    }
+    if (!d->mark_prepared) {
+        if (PQsendPrepare(d->conn, "spkmark", MARK_SQL, 2, NULL) != 1) {
+            map_result(d, NULL);
+            conn_lost(d);
+            return lost_rc(d, SPK_EIO);
+        }
+        q_push(d, Q_DEFERRED, false, 0);
+        d->mark_prepared = true;
+    }
+    char num[24];
+    snprintf(num, sizeof(num), "%llu", (unsigned long long)ticket);
+    const char *vals[2] = {db->mark_node, num};
+    if (PQsendQueryPrepared(d->conn, "spkmark", 2, vals, NULL, NULL, 0) != 1) {
+        map_result(d, NULL);
+        conn_lost(d);
+        return lost_rc(d, SPK_EIO);
+    }
+    q_push(d, Q_DEFERRED, false, 0);
+    return 0;
+}
+
+/* Creates (or resets) the marker row of node at ticket, waiting for it. */
+static int pg_mark_start(st_db_t *db, uint64_t ticket)
+{
+    pg_db_t *d = pgd(db);
+    int rc = ready(d);
+    if (rc != 0) {
+        return rc;
+    }
+    char num[24];
+    snprintf(num, sizeof(num), "%llu", (unsigned long long)ticket);
+    const char *vals[2] = {db->mark_node, num};
+    rc = run_params(d,
+                    "INSERT INTO spk_commit_mark (node, ticket) VALUES ($1, $2) ON CONFLICT (node)"
+                    " DO UPDATE SET ticket = EXCLUDED.ticket",
+                    2, vals, NULL);
+    d->mark_row = d->mark_row || rc == 0;
     return rc;
 }
 
@@ -771,11 +993,23 @@ static int pg_flush(st_db_t *db)
     if (d->node[0] == '\0' && spk_random_id(d->node, sizeof(d->node), 12) != 0) {
         return SPK_EIO;
     }
-    const char *vals[1] = {d->node};
-    int rc = run_params(d,
-                        "INSERT INTO spk_flush (node, n) VALUES ($1, 1) ON CONFLICT (node)"
-                        " DO UPDATE SET n = spk_flush.n + 1",
-                        1, vals);
+    int rc = ready(d);
+    if (rc != 0) {
+        return rc;
+    }
+    /* With a marker to watch, its value as the statement began (so covered by this flush). */
+    const char *vals[2] = {d->node, db->mark_node};
+    db->mark_seen = -1;
+    rc = db->mark_node[0] != '\0'
+             ? run_params(d,
+                          "INSERT INTO spk_flush (node, n) VALUES ($1, 1) ON CONFLICT (node)"
+                          " DO UPDATE SET n = spk_flush.n + 1 RETURNING"
+                          " (SELECT ticket FROM spk_commit_mark WHERE node = $2)",
+                          2, vals, &db->mark_seen)
+             : run_params(d,
+                          "INSERT INTO spk_flush (node, n) VALUES ($1, 1) ON CONFLICT (node)"
+                          " DO UPDATE SET n = spk_flush.n + 1",
+                          1, vals, NULL);
     d->flush_row = d->flush_row || rc == 0;
     return rc;
 }
@@ -794,15 +1028,20 @@ static void pg_close(st_db_t *db)
 {
     pg_db_t *d = pgd(db);
     drain(d);
-    if (d->flush_row && PQstatus(d->conn) == CONNECTION_OK) {
+    if (d->flush_row && !d->down && PQstatus(d->conn) == CONNECTION_OK) {
         const char *vals[1] = {d->node};
-        run_params(d, "DELETE FROM spk_flush WHERE node = $1", 1, vals);
+        run_params(d, "DELETE FROM spk_flush WHERE node = $1", 1, vals, NULL);
+    }
+    if (d->mark_row && !d->down && PQstatus(d->conn) == CONNECTION_OK) {
+        const char *vals[1] = {db->mark_node};
+        run_params(d, "DELETE FROM spk_commit_mark WHERE node = $1", 1, vals, NULL);
     }
     for (int i = 0; i < ST_COUNT; i++) {
         stmt_reset(&d->stmts[i]);
         free(d->stmts[i].buf);
     }
     PQfinish(d->conn);
+    free(d->conninfo);
     free(d);
 }
 
@@ -824,6 +1063,9 @@ const st_backend_t st_pg_backend = {
     .lock_audit = pg_lock_audit,
     .commit_async = pg_commit_async,
     .poll = pg_poll,
+    .up = pg_up,
+    .mark = pg_mark,
+    .mark_start = pg_mark_start,
     .poll_fd = pg_poll_fd,
     .pending = pg_pending,
     .drain = pg_drain,
@@ -850,11 +1092,14 @@ int st_pg_open(const char *target, st_db_t **out)
         return SPK_ENOMEM;
     }
     d->base.be = &st_pg_backend;
-    d->conn = PQconnectdb(target);
+    d->base.mark_seen = -1;
+    d->conninfo = strdup(target);
+    d->conn = d->conninfo != NULL ? PQconnectdb(target) : NULL;
     if (d->conn == NULL || PQstatus(d->conn) != CONNECTION_OK) {
         const char *msg = d->conn != NULL ? PQerrorMessage(d->conn) : "out of memory";
         spk_error(0, "store: cannot connect to PostgreSQL: %.*s", (int)strcspn(msg, "\n"), msg);
         PQfinish(d->conn);
+        free(d->conninfo);
         free(d);
         return SPK_EIO;
     }

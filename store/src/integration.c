@@ -573,12 +573,7 @@ static int mark_returning(spk_store_t *st, st_stmt_id_t id, const char *sql, con
         rc = st_bind_i64(s, 2 + i, v[i]);
     }
     if (rc == 0) {
-        rc = st_one(s, i64_row, out, "mark");
-    }
-    while (rc == 0 && st_step(s) == ST_ROW) {
-    }
-    if (rc == 0) {
-        st_wrote(st);
+        rc = st_write_one(st, s, i64_row, out, "mark");
     }
     st_done(s);
     return rc;

@@ -163,15 +163,10 @@ static int invite_get(spk_store_t *st, const uint8_t code_hash[32], spk_invite_r
 static int update_one(spk_store_t *st, st_stmt_t *s, spk_invite_rec_t *out, const char *what)
 {
     spk_invite_rec_t inv;
-    int rc = st_one(s, invite_row, &inv, what);
-    while (rc == 0 && st_step(s) == ST_ROW) {
-    }
+    int rc = st_write_one(st, s, invite_row, &inv, what);
     st_done(s);
-    if (rc == 0) {
-        st_wrote(st);
-        if (out != NULL) {
-            *out = inv;
-        }
+    if (rc == 0 && out != NULL) {
+        *out = inv;
     }
     return rc;
 }

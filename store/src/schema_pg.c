@@ -11,7 +11,9 @@
  * with PostgreSQL's types: BIGINT for INTEGER, BYTEA for BLOB, text compared bytewise (COLLATE "C",
  * as SQLite compares), and a rowid identity column where the queries order by insertion. spk_flush
  * holds one row per sync-thread connection; changing it with synchronous_commit on is what makes
- * earlier commits durable (db_pg.c). */
+ * earlier commits durable (db_pg.c). spk_commit_mark (created on every open when missing, like
+ * spk_flush a table of the running nodes, not of the data) holds one row per running spreekd:
+ * the ticket of its newest transaction, which every transaction with a ticket sets (sync.c). */
 #include "store_priv.h"
 
 #include <stdio.h>
@@ -196,6 +198,10 @@ static int migrate(spk_store_t *st)
     }
     if (rc == 0) {
         rc = st_db_exec(st->db, guards);
+    }
+    if (rc == 0) {
+        rc = st_db_exec(st->db, "CREATE TABLE IF NOT EXISTS spk_commit_mark (node " T
+                                " PRIMARY KEY, ticket " I ")");
     }
     return rc;
 }

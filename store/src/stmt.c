@@ -112,9 +112,30 @@ int st_one(st_stmt_t *s, int (*row)(st_stmt_t *s, void *out), void *out, const c
     return step == ST_DONE ? SPK_ENOTFOUND : st_failed(s->db, step, what);
 }
 
+int st_write_one(spk_store_t *st, st_stmt_t *s, int (*row)(st_stmt_t *s, void *out), void *out,
+                 const char *what)
+{
+    int step = st_mark_write(st);
+    if (step == 0) {
+        step = st_step(s);
+    }
+    int rc = step == ST_ROW    ? row(s, out)
+             : step == ST_DONE ? SPK_ENOTFOUND
+                               : st_failed(s->db, step, what);
+    while (step == ST_ROW && st_step(s) == ST_ROW) {
+    }
+    if (step >= 0) {
+        st_wrote(st); /* the server ran it, and its marker update with it */
+    }
+    return rc;
+}
+
 int st_step_write(spk_store_t *st, st_stmt_t *s, const char *what)
 {
-    int rc = st_step(s);
+    int rc = st_mark_write(st);
+    if (rc == 0) {
+        rc = st_step(s);
+    }
     while (rc == ST_ROW) {
         rc = st_step(s);
     }
@@ -169,7 +190,7 @@ int st_db_commit(st_db_t *db)
     if (rc != 0) {
         st_failed(db, rc, "commit");
         st_db_rollback(db);
-        return rc == SPK_EEXIST || rc == SPK_ENOTFOUND ? rc : SPK_EIO;
+        return rc == SPK_EEXIST || rc == SPK_ENOTFOUND || rc == SPK_EUNAVAILABLE ? rc : SPK_EIO;
     }
     db->in_txn = false;
     return 0;
@@ -187,7 +208,7 @@ int st_db_commit_async(st_db_t *db, uint64_t ticket)
     if (rc < 0) {
         st_failed(db, rc, "commit");
         st_db_rollback(db);
-        return rc == SPK_EEXIST || rc == SPK_ENOTFOUND ? rc : SPK_EIO;
+        return rc == SPK_EEXIST || rc == SPK_ENOTFOUND || rc == SPK_EUNAVAILABLE ? rc : SPK_EIO;
     }
     db->in_txn = false;
     return rc;

@@ -29,6 +29,14 @@ void st_wrote(spk_store_t *st)
     }
 }
 
+int st_mark_write(spk_store_t *st)
+{
+    if (st->in_txn || st->db->mark_node[0] == '\0') {
+        return 0;
+    }
+    return st->db->be->mark(st->db, atomic_load(&st->last_ticket) + 1);
+}
+
 /* ---- transactions ---- */
 
 int spk_store_begin(spk_store_t *st)
@@ -40,6 +48,13 @@ int spk_store_begin(spk_store_t *st)
         return SPK_ESTATE;
     }
     int rc = st_db_begin(st->db, ST_TXN_WRITE);
+    if (rc == 0 && st->db->mark_node[0] != '\0') {
+        /* The ticket this transaction's commit will get: none is handed out meanwhile. */
+        rc = st->db->be->mark(st->db, atomic_load(&st->last_ticket) + 1);
+        if (rc != 0) {
+            st_db_rollback(st->db);
+        }
+    }
     if (rc == 0) {
         st->in_txn = true;
         st->txn_audited = false;
@@ -123,6 +138,15 @@ void spk_store_poll(spk_store_t *st)
     if (st != NULL && st->db->be->poll != NULL && !st->in_txn) {
         st->db->be->poll(st->db);
     }
+}
+
+bool spk_store_available(const spk_store_t *st)
+{
+    if (st == NULL) {
+        return false;
+    }
+    bool up = st->db->be->up == NULL || st->db->be->up(st->db);
+    return up && !atomic_load(&st->sync_down) && !atomic_load(&st->commit_failed);
 }
 
 size_t spk_store_pending(const spk_store_t *st)

@@ -187,6 +187,13 @@ typedef struct {
      * are outstanding; waiting for all of them. NULL without commit_async. */
     void (*poll)(st_db_t *db);
     int (*poll_fd)(const st_db_t *db, unsigned *gen);
+    /* Is the connection usable (false while a lost one is being re-established)? NULL: always. */
+    bool (*up)(const st_db_t *db);
+    /* The marker row (st_db_t.mark_node; NULL on SQLite): mark sends, without waiting, the
+     * update of the row to `ticket` inside the open write transaction or, outside one, together
+     * with the next statement; mark_start creates the row at `ticket` and waits. */
+    int (*mark)(st_db_t *db, uint64_t ticket);
+    int (*mark_start)(st_db_t *db, uint64_t ticket);
     size_t (*pending)(const st_db_t *db);
     int (*drain)(st_db_t *db);
     /* The next statement stepped on db, a write inside a transaction, is only sent: its step
@@ -222,9 +229,17 @@ struct st_db {
     char errmsg[256]; /* the last failure, for logs */
     uint64_t waits[ST_WAIT_N];
     uint64_t wait_ns[ST_WAIT_N];
-    /* commit_async: the outcome of the commit with this ticket (0: made; else in doubt) */
+    /* commit_async: the outcome of the commit with this ticket (0: made; SPK_EUNAVAILABLE: in
+     * doubt, the connection failed before the answer; else refused) */
     void (*on_commit)(void *ud, uint64_t ticket, int rc);
     void *on_commit_ud;
+    /* PostgreSQL's marker row of the store's own connection (spk_commit_mark, "" when none):
+     * every transaction with a ticket also sets the row to its ticket, so the row names the
+     * newest of them the database has (docs/architecture.md "A lost connection"). */
+    char mark_node[33];
+    int64_t mark_seen; /* flush(): the row as the flush began (-1: no row or none watched) */
+    /* A lost connection was re-established and its marker read (-1: no row); on_commit_ud. */
+    void (*on_up)(void *ud, int64_t mark);
 };
 
 /* Every backend's statement starts with this. */
@@ -334,6 +349,10 @@ bool st_fits(const char *v, size_t cap);
 int st_rows(st_stmt_t *s, int (*row)(st_stmt_t *s, void *ud), void *ud, const char *what);
 /* Steps a query expected to return at most one row into out; SPK_ENOTFOUND without one. */
 int st_one(st_stmt_t *s, int (*row)(st_stmt_t *s, void *out), void *out, const char *what);
+/* Steps a write statement that returns at most one row (UPDATE ... RETURNING) like st_one, and
+ * advances the ticket outside a transaction once the server has run it, with a row or not. */
+int st_write_one(spk_store_t *st, st_stmt_t *s, int (*row)(st_stmt_t *s, void *out), void *out,
+                 const char *what);
 /* Steps a write statement to completion and advances the ticket outside a transaction. */
 int st_step_write(spk_store_t *st, st_stmt_t *s, const char *what);
 /* Logs a database failure (SPK_EIO, with st_db_errmsg) of `what` and returns rc. */
@@ -361,7 +380,9 @@ struct spk_store {
     _Atomic uint64_t last_ticket; /* the newest commit's ticket (given to the caller) */
     _Atomic uint64_t committed;   /* the newest whose commit the database confirmed (≤ last) */
     _Atomic uint64_t durable;
-    _Atomic bool commit_failed; /* a commit's outcome is in doubt: nothing is durable any more */
+    _Atomic bool commit_failed; /* a commit was lost or cannot be accounted for: nothing is
+                                 * durable any more */
+    _Atomic bool sync_down;     /* the sync thread's connection is being re-established */
     _Atomic bool anchor_bad;    /* the anchor did not match the chain: leave it for investigation */
     /* spk_store_audit_verify_recent: the chain is known intact up to (ver_seq, ver_hash) */
     int64_t ver_seq;
@@ -408,5 +429,8 @@ int st_audit_witness_line(int64_t seq, const uint8_t hash[32], int64_t ms, char 
 void st_sync_kick(spk_store_t *st);
 /* The database confirmed commits up to ticket t (control thread). */
 void st_committed(spk_store_t *st, uint64_t t);
+/* Before a write outside a transaction: its marker update (PostgreSQL; see st_db_t.mark_node),
+ * sent with it. 0 without a marker row or inside a transaction. */
+int st_mark_write(spk_store_t *st);
 
 #endif

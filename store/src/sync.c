@@ -15,7 +15,18 @@
  * On PostgreSQL the control thread's COMMIT is not waited for (db_pg.c): a commit is covered by
  * a flush only once the server has confirmed it (st_committed, the store's `committed`
  * ticket), and a commit whose outcome is in doubt (the connection failed before the server
- * answered) ends durability as a failed flush does.
+ * answered) is resolved once the connection is back (on_up below).
+ *
+ * A lost connection (PostgreSQL restarted, a backend ended, the network or a proxy dropped it)
+ * is re-established by db_pg.c with a back-off; meanwhile store calls fail with
+ * SPK_EUNAVAILABLE. Whether the commits not yet durable survived is read from the control
+ * connection's marker row (spk_commit_mark), which every transaction with a ticket sets to its
+ * ticket: PostgreSQL writes one session's commits to its WAL in order, so the row's value is
+ * the newest ticket the database has, and every one before it is there too. The sync thread's
+ * flush reads the row as it begins and makes durable only tickets up to it (so a commit the
+ * server confirmed but lost in a crash is never counted durable); after reconnecting the
+ * control thread reads it (under its row lock, so a transaction of the old session is over)
+ * and finds every ticket handed out there, or stops durability for good (on_up).
  *
  * Shared state: last_ticket, committed, durable, commit_failed, anchor_bad, full_failed are
  * atomics; kicked and stop are under mu. */
@@ -34,10 +45,12 @@
 
 #include "spk/error.h"
 #include "spk/log.h"
+#include "spk/rand.h"
 #include "spk/util.h"
 
 #define WALK_ROWS 2000 /* full-walk step between flushes */
 #define IDLE_WAKE_MS 1000
+#define RETRY_WAKE_MS 100 /* while the connection is down or the marker lags */
 
 struct st_sync {
     spk_store_t *st;
@@ -46,6 +59,8 @@ struct st_sync {
     pthread_cond_t cv;
     bool kicked, stop;
     bool failed;
+    bool down;   /* the connection is being re-established */
+    bool behind; /* the last flush could not cover every committed ticket */
     spk_store_sync_opts_t opts;
     char witness[ST_PATH_MAX];
     st_db_t *db;
@@ -65,16 +80,58 @@ static int64_t mono_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Control thread: the outcome of a COMMIT sent without waiting (db_pg.c). */
+static void fail_commits(spk_store_t *st)
+{
+    atomic_store(&st->commit_failed, true);
+    if (st->sync != NULL) {
+        st_sync_kick(st);
+    }
+}
+
+/* Control thread: the outcome of a COMMIT sent without waiting (db_pg.c). In doubt
+ * (SPK_EUNAVAILABLE, the connection failed before the answer): on_up settles it. */
 static void on_commit(void *ud, uint64_t ticket, int rc)
 {
     spk_store_t *st = ud;
+    if (rc == SPK_EUNAVAILABLE) {
+        return;
+    }
     if (rc != 0) {
-        atomic_store(&st->commit_failed, true);
-        st_sync_kick(st);
+        fail_commits(st);
         return;
     }
     st_committed(st, ticket);
+}
+
+/* Control thread: its connection is back and `mark` is the newest ticket the database has
+ * (-1: the marker row is gone). Every ticket handed out must be there, and no more: a commit
+ * the server never made (its COMMIT lost with the connection, or lost in a crash) leaves this
+ * node's memory ahead of the database, and a commit reported failed that was made leaves it
+ * behind. Either ends durability for good (spreekd drains and exits), as a failed flush does;
+ * what those commits revealed was never sent. */
+static void on_up(void *ud, int64_t mark)
+{
+    spk_store_t *st = ud;
+    uint64_t last = atomic_load(&st->last_ticket);
+    uint64_t durable = atomic_load(&st->durable);
+    const char *why = mark < 0                   ? "its marker row is gone"
+                      : (uint64_t)mark < durable ? "commits already acknowledged are missing"
+                                                   " (a standby without them took over?)"
+                      : (uint64_t)mark < last    ? "commits whose answer was lost with the"
+                                                   " connection were not made"
+                      : (uint64_t)mark > last    ? "a commit reported as failed was made"
+                                                 : NULL;
+    if (why != NULL) {
+        spk_error(0, "store: after reconnecting: %s (ticket %lld in the database, %llu handed out)",
+                  why, (long long)mark, (unsigned long long)last);
+        fail_commits(st);
+        return;
+    }
+    if (atomic_load(&st->committed) < last) {
+        spk_info(0, "store: the commits in doubt up to ticket %llu were made",
+                 (unsigned long long)last);
+    }
+    st_committed(st, last);
 }
 
 void st_committed(spk_store_t *st, uint64_t t)
@@ -146,12 +203,38 @@ static void flush(st_sync_t *y, uint64_t t)
     int rc = st_audit_head(y->db, &seq, hash); /* read before the flush: covered by it */
     if (rc == 0) {
         rc = y->db->be->flush(y->db);
-        if (rc != 0) {
-            spk_error(0, "store: flush failed: %s", st_db_errmsg(y->db));
+    }
+    if (rc == SPK_EUNAVAILABLE) {
+        /* Not a failure of the disk: flushed again once the connection is back. */
+        if (!y->down) {
+            spk_warn(0, "store: the sync thread's connection is down: flushing when it is back");
+        }
+        y->down = true;
+        atomic_store(&st->sync_down, true);
+        return;
+    }
+    if (rc != 0) {
+        spk_error(0, "store: flush failed: %s", st_db_errmsg(y->db));
+    }
+    if (rc == 0 && y->down) {
+        spk_info(0, "store: the sync thread's connection is back");
+        y->down = false;
+        atomic_store(&st->sync_down, false);
+    }
+    if (rc == 0 && y->db->mark_node[0] != '\0') {
+        /* Only what the database had as the flush began (see the top of the file). */
+        int64_t m = y->db->mark_seen;
+        if (m < 0) {
+            spk_error(0, "store: the marker row is gone");
+            rc = SPK_EIO;
+        } else if ((uint64_t)m < t) {
+            t = (uint64_t)m;
         }
     }
+    y->behind = rc == 0 && t < atomic_load(&st->committed);
     if (rc == 0 && atomic_load(&st->commit_failed)) {
-        spk_error(0, "store: a commit's outcome is in doubt: nothing more is acknowledged");
+        spk_error(
+            0, "store: commits were lost or cannot be accounted for: nothing more is acknowledged");
         rc = SPK_EIO;
     }
     if (rc != 0) {
@@ -161,6 +244,9 @@ static void flush(st_sync_t *y, uint64_t t)
         if (y->opts.durable_cb != NULL) {
             y->opts.durable_cb(y->opts.ud, true);
         }
+        return;
+    }
+    if (t <= y->flushed) {
         return;
     }
     y->flushed = t;
@@ -218,14 +304,18 @@ static void *sync_main(void *arg)
         if (!y->kicked && !y->stop && y->walk == NULL) {
             struct timespec until;
             clock_gettime(CLOCK_REALTIME, &until);
-            until.tv_sec += IDLE_WAKE_MS / 1000;
+            long ms = y->down || y->behind ? RETRY_WAKE_MS : IDLE_WAKE_MS;
+            until.tv_nsec += (ms % 1000) * 1000000L;
+            until.tv_sec += ms / 1000 + until.tv_nsec / 1000000000L;
+            until.tv_nsec %= 1000000000L;
             pthread_cond_timedwait(&y->cv, &y->mu, &until);
         }
         bool stopping = y->stop;
         y->kicked = false;
         pthread_mutex_unlock(&y->mu);
         uint64_t t = atomic_load(&st->committed);
-        if ((t > y->flushed || atomic_load(&st->commit_failed)) && !y->failed) {
+        bool retry = y->down || y->behind;
+        if ((t > y->flushed || retry || atomic_load(&st->commit_failed)) && !y->failed) {
             flush(y, t);
         }
         if (stopping) {
@@ -286,6 +376,15 @@ int spk_store_sync_start(spk_store_t *st, const spk_store_sync_opts_t *opts)
     }
     st->db->on_commit = on_commit;
     st->db->on_commit_ud = st;
+    if (rc == 0 && st->db->be->mark_start != NULL) {
+        /* The marker row of this store's connection, from the newest ticket on. */
+        rc = spk_random_id(st->db->mark_node, sizeof(st->db->mark_node), 12);
+        if (rc == 0) {
+            rc = st->db->be->mark_start(st->db, atomic_load(&st->last_ticket));
+        }
+        memcpy(y->db->mark_node, st->db->mark_node, sizeof(y->db->mark_node));
+        st->db->on_up = on_up;
+    }
     y->flushed = atomic_load(&st->committed);
     y->next_walk_ms = 0; /* first full walk right away */
     if (rc == 0) {
@@ -298,6 +397,7 @@ int spk_store_sync_start(spk_store_t *st, const spk_store_sync_opts_t *opts)
     if (rc != 0) {
         st->db->be->async_commit(st->db, false);
         st->db->on_commit = NULL;
+        st->db->on_up = NULL;
         sync_free(y);
     }
     return rc;
@@ -323,5 +423,6 @@ void spk_store_sync_stop(spk_store_t *st)
     st->sync = NULL;
     st->db->be->async_commit(st->db, false);
     st->db->on_commit = NULL;
+    st->db->on_up = NULL; /* commits are synchronous again (the marker row stays until close) */
     sync_free(y);
 }

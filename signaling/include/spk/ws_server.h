@@ -78,6 +78,11 @@ int spk_ws_server_start(spk_ws_server_t *ws, spk_sig_t *sig);
  * (may be NULL) runs when the last connection is gone. Calling it twice does nothing more. */
 void spk_ws_server_drain(spk_ws_server_t *ws, void (*done_cb)(void *ud), void *ud);
 
+/* Whether the store can be reached (spk_store_available; true until said otherwise): while it
+ * cannot, /healthz answers 503 {"status":"store_unavailable"} so that a load balancer sends new
+ * clients elsewhere; the connections it has carry on. */
+void spk_ws_server_set_store_up(spk_ws_server_t *ws, bool up);
+
 /* Copies the current counters. */
 void spk_ws_server_metrics(const spk_ws_server_t *ws, spk_ws_metrics_t *out);
 

@@ -95,11 +95,20 @@ void spk_store_sync_stop(spk_store_t *st);
  * (never blocks; outside a transaction) when it is; *gen (may be NULL) changes when the
  * connection was re-established, and the socket with it. spk_store_pending: commits whose
  * answer has not been read. A commit counts for spk_store_durable only once answered and
- * flushed; one whose answer never comes (the connection failed) stops durability for good
- * (durable_cb with failed set), as a failed flush does. Caller's thread. */
+ * flushed. Caller's thread.
+ *
+ * A lost connection to PostgreSQL (either the caller's or the sync thread's) is re-established
+ * in the background with a back-off (docs/operations.md "PostgreSQL"); meanwhile every call that
+ * needs the database fails with SPK_EUNAVAILABLE, and the caller keeps calling spk_store_poll
+ * now and then (every 100 to 250 ms), which moves the caller's reconnecting on without
+ * blocking. A commit whose answer never came is in doubt until then: once reconnected the
+ * store finds whether every commit it handed a ticket for is in the database; if one is not (or
+ * one reported failed is), durability stops for good (durable_cb with failed set), as after a
+ * failed flush. spk_store_available: false while a connection is down or after that. */
 int spk_store_poll_fd(const spk_store_t *st, unsigned *gen);
 void spk_store_poll(spk_store_t *st);
 size_t spk_store_pending(const spk_store_t *st);
+bool spk_store_available(const spk_store_t *st);
 
 /* Appends, in the Prometheus text format, how often and how long the caller's thread waited for
  * the database server (PostgreSQL only; nothing on SQLite): spk_store_round_trips_total and

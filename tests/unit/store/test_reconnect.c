@@ -1,0 +1,342 @@
+/* Unit tests of the PostgreSQL store losing its connections (run under
+ * tests/lib/with_postgres.sh with --pg; on SQLite every test is skipped): the caller's
+ * connection and the sync thread's are re-established after their backends are ended, a commit
+ * whose answer was lost is found made through the marker row, one that was not made (or an
+ * acknowledged one the database no longer has) ends durability, and the audit chain stays one
+ * valid chain. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "backend.h"
+#include "spk/error.h"
+#include "spk/store.h"
+
+typedef struct {
+    char dir[256];
+    tb_store_t b;
+    spk_store_t *st;
+    int calls;
+    bool failed;
+} fixture_t;
+
+static int setup(void **state)
+{
+    fixture_t *f = calloc(1, sizeof(*f));
+    assert_non_null(f);
+    snprintf(f->dir, sizeof(f->dir), "/tmp/spk_reconn_XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    strcat(f->dir, "/data");
+    tb_create(&f->b, f->dir);
+    assert_int_equal(tb_open(&f->b, &f->st), 0);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture_t *f = *state;
+    spk_store_close(f->st);
+    tb_destroy(&f->b);
+    char cmd[400];
+    *strrchr(f->dir, '/') = '\0';
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
+    assert_int_equal(system(cmd), 0);
+    free(f);
+    return 0;
+}
+
+static void durable_cb(void *ud, bool failed)
+{
+    fixture_t *f = ud;
+    __atomic_add_fetch(&f->calls, 1, __ATOMIC_SEQ_CST);
+    if (failed) {
+        __atomic_store_n(&f->failed, true, __ATOMIC_SEQ_CST);
+    }
+}
+
+static bool failed(fixture_t *f)
+{
+    return __atomic_load_n(&f->failed, __ATOMIC_SEQ_CST);
+}
+
+static void start_sync(fixture_t *f)
+{
+    if (!tb_pg()) {
+        skip();
+    }
+    spk_store_sync_opts_t o = {.durable_cb = durable_cb, .ud = f};
+    assert_int_equal(spk_store_sync_start(f->st, &o), 0);
+}
+
+/* Polls as spreekd's loop does until the ticket is durable (or 10 s have passed). */
+static bool wait_durable(fixture_t *f, uint64_t t)
+{
+    for (int i = 0; i < 1000 && spk_store_durable(f->st) < t && !failed(f); i++) {
+        spk_store_poll(f->st);
+        usleep(10000);
+    }
+    return spk_store_durable(f->st) >= t;
+}
+
+static bool wait_available(fixture_t *f)
+{
+    spk_store_poll(f->st); /* reads what the server said (its end) */
+    for (int i = 0; i < 1000 && !spk_store_available(f->st) && !failed(f); i++) {
+        spk_store_poll(f->st);
+        usleep(10000);
+    }
+    return spk_store_available(f->st);
+}
+
+static int audit_one(spk_store_t *st, const char *object)
+{
+    spk_audit_rec_t r;
+    memset(&r, 0, sizeof(r));
+    r.ts_ms = 1700000000000;
+    strcpy(r.event, "consult.create");
+    strcpy(r.outcome, "success");
+    strcpy(r.user, "gp-jansen");
+    strcpy(r.role, "gp");
+    strcpy(r.practice, "prac1");
+    snprintf(r.object, sizeof(r.object), "%s", object);
+    return spk_store_audit_append(st, &r);
+}
+
+/* One audited transaction inserting consult `id`. */
+static int write_one(spk_store_t *st, const char *id, uint64_t *t)
+{
+    spk_consult_rec_t c;
+    memset(&c, 0, sizeof(c));
+    snprintf(c.id, sizeof(c.id), "%s", id);
+    strcpy(c.practice, "prac1");
+    strcpy(c.gp, "gp-jansen");
+    strcpy(c.patient, "pp-1");
+    strcpy(c.created_by, "gp-jansen");
+    c.created_at = 100;
+    int rc = spk_store_begin(st);
+    if (rc == 0) {
+        rc = spk_store_consult_insert(st, &c);
+    }
+    if (rc == 0) {
+        rc = audit_one(st, id);
+    }
+    if (rc == 0) {
+        return spk_store_commit(st, t);
+    }
+    spk_store_rollback(st);
+    return rc;
+}
+
+static void expect_chain(fixture_t *f)
+{
+    int64_t bad = -1;
+    char why[256] = "";
+    int rc = spk_store_audit_verify(f->st, &bad, why, sizeof(why));
+    if (rc != 0) {
+        fail_msg("audit verify: %d at %lld: %s", rc, (long long)bad, why);
+    }
+}
+
+/* Ends the database's other sessions whose current or last query matches `like` (SQL LIKE). */
+static void terminate(fixture_t *f, const char *like)
+{
+    char q[400];
+    snprintf(q, sizeof(q),
+             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname ="
+             " current_database() AND pid <> pg_backend_pid() AND query LIKE '%s'",
+             like);
+    tb_sql(&f->b, q);
+    usleep(200000); /* the backends have gone */
+}
+
+/* Both connections lost while idle: a statement that finds its connection gone is refused with
+ * SPK_EUNAVAILABLE (never SPK_EIO), the store reconnects, writes go on, become durable, and the
+ * chain stays one valid chain. */
+static void test_idle_loss(void **state)
+{
+    fixture_t *f = *state;
+    start_sync(f);
+    uint64_t t = 0;
+    char id[32];
+    for (int i = 0; i < 5; i++) {
+        snprintf(id, sizeof(id), "c_before%d", i);
+        assert_int_equal(write_one(f->st, id, &t), 0);
+    }
+    assert_true(wait_durable(f, t));
+    terminate(f, "%");
+    spk_consult_rec_t got;
+    int rc = spk_store_consult_get(f->st, "c_before0", &got);
+    assert_int_equal(rc, SPK_EUNAVAILABLE); /* found lost, not retried behind the caller */
+    assert_false(spk_store_available(f->st));
+    assert_true(wait_available(f));
+    assert_int_equal(spk_store_consult_get(f->st, "c_before0", &got), 0);
+    for (int i = 0; i < 5; i++) {
+        snprintf(id, sizeof(id), "c_after%d", i);
+        assert_int_equal(write_one(f->st, id, &t), 0);
+    }
+    assert_true(wait_durable(f, t));
+    assert_false(failed(f));
+    assert_int_equal(tb_int(&f->b, "SELECT count(*) FROM consults"), 10);
+    assert_int_equal(tb_int(&f->b, "SELECT count(*) FROM audit"), 10);
+    expect_chain(f);
+}
+
+/* Only the sync thread's connection is lost: its flush fails as "unreachable", not as a disk
+ * failure; it reconnects and the commits made meanwhile become durable. */
+static void test_sync_connection_loss(void **state)
+{
+    fixture_t *f = *state;
+    start_sync(f);
+    uint64_t t = 0;
+    assert_int_equal(write_one(f->st, "c_1", &t), 0);
+    assert_true(wait_durable(f, t));
+    terminate(f, "%spk_flush%");
+    assert_int_equal(
+        tb_int(&f->b, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                      " AND query LIKE '%spk_flush%' AND pid <> pg_backend_pid()"),
+        0);
+    for (int i = 0; i < 3; i++) {
+        char id[16];
+        snprintf(id, sizeof(id), "c_x%d", i);
+        assert_int_equal(write_one(f->st, id, &t), 0);
+    }
+    assert_true(wait_durable(f, t));
+    assert_false(failed(f));
+    assert_true(wait_available(f));
+    expect_chain(f);
+}
+
+/* The connection breaks after the server made a COMMIT but before its answer was read: the
+ * commit is in doubt; once reconnected, the marker row shows it was made, so it becomes durable
+ * and nothing is failed. (The answer is lost by putting a dead socket under libpq's.) */
+static void test_in_doubt_made(void **state)
+{
+    fixture_t *f = *state;
+    start_sync(f);
+    uint64_t t0 = 0, t = 0;
+    assert_int_equal(write_one(f->st, "c_0", &t0), 0);
+    assert_true(wait_durable(f, t0));
+    assert_int_equal(write_one(f->st, "c_doubt", &t), 0);
+    assert_int_equal(spk_store_pending(f->st), 1); /* sent, answer not read */
+    usleep(200000);                                /* the server has committed it */
+    int fd = spk_store_poll_fd(f->st, NULL);
+    assert_true(fd >= 0);
+    int sp[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sp), 0);
+    assert_int_equal(dup2(sp[0], fd), fd); /* the answer waiting in the old socket is gone */
+    close(sp[0]);
+    close(sp[1]);
+    assert_true(spk_store_durable(f->st) < t);
+    assert_true(wait_durable(f, t));
+    assert_false(failed(f));
+    assert_int_equal(tb_int(&f->b, "SELECT count(*) FROM consults WHERE id = 'c_doubt'"), 1);
+    uint64_t t2 = 0;
+    assert_int_equal(write_one(f->st, "c_next", &t2), 0);
+    assert_true(t2 > t);
+    assert_true(wait_durable(f, t2));
+    expect_chain(f);
+}
+
+/* The backend ends while the transaction waits for its COMMIT: a COMMIT sent then is never
+ * made. Once reconnected the marker row shows the ticket missing, and durability ends
+ * (durable_cb with failed; the caller stops acknowledging). A COMMIT the connection refused at
+ * once is SPK_EUNAVAILABLE with nothing committed, and the store carries on. */
+static void test_in_doubt_lost(void **state)
+{
+    fixture_t *f = *state;
+    start_sync(f);
+    uint64_t t0 = 0, t = 0;
+    assert_int_equal(write_one(f->st, "c_0", &t0), 0);
+    assert_true(wait_durable(f, t0));
+    assert_int_equal(spk_store_begin(f->st), 0);
+    assert_int_equal(audit_one(f->st, "c_lost"), 0);
+    terminate(f, "%");
+    int rc = spk_store_commit(f->st, &t);
+    if (rc == 0) {
+        assert_true(wait_available(f) || failed(f));
+        for (int i = 0; i < 500 && !failed(f); i++) {
+            spk_store_poll(f->st);
+            usleep(10000);
+        }
+        assert_true(failed(f));
+        assert_true(spk_store_durable(f->st) < t);
+        assert_false(spk_store_available(f->st));
+    } else {
+        assert_int_equal(rc, SPK_EUNAVAILABLE);
+        assert_true(wait_available(f));
+        uint64_t t2 = 0;
+        assert_int_equal(write_one(f->st, "c_next", &t2), 0);
+        assert_true(wait_durable(f, t2));
+        assert_false(failed(f));
+    }
+    assert_int_equal(tb_int(&f->b, "SELECT count(*) FROM audit WHERE object = 'c_lost'"), 0);
+    expect_chain(f);
+}
+
+/* An acknowledged commit the database no longer has (a standby without it took over), seen as
+ * the marker row behind the durable ticket: once reconnected, durability ends. */
+static void test_acknowledged_missing(void **state)
+{
+    fixture_t *f = *state;
+    start_sync(f);
+    uint64_t t = 0;
+    assert_int_equal(write_one(f->st, "c_1", &t), 0);
+    assert_int_equal(write_one(f->st, "c_2", &t), 0);
+    assert_true(wait_durable(f, t));
+    tb_sql(&f->b, "UPDATE spk_commit_mark SET ticket = ticket - 1");
+    terminate(f, "%");
+    for (int i = 0; i < 500 && !failed(f); i++) {
+        spk_store_poll(f->st);
+        usleep(10000);
+    }
+    assert_true(failed(f));
+    assert_false(spk_store_available(f->st));
+}
+
+/* Autocommit writes carry the marker too: a write outside a transaction that changes nothing
+ * (an invite used twice) still takes a ticket, and a reconnect afterwards finds every ticket. */
+static void test_autocommit_marked(void **state)
+{
+    fixture_t *f = *state;
+    start_sync(f);
+    uint64_t t = 0;
+    assert_int_equal(write_one(f->st, "c_1", &t), 0);
+    char code[32];
+    spk_invite_rec_t inv;
+    assert_int_equal(
+        spk_store_invite_create(f->st, "c_1", "gp-jansen", 1000, 600, code, sizeof(code), &inv), 0);
+    assert_int_equal(spk_store_invite_use(f->st, inv.code_hash, 1100, "p1", NULL), 0);
+    assert_int_equal(spk_store_invite_use(f->st, inv.code_hash, 1101, "p2", NULL), SPK_EINVITEUSED);
+    uint64_t last = spk_store_last_ticket(f->st);
+    assert_true(wait_durable(f, last));
+    assert_int_equal(tb_int(&f->b, "SELECT max(ticket) FROM spk_commit_mark"), (int64_t)last);
+    terminate(f, "%");
+    assert_true(wait_available(f));
+    assert_int_equal(write_one(f->st, "c_2", &t), 0);
+    assert_true(wait_durable(f, t));
+    assert_false(failed(f));
+}
+
+int main(int argc, char **argv)
+{
+    if (!tb_init(argc, argv)) {
+        return 2;
+    }
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_idle_loss, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sync_connection_loss, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_in_doubt_made, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_in_doubt_lost, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_acknowledged_missing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_autocommit_marked, setup, teardown),
+    };
+    return cmocka_run_group_tests_name(tb_name(), tests, NULL, NULL);
+}
