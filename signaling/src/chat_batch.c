@@ -29,7 +29,8 @@
 #define RACE_RETRIES 8 /* a batch written again after another node took its seq */
 #define BATCH_MAX 256
 #define HELD_MAX_BYTES ((size_t)16 << 20)
-#define RETRY_HELD_MS 250 /* waiting for the disk or for clients to read */
+#define RETRY_HELD_MS 250  /* waiting for the disk or for clients to read */
+#define RETRY_STORE_MS 500 /* the database cannot be reached (PostgreSQL reconnecting) */
 
 typedef struct {
     uint64_t conn;
@@ -271,6 +272,9 @@ void sig_chat_flush(spk_sig_t *s)
             if (b->items[i].shed_ms > 0) {
                 sig_send_error_retry(s, b->items[i].conn, b->items[i].id, SPK_EUNAVAILABLE,
                                      "the service is behind; retry later", b->items[i].shed_ms);
+            } else if (rc == SPK_EUNAVAILABLE) { /* the database is being reconnected */
+                sig_send_error_retry(s, b->items[i].conn, b->items[i].id, SPK_EUNAVAILABLE,
+                                     "the database cannot be reached; retry later", RETRY_STORE_MS);
             } else {
                 sig_send_error(s, b->items[i].conn, b->items[i].id, SPK_EIO,
                                "the message could not be stored");

@@ -9,6 +9,9 @@
 #   SPK_TEST_PG   libpq connection string of the "postgres" database (Unix socket)
 #   SPK_TEST_PG_TCP  the same over TCP on 127.0.0.1
 #   PGHOST, PGPORT, PGUSER  so that psql, createdb and dropdb reach it
+#   SPK_TEST_PG_CTL  a script that runs pg_ctl on this server as its owner with the server's
+#                    options, for tests that stop and start it ("$SPK_TEST_PG_CTL stop -m fast",
+#                    "$SPK_TEST_PG_CTL start")
 # Exit status: CMD's; 77 (skip) when no PostgreSQL server is installed.
 set -euo pipefail
 bindir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
@@ -48,6 +51,14 @@ export SPK_TEST_PG="host=$tmp port=$port user=spk dbname=postgres"
 export SPK_TEST_PG_TCP="host=127.0.0.1 port=$port user=spk dbname=postgres"
 export PGHOST=$tmp PGPORT=$port PGUSER=spk
 export PATH="$bindir:$PATH"
+# pg_ctl on this server as its owner, with the options it was started with.
+cat >"$tmp/pgctl" <<EOF
+#!/usr/bin/env bash
+exec ${as[*]} "$bindir/pg_ctl" -D "$tmp/data" -l "$tmp/server.log" -w -t 60 \\
+  -o "-c listen_addresses=127.0.0.1 -p $port -c unix_socket_directories=$tmp -c max_connections=300" "\$@"
+EOF
+chmod 755 "$tmp/pgctl"
+export SPK_TEST_PG_CTL="$tmp/pgctl"
 set +e
 "$@"
 rc=$?

@@ -1,0 +1,138 @@
+// A spreekd node that loses its PostgreSQL connections (run under tests/lib/with_postgres.sh;
+// docs/operations.md "PostgreSQL", docs/architecture.md "A lost connection to PostgreSQL"):
+//  - its backends ended (pg_terminate_backend) while its clients are idle: the node reconnects
+//    both connections and the clients' next requests succeed;
+//  - PostgreSQL stopped and started again under a load of requests: the node stays up, requests
+//    during the outage are answered `unavailable` on connections that carry on, /healthz answers
+//    503 store_unavailable meanwhile and 200 after, every acknowledged write is in the database,
+//    and the audit chain verifies.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { ctl } from '../lib/ctl.mjs';
+import { startNodes } from '../lib/nodes.mjs';
+
+const GP = { sub: 'gp-1', name: 'Dr. Jansen', role: 'gp', practice: 'praktijk-a' };
+const skip = !process.env.SPK_TEST_PG && 'needs SPK_TEST_PG (tests/lib/with_postgres.sh)';
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+function psql(target, sql) {
+  const r = spawnSync('psql', [target, '-XAtc', sql], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`psql: ${r.stderr}`);
+  return r.stdout.trim();
+}
+
+function pgCtl(...args) {
+  const r = spawnSync(process.env.SPK_TEST_PG_CTL, args, { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`pg_ctl ${args.join(' ')}: ${r.stdout}${r.stderr}`);
+}
+
+const endBackends = (target) => psql(target, 'SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity'
+  + ' WHERE datname = current_database() AND pid <> pg_backend_pid()');
+
+async function healthz(srv) {
+  try {
+    const r = await srv.get('/healthz');
+    return { status: r.status, body: r.body };
+  } catch (e) {
+    return { status: 0, body: String(e) };
+  }
+}
+
+/* /healthz follows the store within its 100 ms check: true once it answers 200 (10 s at most). */
+async function healthy(srv) {
+  for (let i = 0; i < 200; i++) {
+    if ((await healthz(srv)).status === 200) return true;
+    await sleep(50);
+  }
+  return false;
+}
+
+test('backends ended while clients are idle: the node reconnects, the next requests succeed', { skip }, async () => {
+  const env = await startNodes(['a']);
+  const [srv] = env.srv;
+  try {
+    const clients = [];
+    for (let i = 0; i < 3; i++) {
+      const c = await env.connect(srv, env.token(GP));
+      await c.ok('consult.create', { patient: `pseudo-idle-${i}` });
+      clients.push(c);
+    }
+    assert.equal(endBackends(env.store), '2'); /* the node's connection and its sync thread's */
+    await srv.waitLog(/^store: reconnected/, 10000);
+    for (const [i, c] of clients.entries()) {
+      const m = await c.req('consult.create', { patient: `pseudo-after-${i}` });
+      assert.equal(m.type, 'ok', JSON.stringify(m)); /* an ok waits for the sync thread's flush */
+    }
+    assert.ok(await healthy(srv), '/healthz did not answer 200 again');
+    assert.equal(srv.exit, null);
+    assert.equal(srv.logs.find((l) => /storage failure/.test(l.msg ?? '')), undefined);
+    assert.equal(psql(env.store, "SELECT count(*) FROM consults WHERE patient LIKE 'pseudo-%'"), '6');
+    const v = ctl(env.dirs[0], ['--store', env.store, 'audit', 'verify']);
+    assert.equal(v.status, 0, v.stderr);
+  } finally {
+    await env.close();
+  }
+});
+
+test('PostgreSQL stopped and started under load: acknowledged writes kept, unavailable meanwhile, the node stays up', { skip }, async () => {
+  /* The load is well above the default rate limit of a connection; it is not what is tested. */
+  const env = await startNodes(['a'], { args: ['--rate', '5000', '--burst', '5000'] });
+  const [srv] = env.srv;
+  try {
+    const clients = [];
+    for (let i = 0; i < 4; i++) clients.push(await env.connect(srv, env.token(GP)));
+    const acked = [];
+    const codes = new Map();
+    const broken = [];
+    let running = true;
+    const load = clients.map(async (c, k) => {
+      for (let i = 0; running; i++) {
+        const patient = `pseudo-load-${k}-${i}`;
+        const m = await c.req('consult.create', { patient }, 15000).catch((e) => ({ type: 'lost', e }));
+        if (m.type === 'lost') {
+          broken.push(`client ${k}: ${m.e.message} (${new Date().toISOString()})`);
+          return;
+        }
+        if (m.type === 'ok') {
+          acked.push(m.consult.id);
+        } else {
+          codes.set(m.code, (codes.get(m.code) ?? 0) + 1);
+          await sleep(20);
+        }
+      }
+    });
+    await sleep(700);
+    const before = acked.length;
+    pgCtl('stop', '-m', 'fast');
+    const seen = [];
+    for (let i = 0; i < 30; i++) { /* 1.5 s without the database */
+      seen.push(await healthz(srv));
+      await sleep(50);
+    }
+    pgCtl('start');
+    const back = await healthy(srv);
+    const atBack = acked.length;
+    await sleep(700);
+    running = false;
+    await Promise.all(load);
+    assert.deepEqual(broken, [], `connections lost; the node: ${JSON.stringify(srv.exit)}`);
+    assert.equal(srv.exit, null, 'the node exited');
+    assert.ok(back, '/healthz did not answer 200 again');
+    assert.ok(seen.some((h) => h.status === 503 && JSON.parse(h.body).status === 'store_unavailable'),
+      JSON.stringify(seen.slice(0, 3)));
+    assert.ok(before > 0, 'no request succeeded before the outage');
+    assert.ok(acked.length > atBack, 'no request succeeded after the outage');
+    assert.ok((codes.get('unavailable') ?? 0) > 0, `codes: ${JSON.stringify([...codes])}`);
+    assert.deepEqual([...codes.keys()].filter((c) => c !== 'unavailable'), [], JSON.stringify([...codes]));
+    const stored = new Set(psql(env.store, 'SELECT id FROM consults').split('\n'));
+    const missing = acked.filter((id) => !stored.has(id));
+    assert.deepEqual(missing, [], 'acknowledged consults missing from the database');
+    for (const c of clients) assert.equal((await c.req('consult.create', { patient: 'pseudo-end' })).type, 'ok');
+    const v = ctl(env.dirs[0], ['--store', env.store, 'audit', 'verify']);
+    assert.equal(v.status, 0, v.stderr);
+    assert.equal(srv.logs.find((l) => /storage failure/.test(l.msg ?? '')), undefined);
+  } finally {
+    await env.close();
+  }
+});
