@@ -1,6 +1,7 @@
 /* spreekd: the spreekkamer server. Wires configuration, store, issuer key, signaling core and
  * transport onto one libuv loop, and drains on SIGTERM / SIGINT. docs/operations.md. */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -8,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <uv.h>
 
 #include "spk/config.h"
@@ -389,15 +391,25 @@ static int start_group_commit(spreekd_t *d)
     return 0;
 }
 
-static void free_handle(uv_handle_t *h)
+/* The poll handle on the store's socket watches a duplicate of it that only spreekd closes,
+ * after the handle is closed: libpq closes its own descriptor when the connection drops (and
+ * may open the next one under the same number), which libuv must never see under a handle. */
+typedef struct {
+    uv_poll_t h;
+    int fd;
+} store_poll_t;
+
+static void free_store_poll(uv_handle_t *h)
 {
-    free(h);
+    store_poll_t *p = (store_poll_t *)h;
+    close(p->fd);
+    free(p);
 }
 
 static void store_unwatch(spreekd_t *d)
 {
     if (d->store_poll != NULL) {
-        uv_close((uv_handle_t *)d->store_poll, free_handle);
+        uv_close((uv_handle_t *)d->store_poll, free_store_poll);
         d->store_poll = NULL;
     }
 }
@@ -425,17 +437,21 @@ static void store_watch(spreekd_t *d)
     store_unwatch(d);
     d->store_fd = fd;
     d->store_gen = gen;
-    uv_poll_t *h = fd >= 0 ? malloc(sizeof(*h)) : NULL;
-    if (h == NULL) {
+    store_poll_t *p = fd >= 0 ? malloc(sizeof(*p)) : NULL;
+    if (p == NULL) {
         return;
     }
-    if (uv_poll_init_socket(&d->loop, h, fd) != 0) {
-        free(h);
+    p->fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (p->fd < 0 || uv_poll_init_socket(&d->loop, &p->h, p->fd) != 0) {
+        if (p->fd >= 0) {
+            close(p->fd);
+        }
+        free(p);
         return;
     }
-    h->data = d;
-    d->store_poll = h;
-    uv_poll_start(h, UV_READABLE, on_store_readable);
+    p->h.data = d;
+    d->store_poll = &p->h;
+    uv_poll_start(&p->h, UV_READABLE, on_store_readable);
 }
 
 static void on_store_check(uv_check_t *h)
