@@ -884,6 +884,9 @@ static int established(pg_db_t *d, int64_t now)
     }
     d->down = false;
     d->attempts = 0;
+    if (d->base.reconnects != NULL) {
+        atomic_fetch_add(d->base.reconnects, 1);
+    }
     char where[256];
     describe(d->conn, where, sizeof(where));
     spk_info(0, "store: reconnected to %s", where);

@@ -178,7 +178,14 @@ size_t spk_store_metrics(const spk_store_t *st, char *buf, size_t cap)
         }
         o += (size_t)n;
     }
-    return o;
+    int n = snprintf(buf + o, cap - o,
+                     "# TYPE spk_store_reconnects_total counter\nspk_store_reconnects_total %llu\n"
+                     "# TYPE spk_store_up gauge\nspk_store_up %d\n",
+                     (unsigned long long)atomic_load(&st->reconnects), spk_store_available(st));
+    if (n < 0 || (size_t)n >= cap - o) {
+        return cap - 1;
+    }
+    return o + (size_t)n;
 }
 
 const char *spk_store_backend(const spk_store_t *st)
@@ -261,6 +268,9 @@ int spk_store_open_db(spk_store_t **out, const char *dir, const char *db)
     }
     if (rc == 0) {
         rc = st_db_open_same(st, &st->db);
+    }
+    if (rc == 0) {
+        st->db->reconnects = &st->reconnects;
     }
     if (rc == 0) {
         rc = st->db->be->schema_apply(st);

@@ -240,6 +240,7 @@ struct st_db {
     int64_t mark_seen; /* flush(): the row as the flush began (-1: no row or none watched) */
     /* A lost connection was re-established and its marker read (-1: no row); on_commit_ud. */
     void (*on_up)(void *ud, int64_t mark);
+    _Atomic uint64_t *reconnects; /* counts re-established connections (the store's; NULL) */
 };
 
 /* Every backend's statement starts with this. */
@@ -380,10 +381,11 @@ struct spk_store {
     _Atomic uint64_t last_ticket; /* the newest commit's ticket (given to the caller) */
     _Atomic uint64_t committed;   /* the newest whose commit the database confirmed (≤ last) */
     _Atomic uint64_t durable;
-    _Atomic bool commit_failed; /* a commit was lost or cannot be accounted for: nothing is
-                                 * durable any more */
-    _Atomic bool sync_down;     /* the sync thread's connection is being re-established */
-    _Atomic bool anchor_bad;    /* the anchor did not match the chain: leave it for investigation */
+    _Atomic bool commit_failed;  /* a commit was lost or cannot be accounted for: nothing is
+                                  * durable any more */
+    _Atomic bool sync_down;      /* the sync thread's connection is being re-established */
+    _Atomic uint64_t reconnects; /* connections to PostgreSQL re-established (both) */
+    _Atomic bool anchor_bad; /* the anchor did not match the chain: leave it for investigation */
     /* spk_store_audit_verify_recent: the chain is known intact up to (ver_seq, ver_hash) */
     int64_t ver_seq;
     uint8_t ver_hash[32];

@@ -368,6 +368,9 @@ int spk_store_sync_start(spk_store_t *st, const spk_store_sync_opts_t *opts)
     pthread_cond_init(&y->cv, NULL);
     int rc = st_db_open_same(st, &y->db);
     if (rc == 0) {
+        y->db->reconnects = &st->reconnects;
+    }
+    if (rc == 0) {
         rc = st_audit_head(y->db, &y->head_seq, y->head_hash);
     }
     /* From now on commits return before they are flushed; this thread flushes them. */

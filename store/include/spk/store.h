@@ -112,7 +112,8 @@ bool spk_store_available(const spk_store_t *st);
 
 /* Appends, in the Prometheus text format, how often and how long the caller's thread waited for
  * the database server (PostgreSQL only; nothing on SQLite): spk_store_round_trips_total and
- * spk_store_wait_seconds_total by op (begin, read, write, audit_lock, commit, other). Returns
+ * spk_store_wait_seconds_total by op (begin, read, write, audit_lock, commit, other), then
+ * spk_store_reconnects_total and spk_store_up (spk_store_available). Returns
  * the bytes written (output cut at cap - 1, NUL-terminated). Caller's thread. */
 size_t spk_store_metrics(const spk_store_t *st, char *buf, size_t cap);
 
