@@ -32,8 +32,15 @@
  * order and flushes it up to that commit record, so every commit that returned before
  * (of every connection and node) is durable when it returns.
  *
- * A connection lost outside a transaction is re-established on the next statement (the
- * statement that found it lost fails); inside one, the transaction fails. */
+ * A lost connection. When the connection breaks (the server restarted or ended the session, the
+ * network or a proxy dropped it), what was outstanding fails (a COMMIT among it is in doubt:
+ * on_commit with SPK_EUNAVAILABLE), the statement that found it fails with SPK_EUNAVAILABLE, and
+ * the connection is down: every command is refused with SPK_EUNAVAILABLE (inside a transaction
+ * until the caller rolls back) while reconnect_step sets a new one up without ever blocking
+ * (PQconnectStart, PQconnectPoll when poll() with timeout 0 finds the socket ready), moved on by
+ * every call and by pg_poll. Once connected: the session settings again, statements prepared
+ * again on use, and on the store's own connection its marker row read (store_priv.h
+ * st_db_t.mark_node, sync.c) and handed to on_up before any statement runs. */
 #include "store_priv.h"
 
 #include <libpq-fe.h>
@@ -50,9 +57,10 @@
 #define MAX_PARAMS 24
 #define NO_VALUE SIZE_MAX
 /* Reconnecting (see "A lost connection" above): the first attempt at once, then after 0.1 s,
- * doubling up to 5 s; an attempt that has not completed after 10 s is abandoned. */
+ * doubling up to 2 s (a restarted server is found within 2 s of accepting connections); an
+ * attempt that has not completed after 10 s is abandoned. */
 #define RETRY_FIRST_MS 100
-#define RETRY_MAX_MS 5000
+#define RETRY_MAX_MS 2000
 #define ATTEMPT_MS 10000
 /* The control connection's marker row (store_priv.h, st_db_t.mark_node). */
 #define MARK_SQL "UPDATE spk_commit_mark SET ticket = $2 WHERE node = $1"
