@@ -448,6 +448,7 @@ int st_audit_anchor_move(spk_store_t *st, st_db_t *db, int64_t seq, const uint8_
         if (rc == 0 && ok) {
             rc = anchor_write(st, &head);
         }
+        ok = ok || rc != 0; /* not known (the database cannot be reached): the next move tries */
     } else if (ar == 0) {
         ok = true; /* already there (or moved further by another process) */
     } else if (ar == SPK_EIO) {

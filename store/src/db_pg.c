@@ -40,7 +40,9 @@
  * (PQconnectStart, PQconnectPoll when poll() with timeout 0 finds the socket ready), moved on by
  * every call and by pg_poll. Once connected: the session settings again, statements prepared
  * again on use, and on the store's own connection its marker row read (store_priv.h
- * st_db_t.mark_node, sync.c) and handed to on_up before any statement runs. */
+ * st_db_t.mark_node, sync.c) and handed to on_up before any statement runs. A statement outside
+ * a transaction has succeeded only once the end of its sync group has come back, not just its
+ * result: PostgreSQL commits its implicit transaction there (the sync thread's flush is one). */
 #include "store_priv.h"
 
 #include <libpq-fe.h>
@@ -379,7 +381,17 @@ static PGresult *await(pg_db_t *d, st_wait_t w, int *rc)
     uint64_t t0 = spk_mono_ns();
     d->target = NULL;
     d->target_rc = 0;
-    while (d->q_n > 0 && advance(d, true) >= 0) {
+    bool lost = false;
+    while (d->q_n > 0 && !lost) {
+        lost = advance(d, true) < 0;
+    }
+    if (lost && !d->base.in_txn) {
+        /* The target's result may have come, but not its Sync: outside a transaction its
+         * implicit commit happens there, so whether it was made is not known. (Inside one, a
+         * result stands: a COMMIT's says it was made, another statement's transaction fails
+         * with the connection.) */
+        PQclear(d->target);
+        d->target = NULL;
     }
     PGresult *r = d->target;
     d->target = NULL;

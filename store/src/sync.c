@@ -122,8 +122,10 @@ static void on_up(void *ud, int64_t mark)
                       : (uint64_t)mark > last    ? "a commit reported as failed was made"
                                                  : NULL;
     if (why != NULL) {
-        spk_error(0, "store: after reconnecting: %s (ticket %lld in the database, %llu handed out)",
-                  why, (long long)mark, (unsigned long long)last);
+        spk_error(0,
+                  "store: after reconnecting: %s (ticket %lld in the database, %llu handed out,"
+                  " %llu acknowledged)",
+                  why, (long long)mark, (unsigned long long)last, (unsigned long long)durable);
         fail_commits(st);
         return;
     }
