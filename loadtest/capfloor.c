@@ -259,8 +259,15 @@ int main(int argc, char **argv)
         if (getppid() != parent) {
             _exit(1);
         }
+        for (int i = 0; i < F.n; i++) { /* its own sockets only, so UDP drops count apart */
+            close(F.pub_fd[i]);
+            close(F.sub_fd[i]);
+        }
         forward_loop(&F);
         _exit(0);
+    }
+    for (int i = 0; i < F.n && F.child > 0; i++) {
+        close(F.fwd_fd[i]);
     }
     static capgen_stream_t st[MAX_PARTS];
     static capgen_sub_t sb[MAX_PARTS];

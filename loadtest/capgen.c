@@ -40,7 +40,7 @@ struct capgen {
     double pps, seconds, planned;
 
     /* receiving side (one thread) */
-    uint64_t hist[CAPGEN_HIST_US + 1];
+    uint64_t hist[CAPGEN_HIST_US + CAPGEN_HIST_MS];
     uint64_t received, dups, stray, other, samples, samples_bad, sample_ctr;
     uint64_t lat_max_ns, lat_sum_ns;
     uint64_t send_errors; /* sending thread */
@@ -50,6 +50,7 @@ struct capgen {
     struct iovec riov[RECV_BATCH];
     atomic_bool stop;
     clockid_t recv_clock;
+    _Atomic int recv_tid;
     atomic_bool recv_clock_set;
 };
 
@@ -248,8 +249,10 @@ static void account(capgen_t *g, int si, const uint8_t *b, size_t len, uint64_t 
     g->received++;
     uint64_t sent_at = g->send_ns[(size_t)st * g->n + k];
     uint64_t lat = now > sent_at ? now - sent_at : 0;
-    uint64_t us = lat / 1000;
-    g->hist[us < CAPGEN_HIST_US ? us : CAPGEN_HIST_US]++;
+    uint64_t us = lat / 1000, ms = us < CAPGEN_HIST_US ? 0 : (us - CAPGEN_HIST_US) / 1000;
+    g->hist[us < CAPGEN_HIST_US
+                ? us
+                : CAPGEN_HIST_US + (ms < CAPGEN_HIST_MS ? ms : CAPGEN_HIST_MS - 1)]++;
     g->lat_sum_ns += lat;
     g->lat_max_ns = lat > g->lat_max_ns ? lat : g->lat_max_ns;
     if (++g->sample_ctr % CAPGEN_SAMPLE == 0) {
@@ -321,6 +324,7 @@ static void *recv_main(void *arg)
     clockid_t c;
     if (pthread_getcpuclockid(pthread_self(), &c) == 0) {
         g->recv_clock = c;
+        atomic_store(&g->recv_tid, (int)gettid());
         atomic_store(&g->recv_clock_set, true);
     }
     int ep = epoll_setup(g, -1);
@@ -403,15 +407,17 @@ static void reset_rx(capgen_t *g)
 
 static double hist_q(const capgen_t *g, double q)
 {
+    const size_t n = CAPGEN_HIST_US + CAPGEN_HIST_MS;
     uint64_t total = 0;
-    for (size_t i = 0; i <= CAPGEN_HIST_US; i++) {
+    for (size_t i = 0; i < n; i++) {
         total += g->hist[i];
     }
     uint64_t want = (uint64_t)(q * (double)total + 0.999999), cum = 0;
-    for (size_t i = 0; i <= CAPGEN_HIST_US && total; i++) {
+    for (size_t i = 0; i < n && total; i++) {
         cum += g->hist[i];
         if (cum >= want) {
-            return (double)i;
+            return i < CAPGEN_HIST_US ? (double)i
+                                      : CAPGEN_HIST_US + 1000.0 * (double)(i - CAPGEN_HIST_US);
         }
     }
     return 0;
@@ -476,6 +482,9 @@ int capgen_run(capgen_t *g, capgen_result_t *r)
     }
     double cpu0 = self_cpu_s(), th0 = clock_s(CLOCK_THREAD_CPUTIME_ID);
     double rth0 = two ? clock_s(g->recv_clock) : 0;
+    int self = (int)getpid(), send_tid = (int)gettid(), recv_tid = atomic_load(&g->recv_tid);
+    double sw0 = spk_bench_task_wait_s(self, send_tid);
+    double rw0 = two ? spk_bench_task_wait_s(self, recv_tid) : 0;
     if (g->cfg.mark) {
         g->cfg.mark(g->cfg.user, 0);
     }
@@ -506,6 +515,8 @@ int capgen_run(capgen_t *g, capgen_result_t *r)
                 r->gen_cpu_s = self_cpu_s() - cpu0;
                 r->send_cpu_s = clock_s(CLOCK_THREAD_CPUTIME_ID) - th0;
                 r->recv_cpu_s = two ? clock_s(g->recv_clock) - rth0 : 0;
+                r->send_wait_s = spk_bench_task_wait_s(self, send_tid) - sw0;
+                r->recv_wait_s = two ? spk_bench_task_wait_s(self, recv_tid) - rw0 : 0;
                 drain_end = now + (uint64_t)(g->cfg.drain_s * 1e9);
                 if (g->cfg.mark) {
                     g->cfg.mark(g->cfg.user, 1);
@@ -534,18 +545,24 @@ int capgen_run(capgen_t *g, capgen_result_t *r)
 /* ---- ramp ---- */
 
 /* Who saturated a step that lost CAPGEN_LOSS_PCT or more or could not send at the rate asked:
- * the forwarder (its threads busy, or its sockets dropping), the generator (its busiest thread
- * busy, short of the rate, or only its sockets dropping), both, or neither (the scheduler). */
-static const char *who(const capgen_result_t *r, double fwd_util, double gen_util, long sdrop,
-                       long cdrop, double target_pps)
+ * the forwarder (its threads on a CPU 90 % of the time or more), the generator (its busiest
+ * thread so), both, or the scheduler (neither busy, but one waited for a CPU a quarter of the
+ * time or more); failing all that, whose sockets dropped. */
+static const char *who(const capgen_result_t *r, double fwd_util, double gen_util, double fwd_wait,
+                       double gen_wait, long sdrop, long cdrop, double target_pps)
 {
     bool short_sent = r->sent_pps < 0.98 * target_pps;
     if (r->loss_pct < CAPGEN_LOSS_PCT && !short_sent) {
         return NULL;
     }
-    bool fwd = fwd_util >= 0.9 || sdrop > 0;
-    bool gen = gen_util >= 0.9 || short_sent || (cdrop > 0 && sdrop == 0);
-    return fwd && gen ? "both" : fwd ? "relay" : gen ? "generator" : "neither (scheduler)";
+    bool fwd = fwd_util >= 0.9, gen = gen_util >= 0.9;
+    if (fwd || gen) {
+        return fwd && gen ? "both" : fwd ? "relay" : "generator";
+    }
+    if (fwd_wait >= 0.25 || gen_wait >= 0.25) {
+        return "scheduler";
+    }
+    return sdrop > 0 ? "relay" : cdrop > 0 || short_sent ? "generator" : "unknown";
 }
 
 static void set_real(json_t *o, const char *k, double v)
@@ -565,8 +582,10 @@ static json_t *step_json(const capgen_t *g, const capgen_result_t *r, const capg
     double fwd_util = f->cpu_send_s / s / (f->threads > 0 ? f->threads : 1);
     double send_util = r->send_cpu_s / s, recv_util = r->recv_cpu_s / s;
     double gen_util = send_util > recv_util ? send_util : recv_util;
+    double gen_wait = (r->send_wait_s > r->recv_wait_s ? r->send_wait_s : r->recv_wait_s) / s;
+    double fwd_wait = f->wait_s / s / (f->threads > 0 ? f->threads : 1);
     double target = r->pps * g->cfg.n_streams;
-    *sat = who(r, fwd_util, gen_util, sdrop, cdrop, target);
+    *sat = who(r, fwd_util, gen_util, fwd_wait, gen_wait, sdrop, cdrop, target);
     json_t *o = json_object();
     set_real(o, "pps_per_publisher", r->pps);
     set_real(o, "seconds", r->seconds);
@@ -601,6 +620,8 @@ static json_t *step_json(const capgen_t *g, const capgen_result_t *r, const capg
     set_real(o, "gen_cpu_util", r->gen_cpu_s / s);
     set_real(o, "gen_send_thread_util", send_util);
     set_real(o, "gen_recv_thread_util", recv_util);
+    set_real(o, "gen_runqueue_wait_s",
+             r->send_wait_s > r->recv_wait_s ? r->send_wait_s : r->recv_wait_s);
     set_int(o, "gen_behind_max", r->behind_max);
     json_object_set_new(o, "saturated", *sat ? json_string(*sat) : json_null());
     return o;

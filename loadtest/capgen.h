@@ -8,8 +8,9 @@
  * and sequence number, mapped back through the offset the forwarder applies), without
  * unprotecting: loss per (subscriber, publisher) from a bitmap of the step's packets, one-way
  * delay from the send time of each (stream, packet) on the same host clock (CLOCK_MONOTONIC) into
- * a 1 µs histogram. One packet in CAPGEN_SAMPLE is unprotected with the subscriber's session
- * and checked, so the forwarder is seen to forward valid SRTP of the right content.
+ * a histogram (1 µs buckets to 65 ms, then 1 ms). One packet in CAPGEN_SAMPLE is unprotected
+ * with the subscriber's session and checked, so the forwarder is seen to forward valid SRTP of
+ * the right content.
  *
  * Threads: with threads = 1 one thread ticks, sends and receives; with 2 a receiver thread
  * drains the sockets while the caller's thread sends. The SRTP sessions given are used only by
@@ -25,10 +26,11 @@
 
 #include <jansson.h>
 
-#define CAPGEN_MAX_SRC 8  /* publishers one subscriber receives */
-#define CAPGEN_SAMPLE 256 /* one packet in this many is unprotected and checked */
-#define CAPGEN_HIST_US 65536
-#define CAPGEN_LOSS_PCT 0.1 /* the capacity criterion: loss below this */
+#define CAPGEN_MAX_SRC 8     /* publishers one subscriber receives */
+#define CAPGEN_SAMPLE 256    /* one packet in this many is unprotected and checked */
+#define CAPGEN_HIST_US 65536 /* 1 µs buckets below this */
+#define CAPGEN_HIST_MS 4096  /* then 1 ms buckets */
+#define CAPGEN_LOSS_PCT 0.1  /* the capacity criterion: loss below this */
 
 /* Plaintext RTP of stream s with extended sequence number seq into pkt (capacity cap); returns
  * the length, 0 on failure. */
@@ -77,10 +79,11 @@ typedef struct {
     double loss_pct, forwarded_pps, sent_pps;
     double lat_p50_us, lat_p99_us, lat_p999_us, lat_max_us, lat_mean_us;
     uint64_t samples, samples_bad;
-    uint64_t send_errors;          /* packets the kernel refused */
-    double gen_cpu_s;              /* this process, over the sending period and the drain */
-    double send_cpu_s, recv_cpu_s; /* the two threads (equal parts of gen_cpu_s with threads 1) */
-    uint64_t behind_max;           /* packets due but not yet sent at a tick, the most seen */
+    uint64_t send_errors;            /* packets the kernel refused */
+    double gen_cpu_s;                /* this process, over the sending period and the drain */
+    double send_cpu_s, recv_cpu_s;   /* the two threads' CPU (recv 0 with threads 1) */
+    double send_wait_s, recv_wait_s; /* and their run-queue wait */
+    uint64_t behind_max;             /* packets due but not yet sent at a tick, the most seen */
     uint64_t ticks;
 } capgen_result_t;
 

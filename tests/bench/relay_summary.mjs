@@ -74,7 +74,7 @@ const capOf = (runs) => {
   // Per rate: medians of each figure over the runs that reached it.
   const rates = [...new Set(runs.flatMap((x) => x.steps.map((s) => s.pps_per_publisher)))].sort((a, b) => a - b);
   const keys = ['forwarded_pps', 'loss_pct', 'worker_util', 'worker_cpu_us_per_forwarded', 'worker_runqueue_wait_s',
-    'gen_cpu_util', 'latency_p50_us', 'latency_p99_us', 'udp_drops_spreekd', 'udp_drops_client'];
+    'gen_cpu_util', 'gen_runqueue_wait_s', 'latency_p50_us', 'latency_p99_us', 'udp_drops_spreekd', 'udp_drops_client'];
   const steps = rates.map((pps) => {
     const at = runs.map((x) => x.steps.find((s) => s.pps_per_publisher === pps)).filter(Boolean);
     const o = { pps_per_publisher: pps, runs: at.length };
@@ -135,10 +135,10 @@ if (capacity) {
     if (!c) continue;
     console.log(`capacity, ${name}: ${c.max_forwarded_pps} forwarded packets/s with loss < 0.1 % (median; runs ${c.runs_max_forwarded_pps.join(', ')}; ` +
       `saturated: ${c.saturated.join(', ')}; load average ${c.loadavg_1min.join(', ')}; bad samples ${c.samples_bad})`);
-    console.log('  pps/publisher | fwd pps | loss % | worker CPU share | worker µs/fwd | run-queue wait s | generator CPU | p50 µs | p99 µs | drops fwd/gen | saturated');
+    console.log('  pps/publisher | fwd pps | loss % | worker CPU share | worker µs/fwd | run-queue wait s | generator CPU / wait s | p50 µs | p99 µs | drops fwd/gen | saturated');
     for (const s of c.steps) {
       console.log(`  ${s.pps_per_publisher} | ${s.forwarded_pps} | ${s.loss_pct} | ${s.worker_util} | ${s.worker_cpu_us_per_forwarded} | ` +
-        `${s.worker_runqueue_wait_s} | ${s.gen_cpu_util} | ${s.latency_p50_us} | ${s.latency_p99_us} | ${s.udp_drops_spreekd}/${s.udp_drops_client} | ${s.saturated.join(',')}`);
+        `${s.worker_runqueue_wait_s} | ${s.gen_cpu_util} / ${s.gen_runqueue_wait_s} | ${s.latency_p50_us} | ${s.latency_p99_us} | ${s.udp_drops_spreekd}/${s.udp_drops_client} | ${s.saturated.join(',')}`);
     }
   }
   const l = capacity.latency_half_load;
