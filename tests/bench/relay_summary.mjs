@@ -80,6 +80,8 @@ const capOf = (runs) => {
     const o = { pps_per_publisher: pps, runs: at.length };
     for (const k of keys) o[k] = r1(median(at.map((s) => s[k])));
     o.saturated = at.map((s) => s.saturated || '-');
+    // What a worker with a core of its own would carry at this cost per packet.
+    o.core_pps = o.worker_cpu_us_per_forwarded > 0 ? Math.round(1e6 / o.worker_cpu_us_per_forwarded) : null;
     return o;
   });
   return {
@@ -135,9 +137,9 @@ if (capacity) {
     if (!c) continue;
     console.log(`capacity, ${name}: ${c.max_forwarded_pps} forwarded packets/s with loss < 0.1 % (median; runs ${c.runs_max_forwarded_pps.join(', ')}; ` +
       `saturated: ${c.saturated.join(', ')}; load average ${c.loadavg_1min.join(', ')}; bad samples ${c.samples_bad})`);
-    console.log('  pps/publisher | fwd pps | loss % | worker CPU share | worker µs/fwd | run-queue wait s | generator CPU / wait s | p50 µs | p99 µs | drops fwd/gen | saturated');
+    console.log('  pps/publisher | fwd pps | loss % | worker CPU share | worker µs/fwd | 1 s / (µs/fwd) | run-queue wait s | generator CPU / wait s | p50 µs | p99 µs | drops fwd/gen | saturated');
     for (const s of c.steps) {
-      console.log(`  ${s.pps_per_publisher} | ${s.forwarded_pps} | ${s.loss_pct} | ${s.worker_util} | ${s.worker_cpu_us_per_forwarded} | ` +
+      console.log(`  ${s.pps_per_publisher} | ${s.forwarded_pps} | ${s.loss_pct} | ${s.worker_util} | ${s.worker_cpu_us_per_forwarded} | ${s.core_pps} | ` +
         `${s.worker_runqueue_wait_s} | ${s.gen_cpu_util} / ${s.gen_runqueue_wait_s} | ${s.latency_p50_us} | ${s.latency_p99_us} | ${s.udp_drops_spreekd}/${s.udp_drops_client} | ${s.saturated.join(',')}`);
     }
   }
