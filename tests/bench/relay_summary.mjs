@@ -102,6 +102,7 @@ const latOf = (runs) => {
     p50_us: m('latency_p50_us'), p99_us: m('latency_p99_us'), p999_us: m('latency_p999_us'),
     max_us: m('latency_max_us'), worker_cpu_us_per_forwarded: m('worker_cpu_us_per_forwarded'),
     runs: s.map((x) => [x.latency_p50_us, x.latency_p99_us, x.latency_p999_us]),
+    saturated: s.map((x) => x.saturated),
     loadavg_1min: runs.map((x) => x.loadavg_1min),
   };
 };
@@ -109,7 +110,9 @@ const capacity = capRepeat ? {
   relay: capOf(capRuns('cap')), capfloor: capOf(capRuns('capfloor')),
   latency_half_load: { relay: latOf(capRuns('lat')), capfloor: latOf(capRuns('latfloor')) },
 } : null;
-if (capacity && capacity.latency_half_load.relay && capacity.latency_half_load.capfloor) {
+// The difference means something only when no run of either lost packets or fell behind.
+const clean = (x) => x && x.saturated.every((v) => v === null);
+if (capacity && clean(capacity.latency_half_load.relay) && clean(capacity.latency_half_load.capfloor)) {
   const a = capacity.latency_half_load.relay, b = capacity.latency_half_load.capfloor;
   capacity.latency_half_load.added_p50_us = r1(a.p50_us - b.p50_us);
   capacity.latency_half_load.added_p99_us = r1(a.p99_us - b.p99_us);
@@ -147,8 +150,10 @@ if (capacity) {
   for (const [name, x] of [['relay', l.relay], ['capfloor', l.capfloor]]) {
     if (!x) continue;
     console.log(`one-way delay at ${x.pps_per_publisher} pps per publisher (${x.forwarded_pps} forwarded/s), ${name}: ` +
-      `p50 ${x.p50_us} µs, p99 ${x.p99_us} µs, p99.9 ${x.p999_us} µs, max ${x.max_us} µs (medians; loss ${x.loss_pct} %)`);
+      `p50 ${x.p50_us} µs, p99 ${x.p99_us} µs, p99.9 ${x.p999_us} µs, max ${x.max_us} µs (medians; loss ${x.loss_pct} %; ` +
+      `saturated: ${x.saturated.map((v) => v || '-').join(', ')})`);
   }
   if (l.added_p99_us !== undefined) console.log(`added by the relay: p50 ${l.added_p50_us} µs, p99 ${l.added_p99_us} µs`);
+  else console.log('added by the relay: not given, a latency run lost packets or fell behind (see saturated)');
 }
 console.log(JSON.stringify({ floor, event_floor: epfloor, acceptance: accept, fanout, capacity }));
