@@ -48,6 +48,7 @@ struct capgen {
     uint8_t clear[RX_MAX];
     struct mmsghdr rmsg[RECV_BATCH];
     struct iovec riov[RECV_BATCH];
+    _Atomic uint64_t rx_batches; /* receive progress, for the drain */
     atomic_bool stop;
     clockid_t recv_clock;
     _Atomic int recv_tid;
@@ -269,6 +270,7 @@ static void drain(capgen_t *g, int fd, int si)
             return;
         }
         uint64_t now = now_ns();
+        atomic_fetch_add_explicit(&g->rx_batches, si >= 0 ? 1 : 0, memory_order_relaxed);
         for (int i = 0; i < n && si >= 0; i++) {
             account(g, si, g->rx[i], g->rmsg[i].msg_len, now);
         }
@@ -489,7 +491,7 @@ int capgen_run(capgen_t *g, capgen_result_t *r)
         g->cfg.mark(g->cfg.user, 0);
     }
     uint64_t t0 = now_ns(), t_idle = t0, end = t0 + (uint64_t)(g->seconds * 1e9);
-    uint64_t now = t0, drain_end = 0;
+    uint64_t now = t0, drain_end = 0, drain_cap = 0, batches = 0;
     bool sending = true;
     for (;;) {
         bool tick = true;
@@ -518,6 +520,7 @@ int capgen_run(capgen_t *g, capgen_result_t *r)
                 r->send_wait_s = spk_bench_task_wait_s(self, send_tid) - sw0;
                 r->recv_wait_s = two ? spk_bench_task_wait_s(self, recv_tid) - rw0 : 0;
                 drain_end = now + (uint64_t)(g->cfg.drain_s * 1e9);
+                drain_cap = now + (uint64_t)(10 * g->cfg.drain_s * 1e9);
                 if (g->cfg.mark) {
                     g->cfg.mark(g->cfg.user, 1);
                 }
@@ -527,8 +530,16 @@ int capgen_run(capgen_t *g, capgen_result_t *r)
             t_idle = now;
             g->cfg.idle(g->cfg.user);
         }
-        if (!sending && now >= drain_end) {
-            break;
+        if (!sending) {
+            /* the drain lasts until drain_s pass without a packet, 10 × drain_s at most */
+            uint64_t b = atomic_load_explicit(&g->rx_batches, memory_order_relaxed);
+            if (b != batches) {
+                batches = b;
+                drain_end = now + (uint64_t)(g->cfg.drain_s * 1e9);
+            }
+            if (now >= drain_end || now >= drain_cap) {
+                break;
+            }
         }
     }
     if (two) {

@@ -97,7 +97,8 @@ typedef struct {
     int threads;      /* 1 or 2 */
     unsigned tick_us; /* send tick (200) */
     size_t mem_cap;   /* bytes of pre-protected packets per step at most */
-    double drain_s;   /* receive on after the sending period (0.3) */
+    double drain_s;   /* after the sending period, receive until this passes without a
+                       * packet (0.3), 10 times this at most */
     capgen_build_fn build;
     capgen_check_fn check;
     capgen_idle_fn idle;
