@@ -166,6 +166,8 @@ int load_cap_run(load_t *L, double setup_s)
         json_object_set_new(o, "fanout", json_integer(L->k - 1));
         json_object_set_new(o, "packet_bytes", json_integer((json_int_t)L->size));
         json_object_set_new(o, "setup_s", json_real(setup_s));
+        const char *prof = spk_peer_srtp_profile(c.parts[0]->pub.peer);
+        json_object_set_new(o, "srtp_profile", prof ? json_string(prof) : json_null());
         json_object_set_new(o, "generator_threads", json_integer(L->cap_threads));
         json_object_set_new(o, "tick_us", json_integer(L->cap_tick_us ? L->cap_tick_us : 200));
         json_object_set_new(o, "relay_workers", json_integer((json_int_t)L->n_workers));
