@@ -629,6 +629,8 @@ static json_t *step_json(const capgen_t *g, const capgen_result_t *r, const capg
     json_object_set_new(o, "udp_drops_spreekd", json_integer(sdrop));
     json_object_set_new(o, "udp_drops_client", json_integer(cdrop));
     set_real(o, "gen_cpu_util", r->gen_cpu_s / s);
+    set_real(o, "gen_cpu_us_per_forwarded",
+             r->received ? (r->send_cpu_s + r->recv_cpu_s) * 1e6 / (double)r->received : -1);
     set_real(o, "gen_send_thread_util", send_util);
     set_real(o, "gen_recv_thread_util", recv_util);
     set_real(o, "gen_runqueue_wait_s",
