@@ -16,8 +16,9 @@
 #    RELAY_CAP_STEP s until two steps in a row lose 0.1 % or more; the capacity is the highest
 #    forwarded rate with less loss. Interleaved with the same ramp through capfloor (the same
 #    generator against a minimal one-thread SRTP forwarder), RELAY_CAP_REPEAT times each. Then
-#    the one-way delay at half the relay's median capacity, RELAY_LAT_SECONDS per run, relay and
-#    capfloor interleaved RELAY_CAP_REPEAT times: the relay's added latency is the difference.
+#    the one-way delay at half the relay's median capacity (on a host so contended that no step
+#    was loss-free: half of what its CPU cost per packet allows), RELAY_LAT_SECONDS per run, relay
+#    and capfloor interleaved RELAY_CAP_REPEAT times: the relay's added latency is the difference.
 # Every spreekload run starts its own spreekd (temporary data directory, free port). The last
 # line is one JSON object with every figure. Settings (environment): RELAY_REPEAT (3),
 # RELAY_DURATION (6 s per fan-out run), RELAY_ACCEPT_DURATION (30), RELAY_CONSULTS (6 per fan-out
@@ -77,16 +78,23 @@ for r in $(seq 1 "$cap_repeat"); do
   "$capfloor" --consults 10 --participants 2 --rates "$ramp" --duration "${RELAY_CAP_STEP:-2}" \
     >"$out/capfloor.$r.json" || true
 done
-# Half the relay's median capacity, as a rate per publisher (10 consults x 2, fan-out 1).
+# Half the relay's median capacity, as a rate per publisher (10 consults x 2, fan-out 1); when no
+# run had a loss-free step (a contended host), half of what the worker's CPU cost per forwarded
+# packet at its highest step allows on a core of its own.
 half=$(node -e '
 const fs = require("fs");
-const v = [];
+const med = (v) => { v.sort((a, b) => a - b); const n = v.length; return n === 0 ? 0 : n % 2 ? v[(n - 1) / 2] : (v[n / 2 - 1] + v[n / 2]) / 2; };
+const runs = [];
 for (let r = 1; r <= Number(process.argv[2]); r++) {
-  try { v.push(JSON.parse(fs.readFileSync(`${process.argv[1]}/cap.${r}.json`, "utf8")).max_forwarded_pps || 0); } catch { v.push(0); }
+  try { runs.push(JSON.parse(fs.readFileSync(`${process.argv[1]}/cap.${r}.json`, "utf8"))); } catch {}
 }
-v.sort((a, b) => a - b);
-const m = v.length % 2 ? v[(v.length - 1) / 2] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2;
-console.log(Math.max(100, Math.round(m / 2 / 20)));
+let cap = med(runs.map((x) => x.max_forwarded_pps || 0));
+if (!(cap > 0)) {
+  cap = med(runs.map((x) => x.steps && x.steps.length ? x.steps[x.steps.length - 1].worker_cpu_us_per_forwarded : -1)
+    .filter((us) => us > 0).map((us) => 1e6 / us));
+  console.error("capacity: no loss-free step; half of 1 s / worker CPU per forwarded packet");
+}
+console.log(Math.max(100, Math.round(cap / 2 / 20)));
 ' "$out" "$cap_repeat")
 echo "-- latency at half the relay's capacity: $half pps per publisher ($((half * 20)) forwarded packets/s)"
 for r in $(seq 1 "$cap_repeat"); do
