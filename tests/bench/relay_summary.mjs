@@ -103,6 +103,7 @@ const latOf = (runs) => {
     max_us: m('latency_max_us'), worker_cpu_us_per_forwarded: m('worker_cpu_us_per_forwarded'),
     runs: s.map((x) => [x.latency_p50_us, x.latency_p99_us, x.latency_p999_us]),
     saturated: s.map((x) => x.saturated),
+    waits: s.map((x) => Math.max(x.worker_runqueue_wait_s, x.gen_runqueue_wait_s) / x.seconds),
     loadavg_1min: runs.map((x) => x.loadavg_1min),
   };
 };
@@ -110,8 +111,10 @@ const capacity = capRepeat ? {
   relay: capOf(capRuns('cap')), capfloor: capOf(capRuns('capfloor')),
   latency_half_load: { relay: latOf(capRuns('lat')), capfloor: latOf(capRuns('latfloor')) },
 } : null;
-// The difference means something only when no run of either lost packets or fell behind.
-const clean = (x) => x && x.saturated.every((v) => v === null);
+// The difference means something only when no run of either lost packets or fell behind, and
+// neither the forwarder nor the generator waited for a CPU a tenth of the run or more (the
+// delays are the scheduler's otherwise).
+const clean = (x) => x && x.saturated.every((v) => v === null) && x.waits.every((w) => w < 0.1);
 if (capacity && clean(capacity.latency_half_load.relay) && clean(capacity.latency_half_load.capfloor)) {
   const a = capacity.latency_half_load.relay, b = capacity.latency_half_load.capfloor;
   capacity.latency_half_load.added_p50_us = r1(a.p50_us - b.p50_us);
@@ -154,6 +157,6 @@ if (capacity) {
       `saturated: ${x.saturated.map((v) => v || '-').join(', ')})`);
   }
   if (l.added_p99_us !== undefined) console.log(`added by the relay: p50 ${l.added_p50_us} µs, p99 ${l.added_p99_us} µs`);
-  else console.log('added by the relay: not given, a latency run lost packets or fell behind (see saturated)');
+  else console.log('added by the relay: not given, a latency run lost packets, fell behind or waited for a CPU');
 }
 console.log(JSON.stringify({ floor, event_floor: epfloor, acceptance: accept, fanout, capacity }));
