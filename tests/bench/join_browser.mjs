@@ -31,7 +31,7 @@ function traceInit() {
   };
   window.__note = note;
   const asks = new Map(); // request id -> type
-  const watched = (type) => /^(media\.|admitted|sent_back)/.test(type || '');
+  const watched = (type) => /^(media\.|admitted|sent_back|lobby\.admit|roster|mls\.|chat\.(entry|members|get|sync))/.test(type || '');
   const NativeWs = window.WebSocket;
   window.WebSocket = class extends NativeWs {
     constructor(...args) {
@@ -45,6 +45,7 @@ function traceInit() {
           return;
         }
         if (m.re != null && asks.has(m.re)) note(`< ${m.type} ${asks.get(m.re)}`);
+        else if (m.type === 'chat.entry') note(`< chat.entry ${m.kind}`);
         else if (watched(m.type)) note(`< ${m.type}`);
       });
     }
@@ -61,6 +62,33 @@ function traceInit() {
         }
       }
       return super.send(data);
+    }
+  };
+  // End-to-end encryption (web/js/e2ee): the media key posted to the worker, and the worker's
+  // counters growing past what they were when the steps began (it reports a counter at once
+  // when it moves after standing still).
+  const NativeWorker = window.Worker;
+  window.__workers = [];
+  window.Worker = class extends NativeWorker {
+    constructor(...args) {
+      super(...args);
+      this.__last = {};
+      this.__base = null;
+      window.__workers.push(this);
+      this.addEventListener('message', (ev) => {
+        const st = ev.data && ev.data.type === 'stats' ? ev.data.stats : null;
+        if (!st) return;
+        this.__last = st;
+        if (Date.now() < window.__stepsFrom) return;
+        const base = this.__base || {};
+        for (const f of ['encrypted', 'decrypted', 'dropped_no_key', 'dropped_not_ours']) {
+          if ((st[f] || 0) > (base[f] || 0)) note(`e2ee ${f}`);
+        }
+      });
+    }
+    postMessage(m, ...rest) {
+      if (m && m.type === 'epoch') note('e2ee key set');
+      return super.postMessage(m, ...rest);
     }
   };
   const Native = window.RTCPeerConnection;
@@ -120,6 +148,7 @@ function arm(page) {
       window.__steps.length = 0;
       window.__stepsFrom = Date.now();
       window.__base = null;
+      for (const w of window.__workers || []) w.__base = { ...w.__last };
     }
     const seen = new WeakSet();
     clearInterval(window.__firstTimer);
