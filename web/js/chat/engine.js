@@ -380,10 +380,12 @@ export class ChatEngine {
     if (c.mergeAt && m.seq > c.mergeAt) await this.#mergeOwn(c);
     let item = null;
     let changed = false;
+    let meta = null; // after a Welcome: the conversation object, asked for while the state saves
     try {
       const data = unb64u(m.data);
       if (m.kind === 'welcome') {
         await this.#join(c, data);
+        meta = this.refresh(c.id).catch(() => {});
         changed = true;
       } else if (!c.group || c.group.freed) {
         throw new ChatError(
@@ -416,15 +418,15 @@ export class ChatEngine {
     }
     await this.#saveState(c).catch((err) => this.#fail(c, 'save', err));
     this.#ackLater(c, m.seq);
+    // Who listens for the new group (the call's keys: e2ee/call_keys.js) needs its kind and
+    // consult: they are there when the events go out.
+    if (meta) await meta;
     if (changed) {
       this.#wakeEpoch(c);
       if (c.group && !c.group.freed && m.kind !== 'proposal')
         this.#emit('epoch', { conversation: c.id });
       this.#emit('conversation', { conversation: c.id, entry: m.kind });
-      if (m.kind === 'welcome') {
-        this.refresh(c.id).catch(() => {});
-        this.#flushOutbox(c);
-      }
+      if (m.kind === 'welcome') this.#flushOutbox(c);
     }
     if (m.kind === 'welcome') this.#replenish().catch(() => {});
   }
