@@ -85,7 +85,7 @@ function traceInit() {
         this.__last = st;
         if (Date.now() < window.__stepsFrom) return;
         const base = this.__base || {};
-        for (const f of ['encrypted', 'decrypted', 'dropped_no_key', 'dropped_not_ours']) {
+        for (const f of ['encrypted', 'decrypted', 'released', 'dropped_no_key', 'dropped_not_ours', 'key_frames_asked']) {
           if ((st[f] || 0) > (base[f] || 0)) note(`e2ee ${f}`);
         }
       });

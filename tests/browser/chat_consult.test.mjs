@@ -70,7 +70,8 @@ function logSignaling() {
 
 // From the GP's log since index `from`: the admission of `participant` and what followed it.
 // Asserts that the patient's KeyPackages were claimed once, without waiting for the answers
-// of the requests sent with the claim (members.add, chat.get), and that the Commit came after.
+// of the requests sent with the claim (members.add, chat.get), that the Commit came after, and
+// that it was merged without a chat.sync round trip.
 async function checkAdmission(gp, from) {
   const log = (await gp.evaluate(() => window.__wsLog)).slice(from);
   const admitAt = log.findIndex(([d, type]) => d === '>' && type === 'lobby.admit');
@@ -91,6 +92,10 @@ async function checkAdmission(gp, from) {
     const a = answered(i);
     assert.ok(a < 0 || a > claim, `${type} answered before the claim went out: ${JSON.stringify(after)}`);
   }
+  // The Commit is merged at once: the console's earlier Commits and their Welcomes are the only
+  // entries before it, which it never receives, so it need not ask chat.sync for them.
+  const next = after.slice(answered(commit) + 1).find(([d]) => d === '>');
+  assert.ok(!next || next[1] !== 'chat.sync', `the Commit waited for chat.sync: ${JSON.stringify(after)}`);
   return log.length + from;
 }
 

@@ -66,6 +66,9 @@ class Conversation {
     // seq of this device's own accepted Commit, not merged yet: entries sequenced before it
     // (of the Commit's epoch) are read first (ChatEngine.commit)
     this.mergeAt = 0;
+    // seqs of this device's own entries (messages, Commits and their Welcomes) above
+    // `handled`: the service never sends them back, so `handled` moves past them
+    this.own = new Set();
     this.merged = null; // resolves once that Commit is merged
   }
 
@@ -410,6 +413,7 @@ export class ChatEngine {
       this.#fail(c, `entry ${m.seq} ${m.kind}`, err);
     }
     c.handled = m.seq;
+    this.#skipOwn(c);
     // The history entry first, then the state with the new seq: after a crash in between the
     // entry comes again, and its message is known already by id.
     if (item) {
@@ -494,6 +498,18 @@ export class ChatEngine {
         }),
       ),
     );
+  }
+
+  // Entries from..to are this device's own (protocol.md 5.9: a Commit's Welcomes follow its
+  // entry): `handled` moves past them once it reaches them.
+  #ownEntries(c, from, to) {
+    for (let seq = Math.max(from, c.handled + 1); seq <= to; seq++) c.own.add(seq);
+    this.#skipOwn(c);
+  }
+
+  #skipOwn(c) {
+    while (c.own.delete(c.handled + 1)) c.handled += 1;
+    for (const seq of c.own) if (seq <= c.handled) c.own.delete(seq);
   }
 
   // Merges this device's own accepted Commit (ChatEngine.commit).
@@ -655,6 +671,9 @@ export class ChatEngine {
         // and entries sent before the answer wait behind this task. They are read with this
         // epoch's keys, so the merge waits for them (below).
         c.mergeAt = Number.isInteger(r.seq) ? r.seq : 0;
+        // The Commit's entry and the Welcome's after it (one per device added) are this
+        // device's own: with them skipped, the next Commit merges without asking chat.sync.
+        if (c.mergeAt) this.#ownEntries(c, c.mergeAt, c.mergeAt + (welcome ? (p.add || []).length : 0));
         c.merged = new Promise((resolve) => {
           c.mergedResolve = resolve;
         });
@@ -751,6 +770,7 @@ export class ChatEngine {
           this.#emit('message', { conversation: c.id, item, replaced: true });
           throw err;
         }
+        if (Number.isInteger(r.seq)) this.#ownEntries(c, r.seq, r.seq);
         const sent = {
           ...item,
           key: `h|${this.dk}|${c.id}|${seqKey(r.seq)}`,

@@ -14,7 +14,7 @@ import { decodeHeader } from './sframe.js';
 const CLEAR = { audio: 1, key: 10, delta: 3 };
 const media = new SFrameMls();
 // released: frames decrypted after waiting for their key (counted in decrypted too);
-// key_frames_asked: requests to the video encoders for a key frame when the first key came.
+// key_frames_asked: requests to the video encoders for a key frame when a new epoch came.
 const stats = {
   encrypted: 0,
   decrypted: 0,
@@ -80,8 +80,11 @@ function count(field) {
   } else if (!statsTimer) statsTimer = setTimeout(report, REPORT_MS);
 }
 
-// The video senders' encoders: asked for a key frame when the first key arrives, since the
-// frames before it (the key frame that starts the stream among them) were dropped.
+// The video senders' encoders: asked for a key frame whenever a new epoch is installed. With
+// the first key, the frames before it (the key frame that starts the stream among them) were
+// dropped; after a Commit that added a member, that member has no key for the epochs before,
+// so the stream must start again from a key frame it can decrypt (else its decoder waits for
+// a key frame request to reach this encoder through the relay).
 const keyFrameAsks = new Set();
 
 function encrypter(kind, transformer) {
@@ -230,13 +233,12 @@ self.onmessage = async (event) => {
   const m = event.data;
   try {
     if (m.type === 'epoch') {
-      const first = media.sendEpoch === null;
       await media.addEpoch({ epoch: BigInt(m.epoch), baseKey: m.baseKey, leafCount: m.leafCount, ownLeaf: m.ownLeaf });
       m.baseKey.fill(0);
       stats.epoch = BigInt(m.epoch);
       report();
       for (const rx of receivers) rx.drain();
-      if (first) for (const ask of keyFrameAsks) ask();
+      for (const ask of keyFrameAsks) ask();
     } else if (m.type === 'drop_before') {
       media.dropBefore(BigInt(m.epoch));
     } else if (m.type === 'close') {
