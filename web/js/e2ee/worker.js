@@ -201,7 +201,9 @@ function decrypter(kind) {
         } else count(r === 'wait' ? 'dropped_not_ours' : r);
       }
     } catch {
-      // the stream ended
+      // the stream ended: nothing more to pass on
+      held.length = 0;
+      receivers.delete(rx);
     } finally {
       draining = false;
     }
