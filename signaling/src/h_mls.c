@@ -255,6 +255,13 @@ int sig_h_mls_kp_claim(sig_req_t *r)
         return rc;
     }
     ds_member_t *m = ds_member_find(c, iss, sub);
+    json_t *user = json_object_get(r->req, "user");
+    if (m == NULL && json_object_get(user, "iss") == NULL) {
+        /* No issuer given: the caller's, else this server's own (a patient's, as for
+         * chat.members.add). */
+        snprintf(iss, sizeof(iss), "%s", r->s->issuer->iss);
+        m = ds_member_find(c, iss, sub);
+    }
     if (m == NULL || !ds_member_allowed(r->s, c, m)) {
         snprintf(r->why, sizeof(r->why), "that user may not be in this conversation");
         return SPK_EFORBIDDEN;

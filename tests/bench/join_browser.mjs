@@ -8,6 +8,10 @@
 // With BENCH_JOIN_SPLIT=1 each page also records when the steps of a join happen (signaling
 // messages, ICE and DTLS states, the first video packet and the first decoded frame, from
 // getStats polled every 10 ms), and the medians of each step since the admit click are printed.
+// The steps include the chat's (the GP's chat.members.add, claims and Commit, the patient's
+// Welcome) and E2EE's (the key posted to the media worker, its first frame encrypted, decrypted
+// or dropped). BENCH_JOIN_FRESH=1: every join is a new patient's first admission (a new invite
+// and browser context) instead of the same patient sent back and admitted again.
 // Usage: SPREEKD=... SPREEKCTL=... [BENCH_WEB_ROOT=dir] node tests/bench/join_browser.mjs
 //        [JOINS=20] [e2ee: 0|1]
 import { waitText } from '../browser/lib.mjs';
@@ -31,7 +35,7 @@ function traceInit() {
   };
   window.__note = note;
   const asks = new Map(); // request id -> type
-  const watched = (type) => /^(media\.|admitted|sent_back)/.test(type || '');
+  const watched = (type) => /^(media\.|admitted|sent_back|lobby\.admit|roster|mls\.|chat\.(entry|members|get|sync))/.test(type || '');
   const NativeWs = window.WebSocket;
   window.WebSocket = class extends NativeWs {
     constructor(...args) {
@@ -45,6 +49,7 @@ function traceInit() {
           return;
         }
         if (m.re != null && asks.has(m.re)) note(`< ${m.type} ${asks.get(m.re)}`);
+        else if (m.type === 'chat.entry') note(`< chat.entry ${m.kind}`);
         else if (watched(m.type)) note(`< ${m.type}`);
       });
     }
@@ -61,6 +66,33 @@ function traceInit() {
         }
       }
       return super.send(data);
+    }
+  };
+  // End-to-end encryption (web/js/e2ee): the media key posted to the worker, and the worker's
+  // counters growing past what they were when the steps began (it reports a counter at once
+  // when it moves after standing still).
+  const NativeWorker = window.Worker;
+  window.__workers = [];
+  window.Worker = class extends NativeWorker {
+    constructor(...args) {
+      super(...args);
+      this.__last = {};
+      this.__base = null;
+      window.__workers.push(this);
+      this.addEventListener('message', (ev) => {
+        const st = ev.data && ev.data.type === 'stats' ? ev.data.stats : null;
+        if (!st) return;
+        this.__last = st;
+        if (Date.now() < window.__stepsFrom) return;
+        const base = this.__base || {};
+        for (const f of ['encrypted', 'decrypted', 'released', 'dropped_no_key', 'dropped_not_ours', 'key_frames_asked']) {
+          if ((st[f] || 0) > (base[f] || 0)) note(`e2ee ${f}`);
+        }
+      });
+    }
+    postMessage(m, ...rest) {
+      if (m && m.type === 'epoch') note('e2ee key set');
+      return super.postMessage(m, ...rest);
     }
   };
   const Native = window.RTCPeerConnection;
@@ -120,6 +152,7 @@ function arm(page) {
       window.__steps.length = 0;
       window.__stepsFrom = Date.now();
       window.__base = null;
+      for (const w of window.__workers || []) w.__base = { ...w.__last };
     }
     const seen = new WeakSet();
     clearInterval(window.__firstTimer);
@@ -156,8 +189,12 @@ try {
   const init = split ? traceInit : undefined;
   const gp = await openConsole(env, GP, { init });
   await createAndJoin(gp);
-  const invite = await newInvite(gp);
-  const pat = await patientToLobby(env, invite, PATIENT, { init });
+  // BENCH_JOIN_FRESH=1: every join is a new patient's first admission (a new invite, a new
+  // browser context: no chat group, no KeyPackage claimed before, nothing cached), the page
+  // closed after it; otherwise one patient is sent back and admitted again.
+  const fresh = process.env.BENCH_JOIN_FRESH === '1';
+  const nameOf = (i) => (fresh ? `Patiënt ${String(i).padStart(2, '0')}` : PATIENT);
+  let pat = await patientToLobby(env, await newInvite(gp), nameOf(0), { init });
   const atPatient = [];
   const atGp = [];
   const stepsOf = { patient: new Map(), gp: new Map() }; // step -> [ms since the admit click]
@@ -174,7 +211,7 @@ try {
     await arm(pat);
     await arm(gp);
     const t0 = Date.now();
-    await admit(gp, pat, PATIENT, { timeout: 30000 });
+    await admit(gp, pat, nameOf(i), { timeout: 30000 });
     const [p, g] = await Promise.all([firstFrame(pat), firstFrame(gp)]);
     if (i > 0) {
       // the first join warms up the pages (module loading, the MLS library); not counted
@@ -194,12 +231,18 @@ try {
         }
       }
     }
+    if (fresh) {
+      await pat.context().close();
+      await gp.waitForFunction(() => !document.querySelector('#tiles .tile-remote'), null, { timeout: 30000 });
+      if (i < joins) pat = await patientToLobby(env, await newInvite(gp), nameOf(i + 1), { init });
+      continue;
+    }
     await gp.locator('[data-testid="send-back"]').click();
     await waitText(tid(pat, 'join-status'), 'teruggezet', 30000);
     await pat.waitForFunction(() => !document.querySelector('#tiles .tile-remote'), null, { timeout: 30000 });
   }
   const fig = (a) => ({ p50: pct(a, 50), p95: pct(a, 95), max: Math.max(...a) });
-  const out = { e2ee, joins, patient_ms: fig(atPatient), gp_ms: fig(atGp) };
+  const out = { e2ee, joins, fresh, patient_ms: fig(atPatient), gp_ms: fig(atGp) };
   if (split) {
     for (const [who, m] of Object.entries(stepsOf)) {
       const rows = [...m].map(([what, a]) => [what, pct(a, 50), pct(a, 95), a.length]);
@@ -211,7 +254,7 @@ try {
   }
   console.log(JSON.stringify(out));
   console.log(
-    `join (admit → first decoded remote frame), ${joins} joins, E2EE ${e2ee ? 'on' : 'off'}: ` +
+    `join (admit → first decoded remote frame), ${joins} ${fresh ? 'first admissions' : 'joins'}, E2EE ${e2ee ? 'on' : 'off'}: ` +
       `patient p50 ${out.patient_ms.p50} ms p95 ${out.patient_ms.p95} ms; GP p50 ${out.gp_ms.p50} ms p95 ${out.gp_ms.p95} ms`,
   );
 } finally {

@@ -4,7 +4,8 @@
 // admitted patient decode each other's video and hear each other; a participant who is in the
 // consult but not in the group receives every frame and decodes none; after a Commit removes a
 // member, the remaining two keep decoding in the new epoch and the removed one decodes nothing
-// sent after it. Both sides show the same safety number.
+// sent after it. Both sides show the same safety number. A member whose key arrives after its
+// media is up decodes the frames that waited for the key.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
@@ -26,7 +27,7 @@ test('end-to-end encrypted 1:1 call, an outsider, and a member removed', { timeo
   const { consult } = await gpc.ok('consult.create', { patient: 'pseudo-4711', title: 'E2EE' });
   await gpc.ok('consult.join', { consult: consult.id });
   const patients = [];
-  for (const name of ['Sanne de Vries', 'Tolk Ahmed', 'Buitenstaander']) {
+  for (const name of ['Sanne de Vries', 'Tolk Ahmed', 'Buitenstaander', 'Late Lid']) {
     const { invite } = await gpc.ok('invite.create', { consult: consult.id });
     const c = await Client.connect(env.srv.server.wsUrl);
     await c.next('hello');
@@ -74,6 +75,25 @@ test('end-to-end encrypted 1:1 call, an outsider, and a member removed', { timeo
     assert.equal(r.frames, 0, 'no video frame decoded');
     assert.equal(r.e2ee.decrypted, 0);
     assert.ok(r.heard < 4800, `no sound decoded: ${r.heard} samples`);
+  });
+
+  await t.test('frames that arrive before the key wait for it, and decode once it comes', async () => {
+    // A receiving member whose key comes late (the Welcome after the media connection): its
+    // worker holds the first frames (the key frame the relay starts a subscriber with among
+    // them) and decrypts them when the key is posted, instead of dropping them.
+    const late = await newPage(env, 'late');
+    pages.late = late;
+    await startCall(late, { url, token: patients[3], consult: consult.id, keys: null, safety: '', send: false });
+    const before = await until(late, (x) => x.videoPackets > 0, 'late: video arrives');
+    assert.equal(before.frames, 0, 'nothing decodes without a key');
+    assert.equal(before.e2ee?.decrypted || 0, 0);
+    await late.evaluate(
+      ({ keys, safety }) => window.__t.e2ee.setEpoch({ ...keys, baseKey: Uint8Array.from(keys.baseKey) }, safety),
+      { keys: keysOf(groups[1]), safety },
+    );
+    const r = await until(late, (x) => x.frames > 30 && x.e2ee?.released > 0, 'late: decodes');
+    assert.equal(r.e2ee.failed, 0, JSON.stringify(r.e2ee));
+    assert.ok(r.e2ee.released > 0, `held frames released: ${JSON.stringify(r.e2ee)}`);
   });
 
   await t.test('after a Commit removes the interpreter, the others keep decoding; the interpreter does not', async () => {

@@ -58,12 +58,14 @@ export async function startCall(page, { url, token, consult, keys, safety, e2ee 
 export function received(page) {
   return page.evaluate(async () => {
     const { call, e2ee } = window.__t;
-    const out = { frames: 0, audioEnergy: 0, audioPackets: 0, heard: 0, sentVideo: 0, e2ee: e2ee ? e2ee.stats : null, safety: e2ee?.safety };
+    const out = { frames: 0, videoPackets: 0, audioEnergy: 0, audioPackets: 0, heard: 0, sentVideo: 0, e2ee: e2ee ? e2ee.stats : null, safety: e2ee?.safety };
     if (call.sub) {
       for (const s of (await call.sub.pc.getStats()).values()) {
         if (s.type !== 'inbound-rtp') continue;
-        if (s.kind === 'video') out.frames += s.framesDecoded || 0;
-        else {
+        if (s.kind === 'video') {
+          out.frames += s.framesDecoded || 0;
+          out.videoPackets += s.packetsReceived || 0;
+        } else {
           out.audioEnergy += s.totalAudioEnergy || 0;
           out.audioPackets += s.packetsReceived || 0;
           // samples played that were decoded, not made up to hide loss

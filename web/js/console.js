@@ -958,6 +958,7 @@ async function admit(btn, e, p) {
   if (!res) return;
   e.lobby = e.lobby.filter((x) => x.id !== p.id);
   upsert(e.participants, res.participant || { ...p, state: 'admitted' });
+  if (state.chat) state.chat.admitted(e.consult.id, e.participants);
   announce('console.lobby.admitted', { name: p.name });
   renderDetail();
   renderList();

@@ -350,6 +350,18 @@ async function startCall() {
   });
 }
 
+// The consult object (whether its media is end-to-end encrypted) while the patient waits, so
+// that the call starts without asking for it once admitted.
+function prefetchConsult(client, consult) {
+  if (state.consultInfo && state.consultInfo.id === consult) return;
+  client
+    .request('consult.get', { consult })
+    .then((res) => {
+      if (state.client === client && !state.consultInfo && res.consult) state.consultInfo = res.consult;
+    })
+    .catch(() => {});
+}
+
 // Video goes out while the camera is on and the patient did not choose audio only.
 function sendingVideo() {
   return state.videoOn && !state.audioOnly;
@@ -478,6 +490,7 @@ async function onSubmit(ev) {
     save(INVITE_KEY, null);
     state.iceServers = Array.isArray(res.ice_servers) ? res.ice_servers : [];
     attachChat(state.client);
+    prefetchConsult(state.client, res.consult);
     i18n.setText($('#waiting-status'), 'join.waiting.status');
     applyParticipant(res.participant || { state: 'lobby' });
   } catch (err) {

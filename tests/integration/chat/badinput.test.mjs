@@ -277,6 +277,41 @@ test('Commits against the membership: a non-member\'s device, a removal the comm
   }
 });
 
+test('a Commit adds at most 64 devices: out_of_range beyond, nothing of it stored', async () => {
+  const env = await boot();
+  try {
+    const { gpc, gp, apoc, apo, conv } = await careTeam(env);
+    const epoch0 = await serverEpoch(gpc, conv);
+    // the district nurse may be in the conversation; her team's devices are valid KeyPackages
+    await gpc.ok('chat.members.add', { conversation: conv, user: { sub: 'wijk-1' }, role: 'partner', name: 'Wijkverpleging' });
+    const devices = (n) => Array.from({ length: n }, (_, i) =>
+      keyPackage({ identity: gp.identity.replace('\ngp-1\ngp-laptop', `\nwijk-1\ntablet-${i}`) }));
+    const commitAdding = (add) => {
+      const { commit, welcome } = gp.groups.get(conv).commit({ add });
+      return gpc.req('mls.commit', { conversation: conv, commit: b64u(commit), welcome: b64u(welcome) });
+    };
+    // 65 devices: refused for their number, before anything else about them is looked at
+    let r = await commitAdding(devices(65));
+    assert.equal(r.code, 'out_of_range', `${r.code} ${r.message}`);
+    gp.groups.get(conv).commitDiscard();
+    // 64 pass the count; these were not claimed here, which is the next refusal
+    r = await commitAdding(devices(64));
+    assert.equal(r.code, 'bad_message', `${r.code} ${r.message}`);
+    gp.groups.get(conv).commitDiscard();
+
+    // nothing moved: the same epoch, and the members carry on in it
+    assert.equal(await serverEpoch(gpc, conv), epoch0);
+    await carriesOn(gpc);
+    await carriesOn(apoc);
+    await gp.send(conv, 'nog steeds hier');
+    await apo.until(() => apo.texts(conv).includes('nog steeds hier'));
+    await agree(conv, gp, apo);
+    assert.deepEqual([...gp.errors, ...apo.errors], []);
+  } finally {
+    await env.close();
+  }
+});
+
 test('messages: outside the group, not a member, oversized, replayed, stale, future, not base64url', async () => {
   const env = await boot();
   try {

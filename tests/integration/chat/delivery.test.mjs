@@ -3,8 +3,10 @@
 // nothing new, and two Commits of one epoch race: one wins, the other re-bases.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { boot } from '../signaling/fixture.mjs';
-import { ChatDevice, consultChat, loadMls } from './lib.mjs';
+import { generateKeyPairSync } from 'node:crypto';
+import { boot, consultWithPatient } from '../signaling/fixture.mjs';
+import { mint } from '../lib/tokens.mjs';
+import { ChatDevice, chatBetween, consultChat, loadMls } from './lib.mjs';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const mls = await loadMls();
@@ -151,6 +153,36 @@ test('sent back to the lobby: nothing new reaches the patient; the next Commit m
     // The patient cannot send either.
     const r = await pt.send(conv, 'mag niet');
     assert.equal(r.code, 'forbidden');
+  } finally {
+    await env.close();
+  }
+});
+
+test("a GP of an identity provider claims an admitted patient's KeyPackages without naming the patient's issuer", async () => {
+  // The GP's issuer is the practice's identity provider, the patient's is the server's own: a
+  // claim whose user has no `iss` finds the patient (protocol.md 5.9), so a client can send it
+  // before it has the conversation object that names the issuer.
+  const { publicKey, privateKey } = generateKeyPairSync('ed25519');
+  const idp = { iss: 'https://idp.regio.example', kid: 'k1', key: privateKey };
+  const env = await boot(['--issuer', `${idp.iss} k1 ${publicKey.export({ format: 'jwk' }).x}`]);
+  try {
+    const gpc = await env.connect();
+    await gpc.ok('auth', { token: mint(idp, env.users.gp) });
+    const { consult, patient, participant } = await consultWithPatient(env, gpc);
+    const { conversation } = await gpc.ok('chat.create', { kind: 'consult', consult: consult.id });
+    // In the lobby the patient is no member: nothing to claim.
+    assert.equal(await gpc.code('mls.key_packages.claim', { conversation: conversation.id, user: { sub: participant.id } }), 'forbidden');
+    await gpc.ok('lobby.admit', { consult: consult.id, participant: participant.id });
+    // Without an issuer (lib.mjs addUser): the patient's device joins through the claimed
+    // KeyPackage.
+    const { conv, ptDev } = await chatBetween(mls, gpc, patient, consult.id, participant.id);
+    assert.equal(conv, conversation.id);
+    assert.ok(ptDev.groups.has(conv));
+    // With the GP's issuer named, the patient is not found.
+    assert.equal(
+      await gpc.code('mls.key_packages.claim', { conversation: conv, user: { sub: participant.id, iss: idp.iss } }),
+      'forbidden',
+    );
   } finally {
     await env.close();
   }

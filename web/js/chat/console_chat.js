@@ -413,6 +413,13 @@ export class ConsoleChat {
     return out;
   }
 
+  // This console admitted a patient (the lobby.admit answer): the consult's chat adds their
+  // device at once rather than when the roster event has been handled, so the Welcome (and with
+  // it the call's keys) reaches them sooner. participants: the consult's, the patient admitted.
+  admitted(consult, participants) {
+    this.#onRoster(consult, participants);
+  }
+
   // Admission changed in a joined consult: the patient joins the chat when admitted, leaves it
   // when sent back (also for a consult that is not the one on screen).
   #onRoster(consult, participants) {

@@ -66,6 +66,9 @@ class Conversation {
     // seq of this device's own accepted Commit, not merged yet: entries sequenced before it
     // (of the Commit's epoch) are read first (ChatEngine.commit)
     this.mergeAt = 0;
+    // seqs of this device's own entries (messages, Commits and their Welcomes) above
+    // `handled`: the service never sends them back, so `handled` moves past them
+    this.own = new Set();
     this.merged = null; // resolves once that Commit is merged
   }
 
@@ -380,10 +383,12 @@ export class ChatEngine {
     if (c.mergeAt && m.seq > c.mergeAt) await this.#mergeOwn(c);
     let item = null;
     let changed = false;
+    let meta = null; // after a Welcome: the conversation object, asked for while the state saves
     try {
       const data = unb64u(m.data);
       if (m.kind === 'welcome') {
         await this.#join(c, data);
+        meta = this.refresh(c.id).catch(() => {});
         changed = true;
       } else if (!c.group || c.group.freed) {
         throw new ChatError(
@@ -408,6 +413,7 @@ export class ChatEngine {
       this.#fail(c, `entry ${m.seq} ${m.kind}`, err);
     }
     c.handled = m.seq;
+    this.#skipOwn(c);
     // The history entry first, then the state with the new seq: after a crash in between the
     // entry comes again, and its message is known already by id.
     if (item) {
@@ -416,15 +422,15 @@ export class ChatEngine {
     }
     await this.#saveState(c).catch((err) => this.#fail(c, 'save', err));
     this.#ackLater(c, m.seq);
+    // Who listens for the new group (the call's keys: e2ee/call_keys.js) needs its kind and
+    // consult: they are there when the events go out.
+    if (meta) await meta;
     if (changed) {
       this.#wakeEpoch(c);
       if (c.group && !c.group.freed && m.kind !== 'proposal')
         this.#emit('epoch', { conversation: c.id });
       this.#emit('conversation', { conversation: c.id, entry: m.kind });
-      if (m.kind === 'welcome') {
-        this.refresh(c.id).catch(() => {});
-        this.#flushOutbox(c);
-      }
+      if (m.kind === 'welcome') this.#flushOutbox(c);
     }
     if (m.kind === 'welcome') this.#replenish().catch(() => {});
   }
@@ -492,6 +498,18 @@ export class ChatEngine {
         }),
       ),
     );
+  }
+
+  // Entries from..to are this device's own (protocol.md 5.9: a Commit's Welcomes follow its
+  // entry): `handled` moves past them once it reaches them.
+  #ownEntries(c, from, to) {
+    for (let seq = Math.max(from, c.handled + 1); seq <= to; seq++) c.own.add(seq);
+    this.#skipOwn(c);
+  }
+
+  #skipOwn(c) {
+    while (c.own.delete(c.handled + 1)) c.handled += 1;
+    for (const seq of c.own) if (seq <= c.handled) c.own.delete(seq);
   }
 
   // Merges this device's own accepted Commit (ChatEngine.commit).
@@ -653,6 +671,9 @@ export class ChatEngine {
         // and entries sent before the answer wait behind this task. They are read with this
         // epoch's keys, so the merge waits for them (below).
         c.mergeAt = Number.isInteger(r.seq) ? r.seq : 0;
+        // The Commit's entry and the Welcome's after it (one per device added) are this
+        // device's own: with them skipped, the next Commit merges without asking chat.sync.
+        if (c.mergeAt) this.#ownEntries(c, c.mergeAt, c.mergeAt + (welcome ? (p.add || []).length : 0));
         c.merged = new Promise((resolve) => {
           c.mergedResolve = resolve;
         });
@@ -749,6 +770,7 @@ export class ChatEngine {
           this.#emit('message', { conversation: c.id, item, replaced: true });
           throw err;
         }
+        if (Number.isInteger(r.seq)) this.#ownEntries(c, r.seq, r.seq);
         const sent = {
           ...item,
           key: `h|${this.dk}|${c.id}|${seqKey(r.seq)}`,
