@@ -44,17 +44,28 @@ double spk_bench_task_cpu_s(int pid, int tid)
     return stat_cpu_s(path);
 }
 
-double spk_bench_task_wait_s(int pid, int tid)
+/* Field i (0: time on a CPU, 1: time runnable and waiting) of a task's schedstat, seconds. */
+static double schedstat_s(int pid, int tid, int i)
 {
     char path[96];
     snprintf(path, sizeof(path), "/proc/%d/task/%d/schedstat", pid, tid);
     FILE *f = fopen(path, "r");
-    unsigned long long run = 0, wait = 0;
-    int n = f ? fscanf(f, "%llu %llu", &run, &wait) : 0;
+    unsigned long long v[2] = {0, 0};
+    int n = f ? fscanf(f, "%llu %llu", &v[0], &v[1]) : 0;
     if (f) {
         fclose(f);
     }
-    return n == 2 ? (double)wait / 1e9 : -1;
+    return n == 2 ? (double)v[i] / 1e9 : -1;
+}
+
+double spk_bench_task_wait_s(int pid, int tid)
+{
+    return schedstat_s(pid, tid, 1);
+}
+
+double spk_bench_task_run_s(int pid, int tid)
+{
+    return schedstat_s(pid, tid, 0);
 }
 
 long spk_bench_rss_kb(int pid)

@@ -13,6 +13,9 @@ double spk_bench_cpu_s(int pid);
 double spk_bench_task_cpu_s(int pid, int tid);
 /* Seconds one thread of pid spent runnable but waiting for a CPU (schedstat), -1 unknown. */
 double spk_bench_task_wait_s(int pid, int tid);
+/* Seconds one thread of pid spent on a CPU (schedstat: nanosecond resolution, where stat counts
+ * clock ticks), -1 unknown. */
+double spk_bench_task_run_s(int pid, int tid);
 /* VmRSS in KiB, -1 when unknown. */
 long spk_bench_rss_kb(int pid);
 /* Up to max thread ids of pid whose name (comm) starts with prefix; returns the count. */

@@ -58,27 +58,6 @@ typedef struct {
     uint64_t sent, received, wakeups, cpu_ns, errors;
 } run_t;
 
-static int udp_bound(struct sockaddr_in *addr)
-{
-    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(a);
-    int big = 4 << 20;
-    if (fd < 0) {
-        return -1;
-    }
-    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &big, sizeof(big));
-    if (bind(fd, (struct sockaddr *)&a, sizeof(a)) != 0 ||
-        getsockname(fd, (struct sockaddr *)&a, &len) != 0) {
-        close(fd);
-        return -1;
-    }
-    if (addr) {
-        *addr = a;
-    }
-    return fd;
-}
-
 /* The forwarder: one wake-up per arrival, the SRTP work and one sendto per subscriber. */
 static void *forwarder(void *arg)
 {
@@ -204,13 +183,13 @@ static double run_once(int n_streams, int fanout, double pps, double seconds, ru
     r->fanout = fanout;
     r->pps = pps;
     r->seconds = seconds;
-    r->sink_fd = udp_bound(&r->sink_addr);
+    r->sink_fd = floor_udp_bound(&r->sink_addr);
     int rc = r->sink_fd < 0 ? -1 : 0;
     for (int i = 0; i < n_streams; i++) {
         uint8_t key[30];
         RAND_bytes(key, sizeof(key));
-        r->pub_fd[i] = udp_bound(NULL);
-        r->fwd_fd[i] = udp_bound(&r->fwd_addr[i]);
+        r->pub_fd[i] = floor_udp_bound(NULL);
+        r->fwd_fd[i] = floor_udp_bound(&r->fwd_addr[i]);
         rc |= r->pub_fd[i] < 0 || r->fwd_fd[i] < 0 ? -1 : 0;
         rc |= floor_session(&r->pub[i], srtp_profile_aead_aes_128_gcm, key, false) |
               floor_session(&r->in[i], srtp_profile_aead_aes_128_gcm, key, true);

@@ -7,6 +7,11 @@
 #include <stdint.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include <srtp2/srtp.h>
 
@@ -28,6 +33,32 @@ static inline int floor_session(srtp_t *s, srtp_profile_t prof, const uint8_t *k
     pol.ssrc.type = in ? ssrc_any_inbound : ssrc_any_outbound;
     pol.window_size = 1024;
     return srtp_create(s, &pol) == srtp_err_status_ok ? 0 : -1;
+}
+
+/* A non-blocking UDP socket bound to a free port on 127.0.0.1 with a 4 MiB receive buffer
+ * (SO_RCVBUFFORCE where allowed, else SO_RCVBUF up to net.core.rmem_max); its address in *addr
+ * (may be NULL). -1 on failure. */
+static inline int floor_udp_bound(struct sockaddr_in *addr)
+{
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(a);
+    int big = 4 << 20;
+    if (fd < 0) {
+        return -1;
+    }
+    if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &big, sizeof(big)) != 0) {
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &big, sizeof(big));
+    }
+    if (bind(fd, (struct sockaddr *)&a, sizeof(a)) != 0 ||
+        getsockname(fd, (struct sockaddr *)&a, &len) != 0) {
+        close(fd);
+        return -1;
+    }
+    if (addr) {
+        *addr = a;
+    }
+    return fd;
 }
 
 static inline int floor_cmp_double(const void *a, const void *b)

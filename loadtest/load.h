@@ -56,6 +56,10 @@ typedef struct {
     uint64_t received;
     uint64_t dups;
     bool any;
+    /* the publisher's stream as it arrives: SSRC, and sequence number minus the sent one (the
+     * relay rewrites both for a simulcast layer only), learnt from the last packet */
+    uint32_t rx_ssrc;
+    uint16_t seq_off;
 } load_pair_t;
 
 /* One local media connection: a peer plus its trickle state. */
@@ -143,6 +147,11 @@ struct load {
     double rates[LOAD_MAX_STEPS];
     int n_rates;
     bool verbose;
+    /* --capacity (load_cap.c) */
+    bool capacity;
+    int cap_threads;
+    unsigned cap_tick_us;
+    size_t cap_mem_mb;
 
     /* environment */
     GMainContext *ctx;
@@ -187,6 +196,19 @@ void load_media_on_candidate(load_part_t *p, const char *pc, const char *cand);
 void load_media_trickle(load_part_t *p);
 void load_media_pump(load_t *L, uint64_t now_ns);
 void load_media_free(load_part_t *p);
+/* Plaintext RTP packet seq of p's stream as load_media_pump sends it (not --e2ee); the length. */
+size_t load_media_build(load_part_t *p, uint64_t seq, uint64_t now, uint8_t *pkt);
+/* True when an unprotected packet is p's packet seq. */
+bool load_media_check(const load_part_t *p, uint64_t seq, const uint8_t *pkt, size_t len);
+/* Receiver report + SDES on p's subscribe connection, at most once a second. */
+void load_media_send_rr(load_part_t *p, uint64_t now);
+
+/* load_cap.c: --capacity, after the setup; prints the JSON summary, returns the exit code. */
+int load_cap_run(load_t *L, double setup_s);
+
+/* spreekload.c */
+/* Iterates the loop until cond holds or ms pass (cond NULL: just ms). */
+bool load_run_until(load_t *L, bool (*cond)(load_t *), double ms);
 /* Counts pairs (subscriber, publisher) of the run that have received something. */
 int load_media_pairs_ready(load_t *L, int *total);
 GSource *load_uv_source_new(uv_loop_t *loop);

@@ -141,6 +141,9 @@ static void on_media(spk_peer_t *peer, const uint8_t *pkt, size_t len, bool rtcp
         p->t_media_ns = now;
     }
     pair_mark(&p->pairs[pi], seq);
+    p->pairs[pi].rx_ssrc =
+        (uint32_t)pkt[8] << 24 | (uint32_t)pkt[9] << 16 | (uint32_t)pkt[10] << 8 | pkt[11];
+    p->pairs[pi].seq_off = (uint16_t)((uint16_t)(pkt[2] << 8 | pkt[3]) - (uint16_t)seq);
     const load_part_t *src = &p->cons->parts[pi];
     for (int k = L->step; k >= 0; k--) {
         if (seq >= src->s0[k] && (src->s1[k] == 0 || seq < src->s1[k])) {
@@ -365,21 +368,41 @@ void load_media_trickle(load_part_t *p)
 
 /* ---- sending ---- */
 
-static void send_one(load_part_t *p, uint8_t *pkt, uint64_t now)
+size_t load_media_build(load_part_t *p, uint64_t seq, uint64_t now, uint8_t *pkt)
 {
-    load_t *L = p->L;
     pkt[0] = 0x80;
     spk_rtp_set_pt(pkt, PT_VP8);
-    spk_rtp_set_seq(pkt, (uint16_t)p->seq);
-    spk_rtp_set_ts(pkt, (uint32_t)(p->seq * 3000));
+    spk_rtp_set_seq(pkt, (uint16_t)seq);
+    spk_rtp_set_ts(pkt, (uint32_t)(seq * 3000));
     spk_rtp_set_ssrc(pkt, p->ssrc);
     memcpy(pkt + HDR_LEN, PAYLOAD_MAGIC, 4);
     uint16_t ci = (uint16_t)p->cons->idx, pi = (uint16_t)p->idx;
     memcpy(pkt + HDR_LEN + 4, &ci, 2);
     memcpy(pkt + HDR_LEN + 6, &pi, 2);
-    memcpy(pkt + HDR_LEN + 8, &p->seq, 8);
+    memcpy(pkt + HDR_LEN + 8, &seq, 8);
     memcpy(pkt + HDR_LEN + 16, &now, 8);
-    size_t len = L->size;
+    memset(pkt + HDR_LEN + INFO_LEN, 0, p->L->size - HDR_LEN - INFO_LEN);
+    return p->L->size;
+}
+
+bool load_media_check(const load_part_t *p, uint64_t seq, const uint8_t *pkt, size_t len)
+{
+    uint16_t ci, pi;
+    uint64_t got;
+    if (len != p->L->size || memcmp(pkt + HDR_LEN, PAYLOAD_MAGIC, 4) != 0) {
+        return false;
+    }
+    memcpy(&ci, pkt + HDR_LEN + 4, 2);
+    memcpy(&pi, pkt + HDR_LEN + 6, 2);
+    memcpy(&got, pkt + HDR_LEN + 8, 8);
+    return ci == p->cons->idx && pi == p->idx && got == seq &&
+           ((uint16_t)(pkt[2] << 8 | pkt[3])) == (uint16_t)seq;
+}
+
+static void send_one(load_part_t *p, uint8_t *pkt, uint64_t now)
+{
+    load_t *L = p->L;
+    size_t len = load_media_build(p, p->seq, now, pkt);
     if (L->e2ee) {
         /* the same information plus a known plaintext, sealed into an SFrame frame */
         uint8_t pt[1500];
@@ -402,7 +425,7 @@ static void send_one(load_part_t *p, uint8_t *pkt, uint64_t now)
 
 /* Receiver report + SDES on the subscribe connection once a second, as browsers do: the relay
  * fails an endpoint that sends it nothing (consent_timeout_ms). */
-static void send_rr(load_part_t *p, uint64_t now)
+void load_media_send_rr(load_part_t *p, uint64_t now)
 {
     if (now - p->last_rr_ns < 1000000000u || !spk_peer_connected(p->sub.peer)) {
         return;
@@ -430,7 +453,7 @@ void load_media_pump(load_t *L, uint64_t now)
                 continue;
             }
             load_media_trickle(p);
-            send_rr(p, now);
+            load_media_send_rr(p, now);
             if (!L->sending || !spk_peer_connected(p->pub.peer) || !load_e2ee_sends(p)) {
                 continue;
             }

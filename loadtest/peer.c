@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 
 #include <gio/gio.h>
@@ -635,4 +636,28 @@ int spk_peer_send_raw(spk_peer_t *p, const uint8_t *buf, size_t len)
 void spk_peer_stats(const spk_peer_t *p, spk_peer_stats_t *out)
 {
     *out = p->st;
+}
+
+int spk_peer_selected(const spk_peer_t *p, int *fd, struct sockaddr_storage *to, socklen_t *to_len)
+{
+    NiceCandidate *local = NULL, *remote = NULL;
+    if (!nice_agent_get_selected_pair(p->agent, p->stream, 1, &local, &remote) || !remote) {
+        return SPK_ESTATE;
+    }
+    GSocket *s = nice_agent_get_selected_socket(p->agent, p->stream, 1);
+    if (!s) {
+        return SPK_ESTATE;
+    }
+    *fd = g_socket_get_fd(s);
+    g_object_unref(s); /* the agent keeps it open */
+    memset(to, 0, sizeof(*to));
+    nice_address_copy_to_sockaddr(&remote->addr, (struct sockaddr *)to);
+    *to_len = to->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+    return 0;
+}
+
+void spk_peer_srtp_sessions(const spk_peer_t *p, void **in, void **out)
+{
+    *in = p->srtp_in;
+    *out = p->srtp_out;
 }

@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include <glib.h>
+#include <sys/socket.h>
 
 typedef struct spk_peer spk_peer_t;
 
@@ -95,5 +96,13 @@ int spk_peer_send_rtcp(spk_peer_t *peer, const uint8_t *rtcp, size_t len);
 int spk_peer_send_raw(spk_peer_t *peer, const uint8_t *buf, size_t len);
 
 void spk_peer_stats(const spk_peer_t *peer, spk_peer_stats_t *out);
+
+/* For the load generator's capacity mode (capgen.h), which sends and receives on the selected
+ * pair itself: its UDP socket and remote address (0, or SPK_ESTATE before a pair is selected),
+ * and the SRTP sessions (srtp_t; NULL before keying). While they are used elsewhere the peer's
+ * context must not be iterated. */
+int spk_peer_selected(const spk_peer_t *peer, int *fd, struct sockaddr_storage *to,
+                      socklen_t *to_len);
+void spk_peer_srtp_sessions(const spk_peer_t *peer, void **in, void **out);
 
 #endif

@@ -145,8 +145,7 @@ static bool all_ready(load_t *L)
     return load_media_pairs_ready(L, &total) == total;
 }
 
-/* Iterates the loop until cond holds or ms pass (cond NULL: just ms). */
-static bool run_until(load_t *L, bool (*cond)(load_t *), double ms)
+bool load_run_until(load_t *L, bool (*cond)(load_t *), double ms)
 {
     uint64_t end = spk_mono_ns() + (uint64_t)(ms * 1e6);
     while (!(cond && cond(L)) && spk_mono_ns() < end) {
@@ -407,6 +406,14 @@ static void usage(FILE *out)
         "  --e2ee                payloads are SFrame frames keyed from each consult's MLS group\n"
         "  --e2ee-tap            with --e2ee: the last participant is outside the group and\n"
         "                        receives only (needs --participants >= 3)\n"
+        "  --capacity            capacity mode (capgen.h): after the setup every rate of --rates\n"
+        "                        is a step of --duration s with pre-protected packets sent in\n"
+        "                        bursts and counted from the RTP header; loss, one-way delay\n"
+        "                        p50/p99/p99.9, relay worker and generator CPU per step; stops\n"
+        "                        after two steps in a row lose 0.1 %% or more\n"
+        "  --cap-threads N       1: one thread sends and receives; 2: a receiver thread (1)\n"
+        "  --cap-tick-us U       send tick, microseconds (200)\n"
+        "  --cap-mem-mb M        pre-protected packets per step at most, MiB (512)\n"
         "  --spreekd PATH        start this spreekd (temporary data dir, free port)\n"
         "  --relay-workers N     with --spreekd: relay worker threads\n"
         "  --pid PID --port P --data DIR   use a running spreekd instead\n"
@@ -442,6 +449,10 @@ static int parse_args(load_t *L, server_opts_t *so, int argc, char **argv)
             usage(stdout);
             exit(0);
         }
+        if (strcmp(k, "--capacity") == 0) {
+            L->capacity = true;
+            continue;
+        }
         if (strcmp(k, "--e2ee") == 0 || strcmp(k, "--e2ee-tap") == 0 || strcmp(k, "--tap") == 0) {
             L->e2ee = L->e2ee || strcmp(k, "--tap") != 0;
             L->e2ee_tap = L->e2ee_tap || strcmp(k, "--e2ee") != 0;
@@ -467,6 +478,12 @@ static int parse_args(load_t *L, server_opts_t *so, int argc, char **argv)
             L->rcvbuf = atoi(v);
         } else if (strcmp(k, "--setup-timeout") == 0) {
             L->setup_timeout_s = atof(v);
+        } else if (strcmp(k, "--cap-threads") == 0) {
+            L->cap_threads = atoi(v);
+        } else if (strcmp(k, "--cap-tick-us") == 0) {
+            L->cap_tick_us = (unsigned)atoi(v);
+        } else if (strcmp(k, "--cap-mem-mb") == 0) {
+            L->cap_mem_mb = (size_t)atoi(v);
         } else if (strcmp(k, "--spreekd") == 0) {
             so->spreekd = v;
         } else if (strcmp(k, "--relay-workers") == 0) {
@@ -487,7 +504,8 @@ static int parse_args(load_t *L, server_opts_t *so, int argc, char **argv)
     L->pps = L->rates[0];
     bool external = so->pid > 0 && so->port > 0 && so->data;
     if (L->consults < 1 || L->consults > 10000 || L->k < 1 || L->k > LOAD_MAX_K ||
-        L->duration_s <= 0 || L->size < 40 || L->size > 1400 || (!so->spreekd && !external)) {
+        L->duration_s <= 0 || L->size < 40 || L->size > 1400 || (!so->spreekd && !external) ||
+        (L->capacity && (L->e2ee || L->e2ee_tap || L->cap_threads < 1 || L->cap_threads > 2))) {
         return -1;
     }
     return 0;
@@ -547,7 +565,7 @@ static void env_free(load_t *L)
                 load_part_close(&L->cs[c].parts[i]);
             }
         }
-        run_until(L, NULL, 200); /* close callbacks */
+        load_run_until(L, NULL, 200); /* close callbacks */
         for (int c = 0; L->cs && c < L->consults; c++) {
             for (int i = 0; i < L->k; i++) {
                 load_media_free(&L->cs[c].parts[i]);
@@ -571,7 +589,8 @@ static void env_free(load_t *L)
     spk_signer_wipe(&L->signer);
 }
 
-static bool run(load_t *L, double *setup_s, long *rss1)
+/* Signaling and media up for every participant; true when every media pair flows. */
+static bool setup(load_t *L, double *setup_s)
 {
     uint64_t t0 = spk_mono_ns();
     L->step = -1;
@@ -579,22 +598,28 @@ static bool run(load_t *L, double *setup_s, long *rss1)
     for (int c = 0; c < L->consults; c++) {
         load_part_start(&L->cs[c].parts[0]);
     }
-    bool ok = run_until(L, all_ready, L->setup_timeout_s * 1000);
+    bool ok = load_run_until(L, all_ready, L->setup_timeout_s * 1000);
     *setup_s = (double)(spk_mono_ns() - t0) / 1e9;
     int total = 0;
     int ready = load_media_pairs_ready(L, &total);
     fprintf(stderr, "spreekload: %s after %.1f s: %d of %d media pairs flowing\n",
             ok ? "set up" : "setup timed out", *setup_s, ready, total);
-    run_until(L, NULL, 500);
+    load_run_until(L, NULL, 500);
+    return ok;
+}
+
+static bool run(load_t *L, double *setup_s, long *rss1)
+{
+    bool ok = setup(L, setup_s);
     for (int k = 0; k < L->n_rates; k++) {
         step_begin(L, k);
         fprintf(stderr, "spreekload: measuring %.0f pps per publisher for %.0f s\n", L->rates[k],
                 L->duration_s);
-        run_until(L, NULL, L->duration_s * 1000);
+        load_run_until(L, NULL, L->duration_s * 1000);
     }
     *rss1 = L->pid > 0 ? spk_bench_rss_kb(L->pid) : -1;
     steps_end(L);
-    run_until(L, NULL, 500); /* packets in flight */
+    load_run_until(L, NULL, 500); /* packets in flight */
     L->steps[L->n_rates - 1].sdrop1 = spk_bench_udp_drops(L->pid);
     L->steps[L->n_rates - 1].cdrop1 = spk_bench_udp_drops((int)getpid());
     return ok;
@@ -619,6 +644,7 @@ int main(int argc, char **argv)
     L->size = 1100;
     L->setup_timeout_s = 30;
     L->rcvbuf = 4 << 20;
+    L->cap_threads = 1;
     if (parse_args(L, &so, argc, argv) != 0) {
         usage(stderr);
         return 2;
@@ -634,13 +660,17 @@ int main(int argc, char **argv)
     if (env_init(L, &so) == 0 && load_e2ee_setup(L) == 0) {
         double setup_s = 0;
         long rss1 = -1;
-        run(L, &setup_s, &rss1);
-        print_summary(L, setup_s, rss0, rss1);
-        rc = L->sig_errors || L->ws_lost || L->media_failed || L->e2ee_failed ||
-                     L->e2ee_tap_opened || (L->e2ee && L->e2ee_canary_seen) ||
-                     (L->e2ee_tap && L->e2ee_tap_frames == 0)
-                 ? 1
-                 : 0;
+        if (L->capacity) {
+            rc = setup(L, &setup_s) ? load_cap_run(L, setup_s) : 1;
+        } else {
+            run(L, &setup_s, &rss1);
+            print_summary(L, setup_s, rss0, rss1);
+            rc = L->sig_errors || L->ws_lost || L->media_failed || L->e2ee_failed ||
+                         L->e2ee_tap_opened || (L->e2ee && L->e2ee_canary_seen) ||
+                         (L->e2ee_tap && L->e2ee_tap_frames == 0)
+                     ? 1
+                     : 0;
+        }
     }
     env_free(L);
     server_stop(&so);

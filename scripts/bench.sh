@@ -70,12 +70,14 @@ section_relay() {
   echo "== relay"
   # tests/bench/run_relay.sh: the floors (srtpfloor: busy loop; epfloor: one epoll wake-up per
   # arriving packet), spreekload's 20 consults x 2 participants
-  # for 30 s, CPU per forwarded packet at fan-out 1/2/3 (medians of RELAY_REPEAT runs) and a
-  # rate ramp on one relay worker; every spreekload run starts its own spreekd on loopback.
+  # for 30 s, CPU per forwarded packet at fan-out 1/2/3 (medians of RELAY_REPEAT runs), and the
+  # capacity of one relay worker and the one-way delay at half of it (spreekload --capacity,
+  # interleaved with capfloor: the same generator through a minimal SRTP forwarder); every
+  # spreekload run starts its own spreekd on loopback.
   # With BENCH_PERF=1 a second acceptance run is profiled: perf record -g -p <spreekd pid>.
   local t0=$SECONDS
   bash tests/bench/run_relay.sh "$build/server/spreekd" "$build/loadtest/spreekload" \
-    "$build/loadtest/srtpfloor" "$build/loadtest/epfloor" | tee "$build/relay.out"
+    "$build/loadtest/srtpfloor" "$build/loadtest/epfloor" "$build/loadtest/capfloor" | tee "$build/relay.out"
   tail -n 1 "$build/relay.out" >"$build/relay.json"
   echo "relay: $((SECONDS - t0)) s; JSON summary in $build/relay.json"
   if [[ "${BENCH_PERF:-0}" == 1 ]] && command -v perf >/dev/null; then
@@ -224,7 +226,7 @@ done
 echo "== build (Release)"
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DSPK_TESTS=ON >/dev/null
 cmake --build "$build" -j"$jobs" --target spreekd spreek-relay spreekbench spreekload srtpfloor \
-  epfloor
+  epfloor capfloor
 machine
 for s in "${sections[@]}"; do
   "section_$s"
