@@ -40,6 +40,7 @@ typedef struct {
     int64_t shed_ms;       /* > 0: answered "unavailable" with this retry_ms */
     spk_chat_entry_t e;    /* data owned */
     spk_chat_cursor_t cur; /* acked: the seq to acknowledge */
+    int refused;           /* an acknowledgement refused when written (its error code) */
 } batch_item_t;
 
 struct sig_chat_batch {
@@ -155,34 +156,73 @@ int sig_chat_batch_shed(sig_req_t *r, int64_t retry_ms)
     return 0;
 }
 
-/* An acknowledgement moves the stored cursor forward only (another in the same batch, or one
- * stored since its check, may be further already). */
-static int ack_write(spk_sig_t *s, const spk_chat_cursor_t *want)
+/* An acknowledgement, checked against the device's cursor inside the batch's transaction
+ * (docs/protocol.md chat.ack): not_found when the device has nothing in the conversation,
+ * bad_state for a seq beyond the conversation's last entry (as far as the batch has come) or
+ * before the device's Welcome; those are answered as refusals (it->refused) and the batch goes
+ * on. The cursor only moves forward (another acknowledgement may be further already).
+ * Returns a store error only. */
+static int ack_write(spk_sig_t *s, batch_item_t *it)
 {
+    const spk_chat_cursor_t *want = &it->cur;
     spk_chat_cursor_t cur;
+    ds_conv_t *c = NULL;
+    it->refused = 0;
     int rc = spk_store_chat_cursor_get(s->store, want->conversation, want->iss, want->sub,
                                        want->device, &cur);
-    if (rc != 0 || cur.acked >= want->acked || !cur.active) {
-        return rc == SPK_ENOTFOUND ? 0 : rc;
+    if (rc == 0) {
+        rc = ds_conv_get(s, want->conversation, &c);
+    }
+    if (rc == SPK_ENOTFOUND || (rc == 0 && !cur.active)) {
+        it->refused = SPK_ENOTFOUND;
+        return 0;
+    }
+    if (rc != 0) {
+        return rc;
+    }
+    if (want->acked > c->last_seq || want->acked < cur.from_seq) {
+        it->refused = SPK_ESTATE;
+        return 0;
+    }
+    if (cur.acked >= want->acked) {
+        return 0; /* acknowledged already: nothing changes */
     }
     cur.acked = want->acked;
     return spk_store_chat_cursor_put(s->store, &cur);
 }
 
-/* {"type":"ok","re":id,"seq":seq}: written directly for an integer id (the usual case; the
- * JSON tree and its dump cost as much as the rest of the answer), through jansson otherwise. */
+/* {"type":"ok","re":id,"seq":seq} (seq < 0: {"type":"ok","re":id}): written directly for an
+ * integer id (the usual case; the JSON tree and its dump cost as much as the rest of the
+ * answer), through jansson otherwise. */
 static void answer_seq(spk_sig_t *s, uint64_t conn, json_t *id, int64_t seq)
 {
     sig_conn_t *c = spk_map_get_u64(&s->conns, conn);
     if (c != NULL && json_is_integer(id)) {
         char buf[96];
-        int n = snprintf(buf, sizeof(buf), "{\"type\":\"ok\",\"re\":%lld,\"seq\":%lld}",
-                         (long long)json_integer_value(id), (long long)seq);
+        int n = seq >= 0 ? snprintf(buf, sizeof(buf), "{\"type\":\"ok\",\"re\":%lld,\"seq\":%lld}",
+                                    (long long)json_integer_value(id), (long long)seq)
+                         : snprintf(buf, sizeof(buf), "{\"type\":\"ok\",\"re\":%lld}",
+                                    (long long)json_integer_value(id));
         sig_deliver_text(s, c, buf, (size_t)n);
         return;
     }
-    sig_send_json(s, conn,
-                  json_pack("{s:s, s:O?, s:I}", "type", "ok", "re", id, "seq", (json_int_t)seq));
+    sig_send_json(
+        s, conn,
+        seq >= 0 ? json_pack("{s:s, s:O?, s:I}", "type", "ok", "re", id, "seq", (json_int_t)seq)
+                 : json_pack("{s:s, s:O?}", "type", "ok", "re", id));
+}
+
+/* The refusal of an acknowledgement checked in the batch (ack_write). */
+static void answer_ack_refused(spk_sig_t *s, const batch_item_t *it)
+{
+    char why[96];
+    if (it->refused == SPK_ENOTFOUND) {
+        snprintf(why, sizeof(why), "this device has nothing in that conversation");
+    } else {
+        snprintf(why, sizeof(why), "no entry %lld for this device", (long long)it->cur.acked);
+    }
+    spk_debug(it->conn, "request refused: %s (%s)", spk_err_wire(it->refused), why);
+    sig_send_error(s, it->conn, it->id, it->refused, why);
 }
 
 static void item_free(batch_item_t *it)
@@ -202,7 +242,7 @@ static int batch_write(spk_sig_t *s, sig_chat_batch_t *b, ds_conv_t **convs, uin
             continue;
         }
         if (it->ack) {
-            rc = ack_write(s, &it->cur);
+            rc = ack_write(s, it);
             continue;
         }
         rc = ds_conv_get(s, it->conversation, &convs[i]);
@@ -294,8 +334,10 @@ void sig_chat_flush(spk_sig_t *s)
             sig_send_error_retry(s, it->conn, it->id, SPK_EUNAVAILABLE,
                                  "the service is behind; retry later", it->shed_ms);
             s->cur_ticket = t > saved ? t : saved;
+        } else if (it->ack && it->refused != 0) {
+            answer_ack_refused(s, it);
         } else if (it->ack) {
-            sig_send_json(s, it->conn, json_pack("{s:s, s:O?}", "type", "ok", "re", it->id));
+            answer_seq(s, it->conn, it->id, -1);
         } else {
             answer_seq(s, it->conn, it->id, it->e.seq);
             ds_deliver(s, convs[i], &it->e);

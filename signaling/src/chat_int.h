@@ -111,7 +111,8 @@ int sig_chat_batch_add(sig_req_t *r, ds_conv_t *c, const spk_chat_entry_t *e);
 bool sig_chat_behind(sig_req_t *r, int64_t *retry_ms);
 /* The request is answered "unavailable" with retry_ms in its place among the batch's answers. */
 int sig_chat_batch_shed(sig_req_t *r, int64_t retry_ms);
-/* The same for a checked acknowledgement (cur with the new acked). */
+/* An acknowledgement joins the batch (cur: conversation, iss, sub, device, and the seq in acked);
+ * it is checked against the device's cursor when the batch is written (chat_batch.c ack_write). */
 int sig_chat_batch_ack(sig_req_t *r, const spk_chat_cursor_t *cur);
 /* Stores the replay window when entries were appended since (inside the caller's transaction):
  * application messages are trimmed from the log only once a stored window covers them. */

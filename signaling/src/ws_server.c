@@ -25,8 +25,13 @@
  * so a small buffer keeps idle connections cheap. It must hold a control frame's payload
  * (125 bytes). */
 #define SPK_WS_RX_CHUNK 512
-#define SPK_WS_BATCH_MAX 65536     /* bytes of frames gathered into one write */
-#define SPK_WS_HDR_MAX 10          /* the longest WebSocket frame header (server to client) */
+#define SPK_WS_BATCH_MAX 65536 /* bytes of frames gathered into one write */
+#define SPK_WS_HDR_MAX 10      /* the longest WebSocket frame header (server to client) */
+/* The most lws hands to one send(). Without it (tx_packet_size 0) lws caps every send at
+ * rx_buffer_size + LWS_PRE + 4 (532 bytes here) and keeps the rest, which it writes one such
+ * piece per writable event: a 1.5 KB frame took three sends, two of them in later loop turns
+ * each with its POLLOUT epoll changes, and a 64 KiB batch 124. No memory is allocated for it. */
+#define SPK_WS_TX_CHUNK (SPK_WS_BATCH_MAX + SPK_WS_HDR_MAX)
 #define SPK_WS_CLOSE_GRACE_S 3     /* close frame sent: wait this long for the peer's answer */
 #define SPK_WS_FLUSH_DEADLINE_S 10 /* closing after flush: give up flushing after this */
 /* lws_write's close opcode (value 4 in enum lws_write_protocol; lws 4.1 keeps the name
@@ -711,7 +716,7 @@ static int ws_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, 
 
 static const struct lws_protocols g_protocols[] = {
     {"http", spk_ws_http_cb, sizeof(spk_ws_http_t), 0, 0, NULL, 0},
-    {SPK_WS_SUBPROTOCOL, ws_cb, sizeof(spk_ws_conn_t), SPK_WS_RX_CHUNK, 0, NULL, 0},
+    {SPK_WS_SUBPROTOCOL, ws_cb, sizeof(spk_ws_conn_t), SPK_WS_RX_CHUNK, 0, NULL, SPK_WS_TX_CHUNK},
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
