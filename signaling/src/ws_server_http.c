@@ -1,5 +1,5 @@
-/* Transport, HTTP side: static files of the web client, /healthz, /metrics, and the checks on
- * a WebSocket upgrade (path /ws, subprotocol spreekkamer.v1, not while draining). */
+/* Transport, HTTP side: static files of the web client, /healthz, /livez, /metrics, and the checks
+ * on a WebSocket upgrade (path /ws, subprotocol spreekkamer.v1, not while draining). */
 #include "ws_server.h"
 
 #include <stdarg.h>
@@ -320,6 +320,10 @@ static int on_http(spk_ws_server_t *srv, struct lws *wsi, spk_ws_http_t *h, cons
     if (lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) <= 0) {
         return ws_http_respond_text(srv, wsi, h, 405, "text/plain; charset=utf-8",
                                     "method not allowed\n");
+    }
+    if (strcmp(uri, "/livez") == 0) {
+        /* the loop answers: alive, whatever the store or a drain says (liveness probes) */
+        return ws_http_respond_text(srv, wsi, h, 200, "application/json", "{\"status\":\"live\"}");
     }
     if (strcmp(uri, "/healthz") == 0) {
         if (srv->draining) {

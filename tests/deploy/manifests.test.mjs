@@ -210,7 +210,7 @@ function checkPod(file, obj) {
   }
 }
 
-test('spreekd: one replica on its volume, probes on /healthz, a grace period above the drain', () => {
+test('spreekd: one replica on its volume, probes on /healthz and /livez, a grace period above the drain', () => {
   const d = spreekd();
   const cfg = spreekdConfig();
   // The current release keeps its state in SQLite: one writer, never two pods at once.
@@ -220,11 +220,13 @@ test('spreekd: one replica on its volume, probes on /healthz, a grace period abo
   const c = ps.containers.find((x) => x.name === 'spreekd');
   const port = c.ports.find((p) => p.name === 'http');
   assert.equal(port.containerPort, Number(cfg.listen.split(':').pop()), 'container port = listen port');
-  for (const probe of ['startupProbe', 'readinessProbe', 'livenessProbe']) {
-    assert.equal(c[probe]?.httpGet?.path, '/healthz', `${probe} on /healthz`);
+  // Liveness on /livez: /healthz says 503 while draining or while PostgreSQL is away, and
+  // restarting nodes for a database outage would only add reconnecting clients.
+  for (const [probe, path] of [['startupProbe', '/healthz'], ['readinessProbe', '/healthz'], ['livenessProbe', '/livez']]) {
+    assert.equal(c[probe]?.httpGet?.path, path, `${probe} on ${path}`);
     assert.equal(c[probe].httpGet.port, 'http', `${probe} on the http port`);
   }
-  // A draining spreekd answers 503 on /healthz: the liveness probe must not kill it mid-drain.
+  // /livez answers while draining; even a probe that failed then would outlast the drain.
   const live = c.livenessProbe;
   assert.ok(live.periodSeconds * live.failureThreshold > cfg.drain_timeout_s, 'liveness outlasts the drain');
   assert.ok(ps.terminationGracePeriodSeconds >= cfg.drain_timeout_s + 10,
@@ -288,7 +290,7 @@ test('ingress: WebSocket timeouts, attachment body size, TLS, and nothing privat
   for (const p of ['/ws', '/files/f_x', '/api/v1/consults', '/join', '/console', '/', '/js/join.js', '/vendor/spk_mls.wasm', '/mls/spk_mls.js']) {
     assert.ok(routes(p), `routes ${p}`);
   }
-  for (const p of ['/metrics', '/healthz']) assert.ok(!routes(p), `does not route ${p}`);
+  for (const p of ['/metrics', '/healthz', '/livez']) assert.ok(!routes(p), `does not route ${p}`);
   for (const x of paths) assert.equal(x.backend.service.name, 'spreekd');
   // Every static entry of the web client is reachable.
   for (const name of readdirSync(join(ROOT, 'web'))) {

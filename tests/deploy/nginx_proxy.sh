@@ -98,7 +98,7 @@ import WebSocket from 'ws';
 const r = await fetch('https://127.0.0.1/join');
 assert.equal(r.status, 200);
 assert.equal(r.headers.get('strict-transport-security'), 'max-age=31536000');
-for (const p of ['/metrics', '/healthz']) assert.equal((await fetch(`https://127.0.0.1${p}`)).status, 404, p);
+for (const p of ['/metrics', '/healthz', '/livez']) assert.equal((await fetch(`https://127.0.0.1${p}`)).status, 404, p);
 const post = await fetch('https://127.0.0.1/join', { method: 'POST', body: 'x' });
 assert.equal(post.status, 403, 'only GET for the web client');
 // The practice system API takes POST and answers with spreekd's own JSON errors.
@@ -122,7 +122,7 @@ console.log('proxy ok');
 EOF
 sleep 0.3
 grep -q '"msg":"open remote=127.0.0.2"' "$W/spreekd.log" || fail "spreekd did not see the client's address"
-echo "ok 3 - HSTS, /metrics and /healthz not served, GET only for the web client, the API answered by spreekd, port 80 redirects, spreekd logs the client's own address"
+echo "ok 3 - HSTS, /metrics, /healthz and /livez not served, GET only for the web client, the API answered by spreekd, port 80 redirects, spreekd logs the client's own address"
 
 kill "$NGINX_PID"
 wait "$NGINX_PID" 2>/dev/null || true

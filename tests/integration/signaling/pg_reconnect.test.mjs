@@ -165,9 +165,11 @@ test('PostgreSQL stopped and started under load: acknowledged writes kept, unava
     pgCtl('stop', '-m', 'fast');
     const seen = [];
     let probed = null;
+    let live = null;
     for (let i = 0; i < 30; i++) { /* 1.5 s without the database */
       seen.push(await healthz(srv));
       if (!probed && seen.at(-1).status === 503) {
+        live = await srv.get('/livez'); /* alive: no liveness probe restarts the node */
         /* A request on a connection with nothing held (the load's may wait for answers to
          * commits made just before the stop, which are held until they are durable). */
         probed = await probe.req('consult.create', { patient: 'pseudo-probe' });
@@ -186,6 +188,7 @@ test('PostgreSQL stopped and started under load: acknowledged writes kept, unava
     assert.ok(back, '/healthz did not answer 200 again');
     assert.ok(seen.some((h) => h.status === 503 && JSON.parse(h.body).status === 'store_unavailable'),
       JSON.stringify(seen.slice(0, 3)));
+    assert.equal(live?.status, 200, '/livez during the outage');
     assert.ok(before > 0, 'no request succeeded before the outage');
     assert.ok(acked.length > atBack, 'no request succeeded after the outage');
     assert.equal(probed?.code, 'unavailable', JSON.stringify(probed));

@@ -28,6 +28,9 @@ test('SIGTERM: server.shutdown, close 1001, healthz 503, exit 0', async () => {
     const h = await srv.get('/healthz');
     assert.equal(h.status, 503);
     assert.deepEqual(JSON.parse(h.body), { status: 'draining' });
+    const live = await srv.get('/livez'); // alive: a liveness probe must not kill the drain
+    assert.equal(live.status, 200);
+    assert.deepEqual(JSON.parse(live.body), { status: 'live' });
     const e = await refused(srv.wsUrl, PROTO);
     assert.match(e.message, /503/);
 

@@ -24,6 +24,10 @@ test('healthz answers ok, metrics count connections and messages', async () => {
     assert.deepEqual(JSON.parse(h.body), { status: 'ok' });
     assert.equal(h.headers.get('x-content-type-options'), 'nosniff');
 
+    const live = await srv.get('/livez');
+    assert.equal(live.status, 200);
+    assert.deepEqual(JSON.parse(live.body), { status: 'live' });
+
     const post = await srv.get('/healthz', { method: 'POST', body: 'x' });
     assert.equal(post.status, 405);
     assert.equal((await srv.get('/ws')).status, 426, 'plain GET on /ws asks for the upgrade');
