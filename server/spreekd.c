@@ -58,8 +58,13 @@ typedef struct {
     bool store_up;
     int store_fd;
     unsigned store_gen;
-    spk_relays_t *relay; /* in-process or relay nodes */
-    spk_bus_t *bus;      /* events between nodes (redis set) */
+    spk_relays_t *relay;  /* in-process or relay nodes */
+    spk_bus_t *bus;       /* events between nodes (redis set) */
+    uv_work_t store_work; /* PostgreSQL: opening the store while listening (open_store_wait) */
+    bool store_waiting;
+    atomic_bool store_wait_stop;
+    int store_open_rc;
+    int start_rc; /* a start-up failure after the loop began */
 } spreekd_t;
 
 static void usage(FILE *out)
@@ -540,6 +545,11 @@ static void on_drained(void *ud)
 static void on_signal(uv_signal_t *h, int signum)
 {
     spreekd_t *d = h->data;
+    if (d->store_waiting) {
+        spk_info(0, "signal %d: stopping (the store is not open yet)", signum);
+        atomic_store(&d->store_wait_stop, true);
+        return;
+    }
     spk_info(0, "signal %d: draining", signum);
     spk_ws_server_drain(d->ws, on_drained, d);
 }
@@ -574,8 +584,8 @@ static int start_bus(spreekd_t *d, spk_sig_io_t *io)
     return rc;
 }
 
-/* Binds, creates the core with the final public URL, and starts serving. */
-static int start_serving(spreekd_t *d)
+/* Binds; the public URL follows from the bound port. */
+static int start_listening(spreekd_t *d)
 {
     char why[512] = "";
     int rc = spk_ws_server_new(&d->ws, &d->loop, &d->cfg);
@@ -588,10 +598,15 @@ static int start_serving(spreekd_t *d)
     }
     d->cfg.listen_port = spk_ws_server_port(d->ws);
     spk_config_finish(&d->cfg); /* public_url from the bound port unless configured */
+    return 0;
+}
 
+/* Creates the core (the store is open) and starts serving. */
+static int start_serving(spreekd_t *d)
+{
     spk_sig_io_t io;
     spk_ws_server_io(d->ws, &io);
-    rc = start_bus(d, &io);
+    int rc = start_bus(d, &io);
     if (rc != 0) {
         return rc;
     }
@@ -616,13 +631,17 @@ static int start_serving(spreekd_t *d)
     return spk_ws_server_start(d->ws, d->sig);
 }
 
-static int open_store(spreekd_t *d)
+static int make_data_dir(const spreekd_t *d)
 {
     if (mkdir(d->cfg.data_dir, 0700) != 0 && errno != EEXIST) {
         spk_error(0, "cannot create data directory %s: %s", d->cfg.data_dir, strerror(errno));
         return SPK_EIO;
     }
-    int rc = spk_store_open_db(&d->store, d->cfg.data_dir, d->cfg.store);
+    return 0;
+}
+
+static void store_opened_log(const spreekd_t *d, int rc)
+{
     if (rc != 0) {
         spk_error(0, "cannot open the store%s in %s: %s",
                   d->cfg.store[0] != '\0' ? " (PostgreSQL)" : "", d->cfg.data_dir,
@@ -630,12 +649,100 @@ static int open_store(spreekd_t *d)
     } else {
         spk_info(0, "store: %s", spk_store_backend(d->store));
     }
+}
+
+/* Sets *wait when PostgreSQL is not reachable (open_store_wait takes over). */
+static int open_store(spreekd_t *d, bool *wait)
+{
+    int rc = make_data_dir(d);
+    if (rc == 0) {
+        rc = spk_store_open_db(&d->store, d->cfg.data_dir, d->cfg.store);
+        *wait = rc == SPK_EUNAVAILABLE && d->cfg.store[0] != '\0';
+        if (*wait) {
+            spk_warn(0, "store: not reachable at start: listening meanwhile (/healthz 503), "
+                        "trying again");
+            return 0;
+        }
+        store_opened_log(d, rc);
+    }
     return rc;
+}
+
+static void log_listening(const spreekd_t *d)
+{
+    const char *ws_scheme = d->cfg.tls_cert[0] ? "wss" : "ws";
+    bool v6 = strchr(d->cfg.listen_host, ':') != NULL;
+    spk_info(0, "listening %s port=%d ws=%s://%s%s%s:%d%s tls=%s", d->cfg.public_url,
+             d->cfg.listen_port, ws_scheme, v6 ? "[" : "", d->cfg.listen_host, v6 ? "]" : "",
+             d->cfg.listen_port, SPK_WS_PATH, d->cfg.tls_cert[0] ? "on" : "off");
+}
+
+/* ---- PostgreSQL: listening while the store is opened ----
+ * A node started while its database cannot be reached does not exit (an orchestrator would
+ * restart it in a crash loop): it listens, /livez 200, /healthz 503 store_unavailable, every
+ * other request and WebSocket upgrade 503, while a worker thread opens the store
+ * (spk_store_open_wait: back-off, fails fast when the database refuses). Then it serves. */
+
+static void store_wait_work(uv_work_t *w)
+{
+    spreekd_t *d = w->data;
+    d->store_open_rc =
+        spk_store_open_wait(&d->store, d->cfg.data_dir, d->cfg.store, &d->store_wait_stop);
+}
+
+static void stop_loop_at_start(spreekd_t *d, int rc)
+{
+    d->start_rc = rc;
+    uv_close((uv_handle_t *)&d->sigterm, NULL);
+    uv_close((uv_handle_t *)&d->sigint, NULL);
+    uv_stop(&d->loop);
+}
+
+static void store_wait_done(uv_work_t *w, int status)
+{
+    spreekd_t *d = w->data;
+    d->store_waiting = false;
+    int rc = status != 0 ? SPK_ESHUTDOWN : d->store_open_rc;
+    if (rc == 0 && atomic_load(&d->store_wait_stop)) {
+        rc = SPK_ESHUTDOWN;
+    }
+    if (rc == SPK_ESHUTDOWN) {
+        spk_info(0, "stopped before the store could be opened");
+        stop_loop_at_start(d, 0);
+        return;
+    }
+    store_opened_log(d, rc);
+    if (rc == 0) {
+        rc = start_serving(d);
+    }
+    if (rc != 0) {
+        stop_loop_at_start(d, rc);
+        return;
+    }
+    spk_ws_server_set_store_up(d->ws, true);
+    spk_info(0, "store open: serving");
+    if (d->cfg.n_issuers == 0) {
+        print_demo_link(d);
+    }
+}
+
+static int start_store_wait(spreekd_t *d)
+{
+    spk_ws_server_set_store_up(d->ws, false);
+    d->store_work.data = d;
+    int rc = uv_queue_work(&d->loop, &d->store_work, store_wait_work, store_wait_done);
+    if (rc != 0) {
+        spk_error(0, "cannot open the store: %s", uv_strerror(rc));
+        return SPK_EIO;
+    }
+    d->store_waiting = true;
+    return 0;
 }
 
 static int run(spreekd_t *d)
 {
-    int rc = open_store(d);
+    bool wait_store = false;
+    int rc = open_store(d, &wait_store);
     if (rc == 0) {
         rc = load_issuer(d);
     }
@@ -643,7 +750,10 @@ static int run(spreekd_t *d)
         rc = build_keyring(d);
     }
     if (rc == 0) {
-        rc = start_serving(d);
+        rc = start_listening(d);
+    }
+    if (rc == 0) {
+        rc = wait_store ? start_store_wait(d) : start_serving(d);
     }
     if (rc != 0) {
         return rc;
@@ -654,17 +764,13 @@ static int run(spreekd_t *d)
     uv_signal_start(&d->sigterm, on_signal, SIGTERM);
     uv_signal_start(&d->sigint, on_signal, SIGINT);
 
-    const char *ws_scheme = d->cfg.tls_cert[0] ? "wss" : "ws";
-    bool v6 = strchr(d->cfg.listen_host, ':') != NULL;
-    spk_info(0, "listening %s port=%d ws=%s://%s%s%s:%d%s tls=%s", d->cfg.public_url,
-             d->cfg.listen_port, ws_scheme, v6 ? "[" : "", d->cfg.listen_host, v6 ? "]" : "",
-             d->cfg.listen_port, SPK_WS_PATH, d->cfg.tls_cert[0] ? "on" : "off");
-    if (d->cfg.n_issuers == 0) {
+    log_listening(d);
+    if (d->cfg.n_issuers == 0 && !wait_store) {
         print_demo_link(d);
     }
     uv_run(&d->loop, UV_RUN_DEFAULT);
     spk_info(0, "stopped");
-    return 0;
+    return d->start_rc;
 }
 
 int main(int argc, char **argv)

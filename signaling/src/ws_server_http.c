@@ -311,6 +311,11 @@ static int serve_file(spk_ws_server_t *srv, struct lws *wsi, spk_ws_http_t *h, c
 
 static int on_http(spk_ws_server_t *srv, struct lws *wsi, spk_ws_http_t *h, const char *uri)
 {
+    /* Listening before the store is open (spreekd waiting for PostgreSQL): only the probes. */
+    if (srv->sig == NULL && strcmp(uri, "/livez") != 0 && strcmp(uri, "/healthz") != 0) {
+        return ws_http_respond_text(srv, wsi, h, 503, "text/plain; charset=utf-8",
+                                    "starting: the store is not reachable yet\n");
+    }
     if (strncmp(uri, "/files/", 7) == 0) {
         return ws_files_request(srv, wsi, h, uri);
     }
@@ -419,6 +424,10 @@ static int confirm_upgrade(spk_ws_server_t *srv, struct lws *wsi, const char *wh
         return refuse_upgrade(srv, wsi, 400,
                               "WebSocket upgrade needs path " SPK_WS_PATH
                               " and subprotocol " SPK_WS_SUBPROTOCOL "\n");
+    }
+    if (srv->sig == NULL) {
+        spk_info(0, "upgrade refused: the store is not reachable yet");
+        return refuse_upgrade(srv, wsi, 503, "starting: the store is not reachable yet\n");
     }
     if (srv->draining) {
         srv->m.rejected_draining++;

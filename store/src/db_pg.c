@@ -45,6 +45,7 @@
  * result: PostgreSQL commits its implicit transaction there (the sync thread's flush is one). */
 #include "store_priv.h"
 
+#include <errno.h>
 #include <libpq-fe.h>
 #include <poll.h>
 #include <stdio.h>
@@ -1108,7 +1109,111 @@ static void describe(PGconn *c, char *out, size_t cap)
              host ? host : "?", PQport(c) ? PQport(c) : "?", PQuser(c) ? PQuser(c) : "?");
 }
 
+/* Is the SQLSTATE a server gave while refusing a connection a passing state (08: connection
+ * exception, also pgbouncer without its server; 53: out of resources, too many connections;
+ * 57P01-57P03: shutting down, crashed, starting up or in recovery)? Everything else (28: wrong
+ * role or password, no pg_hba.conf entry; 3D000: no such database; ...) is a refusal. */
+static bool sqlstate_passing(const char *code)
+{
+    return strncmp(code, "08", 2) == 0 || strncmp(code, "53", 2) == 0 ||
+           strncmp(code, "57P0", 4) == 0;
+}
+
+/* The SQLSTATE in a verbose error message ("FATAL:  28P01: password ..."; the severity may be
+ * translated, the code never is), copied to code[6]; false when the server said nothing. */
+static bool find_sqlstate(const char *msg, char code[6])
+{
+    for (const char *p = strstr(msg, ":  "); p != NULL; p = strstr(p + 1, ":  ")) {
+        const char *c = p + 3;
+        size_t n = 0;
+        while (n < 5 && ((c[n] >= '0' && c[n] <= '9') || (c[n] >= 'A' && c[n] <= 'Z'))) {
+            n++;
+        }
+        if (n == 5 && c[5] == ':') {
+            memcpy(code, c, 5);
+            code[5] = '\0';
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Has the attempt got past opening the socket (the server, or whatever listens there, took
+ * part: TLS negotiation, authentication)? */
+static bool got_through(ConnStatusType s)
+{
+    return s != CONNECTION_STARTED && s != CONNECTION_NEEDED && s != CONNECTION_BAD &&
+           s != CONNECTION_OK;
+}
+
+/* Connects once, waiting at most ATTEMPT_MS: 0, SPK_EUNAVAILABLE when PostgreSQL could not be
+ * reached (no address for the host name, connection refused or timed out, nothing listening on
+ * the socket, the server starting up, shutting down or out of connections) or SPK_ECONFIG when
+ * it refused (a bad connection string, authentication, no such database or role, TLS required
+ * by one side and refused or failing verification by the other); why says what happened. */
+static int connect_once(pg_db_t *d, char *why, size_t cap)
+{
+    char *err = NULL;
+    PQconninfoOption *opts = PQconninfoParse(d->conninfo, &err);
+    if (opts == NULL) {
+        snprintf(why, cap, "%.*s", (int)strcspn(err ? err : "bad connection string", "\n"),
+                 err ? err : "bad connection string");
+        PQfreemem(err);
+        return SPK_ECONFIG;
+    }
+    PQconninfoFree(opts);
+    d->conn = PQconnectStart(d->conninfo);
+    if (d->conn == NULL) {
+        snprintf(why, cap, "out of memory");
+        return SPK_ENOMEM;
+    }
+    PQsetErrorVerbosity(d->conn, PQERRORS_VERBOSE); /* the SQLSTATE in the message */
+    bool through = false;
+    int64_t end = now_ms() + ATTEMPT_MS;
+    PostgresPollingStatusType want = PGRES_POLLING_WRITING;
+    while (want != PGRES_POLLING_OK && want != PGRES_POLLING_FAILED &&
+           PQstatus(d->conn) != CONNECTION_BAD) {
+        struct pollfd p = {.fd = PQsocket(d->conn),
+                           .events = want == PGRES_POLLING_READING ? POLLIN : POLLOUT};
+        int64_t left = end - now_ms();
+        if (p.fd < 0 || left <= 0) {
+            break;
+        }
+        if (poll(&p, 1, (int)left) < 0 && errno != EINTR) {
+            break;
+        }
+        if (p.revents != 0) {
+            want = PQconnectPoll(d->conn);
+            through = through || got_through(PQstatus(d->conn));
+        }
+    }
+    if (want == PGRES_POLLING_OK && PQstatus(d->conn) == CONNECTION_OK) {
+        PQsetErrorVerbosity(d->conn, PQERRORS_DEFAULT);
+        return 0;
+    }
+    const char *msg = PQerrorMessage(d->conn);
+    bool timed_out = want != PGRES_POLLING_FAILED && PQstatus(d->conn) != CONNECTION_BAD;
+    const char *say = timed_out ? "timed out connecting" : msg;
+    snprintf(why, cap, "%.*s", (int)strcspn(say, "\n"), say);
+    char code[6];
+    if (find_sqlstate(msg, code)) {
+        return sqlstate_passing(code) ? SPK_EUNAVAILABLE : SPK_ECONFIG;
+    }
+    return through && !timed_out ? SPK_ECONFIG : SPK_EUNAVAILABLE;
+}
+
 int st_pg_open(const char *target, st_db_t **out)
+{
+    char why[512];
+    int rc = st_pg_connect(target, out, why, sizeof(why));
+    if (rc != 0) {
+        spk_error(0, "store: PostgreSQL %s: %s",
+                  rc == SPK_EUNAVAILABLE ? "not reachable" : "refused the connection", why);
+    }
+    return rc;
+}
+
+int st_pg_connect(const char *target, st_db_t **out, char *why, size_t cap)
 {
     pg_db_t *d = calloc(1, sizeof(*d));
     if (d == NULL) {
@@ -1117,14 +1222,12 @@ int st_pg_open(const char *target, st_db_t **out)
     d->base.be = &st_pg_backend;
     d->base.mark_seen = -1;
     d->conninfo = strdup(target);
-    d->conn = d->conninfo != NULL ? PQconnectdb(target) : NULL;
-    if (d->conn == NULL || PQstatus(d->conn) != CONNECTION_OK) {
-        const char *msg = d->conn != NULL ? PQerrorMessage(d->conn) : "out of memory";
-        spk_error(0, "store: cannot connect to PostgreSQL: %.*s", (int)strcspn(msg, "\n"), msg);
+    int crc = d->conninfo != NULL ? connect_once(d, why, cap) : SPK_ENOMEM;
+    if (crc != 0) {
         PQfinish(d->conn);
         free(d->conninfo);
         free(d);
-        return SPK_EIO;
+        return crc;
     }
     int rc = session_setup(d);
     if (rc == 0) {

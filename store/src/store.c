@@ -237,7 +237,9 @@ int spk_store_open(spk_store_t **out, const char *dir)
     return spk_store_open_db(out, dir, NULL);
 }
 
-int spk_store_open_db(spk_store_t **out, const char *dir, const char *db)
+/* Opens as spk_store_open_db does; a PostgreSQL connection that cannot be made is not logged
+ * but returned (SPK_EUNAVAILABLE: not reachable, SPK_ECONFIG: refused) with the reason in why. */
+static int store_open(spk_store_t **out, const char *dir, const char *db, char *why, size_t cap)
 {
     if (out == NULL || dir == NULL || dir[0] == '\0') {
         return SPK_EINVAL;
@@ -267,7 +269,8 @@ int spk_store_open_db(spk_store_t **out, const char *dir, const char *db)
         rc = precreate_file(st->db_path);
     }
     if (rc == 0) {
-        rc = st_db_open_same(st, &st->db);
+        rc = st->target[0] != '\0' ? st_pg_connect(st->target, &st->db, why, cap)
+                                   : st_sqlite_open(st->db_path, &st->db);
     }
     if (rc == 0) {
         st->db->reconnects = &st->reconnects;
@@ -284,6 +287,60 @@ int spk_store_open_db(spk_store_t **out, const char *dir, const char *db)
     }
     *out = st;
     return 0;
+}
+
+/* The lines every PostgreSQL connection that cannot be made at open is logged with. */
+static void log_open_failure(int rc, const char *why)
+{
+    if (rc == SPK_EUNAVAILABLE) {
+        spk_warn(0, "store: PostgreSQL not reachable (%s)", why);
+    } else {
+        spk_error(0, "store: PostgreSQL refused the connection (not tried again): %s", why);
+    }
+}
+
+int spk_store_open_db(spk_store_t **out, const char *dir, const char *db)
+{
+    char why[512] = "";
+    int rc = store_open(out, dir, db, why, sizeof(why));
+    if (rc != 0 && why[0] != '\0') {
+        log_open_failure(rc, why);
+    }
+    return rc;
+}
+
+#define WAIT_FIRST_MS 100
+#define WAIT_MAX_MS 2000
+#define WAIT_SLICE_MS 50
+
+int spk_store_open_wait(spk_store_t **out, const char *dir, const char *db, const atomic_bool *stop)
+{
+    unsigned wait_ms = WAIT_FIRST_MS;
+    for (unsigned attempts = 1;; attempts++) {
+        for (unsigned slept = 0; slept < wait_ms; slept += WAIT_SLICE_MS) {
+            if (stop != NULL && atomic_load(stop)) {
+                return SPK_ESHUTDOWN;
+            }
+            usleep(WAIT_SLICE_MS * 1000);
+        }
+        if (stop != NULL && atomic_load(stop)) {
+            return SPK_ESHUTDOWN;
+        }
+        wait_ms = wait_ms * 2 < WAIT_MAX_MS ? wait_ms * 2 : WAIT_MAX_MS;
+        char why[512] = "";
+        int rc = store_open(out, dir, db, why, sizeof(why));
+        if (rc == 0) {
+            spk_info(0, "store: PostgreSQL reachable after %u failed attempt(s)", attempts);
+            return 0;
+        }
+        /* Refused: at once; not reachable: about once a minute (as when reconnecting). */
+        if (rc != SPK_EUNAVAILABLE || attempts % (60000 / WAIT_MAX_MS) == 0) {
+            log_open_failure(rc, why[0] != '\0' ? why : "connection lost while opening");
+        }
+        if (rc != SPK_EUNAVAILABLE) {
+            return rc;
+        }
+    }
 }
 
 void spk_store_close(spk_store_t *st)

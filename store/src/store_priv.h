@@ -256,6 +256,9 @@ extern const st_backend_t st_pg_backend;
  * `target`. */
 int st_sqlite_open(const char *path, st_db_t **out);
 int st_pg_open(const char *target, st_db_t **out);
+/* st_pg_open without logging: SPK_EUNAVAILABLE when the server could not be reached, SPK_ECONFIG
+ * when it refused (db_pg.c, connect_once), with the reason in why. */
+int st_pg_connect(const char *target, st_db_t **out, char *why, size_t cap);
 /* Opens another connection to the same database as st's (for the sync thread). */
 int st_db_open_same(const spk_store_t *st, st_db_t **out);
 

@@ -387,6 +387,10 @@ int spk_store_sync_start(spk_store_t *st, const spk_store_sync_opts_t *opts)
         if (rc == 0) {
             rc = st->db->be->mark_start(st->db, atomic_load(&st->last_ticket));
         }
+        if (rc == 0) {
+            /* named, so that the row of a node that was killed can be told apart */
+            spk_info(0, "store: this node's row in spk_commit_mark is %s", st->db->mark_node);
+        }
         memcpy(y->db->mark_node, st->db->mark_node, sizeof(y->db->mark_node));
         st->db->on_up = on_up;
     }

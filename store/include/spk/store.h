@@ -31,6 +31,7 @@
 #ifndef SPK_STORE_H
 #define SPK_STORE_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -50,6 +51,15 @@ int spk_store_open(spk_store_t **out, const char *dir);
  * belongs in ~/.pgpass or PGPASSFILE rather than here) of a PostgreSQL database that holds the
  * spreekkamer schema or is empty. `dir` keeps the audit key, anchor and lock. */
 int spk_store_open_db(spk_store_t **out, const char *dir, const char *db);
+/* For a server that must outlast a database outage at start, after spk_store_open_db returned
+ * SPK_EUNAVAILABLE (PostgreSQL not reachable: no address for the host, connection refused or
+ * timed out, the server starting up, shutting down or out of connections; logged): tries
+ * again after 0.1 s, doubling to every 2 s (an attempt gives up after 10 s), logging about once
+ * a minute. Returns 0 once open, at once any other error (SPK_ECONFIG: the server refused,
+ * authentication, no such database, TLS; a schema newer than this build, ...), or
+ * SPK_ESHUTDOWN soon after *stop becomes true. Blocks: call it off the event loop. */
+int spk_store_open_wait(spk_store_t **out, const char *dir, const char *db,
+                        const atomic_bool *stop);
 /* "sqlite" or "postgresql". */
 const char *spk_store_backend(const spk_store_t *st);
 /* Stops the sync thread (flushing and anchoring what is committed) and closes. NULL-safe. */

@@ -44,3 +44,17 @@ export function dropStore(dataDir) {
   spawnSync('dropdb', ['--force', '--if-exists', name], { encoding: 'utf8' });
   created.delete(name);
 }
+
+/** Runs one SQL command with psql on target; its output, trimmed (throws on failure). */
+export function psql(target, sql) {
+  const r = spawnSync('psql', [target, '-XAtc', sql], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`psql: ${r.stderr}`);
+  return r.stdout.trim();
+}
+
+/** pg_ctl on the test's own server (SPK_TEST_PG_CTL, tests/lib/with_postgres.sh): stop, start,
+ *  reload (throws on failure). */
+export function pgCtl(...args) {
+  const r = spawnSync(process.env.SPK_TEST_PG_CTL, args, { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`pg_ctl ${args.join(' ')}: ${r.stdout}${r.stderr}`);
+}

@@ -8,25 +8,14 @@
 //    and the audit chain verifies.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { ctl } from '../lib/ctl.mjs';
 import { startNodes } from '../lib/nodes.mjs';
+import { pgCtl, psql } from '../lib/store.mjs';
 import { ChatDevice, loadMls } from '../chat/lib.mjs';
 
 const GP = { sub: 'gp-1', name: 'Dr. Jansen', role: 'gp', practice: 'praktijk-a' };
 const skip = !process.env.SPK_TEST_PG && 'needs SPK_TEST_PG (tests/lib/with_postgres.sh)';
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-function psql(target, sql) {
-  const r = spawnSync('psql', [target, '-XAtc', sql], { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`psql: ${r.stderr}`);
-  return r.stdout.trim();
-}
-
-function pgCtl(...args) {
-  const r = spawnSync(process.env.SPK_TEST_PG_CTL, args, { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`pg_ctl ${args.join(' ')}: ${r.stdout}${r.stderr}`);
-}
 
 const endBackends = (target) => psql(target, 'SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity'
   + ' WHERE datname = current_database() AND pid <> pg_backend_pid()');
