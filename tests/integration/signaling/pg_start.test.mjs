@@ -3,7 +3,8 @@
 // database"):
 //  - PostgreSQL stopped: the node stays up and listens, /livez 200, /healthz 503
 //    store_unavailable, a WebSocket upgrade 503; PostgreSQL started: /healthz 200 within
-//    seconds, a client signs in and creates a consult, the audit chain verifies;
+//    seconds, a client signs in and creates a consult, the audit chain verifies; SIGTERM while
+//    it waits ends it with exit 0;
 //  - a wrong password, a database that does not exist or TLS required of a server without it:
 //    the node exits at once (1) and says
 //    that PostgreSQL refused it, instead of trying again.
@@ -71,6 +72,25 @@ test('started with PostgreSQL stopped: stays up, 503 until it is back, then serv
     assert.equal(v.status, 0, v.stderr);
   } finally {
     spawnSync(process.env.SPK_TEST_PG_CTL, ['start'], { encoding: 'utf8' }); /* if still stopped */
+    if (srv && !srv.exit) srv.kill();
+    rmSync(dir, { recursive: true, force: true });
+    dropStore(dir);
+  }
+});
+
+test('started with PostgreSQL stopped: SIGTERM while it waits ends it cleanly', { skip }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'spk-pgstart-'));
+  const store = pgTarget(dir);
+  pgCtl('stop', '-m', 'fast');
+  let srv;
+  try {
+    srv = await startServer({ dataDir: dir, args: ['--store', store] });
+    await srv.waitLog(/^store: not reachable at start/, 10000);
+    const { code } = await srv.stop(); /* throws unless it exits 0 */
+    assert.equal(code, 0);
+    assert.ok(srv.logs.some((l) => /^stopped before the store could be opened/.test(l.msg ?? '')));
+  } finally {
+    spawnSync(process.env.SPK_TEST_PG_CTL, ['start'], { encoding: 'utf8' });
     if (srv && !srv.exit) srv.kill();
     rmSync(dir, { recursive: true, force: true });
     dropStore(dir);
