@@ -4,7 +4,8 @@
 //  - PostgreSQL stopped: the node stays up and listens, /livez 200, /healthz 503
 //    store_unavailable, a WebSocket upgrade 503; PostgreSQL started: /healthz 200 within
 //    seconds, a client signs in and creates a consult, the audit chain verifies; SIGTERM while
-//    it waits ends it with exit 0;
+//    it waits ends it with exit 0; a server answering `too many connections` (SQLSTATE 53300,
+//    a passing state) is waited for too;
 //  - a wrong password, a database that does not exist or TLS required of a server without it:
 //    the node exits at once (1) and says
 //    that PostgreSQL refused it, instead of trying again.
@@ -94,6 +95,33 @@ test('started with PostgreSQL stopped: SIGTERM while it waits ends it cleanly', 
     if (srv && !srv.exit) srv.kill();
     rmSync(dir, { recursive: true, force: true });
     dropStore(dir);
+  }
+});
+
+test('a server that answers "too many connections" (53300) counts as not reachable: it waits', { skip }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'spk-pgstart-'));
+  const db = 'spk_pgstart_limit';
+  let srv;
+  try {
+    /* a role of its own that owns the database, with no connection allowed for now */
+    psql(process.env.SPK_TEST_PG, 'CREATE ROLE spk_lim LOGIN CONNECTION LIMIT 0');
+    psql(process.env.SPK_TEST_PG, `CREATE DATABASE ${db} OWNER spk_lim`);
+    const store = `${process.env.SPK_TEST_PG.replace(/dbname=\S+/, '').replace(/user=\S+/, '')} user=spk_lim dbname=${db}`;
+    srv = await startServer({ dataDir: dir, args: ['--store', store] });
+    await srv.waitLog(/^store: not reachable at start/, 10000);
+    assert.match(srv.stderr, /53300/);
+    await sleep(1500);
+    assert.equal(srv.exit, null);
+    assert.equal((await status(srv, '/healthz')).status, 503);
+    psql(process.env.SPK_TEST_PG, 'ALTER ROLE spk_lim CONNECTION LIMIT -1');
+    await srv.waitLog(/^store open: serving/, 10000);
+    assert.deepEqual(await status(srv, '/healthz'), { status: 200, body: '{"status":"ok"}' });
+    await srv.stop();
+  } finally {
+    if (srv && !srv.exit) srv.kill();
+    spawnSync('psql', [process.env.SPK_TEST_PG, '-XAtc', `DROP DATABASE IF EXISTS ${db} WITH (FORCE)`]);
+    spawnSync('psql', [process.env.SPK_TEST_PG, '-XAtc', 'DROP ROLE IF EXISTS spk_lim']);
+    rmSync(dir, { recursive: true, force: true });
   }
 });
 
