@@ -60,7 +60,7 @@ typedef struct {
     unsigned store_gen;
     spk_relays_t *relay;  /* in-process or relay nodes */
     spk_bus_t *bus;       /* events between nodes (redis set) */
-    uv_work_t store_work; /* PostgreSQL: opening the store while listening (open_store_wait) */
+    uv_work_t store_work; /* PostgreSQL: opening the store while listening (start_store_wait) */
     bool store_waiting;
     atomic_bool store_wait_stop;
     int store_open_rc;
@@ -651,7 +651,7 @@ static void store_opened_log(const spreekd_t *d, int rc)
     }
 }
 
-/* Sets *wait when PostgreSQL is not reachable (open_store_wait takes over). */
+/* Sets *wait when PostgreSQL is not reachable (start_store_wait takes over). */
 static int open_store(spreekd_t *d, bool *wait)
 {
     int rc = make_data_dir(d);

@@ -333,12 +333,14 @@ int spk_store_open_wait(spk_store_t **out, const char *dir, const char *db, cons
             spk_info(0, "store: PostgreSQL reachable after %u failed attempt(s)", attempts);
             return 0;
         }
-        /* Refused: at once; not reachable: about once a minute (as when reconnecting). */
-        if (rc != SPK_EUNAVAILABLE || attempts % (60000 / WAIT_MAX_MS) == 0) {
-            log_open_failure(rc, why[0] != '\0' ? why : "connection lost while opening");
-        }
         if (rc != SPK_EUNAVAILABLE) {
+            if (why[0] != '\0') {
+                log_open_failure(rc, why); /* else logged where it failed (schema, anchor) */
+            }
             return rc;
+        }
+        if (attempts % (60000 / WAIT_MAX_MS) == 0) { /* about once a minute, as reconnecting */
+            log_open_failure(rc, why[0] != '\0' ? why : "connection lost while opening");
         }
     }
 }
