@@ -6,7 +6,8 @@
 //    seconds, a client signs in and creates a consult, the audit chain verifies; SIGTERM while
 //    it waits ends it with exit 0; a server answering `too many connections` (SQLSTATE 53300,
 //    a passing state) is waited for too;
-//  - a wrong password, a database that does not exist or TLS required of a server without it:
+//  - a wrong password, a database that does not exist, TLS required of a server without it or a
+//    schema newer than the build:
 //    the node exits at once (1) and says
 //    that PostgreSQL refused it, instead of trying again.
 import { test } from 'node:test';
@@ -133,7 +134,7 @@ function runToExit(dir, store) {
   return { status: r.status, signal: r.signal, stderr: r.stderr, ms: Date.now() - t0 };
 }
 
-test('a wrong password, a missing database, TLS refused: exits at once, PostgreSQL refused it', { skip }, async () => {
+test('a wrong password, a missing database, TLS refused, a newer schema: exits at once, PostgreSQL refused it', { skip }, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'spk-pgstart-'));
   const hba = join(dirname(process.env.SPK_TEST_PG_CTL), 'data', 'pg_hba.conf');
   const hbaWas = readFileSync(hba, 'utf8');
@@ -159,10 +160,21 @@ test('a wrong password, a missing database, TLS refused: exits at once, PostgreS
     const tls = runToExit(dir, `${tcp} dbname=postgres sslmode=require`); /* the server has no TLS */
     assert.equal(tls.status, 1, `${tls.signal} ${tls.stderr}`);
     assert.match(tls.stderr, /store: PostgreSQL refused the connection \(not tried again\): .*SSL/);
+
+    /* a database of a newer schema than this build: refused as before, not waited for */
+    const store = pgTarget(dir);
+    const srv = await startServer({ dataDir: dir, args: ['--store', store] });
+    await srv.stop();
+    psql(store, 'UPDATE spk_schema SET version = 999');
+    const newer = runToExit(dir, store);
+    assert.equal(newer.status, 1, `${newer.signal} ${newer.stderr}`);
+    assert.match(newer.stderr, /schema version 999 is newer than this build knows/);
+    assert.doesNotMatch(newer.stderr, /not reachable/);
   } finally {
     writeFileSync(hba, hbaWas);
     spawnSync(process.env.SPK_TEST_PG_CTL, ['reload'], { encoding: 'utf8' });
     spawnSync('psql', [process.env.SPK_TEST_PG, '-XAtc', 'DROP ROLE IF EXISTS spk_pw']);
     rmSync(dir, { recursive: true, force: true });
+    dropStore(dir);
   }
 });
