@@ -1480,8 +1480,11 @@ int main(int argc, char **argv)
     }
     if (strcmp(mode, "rtcp") == 0) {
         cfg.remb_bps = RTCP_REMB_BPS;
-        /* B NACKs what it lost only after the whole phase, which a slow (sanitized) build may
-         * spread over more than the default 500 ms. */
+    }
+    if (strcmp(mode, "rtcp") == 0 || strcmp(mode, "withheld") == 0) {
+        /* B NACKs what it lost only after the whole phase, which a slow (sanitized) build or a
+         * busy host may spread over more than the default 500 ms; for "withheld" a longer
+         * history also keeps the lobby period's packets there to be asked for. */
         cfg.rtx_window_ms = 10000;
     }
     if (strcmp(mode, "candfilter") == 0) {
