@@ -229,3 +229,22 @@ void tb_copy_audit_row(const tb_store_t *from, const tb_store_t *to, int64_t seq
              from->dir, del, (long long)seq);
     tb_tamper(to, q);
 }
+
+void tb_temp_open(tb_store_t *b, char *dir, const char *pattern, spk_store_t **st)
+{
+    snprintf(dir, 256, "%s", pattern);
+    assert_non_null(mkdtemp(dir));
+    strcat(dir, "/data");
+    tb_create(b, dir);
+    assert_int_equal(tb_open(b, st), 0);
+}
+
+void tb_temp_close(tb_store_t *b, char *dir, spk_store_t *st)
+{
+    spk_store_close(st);
+    tb_destroy(b);
+    *strrchr(dir, '/') = '\0';
+    char cmd[300];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+}

@@ -28,6 +28,11 @@ void tb_create(tb_store_t *b, const char *dir);
 /* Drops the database (PostgreSQL). */
 void tb_destroy(tb_store_t *b);
 int tb_open(const tb_store_t *b, spk_store_t **out);
+/* A test's usual start and end: `dir` (at least 256 bytes) becomes mkdtemp(`pattern`) + "/data",
+ * a fresh location there with its store open in *st; tb_temp_close closes the store, drops the
+ * location and removes the temporary directory. */
+void tb_temp_open(tb_store_t *b, char *dir, const char *pattern, spk_store_t **st);
+void tb_temp_close(tb_store_t *b, char *dir, spk_store_t *st);
 /* Another location with the same database contents (a copy of the directory and, on
  * PostgreSQL, of the database). The store must be closed. */
 void tb_copy(const tb_store_t *from, tb_store_t *to, const char *dir);

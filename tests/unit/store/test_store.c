@@ -37,11 +37,7 @@ static int setup(void **state)
 {
     fixture_t *f = calloc(1, sizeof(*f));
     assert_non_null(f);
-    snprintf(f->dir, sizeof(f->dir), "/tmp/spk_store_XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    strcat(f->dir, "/data");
-    tb_create(&f->b, f->dir);
-    assert_int_equal(tb_open(&f->b, &f->st), 0);
+    tb_temp_open(&f->b, f->dir, "/tmp/spk_store_XXXXXX", &f->st);
     *state = f;
     return 0;
 }
@@ -49,11 +45,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fixture_t *f = *state;
-    spk_store_close(f->st);
-    tb_destroy(&f->b);
-    char *slash = strrchr(f->dir, '/');
-    *slash = '\0';
-    rm_rf(f->dir);
+    tb_temp_close(&f->b, f->dir, f->st);
     free(f);
     return 0;
 }
