@@ -365,7 +365,15 @@ export class Peer {
   async close() {
     this.stopSending();
     this._restore?.();
-    await Promise.allSettled([this.pub.close(), this.sub.close()]);
+    // werift's close() can wait on a transport whose far end is gone (a killed relay node):
+    // give it 5 s, then drop the peer as it is.
+    let timer;
+    const gaveUp = new Promise((resolve) => {
+      timer = setTimeout(resolve, 5000);
+      timer.unref();
+    });
+    await Promise.race([Promise.allSettled([this.pub.close(), this.sub.close()]), gaveUp]);
+    clearTimeout(timer);
     // werift 0.24 leaves a receiver's NACK timer running forever once it gave up on a lost
     // packet, also for receivers of m-sections a later offer removed: stop them all.
     for (const r of this.receivers) r.nack?.close?.();

@@ -58,6 +58,7 @@ after(async () => {
   for (const r of [...(relays ?? []), bad]) {
     if (r && !r.exited) r.proc.kill('SIGKILL');
   }
+  setTimeout(() => process.exit(), 500).unref(); // werift keeps timers alive after close()
 });
 
 test('spreek-relay: --help, and bad flags or a short secret refused with exit code 2', () => {
