@@ -10,10 +10,19 @@
  * proxy holds many); their WebSocket upgrades count per forwarded client address and over the
  * limit are refused with 429.
  *
- * Each accepted connection carries its entry in the wsi's opaque user data (set at
- * LWS_CALLBACK_SERVER_NEW_CLIENT_INSTANTIATED: lws 4.1 overwrites it after WSI_CREATE), with two
- * flags in the low bits of the pointer (entries are malloc'd, so at least 8-byte aligned): whether
- * it still counts as pending, and whether it counts in `ws` (proxied) rather than `tcp`. */
+ * Each accepted connection carries a ws_wsi_rec_t in the wsi's opaque user data (set at
+ * LWS_CALLBACK_SERVER_NEW_CLIENT_INSTANTIATED: lws 4.1 overwrites it after WSI_CREATE): its
+ * entry, whether it still counts as pending, and whether it counts in `ws` (proxied) rather than
+ * `tcp`.
+ *
+ * The header timeout (header_timeout_s from accept to a complete first request head) is enforced
+ * here rather than by libwebsockets: lws judges its timeouts from a timer, and libuv runs timers
+ * before it polls for input, so after the control thread got no CPU for longer than the timeout
+ * (a loaded host), lws closed connections whose request had arrived in time but was not read yet
+ * -- silently, and with the unread request in the socket the client saw a reset. The sweep runs
+ * with the 1 Hz tick's work, after the turn's input was read (ws_server.c flush_check_cb), logs
+ * and counts what it closes, and answers 408 over plain HTTP. lws's own limit stays behind it as
+ * a backstop (ws_server.c fill_info). */
 #include "ws_server.h"
 
 #include <errno.h>
@@ -27,10 +36,6 @@
 #include "spk/log.h"
 #include "spk/util.h"
 
-#define TAG_PENDING ((uintptr_t)1)
-#define TAG_PROXIED ((uintptr_t)2)
-#define TAG_MASK ((uintptr_t)3)
-
 static const char g_refuse_429[] = "HTTP/1.1 429 Too Many Requests\r\n"
                                    "content-type: text/plain; charset=utf-8\r\n"
                                    "content-length: 39\r\n"
@@ -38,6 +43,13 @@ static const char g_refuse_429[] = "HTTP/1.1 429 Too Many Requests\r\n"
                                    "connection: close\r\n"
                                    "\r\n"
                                    "too many connections from your address\n";
+
+static const char g_refuse_408[] = "HTTP/1.1 408 Request Timeout\r\n"
+                                   "content-type: text/plain; charset=utf-8\r\n"
+                                   "content-length: 33\r\n"
+                                   "connection: close\r\n"
+                                   "\r\n"
+                                   "no complete request head in time\n";
 
 /* ---- the table ---- */
 
@@ -74,16 +86,28 @@ static void entry_release(spk_ws_server_t *srv, ws_addr_entry_t *e)
     }
 }
 
-static void wsi_tag(struct lws *wsi, ws_addr_entry_t *e, uintptr_t flags)
+static ws_wsi_rec_t *wsi_rec(struct lws *wsi)
 {
-    lws_set_opaque_user_data(wsi, e ? (void *)((uintptr_t)e | flags) : NULL);
+    return lws_get_opaque_user_data(wsi);
 }
 
-static ws_addr_entry_t *wsi_entry(struct lws *wsi, uintptr_t *flags)
+static void awaiting_unlink(spk_ws_server_t *srv, ws_wsi_rec_t *r)
 {
-    uintptr_t v = (uintptr_t)lws_get_opaque_user_data(wsi);
-    *flags = v & TAG_MASK;
-    return (ws_addr_entry_t *)(v & ~TAG_MASK);
+    if (!r->awaiting) {
+        return;
+    }
+    if (r->prev) {
+        r->prev->next = r->next;
+    } else {
+        srv->awaiting = r->next;
+    }
+    if (r->next) {
+        r->next->prev = r->prev;
+    } else {
+        srv->awaiting_tail = r->prev;
+    }
+    r->prev = r->next = NULL;
+    r->awaiting = false;
 }
 
 /* ---- configuration ---- */
@@ -180,12 +204,12 @@ static void log_refusal(spk_ws_server_t *srv, const char *what, const ws_ip_t *i
 
 /* Plain HTTP only: the answer goes out before the request is read (it fits in any socket
  * buffer); what the client already sent is read first so that the close is not a reset. */
-static void write_429(int fd)
+static void write_refusal(int fd, const char *answer, size_t len)
 {
     char sink[2048];
     for (int i = 0; i < 4 && recv(fd, sink, sizeof(sink), MSG_DONTWAIT) > 0; i++) {
     }
-    ssize_t n = send(fd, g_refuse_429, sizeof(g_refuse_429) - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+    ssize_t n = send(fd, answer, len, MSG_DONTWAIT | MSG_NOSIGNAL);
     (void)n;
     shutdown(fd, SHUT_WR);
 }
@@ -221,7 +245,7 @@ int ws_limits_accept(spk_ws_server_t *srv, const struct lws_filter_network_conn_
     if (what) {
         log_refusal(srv, what, &ip, e);
         if (!(cfg->tls_cert[0] && cfg->tls_key[0])) {
-            write_429(a->accept_fd);
+            write_refusal(a->accept_fd, g_refuse_429, sizeof(g_refuse_429) - 1);
         }
         if (e) {
             entry_release(srv, e);
@@ -238,38 +262,95 @@ void ws_limits_adopted(spk_ws_server_t *srv, struct lws *wsi)
 {
     ws_addr_entry_t *e = srv->accepting;
     srv->accepting = NULL;
-    if (e) {
-        wsi_tag(wsi, e, TAG_PENDING);
+    ws_wsi_rec_t *r = calloc(1, sizeof(*r));
+    if (!r) {
+        /* not tracked: lws's backstop closes it if it never completes a request */
+        if (e) {
+            e->tcp--;
+            e->pending--;
+            entry_release(srv, e);
+        }
+        return;
     }
+    r->wsi = wsi;
+    r->e = e;
+    r->pending = e != NULL;
+    r->accept_ms = (uint64_t)spk_now_ms();
+    r->awaiting = true;
+    r->prev = srv->awaiting_tail;
+    if (srv->awaiting_tail) {
+        srv->awaiting_tail->next = r;
+    } else {
+        srv->awaiting = r;
+    }
+    srv->awaiting_tail = r;
+    lws_set_opaque_user_data(wsi, r);
 }
 
 void ws_limits_wsi_destroy(spk_ws_server_t *srv, struct lws *wsi)
 {
-    uintptr_t flags;
-    ws_addr_entry_t *e = wsi_entry(wsi, &flags);
-    if (!e) {
+    ws_wsi_rec_t *r = wsi_rec(wsi);
+    if (!r) {
         return;
     }
-    wsi_tag(wsi, NULL, 0);
-    if (flags & TAG_PROXIED) {
-        e->ws--;
-    } else {
-        e->tcp--;
-        if (flags & TAG_PENDING) {
-            e->pending--;
+    lws_set_opaque_user_data(wsi, NULL);
+    awaiting_unlink(srv, r);
+    ws_addr_entry_t *e = r->e;
+    if (e) {
+        if (r->proxied) {
+            e->ws--;
+        } else {
+            e->tcp--;
+            if (r->pending) {
+                e->pending--;
+            }
         }
+        entry_release(srv, e);
     }
-    entry_release(srv, e);
+    free(r);
 }
 
 void ws_limits_request(spk_ws_server_t *srv, struct lws *wsi)
 {
-    (void)srv;
-    uintptr_t flags;
-    ws_addr_entry_t *e = wsi_entry(wsi, &flags);
-    if (e && (flags & TAG_PENDING)) {
-        e->pending--;
-        wsi_tag(wsi, e, flags & ~TAG_PENDING);
+    ws_wsi_rec_t *r = wsi_rec(wsi);
+    if (!r) {
+        return;
+    }
+    awaiting_unlink(srv, r);
+    if (r->pending) {
+        r->e->pending--;
+        r->pending = false;
+    }
+}
+
+void ws_limits_sweep(spk_ws_server_t *srv, uint64_t now_ms)
+{
+    const spk_config_t *cfg = srv->cfg;
+    int secs = cfg->header_timeout_s < cfg->handshake_timeout_s ? cfg->header_timeout_s
+                                                                : cfg->handshake_timeout_s;
+    uint64_t limit = (uint64_t)secs * 1000;
+    bool tls = cfg->tls_cert[0] && cfg->tls_key[0];
+    ws_wsi_rec_t *r;
+    while ((r = srv->awaiting) != NULL && now_ms - r->accept_ms >= limit) {
+        awaiting_unlink(srv, r);
+        srv->m.rejected_header_timeout++;
+        srv->timeout_unlogged++;
+        if (now_ms - srv->timeout_log_ms >= 1000) {
+            char peer[64] = "";
+            lws_get_peer_simple(r->wsi, peer, sizeof(peer));
+            spk_info(0,
+                     "closed: no complete request head within %d s of accept (from %s, open "
+                     "%llu ms); %llu such close(s) since the last line",
+                     secs, peer, (unsigned long long)(now_ms - r->accept_ms),
+                     (unsigned long long)srv->timeout_unlogged);
+            srv->timeout_log_ms = now_ms;
+            srv->timeout_unlogged = 0;
+        }
+        int fd = lws_get_socket_fd(r->wsi);
+        if (!tls && fd >= 0) {
+            write_refusal(fd, g_refuse_408, sizeof(g_refuse_408) - 1);
+        }
+        lws_set_timeout(r->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
     }
 }
 
@@ -444,6 +525,13 @@ unsigned int ws_limits_upgrade(spk_ws_server_t *srv, struct lws *wsi, const char
         return 429;
     }
     e->ws++;
-    wsi_tag(wsi, e, TAG_PROXIED);
+    ws_wsi_rec_t *r = wsi_rec(wsi);
+    if (r) {
+        r->e = e;
+        r->proxied = true;
+    } else {
+        e->ws--; /* not tracked (out of memory at accept): not counted either */
+        entry_release(srv, e);
+    }
     return 0;
 }

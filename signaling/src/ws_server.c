@@ -34,6 +34,8 @@
 #define SPK_WS_TX_CHUNK (SPK_WS_BATCH_MAX + SPK_WS_HDR_MAX)
 #define SPK_WS_CLOSE_GRACE_S 3     /* close frame sent: wait this long for the peer's answer */
 #define SPK_WS_FLUSH_DEADLINE_S 10 /* closing after flush: give up flushing after this */
+/* lws's own request-head limit, this long after header_timeout_s (ws_limits_sweep closes first) */
+#define SPK_WS_HEAD_BACKSTOP_S 60
 /* lws_write's close opcode (value 4 in enum lws_write_protocol; lws 4.1 keeps the name
  * private). */
 #define SPK_LWS_WRITE_CLOSE ((enum lws_write_protocol)4)
@@ -793,6 +795,7 @@ static void flush_check_cb(uv_check_t *h)
         uv_idle_stop(&srv->tick_idle);
         uint64_t now = (uint64_t)spk_now_ms();
         idle_sweep(srv, now);
+        ws_limits_sweep(srv, now);
         spk_sig_tick(srv->sig, now);
         heap_trim(srv, now);
     }
@@ -949,10 +952,12 @@ static void fill_info(spk_ws_server_t *srv, struct lws_context_creation_info *in
     info->user = srv;
     info->vhost_name = "spreekkamer";
     info->timeout_secs = (unsigned int)cfg->handshake_timeout_s;
-    /* a connection holds a header buffer from accept until its request head is complete */
-    info->timeout_secs_ah_idle =
-        (unsigned int)(cfg->header_timeout_s < cfg->handshake_timeout_s ? cfg->header_timeout_s
-                                                                        : cfg->handshake_timeout_s);
+    /* a connection holds a header buffer from accept until its request head is complete: the
+     * header timeout is ws_limits_sweep's, judged after the input that waits was read; lws's
+     * own limit (judged before) stays behind it as a backstop */
+    int head_s = cfg->header_timeout_s < cfg->handshake_timeout_s ? cfg->header_timeout_s
+                                                                  : cfg->handshake_timeout_s;
+    info->timeout_secs_ah_idle = (unsigned int)(head_s + SPK_WS_HEAD_BACKSTOP_S);
     info->keepalive_timeout = cfg->handshake_timeout_s;
     info->max_http_header_pool = 1024;
     info->gid = -1;

@@ -33,6 +33,20 @@ typedef struct {
     uint32_t ws;      /* WebSockets through a trusted proxy, by the forwarded client address */
 } ws_addr_entry_t;
 
+/* What ws_limits.c keeps per accepted connection (the wsi's opaque user data) from its adoption
+ * to its destruction: its address entry (NULL for a trusted proxy's connection until its
+ * upgrade, or a non-IP socket), and, until its first request head is complete, its place in
+ * the server's list of connections awaiting one (the header timeout). */
+typedef struct ws_wsi_rec {
+    struct lws *wsi;
+    ws_addr_entry_t *e;
+    uint64_t accept_ms;             /* spk_now_ms() at the adoption */
+    struct ws_wsi_rec *prev, *next; /* srv->awaiting, while `awaiting` */
+    bool awaiting;                  /* no complete request head yet */
+    bool pending;                   /* counted in e->pending */
+    bool proxied;                   /* counted in e->ws (an upgrade from a trusted proxy) */
+} ws_wsi_rec_t;
+
 /* Per-WebSocket-connection state: the lws per-session data of the "spreekkamer.v1" protocol.
  * Allocated (zeroed) by lws; everything it points to is freed on LWS_CALLBACK_CLOSED. */
 typedef struct spk_ws_conn {
@@ -120,6 +134,10 @@ struct spk_ws_server {
     char hsts[48];             /* "max-age=N" when TLS is on and hsts_max_age_s > 0, else "" */
     uint64_t refused_log_ms;   /* last "refused" log line (at most one a second) */
     uint64_t refused_unlogged; /* refusals since */
+    ws_wsi_rec_t *awaiting;    /* connections without a complete first request head, oldest first */
+    ws_wsi_rec_t *awaiting_tail;
+    uint64_t timeout_log_ms;   /* last "header timeout" log line (at most one a second) */
+    uint64_t timeout_unlogged; /* header timeouts since */
 
     /* /api/v1 (ws_api.c): requests running on internal core connections */
     spk_map_t api_by_id;    /* core connection id -> ws_api_req_t* */
@@ -165,6 +183,10 @@ void ws_limits_adopted(spk_ws_server_t *srv, struct lws *wsi);
 void ws_limits_wsi_destroy(spk_ws_server_t *srv, struct lws *wsi);
 /* The connection's request head is complete: it no longer counts as pending. */
 void ws_limits_request(spk_ws_server_t *srv, struct lws *wsi);
+/* From the tick's work, after the loop turn's input was read: closes the connections that have
+ * not completed their first request head within header_timeout_s of accept (408 on plain HTTP),
+ * logged at most once a second and counted. */
+void ws_limits_sweep(spk_ws_server_t *srv, uint64_t now_ms);
 /* At the upgrade: the Origin check and, behind a trusted proxy, the limit per forwarded client
  * address. 0 to allow; otherwise the HTTP status to refuse with, and `why` for the body. */
 unsigned int ws_limits_upgrade(spk_ws_server_t *srv, struct lws *wsi, const char **why);

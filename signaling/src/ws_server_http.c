@@ -192,11 +192,13 @@ static size_t render_metrics(spk_ws_server_t *srv, char *buf, size_t cap)
                 "spk_connections_rejected_total{reason=\"per_address\"} %llu\n"
                 "spk_connections_rejected_total{reason=\"pending_per_address\"} %llu\n"
                 "spk_connections_rejected_total{reason=\"origin\"} %llu\n"
-                "spk_connections_rejected_total{reason=\"bad_forwarded_address\"} %llu\n",
+                "spk_connections_rejected_total{reason=\"bad_forwarded_address\"} %llu\n"
+                "spk_connections_rejected_total{reason=\"header_timeout\"} %llu\n",
                 (unsigned long long)m->rejected_too_many, (unsigned long long)m->rejected_draining,
                 (unsigned long long)m->rejected_protocol, (unsigned long long)m->rejected_address,
                 (unsigned long long)m->rejected_pending, (unsigned long long)m->rejected_origin,
-                (unsigned long long)m->rejected_forwarded);
+                (unsigned long long)m->rejected_forwarded,
+                (unsigned long long)m->rejected_header_timeout);
     n = metric(buf, cap, n, "spk_client_addresses", "gauge",
                "Source addresses (by prefix) with connections open.", srv->by_addr.len);
     n = metric(buf, cap, n, "spk_ws_messages_in_total", "counter",

@@ -32,15 +32,16 @@ typedef struct spk_ws_server spk_ws_server_t;
 
 /* Transport counters (also exported on /metrics). */
 typedef struct {
-    uint64_t connections_open;   /* WebSocket connections currently open */
-    uint64_t connections_total;  /* accepted WebSocket connections */
-    uint64_t rejected_too_many;  /* over max_connections */
-    uint64_t rejected_draining;  /* upgrade attempted while draining */
-    uint64_t rejected_protocol;  /* wrong path or missing/unknown subprotocol */
-    uint64_t rejected_address;   /* over max_connections_per_address */
-    uint64_t rejected_pending;   /* over max_pending_per_address */
-    uint64_t rejected_origin;    /* Origin not allowed, or missing while required */
-    uint64_t rejected_forwarded; /* trusted proxy sent an unusable client address header */
+    uint64_t connections_open;        /* WebSocket connections currently open */
+    uint64_t connections_total;       /* accepted WebSocket connections */
+    uint64_t rejected_too_many;       /* over max_connections */
+    uint64_t rejected_draining;       /* upgrade attempted while draining */
+    uint64_t rejected_protocol;       /* wrong path or missing/unknown subprotocol */
+    uint64_t rejected_address;        /* over max_connections_per_address */
+    uint64_t rejected_pending;        /* over max_pending_per_address */
+    uint64_t rejected_origin;         /* Origin not allowed, or missing while required */
+    uint64_t rejected_forwarded;      /* trusted proxy sent an unusable client address header */
+    uint64_t rejected_header_timeout; /* no complete first request head within header_timeout_s */
     uint64_t messages_in, messages_out;
     uint64_t bytes_in, bytes_out;
     uint64_t writes_out;            /* socket writes of messages (several messages each) */
