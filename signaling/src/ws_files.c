@@ -142,6 +142,9 @@ static int download(spk_ws_server_t *srv, struct lws *wsi, spk_ws_http_t *h,
     *p = '\0';
     int n = lws_serve_http_file(wsi, path, "application/octet-stream", (const char *)hdrs,
                                 (int)(p - hdrs));
+    if (n > 0) {
+        ws_limits_response_done(srv, wsi);
+    }
     if (n < 0 || (n > 0 && lws_http_transaction_completed(wsi))) {
         return -1;
     }

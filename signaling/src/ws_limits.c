@@ -103,11 +103,28 @@ static void awaiting_unlink(spk_ws_server_t *srv, ws_wsi_rec_t *r)
     }
     if (r->next) {
         r->next->prev = r->prev;
-    } else {
-        srv->awaiting_tail = r->prev;
     }
     r->prev = r->next = NULL;
     r->awaiting = false;
+}
+
+static void awaiting_link(spk_ws_server_t *srv, ws_wsi_rec_t *r, uint64_t now, int secs)
+{
+    awaiting_unlink(srv, r);
+    r->since_ms = now;
+    r->deadline_ms = now + (uint64_t)secs * 1000;
+    r->awaiting = true;
+    r->next = srv->awaiting;
+    if (srv->awaiting) {
+        srv->awaiting->prev = r;
+    }
+    srv->awaiting = r;
+}
+
+static int head_timeout_s(const spk_config_t *cfg)
+{
+    return cfg->header_timeout_s < cfg->handshake_timeout_s ? cfg->header_timeout_s
+                                                            : cfg->handshake_timeout_s;
 }
 
 /* ---- configuration ---- */
@@ -275,15 +292,7 @@ void ws_limits_adopted(spk_ws_server_t *srv, struct lws *wsi)
     r->wsi = wsi;
     r->e = e;
     r->pending = e != NULL;
-    r->accept_ms = (uint64_t)spk_now_ms();
-    r->awaiting = true;
-    r->prev = srv->awaiting_tail;
-    if (srv->awaiting_tail) {
-        srv->awaiting_tail->next = r;
-    } else {
-        srv->awaiting = r;
-    }
-    srv->awaiting_tail = r;
+    awaiting_link(srv, r, (uint64_t)spk_now_ms(), head_timeout_s(srv->cfg));
     lws_set_opaque_user_data(wsi, r);
 }
 
@@ -323,15 +332,24 @@ void ws_limits_request(spk_ws_server_t *srv, struct lws *wsi)
     }
 }
 
+void ws_limits_response_done(spk_ws_server_t *srv, struct lws *wsi)
+{
+    ws_wsi_rec_t *r = wsi_rec(wsi);
+    if (r) {
+        const spk_config_t *cfg = srv->cfg;
+        awaiting_link(srv, r, (uint64_t)spk_now_ms(),
+                      cfg->handshake_timeout_s + head_timeout_s(cfg));
+    }
+}
+
 void ws_limits_sweep(spk_ws_server_t *srv, uint64_t now_ms)
 {
-    const spk_config_t *cfg = srv->cfg;
-    int secs = cfg->header_timeout_s < cfg->handshake_timeout_s ? cfg->header_timeout_s
-                                                                : cfg->handshake_timeout_s;
-    uint64_t limit = (uint64_t)secs * 1000;
-    bool tls = cfg->tls_cert[0] && cfg->tls_key[0];
-    ws_wsi_rec_t *r;
-    while ((r = srv->awaiting) != NULL && now_ms - r->accept_ms >= limit) {
+    bool tls = srv->cfg->tls_cert[0] && srv->cfg->tls_key[0];
+    for (ws_wsi_rec_t *r = srv->awaiting, *next; r; r = next) {
+        next = r->next;
+        if (now_ms < r->deadline_ms) {
+            continue;
+        }
         awaiting_unlink(srv, r);
         srv->m.rejected_header_timeout++;
         srv->timeout_unlogged++;
@@ -339,9 +357,9 @@ void ws_limits_sweep(spk_ws_server_t *srv, uint64_t now_ms)
             char peer[64] = "";
             lws_get_peer_simple(r->wsi, peer, sizeof(peer));
             spk_info(0,
-                     "closed: no complete request head within %d s of accept (from %s, open "
-                     "%llu ms); %llu such close(s) since the last line",
-                     secs, peer, (unsigned long long)(now_ms - r->accept_ms),
+                     "closed: no complete request head in time (from %s, %llu ms after accept "
+                     "or the last response); %llu such close(s) since the last line",
+                     peer, (unsigned long long)(now_ms - r->since_ms),
                      (unsigned long long)srv->timeout_unlogged);
             srv->timeout_log_ms = now_ms;
             srv->timeout_unlogged = 0;

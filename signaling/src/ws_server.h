@@ -35,12 +35,13 @@ typedef struct {
 
 /* What ws_limits.c keeps per accepted connection (the wsi's opaque user data) from its adoption
  * to its destruction: its address entry (NULL for a trusted proxy's connection until its
- * upgrade, or a non-IP socket), and, until its first request head is complete, its place in
- * the server's list of connections awaiting one (the header timeout). */
+ * upgrade, or a non-IP socket), and, until its request head is complete, its place in the
+ * server's list of connections awaiting one (the header timeout). */
 typedef struct ws_wsi_rec {
     struct lws *wsi;
     ws_addr_entry_t *e;
-    uint64_t accept_ms;             /* spk_now_ms() at the adoption */
+    uint64_t since_ms;    /* spk_now_ms() at the adoption, or at the end of the last response */
+    uint64_t deadline_ms; /* closed by ws_limits_sweep from then on while still `awaiting` */
     struct ws_wsi_rec *prev, *next; /* srv->awaiting, while `awaiting` */
     bool awaiting;                  /* no complete request head yet */
     bool pending;                   /* counted in e->pending */
@@ -134,8 +135,7 @@ struct spk_ws_server {
     char hsts[48];             /* "max-age=N" when TLS is on and hsts_max_age_s > 0, else "" */
     uint64_t refused_log_ms;   /* last "refused" log line (at most one a second) */
     uint64_t refused_unlogged; /* refusals since */
-    ws_wsi_rec_t *awaiting;    /* connections without a complete first request head, oldest first */
-    ws_wsi_rec_t *awaiting_tail;
+    ws_wsi_rec_t *awaiting;    /* connections without a complete request head yet */
     uint64_t timeout_log_ms;   /* last "header timeout" log line (at most one a second) */
     uint64_t timeout_unlogged; /* header timeouts since */
 
@@ -183,9 +183,13 @@ void ws_limits_adopted(spk_ws_server_t *srv, struct lws *wsi);
 void ws_limits_wsi_destroy(spk_ws_server_t *srv, struct lws *wsi);
 /* The connection's request head is complete: it no longer counts as pending. */
 void ws_limits_request(spk_ws_server_t *srv, struct lws *wsi);
+/* A response was written and the connection stays open for another request: its head must be
+ * complete within handshake_timeout_s (idle) plus header_timeout_s. */
+void ws_limits_response_done(spk_ws_server_t *srv, struct lws *wsi);
 /* From the tick's work, after the loop turn's input was read: closes the connections that have
- * not completed their first request head within header_timeout_s of accept (408 on plain HTTP),
- * logged at most once a second and counted. */
+ * not completed their first request head within header_timeout_s of accept, or the next one in
+ * time on a keep-alive connection (408 on plain HTTP), logged at most once a second and
+ * counted. */
 void ws_limits_sweep(spk_ws_server_t *srv, uint64_t now_ms);
 /* At the upgrade: the Origin check and, behind a trusted proxy, the limit per forwarded client
  * address. 0 to allow; otherwise the HTTP status to refuse with, and `why` for the body. */

@@ -143,6 +143,7 @@ static int http_writeable(struct lws *wsi, spk_ws_http_t *h)
     if (n < 0 || (size_t)n < len || h->close_after) {
         return -1;
     }
+    ws_limits_response_done(lws_context_user(lws_get_context(wsi)), wsi);
     if (lws_http_transaction_completed(wsi)) {
         return -1;
     }
@@ -305,6 +306,9 @@ static int serve_file(spk_ws_server_t *srv, struct lws *wsi, spk_ws_http_t *h, c
     }
     *p = '\0'; /* lws_serve_http_file searches other_headers as a C string */
     int n = lws_serve_http_file(wsi, real, mime, (const char *)hdrs, (int)(p - hdrs));
+    if (n > 0) {
+        ws_limits_response_done(srv, wsi);
+    }
     if (n < 0 || (n > 0 && lws_http_transaction_completed(wsi))) {
         return -1;
     }
@@ -460,6 +464,9 @@ int spk_ws_http_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user
     case LWS_CALLBACK_WSI_DESTROY:
         ws_limits_wsi_destroy(srv, wsi);
         return 0;
+    case LWS_CALLBACK_HTTP_FILE_COMPLETION:
+        ws_limits_response_done(srv, wsi);
+        return lws_callback_http_dummy(wsi, reason, user, in, len); /* completes the transaction */
     case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
         ws_limits_request(srv, wsi);
         return confirm_upgrade(srv, wsi, in);
