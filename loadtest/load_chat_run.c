@@ -633,6 +633,11 @@ int lc_run_steps(lc_t *L, json_t *out)
     json_object_set_new(out, "refused_unavailable", json_integer((json_int_t)shed));
     double deferred = spk_bench_metric(L->port, "spk_rx_deferred_total");
     json_object_set_new(out, "deferred_messages", json_real(deferred));
+    /* connections spreekd closed for an incomplete request head (408): a device lost while
+     * connecting shows here when the server or this client was held past the header timeout */
+    json_object_set_new(out, "header_timeouts",
+                        json_real(spk_bench_metric(
+                            L->port, "spk_connections_rejected_total{reason=\"header_timeout\"}")));
     json_object_set_new(out, "unanswered", json_integer((json_int_t)L->in_flight));
     if (L->in_flight > 0) {
         lc_error(L, "%zu chat.send requests were never answered", L->in_flight);

@@ -19,6 +19,10 @@ if (s.steps) {
   if (s.deferred_messages !== undefined) {
     console.log(`messages left for a later loop turn (back-pressure): ${s.deferred_messages}`);
   }
+  if (s.connections_lost !== undefined) {
+    console.log(`connections lost: ${s.connections_lost}; closed by spreekd for an incomplete ` +
+      `request head (408, header_timeout): ${s.header_timeouts ?? 'n/a'}`);
+  }
 }
 if (s.modes) {
   console.log(`core: ${s.conversations} conversations x ${s.devices} devices, ` +
