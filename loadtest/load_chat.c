@@ -788,6 +788,9 @@ int load_chat_main(int argc, char **argv)
                     L->n_ready_convs, L->conversations, setup_s);
             json_object_set_new(out, "setup_s", json_real(setup_s));
             rc = ok && L->n_ready_convs == (size_t)L->conversations ? lc_run_steps(L, out) : 1;
+            if (json_object_get(out, "connections_lost") == NULL) {
+                lc_lost_json(L, out); /* the set-up did not complete */
+            }
         }
     }
     json_object_set_new(out, "setup_errors", json_integer((json_int_t)L->setup_errors));

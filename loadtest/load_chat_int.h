@@ -199,6 +199,8 @@ double lc_control_cpu_s(int pid);
 /* load_chat_run.c */
 extern const cdev_cbs_t lc_cbs;
 int lc_run_steps(lc_t *L, json_t *out);
+/* connections_lost and spreekd's header_timeouts into the JSON summary */
+void lc_lost_json(lc_t *L, json_t *out);
 
 /* load_chat_commit.c */
 int lc_run_commits(lc_t *L, json_t *out);

@@ -559,6 +559,16 @@ static json_t *verify_delivery(lc_t *L)
                      (json_int_t)L->reconnects);
 }
 
+void lc_lost_json(lc_t *L, json_t *out)
+{
+    json_object_set_new(out, "connections_lost", json_integer((json_int_t)L->lost));
+    /* connections spreekd closed for an incomplete request head (408): a device lost while
+     * connecting shows here when the server or this client was held past the header timeout */
+    json_object_set_new(out, "header_timeouts",
+                        json_real(spk_bench_metric(
+                            L->port, "spk_connections_rejected_total{reason=\"header_timeout\"}")));
+}
+
 int lc_run_steps(lc_t *L, json_t *out)
 {
     uv_timer_t *pacer = &L->pacer;
@@ -621,7 +631,7 @@ int lc_run_steps(lc_t *L, json_t *out)
     json_object_set_new(out, "steps", steps);
     json_object_set_new(out, "send_errors", json_integer((json_int_t)L->send_errors));
     json_object_set_new(out, "entry_errors", json_integer((json_int_t)L->env.entry_errors));
-    json_object_set_new(out, "connections_lost", json_integer((json_int_t)L->lost));
+    lc_lost_json(L, out);
     if (L->crash_after_s > 0 || L->decrypt_all) {
         json_object_set_new(out, "delivery", verify_delivery(L));
     }
@@ -633,11 +643,6 @@ int lc_run_steps(lc_t *L, json_t *out)
     json_object_set_new(out, "refused_unavailable", json_integer((json_int_t)shed));
     double deferred = spk_bench_metric(L->port, "spk_rx_deferred_total");
     json_object_set_new(out, "deferred_messages", json_real(deferred));
-    /* connections spreekd closed for an incomplete request head (408): a device lost while
-     * connecting shows here when the server or this client was held past the header timeout */
-    json_object_set_new(out, "header_timeouts",
-                        json_real(spk_bench_metric(
-                            L->port, "spk_connections_rejected_total{reason=\"header_timeout\"}")));
     json_object_set_new(out, "unanswered", json_integer((json_int_t)L->in_flight));
     if (L->in_flight > 0) {
         lc_error(L, "%zu chat.send requests were never answered", L->in_flight);
