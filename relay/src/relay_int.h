@@ -250,12 +250,15 @@ struct spk_relay_worker {
      * the wake-up (relay_io.c). txq_buf holds SPK_RELAY_TXQ_MAX datagrams of
      * SPK_RELAY_TXQ_SLOT bytes; txq_eps the endpoints with queued datagrams, in queue order. */
     bool txq_on;
+    bool txq_gso_off; /* the kernel refused UDP GSO once */
     uint8_t *txq_buf;
     spk_relay_txq_ent_t *txq;
     spk_relay_ep_t **txq_eps;
     uint16_t txq_n;
     uint16_t txq_n_eps;
-    uint64_t txq_queued; /* datagrams queued, and sendmmsg() calls: logged at the end */
+    /* datagrams queued, messages (a GSO one counts once) and sendmmsg() calls: logged at the end */
+    uint64_t txq_queued;
+    uint64_t txq_msgs;
     uint64_t txq_calls;
 
     pthread_mutex_t mu; /* guards the command queue only */

@@ -13,7 +13,12 @@
  *   burst    A sends bursts of 200 packets without pausing, so that one wake-up of the worker
  *            forwards many of them (more than one sendmmsg() per subscriber, SPK_RELAY_TXQ_EP_MAX):
  *            B receives every packet once and in order, and the relay's statistics for B
- *            (rtp_tx, bytes_tx) count exactly the packets B received, none dropped */
+ *            (rtp_tx, bytes_tx) count exactly the packets B received, none dropped
+ *   gsomtu   burst with the loopback MTU lowered below the packets' size plus headers first, so
+ *            that the kernel refuses the relay's UDP GSO messages (a segment must fit the MTU;
+ *            single datagrams are fragmented): the relay turns GSO off and sends the refused
+ *            packets one by one, and B still receives every packet once and in order, none
+ *            dropped. Only in a loopback-only network namespace (netns.sh), else skipped (77). */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -21,6 +26,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <net/if.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -349,6 +356,28 @@ static void run_newpair(void)
     CHECK(A.got == a_before);
 }
 
+/* Lowers the MTU of lo, in a loopback-only network namespace only (netns.sh): false when there
+ * is any other interface. */
+static bool lo_mtu(int mtu)
+{
+    struct if_nameindex *ifs = if_nameindex();
+    bool lo_only = ifs != NULL;
+    for (struct if_nameindex *i = ifs; i != NULL && i->if_index != 0; i++) {
+        lo_only = lo_only && strcmp(i->if_name, "lo") == 0;
+    }
+    if_freenameindex(ifs);
+    int fd = lo_only ? socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0) : -1;
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof(ifr));
+    snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "lo");
+    ifr.ifr_mtu = mtu;
+    bool ok = fd >= 0 && ioctl(fd, SIOCSIFMTU, &ifr) == 0;
+    if (fd >= 0) {
+        close(fd);
+    }
+    return ok;
+}
+
 static void run_burst(void)
 {
     /* Room for a whole burst at B, which reads only between bursts. */
@@ -418,6 +447,13 @@ int main(int argc, char **argv)
         run_newpair();
     } else if (strcmp(mode, "burst") == 0) {
         run_burst();
+    } else if (strcmp(mode, "gsomtu") == 0) {
+        /* 12 + PAYLOAD + the SRTP tag + 28 header bytes do not fit. */
+        if (!lo_mtu(12 + PAYLOAD)) {
+            printf("gsomtu: skipped: not in a loopback-only network namespace\n");
+            return 77;
+        }
+        run_burst();
     } else {
         run_stunmix();
     }
@@ -425,7 +461,7 @@ int main(int argc, char **argv)
     CHECK(spk_relay_endpoint_close(relay, CONSULT, EP_A) == 0);
     CHECK(spk_relay_endpoint_close(relay, CONSULT, EP_B) == 0);
     CHECK(pump(both_closed, 5000));
-    if (strcmp(mode, "burst") == 0) {
+    if (strcmp(mode, "burst") == 0 || strcmp(mode, "gsomtu") == 0) {
         /* Every forwarded packet counted once when it left, as B received them (SRTP adds the
          * 10-byte tag of AES_CM_128_HMAC_SHA1_80 or the 16 of AEAD_AES_128_GCM). */
         printf("burst: relay to B: rtp_tx %" PRIu64 ", bytes_tx %" PRIu64 ", dropped_other %" PRIu64
