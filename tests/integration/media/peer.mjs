@@ -49,13 +49,14 @@ function makePayload(kind, tag, counter, videoBytes = 400) {
 
 // setRemoteDescription of a subscribe offer, around a werift 0.24.4 defect: for an m-section new
 // in a remote offer it recycles the transceiver of any m-section it last answered inactive
-// (RTCRtpTransceiverManager.addTransceiver, "reuse inactive"), also when the offer still has that
+// (TransceiverManager.addTransceiver, "reuse inactive"), also when the offer still has that
 // m-section. That transceiver's mid is then gone, createAnswer throws "Transceiver with mid=…
 // not found" and the offer is never answered: when it was the only offer whose answer the relay
 // would take (quick offers after relay_node_lost: the older ones are answered stale), the relay
 // never learns the subscriber's ICE credentials and fails the connection ("ICE connectivity
-// checks failed"). JSEP (RFC 8829 5.10) recycles only an m-section the offer itself gives a new
-// mid; so transceivers whose mid the offer still has are kept out of the reuse while it applies.
+// checks failed"). In JSEP (RFC 8829 5.10) a new m-section may only take a transceiver that is
+// associated with no m-section, and one whose mid the offer still has stays associated: so those
+// transceivers are kept out of werift's reuse while the offer applies.
 async function applyOffer(pc, sdp) {
   const mids = new Set([...sdp.matchAll(/^a=mid:(\S+)/gm)].map((m) => m[1]));
   const kept = pc.getTransceivers().filter((t) => mids.has(t.mid) && !t.usedForSender);
