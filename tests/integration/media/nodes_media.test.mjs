@@ -48,6 +48,9 @@ const grewAll = (ps, base, n) => ps.every((p) => ps.every((q) => {
   const was = base?.get(p)?.get(q.tag) ?? { video: 0, audio: 0 };
   return now.video - was.video >= n && now.audio - was.audio >= n;
 }));
+// Errors other than an answer refused with bad_state: a newer offer is on its way, or it answers
+// an offer of a connection that failed meanwhile (the relay node's death).
+const answerErrors = (p) => p.answerErrors.filter((e) => !/^media\.answer v\d+: bad_state /.test(e));
 const detail = (ps) => JSON.stringify(ps.map((p) => ({ tag: p.tag, s: p.summary() })));
 
 before(async () => {
@@ -176,18 +179,12 @@ test('GP on A, patient on B, specialist on C: one relay node, media between all,
     assert.ok(moved, `media through the other relay node: ${detail(two)}`);
     console.log(`relay node killed: the consult's media on two spreekd nodes flows again through the other after ${Date.now() - t0} ms`);
     for (const p of two) {
-      const ev = p.stateEvents;
-      const failed = ev.filter((e) => e.state === 'failed');
-      assert.ok(failed.some((e) => e.detail === 'relay_node_lost'), `told why: ${JSON.stringify(ev)}`);
-      // Known defect (issue notes): now and then a subscribe connection's ICE to the other relay
-      // node fails once and the client's retry connects. Any such failure must be followed by
-      // that connection being up again; it is printed so that it stays visible.
-      ev.forEach((e, i) => {
-        if (e.state !== 'failed' || e.detail === 'relay_node_lost') return;
-        console.log(`after the relay node's death, ${e.pc} failed once: ${e.detail}`);
-        assert.ok(ev.slice(i + 1).some((x) => x.pc === e.pc && x.state === 'connected'),
-          `${e.pc} did not come back: ${JSON.stringify(ev)}`);
-      });
+      // Told why, and nothing else failed: the connections to the other relay node came up at
+      // the first attempt (the subscriber answers the last of the quick offers; peer.mjs).
+      const failed = p.stateEvents.filter((e) => e.state === 'failed');
+      assert.ok(failed.length >= 1 && failed.every((e) => e.detail === 'relay_node_lost'), JSON.stringify(p.stateEvents));
+      assert.equal(p.rebuilds.length, 1, `one rebuild: ${JSON.stringify(p.stateEvents)}`);
+      assert.deepEqual(answerErrors(p), [], 'every offer applied and answered');
     }
     home = other;
   });

@@ -47,6 +47,27 @@ function makePayload(kind, tag, counter, videoBytes = 400) {
   return body;
 }
 
+// setRemoteDescription of a subscribe offer, around a werift 0.24.4 defect: for an m-section new
+// in a remote offer it recycles the transceiver of any m-section it last answered inactive
+// (TransceiverManager.addTransceiver, "reuse inactive"), also when the offer still has that
+// m-section. That transceiver's mid is then gone, createAnswer throws "Transceiver with mid=…
+// not found" and the offer is never answered: when it was the only offer whose answer the relay
+// would take (quick offers after relay_node_lost: the older ones are answered stale), the relay
+// never learns the subscriber's ICE credentials and fails the connection ("ICE connectivity
+// checks failed"). In JSEP (RFC 8829 5.10) a new m-section may only take a transceiver that is
+// associated with no m-section, and one whose mid the offer still has stays associated: so those
+// transceivers are kept out of werift's reuse while the offer applies.
+async function applyOffer(pc, sdp) {
+  const mids = new Set([...sdp.matchAll(/^a=mid:(\S+)/gm)].map((m) => m[1]));
+  const kept = pc.getTransceivers().filter((t) => mids.has(t.mid) && !t.usedForSender);
+  for (const t of kept) t.usedForSender = true; // werift: "should not be reused"
+  try {
+    await pc.setRemoteDescription({ type: 'offer', sdp });
+  } finally {
+    for (const t of kept) t.usedForSender = false;
+  }
+}
+
 export class Peer {
   /**
    * @param {import('../lib/client.mjs').Client} client  an authenticated protocol client
@@ -243,7 +264,7 @@ export class Peer {
     // media.offer
     this.offers.push(e);
     for (const s of e.streams ?? []) this.streams.set(s.mid, s);
-    await this.sub.setRemoteDescription({ type: 'offer', sdp: e.sdp });
+    await applyOffer(this.sub, e.sdp);
     for (const t of this.sub.getTransceivers()) this.receivers.add(t.receiver);
     for (const c of this.pendingCands.subscribe.splice(0)) await this._addCandidate(this.sub, c);
     const answer = await this.sub.createAnswer();

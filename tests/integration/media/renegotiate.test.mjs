@@ -7,6 +7,10 @@
 //  - a subscriber that answers late (its answer to the offer without streams arrives after the
 //    next offer went out, and is refused as stale) gets the new stream in an m-section it has
 //    not rejected, and receives it (werift rejects inactive m-sections with port 0).
+//  - a new subscribe connection that answers late (as on another spreekd node after
+//    relay_node_lost: offers with the others' old streams, none, their new ones): only the answer
+//    to the last offer is taken, that offer keeps the m-sections shown inactive and adds new
+//    ones, and the connection comes up at the first attempt (no ICE failure, no rebuild).
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 
@@ -137,4 +141,45 @@ test('a new stream does not take over an m-section whose offer without streams i
   // back with a new mid), so the number of m-sections stays bounded.
   assert.ok(sections(gpPeer.offers.at(-1).sdp) <= 6, `m-sections: ${sections(gpPeer.offers.at(-1).sdp)}`);
   await back.close();
+});
+
+test('a new subscriber late with its answers: only the newest applies, it adds m-sections after inactive ones, and connects', async () => {
+  // What a subscriber on another spreekd node gets after relay_node_lost: offers faster than it
+  // answers (the others' old streams, none, their new streams). Its answers to the first two
+  // are refused as stale, so the relay has none yet, and the third keeps the two m-sections it
+  // showed inactive and adds two. The subscribe connection's ICE needs that third answer.
+  const gp2 = await env.as(env.users.gp);
+  const x = await consultWithPatient(env, gp2, 'Patiënt Laat');
+  await x.patient.ok('consult.join', { consult: x.consult.id });
+  // Admits the patient, who then publishes as `tag`.
+  const admitted = async (tag) => {
+    await gp2.ok('lobby.admit', { consult: x.consult.id, participant: x.participant.id });
+    await x.patient.until('admitted', () => true);
+    const p = new Peer(x.patient, x.consult.id, tag);
+    peers.push(p);
+    await p.start({ subscribe: false });
+    p.startSending();
+    return p;
+  };
+  const first = await admitted(PT_TAG + 300);
+
+  const sub = new Peer(gp2, x.consult.id, GP_TAG + 300);
+  peers.push(sub);
+  const release = sub.hold(); // the subscriber answers nothing for now
+  await sub.start({ publish: false });
+  assert.ok(await waitFor(() => sub.offersIn.at(-1)?.streams.length === 2, 5000), 'an offer with the patient\'s streams');
+  await gp2.ok('lobby.send_back', { consult: x.consult.id, participant: x.participant.id });
+  await x.patient.until('sent_back', () => true);
+  assert.ok(await waitFor(() => sub.offersIn.at(-1).streams.length === 0, 5000), 'an offer without streams');
+  await first.close();
+  await admitted(PT_TAG + 301);
+  assert.ok(await waitFor(() => sub.offersIn.at(-1).streams.length === 2, 5000), 'an offer with the new streams');
+  const last = sub.offersIn.at(-1);
+  assert.ok(sub.offers.length === 0 && sub.offersIn.length >= 3, 'none answered yet');
+  assert.equal(sections(last.sdp), 4, `two inactive m-sections kept, two added: ${last.sdp}`);
+  release(); // answers 1 and 2 are refused as stale; 3 applies
+  assert.ok(await waitFor(() => sub.countFrom(PT_TAG + 301).video >= 5 && sub.countFrom(PT_TAG + 301).audio >= 5, 10000),
+    `the subscriber receives the new streams: ${JSON.stringify(sub.summary())}`);
+  assert.deepEqual(answerErrors(sub), []);
+  assert.deepEqual(sub.stateEvents.map((e) => `${e.pc} ${e.state}`), ['subscribe connected']);
 });
