@@ -121,7 +121,7 @@ static void awaiting_link(spk_ws_server_t *srv, ws_wsi_rec_t *r, uint64_t now, i
     srv->awaiting = r;
 }
 
-static int head_timeout_s(const spk_config_t *cfg)
+int ws_limits_head_timeout_s(const spk_config_t *cfg)
 {
     return cfg->header_timeout_s < cfg->handshake_timeout_s ? cfg->header_timeout_s
                                                             : cfg->handshake_timeout_s;
@@ -292,7 +292,7 @@ void ws_limits_adopted(spk_ws_server_t *srv, struct lws *wsi)
     r->wsi = wsi;
     r->e = e;
     r->pending = e != NULL;
-    awaiting_link(srv, r, (uint64_t)spk_now_ms(), head_timeout_s(srv->cfg));
+    awaiting_link(srv, r, (uint64_t)spk_now_ms(), ws_limits_head_timeout_s(srv->cfg));
     lws_set_opaque_user_data(wsi, r);
 }
 
@@ -338,7 +338,7 @@ void ws_limits_response_done(spk_ws_server_t *srv, struct lws *wsi)
     if (r) {
         const spk_config_t *cfg = srv->cfg;
         awaiting_link(srv, r, (uint64_t)spk_now_ms(),
-                      cfg->handshake_timeout_s + head_timeout_s(cfg));
+                      cfg->handshake_timeout_s + ws_limits_head_timeout_s(cfg));
     }
 }
 

@@ -955,9 +955,8 @@ static void fill_info(spk_ws_server_t *srv, struct lws_context_creation_info *in
     /* a connection holds a header buffer from accept until its request head is complete: the
      * header timeout is ws_limits_sweep's, judged after the input that waits was read; lws's
      * own limit (judged before) stays behind it as a backstop */
-    int head_s = cfg->header_timeout_s < cfg->handshake_timeout_s ? cfg->header_timeout_s
-                                                                  : cfg->handshake_timeout_s;
-    info->timeout_secs_ah_idle = (unsigned int)(head_s + SPK_WS_HEAD_BACKSTOP_S);
+    info->timeout_secs_ah_idle =
+        (unsigned int)(ws_limits_head_timeout_s(cfg) + SPK_WS_HEAD_BACKSTOP_S);
     info->keepalive_timeout = cfg->handshake_timeout_s;
     info->max_http_header_pool = 1024;
     info->gid = -1;

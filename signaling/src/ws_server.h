@@ -183,6 +183,9 @@ void ws_limits_adopted(spk_ws_server_t *srv, struct lws *wsi);
 void ws_limits_wsi_destroy(spk_ws_server_t *srv, struct lws *wsi);
 /* The connection's request head is complete: it no longer counts as pending. */
 void ws_limits_request(spk_ws_server_t *srv, struct lws *wsi);
+/* The time from accept to a complete first request head: header_timeout_s, at most
+ * handshake_timeout_s. */
+int ws_limits_head_timeout_s(const spk_config_t *cfg);
 /* A response was written and the connection stays open for another request: its head must be
  * complete within handshake_timeout_s (idle) plus header_timeout_s. */
 void ws_limits_response_done(spk_ws_server_t *srv, struct lws *wsi);
