@@ -615,7 +615,11 @@ static void on_nack(spk_relay_ep_t *sub, const spk_rtcp_pkt_t *p, uint64_t now_n
         sub->st.dropped_other++;
         return;
     }
-    if (spk_relay_sim_nack(sub, &fb, now_ns)) {
+    bool down;
+    if (spk_relay_sim_nack(sub, &fb, now_ns, &down)) {
+        if (down) {
+            loss_windows_restart(sub); /* the next window spans the switch */
+        }
         return;
     }
     spk_relay_ep_t *pub = NULL;

@@ -260,6 +260,9 @@ bool spk_relay_sim_forward(spk_relay_ep_t *sub, spk_relay_ep_t *pub, const spk_r
     if (!accepted) {
         return false;
     }
+    if (sub->sim_sel.sent < UINT32_MAX) {
+        sub->sim_sel.sent++; /* for spk_sim_select_nacks */
+    }
     if (before != x->out.layer) {
         sub->st.sim_switches++;
         spk_info(sub->id, "relay: simulcast: layer %d of endpoint %llu from its key frame (was %d)",
@@ -297,6 +300,12 @@ static bool resend_one(spk_relay_ep_t *sub, spk_relay_ep_t *pub, const spk_relay
     if (s == NULL || s->store.arena == NULL || !s->have_ext) {
         return true; /* not forwarded under a mapping still known: nothing to do */
     }
+    if (m != &x->out.hist[0] && x->out.layer >= 0) {
+        /* From before the last switch, whose key frame went out since: the decoder starts
+         * again from that, and the resend would only take room from it on the link (a switch
+         * down comes when the link is short). */
+        return true;
+    }
     int64_t ext = s->last_ext + (int16_t)(uint16_t)(seq - (uint16_t)s->last_ext);
     if (!spk_relay_gate_allows(sub, pub, s, ext)) {
         return true; /* from its lobby period: never */
@@ -319,8 +328,20 @@ static bool resend_one(spk_relay_ep_t *sub, spk_relay_ep_t *pub, const spk_relay
     return true;
 }
 
-bool spk_relay_sim_nack(spk_relay_ep_t *sub, const spk_rtcp_fb_t *fb, uint64_t now_ns)
+/* Whether out_seq is asked for the first time (newer than any asked before). */
+static bool first_ask(spk_relay_sim_sub_t *x, uint16_t out_seq)
 {
+    if (x->nack_any && (int16_t)(uint16_t)(out_seq - x->nack_hi) <= 0) {
+        return false;
+    }
+    x->nack_any = true;
+    x->nack_hi = out_seq;
+    return true;
+}
+
+bool spk_relay_sim_nack(spk_relay_ep_t *sub, const spk_rtcp_fb_t *fb, uint64_t now_ns, bool *down)
+{
+    *down = false;
     spk_relay_ep_t *pub = output_pub(sub, fb->media_ssrc);
     if (pub == NULL) {
         return false;
@@ -331,13 +352,23 @@ bool spk_relay_sim_nack(spk_relay_ep_t *sub, const spk_rtcp_fb_t *fb, uint64_t n
         return true;
     }
     uint16_t out_seq;
+    uint32_t fresh = 0;
     for (size_t count = 0; count < NACK_MAX_SEQS && spk_rtcp_nack_next(&it, &out_seq); count++) {
         sub->st.nack_received++;
+        fresh += first_ask(x, out_seq) ? 1u : 0u;
         if (!resend_one(sub, pub, x, out_seq, now_ns)) {
             /* Not in the buffer: the relay's own NACKs of the layer's gaps ask the publisher,
              * and the subscriber asks again. */
             sub->st.dropped_other++;
         }
+    }
+    int before = sub->sim_sel.want;
+    uint32_t sent = sub->sim_sel.sent, asked = sub->sim_sel.nacked + fresh;
+    int want = spk_sim_select_nacks(&sub->sim_sel, rule_of(sub), now_ns / 1000000u, 0, fresh);
+    if (want != before) {
+        *down = true;
+        spk_info(sub->id, "relay: simulcast wants layer %d (was %d; %u of %u packets asked again)",
+                 want, before, asked, sent);
     }
     return true;
 }

@@ -28,6 +28,8 @@ typedef struct {
     uint64_t pub; /* publisher endpoint id; 0: free slot */
     spk_sim_out_t out;
     uint64_t asked_ms; /* the last key frame request for the target layer */
+    uint16_t nack_hi;  /* the newest output sequence number it asked for again */
+    bool nack_any;     /* nack_hi is set */
 } spk_relay_sim_sub_t;
 #define SPK_RELAY_SIM_SUBS 4
 
@@ -54,8 +56,10 @@ bool spk_relay_sim_prepare(spk_relay_ep_t *pub, const struct spk_relay_pstream_s
 /* Whether sub gets this layer packet; when it does, tx (a copy of the packet) is rewritten. */
 bool spk_relay_sim_forward(spk_relay_ep_t *sub, spk_relay_ep_t *pub, const spk_relay_sim_pkt_t *p,
                            uint8_t *tx, uint64_t now_ns);
-/* RTCP from sub about SSRC ssrc when it is a simulcast output SSRC (true: handled). */
-bool spk_relay_sim_nack(spk_relay_ep_t *sub, const spk_rtcp_fb_t *fb, uint64_t now_ns);
+/* RTCP from sub about SSRC ssrc when it is a simulcast output SSRC (true: handled). A NACK also
+ * feeds the layer choice (spk_sim_select_nacks); *down: the level went down, so the loss
+ * windows start over. */
+bool spk_relay_sim_nack(spk_relay_ep_t *sub, const spk_rtcp_fb_t *fb, uint64_t now_ns, bool *down);
 bool spk_relay_sim_keyframe(spk_relay_ep_t *sub, uint32_t ssrc, uint64_t now_ns);
 /* Whether ssrc is the SSRC sub receives a simulcast stream under. */
 bool spk_relay_sim_owns(const spk_relay_ep_t *sub, uint32_t ssrc);

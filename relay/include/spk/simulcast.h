@@ -107,6 +107,9 @@ typedef struct {
     uint32_t up_ms;     /* clean for this long (first wait) before trying a layer up */
     uint32_t up_max_ms; /* the wait doubles up to this while tries fail */
     uint32_t stable_ms; /* a try up kept this long resets the wait */
+    int loss_fast;      /* a try up with more of its packets asked for again (NACKed, /256) is
+                           undone at once: ~25 % */
+    uint32_t fast_n;    /* ... once at least this many packets went out since the try */
 } spk_sim_rule_t;
 
 void spk_sim_rule_defaults(spk_sim_rule_t *r);
@@ -120,6 +123,8 @@ typedef struct {
     uint64_t clean_from; /* ms since which every window was clean */
     uint32_t wait_ms;    /* current wait before a try up */
     bool went_up;        /* the last change was a try up */
+    uint32_t sent;       /* video packets forwarded since the last change */
+    uint32_t nacked;     /* of them, the ones the subscriber asked for again */
 } spk_sim_select_t;
 
 /* Starts at layer `want` (the top for a new subscriber). */
@@ -130,5 +135,13 @@ void spk_sim_select_init(spk_sim_select_t *s, const spk_sim_rule_t *r, int want,
  * (spk_sim_select_t.want, at most top). */
 int spk_sim_select_report(spk_sim_select_t *s, const spk_sim_rule_t *r, uint64_t now_ms, int loss,
                           int top);
+
+/* The evidence that comes before a loss window: `sent` more video packets went out to the
+ * subscriber, and it asked for `nacked` more of them again (each lost packet counted once,
+ * however often it is asked for). A try up whose packets are asked for again more than
+ * loss_fast is undone at once, as a weak window would undo it a second or two later: that
+ * time is a frozen picture. Returns the layer wanted now. */
+int spk_sim_select_nacks(spk_sim_select_t *s, const spk_sim_rule_t *r, uint64_t now_ms,
+                         uint32_t sent, uint32_t nacked);
 
 #endif

@@ -149,6 +149,8 @@ bool spk_sim_out_accept(spk_sim_out_t *o, int layer, uint16_t seq, uint32_t ts,
         switch_to(o, layer, seq, ts, d, now_ms);
     } else if (layer != o->layer || o->layer < 0 || (int16_t)(uint16_t)(seq - o->layer_seq0) < 0) {
         return false; /* another layer, or of this one from before the switch */
+    } else if (o->target < o->layer) {
+        return false; /* down: the link is short, and the lower key frame must get through */
     }
     note_out(o, seq, ts, d, now_ms);
     return true;
@@ -207,13 +209,16 @@ void spk_sim_rule_defaults(spk_sim_rule_t *r)
     r->up_ms = 4000;
     r->up_max_ms = 32000;
     r->stable_ms = 20000;
+    r->loss_fast = 64; /* ~25 % */
+    r->fast_n = 128;
 }
 
 bool spk_sim_rule_ok(const spk_sim_rule_t *r)
 {
     return r->loss_down >= 0 && r->loss_down <= 255 && r->loss_up >= 0 &&
            r->loss_up <= r->loss_down && r->down_n > 0 && r->up_ms > 0 &&
-           r->up_max_ms >= r->up_ms && r->stable_ms > 0;
+           r->up_max_ms >= r->up_ms && r->stable_ms > 0 && r->loss_fast >= r->loss_down &&
+           r->loss_fast <= 255 && r->fast_n > 0;
 }
 
 void spk_sim_select_init(spk_sim_select_t *s, const spk_sim_rule_t *r, int want, uint64_t now_ms)
@@ -232,6 +237,21 @@ static void change(spk_sim_select_t *s, uint64_t now_ms, int want, bool up)
     s->clean_from = now_ms;
     s->weak_n = 0;
     s->went_up = up;
+    s->sent = 0;
+    s->nacked = 0;
+}
+
+/* A try up (now_ms inside its stable time) is undone; the next one waits twice as long. */
+static void undo_try(spk_sim_select_t *s, const spk_sim_rule_t *r, uint64_t now_ms)
+{
+    uint32_t next = s->wait_ms * 2u;
+    s->wait_ms = next > r->up_max_ms ? r->up_max_ms : next;
+    change(s, now_ms, s->want - 1, false);
+}
+
+static bool trying(const spk_sim_select_t *s, const spk_sim_rule_t *r, uint64_t now_ms)
+{
+    return s->went_up && s->want > 0 && now_ms - s->changed_at < r->stable_ms;
 }
 
 int spk_sim_select_report(spk_sim_select_t *s, const spk_sim_rule_t *r, uint64_t now_ms, int loss,
@@ -252,14 +272,11 @@ int spk_sim_select_report(spk_sim_select_t *s, const spk_sim_rule_t *r, uint64_t
     }
     if (loss > r->loss_down) {
         s->clean_from = now_ms;
-        /* A try up is undone at its first weak window: the link said what it carries. */
-        bool trying = s->went_up && now_ms - s->changed_at < r->stable_ms;
-        if (++s->weak_n >= (trying ? 1u : r->down_n) && s->want > 0) {
-            /* Down again soon after a try up: wait longer before the next try. */
-            if (s->went_up && now_ms - s->changed_at < r->stable_ms) {
-                uint32_t next = s->wait_ms * 2u;
-                s->wait_ms = next > r->up_max_ms ? r->up_max_ms : next;
-            }
+        /* A try up is undone at its first weak window: the link said what it carries; down
+         * again soon after a try up, the next one waits longer. */
+        if (trying(s, r, now_ms)) {
+            undo_try(s, r, now_ms);
+        } else if (++s->weak_n >= r->down_n && s->want > 0) {
             change(s, now_ms, s->want - 1, false);
         }
         return s->want;
@@ -269,6 +286,21 @@ int spk_sim_select_report(spk_sim_select_t *s, const spk_sim_rule_t *r, uint64_t
         s->clean_from = now_ms;
     } else if (s->want < top && now_ms - s->clean_from >= s->wait_ms) {
         change(s, now_ms, s->want + 1, true);
+    }
+    return s->want;
+}
+
+int spk_sim_select_nacks(spk_sim_select_t *s, const spk_sim_rule_t *r, uint64_t now_ms,
+                         uint32_t sent, uint32_t nacked)
+{
+    s->sent = s->sent + sent < s->sent ? UINT32_MAX : s->sent + sent;
+    s->nacked = s->nacked + nacked < s->nacked ? UINT32_MAX : s->nacked + nacked;
+    if (now_ms < s->changed_at) {
+        now_ms = s->changed_at;
+    }
+    if (trying(s, r, now_ms) && s->sent >= r->fast_n &&
+        (uint64_t)s->nacked * 256u > (uint64_t)r->loss_fast * s->sent) {
+        undo_try(s, r, now_ms);
     }
     return s->want;
 }

@@ -8,14 +8,14 @@
  *              when A stops sending it, the low layer from its next key frame — sequence
  *              numbers without a gap and PictureIDs running on across the switch, nothing of
  *              the other layer; B's NACK for a packet of the top layer, sent before the switch,
- *              is answered with RTX on the output rtx SSRC carrying that packet as B first got
- *              it; a packet of an SSRC with an unknown rid is never forwarded; A's sender report
- *              for the layer B receives reaches B under the output SSRC with the timestamp
- *              offset as B's packets are, the one for the other layer does not.
- *   junk       consent rests on authentication: A goes silent but for datagrams from its own
- *              address and port that look like RTP and RTCP and do not authenticate; its
- *              endpoint still fails once the consent time has passed, while B, sending SRTP,
- *              stays. */
+ *              is not answered once the low layer's key frame went out, one for a packet of the
+ *              low layer is answered with RTX on the output rtx SSRC carrying that packet as B
+ *              first got it; a packet of an SSRC with an unknown rid is never forwarded; A's sender
+ * report for the layer B receives reaches B under the output SSRC with the timestamp offset as B's
+ * packets are, the one for the other layer does not. junk       consent rests on authentication: A
+ * goes silent but for datagrams from its own address and port that look like RTP and RTCP and do
+ * not authenticate; its endpoint still fails once the consent time has passed, while B, sending
+ * SRTP, stays. */
 #include <inttypes.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -420,12 +420,21 @@ static void run_simulcast(void)
     }
     rx_t last_lo = B.rx[B.n_rx - 1];
     CHECK(last_lo.layer == 0 && !last_lo.rtx);
-    /* A NACK for a packet B got from the top layer: RTX, as first sent. */
-    rx_t want = B.rx[first_hi + 5];
+    /* A NACK for a packet B got from the top layer, before the low layer's key frame went out:
+     * not answered (B's decoder starts again from that key frame). */
+    rx_t stale = B.rx[first_hi + 5];
     uint8_t nack[64];
-    int n = spk_rtcp_build_nack(nack, sizeof(nack), 0xB0B0B0B0u, OUT_SSRC, &want.seq, 1);
+    int n = spk_rtcp_build_nack(nack, sizeof(nack), 0xB0B0B0B0u, OUT_SSRC, &stale.seq, 1);
     CHECK(n > 0);
     size_t before_nack = B.n_rx;
+    CHECK_EQ(spk_peer_send_rtcp(B.peer, nack, (size_t)n), 0);
+    pump(NULL, 300);
+    CHECK_EQ(B.n_rx, before_nack);
+    /* One for a packet of the low layer since the switch: RTX, as first sent. */
+    CHECK(first_lo + 3 < before_nack);
+    rx_t want = B.rx[before_nack - 3]; /* recent: the buffer holds the last half second */
+    n = spk_rtcp_build_nack(nack, sizeof(nack), 0xB0B0B0B0u, OUT_SSRC, &want.seq, 1);
+    CHECK(n > 0);
     CHECK_EQ(spk_peer_send_rtcp(B.peer, nack, (size_t)n), 0);
     want_rx = before_nack + 1;
     CHECK(pump(b_has, 3000));
@@ -434,7 +443,7 @@ static void run_simulcast(void)
     CHECK(got.rtx);
     CHECK_EQ(got.seq, want.seq);
     CHECK_EQ(got.pid, want.pid);
-    CHECK_EQ(got.layer, 1);
+    CHECK_EQ(got.layer, 0);
     CHECK_EQ(got.n, want.n);
     /* Sender reports: the low layer's reaches B as its stream's, the top layer's does not. */
     uint8_t sr[64];

@@ -148,10 +148,12 @@ static void test_switch_continuity(void **state)
         assert_true(offer(&s, 1, &hi, false));
     }
     assert_int_equal(s.o.layer, 1);
-    /* Down: the high layer goes on until the low one's key frame. */
+    /* Down: the high layer stops at once (a step down comes when the link is short: its
+     * packets would only delay the low layer's key frame); nothing until that key frame. */
     s.o.target = 0;
     assert_false(offer(&s, 0, &lo, false));
-    assert_true(offer(&s, 1, &hi, false));
+    assert_false(offer(&s, 1, &hi, false));
+    assert_int_equal(s.o.layer, 1);
     layer_t late_lo = lo; /* a low packet that will arrive late, from before the key frame */
     lo.seq++;
     lo.ts += 3000;
@@ -169,7 +171,7 @@ static void test_switch_continuity(void **state)
     assert_true(offer(&s, 1, &hi, true));
     assert_true(offer(&s, 1, &hi, true));
     assert_int_equal(s.o.switches, 2);
-    assert_int_equal(s.n_out, 1 + 20 + 1 + 1 + 10 + 1 + 2);
+    assert_int_equal(s.n_out, 1 + 20 + 1 + 10 + 1 + 2);
 }
 
 static void test_reordered_same_layer(void **state)
@@ -317,6 +319,55 @@ static void test_select(void **state)
     assert_int_equal(s.wait_ms, r.up_max_ms);
 }
 
+/* A try up whose packets are asked for again is undone before any loss window says so. */
+static void test_select_nacks(void **state)
+{
+    (void)state;
+    spk_sim_rule_t r;
+    spk_sim_rule_defaults(&r);
+    spk_sim_select_t s;
+    uint64_t t = 1000;
+    spk_sim_select_init(&s, &r, 0, t);
+    /* Clean for up_ms: a try up to layer 1. */
+    assert_int_equal(spk_sim_select_report(&s, &r, t + r.up_ms, 0, 1), 1);
+    uint64_t u = t + r.up_ms;
+    /* Before enough packets went out, NACKs decide nothing. */
+    assert_int_equal(spk_sim_select_nacks(&s, &r, u + 100, r.fast_n - 1, r.fast_n - 1), 1);
+    assert_int_equal(s.sent, r.fast_n - 1);
+    assert_int_equal(s.nacked, r.fast_n - 1);
+    /* Enough of them, nearly all asked again: undone at once (inside the grace time of the
+     * windows), the next try waits twice as long, the counts start over. */
+    assert_int_equal(spk_sim_select_nacks(&s, &r, u + 200, 1, 0), 0);
+    assert_int_equal(s.wait_ms, 2 * r.up_ms);
+    assert_int_equal(s.sent, 0);
+    assert_int_equal(s.nacked, 0);
+    /* At level 0 nothing is below: NACKs change nothing. */
+    assert_int_equal(spk_sim_select_nacks(&s, &r, u + 300, 1000, 1000), 0);
+    /* The next try, with loss at the threshold (not above it): it stands. */
+    uint64_t v = u + 200 + 2 * r.up_ms;
+    assert_int_equal(spk_sim_select_report(&s, &r, v, 0, 1), 1);
+    uint32_t sent = 1024, at = (uint32_t)((uint64_t)r.loss_fast * sent / 256u);
+    assert_int_equal(spk_sim_select_nacks(&s, &r, v + 500, sent, at), 1);
+    assert_int_equal(spk_sim_select_nacks(&s, &r, v + 600, 0, 1), 0);
+    /* A level kept for stable_ms is no longer a try: NACKs leave it to the loss windows. */
+    uint64_t w = v + 600 + 4 * r.up_ms;
+    assert_int_equal(spk_sim_select_report(&s, &r, w, 0, 1), 1);
+    assert_int_equal(spk_sim_select_nacks(&s, &r, w + r.stable_ms, 1000, 1000), 1);
+    /* A level reached by stepping down is no try either. */
+    spk_sim_select_t d;
+    spk_sim_select_init(&d, &r, 2, t);
+    assert_int_equal(spk_sim_select_report(&d, &r, t + r.grace_ms, 100, 2), 2);
+    assert_int_equal(spk_sim_select_report(&d, &r, t + r.grace_ms + 1000, 100, 2), 1);
+    assert_int_equal(spk_sim_select_nacks(&d, &r, t + r.grace_ms + 1100, 1000, 1000), 1);
+    /* A rule with loss_fast below loss_down, or no minimum count, is refused. */
+    spk_sim_rule_t bad = r;
+    bad.loss_fast = r.loss_down - 1;
+    assert_false(spk_sim_rule_ok(&bad));
+    bad = r;
+    bad.fast_n = 0;
+    assert_false(spk_sim_rule_ok(&bad));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -326,6 +377,7 @@ int main(void)
         cmocka_unit_test(test_nack_lookup),
         cmocka_unit_test(test_seven_bit_picture_id),
         cmocka_unit_test(test_select),
+        cmocka_unit_test(test_select_nacks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
