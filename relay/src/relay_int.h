@@ -146,6 +146,16 @@ typedef struct {
     uint16_t seq;
 } spk_relay_rtx_out_t;
 
+/* One forwarded RTP datagram queued in a wake-up (relay_io.c): the slot of the same index in
+ * w->txq_buf holds its bytes. */
+#define SPK_RELAY_TXQ_MAX 256
+#define SPK_RELAY_TXQ_EP_MAX 64 /* per endpoint: one sendmmsg() */
+#define SPK_RELAY_TXQ_SLOT (SPK_RELAY_PKT_MAX + SRTP_MAX_TRAILER_LEN)
+typedef struct {
+    uint16_t len;
+    int16_t next; /* the endpoint's next queued datagram, -1: none */
+} spk_relay_txq_ent_t;
+
 struct spk_relay_ep {
     spk_relay_worker_t *w;
     spk_relay_consult_t *consult;
@@ -171,6 +181,11 @@ struct spk_relay_ep {
     socklen_t tx_addrlen;
     struct sockaddr_storage tx_addr;
     uint64_t tx_direct; /* packets sent directly since the pair was cached */
+    /* Its forwarded RTP queued in the current wake-up (relay_io.c): the first and last entry of
+     * w->txq (-1: none) and their number. */
+    int16_t txq_head;
+    int16_t txq_tail;
+    uint16_t txq_n;
 
     SSL *ssl; /* owns rbio (memory) and wbio (sends through the agent) */
     BIO *rbio;
@@ -231,6 +246,20 @@ struct spk_relay_worker {
     size_t io_cap;
     struct epoll_event *io_cur; /* inside io_cb: the ready sockets (relay_io.c io_poll) */
     int io_cur_n;
+    /* Inside io_cb: forwarded RTP is queued per endpoint and sent with sendmmsg() at the end of
+     * the wake-up (relay_io.c). txq_buf holds SPK_RELAY_TXQ_MAX datagrams of
+     * SPK_RELAY_TXQ_SLOT bytes; txq_eps the endpoints with queued datagrams, in queue order. */
+    bool txq_on;
+    bool txq_gso_off; /* the kernel refused UDP GSO once */
+    uint8_t *txq_buf;
+    spk_relay_txq_ent_t *txq;
+    spk_relay_ep_t **txq_eps;
+    uint16_t txq_n;
+    uint16_t txq_n_eps;
+    /* datagrams queued, messages (a GSO one counts once) and sendmmsg() calls: logged at the end */
+    uint64_t txq_queued;
+    uint64_t txq_msgs;
+    uint64_t txq_calls;
 
     pthread_mutex_t mu; /* guards the command queue only */
     spk_relay_cmd_t *head;
@@ -361,8 +390,15 @@ void spk_relay_io_ep_sync(spk_relay_ep_t *ep);
 void spk_relay_io_ep_detach(spk_relay_ep_t *ep);
 /* Another pair was selected, ICE restarted or failed: the cached destination is stale. */
 void spk_relay_io_pair_changed(spk_relay_ep_t *ep);
-/* Sends one datagram to ep's peer: 0 or SPK_EIO. */
+/* Sends one datagram to ep's peer at once: 0 or SPK_EIO. */
 int spk_relay_io_send(spk_relay_ep_t *ep, const uint8_t *buf, size_t len);
+/* Forwarded RTP for ep: the buffer to build it in (SPK_RELAY_TXQ_SLOT bytes): a free slot of
+ * the worker's send queue inside a wake-up when ep has a direct UDP socket, else w->tx. */
+uint8_t *spk_relay_io_rtp_buf(spk_relay_ep_t *ep);
+/* Sends the forwarded RTP built in buf (from spk_relay_io_rtp_buf, right before): queued until
+ * the wake-up's end when buf is a queue slot, else at once. Counts rtp_tx and bytes_tx when the
+ * datagram leaves, dropped_other when it cannot be sent. */
+void spk_relay_io_send_rtp(spk_relay_ep_t *ep, uint8_t *buf, size_t len);
 
 /* relay_path.c */
 void spk_relay_path_recv_cb(NiceAgent *agent, guint stream_id, guint component_id, guint len,

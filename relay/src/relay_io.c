@@ -17,10 +17,30 @@
  * sendto() on that socket to the remote address, both cached per endpoint (the GSocket is
  * referenced so its descriptor cannot be reused meanwhile); the cache is dropped whenever
  * libnice selects another pair and on an ICE restart or failure. TCP pairs and anything before
- * selection go through nice_agent_send(). */
+ * selection go through nice_agent_send().
+ *
+ * Send batching: forwarded RTP is not sent where it is protected. Inside a wake-up (io_cb, one
+ * epoll round: every ready endpoint's packets) relay_path.c protects each forwarded packet
+ * straight into a slot of the worker's send queue (spk_relay_io_rtp_buf) and queues it on the
+ * receiving endpoint, i.e. on its cached socket (spk_relay_io_send_rtp); at the end of the round
+ * each endpoint's queue leaves in order with one sendmmsg() (txq_flush), a run of datagrams of
+ * one length as one UDP GSO message (UDP_SEGMENT) that the kernel splits into the same datagrams
+ * (txq_send_ep; a kernel that refuses GSO turns it off for the worker). The queue never outlives
+ * the round: it is flushed early when it holds SPK_RELAY_TXQ_MAX datagrams or one endpoint
+ * SPK_RELAY_TXQ_EP_MAX, and before an endpoint's cached socket is dropped (another pair, ICE
+ * restart or failure, the endpoint's end). A datagram sendmmsg() refuses (EAGAIN, ENOBUFS, ...;
+ * every datagram of a refused GSO message) is counted as dropped_other and the rest are tried
+ * again, as one sendto() per packet did.
+ * Outside a wake-up, to an endpoint without a direct socket, and for the relay's own RTCP and
+ * retransmissions (relay_rtcp.c) a packet is sent at once as before; libnice sends its STUN
+ * itself. The relay's own packets may thus overtake forwarded RTP queued in the same round
+ * towards the same endpoint; forwarded RTP keeps its order. */
+#define _GNU_SOURCE /* sendmmsg */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <netinet/udp.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -34,6 +54,10 @@
 
 #define IO_EVENTS 64
 #define IO_EP_SOCKETS 64 /* sockets of one endpoint handled (UDP per address, ICE-TCP more) */
+/* UDP GSO: datagrams of at most TXQ_GSO_LEN bytes (a 1280-byte IPv6 path with its headers), at
+ * most TXQ_GSO_SEGS (the kernel's UDP_MAX_SEGMENTS is 64 or more) and 64 KiB per message. */
+#define TXQ_GSO_LEN 1200
+#define TXQ_GSO_SEGS 48
 
 /* The worker whose io_cb is running on this thread, for io_poll. */
 static __thread spk_relay_worker_t *tls_worker;
@@ -66,6 +90,8 @@ static gint io_poll(GPollFD *fds, guint nfds, gint timeout)
     return ready;
 }
 
+static void txq_flush(spk_relay_worker_t *w);
+
 static spk_relay_ep_t *ep_of_fd(const spk_relay_worker_t *w, int fd)
 {
     return fd >= 0 && (size_t)fd < w->io_cap ? w->io_eps[fd] : NULL;
@@ -82,6 +108,7 @@ static gboolean io_cb(gint fd, GIOCondition cond, gpointer user)
         n = epoll_wait(fd, evs, IO_EVENTS, 0);
     } while (n < 0 && errno == EINTR);
     w->io_wakeups++;
+    w->txq_on = true;
     tls_worker = w;
     w->io_cur = evs;
     w->io_cur_n = n;
@@ -102,6 +129,8 @@ static gboolean io_cb(gint fd, GIOCondition cond, gpointer user)
         }
     }
     w->io_cur = NULL;
+    txq_flush(w);
+    w->txq_on = false;
     return G_SOURCE_CONTINUE;
 }
 
@@ -118,11 +147,19 @@ int spk_relay_io_init(spk_relay_worker_t *w)
      * eventfd: two system calls per wake-up that io_cb, which never iterates ctx, does not need. */
     g_source_set_can_recurse(w->io_src, TRUE);
     g_source_attach(w->io_src, w->ctx);
-    return 0;
+    w->txq_buf = malloc((size_t)SPK_RELAY_TXQ_MAX * SPK_RELAY_TXQ_SLOT);
+    w->txq = calloc(SPK_RELAY_TXQ_MAX, sizeof(*w->txq));
+    w->txq_eps = calloc(SPK_RELAY_TXQ_MAX, sizeof(*w->txq_eps));
+    return w->txq_buf && w->txq && w->txq_eps ? 0 : SPK_ENOMEM;
 }
 
 void spk_relay_io_cleanup(spk_relay_worker_t *w)
 {
+    spk_debug(0,
+              "relay: worker %u: %llu wake-ups, %llu datagrams queued, sent in %llu messages "
+              "with %llu sendmmsg() calls",
+              w->index, (unsigned long long)w->io_wakeups, (unsigned long long)w->txq_queued,
+              (unsigned long long)w->txq_msgs, (unsigned long long)w->txq_calls);
     if (w->io_src) {
         g_source_destroy(w->io_src);
         g_source_unref(w->io_src);
@@ -135,6 +172,12 @@ void spk_relay_io_cleanup(spk_relay_worker_t *w)
     free(w->io_eps);
     w->io_eps = NULL;
     w->io_cap = 0;
+    free(w->txq_buf);
+    free(w->txq);
+    free(w->txq_eps);
+    w->txq_buf = NULL;
+    w->txq = NULL;
+    w->txq_eps = NULL;
 }
 
 /* Records fd as ep's; false when out of memory. */
@@ -240,6 +283,9 @@ void spk_relay_io_ep_detach(spk_relay_ep_t *ep)
 
 void spk_relay_io_pair_changed(spk_relay_ep_t *ep)
 {
+    if (ep->txq_n > 0) {
+        txq_flush(ep->w); /* its queue leaves on the socket it was queued for */
+    }
     if (ep->tx_sock) {
         g_object_unref(ep->tx_sock);
         ep->tx_sock = NULL;
@@ -283,13 +329,19 @@ static bool tx_lookup(spk_relay_ep_t *ep)
     return ep->tx_fd >= 0;
 }
 
-int spk_relay_io_send(spk_relay_ep_t *ep, const uint8_t *buf, size_t len)
+/* Whether ep has a direct UDP socket (looked up once ICE connected). */
+static bool tx_direct(spk_relay_ep_t *ep)
 {
     if (!ep->tx_looked_up && ep->ice_state >= SPK_RELAY_ICE_CONNECTED &&
         ep->ice_state != SPK_RELAY_ICE_FAILED) {
         tx_lookup(ep);
     }
-    if (ep->tx_fd >= 0) {
+    return ep->tx_fd >= 0;
+}
+
+int spk_relay_io_send(spk_relay_ep_t *ep, const uint8_t *buf, size_t len)
+{
+    if (tx_direct(ep)) {
         ssize_t r;
         do {
             r = sendto(ep->tx_fd, buf, len, MSG_DONTWAIT, (const struct sockaddr *)&ep->tx_addr,
@@ -300,4 +352,182 @@ int spk_relay_io_send(spk_relay_ep_t *ep, const uint8_t *buf, size_t len)
     }
     gint r = nice_agent_send(ep->agent, ep->stream, 1, (guint)len, (const gchar *)buf);
     return r == (gint)len ? 0 : SPK_EIO;
+}
+
+/* ---- send queue (forwarded RTP of one wake-up) ---- */
+
+static uint8_t *txq_slot(const spk_relay_worker_t *w, unsigned i)
+{
+    return w->txq_buf + (size_t)i * SPK_RELAY_TXQ_SLOT;
+}
+
+static void rtp_sent(spk_relay_ep_t *ep, size_t len)
+{
+    ep->st.bytes_tx += (uint64_t)len;
+    ep->st.rtp_tx++;
+}
+
+/* Sends the datagram at iov on ep's cached socket at once and counts it. */
+static void txq_send_one(spk_relay_ep_t *ep, const struct iovec *iov)
+{
+    if (spk_relay_io_send(ep, iov->iov_base, iov->iov_len) != 0) {
+        ep->st.dropped_other++;
+    } else {
+        rtp_sent(ep, iov->iov_len);
+    }
+}
+
+/* Whether a send failed with err because of GSO itself: no UDP_SEGMENT in the kernel, no
+ * checksum offload on the device (EIO), a segment above the path MTU (EINVAL, EMSGSIZE). */
+static bool gso_refused(int err)
+{
+    return err == EINVAL || err == EIO || err == EMSGSIZE || err == ENOPROTOOPT ||
+           err == EOPNOTSUPP;
+}
+
+/* The outcome of one message of txq_send_ep, segs datagrams of iov[0].iov_len bytes at iov: sent
+ * bytes, or -1 and err. Counted; when the kernel refused a GSO message because of GSO itself, GSO
+ * is turned off for the worker and its datagrams are sent again one by one. */
+static void txq_account(spk_relay_worker_t *w, spk_relay_ep_t *ep, const struct iovec *iov,
+                        unsigned segs, ssize_t sent, int err)
+{
+    size_t len = iov[0].iov_len;
+    if (sent == (ssize_t)(len * segs)) {
+        for (unsigned s = 0; s < segs; s++) {
+            rtp_sent(ep, len);
+        }
+        ep->tx_direct += segs;
+        return;
+    }
+    if (segs > 1 && sent < 0 && gso_refused(err)) {
+        if (!w->txq_gso_off) {
+            spk_warn(0, "relay: worker %u: UDP GSO refused (%s): sending datagram by datagram",
+                     w->index, strerror(err));
+            w->txq_gso_off = true;
+        }
+        for (unsigned s = 0; s < segs; s++) {
+            txq_send_one(ep, &iov[s]);
+        }
+        return;
+    }
+    ep->st.dropped_other += segs; /* refused (EAGAIN, ENOBUFS, ...): as by sendto() */
+}
+
+/* Sends ep's queued datagrams in order on its cached socket with sendmmsg(): a run of datagrams
+ * of one length (at most TXQ_GSO_LEN bytes) as one GSO message (UDP_SEGMENT) of up to
+ * TXQ_GSO_SEGS of them, which the kernel splits into the same datagrams, every other datagram as
+ * a message of its own. */
+static void txq_send_ep(spk_relay_worker_t *w, spk_relay_ep_t *ep)
+{
+    struct mmsghdr msgs[SPK_RELAY_TXQ_EP_MAX];
+    struct iovec iov[SPK_RELAY_TXQ_EP_MAX];
+    union {
+        char buf[CMSG_SPACE(sizeof(uint16_t))];
+        struct cmsghdr align;
+    } ctl[SPK_RELAY_TXQ_EP_MAX];
+    unsigned first[SPK_RELAY_TXQ_EP_MAX], segs[SPK_RELAY_TXQ_EP_MAX];
+    unsigned n = 0, m = 0; /* datagrams, messages */
+    for (int i = ep->txq_head; i >= 0 && n < SPK_RELAY_TXQ_EP_MAX; i = w->txq[i].next) {
+        size_t len = w->txq[i].len;
+        iov[n].iov_base = txq_slot(w, (unsigned)i);
+        iov[n].iov_len = len;
+        if (m > 0 && !w->txq_gso_off && len <= TXQ_GSO_LEN && iov[n - 1].iov_len == len &&
+            segs[m - 1] < TXQ_GSO_SEGS) {
+            segs[m - 1]++;
+            msgs[m - 1].msg_hdr.msg_iovlen++;
+        } else {
+            memset(&msgs[m], 0, sizeof(msgs[m]));
+            msgs[m].msg_hdr.msg_name = &ep->tx_addr;
+            msgs[m].msg_hdr.msg_namelen = ep->tx_addrlen;
+            msgs[m].msg_hdr.msg_iov = &iov[n];
+            msgs[m].msg_hdr.msg_iovlen = 1;
+            first[m] = n;
+            segs[m++] = 1;
+        }
+        n++;
+    }
+    for (unsigned k = 0; k < m; k++) {
+        if (segs[k] > 1) {
+            struct msghdr *h = &msgs[k].msg_hdr;
+            h->msg_control = ctl[k].buf;
+            h->msg_controllen = sizeof(ctl[k].buf);
+            struct cmsghdr *c = CMSG_FIRSTHDR(h);
+            c->cmsg_level = SOL_UDP;
+            c->cmsg_type = UDP_SEGMENT;
+            c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+            uint16_t gso = (uint16_t)iov[first[k]].iov_len;
+            memcpy(CMSG_DATA(c), &gso, sizeof(gso));
+        }
+    }
+    ep->txq_n = 0;
+    ep->txq_head = ep->txq_tail = -1;
+    w->txq_msgs += m;
+    unsigned off = 0;
+    while (off < m && ep->tx_fd >= 0) {
+        int r = sendmmsg(ep->tx_fd, msgs + off, m - off, MSG_DONTWAIT);
+        w->txq_calls++;
+        if (r < 0 && errno == EINTR) {
+            continue;
+        }
+        if (r <= 0) { /* this message is refused; the next are tried again */
+            txq_account(w, ep, &iov[first[off]], segs[off], -1, errno);
+            off++;
+            continue;
+        }
+        for (unsigned k = off; k < off + (unsigned)r; k++) {
+            txq_account(w, ep, &iov[first[k]], segs[k], (ssize_t)msgs[k].msg_len, 0);
+        }
+        off += (unsigned)r;
+    }
+    for (; off < m; off++) { /* no socket any more (not reached: see pair_changed) */
+        ep->st.dropped_other += segs[off];
+    }
+}
+
+static void txq_flush(spk_relay_worker_t *w)
+{
+    for (unsigned i = 0; i < w->txq_n_eps; i++) {
+        if (w->txq_eps[i]->txq_n > 0) {
+            txq_send_ep(w, w->txq_eps[i]);
+        }
+    }
+    w->txq_n = 0;
+    w->txq_n_eps = 0;
+}
+
+uint8_t *spk_relay_io_rtp_buf(spk_relay_ep_t *ep)
+{
+    spk_relay_worker_t *w = ep->w;
+    if (!w->txq_on || !tx_direct(ep)) {
+        return w->tx;
+    }
+    if (w->txq_n == SPK_RELAY_TXQ_MAX || ep->txq_n == SPK_RELAY_TXQ_EP_MAX) {
+        txq_flush(w);
+    }
+    return txq_slot(w, w->txq_n);
+}
+
+void spk_relay_io_send_rtp(spk_relay_ep_t *ep, uint8_t *buf, size_t len)
+{
+    spk_relay_worker_t *w = ep->w;
+    if (!w->txq_on || w->txq_n == SPK_RELAY_TXQ_MAX || buf != txq_slot(w, w->txq_n) ||
+        ep->tx_fd < 0) {
+        if (spk_relay_io_send(ep, buf, len) != 0) {
+            ep->st.dropped_other++;
+        } else {
+            rtp_sent(ep, len);
+        }
+        return;
+    }
+    w->txq_queued++;
+    int i = w->txq_n++;
+    w->txq[i].len = (uint16_t)len;
+    w->txq[i].next = -1;
+    if (ep->txq_n++ == 0) {
+        ep->txq_head = (int16_t)i;
+        w->txq_eps[w->txq_n_eps++] = ep;
+    } else {
+        w->txq[ep->txq_tail].next = (int16_t)i;
+    }
+    ep->txq_tail = (int16_t)i;
 }

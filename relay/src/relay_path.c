@@ -1,7 +1,8 @@
 /* The packet path: runs in the libnice receive callback on the endpoint's worker thread.
  * Demultiplex (RFC 7983: STUN is libnice's, DTLS 20..63, RTP/RTCP 128..191), unprotect, route
  * to the consult's other endpoints (header extension ids rewritten once, for all subscribers),
- * protect per subscriber, send. No locks, no allocation.
+ * protect per subscriber, send (queued until the wake-up's end: relay_io.c). No locks, no
+ * allocation.
  * RTCP is handled per hop and RTP accounted and buffered for retransmission in relay_rtcp.c. */
 #include <string.h>
 
@@ -41,21 +42,17 @@ static void forward(spk_relay_worker_t *w, spk_relay_ep_t *from, size_t plain_le
             from->st.dropped_lobby++; /* late: due while `to` was in the lobby */
             continue;
         }
-        memcpy(w->tx, w->rx, plain_len);
-        if (sim != NULL && !spk_relay_sim_forward(to, from, sim, w->tx, from->last_rx_ns)) {
+        uint8_t *tx = spk_relay_io_rtp_buf(to); /* a send queue slot or w->tx */
+        memcpy(tx, w->rx, plain_len);
+        if (sim != NULL && !spk_relay_sim_forward(to, from, sim, tx, from->last_rx_ns)) {
             continue; /* another layer than it receives */
         }
         int len = (int)plain_len;
-        if (srtp_protect(to->srtp_out, w->tx, &len) != srtp_err_status_ok) {
+        if (srtp_protect(to->srtp_out, tx, &len) != srtp_err_status_ok) {
             to->st.dropped_other++;
             continue;
         }
-        if (spk_relay_io_send(to, w->tx, (size_t)len) != 0) {
-            to->st.dropped_other++;
-            continue;
-        }
-        to->st.bytes_tx += (uint64_t)len;
-        to->st.rtp_tx++;
+        spk_relay_io_send_rtp(to, tx, (size_t)len); /* counts rtp_tx or dropped_other */
     }
 }
 

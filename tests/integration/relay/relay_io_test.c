@@ -9,7 +9,16 @@
  *            still reach A (the selected pair did not move)
  *   newpair  X nominates itself (USE-CANDIDATE with a higher priority, answering the relay's
  *            own checks): the relay selects the new pair, and B's packets for A go to X and no
- *            longer to A — the cached destination of direct sends follows the selected pair */
+ *            longer to A — the cached destination of direct sends follows the selected pair
+ *   burst    A sends bursts of 200 packets without pausing, so that one wake-up of the worker
+ *            forwards many of them (more than one sendmmsg() per subscriber, SPK_RELAY_TXQ_EP_MAX):
+ *            B receives every packet once and in order, and the relay's statistics for B
+ *            (rtp_tx, bytes_tx) count exactly the packets B received, none dropped
+ *   gsomtu   burst with the loopback MTU lowered below the packets' size plus headers first, so
+ *            that the kernel refuses the relay's UDP GSO messages (a segment must fit the MTU;
+ *            single datagrams are fragmented): the relay turns GSO off and sends the refused
+ *            packets one by one, and B still receives every packet once and in order, none
+ *            dropped. Only in a loopback-only network namespace (netns.sh), else skipped (77). */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -17,6 +26,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <net/if.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -43,6 +54,9 @@ typedef struct {
     uint32_t ssrc;
     uint16_t seq;
     uint64_t got; /* RTP received */
+    uint16_t last_seq;
+    uint64_t out_of_order;   /* RTP whose sequence number is not the previous one's successor */
+    spk_relay_stats_t final; /* with CLOSED */
     bool connected;
     bool failed;
     bool closed;
@@ -91,6 +105,7 @@ static void event_cb(spk_relay_t *r, const spk_relay_event_t *ev, void *user)
         s->failed = true;
         break;
     case SPK_RELAY_EV_CLOSED:
+        s->final = ev->stats;
         s->closed = true;
         break;
     default:
@@ -103,6 +118,9 @@ static void media_cb(spk_peer_t *peer, const uint8_t *pkt, size_t len, bool rtcp
     (void)peer;
     side_t *s = user;
     if (!rtcp && len == 12 + PAYLOAD) {
+        uint16_t seq = (uint16_t)(pkt[2] << 8 | pkt[3]);
+        s->out_of_order += s->got > 0 && seq != (uint16_t)(s->last_seq + 1);
+        s->last_seq = seq;
         s->got++;
     }
 }
@@ -338,6 +356,52 @@ static void run_newpair(void)
     CHECK(A.got == a_before);
 }
 
+/* Lowers the MTU of lo, in a loopback-only network namespace only (netns.sh): false when there
+ * is any other interface. */
+static bool lo_mtu(int mtu)
+{
+    struct if_nameindex *ifs = if_nameindex();
+    bool lo_only = ifs != NULL;
+    for (struct if_nameindex *i = ifs; i != NULL && i->if_index != 0; i++) {
+        lo_only = lo_only && strcmp(i->if_name, "lo") == 0;
+    }
+    if_freenameindex(ifs);
+    int fd = lo_only ? socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0) : -1;
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof(ifr));
+    snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "lo");
+    ifr.ifr_mtu = mtu;
+    bool ok = fd >= 0 && ioctl(fd, SIOCSIFMTU, &ifr) == 0;
+    if (fd >= 0) {
+        close(fd);
+    }
+    return ok;
+}
+
+static void run_burst(void)
+{
+    /* Room for a whole burst at B, which reads only between bursts. */
+    int fd = -1;
+    struct sockaddr_storage to;
+    socklen_t to_len = sizeof(to);
+    CHECK(spk_peer_selected(B.peer, &fd, &to, &to_len) == 0 && fd >= 0);
+    int rcvbuf = 4 << 20;
+    CHECK(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf)) == 0);
+    const uint32_t bursts = 10, per = 200;
+    for (uint32_t b = 0; b < bursts; b++) {
+        for (uint32_t i = 0; i < per; i++) {
+            send_rtp(&A, b * per + i);
+        }
+        want_b = (uint64_t)(b + 1) * per;
+        CHECK(pump(received, 5000));
+    }
+    pump(NULL, 100);
+    printf("burst: B got %" PRIu64 "/%u packets of A, %" PRIu64 " out of order\n", B.got,
+           bursts * per, B.out_of_order);
+    CHECK(B.got == (uint64_t)bursts * per);
+    CHECK(B.out_of_order == 0);
+}
+
 int main(int argc, char **argv)
 {
     const char *mode = argc > 1 ? argv[1] : "stunmix";
@@ -381,6 +445,15 @@ int main(int argc, char **argv)
 
     if (strcmp(mode, "newpair") == 0) {
         run_newpair();
+    } else if (strcmp(mode, "burst") == 0) {
+        run_burst();
+    } else if (strcmp(mode, "gsomtu") == 0) {
+        /* 12 + PAYLOAD + the SRTP tag + 28 header bytes do not fit. */
+        if (!lo_mtu(12 + PAYLOAD)) {
+            printf("gsomtu: skipped: not in a loopback-only network namespace\n");
+            return 77;
+        }
+        run_burst();
     } else {
         run_stunmix();
     }
@@ -388,6 +461,16 @@ int main(int argc, char **argv)
     CHECK(spk_relay_endpoint_close(relay, CONSULT, EP_A) == 0);
     CHECK(spk_relay_endpoint_close(relay, CONSULT, EP_B) == 0);
     CHECK(pump(both_closed, 5000));
+    if (strcmp(mode, "burst") == 0 || strcmp(mode, "gsomtu") == 0) {
+        /* Every forwarded packet counted once when it left, as B received them (SRTP adds the
+         * 10-byte tag of AES_CM_128_HMAC_SHA1_80 or the 16 of AEAD_AES_128_GCM). */
+        printf("burst: relay to B: rtp_tx %" PRIu64 ", bytes_tx %" PRIu64 ", dropped_other %" PRIu64
+               "\n",
+               B.final.rtp_tx, B.final.bytes_tx, B.final.dropped_other);
+        CHECK(B.final.rtp_tx == B.got);
+        CHECK(B.final.dropped_other == 0);
+        CHECK(B.final.bytes_tx >= B.got * (12 + PAYLOAD + 10));
+    }
     spk_relay_destroy(relay);
     uv_run(&loop, UV_RUN_DEFAULT);
     CHECK(uv_loop_close(&loop) == 0);
