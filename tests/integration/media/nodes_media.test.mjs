@@ -363,12 +363,13 @@ test('a bus silence longer than a node is given: presence and media lists are sa
   const offered = (p) => p.offersIn.at(-1)?.streams.length ?? 0;
   const online = (e) => e.participants.find((p) => p.id === red.participant.id)?.online;
 
-  // Redis handles nothing for 9 s: each node takes the other as gone (7 s without a word), drops
-  // its presence and publishers, and offers its subscriber no remote stream.
+  // Redis handles nothing for 12 s: each node takes the other as gone (7 s without a word), drops
+  // its presence and publishers, and offers its subscriber no remote stream (5 s to see that
+  // before the bus is back, also on a loaded machine).
   const gone = () => [nA, nC].map((s) => s.grep(/not heard for/).length);
   const was = gone();
   const [host, port] = process.env.SPK_TEST_REDIS.split(':');
-  const pause = spawnSync('redis-cli', ['-h', host, '-p', port, 'CLIENT', 'PAUSE', '9000', 'ALL'], { encoding: 'utf8' });
+  const pause = spawnSync('redis-cli', ['-h', host, '-p', port, 'CLIENT', 'PAUSE', '12000', 'ALL'], { encoding: 'utf8' });
   assert.equal(pause.status, 0, pause.stderr);
   assert.ok(await waitFor(() => gone().every((n, i) => n > was[i]), 15000), 'each node took the other as gone');
   assert.ok(await waitFor(() => offered(gpPeer) === 0 && offered(ptPeer) === 0, 5000), 'no remote stream offered meanwhile');

@@ -93,9 +93,11 @@ test('on a 200 kbit/s link the relay withholds video from the patient and says s
   assert.ok(m.spk_relay_video_withheld_total > 100, `withheld video counted: ${m.spk_relay_video_withheld_total}`);
   // The GP's own subscription (unshaped) is not affected.
   assert.deepEqual(videoEvents(gp), [], 'the GP gets no media.video');
+  // Over 2 s: the patient's sender (a timer in this process) slips on a loaded machine.
   const g0 = gpPeer.countFrom(PT_TAG).video;
-  await sleep(1000);
-  assert.ok(gpPeer.countFrom(PT_TAG).video - g0 >= 15, 'the GP still receives the patient\'s video');
+  await sleep(2000);
+  const g = gpPeer.countFrom(PT_TAG).video - g0;
+  assert.ok(g >= 15, `the GP still receives the patient's video: +${g} in 2 s`);
 });
 
 test('once the link recovers video comes back, from the relay\'s next try', async () => {
