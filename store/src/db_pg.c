@@ -125,8 +125,10 @@ typedef struct {
     char node[33];  /* this connection's row in spk_flush, "" until flush() made it */
     bool flush_row; /* the row exists */
     bool mark_prepared;
-    bool mark_row; /* this connection created the marker row (pg_mark_start) */
-    bool broken;   /* out of step with the server: dropped like a lost connection */
+    bool mark_row;        /* this connection created the marker row (pg_mark_start) */
+    bool mark_later;      /* pg_mark_start found the connection down: made once it is up */
+    uint64_t mark_ticket; /* the ticket to make it with */
+    bool broken;          /* out of step with the server: dropped like a lost connection */
     /* A lost connection: down until a new one is set up (and, with a marker row, its marker
      * read); connecting while an attempt (PQconnectStart) is under way. */
     bool down, connecting;
@@ -202,6 +204,7 @@ static int pipeline_on(pg_db_t *d)
 
 static void go_down(pg_db_t *d);
 static int reconnect_step(pg_db_t *d);
+static int mark_insert(pg_db_t *d, uint64_t ticket);
 
 /* Before a command: 0 when the connection is up (reconnecting first when it is down and no
  * transaction is open), SPK_EUNAVAILABLE while it is not. */
@@ -896,6 +899,9 @@ static int established(pg_db_t *d, int64_t now)
         rc = pipeline_on(d);
     }
     int64_t mark = -1;
+    if (rc == 0 && d->mark_later) {
+        rc = mark_insert(d, d->mark_ticket);
+    }
     if (rc == 0 && d->base.mark_node[0] != '\0' && d->base.on_up != NULL) {
         const char *vals[1] = {d->base.mark_node};
         rc = run_params(d, MARK_READ_SQL, 1, vals, &mark);
@@ -992,22 +998,37 @@ static int pg_mark(st_db_t *db, uint64_t ticket)
     return 0;
 }
 
-/* Creates (or resets) the marker row of node at ticket, waiting for it. */
+/* Creates (or resets) the marker row at ticket, waiting for it. */
+static int mark_insert(pg_db_t *d, uint64_t ticket)
+{
+    char num[24];
+    snprintf(num, sizeof(num), "%llu", (unsigned long long)ticket);
+    const char *vals[2] = {d->base.mark_node, num};
+    int rc = run_params(d,
+                        "INSERT INTO spk_commit_mark (node, ticket) VALUES ($1, $2) ON CONFLICT"
+                        " (node) DO UPDATE SET ticket = EXCLUDED.ticket",
+                        2, vals, NULL);
+    d->mark_row = d->mark_row || rc == 0;
+    d->mark_later = d->mark_later && rc != 0;
+    return rc;
+}
+
+/* Creates the marker row of node at ticket. With the connection down (the database went away
+ * as the node started) it is made once the connection is up, before the marker is read
+ * (established): no transaction gets a ticket meanwhile. */
 static int pg_mark_start(st_db_t *db, uint64_t ticket)
 {
     pg_db_t *d = pgd(db);
     int rc = ready(d);
-    if (rc != 0) {
-        return rc;
+    if (rc == 0) {
+        rc = mark_insert(d, ticket);
     }
-    char num[24];
-    snprintf(num, sizeof(num), "%llu", (unsigned long long)ticket);
-    const char *vals[2] = {db->mark_node, num};
-    rc = run_params(d,
-                    "INSERT INTO spk_commit_mark (node, ticket) VALUES ($1, $2) ON CONFLICT (node)"
-                    " DO UPDATE SET ticket = EXCLUDED.ticket",
-                    2, vals, NULL);
-    d->mark_row = d->mark_row || rc == 0;
+    if (rc == SPK_EUNAVAILABLE) {
+        spk_warn(0, "store: the marker row is made once PostgreSQL is reachable again");
+        d->mark_later = true;
+        d->mark_ticket = ticket;
+        rc = 0;
+    }
     return rc;
 }
 
@@ -1042,6 +1063,9 @@ static int pg_async_commit(st_db_t *db, bool on)
 {
     pg_db_t *d = pgd(db);
     int rc = pg_exec(db, on ? "SET synchronous_commit = off" : "SET synchronous_commit = on");
+    if (rc == SPK_EUNAVAILABLE) {
+        rc = 0; /* the connection set up next gets it (session_setup) */
+    }
     if (rc == 0) {
         d->async = on;
     }
@@ -1202,18 +1226,9 @@ static int connect_once(pg_db_t *d, char *why, size_t cap)
     return through && !timed_out ? SPK_ECONFIG : SPK_EUNAVAILABLE;
 }
 
-int st_pg_open(const char *target, st_db_t **out)
-{
-    char why[512];
-    int rc = st_pg_connect(target, out, why, sizeof(why));
-    if (rc != 0) {
-        spk_error(0, "store: PostgreSQL %s: %s",
-                  rc == SPK_EUNAVAILABLE ? "not reachable" : "refused the connection", why);
-    }
-    return rc;
-}
-
-int st_pg_connect(const char *target, st_db_t **out, char *why, size_t cap)
+/* st_pg_connect; with `later`, a server that cannot be reached leaves the connection down, as
+ * one lost before its first statement: the next attempt after the back-off (reconnect_step). */
+static int pg_connect(const char *target, bool later, st_db_t **out, char *why, size_t cap)
 {
     pg_db_t *d = calloc(1, sizeof(*d));
     if (d == NULL) {
@@ -1223,6 +1238,13 @@ int st_pg_connect(const char *target, st_db_t **out, char *why, size_t cap)
     d->base.mark_seen = -1;
     d->conninfo = strdup(target);
     int crc = d->conninfo != NULL ? connect_once(d, why, cap) : SPK_ENOMEM;
+    if (crc == SPK_EUNAVAILABLE && later) {
+        d->down = true;
+        d->retry_ms = RETRY_FIRST_MS;
+        attempt_failed(d, now_ms(), why);
+        *out = &d->base;
+        return 0;
+    }
     if (crc != 0) {
         PQfinish(d->conn);
         free(d->conninfo);
@@ -1243,4 +1265,30 @@ int st_pg_connect(const char *target, st_db_t **out, char *why, size_t cap)
     spk_debug(0, "store: connected to %s", where);
     *out = &d->base;
     return 0;
+}
+
+int st_pg_connect(const char *target, st_db_t **out, char *why, size_t cap)
+{
+    return pg_connect(target, false, out, why, cap);
+}
+
+static int pg_open(const char *target, bool later, st_db_t **out)
+{
+    char why[512];
+    int rc = pg_connect(target, later, out, why, sizeof(why));
+    if (rc != 0) {
+        spk_error(0, "store: PostgreSQL %s: %s",
+                  rc == SPK_EUNAVAILABLE ? "not reachable" : "refused the connection", why);
+    }
+    return rc;
+}
+
+int st_pg_open(const char *target, st_db_t **out)
+{
+    return pg_open(target, false, out);
+}
+
+int st_pg_open_later(const char *target, st_db_t **out)
+{
+    return pg_open(target, true, out);
 }

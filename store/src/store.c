@@ -229,7 +229,8 @@ static int path_join(char *out, size_t cap, const char *dir, const char *name)
 
 int st_db_open_same(const spk_store_t *st, st_db_t **out)
 {
-    return st->target[0] != '\0' ? st_pg_open(st->target, out) : st_sqlite_open(st->db_path, out);
+    return st->target[0] != '\0' ? st_pg_open_later(st->target, out)
+                                 : st_sqlite_open(st->db_path, out);
 }
 
 int spk_store_open(spk_store_t **out, const char *dir)

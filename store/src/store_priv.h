@@ -256,10 +256,15 @@ extern const st_backend_t st_pg_backend;
  * `target`. */
 int st_sqlite_open(const char *path, st_db_t **out);
 int st_pg_open(const char *target, st_db_t **out);
+/* st_pg_open for a connection that can wait: when the server cannot be reached now (not when it
+ * refuses), the connection is returned down and set up in the background with the back-off of
+ * a lost one (db_pg.c "A lost connection"); every statement meanwhile is SPK_EUNAVAILABLE. */
+int st_pg_open_later(const char *target, st_db_t **out);
 /* st_pg_open without logging: SPK_EUNAVAILABLE when the server could not be reached, SPK_ECONFIG
  * when it refused (db_pg.c, connect_once), with the reason in why. */
 int st_pg_connect(const char *target, st_db_t **out, char *why, size_t cap);
-/* Opens another connection to the same database as st's (for the sync thread). */
+/* Opens another connection to the same database as st's (for the sync thread); on PostgreSQL
+ * one that cannot be made now is set up later (st_pg_open_later). */
 int st_db_open_same(const spk_store_t *st, st_db_t **out);
 
 static inline int st_prep(st_db_t *db, st_stmt_id_t id, const char *sql, st_stmt_t **out)

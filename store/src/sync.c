@@ -65,7 +65,7 @@ struct st_sync {
     char witness[ST_PATH_MAX];
     st_db_t *db;
     uint64_t flushed;
-    int64_t head_seq; /* newest audit entry known to be on disk */
+    int64_t head_seq; /* newest audit entry known to be on disk (-1: not read yet) */
     uint8_t head_hash[32];
     int64_t witnessed_seq, witness_ms;
     int witness_fd;
@@ -158,7 +158,7 @@ void st_sync_kick(spk_store_t *st)
 
 static void witness_write(st_sync_t *y)
 {
-    if (y->witness[0] == '\0' || y->head_seq == y->witnessed_seq) {
+    if (y->witness[0] == '\0' || y->head_seq < 0 || y->head_seq == y->witnessed_seq) {
         return;
     }
     int64_t now = mono_ms();
@@ -248,14 +248,16 @@ static void flush(st_sync_t *y, uint64_t t)
         }
         return;
     }
-    if (t <= y->flushed) {
+    if (t > y->flushed) {
+        y->flushed = t;
+        atomic_store(&st->durable, t);
+        if (y->opts.durable_cb != NULL) {
+            y->opts.durable_cb(y->opts.ud, false);
+        }
+    } else if (y->head_seq >= 0) {
         return;
     }
-    y->flushed = t;
-    atomic_store(&st->durable, t);
-    if (y->opts.durable_cb != NULL) {
-        y->opts.durable_cb(y->opts.ud, false);
-    }
+    /* (With the head not read at start, the first flush that reaches the database reads it.) */
     if (seq > y->head_seq) {
         y->head_seq = seq;
         memcpy(y->head_hash, hash, 32);
@@ -306,7 +308,7 @@ static void *sync_main(void *arg)
         if (!y->kicked && !y->stop && y->walk == NULL) {
             struct timespec until;
             clock_gettime(CLOCK_REALTIME, &until);
-            long ms = y->down || y->behind ? RETRY_WAKE_MS : IDLE_WAKE_MS;
+            long ms = y->down || y->behind || y->head_seq < 0 ? RETRY_WAKE_MS : IDLE_WAKE_MS;
             until.tv_nsec += (ms % 1000) * 1000000L;
             until.tv_sec += ms / 1000 + until.tv_nsec / 1000000000L;
             until.tv_nsec %= 1000000000L;
@@ -316,7 +318,7 @@ static void *sync_main(void *arg)
         y->kicked = false;
         pthread_mutex_unlock(&y->mu);
         uint64_t t = atomic_load(&st->committed);
-        bool retry = y->down || y->behind;
+        bool retry = y->down || y->behind || y->head_seq < 0;
         if ((t > y->flushed || retry || atomic_load(&st->commit_failed)) && !y->failed) {
             flush(y, t);
         }
@@ -368,12 +370,19 @@ int spk_store_sync_start(spk_store_t *st, const spk_store_sync_opts_t *opts)
     }
     pthread_mutex_init(&y->mu, NULL);
     pthread_cond_init(&y->cv, NULL);
+    /* The thread's connection and the head may wait for a database that cannot be reached
+     * now (it went away just after the store opened): the thread sets both up once it can. */
     int rc = st_db_open_same(st, &y->db);
     if (rc == 0) {
         y->db->reconnects = &st->reconnects;
-    }
-    if (rc == 0) {
         rc = st_audit_head(y->db, &y->head_seq, y->head_hash);
+        if (rc == SPK_EUNAVAILABLE) {
+            spk_warn(0, "store: the sync thread's connection is down: flushing when it is up");
+            y->head_seq = -1;
+            y->down = true;
+            atomic_store(&st->sync_down, true);
+            rc = 0;
+        }
     }
     /* From now on commits return before they are flushed; this thread flushes them. */
     if (rc == 0) {

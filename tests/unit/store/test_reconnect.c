@@ -1,6 +1,8 @@
 /* Unit tests of the PostgreSQL store losing its connections (run under
  * tests/lib/with_postgres.sh with --pg; on SQLite every test is skipped): the caller's
- * connection and the sync thread's are re-established after their backends are ended, a commit
+ * connection and the sync thread's are re-established after their backends are ended (or, for
+ * the sync thread's, made once the database takes connections, when it cannot be made as the
+ * thread starts), a commit
  * whose answer was lost is found made through the marker row, one that was not made (or an
  * acknowledged one the database no longer has) ends durability, and the audit chain stays one
  * valid chain. */
@@ -15,6 +17,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <libpq-fe.h>
+
 #include "backend.h"
 #include "spk/error.h"
 #include "spk/store.h"
@@ -23,6 +27,7 @@ typedef struct {
     char dir[256];
     tb_store_t b;
     spk_store_t *st;
+    char role[32]; /* setup_role: the role the store connects as */
     int calls;
     bool failed;
 } fixture_t;
@@ -316,6 +321,171 @@ static void test_autocommit_marked(void **state)
     assert_false(failed(f));
 }
 
+/* Runs SQL on the server's "postgres" database as the test's superuser. */
+static void server_sql(const char *sql)
+{
+    PGconn *c = PQconnectdb(getenv("SPK_TEST_PG"));
+    assert_int_equal(PQstatus(c), CONNECTION_OK);
+    PGresult *r = PQexec(c, sql);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+        fail_msg("sql \"%s\": %s", sql, PQresultErrorMessage(r));
+    }
+    PQclear(r);
+    PQfinish(c);
+}
+
+/* The store opened as a role of its own that owns the test's database (not a superuser, so that
+ * a connection limit applies to it): "too many connections" (53300) is a database that cannot
+ * be reached, for the connections the store makes next, while the ones made stay. */
+static int setup_role(void **state)
+{
+    if (!tb_pg()) {
+        skip();
+    }
+    fixture_t *f = calloc(1, sizeof(*f));
+    assert_non_null(f);
+    snprintf(f->dir, sizeof(f->dir), "/tmp/spk_reconn_XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    strcat(f->dir, "/data");
+    tb_create(&f->b, f->dir);
+    char sql[256];
+    snprintf(f->role, sizeof(f->role), "spk_lim_%d", (int)getpid());
+    snprintf(sql, sizeof(sql), "DROP ROLE IF EXISTS %s; CREATE ROLE %s LOGIN", f->role, f->role);
+    server_sql(sql);
+    snprintf(sql, sizeof(sql), "ALTER DATABASE %s OWNER TO %s", f->b.dbname, f->role);
+    server_sql(sql);
+    char target[sizeof(f->b.target) + 48]; /* (the test's own statements stay the superuser's) */
+    snprintf(target, sizeof(target), "%s user=%s", f->b.target, f->role);
+    assert_int_equal(spk_store_open_db(&f->st, f->b.dir, target), 0);
+    *state = f;
+    return 0;
+}
+
+static int teardown_role(void **state)
+{
+    fixture_t *f = *state;
+    char role[64];
+    snprintf(role, sizeof(role), "%s", f->role);
+    tb_temp_close(&f->b, f->dir, f->st);
+    free(f);
+    char sql[96];
+    snprintf(sql, sizeof(sql), "DROP ROLE IF EXISTS %s", role);
+    server_sql(sql);
+    return 0;
+}
+
+/* New connections of the fixture's role: none beyond those it has (limit 1: the store's own),
+ * or any number again. */
+static void role_limit(fixture_t *f, int limit)
+{
+    char sql[96];
+    snprintf(sql, sizeof(sql), "ALTER ROLE %s CONNECTION LIMIT %d", f->role, limit);
+    server_sql(sql);
+}
+
+static uint64_t metric(fixture_t *f, const char *name)
+{
+    char buf[4096];
+    size_t n = spk_store_metrics(f->st, buf, sizeof(buf));
+    assert_true(n > 0 && n < sizeof(buf));
+    buf[n] = '\0';
+    char key[96];
+    snprintf(key, sizeof(key), "\n%s ", name);
+    const char *p = strstr(buf, key);
+    assert_non_null(p);
+    return strtoull(p + strlen(key), NULL, 10);
+}
+
+/* The sync thread's connection cannot be made as it starts (the database went away just after
+ * the store opened): the thread starts anyway, commits are made but none is durable while it
+ * cannot connect (the store is not available: /healthz 503), and once the database takes
+ * connections again it connects with the back-off, counted as a reconnect, and makes them
+ * durable; the node's marker row and the audit chain are as after any start. */
+static void test_sync_start_unreachable(void **state)
+{
+    fixture_t *f = *state;
+    role_limit(f, 1);
+    spk_store_sync_opts_t o = {.durable_cb = durable_cb, .ud = f};
+    assert_int_equal(spk_store_sync_start(f->st, &o), 0);
+    assert_false(spk_store_available(f->st));
+    uint64_t t = 0;
+    assert_int_equal(write_one(f->st, "c_1", &t), 0);
+    for (int i = 0; i < 100; i++) {
+        spk_store_poll(f->st);
+        usleep(10000);
+    }
+    assert_true(spk_store_durable(f->st) < t); /* no flush without the connection */
+    assert_false(failed(f));
+    assert_false(spk_store_available(f->st));
+    assert_int_equal(metric(f, "spk_store_reconnects_total"), 0);
+    role_limit(f, -1);
+    assert_true(wait_durable(f, t));
+    assert_true(wait_available(f));
+    assert_false(failed(f));
+    assert_int_equal(metric(f, "spk_store_reconnects_total"), 1);
+    assert_int_equal(tb_int(&f->b, "SELECT max(ticket) FROM spk_commit_mark"), (int64_t)t);
+    uint64_t t2 = 0;
+    assert_int_equal(write_one(f->st, "c_2", &t2), 0);
+    assert_true(wait_durable(f, t2));
+    expect_chain(f);
+}
+
+/* Later, the sync thread's connection is lost and cannot be made again for a while: the thread
+ * keeps trying with the back-off (nothing fails), and the commits made meanwhile become durable
+ * once it can. */
+static void test_sync_reconnect_waits(void **state)
+{
+    fixture_t *f = *state;
+    spk_store_sync_opts_t o = {.durable_cb = durable_cb, .ud = f};
+    assert_int_equal(spk_store_sync_start(f->st, &o), 0);
+    uint64_t t = 0;
+    assert_int_equal(write_one(f->st, "c_1", &t), 0);
+    assert_true(wait_durable(f, t));
+    role_limit(f, 1);
+    terminate(f, "%spk_flush%");
+    assert_int_equal(write_one(f->st, "c_2", &t), 0);
+    for (int i = 0; i < 150; i++) {
+        spk_store_poll(f->st);
+        usleep(10000);
+    }
+    assert_true(spk_store_durable(f->st) < t);
+    assert_false(failed(f));
+    role_limit(f, -1);
+    assert_true(wait_durable(f, t));
+    assert_true(wait_available(f));
+    assert_false(failed(f));
+    assert_true(metric(f, "spk_store_reconnects_total") >= 1);
+    expect_chain(f);
+}
+
+/* PostgreSQL stops just after the store opened, before the sync thread starts: the thread
+ * starts (the control connection's set-up, commits without waiting and the marker row, waits for
+ * the database too), and once PostgreSQL is back the store serves and commits become durable. */
+static void test_sync_start_db_stopped(void **state)
+{
+    fixture_t *f = *state;
+    if (!tb_pg()) {
+        skip();
+    }
+    const char *ctl = getenv("SPK_TEST_PG_CTL");
+    assert_non_null(ctl);
+    char cmd[512];
+    snprintf(cmd, sizeof(cmd), "'%s' stop -m fast >/dev/null", ctl);
+    assert_int_equal(system(cmd), 0);
+    spk_store_sync_opts_t o = {.durable_cb = durable_cb, .ud = f};
+    int rc = spk_store_sync_start(f->st, &o);
+    snprintf(cmd, sizeof(cmd), "'%s' start >/dev/null", ctl);
+    assert_int_equal(system(cmd), 0);
+    assert_int_equal(rc, 0);
+    assert_true(wait_available(f));
+    uint64_t t = 0;
+    assert_int_equal(write_one(f->st, "c_1", &t), 0);
+    assert_true(wait_durable(f, t));
+    assert_false(failed(f));
+    assert_int_equal(tb_int(&f->b, "SELECT max(ticket) FROM spk_commit_mark"), (int64_t)t);
+    expect_chain(f);
+}
+
 int main(int argc, char **argv)
 {
     if (!tb_init(argc, argv)) {
@@ -328,6 +498,9 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_in_doubt_lost, setup, teardown),
         cmocka_unit_test_setup_teardown(test_acknowledged_missing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_autocommit_marked, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sync_start_unreachable, setup_role, teardown_role),
+        cmocka_unit_test_setup_teardown(test_sync_reconnect_waits, setup_role, teardown_role),
+        cmocka_unit_test_setup_teardown(test_sync_start_db_stopped, setup, teardown),
     };
     return cmocka_run_group_tests_name(tb_name(), tests, NULL, NULL);
 }
