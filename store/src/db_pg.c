@@ -1005,8 +1005,8 @@ static int mark_insert(pg_db_t *d, uint64_t ticket)
     snprintf(num, sizeof(num), "%llu", (unsigned long long)ticket);
     const char *vals[2] = {d->base.mark_node, num};
     int rc = run_params(d,
-                        "INSERT INTO spk_commit_mark (node, ticket) VALUES ($1, $2) ON CONFLICT"
-                        " (node) DO UPDATE SET ticket = EXCLUDED.ticket",
+                        "INSERT INTO spk_commit_mark (node, ticket, seen) VALUES ($1, $2, now())"
+                        " ON CONFLICT (node) DO UPDATE SET ticket = EXCLUDED.ticket, seen = now()",
                         2, vals, NULL);
     d->mark_row = d->mark_row || rc == 0;
     d->mark_later = d->mark_later && rc != 0;
@@ -1032,9 +1032,48 @@ static int pg_mark_start(st_db_t *db, uint64_t ticket)
     return rc;
 }
 
+/* Renews the lease of the marker row db->mark_node and, with sweep, removes the rows (and the
+ * spk_flush rows of the same name) whose lease ran out stale_ms ago. */
+static int pg_mark_renew(st_db_t *db, int64_t stale_ms, bool sweep)
+{
+    pg_db_t *d = pgd(db);
+    int rc = ready(d);
+    if (rc != 0) {
+        return rc;
+    }
+    char num[24];
+    snprintf(num, sizeof(num), "%lld", (long long)stale_ms);
+    const char *vals[2] = {db->mark_node, num};
+    rc = run_params(d, "UPDATE spk_commit_mark SET seen = now() WHERE node = $1", 1, vals, NULL);
+    if (rc != 0 || !sweep) {
+        return rc;
+    }
+    PGresult *r = sent_wait(
+        d,
+        PQsendQueryParams(d->conn,
+                          "WITH gone AS (DELETE FROM spk_commit_mark WHERE node <> $1 AND seen <"
+                          " now() - $2::float8 * interval '1 millisecond' RETURNING node, ticket,"
+                          " seen), f AS (DELETE FROM spk_flush WHERE node IN (SELECT node FROM"
+                          " gone)) SELECT node, ticket, seen FROM gone",
+                          2, NULL, vals, NULL, NULL, 0),
+        ST_WAIT_OTHER, &rc);
+    for (int i = 0; r != NULL && i < PQntuples(r); i++) {
+        spk_info(0,
+                 "store: removed the spk_commit_mark row %s (ticket %s) of a node that is gone:"
+                 " its lease was last renewed at %s",
+                 PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), PQgetvalue(r, i, 2));
+    }
+    PQclear(r);
+    return rc;
+}
+
 static int pg_flush(st_db_t *db)
 {
     pg_db_t *d = pgd(db);
+    if (d->node[0] == '\0' && db->mark_node[0] != '\0') {
+        /* The node's name: its row goes with its marker row when the node is gone. */
+        memcpy(d->node, db->mark_node, sizeof(d->node));
+    }
     if (d->node[0] == '\0' && spk_random_id(d->node, sizeof(d->node), 12) != 0) {
         return SPK_EIO;
     }
@@ -1114,6 +1153,7 @@ const st_backend_t st_pg_backend = {
     .up = pg_up,
     .mark = pg_mark,
     .mark_start = pg_mark_start,
+    .mark_renew = pg_mark_renew,
     .poll_fd = pg_poll_fd,
     .pending = pg_pending,
     .drain = pg_drain,

@@ -28,6 +28,19 @@
  * control thread reads it (under its row lock, so a transaction of the old session is over)
  * and finds every ticket handed out there, or stops durability for good (on_up).
  *
+ * Rows of nodes that are gone. A node that was killed leaves its marker row (and its spk_flush
+ * row, of the same name) behind. Each row carries a lease: its node's sync thread renews the
+ * row's `seen` time every 1/60 of the lease (opts.mark_lease_ms, one hour), and a row whose
+ * lease ran out is removed by another node's sync thread. Whether a session of the owner is
+ * connected cannot tell a node that is gone from one that is reconnecting (a restart of
+ * PostgreSQL ends every session, and a node starting just after it would take its peers for
+ * gone), so only time does: a node removes others' rows only after renewing its own on time
+ * for a whole lease (mark_lease), so a row is removed only when its node did not renew it for
+ * a whole lease while the database could be reached. A node kept away from the database alone
+ * for that long finds its row gone once back and stops as on any missing marker row (drains,
+ * exit 1: nothing acknowledged is lost). Rows made by older builds have no lease (NULL) and
+ * are never removed.
+ *
  * Shared state: last_ticket, committed, durable, commit_failed, anchor_bad, full_failed are
  * atomics; kicked and stop are under mu. */
 #include "store_priv.h"
@@ -50,7 +63,9 @@
 
 #define WALK_ROWS 2000 /* full-walk step between flushes */
 #define IDLE_WAKE_MS 1000
-#define RETRY_WAKE_MS 100 /* while the connection is down or the marker lags */
+#define RETRY_WAKE_MS 100     /* while the connection is down or the marker lags */
+#define MARK_LEASE_MS 3600000 /* opts.mark_lease_ms by default */
+#define RENEWALS 60           /* per lease */
 
 struct st_sync {
     spk_store_t *st;
@@ -71,6 +86,9 @@ struct st_sync {
     int witness_fd;
     int64_t next_walk_ms;
     st_walk_t *walk; /* non-NULL while a full walk is under way */
+    /* The marker row's lease: next renewal, last one made, and since when every renewal was
+     * made on time (mono_ms). */
+    int64_t renew_at_ms, renewed_ms, steady_ms;
 };
 
 static int64_t mono_ms(void)
@@ -270,6 +288,32 @@ static void flush(st_sync_t *y, uint64_t t)
     }
 }
 
+/* The lease of the node's marker row, and the rows of nodes that are gone (see the top of the
+ * file). A row's lease runs on the database's clock; whether this thread may judge others'
+ * leases runs on its own: only after it has renewed its own on time (at most 3 renewal
+ * intervals apart) for a whole lease, so the database was reachable for all of that time, and
+ * a node that did not renew meanwhile was not merely kept away with everyone else (an outage
+ * of the database or of its network). */
+static void mark_lease(st_sync_t *y)
+{
+    int64_t now = mono_ms();
+    if (y->db->be->mark_renew == NULL || y->db->mark_node[0] == '\0' || now < y->renew_at_ms) {
+        return;
+    }
+    int64_t lease = y->opts.mark_lease_ms, every = lease / RENEWALS;
+    bool on_time = y->renewed_ms > 0 && now - y->renewed_ms <= 3 * every;
+    if (!on_time) {
+        y->steady_ms = now; /* counts from this renewal on, if it is made */
+    }
+    int rc = y->db->be->mark_renew(y->db, lease, on_time && now - y->steady_ms >= lease);
+    if (rc != 0) {
+        y->renew_at_ms = now + (every < RETRY_WAKE_MS ? every : RETRY_WAKE_MS);
+        return;
+    }
+    y->renewed_ms = now;
+    y->renew_at_ms = now + every;
+}
+
 /* One step of the periodic full walk of the chain. */
 static void walk_step(st_sync_t *y)
 {
@@ -309,6 +353,8 @@ static void *sync_main(void *arg)
             struct timespec until;
             clock_gettime(CLOCK_REALTIME, &until);
             long ms = y->down || y->behind || y->head_seq < 0 ? RETRY_WAKE_MS : IDLE_WAKE_MS;
+            int64_t renew = y->renew_at_ms - mono_ms();
+            ms = y->db->mark_node[0] != '\0' && renew < ms ? (renew > 1 ? (long)renew : 1) : ms;
             until.tv_nsec += (ms % 1000) * 1000000L;
             until.tv_sec += ms / 1000 + until.tv_nsec / 1000000000L;
             until.tv_nsec %= 1000000000L;
@@ -328,6 +374,7 @@ static void *sync_main(void *arg)
             break;
         }
         witness_write(y);
+        mark_lease(y);
         walk_step(y);
         pthread_mutex_lock(&y->mu);
     }
@@ -367,6 +414,9 @@ int spk_store_sync_start(spk_store_t *st, const spk_store_sync_opts_t *opts)
     y->opts.witness = y->witness;
     if (y->opts.witness_interval_ms <= 0) {
         y->opts.witness_interval_ms = 1000;
+    }
+    if (y->opts.mark_lease_ms <= 0) {
+        y->opts.mark_lease_ms = MARK_LEASE_MS;
     }
     pthread_mutex_init(&y->mu, NULL);
     pthread_cond_init(&y->cv, NULL);

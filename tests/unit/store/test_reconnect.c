@@ -11,10 +11,15 @@
 #include <stddef.h>
 #include <cmocka.h>
 
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <libpq-fe.h>
@@ -27,7 +32,8 @@ typedef struct {
     char dir[256];
     tb_store_t b;
     spk_store_t *st;
-    char role[32]; /* setup_role: the role the store connects as */
+    char role[32];  /* setup_role: the role the store connects as */
+    pid_t nodes[2]; /* other nodes (spawn_node), killed by the teardown */
     int calls;
     bool failed;
 } fixture_t;
@@ -41,9 +47,16 @@ static int setup(void **state)
     return 0;
 }
 
+static void stop_node(pid_t pid);
+
 static int teardown(void **state)
 {
     fixture_t *f = *state;
+    for (int i = 0; i < 2; i++) {
+        if (f->nodes[i] > 0) {
+            stop_node(f->nodes[i]);
+        }
+    }
     tb_temp_close(&f->b, f->dir, f->st);
     free(f);
     return 0;
@@ -486,8 +499,231 @@ static void test_sync_start_db_stopped(void **state)
     expect_chain(f);
 }
 
+/* ---- other nodes: this program run as a node (--node TARGET DIR LEASE_MS) ---- */
+
+#define LEASE_MS 4000 /* of the marker rows, in the tests of gone nodes */
+
+extern char **environ;
+
+static void node_durable(void *ud, bool failed)
+{
+    (void)ud;
+    if (failed) {
+        _exit(3); /* durability ended: the parent sees it as the exit status */
+    }
+}
+
+/* A node: its store on the same database, with the sync thread, idle until it is killed. */
+static int node_main(const char *target, const char *dir, int lease_ms)
+{
+    prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlives the test */
+    if (getppid() == 1) {
+        return 2;
+    }
+    spk_store_t *st = NULL;
+    if (spk_store_open_db(&st, dir, target) != 0) {
+        return 2;
+    }
+    spk_store_sync_opts_t o = {.durable_cb = node_durable, .mark_lease_ms = lease_ms};
+    if (spk_store_sync_start(st, &o) != 0) {
+        return 2;
+    }
+    for (;;) {
+        spk_store_poll(st);
+        usleep(50000);
+    }
+}
+
+/* The first value of a query's first row as text ("" for NULL or no row). */
+static void sql_text(fixture_t *f, const char *sql, char *out, size_t cap)
+{
+    PGconn *c = PQconnectdb(f->b.target);
+    assert_int_equal(PQstatus(c), CONNECTION_OK);
+    PGresult *r = PQexec(c, sql);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        fail_msg("sql \"%s\": %s", sql, PQresultErrorMessage(r));
+    }
+    snprintf(out, cap, "%s", PQntuples(r) > 0 ? PQgetvalue(r, 0, 0) : "");
+    PQclear(r);
+    PQfinish(c);
+}
+
+static int64_t rows_named(fixture_t *f, const char *node)
+{
+    char q[160];
+    snprintf(q, sizeof(q), "SELECT count(*) FROM spk_commit_mark WHERE node = '%s'", node);
+    return tb_int(&f->b, q);
+}
+
+/* Starts a node on a copy of the fixture's data directory (same keys); its log goes to a file,
+ * from which *node receives the name of its marker row once it has made it. */
+static pid_t spawn_node(fixture_t *f, const char *name, char node[33])
+{
+    char dir[300], log[320], cmd[700], self[512], lease[16];
+    snprintf(dir, sizeof(dir), "%s_%s", f->dir, name);
+    snprintf(log, sizeof(log), "%s.log", dir);
+    snprintf(cmd, sizeof(cmd), "cp -a '%s' '%s'", f->dir, dir);
+    assert_int_equal(system(cmd), 0);
+    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    assert_true(n > 0);
+    self[n] = '\0';
+    snprintf(lease, sizeof(lease), "%d", LEASE_MS);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 2, log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    char *args[] = {self, "--node", f->b.target, dir, lease, NULL};
+    pid_t pid = -1;
+    assert_int_equal(posix_spawn(&pid, self, &fa, NULL, args, environ), 0);
+    posix_spawn_file_actions_destroy(&fa);
+    snprintf(cmd, sizeof(cmd),
+             "sed -n 's/.*row in spk_commit_mark is \\([A-Za-z0-9_-]*\\).*/\\1/p' '%s'", log);
+    node[0] = '\0';
+    for (int i = 0; i < 1000 && node[0] == '\0'; i++) {
+        FILE *p = popen(cmd, "r");
+        assert_non_null(p);
+        if (fgets(node, 33, p) == NULL) {
+            node[0] = '\0';
+        }
+        node[strcspn(node, "\n")] = '\0';
+        pclose(p);
+        if (node[0] == '\0') {
+            assert_int_equal(waitpid(pid, NULL, WNOHANG), 0); /* still running */
+            usleep(10000);
+        }
+    }
+    for (int i = 0; i < 2; i++) {
+        if (f->nodes[i] <= 0) {
+            f->nodes[i] = pid;
+            break;
+        }
+    }
+    assert_true(node[0] != '\0');
+    assert_int_equal(rows_named(f, node), 1);
+    return pid;
+}
+
+static bool alive(pid_t pid)
+{
+    return waitpid(pid, NULL, WNOHANG) == 0;
+}
+
+static void stop_node(pid_t pid)
+{
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+}
+
+/* Kills a node spawn_node started (the teardown does not again). */
+static void kill_node(fixture_t *f, pid_t pid)
+{
+    for (int i = 0; i < 2; i++) {
+        if (f->nodes[i] == pid) {
+            f->nodes[i] = 0;
+        }
+    }
+    stop_node(pid);
+}
+
+/* Waits until the row is gone (true), at most `ms`, polling the store meanwhile. */
+static bool wait_row_gone(fixture_t *f, const char *node, int ms)
+{
+    for (int i = 0; i < ms / 50 && rows_named(f, node) > 0; i++) {
+        spk_store_poll(f->st);
+        usleep(50000);
+    }
+    return rows_named(f, node) == 0;
+}
+
+static void idle(fixture_t *f, int ms)
+{
+    for (int i = 0; i < ms / 50; i++) {
+        spk_store_poll(f->st);
+        usleep(50000);
+    }
+}
+
+/* Two nodes start at once next to this one; one is killed. Its marker row (and its spk_flush
+ * row) is removed by itself (by the other nodes, once its lease has run out), while the rows of
+ * the nodes that run, and a row without a lease (an older build's), stay; every node carries
+ * on. */
+static void test_gone_node_row_removed(void **state)
+{
+    fixture_t *f = *state;
+    if (!tb_pg()) {
+        skip();
+    }
+    spk_store_sync_opts_t o = {.durable_cb = durable_cb, .ud = f, .mark_lease_ms = LEASE_MS};
+    tb_sql(&f->b, "INSERT INTO spk_commit_mark (node, ticket) VALUES ('older_build', 7)");
+    char a[33], b[33];
+    pid_t pa = spawn_node(f, "a", a);
+    pid_t pb = spawn_node(f, "b", b);
+    assert_int_equal(spk_store_sync_start(f->st, &o), 0);
+    uint64_t t = 0;
+    assert_int_equal(write_one(f->st, "c_1", &t), 0);
+    assert_true(wait_durable(f, t));
+    char q[160];
+    snprintf(q, sizeof(q), "INSERT INTO spk_flush (node, n) VALUES ('%s', 1)", a);
+    tb_sql(&f->b, q); /* as a node makes with its first flush */
+    kill_node(f, pa);
+    assert_true(wait_row_gone(f, a, 6 * LEASE_MS));
+    snprintf(q, sizeof(q), "SELECT count(*) FROM spk_flush WHERE node = '%s'", a);
+    assert_int_equal(tb_int(&f->b, q), 0);
+    assert_int_equal(rows_named(f, b), 1);
+    assert_int_equal(rows_named(f, "older_build"), 1);
+    assert_int_equal(tb_int(&f->b, "SELECT count(*) FROM spk_commit_mark"), 3);
+    idle(f, 2 * LEASE_MS); /* the living keep theirs */
+    assert_int_equal(rows_named(f, b), 1);
+    assert_int_equal(tb_int(&f->b, "SELECT count(*) FROM spk_commit_mark"), 3);
+    assert_true(alive(pb));
+    assert_int_equal(write_one(f->st, "c_2", &t), 0);
+    assert_true(wait_durable(f, t));
+    assert_false(failed(f));
+    kill_node(f, pb);
+}
+
+/* PostgreSQL is away for longer than a lease (every node's renewals fail meanwhile): once it is
+ * back, no node takes another for gone. */
+static void test_outage_keeps_rows(void **state)
+{
+    fixture_t *f = *state;
+    if (!tb_pg()) {
+        skip();
+    }
+    spk_store_sync_opts_t o = {.durable_cb = durable_cb, .ud = f, .mark_lease_ms = LEASE_MS};
+    char b[33];
+    pid_t pb = spawn_node(f, "b", b);
+    assert_int_equal(spk_store_sync_start(f->st, &o), 0);
+    idle(f, LEASE_MS * 3 / 2); /* both judge leases by now */
+    char before[80];
+    sql_text(f, "SELECT string_agg(node, ',' ORDER BY node) FROM spk_commit_mark", before,
+             sizeof(before));
+    assert_int_equal(tb_int(&f->b, "SELECT count(*) FROM spk_commit_mark"), 2);
+    char cmd[512];
+    snprintf(cmd, sizeof(cmd), "'%s' stop -m fast >/dev/null", getenv("SPK_TEST_PG_CTL"));
+    assert_int_equal(system(cmd), 0);
+    idle(f, 2 * LEASE_MS);
+    snprintf(cmd, sizeof(cmd), "'%s' start >/dev/null", getenv("SPK_TEST_PG_CTL"));
+    assert_int_equal(system(cmd), 0);
+    assert_true(wait_available(f));
+    idle(f, 2 * LEASE_MS);
+    char after[80];
+    sql_text(f, "SELECT string_agg(node, ',' ORDER BY node) FROM spk_commit_mark", after,
+             sizeof(after));
+    assert_string_equal(after, before);
+    assert_int_equal(rows_named(f, b), 1);
+    assert_true(alive(pb));
+    uint64_t t = 0;
+    assert_int_equal(write_one(f->st, "c_1", &t), 0);
+    assert_true(wait_durable(f, t));
+    assert_false(failed(f));
+    kill_node(f, pb);
+}
+
 int main(int argc, char **argv)
 {
+    if (argc == 5 && strcmp(argv[1], "--node") == 0) {
+        return node_main(argv[2], argv[3], atoi(argv[4]));
+    }
     if (!tb_init(argc, argv)) {
         return 2;
     }
@@ -501,6 +737,8 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_sync_start_unreachable, setup_role, teardown_role),
         cmocka_unit_test_setup_teardown(test_sync_reconnect_waits, setup_role, teardown_role),
         cmocka_unit_test_setup_teardown(test_sync_start_db_stopped, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_gone_node_row_removed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_outage_keeps_rows, setup, teardown),
     };
     return cmocka_run_group_tests_name(tb_name(), tests, NULL, NULL);
 }
