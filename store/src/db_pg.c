@@ -1005,8 +1005,8 @@ static int mark_insert(pg_db_t *d, uint64_t ticket)
     snprintf(num, sizeof(num), "%llu", (unsigned long long)ticket);
     const char *vals[2] = {d->base.mark_node, num};
     int rc = run_params(d,
-                        "INSERT INTO spk_commit_mark (node, ticket, seen) VALUES ($1, $2, now())"
-                        " ON CONFLICT (node) DO UPDATE SET ticket = EXCLUDED.ticket, seen = now()",
+                        "INSERT INTO spk_commit_mark (node, ticket) VALUES ($1, $2) ON CONFLICT"
+                        " (node) DO UPDATE SET ticket = EXCLUDED.ticket",
                         2, vals, NULL);
     d->mark_row = d->mark_row || rc == 0;
     d->mark_later = d->mark_later && rc != 0;
@@ -1032,9 +1032,25 @@ static int pg_mark_start(st_db_t *db, uint64_t ticket)
     return rc;
 }
 
-/* Renews the lease of the marker row db->mark_node and, with sweep, removes the rows (and the
- * spk_flush rows of the same name) whose lease ran out stale_ms ago. */
-static int pg_mark_renew(st_db_t *db, int64_t stale_ms, bool sweep)
+/* The lease of node db->mark_node (in a table of its own, so that the renewal never waits for
+ * the marker row, which the control connection's transactions hold), and removing the nodes
+ * whose lease ran out: their lease, marker and spk_flush rows. */
+static int pg_mark_renew(st_db_t *db, int64_t *db_ms)
+{
+    pg_db_t *d = pgd(db);
+    int rc = ready(d);
+    if (rc != 0) {
+        return rc;
+    }
+    const char *vals[1] = {db->mark_node};
+    return run_params(d,
+                      "INSERT INTO spk_node_lease (node, seen) VALUES ($1, now()) ON CONFLICT"
+                      " (node) DO UPDATE SET seen = now() RETURNING (extract(epoch FROM seen) *"
+                      " 1000)::bigint",
+                      1, vals, db_ms);
+}
+
+static int pg_mark_sweep(st_db_t *db, int64_t before_ms)
 {
     pg_db_t *d = pgd(db);
     int rc = ready(d);
@@ -1042,25 +1058,23 @@ static int pg_mark_renew(st_db_t *db, int64_t stale_ms, bool sweep)
         return rc;
     }
     char num[24];
-    snprintf(num, sizeof(num), "%lld", (long long)stale_ms);
+    snprintf(num, sizeof(num), "%lld", (long long)before_ms);
     const char *vals[2] = {db->mark_node, num};
-    rc = run_params(d, "UPDATE spk_commit_mark SET seen = now() WHERE node = $1", 1, vals, NULL);
-    if (rc != 0 || !sweep) {
-        return rc;
-    }
     PGresult *r = sent_wait(
         d,
         PQsendQueryParams(d->conn,
-                          "WITH gone AS (DELETE FROM spk_commit_mark WHERE node <> $1 AND seen <"
-                          " now() - $2::float8 * interval '1 millisecond' RETURNING node, ticket,"
-                          " seen), f AS (DELETE FROM spk_flush WHERE node IN (SELECT node FROM"
-                          " gone)) SELECT node, ticket, seen FROM gone",
+                          "WITH gone AS (DELETE FROM spk_node_lease WHERE node <> $1 AND seen <"
+                          " to_timestamp($2::float8 / 1000) RETURNING node, seen),"
+                          " m AS (DELETE FROM spk_commit_mark WHERE node IN (SELECT node FROM"
+                          " gone) RETURNING node, ticket), f AS (DELETE FROM spk_flush WHERE node"
+                          " IN (SELECT node FROM gone)) SELECT g.node, coalesce(m.ticket::text,"
+                          " 'none'), g.seen FROM gone g LEFT JOIN m ON m.node = g.node",
                           2, NULL, vals, NULL, NULL, 0),
         ST_WAIT_OTHER, &rc);
     for (int i = 0; r != NULL && i < PQntuples(r); i++) {
         spk_info(0,
-                 "store: removed the spk_commit_mark row %s (ticket %s) of a node that is gone:"
-                 " its lease was last renewed at %s",
+                 "store: removed the rows of node %s (spk_commit_mark ticket %s), which is"
+                 " gone: its lease was last renewed at %s",
                  PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), PQgetvalue(r, i, 2));
     }
     PQclear(r);
@@ -1120,8 +1134,10 @@ static void pg_close(st_db_t *db)
         run_params(d, "DELETE FROM spk_flush WHERE node = $1", 1, vals, NULL);
     }
     if (d->mark_row && !d->down && PQstatus(d->conn) == CONNECTION_OK) {
+        /* (the node's lease too, which its sync thread made) */
         const char *vals[1] = {db->mark_node};
         run_params(d, "DELETE FROM spk_commit_mark WHERE node = $1", 1, vals, NULL);
+        run_params(d, "DELETE FROM spk_node_lease WHERE node = $1", 1, vals, NULL);
     }
     for (int i = 0; i < ST_COUNT; i++) {
         stmt_reset(&d->stmts[i]);
@@ -1154,6 +1170,7 @@ const st_backend_t st_pg_backend = {
     .mark = pg_mark,
     .mark_start = pg_mark_start,
     .mark_renew = pg_mark_renew,
+    .mark_sweep = pg_mark_sweep,
     .poll_fd = pg_poll_fd,
     .pending = pg_pending,
     .drain = pg_drain,

@@ -13,9 +13,10 @@
  * holds one row per sync-thread connection; changing it with synchronous_commit on is what makes
  * earlier commits durable (db_pg.c). spk_commit_mark (created on every open when missing, like
  * spk_flush a table of the running nodes, not of the data) holds one row per running spreekd:
- * the ticket of its newest transaction, which every transaction with a ticket sets, and the
- * lease `seen` its sync thread renews (NULL in rows of older builds); a row whose lease ran out
- * is removed with the spk_flush row of the same name (sync.c "Rows of nodes that are gone"). */
+ * the ticket of its newest transaction, which every transaction with a ticket sets.
+ * spk_node_lease (the same kind of table) holds each running node's lease, which its sync
+ * thread renews: a node whose lease ran out is gone, and its rows in the three tables are
+ * removed (sync.c "Rows of nodes that are gone"; a node of an older build has no lease). */
 #include "store_priv.h"
 
 #include <stdio.h>
@@ -203,16 +204,9 @@ static int migrate(spk_store_t *st)
     }
     if (rc == 0) {
         rc = st_db_exec(st->db, "CREATE TABLE IF NOT EXISTS spk_commit_mark (node " T
-                                " PRIMARY KEY, ticket " I ", seen TIMESTAMPTZ)");
-    }
-    if (rc == 0) {
-        /* The lease column, in a table made by an older build (whose rows keep it NULL and are
-         * never removed as stale). Only when missing: ALTER TABLE would lock the table. */
-        rc = st_db_exec(st->db,
-                        "DO $$BEGIN IF NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid ="
-                        " 'spk_commit_mark'::regclass AND attname = 'seen' AND NOT attisdropped)"
-                        " THEN ALTER TABLE spk_commit_mark ADD COLUMN seen TIMESTAMPTZ; END IF;"
-                        " END$$");
+                                " PRIMARY KEY, ticket " I ");"
+                                "CREATE TABLE IF NOT EXISTS spk_node_lease (node " T
+                                " PRIMARY KEY, seen TIMESTAMPTZ NOT NULL)");
     }
     return rc;
 }

@@ -194,10 +194,12 @@ typedef struct {
      * with the next statement; mark_start creates the row at `ticket` and waits. */
     int (*mark)(st_db_t *db, uint64_t ticket);
     int (*mark_start)(st_db_t *db, uint64_t ticket);
-    /* On another connection (the sync thread's): renews the lease of the row named
-     * db->mark_node (its `seen` time) and, with sweep, removes the rows of other nodes whose
-     * lease has not been renewed for stale_ms (sync.c "Rows of nodes that are gone"). */
-    int (*mark_renew)(st_db_t *db, int64_t stale_ms, bool sweep);
+    /* On another connection (the sync thread's, sync.c "Rows of nodes that are gone"):
+     * mark_renew renews the lease of the node db->mark_node (*db_ms: the database's clock, in
+     * ms, it was renewed at); mark_sweep removes the rows of the other nodes whose lease was
+     * last renewed before before_ms (the database's clock). */
+    int (*mark_renew)(st_db_t *db, int64_t *db_ms);
+    int (*mark_sweep)(st_db_t *db, int64_t before_ms);
     size_t (*pending)(const st_db_t *db);
     int (*drain)(st_db_t *db);
     /* The next statement stepped on db, a write inside a transaction, is only sent: its step

@@ -29,17 +29,17 @@
  * and finds every ticket handed out there, or stops durability for good (on_up).
  *
  * Rows of nodes that are gone. A node that was killed leaves its marker row (and its spk_flush
- * row, of the same name) behind. Each row carries a lease: its node's sync thread renews the
- * row's `seen` time every 1/60 of the lease (opts.mark_lease_ms, one hour), and a row whose
- * lease ran out is removed by another node's sync thread. Whether a session of the owner is
+ * row, of the same name) behind. Each node holds a lease (spk_node_lease): its sync thread
+ * renews it every 1/60 of the lease (opts.mark_lease_ms, one hour), and the rows of a node whose
+ * lease ran out are removed by another node's sync thread. Whether a session of the owner is
  * connected cannot tell a node that is gone from one that is reconnecting (a restart of
  * PostgreSQL ends every session, and a node starting just after it would take its peers for
  * gone), so only time does: a node removes others' rows only after renewing its own on time
  * for a whole lease (mark_lease), so a row is removed only when its node did not renew it for
  * a whole lease while the database could be reached. A node kept away from the database alone
  * for that long finds its row gone once back and stops as on any missing marker row (drains,
- * exit 1: nothing acknowledged is lost). Rows made by older builds have no lease (NULL) and
- * are never removed.
+ * exit 1: nothing acknowledged is lost). Rows made by older builds have no lease and are never
+ * removed.
  *
  * Shared state: last_ticket, committed, durable, commit_failed, anchor_bad, full_failed are
  * atomics; kicked and stop are under mu. */
@@ -86,9 +86,10 @@ struct st_sync {
     int witness_fd;
     int64_t next_walk_ms;
     st_walk_t *walk; /* non-NULL while a full walk is under way */
-    /* The marker row's lease: next renewal, last one made, and since when every renewal was
-     * made on time (mono_ms). */
+    /* The node's lease: next renewal, last one made, and since when every renewal was made on
+     * time (mono_ms); the database's clock at the last one. */
     int64_t renew_at_ms, renewed_ms, steady_ms;
+    int64_t renewed_db_ms;
 };
 
 static int64_t mono_ms(void)
@@ -288,12 +289,13 @@ static void flush(st_sync_t *y, uint64_t t)
     }
 }
 
-/* The lease of the node's marker row, and the rows of nodes that are gone (see the top of the
- * file). A row's lease runs on the database's clock; whether this thread may judge others'
- * leases runs on its own: only after it has renewed its own on time (at most 3 renewal
- * intervals apart) for a whole lease, so the database was reachable for all of that time, and
- * a node that did not renew meanwhile was not merely kept away with everyone else (an outage
- * of the database or of its network). */
+/* The node's lease, and the rows of nodes that are gone (see the top of the file). Leases run
+ * on the database's clock; whether this thread may judge others' leases runs on its own: only
+ * after it has renewed its own on time (at most 3 renewal intervals apart) for a whole lease,
+ * so the database was reachable for all of that time, and a node that did not renew meanwhile
+ * was not merely kept away with everyone else (an outage of the database or of its network).
+ * A step of the database's clock (which would age every lease at once) starts that count
+ * again: between two renewals it must advance as this thread's did, within a tenth (and 1 s). */
 static void mark_lease(st_sync_t *y)
 {
     int64_t now = mono_ms();
@@ -305,13 +307,30 @@ static void mark_lease(st_sync_t *y)
     if (!on_time) {
         y->steady_ms = now; /* counts from this renewal on, if it is made */
     }
-    int rc = y->db->be->mark_renew(y->db, lease, on_time && now - y->steady_ms >= lease);
+    int64_t db_ms = -1;
+    int rc = y->db->be->mark_renew(y->db, &db_ms);
     if (rc != 0) {
         y->renew_at_ms = now + (every < RETRY_WAKE_MS ? every : RETRY_WAKE_MS);
         return;
     }
+    int64_t took = mono_ms() - now; /* the database's time is from within the call */
+    int64_t skew = (db_ms - y->renewed_db_ms) - (now - y->renewed_ms);
+    int64_t slack = (now - y->renewed_ms) / 10 > 1000 ? (now - y->renewed_ms) / 10 : 1000;
+    slack += took;
+    if (on_time && (skew > slack || skew < -slack)) {
+        spk_warn(0,
+                 "store: PostgreSQL's clock moved %lld ms against this node's: no other node's"
+                 " lease is judged for a whole lease",
+                 (long long)skew);
+        y->steady_ms = now;
+    }
     y->renewed_ms = now;
+    y->renewed_db_ms = db_ms;
     y->renew_at_ms = now + every;
+    if (on_time && now - y->steady_ms >= lease) {
+        /* by the database's clock as just checked, not as it may read a moment later */
+        y->db->be->mark_sweep(y->db, db_ms - lease);
+    }
 }
 
 /* One step of the periodic full walk of the chain. */

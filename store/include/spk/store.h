@@ -91,9 +91,9 @@ typedef struct {
     const char *witness;        /* "" = none, "syslog", or a file/FIFO path: the audit head is
                                  * appended there (one line per change, see docs/audit.md) */
     int witness_interval_ms;    /* at most one witness line per interval (1000) */
-    /* PostgreSQL: the lease of a node's spk_commit_mark row, which its sync thread renews every
-     * 1/60 of it; a row not renewed for this long is removed by the other nodes (0: one hour;
-     * the same on every node). */
+    /* PostgreSQL: the node's lease (spk_node_lease), which the sync thread renews every 1/60 of
+     * it; the rows of a node that did not renew its lease for this long are removed by the
+     * other nodes (0: one hour; the same on every node). */
     int mark_lease_ms;
 } spk_store_sync_opts_t;
 

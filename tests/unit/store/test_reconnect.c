@@ -154,13 +154,15 @@ static void expect_chain(fixture_t *f)
     }
 }
 
-/* Ends the database's other sessions whose current or last query matches `like` (SQL LIKE). */
+/* Ends the database's other sessions whose current or last query matches `like` (SQL LIKE;
+ * SYNC_QUERY: the sync thread's, a flush or its node's lease). */
+#define SYNC_QUERY "%spk_flush%' OR query LIKE '%spk_node_lease%"
 static void terminate(fixture_t *f, const char *like)
 {
     char q[400];
     snprintf(q, sizeof(q),
              "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname ="
-             " current_database() AND pid <> pg_backend_pid() AND query LIKE '%s'",
+             " current_database() AND pid <> pg_backend_pid() AND (query LIKE '%s')",
              like);
     tb_sql(&f->b, q);
     usleep(200000); /* the backends have gone */
@@ -207,10 +209,10 @@ static void test_sync_connection_loss(void **state)
     uint64_t t = 0;
     assert_int_equal(write_one(f->st, "c_1", &t), 0);
     assert_true(wait_durable(f, t));
-    terminate(f, "%spk_flush%");
+    terminate(f, SYNC_QUERY);
     assert_int_equal(
         tb_int(&f->b, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-                      " AND query LIKE '%spk_flush%' AND pid <> pg_backend_pid()"),
+                      " AND (query LIKE '" SYNC_QUERY "') AND pid <> pg_backend_pid()"),
         0);
     for (int i = 0; i < 3; i++) {
         char id[16];
@@ -455,7 +457,7 @@ static void test_sync_reconnect_waits(void **state)
     assert_int_equal(write_one(f->st, "c_1", &t), 0);
     assert_true(wait_durable(f, t));
     role_limit(f, 1);
-    terminate(f, "%spk_flush%");
+    terminate(f, SYNC_QUERY);
     assert_int_equal(write_one(f->st, "c_2", &t), 0);
     for (int i = 0; i < 150; i++) {
         spk_store_poll(f->st);
@@ -668,6 +670,8 @@ static void test_gone_node_row_removed(void **state)
     assert_true(wait_row_gone(f, a, 6 * LEASE_MS));
     snprintf(q, sizeof(q), "SELECT count(*) FROM spk_flush WHERE node = '%s'", a);
     assert_int_equal(tb_int(&f->b, q), 0);
+    snprintf(q, sizeof(q), "SELECT count(*) FROM spk_node_lease WHERE node = '%s'", a);
+    assert_int_equal(tb_int(&f->b, q), 0);
     assert_int_equal(rows_named(f, b), 1);
     assert_int_equal(rows_named(f, "older_build"), 1);
     assert_int_equal(tb_int(&f->b, "SELECT count(*) FROM spk_commit_mark"), 3);
@@ -678,6 +682,11 @@ static void test_gone_node_row_removed(void **state)
     assert_int_equal(write_one(f->st, "c_2", &t), 0);
     assert_true(wait_durable(f, t));
     assert_false(failed(f));
+    spk_store_close(f->st); /* a node that stops takes its rows with it */
+    f->st = NULL;
+    assert_int_equal(tb_int(&f->b, "SELECT count(*) FROM spk_commit_mark"), 2);
+    assert_int_equal(tb_int(&f->b, "SELECT count(*) FROM spk_node_lease"), 1);
+    assert_int_equal(tb_int(&f->b, "SELECT count(*) FROM spk_flush"), 0); /* (b never flushed) */
     kill_node(f, pb);
 }
 
