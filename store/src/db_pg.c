@@ -1027,7 +1027,7 @@ static int pg_mark_start(st_db_t *db, uint64_t ticket)
         spk_warn(0, "store: the marker row is made once PostgreSQL is reachable again");
         d->mark_later = true;
         d->mark_ticket = ticket;
-        rc = 0;
+        rc = 1;
     }
     return rc;
 }

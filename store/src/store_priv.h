@@ -191,7 +191,8 @@ typedef struct {
     bool (*up)(const st_db_t *db);
     /* The marker row (st_db_t.mark_node; NULL on SQLite): mark sends, without waiting, the
      * update of the row to `ticket` inside the open write transaction or, outside one, together
-     * with the next statement; mark_start creates the row at `ticket` and waits. */
+     * with the next statement; mark_start creates the row at `ticket` and waits (1: the
+     * connection is down, and the row is made once it is up, before on_up). */
     int (*mark)(st_db_t *db, uint64_t ticket);
     int (*mark_start)(st_db_t *db, uint64_t ticket);
     /* On another connection (the sync thread's, sync.c "Rows of nodes that are gone"):
@@ -398,6 +399,7 @@ struct spk_store {
     _Atomic bool commit_failed;  /* a commit was lost or cannot be accounted for: nothing is
                                   * durable any more */
     _Atomic bool sync_down;      /* the sync thread's connection is being re-established */
+    _Atomic bool mark_made;      /* the marker row exists (made later: sync.c on_up) */
     _Atomic uint64_t reconnects; /* connections to PostgreSQL re-established (both) */
     _Atomic bool anchor_bad; /* the anchor did not match the chain: leave it for investigation */
     /* spk_store_audit_verify_recent: the chain is known intact up to (ver_seq, ver_hash) */

@@ -133,6 +133,7 @@ static void on_up(void *ud, int64_t mark)
     spk_store_t *st = ud;
     uint64_t last = atomic_load(&st->last_ticket);
     uint64_t durable = atomic_load(&st->durable);
+    atomic_store(&st->mark_made, true);
     const char *why = mark < 0                   ? "its marker row is gone"
                       : (uint64_t)mark < durable ? "commits already acknowledged are missing"
                                                    " (a standby without them took over?)"
@@ -221,6 +222,7 @@ static void flush(st_sync_t *y, uint64_t t)
     }
     int64_t seq = 0;
     uint8_t hash[32];
+    bool made = atomic_load(&st->mark_made);   /* before the flush reads the row */
     int rc = st_audit_head(y->db, &seq, hash); /* read before the flush: covered by it */
     if (rc == 0) {
         rc = y->db->be->flush(y->db);
@@ -242,7 +244,9 @@ static void flush(st_sync_t *y, uint64_t t)
         y->down = false;
         atomic_store(&st->sync_down, false);
     }
-    if (rc == 0 && y->db->mark_node[0] != '\0') {
+    if (rc == 0 && y->db->mark_node[0] != '\0' && !made) {
+        t = y->flushed; /* the row is not made yet, and no commit either (pg_mark_start) */
+    } else if (rc == 0 && y->db->mark_node[0] != '\0') {
         /* Only what the database had as the flush began (see the top of the file). */
         int64_t m = y->db->mark_seen;
         if (m < 0) {
@@ -464,6 +468,8 @@ int spk_store_sync_start(spk_store_t *st, const spk_store_sync_opts_t *opts)
         rc = spk_random_id(st->db->mark_node, sizeof(st->db->mark_node), 12);
         if (rc == 0) {
             rc = st->db->be->mark_start(st->db, atomic_load(&st->last_ticket));
+            atomic_store(&st->mark_made, rc == 0);
+            rc = rc > 0 ? 0 : rc;
         }
         if (rc == 0) {
             /* named, so that the row of a node that was killed can be told apart */

@@ -2,10 +2,11 @@
  * tests/lib/with_postgres.sh with --pg; on SQLite every test is skipped): the caller's
  * connection and the sync thread's are re-established after their backends are ended (or, for
  * the sync thread's, made once the database takes connections, when it cannot be made as the
- * thread starts), a commit
- * whose answer was lost is found made through the marker row, one that was not made (or an
- * acknowledged one the database no longer has) ends durability, and the audit chain stays one
- * valid chain. */
+ * thread starts), a commit whose answer was lost is found made through the marker row, one that
+ * was not made (or an acknowledged one the database no longer has) ends durability, and the
+ * audit chain stays one valid chain. The rows of a node that is gone (killed) are removed by
+ * the others once its lease has run out, never those of a node that runs (nodes are this
+ * program run with --node). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -473,6 +474,38 @@ static void test_sync_reconnect_waits(void **state)
     expect_chain(f);
 }
 
+/* Both connections are down as the sync thread starts, and the thread's comes back first
+ * (the store's is only set up again when the store is used): the marker row waits for the
+ * store's connection, and the thread's flushes meanwhile do not take the row for gone; once
+ * the store reconnects it makes the row and commits become durable. */
+static void test_sync_start_mark_later(void **state)
+{
+    fixture_t *f = *state;
+    role_limit(f, 0);
+    terminate(f, "%"); /* the store's connection (the only one so far) */
+    spk_store_sync_opts_t o = {.durable_cb = durable_cb, .ud = f};
+    assert_int_equal(spk_store_sync_start(f->st, &o), 0);
+    role_limit(f, 1); /* the sync thread's, and no more */
+    char q[160];
+    snprintf(q, sizeof(q), "SELECT count(*) FROM pg_stat_activity WHERE usename = '%s'", f->role);
+    for (int i = 0; i < 500 && tb_int(&f->b, q) == 0; i++) {
+        usleep(10000);
+    }
+    assert_int_equal(tb_int(&f->b, q), 1);
+    usleep(500000); /* flushes on it */
+    assert_false(failed(f));
+    assert_false(spk_store_available(f->st));
+    assert_int_equal(tb_int(&f->b, "SELECT count(*) FROM spk_commit_mark"), 0);
+    role_limit(f, -1);
+    assert_true(wait_available(f));
+    uint64_t t = 0;
+    assert_int_equal(write_one(f->st, "c_1", &t), 0);
+    assert_true(wait_durable(f, t));
+    assert_false(failed(f));
+    assert_int_equal(tb_int(&f->b, "SELECT max(ticket) FROM spk_commit_mark"), (int64_t)t);
+    expect_chain(f);
+}
+
 /* PostgreSQL stops just after the store opened, before the sync thread starts: the thread
  * starts (the control connection's set-up, commits without waiting and the marker row, waits for
  * the database too), and once PostgreSQL is back the store serves and commits become durable. */
@@ -745,6 +778,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_autocommit_marked, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sync_start_unreachable, setup_role, teardown_role),
         cmocka_unit_test_setup_teardown(test_sync_reconnect_waits, setup_role, teardown_role),
+        cmocka_unit_test_setup_teardown(test_sync_start_mark_later, setup_role, teardown_role),
         cmocka_unit_test_setup_teardown(test_sync_start_db_stopped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_gone_node_row_removed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_outage_keeps_rows, setup, teardown),
