@@ -474,6 +474,17 @@ static void test_sync_reconnect_waits(void **state)
     expect_chain(f);
 }
 
+/* A write becomes durable, the node's marker row has its ticket, and the chain is valid. */
+static void expect_serving(fixture_t *f)
+{
+    uint64_t t = 0;
+    assert_int_equal(write_one(f->st, "c_1", &t), 0);
+    assert_true(wait_durable(f, t));
+    assert_false(failed(f));
+    assert_int_equal(tb_int(&f->b, "SELECT max(ticket) FROM spk_commit_mark"), (int64_t)t);
+    expect_chain(f);
+}
+
 /* Both connections are down as the sync thread starts, and the thread's comes back first
  * (the store's is only set up again when the store is used): the marker row waits for the
  * store's connection, and the thread's flushes meanwhile do not take the row for gone; once
@@ -498,12 +509,7 @@ static void test_sync_start_mark_later(void **state)
     assert_int_equal(tb_int(&f->b, "SELECT count(*) FROM spk_commit_mark"), 0);
     role_limit(f, -1);
     assert_true(wait_available(f));
-    uint64_t t = 0;
-    assert_int_equal(write_one(f->st, "c_1", &t), 0);
-    assert_true(wait_durable(f, t));
-    assert_false(failed(f));
-    assert_int_equal(tb_int(&f->b, "SELECT max(ticket) FROM spk_commit_mark"), (int64_t)t);
-    expect_chain(f);
+    expect_serving(f);
 }
 
 /* PostgreSQL stops just after the store opened, before the sync thread starts: the thread
@@ -526,17 +532,12 @@ static void test_sync_start_db_stopped(void **state)
     assert_int_equal(system(cmd), 0);
     assert_int_equal(rc, 0);
     assert_true(wait_available(f));
-    uint64_t t = 0;
-    assert_int_equal(write_one(f->st, "c_1", &t), 0);
-    assert_true(wait_durable(f, t));
-    assert_false(failed(f));
-    assert_int_equal(tb_int(&f->b, "SELECT max(ticket) FROM spk_commit_mark"), (int64_t)t);
-    expect_chain(f);
+    expect_serving(f);
 }
 
 /* ---- other nodes: this program run as a node (--node TARGET DIR LEASE_MS) ---- */
 
-#define LEASE_MS 4000 /* of the marker rows, in the tests of gone nodes */
+#define LEASE_MS 4000 /* of the nodes, in the tests of gone nodes */
 
 extern char **environ;
 
