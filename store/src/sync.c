@@ -87,9 +87,9 @@ struct st_sync {
     int64_t next_walk_ms;
     st_walk_t *walk; /* non-NULL while a full walk is under way */
     /* The node's lease: next renewal, last one made, and since when every renewal was made on
-     * time (mono_ms); the database's clock at the last one. */
+     * time (mono_ms); the database's clock at the last one, and how long its call took. */
     int64_t renew_at_ms, renewed_ms, steady_ms;
-    int64_t renewed_db_ms;
+    int64_t renewed_db_ms, renew_took_ms;
 };
 
 static int64_t mono_ms(void)
@@ -317,10 +317,10 @@ static void mark_lease(st_sync_t *y)
         y->renew_at_ms = now + (every < RETRY_WAKE_MS ? every : RETRY_WAKE_MS);
         return;
     }
-    int64_t took = mono_ms() - now; /* the database's time is from within the call */
+    int64_t took = mono_ms() - now; /* the database's time is from within each call */
     int64_t skew = (db_ms - y->renewed_db_ms) - (now - y->renewed_ms);
     int64_t slack = (now - y->renewed_ms) / 10 > 1000 ? (now - y->renewed_ms) / 10 : 1000;
-    slack += took;
+    slack += took + y->renew_took_ms;
     if (on_time && (skew > slack || skew < -slack)) {
         spk_warn(0,
                  "store: PostgreSQL's clock moved %lld ms against this node's: no other node's"
@@ -330,6 +330,7 @@ static void mark_lease(st_sync_t *y)
     }
     y->renewed_ms = now;
     y->renewed_db_ms = db_ms;
+    y->renew_took_ms = took;
     y->renew_at_ms = now + every;
     if (on_time && now - y->steady_ms >= lease) {
         /* by the database's clock as just checked, not as it may read a moment later */
