@@ -97,7 +97,10 @@ typedef struct {
     int mark_lease_ms;
 } spk_store_sync_opts_t;
 
-/* Starts the sync thread (commits are then flushed in groups, see above). */
+/* Starts the sync thread (commits are then flushed in groups, see above). On PostgreSQL a
+ * database that cannot be reached at that moment does not fail it: the thread's connection and
+ * the node's marker row are set up once it can be (spk_store_available is false until then);
+ * only a refusal (SPK_ECONFIG) or another fault does. */
 int spk_store_sync_start(spk_store_t *st, const spk_store_sync_opts_t *opts);
 /* Flushes and anchors what is committed, stops the thread and joins it; commits are durable
  * when they return again. No-op without a sync thread. spk_store_close does it too. */
