@@ -4,14 +4,27 @@
  * (ep->io_ctx, nice_agent_attach_recv), which the worker's main loop never polls. Instead one
  * epoll set per worker holds the ICE sockets of all its endpoints and is the worker's single
  * packet source: on readiness the worker iterates the io_ctx of each ready endpoint only, and
- * libnice reads that endpoint's sockets until they would block, answering STUN itself (checks,
- * consent) and handing everything else to spk_relay_path_recv_cb. A wake-up therefore costs
- * O(ready endpoints), not the O(all sockets) of polling every source of the worker's context,
- * and takes every packet queued meanwhile. The endpoint contexts poll with io_poll, which
+ * libnice reads that endpoint's sockets (but one on the receive fast path, below) until they
+ * would block, answering STUN itself (checks, consent) and handing everything else to
+ * spk_relay_path_recv_cb. A wake-up therefore costs O(ready endpoints), not the O(all sockets)
+ * of polling every source of the worker's context, and takes every packet queued meanwhile. The endpoint contexts poll with io_poll, which
  * answers from the epoll result at hand instead of making a poll() system call of its own.
  * (nice_agent_recv_messages_nonblocking() was considered: in libnice 0.1.21 it iterates the
  * component's context as well, at least twice per call — once to read, once to learn that nothing
  * more is queued.)
+ *
+ * Receive fast path: once ICE is READY on a selected pair whose local side is a UDP socket (the
+ * send cache below), the worker reads that socket itself with recvmmsg() (rx_fast_read: RX_BATCH
+ * datagrams per call into its own buffers, at most RX_ROUNDS calls per wake-up) and io_poll
+ * hides it from libnice. SRTP/SRTCP/DTLS from the selected remote address go to
+ * spk_relay_path_recv_cb as libnice would hand them over; STUN from it goes to relay_stun.c
+ * (libnice's STUN library): a consent check (Binding request for the local credentials, no role
+ * conflict) is answered as libnice answers it, a Binding indication consumed. Any other datagram
+ * is only libnice's to handle: it is lost (counted as rx_fast_lost; its sender retransmits a
+ * check), the fast path ends (rx_off) and libnice reads the socket again, in the same wake-up,
+ * until rx_arm takes it back, RX_HOLD_NS later at the earliest. Every change of the selected
+ * pair or ICE state, an ICE restart (then not before READY again), failure and the endpoint's
+ * end end it as well (spk_relay_io_pair_changed).
  *
  * Send: once ICE has selected a pair whose local side is a UDP socket, packets go out with one
  * sendto() on that socket to the remote address, both cached per endpoint (the GSocket is
