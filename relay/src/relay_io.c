@@ -7,11 +7,11 @@
  * libnice reads that endpoint's sockets (but one on the receive fast path, below) until they
  * would block, answering STUN itself (checks, consent) and handing everything else to
  * spk_relay_path_recv_cb. A wake-up therefore costs O(ready endpoints), not the O(all sockets)
- * of polling every source of the worker's context, and takes every packet queued meanwhile. The endpoint contexts poll with io_poll, which
- * answers from the epoll result at hand instead of making a poll() system call of its own.
- * (nice_agent_recv_messages_nonblocking() was considered: in libnice 0.1.21 it iterates the
- * component's context as well, at least twice per call — once to read, once to learn that nothing
- * more is queued.)
+ * of polling every source of the worker's context, and takes every packet queued meanwhile. The
+ * endpoint contexts poll with io_poll, which answers from the epoll result at hand instead of
+ * making a poll() system call of its own. (nice_agent_recv_messages_nonblocking() was considered:
+ * in libnice 0.1.21 it iterates the component's context as well, at least twice per call — once to
+ * read, once to learn that nothing more is queued.)
  *
  * Receive fast path: once ICE is READY on a selected pair whose local side is a UDP socket (the
  * send cache below), the worker reads that socket itself with recvmmsg() (rx_fast_read: RX_BATCH
@@ -237,8 +237,11 @@ static bool rx_one(spk_relay_ep_t *ep, uint8_t *buf, const struct mmsghdr *m,
                    const struct sockaddr_storage *from)
 {
     size_t len = m->msg_len;
-    if (!same_addr(from, &ep->tx_addr) || len == 0) {
+    if (!same_addr(from, &ep->tx_addr)) {
         return false;
+    }
+    if (len == 0) {
+        return true; /* as libnice's callback ignores it */
     }
     if (m->msg_hdr.msg_flags & MSG_TRUNC) {
         ep->st.dropped_other++; /* longer than any packet the path takes */
