@@ -181,16 +181,6 @@ struct spk_relay_ep {
     socklen_t tx_addrlen;
     struct sockaddr_storage tx_addr;
     uint64_t tx_direct; /* packets sent directly since the pair was cached */
-    /* Receive fast path (relay_io.c): the worker reads the selected pair's socket (tx_fd) itself
-     * and answers the peer's Binding requests with the local credentials and ICE role copied
-     * here. Not before rx_hold_ns, nor while rx_wait_ready (an ICE restart until ICE is READY
-     * again). */
-    bool rx_fast;
-    bool rx_wait_ready;
-    bool rx_controlling;
-    uint64_t rx_hold_ns;
-    char rx_ufrag[SPK_RELAY_UFRAG_MAX];
-    char rx_pwd[SPK_RELAY_PWD_MAX];
     /* Its forwarded RTP queued in the current wake-up (relay_io.c): the first and last entry of
      * w->txq (-1: none) and their number. */
     int16_t txq_head;
@@ -270,11 +260,6 @@ struct spk_relay_worker {
     uint64_t txq_queued;
     uint64_t txq_msgs;
     uint64_t txq_calls;
-    /* The receive fast path's buffers and STUN agent (relay_io.c), its recvmmsg() calls and
-     * the datagrams they returned: logged at the end. */
-    struct spk_relay_rxb *rxb;
-    uint64_t rx_calls;
-    uint64_t rx_datagrams;
 
     pthread_mutex_t mu; /* guards the command queue only */
     spk_relay_cmd_t *head;

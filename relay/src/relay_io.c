@@ -4,27 +4,14 @@
  * (ep->io_ctx, nice_agent_attach_recv), which the worker's main loop never polls. Instead one
  * epoll set per worker holds the ICE sockets of all its endpoints and is the worker's single
  * packet source: on readiness the worker iterates the io_ctx of each ready endpoint only, and
- * libnice reads that endpoint's sockets (but one on the receive fast path, below) until they
- * would block, answering STUN itself (checks, consent) and handing everything else to
- * spk_relay_path_recv_cb. A wake-up therefore costs O(ready endpoints), not the O(all sockets)
- * of polling every source of the worker's context, and takes every packet queued meanwhile. The
- * endpoint contexts poll with io_poll, which answers from the epoll result at hand instead of
- * making a poll() system call of its own. (nice_agent_recv_messages_nonblocking() was considered:
- * in libnice 0.1.21 it iterates the component's context as well, at least twice per call — once to
- * read, once to learn that nothing more is queued.)
- *
- * Receive fast path: once ICE is READY on a selected pair whose local side is a UDP socket (the
- * send cache below), the worker reads that socket itself with recvmmsg() (rx_fast_read: RX_BATCH
- * datagrams per call into its own buffers, at most RX_ROUNDS calls per wake-up) and io_poll
- * hides it from libnice. SRTP/SRTCP/DTLS from the selected remote address go to
- * spk_relay_path_recv_cb as libnice would hand them over; STUN from it goes to relay_stun.c
- * (libnice's STUN library): a consent check (Binding request for the local credentials, no role
- * conflict) is answered as libnice answers it, a Binding indication consumed. Any other datagram
- * is only libnice's to handle: it is lost (counted as rx_fast_lost; its sender retransmits a
- * check), the fast path ends (rx_off) and libnice reads the socket again, in the same wake-up,
- * until rx_arm takes it back, RX_HOLD_NS later at the earliest. Every change of the selected
- * pair or ICE state, an ICE restart (then not before READY again), failure and the endpoint's
- * end end it as well (spk_relay_io_pair_changed).
+ * libnice reads that endpoint's sockets until they would block, answering STUN itself (checks,
+ * consent) and handing everything else to spk_relay_path_recv_cb. A wake-up therefore costs
+ * O(ready endpoints), not the O(all sockets) of polling every source of the worker's context,
+ * and takes every packet queued meanwhile. The endpoint contexts poll with io_poll, which
+ * answers from the epoll result at hand instead of making a poll() system call of its own.
+ * (nice_agent_recv_messages_nonblocking() was considered: in libnice 0.1.21 it iterates the
+ * component's context as well, at least twice per call — once to read, once to learn that nothing
+ * more is queued.)
  *
  * Send: once ICE has selected a pair whose local side is a UDP socket, packets go out with one
  * sendto() on that socket to the remote address, both cached per endpoint (the GSocket is
@@ -62,10 +49,8 @@
 #include <glib-unix.h>
 
 #include "relay_int.h"
-#include "relay_stun.h"
 #include "spk/error.h"
 #include "spk/log.h"
-#include "spk/util.h"
 
 #define IO_EVENTS 64
 #define IO_EP_SOCKETS 64 /* sockets of one endpoint handled (UDP per address, ICE-TCP more) */
@@ -74,34 +59,8 @@
 #define TXQ_GSO_LEN 1200
 #define TXQ_GSO_SEGS 48
 
-/* Receive fast path: datagrams per recvmmsg(), recvmmsg() calls per endpoint and wake-up (the
- * socket stays ready, level-triggered, for the next), bytes per datagram (a longer one is
- * truncated and dropped: the packet path takes at most SPK_RELAY_PKT_MAX), and how long the
- * socket stays libnice's after it was handed back. */
-#define RX_BATCH 32
-#define RX_ROUNDS 8
-#define RX_SLOT 2048
-#define RX_HOLD_NS 1000000000u
-
-struct spk_relay_rxb {
-    StunAgent stun; /* validates Binding requests and builds the answers; keeps no state */
-    struct mmsghdr msgs[RX_BATCH];
-    struct iovec iov[RX_BATCH];
-    struct sockaddr_storage from[RX_BATCH];
-    uint8_t buf[RX_BATCH][RX_SLOT];
-};
-
 /* The worker whose io_cb is running on this thread, for io_poll. */
 static __thread spk_relay_worker_t *tls_worker;
-
-static spk_relay_ep_t *ep_of_fd(const spk_relay_worker_t *w, int fd);
-
-/* Whether fd is read by its endpoint's fast path (and so not by libnice). */
-static bool rx_fast_fd(const spk_relay_worker_t *w, int fd)
-{
-    const spk_relay_ep_t *ep = ep_of_fd(w, fd);
-    return ep != NULL && ep->rx_fast && ep->tx_fd == fd;
-}
 
 /* ---- receive ---- */
 
@@ -116,9 +75,6 @@ static gint io_poll(GPollFD *fds, guint nfds, gint timeout)
     gint ready = 0;
     for (guint i = 0; i < nfds; i++) {
         fds[i].revents = 0;
-        if (rx_fast_fd(w, fds[i].fd)) {
-            continue; /* the worker reads it (rx_fast_read) */
-        }
         for (int k = 0; k < w->io_cur_n; k++) {
             if (w->io_cur[k].data.fd == fds[i].fd) {
                 uint32_t e = w->io_cur[k].events;
@@ -135,168 +91,10 @@ static gint io_poll(GPollFD *fds, guint nfds, gint timeout)
 }
 
 static void txq_flush(spk_relay_worker_t *w);
-static bool tx_direct(spk_relay_ep_t *ep);
 
 static spk_relay_ep_t *ep_of_fd(const spk_relay_worker_t *w, int fd)
 {
     return fd >= 0 && (size_t)fd < w->io_cap ? w->io_eps[fd] : NULL;
-}
-
-/* ---- receive fast path ---- */
-
-/* Hands ep's socket back to libnice; not taken again for hold_ns. */
-static void rx_off(spk_relay_ep_t *ep, uint64_t hold_ns)
-{
-    if (ep->rx_fast) {
-        ep->rx_fast = false;
-        spk_debug(0, "relay: endpoint %llu: libnice reads socket %d again",
-                  (unsigned long long)ep->id, ep->tx_fd);
-    }
-    if (hold_ns > 0) {
-        ep->rx_hold_ns = spk_mono_ns() + hold_ns; /* a pair change does not shorten it */
-    }
-    spk_wipe(ep->rx_pwd, sizeof(ep->rx_pwd));
-    ep->rx_ufrag[0] = '\0';
-}
-
-/* Takes ep's selected socket from libnice when ICE is READY on a direct UDP pair. */
-static void rx_arm(spk_relay_ep_t *ep)
-{
-    if (ep->rx_fast || ep->failed || ep->rx_wait_ready || ep->ice_state != SPK_RELAY_ICE_READY ||
-        ep->w->rxb == NULL || !tx_direct(ep) || spk_mono_ns() < ep->rx_hold_ns) {
-        return;
-    }
-    gchar *ufrag = NULL, *pwd = NULL;
-    gboolean controlling = FALSE;
-    bool ok = nice_agent_get_local_credentials(ep->agent, ep->stream, &ufrag, &pwd) &&
-              ufrag != NULL && pwd != NULL && strlen(ufrag) < sizeof(ep->rx_ufrag) &&
-              strlen(pwd) < sizeof(ep->rx_pwd);
-    if (ok) {
-        memcpy(ep->rx_ufrag, ufrag, strlen(ufrag) + 1);
-        memcpy(ep->rx_pwd, pwd, strlen(pwd) + 1);
-        g_object_get(ep->agent, "controlling-mode", &controlling, NULL);
-        ep->rx_controlling = controlling;
-        ep->rx_fast = true;
-        spk_debug(0, "relay: endpoint %llu: reading socket %d with recvmmsg()",
-                  (unsigned long long)ep->id, ep->tx_fd);
-    } else {
-        ep->rx_hold_ns = spk_mono_ns() + RX_HOLD_NS;
-    }
-    if (pwd != NULL) {
-        spk_wipe(pwd, strlen(pwd));
-    }
-    g_free(ufrag);
-    g_free(pwd);
-}
-
-/* A STUN message from the selected remote address (relay_stun.h): a consent check is answered
- * here, a keepalive consumed; false for anything only libnice can handle. */
-static bool rx_stun(spk_relay_ep_t *ep, uint8_t *buf, size_t len,
-                    const struct sockaddr_storage *from, socklen_t fromlen)
-{
-    spk_relay_stun_local_t local = {
-        .ufrag = ep->rx_ufrag, .pwd = ep->rx_pwd, .controlling = ep->rx_controlling};
-    uint8_t out[512];
-    size_t olen = 0;
-    switch (spk_relay_stun_input(&ep->w->rxb->stun, &local, buf, len, from, fromlen, out,
-                                 sizeof(out), &olen)) {
-    case SPK_RELAY_STUN_ANSWER: {
-        ssize_t r;
-        do {
-            r = sendto(ep->tx_fd, out, olen, MSG_DONTWAIT, (const struct sockaddr *)from, fromlen);
-        } while (r < 0 && errno == EINTR);
-        ep->st.rx_stun_answered++; /* a lost answer is as a lost datagram: the peer checks again */
-        return true;
-    }
-    case SPK_RELAY_STUN_CONSUMED:
-        return true;
-    default:
-        return false;
-    }
-}
-
-static bool same_addr(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
-{
-    if (a->ss_family != b->ss_family) {
-        return false;
-    }
-    if (a->ss_family == AF_INET) {
-        const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
-        return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
-    }
-    const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
-    return a->ss_family == AF_INET6 && x->sin6_port == y->sin6_port &&
-           memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr)) == 0 &&
-           x->sin6_scope_id == y->sin6_scope_id;
-}
-
-/* One datagram read by the fast path: SRTP, SRTCP and DTLS from the selected remote address go
- * to the packet path as libnice would hand them over, STUN to rx_stun. False when only libnice
- * could have handled it (counted as lost: the fast path ends). */
-static bool rx_one(spk_relay_ep_t *ep, uint8_t *buf, const struct mmsghdr *m,
-                   const struct sockaddr_storage *from)
-{
-    size_t len = m->msg_len;
-    if (!same_addr(from, &ep->tx_addr)) {
-        return false;
-    }
-    if (len == 0) {
-        return true; /* as libnice's callback ignores it */
-    }
-    if (m->msg_hdr.msg_flags & MSG_TRUNC) {
-        ep->st.dropped_other++; /* longer than any packet the path takes */
-        return true;
-    }
-    if (buf[0] < 4) { /* RFC 7983: STUN */
-        return rx_stun(ep, buf, len, from, m->msg_hdr.msg_namelen);
-    }
-    spk_relay_path_recv_cb(NULL, 0, 0, (guint)len, (gchar *)buf, ep);
-    return true;
-}
-
-/* Reads ep's selected socket with recvmmsg() until it would block (at most RX_ROUNDS calls).
- * A datagram that only libnice can handle ends the fast path; the rest of its batch, read
- * already, is handled likewise, and libnice reads what is still queued. */
-static void rx_fast_read(spk_relay_ep_t *ep)
-{
-    spk_relay_worker_t *w = ep->w;
-    struct spk_relay_rxb *b = w->rxb;
-    for (int round = 0; round < RX_ROUNDS && ep->rx_fast && !ep->failed; round++) {
-        for (int i = 0; i < RX_BATCH; i++) {
-            memset(&b->msgs[i].msg_hdr, 0, sizeof(b->msgs[i].msg_hdr));
-            b->iov[i].iov_base = b->buf[i];
-            b->iov[i].iov_len = RX_SLOT;
-            b->msgs[i].msg_hdr.msg_iov = &b->iov[i];
-            b->msgs[i].msg_hdr.msg_iovlen = 1;
-            b->msgs[i].msg_hdr.msg_name = &b->from[i];
-            b->msgs[i].msg_hdr.msg_namelen = sizeof(b->from[i]);
-        }
-        int n = recvmmsg(ep->tx_fd, b->msgs, RX_BATCH, MSG_DONTWAIT, NULL);
-        w->rx_calls++;
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n <= 0) {
-            break; /* EAGAIN; an error (ICMP) is cleared by reading it */
-        }
-        w->rx_datagrams += (uint64_t)n;
-        ep->st.rx_batched += (uint64_t)n;
-        unsigned lost = 0;
-        for (int i = 0; i < n; i++) {
-            lost += !rx_one(ep, b->buf[i], &b->msgs[i], &b->from[i]);
-        }
-        if (lost > 0) {
-            ep->st.rx_fast_lost += lost;
-            ep->st.rx_fast_exits++;
-            rx_off(ep, RX_HOLD_NS);
-        }
-        if (n < RX_BATCH) {
-            break; /* nothing more was queued */
-        }
-    }
-    if (ep->failed && ep->rx_fast) {
-        rx_off(ep, 0);
-    }
 }
 
 static gboolean io_cb(gint fd, GIOCondition cond, gpointer user)
@@ -317,22 +115,11 @@ static gboolean io_cb(gint fd, GIOCondition cond, gpointer user)
     spk_relay_ep_t *prev = NULL;
     for (int i = 0; i < n; i++) {
         spk_relay_ep_t *ep = ep_of_fd(w, evs[i].data.fd);
-        if (ep == NULL || ep->io_ctx == NULL) {
-            continue; /* gone */
-        }
-        if (ep->rx_fast && evs[i].data.fd == ep->tx_fd) {
-            rx_fast_read(ep);
-            if (ep->rx_fast) {
-                continue;
-            }
-            prev = NULL; /* handed back: libnice reads what is still queued */
-        }
-        if (ep == prev) {
-            continue; /* its context was iterated for an earlier socket already */
+        if (ep == NULL || ep == prev || ep->io_ctx == NULL) {
+            continue; /* gone, or its context was iterated for an earlier socket already */
         }
         prev = ep;
-        /* libnice drains every ready socket of this endpoint (but the fast path's), one callback
-         * per packet. */
+        /* libnice drains every ready socket of this endpoint, one callback per packet. */
         g_main_context_iteration(ep->io_ctx, FALSE);
         if (!ep->dtls_done) {
             /* During set-up libnice may open sockets (ICE-TCP connections). */
@@ -340,7 +127,6 @@ static gboolean io_cb(gint fd, GIOCondition cond, gpointer user)
             spk_relay_io_ep_sync(ep);
             w->io_cur = evs;
         }
-        rx_arm(ep);
     }
     w->io_cur = NULL;
     txq_flush(w);
@@ -364,23 +150,16 @@ int spk_relay_io_init(spk_relay_worker_t *w)
     w->txq_buf = malloc((size_t)SPK_RELAY_TXQ_MAX * SPK_RELAY_TXQ_SLOT);
     w->txq = calloc(SPK_RELAY_TXQ_MAX, sizeof(*w->txq));
     w->txq_eps = calloc(SPK_RELAY_TXQ_MAX, sizeof(*w->txq_eps));
-    w->rxb = malloc(sizeof(*w->rxb));
-    if (w->rxb != NULL) {
-        spk_relay_stun_init(&w->rxb->stun);
-    }
-    return w->txq_buf && w->txq && w->txq_eps && w->rxb ? 0 : SPK_ENOMEM;
+    return w->txq_buf && w->txq && w->txq_eps ? 0 : SPK_ENOMEM;
 }
 
 void spk_relay_io_cleanup(spk_relay_worker_t *w)
 {
     spk_debug(0,
               "relay: worker %u: %llu wake-ups, %llu datagrams queued, sent in %llu messages "
-              "with %llu sendmmsg() calls; %llu datagrams read with %llu recvmmsg() calls",
+              "with %llu sendmmsg() calls",
               w->index, (unsigned long long)w->io_wakeups, (unsigned long long)w->txq_queued,
-              (unsigned long long)w->txq_msgs, (unsigned long long)w->txq_calls,
-              (unsigned long long)w->rx_datagrams, (unsigned long long)w->rx_calls);
-    free(w->rxb);
-    w->rxb = NULL;
+              (unsigned long long)w->txq_msgs, (unsigned long long)w->txq_calls);
     if (w->io_src) {
         g_source_destroy(w->io_src);
         g_source_unref(w->io_src);
@@ -504,7 +283,6 @@ void spk_relay_io_ep_detach(spk_relay_ep_t *ep)
 
 void spk_relay_io_pair_changed(spk_relay_ep_t *ep)
 {
-    rx_off(ep, 0); /* libnice reads the socket until the next rx_arm */
     if (ep->txq_n > 0) {
         txq_flush(ep->w); /* its queue leaves on the socket it was queued for */
     }

@@ -103,9 +103,6 @@ static void on_state(NiceAgent *agent, guint stream_id, guint component_id, guin
     }
     ep->ice_state = s;
     spk_relay_io_pair_changed(ep);
-    if (s == SPK_RELAY_ICE_READY) {
-        ep->rx_wait_ready = false; /* the receive fast path may start again (relay_io.c) */
-    }
     spk_relay_io_ep_sync(ep);
     spk_debug(0, "relay: endpoint %llu: ICE %s", (unsigned long long)ep->id,
               spk_relay_ice_state_name(s));
@@ -383,7 +380,6 @@ static void cmd_remote_cand(spk_relay_ep_t *ep, const spk_relay_cmd_t *cmd)
 static void cmd_ice_restart(spk_relay_ep_t *ep, const spk_relay_cmd_t *cmd)
 {
     spk_relay_io_pair_changed(ep);
-    ep->rx_wait_ready = true; /* libnice reads every check until ICE is READY again */
     if (!nice_agent_restart_stream(ep->agent, ep->stream) ||
         !nice_agent_set_local_credentials(ep->agent, ep->stream, cmd->local_ufrag,
                                           cmd->local_pwd) ||

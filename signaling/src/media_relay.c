@@ -33,15 +33,13 @@ static void on_local_candidate(spk_sig_t *s, sig_conn_t *conn, sig_join_t *j, si
 
 /* The relay counters /metrics reports, in the order of g_stat_names. */
 static const char *const g_stat_names[SIG_EP_STATS] = {
-    "spk_relay_rtp_received_total",       "spk_relay_rtp_forwarded_total",
-    "spk_relay_rtcp_received_total",      "spk_relay_unprotect_errors_total",
-    "spk_relay_dropped_lobby_total",      "spk_relay_dropped_malformed_total",
-    "spk_relay_pli_forwarded_total",      "spk_relay_nack_received_total",
-    "spk_relay_rtx_sent_total",           "spk_relay_remb_sent_total",
-    "spk_relay_video_paused_total",       "spk_relay_video_withheld_total",
-    "spk_relay_simulcast_switches_total", "spk_relay_rx_batched_total",
-    "spk_relay_consent_answered_total",   "spk_relay_rx_fast_exits_total",
-    "spk_relay_rx_fast_lost_total"};
+    "spk_relay_rtp_received_total",      "spk_relay_rtp_forwarded_total",
+    "spk_relay_rtcp_received_total",     "spk_relay_unprotect_errors_total",
+    "spk_relay_dropped_lobby_total",     "spk_relay_dropped_malformed_total",
+    "spk_relay_pli_forwarded_total",     "spk_relay_nack_received_total",
+    "spk_relay_rtx_sent_total",          "spk_relay_remb_sent_total",
+    "spk_relay_video_paused_total",      "spk_relay_video_withheld_total",
+    "spk_relay_simulcast_switches_total"};
 
 static void stats_vector(const spk_relay_stats_t *st, uint64_t out[SIG_EP_STATS])
 {
@@ -49,8 +47,7 @@ static void stats_vector(const spk_relay_stats_t *st, uint64_t out[SIG_EP_STATS]
                                       st->unprotect_errors, st->dropped_lobby, st->dropped_other,
                                       st->pli_forwarded,    st->nack_received, st->rtx_sent,
                                       st->rtcp_remb_sent,   st->video_off,     st->video_withheld,
-                                      st->sim_switches,     st->rx_batched,    st->rx_stun_answered,
-                                      st->rx_fast_exits,    st->rx_fast_lost};
+                                      st->sim_switches};
     memcpy(out, v, sizeof(v));
 }
 

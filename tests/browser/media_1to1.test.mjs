@@ -65,15 +65,6 @@ test('1:1 video consult through the relay', { timeout: 120000 }, async (t) => {
     await waitCounter(env.srv, (c) => c.forwarded > first.forwarded + 100);
   });
 
-  await t.test('the relay reads the browsers\' packets itself and answers their consent checks', async () => {
-    // The receive fast path (docs/architecture.md "Relay packet I/O"): recvmmsg() on the
-    // selected socket once ICE is READY, Chrome's consent checks (RFC 7675) answered there.
-    const c = await waitCounter(env.srv, (x) => x.batched > 0 && x.consent >= 2, 20000);
-    console.log(`fast path: ${c.batched} datagrams by recvmmsg, ${c.consent} consent checks answered, ` +
-      `${c.exits} exits, ${c.lost} datagrams lost`);
-    assert.ok(c.lost >= c.exits, `lost ${c.lost} exits ${c.exits}`);
-  });
-
   await t.test('camera off and audio only show on the other side', async () => {
     await env.shot(pat, 'media-1to1-patient');
     await env.shot(gp, 'media-1to1-gp');

@@ -255,10 +255,6 @@ export async function relayCounters(srv) {
   return {
     forwarded: m.spk_relay_rtp_forwarded_total ?? 0,
     received: m.spk_relay_rtp_received_total ?? 0,
-    batched: m.spk_relay_rx_batched_total ?? 0,
-    consent: m.spk_relay_consent_answered_total ?? 0,
-    exits: m.spk_relay_rx_fast_exits_total ?? 0,
-    lost: m.spk_relay_rx_fast_lost_total ?? 0,
   };
 }
 

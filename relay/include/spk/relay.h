@@ -231,16 +231,6 @@ typedef struct {
     /* 1 once the endpoint's DTLS state was freed: the peer sent SRTP/SRTCP, so it finished the
      * handshake (relay_dtls.c spk_relay_dtls_release). */
     uint64_t dtls_released;
-    /* The receive fast path (relay_io.c): datagrams the worker read itself with recvmmsg() from
-     * the selected pair's socket, the peer's Binding requests (consent checks) it answered, times
-     * it handed the socket back to libnice (a datagram only libnice can handle: another source,
-     * another STUN message), and datagrams of those read that only libnice could have handled
-     * (dropped: the peer retransmits a check). Not carried over a relay link (the first 27
-     * counters are). */
-    uint64_t rx_batched;
-    uint64_t rx_stun_answered;
-    uint64_t rx_fast_exits;
-    uint64_t rx_fast_lost;
 } spk_relay_stats_t;
 
 typedef enum {

@@ -5,8 +5,7 @@
  * Usage: relay_io_e2e MODE
  *   stunmix  X sends valid connectivity checks to A's relay socket in the middle of a stream of
  *            SRTP from A, so that the relay reads them in the same batches: every check is
- *            answered by libnice but those the receive fast path read (each counted as lost,
- *            handing the socket back to libnice), every packet reaches B, and B's packets
+ *            answered (libnice still handles STUN), every packet reaches B, and B's packets
  *            still reach A (the selected pair did not move)
  *   newpair  X nominates itself (USE-CANDIDATE with a higher priority, answering the relay's
  *            own checks): the relay selects the new pair, and B's packets for A go to X and no
@@ -19,15 +18,7 @@
  *            that the kernel refuses the relay's UDP GSO messages (a segment must fit the MTU;
  *            single datagrams are fragmented): the relay turns GSO off and sends the refused
  *            packets one by one, and B still receives every packet once and in order, none
- *            dropped. Only in a loopback-only network namespace (netns.sh), else skipped (77).
- *   fastpath the receive fast path (recvmmsg() on the selected socket once ICE is READY): A's
- *            packets reach B and are counted as read by recvmmsg() (rx_batched); a consent check
- *            (Binding request) sent from A's own socket is answered by the fast path with a
- *            success response whose MESSAGE-INTEGRITY checks with the relay's password and
- *            whose XOR-MAPPED-ADDRESS is A's address; a check from X (another address) makes the
- *            endpoint hand the socket back to libnice (that check is lost, counted, unanswered;
- *            X's retransmission is answered by libnice), and after the hold-off the fast path
- *            is taken again and answers the next consent check; no packet of A is lost. */
+ *            dropped. Only in a loopback-only network namespace (netns.sh), else skipped (77). */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -66,8 +57,6 @@ typedef struct {
     uint16_t last_seq;
     uint64_t out_of_order;   /* RTP whose sequence number is not the previous one's successor */
     spk_relay_stats_t final; /* with CLOSED */
-    spk_relay_stats_t stats; /* the last STATS */
-    uint64_t n_stats;
     bool connected;
     bool failed;
     bool closed;
@@ -87,15 +76,6 @@ static uint64_t x_answers;  /* success responses to its checks that validated */
 static uint64_t x_requests; /* checks from the relay, answered */
 static uint64_t x_media;    /* SRTP/SRTCP datagrams from the relay */
 static uint64_t x_tie;
-static const uint16_t stun_known[] = {STUN_ATTRIBUTE_USERNAME,
-                                      STUN_ATTRIBUTE_MESSAGE_INTEGRITY,
-                                      STUN_ATTRIBUTE_XOR_MAPPED_ADDRESS,
-                                      STUN_ATTRIBUTE_PRIORITY,
-                                      STUN_ATTRIBUTE_USE_CANDIDATE,
-                                      STUN_ATTRIBUTE_ICE_CONTROLLED,
-                                      STUN_ATTRIBUTE_ICE_CONTROLLING,
-                                      STUN_ATTRIBUTE_FINGERPRINT,
-                                      0};
 
 static side_t *side_of(uint64_t ep)
 {
@@ -127,10 +107,6 @@ static void event_cb(spk_relay_t *r, const spk_relay_event_t *ev, void *user)
     case SPK_RELAY_EV_CLOSED:
         s->final = ev->stats;
         s->closed = true;
-        break;
-    case SPK_RELAY_EV_STATS:
-        s->stats = ev->stats;
-        s->n_stats++;
         break;
     default:
         break;
@@ -205,26 +181,18 @@ static void x_poll(void)
     }
 }
 
-/* A connectivity check to A's relay endpoint as A (controlling) would send it, built into buf
- * (512 bytes) by agent, which then knows its transaction. */
-static size_t a_check_msg(StunAgent *agent, uint8_t *buf, bool nominate, uint32_t priority)
-{
-    char user[256];
-    snprintf(user, sizeof(user), "%s:%s", A.local.ufrag, spk_peer_ufrag(A.peer));
-    StunMessage msg;
-    size_t len = stun_usage_ice_conncheck_create(agent, &msg, buf, 512, (const uint8_t *)user,
-                                                 strlen(user), (const uint8_t *)A.local.pwd,
-                                                 strlen(A.local.pwd), nominate, true, priority,
-                                                 x_tie, NULL, STUN_USAGE_ICE_COMPATIBILITY_RFC5245);
-    CHECK(len > 0);
-    return len;
-}
-
 /* One connectivity check from X to A's relay socket, as A (controlling). */
 static void x_check(bool nominate)
 {
+    char user[256];
+    snprintf(user, sizeof(user), "%s:%s", A.local.ufrag, spk_peer_ufrag(A.peer));
     uint8_t buf[512];
-    size_t len = a_check_msg(&xagent, buf, nominate, X_PRIORITY);
+    StunMessage msg;
+    size_t len = stun_usage_ice_conncheck_create(
+        &xagent, &msg, buf, sizeof(buf), (const uint8_t *)user, strlen(user),
+        (const uint8_t *)A.local.pwd, strlen(A.local.pwd), nominate, true, X_PRIORITY, x_tie, NULL,
+        STUN_USAGE_ICE_COMPATIBILITY_RFC5245);
+    CHECK(len > 0);
     struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons(A.udp_port)};
     to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     CHECK(sendto(xfd, buf, len, 0, (struct sockaddr *)&to, sizeof(to)) == (ssize_t)len);
@@ -329,8 +297,6 @@ static void b_sends(uint32_t first, uint32_t n, bool to_x)
     }
 }
 
-static spk_relay_stats_t a_stats(void);
-
 static void run_stunmix(void)
 {
     const uint32_t n = 400, checks = n / 10;
@@ -345,20 +311,12 @@ static void run_stunmix(void)
         }
     }
     want_b = n;
+    want_x_answers = checks;
     CHECK(pump(received, 5000));
-    /* A check the receive fast path read is lost (counted; X does not retransmit); each such
-     * datagram hands the socket back to libnice for a while, which answers the rest. The
-     * relay's own checks' answers from X may be among the lost datagrams too. */
-    spk_relay_stats_t st = a_stats();
-    want_x_answers = checks > st.rx_fast_lost ? checks - st.rx_fast_lost : 0;
-    pump(received, 5000);
     printf("stunmix: B got %" PRIu64 "/%u packets of A; X's %u checks in between answered %" PRIu64
-           " times, %" PRIu64 " datagrams from X read by the fast path (%" PRIu64
-           " exits); the relay's own checks to X %" PRIu64 "\n",
-           B.got, n, checks, x_answers, st.rx_fast_lost, st.rx_fast_exits, x_requests);
-    CHECK(B.got == n);
-    CHECK(x_answers > 0 && x_answers <= checks && x_answers + st.rx_fast_lost >= checks);
-    CHECK(st.rx_fast_exits > 0 && st.rx_fast_lost >= st.rx_fast_exits); /* a batch per exit */
+           " times; the relay's own checks to X %" PRIu64 "\n",
+           B.got, n, checks, x_answers, x_requests);
+    CHECK(x_answers == checks);
     /* The selected pair stayed A's: B's packets reach A, none X. */
     want_a = 100;
     b_sends(0, 100, false);
@@ -444,137 +402,6 @@ static void run_burst(void)
     CHECK(B.out_of_order == 0);
 }
 
-static uint64_t stats_want;
-
-static bool stats_came(void)
-{
-    return A.n_stats >= stats_want;
-}
-
-/* A's counters at the relay now. */
-static spk_relay_stats_t a_stats(void)
-{
-    stats_want = A.n_stats + 1;
-    CHECK(spk_relay_stats(relay, CONSULT, EP_A) == 0);
-    CHECK(pump(stats_came, 5000));
-    return A.stats;
-}
-
-/* A sends n packets, 2 ms apart, and B receives them all. */
-static void a_streams(uint32_t *next, uint32_t n)
-{
-    for (uint32_t i = 0; i < n; i++) {
-        send_rtp(&A, (*next)++);
-        pump(NULL, 2);
-    }
-    want_b = *next;
-    CHECK(pump(received, 5000));
-}
-
-static bool a_validater(StunAgent *agent, StunMessage *msg, uint8_t *username, uint16_t ulen,
-                        uint8_t **password, size_t *plen, void *user)
-{
-    (void)agent;
-    (void)msg;
-    (void)username;
-    (void)ulen;
-    (void)user;
-    *password = (uint8_t *)A.local.pwd;
-    *plen = strlen(A.local.pwd);
-    return true;
-}
-
-/* A consent check (Binding request, as A: controlling) sent from A's own selected socket, read
- * there directly (A's ICE agent does not run meanwhile): true when a success response came that
- * validates with the relay's password and maps A's address. */
-static bool a_consent_check(void)
-{
-    int fd = -1;
-    struct sockaddr_storage to, mine, mapped;
-    socklen_t to_len = sizeof(to), mine_len = sizeof(mine), mapped_len = sizeof(mapped);
-    CHECK(spk_peer_selected(A.peer, &fd, &to, &to_len) == 0 && fd >= 0);
-    CHECK(getsockname(fd, (struct sockaddr *)&mine, &mine_len) == 0);
-    StunAgent agent;
-    stun_agent_init(&agent, stun_known, STUN_COMPATIBILITY_RFC5389,
-                    STUN_AGENT_USAGE_SHORT_TERM_CREDENTIALS | STUN_AGENT_USAGE_USE_FINGERPRINT);
-    uint8_t buf[1500];
-    size_t len = a_check_msg(&agent, buf, false, 0x6e7f00ffu);
-    CHECK(sendto(fd, buf, len, 0, (struct sockaddr *)&to, to_len) == (ssize_t)len);
-    uint64_t end = spk_mono_ns() + 2000000000u;
-    while (spk_mono_ns() < end) {
-        ssize_t n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
-        if (n < 20 || buf[0] >= 4 || (buf[0] & 0x01) == 0) {
-            usleep(200); /* nothing yet, or not a response: the relay's RTCP, its keepalives */
-            continue;
-        }
-        StunMessage resp;
-        StunValidationStatus v =
-            stun_agent_validate(&agent, &resp, buf, (size_t)n, a_validater, NULL);
-        if (v != STUN_VALIDATION_SUCCESS) {
-            fprintf(stderr, "a consent answer that does not validate: %d\n", (int)v);
-            return false;
-        }
-        if (stun_usage_ice_conncheck_process(&resp, &mapped, &mapped_len,
-                                             STUN_USAGE_ICE_COMPATIBILITY_RFC5245) !=
-            STUN_USAGE_ICE_RETURN_SUCCESS) {
-            fprintf(stderr, "a consent answer that is no success\n");
-            return false;
-        }
-        const struct sockaddr_in *a = (const void *)&mapped, *b = (const void *)&mine;
-        return mapped.ss_family == AF_INET && a->sin_port == b->sin_port &&
-               a->sin_addr.s_addr == b->sin_addr.s_addr;
-    }
-    return false;
-}
-
-static void run_fastpath(void)
-{
-    uint32_t next = 0;
-    /* Past the hold-off after ICE READY (1 s): the worker reads A's socket itself. */
-    a_streams(&next, 700);
-    spk_relay_stats_t s0 = a_stats();
-    CHECK(s0.rx_batched > 0 && s0.rx_fast_exits == 0);
-    uint64_t before = s0.rx_batched;
-    a_streams(&next, 100);
-    spk_relay_stats_t s1 = a_stats();
-    printf("fastpath: %" PRIu64 " of A's datagrams read by recvmmsg() after 700 packets, %" PRIu64
-           " after 100 more\n",
-           s0.rx_batched, s1.rx_batched);
-    CHECK(s1.rx_batched >= before + 100); /* every one of them (and A's RTCP) */
-
-    /* A consent check on the fast path. */
-    CHECK(a_consent_check());
-    spk_relay_stats_t s2 = a_stats();
-    CHECK(s2.rx_stun_answered == 1 && s2.rx_fast_exits == 0 && s2.rx_fast_lost == 0);
-
-    /* A check from X: lost to the fast path, which hands the socket back; X checks again and
-     * libnice answers; A's packets keep flowing. */
-    x_check(false);
-    pump(NULL, 100);
-    spk_relay_stats_t s3 = a_stats();
-    CHECK(s3.rx_fast_exits == 1 && s3.rx_fast_lost == 1);
-    CHECK(x_answers == 0);
-    x_check(false);
-    want_x_answers = 1;
-    CHECK(pump(received, 2000));
-    a_streams(&next, 100);
-    spk_relay_stats_t s4 = a_stats();
-    CHECK(s4.rx_batched == s3.rx_batched); /* libnice reads during the hold-off */
-
-    /* After the hold-off the fast path is back and answers the next consent check. */
-    a_streams(&next, 600);
-    CHECK(a_consent_check());
-    spk_relay_stats_t s5 = a_stats();
-    printf("fastpath: after X's check: %" PRIu64 " exit, %" PRIu64 " datagram lost, X answered "
-           "%" PRIu64 " time(s) by libnice; then %" PRIu64 " more datagrams by recvmmsg() and "
-           "%" PRIu64 " consent checks answered on the fast path in all\n",
-           s3.rx_fast_exits, s3.rx_fast_lost, x_answers, s5.rx_batched - s4.rx_batched,
-           s5.rx_stun_answered);
-    CHECK(s5.rx_batched > s4.rx_batched);
-    CHECK(s5.rx_stun_answered == 2 && s5.rx_fast_exits == 1 && s5.rx_fast_lost == 1);
-    CHECK(B.got == next);
-}
-
 int main(int argc, char **argv)
 {
     const char *mode = argc > 1 ? argv[1] : "stunmix";
@@ -592,7 +419,16 @@ int main(int argc, char **argv)
     struct sockaddr_in xa = {.sin_family = AF_INET};
     xa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     CHECK(xfd >= 0 && bind(xfd, (struct sockaddr *)&xa, sizeof(xa)) == 0);
-    stun_agent_init(&xagent, stun_known, STUN_COMPATIBILITY_RFC5389,
+    static const uint16_t known[] = {STUN_ATTRIBUTE_USERNAME,
+                                     STUN_ATTRIBUTE_MESSAGE_INTEGRITY,
+                                     STUN_ATTRIBUTE_XOR_MAPPED_ADDRESS,
+                                     STUN_ATTRIBUTE_PRIORITY,
+                                     STUN_ATTRIBUTE_USE_CANDIDATE,
+                                     STUN_ATTRIBUTE_ICE_CONTROLLED,
+                                     STUN_ATTRIBUTE_ICE_CONTROLLING,
+                                     STUN_ATTRIBUTE_FINGERPRINT,
+                                     0};
+    stun_agent_init(&xagent, known, STUN_COMPATIBILITY_RFC5389,
                     STUN_AGENT_USAGE_SHORT_TERM_CREDENTIALS | STUN_AGENT_USAGE_USE_FINGERPRINT);
     x_tie = spk_mono_ns();
 
@@ -609,8 +445,6 @@ int main(int argc, char **argv)
 
     if (strcmp(mode, "newpair") == 0) {
         run_newpair();
-    } else if (strcmp(mode, "fastpath") == 0) {
-        run_fastpath();
     } else if (strcmp(mode, "burst") == 0) {
         run_burst();
     } else if (strcmp(mode, "gsomtu") == 0) {
