@@ -107,8 +107,9 @@ typedef struct {
     uint32_t up_ms;     /* clean for this long (first wait) before trying a layer up */
     uint32_t up_max_ms; /* the wait doubles up to this while tries fail */
     uint32_t stable_ms; /* a try up kept this long resets the wait */
-    int loss_fast;      /* more of the packets asked for again (NACKed, /256): weak, ~25 % */
-    uint32_t fast_n;    /* packets judged together (spk_sim_select_nacks) */
+    int loss_fast;      /* a try up with more of its packets asked for again (NACKed, /256) is
+                           undone at once: ~25 % */
+    uint32_t fast_n;    /* ... once at least this many packets went out since the try */
 } spk_sim_rule_t;
 
 void spk_sim_rule_defaults(spk_sim_rule_t *r);
@@ -122,9 +123,8 @@ typedef struct {
     uint64_t clean_from; /* ms since which every window was clean */
     uint32_t wait_ms;    /* current wait before a try up */
     bool went_up;        /* the last change was a try up */
-    uint32_t sent;       /* video packets forwarded in the current run (spk_sim_select_sent) */
+    uint32_t sent;       /* video packets forwarded since the last change */
     uint32_t nacked;     /* of them, the ones the subscriber asked for again */
-    uint32_t fast_weak;  /* weak runs in a row */
 } spk_sim_select_t;
 
 /* Starts at layer `want` (the top for a new subscriber). */
@@ -136,19 +136,12 @@ void spk_sim_select_init(spk_sim_select_t *s, const spk_sim_rule_t *r, int want,
 int spk_sim_select_report(spk_sim_select_t *s, const spk_sim_rule_t *r, uint64_t now_ms, int loss,
                           int top);
 
-/* The evidence that comes before a loss window: the NACKs of the subscriber, for the video
- * packets sent to it. spk_sim_select_sent() counts one packet sent; spk_sim_select_nacks()
- * counts `nacked` packets it asked for again (each lost packet once, however often it is asked
- * for) and decides:
- * - a try up whose packets since the try were asked again more than loss_fast (from fast_n
- *   packets on) is undone at once, as a weak window would undo it a second or two later: that
- *   time is a frozen picture;
- * - otherwise (after the grace time of a step down) the packets are judged in runs of at least
- *   fast_n, and down_n weak runs in a row take the level one down, as weak windows would,
- *   sooner. A run without any NACK starts over when it reaches fast_n.
- * Returns the layer wanted now. */
-void spk_sim_select_sent(spk_sim_select_t *s, const spk_sim_rule_t *r);
+/* The evidence that comes before a loss window: `sent` more video packets went out to the
+ * subscriber, and it asked for `nacked` more of them again (each lost packet counted once,
+ * however often it is asked for). A try up whose packets are asked for again more than
+ * loss_fast is undone at once, as a weak window would undo it a second or two later: that
+ * time is a frozen picture. Returns the layer wanted now. */
 int spk_sim_select_nacks(spk_sim_select_t *s, const spk_sim_rule_t *r, uint64_t now_ms,
-                         uint32_t nacked);
+                         uint32_t sent, uint32_t nacked);
 
 #endif

@@ -239,7 +239,6 @@ static void change(spk_sim_select_t *s, uint64_t now_ms, int want, bool up)
     s->went_up = up;
     s->sent = 0;
     s->nacked = 0;
-    s->fast_weak = 0;
 }
 
 /* A try up (now_ms inside its stable time) is undone; the next one waits twice as long. */
@@ -291,44 +290,17 @@ int spk_sim_select_report(spk_sim_select_t *s, const spk_sim_rule_t *r, uint64_t
     return s->want;
 }
 
-void spk_sim_select_sent(spk_sim_select_t *s, const spk_sim_rule_t *r)
-{
-    if (s->nacked == 0 && s->sent >= r->fast_n) {
-        s->sent = 0; /* a clean stretch: the next count starts afresh */
-    }
-    if (s->sent < UINT32_MAX) {
-        s->sent++;
-    }
-}
-
 int spk_sim_select_nacks(spk_sim_select_t *s, const spk_sim_rule_t *r, uint64_t now_ms,
-                         uint32_t nacked)
+                         uint32_t sent, uint32_t nacked)
 {
+    s->sent = s->sent + sent < s->sent ? UINT32_MAX : s->sent + sent;
     s->nacked = s->nacked + nacked < s->nacked ? UINT32_MAX : s->nacked + nacked;
     if (now_ms < s->changed_at) {
         now_ms = s->changed_at;
     }
-    bool try_up = trying(s, r, now_ms);
-    if (!try_up && now_ms - s->changed_at < r->grace_ms) {
-        s->sent = 0; /* right after a step down: what is asked for was sent before it */
-        s->nacked = 0;
-        return s->want;
-    }
-    if (s->sent < r->fast_n) {
-        return s->want;
-    }
-    bool weak = (uint64_t)s->nacked * 256u > (uint64_t)r->loss_fast * s->sent;
-    if (try_up) {
-        if (weak) {
-            undo_try(s, r, now_ms); /* counted since the try */
-        }
-        return s->want;
-    }
-    s->sent = 0;
-    s->nacked = 0;
-    s->fast_weak = weak ? s->fast_weak + 1u : 0u;
-    if (s->fast_weak >= r->down_n && s->want > 0) {
-        change(s, now_ms, s->want - 1, false);
+    if (trying(s, r, now_ms) && s->sent >= r->fast_n &&
+        (uint64_t)s->nacked * 256u > (uint64_t)r->loss_fast * s->sent) {
+        undo_try(s, r, now_ms);
     }
     return s->want;
 }

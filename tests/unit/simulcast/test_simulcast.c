@@ -319,15 +319,8 @@ static void test_select(void **state)
     assert_int_equal(s.wait_ms, r.up_max_ms);
 }
 
-static void sent_n(spk_sim_select_t *s, const spk_sim_rule_t *r, uint32_t n)
-{
-    for (uint32_t i = 0; i < n; i++) {
-        spk_sim_select_sent(s, r);
-    }
-}
-
 /* A try up whose packets are asked for again is undone before any loss window says so. */
-static void test_select_nacks_try(void **state)
+static void test_select_nacks(void **state)
 {
     (void)state;
     spk_sim_rule_t r;
@@ -339,77 +332,34 @@ static void test_select_nacks_try(void **state)
     assert_int_equal(spk_sim_select_report(&s, &r, t + r.up_ms, 0, 1), 1);
     uint64_t u = t + r.up_ms;
     /* Before enough packets went out, NACKs decide nothing. */
-    sent_n(&s, &r, r.fast_n - 1);
-    assert_int_equal(spk_sim_select_nacks(&s, &r, u + 100, r.fast_n - 1), 1);
+    assert_int_equal(spk_sim_select_nacks(&s, &r, u + 100, r.fast_n - 1, r.fast_n - 1), 1);
     assert_int_equal(s.sent, r.fast_n - 1);
     assert_int_equal(s.nacked, r.fast_n - 1);
     /* Enough of them, nearly all asked again: undone at once (inside the grace time of the
      * windows), the next try waits twice as long, the counts start over. */
-    sent_n(&s, &r, 1);
-    assert_int_equal(spk_sim_select_nacks(&s, &r, u + 200, 0), 0);
+    assert_int_equal(spk_sim_select_nacks(&s, &r, u + 200, 1, 0), 0);
     assert_int_equal(s.wait_ms, 2 * r.up_ms);
     assert_int_equal(s.sent, 0);
     assert_int_equal(s.nacked, 0);
-    /* The next try, with loss at the threshold (not above it): it stands, and the count goes
-     * on from the try (a run does not start over while anything was asked). */
+    /* At level 0 nothing is below: NACKs change nothing. */
+    assert_int_equal(spk_sim_select_nacks(&s, &r, u + 300, 1000, 1000), 0);
+    /* The next try, with loss at the threshold (not above it): it stands. */
     uint64_t v = u + 200 + 2 * r.up_ms;
     assert_int_equal(spk_sim_select_report(&s, &r, v, 0, 1), 1);
     uint32_t sent = 1024, at = (uint32_t)((uint64_t)r.loss_fast * sent / 256u);
-    sent_n(&s, &r, 8);
-    assert_int_equal(spk_sim_select_nacks(&s, &r, v + 10, 2), 1);
-    sent_n(&s, &r, sent - 8);
-    assert_int_equal(spk_sim_select_nacks(&s, &r, v + 500, at - 2), 1);
-    assert_int_equal(s.sent, sent);
-    assert_int_equal(spk_sim_select_nacks(&s, &r, v + 600, 1), 0);
-    /* A clean stretch of fast_n starts the count over: old clean packets do not thin out
-     * what comes later. */
+    assert_int_equal(spk_sim_select_nacks(&s, &r, v + 500, sent, at), 1);
+    assert_int_equal(spk_sim_select_nacks(&s, &r, v + 600, 0, 1), 0);
+    /* A level kept for stable_ms is no longer a try: NACKs leave it to the loss windows. */
     uint64_t w = v + 600 + 4 * r.up_ms;
     assert_int_equal(spk_sim_select_report(&s, &r, w, 0, 1), 1);
-    sent_n(&s, &r, 10 * r.fast_n);
-    assert_true(s.sent <= r.fast_n);
-    sent_n(&s, &r, r.fast_n);
-    assert_int_equal(spk_sim_select_nacks(&s, &r, w + 1000, r.fast_n), 0);
-}
-
-/* Outside a try, runs of fast_n packets: down_n weak runs in a row take the level down. */
-static void test_select_nacks_steady(void **state)
-{
-    (void)state;
-    spk_sim_rule_t r;
-    spk_sim_rule_defaults(&r);
-    spk_sim_select_t s;
-    uint64_t t = 1000;
-    spk_sim_select_init(&s, &r, 2, t);
-    uint64_t a = t + r.grace_ms;
-    /* In the grace time after a change, nothing counts. */
-    sent_n(&s, &r, r.fast_n);
-    assert_int_equal(spk_sim_select_nacks(&s, &r, t + 10, r.fast_n), 2);
-    assert_int_equal(s.sent, 0);
-    /* One weak run, then a fine one: nothing; two weak runs in a row: one down. */
-    sent_n(&s, &r, r.fast_n);
-    assert_int_equal(spk_sim_select_nacks(&s, &r, a, r.fast_n / 2), 2);
-    assert_int_equal(s.fast_weak, 1);
-    sent_n(&s, &r, r.fast_n);
-    assert_int_equal(spk_sim_select_nacks(&s, &r, a + 100, 1), 2);
-    assert_int_equal(s.fast_weak, 0);
-    sent_n(&s, &r, r.fast_n);
-    assert_int_equal(spk_sim_select_nacks(&s, &r, a + 200, r.fast_n / 2), 2);
-    sent_n(&s, &r, r.fast_n);
-    assert_int_equal(spk_sim_select_nacks(&s, &r, a + 300, r.fast_n / 2), 1);
-    /* A step down is no try: its NACKs are judged like any run, after the grace time. */
-    sent_n(&s, &r, r.fast_n);
-    assert_int_equal(spk_sim_select_nacks(&s, &r, a + 400, r.fast_n), 1);
-    uint64_t b = a + 300 + r.grace_ms;
-    sent_n(&s, &r, r.fast_n);
-    assert_int_equal(spk_sim_select_nacks(&s, &r, b, r.fast_n), 1);
-    sent_n(&s, &r, r.fast_n);
-    assert_int_equal(spk_sim_select_nacks(&s, &r, b + 100, r.fast_n), 0);
-    /* At level 0 nothing is below: NACKs change nothing. */
-    for (int i = 0; i < 4; i++) {
-        sent_n(&s, &r, r.fast_n);
-        assert_int_equal(spk_sim_select_nacks(&s, &r, b + 2000 + (uint64_t)i, r.fast_n), 0);
-    }
-    /* A rule with loss_fast below loss_down, or no run length, is refused. */
+    assert_int_equal(spk_sim_select_nacks(&s, &r, w + r.stable_ms, 1000, 1000), 1);
+    /* A level reached by stepping down is no try either. */
+    spk_sim_select_t d;
+    spk_sim_select_init(&d, &r, 2, t);
+    assert_int_equal(spk_sim_select_report(&d, &r, t + r.grace_ms, 100, 2), 2);
+    assert_int_equal(spk_sim_select_report(&d, &r, t + r.grace_ms + 1000, 100, 2), 1);
+    assert_int_equal(spk_sim_select_nacks(&d, &r, t + r.grace_ms + 1100, 1000, 1000), 1);
+    /* A rule with loss_fast below loss_down, or no minimum count, is refused. */
     spk_sim_rule_t bad = r;
     bad.loss_fast = r.loss_down - 1;
     assert_false(spk_sim_rule_ok(&bad));
@@ -427,8 +377,7 @@ int main(void)
         cmocka_unit_test(test_nack_lookup),
         cmocka_unit_test(test_seven_bit_picture_id),
         cmocka_unit_test(test_select),
-        cmocka_unit_test(test_select_nacks_try),
-        cmocka_unit_test(test_select_nacks_steady),
+        cmocka_unit_test(test_select_nacks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
