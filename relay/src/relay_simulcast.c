@@ -260,9 +260,7 @@ bool spk_relay_sim_forward(spk_relay_ep_t *sub, spk_relay_ep_t *pub, const spk_r
     if (!accepted) {
         return false;
     }
-    if (sub->sim_sel.sent < UINT32_MAX) {
-        sub->sim_sel.sent++; /* for spk_sim_select_nacks */
-    }
+    spk_sim_select_sent(&sub->sim_sel);
     if (before != x->out.layer) {
         sub->st.sim_switches++;
         spk_info(sub->id, "relay: simulcast: layer %d of endpoint %llu from its key frame (was %d)",
@@ -364,7 +362,7 @@ bool spk_relay_sim_nack(spk_relay_ep_t *sub, const spk_rtcp_fb_t *fb, uint64_t n
     }
     int before = sub->sim_sel.want;
     uint32_t sent = sub->sim_sel.sent, asked = sub->sim_sel.nacked + fresh;
-    int want = spk_sim_select_nacks(&sub->sim_sel, rule_of(sub), now_ns / 1000000u, 0, fresh);
+    int want = spk_sim_select_nacks(&sub->sim_sel, rule_of(sub), now_ns / 1000000u, fresh);
     if (want != before) {
         *down = true;
         spk_info(sub->id, "relay: simulcast wants layer %d (was %d; %u of %u packets asked again)",

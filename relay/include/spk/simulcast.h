@@ -136,12 +136,14 @@ void spk_sim_select_init(spk_sim_select_t *s, const spk_sim_rule_t *r, int want,
 int spk_sim_select_report(spk_sim_select_t *s, const spk_sim_rule_t *r, uint64_t now_ms, int loss,
                           int top);
 
-/* The evidence that comes before a loss window: `sent` more video packets went out to the
- * subscriber, and it asked for `nacked` more of them again (each lost packet counted once,
- * however often it is asked for). A try up whose packets are asked for again more than
- * loss_fast is undone at once, as a weak window would undo it a second or two later: that
- * time is a frozen picture. Returns the layer wanted now. */
+/* The evidence that comes before a loss window: spk_sim_select_sent() counts one video packet
+ * forwarded to the subscriber; spk_sim_select_nacks() counts `nacked` more of them that it
+ * asked for again (each lost packet counted once, however often it is asked for). A try up
+ * whose packets are asked for again more than loss_fast is undone at once, as a weak window
+ * would undo it a second or two later: that time is a frozen picture. Returns the layer
+ * wanted now. */
+void spk_sim_select_sent(spk_sim_select_t *s);
 int spk_sim_select_nacks(spk_sim_select_t *s, const spk_sim_rule_t *r, uint64_t now_ms,
-                         uint32_t sent, uint32_t nacked);
+                         uint32_t nacked);
 
 #endif

@@ -290,10 +290,16 @@ int spk_sim_select_report(spk_sim_select_t *s, const spk_sim_rule_t *r, uint64_t
     return s->want;
 }
 
-int spk_sim_select_nacks(spk_sim_select_t *s, const spk_sim_rule_t *r, uint64_t now_ms,
-                         uint32_t sent, uint32_t nacked)
+void spk_sim_select_sent(spk_sim_select_t *s)
 {
-    s->sent = s->sent + sent < s->sent ? UINT32_MAX : s->sent + sent;
+    if (s->sent < UINT32_MAX) {
+        s->sent++;
+    }
+}
+
+int spk_sim_select_nacks(spk_sim_select_t *s, const spk_sim_rule_t *r, uint64_t now_ms,
+                         uint32_t nacked)
+{
     s->nacked = s->nacked + nacked < s->nacked ? UINT32_MAX : s->nacked + nacked;
     if (now_ms < s->changed_at) {
         now_ms = s->changed_at;

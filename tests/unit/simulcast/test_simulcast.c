@@ -319,6 +319,16 @@ static void test_select(void **state)
     assert_int_equal(s.wait_ms, r.up_max_ms);
 }
 
+/* `sent` packets forwarded, then `nacked` of them asked for again. */
+static int nacks(spk_sim_select_t *s, const spk_sim_rule_t *r, uint64_t now_ms, uint32_t sent,
+                 uint32_t nacked)
+{
+    for (uint32_t i = 0; i < sent; i++) {
+        spk_sim_select_sent(s);
+    }
+    return spk_sim_select_nacks(s, r, now_ms, nacked);
+}
+
 /* A try up whose packets are asked for again is undone before any loss window says so. */
 static void test_select_nacks(void **state)
 {
@@ -332,33 +342,33 @@ static void test_select_nacks(void **state)
     assert_int_equal(spk_sim_select_report(&s, &r, t + r.up_ms, 0, 1), 1);
     uint64_t u = t + r.up_ms;
     /* Before enough packets went out, NACKs decide nothing. */
-    assert_int_equal(spk_sim_select_nacks(&s, &r, u + 100, r.fast_n - 1, r.fast_n - 1), 1);
+    assert_int_equal(nacks(&s, &r, u + 100, r.fast_n - 1, r.fast_n - 1), 1);
     assert_int_equal(s.sent, r.fast_n - 1);
     assert_int_equal(s.nacked, r.fast_n - 1);
     /* Enough of them, nearly all asked again: undone at once (inside the grace time of the
      * windows), the next try waits twice as long, the counts start over. */
-    assert_int_equal(spk_sim_select_nacks(&s, &r, u + 200, 1, 0), 0);
+    assert_int_equal(nacks(&s, &r, u + 200, 1, 0), 0);
     assert_int_equal(s.wait_ms, 2 * r.up_ms);
     assert_int_equal(s.sent, 0);
     assert_int_equal(s.nacked, 0);
     /* At level 0 nothing is below: NACKs change nothing. */
-    assert_int_equal(spk_sim_select_nacks(&s, &r, u + 300, 1000, 1000), 0);
+    assert_int_equal(nacks(&s, &r, u + 300, 1000, 1000), 0);
     /* The next try, with loss at the threshold (not above it): it stands. */
     uint64_t v = u + 200 + 2 * r.up_ms;
     assert_int_equal(spk_sim_select_report(&s, &r, v, 0, 1), 1);
     uint32_t sent = 1024, at = (uint32_t)((uint64_t)r.loss_fast * sent / 256u);
-    assert_int_equal(spk_sim_select_nacks(&s, &r, v + 500, sent, at), 1);
-    assert_int_equal(spk_sim_select_nacks(&s, &r, v + 600, 0, 1), 0);
+    assert_int_equal(nacks(&s, &r, v + 500, sent, at), 1);
+    assert_int_equal(nacks(&s, &r, v + 600, 0, 1), 0);
     /* A level kept for stable_ms is no longer a try: NACKs leave it to the loss windows. */
     uint64_t w = v + 600 + 4 * r.up_ms;
     assert_int_equal(spk_sim_select_report(&s, &r, w, 0, 1), 1);
-    assert_int_equal(spk_sim_select_nacks(&s, &r, w + r.stable_ms, 1000, 1000), 1);
+    assert_int_equal(nacks(&s, &r, w + r.stable_ms, 1000, 1000), 1);
     /* A level reached by stepping down is no try either. */
     spk_sim_select_t d;
     spk_sim_select_init(&d, &r, 2, t);
     assert_int_equal(spk_sim_select_report(&d, &r, t + r.grace_ms, 100, 2), 2);
     assert_int_equal(spk_sim_select_report(&d, &r, t + r.grace_ms + 1000, 100, 2), 1);
-    assert_int_equal(spk_sim_select_nacks(&d, &r, t + r.grace_ms + 1100, 1000, 1000), 1);
+    assert_int_equal(nacks(&d, &r, t + r.grace_ms + 1100, 1000, 1000), 1);
     /* A rule with loss_fast below loss_down, or no minimum count, is refused. */
     spk_sim_rule_t bad = r;
     bad.loss_fast = r.loss_down - 1;
