@@ -17,9 +17,10 @@
 #
 # systemd is not PID 1 on this machine (nor on CI), so the test starts its own: systemd 252 as
 # PID 1 of new PID, mount, UTS, IPC, network and cgroup namespaces, with nothing shared that it
-# could change. The network namespace has only loopback. /run, /tmp and /var/tmp are fresh
-# tmpfs; /etc, /var and /usr/local are overlays whose changes live in memory; cgroup2 is mounted
-# at the root of a child cgroup made for the test; systemd loads units only from the test's own
+# could change (the kernel's /proc/sys, which namespaces do not separate, is read-only in them).
+# The network namespace has only loopback. /run, /tmp and /var/tmp are fresh tmpfs; /etc, /var
+# and /usr/local are overlays whose changes live in memory; cgroup2 is mounted at the root of a
+# child cgroup made for the test; systemd loads units only from the test's own
 # directory (SYSTEMD_UNIT_PATH: the unit under test, a logging drop-in and empty stand-ins for
 # the targets it is ordered against), so no other service of the machine is started. Afterwards
 # the namespaces are gone and the script checks that the host is as it was.
@@ -61,6 +62,10 @@ if [ "${1:-}" = "--boot" ]; then
   cp -r "$WORK/web" /usr/local/share/spreekkamer/web
   rm -f /etc/default/spreekd
   ip link set lo up
+  # The kernel's sysctls are not namespaced: systemd as PID 1 raises fs.file-max (and nr_open)
+  # for the whole machine. Read-only here, it logs that and goes on; the host keeps its values.
+  mount --bind /proc/sys /proc/sys
+  mount -o remount,bind,ro /proc/sys
   # systemd writes its own log to /dev/console: here that is a file.
   : >/run/spk-test/systemd.log
   mount --bind /run/spk-test/systemd.log /dev/console
