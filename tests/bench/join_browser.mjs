@@ -2,7 +2,9 @@
 // pages in headless Chromium through the relay: a GP console and a patient page; the GP admits
 // the patient, and the time from the admit click to the first decoded remote video frame is
 // measured on both sides (requestVideoFrameCallback on the tiles); then the GP sends the patient
-// back and the next join begins. The patient's media connections are built anew at every
+// back and the next join begins (the GP admits BENCH_JOIN_WAIT_MS, default 2000, after the
+// patient appears in the lobby; the time counts from the click as the GP's page receives it).
+// The patient's media connections are built anew at every
 // admission (ICE, DTLS, SRTP, first key frame). With E2EE (the server's default) the keys come
 // through the consult chat's MLS group as well (a Commit with the patient's device and a Welcome).
 // With BENCH_JOIN_SPLIT=1 each page also records when the steps of a join happen (signaling
@@ -148,6 +150,17 @@ function traceInit() {
 function arm(page) {
   return page.evaluate(() => {
     window.__first = null;
+    window.__admitClick = null;
+    if (!window.__admitWatch) {
+      window.__admitWatch = true;
+      document.addEventListener(
+        'click',
+        (ev) => {
+          if (ev.target.closest && ev.target.closest('[data-testid="lobby-admit"]')) window.__admitClick = Date.now();
+        },
+        true,
+      );
+    }
     if (window.__steps) {
       window.__steps.length = 0;
       window.__stepsFrom = Date.now();
@@ -193,6 +206,7 @@ try {
   // browser context: no chat group, no KeyPackage claimed before, nothing cached), the page
   // closed after it; otherwise one patient is sent back and admitted again.
   const fresh = process.env.BENCH_JOIN_FRESH === '1';
+  const lobbyWait = Number(process.env.BENCH_JOIN_WAIT_MS ?? 2000);
   const nameOf = (i) => (fresh ? `Patiënt ${String(i).padStart(2, '0')}` : PATIENT);
   let pat = await patientToLobby(env, await newInvite(gp), nameOf(0), { init });
   const atPatient = [];
@@ -208,10 +222,19 @@ try {
     return line;
   };
   for (let i = 0; i < joins + 1; i++) {
+    if (lobbyWait > 0) {
+      // A person admits after reading the lobby entry, not the moment it appears: the patient's
+      // page has finished what it does on arrival by then (BENCH_JOIN_WAIT_MS, 0 = at once).
+      await gp.locator('[data-testid="lobby-entry"]', { hasText: nameOf(i) }).waitFor({ timeout: 30000 });
+      await new Promise((r) => setTimeout(r, lobbyWait));
+    }
     await arm(pat);
     await arm(gp);
-    const t0 = Date.now();
+    const tClick = Date.now();
     await admit(gp, pat, nameOf(i), { timeout: 30000 });
+    // The admit is the click as the GP's page received it (Playwright's own checks before it
+    // clicks take tens of milliseconds that no person waits for); one clock for all pages.
+    const t0 = (await gp.evaluate(() => window.__admitClick)) || tClick;
     const [p, g] = await Promise.all([firstFrame(pat), firstFrame(gp)]);
     if (i > 0) {
       // the first join warms up the pages (module loading, the MLS library); not counted
@@ -242,7 +265,7 @@ try {
     await pat.waitForFunction(() => !document.querySelector('#tiles .tile-remote'), null, { timeout: 30000 });
   }
   const fig = (a) => ({ p50: pct(a, 50), p95: pct(a, 95), max: Math.max(...a) });
-  const out = { e2ee, joins, fresh, patient_ms: fig(atPatient), gp_ms: fig(atGp) };
+  const out = { e2ee, joins, fresh, lobby_wait_ms: lobbyWait, patient_ms: fig(atPatient), gp_ms: fig(atGp) };
   if (split) {
     for (const [who, m] of Object.entries(stepsOf)) {
       const rows = [...m].map(([what, a]) => [what, pct(a, 50), pct(a, 95), a.length]);

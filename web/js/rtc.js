@@ -2,7 +2,9 @@
 // connection (this side offers its camera and microphone) and a subscribe connection (the relay
 // offers everyone else's streams), both signalled over the protocol client.
 
-const PC_CONFIG = { bundlePolicy: 'max-bundle', rtcpMuxPolicy: 'require' };
+// iceCandidatePoolSize: each connection starts gathering its candidates when it is made, not
+// when its local description is set, so ICE starts as soon as the offer or answer is applied.
+const PC_CONFIG = { bundlePolicy: 'max-bundle', rtcpMuxPolicy: 'require', iceCandidatePoolSize: 1 };
 // How long ICE may stay "disconnected" before this side restarts it. A short outage needs
 // nothing: neither side gives up on the connection (the relay keeps an endpoint for 30 s of
 // silence), so ICE and media come back by themselves when the network does. Only a connection
@@ -286,6 +288,9 @@ export class Call {
     const first = !this.sub;
     const stash = [];
     this.stashOffers = stash;
+    // The first connection is made before the request, so that it gathers its candidates
+    // while the relay prepares its offer.
+    if (first) this.replaceSubscribe();
     const run = (async () => {
       try {
         await this.request('media.subscribe', { e2ee: !!this.e2ee });
@@ -298,7 +303,7 @@ export class Call {
       if (this.closed || this.subGen !== gen) return;
       // Offers that arrived before the answer belong to the previous connection, unless there
       // was none.
-      this.replaceSubscribe();
+      if (!first) this.replaceSubscribe();
       if (first && stash.length) this.onOffer(stash[stash.length - 1]);
     })();
     this.subscribing = run;

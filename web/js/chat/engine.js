@@ -272,10 +272,15 @@ export class ChatEngine {
   }
 
   async #load(c) {
-    const raw = await this.#store.getState(this.#stateId(c.id)).catch((err) => {
-      this.#fail(c, 'state', err);
-      return null;
-    });
+    // Three independent reads, asked for at once.
+    const [raw, recs, pend] = await Promise.all([
+      this.#store.getState(this.#stateId(c.id)).catch((err) => {
+        this.#fail(c, 'state', err);
+        return null;
+      }),
+      this.#store.getChatRange(`h|${this.dk}|${c.id}|`).catch(() => []),
+      this.#store.getChatRange(`o|${this.dk}|${c.id}|`).catch(() => []),
+    ]);
     const st = unpackState(raw);
     if (st) {
       c.handled = st.handled;
@@ -288,8 +293,6 @@ export class ChatEngine {
       }
     }
     if (raw) raw.fill(0);
-    const recs = await this.#store.getChatRange(`h|${this.dk}|${c.id}|`).catch(() => []);
-    const pend = await this.#store.getChatRange(`o|${this.dk}|${c.id}|`).catch(() => []);
     for (const { id, bytes } of [...recs, ...pend]) {
       try {
         const item = JSON.parse(td.decode(bytes));
@@ -372,6 +375,10 @@ export class ChatEngine {
 
   async #onEntry(m) {
     if (!m || typeof m.conversation !== 'string' || !Number.isInteger(m.seq)) return;
+    // A Welcome is what a call's keys wait for: this device's KeyPackage secrets are listed
+    // while the conversation loads.
+    const kpRefs = m.kind === 'welcome' ? this.#kpRefs() : null;
+    if (kpRefs) kpRefs.catch(() => {});
     const c = await this.conversation(m.conversation);
     if (m.seq <= c.handled) {
       this.stats.skipped++;
@@ -387,7 +394,7 @@ export class ChatEngine {
     try {
       const data = unb64u(m.data);
       if (m.kind === 'welcome') {
-        await this.#join(c, data);
+        await this.#join(c, data, await kpRefs);
         meta = this.refresh(c.id).catch(() => {});
         changed = true;
       } else if (!c.group || c.group.freed) {
@@ -453,13 +460,17 @@ export class ChatEngine {
     };
   }
 
-  // Joins from a Welcome with one of this device's KeyPackage secrets.
-  async #join(c, welcome) {
+  // This device's KeyPackage secrets: one-time ones first, last-resort ones after.
+  async #kpRefs() {
     const refs = (await this.#store.listKeyPackageSecrets()).filter((r) =>
       r.startsWith(`${this.dk}|`),
     );
-    // One-time KeyPackages first, last-resort ones after.
     refs.sort((a, b) => (a.includes('|lr|') ? 1 : 0) - (b.includes('|lr|') ? 1 : 0));
+    return refs;
+  }
+
+  // Joins from a Welcome with one of this device's KeyPackage secrets (refs: #kpRefs()).
+  async #join(c, welcome, refs) {
     for (const ref of refs) {
       const secret = await this.#store.getKeyPackageSecret(ref).catch(() => null);
       if (!secret) continue;
@@ -472,7 +483,9 @@ export class ChatEngine {
       } finally {
         secret.fill(0);
       }
-      if (!ref.includes('|lr|')) await this.#store.deleteKeyPackageSecret(ref).catch(() => {});
+      // Used once: deleted while the join goes on (the service handed that KeyPackage out
+      // once, so a copy left by a crash meanwhile matches no later Welcome).
+      if (!ref.includes('|lr|')) this.#store.deleteKeyPackageSecret(ref).catch(() => {});
       if (c.group) c.group.free(); // an earlier membership (e.g. admitted again)
       c.group = g;
       c.allowed = true;
