@@ -167,19 +167,24 @@ function arm(page) {
       window.__base = null;
       for (const w of window.__workers || []) w.__base = { ...w.__last };
     }
+    // Every remote video element that appears gets a frame callback (a MutationObserver, not
+    // polling, so that the measurement takes no CPU from the page it measures).
     const seen = new WeakSet();
-    clearInterval(window.__firstTimer);
-    window.__firstTimer = setInterval(() => {
+    const scan = () => {
       for (const v of document.querySelectorAll('#tiles .tile-remote video')) {
         if (seen.has(v)) continue;
         seen.add(v);
         v.requestVideoFrameCallback(() => {
           if (window.__first === null) window.__first = Date.now();
           if (window.__note) window.__note('frame shown');
+          if (window.__firstObs) window.__firstObs.disconnect();
         });
       }
-      if (window.__first !== null) clearInterval(window.__firstTimer);
-    }, 2);
+    };
+    if (window.__firstObs) window.__firstObs.disconnect();
+    window.__firstObs = new MutationObserver(scan);
+    window.__firstObs.observe(document.body, { childList: true, subtree: true });
+    scan();
   });
 }
 
