@@ -3,7 +3,7 @@
 // nothing new, and two Commits of one epoch race: one wins, the other re-bases.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { generateKeyPairSync } from 'node:crypto';
+import { keyPair } from '../lib/keys.mjs';
 import { boot, consultWithPatient } from '../signaling/fixture.mjs';
 import { mint } from '../lib/tokens.mjs';
 import { ChatDevice, chatBetween, consultChat, loadMls } from './lib.mjs';
@@ -162,7 +162,7 @@ test("a GP of an identity provider claims an admitted patient's KeyPackages with
   // The GP's issuer is the practice's identity provider, the patient's is the server's own: a
   // claim whose user has no `iss` finds the patient (protocol.md 5.9), so a client can send it
   // before it has the conversation object that names the issuer.
-  const { publicKey, privateKey } = generateKeyPairSync('ed25519');
+  const { publicKey, privateKey } = keyPair('ed25519');
   const idp = { iss: 'https://idp.regio.example', kid: 'k1', key: privateKey };
   const env = await boot(['--issuer', `${idp.iss} k1 ${publicKey.export({ format: 'jwk' }).x}`]);
   try {

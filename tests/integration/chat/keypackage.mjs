@@ -3,7 +3,8 @@
 // cipher suite, a signature that does not verify — each otherwise valid and correctly signed.
 //
 //   keyPackage({ identity, notAfter: now - 60 })  -> MLSMessage(KeyPackage) bytes
-import { generateKeyPairSync, sign } from 'node:crypto';
+import { sign } from 'node:crypto';
+import { keyPair } from '../lib/keys.mjs';
 
 const varint = (n) => {
   if (n < 64) return Buffer.from([n]);
@@ -37,9 +38,9 @@ function signWithLabel(key, label, content) {
  */
 export function keyPackage({ identity, suite = 1, suites = [1], notBefore, notAfter, badSignature = false }) {
   const now = Math.floor(Date.now() / 1000);
-  const sig = generateKeyPairSync('ed25519');
-  const enc = generateKeyPairSync('x25519');
-  const init = generateKeyPairSync('x25519');
+  const sig = keyPair('ed25519');
+  const enc = keyPair('x25519');
+  const init = keyPair('x25519');
   const leafTbs = Buffer.concat([
     vec(raw(enc.publicKey)),
     vec(raw(sig.publicKey)),

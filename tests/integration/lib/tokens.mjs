@@ -1,6 +1,7 @@
 // Signs tokens in tests exactly as an identity provider would: compact JWS, EdDSA (Ed25519).
 // The embedded issuer key is read from the data directory (issuer.key: "<iss> <kid> <seed>").
-import { createPrivateKey, generateKeyPairSync, sign, randomBytes } from 'node:crypto';
+import { createPrivateKey, sign, randomBytes } from 'node:crypto';
+import { keyPair } from './keys.mjs';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -18,7 +19,7 @@ export function loadIssuer(dataDir) {
 
 // A key nobody trusts, for forged and wrong-issuer tokens.
 export function foreignIssuer(iss = 'elsewhere', kid = 'k1') {
-  const { privateKey } = generateKeyPairSync('ed25519');
+  const { privateKey } = keyPair('ed25519');
   return { iss, kid, key: privateKey };
 }
 

@@ -1,6 +1,6 @@
 // Shared set-up for the signaling tests: a real spreekd on loopback with a fresh data dir, the
 // embedded issuer's key for minting tokens, and helpers to sign in as any role.
-import { generateKeyPairSync } from 'node:crypto';
+import { keyPair } from '../lib/keys.mjs';
 import { Client } from '../lib/client.mjs';
 import { ctl } from '../lib/ctl.mjs';
 import { startServer } from '../lib/server.mjs';
@@ -9,7 +9,7 @@ import { loadIssuer, mint } from '../lib/tokens.mjs';
 // Registers a practice system integration (role service) with a fresh Ed25519 key pair; its
 // tokens are signed with that key (iss = sub = id). Returns { id, iss, kid, key, secret }.
 export function registerIntegration(dataDir, { id = 'his-a', practices = PRACTICE, webhook } = {}) {
-  const { privateKey, publicKey } = generateKeyPairSync('ed25519');
+  const { privateKey, publicKey } = keyPair('ed25519');
   const pub = publicKey.export({ format: 'der', type: 'spki' }).subarray(12).toString('base64url');
   const args = ['integration', 'register', '--id', id, '--practices', practices, '--public-key', pub,
     '--name', `HIS ${id}`];

@@ -2,7 +2,7 @@
 // tried, and what the server now does (issue: trustworthy under attack and faults).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { generateKeyPairSync } from 'node:crypto';
+import { keyPair } from '../lib/keys.mjs';
 import { boot, consultWithPatient, PRACTICE } from './fixture.mjs';
 import { ctl, ctlJson } from '../lib/ctl.mjs';
 import { mint } from '../lib/tokens.mjs';
@@ -202,7 +202,7 @@ test('one token holds at most max_connections_per_token connections', async () =
 });
 
 test('audience, lifetime and the roles each issuer may sign', async () => {
-  const { publicKey, privateKey } = generateKeyPairSync('ed25519');
+  const { publicKey, privateKey } = keyPair('ed25519');
   const raw = publicKey.export({ format: 'jwk' }).x; // base64url of the 32-byte key
   const idp = { iss: 'https://uzi.example', kid: 'k1', key: privateKey };
   const env = await boot(['--issuer', `${idp.iss} k1 ${raw} roles=gp,assistant`]);
@@ -238,7 +238,7 @@ test('audience, lifetime and the roles each issuer may sign', async () => {
 });
 
 test('the same subject from another issuer is another user', async () => {
-  const { publicKey, privateKey } = generateKeyPairSync('ed25519');
+  const { publicKey, privateKey } = keyPair('ed25519');
   const raw = publicKey.export({ format: 'jwk' }).x;
   const other = { iss: 'https://elders.example', kid: 'k9', key: privateKey };
   const env = await boot(['--issuer', `${other.iss} k9 ${raw}`, '--own-issuer-roles', 'patient,gp,specialist,admin']);
