@@ -289,8 +289,10 @@ export class Call {
     const stash = [];
     this.stashOffers = stash;
     // The first connection is made before the request, so that it gathers its candidates
-    // while the relay prepares its offer.
-    if (first) this.replaceSubscribe();
+    // while the relay prepares its offer: when the TURN servers are known and valid (else it
+    // waits for the answer, which carries fresh ones).
+    const early = first && this.iceKnown && iceServersValid(this.iceServers);
+    if (early) this.replaceSubscribe();
     const run = (async () => {
       try {
         await this.request('media.subscribe', { e2ee: !!this.e2ee });
@@ -303,7 +305,7 @@ export class Call {
       if (this.closed || this.subGen !== gen) return;
       // Offers that arrived before the answer belong to the previous connection, unless there
       // was none.
-      if (!first) this.replaceSubscribe();
+      if (!early) this.replaceSubscribe();
       if (first && stash.length) this.onOffer(stash[stash.length - 1]);
     })();
     this.subscribing = run;
