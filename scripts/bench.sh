@@ -130,7 +130,9 @@ section_e2ee() {
 section_join() {
   echo "== join"
   # tests/bench/join_browser.mjs: admit → first decoded remote frame in Chromium (patient and GP),
-  # over BENCH_JOINS (20) send-back/admit cycles, without and with end-to-end encryption.
+  # over BENCH_JOINS (20) send-back/admit cycles, without and with end-to-end encryption; the GP
+  # admits BENCH_JOIN_WAIT_MS (2000) after the patient appears in the lobby; BENCH_JOIN_FRESH=1
+  # makes every join a new patient's first admission, BENCH_JOIN_SPLIT=1 prints the steps.
   # Needs /usr/bin/chromium.
   [[ -x /usr/bin/chromium ]] || { echo "join: no /usr/bin/chromium, skipped"; return; }
   cmake --build "$build" -j"$jobs" --target spreekctl
