@@ -430,15 +430,8 @@ function enterConsult(participants) {
   i18n.setText($('#consult-status'), 'join.consult.admitted');
   if (participants) setParticipants(participants);
   if (first) {
-    // The media requests leave before the consult screen is laid out, so that the relay and
-    // the other side work on them meanwhile: startCall sends them in its first microtask, the
-    // screen changes in the next task.
-    state.screen = 'consult';
-    setTimeout(() => {
-      if (state.screen !== 'consult' || document.body.dataset.screen === 'consult') return;
-      showScreen('consult');
-      announce('join.consult.admitted');
-    }, 0);
+    showScreen('consult');
+    announce('join.consult.admitted');
   }
   if (!participants && state.client && state.session) {
     state.client

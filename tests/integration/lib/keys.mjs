@@ -13,11 +13,16 @@ const PKCS8_PREFIX = {
   x25519: Buffer.from('302e020100300506032b656e04220420', 'hex'),
 };
 
-export function keyPair(type) {
+// The private key whose raw 32 bytes are seed (an issuer.key file keeps them so).
+export function privateKeyFromSeed(type, seed) {
   const prefix = PKCS8_PREFIX[type];
-  if (!prefix) throw new Error(`keyPair: ${type} is not ed25519 or x25519`);
+  if (!prefix) throw new Error(`${type} is not ed25519 or x25519`);
+  return createPrivateKey({ key: Buffer.concat([prefix, seed]), format: 'der', type: 'pkcs8' });
+}
+
+export function keyPair(type) {
   const seed = randomBytes(32);
-  const privateKey = createPrivateKey({ key: Buffer.concat([prefix, seed]), format: 'der', type: 'pkcs8' });
+  const privateKey = privateKeyFromSeed(type, seed);
   seed.fill(0);
   return { privateKey, publicKey: createPublicKey(privateKey) };
 }

@@ -1,20 +1,15 @@
 // Signs tokens in tests exactly as an identity provider would: compact JWS, EdDSA (Ed25519).
 // The embedded issuer key is read from the data directory (issuer.key: "<iss> <kid> <seed>").
-import { createPrivateKey, sign, randomBytes } from 'node:crypto';
-import { keyPair } from './keys.mjs';
+import { sign, randomBytes } from 'node:crypto';
+import { keyPair, privateKeyFromSeed } from './keys.mjs';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 const b64u = (buf) => Buffer.from(buf).toString('base64url');
 
-function keyFromSeed(seed) {
-  const der = Buffer.concat([Buffer.from('302e020100300506032b657004220420', 'hex'), seed]);
-  return createPrivateKey({ key: der, format: 'der', type: 'pkcs8' });
-}
-
 export function loadIssuer(dataDir) {
   const [iss, kid, seed] = readFileSync(join(dataDir, 'issuer.key'), 'utf8').trim().split(/\s+/);
-  return { iss, kid, key: keyFromSeed(Buffer.from(seed, 'base64url')) };
+  return { iss, kid, key: privateKeyFromSeed('ed25519', Buffer.from(seed, 'base64url')) };
 }
 
 // A key nobody trusts, for forged and wrong-issuer tokens.
