@@ -16,6 +16,7 @@
 #include <nice/agent.h>
 #include <openssl/ssl.h>
 #include <srtp2/srtp.h>
+#include <stun/stunagent.h>
 
 #include "relay_fallback.h"
 #include "relay_remb.h"
@@ -181,6 +182,9 @@ struct spk_relay_ep {
     socklen_t tx_addrlen;
     struct sockaddr_storage tx_addr;
     uint64_t tx_direct; /* packets sent directly since the pair was cached */
+    /* Until then (monotonic ns; 0: not set) libnice reads all of this endpoint's sockets, also
+     * the cached one (relay_io.c "Receive"). */
+    uint64_t rx_libnice_until;
     /* Its forwarded RTP queued in the current wake-up (relay_io.c): the first and last entry of
      * w->txq (-1: none) and their number. */
     int16_t txq_head;
@@ -260,6 +264,15 @@ struct spk_relay_worker {
     uint64_t txq_queued;
     uint64_t txq_msgs;
     uint64_t txq_calls;
+    /* Reading selected sockets directly (relay_io.c rx_read): RX_BATCH slots for recvmmsg(),
+     * the STUN agent that checks and answers connectivity checks there, recvmmsg() calls. */
+    uint8_t *rx_buf;
+    struct mmsghdr *rx_msgs;
+    struct iovec *rx_iov;
+    struct sockaddr_storage *rx_from;
+    StunAgent rx_stun;
+    uint64_t rx_calls;
+    uint64_t rx_datagrams;
 
     pthread_mutex_t mu; /* guards the command queue only */
     spk_relay_cmd_t *head;
@@ -390,6 +403,9 @@ void spk_relay_io_ep_sync(spk_relay_ep_t *ep);
 void spk_relay_io_ep_detach(spk_relay_ep_t *ep);
 /* Another pair was selected, ICE restarted or failed: the cached destination is stale. */
 void spk_relay_io_pair_changed(spk_relay_ep_t *ep);
+/* Before an ICE restart: as pair_changed, and libnice reads the endpoint's sockets until the
+ * new checks had time to complete. */
+void spk_relay_io_ice_restart(spk_relay_ep_t *ep);
 /* Sends one datagram to ep's peer at once: 0 or SPK_EIO. */
 int spk_relay_io_send(spk_relay_ep_t *ep, const uint8_t *buf, size_t len);
 /* Forwarded RTP for ep: the buffer to build it in (SPK_RELAY_TXQ_SLOT bytes): a free slot of

@@ -13,6 +13,25 @@
  * component's context as well, at least twice per call — once to read, once to learn that nothing
  * more is queued.)
  *
+ * Receive without libnice: once ICE has selected a pair whose local side is a UDP socket (the
+ * socket direct sends use, below), the relay reads that socket itself, with recvmmsg() into the
+ * worker's RX_BATCH slots (rx_read): a wake-up with one datagram costs one system call instead of
+ * a context iteration, a recvmsg() and a second one that finds the socket empty. libnice has no
+ * call that takes a datagram read elsewhere, so what arrives there is sorted by the relay
+ * (rx_one): a datagram from the selected remote address that is not STUN goes to the packet path
+ * as libnice would hand it over; a connectivity check (a STUN Binding request whose USERNAME
+ * starts with the local ufrag and whose MESSAGE-INTEGRITY holds with the local password) is
+ * answered by the relay with libnice's own STUN code (the peer's consent checks on the selected
+ * pair: about one per 2.5 s from a browser); a Binding indication (keepalive) is ignored, as
+ * libnice ignores it. Anything else — a datagram from another address, any other STUN message,
+ * a role conflict, a check answered from another address (which libnice must see to learn a new
+ * candidate or nomination) — makes libnice read all of the endpoint's sockets again for
+ * RX_LIBNICE_NS (ep->rx_libnice_until); a datagram only libnice could handle is then dropped
+ * (rx_yielded) and its retransmission reaches libnice, as STUN and DTLS retransmit. An ICE
+ * restart hands the sockets to libnice for RX_RESTART_NS, long enough for the new checks and
+ * nomination. libnice's own RFC 7675 consent checks are off (relay_worker.c ep_agent_new), so no
+ * answer to a check of the relay's is expected on the selected pair once it is selected.
+ *
  * Send: once ICE has selected a pair whose local side is a UDP socket, packets go out with one
  * sendto() on that socket to the remote address, both cached per endpoint (the GSocket is
  * referenced so its descriptor cannot be reused meanwhile); the cache is dropped whenever
@@ -47,10 +66,12 @@
 
 #include <gio/gio.h>
 #include <glib-unix.h>
+#include <stun/usages/ice.h>
 
 #include "relay_int.h"
 #include "spk/error.h"
 #include "spk/log.h"
+#include "spk/util.h"
 
 #define IO_EVENTS 64
 #define IO_EP_SOCKETS 64 /* sockets of one endpoint handled (UDP per address, ICE-TCP more) */
@@ -58,6 +79,16 @@
  * most TXQ_GSO_SEGS (the kernel's UDP_MAX_SEGMENTS is 64 or more) and 64 KiB per message. */
 #define TXQ_GSO_LEN 1200
 #define TXQ_GSO_SEGS 48
+/* Reading the selected socket: datagrams per recvmmsg(); the slot size (above any packet the
+ * packet path takes, SPK_RELAY_PKT_MAX, and a DTLS record of a 1,500-byte path: a longer
+ * datagram is truncated and left to libnice); recvmmsg() calls per endpoint and wake-up (level-
+ * triggered epoll brings the rest at the next one); how long libnice reads an endpoint's sockets
+ * after a datagram the relay does not handle itself, and after an ICE restart. */
+#define RX_BATCH 32
+#define RX_SLOT 2048
+#define RX_ROUNDS 4
+#define RX_LIBNICE_NS (2000ull * 1000000ull)
+#define RX_RESTART_NS (10000ull * 1000000ull)
 
 /* The worker whose io_cb is running on this thread, for io_poll. */
 static __thread spk_relay_worker_t *tls_worker;
@@ -91,10 +122,183 @@ static gint io_poll(GPollFD *fds, guint nfds, gint timeout)
 }
 
 static void txq_flush(spk_relay_worker_t *w);
+static bool tx_direct(spk_relay_ep_t *ep);
 
 static spk_relay_ep_t *ep_of_fd(const spk_relay_worker_t *w, int fd)
 {
     return fd >= 0 && (size_t)fd < w->io_cap ? w->io_eps[fd] : NULL;
+}
+
+/* Whether the addresses are equal (family, address, port). */
+static bool same_addr(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+    if (a->ss_family != b->ss_family) {
+        return false;
+    }
+    if (a->ss_family == AF_INET) {
+        const struct sockaddr_in *x = (const struct sockaddr_in *)a;
+        const struct sockaddr_in *y = (const struct sockaddr_in *)b;
+        return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
+    }
+    if (a->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *x = (const struct sockaddr_in6 *)a;
+        const struct sockaddr_in6 *y = (const struct sockaddr_in6 *)b;
+        return x->sin6_port == y->sin6_port &&
+               memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr)) == 0;
+    }
+    return false;
+}
+
+/* libnice reads ep's sockets for the next ns. */
+static void rx_to_libnice(spk_relay_ep_t *ep, uint64_t ns)
+{
+    uint64_t until = spk_mono_ns() + ns;
+    if (until > ep->rx_libnice_until) {
+        ep->rx_libnice_until = until;
+    }
+}
+
+/* A datagram read directly that only libnice handles: dropped, and libnice reads from now on. */
+static void rx_yield(spk_relay_ep_t *ep)
+{
+    ep->st.rx_yielded++;
+    rx_to_libnice(ep, RX_LIBNICE_NS);
+}
+
+/* Whether the relay reads fd of ep itself: ep's selected UDP socket, outside a period in which
+ * libnice reads it. */
+static bool rx_direct(spk_relay_ep_t *ep, int fd)
+{
+    if (!tx_direct(ep) || fd != ep->tx_fd) {
+        return false;
+    }
+    if (ep->rx_libnice_until != 0) {
+        if (spk_mono_ns() < ep->rx_libnice_until) {
+            return false;
+        }
+        ep->rx_libnice_until = 0;
+    }
+    return true;
+}
+
+typedef struct {
+    const char *ufrag;
+    const char *pwd;
+} rx_cred_t;
+
+/* The local password for a check whose USERNAME is "<local ufrag>:<remote ufrag>". */
+static bool rx_validater(StunAgent *agent, StunMessage *msg, uint8_t *username, uint16_t ulen,
+                         uint8_t **password, size_t *plen, void *user)
+{
+    (void)agent;
+    (void)msg;
+    const rx_cred_t *c = user;
+    size_t n = strlen(c->ufrag);
+    if (ulen <= n || memcmp(username, c->ufrag, n) != 0 || username[n] != ':') {
+        return false;
+    }
+    *password = (uint8_t *)c->pwd;
+    *plen = strlen(c->pwd);
+    return true;
+}
+
+/* A STUN message read directly from fd (see the top of the file). */
+static void rx_stun(spk_relay_worker_t *w, spk_relay_ep_t *ep, int fd, const uint8_t *p, size_t len,
+                    const struct sockaddr_storage *from, socklen_t fromlen, bool from_peer)
+{
+    if (len >= 2 && p[0] == 0x00 && p[1] == 0x11) {
+        return; /* Binding indication: a keepalive */
+    }
+    gchar *ufrag = NULL, *pwd = NULL;
+    if (!nice_agent_get_local_credentials(ep->agent, ep->stream, &ufrag, &pwd)) {
+        rx_yield(ep);
+        return;
+    }
+    rx_cred_t cred = {.ufrag = ufrag, .pwd = pwd};
+    StunMessage req, resp;
+    uint8_t out[512];
+    size_t olen = sizeof(out);
+    gboolean controlling = FALSE;
+    bool control;
+    if (stun_agent_validate(&w->rx_stun, &req, p, len, rx_validater, &cred) !=
+            STUN_VALIDATION_SUCCESS ||
+        stun_message_get_class(&req) != STUN_REQUEST ||
+        stun_message_get_method(&req) != STUN_BINDING) {
+        goto yield;
+    }
+    g_object_get(ep->agent, "controlling-mode", &controlling, NULL);
+    control = controlling;
+    /* Tie-breaker 0: a check that carries our own role is a conflict libnice resolves. */
+    if (stun_usage_ice_conncheck_create_reply(&w->rx_stun, &req, &resp, out, &olen, from, fromlen,
+                                              &control, 0, STUN_USAGE_ICE_COMPATIBILITY_RFC5245) !=
+            STUN_USAGE_ICE_RETURN_SUCCESS ||
+        olen == 0) {
+        goto yield;
+    }
+    ssize_t r;
+    do {
+        r = sendto(fd, out, olen, MSG_DONTWAIT, (const struct sockaddr *)from, fromlen);
+    } while (r < 0 && errno == EINTR);
+    ep->st.stun_answered++;
+    if (!from_peer) {
+        rx_to_libnice(ep, RX_LIBNICE_NS); /* a new address: libnice sees its next checks */
+    }
+    goto out;
+yield:
+    rx_yield(ep);
+out:
+    spk_wipe(pwd, strlen(pwd));
+    g_free(ufrag);
+    g_free(pwd);
+}
+
+/* Datagram i of the last recvmmsg() on fd, ep's selected socket. */
+static void rx_one(spk_relay_worker_t *w, spk_relay_ep_t *ep, int fd, unsigned i)
+{
+    const struct msghdr *h = &w->rx_msgs[i].msg_hdr;
+    size_t len = w->rx_msgs[i].msg_len;
+    uint8_t *p = w->rx_buf + (size_t)i * RX_SLOT;
+    if (len == 0) {
+        return;
+    }
+    ep->st.rx_direct++;
+    bool from_peer = same_addr(&w->rx_from[i], &ep->tx_addr);
+    if ((h->msg_flags & MSG_TRUNC) != 0) {
+        rx_yield(ep);
+    } else if (p[0] > 3) { /* RFC 7983: 0-3 STUN, 20-63 DTLS, 128-191 RTP/RTCP */
+        if (from_peer) {
+            spk_relay_path_recv_cb(ep->agent, ep->stream, 1, (guint)len, (gchar *)p, ep);
+        } else {
+            rx_yield(ep);
+        }
+    } else {
+        rx_stun(w, ep, fd, p, len, &w->rx_from[i], h->msg_namelen, from_peer);
+    }
+}
+
+/* Reads ep's selected socket fd with recvmmsg() until a batch is not full (at most RX_ROUNDS). */
+static void rx_read(spk_relay_worker_t *w, spk_relay_ep_t *ep, int fd)
+{
+    for (int round = 0; round < RX_ROUNDS; round++) {
+        for (unsigned i = 0; i < RX_BATCH; i++) {
+            w->rx_msgs[i].msg_hdr.msg_namelen = sizeof(w->rx_from[i]);
+        }
+        int n;
+        do {
+            n = recvmmsg(fd, w->rx_msgs, RX_BATCH, MSG_DONTWAIT, NULL);
+        } while (n < 0 && errno == EINTR);
+        w->rx_calls++;
+        if (n <= 0) {
+            return;
+        }
+        w->rx_datagrams += (uint64_t)n;
+        for (unsigned i = 0; i < (unsigned)n; i++) {
+            rx_one(w, ep, fd, i);
+        }
+        if (n < RX_BATCH || ep->tx_fd != fd || ep->rx_libnice_until != 0) {
+            return;
+        }
+    }
 }
 
 static gboolean io_cb(gint fd, GIOCondition cond, gpointer user)
@@ -115,8 +319,15 @@ static gboolean io_cb(gint fd, GIOCondition cond, gpointer user)
     spk_relay_ep_t *prev = NULL;
     for (int i = 0; i < n; i++) {
         spk_relay_ep_t *ep = ep_of_fd(w, evs[i].data.fd);
-        if (ep == NULL || ep == prev || ep->io_ctx == NULL) {
-            continue; /* gone, or its context was iterated for an earlier socket already */
+        if (ep == NULL || ep->io_ctx == NULL) {
+            continue; /* gone */
+        }
+        if ((evs[i].events & EPOLLIN) != 0 && rx_direct(ep, evs[i].data.fd)) {
+            rx_read(w, ep, evs[i].data.fd);
+            continue;
+        }
+        if (ep == prev) {
+            continue; /* its context was iterated for an earlier socket already */
         }
         prev = ep;
         /* libnice drains every ready socket of this endpoint, one callback per packet. */
@@ -150,15 +361,33 @@ int spk_relay_io_init(spk_relay_worker_t *w)
     w->txq_buf = malloc((size_t)SPK_RELAY_TXQ_MAX * SPK_RELAY_TXQ_SLOT);
     w->txq = calloc(SPK_RELAY_TXQ_MAX, sizeof(*w->txq));
     w->txq_eps = calloc(SPK_RELAY_TXQ_MAX, sizeof(*w->txq_eps));
-    return w->txq_buf && w->txq && w->txq_eps ? 0 : SPK_ENOMEM;
+    w->rx_buf = malloc((size_t)RX_BATCH * RX_SLOT);
+    w->rx_msgs = calloc(RX_BATCH, sizeof(*w->rx_msgs));
+    w->rx_iov = calloc(RX_BATCH, sizeof(*w->rx_iov));
+    w->rx_from = calloc(RX_BATCH, sizeof(*w->rx_from));
+    if (!w->txq_buf || !w->txq || !w->txq_eps || !w->rx_buf || !w->rx_msgs || !w->rx_iov ||
+        !w->rx_from) {
+        return SPK_ENOMEM;
+    }
+    for (unsigned i = 0; i < RX_BATCH; i++) {
+        w->rx_iov[i].iov_base = w->rx_buf + (size_t)i * RX_SLOT;
+        w->rx_iov[i].iov_len = RX_SLOT;
+        w->rx_msgs[i].msg_hdr.msg_iov = &w->rx_iov[i];
+        w->rx_msgs[i].msg_hdr.msg_iovlen = 1;
+        w->rx_msgs[i].msg_hdr.msg_name = &w->rx_from[i];
+    }
+    stun_agent_init(&w->rx_stun, STUN_ALL_KNOWN_ATTRIBUTES, STUN_COMPATIBILITY_RFC5389,
+                    STUN_AGENT_USAGE_SHORT_TERM_CREDENTIALS | STUN_AGENT_USAGE_USE_FINGERPRINT);
+    return 0;
 }
 
 void spk_relay_io_cleanup(spk_relay_worker_t *w)
 {
     spk_debug(0,
-              "relay: worker %u: %llu wake-ups, %llu datagrams queued, sent in %llu messages "
-              "with %llu sendmmsg() calls",
-              w->index, (unsigned long long)w->io_wakeups, (unsigned long long)w->txq_queued,
+              "relay: worker %u: %llu wake-ups, %llu datagrams read directly with %llu "
+              "recvmmsg() calls, %llu queued, sent in %llu messages with %llu sendmmsg() calls",
+              w->index, (unsigned long long)w->io_wakeups, (unsigned long long)w->rx_datagrams,
+              (unsigned long long)w->rx_calls, (unsigned long long)w->txq_queued,
               (unsigned long long)w->txq_msgs, (unsigned long long)w->txq_calls);
     if (w->io_src) {
         g_source_destroy(w->io_src);
@@ -169,15 +398,15 @@ void spk_relay_io_cleanup(spk_relay_worker_t *w)
         close(w->epoll_fd);
         w->epoll_fd = -1;
     }
-    free(w->io_eps);
-    w->io_eps = NULL;
+    g_clear_pointer(&w->io_eps, free);
     w->io_cap = 0;
-    free(w->txq_buf);
-    free(w->txq);
-    free(w->txq_eps);
-    w->txq_buf = NULL;
-    w->txq = NULL;
-    w->txq_eps = NULL;
+    g_clear_pointer(&w->txq_buf, free);
+    g_clear_pointer(&w->txq, free);
+    g_clear_pointer(&w->txq_eps, free);
+    g_clear_pointer(&w->rx_buf, free);
+    g_clear_pointer(&w->rx_msgs, free);
+    g_clear_pointer(&w->rx_iov, free);
+    g_clear_pointer(&w->rx_from, free);
 }
 
 /* Records fd as ep's; false when out of memory. */
@@ -292,6 +521,12 @@ void spk_relay_io_pair_changed(spk_relay_ep_t *ep)
     }
     ep->tx_fd = -1;
     ep->tx_looked_up = false;
+}
+
+void spk_relay_io_ice_restart(spk_relay_ep_t *ep)
+{
+    spk_relay_io_pair_changed(ep);
+    rx_to_libnice(ep, RX_RESTART_NS);
 }
 
 /* Caches the selected pair's UDP socket and remote address; false when there is none (no

@@ -379,7 +379,7 @@ static void cmd_remote_cand(spk_relay_ep_t *ep, const spk_relay_cmd_t *cmd)
 
 static void cmd_ice_restart(spk_relay_ep_t *ep, const spk_relay_cmd_t *cmd)
 {
-    spk_relay_io_pair_changed(ep);
+    spk_relay_io_ice_restart(ep);
     if (!nice_agent_restart_stream(ep->agent, ep->stream) ||
         !nice_agent_set_local_credentials(ep->agent, ep->stream, cmd->local_ufrag,
                                           cmd->local_pwd) ||

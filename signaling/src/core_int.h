@@ -16,7 +16,7 @@
 /* Actions in the role x action matrix (policy.c asserts the table has exactly this many). */
 #define SIG_N_ACTIONS 48
 /* Relay counters kept per endpoint for /metrics. */
-#define SIG_EP_STATS 13
+#define SIG_EP_STATS 16
 
 typedef struct sig_consult sig_consult_t;
 typedef struct sig_part sig_part_t;

@@ -33,21 +33,22 @@ static void on_local_candidate(spk_sig_t *s, sig_conn_t *conn, sig_join_t *j, si
 
 /* The relay counters /metrics reports, in the order of g_stat_names. */
 static const char *const g_stat_names[SIG_EP_STATS] = {
-    "spk_relay_rtp_received_total",      "spk_relay_rtp_forwarded_total",
-    "spk_relay_rtcp_received_total",     "spk_relay_unprotect_errors_total",
-    "spk_relay_dropped_lobby_total",     "spk_relay_dropped_malformed_total",
-    "spk_relay_pli_forwarded_total",     "spk_relay_nack_received_total",
-    "spk_relay_rtx_sent_total",          "spk_relay_remb_sent_total",
-    "spk_relay_video_paused_total",      "spk_relay_video_withheld_total",
-    "spk_relay_simulcast_switches_total"};
+    "spk_relay_rtp_received_total",       "spk_relay_rtp_forwarded_total",
+    "spk_relay_rtcp_received_total",      "spk_relay_unprotect_errors_total",
+    "spk_relay_dropped_lobby_total",      "spk_relay_dropped_malformed_total",
+    "spk_relay_pli_forwarded_total",      "spk_relay_nack_received_total",
+    "spk_relay_rtx_sent_total",           "spk_relay_remb_sent_total",
+    "spk_relay_video_paused_total",       "spk_relay_video_withheld_total",
+    "spk_relay_simulcast_switches_total", "spk_relay_rx_direct_total",
+    "spk_relay_stun_answered_total",      "spk_relay_rx_yielded_total"};
 
 static void stats_vector(const spk_relay_stats_t *st, uint64_t out[SIG_EP_STATS])
 {
-    const uint64_t v[SIG_EP_STATS] = {st->rtp_rx,           st->rtp_tx,        st->rtcp_rx,
-                                      st->unprotect_errors, st->dropped_lobby, st->dropped_other,
-                                      st->pli_forwarded,    st->nack_received, st->rtx_sent,
-                                      st->rtcp_remb_sent,   st->video_off,     st->video_withheld,
-                                      st->sim_switches};
+    const uint64_t v[SIG_EP_STATS] = {
+        st->rtp_rx,        st->rtp_tx,         st->rtcp_rx,       st->unprotect_errors,
+        st->dropped_lobby, st->dropped_other,  st->pli_forwarded, st->nack_received,
+        st->rtx_sent,      st->rtcp_remb_sent, st->video_off,     st->video_withheld,
+        st->sim_switches,  st->rx_direct,      st->stun_answered, st->rx_yielded};
     memcpy(out, v, sizeof(v));
 }
 

@@ -2,7 +2,9 @@
 // through the relay at 1 Mbit/s or more within 5 s of the subscriber decoding its first frame
 // (issue 8). The rate is the subscriber's received video bytes (inbound-rtp bytesReceived,
 // RTP payload) over sliding 1 s windows, sampled every 100 ms in the page; the publisher's
-// estimate and encoder target are recorded for the timeline.
+// estimate and encoder target are recorded for the timeline. Then the browser's ICE checks on
+// the selected pairs (its consent checks, which the relay answers itself on the socket it reads
+// without libnice) must keep getting answers.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -65,6 +67,25 @@ function watchRate(page) {
   });
 }
 
+// The ICE checks the page's connected connections sent and had answered on their selected pairs.
+function checks(page) {
+  return page.evaluate(async () => {
+    const sum = { pcs: 0, requests: 0, responses: 0 };
+    for (const pc of window.__pcs || []) {
+      if (pc.connectionState !== 'connected') continue;
+      const report = await pc.getStats();
+      for (const s of report.values()) {
+        if (s.type !== 'transport' || !s.selectedCandidatePairId) continue;
+        const pair = report.get(s.selectedCandidatePairId);
+        sum.pcs++;
+        sum.requests += pair.requestsSent || 0;
+        sum.responses += pair.responsesReceived || 0;
+      }
+    }
+    return sum;
+  });
+}
+
 // Bits per second over the window of `ms` that ends at sample i.
 function rateAt(samples, i, col, ms = 1000) {
   const [t1] = samples[i];
@@ -123,5 +144,24 @@ test('a browser publisher reaches 1 Mbit/s of video to a subscriber within 5 s',
     best >= TARGET_BPS,
     `the GP received at most ${kbps(best)} of video in any 1 s within ${WITHIN_MS} ms of its first frame`,
   );
+
+  // Over the next 6 s (a browser checks a stable pair about every 2.5 s) every check is answered
+  // but the ones in flight, and the relay answered checks itself.
+  const c0 = await checks(gp);
+  await sleep(6000);
+  const c1 = await checks(gp);
+  const m = await env.srv.server.metrics();
+  const sent = c1.requests - c0.requests;
+  const answered = c1.responses - c0.responses;
+  t.diagnostic(
+    `GP's ${c1.pcs} connections: ${sent} checks sent, ${answered} answered in 6 s; relay: ` +
+      `${m.spk_relay_rx_direct_total} datagrams read directly, ${m.spk_relay_stun_answered_total} ` +
+      `checks answered there, ${m.spk_relay_rx_yielded_total} left to libnice`,
+  );
+  assert.ok(c1.pcs >= 2 && c0.pcs === c1.pcs, `the GP's connections stayed connected (${c1.pcs})`);
+  assert.ok(sent >= c1.pcs, `the GP checked its pairs (${sent} checks)`);
+  assert.ok(answered >= sent - c1.pcs, `${answered} of ${sent} checks answered`);
+  assert.ok(m.spk_relay_rx_direct_total > 1000, 'the relay read the selected sockets itself');
+  assert.ok(m.spk_relay_stun_answered_total > 0, 'the relay answered checks itself');
   noProblems(env);
 });

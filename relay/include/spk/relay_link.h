@@ -29,7 +29,7 @@
 
 #include "spk/relay.h"
 
-#define SPK_LINK_VERSION 2      /* 2: simulcast fields in SET_STREAMS */
+#define SPK_LINK_VERSION 3      /* 2: simulcast fields in SET_STREAMS; 3: 30 counters */
 #define SPK_LINK_FRAME_MAX 2048 /* bytes after the length field */
 #define SPK_LINK_TAG_LEN 16
 #define SPK_LINK_NONCE_LEN 32

@@ -268,7 +268,10 @@ static uint8_t profile_index(const char *p)
     X(video_withheld) \
     X(video_off) \
     X(sim_switches) \
-    X(dtls_released)
+    X(dtls_released) \
+    X(rx_direct) \
+    X(stun_answered) \
+    X(rx_yielded)
 /* clang-format on */
 
 static bool put_event(wr_t *w, const spk_relay_event_t *ev)

@@ -14,6 +14,11 @@
  *            forwards many of them (more than one sendmmsg() per subscriber, SPK_RELAY_TXQ_EP_MAX):
  *            B receives every packet once and in order, and the relay's statistics for B
  *            (rtp_tx, bytes_tx) count exactly the packets B received, none dropped
+ *   direct   media both ways, connectivity checks from A's own address (the selected pair's remote
+ *            side) in between, then one from X: the relay reads the selected sockets itself
+ *            (rx_direct), answers A's checks itself without handing anything to libnice
+ *            (stun_answered, rx_yielded 0), X's first check too (a valid answer X checks), and
+ *            every packet still arrives; then media again after X (libnice reads meanwhile)
  *   gsomtu   burst with the loopback MTU lowered below the packets' size plus headers first, so
  *            that the kernel refuses the relay's UDP GSO messages (a segment must fit the MTU;
  *            single datagrams are fragmented): the relay turns GSO off and sends the refused
@@ -181,8 +186,8 @@ static void x_poll(void)
     }
 }
 
-/* One connectivity check from X to A's relay socket, as A (controlling). */
-static void x_check(bool nominate)
+/* One connectivity check to A's relay socket, as A (controlling), sent on fd. */
+static void check_from(int fd, bool nominate)
 {
     char user[256];
     snprintf(user, sizeof(user), "%s:%s", A.local.ufrag, spk_peer_ufrag(A.peer));
@@ -195,7 +200,13 @@ static void x_check(bool nominate)
     CHECK(len > 0);
     struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons(A.udp_port)};
     to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    CHECK(sendto(xfd, buf, len, 0, (struct sockaddr *)&to, sizeof(to)) == (ssize_t)len);
+    CHECK(sendto(fd, buf, len, 0, (struct sockaddr *)&to, sizeof(to)) == (ssize_t)len);
+}
+
+/* One connectivity check from X. */
+static void x_check(bool nominate)
+{
+    check_from(xfd, nominate);
 }
 
 /* Runs the uv loop, the peers' context and X until cond() or timeout. */
@@ -324,6 +335,42 @@ static void run_stunmix(void)
     CHECK(x_media == 0);
 }
 
+static void run_direct(void)
+{
+    int afd = -1;
+    struct sockaddr_storage to;
+    socklen_t to_len = sizeof(to);
+    CHECK(spk_peer_selected(A.peer, &afd, &to, &to_len) == 0 && afd >= 0);
+    const uint32_t n = 400, checks = n / 20;
+    for (uint32_t i = 0; i < n; i++) {
+        send_rtp(&A, i);
+        send_rtp(&B, i);
+        if (i % 20 == 7) {
+            check_from(afd, false); /* answered to A's socket, where libnice ignores it */
+        }
+        if (i % 10 == 9) {
+            want_a = want_b = i + 1 > 32 ? i + 1 - 32 : 0;
+            CHECK(pump(received, 5000));
+        }
+    }
+    want_a = want_b = n;
+    CHECK(pump(received, 5000));
+    /* X: answered (by the relay, which then lets libnice read for a while). */
+    want_x_answers = 1;
+    x_check(false);
+    CHECK(pump(received, 5000));
+    want_a = want_b = n + 100;
+    for (uint32_t i = n; i < n + 100; i++) {
+        send_rtp(&A, i);
+        send_rtp(&B, i);
+    }
+    CHECK(pump(received, 5000));
+    CHECK(x_media == 0);
+    printf("direct: A got %" PRIu64 ", B got %" PRIu64 "; %u checks from A's address, X's answered "
+           "%" PRIu64 " times\n",
+           A.got, B.got, checks, x_answers);
+}
+
 static bool x_gets_media(void)
 {
     send_rtp(&B, 0);
@@ -447,6 +494,8 @@ int main(int argc, char **argv)
         run_newpair();
     } else if (strcmp(mode, "burst") == 0) {
         run_burst();
+    } else if (strcmp(mode, "direct") == 0) {
+        run_direct();
     } else if (strcmp(mode, "gsomtu") == 0) {
         /* 12 + PAYLOAD + the SRTP tag + 28 header bytes do not fit. */
         if (!lo_mtu(12 + PAYLOAD)) {
@@ -461,6 +510,18 @@ int main(int argc, char **argv)
     CHECK(spk_relay_endpoint_close(relay, CONSULT, EP_A) == 0);
     CHECK(spk_relay_endpoint_close(relay, CONSULT, EP_B) == 0);
     CHECK(pump(both_closed, 5000));
+    if (strcmp(mode, "direct") == 0) {
+        /* Both read without libnice; A's 20 checks and X's first answered by the relay itself,
+         * nothing read directly dropped. */
+        printf("direct: relay endpoints: rx_direct %" PRIu64 " / %" PRIu64
+               ", stun_answered %" PRIu64 " / %" PRIu64 ", rx_yielded %" PRIu64 " / %" PRIu64 "\n",
+               A.final.rx_direct, B.final.rx_direct, A.final.stun_answered, B.final.stun_answered,
+               A.final.rx_yielded, B.final.rx_yielded);
+        CHECK(A.final.rx_direct >= 400 && B.final.rx_direct >= 400);
+        CHECK(A.final.stun_answered == 400 / 20 + 1);
+        CHECK(A.final.rx_yielded == 0 && B.final.rx_yielded == 0);
+        CHECK(A.final.rtp_rx == 500 && B.final.rtp_rx == 500);
+    }
     if (strcmp(mode, "burst") == 0 || strcmp(mode, "gsomtu") == 0) {
         /* Every forwarded packet counted once when it left, as B received them (SRTP adds the
          * 10-byte tag of AES_CM_128_HMAC_SHA1_80 or the 16 of AEAD_AES_128_GCM). */

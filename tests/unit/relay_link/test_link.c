@@ -403,7 +403,7 @@ static void test_strict_bodies(void **state)
     expect_body(99, ids, 16, SPK_EDECODE, true);
     expect_body(SPK_LINK_AUTH, ids, 16, SPK_ESTATE, true);
     /* An EVENT with type 0 and one with an ICE state out of range. */
-    static uint8_t ev[1 + 8 + 8 + 4 + 1 + 1 + 1 + 2 + 2 + 27 * 8];
+    static uint8_t ev[1 + 8 + 8 + 4 + 1 + 1 + 1 + 2 + 2 + 30 * 8];
     memset(ev, 0, sizeof(ev));
     ev[16] = 9; /* endpoint id 9 */
     expect_body(SPK_LINK_EVENT, ev, sizeof(ev), SPK_EDECODE, false);
