@@ -149,6 +149,8 @@ typedef struct {
 
 /* One forwarded RTP datagram queued in a wake-up (relay_io.c): the slot of the same index in
  * w->txq_buf holds its bytes. */
+#define SPK_RELAY_IO_EVENTS 64 /* epoll events per wake-up */
+#define SPK_RELAY_IO_AUX 8     /* descriptors of the worker's context besides the epoll set */
 #define SPK_RELAY_TXQ_MAX 256
 #define SPK_RELAY_TXQ_EP_MAX 64 /* per endpoint: one sendmmsg() */
 #define SPK_RELAY_TXQ_SLOT (SPK_RELAY_PKT_MAX + SRTP_MAX_TRAILER_LEN)
@@ -250,6 +252,14 @@ struct spk_relay_worker {
     size_t io_cap;
     struct epoll_event *io_cur; /* inside io_cb: the ready sockets (relay_io.c io_poll) */
     int io_cur_n;
+    /* The worker context's poll (relay_io.c worker_poll): epoll_wait() on epoll_fd, in which the
+     * context's other descriptors (GLib's wake-up, wake_fd) are registered too (aux, tagged);
+     * the endpoints' events it returned, for io_cb (io_ready_n -1: none at hand). */
+    struct epoll_event io_ready[SPK_RELAY_IO_EVENTS];
+    int io_ready_n;
+    int aux_fd[SPK_RELAY_IO_AUX];
+    uint32_t aux_ev[SPK_RELAY_IO_AUX];
+    int aux_n;
     /* Inside io_cb: forwarded RTP is queued per endpoint and sent with sendmmsg() at the end of
      * the wake-up (relay_io.c). txq_buf holds SPK_RELAY_TXQ_MAX datagrams of
      * SPK_RELAY_TXQ_SLOT bytes; txq_eps the endpoints with queued datagrams, in queue order. */
@@ -393,6 +403,8 @@ void spk_relay_rtcp_in(spk_relay_ep_t *ep, const uint8_t *buf, size_t len, uint6
 /* relay_io.c: one epoll set per worker for every endpoint's sockets; direct sends on the
  * selected pair. Worker thread only. */
 int spk_relay_io_init(spk_relay_worker_t *w);
+/* On the worker thread, before its loop runs: its context polls through the epoll set. */
+void spk_relay_io_thread(spk_relay_worker_t *w);
 void spk_relay_io_cleanup(spk_relay_worker_t *w);
 /* After the agent's stream exists: packets of ep are delivered on ep->io_ctx. */
 int spk_relay_io_ep_attach(spk_relay_ep_t *ep);

@@ -8,7 +8,10 @@
  * consent) and handing everything else to spk_relay_path_recv_cb. A wake-up therefore costs
  * O(ready endpoints), not the O(all sockets) of polling every source of the worker's context,
  * and takes every packet queued meanwhile. The endpoint contexts poll with io_poll, which
- * answers from the epoll result at hand instead of making a poll() system call of its own.
+ * answers from the epoll result at hand instead of making a poll() system call of its own. The
+ * worker's own context polls with worker_poll: its few other descriptors (GLib's wake-up eventfd,
+ * the command eventfd) are registered in the epoll set as well, tagged, so that waiting is one
+ * epoll_wait() whose endpoint events io_cb takes over, not a poll() followed by an epoll_wait().
  * (nice_agent_recv_messages_nonblocking() was considered: in libnice 0.1.21 it iterates the
  * component's context as well, at least twice per call — once to read, once to learn that nothing
  * more is queued.)
@@ -73,7 +76,6 @@
 #include "spk/log.h"
 #include "spk/util.h"
 
-#define IO_EVENTS 64
 #define IO_EP_SOCKETS 64 /* sockets of one endpoint handled (UDP per address, ICE-TCP more) */
 /* UDP GSO: datagrams of at most TXQ_GSO_LEN bytes (a 1280-byte IPv6 path with its headers), at
  * most TXQ_GSO_SEGS (the kernel's UDP_MAX_SEGMENTS is 64 or more) and 64 KiB per message. */
@@ -95,6 +97,13 @@ static __thread spk_relay_worker_t *tls_worker;
 
 /* ---- receive ---- */
 
+static gushort gio_of_ev(uint32_t e)
+{
+    return (gushort)(((e & EPOLLIN) ? G_IO_IN : 0) | ((e & EPOLLOUT) ? G_IO_OUT : 0) |
+                     ((e & EPOLLPRI) ? G_IO_PRI : 0) | ((e & EPOLLERR) ? G_IO_ERR : 0) |
+                     ((e & EPOLLHUP) ? G_IO_HUP : 0));
+}
+
 /* The poll function of the endpoints' contexts: inside io_cb, readiness is what epoll_wait just
  * reported (level-triggered, and nobody else reads these sockets); anywhere else a real poll. */
 static gint io_poll(GPollFD *fds, guint nfds, gint timeout)
@@ -108,11 +117,8 @@ static gint io_poll(GPollFD *fds, guint nfds, gint timeout)
         fds[i].revents = 0;
         for (int k = 0; k < w->io_cur_n; k++) {
             if (w->io_cur[k].data.fd == fds[i].fd) {
-                uint32_t e = w->io_cur[k].events;
                 fds[i].revents =
-                    (gushort)(((e & EPOLLIN) ? G_IO_IN : 0) | ((e & EPOLLERR) ? G_IO_ERR : 0) |
-                              ((e & EPOLLHUP) ? G_IO_HUP : 0)) &
-                    (fds[i].events | G_IO_ERR | G_IO_HUP);
+                    gio_of_ev(w->io_cur[k].events) & (fds[i].events | G_IO_ERR | G_IO_HUP);
                 break;
             }
         }
@@ -127,6 +133,127 @@ static bool tx_direct(spk_relay_ep_t *ep);
 static spk_relay_ep_t *ep_of_fd(const spk_relay_worker_t *w, int fd)
 {
     return fd >= 0 && (size_t)fd < w->io_cap ? w->io_eps[fd] : NULL;
+}
+
+/* epoll data of a descriptor of the worker's context (aux) rather than an endpoint socket. */
+#define AUX_TAG (1ull << 32)
+
+/* The worker whose loop runs on this thread, for worker_poll. */
+static __thread spk_relay_worker_t *tls_loop;
+
+static uint32_t ev_of_gio(gushort g)
+{
+    return ((g & G_IO_IN) ? EPOLLIN : 0) | ((g & G_IO_OUT) ? EPOLLOUT : 0) |
+           ((g & G_IO_PRI) ? EPOLLPRI : 0);
+}
+
+/* Makes the aux registrations those of fds[] (every descriptor but the epoll set's); false when
+ * they cannot be (too many, a duplicate, epoll_ctl failing): then a plain poll() is made. */
+static bool aux_sync(spk_relay_worker_t *w, const GPollFD *fds, guint nfds)
+{
+    int fd[SPK_RELAY_IO_AUX];
+    uint32_t ev[SPK_RELAY_IO_AUX];
+    int n = 0;
+    for (guint i = 0; i < nfds; i++) {
+        if (fds[i].fd == w->epoll_fd) {
+            continue;
+        }
+        if (n == SPK_RELAY_IO_AUX || fds[i].fd < 0) {
+            return false;
+        }
+        for (int k = 0; k < n; k++) {
+            if (fd[k] == fds[i].fd) {
+                return false;
+            }
+        }
+        fd[n] = fds[i].fd;
+        ev[n++] = ev_of_gio(fds[i].events);
+    }
+    bool same = n == w->aux_n;
+    for (int k = 0; same && k < n; k++) {
+        same = fd[k] == w->aux_fd[k] && ev[k] == w->aux_ev[k];
+    }
+    if (same) {
+        return true;
+    }
+    /* Gone: unregistered, unless the number is an endpoint socket's now (the old descriptor was
+     * closed, which took it out of the set). */
+    for (int k = 0; k < w->aux_n; k++) {
+        bool kept = false;
+        for (int j = 0; j < n && !kept; j++) {
+            kept = fd[j] == w->aux_fd[k];
+        }
+        if (!kept && ep_of_fd(w, w->aux_fd[k]) == NULL) {
+            epoll_ctl(w->epoll_fd, EPOLL_CTL_DEL, w->aux_fd[k], NULL);
+        }
+    }
+    w->aux_n = 0;
+    for (int k = 0; k < n; k++) {
+        struct epoll_event e = {.events = ev[k], .data.u64 = AUX_TAG | (uint32_t)fd[k]};
+        if (epoll_ctl(w->epoll_fd, EPOLL_CTL_MOD, fd[k], &e) != 0 &&
+            (errno != ENOENT || epoll_ctl(w->epoll_fd, EPOLL_CTL_ADD, fd[k], &e) != 0)) {
+            return false;
+        }
+        w->aux_fd[w->aux_n] = fd[k];
+        w->aux_ev[w->aux_n++] = ev[k];
+    }
+    return true;
+}
+
+/* The poll function of the worker's context (see the top of the file). */
+static gint worker_poll(GPollFD *fds, guint nfds, gint timeout)
+{
+    spk_relay_worker_t *w = tls_loop;
+    w = w != NULL && w->epoll_fd >= 0 ? w : NULL;
+    GPollFD *io = NULL;
+    for (guint i = 0; w != NULL && i < nfds && io == NULL; i++) {
+        io = fds[i].fd == w->epoll_fd ? &fds[i] : NULL;
+    }
+    if (io == NULL || !aux_sync(w, fds, nfds)) {
+        return g_poll(fds, nfds, timeout);
+    }
+    struct epoll_event evs[SPK_RELAY_IO_EVENTS];
+    int n;
+    do {
+        n = epoll_wait(w->epoll_fd, evs, SPK_RELAY_IO_EVENTS, timeout);
+    } while (n < 0 && errno == EINTR);
+    for (guint i = 0; i < nfds; i++) {
+        fds[i].revents = 0;
+    }
+    w->io_ready_n = 0;
+    gint ready = 0;
+    for (int k = 0; k < n; k++) {
+        if ((evs[k].data.u64 & AUX_TAG) == 0) {
+            w->io_ready[w->io_ready_n++] = evs[k];
+            continue;
+        }
+        int fd = (int)(uint32_t)evs[k].data.u64;
+        uint32_t e = evs[k].events;
+        guint i = 0;
+        while (i < nfds && fds[i].fd != fd) {
+            i++;
+        }
+        if (i == nfds) { /* a registration left behind: the context no longer watches it */
+            epoll_ctl(w->epoll_fd, EPOLL_CTL_DEL, fd, NULL);
+            continue;
+        }
+        fds[i].revents = gio_of_ev(e);
+        ready++;
+    }
+    if (w->io_ready_n > 0) {
+        io->revents = G_IO_IN;
+        ready++;
+    } else {
+        w->io_ready_n = -1;
+    }
+    return ready;
+}
+
+void spk_relay_io_thread(spk_relay_worker_t *w)
+{
+    tls_loop = w;
+    w->io_ready_n = -1;
+    g_main_context_set_poll_func(w->ctx, worker_poll);
 }
 
 /* Whether the addresses are equal (family, address, port). */
@@ -306,11 +433,18 @@ static gboolean io_cb(gint fd, GIOCondition cond, gpointer user)
     spk_relay_worker_t *w = user;
     SPK_RELAY_ON_WORKER(w);
     (void)cond;
-    struct epoll_event evs[IO_EVENTS];
+    struct epoll_event buf[SPK_RELAY_IO_EVENTS];
+    struct epoll_event *evs = buf;
     int n;
-    do {
-        n = epoll_wait(fd, evs, IO_EVENTS, 0);
-    } while (n < 0 && errno == EINTR);
+    if (w->io_ready_n >= 0) { /* what worker_poll waited for */
+        evs = w->io_ready;
+        n = w->io_ready_n;
+        w->io_ready_n = -1;
+    } else {
+        do {
+            n = epoll_wait(fd, evs, SPK_RELAY_IO_EVENTS, 0);
+        } while (n < 0 && errno == EINTR);
+    }
     w->io_wakeups++;
     w->txq_on = true;
     tls_worker = w;
@@ -318,7 +452,7 @@ static gboolean io_cb(gint fd, GIOCondition cond, gpointer user)
     w->io_cur_n = n;
     spk_relay_ep_t *prev = NULL;
     for (int i = 0; i < n; i++) {
-        spk_relay_ep_t *ep = ep_of_fd(w, evs[i].data.fd);
+        spk_relay_ep_t *ep = (evs[i].data.u64 & AUX_TAG) ? NULL : ep_of_fd(w, evs[i].data.fd);
         if (ep == NULL || ep->io_ctx == NULL) {
             continue; /* gone */
         }
@@ -474,11 +608,14 @@ void spk_relay_io_ep_sync(spk_relay_ep_t *ep)
      * endpoint's, as no two endpoints share a socket. */
     for (guint i = 0; i < n; i++) {
         int fd = fds[i];
-        struct epoll_event ev = {.events = EPOLLIN, .data.fd = fd};
+        struct epoll_event ev = {.events = EPOLLIN, .data.u64 = (uint32_t)fd};
         if (fd < 0 || !fd_map_set(ep->w, fd, ep)) {
             continue;
         }
-        if (epoll_ctl(ep->w->epoll_fd, EPOLL_CTL_ADD, fd, &ev) != 0 && errno != EEXIST) {
+        /* EEXIST: this endpoint's already, or registered as the context's (aux) while libnice
+         * watched it there: it is the endpoint's now. */
+        if (epoll_ctl(ep->w->epoll_fd, EPOLL_CTL_ADD, fd, &ev) != 0 &&
+            (errno != EEXIST || epoll_ctl(ep->w->epoll_fd, EPOLL_CTL_MOD, fd, &ev) != 0)) {
             spk_warn(0, "relay: endpoint %llu: epoll_ctl: %s", (unsigned long long)ep->id,
                      strerror(errno));
         }

@@ -600,6 +600,7 @@ void *spk_relay_worker_main(void *arg)
     snprintf(name, sizeof(name), "spk-relay-%u", w->index);
     pthread_setname_np(pthread_self(), name); /* per-worker CPU in /proc/<pid>/task */
     g_main_context_push_thread_default(w->ctx);
+    spk_relay_io_thread(w);
     g_main_loop_run(w->loop);
     close_all(w);
     for (int i = 0; i < 64 && g_main_context_iteration(w->ctx, FALSE); i++) {
