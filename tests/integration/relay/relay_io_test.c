@@ -19,6 +19,7 @@
  *            (rx_direct), answers A's checks itself without handing anything to libnice
  *            (stun_answered, rx_yielded 0), X's first check too (a valid answer X checks), and
  *            every packet still arrives; then media again after X (libnice reads meanwhile)
+ *   direct6  direct over IPv6 (::1): the relay, the peers and X on the loopback's IPv6 address
  *   gsomtu   burst with the loopback MTU lowered below the packets' size plus headers first, so
  *            that the kernel refuses the relay's UDP GSO messages (a segment must fit the MTU;
  *            single datagrams are fragmented): the relay turns GSO off and sends the refused
@@ -76,6 +77,7 @@ static side_t A, B;
 
 /* X: a socket that claims to be A. */
 static int xfd = -1;
+static bool v6; /* direct6: everything on ::1 */
 static StunAgent xagent;
 static uint64_t x_answers;  /* success responses to its checks that validated */
 static uint64_t x_requests; /* checks from the relay, answered */
@@ -200,7 +202,11 @@ static void check_from(int fd, bool nominate)
     CHECK(len > 0);
     struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons(A.udp_port)};
     to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    CHECK(sendto(fd, buf, len, 0, (struct sockaddr *)&to, sizeof(to)) == (ssize_t)len);
+    struct sockaddr_in6 to6 = {.sin6_family = AF_INET6, .sin6_port = htons(A.udp_port)};
+    to6.sin6_addr = in6addr_loopback;
+    const struct sockaddr *dst = v6 ? (struct sockaddr *)&to6 : (struct sockaddr *)&to;
+    socklen_t dlen = v6 ? sizeof(to6) : sizeof(to);
+    CHECK(sendto(fd, buf, len, 0, dst, dlen) == (ssize_t)len);
 }
 
 /* One connectivity check from X. */
@@ -249,7 +255,7 @@ static void setup_side(side_t *s, uint64_t ep, bool dtls_server)
     s->ep = ep;
     s->ssrc = 0x5000u + (uint32_t)ep;
     spk_peer_config_t pc = {.ctx = pctx,
-                            .address = "127.0.0.1",
+                            .address = v6 ? "::1" : "127.0.0.1",
                             .dtls_server = dtls_server,
                             .media_cb = media_cb,
                             .user = s};
@@ -452,20 +458,24 @@ static void run_burst(void)
 int main(int argc, char **argv)
 {
     const char *mode = argc > 1 ? argv[1] : "stunmix";
+    v6 = strcmp(mode, "direct6") == 0;
     spk_log_set_level(getenv("SPK_TEST_DEBUG") ? SPK_LOG_DEBUG : SPK_LOG_ERROR);
     CHECK(uv_loop_init(&loop) == 0);
     pctx = g_main_context_new();
     spk_relay_config_t cfg;
     spk_relay_config_init(&cfg);
     cfg.workers = 1;
-    cfg.addresses[0] = "127.0.0.1";
+    cfg.addresses[0] = v6 ? "::1" : "127.0.0.1";
     cfg.n_addresses = 1;
     CHECK(spk_relay_new(&loop, &cfg, event_cb, NULL, &relay) == 0);
 
-    xfd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    xfd = socket(v6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     struct sockaddr_in xa = {.sin_family = AF_INET};
     xa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    CHECK(xfd >= 0 && bind(xfd, (struct sockaddr *)&xa, sizeof(xa)) == 0);
+    struct sockaddr_in6 xa6 = {.sin6_family = AF_INET6};
+    xa6.sin6_addr = in6addr_loopback;
+    CHECK(xfd >= 0 && bind(xfd, v6 ? (struct sockaddr *)&xa6 : (struct sockaddr *)&xa,
+                           v6 ? sizeof(xa6) : sizeof(xa)) == 0);
     static const uint16_t known[] = {STUN_ATTRIBUTE_USERNAME,
                                      STUN_ATTRIBUTE_MESSAGE_INTEGRITY,
                                      STUN_ATTRIBUTE_XOR_MAPPED_ADDRESS,
@@ -494,7 +504,7 @@ int main(int argc, char **argv)
         run_newpair();
     } else if (strcmp(mode, "burst") == 0) {
         run_burst();
-    } else if (strcmp(mode, "direct") == 0) {
+    } else if (strcmp(mode, "direct") == 0 || v6) {
         run_direct();
     } else if (strcmp(mode, "gsomtu") == 0) {
         /* 12 + PAYLOAD + the SRTP tag + 28 header bytes do not fit. */
@@ -510,7 +520,7 @@ int main(int argc, char **argv)
     CHECK(spk_relay_endpoint_close(relay, CONSULT, EP_A) == 0);
     CHECK(spk_relay_endpoint_close(relay, CONSULT, EP_B) == 0);
     CHECK(pump(both_closed, 5000));
-    if (strcmp(mode, "direct") == 0) {
+    if (strcmp(mode, "direct") == 0 || v6) {
         /* Both read without libnice; A's 20 checks and X's first answered by the relay itself,
          * nothing read directly dropped. */
         printf("direct: relay endpoints: rx_direct %" PRIu64 " / %" PRIu64
