@@ -37,13 +37,6 @@ double spk_bench_cpu_s(int pid)
     return stat_cpu_s(path);
 }
 
-double spk_bench_task_cpu_s(int pid, int tid)
-{
-    char path[96];
-    snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", pid, tid);
-    return stat_cpu_s(path);
-}
-
 /* Field i (0: time on a CPU, 1: time runnable and waiting) of a task's schedstat, seconds. */
 static double schedstat_s(int pid, int tid, int i)
 {

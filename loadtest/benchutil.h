@@ -7,10 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* User + system CPU seconds of a process (every thread), -1 when unknown. */
+/* User + system CPU seconds of a process (every thread, in clock ticks), -1 when unknown. */
 double spk_bench_cpu_s(int pid);
-/* The same for one thread (task) of a process. */
-double spk_bench_task_cpu_s(int pid, int tid);
 /* Seconds one thread of pid spent runnable but waiting for a CPU (schedstat), -1 unknown. */
 double spk_bench_task_wait_s(int pid, int tid);
 /* Seconds one thread of pid spent on a CPU (schedstat: nanosecond resolution, where stat counts

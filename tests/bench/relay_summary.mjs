@@ -55,6 +55,8 @@ for (const k of [2, 3, 4]) {
     event_floor_us: ep, ratio_to_event_floor: ep ? r1(perFwd / ep) : null,
     cpu_us_per_sent: r1(perSent), ratio_sent_to_floor: r1(perSent / floorUs),
     latency_p50_us: m('latency_p50_us'), latency_p99_us: m('latency_p99_us'),
+    worker_cpu_us_per_forwarded: r1(m('worker_cpu_us_per_forwarded')),
+    worker_ratio_to_event_floor: ep ? r1(m('worker_cpu_us_per_forwarded') / ep) : null,
     rss_per_participant_bytes: Math.round(m('spreekd_rss_per_participant_bytes')),
     runs: runs.map((x) => r1(x.spreekd_cpu_us_per_forwarded)),
   });
@@ -132,10 +134,11 @@ if (accept) {
 }
 console.log('event-driven floor (epoll, 10 streams, µs per forwarded packet): ' +
   epfloor.results.map((x) => `${x.pps_per_stream} pps × fan-out ${x.fanout}: ${x.us_per_forwarded}`).join(', '));
-console.log('fan-out | consults x K | fwd pps | loss % | CPU µs/fwd | ×floor | ×event floor | CPU µs/sent | ×floor | p50 µs | p99 µs');
+console.log('fan-out | consults x K | fwd pps | loss % | CPU µs/fwd | ×floor | ×event floor | workers µs/fwd | ×event floor | CPU µs/sent | ×floor | p50 µs | p99 µs');
 for (const f of fanout) {
   console.log(`${f.fanout} | ${f.consults} x ${f.participants_per_consult} | ${f.forwarded_pps} | ${f.loss_pct} | ` +
-    `${f.cpu_us_per_forwarded} | ${f.ratio_to_floor} | ${f.ratio_to_event_floor} | ${f.cpu_us_per_sent} | ${f.ratio_sent_to_floor} | ` +
+    `${f.cpu_us_per_forwarded} | ${f.ratio_to_floor} | ${f.ratio_to_event_floor} | ` +
+    `${f.worker_cpu_us_per_forwarded} | ${f.worker_ratio_to_event_floor} | ${f.cpu_us_per_sent} | ${f.ratio_sent_to_floor} | ` +
     `${f.latency_p50_us} | ${f.latency_p99_us}`);
 }
 if (capacity) {

@@ -21,5 +21,6 @@ for (const k of ["signaling_errors", "connections_lost", "media_failures", "send
 if (!(s.latency_p50_us > 0 && s.latency_p50_us <= s.latency_p99_us)) fail("latency percentiles");
 if (!(s.join_p50_ms > 0 && s.join_p50_ms <= s.join_p99_ms)) fail("join percentiles");
 if (!(s.spreekd_cpu_s >= 0 && s.spreekd_rss_kb > 0)) fail("spreekd CPU / RSS not measured");
+if (!(s.worker_cpu_us_per_forwarded > 0)) fail("relay worker CPU not measured");
 console.log("smoke: ok");
 ' "$out"
