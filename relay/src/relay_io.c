@@ -210,6 +210,9 @@ static gint worker_poll(GPollFD *fds, guint nfds, gint timeout)
         io = fds[i].fd == w->epoll_fd ? &fds[i] : NULL;
     }
     if (io == NULL || !aux_sync(w, fds, nfds)) {
+        if (w != NULL) {
+            w->io_ready_n = -1; /* io_cb waits itself */
+        }
         return g_poll(fds, nfds, timeout);
     }
     struct epoll_event evs[SPK_RELAY_IO_EVENTS];
