@@ -4,7 +4,8 @@
 // RTP payload) over sliding 1 s windows, sampled every 100 ms in the page; the publisher's
 // estimate and encoder target are recorded for the timeline. Then the browser's ICE checks on
 // the selected pairs (its consent checks, which the relay answers itself on the socket it reads
-// without libnice) must keep getting answers.
+// without libnice) must keep getting answers; a second test does the same with the relay in
+// ICE-lite mode (controlled on every connection).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -86,6 +87,27 @@ function checks(page) {
   });
 }
 
+// Over 6 s (a browser checks a stable pair about every 2.5 s) every check of the GP's page is
+// answered but the ones in flight, and the relay answered checks itself on the sockets it reads.
+async function checksAnswered(t, env, gp) {
+  const c0 = await checks(gp);
+  await sleep(6000);
+  const c1 = await checks(gp);
+  const m = await env.srv.server.metrics();
+  const sent = c1.requests - c0.requests;
+  const answered = c1.responses - c0.responses;
+  t.diagnostic(
+    `GP's ${c1.pcs} connections: ${sent} checks sent, ${answered} answered in 6 s; relay: ` +
+      `${m.spk_relay_rx_direct_total} datagrams read directly, ${m.spk_relay_stun_answered_total} ` +
+      `checks answered there, ${m.spk_relay_rx_yielded_total} left to libnice`,
+  );
+  assert.ok(c1.pcs >= 2 && c0.pcs === c1.pcs, `the GP's connections stayed connected (${c1.pcs})`);
+  assert.ok(sent >= c1.pcs, `the GP checked its pairs (${sent} checks)`);
+  assert.ok(answered >= sent - c1.pcs, `${answered} of ${sent} checks answered`);
+  assert.ok(m.spk_relay_rx_direct_total > 1000, 'the relay read the selected sockets itself');
+  assert.ok(m.spk_relay_stun_answered_total > 0, 'the relay answered checks itself');
+}
+
 // Bits per second over the window of `ms` that ends at sample i.
 function rateAt(samples, i, col, ms = 1000) {
   const [t1] = samples[i];
@@ -145,23 +167,21 @@ test('a browser publisher reaches 1 Mbit/s of video to a subscriber within 5 s',
     `the GP received at most ${kbps(best)} of video in any 1 s within ${WITHIN_MS} ms of its first frame`,
   );
 
-  // Over the next 6 s (a browser checks a stable pair about every 2.5 s) every check is answered
-  // but the ones in flight, and the relay answered checks itself.
-  const c0 = await checks(gp);
-  await sleep(6000);
-  const c1 = await checks(gp);
-  const m = await env.srv.server.metrics();
-  const sent = c1.requests - c0.requests;
-  const answered = c1.responses - c0.responses;
-  t.diagnostic(
-    `GP's ${c1.pcs} connections: ${sent} checks sent, ${answered} answered in 6 s; relay: ` +
-      `${m.spk_relay_rx_direct_total} datagrams read directly, ${m.spk_relay_stun_answered_total} ` +
-      `checks answered there, ${m.spk_relay_rx_yielded_total} left to libnice`,
-  );
-  assert.ok(c1.pcs >= 2 && c0.pcs === c1.pcs, `the GP's connections stayed connected (${c1.pcs})`);
-  assert.ok(sent >= c1.pcs, `the GP checked its pairs (${sent} checks)`);
-  assert.ok(answered >= sent - c1.pcs, `${answered} of ${sent} checks answered`);
-  assert.ok(m.spk_relay_rx_direct_total > 1000, 'the relay read the selected sockets itself');
-  assert.ok(m.spk_relay_stun_answered_total > 0, 'the relay answered checks itself');
+  await checksAnswered(t, env, gp);
+  noProblems(env);
+});
+
+test('with an ICE-lite relay the browser\'s checks are answered as well', {
+  timeout: 120000,
+}, async (t) => {
+  const env = await setup(t, { args: ['--relay-ice-lite', '1'] });
+  const gp = await openConsole(env, GP);
+  await createAndJoin(gp);
+  const invite = await newInvite(gp);
+  const pat = await patientToLobby(env, invite, PATIENT);
+  await admit(gp, pat, PATIENT);
+  await waitReceiving(gp, [PATIENT], { frames: 1, audio: 1 });
+  await waitReceiving(pat, [GP.name], { frames: 1, audio: 1 });
+  await checksAnswered(t, env, gp);
   noProblems(env);
 });
