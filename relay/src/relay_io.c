@@ -5,7 +5,8 @@
  * epoll set per worker holds the ICE sockets of all its endpoints and is the worker's single
  * packet source: on readiness the worker iterates the io_ctx of each ready endpoint only, and
  * libnice reads that endpoint's sockets until they would block, answering STUN itself (checks,
- * consent) and handing everything else to spk_relay_path_recv_cb. A wake-up therefore costs
+ * consent) and handing everything else to spk_relay_path_recv_cb (all but the selected socket,
+ * once there is one: "Receive without libnice" below). A wake-up therefore costs
  * O(ready endpoints), not the O(all sockets) of polling every source of the worker's context,
  * and takes every packet queued meanwhile. The endpoint contexts poll with io_poll, which
  * answers from the epoll result at hand instead of making a poll() system call of its own. The
