@@ -231,8 +231,8 @@ typedef struct {
     /* 1 once the endpoint's DTLS state was freed: the peer sent SRTP/SRTCP, so it finished the
      * handshake (relay_dtls.c spk_relay_dtls_release). */
     uint64_t dtls_released;
-    /* Reading the selected socket without libnice (relay/README.md "ICE and packet I/O"): datagrams the
-     * relay read itself, connectivity checks it answered itself there, and datagrams it read
+    /* Reading the selected socket without libnice (relay/README.md "ICE and packet I/O"): datagrams
+     * the relay read itself, connectivity checks it answered itself there, and datagrams it read
      * there that only libnice handles (dropped; libnice then reads the endpoint's sockets for a
      * while, so the peer's retransmission reaches it). */
     uint64_t rx_direct;
