@@ -1,5 +1,6 @@
 // Browser test: a patient in the waiting room receives no media and sends none to the call: the
-// page sets up no media there, and the server refuses media requests from the waiting room.
+// page connects to no one there (it only makes its call's connections ahead, which it uses once
+// admitted), and the server refuses media requests from the waiting room.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
@@ -20,6 +21,16 @@ const FIRST = 'Sanne de Vries';
 const SECOND = 'Piet Puk';
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+// The page's RTCPeerConnections that are not closed: whether each has a remote description and
+// its ICE state.
+function openConnections(page) {
+  return page.evaluate(() =>
+    (window.__pcs || [])
+      .filter((pc) => pc.signalingState !== 'closed')
+      .map((pc) => ({ remote: !!pc.remoteDescription, ice: pc.iceConnectionState })),
+  );
+}
+
 test('lobby: no media to or from a waiting patient', { timeout: 120000 }, async (t) => {
   const started = Date.now();
   const env = await setup(t);
@@ -36,7 +47,12 @@ test('lobby: no media to or from a waiting patient', { timeout: 120000 }, async 
   await t.test('the waiting page sets up no media by itself', async () => {
     await sleep(5000);
     assert.equal(await summary(second), null);
-    assert.deepEqual(await allInbound(second), { packets: 0, connections: 0 });
+    assert.equal((await allInbound(second)).packets, 0);
+    // The call's two connections are made ahead (publish and subscribe), and connect to no one:
+    // no remote description, no ICE.
+    const prepared = await openConnections(second);
+    assert.equal(prepared.length, 2, `connections made ahead: ${JSON.stringify(prepared)}`);
+    for (const pc of prepared) assert.deepEqual(pc, { remote: false, ice: 'new' });
   });
 
   await t.test('the waiting room can set up no relay connection', async () => {
@@ -62,6 +78,10 @@ test('lobby: no media to or from a waiting patient', { timeout: 120000 }, async 
       waitReceiving(second, [GP.name, FIRST], { frames: 30 }),
       waitReceiving(gp, [FIRST, SECOND], { frames: 30 }),
     ]);
+    // ... over the connections it made while waiting: no others were made.
+    const open = await openConnections(second);
+    assert.equal(open.length, 2, `connections: ${JSON.stringify(open)}`);
+    for (const pc of open) assert.equal(pc.remote, true);
   });
 
   await t.test('no script errors or CSP violations', () => noProblems(env));

@@ -22,6 +22,12 @@ const STATUS_KEYS = {
   weak_link: 'call.weakLink',
 };
 
+// Whether a call made by CallView.prepare is the one these options would start.
+function samePrepared(p, { client, consult, e2ee, chat }) {
+  return !!p && p.client === client && p.consult === consult && p.e2ee === e2ee && p.chat === chat &&
+    !p.call.closed;
+}
+
 export class CallView {
   // tiles: the #tiles container; status: the element for the connection status;
   // nameOf(participantId) -> display name.
@@ -30,6 +36,7 @@ export class CallView {
     this.status = status;
     this.nameOf = nameOf;
     this.call = null;
+    this.prepared = null; // a call made ahead by prepare(), not started
     this.monitor = 0;
     this.frames = new Map(); // participant -> { decoded, still }
     this.signalingLost = false;
@@ -63,10 +70,54 @@ export class CallView {
     this.unsupported = false;
     if (e2ee && (!E2ee.supported() || !chat)) {
       // No call rather than one the consult does not allow.
+      this.dropPrepared();
       this.unsupported = true;
       this.renderStatus();
       return;
     }
+    const p = this.prepared;
+    this.prepared = null;
+    let made;
+    if (samePrepared(p, { client, consult, e2ee, chat })) {
+      made = p;
+      if (p.call.stream !== stream) p.call.setStream(stream);
+      if (p.call.sendVideo !== sendVideo) p.call.setSendVideo(sendVideo);
+    } else {
+      if (p) this.discard(p);
+      made = this.make({ client, consult, stream, sendVideo, e2ee, chat, iceServers });
+    }
+    const { call } = made;
+    this.call = call;
+    this.keys = made.keys;
+    this.tiles.classList.add('in-call');
+    this.renderStatus();
+    clearInterval(this.monitor);
+    this.monitor = setInterval(() => this.watchFrames(), MONITOR_MS);
+    await call.start().catch((err) => console.warn('media', err));
+  }
+
+  // Makes a call ahead, while it may not start yet (the patient in the lobby): its connections
+  // and offer (Call.prepare) and, with E2EE, its keys, so that start() with the same options
+  // sends its media requests at once. Nothing reaches the server and the page shows no call.
+  prepare({ client, consult, stream, sendVideo = true, e2ee = false, chat = null, iceServers = null }) {
+    if (this.call) return;
+    const p = this.prepared;
+    if (samePrepared(p, { client, consult, e2ee, chat })) {
+      return;
+    }
+    this.dropPrepared();
+    if (e2ee && (!E2ee.supported() || !chat)) return;
+    this.prepared = this.make({ client, consult, stream, sendVideo, e2ee, chat, iceServers });
+    this.prepared.call.prepare();
+  }
+
+  dropPrepared() {
+    const p = this.prepared;
+    this.prepared = null;
+    if (p) this.discard(p);
+  }
+
+  make({ client, consult, stream, sendVideo, e2ee, chat, iceServers }) {
     const enc = e2ee ? new E2ee() : null;
     const call = new Call({
       client,
@@ -76,22 +127,35 @@ export class CallView {
       e2ee: enc,
       iceServers,
       onTracks: (pid, ms) => this.onTracks(call, pid, ms),
-      onState: () => this.renderStatus(),
+      onState: () => {
+        if (call === this.call) this.renderStatus();
+      },
     });
-    this.call = call;
+    let keys = null;
     if (enc) {
-      this.keys = new CallKeys({ engine: chat, consult, e2ee: enc, onChange: () => this.renderStatus() });
-      this.keys.start();
+      keys = new CallKeys({
+        engine: chat,
+        consult,
+        e2ee: enc,
+        onChange: () => {
+          if (call === this.call) this.renderStatus();
+        },
+      });
+      keys.start();
     }
-    this.tiles.classList.add('in-call');
-    this.renderStatus();
-    clearInterval(this.monitor);
-    this.monitor = setInterval(() => this.watchFrames(), MONITOR_MS);
-    await call.start().catch((err) => console.warn('media', err));
+    return { client, consult, e2ee, chat, call, enc, keys };
+  }
+
+  // A call made by prepare() and not started: closed here only (the server never heard of it).
+  discard({ call, enc, keys }) {
+    if (keys) keys.stop();
+    call.stop({ tell: false }).catch(() => {});
+    if (enc) enc.close();
   }
 
   // tell = false when the server already ended this participant's media (ended, denied, left).
   async stop({ tell = true } = {}) {
+    this.dropPrepared();
     const call = this.call;
     this.call = null;
     clearInterval(this.monitor);

@@ -21,6 +21,7 @@ const state = {
   audioOn: true,
   audioOnly: false,
   mediaReady: Promise.resolve(),
+  mediaSettled: true, // mediaReady has settled
   view: null, // CallView: audio and video through the relay once admitted
   participants: new Map(), // id -> participant (names for the tiles)
   meter: null,
@@ -130,8 +131,15 @@ function finish(kind, { reason = '', keepSession = false } = {}) {
 // ---- media ---------------------------------------------------------------------------------
 
 function startMedia(devices = {}) {
-  state.mediaReady = openLocalMedia(devices);
-  return state.mediaReady;
+  const ready = openLocalMedia(devices);
+  state.mediaReady = ready;
+  state.mediaSettled = false;
+  ready
+    .catch(() => {})
+    .then(() => {
+      if (state.mediaReady === ready) state.mediaSettled = true;
+    });
+  return ready;
 }
 
 async function openLocalMedia(devices) {
@@ -331,8 +339,12 @@ async function startCall() {
   const client = state.client;
   const s = state.session;
   if (!client || !s || !state.view) return;
-  await state.mediaReady.catch(() => {});
-  if (state.client !== client || state.screen !== 'consult') return;
+  // Without a wait when the camera is settled and the consult known: the media requests then
+  // leave before the page lays out the consult screen (enterConsult).
+  if (!state.mediaSettled) {
+    await state.mediaReady.catch(() => {});
+    if (state.client !== client || state.screen !== 'consult') return;
+  }
   // Whether the consult's media must be end-to-end encrypted (keys from its chat's MLS group).
   if (!state.consultInfo || state.consultInfo.id !== s.consult) {
     const res = await client.request('consult.get', { consult: s.consult }).catch(() => null);
@@ -357,9 +369,33 @@ function prefetchConsult(client, consult) {
   client
     .request('consult.get', { consult })
     .then((res) => {
-      if (state.client === client && !state.consultInfo && res.consult) state.consultInfo = res.consult;
+      if (state.client === client && !state.consultInfo && res.consult) {
+        state.consultInfo = res.consult;
+        prepareCall();
+      }
     })
     .catch(() => {});
+}
+
+// While the patient waits, the call's connections and offer are made ahead (CallView.prepare:
+// nothing reaches the server), so that once admitted its media requests leave at once.
+async function prepareCall() {
+  const client = state.client;
+  const s = state.session;
+  if (!client || !s || !state.view || state.view.active()) return;
+  await state.mediaReady.catch(() => {});
+  const info = state.consultInfo;
+  if (state.client !== client || state.screen !== 'waiting') return;
+  if (!info || info.id !== s.consult) return;
+  state.view.prepare({
+    client,
+    consult: s.consult,
+    stream: state.media.stream,
+    sendVideo: sendingVideo(),
+    e2ee: info.e2ee === true,
+    chat: state.chat ? state.chat.engine : null,
+    iceServers: state.iceServers,
+  });
 }
 
 // Video goes out while the camera is on and the patient did not choose audio only.
@@ -368,7 +404,11 @@ function sendingVideo() {
 }
 
 function stopCall({ tell = true } = {}) {
-  if (!state.view || !state.view.active()) return Promise.resolve();
+  if (!state.view) return Promise.resolve();
+  if (!state.view.active()) {
+    state.view.dropPrepared();
+    return Promise.resolve();
+  }
   return state.view.stop({ tell });
 }
 
@@ -411,7 +451,8 @@ function applyParticipant(participant, participants) {
   if (participant.state === 'admitted') {
     enterConsult(participants);
   } else if (participant.state === 'lobby') {
-    stopCall();
+    if (state.view && state.view.active()) stopCall().then(prepareCall);
+    else prepareCall();
     const since = $('#waiting-since');
     if (participant.since) {
       i18n.setText(since, 'join.waiting.since', { time: { time: participant.since } });
@@ -427,8 +468,9 @@ function applyParticipant(participant, participants) {
 
 function enterConsult(participants) {
   const first = state.screen !== 'consult';
-  i18n.setText($('#consult-status'), 'join.consult.admitted');
   if (participants) setParticipants(participants);
+  startCall();
+  i18n.setText($('#consult-status'), 'join.consult.admitted');
   if (first) {
     showScreen('consult');
     announce('join.consult.admitted');
@@ -439,7 +481,6 @@ function enterConsult(participants) {
       .then((res) => setParticipants(res.participants))
       .catch(() => {});
   }
-  startCall();
 }
 
 function onAdmitted(msg) {
@@ -448,7 +489,7 @@ function onAdmitted(msg) {
 }
 
 function onSentBack() {
-  stopCall();
+  stopCall().then(prepareCall);
   i18n.setText($('#waiting-status'), 'join.waiting.sentBack');
   showScreen('waiting');
   announce('join.waiting.sentBack');

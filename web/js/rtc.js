@@ -28,6 +28,11 @@ const SIMULCAST = [
   { rid: 'f', scaleResolutionDownBy: 1, maxBitrate: 1500000 },
 ];
 
+// The publish chain when no offer was made yet (Call.publish).
+const PUB_IDLE = Promise.resolve();
+// How long a prepared call's publish answer waits for the first subscribe answer (prepare()).
+const FIRST_ANSWER_WAIT_MS = 400;
+
 function simulcastEncodings(track) {
   const width = (track && track.getSettings && track.getSettings().width) || 640;
   return SIMULCAST.slice(width >= 960 ? 0 : 1).map((e) => ({ ...e }));
@@ -85,7 +90,7 @@ export class Call {
     this.rebuilding = null;
     this.subGen = 0;
     this.stashOffers = null;
-    this.pubChain = Promise.resolve();
+    this.pubChain = PUB_IDLE;
     this.hadStreams = false;
     // TURN servers from the server's answers (ice_servers), else none. `iceServers`: what the
     // page already has from invite.redeem or consult.join ([] when that answer had none: the
@@ -102,12 +107,15 @@ export class Call {
     this.offs.push(client.on('connection', (m) => this.onSignaling(m.state)));
     this.signalingDown = false;
     this.checkingSignaling = false;
+    this.started = false; // start() was called (prepare() alone says nothing to the server)
+    this.subFirst = null; // prepare(): resolves when the first subscribe offer is answered
+    this.subFirstDone = null;
   }
 
   // After the WebSocket was down the relay may have dropped both connections (they belonged to
   // the old one): both are built again once the session is restored.
   onSignaling(state) {
-    if (this.closed) return;
+    if (this.closed || !this.started) return; // a prepared call has nothing at the relay yet
     if (state !== 'open') {
       this.signalingDown = true;
     } else if (this.signalingDown) {
@@ -154,11 +162,48 @@ export class Call {
     return { ...PC_CONFIG, iceServers: this.iceServers };
   }
 
+  // Makes both connections before the call may start (a patient in the lobby), without a word
+  // to the server: the publish connection with its offer set locally, its candidates held back,
+  // and the first subscribe connection, both gathering candidates meanwhile. start() then sends
+  // its requests at once instead of first building connections and an offer. Only when the TURN
+  // servers are known and valid (they would be stale otherwise); start() replaces a prepared
+  // connection whose TURN credentials have run out meanwhile.
+  // Both requests leaving together, the page's work for both connections would coincide: the
+  // publish answer is therefore applied (and the publish connection's ICE, DTLS and encoder
+  // started) only once the first subscribe offer is answered, so that the patient's first
+  // remote frame is not queued behind the page's own sending; the relay's side of the publish
+  // connection is ready meanwhile.
+  prepare() {
+    const known = this.iceKnown && iceServersValid(this.iceServers);
+    if (this.closed || this.pub || this.sub || !known) return Promise.resolve();
+    const sub = this.replaceSubscribe();
+    sub.prepared = true;
+    this.subFirst = new Promise((resolve) => {
+      this.subFirstDone = resolve;
+    });
+    const pub = (this.pub = this.newPublish());
+    pub.hold = [];
+    pub.prepared = (async () => {
+      const offer = await pub.pc.createOffer();
+      await pub.pc.setLocalDescription(offer);
+      pub.offerSet = true;
+    })();
+    return pub.prepared.catch(() => {});
+  }
+
+  // Whether a prepared connection can still be used: open, and the TURN credentials it gathered
+  // with still good.
+  usable(conn) {
+    const servers = conn.pc.getConfiguration().iceServers || [];
+    return conn.pc.signalingState !== 'closed' && iceServersValid(servers);
+  }
+
   // Sets up both connections: at once when the TURN servers are known and still valid (or the
   // server has none), else subscribe first, so that the publish connection has the TURN
   // servers from its answer. Resolves when the publish offer is answered; media follows when
   // ICE and DTLS are done.
   async start() {
+    this.started = true;
     this.setState('connecting');
     try {
       if (this.iceKnown && iceServersValid(this.iceServers)) {
@@ -196,7 +241,12 @@ export class Call {
 
   // Offers are sent one at a time: an ICE restart waits for a negotiation in progress.
   publish(opts = {}) {
-    const run = this.pubChain.catch(() => {}).then(() => this.negotiate(opts));
+    // The first offer starts at once (a prepared one then leaves in this task), later ones
+    // after the one before.
+    const idle = this.pubChain === PUB_IDLE;
+    const run = idle
+      ? this.negotiate(opts)
+      : this.pubChain.catch(() => {}).then(() => this.negotiate(opts));
     this.pubChain = run;
     return run;
   }
@@ -206,6 +256,15 @@ export class Call {
     let pub = this.pub;
     // A closed connection cannot restart ICE: the caller rebuilds both (scheduleRetry).
     if (pub && pub.pc.signalingState === 'closed') throw new Error('publish connection closed');
+    let ready = null; // the offer prepare() set locally
+    if (pub && pub.prepared) {
+      ready = iceRestart || !this.usable(pub) ? null : pub.prepared;
+      pub.prepared = null;
+      if (!ready) {
+        pub.pc.close();
+        pub = this.pub = null;
+      }
+    }
     if (!pub) pub = this.pub = this.newPublish();
     if (iceRestart) {
       try {
@@ -214,9 +273,24 @@ export class Call {
         /* keeps the servers it has */
       }
     }
-    const offer = await pub.pc.createOffer({ iceRestart });
-    await pub.pc.setLocalDescription(offer);
-    const res = await this.request('media.publish', { sdp: pub.pc.localDescription.sdp, e2ee: !!this.e2ee });
+    if (ready) {
+      if (!pub.offerSet) await ready; // else the request leaves in this task
+    } else {
+      const offer = await pub.pc.createOffer({ iceRestart });
+      await pub.pc.setLocalDescription(offer);
+    }
+    const sent = this.request('media.publish', {
+      sdp: pub.pc.localDescription.sdp,
+      e2ee: !!this.e2ee,
+    });
+    this.release(pub);
+    const res = await sent;
+    if (this.closed || this.pub !== pub) return;
+    // A prepared call applies the publish answer once the first subscribe offer is answered
+    // (prepare()), at most FIRST_ANSWER_WAIT_MS later.
+    const first = this.subFirst;
+    this.subFirst = null;
+    if (first) await Promise.race([first, new Promise((r) => setTimeout(r, FIRST_ANSWER_WAIT_MS))]);
     if (this.closed || this.pub !== pub) return;
     await pub.pc.setRemoteDescription({ type: 'answer', sdp: res.sdp });
     pub.remoteSet = true;
@@ -285,14 +359,21 @@ export class Call {
     this.videoPaused = false; // a new connection starts with video
     if (this.subscribing) return this.subscribing;
     const gen = ++this.subGen;
-    const first = !this.sub;
+    // A connection prepare() made counts as none yet: this request is its first.
+    const ready = this.sub && this.sub.prepared && this.usable(this.sub) ? this.sub : null;
+    if (this.sub && this.sub.prepared && !ready) {
+      this.sub.pc.close();
+      this.sub = null;
+    }
+    const first = !this.sub || !!ready;
     const stash = [];
     this.stashOffers = stash;
     // The first connection is made before the request, so that it gathers its candidates
     // while the relay prepares its offer: when the TURN servers are known and valid (else it
     // waits for the answer, which carries fresh ones).
-    const early = first && this.iceKnown && iceServersValid(this.iceServers);
-    if (early) this.replaceSubscribe();
+    const early = !!ready || (first && this.iceKnown && iceServersValid(this.iceServers));
+    if (ready) ready.prepared = false;
+    else if (early) this.replaceSubscribe();
     const run = (async () => {
       try {
         await this.request('media.subscribe', { e2ee: !!this.e2ee });
@@ -368,6 +449,8 @@ export class Call {
       sdp: sub.pc.localDescription.sdp,
       version: msg.version,
     });
+    if (this.subFirstDone) this.subFirstDone();
+    this.subFirstDone = null;
     await this.flush(sub);
     await sent;
   }
@@ -428,6 +511,10 @@ export class Call {
     pc.addEventListener('icecandidate', (ev) => {
       if (this.closed || !this.isCurrent(conn)) return;
       const cand = ev.candidate && ev.candidate.candidate ? ev.candidate.candidate : '';
+      if (conn.hold) {
+        conn.hold.push(cand); // a prepared connection says nothing before its offer has gone
+        return;
+      }
       if (!cand) {
         if (sentEnd) return;
         sentEnd = true;
@@ -438,6 +525,19 @@ export class Call {
     });
     pc.addEventListener('iceconnectionstatechange', () => this.onIceState(conn));
     pc.addEventListener('connectionstatechange', () => this.onIceState(conn));
+  }
+
+  // Sends what a prepared connection held back (after its offer; candidates its offer carries
+  // already are sent again, which the relay ignores).
+  release(conn) {
+    const held = conn.hold;
+    conn.hold = null;
+    let sentEnd = false;
+    for (const cand of held || []) {
+      if (!cand && sentEnd) continue;
+      sentEnd = !cand;
+      this.request('media.candidate', { pc: conn.name, candidate: cand }).catch(() => {});
+    }
   }
 
   isCurrent(conn) {
@@ -635,7 +735,7 @@ export class Call {
     this.subGen += 1;
     this.subscribing = null;
     this.stashOffers = null;
-    this.pubChain = Promise.resolve();
+    this.pubChain = PUB_IDLE;
     this.streams = [];
     this.syncTracks();
   }

@@ -48,6 +48,8 @@ function unpackState(bytes) {
 }
 
 const seqKey = (seq) => String(seq).padStart(12, '0');
+// KeyPackage refs ("<dk>|[lr|]<ms>|<random>"): one-time ones before last-resort ones.
+const lastResortLast = (a, b) => (a.includes('|lr|') ? 1 : 0) - (b.includes('|lr|') ? 1 : 0);
 
 // One conversation as this device knows it.
 class Conversation {
@@ -85,6 +87,10 @@ export class ChatEngine {
   #queue = new Serial();
   #handlers = new Map();
   #convs = new Map();
+  // KeyPackage secrets made by this page, by ref (a copy of what the store holds): a Welcome
+  // for one of them joins without reading the store first (#join). Wiped when used, pruned or
+  // on sign-out.
+  #kpMem = new Map();
   #acks = new Map(); // conversation -> seq to acknowledge
   #ackTimer = 0;
   #kpTimer = 0;
@@ -200,6 +206,8 @@ export class ChatEngine {
   }
 
   #reset() {
+    for (const secret of this.#kpMem.values()) secret.fill(0);
+    this.#kpMem.clear();
     for (const c of this.#convs.values()) if (c.group) c.group.free();
     this.#convs.clear();
     this.#acks.clear();
@@ -251,10 +259,15 @@ export class ChatEngine {
       if (err.code === 'forbidden') this.#ended(c);
       throw err;
     }
-    c.meta = r.conversation;
-    if (!c.allowed && this.inGroup(id)) c.allowed = true;
-    this.#emit('conversation', { conversation: id });
+    this.#applyMeta(c, r);
     return c;
+  }
+
+  // A chat.get answer for c.
+  #applyMeta(c, r) {
+    c.meta = r.conversation;
+    if (!c.allowed && this.inGroup(c.id)) c.allowed = true;
+    this.#emit('conversation', { conversation: c.id });
   }
 
   // This user may no longer be in the conversation (removed, or the access it rests on ended):
@@ -376,9 +389,14 @@ export class ChatEngine {
   async #onEntry(m) {
     if (!m || typeof m.conversation !== 'string' || !Number.isInteger(m.seq)) return;
     // A Welcome is what a call's keys wait for: this device's KeyPackage secrets are listed
-    // while the conversation loads.
-    const kpRefs = m.kind === 'welcome' ? this.#kpRefs() : null;
+    // while the conversation loads, and the conversation object (its kind and consult, which
+    // the call's keys look for) is asked for at once, while the join goes on.
+    const welcome = m.kind === 'welcome';
+    const kpRefs = welcome ? this.#kpRefs() : null;
     if (kpRefs) kpRefs.catch(() => {});
+    const metaAsked = welcome
+      ? this.request('chat.get', { conversation: m.conversation }).catch(() => null)
+      : null;
     const c = await this.conversation(m.conversation);
     if (m.seq <= c.handled) {
       this.stats.skipped++;
@@ -393,9 +411,12 @@ export class ChatEngine {
     let meta = null; // after a Welcome: the conversation object, asked for while the state saves
     try {
       const data = unb64u(m.data);
-      if (m.kind === 'welcome') {
-        await this.#join(c, data, await kpRefs);
-        meta = this.refresh(c.id).catch(() => {});
+      if (welcome) {
+        await this.#join(c, data, kpRefs);
+        // The answer asked for above (else asked again: e.g. refused before the join).
+        meta = metaAsked
+          .then((r) => (r ? this.#applyMeta(c, r) : this.refresh(c.id)))
+          .catch(() => {});
         changed = true;
       } else if (!c.group || c.group.freed) {
         throw new ChatError(
@@ -427,15 +448,17 @@ export class ChatEngine {
       this.#addItem(c, item);
       await this.#storeItem(c, item).catch((err) => this.#fail(c, 'history', err));
     }
-    await this.#saveState(c).catch((err) => this.#fail(c, 'save', err));
-    this.#ackLater(c, m.seq);
-    // Who listens for the new group (the call's keys: e2ee/call_keys.js) needs its kind and
-    // consult: they are there when the events go out.
+    const saved = this.#saveState(c).catch((err) => this.#fail(c, 'save', err));
+    // Who listens for the new epoch (the call's keys: e2ee/call_keys.js) needs the
+    // conversation's kind and consult: they are there when 'epoch' goes out. It goes out while
+    // the state is saved: deriving keys from the epoch changes nothing in the group. What does
+    // (sending the outbox) waits for the save.
     if (meta) await meta;
+    if (changed && c.group && !c.group.freed && m.kind !== 'proposal') this.#emitEpoch(c);
+    await saved;
+    this.#ackLater(c, m.seq);
     if (changed) {
       this.#wakeEpoch(c);
-      if (c.group && !c.group.freed && m.kind !== 'proposal')
-        this.#emit('epoch', { conversation: c.id });
       this.#emit('conversation', { conversation: c.id, entry: m.kind });
       if (m.kind === 'welcome') this.#flushOutbox(c);
     }
@@ -465,33 +488,55 @@ export class ChatEngine {
     const refs = (await this.#store.listKeyPackageSecrets()).filter((r) =>
       r.startsWith(`${this.dk}|`),
     );
-    refs.sort((a, b) => (a.includes('|lr|') ? 1 : 0) - (b.includes('|lr|') ? 1 : 0));
+    refs.sort(lastResortLast);
     return refs;
   }
 
-  // Joins from a Welcome with one of this device's KeyPackage secrets (refs: #kpRefs()).
+  // Joins from a Welcome with one of this device's KeyPackage secrets: those this page made
+  // (#kpMem) first, without waiting for the store, then the store's (refs: a promise of
+  // #kpRefs()).
   async #join(c, welcome, refs) {
-    for (const ref of refs) {
+    const tried = new Set();
+    for (const ref of [...this.#kpMem.keys()].sort(lastResortLast)) {
+      tried.add(ref);
+      const mem = this.#kpMem.get(ref);
+      if (mem && this.#joinWith(c, ref, mem.slice(), welcome)) return;
+    }
+    for (const ref of await refs) {
+      if (tried.has(ref)) continue;
       const secret = await this.#store.getKeyPackageSecret(ref).catch(() => null);
-      if (!secret) continue;
-      let g;
-      try {
-        g = this.#mls.join(secret, welcome);
-      } catch (err) {
-        if (err.name === 'ENOTFOUND') continue;
-        throw err;
-      } finally {
-        secret.fill(0);
-      }
-      // Used once: deleted while the join goes on (the service handed that KeyPackage out
-      // once, so a copy left by a crash meanwhile matches no later Welcome).
-      if (!ref.includes('|lr|')) this.#store.deleteKeyPackageSecret(ref).catch(() => {});
-      if (c.group) c.group.free(); // an earlier membership (e.g. admitted again)
-      c.group = g;
-      c.allowed = true;
-      return;
+      if (secret && this.#joinWith(c, ref, secret, welcome)) return;
     }
     throw new ChatError('no_key_package', 'no KeyPackage of this device in the Welcome');
+  }
+
+  // Tries one secret (wiped here); true when it joined c's group.
+  #joinWith(c, ref, secret, welcome) {
+    let g;
+    try {
+      g = this.#mls.join(secret, welcome);
+    } catch (err) {
+      if (err.name === 'ENOTFOUND') return false;
+      throw err;
+    } finally {
+      secret.fill(0);
+    }
+    // Used once: deleted while the join goes on (the service handed that KeyPackage out
+    // once, so a copy left by a crash meanwhile matches no later Welcome).
+    if (!ref.includes('|lr|')) {
+      this.#forgetSecret(ref);
+      this.#store.deleteKeyPackageSecret(ref).catch(() => {});
+    }
+    if (c.group) c.group.free(); // an earlier membership (e.g. admitted again)
+    c.group = g;
+    c.allowed = true;
+    return true;
+  }
+
+  #forgetSecret(ref) {
+    const mem = this.#kpMem.get(ref);
+    if (mem) mem.fill(0);
+    this.#kpMem.delete(ref);
   }
 
   #ackLater(c, seq) {
@@ -536,10 +581,22 @@ export class ChatEngine {
       c.proposals = 0;
       await this.#saveState(c).catch((err) => this.#fail(c, 'save', err));
       this.#wakeEpoch(c);
-      this.#emit('epoch', { conversation: c.id });
+      this.#emitEpoch(c);
       this.#emit('conversation', { conversation: c.id, entry: 'commit' });
     }
     done();
+  }
+
+  // 'epoch' with `use(fn)`: fn gets c's group (or null) at once, during the event's dispatch
+  // only, without queueing behind other entries as withGroup() does.
+  #emitEpoch(c) {
+    let live = true;
+    const use = (fn) => {
+      if (!live) throw new ChatError('stale', 'use() is valid during the epoch event only');
+      return fn(c.group && !c.group.freed ? c.group : null);
+    };
+    this.#emit('epoch', { conversation: c.id, use });
+    live = false;
   }
 
   #wakeEpoch(c) {
@@ -592,6 +649,7 @@ export class ChatEngine {
       const ref = `${this.dk}|${lastResort ? 'lr|' : ''}${Date.now()}|${randomId(6)}`;
       try {
         await this.#store.putKeyPackageSecret(ref, secret);
+        this.#kpMem.set(ref, secret.slice());
       } finally {
         secret.fill(0);
       }
@@ -607,7 +665,10 @@ export class ChatEngine {
     const old = Date.now() - KP_LIFETIME_MS;
     for (const ref of refs) {
       const t = Number(ref.split('|').find((p) => /^\d{13}$/.test(p)));
-      if (t && t < old) await this.#store.deleteKeyPackageSecret(ref).catch(() => {});
+      if (t && t < old) {
+        this.#forgetSecret(ref);
+        await this.#store.deleteKeyPackageSecret(ref).catch(() => {});
+      }
     }
   }
 
@@ -874,7 +935,8 @@ export class ChatEngine {
 
   // Runs fn(group) on the queue with the conversation's group at its current epoch (null when
   // this device is not in it), e.g. to derive media keys from the MLS exporter on every 'epoch'
-  // event: engine.on('epoch', ({ conversation }) => engine.withGroup(conversation, (g) => …)).
+  // event: engine.on('epoch', ({ conversation }) => engine.withGroup(conversation, (g) => …)),
+  // or at once with the event's own use(fn) while it is dispatched.
   // fn must not keep the group.
   async withGroup(id, fn) {
     const c = await this.conversation(id);

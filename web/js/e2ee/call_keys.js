@@ -26,7 +26,7 @@ export class CallKeys {
   }
 
   start() {
-    const look = (ev) => this.#look(ev.conversation).catch(() => {});
+    const look = (ev) => this.#look(ev.conversation, ev.use).catch(() => {});
     this.offs.push(this.engine.on('epoch', look));
     this.offs.push(this.engine.on('conversation', look));
     this.offs.push(this.engine.on('ready', () => this.#lookAll()));
@@ -42,19 +42,26 @@ export class CallKeys {
     for (const c of this.engine.conversations()) this.#look(c.id).catch(() => {});
   }
 
-  async #look(id) {
+  // use: an 'epoch' event's accessor of the group (ChatEngine), valid while the event is
+  // dispatched: the key is set at once when nothing had to be awaited before.
+  async #look(id, use = null) {
     if (this.stopped || !id) return;
     if (this.conversation && this.conversation !== id) return;
     const c = this.engine.get(id);
     if (!c || !this.engine.inGroup(id)) return;
-    if (!c.meta) await this.engine.refresh(id);
+    if (!c.meta) {
+      use = null;
+      await this.engine.refresh(id);
+    }
     const m = c.meta;
     if (!m || m.kind !== 'consult' || m.consult !== this.consult) return;
     this.conversation = id;
     const before = this.e2ee.epoch;
-    await this.engine.withGroup(id, (g) => {
+    const set = (g) => {
       if (g && !this.stopped) this.e2ee.setGroup(g);
-    });
+    };
+    if (use) use(set);
+    else await this.engine.withGroup(id, set);
     if (this.e2ee.epoch !== before) this.onChange();
   }
 }
