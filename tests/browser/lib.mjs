@@ -118,9 +118,10 @@ export function artifactDir() {
   return dir;
 }
 
-// Chromium's own console lines for a refused or dropped WebSocket; expected while a test has
-// the server down on purpose.
-export const NETWORK_NOISE = /^WebSocket connection to '.*' failed/;
+// Chromium's own console lines for a refused or dropped WebSocket, and for a message sent on one
+// that the network has just closed; expected while a test has the server down on purpose.
+export const NETWORK_NOISE =
+  /^WebSocket (connection to '.*' failed|is already in CLOSING or CLOSED state)/;
 
 // Records console errors and uncaught exceptions of a page.
 export function watchPage(page, label) {

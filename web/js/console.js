@@ -952,9 +952,15 @@ async function onEnd(ev) {
 }
 
 async function admit(btn, e, p) {
-  const res = await run(btn, $('#lobby-error'), () =>
-    request('lobby.admit', { consult: e.consult.id, participant: p.id }),
-  );
+  if (state.chat) state.chat.admitting(e.consult.id, true);
+  let res;
+  try {
+    res = await run(btn, $('#lobby-error'), () =>
+      request('lobby.admit', { consult: e.consult.id, participant: p.id }),
+    );
+  } finally {
+    if (state.chat) state.chat.admitting(e.consult.id, false);
+  }
   if (!res) return;
   e.lobby = e.lobby.filter((x) => x.id !== p.id);
   upsert(e.participants, res.participant || { ...p, state: 'admitted' });

@@ -41,6 +41,7 @@ export class ConsoleChat {
     this.consultChats = new Map(); // consult id -> conversation id (its chat)
     this.consultFacts = new Map(); // consult id -> its facts (who is invited as specialist)
     this.creating = new Map(); // consult id -> Promise
+    this.admittingConsults = new Set(); // consults with a lobby.admit of this console on its way
     this.unread = new Map();
     this.timers = [];
     this.entry = null; // the consult entry shown in the detail
@@ -418,6 +419,14 @@ export class ConsoleChat {
   // it the call's keys) reaches them sooner. participants: the consult's, the patient admitted.
   admitted(consult, participants) {
     this.#onRoster(consult, participants);
+  }
+
+  // This console's lobby.admit for a consult is on its way (on) or answered (off): meanwhile
+  // its chat starts no periodic look of its own (#reconcileView), which the admission's
+  // additions would otherwise have to wait for.
+  admitting(consult, on) {
+    if (on) this.admittingConsults.add(consult);
+    else this.admittingConsults.delete(consult);
   }
 
   // Admission changed in a joined consult: the patient joins the chat when admitted, leaves it
@@ -895,6 +904,7 @@ export class ConsoleChat {
   #reconcileView() {
     const id = this.viewId;
     if (!id || !this.engine.attached) return;
+    for (const consult of this.admittingConsults) if (this.consultChats.get(consult) === id) return;
     const step = isStaff(this.user) ? this.#reconcile(id) : this.engine.refresh(id);
     Promise.resolve(step)
       .then(() => this.viewId === id && this.#renderMembers())
