@@ -9,8 +9,14 @@
  * drains). The figure is the forwarder thread's CPU time (CLOCK_THREAD_CPUTIME_ID, user +
  * system, so the wake-up and the system calls count) over the window, per forwarded packet
  * (received × F). Median of --repeat windows of --seconds per (rate, fan-out); one JSON line:
- *   {"streams":10,"results":[{"pps_per_stream":160,"fanout":1,"us_per_forwarded":..,
- *    "wakeups_per_packet":..,"received":..,"sent":..,"runs":[..]},..]} */
+ *   {"streams":10,"sink_wait":false,"results":[{"pps_per_stream":160,"fanout":1,
+ *    "us_per_forwarded":..,"wakeups_per_packet":..,"received":..,"sent":..,"runs":[..]},..]}
+ * The sink is drained by the generator between its sends, so nobody waits on it: a send costs
+ * the forwarder no wake-up of a receiver. With --sink-wait 1 a thread of its own waits in
+ * epoll_wait() on the sink and reads each packet as it comes, as a receiving client does (e.g.
+ * spreekload's peers): on loopback the sender's system call then also wakes that thread, which
+ * is part of what a relay pays per forwarded packet in such a benchmark (on a network the
+ * receiver's wake-up happens on its own machine). */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
@@ -55,8 +61,28 @@ typedef struct {
     srtp_t in[MAX_STREAMS];
     srtp_t out[MAX_FANOUT];
     atomic_bool stop;
+    bool sink_wait; /* a thread waits on the sink (above) */
     uint64_t sent, received, wakeups, cpu_ns, errors;
 } run_t;
+
+/* --sink-wait: the receiving side, woken by every packet the forwarder sends. */
+static void *sink(void *arg)
+{
+    run_t *r = arg;
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+    struct epoll_event ev = {.events = EPOLLIN};
+    epoll_ctl(ep, EPOLL_CTL_ADD, r->sink_fd, &ev);
+    static uint8_t drain[PKT + SRTP_MAX_TRAILER_LEN];
+    while (!atomic_load_explicit(&r->stop, memory_order_relaxed)) {
+        struct epoll_event got;
+        if (epoll_wait(ep, &got, 1, 50) > 0) {
+            while (recv(r->sink_fd, drain, sizeof(drain), MSG_DONTWAIT) > 0) {
+            }
+        }
+    }
+    close(ep);
+    return NULL;
+}
 
 /* The forwarder: one wake-up per arrival, the SRTP work and one sendto per subscriber. */
 static void *forwarder(void *arg)
@@ -122,7 +148,7 @@ static int generate(run_t *r)
     while ((uint64_t)next < end) {
         next += exp_gap_ns(total);
         struct timespec ts = {.tv_sec = (time_t)(next / 1e9), .tv_nsec = (long)fmod(next, 1e9)};
-        while (recv(r->sink_fd, drain, sizeof(drain), MSG_DONTWAIT) > 0) {
+        while (!r->sink_wait && recv(r->sink_fd, drain, sizeof(drain), MSG_DONTWAIT) > 0) {
         }
         clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
         int s = rand() % r->n_streams;
@@ -176,9 +202,11 @@ static void run_free(run_t *r)
 }
 
 /* One window; the forwarder's CPU per forwarded packet in ns, or a negative value. */
-static double run_once(int n_streams, int fanout, double pps, double seconds, run_t *r)
+static double run_once(int n_streams, int fanout, double pps, double seconds, bool sink_wait,
+                       run_t *r)
 {
     memset(r, 0, sizeof(*r));
+    r->sink_wait = sink_wait;
     r->n_streams = n_streams;
     r->fanout = fanout;
     r->pps = pps;
@@ -199,17 +227,26 @@ static double run_once(int n_streams, int fanout, double pps, double seconds, ru
         RAND_bytes(key, sizeof(key));
         rc |= floor_session(&r->out[f], srtp_profile_aead_aes_128_gcm, key, false);
     }
-    pthread_t th;
+    pthread_t th, sth;
     if (rc != 0 || pthread_create(&th, NULL, forwarder, r) != 0) {
         run_free(r);
         return -1;
     }
     pthread_setname_np(th, "epfloor-fwd");
+    if (sink_wait && pthread_create(&sth, NULL, sink, r) != 0) {
+        atomic_store(&r->stop, true);
+        pthread_join(th, NULL);
+        run_free(r);
+        return -1;
+    }
     rc = generate(r);
     struct timespec settle = {.tv_nsec = 20 * 1000 * 1000};
     nanosleep(&settle, NULL);
     atomic_store(&r->stop, true);
     pthread_join(th, NULL);
+    if (sink_wait) {
+        pthread_join(sth, NULL);
+    }
     run_free(r);
     if (rc != 0 || r->received == 0 || r->errors != 0) {
         return -1;
@@ -238,6 +275,7 @@ static int parse_list(const char *s, double *out, int max)
 int main(int argc, char **argv)
 {
     int streams = 10, repeat = 3;
+    bool sink_wait = false;
     double seconds = 2, rates[MAX_LIST] = {160}, fans[MAX_LIST] = {1, 2, 3};
     int n_rates = 1, n_fans = 3;
     for (int i = 1; i + 1 < argc; i += 2) {
@@ -251,21 +289,23 @@ int main(int argc, char **argv)
             n_rates = parse_list(argv[i + 1], rates, MAX_LIST);
         } else if (strcmp(argv[i], "--fanouts") == 0) {
             n_fans = parse_list(argv[i + 1], fans, MAX_LIST);
+        } else if (strcmp(argv[i], "--sink-wait") == 0) {
+            sink_wait = atoi(argv[i + 1]) != 0;
         }
     }
     if (streams < 1 || streams > MAX_STREAMS || repeat < 1 || repeat > MAX_REPEAT || seconds <= 0 ||
         n_rates < 1 || n_fans < 1) {
         fprintf(stderr,
                 "usage: epfloor [--streams N (1..%d)] [--pps R,R,..] [--fanouts F,F,..] "
-                "[--seconds S] [--repeat N (1..%d)]\n",
+                "[--seconds S] [--repeat N (1..%d)] [--sink-wait 0|1]\n",
                 MAX_STREAMS, MAX_REPEAT);
         return 2;
     }
     srtp_init();
     srand((unsigned)floor_clock_ns(CLOCK_MONOTONIC));
     printf("{\"streams\":%d,\"packet_bytes\":%d,\"profile\":\"AEAD_AES_128_GCM\",\"seconds\":%g,"
-           "\"repeats\":%d,\"results\":[",
-           streams, PKT, seconds, repeat);
+           "\"repeats\":%d,\"sink_wait\":%s,\"results\":[",
+           streams, PKT, seconds, repeat, sink_wait ? "true" : "false");
     for (int ri = 0; ri < n_rates; ri++) {
         for (int fi = 0; fi < n_fans; fi++) {
             int fan = (int)fans[fi];
@@ -277,7 +317,7 @@ int main(int argc, char **argv)
             run_t r;
             uint64_t recv_sum = 0, wake_sum = 0, sent_sum = 0;
             for (int k = 0; k < repeat; k++) {
-                v[k] = run_once(streams, fan, rates[ri], seconds, &r);
+                v[k] = run_once(streams, fan, rates[ri], seconds, sink_wait, &r);
                 if (v[k] < 0) {
                     fprintf(stderr, "epfloor: run failed (sockets, libsrtp or send)\n");
                     return 1;

@@ -25,11 +25,14 @@ const r1 = (x) => (x === null || x === undefined ? null : Math.round(x * 10) / 1
 
 const floor = read('floor.json');
 const floorUs = floor.gcm.floor_ns / 1000;
-// The event-driven floor (epfloor) at a rate per stream and fan-out: the nearest measured rate.
+// The event-driven floor (epfloor) at a rate per stream and fan-out: the nearest measured rate;
+// also with a receiver waiting for the forwarded packets (--sink-wait 1, when measured).
 const epfloor = read('epfloor.json');
-const epFloorUs = (pps, fan) => {
+const epfloorWait = readOpt('epfloor_wait.json');
+const epFloorUs = (pps, fan, ep = epfloor) => {
+  if (!ep) return null;
   let best = null;
-  for (const x of epfloor.results) {
+  for (const x of ep.results) {
     if (x.fanout !== fan) continue;
     if (!best || Math.abs(Math.log(x.pps_per_stream / pps)) < Math.abs(Math.log(best.pps_per_stream / pps))) best = x;
   }
@@ -48,6 +51,7 @@ for (const k of [2, 3, 4]) {
   const perFwd = m('spreekd_cpu_us_per_forwarded');
   const perSent = m('spreekd_cpu_us_per_sent');
   const ep = epFloorUs(runs[0].pps_per_publisher || 160, k - 1);
+  const epw = epFloorUs(runs[0].pps_per_publisher || 160, k - 1, epfloorWait);
   fanout.push({
     fanout: k - 1, participants_per_consult: k, consults: runs[0].consults,
     forwarded_pps: r1(m('forwarded_pps')), loss_pct: m('loss_pct'),
@@ -57,6 +61,8 @@ for (const k of [2, 3, 4]) {
     latency_p50_us: m('latency_p50_us'), latency_p99_us: m('latency_p99_us'),
     worker_cpu_us_per_forwarded: r1(m('worker_cpu_us_per_forwarded')),
     worker_ratio_to_event_floor: ep ? r1(m('worker_cpu_us_per_forwarded') / ep) : null,
+    event_floor_wait_us: epw,
+    worker_ratio_to_event_floor_wait: epw ? r1(m('worker_cpu_us_per_forwarded') / epw) : null,
     rss_per_participant_bytes: Math.round(m('spreekd_rss_per_participant_bytes')),
     runs: runs.map((x) => r1(x.spreekd_cpu_us_per_forwarded)),
   });
@@ -134,12 +140,16 @@ if (accept) {
 }
 console.log('event-driven floor (epoll, 10 streams, µs per forwarded packet): ' +
   epfloor.results.map((x) => `${x.pps_per_stream} pps × fan-out ${x.fanout}: ${x.us_per_forwarded}`).join(', '));
-console.log('fan-out | consults x K | fwd pps | loss % | CPU µs/fwd | ×floor | ×event floor | workers µs/fwd | ×event floor | CPU µs/sent | ×floor | p50 µs | p99 µs');
+if (epfloorWait) {
+  console.log('event-driven floor, a receiver waiting for the packets: ' +
+    epfloorWait.results.map((x) => `${x.pps_per_stream} pps × fan-out ${x.fanout}: ${x.us_per_forwarded}`).join(', '));
+}
+console.log('fan-out | consults x K | fwd pps | loss % | CPU µs/fwd | ×floor | ×event floor | workers µs/fwd | ×event floor | ×event floor, receiver waiting | CPU µs/sent | ×floor | p50 µs | p99 µs');
 for (const f of fanout) {
   console.log(`${f.fanout} | ${f.consults} x ${f.participants_per_consult} | ${f.forwarded_pps} | ${f.loss_pct} | ` +
     `${f.cpu_us_per_forwarded} | ${f.ratio_to_floor} | ${f.ratio_to_event_floor} | ` +
-    `${f.worker_cpu_us_per_forwarded} | ${f.worker_ratio_to_event_floor} | ${f.cpu_us_per_sent} | ${f.ratio_sent_to_floor} | ` +
-    `${f.latency_p50_us} | ${f.latency_p99_us}`);
+    `${f.worker_cpu_us_per_forwarded} | ${f.worker_ratio_to_event_floor} | ${f.worker_ratio_to_event_floor_wait} | ` +
+    `${f.cpu_us_per_sent} | ${f.ratio_sent_to_floor} | ${f.latency_p50_us} | ${f.latency_p99_us}`);
 }
 if (capacity) {
   for (const [name, c] of [['relay (one worker)', capacity.relay], ['capfloor (minimal forwarder)', capacity.capfloor]]) {
@@ -162,4 +172,4 @@ if (capacity) {
   if (l.added_p99_us !== undefined) console.log(`added by the relay: p50 ${l.added_p50_us} µs, p99 ${l.added_p99_us} µs`);
   else console.log('added by the relay: not given, a latency run lost packets, fell behind or waited for a CPU');
 }
-console.log(JSON.stringify({ floor, event_floor: epfloor, acceptance: accept, fanout, capacity }));
+console.log(JSON.stringify({ floor, event_floor: epfloor, event_floor_wait: epfloorWait, acceptance: accept, fanout, capacity }));

@@ -3,7 +3,10 @@
 # 1. the floors per 1200-byte packet: busy loop (srtpfloor: libsrtp unprotect + protect + one UDP
 #    sendto on loopback, both SRTP profiles, median of 3 runs) and event-driven (epfloor: the same
 #    work in an epoll forwarder woken once per arriving packet, 10 streams at random spacing,
-#    RELAY_EP_PPS packets/s per stream, fan-out 1, 2 and 3, CPU per forwarded packet, median of 3);
+#    RELAY_EP_PPS packets/s per stream, fan-out 1, 2 and 3, CPU per forwarded packet, median of 3),
+#    twice: with the packets drained by the generator between its sends, and (--sink-wait 1) read
+#    by a thread that waits for them in epoll_wait() as spreekload's peers do, so that each send
+#    also wakes a receiver, as each of the relay's sends in steps 3 and 4 does;
 # 2. the acceptance run: spreekload, 20 consults x 2 participants for 30 s, 160 pps x 1100 bytes
 #    per publisher (its JSON summary is printed as is);
 # 3. spreekd CPU time per forwarded packet at fan-out 1, 2 and 3: consults of 2, 3 and 4
@@ -49,6 +52,9 @@ echo "-- floor: libsrtp unprotect + protect + UDP sendto, 1200-byte packets"
 echo "-- event-driven floor: epoll forwarder, 10 streams, one wake-up per arrival"
 "$epfloor" --streams 10 --pps "${RELAY_EP_PPS:-50,160,800,2000}" --fanouts 1,2,3 \
   --seconds "${RELAY_EP_SECONDS:-1.5}" --repeat 3 | tee "$out/epfloor.json"
+echo "-- event-driven floor with a receiver waiting for the packets (as spreekload's peers)"
+"$epfloor" --streams 10 --pps "${RELAY_EP_PPS:-50,160,800,2000}" --fanouts 1,2,3 \
+  --seconds "${RELAY_EP_SECONDS:-1.5}" --repeat 3 --sink-wait 1 | tee "$out/epfloor_wait.json"
 
 if [[ ",$skip," != *,accept,* ]]; then
   echo "-- acceptance: 20 consults x 2 participants, ${RELAY_ACCEPT_DURATION:-30} s"
