@@ -65,18 +65,19 @@ export class CallView {
   // has no TURN), or null when not known.
   async start({ client, consult, stream, sendVideo = true, e2ee = false, chat = null, iceServers = null }) {
     if (this.call && this.call.consult === consult && this.call.client === client) return;
+    // A call prepared for this start survives the stop of another one.
+    const p = this.prepared;
+    this.prepared = null;
     if (this.call) await this.stop();
     this.signalingLost = false;
     this.unsupported = false;
     if (e2ee && (!E2ee.supported() || !chat)) {
       // No call rather than one the consult does not allow.
-      this.dropPrepared();
+      if (p) this.discard(p);
       this.unsupported = true;
       this.renderStatus();
       return;
     }
-    const p = this.prepared;
-    this.prepared = null;
     let made;
     if (samePrepared(p, { client, consult, e2ee, chat })) {
       made = p;

@@ -508,13 +508,8 @@ export class Call {
   watch(conn) {
     const { pc } = conn;
     let sentEnd = false;
-    pc.addEventListener('icecandidate', (ev) => {
-      if (this.closed || !this.isCurrent(conn)) return;
-      const cand = ev.candidate && ev.candidate.candidate ? ev.candidate.candidate : '';
-      if (conn.hold) {
-        conn.hold.push(cand); // a prepared connection says nothing before its offer has gone
-        return;
-      }
+    // A candidate to the relay ('' for the end of candidates, once per run of candidates).
+    conn.sendCandidate = (cand) => {
       if (!cand) {
         if (sentEnd) return;
         sentEnd = true;
@@ -522,6 +517,12 @@ export class Call {
         sentEnd = false;
       }
       this.request('media.candidate', { pc: conn.name, candidate: cand }).catch(() => {});
+    };
+    pc.addEventListener('icecandidate', (ev) => {
+      if (this.closed || !this.isCurrent(conn)) return;
+      const cand = ev.candidate && ev.candidate.candidate ? ev.candidate.candidate : '';
+      if (conn.hold) conn.hold.push(cand); // a prepared connection says nothing before its offer
+      else conn.sendCandidate(cand);
     });
     pc.addEventListener('iceconnectionstatechange', () => this.onIceState(conn));
     pc.addEventListener('connectionstatechange', () => this.onIceState(conn));
@@ -530,14 +531,9 @@ export class Call {
   // Sends what a prepared connection held back (after its offer; candidates its offer carries
   // already are sent again, which the relay ignores).
   release(conn) {
-    const held = conn.hold;
+    const held = conn.hold || [];
     conn.hold = null;
-    let sentEnd = false;
-    for (const cand of held || []) {
-      if (!cand && sentEnd) continue;
-      sentEnd = !cand;
-      this.request('media.candidate', { pc: conn.name, candidate: cand }).catch(() => {});
-    }
+    for (const cand of held) conn.sendCandidate(cand);
   }
 
   isCurrent(conn) {
