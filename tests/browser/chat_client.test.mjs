@@ -63,6 +63,16 @@ async function routed(page) {
   return r;
 }
 
+// Waits until the page's chat engine has been told at least once more than `before` that its
+// epoch had passed (the answer to its request comes while the Commit's entry is held back).
+async function staleAfter(page, before, ms = 20000) {
+  const until = Date.now() + ms;
+  while (Date.now() < until) {
+    if ((await page.evaluate(() => window.__spk.chat.stats.stale)) > before) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 const authenticator = (page, conv) =>
   page.evaluate((id) => {
     const c = window.__spk.chat.get(id);
@@ -146,13 +156,15 @@ test(
           (id) => Number(window.__spk.chat.get(id).group.epoch),
           conv,
         );
+        const staleBefore = await b.evaluate(() => window.__spk.chat.stats.stale);
         route.hold = true; // the second tab does not see the first tab's Commit yet
         await a.evaluate((id) => window.__spk.chat.commit(id, () => ({ update: true })), conv);
         const lost = b.evaluate(
           (id) => window.__spk.chat.commit(id, () => ({ update: true })).then((r) => r.epoch),
           conv,
         );
-        await new Promise((r) => setTimeout(r, 500));
+        // held until the second tab's Commit was refused (however long the page takes to send it)
+        await staleAfter(b, staleBefore);
         route.release();
         assert.equal(await lost, before + 2);
         assert.ok(
@@ -193,7 +205,7 @@ test(
         const item = await window.__spk.chat.send(id, tm('Verstuurd in een oud epoch'));
         return item.seq;
       }, conv);
-      await new Promise((r) => setTimeout(r, 500));
+      await staleAfter(b, staleBefore);
       route.release();
       assert.ok((await sent) > 0);
       assert.ok((await b.evaluate(() => window.__spk.chat.stats.stale)) > staleBefore);

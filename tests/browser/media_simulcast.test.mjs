@@ -88,25 +88,34 @@ test('simulcast: a weak link gets a lower layer, a good one the top layer', {
   await waitReceiving(spec, [GP.name], { frames: 30 });
 
   // The GP sends layers; both receive one video stream from the GP, announced in the offer.
+  // The layers' rates are measured over 4 s windows until the top layer costs well over the low
+  // one (a GP page that has to share the CPU with other pages may take a while to get there).
   await sleep(4000);
-  const l0 = (await summary(gp)).publish.sent.layers;
-  await sleep(4000);
-  const layers = (await summary(gp)).publish.sent.layers;
-  t.diagnostic(`GP layers: ${JSON.stringify(layers)}`);
-  const widths = [...new Set(layers.filter((l) => l.bytesSent > 0 && l.frameWidth > 0).map((l) => l.frameWidth))];
-  assert.ok(widths.length >= 2, `the GP sends at least two layers: ${JSON.stringify(layers)}`);
-  const top = Math.max(...widths);
+  let layers;
+  let low = 0;
+  let high = 0;
+  let top = 0;
+  for (let w = 0; w < 6; w++) {
+    const l0 = (await summary(gp)).publish.sent.layers;
+    await sleep(4000);
+    layers = (await summary(gp)).publish.sent.layers;
+    t.diagnostic(`GP layers: ${JSON.stringify(layers)}`);
+    const widths = [...new Set(layers.filter((l) => l.bytesSent > 0 && l.frameWidth > 0).map((l) => l.frameWidth))];
+    assert.ok(widths.length >= 2, `the GP sends at least two layers: ${JSON.stringify(layers)}`);
+    top = Math.max(...widths);
+    const bps = (rid) => {
+      const a = l0.find((l) => l.rid === rid);
+      const b = layers.find((l) => l.rid === rid);
+      return a && b ? ((b.bytesSent - a.bytesSent) * 8) / 4 : 0;
+    };
+    low = bps(layers.find((l) => l.frameWidth < top).rid);
+    high = bps(layers.find((l) => l.frameWidth === top).rid);
+    t.diagnostic(`layer bitrates: low ${Math.round(low / 1000)} kbit/s, top ${Math.round(high / 1000)} kbit/s`);
+    if (high > 2.5 * low) break;
+  }
+  assert.ok(high > 2.5 * low, 'the top layer costs well over the low one');
   // Each subscriber gets two video streams (the GP's and the other's, both simulcast): a rate
   // between two low layers and two top ones, half-way.
-  const bps = (rid) => {
-    const a = l0.find((l) => l.rid === rid);
-    const b = layers.find((l) => l.rid === rid);
-    return a && b ? ((b.bytesSent - a.bytesSent) * 8) / 4 : 0;
-  };
-  const low = bps(layers.find((l) => l.frameWidth < top).rid);
-  const high = bps(layers.find((l) => l.frameWidth === top).rid);
-  t.diagnostic(`layer bitrates: low ${Math.round(low / 1000)} kbit/s, top ${Math.round(high / 1000)} kbit/s`);
-  assert.ok(high > 2.5 * low, 'the top layer costs well over the low one');
   const RATE = `${Math.round((low + high) / 1000)}kbit`;
   const before = await watch(pat, 3000);
   t.diagnostic(`patient before shaping: ${JSON.stringify(before.map((s) => s.width))}`);
