@@ -14,6 +14,9 @@
 // Welcome) and E2EE's (the key posted to the media worker, its first frame encrypted, decrypted
 // or dropped). BENCH_JOIN_FRESH=1: every join is a new patient's first admission (a new invite
 // and browser context) instead of the same patient sent back and admitted again.
+// BENCH_JOIN_PROFILE=1: each page's main thread is sampled during every join (below);
+// BENCH_JOIN_TRACE=<file>: a Chromium trace (devtools.timeline, blink, webrtc) of the second
+// join is written to the file.
 // Usage: SPREEKD=... SPREEKCTL=... [BENCH_WEB_ROOT=dir] node tests/bench/join_browser.mjs
 //        [JOINS=20] [e2ee: 0|1]
 import { waitText } from '../browser/lib.mjs';
@@ -193,6 +196,92 @@ async function firstFrame(page, timeout = 30000) {
   return h.jsonValue();
 }
 
+// BENCH_JOIN_PROFILE=1: the main thread of each page is sampled (the DevTools protocol's CPU
+// profiler, 250 µs) from just before the admit click until both first frames were seen, and the self time of each function
+// summed over the joins is printed, with the share of the window the thread was busy.
+const profile = process.env.BENCH_JOIN_PROFILE === '1';
+const profiles = {
+  patient: { self: new Map(), busy: 0, window: 0, rtt: new Map(), net: new Map() },
+  gp: { self: new Map(), busy: 0, window: 0, rtt: new Map(), net: new Map() },
+};
+const cdpOf = new WeakMap();
+async function profStart(page) {
+  let cdp = cdpOf.get(page);
+  if (!cdp) {
+    cdp = await page.context().newCDPSession(page);
+    await cdp.send('Profiler.enable');
+    await cdp.send('Profiler.setSamplingInterval', { interval: 250 });
+    await cdp.send('Network.enable');
+    cdp.frames = [];
+    const rec = (dir) => (ev) => {
+      let m;
+      try {
+        m = JSON.parse(ev.response.payloadData);
+      } catch {
+        return;
+      }
+      cdp.frames.push({ t: ev.timestamp * 1000, dir, type: m.type, id: m.id, re: m.re, pc: m.pc });
+    };
+    cdp.on('Network.webSocketFrameSent', rec('>'));
+    cdp.on('Network.webSocketFrameReceived', rec('<'));
+    cdpOf.set(page, cdp);
+  }
+  cdp.frames.length = 0;
+  await cdp.send('Profiler.start');
+}
+async function profStop(page, into) {
+  const cdp = cdpOf.get(page);
+  const { profile: pr } = await cdp.send('Profiler.stop');
+  // The WebSocket frames as DevTools recorded them (stamped where the renderer handles them, so
+  // a busy page delays them too): each step's time since the first frame of the join, and each
+  // request's round trip.
+  const asked = new Map();
+  const f0 = cdp.frames.length ? cdp.frames[0].t : 0;
+  const seen = new Set();
+  for (const f of cdp.frames) {
+    let step = null;
+    if (f.dir === '>' && f.id != null) {
+      asked.set(f.id, f);
+      step = `> ${f.type}${f.pc ? ` ${f.pc}` : ''}`;
+    } else if (f.dir === '<' && f.re != null && asked.has(f.re)) {
+      const q = asked.get(f.re);
+      const k = `round trip ${q.type}${q.pc ? ` ${q.pc}` : ''}`;
+      if (!into.rtt.has(k)) into.rtt.set(k, []);
+      into.rtt.get(k).push(f.t - q.t);
+      step = `< ${f.type} ${q.type}${q.pc ? ` ${q.pc}` : ''}`;
+    } else if (f.dir === '<') step = `< ${f.type}`;
+    if (step && !seen.has(step)) {
+      seen.add(step);
+      if (!into.net.has(step)) into.net.set(step, []);
+      into.net.get(step).push(f.t - f0);
+    }
+  }
+  const byId = new Map(pr.nodes.map((n) => [n.id, n]));
+  for (let k = 0; k < pr.samples.length; k++) {
+    const dt = (k + 1 < pr.timeDeltas.length ? pr.timeDeltas[k + 1] : 0) / 1000;
+    const cf = byId.get(pr.samples[k]).callFrame;
+    const name = cf.functionName || '(anonymous)';
+    if (name === '(idle)') continue;
+    const url = (cf.url || '').replace(/^.*\/(web|js)\//, '');
+    const key = name.startsWith('(') ? name : `${name} ${url}:${cf.lineNumber + 1}`;
+    into.self.set(key, (into.self.get(key) || 0) + dt);
+    into.busy += dt;
+  }
+  into.window += (pr.endTime - pr.startTime) / 1000;
+}
+function profPrint(all, joins) {
+  for (const [who, pr] of Object.entries(all)) {
+    console.log(`main thread of the ${who}'s page, admit to first frame, ${joins} joins: busy ${Math.round(pr.busy / joins)} ms of ${Math.round(pr.window / joins)} ms per join`);
+    const rows = [...pr.self].sort((a, b) => b[1] - a[1]).slice(0, 30);
+    for (const [k, ms] of rows) console.log(`  ${(ms / joins).toFixed(1).padStart(6)} ms  ${k}`);
+    console.log(`  WebSocket frames in DevTools at the ${who}'s page, ms since its first frame of the join (p50):`);
+    const net = [...pr.net].map(([k, a]) => [k, pct(a, 50), a.length]).sort((a, b) => a[1] - b[1]);
+    for (const [k, p50, n] of net) console.log(`  ${p50.toFixed(1).padStart(7)} ${String(n).padStart(3)}  ${k}`);
+    console.log(`  round trips in DevTools (p50 / p95 ms):`);
+    for (const [k, a] of pr.rtt) console.log(`  ${pct(a, 50).toFixed(1).padStart(7)} ${pct(a, 95).toFixed(1).padStart(7)}  ${k}`);
+  }
+}
+
 const pct = (a, p) => {
   const s = [...a].sort((x, y) => x - y);
   return s[Math.min(s.length - 1, Math.floor((s.length * p) / 100))];
@@ -235,12 +324,20 @@ try {
     }
     await arm(pat);
     await arm(gp);
+    if (profile && i > 0) await Promise.all([profStart(pat), profStart(gp)]);
+    const tracing = process.env.BENCH_JOIN_TRACE && i === 1;
+    if (tracing) await env.browser.startTracing(pat, { path: process.env.BENCH_JOIN_TRACE, categories: ['devtools.timeline', 'disabled-by-default-devtools.timeline', 'blink', 'webrtc'] });
     const tClick = Date.now();
     await admit(gp, pat, nameOf(i), { timeout: 30000 });
     // The admit is the click as the GP's page received it (Playwright's own checks before it
     // clicks take tens of milliseconds that no person waits for); one clock for all pages.
     const t0 = (await gp.evaluate(() => window.__admitClick)) || tClick;
     const [p, g] = await Promise.all([firstFrame(pat), firstFrame(gp)]);
+    if (tracing) await env.browser.stopTracing();
+    if (profile && i > 0) {
+      await profStop(pat, profiles.patient);
+      await profStop(gp, profiles.gp);
+    }
     if (i > 0) {
       // the first join warms up the pages (module loading, the MLS library); not counted
       atPatient.push(p - t0);
@@ -280,6 +377,7 @@ try {
       out[`${who}_steps_p50`] = Object.fromEntries(rows.map(([w, p50]) => [w, p50]));
     }
   }
+  if (profile) profPrint(profiles, joins);
   console.log(JSON.stringify(out));
   console.log(
     `join (admit → first decoded remote frame), ${joins} ${fresh ? 'first admissions' : 'joins'}, E2EE ${e2ee ? 'on' : 'off'}: ` +

@@ -147,6 +147,12 @@ export class CallView {
     return { client, consult, e2ee, chat, call, enc, keys };
   }
 
+  // Resolves when the started call, if it was made ahead (prepare), has its first subscribe
+  // connection up; at once otherwise.
+  firstConnected() {
+    return (this.call && this.call.firstUp) || Promise.resolve();
+  }
+
   // A call made by prepare() and not started: closed here only (the server never heard of it).
   discard({ call, enc, keys }) {
     if (keys) keys.stop();

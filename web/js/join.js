@@ -13,7 +13,9 @@ const ENDED_KEY = 'spk.join.ended';
 const CODE_RE = /^[A-Za-z0-9_-]{8,128}$/;
 
 const state = {
-  screen: 'loading',
+  screen: 'loading', // what the page is in
+  shown: 'loading', // the screen on display (the consult's may follow its state briefly)
+  entries: 0, // admissions seen, so that a late layout of the consult screen knows its own
   invite: null,
   session: null, // { token, consult, participant, name, invite }
   media: { stream: null, video: false, audio: false, errorKey: null },
@@ -78,6 +80,7 @@ function readInvite() {
 
 function showScreen(name, { focus = true } = {}) {
   state.screen = name;
+  state.shown = name;
   for (const el of $$('.screen')) show(el, el.id === `screen-${name}`);
   document.body.dataset.screen = name;
   if (focus) {
@@ -198,12 +201,14 @@ function stopMedia() {
   attachMedia();
 }
 
-function attachMedia() {
+// The camera is shown on the visible screen's video element; `also` (a screen about to be
+// shown) gets it as well.
+function attachMedia(also = null) {
   const stream = state.media.stream;
   const visible = { setup: '#preview', waiting: '#waiting-video', consult: '#local-video' };
   for (const [screen, sel] of Object.entries(visible)) {
     const el = $(sel);
-    const want = screen === state.screen && state.media.video ? stream : null;
+    const want = (screen === state.shown || screen === also) && state.media.video ? stream : null;
     if (el.srcObject !== want) media.attach(el, want);
   }
 }
@@ -466,14 +471,32 @@ function applyParticipant(participant, participants) {
   }
 }
 
+// How long a patient just admitted may see the waiting screen while the call made ahead
+// connects (CallView.firstConnected).
+const LAYOUT_WAIT_MS = 800;
+
 function enterConsult(participants) {
   const first = state.screen !== 'consult';
   if (participants) setParticipants(participants);
+  if (first) state.screen = 'consult';
   startCall();
   i18n.setText($('#consult-status'), 'join.consult.admitted');
   if (first) {
-    showScreen('consult');
     announce('join.consult.admitted');
+    // The consult screen is laid out once the call made ahead has its subscribe connection
+    // up: its layout (styles, the local video moved, the focus) would otherwise take the page's
+    // thread while the connection is being made, which the picture waits for; the picture's
+    // first frame needs a key frame after that anyway.
+    // The consult screen's video gets the camera at once, before the call's encoder starts
+    // (a new player of the camera track while it encodes delayed the first frame others saw).
+    attachMedia('consult');
+    const entry = ++state.entries;
+    const wait = state.view ? state.view.firstConnected() : Promise.resolve();
+    Promise.race([wait, new Promise((r) => setTimeout(r, LAYOUT_WAIT_MS))]).then(() => {
+      if (state.entries === entry && state.screen === 'consult' && state.shown !== 'consult') {
+        showScreen('consult');
+      }
+    });
   }
   if (!participants && state.client && state.session) {
     state.client

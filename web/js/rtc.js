@@ -110,6 +110,8 @@ export class Call {
     this.started = false; // start() was called (prepare() alone says nothing to the server)
     this.subFirst = null; // prepare(): resolves when the first subscribe offer is answered
     this.subFirstDone = null;
+    this.firstUp = null; // prepare(): resolves when the first subscribe connection is connected
+    this.firstUpDone = null;
   }
 
   // After the WebSocket was down the relay may have dropped both connections (they belonged to
@@ -180,6 +182,9 @@ export class Call {
     sub.prepared = true;
     this.subFirst = new Promise((resolve) => {
       this.subFirstDone = resolve;
+    });
+    this.firstUp = new Promise((resolve) => {
+      this.firstUpDone = resolve;
     });
     const pub = (this.pub = this.newPublish());
     pub.hold = [];
@@ -616,6 +621,10 @@ export class Call {
     } else if (s === 'connected' || s === 'completed') {
       clearTimeout(conn.timer);
       conn.timer = 0;
+    }
+    if (c === 'connected' && conn === this.sub && this.firstUpDone) {
+      this.firstUpDone();
+      this.firstUpDone = null;
     }
     this.updateState();
   }
