@@ -64,14 +64,12 @@ async function routed(page) {
 }
 
 // Waits until the page's chat engine has been told at least once more than `before` that its
-// epoch had passed (the answer to its request comes while the Commit's entry is held back).
-async function staleAfter(page, before, ms = 20000) {
-  const until = Date.now() + ms;
-  while (Date.now() < until) {
-    if ((await page.evaluate(() => window.__spk.chat.stats.stale)) > before) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+// epoch had passed (the answer to its request comes while the Commit's entry is held back); the
+// test's assertions say what went wrong if that never happens.
+const staleAfter = (page, before) =>
+  page
+    .waitForFunction((n) => window.__spk.chat.stats.stale > n, before, { timeout: 20000, polling: 50 })
+    .catch(() => {});
 
 const authenticator = (page, conv) =>
   page.evaluate((id) => {

@@ -484,11 +484,11 @@ function enterConsult(participants) {
   if (first) {
     announce('join.consult.admitted');
     // The consult screen is laid out once the call made ahead has its subscribe connection
-    // up: its layout (styles, the local video moved, the focus) would otherwise take the page's
-    // thread while the connection is being made, which the picture waits for; the picture's
-    // first frame needs a key frame after that anyway.
-    // The consult screen's video gets the camera at once, before the call's encoder starts
-    // (a new player of the camera track while it encodes delayed the first frame others saw).
+    // up: its layout (styles, the focus) would otherwise take the page's thread while the
+    // connection is being made, which the picture waits for; the picture's first frame needs a
+    // key frame after that anyway. Its video gets the camera at once, before the call's encoder
+    // starts (a new player of the camera track while it encodes delayed the first frame others
+    // saw).
     attachMedia('consult');
     const entry = ++state.entries;
     const wait = state.view ? state.view.firstConnected() : Promise.resolve();
